@@ -1,0 +1,23 @@
+/** @jest-config-loader-options {"transpileOnly": true, "compilerOptions": {"module": "CommonJS", "moduleResolution": "Node10"}} */
+import { createJsWithTsPreset, type JestConfigWithTsJest } from 'ts-jest';
+
+const preset = createJsWithTsPreset({ tsconfig: '<rootDir>/tsconfig.jest.json' });
+
+const config: JestConfigWithTsJest = {
+  ...preset,
+  testEnvironment: 'node',
+  roots: ['<rootDir>/packages', '<rootDir>/test', '<rootDir>/examples'],
+  testMatch: ['**/*.test.ts'],
+  testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+  transformIgnorePatterns: [
+    '/node_modules/(?!(\\.pnpm|openid-client|oauth4webapi|jose|oidc-provider|@koa|koa|quick-lru|nanoid|eta)/)',
+  ],
+  moduleNameMapper: {
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+    '^@openid-express/rp$': '<rootDir>/packages/rp/src/index.ts',
+    '^@openid-express/op$': '<rootDir>/packages/op/src/index.ts',
+  },
+  testTimeout: 30000,
+};
+
+export default config;

@@ -1,0 +1,19 @@
+import type { Adapter } from 'oidc-provider';
+
+/**
+ * Where the OP keeps its records: oidc-provider's models (through `adapterFor`) and the
+ * login-throttling counters (so limits hold across instances).
+ * `memoryAdapter()` for development, `redisAdapter(client)` for production.
+ */
+export interface OpStore {
+  /** oidc-provider adapter factory, one per model name (Session, AccessToken, Grant ...). */
+  adapterFor(modelName: string): Adapter;
+  /** Adds one to `key`, (re)starting its expiry at `ttlSeconds` on the first hit; returns the new count. */
+  increment(key: string, ttlSeconds: number): Promise<number>;
+  /** The current count of `key` (0 when absent or expired). */
+  count(key: string): Promise<number>;
+  /** Forgets `key`. */
+  reset(key: string): Promise<void>;
+  /** Human name for logs and the production warning ("memory", "redis"). */
+  readonly kind: string;
+}

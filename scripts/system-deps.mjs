@@ -1,0 +1,33 @@
+// The tests use a real redis-server and a real Chromium. Find them, or install them with apt-get
+// where we can (Debian, root), or stop with a message that says what to install.
+import { execSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+const needs = [
+  { what: 'redis-server', paths: ['/usr/bin/redis-server'], pkg: 'redis-server' },
+  { what: 'Chromium', paths: ['/usr/bin/chromium', '/usr/lib/chromium/chromium'], pkg: 'chromium' },
+];
+
+const has = (n) => n.paths.some((p) => existsSync(p));
+
+export function ensureSystemDependencies() {
+  const missing = needs.filter((n) => !has(n));
+  if (missing.length === 0) return;
+  const pkgs = missing.map((n) => n.pkg).join(' ');
+  const canApt = existsSync('/usr/bin/apt-get') && process.getuid?.() === 0;
+  if (!canApt) {
+    console.error(
+      `The tests need ${missing.map((n) => n.what).join(' and ')}, which this machine lacks.\n` +
+        `Install them (Debian/Ubuntu: sudo apt-get install -y ${pkgs}) and run npm test again.`,
+    );
+    process.exit(1);
+  }
+  console.log(`Installing ${pkgs} with apt-get (needed by the tests)...`);
+  execSync('apt-get update -qq', { stdio: 'inherit' });
+  execSync(`DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkgs}`, { stdio: 'inherit' });
+  const still = missing.filter((n) => !has(n));
+  if (still.length) {
+    console.error(`apt-get did not provide ${still.map((n) => n.what).join(', ')}.`);
+    process.exit(1);
+  }
+}
