@@ -1,0 +1,144 @@
+// The application: an OpenID Connect Relying Party built with @openid-express/rp.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import express from 'express';
+import session from 'express-session';
+import { rp, requireAuth } from '@openid-express/rp';
+import { configureProviders, providerLabel } from './providers.js';
+import { homePage, profilePage, errorPage, sendPage } from './views.js';
+
+/**
+ * Builds the quickstart application (an Express app). It does not listen: the caller does.
+ *
+ * @param {object} options
+ * @param {string} options.baseURL       where browsers reach the app, e.g. http://localhost:3000
+ * @param {string} options.issuer        the Demo OP's issuer, e.g. http://127.0.0.1:3001/op
+ * @param {{clientId: string, clientSecret: string}} options.client  the app's client at the Demo OP
+ * @param {Array} [options.accounts]     demo accounts to show on the home page
+ * @param {Record<string, string|undefined>} [options.env]  GOOGLE_CLIENT_ID ... SESSION_SECRET
+ * @example
+ *   const app = createApplication({ baseURL: 'http://localhost:3000', issuer, client });
+ *   app.listen(3000);
+ */
+export function createApplication({ baseURL, issuer, client, accounts = [], env = process.env }) {
+  const { providers, buttons, setupHints } = configureProviders({ issuer, client, baseURL, env });
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(
+    session({
+      name: 'quickstart.sid',
+      secret: env.SESSION_SECRET || randomBytes(32).toString('hex'),
+      resave: false,
+      saveUninitialized: false,
+      cookie: { httpOnly: true, sameSite: 'lax', secure: baseURL.startsWith('https:') },
+    }),
+  );
+  app.use(rp({ baseURL, providers }));
+
+  const loginButtons = buttons.map((b) => ({ ...b, loginUrl: `/auth/login/${b.name}?returnTo=/profile` }));
+  const home = (notice) => (req, res) => {
+    const user = viewUser(req);
+    sendPage(res, 200, homePage({ user, providers: loginButtons, accounts, setupHints, notice }));
+  };
+  app.get('/', home());
+  app.get('/signed-out', home('You are signed out.'));
+
+  app.get('/profile', requireAuth(), (req, res) => {
+    const flash = takeFlash(req);
+    const token = req.oidc.accessToken;
+    sendPage(
+      res,
+      200,
+      profilePage({
+        user: viewUser(req),
+        token: token && { expiresAt: toEpochSeconds(token.expiresAt), scope: token.scope, refreshed: req.session.refreshed },
+        claims: req.oidc.user.claims ?? {},
+        userinfo: flash.userinfo,
+        notice: flash.notice,
+        error: flash.error,
+        csrf: csrfToken(req),
+      }),
+    );
+  });
+
+  const form = [requireAuth(), express.urlencoded({ extended: false, limit: '2kb' }), checkCsrf];
+  app.post('/profile/refresh', ...form, action(async (req) => {
+    await req.oidc.refresh();
+    req.session.refreshed = (req.session.refreshed ?? 0) + 1;
+    return { notice: 'Tokens refreshed: a new access token, and a new expiry below.' };
+  }));
+  app.post('/profile/userinfo', ...form, action(async (req) => {
+    const userinfo = await req.oidc.fetchUserInfo();
+    return { notice: 'The userinfo endpoint answered.', userinfo };
+  }));
+
+  app.use((req, res) => {
+    sendPage(res, 404, errorPage({ status: 404, title: 'Page not found', message: 'There is nothing at this address.', user: viewUser(req) }));
+  });
+  app.use(errorHandler);
+  return app;
+}
+
+// Runs a profile action and shows its outcome on the profile page (post / redirect / get).
+function action(run) {
+  return async (req, res) => {
+    try {
+      req.session.flash = await run(req);
+    } catch (err) {
+      req.session.flash = { error: `That did not work: ${describe(err).message}${err?.code ? ` (${err.code})` : ''}` };
+    }
+    res.redirect(303, '/profile');
+  };
+}
+
+function takeFlash(req) {
+  const flash = req.session.flash ?? {};
+  delete req.session.flash;
+  return flash;
+}
+
+function csrfToken(req) {
+  req.session.csrf ??= randomBytes(24).toString('base64url');
+  return req.session.csrf;
+}
+
+// The session cookie is SameSite=Lax already; the token also stops same-site forgeries.
+function checkCsrf(req, res, next) {
+  const expected = Buffer.from(String(req.session.csrf ?? ''));
+  const given = Buffer.from(String(req.body?.csrf ?? ''));
+  if (expected.length > 0 && expected.length === given.length && timingSafeEqual(expected, given)) return next();
+  sendPage(res, 403, errorPage({ status: 403, title: 'Form expired', message: 'This form is stale or did not come from this site. Reload the profile page and try again.', code: 'csrf_mismatch', user: viewUser(req) }));
+}
+
+function viewUser(req) {
+  if (!req.oidc?.isAuthenticated()) return undefined;
+  const u = req.oidc.user;
+  return { ...u, given_name: u.claims?.given_name, providerLabel: providerLabel(u.provider) };
+}
+
+// Accepts seconds since the epoch, milliseconds or a Date, so the page does not care which.
+function toEpochSeconds(value) {
+  if (value === undefined || value === null) return undefined;
+  const n = value instanceof Date ? value.getTime() : Number(value);
+  return Math.round(n > 1e12 ? n / 1000 : n);
+}
+
+function describe(err) {
+  const oauthError = err?.error ?? err?.cause?.error;
+  if (oauthError === 'access_denied') {
+    return {
+      status: 403,
+      title: 'Sign-in cancelled',
+      message: 'You chose not to share your information with this application, so you are not signed in. You can try again whenever you like.',
+    };
+  }
+  const status = Number(err?.status ?? err?.statusCode) || 500;
+  if (status >= 500) return { status, title: 'Something went wrong', message: 'The application hit an unexpected error. Try again in a moment.' };
+  return { status, title: status === 401 ? 'Please sign in' : 'That did not work', message: err?.message || 'The request was refused.' };
+}
+
+function errorHandler(err, req, res, next) {
+  if (res.headersSent) return next(err);
+  const d = describe(err);
+  if (d.status >= 500) console.error(err);
+  sendPage(res, d.status, errorPage({ ...d, code: err?.code ?? err?.error, user: viewUser(req) }));
+}
