@@ -1,0 +1,95 @@
+/**
+ * `google()`: Google as an OpenID Provider. Its quirks live here: the scheme-less `iss`
+ * ("accounts.google.com"), refresh tokens only with `access_type=offline` + `prompt=consent`, and
+ * `hd` being a UI hint that the RP itself must enforce on the ID token.
+ */
+import type { ProviderConfig } from '../options.js';
+import { asString, requireString, requireUrl } from './oauth2.js';
+
+/** Options of {@link google}. */
+export interface GoogleOptions {
+  clientId: string;
+  clientSecret: string;
+  /** Space-separated scopes. Default: "openid email profile". */
+  scope?: string;
+  /** Ask for a refresh token (`access_type=offline`, `prompt=consent`). Default false. */
+  offline?: boolean;
+  /** Google Workspace domain: sent as `hd`, and an ID token with another `hd` claim is refused. */
+  hostedDomain?: string;
+  /** Extra authorization parameters (e.g. `login_hint`). */
+  authorizationParams?: Record<string, string>;
+  /** Label for login buttons. Default: "Google". */
+  label?: string;
+  /** Issuer to discover. Default: https://accounts.google.com (override for tests only). */
+  issuer?: string;
+  /** Allow http:// endpoints (tests against loopback only). */
+  allowInsecureRequests?: boolean;
+}
+
+/** Refused ID token: its `hd` claim is not the configured `hostedDomain`. */
+export class HostedDomainError extends Error {
+  readonly code = 'hosted_domain_mismatch';
+  constructor(expected: string, actual: unknown) {
+    super(`ID token hd ${JSON.stringify(actual ?? null)} is not the required hosted domain "${expected}"`);
+    this.name = 'HostedDomainError';
+  }
+}
+
+/**
+ * The Google provider entry (OpenID Connect, discovery, code flow with PKCE).
+ *
+ * @example
+ * ```ts
+ * rp({ baseURL, providers: {
+ *   google: google({ clientId, clientSecret, offline: true, hostedDomain: 'example.com' }),
+ * } });
+ * ```
+ */
+export function google(options: GoogleOptions): ProviderConfig {
+  const where = 'google()';
+  requireString(where, options, 'clientId');
+  requireString(where, options, 'clientSecret');
+  if (options.issuer !== undefined) requireUrl(where, options, 'issuer');
+  if (options.hostedDomain !== undefined) requireString(where, options, 'hostedDomain');
+  const hostedDomain = options.hostedDomain;
+  return {
+    type: 'oidc',
+    label: options.label ?? 'Google',
+    clientId: options.clientId,
+    clientSecret: options.clientSecret,
+    tokenEndpointAuthMethod: 'client_secret_basic',
+    issuer: options.issuer ?? 'https://accounts.google.com',
+    scope: options.scope ?? 'openid email profile',
+    responseType: 'code',
+    responseMode: 'query',
+    pkce: true,
+    authorizationParams: {
+      ...(options.offline ? { access_type: 'offline', prompt: 'consent' } : {}),
+      ...(hostedDomain ? { hd: hostedDomain } : {}),
+      ...options.authorizationParams,
+    },
+    expectedIssuer: schemelessIssuer,
+    validateIdToken: hostedDomain
+      ? (claims) => {
+          if (claims.hd !== hostedDomain) throw new HostedDomainError(hostedDomain, claims.hd);
+        }
+      : undefined,
+    profile: (claims) => ({
+      sub: asString(claims.sub),
+      name: asString(claims.name),
+      email: asString(claims.email),
+      emailVerified: typeof claims.email_verified === 'boolean' ? claims.email_verified : undefined,
+      picture: asString(claims.picture),
+    }),
+    allowInsecureRequests: options.allowInsecureRequests,
+  };
+}
+
+/**
+ * Google signs some ID tokens with `iss: "accounts.google.com"`: the issuer without its scheme is
+ * accepted as the same issuer; anything else must equal the metadata issuer.
+ */
+function schemelessIssuer(claims: Record<string, unknown>, metadataIssuer: string): string {
+  const bare = metadataIssuer.replace(/^https?:\/\//, '');
+  return claims.iss === bare ? bare : metadataIssuer;
+}
