@@ -1,3 +1,25 @@
-export {};
+export { op, type OpApp } from './router.js';
+export { webfinger, ISSUER_REL, type WebFingerOptions } from './webfinger.js';
+export {
+  memoryAccounts, claimsForScope, SCOPE_CLAIMS,
+  type Account, type AccountClaims, type AccountStore, type MemoryAccount,
+} from './accounts.js';
+export { password, type PasswordOptions } from './authenticators/password.js';
+export type {
+  Authenticator, AuthenticationFailure, AuthenticationSuccess, LoginFormContext, VerifyInput,
+} from './authenticators/authenticator.js';
 export { memoryAdapter, type MemoryAdapterOptions, type MemoryOpStore } from './adapters/memory.js';
+export { redisAdapter, type RedisAdapterOptions, type RedisCommandClient } from './adapters/redis.js';
 export type { OpStore } from './adapters/types.js';
+export { generateKeys } from './keys.js';
+export { OpConfigError, OpError, type OpErrorCode } from './errors.js';
+export {
+  DEFAULT_TTL, type OpClient, type OpFeatures, type OpOptions, type OpThrottle, type OpTtl,
+} from './options.js';
+export { defaultViews, type View, type ViewProps, type Views } from './views/render.js';
+export { escapeHtml } from './views/escape.js';
+export type { ConsentItem, ConsentViewProps } from './views/consent.js';
+export type { ErrorViewProps } from './views/error.js';
+export type { LayoutProps } from './views/layout.js';
+export type { LoginFormProps, LoginViewProps } from './views/login.js';
+export type { LogoutSuccessViewProps, LogoutViewProps } from './views/logout.js';

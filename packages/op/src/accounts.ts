@@ -1,0 +1,130 @@
+import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+
+/** Standard OIDC claims (and any others) an account releases, keyed by claim name. */
+export type AccountClaims = Record<string, unknown>;
+
+/** What the OP knows about an account. `id` becomes the `sub` claim. */
+export interface Account {
+  id: string;
+  /** Names the user signs in with (username, email ...), compared case-insensitively. */
+  logins: string[];
+}
+
+/**
+ * Where the OP finds accounts. Implement it over your user database; `memoryAccounts()` is the
+ * in-memory one for development and tests.
+ */
+export interface AccountStore {
+  /** The account a login name (username or email) belongs to, or undefined. */
+  findByLogin(login: string): Promise<Account | undefined>;
+  /** The account with this id, or undefined. */
+  findById(id: string): Promise<Account | undefined>;
+  /**
+   * The account id when `password` is right for `login`, else undefined. Must take the same time
+   * whether or not the login exists (no user enumeration by timing).
+   */
+  verifyPassword(login: string, password: string): Promise<string | undefined>;
+  /** The claims of the account released for `scope` (space-separated), without `sub`. */
+  claims(id: string, scope: string): Promise<AccountClaims>;
+}
+
+/** One account given to `memoryAccounts()`. */
+export interface MemoryAccount {
+  id: string;
+  username: string;
+  /** Clear text, hashed with scrypt at start-up and then forgotten. */
+  password: string;
+  claims?: AccountClaims;
+}
+
+/** Which claims each standard scope releases (OIDC Core 5.4). */
+export const SCOPE_CLAIMS: Record<string, string[]> = {
+  openid: ['sub'],
+  profile: [
+    'name', 'family_name', 'given_name', 'middle_name', 'nickname', 'preferred_username',
+    'profile', 'picture', 'website', 'gender', 'birthdate', 'zoneinfo', 'locale', 'updated_at',
+  ],
+  email: ['email', 'email_verified'],
+  address: ['address'],
+  phone: ['phone_number', 'phone_number_verified'],
+};
+
+const KEYLEN = 32;
+
+function hash(password: string, salt: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    scrypt(password.normalize('NFKC'), salt, KEYLEN, (err, key) => (err ? reject(err) : resolve(key)));
+  });
+}
+
+interface Stored {
+  account: Account;
+  salt: Buffer;
+  hash: Promise<Buffer>;
+  claims: AccountClaims;
+}
+
+/** Claims of `all` that the space-separated `scope` releases (unknown claims go with `profile`). */
+export function claimsForScope(all: AccountClaims, scope: string): AccountClaims {
+  const scopes = new Set(scope.split(' '));
+  const known = new Set(Object.values(SCOPE_CLAIMS).flat());
+  const out: AccountClaims = {};
+  for (const [name, value] of Object.entries(all)) {
+    const releasedBy = Object.entries(SCOPE_CLAIMS).find(([, names]) => names.includes(name))?.[0];
+    if ((releasedBy && scopes.has(releasedBy)) || (!known.has(name) && scopes.has('profile'))) {
+      out[name] = value;
+    }
+  }
+  return out;
+}
+
+/**
+ * An in-memory `AccountStore`. Passwords are hashed with scrypt when it is created and compared in
+ * constant time; unknown logins are checked against a dummy hash so timing does not tell them apart.
+ * Logins are the username and, when present, the `email` claim.
+ *
+ * @example
+ * const accounts = memoryAccounts([
+ *   { id: 'alice', username: 'alice', password: 'wonderland', claims: { name: 'Alice', email: 'alice@example.org' } },
+ * ]);
+ */
+export function memoryAccounts(list: MemoryAccount[]): AccountStore {
+  const byLogin = new Map<string, Stored>();
+  const byId = new Map<string, Stored>();
+  for (const entry of list) {
+    if (!entry.id || !entry.username || typeof entry.password !== 'string') {
+      throw new TypeError('memoryAccounts(): every account needs id, username and password');
+    }
+    if (byId.has(entry.id)) throw new TypeError(`memoryAccounts(): duplicate account id "${entry.id}"`);
+    const claims = { ...(entry.claims ?? {}) };
+    const logins = [entry.username, typeof claims.email === 'string' ? claims.email : undefined]
+      .filter((l): l is string => !!l)
+      .map((l) => l.toLowerCase());
+    const salt = randomBytes(16);
+    const stored: Stored = { account: { id: entry.id, logins }, salt, hash: hash(entry.password, salt), claims };
+    stored.hash.catch(() => undefined); // surfaced on first verify
+    byId.set(entry.id, stored);
+    for (const login of logins) byLogin.set(login, stored);
+  }
+  const dummySalt = randomBytes(16);
+  const dummy = hash(randomBytes(16).toString('hex'), dummySalt);
+
+  return {
+    async findByLogin(login) {
+      return byLogin.get(login.toLowerCase())?.account;
+    },
+    async findById(id) {
+      return byId.get(id)?.account;
+    },
+    async verifyPassword(login, password) {
+      const stored = byLogin.get(login.toLowerCase());
+      const expected = await (stored ? stored.hash : dummy);
+      const actual = await hash(password, stored ? stored.salt : dummySalt);
+      return timingSafeEqual(expected, actual) && stored ? stored.account.id : undefined;
+    },
+    async claims(id, scope) {
+      const stored = byId.get(id);
+      return stored ? claimsForScope(stored.claims, scope) : {};
+    },
+  };
+}

@@ -1,0 +1,45 @@
+import { escapeHtml } from '../views/escape.js';
+import type { Authenticator } from './authenticator.js';
+
+/** Options of the `password` authenticator. */
+export interface PasswordOptions {
+  /** Heading on the login page (default "Sign in with your password"). */
+  label?: string;
+  /** Label of the login field (default "Username or email"). */
+  loginLabel?: string;
+}
+
+const MAX_FIELD = 1024;
+
+/**
+ * Username (or email) and password, checked by the `accounts` store of `op()`. The default
+ * authenticator when `authenticators` is not given.
+ *
+ * @example
+ * op({ issuer, accounts, authenticators: [password({ loginLabel: 'Email' })] });
+ */
+export function password(options: PasswordOptions = {}): Authenticator {
+  const loginLabel = options.loginLabel ?? 'Username or email';
+  return {
+    id: 'password',
+    label: options.label ?? 'Sign in with your password',
+    submitLabel: 'Sign in',
+    fields({ loginHint, lastLogin, autofocus }) {
+      const value = lastLogin ?? loginHint ?? '';
+      const focusLogin = autofocus && !value;
+      const focusPassword = autofocus && !!value;
+      return `<label for="password-login">${escapeHtml(loginLabel)}</label>
+<input id="password-login" name="login" type="text" autocomplete="username" autocapitalize="none" spellcheck="false" required value="${escapeHtml(value)}"${focusLogin ? ' autofocus' : ''}>
+<label for="password-password">Password</label>
+<input id="password-password" name="password" type="password" autocomplete="current-password" required${focusPassword ? ' autofocus' : ''}>`;
+    },
+    throttleKey: (body) => body.login?.trim().toLowerCase() || undefined,
+    async verify({ body, accounts }) {
+      const login = body.login?.trim();
+      const pass = body.password;
+      if (!login || !pass || login.length > MAX_FIELD || pass.length > MAX_FIELD) return { ok: false };
+      const accountId = await accounts.verifyPassword(login, pass);
+      return accountId ? { ok: true, accountId, amr: ['pwd'] } : { ok: false };
+    },
+  };
+}

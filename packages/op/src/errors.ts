@@ -1,0 +1,42 @@
+/**
+ * A start-up error: `op()` options that cannot work. `option` names the offending option and the
+ * message says how to fix it.
+ *
+ * @example
+ * try { op({ issuer: 'not a url', accounts }) } catch (e) {
+ *   if (e instanceof OpConfigError) console.error(e.option, e.message);
+ * }
+ */
+export class OpConfigError extends Error {
+  readonly code = 'op_config_invalid';
+  constructor(
+    readonly option: string,
+    message: string,
+  ) {
+    super(`op(): ${option}: ${message}`);
+    this.name = 'OpConfigError';
+  }
+}
+
+/** Stable codes of the errors the OP's own screens answer with (shown on the error page, logged). */
+export type OpErrorCode =
+  | 'session_missing'
+  | 'mount_mismatch'
+  | 'interaction_expired'
+  | 'csrf_invalid'
+  | 'login_failed'
+  | 'login_throttled'
+  | 'authenticator_unknown'
+  | 'wrong_prompt';
+
+/** An error answered to the browser with a status, a stable `code` and a message safe to show. */
+export class OpError extends Error {
+  constructor(
+    readonly code: OpErrorCode,
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'OpError';
+  }
+}

@@ -1,0 +1,59 @@
+import type { Request, Response } from 'express';
+import type Provider from 'oidc-provider';
+import type { ConsentItem } from './views/consent.js';
+
+type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+const SCOPE_WORDS: Record<string, string> = {
+  openid: 'Confirm who you are (your account identifier)',
+  profile: 'See your basic profile: name, username, picture',
+  email: 'See your email address',
+  address: 'See your postal address',
+  phone: 'See your phone number',
+  offline_access: 'Keep access while you are not using it',
+};
+
+const CLAIM_WORDS: Record<string, string> = {
+  sub: 'your account identifier', name: 'your full name', given_name: 'your first name',
+  family_name: 'your last name', middle_name: 'your middle name', nickname: 'your nickname',
+  preferred_username: 'your username', profile: 'your profile page', picture: 'your picture',
+  website: 'your website', gender: 'your gender', birthdate: 'your birth date', zoneinfo: 'your time zone',
+  locale: 'your language', updated_at: 'when your profile changed', email: 'your email address',
+  email_verified: 'whether your email is verified', address: 'your postal address',
+  phone_number: 'your phone number', phone_number_verified: 'whether your phone number is verified',
+};
+
+/** The scopes and claims the consent screen lists, in plain words (what is asked and not yet granted). */
+export function consentItems(details: Details): { scopes: ConsentItem[]; claims: ConsentItem[] } {
+  const d = details.prompt.details as {
+    missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]>;
+  };
+  const scopes: ConsentItem[] = (d.missingOIDCScope ?? []).map((name) => ({
+    name, description: SCOPE_WORDS[name] ?? `Use the "${name}" permission`,
+  }));
+  for (const [resource, list] of Object.entries(d.missingResourceScopes ?? {})) {
+    for (const name of list) scopes.push({ name, description: `Use the "${name}" permission at ${resource}` });
+  }
+  const claims = (d.missingOIDCClaims ?? [])
+    .filter((name) => !['sub', 'sid', 'auth_time', 'acr', 'amr', 'iss'].includes(name))
+    .map((name) => ({ name, description: CLAIM_WORDS[name] ?? name }));
+  return { scopes, claims };
+}
+
+/** Records consent for everything the interaction asks for in oidc-provider's Grant, then resumes it. */
+export async function finishConsent(provider: Provider, req: Request, res: Response, details: Details): Promise<void> {
+  const d = details.prompt.details as {
+    missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]>;
+  };
+  const accountId = details.session?.accountId;
+  const clientId = details.params.client_id as string;
+  const grant = (details.grantId && (await provider.Grant.find(details.grantId)))
+    || new provider.Grant({ accountId, clientId });
+  if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
+  if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
+  for (const [resource, scopes] of Object.entries(d.missingResourceScopes ?? {})) {
+    grant.addResourceScope(resource, scopes.join(' '));
+  }
+  const grantId = await grant.save();
+  await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+}

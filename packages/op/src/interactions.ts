@@ -1,0 +1,168 @@
+import debug from 'debug';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import Provider, { errors } from 'oidc-provider';
+import type { AccountStore } from './accounts.js';
+import type { Authenticator } from './authenticators/authenticator.js';
+import { pageHeaders, sendErrorPage } from './error-page.js';
+import { OpError } from './errors.js';
+import { consentItems, finishConsent } from './grant.js';
+import { csrfMatches, dropState, existingState, stateFor, type InteractionState } from './interaction-state.js';
+import type { Throttle } from './throttle.js';
+import { renderPage, type Views } from './views/render.js';
+
+const log = debug('openid-express:op');
+
+/** What the interaction routes need. */
+export interface InteractionDeps {
+  provider: Provider;
+  accounts: AccountStore;
+  authenticators: Authenticator[];
+  views: Views;
+  throttle: Throttle;
+  firstParty: ReadonlySet<string>;
+  /** The router's mount path ('' at the root), for form actions. */
+  mountPath: string;
+  interactionTtlMs: number;
+}
+
+type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+const GENERIC_FAILURE = 'The login name or password is incorrect.';
+const THROTTLED = 'Too many failed attempts. Wait a few minutes, then try again.';
+const EXPIRED = new OpError('interaction_expired', 400,
+  'This sign-in has expired or was already completed. Go back to the application and sign in again.');
+
+/** Posted fields as strings; repeated or nested fields are dropped. */
+function fields(body: unknown): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  if (body && typeof body === 'object') {
+    for (const [k, v] of Object.entries(body)) if (typeof v === 'string') out[k] = v;
+  }
+  return out;
+}
+
+async function details(deps: InteractionDeps, req: Request, res: Response): Promise<Details> {
+  try {
+    const d = await deps.provider.interactionDetails(req, res);
+    if (d.uid !== req.params.uid) throw EXPIRED;
+    return d;
+  } catch (err) {
+    if (err instanceof errors.SessionNotFound) throw EXPIRED;
+    throw err;
+  }
+}
+
+function checkCsrf(req: Request): InteractionState {
+  const state = existingState(req, String(req.params.uid));
+  if (!state || !csrfMatches(state.csrf, fields(req.body).csrf)) {
+    throw new OpError('csrf_invalid', 403, 'This form has expired or did not come from this site. Nothing was changed; go back and try again.');
+  }
+  return state;
+}
+
+async function clientOf(deps: InteractionDeps, d: Details) {
+  const client = await deps.provider.Client.find(String(d.params.client_id));
+  return { name: client?.clientName ?? String(d.params.client_id), uri: client?.clientUri, client };
+}
+
+async function showLogin(deps: InteractionDeps, req: Request, res: Response, d: Details, status = 200, error?: string) {
+  const state = stateFor(req, d.uid, deps.interactionTtlMs);
+  const { name, uri } = await clientOf(deps, d);
+  const base = `${deps.mountPath}/interaction/${d.uid}`;
+  const loginHint = typeof d.params.login_hint === 'string' ? d.params.login_hint : undefined;
+  const html = await renderPage(req, deps.views, 'login', {
+    title: 'Sign in', clientName: name, clientUri: uri, action: `${base}/login`, abortAction: `${base}/abort`,
+    csrf: state.csrf, error,
+    authenticators: deps.authenticators.map((a, i) => ({
+      id: a.id, label: a.label, submitLabel: a.submitLabel ?? 'Sign in',
+      fields: a.fields({ loginHint, lastLogin: a.id === state.authenticator ? state.lastLogin : undefined, autofocus: i === 0 }),
+    })),
+  });
+  pageHeaders(res);
+  res.status(status).type('html').send(html);
+}
+
+async function show(deps: InteractionDeps, req: Request, res: Response) {
+  const d = await details(deps, req, res);
+  if (d.prompt.name === 'login') return showLogin(deps, req, res, d);
+  if (d.prompt.name !== 'consent') throw new OpError('wrong_prompt', 400, `Unsupported step "${d.prompt.name}".`);
+  const { name, uri, client } = await clientOf(deps, d);
+  if (deps.firstParty.has(String(d.params.client_id))) return finishConsent(deps.provider, req, res, d);
+  const state = stateFor(req, d.uid, deps.interactionTtlMs);
+  const base = `${deps.mountPath}/interaction/${d.uid}`;
+  const html = await renderPage(req, deps.views, 'consent', {
+    title: 'Allow access?', clientName: name, clientUri: uri, policyUri: client?.policyUri, tosUri: client?.tosUri,
+    action: `${base}/confirm`, abortAction: `${base}/abort`, csrf: state.csrf, ...consentItems(d),
+  });
+  pageHeaders(res);
+  res.status(200).type('html').send(html);
+}
+
+async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
+  const d = await details(deps, req, res);
+  const state = checkCsrf(req);
+  if (d.prompt.name !== 'login') throw new OpError('wrong_prompt', 400, 'This step is not a sign-in.');
+  const body = fields(req.body);
+  const auth = deps.authenticators.find((a) => a.id === body.authenticator);
+  if (!auth) throw new OpError('authenticator_unknown', 400, 'Unknown sign-in method.');
+  const login = auth.throttleKey(body);
+  const ip = req.ip ?? req.socket.remoteAddress ?? 'unknown';
+  state.authenticator = auth.id;
+  state.lastLogin = body.login;
+  if (await deps.throttle.isLocked(login, ip)) {
+    log('login throttled (authenticator %s)', auth.id);
+    return showLogin(deps, req, res, d, 429, THROTTLED);
+  }
+  const result = await auth.verify({ body, req, accounts: deps.accounts });
+  if (!result.ok) {
+    state.attempts += 1;
+    await deps.throttle.fail(login, ip);
+    log('login failed (authenticator %s, attempt %d)', auth.id, state.attempts);
+    return showLogin(deps, req, res, d, 401, GENERIC_FAILURE);
+  }
+  await deps.throttle.succeed(login);
+  dropState(req, d.uid);
+  log('login succeeded (authenticator %s)', auth.id);
+  await deps.provider.interactionFinished(req, res,
+    { login: { accountId: result.accountId, amr: result.amr, acr: result.acr } }, { mergeWithLastSubmission: false });
+}
+
+async function confirm(deps: InteractionDeps, req: Request, res: Response) {
+  const d = await details(deps, req, res);
+  checkCsrf(req);
+  if (d.prompt.name !== 'consent') throw new OpError('wrong_prompt', 400, 'This step is not a consent.');
+  dropState(req, d.uid);
+  await finishConsent(deps.provider, req, res, d);
+}
+
+async function abort(deps: InteractionDeps, req: Request, res: Response) {
+  const d = await details(deps, req, res);
+  checkCsrf(req);
+  dropState(req, d.uid);
+  await deps.provider.interactionFinished(req, res,
+    { error: 'access_denied', error_description: 'End-User aborted interaction' }, { mergeWithLastSubmission: false });
+}
+
+type Handler = (deps: InteractionDeps, req: Request, res: Response) => Promise<void>;
+
+/**
+ * The login / consent / abort routes under `/interaction/:uid`. Every POST checks the CSRF token
+ * kept in `req.session` for that interaction before anything else changes.
+ */
+export function interactionRoutes(deps: InteractionDeps): express.Router {
+  const router = express.Router();
+  const parse = express.urlencoded({ extended: false, limit: '16kb' });
+  const wrap = (h: Handler) => (req: Request, res: Response, next: NextFunction) => {
+    h(deps, req, res).catch((err: unknown) => {
+      if (res.headersSent) return next(err);
+      if (err instanceof OpError) return sendErrorPage(req, res, deps.views, err);
+      log('interaction error: %s', err instanceof Error ? err.message : String(err));
+      return sendErrorPage(req, res, deps.views, { status: 500, code: 'server_error', message: 'The sign-in could not be completed. Try again later.' });
+    });
+  };
+  router.get('/interaction/:uid', wrap(show));
+  router.post('/interaction/:uid/login', parse, wrap(submitLogin));
+  router.post('/interaction/:uid/confirm', parse, wrap(confirm));
+  router.post('/interaction/:uid/abort', parse, wrap(abort));
+  return router;
+}

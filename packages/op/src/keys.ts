@@ -1,0 +1,35 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import type { JWK } from 'oidc-provider';
+import { OpConfigError } from './errors.js';
+
+const HOW = 'generate them once with `node -e "import(\'@openid-express/op\').then(m => console.log(JSON.stringify(m.generateKeys())))"`'
+  + ' and load the result from your secret store';
+
+/**
+ * Fresh keys for `op()`: an RS256 signing key and a cookie key. Run once, store the output as a secret.
+ *
+ * @example
+ * const { jwks, cookieKeys } = generateKeys();
+ * op({ issuer, accounts, jwks, cookieKeys });
+ */
+export function generateKeys(): { jwks: { keys: JWK[] }; cookieKeys: string[] } {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = privateKey.export({ format: 'jwk' }) as JWK;
+  const kid = randomBytes(8).toString('base64url');
+  return { jwks: { keys: [{ ...jwk, kid, use: 'sig', alg: 'RS256' }] }, cookieKeys: [randomBytes(32).toString('base64url')] };
+}
+
+/**
+ * The keys to run with: the given ones; in development, generated ones with a warning;
+ * with NODE_ENV=production and none given, a start-up error saying how to make them.
+ */
+export function resolveKeys(jwks: { keys: JWK[] } | undefined, cookieKeys: string[] | undefined, warn: (msg: string) => void) {
+  const production = process.env.NODE_ENV === 'production';
+  if (production && !jwks) throw new OpConfigError('jwks', `required when NODE_ENV=production: ${HOW}`);
+  if (production && !cookieKeys) throw new OpConfigError('cookieKeys', `required when NODE_ENV=production: ${HOW}`);
+  if (jwks && cookieKeys) return { jwks, cookieKeys };
+  warn('op(): no jwks/cookieKeys given: generated throwaway keys (tokens and sessions die with the process). '
+    + `Fine for development; for production ${HOW}.`);
+  const generated = generateKeys();
+  return { jwks: jwks ?? generated.jwks, cookieKeys: cookieKeys ?? generated.cookieKeys };
+}

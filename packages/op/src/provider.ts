@@ -1,0 +1,111 @@
+import type { Request } from 'express';
+import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { SCOPE_CLAIMS } from './accounts.js';
+import type { OpStore } from './adapters/types.js';
+import { logoutCsrfFor } from './logout-csrf.js';
+import type { ResolvedOptions } from './options.js';
+import { renderPage, type Views } from './views/render.js';
+
+/** What `buildConfiguration` needs beyond the options. */
+export interface ConfigurationDeps {
+  store: OpStore;
+  views: Views;
+  jwks: { keys: NonNullable<Configuration['jwks']>['keys'] };
+  cookieKeys: string[];
+}
+
+const reqOf = (ctx: KoaContextWithOIDC) => ctx.req as unknown as Request;
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+}
+
+/** `base` with `over` merged in: plain objects recursively, everything else replaced. */
+export function deepMerge<T extends object>(base: T, over: object): T {
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(over)) {
+    out[k] = isPlainObject(v) && isPlainObject(out[k]) ? deepMerge(out[k] as object, v) : v;
+  }
+  return out as T;
+}
+
+function features(o: ResolvedOptions, views: Views): Configuration['features'] {
+  const f = o.features;
+  const reg = f.registration;
+  return {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: f.clientCredentials === true },
+    introspection: { enabled: f.introspection !== false },
+    revocation: { enabled: f.revocation !== false },
+    registration: {
+      enabled: !!reg,
+      initialAccessToken: typeof reg === 'object' && reg.initialAccessToken ? reg.initialAccessToken : false,
+    },
+    pushedAuthorizationRequests: { enabled: f.pushedAuthorizationRequests !== false },
+    requestObjects: { enabled: f.requestObjects !== false },
+    dPoP: { enabled: f.dPoP !== false },
+    backchannelLogout: { enabled: f.backchannelLogout !== false },
+    rpInitiatedLogout: {
+      enabled: true,
+      async logoutSource(ctx, form) {
+        const req = reqOf(ctx);
+        const csrf = `<input type="hidden" name="csrf" value="${logoutCsrfFor(req)}">`;
+        ctx.type = 'html';
+        ctx.set('Cache-Control', 'no-store');
+        ctx.body = await renderPage(req, views, 'logout', {
+          title: 'Sign out', clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId,
+          form: form.replace('</form>', `${csrf}</form>`),
+        });
+      },
+      async postLogoutSuccessSource(ctx) {
+        ctx.type = 'html';
+        ctx.body = await renderPage(reqOf(ctx), views, 'logoutSuccess', {
+          title: 'Signed out', clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId,
+        });
+      },
+    },
+  };
+}
+
+/**
+ * The oidc-provider configuration `op()` runs with: our adapter, keys, views, accounts and
+ * features, then `options.provider` merged last.
+ */
+export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps): Configuration {
+  const { store, views } = deps;
+  const config: Configuration = {
+    adapter: (name: string) => store.adapterFor(name),
+    clients: o.clients.map(({ firstParty: _firstParty, ...metadata }) => metadata),
+    jwks: deps.jwks,
+    cookies: { keys: deps.cookieKeys },
+    claims: SCOPE_CLAIMS,
+    scopes: ['openid', 'offline_access', ...o.scopes],
+    pkce: { required: () => true },
+    features: features(o, views),
+    interactions: { url: (_ctx, interaction) => `${o.mountPath}/interaction/${interaction.uid}` },
+    async findAccount(_ctx, sub) {
+      const account = await o.accounts.findById(sub);
+      if (!account) return undefined;
+      return { accountId: sub, claims: async (_use, scope) => ({ ...(await o.accounts.claims(sub, scope)), sub }) };
+    },
+    // refresh tokens rotate on every use (RFC 9700 4.14.2); a replayed one revokes the grant
+    rotateRefreshToken: true,
+    ttl: { ...o.ttl },
+    async renderError(ctx, out) {
+      ctx.type = 'html';
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = await renderPage(reqOf(ctx), views, 'error', {
+        title: 'This request cannot be completed', status: ctx.status, code: String(out.error),
+        message: String(out.error_description ?? 'The request was refused.'),
+      });
+    },
+  };
+  return deepMerge(config, o.provider);
+}
+
+/** A configured oidc-provider instance. */
+export function createProvider(o: ResolvedOptions, deps: ConfigurationDeps): Provider {
+  const provider = new Provider(o.issuer, buildConfiguration(o, deps));
+  if (o.trustProxy) provider.proxy = true;
+  return provider;
+}

@@ -1,0 +1,111 @@
+import debug from 'debug';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type Provider from 'oidc-provider';
+import { memoryAdapter } from './adapters/memory.js';
+import type { OpStore } from './adapters/types.js';
+import { password } from './authenticators/password.js';
+import { sendErrorPage } from './error-page.js';
+import { OpConfigError } from './errors.js';
+import { interactionRoutes } from './interactions.js';
+import { resolveKeys } from './keys.js';
+import { checkLogoutCsrf } from './logout-csrf.js';
+import { resolveOptions, type OpOptions, type ResolvedOptions } from './options.js';
+import { createProvider } from './provider.js';
+import { throttle } from './throttle.js';
+import { defaultViews, type Views } from './views/render.js';
+
+const log = debug('openid-express:op');
+
+/** The Express app `op()` returns; `provider` is the oidc-provider instance, for advanced use. */
+export type OpApp = express.Express & { provider: Provider };
+
+const SESSION_MISSING = 'express-session is not registered before op(). Add '
+  + 'app.use(session({ secret, resave: false, saveUninitialized: false, store })) before app.use(\'/op\', op({...})).';
+
+function mountMismatch(o: ResolvedOptions, actual: string): string {
+  return `the issuer "${o.issuer}" has path "${o.mountPath || '/'}" but op() is mounted at "${actual || '/'}": `
+    + `mount it with app.use('${o.mountPath || '/'}', op(...)) or change the issuer`;
+}
+
+function defaultStore(): OpStore {
+  if (process.env.NODE_ENV === 'production') {
+    console.warn('\n*** openid-express op(): NODE_ENV=production but no `adapter` given: tokens, sessions and login '
+      + 'throttling live in this process\'s memory, are lost on restart and are not shared between instances. '
+      + 'Use adapter: redisAdapter(client). ***\n');
+  }
+  return memoryAdapter();
+}
+
+/** Refuses requests when the app is set up wrongly: no express-session, or mounted elsewhere than the issuer says. */
+function checkSetup(o: ResolvedOptions, views: Views) {
+  let told = false;
+  return (req: Request, res: Response, next: NextFunction) => {
+    const problem = !req.session ? { code: 'session_missing', message: `op(): ${SESSION_MISSING}` }
+      : req.baseUrl !== o.mountPath ? { code: 'mount_mismatch', message: `op(): ${mountMismatch(o, req.baseUrl)}` }
+        : undefined;
+    if (!problem) return next();
+    if (!told) console.error(problem.message);
+    told = true;
+    if (req.accepts(['html', 'json']) === 'json') {
+      return res.status(500).json({ error: 'server_error', code: problem.code, error_description: problem.message });
+    }
+    return sendErrorPage(req, res, views, { status: 500, code: problem.code, message: problem.message, title: 'This identity provider is misconfigured' });
+  };
+}
+
+function onMount(app: express.Express, o: ResolvedOptions) {
+  app.on('mount', () => {
+    const path = app.path() === '/' ? '' : app.path();
+    if (path !== o.mountPath) throw new OpConfigError('issuer', mountMismatch(o, path));
+  });
+}
+
+/**
+ * An OpenID Provider as an Express app: oidc-provider behind the login and consent screens.
+ * Mount it where the issuer's path says, after express-session.
+ *
+ * @example
+ * app.use(session({ secret, resave: false, saveUninitialized: false }));
+ * app.use('/op', op({
+ *   issuer: 'https://id.example.com/op',
+ *   clients: [{ client_id: 'app', client_secret: 's3cret', redirect_uris: ['https://app.example.com/auth/callback/corp'] }],
+ *   accounts: memoryAccounts([{ id: 'alice', username: 'alice', password: 'wonderland' }]),
+ * }));
+ */
+export function op(options: OpOptions): OpApp {
+  const o = resolveOptions(options);
+  const store = o.adapter ?? defaultStore();
+  const keys = resolveKeys(o.jwks, o.cookieKeys, (msg) => console.warn(msg));
+  const views: Views = { ...defaultViews, ...o.views } as Views;
+  const provider = createProvider(o, { store, views, ...keys });
+  provider.on('server_error', (_ctx, err) => log('server_error: %s', err.message));
+
+  const app = express() as OpApp;
+  app.provider = provider;
+  app.disable('x-powered-by');
+  if (o.trustProxy) app.set('trust proxy', 1);
+  onMount(app, o);
+  app.use(checkSetup(o, views));
+  app.use(interactionRoutes({
+    provider, views, accounts: o.accounts,
+    authenticators: o.authenticators.length ? o.authenticators : [password()],
+    throttle: throttle(store, o.throttle),
+    firstParty: new Set(o.clients.filter((c) => c.firstParty).map((c) => c.client_id)),
+    mountPath: o.mountPath,
+    interactionTtlMs: o.ttl.Interaction * 1000,
+  }));
+  const refused = (req: Request, res: Response) => void sendErrorPage(req, res, views, {
+    status: 403, code: 'csrf_invalid', message: 'This form has expired or did not come from this site. Nothing was changed.',
+  });
+  app.post(`${provider.pathFor('end_session')}/confirm`, express.urlencoded({ extended: false, limit: '16kb' }), checkLogoutCsrf(refused));
+  app.use(provider.callback());
+  app.use((err: { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
+    const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
+    log('request error %d: %s', status, err.type ?? 'unknown');
+    void sendErrorPage(req, res, views, {
+      status, code: status === 500 ? 'server_error' : 'invalid_request',
+      message: status === 500 ? 'Something went wrong. Try again later.' : 'The request could not be read.',
+    });
+  });
+  return app;
+}

@@ -1,0 +1,44 @@
+import { escapeHtml } from './escape.js';
+
+/** What the logout confirmation view is drawn from. */
+export interface LogoutViewProps {
+  title: string;
+  /** The client that asked for the logout, when known. */
+  clientName?: string;
+  /** Trusted HTML of the (empty, hidden-fields-only) form `op.logoutForm` the buttons submit. */
+  form: string;
+}
+
+/** What the "you are signed out" view is drawn from. */
+export interface LogoutSuccessViewProps {
+  title: string;
+  clientName?: string;
+}
+
+/**
+ * The default RP-initiated logout confirmation: "Yes, sign me out" posts `logout=yes`, the other
+ * button ends only the client's session at the OP.
+ *
+ * @example
+ * op({ issuer, accounts, views: { logout: (p) => `${p.form}<button form="op.logoutForm" name="logout" value="yes">Out</button>` } });
+ */
+export function logout(p: LogoutViewProps): string {
+  const from = p.clientName ? ` from ${escapeHtml(p.clientName)}` : '';
+  return `<h1>${escapeHtml(p.title)}</h1>
+<p>Do you want to sign out${from} and from this identity provider?</p>
+${p.form}
+<button type="submit" form="op.logoutForm" name="logout" value="yes" autofocus>Yes, sign me out</button>
+<button type="submit" form="op.logoutForm" class="secondary">No, stay signed in</button>`;
+}
+
+/**
+ * The default page after a logout without a `post_logout_redirect_uri`.
+ *
+ * @example
+ * op({ issuer, accounts, views: { logoutSuccess: () => '<h1>Bye</h1>' } });
+ */
+export function logoutSuccess(p: LogoutSuccessViewProps): string {
+  const from = p.clientName ? ` from ${escapeHtml(p.clientName)}` : '';
+  return `<h1>${escapeHtml(p.title)}</h1>
+<p>You have signed out${from}.</p>`;
+}

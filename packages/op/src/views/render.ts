@@ -1,0 +1,53 @@
+import type { Request } from 'express';
+import { consent, type ConsentViewProps } from './consent.js';
+import { error, type ErrorViewProps } from './error.js';
+import { layout, type LayoutProps } from './layout.js';
+import { login, type LoginViewProps } from './login.js';
+import { logout, logoutSuccess, type LogoutSuccessViewProps, type LogoutViewProps } from './logout.js';
+
+/** A view: a function returning HTML, or the name of a view rendered by the app's engine (`res.render`). */
+export type View<P> = ((props: P) => string | Promise<string>) | string;
+
+/** Props of every view, by view name. */
+export interface ViewProps {
+  layout: LayoutProps;
+  login: LoginViewProps;
+  consent: ConsentViewProps;
+  error: ErrorViewProps;
+  logout: LogoutViewProps;
+  logoutSuccess: LogoutSuccessViewProps;
+}
+
+/** The OP's views; any can be overridden through the `views` option. */
+export type Views = { [K in keyof ViewProps]: View<ViewProps[K]> };
+
+/** The default views. */
+export const defaultViews: Views = { layout, login, consent, error, logout, logoutSuccess };
+
+function appRender(req: Request, name: string, locals: object): Promise<string> {
+  return new Promise((resolve, reject) => {
+    req.app.render(name, { ...(req.res?.locals ?? {}), ...locals }, (err, html) => (err ? reject(err) : resolve(html)));
+  });
+}
+
+async function one<K extends keyof ViewProps>(req: Request, views: Views, name: K, props: ViewProps[K]) {
+  const view = views[name] as View<ViewProps[K]>;
+  return typeof view === 'string' ? appRender(req, view, props) : view(props);
+}
+
+const FULL_PAGE = /^\s*(<!doctype|<html)/i;
+
+/**
+ * Renders view `name` and wraps it in the layout, unless the view already returned a full page
+ * (starting with `<!DOCTYPE` or `<html>`).
+ */
+export async function renderPage<K extends Exclude<keyof ViewProps, 'layout'>>(
+  req: Request,
+  views: Views,
+  name: K,
+  props: ViewProps[K],
+): Promise<string> {
+  const body = await one(req, views, name, props);
+  if (FULL_PAGE.test(body)) return body;
+  return one(req, views, 'layout', { title: props.title, body });
+}

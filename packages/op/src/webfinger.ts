@@ -1,0 +1,59 @@
+import express, { type Request, type Response } from 'express';
+import type { AccountStore } from './accounts.js';
+
+/** The WebFinger rel of OIDC issuer discovery (OpenID Connect Discovery 1.0, section 2). */
+export const ISSUER_REL = 'http://openid.net/specs/connect/1.0/issuer';
+
+/** Options of `webfinger()`. */
+export interface WebFingerOptions {
+  /** The OP's issuer, returned as the link. */
+  issuer: string;
+  /** Who is known: only their resources get an answer, others a 404. */
+  accounts: AccountStore;
+}
+
+/** The login names a resource may stand for: `acct:alice@host` and `https://host/alice`. */
+function candidates(resource: string, issuerHost: string): string[] {
+  if (resource.startsWith('acct:')) {
+    const acct = resource.slice(5);
+    const at = acct.lastIndexOf('@');
+    if (at <= 0) return [];
+    const host = acct.slice(at + 1).toLowerCase();
+    return host === issuerHost ? [acct, acct.slice(0, at)] : [acct];
+  }
+  let url: URL;
+  try { url = new URL(resource); } catch { return []; }
+  if (url.protocol !== 'https:' || url.host.toLowerCase() !== issuerHost) return [];
+  const name = decodeURIComponent(url.pathname.slice(1));
+  return name && !name.includes('/') ? [name] : [];
+}
+
+/**
+ * A router for the app's root answering `/.well-known/webfinger` with the OP as issuer for known
+ * accounts (`acct:` and `https:` resources) and 404 for anyone else. oidc-provider has none.
+ *
+ * @example
+ * app.use(webfinger({ issuer: 'https://id.example.com/op', accounts }));
+ */
+export function webfinger(options: WebFingerOptions): express.Router {
+  const issuerHost = new URL(options.issuer).host.toLowerCase();
+  const router = express.Router();
+  router.get('/.well-known/webfinger', (req: Request, res: Response) => {
+    res.set('Access-Control-Allow-Origin', '*');
+    const { resource, rel } = req.query;
+    if (typeof resource !== 'string' || !resource) {
+      return res.status(400).json({ error: 'invalid_request', error_description: 'exactly one "resource" parameter is required' });
+    }
+    const rels = rel === undefined ? [] : ([] as unknown[]).concat(rel);
+    void (async () => {
+      for (const login of candidates(resource, issuerHost)) {
+        if (await options.accounts.findByLogin(login)) {
+          const links = rels.length === 0 || rels.includes(ISSUER_REL) ? [{ rel: ISSUER_REL, href: options.issuer }] : [];
+          return res.type('application/jrd+json').send(JSON.stringify({ subject: resource, links }));
+        }
+      }
+      res.status(404).json({ error: 'not_found', error_description: 'unknown resource' });
+    })().catch(() => res.status(500).json({ error: 'server_error' }));
+  });
+  return router;
+}
