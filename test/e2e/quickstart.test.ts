@@ -1,0 +1,157 @@
+/**
+ * The quickstart in a real Chromium, started the way `npm run demo` starts it (node
+ * examples/quickstart/main.js, built packages), on free ports. The app is on `localhost` and the
+ * OP on `127.0.0.1`: two sites, so cookies follow the browser's real SameSite rules.
+ * Screenshots of every page land in test-output/screenshots/.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from '../support/chromium.js';
+import { repoRoot, runScript, type RunningScript } from '../examples/run-script.js';
+
+jest.setTimeout(60_000);
+
+const shots = join(repoRoot, 'test-output', 'screenshots');
+let browser: Browser;
+let quickstart: RunningScript;
+let appURL: string;
+let issuer: string;
+
+beforeAll(async () => {
+  for (const pkg of ['rp', 'op']) {
+    if (!existsSync(join(repoRoot, 'packages', pkg, 'dist', 'index.js'))) {
+      throw new Error(`packages/${pkg} is not built: run \`npm run build\` (npm test does it) first`);
+    }
+  }
+  mkdirSync(shots, { recursive: true });
+  const started = await runScript(
+    'examples/quickstart/main.js',
+    { PORT: '0', OP_PORT: '0' },
+    /Application:\s+(http:\/\/localhost:\d+)[\s\S]*Demo OP:\s+(http:\/\/127\.0\.0\.1:\d+\/op)/,
+  );
+  quickstart = started.script;
+  [, appURL, issuer] = started.match;
+  browser = await launchChromium();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await quickstart?.stop();
+});
+
+let context: BrowserContext;
+let page: Page;
+beforeEach(async () => {
+  context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  page = await context.newPage();
+});
+afterEach(() => context?.close());
+
+const shot = (p: Page, name: string) => p.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+const opOrigin = () => new URL(issuer).origin;
+
+/** From the app's home page to the OP's login form. */
+async function openDemoLogin(p: Page): Promise<void> {
+  await p.goto(appURL);
+  await p.getByRole('link', { name: /Demo OP/ }).click();
+  await p.waitForURL((u) => u.origin === opOrigin());
+  await p.locator('input[name=password]').waitFor();
+}
+
+async function signIn(p: Page, login: string, password: string): Promise<void> {
+  await p.locator('input[name=login]').fill(login);
+  await p.locator('input[name=password]').fill(password);
+  await p.getByRole('button', { name: 'Sign in' }).click();
+}
+
+test('a newcomer signs in with the Demo OP, sees their profile, refreshes tokens and logs out everywhere', async () => {
+  await page.goto(appURL);
+  await expectVisible(page.getByRole('heading', { name: 'Sign in to the Quickstart app' }));
+  await shot(page, '01-app-home');
+
+  await openDemoLogin(page);
+  await shot(page, '02-op-login');
+  await signIn(page, 'alice', 'wonderland');
+
+  await page.getByRole('button', { name: 'Allow' }).waitFor();
+  expect(new URL(page.url()).origin).toBe(opOrigin());
+  await shot(page, '03-op-consent');
+  await page.getByRole('button', { name: 'Allow' }).click();
+
+  await page.waitForURL(`${appURL}/profile`);
+  await expectVisible(page.getByRole('heading', { name: 'Alice Liddell' }));
+  await expectVisible(page.getByText('alice@example.org').first());
+  const expiry = page.locator('[data-expires-at]');
+  expect(await expiry.textContent()).toMatch(/^in \d+:\d\d$/);
+  await shot(page, '04-app-profile');
+
+  // The countdown ticks in the browser.
+  const before = await expiry.textContent();
+  await page.waitForFunction((b) => document.querySelector('[data-expires-at]')?.textContent !== b, before);
+
+  await page.getByRole('button', { name: 'Refresh tokens' }).click();
+  await expectVisible(page.getByText('Tokens refreshed'));
+  await expectVisible(page.getByText('Refreshed 1 time this session.'));
+  await shot(page, '05-app-refreshed');
+
+  await page.getByRole('button', { name: 'Call userinfo' }).click();
+  await expectVisible(page.getByRole('heading', { name: 'Userinfo response' }));
+  expect(await page.locator('pre').textContent()).toContain('"sub": "alice"');
+  await shot(page, '06-app-userinfo');
+
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.waitForURL((u) => u.origin === opOrigin());
+  await shot(page, '07-op-logout-confirm');
+  await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+  await page.waitForURL(`${appURL}/signed-out`);
+  await expectVisible(page.getByText('You are signed out.'));
+  await expectVisible(page.getByText('Not signed in'));
+  await shot(page, '08-app-signed-out');
+
+  // The app's session is gone: the profile sends us to sign in again ...
+  await page.goto(`${appURL}/profile`);
+  await page.waitForURL((u) => u.origin === opOrigin());
+  // ... and so is the OP's: it asks for the password again instead of signing us straight in.
+  await expectVisible(page.locator('input[name=password]'));
+  await expectVisible(page.getByRole('button', { name: 'Sign in' }));
+});
+
+test('a wrong password keeps you on the login page with the error shown, and signs nobody in', async () => {
+  await openDemoLogin(page);
+  await signIn(page, 'alice', 'not-the-password');
+  await expectVisible(page.getByRole('alert'));
+  expect(new URL(page.url()).origin).toBe(opOrigin());
+  await shot(page, '09-op-login-wrong-password');
+
+  await page.goto(`${appURL}/`);
+  await expectVisible(page.getByText('Not signed in'));
+});
+
+test('denying consent lands on a clear page in the app, still signed out', async () => {
+  await openDemoLogin(page);
+  await signIn(page, 'bob', 'builder');
+  await page.getByRole('button', { name: 'Deny' }).click();
+  await page.waitForURL((u) => u.origin === new URL(appURL).origin);
+  await expectVisible(page.getByRole('heading', { name: 'Sign-in cancelled' }));
+  await shot(page, '10-app-consent-denied');
+
+  await page.goto(`${appURL}/`);
+  await expectVisible(page.getByText('Not signed in'));
+});
+
+test('without JavaScript the whole sign-in still works and the profile shows the expiry', async () => {
+  await context.close();
+  context = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 420, height: 800 } });
+  page = await context.newPage();
+  await openDemoLogin(page);
+  await signIn(page, 'alice', 'wonderland');
+  await page.getByRole('button', { name: 'Allow' }).click();
+  await page.waitForURL(`${appURL}/profile`);
+  expect(await page.locator('[data-expires-at]').textContent()).toMatch(/^in \d+:\d\d$/);
+  await shot(page, '11-app-profile-no-js-narrow');
+});
+
+async function expectVisible(locator: ReturnType<Page['locator']>): Promise<void> {
+  await locator.waitFor({ state: 'visible', timeout: 10_000 });
+}

@@ -1,0 +1,76 @@
+/**
+ * examples/op-redis against a real redis-server: the OP's records and sessions land in Redis, and
+ * WebFinger points at the issuer.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { RequestListener } from 'node:http';
+import request from 'supertest';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { loadExample } from './load.js';
+import { listenFirst, type Started } from './listen.js';
+
+interface RedisClient {
+  sendCommand(args: string[]): Promise<unknown>;
+  quit(): Promise<unknown>;
+}
+const { createIdentityProvider, clientsFromEnv } = loadExample<{
+  createIdentityProvider(o: { issuer: string; redis: RedisClient; clients: unknown[]; env: Record<string, string> }): RequestListener;
+  clientsFromEnv(env: Record<string, string>): unknown[];
+}>('examples/op-redis/app.js');
+const { connectRedis } = loadExample<{ connectRedis(url: string): Promise<RedisClient> }>('examples/op-redis/redis.js');
+
+let redisServer: RedisServer;
+let redis: RedisClient;
+let op: Started;
+let issuer: string;
+const redirectUri = 'http://localhost:4000/auth/callback/corp';
+
+beforeAll(async () => {
+  redisServer = await startRedisServer();
+  redis = await connectRedis(redisServer.url);
+  op = await listenFirst('localhost');
+  issuer = `${op.url}/op`;
+  const clients = clientsFromEnv({ CLIENT_ID: 'corp-app', CLIENT_SECRET: 'corp-secret-0123456789', REDIRECT_URIS: redirectUri });
+  op.handle(createIdentityProvider({ issuer, redis, clients, env: { SESSION_SECRET: 'test-session-secret' } }));
+});
+
+afterAll(async () => {
+  await op?.close();
+  await redis?.quit();
+  await redisServer?.stop();
+});
+
+const keys = async (pattern: string) => (await redis.sendCommand(['KEYS', pattern])) as string[];
+
+test('the home page answers and links to discovery', async () => {
+  const res = await request(op.url).get('/').expect(200);
+  expect(res.text).toContain('/op/.well-known/openid-configuration');
+});
+
+test('discovery names the issuer', async () => {
+  const res = await request(op.url).get('/op/.well-known/openid-configuration').expect(200);
+  expect(res.body.issuer).toBe(issuer);
+});
+
+test('WebFinger for a known account points at the issuer', async () => {
+  const res = await request(op.url)
+    .get('/.well-known/webfinger')
+    .query({ resource: `acct:alice@${new URL(op.url).host}`, rel: 'http://openid.net/specs/connect/1.0/issuer' })
+    .expect(200);
+  expect(res.body.links).toEqual(expect.arrayContaining([expect.objectContaining({ rel: 'http://openid.net/specs/connect/1.0/issuer', href: issuer })]));
+});
+
+test('an authorization request keeps its interaction and session in Redis', async () => {
+  const verifier = randomBytes(32).toString('base64url');
+  const agent = request.agent(op.url);
+  const res = await agent.get('/op/auth').query({
+    client_id: 'corp-app', redirect_uri: redirectUri, response_type: 'code', scope: 'openid',
+    state: 's', nonce: 'n', code_challenge_method: 'S256',
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+  });
+  expect([302, 303]).toContain(res.status);
+  const login = await agent.get(new URL(res.headers.location, op.url).pathname).expect(200);
+  expect(login.text).toContain('name="password"');
+  expect(await keys('oidc:*')).not.toHaveLength(0);
+  expect(await keys('op-session:*')).not.toHaveLength(0);
+});
