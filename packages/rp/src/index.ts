@@ -1,4 +1,11 @@
-export {};
+export { rp, type RpRouter } from './router.js';
+export { requireAuth, type RequireAuthOptions, type ClaimRequirement } from './require-auth.js';
+export { RelyingParty, type AuthorizationRequest } from './relying-party.js';
+export { RequestContext, type AccessToken } from './context.js';
+export { RpError, OptionsError, type RpErrorCode } from './errors.js';
+export { oidc, type OidcProviderOptions } from './providers/oidc.js';
+export type { RpOptions, ProviderConfig, ProviderInfo, NormalizedUser } from './options.js';
+export type { Authentication, Transaction, StoredAccessToken, OidcSessionData } from './session.js';
 export { google, HostedDomainError, type GoogleOptions } from './providers/google.js';
 export { microsoft, TenantError, type MicrosoftOptions } from './providers/microsoft.js';
 export { github, githubTokenFetch, type GitHubOptions, type GitHubUser } from './providers/github.js';

@@ -11,6 +11,8 @@
  * the core handles it generically. Core code never names a provider.
  */
 import type * as client from 'openid-client';
+import type { Request, Response, NextFunction } from 'express';
+import { OptionsError, type RpError } from './errors.js';
 
 /** The user as the app sees it on `req.oidc.user`, whatever the provider. */
 export interface NormalizedUser {
@@ -79,4 +81,111 @@ export interface ProviderConfig {
   customFetch?: client.CustomFetch;
   /** Allow http:// endpoints (development and tests against loopback only). */
   allowInsecureRequests?: boolean;
+  /** For 'oidc': also load claims from the userinfo endpoint after login (default true when it has one). */
+  fetchUserInfo?: boolean;
+  /** Back-channel logout tokens accepted from this OP at POST {mountPath}/backchannel-logout/:name (default true for 'oidc'). */
+  backchannelLogout?: boolean;
+}
+
+/** Options of `rp()`. */
+export interface RpOptions {
+  /** External origin of the app (e.g. `https://app.example.com`); callback URLs derive from it. */
+  baseURL: string;
+  /** Where the RP routes are mounted. Default `/auth`. */
+  mountPath?: string;
+  /** One entry per OP, keyed by the name used in URLs (`/login/:name`, `/callback/:name`). */
+  providers: Record<string, ProviderConfig>;
+  /** Provider `requireAuth()` sends users to when it names none. Default: the first one. */
+  defaultProvider?: string;
+  /** Unknown OPs found on the fly (WebFinger, dynamic registration). */
+  dynamic?: { webfinger?: boolean; registration?: boolean };
+  /** Seconds a started login may take before its callback is refused. Default 600. */
+  transactionTtl?: number;
+  /** Seconds after a JWKS download during which an unknown `kid` does not trigger another one. Default 30. */
+  jwksCooldown?: number;
+  /** Your own error page: called instead of the default HTML/JSON answer. */
+  onError?: (err: RpError, req: Request, res: Response, next: NextFunction) => void;
+}
+
+/** `RpOptions` with defaults applied. */
+export interface ResolvedOptions extends Required<Omit<RpOptions, 'onError' | 'dynamic' | 'defaultProvider'>> {
+  defaultProvider: string | undefined;
+  dynamic: { webfinger: boolean; registration: boolean };
+  onError?: RpOptions['onError'];
+}
+
+const NAME = /^[A-Za-z0-9_-]+$/;
+
+function checkUrl(option: string, value: unknown): URL {
+  if (typeof value !== 'string' || !value) throw new OptionsError(option, 'is required: an absolute URL such as "https://app.example.com"');
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new OptionsError(option, `must be an absolute URL, got "${value}"`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new OptionsError(option, 'must be an http(s) URL');
+  return url;
+}
+
+/** Validates one provider entry; throws an `OptionsError` naming `providers.<name>.<field>`. */
+export function checkProvider(name: string, p: ProviderConfig | undefined): void {
+  const at = `providers.${name}`;
+  if (!NAME.test(name)) throw new OptionsError(at, 'has a name that is not URL-safe: use letters, digits, "_" or "-"');
+  if (!p || typeof p !== 'object') throw new OptionsError(at, 'must be a provider entry such as oidc({ issuer, clientId, clientSecret })');
+  if (p.type !== 'oidc' && p.type !== 'oauth2') throw new OptionsError(`${at}.type`, 'must be "oidc" or "oauth2"');
+  if (typeof p.clientId !== 'string' || !p.clientId) throw new OptionsError(`${at}.clientId`, 'is required (the client_id the OP gave you)');
+  if (typeof p.scope !== 'string') throw new OptionsError(`${at}.scope`, 'must be a space-separated string');
+  if (p.type === 'oidc' && !p.scope.split(' ').includes('openid')) throw new OptionsError(`${at}.scope`, 'must include "openid" for an OpenID Connect provider');
+  if (!p.issuer && !p.providerInfo) throw new OptionsError(at, 'needs "issuer" (for discovery) or "providerInfo" (static metadata)');
+  if (p.issuer) checkUrl(`${at}.issuer`, p.issuer);
+  if (p.providerInfo && typeof p.providerInfo.authorization_endpoint !== 'string') {
+    throw new OptionsError(`${at}.providerInfo.authorization_endpoint`, 'is required in static provider metadata');
+  }
+  if (p.type === 'oauth2' && !p.fetchUser && !p.providerInfo?.userinfo_endpoint) {
+    throw new OptionsError(`${at}.fetchUser`, 'is required for an OAuth 2.0 provider without a userinfo_endpoint');
+  }
+  const method = p.tokenEndpointAuthMethod;
+  if (method && method !== 'none' && !p.clientSecret) throw new OptionsError(`${at}.clientSecret`, `is required with tokenEndpointAuthMethod "${method}"`);
+}
+
+/**
+ * Applies defaults and validates `rp()` options; throws an `OptionsError` naming the option.
+ *
+ * @example
+ * ```ts
+ * resolveOptions({ baseURL: 'https://app.example.com', providers: { corp: oidc({ ... }) } });
+ * ```
+ */
+export function resolveOptions(options: RpOptions): ResolvedOptions {
+  if (!options || typeof options !== 'object') throw new OptionsError('options', 'must be an object: rp({ baseURL, providers })');
+  const base = checkUrl('baseURL', options.baseURL);
+  const mountPath = options.mountPath ?? '/auth';
+  if (typeof mountPath !== 'string' || !mountPath.startsWith('/') || (mountPath.length > 1 && mountPath.endsWith('/'))) {
+    throw new OptionsError('mountPath', 'must be a path starting with "/" and not ending with "/", e.g. "/auth"');
+  }
+  if (!options.providers || typeof options.providers !== 'object') throw new OptionsError('providers', 'is required: { name: oidc({ issuer, clientId, clientSecret }) }');
+  for (const [name, p] of Object.entries(options.providers)) checkProvider(name, p);
+  const names = Object.keys(options.providers);
+  const dynamic = { webfinger: !!options.dynamic?.webfinger, registration: !!options.dynamic?.registration };
+  if (names.length === 0 && !dynamic.webfinger) throw new OptionsError('providers', 'must name at least one provider (or enable dynamic.webfinger)');
+  if (options.defaultProvider !== undefined && !names.includes(options.defaultProvider)) {
+    throw new OptionsError('defaultProvider', `must be one of the providers (${names.join(', ')})`);
+  }
+  const positive = (option: string, v: number | undefined, d: number): number => {
+    if (v === undefined) return d;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new OptionsError(option, 'must be a number of seconds (>= 0)');
+    return v;
+  };
+  if (options.onError !== undefined && typeof options.onError !== 'function') throw new OptionsError('onError', 'must be a function (err, req, res, next)');
+  return {
+    baseURL: base.href.replace(/\/$/, ''),
+    mountPath: mountPath === '/' ? '' : mountPath,
+    providers: { ...options.providers },
+    defaultProvider: options.defaultProvider ?? names[0],
+    dynamic,
+    transactionTtl: positive('transactionTtl', options.transactionTtl, 600),
+    jwksCooldown: positive('jwksCooldown', options.jwksCooldown, 30),
+    onError: options.onError,
+  };
 }

@@ -1,0 +1,130 @@
+/**
+ * The errors of the RP, each with a stable `code` that apps and tests match on and the HTTP
+ * status the router answers with.
+ */
+
+/** Every error code the RP answers with (stable; listed in the README). */
+export type RpErrorCode =
+  | 'session_missing'
+  | 'invalid_options'
+  | 'unknown_provider'
+  | 'missing_state'
+  | 'invalid_state'
+  | 'transaction_expired'
+  | 'op_error'
+  | 'invalid_response'
+  | 'invalid_id_token'
+  | 'invalid_grant'
+  | 'op_unreachable'
+  | 'not_authenticated'
+  | 'insufficient_claims'
+  | 'insufficient_scope'
+  | 'no_refresh_token'
+  | 'refresh_failed'
+  | 'invalid_logout_token'
+  | 'invalid_request';
+
+const STATUS: Record<RpErrorCode, number> = {
+  session_missing: 500,
+  invalid_options: 500,
+  unknown_provider: 404,
+  missing_state: 400,
+  invalid_state: 400,
+  transaction_expired: 400,
+  op_error: 400,
+  invalid_response: 400,
+  invalid_id_token: 401,
+  invalid_grant: 400,
+  op_unreachable: 502,
+  not_authenticated: 401,
+  insufficient_claims: 403,
+  insufficient_scope: 403,
+  no_refresh_token: 400,
+  refresh_failed: 401,
+  invalid_logout_token: 400,
+  invalid_request: 400,
+};
+
+/**
+ * An error of the RP. `code` is stable, `status` is what the router answers with, `message` is
+ * safe to show (never contains tokens, codes or secrets).
+ *
+ * @example
+ * ```ts
+ * try { await relyingParty.refresh(auth) } catch (err) {
+ *   if (err instanceof RpError && err.code === 'refresh_failed') reLogin();
+ * }
+ * ```
+ */
+export class RpError extends Error {
+  readonly code: RpErrorCode;
+  readonly status: number;
+  /** The OP's `error` value, when the OP refused (e.g. `access_denied`, `invalid_grant`). */
+  readonly opError?: string;
+
+  constructor(code: RpErrorCode, message: string, options: { opError?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'RpError';
+    this.code = code;
+    this.status = STATUS[code];
+    if (options.opError) this.opError = options.opError;
+  }
+
+  /** The JSON body the router sends for this error. */
+  toJSON(): { error: RpErrorCode; error_description: string; op_error?: string } {
+    return {
+      error: this.code,
+      error_description: this.message,
+      ...(this.opError ? { op_error: this.opError } : {}),
+    };
+  }
+}
+
+/** Start-up error for a bad `rp()` option: names the option and says what to fix. */
+export class OptionsError extends RpError {
+  constructor(option: string, problem: string) {
+    super('invalid_options', `rp(): option "${option}" ${problem}`);
+    this.name = 'OptionsError';
+  }
+}
+
+const ID_TOKEN_CODES = new Set(['OAUTH_JWT_CLAIM_COMPARISON_FAILED', 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED', 'OAUTH_KEY_SELECTION_FAILED']);
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET']);
+
+function isNetworkError(err: Error): boolean {
+  if (err.name === 'AbortError' || err.name === 'TimeoutError') return true;
+  const cause = (err as { cause?: { code?: string } }).cause;
+  return err instanceof TypeError && (err.message === 'fetch failed' || NETWORK_CODES.has(cause?.code ?? ''));
+}
+
+/** Keeps an OP-supplied text short and on one line (it ends up in pages and logs). */
+function opText(value: unknown): string {
+  return typeof value === 'string' ? value.replace(/[\r\n\t]+/g, ' ').slice(0, 200) : '';
+}
+
+/**
+ * Turns anything thrown by openid-client, jose, fetch or a provider hook into an `RpError`.
+ * `idTokenCode` is the code for a refused JWT (`invalid_id_token`, `invalid_logout_token`).
+ */
+export function toRpError(err: unknown, idTokenCode: RpErrorCode = 'invalid_id_token'): RpError {
+  if (err instanceof RpError) return err;
+  if (!(err instanceof Error)) return new RpError('invalid_response', 'unexpected failure');
+  const e = err as Error & { code?: string; error?: string; error_description?: string };
+  if (e.name === 'AuthorizationResponseError' || e.name === 'ResponseBodyError') {
+    const opError = opText(e.error) || 'error';
+    const detail = opText(e.error_description);
+    const code: RpErrorCode = e.name === 'ResponseBodyError' && opError === 'invalid_grant' ? 'invalid_grant' : 'op_error';
+    return new RpError(code, `the OpenID Provider answered "${opError}"${detail ? `: ${detail}` : ''}`, { opError, cause: err });
+  }
+  if (isNetworkError(e)) return new RpError('op_unreachable', 'the OpenID Provider could not be reached', { cause: err });
+  if (typeof e.code === 'string' && (ID_TOKEN_CODES.has(e.code) || e.code.startsWith('ERR_J'))) {
+    const inner = (e.cause as Error | undefined)?.message;
+    return new RpError(idTokenCode, `the token was refused: ${inner ?? e.message}`, { cause: err });
+  }
+  if (typeof e.code === 'string' && e.code.startsWith('OAUTH_')) {
+    const inner = (e.cause as Error | undefined)?.message;
+    const message = inner && inner !== e.message ? `${e.message}: ${inner}` : e.message;
+    return new RpError('invalid_response', `the OpenID Provider's response was refused: ${message}`, { cause: err });
+  }
+  return new RpError('invalid_response', `the response was refused: ${e.message}`, { cause: err });
+}

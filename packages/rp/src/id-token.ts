@@ -1,0 +1,97 @@
+/**
+ * Signature checks of the JWTs an OP sends us (ID tokens, logout tokens) against its JWKS.
+ *
+ * openid-client checks the claims of an ID token but, by default, trusts the TLS channel of the
+ * token endpoint for its signature; we verify the signature always, with a cached JWKS that is
+ * downloaded again once when a token names an unknown `kid` (key rotation).
+ */
+import * as jose from 'jose';
+import type { ProviderConfig } from './options.js';
+
+type RemoteJwks = ReturnType<typeof jose.createRemoteJWKSet>;
+
+/** Per-OP cache of JWKS (one per `jwks_uri`), with the cooldown between two downloads. */
+export class KeySets {
+  private readonly sets = new Map<string, RemoteJwks>();
+
+  constructor(private readonly cooldownSeconds: number) {}
+
+  /** The cached key set of `jwksUri`. */
+  get(jwksUri: string, provider: ProviderConfig): RemoteJwks {
+    let set = this.sets.get(jwksUri);
+    if (!set) {
+      set = jose.createRemoteJWKSet(new URL(jwksUri), {
+        cooldownDuration: this.cooldownSeconds * 1000,
+        cacheMaxAge: 10 * 60 * 1000,
+        timeoutDuration: 10_000,
+        ...(provider.customFetch ? { [jose.customFetch]: provider.customFetch as unknown as jose.FetchImplementation } : {}),
+      });
+      this.sets.set(jwksUri, set);
+    }
+    return set;
+  }
+}
+
+/** What a signature check needs to know about the OP and the client. */
+export interface JwtExpectations {
+  jwksUri: string | undefined;
+  issuer: string;
+  audience: string;
+  /** Accepted `alg` values; asymmetric only (a JWKS has no shared secrets). */
+  algorithms: string[];
+}
+
+/** The signing algorithms an OP's metadata allows for ID tokens, minus `none` and HMAC. */
+export function idTokenAlgorithms(metadata: Record<string, unknown>, clientAlg?: string): string[] {
+  if (clientAlg) return [clientAlg];
+  const listed = metadata.id_token_signing_alg_values_supported;
+  const algs = Array.isArray(listed) ? listed.filter((a): a is string => typeof a === 'string') : ['RS256'];
+  return algs.filter((a) => a !== 'none' && !a.startsWith('HS'));
+}
+
+/**
+ * Verifies the signature, `iss`, `aud` and time claims of a JWT; returns its claims.
+ * The issuer may depend on the token itself (`expectedIssuer` hook of a provider).
+ */
+export async function verifyJwt(
+  jwt: string,
+  expect: JwtExpectations,
+  keySets: KeySets,
+  provider: ProviderConfig,
+  extra: Partial<jose.JWTVerifyOptions> = {},
+): Promise<jose.JWTPayload> {
+  if (!expect.jwksUri) throw new Error('the OP publishes no jwks_uri, so its token signature cannot be verified');
+  const issuer = provider.expectedIssuer ? provider.expectedIssuer(jose.decodeJwt(jwt), expect.issuer) : expect.issuer;
+  const { payload } = await jose.jwtVerify(jwt, keySets.get(expect.jwksUri, provider), {
+    issuer,
+    audience: expect.audience,
+    algorithms: expect.algorithms,
+    clockTolerance: 30,
+    ...extra,
+  });
+  return payload;
+}
+
+const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+
+/**
+ * Verifies a back-channel logout token (OIDC Back-Channel Logout 1.0 §2.6): signature, iss, aud,
+ * iat, the logout event, no nonce, and a `sid` or `sub`.
+ */
+export async function verifyLogoutToken(
+  jwt: string,
+  expect: JwtExpectations,
+  keySets: KeySets,
+  provider: ProviderConfig,
+): Promise<{ sid?: string; sub?: string }> {
+  const claims = await verifyJwt(jwt, expect, keySets, provider, { requiredClaims: ['iat'], maxTokenAge: '10m' });
+  const events = claims.events as Record<string, unknown> | undefined;
+  if (!events || typeof events !== 'object' || typeof events[BACKCHANNEL_EVENT] !== 'object') {
+    throw new Error('the logout token has no back-channel logout event');
+  }
+  if ('nonce' in claims) throw new Error('a logout token must not contain a nonce');
+  const sid = typeof claims.sid === 'string' ? claims.sid : undefined;
+  const sub = typeof claims.sub === 'string' ? claims.sub : undefined;
+  if (!sid && !sub) throw new Error('the logout token names neither a sid nor a sub');
+  return { sid, sub };
+}

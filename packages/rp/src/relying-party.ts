@@ -1,0 +1,397 @@
+/**
+ * The framework-free RP core (the seed's RPHandler): provider info, authorization request,
+ * finalize (token + user info), refresh, user info, end-session URL, logout tokens.
+ * The Express router composes these operations; nothing here knows about HTTP requests.
+ */
+import { createHash } from 'node:crypto';
+import createDebug from 'debug';
+import * as client from 'openid-client';
+import { RpError, toRpError } from './errors.js';
+import { KeySets, idTokenAlgorithms, verifyJwt, verifyLogoutToken, type JwtExpectations } from './id-token.js';
+import { checkProvider, resolveOptions, type NormalizedUser, type ProviderConfig, type ResolvedOptions, type RpOptions } from './options.js';
+import { MAX_PENDING_TRANSACTIONS, type Authentication, type OidcSessionData, type StoredAccessToken, type Transaction } from './session.js';
+
+const debug = createDebug('openid-express:rp');
+
+/** A started login: where to send the browser and what to keep until the callback. */
+export interface AuthorizationRequest {
+  url: URL;
+  state: string;
+  transaction: Transaction;
+}
+
+/** How long a refresh result is shared with requests that still hold the old refresh token. */
+const REFRESH_GRACE_MS = 30_000;
+
+const now = (): number => Math.floor(Date.now() / 1000);
+
+/**
+ * The Relying Party: every protocol operation of the RP, over `openid-client`, without Express.
+ *
+ * @example
+ * ```ts
+ * const relyingParty = new RelyingParty({ baseURL: 'https://app.example.com',
+ *   providers: { corp: oidc({ issuer: 'https://id.example.com', clientId: 'app', clientSecret: 's' }) } });
+ * const { url, state, transaction } = await relyingParty.authorizationRequest('corp', { returnTo: '/' });
+ * // later, at the callback:
+ * const auth = await relyingParty.finalize(transaction, state, callbackParams);
+ * ```
+ */
+export class RelyingParty {
+  readonly options: ResolvedOptions;
+  private readonly configs = new Map<string, Promise<client.Configuration>>();
+  private readonly refreshes = new Map<string, Promise<Authentication>>();
+  private readonly keySets: KeySets;
+
+  constructor(options: RpOptions) {
+    this.options = resolveOptions(options);
+    this.keySets = new KeySets(this.options.jwksCooldown);
+  }
+
+  /** The configuration of provider `name`; throws `unknown_provider`. */
+  provider(name: string): ProviderConfig {
+    const p = Object.hasOwn(this.options.providers, name) ? this.options.providers[name] : undefined;
+    if (!p) throw new RpError('unknown_provider', `no provider is named "${name}"`);
+    return p;
+  }
+
+  /** Providers for login buttons. */
+  listProviders(): Array<{ name: string; label: string; type: ProviderConfig['type'] }> {
+    return Object.entries(this.options.providers).map(([name, p]) => ({ name, label: p.label ?? name, type: p.type }));
+  }
+
+  /** Adds (or replaces) a provider at run time, e.g. one found by WebFinger and registered dynamically. */
+  addProvider(name: string, config: ProviderConfig): void {
+    checkProvider(name, config);
+    this.options.providers[name] = config;
+    this.configs.delete(name);
+  }
+
+  /** The redirect_uri of provider `name`: `{baseURL}{mountPath}/callback/{name}`. */
+  callbackUrl(name: string): string {
+    return `${this.options.baseURL}${this.options.mountPath}/callback/${encodeURIComponent(name)}`;
+  }
+
+  /** Provider metadata (discovery or static `providerInfo`) as an openid-client Configuration; cached. */
+  async providerInfo(name: string): Promise<client.Configuration> {
+    let pending = this.configs.get(name);
+    if (!pending) {
+      pending = configure(this.provider(name));
+      this.configs.set(name, pending);
+      pending.catch(() => this.configs.delete(name)); // retry discovery next time
+    }
+    try {
+      return await pending;
+    } catch (err) {
+      throw toRpError(err);
+    }
+  }
+
+  /**
+   * Starts a login: fresh `state`, `nonce` and PKCE S256 verifier; returns the authorization URL and
+   * the transaction to keep (in the session) until the callback.
+   */
+  async authorizationRequest(
+    name: string,
+    opts: { returnTo: string; maxAge?: number; params?: Record<string, string> },
+  ): Promise<AuthorizationRequest> {
+    const p = this.provider(name);
+    const config = await this.providerInfo(name);
+    const state = client.randomState();
+    const transaction: Transaction = { provider: name, returnTo: opts.returnTo, createdAt: Date.now() };
+    const params: Record<string, string> = { ...p.authorizationParams, ...opts.params, redirect_uri: this.callbackUrl(name), scope: p.scope, state };
+    if (p.pkce !== false) {
+      transaction.codeVerifier = client.randomPKCECodeVerifier();
+      params.code_challenge = await client.calculatePKCECodeChallenge(transaction.codeVerifier);
+      params.code_challenge_method = 'S256';
+    }
+    if (p.type === 'oidc') params.nonce = transaction.nonce = client.randomNonce();
+    if (p.responseType === 'id_token') params.response_type = 'id_token';
+    if (p.responseMode === 'form_post' || p.responseType === 'id_token') params.response_mode = 'form_post';
+    if (opts.maxAge !== undefined) {
+      params.max_age = String(opts.maxAge);
+      transaction.maxAge = opts.maxAge;
+    }
+    debug('login started at provider %s', name);
+    return { url: client.buildAuthorizationUrl(config, params), state, transaction };
+  }
+
+  /** Keeps a transaction in session data, dropping expired ones and capping how many are pending. */
+  saveTransaction(data: OidcSessionData, state: string, transaction: Transaction): void {
+    const kept = Object.entries(data.transactions ?? {})
+      .filter(([, t]) => !this.isExpired(t))
+      .slice(-(MAX_PENDING_TRANSACTIONS - 1));
+    data.transactions = Object.fromEntries([...kept, [state, transaction]]);
+  }
+
+  /** Removes and returns the transaction of `state` (single use); throws when missing or expired. */
+  takeTransaction(data: OidcSessionData | undefined, state: string | null, name: string): Transaction {
+    if (!state) throw new RpError('missing_state', 'the callback has no state parameter');
+    const transaction = data?.transactions && Object.hasOwn(data.transactions, state) ? data.transactions[state] : undefined;
+    if (transaction) delete data!.transactions![state];
+    if (!transaction || transaction.provider !== name) {
+      throw new RpError('invalid_state', 'the state of this callback matches no login started in this browser (tampered, replayed or from another session)');
+    }
+    if (this.isExpired(transaction)) throw new RpError('transaction_expired', 'this login was started too long ago; please start again');
+    return transaction;
+  }
+
+  private isExpired(t: Transaction): boolean {
+    return Date.now() - t.createdAt > this.options.transactionTtl * 1000;
+  }
+
+  /**
+   * Finishes a login (the seed's finalize: access token + user info): validates the callback
+   * parameters (state, `iss`, OP error), exchanges the code with the PKCE verifier, verifies the
+   * ID token (signature, nonce, aud, iss, exp) and loads the user's claims.
+   */
+  async finalize(transaction: Transaction, state: string, callbackParams: URLSearchParams): Promise<Authentication> {
+    const name = transaction.provider;
+    const p = this.provider(name);
+    const config = await this.providerInfo(name);
+    const currentUrl = new URL(this.callbackUrl(name));
+    callbackParams.forEach((value, key) => currentUrl.searchParams.append(key, value));
+    try {
+      const auth = p.responseType === 'id_token'
+        ? await this.finishImplicit(name, p, config, currentUrl, transaction, state)
+        : await this.finishCode(name, p, config, currentUrl, transaction, state);
+      debug('login finished at provider %s', name);
+      return auth;
+    } catch (err) {
+      const rpError = toRpError(err);
+      debug('callback of provider %s refused (%s): %s', name, rpError.code, rpError.message);
+      throw rpError;
+    }
+  }
+
+  private async finishCode(
+    name: string, p: ProviderConfig, config: client.Configuration, currentUrl: URL, t: Transaction, state: string,
+  ): Promise<Authentication> {
+    const tokens = await client.authorizationCodeGrant(config, currentUrl, {
+      pkceCodeVerifier: t.codeVerifier,
+      expectedState: state,
+      expectedNonce: t.nonce,
+      idTokenExpected: p.type === 'oidc',
+      maxAge: t.maxAge,
+    });
+    const idTokenClaims = tokens.id_token ? await this.verifyIdToken(name, config, tokens.id_token) : undefined;
+    const accessToken = storedAccessToken(tokens);
+    const claims = { ...(await this.loadClaims(p, config, accessToken.value, idTokenClaims?.sub as string | undefined)), ...idTokenClaims };
+    return {
+      provider: name,
+      user: normalizeUser(name, p, claims),
+      idToken: tokens.id_token,
+      idTokenClaims,
+      accessToken,
+      refreshToken: tokens.refresh_token,
+      authTime: typeof idTokenClaims?.auth_time === 'number' ? idTokenClaims.auth_time : now(),
+    };
+  }
+
+  private async finishImplicit(
+    name: string, p: ProviderConfig, config: client.Configuration, currentUrl: URL, t: Transaction, state: string,
+  ): Promise<Authentication> {
+    await client.implicitAuthentication(config, currentUrl, t.nonce!, { expectedState: state, maxAge: t.maxAge });
+    const idToken = currentUrl.searchParams.get('id_token')!;
+    const idTokenClaims = await this.verifyIdToken(name, config, idToken);
+    return {
+      provider: name,
+      user: normalizeUser(name, p, idTokenClaims),
+      idToken,
+      idTokenClaims,
+      authTime: typeof idTokenClaims.auth_time === 'number' ? idTokenClaims.auth_time : now(),
+    };
+  }
+
+  /** Signature + claims of an ID token (openid-client checked nonce/azp/auth_time already). */
+  private async verifyIdToken(name: string, config: client.Configuration, idToken: string): Promise<Record<string, unknown>> {
+    const p = this.provider(name);
+    const claims = await verifyJwt(idToken, this.jwtExpectations(p, config), this.keySets, p);
+    p.validateIdToken?.(claims);
+    return claims;
+  }
+
+  private jwtExpectations(p: ProviderConfig, config: client.Configuration): JwtExpectations {
+    const metadata = config.serverMetadata();
+    const clientAlg = config.clientMetadata().id_token_signed_response_alg as string | undefined;
+    return { jwksUri: metadata.jwks_uri, issuer: metadata.issuer, audience: p.clientId, algorithms: idTokenAlgorithms(metadata, clientAlg) };
+  }
+
+  /** Claims from the userinfo endpoint or the provider's `fetchUser` hook. */
+  private async loadClaims(p: ProviderConfig, config: client.Configuration, accessToken: string, sub: string | undefined): Promise<Record<string, unknown>> {
+    if (p.fetchUser) return p.fetchUser(accessToken, p.customFetch ? (p.customFetch as unknown as typeof fetch) : fetch);
+    if (p.fetchUserInfo === false || !config.serverMetadata().userinfo_endpoint) return {};
+    return client.fetchUserInfo(config, accessToken, sub ?? client.skipSubjectCheck);
+  }
+
+  /**
+   * Refresh grant, optionally for a narrower `scope`. Concurrent calls with the same refresh token
+   * share one grant (and its result for a short while), so rotating refresh tokens survive
+   * parallel requests. An OP refusal becomes `refresh_failed` (401).
+   */
+  refresh(auth: Authentication, opts: { scope?: string } = {}): Promise<Authentication> {
+    if (!auth.refreshToken) return Promise.reject(new RpError('no_refresh_token', 'this login has no refresh token (ask for offline_access)'));
+    const key = createHash('sha256').update(`${auth.provider}\n${opts.scope ?? ''}\n${auth.refreshToken}`).digest('base64url');
+    let pending = this.refreshes.get(key);
+    if (!pending) {
+      pending = this.refreshGrant(auth, opts.scope);
+      this.refreshes.set(key, pending);
+      const forget = (): void => void setTimeout(() => this.refreshes.delete(key), REFRESH_GRACE_MS).unref();
+      pending.then(forget, () => this.refreshes.delete(key));
+    }
+    return pending;
+  }
+
+  private async refreshGrant(auth: Authentication, scope: string | undefined): Promise<Authentication> {
+    const p = this.provider(auth.provider);
+    const config = await this.providerInfo(auth.provider);
+    try {
+      const tokens = await client.refreshTokenGrant(config, auth.refreshToken!, scope ? { scope } : undefined);
+      let idTokenClaims = auth.idTokenClaims;
+      if (tokens.id_token) {
+        idTokenClaims = await this.verifyIdToken(auth.provider, config, tokens.id_token);
+        if (idTokenClaims.sub !== auth.user.sub) throw new RpError('invalid_id_token', 'the refreshed ID token is for another subject');
+      }
+      debug('tokens refreshed at provider %s', auth.provider);
+      return {
+        ...auth,
+        idToken: tokens.id_token ?? auth.idToken,
+        idTokenClaims,
+        accessToken: storedAccessToken(tokens),
+        refreshToken: tokens.refresh_token ?? auth.refreshToken,
+      };
+    } catch (err) {
+      const rpError = toRpError(err);
+      debug('refresh at provider %s refused (%s)', auth.provider, rpError.code);
+      if (rpError.code === 'op_unreachable') throw rpError;
+      if (p.type === 'oidc' || rpError.code === 'invalid_grant' || rpError.code === 'op_error') {
+        throw new RpError('refresh_failed', `the refresh was refused: ${rpError.message}`, { opError: rpError.opError, cause: err });
+      }
+      throw rpError;
+    }
+  }
+
+  /** Fresh claims from the userinfo endpoint (or the provider's `fetchUser`). */
+  async userInfo(auth: Authentication): Promise<Record<string, unknown>> {
+    const p = this.provider(auth.provider);
+    const config = await this.providerInfo(auth.provider);
+    if (!auth.accessToken) throw new RpError('not_authenticated', 'this login has no access token');
+    try {
+      return await this.loadClaims({ ...p, fetchUserInfo: true }, config, auth.accessToken.value, auth.user.sub);
+    } catch (err) {
+      throw toRpError(err);
+    }
+  }
+
+  /** True when `auth` exists, its tokens are usable (or refreshable) and, with `maxAge`, the user authenticated recently enough. */
+  hasActiveAuthentication(auth: Authentication | undefined, maxAge?: number): auth is Authentication {
+    if (!auth) return false;
+    if (maxAge !== undefined && now() - auth.authTime > maxAge) return false;
+    return !(isTokenExpired(auth.accessToken) && !auth.refreshToken);
+  }
+
+  /** `auth` itself while its access token is valid, else `auth` after a (single-flight) refresh. */
+  async validAccessToken(auth: Authentication): Promise<Authentication> {
+    if (!auth.accessToken) throw new RpError('not_authenticated', 'this login has no access token');
+    return isTokenExpired(auth.accessToken) ? this.refresh(auth) : auth;
+  }
+
+  /** RP-initiated logout URL at the OP (with `id_token_hint`), or undefined when the OP has no end_session_endpoint. */
+  async endSessionUrl(auth: Authentication, postLogoutRedirectUri: string): Promise<URL | undefined> {
+    const config = await this.providerInfo(auth.provider);
+    if (!config.serverMetadata().end_session_endpoint) return undefined;
+    const params: Record<string, string> = { post_logout_redirect_uri: postLogoutRedirectUri };
+    if (auth.idToken) params.id_token_hint = auth.idToken;
+    return client.buildEndSessionUrl(config, params);
+  }
+
+  /** Verifies a back-channel logout token from provider `name`; returns the `sid` / `sub` to log out. */
+  async logoutToken(name: string, jwt: string): Promise<{ sid?: string; sub?: string }> {
+    const p = this.provider(name);
+    if (p.type !== 'oidc' || p.backchannelLogout === false) throw new RpError('unknown_provider', `provider "${name}" does not use back-channel logout`);
+    const config = await this.providerInfo(name);
+    try {
+      return await verifyLogoutToken(jwt, this.jwtExpectations(p, config), this.keySets, p);
+    } catch (err) {
+      const rpError = toRpError(err, 'invalid_logout_token');
+      if (rpError.code === 'op_unreachable' || rpError.code === 'invalid_logout_token') throw rpError;
+      throw new RpError('invalid_logout_token', `the logout token was refused: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}
+
+/** True when the OP said when the token expires and that moment has passed. */
+export function isTokenExpired(token: StoredAccessToken | undefined): boolean {
+  return !token || (token.expiresAt !== undefined && token.expiresAt <= now());
+}
+
+function storedAccessToken(tokens: client.TokenEndpointResponse): StoredAccessToken {
+  const expiresIn = tokens.expires_in;
+  return {
+    value: tokens.access_token,
+    tokenType: tokens.token_type,
+    ...(tokens.scope ? { scope: tokens.scope } : {}),
+    ...(typeof expiresIn === 'number' ? { expiresAt: now() + expiresIn } : {}),
+  };
+}
+
+/** The app-facing user: the provider's `profile()` mapping over the standard claims. */
+export function normalizeUser(provider: string, p: ProviderConfig, claims: Record<string, unknown>): NormalizedUser {
+  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+  const mapped = p.profile ? p.profile(claims) : {};
+  const sub = mapped.sub ?? str(claims.sub);
+  if (!sub) throw new RpError('invalid_response', 'the provider returned no subject (sub) for the user');
+  const user: NormalizedUser = { sub, provider, claims };
+  const name = mapped.name ?? str(claims.name);
+  const email = mapped.email ?? str(claims.email);
+  const emailVerified = mapped.emailVerified ?? (typeof claims.email_verified === 'boolean' ? claims.email_verified : undefined);
+  const picture = mapped.picture ?? str(claims.picture);
+  if (name !== undefined) user.name = name;
+  if (email !== undefined) user.email = email;
+  if (emailVerified !== undefined) user.emailVerified = emailVerified;
+  if (picture !== undefined) user.picture = picture;
+  return user;
+}
+
+function clientAuth(p: ProviderConfig): client.ClientAuth {
+  const method = p.tokenEndpointAuthMethod ?? (p.clientSecret ? 'client_secret_basic' : 'none');
+  if (method === 'client_secret_post') return client.ClientSecretPost(p.clientSecret);
+  if (method === 'client_secret_basic') return client.ClientSecretBasic(p.clientSecret);
+  return client.None();
+}
+
+/** Builds the openid-client Configuration from discovery or static metadata. */
+async function configure(p: ProviderConfig): Promise<client.Configuration> {
+  const metadata: Partial<client.ClientMetadata> = p.clientSecret ? { client_secret: p.clientSecret } : {};
+  const execute: Array<(c: client.Configuration) => void> = [];
+  if (p.allowInsecureRequests) execute.push(client.allowInsecureRequests);
+  if (p.responseType === 'id_token') execute.push(client.useIdTokenResponseType);
+  let config: client.Configuration;
+  if (p.providerInfo || p.allowIssuerMismatch) {
+    const server = p.providerInfo ?? (await fetchDiscovery(p));
+    const issuer = server.issuer ?? p.issuer ?? new URL(server.authorization_endpoint).origin;
+    config = new client.Configuration({ ...server, issuer }, p.clientId, metadata, clientAuth(p));
+  } else {
+    config = await client.discovery(new URL(p.issuer!), p.clientId, metadata, clientAuth(p), {
+      execute: p.allowInsecureRequests ? [client.allowInsecureRequests] : [],
+      algorithm: p.type === 'oauth2' ? 'oauth2' : 'oidc',
+      ...(p.customFetch ? { [client.customFetch]: p.customFetch } : {}),
+    });
+  }
+  if (p.customFetch) config[client.customFetch] = p.customFetch;
+  config.timeout = 10;
+  for (const run of execute) run(config);
+  return config;
+}
+
+/** Discovery without the issuer equality check (seed: allow.issuer_mismatch). */
+async function fetchDiscovery(p: ProviderConfig): Promise<NonNullable<ProviderConfig['providerInfo']>> {
+  const base = p.issuer!.replace(/\/$/, '');
+  const url = `${base}/.well-known/${p.type === 'oauth2' ? 'oauth-authorization-server' : 'openid-configuration'}`;
+  const doFetch = (p.customFetch as unknown as typeof fetch | undefined) ?? fetch;
+  const response = await doFetch(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(10_000) });
+  if (!response.ok) throw new RpError('invalid_response', `discovery at ${url} answered HTTP ${response.status}`);
+  const body = (await response.json()) as Record<string, unknown>;
+  if (typeof body.authorization_endpoint !== 'string') throw new RpError('invalid_response', `discovery at ${url} has no authorization_endpoint`);
+  return body as NonNullable<ProviderConfig['providerInfo']>;
+}

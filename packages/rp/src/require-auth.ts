@@ -1,0 +1,78 @@
+/**
+ * `requireAuth()`: the route guard. Browsers are sent to log in, APIs get 401, a login that lacks
+ * the required claims or scope gets 403 (never a login loop).
+ */
+import type { RequestHandler } from 'express';
+import { RpError } from './errors.js';
+import { requireSession, sendError, wantsHtml } from './router.js';
+
+/** A required claim value, or a test of the claim's value. */
+export type ClaimRequirement = string | number | boolean | ((value: unknown) => boolean);
+
+/** Options of `requireAuth()`. */
+export interface RequireAuthOptions {
+  /** Only a login at this provider counts (and the login redirect goes there). Default: any login; login at rp's default provider. */
+  provider?: string;
+  /** Seconds since the user authenticated at the OP; older logins must authenticate again (`max_age`). */
+  maxAge?: number;
+  /** Required claims of the user: exact values (an array claim must contain it) or tests; or one test of all claims. */
+  claims?: Record<string, ClaimRequirement> | ((claims: Record<string, unknown>) => boolean);
+  /** Space-separated scopes the access token must have been granted. */
+  scope?: string;
+}
+
+function claimMatches(actual: unknown, wanted: ClaimRequirement): boolean {
+  if (typeof wanted === 'function') return wanted(actual) === true;
+  return Array.isArray(actual) ? actual.includes(wanted) : actual === wanted;
+}
+
+function hasClaims(claims: Record<string, unknown>, wanted: NonNullable<RequireAuthOptions['claims']>): boolean {
+  if (typeof wanted === 'function') return wanted(claims) === true;
+  return Object.entries(wanted).every(([name, value]) => claimMatches(claims[name], value));
+}
+
+/**
+ * Guards a route: the request must carry a login (from `provider`, recent enough for `maxAge`)
+ * whose user has `claims` and whose access token has `scope`.
+ *
+ * @example
+ * ```ts
+ * app.get('/admin', requireAuth({ claims: { groups: 'admin' }, maxAge: 900 }), adminPage);
+ * app.get('/api/me', requireAuth({ scope: 'profile' }), (req, res) => res.json(req.oidc.user));
+ * ```
+ */
+export function requireAuth(options: RequireAuthOptions = {}): RequestHandler {
+  if (options.maxAge !== undefined && !(Number.isInteger(options.maxAge) && options.maxAge >= 0)) {
+    throw new TypeError('requireAuth(): option "maxAge" must be a whole number of seconds');
+  }
+  return (req, res, next) => {
+    const ctx = req.oidc;
+    if (!ctx) return next(new Error('requireAuth() needs rp() mounted before it: app.use(rp({ ... }))'));
+    const rp = ctx.relyingParty;
+    try {
+      requireSession(req);
+    } catch (err) {
+      return sendError(err as RpError, req, res, next, rp);
+    }
+    const auth = ctx.authentication;
+    const fromProvider = !options.provider || auth?.provider === options.provider;
+    if (!auth || !fromProvider || !rp.hasActiveAuthentication(auth, options.maxAge)) {
+      const provider = options.provider ?? rp.options.defaultProvider;
+      if (wantsHtml(req) && (req.method === 'GET' || req.method === 'HEAD') && provider) {
+        const query = new URLSearchParams({ returnTo: req.originalUrl });
+        if (options.maxAge !== undefined && auth) query.set('maxAge', String(options.maxAge));
+        return res.redirect(`${rp.options.mountPath}/login/${encodeURIComponent(provider)}?${query}`);
+      }
+      return sendError(new RpError('not_authenticated', 'this resource needs a login'), req, res, next, rp);
+    }
+    if (options.claims && !hasClaims(auth.user.claims, options.claims)) {
+      return sendError(new RpError('insufficient_claims', 'your account lacks a claim this resource requires'), req, res, next, rp);
+    }
+    // RFC 6749 §5.1: no scope in the token response means the requested scope was granted
+    const granted = new Set((auth.accessToken?.scope ?? rp.options.providers[auth.provider]?.scope ?? '').split(' '));
+    if (options.scope && !options.scope.split(' ').filter(Boolean).every((s) => granted.has(s))) {
+      return sendError(new RpError('insufficient_scope', `this resource needs the scope "${options.scope}"`), req, res, next, rp);
+    }
+    next();
+  };
+}

@@ -1,0 +1,224 @@
+/**
+ * `rp()`: the Express routes, a thin layer over `RelyingParty`. Each handler reads the request,
+ * calls the core, writes the answer.
+ */
+import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
+import type { Session, SessionData, Store } from 'express-session';
+import createDebug from 'debug';
+import { RequestContext } from './context.js';
+import { RpError, toRpError } from './errors.js';
+import type { RpOptions } from './options.js';
+import { RelyingParty } from './relying-party.js';
+import { logoutIndexKey, type Authentication, type LogoutIndexRecord } from './session.js';
+
+const debug = createDebug('openid-express:rp');
+
+type Handler = (req: Request, res: Response) => Promise<void>;
+
+/** The Express router returned by `rp()`, with its core. */
+export type RpRouter = Router & { relyingParty: RelyingParty };
+
+/**
+ * Mounts the RP routes (login, callback, refresh, logout, back-channel logout, providers) and
+ * `req.oidc`. Needs `express-session` mounted before it.
+ *
+ * @example
+ * ```ts
+ * app.use(session({ secret, resave: false, saveUninitialized: false }));
+ * app.use(rp({ baseURL: 'https://app.example.com', providers: { corp: oidc({ issuer, clientId, clientSecret }) } }));
+ * ```
+ */
+export function rp(options: RpOptions): RpRouter {
+  const relyingParty = new RelyingParty(options);
+  const { mountPath: m } = relyingParty.options;
+  const router = express.Router() as RpRouter;
+  router.relyingParty = relyingParty;
+  const form = express.urlencoded({ extended: false, limit: '64kb' });
+  const json = express.json({ limit: '16kb' });
+  const wrap = (handler: Handler): RequestHandler => (req, res, next) => handler(req, res).catch(next);
+  const routes = new Routes(relyingParty);
+
+  router.use((req, _res, next) => {
+    req.oidc = new RequestContext(req, relyingParty);
+    next();
+  });
+  router.get(`${m}/providers`, (_req, res) => void res.json(relyingParty.listProviders()));
+  router.get(`${m}/login/:provider`, wrap(routes.login));
+  router.get(`${m}/callback/:provider`, wrap(routes.callback));
+  router.post(`${m}/callback/:provider`, form, wrap(routes.callback));
+  router.post(`${m}/refresh`, form, json, wrap(routes.refresh));
+  router.get(`${m}/logout`, wrap(routes.logout));
+  router.post(`${m}/logout`, form, wrap(routes.logout));
+  router.post(`${m}/backchannel-logout/:provider`, form, wrap(routes.backchannelLogout));
+  router.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
+    sendError(toRpError(bodyParserError(err) ?? err), req, res, next, relyingParty);
+  });
+  return router;
+}
+
+/** body-parser's own errors (malformed body, too large) are the client's fault: 400. */
+function bodyParserError(err: unknown): RpError | undefined {
+  const e = err as { type?: unknown; status?: unknown };
+  if (typeof e?.type !== 'string' || typeof e.status !== 'number' || e.status >= 500) return undefined;
+  return new RpError('invalid_request', `the request body was refused (${e.type})`);
+}
+
+/** The route handlers; each one reads the request, calls the core, writes the answer. */
+class Routes {
+  constructor(private readonly rp: RelyingParty) {}
+
+  login: Handler = async (req, res) => {
+    const session = requireSession(req);
+    const name = String(req.params.provider);
+    const maxAge = parseMaxAge(req.query.maxAge);
+    const request = await this.rp.authorizationRequest(name, { returnTo: safeReturnTo(req.query.returnTo, this.rp), maxAge });
+    session.oidc ??= {};
+    this.rp.saveTransaction(session.oidc, request.state, request.transaction);
+    res.set('cache-control', 'no-store');
+    res.redirect(request.url.href);
+  };
+
+  callback: Handler = async (req, res) => {
+    const session = requireSession(req);
+    const name = String(req.params.provider);
+    this.rp.provider(name);
+    const params = req.method === 'POST' ? bodyParams(req.body) : new URL(req.originalUrl, 'http://callback.invalid').searchParams;
+    const state = params.get('state');
+    const transaction = this.rp.takeTransaction(session.oidc, state, name);
+    const auth = await this.rp.finalize(transaction, state!, params);
+    const pending = req.session.oidc?.transactions;
+    await promisify<void>((cb) => req.session.regenerate(cb)); // new session id at login: no fixation
+    req.session.oidc = { ...(pending && Object.keys(pending).length ? { transactions: pending } : {}), auth };
+    await promisify<void>((cb) => req.session.save(cb));
+    await indexForLogout(req.sessionStore, auth, req.sessionID).catch((err) => debug('back-channel logout index not written: %s', (err as Error).message));
+    res.set('cache-control', 'no-store');
+    res.redirect(transaction.returnTo);
+  };
+
+  refresh: Handler = async (req, res) => {
+    requireSession(req);
+    const scope = typeof req.body?.scope === 'string' && req.body.scope ? req.body.scope : undefined;
+    const token = await req.oidc.refresh({ scope });
+    res.set('cache-control', 'no-store');
+    res.json({ tokenType: token.tokenType, scope: token.scope, expiresAt: token.expiresAt });
+  };
+
+  logout: Handler = async (req, res) => {
+    const session = requireSession(req);
+    const returnTo = safeReturnTo(req.query.returnTo ?? req.body?.returnTo, this.rp);
+    const auth = session.oidc?.auth;
+    await promisify<void>((cb) => req.session.destroy(cb));
+    let endSession: URL | undefined;
+    if (auth) {
+      endSession = await this.rp.endSessionUrl(auth, new URL(returnTo, this.rp.options.baseURL).href).catch((err) => {
+        debug('no RP-initiated logout at provider %s: %s', auth.provider, toRpError(err).message);
+        return undefined;
+      });
+    }
+    res.set('cache-control', 'no-store');
+    res.redirect(endSession?.href ?? returnTo);
+  };
+
+  backchannelLogout: Handler = async (req, res) => {
+    const store = req.sessionStore;
+    if (!store) throw sessionMissing();
+    const token = req.body?.logout_token;
+    if (typeof token !== 'string' || !token) throw new RpError('invalid_request', 'the request has no logout_token');
+    const name = String(req.params.provider);
+    const { sid, sub } = await this.rp.logoutToken(name, token);
+    const key = sid ? logoutIndexKey(name, 'sid', sid) : logoutIndexKey(name, 'sub', sub!);
+    const record = await promisify<LogoutIndexRecord | null | undefined>((cb) => store.get(key, cb as never));
+    const ids = record?.ids ?? [];
+    await Promise.all(ids.map((id) => promisify<void>((cb) => store.destroy(id, cb))));
+    await promisify<void>((cb) => store.destroy(key, cb));
+    debug('back-channel logout at provider %s ended %d session(s)', name, ids.length);
+    res.set('cache-control', 'no-store');
+    res.status(200).end();
+  };
+}
+
+/** Remembers which session ids belong to an OP `sid` and `sub`, in the session store itself. */
+async function indexForLogout(store: Store, auth: Authentication, sessionId: string): Promise<void> {
+  const sid = auth.idTokenClaims?.sid;
+  const keys = [logoutIndexKey(auth.provider, 'sub', auth.user.sub)];
+  if (typeof sid === 'string') keys.push(logoutIndexKey(auth.provider, 'sid', sid));
+  for (const key of keys) {
+    const record = await promisify<LogoutIndexRecord | null | undefined>((cb) => store.get(key, cb as never));
+    const ids = [...(record?.ids ?? []).filter((id) => id !== sessionId), sessionId].slice(-50);
+    await promisify<void>((cb) => store.set(key, { ids } as unknown as SessionData, cb));
+  }
+}
+
+function promisify<T>(fn: (cb: (err?: unknown, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
+}
+
+function bodyParams(body: unknown): URLSearchParams {
+  const params = new URLSearchParams();
+  if (body && typeof body === 'object') {
+    for (const [k, v] of Object.entries(body)) if (typeof v === 'string') params.append(k, v);
+  }
+  return params;
+}
+
+function parseMaxAge(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (typeof value !== 'string' || !/^\d{1,9}$/.test(value) || !Number.isSafeInteger(n)) {
+    throw new RpError('invalid_request', 'maxAge must be a whole number of seconds');
+  }
+  return n;
+}
+
+function sessionMissing(): RpError {
+  return new RpError(
+    'session_missing',
+    'req.session is missing: mount express-session before rp(), e.g. app.use(session({ secret, resave: false, saveUninitialized: false })); app.use(rp({ ... })). If it is mounted, its store may be unreachable.',
+  );
+}
+
+/** The session of the request; throws `session_missing` (with what to add) when express-session is not mounted. */
+export function requireSession(req: Request): Session & Partial<SessionData> {
+  if (!req.session) throw sessionMissing();
+  return req.session;
+}
+
+/**
+ * A same-origin path to go back to, or `/`. Refuses absolute URLs, `//host`, `/\host`, control
+ * characters and anything that would leave the app's origin.
+ */
+export function safeReturnTo(value: unknown, rp: RelyingParty): string {
+  if (typeof value !== 'string' || !value.startsWith('/') || value.startsWith('//')) return '/';
+  if (/[\\\u0000-\u001f\u007f]/.test(value) || value.length > 2048) return '/';
+  const origin = new URL(rp.options.baseURL).origin;
+  try {
+    const url = new URL(value, origin);
+    return url.origin === origin ? `${url.pathname}${url.search}${url.hash}` : '/';
+  } catch {
+    return '/';
+  }
+}
+
+/** True when the request is a browser asking for a page (not an API call). */
+export function wantsHtml(req: Request): boolean {
+  return (req.get('accept') ?? '').includes('text/html');
+}
+
+const escapeHtml = (s: string): string =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+/** Answers an `RpError`: the app's `onError`, else HTML for browsers and JSON for APIs. */
+export function sendError(err: RpError, req: Request, res: Response, next: NextFunction, rp: RelyingParty): void {
+  debug('%s %s -> %d %s: %s', req.method, req.path, err.status, err.code, err.message);
+  if (rp.options.onError) return rp.options.onError(err, req, res, next);
+  if (res.headersSent) return next(err);
+  res.status(err.status).set('cache-control', 'no-store');
+  if (err.status === 401) res.set('www-authenticate', `Bearer error="${err.code}"`);
+  if (!wantsHtml(req)) return void res.json(err.toJSON());
+  const title = err.status >= 500 ? 'Sign-in is unavailable' : 'Sign-in did not complete';
+  res.type('html').send(
+    `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title></head><body>` +
+      `<h1>${title}</h1><p>${escapeHtml(err.message)}</p><p>Error code: <code>${err.code}</code></p>` +
+      `<p><a href="/">Back to the start page</a></p></body></html>`,
+  );
+}

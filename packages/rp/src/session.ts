@@ -1,0 +1,64 @@
+/**
+ * The typed shape of what the RP keeps in `req.session` (under `oidc`), and nothing else.
+ */
+import type { NormalizedUser } from './options.js';
+
+/** One login started and not yet finished (keyed by its `state`). Single-use, short-lived. */
+export interface Transaction {
+  provider: string;
+  /** PKCE code verifier (S256), absent only when the provider turned PKCE off. */
+  codeVerifier?: string;
+  nonce?: string;
+  /** Same-origin path to go to after the callback. */
+  returnTo: string;
+  /** `max_age` sent in the authorization request, checked against `auth_time`. */
+  maxAge?: number;
+  /** Epoch milliseconds. */
+  createdAt: number;
+}
+
+/** The access token as kept in the session. */
+export interface StoredAccessToken {
+  value: string;
+  tokenType: string;
+  scope?: string;
+  /** Epoch seconds, when the OP said `expires_in`. */
+  expiresAt?: number;
+}
+
+/** An authenticated login. */
+export interface Authentication {
+  provider: string;
+  user: NormalizedUser;
+  idToken?: string;
+  idTokenClaims?: Record<string, unknown>;
+  accessToken?: StoredAccessToken;
+  refreshToken?: string;
+  /** Epoch seconds of the end-user authentication (`auth_time`, else the login time). */
+  authTime: number;
+}
+
+/** What lives at `req.session.oidc`. */
+export interface OidcSessionData {
+  transactions?: Record<string, Transaction>;
+  auth?: Authentication;
+}
+
+declare module 'express-session' {
+  interface SessionData {
+    oidc?: OidcSessionData;
+  }
+}
+
+/** At most this many logins may be pending in one session (bounds the session size). */
+export const MAX_PENDING_TRANSACTIONS = 10;
+
+/** Record of the sessions that belong to one OP session id or subject (back-channel logout index). */
+export interface LogoutIndexRecord {
+  ids: string[];
+}
+
+/** Store key of the back-channel logout index record of a `sid` or `sub`. */
+export function logoutIndexKey(provider: string, kind: 'sid' | 'sub', value: string): string {
+  return `oidc-bcl:${provider}:${kind}:${value}`;
+}
