@@ -91,10 +91,19 @@ export class OptionsError extends RpError {
 const ID_TOKEN_CODES = new Set(['OAUTH_JWT_CLAIM_COMPARISON_FAILED', 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED', 'OAUTH_KEY_SELECTION_FAILED']);
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET']);
 
-function isNetworkError(err: Error): boolean {
-  if (err.name === 'AbortError' || err.name === 'TimeoutError') return true;
-  const cause = (err as { cause?: { code?: string } }).cause;
-  return err instanceof TypeError && (err.message === 'fetch failed' || NETWORK_CODES.has(cause?.code ?? ''));
+function isError(value: unknown): value is Error {
+  return typeof value === 'object' && value !== null && typeof (value as Error).message === 'string';
+}
+
+/** fetch failures, possibly wrapped by openid-client ("something went wrong", cause: TypeError). */
+function isNetworkError(err: unknown, depth = 0): boolean {
+  // duck-typed: fetch errors may come from another realm (undici), where instanceof fails
+  if (!isError(err) || depth > 3) return false;
+  const code = (err as { code?: unknown }).code;
+  if (err.name === 'AbortError' || err.name === 'TimeoutError' || code === 'OAUTH_TIMEOUT') return true;
+  if (err.name === 'TypeError' && err.message === 'fetch failed') return true;
+  if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+  return isNetworkError(err.cause, depth + 1);
 }
 
 /** Keeps an OP-supplied text short and on one line (it ends up in pages and logs). */
@@ -108,7 +117,7 @@ function opText(value: unknown): string {
  */
 export function toRpError(err: unknown, idTokenCode: RpErrorCode = 'invalid_id_token'): RpError {
   if (err instanceof RpError) return err;
-  if (!(err instanceof Error)) return new RpError('invalid_response', 'unexpected failure');
+  if (!isError(err)) return new RpError('invalid_response', 'unexpected failure');
   const e = err as Error & { code?: string; error?: string; error_description?: string };
   if (e.name === 'AuthorizationResponseError' || e.name === 'ResponseBodyError') {
     const opError = opText(e.error) || 'error';

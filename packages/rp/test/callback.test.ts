@@ -1,10 +1,18 @@
+import express from 'express';
+import session from 'express-session';
+import request from 'supertest';
+import { oidc, rp } from '@openid-express/rp';
 import { startRp, type TestRp } from './support/rp-app.js';
+import { clearStore, expectNoLogin, sessionCookie } from './support/expect.js';
 
 let t: TestRp;
 beforeAll(async () => {
   t = await startRp();
 });
+beforeEach(() => clearStore(t));
 afterAll(() => t.close());
+
+const path = (url: URL): string => url.pathname + url.search;
 
 describe('GET /auth/callback/:provider', () => {
   test('a user who logs in at the OP reaches /me with her normalized profile', async () => {
@@ -12,8 +20,194 @@ describe('GET /auth/callback/:provider', () => {
     const done = await t.login(agent);
     expect(done.status).toBe(302);
     expect(done.headers.location).toBe('/me');
+    expect(done.headers['cache-control']).toBe('no-store');
     const me = await agent.get('/me');
     expect(me.status).toBe(200);
     expect(me.body).toMatchObject({ sub: 'alice', provider: 'op', name: 'Alice Liddell', email: 'alice@example.org', emailVerified: true });
+    expect(me.body.claims.groups).toEqual(['staff', 'admin']);
+  });
+
+  test('the session id changes at login (no session fixation)', async () => {
+    const agent = t.agent();
+    const callback = await t.startLogin(agent);
+    const before = sessionCookie(agent, t.baseURL);
+    expect(before).toBeDefined();
+    await agent.get(path(callback)).expect(302);
+    const after = sessionCookie(agent, t.baseURL);
+    expect(after).toBeDefined();
+    expect(after).not.toBe(before);
+    const sessions = await t.authenticatedSessions();
+    expect(sessions).toHaveLength(1);
+    expect(decodeURIComponent(before!)).not.toContain(sessions[0]);
+    expect(decodeURIComponent(after!)).toContain(sessions[0]);
+  });
+
+  test('a callback without state does not log in', async () => {
+    const agent = t.agent();
+    const callback = await t.startLogin(agent);
+    callback.searchParams.delete('state');
+    const res = await agent.get(path(callback));
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('missing_state');
+    await expectNoLogin(t, agent);
+  });
+
+  test('a callback with a tampered state does not log in', async () => {
+    const agent = t.agent();
+    const callback = await t.startLogin(agent);
+    callback.searchParams.set('state', `${callback.searchParams.get('state')}x`);
+    const res = await agent.get(path(callback));
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_state');
+    await expectNoLogin(t, agent);
+  });
+
+  test('a replayed callback does not log in', async () => {
+    const victim = t.agent();
+    const callback = await t.startLogin(victim);
+    await victim.get(path(callback)).expect(302);
+    // the same browser again
+    const again = await victim.get(path(callback));
+    expect(again.status).toBe(400);
+    expect(again.body.error).toBe('invalid_state');
+    // an attacker who got hold of the URL
+    const attacker = t.agent();
+    const stolen = await attacker.get(path(callback));
+    expect(stolen.status).toBe(400);
+    expect(stolen.body.error).toBe('invalid_state');
+    expect((await attacker.get('/me')).status).toBe(401);
+    expect(await t.authenticatedSessions()).toHaveLength(1); // only the victim's own login
+  });
+
+  test('a callback started in another browser does not log in (login CSRF)', async () => {
+    const attacker = t.agent();
+    const callback = await t.startLogin(attacker, { account: 'bob' });
+    const victim = t.agent();
+    await victim.get('/auth/login/op'); // the victim has a session with its own pending login
+    const res = await victim.get(path(callback));
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_state');
+    await expectNoLogin(t, victim);
+  });
+
+  test('a code replayed at the OP (code reused under a new state) does not log in', async () => {
+    const agent = t.agent();
+    const first = await t.startLogin(agent);
+    await agent.get(path(first)).expect(302);
+    await agent.get('/auth/logout');
+    await clearStore(t);
+    const second = await t.startLogin(agent);
+    second.searchParams.set('code', first.searchParams.get('code')!);
+    const res = await agent.get(path(second));
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'invalid_grant', op_error: 'invalid_grant' });
+    await expectNoLogin(t, agent);
+  });
+
+  test('access_denied at the OP is a clear 400 page, not a login', async () => {
+    const agent = t.agent();
+    const callback = await t.startLogin(agent, { deny: true });
+    expect(callback.searchParams.get('error')).toBe('access_denied');
+    const res = await agent.get(path(callback)).set('accept', 'text/html');
+    expect(res.status).toBe(400);
+    expect(res.headers['content-type']).toMatch(/html/);
+    expect(res.text).toContain('access_denied');
+    expect(res.text).toContain('op_error');
+    await expectNoLogin(t, agent);
+  });
+
+  test('access_denied answers JSON to an API client', async () => {
+    const agent = t.agent();
+    const callback = await t.startLogin(agent, { deny: true });
+    const res = await agent.get(path(callback));
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'op_error', op_error: 'access_denied' });
+    await expectNoLogin(t, agent);
+  });
+
+  test('a callback whose iss is not the OP is refused (RFC 9207)', async () => {
+    const metadata = await (await fetch(`${t.op.issuer}/.well-known/openid-configuration`)).json();
+    expect(metadata.authorization_response_iss_parameter_supported).toBe(true);
+    const agent = t.agent();
+    const callback = await t.startLogin(agent);
+    expect(callback.searchParams.get('iss')).toBe(t.op.issuer);
+    callback.searchParams.set('iss', 'https://evil.example');
+    const res = await agent.get(path(callback));
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_response');
+    expect(res.body.error_description).toMatch(/iss/);
+    await expectNoLogin(t, agent);
+  });
+
+  test('a callback without iss from an OP that advertises RFC 9207 is refused', async () => {
+    const agent = t.agent();
+    const callback = await t.startLogin(agent);
+    callback.searchParams.delete('iss');
+    const res = await agent.get(path(callback));
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_response');
+    await expectNoLogin(t, agent);
+  });
+
+  test.each([
+    ['https://evil.example', 'an absolute URL'],
+    ['//evil.example', 'a protocol-relative URL'],
+    ['/\\evil.example', 'a backslash path'],
+    ['/%5Cevil.example', 'an encoded backslash'],
+    ['javascript:alert(1)', 'a javascript: URL'],
+    [' //evil.example', 'a URL with leading space'],
+  ])('returnTo %s (%s) falls back to /', async (returnTo) => {
+    const agent = t.agent();
+    const done = await t.login(agent, { returnTo: decodeURIComponent(returnTo) });
+    expect(done.status).toBe(302);
+    expect(done.headers.location).toBe('/');
+  });
+
+  test('a same-origin returnTo with a query is kept', async () => {
+    const done = await t.login(t.agent(), { returnTo: '/orders?page=2#top' });
+    expect(done.headers.location).toBe('/orders?page=2#top');
+  });
+
+  test('no token or code appears in the URL after the callback', async () => {
+    const agent = t.agent();
+    const callback = await t.startLogin(agent);
+    const done = await agent.get(path(callback));
+    expect(done.headers.location).toBe('/me');
+    expect(done.headers.location).not.toMatch(/code|token|state/);
+  });
+
+  test('an unknown provider callback is a 404', async () => {
+    const res = await t.agent().get('/auth/callback/nope?code=x&state=y');
+    expect(res.status).toBe(404);
+    expect(res.body.error).toBe('unknown_provider');
+  });
+});
+
+describe('an unreachable OP', () => {
+  test('login answers 502 with op_unreachable, HTML for a browser', async () => {
+    const app = express();
+    app.use(session({ secret: 's', resave: false, saveUninitialized: false }));
+    app.use(rp({ baseURL: 'http://127.0.0.1', providers: { down: oidc({ issuer: 'http://127.0.0.1:9', clientId: 'a', allowInsecureRequests: true }) } }));
+    const res = await request(app).get('/auth/login/down');
+    expect(res.status).toBe(502);
+    expect(res.body.error).toBe('op_unreachable');
+    const page = await request(app).get('/auth/login/down').set('accept', 'text/html');
+    expect(page.status).toBe(502);
+    expect(page.text).toContain('op_unreachable');
+  });
+});
+
+describe('onError', () => {
+  test('lets the app draw its own error page', async () => {
+    const mine = await startRp({ rp: { onError: (err, _req, res) => void res.status(418).send(`mine: ${err.code}`) } });
+    try {
+      const agent = mine.agent();
+      const callback = await mine.startLogin(agent, { deny: true });
+      const res = await agent.get(path(callback));
+      expect(res.status).toBe(418);
+      expect(res.text).toBe('mine: op_error');
+    } finally {
+      await mine.close();
+    }
   });
 });

@@ -14,6 +14,7 @@
  *   `endSession(url)` confirms RP-initiated logout and returns where the OP sends the browser.
  * - `op.authorize(url, opts)`: the same with a fresh browser.
  * - `op.rotateKeys()`: the OP signs with a new key (new `kid`) from now on, old key removed.
+ * - `op.signingKey`: the current private JWK (to forge tokens "from the OP" in tests).
  * - `op.close()`.
  *
  * The real file lives under packages/rp/test/support (where oidc-provider resolves);
@@ -123,6 +124,7 @@ export interface TestOp {
   browser(): OpBrowser;
   authorize(url: string | URL, opts?: { account?: string; deny?: boolean }): Promise<URL>;
   rotateKeys(): void;
+  signingKey: Record<string, unknown>;
   close(): Promise<void>;
 }
 
@@ -167,14 +169,16 @@ export async function startOp(options: TestOpOptions): Promise<TestOp> {
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const counts = { jwks: 0, grants: {} as Record<string, number> };
   const build = (): Provider => {
-    const provider = new Provider(issuer, configuration(options, signingKey()));
+    op.signingKey = signingKey();
+    const provider = new Provider(issuer, configuration(options, op.signingKey));
     provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
       const type = String(ctx.oidc.params?.grant_type);
       counts.grants[type] = (counts.grants[type] ?? 0) + 1;
     });
     return provider;
   };
-  const op = { issuer, provider: build(), counts } as TestOp;
+  const op = { issuer, counts } as TestOp;
+  op.provider = build();
 
   const app = express();
   app.use((req, _res, next) => {

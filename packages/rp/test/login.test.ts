@@ -1,0 +1,99 @@
+import { createHash } from 'node:crypto';
+import type session from 'express-session';
+import { startRp, type TestRp } from './support/rp-app.js';
+import { clearStore, expectNoLogin } from './support/expect.js';
+
+let t: TestRp;
+beforeAll(async () => {
+  t = await startRp();
+});
+beforeEach(() => clearStore(t));
+afterEach(() => jest.restoreAllMocks());
+afterAll(() => t.close());
+
+async function storedSessions(): Promise<session.SessionData[]> {
+  return new Promise((resolve) => t.store.all((_err, all) => resolve(Object.values(all ?? {}) as session.SessionData[])));
+}
+
+describe('GET /auth/login/:provider', () => {
+  test('sends the browser to the OP with PKCE S256, state and nonce, and keeps them in the session', async () => {
+    const agent = t.agent();
+    const res = await agent.get('/auth/login/op?returnTo=/orders');
+    expect(res.status).toBe(302);
+    expect(res.headers['cache-control']).toBe('no-store');
+    const url = new URL(res.headers.location);
+    expect(url.origin).toBe(t.op.issuer);
+    const q = url.searchParams;
+    expect(q.get('response_type')).toBe('code');
+    expect(q.get('client_id')).toBe('app');
+    expect(q.get('redirect_uri')).toBe(`${t.baseURL}/auth/callback/op`);
+    expect(q.get('scope')).toBe('openid profile email offline_access');
+    expect(q.get('code_challenge_method')).toBe('S256');
+    expect(q.get('state')).toMatch(/^[\w-]{40,}$/);
+    expect(q.get('nonce')).toMatch(/^[\w-]{40,}$/);
+
+    const [stored] = await storedSessions();
+    const transaction = stored.oidc!.transactions![q.get('state')!];
+    expect(transaction).toMatchObject({ provider: 'op', returnTo: '/orders', nonce: q.get('nonce') });
+    const challenge = createHash('sha256').update(transaction.codeVerifier!).digest('base64url');
+    expect(q.get('code_challenge')).toBe(challenge);
+    expect(stored.oidc!.auth).toBeUndefined();
+  });
+
+  test('each login gets fresh state, nonce and verifier', async () => {
+    const agent = t.agent();
+    const a = new URL((await agent.get('/auth/login/op')).headers.location).searchParams;
+    const b = new URL((await agent.get('/auth/login/op')).headers.location).searchParams;
+    expect(a.get('state')).not.toBe(b.get('state'));
+    expect(a.get('nonce')).not.toBe(b.get('nonce'));
+    expect(a.get('code_challenge')).not.toBe(b.get('code_challenge'));
+  });
+
+  test('two logins started in two tabs both complete', async () => {
+    const agent = t.agent();
+    const first = await t.startLogin(agent, { returnTo: '/tab-one' });
+    const second = await t.startLogin(agent, { returnTo: '/tab-two' });
+    const one = await agent.get(first.pathname + first.search);
+    expect(one.status).toBe(302);
+    expect(one.headers.location).toBe('/tab-one');
+    const two = await agent.get(second.pathname + second.search);
+    expect(two.status).toBe(302);
+    expect(two.headers.location).toBe('/tab-two');
+    expect((await agent.get('/me')).body.sub).toBe('alice');
+  });
+
+  test('a login finished more than 10 minutes after it started is refused', async () => {
+    const agent = t.agent();
+    const callback = await t.startLogin(agent);
+    const realNow = Date.now();
+    jest.spyOn(Date, 'now').mockReturnValue(realNow + 10 * 60 * 1000 + 1000);
+    const res = await agent.get(callback.pathname + callback.search);
+    jest.restoreAllMocks();
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('transaction_expired');
+    await expectNoLogin(t, agent);
+  });
+
+  test('the pending logins of one session are capped at 10', async () => {
+    const agent = t.agent();
+    for (let i = 0; i < 15; i++) await agent.get('/auth/login/op');
+    const [stored] = await storedSessions();
+    expect(Object.keys(stored.oidc!.transactions!)).toHaveLength(10);
+  });
+
+  test('an unknown provider is a 404 with a stable code', async () => {
+    const res = await t.agent().get('/auth/login/nope');
+    expect(res.status).toBe(404);
+    expect(res.body).toMatchObject({ error: 'unknown_provider' });
+    const page = await t.agent().get('/auth/login/nope').set('accept', 'text/html');
+    expect(page.status).toBe(404);
+    expect(page.headers['content-type']).toMatch(/html/);
+    expect(page.text).toContain('unknown_provider');
+  });
+
+  test('a malformed maxAge is a 400, not a crash', async () => {
+    const res = await t.agent().get('/auth/login/op?maxAge=abc');
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_request');
+  });
+});
