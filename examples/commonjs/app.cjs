@@ -6,7 +6,7 @@ const { randomBytes } = require('node:crypto');
 const express = require('express');
 const session = require('express-session');
 const { rp, requireAuth, oidc } = require('@openid-express/rp');
-const { op, memoryAccounts } = require('@openid-express/op');
+const { op, memoryAccounts, generateKeys } = require('@openid-express/op');
 
 const accounts = [{ id: 'carol', username: 'carol', password: 'commonjs', claims: { name: 'Carol CommonJS', email: 'carol@example.org' } }];
 
@@ -30,7 +30,7 @@ function createApp({ baseURL, env = process.env }) {
     issuer,
     clients: [{ ...client, redirect_uris: [`${baseURL}/auth/callback/local`], post_logout_redirect_uris: [`${baseURL}/`], grant_types: ['authorization_code', 'refresh_token'] }],
     accounts: memoryAccounts(accounts),
-    cookieKeys: [randomBytes(32).toString('hex')],
+    ...generateKeys(), // throwaway keys: fine for an example, not for production
   }));
 
   // The application.

@@ -32,7 +32,8 @@ export function createApplication({ baseURL, issuer, client, accounts = [], env 
       cookie: { httpOnly: true, sameSite: 'lax', secure: baseURL.startsWith('https:') },
     }),
   );
-  app.use(rp({ baseURL, providers }));
+  // Sign-in errors get this app's pages (browsers) or the RP's JSON body (API calls).
+  app.use(rp({ baseURL, providers, onError: (err, req, res, next) => (wantsHtml(req) ? next(err) : sendJsonError(err, res)) }));
 
   const loginButtons = buttons.map((b) => ({ ...b, loginUrl: `/auth/login/${b.name}?returnTo=/profile` }));
   const home = (notice) => (req, res) => {
@@ -122,23 +123,42 @@ function toEpochSeconds(value) {
   return Math.round(n > 1e12 ? n / 1000 : n);
 }
 
+// What a person should read for an error: RpError codes (stable) mapped to plain words.
 function describe(err) {
-  const oauthError = err?.error ?? err?.cause?.error;
-  if (oauthError === 'access_denied') {
+  const status = Number(err?.status ?? err?.statusCode) || 500;
+  if (err?.opError === 'access_denied') {
     return {
-      status: 403,
+      status,
       title: 'Sign-in cancelled',
       message: 'You chose not to share your information with this application, so you are not signed in. You can try again whenever you like.',
     };
   }
-  const status = Number(err?.status ?? err?.statusCode) || 500;
-  if (status >= 500) return { status, title: 'Something went wrong', message: 'The application hit an unexpected error. Try again in a moment.' };
-  return { status, title: status === 401 ? 'Please sign in' : 'That did not work', message: err?.message || 'The request was refused.' };
+  switch (err?.code) {
+    case 'missing_state':
+    case 'invalid_state':
+    case 'transaction_expired':
+      return { status, title: 'This sign-in has expired', message: 'The sign-in took too long, was already used, or was started in another browser. Please start again.' };
+    case 'op_unreachable':
+      return { status, title: 'The identity provider is not answering', message: 'We could not reach the identity provider. Try again in a moment.' };
+    default:
+      if (status >= 500) return { status, title: 'Something went wrong', message: 'The application hit an unexpected error. Try again in a moment.' };
+      return { status, title: status === 401 ? 'Please sign in' : 'Sign-in did not complete', message: err?.message || 'The request was refused.' };
+  }
+}
+
+function wantsHtml(req) {
+  return (req.get('accept') ?? '').includes('text/html');
+}
+
+function sendJsonError(err, res) {
+  res.status(err.status).set('Cache-Control', 'no-store');
+  if (err.status === 401) res.set('WWW-Authenticate', `Bearer error="${err.code}"`);
+  res.json(err.toJSON());
 }
 
 function errorHandler(err, req, res, next) {
   if (res.headersSent) return next(err);
   const d = describe(err);
   if (d.status >= 500) console.error(err);
-  sendPage(res, d.status, errorPage({ ...d, code: err?.code ?? err?.error, user: viewUser(req) }));
+  sendPage(res, d.status, errorPage({ ...d, code: err?.code, user: viewUser(req) }));
 }

@@ -21,6 +21,7 @@ try {
 }
 
 const width = Math.max(...qs.accounts.map((a) => a.username.length));
+const pwidth = Math.max(...qs.accounts.map((a) => a.password.length));
 console.log(`
   Quickstart is running.
 
@@ -28,7 +29,7 @@ console.log(`
   Demo OP:      ${qs.issuer}
 
   Demo accounts (username / password):
-${qs.accounts.map((a) => `    ${a.username.padEnd(width)}  ${a.password}   (${a.claims.name})`).join('\n')}
+${qs.accounts.map((a) => `    ${a.username.padEnd(width)}  ${a.password.padEnd(pwidth)}  (${a.claims.name})`).join('\n')}
 
   Open ${qs.appURL} in your browser. Press Ctrl+C to stop.
 `);

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import express from 'express';
 import session from 'express-session';
-import { op, memoryAccounts } from '@openid-express/op';
+import { op, memoryAccounts, generateKeys } from '@openid-express/op';
 
 /**
  * Builds the Demo OP (an Express app serving the provider under the issuer's path, e.g. `/op`).
@@ -44,7 +44,8 @@ export function createIdentityProvider({ issuer, client, accounts, env = process
         },
       ],
       accounts: memoryAccounts(accounts),
-      cookieKeys: [env.OP_COOKIE_KEY || randomBytes(32).toString('hex')],
+      // Fresh signing and cookie keys at every start: the demo's tokens and sessions end with it.
+      ...generateKeys(),
     }),
   );
   app.get('/', (req, res) => {

@@ -23,6 +23,8 @@ export function configureProviders({ issuer, client, baseURL, env }) {
       clientSecret: client.clientSecret,
       scope: 'openid profile email offline_access',
       label: 'Demo OP',
+      // offline_access (a refresh token) is only granted with prompt=consent (OIDC Core 11).
+      authorizationParams: { prompt: 'consent' },
       // The Demo OP runs on plain http on loopback; never allow this against a real provider.
       allowInsecureRequests: issuer.startsWith('http:'),
     }),

@@ -48,7 +48,7 @@ header.top .wrap{display:flex;align-items:center;justify-content:space-between;m
 .brand{display:flex;align-items:center;gap:.55rem;font-weight:700;color:var(--fg);text-decoration:none;letter-spacing:-.01em}
 .logo{width:1.6rem;height:1.6rem;border-radius:7px;background:linear-gradient(135deg,#6366f1,#0ea5e9);display:inline-block}
 .who-small{color:var(--muted);font-size:.92rem}
-main{flex:1;padding-top:2.5rem;padding-bottom:3rem}
+main.wrap{flex:1;padding-top:2.5rem;padding-bottom:3rem}
 h1{font-size:1.9rem;line-height:1.2;margin:0 0 .5rem;letter-spacing:-.02em}
 h2{font-size:1.05rem;margin:0 0 .9rem;letter-spacing:-.01em}
 p{margin:0 0 1rem}
@@ -213,13 +213,22 @@ ${error ? html`<div class="notice error" role="alert">${error}</div>` : ''}
   </div>
 </section>
 ${userinfo ? html`<section class="card" aria-labelledby="userinfo"><h2 id="userinfo">Userinfo response</h2><pre>${JSON.stringify(userinfo, null, 2)}</pre></section>` : ''}
-<section class="card" aria-labelledby="claims">
-  <h2 id="claims">Your claims</h2>
-  <dl class="claims">
-  ${Object.entries(claims).map(([k, v]) => html`<dt>${k}</dt><dd>${formatClaim(k, v)}</dd>`)}
-  </dl>
-</section>`,
+${claimsCard('claims', 'Your claims', Object.entries(claims).filter(([k]) => !SIGN_IN_CLAIMS.has(k)))}
+${claimsCard('sign-in', 'About this sign-in', Object.entries(claims).filter(([k]) => SIGN_IN_CLAIMS.has(k)))}`,
     });
+}
+
+// ID token claims about the sign-in itself rather than the person.
+const SIGN_IN_CLAIMS = new Set(['iss', 'aud', 'azp', 'exp', 'iat', 'nbf', 'auth_time', 'nonce', 'at_hash', 'c_hash', 's_hash', 'sid', 'acr', 'amr', 'jti']);
+
+function claimsCard(id, title, entries) {
+  if (!entries.length) return '';
+  return html`<section class="card" aria-labelledby="${id}">
+  <h2 id="${id}">${title}</h2>
+  <dl class="claims">
+  ${entries.map(([k, v]) => html`<dt>${k}</dt><dd>${formatClaim(k, v)}</dd>`)}
+  </dl>
+</section>`;
 }
 
 function tokenSummary(token) {

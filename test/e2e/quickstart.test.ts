@@ -46,7 +46,12 @@ beforeEach(async () => {
   context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
   page = await context.newPage();
 });
-afterEach(() => context?.close());
+afterEach(async () => {
+  // The page each test ended on, for a reviewer (and for a failure's post-mortem).
+  const name = (expect.getState().currentTestName ?? 'test').replace(/\W+/g, '-').slice(0, 60);
+  await page?.screenshot({ path: join(shots, `last-${name}.png`), fullPage: true }).catch(() => {});
+  await context?.close();
+});
 
 const shot = (p: Page, name: string) => p.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 const opOrigin = () => new URL(issuer).origin;
