@@ -5,7 +5,7 @@
 import { DynamicProviders, memoryRegistrationStore, type RegisteredClient } from '../src/discovery/registration.js';
 import { isPrivateAddress, PrivateNetworkError } from '../src/discovery/network-guard.js';
 import { discoverIssuer, normalizeIdentifier } from '../src/discovery/webfinger.js';
-import { startDynamicOp, type DynamicOp } from '../../../test/simulators/dynamic-op.js';
+import { startDynamicOp, type DynamicOp } from './simulators/dynamic-op.js';
 
 const dev = { allowPrivateNetwork: true, allowInsecureRequests: true };
 const redirectUriFor = (name: string) => `http://localhost:3000/auth/callback/${name}`;

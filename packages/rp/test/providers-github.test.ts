@@ -3,7 +3,7 @@
  * quirks (urlencoded answers, errors with HTTP 200, comma-separated scopes) and the user lookup.
  */
 import { github, oauth2 } from '@openid-express/rp';
-import { startGitHubSimulator, type GitHubSimulator } from '../../../test/simulators/github.js';
+import { startGitHubSimulator, type GitHubSimulator } from './simulators/github.js';
 
 const callbackUrl = 'http://localhost:3000/auth/callback/github';
 let sim: GitHubSimulator;

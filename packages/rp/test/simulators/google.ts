@@ -1,0 +1,146 @@
+/**
+ * Loopback simulator of Google's OpenID Provider (accounts.google.com), after its documented wire
+ * behaviour: discovery, code flow with PKCE, `access_type=offline` + `prompt=consent` for a refresh
+ * token, `hd` for Workspace users, and ID tokens whose `iss` may lack the scheme.
+ *
+ * The user is already signed in at "Google": the authorization endpoint answers at once.
+ */
+import express from 'express';
+import {
+  CodeStore, bearer, clientCredentials, createSigner, halfHash, listen, now, oauthError, opaque, pkceOk, redirectWith,
+  type Listening,
+} from './common.js';
+
+export interface GoogleUser {
+  sub: string;
+  email: string;
+  name?: string;
+  picture?: string;
+  /** Workspace domain; absent for consumer accounts. */
+  hd?: string;
+}
+
+export interface GoogleSimulatorOptions {
+  clientId: string;
+  clientSecret: string;
+  redirectUris: string[];
+  user: GoogleUser;
+  /** Sign ID tokens with `iss: "<host>"` (no scheme), as Google does for some clients. Default false. */
+  schemelessIss?: boolean;
+}
+
+export interface GoogleSimulator extends Listening {
+  /** Issuer to give `google({ issuer })`. */
+  issuer: string;
+  options: GoogleSimulatorOptions;
+  /** Query parameters of every authorization request received. */
+  authorizationRequests: Record<string, string>[];
+  /** Grant types of every token request received. */
+  tokenRequests: string[];
+}
+
+export async function startGoogleSimulator(options: GoogleSimulatorOptions): Promise<GoogleSimulator> {
+  const signer = await createSigner();
+  const codes = new CodeStore();
+  const accessTokens = new Map<string, GoogleUser>();
+  const refreshTokens = new Map<string, { scope: string }>();
+  const app = express();
+  app.use(express.urlencoded({ extended: false }));
+  const sim = {} as GoogleSimulator;
+
+  app.get('/.well-known/openid-configuration', (_req, res) => {
+    res.json({
+      issuer: sim.issuer,
+      authorization_endpoint: `${sim.issuer}/o/oauth2/v2/auth`,
+      device_authorization_endpoint: `${sim.issuer}/device/code`,
+      token_endpoint: `${sim.issuer}/token`,
+      userinfo_endpoint: `${sim.issuer}/v1/userinfo`,
+      revocation_endpoint: `${sim.issuer}/revoke`,
+      jwks_uri: `${sim.issuer}/oauth2/v3/certs`,
+      response_types_supported: ['code', 'token', 'id_token', 'code token', 'code id_token', 'token id_token', 'code token id_token', 'none'],
+      subject_types_supported: ['public'],
+      id_token_signing_alg_values_supported: ['RS256'],
+      scopes_supported: ['openid', 'email', 'profile'],
+      token_endpoint_auth_methods_supported: ['client_secret_post', 'client_secret_basic'],
+      claims_supported: ['aud', 'email', 'email_verified', 'exp', 'family_name', 'given_name', 'iat', 'iss', 'name', 'picture', 'sub'],
+      code_challenge_methods_supported: ['plain', 'S256'],
+      grant_types_supported: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code', 'urn:ietf:params:oauth:grant-type:jwt-bearer'],
+    });
+  });
+  app.get('/oauth2/v3/certs', (_req, res) => void res.json(signer.jwks));
+
+  app.get('/o/oauth2/v2/auth', (req, res) => {
+    const q = req.query as Record<string, string>;
+    sim.authorizationRequests.push({ ...q });
+    if (q.client_id !== options.clientId) return void res.status(401).type('text').send('Error 401: invalid_client');
+    if (!options.redirectUris.includes(q.redirect_uri)) {
+      return void res.status(400).type('text').send('Error 400: redirect_uri_mismatch');
+    }
+    if (q.response_type !== 'code') return void redirectWith(res, q.redirect_uri, { error: 'unsupported_response_type', state: q.state });
+    const code = codes.issue(
+      {
+        clientId: q.client_id, redirectUri: q.redirect_uri, scope: q.scope ?? '', nonce: q.nonce,
+        codeChallenge: q.code_challenge, codeChallengeMethod: q.code_challenge_method ?? (q.code_challenge ? 'plain' : undefined),
+        // Google issues a refresh token only with access_type=offline, and again only with prompt=consent.
+        offline: q.access_type === 'offline' && q.prompt === 'consent',
+      },
+      '4/0A',
+    );
+    redirectWith(res, q.redirect_uri, { state: q.state, code, scope: q.scope, authuser: '0', prompt: 'none' });
+  });
+
+  app.post('/token', async (req, res) => {
+    const body = req.body as Record<string, string>;
+    sim.tokenRequests.push(body.grant_type);
+    const client = clientCredentials(req);
+    if (client.clientId !== options.clientId || client.clientSecret !== options.clientSecret) {
+      return void oauthError(res, 401, 'invalid_client', 'The OAuth client was not found.');
+    }
+    if (body.grant_type === 'authorization_code') {
+      const grant = codes.consume(body.code);
+      if (!grant || grant.redirectUri !== body.redirect_uri || grant.clientId !== client.clientId) {
+        return void oauthError(res, 400, 'invalid_grant', 'Malformed auth code.');
+      }
+      if (!pkceOk(grant, body.code_verifier)) return void oauthError(res, 400, 'invalid_grant', 'Invalid code verifier.');
+      const refresh = grant.offline ? opaque('1//0g') : undefined;
+      if (refresh) refreshTokens.set(refresh, { scope: grant.scope });
+      return void res.json(await tokenResponse(grant.scope, grant.nonce, refresh));
+    }
+    if (body.grant_type === 'refresh_token') {
+      const known = refreshTokens.get(body.refresh_token);
+      if (!known) return void oauthError(res, 400, 'invalid_grant', 'Token has been expired or revoked.');
+      return void res.json(await tokenResponse(body.scope ?? known.scope, undefined, undefined));
+    }
+    oauthError(res, 400, 'unsupported_grant_type', 'Invalid grant_type: ' + body.grant_type);
+  });
+
+  app.get('/v1/userinfo', (req, res) => {
+    const user = accessTokens.get(bearer(req) ?? '');
+    if (!user) return void res.status(401).set('www-authenticate', 'Bearer realm="https://accounts.google.com/", error="invalid_token"').json({ error: 'invalid_request', error_description: 'Invalid Credentials' });
+    res.json({ sub: user.sub, name: user.name, picture: user.picture, email: user.email, email_verified: true, ...(user.hd ? { hd: user.hd } : {}) });
+  });
+
+  async function tokenResponse(scope: string, nonce: string | undefined, refreshToken: string | undefined) {
+    const accessToken = opaque('ya29.');
+    accessTokens.set(accessToken, options.user);
+    const user = options.user;
+    const idToken = scope.split(' ').includes('openid')
+      ? await signer.sign({
+          iss: options.schemelessIss ? new URL(sim.issuer).host : sim.issuer,
+          azp: options.clientId, aud: options.clientId, sub: user.sub,
+          ...(user.hd ? { hd: user.hd } : {}),
+          email: user.email, email_verified: true, at_hash: halfHash(accessToken),
+          ...(nonce ? { nonce } : {}),
+          name: user.name, picture: user.picture, iat: now(), exp: now() + 3600,
+        })
+      : undefined;
+    return {
+      access_token: accessToken, expires_in: 3599, scope, token_type: 'Bearer',
+      ...(idToken ? { id_token: idToken } : {}),
+      ...(refreshToken ? { refresh_token: refreshToken, refresh_token_expires_in: 604799 } : {}),
+    };
+  }
+
+  const listening = await listen(app);
+  return Object.assign(sim, listening, { issuer: listening.url, options, authorizationRequests: [], tokenRequests: [] });
+}

@@ -1,0 +1,154 @@
+/**
+ * Loopback simulator of Microsoft Entra ID v2.0 (login.microsoftonline.com), after its documented
+ * wire behaviour: per-tenant discovery whose multi-tenant documents (`common`, `organizations`,
+ * `consumers`) carry the issuer template ".../{tenantid}/v2.0"; ID tokens whose `iss` is that
+ * template filled with the user's `tid`; code flow, and `id_token` with `response_mode=form_post`.
+ *
+ * The user is already signed in: the authorization endpoint answers at once.
+ */
+import express from 'express';
+import {
+  CodeStore, clientCredentials, createSigner, formPostPage, listen, now, oauthError, opaque, pkceOk, redirectWith,
+  type Listening,
+} from './common.js';
+
+/** The tenant id of personal Microsoft accounts. */
+export const CONSUMERS_TENANT = '9188040d-6c67-4c5b-b112-36a304b66dad';
+
+export interface MicrosoftUser {
+  /** Pairwise subject. */
+  sub: string;
+  oid: string;
+  /** Home tenant id of the account. */
+  tid: string;
+  name: string;
+  preferred_username: string;
+  email?: string;
+}
+
+export interface MicrosoftSimulatorOptions {
+  clientId: string;
+  clientSecret?: string;
+  redirectUris: string[];
+  user: MicrosoftUser;
+  /** Tenant domains → tenant ids, for single-tenant discovery by domain. */
+  domains?: Record<string, string>;
+  /** Misbehaviour for negative tests: sign this `iss` instead of the user's tenant issuer. */
+  issOverride?: string;
+  /** Host name the simulator puts in its URLs (e.g. 'localhost' vs '127.0.0.1' for cross-site tests). */
+  host?: string;
+}
+
+export interface MicrosoftSimulator extends Listening {
+  /** Authority to give `microsoft({ authority })`. */
+  authority: string;
+  options: MicrosoftSimulatorOptions;
+  authorizationRequests: Record<string, string>[];
+  tokenRequests: string[];
+}
+
+const MULTI = new Set(['common', 'organizations', 'consumers']);
+
+export async function startMicrosoftSimulator(options: MicrosoftSimulatorOptions): Promise<MicrosoftSimulator> {
+  const signer = await createSigner();
+  const codes = new CodeStore();
+  const app = express();
+  app.use(express.urlencoded({ extended: false }));
+  const sim = {} as MicrosoftSimulator;
+  const tenantId = (tenant: string) => options.domains?.[tenant] ?? tenant;
+  const issuerOf = (tid: string) => `${sim.authority}/${tid}/v2.0`;
+
+  app.get('/:tenant/v2.0/.well-known/openid-configuration', (req, res) => {
+    const { tenant } = req.params;
+    const base = `${sim.authority}/${tenant}`;
+    res.json({
+      token_endpoint: `${base}/oauth2/v2.0/token`,
+      token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
+      jwks_uri: `${base}/discovery/v2.0/keys`,
+      response_modes_supported: ['query', 'fragment', 'form_post'],
+      subject_types_supported: ['pairwise'],
+      id_token_signing_alg_values_supported: ['RS256'],
+      response_types_supported: ['code', 'id_token', 'code id_token', 'id_token token'],
+      scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
+      issuer: MULTI.has(tenant) && tenant !== 'consumers' ? issuerOf('{tenantid}') : issuerOf(tenant === 'consumers' ? CONSUMERS_TENANT : tenantId(tenant)),
+      request_uri_parameter_supported: false,
+      userinfo_endpoint: `${sim.authority}/oidc/userinfo`,
+      authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
+      device_authorization_endpoint: `${base}/oauth2/v2.0/devicecode`,
+      http_logout_supported: true,
+      frontchannel_logout_supported: true,
+      end_session_endpoint: `${base}/oauth2/v2.0/logout`,
+      claims_supported: ['sub', 'iss', 'cloud_instance_name', 'cloud_instance_host_name', 'cloud_graph_host_name', 'msgraph_host', 'aud', 'exp', 'iat', 'auth_time', 'acr', 'nonce', 'preferred_username', 'name', 'tid', 'ver', 'at_hash', 'c_hash', 'email'],
+      kerberos_endpoint: `${base}/kerberos`,
+      tenant_region_scope: null,
+      cloud_instance_name: 'microsoftonline.com',
+      cloud_graph_host_name: 'graph.windows.net',
+      msgraph_host: 'graph.microsoft.com',
+      rbac_url: 'https://pas.windows.net',
+    });
+  });
+  app.get('/:tenant/discovery/v2.0/keys', (_req, res) => void res.json(signer.jwks));
+
+  app.get('/:tenant/oauth2/v2.0/authorize', async (req, res) => {
+    const q = req.query as Record<string, string>;
+    sim.authorizationRequests.push({ ...q });
+    const mode = q.response_mode ?? (q.response_type === 'code' ? 'query' : 'fragment');
+    if (q.client_id !== options.clientId || !options.redirectUris.includes(q.redirect_uri)) {
+      return void res.status(400).type('html').send('<h1>AADSTS50011: The redirect URI specified in the request does not match</h1>');
+    }
+    const answer = (params: Record<string, string | undefined>) =>
+      mode === 'form_post' ? formPostPage(res, q.redirect_uri, params) : redirectWith(res, q.redirect_uri, params);
+    const tenantError = tenantRefusal(req.params.tenant, options.user.tid, tenantId);
+    if (tenantError) return void answer({ error: 'access_denied', error_description: tenantError, state: q.state });
+    const sessionState = opaque();
+    if (q.response_type === 'id_token') {
+      if (!q.nonce) return void answer({ error: 'invalid_request', error_description: 'AADSTS900144: nonce is required', state: q.state });
+      return void answer({ id_token: await idToken(q.nonce), state: q.state, session_state: sessionState });
+    }
+    if (q.response_type !== 'code') return void answer({ error: 'unsupported_response_type', state: q.state });
+    const code = codes.issue({
+      clientId: q.client_id, redirectUri: q.redirect_uri, scope: q.scope ?? '', nonce: q.nonce,
+      codeChallenge: q.code_challenge, codeChallengeMethod: q.code_challenge_method ?? (q.code_challenge ? 'plain' : undefined),
+    }, '0.A');
+    answer({ code, state: q.state, session_state: sessionState });
+  });
+
+  app.post('/:tenant/oauth2/v2.0/token', async (req, res) => {
+    const body = req.body as Record<string, string>;
+    sim.tokenRequests.push(body.grant_type);
+    const client = clientCredentials(req);
+    if (client.clientId !== options.clientId || client.clientSecret !== options.clientSecret) {
+      return void oauthError(res, 401, 'invalid_client', 'AADSTS7000215: Invalid client secret provided.');
+    }
+    const grant = body.grant_type === 'authorization_code' ? codes.consume(body.code) : undefined;
+    if (!grant || grant.redirectUri !== body.redirect_uri || !pkceOk(grant, body.code_verifier)) {
+      return void oauthError(res, 400, 'invalid_grant', 'AADSTS70008: The provided authorization code or refresh token has expired or is invalid.');
+    }
+    res.set('cache-control', 'no-store').json({
+      token_type: 'Bearer', scope: 'openid profile email', expires_in: 3920, ext_expires_in: 3920,
+      access_token: opaque('eyJ0eXAi'), id_token: await idToken(grant.nonce),
+      ...(grant.scope.split(' ').includes('offline_access') ? { refresh_token: opaque('0.A') } : {}),
+    });
+  });
+
+  function idToken(nonce: string | undefined): Promise<string> {
+    const u = options.user;
+    return signer.sign({
+      ver: '2.0', iss: options.issOverride ?? issuerOf(u.tid), sub: u.sub, aud: options.clientId,
+      exp: now() + 3600, iat: now(), nbf: now(), ...(nonce ? { nonce } : {}),
+      name: u.name, preferred_username: u.preferred_username, oid: u.oid, tid: u.tid,
+      ...(u.email ? { email: u.email } : {}), aio: opaque(),
+    });
+  }
+
+  const listening = await listen(app, options.host);
+  return Object.assign(sim, listening, { authority: listening.url, options, authorizationRequests: [], tokenRequests: [] });
+}
+
+/** Entra refuses accounts the tenant segment does not admit (AADSTS50020 / AADSTS50194-style). */
+function tenantRefusal(tenant: string, userTid: string, tenantId: (t: string) => string): string | undefined {
+  if (tenant === 'common') return undefined;
+  if (tenant === 'consumers') return userTid === CONSUMERS_TENANT ? undefined : 'AADSTS50020: work accounts cannot use /consumers';
+  if (tenant === 'organizations') return userTid !== CONSUMERS_TENANT ? undefined : 'AADSTS50020: personal accounts cannot use /organizations';
+  return tenantId(tenant) === userTid ? undefined : `AADSTS50020: user account from another tenant does not exist in tenant ${tenant}`;
+}
