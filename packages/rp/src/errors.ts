@@ -126,12 +126,12 @@ export function toRpError(err: unknown, idTokenCode: RpErrorCode = 'invalid_id_t
     return new RpError(code, `the OpenID Provider answered "${opError}"${detail ? `: ${detail}` : ''}`, { opError, cause: err });
   }
   if (isNetworkError(e)) return new RpError('op_unreachable', 'the OpenID Provider could not be reached', { cause: err });
-  if (typeof e.code === 'string' && (ID_TOKEN_CODES.has(e.code) || e.code.startsWith('ERR_J'))) {
-    const inner = (e.cause as Error | undefined)?.message;
+  const inner = (e.cause as Error | undefined)?.message;
+  const aboutJwt = typeof inner === 'string' && /\bJWT\b|ID Token/.test(inner);
+  if (typeof e.code === 'string' && (ID_TOKEN_CODES.has(e.code) || e.code.startsWith('ERR_J') || aboutJwt)) {
     return new RpError(idTokenCode, `the token was refused: ${inner ?? e.message}`, { cause: err });
   }
   if (typeof e.code === 'string' && e.code.startsWith('OAUTH_')) {
-    const inner = (e.cause as Error | undefined)?.message;
     const message = inner && inner !== e.message ? `${e.message}: ${inner}` : e.message;
     return new RpError('invalid_response', `the OpenID Provider's response was refused: ${message}`, { cause: err });
   }

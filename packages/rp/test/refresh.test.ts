@@ -1,0 +1,123 @@
+import type { Express } from 'express';
+import { requireAuth } from '@openid-express/rp';
+import { CLIENT_ID, CLIENT_SECRET, startRp, type TestRp } from './support/rp-app.js';
+import { clearStore, expectNoLogin } from './support/expect.js';
+
+function routes(app: Express): void {
+  app.get('/token', requireAuth(), async (req, res, next) => {
+    try {
+      const token = await req.oidc.getValidAccessToken();
+      res.json({ value: token.value, expiresAt: token.expiresAt });
+    } catch (err) {
+      next(err);
+    }
+  });
+  app.post('/narrow', requireAuth(), async (req, res) => {
+    const token = await req.oidc.refresh({ scope: 'openid' });
+    res.json({ scope: token.scope });
+  });
+}
+
+async function storedAuth(t: TestRp): Promise<{ refreshToken?: string; accessToken?: { value: string } }> {
+  const [id] = await t.authenticatedSessions();
+  return new Promise((resolve) => t.store.get(id, (_e, s) => resolve(s!.oidc!.auth!)));
+}
+
+describe('POST /auth/refresh', () => {
+  let t: TestRp;
+  beforeAll(async () => {
+    t = await startRp({ routes });
+  });
+  beforeEach(() => clearStore(t));
+  afterAll(() => t.close());
+
+  test('refreshes the tokens with one refresh grant and answers JSON without the token', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const before = await storedAuth(t);
+    const grants = t.op.counts.grants.refresh_token ?? 0;
+    const res = await agent.post('/auth/refresh');
+    expect(res.status).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.body).toEqual({ tokenType: 'bearer', scope: 'openid profile email', expiresAt: expect.any(Number) });
+    expect(t.op.counts.grants.refresh_token).toBe(grants + 1);
+    const after = await storedAuth(t);
+    expect(after.accessToken!.value).not.toBe(before.accessToken!.value);
+    expect(after.refreshToken).not.toBe(before.refreshToken); // rotated by the OP
+    expect((await agent.get('/me')).status).toBe(200);
+  });
+
+  test('req.oidc.refresh({ scope }) asks for a narrower scope', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const res = await agent.post('/narrow');
+    expect(res.status).toBe(200);
+    expect(res.body.scope).toBe('openid');
+  });
+
+  test('without a login it is a 401', async () => {
+    const res = await t.agent().post('/auth/refresh');
+    expect(res.status).toBe(401);
+    expect(res.body.error).toBe('not_authenticated');
+  });
+
+  test('a refresh refused by the OP (invalid_grant) ends the login with a 401, not a 500', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const { refreshToken } = await storedAuth(t);
+    const revoked = await fetch(`${t.op.issuer}/token/revocation`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: refreshToken!, token_type_hint: 'refresh_token' }),
+    });
+    expect(revoked.status).toBe(200);
+    const res = await agent.post('/auth/refresh');
+    expect(res.status).toBe(401);
+    expect(res.body).toMatchObject({ error: 'refresh_failed', op_error: 'invalid_grant' });
+    await expectNoLogin(t, agent);
+  });
+
+  test('a malformed JSON body is a 400', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const res = await agent.post('/auth/refresh').set('content-type', 'application/json').send('{"scope":');
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_request');
+  });
+});
+
+describe('getValidAccessToken()', () => {
+  let t: TestRp;
+  beforeAll(async () => {
+    t = await startRp({ routes, op: { ttl: { AccessToken: 2 } } });
+  });
+  afterAll(() => t.close());
+
+  test('ten concurrent requests with an expired token cause exactly one refresh grant and all succeed', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const first = await agent.get('/token');
+    expect(first.status).toBe(200);
+    const grants = t.op.counts.grants.refresh_token ?? 0;
+    await new Promise((resolve) => setTimeout(resolve, 3100));
+    const answers = await Promise.all(Array.from({ length: 10 }, () => agent.get('/token')));
+    expect(answers.map((a) => a.status)).toEqual(Array(10).fill(200));
+    expect(t.op.counts.grants.refresh_token).toBe(grants + 1);
+    const values = new Set(answers.map((a) => a.body.value));
+    expect(values.size).toBe(1);
+    expect(values.has(first.body.value)).toBe(false);
+    // the new token is valid at the OP
+    const userinfo = await fetch(`${t.op.issuer}/me`, { headers: { authorization: `Bearer ${answers[0].body.value}` } });
+    expect(userinfo.status).toBe(200);
+  });
+
+  test('an unexpired token is returned without a refresh', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const grants = t.op.counts.grants.refresh_token ?? 0;
+    const a = await agent.get('/token');
+    const b = await agent.get('/token');
+    expect(a.body.value).toBe(b.body.value);
+    expect(t.op.counts.grants.refresh_token ?? 0).toBe(grants);
+  });
+});

@@ -1,0 +1,77 @@
+/**
+ * A hand-written, deliberately misbehaving OP for the checks a real oidc-provider cannot be made
+ * to fail (wrong nonce / aud / iss, expired or badly signed ID token, unknown kid, forged logout
+ * tokens). Serves discovery, a JWKS and a token endpoint; the ID token it returns is built by the
+ * test (`stub.idToken = (claims) => jwt`). The authorization step is skipped: the test calls the
+ * RP callback itself with `code=stub-code` and the state of the login it started.
+ */
+import { createServer, type Server } from 'node:http';
+import express from 'express';
+import { SignJWT, exportJWK, generateKeyPair, type JWK, type JWTPayload, type CryptoKey } from 'jose';
+import { close, listen } from './rp-app.js';
+
+export interface StubOp {
+  issuer: string;
+  /** The key the stub publishes in its JWKS. */
+  key: CryptoKey;
+  kid: string;
+  /** JWKS downloads so far. */
+  jwksRequests: number;
+  /** Builds the ID token of the next token response from the well-formed default claims. */
+  idToken: (defaults: JWTPayload) => Promise<string>;
+  /** Extra metadata in the discovery document (e.g. a different `issuer`). */
+  metadata: Record<string, unknown>;
+  sign(payload: JWTPayload, opts?: { key?: CryptoKey; kid?: string; alg?: string; typ?: string }): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function startStubOp(clientId: string): Promise<StubOp> {
+  const server: Server = createServer();
+  const issuer = await listen(server);
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+  const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'stub-key-1', use: 'sig', alg: 'RS256' };
+  const stub: StubOp = {
+    issuer,
+    key: privateKey,
+    kid: jwk.kid!,
+    jwksRequests: 0,
+    metadata: {},
+    async sign(payload, opts = {}) {
+      return new SignJWT(payload)
+        .setProtectedHeader({ alg: opts.alg ?? 'RS256', kid: opts.kid ?? stub.kid, ...(opts.typ ? { typ: opts.typ } : {}) })
+        .sign(opts.key ?? stub.key);
+    },
+    idToken: (defaults) => stub.sign(defaults),
+    close: () => close(server),
+  };
+  let lastNonce: string | undefined;
+  const app = express();
+  app.get('/.well-known/openid-configuration', (_req, res) => {
+    res.json({
+      issuer,
+      authorization_endpoint: `${issuer}/authorize`,
+      token_endpoint: `${issuer}/token`,
+      jwks_uri: `${issuer}/jwks`,
+      response_types_supported: ['code'],
+      subject_types_supported: ['public'],
+      id_token_signing_alg_values_supported: ['RS256'],
+      ...stub.metadata,
+    });
+  });
+  app.get('/jwks', (_req, res) => {
+    stub.jwksRequests += 1;
+    res.json({ keys: [jwk] });
+  });
+  // the test tells the stub which nonce the RP sent (it reads it from the authorization URL)
+  app.post('/nonce', express.text(), (req, res) => {
+    lastNonce = String(req.body);
+    res.end();
+  });
+  app.post('/token', express.urlencoded({ extended: false }), async (_req, res) => {
+    const now = Math.floor(Date.now() / 1000);
+    const idToken = await stub.idToken({ iss: issuer, aud: clientId, sub: 'mallory', iat: now, exp: now + 300, nonce: lastNonce });
+    res.json({ access_token: 'stub-access-token', token_type: 'Bearer', expires_in: 300, id_token: idToken });
+  });
+  server.on('request', app);
+  return stub;
+}
