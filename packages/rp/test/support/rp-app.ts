@@ -9,10 +9,18 @@ import session from 'express-session';
 import request from 'supertest';
 import type { ClientMetadata } from 'oidc-provider';
 import { oidc, requireAuth, rp, type RelyingParty, type RpOptions } from '@openid-express/rp';
-import { startOp, type TestOp, type TestOpOptions } from './oidc-provider.js';
+import { startOp, type OpBrowser, type TestOp, type TestOpOptions } from './oidc-provider.js';
 
 export const CLIENT_ID = 'app';
 export const CLIENT_SECRET = 'app-secret-that-is-long-enough-0123456789';
+
+export interface LoginOptions {
+  account?: string;
+  returnTo?: string;
+  deny?: boolean;
+  /** The browser at the OP (keeps the OP session, e.g. for logout); default: a fresh one. */
+  browser?: OpBrowser;
+}
 
 export interface TestRp {
   baseURL: string;
@@ -23,9 +31,9 @@ export interface TestRp {
   relyingParty: RelyingParty;
   agent(): request.Agent;
   /** Starts a login at the RP, walks the OP as `account`, returns the callback URL (not yet fetched). */
-  startLogin(agent: request.Agent, opts?: { account?: string; returnTo?: string; deny?: boolean }): Promise<URL>;
+  startLogin(agent: request.Agent, opts?: LoginOptions): Promise<URL>;
   /** A whole login; returns the RP's answer to the callback. */
-  login(agent: request.Agent, opts?: { account?: string; returnTo?: string }): Promise<request.Response>;
+  login(agent: request.Agent, opts?: LoginOptions): Promise<request.Response>;
   /** Sessions in the store that hold a login. */
   authenticatedSessions(): Promise<string[]>;
   close(): Promise<void>;
@@ -85,7 +93,7 @@ export async function startRp(opts: {
     async startLogin(agent, o = {}) {
       const start = await agent.get(`/auth/login/op?returnTo=${encodeURIComponent(o.returnTo ?? '/me')}`);
       if (start.status !== 302) throw new Error(`login start answered ${start.status}: ${start.text}`);
-      return op.authorize(start.headers.location, { account: o.account, deny: o.deny });
+      return (o.browser ?? op.browser()).authorize(start.headers.location, { account: o.account, deny: o.deny });
     },
     async login(agent, o = {}) {
       const callback = await t.startLogin(agent, o);

@@ -1,0 +1,157 @@
+import express from 'express';
+import session from 'express-session';
+import request from 'supertest';
+import { createServer } from 'node:http';
+import { generateKeyPair, importJWK, SignJWT, type JWTPayload } from 'jose';
+import { oidc, rp } from '@openid-express/rp';
+import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, type TestRp } from './support/rp-app.js';
+import { clearStore } from './support/expect.js';
+
+let t: TestRp;
+beforeAll(async () => {
+  t = await startRp();
+});
+beforeEach(() => clearStore(t));
+afterAll(() => t.close());
+
+const EVENT = { 'http://schemas.openid.net/event/backchannel-logout': {} };
+
+async function logoutToken(claims: JWTPayload, key?: Parameters<SignJWT['sign']>[0]): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  const signingKey = key ?? (await importJWK(t.op.signingKey as never, 'RS256'));
+  return new SignJWT({ iss: t.op.issuer, aud: CLIENT_ID, iat: now, exp: now + 120, jti: `${Math.random()}`, events: EVENT, ...claims })
+    .setProtectedHeader({ alg: 'RS256', kid: t.op.signingKey.kid as string, typ: 'logout+jwt' })
+    .sign(signingKey);
+}
+
+async function sidOf(t: TestRp): Promise<string> {
+  const [id] = await t.authenticatedSessions();
+  return new Promise((resolve) => t.store.get(id, (_e, s) => resolve(s!.oidc!.auth!.idTokenClaims!.sid as string)));
+}
+
+async function eventually(check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 40; i++) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('POST /auth/backchannel-logout/:provider', () => {
+  test('a logout at the OP ends the RP session (the real OP sends the logout token)', async () => {
+    const browser = t.op.browser();
+    const agent = t.agent();
+    await t.login(agent, { browser });
+    expect((await agent.get('/me')).status).toBe(200);
+    const sid = await sidOf(t);
+    expect(sid).toEqual(expect.any(String));
+    await browser.endSession(`${t.op.issuer}/session/end`);
+    await eventually(async () => (await t.authenticatedSessions()).length === 0);
+    expect(await t.authenticatedSessions()).toEqual([]);
+    expect((await agent.get('/me')).status).toBe(401);
+  });
+
+  test('every RP session of that OP session ends, and no other', async () => {
+    const browser = t.op.browser();
+    const one = t.agent();
+    const two = t.agent();
+    const other = t.agent();
+    await t.login(one, { browser });
+    await t.login(two, { browser }); // single sign-on: same OP session, same sid
+    await t.login(other, { account: 'bob' });
+    expect(await t.authenticatedSessions()).toHaveLength(3);
+    await browser.endSession(`${t.op.issuer}/session/end`);
+    await eventually(async () => (await t.authenticatedSessions()).length === 1);
+    expect((await one.get('/me')).status).toBe(401);
+    expect((await two.get('/me')).status).toBe(401);
+    expect((await other.get('/me')).status).toBe(200);
+  });
+
+  test('a sub-only logout token ends every session of that user', async () => {
+    const a = t.agent();
+    const b = t.agent();
+    const bob = t.agent();
+    await t.login(a);
+    await t.login(b);
+    await t.login(bob, { account: 'bob' });
+    const res = await t.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: await logoutToken({ sub: 'alice' }) });
+    expect(res.status).toBe(200);
+    expect((await a.get('/me')).status).toBe(401);
+    expect((await b.get('/me')).status).toBe(401);
+    expect((await bob.get('/me')).status).toBe(200);
+  });
+
+  test('the session ends whichever app instance holds it (shared store)', async () => {
+    // a second instance of the app behind the same origin, over the same session store
+    const server = createServer();
+    await listen(server);
+    const app = express();
+    app.use(session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, store: t.store, name: 'sid' }));
+    app.use(rp({ baseURL: t.baseURL, providers: { op: oidc({ issuer: t.op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, allowInsecureRequests: true }) } }));
+    server.on('request', app);
+    try {
+      const agent = request.agent(server);
+      const start = await agent.get('/auth/login/op');
+      const callback = await t.op.authorize(start.headers.location);
+      expect((await agent.get(callback.pathname + callback.search)).status).toBe(302);
+      expect(await t.authenticatedSessions()).toHaveLength(1);
+      // the OP calls instance one
+      const res = await t.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: await logoutToken({ sub: 'alice' }) });
+      expect(res.status).toBe(200);
+      expect(await t.authenticatedSessions()).toEqual([]);
+    } finally {
+      await close(server);
+    }
+  });
+
+  describe('refuses, and leaves the session alone:', () => {
+    let agent: request.Agent;
+    beforeEach(async () => {
+      agent = t.agent();
+      await t.login(agent);
+    });
+    afterEach(async () => {
+      expect((await agent.get('/me')).status).toBe(200);
+      expect(await t.authenticatedSessions()).toHaveLength(1);
+    });
+
+    const post = (body: Record<string, string>): request.Test => t.agent().post('/auth/backchannel-logout/op').type('form').send(body);
+
+    test('no logout_token', async () => {
+      const res = await post({});
+      expect(res.status).toBe(400);
+      expect(res.body.error).toBe('invalid_request');
+    });
+
+    test.each<[string, () => Promise<JWTPayload>]>([
+      ['a token with a nonce', async () => ({ sub: 'alice', nonce: 'n' })],
+      ['a token without the logout event', async () => ({ sub: 'alice', events: { other: {} } })],
+      ['a token with neither sid nor sub', async () => ({})],
+      ['a token for another audience', async () => ({ sub: 'alice', aud: 'another-client' })],
+      ['a token from another issuer', async () => ({ sub: 'alice', iss: 'https://evil.example' })],
+      ['a token without iat', async () => ({ sub: 'alice', iat: undefined })],
+      ['an expired token', async () => ({ sub: 'alice', iat: 1000, exp: 2000 })],
+    ])('%s', async (_name, claims) => {
+      const res = await post({ logout_token: await logoutToken(await claims()) });
+      expect(res.status).toBe(400);
+      expect(res.body.error).toBe('invalid_logout_token');
+    });
+
+    test('a token signed with another key', async () => {
+      const { privateKey } = await generateKeyPair('RS256');
+      const res = await post({ logout_token: await logoutToken({ sub: 'alice' }, privateKey) });
+      expect(res.status).toBe(400);
+      expect(res.body.error).toBe('invalid_logout_token');
+    });
+
+    test('garbage', async () => {
+      const res = await post({ logout_token: 'not-a-jwt' });
+      expect(res.status).toBe(400);
+      expect(res.body.error).toBe('invalid_logout_token');
+    });
+
+    test('an unknown provider', async () => {
+      const res = await t.agent().post('/auth/backchannel-logout/nope').type('form').send({ logout_token: await logoutToken({ sub: 'alice' }) });
+      expect(res.status).toBe(404);
+    });
+  });
+});
