@@ -7,7 +7,7 @@
  * API:
  * - `startOp({ clients, accounts?, ttl?, features?, config? })` → `TestOp` (listening, port 0).
  * - `op.issuer`; `op.provider` (the current oidc-provider instance); `op.counts.jwks` (JWKS
- *   downloads) and `op.counts.grants[grant_type]` (successful token grants).
+ *   downloads), `op.counts.discovery` and `op.counts.grants[grant_type]` (successful token grants).
  * - `op.browser()` → `OpBrowser` with its own OP cookie jar: `authorize(url, { account, deny })`
  *   follows the OP's redirects, logs in as `account` (default 'alice') or denies, and returns the
  *   first URL outside the OP (normally the RP callback with code and state; not fetched);
@@ -120,7 +120,7 @@ export class OpBrowser {
 export interface TestOp {
   issuer: string;
   provider: Provider;
-  counts: { jwks: number; grants: Record<string, number> };
+  counts: { jwks: number; discovery: number; grants: Record<string, number> };
   browser(): OpBrowser;
   authorize(url: string | URL, opts?: { account?: string; deny?: boolean }): Promise<URL>;
   rotateKeys(): void;
@@ -167,7 +167,7 @@ export async function startOp(options: TestOpOptions): Promise<TestOp> {
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const counts = { jwks: 0, grants: {} as Record<string, number> };
+  const counts = { jwks: 0, discovery: 0, grants: {} as Record<string, number> };
   const build = (): Provider => {
     op.signingKey = signingKey();
     const provider = new Provider(issuer, configuration(options, op.signingKey));
@@ -183,6 +183,7 @@ export async function startOp(options: TestOpOptions): Promise<TestOp> {
   const app = express();
   app.use((req, _res, next) => {
     if (req.path === '/jwks') counts.jwks += 1;
+    if (req.path === '/.well-known/openid-configuration') counts.discovery += 1;
     next();
   });
   const form = express.urlencoded({ extended: false });

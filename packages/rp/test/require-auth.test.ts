@@ -1,0 +1,118 @@
+import express, { type Express } from 'express';
+import session from 'express-session';
+import request from 'supertest';
+import { requireAuth } from '@openid-express/rp';
+import { startRp, type TestRp } from './support/rp-app.js';
+
+function routes(app: Express): void {
+  const ok = (_req: express.Request, res: express.Response): void => void res.json({ ok: true });
+  app.get('/admin', requireAuth({ claims: { groups: 'admin' } }), ok);
+  app.get('/verified', requireAuth({ claims: (c) => c.email_verified === true }), ok);
+  app.get('/email-scope', requireAuth({ scope: 'email' }), ok);
+  app.get('/payments', requireAuth({ scope: 'payments' }), ok);
+  app.get('/other-provider', requireAuth({ provider: 'other' }), ok);
+  app.get('/recent', requireAuth({ maxAge: 60 }), ok);
+  app.post('/form', requireAuth(), ok);
+}
+
+let t: TestRp;
+beforeAll(async () => {
+  t = await startRp({ routes });
+});
+afterEach(() => jest.restoreAllMocks());
+afterAll(() => t.close());
+
+const html = { accept: 'text/html,application/xhtml+xml' };
+
+describe('requireAuth()', () => {
+  test('a browser GET without login is sent to log in, with returnTo', async () => {
+    const res = await t.agent().get('/me?tab=2').set(html);
+    expect(res.status).toBe(302);
+    expect(res.headers.location).toBe(`/auth/login/op?returnTo=${encodeURIComponent('/me?tab=2')}`);
+  });
+
+  test('the login it redirects to brings the user back', async () => {
+    const agent = t.agent();
+    const guard = await agent.get('/me').set(html);
+    const start = await agent.get(guard.headers.location);
+    const callback = await t.op.authorize(start.headers.location);
+    const done = await agent.get(callback.pathname + callback.search);
+    expect(done.headers.location).toBe('/me');
+    expect((await agent.get('/me')).status).toBe(200);
+  });
+
+  test('an API request without login gets 401 JSON', async () => {
+    const res = await t.agent().get('/me').set('accept', 'application/json');
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
+    expect(res.body).toEqual({ error: 'not_authenticated', error_description: expect.any(String) });
+  });
+
+  test('a browser POST without login gets 401, not a redirect', async () => {
+    const res = await t.agent().post('/form').set(html);
+    expect(res.status).toBe(401);
+    expect(res.text).toContain('not_authenticated');
+  });
+
+  test('a user with the required claim passes; one without gets 403 and no login loop', async () => {
+    const alice = t.agent();
+    await t.login(alice);
+    expect((await alice.get('/admin').set(html)).status).toBe(200);
+    const bob = t.agent();
+    await t.login(bob, { account: 'bob' });
+    const denied = await bob.get('/admin').set(html);
+    expect(denied.status).toBe(403);
+    expect(denied.text).toContain('insufficient_claims');
+    const api = await bob.get('/admin');
+    expect(api.status).toBe(403);
+    expect(api.body.error).toBe('insufficient_claims');
+    expect((await bob.get('/verified')).status).toBe(403);
+    expect((await alice.get('/verified')).status).toBe(200);
+  });
+
+  test('scope: granted passes, not granted is 403', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    expect((await agent.get('/email-scope')).status).toBe(200);
+    const res = await agent.get('/payments').set(html);
+    expect(res.status).toBe(403);
+    expect(res.text).toContain('insufficient_scope');
+  });
+
+  test('provider: a login at another provider does not count', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const res = await agent.get('/other-provider').set(html);
+    expect(res.status).toBe(302);
+    expect(res.headers.location).toMatch(/^\/auth\/login\/other\?/);
+    expect((await agent.get('/other-provider')).status).toBe(401);
+  });
+
+  test('maxAge: an old authentication must log in again with max_age', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    expect((await agent.get('/recent').set(html)).status).toBe(200);
+    const later = Date.now() + 120_000;
+    jest.spyOn(Date, 'now').mockReturnValue(later);
+    const res = await agent.get('/recent').set(html);
+    expect(res.status).toBe(302);
+    expect(res.headers.location).toBe(`/auth/login/op?returnTo=%2Frecent&maxAge=60`);
+    expect((await agent.get('/recent')).status).toBe(401);
+    const start = await agent.get(res.headers.location);
+    expect(new URL(start.headers.location).searchParams.get('max_age')).toBe('60');
+  });
+
+  test('without rp() mounted it says what to add', async () => {
+    const app = express();
+    app.use(session({ secret: 's', resave: false, saveUninitialized: false }));
+    app.get('/x', requireAuth(), (_req, res) => void res.end());
+    app.use((err: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => void res.status(500).send(err.message));
+    const res = await request(app).get('/x');
+    expect(res.status).toBe(500);
+    expect(res.text).toContain('rp() mounted before it');
+  });
+
+  test('a bad maxAge is a start-up error', () => {
+    expect(() => requireAuth({ maxAge: -1 })).toThrow(/maxAge/);
+  });
+});
