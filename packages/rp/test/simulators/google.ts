@@ -27,6 +27,8 @@ export interface GoogleSimulatorOptions {
   user: GoogleUser;
   /** Sign ID tokens with `iss: "<host>"` (no scheme), as Google does for some clients. Default false. */
   schemelessIss?: boolean;
+  /** Misbehaviour for negative tests: sign this `iss` instead. */
+  issOverride?: string;
 }
 
 export interface GoogleSimulator extends Listening {
@@ -86,7 +88,8 @@ export async function startGoogleSimulator(options: GoogleSimulatorOptions): Pro
       },
       '4/0A',
     );
-    redirectWith(res, q.redirect_uri, { state: q.state, code, scope: q.scope, authuser: '0', prompt: 'none' });
+    // Google names itself in the authorization response (RFC 9207 style), with its https issuer.
+    redirectWith(res, q.redirect_uri, { state: q.state, iss: sim.issuer, code, scope: q.scope, authuser: '0', prompt: 'none' });
   });
 
   app.post('/token', async (req, res) => {
@@ -126,7 +129,7 @@ export async function startGoogleSimulator(options: GoogleSimulatorOptions): Pro
     const user = options.user;
     const idToken = scope.split(' ').includes('openid')
       ? await signer.sign({
-          iss: options.schemelessIss ? new URL(sim.issuer).host : sim.issuer,
+          iss: options.issOverride ?? (options.schemelessIss ? new URL(sim.issuer).host : sim.issuer),
           azp: options.clientId, aud: options.clientId, sub: user.sub,
           ...(user.hd ? { hd: user.hd } : {}),
           email: user.email, email_verified: true, at_hash: halfHash(accessToken),
