@@ -1,0 +1,237 @@
+import type { AdapterPayload } from 'oidc-provider';
+import type { OpStore } from '../src/adapters/types.js';
+
+/** How the contract suite drives one kind of store. */
+export interface StoreHarness {
+  /** A fresh, empty store that no other test sees. */
+  create(): OpStore;
+  /** Lets `seconds` of store time pass: a fake clock for memory, real time for Redis. */
+  elapse(seconds: number): Promise<void>;
+  /** The store's clock in epoch seconds. Default: the real one. */
+  epochSeconds?(): number;
+}
+
+const epoch = (): number => Math.floor(Date.now() / 1000);
+
+const token = (grantId: string, extra: Partial<AdapterPayload> = {}): AdapterPayload => ({
+  accountId: 'alice',
+  clientId: 'client-1',
+  grantId,
+  scope: 'openid',
+  ...extra,
+});
+
+/**
+ * The behaviour oidc-provider and the login throttle rely on, for any `OpStore`.
+ * Memory and Redis both run it, so they cannot drift apart.
+ */
+export function describeStoreContract(harness: StoreHarness): void {
+  const clock = (): number => harness.epochSeconds?.() ?? epoch();
+  let store: OpStore;
+  beforeEach(() => {
+    store = harness.create();
+  });
+
+  describe('records', () => {
+    it('a saved record is found again, exactly as written', async () => {
+      const payload = {
+        accountId: 'alice',
+        claims: { id_token: { email: null } },
+        amr: [],
+        extra: { nested: { n: 1.5, yes: true, list: ['a', 'b'] } },
+      } as unknown as AdapterPayload;
+      await store.adapterFor('Grant').upsert('g-1', payload, 60);
+      expect(await store.adapterFor('Grant').find('g-1')).toEqual(payload);
+      expect(await store.adapterFor('Grant').find('g-unknown')).toBeUndefined();
+    });
+
+    it('changing a returned record does not change the stored one', async () => {
+      await store.adapterFor('Grant').upsert('g-1', { accountId: 'alice' }, 60);
+      const found = (await store.adapterFor('Grant').find('g-1'))!;
+      found.accountId = 'mallory';
+      expect(await store.adapterFor('Grant').find('g-1')).toEqual({ accountId: 'alice' });
+    });
+
+    it('saving again replaces the record: dropped fields are gone', async () => {
+      const grants = store.adapterFor('Grant');
+      await grants.upsert('g-1', { accountId: 'alice', scope: 'openid' }, 60);
+      await grants.upsert('g-1', { accountId: 'alice' }, 60);
+      expect(await grants.find('g-1')).toEqual({ accountId: 'alice' });
+    });
+
+    it('models do not see each other records under the same id', async () => {
+      await store.adapterFor('AccessToken').upsert('same', token('g-1'), 60);
+      expect(await store.adapterFor('RefreshToken').find('same')).toBeUndefined();
+      expect(await store.adapterFor('AccessToken').find('same')).toEqual(token('g-1'));
+    });
+
+    it('a record is gone once its expiresIn has passed, while one without expiry stays', async () => {
+      const tokens = store.adapterFor('AccessToken');
+      await tokens.upsert('short', token('g-1'), 1);
+      await tokens.upsert('forever', token('g-1'));
+      await harness.elapse(0.4);
+      expect(await tokens.find('short')).toBeDefined();
+      await harness.elapse(0.8);
+      expect(await tokens.find('short')).toBeUndefined();
+      expect(await tokens.find('forever')).toEqual(token('g-1'));
+    });
+
+    it('a destroyed record is gone, and destroying an unknown one is harmless', async () => {
+      const tokens = store.adapterFor('AccessToken');
+      await tokens.upsert('at-1', token('g-1'), 60);
+      await tokens.destroy('at-1');
+      expect(await tokens.find('at-1')).toBeUndefined();
+      await expect(tokens.destroy('never-there')).resolves.toBeUndefined();
+    });
+  });
+
+  describe('lookups by uid and user code', () => {
+    it('a session is found by its uid, and only while it exists under that uid', async () => {
+      const sessions = store.adapterFor('Session');
+      await sessions.upsert('s-1', { uid: 'uid-1', accountId: 'alice' }, 60);
+      expect(await sessions.findByUid('uid-1')).toEqual({ uid: 'uid-1', accountId: 'alice' });
+      expect(await sessions.findByUid('uid-unknown')).toBeUndefined();
+
+      await sessions.upsert('s-1', { uid: 'uid-2', accountId: 'alice' }, 60);
+      expect(await sessions.findByUid('uid-1')).toBeUndefined();
+      expect(await sessions.findByUid('uid-2')).toMatchObject({ uid: 'uid-2' });
+
+      await sessions.destroy('s-1');
+      expect(await sessions.findByUid('uid-2')).toBeUndefined();
+    });
+
+    it('a session found by uid expires with the session', async () => {
+      const sessions = store.adapterFor('Session');
+      await sessions.upsert('s-1', { uid: 'uid-1' }, 1);
+      await harness.elapse(1.2);
+      expect(await sessions.findByUid('uid-1')).toBeUndefined();
+    });
+
+    it('a device code is found by its user code, and not once destroyed', async () => {
+      const codes = store.adapterFor('DeviceCode');
+      await codes.upsert('dc-1', token('g-1', { userCode: 'WDJB-MJHT' }), 60);
+      expect(await codes.findByUserCode('WDJB-MJHT')).toMatchObject({ userCode: 'WDJB-MJHT', grantId: 'g-1' });
+      expect(await codes.findByUserCode('XXXX-XXXX')).toBeUndefined();
+      await codes.destroy('dc-1');
+      expect(await codes.findByUserCode('WDJB-MJHT')).toBeUndefined();
+    });
+  });
+
+  describe('consume', () => {
+    it('marks the record consumed now, keeping the rest of it and its expiry', async () => {
+      const codes = store.adapterFor('AuthorizationCode');
+      await codes.upsert('code-1', token('g-1'), 1);
+      const before = clock();
+      await codes.consume('code-1');
+      const found = await codes.find('code-1');
+      expect(found).toEqual({ ...token('g-1'), consumed: expect.any(Number) });
+      expect(found!.consumed).toBeGreaterThanOrEqual(before);
+      expect(found!.consumed).toBeLessThanOrEqual(clock());
+      await harness.elapse(1.2);
+      expect(await codes.find('code-1')).toBeUndefined();
+    });
+
+    it('a second redemption of a code is refused with invalid_grant', async () => {
+      const codes = store.adapterFor('AuthorizationCode');
+      await codes.upsert('code-1', token('g-1'), 60);
+      await codes.consume('code-1');
+      const first = (await codes.find('code-1'))!.consumed;
+      await expect(codes.consume('code-1')).rejects.toMatchObject({
+        error: 'invalid_grant',
+        error_detail: 'authorization code already consumed',
+      });
+      expect((await codes.find('code-1'))!.consumed).toBe(first);
+    });
+
+    it('of twenty concurrent redemptions of one refresh token exactly one wins', async () => {
+      const tokens = store.adapterFor('RefreshToken');
+      await tokens.upsert('rt-1', token('g-1'), 60);
+      const outcomes = await Promise.allSettled(Array.from({ length: 20 }, () => tokens.consume('rt-1')));
+      expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+      for (const lost of outcomes.filter((o) => o.status === 'rejected')) {
+        expect((lost as PromiseRejectedResult).reason).toMatchObject({ error: 'invalid_grant' });
+      }
+    });
+
+    it('consuming a record that is gone is refused, and creates nothing', async () => {
+      const codes = store.adapterFor('AuthorizationCode');
+      await expect(codes.consume('no-such-code')).rejects.toMatchObject({
+        error: 'invalid_grant',
+        error_detail: 'authorization code not found',
+      });
+      expect(await codes.find('no-such-code')).toBeUndefined();
+    });
+
+    it('a pushed authorization request is single-use: reuse is invalid_request_uri', async () => {
+      const requests = store.adapterFor('PushedAuthorizationRequest');
+      await requests.upsert('par-1', { request: 'eyJ...' }, 60);
+      await requests.consume('par-1');
+      await expect(requests.consume('par-1')).rejects.toMatchObject({ error: 'invalid_request_uri' });
+    });
+
+    it('a consumed record saved again stays consumed', async () => {
+      const codes = store.adapterFor('DeviceCode');
+      await codes.upsert('dc-1', token('g-1', { userCode: 'AAAA-BBBB', consumed: 1700000000 }), 60);
+      expect(await codes.find('dc-1')).toMatchObject({ consumed: 1700000000 });
+      await expect(codes.consume('dc-1')).rejects.toMatchObject({ error: 'invalid_grant' });
+    });
+  });
+
+  describe('revokeByGrantId', () => {
+    it('removes every token of the grant, and only those', async () => {
+      await store.adapterFor('AccessToken').upsert('at-1', token('g-1'), 60);
+      await store.adapterFor('RefreshToken').upsert('rt-1', token('g-1'), 120);
+      await store.adapterFor('AuthorizationCode').upsert('code-1', token('g-1'), 10);
+      await store.adapterFor('AccessToken').upsert('at-2', token('g-2'), 60);
+      await store.adapterFor('Grant').upsert('g-1', { accountId: 'alice' }, 60);
+      await store.adapterFor('Interaction').upsert('i-1', { grantId: 'g-1' } as AdapterPayload, 60);
+
+      await store.adapterFor('AccessToken').revokeByGrantId('g-1');
+
+      expect(await store.adapterFor('AccessToken').find('at-1')).toBeUndefined();
+      expect(await store.adapterFor('RefreshToken').find('rt-1')).toBeUndefined();
+      expect(await store.adapterFor('AuthorizationCode').find('code-1')).toBeUndefined();
+      expect(await store.adapterFor('AccessToken').find('at-2')).toEqual(token('g-2'));
+      expect(await store.adapterFor('Grant').find('g-1')).toEqual({ accountId: 'alice' });
+      expect(await store.adapterFor('Interaction').find('i-1')).toEqual({ grantId: 'g-1' });
+    });
+
+    it('still reaches a long-lived token after the short-lived ones of its grant expired', async () => {
+      await store.adapterFor('AccessToken').upsert('at-1', token('g-1'), 1);
+      await store.adapterFor('RefreshToken').upsert('rt-1', token('g-1'), 30);
+      await harness.elapse(1.2);
+      await store.adapterFor('AccessToken').upsert('at-2', token('g-1'), 1);
+      await store.adapterFor('RefreshToken').revokeByGrantId('g-1');
+      expect(await store.adapterFor('RefreshToken').find('rt-1')).toBeUndefined();
+      expect(await store.adapterFor('AccessToken').find('at-2')).toBeUndefined();
+    });
+
+    it('revoking an unknown grant is harmless', async () => {
+      await store.adapterFor('AccessToken').upsert('at-1', token('g-1'), 60);
+      await store.adapterFor('AccessToken').revokeByGrantId('g-unknown');
+      expect(await store.adapterFor('AccessToken').find('at-1')).toBeDefined();
+    });
+  });
+
+  describe('counters', () => {
+    it('count up per key and start again after reset', async () => {
+      expect(await store.increment('login:alice', 60)).toBe(1);
+      expect(await store.increment('login:alice', 60)).toBe(2);
+      expect(await store.increment('login:alice', 60)).toBe(3);
+      expect(await store.count('login:alice')).toBe(3);
+      expect(await store.count('login:bob')).toBe(0);
+      await store.reset('login:alice');
+      expect(await store.count('login:alice')).toBe(0);
+      expect(await store.increment('login:alice', 60)).toBe(1);
+    });
+
+    it('expire ttl seconds after the first hit, later hits do not extend it', async () => {
+      await store.increment('login:alice', 1);
+      await harness.elapse(0.6);
+      expect(await store.increment('login:alice', 1)).toBe(2);
+      await harness.elapse(0.6);
+      expect(await store.count('login:alice')).toBe(0);
+      expect(await store.increment('login:alice', 1)).toBe(1);
+    });
+  });
+}
