@@ -7,9 +7,14 @@ import { createHash } from 'node:crypto';
 import createDebug from 'debug';
 import * as client from 'openid-client';
 import { RpError, toRpError } from './errors.js';
+import { codeGrantWithTokenIssuer, configurationForIdToken, refreshWithTokenIssuer } from './issuer-per-token.js';
 import { KeySets, idTokenAlgorithms, verifyJwt, verifyLogoutToken, type JwtExpectations } from './id-token.js';
-import { checkProvider, resolveOptions, type NormalizedUser, type ProviderConfig, type ResolvedOptions, type RpOptions } from './options.js';
-import { MAX_PENDING_TRANSACTIONS, type Authentication, type OidcSessionData, type StoredAccessToken, type Transaction } from './session.js';
+import { checkProvider, resolveOptions, type ProviderConfig, type ResolvedOptions, type RpOptions } from './options.js';
+import { clientAuth, configure } from './provider-metadata.js';
+import { normalizeUser } from './user.js';
+import type { Authentication, OidcSessionData, StoredAccessToken, Transaction } from './session.js';
+import { SingleFlight } from './single-flight.js';
+import { saveTransaction, takeTransaction } from './transactions.js';
 
 const debug = createDebug('openid-express:rp');
 
@@ -40,7 +45,7 @@ const now = (): number => Math.floor(Date.now() / 1000);
 export class RelyingParty {
   readonly options: ResolvedOptions;
   private readonly configs = new Map<string, Promise<client.Configuration>>();
-  private readonly refreshes = new Map<string, Promise<Authentication>>();
+  private readonly refreshes = new SingleFlight<Authentication>(REFRESH_GRACE_MS);
   private readonly keySets: KeySets;
 
   constructor(options: RpOptions) {
@@ -118,26 +123,12 @@ export class RelyingParty {
 
   /** Keeps a transaction in session data, dropping expired ones and capping how many are pending. */
   saveTransaction(data: OidcSessionData, state: string, transaction: Transaction): void {
-    const kept = Object.entries(data.transactions ?? {})
-      .filter(([, t]) => !this.isExpired(t))
-      .slice(-(MAX_PENDING_TRANSACTIONS - 1));
-    data.transactions = Object.fromEntries([...kept, [state, transaction]]);
+    saveTransaction(data, state, transaction, this.options.transactionTtl);
   }
 
-  /** Removes and returns the transaction of `state` (single use); throws when missing or expired. */
+  /** Removes and returns the transaction of `state` (single use); throws when missing, foreign or expired. */
   takeTransaction(data: OidcSessionData | undefined, state: string | null, name: string): Transaction {
-    if (!state) throw new RpError('missing_state', 'the callback has no state parameter');
-    const transaction = data?.transactions && Object.hasOwn(data.transactions, state) ? data.transactions[state] : undefined;
-    if (transaction) delete data!.transactions![state];
-    if (!transaction || transaction.provider !== name) {
-      throw new RpError('invalid_state', 'the state of this callback matches no login started in this browser (tampered, replayed or from another session)');
-    }
-    if (this.isExpired(transaction)) throw new RpError('transaction_expired', 'this login was started too long ago; please start again');
-    return transaction;
-  }
-
-  private isExpired(t: Transaction): boolean {
-    return Date.now() - t.createdAt > this.options.transactionTtl * 1000;
+    return takeTransaction(data, state, name, this.options.transactionTtl);
   }
 
   /**
@@ -167,7 +158,7 @@ export class RelyingParty {
   private async finishCode(
     name: string, p: ProviderConfig, config: client.Configuration, currentUrl: URL, t: Transaction, state: string,
   ): Promise<Authentication> {
-    const tokens = await client.authorizationCodeGrant(config, currentUrl, {
+    const tokens = await codeGrantWithTokenIssuer(p, config, clientAuth(p), currentUrl, {
       pkceCodeVerifier: t.codeVerifier,
       expectedState: state,
       expectedNonce: t.nonce,
@@ -191,13 +182,17 @@ export class RelyingParty {
   private async finishImplicit(
     name: string, p: ProviderConfig, config: client.Configuration, currentUrl: URL, t: Transaction, state: string,
   ): Promise<Authentication> {
-    await client.implicitAuthentication(config, currentUrl, t.nonce!, { expectedState: state, maxAge: t.maxAge });
-    const idToken = currentUrl.searchParams.get('id_token')!;
-    const idTokenClaims = await this.verifyIdToken(name, config, idToken);
+    // openid-client reads an id_token response from the fragment (form_post params are moved there).
+    const response = new URL(currentUrl.origin + currentUrl.pathname);
+    response.hash = currentUrl.searchParams.toString();
+    const idToken = currentUrl.searchParams.get('id_token');
+    const idConfig = configurationForIdToken(p, config, clientAuth(p), idToken);
+    await client.implicitAuthentication(idConfig, response, t.nonce!, { expectedState: state, maxAge: t.maxAge });
+    const idTokenClaims = await this.verifyIdToken(name, config, idToken!);
     return {
       provider: name,
       user: normalizeUser(name, p, idTokenClaims),
-      idToken,
+      idToken: idToken!,
       idTokenClaims,
       authTime: typeof idTokenClaims.auth_time === 'number' ? idTokenClaims.auth_time : now(),
     };
@@ -207,7 +202,11 @@ export class RelyingParty {
   private async verifyIdToken(name: string, config: client.Configuration, idToken: string): Promise<Record<string, unknown>> {
     const p = this.provider(name);
     const claims = await verifyJwt(idToken, this.jwtExpectations(p, config), this.keySets, p);
-    p.validateIdToken?.(claims);
+    try {
+      p.validateIdToken?.(claims);
+    } catch (err) {
+      throw new RpError('invalid_id_token', `the token was refused: ${(err as Error).message}`, { cause: err });
+    }
     return claims;
   }
 
@@ -232,21 +231,14 @@ export class RelyingParty {
   refresh(auth: Authentication, opts: { scope?: string } = {}): Promise<Authentication> {
     if (!auth.refreshToken) return Promise.reject(new RpError('no_refresh_token', 'this login has no refresh token (ask for offline_access)'));
     const key = createHash('sha256').update(`${auth.provider}\n${opts.scope ?? ''}\n${auth.refreshToken}`).digest('base64url');
-    let pending = this.refreshes.get(key);
-    if (!pending) {
-      pending = this.refreshGrant(auth, opts.scope);
-      this.refreshes.set(key, pending);
-      const forget = (): void => void setTimeout(() => this.refreshes.delete(key), REFRESH_GRACE_MS).unref();
-      pending.then(forget, () => this.refreshes.delete(key));
-    }
-    return pending;
+    return this.refreshes.run(key, () => this.refreshGrant(auth, opts.scope));
   }
 
   private async refreshGrant(auth: Authentication, scope: string | undefined): Promise<Authentication> {
     const p = this.provider(auth.provider);
     const config = await this.providerInfo(auth.provider);
     try {
-      const tokens = await client.refreshTokenGrant(config, auth.refreshToken!, scope ? { scope } : undefined);
+      const tokens = await refreshWithTokenIssuer(p, config, clientAuth(p), auth.refreshToken!, scope ? { scope } : undefined);
       let idTokenClaims = auth.idTokenClaims;
       if (tokens.id_token) {
         idTokenClaims = await this.verifyIdToken(auth.provider, config, tokens.id_token);
@@ -287,6 +279,7 @@ export class RelyingParty {
   hasActiveAuthentication(auth: Authentication | undefined, maxAge?: number): auth is Authentication {
     if (!auth) return false;
     if (maxAge !== undefined && now() - auth.authTime > maxAge) return false;
+    if (!auth.accessToken) return true; // response_type=id_token: no access token, the login lasts as long as the session
     return !(isTokenExpired(auth.accessToken) && !auth.refreshToken);
   }
 
@@ -333,65 +326,4 @@ function storedAccessToken(tokens: client.TokenEndpointResponse): StoredAccessTo
     ...(tokens.scope ? { scope: tokens.scope } : {}),
     ...(typeof expiresIn === 'number' ? { expiresAt: now() + expiresIn } : {}),
   };
-}
-
-/** The app-facing user: the provider's `profile()` mapping over the standard claims. */
-export function normalizeUser(provider: string, p: ProviderConfig, claims: Record<string, unknown>): NormalizedUser {
-  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-  const mapped = p.profile ? p.profile(claims) : {};
-  const sub = mapped.sub ?? str(claims.sub);
-  if (!sub) throw new RpError('invalid_response', 'the provider returned no subject (sub) for the user');
-  const user: NormalizedUser = { sub, provider, claims };
-  const name = mapped.name ?? str(claims.name);
-  const email = mapped.email ?? str(claims.email);
-  const emailVerified = mapped.emailVerified ?? (typeof claims.email_verified === 'boolean' ? claims.email_verified : undefined);
-  const picture = mapped.picture ?? str(claims.picture);
-  if (name !== undefined) user.name = name;
-  if (email !== undefined) user.email = email;
-  if (emailVerified !== undefined) user.emailVerified = emailVerified;
-  if (picture !== undefined) user.picture = picture;
-  return user;
-}
-
-function clientAuth(p: ProviderConfig): client.ClientAuth {
-  const method = p.tokenEndpointAuthMethod ?? (p.clientSecret ? 'client_secret_basic' : 'none');
-  if (method === 'client_secret_post') return client.ClientSecretPost(p.clientSecret);
-  if (method === 'client_secret_basic') return client.ClientSecretBasic(p.clientSecret);
-  return client.None();
-}
-
-/** Builds the openid-client Configuration from discovery or static metadata. */
-async function configure(p: ProviderConfig): Promise<client.Configuration> {
-  const metadata: Partial<client.ClientMetadata> = p.clientSecret ? { client_secret: p.clientSecret } : {};
-  const execute: Array<(c: client.Configuration) => void> = [];
-  if (p.allowInsecureRequests) execute.push(client.allowInsecureRequests);
-  if (p.responseType === 'id_token') execute.push(client.useIdTokenResponseType);
-  let config: client.Configuration;
-  if (p.providerInfo || p.allowIssuerMismatch) {
-    const server = p.providerInfo ?? (await fetchDiscovery(p));
-    const issuer = server.issuer ?? p.issuer ?? new URL(server.authorization_endpoint).origin;
-    config = new client.Configuration({ ...server, issuer }, p.clientId, metadata, clientAuth(p));
-  } else {
-    config = await client.discovery(new URL(p.issuer!), p.clientId, metadata, clientAuth(p), {
-      execute: p.allowInsecureRequests ? [client.allowInsecureRequests] : [],
-      algorithm: p.type === 'oauth2' ? 'oauth2' : 'oidc',
-      ...(p.customFetch ? { [client.customFetch]: p.customFetch } : {}),
-    });
-  }
-  if (p.customFetch) config[client.customFetch] = p.customFetch;
-  config.timeout = 10;
-  for (const run of execute) run(config);
-  return config;
-}
-
-/** Discovery without the issuer equality check (seed: allow.issuer_mismatch). */
-async function fetchDiscovery(p: ProviderConfig): Promise<NonNullable<ProviderConfig['providerInfo']>> {
-  const base = p.issuer!.replace(/\/$/, '');
-  const url = `${base}/.well-known/${p.type === 'oauth2' ? 'oauth-authorization-server' : 'openid-configuration'}`;
-  const doFetch = (p.customFetch as unknown as typeof fetch | undefined) ?? fetch;
-  const response = await doFetch(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(10_000) });
-  if (!response.ok) throw new RpError('invalid_response', `discovery at ${url} answered HTTP ${response.status}`);
-  const body = (await response.json()) as Record<string, unknown>;
-  if (typeof body.authorization_endpoint !== 'string') throw new RpError('invalid_response', `discovery at ${url} has no authorization_endpoint`);
-  return body as NonNullable<ProviderConfig['providerInfo']>;
 }

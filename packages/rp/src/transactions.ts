@@ -1,0 +1,28 @@
+/**
+ * The pending logins kept in the session between the authorization request and the callback:
+ * keyed by `state`, single-use, short-lived, at most a few per session.
+ */
+import { RpError } from './errors.js';
+import { MAX_PENDING_TRANSACTIONS, type OidcSessionData, type Transaction } from './session.js';
+
+const expired = (t: Transaction, ttlSeconds: number): boolean => Date.now() - t.createdAt > ttlSeconds * 1000;
+
+/** Keeps `transaction` under `state`, dropping expired ones and the oldest beyond the cap. */
+export function saveTransaction(data: OidcSessionData, state: string, transaction: Transaction, ttlSeconds: number): void {
+  const kept = Object.entries(data.transactions ?? {})
+    .filter(([, t]) => !expired(t, ttlSeconds))
+    .slice(-(MAX_PENDING_TRANSACTIONS - 1));
+  data.transactions = Object.fromEntries([...kept, [state, transaction]]);
+}
+
+/** Removes and returns the transaction of `state` (single use); throws when missing, foreign or expired. */
+export function takeTransaction(data: OidcSessionData | undefined, state: string | null, provider: string, ttlSeconds: number): Transaction {
+  if (!state) throw new RpError('missing_state', 'the callback has no state parameter');
+  const transaction = data?.transactions && Object.hasOwn(data.transactions, state) ? data.transactions[state] : undefined;
+  if (transaction) delete data!.transactions![state];
+  if (!transaction || transaction.provider !== provider) {
+    throw new RpError('invalid_state', 'the state of this callback matches no login started in this browser (tampered, replayed or from another session)');
+  }
+  if (expired(transaction, ttlSeconds)) throw new RpError('transaction_expired', 'this login was started too long ago; please start again');
+  return transaction;
+}
