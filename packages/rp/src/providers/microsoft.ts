@@ -81,6 +81,8 @@ export function microsoft(options: MicrosoftOptions): ProviderConfig {
     responseType,
     responseMode: responseType === 'id_token' ? 'form_post' : options.responseMode ?? 'query',
     pkce: responseType === 'code',
+    // The claims are in the ID token; Entra's userinfo lives at Graph and wants a Graph access token.
+    fetchUserInfo: false,
     authorizationParams: options.authorizationParams,
     expectedIssuer: (claims, metadataIssuer) => tenantIssuer(claims, metadataIssuer, allowed),
     validateIdToken: allowed ? (claims) => void checkTenant(claims.tid, allowed) : undefined,
