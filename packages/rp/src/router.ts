@@ -90,6 +90,7 @@ class Routes {
     await promisify<void>((cb) => req.session.regenerate(cb)); // new session id at login: no fixation
     req.session.oidc = { ...(pending && Object.keys(pending).length ? { transactions: pending } : {}), auth };
     await promisify<void>((cb) => req.session.save(cb));
+    debug('session regenerated at login (provider %s)', name);
     await indexForLogout(req.sessionStore, auth, req.sessionID).catch((err) => debug('back-channel logout index not written: %s', (err as Error).message));
     res.set('cache-control', 'no-store');
     res.redirect(transaction.returnTo);
@@ -115,6 +116,7 @@ class Routes {
         return undefined;
       });
     }
+    debug('logout: local session ended%s', endSession ? `, RP-initiated logout at provider ${auth!.provider}` : '');
     res.set('cache-control', 'no-store');
     res.redirect(endSession?.href ?? returnTo);
   };

@@ -125,6 +125,17 @@ describe('GET /auth/callback/:provider', () => {
     await expectNoLogin(t, agent);
   });
 
+  test('an OP error description is shown escaped (no HTML injection)', async () => {
+    const agent = t.agent();
+    const callback = await t.startLogin(agent, { deny: true });
+    callback.searchParams.set('error_description', '<script>alert(1)</script>');
+    const res = await agent.get(path(callback)).set('accept', 'text/html');
+    expect(res.status).toBe(400);
+    expect(res.text).not.toContain('<script>');
+    expect(res.text).toContain('&lt;script&gt;');
+    await expectNoLogin(t, agent);
+  });
+
   test('a callback whose iss is not the OP is refused (RFC 9207)', async () => {
     const metadata = await (await fetch(`${t.op.issuer}/.well-known/openid-configuration`)).json();
     expect(metadata.authorization_response_iss_parameter_supported).toBe(true);
