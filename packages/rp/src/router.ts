@@ -6,6 +6,7 @@ import express, { type NextFunction, type Request, type RequestHandler, type Res
 import type { Session, SessionData, Store } from 'express-session';
 import createDebug from 'debug';
 import { RequestContext } from './context.js';
+import { RESUBMIT_FIELD, needsSameOriginResubmit, resubmitSameOrigin } from './form-post.js';
 import { RpError, toRpError } from './errors.js';
 import type { RpOptions } from './options.js';
 import { RelyingParty } from './relying-party.js';
@@ -83,13 +84,20 @@ class Routes {
     const name = String(req.params.provider);
     this.rp.provider(name);
     const params = req.method === 'POST' ? bodyParams(req.body) : new URL(req.originalUrl, 'http://callback.invalid').searchParams;
+    if (needsSameOriginResubmit(req, params, session.oidc)) return resubmitSameOrigin(req, res, params);
+    params.delete(RESUBMIT_FIELD);
     const state = params.get('state');
     const transaction = this.rp.takeTransaction(session.oidc, state, name);
     const auth = await this.rp.finalize(transaction, state!, params);
     const pending = req.session.oidc?.transactions;
-    await promisify<void>((cb) => req.session.regenerate(cb)); // new session id at login: no fixation
-    req.session.oidc = { ...(pending && Object.keys(pending).length ? { transactions: pending } : {}), auth };
-    await promisify<void>((cb) => req.session.save(cb));
+    try {
+      await sessionOp<void>((cb) => req.session.regenerate(cb)); // new session id at login: no fixation
+      req.session.oidc = { ...(pending && Object.keys(pending).length ? { transactions: pending } : {}), auth };
+      await sessionOp<void>((cb) => req.session.save(cb));
+    } catch (err) {
+      if (req.session?.oidc) delete req.session.oidc.auth; // never leave a half-written login behind
+      throw err;
+    }
     debug('session regenerated at login (provider %s)', name);
     await indexForLogout(req.sessionStore, auth, req.sessionID).catch((err) => debug('back-channel logout index not written: %s', (err as Error).message));
     res.set('cache-control', 'no-store');
@@ -108,7 +116,7 @@ class Routes {
     const session = requireSession(req);
     const returnTo = safeReturnTo(req.query.returnTo ?? req.body?.returnTo, this.rp);
     const auth = session.oidc?.auth;
-    await promisify<void>((cb) => req.session.destroy(cb));
+    await sessionOp<void>((cb) => req.session.destroy(cb));
     let endSession: URL | undefined;
     if (auth) {
       endSession = await this.rp.endSessionUrl(auth, new URL(returnTo, this.rp.options.baseURL).href).catch((err) => {
@@ -129,10 +137,10 @@ class Routes {
     const name = String(req.params.provider);
     const { sid, sub } = await this.rp.logoutToken(name, token);
     const key = sid ? logoutIndexKey(name, 'sid', sid) : logoutIndexKey(name, 'sub', sub!);
-    const record = await promisify<LogoutIndexRecord | null | undefined>((cb) => store.get(key, cb as never));
+    const record = await sessionOp<LogoutIndexRecord | null | undefined>((cb) => store.get(key, cb as never));
     const ids = record?.ids ?? [];
-    await Promise.all(ids.map((id) => promisify<void>((cb) => store.destroy(id, cb))));
-    await promisify<void>((cb) => store.destroy(key, cb));
+    await Promise.all(ids.map((id) => sessionOp<void>((cb) => store.destroy(id, cb))));
+    await sessionOp<void>((cb) => store.destroy(key, cb));
     debug('back-channel logout at provider %s ended %d session(s)', name, ids.length);
     res.set('cache-control', 'no-store');
     res.status(200).end();
@@ -145,14 +153,17 @@ async function indexForLogout(store: Store, auth: Authentication, sessionId: str
   const keys = [logoutIndexKey(auth.provider, 'sub', auth.user.sub)];
   if (typeof sid === 'string') keys.push(logoutIndexKey(auth.provider, 'sid', sid));
   for (const key of keys) {
-    const record = await promisify<LogoutIndexRecord | null | undefined>((cb) => store.get(key, cb as never));
+    const record = await sessionOp<LogoutIndexRecord | null | undefined>((cb) => store.get(key, cb as never));
     const ids = [...(record?.ids ?? []).filter((id) => id !== sessionId), sessionId].slice(-50);
-    await promisify<void>((cb) => store.set(key, { ids } as unknown as SessionData, cb));
+    await sessionOp<void>((cb) => store.set(key, { ids } as unknown as SessionData, cb));
   }
 }
 
-function promisify<T>(fn: (cb: (err?: unknown, value?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
+/** A callback-style session / store operation as a promise; a store failure is a `session_error` (500). */
+function sessionOp<T>(fn: (cb: (err?: unknown, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) =>
+    fn((err, value) => (err ? reject(new RpError('session_error', `the session store failed: ${(err as Error).message ?? err}`, { cause: err })) : resolve(value as T))),
+  );
 }
 
 function bodyParams(body: unknown): URLSearchParams {

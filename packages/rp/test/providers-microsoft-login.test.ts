@@ -163,7 +163,7 @@ test('seed mode: an ID token posted twice does not log in twice (single-use stat
   const { fields } = formFields(await (await fetch(await app.startLogin(agent, 'seed'))).text());
   expect((await agent.post('/auth/callback/seed').type('form').send(fields)).status).toBe(302);
   const thief = app.agent();
-  const replay = await thief.post('/auth/callback/seed').type('form').set('accept', 'application/json').send({ ...fields, _resubmitted: '1' });
+  const replay = await thief.post('/auth/callback/seed').type('form').set('accept', 'application/json').send({ ...fields, oidc_resubmitted: '1' });
   expect(replay.status).toBe(400);
   expect((await thief.get('/me')).status).toBe(401);
 });

@@ -1,0 +1,57 @@
+/**
+ * `response_mode=form_post` callbacks are cross-site POSTs from the OP's page: browsers do not send
+ * a `SameSite=Lax` session cookie with them (the default for cookies without SameSite). Such a
+ * callback is answered with a same-origin page that posts the same fields again, now with the
+ * session cookie, so the app never has to weaken its cookie settings.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Request, Response } from 'express';
+import type { OidcSessionData } from './session.js';
+
+/** Marks the second, same-origin POST (at most one resubmission per callback). */
+export const RESUBMIT_FIELD = 'oidc_resubmitted';
+
+/**
+ * True when a POST callback should be posted again from the app's own origin: its `state` matches
+ * no pending login of this request's session (the cookie did not come), and it was not resubmitted yet.
+ *
+ * @example
+ * ```ts
+ * if (needsSameOriginResubmit(req, params, req.session.oidc)) return resubmitSameOrigin(req, res, params);
+ * ```
+ */
+export function needsSameOriginResubmit(req: Request, params: URLSearchParams, data: OidcSessionData | undefined): boolean {
+  if (req.method !== 'POST' || params.has(RESUBMIT_FIELD)) return false;
+  const state = params.get('state');
+  return !state || !data?.transactions || !Object.hasOwn(data.transactions, state);
+}
+
+const escapeHtml = (s: string): string =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+/**
+ * Answers with a page that posts `params` (+ {@link RESUBMIT_FIELD}) to the same URL, same-origin.
+ * Nothing is written to the session, so no new session cookie replaces the one the browser holds.
+ */
+export function resubmitSameOrigin(req: Request, res: Response, params: URLSearchParams): void {
+  // Leave the session alone: one made for this cookie-less request must not replace the browser's cookie.
+  delete (req as { session?: unknown }).session;
+  const nonce = randomBytes(16).toString('base64');
+  const inputs = [...params, [RESUBMIT_FIELD, '1']]
+    .map(([k, v]) => `<input type="hidden" name="${escapeHtml(k)}" value="${escapeHtml(v)}">`)
+    .join('');
+  res
+    .status(200)
+    .set({
+      'cache-control': 'no-store',
+      'referrer-policy': 'no-referrer',
+      'content-security-policy': `default-src 'none'; script-src 'nonce-${nonce}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`,
+    })
+    .type('html')
+    .send(
+      `<!doctype html><html><head><meta charset="utf-8"><title>Signing in…</title></head><body>` +
+        `<form method="post" action="${escapeHtml(req.originalUrl)}">${inputs}` +
+        `<noscript><button type="submit">Continue signing in</button></noscript></form>` +
+        `<script nonce="${nonce}">document.forms[0].submit()</script></body></html>`,
+    );
+}
