@@ -6,6 +6,7 @@
 /** Every error code the RP answers with (stable; listed in the README). */
 export type RpErrorCode =
   | 'session_missing'
+  | 'session_error'
   | 'invalid_options'
   | 'unknown_provider'
   | 'missing_state'
@@ -26,6 +27,7 @@ export type RpErrorCode =
 
 const STATUS: Record<RpErrorCode, number> = {
   session_missing: 500,
+  session_error: 500,
   invalid_options: 500,
   unknown_provider: 404,
   missing_state: 400,

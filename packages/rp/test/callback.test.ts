@@ -208,6 +208,25 @@ describe('an unreachable OP', () => {
   });
 });
 
+describe('a failing session store', () => {
+  test('a store that fails while the login is saved gives a 500 session_error and no half-written login', async () => {
+    const broken = await startRp();
+    try {
+      const agent = broken.agent();
+      const callback = await broken.startLogin(agent);
+      const set = broken.store.set.bind(broken.store);
+      let failures = 0;
+      broken.store.set = (sid, data, cb) => (data.oidc?.auth && failures++ === 0 ? cb?.(new Error('disk full')) : set(sid, data, cb));
+      const res = await agent.get(path(callback));
+      expect(res.status).toBe(500);
+      expect(res.body.error).toBe('session_error');
+      await expectNoLogin(broken, agent);
+    } finally {
+      await broken.close();
+    }
+  });
+});
+
 describe('onError', () => {
   test('lets the app draw its own error page', async () => {
     const mine = await startRp({ rp: { onError: (err, _req, res) => void res.status(418).send(`mine: ${err.code}`) } });
