@@ -51,6 +51,11 @@ export function createApp({ baseURL, env = process.env }) {
       cookie: { httpOnly: true, sameSite: 'lax', secure: baseURL.startsWith('https:') },
     }),
   );
+  if (Object.keys(providers).length === 0) {
+    // Nothing to sign in with yet: every page explains what to set.
+    app.use((req, res) => page(res, req.path === '/' ? 200 : 404, 'Set up', `<h1>Sign in</h1>${setupHelp(baseURL)}`));
+    return app;
+  }
   app.use(rp({ baseURL, providers }));
 
   app.get('/', (req, res) => {
@@ -58,7 +63,7 @@ export function createApp({ baseURL, env = process.env }) {
     const body = signedIn
       ? `<h1>Hello, ${esc(req.oidc.user.name || req.oidc.user.sub)}</h1>
          <p><a class="btn" href="/profile">Your profile</a></p>`
-      : `<h1>Sign in</h1>${loginButtons(providers) || setupHelp(baseURL)}`;
+      : `<h1>Sign in</h1>${loginButtons(providers)}`;
     page(res, 200, 'Home', body);
   });
 

@@ -30,6 +30,7 @@ test('with no provider configured, the home page says which variables to set and
   expect(res.text).toContain('MICROSOFT_CLIENT_SECRET');
   expect(res.text).toContain(`${app.url}/auth/callback/github`);
   expect(res.text).not.toContain('/auth/login/');
+  await request(app.url).get('/profile').expect(404);
 });
 
 test('each provider with a client id and secret gets a sign-in button, and no other', async () => {
@@ -85,7 +86,7 @@ describe('signing in with GitHub (simulated GitHub Enterprise Server)', () => {
   test('a callback that GitHub did not send (wrong state) is refused with a clear page, and signs nobody in', async () => {
     const agent = request.agent(app.url);
     await agent.get('/auth/login/github?returnTo=/profile').expect(302);
-    const res = await agent.get('/auth/callback/github?code=forged&state=forged');
+    const res = await agent.get('/auth/callback/github?code=forged&state=forged').set('Accept', 'text/html');
     expect(res.status).toBeGreaterThanOrEqual(400);
     expect(res.status).toBeLessThan(500);
     expect(res.text).toMatch(/<h1>/);
