@@ -208,6 +208,23 @@ describe('an unreachable OP', () => {
   });
 });
 
+describe('an OP that goes down between login and callback', () => {
+  test('the callback answers 502 op_unreachable and logs nobody in', async () => {
+    const down = await startRp();
+    try {
+      const agent = down.agent();
+      const callback = await down.startLogin(agent);
+      await down.op.close();
+      const res = await agent.get(path(callback));
+      expect(res.status).toBe(502);
+      expect(res.body.error).toBe('op_unreachable');
+      await expectNoLogin(down, agent);
+    } finally {
+      await down.close().catch(() => undefined);
+    }
+  });
+});
+
 describe('a failing session store', () => {
   test('a store that fails while the login is saved gives a 500 session_error and no half-written login', async () => {
     const broken = await startRp();
