@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, type Client, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { SCOPE_CLAIMS } from './accounts.js';
 import type { OpStore } from './adapters/types.js';
 import { logoutCsrfFor } from './logout-csrf.js';
@@ -29,14 +29,26 @@ export function deepMerge<T extends object>(base: T, over: object): T {
   return out as T;
 }
 
+// any confidential client (e.g. a resource server) may introspect; a public one only its own tokens
+async function introspectionAllowed(_ctx: KoaContextWithOIDC, client: Client, token: { clientId?: string }) {
+  return !(client.clientAuthMethod === 'none' && token.clientId !== client.clientId);
+}
+
+// only the client a token was issued to may revoke it
+async function revocationAllowed(_ctx: KoaContextWithOIDC, client: Client, token: { clientId?: string }) {
+  if (token.clientId === client.clientId) return true;
+  if (client.clientAuthMethod === 'none') return false;
+  throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+}
+
 function features(o: ResolvedOptions, views: Views): Configuration['features'] {
   const f = o.features;
   const reg = f.registration;
   return {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: f.clientCredentials === true },
-    introspection: { enabled: f.introspection !== false },
-    revocation: { enabled: f.revocation !== false },
+    introspection: { enabled: f.introspection !== false, allowedPolicy: introspectionAllowed },
+    revocation: { enabled: f.revocation !== false, allowedPolicy: revocationAllowed },
     registration: {
       enabled: !!reg,
       initialAccessToken: typeof reg === 'object' && reg.initialAccessToken ? reg.initialAccessToken : false,
@@ -78,7 +90,8 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     clients: o.clients.map(({ firstParty: _firstParty, ...metadata }) => metadata),
     jwks: deps.jwks,
     cookies: { keys: deps.cookieKeys },
-    claims: SCOPE_CLAIMS,
+    // how alice authenticated (acr, amr) rides with `openid`, so ID Tokens always carry it when known
+    claims: { ...SCOPE_CLAIMS, openid: ['sub', 'acr', 'amr'], auth_time: null, sid: null },
     scopes: ['openid', 'offline_access', ...o.scopes],
     pkce: { required: () => true },
     features: features(o, views),

@@ -1,0 +1,77 @@
+import * as client from 'openid-client';
+import type { OpStore } from '@openid-express/op';
+import { FormBrowser, signIn, type BrowserPage } from '../../../../test/support/op-forms.js';
+import { ALICE, accounts, startOp, type RunningOp } from './op-server.js';
+
+const insecure = { execute: [client.allowInsecureRequests] };
+const SECRET = 'web-secret-web-secret';
+
+export interface FlowFixture {
+  op: RunningOp;
+  web: client.Configuration;
+  first: client.Configuration;
+  service: client.Configuration;
+  redirectUri: string;
+  browser(): FormBrowser;
+  /** A fresh PKCE + state + nonce authorization request of the `web` client. */
+  authorization(config?: client.Configuration, extra?: Record<string, string>): Promise<Authorization>;
+}
+
+export interface Authorization {
+  url: string;
+  verifier: string;
+  state: string;
+  nonce: string;
+}
+
+/** Starts an OP over `store` with the clients every flow test uses. */
+export async function startFlowFixture(store: OpStore): Promise<FlowFixture> {
+  const op = await startOp((_issuer: string, origin: string) => ({
+    adapter: store,
+    accounts,
+    scopes: ['api:read'],
+    features: { clientCredentials: true, registration: { initialAccessToken: 'let-me-register' } },
+    clients: [
+      { client_id: 'web', client_secret: SECRET, client_name: 'Web <App>', redirect_uris: [`${origin}/cb`],
+        post_logout_redirect_uris: [`${origin}/bye`], grant_types: ['authorization_code', 'refresh_token'] },
+      { client_id: 'first', client_secret: SECRET, redirect_uris: [`${origin}/cb`], firstParty: true },
+      { client_id: 'service', client_secret: SECRET, grant_types: ['client_credentials'], response_types: [],
+        redirect_uris: [], scope: 'api:read' },
+    ],
+  }));
+  const issuer = new URL(op.issuer);
+  const discover = (id: string) => client.discovery(issuer, id, SECRET, client.ClientSecretBasic(), insecure);
+  const [web, first, service] = await Promise.all([discover('web'), discover('first'), discover('service')]);
+  const redirectUri = `${op.origin}/cb`;
+  return {
+    op, web, first, service, redirectUri,
+    browser: () => new FormBrowser({ stopAt: (u: URL) => u.origin === op.origin && (u.pathname === '/cb' || u.pathname === '/bye') }),
+    async authorization(config = web, extra = {}) {
+      const verifier = client.randomPKCECodeVerifier();
+      const state = client.randomState();
+      const nonce = client.randomNonce();
+      const url = client.buildAuthorizationUrl(config, {
+        redirect_uri: redirectUri, scope: 'openid profile email', state, nonce,
+        code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', ...extra,
+      });
+      return { url: url.href, verifier, state, nonce };
+    },
+  };
+}
+
+/** The callback URL a walk stopped at; fails the test with the page when it did not get there. */
+export function callbackOf(page: BrowserPage): URL {
+  if (!page.stoppedAt) throw new Error(`expected a redirect to the client, got ${page.status} at ${page.url}: ${page.html.slice(0, 400)}`);
+  return new URL(page.stoppedAt);
+}
+
+/** Signs alice in through the forms and exchanges the code. */
+export async function aliceTokens(f: FlowFixture, config = f.web, extra: Record<string, string> = {}) {
+  const auth = await f.authorization(config, extra);
+  const page = await signIn(f.browser(), auth.url, { login: ALICE.username, password: ALICE.password });
+  return client.authorizationCodeGrant(config, callbackOf(page), {
+    pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce,
+  });
+}
+
+export { client, insecure, SECRET };

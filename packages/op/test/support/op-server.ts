@@ -1,0 +1,50 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import session from 'express-session';
+import { memoryAccounts, op, type OpApp, type OpOptions } from '@openid-express/op';
+
+/** The accounts every OP test signs in with. */
+export const ALICE = { id: 'alice', username: 'alice', password: 'wonderland-42',
+  claims: { name: 'Alice Liddell', email: 'alice@example.org', email_verified: true, phone_number: '+44 20 7946 0000' } };
+export const BOB = { id: 'bob', username: 'bob', password: 'builder-7', claims: { name: 'Bob' } };
+
+export const accounts = memoryAccounts([ALICE, BOB]);
+
+export interface RunningOp {
+  /** http://127.0.0.1:<port> */
+  origin: string;
+  issuer: string;
+  app: express.Express;
+  op: OpApp;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts an app with express-session and `op()` mounted at `/op` on a free loopback port.
+ * `options` is called with the issuer once the port is known.
+ */
+export async function startOp(
+  options: (issuer: string, origin: string) => Omit<OpOptions, 'issuer'> & { issuer?: string },
+  setup: { beforeOp?: (app: express.Express) => void; session?: boolean; mountPath?: string } = {},
+): Promise<RunningOp> {
+  const server: Server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const issuer = `${origin}/op`;
+  const app = express();
+  if (setup.session !== false) {
+    app.use(session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false }));
+  }
+  setup.beforeOp?.(app);
+  const opApp = op({ issuer, ...options(issuer, origin) });
+  app.use(setup.mountPath ?? '/op', opApp);
+  server.on('request', app);
+  return {
+    origin, issuer, app, op: opApp,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
