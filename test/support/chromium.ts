@@ -10,12 +10,14 @@ const CANDIDATES = [process.env.CHROMIUM_BIN, '/usr/lib/chromium/chromium', '/us
  * Launches a real headless Chromium with playwright-core. Throws (never skips) when none is
  * installed, saying what to install.
  *
+ * `extraArgs` are added to the command line (e.g. `--enable-features=...`).
+ *
  * @example
  *   let browser: Browser;
  *   beforeAll(async () => { browser = await launchChromium(); });
  *   afterAll(() => browser.close());
  */
-export async function launchChromium(): Promise<Browser> {
+export async function launchChromium(extraArgs: string[] = []): Promise<Browser> {
   const executablePath = CANDIDATES.find((p) => existsSync(p));
   if (!executablePath) {
     throw new Error('Chromium not found at /usr/bin/chromium: install it (`apt-get install -y chromium`); browser tests need a real browser.');
@@ -23,6 +25,6 @@ export async function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', ...extraArgs],
   });
 }

@@ -35,13 +35,15 @@ export interface SimApp {
  */
 export async function startSimApp(
   providers: (baseURL: string) => Record<string, ProviderConfig>,
-  options: { host?: string; rp?: Partial<RpOptions> } = {},
+  options: { host?: string; rp?: Partial<RpOptions>; beforeRp?: (app: Express) => void } = {},
 ): Promise<SimApp> {
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const baseURL = `http://${options.host ?? '127.0.0.1'}:${(server.address() as AddressInfo).port}`;
   const store = new session.MemoryStore();
   const app = express();
+  options.beforeRp?.(app);
+  // express-session's cookie defaults (no SameSite attribute: browsers treat it as Lax).
   app.use(session({ secret: 'sim-app-session-secret', resave: false, saveUninitialized: false, store }));
   const router = rp({ baseURL, providers: providers(baseURL), ...options.rp });
   app.use(router);
