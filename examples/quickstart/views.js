@@ -71,7 +71,7 @@ p{margin:0 0 1rem}
 .btn.google .mark{background:#4285f4;color:#fff}
 .btn.microsoft{background:#2f2f2f}.btn.microsoft:hover{background:#1b1b1b}
 .btn.github{background:#24292f}.btn.github:hover{background:#111418}
-.actions{display:flex;flex-wrap:wrap;gap:.6rem;align-items:center}
+.actions{display:flex;flex-wrap:wrap;gap:.6rem;align-items:center;margin:0 0 2rem}
 form{margin:0}
 .who{display:flex;gap:1rem;align-items:center;margin-bottom:1.75rem}
 .who h1{margin:0}
@@ -142,7 +142,7 @@ export function homePage({ user, providers, accounts, setupHints, notice }) {
 ${notice ? html`<div class="notice" role="status">${notice}</div>` : ''}
 ${user ? welcomeBack(user) : signInCard(providers)}
 ${!user && accounts.length ? demoAccountsCard(accounts) : ''}
-${setupHints.length ? moreProvidersCard(setupHints) : ''}`,
+${!user && setupHints.length ? moreProvidersCard(setupHints) : ''}`,
     });
 }
 

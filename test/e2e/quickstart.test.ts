@@ -100,10 +100,22 @@ test('a newcomer signs in with the Demo OP, sees their profile, refreshes tokens
   await expectVisible(page.getByText('Refreshed 1 time this session.'));
   await shot(page, '05-app-refreshed');
 
+  // A refresh posted without the page's form token (a forgery) is refused and changes nothing.
+  const forged = await page.request.post(`${appURL}/profile/refresh`, { form: { csrf: 'forged' }, maxRedirects: 0 });
+  expect(forged.status()).toBe(403);
+  expect(await forged.text()).toContain('csrf_mismatch');
+  await page.reload();
+  await expectVisible(page.getByText('Refreshed 1 time this session.'));
+
   await page.getByRole('button', { name: 'Call userinfo' }).click();
   await expectVisible(page.getByRole('heading', { name: 'Userinfo response' }));
   expect(await page.locator('pre').textContent()).toContain('"sub": "alice"');
   await shot(page, '06-app-userinfo');
+
+  await page.goto(appURL);
+  await expectVisible(page.getByRole('heading', { name: 'Welcome back, Alice' }));
+  await shot(page, '06b-app-home-signed-in');
+  await page.getByRole('link', { name: 'Open your profile' }).click();
 
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.waitForURL((u) => u.origin === opOrigin());
