@@ -4,8 +4,9 @@
  * screens from tests.
  *
  * API:
- * - `new FormBrowser({ stopAt })`: `stopAt(url)` says which redirect targets are not fetched
- *   (e.g. the client's redirect_uri); the page then has `stoppedAt` set to that URL.
+ * - `new FormBrowser({ stopAt, headers })`: `stopAt(url)` says which redirect targets are not fetched
+ *   (e.g. the client's redirect_uri); the page then has `stoppedAt` set to that URL. `headers` go
+ *   with every request (e.g. X-Forwarded-For).
  * - `browser.open(url)`: GET, following redirects. Returns a `BrowserPage`.
  * - `browser.submit(page, { has, action, id }, fields)`: posts the first form of `page` that has a
  *   field named `has` / an action containing `action` / the id `id`, with its own fields (hidden
@@ -108,13 +109,13 @@ export class CookieJar {
 export class FormBrowser {
   readonly jar = new CookieJar();
 
-  constructor(private readonly options: { stopAt?: (url: URL) => boolean } = {}) {}
+  constructor(private readonly options: { stopAt?: (url: URL) => boolean; headers?: Record<string, string> } = {}) {}
 
   private async request(url: string, init: RequestInit): Promise<BrowserPage> {
     let current = url;
     let next: RequestInit = init;
     for (let hops = 0; hops < 20; hops += 1) {
-      const headers = new Headers(next.headers);
+      const headers = new Headers({ ...this.options.headers, ...Object.fromEntries(new Headers(next.headers)) });
       const cookie = this.jar.header(current);
       if (cookie) headers.set('cookie', cookie);
       headers.set('accept', 'text/html');

@@ -97,7 +97,7 @@ export function op(options: OpOptions): OpApp {
   const refused = (req: Request, res: Response) => void sendErrorPage(req, res, views, {
     status: 403, code: 'csrf_invalid', message: 'This form has expired or did not come from this site. Nothing was changed.',
   });
-  app.post(`${provider.pathFor('end_session')}/confirm`, express.urlencoded({ extended: false, limit: '16kb' }), checkLogoutCsrf(refused));
+  app.post(provider.pathFor('end_session_confirm', { mountPath: '' }), express.urlencoded({ extended: false, limit: '16kb' }), checkLogoutCsrf(refused));
   app.use(provider.callback());
   app.use((err: { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
     const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;

@@ -199,6 +199,7 @@ export function describeStoreContract(harness: StoreHarness): void {
     it('still reaches a long-lived token after the short-lived ones of its grant expired', async () => {
       await store.adapterFor('AccessToken').upsert('at-1', token('g-1'), 1);
       await store.adapterFor('RefreshToken').upsert('rt-1', token('g-1'), 30);
+      await store.adapterFor('AccessToken').upsert('at-3', token('g-1'), 1);
       await harness.elapse(1.2);
       await store.adapterFor('AccessToken').upsert('at-2', token('g-1'), 1);
       await store.adapterFor('RefreshToken').revokeByGrantId('g-1');

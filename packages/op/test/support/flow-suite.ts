@@ -1,5 +1,5 @@
 import * as client from 'openid-client';
-import type { OpStore } from '@openid-express/op';
+import type { OpOptions, OpStore } from '@openid-express/op';
 import { FormBrowser, signIn, type BrowserPage } from '../../../../test/support/op-forms.js';
 import { ALICE, accounts, startOp, type RunningOp } from './op-server.js';
 
@@ -12,7 +12,8 @@ export interface FlowFixture {
   first: client.Configuration;
   service: client.Configuration;
   redirectUri: string;
-  browser(): FormBrowser;
+  /** A browser that stops at the client's callback and logout pages; `ip` is sent as X-Forwarded-For. */
+  browser(ip?: string): FormBrowser;
   /** A fresh PKCE + state + nonce authorization request of the `web` client. */
   authorization(config?: client.Configuration, extra?: Record<string, string>): Promise<Authorization>;
 }
@@ -25,8 +26,9 @@ export interface Authorization {
 }
 
 /** Starts an OP over `store` with the clients every flow test uses. */
-export async function startFlowFixture(store: OpStore): Promise<FlowFixture> {
+export async function startFlowFixture(store: OpStore, extra: Partial<OpOptions> = {}): Promise<FlowFixture> {
   const op = await startOp((_issuer: string, origin: string) => ({
+    ...extra,
     adapter: store,
     accounts,
     scopes: ['api:read'],
@@ -45,7 +47,7 @@ export async function startFlowFixture(store: OpStore): Promise<FlowFixture> {
   const redirectUri = `${op.origin}/cb`;
   return {
     op, web, first, service, redirectUri,
-    browser: () => new FormBrowser({ stopAt: (u: URL) => u.origin === op.origin && (u.pathname === '/cb' || u.pathname === '/bye') }),
+    browser: (ip?: string) => new FormBrowser({ headers: ip ? { 'x-forwarded-for': ip } : {}, stopAt: (u: URL) => u.origin === op.origin && (u.pathname === '/cb' || u.pathname === '/bye') }),
     async authorization(config = web, extra = {}) {
       const verifier = client.randomPKCECodeVerifier();
       const state = client.randomState();
