@@ -8,7 +8,12 @@ if (major < 20 || (major === 20 && minor < 19)) {
   process.exit(1);
 }
 
-installDependencies();
-build();
+try {
+  installDependencies();
+  build();
+} catch {
+  console.error('\nThe demo could not be installed or built: the output above says why.');
+  process.exit(1);
+}
 console.log('$ node examples/quickstart/main.js');
 await import('../examples/quickstart/main.js');

@@ -4,6 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { FormBrowser, signIn } from '../support/op-forms.js';
 import { repoRoot, runScript, type RunningScript } from './run-script.js';
 
 let script: RunningScript;
@@ -44,4 +45,12 @@ test('an anonymous API call is refused with 401 JSON', async () => {
   const res = await fetch(`${baseURL}/me`, { headers: { accept: 'application/json' } });
   expect(res.status).toBe(401);
   expect(script.output()).not.toMatch(/ERR_REQUIRE/);
+});
+
+test('a user signs in at the OP it mounts and gets their user as JSON', async () => {
+  const browser = new FormBrowser();
+  const page = await signIn(browser, `${baseURL}/auth/login/local?returnTo=/me`, { login: 'carol', password: 'commonjs' });
+  expect(page.url).toBe(`${baseURL}/me`);
+  expect(page.status).toBe(200);
+  expect(JSON.parse(page.html)).toMatchObject({ sub: 'carol', name: 'Carol CommonJS', provider: 'local' });
 });
