@@ -115,7 +115,8 @@ export class FormBrowser {
     let current = url;
     let next: RequestInit = init;
     for (let hops = 0; hops < 20; hops += 1) {
-      const headers = new Headers({ ...this.options.headers, ...Object.fromEntries(new Headers(next.headers)) });
+      const headers = new Headers(this.options.headers);
+      new Headers(next.headers).forEach((value, name) => headers.set(name, value));
       const cookie = this.jar.header(current);
       if (cookie) headers.set('cookie', cookie);
       headers.set('accept', 'text/html');
