@@ -52,6 +52,7 @@ export function createApplication({ baseURL, issuer, client, accounts = [], env 
       profilePage({
         user: viewUser(req),
         token: token && { expiresAt: toEpochSeconds(token.expiresAt), scope: token.scope, refreshed: req.session.refreshed },
+        canRefresh: Boolean(req.oidc.authentication?.refreshToken),
         claims: req.oidc.user.claims ?? {},
         userinfo: flash.userinfo,
         notice: flash.notice,

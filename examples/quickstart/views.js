@@ -59,6 +59,7 @@ p{margin:0 0 1rem}
 .card > :last-child{margin-bottom:0}
 .btn{display:inline-flex;align-items:center;justify-content:center;gap:.6rem;font:inherit;font-weight:600;font-size:.97rem;padding:.62rem 1.1rem;border-radius:9px;border:1px solid transparent;cursor:pointer;text-decoration:none;background:var(--accent);color:#fff;line-height:1.3}
 .btn:hover{background:var(--accent-dark)}
+.btn:disabled{opacity:.45;cursor:not-allowed}
 .btn:focus-visible{outline:3px solid #a5b4fc;outline-offset:2px}
 .btn.secondary{background:#fff;color:var(--fg);border-color:var(--line)}
 .btn.secondary:hover{background:#f3f4f8}
@@ -187,7 +188,7 @@ function moreProvidersCard(hints) {
 }
 
 /** The protected profile page: who you are, the access token's life, and what you can do. */
-export function profilePage({ user, token, claims, userinfo, notice, error, csrf }) {
+export function profilePage({ user, token, canRefresh, claims, userinfo, notice, error, csrf }) {
   return (nonce) =>
     layout({
       title: 'Your profile',
@@ -207,7 +208,9 @@ ${error ? html`<div class="notice error" role="alert">${error}</div>` : ''}
   <h2 id="token">Access token</h2>
   ${token ? tokenSummary(token) : html`<p class="muted">This provider gave no access token.</p>`}
   <div class="actions">
-    <form method="post" action="/profile/refresh"><input type="hidden" name="csrf" value="${csrf}"><button class="btn" type="submit">Refresh tokens</button></form>
+    ${canRefresh
+      ? html`<form method="post" action="/profile/refresh"><input type="hidden" name="csrf" value="${csrf}"><button class="btn" type="submit">Refresh tokens</button></form>`
+      : html`<button class="btn" type="button" disabled title="This provider gave no refresh token">Refresh tokens</button>`}
     <form method="post" action="/profile/userinfo"><input type="hidden" name="csrf" value="${csrf}"><button class="btn secondary" type="submit">Call userinfo</button></form>
     <form method="post" action="/auth/logout"><input type="hidden" name="returnTo" value="/signed-out"><button class="btn danger" type="submit">Log out</button></form>
   </div>
@@ -232,6 +235,9 @@ function claimsCard(id, title, entries) {
 }
 
 function tokenSummary(token) {
+  if (!token.expiresAt) {
+    return html`<p>The provider gave no expiry for it.</p>${token.scope ? html`<p class="muted small">Scope: <code>${token.scope}</code></p>` : ''}`;
+  }
   const at = new Date(token.expiresAt * 1000);
   return html`<p>Expires <span class="stat" data-expires-at="${token.expiresAt}">${relative(token.expiresAt)}</span>
 <span class="muted small">(at <time datetime="${at.toISOString()}">${at.toLocaleTimeString('en-GB', { timeZone: 'UTC' })} UTC</time>)</span></p>

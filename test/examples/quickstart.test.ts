@@ -110,3 +110,18 @@ test('without a session the home page shows sign-in buttons and no user', () => 
   expect(page).toContain('Demo &lt;OP&gt;');
   expect(page).toContain('Not signed in');
 });
+
+test('a token without expiry and a provider without refresh tokens (GitHub) still get a sensible profile', () => {
+  const page = String(
+    views.profilePage({
+      user: { sub: '42', name: 'Mona', providerLabel: 'GitHub' },
+      token: { scope: 'read:user' },
+      canRefresh: false,
+      claims: { sub: '42' },
+      csrf: 't',
+    })('n'),
+  );
+  expect(page).toContain('The provider gave no expiry for it.');
+  expect(page).toMatch(/<button class="btn" type="button" disabled[^>]*>Refresh tokens<\/button>/);
+  expect(page).not.toContain('action="/profile/refresh"');
+});
