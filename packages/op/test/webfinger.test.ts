@@ -1,0 +1,54 @@
+import express from 'express';
+import request from 'supertest';
+import { ISSUER_REL, memoryAccounts, webfinger } from '@openid-express/op';
+
+const issuer = 'https://id.example.com/op';
+const accounts = memoryAccounts([
+  { id: 'alice', username: 'alice', password: 'pw-pw-pw', claims: { email: 'alice@example.org' } },
+]);
+const app = express().use(webfinger({ issuer, accounts }));
+const finger = (query: Record<string, string | string[]>) => request(app).get('/.well-known/webfinger').query(query);
+
+describe('webfinger() tells RPs which OP serves an account', () => {
+  test('acct: of a known user at the issuer host points at the issuer', async () => {
+    const res = await finger({ resource: 'acct:alice@id.example.com', rel: ISSUER_REL });
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toContain('application/jrd+json');
+    expect(res.headers['access-control-allow-origin']).toBe('*');
+    expect(JSON.parse(res.text)).toEqual({ subject: 'acct:alice@id.example.com', links: [{ rel: ISSUER_REL, href: issuer }] });
+  });
+
+  test('acct: with a known email address works too', async () => {
+    const res = await finger({ resource: 'acct:alice@example.org' });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.text).links[0].href).toBe(issuer);
+  });
+
+  test('an https: resource of a known user at the issuer host points at the issuer', async () => {
+    const res = await finger({ resource: 'https://id.example.com/alice', rel: ISSUER_REL });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.text).subject).toBe('https://id.example.com/alice');
+  });
+
+  test('unknown users get 404, whatever the form of the resource', async () => {
+    for (const resource of ['acct:mallory@id.example.com', 'acct:alice@elsewhere.example', 'https://elsewhere.example/alice',
+      'https://id.example.com/mallory', 'mailto:alice@example.org', 'acct:@id.example.com']) {
+      const res = await finger({ resource });
+      expect([resource, res.status]).toEqual([resource, 404]);
+    }
+  });
+
+  test('another rel gets the subject without the issuer link', async () => {
+    const res = await finger({ resource: 'acct:alice@id.example.com', rel: 'http://webfinger.net/rel/avatar' });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.text).links).toEqual([]);
+  });
+
+  test('a request without a resource is a 400 with a reason', async () => {
+    const res = await request(app).get('/.well-known/webfinger');
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_request');
+    const twice = await finger({ resource: ['acct:alice@id.example.com', 'acct:bob@id.example.com'] });
+    expect(twice.status).toBe(400);
+  });
+});
