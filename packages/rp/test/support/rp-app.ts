@@ -14,6 +14,9 @@ import { startOp, type OpBrowser, type TestOp, type TestOpOptions } from './oidc
 export const CLIENT_ID = 'app';
 export const CLIENT_SECRET = 'app-secret-that-is-long-enough-0123456789';
 
+/** A session store that can list and clear its sessions (MemoryStore, connect-redis ...). */
+export type ListableStore = session.Store & Required<Pick<session.Store, 'all' | 'clear'>>;
+
 export interface LoginOptions {
   account?: string;
   returnTo?: string;
@@ -27,7 +30,7 @@ export interface TestRp {
   op: TestOp;
   app: Express;
   server: Server;
-  store: session.MemoryStore;
+  store: ListableStore;
   relyingParty: RelyingParty;
   agent(): request.Agent;
   /** Starts a login at the RP, walks the OP as `account`, returns the callback URL (not yet fetched). */
@@ -55,6 +58,8 @@ export async function startRp(opts: {
   op?: Partial<TestOpOptions>;
   provider?: Partial<Parameters<typeof oidc>[0]>;
   routes?: (app: Express) => void;
+  /** Session store (default: a MemoryStore). */
+  store?: ListableStore;
 } = {}): Promise<TestRp> {
   const server = createServer();
   const baseURL = await listen(server);
@@ -71,7 +76,7 @@ export async function startRp(opts: {
     }],
     ...opts.op,
   });
-  const store = new session.MemoryStore();
+  const store = opts.store ?? new session.MemoryStore();
   const app = express();
   app.use(session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, store, name: 'sid' }));
   const router = rp({
@@ -100,10 +105,12 @@ export async function startRp(opts: {
       return agent.get(callback.pathname + callback.search);
     },
     async authenticatedSessions() {
-      const all = await new Promise<Record<string, session.SessionData>>((resolve, reject) =>
-        store.all((err, sessions) => (err ? reject(err) : resolve((sessions ?? {}) as Record<string, session.SessionData>))),
-      );
-      return Object.entries(all).filter(([, s]) => s?.oidc?.auth).map(([id]) => id);
+      const all = await new Promise<unknown>((resolve, reject) => store.all((err, sessions) => (err ? reject(err) : resolve(sessions ?? {}))));
+      // MemoryStore answers { id: session }, connect-redis an array of sessions carrying their id
+      const entries: Array<[string, session.SessionData]> = Array.isArray(all)
+        ? all.map((s: session.SessionData & { id: string }) => [s.id, s])
+        : Object.entries(all as Record<string, session.SessionData>);
+      return entries.filter(([, s]) => s?.oidc?.auth).map(([id]) => id);
     },
     async close() {
       await close(server);

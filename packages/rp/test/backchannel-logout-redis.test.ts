@@ -1,0 +1,59 @@
+/**
+ * Back-channel logout with a real Redis session store shared by two app instances: the OP calls
+ * one instance, the session was made by the other.
+ */
+import { createServer } from 'node:http';
+import express from 'express';
+import session from 'express-session';
+import request from 'supertest';
+import { RedisStore } from 'connect-redis';
+import { createClient } from 'redis';
+import { oidc, requireAuth, rp } from '@openid-express/rp';
+import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, type ListableStore, type TestRp } from './support/rp-app.js';
+
+let redis: RedisServer;
+let client: ReturnType<typeof createClient>;
+let t: TestRp;
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+  client = createClient({ url: redis.url });
+  await client.connect();
+  t = await startRp({ store: new RedisStore({ client, prefix: 'sess:' }) as unknown as ListableStore });
+}, 20_000);
+afterAll(async () => {
+  await t.close();
+  await client.quit();
+  await redis.stop();
+});
+
+test('a logout at the OP ends a session made by another instance, through the Redis store', async () => {
+  const server = createServer();
+  await listen(server);
+  const app = express();
+  app.use(session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, store: t.store, name: 'sid' }));
+  app.use(rp({ baseURL: t.baseURL, providers: { op: oidc({ issuer: t.op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, allowInsecureRequests: true }) } }));
+  app.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user));
+  server.on('request', app);
+  try {
+    const browser = t.op.browser();
+    const agent = request.agent(server); // instance two
+    const start = await agent.get('/auth/login/op');
+    const callback = await browser.authorize(start.headers.location);
+    expect((await agent.get(callback.pathname + callback.search)).status).toBe(302);
+    expect((await agent.get('/me')).status).toBe(200);
+    const [id] = await t.authenticatedSessions();
+    expect(await client.exists(`sess:${id}`)).toBe(1);
+    const index = await client.keys('sess:oidc-bcl:op:*');
+    expect(index.sort()).toEqual([expect.stringMatching(/^sess:oidc-bcl:op:sid:/), 'sess:oidc-bcl:op:sub:alice']);
+
+    await browser.endSession(`${t.op.issuer}/session/end`); // the OP posts the logout token to instance one
+    for (let i = 0; i < 40 && (await client.exists(`sess:${id}`)); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await client.exists(`sess:${id}`)).toBe(0);
+    expect((await agent.get('/me')).status).toBe(401);
+    expect(await t.authenticatedSessions()).toEqual([]);
+  } finally {
+    await close(server);
+  }
+});
