@@ -130,7 +130,7 @@ class MemoryModelAdapter implements Adapter {
     const members = this.state.grants.get(grantId) ?? new Map<string, number>();
     for (const [member, until] of members) if (until <= now) members.delete(member);
     members.set(key, expiresAt);
-    this.state.grants.set(grantId, members, Math.max(...members.values()));
+    this.state.grants.set(grantId, members, Math.max(this.state.grants.expiresAt(grantId) ?? 0, expiresAt));
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
