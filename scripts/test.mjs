@@ -8,7 +8,14 @@ import { ensureSystemDependencies } from './system-deps.mjs';
 ensureSystemDependencies();
 installDependencies();
 build();
-run('node_modules/.bin/tsc -p tsconfig.json');
+// Type errors fail the run, but the tests still run so their count is reported.
+let typeErrors = false;
+try {
+  run('node_modules/.bin/tsc -p tsconfig.json');
+} catch {
+  typeErrors = true;
+  console.error('Type-check failed (see above).');
+}
 
 const out = join(root, '.jest-results.json');
 rmSync(out, { force: true });
@@ -26,5 +33,6 @@ try {
 } catch {
   failed += 1;
 }
+if (typeErrors) failed += 1;
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(jest.status === 0 && failed === 0 ? 0 : 1);
