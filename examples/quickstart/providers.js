@@ -4,9 +4,15 @@ import { oidc, google, microsoft, github } from '@openid-express/rp';
 
 const social = [
   { name: 'google', label: 'Google', env: 'GOOGLE', mark: 'G', preset: google },
-  { name: 'microsoft', label: 'Microsoft', env: 'MICROSOFT', mark: 'M', preset: microsoft },
-  { name: 'github', label: 'GitHub', env: 'GITHUB', mark: 'GH', preset: github },
+  { name: 'microsoft', label: 'Microsoft', env: 'MICROSOFT', mark: 'M', preset: microsoft, extra: (env) => ({ tenant: env.MICROSOFT_TENANT || 'common' }) },
+  { name: 'github', label: 'GitHub', env: 'GITHUB', mark: 'GH', preset: github, extra: (env) => gitHubServer(env.GITHUB_BASE_URL) },
 ];
+
+// GITHUB_BASE_URL points at a GitHub Enterprise Server; plain http is accepted on loopback only.
+function gitHubServer(baseURL) {
+  if (!baseURL) return {};
+  return { baseURL, allowInsecureRequests: /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?(\/|$)/.test(baseURL) };
+}
 
 /**
  * The `providers` option of `rp()` plus what the home page needs to draw buttons and set-up hints.
@@ -35,7 +41,7 @@ export function configureProviders({ issuer, client, baseURL, env }) {
     const clientId = env[`${s.env}_CLIENT_ID`];
     const clientSecret = env[`${s.env}_CLIENT_SECRET`];
     if (clientId && clientSecret) {
-      providers[s.name] = s.preset({ clientId, clientSecret, ...(s.name === 'microsoft' ? { tenant: env.MICROSOFT_TENANT || 'common' } : {}) });
+      providers[s.name] = s.preset({ clientId, clientSecret, ...s.extra?.(env) });
       buttons.push({ name: s.name, label: s.label, mark: s.mark, style: s.name });
     } else {
       setupHints.push({ label: s.label, env: `${s.env}_CLIENT_ID, ${s.env}_CLIENT_SECRET`, callback: `${baseURL}/auth/callback/${s.name}` });

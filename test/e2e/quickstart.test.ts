@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchChromium } from '../support/chromium.js';
 import { repoRoot, runScript, type RunningScript } from '../examples/run-script.js';
+import { freePort } from '../examples/listen.js';
+import { startGitHubSimulator, type GitHubSimulator } from '../simulators/github.js';
 
 jest.setTimeout(60_000);
 
@@ -17,6 +19,7 @@ let browser: Browser;
 let quickstart: RunningScript;
 let appURL: string;
 let issuer: string;
+let gitHub: GitHubSimulator;
 
 beforeAll(async () => {
   for (const pkg of ['rp', 'op']) {
@@ -25,9 +28,17 @@ beforeAll(async () => {
     }
   }
   mkdirSync(shots, { recursive: true });
+  // GitHub is the loopback simulator, posing as a GitHub Enterprise Server (GITHUB_BASE_URL).
+  const appPort = await freePort();
+  gitHub = await startGitHubSimulator({
+    clientId: 'gh-client',
+    clientSecret: 'gh-secret',
+    callbackUrl: `http://localhost:${appPort}/auth/callback/github`,
+    account: { id: 583231, login: 'octocat', name: 'Mona Octocat', email: null, emails: [{ email: 'mona@example.org', primary: true, verified: true, visibility: null }] },
+  });
   const started = await runScript(
     'examples/quickstart/main.js',
-    { PORT: '0', OP_PORT: '0' },
+    { PORT: String(appPort), OP_PORT: '0', GITHUB_CLIENT_ID: 'gh-client', GITHUB_CLIENT_SECRET: 'gh-secret', GITHUB_BASE_URL: gitHub.baseURL },
     /Application:\s+(http:\/\/localhost:\d+)[\s\S]*Demo OP:\s+(http:\/\/127\.0\.0\.1:\d+\/op)/,
   );
   quickstart = started.script;
@@ -38,6 +49,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await quickstart?.stop();
+  await gitHub?.close();
 });
 
 let context: BrowserContext;
@@ -167,6 +179,20 @@ test('without JavaScript the whole sign-in still works and the profile shows the
   await page.waitForURL(`${appURL}/profile`);
   expect(await page.locator('[data-expires-at]').textContent()).toMatch(/^in \d+:\d\d$/);
   await shot(page, '11-app-profile-no-js-narrow');
+});
+
+test('with GitHub configured, its button signs in too; without a refresh token the refresh button is off', async () => {
+  await page.goto(appURL);
+  await page.getByRole('link', { name: /GitHub/ }).click();
+  await page.waitForURL(`${appURL}/profile`);
+  await expectVisible(page.getByRole('heading', { name: 'Mona Octocat' }));
+  await expectVisible(page.getByText('mona@example.org').first());
+  expect(await page.getByRole('button', { name: 'Refresh tokens' }).isDisabled()).toBe(true);
+  await shot(page, '12-app-profile-github');
+
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.waitForURL(`${appURL}/signed-out`);
+  await expectVisible(page.getByText('Not signed in'));
 });
 
 async function expectVisible(locator: ReturnType<Page['locator']>): Promise<void> {
