@@ -1,4 +1,7 @@
+import debug from 'debug';
 import { errors } from 'oidc-provider';
+
+const log = debug('openid-express:op');
 
 /**
  * Models whose records belong to a grant: `revokeByGrantId` deletes them all.
@@ -20,6 +23,8 @@ export const GRANTABLE: ReadonlySet<string> = new Set([
  */
 export function consumeRefused(model: string, state: 'consumed' | 'missing'): Error {
   const what = state === 'consumed' ? 'already consumed' : 'not found';
+  // Never the id: for codes and refresh tokens the id is the secret itself.
+  log('store refused to consume a %s: %s (a replay or a racing request)', model, what);
   if (model === 'PushedAuthorizationRequest') {
     return new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');
   }

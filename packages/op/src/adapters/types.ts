@@ -6,7 +6,12 @@ import type { Adapter } from 'oidc-provider';
  * `memoryAdapter()` for development, `redisAdapter(client)` for production.
  */
 export interface OpStore {
-  /** oidc-provider adapter factory, one per model name (Session, AccessToken, Grant ...). */
+  /**
+   * oidc-provider adapter factory, one per model name (Session, AccessToken, Grant ...).
+   * Its `consume` is atomic: consuming a record that is already consumed (or gone) rejects with
+   * `invalid_grant` (`invalid_request_uri` for PushedAuthorizationRequest), so racing redemptions
+   * of one code or refresh token cannot all succeed.
+   */
   adapterFor(modelName: string): Adapter;
   /** Adds one to `key`, (re)starting its expiry at `ttlSeconds` on the first hit; returns the new count. */
   increment(key: string, ttlSeconds: number): Promise<number>;
