@@ -1,7 +1,7 @@
 /**
  * A REAL oidc-provider v9 on loopback for tests, with a test-only interaction (no HTML): the
  * "browser" of a test posts to `/interaction/:uid/login` (or `/abort`) and the fixture calls
- * `provider.interactionFinished()`. Consent is granted automatically (first-party style
+ * `provider.interactionFinished()`; a real browser gets a two-button page at `/interaction/:uid`. Consent is granted automatically (first-party style
  * `loadExistingGrant`).
  *
  * API:
@@ -187,6 +187,15 @@ export async function startOp(options: TestOpOptions): Promise<TestOp> {
     next();
   });
   const form = express.urlencoded({ extended: false });
+  // a tiny page for real browsers (Chromium tests); OpBrowser posts to the same routes directly
+  app.get('/interaction/:uid', (req, res) => {
+    const uid = encodeURIComponent(req.params.uid);
+    res.type('html').send(
+      `<!doctype html><title>Test OP</title><form method="post" action="/interaction/${uid}/login">` +
+        `<input name="account" value="alice"><button id="sign-in" type="submit">Sign in</button></form>` +
+        `<form method="post" action="/interaction/${uid}/abort"><button id="cancel" type="submit">Cancel</button></form>`,
+    );
+  });
   app.post('/interaction/:uid/login', form, async (req, res, next) => {
     try {
       await op.provider.interactionDetails(req, res);

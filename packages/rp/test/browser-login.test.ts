@@ -1,0 +1,56 @@
+/**
+ * The RP in a real Chromium: redirects, cookies and pages as a user sees them.
+ */
+import { launchChromium } from '../../../test/support/chromium.js';
+import { startRp, type TestRp } from './support/rp-app.js';
+
+type Browser = Awaited<ReturnType<typeof launchChromium>>;
+let browser: Browser;
+let t: TestRp;
+
+beforeAll(async () => {
+  browser = await launchChromium();
+  t = await startRp({ routes: (app) => app.get('/bye', (_req, res) => void res.send('bye')) });
+}, 30_000);
+afterAll(async () => {
+  await browser?.close();
+  await t?.close();
+});
+
+describe('in a real browser', () => {
+  test('a protected page → login at the OP → back on the page; logout at the OP → back at /bye', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${t.baseURL}/me`);
+    expect(page.url()).toMatch(new RegExp(`^${t.op.issuer}/interaction/`));
+    const before = (await context.cookies(t.baseURL)).find((c) => c.name === 'sid')?.value;
+    expect(before).toBeDefined();
+
+    await page.fill('input[name=account]', 'alice');
+    await Promise.all([page.waitForURL(`${t.baseURL}/me`), page.click('#sign-in')]);
+    expect(JSON.parse((await page.textContent('body'))!)).toMatchObject({ sub: 'alice', name: 'Alice Liddell' });
+    const after = (await context.cookies(t.baseURL)).find((c) => c.name === 'sid')?.value;
+    expect(after).not.toBe(before); // new session id at login
+
+    await page.goto(`${t.baseURL}/auth/logout?returnTo=/bye`);
+    expect(page.url()).toMatch(new RegExp(`^${t.op.issuer}/session/end`));
+    await Promise.all([page.waitForURL(`${t.baseURL}/bye`), page.click('button[autofocus], button[type=submit]')]);
+    expect(await page.textContent('body')).toBe('bye');
+
+    await page.goto(`${t.baseURL}/me`);
+    expect(page.url()).toMatch(new RegExp(`^${t.op.issuer}/`)); // logged out at both ends: the OP asks again
+    await context.close();
+  });
+
+  test('cancelling at the OP shows the RP error page, not a login', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${t.baseURL}/me`);
+    await Promise.all([page.waitForURL(new RegExp(`^${t.baseURL}/auth/callback/op`)), page.click('#cancel')]);
+    expect(await page.textContent('h1')).toBe('Sign-in did not complete');
+    expect(await page.textContent('body')).toContain('access_denied');
+    await page.goto(`${t.baseURL}/me`);
+    expect(page.url()).toMatch(new RegExp(`^${t.op.issuer}/interaction/`)); // still not logged in
+    await context.close();
+  });
+});
