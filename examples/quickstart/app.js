@@ -43,24 +43,7 @@ export function createApplication({ baseURL, issuer, client, accounts = [], env 
   app.get('/', home());
   app.get('/signed-out', home('You are signed out.'));
 
-  app.get('/profile', requireAuth(), (req, res) => {
-    const flash = takeFlash(req);
-    const token = req.oidc.accessToken;
-    sendPage(
-      res,
-      200,
-      profilePage({
-        user: viewUser(req),
-        token: token && { expiresAt: toEpochSeconds(token.expiresAt), scope: token.scope, refreshed: req.session.refreshed },
-        canRefresh: Boolean(req.oidc.authentication?.refreshToken),
-        claims: req.oidc.user.claims ?? {},
-        userinfo: flash.userinfo,
-        notice: flash.notice,
-        error: flash.error,
-        csrf: csrfToken(req),
-      }),
-    );
-  });
+  app.get('/profile', requireAuth(), showProfile);
 
   const form = [requireAuth(), express.urlencoded({ extended: false, limit: '2kb' }), checkCsrf];
   app.post('/profile/refresh', ...form, action(async (req) => {
@@ -78,6 +61,22 @@ export function createApplication({ baseURL, issuer, client, accounts = [], env 
   });
   app.use(errorHandler);
   return app;
+}
+
+function showProfile(req, res) {
+  const flash = takeFlash(req);
+  const token = req.oidc.accessToken; // expiresAt: epoch seconds
+  const page = profilePage({
+    user: viewUser(req),
+    token: token && { expiresAt: token.expiresAt, scope: token.scope, refreshed: req.session.refreshed },
+    canRefresh: Boolean(req.oidc.authentication?.refreshToken),
+    claims: req.oidc.user.claims ?? {},
+    userinfo: flash.userinfo,
+    notice: flash.notice,
+    error: flash.error,
+    csrf: csrfToken(req),
+  });
+  sendPage(res, 200, page);
 }
 
 // Runs a profile action and shows its outcome on the profile page (post / redirect / get).
@@ -115,13 +114,6 @@ function viewUser(req) {
   if (!req.oidc?.isAuthenticated()) return undefined;
   const u = req.oidc.user;
   return { ...u, given_name: u.claims?.given_name, providerLabel: providerLabel(u.provider) };
-}
-
-// Accepts seconds since the epoch, milliseconds or a Date, so the page does not care which.
-function toEpochSeconds(value) {
-  if (value === undefined || value === null) return undefined;
-  const n = value instanceof Date ? value.getTime() : Number(value);
-  return Math.round(n > 1e12 ? n / 1000 : n);
 }
 
 // What a person should read for an error: RpError codes (stable) mapped to plain words.
