@@ -12,7 +12,7 @@ import { repoRoot, runScript, type RunningScript } from '../examples/run-script.
 import { freePort } from '../examples/listen.js';
 import { startGitHubSimulator, type GitHubSimulator } from '../simulators/github.js';
 
-jest.setTimeout(60_000);
+jest.setTimeout(90_000);
 
 const shots = join(repoRoot, 'test-output', 'screenshots');
 let browser: Browser;

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { FormBrowser, signIn } from '../support/op-forms.js';
 import { repoRoot, runScript, type RunningScript } from './run-script.js';
 
+jest.setTimeout(90_000); // a cold start of node + both packages can be slow on a busy CI machine
+
 let script: RunningScript;
 let baseURL: string;
 

@@ -15,7 +15,7 @@ export interface RunningScript {
 
 /**
  * Spawns `node file` with `env` added and waits until its stdout matches `ready`; returns the
- * match and a handle. Fails loudly with the output when the script exits or takes over 30 s.
+ * match and a handle. Fails loudly with the output when the script exits or takes over 60 s.
  *
  * @example
  *   const { match, script } = await runScript('examples/rp-social/server.js', { PORT: '0' }, /open (\S+)/);
@@ -34,7 +34,7 @@ export async function runScript(
   const script: RunningScript = { output: () => output, stop: () => stop(child), child };
   child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
   const match = await new Promise<RegExpMatchArray>((resolve, reject) => {
-    const timer = setTimeout(() => fail(`${file} printed nothing matching ${ready} within 30 s`), 30_000);
+    const timer = setTimeout(() => fail(`${file} printed nothing matching ${ready} within 60 s`), 60_000);
     const fail = (why: string): void => {
       clearTimeout(timer);
       child.kill('SIGKILL');
