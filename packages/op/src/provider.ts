@@ -4,7 +4,7 @@ import { SCOPE_CLAIMS } from './accounts.js';
 import type { OpStore } from './adapters/types.js';
 import { logoutCsrfFor } from './logout-csrf.js';
 import type { ResolvedOptions } from './options.js';
-import { renderPage, type Views } from './views/render.js';
+import { defaultViews, renderPage, type Views } from './views/render.js';
 
 /** What `buildConfiguration` needs beyond the options. */
 export interface ConfigurationDeps {
@@ -107,10 +107,12 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     async renderError(ctx, out) {
       ctx.type = 'html';
       ctx.set('Cache-Control', 'no-store');
-      ctx.body = await renderPage(reqOf(ctx), views, 'error', {
+      const props = {
         title: 'This request cannot be completed', status: ctx.status, code: String(out.error),
         message: String(out.error_description ?? 'The request was refused.'),
-      });
+      };
+      // an app view that fails must not turn a 400 into a bare 500
+      ctx.body = await renderPage(reqOf(ctx), views, 'error', props).catch(() => renderPage(reqOf(ctx), defaultViews, 'error', props));
     },
   };
   return deepMerge(config, o.provider);

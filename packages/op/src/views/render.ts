@@ -25,8 +25,10 @@ export type Views = { [K in keyof ViewProps]: View<ViewProps[K]> };
 export const defaultViews: Views = { layout, login, consent, error, logout, logoutSuccess };
 
 function appRender(req: Request, name: string, locals: object): Promise<string> {
+  // op() is a sub-app with its own `views` setting: render with the app it is mounted on
+  const app = (req.app as Request['app'] & { parent?: Request['app'] }).parent ?? req.app;
   return new Promise((resolve, reject) => {
-    req.app.render(name, { ...(req.res?.locals ?? {}), ...locals }, (err, html) => (err ? reject(err) : resolve(html)));
+    app.render(name, { ...(req.res?.locals ?? {}), ...locals }, (err, html) => (err ? reject(err) : resolve(html)));
   });
 }
 

@@ -26,9 +26,10 @@ export interface Authorization {
 }
 
 /** Starts an OP over `store` with the clients every flow test uses. */
-export async function startFlowFixture(store: OpStore, extra: Partial<OpOptions> = {}): Promise<FlowFixture> {
+export async function startFlowFixture(
+  store: OpStore, extra: Partial<OpOptions> = {}, setup: Parameters<typeof startOp>[1] = {},
+): Promise<FlowFixture> {
   const op = await startOp((_issuer: string, origin: string) => ({
-    ...extra,
     adapter: store,
     accounts,
     scopes: ['api:read'],
@@ -40,7 +41,8 @@ export async function startFlowFixture(store: OpStore, extra: Partial<OpOptions>
       { client_id: 'service', client_secret: SECRET, grant_types: ['client_credentials'], response_types: [],
         redirect_uris: [], scope: 'api:read' },
     ],
-  }));
+    ...extra,
+  }), setup);
   const issuer = new URL(op.issuer);
   const discover = (id: string) => client.discovery(issuer, id, SECRET, client.ClientSecretBasic(), insecure);
   const [web, first, service] = await Promise.all([discover('web'), discover('first'), discover('service')]);

@@ -1,0 +1,105 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultViews, type LoginViewProps } from '@openid-express/op';
+import { FormBrowser } from '../../../test/support/op-forms.js';
+import { client, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
+import { accounts, startOp, type RunningOp } from './support/op-server.js';
+import { memoryAdapter } from '@openid-express/op';
+
+const loginProps: LoginViewProps = {
+  title: 'Sign in', clientName: '<img src=x onerror=alert(1)>', clientUri: 'javascript:alert(1)',
+  action: '/op/interaction/u/login', abortAction: '/op/interaction/u/abort', csrf: '"><script>x</script>',
+  error: '<b>bad</b>', authenticators: [{ id: 'password', label: 'Password', fields: '<input name="login">', submitLabel: 'Go' }],
+};
+
+describe('the default views', () => {
+  test('escape everything they are given and drop javascript: links', () => {
+    const html = (defaultViews.login as (p: LoginViewProps) => string)(loginProps);
+    expect(html).not.toContain('<img src=x');
+    expect(html).not.toContain('<script>');
+    expect(html).not.toContain('javascript:');
+    expect(html).toContain('&lt;b&gt;bad&lt;/b&gt;');
+  });
+
+  test('are a self-contained page without scripts, readable on a phone', async () => {
+    const f = await startFlowFixture(memoryAdapter());
+    try {
+      const auth = await f.authorization();
+      const page = await f.browser().open(auth.url);
+      expect(page.html).toMatch(/^<!DOCTYPE html>/);
+      expect(page.html).toContain('<html lang="en">');
+      expect(page.html).toContain('name="viewport"');
+      expect(page.html).not.toMatch(/<script|<link|@import/);
+      // every visible input has a label pointing at it
+      for (const [, id] of page.html.matchAll(/<input id="([^"]+)"/g)) expect(page.html).toContain(`<label for="${id}">`);
+      expect(page.headers.get('cache-control')).toBe('no-store');
+      expect(page.headers.get('x-frame-options')).toBe('DENY');
+    } finally {
+      await f.op.close();
+    }
+  });
+});
+
+describe('apps override views', () => {
+  let op: RunningOp;
+  let viewsDir: string;
+  beforeAll(async () => {
+    viewsDir = mkdtempSync(join(tmpdir(), 'op-views-'));
+    writeFileSync(join(viewsDir, 'oops.tpl'), '<!DOCTYPE html><html><body><h1>Custom error {{code}}</h1><p>{{message}}</p></body></html>');
+    op = await startOp((_issuer, origin) => ({
+      adapter: memoryAdapter(), accounts,
+      clients: [{ client_id: 'web', client_secret: 'web-secret-web-secret', redirect_uris: [`${origin}/cb`] }],
+      views: {
+        login: (p) => `<h1>Welcome to ${p.clientName}</h1><form method="post" action="${p.action}"><input type="hidden" name="csrf" value="${p.csrf}"></form>`,
+        error: 'oops',
+      },
+    }), {
+      beforeOp: (app) => {
+        app.set('views', viewsDir);
+        app.set('view engine', 'tpl');
+        app.engine('tpl', (path: string, locals: object, cb: (e: unknown, html?: string) => void) => {
+          const vars = locals as Record<string, string>;
+          cb(null, readFileSync(path, 'utf8').replace(/\{\{(\w+)\}\}/g, (_, k: string) => String(vars[k] ?? '').replace(/[<>&"]/g, '')));
+        });
+      },
+    });
+  });
+  afterAll(() => op.close());
+
+  const authUrl = async (redirectUri: string) => {
+    const config = await client.discovery(new URL(op.issuer), 'web', 'web-secret-web-secret', undefined, { execute: [client.allowInsecureRequests] });
+    return client.buildAuthorizationUrl(config, {
+      redirect_uri: redirectUri, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()),
+      code_challenge_method: 'S256',
+    }).href;
+  };
+
+  test('with a function: its HTML is wrapped in the layout', async () => {
+    const page = await new FormBrowser().open(await authUrl(`${op.origin}/cb`));
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('<h1>Welcome to web</h1>');
+    expect(page.html).toMatch(/^<!DOCTYPE html>/);
+  });
+
+  test("with a view name: the app's engine renders it, also for oidc-provider's own error pages", async () => {
+    const page = await new FormBrowser().open(await authUrl('https://evil.example/cb'));
+    expect(page.status).toBe(400);
+    expect(page.html).toContain('<h1>Custom error invalid_redirect_uri</h1>');
+    const csrf = await new FormBrowser().post(`${op.issuer}/interaction/nope/login`, { csrf: 'x' });
+    expect(csrf.status).toBe(400);
+    expect(csrf.html).toContain('Custom error interaction_expired');
+  });
+});
+
+describe('a view that throws', () => {
+  let f: FlowFixture;
+  afterAll(() => f.op.close());
+  test('gives a 500 page without a stack trace', async () => {
+    f = await startFlowFixture(memoryAdapter(), { views: { login: () => { throw new Error('secret-detail at /srv/app.js:1'); } } });
+    const page = await f.browser().open((await f.authorization()).url);
+    expect(page.status).toBe(500);
+    expect(page.html).toContain('server_error');
+    expect(page.html).not.toContain('secret-detail');
+  });
+});
