@@ -206,7 +206,9 @@ export function safeReturnTo(value: unknown, rp: RelyingParty): string {
   const origin = new URL(rp.options.baseURL).origin;
   try {
     const url = new URL(value, origin);
-    return url.origin === origin ? `${url.pathname}${url.search}${url.hash}` : '/';
+    // dot segments can turn "/.//evil.example" into "//evil.example": check what we would send
+    if (url.origin !== origin || url.pathname.startsWith('//')) return '/';
+    return `${url.pathname}${url.search}${url.hash}`;
   } catch {
     return '/';
   }

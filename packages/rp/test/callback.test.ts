@@ -167,6 +167,9 @@ describe('GET /auth/callback/:provider', () => {
     ['/%5Cevil.example', 'an encoded backslash'],
     ['javascript:alert(1)', 'a javascript: URL'],
     [' //evil.example', 'a URL with leading space'],
+    ['/.//evil.example', 'a dot segment that normalizes to //'],
+    ['/a/..//evil.example', 'a parent segment that normalizes to //'],
+    ['/%252e//evil.example', 'an encoded dot segment'],
   ])('returnTo %s (%s) falls back to /', async (returnTo) => {
     const agent = t.agent();
     const done = await t.login(agent, { returnTo: decodeURIComponent(returnTo) });
