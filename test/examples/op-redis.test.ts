@@ -7,7 +7,10 @@ import type { RequestListener } from 'node:http';
 import request from 'supertest';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { loadExample } from './load.js';
-import { listenFirst, type Started } from './listen.js';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { freePort, listenFirst, type Started } from './listen.js';
+import { repoRoot, runScript, type RunningScript } from './run-script.js';
 
 interface RedisClient {
   sendCommand(args: string[]): Promise<unknown>;
@@ -73,4 +76,30 @@ test('an authorization request keeps its interaction and session in Redis', asyn
   expect(login.text).toContain('name="password"');
   expect(await keys('oidc:*')).not.toHaveLength(0);
   expect(await keys('op-session:*')).not.toHaveLength(0);
+});
+
+describe('run as a script (node server.js)', () => {
+  jest.setTimeout(90_000);
+  let script: RunningScript | undefined;
+  afterEach(() => script?.stop());
+
+  test('it connects to REDIS_URL, listens and serves its home page', async () => {
+    const started = await runScript('examples/op-redis/server.js', { PORT: '0', REDIS_URL: redisServer.url }, /OP listening on (http:\/\/localhost:\d+)\//);
+    script = started.script;
+    const res = await fetch(`${started.match[1]}/op/.well-known/openid-configuration`);
+    expect(res.status).toBe(200);
+    expect((await res.json()).issuer).toBe(`${started.match[1]}/op`);
+  });
+
+  test('without a reachable Redis it stops at once and says what to do', async () => {
+    const port = await freePort();
+    const child = spawnSync(process.execPath, [join(repoRoot, 'examples/op-redis/server.js')], {
+      env: { ...process.env, PORT: '0', REDIS_URL: `redis://127.0.0.1:${port}` },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(child.status).toBe(1);
+    expect(child.stderr).toContain(`Cannot reach Redis at redis://127.0.0.1:${port}`);
+    expect(child.stderr).toContain('Start redis-server or set REDIS_URL');
+  });
 });

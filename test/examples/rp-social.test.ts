@@ -7,6 +7,7 @@ import request from 'supertest';
 import { startGitHubSimulator, type GitHubSimulator } from '../simulators/github.js';
 import { loadExample } from './load.js';
 import { listenFirst, type Started } from './listen.js';
+import { runScript, type RunningScript } from './run-script.js';
 
 const { createApp } = loadExample<{
   createApp(o: { baseURL: string; env: Record<string, string | undefined> }): RequestListener;
@@ -91,5 +92,20 @@ describe('signing in with GitHub (simulated GitHub Enterprise Server)', () => {
     expect(res.status).toBeLessThan(500);
     expect(res.text).toMatch(/<h1>/);
     await agent.get('/profile').set('Accept', 'application/json').expect(401);
+  });
+});
+
+describe('run as a script (node server.js)', () => {
+  jest.setTimeout(90_000);
+  let script: RunningScript | undefined;
+  afterEach(() => script?.stop());
+
+  test('it listens, says where, and serves its home page', async () => {
+    const started = await runScript('examples/rp-social/server.js', { PORT: '0', GITHUB_CLIENT_ID: 'id', GITHUB_CLIENT_SECRET: 'secret' }, /open (http:\/\/localhost:\d+)/);
+    script = started.script;
+    expect(script.output()).toContain('Providers: github');
+    const res = await fetch(started.match[1]!);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('/auth/login/github');
   });
 });
