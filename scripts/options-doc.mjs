@@ -11,6 +11,7 @@ import { root } from './setup.mjs';
 export const TABLES = {
   RpOptions: 'packages/rp/src/options.ts',
   ProviderConfig: 'packages/rp/src/options.ts',
+  DynamicOptions: 'packages/rp/src/discovery/registration.ts',
   OpOptions: 'packages/op/src/options.ts',
   OpFeatures: 'packages/op/src/options.ts',
   OpTtl: 'packages/op/src/options.ts',
@@ -44,9 +45,9 @@ export function table(name) {
 export function render(readme) {
   let out = readme;
   for (const name of Object.keys(TABLES)) {
-    const re = new RegExp(`(<!-- options:${name} -->\\n)[\\s\\S]*?(\\n<!-- /options:${name} -->)`);
+    const re = new RegExp(`(<!-- options:${name} -->\\n)[\\s\\S]*?(<!-- /options:${name} -->)`);
     if (!re.test(out)) throw new Error(`README.md lacks the markers for ${name}`);
-    out = out.replace(re, (_, a, b) => `${a}${table(name)}${b}`);
+    out = out.replace(re, (_, a, b) => `${a}${table(name)}\n${b}`);
   }
   return out;
 }
