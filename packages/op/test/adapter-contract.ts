@@ -169,6 +169,13 @@ export function describeStoreContract(harness: StoreHarness): void {
       await expect(requests.consume('par-1')).rejects.toMatchObject({ error: 'invalid_request_uri' });
     });
 
+    it('a record saved with consumed: null is not consumed yet', async () => {
+      const codes = store.adapterFor('AuthorizationCode');
+      await codes.upsert('code-1', token('g-1', { consumed: null }), 60);
+      expect(await codes.find('code-1')).toEqual(token('g-1'));
+      await expect(codes.consume('code-1')).resolves.toBeUndefined();
+    });
+
     it('a consumed record saved again stays consumed', async () => {
       const codes = store.adapterFor('DeviceCode');
       await codes.upsert('dc-1', token('g-1', { userCode: 'AAAA-BBBB', consumed: 1700000000 }), 60);

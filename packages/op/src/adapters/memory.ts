@@ -118,7 +118,7 @@ class MemoryModelAdapter implements Adapter {
     const key = this.key(id);
     await this.destroy(id);
     const { consumed, ...rest } = payload;
-    this.state.records.set(key, { payload: JSON.stringify(rest), consumed }, expiresAt);
+    this.state.records.set(key, { payload: JSON.stringify(rest), consumed: consumed ?? undefined }, expiresAt);
     if (payload.uid) this.state.uids.set(this.key(payload.uid), id, expiresAt);
     if (payload.userCode) this.state.userCodes.set(this.key(payload.userCode), id, expiresAt);
     if (payload.grantId && GRANTABLE.has(this.model)) this.addToGrant(payload.grantId, key, expiresAt);

@@ -21,8 +21,8 @@ export interface RedisAdapterOptions {
 /**
  * The production store: oidc-provider's records and the login counters in Redis, each key
  * expiring with its record. Consume is atomic (a Lua script), so of two concurrent redemptions of
- * one code only one succeeds. Needs Redis ≥ 6.2 (7 tested), standalone or Sentinel, not Cluster
- * (a grant's tokens are deleted together by one script).
+ * one code only one succeeds. Tested on Redis 7; a single Redis, not Redis Cluster (a grant's
+ * tokens, whose keys hash to different slots, are deleted together by one script).
  *
  * @example
  * ```ts
