@@ -166,11 +166,14 @@ class MemoryModelAdapter implements Adapter {
     this.state.records.delete(key);
     if (!stored) return;
     const payload = JSON.parse(stored.payload) as AdapterPayload;
-    if (payload.uid && this.state.uids.get(this.key(payload.uid)) === id) this.state.uids.delete(this.key(payload.uid));
-    if (payload.userCode && this.state.userCodes.get(this.key(payload.userCode)) === id) {
-      this.state.userCodes.delete(this.key(payload.userCode));
-    }
+    this.unindex(this.state.uids, payload.uid, id);
+    this.unindex(this.state.userCodes, payload.userCode, id);
     if (payload.grantId) this.state.grants.get(payload.grantId)?.delete(key);
+  }
+
+  // Only while the index still points at this record: another may have taken the value since.
+  private unindex(index: TtlMap<string>, value: string | undefined, id: string): void {
+    if (value && index.get(this.key(value)) === id) index.delete(this.key(value));
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
