@@ -156,7 +156,10 @@ export class FormBrowser {
     const form = page.forms.find((f) => (!match.has || match.has in f.fields)
       && (!match.action || f.action.includes(match.action)) && (!match.id || f.id === match.id)
       && (!match.value || f.fields[match.value[0]] === match.value[1]));
-    if (!form) throw new Error(`no form matching ${JSON.stringify(match)} on ${page.url} (${page.status}): ${page.html.slice(0, 500)}`);
+    if (!form) {
+      const text = page.html.replace(/<style[\s\S]*?<\/style>/g, '').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ');
+      throw new Error(`no form matching ${JSON.stringify(match)} on ${page.url} (${page.status}): ${text.slice(0, 500)}`);
+    }
     return form;
   }
 

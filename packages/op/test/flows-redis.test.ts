@@ -3,6 +3,7 @@ import { redisAdapter } from '@openid-express/op';
 import { startRedisServer } from '../../../test/support/redis-server.js';
 import { happyFlows } from './support/flows-happy.js';
 import { refusedFlows } from './support/flows-refused.js';
+import { extensionFlows } from './support/flows-extensions.js';
 
 // every suite gets its own real redis-server, so nothing leaks between them
 const redis = async () => {
@@ -19,3 +20,4 @@ const redis = async () => {
 
 happyFlows('redis', redis);
 refusedFlows('redis', redis);
+extensionFlows('redis', redis);

@@ -1,3 +1,5 @@
+import express from 'express';
+import { exportJWK, generateKeyPair } from 'jose';
 import * as client from 'openid-client';
 import type { OpOptions, OpStore } from '@openid-express/op';
 import { FormBrowser, signIn, type BrowserPage } from '../../../../test/support/op-forms.js';
@@ -5,12 +7,23 @@ import { ALICE, accounts, startOp, type RunningOp } from './op-server.js';
 
 const insecure = { execute: [client.allowInsecureRequests] };
 const SECRET = 'web-secret-web-secret';
+/** The initial access token the fixture's registration endpoint wants. */
+export const REGISTRATION_TOKEN = 'let-me-register';
 
 export interface FlowFixture {
   op: RunningOp;
   web: client.Configuration;
   first: client.Configuration;
   service: client.Configuration;
+  /**
+   * Registers (dynamically) a client that signs its authorization requests (JAR) with the returned key.
+   * Dynamic because oidc-provider structuredClones static clients, which breaks its plain-object check
+   * on `jwks` inside jest's VM realm (not in plain Node).
+   */
+  registerJarClient(): Promise<{ config: client.Configuration; key: CryptoKey }>;
+  /** Registered for back-channel logout at `${origin}/backchannel`; what it received is in `logoutTokens`. */
+  bcl: client.Configuration;
+  logoutTokens: string[];
   redirectUri: string;
   /** A browser that stops at the client's callback and logout pages; `ip` is sent as X-Forwarded-For. */
   browser(ip?: string): FormBrowser;
@@ -29,26 +42,46 @@ export interface Authorization {
 export async function startFlowFixture(
   store: OpStore, extra: Partial<OpOptions> = {}, setup: Parameters<typeof startOp>[1] = {},
 ): Promise<FlowFixture> {
+  const logoutTokens: string[] = [];
   const op = await startOp((_issuer: string, origin: string) => ({
     adapter: store,
     accounts,
     scopes: ['api:read'],
-    features: { clientCredentials: true, registration: { initialAccessToken: 'let-me-register' } },
+    features: { clientCredentials: true, registration: { initialAccessToken: REGISTRATION_TOKEN } },
     clients: [
       { client_id: 'web', client_secret: SECRET, client_name: 'Web <App>', redirect_uris: [`${origin}/cb`],
         post_logout_redirect_uris: [`${origin}/bye`], grant_types: ['authorization_code', 'refresh_token'] },
       { client_id: 'first', client_secret: SECRET, redirect_uris: [`${origin}/cb`], firstParty: true },
       { client_id: 'service', client_secret: SECRET, grant_types: ['client_credentials'], response_types: [],
         redirect_uris: [], scope: 'api:read' },
+      { client_id: 'bcl', client_secret: SECRET, redirect_uris: [`${origin}/cb`], post_logout_redirect_uris: [`${origin}/bye`],
+        backchannel_logout_uri: `${origin}/backchannel`, backchannel_logout_session_required: true },
     ],
     ...extra,
-  }), setup);
+  }), {
+    ...setup,
+    beforeOp: (app) => {
+      app.post('/backchannel', express.urlencoded({ extended: false }), (req, res) => {
+        logoutTokens.push(String(req.body.logout_token));
+        res.status(200).end();
+      });
+      setup.beforeOp?.(app);
+    },
+  });
   const issuer = new URL(op.issuer);
   const discover = (id: string) => client.discovery(issuer, id, SECRET, client.ClientSecretBasic(), insecure);
-  const [web, first, service] = await Promise.all([discover('web'), discover('first'), discover('service')]);
+  const [web, first, service, bcl] = await Promise.all(['web', 'first', 'service', 'bcl'].map(discover));
   const redirectUri = `${op.origin}/cb`;
   return {
-    op, web, first, service, redirectUri,
+    op, web: web!, first: first!, service: service!, bcl: bcl!, logoutTokens, redirectUri,
+    async registerJarClient() {
+      const keys = await generateKeyPair('ES256', { extractable: true });
+      const jwk = { ...(await exportJWK(keys.publicKey)), alg: 'ES256', use: 'sig' };
+      const config = await client.dynamicClientRegistration(issuer, {
+        redirect_uris: [`${op.origin}/cb`], jwks: { keys: [jwk] }, request_object_signing_alg: 'ES256', require_signed_request_object: true,
+      }, client.ClientSecretBasic(), { ...insecure, initialAccessToken: REGISTRATION_TOKEN });
+      return { config, key: keys.privateKey };
+    },
     browser: (ip?: string) => new FormBrowser({ headers: ip ? { 'x-forwarded-for': ip } : {}, stopAt: (u: URL) => u.origin === op.origin && (u.pathname === '/cb' || u.pathname === '/bye') }),
     async authorization(config = web, extra = {}) {
       const verifier = client.randomPKCECodeVerifier();

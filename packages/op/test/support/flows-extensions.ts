@@ -1,0 +1,105 @@
+import { createRemoteJWKSet, jwtVerify, SignJWT, generateKeyPair } from 'jose';
+import { signIn } from '../../../../test/support/op-forms.js';
+import { ALICE } from './op-server.js';
+import { aliceTokens, callbackOf, client, startFlowFixture, type FlowFixture } from './flow-suite.js';
+import type { StoreFactory } from './flows-happy.js';
+
+const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+
+/** JAR, DPoP and back-channel logout, with their refusals. */
+export function extensionFlows(storeName: string, makeStore: StoreFactory): void {
+  describe(`OP protocol extensions (${storeName} store)`, () => {
+    let f: FlowFixture;
+    let close: () => Promise<void>;
+    beforeAll(async () => {
+      const made = await makeStore();
+      close = made.close;
+      f = await startFlowFixture(made.store);
+    });
+    afterAll(async () => {
+      await f?.op.close();
+      await close?.();
+    });
+
+    let jar: Awaited<ReturnType<FlowFixture['registerJarClient']>>;
+    beforeAll(async () => {
+      jar = await f.registerJarClient();
+    });
+
+    const jarParams = async () => {
+      const verifier = client.randomPKCECodeVerifier();
+      return { verifier, state: client.randomState(), params: {
+        redirect_uri: f.redirectUri, scope: 'openid',
+        code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+      } };
+    };
+
+    test('a signed request object (JAR) signs alice in', async () => {
+      const { verifier, state, params } = await jarParams();
+      const url = await client.buildAuthorizationUrlWithJAR(jar.config, { ...params, state }, jar.key);
+      expect(url.searchParams.get('request')).toEqual(expect.any(String));
+      const page = await signIn(f.browser(), url.href, { login: 'alice', password: ALICE.password });
+      const tokens = await client.authorizationCodeGrant(jar.config, callbackOf(page), { pkceCodeVerifier: verifier, expectedState: state });
+      expect(tokens.claims()!.sub).toBe('alice');
+    });
+
+    test('a request object signed with another key is refused, and a plain request too', async () => {
+      const { params } = await jarParams();
+      const { privateKey } = await generateKeyPair('ES256');
+      const clientId = jar.config.clientMetadata().client_id;
+      const forged = await new SignJWT({ ...params, client_id: clientId, response_type: 'code' })
+        .setProtectedHeader({ alg: 'ES256' }).setIssuer(clientId).setAudience(f.op.issuer).setIssuedAt().setExpirationTime('1m')
+        .sign(privateKey);
+      const page = await f.browser().open(`${f.op.issuer}/auth?client_id=${clientId}&request=${forged}`);
+      const refusal = callbackOf(page).searchParams;
+      expect(refusal.get('error')).toBe('invalid_request_object');
+      expect(refusal.get('code')).toBeNull();
+      const plain = await f.browser().open(client.buildAuthorizationUrl(jar.config, params).href);
+      expect(callbackOf(plain).searchParams.get('error_description')).toBe('Request Object must be used by this client');
+    });
+
+    test('DPoP binds the tokens to the client key; without the proof they are refused', async () => {
+      const dpop = client.getDPoPHandle(f.web, await client.randomDPoPKeyPair());
+      const auth = await f.authorization();
+      const page = await signIn(f.browser(), auth.url, { login: 'alice', password: ALICE.password });
+      const tokens = await client.authorizationCodeGrant(f.web, callbackOf(page), {
+        pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce,
+      }, undefined, { DPoP: dpop });
+      expect(tokens.token_type).toBe('dpop');
+      await expect(client.fetchUserInfo(f.web, tokens.access_token, 'alice', { DPoP: dpop })).resolves.toMatchObject({ sub: 'alice' });
+      const bearer = await fetch(`${f.op.issuer}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+      expect(bearer.status).toBe(401);
+    });
+
+    test('logging out sends a signed logout token to the client back channel', async () => {
+      const browser = f.browser();
+      const tokens = await (async () => {
+        const auth = await f.authorization(f.bcl);
+        const page = await signIn(browser, auth.url, { login: 'alice', password: ALICE.password });
+        return client.authorizationCodeGrant(f.bcl, callbackOf(page), {
+          pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce,
+        });
+      })();
+      const before = f.logoutTokens.length;
+      const confirm = await browser.open(client.buildEndSessionUrl(f.bcl, {
+        id_token_hint: tokens.id_token!, post_logout_redirect_uri: `${f.op.origin}/bye` }).href);
+      await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+      for (let i = 0; i < 40 && f.logoutTokens.length === before; i += 1) await new Promise((r) => setTimeout(r, 50));
+      const jwks = createRemoteJWKSet(new URL(f.bcl.serverMetadata().jwks_uri!));
+      const { payload } = await jwtVerify(f.logoutTokens[before]!, jwks, { issuer: f.op.issuer, audience: 'bcl' });
+      expect(payload.sub).toBe('alice');
+      expect(payload.sid).toBe(tokens.claims()!.sid);
+      expect(payload.events).toEqual({ [BACKCHANNEL_EVENT]: {} });
+    });
+
+    test('a client that was not part of the session gets no logout token', async () => {
+      const before = f.logoutTokens.length;
+      const browser = f.browser();
+      const tokens = await aliceTokens(f); // the web client only, in a new browser
+      const confirm = await browser.open(client.buildEndSessionUrl(f.web, { id_token_hint: tokens.id_token! }).href);
+      expect(confirm.status).toBe(200);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(f.logoutTokens.length).toBe(before);
+    });
+  });
+}
