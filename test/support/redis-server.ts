@@ -11,7 +11,7 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-const BINARY = process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server';
+const DEFAULT_BINARY = process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server';
 
 /**
  * Starts a throw-away `redis-server` on a free loopback port, without persistence.
@@ -23,16 +23,16 @@ const BINARY = process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server';
  * afterAll(() => redis.stop());
  * ```
  */
-export async function startRedisServer(): Promise<RedisServer> {
-  if (!existsSync(BINARY)) {
-    throw new Error(`${BINARY} not found: install it with \`apt-get install -y redis-server\` (tests need a real Redis)`);
+export async function startRedisServer(binary = DEFAULT_BINARY): Promise<RedisServer> {
+  if (!existsSync(binary)) {
+    throw new Error(`${binary} not found: install it with \`apt-get install -y redis-server\` (tests need a real Redis)`);
   }
   let lastError: unknown;
   // The free port is found by binding port 0 and releasing it: another process may grab it meanwhile.
   for (let attempt = 0; attempt < 5; attempt += 1) {
     const port = await freePort();
     try {
-      return await launch(port);
+      return await launch(binary, port);
     } catch (error) {
       lastError = error;
     }
@@ -51,9 +51,9 @@ function freePort(): Promise<number> {
   });
 }
 
-function launch(port: number): Promise<RedisServer> {
+function launch(binary: string, port: number): Promise<RedisServer> {
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
-  const child = spawn(BINARY, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let output = '';
     const timer = setTimeout(() => fail(new Error(`redis-server did not start within 10 s:\n${output}`)), 10_000);

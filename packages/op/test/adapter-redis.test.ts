@@ -144,6 +144,10 @@ describe('redisAdapter', () => {
     expect(() => redisAdapter(client, { prefix: 42 as never })).toThrow(/prefix/);
   });
 
+  it('a machine without redis-server is told how to install it, not skipped', async () => {
+    await expect(startRedisServer('/nonexistent/redis-server')).rejects.toThrow(/apt-get install -y redis-server/);
+  });
+
   it('surfaces Redis errors instead of hiding them', async () => {
     const prefix = uniquePrefix();
     await client.set(`${prefix}counter:login:alice`, 'not a number');
