@@ -7,7 +7,7 @@ export interface InteractionState {
   csrf: string;
   /** Failed attempts in this interaction. */
   attempts: number;
-  /** The login name last typed (refills the field after a failure). */
+  /** The login name last tried, as the authenticator's `throttleKey` gives it (refills the field after a failure). */
   lastLogin?: string;
   /** The authenticator last used. */
   authenticator?: string;

@@ -108,7 +108,7 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
   const login = auth.throttleKey(body);
   const ip = req.ip ?? req.socket.remoteAddress ?? 'unknown';
   state.authenticator = auth.id;
-  state.lastLogin = body.login;
+  state.lastLogin = login?.slice(0, 256);
   if (await deps.throttle.isLocked(login, ip)) {
     log('login throttled (authenticator %s)', auth.id);
     return showLogin(deps, req, res, d, 429, THROTTLED);

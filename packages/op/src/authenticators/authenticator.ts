@@ -5,7 +5,7 @@ import type { AccountStore } from '../accounts.js';
 export interface LoginFormContext {
   /** `login_hint` of the authorization request, when the client sent one. */
   loginHint?: string;
-  /** The login name the user last typed in this interaction (to refill the field after a failure). */
+  /** The login name last tried with this authenticator in this interaction (its `throttleKey`), to refill the field. */
   lastLogin?: string;
   /** Whether the field the user should type into first belongs to this authenticator. */
   autofocus: boolean;

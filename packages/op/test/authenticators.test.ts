@@ -1,0 +1,72 @@
+import { memoryAdapter, password, type Authenticator } from '@openid-express/op';
+import { escapeHtml } from '@openid-express/op';
+import { ALICE } from './support/op-server.js';
+import { callbackOf, client, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
+
+// a second way in: a one-time code sent out of band (here: fixed per user, for the story)
+const codes: Record<string, string> = { bob: '424242' };
+const oneTimeCode: Authenticator = {
+  id: 'otp',
+  label: 'Sign in with a one-time code',
+  submitLabel: 'Send code',
+  fields: ({ lastLogin }) => `<label for="otp-user">Username</label><input id="otp-user" name="user" value="${escapeHtml(lastLogin ?? '')}">
+<label for="otp-code">Code</label><input id="otp-code" name="code" inputmode="numeric">`,
+  throttleKey: (body) => body.user?.toLowerCase(),
+  async verify({ body }) {
+    const user = body.user?.toLowerCase();
+    return user && codes[user] && codes[user] === body.code ? { ok: true, accountId: user, amr: ['otp'], acr: 'urn:example:otp' } : { ok: false };
+  },
+};
+
+describe('several authenticators on one login page', () => {
+  let f: FlowFixture;
+  beforeAll(async () => {
+    f = await startFlowFixture(memoryAdapter(), { authenticators: [password({ loginLabel: 'Email' }), oneTimeCode] });
+  });
+  afterAll(() => f.op.close());
+
+  test('the page offers each in its own form, with its own label', async () => {
+    const page = await f.browser().open((await f.authorization()).url);
+    expect(page.html).toContain('<label for="password-login">Email</label>');
+    expect(page.html).toContain('Sign in with a one-time code');
+    const passwordForm = f.browser().form(page, { value: ['authenticator', 'password'] });
+    const otpForm = f.browser().form(page, { value: ['authenticator', 'otp'] });
+    expect(passwordForm.fields.csrf).toBe(otpForm.fields.csrf);
+  });
+
+  test("bob signs in with the second one, and the ID token says how (amr, acr)", async () => {
+    const browser = f.browser();
+    const auth = await f.authorization(f.first);
+    const login = await browser.open(auth.url);
+    const done = await browser.submit(login, { value: ['authenticator', 'otp'] }, { user: 'bob', code: '424242' });
+    const tokens = await client.authorizationCodeGrant(f.first, callbackOf(done), {
+      pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce,
+    });
+    expect(tokens.claims()).toMatchObject({ sub: 'bob', amr: ['otp'], acr: 'urn:example:otp' });
+  });
+
+  test('a wrong code gets the generic message and the username is kept in the form', async () => {
+    const browser = f.browser();
+    const login = await browser.open((await f.authorization()).url);
+    const failed = await browser.submit(login, { value: ['authenticator', 'otp'] }, { user: 'bob', code: '000000' });
+    expect(failed.status).toBe(401);
+    expect(failed.html).toContain('The login name or password is incorrect.');
+    expect(browser.form(failed, { value: ['authenticator', 'otp'] }).fields.user).toBe('bob');
+  });
+
+  test('an authenticator that is not offered is refused with 400', async () => {
+    const browser = f.browser();
+    const login = await browser.open((await f.authorization()).url);
+    const refused = await browser.submit(login, { value: ['authenticator', 'password'] }, { authenticator: 'magic', login: 'alice', password: ALICE.password });
+    expect(refused.status).toBe(400);
+    expect(refused.html).toContain('authenticator_unknown');
+    expect(browser.jar.names()).not.toContain('_session');
+  });
+
+  test("the client's login_hint fills in the login field", async () => {
+    const page = await f.browser().open((await f.authorization(f.web, { login_hint: 'alice@example.org"><b>' })).url);
+    const form = f.browser().form(page, { value: ['authenticator', 'password'] });
+    expect(form.fields.login).toBe('alice@example.org"><b>');
+    expect(page.html).not.toContain('"><b>');
+  });
+});
