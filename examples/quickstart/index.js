@@ -37,6 +37,8 @@ export async function startQuickstart({ port = 3000, opPort = 3001, bind = '127.
       ...client,
       redirectUris: [`${appURL}/auth/callback/demo`],
       postLogoutRedirectUris: [`${appURL}/`, `${appURL}/signed-out`],
+      // Signing out at the OP (from any app) ends the app's session too: OIDC Back-Channel Logout.
+      backchannelLogoutUri: `${appURL}/auth/backchannel-logout/demo`,
     },
   }));
   appServer.on('request', createApplication({ baseURL: appURL, issuer, client, accounts: demoAccounts, env }));

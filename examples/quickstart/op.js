@@ -9,7 +9,7 @@ import { op, memoryAccounts, generateKeys } from '@openid-express/op';
  *
  * @param {object} options
  * @param {string} options.issuer  e.g. http://127.0.0.1:3001/op (its path is where `op()` is mounted)
- * @param {{clientId: string, clientSecret: string, redirectUris: string[], postLogoutRedirectUris: string[]}} options.client
+ * @param {{clientId: string, clientSecret: string, redirectUris: string[], postLogoutRedirectUris: string[], backchannelLogoutUri?: string}} options.client
  * @param {Array} options.accounts  demo accounts for `memoryAccounts()`
  * @example
  *   const idp = createIdentityProvider({ issuer: 'http://127.0.0.1:3001/op', client, accounts });
@@ -39,6 +39,8 @@ export function createIdentityProvider({ issuer, client, accounts, env = process
           client_name: 'Quickstart app',
           redirect_uris: client.redirectUris,
           post_logout_redirect_uris: client.postLogoutRedirectUris,
+          backchannel_logout_uri: client.backchannelLogoutUri,
+          backchannel_logout_session_required: true,
           grant_types: ['authorization_code', 'refresh_token'],
           response_types: ['code'],
         },
@@ -46,13 +48,21 @@ export function createIdentityProvider({ issuer, client, accounts, env = process
       accounts: memoryAccounts(accounts),
       // Fresh signing and cookie keys at every start: the demo's tokens and sessions end with it.
       ...generateKeys(),
+      ...(client.backchannelLogoutUri ? { provider: { fetch: allowLoopbackTo(new URL(client.backchannelLogoutUri).origin) } } : {}),
     }),
   );
   app.get('/', (req, res) => {
     res.type('html').send(`<!doctype html><meta charset="utf-8"><title>Demo OP</title>
 <body style="font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1.25rem;line-height:1.55;color:#1d2130">
 <h1>Demo OP</h1><p>This is the quickstart's OpenID Provider. Applications find it through its
-<a href="${mountPath}/.well-known/openid-configuration">discovery document</a>.</p></body>`);
+<a href="${mountPath}/.well-known/openid-configuration">discovery document</a>.</p>
+<p><a href="${mountPath}/session/end">Sign out of the Demo OP</a> (the app is told too: back-channel logout).</p></body>`);
   });
   return app;
+}
+
+// oidc-provider's outgoing calls (back-channel logout) refuse loopback addresses (SSRF guard); the
+// demo app lives on loopback, so exactly its origin is let through. A public https app needs none.
+function allowLoopbackTo(origin) {
+  return (url, init) => fetch(url, new URL(url).origin === origin ? { ...init, dispatcher: undefined } : init);
 }

@@ -181,6 +181,22 @@ test('without JavaScript the whole sign-in still works and the profile shows the
   await shot(page, '11-app-profile-no-js-narrow');
 });
 
+test('signing out at the Demo OP itself also ends the app session (back-channel logout)', async () => {
+  await openDemoLogin(page);
+  await signIn(page, 'alice', 'wonderland');
+  await page.getByRole('button', { name: 'Allow' }).click();
+  await page.waitForURL(`${appURL}/profile`);
+
+  await page.goto(`${issuer}/session/end`);
+  await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+  await page.waitForLoadState();
+  await shot(page, '13-op-signed-out');
+
+  // The OP told the app server-to-server: the app's session is gone, not just the OP's.
+  await page.goto(`${appURL}/`);
+  await expectVisible(page.getByText('Not signed in'));
+});
+
 test('with GitHub configured, its button signs in too; without a refresh token the refresh button is off', async () => {
   await page.goto(appURL);
   await page.getByRole('link', { name: /GitHub/ }).click();
