@@ -1,5 +1,7 @@
 import express from 'express';
 import { memoryAdapter } from '@openid-express/op';
+import { signIn } from '../../../test/support/op-forms.js';
+import { ALICE } from './support/op-server.js';
 import { aliceTokens, client, insecure, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
 
 describe('an app that parses bodies itself before op()', () => {
@@ -52,5 +54,40 @@ describe('trustProxy', () => {
     } finally {
       await f.op.close();
     }
+  });
+});
+
+describe('the raw oidc-provider escape hatch and odd requests', () => {
+  let f: FlowFixture;
+  beforeAll(async () => {
+    f = await startFlowFixture(memoryAdapter(), { provider: { routes: { userinfo: '/userinfo' }, ttl: { ClientCredentials: 120 } } });
+  });
+  afterAll(() => f.op.close());
+
+  test('`provider` is merged last, over our own configuration', async () => {
+    expect(f.web.serverMetadata().userinfo_endpoint).toBe(`${f.op.issuer}/userinfo`);
+    const tokens = await client.clientCredentialsGrant(f.service, { scope: 'api:read' });
+    expect(tokens.expires_in).toBe(120);
+  });
+
+  test('an oversized login form gets a 413 page, and the OP keeps serving', async () => {
+    const browser = f.browser();
+    const login = await browser.open((await f.authorization()).url);
+    const huge = await browser.submit(login, { value: ['authenticator', 'password'] }, { login: 'a'.repeat(64 * 1024), password: 'x' });
+    expect(huge.status).toBe(413);
+    expect(huge.html).toContain('invalid_request');
+    expect((await browser.open(login.url)).status).toBe(200);
+  });
+
+  test('logout without a redirect back shows our "signed out" page', async () => {
+    const browser = f.browser();
+    const auth = await f.authorization();
+    const cb = await signIn(browser, auth.url, { login: 'alice', password: ALICE.password });
+    expect(cb.stoppedAt).toBeDefined();
+    const confirm = await browser.open(`${f.op.issuer}/session/end`);
+    const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+    expect(done.status).toBe(200);
+    expect(done.html).toContain('<h1>Signed out</h1>');
+    expect(done.html).toContain('name="viewport"');
   });
 });
