@@ -99,6 +99,12 @@ test('a newcomer signs in with the Demo OP, sees their profile, refreshes tokens
   await page.waitForURL(`${appURL}/profile`);
   await expectVisible(page.getByRole('heading', { name: 'Alice Liddell' }));
   await expectVisible(page.getByText('alice@example.org').first());
+  // Each site has its own cookies; the app's session cookie is out of reach of scripts and of cross-site posts.
+  const cookies = await context.cookies();
+  const appCookie = cookies.find((c) => c.name === 'quickstart.sid');
+  expect(appCookie).toMatchObject({ domain: 'localhost', httpOnly: true, sameSite: 'Lax' });
+  expect(cookies.filter((c) => c.domain === '127.0.0.1').map((c) => c.name)).not.toContain('quickstart.sid');
+
   const expiry = page.locator('[data-expires-at]');
   expect(await expiry.textContent()).toMatch(/^in \d+:\d\d$/);
   await shot(page, '04-app-profile');
