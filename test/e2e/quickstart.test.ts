@@ -212,6 +212,11 @@ test('with GitHub configured, its button signs in too; without a refresh token t
   expect(await page.getByRole('button', { name: 'Refresh tokens' }).isDisabled()).toBe(true);
   await shot(page, '12-app-profile-github');
 
+  // For GitHub (OAuth 2.0, no OIDC userinfo) the preset's user endpoint answers instead.
+  await page.getByRole('button', { name: 'Call userinfo' }).click();
+  await expectVisible(page.getByRole('heading', { name: 'Userinfo response' }));
+  expect(await page.locator('pre').textContent()).toContain('"login": "octocat"');
+
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.waitForURL(`${appURL}/signed-out`);
   await expectVisible(page.getByText('Not signed in'));
