@@ -61,9 +61,9 @@ export function parseForms(html: string, baseUrl: string): HtmlForm[] {
   return forms;
 }
 
-interface Cookie { name: string; value: string; path: string; expires?: number }
+interface Cookie { name: string; value: string; host: string; path: string; expires?: number }
 
-/** A cookie jar for one host: keeps Path, Max-Age and Expires. */
+/** A cookie jar: keeps Path, Max-Age and Expires; cookies go to their host name (any port, as in browsers). */
 export class CookieJar {
   private cookies: Cookie[] = [];
 
@@ -71,7 +71,7 @@ export class CookieJar {
     for (const line of headers.getSetCookie()) {
       const [pair, ...attributes] = line.split(';').map((s) => s.trim());
       const eq = pair!.indexOf('=');
-      const cookie: Cookie = { name: pair!.slice(0, eq), value: pair!.slice(eq + 1), path: '/' };
+      const cookie: Cookie = { name: pair!.slice(0, eq), value: pair!.slice(eq + 1), host: new URL(url).hostname, path: '/' };
       const defaultPath = new URL(url).pathname.replace(/\/[^/]*$/, '') || '/';
       cookie.path = defaultPath;
       for (const attr of attributes) {
@@ -81,15 +81,15 @@ export class CookieJar {
         if (key === 'max-age') cookie.expires = Date.now() + Number(v) * 1000;
         if (key === 'expires' && cookie.expires === undefined) cookie.expires = Date.parse(v);
       }
-      this.cookies = this.cookies.filter((c) => !(c.name === cookie.name && c.path === cookie.path));
+      this.cookies = this.cookies.filter((c) => !(c.name === cookie.name && c.path === cookie.path && c.host === cookie.host));
       if (cookie.expires === undefined || cookie.expires > Date.now()) this.cookies.push(cookie);
     }
   }
 
   header(url: string): string {
-    const path = new URL(url).pathname;
+    const { pathname: path, hostname } = new URL(url);
     return this.cookies
-      .filter((c) => (c.expires === undefined || c.expires > Date.now())
+      .filter((c) => c.host === hostname && (c.expires === undefined || c.expires > Date.now())
         && (path === c.path || path.startsWith(c.path.endsWith('/') ? c.path : `${c.path}/`)))
       .sort((a, b) => b.path.length - a.path.length)
       .map((c) => `${c.name}=${c.value}`)

@@ -5,8 +5,10 @@ export {
   type Account, type AccountClaims, type AccountStore, type MemoryAccount,
 } from './accounts.js';
 export { password, type PasswordOptions } from './authenticators/password.js';
+export { upstream, type UpstreamOptions } from './authenticators/upstream.js';
 export type {
-  Authenticator, AuthenticationFailure, AuthenticationSuccess, LoginFormContext, VerifyInput,
+  Authenticator, AuthenticationFailure, AuthenticationRedirect, AuthenticationSuccess, AuthenticatorMount,
+  LoginFormContext, VerifyInput,
 } from './authenticators/authenticator.js';
 export { memoryAdapter, type MemoryAdapterOptions, type MemoryOpStore } from './adapters/memory.js';
 export { redisAdapter, type RedisAdapterOptions, type RedisCommandClient } from './adapters/redis.js';

@@ -2,7 +2,7 @@ import debug from 'debug';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import Provider, { errors } from 'oidc-provider';
 import type { AccountStore } from './accounts.js';
-import type { Authenticator } from './authenticators/authenticator.js';
+import type { AuthenticationFailure, AuthenticationSuccess, Authenticator } from './authenticators/authenticator.js';
 import { pageHeaders, sendErrorPage } from './error-page.js';
 import { OpError } from './errors.js';
 import { consentItems, finishConsent } from './grant.js';
@@ -113,7 +113,11 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
     log('login throttled (authenticator %s)', auth.id);
     return showLogin(deps, req, res, d, 429, THROTTLED);
   }
-  const result = await auth.verify({ body, req, accounts: deps.accounts });
+  const result = await auth.verify({ uid: d.uid, body, req, accounts: deps.accounts });
+  if (result.ok === 'redirect') {
+    log('login continues elsewhere (authenticator %s)', auth.id);
+    return res.redirect(303, result.url);
+  }
   if (!result.ok) {
     state.attempts += 1;
     await deps.throttle.fail(login, ip);
@@ -141,6 +145,29 @@ async function abort(deps: InteractionDeps, req: Request, res: Response) {
   dropState(req, d.uid);
   await deps.provider.interactionFinished(req, res,
     { error: 'access_denied', error_description: 'End-User aborted interaction' }, { mergeWithLastSubmission: false });
+}
+
+/**
+ * Ends the login step of interaction `uid` without its cookie (the browser comes back from another
+ * site): records the result on the Interaction and resumes the authorization.
+ */
+export async function completeLogin(
+  deps: InteractionDeps, req: Request, res: Response, uid: string | undefined, result: AuthenticationSuccess | AuthenticationFailure,
+): Promise<void> {
+  const interaction = uid ? await deps.provider.Interaction.find(uid) : undefined;
+  if (!interaction || interaction.prompt.name !== 'login') return sendErrorPage(req, res, deps.views, EXPIRED);
+  if (!result.ok) {
+    await deps.throttle.fail(undefined, req.ip ?? 'unknown');
+    return sendErrorPage(req, res, deps.views, {
+      status: 401, code: 'login_failed', title: 'Sign-in failed', backUrl: `${deps.mountPath}/interaction/${uid}`,
+      message: 'Signing in with the other provider did not succeed. Go back and try again, or choose another way to sign in.',
+    });
+  }
+  dropState(req, String(uid));
+  interaction.result = { login: { accountId: result.accountId, amr: result.amr, acr: result.acr } };
+  await interaction.save(Math.max(interaction.exp - Math.floor(Date.now() / 1000), 1));
+  log('login succeeded elsewhere');
+  res.redirect(303, interaction.returnTo);
 }
 
 type Handler = (deps: InteractionDeps, req: Request, res: Response) => Promise<void>;

@@ -6,7 +6,7 @@ import type { OpStore } from './adapters/types.js';
 import { password } from './authenticators/password.js';
 import { sendErrorPage } from './error-page.js';
 import { OpConfigError } from './errors.js';
-import { interactionRoutes } from './interactions.js';
+import { completeLogin, interactionRoutes, type InteractionDeps } from './interactions.js';
 import { resolveKeys } from './keys.js';
 import { checkLogoutCsrf } from './logout-csrf.js';
 import { resolveOptions, type OpOptions, type ResolvedOptions } from './options.js';
@@ -86,14 +86,23 @@ export function op(options: OpOptions): OpApp {
   if (o.trustProxy) app.set('trust proxy', 1);
   onMount(app, o);
   app.use(checkSetup(o, views));
-  app.use(interactionRoutes({
+  const deps: InteractionDeps = {
     provider, views, accounts: o.accounts,
     authenticators: o.authenticators.length ? o.authenticators : [password()],
     throttle: throttle(store, o.throttle),
     firstParty: new Set(o.clients.filter((c) => c.firstParty).map((c) => c.client_id)),
     mountPath: o.mountPath,
     interactionTtlMs: o.ttl.Interaction * 1000,
-  }));
+  };
+  app.use(interactionRoutes(deps));
+  for (const authenticator of deps.authenticators) {
+    const router = express.Router();
+    authenticator.mount?.({
+      issuer: o.issuer, mountPath: o.mountPath, router,
+      complete: (req, res, uid, result) => completeLogin(deps, req, res, uid, result),
+    });
+    app.use(router);
+  }
   const refused = (req: Request, res: Response) => void sendErrorPage(req, res, views, {
     status: 403, code: 'csrf_invalid', message: 'This form has expired or did not come from this site. Nothing was changed.',
   });

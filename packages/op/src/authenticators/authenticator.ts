@@ -1,4 +1,4 @@
-import type { Request } from 'express';
+import type { Request, Response, Router } from 'express';
 import type { AccountStore } from '../accounts.js';
 
 /** What an authenticator's part of the login page is drawn from. */
@@ -26,8 +26,31 @@ export interface AuthenticationFailure {
   ok: false;
 }
 
+/** Authentication continues elsewhere (federation): the browser is sent to `url`. */
+export interface AuthenticationRedirect {
+  ok: 'redirect';
+  url: string;
+}
+
+/** What `op()` gives an authenticator that needs routes of its own (a callback from another OP). */
+export interface AuthenticatorMount {
+  issuer: string;
+  /** Where op() is mounted ('' at the root). */
+  mountPath: string;
+  /** A router inside op(), after express-session and before oidc-provider. */
+  router: Router;
+  /**
+   * Ends the login step of interaction `uid` (from the session, never from the URL): success resumes
+   * the authorization (303), failure shows the error page with a way back to the login page.
+   * `uid` undefined (nothing pending in this session) shows the expired-interaction page.
+   */
+  complete(req: Request, res: Response, uid: string | undefined, result: AuthenticationSuccess | AuthenticationFailure): Promise<void>;
+}
+
 /** What an authenticator is given when its form is posted. */
 export interface VerifyInput {
+  /** The interaction being answered (keep it in the session when leaving the OP). */
+  uid: string;
   /** The posted fields (strings only; arrays and missing fields arrive as undefined). */
   body: Record<string, string | undefined>;
   req: Request;
@@ -37,8 +60,8 @@ export interface VerifyInput {
 /**
  * A way to sign in, offered on the login page. Several can be offered side by side; each draws its
  * own fields inside its own form, and the OP adds the CSRF token, the interaction and the throttling.
- * Redirect-based authenticators (federation through `@openid-express/rp`, planned as `upstream`)
- * will add an optional `start(req, res)` hook; the form-post contract below stays as is.
+ * Redirect-based ones (federation: `upstream`) answer `verify` with `{ ok: 'redirect', url }` and
+ * come back through a route they add in `mount`, ending with `complete()`.
  *
  * @example
  * const pin: Authenticator = {
@@ -60,5 +83,7 @@ export interface Authenticator {
   /** The login name to count failures against (per-account throttling), from the posted fields. */
   throttleKey(body: Record<string, string | undefined>): string | undefined;
   /** Checks the posted fields. */
-  verify(input: VerifyInput): Promise<AuthenticationSuccess | AuthenticationFailure>;
+  verify(input: VerifyInput): Promise<AuthenticationSuccess | AuthenticationFailure | AuthenticationRedirect>;
+  /** Called once by op() for authenticators that need routes (see `upstream`). */
+  mount?(ctx: AuthenticatorMount): void;
 }

@@ -20,21 +20,34 @@ export interface RunningOp {
   close(): Promise<void>;
 }
 
+/** A loopback HTTP server on a free port, not yet serving anything. */
+export async function listen(): Promise<Server> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+/** `http://127.0.0.1:<port>` of a listening server. */
+export const originOf = (server: Server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
 /**
  * Starts an app with express-session and `op()` mounted at `/op` on a free loopback port.
  * `options` is called with the issuer once the port is known.
  */
 export async function startOp(
   options: (issuer: string, origin: string) => Omit<OpOptions, 'issuer'> & { issuer?: string },
-  setup: { beforeOp?: (app: express.Express) => void; session?: boolean; mountPath?: string } = {},
+  setup: {
+    beforeOp?: (app: express.Express) => void; session?: boolean; sessionName?: string; mountPath?: string;
+    /** A server already listening (from `listen()`), when its origin had to be known earlier. */
+    server?: Server;
+  } = {},
 ): Promise<RunningOp> {
-  const server: Server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const server = setup.server ?? (await listen());
+  const origin = originOf(server);
   const issuer = `${origin}/op`;
   const app = express();
   if (setup.session !== false) {
-    app.use(session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false }));
+    app.use(session({ name: setup.sessionName, secret: 'test-secret-test-secret', resave: false, saveUninitialized: false }));
   }
   setup.beforeOp?.(app);
   const opApp = op({ issuer, ...options(issuer, origin) });
