@@ -1,0 +1,71 @@
+// Servers run in child processes (the load generator keeps the parent's core); they talk over IPC.
+import { fork } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+
+/**
+ * Forks `script` with `args`; resolves with { child, first message }. With `profile`, the child
+ * writes a V8 CPU profile (.cpuprofile) into `profile` when it exits.
+ */
+export async function startChild(script, args, { profile } = {}) {
+  const execArgv = ['--expose-gc'];
+  if (profile) {
+    mkdirSync(profile, { recursive: true });
+    execArgv.push('--cpu-prof', `--cpu-prof-dir=${profile}`);
+  }
+  const child = fork(script, args, { execArgv, stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += d;
+    stderr = stderr.slice(-4000);
+  });
+  const first = await reply(child, 30_000).catch((err) => {
+    throw new Error(`${args.join(' ')}: ${err.message}\n${stderr}`);
+  });
+  return { child, first, stderr: () => stderr };
+}
+
+/** The child's next message (rejects on exit or after `ms`). */
+export function reply(child, ms = 60_000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(reject, new Error(`no answer within ${ms} ms`)), ms);
+    const onMessage = (m) => (m?.error ? done(reject, new Error(m.error)) : done(resolve, m));
+    const onExit = (code) => done(reject, new Error(`child exited (${code})`));
+    function done(fn, value) {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      fn(value);
+    }
+    child.on('message', onMessage);
+    child.on('exit', onExit);
+  });
+}
+
+/** Sends `message` and waits for the answer. */
+export async function ask(child, message, ms) {
+  const answer = reply(child, ms);
+  child.send(message);
+  return answer;
+}
+
+/** Asks the child to exit (so a CPU profile gets written) and waits for it. */
+export async function stopChild(child) {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.send({ cmd: 'exit' });
+  const timer = setTimeout(() => child.kill(), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** In a child: answers messages with `handlers[cmd](message)`, errors as { error }. */
+export function serveMessages(handlers) {
+  process.on('message', async (m) => {
+    if (m?.cmd === 'exit') process.exit(0);
+    try {
+      process.send(await handlers[m.cmd](m));
+    } catch (err) {
+      process.send({ error: `${m?.cmd}: ${err?.stack ?? err}` });
+    }
+  });
+}

@@ -1,0 +1,45 @@
+// Load generation: autocannon for single routes, a bounded loop of virtual users for flows.
+import autocannon from 'autocannon';
+
+/**
+ * requests/s and latency of one route with autocannon, bounded by `seconds` and `maxRequests`.
+ * Throws when answers are not what `expectStatus` says (a benchmark of errors measures nothing).
+ */
+export async function hammer({ url, headers = {}, seconds, connections = 10, maxRequests = 200_000, expectStatus }) {
+  const result = await autocannon({ url, headers, duration: seconds, connections, maxOverallRequests: maxRequests });
+  const total = Object.values(result.statusCodeStats).reduce((n, s) => n + s.count, 0);
+  const good = result.statusCodeStats[expectStatus]?.count ?? 0;
+  if (result.errors || result.timeouts || good < total || total === 0) {
+    throw new Error(`${url}: ${good}/${total} answers were ${expectStatus} (status counts ${JSON.stringify(result.statusCodeStats)}, ${result.errors} errors, ${result.timeouts} timeouts)`);
+  }
+  return { rps: total / (result.duration || seconds), p50: result.latency.p50, p99: result.latency.p99, requests: total };
+}
+
+/** The q-quantile (0..1) of `values` (milliseconds). */
+export function quantile(values, q) {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+/**
+ * Runs `iteration(user)` for each of `users` virtual users in a loop until `seconds` have passed or
+ * `maxIterations` have started; returns iterations/s and latency quantiles (ms).
+ */
+export async function loop({ users, seconds, maxIterations, iteration }) {
+  const durations = [];
+  let started = 0;
+  const start = performance.now();
+  const deadline = start + seconds * 1000;
+  const worker = async (user) => {
+    while (performance.now() < deadline && started < maxIterations) {
+      started += 1;
+      const t0 = performance.now();
+      await iteration(user);
+      durations.push(performance.now() - t0);
+    }
+  };
+  await Promise.all(users.map(worker));
+  const elapsed = (performance.now() - start) / 1000;
+  return { rps: durations.length / elapsed, p50: quantile(durations, 0.5), p99: quantile(durations, 0.99), requests: durations.length };
+}

@@ -1,0 +1,57 @@
+// A real oidc-provider v9 on loopback for the RP benchmarks (the ideas of
+// packages/rp/test/support/oidc-provider.ts in plain JS): a programmatic login interaction
+// (POST /interaction/:uid/login) and first-party consent, so a browser with an OP session is
+// sent straight back to the client.
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import express from 'express';
+import Provider from 'oidc-provider';
+
+const ACCOUNTS = {
+  alice: { name: 'Alice Liddell', email: 'alice@example.org', email_verified: true },
+};
+
+function signingKey() {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' };
+}
+
+function configuration(clients) {
+  return {
+    clients,
+    jwks: { keys: [signingKey()] },
+    cookies: { keys: ['bench-cookie-key-0123456789'] },
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+    findAccount: (_ctx, id) => Object.hasOwn(ACCOUNTS, id) && { accountId: id, claims: () => ({ sub: id, ...ACCOUNTS[id] }) },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    // first-party style: every requested scope is granted without a consent screen
+    loadExistingGrant: async (ctx) => {
+      const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
+      grant.addOIDCScope([...(ctx.oidc.requestParamScopes ?? [])].join(' ') || 'openid');
+      await grant.save();
+      return grant;
+    },
+    ttl: { AccessToken: 3600, AuthorizationCode: 60, IdToken: 3600, RefreshToken: 86400, Grant: 86400, Session: 86400, Interaction: 600 },
+    features: { devInteractions: { enabled: false }, rpInitiatedLogout: { enabled: true }, revocation: { enabled: true } },
+  };
+}
+
+/** Starts the OP on 127.0.0.1 (port 0) with `clients`; resolves with its issuer. */
+export async function startOidcOp(clients) {
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const issuer = `http://127.0.0.1:${server.address().port}`;
+  const provider = new Provider(issuer, configuration(clients));
+  const app = express();
+  app.post('/interaction/:uid/login', express.urlencoded({ extended: false }), async (req, res, next) => {
+    try {
+      await provider.interactionDetails(req, res);
+      await provider.interactionFinished(req, res, { login: { accountId: String(req.body.account) } }, { mergeWithLastSubmission: false });
+    } catch (err) {
+      next(err);
+    }
+  });
+  app.use(provider.callback());
+  server.on('request', app);
+  return { issuer, server };
+}
