@@ -131,3 +131,14 @@ describe('op() without express-session before it', () => {
     error.mockRestore();
   });
 });
+
+describe('op() at the root of a host', () => {
+  test('an issuer without a path mounts at the root and serves discovery there', async () => {
+    const app = express();
+    app.use(session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false }));
+    app.use(op({ ...base, issuer: 'https://id.example.com' }));
+    const res = await request(app).get('/.well-known/openid-configuration');
+    expect(res.status).toBe(200);
+    expect(res.body.issuer).toBe('https://id.example.com');
+  });
+});

@@ -57,6 +57,15 @@ export function happyFlows(storeName: string, makeStore: StoreFactory): void {
       expect(page.html).toMatch(/<button type="submit"[^>]*>Allow<\/button>/);
     });
 
+    test('prompt=consent asks again, listing what the request asks for', async () => {
+      const browser = f.browser();
+      callbackOf(await signIn(browser, (await f.authorization()).url, { login: 'alice', password: ALICE.password }));
+      const again = await browser.open((await f.authorization(f.web, { prompt: 'consent', scope: 'openid email' })).url);
+      expect(again.status).toBe(200);
+      expect(again.html).toContain('See your email address');
+      expect(again.html).toMatch(/<button type="submit"[^>]*>Allow<\/button>/);
+    });
+
     test('a remembered grant skips both screens on the next authorization', async () => {
       const browser = f.browser();
       const first = await f.authorization();
