@@ -1,4 +1,5 @@
 export { op, type OpApp } from './router.js';
+export { authorizationServerMetadata } from './well-known.js';
 export { webfinger, ISSUER_REL, type WebFingerOptions } from './webfinger.js';
 export {
   memoryAccounts, claimsForScope, SCOPE_CLAIMS,

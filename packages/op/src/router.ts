@@ -17,7 +17,7 @@ import { defaultViews, type Views } from './views/render.js';
 const log = debug('openid-express:op');
 
 /** The Express app `op()` returns; `provider` is the oidc-provider instance, for advanced use. */
-export type OpApp = express.Express & { provider: Provider };
+export type OpApp = express.Express & { provider: Provider; issuer: string };
 
 const SESSION_MISSING = 'express-session is not registered before op(). Add '
   + 'app.use(session({ secret, resave: false, saveUninitialized: false, store })) before app.use(\'/op\', op({...})).';
@@ -82,6 +82,7 @@ export function op(options: OpOptions): OpApp {
 
   const app = express() as OpApp;
   app.provider = provider;
+  app.issuer = o.issuer;
   app.disable('x-powered-by');
   if (o.trustProxy) app.set('trust proxy', 1);
   onMount(app, o);

@@ -1,7 +1,7 @@
 import type { OpStore } from '@openid-express/op';
 import { signIn } from '../../../../test/support/op-forms.js';
 import { ALICE } from './op-server.js';
-import { aliceTokens, callbackOf, client, insecure, startFlowFixture, type FlowFixture } from './flow-suite.js';
+import { aliceTokens, callbackOf, client, insecure, SECRET, startFlowFixture, type FlowFixture } from './flow-suite.js';
 
 /** A store for one suite run, and how to let it go. */
 export type StoreFactory = () => Promise<{ store: OpStore; close(): Promise<void> }>;
@@ -27,9 +27,15 @@ export function happyFlows(storeName: string, makeStore: StoreFactory): void {
       expect(meta.authorization_endpoint).toBe(`${f.op.issuer}/auth`);
       expect(meta.code_challenge_methods_supported).toEqual(['S256']);
       expect(meta.pushed_authorization_request_endpoint).toBe(`${f.op.issuer}/request`);
-      const rfc8414 = await fetch(`${f.op.issuer}/.well-known/oauth-authorization-server`);
-      expect(rfc8414.status).toBe(200);
-      expect((await rfc8414.json()).issuer).toBe(f.op.issuer);
+      for (const url of [`${f.op.issuer}/.well-known/oauth-authorization-server`, `${f.op.origin}/.well-known/oauth-authorization-server/op`]) {
+        const rfc8414 = await fetch(url);
+        expect([url, rfc8414.status]).toEqual([url, 200]);
+        const metadata = await rfc8414.json();
+        expect(metadata.issuer).toBe(f.op.issuer);
+        expect(metadata.token_endpoint).toBe(`${f.op.issuer}/token`);
+      }
+      const oauth2 = await client.discovery(new URL(f.op.issuer), 'service', SECRET, client.ClientSecretBasic(), { ...insecure, algorithm: 'oauth2' });
+      expect(oauth2.serverMetadata().issuer).toBe(f.op.issuer);
       const jwks = await (await fetch(meta.jwks_uri!)).json();
       expect(jwks.keys.length).toBeGreaterThan(0);
       expect(jwks.keys.every((k: Record<string, unknown>) => k.d === undefined)).toBe(true);

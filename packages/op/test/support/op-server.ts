@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import session from 'express-session';
-import { memoryAccounts, op, type OpApp, type OpOptions } from '@openid-express/op';
+import { authorizationServerMetadata, memoryAccounts, op, type OpApp, type OpOptions } from '@openid-express/op';
 
 /** The accounts every OP test signs in with. */
 export const ALICE = { id: 'alice', username: 'alice', password: 'wonderland-42',
@@ -52,6 +52,7 @@ export async function startOp(
   setup.beforeOp?.(app);
   const opApp = op({ issuer, ...options(issuer, origin) });
   app.use(setup.mountPath ?? '/op', opApp);
+  app.use(authorizationServerMetadata(opApp));
   server.on('request', app);
   return {
     origin, issuer, app, op: opApp,
