@@ -23,7 +23,13 @@ export type RpErrorCode =
   | 'no_refresh_token'
   | 'refresh_failed'
   | 'invalid_logout_token'
-  | 'invalid_request';
+  | 'invalid_request'
+  // dynamic OPs (GET {mountPath}/login?identifier=)
+  | 'invalid_identifier'
+  | 'webfinger_failed'
+  | 'issuer_not_allowed'
+  | 'registration_failed'
+  | 'registration_disabled';
 
 const STATUS: Record<RpErrorCode, number> = {
   session_missing: 500,
@@ -45,6 +51,11 @@ const STATUS: Record<RpErrorCode, number> = {
   refresh_failed: 401,
   invalid_logout_token: 400,
   invalid_request: 400,
+  invalid_identifier: 400,
+  webfinger_failed: 502,
+  issuer_not_allowed: 403,
+  registration_failed: 502,
+  registration_disabled: 400,
 };
 
 /**

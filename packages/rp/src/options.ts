@@ -13,6 +13,7 @@
 import type * as client from 'openid-client';
 import type { Request, Response, NextFunction } from 'express';
 import { OptionsError, type RpError } from './errors.js';
+import type { DynamicOptions } from './discovery/registration.js';
 
 /** The user as the app sees it on `req.oidc.user`, whatever the provider. */
 export interface NormalizedUser {
@@ -98,7 +99,7 @@ export interface RpOptions {
   /** Provider `requireAuth()` sends users to when it names none. Default: the first one. */
   defaultProvider?: string;
   /** Unknown OPs found on the fly (WebFinger, dynamic registration). */
-  dynamic?: { webfinger?: boolean; registration?: boolean };
+  dynamic?: DynamicOptions;
   /** Seconds a started login may take before its callback is refused. Default 600. */
   transactionTtl?: number;
   /** Seconds after a JWKS download during which an unknown `kid` does not trigger another one. Default 30. */
@@ -110,7 +111,7 @@ export interface RpOptions {
 /** `RpOptions` with defaults applied. */
 export interface ResolvedOptions extends Required<Omit<RpOptions, 'onError' | 'dynamic' | 'defaultProvider'>> {
   defaultProvider: string | undefined;
-  dynamic: { webfinger: boolean; registration: boolean };
+  dynamic: DynamicOptions & { webfinger: boolean; registration: boolean };
   onError?: RpOptions['onError'];
 }
 
@@ -167,7 +168,11 @@ export function resolveOptions(options: RpOptions): ResolvedOptions {
   if (!options.providers || typeof options.providers !== 'object') throw new OptionsError('providers', 'is required: { name: oidc({ issuer, clientId, clientSecret }) }');
   for (const [name, p] of Object.entries(options.providers)) checkProvider(name, p);
   const names = Object.keys(options.providers);
-  const dynamic = { webfinger: !!options.dynamic?.webfinger, registration: !!options.dynamic?.registration };
+  const dynamic = { ...options.dynamic, webfinger: !!options.dynamic?.webfinger, registration: !!options.dynamic?.registration };
+  if (dynamic.allowIssuer !== undefined && typeof dynamic.allowIssuer !== 'function') throw new OptionsError('dynamic.allowIssuer', 'must be a function (issuer) => boolean');
+  if (dynamic.store !== undefined && (typeof dynamic.store?.get !== 'function' || typeof dynamic.store?.set !== 'function')) {
+    throw new OptionsError('dynamic.store', 'must have get(key) and set(key, value), e.g. memoryRegistrationStore()');
+  }
   if (names.length === 0 && !dynamic.webfinger) throw new OptionsError('providers', 'must name at least one provider (or enable dynamic.webfinger)');
   if (options.defaultProvider !== undefined && !names.includes(options.defaultProvider)) {
     throw new OptionsError('defaultProvider', `must be one of the providers (${names.join(', ')})`);

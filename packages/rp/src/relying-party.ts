@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import createDebug from 'debug';
 import * as client from 'openid-client';
 import { RpError, toRpError } from './errors.js';
+import { DynamicProviderError, DynamicProviders } from './discovery/registration.js';
 import { codeGrantWithTokenIssuer, configurationForIdToken, refreshWithTokenIssuer } from './issuer-per-token.js';
 import { KeySets, idTokenAlgorithms, verifyJwt, verifyLogoutToken, type JwtExpectations } from './id-token.js';
 import { checkProvider, resolveOptions, type ProviderConfig, type ResolvedOptions, type RpOptions } from './options.js';
@@ -47,17 +48,37 @@ export class RelyingParty {
   private readonly configs = new Map<string, Promise<client.Configuration>>();
   private readonly refreshes = new SingleFlight<Authentication>(REFRESH_GRACE_MS);
   private readonly keySets: KeySets;
+  /** OPs found on the fly (`dynamic` option), kept apart from the configured ones (never listed). */
+  readonly dynamic?: DynamicProviders;
 
   constructor(options: RpOptions) {
     this.options = resolveOptions(options);
     this.keySets = new KeySets(this.options.jwksCooldown);
+    const { dynamic } = this.options;
+    if (dynamic.webfinger || dynamic.registration) this.dynamic = new DynamicProviders(dynamic, (name) => this.callbackUrl(name));
   }
 
   /** The configuration of provider `name`; throws `unknown_provider`. */
   provider(name: string): ProviderConfig {
-    const p = Object.hasOwn(this.options.providers, name) ? this.options.providers[name] : undefined;
+    const p = Object.hasOwn(this.options.providers, name) ? this.options.providers[name] : this.dynamic?.cached(name);
     if (!p) throw new RpError('unknown_provider', `no provider is named "${name}"`);
     return p;
+  }
+
+  /** Makes a dynamic OP registered earlier (maybe by another instance) known by `name`, from the registration store. */
+  async loadProvider(name: string): Promise<void> {
+    if (!Object.hasOwn(this.options.providers, name)) await this.dynamic?.get(name);
+  }
+
+  /** WebFinger → discovery → registration for `identifier` (alice@example.org); returns the provider name to log in with. */
+  async discoverProvider(identifier: unknown): Promise<string> {
+    if (!this.dynamic) throw new RpError('unknown_provider', 'logging in with an identifier needs the "dynamic" option');
+    try {
+      return (await this.dynamic.resolve(typeof identifier === 'string' ? identifier : '')).name;
+    } catch (err) {
+      if (err instanceof DynamicProviderError) throw new RpError(err.code, err.message, { cause: err });
+      throw toRpError(err);
+    }
   }
 
   /** Providers for login buttons. */
@@ -138,6 +159,7 @@ export class RelyingParty {
    */
   async finalize(transaction: Transaction, state: string, callbackParams: URLSearchParams): Promise<Authentication> {
     const name = transaction.provider;
+    await this.loadProvider(name);
     const p = this.provider(name);
     const config = await this.providerInfo(name);
     const currentUrl = new URL(this.callbackUrl(name));
@@ -235,6 +257,7 @@ export class RelyingParty {
   }
 
   private async refreshGrant(auth: Authentication, scope: string | undefined): Promise<Authentication> {
+    await this.loadProvider(auth.provider);
     const p = this.provider(auth.provider);
     const config = await this.providerInfo(auth.provider);
     try {
@@ -265,6 +288,7 @@ export class RelyingParty {
 
   /** Fresh claims from the userinfo endpoint (or the provider's `fetchUser`). */
   async userInfo(auth: Authentication): Promise<Record<string, unknown>> {
+    await this.loadProvider(auth.provider);
     const p = this.provider(auth.provider);
     const config = await this.providerInfo(auth.provider);
     if (!auth.accessToken) throw new RpError('not_authenticated', 'this login has no access token');
@@ -291,6 +315,7 @@ export class RelyingParty {
 
   /** RP-initiated logout URL at the OP (with `id_token_hint`), or undefined when the OP has no end_session_endpoint. */
   async endSessionUrl(auth: Authentication, postLogoutRedirectUri: string): Promise<URL | undefined> {
+    await this.loadProvider(auth.provider);
     const config = await this.providerInfo(auth.provider);
     if (!config.serverMetadata().end_session_endpoint) return undefined;
     const params: Record<string, string> = { post_logout_redirect_uri: postLogoutRedirectUri };

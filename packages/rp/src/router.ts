@@ -45,6 +45,7 @@ export function rp(options: RpOptions): RpRouter {
   });
   router.get(`${m}/providers`, (_req, res) => void res.json(relyingParty.listProviders()));
   router.get(`${m}/login/:provider`, wrap(routes.login));
+  router.get(`${m}/login`, wrap(routes.login));
   router.get(`${m}/callback/:provider`, wrap(routes.callback));
   router.post(`${m}/callback/:provider`, form, wrap(routes.callback));
   router.post(`${m}/refresh`, form, json, wrap(routes.refresh));
@@ -70,7 +71,8 @@ class Routes {
 
   login: Handler = async (req, res) => {
     const session = requireSession(req);
-    const name = String(req.params.provider);
+    // GET {mountPath}/login?identifier=alice@example.org: the OP is found on the fly (dynamic option).
+    const name = req.params.provider !== undefined ? String(req.params.provider) : await this.rp.discoverProvider(req.query.identifier);
     const maxAge = parseMaxAge(req.query.maxAge);
     const request = await this.rp.authorizationRequest(name, { returnTo: safeReturnTo(req.query.returnTo, this.rp), maxAge });
     session.oidc ??= {};
@@ -82,6 +84,7 @@ class Routes {
   callback: Handler = async (req, res) => {
     const session = requireSession(req);
     const name = String(req.params.provider);
+    await this.rp.loadProvider(name);
     this.rp.provider(name);
     const params = req.method === 'POST' ? bodyParams(req.body) : new URL(req.originalUrl, 'http://callback.invalid').searchParams;
     if (needsSameOriginResubmit(req, params, session.oidc)) return resubmitSameOrigin(req, res, params);

@@ -106,6 +106,8 @@ export function dynamicProviderName(issuer: string): string {
 export class DynamicProviders {
   private readonly store: RegistrationStore;
   private readonly pending = new Map<string, Promise<RegisteredClient>>();
+  /** Entries of the dynamic OPs this process has met (bounded: issuers are chosen by strangers). */
+  private readonly known = new Map<string, ProviderConfig>();
 
   constructor(private readonly options: DynamicOptions, private readonly redirectUriFor: (name: string) => string) {
     this.store = options.store ?? memoryRegistrationStore();
@@ -119,14 +121,29 @@ export class DynamicProviders {
     }
     const name = dynamicProviderName(issuer);
     const registered = await this.registration(name, issuer);
-    return { name, issuer, config: this.toConfig(registered) };
+    return { name, issuer, config: this.remember(name, registered) };
   }
 
   /** The entry of a dynamic OP already registered under `name` (for its callback), if any. */
   async get(name: string): Promise<ProviderConfig | undefined> {
     if (!name.startsWith('dyn-')) return undefined;
+    const cached = this.known.get(name);
+    if (cached) return cached;
     const registered = await this.store.get(name);
-    return registered && dynamicProviderName(registered.issuer) === name ? this.toConfig(registered) : undefined;
+    return registered && dynamicProviderName(registered.issuer) === name ? this.remember(name, registered) : undefined;
+  }
+
+  /** The entry of `name` if this process has met it (synchronous; `get()` loads it from the store). */
+  cached(name: string): ProviderConfig | undefined {
+    return this.known.get(name);
+  }
+
+  private remember(name: string, registered: RegisteredClient): ProviderConfig {
+    const config = this.toConfig(registered);
+    this.known.delete(name);
+    this.known.set(name, config);
+    if (this.known.size > 1000) this.known.delete(this.known.keys().next().value!);
+    return config;
   }
 
   private async issuerOf(identifier: string): Promise<string> {

@@ -35,17 +35,31 @@ export interface SimApp {
  */
 export async function startSimApp(
   providers: (baseURL: string) => Record<string, ProviderConfig>,
-  options: { host?: string; rp?: Partial<RpOptions>; beforeRp?: (app: Express) => void } = {},
+  options: {
+    host?: string;
+    /** Listen on this port (e.g. the port of a closed instance: an app "restarted"). Default: any. */
+    port?: number;
+    /** Session store (share one between instances). Default: a new MemoryStore. */
+    store?: session.MemoryStore;
+    rp?: Partial<RpOptions>;
+    beforeRp?: (app: Express) => void;
+  } = {},
 ): Promise<SimApp> {
   const server: Server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const baseURL = `http://${options.host ?? '127.0.0.1'}:${(server.address() as AddressInfo).port}`;
-  const store = new session.MemoryStore();
+  const store = options.store ?? new session.MemoryStore();
   const app = express();
   options.beforeRp?.(app);
   // express-session's cookie defaults (no SameSite attribute: browsers treat it as Lax).
   app.use(session({ secret: 'sim-app-session-secret', resave: false, saveUninitialized: false, store }));
-  const router = rp({ baseURL, providers: providers(baseURL), ...options.rp });
+  let router: RpRouter;
+  try {
+    router = rp({ baseURL, providers: providers(baseURL), ...options.rp });
+  } catch (err) {
+    server.close();
+    throw err;
+  }
   app.use(router);
   app.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user));
   app.get('/token', requireAuth(), (req, res) => void res.json({ accessToken: req.oidc.accessToken?.value ?? null }));

@@ -1,0 +1,177 @@
+/**
+ * Logging in at an OP nobody configured: GET /auth/login?identifier=alice@host → WebFinger →
+ * discovery → dynamic registration at a REAL oidc-provider → login → callback, through rp().
+ * Registrations are reused (also after a restart, with the app's store); private networks are
+ * refused unless the development opt-in is given.
+ */
+import session from 'express-session';
+import { oidc } from '@openid-express/rp';
+import { memoryRegistrationStore, type DynamicOptions } from '../src/discovery/registration.js';
+import { startDynamicOp, type DynamicOp } from './simulators/dynamic-op.js';
+import { pathOf, startSimApp, type SimApp } from './simulators/app.js';
+
+const dev = { webfinger: true, registration: true, allowPrivateNetwork: true, allowInsecureRequests: true } satisfies DynamicOptions;
+let op: DynamicOp;
+const apps: SimApp[] = [];
+
+beforeAll(async () => {
+  op = await startDynamicOp({ users: ['alice'] });
+});
+afterAll(async () => {
+  await Promise.all(apps.map((a) => a.close()));
+  await op.close();
+});
+
+async function app(dynamic: DynamicOptions): Promise<SimApp> {
+  const started = await startSimApp(() => ({}), { rp: { dynamic } });
+  apps.push(started);
+  return started;
+}
+
+/** A browser at the OP: follows its redirects (with its cookies) until it sends the user back to `back`. */
+async function walkOp(start: string, back: string): Promise<URL> {
+  const jar = new Map<string, string>();
+  let url = new URL(start);
+  for (let hops = 0; hops < 10; hops++) {
+    const res = await fetch(url, { redirect: 'manual', headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') } });
+    for (const line of res.headers.getSetCookie()) {
+      const [pair] = line.split(';');
+      const i = pair.indexOf('=');
+      jar.set(pair.slice(0, i), pair.slice(i + 1));
+    }
+    const location = res.headers.get('location');
+    if (!location) throw new Error(`the OP answered ${res.status} at ${url.pathname}: ${(await res.text()).slice(0, 200)}`);
+    url = new URL(location, url);
+    if (url.href.startsWith(back)) return url;
+  }
+  throw new Error('too many redirects at the OP');
+}
+
+async function loginWithIdentifier(a: SimApp, identifier: string) {
+  const agent = a.agent();
+  const start = await agent.get(`/auth/login?identifier=${encodeURIComponent(identifier)}&returnTo=/me`).set('accept', 'application/json');
+  return { agent, start };
+}
+
+test('alice@host logs in at the OP her host names, with a client registered on the fly', async () => {
+  const a = await app(dev);
+  const before = op.registrations;
+  const { agent, start } = await loginWithIdentifier(a, `alice@${op.host}`);
+  expect(start.status).toBe(302);
+  const authorize = new URL(start.headers.location);
+  expect(authorize.origin).toBe(op.issuer);
+  expect(op.webfingerRequests.at(-1)).toBe(`acct:alice@${op.host}`);
+  expect(op.registrations - before).toBe(1);
+  const redirectUri = authorize.searchParams.get('redirect_uri')!;
+  expect(redirectUri).toMatch(new RegExp(`^${a.baseURL}/auth/callback/dyn-[A-Za-z0-9_-]{22}$`));
+  expect(Object.fromEntries(authorize.searchParams)).toMatchObject({ response_type: 'code', scope: 'openid email profile', code_challenge_method: 'S256' });
+
+  const callback = await walkOp(authorize.href, a.baseURL);
+  const res = await agent.get(pathOf(callback));
+  expect(res.status).toBe(302);
+  expect(res.headers.location).toBe('/me');
+  const me = await agent.get('/me');
+  expect(me.body).toMatchObject({ sub: 'alice', email: 'alice@example.org', name: 'Alice', provider: redirectUri.split('/').pop() });
+});
+
+test('the registration is reused: a second login (acct: and URL forms) registers nothing new', async () => {
+  const a = await app(dev);
+  await loginWithIdentifier(a, `alice@${op.host}`);
+  const before = op.registrations;
+  for (const identifier of [`acct:alice@${op.host}`, `${op.issuer}/alice`]) {
+    const { agent, start } = await loginWithIdentifier(a, identifier);
+    expect(start.status).toBe(302);
+    const res = await agent.get(pathOf(await walkOp(start.headers.location, a.baseURL)));
+    expect(res.status).toBe(302);
+    expect((await agent.get('/me')).body.sub).toBe('alice');
+  }
+  expect(op.registrations).toBe(before);
+});
+
+test('with a store the app keeps, a restarted app reuses the registration, even for a login started before the restart', async () => {
+  const registrations = memoryRegistrationStore();
+  const sessions = new session.MemoryStore();
+  const first = await startSimApp(() => ({}), { store: sessions, rp: { dynamic: { ...dev, store: registrations } } });
+  const port = Number(new URL(first.baseURL).port);
+  const { start: firstStart } = await loginWithIdentifier(first, `alice@${op.host}`);
+  const clientId = new URL(firstStart.headers.location).searchParams.get('client_id');
+  const before = op.registrations;
+  await first.close();
+
+  // Restart 1: a new login at the same OP uses the stored client.
+  const second = await startSimApp(() => ({}), { port, store: sessions, rp: { dynamic: { ...dev, store: registrations } } });
+  const { agent, start } = await loginWithIdentifier(second, `alice@${op.host}`);
+  expect(new URL(start.headers.location).searchParams.get('client_id')).toBe(clientId);
+  const callback = await walkOp(start.headers.location, second.baseURL);
+  await second.close();
+
+  // Restart 2, between the OP and the callback: the new instance finds the OP in the registration store.
+  const third = await startSimApp(() => ({}), { port, store: sessions, rp: { dynamic: { ...dev, store: registrations } } });
+  apps.push(third);
+  const res = await agent.get(pathOf(callback));
+  expect(res.status).toBe(302);
+  expect((await agent.get('/me')).body.sub).toBe('alice');
+  expect(op.registrations).toBe(before);
+});
+
+test('dynamic OPs are not listed with the configured providers', async () => {
+  const a = await app(dev);
+  await loginWithIdentifier(a, `alice@${op.host}`);
+  expect((await a.agent().get('/auth/providers')).body).toEqual([]);
+});
+
+test('by default (no development opt-in) an identifier on a loopback host is refused: no WebFinger request, no registration, no session', async () => {
+  const a = await app({ webfinger: true, registration: true, allowInsecureRequests: true });
+  const webfingerBefore = op.webfingerRequests.length;
+  const registrationsBefore = op.registrations;
+  const { agent, start } = await loginWithIdentifier(a, `alice@${op.host}`);
+  expect(start.status).toBe(403);
+  expect(start.body).toMatchObject({ error: 'issuer_not_allowed' });
+  expect(start.body.error_description).toMatch(/private or loopback/);
+  expect(op.webfingerRequests.length).toBe(webfingerBefore);
+  expect(op.registrations).toBe(registrationsBefore);
+  expect((await agent.get('/me')).status).toBe(401);
+  expect(await a.authenticatedSessions()).toEqual([]);
+});
+
+test('allowIssuer refuses an OP it does not list (403), before any registration', async () => {
+  const a = await app({ ...dev, allowIssuer: (issuer) => issuer === 'https://id.example.org' });
+  const before = op.registrations;
+  const { start } = await loginWithIdentifier(a, `alice@${op.host}`);
+  expect(start.status).toBe(403);
+  expect(start.body.error).toBe('issuer_not_allowed');
+  expect(op.registrations).toBe(before);
+});
+
+test('bad identifiers get a clear 400, unknown users a clear 502, and a browser gets an HTML page', async () => {
+  const a = await app(dev);
+  const bad = await loginWithIdentifier(a, 'not an identifier');
+  expect(bad.start.status).toBe(400);
+  expect(bad.start.body.error).toBe('invalid_identifier');
+  const missing = await a.agent().get('/auth/login').set('accept', 'application/json');
+  expect(missing.status).toBe(400);
+  expect(missing.body.error).toBe('invalid_identifier');
+  const unknown = await loginWithIdentifier(a, `mallory@${op.host}`);
+  expect(unknown.start.status).toBe(502);
+  expect(unknown.start.body.error).toBe('webfinger_failed');
+  const html = await a.agent().get(`/auth/login?identifier=${encodeURIComponent('mallory@' + op.host)}`).set('accept', 'text/html');
+  expect(html.status).toBe(502);
+  expect(html.text).toContain('<code>webfinger_failed</code>');
+});
+
+test('without the dynamic option, /login?identifier= is not a way in', async () => {
+  const plain = await startSimApp(() => ({ corp: oidc({ issuer: op.issuer, clientId: 'x', clientSecret: 'y', allowInsecureRequests: true }) }));
+  apps.push(plain);
+  const res = await plain.agent().get(`/auth/login?identifier=alice@${op.host}`).set('accept', 'application/json');
+  expect(res.status).toBe(404);
+  expect(res.body.error).toBe('unknown_provider');
+  const empty = await startSimApp(() => ({})).catch((err: Error) => err);
+  expect((empty as Error).message).toMatch(/providers/);
+});
+
+test('a forged callback to an unknown dyn- provider is a clean 404', async () => {
+  const a = await app(dev);
+  const res = await a.agent().get('/auth/callback/dyn-AAAAAAAAAAAAAAAAAAAAAA?code=x&state=y').set('accept', 'application/json');
+  expect(res.status).toBe(404);
+  expect(res.body.error).toBe('unknown_provider');
+});
