@@ -5,8 +5,7 @@
  * refused unless the development opt-in is given.
  */
 import session from 'express-session';
-import { oidc } from '@openid-express/rp';
-import { memoryRegistrationStore, type DynamicOptions } from '../src/discovery/registration.js';
+import { memoryRegistrationStore, oidc, type DynamicOptions } from '@openid-express/rp';
 import { startDynamicOp, type DynamicOp } from './simulators/dynamic-op.js';
 import { pathOf, startSimApp, type SimApp } from './simulators/app.js';
 
