@@ -38,6 +38,14 @@ async function login(provider = 'google') {
   return { agent, callback, res };
 }
 
+test('the provider list labels the Google entries for login buttons', async () => {
+  expect((await app.agent().get('/auth/providers')).body).toEqual([
+    { name: 'google', label: 'Google', type: 'oidc' },
+    { name: 'workspace', label: 'Google Workspace', type: 'oidc' },
+    { name: 'offline', label: 'Google', type: 'oidc' },
+  ]);
+});
+
 test('a Google user logs in with the code flow, PKCE, and openid email profile', async () => {
   const { agent, res } = await login();
   expect(res.status).toBe(302);

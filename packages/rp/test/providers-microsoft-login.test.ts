@@ -125,6 +125,24 @@ test('consumers: a personal account logs in (iss is the consumers tenant)', asyn
   expect((await agent.get('/me')).body.claims.iss).toBe(`${sim.authority}/${CONSUMERS_TENANT}/v2.0`);
 });
 
+test('the provider list labels the Microsoft entries', async () => {
+  const list = (await app.agent().get('/auth/providers')).body as Array<{ name: string; label: string; type: string }>;
+  expect(list.map((p) => p.name)).toEqual(PROVIDERS);
+  expect(list.every((p) => p.label === 'Microsoft' && p.type === 'oidc')).toBe(true);
+});
+
+test('logout ends the local session, then RP-initiated logout at Entra\'s end_session_endpoint of the tenant', async () => {
+  const { agent } = await login('common');
+  const out = await agent.get('/auth/logout?returnTo=/bye');
+  expect(out.status).toBe(302);
+  const endSession = new URL(out.headers.location);
+  expect(endSession.origin + endSession.pathname).toBe(`${sim.authority}/common/oauth2/v2.0/logout`);
+  expect(endSession.searchParams.get('post_logout_redirect_uri')).toBe(`${app.baseURL}/bye`);
+  expect(endSession.searchParams.get('id_token_hint')).toBeTruthy();
+  expect((await agent.get('/me')).status).toBe(401);
+  expect(await app.authenticatedSessions()).toEqual([]);
+});
+
 /** The fields of the auto-submitting form an OP answers with under response_mode=form_post. */
 function formFields(html: string): { action: string; fields: Record<string, string> } {
   const action = /<form[^>]*action="([^"]+)"/.exec(html)![1].replace(/&amp;/g, '&');

@@ -4,6 +4,7 @@
  * only knows "alice@host". Its users are already signed in: the interaction route finishes login
  * and consent at once (test-only).
  */
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import express from 'express';
 import Provider, { type Configuration } from 'oidc-provider';
 import { listen, type Listening } from './common.js';
@@ -55,6 +56,11 @@ export async function startDynamicOp(options: DynamicOpOptions = {}): Promise<Dy
   return Object.assign(op, listening, { issuer: listening.url, host: new URL(listening.url).host, provider });
 }
 
+function signingKey(): Record<string, unknown> {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' };
+}
+
 function configuration(options: DynamicOpOptions, users: Set<string>): Configuration {
   return {
     features: {
@@ -68,6 +74,8 @@ function configuration(options: DynamicOpOptions, users: Set<string>): Configura
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
     cookies: { keys: ['dynamic-op-test-cookie-key'] },
+    jwks: { keys: [signingKey() as never] },
+    ttl: { AccessToken: 3600, AuthorizationCode: 60, IdToken: 3600, RefreshToken: 86400, Grant: 86400, Session: 86400, Interaction: 600 },
     findAccount: (_ctx, sub) =>
       users.has(sub)
         ? { accountId: sub, claims: () => ({ sub, name: `${sub[0].toUpperCase()}${sub.slice(1)}`, email: `${sub}@example.org`, email_verified: true }) }
