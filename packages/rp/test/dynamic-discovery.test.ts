@@ -4,7 +4,10 @@
  */
 import { DynamicProviders, memoryRegistrationStore, type RegisteredClient } from '../src/discovery/registration.js';
 import { isPrivateAddress, PrivateNetworkError } from '../src/discovery/network-guard.js';
-import { discoverIssuer, normalizeIdentifier } from '../src/discovery/webfinger.js';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { ISSUER_REL, discoverIssuer, normalizeIdentifier } from '../src/discovery/webfinger.js';
 import { startDynamicOp, type DynamicOp } from './simulators/dynamic-op.js';
 
 const dev = { allowPrivateNetwork: true, allowInsecureRequests: true };
@@ -66,6 +69,43 @@ describe('WebFinger', () => {
     ['8.8.8.8', false], ['2606:4700:4700::1111', false], ['::ffff:8.8.8.8', false],
   ])('%s is private: %s', (address, expected) => {
     expect(isPrivateAddress(address)).toBe(expected);
+  });
+});
+
+describe('WebFinger answers that name no usable issuer', () => {
+  let server: Server;
+  let host = '';
+  let answer: (res: express.Response) => void = () => undefined;
+  beforeAll(async () => {
+    const app = express();
+    app.get('/.well-known/webfinger', (_req, res) => answer(res));
+    server = await new Promise<Server>((resolve) => { const s = app.listen(0, '127.0.0.1', () => resolve(s)); });
+    host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+
+  const link = (href: unknown) => (res: express.Response) => void res.json({ links: [{ rel: ISSUER_REL, href }] });
+  test('the same server naming a proper https issuer is fine (the cases below fail for their own reason)', async () => {
+    answer = link('https://op.example');
+    const overTls = ((url: string, init: RequestInit) => fetch(url.replace(/^https:/, 'http:'), init)) as typeof fetch;
+    await expect(discoverIssuer(`alice@${host}`, { allowPrivateNetwork: true, fetchImpl: overTls })).resolves.toBe('https://op.example');
+  });
+
+  test.each([
+    ['an issuer with a query', link('https://op.example/?x=1')],
+    ['an issuer with a fragment', link('https://op.example/#x')],
+    ['an http issuer without the opt-in', link('http://op.example')],
+    ['a non-URL issuer', link('not a url')],
+    ['a non-string issuer', link(42)],
+    ['no issuer link', (res: express.Response) => void res.json({ links: [{ rel: 'self', href: 'https://op.example' }] })],
+    ['not JSON', (res: express.Response) => void res.type('html').send('<h1>hi</h1>')],
+    ['a redirect (never followed)', (res: express.Response) => void res.redirect('http://169.254.169.254/latest/meta-data')],
+  ])('%s is a webfinger_failed', async (_label, respond) => {
+    answer = respond;
+    // https as far as the code under test knows; the test server speaks plain http on loopback.
+    const overTls = ((url: string, init: RequestInit) => fetch(url.replace(/^https:/, 'http:'), init)) as typeof fetch;
+    await expect(discoverIssuer(`alice@${host}`, { allowPrivateNetwork: true, fetchImpl: overTls }))
+      .rejects.toMatchObject({ code: 'webfinger_failed', message: expect.not.stringContaining('could not be reached') });
   });
 });
 

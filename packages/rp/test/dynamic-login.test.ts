@@ -136,10 +136,12 @@ test('by default (no development opt-in) an identifier on a loopback host is ref
 test('allowIssuer refuses an OP it does not list (403), before any registration', async () => {
   const a = await app({ ...dev, allowIssuer: (issuer) => issuer === 'https://id.example.org' });
   const before = op.registrations;
-  const { start } = await loginWithIdentifier(a, `alice@${op.host}`);
+  const { agent, start } = await loginWithIdentifier(a, `alice@${op.host}`);
   expect(start.status).toBe(403);
   expect(start.body.error).toBe('issuer_not_allowed');
   expect(op.registrations).toBe(before);
+  expect((await agent.get('/me')).status).toBe(401);
+  expect(await a.authenticatedSessions()).toEqual([]);
 });
 
 test('bad identifiers get a clear 400, unknown users a clear 502, and a browser gets an HTML page', async () => {

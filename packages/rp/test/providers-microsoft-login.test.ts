@@ -15,7 +15,7 @@ const ann: MicrosoftUser = { sub: 'AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ',
 
 let sim: MicrosoftSimulator;
 let app: SimApp;
-const PROVIDERS = ['common', 'orgs', 'fabrikamonly', 'contoso', 'bydomain', 'consumers', 'seed'];
+const PROVIDERS = ['common', 'orgs', 'fabrikamonly', 'contoso', 'bydomain', 'consumers', 'seed', 'offline'];
 
 beforeAll(async () => {
   sim = await startMicrosoftSimulator({ clientId, clientSecret, redirectUris: [], user: ann, domains: { 'contoso.onmicrosoft.com': CONTOSO } });
@@ -29,6 +29,7 @@ beforeAll(async () => {
     bydomain: entry({ tenant: 'contoso.onmicrosoft.com' }),
     consumers: entry({ tenant: 'consumers' }),
     seed: microsoft({ tenant: 'common', clientId, authority: sim.authority, allowInsecureRequests: true, responseType: 'id_token' }),
+    offline: entry({ tenant: 'organizations', offline: true }),
   }));
   sim.options.redirectUris = PROVIDERS.map((n) => `${app.baseURL}/auth/callback/${n}`);
 });
@@ -123,6 +124,24 @@ test('consumers: a personal account logs in (iss is the consumers tenant)', asyn
   const { agent, res } = await login('consumers');
   expect(res.status).toBe(302);
   expect((await agent.get('/me')).body.claims.iss).toBe(`${sim.authority}/${CONSUMERS_TENANT}/v2.0`);
+});
+
+test('multi-tenant with offline: the refreshed ID token (iss of the user\'s tenant) is accepted, and a spent refresh token ends cleanly', async () => {
+  const { agent, res } = await login('offline');
+  expect(res.status).toBe(302);
+  expect(sim.authorizationRequests.at(-1)!.scope).toBe('openid profile email offline_access');
+  const refreshed = await agent.post('/auth/refresh').set('accept', 'application/json');
+  expect(refreshed.status).toBe(200);
+  expect(sim.tokenRequests.at(-1)).toBe('refresh_token');
+  expect((await agent.get('/me')).body.claims.iss).toBe(`${sim.authority}/${CONTOSO}/v2.0`);
+});
+
+test('multi-tenant refresh: a refreshed ID token whose iss does not match its tid is refused', async () => {
+  const { agent } = await login('offline');
+  sim.options.issOverride = `${sim.authority}/${FABRIKAM}/v2.0`;
+  const refreshed = await agent.post('/auth/refresh').set('accept', 'application/json');
+  expect(refreshed.status).toBe(401);
+  expect(refreshed.body.error).toBe('refresh_failed');
 });
 
 test('the provider list labels the Microsoft entries', async () => {

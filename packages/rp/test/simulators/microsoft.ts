@@ -52,6 +52,7 @@ const MULTI = new Set(['common', 'organizations', 'consumers']);
 export async function startMicrosoftSimulator(options: MicrosoftSimulatorOptions): Promise<MicrosoftSimulator> {
   const signer = await createSigner();
   const codes = new CodeStore();
+  const refreshTokens = new Set<string>();
   const app = express();
   app.use(express.urlencoded({ extended: false }));
   const sim = {} as MicrosoftSimulator;
@@ -120,16 +121,28 @@ export async function startMicrosoftSimulator(options: MicrosoftSimulatorOptions
     if (client.clientId !== options.clientId || client.clientSecret !== options.clientSecret) {
       return void oauthError(res, 401, 'invalid_client', 'AADSTS7000215: Invalid client secret provided.');
     }
+    if (body.grant_type === 'refresh_token') {
+      // Entra rotates refresh tokens: the old one is spent.
+      const known = refreshTokens.delete(body.refresh_token ?? '');
+      if (!known) return void oauthError(res, 400, 'invalid_grant', 'AADSTS70000: The provided value for the refresh token is not valid.');
+      return void res.set('cache-control', 'no-store').json(await tokens(true, undefined));
+    }
     const grant = body.grant_type === 'authorization_code' ? codes.consume(body.code) : undefined;
     if (!grant || grant.redirectUri !== body.redirect_uri || !pkceOk(grant, body.code_verifier)) {
       return void oauthError(res, 400, 'invalid_grant', 'AADSTS70008: The provided authorization code or refresh token has expired or is invalid.');
     }
-    res.set('cache-control', 'no-store').json({
-      token_type: 'Bearer', scope: 'openid profile email', expires_in: 3920, ext_expires_in: 3920,
-      access_token: opaque('eyJ0eXAi'), id_token: await idToken(grant.nonce),
-      ...(grant.scope.split(' ').includes('offline_access') ? { refresh_token: opaque('0.A') } : {}),
-    });
+    res.set('cache-control', 'no-store').json(await tokens(grant.scope.split(' ').includes('offline_access'), grant.nonce));
   });
+
+  async function tokens(offline: boolean, nonce: string | undefined) {
+    const refreshToken = offline ? opaque('0.A') : undefined;
+    if (refreshToken) refreshTokens.add(refreshToken);
+    return {
+      token_type: 'Bearer', scope: 'openid profile email', expires_in: 3920, ext_expires_in: 3920,
+      access_token: opaque('eyJ0eXAi'), id_token: await idToken(nonce),
+      ...(refreshToken ? { refresh_token: refreshToken } : {}),
+    };
+  }
 
   function idToken(nonce: string | undefined): Promise<string> {
     const u = options.user;
