@@ -60,6 +60,36 @@ function onMount(app: express.Express, o: ResolvedOptions) {
   });
 }
 
+/** Gives redirect-based authenticators (upstream) their routes. */
+function mountAuthenticators(app: express.Express, deps: InteractionDeps, o: ResolvedOptions) {
+  for (const authenticator of deps.authenticators) {
+    const router = express.Router();
+    authenticator.mount?.({
+      issuer: o.issuer, mountPath: o.mountPath, router,
+      complete: (req, res, uid, result) => completeLogin(deps, req, res, uid, result),
+    });
+    app.use(router);
+  }
+}
+
+function logoutRefused(views: Views) {
+  return (req: Request, res: Response) => void sendErrorPage(req, res, views, {
+    status: 403, code: 'csrf_invalid', message: 'This form has expired or did not come from this site. Nothing was changed.',
+  });
+}
+
+/** Body-parser and other errors before oidc-provider: a 4xx/500 page, never a stack trace. */
+function errorPage(views: Views) {
+  return (err: { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
+    const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
+    log('request error %d: %s', status, err.type ?? 'unknown');
+    void sendErrorPage(req, res, views, {
+      status, code: status === 500 ? 'server_error' : 'invalid_request',
+      message: status === 500 ? 'Something went wrong. Try again later.' : 'The request could not be read.',
+    });
+  };
+}
+
 /**
  * An OpenID Provider as an Express app: oidc-provider behind the login and consent screens.
  * Mount it where the issuer's path says, after express-session.
@@ -96,26 +126,10 @@ export function op(options: OpOptions): OpApp {
     interactionTtlMs: o.ttl.Interaction * 1000,
   };
   app.use(interactionRoutes(deps));
-  for (const authenticator of deps.authenticators) {
-    const router = express.Router();
-    authenticator.mount?.({
-      issuer: o.issuer, mountPath: o.mountPath, router,
-      complete: (req, res, uid, result) => completeLogin(deps, req, res, uid, result),
-    });
-    app.use(router);
-  }
-  const refused = (req: Request, res: Response) => void sendErrorPage(req, res, views, {
-    status: 403, code: 'csrf_invalid', message: 'This form has expired or did not come from this site. Nothing was changed.',
-  });
-  app.post(provider.pathFor('end_session_confirm', { mountPath: '' }), express.urlencoded({ extended: false, limit: '16kb' }), checkLogoutCsrf(refused));
+  mountAuthenticators(app, deps, o);
+  app.post(provider.pathFor('end_session_confirm', { mountPath: '' }),
+    express.urlencoded({ extended: false, limit: '16kb' }), checkLogoutCsrf(logoutRefused(views)));
   app.use(provider.callback());
-  app.use((err: { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
-    const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
-    log('request error %d: %s', status, err.type ?? 'unknown');
-    void sendErrorPage(req, res, views, {
-      status, code: status === 500 ? 'server_error' : 'invalid_request',
-      message: status === 500 ? 'Something went wrong. Try again later.' : 'The request could not be read.',
-    });
-  });
+  app.use(errorPage(views));
   return app;
 }
