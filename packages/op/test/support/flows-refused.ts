@@ -98,6 +98,33 @@ export function refusedFlows(storeName: string, makeStore: StoreFactory): void {
       expect(ok.html).toContain('Allow');
     });
 
+    test('consent and deny posts without the CSRF token are refused with 403 and change nothing', async () => {
+      const browser = f.browser(nextIp());
+      const { auth, page } = await loginPage(f, browser);
+      const consent = await tryPassword(browser, page, 'alice', ALICE.password);
+      for (const action of ['/confirm', '/abort']) {
+        const form = browser.form(consent, { action });
+        const refused = await browser.post(form.action, { csrf: 'forged' });
+        expect([action, refused.status]).toEqual([action, 403]);
+        expect(refused.stoppedAt).toBeUndefined();
+      }
+      const allowed = await browser.submit(consent, { action: '/confirm' });
+      const tokens = await client.authorizationCodeGrant(f.web, callbackOf(allowed), {
+        pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce,
+      });
+      expect(tokens.claims()!.sub).toBe('alice');
+    });
+
+    test('a consent post while the login is still pending is refused', async () => {
+      const browser = f.browser(nextIp());
+      const { page } = await loginPage(f, browser);
+      const loginForm = browser.form(page, { value: ['authenticator', 'password'] });
+      const early = await browser.post(loginForm.action.replace(/\/login$/, '/confirm'), { csrf: loginForm.fields.csrf! });
+      expect(early.status).toBe(400);
+      expect(early.html).toContain('wrong_prompt');
+      expect(browser.jar.names()).not.toContain('_session');
+    });
+
     test('an unregistered redirect_uri gets an error page at the OP, never a redirect', async () => {
       const browser = f.browser(nextIp());
       const auth = await f.authorization(f.web, { redirect_uri: 'https://evil.example/cb' });
