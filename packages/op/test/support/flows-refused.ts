@@ -115,6 +115,17 @@ export function refusedFlows(storeName: string, makeStore: StoreFactory): void {
       expect(tokens.claims()!.sub).toBe('alice');
     });
 
+    test("each step has its own CSRF token: the login page's token does not approve the consent", async () => {
+      const browser = f.browser(nextIp());
+      const { page } = await loginPage(f, browser);
+      const loginToken = browser.form(page, { value: ['authenticator', 'password'] }).fields.csrf!;
+      const consent = await tryPassword(browser, page, 'alice', ALICE.password);
+      const consentForm = browser.form(consent, { action: '/confirm' });
+      expect(consentForm.fields.csrf).not.toBe(loginToken);
+      const refused = await browser.post(consentForm.action, { csrf: loginToken });
+      expect(refused.status).toBe(403);
+    });
+
     test('a consent post while the login is still pending is refused', async () => {
       const browser = f.browser(nextIp());
       const { page } = await loginPage(f, browser);
