@@ -64,7 +64,12 @@ interface Stored {
   claims: AccountClaims;
 }
 
-/** Claims of `all` that the space-separated `scope` releases (unknown claims go with `profile`). */
+/**
+ * Claims of `all` that the space-separated `scope` releases (unknown claims go with `profile`).
+ *
+ * @example
+ * claimsForScope({ name: 'Alice', email: 'a@example.org' }, 'openid email') // { email: 'a@example.org' }
+ */
 export function claimsForScope(all: AccountClaims, scope: string): AccountClaims {
   const scopes = new Set(scope.split(' '));
   const known = new Set(Object.values(SCOPE_CLAIMS).flat());

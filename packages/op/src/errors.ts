@@ -29,7 +29,12 @@ export type OpErrorCode =
   | 'authenticator_unknown'
   | 'wrong_prompt';
 
-/** An error answered to the browser with a status, a stable `code` and a message safe to show. */
+/**
+ * An error answered to the browser with a status, a stable `code` and a message safe to show.
+ *
+ * @example
+ * throw new OpError('csrf_invalid', 403, 'This form has expired. Nothing was changed.');
+ */
 export class OpError extends Error {
   constructor(
     readonly code: OpErrorCode,

@@ -21,7 +21,12 @@ export interface ViewProps {
 /** The OP's views; any can be overridden through the `views` option. */
 export type Views = { [K in keyof ViewProps]: View<ViewProps[K]> };
 
-/** The default views. */
+/**
+ * The default views, to reuse inside your own.
+ *
+ * @example
+ * op({ issuer, accounts, views: { login: (p) => `<p class="banner">Staff only</p>${(defaultViews.login as (x: typeof p) => string)(p)}` } });
+ */
 export const defaultViews: Views = { layout, login, consent, error, logout, logoutSuccess };
 
 function appRender(req: Request, name: string, locals: object): Promise<string> {
