@@ -42,91 +42,113 @@ export interface GitHubSimulator extends Listening {
 }
 
 export async function startGitHubSimulator(options: GitHubSimulatorOptions): Promise<GitHubSimulator> {
-  const codes = new CodeStore();
-  const tokens = new Map<string, { scope: string }>();
-  const refreshTokens = new Map<string, { scope: string }>();
+  const sim = { options, tokenRequests: [], apiRequests: [] } as unknown as GitHubSimulator;
+  const gh = new GitHub(sim);
   const app = express();
   app.use(express.urlencoded({ extended: false }));
-  const sim = {} as GitHubSimulator;
+  app.get('/login/oauth/authorize', (req, res) => gh.authorize(req, res));
+  app.post('/login/oauth/access_token', (req, res) => gh.accessToken(req, res));
+  const api = express.Router();
+  api.use((req, res, next) => gh.authenticateApi(req, res, next));
+  api.get('/user', (_req, res) => gh.user(res));
+  api.get('/user/emails', (_req, res) => gh.emails(res));
+  app.use('/api/v3', api);
+  const listening = await listen(app);
+  return Object.assign(sim, listening, { baseURL: listening.url });
+}
 
-  app.get('/login/oauth/authorize', (req, res) => {
+const TROUBLESHOOTING = 'https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors';
+
+/** The simulated endpoints and their state. */
+class GitHub {
+  private readonly codes = new CodeStore();
+  private readonly tokens = new Map<string, { scope: string }>();
+  private readonly refreshTokens = new Map<string, { scope: string }>();
+
+  constructor(private readonly sim: GitHubSimulator) {}
+
+  private get options(): GitHubSimulatorOptions {
+    return this.sim.options;
+  }
+
+  authorize(req: express.Request, res: express.Response): void {
     const q = req.query as Record<string, string>;
-    if (q.client_id !== options.clientId) return void res.status(404).type('html').send('<h1>404</h1>');
-    const redirectUri = q.redirect_uri ?? options.callbackUrl;
-    if (!redirectUri.startsWith(options.callbackUrl)) {
-      return void redirectWith(res, options.callbackUrl, {
+    if (q.client_id !== this.options.clientId) return void res.status(404).type('html').send('<h1>404</h1>');
+    const redirectUri = q.redirect_uri ?? this.options.callbackUrl;
+    if (!redirectUri.startsWith(this.options.callbackUrl)) {
+      return redirectWith(res, this.options.callbackUrl, {
         error: 'redirect_uri_mismatch', error_description: 'The redirect_uri MUST match the registered callback URL for this application.', state: q.state,
       });
     }
-    const code = codes.issue({
+    const code = this.codes.issue({
       clientId: q.client_id, redirectUri, scope: (q.scope ?? '').split(/[ ,]+/).filter(Boolean).join(','),
       codeChallenge: q.code_challenge, codeChallengeMethod: q.code_challenge_method,
     });
     redirectWith(res, redirectUri, { code, state: q.state });
-  });
+  }
 
-  app.post('/login/oauth/access_token', (req, res) => {
+  accessToken(req: express.Request, res: express.Response): void {
     const body = req.body as Record<string, string>;
     const answer = (params: Record<string, string | number>) => {
-      sim.tokenRequests.push({ grantType: body.grant_type ?? 'authorization_code', accept: req.headers.accept ?? '', error: params.error as string });
-      // Errors too are HTTP 200: GitHub's documented (non-RFC) behaviour.
+      this.sim.tokenRequests.push({ grantType: body.grant_type ?? 'authorization_code', accept: req.headers.accept ?? '', error: params.error as string });
+      // Errors too are HTTP 200: GitHub's documented (non-RFC) behaviour. urlencoded unless JSON is asked for.
       if ((req.headers.accept ?? '').includes('application/json')) return void res.status(200).json(params);
       res.status(200).type('application/x-www-form-urlencoded; charset=utf-8')
         .send(new URLSearchParams(Object.entries(params).map(([k, v]) => [k, String(v)])).toString());
     };
-    const basic = req.headers.authorization?.startsWith('Basic ')
-      ? Buffer.from(req.headers.authorization.slice(6), 'base64').toString().split(':') : [];
-    const clientId = body.client_id ?? basic[0];
-    const clientSecret = body.client_secret ?? basic[1];
-    if (clientId !== options.clientId || clientSecret !== options.clientSecret) {
-      return answer({ error: 'incorrect_client_credentials', error_description: 'The client_id and/or client_secret passed are incorrect.', error_uri: 'https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors/#incorrect-client-credentials' });
+    const basic = req.headers.authorization?.startsWith('Basic ') ? Buffer.from(req.headers.authorization.slice(6), 'base64').toString().split(':') : [];
+    if ((body.client_id ?? basic[0]) !== this.options.clientId || (body.client_secret ?? basic[1]) !== this.options.clientSecret) {
+      return answer({ error: 'incorrect_client_credentials', error_description: 'The client_id and/or client_secret passed are incorrect.', error_uri: `${TROUBLESHOOTING}/#incorrect-client-credentials` });
     }
     if (body.grant_type === 'refresh_token') {
-      const known = refreshTokens.get(body.refresh_token);
-      refreshTokens.delete(body.refresh_token);
-      if (!known) return answer({ error: 'bad_refresh_token', error_description: 'The refresh token passed is incorrect or expired.', error_uri: 'https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors/#bad-verification-code' });
-      return answer(issue(known.scope));
+      const known = this.refreshTokens.get(body.refresh_token);
+      this.refreshTokens.delete(body.refresh_token);
+      if (!known) return answer({ error: 'bad_refresh_token', error_description: 'The refresh token passed is incorrect or expired.', error_uri: `${TROUBLESHOOTING}/#bad-verification-code` });
+      return answer(this.issue(known.scope));
     }
-    const grant = codes.consume(body.code);
+    const grant = this.codes.consume(body.code);
     if (!grant || (body.redirect_uri && body.redirect_uri !== grant.redirectUri) || !pkceOk(grant, body.code_verifier)) {
-      return answer({ error: 'bad_verification_code', error_description: 'The code passed is incorrect or expired.', error_uri: 'https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors/#bad-verification-code' });
+      return answer({ error: 'bad_verification_code', error_description: 'The code passed is incorrect or expired.', error_uri: `${TROUBLESHOOTING}/#bad-verification-code` });
     }
-    answer(issue(grant.scope));
-  });
+    answer(this.issue(grant.scope));
+  }
 
-  function issue(scope: string): Record<string, string | number> {
-    const accessToken = opaque(options.expiringTokens ? 'ghu_' : 'gho_');
-    tokens.set(accessToken, { scope });
-    if (!options.expiringTokens) return { access_token: accessToken, scope, token_type: 'bearer' };
+  private issue(scope: string): Record<string, string | number> {
+    const accessToken = opaque(this.options.expiringTokens ? 'ghu_' : 'gho_');
+    this.tokens.set(accessToken, { scope });
+    if (!this.options.expiringTokens) return { access_token: accessToken, scope, token_type: 'bearer' };
     const refreshToken = opaque('ghr_');
-    refreshTokens.set(refreshToken, { scope });
+    this.refreshTokens.set(refreshToken, { scope });
     return { access_token: accessToken, expires_in: 28800, refresh_token: refreshToken, refresh_token_expires_in: 15811200, scope, token_type: 'bearer' };
   }
 
-  const api = express.Router();
-  api.use((req, res, next) => {
-    sim.apiRequests.push({ path: req.path, userAgent: req.headers['user-agent'] });
+  /** The REST API wants a User-Agent and a token; it says which scopes the token has. */
+  authenticateApi(req: express.Request, res: express.Response, next: express.NextFunction): void {
+    this.sim.apiRequests.push({ path: req.path, userAgent: req.headers['user-agent'] });
     if (!req.headers['user-agent']) {
       return void res.status(403).type('text').send('Request forbidden by administrative rules. Please make sure your request has a User-Agent header (https://docs.github.com/en/rest/overview/resources-in-the-rest-api#user-agent-required).');
     }
-    const token = tokens.get(bearer(req) ?? '');
+    const token = this.tokens.get(bearer(req) ?? '');
     if (!token) return void res.status(401).json({ message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest', status: '401' });
     res.locals.scopes = token.scope.split(',');
     res.set('x-oauth-scopes', token.scope);
     next();
-  });
-  api.get('/user', (_req, res) => {
-    const a = options.account;
-    res.json({ login: a.login, id: a.id, node_id: 'MDQ6VXNlcjE=', avatar_url: `https://avatars.githubusercontent.com/u/${a.id}?v=4`, type: 'User', site_admin: false, name: a.name, company: null, blog: '', location: null, email: a.email, bio: null, public_repos: 2, followers: 0, following: 0, created_at: '2011-01-25T18:44:36Z' });
-  });
-  api.get('/user/emails', (_req, res) => {
+  }
+
+  user(res: express.Response): void {
+    const a = this.options.account;
+    res.json({
+      login: a.login, id: a.id, node_id: 'MDQ6VXNlcjE=', avatar_url: `https://avatars.githubusercontent.com/u/${a.id}?v=4`, type: 'User',
+      site_admin: false, name: a.name, company: null, blog: '', location: null, email: a.email, bio: null, public_repos: 2,
+      followers: 0, following: 0, created_at: '2011-01-25T18:44:36Z',
+    });
+  }
+
+  /** Needs the user:email (or user) scope; GitHub answers 404 otherwise. */
+  emails(res: express.Response): void {
     if (!(res.locals.scopes as string[]).some((s) => s === 'user:email' || s === 'user')) {
       return void res.status(404).json({ message: 'Not Found', documentation_url: 'https://docs.github.com/rest/users/emails#list-email-addresses-for-the-authenticated-user', status: '404' });
     }
-    res.json(options.account.emails);
-  });
-  app.use('/api/v3', api);
-
-  const listening = await listen(app);
-  return Object.assign(sim, listening, { baseURL: listening.url, options, tokenRequests: [], apiRequests: [] });
+    res.json(this.options.account.emails);
+  }
 }

@@ -8,7 +8,7 @@
 import express from 'express';
 import {
   CodeStore, bearer, clientCredentials, createSigner, halfHash, listen, now, oauthError, opaque, pkceOk, redirectWith,
-  type Listening,
+  type Listening, type Signer,
 } from './common.js';
 
 export interface GoogleUser {
@@ -42,98 +42,111 @@ export interface GoogleSimulator extends Listening {
 }
 
 export async function startGoogleSimulator(options: GoogleSimulatorOptions): Promise<GoogleSimulator> {
-  const signer = await createSigner();
-  const codes = new CodeStore();
-  const accessTokens = new Map<string, GoogleUser>();
-  const refreshTokens = new Map<string, { scope: string }>();
+  const sim = { options, authorizationRequests: [], tokenRequests: [] } as unknown as GoogleSimulator;
+  const google = new Google(sim, await createSigner());
   const app = express();
   app.use(express.urlencoded({ extended: false }));
-  const sim = {} as GoogleSimulator;
+  app.get('/.well-known/openid-configuration', (_req, res) => void res.json(discovery(sim.issuer)));
+  app.get('/oauth2/v3/certs', (_req, res) => void res.json(google.signer.jwks));
+  app.get('/o/oauth2/v2/auth', (req, res) => google.authorize(req, res));
+  app.post('/token', (req, res) => google.token(req, res));
+  app.get('/v1/userinfo', (req, res) => google.userinfo(req, res));
+  const listening = await listen(app);
+  return Object.assign(sim, listening, { issuer: listening.url });
+}
 
-  app.get('/.well-known/openid-configuration', (_req, res) => {
-    res.json({
-      issuer: sim.issuer,
-      authorization_endpoint: `${sim.issuer}/o/oauth2/v2/auth`,
-      device_authorization_endpoint: `${sim.issuer}/device/code`,
-      token_endpoint: `${sim.issuer}/token`,
-      userinfo_endpoint: `${sim.issuer}/v1/userinfo`,
-      revocation_endpoint: `${sim.issuer}/revoke`,
-      jwks_uri: `${sim.issuer}/oauth2/v3/certs`,
-      response_types_supported: ['code', 'token', 'id_token', 'code token', 'code id_token', 'token id_token', 'code token id_token', 'none'],
-      subject_types_supported: ['public'],
-      id_token_signing_alg_values_supported: ['RS256'],
-      scopes_supported: ['openid', 'email', 'profile'],
-      token_endpoint_auth_methods_supported: ['client_secret_post', 'client_secret_basic'],
-      claims_supported: ['aud', 'email', 'email_verified', 'exp', 'family_name', 'given_name', 'iat', 'iss', 'name', 'picture', 'sub'],
-      code_challenge_methods_supported: ['plain', 'S256'],
-      grant_types_supported: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code', 'urn:ietf:params:oauth:grant-type:jwt-bearer'],
-    });
-  });
-  app.get('/oauth2/v3/certs', (_req, res) => void res.json(signer.jwks));
+/** Google's discovery document (accounts.google.com/.well-known/openid-configuration), on `issuer`. */
+function discovery(issuer: string): Record<string, unknown> {
+  return {
+    issuer,
+    authorization_endpoint: `${issuer}/o/oauth2/v2/auth`,
+    device_authorization_endpoint: `${issuer}/device/code`,
+    token_endpoint: `${issuer}/token`,
+    userinfo_endpoint: `${issuer}/v1/userinfo`,
+    revocation_endpoint: `${issuer}/revoke`,
+    jwks_uri: `${issuer}/oauth2/v3/certs`,
+    response_types_supported: ['code', 'token', 'id_token', 'code token', 'code id_token', 'token id_token', 'code token id_token', 'none'],
+    subject_types_supported: ['public'],
+    id_token_signing_alg_values_supported: ['RS256'],
+    scopes_supported: ['openid', 'email', 'profile'],
+    token_endpoint_auth_methods_supported: ['client_secret_post', 'client_secret_basic'],
+    claims_supported: ['aud', 'email', 'email_verified', 'exp', 'family_name', 'given_name', 'iat', 'iss', 'name', 'picture', 'sub'],
+    code_challenge_methods_supported: ['plain', 'S256'],
+    grant_types_supported: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code', 'urn:ietf:params:oauth:grant-type:jwt-bearer'],
+  };
+}
 
-  app.get('/o/oauth2/v2/auth', (req, res) => {
+/** The simulated endpoints and their state. */
+class Google {
+  private readonly codes = new CodeStore();
+  private readonly accessTokens = new Map<string, GoogleUser>();
+  private readonly refreshTokens = new Map<string, { scope: string }>();
+
+  constructor(private readonly sim: GoogleSimulator, readonly signer: Signer) {}
+
+  private get options(): GoogleSimulatorOptions {
+    return this.sim.options;
+  }
+
+  authorize(req: express.Request, res: express.Response): void {
     const q = req.query as Record<string, string>;
-    sim.authorizationRequests.push({ ...q });
-    if (q.client_id !== options.clientId) return void res.status(401).type('text').send('Error 401: invalid_client');
-    if (!options.redirectUris.includes(q.redirect_uri)) {
-      return void res.status(400).type('text').send('Error 400: redirect_uri_mismatch');
-    }
-    if (q.response_type !== 'code') return void redirectWith(res, q.redirect_uri, { error: 'unsupported_response_type', state: q.state });
-    const code = codes.issue(
-      {
-        clientId: q.client_id, redirectUri: q.redirect_uri, scope: q.scope ?? '', nonce: q.nonce,
-        codeChallenge: q.code_challenge, codeChallengeMethod: q.code_challenge_method ?? (q.code_challenge ? 'plain' : undefined),
-        // Google issues a refresh token only with access_type=offline, and again only with prompt=consent.
-        offline: q.access_type === 'offline' && q.prompt === 'consent',
-      },
-      '4/0A',
-    );
+    this.sim.authorizationRequests.push({ ...q });
+    if (q.client_id !== this.options.clientId) return void res.status(401).type('text').send('Error 401: invalid_client');
+    if (!this.options.redirectUris.includes(q.redirect_uri)) return void res.status(400).type('text').send('Error 400: redirect_uri_mismatch');
+    if (q.response_type !== 'code') return redirectWith(res, q.redirect_uri, { error: 'unsupported_response_type', state: q.state });
+    const code = this.codes.issue({
+      clientId: q.client_id, redirectUri: q.redirect_uri, scope: q.scope ?? '', nonce: q.nonce,
+      codeChallenge: q.code_challenge, codeChallengeMethod: q.code_challenge_method ?? (q.code_challenge ? 'plain' : undefined),
+      // Google issues a refresh token only with access_type=offline, and again only with prompt=consent.
+      offline: q.access_type === 'offline' && q.prompt === 'consent',
+    }, '4/0A');
     // Google names itself in the authorization response (RFC 9207 style), with its https issuer.
-    redirectWith(res, q.redirect_uri, { state: q.state, iss: sim.issuer, code, scope: q.scope, authuser: '0', prompt: 'none' });
-  });
+    redirectWith(res, q.redirect_uri, { state: q.state, iss: this.sim.issuer, code, scope: q.scope, authuser: '0', prompt: 'none' });
+  }
 
-  app.post('/token', async (req, res) => {
+  async token(req: express.Request, res: express.Response): Promise<void> {
     const body = req.body as Record<string, string>;
-    sim.tokenRequests.push(body.grant_type);
+    this.sim.tokenRequests.push(body.grant_type);
     const client = clientCredentials(req);
-    if (client.clientId !== options.clientId || client.clientSecret !== options.clientSecret) {
-      return void oauthError(res, 401, 'invalid_client', 'The OAuth client was not found.');
+    if (client.clientId !== this.options.clientId || client.clientSecret !== this.options.clientSecret) {
+      return oauthError(res, 401, 'invalid_client', 'The OAuth client was not found.');
     }
     if (body.grant_type === 'authorization_code') {
-      const grant = codes.consume(body.code);
+      const grant = this.codes.consume(body.code);
       if (!grant || grant.redirectUri !== body.redirect_uri || grant.clientId !== client.clientId) {
-        return void oauthError(res, 400, 'invalid_grant', 'Malformed auth code.');
+        return oauthError(res, 400, 'invalid_grant', 'Malformed auth code.');
       }
-      if (!pkceOk(grant, body.code_verifier)) return void oauthError(res, 400, 'invalid_grant', 'Invalid code verifier.');
+      if (!pkceOk(grant, body.code_verifier)) return oauthError(res, 400, 'invalid_grant', 'Invalid code verifier.');
       const refresh = grant.offline ? opaque('1//0g') : undefined;
-      if (refresh) refreshTokens.set(refresh, { scope: grant.scope });
-      return void res.json(await tokenResponse(grant.scope, grant.nonce, refresh));
+      if (refresh) this.refreshTokens.set(refresh, { scope: grant.scope });
+      return void res.json(await this.tokenResponse(grant.scope, grant.nonce, refresh));
     }
     if (body.grant_type === 'refresh_token') {
-      const known = refreshTokens.get(body.refresh_token);
-      if (!known) return void oauthError(res, 400, 'invalid_grant', 'Token has been expired or revoked.');
-      return void res.json(await tokenResponse(body.scope ?? known.scope, undefined, undefined));
+      const known = this.refreshTokens.get(body.refresh_token);
+      if (!known) return oauthError(res, 400, 'invalid_grant', 'Token has been expired or revoked.');
+      return void res.json(await this.tokenResponse(body.scope ?? known.scope, undefined, undefined));
     }
     oauthError(res, 400, 'unsupported_grant_type', 'Invalid grant_type: ' + body.grant_type);
-  });
+  }
 
-  app.get('/v1/userinfo', (req, res) => {
-    const user = accessTokens.get(bearer(req) ?? '');
-    if (!user) return void res.status(401).set('www-authenticate', 'Bearer realm="https://accounts.google.com/", error="invalid_token"').json({ error: 'invalid_request', error_description: 'Invalid Credentials' });
+  userinfo(req: express.Request, res: express.Response): void {
+    const user = this.accessTokens.get(bearer(req) ?? '');
+    if (!user) {
+      res.set('www-authenticate', 'Bearer realm="https://accounts.google.com/", error="invalid_token"');
+      return void res.status(401).json({ error: 'invalid_request', error_description: 'Invalid Credentials' });
+    }
     res.json({ sub: user.sub, name: user.name, picture: user.picture, email: user.email, email_verified: true, ...(user.hd ? { hd: user.hd } : {}) });
-  });
+  }
 
-  async function tokenResponse(scope: string, nonce: string | undefined, refreshToken: string | undefined) {
+  private async tokenResponse(scope: string, nonce: string | undefined, refreshToken: string | undefined) {
     const accessToken = opaque('ya29.');
-    accessTokens.set(accessToken, options.user);
-    const user = options.user;
+    const { user, clientId } = this.options;
+    this.accessTokens.set(accessToken, user);
     const idToken = scope.split(' ').includes('openid')
-      ? await signer.sign({
-          iss: options.issOverride ?? (options.schemelessIss ? new URL(sim.issuer).host : sim.issuer),
-          azp: options.clientId, aud: options.clientId, sub: user.sub,
-          ...(user.hd ? { hd: user.hd } : {}),
-          email: user.email, email_verified: true, at_hash: halfHash(accessToken),
-          ...(nonce ? { nonce } : {}),
+      ? await this.signer.sign({
+          iss: this.options.issOverride ?? (this.options.schemelessIss ? new URL(this.sim.issuer).host : this.sim.issuer),
+          azp: clientId, aud: clientId, sub: user.sub, ...(user.hd ? { hd: user.hd } : {}),
+          email: user.email, email_verified: true, at_hash: halfHash(accessToken), ...(nonce ? { nonce } : {}),
           name: user.name, picture: user.picture, iat: now(), exp: now() + 3600,
         })
       : undefined;
@@ -143,7 +156,4 @@ export async function startGoogleSimulator(options: GoogleSimulatorOptions): Pro
       ...(refreshToken ? { refresh_token: refreshToken, refresh_token_expires_in: 604799 } : {}),
     };
   }
-
-  const listening = await listen(app);
-  return Object.assign(sim, listening, { issuer: listening.url, options, authorizationRequests: [], tokenRequests: [] });
 }

@@ -9,7 +9,7 @@
 import express from 'express';
 import {
   CodeStore, clientCredentials, createSigner, formPostPage, listen, now, oauthError, opaque, pkceOk, redirectWith,
-  type Listening,
+  type Listening, type Signer,
 } from './common.js';
 
 /** The tenant id of personal Microsoft accounts. */
@@ -47,22 +47,43 @@ export interface MicrosoftSimulator extends Listening {
   tokenRequests: string[];
 }
 
-const MULTI = new Set(['common', 'organizations', 'consumers']);
-
 export async function startMicrosoftSimulator(options: MicrosoftSimulatorOptions): Promise<MicrosoftSimulator> {
-  const signer = await createSigner();
-  const codes = new CodeStore();
-  const refreshTokens = new Set<string>();
+  const sim = { options, authorizationRequests: [], tokenRequests: [] } as unknown as MicrosoftSimulator;
+  const entra = new Entra(sim, await createSigner());
   const app = express();
   app.use(express.urlencoded({ extended: false }));
-  const sim = {} as MicrosoftSimulator;
-  const tenantId = (tenant: string) => options.domains?.[tenant] ?? tenant;
-  const issuerOf = (tid: string) => `${sim.authority}/${tid}/v2.0`;
+  app.get('/:tenant/v2.0/.well-known/openid-configuration', (req, res) => void res.json(entra.discovery(req.params.tenant)));
+  app.get('/:tenant/discovery/v2.0/keys', (_req, res) => void res.json(entra.signer.jwks));
+  app.get('/:tenant/oauth2/v2.0/authorize', (req, res) => entra.authorize(req, res));
+  app.post('/:tenant/oauth2/v2.0/token', (req, res) => entra.token(req, res));
+  const listening = await listen(app, options.host);
+  return Object.assign(sim, listening, { authority: listening.url });
+}
 
-  app.get('/:tenant/v2.0/.well-known/openid-configuration', (req, res) => {
-    const { tenant } = req.params;
-    const base = `${sim.authority}/${tenant}`;
-    res.json({
+/** The simulated endpoints and their state. */
+class Entra {
+  private readonly codes = new CodeStore();
+  private readonly refreshTokens = new Set<string>();
+
+  constructor(private readonly sim: MicrosoftSimulator, readonly signer: Signer) {}
+
+  private get options(): MicrosoftSimulatorOptions {
+    return this.sim.options;
+  }
+
+  private tenantId(tenant: string): string {
+    return this.options.domains?.[tenant] ?? tenant;
+  }
+
+  private issuerOf(tid: string): string {
+    return `${this.sim.authority}/${tid}/v2.0`;
+  }
+
+  /** The discovery document of a tenant segment; multi-tenant ones name the "{tenantid}" template. */
+  discovery(tenant: string): Record<string, unknown> {
+    const base = `${this.sim.authority}/${tenant}`;
+    const tid = tenant === 'common' || tenant === 'organizations' ? '{tenantid}' : tenant === 'consumers' ? CONSUMERS_TENANT : this.tenantId(tenant);
+    return {
       token_endpoint: `${base}/oauth2/v2.0/token`,
       token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
       jwks_uri: `${base}/discovery/v2.0/keys`,
@@ -71,9 +92,9 @@ export async function startMicrosoftSimulator(options: MicrosoftSimulatorOptions
       id_token_signing_alg_values_supported: ['RS256'],
       response_types_supported: ['code', 'id_token', 'code id_token', 'id_token token'],
       scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
-      issuer: MULTI.has(tenant) && tenant !== 'consumers' ? issuerOf('{tenantid}') : issuerOf(tenant === 'consumers' ? CONSUMERS_TENANT : tenantId(tenant)),
+      issuer: this.issuerOf(tid),
       request_uri_parameter_supported: false,
-      userinfo_endpoint: `${sim.authority}/oidc/userinfo`,
+      userinfo_endpoint: 'https://graph.microsoft.com/oidc/userinfo',
       authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
       device_authorization_endpoint: `${base}/oauth2/v2.0/devicecode`,
       http_logout_supported: true,
@@ -86,76 +107,73 @@ export async function startMicrosoftSimulator(options: MicrosoftSimulatorOptions
       cloud_graph_host_name: 'graph.windows.net',
       msgraph_host: 'graph.microsoft.com',
       rbac_url: 'https://pas.windows.net',
-    });
-  });
-  app.get('/:tenant/discovery/v2.0/keys', (_req, res) => void res.json(signer.jwks));
+    };
+  }
 
-  app.get('/:tenant/oauth2/v2.0/authorize', async (req, res) => {
+  async authorize(req: express.Request, res: express.Response): Promise<void> {
     const q = req.query as Record<string, string>;
-    sim.authorizationRequests.push({ ...q });
-    const mode = q.response_mode ?? (q.response_type === 'code' ? 'query' : 'fragment');
-    if (q.client_id !== options.clientId || !options.redirectUris.includes(q.redirect_uri)) {
+    this.sim.authorizationRequests.push({ ...q });
+    if (q.client_id !== this.options.clientId || !this.options.redirectUris.includes(q.redirect_uri)) {
       return void res.status(400).type('html').send('<h1>AADSTS50011: The redirect URI specified in the request does not match</h1>');
     }
+    const mode = q.response_mode ?? (q.response_type === 'code' ? 'query' : 'fragment');
     const answer = (params: Record<string, string | undefined>) =>
       mode === 'form_post' ? formPostPage(res, q.redirect_uri, params) : redirectWith(res, q.redirect_uri, params);
-    const tenantError = tenantRefusal(req.params.tenant, options.user.tid, tenantId);
-    if (tenantError) return void answer({ error: 'access_denied', error_description: tenantError, state: q.state });
+    const tenantError = tenantRefusal(req.params.tenant as string, this.options.user.tid, (t) => this.tenantId(t));
+    if (tenantError) return answer({ error: 'access_denied', error_description: tenantError, state: q.state });
     const sessionState = opaque();
     if (q.response_type === 'id_token') {
-      if (!q.nonce) return void answer({ error: 'invalid_request', error_description: 'AADSTS900144: nonce is required', state: q.state });
-      return void answer({ id_token: await idToken(q.nonce), state: q.state, session_state: sessionState });
+      if (!q.nonce) return answer({ error: 'invalid_request', error_description: 'AADSTS900144: nonce is required', state: q.state });
+      return answer({ id_token: await this.idToken(q.nonce), state: q.state, session_state: sessionState });
     }
-    if (q.response_type !== 'code') return void answer({ error: 'unsupported_response_type', state: q.state });
-    const code = codes.issue({
+    if (q.response_type !== 'code') return answer({ error: 'unsupported_response_type', state: q.state });
+    const code = this.codes.issue({
       clientId: q.client_id, redirectUri: q.redirect_uri, scope: q.scope ?? '', nonce: q.nonce,
       codeChallenge: q.code_challenge, codeChallengeMethod: q.code_challenge_method ?? (q.code_challenge ? 'plain' : undefined),
     }, '0.A');
     answer({ code, state: q.state, session_state: sessionState });
-  });
+  }
 
-  app.post('/:tenant/oauth2/v2.0/token', async (req, res) => {
+  async token(req: express.Request, res: express.Response): Promise<void> {
     const body = req.body as Record<string, string>;
-    sim.tokenRequests.push(body.grant_type);
+    this.sim.tokenRequests.push(body.grant_type);
     const client = clientCredentials(req);
-    if (client.clientId !== options.clientId || client.clientSecret !== options.clientSecret) {
-      return void oauthError(res, 401, 'invalid_client', 'AADSTS7000215: Invalid client secret provided.');
+    if (client.clientId !== this.options.clientId || client.clientSecret !== this.options.clientSecret) {
+      return oauthError(res, 401, 'invalid_client', 'AADSTS7000215: Invalid client secret provided.');
     }
     if (body.grant_type === 'refresh_token') {
       // Entra rotates refresh tokens: the old one is spent.
-      const known = refreshTokens.delete(body.refresh_token ?? '');
-      if (!known) return void oauthError(res, 400, 'invalid_grant', 'AADSTS70000: The provided value for the refresh token is not valid.');
-      return void res.set('cache-control', 'no-store').json(await tokens(true, undefined));
+      if (!this.refreshTokens.delete(body.refresh_token ?? '')) {
+        return oauthError(res, 400, 'invalid_grant', 'AADSTS70000: The provided value for the refresh token is not valid.');
+      }
+      return void res.set('cache-control', 'no-store').json(await this.tokens(true, undefined));
     }
-    const grant = body.grant_type === 'authorization_code' ? codes.consume(body.code) : undefined;
+    const grant = body.grant_type === 'authorization_code' ? this.codes.consume(body.code) : undefined;
     if (!grant || grant.redirectUri !== body.redirect_uri || !pkceOk(grant, body.code_verifier)) {
-      return void oauthError(res, 400, 'invalid_grant', 'AADSTS70008: The provided authorization code or refresh token has expired or is invalid.');
+      return oauthError(res, 400, 'invalid_grant', 'AADSTS70008: The provided authorization code or refresh token has expired or is invalid.');
     }
-    res.set('cache-control', 'no-store').json(await tokens(grant.scope.split(' ').includes('offline_access'), grant.nonce));
-  });
+    res.set('cache-control', 'no-store').json(await this.tokens(grant.scope.split(' ').includes('offline_access'), grant.nonce));
+  }
 
-  async function tokens(offline: boolean, nonce: string | undefined) {
+  private async tokens(offline: boolean, nonce: string | undefined) {
     const refreshToken = offline ? opaque('0.A') : undefined;
-    if (refreshToken) refreshTokens.add(refreshToken);
+    if (refreshToken) this.refreshTokens.add(refreshToken);
     return {
       token_type: 'Bearer', scope: 'openid profile email', expires_in: 3920, ext_expires_in: 3920,
-      access_token: opaque('eyJ0eXAi'), id_token: await idToken(nonce),
+      access_token: opaque('eyJ0eXAi'), id_token: await this.idToken(nonce),
       ...(refreshToken ? { refresh_token: refreshToken } : {}),
     };
   }
 
-  function idToken(nonce: string | undefined): Promise<string> {
-    const u = options.user;
-    return signer.sign({
-      ver: '2.0', iss: options.issOverride ?? issuerOf(u.tid), sub: u.sub, aud: options.clientId,
+  private idToken(nonce: string | undefined): Promise<string> {
+    const u = this.options.user;
+    return this.signer.sign({
+      ver: '2.0', iss: this.options.issOverride ?? this.issuerOf(u.tid), sub: u.sub, aud: this.options.clientId,
       exp: now() + 3600, iat: now(), nbf: now(), ...(nonce ? { nonce } : {}),
       name: u.name, preferred_username: u.preferred_username, oid: u.oid, tid: u.tid,
       ...(u.email ? { email: u.email } : {}), aio: opaque(),
     });
   }
-
-  const listening = await listen(app, options.host);
-  return Object.assign(sim, listening, { authority: listening.url, options, authorizationRequests: [], tokenRequests: [] });
 }
 
 /** Entra refuses accounts the tenant segment does not admit (AADSTS50020 / AADSTS50194-style). */
