@@ -5,8 +5,11 @@
  * session cookie, so the app never has to weaken its cookie settings.
  */
 import { randomBytes } from 'node:crypto';
+import createDebug from 'debug';
 import type { Request, Response } from 'express';
 import type { OidcSessionData } from './session.js';
+
+const debug = createDebug('openid-express:rp');
 
 /** Marks the second, same-origin POST (at most one resubmission per callback). */
 export const RESUBMIT_FIELD = 'oidc_resubmitted';
@@ -36,6 +39,7 @@ const escapeHtml = (s: string): string =>
 export function resubmitSameOrigin(req: Request, res: Response, params: URLSearchParams): void {
   // Leave the session alone: one made for this cookie-less request must not replace the browser's cookie.
   delete (req as { session?: unknown }).session;
+  debug('%s: POST callback matched no pending login of this session; posting it again same-origin', req.path);
   const nonce = randomBytes(16).toString('base64');
   const inputs = [...params, [RESUBMIT_FIELD, '1']]
     .map(([k, v]) => `<input type="hidden" name="${escapeHtml(k)}" value="${escapeHtml(v)}">`)

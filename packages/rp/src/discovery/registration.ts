@@ -4,10 +4,13 @@
  * can make persistent, and reused.
  */
 import { createHash } from 'node:crypto';
+import createDebug from 'debug';
 import * as client from 'openid-client';
 import type { ProviderConfig } from '../options.js';
 import { guardedFetch, privateNetworkError } from './network-guard.js';
 import { WebFingerError, discoverIssuer } from './webfinger.js';
+
+const debug = createDebug('openid-express:rp');
 
 /** A client registered at an OP (what the store keeps). */
 export interface RegisteredClient {
@@ -120,6 +123,7 @@ export class DynamicProviders {
       throw new DynamicProviderError('issuer_not_allowed', `the OpenID Provider ${issuer} is not allowed here`);
     }
     const name = dynamicProviderName(issuer);
+    debug('identifier resolved to issuer %s (provider %s)', issuer, name);
     const registered = await this.registration(name, issuer);
     return { name, issuer, config: this.remember(name, registered) };
   }
@@ -221,6 +225,7 @@ export class DynamicProviders {
       registrationClientUri: metadata.registration_client_uri as string | undefined,
     };
     await this.store.set(name, registered);
+    debug('client registered at %s (provider %s)', issuer, name);
     return registered;
   }
 
