@@ -3,9 +3,10 @@
 //
 // Run after a build:
 //   npx -y pnpm@10.34.9 -r --filter "./packages/*" build && node bench/rp-vs-express-openid-connect.mjs
-// Knobs (environment): SECONDS=4 per measurement, CONNECTIONS=10 (autocannon), USERS=8 (virtual
-// users of the round trip), ONLY=ours,eoc (a subset of the variants), PROFILE=ours (writes V8 CPU
-// profiles of that variant's server into bench/profiles/).
+// Knobs (environment): SECONDS=3 per measurement, ROUNDS=2 (interleaved, best kept), CONNECTIONS=10 (autocannon), USERS=8 (virtual
+// users of the round trip), ONLY=ours,eoc (a subset of the variants), PHASES=a,c (a subset of the
+// measurements), PROFILE=ours,passport (writes V8 CPU profiles of those servers into bench/profiles/<name>/;
+// summarize with node bench/lib/profile-top.mjs <file>).
 //
 // Processes: this one generates load (autocannon, fetch); each app and the OP run in their own
 // child process, so an app under test has a core of its own while the OP is idle.
@@ -19,9 +20,11 @@ import { VARIANTS } from './lib/rp-apps.mjs';
 import { startOidcOp } from './lib/oidc-op.mjs';
 
 const SCRIPT = fileURLToPath(import.meta.url);
-const SECONDS = Number(process.env.SECONDS ?? 4);
+const SECONDS = Number(process.env.SECONDS ?? 3);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 10);
 const USERS = Number(process.env.USERS ?? 8);
+const ROUNDS = Number(process.env.ROUNDS ?? 2);
+const PHASES = new Set((process.env.PHASES ?? 'a,b,c,d').split(','));
 const CLIENT_SECRET = 'bench-client-secret-that-is-long-enough-0123456789';
 const ROUND_TRIP_ONLY = new Set(['ours-no-userinfo']);
 
@@ -46,28 +49,58 @@ async function runApp(name) {
       server.on('request', built.app);
       return { loginPath: built.loginPath };
     },
-    clear: () => new Promise((resolve) => (built.store ? built.store.clear(() => resolve({})) : resolve({}))),
-    memory: () => sessionMemory(built.store),
+    clear: () => dropPendingLogins(built.store),
+    memory: ({ cookie }) => sessionMemory(built.store, cookie),
+    cpu: () => cpuMicros(),
   });
   process.send({ baseURL });
 }
 
-/** Bytes of one logged-in session in the MemoryStore, and the heap 10 000 such sessions take. */
-function sessionMemory(store) {
-  if (!store) return { storeBytes: 0, heapPer10k: 0 };
-  // MemoryStore keeps each session as its JSON string; a logged-in one holds the ID token
-  const loggedIn = Object.values(store.sessions).filter((s) => s.includes('idToken') || s.includes('id_token'));
-  if (loggedIn.length === 0) throw new Error('no logged-in session in the store');
-  const sample = loggedIn.sort((a, b) => a.length - b.length)[Math.floor(loggedIn.length / 2)];
+/** Drops the sessions of logins started and never finished (the login-route benchmark makes thousands). */
+function dropPendingLogins(store) {
+  for (const [id, s] of Object.entries(store?.sessions ?? {})) {
+    if (!/idToken|id_token|"user"/.test(s) && !id.startsWith('oidc-bcl:')) store.destroy(id, () => {});
+  }
+  return {};
+}
+
+/** CPU time this process has used (user + system), in microseconds. */
+function cpuMicros() {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+}
+
+/**
+ * Bytes of one logged-in user in the MemoryStore (the session, plus any other record that names
+ * it, such as ours' back-channel logout index), and the heap 10 000 such users take.
+ */
+function sessionMemory(store, cookie) {
+  if (!store) return { storeBytes: 0, sessionBytes: 0, indexBytes: 0, heapPer10k: 0 };
+  // MemoryStore keeps each session as its JSON string; the sample is the one `cookie` names
+  const entries = Object.entries(store.sessions);
+  const named = decodeURIComponent(cookie);
+  const [sampleId, sample] = entries.find(([id, s]) => named.includes(id) && (s.includes('idToken') || s.includes('id_token'))) ?? [];
+  if (!sample) throw new Error('the cookie names no logged-in session in the store');
+  // records that index the session (one user has one of each, naming only this session)
+  const indexKeys = entries.filter(([k, v]) => k !== sampleId && v.includes(sampleId)).map(([k]) => k);
+  const indexRecord = (id) => ({ ids: [id] });
+  const indexBytes = indexKeys.reduce((n, k) => n + Buffer.byteLength(k) + Buffer.byteLength(JSON.stringify(indexRecord(sampleId))), 0);
   const N = 10_000;
   const ids = Array.from({ length: N }, () => randomUUID());
   globalThis.gc();
   const before = process.memoryUsage().heapUsed;
-  for (const id of ids) store.set(id, JSON.parse(sample), () => {});
+  for (const id of ids) {
+    store.set(id, JSON.parse(sample), () => {});
+    for (const k of indexKeys) store.set(`${k}:${id}`, indexRecord(id), () => {});
+  }
   globalThis.gc();
   const heap = process.memoryUsage().heapUsed - before;
-  for (const id of ids) store.destroy(id, () => {});
-  return { storeBytes: Buffer.byteLength(sample), heapPer10k: heap };
+  for (const id of ids) {
+    store.destroy(id, () => {});
+    for (const k of indexKeys) store.destroy(`${k}:${id}`, () => {});
+  }
+  const sessionBytes = Buffer.byteLength(sample);
+  return { storeBytes: sessionBytes + indexBytes, sessionBytes, indexBytes, heapPer10k: heap, sample, indexKeys };
 }
 
 // ---------------------------------------------------------------- the load generator
@@ -96,7 +129,8 @@ async function startAll(names) {
   const profile = process.env.PROFILE;
   const apps = {};
   for (const name of names) {
-    const { child, first } = await startChild(SCRIPT, ['app', name], { profile: profile === name ? fileURLToPath(new URL('profiles/', import.meta.url)) : undefined });
+    const dir = profile?.split(',').includes(name) ? fileURLToPath(new URL(`profiles/${name}/`, import.meta.url)) : undefined;
+    const { child, first } = await startChild(SCRIPT, ['app', name], { profile: dir });
     apps[name] = { name, child, baseURL: first.baseURL };
   }
   const clients = names.map((name) => ({
@@ -107,28 +141,49 @@ async function startAll(names) {
   return { apps, op: { child: op.child, issuer: op.first.issuer } };
 }
 
+/**
+ * Runs `measure()` while counting the app server's CPU time: wall-clock figures depend on what else
+ * the shared machine runs, CPU time per request much less.
+ */
+async function withCpu(app, measure) {
+  const before = await ask(app.child, { cmd: 'cpu' });
+  const result = await measure();
+  const after = await ask(app.child, { cmd: 'cpu' });
+  return { ...result, cpuUs: (after - before) / result.requests };
+}
+
+/** Keeps the round with the most requests per second, and the least CPU per request of all rounds. */
+function keepBest(results, name, result) {
+  const old = results[name];
+  if (!old) results[name] = result;
+  else results[name] = { ...(result.rps > old.rps ? result : old), cpuUs: Math.min(old.cpuUs, result.cpuUs) };
+}
+
 const fmt = (n, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '–');
 const ratio = (a, b) => (Number.isFinite(a / b) && b !== 0 ? `${(a / b).toFixed(2)}×` : '–');
 
 function printTable(title, names, rows, columns) {
+  if (Object.keys(rows).length === 0) return;
   console.log(`\n### ${title}\n`);
   console.log(`| variant | ${columns.map((c) => c.head).join(' | ')} |`);
   console.log(`|---|${columns.map(() => '---:').join('|')}|`);
-  for (const name of names) if (rows[name]) console.log(`| ${VARIANTS[name].label} | ${columns.map((c) => c.value(rows[name], rows.ours)).join(' | ')} |`);
+  for (const name of names) if (rows[name]) console.log(`| ${VARIANTS[name].label} | ${columns.map((c) => c.value(rows[name], rows.ours, rows.floor)).join(' | ')} |`);
 }
 
-const speedColumns = (unit) => [
+const speedColumns = (unit, per) => [
   { head: unit, value: (r) => fmt(r.rps) },
   { head: 'p50 ms', value: (r) => fmt(r.p50, 1) },
   { head: 'p99 ms', value: (r) => fmt(r.p99, 1) },
+  { head: `app CPU µs/${per}`, value: (r) => fmt(r.cpuUs) },
+  { head: 'above the floor', value: (r, _ours, floor) => (floor && r !== floor ? fmt(r.cpuUs - floor.cpuUs) : '–') },
   { head: `ours / this (${unit})`, value: (r, ours) => (ours ? ratio(ours.rps, r.rps) : '–') },
-  { head: 'ours / this (p50)', value: (r, ours) => (ours ? ratio(ours.p50, r.p50) : '–') },
+  { head: `ours / this (CPU/${per})`, value: (r, ours) => (ours ? ratio(ours.cpuUs, r.cpuUs) : '–') },
 ];
 
 async function main() {
   const names = (process.env.ONLY?.split(',') ?? Object.keys(VARIANTS)).filter((n) => VARIANTS[n]);
   const started = Date.now();
-  console.log(`node ${process.version}, ${SECONDS} s per measurement, ${CONNECTIONS} connections, ${USERS} virtual users for the round trip`);
+  console.log(`node ${process.version}, ${SECONDS} s per measurement, best of ${ROUNDS} interleaved rounds, ${CONNECTIONS} connections, ${USERS} virtual users for the round trip`);
   const { apps, op } = await startAll(names);
   const opOrigin = new URL(op.issuer).origin;
   const results = { login: {}, roundTrip: {}, protected: {}, memory: {} };
@@ -137,43 +192,60 @@ async function main() {
     const users = {};
     for (const name of names) {
       users[name] = Array.from({ length: USERS }, () => ({ opJar: new Jar(), interactions: 0 }));
-      for (const user of users[name]) user.rpJar = await roundTrip(apps[name], opOrigin, user);
+      for (const user of users[name]) {
+        if (!VARIANTS[name].noLogin) user.rpJar = await roundTrip(apps[name], opOrigin, user);
+        else await request((user.rpJar = new Jar()), `${apps[name].baseURL}/seed`); // the floor keeps a user without a login
+      }
       for (const user of users[name]) user.interactions = 0;
     }
-    for (const name of names.filter((n) => !ROUND_TRIP_ONLY.has(n))) {
-      const url = apps[name].baseURL + apps[name].loginPath;
-      await hammer({ url, seconds: 1, connections: CONNECTIONS, expectStatus: 302 });
-      results.login[name] = await hammer({ url, seconds: SECONDS, connections: CONNECTIONS, expectStatus: 302 });
-      await ask(apps[name].child, { cmd: 'clear' }); // drop the pending-login sessions that made
-      console.error(`login route done: ${name}`);
+    const loginNames = names.filter((n) => !ROUND_TRIP_ONLY.has(n));
+    // the machine is shared: rounds interleave the variants, and each keeps its best round
+    for (let round = 0; round < ROUNDS && PHASES.has('a'); round += 1) {
+      for (const name of loginNames) {
+        const url = apps[name].baseURL + apps[name].loginPath;
+        if (round === 0) await hammer({ url, seconds: 1, connections: CONNECTIONS, expectStatus: 302 });
+        keepBest(results.login, name, await withCpu(apps[name], () => hammer({ url, seconds: SECONDS, connections: CONNECTIONS, expectStatus: 302 })));
+        await ask(apps[name].child, { cmd: 'clear' }); // drop the pending-login sessions it made
+      }
+      console.error(`round ${round + 1}: login route done`);
     }
-    for (const name of names) {
-      const app = apps[name];
-      results.roundTrip[name] = await loop({
-        users: users[name], seconds: SECONDS, maxIterations: 20_000,
-        iteration: async (user) => { user.rpJar = await roundTrip(app, opOrigin, user); },
-      });
-      const interactions = users[name].reduce((n, u) => n + u.interactions, 0);
-      if (interactions) throw new Error(`${name}: ${interactions} logins needed the OP's login page again`);
-      console.error(`round trip done: ${name}`);
+    for (let round = 0; round < ROUNDS && PHASES.has('b'); round += 1) {
+      for (const name of names.filter((n) => !VARIANTS[n].noLogin)) {
+        const app = apps[name];
+        keepBest(results.roundTrip, name, await withCpu(app, () => loop({
+          users: users[name], seconds: SECONDS, maxIterations: 20_000,
+          iteration: async (user) => { user.rpJar = await roundTrip(app, opOrigin, user); },
+        })));
+        const interactions = users[name].reduce((n, u) => n + u.interactions, 0);
+        if (interactions) throw new Error(`${name}: ${interactions} logins needed the OP's login page again`);
+      }
+      console.error(`round ${round + 1}: round trip done`);
     }
-    for (const name of names.filter((n) => !ROUND_TRIP_ONLY.has(n))) {
+    for (let round = 0; round < ROUNDS && PHASES.has('c'); round += 1) {
+      for (const name of loginNames) {
+        const headers = { cookie: users[name][0].rpJar.header() };
+        const url = `${apps[name].baseURL}/me`;
+        if (round === 0) await hammer({ url, headers, seconds: 1, connections: CONNECTIONS, expectStatus: 200 });
+        keepBest(results.protected, name, await withCpu(apps[name], () => hammer({ url, headers, seconds: SECONDS, connections: CONNECTIONS, expectStatus: 200 })));
+      }
+      console.error(`round ${round + 1}: protected route done`);
+    }
+    for (const name of loginNames.filter((n) => PHASES.has('d') && !VARIANTS[n].noLogin)) {
       const cookie = users[name][0].rpJar.header();
-      const url = `${apps[name].baseURL}/me`;
-      await hammer({ url, headers: { cookie }, seconds: 1, connections: CONNECTIONS, expectStatus: 200 });
-      results.protected[name] = await hammer({ url, headers: { cookie }, seconds: SECONDS, connections: CONNECTIONS, expectStatus: 200 });
-      results.memory[name] = { ...(await ask(apps[name].child, { cmd: 'memory' })), cookieBytes: Buffer.byteLength(cookie) };
-      console.error(`protected route done: ${name}`);
+      results.memory[name] = { ...(await ask(apps[name].child, { cmd: 'memory', cookie })), cookieBytes: Buffer.byteLength(cookie) };
+      if (process.env.DUMP) console.error(`${name}: session ${results.memory[name].sample}\nindex records: ${results.memory[name].indexKeys}\ncookie: ${cookie}`);
     }
   } finally {
     await Promise.all([...Object.values(apps).map((a) => stopChild(a.child)), stopChild(op.child)]);
   }
 
   const loginNames = names.filter((n) => !ROUND_TRIP_ONLY.has(n));
-  printTable('(a) login route: GET → 302 to the OP (state, nonce, PKCE, session write)', loginNames, results.login, speedColumns('req/s'));
-  printTable('(b) full login round trip: login → OP (already signed in) → callback (code exchange, ID token check) → GET /me', names, results.roundTrip, speedColumns('logins/s'));
-  printTable('(c) protected route GET /me with a logged-in session', loginNames, results.protected, speedColumns('req/s'));
+  printTable('(a) login route: GET → 302 to the OP (state, nonce, PKCE, session write)', loginNames, results.login, speedColumns('req/s', 'req'));
+  printTable('(b) full login round trip: login → OP (already signed in) → callback (code exchange, ID token check) → GET /me', names, results.roundTrip, speedColumns('logins/s', 'login'));
+  printTable('(c) protected route GET /me with a logged-in session', loginNames, results.protected, speedColumns('req/s', 'req'));
   printTable('(d) session size per logged-in user', loginNames, results.memory, [
+    { head: 'session bytes', value: (r) => fmt(r.sessionBytes) },
+    { head: 'index bytes', value: (r) => fmt(r.indexBytes) },
     { head: 'server store bytes', value: (r) => fmt(r.storeBytes) },
     { head: 'Cookie header bytes', value: (r) => fmt(r.cookieBytes) },
     { head: 'heap per 10k sessions (MB)', value: (r) => fmt(r.heapPer10k / 1e6, 1) },

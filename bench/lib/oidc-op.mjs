@@ -16,8 +16,53 @@ function signingKey() {
   return { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' };
 }
 
+// oidc-provider's default adapter is an LRU of 1000 records: a benchmark run outgrows it and the
+// OP would forget its sessions, so this one keeps everything (a run is bounded anyway).
+class MapAdapter {
+  static records = new Map();
+
+  constructor(model) {
+    this.model = model;
+  }
+
+  key(id) {
+    return `${this.model}:${id}`;
+  }
+
+  async upsert(id, payload) {
+    MapAdapter.records.set(this.key(id), payload);
+    if (payload.uid) MapAdapter.records.set(`uid:${payload.uid}`, this.key(id));
+  }
+
+  async find(id) {
+    return MapAdapter.records.get(this.key(id));
+  }
+
+  async findByUid(uid) {
+    return MapAdapter.records.get(MapAdapter.records.get(`uid:${uid}`));
+  }
+
+  async findByUserCode() {
+    return undefined;
+  }
+
+  async consume(id) {
+    const payload = MapAdapter.records.get(this.key(id));
+    if (payload) payload.consumed = Math.floor(Date.now() / 1000);
+  }
+
+  async destroy(id) {
+    MapAdapter.records.delete(this.key(id));
+  }
+
+  async revokeByGrantId(grantId) {
+    for (const [key, payload] of MapAdapter.records) if (payload?.grantId === grantId) MapAdapter.records.delete(key);
+  }
+}
+
 function configuration(clients) {
   return {
+    adapter: MapAdapter,
     clients,
     jwks: { keys: [signingKey()] },
     cookies: { keys: ['bench-cookie-key-0123456789'] },

@@ -61,8 +61,31 @@ async function passportOpenidClient({ baseURL, issuer, clientId, clientSecret })
   return { app, store, loginPath: '/login' };
 }
 
+/**
+ * The floor: express + express-session and no OIDC library. /login keeps a random value in a new
+ * session and redirects; /me answers the user that /seed kept in the session. What the others cost above it
+ * is what their OIDC layer costs.
+ */
+async function floor({ issuer }) {
+  const { randomBytes } = await import('node:crypto');
+  const store = new session.MemoryStore();
+  const app = express();
+  app.use(session({ secret: SESSION_SECRET, resave: false, saveUninitialized: false, store, name: 'sid' }));
+  app.get('/login', (req, res) => {
+    req.session.pending = { state: randomBytes(32).toString('base64url'), returnTo: '/me' };
+    res.redirect(`${issuer}/auth?state=${req.session.pending.state}`);
+  });
+  app.get('/seed', (req, res) => {
+    req.session.user = { sub: 'alice', name: 'Alice Liddell', email: 'alice@example.org' };
+    res.json(req.session.user);
+  });
+  app.get('/me', (req, res) => (req.session.user ? void res.json(req.session.user) : void res.status(401).json({ error: 'login_required' })));
+  return { app, store, loginPath: '/login' };
+}
+
 /** The contenders, by name: how to build each app and its label in the tables. */
 export const VARIANTS = {
+  floor: { label: 'floor: express + express-session, no OIDC', callbackPath: '/callback', noLogin: true, build: (o) => floor(o) },
   ours: { label: '@openid-express/rp', callbackPath: '/auth/callback/op', build: (o) => ours(o) },
   'ours-no-userinfo': { label: '@openid-express/rp, fetchUserInfo: false', callbackPath: '/auth/callback/op', build: (o) => ours({ ...o, fetchUserInfo: false }) },
   eoc: { label: 'express-openid-connect (cookie session)', callbackPath: '/callback', build: (o) => expressOpenidConnect({ ...o, stateful: false }) },
