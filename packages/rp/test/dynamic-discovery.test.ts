@@ -3,7 +3,7 @@
  * host, dynamic registration at it, reuse of stored registrations, and the SSRF guard.
  */
 import { DynamicProviders, memoryRegistrationStore, type RegisteredClient } from '../src/discovery/registration.js';
-import { isPrivateAddress, PrivateNetworkError } from '../src/discovery/network-guard.js';
+import { guardedFetch, isPrivateAddress, PrivateNetworkError, privateNetworkError } from '../src/discovery/network-guard.js';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -61,6 +61,18 @@ describe('WebFinger', () => {
     await expect(discoverIssuer(`alice@${op.host}`)).rejects.toBeInstanceOf(PrivateNetworkError);
     await expect(discoverIssuer(`alice@localhost:${new URL(op.issuer).port}`, { allowInsecureRequests: true })).rejects.toMatchObject({ code: 'private_network' });
     expect(op.webfingerRequests).toEqual([]);
+  });
+
+  test('the guarded HTTP client refuses a name resolving to loopback where it connects (no DNS-rebinding window)', async () => {
+    const before = op.webfingerRequests.length;
+    const port = new URL(op.issuer).port;
+    const err = await guardedFetch({})(`http://localhost:${port}/.well-known/webfinger?resource=acct:alice@x`, { method: 'GET', headers: {}, body: undefined, redirect: 'manual' })
+      .catch((e: unknown) => e);
+    expect(privateNetworkError(err)).toBeInstanceOf(PrivateNetworkError);
+    expect(op.webfingerRequests.length).toBe(before);
+    const allowed = await guardedFetch({ allowPrivateNetwork: true })(`http://localhost:${port}/.well-known/webfinger?resource=acct:alice@x`, { method: 'GET', headers: {}, body: undefined, redirect: 'manual' });
+    expect(allowed.status).toBe(200);
+    expect(op.webfingerRequests.length).toBe(before + 1);
   });
 
   test.each([

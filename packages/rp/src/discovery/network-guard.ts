@@ -2,9 +2,11 @@
  * SSRF guard for OPs found on the fly: a host named by a stranger (WebFinger, an issuer, the
  * endpoints in its metadata) must not make the app call into its own private network.
  */
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import type { CustomFetch } from 'openid-client';
+import { Agent, fetch as undiciFetch } from 'undici';
 
 /** Refused: the host resolves to a private, loopback or otherwise non-public address. */
 export class PrivateNetworkError extends Error {
@@ -47,7 +49,8 @@ export function privateNetworkError(err: unknown): PrivateNetworkError | undefin
 }
 
 /**
- * Resolves the URL's host and throws {@link PrivateNetworkError} if any of its addresses is private.
+ * Throws {@link PrivateNetworkError} when the URL's host is a private IP literal, or a name that
+ * resolves to a private address (a pre-check: {@link guardedFetch} checks again at connect time).
  *
  * @example
  * ```ts
@@ -60,9 +63,26 @@ export async function assertPublicHost(url: URL): Promise<void> {
   if (addresses.length === 0 || addresses.some((a) => isPrivateAddress(a.address))) throw new PrivateNetworkError(url.host);
 }
 
+/** A socket `lookup` that refuses private addresses where the connection is made: no DNS rebinding window. */
+function publicOnlyLookup(
+  hostname: string,
+  options: LookupOptions,
+  callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+): void {
+  dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+    if (err) return callback(err, '');
+    if (addresses.length === 0 || addresses.some((a) => isPrivateAddress(a.address))) return callback(new PrivateNetworkError(hostname), '');
+    if (options.all) return callback(null, addresses);
+    callback(null, addresses[0].address, addresses[0].family);
+  });
+}
+
+let agents: { publicOnly: Agent; any: Agent } | undefined;
+
 /**
- * A fetch for openid-client (`customFetch`) that checks every destination host first, unless
- * `allowPrivateNetwork`. Redirects are never followed (openid-client asks for `redirect: 'manual'`).
+ * A fetch for openid-client (`customFetch`) that never reaches a private or loopback address,
+ * unless `allowPrivateNetwork`: IP literals are refused up front, names where the socket connects.
+ * Redirects are never followed. `fetchImpl` (tests) replaces the HTTP client, keeping a pre-check.
  *
  * @example
  * ```ts
@@ -70,9 +90,19 @@ export async function assertPublicHost(url: URL): Promise<void> {
  * ```
  */
 export function guardedFetch(options: { allowPrivateNetwork?: boolean; fetchImpl?: typeof fetch }): CustomFetch {
-  const fetchImpl = options.fetchImpl ?? fetch;
+  const { fetchImpl, allowPrivateNetwork } = options;
+  if (fetchImpl) {
+    return async (url, init) => {
+      if (!allowPrivateNetwork) await assertPublicHost(new URL(url));
+      return fetchImpl(url, { ...init, redirect: 'manual' } as RequestInit);
+    };
+  }
+  agents ??= { publicOnly: new Agent({ connect: { lookup: publicOnlyLookup as never } }), any: new Agent() };
+  const dispatcher = allowPrivateNetwork ? agents.any : agents.publicOnly;
   return async (url, init) => {
-    if (!options.allowPrivateNetwork) await assertPublicHost(new URL(url));
-    return fetchImpl(url, { ...init, redirect: 'manual' } as RequestInit);
+    const { host, hostname } = new URL(url);
+    const literal = hostname.replace(/^\[|\]$/g, '');
+    if (!allowPrivateNetwork && isIP(literal) && isPrivateAddress(literal)) throw new PrivateNetworkError(host);
+    return (await undiciFetch(url, { ...init, redirect: 'manual', dispatcher } as never)) as unknown as Response;
   };
 }

@@ -102,7 +102,8 @@ export async function discoverIssuer(identifier: string, options: WebFingerOptio
       signal: AbortSignal.timeout((options.timeout ?? 10) * 1000),
     });
   } catch (err) {
-    if (privateNetworkError(err)) throw err;
+    const refused = privateNetworkError(err);
+    if (refused) throw refused;
     throw new WebFingerError('webfinger_failed', `WebFinger at ${host} could not be reached`);
   }
   if (response.status !== 200) throw new WebFingerError('webfinger_failed', `WebFinger at ${host} answered HTTP ${response.status}`);
