@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:http';
 import { ask, serveMessages, startChild, stopChild } from './lib/children.mjs';
 import { Jar, locationOf, request } from './lib/http.mjs';
-import { hammer, loop } from './lib/load.mjs';
+import { cpuMicros, hammer, keepBest, loop, withCpu } from './lib/load.mjs';
 import { VARIANTS } from './lib/rp-apps.mjs';
 import { startOidcOp } from './lib/oidc-op.mjs';
 
@@ -62,12 +62,6 @@ function dropPendingLogins(store) {
     if (!/idToken|id_token|"user"/.test(s) && !id.startsWith('oidc-bcl:')) store.destroy(id, () => {});
   }
   return {};
-}
-
-/** CPU time this process has used (user + system), in microseconds. */
-function cpuMicros() {
-  const { user, system } = process.cpuUsage();
-  return user + system;
 }
 
 /**
@@ -141,24 +135,6 @@ async function startAll(names) {
   return { apps, op: { child: op.child, issuer: op.first.issuer } };
 }
 
-/**
- * Runs `measure()` while counting the app server's CPU time: wall-clock figures depend on what else
- * the shared machine runs, CPU time per request much less.
- */
-async function withCpu(app, measure) {
-  const before = await ask(app.child, { cmd: 'cpu' });
-  const result = await measure();
-  const after = await ask(app.child, { cmd: 'cpu' });
-  return { ...result, cpuUs: (after - before) / result.requests };
-}
-
-/** Keeps the round with the most requests per second, and the least CPU per request of all rounds. */
-function keepBest(results, name, result) {
-  const old = results[name];
-  if (!old) results[name] = result;
-  else results[name] = { ...(result.rps > old.rps ? result : old), cpuUs: Math.min(old.cpuUs, result.cpuUs) };
-}
-
 const fmt = (n, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '–');
 const ratio = (a, b) => (Number.isFinite(a / b) && b !== 0 ? `${(a / b).toFixed(2)}×` : '–');
 
@@ -204,7 +180,7 @@ async function main() {
       for (const name of loginNames) {
         const url = apps[name].baseURL + apps[name].loginPath;
         if (round === 0) await hammer({ url, seconds: 1, connections: CONNECTIONS, expectStatus: 302 });
-        keepBest(results.login, name, await withCpu(apps[name], () => hammer({ url, seconds: SECONDS, connections: CONNECTIONS, expectStatus: 302 })));
+        keepBest(results.login, name, await withCpu(apps[name].child, () => hammer({ url, seconds: SECONDS, connections: CONNECTIONS, expectStatus: 302 })));
         await ask(apps[name].child, { cmd: 'clear' }); // drop the pending-login sessions it made
       }
       console.error(`round ${round + 1}: login route done`);
@@ -212,7 +188,7 @@ async function main() {
     for (let round = 0; round < ROUNDS && PHASES.has('b'); round += 1) {
       for (const name of names.filter((n) => !VARIANTS[n].noLogin)) {
         const app = apps[name];
-        keepBest(results.roundTrip, name, await withCpu(app, () => loop({
+        keepBest(results.roundTrip, name, await withCpu(app.child, () => loop({
           users: users[name], seconds: SECONDS, maxIterations: 20_000,
           iteration: async (user) => { user.rpJar = await roundTrip(app, opOrigin, user); },
         })));
@@ -226,7 +202,7 @@ async function main() {
         const headers = { cookie: users[name][0].rpJar.header() };
         const url = `${apps[name].baseURL}/me`;
         if (round === 0) await hammer({ url, headers, seconds: 1, connections: CONNECTIONS, expectStatus: 200 });
-        keepBest(results.protected, name, await withCpu(apps[name], () => hammer({ url, headers, seconds: SECONDS, connections: CONNECTIONS, expectStatus: 200 })));
+        keepBest(results.protected, name, await withCpu(apps[name].child, () => hammer({ url, headers, seconds: SECONDS, connections: CONNECTIONS, expectStatus: 200 })));
       }
       console.error(`round ${round + 1}: protected route done`);
     }

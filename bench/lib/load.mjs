@@ -1,12 +1,13 @@
 // Load generation: autocannon for single routes, a bounded loop of virtual users for flows.
 import autocannon from 'autocannon';
+import { ask } from './children.mjs';
 
 /**
  * requests/s and latency of one route with autocannon, bounded by `seconds` and `maxRequests`.
  * Throws when answers are not what `expectStatus` says (a benchmark of errors measures nothing).
  */
-export async function hammer({ url, headers = {}, seconds, connections = 10, maxRequests = 200_000, expectStatus }) {
-  const result = await autocannon({ url, headers, duration: seconds, connections, maxOverallRequests: maxRequests });
+export async function hammer({ url, method = 'GET', headers = {}, body, seconds, connections = 10, maxRequests = 200_000, expectStatus }) {
+  const result = await autocannon({ url, method, headers, body, duration: seconds, connections, maxOverallRequests: maxRequests });
   const total = Object.values(result.statusCodeStats).reduce((n, s) => n + s.count, 0);
   const good = result.statusCodeStats[expectStatus]?.count ?? 0;
   if (result.errors || result.timeouts || good < total || total === 0) {
@@ -42,4 +43,28 @@ export async function loop({ users, seconds, maxIterations, iteration }) {
   await Promise.all(users.map(worker));
   const elapsed = (performance.now() - start) / 1000;
   return { rps: durations.length / elapsed, p50: quantile(durations, 0.5), p99: quantile(durations, 0.99), requests: durations.length };
+}
+
+/**
+ * Runs `measure()` while counting the server child's CPU time (it answers { cmd: 'cpu' }):
+ * wall-clock figures depend on what else the shared machine runs, CPU time per request much less.
+ */
+export async function withCpu(child, measure) {
+  const before = await ask(child, { cmd: 'cpu' });
+  const result = await measure();
+  const after = await ask(child, { cmd: 'cpu' });
+  return { ...result, cpuUs: (after - before) / result.requests };
+}
+
+/** CPU time this process has used (user + system), in microseconds. */
+export function cpuMicros() {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+}
+
+/** Keeps the round with the most requests per second, and the least CPU per request of all rounds. */
+export function keepBest(results, name, result) {
+  const old = results[name];
+  if (!old) results[name] = result;
+  else results[name] = { ...(result.rps > old.rps ? result : old), cpuUs: Math.min(old.cpuUs, result.cpuUs) };
 }

@@ -1,0 +1,168 @@
+// @openid-express/op against a bare oidc-provider mounted in Express, with the same clients,
+// accounts and keys: what op() adds on the endpoints machines call most.
+//
+// Run after a build:
+//   npx -y pnpm@10.34.9 -r --filter "./packages/*" build && node bench/op-overhead.mjs
+// Knobs (environment): SECONDS=3 per measurement, ROUNDS=2 (interleaved, best kept),
+// CONNECTIONS=10, ONLY=discovery,token (a subset of the endpoints), PROFILE=ours,bare (writes V8
+// CPU profiles of those servers into bench/profiles/<name>/).
+//
+// Processes: this one generates load (autocannon); each OP runs in its own child process.
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import express from 'express';
+import session from 'express-session';
+import Provider from 'oidc-provider';
+import { ask, serveMessages, startChild, stopChild } from './lib/children.mjs';
+import { cpuMicros, hammer, keepBest, withCpu } from './lib/load.mjs';
+
+const SCRIPT = fileURLToPath(import.meta.url);
+const SECONDS = Number(process.env.SECONDS ?? 3);
+const ROUNDS = Number(process.env.ROUNDS ?? 2);
+const CONNECTIONS = Number(process.env.CONNECTIONS ?? 10);
+
+const SERVICE = { client_id: 'svc', client_secret: 'svc-secret-that-is-long-enough-0123456789', grant_types: ['client_credentials'], redirect_uris: [], response_types: [] };
+const APP = { client_id: 'app', client_secret: 'app-secret-that-is-long-enough-0123456789', redirect_uris: ['https://app.example.com/auth/callback/op'] };
+const ALICE = { id: 'alice', username: 'alice', password: 'wonderland-42', claims: { name: 'Alice Liddell', email: 'alice@example.org', email_verified: true } };
+const SCOPE_CLAIMS = { openid: ['sub'], profile: ['name'], email: ['email', 'email_verified'] };
+const COOKIE_KEYS = ['bench-cookie-key-0123456789abcdef'];
+const DAY = 24 * 3600;
+
+// ---------------------------------------------------------------- child processes
+
+/** @openid-express/op as the README mounts it: express-session, then op() at the issuer's path. */
+async function ours(issuer, jwks) {
+  const { op, memoryAccounts } = await import('@openid-express/op');
+  const app = express();
+  app.use(session({ secret: 'bench-session-secret-0123456789', resave: false, saveUninitialized: false }));
+  const opApp = op({
+    issuer, jwks, cookieKeys: COOKIE_KEYS, clients: [SERVICE, APP], accounts: memoryAccounts([ALICE]),
+    features: { clientCredentials: true }, scopes: ['api:read'],
+  });
+  app.use('/op', opApp);
+  return { app, provider: opApp.provider };
+}
+
+/** oidc-provider as its documentation mounts it in Express: provider.callback() at the issuer's path. */
+async function bare(issuer, jwks, { withSession = false } = {}) {
+  const provider = new Provider(issuer, {
+    clients: [SERVICE, APP], jwks, cookies: { keys: COOKIE_KEYS },
+    claims: SCOPE_CLAIMS, scopes: ['openid', 'offline_access', 'api:read'],
+    findAccount: (_ctx, id) => id === ALICE.id && { accountId: id, claims: () => ({ sub: id, ...ALICE.claims }) },
+    features: { devInteractions: { enabled: false }, clientCredentials: { enabled: true }, introspection: { enabled: true }, revocation: { enabled: true } },
+    ttl: { AccessToken: 3600, AuthorizationCode: 60, ClientCredentials: 600, IdToken: 3600, RefreshToken: 14 * DAY, Interaction: 3600, Session: 14 * DAY, Grant: 14 * DAY },
+  });
+  const app = express();
+  // the same session middleware ours needs, to tell its cost from op()'s own
+  if (withSession) app.use(session({ secret: 'bench-session-secret-0123456789', resave: false, saveUninitialized: false }));
+  app.use('/op', provider.callback());
+  return { app, provider };
+}
+
+const VARIANTS = {
+  ours: { label: '@openid-express/op', build: ours },
+  bare: { label: 'bare oidc-provider in Express', build: bare },
+  'bare+session': { label: 'bare oidc-provider behind express-session', build: (issuer, jwks) => bare(issuer, jwks, { withSession: true }) },
+};
+
+/** An access token for alice as an authorization-code login would leave it (userinfo needs a grant). */
+async function accessTokenFor(provider) {
+  const client = await provider.Client.find(APP.client_id);
+  const grant = new provider.Grant({ clientId: client.clientId, accountId: ALICE.id });
+  grant.addOIDCScope('openid profile email');
+  const grantId = await grant.save();
+  const token = new provider.AccessToken({ client, accountId: ALICE.id, grantId, gty: 'authorization_code', scope: 'openid profile email' });
+  return token.save();
+}
+
+/** Child: one OP. argv: op <variant> <jwks JSON>. */
+async function runOp(name, jwksJson) {
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const { app, provider } = await VARIANTS[name].build(`${origin}/op`, JSON.parse(jwksJson));
+  server.on('request', app);
+  // oidc-provider's own memory adapter keeps 1000 records: the token benchmark evicts older ones
+  serveMessages({ cpu: () => cpuMicros(), accessToken: () => accessTokenFor(provider) });
+  process.send({ origin, accessToken: await accessTokenFor(provider) });
+}
+
+// ---------------------------------------------------------------- the load generator
+
+/** The measured requests, by name. */
+function endpoints(op) {
+  const basic = `Basic ${Buffer.from(`${SERVICE.client_id}:${SERVICE.client_secret}`).toString('base64')}`;
+  return {
+    discovery: { url: `${op.origin}/op/.well-known/openid-configuration`, expectStatus: 200 },
+    token: {
+      url: `${op.origin}/op/token`, method: 'POST', expectStatus: 200,
+      headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials&scope=api%3Aread',
+    },
+    userinfo: { url: `${op.origin}/op/me`, headers: { authorization: `Bearer ${op.accessToken}` }, expectStatus: 200 },
+  };
+}
+
+/** Checks each endpoint answers what a client expects before measuring it. */
+async function check(op) {
+  for (const [what, e] of Object.entries(endpoints(op))) {
+    const response = await fetch(e.url, { method: e.method ?? 'GET', headers: e.headers, body: e.body });
+    const body = await response.json().catch(() => ({}));
+    const ok = response.status === e.expectStatus && (body.issuer || body.access_token || body.sub === ALICE.id);
+    if (!ok) throw new Error(`${what} at ${e.url}: HTTP ${response.status} ${JSON.stringify(body).slice(0, 300)}`);
+  }
+}
+
+const fmt = (n, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '–');
+const ratio = (a, b) => (Number.isFinite(a / b) && b !== 0 ? `${(a / b).toFixed(2)}×` : '–');
+
+async function main() {
+  const started = Date.now();
+  const names = Object.keys(VARIANTS);
+  const only = process.env.ONLY?.split(',');
+  console.log(`node ${process.version}, ${SECONDS} s per measurement, best of ${ROUNDS} interleaved rounds, ${CONNECTIONS} connections`);
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwks = { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' }] };
+  const ops = {};
+  const results = {};
+  try {
+    for (const name of names) {
+      const dir = process.env.PROFILE?.split(',').includes(name) ? fileURLToPath(new URL(`profiles/op-${name}/`, import.meta.url)) : undefined;
+      const { child, first } = await startChild(SCRIPT, ['op', name, JSON.stringify(jwks)], { profile: dir });
+      ops[name] = { child, ...first };
+      await check(ops[name]);
+    }
+    const whats = Object.keys(endpoints(ops.ours)).filter((w) => !only || only.includes(w));
+    for (let round = 0; round < ROUNDS; round += 1) {
+      for (const what of whats) {
+        for (const name of names) {
+          if (what === 'userinfo') ops[name].accessToken = await ask(ops[name].child, { cmd: 'accessToken' });
+          const e = endpoints(ops[name])[what];
+          if (round === 0) await hammer({ ...e, seconds: 1, connections: CONNECTIONS });
+          results[what] ??= {};
+          keepBest(results[what], name, await withCpu(ops[name].child, () => hammer({ ...e, seconds: SECONDS, connections: CONNECTIONS })));
+        }
+      }
+      console.error(`round ${round + 1} done`);
+    }
+  } finally {
+    await Promise.all(Object.values(ops).map((o) => stopChild(o.child)));
+  }
+  const others = names.filter((n) => n !== 'ours');
+  console.log(`\nratios are ours / ${others.join(' and ours / ')}; CPU is the OP process's CPU time per request\n`);
+  console.log(`| endpoint | ${names.map((n) => `${n} req/s`).join(' | ')} | ${names.map((n) => `${n} p50 / p99 ms`).join(' | ')} | ${names.map((n) => `${n} CPU µs/req`).join(' | ')} | ${others.map((n) => `ours / ${n} (req/s)`).join(' | ')} | ${others.map((n) => `ours / ${n} (CPU)`).join(' | ')} |`);
+  console.log(`|---|${Array.from({ length: names.length * 3 + others.length * 2 }, () => '---:').join('|')}|`);
+  for (const [what, r] of Object.entries(results)) {
+    const cells = [
+      ...names.map((n) => fmt(r[n].rps)), ...names.map((n) => `${r[n].p50} / ${r[n].p99}`), ...names.map((n) => fmt(r[n].cpuUs)),
+      ...others.map((n) => ratio(r.ours.rps, r[n].rps)), ...others.map((n) => ratio(r.ours.cpuUs, r[n].cpuUs)),
+    ];
+    console.log(`| ${what} | ${cells.join(' | ')} |`);
+  }
+  console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s in all)`);
+}
+
+const [role, ...args] = process.argv.slice(2);
+if (role === 'op') await runOp(...args);
+else await main();
