@@ -6,7 +6,6 @@ import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'nod
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import type { CustomFetch } from 'openid-client';
-import { Agent, fetch as undiciFetch } from 'undici';
 
 /** Refused: the host resolves to a private, loopback or otherwise non-public address. */
 export class PrivateNetworkError extends Error {
@@ -77,12 +76,26 @@ function publicOnlyLookup(
   });
 }
 
-let agents: { publicOnly: Agent; any: Agent } | undefined;
+/** A dispatcher (undici Agent) for the built-in fetch. */
+type Dispatcher = object;
+
+/**
+ * The built-in fetch's own undici Agent class (the same one oidc-provider uses for its SSRF
+ * protection): an Agent from the npm `undici` package would replace the process-wide dispatcher.
+ */
+function builtinAgentClass(): (new (options: object) => Dispatcher) | undefined {
+  void Response; // loads the built-in undici, which registers its global dispatcher
+  const g = globalThis as Record<symbol, unknown>;
+  const dispatcher = g[Symbol.for('undici.globalDispatcher.2')] ?? g[Symbol.for('undici.globalDispatcher.1')];
+  return (dispatcher as { constructor?: new (options: object) => Dispatcher } | undefined)?.constructor;
+}
+
+const dispatchers: { publicOnly?: Dispatcher; any?: Dispatcher } = {};
 
 /**
  * A fetch for openid-client (`customFetch`) that never reaches a private or loopback address,
- * unless `allowPrivateNetwork`: IP literals are refused up front, names where the socket connects.
- * Redirects are never followed. `fetchImpl` (tests) replaces the HTTP client, keeping a pre-check.
+ * unless `allowPrivateNetwork`: IP literals are refused up front, names where the socket connects
+ * (no DNS-rebinding window). Redirects are never followed. `fetchImpl` replaces the HTTP client (tests).
  *
  * @example
  * ```ts
@@ -90,19 +103,17 @@ let agents: { publicOnly: Agent; any: Agent } | undefined;
  * ```
  */
 export function guardedFetch(options: { allowPrivateNetwork?: boolean; fetchImpl?: typeof fetch }): CustomFetch {
-  const { fetchImpl, allowPrivateNetwork } = options;
-  if (fetchImpl) {
-    return async (url, init) => {
-      if (!allowPrivateNetwork) await assertPublicHost(new URL(url));
-      return fetchImpl(url, { ...init, redirect: 'manual' } as RequestInit);
-    };
-  }
-  agents ??= { publicOnly: new Agent({ connect: { lookup: publicOnlyLookup as never } }), any: new Agent() };
-  const dispatcher = allowPrivateNetwork ? agents.any : agents.publicOnly;
+  const { allowPrivateNetwork } = options;
+  const fetchImpl = options.fetchImpl ?? fetch;
+  const Agent = options.fetchImpl ? undefined : builtinAgentClass();
+  // One code path with or without the opt-in: the opt-in only drops the address check.
+  const dispatcher = Agent && (allowPrivateNetwork
+    ? (dispatchers.any ??= new Agent({}))
+    : (dispatchers.publicOnly ??= new Agent({ connect: { lookup: publicOnlyLookup } })));
   return async (url, init) => {
-    const { host, hostname } = new URL(url);
-    const literal = hostname.replace(/^\[|\]$/g, '');
-    if (!allowPrivateNetwork && isIP(literal) && isPrivateAddress(literal)) throw new PrivateNetworkError(host);
-    return (await undiciFetch(url, { ...init, redirect: 'manual', dispatcher } as never)) as unknown as Response;
+    const target = new URL(url);
+    // IP literals never reach a lookup; without a connect-time check, names are checked up front.
+    if (!allowPrivateNetwork && (isIP(target.hostname.replace(/^\[|\]$/g, '')) || !dispatcher)) await assertPublicHost(target);
+    return fetchImpl(url, { ...init, redirect: 'manual', ...(dispatcher ? { dispatcher } : {}) } as RequestInit);
   };
 }
