@@ -58,7 +58,16 @@ export interface DynamicOptions {
   allowInsecureRequests?: boolean;
 }
 
-/** Refused dynamic login; `code` is stable and `status` is what the router should answer. */
+/**
+ * Refused dynamic login; `code` is stable and `status` is what the router answers (the router
+ * turns it into an `RpError` with the same code).
+ *
+ * @example
+ * ```ts
+ * try { await relyingParty.discoverProvider('alice@example.org'); }
+ * catch (err) { if (err.code === 'issuer_not_allowed') showAllowedProviders(); }
+ * ```
+ */
 export class DynamicProviderError extends Error {
   readonly status: number;
   constructor(

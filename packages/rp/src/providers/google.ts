@@ -26,7 +26,16 @@ export interface GoogleOptions {
   allowInsecureRequests?: boolean;
 }
 
-/** Refused ID token: its `hd` claim is not the configured `hostedDomain`. */
+/**
+ * Refused ID token: its `hd` claim is not the configured `hostedDomain`. The callback answers
+ * `invalid_id_token` (401) with this error as `cause`.
+ *
+ * @example
+ * ```ts
+ * rp({ baseURL, providers: { google: google({ clientId, clientSecret, hostedDomain: 'example.com' }) },
+ *   onError: (err, req, res) => res.status(err.status).send(err.cause instanceof HostedDomainError ? 'Use your example.com account' : err.message) });
+ * ```
+ */
 export class HostedDomainError extends Error {
   readonly code = 'hosted_domain_mismatch';
   constructor(expected: string, actual: unknown) {

@@ -33,7 +33,16 @@ export interface MicrosoftOptions {
   allowInsecureRequests?: boolean;
 }
 
-/** Refused ID token: its tenant is not acceptable or its `iss` does not match its `tid`. */
+/**
+ * Refused ID token: no valid `tid`, or a tenant not in `allowedTenants`. The callback answers
+ * `invalid_id_token` (401) with this error as `cause`.
+ *
+ * @example
+ * ```ts
+ * rp({ baseURL, providers: { work: microsoft({ tenant: 'organizations', clientId, clientSecret, allowedTenants: [tid] }) },
+ *   onError: (err, req, res) => res.status(err.status).send(err.cause instanceof TenantError ? 'Your organization is not enrolled' : err.message) });
+ * ```
+ */
 export class TenantError extends Error {
   readonly code = 'tenant_not_allowed';
   constructor(message: string) {

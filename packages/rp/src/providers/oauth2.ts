@@ -36,7 +36,16 @@ export interface OAuth2Options {
   allowInsecureRequests?: boolean;
 }
 
-/** Thrown by a `fetchUser` when the user endpoint does not answer a usable user. */
+/**
+ * Thrown by a `fetchUser` when the user endpoint does not answer a usable user (`code`
+ * `userinfo_failed`, `status` the endpoint's HTTP status).
+ *
+ * @example
+ * ```ts
+ * oauth2({ ..., fetchUser: async (token, f) => { const r = await f(url, { headers: { authorization: `Bearer ${token}` } });
+ *   if (!r.ok) throw new UserEndpointError(`user endpoint answered ${r.status}`, r.status); return r.json(); } });
+ * ```
+ */
 export class UserEndpointError extends Error {
   readonly code = 'userinfo_failed';
   constructor(message: string, readonly status?: number) {
