@@ -111,6 +111,7 @@ describe('WebFinger answers that name no usable issuer', () => {
     ['a non-string issuer', link(42)],
     ['no issuer link', (res: express.Response) => void res.json({ links: [{ rel: 'self', href: 'https://op.example' }] })],
     ['not JSON', (res: express.Response) => void res.type('html').send('<h1>hi</h1>')],
+    ['an oversized answer (over 64 KiB)', (res: express.Response) => void res.type('json').send(`{"links":[${'{"rel":"x"},'.repeat(20000)}{}]}`)],
     ['a redirect (never followed)', (res: express.Response) => void res.redirect('http://169.254.169.254/latest/meta-data')],
   ])('%s is a webfinger_failed', async (_label, respond) => {
     answer = respond;

@@ -107,11 +107,29 @@ export async function discoverIssuer(identifier: string, options: WebFingerOptio
     throw new WebFingerError('webfinger_failed', `WebFinger at ${host} could not be reached`);
   }
   if (response.status !== 200) throw new WebFingerError('webfinger_failed', `WebFinger at ${host} answered HTTP ${response.status}`);
-  const jrd: unknown = await response.json().catch(() => undefined);
+  const jrd = await readJson(response, 64 * 1024);
   const links = (jrd as { links?: unknown } | undefined)?.links;
   const link = Array.isArray(links) ? links.find((l) => l && l.rel === ISSUER_REL && typeof l.href === 'string') : undefined;
   if (!link) throw new WebFingerError('webfinger_failed', `WebFinger at ${host} names no OpenID Provider for this identifier`);
   return checkIssuerUrl(link.href as string, options);
+}
+
+/** The JSON body, or undefined when it is not JSON or larger than `limit` bytes (a stranger's server). */
+async function readJson(response: Response, limit: number): Promise<unknown> {
+  if (!response.body) return undefined;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      size += chunk.byteLength;
+      if (size > limit) throw new WebFingerError('webfinger_failed', `the WebFinger answer is larger than ${limit} bytes`);
+      chunks.push(chunk);
+    }
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (err) {
+    if (err instanceof WebFingerError) throw err;
+    return undefined;
+  }
 }
 
 /** An issuer identifier: https (http only with allowInsecureRequests), no query or fragment. */
