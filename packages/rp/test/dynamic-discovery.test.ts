@@ -122,6 +122,26 @@ describe('WebFinger answers that name no usable issuer', () => {
   });
 });
 
+test('an OP that answers discovery with megabytes is refused cleanly (bodies from strangers are capped at 1 MiB)', async () => {
+  const app = express();
+  let issuer = '';
+  app.get('/.well-known/webfinger', (_req, res) => void res.json({ links: [{ rel: ISSUER_REL, href: issuer }] }));
+  app.get('/.well-known/openid-configuration', (_req, res) => void res.json({ issuer, padding: 'x'.repeat(2 * 1024 * 1024) }));
+  const server = await new Promise<Server>((resolve) => { const s = app.listen(0, '127.0.0.1', () => resolve(s)); });
+  issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    const dynamic = new DynamicProviders({ webfinger: true, registration: true, ...dev }, redirectUriFor);
+    const err = await dynamic.resolve(`alice@${new URL(issuer).host}`).catch((e: Error) => e);
+    expect(err).toMatchObject({ code: 'registration_failed', status: 502 });
+    const chain: string[] = [];
+    for (let e: unknown = err; e instanceof Error; e = e.cause) chain.push(e.message);
+    expect(chain.at(-1)).toBe('the response is larger than 1048576 bytes');
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+});
+
 describe('DynamicProviders', () => {
   test('resolves alice@host to a registered client at her OP, and reuses the registration', async () => {
     const saved: RegisteredClient[] = [];

@@ -114,6 +114,26 @@ export function guardedFetch(options: { allowPrivateNetwork?: boolean; fetchImpl
     const target = new URL(url);
     // IP literals never reach a lookup; without a connect-time check, names are checked up front.
     if (!allowPrivateNetwork && (isIP(target.hostname.replace(/^\[|\]$/g, '')) || !dispatcher)) await assertPublicHost(target);
-    return fetchImpl(url, { ...init, redirect: 'manual', ...(dispatcher ? { dispatcher } : {}) } as RequestInit);
+    const response = await fetchImpl(url, { ...init, redirect: 'manual', ...(dispatcher ? { dispatcher } : {}) } as RequestInit);
+    return capped(response, MAX_BODY);
   };
+}
+
+/** Bodies from OPs found on the fly are metadata, keys and tokens: a stranger's server may send more. */
+const MAX_BODY = 1024 * 1024;
+
+/** The response with its body cut off (as an error) past `limit` bytes. */
+function capped(response: Response, limit: number): Response {
+  if (!response.body || [101, 204, 205, 304].includes(response.status)) return response;
+  let size = 0;
+  const body = response.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        size += chunk.byteLength;
+        if (size > limit) controller.error(new Error(`the response is larger than ${limit} bytes`));
+        else controller.enqueue(chunk);
+      },
+    }),
+  );
+  return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
 }
