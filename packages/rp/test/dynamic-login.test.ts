@@ -170,6 +170,12 @@ test('without the dynamic option, /login?identifier= is not a way in', async () 
   expect((empty as Error).message).toMatch(/providers/);
 });
 
+test('start-up refuses dynamic options that cannot work, naming the option', async () => {
+  await expect(startSimApp(() => ({}), { rp: { dynamic: { ...dev, scope: 'email' } } })).rejects.toThrow(/"dynamic.scope" must be .* including "openid"/);
+  await expect(startSimApp(() => ({}), { rp: { dynamic: { ...dev, allowIssuer: 'yes' as never } } })).rejects.toThrow(/dynamic.allowIssuer/);
+  await expect(startSimApp(() => ({}), { rp: { dynamic: { ...dev, store: {} as never } } })).rejects.toThrow(/dynamic.store/);
+});
+
 test('a forged callback to an unknown dyn- provider is a clean 404', async () => {
   const a = await app(dev);
   const res = await a.agent().get('/auth/callback/dyn-AAAAAAAAAAAAAAAAAAAAAA?code=x&state=y').set('accept', 'application/json');

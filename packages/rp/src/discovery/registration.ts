@@ -122,6 +122,9 @@ export class DynamicProviders {
   private readonly known = new Map<string, ProviderConfig>();
 
   constructor(private readonly options: DynamicOptions, private readonly redirectUriFor: (name: string) => string) {
+    if (options.scope !== undefined && (typeof options.scope !== 'string' || !options.scope.split(' ').includes('openid'))) {
+      throw new TypeError('rp(): option "dynamic.scope" must be a space-separated string including "openid"');
+    }
     this.store = options.store ?? memoryRegistrationStore();
   }
 
