@@ -30,7 +30,7 @@ async function sidOf(t: TestRp): Promise<string> {
 }
 
 async function eventually(check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 40; i++) {
+  for (let i = 0; i < 200; i++) {
     if (await check()) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
