@@ -137,4 +137,6 @@ test('a refresh token GitHub refuses with HTTP 200 (bad_refresh_token) ends in a
   expect(res.status).toBe(401);
   expect(res.body).toMatchObject({ error: 'refresh_failed', op_error: 'bad_refresh_token' });
   expect(expiringSim.tokenRequests.at(-1)).toMatchObject({ grantType: 'refresh_token', error: 'bad_refresh_token' });
+  expect((await agent.get('/me')).status).toBe(401);
+  expect(await app.authenticatedSessions()).toEqual([]);
 });

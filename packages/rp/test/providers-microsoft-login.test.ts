@@ -142,6 +142,8 @@ test('multi-tenant refresh: a refreshed ID token whose iss does not match its ti
   const refreshed = await agent.post('/auth/refresh').set('accept', 'application/json');
   expect(refreshed.status).toBe(401);
   expect(refreshed.body.error).toBe('refresh_failed');
+  expect((await agent.get('/me')).status).toBe(401);
+  expect(await app.authenticatedSessions()).toEqual([]);
 });
 
 test('the provider list labels the Microsoft entries', async () => {
