@@ -3,7 +3,7 @@
 //
 // Run after a build:
 //   npx -y pnpm@10.34.9 -r --filter "./packages/*" build && node bench/op-overhead.mjs
-// Knobs (environment): SECONDS=3 per measurement, ROUNDS=2 (interleaved, best kept),
+// Knobs (environment): SECONDS=2 per measurement, ROUNDS=4 (interleaved, best kept),
 // CONNECTIONS=10, ONLY=discovery,token (a subset of the endpoints), PROFILE=ours,bare (writes V8
 // CPU profiles of those servers into bench/profiles/<name>/).
 //
@@ -18,8 +18,8 @@ import { ask, serveMessages, startChild, stopChild } from './lib/children.mjs';
 import { cpuMicros, hammer, keepBest, withCpu } from './lib/load.mjs';
 
 const SCRIPT = fileURLToPath(import.meta.url);
-const SECONDS = Number(process.env.SECONDS ?? 3);
-const ROUNDS = Number(process.env.ROUNDS ?? 2);
+const SECONDS = Number(process.env.SECONDS ?? 2);
+const ROUNDS = Number(process.env.ROUNDS ?? 4);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 10);
 
 const SERVICE = { client_id: 'svc', client_secret: 'svc-secret-that-is-long-enough-0123456789', grant_types: ['client_credentials'], redirect_uris: [], response_types: [] };
@@ -106,9 +106,12 @@ function endpoints(op) {
 
 /** Checks each endpoint answers what a client expects before measuring it. */
 async function check(op) {
+  op.bytes = {};
   for (const [what, e] of Object.entries(endpoints(op))) {
     const response = await fetch(e.url, { method: e.method ?? 'GET', headers: e.headers, body: e.body });
-    const body = await response.json().catch(() => ({}));
+    const text = await response.text();
+    op.bytes[what] = Buffer.byteLength(text);
+    const body = JSON.parse(text || '{}');
     const ok = response.status === e.expectStatus && (body.issuer || body.access_token || body.sub === ALICE.id);
     if (!ok) throw new Error(`${what} at ${e.url}: HTTP ${response.status} ${JSON.stringify(body).slice(0, 300)}`);
   }
@@ -160,6 +163,7 @@ async function main() {
     ];
     console.log(`| ${what} | ${cells.join(' | ')} |`);
   }
+  console.log('\nresponse body bytes: ' + names.map((n) => `${n} ${JSON.stringify(ops[n].bytes)}`).join('; '));
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s in all)`);
 }
 
