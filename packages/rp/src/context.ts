@@ -18,6 +18,33 @@ export interface AccessToken {
 }
 
 /**
+ * What `req.oidc` offers: the login kept in the session and the operations on it. An interface
+ * of plain members, so that two copies of the package (e.g. sources and build) agree on its type.
+ */
+export interface OidcContext {
+  /** The login kept in the session, if any. */
+  readonly authentication: Authentication | undefined;
+  /** True when the session holds a login. */
+  isAuthenticated(): boolean;
+  /** The normalized user, or undefined when not logged in. */
+  readonly user: NormalizedUser | undefined;
+  /** The verified claims of the ID token. */
+  readonly idTokenClaims: Record<string, unknown> | undefined;
+  /** The current access token (possibly expired: see `getValidAccessToken()`). */
+  readonly accessToken: AccessToken | undefined;
+  /** Refresh grant (optionally a narrower `scope`); a refused refresh ends the login. */
+  refresh(opts?: { scope?: string }): Promise<AccessToken>;
+  /** Claims from the OP's userinfo endpoint (or the provider's user endpoint). */
+  fetchUserInfo(): Promise<Record<string, unknown>>;
+  /** True when logged in and, with `maxAgeSeconds`, authenticated at the OP at most that long ago. */
+  hasActiveAuthentication(maxAgeSeconds?: number): boolean;
+  /** An unexpired access token, refreshing it first when it has expired. */
+  getValidAccessToken(): Promise<AccessToken>;
+  /** `fetch` to a resource server with `Authorization: Bearer <access token>` (refreshed when expired). */
+  fetch(url: string | URL, init?: RequestInit): Promise<Response>;
+}
+
+/**
  * `req.oidc`, set by `rp()` on every request.
  *
  * @example
@@ -28,7 +55,7 @@ export interface AccessToken {
  * });
  * ```
  */
-export class RequestContext {
+export class RequestContext implements OidcContext {
   constructor(
     private readonly req: Request,
     /** The RP core behind this request. */
@@ -115,7 +142,7 @@ declare global {
   namespace Express {
     interface Request {
       /** Set by `rp()`: the login of this session and its operations. */
-      oidc: RequestContext;
+      oidc: OidcContext;
     }
   }
 }

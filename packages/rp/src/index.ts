@@ -1,7 +1,7 @@
 export { rp, type RpRouter } from './router.js';
 export { requireAuth, type RequireAuthOptions, type ClaimRequirement } from './require-auth.js';
 export { RelyingParty, type AuthorizationRequest } from './relying-party.js';
-export { RequestContext, type AccessToken } from './context.js';
+export { RequestContext, type AccessToken, type OidcContext } from './context.js';
 export { RpError, OptionsError, type RpErrorCode } from './errors.js';
 export { oidc, type OidcProviderOptions } from './providers/oidc.js';
 export type { RpOptions, ProviderConfig, ProviderInfo, NormalizedUser } from './options.js';

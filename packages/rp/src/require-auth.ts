@@ -3,6 +3,7 @@
  * the required claims or scope gets 403 (never a login loop).
  */
 import type { RequestHandler } from 'express';
+import { RequestContext } from './context.js';
 import { RpError } from './errors.js';
 import { requireSession, sendError, wantsHtml } from './router.js';
 
@@ -47,7 +48,7 @@ export function requireAuth(options: RequireAuthOptions = {}): RequestHandler {
   }
   return (req, res, next) => {
     const ctx = req.oidc;
-    if (!ctx) return next(new Error('requireAuth() needs rp() mounted before it: app.use(rp({ ... }))'));
+    if (!(ctx instanceof RequestContext)) return next(new Error('requireAuth() needs rp() mounted before it: app.use(rp({ ... }))'));
     const rp = ctx.relyingParty;
     try {
       requireSession(req);
