@@ -3,7 +3,7 @@
 //
 // Run after a build:
 //   npx -y pnpm@10.34.9 -r --filter "./packages/*" build && node bench/rp-vs-express-openid-connect.mjs
-// Knobs (environment): SECONDS=3 per measurement, ROUNDS=2 (interleaved, best kept), CONNECTIONS=10 (autocannon), USERS=8 (virtual
+// Knobs (environment): SECONDS=2.5 per measurement, ROUNDS=2 (interleaved, best kept), CONNECTIONS=10 (autocannon), USERS=8 (virtual
 // users of the round trip), ONLY=ours,eoc (a subset of the variants), PHASES=a,c (a subset of the
 // measurements), PROFILE=ours,passport (writes V8 CPU profiles of those servers into bench/profiles/<name>/;
 // summarize with node bench/lib/profile-top.mjs <file>).
@@ -20,7 +20,7 @@ import { VARIANTS } from './lib/rp-apps.mjs';
 import { startOidcOp } from './lib/oidc-op.mjs';
 
 const SCRIPT = fileURLToPath(import.meta.url);
-const SECONDS = Number(process.env.SECONDS ?? 3);
+const SECONDS = Number(process.env.SECONDS ?? 2.5);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 10);
 const USERS = Number(process.env.USERS ?? 8);
 const ROUNDS = Number(process.env.ROUNDS ?? 2);
