@@ -4,11 +4,6 @@
  * Single source of truth for option names, defaults and their documentation (the README's option
  * table is generated from / checked against this file). Validation with messages that say what to
  * fix lives here too.
- *
- * OWNERSHIP NOTE (remove when the package is done): the RP core owns this file. Provider presets
- * (google.ts, microsoft.ts, github.ts, oauth2) must only need the generic hooks of
- * `ProviderConfig`; a preset that needs a new hook adds an OPTIONAL, provider-neutral field here and
- * the core handles it generically. Core code never names a provider.
  */
 import type * as client from 'openid-client';
 import type { Request, Response, NextFunction } from 'express';

@@ -27,5 +27,10 @@ export interface OidcProviderOptions extends Partial<Omit<ProviderConfig, 'type'
  * ```
  */
 export function oidc(options: OidcProviderOptions): ProviderConfig {
-  return { label: options.issuer ? new URL(options.issuer).host : undefined, ...options, type: 'oidc', scope: options.scope ?? 'openid profile email' };
+  return { label: hostOf(options.issuer), ...options, type: 'oidc', scope: options.scope ?? 'openid profile email' };
+}
+
+/** The issuer's host as a default label; an invalid issuer is reported by the options check, not here. */
+function hostOf(issuer: string | undefined): string | undefined {
+  return URL.canParse(issuer ?? '') ? new URL(issuer!).host : undefined;
 }
