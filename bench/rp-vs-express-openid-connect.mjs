@@ -3,10 +3,11 @@
 //
 // Run after a build:
 //   npx -y pnpm@10.34.9 -r --filter "./packages/*" build && node bench/rp-vs-express-openid-connect.mjs
-// Knobs (environment): SECONDS=2.5 per measurement, ROUNDS=2 (interleaved, best kept), CONNECTIONS=10 (autocannon), USERS=8 (virtual
-// users of the round trip), ONLY=ours,eoc (a subset of the variants), PHASES=a,c (a subset of the
-// measurements), PROFILE=ours,passport (writes V8 CPU profiles of those servers into bench/profiles/<name>/;
-// summarize with node bench/lib/profile-top.mjs <file>).
+// Knobs (environment): SECONDS=2.5 per measurement, ROUNDS=2 (interleaved, best kept),
+// CONNECTIONS=10 (autocannon), USERS=8 (virtual users of the round trip), ONLY=ours,eoc (a subset
+// of the variants), PHASES=a,c (a subset of the measurements), DUMP=1 (prints one stored session
+// of each), PROFILE=ours,passport (writes V8 CPU profiles of those servers into
+// bench/profiles/<name>/; summarize with node bench/lib/profile-top.mjs <file>).
 //
 // Processes: this one generates load (autocannon, fetch); each app and the OP run in their own
 // child process, so an app under test has a core of its own while the OP is idle.
@@ -75,8 +76,9 @@ function sessionMemory(store, cookie) {
   const named = decodeURIComponent(cookie);
   const [sampleId, sample] = entries.find(([id, s]) => named.includes(id) && (s.includes('idToken') || s.includes('id_token'))) ?? [];
   if (!sample) throw new Error('the cookie names no logged-in session in the store');
-  // records that index the session (one user has one of each, naming only this session)
-  const indexKeys = entries.filter(([k, v]) => k !== sampleId && v.includes(sampleId)).map(([k]) => k);
+  // records that index sessions (ours: back-channel logout by sub and sid); a user has one of each,
+  // here naming only its own session
+  const indexKeys = entries.filter(([k, v]) => k !== sampleId && v.startsWith('{"ids":')).map(([k]) => k);
   const indexRecord = (id) => ({ ids: [id] });
   const indexBytes = indexKeys.reduce((n, k) => n + Buffer.byteLength(k) + Buffer.byteLength(JSON.stringify(indexRecord(sampleId))), 0);
   const N = 10_000;
