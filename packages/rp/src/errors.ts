@@ -140,7 +140,8 @@ export function toRpError(err: unknown, idTokenCode: RpErrorCode = 'invalid_id_t
   }
   if (isNetworkError(e)) return new RpError('op_unreachable', 'the OpenID Provider could not be reached', { cause: err });
   const inner = (e.cause as Error | undefined)?.message;
-  const aboutJwt = typeof inner === 'string' && /\bJWT\b|ID Token/.test(inner);
+  // openid-client names the JWT either in the cause or in its own message (e.g. an unknown "crit" header)
+  const aboutJwt = /\bJWT\b|ID Token/.test(`${inner ?? ''} ${e.message}`);
   if (typeof e.code === 'string' && (ID_TOKEN_CODES.has(e.code) || e.code.startsWith('ERR_J') || aboutJwt)) {
     return new RpError(idTokenCode, `the token was refused: ${inner ?? e.message}`, { cause: err });
   }

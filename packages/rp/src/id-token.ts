@@ -32,6 +32,9 @@ export class KeySets {
   }
 }
 
+/** Seconds of clock difference tolerated between the OP and us. */
+const CLOCK_TOLERANCE = 30;
+
 /** What a signature check needs to know about the OP and the client. */
 export interface JwtExpectations {
   jwksUri: string | undefined;
@@ -66,9 +69,13 @@ export async function verifyJwt(
     issuer,
     audience: expect.audience,
     algorithms: expect.algorithms,
-    clockTolerance: 30,
+    clockTolerance: CLOCK_TOLERANCE,
     ...extra,
   });
+  // jose checks iat only with maxTokenAge: a token "issued" in the future is forged or from a broken clock
+  if (typeof payload.iat === 'number' && payload.iat > Math.floor(Date.now() / 1000) + CLOCK_TOLERANCE) {
+    throw new jose.errors.JWTClaimValidationFailed('"iat" claim timestamp check failed (it should be in the past)', payload, 'iat', 'check_failed');
+  }
   return payload;
 }
 

@@ -21,7 +21,15 @@ export interface StubOp {
   idToken: (defaults: JWTPayload) => Promise<string>;
   /** Extra metadata in the discovery document (e.g. a different `issuer`). */
   metadata: Record<string, unknown>;
-  sign(payload: JWTPayload, opts?: { key?: CryptoKey; kid?: string; alg?: string; typ?: string }): Promise<string>;
+  /** The public keys the JWKS serves (default: the stub's one RS256 key); tests may add or strip keys. */
+  keys: JWK[];
+  /** Claims the userinfo endpoint answers with (the stub advertises it only when set). */
+  userinfo?: Record<string, unknown>;
+  /** Token and userinfo requests as received (headers and form body), newest last. */
+  requests: Array<{ path: string; headers: Record<string, string | string[] | undefined>; body: Record<string, string> }>;
+  /** A fresh key pair for `alg` (e.g. ES256); its public JWK is not published until pushed to `keys`. */
+  newKey(alg: string, kid?: string): Promise<{ privateKey: CryptoKey; jwk: JWK }>;
+  sign(payload: JWTPayload, opts?: { key?: CryptoKey | Uint8Array; kid?: string | null; alg?: string; typ?: string; header?: Record<string, unknown> }): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -36,9 +44,17 @@ export async function startStubOp(clientId: string): Promise<StubOp> {
     kid: jwk.kid!,
     jwksRequests: 0,
     metadata: {},
+    keys: [jwk],
+    requests: [],
+    async newKey(alg, kid) {
+      const pair = await generateKeyPair(alg, { extractable: true });
+      return { privateKey: pair.privateKey, jwk: { ...(await exportJWK(pair.publicKey)), ...(kid ? { kid } : {}), use: 'sig', alg } };
+    },
     async sign(payload, opts = {}) {
+      // kid: null signs without a kid header (rp-id_token-kid-absent-*)
+      const kid = opts.kid === null ? {} : { kid: opts.kid ?? stub.kid };
       return new SignJWT(payload)
-        .setProtectedHeader({ alg: opts.alg ?? 'RS256', kid: opts.kid ?? stub.kid, ...(opts.typ ? { typ: opts.typ } : {}) })
+        .setProtectedHeader({ alg: opts.alg ?? 'RS256', ...kid, ...(opts.typ ? { typ: opts.typ } : {}), ...opts.header })
         .sign(opts.key ?? stub.key);
     },
     idToken: (defaults) => stub.sign(defaults),
@@ -52,6 +68,7 @@ export async function startStubOp(clientId: string): Promise<StubOp> {
       authorization_endpoint: `${issuer}/authorize`,
       token_endpoint: `${issuer}/token`,
       jwks_uri: `${issuer}/jwks`,
+      ...(stub.userinfo ? { userinfo_endpoint: `${issuer}/userinfo` } : {}),
       response_types_supported: ['code'],
       subject_types_supported: ['public'],
       id_token_signing_alg_values_supported: ['RS256'],
@@ -60,14 +77,20 @@ export async function startStubOp(clientId: string): Promise<StubOp> {
   });
   app.get('/jwks', (_req, res) => {
     stub.jwksRequests += 1;
-    res.json({ keys: [jwk] });
+    res.json({ keys: stub.keys });
   });
   // the test tells the stub which nonce the RP sent (it reads it from the authorization URL)
   app.post('/nonce', express.text(), (req, res) => {
     lastNonce = String(req.body);
     res.end();
   });
-  app.post('/token', express.urlencoded({ extended: false }), async (_req, res) => {
+  app.get('/userinfo', (req, res) => {
+    stub.requests.push({ path: '/userinfo', headers: req.headers, body: {} });
+    if (!stub.userinfo || req.headers.authorization !== 'Bearer stub-access-token') return void res.status(401).json({ error: 'invalid_token' });
+    res.json(stub.userinfo);
+  });
+  app.post('/token', express.urlencoded({ extended: false }), async (req, res) => {
+    stub.requests.push({ path: '/token', headers: req.headers, body: req.body as Record<string, string> });
     const now = Math.floor(Date.now() / 1000);
     const idToken = await stub.idToken({ iss: issuer, aud: clientId, sub: 'mallory', iat: now, exp: now + 300, nonce: lastNonce });
     res.json({ access_token: 'stub-access-token', token_type: 'Bearer', expires_in: 300, id_token: idToken });

@@ -1,0 +1,240 @@
+/**
+ * OpenID Connect RP certification (Basic / Config RP), the ID token and userinfo tests, against
+ * the hand-written misbehaving OP (op-stub): a real oidc-provider cannot be made to sign a token
+ * without `sub`, with a future `iat`, with HS256 over the client secret, and so on.
+ * Each refusal also shows that no authenticated session is left behind.
+ */
+import { createSign, KeyObject } from 'node:crypto';
+import { createServer } from 'node:http';
+import express from 'express';
+import session from 'express-session';
+import request from 'supertest';
+import { generateKeyPair, type JWK } from 'jose';
+import { oidc, requireAuth, rp } from '@openid-express/rp';
+import { close, listen } from './support/rp-app.js';
+import { startStubOp, type StubOp } from './support/op-stub.js';
+
+const CLIENT_SECRET = 'stub-client-secret-0123456789-0123456789';
+let stub: StubOp;
+let server: ReturnType<typeof createServer>;
+let store: session.MemoryStore;
+let defaultKeys: JWK[];
+
+beforeAll(async () => {
+  stub = await startStubOp('app');
+  // discovery is cached by the RP: what the stub advertises is set before the first login
+  stub.metadata = { id_token_signing_alg_values_supported: ['RS256', 'ES256'] };
+  stub.userinfo = { sub: 'mallory', email: 'mallory@example.org' };
+  defaultKeys = [...stub.keys];
+  server = createServer();
+  const baseURL = await listen(server);
+  store = new session.MemoryStore();
+  const app = express();
+  app.use(session({ secret: 's', resave: false, saveUninitialized: false, store }));
+  app.use(rp({ baseURL, jwksCooldown: 0, providers: { stub: oidc({ issuer: stub.issuer, clientId: 'app', clientSecret: CLIENT_SECRET, allowInsecureRequests: true }) } }));
+  app.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user));
+  server.on('request', app);
+});
+afterAll(async () => {
+  await close(server);
+  await stub.close();
+});
+beforeEach(() => {
+  stub.idToken = (claims) => stub.sign(claims);
+  stub.keys = [...defaultKeys];
+  stub.userinfo = { sub: 'mallory', email: 'mallory@example.org' };
+  stub.requests = [];
+  return new Promise<void>((resolve) => store.clear(() => resolve()));
+});
+
+/** Starts a login at the RP and comes back to its callback as the stub OP would. */
+async function callback(agent: request.Agent): Promise<request.Response> {
+  const login = await agent.get('/auth/login/stub');
+  const url = new URL(login.headers.location);
+  await fetch(`${stub.issuer}/nonce`, { method: 'POST', body: url.searchParams.get('nonce')!, headers: { 'content-type': 'text/plain' } });
+  return agent.get(`/auth/callback/stub?code=stub-code&state=${url.searchParams.get('state')}`);
+}
+
+async function expectLoggedIn(res: request.Response, agent: request.Agent): Promise<void> {
+  expect(res.status).toBe(302);
+  expect((await agent.get('/me')).body.sub).toBe('mallory');
+}
+
+/** A clear 4xx with a stable code, and neither this browser nor the store holds a login. */
+async function expectRefused(res: request.Response, agent: request.Agent, code = 'invalid_id_token', pattern?: RegExp): Promise<void> {
+  expect(res.status).toBeGreaterThanOrEqual(400);
+  expect(res.status).toBeLessThan(500);
+  expect(res.body.error).toBe(code);
+  if (pattern) expect(res.body.error_description).toMatch(pattern);
+  expect((await agent.get('/me')).status).toBe(401);
+  const all = await new Promise<Record<string, session.SessionData>>((resolve) => store.all((_e, s) => resolve((s ?? {}) as never)));
+  expect(Object.values(all).filter((s) => s.oidc?.auth)).toEqual([]);
+}
+
+describe('rp-id_token-* (signature and claims of the ID token)', () => {
+  test('rp-id_token-sig-rs256: an RS256 ID token logs in, and userinfo claims are merged (rp-scope-userinfo-claims)', async () => {
+    const agent = request.agent(server);
+    await expectLoggedIn(await callback(agent), agent);
+    expect((await agent.get('/me')).body.email).toBe('mallory@example.org');
+  });
+
+  test('rp-id_token-sig-es256: an ES256 ID token logs in', async () => {
+    const { privateKey, jwk } = await stub.newKey('ES256', 'ec-key');
+    stub.keys = [...defaultKeys, jwk];
+    stub.idToken = (claims) => stub.sign(claims, { alg: 'ES256', key: privateKey, kid: 'ec-key' });
+    const agent = request.agent(server);
+    await expectLoggedIn(await callback(agent), agent);
+  });
+
+  test('rp-id_token-bad-sig-es256: an ES256 ID token signed by another key does not log in', async () => {
+    const { jwk } = await stub.newKey('ES256', 'ec-key');
+    const other = await stub.newKey('ES256');
+    stub.keys = [...defaultKeys, jwk];
+    stub.idToken = (claims) => stub.sign(claims, { alg: 'ES256', key: other.privateKey, kid: 'ec-key' });
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent, 'invalid_id_token', /signature/);
+  });
+
+  test('rp-id_token-bad-sig-rs256: an RS256 ID token signed by another key does not log in', async () => {
+    const { privateKey } = await generateKeyPair('RS256');
+    stub.idToken = (claims) => stub.sign(claims, { key: privateKey });
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent, 'invalid_id_token', /signature/);
+  });
+
+  test('rp-id_token-kid-absent-single-jwks: no kid, one key in the JWKS: that key is used', async () => {
+    stub.keys = defaultKeys.map(({ kid: _kid, ...k }) => k);
+    stub.idToken = (claims) => stub.sign(claims, { kid: null });
+    const agent = request.agent(server);
+    await expectLoggedIn(await callback(agent), agent);
+  });
+
+  test('rp-id_token-kid-absent-multiple-jwks: no kid, several keys: the RP tries the candidates, and logs in with the one that verifies', async () => {
+    const other = await stub.newKey('RS256');
+    stub.keys = [other.jwk, ...defaultKeys.map(({ kid: _kid, ...k }) => k)];
+    stub.idToken = (claims) => stub.sign(claims, { kid: null });
+    const agent = request.agent(server);
+    await expectLoggedIn(await callback(agent), agent);
+  });
+
+  test('rp-id_token-kid-absent-multiple-jwks (forged): no kid, several keys, none of which signed it: refused', async () => {
+    const other = await stub.newKey('RS256');
+    const forger = await stub.newKey('RS256');
+    stub.keys = [other.jwk, ...defaultKeys.map(({ kid: _kid, ...k }) => k)];
+    stub.idToken = (claims) => stub.sign(claims, { kid: null, key: forger.privateKey });
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent);
+  });
+
+  test('rp-id_token-sig-none: an unsigned ID token in the code flow does not log in', async () => {
+    stub.idToken = async (claims) => `${Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.`;
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent);
+  });
+
+  test('rp-id_token-issuer-mismatch: an ID token from another issuer does not log in', async () => {
+    stub.idToken = (claims) => stub.sign({ ...claims, iss: 'https://evil.example' });
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent, 'invalid_id_token', /iss/);
+  });
+
+  test('rp-id_token-sub: an ID token without sub does not log in', async () => {
+    stub.idToken = (claims) => stub.sign({ ...claims, sub: undefined });
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent, 'invalid_id_token', /sub/);
+  });
+
+  test('rp-id_token-aud: an ID token for another client does not log in', async () => {
+    stub.idToken = (claims) => stub.sign({ ...claims, aud: 'another-client' });
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent, 'invalid_id_token', /aud/);
+  });
+
+  test('rp-id_token-iat: an ID token without iat does not log in', async () => {
+    stub.idToken = (claims) => stub.sign({ ...claims, iat: undefined });
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent, 'invalid_id_token', /iat/);
+  });
+
+  test('rp-nonce-invalid: an ID token carrying another nonce does not log in', async () => {
+    stub.idToken = (claims) => stub.sign({ ...claims, nonce: 'not-the-nonce-we-sent' });
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent, 'invalid_id_token', /nonce/);
+  });
+});
+
+describe('attacker-shaped ID tokens', () => {
+  test('alg switch: HS256 "signed" with the client secret, when the OP signs with RS256, does not log in', async () => {
+    stub.idToken = (claims) => stub.sign(claims, { alg: 'HS256', key: new TextEncoder().encode(CLIENT_SECRET) });
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent);
+  });
+
+  test('a crit header naming an extension the RP does not understand does not log in', async () => {
+    // jose refuses to sign with an unknown crit, so the token is put together by hand
+    stub.idToken = async (claims) => {
+      const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
+      const input = `${b64({ alg: 'RS256', kid: stub.kid, crit: ['urn:example:ext'], 'urn:example:ext': 1 })}.${b64(claims)}`;
+      return `${input}.${createSign('RSA-SHA256').update(input).sign(KeyObject.from(stub.key)).toString('base64url')}`;
+    };
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent, 'invalid_id_token', /crit/);
+  });
+
+  test('a logout token (typ logout+jwt, no nonce) passed off as an ID token does not log in', async () => {
+    stub.idToken = (claims) => stub.sign({ ...claims, nonce: undefined, events: { 'http://schemas.openid.net/event/backchannel-logout': {} } }, { typ: 'logout+jwt' });
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent);
+  });
+
+  test('an ID token issued in the future (iat an hour ahead, exp further still) does not log in', async () => {
+    stub.idToken = (claims) => stub.sign({ ...claims, iat: (claims.iat as number) + 3600, exp: (claims.iat as number) + 7200 });
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent, 'invalid_id_token', /iat/);
+  });
+
+  test('several audiences without azp do not log in', async () => {
+    stub.idToken = (claims) => stub.sign({ ...claims, aud: ['app', 'another-client'] });
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent, 'invalid_id_token', /aud/);
+  });
+
+  test('several audiences with azp naming another client do not log in', async () => {
+    stub.idToken = (claims) => stub.sign({ ...claims, aud: ['app', 'another-client'], azp: 'another-client' });
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent, 'invalid_id_token', /azp/);
+  });
+
+  test('several audiences with azp naming this client log in (OIDC Core 3.1.3.7 steps 3-5)', async () => {
+    stub.idToken = (claims) => stub.sign({ ...claims, aud: ['app', 'another-client'], azp: 'app' });
+    const agent = request.agent(server);
+    await expectLoggedIn(await callback(agent), agent);
+  });
+});
+
+describe('rp-userinfo-* and rp-token_endpoint-*', () => {
+  test('rp-userinfo-bearer-header: the access token goes in the Authorization header, never in the query', async () => {
+    const agent = request.agent(server);
+    await expectLoggedIn(await callback(agent), agent);
+    const userinfo = stub.requests.filter((r) => r.path === '/userinfo');
+    expect(userinfo).toHaveLength(1);
+    expect(userinfo[0].headers.authorization).toBe('Bearer stub-access-token');
+  });
+
+  test('rp-userinfo-bad-sub-claim: userinfo for another sub than the ID token does not log in', async () => {
+    stub.userinfo = { sub: 'someone-else', email: 'victim@example.org' };
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent, 'invalid_response', /sub/);
+  });
+
+  test('rp-token_endpoint-client_secret_basic: the default client authentication is HTTP Basic, secret not in the body', async () => {
+    const agent = request.agent(server);
+    await expectLoggedIn(await callback(agent), agent);
+    const [token] = stub.requests.filter((r) => r.path === '/token');
+    const basic = Buffer.from(String(token.headers.authorization).replace(/^Basic /, ''), 'base64').toString();
+    // RFC 6749 §2.3.1: id and secret are form-urlencoded before Base64
+    expect(basic.split(':').map(decodeURIComponent)).toEqual(['app', CLIENT_SECRET]);
+    expect(token.body.client_secret).toBeUndefined();
+    expect(token.body.code_verifier).toMatch(/^[\w-]{43,}$/);
+  });
+});
