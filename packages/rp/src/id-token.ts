@@ -79,19 +79,22 @@ export async function verifyJwt(
   return payload;
 }
 
+/** Seconds a logout token is accepted after its `iat` (also how long its `jti` is remembered). */
+export const LOGOUT_TOKEN_MAX_AGE = 600;
+
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
 /**
  * Verifies a back-channel logout token (OIDC Back-Channel Logout 1.0 §2.6): signature, iss, aud,
- * iat, the logout event, no nonce, and a `sid` or `sub`.
+ * iat (at most 10 minutes old), jti, the logout event, no nonce, and a `sid` or `sub`.
  */
 export async function verifyLogoutToken(
   jwt: string,
   expect: JwtExpectations,
   keySets: KeySets,
   provider: ProviderConfig,
-): Promise<{ sid?: string; sub?: string }> {
-  const claims = await verifyJwt(jwt, expect, keySets, provider, { requiredClaims: ['iat'], maxTokenAge: '10m' });
+): Promise<{ sid?: string; sub?: string; jti: string; iat: number }> {
+  const claims = await verifyJwt(jwt, expect, keySets, provider, { requiredClaims: ['iat', 'jti'], maxTokenAge: LOGOUT_TOKEN_MAX_AGE });
   const events = claims.events as Record<string, unknown> | undefined;
   if (!events || typeof events !== 'object' || typeof events[BACKCHANNEL_EVENT] !== 'object') {
     throw new Error('the logout token has no back-channel logout event');
@@ -100,5 +103,6 @@ export async function verifyLogoutToken(
   const sid = typeof claims.sid === 'string' ? claims.sid : undefined;
   const sub = typeof claims.sub === 'string' ? claims.sub : undefined;
   if (!sid && !sub) throw new Error('the logout token names neither a sid nor a sub');
-  return { sid, sub };
+  if (typeof claims.jti !== 'string' || claims.jti.length > 256) throw new Error('the logout token has no usable jti');
+  return { sid, sub, jti: claims.jti, iat: claims.iat! };
 }

@@ -323,8 +323,8 @@ export class RelyingParty {
     return client.buildEndSessionUrl(config, params);
   }
 
-  /** Verifies a back-channel logout token from provider `name`; returns the `sid` / `sub` to log out. */
-  async logoutToken(name: string, jwt: string): Promise<{ sid?: string; sub?: string }> {
+  /** Verifies a back-channel logout token from provider `name`; returns the `sid` / `sub` to log out and its `jti` / `iat` (replay check). */
+  async logoutToken(name: string, jwt: string): Promise<{ sid?: string; sub?: string; jti: string; iat: number }> {
     const p = this.provider(name);
     if (p.type !== 'oidc' || p.backchannelLogout === false) throw new RpError('unknown_provider', `provider "${name}" does not use back-channel logout`);
     const config = await this.providerInfo(name);

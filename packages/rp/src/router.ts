@@ -2,6 +2,7 @@
  * `rp()`: the Express routes, a thin layer over `RelyingParty`. Each handler reads the request,
  * calls the core, writes the answer.
  */
+import { createHash } from 'node:crypto';
 import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { Session, SessionData, Store } from 'express-session';
 import createDebug from 'debug';
@@ -10,7 +11,8 @@ import { RESUBMIT_FIELD, needsSameOriginResubmit, resubmitSameOrigin } from './f
 import { RpError, toRpError } from './errors.js';
 import type { RpOptions } from './options.js';
 import { RelyingParty } from './relying-party.js';
-import { logoutIndexKey, type Authentication, type LogoutIndexRecord } from './session.js';
+import { LOGOUT_TOKEN_MAX_AGE } from './id-token.js';
+import { logoutIndexKey, logoutJtiKey, type Authentication, type LogoutIndexRecord } from './session.js';
 
 const debug = createDebug('openid-express:rp');
 
@@ -109,6 +111,7 @@ class Routes {
 
   refresh: Handler = async (req, res) => {
     requireSession(req);
+    refuseCrossOrigin(req, this.rp);
     const scope = typeof req.body?.scope === 'string' && req.body.scope ? req.body.scope : undefined;
     const token = await req.oidc.refresh({ scope });
     res.set('cache-control', 'no-store');
@@ -138,7 +141,8 @@ class Routes {
     const token = req.body?.logout_token;
     if (typeof token !== 'string' || !token) throw new RpError('invalid_request', 'the request has no logout_token');
     const name = String(req.params.provider);
-    const { sid, sub } = await this.rp.logoutToken(name, token);
+    const { sid, sub, jti, iat } = await this.rp.logoutToken(name, token);
+    await rememberLogoutToken(store, name, jti, iat);
     const key = sid ? logoutIndexKey(name, 'sid', sid) : logoutIndexKey(name, 'sub', sub!);
     const record = await sessionOp<LogoutIndexRecord | null | undefined>((cb) => store.get(key, cb as never));
     const ids = record?.ids ?? [];
@@ -148,6 +152,20 @@ class Routes {
     res.set('cache-control', 'no-store');
     res.status(200).end();
   };
+}
+
+/**
+ * Refuses a logout token whose `jti` was seen before (replay), else remembers it in the session
+ * store until the token is too old to be accepted anyway (the store's own expiry bounds the cache).
+ */
+async function rememberLogoutToken(store: Store, provider: string, jti: string, iat: number): Promise<void> {
+  const key = logoutJtiKey(provider, createHash('sha256').update(jti).digest('base64url'));
+  if (await sessionOp<unknown>((cb) => store.get(key, cb as never))) {
+    throw new RpError('invalid_logout_token', 'this logout token was already used (replay)');
+  }
+  const expires = new Date((iat + LOGOUT_TOKEN_MAX_AGE + 30) * 1000);
+  const record = { cookie: { expires, originalMaxAge: Math.max(0, expires.getTime() - Date.now()) } };
+  await sessionOp<void>((cb) => store.set(key, record as unknown as SessionData, cb));
 }
 
 /** Remembers which session ids belong to an OP `sid` and `sub`, in the session store itself. */
@@ -167,6 +185,14 @@ function sessionOp<T>(fn: (cb: (err?: unknown, value?: T) => void) => void): Pro
   return new Promise((resolve, reject) =>
     fn((err, value) => (err ? reject(new RpError('session_error', `the session store failed: ${(err as Error).message ?? err}`, { cause: err })) : resolve(value as T))),
   );
+}
+
+/** Refuses a request another site's page made with the user's cookies (CSRF): a foreign Origin, or Sec-Fetch-Site cross-site. */
+function refuseCrossOrigin(req: Request, rp: RelyingParty): void {
+  const origin = req.get('origin');
+  if ((origin !== undefined && origin !== new URL(rp.options.baseURL).origin) || req.get('sec-fetch-site') === 'cross-site') {
+    throw new RpError('cross_origin_request', 'this request came from another site; only the app\'s own pages may make it');
+  }
 }
 
 function bodyParams(body: unknown): URLSearchParams {

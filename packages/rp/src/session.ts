@@ -62,3 +62,8 @@ export interface LogoutIndexRecord {
 export function logoutIndexKey(provider: string, kind: 'sid' | 'sub', value: string): string {
   return `oidc-bcl:${provider}:${kind}:${value}`;
 }
+
+/** Store key remembering a used logout token `jti` (hashed: bounded key size), so a replay is refused. */
+export function logoutJtiKey(provider: string, jtiHash: string): string {
+  return `oidc-bcl:${provider}:jti:${jtiHash}`;
+}

@@ -1,0 +1,165 @@
+/**
+ * OpenID Connect RP certification, Back-Channel Logout RP and RP-Initiated Logout RP profiles,
+ * against the real oidc-provider (which sends real logout tokens), plus forged logout tokens
+ * signed with the OP's own key for the misbehaviours (rp-backchannel-rpinitlogout-lt-*).
+ * A refused logout token answers 400 and leaves the login alone; an accepted one ends it.
+ */
+import { importJWK, SignJWT, type JWTPayload } from 'jose';
+import { CLIENT_ID, CLIENT_SECRET, startRp, type TestRp } from './support/rp-app.js';
+import { clearStore, expectNoLogin } from './support/expect.js';
+
+let t: TestRp;
+beforeAll(async () => {
+  t = await startRp();
+});
+beforeEach(() => clearStore(t));
+afterAll(() => t.close());
+
+const EVENT = { 'http://schemas.openid.net/event/backchannel-logout': {} };
+
+/** A well-formed logout token for alice, signed by the OP's key, with `claims` changed. */
+async function logoutToken(claims: JWTPayload = {}, header: Record<string, unknown> = {}): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ iss: t.op.issuer, aud: CLIENT_ID, iat: now, exp: now + 120, jti: `jti-${Math.random()}`, sub: 'alice', events: EVENT, ...claims })
+    .setProtectedHeader({ alg: 'RS256', kid: t.op.signingKey.kid as string, typ: 'logout+jwt', ...header })
+    .sign(await importJWK(t.op.signingKey as never, 'RS256'));
+}
+
+const post = (token: string) => t.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: token });
+
+async function eventually(check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 200 && !(await check()); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+}
+
+describe('rp-backchannel-rpinitlogout', () => {
+  test('RP-initiated logout in one browser tab ends, through the OP\'s back-channel call, the other RP session of the same OP session', async () => {
+    const browser = t.op.browser();
+    const tab1 = t.agent();
+    const tab2 = t.agent();
+    await t.login(tab1, { browser });
+    await t.login(tab2, { browser }); // single sign-on: same OP session (sid)
+    expect(await t.authenticatedSessions()).toHaveLength(2);
+    const res = await tab1.get('/auth/logout?returnTo=/bye');
+    expect(res.status).toBe(302);
+    const back = await browser.endSession(res.headers.location);
+    expect(back.href).toBe(`${t.baseURL}/bye`);
+    await eventually(async () => (await t.authenticatedSessions()).length === 0);
+    await expectNoLogin(t, tab1);
+    await expectNoLogin(t, tab2);
+  });
+
+  test('the back-channel answer is 200 with Cache-Control: no-store (OIDC Back-Channel Logout §2.8)', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const res = await post(await logoutToken());
+    expect(res.status).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    await expectNoLogin(t, agent);
+  });
+});
+
+describe('rp-backchannel-rpinitlogout-lt-*: refused, the login stays', () => {
+  let agent: ReturnType<TestRp['agent']>;
+  beforeEach(async () => {
+    agent = t.agent();
+    await t.login(agent);
+  });
+  afterEach(async () => {
+    expect((await agent.get('/me')).status).toBe(200);
+    expect(await t.authenticatedSessions()).toHaveLength(1);
+  });
+
+  const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
+
+  test('lt-alg-none: an unsigned logout token', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const token = `${b64({ alg: 'none', typ: 'logout+jwt' })}.${b64({ iss: t.op.issuer, aud: CLIENT_ID, iat: now, jti: 'x', sub: 'alice', events: EVENT })}.`;
+    const res = await post(token);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_logout_token');
+  });
+
+  test('lt-wrong-alg: HS256 over the client secret (an algorithm the OP does not sign with)', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const token = await new SignJWT({ iss: t.op.issuer, aud: CLIENT_ID, iat: now, jti: 'x', sub: 'alice', events: EVENT })
+      .setProtectedHeader({ alg: 'HS256', typ: 'logout+jwt' })
+      .sign(new TextEncoder().encode(CLIENT_SECRET));
+    const res = await post(token);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_logout_token');
+  });
+
+  test('lt-wrong-event: the logout event member is not a JSON object', async () => {
+    const res = await post(await logoutToken({ events: { 'http://schemas.openid.net/event/backchannel-logout': 'yes' } }));
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_logout_token');
+  });
+
+  test('lt-missing-jti: a logout token without jti (REQUIRED, §2.4)', async () => {
+    const res = await post(await logoutToken({ jti: undefined }));
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_logout_token');
+    expect(res.body.error_description).toMatch(/jti/);
+  });
+
+  test('lt-too-old: issued more than 10 minutes ago, though not expired', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const res = await post(await logoutToken({ iat: now - 700, exp: now + 3600 }));
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_logout_token');
+  });
+
+  test('lt-iat-in-future: "issued" an hour from now', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const res = await post(await logoutToken({ iat: now + 3600, exp: now + 7200 }));
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_logout_token');
+  });
+
+  test('an ID token of this OP offered as a logout token (no logout event)', async () => {
+    const [id] = await t.authenticatedSessions();
+    const idToken = await new Promise<string>((resolve) => t.store.get(id, (_e, s) => resolve(s!.oidc!.auth!.idToken!)));
+    const res = await post(idToken);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_logout_token');
+  });
+});
+
+describe('logout token replay', () => {
+  test('the same logout token (same jti) sent again is refused, and does not end the user\'s new login', async () => {
+    const first = t.agent();
+    await t.login(first);
+    const token = await logoutToken(); // sub-only: would end every login of alice
+    expect((await post(token)).status).toBe(200);
+    await expectNoLogin(t, first);
+
+    const again = t.agent();
+    await t.login(again);
+    const replay = await post(token);
+    expect(replay.status).toBe(400);
+    expect(replay.body.error).toBe('invalid_logout_token');
+    expect(replay.body.error_description).toMatch(/replay/);
+    expect((await again.get('/me')).status).toBe(200);
+  });
+
+  test('two different tokens (different jti) are both accepted', async () => {
+    const a = t.agent();
+    await t.login(a);
+    expect((await post(await logoutToken())).status).toBe(200);
+    const b = t.agent();
+    await t.login(b);
+    expect((await post(await logoutToken())).status).toBe(200);
+    await expectNoLogin(t, b);
+  });
+
+  test('the remembered jti expires with the store (it is kept only as long as the token could be accepted)', async () => {
+    await post(await logoutToken({ jti: 'jti-expiry-check' }));
+    const all = await new Promise<Record<string, { cookie?: { expires?: string } }>>((resolve) => t.store.all((_e, s) => resolve((s ?? {}) as never)));
+    const records = Object.entries(all).filter(([key]) => key.includes(':jti:'));
+    expect(records).toHaveLength(1);
+    const expires = new Date(records[0][1].cookie!.expires!).getTime();
+    expect(expires - Date.now()).toBeGreaterThan(9 * 60_000);
+    expect(expires - Date.now()).toBeLessThanOrEqual(11 * 60_000);
+    expect(records[0][0]).not.toContain('jti-expiry-check'); // hashed: the key size does not depend on the sender
+  });
+});
