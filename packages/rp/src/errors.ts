@@ -24,6 +24,7 @@ export type RpErrorCode =
   | 'refresh_failed'
   | 'invalid_logout_token'
   | 'invalid_request'
+  | 'cross_origin_request'
   // dynamic OPs (GET {mountPath}/login?identifier=)
   | 'invalid_identifier'
   | 'webfinger_failed'
@@ -51,6 +52,7 @@ const STATUS: Record<RpErrorCode, number> = {
   refresh_failed: 401,
   invalid_logout_token: 400,
   invalid_request: 400,
+  cross_origin_request: 403,
   invalid_identifier: 400,
   webfinger_failed: 502,
   issuer_not_allowed: 403,
