@@ -49,6 +49,22 @@ export const SCOPE_CLAIMS: Record<string, string[]> = {
   phone: ['phone_number', 'phone_number_verified'],
 };
 
+/**
+ * `scope` widened by the scopes that release `claimNames` (claims asked by name, e.g. through the
+ * `claims` request parameter, OIDC Core 5.5); the provider still releases only what was asked.
+ *
+ * @example
+ * scopeCovering('openid', ['email']) // 'openid email'
+ */
+export function scopeCovering(scope: string, claimNames: string[]): string {
+  const scopes = new Set(scope.split(' ').filter(Boolean));
+  for (const name of claimNames) {
+    const releasedBy = Object.entries(SCOPE_CLAIMS).find(([, names]) => names.includes(name))?.[0];
+    if (releasedBy) scopes.add(releasedBy);
+  }
+  return [...scopes].join(' ');
+}
+
 const KEYLEN = 32;
 
 function hash(password: string, salt: Buffer): Promise<Buffer> {

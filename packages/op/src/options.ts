@@ -32,6 +32,8 @@ export interface OpFeatures {
   dPoP?: boolean;
   /** OIDC back-channel logout to clients that register a `backchannel_logout_uri`. Default true. */
   backchannelLogout?: boolean;
+  /** OIDC Core 5.5 `claims` request parameter (individual and essential claims). Default true. */
+  claimsParameter?: boolean;
 }
 
 /** Lifetimes in seconds. */
@@ -111,7 +113,7 @@ export const DEFAULT_TTL: Required<OpTtl> = {
 
 const VIEW_NAMES = ['layout', 'login', 'consent', 'error', 'logout', 'logoutSuccess'];
 const FEATURE_NAMES = ['clientCredentials', 'introspection', 'revocation', 'registration',
-  'pushedAuthorizationRequests', 'requestObjects', 'dPoP', 'backchannelLogout'];
+  'pushedAuthorizationRequests', 'requestObjects', 'dPoP', 'backchannelLogout', 'claimsParameter'];
 
 function fail(option: string, message: string): never {
   throw new OpConfigError(option, message);

@@ -1,7 +1,8 @@
 import type { Request } from 'express';
 import Provider, { errors, type Client, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import { SCOPE_CLAIMS } from './accounts.js';
+import { SCOPE_CLAIMS, scopeCovering } from './accounts.js';
 import type { OpStore } from './adapters/types.js';
+import { PAGE_HEADERS } from './error-page.js';
 import { logoutCsrfFor } from './logout-csrf.js';
 import type { ResolvedOptions } from './options.js';
 import { defaultViews, renderPage, type Views } from './views/render.js';
@@ -57,13 +58,14 @@ function features(o: ResolvedOptions, views: Views): Configuration['features'] {
     requestObjects: { enabled: f.requestObjects !== false },
     dPoP: { enabled: f.dPoP !== false },
     backchannelLogout: { enabled: f.backchannelLogout !== false },
+    claimsParameter: { enabled: f.claimsParameter !== false },
     rpInitiatedLogout: {
       enabled: true,
       async logoutSource(ctx, form) {
         const req = reqOf(ctx);
         const csrf = `<input type="hidden" name="csrf" value="${logoutCsrfFor(req)}">`;
         ctx.type = 'html';
-        ctx.set('Cache-Control', 'no-store');
+        ctx.set(PAGE_HEADERS);
         ctx.body = await renderPage(req, views, 'logout', {
           title: 'Sign out', clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId,
           form: form.replace('</form>', `${csrf}</form>`),
@@ -71,6 +73,7 @@ function features(o: ResolvedOptions, views: Views): Configuration['features'] {
       },
       async postLogoutSuccessSource(ctx) {
         ctx.type = 'html';
+        ctx.set(PAGE_HEADERS);
         ctx.body = await renderPage(reqOf(ctx), views, 'logoutSuccess', {
           title: 'Signed out', clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId,
         });
@@ -94,19 +97,22 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     claims: { ...SCOPE_CLAIMS, openid: ['sub', 'acr', 'amr'], auth_time: null, sid: null },
     scopes: ['openid', 'offline_access', ...o.scopes],
     pkce: { required: () => true },
+    // OIDC Core 3.1.2.1: redirect_uri is required, even when the client registered only one
+    allowOmittingSingleRegisteredRedirectUri: false,
     features: features(o, views),
     interactions: { url: (_ctx, interaction) => `${o.mountPath}/interaction/${interaction.uid}` },
     async findAccount(_ctx, sub) {
       const account = await o.accounts.findById(sub);
       if (!account) return undefined;
-      return { accountId: sub, claims: async (_use, scope) => ({ ...(await o.accounts.claims(sub, scope)), sub }) };
+      // claims asked by name (`claims` parameter) come from the store too; oidc-provider filters what goes out
+      return { accountId: sub, claims: async (_use, scope, asked) => ({ ...(await o.accounts.claims(sub, scopeCovering(scope, Object.keys(asked ?? {})))), sub }) };
     },
     // refresh tokens rotate on every use (RFC 9700 4.14.2); a replayed one revokes the grant
     rotateRefreshToken: true,
     ttl: { ...o.ttl },
     async renderError(ctx, out) {
       ctx.type = 'html';
-      ctx.set('Cache-Control', 'no-store');
+      ctx.set(PAGE_HEADERS);
       const props = {
         title: 'This request cannot be completed', status: ctx.status, code: String(out.error),
         message: String(out.error_description ?? 'The request was refused.'),

@@ -10,6 +10,7 @@ import { completeLogin, interactionRoutes, type InteractionDeps } from './intera
 import { resolveKeys } from './keys.js';
 import { checkLogoutCsrf } from './logout-csrf.js';
 import { resolveOptions, type OpOptions, type ResolvedOptions } from './options.js';
+import { postToGet } from './post-to-get.js';
 import { createProvider } from './provider.js';
 import { throttle } from './throttle.js';
 import { defaultViews, type Views } from './views/render.js';
@@ -129,6 +130,9 @@ export function op(options: OpOptions): OpApp {
   mountAuthenticators(app, deps, o);
   app.post(provider.pathFor('end_session_confirm', { mountPath: '' }),
     express.urlencoded({ extended: false, limit: '16kb' }), checkLogoutCsrf(logoutRefused(views)));
+  for (const endpoint of ['authorization', 'end_session'] as const) {
+    app.post(provider.pathFor(endpoint, { mountPath: '' }), ...postToGet(o.mountPath));
+  }
   app.use(provider.callback());
   app.use(errorPage(views));
   return app;

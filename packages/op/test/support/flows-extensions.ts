@@ -50,8 +50,13 @@ export function extensionFlows(storeName: string, makeStore: StoreFactory): void
       const forged = await new SignJWT({ ...params, client_id: clientId, response_type: 'code' })
         .setProtectedHeader({ alg: 'ES256' }).setIssuer(clientId).setAudience(f.op.issuer).setIssuedAt().setExpirationTime('1m')
         .sign(privateKey);
+      // no redirect_uri outside the forged object: nothing trustworthy to redirect to, so an error page at the OP
       const page = await f.browser().open(`${f.op.issuer}/auth?client_id=${clientId}&request=${forged}`);
-      const refusal = callbackOf(page).searchParams;
+      expect(page.stoppedAt).toBeUndefined();
+      expect(page.status).toBe(400);
+      expect(page.html).toContain('invalid_request_object');
+      const withRedirect = await f.browser().open(`${f.op.issuer}/auth?client_id=${clientId}&redirect_uri=${encodeURIComponent(f.redirectUri)}&request=${forged}`);
+      const refusal = callbackOf(withRedirect).searchParams;
       expect(refusal.get('error')).toBe('invalid_request_object');
       expect(refusal.get('code')).toBeNull();
       const plain = await f.browser().open(client.buildAuthorizationUrl(jar.config, params).href);
