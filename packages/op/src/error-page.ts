@@ -2,13 +2,16 @@ import type { Request, Response } from 'express';
 import { renderPage, type Views } from './views/render.js';
 
 /** Headers of every page the OP's own screens send: never cached, never framed. */
+export const PAGE_HEADERS: Readonly<Record<string, string>> = {
+  'Cache-Control': 'no-store',
+  'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; frame-ancestors 'none'",
+  'X-Frame-Options': 'DENY',
+  'Referrer-Policy': 'no-referrer',
+};
+
+/** Sets `PAGE_HEADERS` on an Express response. */
 export function pageHeaders(res: Response): void {
-  res.set({
-    'Cache-Control': 'no-store',
-    'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; frame-ancestors 'none'",
-    'X-Frame-Options': 'DENY',
-    'Referrer-Policy': 'no-referrer',
-  });
+  res.set(PAGE_HEADERS);
 }
 
 /** Titles of the error page by status. */

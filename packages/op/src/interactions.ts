@@ -98,6 +98,12 @@ async function show(deps: InteractionDeps, req: Request, res: Response) {
   res.status(200).type('html').send(html);
 }
 
+/** Failures count per account when the login names one, so its email alias or another spelling gets no fresh count. */
+async function throttleKeyOf(accounts: AccountStore, login: string | undefined): Promise<string | undefined> {
+  const account = login && login.length <= 1024 ? await accounts.findByLogin(login) : undefined;
+  return account ? `account:${account.id}` : login;
+}
+
 async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
   const d = await details(deps, req, res);
   const state = checkCsrf(req);
@@ -105,10 +111,11 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
   const body = fields(req.body);
   const auth = deps.authenticators.find((a) => a.id === body.authenticator);
   if (!auth) throw new OpError('authenticator_unknown', 400, 'Unknown sign-in method.');
-  const login = auth.throttleKey(body);
+  const typed = auth.throttleKey(body);
+  const login = await throttleKeyOf(deps.accounts, typed);
   const ip = req.ip ?? req.socket.remoteAddress ?? 'unknown';
   state.authenticator = auth.id;
-  state.lastLogin = login?.slice(0, 256);
+  state.lastLogin = typed?.slice(0, 256);
   if (await deps.throttle.isLocked(login, ip)) {
     log('login throttled (authenticator %s)', auth.id);
     return showLogin(deps, req, res, d, 429, THROTTLED);

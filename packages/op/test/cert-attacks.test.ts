@@ -1,0 +1,235 @@
+import { memoryAccounts, memoryAdapter } from '@openid-express/op';
+import type { BrowserPage, FormBrowser } from '../../../test/support/op-forms.js';
+import { BOB } from './support/op-server.js';
+import { SECRET, startFlowFixture } from './support/flow-suite.js';
+import {
+  ALICE, FULL_ALICE, aliceWith, browserOf, callbackOf, client, codeRequest, nextIp, register, signIn, startCertOp,
+  type FlowFixture,
+} from './cert-support.js';
+
+const XSS = '"><script>alert(1)</script><img src=x onerror=alert(2)>';
+const STACK = /\bat [\w.<>]+ \(|node_modules|\.ts:\d+/;
+
+/** Every HTML page the attacker saw: never a stack trace, a secret or an unescaped payload. */
+function expectClean(page: BrowserPage) {
+  expect(page.html).not.toMatch(STACK);
+  expect(page.html).not.toContain(SECRET);
+  expect(page.html).not.toContain('<script');
+  expect(page.html).not.toContain('<img src=x');
+}
+
+/** The OP pages (login, consent, error, logout) must never be framed nor cached. */
+function expectProtectedPage(page: BrowserPage) {
+  expect(page.headers.get('cache-control')).toContain('no-store');
+  expect(page.headers.get('x-frame-options')).toBe('DENY');
+  expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+}
+
+const loginForm = { value: ['authenticator', 'password'] as [string, string] };
+
+describe('an attacker against the OP', () => {
+  let f: FlowFixture;
+  beforeAll(async () => {
+    f = await startCertOp({ accounts: memoryAccounts([FULL_ALICE, BOB]) });
+  });
+  afterAll(async () => {
+    await f?.op.close();
+  });
+
+  test('login CSRF: a login form posted from another site without the token signs no one in', async () => {
+    const browser = browserOf(f);
+    const page = await browser.open((await codeRequest(f)).url);
+    const form = browser.form(page, loginForm);
+    const forged = await browser.post(form.action, { authenticator: 'password', login: 'alice', password: ALICE.password });
+    expect(forged.status).toBe(403);
+    expectProtectedPage(forged);
+    expect(browser.jar.names()).not.toContain('_session');
+    const silent = await browser.open((await codeRequest(f, { prompt: 'none' })).url);
+    expect(callbackOf(silent).searchParams.get('error')).toBe('login_required');
+  });
+
+  test('session fixation: cookies planted before the login do not carry the victim\'s session', async () => {
+    const victim = browserOf(f);
+    victim.jar.store(f.op.issuer, new Headers([['set-cookie', '_session=attacker-chosen; Path=/'], ['set-cookie', '_session.legacy=attacker-chosen; Path=/']]));
+    const req = await codeRequest(f);
+    const first = await victim.open(req.url);
+    const before = victim.jar.header(`${f.op.issuer}/auth`);
+    const done = await signIn(victim, req.url, { login: 'alice', password: ALICE.password });
+    expect(first.status).toBe(200);
+    callbackOf(done);
+    const after = victim.jar.header(`${f.op.issuer}/auth`);
+    const session = (h: string) => /(?:^|; )_session=([^;]*)/.exec(h)?.[1];
+    expect(session(after)).toEqual(expect.any(String));
+    expect(session(after)).not.toBe('attacker-chosen');
+    expect(session(after)).not.toBe(session(before));
+    // the attacker who copied every cookie the victim had before signing in is still nobody
+    const attacker = browserOf(f);
+    for (const pair of before.split('; ').filter(Boolean)) attacker.jar.store(f.op.issuer, new Headers([['set-cookie', `${pair}; Path=/`]]));
+    const silent = await attacker.open((await codeRequest(f, { prompt: 'none' })).url);
+    expect(callbackOf(silent).searchParams.get('error')).toBe('login_required');
+  });
+
+  test('clickjacking and caching: login, consent, error and logout pages are never framed nor stored', async () => {
+    const browser = browserOf(f);
+    const req = await codeRequest(f, { scope: 'openid email' });
+    const login = await browser.open(req.url);
+    const consent = await browser.submit(login, loginForm, { login: 'alice', password: ALICE.password });
+    expect(consent.html).toContain('Allow');
+    const done = await browser.submit(consent, { action: '/confirm' });
+    const tokens = await client.authorizationCodeGrant(f.web, callbackOf(done), {
+      pkceCodeVerifier: req.verifier, expectedState: req.params.state, expectedNonce: req.params.nonce,
+    });
+    const error = await browser.open((await codeRequest(f, { redirect_uri: 'https://evil.example/cb' })).url);
+    expect(error.status).toBe(400);
+    const logout = await browser.open(client.buildEndSessionUrl(f.web, { id_token_hint: tokens.id_token! }).href);
+    expect(logout.html).toContain('op.logoutForm');
+    const expired = await browser.open(login.url);
+    for (const page of [login, consent, error, logout, expired]) {
+      expectProtectedPage(page);
+      expectClean(page);
+    }
+    const signedOut = await browser.submit(logout, { id: 'op.logoutForm' }, { logout: 'yes' });
+    expect(signedOut.status).toBe(200);
+    expectProtectedPage(signedOut);
+  });
+
+  test('reflected XSS: login_hint, ui_locales, state and odd parameters come back escaped or not at all', async () => {
+    const browser = browserOf(f);
+    const page = await browser.open((await codeRequest(f, { login_hint: XSS, ui_locales: XSS, display: XSS, acr_values: XSS })).url);
+    expect(page.status).toBe(200);
+    expectClean(page);
+    expect(browser.form(page, { has: 'login' }).fields.login).toBe(XSS); // the value survives, escaped
+    const failed = await browser.submit(page, loginForm, { login: XSS, password: 'x' });
+    expect(failed.status).toBe(401);
+    expectClean(failed);
+    for (const url of [
+      `${f.op.issuer}/auth?client_id=${encodeURIComponent(XSS)}&response_type=code&scope=openid`,
+      `${f.op.issuer}/auth?client_id=web&response_type=${encodeURIComponent(XSS)}&redirect_uri=${encodeURIComponent(XSS)}`,
+      `${f.op.issuer}/interaction/${encodeURIComponent(XSS)}`,
+      `${f.op.issuer}/session/end?post_logout_redirect_uri=${encodeURIComponent(XSS)}&client_id=web`,
+    ]) {
+      const answer = await browserOf(f).open(url);
+      expect([url, answer.status]).toEqual([url, expect.any(Number)]);
+      expect(answer.status).toBeGreaterThanOrEqual(400);
+      expect(answer.status).toBeLessThan(500);
+      expectClean(answer);
+    }
+  });
+
+  test('reflected XSS: a registered client_name is escaped on the login and consent screens', async () => {
+    const evil = await register(f, { client_name: XSS, grant_types: ['authorization_code'] });
+    const browser = browserOf(f);
+    const login = await browser.open((await codeRequest(f, { scope: 'openid email' }, evil)).url);
+    expect(login.status).toBe(200);
+    expectClean(login);
+    const consent = await browser.submit(login, loginForm, { login: 'alice', password: ALICE.password });
+    expect(consent.html).toContain('&lt;script&gt;');
+    expectClean(consent);
+  });
+
+  test('open redirect: an unregistered post_logout_redirect_uri is refused at the OP, never followed', async () => {
+    const { tokens, browser } = await aliceWith(f);
+    for (const target of ['https://evil.example/bye', `${f.op.origin}/bye.evil`, `${f.op.origin}/bye/../evil`]) {
+      const page = await browser.open(client.buildEndSessionUrl(f.web, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: target }).href);
+      expect([target, page.status]).toEqual([target, 400]);
+      expect(page.stoppedAt).toBeUndefined();
+      expect(page.headers.get('location')).toBeNull();
+      expectClean(page);
+    }
+    const silent = await browser.open((await codeRequest(f, { prompt: 'none' })).url);
+    expect(callbackOf(silent).searchParams.get('code')).toEqual(expect.any(String)); // still signed in
+  });
+
+  test('redirect_uri tricks are refused with an error page, never a redirect', async () => {
+    const cb = f.redirectUri;
+    const { host } = new URL(cb);
+    const tricks = [
+      `http://${host}.evil.example/cb`, `http://${host}@evil.example/cb`, `${cb}/../evil`, `${cb}/`, `${cb}#frag`,
+      `${cb}?next=https://evil.example`, cb.replace('/cb', '/CB'), cb.replace('/cb', '/%63b'), `${cb}%2f..%2fevil`, ` ${cb}`,
+    ];
+    for (const redirect of tricks) {
+      const page = await browserOf(f).open((await codeRequest(f, { redirect_uri: redirect })).url);
+      expect([redirect, page.status]).toEqual([redirect, 400]);
+      expect(page.headers.get('location')).toBeNull();
+      expectClean(page);
+    }
+  });
+
+  test('non-string form fields (login[]=, repeated fields) get a 4xx page, never a crash or a session', async () => {
+    const browser = browserOf(f);
+    const page = await browser.open((await codeRequest(f)).url);
+    const form = browser.form(page, loginForm);
+    const raw = (body: string) => fetch(form.action, { method: 'POST', redirect: 'manual', body,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: browser.jar.header(form.action), 'x-forwarded-for': nextIp(), accept: 'text/html' } });
+    const csrf = encodeURIComponent(form.fields.csrf!);
+    for (const body of [
+      `csrf=${csrf}&authenticator=password&login[]=alice&password[]=${ALICE.password}`,
+      `csrf=${csrf}&authenticator=password&login=alice&login=bob&password=${ALICE.password}`,
+      `csrf=${csrf}&csrf=${csrf}&authenticator=password&login=alice&password=${ALICE.password}`,
+      `csrf=${csrf}&authenticator=password&authenticator=password&login=alice&password=${ALICE.password}`,
+      `csrf[]=${csrf}&authenticator=password&login=alice&password=${ALICE.password}`,
+    ]) {
+      const res = await raw(body);
+      expect([body, res.status]).toEqual([body, expect.any(Number)]);
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.status).toBeLessThan(500);
+      expect(await res.text()).not.toMatch(STACK);
+      expect(res.headers.getSetCookie().some((c) => c.startsWith('_session='))).toBe(false);
+    }
+  });
+
+  test('oversized and repeated parameters at the authorization endpoint (POST) get a 4xx, and the OP keeps serving', async () => {
+    const auth = `${f.op.issuer}/auth`;
+    const big = await browserOf(f).post(auth, { client_id: 'web', response_type: 'code', scope: 'openid', pad: 'x'.repeat(64 * 1024) });
+    expect(big.status).toBe(413);
+    expectClean(big);
+    const twice = await fetch(auth, { method: 'POST', redirect: 'manual', body: 'client_id=web&client_id=evil&response_type=code&scope=openid',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' } });
+    const followed = await fetch(new URL(twice.headers.get('location')!, auth), { headers: { accept: 'text/html' } });
+    expect(followed.status).toBe(400);
+    expect(await followed.text()).not.toMatch(STACK);
+    const { tokens } = await aliceWith(f);
+    expect(tokens.claims()!.sub).toBe('alice');
+  });
+
+  // last: it leaves alice locked
+  test('throttling: varying case and spaces of the login name, or its email alias, does not reset the count', async () => {
+    const attempts = ['alice', ' ALICE', 'Alice ', 'alice@example.org', 'ALICE@EXAMPLE.ORG '];
+    for (const login of attempts) {
+      const browser = browserOf(f); // a new IP every time: only the per-account count can stop this
+      const page = await browser.open((await codeRequest(f)).url);
+      const failed = await browser.submit(page, loginForm, { login, password: `guess-${login}` });
+      expect([login, failed.status]).toEqual([login, 401]);
+    }
+    const browser = browserOf(f);
+    const page = await browser.open((await codeRequest(f)).url);
+    const locked = await browser.submit(page, loginForm, { login: 'alice', password: ALICE.password });
+    expect(locked.status).toBe(429);
+    expect(browser.jar.names()).not.toContain('_session');
+  });
+});
+
+describe('an attacker against an OP that does not trust a proxy', () => {
+  let f: FlowFixture;
+  beforeAll(async () => {
+    f = await startFlowFixture(memoryAdapter(), { accounts: memoryAccounts([FULL_ALICE, BOB]) });
+  });
+  afterAll(async () => {
+    await f?.op.close();
+  });
+
+  test('a new X-Forwarded-For on every guess does not escape the per-IP limit', async () => {
+    let browser: FormBrowser | undefined;
+    for (let i = 0; i < 5; i += 1) {
+      browser = f.browser(`192.0.2.${i + 1}`);
+      const page = await browser.open((await codeRequest(f)).url);
+      const failed = await browser.submit(page, loginForm, { login: `nobody-${i}`, password: 'x' });
+      expect(failed.status).toBe(401);
+    }
+    browser = f.browser('192.0.2.99');
+    const page = await browser.open((await codeRequest(f)).url);
+    const refused = await browser.submit(page, loginForm, { login: 'bob', password: BOB.password });
+    expect(refused.status).toBe(429);
+    expect(browser.jar.names()).not.toContain('_session');
+  });
+});
