@@ -62,16 +62,16 @@ function checkCsrf(req: Request): InteractionState {
 
 async function clientOf(deps: InteractionDeps, d: Details) {
   const client = await deps.provider.Client.find(String(d.params.client_id));
-  return { name: client?.clientName ?? String(d.params.client_id), uri: client?.clientUri, client };
+  return { name: client?.clientName ?? String(d.params.client_id), uri: client?.clientUri, logo: client?.logoUri, client };
 }
 
 async function showLogin(deps: InteractionDeps, req: Request, res: Response, d: Details, status = 200, error?: string) {
   const state = stateFor(req, d.uid, deps.interactionTtlMs);
-  const { name, uri } = await clientOf(deps, d);
+  const { name, uri, logo } = await clientOf(deps, d);
   const base = `${deps.mountPath}/interaction/${d.uid}`;
   const loginHint = typeof d.params.login_hint === 'string' ? d.params.login_hint : undefined;
   const html = await renderPage(req, deps.views, 'login', {
-    title: 'Sign in', clientName: name, clientUri: uri, action: `${base}/login`, abortAction: `${base}/abort`,
+    title: 'Sign in', clientName: name, clientUri: uri, logoUri: logo, action: `${base}/login`, abortAction: `${base}/abort`,
     csrf: state.csrf, error,
     authenticators: deps.authenticators.map((a, i) => ({
       id: a.id, label: a.label, submitLabel: a.submitLabel ?? 'Sign in',
@@ -86,12 +86,12 @@ async function show(deps: InteractionDeps, req: Request, res: Response) {
   const d = await details(deps, req, res);
   if (d.prompt.name === 'login') return showLogin(deps, req, res, d);
   if (d.prompt.name !== 'consent') throw new OpError('wrong_prompt', 400, `Unsupported step "${d.prompt.name}".`);
-  const { name, uri, client } = await clientOf(deps, d);
+  const { name, uri, logo, client } = await clientOf(deps, d);
   if (deps.firstParty.has(String(d.params.client_id))) return finishConsent(deps.provider, req, res, d);
   const state = stateFor(req, d.uid, deps.interactionTtlMs);
   const base = `${deps.mountPath}/interaction/${d.uid}`;
   const html = await renderPage(req, deps.views, 'consent', {
-    title: 'Allow access?', clientName: name, clientUri: uri, policyUri: client?.policyUri, tosUri: client?.tosUri,
+    title: 'Allow access?', clientName: name, clientUri: uri, logoUri: logo, policyUri: client?.policyUri, tosUri: client?.tosUri,
     action: `${base}/confirm`, abortAction: `${base}/abort`, csrf: state.csrf, ...consentItems(d),
   });
   pageHeaders(res);

@@ -265,3 +265,31 @@ describe('Basic OP certification (oidcc-basic-certification-test-plan)', () => {
     expect(decodeJwt(tokens.id_token!).sub).toBe('alice');
   });
 });
+
+// The lab's client may not send PKCE; we require it (RFC 9700 2.1.1), and say so
+describe('authorization requests without PKCE', () => {
+  let strict: FlowFixture;
+  let relaxed: FlowFixture;
+  beforeAll(async () => {
+    [strict, relaxed] = await Promise.all([startCertOp(), startCertOp({ provider: { pkce: { required: () => false } } })]);
+  });
+  afterAll(async () => {
+    await Promise.all([strict?.op.close(), relaxed?.op.close()]);
+  });
+  const noPkce = { code_challenge: undefined, code_challenge_method: undefined };
+
+  test('are refused by default, back at the client with a reason and no code', async () => {
+    const req = await codeRequest(strict, noPkce);
+    const answer = callbackOf(await browserOf(strict).open(req.url)).searchParams;
+    expect(answer.get('error')).toBe('invalid_request');
+    expect(answer.get('error_description')).toMatch(/requires PKCE/);
+    expect(answer.get('code')).toBeNull();
+  });
+
+  test('work once the deployment relaxes pkce.required through the provider escape hatch', async () => {
+    const req = await codeRequest(relaxed, noPkce);
+    const page = await signIn(browserOf(relaxed), req.url, { login: 'alice', password: ALICE.password });
+    const tokens = await client.authorizationCodeGrant(relaxed.web, callbackOf(page), { expectedState: req.params.state, expectedNonce: req.params.nonce });
+    expect(tokens.claims()!.sub).toBe('alice');
+  });
+});

@@ -1,4 +1,4 @@
-import { escapeHtml, safeHref } from './escape.js';
+import { clientLogo, escapeHtml, safeHref } from './escape.js';
 
 /** A scope or claim in plain words. */
 export interface ConsentItem {
@@ -11,6 +11,8 @@ export interface ConsentViewProps {
   title: string;
   clientName: string;
   clientUri?: string;
+  /** The client's `logo_uri`, shown when it is http(s). */
+  logoUri?: string;
   policyUri?: string;
   tosUri?: string;
   /** Posting here approves. */
@@ -41,7 +43,7 @@ export function consent(p: ConsentViewProps): string {
   const links = [link('Privacy policy', p.policyUri), link('Terms of service', p.tosUri)].filter(Boolean);
   const client = link(p.clientName, p.clientUri) || escapeHtml(p.clientName);
   const csrf = `<input type="hidden" name="csrf" value="${escapeHtml(p.csrf)}">`;
-  return `<h1>${escapeHtml(p.title)}</h1>
+  return `${clientLogo(p.logoUri)}<h1>${escapeHtml(p.title)}</h1>
 <p><strong>${client}</strong> asks to:</p>
 ${p.scopes.length ? list(p.scopes) : ''}
 ${p.claims.length ? `<p>and to see:</p>${list(p.claims)}` : ''}

@@ -12,6 +12,17 @@ export function escapeHtml(value: unknown): string {
   return String(value ?? '').replace(/[&<>"'`]/g, (c) => ENTITIES[c]!);
 }
 
+/**
+ * The client's logo (`logo_uri`) as an image, or '' when there is none or it is not http(s).
+ *
+ * @example
+ * clientLogo('https://app.example.com/logo.png') // '<img class="logo" src="https://app.example.com/logo.png" alt="" ...>'
+ */
+export function clientLogo(uri: unknown): string {
+  const src = safeHref(uri);
+  return src ? `<img class="logo" src="${escapeHtml(src)}" alt="" width="48" height="48">` : '';
+}
+
 /** An http(s) URL safe to put in an href, or undefined (no `javascript:` links from client metadata). */
 export function safeHref(value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined;

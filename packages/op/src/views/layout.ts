@@ -20,7 +20,7 @@ button.secondary{background:#fff;color:#1f2937;border-color:#9ca3af}
 .error{padding:.6rem .8rem;border-radius:.4rem;background:#fef2f2;color:#991b1b;border:1px solid #fecaca}
 .muted{color:#4b5563;font-size:.9rem}
 ul{padding-left:1.2rem}section+section{border-top:1px solid #e5e7eb;margin-top:1.25rem}
-a{color:#1d4ed8}`;
+a{color:#1d4ed8}.logo{display:block;margin:0 auto 1rem;object-fit:contain}`;
 
 /**
  * The default page around every view: self-contained (inline CSS, no scripts), readable on a phone.

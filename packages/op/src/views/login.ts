@@ -1,4 +1,4 @@
-import { escapeHtml, safeHref } from './escape.js';
+import { clientLogo, escapeHtml, safeHref } from './escape.js';
 
 /** One authenticator's form on the login page. */
 export interface LoginFormProps {
@@ -14,6 +14,8 @@ export interface LoginViewProps {
   title: string;
   clientName: string;
   clientUri?: string;
+  /** The client's `logo_uri`, shown when it is http(s). */
+  logoUri?: string;
   /** Where every login form posts (with a hidden `authenticator` field). */
   action: string;
   /** Where the "Cancel" form posts (denies the request: `access_denied` at the client). */
@@ -44,7 +46,7 @@ ${a.fields}
 </form>
 </section>`);
   const error = p.error ? `<p class="error" role="alert" id="login-error">${escapeHtml(p.error)}</p>` : '';
-  return `<h1>${escapeHtml(p.title)}</h1>
+  return `${clientLogo(p.logoUri)}<h1>${escapeHtml(p.title)}</h1>
 <p class="muted">to continue to ${client}</p>
 ${error}
 ${forms.join('\n')}

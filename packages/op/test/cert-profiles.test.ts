@@ -1,0 +1,238 @@
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import type { BrowserPage } from '../../../test/support/op-forms.js';
+import {
+  ALICE, aliceWith, authUrl, browserOf, callbackOf, client, codeRequest, exchange, register, signIn, startCertOp, textOf,
+  type FlowFixture,
+} from './cert-support.js';
+
+/** The error page of a refused logout: 400 at the OP, nothing followed, and alice still signed in. */
+async function expectLogoutRefused(f: FlowFixture, page: BrowserPage, browser = browserOf(f)) {
+  expect(page.status).toBe(400);
+  expect(page.stoppedAt).toBeUndefined();
+  expect(page.headers.get('location')).toBeNull();
+  const silent = await browser.open((await codeRequest(f, { prompt: 'none' })).url);
+  return callbackOf(silent).searchParams;
+}
+
+describe('Config OP, Dynamic OP and Form Post OP certification', () => {
+  let f: FlowFixture;
+  beforeAll(async () => {
+    f = await startCertOp();
+  });
+  afterAll(async () => {
+    await f?.op.close();
+  });
+
+  test('oidcc-discovery-endpoint-verification: the document has what the specs require and matches the issuer', async () => {
+    const res = await fetch(`${f.op.issuer}/.well-known/openid-configuration`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    const meta = await res.json();
+    expect(meta.issuer).toBe(f.op.issuer);
+    for (const endpoint of ['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'jwks_uri', 'end_session_endpoint', 'registration_endpoint']) {
+      expect([endpoint, meta[endpoint]]).toEqual([endpoint, expect.stringMatching(new RegExp(`^${f.op.issuer}/`))]);
+    }
+    expect(meta.response_types_supported).toContain('code');
+    expect(meta.subject_types_supported).toContain('public');
+    expect(meta.id_token_signing_alg_values_supported).toContain('RS256');
+    expect(meta.scopes_supported).toEqual(expect.arrayContaining(['openid', 'profile', 'email', 'address', 'phone', 'offline_access']));
+    expect(meta.claims_supported).toEqual(expect.arrayContaining(['sub', 'name', 'email', 'address', 'phone_number', 'auth_time']));
+    expect(meta.grant_types_supported).toEqual(expect.arrayContaining(['authorization_code', 'refresh_token']));
+    expect(meta.token_endpoint_auth_methods_supported).toEqual(expect.arrayContaining(['client_secret_basic', 'client_secret_post']));
+    expect(meta.response_modes_supported).toEqual(expect.arrayContaining(['query', 'form_post']));
+    expect(meta.claims_parameter_supported).toBe(true);
+    expect(meta.request_parameter_supported).toBe(true);
+    expect(meta.request_uri_parameter_supported).toBe(false);
+    expect(meta.code_challenge_methods_supported).toEqual(['S256']);
+    expect(meta.backchannel_logout_supported).toBe(true);
+    expect(meta.backchannel_logout_session_supported).toBe(true);
+    const jwks = await (await fetch(meta.jwks_uri)).json();
+    expect(jwks.keys.some((k: { kty: string; use?: string }) => k.kty === 'RSA' && (k.use ?? 'sig') === 'sig')).toBe(true);
+  });
+
+  test('oidcc-registration-logo-uri / -policy-uri / -tos-uri: a registered client\'s logo, policy and terms are shown', async () => {
+    const config = await register(f, {
+      client_name: 'Registered App', logo_uri: 'https://app.example.com/logo.png',
+      policy_uri: 'https://app.example.com/privacy', tos_uri: 'https://app.example.com/terms',
+    });
+    const browser = browserOf(f);
+    const req = await codeRequest(f, { scope: 'openid email' }, config);
+    const login = await browser.open(req.url);
+    expect(login.html).toContain('src="https://app.example.com/logo.png"');
+    expect(textOf(login)).toContain('Registered App');
+    const consent = await browser.submit(login, { has: 'login' }, { login: 'alice', password: ALICE.password });
+    expect(consent.html).toContain('src="https://app.example.com/logo.png"');
+    expect(consent.html).toContain('href="https://app.example.com/privacy"');
+    expect(consent.html).toContain('href="https://app.example.com/terms"');
+    const done = await browser.submit(consent, { action: '/confirm' });
+    expect((await exchange(config, done, req)).claims()!.sub).toBe('alice');
+  });
+
+  test('oidcc-registration-jwks / -jwks-uri: a client registered with its keys signs its request objects with them', async () => {
+    const jar = await f.registerJarClient();
+    expect(jar.config.clientMetadata().jwks).toBeDefined();
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const url = await client.buildAuthorizationUrlWithJAR(jar.config, {
+      redirect_uri: f.redirectUri, scope: 'openid', state,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    }, jar.key);
+    const page = await signIn(browserOf(f), url.href, { login: 'alice', password: ALICE.password });
+    const tokens = await client.authorizationCodeGrant(jar.config, callbackOf(page), { pkceCodeVerifier: verifier, expectedState: state });
+    expect(tokens.claims()!.sub).toBe('alice');
+  });
+
+  test('oidcc-redirect-uri-query-OK / -mismatch / -added: a query is part of the registered redirect_uri', async () => {
+    const withQuery = `${f.redirectUri}?foo=bar`;
+    const config = await register(f, { redirect_uris: [withQuery] });
+    const ok = await codeRequest(f, { redirect_uri: withQuery }, config);
+    const page = await signIn(browserOf(f), ok.url, { login: 'alice', password: ALICE.password });
+    const callback = callbackOf(page);
+    expect(callback.searchParams.get('foo')).toBe('bar');
+    expect(callback.searchParams.get('code')).toEqual(expect.any(String));
+    for (const redirect of [`${f.redirectUri}?foo=baz`, `${withQuery}&extra=1`, f.redirectUri]) {
+      const refused = await browserOf(f).open((await codeRequest(f, { redirect_uri: redirect }, config)).url);
+      expect([redirect, refused.status]).toEqual([redirect, 400]);
+      expect(refused.stoppedAt).toBeUndefined();
+    }
+    const added = await browserOf(f).open((await codeRequest(f, { redirect_uri: `${f.redirectUri}?foo=bar` })).url);
+    expect(added.status).toBe(400);
+    expect(added.stoppedAt).toBeUndefined();
+  });
+
+  test('oidcc-request-uri-unsigned / -signed: request_uri is not supported, says so in discovery and refuses it', async () => {
+    const req = await codeRequest(f);
+    const page = await browserOf(f).open(authUrl(f, { ...req.params, request_uri: 'https://rp.example/request.jwt' }));
+    const answer = callbackOf(page).searchParams;
+    expect(answer.get('error')).toBe('request_uri_not_supported');
+    expect(answer.get('code')).toBeNull();
+  });
+
+  test('oidcc-form-post-basic: response_mode=form_post answers with a self-posting form to the redirect_uri', async () => {
+    const req = await codeRequest(f, { response_mode: 'form_post' });
+    const browser = browserOf(f);
+    const login = await browser.open(req.url);
+    let page = await browser.submit(login, { has: 'login' }, { login: 'alice', password: ALICE.password });
+    if (page.url.includes('/interaction/')) page = await browser.submit(page, { action: '/confirm' });
+    expect(page.stoppedAt).toBeUndefined();
+    const form = browser.form(page, { has: 'code' });
+    expect(form.method).toBe('post');
+    expect(form.action).toBe(f.redirectUri);
+    expect(form.fields.state).toBe(req.params.state);
+    const callback = new URL(f.redirectUri);
+    for (const [k, v] of Object.entries(form.fields)) callback.searchParams.set(k, v);
+    const tokens = await client.authorizationCodeGrant(f.web, callback, {
+      pkceCodeVerifier: req.verifier, expectedState: req.params.state, expectedNonce: req.params.nonce,
+    });
+    expect(tokens.claims()!.sub).toBe('alice');
+  });
+
+  test('oidcc-form-post-error: a refusal in form_post mode is posted back too, with the state', async () => {
+    const req = await codeRequest(f, { response_mode: 'form_post', prompt: 'none' });
+    const browser = browserOf(f);
+    const page = await browser.open(req.url);
+    const form = browser.form(page, { has: 'error' });
+    expect(form.action).toBe(f.redirectUri);
+    expect(form.fields).toMatchObject({ error: 'login_required', state: req.params.state });
+  });
+});
+
+describe('RP-Initiated Logout OP and Back-Channel Logout OP certification', () => {
+  let f: FlowFixture;
+  beforeAll(async () => {
+    f = await startCertOp();
+  });
+  afterAll(async () => {
+    await f?.op.close();
+  });
+
+  const bye = () => `${f.op.origin}/bye`;
+
+  test('oidcc-rp-initiated-logout: id_token_hint, post_logout_redirect_uri and state come back after confirming', async () => {
+    const { tokens, browser } = await aliceWith(f);
+    const confirm = await browser.open(client.buildEndSessionUrl(f.web, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: bye(), state: 'xyz' }).href);
+    const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+    const back = new URL(done.stoppedAt!);
+    expect(back.pathname).toBe('/bye');
+    expect(back.searchParams.get('state')).toBe('xyz');
+    const silent = await browser.open((await codeRequest(f, { prompt: 'none' })).url);
+    expect(callbackOf(silent).searchParams.get('error')).toBe('login_required');
+  });
+
+  test('oidcc-rp-initiated-logout (POST): the end-session request may be a form POST', async () => {
+    const { tokens, browser } = await aliceWith(f);
+    const endpoint = f.web.serverMetadata().end_session_endpoint!;
+    const confirm = await browser.post(endpoint, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: bye(), state: 'posted' });
+    expect(confirm.status).toBe(200);
+    const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+    expect(new URL(done.stoppedAt!).searchParams.get('state')).toBe('posted');
+  });
+
+  test('oidcc-rp-initiated-logout-no-id-token-hint: client_id with post_logout_redirect_uri is enough', async () => {
+    const { browser } = await aliceWith(f);
+    const confirm = await browser.open(client.buildEndSessionUrl(f.web, { post_logout_redirect_uri: bye(), state: 's1' }).href);
+    const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+    expect(new URL(done.stoppedAt!).searchParams.get('state')).toBe('s1');
+  });
+
+  test('oidcc-rp-initiated-logout-no-params and -no-post-logout-redirect-uri: alice is signed out at the OP\'s own page', async () => {
+    const { browser } = await aliceWith(f);
+    const confirm = await browser.open(`${f.op.issuer}/session/end`);
+    expect(confirm.status).toBe(200);
+    const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+    expect(done.stoppedAt).toBeUndefined();
+    expect(done.status).toBe(200);
+    expect(textOf(done)).toMatch(/signed out/i);
+    const silent = await browser.open((await codeRequest(f, { prompt: 'none' })).url);
+    expect(callbackOf(silent).searchParams.get('error')).toBe('login_required');
+  });
+
+  test('oidcc-rp-initiated-logout-bad-id-token-hint / -modified-id-token-hint: refused, alice stays signed in', async () => {
+    const { tokens, browser } = await aliceWith(f);
+    const [h, p, s] = tokens.id_token!.split('.');
+    const payload = JSON.parse(Buffer.from(p!, 'base64url').toString());
+    const modified = [h, Buffer.from(JSON.stringify({ ...payload, sub: 'mallory' })).toString('base64url'), s].join('.');
+    for (const hint of ['not-a-jwt', modified]) {
+      const page = await browser.open(client.buildEndSessionUrl(f.web, { id_token_hint: hint, post_logout_redirect_uri: bye() }).href);
+      const silent = await expectLogoutRefused(f, page, browser);
+      expect(silent.get('code')).toEqual(expect.any(String));
+    }
+  });
+
+  test('oidcc-rp-initiated-logout-bad-post-logout-redirect-uri / -query-added: refused, never followed', async () => {
+    const { tokens, browser } = await aliceWith(f);
+    for (const target of ['https://evil.example/bye', `${bye()}?extra=1`]) {
+      const page = await browser.open(client.buildEndSessionUrl(f.web, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: target }).href);
+      const silent = await expectLogoutRefused(f, page, browser);
+      expect(silent.get('code')).toEqual(expect.any(String));
+    }
+  });
+
+  test('oidcc-rp-initiated-logout-no-state / -only-state: no state means none back; state alone redirects nowhere', async () => {
+    const first = await aliceWith(f);
+    const confirm = await first.browser.open(client.buildEndSessionUrl(f.web, { id_token_hint: first.tokens.id_token!, post_logout_redirect_uri: bye() }).href);
+    const done = await first.browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+    expect(new URL(done.stoppedAt!).searchParams.has('state')).toBe(false);
+    const second = await aliceWith(f);
+    const onlyState = await second.browser.open(client.buildEndSessionUrl(f.web, { id_token_hint: second.tokens.id_token!, state: 'lonely' }).href);
+    const end = await second.browser.submit(onlyState, { id: 'op.logoutForm' }, { logout: 'yes' });
+    expect(end.stoppedAt).toBeUndefined();
+    expect(end.status).toBe(200);
+  });
+
+  test('oidcc-backchannel-rp-initiated-logout: the logout token is signed, has sid and the event, and no nonce', async () => {
+    const browser = browserOf(f);
+    const req = await codeRequest(f, {}, f.bcl);
+    const tokens = await exchange(f.bcl, await signIn(browser, req.url, { login: 'alice', password: ALICE.password }), req);
+    const before = f.logoutTokens.length;
+    const confirm = await browser.open(client.buildEndSessionUrl(f.bcl, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: bye() }).href);
+    await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+    for (let i = 0; i < 200 && f.logoutTokens.length === before; i += 1) await new Promise((r) => setTimeout(r, 50));
+    const jwks = createRemoteJWKSet(new URL(f.bcl.serverMetadata().jwks_uri!));
+    const { payload, protectedHeader } = await jwtVerify(f.logoutTokens[before]!, jwks, { issuer: f.op.issuer, audience: 'bcl', typ: 'logout+jwt' });
+    expect(protectedHeader.alg).toBe('RS256');
+    expect(payload).toMatchObject({ sub: 'alice', sid: tokens.claims()!.sid, events: { 'http://schemas.openid.net/event/backchannel-logout': {} } });
+    expect(payload.nonce).toBeUndefined();
+    expect(payload.jti).toEqual(expect.any(String));
+  });
+});
