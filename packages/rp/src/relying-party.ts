@@ -126,7 +126,7 @@ export class RelyingParty {
     const state = client.randomState();
     const transaction: Transaction = { provider: name, returnTo: opts.returnTo, createdAt: Date.now() };
     const params: Record<string, string> = { ...p.authorizationParams, ...opts.params, redirect_uri: this.callbackUrl(name), scope: p.scope, state };
-    if (p.pkce !== false) {
+    if (p.pkce !== false && p.responseType !== 'id_token') { // PKCE binds a code; an id_token response has none
       transaction.codeVerifier = client.randomPKCECodeVerifier();
       params.code_challenge = await client.calculatePKCECodeChallenge(transaction.codeVerifier);
       params.code_challenge_method = 'S256';

@@ -11,6 +11,7 @@
  * - `op.browser()` → `OpBrowser` with its own OP cookie jar: `authorize(url, { account, deny })`
  *   follows the OP's redirects, logs in as `account` (default 'alice') or denies, and returns the
  *   first URL outside the OP (normally the RP callback with code and state; not fetched);
+ *   `formPost(url, opts)` the same for response_mode=form_post: the OP's form (action, fields; not posted);
  *   `endSession(url)` confirms RP-initiated logout and returns where the OP sends the browser.
  * - `op.authorize(url, opts)`: the same with a fresh browser.
  * - `op.rotateKeys()`: the OP signs with a new key (new `kid`) from now on, old key removed.
@@ -66,6 +67,16 @@ class Jar {
   }
 }
 
+/** The auto-submitting form of an OP form_post page (action and hidden fields). */
+function formOf(html: string): { action: URL; fields: Record<string, string> } | undefined {
+  const unescape = (v: string): string => v.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  const action = /<form[^>]*method="post"[^>]*action="([^"]+)"/i.exec(html)?.[1];
+  if (!action) return undefined;
+  const fields: Record<string, string> = {};
+  for (const m of html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)) fields[unescape(m[1])] = unescape(m[2]);
+  return { action: new URL(unescape(action)), fields };
+}
+
 /** A browser at the OP: cookies and redirects, nothing else. */
 export class OpBrowser {
   private readonly jar = new Jar();
@@ -81,6 +92,19 @@ export class OpBrowser {
 
   /** Follows redirects from `url` while they stay at the OP; handles the login interaction. */
   async authorize(url: string | URL, opts: { account?: string; deny?: boolean } = {}): Promise<URL> {
+    const end = await this.walk(url, opts);
+    if (!(end instanceof URL)) throw new Error(`the OP answered with a form_post page to ${end.action.pathname}, use formPost()`);
+    return end;
+  }
+
+  /** Like `authorize` for `response_mode=form_post`: the OP's auto-submitting form (action and fields, not posted). */
+  async formPost(url: string | URL, opts: { account?: string; deny?: boolean } = {}): Promise<{ action: URL; fields: Record<string, string> }> {
+    const end = await this.walk(url, opts);
+    if (end instanceof URL) throw new Error(`the OP redirected to ${end.pathname} instead of posting a form`);
+    return end;
+  }
+
+  private async walk(url: string | URL, opts: { account?: string; deny?: boolean }): Promise<URL | { action: URL; fields: Record<string, string> }> {
     let next = new URL(url);
     for (let hop = 0; hop < 20; hop++) {
       if (next.origin !== new URL(this.issuer).origin) return next;
@@ -93,7 +117,12 @@ export class OpBrowser {
           })
         : await this.request(next.href);
       const location = response.headers.get('location');
-      if (!location) throw new Error(`the OP answered ${response.status} at ${next.pathname}: ${(await response.text()).slice(0, 300)}`);
+      if (!location) {
+        const html = await response.text();
+        const form = response.status === 200 ? formOf(html) : undefined;
+        if (form) return form;
+        throw new Error(`the OP answered ${response.status} at ${next.pathname}: ${html.slice(0, 300)}`);
+      }
       next = new URL(location, next);
     }
     throw new Error('too many redirects at the OP');
@@ -145,6 +174,8 @@ function configuration(options: TestOpOptions, key: Record<string, unknown>): Co
       const { oidc } = ctx;
       const grant = new oidc.provider.Grant({ clientId: oidc.client!.clientId, accountId: oidc.session!.accountId! });
       grant.addOIDCScope([...(oidc.requestParamScopes ?? [])].join(' ') || 'openid');
+      // response_type=id_token asks for the scope's claims in the ID token itself: grant those too
+      grant.addOIDCClaims([...(oidc.requestParamClaims ?? [])]);
       await grant.save();
       return grant;
     },
@@ -198,7 +229,16 @@ export async function startOp(options: TestOpOptions): Promise<TestOp> {
   });
   app.post('/interaction/:uid/login', form, async (req, res, next) => {
     try {
-      await op.provider.interactionDetails(req, res);
+      const details = await op.provider.interactionDetails(req, res);
+      if (details.prompt.name === 'consent') {
+        // oidc-provider always asks native clients (e.g. implicit over loopback http) for consent: grant what they asked
+        const grant = new op.provider.Grant({ clientId: String(details.params.client_id), accountId: details.session!.accountId });
+        grant.addOIDCScope(String(details.params.scope ?? 'openid'));
+        const claims = details.prompt.details.missingOIDCClaims;
+        if (Array.isArray(claims)) grant.addOIDCClaims(claims as string[]);
+        await op.provider.interactionFinished(req, res, { consent: { grantId: await grant.save() } }, { mergeWithLastSubmission: true });
+        return;
+      }
       await op.provider.interactionFinished(req, res, { login: { accountId: String(req.body.account) } }, { mergeWithLastSubmission: false });
     } catch (err) {
       next(err);
