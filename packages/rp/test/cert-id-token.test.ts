@@ -44,6 +44,7 @@ beforeEach(() => {
   stub.keys = [...defaultKeys];
   stub.userinfo = { sub: 'mallory', email: 'mallory@example.org' };
   stub.requests = [];
+  stub.refreshToken = undefined;
   return new Promise<void>((resolve) => store.clear(() => resolve()));
 });
 
@@ -236,5 +237,26 @@ describe('rp-userinfo-* and rp-token_endpoint-*', () => {
     expect(basic.split(':').map(decodeURIComponent)).toEqual(['app', CLIENT_SECRET]);
     expect(token.body.client_secret).toBeUndefined();
     expect(token.body.code_verifier).toMatch(/^[\w-]{43,}$/);
+  });
+});
+
+describe('refreshed ID tokens (OIDC Core 12.2)', () => {
+  test('a refresh whose new ID token names another sub ends the login with 401 refresh_failed', async () => {
+    stub.refreshToken = 'stub-refresh-token';
+    const agent = request.agent(server);
+    await expectLoggedIn(await callback(agent), agent);
+    stub.idToken = (claims) => stub.sign({ ...claims, sub: 'someone-else' });
+    const res = await agent.post('/auth/refresh').send({});
+    expect(stub.requests.at(-1)?.body.grant_type).toBe('refresh_token');
+    await expectRefused(res, agent, 'refresh_failed', /another subject/);
+  });
+
+  test('(control) a refresh whose new ID token names the same sub keeps the login', async () => {
+    stub.refreshToken = 'stub-refresh-token';
+    const agent = request.agent(server);
+    await expectLoggedIn(await callback(agent), agent);
+    const res = await agent.post('/auth/refresh').send({});
+    expect(res.status).toBe(200);
+    expect((await agent.get('/me')).body.sub).toBe('mallory');
   });
 });

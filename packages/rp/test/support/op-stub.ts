@@ -23,6 +23,8 @@ export interface StubOp {
   metadata: Record<string, unknown>;
   /** The public keys the JWKS serves (default: the stub's one RS256 key); tests may add or strip keys. */
   keys: JWK[];
+  /** A refresh token to include in token responses (none by default). */
+  refreshToken?: string;
   /** Claims the userinfo endpoint answers with (the stub advertises it only when set). */
   userinfo?: Record<string, unknown>;
   /** Token and userinfo requests as received (headers and form body), newest last. */
@@ -93,7 +95,7 @@ export async function startStubOp(clientId: string): Promise<StubOp> {
     stub.requests.push({ path: '/token', headers: req.headers, body: req.body as Record<string, string> });
     const now = Math.floor(Date.now() / 1000);
     const idToken = await stub.idToken({ iss: issuer, aud: clientId, sub: 'mallory', iat: now, exp: now + 300, nonce: lastNonce });
-    res.json({ access_token: 'stub-access-token', token_type: 'Bearer', expires_in: 300, id_token: idToken });
+    res.json({ access_token: 'stub-access-token', token_type: 'Bearer', expires_in: 300, id_token: idToken, ...(stub.refreshToken ? { refresh_token: stub.refreshToken } : {}) });
   });
   server.on('request', app);
   return stub;
