@@ -12,6 +12,7 @@ import { RpError, toRpError } from './errors.js';
 import type { RpOptions } from './options.js';
 import { RelyingParty } from './relying-party.js';
 import { LOGOUT_TOKEN_MAX_AGE } from './id-token.js';
+import { KeyQueue } from './key-queue.js';
 import { logoutIndexKey, logoutJtiKey, type Authentication, type LogoutIndexRecord } from './session.js';
 
 const debug = createDebug('openid-express:rp');
@@ -168,15 +169,20 @@ async function rememberLogoutToken(store: Store, provider: string, jti: string, 
   await sessionOp<void>((cb) => store.set(key, record as unknown as SessionData, cb));
 }
 
+/** Logins finishing at once for one user / OP session update the same index record in turn. */
+const logoutIndexUpdates = new KeyQueue();
+
 /** Remembers which session ids belong to an OP `sid` and `sub`, in the session store itself. */
 async function indexForLogout(store: Store, auth: Authentication, sessionId: string): Promise<void> {
   const sid = auth.idTokenClaims?.sid;
   const keys = [logoutIndexKey(auth.provider, 'sub', auth.user.sub)];
   if (typeof sid === 'string') keys.push(logoutIndexKey(auth.provider, 'sid', sid));
   for (const key of keys) {
-    const record = await sessionOp<LogoutIndexRecord | null | undefined>((cb) => store.get(key, cb as never));
-    const ids = [...(record?.ids ?? []).filter((id) => id !== sessionId), sessionId].slice(-50);
-    await sessionOp<void>((cb) => store.set(key, { ids } as unknown as SessionData, cb));
+    await logoutIndexUpdates.run(key, async () => {
+      const record = await sessionOp<LogoutIndexRecord | null | undefined>((cb) => store.get(key, cb as never));
+      const ids = [...(record?.ids ?? []).filter((id) => id !== sessionId), sessionId].slice(-50);
+      await sessionOp<void>((cb) => store.set(key, { ids } as unknown as SessionData, cb));
+    });
   }
 }
 

@@ -66,6 +66,15 @@ describe('POST /auth/backchannel-logout/:provider', () => {
     expect((await other.get('/me')).status).toBe(200);
   });
 
+  test('logins of one user finishing at the same moment are all ended by a sub-only logout token', async () => {
+    const agents = Array.from({ length: 8 }, () => t.agent());
+    await Promise.all(agents.map((agent) => t.login(agent)));
+    expect(await t.authenticatedSessions()).toHaveLength(8);
+    const res = await t.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: await logoutToken({ sub: 'alice' }) });
+    expect(res.status).toBe(200);
+    expect(await t.authenticatedSessions()).toEqual([]);
+  });
+
   test('a sub-only logout token ends every session of that user', async () => {
     const a = t.agent();
     const b = t.agent();
