@@ -68,7 +68,7 @@ describe('Config OP, Dynamic OP and Form Post OP certification', () => {
     expect((await exchange(config, done, req)).claims()!.sub).toBe('alice');
   });
 
-  test('oidcc-registration-jwks / -jwks-uri: a client registered with its keys signs its request objects with them', async () => {
+  test('oidcc-registration-jwks: a client registered with its keys (jwks) signs its request objects with them', async () => {
     const jar = await f.registerJarClient();
     expect(jar.config.clientMetadata().jwks).toBeDefined();
     const verifier = client.randomPKCECodeVerifier();
