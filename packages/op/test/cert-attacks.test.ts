@@ -48,6 +48,20 @@ describe('an attacker against the OP', () => {
     expect(callbackOf(silent).searchParams.get('error')).toBe('login_required');
   });
 
+  test('logout CSRF: a forged sign-out post for a signed-in alice who never saw the logout page changes nothing', async () => {
+    const { browser } = await aliceWith(f);
+    const forgeries: Array<Record<string, string>> = [{ logout: 'yes' }, { logout: 'yes', xsrf: 'guessed' }, { logout: 'yes', xsrf: 'guessed', csrf: 'guessed' }];
+    for (const fields of forgeries) {
+      const forged = await browser.post(`${f.op.issuer}/session/end/confirm`, fields);
+      expect([fields, forged.status]).toEqual([fields, expect.any(Number)]);
+      expect(forged.status).toBeGreaterThanOrEqual(400);
+      expect(forged.status).toBeLessThan(500);
+      expectClean(forged);
+    }
+    const silent = await browser.open((await codeRequest(f, { prompt: 'none' })).url);
+    expect(callbackOf(silent).searchParams.get('code')).toEqual(expect.any(String));
+  });
+
   test('session fixation: cookies planted before the login do not carry the victim\'s session', async () => {
     const victim = browserOf(f);
     victim.jar.store(f.op.issuer, new Headers([['set-cookie', '_session=attacker-chosen; Path=/'], ['set-cookie', '_session.legacy=attacker-chosen; Path=/']]));
@@ -190,6 +204,29 @@ describe('an attacker against the OP', () => {
     expect(await followed.text()).not.toMatch(STACK);
     const { tokens } = await aliceWith(f);
     expect(tokens.claims()!.sub).toBe('alice');
+  });
+
+  test('malformed requests get a 4xx with a reason, never a 500 or a stack trace', async () => {
+    const html = { accept: 'text/html' };
+    const answers: Array<[string, Response]> = [
+      ['bad percent-encoding', await fetch(`${f.op.issuer}/interaction/%E0%A4%A`, { headers: html })],
+      ['bad JSON at registration', await fetch(`${f.op.issuer}/reg`, { method: 'POST', body: '{"redirect_uris": [',
+        headers: { 'content-type': 'application/json', authorization: 'Bearer let-me-register' } })],
+      ['array field at the token endpoint', await fetch(`${f.op.issuer}/token`, { method: 'POST', body: 'grant_type[]=authorization_code&code=x',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`web:${SECRET}`).toString('base64')}` } })],
+      ['garbage session cookies', await fetch(`${f.op.issuer}/auth?client_id=web&response_type=code&scope=openid&redirect_uri=x`,
+        { headers: { ...html, cookie: '_session=%%%; _session.sig=zzz; _session.legacy=%; connect.sid=s%3Agarbage' } })],
+    ];
+    for (const [what, res] of answers) {
+      const body = await res.text();
+      expect([what, res.status >= 400 && res.status < 500]).toEqual([what, true]);
+      expect(body).not.toMatch(STACK);
+      expect(body).not.toContain(SECRET);
+    }
+    const badClaims = await codeRequest(f, { claims: '{"userinfo": {' });
+    const answer = callbackOf(await browserOf(f).open(badClaims.url)).searchParams;
+    expect(answer.get('error')).toBe('invalid_request');
+    expect(answer.get('code')).toBeNull();
   });
 
   // last: it leaves alice locked

@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { createRemoteJWKSet, exportJWK, generateKeyPair, jwtVerify } from 'jose';
 import type { BrowserPage } from '../../../test/support/op-forms.js';
 import {
   ALICE, aliceWith, authUrl, browserOf, callbackOf, client, codeRequest, exchange, register, signIn, startCertOp, textOf,
@@ -168,6 +168,15 @@ describe('RP-Initiated Logout OP and Back-Channel Logout OP certification', () =
     expect(new URL(done.stoppedAt!).searchParams.get('state')).toBe('posted');
   });
 
+  test('oidcc-rp-initiated-logout when the OP session is already gone: back at the client with the state, no 403', async () => {
+    const { tokens } = await aliceWith(f);
+    const elsewhere = browserOf(f); // another browser: no OP session, never saw a logout page
+    const auto = await elsewhere.open(client.buildEndSessionUrl(f.web, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: bye(), state: 'gone' }).href);
+    expect(auto.status).toBe(200);
+    const done = await elsewhere.submit(auto, { has: 'logout' }); // what the page's script does
+    expect(new URL(done.stoppedAt!).searchParams.get('state')).toBe('gone');
+  });
+
   test('oidcc-rp-initiated-logout-no-id-token-hint: client_id with post_logout_redirect_uri is enough', async () => {
     const { browser } = await aliceWith(f);
     const confirm = await browser.open(client.buildEndSessionUrl(f.web, { post_logout_redirect_uri: bye(), state: 's1' }).href);
@@ -234,5 +243,36 @@ describe('RP-Initiated Logout OP and Back-Channel Logout OP certification', () =
     expect(payload).toMatchObject({ sub: 'alice', sid: tokens.claims()!.sid, events: { 'http://schemas.openid.net/event/backchannel-logout': {} } });
     expect(payload.nonce).toBeUndefined();
     expect(payload.jti).toEqual(expect.any(String));
+  });
+});
+
+describe('Dynamic OP certification: keys by reference', () => {
+  let f: FlowFixture;
+  const clientKeys: { keys: object[] } = { keys: [] };
+  beforeAll(async () => {
+    f = await startCertOp({}, { beforeOp: (app) => app.get('/client-jwks', (_req, res) => void res.json(clientKeys)) });
+  });
+  afterAll(async () => {
+    await f?.op.close();
+  });
+
+  test('oidcc-registration-jwks-uri: a client registered with a jwks_uri signs its request objects with the keys found there', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    clientKeys.keys = [{ ...(await exportJWK(publicKey)), alg: 'ES256', use: 'sig', kid: 'k1' }];
+    const config = await register(f, { jwks_uri: `${f.op.origin}/client-jwks`, request_object_signing_alg: 'ES256', require_signed_request_object: true });
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const url = await client.buildAuthorizationUrlWithJAR(config, {
+      redirect_uri: f.redirectUri, scope: 'openid', state,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    }, { key: privateKey, kid: 'k1' });
+    const page = await signIn(browserOf(f), url.href, { login: 'alice', password: ALICE.password });
+    const tokens = await client.authorizationCodeGrant(config, callbackOf(page), { pkceCodeVerifier: verifier, expectedState: state });
+    expect(tokens.claims()!.sub).toBe('alice');
+    // a request object signed with a key that is not at the jwks_uri is refused
+    const other = await generateKeyPair('ES256');
+    const forged = await client.buildAuthorizationUrlWithJAR(config, { redirect_uri: f.redirectUri, scope: 'openid' }, { key: other.privateKey, kid: 'k2' });
+    const refused = await browserOf(f).open(`${forged.href}&redirect_uri=${encodeURIComponent(f.redirectUri)}`);
+    expect(callbackOf(refused).searchParams.get('error')).toBe('invalid_request_object');
   });
 });

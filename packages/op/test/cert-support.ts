@@ -17,8 +17,8 @@ let ipCounter = 0;
 export const nextIp = () => `203.0.113.${(ipCounter += 1) % 250}`;
 
 /** An OP like the certification lab talks to: memory store, trustProxy (fresh IPs per test), alice with all claims. */
-export async function startCertOp(extra: Partial<OpOptions> = {}): Promise<FlowFixture> {
-  return startFlowFixture(memoryAdapter(), { trustProxy: true, accounts: memoryAccounts([FULL_ALICE]), ...extra });
+export async function startCertOp(extra: Partial<OpOptions> = {}, setup: Parameters<typeof startFlowFixture>[2] = {}): Promise<FlowFixture> {
+  return startFlowFixture(memoryAdapter(), { trustProxy: true, accounts: memoryAccounts([FULL_ALICE]), ...extra }, setup);
 }
 
 /** An authorization URL with exactly these parameters (undefined ones left out), e.g. without a nonce. */
