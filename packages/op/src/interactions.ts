@@ -60,6 +60,12 @@ function checkCsrf(req: Request): InteractionState {
   return state;
 }
 
+/** What the client asked about presentation: languages (`ui_locales`) and `display`, for the views. */
+function presentation(d: Details): { uiLocales: string[]; display?: string } {
+  const locales = typeof d.params.ui_locales === 'string' ? d.params.ui_locales.split(' ').filter(Boolean) : [];
+  return { uiLocales: locales, display: typeof d.params.display === 'string' ? d.params.display : undefined };
+}
+
 async function clientOf(deps: InteractionDeps, d: Details) {
   const client = await deps.provider.Client.find(String(d.params.client_id));
   return { name: client?.clientName ?? String(d.params.client_id), uri: client?.clientUri, logo: client?.logoUri, client };
@@ -71,7 +77,7 @@ async function showLogin(deps: InteractionDeps, req: Request, res: Response, d: 
   const base = `${deps.mountPath}/interaction/${d.uid}`;
   const loginHint = typeof d.params.login_hint === 'string' ? d.params.login_hint : undefined;
   const html = await renderPage(req, deps.views, 'login', {
-    title: 'Sign in', clientName: name, clientUri: uri, logoUri: logo, action: `${base}/login`, abortAction: `${base}/abort`,
+    title: 'Sign in', clientName: name, clientUri: uri, logoUri: logo, ...presentation(d), action: `${base}/login`, abortAction: `${base}/abort`,
     csrf: state.csrf, error,
     authenticators: deps.authenticators.map((a, i) => ({
       id: a.id, label: a.label, submitLabel: a.submitLabel ?? 'Sign in',
@@ -91,7 +97,7 @@ async function show(deps: InteractionDeps, req: Request, res: Response) {
   const state = stateFor(req, d.uid, deps.interactionTtlMs);
   const base = `${deps.mountPath}/interaction/${d.uid}`;
   const html = await renderPage(req, deps.views, 'consent', {
-    title: 'Allow access?', clientName: name, clientUri: uri, logoUri: logo, policyUri: client?.policyUri, tosUri: client?.tosUri,
+    title: 'Allow access?', clientName: name, clientUri: uri, logoUri: logo, ...presentation(d), policyUri: client?.policyUri, tosUri: client?.tosUri,
     action: `${base}/confirm`, abortAction: `${base}/abort`, csrf: state.csrf, ...consentItems(d),
   });
   pageHeaders(res);

@@ -1,4 +1,5 @@
 import { decodeJwt } from 'jose';
+import { defaultViews } from '@openid-express/op';
 import {
   ALICE, FULL_ALICE, aliceWith, authUrl, browserOf, callbackOf, client, codeRequest, exchange, register, signIn,
   startCertOp, textOf, type FlowFixture,
@@ -263,6 +264,29 @@ describe('Basic OP certification (oidcc-basic-certification-test-plan)', () => {
     const page = await signIn(browserOf(f), url.href, { login: 'alice', password: ALICE.password });
     const tokens = await client.authorizationCodeGrant(jar.config, callbackOf(page), { pkceCodeVerifier: verifier, expectedState: state });
     expect(decodeJwt(tokens.id_token!).sub).toBe('alice');
+  });
+});
+
+describe('oidcc-ui-locales and oidcc-display-popup with the app\'s own views', () => {
+  let f: FlowFixture;
+  const seen: Array<{ view: string; uiLocales?: string[]; display?: string }> = [];
+  beforeAll(async () => {
+    f = await startCertOp({ views: {
+      login: (p) => { seen.push({ view: 'login', uiLocales: p.uiLocales, display: p.display }); return (defaultViews.login as (x: typeof p) => string)(p); },
+      consent: (p) => { seen.push({ view: 'consent', uiLocales: p.uiLocales, display: p.display }); return (defaultViews.consent as (x: typeof p) => string)(p); },
+    } });
+  });
+  afterAll(async () => {
+    await f?.op.close();
+  });
+
+  test('the login and consent views are told the languages asked for, in order, and the display', async () => {
+    const { tokens } = await aliceWith(f, { ui_locales: 'sv fr-CA en', display: 'popup' });
+    expect(tokens.claims()!.sub).toBe('alice');
+    expect(seen).toEqual([
+      { view: 'login', uiLocales: ['sv', 'fr-CA', 'en'], display: 'popup' },
+      { view: 'consent', uiLocales: ['sv', 'fr-CA', 'en'], display: 'popup' },
+    ]);
   });
 });
 

@@ -115,6 +115,7 @@ describe('Config OP, Dynamic OP and Form Post OP certification', () => {
     let page = await browser.submit(login, { has: 'login' }, { login: 'alice', password: ALICE.password });
     if (page.url.includes('/interaction/')) page = await browser.submit(page, { action: '/confirm' });
     expect(page.stoppedAt).toBeUndefined();
+    expect(page.headers.get('cache-control')).toContain('no-store'); // the page carries the code
     const form = browser.form(page, { has: 'code' });
     expect(form.method).toBe('post');
     expect(form.action).toBe(f.redirectUri);

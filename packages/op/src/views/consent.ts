@@ -13,6 +13,10 @@ export interface ConsentViewProps {
   clientUri?: string;
   /** The client's `logo_uri`, shown when it is http(s). */
   logoUri?: string;
+  /** The languages the client asked for (`ui_locales`), most preferred first; the default views are English only. */
+  uiLocales?: string[];
+  /** How the client asked to show the page (`display`: page, popup, touch, wap). */
+  display?: string;
   policyUri?: string;
   tosUri?: string;
   /** Posting here approves. */

@@ -16,6 +16,10 @@ export interface LoginViewProps {
   clientUri?: string;
   /** The client's `logo_uri`, shown when it is http(s). */
   logoUri?: string;
+  /** The languages the client asked for (`ui_locales`), most preferred first; the default views are English only. */
+  uiLocales?: string[];
+  /** How the client asked to show the page (`display`: page, popup, touch, wap). */
+  display?: string;
   /** Where every login form posts (with a hidden `authenticator` field). */
   action: string;
   /** Where the "Cancel" form posts (denies the request: `access_denied` at the client). */
