@@ -70,7 +70,7 @@ function showProfile(req, res) {
     user: viewUser(req),
     token: token && { expiresAt: token.expiresAt, scope: token.scope, refreshed: req.session.refreshed },
     canRefresh: Boolean(req.oidc.authentication?.refreshToken),
-    claims: req.oidc.user.claims ?? {},
+    claims: { ...req.oidc.user.claims, ...req.oidc.idTokenClaims }, // the person's claims, then the sign-in's
     userinfo: flash.userinfo,
     notice: flash.notice,
     error: flash.error,

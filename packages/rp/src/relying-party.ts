@@ -192,7 +192,7 @@ export class RelyingParty {
     const claims = { ...(await this.loadClaims(p, config, accessToken.value, idTokenClaims?.sub as string | undefined)), ...idTokenClaims };
     return {
       provider: name,
-      user: normalizeUser(name, p, claims),
+      user: normalizeUser(name, p, claims, idTokenClaims),
       idToken: tokens.id_token,
       idTokenClaims,
       accessToken,
@@ -213,7 +213,7 @@ export class RelyingParty {
     const idTokenClaims = await this.verifyIdToken(name, config, idToken!);
     return {
       provider: name,
-      user: normalizeUser(name, p, idTokenClaims),
+      user: normalizeUser(name, p, idTokenClaims, idTokenClaims),
       idToken: idToken!,
       idTokenClaims,
       authTime: typeof idTokenClaims.auth_time === 'number' ? idTokenClaims.auth_time : now(),

@@ -4,13 +4,24 @@
 import { RpError } from './errors.js';
 import type { NormalizedUser, ProviderConfig } from './options.js';
 
-/** The app-facing user: the provider's `profile()` mapping over the standard claims. */
-export function normalizeUser(provider: string, p: ProviderConfig, claims: Record<string, unknown>): NormalizedUser {
+/**
+ * ID token claims about the token and the sign-in protocol rather than the person: kept once, in
+ * `idTokenClaims`, not copied into `user.claims` (smaller sessions).
+ */
+export const PROTOCOL_CLAIMS: ReadonlySet<string> = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'nonce', 'at_hash', 'c_hash', 's_hash', 'azp', 'jti', 'sid']);
+
+/**
+ * The app-facing user: the provider's `profile()` mapping over all claims; `user.claims` keeps
+ * them without the protocol claims that came from the ID token `idTokenClaims`.
+ */
+export function normalizeUser(
+  provider: string, p: ProviderConfig, claims: Record<string, unknown>, idTokenClaims?: Record<string, unknown>,
+): NormalizedUser {
   const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
   const mapped = p.profile ? p.profile(claims) : {};
   const sub = mapped.sub ?? str(claims.sub);
   if (!sub) throw new RpError('invalid_response', 'the provider returned no subject (sub) for the user');
-  const user: NormalizedUser = { sub, provider, claims };
+  const user: NormalizedUser = { sub, provider, claims: idTokenClaims ? withoutProtocolClaims(claims, idTokenClaims) : claims };
   const name = mapped.name ?? str(claims.name);
   const email = mapped.email ?? str(claims.email);
   const emailVerified = mapped.emailVerified ?? (typeof claims.email_verified === 'boolean' ? claims.email_verified : undefined);
@@ -20,4 +31,13 @@ export function normalizeUser(provider: string, p: ProviderConfig, claims: Recor
   if (emailVerified !== undefined) user.emailVerified = emailVerified;
   if (picture !== undefined) user.picture = picture;
   return user;
+}
+
+/** `claims` minus the protocol claims the ID token carries (they stay in `idTokenClaims`). */
+function withoutProtocolClaims(claims: Record<string, unknown>, idTokenClaims: Record<string, unknown>): Record<string, unknown> {
+  const kept: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(claims)) {
+    if (!(PROTOCOL_CLAIMS.has(name) && Object.hasOwn(idTokenClaims, name))) kept[name] = value;
+  }
+  return kept;
 }

@@ -2,7 +2,7 @@ import express from 'express';
 import session from 'express-session';
 import request from 'supertest';
 import { oidc, rp } from '@openid-express/rp';
-import { startRp, type TestRp } from './support/rp-app.js';
+import { CLIENT_ID, startRp, type TestRp } from './support/rp-app.js';
 import { clearStore, expectNoLogin, sessionCookie } from './support/expect.js';
 
 let t: TestRp;
@@ -25,6 +25,18 @@ describe('GET /auth/callback/:provider', () => {
     expect(me.status).toBe(200);
     expect(me.body).toMatchObject({ sub: 'alice', provider: 'op', name: 'Alice Liddell', email: 'alice@example.org', emailVerified: true });
     expect(me.body.claims.groups).toEqual(['staff', 'admin']);
+  });
+
+  test('the ID token\'s protocol claims are kept once, in idTokenClaims, and the user\'s claims keep the person', async () => {
+    const agent = t.agent();
+    expect((await t.login(agent)).status).toBe(302);
+    const [id] = await t.authenticatedSessions();
+    const auth = (await new Promise<session.SessionData>((resolve, reject) => t.store.get(id!, (err, s) => (err ? reject(err) : resolve(s!))))).oidc!.auth!;
+    expect(auth.idTokenClaims).toMatchObject({ iss: t.op.issuer, aud: CLIENT_ID, sub: 'alice' });
+    expect(auth.idTokenClaims).toHaveProperty('nonce');
+    expect(auth.idTokenClaims).toHaveProperty('exp');
+    expect(auth.user.claims).toMatchObject({ sub: 'alice', name: 'Alice Liddell', groups: ['staff', 'admin'] });
+    for (const claim of ['iss', 'aud', 'exp', 'iat', 'nonce', 'at_hash', 'sid', 'azp', 'jti']) expect(auth.user.claims).not.toHaveProperty(claim);
   });
 
   test('the session id changes at login (no session fixation)', async () => {
