@@ -26,6 +26,9 @@ export interface AuthorizationRequest {
   transaction: Transaction;
 }
 
+/** What tokens of one OP must match, and its userinfo endpoint. */
+type OpExpectations = JwtExpectations & { userinfoEndpoint?: string };
+
 /** How long a refresh result is shared with requests that still hold the old refresh token. */
 const REFRESH_GRACE_MS = 30_000;
 
@@ -48,6 +51,7 @@ export class RelyingParty {
   private readonly configs = new Map<string, Promise<client.Configuration>>();
   private readonly refreshes = new SingleFlight<Authentication>(REFRESH_GRACE_MS);
   private readonly keySets: KeySets;
+  private readonly expectations = new WeakMap<client.Configuration, OpExpectations>();
   /** OPs found on the fly (`dynamic` option), kept apart from the configured ones (never listed). */
   readonly dynamic?: DynamicProviders;
 
@@ -128,7 +132,7 @@ export class RelyingParty {
     const params: Record<string, string> = { ...p.authorizationParams, ...opts.params, redirect_uri: this.callbackUrl(name), scope: p.scope, state };
     if (p.pkce !== false && p.responseType !== 'id_token') { // PKCE binds a code; an id_token response has none
       transaction.codeVerifier = client.randomPKCECodeVerifier();
-      params.code_challenge = await client.calculatePKCECodeChallenge(transaction.codeVerifier);
+      params.code_challenge = pkceChallenge(transaction.codeVerifier);
       params.code_challenge_method = 'S256';
     }
     if (p.type === 'oidc') params.nonce = transaction.nonce = client.randomNonce();
@@ -232,16 +236,23 @@ export class RelyingParty {
     return claims;
   }
 
-  private jwtExpectations(p: ProviderConfig, config: client.Configuration): JwtExpectations {
-    const metadata = config.serverMetadata();
-    const clientAlg = config.clientMetadata().id_token_signed_response_alg as string | undefined;
-    return { jwksUri: metadata.jwks_uri, issuer: metadata.issuer, audience: p.clientId, algorithms: idTokenAlgorithms(metadata, clientAlg) };
+  /** What tokens of this OP must match; worked out once per Configuration (its metadata never changes). */
+  private jwtExpectations(p: ProviderConfig, config: client.Configuration): OpExpectations {
+    let expect = this.expectations.get(config);
+    if (!expect) {
+      const metadata = config.serverMetadata(); // a deep copy each call: read it once
+      const clientAlg = config.clientMetadata().id_token_signed_response_alg as string | undefined;
+      expect = { jwksUri: metadata.jwks_uri, issuer: metadata.issuer, audience: p.clientId, algorithms: idTokenAlgorithms(metadata, clientAlg),
+        userinfoEndpoint: metadata.userinfo_endpoint };
+      this.expectations.set(config, expect);
+    }
+    return expect;
   }
 
   /** Claims from the userinfo endpoint or the provider's `fetchUser` hook. */
   private async loadClaims(p: ProviderConfig, config: client.Configuration, accessToken: string, sub: string | undefined): Promise<Record<string, unknown>> {
     if (p.fetchUser) return p.fetchUser(accessToken, p.customFetch ? (p.customFetch as unknown as typeof fetch) : fetch);
-    if (p.fetchUserInfo === false || !config.serverMetadata().userinfo_endpoint) return {};
+    if (p.fetchUserInfo === false || !this.jwtExpectations(p, config).userinfoEndpoint) return {};
     return client.fetchUserInfo(config, accessToken, sub ?? client.skipSubjectCheck);
   }
 
@@ -336,6 +347,11 @@ export class RelyingParty {
       throw new RpError('invalid_logout_token', `the logout token was refused: ${(err as Error).message}`, { cause: err });
     }
   }
+}
+
+/** The PKCE S256 code_challenge (RFC 7636 §4.2), hashed synchronously: WebCrypto's async digest costs more than the hash. */
+function pkceChallenge(verifier: string): string {
+  return createHash('sha256').update(verifier, 'ascii').digest('base64url');
 }
 
 /** True when the OP said when the token expires and that moment has passed. */
