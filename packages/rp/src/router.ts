@@ -80,8 +80,7 @@ class Routes {
     const request = await this.rp.authorizationRequest(name, { returnTo: safeReturnTo(req.query.returnTo, this.rp), maxAge });
     session.oidc ??= {};
     this.rp.saveTransaction(session.oidc, request.state, request.transaction);
-    res.set('cache-control', 'no-store');
-    res.redirect(request.url.href);
+    redirect(res, request.url.href);
   };
 
   callback: Handler = async (req, res) => {
@@ -106,8 +105,7 @@ class Routes {
     }
     debug('session regenerated at login (provider %s)', name);
     await indexForLogout(req.sessionStore, auth, req.sessionID).catch((err) => debug('back-channel logout index not written: %s', (err as Error).message));
-    res.set('cache-control', 'no-store');
-    res.redirect(transaction.returnTo);
+    redirect(res, transaction.returnTo);
   };
 
   refresh: Handler = async (req, res) => {
@@ -132,8 +130,7 @@ class Routes {
       });
     }
     debug('logout: local session ended%s', endSession ? `, RP-initiated logout at provider ${auth!.provider}` : '');
-    res.set('cache-control', 'no-store');
-    res.redirect(endSession?.href ?? returnTo);
+    redirect(res, endSession?.href ?? returnTo);
   };
 
   backchannelLogout: Handler = async (req, res) => {
@@ -177,13 +174,20 @@ async function indexForLogout(store: Store, auth: Authentication, sessionId: str
   const sid = auth.idTokenClaims?.sid;
   const keys = [logoutIndexKey(auth.provider, 'sub', auth.user.sub)];
   if (typeof sid === 'string') keys.push(logoutIndexKey(auth.provider, 'sid', sid));
-  for (const key of keys) {
-    await logoutIndexUpdates.run(key, async () => {
-      const record = await sessionOp<LogoutIndexRecord | null | undefined>((cb) => store.get(key, cb as never));
-      const ids = [...(record?.ids ?? []).filter((id) => id !== sessionId), sessionId].slice(-50);
-      await sessionOp<void>((cb) => store.set(key, { ids } as unknown as SessionData, cb));
-    });
-  }
+  // one read and one write per record (a generic Store has no atomic append); the records are independent
+  await Promise.all(keys.map((key) => logoutIndexUpdates.run(key, async () => {
+    const record = await sessionOp<LogoutIndexRecord | null | undefined>((cb) => store.get(key, cb as never));
+    const ids = [...(record?.ids ?? []).filter((id) => id !== sessionId), sessionId].slice(-50);
+    await sessionOp<void>((cb) => store.set(key, { ids } as unknown as SessionData, cb));
+  })));
+}
+
+/**
+ * A 302 with no body and `cache-control: no-store`. `res.redirect()` would write an HTML or text
+ * body repeating the (long) URL, which express-session then splits into two socket writes.
+ */
+function redirect(res: Response, location: string): void {
+  res.status(302).set('cache-control', 'no-store').location(location).end();
 }
 
 /** A callback-style session / store operation as a promise; a store failure is a `session_error` (500). */
