@@ -18,7 +18,7 @@ export interface NormalizedUser {
   email?: string;
   emailVerified?: boolean;
   picture?: string;
-  /** All claims, merged from the ID token and the user info / user endpoint. */
+  /** The person's claims, merged from the ID token and the user info / user endpoint (the ID token's protocol claims — iss, aud, exp, nonce … — are in `idTokenClaims`). */
   claims: Record<string, unknown>;
 }
 
