@@ -24,5 +24,5 @@ export { escapeHtml } from './views/escape.js';
 export type { ConsentItem, ConsentViewProps } from './views/consent.js';
 export type { ErrorViewProps } from './views/error.js';
 export type { LayoutProps } from './views/layout.js';
-export type { LoginFormProps, LoginViewProps } from './views/login.js';
+export type { ClientScreenProps, LoginFormProps, LoginViewProps } from './views/login.js';
 export type { LogoutSuccessViewProps, LogoutViewProps } from './views/logout.js';

@@ -1,4 +1,5 @@
 import { clientLogo, escapeHtml, safeHref } from './escape.js';
+import type { ClientScreenProps } from './login.js';
 
 /** A scope or claim in plain words. */
 export interface ConsentItem {
@@ -7,16 +8,7 @@ export interface ConsentItem {
 }
 
 /** What the consent view is drawn from. */
-export interface ConsentViewProps {
-  title: string;
-  clientName: string;
-  clientUri?: string;
-  /** The client's `logo_uri`, shown when it is http(s). */
-  logoUri?: string;
-  /** The languages the client asked for (`ui_locales`), most preferred first; the default views are English only. */
-  uiLocales?: string[];
-  /** How the client asked to show the page (`display`: page, popup, touch, wap). */
-  display?: string;
+export interface ConsentViewProps extends ClientScreenProps {
   policyUri?: string;
   tosUri?: string;
   /** Posting here approves. */

@@ -9,8 +9,8 @@ export interface LoginFormProps {
   submitLabel: string;
 }
 
-/** What the login view is drawn from. */
-export interface LoginViewProps {
+/** What the login and consent screens show of the client asking. */
+export interface ClientScreenProps {
   title: string;
   clientName: string;
   clientUri?: string;
@@ -20,6 +20,10 @@ export interface LoginViewProps {
   uiLocales?: string[];
   /** How the client asked to show the page (`display`: page, popup, touch, wap). */
   display?: string;
+}
+
+/** What the login view is drawn from. */
+export interface LoginViewProps extends ClientScreenProps {
   /** Where every login form posts (with a hidden `authenticator` field). */
   action: string;
   /** Where the "Cancel" form posts (denies the request: `access_denied` at the client). */
