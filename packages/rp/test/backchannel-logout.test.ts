@@ -2,10 +2,11 @@ import express from 'express';
 import session from 'express-session';
 import request from 'supertest';
 import { createServer } from 'node:http';
-import { generateKeyPair, importJWK, SignJWT, type JWTPayload } from 'jose';
+import { generateKeyPair, type JWTPayload, type SignJWT } from 'jose';
 import { oidc, rp } from '@openid-express/rp';
 import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, type TestRp } from './support/rp-app.js';
 import { clearStore } from './support/expect.js';
+import { eventually, logoutToken as signLogoutToken } from './support/logout-token.js';
 
 let t: TestRp;
 beforeAll(async () => {
@@ -14,26 +15,12 @@ beforeAll(async () => {
 beforeEach(() => clearStore(t));
 afterAll(() => t.close());
 
-const EVENT = { 'http://schemas.openid.net/event/backchannel-logout': {} };
-
-async function logoutToken(claims: JWTPayload, key?: Parameters<SignJWT['sign']>[0]): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  const signingKey = key ?? (await importJWK(t.op.signingKey as never, 'RS256'));
-  return new SignJWT({ iss: t.op.issuer, aud: CLIENT_ID, iat: now, exp: now + 120, jti: `${Math.random()}`, events: EVENT, ...claims })
-    .setProtectedHeader({ alg: 'RS256', kid: t.op.signingKey.kid as string, typ: 'logout+jwt' })
-    .sign(signingKey);
-}
+/** A logout token of the test OP (`claims` laid over a well-formed one), signed with its key unless `key` is given. */
+const logoutToken = (claims: JWTPayload, key?: Parameters<SignJWT['sign']>[0]) => signLogoutToken(t.op, claims, {}, key);
 
 async function sidOf(t: TestRp): Promise<string> {
   const [id] = await t.authenticatedSessions();
   return new Promise((resolve) => t.store.get(id, (_e, s) => resolve(s!.oidc!.auth!.idTokenClaims!.sid as string)));
-}
-
-async function eventually(check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describe('POST /auth/backchannel-logout/:provider', () => {

@@ -4,9 +4,10 @@
  * signed with the OP's own key for the misbehaviours (rp-backchannel-rpinitlogout-lt-*).
  * A refused logout token answers 400 and leaves the login alone; an accepted one ends it.
  */
-import { importJWK, SignJWT, type JWTPayload } from 'jose';
+import { SignJWT, type JWTPayload } from 'jose';
 import { CLIENT_ID, CLIENT_SECRET, startRp, type TestRp } from './support/rp-app.js';
 import { clearStore, expectNoLogin } from './support/expect.js';
+import { eventually, LOGOUT_EVENT as EVENT, logoutToken as signLogoutToken } from './support/logout-token.js';
 
 let t: TestRp;
 beforeAll(async () => {
@@ -15,21 +16,11 @@ beforeAll(async () => {
 beforeEach(() => clearStore(t));
 afterAll(() => t.close());
 
-const EVENT = { 'http://schemas.openid.net/event/backchannel-logout': {} };
-
 /** A well-formed logout token for alice, signed by the OP's key, with `claims` changed. */
-async function logoutToken(claims: JWTPayload = {}, header: Record<string, unknown> = {}): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ iss: t.op.issuer, aud: CLIENT_ID, iat: now, exp: now + 120, jti: `jti-${Math.random()}`, sub: 'alice', events: EVENT, ...claims })
-    .setProtectedHeader({ alg: 'RS256', kid: t.op.signingKey.kid as string, typ: 'logout+jwt', ...header })
-    .sign(await importJWK(t.op.signingKey as never, 'RS256'));
-}
+const logoutToken = (claims: JWTPayload = {}, header: Record<string, unknown> = {}) => signLogoutToken(t.op, { sub: 'alice', ...claims }, header);
 
 const post = (token: string) => t.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: token });
 
-async function eventually(check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 200 && !(await check()); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-}
 
 describe('rp-backchannel-rpinitlogout', () => {
   test('RP-initiated logout in one browser tab ends, through the OP\'s back-channel call, the other RP session of the same OP session', async () => {
