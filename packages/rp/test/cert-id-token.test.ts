@@ -5,56 +5,37 @@
  * Each refusal also shows that no authenticated session is left behind.
  */
 import { createSign, KeyObject } from 'node:crypto';
-import { createServer } from 'node:http';
-import express from 'express';
-import session from 'express-session';
+import type { Server } from 'node:http';
 import request from 'supertest';
 import { generateKeyPair, type JWK } from 'jose';
-import { oidc, requireAuth, rp } from '@openid-express/rp';
-import { close, listen } from './support/rp-app.js';
-import { startStubOp, type StubOp } from './support/op-stub.js';
+import type { StubOp } from './support/op-stub.js';
+import { startStubRp, type StubRp } from './support/stub-rp.js';
 
 const CLIENT_SECRET = 'stub-client-secret-0123456789-0123456789';
+let t: StubRp;
 let stub: StubOp;
-let server: ReturnType<typeof createServer>;
-let store: session.MemoryStore;
+let server: Server;
 let defaultKeys: JWK[];
 
 beforeAll(async () => {
-  stub = await startStubOp('app');
+  t = await startStubRp({ clientSecret: CLIENT_SECRET }, { jwksCooldown: 0 });
+  ({ stub, server } = t);
   // discovery is cached by the RP: what the stub advertises is set before the first login
   stub.metadata = { id_token_signing_alg_values_supported: ['RS256', 'ES256'] };
   stub.userinfo = { sub: 'mallory', email: 'mallory@example.org' };
   defaultKeys = [...stub.keys];
-  server = createServer();
-  const baseURL = await listen(server);
-  store = new session.MemoryStore();
-  const app = express();
-  app.use(session({ secret: 's', resave: false, saveUninitialized: false, store }));
-  app.use(rp({ baseURL, jwksCooldown: 0, providers: { stub: oidc({ issuer: stub.issuer, clientId: 'app', clientSecret: CLIENT_SECRET, allowInsecureRequests: true }) } }));
-  app.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user));
-  server.on('request', app);
 });
-afterAll(async () => {
-  await close(server);
-  await stub.close();
-});
+afterAll(() => t.close());
 beforeEach(() => {
   stub.idToken = (claims) => stub.sign(claims);
   stub.keys = [...defaultKeys];
   stub.userinfo = { sub: 'mallory', email: 'mallory@example.org' };
   stub.requests = [];
   stub.refreshToken = undefined;
-  return new Promise<void>((resolve) => store.clear(() => resolve()));
+  return t.clearStore();
 });
 
-/** Starts a login at the RP and comes back to its callback as the stub OP would. */
-async function callback(agent: request.Agent): Promise<request.Response> {
-  const login = await agent.get('/auth/login/stub');
-  const url = new URL(login.headers.location);
-  await fetch(`${stub.issuer}/nonce`, { method: 'POST', body: url.searchParams.get('nonce')!, headers: { 'content-type': 'text/plain' } });
-  return agent.get(`/auth/callback/stub?code=stub-code&state=${url.searchParams.get('state')}`);
-}
+const callback = (agent: request.Agent) => t.callback(agent);
 
 async function expectLoggedIn(res: request.Response, agent: request.Agent): Promise<void> {
   expect(res.status).toBe(302);
@@ -68,8 +49,7 @@ async function expectRefused(res: request.Response, agent: request.Agent, code =
   expect(res.body.error).toBe(code);
   if (pattern) expect(res.body.error_description).toMatch(pattern);
   expect((await agent.get('/me')).status).toBe(401);
-  const all = await new Promise<Record<string, session.SessionData>>((resolve) => store.all((_e, s) => resolve((s ?? {}) as never)));
-  expect(Object.values(all).filter((s) => s.oidc?.auth)).toEqual([]);
+  expect(await t.loggedInSessions()).toEqual([]);
 }
 
 describe('rp-id_token-* (signature and claims of the ID token)', () => {

@@ -2,54 +2,34 @@
  * The ID token checks at the callback, against a hand-written OP that misbehaves on purpose
  * (a real oidc-provider cannot be made to sign a wrong nonce, audience or issuer).
  */
-import { createServer } from 'node:http';
-import express from 'express';
-import session from 'express-session';
+import type { Server } from 'node:http';
 import request from 'supertest';
 import { generateKeyPair } from 'jose';
-import { oidc, requireAuth, rp } from '@openid-express/rp';
-import { close, listen } from './support/rp-app.js';
-import { startStubOp, type StubOp } from './support/op-stub.js';
+import type { StubOp } from './support/op-stub.js';
+import { startStubRp, type StubRp } from './support/stub-rp.js';
 
+let t: StubRp;
 let stub: StubOp;
-let server: ReturnType<typeof createServer>;
-let store: session.MemoryStore;
+let server: Server;
 
 beforeAll(async () => {
-  stub = await startStubOp('app');
-  server = createServer();
-  const baseURL = await listen(server);
-  store = new session.MemoryStore();
-  const app = express();
-  app.use(session({ secret: 's', resave: false, saveUninitialized: false, store }));
-  app.use(rp({ baseURL, providers: { stub: oidc({ issuer: stub.issuer, clientId: 'app', clientSecret: 'secret', fetchUserInfo: false, allowInsecureRequests: true }) } }));
-  app.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user));
-  server.on('request', app);
+  t = await startStubRp({ clientSecret: 'secret', fetchUserInfo: false });
+  ({ stub, server } = t);
 });
-afterAll(async () => {
-  await close(server);
-  await stub.close();
-});
+afterAll(() => t.close());
 beforeEach(() => {
   stub.idToken = (claims) => stub.sign(claims);
-  return new Promise<void>((resolve) => store.clear(() => resolve()));
+  return t.clearStore();
 });
 
-/** Starts a login at the RP and comes back to its callback as the stub OP would. */
-async function callback(agent: request.Agent): Promise<request.Response> {
-  const login = await agent.get('/auth/login/stub');
-  const url = new URL(login.headers.location);
-  await fetch(`${stub.issuer}/nonce`, { method: 'POST', body: url.searchParams.get('nonce')!, headers: { 'content-type': 'text/plain' } });
-  return agent.get(`/auth/callback/stub?code=stub-code&state=${url.searchParams.get('state')}`);
-}
+const callback = (agent: request.Agent) => t.callback(agent);
 
 async function expectRefused(res: request.Response, agent: request.Agent, pattern?: RegExp): Promise<void> {
   expect(res.status).toBe(401);
   expect(res.body.error).toBe('invalid_id_token');
   if (pattern) expect(res.body.error_description).toMatch(pattern);
   expect((await agent.get('/me')).status).toBe(401);
-  const all = await new Promise<Record<string, session.SessionData>>((resolve) => store.all((_e, s) => resolve((s ?? {}) as never)));
-  expect(Object.values(all).filter((s) => s.oidc?.auth)).toEqual([]);
+  expect(await t.loggedInSessions()).toEqual([]);
 }
 
 describe('the ID token at the callback', () => {
