@@ -38,6 +38,30 @@ export interface Authorization {
   nonce: string;
 }
 
+/** A store for one suite run, and how to let it go. */
+export type StoreFactory = () => Promise<{ store: OpStore; close(): Promise<void> }>;
+
+/**
+ * In a describe block: starts a flow fixture over a fresh store before the tests (handing both to
+ * `started`) and stops the OP and the store after them.
+ */
+export function useFlowFixture(
+  makeStore: StoreFactory, extra: Partial<OpOptions>, started: (f: FlowFixture, store: OpStore) => void,
+): void {
+  let f: FlowFixture | undefined;
+  let close: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    const made = await makeStore();
+    close = made.close;
+    f = await startFlowFixture(made.store, extra);
+    started(f, made.store);
+  });
+  afterAll(async () => {
+    await f?.op.close();
+    await close?.();
+  });
+}
+
 /** Starts an OP over `store` with the clients every flow test uses. */
 export async function startFlowFixture(
   store: OpStore, extra: Partial<OpOptions> = {}, setup: Parameters<typeof startOp>[1] = {},

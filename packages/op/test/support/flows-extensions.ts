@@ -1,8 +1,7 @@
 import { createRemoteJWKSet, jwtVerify, SignJWT, generateKeyPair } from 'jose';
 import { signIn } from '../../../../test/support/op-forms.js';
 import { ALICE } from './op-server.js';
-import { aliceTokens, callbackOf, client, startFlowFixture, type FlowFixture } from './flow-suite.js';
-import type { StoreFactory } from './flows-happy.js';
+import { aliceTokens, callbackOf, client, useFlowFixture, type FlowFixture, type StoreFactory } from './flow-suite.js';
 
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
@@ -10,16 +9,7 @@ const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 export function extensionFlows(storeName: string, makeStore: StoreFactory): void {
   describe(`OP protocol extensions (${storeName} store)`, () => {
     let f: FlowFixture;
-    let close: () => Promise<void>;
-    beforeAll(async () => {
-      const made = await makeStore();
-      close = made.close;
-      f = await startFlowFixture(made.store);
-    });
-    afterAll(async () => {
-      await f?.op.close();
-      await close?.();
-    });
+    useFlowFixture(makeStore, {}, (started) => { f = started; });
 
     let jar: Awaited<ReturnType<FlowFixture['registerJarClient']>>;
     beforeAll(async () => {

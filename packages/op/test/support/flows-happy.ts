@@ -1,25 +1,14 @@
-import type { OpStore } from '@openid-express/op';
 import { signIn } from '../../../../test/support/op-forms.js';
 import { ALICE } from './op-server.js';
-import { aliceTokens, callbackOf, client, insecure, SECRET, startFlowFixture, type FlowFixture } from './flow-suite.js';
+import { aliceTokens, callbackOf, client, insecure, SECRET, useFlowFixture, type FlowFixture, type StoreFactory } from './flow-suite.js';
 
-/** A store for one suite run, and how to let it go. */
-export type StoreFactory = () => Promise<{ store: OpStore; close(): Promise<void> }>;
+export type { StoreFactory } from './flow-suite.js';
 
 /** The OP's happy paths, driven by openid-client through the real HTML forms. */
 export function happyFlows(storeName: string, makeStore: StoreFactory): void {
   describe(`OP flows that succeed (${storeName} store)`, () => {
     let f: FlowFixture;
-    let close: () => Promise<void>;
-    beforeAll(async () => {
-      const made = await makeStore();
-      close = made.close;
-      f = await startFlowFixture(made.store);
-    });
-    afterAll(async () => {
-      await f?.op.close();
-      await close?.();
-    });
+    useFlowFixture(makeStore, {}, (started) => { f = started; });
 
     test('discovery documents live under the mount and point at it', async () => {
       const meta = f.web.serverMetadata();

@@ -1,7 +1,7 @@
 import { signIn, type FormBrowser } from '../../../../test/support/op-forms.js';
 import { ALICE, BOB } from './op-server.js';
-import { callbackOf, client, startFlowFixture, type FlowFixture } from './flow-suite.js';
-import type { StoreFactory } from './flows-happy.js';
+import type { OpStore } from '@openid-express/op';
+import { callbackOf, client, startFlowFixture, useFlowFixture, type FlowFixture, type StoreFactory } from './flow-suite.js';
 
 const GENERIC = 'The login name or password is incorrect.';
 let ipCounter = 0;
@@ -20,16 +20,10 @@ const tryPassword = (browser: FormBrowser, page: Awaited<ReturnType<typeof login
 export function refusedFlows(storeName: string, makeStore: StoreFactory): void {
   describe(`OP flows that are refused (${storeName} store)`, () => {
     let f: FlowFixture;
-    let close: () => Promise<void>;
-    let store: Awaited<ReturnType<StoreFactory>>['store'];
-    beforeAll(async () => {
-      const made = await makeStore();
-      ({ store, close } = made);
-      f = await startFlowFixture(store, { trustProxy: true });
-    });
-    afterAll(async () => {
-      await f?.op.close();
-      await close?.();
+    let store: OpStore;
+    useFlowFixture(makeStore, { trustProxy: true }, (started, startedStore) => {
+      f = started;
+      store = startedStore;
     });
 
     test('a wrong password and an unknown user get the same generic message and no session', async () => {
