@@ -24,7 +24,8 @@ function candidates(resource: string, issuerHost: string): string[] {
   let url: URL;
   try { url = new URL(resource); } catch { return []; }
   if (url.protocol !== 'https:' || url.host.toLowerCase() !== issuerHost) return [];
-  const name = decodeURIComponent(url.pathname.slice(1));
+  let name: string;
+  try { name = decodeURIComponent(url.pathname.slice(1)); } catch { return []; } // a malformed escape (%zz) names nobody
   return name && !name.includes('/') ? [name] : [];
 }
 

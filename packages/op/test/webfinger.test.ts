@@ -51,4 +51,11 @@ describe('webfinger() tells RPs which OP serves an account', () => {
     const twice = await finger({ resource: ['acct:alice@id.example.com', 'acct:bob@id.example.com'] });
     expect(twice.status).toBe(400);
   });
+
+  test('a malformed percent-escape in an https: resource is a 404, not a 500', async () => {
+    for (const resource of ['https://id.example.com/%zz', 'https://id.example.com/%E0%A4%A', 'https://id.example.com/%']) {
+      const res = await finger({ resource });
+      expect([resource, res.status, res.body.error]).toEqual([resource, 404, 'not_found']);
+    }
+  });
 });

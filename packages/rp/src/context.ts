@@ -6,6 +6,7 @@ import { RpError } from './errors.js';
 import type { NormalizedUser } from './options.js';
 import { isTokenExpired, type RelyingParty } from './relying-party.js';
 import type { Authentication } from './session.js';
+import { sessionOp } from './session-guard.js';
 
 /** The access token as `req.oidc.accessToken` shows it. */
 export interface AccessToken {
@@ -124,11 +125,16 @@ export class RequestContext implements OidcContext {
     return auth;
   }
 
-  /** Runs a token operation and keeps its result in the session; a refused refresh logs out. */
+  /** Runs a token operation and keeps its result in the session; only a refresh the OP refused (`refresh_failed`) logs out. */
   private async store(operation: () => Promise<Authentication>): Promise<AccessToken> {
     try {
       const auth = await operation();
-      if (this.req.session?.oidc && auth !== this.req.session.oidc.auth) this.req.session.oidc.auth = auth;
+      const session = this.req.session;
+      if (session?.oidc && auth !== session.oidc.auth) {
+        session.oidc.auth = auth;
+        // saved now, so a store failure is a 503 here rather than new tokens silently lost after the answer
+        await sessionOp<void>((cb) => session.save(cb));
+      }
       return this.accessToken!;
     } catch (err) {
       if (err instanceof RpError && err.code === 'refresh_failed' && this.req.session?.oidc) delete this.req.session.oidc.auth;

@@ -6,7 +6,6 @@
 /** Every error code the RP answers with (stable; listed in the README). */
 export type RpErrorCode =
   | 'session_missing'
-  | 'session_error'
   | 'invalid_options'
   | 'unknown_provider'
   | 'missing_state'
@@ -17,6 +16,8 @@ export type RpErrorCode =
   | 'invalid_id_token'
   | 'invalid_grant'
   | 'op_unreachable'
+  | 'op_unavailable'
+  | 'store_unavailable'
   | 'not_authenticated'
   | 'insufficient_claims'
   | 'insufficient_scope'
@@ -34,7 +35,6 @@ export type RpErrorCode =
 
 const STATUS: Record<RpErrorCode, number> = {
   session_missing: 500,
-  session_error: 500,
   invalid_options: 500,
   unknown_provider: 404,
   missing_state: 400,
@@ -45,6 +45,8 @@ const STATUS: Record<RpErrorCode, number> = {
   invalid_id_token: 401,
   invalid_grant: 400,
   op_unreachable: 502,
+  op_unavailable: 503,
+  store_unavailable: 503,
   not_authenticated: 401,
   insufficient_claims: 403,
   insufficient_scope: 403,
@@ -59,6 +61,9 @@ const STATUS: Record<RpErrorCode, number> = {
   registration_failed: 502,
   registration_disabled: 400,
 };
+
+/** Failures that pass by themselves (an OP restarting, Redis stalling): answered with `Retry-After`, never a logout. */
+const TRANSIENT: ReadonlySet<RpErrorCode> = new Set(['op_unreachable', 'op_unavailable', 'store_unavailable']);
 
 /**
  * An error of the RP. `code` is stable, `status` is what the router answers with, `message` is
@@ -76,6 +81,8 @@ export class RpError extends Error {
   readonly status: number;
   /** The OP's `error` value, when the OP refused (e.g. `access_denied`, `invalid_grant`). */
   readonly opError?: string;
+  /** Seconds to wait before trying again (the `Retry-After` header), for transient failures. */
+  readonly retryAfter?: number;
 
   constructor(code: RpErrorCode, message: string, options: { opError?: string; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -83,6 +90,7 @@ export class RpError extends Error {
     this.code = code;
     this.status = STATUS[code];
     if (options.opError) this.opError = options.opError;
+    if (TRANSIENT.has(code)) this.retryAfter = 5;
   }
 
   /** The JSON body the router sends for this error. */
@@ -121,6 +129,13 @@ function isNetworkError(err: unknown, depth = 0): boolean {
   return isNetworkError(err.cause, depth + 1);
 }
 
+/** The HTTP status of an OP answer that openid-client refused (ResponseBodyError.status, or the Response it names as cause). */
+function opStatus(err: Error & { status?: unknown }): number | undefined {
+  if (typeof err.status === 'number') return err.status;
+  const cause = err.cause as { status?: unknown; headers?: unknown } | undefined;
+  return cause && typeof cause.status === 'number' && typeof cause.headers === 'object' ? cause.status : undefined;
+}
+
 /** Keeps an OP-supplied text short and on one line (it ends up in pages and logs). */
 function opText(value: unknown): string {
   return typeof value === 'string' ? value.replace(/[\r\n\t]+/g, ' ').slice(0, 200) : '';
@@ -134,6 +149,10 @@ export function toRpError(err: unknown, idTokenCode: RpErrorCode = 'invalid_id_t
   if (err instanceof RpError) return err;
   if (!isError(err)) return new RpError('invalid_response', 'unexpected failure');
   const e = err as Error & { code?: string; error?: string; error_description?: string };
+  const status = opStatus(e);
+  if (status !== undefined && status >= 500) {
+    return new RpError('op_unavailable', `the OpenID Provider is temporarily unavailable (HTTP ${status}); try again shortly`, { cause: err });
+  }
   if (e.name === 'AuthorizationResponseError' || e.name === 'ResponseBodyError') {
     const opError = opText(e.error) || 'error';
     const detail = opText(e.error_description);

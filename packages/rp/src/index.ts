@@ -1,4 +1,5 @@
-export { rp, type RpRouter } from './router.js';
+export { rp, rpErrorHandler, type RpRouter } from './router.js';
+export { redisCoordination, type Coordination, type RedisCoordinationOptions, type RedisEvalClient } from './coordination.js';
 export { requireAuth, type RequireAuthOptions, type ClaimRequirement } from './require-auth.js';
 export { RelyingParty, type AuthorizationRequest } from './relying-party.js';
 export { RequestContext, type AccessToken, type OidcContext } from './context.js';

@@ -6,7 +6,8 @@
  * fix lives here too.
  */
 import type * as client from 'openid-client';
-import type { Request, Response, NextFunction } from 'express';
+import type { Request, RequestHandler, Response, NextFunction } from 'express';
+import type { Coordination } from './coordination.js';
 import { OptionsError, type RpError } from './errors.js';
 import type { DynamicOptions } from './discovery/registration.js';
 
@@ -101,11 +102,26 @@ export interface RpOptions {
   jwksCooldown?: number;
   /** Your own error page: called instead of the default HTML/JSON answer. */
   onError?: (err: RpError, req: Request, res: Response, next: NextFunction) => void;
+  /**
+   * Your `express-session` middleware, run by `rp()` (instead of `app.use(session(...))` before it) so that a session
+   * store that fails or stalls answers 503 `store_unavailable` with `Retry-After` instead of a 500 or a hang.
+   */
+  session?: RequestHandler;
+  /**
+   * Cross-instance coordination (one refresh grant per refresh token, atomic back-channel-logout index and
+   * logout-token replay check). Needed with several instances: `redisCoordination(redisClient)`. Default: over the
+   * session store, serialized within this process (exact for one instance).
+   */
+  coordination?: Coordination;
+  /** Milliseconds a session store call may take before the request answers 503 `store_unavailable`. Default 3000. */
+  storeTimeout?: number;
 }
 
 /** `RpOptions` with defaults applied. */
-export interface ResolvedOptions extends Required<Omit<RpOptions, 'onError' | 'dynamic' | 'defaultProvider'>> {
+export interface ResolvedOptions extends Required<Omit<RpOptions, 'onError' | 'dynamic' | 'defaultProvider' | 'session' | 'coordination'>> {
   defaultProvider: string | undefined;
+  session?: RequestHandler;
+  coordination?: Coordination;
   dynamic: DynamicOptions & { webfinger: boolean; registration: boolean };
   onError?: RpOptions['onError'];
 }
@@ -178,6 +194,15 @@ export function resolveOptions(options: RpOptions): ResolvedOptions {
     return v;
   };
   if (options.onError !== undefined && typeof options.onError !== 'function') throw new OptionsError('onError', 'must be a function (err, req, res, next)');
+  if (options.session !== undefined && typeof options.session !== 'function') {
+    throw new OptionsError('session', 'must be your express-session middleware: session({ secret, resave: false, saveUninitialized: false, store })');
+  }
+  const c = options.coordination;
+  if (c !== undefined && (typeof c !== 'object' || c === null || typeof c.setIfAbsent !== 'function' || typeof c.takeSet !== 'function')) {
+    throw new OptionsError('coordination', 'must be a Coordination, e.g. redisCoordination(redisClient)');
+  }
+  const storeTimeout = options.storeTimeout ?? 3000;
+  if (!Number.isInteger(storeTimeout) || storeTimeout <= 0) throw new OptionsError('storeTimeout', 'must be a positive whole number of milliseconds');
   return {
     baseURL: base.href.replace(/\/$/, ''),
     mountPath: mountPath === '/' ? '' : mountPath,
@@ -187,5 +212,8 @@ export function resolveOptions(options: RpOptions): ResolvedOptions {
     transactionTtl: positive('transactionTtl', options.transactionTtl, 600),
     jwksCooldown: positive('jwksCooldown', options.jwksCooldown, 30),
     onError: options.onError,
+    session: options.session,
+    coordination: c,
+    storeTimeout,
   };
 }

@@ -15,6 +15,7 @@ import { clientAuth, configure } from './provider-metadata.js';
 import { normalizeUser } from './user.js';
 import type { Authentication, OidcSessionData, StoredAccessToken, Transaction } from './session.js';
 import { SingleFlight } from './single-flight.js';
+import { sharedRefresh } from './shared-refresh.js';
 import { saveTransaction, takeTransaction } from './transactions.js';
 
 const debug = createDebug('openid-express:rp');
@@ -31,6 +32,9 @@ type OpExpectations = JwtExpectations & { userinfoEndpoint?: string };
 
 /** How long a refresh result is shared with requests that still hold the old refresh token. */
 const REFRESH_GRACE_MS = 30_000;
+
+/** OP errors at the token endpoint that mean the grant is gone: only these end a login (RFC 6749 §5.2). */
+const GRANT_GONE = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client']);
 
 const now = (): number => Math.floor(Date.now() / 1000);
 
@@ -258,13 +262,17 @@ export class RelyingParty {
 
   /**
    * Refresh grant, optionally for a narrower `scope`. Concurrent calls with the same refresh token
-   * share one grant (and its result for a short while), so rotating refresh tokens survive
-   * parallel requests. An OP refusal becomes `refresh_failed` (401).
+   * share one grant (and its result for a short while) — across instances too with the
+   * `coordination` option — so rotating refresh tokens survive parallel requests. Only an OP answer
+   * that says the grant is gone ends the login (`refresh_failed`, 401); an OP that is down or
+   * answers 5xx is `op_unreachable` / `op_unavailable` and the login is kept.
    */
   refresh(auth: Authentication, opts: { scope?: string } = {}): Promise<Authentication> {
     if (!auth.refreshToken) return Promise.reject(new RpError('no_refresh_token', 'this login has no refresh token (ask for offline_access)'));
     const key = createHash('sha256').update(`${auth.provider}\n${opts.scope ?? ''}\n${auth.refreshToken}`).digest('base64url');
-    return this.refreshes.run(key, () => this.refreshGrant(auth, opts.scope));
+    const { coordination } = this.options;
+    const grant = (): Promise<Authentication> => this.refreshGrant(auth, opts.scope);
+    return this.refreshes.run(key, coordination ? () => sharedRefresh(coordination, key, auth.refreshToken!, REFRESH_GRACE_MS, grant) : grant);
   }
 
   private async refreshGrant(auth: Authentication, scope: string | undefined): Promise<Authentication> {
@@ -288,11 +296,10 @@ export class RelyingParty {
       };
     } catch (err) {
       const rpError = toRpError(err);
-      debug('refresh at provider %s refused (%s)', auth.provider, rpError.code);
-      if (rpError.code === 'op_unreachable') throw rpError;
-      if (p.type === 'oidc' || rpError.code === 'invalid_grant' || rpError.code === 'op_error') {
-        throw new RpError('refresh_failed', `the refresh was refused: ${rpError.message}`, { opError: rpError.opError, cause: err });
-      }
+      debug('refresh at provider %s refused (%s%s)', auth.provider, rpError.code, rpError.opError ? ` ${rpError.opError}` : '');
+      // a refreshed ID token that fails its checks ends the login too: it is never half-trusted
+      const gone = rpError.code === 'invalid_id_token' || (rpError.opError !== undefined && GRANT_GONE.has(rpError.opError));
+      if (gone) throw new RpError('refresh_failed', `the refresh was refused: ${rpError.message}`, { opError: rpError.opError, cause: err });
       throw rpError;
     }
   }

@@ -12,8 +12,9 @@ import { RpError, toRpError } from './errors.js';
 import type { RpOptions } from './options.js';
 import { RelyingParty } from './relying-party.js';
 import { LOGOUT_TOKEN_MAX_AGE } from './id-token.js';
-import { KeyQueue } from './key-queue.js';
-import { logoutIndexKey, logoutJtiKey, type Authentication, type LogoutIndexRecord } from './session.js';
+import { sessionStoreCoordination, type Coordination } from './coordination.js';
+import { boundStore, guardedSession, sessionOp } from './session-guard.js';
+import { logoutIndexKey, logoutJtiKey, type Authentication } from './session.js';
 
 const debug = createDebug('openid-express:rp');
 
@@ -41,8 +42,11 @@ export function rp(options: RpOptions): RpRouter {
   const json = express.json({ limit: '16kb' });
   const wrap = (handler: Handler): RequestHandler => (req, res, next) => handler(req, res).catch(next);
   const routes = new Routes(relyingParty);
+  const { session, storeTimeout } = relyingParty.options;
 
+  if (session) router.use(guardedSession(session, storeTimeout));
   router.use((req, _res, next) => {
+    if (req.sessionStore) boundStore(req.sessionStore, storeTimeout);
     req.oidc = new RequestContext(req, relyingParty);
     next();
   });
@@ -104,7 +108,8 @@ class Routes {
       throw err;
     }
     debug('session regenerated at login (provider %s)', name);
-    await indexForLogout(req.sessionStore, auth, req.sessionID).catch((err) => debug('back-channel logout index not written: %s', (err as Error).message));
+    await indexForLogout(coordinationOf(this.rp, req.sessionStore), auth, req.sessionID, req.session.cookie.maxAge)
+      .catch((err) => debug('back-channel logout index not written: %s', (err as Error).message));
     redirect(res, transaction.returnTo);
   };
 
@@ -140,46 +145,49 @@ class Routes {
     if (typeof token !== 'string' || !token) throw new RpError('invalid_request', 'the request has no logout_token');
     const name = String(req.params.provider);
     const { sid, sub, jti, iat } = await this.rp.logoutToken(name, token);
-    await rememberLogoutToken(store, name, jti, iat);
-    const key = sid ? logoutIndexKey(name, 'sid', sid) : logoutIndexKey(name, 'sub', sub!);
-    const record = await sessionOp<LogoutIndexRecord | null | undefined>((cb) => store.get(key, cb as never));
-    const ids = record?.ids ?? [];
+    const coordination = coordinationOf(this.rp, store);
+    await rememberLogoutToken(coordination, name, jti, iat);
+    const ids = await coordination.takeSet(sid ? logoutIndexKey(name, 'sid', sid) : logoutIndexKey(name, 'sub', sub!));
     await Promise.all(ids.map((id) => sessionOp<void>((cb) => store.destroy(id, cb))));
-    await sessionOp<void>((cb) => store.destroy(key, cb));
     debug('back-channel logout at provider %s ended %d session(s)', name, ids.length);
     res.set('cache-control', 'no-store');
     res.status(200).end();
   };
 }
 
-/**
- * Refuses a logout token whose `jti` was seen before (replay), else remembers it in the session
- * store until the token is too old to be accepted anyway (the store's own expiry bounds the cache).
- */
-async function rememberLogoutToken(store: Store, provider: string, jti: string, iat: number): Promise<void> {
-  const key = logoutJtiKey(provider, createHash('sha256').update(jti).digest('base64url'));
-  if (await sessionOp<unknown>((cb) => store.get(key, cb as never))) {
-    throw new RpError('invalid_logout_token', 'this logout token was already used (replay)');
-  }
-  const expires = new Date((iat + LOGOUT_TOKEN_MAX_AGE + 30) * 1000);
-  const record = { cookie: { expires, originalMaxAge: Math.max(0, expires.getTime() - Date.now()) } };
-  await sessionOp<void>((cb) => store.set(key, record as unknown as SessionData, cb));
+/** The `coordination` option, else coordination over the session store (one per store). */
+const storeCoordinations = new WeakMap<Store, Coordination>();
+function coordinationOf(rp: RelyingParty, store: Store): Coordination {
+  if (rp.options.coordination) return rp.options.coordination;
+  let c = storeCoordinations.get(store);
+  if (!c) storeCoordinations.set(store, (c = sessionStoreCoordination(store)));
+  return c;
 }
 
-/** Logins finishing at once for one user / OP session update the same index record in turn. */
-const logoutIndexUpdates = new KeyQueue();
+/**
+ * Refuses a logout token whose `jti` was seen before (replay), else remembers it (atomically, across
+ * instances with the `coordination` option) until the token is too old to be accepted anyway.
+ */
+async function rememberLogoutToken(coordination: Coordination, provider: string, jti: string, iat: number): Promise<void> {
+  const key = logoutJtiKey(provider, createHash('sha256').update(jti).digest('base64url'));
+  const ttlMs = Math.max(1000, (iat + LOGOUT_TOKEN_MAX_AGE + 30) * 1000 - Date.now());
+  if (!(await coordination.setIfAbsent(key, '1', ttlMs))) {
+    throw new RpError('invalid_logout_token', 'this logout token was already used (replay)');
+  }
+}
 
-/** Remembers which session ids belong to an OP `sid` and `sub`, in the session store itself. */
-async function indexForLogout(store: Store, auth: Authentication, sessionId: string): Promise<void> {
+/** How long the back-channel logout index of a `sid` / `sub` lives without a new login: at least as long as its sessions. */
+const INDEX_TTL_MS = 30 * 24 * 3600 * 1000;
+/** At most this many sessions are remembered per `sid` / `sub` (the newest). */
+const INDEX_MAX = 50;
+
+/** Remembers which session ids belong to an OP `sid` and `sub` (one atomic add per record). */
+async function indexForLogout(coordination: Coordination, auth: Authentication, sessionId: string, sessionMaxAgeMs: number | null | undefined): Promise<void> {
   const sid = auth.idTokenClaims?.sid;
   const keys = [logoutIndexKey(auth.provider, 'sub', auth.user.sub)];
   if (typeof sid === 'string') keys.push(logoutIndexKey(auth.provider, 'sid', sid));
-  // one read and one write per record (a generic Store has no atomic append); the records are independent
-  await Promise.all(keys.map((key) => logoutIndexUpdates.run(key, async () => {
-    const record = await sessionOp<LogoutIndexRecord | null | undefined>((cb) => store.get(key, cb as never));
-    const ids = [...(record?.ids ?? []).filter((id) => id !== sessionId), sessionId].slice(-50);
-    await sessionOp<void>((cb) => store.set(key, { ids } as unknown as SessionData, cb));
-  })));
+  const ttlMs = Math.max(INDEX_TTL_MS, sessionMaxAgeMs ?? 0);
+  await Promise.all(keys.map((key) => coordination.addToSet(key, sessionId, ttlMs, INDEX_MAX)));
 }
 
 /**
@@ -188,13 +196,6 @@ async function indexForLogout(store: Store, auth: Authentication, sessionId: str
  */
 function redirect(res: Response, location: string): void {
   res.status(302).set('cache-control', 'no-store').location(location).end();
-}
-
-/** A callback-style session / store operation as a promise; a store failure is a `session_error` (500). */
-function sessionOp<T>(fn: (cb: (err?: unknown, value?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) =>
-    fn((err, value) => (err ? reject(new RpError('session_error', `the session store failed: ${(err as Error).message ?? err}`, { cause: err })) : resolve(value as T))),
-  );
 }
 
 /** Refuses a request another site's page made with the user's cookies (CSRF): a foreign Origin, or Sec-Fetch-Site cross-site. */
@@ -267,12 +268,34 @@ export function sendError(err: RpError, req: Request, res: Response, next: NextF
   if (rp.options.onError) return rp.options.onError(err, req, res, next);
   if (res.headersSent) return next(err);
   res.status(err.status).set('cache-control', 'no-store');
+  if (err.retryAfter !== undefined) res.set('retry-after', String(err.retryAfter));
   if (err.status === 401) res.set('www-authenticate', `Bearer error="${err.code}"`);
   if (!wantsHtml(req)) return void res.json(err.toJSON());
-  const title = err.status >= 500 ? 'Sign-in is unavailable' : 'Sign-in did not complete';
+  const title = err.retryAfter !== undefined ? 'Sign-in is briefly unavailable' : err.status >= 500 ? 'Sign-in is unavailable' : 'Sign-in did not complete';
   res.type('html').send(
     `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title></head><body>` +
       `<h1>${title}</h1><p>${escapeHtml(err.message)}</p><p>Error code: <code>${err.code}</code></p>` +
+      (err.retryAfter !== undefined ? `<p>This usually passes by itself: try again in a few seconds. You are still signed in.</p>` : '') +
       `<p><a href="/">Back to the start page</a></p></body></html>`,
   );
+}
+
+/**
+ * An Express error handler that answers the RP's errors thrown in your own routes (e.g. from
+ * `req.oidc.fetch()` or `getValidAccessToken()` while the OP or the store is down) as `rp()` does:
+ * the right status, `Retry-After` for transient failures, HTML for browsers, JSON for APIs. Other
+ * errors go on to your next error handler.
+ *
+ * @example
+ * ```ts
+ * app.get('/orders', requireAuth(), async (req, res) => res.json(await (await req.oidc.fetch(api)).json()));
+ * app.use(rpErrorHandler());
+ * ```
+ */
+export function rpErrorHandler(): (err: unknown, req: Request, res: Response, next: NextFunction) => void {
+  return (err, req, res, next) => {
+    const ctx = req.oidc as RequestContext | undefined;
+    if (!(err instanceof RpError) || !(ctx instanceof RequestContext)) return next(err);
+    sendError(err, req, res, next, ctx.relyingParty);
+  };
 }

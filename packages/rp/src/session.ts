@@ -53,11 +53,6 @@ declare module 'express-session' {
 /** At most this many logins may be pending in one session (bounds the session size). */
 export const MAX_PENDING_TRANSACTIONS = 10;
 
-/** Record of the sessions that belong to one OP session id or subject (back-channel logout index). */
-export interface LogoutIndexRecord {
-  ids: string[];
-}
-
 /** Store key of the back-channel logout index record of a `sid` or `sub`. */
 export function logoutIndexKey(provider: string, kind: 'sid' | 'sub', value: string): string {
   return `oidc-bcl:${provider}:${kind}:${value}`;

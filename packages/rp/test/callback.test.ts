@@ -241,7 +241,7 @@ describe('an OP that goes down between login and callback', () => {
 });
 
 describe('a failing session store', () => {
-  test('a store that fails while the login is saved gives a 500 session_error and no half-written login', async () => {
+  test('a store that fails while the login is saved gives a 503 store_unavailable (Retry-After) and no half-written login', async () => {
     const broken = await startRp();
     try {
       const agent = broken.agent();
@@ -250,8 +250,9 @@ describe('a failing session store', () => {
       let failures = 0;
       broken.store.set = (sid, data, cb) => (data.oidc?.auth && failures++ === 0 ? cb?.(new Error('disk full')) : set(sid, data, cb));
       const res = await agent.get(path(callback));
-      expect(res.status).toBe(500);
-      expect(res.body.error).toBe('session_error');
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toBe('5');
+      expect(res.body.error).toBe('store_unavailable');
       await expectNoLogin(broken, agent);
     } finally {
       await broken.close();

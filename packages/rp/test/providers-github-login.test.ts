@@ -135,7 +135,8 @@ test('a refresh token GitHub refuses with HTTP 200 (bad_refresh_token) ends in a
   await new Promise<void>((resolve) => app.store.set(sessions[0], stored, () => resolve()));
   const res = await agent.post('/auth/refresh').set('accept', 'application/json');
   expect(res.status).toBe(401);
-  expect(res.body).toMatchObject({ error: 'refresh_failed', op_error: 'bad_refresh_token' });
+  expect(res.body).toMatchObject({ error: 'refresh_failed', op_error: 'invalid_grant' });
+  expect(res.body.error_description).toContain('bad_refresh_token');
   expect(expiringSim.tokenRequests.at(-1)).toMatchObject({ grantType: 'refresh_token', error: 'bad_refresh_token' });
   expect((await agent.get('/me')).status).toBe(401);
   expect(await app.authenticatedSessions()).toEqual([]);

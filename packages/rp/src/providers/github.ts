@@ -120,7 +120,8 @@ async function primaryVerifiedEmail(apiURL: string, accessToken: string, fetchIm
 
 /**
  * Wraps requests to GitHub's token endpoint: asks for JSON, turns an urlencoded answer into JSON,
- * and an HTTP 200 carrying `error` into the HTTP 400 OAuth error it means (RFC 6749 §5.2).
+ * and an HTTP 200 carrying `error` into the HTTP 400 OAuth error it means (RFC 6749 §5.2), with
+ * GitHub's own error names (`bad_refresh_token` …) as the standard ones (`invalid_grant` …).
  *
  * @example
  * ```ts
@@ -139,9 +140,17 @@ export function githubTokenFetch(tokenEndpoint: string, fetchImpl: typeof fetch 
     // GitHub returns scopes comma-separated ("repo,gist"); RFC 6749 §3.3 says space-separated.
     if (typeof body.scope === 'string') body.scope = body.scope.split(',').map((s) => s.trim()).filter(Boolean).join(' ');
     const status = typeof body.error === 'string' ? 400 : 200;
+    const standard = typeof body.error === 'string' ? GITHUB_ERRORS[body.error] : undefined;
+    if (standard) { // GitHub's own names for the RFC 6749 errors that end a login; its name stays in the description
+      body.error_description = `${body.error}${typeof body.error_description === 'string' ? `: ${body.error_description}` : ''}`;
+      body.error = standard;
+    }
     return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' } });
   };
 }
+
+/** GitHub's token endpoint error names and the RFC 6749 §5.2 error each one is. */
+const GITHUB_ERRORS: Record<string, string> = { bad_refresh_token: 'invalid_grant', incorrect_client_credentials: 'invalid_client' };
 
 /** A token endpoint body as an object, whether JSON or application/x-www-form-urlencoded. */
 async function parseTokenBody(response: Response): Promise<Record<string, unknown> | undefined> {

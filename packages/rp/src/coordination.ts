@@ -1,0 +1,140 @@
+/**
+ * Cross-instance coordination: the few atomic operations the RP needs so that several instances
+ * behind a load balancer act as one — one refresh grant per refresh token, an atomic
+ * back-channel-logout index, and single-use logout tokens.
+ *
+ * Without the `coordination` option these run over the session store, one after another within
+ * the process: right for one instance. With several instances, pass `redisCoordination(client)`.
+ */
+import type { SessionData, Store } from 'express-session';
+import { RpError } from './errors.js';
+import { KeyQueue } from './key-queue.js';
+
+/** The atomic operations behind `rp({ coordination })`. Each one is atomic across every instance sharing it. */
+export interface Coordination {
+  /** Sets `key` to `value` for `ttlMs` unless it exists; true when this call set it. */
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
+  /** The value of `key`, or undefined. */
+  get(key: string): Promise<string | undefined>;
+  /** Sets `key` to `value` for `ttlMs`. */
+  set(key: string, value: string, ttlMs: number): Promise<void>;
+  /** Deletes `key` when it still holds `value` (releases a lock only its owner holds). */
+  deleteIfEquals(key: string, value: string): Promise<void>;
+  /** Adds `member` to the set at `key`, keeping the newest `max`, and (re)starts its expiry at `ttlMs`. */
+  addToSet(key: string, member: string, ttlMs: number, max: number): Promise<void>;
+  /** Removes the set at `key` and returns its members. */
+  takeSet(key: string): Promise<string[]>;
+}
+
+/** What `redisCoordination` needs of a Redis client: node-redis v5 `createClient()` or `createCluster()` fits. */
+export interface RedisEvalClient {
+  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+}
+
+/** Options of {@link redisCoordination}. */
+export interface RedisCoordinationOptions {
+  /** Prepended to every key. Default `"openid-express:rp:"`. */
+  prefix?: string;
+  /** Milliseconds a Redis call may take before the request answers 503 `store_unavailable`. Default 2000. */
+  timeout?: number;
+}
+
+// Every script touches one key, so each runs on Redis Cluster as well.
+const SET_IF_ABSENT = `return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0`;
+const DELETE_IF_EQUALS = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+const ADD_TO_SET = `
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1`;
+const TAKE_SET = `local m = redis.call('ZRANGE', KEYS[1], 0, -1) redis.call('DEL', KEYS[1]) return m`;
+
+/**
+ * Coordination over Redis (a single server or Redis Cluster), for several RP instances.
+ *
+ * @example
+ * ```ts
+ * import { createClient } from 'redis';
+ * const redis = await createClient({ url: process.env.REDIS_URL }).on('error', console.error).connect();
+ * app.use(rp({ baseURL, providers, coordination: redisCoordination(redis) }));
+ * ```
+ */
+export function redisCoordination(client: RedisEvalClient, options: RedisCoordinationOptions = {}): Coordination {
+  if (typeof client?.eval !== 'function') {
+    throw new RpError('invalid_options', 'redisCoordination(client): pass a connected node-redis v5 client (createClient() or createCluster() from "redis")');
+  }
+  const prefix = options.prefix ?? 'openid-express:rp:';
+  const timeout = options.timeout ?? 2000;
+  if (typeof prefix !== 'string') throw new RpError('invalid_options', 'redisCoordination: "prefix" must be a string');
+  if (!Number.isInteger(timeout) || timeout <= 0) throw new RpError('invalid_options', 'redisCoordination: "timeout" must be a positive number of milliseconds');
+  const run = (script: string, key: string, args: string[] = []): Promise<unknown> =>
+    withDeadline(client.eval(script, { keys: [prefix + key], arguments: args }), timeout);
+  return {
+    setIfAbsent: async (key, value, ttlMs) => Number(await run(SET_IF_ABSENT, key, [value, String(Math.ceil(ttlMs))])) === 1,
+    get: async (key) => (await run(`return redis.call('GET', KEYS[1])`, key)) as string | undefined ?? undefined,
+    set: async (key, value, ttlMs) => void (await run(`return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])`, key, [value, String(Math.ceil(ttlMs))])),
+    deleteIfEquals: async (key, value) => void (await run(DELETE_IF_EQUALS, key, [value])),
+    addToSet: async (key, member, ttlMs, max) => void (await run(ADD_TO_SET, key, [member, String(Math.ceil(ttlMs)), String(max), String(Date.now())])),
+    takeSet: async (key) => ((await run(TAKE_SET, key)) as string[] | null) ?? [],
+  };
+}
+
+/** A Redis call that fails or takes longer than `ms` is a `store_unavailable` (503), never a hang. */
+function withDeadline<T>(call: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new RpError('store_unavailable', `Redis did not answer within ${ms} ms; check that it is running and reachable`)), ms);
+  });
+  return Promise.race([call, deadline]).catch((err: unknown) => {
+    if (err instanceof RpError) throw err;
+    throw new RpError('store_unavailable', `Redis failed: ${(err as Error)?.message ?? err}; check that it is running and reachable`, { cause: err });
+  }).finally(() => clearTimeout(timer));
+}
+
+/** A record of ours in the session store; `cookie.expires` makes the store expire it. */
+interface StoreRecord {
+  value?: string;
+  members?: string[];
+  cookie: { expires: string; originalMaxAge: number };
+}
+
+/**
+ * The default: coordination over the app's session store, one operation per key at a time within
+ * this process. Exact for one instance; with several, only as atomic as the store's get-then-set.
+ */
+export function sessionStoreCoordination(store: Store): Coordination {
+  const queue = new KeyQueue();
+  const op = <T>(fn: (cb: (err?: unknown, value?: T) => void) => void): Promise<T> =>
+    new Promise((resolve, reject) => fn((err, value) => (err ? reject(storeError(err)) : resolve(value as T))));
+  const read = async (key: string): Promise<StoreRecord | undefined> => (await op<StoreRecord | null>((cb) => store.get(key, cb as never))) ?? undefined;
+  const write = (key: string, record: Omit<StoreRecord, 'cookie'>, ttlMs: number): Promise<void> => {
+    const cookie = { expires: new Date(Date.now() + ttlMs).toISOString(), originalMaxAge: ttlMs };
+    return op<void>((cb) => store.set(key, { ...record, cookie } as unknown as SessionData, cb));
+  };
+  const drop = (key: string): Promise<void> => op<void>((cb) => store.destroy(key, cb));
+  return {
+    setIfAbsent: (key, value, ttlMs) => queue.run(key, async () => {
+      if ((await read(key))?.value !== undefined) return false;
+      await write(key, { value }, ttlMs);
+      return true;
+    }),
+    get: async (key) => (await read(key))?.value,
+    set: (key, value, ttlMs) => queue.run(key, () => write(key, { value }, ttlMs)),
+    deleteIfEquals: (key, value) => queue.run(key, async () => {
+      if ((await read(key))?.value === value) await drop(key);
+    }),
+    addToSet: (key, member, ttlMs, max) => queue.run(key, async () => {
+      const members = [...((await read(key))?.members ?? []).filter((m) => m !== member), member].slice(-max);
+      await write(key, { members }, ttlMs);
+    }),
+    takeSet: (key) => queue.run(key, async () => {
+      const members = (await read(key))?.members ?? [];
+      await drop(key);
+      return members;
+    }),
+  };
+}
+
+function storeError(err: unknown): RpError {
+  return err instanceof RpError ? err : new RpError('store_unavailable', `the session store failed: ${(err as Error)?.message ?? err}`, { cause: err });
+}

@@ -1,0 +1,80 @@
+/**
+ * One refresh grant per refresh token across every instance. With rotating refresh tokens a second
+ * grant replays a used token and the OP revokes the whole grant (a random logout under load), so
+ * the instance that takes the lock runs the grant and shares its result; the others wait for it.
+ *
+ * The shared result holds tokens, so it is sealed (AES-256-GCM) with a key derived from the refresh
+ * token it replaces: only a request that held that token can open it.
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, randomUUID } from 'node:crypto';
+import type { Coordination } from './coordination.js';
+import { RpError } from './errors.js';
+import type { Authentication } from './session.js';
+
+/** How long the grant may take before another instance may try (the OP's timeout is shorter). */
+const LOCK_MS = 30_000;
+/** How long a waiting request waits for the result before it answers 503. */
+const WAIT_MS = 15_000;
+const POLL_MS = 40;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The result of the grant for `refreshToken` (under `key`): from another instance when one ran it
+ * within `graceMs`, else from `grant()` run here under a cross-instance lock.
+ */
+export async function sharedRefresh(
+  coordination: Coordination, key: string, refreshToken: string, graceMs: number, grant: () => Promise<Authentication>,
+): Promise<Authentication> {
+  const lockKey = `refresh-lock:${key}`;
+  const resultKey = `refresh-result:${key}`;
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const shared = await coordination.get(resultKey);
+    if (shared) return open(shared, refreshToken);
+    const owner = randomUUID();
+    if (await coordination.setIfAbsent(lockKey, owner, LOCK_MS)) {
+      return grantUnderLock(coordination, lockKey, resultKey, owner, refreshToken, graceMs, grant);
+    }
+    if (Date.now() > deadline) {
+      throw new RpError('op_unavailable', 'another request of this session is still refreshing the tokens; try again shortly');
+    }
+    await sleep(POLL_MS);
+  }
+}
+
+async function grantUnderLock(
+  coordination: Coordination, lockKey: string, resultKey: string, owner: string, refreshToken: string, graceMs: number,
+  grant: () => Promise<Authentication>,
+): Promise<Authentication> {
+  let fresh: Authentication;
+  try {
+    const shared = await coordination.get(resultKey); // another instance may have finished just before we locked
+    fresh = shared ? open(shared, refreshToken) : await grant();
+  } catch (err) {
+    await coordination.deleteIfEquals(lockKey, owner).catch(() => undefined); // let the next request try
+    throw err;
+  }
+  // If the result cannot be shared, the lock stays until it expires: others wait (503) rather than replay the old token.
+  await coordination.set(resultKey, seal(fresh, refreshToken), graceMs);
+  await coordination.deleteIfEquals(lockKey, owner).catch(() => undefined);
+  return fresh;
+}
+
+function keyOf(refreshToken: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', refreshToken, 'openid-express shared refresh', 'result', 32));
+}
+
+function seal(auth: Authentication, refreshToken: string): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', keyOf(refreshToken), iv);
+  const body = Buffer.concat([cipher.update(JSON.stringify(auth), 'utf8'), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
+}
+
+function open(sealed: string, refreshToken: string): Authentication {
+  const raw = Buffer.from(sealed, 'base64url');
+  const decipher = createDecipheriv('aes-256-gcm', keyOf(refreshToken), raw.subarray(0, 12));
+  decipher.setAuthTag(raw.subarray(12, 28));
+  return JSON.parse(Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8')) as Authentication;
+}

@@ -1,0 +1,283 @@
+/**
+ * Several RP instances on one Redis (sessions through connect-redis, `redisCoordination`), one real
+ * OP that rotates refresh tokens: the instances act as one. And transient failures (the OP or the
+ * store down) are 503s that keep the login, never a logout.
+ */
+import { createHmac } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import express, { type Express } from 'express';
+import session from 'express-session';
+import request from 'supertest';
+import { RedisStore } from 'connect-redis';
+import { createClient } from 'redis';
+import { oidc, redisCoordination, requireAuth, rp, rpErrorHandler, type Coordination, type RpOptions } from '@openid-express/rp';
+import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, type ListableStore, type TestRp } from './support/rp-app.js';
+
+let redis: RedisServer;
+let client: ReturnType<typeof createClient>;
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+  client = createClient({ url: redis.url });
+  client.on('error', () => undefined); // the stall tests stop Redis on purpose
+  await client.connect();
+}, 20_000);
+afterAll(async () => {
+  await client.quit().catch(() => undefined);
+  await redis.stop();
+});
+
+function tokenRoute(app: Express): void {
+  app.get('/token', requireAuth(), async (req, res, next) => {
+    try {
+      const token = await req.oidc.getValidAccessToken();
+      res.json({ value: token.value });
+    } catch (err) {
+      next(err);
+    }
+  });
+  app.use(rpErrorHandler());
+}
+
+/** A second instance of the app of `t`: same baseURL, session store and client, its own process state. */
+async function secondInstance(t: TestRp, extra: Partial<RpOptions>): Promise<{ server: Server; app: Express }> {
+  const server = createServer();
+  await listen(server);
+  const app = express();
+  app.use(rp({
+    baseURL: t.baseURL,
+    session: session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, store: t.store, name: 'sid' }),
+    providers: { op: oidc({ issuer: t.op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, scope: 'openid profile email offline_access', allowInsecureRequests: true }) },
+    ...extra,
+  }));
+  app.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user));
+  tokenRoute(app);
+  server.on('request', app);
+  return { server, app };
+}
+
+/** An express-session cookie signed with `secret`, as a browser would send it (so the store is asked for it). */
+const signedCookie = (id: string, secret: string): string =>
+  `sid=${encodeURIComponent(`s:${id}.${createHmac('sha256', secret).update(id).digest('base64').replace(/=+$/, '')}`)}`;
+const cookieOf = (res: request.Response): string => String(res.headers['set-cookie']).split(';')[0]!;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe.each([
+  ['with redisCoordination', true],
+  ['without coordination (the control: what the option prevents)', false],
+])('ten concurrent requests of one session over two instances, access token expired, %s', (_label, coordinated) => {
+  let t: TestRp;
+  let b: { server: Server };
+  let coordination: Coordination | undefined;
+  beforeAll(async () => {
+    const prefix = `sess-${coordinated ? 'c' : 'n'}:`;
+    coordination = coordinated ? redisCoordination(client, { prefix: `rp-${prefix}` }) : undefined;
+    t = await startRp({
+      store: new RedisStore({ client, prefix }) as unknown as ListableStore,
+      op: { ttl: { AccessToken: 2 } },
+      rp: { coordination },
+      routes: tokenRoute,
+    });
+    b = await secondInstance(t, { coordination });
+  }, 20_000);
+  afterAll(async () => {
+    await close(b.server);
+    await t.close();
+  });
+
+  test(coordinated ? 'one refresh grant, every request succeeds, the login stays' : 'more than one grant, or a logout', async () => {
+    const callback = await t.login(t.agent());
+    const cookie = cookieOf(callback);
+    await sleep(3100);
+    const grants = t.op.counts.grants.refresh_token ?? 0;
+    const servers = [t.server, b.server];
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => request(servers[i % 2]).get('/token').set('cookie', cookie)));
+    const made = (t.op.counts.grants.refresh_token ?? 0) - grants;
+    if (!coordinated) {
+      // each instance runs its own grant: two grants, or a replayed rotated token that logs the user out
+      expect(made > 1 || answers.some((a) => a.status !== 200)).toBe(true);
+      return;
+    }
+    expect(answers.map((a) => a.status)).toEqual(Array(10).fill(200));
+    expect(made).toBe(1);
+    expect(new Set(answers.map((a) => a.body.value)).size).toBe(1);
+    for (const server of servers) expect((await request(server).get('/me').set('cookie', cookie)).status).toBe(200);
+    const later = await request(b.server).get('/token').set('cookie', cookie);
+    expect(later.status).toBe(200);
+    expect(later.body.value).toBe(answers[0]!.body.value);
+  });
+});
+
+describe('back-channel logout and logout-token replay across instances (redisCoordination)', () => {
+  let t: TestRp;
+  let b: { server: Server };
+  beforeAll(async () => {
+    const coordination = redisCoordination(client, { prefix: 'rp-bcl:' });
+    t = await startRp({ store: new RedisStore({ client, prefix: 'sess-bcl:' }) as unknown as ListableStore, rp: { coordination } });
+    b = await secondInstance(t, { coordination });
+  }, 20_000);
+  afterAll(async () => {
+    await close(b.server);
+    await t.close();
+  });
+
+  test('instance A receives the logout token, the session instance B wrote ends; the index lives in Redis', async () => {
+    const browser = t.op.browser();
+    const agent = request.agent(b.server);
+    const start = await agent.get('/auth/login/op');
+    const callback = await browser.authorize(start.headers.location);
+    expect((await agent.get(callback.pathname + callback.search)).status).toBe(302);
+    expect((await agent.get('/me')).status).toBe(200);
+    expect((await client.keys('rp-bcl:oidc-bcl:op:*')).sort()).toEqual([expect.stringMatching(/^rp-bcl:oidc-bcl:op:sid:/), 'rp-bcl:oidc-bcl:op:sub:alice']);
+    await browser.endSession(`${t.op.issuer}/session/end`); // the OP posts to the registered URI: instance A (t)
+    for (let i = 0; i < 200 && (await t.authenticatedSessions()).length; i++) await sleep(50);
+    expect(await t.authenticatedSessions()).toEqual([]);
+    expect((await agent.get('/me')).status).toBe(401);
+    expect(await client.keys('rp-bcl:oidc-bcl:op:sid:*')).toEqual([]); // the sid's index record was taken
+  });
+});
+
+describe('a transient OP failure during a refresh keeps the login', () => {
+  let t: TestRp;
+  let mode: 'ok' | '502' | 'down' | 'invalid_client' = 'ok';
+  beforeAll(async () => {
+    t = await startRp({
+      op: { ttl: { AccessToken: 2 } },
+      routes: tokenRoute,
+      provider: {
+        // stands in for the load balancer in front of the OP: a 502 page, a refused connection, a refused client
+        customFetch: async (url, init) => {
+          const isToken = url.endsWith('/token') && String(init.body).includes('grant_type=refresh_token');
+          if (isToken && mode === '502') return new Response('<html><body>502 Bad Gateway</body></html>', { status: 502, headers: { 'content-type': 'text/html' } });
+          if (isToken && mode === 'down') throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+          if (isToken && mode === 'invalid_client') return Response.json({ error: 'invalid_client', error_description: 'client authentication failed' }, { status: 401 });
+          return fetch(url, init as RequestInit);
+        },
+      },
+    });
+  }, 20_000);
+  afterAll(() => t.close());
+  afterEach(() => void (mode = 'ok'));
+
+  test.each([
+    ['a 502 page from the load balancer', '502', 503, 'op_unavailable'],
+    ['a refused connection', 'down', 502, 'op_unreachable'],
+  ] as const)('%s (%s): %i %s with Retry-After, still signed in, and the next refresh works', async (_label, failure, status, code) => {
+    const agent = t.agent();
+    await t.login(agent);
+    await sleep(3100);
+    mode = failure;
+    const refused = await agent.get('/token');
+    expect(refused.status).toBe(status);
+    expect(refused.headers['retry-after']).toBe('5');
+    expect(refused.body.error).toBe(code);
+    const page = await agent.post('/auth/refresh').set('accept', 'text/html');
+    expect(page.status).toBe(status);
+    expect(page.text).toContain('try again in a few seconds');
+    expect((await agent.get('/me')).status).toBe(200);
+    mode = 'ok';
+    expect((await agent.get('/token')).status).toBe(200);
+  });
+
+  test('invalid_client from the token endpoint ends the login (401 refresh_failed)', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    await sleep(3100);
+    mode = 'invalid_client';
+    const refused = await agent.post('/auth/refresh');
+    expect(refused.status).toBe(401);
+    expect(refused.body).toMatchObject({ error: 'refresh_failed', op_error: 'invalid_client' });
+    expect((await agent.get('/me')).status).toBe(401);
+  });
+});
+
+describe('a session store that stalls or fails (rp({ session }))', () => {
+  let server: Server;
+  let baseURL: string;
+  let behaviour: 'ok' | 'hang' | 'fail' = 'ok';
+  beforeAll(async () => {
+    server = createServer();
+    baseURL = await listen(server);
+    const store = new session.MemoryStore();
+    const get = store.get.bind(store);
+    store.get = (sid, cb) => (behaviour === 'hang' ? undefined : behaviour === 'fail' ? cb(new Error('ECONNREFUSED')) : get(sid, cb));
+    const app = express();
+    app.use(rp({
+      baseURL,
+      storeTimeout: 500,
+      session: session({ secret: 's', resave: false, saveUninitialized: false, store, name: 'sid' }),
+      providers: { op: oidc({ issuer: 'http://127.0.0.1:9/', clientId: 'x', clientSecret: 'y', allowInsecureRequests: true }) },
+    }));
+    app.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user));
+    server.on('request', app);
+  });
+  afterAll(() => close(server));
+  afterEach(() => void (behaviour = 'ok'));
+
+  test.each(['hang', 'fail'] as const)('a store that %ss: 503 store_unavailable with Retry-After in bounded time, JSON and HTML', async (how) => {
+    behaviour = how;
+    const started = Date.now();
+    const api = await request(server).get('/me').set('cookie', signedCookie('abc', 's'));
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(api.status).toBe(503);
+    expect(api.headers['retry-after']).toBe('5');
+    expect(api.body.error).toBe('store_unavailable');
+    const page = await request(server).get('/me').set('cookie', signedCookie('abc', 's')).set('accept', 'text/html');
+    expect(page.status).toBe(503);
+    expect(page.text).toContain('store_unavailable');
+    expect(page.text).not.toMatch(/at .*\.(js|ts):\d+/); // no stack trace
+  });
+
+  test('once the store answers again the same process serves requests', async () => {
+    behaviour = 'hang';
+    expect((await request(server).get('/me').set('cookie', signedCookie('abc', 's'))).status).toBe(503);
+    behaviour = 'ok';
+    const res = await request(server).get('/me');
+    expect(res.status).toBe(401); // no login, but served
+  });
+});
+
+describe('redisCoordination', () => {
+  test('setIfAbsent is atomic: of eight concurrent callers one wins', async () => {
+    const c = redisCoordination(client, { prefix: 'atomic:' });
+    const wins = await Promise.all(Array.from({ length: 8 }, (_, i) => c.setIfAbsent('k', String(i), 5000)));
+    expect(wins.filter(Boolean)).toHaveLength(1);
+    await c.deleteIfEquals('k', 'not the owner');
+    expect(await c.get('k')).toBeDefined();
+    await c.deleteIfEquals('k', String(wins.indexOf(true)));
+    expect(await c.get('k')).toBeUndefined();
+  });
+
+  test('addToSet keeps the newest members, takeSet empties the set atomically', async () => {
+    const c = redisCoordination(client, { prefix: 'set:' });
+    await Promise.all(Array.from({ length: 20 }, (_, i) => c.addToSet('s', `id${i}`, 5000, 50)));
+    const members = await c.takeSet('s');
+    expect(members.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `id${i}`).sort());
+    expect(await c.takeSet('s')).toEqual([]);
+    for (let i = 0; i < 5; i++) await c.addToSet('t', `m${i}`, 5000, 3);
+    expect((await c.takeSet('t')).sort()).toEqual(['m2', 'm3', 'm4']);
+  });
+
+  test('a stopped Redis is a store_unavailable within the timeout, and the same client works after it resumes', async () => {
+    const c = redisCoordination(client, { prefix: 'stall:', timeout: 300 });
+    process.kill(redis.pid, 'SIGSTOP');
+    try {
+      const started = Date.now();
+      await expect(c.setIfAbsent('k', 'v', 1000)).rejects.toMatchObject({ code: 'store_unavailable', status: 503 });
+      expect(Date.now() - started).toBeLessThan(1000);
+    } finally {
+      process.kill(redis.pid, 'SIGCONT');
+    }
+    for (let i = 0; i < 50; i++) {
+      if (await c.setIfAbsent(`k${i}`, 'v', 1000).catch(() => false)) return;
+      await sleep(100);
+    }
+    throw new Error('Redis did not answer again after SIGCONT');
+  });
+
+  test('a bad client or option is refused with a message that says what to pass', () => {
+    expect(() => redisCoordination({} as never)).toThrow(/node-redis v5 client/);
+    expect(() => redisCoordination(client, { timeout: 0 })).toThrow(/timeout/);
+  });
+});
