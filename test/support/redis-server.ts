@@ -7,11 +7,24 @@ export interface RedisServer {
   /** `redis://127.0.0.1:<port>` */
   url: string;
   port: number;
+  /** The PID of the running process (a new one after {@link RedisServer.restart}). */
+  readonly pid: number;
+  /** Freezes the server (SIGSTOP): connections stay open, nothing is answered, like a stalled Redis. */
+  pause(): void;
+  /** Lets a paused server run again (SIGCONT). */
+  resume(): void;
+  /** Kills the server (SIGKILL, no goodbye to clients), like a crashed Redis; waits for it to exit. */
+  kill(): Promise<void>;
+  /** Starts a fresh, empty server on the same port (after {@link RedisServer.kill} or stop). */
+  restart(): Promise<void>;
   /** Stops the server (SIGTERM by PID, SIGKILL after 2 s) and waits for it to exit. */
   stop(): Promise<void>;
 }
 
 const DEFAULT_BINARY = process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server';
+
+/** The advice every Redis test support file gives when a binary is missing. */
+export const INSTALL_REDIS = 'install it with `apt-get install -y redis-server` (tests need a real Redis)';
 
 /**
  * Starts a throw-away `redis-server` on a free loopback port, without persistence.
@@ -24,15 +37,13 @@ const DEFAULT_BINARY = process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server';
  * ```
  */
 export async function startRedisServer(binary = DEFAULT_BINARY): Promise<RedisServer> {
-  if (!existsSync(binary)) {
-    throw new Error(`${binary} not found: install it with \`apt-get install -y redis-server\` (tests need a real Redis)`);
-  }
+  if (!existsSync(binary)) throw new Error(`${binary} not found: ${INSTALL_REDIS}`);
   let lastError: unknown;
   // The free port is found by binding port 0 and releasing it: another process may grab it meanwhile.
   for (let attempt = 0; attempt < 5; attempt += 1) {
     const port = await freePort();
     try {
-      return await launch(binary, port);
+      return serverOn(binary, port, await launch(binary, port, []));
     } catch (error) {
       lastError = error;
     }
@@ -40,7 +51,27 @@ export async function startRedisServer(binary = DEFAULT_BINARY): Promise<RedisSe
   throw lastError;
 }
 
-function freePort(): Promise<number> {
+function serverOn(binary: string, port: number, first: ChildProcess): RedisServer {
+  let child = first;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    get pid() {
+      return child.pid!;
+    },
+    pause: () => void child.kill('SIGSTOP'),
+    resume: () => void child.kill('SIGCONT'),
+    kill: () => stopProcess(child, 'SIGKILL'),
+    restart: async () => {
+      await stopProcess(child, 'SIGTERM');
+      child = await launch(binary, port, []);
+    },
+    stop: () => stopProcess(child, 'SIGTERM'),
+  };
+}
+
+/** A free loopback TCP port (bound to port 0, then released). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -51,9 +82,13 @@ function freePort(): Promise<number> {
   });
 }
 
-function launch(binary: string, port: number): Promise<RedisServer> {
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Spawns `redis-server` on `port` with `extraArgs` and resolves once it accepts connections.
+ * Rejects (and kills it) when it exits early or is not ready within 10 s.
+ */
+export function launch(binary: string, port: number, extraArgs: string[], cwd?: string): Promise<ChildProcess> {
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs];
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd });
   return new Promise((resolve, reject) => {
     let output = '';
     const timer = setTimeout(() => fail(new Error(`redis-server did not start within 10 s:\n${output}`)), 10_000);
@@ -68,7 +103,8 @@ function launch(binary: string, port: number): Promise<RedisServer> {
         clearTimeout(timer);
         child.stdout?.removeAllListeners('data');
         child.stdout?.resume();
-        resolve({ url: `redis://127.0.0.1:${port}`, port, stop: () => stop(child) });
+        child.removeAllListeners('exit');
+        resolve(child);
       }
     };
     child.stdout?.on('data', onData);
@@ -78,7 +114,8 @@ function launch(binary: string, port: number): Promise<RedisServer> {
   });
 }
 
-function stop(child: ChildProcess): Promise<void> {
+/** Sends `signal` (SIGKILL after 2 s if it is still there) and waits for the process to exit. */
+export function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const force = setTimeout(() => child.kill('SIGKILL'), 2_000);
@@ -86,6 +123,8 @@ function stop(child: ChildProcess): Promise<void> {
       clearTimeout(force);
       resolve();
     });
-    child.kill('SIGTERM');
+    // A paused (SIGSTOPped) server only acts on SIGTERM once it runs again.
+    child.kill('SIGCONT');
+    child.kill(signal);
   });
 }

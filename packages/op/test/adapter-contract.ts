@@ -243,3 +243,78 @@ export function describeStoreContract(harness: StoreHarness): void {
     });
   });
 }
+
+/** How the shared-store suite gets several OP instances over one store. */
+export interface SharedStoreHarness {
+  /** `count` stores over the same records (same server, same prefix), each on its own connection. */
+  instances(count: number): Promise<OpStore[]>;
+}
+
+const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * What several OP instances sharing one store rely on: one winner among racing redemptions, and
+ * a revoked grant keeps no token, even one written while the revocation ran. The Redis stores
+ * run it (one server and Cluster); the memory store is one process and cannot be shared.
+ */
+export function describeSharedStoreContract(harness: SharedStoreHarness): void {
+  describe('shared by several OP instances', () => {
+    it('of 8 instances redeeming one code at once, exactly one succeeds', async () => {
+      const instances = await harness.instances(8);
+      await instances[0]!.adapterFor('AuthorizationCode').upsert('code-1', token('g-1'), 60);
+      const outcomes = await Promise.allSettled(instances.map((s) => s.adapterFor('AuthorizationCode').consume('code-1')));
+      expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+      for (const lost of outcomes.filter((o) => o.status === 'rejected')) {
+        expect((lost as PromiseRejectedResult).reason).toMatchObject({ error: 'invalid_grant' });
+      }
+    });
+
+    it('a grant revoked by one instance loses the tokens every instance wrote', async () => {
+      const [one, two, three] = await harness.instances(3);
+      await one!.adapterFor('AccessToken').upsert('at-1', token('g-1'), 60);
+      await two!.adapterFor('RefreshToken').upsert('rt-1', token('g-1'), 600);
+      await two!.adapterFor('DeviceCode').upsert('dc-1', token('g-1', { userCode: 'QQQQ-RRRR' }), 60);
+      await one!.adapterFor('AccessToken').upsert('at-2', token('g-2'), 60);
+      await three!.adapterFor('RefreshToken').revokeByGrantId('g-1');
+      expect(await one!.adapterFor('AccessToken').find('at-1')).toBeUndefined();
+      expect(await one!.adapterFor('RefreshToken').find('rt-1')).toBeUndefined();
+      expect(await one!.adapterFor('DeviceCode').findByUserCode('QQQQ-RRRR')).toBeUndefined();
+      expect(await three!.adapterFor('AccessToken').find('at-2')).toEqual(token('g-2'));
+    });
+
+    it('a grant revoked while its tokens are being written keeps none of them', async () => {
+      const instances = await harness.instances(4);
+      const models = ['AccessToken', 'RefreshToken', 'AuthorizationCode'];
+      const written: Array<{ model: string; id: string; started: number; ended: number }> = [];
+      const write = async (i: number): Promise<void> => {
+        await pause(i % 20); // spread the writes around the revocation
+        const model = models[i % models.length]!;
+        const started = performance.now();
+        await instances[i % instances.length]!.adapterFor(model).upsert(`t-${i}`, token('g-race'), 60);
+        written.push({ model, id: `t-${i}`, started, ended: performance.now() });
+      };
+      await Promise.all(Array.from({ length: 30 }, (_, i) => write(1000 + i))); // tokens that exist before
+      await instances[0]!.adapterFor('AccessToken').upsert('bystander', token('g-other'), 60);
+
+      let revokeStarted = 0;
+      let revokeEnded = 0;
+      const revoke = async (): Promise<void> => {
+        await pause(8);
+        revokeStarted = performance.now();
+        await instances[1]!.adapterFor('RefreshToken').revokeByGrantId('g-race');
+        revokeEnded = performance.now();
+      };
+      await Promise.all([...Array.from({ length: 300 }, (_, i) => write(i)), revoke()]);
+
+      // The race really happened: writes finished before, overlapped, and started after the revoke.
+      expect(written.some((w) => w.ended < revokeStarted)).toBe(true);
+      expect(written.some((w) => w.started < revokeEnded && w.ended > revokeStarted)).toBe(true);
+      const survivors = [];
+      for (const { model, id } of written) {
+        if (await instances[2]!.adapterFor(model).find(id)) survivors.push(`${model}:${id}`);
+      }
+      expect(survivors).toEqual([]);
+      expect(await instances[3]!.adapterFor('AccessToken').find('bystander')).toEqual(token('g-other'));
+    });
+  });
+}

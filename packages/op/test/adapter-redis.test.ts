@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { createClient } from 'redis';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import type { OpStore } from '../src/adapters/types.js';
 import { redisAdapter } from '../src/adapters/redis.js';
-import { describeStoreContract } from './adapter-contract.js';
+import { OpConfigError, StoreUnavailableError } from '../src/errors.js';
+import { describeSharedStoreContract, describeStoreContract } from './adapter-contract.js';
 
 type Client = ReturnType<typeof createClient>;
 
@@ -40,6 +42,13 @@ describe('redisAdapter', () => {
   describeStoreContract({
     create: () => redisAdapter(client, { prefix: uniquePrefix() }),
     elapse: (seconds) => sleep(seconds * 1000),
+  });
+
+  describeSharedStoreContract({
+    instances: async (count) => {
+      const prefix = uniquePrefix();
+      return Promise.all(Array.from({ length: count }, async () => redisAdapter(await connect(), { prefix })));
+    },
   });
 
   it('calls itself "redis" for logs', () => {
@@ -100,7 +109,7 @@ describe('redisAdapter', () => {
         'DeviceCode:dc-1',
         'Session:s-1',
         'counter:login:alice',
-        'grant:g-1',
+        'grant:{g-1}',
         'uid:Session:uid-1',
         'userCode:DeviceCode:ABCD-EFGH',
       ].map((k) => prefix + k),
@@ -116,13 +125,13 @@ describe('redisAdapter', () => {
     const tokens = redisAdapter(client, { prefix }).adapterFor('AccessToken');
     await tokens.upsert('at-long', { grantId: 'g-1' }, 30);
     await tokens.upsert('at-short', { grantId: 'g-1' }, 1);
-    const ttl = await client.pTTL(`${prefix}grant:g-1`);
+    const ttl = await client.pTTL(`${prefix}grant:{g-1}`);
     expect(ttl).toBeGreaterThan(29_000);
     expect(ttl).toBeLessThanOrEqual(30_000);
 
     await sleep(1_200);
     await tokens.upsert('at-next', { grantId: 'g-1' }, 1);
-    expect((await client.zRange(`${prefix}grant:g-1`, 0, -1)).sort()).toEqual([
+    expect((await client.zRange(`${prefix}grant:{g-1}`, 0, -1)).sort()).toEqual([
       `${prefix}AccessToken:at-long`,
       `${prefix}AccessToken:at-next`,
     ]);
@@ -142,6 +151,46 @@ describe('redisAdapter', () => {
     expect(() => redisAdapter(createClient({ url: server.url }))).toThrow(/not connected.*client\.connect\(\)/);
     expect(() => redisAdapter({} as never)).toThrow(/node-redis v5 client/);
     expect(() => redisAdapter(client, { prefix: 42 as never })).toThrow(/prefix/);
+    expect(() => redisAdapter(client, { prefix: 'a{}b:' })).toThrow(/empty hash tag/);
+    expect(() => redisAdapter({} as never)).toThrow(OpConfigError);
+    expect(() => redisAdapter(null as never)).toThrow(expect.objectContaining({ option: 'adapter', code: 'op_config_invalid' }));
+  });
+
+  it('refuses a timeout that is not a positive whole number of milliseconds', () => {
+    for (const timeout of [0, -1, 1.5, Number.NaN, Infinity, 2 ** 31, '2000' as never]) {
+      expect(() => redisAdapter(client, { timeout })).toThrow(OpConfigError);
+      expect(() => redisAdapter(client, { timeout })).toThrow(/`timeout` must be a whole number of milliseconds/);
+    }
+    expect(redisAdapter(client, { timeout: 1 }).kind).toBe('redis');
+  });
+
+  it('keeps revoking the tokens indexed under the grant key of earlier versions', async () => {
+    const prefix = uniquePrefix();
+    // What the previous UPSERT script wrote: the record and an untagged grant index.
+    await client.hSet(`${prefix}AccessToken:at-old`, 'payload', JSON.stringify({ grantId: 'g-1' }));
+    await client.zAdd(`${prefix}grant:g-1`, { score: Date.now() + 60_000, value: `${prefix}AccessToken:at-old` });
+    const tokens = redisAdapter(client, { prefix }).adapterFor('AccessToken');
+    expect(await tokens.find('at-old')).toEqual({ grantId: 'g-1' });
+    await tokens.revokeByGrantId('g-1');
+    expect(await tokens.find('at-old')).toBeUndefined();
+    expect(await keysUnder(prefix)).toEqual([`${prefix}grant:{g-1}:revoked`]);
+  });
+
+  it('a revoked grant leaves a tombstone that expires, at least an hour, and refuses late tokens', async () => {
+    const prefix = uniquePrefix();
+    const store = redisAdapter(client, { prefix });
+    await store.adapterFor('RefreshToken').upsert('rt-1', { grantId: 'g-1' }, 2 * 3600);
+    await store.adapterFor('AccessToken').revokeByGrantId('g-1');
+    await store.adapterFor('RefreshToken').revokeByGrantId('g-1'); // oidc-provider revokes per model: must not shorten it
+    const ttl = await client.pTTL(`${prefix}grant:{g-1}:revoked`);
+    expect(ttl).toBeGreaterThan(2 * 3600_000 - 5_000);
+    expect(ttl).toBeLessThanOrEqual(2 * 3600_000);
+
+    await store.adapterFor('AccessToken').upsert('at-late', { grantId: 'g-1' }, 60);
+    expect(await store.adapterFor('AccessToken').find('at-late')).toBeUndefined();
+
+    await store.adapterFor('AccessToken').revokeByGrantId('g-unknown');
+    expect(await client.pTTL(`${prefix}grant:{g-unknown}:revoked`)).toBeGreaterThan(3600_000 - 5_000);
   });
 
   it('a machine without redis-server is told how to install it, not skipped', async () => {
@@ -152,5 +201,139 @@ describe('redisAdapter', () => {
     const prefix = uniquePrefix();
     await client.set(`${prefix}counter:login:alice`, 'not a number');
     await expect(redisAdapter(client, { prefix }).increment('login:alice', 60)).rejects.toThrow(/not an integer/);
+    await client.set(`${prefix}AccessToken:at-1`, 'a string, not a hash');
+    const wrongType = redisAdapter(client, { prefix }).adapterFor('AccessToken').find('at-1');
+    await expect(wrongType).rejects.toThrow(/WRONGTYPE/);
+    await expect(wrongType).rejects.not.toBeInstanceOf(StoreUnavailableError);
+  });
+
+  it('a closed client makes every call fail fast with StoreUnavailableError, naming Redis and what to check', async () => {
+    const closed = await connect();
+    const store = redisAdapter(closed);
+    closed.destroy();
+    const error = await store.adapterFor('AccessToken').find('at-secret-id').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreUnavailableError);
+    expect(error).toMatchObject({ code: 'store_unavailable', status: 503, retryAfter: 5 });
+    expect((error as Error).message).toMatch(/Redis is unavailable \(ClientClosedError\) for AccessToken\.find: check that Redis is running/);
+    expect((error as Error).message).not.toContain('at-secret-id');
+  });
+});
+
+/** One closure per store call: each must end within the deadline, whatever Redis does. */
+function everyCall(store: OpStore): Record<string, () => Promise<unknown>> {
+  const tokens = store.adapterFor('AccessToken');
+  return {
+    find: () => tokens.find('at-1'),
+    upsert: () => tokens.upsert('at-2', { grantId: 'g-1' }, 60),
+    consume: () => store.adapterFor('AuthorizationCode').consume('code-1'),
+    destroy: () => tokens.destroy('at-1'),
+    revokeByGrantId: () => tokens.revokeByGrantId('g-1'),
+    findByUid: () => store.adapterFor('Session').findByUid('uid-1'),
+    findByUserCode: () => store.adapterFor('DeviceCode').findByUserCode('ABCD-EFGH'),
+    increment: () => store.increment('login:alice', 60),
+    count: () => store.count('login:alice'),
+    reset: () => store.reset('login:alice'),
+  };
+}
+
+/** Runs every call at once; resolves to how each ended and how long it took. */
+async function outcomes(store: OpStore): Promise<Array<{ call: string; error: unknown; ms: number }>> {
+  return Promise.all(
+    Object.entries(everyCall(store)).map(async ([call, run]) => {
+      const started = performance.now();
+      const error = await run().then(() => undefined, (e: unknown) => e);
+      return { call, error, ms: performance.now() - started };
+    }),
+  );
+}
+
+async function eventually(check: () => Promise<unknown>, withinMs: number): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    try {
+      await check();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await sleep(100);
+    }
+  }
+}
+
+describe('redisAdapter when Redis stalls or goes away', () => {
+  let outage: RedisServer;
+  let outageClient: Client;
+  let offlineClient: Client;
+
+  beforeAll(async () => {
+    outage = await startRedisServer();
+    // node-redis emits 'error' while it reconnects: an app must listen, or the process dies.
+    outageClient = createClient({ url: outage.url }).on('error', () => undefined);
+    await outageClient.connect();
+    offlineClient = createClient({ url: outage.url, disableOfflineQueue: true }).on('error', () => undefined);
+    await offlineClient.connect();
+  });
+
+  afterAll(async () => {
+    outage?.resume();
+    for (const c of [outageClient, offlineClient]) if (c?.isOpen) c.destroy();
+    await outage?.stop();
+  });
+
+  it('a stalled (SIGSTOPped) Redis makes every call reject with StoreUnavailableError within the default timeout', async () => {
+    const store = redisAdapter(outageClient);
+    await store.adapterFor('AccessToken').upsert('at-1', { grantId: 'g-1' }, 60);
+    outage.pause();
+    let ended: Awaited<ReturnType<typeof outcomes>>;
+    try {
+      ended = await outcomes(store);
+    } finally {
+      outage.resume();
+    }
+    for (const { call, error, ms } of ended) {
+      expect([call, error]).toEqual([call, expect.any(StoreUnavailableError)]);
+      expect([call, (error as Error).message]).toEqual([call, expect.stringMatching(/^Redis did not answer \w+(\.\w+)? within 2000 ms: check that Redis is running/)]);
+      expect([call, ms]).toEqual([call, expect.any(Number)]);
+      expect(ms).toBeGreaterThanOrEqual(1_990);
+      expect(ms).toBeLessThan(2_000 + 500);
+    }
+    expect((ended.find((o) => o.call === 'find')!.error as Error).message).not.toContain('at-1');
+  });
+
+  it('the same adapter works again once the stalled Redis runs again', async () => {
+    const store = redisAdapter(outageClient, { timeout: 300 });
+    await store.adapterFor('AccessToken').upsert('at-9', { grantId: 'g-9' }, 60);
+    outage.pause();
+    try {
+      await expect(store.adapterFor('AccessToken').find('at-9')).rejects.toBeInstanceOf(StoreUnavailableError);
+    } finally {
+      outage.resume();
+    }
+    expect(await store.adapterFor('AccessToken').find('at-9')).toEqual({ grantId: 'g-9' });
+    expect(await store.increment('login:bob', 60)).toBe(1);
+  });
+
+  it('a killed Redis fails every call with StoreUnavailableError, and a restarted one serves the same adapter', async () => {
+    const store = redisAdapter(outageClient, { timeout: 500 });
+    await outage.kill();
+    for (const { call, error, ms } of await outcomes(store)) {
+      expect([call, error]).toEqual([call, expect.any(StoreUnavailableError)]);
+      // In flight when the socket closed, or queued while the client reconnects: both name Redis.
+      expect([call, (error as Error).message]).toEqual([call, expect.stringMatching(/^Redis is (unavailable \(SocketClosedUnexpectedlyError\)|unreachable \(the client is reconnecting\))/)]);
+      expect([call, ms < 500 + 500]).toEqual([call, true]);
+    }
+    // A client without an offline queue fails at once: its own error becomes StoreUnavailableError too.
+    const offline = redisAdapter(offlineClient);
+    await eventually(async () => expect(offlineClient.isReady).toBe(false), 5_000);
+    await expect(offline.count('login:dave')).rejects.toThrow(/^Redis is unavailable \(ClientOfflineError\) for count/);
+    await outage.restart();
+    // node-redis reconnects on its own (backoff of up to a few hundred ms): no new client.
+    await eventually(() => store.count('login:carol'), 10_000);
+    await eventually(() => offline.count('login:carol'), 10_000);
+    const tokens = store.adapterFor('AccessToken');
+    await tokens.upsert('at-3', { grantId: 'g-3' }, 60);
+    expect(await tokens.find('at-3')).toEqual({ grantId: 'g-3' });
+    await tokens.revokeByGrantId('g-3');
+    expect(await tokens.find('at-3')).toBeUndefined();
   });
 });

@@ -1,5 +1,10 @@
 import { createHash } from 'node:crypto';
 
+// Every script here touches the keys of ONE hash slot only, so each runs unchanged on a single
+// Redis and on Redis Cluster (where a script spanning slots fails with CROSSSLOT). Where two keys
+// must be read and written together (a grant's index and its "revoked" tombstone) their names
+// share a hash tag; see redis.ts for the key layout and why revocation stays race-free.
+
 /** A Lua script run with EVALSHA, loaded with EVAL the first time a server does not know it. */
 export interface Script {
   readonly source: string;
@@ -11,14 +16,11 @@ function script(source: string): Script {
 }
 
 /**
- * Writes a record and its indexes in one step.
- * KEYS: record, grant index, uid index, userCode index.
- * ARGV: payload, consumed ('' = not), ttl seconds (0 = forever), id, then '1'/'0' for each index.
- * The grant index is a sorted set of record keys scored by expiry (ms): expired members are
- * pruned on every write and the set itself lives exactly as long as its longest-lived member.
+ * Replaces a record (a hash of `payload` and, once consumed, `consumed`) and sets its expiry.
+ * KEYS: record. ARGV: payload, consumed ('' = not consumed), ttl seconds (0 = forever).
  */
 export const UPSERT = script(`
-local key, payload, consumed, ttl, id = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local key, payload, consumed, ttl = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
 redis.call('DEL', key)
 if consumed == '' then
   redis.call('HSET', key, 'payload', payload)
@@ -26,22 +28,57 @@ else
   redis.call('HSET', key, 'payload', payload, 'consumed', consumed)
 end
 if ttl > 0 then redis.call('EXPIRE', key, ttl) end
-for i = 3, 4 do
-  if ARGV[i + 3] == '1' then
-    if ttl > 0 then redis.call('SET', KEYS[i], id, 'EX', ttl) else redis.call('SET', KEYS[i], id) end
-  end
-end
-if ARGV[5] == '1' then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local expires = '+inf'
-  if ttl > 0 then expires = string.format('%d', now + ttl * 1000) end
-  redis.call('ZADD', KEYS[2], expires, key)
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('%d', now))
-  local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-  if last[2] == 'inf' then redis.call('PERSIST', KEYS[2]) else redis.call('PEXPIREAT', KEYS[2], last[2]) end
-end
 return 1
+`);
+
+/**
+ * Adds a record key to its grant's index unless the grant was revoked.
+ * KEYS: grant index, grant tombstone (same hash tag). ARGV: record key, ttl seconds (0 = forever).
+ * Returns 1 when added, 0 when the tombstone exists: the caller must then delete the record.
+ * The index is a sorted set of record keys scored by expiry (ms): expired members are pruned on
+ * every write and the set itself lives exactly as long as its longest-lived member.
+ */
+export const GRANT_ADD = script(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local member, ttl = ARGV[1], tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expires = '+inf'
+if ttl > 0 then expires = string.format('%d', now + ttl * 1000) end
+redis.call('ZADD', KEYS[1], expires, member)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] == 'inf' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIREAT', KEYS[1], last[2]) end
+return 1
+`);
+
+/**
+ * Marks a grant revoked and takes its index: sets the tombstone, deletes the index, returns its
+ * members (record keys, in other slots: the caller deletes them one by one).
+ * KEYS: grant index, grant tombstone (same hash tag). ARGV: least and most tombstone lifetime (ms).
+ * The tombstone lives as long as the longest-lived record the index knew, within those bounds,
+ * and is never shortened (oidc-provider revokes one grant once per model, concurrently).
+ */
+export const REVOKE_GRANT = script(`
+local least, most = tonumber(ARGV[1]), tonumber(ARGV[2])
+local keep = redis.call('PTTL', KEYS[1])
+if keep == -1 then keep = most end
+keep = math.min(math.max(keep, least), most)
+local current = redis.call('PTTL', KEYS[2])
+if current ~= -1 and current < keep then redis.call('SET', KEYS[2], '1', 'PX', keep) end
+local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+redis.call('DEL', KEYS[1])
+return members
+`);
+
+/**
+ * Takes a grant index of the layout before Redis Cluster support (no tombstone): deletes it and
+ * returns its members. KEYS: the old index. Lets a rolling upgrade still revoke older tokens.
+ */
+export const TAKE_LEGACY_GRANT = script(`
+local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+redis.call('DEL', KEYS[1])
+return members
 `);
 
 /**
@@ -52,14 +89,6 @@ export const CONSUME = script(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('HSETNX', KEYS[1], 'consumed', ARGV[1]) == 1 then return 1 end
 return 2
-`);
-
-/** Deletes every record of a grant, then the grant index. KEYS: grant index. Returns how many. */
-export const REVOKE_GRANT = script(`
-local members = redis.call('ZRANGE', KEYS[1], 0, -1)
-for _, member in ipairs(members) do redis.call('DEL', member) end
-redis.call('DEL', KEYS[1])
-return #members
 `);
 
 /** INCR that starts the expiry on the first hit (or on a counter found without one). KEYS: counter. ARGV: ttl. */

@@ -1,14 +1,33 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { OpConfigError, StoreUnavailableError } from '../errors.js';
 import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
-import { CONSUME, INCREMENT, REVOKE_GRANT, UPSERT, type Script } from './redis-scripts.js';
+import { CONSUME, GRANT_ADD, INCREMENT, REVOKE_GRANT, TAKE_LEGACY_GRANT, UPSERT, type Script } from './redis-scripts.js';
 import type { OpStore } from './types.js';
 
+/** Per-command options the adapter passes to node-redis (its `CommandOptions` has these). */
+export interface RedisCommandOptions {
+  /** node-redis rejects a command still waiting to be written after this many ms. */
+  timeout?: number;
+}
+
 /**
- * What the store needs from a Redis client: node-redis v5's `createClient()` (connected) fits.
- * Typed structurally so that memory users never load `redis`.
+ * What the store needs from a single-Redis client: node-redis v5's `createClient()` (connected)
+ * fits. Typed structurally so that memory users never load `redis`.
  */
 export interface RedisCommandClient {
-  sendCommand(args: string[]): Promise<unknown>;
+  sendCommand(args: string[], options?: RedisCommandOptions): Promise<unknown>;
+  readonly isOpen?: boolean;
+  /** False while node-redis reconnects: a deadline then says "unreachable", not "slow". */
+  readonly isReady?: boolean;
+}
+
+/**
+ * What the store needs from a Redis Cluster client: node-redis v5's `createCluster()` (connected)
+ * fits. Told apart from {@link RedisCommandClient} by its `masters` list.
+ */
+export interface RedisClusterCommandClient {
+  sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: string[], options?: RedisCommandOptions): Promise<unknown>;
+  readonly masters: readonly unknown[];
   readonly isOpen?: boolean;
 }
 
@@ -16,123 +35,352 @@ export interface RedisCommandClient {
 export interface RedisAdapterOptions {
   /** Prepended to every key, so several OPs (or apps) can share one Redis. Default `"oidc:"`. */
   prefix?: string;
+  /**
+   * Milliseconds any one store call (find, upsert, consume, revoke, counters ...) may take before
+   * it rejects with `StoreUnavailableError` (503 `store_unavailable`). Default 2000.
+   */
+  timeout?: number;
 }
+
+const DEFAULT_TIMEOUT_MS = 2_000;
+// setTimeout fires at once for delays above 2^31-1 ms: a bigger "timeout" would mean none at all.
+const MAX_TIMEOUT_MS = 2_147_483_647;
+// A revoked grant's tombstone outlives any in-flight write of its tokens: at least an hour, at
+// most oidc-provider's default Grant lifetime (14 days), otherwise as long as its longest record.
+const TOMBSTONE_MIN_MS = 60 * 60 * 1000;
+const TOMBSTONE_MAX_MS = 14 * 24 * 60 * 60 * 1000;
 
 /**
  * The production store: oidc-provider's records and the login counters in Redis, each key
- * expiring with its record. Consume is atomic (a Lua script), so of two concurrent redemptions of
- * one code only one succeeds. Tested on Redis 7; a single Redis, not Redis Cluster (a grant's
- * tokens, whose keys hash to different slots, are deleted together by one script).
+ * expiring with its record. Works on one Redis (`createClient()`) and on Redis Cluster
+ * (`createCluster()`): every script touches one hash slot. Consume is atomic (a single-key Lua
+ * script), so of two concurrent redemptions of one code only one succeeds. Every call rejects with
+ * `StoreUnavailableError` after `timeout` ms or when Redis cannot be reached, never hangs.
+ *
+ * Key layout (`P` = prefix): records `P<Model>:<id>` (a hash: payload, consumed);
+ * `Puid:<Model>:<uid>` and `PuserCode:<Model>:<code>` → record id; counters `Pcounter:<key>`;
+ * a grant's index `Pgrant:{<grantId>}` (sorted set of record keys by expiry) and, once revoked,
+ * its tombstone `Pgrant:{<grantId>}:revoked`, hash-tagged so both sit in one slot.
  *
  * @example
  * ```ts
- * import { createClient } from 'redis';
+ * import { createClient, createCluster } from 'redis';
  * import { op, redisAdapter } from '@openid-express/op';
- * const redis = await createClient({ url: process.env.REDIS_URL }).connect();
+ * const redis = await createClient({ url: process.env.REDIS_URL }).on('error', console.error).connect();
  * app.use('/op', op({ issuer, clients, accounts, adapter: redisAdapter(redis, { prefix: 'id:' }) }));
+ * // or, on Redis Cluster:
+ * const cluster = await createCluster({ rootNodes: [{ url: 'redis://10.0.0.1:6379' }] }).on('error', console.error).connect();
+ * app.use('/op', op({ issuer, clients, accounts, adapter: redisAdapter(cluster, { timeout: 1500 }) }));
  * ```
  */
-export function redisAdapter(client: RedisCommandClient, options: RedisAdapterOptions = {}): OpStore {
-  if (typeof client?.sendCommand !== 'function') {
-    throw new TypeError('redisAdapter(client): pass a node-redis v5 client (createClient() from "redis")');
-  }
-  if (client.isOpen === false) {
-    throw new TypeError('redisAdapter(client): the client is not connected; `await client.connect()` first');
-  }
-  const prefix = options.prefix ?? 'oidc:';
-  if (typeof prefix !== 'string') throw new TypeError('redisAdapter: `prefix` must be a string');
-  const redis = new Redis(client);
-  const counter = (key: string): string => `${prefix}counter:${key}`;
+export function redisAdapter(client: RedisCommandClient | RedisClusterCommandClient, options: RedisAdapterOptions = {}): OpStore {
+  checkClient(client);
+  const { prefix, timeout } = checkOptions(options);
+  const redis = new Redis(client, timeout);
+  const keys = new KeyLayout(prefix);
   return {
     kind: 'redis',
-    adapterFor: (model) => new RedisModelAdapter(model, prefix, redis),
-    increment: async (key, ttl) => Number(await redis.run(INCREMENT, [counter(key)], [String(Math.max(1, Math.ceil(ttl)))])),
-    count: async (key) => Number((await client.sendCommand(['GET', counter(key)])) ?? 0),
-    reset: async (key) => void (await client.sendCommand(['DEL', counter(key)])),
+    adapterFor: (model) => new RedisModelAdapter(model, keys, redis),
+    increment: (key, ttl) =>
+      redis.guard('increment', async () => {
+        const seconds = String(Math.max(1, Math.ceil(ttl)));
+        return Number(await redis.run(INCREMENT, [keys.counter(key)], [seconds]));
+      }),
+    count: (key) => redis.guard('count', async () => Number((await redis.command(keys.counter(key), ['GET', keys.counter(key)])) ?? 0)),
+    reset: (key) => redis.guard('reset', async () => void (await redis.command(keys.counter(key), ['DEL', keys.counter(key)]))),
   };
 }
 
-/** The client plus script running: EVALSHA, falling back to EVAL when the server lacks the script. */
+function checkClient(client: RedisCommandClient | RedisClusterCommandClient): void {
+  if (typeof client?.sendCommand !== 'function') {
+    throw new OpConfigError('adapter', 'redisAdapter(client): pass a node-redis v5 client (createClient() or createCluster() from "redis")');
+  }
+  if (client.isOpen === false) {
+    throw new OpConfigError('adapter', 'redisAdapter(client): the client is not connected; `await client.connect()` first');
+  }
+}
+
+function checkOptions(options: RedisAdapterOptions): { prefix: string; timeout: number } {
+  if (typeof options !== 'object' || options === null) {
+    throw new OpConfigError('adapter', 'redisAdapter(client, options): `options` must be an object like { prefix, timeout }');
+  }
+  const prefix = options.prefix ?? 'oidc:';
+  if (typeof prefix !== 'string') throw new OpConfigError('adapter', 'redisAdapter: `prefix` must be a string, e.g. "oidc:"');
+  // An empty hash tag makes Redis hash the whole key: a grant's index and tombstone would split.
+  if (prefix.includes('{}')) throw new OpConfigError('adapter', 'redisAdapter: `prefix` must not contain an empty hash tag "{}"');
+  const timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
+  if (!Number.isInteger(timeout) || timeout < 1 || timeout > MAX_TIMEOUT_MS) {
+    throw new OpConfigError('adapter', `redisAdapter: \`timeout\` must be a whole number of milliseconds from 1 to ${MAX_TIMEOUT_MS} (default ${DEFAULT_TIMEOUT_MS})`);
+  }
+  return { prefix, timeout };
+}
+
+/**
+ * Key names. Records, uid/userCode indexes and counters are only ever touched one key at a time,
+ * so they may land in any slot (and keep the layout of earlier versions). A grant's index and
+ * tombstone are touched together, so the grant id is their hash tag.
+ */
+class KeyLayout {
+  constructor(private readonly prefix: string) {}
+
+  record(model: string, id: string): string {
+    return `${this.prefix}${model}:${id}`;
+  }
+
+  lookup(kind: 'uid' | 'userCode', model: string, value: string): string {
+    return `${this.prefix}${kind}:${model}:${value}`;
+  }
+
+  grant(grantId: string): string {
+    return `${this.prefix}grant:{${grantId}}`;
+  }
+
+  revoked(grantId: string): string {
+    return `${this.grant(grantId)}:revoked`;
+  }
+
+  /** The grant index of earlier versions (untagged); still emptied on revoke during an upgrade. */
+  legacyGrant(grantId: string): string {
+    return `${this.prefix}grant:${grantId}`;
+  }
+
+  counter(key: string): string {
+    return `${this.prefix}counter:${key}`;
+  }
+}
+
+/**
+ * The client behind one interface: commands routed by their key (a cluster client needs it),
+ * scripts by EVALSHA with an EVAL fallback, every store call under a deadline.
+ */
 class Redis {
-  constructor(readonly client: RedisCommandClient) {}
+  private readonly cluster: boolean;
+
+  constructor(
+    private readonly client: RedisCommandClient | RedisClusterCommandClient,
+    private readonly timeout: number,
+  ) {
+    this.cluster = isCluster(client);
+  }
+
+  /** One command about `key`. Never flagged read-only: a replica could miss a code written just now. */
+  command(key: string, args: string[]): Promise<unknown> {
+    const options: RedisCommandOptions = { timeout: this.timeout };
+    if (this.cluster) return (this.client as RedisClusterCommandClient).sendCommand(key, false, args, options);
+    return (this.client as RedisCommandClient).sendCommand(args, options);
+  }
 
   async run(script: Script, keys: string[], args: string[]): Promise<unknown> {
     const tail = [String(keys.length), ...keys, ...args];
     try {
-      return await this.client.sendCommand(['EVALSHA', script.sha, ...tail]);
+      return await this.command(keys[0]!, ['EVALSHA', script.sha, ...tail]);
     } catch (error) {
+      // A restarted server (or each cluster node, the first time) does not know the script yet.
       if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
-      return this.client.sendCommand(['EVAL', script.source, ...tail]);
+      return this.command(keys[0]!, ['EVAL', script.source, ...tail]);
     }
   }
+
+  /**
+   * Runs one store call with a deadline, whatever the client's own settings: a stalled Redis
+   * makes node-redis wait forever for a command it already wrote. Connection failures become
+   * `StoreUnavailableError`; other errors (script errors, WRONGTYPE: bugs) pass unchanged.
+   * Work still running at the deadline is abandoned, not undone: Redis may yet apply it.
+   */
+  guard<T>(what: string, work: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(timedOut(what, this.timeout, this.client)), this.timeout);
+    });
+    const attempt = Promise.resolve()
+      .then(work)
+      .catch((error: unknown) => {
+        throw isUnavailable(error) ? unreachable(what, error) : error;
+      });
+    return Promise.race([attempt, deadline]).finally(() => clearTimeout(timer));
+  }
+}
+
+/** node-redis's cluster client has a list of masters; a single-node client has none. */
+function isCluster(client: RedisCommandClient | RedisClusterCommandClient): client is RedisClusterCommandClient {
+  return 'masters' in client && Array.isArray((client as RedisClusterCommandClient).masters);
+}
+
+// node-redis (and Node's net) errors that mean "Redis cannot be reached now", not "this is a bug".
+const UNAVAILABLE_ERRORS = new Set([
+  'ClientClosedError',
+  'ClientOfflineError',
+  'SocketClosedUnexpectedlyError',
+  'ConnectionTimeoutError',
+  'SocketTimeoutError',
+  'ReconnectStrategyError',
+  'RootNodesUnavailableError',
+  'DisconnectsClientError',
+  'TimeoutError',
+  'CommandTimeoutDuringMaintenanceError',
+  'SocketTimeoutDuringMaintenanceError',
+]);
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED']);
+// Replies of a server that is up but cannot serve yet (loading, failing over, busy with a script).
+const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|CLUSTERDOWN|MASTERDOWN|TRYAGAIN)\b/;
+const UNAVAILABLE_MESSAGES = /client is (closed|offline)|socket closed unexpectedly|connection timeout|root nodes are unavailable|reconnect/i;
+const REPLY_ERRORS = new Set(['ErrorReply', 'SimpleError', 'BlobError']);
+
+function isUnavailable(error: unknown): error is Error {
+  if (!(error instanceof Error)) return false;
+  const name = error.constructor?.name ?? error.name;
+  const message = String(error.message);
+  if (REPLY_ERRORS.has(name)) return UNAVAILABLE_REPLIES.test(message);
+  const code = (error as { code?: unknown }).code;
+  return (
+    UNAVAILABLE_ERRORS.has(name) ||
+    (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) ||
+    UNAVAILABLE_REPLIES.test(message) ||
+    UNAVAILABLE_MESSAGES.test(message)
+  );
+}
+
+// Messages name the operation and what to check; never a key, a token id or the client's URL.
+function timedOut(what: string, ms: number, client: object): StoreUnavailableError {
+  if ((client as { isReady?: unknown }).isReady === false) {
+    return new StoreUnavailableError(
+      `Redis is unreachable (the client is reconnecting) and did not answer ${what} within ${ms} ms: check that `
+        + 'Redis is running and reachable at the client\'s address (url, network, firewall)',
+    );
+  }
+  return new StoreUnavailableError(
+    `Redis did not answer ${what} within ${ms} ms: check that Redis is running, reachable from this host `
+      + 'and not overloaded (or raise redisAdapter\'s `timeout`)',
+  );
+}
+
+function unreachable(what: string, error: Error): StoreUnavailableError {
+  const code = (error as { code?: unknown }).code;
+  const reason = typeof code === 'string' ? code : UNAVAILABLE_REPLIES.exec(error.message)?.[1] ?? error.constructor?.name ?? 'error';
+  return new StoreUnavailableError(
+    `Redis is unavailable (${reason}) for ${what}: check that Redis is running and reachable at the client's `
+      + 'address (url, network, firewall, cluster state); the client reconnects on its own once it is back',
+    { cause: error },
+  );
+}
+
+function strings(reply: unknown): string[] {
+  return Array.isArray(reply) ? reply.filter((item): item is string => typeof item === 'string') : [];
 }
 
 class RedisModelAdapter implements Adapter {
   constructor(
     private readonly model: string,
-    private readonly prefix: string,
+    private readonly keys: KeyLayout,
     private readonly redis: Redis,
   ) {}
 
   private key(id: string): string {
-    return `${this.prefix}${this.model}:${id}`;
+    return this.keys.record(this.model, id);
   }
 
-  private indexKey(kind: 'uid' | 'userCode' | 'grant', value: string): string {
-    return kind === 'grant' ? `${this.prefix}grant:${value}` : `${this.prefix}${kind}:${this.model}:${value}`;
+  private guard<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    return this.redis.guard(`${this.model}.${operation}`, work);
   }
 
-  async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
-    const { consumed, ...rest } = payload;
-    const grant = payload.grantId && GRANTABLE.has(this.model) ? payload.grantId : '';
-    const keys = [
-      this.key(id),
-      this.indexKey('grant', grant),
-      this.indexKey('uid', payload.uid ?? ''),
-      this.indexKey('userCode', payload.userCode ?? ''),
-    ];
-    const flags = [grant, payload.uid, payload.userCode].map((value) => (value ? '1' : '0'));
-    const consumedArg = consumed === undefined || consumed === null ? '' : String(consumed);
-    const args = [JSON.stringify(rest), consumedArg, String(ttlSeconds(expiresIn) ?? 0), id, ...flags];
-    await this.redis.run(UPSERT, keys, args);
+  /**
+   * Writes the record first, then its lookups and its grant index entry (each a one-slot step).
+   * Indexes may point at a record that is gone or changed: readers check the record itself.
+   */
+  upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+    return this.guard('upsert', async () => {
+      const { consumed, ...rest } = payload;
+      const ttl = ttlSeconds(expiresIn) ?? 0;
+      const key = this.key(id);
+      const consumedArg = consumed === undefined || consumed === null ? '' : String(consumed);
+      await this.redis.run(UPSERT, [key], [JSON.stringify(rest), consumedArg, String(ttl)]);
+      const grantId = payload.grantId && GRANTABLE.has(this.model) ? payload.grantId : '';
+      await Promise.all([
+        grantId ? this.addToGrant(grantId, key, ttl) : undefined,
+        payload.uid ? this.setLookup('uid', payload.uid, id, ttl) : undefined,
+        payload.userCode ? this.setLookup('userCode', payload.userCode, id, ttl) : undefined,
+      ]);
+    });
   }
 
-  async find(id: string): Promise<AdapterPayload | undefined> {
-    const reply = await this.redis.client.sendCommand(['HMGET', this.key(id), 'payload', 'consumed']);
+  /**
+   * Why no record of a revoked grant survives, on one Redis or a Cluster. An upsert is
+   * U1 (write the record) → U2 (GRANT_ADD on the grant's slot) → U3 (delete the record if U2 saw
+   * the tombstone); a revoke is V1 (REVOKE_GRANT on the same slot: tombstone, take the index) →
+   * V2 (delete every member). U2 and V1 are scripts on one slot, so one runs wholly before the
+   * other. If U2 runs first, the key is in the index V1 takes, and V2 deletes it after U1 (U1 <
+   * U2 < V1 < V2). If V1 runs first, U2 sees the tombstone and U3 deletes the record after U1.
+   * A later re-save of the same record repeats U1..U3 and meets the tombstone again; the
+   * tombstone outlives every record the index knew (at least an hour, at most 14 days).
+   */
+  private async addToGrant(grantId: string, key: string, ttl: number): Promise<void> {
+    const added = Number(await this.redis.run(GRANT_ADD, [this.keys.grant(grantId), this.keys.revoked(grantId)], [key, String(ttl)]));
+    if (added === 0) await this.redis.command(key, ['DEL', key]);
+  }
+
+  private async setLookup(kind: 'uid' | 'userCode', value: string, id: string, ttl: number): Promise<void> {
+    const lookup = this.keys.lookup(kind, this.model, value);
+    await this.redis.command(lookup, ttl > 0 ? ['SET', lookup, id, 'EX', String(ttl)] : ['SET', lookup, id]);
+  }
+
+  find(id: string): Promise<AdapterPayload | undefined> {
+    return this.guard('find', () => this.read(id));
+  }
+
+  private async read(id: string): Promise<AdapterPayload | undefined> {
+    const reply = await this.redis.command(this.key(id), ['HMGET', this.key(id), 'payload', 'consumed']);
     const [payload, consumed] = reply as [string | null, string | null];
     if (typeof payload !== 'string') return undefined;
     const found = JSON.parse(payload) as AdapterPayload;
     return consumed === null || consumed === undefined ? found : { ...found, consumed: Number(consumed) };
   }
 
-  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-    const found = await this.findByIndex('uid', uid);
-    return found?.uid === uid ? found : undefined;
+  findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    return this.guard('findByUid', async () => {
+      const found = await this.findByLookup('uid', uid);
+      return found?.uid === uid ? found : undefined;
+    });
   }
 
-  async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-    const found = await this.findByIndex('userCode', userCode);
-    return found?.userCode === userCode ? found : undefined;
+  findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    return this.guard('findByUserCode', async () => {
+      const found = await this.findByLookup('userCode', userCode);
+      return found?.userCode === userCode ? found : undefined;
+    });
   }
 
-  // The index may outlive (or predate) its record: callers check the record still matches.
-  private async findByIndex(kind: 'uid' | 'userCode', value: string): Promise<AdapterPayload | undefined> {
-    const id = await this.redis.client.sendCommand(['GET', this.indexKey(kind, value)]);
-    return typeof id === 'string' ? this.find(id) : undefined;
+  // The lookup may outlive (or predate) its record: callers check the record still matches.
+  private async findByLookup(kind: 'uid' | 'userCode', value: string): Promise<AdapterPayload | undefined> {
+    const lookup = this.keys.lookup(kind, this.model, value);
+    const id = await this.redis.command(lookup, ['GET', lookup]);
+    return typeof id === 'string' ? this.read(id) : undefined;
   }
 
-  async consume(id: string): Promise<void> {
-    const now = String(Math.floor(Date.now() / 1000));
-    const outcome = Number(await this.redis.run(CONSUME, [this.key(id)], [now]));
-    if (outcome === 0) throw consumeRefused(this.model, 'missing');
-    if (outcome === 2) throw consumeRefused(this.model, 'consumed');
+  consume(id: string): Promise<void> {
+    return this.guard('consume', async () => {
+      const now = String(Math.floor(Date.now() / 1000));
+      const outcome = Number(await this.redis.run(CONSUME, [this.key(id)], [now]));
+      if (outcome === 0) throw consumeRefused(this.model, 'missing');
+      if (outcome === 2) throw consumeRefused(this.model, 'consumed');
+    });
   }
 
-  async destroy(id: string): Promise<void> {
-    await this.redis.client.sendCommand(['DEL', this.key(id)]);
+  destroy(id: string): Promise<void> {
+    return this.guard('destroy', async () => void (await this.redis.command(this.key(id), ['DEL', this.key(id)])));
   }
 
-  async revokeByGrantId(grantId: string): Promise<void> {
-    await this.redis.run(REVOKE_GRANT, [this.indexKey('grant', grantId)], []);
+  /** Tombstone and take the grant's index on its slot, then delete each member (see addToGrant). */
+  revokeByGrantId(grantId: string): Promise<void> {
+    return this.guard('revokeByGrantId', async () => {
+      if (!grantId) return; // upsert never indexes an empty grant id
+      const grantKeys = [this.keys.grant(grantId), this.keys.revoked(grantId)];
+      const [members, legacy] = await Promise.all([
+        this.redis.run(REVOKE_GRANT, grantKeys, [String(TOMBSTONE_MIN_MS), String(TOMBSTONE_MAX_MS)]),
+        this.redis.run(TAKE_LEGACY_GRANT, [this.keys.legacyGrant(grantId)], []),
+      ]);
+      const records = new Set([...strings(members), ...strings(legacy)]);
+      // One DEL per key: on a cluster the records live in other slots than the index.
+      await Promise.all([...records].map((key) => this.redis.command(key, ['DEL', key])));
+    });
   }
 }
