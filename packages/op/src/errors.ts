@@ -27,7 +27,8 @@ export type OpErrorCode =
   | 'login_failed'
   | 'login_throttled'
   | 'authenticator_unknown'
-  | 'wrong_prompt';
+  | 'wrong_prompt'
+  | 'store_unavailable';
 
 /**
  * An error answered to the browser with a status, a stable `code` and a message safe to show.
@@ -43,5 +44,23 @@ export class OpError extends Error {
   ) {
     super(message);
     this.name = 'OpError';
+  }
+}
+
+/**
+ * The shared store (Redis) did not answer in time or could not be reached. Answered as
+ * 503 `store_unavailable` with `Retry-After`; the same request succeeds once the store is back.
+ *
+ * @example
+ * if (err instanceof StoreUnavailableError) res.status(503).set('retry-after', String(err.retryAfter));
+ */
+export class StoreUnavailableError extends Error {
+  readonly code = 'store_unavailable';
+  readonly status = 503;
+  /** Seconds a client should wait before trying again (the `Retry-After` header). */
+  readonly retryAfter = 5;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
   }
 }
