@@ -17,9 +17,11 @@ export function pageHeaders(res: Response): void {
 /** Titles of the error page by status. */
 const TITLES: Record<number, string> = {
   400: 'This request cannot be completed',
+  404: 'There is no such page',
   403: 'This form has expired',
   429: 'Too many attempts',
   500: 'Something went wrong',
+  503: 'Please try again in a moment',
 };
 
 /** Answers with the error view: status, stable code, a message safe to show, never a stack. */
@@ -36,4 +38,34 @@ export async function sendErrorPage(
   }
   pageHeaders(res);
   res.status(e.status).type('html').send(html);
+}
+
+/** A refusal as JSON `{ error, error_description }` for API clients and as the error page for browsers. */
+export async function sendRefusal(req: Request, res: Response, views: Views, e: { status: number; code: string; message: string }): Promise<void> {
+  res.set('Cache-Control', 'no-store');
+  if (req.accepts(['html', 'json']) === 'json') {
+    res.status(e.status).json({ error: e.code, error_description: e.message });
+    return;
+  }
+  await sendErrorPage(req, res, views, e);
+}
+
+/** What a request gets while the shared store (Redis) is unavailable. */
+export const STORE_UNAVAILABLE = {
+  status: 503, code: 'store_unavailable', retryAfter: 5,
+  message: 'The service is briefly unavailable. Nothing was lost; try again in a few seconds.',
+} as const;
+
+/**
+ * Answers 503 `store_unavailable` with `Retry-After` and `Cache-Control: no-store`: JSON for API
+ * clients, the error page for browsers.
+ */
+export async function sendStoreUnavailable(req: Request, res: Response, views: Views): Promise<void> {
+  const { status, code, message, retryAfter } = STORE_UNAVAILABLE;
+  res.set({ 'Retry-After': String(retryAfter), 'Cache-Control': 'no-store' });
+  if (req.accepts(['html', 'json']) === 'json') {
+    res.status(status).json({ error: code, error_description: message });
+    return;
+  }
+  await sendErrorPage(req, res, views, { status, code, message });
 }

@@ -1,5 +1,6 @@
 import type { Request, Response } from 'express';
 import type Provider from 'oidc-provider';
+import { finishInteraction } from './finish.js';
 import type { ConsentItem } from './views/consent.js';
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -61,5 +62,5 @@ export async function finishConsent(provider: Provider, req: Request, res: Respo
     grant.addResourceScope(resource, scopes.join(' '));
   }
   const grantId = await grant.save();
-  await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+  await finishInteraction(provider, req, res, details, { consent: { grantId } }, true);
 }

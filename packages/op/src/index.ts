@@ -15,7 +15,8 @@ export { memoryAdapter, type MemoryAdapterOptions, type MemoryOpStore } from './
 export { redisAdapter, type RedisAdapterOptions, type RedisCommandClient } from './adapters/redis.js';
 export type { OpStore } from './adapters/types.js';
 export { generateKeys } from './keys.js';
-export { OpConfigError, OpError, type OpErrorCode } from './errors.js';
+export { unlockLogin } from './throttle.js';
+export { OpConfigError, OpError, StoreUnavailableError, type OpErrorCode } from './errors.js';
 export {
   DEFAULT_TTL, type OpClient, type OpFeatures, type OpOptions, type OpThrottle, type OpTtl,
 } from './options.js';

@@ -1,7 +1,8 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Request } from 'express';
+import type { AdapterPayload } from 'oidc-provider';
+import type { OpStore } from './adapters/types.js';
 
-/** What the OP's screens keep in `req.session` for one interaction (keyed by its uid). */
+/** What the OP's screens keep for one interaction, in the `adapter` store under its uid. */
 export interface InteractionState {
   /** CSRF token of this interaction's forms. */
   csrf: string;
@@ -11,56 +12,59 @@ export interface InteractionState {
   lastLogin?: string;
   /** The authenticator last used. */
   authenticator?: string;
-  /** When the state was created (ms), to prune abandoned interactions. */
-  createdAt: number;
 }
 
-/** The OP's part of `req.session`, and nothing else. */
-export interface OpSessionData {
-  interactions: Record<string, InteractionState>;
+/** Reads and writes interaction states; each expires with its interaction. */
+export interface InteractionStates {
+  /** The state of interaction `uid`, created (with a fresh CSRF token) when absent. */
+  stateFor(uid: string, expiresAt?: number): Promise<InteractionState>;
+  /** The state of interaction `uid`, if it has one (POSTs never create state). */
+  existing(uid: string): Promise<InteractionState | undefined>;
+  /** Writes `state` back (after a failed attempt). */
+  save(uid: string, state: InteractionState, expiresAt?: number): Promise<void>;
+  /** Forgets interaction `uid` (it is finished). */
+  drop(uid: string): Promise<void>;
 }
 
-const SESSION_KEY = 'openidExpressOp';
-const MAX_INTERACTIONS = 10;
+/** The store's model name: ours, apart from oidc-provider's models. */
+export const INTERACTION_STATE_MODEL = 'OpInteractionState';
 
-function data(req: Request): OpSessionData {
-  const session = req.session as unknown as Record<string, OpSessionData | undefined>;
-  let d = session[SESSION_KEY];
-  if (!d || typeof d.interactions !== 'object') {
-    d = { interactions: {} };
-    session[SESSION_KEY] = d;
-  }
-  return d;
+function isState(v: unknown): v is InteractionState {
+  return typeof v === 'object' && v !== null && typeof (v as InteractionState).csrf === 'string'
+    && typeof (v as InteractionState).attempts === 'number';
 }
 
-/** Drops states older than `maxAgeMs`, and the oldest beyond ten, so the session stays small. */
-function prune(d: OpSessionData, maxAgeMs: number): void {
-  const now = Date.now();
-  const entries = Object.entries(d.interactions)
-    .filter(([, s]) => now - s.createdAt < maxAgeMs)
-    .sort(([, a], [, b]) => b.createdAt - a.createdAt)
-    .slice(0, MAX_INTERACTIONS);
-  d.interactions = Object.fromEntries(entries);
-}
-
-/** The state of interaction `uid`, created (with a fresh CSRF token) when absent. */
-export function stateFor(req: Request, uid: string, maxAgeMs: number): InteractionState {
-  const d = data(req);
-  prune(d, maxAgeMs);
-  d.interactions[uid] ??= { csrf: randomBytes(24).toString('base64url'), attempts: 0, createdAt: Date.now() };
-  return d.interactions[uid];
-}
-
-/** The state of interaction `uid` when the session has one (POSTs never create state). */
-export function existingState(req: Request, uid: string): InteractionState | undefined {
-  const d = (req.session as unknown as Record<string, OpSessionData | undefined>)[SESSION_KEY];
-  return d?.interactions?.[uid];
-}
-
-/** Forgets interaction `uid` (it is finished). */
-export function dropState(req: Request, uid: string): void {
-  const d = (req.session as unknown as Record<string, OpSessionData | undefined>)[SESSION_KEY];
-  if (d?.interactions) delete d.interactions[uid];
+/**
+ * Interaction states in the `adapter` store, one record per interaction uid, so two logins of one
+ * browser (two tabs) or two OP instances never overwrite each other's state. The interaction itself
+ * is bound to the browser by oidc-provider's interaction cookie.
+ *
+ * @example
+ * const states = interactionStates(store, 3600);
+ * const { csrf } = await states.stateFor(uid, interaction.exp);
+ */
+export function interactionStates(store: OpStore, ttlSeconds: number): InteractionStates {
+  const adapter = store.adapterFor(INTERACTION_STATE_MODEL);
+  // the record lives as long as its interaction (`exp`, epoch seconds), else the Interaction ttl
+  const expiresIn = (exp?: number) => (exp ? Math.max(exp - Math.floor(Date.now() / 1000), 1) : ttlSeconds);
+  const existing = async (uid: string) => {
+    const found: unknown = await adapter.find(uid);
+    return isState(found) ? found : undefined;
+  };
+  const save = (uid: string, state: InteractionState, exp?: number) =>
+    adapter.upsert(uid, { ...state } as AdapterPayload, expiresIn(exp));
+  return {
+    existing,
+    save,
+    async stateFor(uid, exp) {
+      const found = await existing(uid);
+      if (found) return found;
+      const state: InteractionState = { csrf: randomBytes(24).toString('base64url'), attempts: 0 };
+      await save(uid, state, exp);
+      return state;
+    },
+    drop: (uid) => adapter.destroy(uid),
+  };
 }
 
 /** Constant-time comparison of the posted CSRF token with the expected one. */

@@ -3,11 +3,13 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import Provider, { errors } from 'oidc-provider';
 import type { AccountStore } from './accounts.js';
 import type { AuthenticationFailure, AuthenticationSuccess, Authenticator } from './authenticators/authenticator.js';
-import { pageHeaders, sendErrorPage } from './error-page.js';
+import { pageHeaders, sendErrorPage, sendStoreUnavailable } from './error-page.js';
 import { OpError } from './errors.js';
+import { finishInteraction } from './finish.js';
 import { consentItems, finishConsent } from './grant.js';
-import { csrfMatches, dropState, existingState, stateFor, type InteractionState } from './interaction-state.js';
-import type { Throttle } from './throttle.js';
+import { csrfMatches, type InteractionState, type InteractionStates } from './interaction-state.js';
+import { isStoreUnavailable } from './store-unavailable.js';
+import { accountLoginKey, type Throttle } from './throttle.js';
 import { renderPage, type Views } from './views/render.js';
 
 const log = debug('openid-express:op');
@@ -22,7 +24,8 @@ export interface InteractionDeps {
   firstParty: ReadonlySet<string>;
   /** The router's mount path ('' at the root), for form actions. */
   mountPath: string;
-  interactionTtlMs: number;
+  /** CSRF token and attempts per interaction, in the `adapter` store. */
+  states: InteractionStates;
 }
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -52,8 +55,8 @@ async function details(deps: InteractionDeps, req: Request, res: Response): Prom
   }
 }
 
-function checkCsrf(req: Request): InteractionState {
-  const state = existingState(req, String(req.params.uid));
+async function checkCsrf(deps: InteractionDeps, req: Request): Promise<InteractionState> {
+  const state = await deps.states.existing(String(req.params.uid));
   if (!state || !csrfMatches(state.csrf, fields(req.body).csrf)) {
     throw new OpError('csrf_invalid', 403, 'This form has expired or did not come from this site. Nothing was changed; go back and try again.');
   }
@@ -72,7 +75,7 @@ async function clientOf(deps: InteractionDeps, d: Details) {
 }
 
 async function showLogin(deps: InteractionDeps, req: Request, res: Response, d: Details, status = 200, error?: string) {
-  const state = stateFor(req, d.uid, deps.interactionTtlMs);
+  const state = await deps.states.stateFor(d.uid, d.exp);
   const { name, uri, logo } = await clientOf(deps, d);
   const base = `${deps.mountPath}/interaction/${d.uid}`;
   const loginHint = typeof d.params.login_hint === 'string' ? d.params.login_hint : undefined;
@@ -94,7 +97,7 @@ async function show(deps: InteractionDeps, req: Request, res: Response) {
   if (d.prompt.name !== 'consent') throw new OpError('wrong_prompt', 400, `Unsupported step "${d.prompt.name}".`);
   const { name, uri, logo, client } = await clientOf(deps, d);
   if (deps.firstParty.has(String(d.params.client_id))) return finishConsent(deps.provider, req, res, d);
-  const state = stateFor(req, d.uid, deps.interactionTtlMs);
+  const state = await deps.states.stateFor(d.uid, d.exp);
   const base = `${deps.mountPath}/interaction/${d.uid}`;
   const html = await renderPage(req, deps.views, 'consent', {
     title: 'Allow access?', clientName: name, clientUri: uri, logoUri: logo, ...presentation(d), policyUri: client?.policyUri, tosUri: client?.tosUri,
@@ -107,12 +110,12 @@ async function show(deps: InteractionDeps, req: Request, res: Response) {
 /** Failures count per account when the login names one, so its email alias or another spelling gets no fresh count. */
 async function throttleKeyOf(accounts: AccountStore, login: string | undefined): Promise<string | undefined> {
   const account = login && login.length <= 1024 ? await accounts.findByLogin(login) : undefined;
-  return account ? `account:${account.id}` : login;
+  return account ? accountLoginKey(account.id) : login;
 }
 
 async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
   const d = await details(deps, req, res);
-  const state = checkCsrf(req);
+  const state = await checkCsrf(deps, req);
   if (d.prompt.name !== 'login') throw new OpError('wrong_prompt', 400, 'This step is not a sign-in.');
   const body = fields(req.body);
   const auth = deps.authenticators.find((a) => a.id === body.authenticator);
@@ -123,6 +126,7 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
   state.authenticator = auth.id;
   state.lastLogin = typed?.slice(0, 256);
   if (await deps.throttle.isLocked(login, ip)) {
+    await deps.states.save(d.uid, state, d.exp);
     log('login throttled (authenticator %s)', auth.id);
     return showLogin(deps, req, res, d, 429, THROTTLED);
   }
@@ -133,31 +137,28 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
   }
   if (!result.ok) {
     state.attempts += 1;
-    await deps.throttle.fail(login, ip);
+    await Promise.all([deps.throttle.fail(login, ip), deps.states.save(d.uid, state, d.exp)]);
     log('login failed (authenticator %s, attempt %d)', auth.id, state.attempts);
     return showLogin(deps, req, res, d, 401, GENERIC_FAILURE);
   }
-  await deps.throttle.succeed(login);
-  dropState(req, d.uid);
+  await Promise.all([deps.throttle.succeed(login), deps.states.drop(d.uid), renewSession(req)]);
   log('login succeeded (authenticator %s)', auth.id);
-  await deps.provider.interactionFinished(req, res,
-    { login: { accountId: result.accountId, amr: result.amr, acr: result.acr } }, { mergeWithLastSubmission: false });
+  await finishInteraction(deps.provider, req, res, d, { login: { accountId: result.accountId, amr: result.amr, acr: result.acr } });
 }
 
 async function confirm(deps: InteractionDeps, req: Request, res: Response) {
   const d = await details(deps, req, res);
-  checkCsrf(req);
+  await checkCsrf(deps, req);
   if (d.prompt.name !== 'consent') throw new OpError('wrong_prompt', 400, 'This step is not a consent.');
-  dropState(req, d.uid);
+  await deps.states.drop(d.uid);
   await finishConsent(deps.provider, req, res, d);
 }
 
 async function abort(deps: InteractionDeps, req: Request, res: Response) {
   const d = await details(deps, req, res);
-  checkCsrf(req);
-  dropState(req, d.uid);
-  await deps.provider.interactionFinished(req, res,
-    { error: 'access_denied', error_description: 'End-User aborted interaction' }, { mergeWithLastSubmission: false });
+  await checkCsrf(deps, req);
+  await deps.states.drop(d.uid);
+  await finishInteraction(deps.provider, req, res, d, { error: 'access_denied', error_description: 'End-User aborted interaction' });
 }
 
 /**
@@ -176,18 +177,28 @@ export async function completeLogin(
       message: 'Signing in with the other provider did not succeed. Go back and try again, or choose another way to sign in.',
     });
   }
-  dropState(req, String(uid));
-  interaction.result = { login: { accountId: result.accountId, amr: result.amr, acr: result.acr } };
-  await interaction.save(Math.max(interaction.exp - Math.floor(Date.now() / 1000), 1));
+  await Promise.all([deps.states.drop(String(uid)), renewSession(req)]);
   log('login succeeded elsewhere');
-  res.redirect(303, interaction.returnTo);
+  await finishInteraction(deps.provider, req, res, interaction, { login: { accountId: result.accountId, amr: result.amr, acr: result.acr } });
+}
+
+/**
+ * A new express-session id once the user has signed in (no session fixation: a cookie planted
+ * before the login is not the one in use after it). Nothing in it is needed afterwards: the
+ * interaction's own state lives in the store.
+ */
+function renewSession(req: Request): Promise<void> {
+  // a session made in this very request was never in anyone else's hands: renewing it would only cost a write
+  if (!req.session || !(req.headers.cookie ?? '').includes(encodeURIComponent(`s:${req.sessionID}.`))) return Promise.resolve();
+  return new Promise((resolve, reject) => req.session.regenerate((err: unknown) => (err ? reject(err) : resolve())));
 }
 
 type Handler = (deps: InteractionDeps, req: Request, res: Response) => Promise<void>;
 
 /**
  * The login / consent / abort routes under `/interaction/:uid`. Every POST checks the CSRF token
- * kept in `req.session` for that interaction before anything else changes.
+ * kept in the store for that interaction before anything else changes. A store that is down gets
+ * the 503 `store_unavailable` page.
  */
 export function interactionRoutes(deps: InteractionDeps): express.Router {
   const router = express.Router();
@@ -196,6 +207,7 @@ export function interactionRoutes(deps: InteractionDeps): express.Router {
     h(deps, req, res).catch((err: unknown) => {
       if (res.headersSent) return next(err);
       if (err instanceof OpError) return sendErrorPage(req, res, deps.views, err);
+      if (isStoreUnavailable(err)) return sendStoreUnavailable(req, res, deps.views);
       log('interaction error: %s', err instanceof Error ? err.message : String(err));
       return sendErrorPage(req, res, deps.views, { status: 500, code: 'server_error', message: 'The sign-in could not be completed. Try again later.' });
     });

@@ -1,8 +1,11 @@
+import type { RequestHandler } from 'express';
 import type { ClientMetadata, Configuration, JWK } from 'oidc-provider';
 import type { AccountStore } from './accounts.js';
 import type { OpStore } from './adapters/types.js';
 import type { Authenticator } from './authenticators/authenticator.js';
 import { OpConfigError } from './errors.js';
+import { PKCE_POLICIES, type PkcePolicy } from './pkce-policy.js';
+import { parseAllowedHosts } from './private-hosts.js';
 import type { Views } from './views/render.js';
 
 /** A client registered at start-up: oidc-provider client metadata plus `firstParty`. */
@@ -80,16 +83,44 @@ export interface OpOptions {
   ttl?: OpTtl;
   /** Extra non-OIDC scopes clients may ask for (e.g. `api:read` for client credentials). Default none. */
   scopes?: string[];
-  /** Trust `X-Forwarded-*` from one proxy hop (TLS-terminating proxy). Default false. */
+  /**
+   * Trust `X-Forwarded-*` from one proxy hop (TLS-terminating proxy, load balancer). Default false;
+   * op() warns once when requests carry `X-Forwarded-For` while it is off (login throttling would
+   * count every client as the proxy's address).
+   */
   trustProxy?: boolean;
   /** Failed-login limits. */
   throttle?: OpThrottle;
+  /**
+   * The session middleware (`session({...})` of express-session) for op() to run itself, only on the
+   * routes that use the browser session (the logout page and its confirmation, the login form's POST,
+   * redirect-based authenticators' callbacks), with a deadline: a session store that fails or stalls
+   * is a 503 `store_unavailable`. Default none: mount express-session before op() instead.
+   */
+  session?: RequestHandler;
+  /**
+   * Milliseconds a store call (the `adapter`, and the `session` middleware and its store) may take
+   * before the request is answered 503 `store_unavailable` with `Retry-After: 5`. Default 3000.
+   */
+  storeTimeout?: number;
+  /**
+   * Hosts the OP may call although they are private or loopback (back-channel logout to RPs on an
+   * internal network): host names (`rp.internal`), IP addresses (`10.1.2.3`) or CIDR networks
+   * (`10.0.0.0/8`). Every other destination keeps oidc-provider's SSRF protection. Default none.
+   */
+  allowPrivateHosts?: string[];
+  /**
+   * When authorization requests must use PKCE. `'unless-nonce'` (default, RFC 9700 §2.1.1): always for public clients
+   * and for requests without a `nonce`; a confidential client's OpenID Connect request with a `nonce` may omit it.
+   * `'always'`: every request. A `code_challenge` that is sent is always checked; only `S256` is accepted.
+   */
+  pkce?: PkcePolicy;
   /** Raw oidc-provider configuration merged last, over everything above. Default none. */
   provider?: Configuration;
 }
 
 /** `OpOptions` with defaults applied. */
-export interface ResolvedOptions extends Required<Omit<OpOptions, 'adapter' | 'jwks' | 'cookieKeys' | 'provider' | 'views'>> {
+export interface ResolvedOptions extends Required<Omit<OpOptions, 'adapter' | 'jwks' | 'cookieKeys' | 'provider' | 'views' | 'session'>> {
   issuerUrl: URL;
   /** The path the router must be mounted at ('' for the root). */
   mountPath: string;
@@ -101,6 +132,7 @@ export interface ResolvedOptions extends Required<Omit<OpOptions, 'adapter' | 'j
   features: OpFeatures;
   ttl: Required<OpTtl>;
   throttle: Required<OpThrottle>;
+  session?: RequestHandler;
 }
 
 const DAY = 24 * 3600;
@@ -196,11 +228,45 @@ function checkShape(o: OpOptions): void {
     if (!isObject(o.features)) fail('features', 'must be an object');
     for (const k of Object.keys(o.features)) if (!FEATURE_NAMES.includes(k)) fail(`features.${k}`, `unknown; expected one of ${FEATURE_NAMES.join(', ')}`);
   }
+  if (o.pkce !== undefined && !PKCE_POLICIES.includes(o.pkce)) fail('pkce', `must be one of ${PKCE_POLICIES.map((p) => `'${p}'`).join(', ')}`);
   if (o.scopes !== undefined && (!Array.isArray(o.scopes) || o.scopes.some((s) => typeof s !== 'string' || !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(s)))) {
     fail('scopes', 'must be an array of scope tokens (no spaces)');
   }
   if (o.trustProxy !== undefined && typeof o.trustProxy !== 'boolean') fail('trustProxy', 'must be true or false');
   if (o.provider !== undefined && !isObject(o.provider)) fail('provider', 'must be an oidc-provider configuration object');
+  if (o.session !== undefined && typeof o.session !== 'function') fail('session', 'must be a middleware, e.g. session({ secret, resave: false, saveUninitialized: false, store })');
+  if (o.storeTimeout !== undefined && (!Number.isInteger(o.storeTimeout) || o.storeTimeout < 50 || o.storeTimeout > 60_000)) {
+    fail('storeTimeout', 'must be a whole number of milliseconds between 50 and 60000 (default 3000)');
+  }
+}
+
+/**
+ * `features` as true/false (registration: false or its options). oidc-provider's own shape
+ * `{ enabled: true }` means the same; anything else is refused, naming the feature and what it accepts.
+ */
+function checkFeatures(features: OpFeatures | undefined): OpFeatures {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(features ?? {})) {
+    if (value === undefined || typeof value === 'boolean') out[name] = value;
+    else if (!isObject(value)) fail(`features.${name}`, `must be true or false, got ${JSON.stringify(value)}`);
+    else if (name === 'registration') out[name] = checkRegistration(value);
+    else if (Object.keys(value).every((k) => k === 'enabled') && typeof value.enabled === 'boolean') out[name] = value.enabled;
+    else fail(`features.${name}`, `must be true or false (oidc-provider's { enabled: true } is accepted too), got ${JSON.stringify(value)}`);
+  }
+  return out as OpFeatures;
+}
+
+/** `features.registration`: true/false, `{ initialAccessToken }`, or oidc-provider's `{ enabled, initialAccessToken }`. */
+function checkRegistration(value: Record<string, unknown>): OpFeatures['registration'] {
+  const unknown = Object.keys(value).filter((k) => k !== 'enabled' && k !== 'initialAccessToken');
+  if (unknown.length) fail(`features.registration.${unknown[0]}`, 'unknown; expected initialAccessToken (and optionally enabled)');
+  if (value.enabled !== undefined && typeof value.enabled !== 'boolean') fail('features.registration.enabled', 'must be true or false');
+  const token = value.initialAccessToken;
+  if (token !== undefined && (typeof token !== 'string' || !token)) {
+    fail('features.registration.initialAccessToken', 'must be a non-empty secret string');
+  }
+  if (value.enabled === false) return false;
+  return token === undefined ? true : { initialAccessToken: token as string };
 }
 
 /**
@@ -218,6 +284,7 @@ export function resolveOptions(input: OpOptions): ResolvedOptions {
   checkNumbers('ttl', input.ttl, Object.keys(DEFAULT_TTL));
   checkNumbers('throttle', input.throttle, ['maxFailures', 'windowSeconds']);
   if (input.authenticators !== undefined) checkAuthenticators(input.authenticators);
+  parseAllowedHosts(input.allowPrivateHosts);
   return {
     issuer: input.issuer,
     issuerUrl,
@@ -229,11 +296,15 @@ export function resolveOptions(input: OpOptions): ResolvedOptions {
     adapter: input.adapter,
     jwks: input.jwks,
     cookieKeys: input.cookieKeys,
-    features: input.features ?? {},
+    features: checkFeatures(input.features),
     ttl: { ...DEFAULT_TTL, ...(input.ttl ?? {}) },
     scopes: input.scopes ?? [],
     trustProxy: input.trustProxy === true,
     throttle: { maxFailures: 5, windowSeconds: 900, ...(input.throttle ?? {}) },
+    session: input.session,
+    storeTimeout: input.storeTimeout ?? 3000,
+    allowPrivateHosts: input.allowPrivateHosts ?? [],
+    pkce: input.pkce ?? 'unless-nonce',
     provider: input.provider ?? {},
   };
 }

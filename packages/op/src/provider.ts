@@ -4,7 +4,9 @@ import { SCOPE_CLAIMS, scopeCovering } from './accounts.js';
 import type { OpStore } from './adapters/types.js';
 import { PAGE_HEADERS } from './error-page.js';
 import { logoutCsrfFor } from './logout-csrf.js';
+import { pkceRequired } from './pkce-policy.js';
 import type { ResolvedOptions } from './options.js';
+import { parseAllowedHosts, privateHostsFetch } from './private-hosts.js';
 import { defaultViews, renderPage, type Views } from './views/render.js';
 
 /** What `buildConfiguration` needs beyond the options. */
@@ -96,7 +98,7 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     // how alice authenticated (acr, amr) rides with `openid`, so ID Tokens always carry it when known
     claims: { ...SCOPE_CLAIMS, openid: ['sub', 'acr', 'amr'], auth_time: null, sid: null },
     scopes: ['openid', 'offline_access', ...o.scopes],
-    pkce: { required: () => true },
+    pkce: { required: pkceRequired(o.pkce) },
     // OIDC Core 3.1.2.1: redirect_uri is required, even when the client registered only one
     allowOmittingSingleRegisteredRedirectUri: false,
     features: features(o, views),
@@ -110,6 +112,7 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     // refresh tokens rotate on every use (RFC 9700 4.14.2); a replayed one revokes the grant
     rotateRefreshToken: true,
     ttl: { ...o.ttl },
+    ...(o.allowPrivateHosts.length ? { fetch: privateHostsFetch(parseAllowedHosts(o.allowPrivateHosts)) } : {}),
     async renderError(ctx, out) {
       ctx.type = 'html';
       ctx.set(PAGE_HEADERS);

@@ -1,17 +1,23 @@
 import debug from 'debug';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type Provider from 'oidc-provider';
 import { memoryAdapter } from './adapters/memory.js';
 import type { OpStore } from './adapters/types.js';
 import { password } from './authenticators/password.js';
-import { sendErrorPage } from './error-page.js';
+import { boundedStore } from './bounded-store.js';
+import { sendErrorPage, sendStoreUnavailable } from './error-page.js';
 import { OpConfigError } from './errors.js';
+import { interactionStates } from './interaction-state.js';
 import { completeLogin, interactionRoutes, type InteractionDeps } from './interactions.js';
 import { resolveKeys } from './keys.js';
+import { checkHost, checkMount } from './request-checks.js';
 import { checkLogoutCsrf } from './logout-csrf.js';
 import { resolveOptions, type OpOptions, type ResolvedOptions } from './options.js';
 import { postToGet } from './post-to-get.js';
 import { createProvider } from './provider.js';
+import { warnUntrustedProxyOnce } from './proxy-warning.js';
+import { guardSession } from './session-guard.js';
+import { answerStoreFailuresWith503, isStoreUnavailable } from './store-unavailable.js';
 import { throttle } from './throttle.js';
 import { defaultViews, type Views } from './views/render.js';
 
@@ -37,20 +43,30 @@ function defaultStore(): OpStore {
   return memoryAdapter();
 }
 
-/** Refuses requests when the app is set up wrongly: no express-session, or mounted elsewhere than the issuer says. */
-function checkSetup(o: ResolvedOptions, views: Views) {
+type Problem = { code: string; message: string };
+
+/** A 500 saying how to fix the set-up (told on the console once), as a page or JSON. */
+function misconfigured(views: Views) {
   let told = false;
-  return (req: Request, res: Response, next: NextFunction) => {
-    const problem = !req.session ? { code: 'session_missing', message: `op(): ${SESSION_MISSING}` }
-      : req.baseUrl !== o.mountPath ? { code: 'mount_mismatch', message: `op(): ${mountMismatch(o, req.baseUrl)}` }
-        : undefined;
-    if (!problem) return next();
+  return (req: Request, res: Response, problem: Problem) => {
     if (!told) console.error(problem.message);
     told = true;
     if (req.accepts(['html', 'json']) === 'json') {
       return res.status(500).json({ error: 'server_error', code: problem.code, error_description: problem.message });
     }
     return sendErrorPage(req, res, views, { status: 500, code: problem.code, message: problem.message, title: 'This identity provider is misconfigured' });
+  };
+}
+
+/**
+ * What runs before a route that uses the browser session: the `session` option under a deadline
+ * (a failing store is a 503), or, without it, a check that the app mounted express-session.
+ */
+function sessionStep(o: ResolvedOptions, views: Views, refuse: ReturnType<typeof misconfigured>): RequestHandler {
+  if (o.session) return guardSession(o.session, o.storeTimeout, (req, res) => void sendStoreUnavailable(req, res, views));
+  return (req, res, next) => {
+    if (req.session) return next();
+    return void refuse(req, res, { code: 'session_missing', message: `op(): ${SESSION_MISSING}` });
   };
 }
 
@@ -61,14 +77,16 @@ function onMount(app: express.Express, o: ResolvedOptions) {
   });
 }
 
-/** Gives redirect-based authenticators (upstream) their routes. */
-function mountAuthenticators(app: express.Express, deps: InteractionDeps, o: ResolvedOptions) {
+/** Gives redirect-based authenticators (upstream) their routes, each after the session step. */
+function mountAuthenticators(app: express.Express, deps: InteractionDeps, o: ResolvedOptions, session: RequestHandler) {
   for (const authenticator of deps.authenticators) {
     const router = express.Router();
     authenticator.mount?.({
       issuer: o.issuer, mountPath: o.mountPath, router,
       complete: (req, res, uid, result) => completeLogin(deps, req, res, uid, result),
     });
+    const paths = router.stack.flatMap((layer) => (layer.route ? [layer.route.path] : []));
+    for (const path of new Set(paths)) app.all(path, session);
     app.use(router);
   }
 }
@@ -79,9 +97,11 @@ function logoutRefused(views: Views) {
   });
 }
 
-/** Body-parser and other errors before oidc-provider: a 4xx/500 page, never a stack trace. */
+/** Body-parser and other errors before oidc-provider: a 4xx/500 (503 for the store) page, never a stack trace. */
 function errorPage(views: Views) {
-  return (err: { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
+  return (err: { status?: number; type?: string }, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(err);
+    if (isStoreUnavailable(err)) return void sendStoreUnavailable(req, res, views);
     const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
     log('request error %d: %s', status, err.type ?? 'unknown');
     void sendErrorPage(req, res, views, {
@@ -105,30 +125,41 @@ function errorPage(views: Views) {
  */
 export function op(options: OpOptions): OpApp {
   const o = resolveOptions(options);
-  const store = o.adapter ?? defaultStore();
+  const userStore = o.adapter ?? defaultStore();
+  const store = boundedStore(userStore, o.storeTimeout);
   const keys = resolveKeys(o.jwks, o.cookieKeys, (msg) => console.warn(msg));
   const views: Views = { ...defaultViews, ...o.views } as Views;
   const provider = createProvider(o, { store, views, ...keys });
   provider.on('server_error', (_ctx, err) => log('server_error: %s', err.message));
+  answerStoreFailuresWith503(provider, views);
 
   const app = express() as OpApp;
   app.provider = provider;
   app.issuer = o.issuer;
   app.disable('x-powered-by');
   if (o.trustProxy) app.set('trust proxy', 1);
+  else app.use(warnUntrustedProxyOnce());
   onMount(app, o);
-  app.use(checkSetup(o, views));
+  const refuse = misconfigured(views);
+  const session = sessionStep(o, views, refuse);
+  app.use(checkMount(o.mountPath, views, (req, res) => refuse(req, res, { code: 'mount_mismatch', message: `op(): ${mountMismatch(o, req.baseUrl)}` })));
+  app.use(checkHost(o.trustProxy, views));
   const deps: InteractionDeps = {
     provider, views, accounts: o.accounts,
     authenticators: o.authenticators.length ? o.authenticators : [password()],
     throttle: throttle(store, o.throttle),
     firstParty: new Set(o.clients.filter((c) => c.firstParty).map((c) => c.client_id)),
     mountPath: o.mountPath,
-    interactionTtlMs: o.ttl.Interaction * 1000,
+    states: interactionStates(store, o.ttl.Interaction),
   };
+  // authenticators' verify() may keep state in the browser session (upstream does)
+  app.post('/interaction/:uid/login', session);
   app.use(interactionRoutes(deps));
-  mountAuthenticators(app, deps, o);
-  app.post(provider.pathFor('end_session_confirm', { mountPath: '' }),
+  mountAuthenticators(app, deps, o, session);
+  const endSession = provider.pathFor('end_session', { mountPath: '' });
+  // the logout page's CSRF token lives in the browser session
+  app.get(endSession, session);
+  app.post(provider.pathFor('end_session_confirm', { mountPath: '' }), session,
     express.urlencoded({ extended: false, limit: '16kb' }), checkLogoutCsrf(logoutRefused(views)));
   for (const endpoint of ['authorization', 'end_session'] as const) {
     app.post(provider.pathFor(endpoint, { mountPath: '' }), ...postToGet(o.mountPath));

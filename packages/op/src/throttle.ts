@@ -14,6 +14,9 @@ export interface Throttle {
 // hashed so store keys carry no login names or addresses in clear
 const key = (kind: string, value: string) => `openid-express:login:${kind}:${createHash('sha256').update(value).digest('base64url')}`;
 
+/** The throttle's login key of an account: whichever of its login names was typed counts here. */
+export const accountLoginKey = (accountId: string) => `account:${accountId}`;
+
 /**
  * Throttling over an `OpStore`'s counters.
  *
@@ -35,4 +38,26 @@ export function throttle(store: OpStore, limits: { maxFailures: number; windowSe
       if (login) await store.reset(key('login', login));
     },
   };
+}
+
+/**
+ * Lifts a login lock-out before it expires (e.g. from a support tool, after checking who asks):
+ * forgets the failures counted against an account, a login name and/or a client IP.
+ * `accountId` is what to give for a known account (its failures are counted per account, whatever
+ * login name was typed); `login` is for a name that matches no account; `ip` for an address locked
+ * out by failures from it (all users behind it).
+ *
+ * @example
+ * import { unlockLogin } from '@openid-express/op';
+ * await unlockLogin(store, { accountId: 'alice' });
+ * await unlockLogin(store, { ip: '203.0.113.7' });
+ */
+export async function unlockLogin(store: OpStore, who: { accountId?: string; login?: string; ip?: string }): Promise<void> {
+  const keys = [
+    ...(who?.accountId ? [key('login', accountLoginKey(who.accountId))] : []),
+    ...(who?.login ? [key('login', who.login)] : []),
+    ...(who?.ip ? [key('ip', who.ip)] : []),
+  ];
+  if (keys.length === 0) throw new TypeError('unlockLogin(store, who): give at least one of accountId, login or ip');
+  await Promise.all(keys.map((k) => store.reset(k)));
 }

@@ -1,5 +1,5 @@
 import { defaultViews } from '@openid-express/op';
-import { ALICE, aliceWith, browserOf, callbackOf, client, codeRequest, signIn, startCertOp, type FlowFixture } from './cert-support.js';
+import { ALICE, aliceWith, browserOf, callbackOf, client, codeRequest, register, signIn, startCertOp, type FlowFixture } from './cert-support.js';
 
 // Certification modules that depend on how the OP is configured (the app's views, PKCE policy)
 describe('oidcc-ui-locales and oidcc-display-popup with the app\'s own views', () => {
@@ -25,30 +25,74 @@ describe('oidcc-ui-locales and oidcc-display-popup with the app\'s own views', (
   });
 });
 
-// The lab's client may not send PKCE; we require it (RFC 9700 2.1.1), and say so
-describe('authorization requests without PKCE', () => {
-  let strict: FlowFixture;
-  let relaxed: FlowFixture;
+// PKCE policy (RFC 9700 2.1.1): required unless a confidential client sends a nonce; 'always' for everyone
+describe('the PKCE policy', () => {
+  let byDefault: FlowFixture;
+  let always: FlowFixture;
   beforeAll(async () => {
-    [strict, relaxed] = await Promise.all([startCertOp(), startCertOp({ provider: { pkce: { required: () => false } } })]);
+    [byDefault, always] = await Promise.all([startCertOp(), startCertOp({ pkce: 'always' })]);
   });
   afterAll(async () => {
-    await Promise.all([strict?.op.close(), relaxed?.op.close()]);
+    await Promise.all([byDefault?.op.close(), always?.op.close()]);
   });
   const noPkce = { code_challenge: undefined, code_challenge_method: undefined };
 
-  test('are refused by default, back at the client with a reason and no code', async () => {
-    const req = await codeRequest(strict, noPkce);
-    const answer = callbackOf(await browserOf(strict).open(req.url)).searchParams;
+  /** The answer at the client: the query of the redirect back. */
+  async function answerTo(f: FlowFixture, url: string) {
+    return callbackOf(await browserOf(f).open(url)).searchParams;
+  }
+
+  test('a confidential client with a nonce and no PKCE signs in (as the certification suite does)', async () => {
+    const req = await codeRequest(byDefault, noPkce);
+    const page = await signIn(browserOf(byDefault), req.url, { login: 'alice', password: ALICE.password });
+    const tokens = await client.authorizationCodeGrant(byDefault.web, callbackOf(page), { expectedState: req.params.state, expectedNonce: req.params.nonce });
+    expect(tokens.claims()!.sub).toBe('alice');
+  });
+
+  test('a confidential client without a nonce and without PKCE is refused, with a reason and no code', async () => {
+    const answer = await answerTo(byDefault, (await codeRequest(byDefault, { ...noPkce, nonce: undefined })).url);
     expect(answer.get('error')).toBe('invalid_request');
     expect(answer.get('error_description')).toMatch(/requires PKCE/);
     expect(answer.get('code')).toBeNull();
   });
 
-  test('work once the deployment relaxes pkce.required through the provider escape hatch', async () => {
-    const req = await codeRequest(relaxed, noPkce);
-    const page = await signIn(browserOf(relaxed), req.url, { login: 'alice', password: ALICE.password });
-    const tokens = await client.authorizationCodeGrant(relaxed.web, callbackOf(page), { expectedState: req.params.state, expectedNonce: req.params.nonce });
+  test('a pure OAuth 2.0 request (no openid scope, so no nonce) without PKCE is refused', async () => {
+    const answer = await answerTo(byDefault, (await codeRequest(byDefault, { ...noPkce, scope: 'api:read', nonce: undefined })).url);
+    expect(answer.get('error')).toBe('invalid_request');
+    expect(answer.get('error_description')).toMatch(/requires PKCE/);
+    expect(answer.get('code')).toBeNull();
+  });
+
+  test('a public client without PKCE is refused even with a nonce', async () => {
+    const pub = await register(byDefault, { token_endpoint_auth_method: 'none' }, client.None());
+    const answer = await answerTo(byDefault, (await codeRequest(byDefault, noPkce, pub)).url);
+    expect(answer.get('error')).toBe('invalid_request');
+    expect(answer.get('error_description')).toMatch(/requires PKCE/);
+  });
+
+  test('a public client with PKCE signs in', async () => {
+    const pub = await register(byDefault, { token_endpoint_auth_method: 'none' }, client.None());
+    const { tokens } = await aliceWith(byDefault, {}, browserOf(byDefault), pub);
     expect(tokens.claims()!.sub).toBe('alice');
+  });
+
+  test('code_challenge_method plain is refused', async () => {
+    const answer = await answerTo(byDefault, (await codeRequest(byDefault, { code_challenge: 'x'.repeat(43), code_challenge_method: 'plain' })).url);
+    expect(answer.get('error')).toBe('invalid_request');
+    expect(answer.get('error_description')).toMatch(/code_challenge_method/);
+  });
+
+  test('a code_challenge that was sent is enforced: a wrong verifier at the token endpoint is refused', async () => {
+    const req = await codeRequest(byDefault);
+    const page = await signIn(browserOf(byDefault), req.url, { login: 'alice', password: ALICE.password });
+    await expect(client.authorizationCodeGrant(byDefault.web, callbackOf(page), {
+      pkceCodeVerifier: client.randomPKCECodeVerifier(), expectedState: req.params.state, expectedNonce: req.params.nonce,
+    })).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  test("pkce: 'always' refuses the confidential client's nonce-only request", async () => {
+    const answer = await answerTo(always, (await codeRequest(always, noPkce)).url);
+    expect(answer.get('error')).toBe('invalid_request');
+    expect(answer.get('error_description')).toMatch(/requires PKCE/);
   });
 });

@@ -40,11 +40,39 @@ describe('op() refuses options that cannot work, naming the option', () => {
     ['a scope with a space', { ...base, scopes: ['api read'] }, 'scopes'],
     ['a non-boolean trustProxy', { ...base, trustProxy: 'yes' }, 'trustProxy'],
     ['something that is not an adapter', { ...base, adapter: {} }, 'adapter'],
+    ['a feature given as a string', { ...base, features: { dPoP: 'yes' } }, 'features.dPoP'],
+    ['a feature object with more than enabled', { ...base, features: { clientCredentials: { enabled: true, ttl: 5 } } }, 'features.clientCredentials'],
+    ['an unknown registration option', { ...base, features: { registration: { enabled: true, policies: {} } } }, 'features.registration.policies'],
+    ['an unknown PKCE policy', { ...base, pkce: 'never' }, 'pkce'],
   ])('%s', (_name, options, option) => {
     const err = startupError(options);
     expect(err.option).toBe(option);
     expect(err.code).toBe('op_config_invalid');
     expect(err.message).toContain(option);
+  });
+});
+
+describe("features accept true/false and oidc-provider's { enabled } with the same meaning", () => {
+  const metadata = async (features: unknown) => {
+    const app = express().use('/op', op({ ...base, features } as OpOptions));
+    return (await request(app).get('/op/.well-known/openid-configuration')).body;
+  };
+
+  test('clientCredentials: { enabled: true } turns the grant on, like true', async () => {
+    expect((await metadata({ clientCredentials: { enabled: true } })).grant_types_supported).toContain('client_credentials');
+    expect((await metadata({ clientCredentials: true })).grant_types_supported).toContain('client_credentials');
+    expect((await metadata({ clientCredentials: { enabled: false } })).grant_types_supported).not.toContain('client_credentials');
+  });
+
+  test('registration: { enabled: false } is off, { enabled: true } and { initialAccessToken } are on', async () => {
+    expect((await metadata({ registration: { enabled: false } })).registration_endpoint).toBeUndefined();
+    expect((await metadata({ registration: { enabled: true } })).registration_endpoint).toMatch(/\/op\/reg$/);
+    expect((await metadata({ registration: { initialAccessToken: 'secret-token' } })).registration_endpoint).toMatch(/\/op\/reg$/);
+  });
+
+  test('dPoP: { enabled: false } is off', async () => {
+    expect((await metadata({ dPoP: { enabled: false } })).dpop_signing_alg_values_supported).toBeUndefined();
+    expect((await metadata({})).dpop_signing_alg_values_supported).toBeDefined();
   });
 });
 
@@ -116,19 +144,53 @@ describe('op() mounted where the issuer does not say', () => {
   });
 });
 
+describe('hostile request shapes get a 4xx, never a 500', () => {
+  const app = express().use('/op', op(base));
+
+  test('a path under the mount in another letter case is a 404 (the issuer path is case-sensitive), not a 500', async () => {
+    const error = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    for (const path of ['/OP/jwks', '/Op/.well-known/openid-configuration', '/oP/session/end']) {
+      const res = await request(app).get(path).set('accept', 'application/json');
+      expect([path, res.status, res.body.error]).toEqual([path, 404, 'not_found']);
+    }
+    const page = await request(app).get('/OP/jwks').set('accept', 'text/html');
+    expect(page.status).toBe(404);
+    expect(page.text).toContain('/op/jwks');
+    expect(error).not.toHaveBeenCalled(); // not a misconfiguration
+    error.mockRestore();
+  });
+
+  test.each(['127.0.0.1:99999', 'a b', 'id.example.com:abc', 'x@y', '[::1'])('Host: %s is a 400 on discovery, end-session and registration', async (host) => {
+    const registering = express().use('/op', op({ ...base, features: { registration: true } }));
+    for (const [method, path] of [['get', '/op/.well-known/openid-configuration'], ['get', '/op/session/end'], ['post', '/op/reg']] as const) {
+      const res = await request(registering)[method](path).set('host', host).set('accept', 'application/json');
+      expect([path, res.status, res.body.error]).toEqual([path, 400, 'invalid_request']);
+    }
+  });
+});
+
 describe('op() without express-session before it', () => {
-  test('answers 500 saying what to add, as a page for browsers and JSON for APIs', async () => {
+  test('the routes that use the browser session answer 500 saying what to add, as a page for browsers and JSON for APIs', async () => {
     const app = express();
     app.use('/op', op(base));
     const error = jest.spyOn(console, 'error').mockImplementation(() => undefined);
-    const page = await request(app).get('/op/auth?client_id=x').set('accept', 'text/html');
+    const page = await request(app).get('/op/session/end').set('accept', 'text/html');
     expect(page.status).toBe(500);
     expect(page.text).toContain('app.use(session(');
     expect(page.text).toContain('session_missing');
-    const api = await request(app).post('/op/token').set('accept', 'application/json').send('grant_type=client_credentials');
+    const api = await request(app).post('/op/interaction/abc/login').set('accept', 'application/json').send('login=alice');
     expect(api.status).toBe(500);
     expect(api.body).toMatchObject({ error: 'server_error', code: 'session_missing' });
     error.mockRestore();
+  });
+
+  test('the API endpoints (token, discovery) never needed it and answer as usual', async () => {
+    const app = express();
+    app.use('/op', op(base));
+    const token = await request(app).post('/op/token').set('accept', 'application/json').send('grant_type=client_credentials');
+    expect(token.status).toBe(400);
+    expect(token.body.error).toBe('invalid_request');
+    expect((await request(app).get('/op/.well-known/openid-configuration')).status).toBe(200);
   });
 });
 

@@ -1,7 +1,22 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { OpConfigError } from '../errors.js';
 import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
-import { TtlMap } from './ttl-map.js';
+import { TtlMap, type DropReason } from './ttl-map.js';
 import type { OpStore } from './types.js';
+
+const DEFAULT_MAX_RECORDS = 10_000;
+
+/**
+ * Models never evicted to make room: forgetting a ReplayDetection entry would accept a replayed
+ * client assertion or DPoP proof, and registered clients with their registration and initial
+ * access tokens are configuration, not traffic. They still expire as usual. (None is GRANTABLE.)
+ */
+const PINNED: ReadonlySet<string> = new Set(['ReplayDetection', 'Client', 'RegistrationAccessToken', 'InitialAccessToken']);
+
+// A revoked grant's tombstone outlives any in-flight write of its tokens, as in redisAdapter: at
+// least an hour, at most oidc-provider's default Grant lifetime (14 days), else as long as its longest record.
+const TOMBSTONE_MIN_MS = 60 * 60 * 1000;
+const TOMBSTONE_MAX_MS = 14 * 24 * 60 * 60 * 1000;
 
 /** Options of {@link memoryAdapter}. */
 export interface MemoryAdapterOptions {
@@ -9,55 +24,181 @@ export interface MemoryAdapterOptions {
   now?: () => number;
   /** How often expired records are swept, in ms. Default 60 000. The timer never keeps the process alive. */
   sweepIntervalMs?: number;
+  /**
+   * Most records kept, all models together; one more evicts the least recently used (saved or
+   * read). Default 10 000. A whole number ≥ 1, or `Infinity` for no cap (memory then grows with
+   * the number of live records). What eviction means for clients:
+   * - an evicted access token, code, refresh token or device code is simply unknown: the client
+   *   gets `invalid_token` / `invalid_grant`, as if it had expired (never a wrongful success);
+   * - an evicted Grant invalidates the tokens issued under it, an evicted Session logs the user
+   *   out, an evicted Interaction ends that login attempt ("interaction expired");
+   * - a code or refresh token evicted *after* its use is still refused when replayed, but the
+   *   replay is no longer recognised as one, so it does not revoke the grant (reuse detection
+   *   holds only for records still held: size the cap to the logins you expect, or use Redis).
+   * Never evicted: ReplayDetection, registered clients and their registration/initial access
+   * tokens (they only expire), the login-throttling counters (evicting one would reset an
+   * attacker's failed-login count; one exists per login name and IP that failed within the
+   * throttle window) and revoked-grant tombstones (capped at `maxRecords` too, oldest first).
+   * The first eviction prints one warning; `store.evicted` counts them.
+   *
+   * @example
+   * ```ts
+   * // a development OP under load tests: keep at most 50 000 records (about 50 MB)
+   * app.use('/op', op({ issuer, clients, accounts, adapter: memoryAdapter({ maxRecords: 50_000 }) }));
+   * ```
+   */
+  maxRecords?: number;
 }
 
 /** The memory store, plus what tests and dashboards need to see that it stays bounded. */
 export interface MemoryOpStore extends OpStore {
-  /** Drops every expired record, index and counter now; returns how many went. */
+  /** Drops every expired record, index, tombstone and counter now; returns how many went. */
   sweep(): number;
-  /** How many entries (records, indexes, counters) are held, expired ones not yet swept included. */
+  /** How many entries (records, indexes, tombstones, counters) are held, expired ones not yet swept included. */
   readonly size: number;
+  /** How many records were evicted to stay within `maxRecords` (expired ones not counted). */
+  readonly evicted: number;
 }
 
 interface Stored {
+  model: string;
+  id: string;
   payload: string;
   consumed?: number;
+  uid?: string;
+  userCode?: string;
+  /** Set only for GRANTABLE models: the grant whose revocation removes this record. */
+  grantId?: string;
 }
 
 /** Everything one memory store holds; the sweep timer only reaches it through a WeakRef. */
 class MemoryState {
+  /** Records that may be evicted, least recently used first. */
   readonly records: TtlMap<Stored>;
+  /** Records of PINNED models: never evicted. */
+  readonly pinned: TtlMap<Stored>;
   readonly uids: TtlMap<string>;
   readonly userCodes: TtlMap<string>;
   readonly grants: TtlMap<Map<string, number>>;
+  /** Revoked grant ids: a record of one of them saved later is not kept. */
+  readonly revoked: TtlMap<true>;
   readonly counters: TtlMap<number>;
+  evicted = 0;
 
-  constructor(readonly now: () => number) {
-    this.records = new TtlMap(now);
+  constructor(
+    readonly now: () => number,
+    maxRecords: number,
+  ) {
+    const onDrop = (key: string, stored: Stored, why: DropReason): void => this.dropped(key, stored, why);
+    this.records = new TtlMap(now, { maxEntries: maxRecords, touchOnRead: true, onDrop });
+    this.pinned = new TtlMap(now, { onDrop });
     this.uids = new TtlMap(now);
     this.userCodes = new TtlMap(now);
     this.grants = new TtlMap(now);
+    this.revoked = new TtlMap(now, { maxEntries: maxRecords });
     this.counters = new TtlMap(now);
   }
 
-  private get maps(): TtlMap<unknown>[] {
-    return [this.records, this.uids, this.userCodes, this.grants, this.counters];
+  private get maps(): Array<Pick<TtlMap<unknown>, 'sweep' | 'size'>> {
+    return [this.records, this.pinned, this.uids, this.userCodes, this.grants, this.revoked, this.counters];
   }
 
+  // Dropping a record also drops its indexes, so those stay bounded by the records.
   sweep(): number {
-    return this.maps.reduce((dropped, map) => dropped + map.sweep(), 0);
+    const before = this.size;
+    for (const map of this.maps) map.sweep();
+    return before - this.size;
   }
 
   get size(): number {
     return this.maps.reduce((total, map) => total + map.size, 0);
   }
+
+  mapFor(model: string): TtlMap<Stored> {
+    return PINNED.has(model) ? this.pinned : this.records;
+  }
+
+  save(key: string, stored: Stored, expiresAt: number): void {
+    this.mapFor(stored.model).set(key, stored, expiresAt);
+    if (stored.uid) this.uids.set(`${stored.model}:${stored.uid}`, stored.id, expiresAt);
+    if (stored.userCode) this.userCodes.set(`${stored.model}:${stored.userCode}`, stored.id, expiresAt);
+    if (stored.grantId) this.addToGrant(stored.grantId, key, expiresAt);
+  }
+
+  remove(model: string, key: string): void {
+    this.removeFrom(this.mapFor(model), key);
+  }
+
+  private removeFrom(map: TtlMap<Stored>, key: string): void {
+    const stored = map.get(key);
+    map.delete(key);
+    if (stored) this.unindex(key, stored);
+  }
+
+  // The grant's member list lives as long as its longest-lived member; expired members are pruned.
+  private addToGrant(grantId: string, key: string, expiresAt: number): void {
+    const now = this.now();
+    const members = this.grants.get(grantId) ?? new Map<string, number>();
+    for (const [member, until] of members) if (until <= now) members.delete(member);
+    members.set(key, expiresAt);
+    this.grants.set(grantId, members, Math.max(this.grants.expiresAt(grantId) ?? 0, expiresAt));
+  }
+
+  private unindex(key: string, stored: Stored): void {
+    if (stored.uid) unlink(this.uids, `${stored.model}:${stored.uid}`, stored.id);
+    if (stored.userCode) unlink(this.userCodes, `${stored.model}:${stored.userCode}`, stored.id);
+    if (stored.grantId) this.leaveGrant(stored.grantId, key);
+  }
+
+  // An empty member list goes at once: grant indexes never outnumber the records.
+  private leaveGrant(grantId: string, key: string): void {
+    const members = this.grants.get(grantId);
+    members?.delete(key);
+    if (members?.size === 0) this.grants.delete(grantId);
+  }
+
+  private dropped(key: string, stored: Stored, why: DropReason): void {
+    this.unindex(key, stored);
+    if (why === 'evicted') this.noteEviction();
+  }
+
+  // Eviction turns live tokens invalid: say so once, loudly, rather than let it pass unseen.
+  private noteEviction(): void {
+    this.evicted += 1;
+    if (this.evicted > 1) return;
+    console.warn('openid-express memoryAdapter(): more records than `maxRecords`; evicting the least recently used '
+      + '(their clients get invalid_token / invalid_grant). Raise maxRecords, or use redisAdapter(client).');
+  }
+
+  isRevoked(grantId: string): boolean {
+    return this.revoked.get(grantId) !== undefined;
+  }
+
+  /** Tombstones the grant (never shortening a tombstone), then removes every record it indexed. */
+  revoke(grantId: string): void {
+    const now = this.now();
+    const keep = Math.min(Math.max((this.grants.expiresAt(grantId) ?? now) - now, TOMBSTONE_MIN_MS), TOMBSTONE_MAX_MS);
+    this.revoked.set(grantId, true, Math.max(this.revoked.expiresAt(grantId) ?? 0, now + keep));
+    const members = this.grants.get(grantId);
+    this.grants.delete(grantId);
+    // GRANTABLE models are never PINNED: every member lives in `records`.
+    for (const key of members?.keys() ?? []) this.removeFrom(this.records, key);
+  }
+}
+
+// Only while the index still points at this record: another may have taken the value since.
+function unlink(index: TtlMap<string>, indexKey: string, id: string): void {
+  if (index.get(indexKey) === id) index.delete(indexKey);
 }
 
 /**
  * An in-process store for development and tests: every oidc-provider model plus the login
- * counters, with expiry. Expired records vanish when read and on a periodic sweep, so a
- * long-running dev server does not grow without end. Records are lost on restart and are not
- * shared between processes: use {@link redisAdapter} in production.
+ * counters, with expiry. Expired records vanish when read and on a periodic sweep, and at most
+ * `maxRecords` records are held (least recently used evicted first; see
+ * {@link MemoryAdapterOptions.maxRecords} for what that means to clients), so a long-running or
+ * load-tested dev server stays bounded. A revoked grant keeps none of its tokens, even ones saved
+ * while or after it was revoked. Records are lost on restart and are not shared between
+ * processes: use {@link redisAdapter} in production.
  *
  * @example
  * ```ts
@@ -66,7 +207,7 @@ class MemoryState {
  * ```
  */
 export function memoryAdapter(options: MemoryAdapterOptions = {}): MemoryOpStore {
-  const state = new MemoryState(options.now ?? Date.now);
+  const state = new MemoryState(options.now ?? Date.now, maxRecordsOf(options));
   startSweeper(state, options.sweepIntervalMs ?? 60_000);
   return {
     kind: 'memory',
@@ -78,7 +219,16 @@ export function memoryAdapter(options: MemoryAdapterOptions = {}): MemoryOpStore
     get size() {
       return state.size;
     },
+    get evicted() {
+      return state.evicted;
+    },
   };
+}
+
+function maxRecordsOf(options: MemoryAdapterOptions): number {
+  const max = options.maxRecords === undefined ? DEFAULT_MAX_RECORDS : options.maxRecords;
+  if (max === Infinity || (Number.isSafeInteger(max) && max >= 1)) return max;
+  throw new OpConfigError('adapter', `memoryAdapter: \`maxRecords\` must be a whole number of records ≥ 1, or Infinity for no cap (default ${DEFAULT_MAX_RECORDS}); got ${String(max)}`);
 }
 
 function increment(state: MemoryState, key: string, ttl: number): number {
@@ -102,6 +252,7 @@ function startSweeper(state: MemoryState, intervalMs: number): void {
   timer.unref();
 }
 
+// Every method runs in one synchronous step: no other store call interleaves with it.
 class MemoryModelAdapter implements Adapter {
   constructor(
     private readonly model: string,
@@ -113,28 +264,27 @@ class MemoryModelAdapter implements Adapter {
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+    const key = this.key(id);
+    this.state.remove(this.model, key);
+    const grantId = GRANTABLE.has(this.model) && payload.grantId ? payload.grantId : undefined;
+    // A token of a revoked grant is not kept, even one whose request began before the revocation.
+    if (grantId && this.state.isRevoked(grantId)) return;
     const ttl = ttlSeconds(expiresIn);
     const expiresAt = ttl === undefined ? Infinity : this.state.now() + ttl * 1000;
-    const key = this.key(id);
-    await this.destroy(id);
     const { consumed, ...rest } = payload;
-    this.state.records.set(key, { payload: JSON.stringify(rest), consumed: consumed ?? undefined }, expiresAt);
-    if (payload.uid) this.state.uids.set(this.key(payload.uid), id, expiresAt);
-    if (payload.userCode) this.state.userCodes.set(this.key(payload.userCode), id, expiresAt);
-    if (payload.grantId && GRANTABLE.has(this.model)) this.addToGrant(payload.grantId, key, expiresAt);
+    const stored: Stored = { model: this.model, id, payload: JSON.stringify(rest), consumed: consumed ?? undefined };
+    if (payload.uid) stored.uid = payload.uid;
+    if (payload.userCode) stored.userCode = payload.userCode;
+    if (grantId) stored.grantId = grantId;
+    this.state.save(key, stored, expiresAt);
   }
 
-  // The grant's member list lives as long as its longest-lived member; expired members are pruned.
-  private addToGrant(grantId: string, key: string, expiresAt: number): void {
-    const now = this.state.now();
-    const members = this.state.grants.get(grantId) ?? new Map<string, number>();
-    for (const [member, until] of members) if (until <= now) members.delete(member);
-    members.set(key, expiresAt);
-    this.state.grants.set(grantId, members, Math.max(this.state.grants.expiresAt(grantId) ?? 0, expiresAt));
+  private stored(id: string): Stored | undefined {
+    return this.state.mapFor(this.model).get(this.key(id));
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    const stored = this.state.records.get(this.key(id));
+    const stored = this.stored(id);
     if (!stored) return undefined;
     const payload = JSON.parse(stored.payload) as AdapterPayload;
     return stored.consumed === undefined ? payload : { ...payload, consumed: stored.consumed };
@@ -154,31 +304,18 @@ class MemoryModelAdapter implements Adapter {
 
   // Check-and-set in one synchronous step: of two concurrent consumes only the first wins.
   async consume(id: string): Promise<void> {
-    const stored = this.state.records.get(this.key(id));
+    const stored = this.stored(id);
     if (!stored) throw consumeRefused(this.model, 'missing');
     if (stored.consumed !== undefined) throw consumeRefused(this.model, 'consumed');
     stored.consumed = Math.floor(this.state.now() / 1000);
   }
 
   async destroy(id: string): Promise<void> {
-    const key = this.key(id);
-    const stored = this.state.records.get(key);
-    this.state.records.delete(key);
-    if (!stored) return;
-    const payload = JSON.parse(stored.payload) as AdapterPayload;
-    this.unindex(this.state.uids, payload.uid, id);
-    this.unindex(this.state.userCodes, payload.userCode, id);
-    if (payload.grantId) this.state.grants.get(payload.grantId)?.delete(key);
-  }
-
-  // Only while the index still points at this record: another may have taken the value since.
-  private unindex(index: TtlMap<string>, value: string | undefined, id: string): void {
-    if (value && index.get(this.key(value)) === id) index.delete(this.key(value));
+    this.state.remove(this.model, this.key(id));
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
-    const members = this.state.grants.get(grantId);
-    this.state.grants.delete(grantId);
-    for (const key of members?.keys() ?? []) this.state.records.delete(key);
+    // upsert never indexes an empty grant id
+    if (grantId) this.state.revoke(grantId);
   }
 }

@@ -1,5 +1,5 @@
 import debug from 'debug';
-import express, { type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type Response } from 'express';
 import { RelyingParty, type NormalizedUser, type OidcSessionData, type ProviderConfig } from '@openid-express/rp';
 import type { Authenticator, AuthenticatorMount } from './authenticator.js';
 
@@ -82,7 +82,8 @@ export function upstream(options: UpstreamOptions): Authenticator {
         baseURL: new URL(ctx.issuer).origin, mountPath: `${ctx.mountPath}/upstream`, providers: { [name]: options.provider },
       });
       const path = `/upstream/callback/${name}`;
-      const handle = (req: Request, res: Response) => void callback(ctx, req, res).catch(() => res.status(500).end());
+      // op()'s error page answers failures (a 503 while the store is down), never a stack trace
+      const handle = (req: Request, res: Response, next: NextFunction) => void callback(ctx, req, res).catch(next);
       ctx.router.get(path, handle);
       ctx.router.post(path, express.urlencoded({ extended: false, limit: '64kb' }), handle);
     },

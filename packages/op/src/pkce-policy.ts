@@ -1,0 +1,30 @@
+import type { Client, KoaContextWithOIDC } from 'oidc-provider';
+
+/**
+ * When an authorization request for a code must carry PKCE:
+ * - `'unless-nonce'` (default, RFC 9700 §2.1.1): always for public clients and for every request
+ *   without a `nonce`; a confidential client making an OpenID Connect request with a `nonce` may
+ *   omit it, because there the nonce binds the code to the ID token (OpenID certification RPs and
+ *   many server-side RPs work this way).
+ * - `'always'`: every request, from every client.
+ *
+ * A `code_challenge` that is sent is always enforced, and only `S256` is accepted (oidc-provider).
+ */
+export type PkcePolicy = 'unless-nonce' | 'always';
+
+export const PKCE_POLICIES: readonly PkcePolicy[] = ['unless-nonce', 'always'];
+
+/**
+ * oidc-provider's `pkce.required(ctx, client)` for `policy`.
+ *
+ * @example
+ * new Provider(issuer, { pkce: { required: pkceRequired('unless-nonce') } });
+ */
+export function pkceRequired(policy: PkcePolicy): (ctx: KoaContextWithOIDC, client: Client) => boolean {
+  return (ctx, client) => {
+    if (policy === 'always' || client.clientAuthMethod === 'none') return true;
+    const { nonce, scope } = ctx.oidc.params ?? {};
+    const openid = typeof scope === 'string' && scope.split(' ').includes('openid');
+    return !(openid && typeof nonce === 'string' && nonce.length > 0);
+  };
+}

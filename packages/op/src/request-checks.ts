@@ -1,0 +1,51 @@
+import type { Request, RequestHandler, Response } from 'express';
+import { sendRefusal } from './error-page.js';
+import type { Views } from './views/render.js';
+
+/** A host name or IP literal with an optional port: what `Host` and `X-Forwarded-Host` may carry. */
+const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}))(?::(\d{1,5}))?$/;
+
+/** True when `value` is a well-formed authority (oidc-provider builds its URLs from it and throws on anything else). */
+export function isValidAuthority(value: string | undefined): boolean {
+  if (!value) return false;
+  const m = AUTHORITY.exec(value);
+  if (!m || (m[1] !== undefined && Number(m[1]) > 65535)) return false;
+  try {
+    return new URL(`http://${value}`).host.length > 0;
+  } catch {
+    return false;
+  }
+}
+
+/** The authority of an absolute-form request target (`GET http://host/path HTTP/1.1`), which Koa prefers to `Host`. */
+const absoluteAuthority = (url: string): string | undefined => /^https?:\/\/([^/?#]*)/i.exec(url)?.[1];
+
+/**
+ * Refuses a request whose `Host`, absolute-form request target, or (behind a trusted proxy)
+ * `X-Forwarded-Host` is malformed with a 400, before oidc-provider turns it into a URL and fails
+ * with a 500.
+ */
+export function checkHost(trustProxy: boolean, views: Views): RequestHandler {
+  return (req, res, next) => {
+    const forwarded = trustProxy ? req.get('x-forwarded-host')?.split(',')[0]?.trim() : undefined;
+    const target = absoluteAuthority(req.originalUrl);
+    if (isValidAuthority(req.get('host')) && (forwarded === undefined || isValidAuthority(forwarded))
+      && (target === undefined || isValidAuthority(target))) return next();
+    void sendRefusal(req, res, views, { status: 400, code: 'invalid_request', message: 'The request\'s Host header is malformed.' });
+  };
+}
+
+/**
+ * Express matches mount paths without regard to letter case (`/OP/jwks` reaches `app.use('/op')`),
+ * but the issuer's path is case-sensitive: such a request is a 404 naming the right path, not a
+ * misconfiguration. Any other mismatch is one, and `misconfigured` answers it.
+ */
+export function checkMount(mountPath: string, views: Views, misconfigured: (req: Request, res: Response) => void): RequestHandler {
+  return (req, res, next) => {
+    if (req.baseUrl === mountPath) return next();
+    if (req.baseUrl.toLowerCase() !== mountPath.toLowerCase()) return misconfigured(req, res);
+    void sendRefusal(req, res, views, {
+      status: 404, code: 'not_found', message: `There is no such page here: paths are case-sensitive, the identity provider is at ${mountPath}${req.path}`,
+    });
+  };
+}

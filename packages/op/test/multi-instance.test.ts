@@ -1,0 +1,114 @@
+/**
+ * Several OP instances behind one load balancer, one shared store and one session store: a browser's
+ * requests land on any instance, and two logins of one browser (two tabs) do not disturb each other.
+ */
+import express from 'express';
+import session from 'express-session';
+import * as client from 'openid-client';
+import { generateKeys, memoryAdapter, op, unlockLogin, type OpStore } from '@openid-express/op';
+import { FormBrowser, type BrowserPage } from '../../../test/support/op-forms.js';
+import { ALICE, BOB, accounts, listen, originOf } from './support/op-server.js';
+
+const SECRET = 'web-secret-web-secret';
+const insecure = { execute: [client.allowInsecureRequests] };
+
+interface Cluster { origin: string; issuer: string; store: OpStore; web: client.Configuration; hits: number[]; close(): Promise<void> }
+
+/** Two op() instances on one port, requests dealt round-robin, as a load balancer would. */
+async function startCluster(): Promise<Cluster> {
+  const server = await listen();
+  const origin = originOf(server);
+  const issuer = `${origin}/op`;
+  const store = memoryAdapter();
+  const sessions = new session.MemoryStore();
+  const keys = generateKeys();
+  const instance = () => express().use('/op', op({
+    issuer, accounts, adapter: store, ...keys, trustProxy: true,
+    session: session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false, store: sessions }),
+    clients: [{ client_id: 'web', client_secret: SECRET, redirect_uris: [`${origin}/cb`], firstParty: true }],
+  }));
+  const instances = [instance(), instance()];
+  const hits = [0, 0];
+  let next = 0;
+  server.on('request', (req, res) => {
+    const i = (next += 1) % 2;
+    hits[i]! += 1;
+    instances[i]!(req, res);
+  });
+  const web = await client.discovery(new URL(issuer), 'web', SECRET, client.ClientSecretBasic(), insecure);
+  return {
+    origin, issuer, store, web, hits,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function authorization(c: Cluster) {
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const url = client.buildAuthorizationUrl(c.web, {
+    redirect_uri: `${c.origin}/cb`, scope: 'openid', state,
+    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+  });
+  return { url: url.href, verifier, state };
+}
+
+const submitPassword = (browser: FormBrowser, page: BrowserPage, login: string, password: string) =>
+  browser.submit(page, { value: ['authenticator', 'password'] }, { login, password });
+
+describe('the OP as several instances on one store', () => {
+  let c: Cluster;
+  beforeAll(async () => {
+    c = await startCluster();
+  });
+  afterAll(() => c.close());
+
+  test('two logins started at the same moment in two tabs of one browser both complete (each keeps its own CSRF token)', async () => {
+    const browser = new FormBrowser({ stopAt: (u) => u.pathname === '/cb', headers: { 'x-forwarded-for': '198.51.100.20' } });
+    const [a, b] = await Promise.all([authorization(c), authorization(c)]);
+    const pages = await Promise.all([browser.open(a.url), browser.open(b.url)]);
+    expect(pages.map((p) => p.status)).toEqual([200, 200]);
+    // posted one after the other, as a person does; two posts in the same few milliseconds can still meet
+    // oidc-provider's own race on its session cookie (each resume makes a session, one cookie wins)
+    const done = [await submitPassword(browser, pages[0]!, 'alice', ALICE.password), await submitPassword(browser, pages[1]!, 'alice', ALICE.password)];
+    const text = (p: BrowserPage) => p.stoppedAt ?? `${p.status} ${p.html.replace(/<style[\s\S]*?<\/style>/g, '').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').slice(0, 400)}`;
+    expect(done.map(text)).toEqual([expect.stringContaining('code='), expect.stringContaining('code=')]);
+    for (const [i, auth] of [a, b].entries()) {
+      const callback = new URL(done[i]!.stoppedAt!);
+      const tokens = await client.authorizationCodeGrant(c.web, callback, { pkceCodeVerifier: auth.verifier, expectedState: auth.state });
+      expect(tokens.claims()!.sub).toBe('alice');
+    }
+    expect(c.hits.every((n) => n > 0)).toBe(true);
+    // the interaction state lives in the OP's store: the login pages created no express-session
+    expect(browser.jar.names()).not.toContain('connect.sid');
+  });
+
+  test('a failed login keeps its attempts and refills the login name, on whichever instance comes next', async () => {
+    const browser = new FormBrowser({ stopAt: (u) => u.pathname === '/cb', headers: { 'x-forwarded-for': '198.51.100.21' } });
+    const page = await browser.open((await authorization(c)).url);
+    const failed = await submitPassword(browser, page, 'alice', 'not-her-password');
+    expect(failed.status).toBe(401);
+    expect(failed.html).toContain('value="alice"');
+    const ok = await submitPassword(browser, failed, 'alice', ALICE.password);
+    expect(ok.stoppedAt).toContain('code=');
+  });
+
+  test('after 5 failures an account is locked (429) until unlockLogin lifts it', async () => {
+    const browser = new FormBrowser({ stopAt: (u) => u.pathname === '/cb', headers: { 'x-forwarded-for': '198.51.100.22' } });
+    let page = await browser.open((await authorization(c)).url);
+    for (let i = 0; i < 5; i += 1) page = await submitPassword(browser, page, 'bob', `guess-${i}`);
+    const locked = await submitPassword(browser, page, 'bob', BOB.password);
+    expect(locked.status).toBe(429);
+    expect(locked.html).toContain('Too many failed attempts');
+    // the IP of these failures is locked too (5 failures from it): lift both, as a support desk would
+    await unlockLogin(c.store, { accountId: 'bob', ip: '198.51.100.22' });
+    const ok = await submitPassword(browser, locked, 'bob', BOB.password);
+    expect(ok.stoppedAt).toContain('code=');
+  });
+
+  test('unlockLogin without anything to unlock says what to give', async () => {
+    await expect(unlockLogin(c.store, {})).rejects.toThrow(/accountId, login or ip/);
+  });
+});

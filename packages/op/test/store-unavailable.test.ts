@@ -1,0 +1,194 @@
+/**
+ * A store that stalls or is down (Redis SIGSTOPped, unreachable) makes requests a 503
+ * `store_unavailable` with Retry-After within `storeTimeout`: never a hang, a crash or a 500.
+ */
+import { createHmac } from 'node:crypto';
+import session from 'express-session';
+import { memoryAdapter, StoreUnavailableError, type Authenticator, type OpStore } from '@openid-express/op';
+import { FormBrowser, type BrowserPage } from '../../../test/support/op-forms.js';
+import { accounts, startOp, type RunningOp } from './support/op-server.js';
+
+type Mode = 'ok' | 'hang' | 'reject';
+const TIMEOUT = 300;
+const SECRET = 'web-secret-web-secret';
+const SESSION_SECRET = 'test-secret-test-secret';
+
+/** A memory store whose calls can be made to hang or to reject as a down Redis does; `countersOnly` spares the records. */
+function flakyStore() {
+  const real = memoryAdapter();
+  const state = { mode: 'ok' as Mode, countersOnly: false };
+  const gate = <T>(call: () => Promise<T>, counter: boolean): Promise<T> => {
+    if (state.mode === 'ok' || (state.countersOnly && !counter)) return call();
+    if (state.mode === 'hang') return new Promise<T>(() => undefined);
+    return Promise.reject(new StoreUnavailableError('redis: connection refused'));
+  };
+  const store: OpStore = {
+    kind: 'flaky',
+    adapterFor(model) {
+      const adapter = real.adapterFor(model) as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+      return new Proxy(adapter, {
+        get: (target, name: string) => (typeof target[name] === 'function'
+          ? (...args: unknown[]) => gate(() => target[name]!(...args), false) : target[name]),
+      }) as unknown as ReturnType<OpStore['adapterFor']>;
+    },
+    increment: (key, ttl) => gate(() => real.increment(key, ttl), true),
+    count: (key) => gate(() => real.count(key), true),
+    reset: (key) => gate(() => real.reset(key), true),
+  };
+  return { store, state };
+}
+
+/** express-session's memory store, whose get or set can be made to stall or fail. */
+class StallingSessionStore extends session.MemoryStore {
+  stall: 'none' | 'get' | 'set' | 'get-error' = 'none';
+  override get(sid: string, cb: (err: unknown, s?: session.SessionData | null) => void): void {
+    if (this.stall === 'get') return;
+    if (this.stall === 'get-error') return cb(new Error('ECONNREFUSED'));
+    super.get(sid, cb);
+  }
+  override set(sid: string, s: session.SessionData, cb?: (err?: unknown) => void): void {
+    if (this.stall === 'set') return;
+    super.set(sid, s, cb);
+  }
+}
+
+/** A sign-in method that writes to the browser session (as redirect-based ones do), then refuses. */
+const sessionWriter: Authenticator = {
+  id: 'writer', label: 'Writes the session', fields: () => '', throttleKey: () => undefined,
+  async verify({ req }) {
+    (req.session as unknown as Record<string, number>).touched = Date.now();
+    return { ok: false };
+  },
+};
+
+const basic = `Basic ${Buffer.from(`web:${SECRET}`).toString('base64')}`;
+const signedCookie = (sid: string) => `connect.sid=${encodeURIComponent(`s:${sid}.${createHmac('sha256', SESSION_SECRET).update(sid).digest('base64').replace(/=+$/, '')}`)}`;
+
+async function timed<T>(call: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const start = Date.now();
+  const value = await call();
+  return { value, ms: Date.now() - start };
+}
+
+function expect503(res: Response, ms: number) {
+  expect(res.status).toBe(503);
+  expect(res.headers.get('retry-after')).toBe('5');
+  expect(res.headers.get('cache-control')).toBe('no-store');
+  expect(ms).toBeLessThan(TIMEOUT + 1500);
+}
+
+describe('the OP while its store is unavailable', () => {
+  let o: RunningOp;
+  let flaky: ReturnType<typeof flakyStore>;
+  const sessions = new StallingSessionStore();
+  beforeAll(async () => {
+    flaky = flakyStore();
+    o = await startOp((_issuer, origin) => ({
+      accounts, adapter: flaky.store, storeTimeout: TIMEOUT, authenticators: undefined,
+      session: session({ secret: SESSION_SECRET, resave: false, saveUninitialized: false, store: sessions }),
+      clients: [{ client_id: 'web', client_secret: SECRET, redirect_uris: [`${origin}/cb`] }],
+    }), { session: false });
+  });
+  afterEach(() => {
+    flaky.state.mode = 'ok';
+    flaky.state.countersOnly = false;
+    sessions.stall = 'none';
+  });
+  afterAll(() => o.close());
+
+  const authUrl = () => `${o.issuer}/auth?client_id=web&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(`${o.origin}/cb`)}`
+    + '&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&state=s1';
+
+  async function loginPage(): Promise<{ browser: FormBrowser; page: BrowserPage }> {
+    const browser = new FormBrowser({ stopAt: (u) => u.pathname === '/cb' });
+    const page = await browser.open(authUrl());
+    expect(page.status).toBe(200);
+    return { browser, page };
+  }
+
+  test('discovery and keys still answer 200: they never touch the store', async () => {
+    flaky.state.mode = 'hang';
+    expect((await fetch(`${o.issuer}/.well-known/openid-configuration`)).status).toBe(200);
+    expect((await fetch(`${o.issuer}/jwks`)).status).toBe(200);
+  });
+
+  test.each(['hang', 'reject'] as const)('store %s: the token endpoint answers 503 JSON with Retry-After', async (mode) => {
+    flaky.state.mode = mode;
+    const { value: res, ms } = await timed(() => fetch(`${o.issuer}/token`, {
+      method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code: 'a-code', redirect_uri: `${o.origin}/cb`, code_verifier: 'v'.repeat(43) }),
+    }));
+    expect503(res, ms);
+    expect(await res.json()).toEqual({ error: 'store_unavailable', error_description: expect.any(String) });
+  });
+
+  test.each(['hang', 'reject'] as const)('store %s: userinfo answers 503 JSON', async (mode) => {
+    flaky.state.mode = mode;
+    const { value: res, ms } = await timed(() => fetch(`${o.issuer}/me`, { headers: { authorization: 'Bearer some-token' } }));
+    expect503(res, ms);
+    expect((await res.json()).error).toBe('store_unavailable');
+  });
+
+  test.each(['hang', 'reject'] as const)('store %s: the authorization endpoint answers the 503 page to browsers', async (mode) => {
+    flaky.state.mode = mode;
+    const { value: res, ms } = await timed(() => fetch(authUrl(), { headers: { accept: 'text/html' }, redirect: 'manual' }));
+    expect503(res, ms);
+    const html = await res.text();
+    expect(html).toContain('store_unavailable');
+    expect(html).not.toMatch(/at .*\.(js|ts):\d+/);
+  });
+
+  test.each(['hang', 'reject'] as const)('store %s: the login page and its POST answer the 503 page', async (mode) => {
+    const { browser, page } = await loginPage();
+    flaky.state.mode = mode;
+    const { value: again, ms } = await timed(() => browser.open(page.url));
+    expect(again.status).toBe(503);
+    expect(ms).toBeLessThan(TIMEOUT + 1500);
+    expect(again.headers.get('retry-after')).toBe('5');
+    expect(again.html).toContain('store_unavailable');
+    const posted = await browser.submit(page, { value: ['authenticator', 'password'] }, { login: 'alice', password: 'x' });
+    expect(posted.status).toBe(503);
+  });
+
+  test('login counters unavailable (throttling): the login POST answers 503, not 500', async () => {
+    const { browser, page } = await loginPage();
+    flaky.state.mode = 'reject';
+    flaky.state.countersOnly = true;
+    const posted = await browser.submit(page, { value: ['authenticator', 'password'] }, { login: 'alice', password: 'x' });
+    expect(posted.status).toBe(503);
+    expect(posted.headers.get('retry-after')).toBe('5');
+  });
+
+  test.each(['get', 'get-error'] as const)('session store %s failing: the logout page is a 503, discovery is untouched', async (stall) => {
+    sessions.stall = stall;
+    const cookie = signedCookie('a-session-id');
+    const { value: res, ms } = await timed(() => fetch(`${o.issuer}/session/end`, { headers: { cookie, accept: 'text/html' } }));
+    expect503(res, ms);
+    expect(await res.text()).toContain('store_unavailable');
+    const api = await fetch(`${o.issuer}/token`, { method: 'POST', headers: { cookie, accept: 'application/json' }, body: new URLSearchParams({ grant_type: 'client_credentials' }) });
+    expect(api.status).toBe(400); // the token endpoint never waits on the session store
+  });
+});
+
+describe('a session store whose save stalls at the end of the request', () => {
+  test('the answer still goes out within storeTimeout (express-session waits on store.set)', async () => {
+    const sessions = new StallingSessionStore();
+    const o = await startOp((_issuer, origin) => ({
+      accounts, adapter: memoryAdapter(), storeTimeout: TIMEOUT, authenticators: [sessionWriter],
+      session: session({ secret: SESSION_SECRET, resave: false, saveUninitialized: false, store: sessions }),
+      clients: [{ client_id: 'web', client_secret: SECRET, redirect_uris: [`${origin}/cb`] }],
+    }), { session: false });
+    try {
+      const browser = new FormBrowser();
+      const url = `${o.issuer}/auth?client_id=web&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(`${o.origin}/cb`)}`
+        + '&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256';
+      const page = await browser.open(url);
+      sessions.stall = 'set';
+      const { value: posted, ms } = await timed(() => browser.submit(page, { value: ['authenticator', 'writer'] }));
+      expect(posted.status).toBe(401);
+      expect(ms).toBeLessThan(TIMEOUT + 1500);
+    } finally {
+      await o.close();
+    }
+  });
+});
