@@ -1,11 +1,15 @@
-// The tests use a real redis-server and a real Chromium. Find them, or install them with apt-get
+// The tests use a real redis-server (and redis-cli for the Redis Cluster tests), a real Chromium and
+// a real Apache with mod_auth_openidc (a certified RP nobody here wrote). Find them, or install them with apt-get
 // where we can (Debian, root), or stop with a message that says what to install.
 import { execSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
 const needs = [
   { what: 'redis-server', paths: ['/usr/bin/redis-server'], pkg: 'redis-server' },
+  { what: 'redis-cli', paths: ['/usr/bin/redis-cli'], pkg: 'redis-tools' },
   { what: 'Chromium', paths: ['/usr/bin/chromium', '/usr/lib/chromium/chromium'], pkg: 'chromium' },
+  { what: 'Apache', paths: ['/usr/sbin/apache2'], pkg: 'apache2' },
+  { what: 'mod_auth_openidc', paths: ['/usr/lib/apache2/modules/mod_auth_openidc.so'], pkg: 'libapache2-mod-auth-openidc' },
 ];
 
 const has = (n) => n.paths.some((p) => existsSync(p));

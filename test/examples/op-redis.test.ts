@@ -63,7 +63,7 @@ test('WebFinger for a known account points at the issuer', async () => {
   expect(res.body.links).toEqual(expect.arrayContaining([expect.objectContaining({ rel: 'http://openid.net/specs/connect/1.0/issuer', href: issuer })]));
 });
 
-test('an authorization request keeps its interaction and session in Redis', async () => {
+test('an authorization request keeps its interaction and the login screen\'s state in Redis (no browser session needed yet)', async () => {
   const verifier = randomBytes(32).toString('base64url');
   const agent = request.agent(op.url);
   const res = await agent.get('/op/auth').query({
@@ -74,8 +74,10 @@ test('an authorization request keeps its interaction and session in Redis', asyn
   expect([302, 303]).toContain(res.status);
   const login = await agent.get(new URL(res.headers.location, op.url).pathname).expect(200);
   expect(login.text).toContain('name="password"');
-  expect(await keys('oidc:*')).not.toHaveLength(0);
-  expect(await keys('op-session:*')).not.toHaveLength(0);
+  const uid = new URL(res.headers.location, op.url).pathname.split('/').pop();
+  expect(await keys(`oidc:Interaction:${uid}`)).toHaveLength(1);
+  expect(await keys(`oidc:OpInteractionState:${uid}`)).toHaveLength(1); // the CSRF token of that login form, per interaction
+  expect(await keys('op-session:*')).toHaveLength(0);
 });
 
 describe('run as a script (node server.js)', () => {

@@ -6,6 +6,7 @@
  * Without the `coordination` option these run over the session store, one after another within
  * the process: right for one instance. With several instances, pass `redisCoordination(client)`.
  */
+import { createHash } from 'node:crypto';
 import type { SessionData, Store } from 'express-session';
 import { RpError } from './errors.js';
 import { KeyQueue } from './key-queue.js';
@@ -29,6 +30,7 @@ export interface Coordination {
 /** What `redisCoordination` needs of a Redis client: node-redis v5 `createClient()` or `createCluster()` fits. */
 export interface RedisEvalClient {
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  evalSha(sha1: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
 }
 
 /** Options of {@link redisCoordination}. */
@@ -60,15 +62,26 @@ const TAKE_SET = `local m = redis.call('ZRANGE', KEYS[1], 0, -1) redis.call('DEL
  * ```
  */
 export function redisCoordination(client: RedisEvalClient, options: RedisCoordinationOptions = {}): Coordination {
-  if (typeof client?.eval !== 'function') {
+  if (typeof client?.eval !== 'function' || typeof client.evalSha !== 'function') {
     throw new RpError('invalid_options', 'redisCoordination(client): pass a connected node-redis v5 client (createClient() or createCluster() from "redis")');
   }
   const prefix = options.prefix ?? 'openid-express:rp:';
   const timeout = options.timeout ?? 2000;
   if (typeof prefix !== 'string') throw new RpError('invalid_options', 'redisCoordination: "prefix" must be a string');
   if (!Number.isInteger(timeout) || timeout <= 0) throw new RpError('invalid_options', 'redisCoordination: "timeout" must be a positive number of milliseconds');
+  const shas = new Map<string, string>(); // script → its SHA1, so only the hash travels (EVALSHA)
+  const evalScript = async (script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown> => {
+    let sha = shas.get(script);
+    if (!sha) shas.set(script, (sha = createHash('sha1').update(script).digest('hex')));
+    try {
+      return await client.evalSha(sha, options);
+    } catch (err) {
+      if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
+      return client.eval(script, options); // a server (or cluster node) that has not seen it yet
+    }
+  };
   const run = (script: string, key: string, args: string[] = []): Promise<unknown> =>
-    withDeadline(client.eval(script, { keys: [prefix + key], arguments: args }), timeout);
+    withDeadline(evalScript(script, { keys: [prefix + key], arguments: args }), timeout);
   return {
     setIfAbsent: async (key, value, ttlMs) => Number(await run(SET_IF_ABSENT, key, [value, String(Math.ceil(ttlMs))])) === 1,
     get: async (key) => (await run(`return redis.call('GET', KEYS[1])`, key)) as string | undefined ?? undefined,

@@ -84,6 +84,8 @@ class Routes {
     const request = await this.rp.authorizationRequest(name, { returnTo: safeReturnTo(req.query.returnTo, this.rp), maxAge });
     session.oidc ??= {};
     this.rp.saveTransaction(session.oidc, request.state, request.transaction);
+    // saved before the redirect: with the store down the answer is a 503 here, not a sign-in at the OP that cannot finish
+    await sessionOp<void>((cb) => session.save(cb));
     redirect(res, request.url.href);
   };
 
@@ -125,6 +127,10 @@ class Routes {
   logout: Handler = async (req, res) => {
     const session = requireSession(req);
     const returnTo = safeReturnTo(req.query.returnTo ?? req.body?.returnTo, this.rp);
+    // another site must not be able to sign the user out (an <img> or a link elsewhere): a GET that is
+    // not from the app's own pages gets a confirmation page, a POST from another origin a 403
+    if (req.method === 'POST') refuseCrossOrigin(req, this.rp);
+    else if (!fromOwnPage(req, this.rp)) return confirmLogout(req, res, this.rp, returnTo);
     const auth = session.oidc?.auth;
     await sessionOp<void>((cb) => req.session.destroy(cb));
     let endSession: URL | undefined;
@@ -204,6 +210,38 @@ function refuseCrossOrigin(req: Request, rp: RelyingParty): void {
   if ((origin !== undefined && origin !== new URL(rp.options.baseURL).origin) || req.get('sec-fetch-site') === 'cross-site') {
     throw new RpError('cross_origin_request', 'this request came from another site; only the app\'s own pages may make it');
   }
+}
+
+/**
+ * True when a GET comes from the app's own pages or the user's own hand: `Sec-Fetch-Site`
+ * `same-origin` or `none` (typed, bookmarked), or, from browsers without it, a same-origin `Referer`.
+ */
+function fromOwnPage(req: Request, rp: RelyingParty): boolean {
+  const site = req.get('sec-fetch-site');
+  if (site !== undefined) return site === 'same-origin' || site === 'none';
+  const referer = req.get('referer');
+  try {
+    return referer !== undefined && new URL(referer).origin === new URL(rp.options.baseURL).origin;
+  } catch {
+    return false;
+  }
+}
+
+/** The page a logout link from elsewhere lands on: one button that POSTs from the app's own origin. */
+function confirmLogout(req: Request, res: Response, rp: RelyingParty, returnTo: string): void {
+  res.status(200).set({ 'cache-control': 'no-store', 'x-frame-options': 'DENY', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'" });
+  if (!wantsHtml(req)) {
+    res.json({ confirm: 'POST this URL from the app\'s own origin to sign out', method: 'POST', action: `${rp.options.mountPath}/logout` });
+    return;
+  }
+  res.type('html').send(
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign out?</title>` +
+      `<style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1.25rem;line-height:1.5;color:#1d2130}` +
+      `button{font:inherit;padding:.5rem 1.25rem;border-radius:.375rem;border:1px solid #1d2130;background:#1d2130;color:#fff;cursor:pointer}a{color:#1d4ed8}</style></head><body>` +
+      `<h1>Sign out?</h1><p>A link asked to sign you out of this site.</p>` +
+      `<form method="post" action="${escapeHtml(`${rp.options.mountPath}/logout`)}"><input type="hidden" name="returnTo" value="${escapeHtml(returnTo)}">` +
+      `<button type="submit">Sign out</button></form><p><a href="/">Stay signed in</a></p></body></html>`,
+  );
 }
 
 function bodyParams(body: unknown): URLSearchParams {

@@ -11,7 +11,7 @@ import type { Coordination } from './coordination.js';
 import { RpError } from './errors.js';
 import type { Authentication } from './session.js';
 
-/** How long the grant may take before another instance may try (the OP's timeout is shorter). */
+/** How long the grant may take before another instance may try (the OP's timeout is shorter); at least the result's lifetime. */
 const LOCK_MS = 30_000;
 /** How long a waiting request waits for the result before it answers 503. */
 const WAIT_MS = 15_000;
@@ -29,13 +29,13 @@ export async function sharedRefresh(
   const lockKey = `refresh-lock:${key}`;
   const resultKey = `refresh-result:${key}`;
   const deadline = Date.now() + WAIT_MS;
+  const owner = randomUUID();
   for (;;) {
-    const shared = await coordination.get(resultKey);
-    if (shared) return open(shared, refreshToken);
-    const owner = randomUUID();
     if (await coordination.setIfAbsent(lockKey, owner, LOCK_MS)) {
       return grantUnderLock(coordination, lockKey, resultKey, owner, refreshToken, graceMs, grant);
     }
+    const shared = await coordination.get(resultKey); // another instance holds (or held) the lock: its result
+    if (shared) return open(shared, refreshToken);
     if (Date.now() > deadline) {
       throw new RpError('op_unavailable', 'another request of this session is still refreshing the tokens; try again shortly');
     }
@@ -49,15 +49,16 @@ async function grantUnderLock(
 ): Promise<Authentication> {
   let fresh: Authentication;
   try {
-    const shared = await coordination.get(resultKey); // another instance may have finished just before we locked
-    fresh = shared ? open(shared, refreshToken) : await grant();
+    const shared = await coordination.get(resultKey); // a result outliving an expired lock: never grant twice
+    if (shared) return open(shared, refreshToken);
+    fresh = await grant();
   } catch (err) {
     await coordination.deleteIfEquals(lockKey, owner).catch(() => undefined); // let the next request try
     throw err;
   }
-  // If the result cannot be shared, the lock stays until it expires: others wait (503) rather than replay the old token.
+  // The lock is kept until it expires (LOCK_MS, as long as the result): whoever comes later finds the
+  // result first. If the result cannot be shared, others wait (503) rather than replay the old token.
   await coordination.set(resultKey, seal(fresh, refreshToken), graceMs);
-  await coordination.deleteIfEquals(lockKey, owner).catch(() => undefined);
   return fresh;
 }
 

@@ -106,7 +106,7 @@ describe('GET /auth/callback/:provider', () => {
     const agent = t.agent();
     const first = await t.startLogin(agent);
     await agent.get(path(first)).expect(302);
-    await agent.get('/auth/logout');
+    await agent.get('/auth/logout').set('sec-fetch-site', 'same-origin');
     await clearStore(t);
     const second = await t.startLogin(agent);
     second.searchParams.set('code', first.searchParams.get('code')!);

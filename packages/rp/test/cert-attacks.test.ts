@@ -161,13 +161,13 @@ describe('returnTo', () => {
   });
 
   test('logout: an absolute returnTo is not an open redirect, with or without a login', async () => {
-    const anonymous = await t.agent().get(`/auth/logout?returnTo=${encodeURIComponent('https://evil.example/')}`);
+    const anonymous = await t.agent().get(`/auth/logout?returnTo=${encodeURIComponent('https://evil.example/')}`).set('sec-fetch-site', 'same-origin');
     expect(anonymous.status).toBe(302);
     expect(anonymous.headers.location).toBe('/');
 
     const agent = t.agent();
     await t.login(agent);
-    const res = await agent.get(`/auth/logout?returnTo=${encodeURIComponent('//evil.example/')}`);
+    const res = await agent.get(`/auth/logout?returnTo=${encodeURIComponent('//evil.example/')}`).set('sec-fetch-site', 'same-origin');
     expect(res.status).toBe(302);
     const url = new URL(res.headers.location);
     expect(url.origin).toBe(t.op.issuer.replace(/\/$/, ''));

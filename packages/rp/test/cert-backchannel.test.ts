@@ -30,7 +30,7 @@ describe('rp-backchannel-rpinitlogout', () => {
     await t.login(tab1, { browser });
     await t.login(tab2, { browser }); // single sign-on: same OP session (sid)
     expect(await t.authenticatedSessions()).toHaveLength(2);
-    const res = await tab1.get('/auth/logout?returnTo=/bye');
+    const res = await tab1.get('/auth/logout?returnTo=/bye').set('sec-fetch-site', 'same-origin');
     expect(res.status).toBe(302);
     const back = await browser.endSession(res.headers.location);
     expect(back.href).toBe(`${t.baseURL}/bye`);

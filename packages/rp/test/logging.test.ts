@@ -28,7 +28,7 @@ describe('debug logging (openid-express:rp)', () => {
     await agent.post('/auth/refresh').expect(200);
     const refreshed = (await storedAuth()) as { refreshToken: string; accessToken: { value: string } };
     await agent.get(callback.pathname + callback.search).expect(400); // replay
-    await agent.get('/auth/logout').expect(302);
+    await agent.get('/auth/logout').set('sec-fetch-site', 'same-origin').expect(302);
 
     const log = lines.join('\n');
     expect(log).toContain('login started at provider op');

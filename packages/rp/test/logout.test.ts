@@ -13,7 +13,7 @@ describe('GET /auth/logout', () => {
     const browser = t.op.browser();
     const agent = t.agent();
     await t.login(agent, { browser });
-    const res = await agent.get('/auth/logout?returnTo=/bye');
+    const res = await agent.get('/auth/logout?returnTo=/bye').set('sec-fetch-site', 'same-origin');
     expect(res.status).toBe(302);
     const url = new URL(res.headers.location);
     expect(`${url.origin}${url.pathname}`).toBe(`${t.op.issuer}/session/end`);
@@ -35,17 +35,74 @@ describe('GET /auth/logout', () => {
   });
 
   test('without a login it just goes back to returnTo', async () => {
-    const res = await t.agent().get('/auth/logout?returnTo=/bye');
+    const res = await t.agent().get('/auth/logout?returnTo=/bye').set('sec-fetch-site', 'same-origin');
     expect(res.status).toBe(302);
     expect(res.headers.location).toBe('/bye');
   });
 
   test.each(['https://evil.example', '//evil.example', '/\\evil.example'])('an open-redirect returnTo %s falls back to /', async (returnTo) => {
     const agent = t.agent();
-    const anonymous = await agent.get(`/auth/logout?returnTo=${encodeURIComponent(returnTo)}`);
+    const anonymous = await agent.get(`/auth/logout?returnTo=${encodeURIComponent(returnTo)}`).set('sec-fetch-site', 'same-origin');
     expect(anonymous.headers.location).toBe('/');
     await t.login(agent);
-    const res = await agent.get(`/auth/logout?returnTo=${encodeURIComponent(returnTo)}`);
+    const res = await agent.get(`/auth/logout?returnTo=${encodeURIComponent(returnTo)}`).set('sec-fetch-site', 'same-origin');
     expect(new URL(res.headers.location).searchParams.get('post_logout_redirect_uri')).toBe(`${t.baseURL}/`);
+  });
+});
+
+describe('logout CSRF: another site cannot sign the user out', () => {
+  test.each([
+    ['an <img> or link on another site (Sec-Fetch-Site: cross-site)', { 'sec-fetch-site': 'cross-site' }],
+    ['a sibling subdomain (Sec-Fetch-Site: same-site)', { 'sec-fetch-site': 'same-site' }],
+    ['a browser that says nothing about where the request came from', {}],
+    ['a Referer from another site', { referer: 'https://evil.example/page' }],
+  ])('a GET from %s gets a confirmation page and the login stays', async (_label, headers) => {
+    const agent = t.agent();
+    await t.login(agent);
+    const res = await agent.get('/auth/logout?returnTo=/bye').set({ accept: 'text/html', ...headers });
+    expect(res.status).toBe(200);
+    expect(res.headers['x-frame-options']).toBe('DENY');
+    expect(res.text).toContain('<form method="post" action="/auth/logout">');
+    expect(res.text).toContain('name="returnTo" value="/bye"');
+    expect((await agent.get('/me')).status).toBe(200);
+    expect(await t.authenticatedSessions()).toHaveLength(1);
+  });
+
+  test('the confirmation page\'s button (a POST from the app\'s own origin) signs out', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    await agent.get('/auth/logout').set('sec-fetch-site', 'cross-site').expect(200);
+    const res = await agent.post('/auth/logout').type('form').set({ origin: t.baseURL, 'sec-fetch-site': 'same-origin' }).send({ returnTo: '/bye' });
+    expect(res.status).toBe(302);
+    await expectNoLogin(t, agent);
+  });
+
+  test('a GET from the app\'s own page (same-origin Referer, for browsers without Sec-Fetch-Site) signs out', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const res = await agent.get('/auth/logout').set('referer', `${t.baseURL}/profile`);
+    expect(res.status).toBe(302);
+    await expectNoLogin(t, agent);
+  });
+
+  test.each([
+    ['a foreign Origin', { origin: 'https://evil.example' }],
+    ['Sec-Fetch-Site: cross-site', { 'sec-fetch-site': 'cross-site' }],
+  ])('a POST with %s is refused with 403 cross_origin_request and the login stays', async (_label, headers) => {
+    const agent = t.agent();
+    await t.login(agent);
+    const res = await agent.post('/auth/logout').type('form').set(headers).send({ returnTo: '/bye' });
+    expect(res.status).toBe(403);
+    expect(res.body.error).toBe('cross_origin_request');
+    expect((await agent.get('/me')).status).toBe(200);
+  });
+
+  test('an API client gets JSON saying how to sign out, not a page, and nothing changes', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const res = await agent.get('/auth/logout').set('accept', 'application/json');
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ method: 'POST', action: '/auth/logout' });
+    expect((await agent.get('/me')).status).toBe(200);
   });
 });

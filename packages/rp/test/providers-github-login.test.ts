@@ -97,7 +97,7 @@ test('a replayed GitHub callback does not log in', async () => {
 
 test('logout is local: the session ends and the browser stays on the app (GitHub has no end-session endpoint)', async () => {
   const { agent } = await login();
-  const out = await agent.get('/auth/logout?returnTo=/bye');
+  const out = await agent.get('/auth/logout?returnTo=/bye').set('sec-fetch-site', 'same-origin');
   expect(out.status).toBe(302);
   expect(out.headers.location).toBe('/bye');
   expect((await agent.get('/me')).status).toBe(401);

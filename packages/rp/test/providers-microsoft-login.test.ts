@@ -155,7 +155,7 @@ test('the provider list labels the Microsoft entries', async () => {
 
 test('logout ends the local session, then RP-initiated logout at Entra\'s end_session_endpoint of the tenant', async () => {
   const { agent } = await login('common');
-  const out = await agent.get('/auth/logout?returnTo=/bye');
+  const out = await agent.get('/auth/logout?returnTo=/bye').set('sec-fetch-site', 'same-origin');
   expect(out.status).toBe(302);
   const endSession = new URL(out.headers.location);
   expect(endSession.origin + endSession.pathname).toBe(`${sim.authority}/common/oauth2/v2.0/logout`);

@@ -281,3 +281,25 @@ describe('redisCoordination', () => {
     expect(() => redisCoordination(client, { timeout: 0 })).toThrow(/timeout/);
   });
 });
+
+describe('a login started while the session store cannot save', () => {
+  test('is a 503 store_unavailable before the browser is sent to the OP', async () => {
+    const store = new session.MemoryStore();
+    let failing = false;
+    const set = store.set.bind(store);
+    store.set = (sid, data, cb) => (failing ? cb?.(new Error('ECONNREFUSED')) : set(sid, data, cb));
+    const t = await startRp({ store: store as unknown as ListableStore });
+    try {
+      failing = true;
+      const res = await t.agent().get('/auth/login/op').set('accept', 'text/html');
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toBe('5');
+      expect(res.headers.location).toBeUndefined();
+      expect(res.text).toContain('store_unavailable');
+      failing = false;
+      expect((await t.agent().get('/auth/login/op')).status).toBe(302);
+    } finally {
+      await t.close();
+    }
+  });
+});

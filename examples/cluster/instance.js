@@ -1,0 +1,109 @@
+// `node instance.js op|rp`: one OP or RP instance, configured from the environment. Start as many
+// as you like behind a load balancer (proxy.js here); main.js starts 2 + 2 for you.
+//
+// Both:  PORT (default 0: any free port), HOST (default 127.0.0.1), REDIS_URL, SESSION_SECRET
+// op:    ISSUER (the load balancer's URL + /op), CLIENTS (JSON array of client metadata),
+//        OP_JWKS (JSON {"keys":[...]}), OP_COOKIE_KEYS (JSON array), ACCESS_TOKEN_TTL (seconds),
+//        ALLOW_PRIVATE_HOSTS (comma-separated, default "127.0.0.1,localhost")
+// rp:    BASE_URL (the load balancer's URL), ISSUER, CLIENT_ID, CLIENT_SECRET,
+//        COORDINATION=none (leaves out redisCoordination, to measure its cost; never run several instances so)
+//
+// Prints one line "<role> listening on http://HOST:PORT (pid N)" when it serves; exits on SIGTERM/SIGINT.
+import { createServer } from 'node:http';
+import { createClient } from 'redis';
+
+const role = process.argv[2];
+if (role !== 'op' && role !== 'rp') {
+  console.error('usage: node instance.js op|rp   (configuration in the environment, see the top of this file)');
+  process.exit(2);
+}
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) {
+    console.error(`${role}: ${name} is required (see examples/cluster/instance.js)`);
+    process.exit(2);
+  }
+  return value;
+}
+
+function json(name) {
+  try {
+    return JSON.parse(required(name));
+  } catch (err) {
+    console.error(`${role}: ${name} is not valid JSON: ${err.message}`);
+    process.exit(2);
+  }
+}
+
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const redis = createClient({
+  url: redisUrl,
+  // a command waits at most 2 s: a stalled Redis becomes a 503, never a hung request
+  commandOptions: { timeout: 2000 },
+  socket: { connectTimeout: 2000, reconnectStrategy: (retries) => Math.min(50 * 2 ** retries, 1000) },
+});
+// Without an 'error' listener node-redis crashes the process on the first network blip.
+let lastRedisError = '';
+redis.on('error', (err) => {
+  if (err.message !== lastRedisError) console.error(`${role} ${process.pid}: Redis: ${err.message}`);
+  lastRedisError = err.message;
+});
+redis.on('ready', () => {
+  if (lastRedisError) console.error(`${role} ${process.pid}: Redis is back`);
+  lastRedisError = '';
+});
+
+const startup = setTimeout(() => {
+  console.error(`${role}: cannot reach Redis at ${redisUrl} (start redis-server or set REDIS_URL)`);
+  process.exit(1);
+}, 15_000);
+await redis.connect();
+clearTimeout(startup);
+
+const sessionSecret = required('SESSION_SECRET');
+let app;
+if (role === 'op') {
+  const { createOpInstance } = await import('./op-instance.js');
+  app = createOpInstance({
+    issuer: required('ISSUER'),
+    redis,
+    clients: json('CLIENTS'),
+    jwks: json('OP_JWKS'),
+    cookieKeys: json('OP_COOKIE_KEYS'),
+    sessionSecret,
+    accessTokenTtl: process.env.ACCESS_TOKEN_TTL ? Number(process.env.ACCESS_TOKEN_TTL) : undefined,
+    allowPrivateHosts: (process.env.ALLOW_PRIVATE_HOSTS ?? '127.0.0.1,localhost').split(',').map((s) => s.trim()).filter(Boolean),
+  });
+} else {
+  const { createRpInstance } = await import('./rp-instance.js');
+  app = createRpInstance({
+    baseURL: required('BASE_URL'),
+    issuer: required('ISSUER'),
+    clientId: required('CLIENT_ID'),
+    clientSecret: required('CLIENT_SECRET'),
+    redis,
+    sessionSecret,
+    coordinate: process.env.COORDINATION !== 'none',
+  });
+}
+
+const host = process.env.HOST ?? '127.0.0.1';
+const server = createServer(app);
+server.keepAliveTimeout = 10_000; // longer than the proxy's idle sockets live
+server.on('error', (err) => {
+  console.error(`${role}: ${err.message}`);
+  process.exit(1);
+});
+server.listen(Number(process.env.PORT ?? 0), host, () => {
+  console.log(`${role} listening on http://${host}:${server.address().port} (pid ${process.pid})`);
+});
+
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.once(signal, () => {
+    setTimeout(() => process.exit(0), 2000).unref();
+    // finish the requests in flight, then leave
+    server.close(() => redis.close().catch(() => {}).finally(() => process.exit(0)));
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,47 @@
+/**
+ * The cross-instance refresh lock on its own: callers that stand for separate instances (no shared
+ * process memory between them, only the coordination store) run one grant per refresh token.
+ */
+import session from 'express-session';
+import { sessionStoreCoordination } from '../src/coordination.js';
+import { sharedRefresh } from '../src/shared-refresh.js';
+import type { Authentication } from '../src/session.js';
+
+const auth = (refreshToken: string): Authentication => ({
+  provider: 'op', user: { sub: 'alice', provider: 'op', claims: {} }, refreshToken, authTime: 0,
+  accessToken: { value: `at-for-${refreshToken}`, tokenType: 'bearer' },
+});
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test('five instances refreshing one token at once: one grant, one result for all', async () => {
+  const coordination = sessionStoreCoordination(new session.MemoryStore());
+  let grants = 0;
+  const grant = async () => {
+    grants += 1;
+    await sleep(60);
+    return auth('rt-2');
+  };
+  const results = await Promise.all(Array.from({ length: 5 }, () => sharedRefresh(coordination, 'k1', 'rt-1', 30_000, grant)));
+  expect(grants).toBe(1);
+  expect(results.map((r) => r.refreshToken)).toEqual(Array(5).fill('rt-2'));
+  // a request still holding the old token a little later gets the same result, with no new grant
+  expect((await sharedRefresh(coordination, 'k1', 'rt-1', 30_000, grant)).accessToken!.value).toBe('at-for-rt-2');
+  expect(grants).toBe(1);
+});
+
+test('a failed grant releases the lock: the next request tries again', async () => {
+  const coordination = sessionStoreCoordination(new session.MemoryStore());
+  await expect(sharedRefresh(coordination, 'k2', 'rt-1', 30_000, async () => { throw new Error('OP down'); })).rejects.toThrow('OP down');
+  expect((await sharedRefresh(coordination, 'k2', 'rt-1', 30_000, async () => auth('rt-3'))).refreshToken).toBe('rt-3');
+});
+
+test('the shared result opens only with the refresh token it replaces', async () => {
+  const store = new session.MemoryStore();
+  const coordination = sessionStoreCoordination(store);
+  await sharedRefresh(coordination, 'k3', 'rt-1', 30_000, async () => auth('rt-4'));
+  const stored = await coordination.get('refresh-result:k3');
+  expect(stored).toBeDefined();
+  expect(stored).not.toContain('rt-4'); // sealed, not readable in the store
+  // another token under the same key (a forged lookup) cannot open it: the request fails instead of taking someone's tokens
+  await expect(sharedRefresh(coordination, 'k3', 'rt-other', 30_000, async () => auth('never'))).rejects.toThrow();
+});

@@ -1,0 +1,486 @@
+/**
+ * Several instances, real processes: a real redis-server, two OP and two RP instances of
+ * examples/cluster (child processes, built packages), and a round-robin proxy in front of each tier
+ * (in this process, examples/cluster/proxy.js) that alternates instances on consecutive requests
+ * and fails over when one is down. One deployment serves every scenario, in order; each scenario
+ * also checks that every instance that should be alive answers its /health.
+ *
+ * Needs: redis-server on PATH (apt-get install -y redis-server), Chromium (apt-get install -y
+ * chromium), and the packages built (pnpm -r --filter "./packages/*" build).
+ */
+import { join } from 'node:path';
+import type { IncomingMessage } from 'node:http';
+import type { Browser } from 'playwright-core';
+import { loadExample } from '../examples/load.js';
+import { repoRoot } from '../examples/run-script.js';
+import { launchChromium } from '../support/chromium.js';
+import { FormBrowser, signIn, type BrowserPage } from '../support/op-forms.js';
+
+interface Supervised {
+  name: string;
+  pid: number | undefined;
+  child: { pid?: number };
+  output(): string;
+  alive(): boolean;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  stop(): Promise<void>;
+  restart(): Promise<unknown>;
+}
+interface Instance extends Supervised { role: 'op' | 'rp'; index: number; port: number; url: string }
+interface Proxy {
+  counters: { requests: number[]; refreshGrants: number; failovers: number; errors: number };
+  log: Array<{ method: string; path: string; target: number; status?: number }>;
+  pick?: (req: IncomingMessage) => number | undefined;
+}
+interface Cluster {
+  issuer: string;
+  opURL: string;
+  rpURL: string;
+  clientId: string;
+  clientSecret: string;
+  opProxy: Proxy;
+  rpProxy: Proxy;
+  instances: { op: Instance[]; rp: Instance[] };
+  all: Instance[];
+  output(): string;
+  stop(): Promise<void>;
+  killAll(): void;
+}
+interface Redis extends Supervised { url: string; port: number }
+
+const { startCluster, startRedis } = loadExample<{
+  startCluster(o: Record<string, unknown>): Promise<Cluster>;
+  startRedis(o?: Record<string, unknown>): Promise<Redis>;
+}>('examples/cluster/cluster.js');
+
+const ACCESS_TOKEN_TTL = 5;
+const OUTAGE_LIMIT_MS = 5000;
+const ALICE = { login: 'alice', password: 'wonderland' };
+const CAROL = { login: 'carol', password: 'christmas' };
+
+let redis: Redis | undefined;
+let cluster: Cluster;
+let chromium: Browser | undefined;
+
+// Each scripted browser has an address of its own (as real users behind a load balancer do): the
+// proxies put it in X-Forwarded-For, so one browser's failed logins lock out nobody else.
+const CLIENT_HEADER = 'x-test-client-address';
+let clients = 0;
+const clientAddress = (req: IncomingMessage) => {
+  const given = req.headers[CLIENT_HEADER];
+  return typeof given === 'string' ? given : req.socket.remoteAddress ?? '';
+};
+
+function browser(): FormBrowser {
+  clients += 1;
+  return new FormBrowser({ headers: { [CLIENT_HEADER]: `10.77.${clients >> 8}.${clients & 255}` } });
+}
+
+const loginUrl = () => `${cluster.rpURL}/auth/login/op?returnTo=/me`;
+
+/** A full login (RP → OP login form → consent → RP callback → /me) through both proxies. */
+async function fullLogin(b: FormBrowser, creds = ALICE): Promise<BrowserPage> {
+  const page = await signIn(b, loginUrl(), creds);
+  expectSignedInPage(page, creds.login);
+  return page;
+}
+
+function expectSignedInPage(page: BrowserPage, sub: string): void {
+  if (page.url !== `${cluster.rpURL}/me` || page.status !== 200) {
+    throw new Error(`the login did not end on ${cluster.rpURL}/me with 200 but on ${page.url} (${page.status}): ${page.html.slice(0, 600)}`);
+  }
+  expect(JSON.parse(page.html)).toMatchObject({ sub, provider: 'op' });
+}
+
+/** A request of browser `b` to the RP: through the proxy, or straight to one instance. */
+async function call(b: FormBrowser, path: string, o: { at?: Instance; html?: boolean; method?: string } = {}): Promise<{ status: number; headers: Headers; text: string; json?: any; ms: number }> {
+  const origin = o.at ? o.at.url : cluster.rpURL;
+  const headers: Record<string, string> = { accept: o.html ? 'text/html' : 'application/json' };
+  const cookie = b.jar.header(`${cluster.rpURL}${path}`);
+  if (cookie) headers.cookie = cookie;
+  const started = Date.now();
+  const res = await fetch(`${origin}${path}`, { method: o.method ?? 'GET', headers, redirect: 'manual', signal: AbortSignal.timeout(20_000) });
+  const text = await res.text();
+  const ms = Date.now() - started;
+  b.jar.store(`${cluster.rpURL}${path}`, res.headers);
+  let json;
+  try { json = JSON.parse(text); } catch { json = undefined; }
+  return { status: res.status, headers: res.headers, text, json, ms };
+}
+
+/** Every instance answers /health directly, with the pid of the process we started. */
+async function expectAllAlive(): Promise<void> {
+  for (const i of cluster.all) {
+    expect({ instance: i.name, alive: i.alive() }).toEqual({ instance: i.name, alive: true });
+    const res = await fetch(`${i.url}/health`, { signal: AbortSignal.timeout(5000) }).catch((e: Error) => e);
+    if (res instanceof Error) throw new Error(`${i.name} (${i.url}) does not answer /health: ${res.message}`);
+    expect({ instance: i.name, status: res.status, pid: (await res.json()).pid }).toEqual({ instance: i.name, status: 200, pid: i.child.pid });
+  }
+}
+
+const tail = (s: string, n = 6000) => (s.length > n ? `…${s.slice(-n)}` : s);
+
+/** A test whose failure message carries the instances' (and Redis') output. */
+function scenario(name: string, fn: () => Promise<void>, timeout: number): void {
+  test(name, async () => {
+    try {
+      await fn();
+    } catch (error) {
+      const outputs = [...(cluster?.all ?? []), ...(redis ? [redis] : [])].map((i) => `=== ${i.name}\n${tail(i.output())}`).join('\n');
+      if (error instanceof Error) error.message += `\n\n--- output of the processes ---\n${outputs}`;
+      throw error;
+    } finally {
+      if (cluster) {
+        cluster.rpProxy.pick = undefined;
+        cluster.opProxy.pick = undefined;
+      }
+    }
+  }, timeout);
+}
+
+const entries = (proxy: Proxy, from: number, match: (e: Proxy['log'][number]) => boolean) => proxy.log.slice(from).filter(match);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 5000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(100);
+  }
+}
+
+beforeAll(async () => {
+  redis = await startRedis();
+  cluster = await startCluster({
+    redisUrl: redis.url,
+    instanceScript: join(repoRoot, 'examples/cluster/instance.js'),
+    accessTokenTtl: ACCESS_TOKEN_TTL,
+    env: { NODE_ENV: 'production', DEBUG: '' },
+    opProxy: { clientAddress },
+    rpProxy: { clientAddress },
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await chromium?.close().catch(() => undefined);
+  await cluster?.stop().catch(() => cluster.killAll());
+  if (redis) {
+    try { if (redis.alive()) process.kill(redis.pid!, 'SIGCONT'); } catch { /* gone */ } // a stopped Redis ignores SIGTERM
+    await redis.stop();
+  }
+}, 30_000);
+
+process.once('exit', () => {
+  cluster?.killAll();
+  if (redis?.alive()) process.kill(redis.pid!, 'SIGKILL');
+});
+
+scenario('1. round-robin logins: 24 full logins by 4 concurrent browsers, every request alternating instances, all signed in', async () => {
+  const opBefore = [...cluster.opProxy.counters.requests];
+  const rpBefore = [...cluster.rpProxy.counters.requests];
+  const browsers = Array.from({ length: 4 }, () => browser());
+  const signedIn = await Promise.all(browsers.map(async (b, n) => {
+    const results: string[] = [];
+    for (let i = 0; i < 6; i += 1) {
+      b.jar.clear(); // a fresh browser each time: a full login at the OP, not a silent one
+      const creds = n % 2 ? CAROL : ALICE;
+      await fullLogin(b, creds);
+      const me = await call(b, '/me');
+      expect(me.status).toBe(200);
+      results.push(me.json.sub);
+    }
+    return results;
+  }));
+  expect(signedIn.flat()).toHaveLength(24);
+  expect(signedIn.flat().every((sub) => sub === 'alice' || sub === 'carol')).toBe(true);
+  // both instances of each tier served a fair share (round robin)
+  for (const [proxy, before] of [[cluster.opProxy, opBefore], [cluster.rpProxy, rpBefore]] as const) {
+    const served = proxy.counters.requests.map((n, i) => n - before[i]!);
+    const total = served.reduce((a, b) => a + b, 0);
+    expect(total).toBeGreaterThanOrEqual(24 * 3);
+    for (const n of served) expect(n / total).toBeGreaterThan(0.4);
+  }
+  await expectAllAlive();
+}, 90_000);
+
+scenario('2. cross-instance refresh: 10 concurrent requests of one session with an expired access token, over both RP instances, make one refresh grant', async () => {
+  const b = browser();
+  await fullLogin(b);
+  const first = await call(b, '/api/token');
+  expect(first.status).toBe(200);
+  expect(typeof first.json.expiresAt).toBe('number');
+  // wait until the access token has expired
+  await sleep(Math.max(0, first.json.expiresAt * 1000 - Date.now()) + 1100);
+  const grantsBefore = cluster.opProxy.counters.refreshGrants;
+  const rpBefore = [...cluster.rpProxy.counters.requests];
+  const answers = await Promise.all(Array.from({ length: 10 }, () => call(b, '/api/token')));
+  expect(answers.map((a) => `${a.status} ${a.status === 200 ? '' : a.text}`)).toEqual(Array(10).fill('200 '));
+  for (const a of answers) expect(a.json.expiresAt).toBeGreaterThan(Date.now() / 1000);
+  expect(new Set(answers.map((a) => a.json.servedBy)).size).toBe(2); // both RP instances answered
+  expect(cluster.rpProxy.counters.requests.map((n, i) => n - rpBefore[i]!)).toEqual([5, 5]);
+  expect(cluster.opProxy.counters.refreshGrants - grantsBefore).toBe(1);
+  // still signed in (a second grant would have replayed a rotated refresh token and revoked the grant)
+  const me = await call(b, '/me');
+  expect(me.status).toBe(200);
+  expect(me.json.sub).toBe('alice');
+  await sleep(ACCESS_TOKEN_TTL * 1000 + 1100);
+  const later = await call(b, '/api/token');
+  expect(later.status).toBe(200);
+  expect(cluster.opProxy.counters.refreshGrants - grantsBefore).toBe(2);
+  await expectAllAlive();
+}, 60_000);
+
+scenario('3. kill-RP-mid-login: a login started on RP instance A completes on B after A is SIGKILLed; earlier sessions survive', async () => {
+  const [a, b] = cluster.instances.rp as [Instance, Instance];
+  const earlier = [browser(), browser()];
+  for (const e of earlier) await fullLogin(e);
+  const from = cluster.rpProxy.log.length;
+  cluster.rpProxy.pick = (req) => (req.url?.startsWith('/auth/login/op') ? a.index : undefined);
+  const user = browser();
+  const form = await user.open(loginUrl());
+  expect(form.status).toBe(200);
+  expect(form.url.startsWith(`${cluster.issuer}/interaction/`)).toBe(true);
+  expect(entries(cluster.rpProxy, from, (e) => e.path.startsWith('/auth/login/op'))).toEqual([expect.objectContaining({ target: a.index, status: 302 })]);
+
+  await a.kill('SIGKILL');
+  expect(a.alive()).toBe(false);
+  let page = await user.submit(form, { value: ['authenticator', 'password'] }, { login: ALICE.login, password: ALICE.password });
+  if (page.url.includes('/interaction/')) page = await user.submit(page, { action: '/confirm' });
+  expectSignedInPage(page, 'alice');
+  expect(entries(cluster.rpProxy, from, (e) => e.path.startsWith('/auth/callback/op'))).toEqual([expect.objectContaining({ target: b.index, status: 302 })]);
+  for (const e of earlier) expect((await call(e, '/me')).status).toBe(200);
+  expect((await call(user, '/me', { at: b })).status).toBe(200);
+
+  await a.restart();
+  for (const e of [...earlier, user]) expect((await call(e, '/me', { at: a })).status).toBe(200);
+  await expectAllAlive();
+}, 60_000);
+
+scenario('4. kill-OP-mid-login: the login form is fetched from OP instance A, A is SIGKILLed, the form is posted to B and the login completes', async () => {
+  const [a, b] = cluster.instances.op as [Instance, Instance];
+  const earlier = browser();
+  await fullLogin(earlier);
+  const from = cluster.opProxy.log.length;
+  cluster.opProxy.pick = (req) => (req.method === 'GET' && req.url?.startsWith('/op/interaction/') ? a.index : undefined);
+  const user = browser();
+  const form = await user.open(loginUrl());
+  expect(form.status).toBe(200);
+  expect(entries(cluster.opProxy, from, (e) => e.method === 'GET' && e.path.startsWith('/op/interaction/'))).toEqual([expect.objectContaining({ target: a.index, status: 200 })]);
+
+  await a.kill('SIGKILL');
+  let page = await user.submit(form, { value: ['authenticator', 'password'] }, { login: CAROL.login, password: CAROL.password });
+  if (page.url.includes('/interaction/')) page = await user.submit(page, { action: '/confirm' });
+  expectSignedInPage(page, 'carol');
+  const posts = entries(cluster.opProxy, from, (e) => e.method === 'POST' && e.path.startsWith('/op/interaction/'));
+  expect(posts.length).toBeGreaterThanOrEqual(1);
+  for (const p of posts) expect(p).toMatchObject({ target: b.index });
+  expect((await call(earlier, '/me')).status).toBe(200);
+
+  await a.restart();
+  await expectAllAlive();
+}, 60_000);
+
+scenario('5. back-channel logout across instances: a logout token delivered to RP instance A ends the session that instance B wrote', async () => {
+  const [a, b] = cluster.instances.rp as [Instance, Instance];
+  const from = cluster.rpProxy.log.length;
+  cluster.rpProxy.pick = (req) => {
+    if (req.url?.startsWith('/auth/callback/op')) return b.index; // B writes the signed-in session
+    if (req.url?.startsWith('/auth/backchannel-logout/op')) return a.index; // A receives the logout token
+    return undefined;
+  };
+  const user = browser();
+  await fullLogin(user);
+  expect(entries(cluster.rpProxy, from, (e) => e.path.startsWith('/auth/callback/op'))).toEqual([expect.objectContaining({ target: b.index, status: 302 })]);
+  expect((await call(user, '/me', { at: a })).status).toBe(200);
+  expect((await call(user, '/me', { at: b })).status).toBe(200);
+
+  // The user signs out at the OP (ends the OP session): the OP tells the RP by back-channel.
+  const confirm = await user.open(`${cluster.issuer}/session/end`);
+  expect(confirm.status).toBe(200);
+  const done = await user.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+  expect(done.status).toBe(200);
+  const delivered = await waitFor('the logout token reaching the RP', async () => {
+    const hits = entries(cluster.rpProxy, from, (e) => e.path.startsWith('/auth/backchannel-logout/op') && e.status !== undefined);
+    return hits.length ? hits : undefined;
+  });
+  expect(delivered).toEqual([expect.objectContaining({ method: 'POST', target: a.index, status: 200 })]);
+  const ended = await waitFor('/me answering 401 on both instances', async () => {
+    const statuses = [(await call(user, '/me', { at: a })).status, (await call(user, '/me', { at: b })).status];
+    return statuses.every((s) => s === 401) ? statuses : undefined;
+  });
+  expect(ended).toEqual([401, 401]);
+  const page = await call(user, '/me', { at: b, html: true });
+  expect(page.status).toBe(302); // a browser is sent to sign in again
+  await expectAllAlive();
+}, 60_000);
+
+scenario('6. throttling across OP instances: 5 wrong passwords alternating instances, then the right one is refused with 429 on either', async () => {
+  const [a, b] = cluster.instances.op as [Instance, Instance];
+  const user = browser();
+  let page = await user.open(loginUrl());
+  expect(page.status).toBe(200);
+  const from = cluster.opProxy.log.length;
+  const post = async (target: number, password: string) => {
+    cluster.opProxy.pick = (req) => (req.method === 'POST' ? target : undefined);
+    const form = user.form(page, { value: ['authenticator', 'password'] });
+    const next = await user.post(form.action, { ...form.fields, login: 'bob', password });
+    if (next.forms.length) page = next;
+    return next.status;
+  };
+  const failures = [];
+  for (let i = 0; i < 5; i += 1) failures.push(await post(i % 2 ? b.index : a.index, `wrong-${i}`));
+  expect(failures).toEqual([401, 401, 401, 401, 401]);
+  expect(await post(a.index, 'builder')).toBe(429);
+  expect(await post(b.index, 'builder')).toBe(429);
+  const targets = entries(cluster.opProxy, from, (e) => e.method === 'POST').map((e) => e.target);
+  expect(targets).toEqual([a.index, b.index, a.index, b.index, a.index, a.index, b.index]);
+  // somebody else (another address, another account) still signs in
+  await fullLogin(browser(), CAROL);
+  await expectAllAlive();
+}, 60_000);
+
+scenario('9. two tabs of one browser (Chromium) have the OP login form open at once and both logins complete', async () => {
+  chromium = await launchChromium();
+  const context = await chromium.newContext();
+  try {
+    const tabs = [await context.newPage(), await context.newPage()];
+    for (const tab of tabs) {
+      tab.setDefaultTimeout(20_000);
+      await tab.goto(loginUrl());
+      await tab.locator('input[name=password]').waitFor();
+    }
+    // both forms are loaded (both interactions are pending at once); now the person signs in in one tab, then the other.
+    // (Two posts within the same few milliseconds can still meet oidc-provider's own race on its session cookie.)
+    for (const tab of tabs) {
+      await tab.locator('input[name=login]').fill(ALICE.login);
+      await tab.locator('input[name=password]').fill(ALICE.password);
+      await tab.getByRole('button', { name: 'Sign in' }).click();
+      const allow = tab.getByRole('button', { name: 'Allow' });
+      const done = `${cluster.rpURL}/me`;
+      try {
+        const step = await Promise.race([allow.waitFor().then(() => 'consent'), tab.waitForURL(done).then(() => 'done')]);
+        if (step === 'consent') await allow.click();
+        await tab.waitForURL(done);
+      } catch (error) {
+        const text = await tab.locator('body').innerText().catch(() => '');
+        throw new Error(`${(error as Error).message}\nthe tab is at ${tab.url()} and shows: ${text.slice(0, 500)}`);
+      }
+    }
+    for (const tab of tabs) {
+      const body = (await tab.locator('body').innerText()).trim();
+      if (!body.startsWith('{')) throw new Error(`tab at ${tab.url()} shows: ${body.slice(0, 400)}`);
+      expect(JSON.parse(body)).toMatchObject({ sub: 'alice' });
+    }
+    const res = await context.request.get(`${cluster.rpURL}/me`, { headers: { accept: 'application/json' } });
+    expect(res.status()).toBe(200);
+  } finally {
+    await context.close();
+  }
+  await expectAllAlive();
+}, 60_000);
+
+/** What five requests that need Redis answer during an outage, next to what they should answer. */
+async function outageAnswers(signedIn: FormBrowser): Promise<{ got: unknown[]; want: unknown[] }> {
+  type Answer = { status: number; headers: Headers; ms: number; text: string };
+  const summary = (what: string, r: Answer, kind: 'json' | 'html') => ({
+    what,
+    status: r.status,
+    retryAfter: r.headers.get('retry-after') !== null,
+    withinLimit: r.ms < OUTAGE_LIMIT_MS,
+    body: kind === 'html'
+      ? (r.headers.get('content-type') ?? '').split(';')[0]
+      : (() => { try { return JSON.parse(r.text).error; } catch { return `not JSON: ${r.text.slice(0, 80)}`; } })(),
+  });
+  const expected = (what: string, kind: 'json' | 'html') => ({
+    what, status: 503, retryAfter: true, withinLimit: true, body: kind === 'html' ? 'text/html' : 'store_unavailable',
+  });
+  const tokenRequest = async () => {
+    const started = Date.now();
+    const res = await fetch(`${cluster.issuer}/token`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(`${cluster.clientId}:${cluster.clientSecret}`).toString('base64')}`,
+      },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'Qm9ndXNSZWZyZXNoVG9rZW4tMDEyMzQ1Njc4OWFiY2RlZmdo' }),
+      signal: AbortSignal.timeout(20_000),
+    });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, text, ms: Date.now() - started };
+  };
+  const authorizationAtOp = async () => {
+    const fresh = browser();
+    const login = await call(fresh, '/auth/login/op?returnTo=/me', { html: true });
+    return login;
+  };
+  const opAuthorize = async () => {
+    const started = Date.now();
+    const url = new URL(`${cluster.issuer}/auth`);
+    url.search = new URLSearchParams({
+      client_id: cluster.clientId, redirect_uri: `${cluster.rpURL}/auth/callback/op`, response_type: 'code', scope: 'openid',
+      state: 'state-0123456789', nonce: 'nonce-0123456789', code_challenge_method: 'S256', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+    }).toString();
+    const res = await fetch(url, { headers: { accept: 'text/html' }, redirect: 'manual', signal: AbortSignal.timeout(20_000) });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, text, ms: Date.now() - started };
+  };
+  const [meJson, meHtml, newLogin, token, authorize] = await Promise.all([
+    call(signedIn, '/me'), call(signedIn, '/me', { html: true }), authorizationAtOp(), tokenRequest(), opAuthorize(),
+  ]);
+  // all five at once, so one failure shows the whole picture
+  return { got: [
+    summary('RP /me (API)', meJson, 'json'),
+    summary('RP /me (browser)', meHtml, 'html'),
+    summary('RP new login (browser)', newLogin, 'html'),
+    summary('OP token endpoint (API)', token, 'json'),
+    summary('OP authorization endpoint (browser)', authorize, 'html'),
+  ], want: [
+    expected('RP /me (API)', 'json'),
+    expected('RP /me (browser)', 'html'),
+    expected('RP new login (browser)', 'html'),
+    expected('OP token endpoint (API)', 'json'),
+    expected('OP authorization endpoint (browser)', 'html'),
+  ] };
+}
+
+scenario('7. Redis stopped (SIGSTOP): 503 + Retry-After within 5 s, nothing crashes; after SIGCONT the same processes serve logins and the session is intact', async () => {
+  const before = browser();
+  await fullLogin(before);
+  process.kill(redis!.pid!, 'SIGSTOP');
+  let outage: { got: unknown[]; want: unknown[] } | undefined;
+  try {
+    outage = await outageAnswers(before);
+    await expectAllAlive();
+  } finally {
+    process.kill(redis!.pid!, 'SIGCONT');
+  }
+  await fullLogin(browser());
+  const me = await call(before, '/me');
+  expect(me.status).toBe(200);
+  expect(me.json.sub).toBe('alice');
+  await expectAllAlive();
+  expect(outage!.got).toEqual(outage!.want); // checked last, so a failure here still shows whether recovery worked
+}, 60_000);
+
+scenario('8. Redis killed and restarted on the same port: 503 within 5 s while down, then logins work without restarting any instance', async () => {
+  const before = browser();
+  await fullLogin(before);
+  const pids = cluster.all.map((i) => i.child.pid);
+  await redis!.kill('SIGKILL');
+  let outage: { got: unknown[]; want: unknown[] } | undefined;
+  try {
+    outage = await outageAnswers(before);
+    await expectAllAlive();
+  } finally {
+    await redis!.restart();
+  }
+  await sleep(1500); // the instances reconnect (back-off capped at 1 s)
+  await fullLogin(browser());
+  // Redis kept nothing (no persistence): the earlier session is gone, which is a clean 401, not an error
+  expect((await call(before, '/me')).status).toBe(401);
+  expect(cluster.all.map((i) => i.child.pid)).toEqual(pids);
+  await expectAllAlive();
+  expect(outage!.got).toEqual(outage!.want); // checked last, so a failure here still shows whether recovery worked
+}, 60_000);

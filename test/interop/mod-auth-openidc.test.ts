@@ -1,0 +1,103 @@
+/**
+ * Interop: Apache mod_auth_openidc, a certified RP nobody here wrote, logs in through our OP, keeps
+ * its session and logs out (RP-initiated logout), with PKCE S256, with the module's default and with
+ * PKCE off (a confidential client sending a nonce, which RFC 9700 §2.1.1 allows to omit PKCE).
+ * Needs `apt-get install -y apache2 libapache2-mod-auth-openidc`; fails (never skips) without it.
+ */
+import { FormBrowser, type BrowserPage } from '../support/op-forms.js';
+import { freePort, pkceOffDirective, requireApache, startApache, type ApacheRp } from './support/apache.js';
+import { ALICE, startInteropOp, type InteropOp } from './support/op.js';
+
+const CLIENT_ID = 'apache';
+const CLIENT_SECRET = 'apache-client-secret-0123456789abcdef';
+
+/** The page's visible text, to make a failed expectation readable. */
+const text = (page: BrowserPage) => page.html.replace(/<style[\s\S]*?<\/style>/g, '').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim();
+
+function expectAt(page: BrowserPage, where: string, what: string): void {
+  if (!page.url.includes(where)) {
+    throw new Error(`expected ${what} (${where}), got ${page.status} at ${page.url}: ${text(page).slice(0, 400)}`);
+  }
+}
+
+interface Run { name: string; directives: () => string[]; pkce?: 'S256' | 'none' }
+
+const RUNS: Run[] = [
+  { name: 'OIDCPKCEMethod S256', directives: () => ['OIDCPKCEMethod S256'], pkce: 'S256' },
+  { name: "the module's default PKCE setting (no OIDCPKCEMethod)", directives: () => [] },
+  // 2.4.12 has no "none" value: there, leaving the directive out is how PKCE is turned off
+  { name: 'PKCE off (OIDCPKCEMethod none, or no directive where "none" is unknown)', directives: pkceOffDirective, pkce: 'none' },
+];
+
+describe.each(RUNS)('mod_auth_openidc against op(): $name', (run) => {
+  let opServer: InteropOp;
+  let apache: ApacheRp;
+
+  beforeAll(async () => {
+    requireApache();
+    const port = await freePort();
+    const rpOrigin = `http://127.0.0.1:${port}`;
+    opServer = await startInteropOp(() => [{
+      client_id: CLIENT_ID, client_secret: CLIENT_SECRET,
+      token_endpoint_auth_method: 'client_secret_basic',
+      redirect_uris: [`${rpOrigin}/protected/redirect_uri`],
+      post_logout_redirect_uris: [`${rpOrigin}/loggedout.html`],
+    }]);
+    apache = await startApache({
+      port, metadataUrl: `${opServer.issuer}/.well-known/openid-configuration`,
+      clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, directives: run.directives(),
+    });
+  });
+
+  afterAll(async () => {
+    await apache?.stop();
+    await opServer?.close();
+  });
+
+  it('signs in, keeps the session, logs out at the OP and asks for login again', async () => {
+    const browser = new FormBrowser();
+    const protectedUrl = `${apache.origin}/protected/whoami.html`;
+    try {
+      let page = await browser.open(protectedUrl);
+      expectAt(page, '/op/interaction/', "our OP's login page");
+      const sent = opServer.authRequests.at(-1)!;
+      // what the RP really sent, so each run tests what its name says
+      if (run.pkce === 'S256') expect(sent).toMatchObject({ code_challenge_method: 'S256', code_challenge: expect.any(String) });
+      if (run.pkce === 'none') {
+        expect(sent.code_challenge).toBeUndefined();
+        expect(sent.nonce).toEqual(expect.any(String));
+      }
+
+      page = await browser.submit(page, { value: ['authenticator', 'password'] }, { login: ALICE.username, password: ALICE.password });
+      expectAt(page, '/op/interaction/', 'the consent page');
+      page = await browser.submit(page, { action: '/confirm' });
+      expectAt(page, protectedUrl, 'the protected page at Apache');
+      expect(page.status).toBe(200);
+      expect(page.html).toContain('protected page');
+      expect(page.headers.get('x-oidc-sub')).toBe(ALICE.id);
+      expect(page.headers.get('x-oidc-email')).toBe(ALICE.claims.email);
+
+      // the module's session holds: no new trip to the OP
+      const logins = opServer.authRequests.length;
+      const again = await browser.open(protectedUrl);
+      expect([again.url, again.status, again.headers.get('x-oidc-sub')]).toEqual([protectedUrl, 200, ALICE.id]);
+      expect(opServer.authRequests).toHaveLength(logins);
+
+      const after = `${apache.origin}/loggedout.html`;
+      const confirm = await browser.open(`${apache.origin}/protected/redirect_uri?logout=${encodeURIComponent(after)}`);
+      expectAt(confirm, '/op/session/end', "our OP's logout confirmation");
+      const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+      expect([done.url, done.status]).toEqual([after, 200]);
+      expect(done.html).toContain('signed out of Apache');
+
+      // both sessions are gone: Apache sends the browser to the OP, which shows its login form
+      const relogin = await browser.open(protectedUrl);
+      expectAt(relogin, '/op/interaction/', "our OP's login page again");
+      expect(browser.form(relogin, { value: ['authenticator', 'password'] })).toBeDefined();
+      expect(opServer.authRequests).toHaveLength(logins + 1);
+    } catch (err) {
+      (err as Error).message += `\n--- apache error.log (${run.name}) ---\n${apache.errorLog().split('\n').slice(-15).join('\n')}`;
+      throw err;
+    }
+  });
+});

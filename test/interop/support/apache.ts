@@ -1,0 +1,172 @@
+/**
+ * Runs Apache httpd with mod_auth_openidc as a Relying Party on loopback, from a config written to
+ * a temp dir (no system config, no service): `apache2 -X -f <conf>`, one process, its own group.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const APACHE = '/usr/sbin/apache2';
+export const MODULES = '/usr/lib/apache2/modules';
+export const INSTALL = 'apt-get install -y apache2 libapache2-mod-auth-openidc';
+
+/** Throws (never skips) with the install line when Apache or the module is missing. */
+export function requireApache(): void {
+  const missing = [APACHE, `${MODULES}/mod_auth_openidc.so`].filter((f) => !existsSync(f));
+  if (missing.length) {
+    throw new Error(`missing ${missing.join(', ')}: install them with\n  apt-get update && ${INSTALL}`);
+  }
+}
+
+/** A free loopback port (Apache cannot listen on port 0 and tell us which one it got). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export interface ApacheRp {
+  origin: string;
+  /** The PKCE directive line used ('' = the module's default). */
+  pkceDirective: string;
+  errorLog(): string;
+  stop(): Promise<void>;
+}
+
+export interface ApacheRpOptions {
+  port: number;
+  metadataUrl: string;
+  clientId: string;
+  clientSecret: string;
+  /** Extra mod_auth_openidc directives, e.g. 'OIDCPKCEMethod S256'. */
+  directives?: string[];
+}
+
+// the minimal set found by trying: AuthType is authn_core's, "valid-user" authz_user's, Header headers'
+const LOADED = [
+  ['mpm_event_module', 'mod_mpm_event.so'],
+  ['authn_core_module', 'mod_authn_core.so'],
+  ['authz_core_module', 'mod_authz_core.so'],
+  ['authz_user_module', 'mod_authz_user.so'],
+  ['headers_module', 'mod_headers.so'],
+  ['auth_openidc_module', 'mod_auth_openidc.so'],
+];
+
+/** The httpd config: /protected needs an OIDC login; whoami.html echoes the claims in headers. */
+export function apacheConf(dir: string, o: ApacheRpOptions): string {
+  const origin = `http://127.0.0.1:${o.port}`;
+  // as root httpd refuses to serve unless it drops to a user: nobody (65534)
+  const user = process.getuid?.() === 0 ? ['User #65534', 'Group #65534'] : [];
+  return [
+    `ServerRoot "${dir}"`,
+    'ServerName 127.0.0.1',
+    `Listen 127.0.0.1:${o.port}`,
+    `PidFile "${dir}/httpd.pid"`,
+    `DefaultRuntimeDir "${dir}"`,
+    `ErrorLog "${dir}/error.log"`,
+    `LogLevel warn auth_openidc:${process.env.INTEROP_APACHE_LOG ?? 'info'}`,
+    ...user,
+    ...LOADED.map(([name, file]) => `LoadModule ${name} ${MODULES}/${file}`),
+    `DocumentRoot "${dir}/htdocs"`,
+    '<Directory />',
+    '  Require all granted',
+    '</Directory>',
+    `OIDCProviderMetadataURL ${o.metadataUrl}`,
+    `OIDCClientID ${o.clientId}`,
+    `OIDCClientSecret ${o.clientSecret}`,
+    `OIDCRedirectURI ${origin}/protected/redirect_uri`,
+    'OIDCCryptoPassphrase interop-test-passphrase-0123456789',
+    'OIDCScope "openid email profile"',
+    'OIDCProviderTokenEndpointAuth client_secret_basic',
+    'OIDCSSLValidateServer Off',
+    ...(o.directives ?? []),
+    '<Location /protected>',
+    '  AuthType openid-connect',
+    '  Require valid-user',
+    // Node's fetch always sends Sec-Fetch-Mode: cors, which the module's XHR detection answers 401:
+    // only a real XHR marker counts here (the documented override)
+    `  OIDCUnAuthAction 401 "%{HTTP:X-Requested-With} == 'XMLHttpRequest'"`,
+    '  Header always set X-OIDC-Sub "%{OIDC_CLAIM_sub}e"',
+    '  Header always set X-OIDC-Email "%{OIDC_CLAIM_email}e"',
+    '</Location>',
+    '',
+  ].join('\n');
+}
+
+function waitForPort(port: number, child: ChildProcess, deadline: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      if (child.exitCode !== null) return reject(new Error(`apache2 exited with ${child.exitCode}`));
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => { socket.destroy(); resolve(); });
+      socket.once('error', () => {
+        socket.destroy();
+        if (Date.now() > deadline) return reject(new Error(`apache2 did not listen on ${port}`));
+        setTimeout(attempt, 50);
+      });
+    };
+    attempt();
+  });
+}
+
+/** Starts httpd in the foreground (-X); `stop()` kills its process group and removes the temp dir. */
+export async function startApache(o: ApacheRpOptions): Promise<ApacheRp> {
+  requireApache();
+  const dir = mkdtempSync(join(tmpdir(), 'interop-apache-'));
+  mkdirSync(join(dir, 'htdocs', 'protected'), { recursive: true });
+  writeFileSync(join(dir, 'htdocs', 'protected', 'whoami.html'), '<!doctype html><title>protected</title><p>protected page</p>\n');
+  writeFileSync(join(dir, 'htdocs', 'loggedout.html'), '<!doctype html><title>signed out</title><p>signed out of Apache</p>\n');
+  // httpd running as nobody must read its documents
+  for (const d of [dir, join(dir, 'htdocs'), join(dir, 'htdocs', 'protected')]) chmodSync(d, 0o755);
+  const conf = join(dir, 'httpd.conf');
+  writeFileSync(conf, apacheConf(dir, o));
+  const errorLog = () => (existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : '');
+
+  const check = spawnSync(APACHE, ['-t', '-f', conf], { encoding: 'utf8' });
+  if (check.status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`apache2 -t refused the config:\n${check.stderr}${check.stdout}`);
+  }
+  const child = spawn(APACHE, ['-X', '-f', conf], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      try { process.kill(-child.pid!, 'SIGTERM'); } catch { /* already gone */ }
+      const timer = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } }, 3000);
+      await exited;
+      clearTimeout(timer);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitForPort(o.port, child, Date.now() + 10_000);
+  } catch (err) {
+    const log = errorLog();
+    await stop();
+    throw new Error(`${(err as Error).message}\n${stderr}\n${log}`);
+  }
+  return { origin: `http://127.0.0.1:${o.port}`, pkceDirective: (o.directives ?? []).find((d) => d.startsWith('OIDCPKCEMethod')) ?? '', errorLog, stop };
+}
+
+/** Whether this mod_auth_openidc accepts `OIDCPKCEMethod none` (2.4.12 does not: there, no directive means no PKCE). */
+export function pkceOffDirective(): string[] {
+  requireApache();
+  const dir = mkdtempSync(join(tmpdir(), 'interop-apache-t-'));
+  try {
+    const conf = join(dir, 'httpd.conf');
+    writeFileSync(conf, apacheConf(dir, {
+      port: 1, metadataUrl: 'http://127.0.0.1:1/.well-known/openid-configuration', clientId: 'x', clientSecret: 'y',
+      directives: ['OIDCPKCEMethod none'],
+    }));
+    mkdirSync(join(dir, 'htdocs'));
+    return spawnSync(APACHE, ['-t', '-f', conf], { encoding: 'utf8' }).status === 0 ? ['OIDCPKCEMethod none'] : [];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,40 @@
+/** Our OP on a free loopback port, mounted at /op after express-session, recording authorization requests. */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import session from 'express-session';
+import { generateKeys, memoryAccounts, op, type OpClient } from '@openid-express/op';
+
+export const ALICE = {
+  id: 'alice', username: 'alice', password: 'wonderland-42',
+  claims: { name: 'Alice Liddell', email: 'alice@example.org', email_verified: true },
+};
+
+export interface InteropOp {
+  origin: string;
+  issuer: string;
+  /** Query parameters of every GET /op/auth, in order (what the RP really sent). */
+  authRequests: Array<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+/** Starts the OP; `clients` gets the issuer's origin, since redirect URIs may depend on it. */
+export async function startInteropOp(clients: (origin: string) => OpClient[]): Promise<InteropOp> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const issuer = `${origin}/op`;
+  const authRequests: Array<Record<string, unknown>> = [];
+  const app = express();
+  app.use(session({ secret: 'interop-session-secret-0123456789', resave: false, saveUninitialized: false }));
+  app.get('/op/auth', (req, _res, next) => { authRequests.push({ ...req.query }); next(); });
+  app.use('/op', op({ issuer, accounts: memoryAccounts([ALICE]), clients: clients(origin), ...generateKeys() }));
+  server.on('request', app);
+  return {
+    origin, issuer, authRequests,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
