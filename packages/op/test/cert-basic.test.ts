@@ -1,29 +1,46 @@
 import { decodeJwt } from 'jose';
 import {
-  ALICE, FULL_ALICE, aliceWith, authUrl, browserOf, callbackOf, client, codeRequest, exchange, register, signIn,
-  startCertOp, textOf, type FlowFixture,
+  ALICE, FULL_ALICE, MODES, aliceWith, authUrl, browserOf, callbackOf, client, codeRequest, exchange, inMode, jarUrl, register,
+  registerJar, rpId, withPkce, signIn, startCertOp, textOf, type CertFixture,
 } from './cert-support.js';
 
 /** Asks for auth_time in the ID token (the lab compares it between two sign-ins). */
 const AUTH_TIME = { claims: JSON.stringify({ id_token: { auth_time: { essential: true } } }) };
 
 // The OpenID Foundation's Basic OP certification plan (oidcc-basic-certification-test-plan), module by module
-describe('Basic OP certification (oidcc-basic-certification-test-plan)', () => {
-  let f: FlowFixture;
+// Every module runs twice on an OP with the defaults (see MODES): as the conformance suite's confidential
+// client (state + nonce, no PKCE) and as a public client with PKCE.
+describe.each(MODES)('Basic OP certification (oidcc-basic-certification-test-plan), $label', (mode) => {
+  let f: CertFixture;
   beforeAll(async () => {
-    f = await startCertOp();
+    f = inMode(await startCertOp(), mode);
   });
   afterAll(async () => {
     await f?.op.close();
   });
 
+  test('(the mode is what it says: the confidential client sends no PKCE and authenticates; the public client is refused without PKCE)', async () => {
+    const req = await codeRequest(f);
+    expect(req.params).toMatchObject({ state: expect.any(String), nonce: expect.any(String) });
+    expect(req.params.code_challenge === undefined).toBe(!mode.pkce);
+    if (mode.name === 'public') {
+      const bare = await codeRequest(f, { code_challenge: undefined, code_challenge_method: undefined });
+      const answer = callbackOf(await browserOf(f).open(bare.url)).searchParams;
+      expect(answer.get('error_description')).toMatch(/requires PKCE/);
+    } else {
+      const wrongSecret = await client.discovery(new URL(f.op.issuer), rpId(f), 'not-the-secret', client.ClientSecretBasic(), { execute: [client.allowInsecureRequests] });
+      const page = await signIn(browserOf(f), req.url, { login: 'alice', password: ALICE.password });
+      await expect(exchange(wrongSecret, page, req)).rejects.toMatchObject({ status: 401 }); // invalid_client
+    }
+  });
+
   test('oidcc-server: the code flow gives a valid ID token and userinfo with the same sub', async () => {
     const { tokens } = await aliceWith(f, { scope: 'openid' });
     const id = tokens.claims()!;
-    expect(id).toMatchObject({ iss: f.op.issuer, aud: 'web', sub: 'alice' });
+    expect(id).toMatchObject({ iss: f.op.issuer, aud: rpId(f), sub: 'alice' });
     expect(id.exp).toBeGreaterThan(id.iat);
     expect(tokens.token_type.toLowerCase()).toBe('bearer');
-    expect((await client.fetchUserInfo(f.web, tokens.access_token, 'alice')).sub).toBe('alice');
+    expect((await client.fetchUserInfo(f.rp, tokens.access_token, 'alice')).sub).toBe('alice');
   });
 
   test('oidcc-response-type-missing: a request without response_type is refused, no code is issued', async () => {
@@ -41,7 +58,7 @@ describe('Basic OP certification (oidcc-basic-certification-test-plan)', () => {
 
   test('oidcc-userinfo-get / -post-header / -post-body: all three ways to present the token work', async () => {
     const { tokens } = await aliceWith(f, { scope: 'openid email' });
-    const endpoint = f.web.serverMetadata().userinfo_endpoint!;
+    const endpoint = f.rp.serverMetadata().userinfo_endpoint!;
     const bearer = { authorization: `Bearer ${tokens.access_token}` };
     const answers = await Promise.all([
       fetch(endpoint, { headers: bearer }),
@@ -58,8 +75,22 @@ describe('Basic OP certification (oidcc-basic-certification-test-plan)', () => {
     expect(refused.headers.get('www-authenticate')).toMatch(/invalid_token/);
   });
 
-  test('oidcc-ensure-request-without-nonce-succeeds-for-code-flow', async () => {
-    const { tokens } = await aliceWith(f, { nonce: undefined });
+  // The module omits the nonce. The default PKCE policy ('unless-nonce', RFC 9700 2.1.1) then wants PKCE from
+  // every client, and the conformance suite sends none in this module: as the suite runs it against the
+  // defaults, this module FAILS (see CERTIFICATION.md, "Known gap"). A public client sends PKCE anyway.
+  if (mode.name === 'confidential') {
+    test('oidcc-ensure-request-without-nonce-succeeds-for-code-flow, as the suite sends it (no nonce, no PKCE): REFUSED by the default PKCE policy', async () => {
+      const req = await codeRequest(f, { nonce: undefined });
+      const answer = callbackOf(await browserOf(f).open(req.url)).searchParams;
+      expect(answer.get('error')).toBe('invalid_request');
+      expect(answer.get('error_description')).toBe('Authorization Server policy requires PKCE to be used for this request');
+      expect(answer.get('state')).toBe(req.params.state);
+      expect(answer.get('code')).toBeNull();
+    });
+  }
+
+  test(`oidcc-ensure-request-without-nonce-succeeds-for-code-flow${mode.pkce ? '' : ' when the client sends PKCE instead of the nonce'}`, async () => {
+    const { tokens } = await aliceWith(withPkce(f), { nonce: undefined });
     expect(tokens.claims()!.nonce).toBeUndefined();
     expect(tokens.claims()!.sub).toBe('alice');
   });
@@ -71,12 +102,12 @@ describe('Basic OP certification (oidcc-basic-certification-test-plan)', () => {
     ['phone', { phone_number: ALICE.claims.phone_number, phone_number_verified: false }],
   ])('oidcc-scope-%s: userinfo releases exactly that scope\'s claims', async (scope, expected) => {
     const { tokens } = await aliceWith(f, { scope: `openid ${scope}` });
-    expect(await client.fetchUserInfo(f.web, tokens.access_token, 'alice')).toEqual({ sub: 'alice', ...expected });
+    expect(await client.fetchUserInfo(f.rp, tokens.access_token, 'alice')).toEqual({ sub: 'alice', ...expected });
   });
 
   test('oidcc-scope-all and oidcc-ensure-other-scope-order-succeeds: every scope, in another order', async () => {
     const { tokens } = await aliceWith(f, { scope: 'phone address email profile openid' });
-    const info = await client.fetchUserInfo(f.web, tokens.access_token, 'alice');
+    const info = await client.fetchUserInfo(f.rp, tokens.access_token, 'alice');
     expect(info).toMatchObject({ sub: 'alice', name: FULL_ALICE.claims.name, email: ALICE.claims.email,
       address: FULL_ALICE.claims.address, phone_number: ALICE.claims.phone_number });
     expect(tokens.scope?.split(' ').sort()).toEqual(['address', 'email', 'openid', 'phone', 'profile']);
@@ -89,7 +120,7 @@ describe('Basic OP certification (oidcc-basic-certification-test-plan)', () => {
     expect(login.status).toBe(200);
     expect(login.html).toContain('name="password"');
     const page = await signIn(browser, req.url, { login: 'alice', password: ALICE.password });
-    expect((await exchange(f.web, page, req)).claims()!.sub).toBe('alice');
+    expect((await exchange(f.rp, page, req)).claims()!.sub).toBe('alice');
   });
 
   test('oidcc-prompt-login: alice, already signed in, is asked to sign in again and auth_time moves', async () => {
@@ -100,7 +131,7 @@ describe('Basic OP certification (oidcc-basic-certification-test-plan)', () => {
     expect(again.stoppedAt).toBeUndefined();
     expect(again.html).toContain('name="password"');
     const page = await signIn(first.browser, req.url, { login: 'alice', password: ALICE.password });
-    const second = (await exchange(f.web, page, req)).claims()!;
+    const second = (await exchange(f.rp, page, req)).claims()!;
     expect(second.auth_time).toBeGreaterThan(first.tokens.claims()!.auth_time as number);
   });
 
@@ -115,7 +146,7 @@ describe('Basic OP certification (oidcc-basic-certification-test-plan)', () => {
     const first = await aliceWith(f);
     const req = await codeRequest(f, { prompt: 'none' });
     const page = await first.browser.open(req.url);
-    const tokens = await exchange(f.web, page, req);
+    const tokens = await exchange(f.rp, page, req);
     expect(tokens.claims()!.sub).toBe('alice');
     expect(tokens.claims()!.sid).toBe(first.tokens.claims()!.sid);
   });
@@ -128,7 +159,7 @@ describe('Basic OP certification (oidcc-basic-certification-test-plan)', () => {
     expect(login.stoppedAt).toBeUndefined();
     expect(login.html).toContain('name="password"');
     const page = await signIn(first.browser, req.url, { login: 'alice', password: ALICE.password });
-    const claims = (await exchange(f.web, page, req)).claims()!;
+    const claims = (await exchange(f.rp, page, req)).claims()!;
     expect(claims.auth_time).toBeGreaterThan(first.tokens.claims()!.auth_time as number);
     expect(Math.floor(Date.now() / 1000) - (claims.auth_time as number)).toBeLessThanOrEqual(2);
   });
@@ -137,7 +168,7 @@ describe('Basic OP certification (oidcc-basic-certification-test-plan)', () => {
     const first = await aliceWith(f, AUTH_TIME);
     const req = await codeRequest(f, { max_age: '10000' });
     const page = await first.browser.open(req.url);
-    const claims = (await exchange(f.web, page, req)).claims()!;
+    const claims = (await exchange(f.rp, page, req)).claims()!;
     expect(claims.auth_time).toBe(first.tokens.claims()!.auth_time);
   });
 
@@ -149,7 +180,7 @@ describe('Basic OP certification (oidcc-basic-certification-test-plan)', () => {
   test('oidcc-id-token-hint: prompt=none with the ID token as hint gives a code for the same alice', async () => {
     const first = await aliceWith(f);
     const req = await codeRequest(f, { prompt: 'none', id_token_hint: first.tokens.id_token! });
-    const tokens = await exchange(f.web, await first.browser.open(req.url), req);
+    const tokens = await exchange(f.rp, await first.browser.open(req.url), req);
     expect(tokens.claims()!.sub).toBe('alice');
   });
 
@@ -160,7 +191,7 @@ describe('Basic OP certification (oidcc-basic-certification-test-plan)', () => {
     expect(browser.form(login, { has: 'login' }).fields.login).toBe('alice@example.org');
     const next = await browser.submit(login, { has: 'login' }, { password: ALICE.password });
     const page = next.stoppedAt ? next : await browser.submit(next, { action: '/confirm' });
-    expect((await exchange(f.web, page, req)).claims()!.sub).toBe('alice');
+    expect((await exchange(f.rp, page, req)).claims()!.sub).toBe('alice');
   });
 
   test.each([
@@ -175,12 +206,12 @@ describe('Basic OP certification (oidcc-basic-certification-test-plan)', () => {
   test('oidcc-codereuse and oidcc-codereuse-30seconds: a reused code is refused and revokes the tokens of its first use', async () => {
     const req = await codeRequest(f, { scope: 'openid offline_access', prompt: 'consent' });
     const page = await signIn(browserOf(f), req.url, { login: 'alice', password: ALICE.password });
-    const tokens = await exchange(f.web, page, req);
+    const tokens = await exchange(f.rp, page, req);
     expect(tokens.refresh_token).toEqual(expect.any(String));
     await new Promise((r) => setTimeout(r, 2000)); // the lab waits 30 s; what matters is that the first use is over
-    await expect(exchange(f.web, page, req)).rejects.toMatchObject({ error: 'invalid_grant' });
-    await expect(client.fetchUserInfo(f.web, tokens.access_token, 'alice')).rejects.toMatchObject({ status: 401 });
-    await expect(client.refreshTokenGrant(f.web, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    await expect(exchange(f.rp, page, req)).rejects.toMatchObject({ error: 'invalid_grant' });
+    await expect(client.fetchUserInfo(f.rp, tokens.access_token, 'alice')).rejects.toMatchObject({ status: 401 });
+    await expect(client.refreshTokenGrant(f.rp, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 
   test('oidcc-ensure-registered-redirect-uri: an unregistered redirect_uri is an error page, never a redirect', async () => {
@@ -199,25 +230,28 @@ describe('Basic OP certification (oidcc-basic-certification-test-plan)', () => {
     expect(textOf(page)).toContain('redirect_uri');
   });
 
-  test('oidcc-server-client-secret-post: a client authenticating with client_secret_post gets its tokens', async () => {
-    const config = await register(f, { token_endpoint_auth_method: 'client_secret_post' }, client.ClientSecretPost());
-    const { tokens } = await aliceWith(f, {}, browserOf(f), config);
-    expect(tokens.claims()!.aud).toBe(config.clientMetadata().client_id);
-  });
+  // Confidential only: the module is about a client authentication method, and a public client has none.
+  if (mode.name === 'confidential') {
+    test('oidcc-server-client-secret-post: a client authenticating with client_secret_post gets its tokens', async () => {
+      const config = await register(f, { token_endpoint_auth_method: 'client_secret_post' }, client.ClientSecretPost());
+      const { tokens } = await aliceWith(f, {}, browserOf(f), config);
+      expect(tokens.claims()!.aud).toBe(config.clientMetadata().client_id);
+    });
+  }
 
   test('oidcc-refresh-token: offline_access gives a refresh token that works once and keeps the same sub', async () => {
     const { tokens } = await aliceWith(f, { scope: 'openid offline_access', prompt: 'consent' });
-    const refreshed = await client.refreshTokenGrant(f.web, tokens.refresh_token!);
+    const refreshed = await client.refreshTokenGrant(f.rp, tokens.refresh_token!);
     expect(refreshed.claims()?.sub ?? 'alice').toBe('alice');
-    expect((await client.fetchUserInfo(f.web, refreshed.access_token, 'alice')).sub).toBe('alice');
-    await expect(client.refreshTokenGrant(f.web, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    expect((await client.fetchUserInfo(f.rp, refreshed.access_token, 'alice')).sub).toBe('alice');
+    await expect(client.refreshTokenGrant(f.rp, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 
   test('oidcc-claims-essential: an essential claim asked in `claims` is released though its scope was not', async () => {
     const claims = JSON.stringify({ userinfo: { name: { essential: true } }, id_token: { email: { essential: true } } });
     const { tokens } = await aliceWith(f, { scope: 'openid', claims });
     expect(tokens.claims()!.email).toBe(ALICE.claims.email);
-    const info = await client.fetchUserInfo(f.web, tokens.access_token, 'alice');
+    const info = await client.fetchUserInfo(f.rp, tokens.access_token, 'alice');
     expect(info).toEqual({ sub: 'alice', name: ALICE.claims.name });
   });
 
@@ -230,20 +264,20 @@ describe('Basic OP certification (oidcc-basic-certification-test-plan)', () => {
     expect(login.html).toContain('name="password"');
     let page = await browser.submit(login, { has: 'login' }, { login: 'alice', password: ALICE.password });
     if (!page.stoppedAt) page = await browser.submit(page, { action: '/confirm' });
-    expect((await exchange(f.web, page, req)).claims()!.sub).toBe('alice');
+    expect((await exchange(f.rp, page, req)).claims()!.sub).toBe('alice');
   });
 
   test('oidcc-unsigned-request-object-supported-correctly-or-rejected-as-unsupported', async () => {
-    const supported = f.web.serverMetadata().request_object_signing_alg_values_supported ?? [];
+    const supported = f.rp.serverMetadata().request_object_signing_alg_values_supported ?? [];
     const req = await codeRequest(f);
     const header = Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url');
-    const payload = Buffer.from(JSON.stringify({ ...req.params, client_id: 'web', iss: 'web', aud: f.op.issuer })).toString('base64url');
+    const payload = Buffer.from(JSON.stringify({ ...req.params, client_id: rpId(f), iss: rpId(f), aud: f.op.issuer })).toString('base64url');
     const url = authUrl(f, { response_type: 'code', scope: 'openid', redirect_uri: f.redirectUri, request: `${header}.${payload}.` });
     const browser = browserOf(f);
     const page = await browser.open(url);
     if (supported.includes('none')) {
       const done = page.stoppedAt ? page : await signIn(browser, url, { login: 'alice', password: ALICE.password });
-      expect((await exchange(f.web, done, req)).claims()!.sub).toBe('alice');
+      expect((await exchange(f.rp, done, req)).claims()!.sub).toBe('alice');
     } else {
       const answer = callbackOf(page).searchParams;
       expect(answer.get('error')).toMatch(/^(request_not_supported|invalid_request_object)$/);
@@ -252,16 +286,12 @@ describe('Basic OP certification (oidcc-basic-certification-test-plan)', () => {
   });
 
   test('oidcc-ensure-request-object-with-redirect-uri: a signed request object carrying redirect_uri works', async () => {
-    const jar = await f.registerJarClient();
-    const verifier = client.randomPKCECodeVerifier();
-    const state = client.randomState();
-    const url = await client.buildAuthorizationUrlWithJAR(jar.config, {
-      redirect_uri: f.redirectUri, scope: 'openid', state, response_type: 'code',
-      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
-    }, jar.key);
-    expect(url.searchParams.get('redirect_uri')).toBeNull(); // only inside the request object
-    const page = await signIn(browserOf(f), url.href, { login: 'alice', password: ALICE.password });
-    const tokens = await client.authorizationCodeGrant(jar.config, callbackOf(page), { pkceCodeVerifier: verifier, expectedState: state });
+    const jar = await registerJar(f);
+    const req = await codeRequest(f, {}, jar.config);
+    const url = await jarUrl(jar.config, req, jar.key);
+    expect(new URL(url).searchParams.get('redirect_uri')).toBeNull(); // only inside the request object
+    const page = await signIn(browserOf(f), url, { login: 'alice', password: ALICE.password });
+    const tokens = await exchange(jar.config, page, req);
     expect(decodeJwt(tokens.id_token!).sub).toBe('alice');
   });
 });

@@ -1,8 +1,8 @@
 import { createRemoteJWKSet, exportJWK, generateKeyPair, jwtVerify } from 'jose';
 import type { BrowserPage } from '../../../test/support/op-forms.js';
 import {
-  ALICE, aliceWith, authUrl, browserOf, callbackOf, client, codeRequest, exchange, register, signIn, startCertOp, textOf,
-  type FlowFixture,
+  ALICE, MODES, aliceWith, authUrl, browserOf, callbackOf, client, codeRequest, exchange, inMode, jarUrl, register, registerJar,
+  signIn, startCertOp, textOf, type CertFixture, type FlowFixture,
 } from './cert-support.js';
 
 /** The error page of a refused logout: 400 at the OP, nothing followed, and alice still signed in. */
@@ -14,41 +14,45 @@ async function expectLogoutRefused(f: FlowFixture, page: BrowserPage, browser = 
   return callbackOf(silent).searchParams;
 }
 
-describe('Config OP, Dynamic OP and Form Post OP certification', () => {
-  let f: FlowFixture;
+// Every module runs in both client modes (see MODES in cert-support.ts) on an OP with the defaults.
+describe.each(MODES)('Config OP, Dynamic OP and Form Post OP certification, $label', (mode) => {
+  let f: CertFixture;
   beforeAll(async () => {
-    f = await startCertOp();
+    f = inMode(await startCertOp(), mode);
   });
   afterAll(async () => {
     await f?.op.close();
   });
 
-  test('oidcc-discovery-endpoint-verification: the document has what the specs require and matches the issuer', async () => {
-    const res = await fetch(`${f.op.issuer}/.well-known/openid-configuration`);
-    expect(res.status).toBe(200);
-    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
-    const meta = await res.json();
-    expect(meta.issuer).toBe(f.op.issuer);
-    for (const endpoint of ['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'jwks_uri', 'end_session_endpoint', 'registration_endpoint']) {
-      expect([endpoint, meta[endpoint]]).toEqual([endpoint, expect.stringMatching(new RegExp(`^${f.op.issuer}/`))]);
-    }
-    expect(meta.response_types_supported).toContain('code');
-    expect(meta.subject_types_supported).toContain('public');
-    expect(meta.id_token_signing_alg_values_supported).toContain('RS256');
-    expect(meta.scopes_supported).toEqual(expect.arrayContaining(['openid', 'profile', 'email', 'address', 'phone', 'offline_access']));
-    expect(meta.claims_supported).toEqual(expect.arrayContaining(['sub', 'name', 'email', 'address', 'phone_number', 'auth_time']));
-    expect(meta.grant_types_supported).toEqual(expect.arrayContaining(['authorization_code', 'refresh_token']));
-    expect(meta.token_endpoint_auth_methods_supported).toEqual(expect.arrayContaining(['client_secret_basic', 'client_secret_post']));
-    expect(meta.response_modes_supported).toEqual(expect.arrayContaining(['query', 'form_post']));
-    expect(meta.claims_parameter_supported).toBe(true);
-    expect(meta.request_parameter_supported).toBe(true);
-    expect(meta.request_uri_parameter_supported).toBe(false);
-    expect(meta.code_challenge_methods_supported).toEqual(['S256']);
-    expect(meta.backchannel_logout_supported).toBe(true);
-    expect(meta.backchannel_logout_session_supported).toBe(true);
-    const jwks = await (await fetch(meta.jwks_uri)).json();
-    expect(jwks.keys.some((k: { kty: string; use?: string }) => k.kty === 'RSA' && (k.use ?? 'sig') === 'sig')).toBe(true);
-  });
+  // No client is involved: run once, in the first mode.
+  if (mode.name === 'confidential') {
+    test('oidcc-discovery-endpoint-verification: the document has what the specs require and matches the issuer', async () => {
+      const res = await fetch(`${f.op.issuer}/.well-known/openid-configuration`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+      const meta = await res.json();
+      expect(meta.issuer).toBe(f.op.issuer);
+      for (const endpoint of ['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'jwks_uri', 'end_session_endpoint', 'registration_endpoint']) {
+        expect([endpoint, meta[endpoint]]).toEqual([endpoint, expect.stringMatching(new RegExp(`^${f.op.issuer}/`))]);
+      }
+      expect(meta.response_types_supported).toContain('code');
+      expect(meta.subject_types_supported).toContain('public');
+      expect(meta.id_token_signing_alg_values_supported).toContain('RS256');
+      expect(meta.scopes_supported).toEqual(expect.arrayContaining(['openid', 'profile', 'email', 'address', 'phone', 'offline_access']));
+      expect(meta.claims_supported).toEqual(expect.arrayContaining(['sub', 'name', 'email', 'address', 'phone_number', 'auth_time']));
+      expect(meta.grant_types_supported).toEqual(expect.arrayContaining(['authorization_code', 'refresh_token']));
+      expect(meta.token_endpoint_auth_methods_supported).toEqual(expect.arrayContaining(['client_secret_basic', 'client_secret_post']));
+      expect(meta.response_modes_supported).toEqual(expect.arrayContaining(['query', 'form_post']));
+      expect(meta.claims_parameter_supported).toBe(true);
+      expect(meta.request_parameter_supported).toBe(true);
+      expect(meta.request_uri_parameter_supported).toBe(false);
+      expect(meta.code_challenge_methods_supported).toEqual(['S256']);
+      expect(meta.backchannel_logout_supported).toBe(true);
+      expect(meta.backchannel_logout_session_supported).toBe(true);
+      const jwks = await (await fetch(meta.jwks_uri)).json();
+      expect(jwks.keys.some((k: { kty: string; use?: string }) => k.kty === 'RSA' && (k.use ?? 'sig') === 'sig')).toBe(true);
+    });
+  }
 
   test('oidcc-registration-logo-uri / -policy-uri / -tos-uri: a registered client\'s logo, policy and terms are shown', async () => {
     const config = await register(f, {
@@ -69,16 +73,11 @@ describe('Config OP, Dynamic OP and Form Post OP certification', () => {
   });
 
   test('oidcc-registration-jwks: a client registered with its keys (jwks) signs its request objects with them', async () => {
-    const jar = await f.registerJarClient();
+    const jar = await registerJar(f);
     expect(jar.config.clientMetadata().jwks).toBeDefined();
-    const verifier = client.randomPKCECodeVerifier();
-    const state = client.randomState();
-    const url = await client.buildAuthorizationUrlWithJAR(jar.config, {
-      redirect_uri: f.redirectUri, scope: 'openid', state,
-      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
-    }, jar.key);
-    const page = await signIn(browserOf(f), url.href, { login: 'alice', password: ALICE.password });
-    const tokens = await client.authorizationCodeGrant(jar.config, callbackOf(page), { pkceCodeVerifier: verifier, expectedState: state });
+    const req = await codeRequest(f, {}, jar.config);
+    const page = await signIn(browserOf(f), await jarUrl(jar.config, req, jar.key), { login: 'alice', password: ALICE.password });
+    const tokens = await exchange(jar.config, page, req);
     expect(tokens.claims()!.sub).toBe('alice');
   });
 
@@ -122,7 +121,7 @@ describe('Config OP, Dynamic OP and Form Post OP certification', () => {
     expect(form.fields.state).toBe(req.params.state);
     const callback = new URL(f.redirectUri);
     for (const [k, v] of Object.entries(form.fields)) callback.searchParams.set(k, v);
-    const tokens = await client.authorizationCodeGrant(f.web, callback, {
+    const tokens = await client.authorizationCodeGrant(f.rp, callback, {
       pkceCodeVerifier: req.verifier, expectedState: req.params.state, expectedNonce: req.params.nonce,
     });
     expect(tokens.claims()!.sub).toBe('alice');
@@ -138,10 +137,10 @@ describe('Config OP, Dynamic OP and Form Post OP certification', () => {
   });
 });
 
-describe('RP-Initiated Logout OP and Back-Channel Logout OP certification', () => {
-  let f: FlowFixture;
+describe.each(MODES)('RP-Initiated Logout OP and Back-Channel Logout OP certification, $label', (mode) => {
+  let f: CertFixture;
   beforeAll(async () => {
-    f = await startCertOp();
+    f = inMode(await startCertOp(), mode);
   });
   afterAll(async () => {
     await f?.op.close();
@@ -151,7 +150,7 @@ describe('RP-Initiated Logout OP and Back-Channel Logout OP certification', () =
 
   test('oidcc-rp-initiated-logout: id_token_hint, post_logout_redirect_uri and state come back after confirming', async () => {
     const { tokens, browser } = await aliceWith(f);
-    const confirm = await browser.open(client.buildEndSessionUrl(f.web, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: bye(), state: 'xyz' }).href);
+    const confirm = await browser.open(client.buildEndSessionUrl(f.rp, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: bye(), state: 'xyz' }).href);
     const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
     const back = new URL(done.stoppedAt!);
     expect(back.pathname).toBe('/bye');
@@ -162,7 +161,7 @@ describe('RP-Initiated Logout OP and Back-Channel Logout OP certification', () =
 
   test('oidcc-rp-initiated-logout (POST): the end-session request may be a form POST', async () => {
     const { tokens, browser } = await aliceWith(f);
-    const endpoint = f.web.serverMetadata().end_session_endpoint!;
+    const endpoint = f.rp.serverMetadata().end_session_endpoint!;
     const confirm = await browser.post(endpoint, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: bye(), state: 'posted' });
     expect(confirm.status).toBe(200);
     const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
@@ -172,7 +171,7 @@ describe('RP-Initiated Logout OP and Back-Channel Logout OP certification', () =
   test('oidcc-rp-initiated-logout when the OP session is already gone: back at the client with the state, no 403', async () => {
     const { tokens } = await aliceWith(f);
     const elsewhere = browserOf(f); // another browser: no OP session, never saw a logout page
-    const auto = await elsewhere.open(client.buildEndSessionUrl(f.web, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: bye(), state: 'gone' }).href);
+    const auto = await elsewhere.open(client.buildEndSessionUrl(f.rp, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: bye(), state: 'gone' }).href);
     expect(auto.status).toBe(200);
     const done = await elsewhere.submit(auto, { has: 'logout' }); // what the page's script does
     expect(new URL(done.stoppedAt!).searchParams.get('state')).toBe('gone');
@@ -180,7 +179,7 @@ describe('RP-Initiated Logout OP and Back-Channel Logout OP certification', () =
 
   test('oidcc-rp-initiated-logout-no-id-token-hint: client_id with post_logout_redirect_uri is enough', async () => {
     const { browser } = await aliceWith(f);
-    const confirm = await browser.open(client.buildEndSessionUrl(f.web, { post_logout_redirect_uri: bye(), state: 's1' }).href);
+    const confirm = await browser.open(client.buildEndSessionUrl(f.rp, { post_logout_redirect_uri: bye(), state: 's1' }).href);
     const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
     expect(new URL(done.stoppedAt!).searchParams.get('state')).toBe('s1');
   });
@@ -203,7 +202,7 @@ describe('RP-Initiated Logout OP and Back-Channel Logout OP certification', () =
     const payload = JSON.parse(Buffer.from(p!, 'base64url').toString());
     const modified = [h, Buffer.from(JSON.stringify({ ...payload, sub: 'mallory' })).toString('base64url'), s].join('.');
     for (const hint of ['not-a-jwt', modified]) {
-      const page = await browser.open(client.buildEndSessionUrl(f.web, { id_token_hint: hint, post_logout_redirect_uri: bye() }).href);
+      const page = await browser.open(client.buildEndSessionUrl(f.rp, { id_token_hint: hint, post_logout_redirect_uri: bye() }).href);
       const silent = await expectLogoutRefused(f, page, browser);
       expect(silent.get('code')).toEqual(expect.any(String));
     }
@@ -212,7 +211,7 @@ describe('RP-Initiated Logout OP and Back-Channel Logout OP certification', () =
   test('oidcc-rp-initiated-logout-bad-post-logout-redirect-uri / -query-added: refused, never followed', async () => {
     const { tokens, browser } = await aliceWith(f);
     for (const target of ['https://evil.example/bye', `${bye()}?extra=1`]) {
-      const page = await browser.open(client.buildEndSessionUrl(f.web, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: target }).href);
+      const page = await browser.open(client.buildEndSessionUrl(f.rp, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: target }).href);
       const silent = await expectLogoutRefused(f, page, browser);
       expect(silent.get('code')).toEqual(expect.any(String));
     }
@@ -220,26 +219,31 @@ describe('RP-Initiated Logout OP and Back-Channel Logout OP certification', () =
 
   test('oidcc-rp-initiated-logout-no-state / -only-state: no state means none back; state alone redirects nowhere', async () => {
     const first = await aliceWith(f);
-    const confirm = await first.browser.open(client.buildEndSessionUrl(f.web, { id_token_hint: first.tokens.id_token!, post_logout_redirect_uri: bye() }).href);
+    const confirm = await first.browser.open(client.buildEndSessionUrl(f.rp, { id_token_hint: first.tokens.id_token!, post_logout_redirect_uri: bye() }).href);
     const done = await first.browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
     expect(new URL(done.stoppedAt!).searchParams.has('state')).toBe(false);
     const second = await aliceWith(f);
-    const onlyState = await second.browser.open(client.buildEndSessionUrl(f.web, { id_token_hint: second.tokens.id_token!, state: 'lonely' }).href);
+    const onlyState = await second.browser.open(client.buildEndSessionUrl(f.rp, { id_token_hint: second.tokens.id_token!, state: 'lonely' }).href);
     const end = await second.browser.submit(onlyState, { id: 'op.logoutForm' }, { logout: 'yes' });
     expect(end.stoppedAt).toBeUndefined();
     expect(end.status).toBe(200);
   });
 
   test('oidcc-backchannel-rp-initiated-logout: the logout token is signed, has sid and the event, and no nonce', async () => {
+    // confidential: the static `bcl` client; public: a public client registered with the same back-channel URI
+    // (oidc-provider allows it: the logout token is signed with the OP's key, no client secret is involved)
+    const bcl = mode.name === 'public'
+      ? await register(f, { post_logout_redirect_uris: [bye()], backchannel_logout_uri: `${f.op.origin}/backchannel`, backchannel_logout_session_required: true })
+      : f.bcl;
     const browser = browserOf(f);
-    const req = await codeRequest(f, {}, f.bcl);
-    const tokens = await exchange(f.bcl, await signIn(browser, req.url, { login: 'alice', password: ALICE.password }), req);
+    const req = await codeRequest(f, {}, bcl);
+    const tokens = await exchange(bcl, await signIn(browser, req.url, { login: 'alice', password: ALICE.password }), req);
     const before = f.logoutTokens.length;
-    const confirm = await browser.open(client.buildEndSessionUrl(f.bcl, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: bye() }).href);
+    const confirm = await browser.open(client.buildEndSessionUrl(bcl, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: bye() }).href);
     await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
     for (let i = 0; i < 200 && f.logoutTokens.length === before; i += 1) await new Promise((r) => setTimeout(r, 50));
-    const jwks = createRemoteJWKSet(new URL(f.bcl.serverMetadata().jwks_uri!));
-    const { payload, protectedHeader } = await jwtVerify(f.logoutTokens[before]!, jwks, { issuer: f.op.issuer, audience: 'bcl', typ: 'logout+jwt' });
+    const jwks = createRemoteJWKSet(new URL(bcl.serverMetadata().jwks_uri!));
+    const { payload, protectedHeader } = await jwtVerify(f.logoutTokens[before]!, jwks, { issuer: f.op.issuer, audience: bcl.clientMetadata().client_id, typ: 'logout+jwt' });
     expect(protectedHeader.alg).toBe('RS256');
     expect(payload).toMatchObject({ sub: 'alice', sid: tokens.claims()!.sid, events: { 'http://schemas.openid.net/event/backchannel-logout': {} } });
     expect(payload.nonce).toBeUndefined();
@@ -247,11 +251,11 @@ describe('RP-Initiated Logout OP and Back-Channel Logout OP certification', () =
   });
 });
 
-describe('Dynamic OP certification: keys by reference', () => {
-  let f: FlowFixture;
+describe.each(MODES)('Dynamic OP certification: keys by reference, $label', (mode) => {
+  let f: CertFixture;
   const clientKeys: { keys: object[] } = { keys: [] };
   beforeAll(async () => {
-    f = await startCertOp({}, { beforeOp: (app) => app.get('/client-jwks', (_req, res) => void res.json(clientKeys)) });
+    f = inMode(await startCertOp({}, { beforeOp: (app) => app.get('/client-jwks', (_req, res) => void res.json(clientKeys)) }), mode);
   });
   afterAll(async () => {
     await f?.op.close();
@@ -261,14 +265,9 @@ describe('Dynamic OP certification: keys by reference', () => {
     const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
     clientKeys.keys = [{ ...(await exportJWK(publicKey)), alg: 'ES256', use: 'sig', kid: 'k1' }];
     const config = await register(f, { jwks_uri: `${f.op.origin}/client-jwks`, request_object_signing_alg: 'ES256', require_signed_request_object: true });
-    const verifier = client.randomPKCECodeVerifier();
-    const state = client.randomState();
-    const url = await client.buildAuthorizationUrlWithJAR(config, {
-      redirect_uri: f.redirectUri, scope: 'openid', state,
-      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
-    }, { key: privateKey, kid: 'k1' });
-    const page = await signIn(browserOf(f), url.href, { login: 'alice', password: ALICE.password });
-    const tokens = await client.authorizationCodeGrant(config, callbackOf(page), { pkceCodeVerifier: verifier, expectedState: state });
+    const req = await codeRequest(f, {}, config);
+    const page = await signIn(browserOf(f), await jarUrl(config, req, { key: privateKey, kid: 'k1' }), { login: 'alice', password: ALICE.password });
+    const tokens = await exchange(config, page, req);
     expect(tokens.claims()!.sub).toBe('alice');
     // a request object signed with a key that is not at the jwks_uri is refused
     const other = await generateKeyPair('ES256');

@@ -16,6 +16,11 @@ export interface FlowFixture {
   first: client.Configuration;
   service: client.Configuration;
   /**
+   * A public client (`token_endpoint_auth_method: 'none'`, no secret) registered like `web`: same
+   * redirect and post-logout URIs, code + refresh token. PKCE is always required of it.
+   */
+  pub: client.Configuration;
+  /**
    * Registers (dynamically) a client that signs its authorization requests (JAR) with the returned key.
    * Dynamic because oidc-provider structuredClones static clients, which breaks its plain-object check
    * on `jwks` inside jest's VM realm (not in plain Node).
@@ -80,6 +85,8 @@ export async function startFlowFixture(
         redirect_uris: [], scope: 'api:read' },
       { client_id: 'bcl', client_secret: SECRET, redirect_uris: [`${origin}/cb`], post_logout_redirect_uris: [`${origin}/bye`],
         backchannel_logout_uri: `${origin}/backchannel`, backchannel_logout_session_required: true },
+      { client_id: 'pub', token_endpoint_auth_method: 'none', redirect_uris: [`${origin}/cb`],
+        post_logout_redirect_uris: [`${origin}/bye`], grant_types: ['authorization_code', 'refresh_token'] },
     ],
     ...extra,
   }), {
@@ -95,9 +102,10 @@ export async function startFlowFixture(
   const issuer = new URL(op.issuer);
   const discover = (id: string) => client.discovery(issuer, id, SECRET, client.ClientSecretBasic(), insecure);
   const [web, first, service, bcl] = await Promise.all(['web', 'first', 'service', 'bcl'].map(discover));
+  const pub = await client.discovery(issuer, 'pub', { token_endpoint_auth_method: 'none' }, client.None(), insecure);
   const redirectUri = `${op.origin}/cb`;
   return {
-    op, web: web!, first: first!, service: service!, bcl: bcl!, logoutTokens, redirectUri,
+    op, web: web!, first: first!, service: service!, bcl: bcl!, pub, logoutTokens, redirectUri,
     async registerJarClient() {
       const keys = await generateKeyPair('ES256', { extractable: true });
       const jwk = { ...(await exportJWK(keys.publicKey)), alg: 'ES256', use: 'sig' };
