@@ -31,14 +31,14 @@ const DAY = 24 * 3600;
 
 // ---------------------------------------------------------------- child processes
 
-/** @openid-express/op as the README mounts it: express-session, then op() at the issuer's path. */
+/** @openid-express/op as the README mounts it: op() at the issuer's path, running express-session itself where a browser flow needs it. */
 async function ours(issuer, jwks) {
   const { op, memoryAccounts } = await import('@openid-express/op');
   const app = express();
-  app.use(session({ secret: 'bench-session-secret-0123456789', resave: false, saveUninitialized: false }));
   const opApp = op({
     issuer, jwks, cookieKeys: COOKIE_KEYS, clients: [SERVICE, APP], accounts: memoryAccounts([ALICE]),
     features: { clientCredentials: true }, scopes: ['api:read'],
+    session: session({ secret: 'bench-session-secret-0123456789', resave: false, saveUninitialized: false }),
   });
   app.use('/op', opApp);
   return { app, provider: opApp.provider };
@@ -48,9 +48,17 @@ async function ours(issuer, jwks) {
 async function bare(issuer, jwks, { withSession = false } = {}) {
   const provider = new Provider(issuer, {
     clients: [SERVICE, APP], jwks, cookies: { keys: COOKIE_KEYS },
-    claims: SCOPE_CLAIMS, scopes: ['openid', 'offline_access', 'api:read'],
+    claims: { ...SCOPE_CLAIMS, openid: ['sub', 'acr', 'amr'], auth_time: null, sid: null }, scopes: ['openid', 'offline_access', 'api:read'],
     findAccount: (_ctx, id) => id === ALICE.id && { accountId: id, claims: () => ({ sub: id, ...ALICE.claims }) },
-    features: { devInteractions: { enabled: false }, clientCredentials: { enabled: true }, introspection: { enabled: true }, revocation: { enabled: true } },
+    // the features op() turns on by default, so both publish the same metadata and run the same checks
+    features: {
+      devInteractions: { enabled: false }, clientCredentials: { enabled: true }, introspection: { enabled: true }, revocation: { enabled: true },
+      pushedAuthorizationRequests: { enabled: true }, requestObjects: { enabled: true }, dPoP: { enabled: true },
+      backchannelLogout: { enabled: true }, claimsParameter: { enabled: true }, rpInitiatedLogout: { enabled: true },
+    },
+    pkce: { required: () => true },
+    allowOmittingSingleRegisteredRedirectUri: false,
+    rotateRefreshToken: true,
     ttl: { AccessToken: 3600, AuthorizationCode: 60, ClientCredentials: 600, IdToken: 3600, RefreshToken: 14 * DAY, Interaction: 3600, Session: 14 * DAY, Grant: 14 * DAY },
   });
   const app = express();

@@ -59,7 +59,7 @@ export const SCOPE_CLAIMS: Record<string, string[]> = {
 export function scopeCovering(scope: string, claimNames: string[]): string {
   const scopes = new Set(scope.split(' ').filter(Boolean));
   for (const name of claimNames) {
-    const releasedBy = Object.entries(SCOPE_CLAIMS).find(([, names]) => names.includes(name))?.[0];
+    const releasedBy = RELEASED_BY.get(name);
     if (releasedBy) scopes.add(releasedBy);
   }
   return [...scopes].join(' ');
@@ -88,16 +88,16 @@ interface Stored {
  */
 export function claimsForScope(all: AccountClaims, scope: string): AccountClaims {
   const scopes = new Set(scope.split(' '));
-  const known = new Set(Object.values(SCOPE_CLAIMS).flat());
   const out: AccountClaims = {};
   for (const [name, value] of Object.entries(all)) {
-    const releasedBy = Object.entries(SCOPE_CLAIMS).find(([, names]) => names.includes(name))?.[0];
-    if ((releasedBy && scopes.has(releasedBy)) || (!known.has(name) && scopes.has('profile'))) {
-      out[name] = value;
-    }
+    const releasedBy = RELEASED_BY.get(name);
+    if (releasedBy ? scopes.has(releasedBy) : scopes.has('profile')) out[name] = value;
   }
   return out;
 }
+
+/** The standard scope that releases each standard claim (worked out once: userinfo asks on every call). */
+const RELEASED_BY: ReadonlyMap<string, string> = new Map(Object.entries(SCOPE_CLAIMS).flatMap(([scope, names]) => names.map((n) => [n, scope] as const)));
 
 /**
  * An in-memory `AccountStore`. Passwords are hashed with scrypt when it is created and compared in

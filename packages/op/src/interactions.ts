@@ -200,7 +200,7 @@ type Handler = (deps: InteractionDeps, req: Request, res: Response) => Promise<v
  * kept in the store for that interaction before anything else changes. A store that is down gets
  * the 503 `store_unavailable` page.
  */
-export function interactionRoutes(deps: InteractionDeps): express.Router {
+export function interactionRoutes(deps: InteractionDeps, session: express.RequestHandler): express.Router {
   const router = express.Router();
   const parse = express.urlencoded({ extended: false, limit: '16kb' });
   const wrap = (h: Handler) => (req: Request, res: Response, next: NextFunction) => {
@@ -212,9 +212,10 @@ export function interactionRoutes(deps: InteractionDeps): express.Router {
       return sendErrorPage(req, res, deps.views, { status: 500, code: 'server_error', message: 'The sign-in could not be completed. Try again later.' });
     });
   };
-  router.get('/interaction/:uid', wrap(show));
-  router.post('/interaction/:uid/login', parse, wrap(submitLogin));
-  router.post('/interaction/:uid/confirm', parse, wrap(confirm));
-  router.post('/interaction/:uid/abort', parse, wrap(abort));
+  // mounted at /interaction; only the login POST runs the browser session (an authenticator's verify() may keep state there: upstream does)
+  router.get('/:uid', wrap(show));
+  router.post('/:uid/login', session, parse, wrap(submitLogin));
+  router.post('/:uid/confirm', parse, wrap(confirm));
+  router.post('/:uid/abort', parse, wrap(abort));
   return router;
 }

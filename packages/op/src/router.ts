@@ -126,7 +126,8 @@ function errorPage(views: Views) {
 export function op(options: OpOptions): OpApp {
   const o = resolveOptions(options);
   const userStore = o.adapter ?? defaultStore();
-  const store = boundedStore(userStore, o.storeTimeout);
+  // our own stores answer in bounded time (memory at once, redis within its `timeout`); an app's store gets a deadline
+  const store = userStore.kind === 'memory' || userStore.kind === 'redis' ? userStore : boundedStore(userStore, o.storeTimeout);
   const keys = resolveKeys(o.jwks, o.cookieKeys, (msg) => console.warn(msg));
   const views: Views = { ...defaultViews, ...o.views } as Views;
   const provider = createProvider(o, { store, views, ...keys });
@@ -138,12 +139,24 @@ export function op(options: OpOptions): OpApp {
   app.issuer = o.issuer;
   app.disable('x-powered-by');
   if (o.trustProxy) app.set('trust proxy', 1);
-  else app.use(warnUntrustedProxyOnce());
   onMount(app, o);
   const refuse = misconfigured(views);
   const session = sessionStep(o, views, refuse);
-  app.use(checkMount(o.mountPath, views, (req, res) => refuse(req, res, { code: 'mount_mismatch', message: `op(): ${mountMismatch(o, req.baseUrl)}` })));
-  app.use(checkHost(o.trustProxy, views));
+  // one layer for the checks every request passes (each layer costs on the API endpoints' hot path)
+  const checks = [
+    ...(o.trustProxy ? [] : [warnUntrustedProxyOnce()]),
+    checkMount(o.mountPath, views, (req, res) => refuse(req, res, { code: 'mount_mismatch', message: `op(): ${mountMismatch(o, req.baseUrl)}` })),
+    checkHost(o.trustProxy, views),
+  ];
+  app.use((req, res, next) => {
+    let i = 0;
+    const step = (err?: unknown): void => {
+      if (err) return next(err);
+      if (i < checks.length) return void checks[i++]!(req, res, step);
+      next();
+    };
+    step();
+  });
   const deps: InteractionDeps = {
     provider, views, accounts: o.accounts,
     authenticators: o.authenticators.length ? o.authenticators : [password()],
@@ -152,9 +165,7 @@ export function op(options: OpOptions): OpApp {
     mountPath: o.mountPath,
     states: interactionStates(store, o.ttl.Interaction),
   };
-  // authenticators' verify() may keep state in the browser session (upstream does)
-  app.post('/interaction/:uid/login', session);
-  app.use(interactionRoutes(deps));
+  app.use('/interaction', interactionRoutes(deps, session));
   mountAuthenticators(app, deps, o, session);
   const endSession = provider.pathFor('end_session', { mountPath: '' });
   // the logout page's CSRF token lives in the browser session

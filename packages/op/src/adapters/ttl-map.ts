@@ -38,7 +38,8 @@ export class TtlMap<V> {
 
   get(key: string): V | undefined {
     const entry = this.live(key);
-    if (entry && this.touchOnRead) this.moveToEnd(key, entry);
+    // reordering costs a delete and an insert per read: only worth it once eviction is in sight (half full)
+    if (entry && this.touchOnRead && this.entries.size * 2 > this.maxEntries) this.moveToEnd(key, entry);
     return entry?.value;
   }
 
