@@ -99,8 +99,9 @@ export interface OpOptions {
    */
   session?: RequestHandler;
   /**
-   * Milliseconds a store call (the `adapter`, and the `session` middleware and its store) may take
-   * before the request is answered 503 `store_unavailable` with `Retry-After: 5`. Default 3000.
+   * Milliseconds a store call (the `session` middleware and its store, and an `adapter` of your own;
+   * `redisAdapter` has its own `timeout`) may take before the request is answered 503 `store_unavailable`
+   * with `Retry-After: 5`. Default 3000.
    */
   storeTimeout?: number;
   /**
