@@ -1,5 +1,6 @@
 // @openid-express/op against a bare oidc-provider mounted in Express, with the same clients,
-// accounts and keys: what op() adds on the endpoints machines call most.
+// accounts and keys: what op() adds on the endpoints machines call most (discovery, token with
+// client_credentials, userinfo, and `code`: the token endpoint exchanging an authorization code).
 //
 // Run after a build:
 //   npx -y pnpm@10.34.9 -r --filter "./packages/*" build && node bench/op-overhead.mjs
@@ -84,6 +85,17 @@ async function accessTokenFor(provider) {
   return token.save();
 }
 
+/** `n` authorization codes for alice (as her login would leave them), each good for one exchange by APP. */
+async function codesFor(provider, n) {
+  const client = await provider.Client.find(APP.client_id);
+  const grant = new provider.Grant({ clientId: client.clientId, accountId: ALICE.id });
+  grant.addOIDCScope('openid profile email');
+  const grantId = await grant.save();
+  return Promise.all(Array.from({ length: n }, () => new provider.AuthorizationCode({
+    client, accountId: ALICE.id, grantId, scope: 'openid profile email', redirectUri: APP.redirect_uris[0], nonce: 'n', authTime: Math.floor(Date.now() / 1000),
+  }).save()));
+}
+
 /** Child: one OP. argv: op <variant> <jwks JSON>. */
 async function runOp(name, jwksJson) {
   const server = createServer();
@@ -92,7 +104,7 @@ async function runOp(name, jwksJson) {
   const { app, provider } = await VARIANTS[name].build(`${origin}/op`, JSON.parse(jwksJson));
   server.on('request', app);
   // oidc-provider's own memory adapter keeps 1000 records: the token benchmark evicts older ones
-  serveMessages({ cpu: () => cpuMicros(), accessToken: () => accessTokenFor(provider) });
+  serveMessages({ cpu: () => cpuMicros(), accessToken: () => accessTokenFor(provider), codes: (m) => codesFor(provider, m.n) });
   process.send({ origin, accessToken: await accessTokenFor(provider) });
 }
 
@@ -109,18 +121,25 @@ function endpoints(op) {
       body: 'grant_type=client_credentials&scope=api%3Aread',
     },
     userinfo: { url: `${op.origin}/op/me`, headers: { authorization: `Bearer ${op.accessToken}` }, expectStatus: 200 },
+    // the authorization-code exchange (ID token signed, grant checked); codes are single use, minted ahead
+    code: {
+      url: `${op.origin}/op/token`, method: 'POST', expectStatus: 200,
+      headers: { authorization: `Basic ${Buffer.from(`${APP.client_id}:${APP.client_secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      bodies: (op.codes ?? []).map((code) => `grant_type=authorization_code&code=${code}&redirect_uri=${encodeURIComponent(APP.redirect_uris[0])}`),
+    },
   };
 }
 
 /** Checks each endpoint answers what a client expects before measuring it. */
 async function check(op) {
   op.bytes = {};
+  op.codes = await ask(op.child, { cmd: 'codes', n: 1 });
   for (const [what, e] of Object.entries(endpoints(op))) {
-    const response = await fetch(e.url, { method: e.method ?? 'GET', headers: e.headers, body: e.body });
+    const response = await fetch(e.url, { method: e.method ?? 'GET', headers: e.headers, body: e.body ?? e.bodies?.[0] });
     const text = await response.text();
     op.bytes[what] = Buffer.byteLength(text);
     const body = JSON.parse(text || '{}');
-    const ok = response.status === e.expectStatus && (body.issuer || body.access_token || body.sub === ALICE.id);
+    const ok = response.status === e.expectStatus && (body.issuer || body.access_token || body.sub === ALICE.id) && (what !== 'code' || body.id_token);
     if (!ok) throw new Error(`${what} at ${e.url}: HTTP ${response.status} ${JSON.stringify(body).slice(0, 300)}`);
   }
 }
@@ -149,9 +168,14 @@ async function main() {
       for (const what of whats) {
         for (const name of names) {
           if (what === 'userinfo') ops[name].accessToken = await ask(ops[name].child, { cmd: 'accessToken' });
-          const e = endpoints(ops[name])[what];
-          if (round === 0) await hammer({ ...e, seconds: 1, connections: CONNECTIONS });
+          // single-use codes, minted before each run and outside the CPU count (oidc-provider's own store keeps 1000 records)
+          const request = async () => {
+            if (what === 'code') ops[name].codes = await ask(ops[name].child, { cmd: 'codes', n: 400 });
+            return endpoints(ops[name])[what];
+          };
+          if (round === 0) await hammer({ ...(await request()), seconds: 1, connections: CONNECTIONS });
           results[what] ??= {};
+          const e = await request();
           keepBest(results[what], name, await withCpu(ops[name].child, () => hammer({ ...e, seconds: SECONDS, connections: CONNECTIONS })));
         }
       }

@@ -6,14 +6,19 @@ import { ask } from './children.mjs';
  * requests/s and latency of one route with autocannon, bounded by `seconds` and `maxRequests`.
  * Throws when answers are not what `expectStatus` says (a benchmark of errors measures nothing).
  */
-export async function hammer({ url, method = 'GET', headers = {}, body, seconds, connections = 10, maxRequests = 200_000, expectStatus }) {
-  const result = await autocannon({ url, method, headers, body, duration: seconds, connections, maxOverallRequests: maxRequests });
+export async function hammer({ url, method = 'GET', headers = {}, body, bodies, seconds, connections = 10, maxRequests = 200_000, expectStatus }) {
+  // `bodies`: one body per request (single-use values such as authorization codes), at most that many requests
+  let next = 0;
+  const requests = bodies ? [{ method, headers, setupRequest: (req) => ({ ...req, body: bodies[next++ % bodies.length] }) }] : undefined;
+  const cap = bodies ? Math.min(maxRequests, bodies.length) : maxRequests;
+  const result = await autocannon({ url, method, headers, body, requests, duration: seconds, connections, maxOverallRequests: cap });
   const total = Object.values(result.statusCodeStats).reduce((n, s) => n + s.count, 0);
   const good = result.statusCodeStats[expectStatus]?.count ?? 0;
   if (result.errors || result.timeouts || good < total || total === 0) {
     throw new Error(`${url}: ${good}/${total} answers were ${expectStatus} (status counts ${JSON.stringify(result.statusCodeStats)}, ${result.errors} errors, ${result.timeouts} timeouts)`);
   }
-  return { rps: total / (result.duration || seconds), p50: result.latency.p50, p99: result.latency.p99, requests: total };
+  const elapsed = result.start && result.finish ? (new Date(result.finish) - new Date(result.start)) / 1000 : result.duration || seconds;
+  return { rps: total / elapsed, p50: result.latency.p50, p99: result.latency.p99, requests: total };
 }
 
 /** The q-quantile (0..1) of `values` (milliseconds). */
