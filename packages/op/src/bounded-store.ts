@@ -2,13 +2,13 @@ import type { Adapter } from 'oidc-provider';
 import type { OpStore } from './adapters/types.js';
 import { StoreUnavailableError } from './errors.js';
 
-/** `promise`, or a StoreUnavailableError when it has not settled within `ms`. */
-export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/** `promise`, or the error `late()` makes (a StoreUnavailableError) when it has not settled within `ms`. */
+export function withDeadline<T>(promise: Promise<T>, ms: number, late: () => Error): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreUnavailableError(`the store did not answer ${what} within ${ms} ms`)), ms);
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(late()), ms);
   });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 const ADAPTER_METHODS = ['upsert', 'find', 'findByUid', 'findByUserCode', 'consume', 'destroy', 'revokeByGrantId'] as const;
@@ -23,7 +23,8 @@ const ADAPTER_METHODS = ['upsert', 'find', 'findByUid', 'findByUserCode', 'consu
  */
 export function boundedStore(store: OpStore, timeoutMs: number): OpStore {
   const bound = <A extends unknown[], R>(what: string, call: (...args: A) => Promise<R>) =>
-    (...args: A) => withDeadline(Promise.resolve().then(() => call(...args)), timeoutMs, what);
+    (...args: A) => withDeadline(Promise.resolve().then(() => call(...args)), timeoutMs,
+      () => new StoreUnavailableError(`the store did not answer ${what} within ${timeoutMs} ms`));
   return {
     kind: store.kind,
     adapterFor(model) {

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import type { SessionData, Store } from 'express-session';
 import { RpError } from './errors.js';
 import { KeyQueue } from './key-queue.js';
+import { sessionOp } from './session-guard.js';
 
 /** The atomic operations behind `rp({ coordination })`. Each one is atomic across every instance sharing it. */
 export interface Coordination {
@@ -117,14 +118,12 @@ interface StoreRecord {
  */
 export function sessionStoreCoordination(store: Store): Coordination {
   const queue = new KeyQueue();
-  const op = <T>(fn: (cb: (err?: unknown, value?: T) => void) => void): Promise<T> =>
-    new Promise((resolve, reject) => fn((err, value) => (err ? reject(storeError(err)) : resolve(value as T))));
-  const read = async (key: string): Promise<StoreRecord | undefined> => (await op<StoreRecord | null>((cb) => store.get(key, cb as never))) ?? undefined;
+  const read = async (key: string): Promise<StoreRecord | undefined> => (await sessionOp<StoreRecord | null>((cb) => store.get(key, cb as never))) ?? undefined;
   const write = (key: string, record: Omit<StoreRecord, 'cookie'>, ttlMs: number): Promise<void> => {
     const cookie = { expires: new Date(Date.now() + ttlMs).toISOString(), originalMaxAge: ttlMs };
-    return op<void>((cb) => store.set(key, { ...record, cookie } as unknown as SessionData, cb));
+    return sessionOp<void>((cb) => store.set(key, { ...record, cookie } as unknown as SessionData, cb));
   };
-  const drop = (key: string): Promise<void> => op<void>((cb) => store.destroy(key, cb));
+  const drop = (key: string): Promise<void> => sessionOp<void>((cb) => store.destroy(key, cb));
   return {
     setIfAbsent: (key, value, ttlMs) => queue.run(key, async () => {
       if ((await read(key))?.value !== undefined) return false;
@@ -146,8 +145,4 @@ export function sessionStoreCoordination(store: Store): Coordination {
       return members;
     }),
   };
-}
-
-function storeError(err: unknown): RpError {
-  return err instanceof RpError ? err : new RpError('store_unavailable', `the session store failed: ${(err as Error)?.message ?? err}`, { cause: err });
 }

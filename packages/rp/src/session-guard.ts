@@ -12,13 +12,14 @@ const METHODS = ['get', 'set', 'touch', 'destroy'] as const;
 
 /** A callback-style session / store operation as a promise; a store failure is `store_unavailable` (503). */
 export function sessionOp<T>(fn: (cb: (err?: unknown, value?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) =>
-    fn((err, value) => (err ? reject(err instanceof RpError ? err : unavailable(`failed (${(err as Error)?.message ?? err})`, err)) : resolve(value as T))),
-  );
+  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(storeFailure(err)) : resolve(value as T))));
 }
 
 const unavailable = (why: string, cause?: unknown): RpError =>
   new RpError('store_unavailable', `the session store ${why}; check that it (e.g. Redis) is running and reachable`, { cause });
+
+/** A store's error as the RP's: already an `RpError` (e.g. our deadline), else `store_unavailable`. */
+const storeFailure = (err: unknown): RpError => (err instanceof RpError ? err : unavailable(`failed (${(err as Error)?.message ?? err})`, err));
 
 /**
  * Runs `session` (the app's express-session middleware) so that a store failure or a store that
@@ -31,7 +32,7 @@ export function guardedSession(session: RequestHandler, timeoutMs: number): Requ
       if (done) return; // a late answer of the store, or a save error after the response: already handled
       done = true;
       clearTimeout(timer);
-      next(err === undefined ? undefined : err instanceof RpError ? err : unavailable(`failed (${(err as Error)?.message ?? err})`, err));
+      next(err === undefined ? undefined : storeFailure(err));
     };
     const timer = setTimeout(() => finish(unavailable(`did not answer within ${timeoutMs} ms`)), timeoutMs);
     session(req, res, finish);

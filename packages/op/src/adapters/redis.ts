@@ -1,4 +1,5 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { withDeadline } from '../bounded-store.js';
 import { OpConfigError, StoreUnavailableError } from '../errors.js';
 import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
 import { CONSUME, GRANT_ADD, INCREMENT, REVOKE_GRANT, TAKE_LEGACY_GRANT, UPSERT, type Script } from './redis-scripts.js';
@@ -188,16 +189,12 @@ class Redis {
    * Work still running at the deadline is abandoned, not undone: Redis may yet apply it.
    */
   guard<T>(what: string, work: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(timedOut(what, this.timeout, this.client)), this.timeout);
-    });
     const attempt = Promise.resolve()
       .then(work)
       .catch((error: unknown) => {
         throw isUnavailable(error) ? unreachable(what, error) : error;
       });
-    return Promise.race([attempt, deadline]).finally(() => clearTimeout(timer));
+    return withDeadline(attempt, this.timeout, () => timedOut(what, this.timeout, this.client));
   }
 }
 
