@@ -1,4 +1,5 @@
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { OpConfigError } from './errors.js';
 
 /** Standard OIDC claims (and any others) an account releases, keyed by claim name. */
 export type AccountClaims = Record<string, unknown>;
@@ -112,11 +113,12 @@ const RELEASED_BY: ReadonlyMap<string, string> = new Map(Object.entries(SCOPE_CL
 export function memoryAccounts(list: MemoryAccount[]): AccountStore {
   const byLogin = new Map<string, Stored>();
   const byId = new Map<string, Stored>();
-  for (const entry of list) {
-    if (!entry.id || !entry.username || typeof entry.password !== 'string') {
-      throw new TypeError('memoryAccounts(): every account needs id, username and password');
+  if (!Array.isArray(list)) throw new OpConfigError('accounts', 'memoryAccounts(list): pass an array of { id, username, password, claims }');
+  for (const [i, entry] of list.entries()) {
+    if (!entry || typeof entry.id !== 'string' || !entry.id || typeof entry.username !== 'string' || !entry.username || typeof entry.password !== 'string') {
+      throw new OpConfigError('accounts', `memoryAccounts(): account ${i} needs id, username and password (strings), e.g. { id: 'alice', username: 'alice', password: '...' }`);
     }
-    if (byId.has(entry.id)) throw new TypeError(`memoryAccounts(): duplicate account id "${entry.id}"`);
+    if (byId.has(entry.id)) throw new OpConfigError('accounts', `memoryAccounts(): duplicate account id "${entry.id}"; every id must be different`);
     const claims = { ...(entry.claims ?? {}) };
     const logins = [entry.username, typeof claims.email === 'string' ? claims.email : undefined]
       .filter((l): l is string => !!l)

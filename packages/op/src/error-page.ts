@@ -24,12 +24,17 @@ const TITLES: Record<number, string> = {
   503: 'Please try again in a moment',
 };
 
+/** Titles for codes whose status says too little. */
+const CODE_TITLES: Record<string, string> = {
+  interaction_expired: 'This sign-in has expired',
+};
+
 /** Answers with the error view: status, stable code, a message safe to show, never a stack. */
 export async function sendErrorPage(
   req: Request, res: Response, views: Views,
   e: { status: number; code: string; message: string; title?: string; backUrl?: string },
 ): Promise<void> {
-  const title = e.title ?? TITLES[e.status] ?? 'Error';
+  const title = e.title ?? CODE_TITLES[e.code] ?? TITLES[e.status] ?? 'Error';
   let html: string;
   try {
     html = await renderPage(req, views, 'error', { title, status: e.status, code: e.code, message: e.message, backUrl: e.backUrl });

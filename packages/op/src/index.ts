@@ -1,3 +1,5 @@
+// first: quiets oidc-provider's "Unsupported runtime" warning on the Node.js versions we support (see the module)
+import { endRuntimeWarningFilter } from './runtime-warning.js';
 export { op, type OpApp } from './router.js';
 export { authorizationServerMetadata } from './well-known.js';
 export { webfinger, ISSUER_REL, type WebFingerOptions } from './webfinger.js';
@@ -27,3 +29,5 @@ export type { ErrorViewProps } from './views/error.js';
 export type { LayoutProps } from './views/layout.js';
 export type { ClientScreenProps, LoginFormProps, LoginViewProps } from './views/login.js';
 export type { LogoutSuccessViewProps, LogoutViewProps } from './views/logout.js';
+
+endRuntimeWarningFilter();

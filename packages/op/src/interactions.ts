@@ -30,6 +30,8 @@ export interface InteractionDeps {
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
 
+/** The steps at which someone may sign in: the login, and the consent (to switch to another account). */
+const SIGN_IN_STEPS: ReadonlySet<string> = new Set(['login', 'consent']);
 const GENERIC_FAILURE = 'The login name or password is incorrect.';
 const THROTTLED = 'Too many failed attempts. Wait a few minutes, then try again.';
 const EXPIRED = new OpError('interaction_expired', 400,
@@ -91,6 +93,13 @@ async function showLogin(deps: InteractionDeps, req: Request, res: Response, d: 
   res.status(status).type('html').send(html);
 }
 
+/** How the consent screen names who is signed in: email, username or name, else the account id. */
+async function accountLabel(accounts: AccountStore, id: string): Promise<string> {
+  const claims = await accounts.claims(id, 'openid email profile');
+  const label = [claims.email, claims.preferred_username, claims.name].find((v) => typeof v === 'string' && v.trim());
+  return (label as string | undefined) ?? id;
+}
+
 async function show(deps: InteractionDeps, req: Request, res: Response) {
   const d = await details(deps, req, res);
   if (d.prompt.name === 'login') return showLogin(deps, req, res, d);
@@ -99,12 +108,26 @@ async function show(deps: InteractionDeps, req: Request, res: Response) {
   if (deps.firstParty.has(String(d.params.client_id))) return finishConsent(deps.provider, req, res, d);
   const state = await deps.states.stateFor(d.uid, d.exp);
   const base = `${deps.mountPath}/interaction/${d.uid}`;
+  const accountId = d.session?.accountId;
   const html = await renderPage(req, deps.views, 'consent', {
     title: 'Allow access?', clientName: name, clientUri: uri, logoUri: logo, ...presentation(d), policyUri: client?.policyUri, tosUri: client?.tosUri,
     action: `${base}/confirm`, abortAction: `${base}/abort`, csrf: state.csrf, ...consentItems(d),
+    account: accountId ? await accountLabel(deps.accounts, accountId) : undefined,
+    switchAccountUrl: `${base}/login`,
   });
   pageHeaders(res);
   res.status(200).type('html').send(html);
+}
+
+/**
+ * The login form of an interaction, also while it waits for consent: "Use another account" on the
+ * consent screen. Signing in as someone else there ends the current OP session (oidc-provider
+ * signs the first account out, then resumes) and the consent screen comes back for the new account.
+ */
+async function showLoginForm(deps: InteractionDeps, req: Request, res: Response) {
+  const d = await details(deps, req, res);
+  if (!SIGN_IN_STEPS.has(d.prompt.name)) throw new OpError('wrong_prompt', 400, 'This step is not a sign-in.');
+  return showLogin(deps, req, res, d);
 }
 
 /** Failures count per account when the login names one, so its email alias or another spelling gets no fresh count. */
@@ -116,7 +139,7 @@ async function throttleKeyOf(accounts: AccountStore, login: string | undefined):
 async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
   const d = await details(deps, req, res);
   const state = await checkCsrf(deps, req);
-  if (d.prompt.name !== 'login') throw new OpError('wrong_prompt', 400, 'This step is not a sign-in.');
+  if (!SIGN_IN_STEPS.has(d.prompt.name)) throw new OpError('wrong_prompt', 400, 'This step is not a sign-in.');
   const body = fields(req.body);
   const auth = deps.authenticators.find((a) => a.id === body.authenticator);
   if (!auth) throw new OpError('authenticator_unknown', 400, 'Unknown sign-in method.');
@@ -169,7 +192,7 @@ export async function completeLogin(
   deps: InteractionDeps, req: Request, res: Response, uid: string | undefined, result: AuthenticationSuccess | AuthenticationFailure,
 ): Promise<void> {
   const interaction = uid ? await deps.provider.Interaction.find(uid) : undefined;
-  if (!interaction || interaction.prompt.name !== 'login') return sendErrorPage(req, res, deps.views, EXPIRED);
+  if (!interaction || !SIGN_IN_STEPS.has(interaction.prompt.name)) return sendErrorPage(req, res, deps.views, EXPIRED);
   if (!result.ok) {
     await deps.throttle.fail(undefined, req.ip ?? 'unknown');
     return sendErrorPage(req, res, deps.views, {
@@ -214,6 +237,7 @@ export function interactionRoutes(deps: InteractionDeps, session: express.Reques
   };
   // mounted at /interaction; only the login POST runs the browser session (an authenticator's verify() may keep state there: upstream does)
   router.get('/:uid', wrap(show));
+  router.get('/:uid/login', wrap(showLoginForm));
   router.post('/:uid/login', session, parse, wrap(submitLogin));
   router.post('/:uid/confirm', parse, wrap(confirm));
   router.post('/:uid/abort', parse, wrap(abort));

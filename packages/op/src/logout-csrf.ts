@@ -3,6 +3,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { csrfMatches } from './interaction-state.js';
 
 const KEY = 'openidExpressOpLogoutCsrf';
+const LIMIT = 16 * 1024;
 
 type Bag = Record<string, string | undefined>;
 
@@ -13,18 +14,72 @@ export function logoutCsrfFor(req: Request): string {
   return session[KEY];
 }
 
+/** Resolves at the stream's next `readable`; rejects when it errors or closes first (the client went away). */
+function readable(req: Request): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const settle = (err?: Error) => {
+      req.off('readable', onReadable).off('error', settle).off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onReadable = () => settle();
+    const onClose = () => settle(Object.assign(new Error('request aborted'), { status: 400, type: 'request.aborted' }));
+    req.on('readable', onReadable).on('error', settle).on('close', onClose);
+  });
+}
+
+/** A body an app's parser made (`express.urlencoded()`) as form fields. */
+function fieldsOf(body: unknown): URLSearchParams {
+  const out = new URLSearchParams();
+  if (body && typeof body === 'object') {
+    for (const [name, value] of Object.entries(body)) for (const v of [value].flat()) if (typeof v === 'string') out.append(name, v);
+  }
+  return out;
+}
+
+/**
+ * The fields of a urlencoded POST body, read without using it up: the bytes are put back on the
+ * stream (`unshift`, before its `end`), so oidc-provider, which parses the same body after us, reads
+ * it from the stream as it expects. (An Express body parser here would make it print "already
+ * parsed request body detected".)
+ */
+export async function peekForm(req: Request): Promise<URLSearchParams> {
+  if (req.readableEnded) return fieldsOf(req.body); // the app's own body parser ran before op()
+  if (!req.is('application/x-www-form-urlencoded') || req.headers['content-length'] === '0') return new URLSearchParams();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for (;;) {
+    const chunk = req.read() as Buffer | null;
+    if (chunk !== null) {
+      size += chunk.length;
+      if (size > LIMIT) throw Object.assign(new Error('request entity too large'), { status: 413, type: 'entity.too.large' });
+      chunks.push(chunk);
+    } else if (req.complete) {
+      break;
+    } else {
+      await readable(req);
+    }
+  }
+  // synchronous from the last read: the stream has not emitted `end` yet, so the bytes can go back
+  const body = Buffer.concat(chunks, size);
+  if (size) req.unshift(body);
+  return new URLSearchParams(body.toString('utf8'));
+}
+
 /**
  * Refuses a logout confirmation POST whose `csrf` field does not match the session's token:
- * 403 and nothing changes. oidc-provider's own `xsrf` check still runs after this one.
- * A browser that was never shown our logout page has no token: without an OP session,
- * oidc-provider skips the page and auto-posts its own form, guarded by its `xsrf` alone.
+ * 403 and nothing changes. oidc-provider's own `xsrf` check still runs after this one, on the same
+ * body (see `peekForm`). A browser that was never shown our logout page has no token: without an
+ * OP session, oidc-provider skips the page and auto-posts its own form, guarded by its `xsrf` alone.
  */
 export function checkLogoutCsrf(onRefused: (req: Request, res: Response) => void) {
   return (req: Request, res: Response, next: NextFunction) => {
-    const expected = (req.session as unknown as Bag | undefined)?.[KEY];
-    const posted = (req.body as Bag | undefined)?.csrf;
-    if (expected === undefined && posted === undefined) return next();
-    if (!csrfMatches(expected, posted)) return onRefused(req, res);
-    next();
+    peekForm(req).then((fields) => {
+      const expected = (req.session as unknown as Bag | undefined)?.[KEY];
+      const posted = fields.getAll('csrf');
+      if (expected === undefined && posted.length === 0) return next();
+      if (posted.length !== 1 || !csrfMatches(expected, posted[0])) return onRefused(req, res);
+      next();
+    }, next);
   };
 }

@@ -116,12 +116,27 @@ export interface OpOptions {
    * `'always'`: every request. A `code_challenge` that is sent is always checked; only `S256` is accepted.
    */
   pkce?: PkcePolicy;
+  /**
+   * The OP's name, shown in the header and the title of every page it draws (login, consent, error,
+   * sign-out), e.g. `"Example ID"`. Default: the issuer's host (`id.example.com`).
+   */
+  name?: string;
+  /**
+   * The OP's logo, shown next to `name` at the top of every page: an `https:` URL or a path on the
+   * OP's own site (`/static/logo.svg`). Default none.
+   */
+  logoUri?: string;
+  /**
+   * Where the "Signed out" page sends people onward when no client to return to is known: an http(s)
+   * URL or a path on the OP's site. Default `/` (the root of the issuer's site).
+   */
+  homeUri?: string;
   /** Raw oidc-provider configuration merged last, over everything above. Default none. */
   provider?: Configuration;
 }
 
 /** `OpOptions` with defaults applied. */
-export interface ResolvedOptions extends Required<Omit<OpOptions, 'adapter' | 'jwks' | 'cookieKeys' | 'provider' | 'views' | 'session'>> {
+export interface ResolvedOptions extends Required<Omit<OpOptions, 'adapter' | 'jwks' | 'cookieKeys' | 'provider' | 'views' | 'session' | 'logoUri'>> {
   issuerUrl: URL;
   /** The path the router must be mounted at ('' for the root). */
   mountPath: string;
@@ -134,6 +149,7 @@ export interface ResolvedOptions extends Required<Omit<OpOptions, 'adapter' | 'j
   ttl: Required<OpTtl>;
   throttle: Required<OpThrottle>;
   session?: RequestHandler;
+  logoUri?: string;
 }
 
 const DAY = 24 * 3600;
@@ -175,7 +191,41 @@ function checkClients(clients: unknown): OpClient[] {
   const ids = clients.map((c) => c.client_id);
   const dup = ids.find((id, i) => ids.indexOf(id) !== i);
   if (dup) fail('clients', `client_id "${dup}" is listed twice`);
+  clients.forEach((c, i) => checkRedirectUris(c as OpClient, i));
   return clients as OpClient[];
+}
+
+/**
+ * A client that signs users in through the browser (the authorization_code or implicit grant, or any
+ * response type: oidc-provider's default is `code`) needs somewhere to send them back. oidc-provider
+ * would only say so at the first /auth request ("redirect_uris is mandatory property"), naming no client.
+ */
+function checkRedirectUris(c: OpClient, i: number): void {
+  if (typeof c.redirect_uris === 'string') fail(`clients[${i}].redirect_uris`, `must be an array: redirect_uris: [${JSON.stringify(c.redirect_uris)}]`);
+  // oidc-provider lets PAR-only clients go without (features.pushedAuthorizationRequests.allowUnregisteredRedirectUris)
+  if (c.require_pushed_authorization_requests === true) return;
+  const grants = Array.isArray(c.grant_types) ? c.grant_types : ['authorization_code'];
+  const responses = Array.isArray(c.response_types) ? c.response_types : ['code'];
+  const browser = responses.length > 0 || grants.includes('authorization_code') || grants.includes('implicit');
+  if (!browser || (Array.isArray(c.redirect_uris) && c.redirect_uris.length > 0)) return;
+  const front = grants.filter((g) => g === 'authorization_code' || g === 'implicit');
+  const uses = front.length ? `the ${front.join(' and ')} grant${Array.isArray(c.grant_types) ? '' : ' (the default)'}`
+    : `response_types ${JSON.stringify(responses)}${Array.isArray(c.response_types) ? '' : ' (the default)'}`;
+  fail(`clients[${i}].redirect_uris`, `client "${c.client_id}" uses ${uses}, which sends users back to the app, so it needs `
+    + 'redirect_uris, e.g. redirect_uris: [\'https://app.example.com/auth/callback\'] (where the app receives the code); '
+    + 'a client that only uses client_credentials needs grant_types: [\'client_credentials\'], response_types: [] instead');
+}
+
+/** An https: URL, or a path on the OP's own site ("/logo.svg", not "//evil.example"); `http` also allows http: URLs. */
+function checkPageUri(option: string, value: unknown, http: boolean): string | undefined {
+  if (value === undefined) return undefined;
+  const hint = http ? 'an http(s) URL or a path on this site such as "/"' : 'an https: URL or a path on this site such as "/logo.svg"';
+  if (typeof value !== 'string' || !value) fail(option, `must be ${hint}`);
+  if (value.startsWith('/') && !value.startsWith('//') && !value.includes('\\')) return value;
+  let url: URL | undefined;
+  try { url = new URL(value); } catch { /* below */ }
+  if (url?.protocol === 'https:' || (http && url?.protocol === 'http:')) return value;
+  return fail(option, `must be ${hint}, got ${JSON.stringify(value)}`);
 }
 
 function checkAuthenticators(list: unknown): void {
@@ -236,6 +286,11 @@ function checkShape(o: OpOptions): void {
   if (o.trustProxy !== undefined && typeof o.trustProxy !== 'boolean') fail('trustProxy', 'must be true or false');
   if (o.provider !== undefined && !isObject(o.provider)) fail('provider', 'must be an oidc-provider configuration object');
   if (o.session !== undefined && typeof o.session !== 'function') fail('session', 'must be a middleware, e.g. session({ secret, resave: false, saveUninitialized: false, store })');
+  if (o.name !== undefined && (typeof o.name !== 'string' || !o.name.trim() || o.name.length > 100)) {
+    fail('name', 'must be the OP\'s name as a short string (1 to 100 characters), e.g. "Example ID"');
+  }
+  checkPageUri('logoUri', o.logoUri, false);
+  checkPageUri('homeUri', o.homeUri, true);
   if (o.storeTimeout !== undefined && (!Number.isInteger(o.storeTimeout) || o.storeTimeout < 50 || o.storeTimeout > 60_000)) {
     fail('storeTimeout', 'must be a whole number of milliseconds between 50 and 60000 (default 3000)');
   }
@@ -306,6 +361,9 @@ export function resolveOptions(input: OpOptions): ResolvedOptions {
     storeTimeout: input.storeTimeout ?? 3000,
     allowPrivateHosts: input.allowPrivateHosts ?? [],
     pkce: input.pkce ?? 'unless-nonce',
+    name: input.name?.trim() ?? issuerUrl.host,
+    logoUri: input.logoUri,
+    homeUri: input.homeUri ?? '/',
     provider: input.provider ?? {},
   };
 }

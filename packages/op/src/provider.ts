@@ -7,7 +7,9 @@ import { logoutCsrfFor } from './logout-csrf.js';
 import { pkceRequired } from './pkce-policy.js';
 import type { ResolvedOptions } from './options.js';
 import { parseAllowedHosts, privateHostsFetch } from './private-hosts.js';
-import { defaultViews, renderPage, type Views } from './views/render.js';
+import { plainError } from './provider-errors.js';
+import { safeHref } from './views/escape.js';
+import { defaultsOf, renderPage, type Views } from './views/render.js';
 
 /** What `buildConfiguration` needs beyond the options. */
 export interface ConfigurationDeps {
@@ -76,8 +78,13 @@ function features(o: ResolvedOptions, views: Views): Configuration['features'] {
       async postLogoutSuccessSource(ctx) {
         ctx.type = 'html';
         ctx.set(PAGE_HEADERS);
+        const client = ctx.oidc.client;
+        const clientName = client?.clientName ?? client?.clientId;
+        // onward: back to the client (its registered post-logout page, else its site), else the OP's home
+        const toClient = safeHref(client?.postLogoutRedirectUris?.[0]) ?? safeHref(client?.clientUri);
         ctx.body = await renderPage(reqOf(ctx), views, 'logoutSuccess', {
-          title: 'Signed out', clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId,
+          title: 'Signed out', clientName,
+          backUrl: toClient ?? o.homeUri, backLabel: toClient ? `Back to ${clientName}` : 'Continue',
         });
       },
     },
@@ -113,15 +120,15 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     rotateRefreshToken: true,
     ttl: { ...o.ttl },
     ...(o.allowPrivateHosts.length ? { fetch: privateHostsFetch(parseAllowedHosts(o.allowPrivateHosts)) } : {}),
-    async renderError(ctx, out) {
+    async renderError(ctx, out, error) {
       ctx.type = 'html';
       ctx.set(PAGE_HEADERS);
-      const props = {
-        title: 'This request cannot be completed', status: ctx.status, code: String(out.error),
-        message: String(out.error_description ?? 'The request was refused.'),
-      };
+      const description = out.error_description === undefined ? undefined : String(out.error_description);
+      // a lost or finished sign-in (no resume cookie, interaction gone) is oidc-provider's invalid_request too
+      const code = error instanceof errors.SessionNotFound ? 'session_not_found' : String(out.error);
+      const props = { ...plainError(ctx.status, code, description, ctx.oidc?.client), code: String(out.error) };
       // an app view that fails must not turn a 400 into a bare 500
-      ctx.body = await renderPage(reqOf(ctx), views, 'error', props).catch(() => renderPage(reqOf(ctx), defaultViews, 'error', props));
+      ctx.body = await renderPage(reqOf(ctx), views, 'error', props).catch(() => renderPage(reqOf(ctx), defaultsOf(views), 'error', props));
     },
   };
   return deepMerge(config, o.provider);

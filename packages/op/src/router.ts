@@ -19,7 +19,7 @@ import { warnUntrustedProxyOnce } from './proxy-warning.js';
 import { guardSession } from './session-guard.js';
 import { answerStoreFailuresWith503, isStoreUnavailable } from './store-unavailable.js';
 import { throttle } from './throttle.js';
-import { defaultViews, type Views } from './views/render.js';
+import { defaultViews, type BrandedViews, type Views } from './views/render.js';
 
 const log = debug('openid-express:op');
 
@@ -129,7 +129,7 @@ export function op(options: OpOptions): OpApp {
   // our own stores answer in bounded time (memory at once, redis within its `timeout`); an app's store gets a deadline
   const store = userStore.kind === 'memory' || userStore.kind === 'redis' ? userStore : boundedStore(userStore, o.storeTimeout);
   const keys = resolveKeys(o.jwks, o.cookieKeys, (msg) => console.warn(msg));
-  const views: Views = { ...defaultViews, ...o.views } as Views;
+  const views: BrandedViews = { ...defaultViews, ...o.views, brand: { name: o.name, logoUri: o.logoUri } } as BrandedViews;
   const provider = createProvider(o, { store, views, ...keys });
   provider.on('server_error', (_ctx, err) => log('server_error: %s', err.message));
   answerStoreFailuresWith503(provider, views);
@@ -168,10 +168,9 @@ export function op(options: OpOptions): OpApp {
   app.use('/interaction', interactionRoutes(deps, session));
   mountAuthenticators(app, deps, o, session);
   const endSession = provider.pathFor('end_session', { mountPath: '' });
-  // the logout page's CSRF token lives in the browser session
+  // the logout page's CSRF token lives in the browser session; the body is left for oidc-provider to parse
   app.get(endSession, session);
-  app.post(provider.pathFor('end_session_confirm', { mountPath: '' }), session,
-    express.urlencoded({ extended: false, limit: '16kb' }), checkLogoutCsrf(logoutRefused(views)));
+  app.post(provider.pathFor('end_session_confirm', { mountPath: '' }), session, checkLogoutCsrf(logoutRefused(views)));
   for (const endpoint of ['authorization', 'end_session'] as const) {
     app.post(provider.pathFor(endpoint, { mountPath: '' }), ...postToGet(o.mountPath));
   }

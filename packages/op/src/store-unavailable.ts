@@ -3,7 +3,7 @@ import type { Request } from 'express';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { PAGE_HEADERS, STORE_UNAVAILABLE } from './error-page.js';
-import { renderPage, defaultViews, type Views } from './views/render.js';
+import { renderPage, defaultsOf, type Views } from './views/render.js';
 
 const log = debug('openid-express:op');
 
@@ -29,7 +29,7 @@ async function answer(ctx: KoaContextWithOIDC, views: Views): Promise<void> {
   const props = { title: 'Please try again in a moment', status, code, message };
   ctx.set(PAGE_HEADERS);
   ctx.type = 'html';
-  ctx.body = await renderPage(req, views, 'error', props).catch(() => renderPage(req, defaultViews, 'error', props));
+  ctx.body = await renderPage(req, views, 'error', props).catch(() => renderPage(req, defaultsOf(views), 'error', props));
 }
 
 /**

@@ -1,4 +1,4 @@
-import { claimsForScope, memoryAccounts } from '@openid-express/op';
+import { claimsForScope, memoryAccounts, OpConfigError } from '@openid-express/op';
 
 const accounts = memoryAccounts([
   { id: 'alice', username: 'Alice', password: 'wonderland', claims: { name: 'Alice', email: 'alice@example.org', email_verified: true, team: 'red' } },
@@ -50,6 +50,15 @@ describe('memoryAccounts()', () => {
   test('refuses duplicate ids and accounts without a password', () => {
     expect(() => memoryAccounts([{ id: 'a', username: 'a', password: 'x' }, { id: 'a', username: 'b', password: 'y' }])).toThrow(/duplicate/);
     expect(() => memoryAccounts([{ id: 'a', username: 'a' } as never])).toThrow(/password/);
+  });
+
+  test('bad arguments are start-up errors (OpConfigError, option "accounts") saying what to pass', () => {
+    for (const bad of [undefined, 'alice', [null], [{ id: 'a', username: 'a', password: 'x' }, { id: 'a', username: 'b', password: 'y' }]]) {
+      expect(() => memoryAccounts(bad as never)).toThrow(expect.objectContaining({ name: 'OpConfigError', option: 'accounts' }));
+    }
+    expect(() => memoryAccounts([{ id: 'a', username: 'a' } as never])).toThrow(OpConfigError);
+    expect(() => memoryAccounts(undefined as never)).toThrow(/pass an array of \{ id, username, password, claims \}/);
+    expect(() => memoryAccounts([{ id: 'a', username: 'a' } as never])).toThrow(/account 0 needs id, username and password/);
   });
 
   test('claimsForScope leaves out what the scope does not cover', () => {

@@ -194,6 +194,12 @@ describe('memoryAdapter', () => {
       expect(create).toThrow(/memoryAdapter: `maxRecords` must be a whole number of records ≥ 1, or Infinity for no cap \(default 10000\)/);
     });
 
+    it.each([null, 'big', 5])('refuses options %p that are not an object, saying what to pass', (bad) => {
+      const create = (): MemoryOpStore => memoryAdapter(bad as never);
+      expect(create).toThrow(OpConfigError);
+      expect(create).toThrow(/memoryAdapter\(options\): `options` must be an object like \{ maxRecords: 10000 \}/);
+    });
+
     it('takes Infinity for no cap', async () => {
       const store = memoryAdapter({ now, maxRecords: Infinity });
       for (let i = 0; i < 20_000; i += 1) await store.adapterFor('AccessToken').upsert(`at-${i}`, { clientId: 'svc' }, 60);

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { format } from 'node:util';
+import debug from 'debug';
 import { createClient } from 'redis';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import type { OpStore } from '../src/adapters/types.js';
@@ -156,6 +158,20 @@ describe('redisAdapter', () => {
     expect(() => redisAdapter(null as never)).toThrow(expect.objectContaining({ option: 'adapter', code: 'op_config_invalid' }));
   });
 
+  it('refuses unknown options and a client still being connected (a Promise), saying what to pass', () => {
+    const unknown = () => redisAdapter(client, { keyPrefix: 'id:' } as never);
+    expect(unknown).toThrow(OpConfigError);
+    expect(unknown).toThrow(/unknown option `keyPrefix`; the options are `prefix`.*and `timeout`/);
+    const pending = createClient({ url: server.url }).on('error', () => undefined);
+    const connecting = pending.connect();
+    try {
+      expect(() => redisAdapter(connecting as never)).toThrow(OpConfigError);
+      expect(() => redisAdapter(connecting as never)).toThrow(/got a Promise.*await createClient\(\{ url \}\)\.connect\(\)/);
+    } finally {
+      void connecting.then(() => pending.destroy(), () => undefined);
+    }
+  });
+
   it('refuses a timeout that is not a positive whole number of milliseconds', () => {
     for (const timeout of [0, -1, 1.5, Number.NaN, Infinity, 2 ** 31, '2000' as never]) {
       expect(() => redisAdapter(client, { timeout })).toThrow(OpConfigError);
@@ -259,6 +275,44 @@ async function eventually(check: () => Promise<unknown>, withinMs: number): Prom
     }
   }
 }
+
+describe("a node-redis client without an 'error' listener", () => {
+  it('gets one from redisAdapter: Redis going away does not end the process, the log says how to add your own', async () => {
+    const blip = await startRedisServer();
+    const bare = createClient({ url: blip.url, socket: { reconnectStrategy: 50 } });
+    await bare.connect();
+    const lines: string[] = [];
+    const log = jest.spyOn(debug, 'log').mockImplementation((...args: unknown[]) => void lines.push(format(...args)));
+    debug.enable('openid-express:op');
+    try {
+      expect(bare.listenerCount('error')).toBe(0);
+      const store = redisAdapter(bare, { timeout: 500 });
+      expect(bare.listenerCount('error')).toBe(1);
+      await blip.kill(); // node-redis emits 'error': without a listener, an uncaught exception ends the process
+      await eventually(async () => expect(lines.join('\n')).toContain('redis client error'), 5_000);
+      expect(lines[0]).toContain('redisAdapter added an "error" listener because the client had none');
+      expect(lines[0]).toContain(".on('error', (err) => ...) before redisAdapter(client)");
+      await blip.restart();
+      await eventually(() => store.count('login:erin'), 10_000);
+    } finally {
+      debug.disable();
+      log.mockRestore();
+      if (bare.isOpen) bare.destroy();
+      await blip.stop();
+    }
+  });
+
+  it("leaves a client that has the app's own listener as it is", async () => {
+    const own = createClient({ url: server.url }).on('error', () => undefined);
+    await own.connect();
+    try {
+      redisAdapter(own);
+      expect(own.listenerCount('error')).toBe(1);
+    } finally {
+      own.destroy();
+    }
+  });
+});
 
 describe('redisAdapter when Redis stalls or goes away', () => {
   let outage: RedisServer;

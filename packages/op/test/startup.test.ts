@@ -44,11 +44,51 @@ describe('op() refuses options that cannot work, naming the option', () => {
     ['a feature object with more than enabled', { ...base, features: { clientCredentials: { enabled: true, ttl: 5 } } }, 'features.clientCredentials'],
     ['an unknown registration option', { ...base, features: { registration: { enabled: true, policies: {} } } }, 'features.registration.policies'],
     ['an unknown PKCE policy', { ...base, pkce: 'never' }, 'pkce'],
+    ['a client without redirect_uris (authorization_code by default)', { ...base, clients: [{ client_id: 'app', client_secret: 's' }] }, 'clients[0].redirect_uris'],
+    ['a client with empty redirect_uris', { ...base, clients: [{ client_id: 'app', redirect_uris: [] }] }, 'clients[0].redirect_uris'],
+    ['an implicit client without redirect_uris', { ...base, clients: [{ client_id: 'a', redirect_uris: ['https://a.example/cb'] }, { client_id: 'spa', grant_types: ['implicit'], response_types: ['id_token'] }] }, 'clients[1].redirect_uris'],
+    ['redirect_uris as a string', { ...base, clients: [{ client_id: 'app', redirect_uris: 'https://a.example/cb' }] }, 'clients[0].redirect_uris'],
+    ['an empty name', { ...base, name: ' ' }, 'name'],
+    ['a name that is not a string', { ...base, name: 42 }, 'name'],
+    ['an http: logoUri', { ...base, logoUri: 'http://cdn.example/logo.png' }, 'logoUri'],
+    ['a protocol-relative logoUri', { ...base, logoUri: '//evil.example/logo.png' }, 'logoUri'],
+    ['a javascript: homeUri', { ...base, homeUri: 'javascript:alert(1)' }, 'homeUri'],
   ])('%s', (_name, options, option) => {
     const err = startupError(options);
     expect(err.option).toBe(option);
     expect(err.code).toBe('op_config_invalid');
     expect(err.message).toContain(option);
+  });
+});
+
+describe('clients that sign users in need redirect_uris, said at start-up naming the client', () => {
+  test('the message names the client and shows what to add', () => {
+    const err = startupError({ ...base, clients: [{ client_id: 'web', client_secret: 'web-secret-web-secret' }] });
+    expect(err.message).toContain('client "web"');
+    expect(err.message).toContain('authorization_code grant (the default)');
+    expect(err.message).toContain("redirect_uris: ['https://app.example.com/auth/callback']");
+    expect(err.message).toContain("grant_types: ['client_credentials'], response_types: []");
+  });
+
+  test('a client_credentials-only client, a PAR-only client and a client with redirect_uris start', () => {
+    expect(() => op({ ...base, clients: [
+      { client_id: 'service', client_secret: 's', grant_types: ['client_credentials'], response_types: [] },
+      { client_id: 'par', client_secret: 's', require_pushed_authorization_requests: true },
+      { client_id: 'web', client_secret: 's', redirect_uris: ['https://app.example.com/cb'] },
+    ] })).not.toThrow();
+  });
+});
+
+describe('name, logoUri and homeUri', () => {
+  test('take a name, an https: or same-site logo and an http(s) or same-site home', () => {
+    for (const extra of [{ name: 'Example ID', logoUri: 'https://cdn.example/logo.svg', homeUri: 'http://localhost:3000/' },
+      { logoUri: '/static/logo.svg', homeUri: '/account' }]) {
+      expect(() => op({ ...base, ...extra })).not.toThrow();
+    }
+  });
+
+  test('a logoUri on another origin through a backslash is refused', () => {
+    expect(startupError({ ...base, logoUri: '/\\evil.example/logo.png' }).option).toBe('logoUri');
   });
 });
 

@@ -207,6 +207,9 @@ function unlink(index: TtlMap<string>, indexKey: string, id: string): void {
  * ```
  */
 export function memoryAdapter(options: MemoryAdapterOptions = {}): MemoryOpStore {
+  if (typeof options !== 'object' || options === null) {
+    throw new OpConfigError('adapter', 'memoryAdapter(options): `options` must be an object like { maxRecords: 10000 }, or left out');
+  }
   const state = new MemoryState(options.now ?? Date.now, maxRecordsOf(options));
   startSweeper(state, options.sweepIntervalMs ?? 60_000);
   return {

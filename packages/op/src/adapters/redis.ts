@@ -1,3 +1,4 @@
+import debug from 'debug';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { withDeadline } from '../bounded-store.js';
 import { OpConfigError, StoreUnavailableError } from '../errors.js';
@@ -43,6 +44,8 @@ export interface RedisAdapterOptions {
   timeout?: number;
 }
 
+const log = debug('openid-express:op');
+
 const DEFAULT_TIMEOUT_MS = 2_000;
 // setTimeout fires at once for delays above 2^31-1 ms: a bigger "timeout" would mean none at all.
 const MAX_TIMEOUT_MS = 2_147_483_647;
@@ -57,6 +60,9 @@ const TOMBSTONE_MAX_MS = 14 * 24 * 60 * 60 * 1000;
  * (`createCluster()`): every script touches one hash slot. Consume is atomic (a single-key Lua
  * script), so of two concurrent redemptions of one code only one succeeds. Every call rejects with
  * `StoreUnavailableError` after `timeout` ms or when Redis cannot be reached, never hangs.
+ * A client without an `error` listener gets one that logs to `DEBUG=openid-express:op` (node-redis
+ * would otherwise end the process on the first connection error); add your own to handle them.
+ * Bad arguments throw `OpConfigError` saying what to pass.
  *
  * Key layout (`P` = prefix): records `P<Model>:<id>` (a hash: payload, consumed);
  * `Puid:<Model>:<uid>` and `PuserCode:<Model>:<code>` → record id; counters `Pcounter:<key>`;
@@ -77,6 +83,7 @@ const TOMBSTONE_MAX_MS = 14 * 24 * 60 * 60 * 1000;
 export function redisAdapter(client: RedisCommandClient | RedisClusterCommandClient, options: RedisAdapterOptions = {}): OpStore {
   checkClient(client);
   const { prefix, timeout } = checkOptions(options);
+  keepAliveOnErrors(client);
   const redis = new Redis(client, timeout);
   const keys = new KeyLayout(prefix);
   return {
@@ -93,6 +100,9 @@ export function redisAdapter(client: RedisCommandClient | RedisClusterCommandCli
 }
 
 function checkClient(client: RedisCommandClient | RedisClusterCommandClient): void {
+  if (typeof (client as unknown as Promise<unknown>)?.then === 'function') {
+    throw new OpConfigError('adapter', 'redisAdapter(client): got a Promise; pass the connected client: `const redis = await createClient({ url }).connect()`, then redisAdapter(redis)');
+  }
   if (typeof client?.sendCommand !== 'function') {
     throw new OpConfigError('adapter', 'redisAdapter(client): pass a node-redis v5 client (createClient() or createCluster() from "redis")');
   }
@@ -105,6 +115,10 @@ function checkOptions(options: RedisAdapterOptions): { prefix: string; timeout: 
   if (typeof options !== 'object' || options === null) {
     throw new OpConfigError('adapter', 'redisAdapter(client, options): `options` must be an object like { prefix, timeout }');
   }
+  const unknown = Object.keys(options).find((k) => k !== 'prefix' && k !== 'timeout');
+  if (unknown !== undefined) {
+    throw new OpConfigError('adapter', `redisAdapter(client, options): unknown option \`${unknown}\`; the options are \`prefix\` (e.g. "oidc:") and \`timeout\` (milliseconds)`);
+  }
   const prefix = options.prefix ?? 'oidc:';
   if (typeof prefix !== 'string') throw new OpConfigError('adapter', 'redisAdapter: `prefix` must be a string, e.g. "oidc:"');
   // An empty hash tag makes Redis hash the whole key: a grant's index and tombstone would split.
@@ -114,6 +128,26 @@ function checkOptions(options: RedisAdapterOptions): { prefix: string; timeout: 
     throw new OpConfigError('adapter', `redisAdapter: \`timeout\` must be a whole number of milliseconds from 1 to ${MAX_TIMEOUT_MS} (default ${DEFAULT_TIMEOUT_MS})`);
   }
   return { prefix, timeout };
+}
+
+/**
+ * node-redis emits `error` on every connection problem and reconnects by itself; without an `error`
+ * listener Node treats the event as unhandled and the process exits on the first Redis blip. A
+ * client without one gets ours, which logs (DEBUG=openid-express:op): the store calls themselves
+ * already fail as 503 `store_unavailable` while Redis is away, so the process keeps serving. An app's
+ * own listener, added before or after, runs too.
+ */
+function keepAliveOnErrors(client: object): void {
+  const events = client as { listenerCount?: (event: string) => number; on?: (event: string, fn: (err: unknown) => void) => unknown };
+  if (typeof events.on !== 'function' || typeof events.listenerCount !== 'function' || events.listenerCount('error') > 0) return;
+  let told = false;
+  events.on('error', (err) => {
+    const message = err instanceof Error ? err.message : String(err);
+    if (told) return log('redis client error: %s', message);
+    told = true;
+    log('redis client error: %s (redisAdapter added an "error" listener because the client had none: without one '
+      + 'node-redis errors end the process; to handle them yourself, add createClient(...).on(\'error\', (err) => ...) before redisAdapter(client))', message);
+  });
 }
 
 /**

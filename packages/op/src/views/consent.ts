@@ -18,6 +18,10 @@ export interface ConsentViewProps extends ClientScreenProps {
   csrf: string;
   scopes: ConsentItem[];
   claims: ConsentItem[];
+  /** Who is consenting: the account's email, username or name (its id when it has none). */
+  account?: string;
+  /** A page where someone else can sign in instead (this interaction's login form), when the flow allows it. */
+  switchAccountUrl?: string;
 }
 
 function list(items: ConsentItem[]): string {
@@ -30,7 +34,8 @@ function link(label: string, uri: string | undefined): string {
 }
 
 /**
- * The default consent view: who asks, for what in plain words, then "Allow" and "Deny".
+ * The default consent view: who is signed in (and a way to switch), who asks, for what in plain
+ * words, then "Allow" and "Deny".
  *
  * @example
  * op({ issuer, accounts, views: { consent: 'consent' } }); // rendered by the app's engine
@@ -39,8 +44,10 @@ export function consent(p: ConsentViewProps): string {
   const links = [link('Privacy policy', p.policyUri), link('Terms of service', p.tosUri)].filter(Boolean);
   const client = link(p.clientName, p.clientUri) || escapeHtml(p.clientName);
   const csrf = `<input type="hidden" name="csrf" value="${escapeHtml(p.csrf)}">`;
+  const other = p.switchAccountUrl ? ` <a href="${escapeHtml(p.switchAccountUrl)}">Use another account</a>` : '';
+  const account = p.account ? `<p class="account">Signed in as <strong>${escapeHtml(p.account)}</strong>.${other}</p>\n` : '';
   return `${clientLogo(p.logoUri)}<h1>${escapeHtml(p.title)}</h1>
-<p><strong>${client}</strong> asks to:</p>
+${account}<p><strong>${client}</strong> asks to:</p>
 ${p.scopes.length ? list(p.scopes) : ''}
 ${p.claims.length ? `<p>and to see:</p>${list(p.claims)}` : ''}
 ${links.length ? `<p class="muted">${links.join(' · ')}</p>` : ''}

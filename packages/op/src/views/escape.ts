@@ -33,3 +33,15 @@ export function safeHref(value: unknown): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * An http(s) URL or a path on this site (`/logo.svg`, never `//other.example`), safe in an href or
+ * src; otherwise undefined.
+ *
+ * @example
+ * pageHref('/') // '/'
+ */
+export function pageHref(value: unknown): string | undefined {
+  if (typeof value === 'string' && value.startsWith('/') && !value.startsWith('//') && !value.includes('\\')) return value;
+  return safeHref(value);
+}

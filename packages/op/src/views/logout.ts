@@ -1,4 +1,4 @@
-import { escapeHtml } from './escape.js';
+import { escapeHtml, pageHref } from './escape.js';
 
 /** What the logout confirmation view is drawn from. */
 export interface LogoutViewProps {
@@ -13,6 +13,13 @@ export interface LogoutViewProps {
 export interface LogoutSuccessViewProps {
   title: string;
   clientName?: string;
+  /**
+   * The way onward: the client's registered `post_logout_redirect_uri` (or its `client_uri`) when the
+   * client is known, else the OP's `homeUri`.
+   */
+  backUrl?: string;
+  /** The text of that link ("Back to <client>", "Continue"). */
+  backLabel?: string;
 }
 
 /**
@@ -32,13 +39,15 @@ ${p.form}
 }
 
 /**
- * The default page after a logout without a `post_logout_redirect_uri`.
+ * The default page after a logout without a `post_logout_redirect_uri`, with a link onward.
  *
  * @example
  * op({ issuer, accounts, views: { logoutSuccess: () => '<h1>Bye</h1>' } });
  */
 export function logoutSuccess(p: LogoutSuccessViewProps): string {
   const from = p.clientName ? ` from ${escapeHtml(p.clientName)}` : '';
+  const back = pageHref(p.backUrl);
   return `<h1>${escapeHtml(p.title)}</h1>
-<p>You have signed out${from}.</p>`;
+<p>You have signed out${from}.</p>
+${back ? `<p><a class="button" href="${escapeHtml(back)}">${escapeHtml(p.backLabel ?? 'Continue')}</a></p>` : ''}`;
 }

@@ -44,17 +44,31 @@ async function one<K extends keyof ViewProps>(req: Request, views: Views, name: 
 
 const FULL_PAGE = /^\s*(<!doctype|<html)/i;
 
+/** What every page shows of the OP itself: `op({ name, logoUri })`. */
+export interface Brand {
+  name?: string;
+  logoUri?: string;
+}
+
+/** The views `op()` draws with, and its brand (handed to the layout). */
+export type BrandedViews = Views & { brand?: Brand };
+
 /**
- * Renders view `name` and wraps it in the layout, unless the view already returned a full page
- * (starting with `<!DOCTYPE` or `<html>`).
+ * Renders view `name` and wraps it in the layout (with the OP's name and logo), unless the view
+ * already returned a full page (starting with `<!DOCTYPE` or `<html>`).
  */
 export async function renderPage<K extends Exclude<keyof ViewProps, 'layout'>>(
   req: Request,
-  views: Views,
+  views: BrandedViews,
   name: K,
   props: ViewProps[K],
 ): Promise<string> {
   const body = await one(req, views, name, props);
   if (FULL_PAGE.test(body)) return body;
-  return one(req, views, 'layout', { title: props.title, body });
+  return one(req, views, 'layout', { title: props.title, body, name: views.brand?.name, logoUri: views.brand?.logoUri });
+}
+
+/** The default views with `views`' brand: the fallback when an app's view fails. */
+export function defaultsOf(views: BrandedViews): BrandedViews {
+  return { ...defaultViews, brand: views.brand };
 }

@@ -1,0 +1,150 @@
+/**
+ * What the OP's pages say: its name and logo on every page, who is consenting (and switching to
+ * another account), a way onward after signing out, and errors in plain words with a way back.
+ */
+import { defaultViews, memoryAdapter, type ErrorViewProps } from '@openid-express/op';
+import { FormBrowser, signIn } from '../../../test/support/op-forms.js';
+import { plainError } from '../src/provider-errors.js';
+import { callbackOf, client, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
+import { ALICE, BOB, accounts, startOp, type RunningOp } from './support/op-server.js';
+
+const errorView = defaultViews.error as (p: ErrorViewProps) => string;
+
+describe("the OP's name and logo", () => {
+  let f: FlowFixture;
+  beforeAll(async () => {
+    f = await startFlowFixture(memoryAdapter(), { name: 'Example ID', logoUri: '/brand/logo.svg' });
+  });
+  afterAll(() => f.op.close());
+
+  const branded = (html: string, title: string) => {
+    expect(html).toContain(`<title>${title} · Example ID</title>`);
+    expect(html).toContain('<header class="site"><img src="/brand/logo.svg" alt="" height="32"><span>Example ID</span></header>');
+  };
+
+  test('are in the title and header of the login, consent, error, logout and signed-out pages', async () => {
+    const browser = f.browser();
+    const login = await browser.open((await f.authorization()).url);
+    branded(login.html, 'Sign in');
+    const consent = await browser.submit(login, { value: ['authenticator', 'password'] }, { login: 'alice', password: ALICE.password });
+    branded(consent.html, 'Allow access?');
+    branded((await browser.post(`${f.op.issuer}/interaction/nope/login`, { csrf: 'x' })).html, 'This sign-in has expired');
+    branded((await browser.open((await f.authorization(f.web, { redirect_uri: 'https://evil.example/cb' })).url)).html, 'This sign-in link cannot be used');
+    await browser.submit(consent, { action: '/confirm' });
+    const confirm = await browser.open(`${f.op.issuer}/session/end`);
+    branded(confirm.html, 'Sign out');
+    branded((await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' })).html, 'Signed out');
+  });
+
+  test("without `name` the issuer's host names the OP", async () => {
+    const plain = await startFlowFixture(memoryAdapter());
+    try {
+      const page = await plain.browser().open((await plain.authorization()).url);
+      expect(page.html).toContain(`<title>Sign in · ${new URL(plain.op.issuer).host}</title>`);
+      expect(page.html).toContain(`<header class="site"><span>${new URL(plain.op.issuer).host}</span></header>`);
+    } finally {
+      await plain.op.close();
+    }
+  });
+});
+
+describe('the consent screen', () => {
+  let f: FlowFixture;
+  beforeAll(async () => {
+    f = await startFlowFixture(memoryAdapter());
+  });
+  afterAll(() => f.op.close());
+
+  test('says who is signed in, and "Use another account" lets bob consent instead of alice', async () => {
+    const browser = f.browser();
+    const auth = await f.authorization();
+    const login = await browser.open(auth.url);
+    const consent = await browser.submit(login, { value: ['authenticator', 'password'] }, { login: 'alice', password: ALICE.password });
+    expect(consent.html).toContain('Signed in as <strong>alice@example.org</strong>.');
+    const other = /<a href="([^"]+)">Use another account<\/a>/.exec(consent.html)?.[1];
+    expect(other).toMatch(/^\/op\/interaction\/[\w-]+\/login$/);
+    const again = await browser.open(new URL(other!, f.op.origin).href);
+    expect(again.html).toContain('name="password"');
+    // oidc-provider signs alice out first (a form that posts itself in a browser), then resumes for bob
+    let page = await browser.submit(again, { value: ['authenticator', 'password'] }, { login: 'bob', password: BOB.password });
+    expect(page.forms[0]?.fields).toMatchObject({ logout: 'yes', xsrf: expect.any(String) });
+    page = await browser.submit(page, { has: 'xsrf' });
+    expect(page.html).toContain('Signed in as <strong>Bob</strong>.');
+    const done = await browser.submit(page, { action: '/confirm' });
+    const tokens = await client.authorizationCodeGrant(f.web, callbackOf(done), {
+      pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce,
+    });
+    expect(tokens.claims()!.sub).toBe('bob');
+  });
+});
+
+describe('the signed-out page', () => {
+  let f: FlowFixture;
+  beforeAll(async () => {
+    f = await startFlowFixture(memoryAdapter(), { homeUri: 'https://www.example.org/' });
+  });
+  afterAll(() => f.op.close());
+
+  const signedIn = async () => {
+    const browser = f.browser();
+    await signIn(browser, (await f.authorization()).url, { login: 'alice', password: ALICE.password });
+    return { browser, confirm: await browser.open(`${f.op.issuer}/session/end?client_id=web`) };
+  };
+
+  test('leads back to the client when it is known (its registered post-logout page)', async () => {
+    const { browser, confirm } = await signedIn();
+    const done = await browser.submit(confirm, { id: 'op.logoutForm' }); // "No, stay signed in": only the client's session ends
+    expect(done.html).toContain('<h1>Signed out</h1>');
+    expect(done.html).toContain(`<a class="button" href="${f.op.origin}/bye">Back to Web &lt;App&gt;</a>`);
+  });
+
+  test('leads to `homeUri` otherwise', async () => {
+    const { browser, confirm } = await signedIn();
+    const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+    expect(done.html).toContain('<a class="button" href="https://www.example.org/">Continue</a>');
+  });
+});
+
+describe('error pages', () => {
+  let op: RunningOp;
+  beforeAll(async () => {
+    op = await startOp((_issuer, origin) => ({
+      adapter: memoryAdapter(), accounts,
+      clients: [{ client_id: 'shop', client_secret: 'shop-secret-shop-secret', client_name: 'Shop', client_uri: 'https://shop.example/', redirect_uris: [`${origin}/cb`] }],
+    }));
+  });
+  afterAll(() => op.close());
+
+  const authorize = (redirectUri: string) => `${op.issuer}/auth?${new URLSearchParams({
+    client_id: 'shop', response_type: 'code', scope: 'openid', redirect_uri: redirectUri,
+    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+  })}`;
+
+  test("an unregistered redirect_uri: what happened in plain words, a way back to the client, the code for developers", async () => {
+    const page = await new FormBrowser().open(authorize('https://evil.example/cb'));
+    expect(page.status).toBe(400);
+    expect(page.html).toContain('<h1>This sign-in link cannot be used</h1>');
+    expect(page.html).toContain('Shop asked to send you back to an address it has not registered here');
+    expect(page.html).toContain('<a class="button" href="https://shop.example/">Back to Shop</a>');
+    expect(page.html).toContain('Error code: <code>invalid_redirect_uri</code>');
+    expect(page.html).not.toContain('evil.example');
+  });
+
+  test('a sign-in whose cookie is gone says it has expired', async () => {
+    const page = await new FormBrowser().open(`${op.issuer}/auth/some-old-interaction`);
+    expect(page.status).toBe(400);
+    expect(page.html).toContain('<h1>This sign-in has expired</h1>');
+    expect(page.html).toContain('Go back to the application you came from and sign in again.');
+  });
+
+  test('access_denied reads as a choice the user made, with the way back, never a bare code', () => {
+    const clientOf = { clientId: 'shop', clientName: 'Shop', clientUri: 'https://shop.example/' } as never;
+    const html = errorView(plainError(400, 'access_denied', 'End-User aborted interaction', clientOf));
+    expect(html).toContain('<h1>Access was not given</h1>');
+    expect(html).toContain('You chose not to let Shop use your account, so nothing was shared with it.');
+    expect(html).toContain('<a class="button" href="https://shop.example/">Back to Shop</a>');
+    const unknown = errorView(plainError(400, 'access_denied', undefined, undefined));
+    expect(unknown).toContain('You chose not to let the application you came from use your account');
+    expect(unknown).toContain('Return to the application you came from and try again.');
+  });
+});
