@@ -26,6 +26,7 @@ export type RpErrorCode =
   | 'invalid_logout_token'
   | 'invalid_request'
   | 'cross_origin_request'
+  | 'not_found'
   // dynamic OPs (GET {mountPath}/login?identifier=)
   | 'invalid_identifier'
   | 'webfinger_failed'
@@ -55,6 +56,7 @@ const STATUS: Record<RpErrorCode, number> = {
   invalid_logout_token: 400,
   invalid_request: 400,
   cross_origin_request: 403,
+  not_found: 404,
   invalid_identifier: 400,
   webfinger_failed: 502,
   issuer_not_allowed: 403,
@@ -111,7 +113,8 @@ export class OptionsError extends RpError {
   }
 }
 
-const ID_TOKEN_CODES = new Set(['OAUTH_JWT_CLAIM_COMPARISON_FAILED', 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED', 'OAUTH_KEY_SELECTION_FAILED']);
+// OAUTH_DECRYPTION_FAILED: openid-client decrypts only encrypted ID tokens here (UserInfo JWTs are read by userinfo.ts)
+const ID_TOKEN_CODES = new Set(['OAUTH_JWT_CLAIM_COMPARISON_FAILED', 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED', 'OAUTH_KEY_SELECTION_FAILED', 'OAUTH_DECRYPTION_FAILED']);
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET']);
 
 function isError(value: unknown): value is Error {
@@ -146,7 +149,8 @@ function opText(value: unknown): string {
  * `idTokenCode` is the code for a refused JWT (`invalid_id_token`, `invalid_logout_token`).
  */
 export function toRpError(err: unknown, idTokenCode: RpErrorCode = 'invalid_id_token'): RpError {
-  if (err instanceof RpError) return err;
+  // one of ours, thrown inside openid-client (e.g. by a customFetch) and wrapped by it
+  for (let e = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) if (e instanceof RpError) return e;
   if (!isError(err)) return new RpError('invalid_response', 'unexpected failure');
   const e = err as Error & { code?: string; error?: string; error_description?: string };
   const status = opStatus(e);
@@ -161,8 +165,9 @@ export function toRpError(err: unknown, idTokenCode: RpErrorCode = 'invalid_id_t
   }
   if (isNetworkError(e)) return new RpError('op_unreachable', 'the OpenID Provider could not be reached', { cause: err });
   const inner = (e.cause as Error | undefined)?.message;
-  // openid-client names the JWT either in the cause or in its own message (e.g. an unknown "crit" header)
-  const aboutJwt = /\bJWT\b|ID Token/.test(`${inner ?? ''} ${e.message}`);
+  // openid-client names the JWT either in the cause or in its own message (e.g. an unknown "crit" header);
+  // an encrypted ID token the provider entry did not ask for is "JWE decryption is not configured"
+  const aboutJwt = /\bJWT\b|\bJWE\b|ID Token/.test(`${inner ?? ''} ${e.message}`);
   if (typeof e.code === 'string' && (ID_TOKEN_CODES.has(e.code) || e.code.startsWith('ERR_J') || aboutJwt)) {
     return new RpError(idTokenCode, `the token was refused: ${inner ?? e.message}`, { cause: err });
   }

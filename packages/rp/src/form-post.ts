@@ -4,7 +4,7 @@
  * callback is answered with a same-origin page that posts the same fields again, now with the
  * session cookie, so the app never has to weaken its cookie settings.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import type { Request, Response } from 'express';
 import type { OidcSessionData } from './session.js';
@@ -57,5 +57,33 @@ export function resubmitSameOrigin(req: Request, res: Response, params: URLSearc
         `<form method="post" action="${escapeHtml(req.originalUrl)}">${inputs}` +
         `<noscript><button type="submit">Continue signing in</button></noscript></form>` +
         `<script nonce="${nonce}">document.forms[0].submit()</script></body></html>`,
+    );
+}
+
+/** The one script of the fragment page (its hash is allowed by the page's CSP, nothing else runs). */
+const FRAGMENT_SCRIPT =
+  "var f=document.forms[0],p=new URLSearchParams(location.hash.slice(1));" +
+  "if(p.has('state')){p.forEach(function(v,k){var i=document.createElement('input');i.type='hidden';i.name=k;i.value=v;f.appendChild(i)});" +
+  "history.replaceState(null,'',location.pathname);f.submit()}else{document.getElementById('m').textContent='This sign-in response is empty or incomplete: please start again.'}";
+const FRAGMENT_SCRIPT_HASH = createHash('sha256').update(FRAGMENT_SCRIPT).digest('base64');
+
+/**
+ * `response_mode=fragment`: the OP's answer is in the URL fragment, which browsers never send. This
+ * page reads it and posts it (same-origin, so with the session cookie) to the same callback URL, then
+ * clears the fragment from the address bar and history.
+ */
+export function postFragment(req: Request, res: Response): void {
+  res
+    .status(200)
+    .set({
+      'cache-control': 'no-store',
+      'referrer-policy': 'no-referrer',
+      'content-security-policy': `default-src 'none'; script-src 'sha256-${FRAGMENT_SCRIPT_HASH}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`,
+    })
+    .type('html')
+    .send(
+      `<!doctype html><html><head><meta charset="utf-8"><title>Signing in…</title></head><body>` +
+        `<form method="post" action="${escapeHtml(req.originalUrl.split("?")[0])}"><input type="hidden" name="${RESUBMIT_FIELD}" value="1"></form>` +
+        `<p id="m">Signing in…</p><script>${FRAGMENT_SCRIPT}</script></body></html>`,
     );
 }

@@ -10,21 +10,34 @@ import type { ProviderConfig } from './options.js';
 
 type RemoteJwks = ReturnType<typeof jose.createRemoteJWKSet>;
 
-/** Per-OP cache of JWKS (one per `jwks_uri`), with the cooldown between two downloads. */
+/**
+ * Per-OP cache of JWKS (one per `jwks_uri`). A token naming a `kid` the cache does not hold makes
+ * the set download again at once (an OP that rotated its key is followed on the next login), with
+ * the OP protected differently: at most one download in flight per `jwks_uri` (jose shares it), and
+ * at least `minGapSeconds` between two downloads (a request that needs one sooner waits for it).
+ */
 export class KeySets {
   private readonly sets = new Map<string, RemoteJwks>();
 
-  constructor(private readonly cooldownSeconds: number) {}
+  constructor(private readonly minGapSeconds: number) {}
 
   /** The cached key set of `jwksUri`. */
   get(jwksUri: string, provider: ProviderConfig): RemoteJwks {
     let set = this.sets.get(jwksUri);
     if (!set) {
+      const fetchImpl = (provider.customFetch as unknown as jose.FetchImplementation | undefined) ?? ((url, init) => fetch(url, init));
+      let last = 0;
+      const spaced: jose.FetchImplementation = async (url, init) => {
+        const wait = last + this.minGapSeconds * 1000 - Date.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        last = Date.now();
+        return fetchImpl(url, init);
+      };
       set = jose.createRemoteJWKSet(new URL(jwksUri), {
-        cooldownDuration: this.cooldownSeconds * 1000,
+        cooldownDuration: 0, // the gap between downloads is ours (`spaced`): an unknown kid always gets one
         cacheMaxAge: 10 * 60 * 1000,
-        timeoutDuration: 10_000,
-        ...(provider.customFetch ? { [jose.customFetch]: provider.customFetch as unknown as jose.FetchImplementation } : {}),
+        timeoutDuration: 10_000 + Math.ceil(this.minGapSeconds * 1000),
+        [jose.customFetch]: spaced,
       });
       this.sets.set(jwksUri, set);
     }
@@ -44,7 +57,7 @@ export interface JwtExpectations {
   algorithms: string[];
 }
 
-/** The signing algorithms an OP's metadata allows for ID tokens, minus `none` and HMAC. */
+/** The signing algorithms an OP's metadata allows for ID tokens, minus `none` and HMAC (unless the client registered one). */
 export function idTokenAlgorithms(metadata: Record<string, unknown>, clientAlg?: string): string[] {
   if (clientAlg) return [clientAlg];
   const listed = metadata.id_token_signing_alg_values_supported;
@@ -63,9 +76,12 @@ export async function verifyJwt(
   provider: ProviderConfig,
   extra: Partial<jose.JWTVerifyOptions> = {},
 ): Promise<jose.JWTPayload> {
-  if (!expect.jwksUri) throw new Error('the OP publishes no jwks_uri, so its token signature cannot be verified');
+  // HMAC (HS256…) only when the provider entry registered it: the key is the client secret, never a JWKS
+  const hmac = expect.algorithms.length > 0 && expect.algorithms.every((a) => a.startsWith('HS'));
+  if (!hmac && !expect.jwksUri) throw new Error('the OP publishes no jwks_uri, so its token signature cannot be verified');
   const issuer = provider.expectedIssuer ? provider.expectedIssuer(jose.decodeJwt(jwt), expect.issuer) : expect.issuer;
-  const { payload } = await jose.jwtVerify(jwt, keySets.get(expect.jwksUri, provider), {
+  const key = hmac ? new TextEncoder().encode(provider.clientSecret ?? '') : keySets.get(expect.jwksUri!, provider);
+  const { payload } = await jose.jwtVerify(jwt, key as Uint8Array, {
     issuer,
     audience: expect.audience,
     algorithms: expect.algorithms,

@@ -5,7 +5,7 @@ export { RelyingParty, type AuthorizationRequest } from './relying-party.js';
 export { RequestContext, type AccessToken, type OidcContext } from './context.js';
 export { RpError, OptionsError, type RpErrorCode } from './errors.js';
 export { oidc, type OidcProviderOptions } from './providers/oidc.js';
-export type { RpOptions, ProviderConfig, ProviderInfo, NormalizedUser } from './options.js';
+export type { RpOptions, ProviderConfig, ProviderInfo, NormalizedUser, ResponseType } from './options.js';
 export type { Authentication, Transaction, StoredAccessToken, OidcSessionData } from './session.js';
 export { google, HostedDomainError, type GoogleOptions } from './providers/google.js';
 export { microsoft, TenantError, type MicrosoftOptions } from './providers/microsoft.js';
@@ -14,3 +14,4 @@ export { oauth2, UserEndpointError, type OAuth2Options } from './providers/oauth
 export {
   memoryRegistrationStore, DynamicProviderError, type DynamicOptions, type RegistrationStore, type RegisteredClient,
 } from './discovery/registration.js';
+export { resolveClaimSources, type ClaimSourceOptions } from './claim-sources.js';

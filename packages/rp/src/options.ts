@@ -10,6 +10,8 @@ import type { Request, RequestHandler, Response, NextFunction } from 'express';
 import type { Coordination } from './coordination.js';
 import { OptionsError, type RpError } from './errors.js';
 import type { DynamicOptions } from './discovery/registration.js';
+import type { JWK } from 'jose';
+import { checkKeys } from './keys.js';
 
 /** The user as the app sees it on `req.oidc.user`, whatever the provider. */
 export interface NormalizedUser {
@@ -23,7 +25,7 @@ export interface NormalizedUser {
   claims: Record<string, unknown>;
 }
 
-/** Static provider metadata for an OP without discovery (the seed's `provider_info`). */
+/** Static provider metadata for an OP without discovery (IdPyOIDC's `provider_info`). */
 export interface ProviderInfo {
   issuer?: string;
   authorization_endpoint: string;
@@ -45,20 +47,52 @@ export interface ProviderConfig {
   label?: string;
   clientId: string;
   clientSecret?: string;
-  /** Token endpoint client authentication. Default: client_secret_basic with a secret, none without. */
-  tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'none';
+  /**
+   * Token endpoint client authentication. Default: client_secret_basic with a secret, none without.
+   * `client_secret_jwt` signs an assertion with the secret (HS256); `private_key_jwt` with a private key of `rp({ keys })`.
+   */
+  tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'client_secret_jwt' | 'private_key_jwt' | 'none';
+  /** For `private_key_jwt`: the `alg` of the client assertion, which picks the signing key of `rp({ keys })` (default: the first signing key). `client_secret_jwt` is HS256. */
+  tokenEndpointAuthSigningAlg?: string;
+  /** Grant types this client may use (the OP's answer to a dynamic registration). Without "refresh_token", no refresh is attempted. Default: all. */
+  grantTypes?: string[];
   /** Issuer identifier; discovery runs against it unless `providerInfo` is given. */
   issuer?: string;
-  /** Static metadata (the seed's `provider_info`), used instead of discovery. */
+  /** Static metadata (IdPyOIDC's `provider_info`), used instead of discovery. */
   providerInfo?: ProviderInfo;
-  /** Accept a discovery document whose `issuer` differs from the URL asked (seed: allow.issuer_mismatch). */
+  /** Accept a discovery document whose `issuer` differs from the URL asked (IdPyOIDC: allow.issuer_mismatch). */
   allowIssuerMismatch?: boolean;
   /** Space-separated scopes requested at login. */
   scope: string;
-  /** 'code' (default) or 'id_token' (all claims in the ID token, no token endpoint). */
-  responseType?: 'code' | 'id_token';
-  /** 'query' (default for code) or 'form_post'. */
-  responseMode?: 'query' | 'form_post';
+  /**
+   * 'code' (default), 'id_token' (all claims in the ID token, no token endpoint), or an implicit / hybrid type:
+   * 'id_token token', 'code id_token', 'code token', 'code id_token token' (the ID token's `at_hash` / `c_hash` are checked).
+   */
+  responseType?: ResponseType;
+  /** 'query' (default for code), 'form_post' (default for the others), or 'fragment' (a small same-origin page posts it back). */
+  responseMode?: 'query' | 'form_post' | 'fragment';
+  /** The `claims` request parameter (OIDC Core 5.5), e.g. `{ id_token: { email: { essential: true } }, userinfo: { picture: null } }`. */
+  claims?: { id_token?: Record<string, unknown>; userinfo?: Record<string, unknown> };
+  /** The ID token `alg` registered for this client (`id_token_signed_response_alg`). "HS256"/"HS384"/"HS512" verify with the client secret and are accepted only when named here. */
+  idTokenSignedResponseAlg?: string;
+  /** Encrypted ID tokens (`id_token_encrypted_response_alg`): "RSA-OAEP", "ECDH-ES" … decrypted with `rp({ keys })`; "A128KW", "dir" … with a key derived from the client secret. */
+  idTokenEncryptedResponseAlg?: string;
+  /** Content encryption of ID tokens (`id_token_encrypted_response_enc`). Default "A128CBC-HS256". */
+  idTokenEncryptedResponseEnc?: string;
+  /** Signed UserInfo responses (`userinfo_signed_response_alg`, e.g. "RS256"); the signature is checked with the OP's JWKS. */
+  userinfoSignedResponseAlg?: string;
+  /** Encrypted UserInfo responses (`userinfo_encrypted_response_alg`); decrypted as for ID tokens. */
+  userinfoEncryptedResponseAlg?: string;
+  /** Content encryption of UserInfo responses (`userinfo_encrypted_response_enc`). Default "A128CBC-HS256". */
+  userinfoEncryptedResponseEnc?: string;
+  /** How the access token reaches the userinfo endpoint: 'header' (default, RFC 6750 §2.1) or 'body' (a POST form, §2.2). */
+  userinfoTokenMethod?: 'header' | 'body';
+  /**
+   * Send the authorization request as a request object (OIDC Core 6): `by` 'value' (`request=`) or 'reference'
+   * (`request_uri=`, served by the RP at {mountPath}/request/:id); `signingAlg` (default "RS256"; "none" for unsigned);
+   * `encryptionAlg` / `encryptionEnc` to encrypt it to the OP's key (from its JWKS).
+   */
+  requestObject?: { by?: 'value' | 'reference'; signingAlg?: string; encryptionAlg?: string; encryptionEnc?: string };
   /** Extra parameters on every authorization request (e.g. `access_type`, `prompt`, `hd`). */
   authorizationParams?: Record<string, string>;
   /** PKCE S256 (default true). */
@@ -82,7 +116,13 @@ export interface ProviderConfig {
   fetchUserInfo?: boolean;
   /** Back-channel logout tokens accepted from this OP at POST {mountPath}/backchannel-logout/:name (default true for 'oidc'). */
   backchannelLogout?: boolean;
+  /** Front-channel logout requests accepted from this OP at GET {mountPath}/frontchannel-logout/:name (default true for 'oidc'; `iss` and `sid` required). */
+  frontchannelLogout?: boolean;
 }
+
+/** The response types the RP handles (OIDC Core 3.1–3.3). */
+export type ResponseType = 'code' | 'id_token' | 'id_token token' | 'code id_token' | 'code token' | 'code id_token token';
+export const RESPONSE_TYPES: readonly ResponseType[] = ['code', 'id_token', 'id_token token', 'code id_token', 'code token', 'code id_token token'];
 
 /** Options of `rp()`. */
 export interface RpOptions {
@@ -98,7 +138,10 @@ export interface RpOptions {
   dynamic?: DynamicOptions;
   /** Seconds a started login may take before its callback is refused. Default 600. */
   transactionTtl?: number;
-  /** Seconds after a JWKS download during which an unknown `kid` does not trigger another one. Default 30. */
+  /**
+   * Least seconds between two downloads of one OP's JWKS. A token with an unknown `kid` (the OP rotated its key)
+   * triggers a download at once, or after this gap; concurrent ones share one download. Default 1.
+   */
   jwksCooldown?: number;
   /** Your own error page: called instead of the default HTML/JSON answer. */
   onError?: (err: RpError, req: Request, res: Response, next: NextFunction) => void;
@@ -115,10 +158,16 @@ export interface RpOptions {
   coordination?: Coordination;
   /** Milliseconds a session store call may take before the request answers 503 `store_unavailable`. Default 3000. */
   storeTimeout?: number;
+  /**
+   * The RP's private keys (JWKs with a `kid`; IdPyOIDC: `rp_keys`), for `private_key_jwt`, signed request objects and encrypted ID tokens /
+   * UserInfo; `use` "sig" or "enc" (absent: both). Their public halves are served at GET {mountPath}/jwks.
+   */
+  keys?: JWK[];
 }
 
 /** `RpOptions` with defaults applied. */
-export interface ResolvedOptions extends Required<Omit<RpOptions, 'onError' | 'dynamic' | 'defaultProvider' | 'session' | 'coordination'>> {
+export interface ResolvedOptions extends Required<Omit<RpOptions, 'onError' | 'dynamic' | 'defaultProvider' | 'session' | 'coordination' | 'keys'>> {
+  keys: JWK[];
   defaultProvider: string | undefined;
   session?: RequestHandler;
   coordination?: Coordination;
@@ -158,7 +207,33 @@ export function checkProvider(name: string, p: ProviderConfig | undefined): void
     throw new OptionsError(`${at}.fetchUser`, 'is required for an OAuth 2.0 provider without a userinfo_endpoint');
   }
   const method = p.tokenEndpointAuthMethod;
-  if (method && method !== 'none' && !p.clientSecret) throw new OptionsError(`${at}.clientSecret`, `is required with tokenEndpointAuthMethod "${method}"`);
+  const methods = ['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt', 'none'];
+  if (method !== undefined && !methods.includes(method)) throw new OptionsError(`${at}.tokenEndpointAuthMethod`, `must be one of ${methods.join(', ')}`);
+  if (method && method !== 'none' && method !== 'private_key_jwt' && !p.clientSecret) throw new OptionsError(`${at}.clientSecret`, `is required with tokenEndpointAuthMethod "${method}"`);
+  if (p.responseType !== undefined && !RESPONSE_TYPES.includes(p.responseType)) throw new OptionsError(`${at}.responseType`, `must be one of ${RESPONSE_TYPES.map((t) => `"${t}"`).join(', ')}`);
+  if (p.responseType && p.responseType !== 'code' && p.responseMode === 'query') {
+    throw new OptionsError(`${at}.responseMode`, `cannot be "query" with responseType "${p.responseType}" (tokens never travel in a query string): use "form_post" or "fragment"`);
+  }
+  if (p.idTokenSignedResponseAlg?.startsWith('HS') && !p.clientSecret) throw new OptionsError(`${at}.clientSecret`, `is required to verify ${p.idTokenSignedResponseAlg} ID tokens`);
+  if (p.requestObject?.signingAlg?.startsWith('HS') && !p.clientSecret) throw new OptionsError(`${at}.clientSecret`, `is required to sign ${p.requestObject.signingAlg} request objects`);
+  if (p.idTokenSignedResponseAlg === 'none') throw new OptionsError(`${at}.idTokenSignedResponseAlg`, 'cannot be "none": unsigned ID tokens are never accepted');
+  for (const option of ['idTokenEncryptedResponseAlg', 'userinfoEncryptedResponseAlg'] as const) {
+    if (/^(A\d{3}(GCM)?KW|dir)$/.test(p[option] ?? '') && !p.clientSecret) throw new OptionsError(`${at}.clientSecret`, `is required: ${option} "${p[option]}" uses a key derived from the client secret`);
+  }
+}
+
+/** Checks the parts of provider entries that depend on `rp({ keys })`. */
+function checkProviderKeys(name: string, p: ProviderConfig, keys: JWK[] | undefined): void {
+  const needs = (option: string, what: string): never => {
+    throw new OptionsError(`providers.${name}.${option}`, `${what} needs the RP's private keys: add rp({ keys: [privateJwk] }) (a JWK with a kid)`);
+  };
+  if (keys?.length) return;
+  if (p.tokenEndpointAuthMethod === 'private_key_jwt') needs('tokenEndpointAuthMethod', '"private_key_jwt"');
+  // symmetric algorithms (A128KW, dir …) use a key derived from the client secret instead (OIDC Core 10.2)
+  const symmetric = (alg: string): boolean => /^(A\d{3}(GCM)?KW|dir)$/.test(alg);
+  if (p.idTokenEncryptedResponseAlg && !symmetric(p.idTokenEncryptedResponseAlg)) needs('idTokenEncryptedResponseAlg', 'decrypting ID tokens');
+  if (p.userinfoEncryptedResponseAlg && !symmetric(p.userinfoEncryptedResponseAlg)) needs('userinfoEncryptedResponseAlg', 'decrypting UserInfo responses');
+  if (p.requestObject && (p.requestObject.signingAlg ?? 'RS256') !== 'none' && !p.requestObject.signingAlg?.startsWith('HS')) needs('requestObject', 'signing request objects');
 }
 
 /**
@@ -177,7 +252,11 @@ export function resolveOptions(options: RpOptions): ResolvedOptions {
     throw new OptionsError('mountPath', 'must be a path starting with "/" and not ending with "/", e.g. "/auth"');
   }
   if (!options.providers || typeof options.providers !== 'object') throw new OptionsError('providers', 'is required: { name: oidc({ issuer, clientId, clientSecret }) }');
-  for (const [name, p] of Object.entries(options.providers)) checkProvider(name, p);
+  checkKeys(options.keys);
+  for (const [name, p] of Object.entries(options.providers)) {
+    checkProvider(name, p);
+    checkProviderKeys(name, p, options.keys);
+  }
   const names = Object.keys(options.providers);
   const dynamic = { ...options.dynamic, webfinger: !!options.dynamic?.webfinger, registration: !!options.dynamic?.registration };
   if (dynamic.allowIssuer !== undefined && typeof dynamic.allowIssuer !== 'function') throw new OptionsError('dynamic.allowIssuer', 'must be a function (issuer) => boolean');
@@ -210,10 +289,11 @@ export function resolveOptions(options: RpOptions): ResolvedOptions {
     defaultProvider: options.defaultProvider ?? names[0],
     dynamic,
     transactionTtl: positive('transactionTtl', options.transactionTtl, 600),
-    jwksCooldown: positive('jwksCooldown', options.jwksCooldown, 30),
+    jwksCooldown: positive('jwksCooldown', options.jwksCooldown, 1),
     onError: options.onError,
     session: options.session,
     coordination: c,
     storeTimeout,
+    keys: options.keys ?? [],
   };
 }

@@ -1,32 +1,50 @@
 /**
- * Provider metadata (the seed's do_provider_info): an openid-client Configuration from discovery
+ * Provider metadata (IdPyOIDC's do_provider_info): an openid-client Configuration from discovery
  * or from static `providerInfo`, with the client authentication of the provider entry.
  */
 import * as client from 'openid-client';
 import { RpError } from './errors.js';
 import type { ProviderConfig } from './options.js';
+import { decryptIdToken, signingKey, type OwnKeys } from './keys.js';
 
-/** The token endpoint client authentication: client_secret_basic with a secret, none without. */
-export function clientAuth(p: ProviderConfig): client.ClientAuth {
+/**
+ * The token endpoint client authentication: client_secret_basic with a secret, none without;
+ * `client_secret_jwt` (HS256 over the secret) or `private_key_jwt` (a signing key of `rp({ keys })`).
+ */
+export function clientAuth(p: ProviderConfig, own: OwnKeys): client.ClientAuth {
   const method = p.tokenEndpointAuthMethod ?? (p.clientSecret ? 'client_secret_basic' : 'none');
   if (method === 'client_secret_post') return client.ClientSecretPost(p.clientSecret);
   if (method === 'client_secret_basic') return client.ClientSecretBasic(p.clientSecret);
+  if (method === 'client_secret_jwt') return client.ClientSecretJwt(p.clientSecret);
+  if (method === 'private_key_jwt') {
+    const { key, kid } = signingKey(own, p.tokenEndpointAuthSigningAlg, `private_key_jwt at provider ${p.issuer ?? p.clientId}`);
+    return client.PrivateKeyJwt({ key, kid });
+  }
   return client.None();
 }
 
+/** The client metadata openid-client checks responses against (algorithms the client registered). */
+function clientMetadata(p: ProviderConfig): Partial<client.ClientMetadata> {
+  const m: Partial<client.ClientMetadata> = p.clientSecret ? { client_secret: p.clientSecret } : {};
+  if (p.idTokenSignedResponseAlg) m.id_token_signed_response_alg = p.idTokenSignedResponseAlg;
+  if (p.userinfoSignedResponseAlg) m.userinfo_signed_response_alg = p.userinfoSignedResponseAlg;
+  return m;
+}
+
 /** Builds the openid-client Configuration from discovery or static metadata. */
-export async function configure(p: ProviderConfig): Promise<client.Configuration> {
-  const metadata: Partial<client.ClientMetadata> = p.clientSecret ? { client_secret: p.clientSecret } : {};
+export async function configure(p: ProviderConfig, own: OwnKeys): Promise<client.Configuration> {
+  const metadata = clientMetadata(p);
   const execute: Array<(c: client.Configuration) => void> = [];
   if (p.allowInsecureRequests) execute.push(client.allowInsecureRequests);
-  if (p.responseType === 'id_token') execute.push(client.useIdTokenResponseType);
+  if (p.responseType === 'id_token' || p.responseType === 'id_token token') execute.push(client.useIdTokenResponseType);
+  if (p.responseType === 'code id_token' || p.responseType === 'code id_token token') execute.push(client.useCodeIdTokenResponseType);
   let config: client.Configuration;
   if (p.providerInfo || p.allowIssuerMismatch) {
     const server = p.providerInfo ?? (await fetchDiscovery(p));
     const issuer = server.issuer ?? p.issuer ?? new URL(server.authorization_endpoint).origin;
-    config = new client.Configuration({ ...server, issuer }, p.clientId, metadata, clientAuth(p));
+    config = new client.Configuration({ ...server, issuer }, p.clientId, metadata, clientAuth(p, own));
   } else {
-    config = await client.discovery(new URL(p.issuer!), p.clientId, metadata, clientAuth(p), {
+    config = await client.discovery(new URL(p.issuer!), p.clientId, metadata, clientAuth(p, own), {
       execute: p.allowInsecureRequests ? [client.allowInsecureRequests] : [],
       algorithm: p.type === 'oauth2' ? 'oauth2' : 'oidc',
       ...(p.customFetch ? { [client.customFetch]: p.customFetch } : {}),
@@ -35,10 +53,31 @@ export async function configure(p: ProviderConfig): Promise<client.Configuration
   if (p.customFetch) config[client.customFetch] = p.customFetch;
   config.timeout = 10;
   for (const run of execute) run(config);
+  if (p.idTokenEncryptedResponseAlg) config[client.customFetch] = decryptingTokenResponses(p, own, config.serverMetadata().token_endpoint);
   return config;
 }
 
-/** Discovery without the issuer equality check (seed: allow.issuer_mismatch). */
+/**
+ * Encrypted ID tokens (`idTokenEncryptedResponseAlg`): the token endpoint's answer is decrypted as it
+ * arrives, so openid-client checks (and the RP keeps) the signed ID token inside. One decryption path
+ * for every algorithm, the client-secret-derived ones (A128KW …) included; front-channel ID tokens
+ * are decrypted by `RelyingParty` the same way.
+ */
+function decryptingTokenResponses(p: ProviderConfig, own: OwnKeys, tokenEndpoint: string | undefined): client.CustomFetch {
+  const base = p.customFetch ?? ((url, init) => fetch(url, init as RequestInit));
+  return async (url, init) => {
+    const response = await base(url, init);
+    if (url !== tokenEndpoint || response.status !== 200) return response;
+    const body = (await response.clone().json().catch(() => undefined)) as { id_token?: unknown } | undefined;
+    if (typeof body?.id_token !== 'string') return response;
+    body.id_token = await decryptIdToken(p, own, body.id_token);
+    const headers = new Headers(response.headers);
+    headers.delete('content-length');
+    return new Response(JSON.stringify(body), { status: response.status, headers });
+  };
+}
+
+/** Discovery without the issuer equality check (IdPyOIDC: allow.issuer_mismatch). */
 async function fetchDiscovery(p: ProviderConfig): Promise<NonNullable<ProviderConfig['providerInfo']>> {
   const base = p.issuer!.replace(/\/$/, '');
   const url = `${base}/.well-known/${p.type === 'oauth2' ? 'oauth-authorization-server' : 'openid-configuration'}`;

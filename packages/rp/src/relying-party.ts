@@ -1,11 +1,12 @@
 /**
- * The framework-free RP core (the seed's RPHandler): provider info, authorization request,
+ * The framework-free RP core (IdPyOIDC's RPHandler): provider info, authorization request,
  * finalize (token + user info), refresh, user info, end-session URL, logout tokens.
  * The Express router composes these operations; nothing here knows about HTTP requests.
  */
 import { createHash } from 'node:crypto';
 import createDebug from 'debug';
 import * as client from 'openid-client';
+import * as jose from 'jose';
 import { RpError, toRpError } from './errors.js';
 import { DynamicProviderError, DynamicProviders } from './discovery/registration.js';
 import { codeGrantWithTokenIssuer, configurationForIdToken, refreshWithTokenIssuer } from './issuer-per-token.js';
@@ -13,6 +14,10 @@ import { KeySets, idTokenAlgorithms, verifyJwt, verifyLogoutToken, type JwtExpec
 import { checkProvider, resolveOptions, type ProviderConfig, type ResolvedOptions, type RpOptions } from './options.js';
 import { clientAuth, configure } from './provider-metadata.js';
 import { normalizeUser } from './user.js';
+import { fetchUserInfo, needsOwnUserInfo } from './userinfo.js';
+import { requestObject } from './request-object.js';
+import { resolveClaimSources } from './claim-sources.js';
+import { decryptIdToken, importKeys, type OwnKeys } from './keys.js';
 import type { Authentication, OidcSessionData, StoredAccessToken, Transaction } from './session.js';
 import { SingleFlight } from './single-flight.js';
 import { sharedRefresh } from './shared-refresh.js';
@@ -59,8 +64,13 @@ export class RelyingParty {
   /** OPs found on the fly (`dynamic` option), kept apart from the configured ones (never listed). */
   readonly dynamic?: DynamicProviders;
 
+  /** The RP's own keys (`keys` option), imported once; their public JWKS is served at {mountPath}/jwks. */
+  readonly ownKeys: Promise<OwnKeys>;
+
   constructor(options: RpOptions) {
     this.options = resolveOptions(options);
+    this.ownKeys = importKeys(this.options.keys);
+    this.ownKeys.catch(() => undefined); // reported by every operation that awaits it
     this.keySets = new KeySets(this.options.jwksCooldown);
     const { dynamic } = this.options;
     if (dynamic.webfinger || dynamic.registration) this.dynamic = new DynamicProviders(dynamic, (name) => this.callbackUrl(name));
@@ -110,7 +120,7 @@ export class RelyingParty {
   async providerInfo(name: string): Promise<client.Configuration> {
     let pending = this.configs.get(name);
     if (!pending) {
-      pending = configure(this.provider(name));
+      pending = this.ownKeys.then((own) => configure(this.provider(name), own));
       this.configs.set(name, pending);
       pending.catch(() => this.configs.delete(name)); // retry discovery next time
     }
@@ -127,27 +137,50 @@ export class RelyingParty {
    */
   async authorizationRequest(
     name: string,
-    opts: { returnTo: string; maxAge?: number; params?: Record<string, string> },
+    opts: {
+      returnTo: string; maxAge?: number; params?: Record<string, string>;
+      /** Keeps a request object to be served by reference; returns its `request_uri` (needed with `requestObject.by: 'reference'`). */
+      publishRequestObject?: (jwt: string) => Promise<string>;
+    },
   ): Promise<AuthorizationRequest> {
     const p = this.provider(name);
     const config = await this.providerInfo(name);
     const state = client.randomState();
     const transaction: Transaction = { provider: name, returnTo: opts.returnTo, createdAt: Date.now() };
     const params: Record<string, string> = { ...p.authorizationParams, ...opts.params, redirect_uri: this.callbackUrl(name), scope: p.scope, state };
-    if (p.pkce !== false && p.responseType !== 'id_token') { // PKCE binds a code; an id_token response has none
+    const responseType = p.responseType ?? 'code';
+    if (p.pkce !== false && responseType.startsWith('code')) { // PKCE binds a code; an implicit response has none
       transaction.codeVerifier = client.randomPKCECodeVerifier();
       params.code_challenge = pkceChallenge(transaction.codeVerifier);
       params.code_challenge_method = 'S256';
     }
     if (p.type === 'oidc') params.nonce = transaction.nonce = client.randomNonce();
-    if (p.responseType === 'id_token') params.response_type = 'id_token';
-    if (p.responseMode === 'form_post' || p.responseType === 'id_token') params.response_mode = 'form_post';
+    if (responseType !== 'code') params.response_type = responseType;
+    // tokens in the front channel are posted (default) or read from the fragment by a same-origin page, never sent in a query
+    const responseMode = p.responseMode ?? (responseType === 'code' ? 'query' : 'form_post');
+    if (responseMode !== 'query') params.response_mode = responseMode;
+    if (p.claims) params.claims = JSON.stringify(p.claims);
     if (opts.maxAge !== undefined) {
       params.max_age = String(opts.maxAge);
       transaction.maxAge = opts.maxAge;
     }
     debug('login started at provider %s', name);
-    return { url: client.buildAuthorizationUrl(config, params), state, transaction };
+    if (!p.requestObject) return { url: client.buildAuthorizationUrl(config, params), state, transaction };
+    // OIDC Core 6.1: client_id, response_type and scope (with openid) also travel as plain parameters
+    const metadata = config.serverMetadata();
+    // RFC 9101 §6.3: the OP uses only the request object's parameters, so response_type (even the default "code") goes in it too
+    const jwt = await requestObject(p, { issuer: metadata.issuer, jwksUri: metadata.jwks_uri }, { ...params, response_type: responseType }, await this.ownKeys);
+    const url = new URL(metadata.authorization_endpoint!);
+    url.searchParams.set('client_id', p.clientId);
+    url.searchParams.set('response_type', params.response_type ?? 'code');
+    url.searchParams.set('scope', params.scope);
+    if (p.requestObject.by === 'reference') {
+      if (!opts.publishRequestObject) throw new RpError('invalid_request', 'request objects by reference need a place to serve them: call authorizationRequest with publishRequestObject');
+      url.searchParams.set('request_uri', await opts.publishRequestObject(jwt));
+    } else {
+      url.searchParams.set('request', jwt);
+    }
+    return { url, state, transaction };
   }
 
   /** Keeps a transaction in session data, dropping expired ones and capping how many are pending. */
@@ -161,7 +194,7 @@ export class RelyingParty {
   }
 
   /**
-   * Finishes a login (the seed's finalize: access token + user info): validates the callback
+   * Finishes a login (IdPyOIDC's finalize: access token + user info): validates the callback
    * parameters (state, `iss`, OP error), exchanges the code with the PKCE verifier, verifies the
    * ID token (signature, nonce, aud, iss, exp) and loads the user's claims.
    */
@@ -173,7 +206,7 @@ export class RelyingParty {
     const currentUrl = new URL(this.callbackUrl(name));
     callbackParams.forEach((value, key) => currentUrl.searchParams.append(key, value));
     try {
-      const auth = p.responseType === 'id_token'
+      const auth = p.responseType === 'id_token' || p.responseType === 'id_token token'
         ? await this.finishImplicit(name, p, config, currentUrl, transaction, state)
         : await this.finishCode(name, p, config, currentUrl, transaction, state);
       debug('login finished at provider %s', name);
@@ -188,7 +221,16 @@ export class RelyingParty {
   private async finishCode(
     name: string, p: ProviderConfig, config: client.Configuration, currentUrl: URL, t: Transaction, state: string,
   ): Promise<Authentication> {
-    const tokens = await codeGrantWithTokenIssuer(p, config, clientAuth(p), currentUrl, {
+    const front = await this.frontChannel(p, currentUrl); // `code token`, `code id_token token`: the access token is checked, then the token endpoint's is used
+    if (p.responseType?.endsWith(' token') && !front.accessToken && !currentUrl.searchParams.has('error')) {
+      throw new RpError('invalid_response', `the response has no access_token (response_type "${p.responseType}")`);
+    }
+    if (p.responseType === 'code id_token' || p.responseType === 'code id_token token') {
+      currentUrl.hash = currentUrl.searchParams.toString(); // openid-client reads a hybrid response from the fragment
+      currentUrl.search = '';
+      if (front.accessToken) await checkTokenHash(front.idToken ?? '', 'at_hash', front.accessToken);
+    }
+    const tokens = await codeGrantWithTokenIssuer(p, config, clientAuth(p, await this.ownKeys), currentUrl, {
       pkceCodeVerifier: t.codeVerifier,
       expectedState: state,
       expectedNonce: t.nonce,
@@ -197,7 +239,7 @@ export class RelyingParty {
     });
     const idTokenClaims = tokens.id_token ? await this.verifyIdToken(name, config, tokens.id_token) : undefined;
     const accessToken = storedAccessToken(tokens);
-    const claims = { ...(await this.loadClaims(p, config, accessToken.value, idTokenClaims?.sub as string | undefined)), ...idTokenClaims };
+    const claims = await this.claimSources(p, { ...(await this.loadClaims(p, config, accessToken.value, idTokenClaims?.sub as string | undefined)), ...idTokenClaims });
     return {
       provider: name,
       user: normalizeUser(name, p, claims, idTokenClaims),
@@ -214,18 +256,39 @@ export class RelyingParty {
   ): Promise<Authentication> {
     // openid-client reads an id_token response from the fragment (form_post params are moved there).
     const response = new URL(currentUrl.origin + currentUrl.pathname);
-    response.hash = currentUrl.searchParams.toString();
-    const idToken = currentUrl.searchParams.get('id_token');
-    const idConfig = configurationForIdToken(p, config, clientAuth(p), idToken);
+    const front = await this.frontChannel(p, currentUrl);
+    const idToken = front.idToken ?? null;
+    response.hash = currentUrl.searchParams.toString(); // the access token was moved out (openid-client expects an id_token response)
+    const idConfig = configurationForIdToken(p, config, clientAuth(p, await this.ownKeys), idToken);
     await client.implicitAuthentication(idConfig, response, t.nonce!, { expectedState: state, maxAge: t.maxAge });
     const idTokenClaims = await this.verifyIdToken(name, config, idToken!);
+    let accessToken: StoredAccessToken | undefined;
+    let claims = idTokenClaims;
+    if (p.responseType === 'id_token token') {
+      if (!front.accessToken) throw new RpError('invalid_response', 'the response has no access_token (response_type "id_token token")');
+      await checkTokenHash(idToken!, 'at_hash', front.accessToken);
+      accessToken = storedAccessToken({ access_token: front.accessToken, token_type: (front.tokenType ?? 'bearer') as 'bearer', expires_in: front.expiresIn, scope: front.scope });
+      claims = { ...(await this.loadClaims(p, config, accessToken.value, idTokenClaims.sub as string)), ...idTokenClaims };
+    }
+    claims = await this.claimSources(p, claims);
     return {
       provider: name,
-      user: normalizeUser(name, p, idTokenClaims, idTokenClaims),
+      user: normalizeUser(name, p, claims, idTokenClaims),
       idToken: idToken!,
       idTokenClaims,
+      ...(accessToken ? { accessToken } : {}),
       authTime: typeof idTokenClaims.auth_time === 'number' ? idTokenClaims.auth_time : now(),
     };
+  }
+
+  /** The front-channel tokens of an implicit / hybrid response: the access token taken out, an encrypted ID token decrypted in place. */
+  private async frontChannel(p: ProviderConfig, url: URL): Promise<ReturnType<typeof frontChannelTokens>> {
+    const front = frontChannelTokens(url);
+    if (front.idToken) {
+      front.idToken = await decryptIdToken(p, await this.ownKeys, front.idToken);
+      url.searchParams.set('id_token', front.idToken);
+    }
+    return front;
   }
 
   /** Signature + claims of an ID token (openid-client checked nonce/azp/auth_time already). */
@@ -253,10 +316,27 @@ export class RelyingParty {
     return expect;
   }
 
+  /**
+   * Aggregated and distributed claims (OIDC Core 5.6.2) named in `_claim_names`: taken from their
+   * sources' JWTs once each signature checks out, else left out (never taken unverified).
+   */
+  private claimSources(p: ProviderConfig, claims: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (!('_claim_names' in claims)) return Promise.resolve(claims);
+    return resolveClaimSources(claims, {
+      allowInsecureRequests: p.allowInsecureRequests,
+      // development OPs on loopback (allowInsecureRequests) have their claims sources there too
+      allowPrivateNetwork: !!p.allowInsecureRequests || !!this.options.dynamic.allowPrivateNetwork,
+    });
+  }
+
   /** Claims from the userinfo endpoint or the provider's `fetchUser` hook. */
   private async loadClaims(p: ProviderConfig, config: client.Configuration, accessToken: string, sub: string | undefined): Promise<Record<string, unknown>> {
     if (p.fetchUser) return p.fetchUser(accessToken, p.customFetch ? (p.customFetch as unknown as typeof fetch) : fetch);
-    if (p.fetchUserInfo === false || !this.jwtExpectations(p, config).userinfoEndpoint) return {};
+    const expect = this.jwtExpectations(p, config);
+    if (p.fetchUserInfo === false || !expect.userinfoEndpoint) return {};
+    if (needsOwnUserInfo(p)) {
+      return fetchUserInfo(p, { endpoint: expect.userinfoEndpoint, accessToken, expectedSub: sub, expect, keySets: this.keySets, own: await this.ownKeys });
+    }
     return client.fetchUserInfo(config, accessToken, sub ?? client.skipSubjectCheck);
   }
 
@@ -269,6 +349,10 @@ export class RelyingParty {
    */
   refresh(auth: Authentication, opts: { scope?: string } = {}): Promise<Authentication> {
     if (!auth.refreshToken) return Promise.reject(new RpError('no_refresh_token', 'this login has no refresh token (ask for offline_access)'));
+    const grants = this.options.providers[auth.provider]?.grantTypes ?? this.dynamic?.cached(auth.provider)?.grantTypes;
+    if (grants && !grants.includes('refresh_token')) {
+      return Promise.reject(new RpError('no_refresh_token', `the client registered at provider "${auth.provider}" may not use refresh tokens (grant_types has no "refresh_token")`));
+    }
     const key = createHash('sha256').update(`${auth.provider}\n${opts.scope ?? ''}\n${auth.refreshToken}`).digest('base64url');
     const { coordination } = this.options;
     const grant = (): Promise<Authentication> => this.refreshGrant(auth, opts.scope);
@@ -280,7 +364,7 @@ export class RelyingParty {
     const p = this.provider(auth.provider);
     const config = await this.providerInfo(auth.provider);
     try {
-      const tokens = await refreshWithTokenIssuer(p, config, clientAuth(p), auth.refreshToken!, scope ? { scope } : undefined);
+      const tokens = await refreshWithTokenIssuer(p, config, clientAuth(p, await this.ownKeys), auth.refreshToken!, scope ? { scope } : undefined);
       let idTokenClaims = auth.idTokenClaims;
       if (tokens.id_token) {
         idTokenClaims = await this.verifyIdToken(auth.provider, config, tokens.id_token);
@@ -332,13 +416,68 @@ export class RelyingParty {
   }
 
   /** RP-initiated logout URL at the OP (with `id_token_hint`), or undefined when the OP has no end_session_endpoint. */
-  async endSessionUrl(auth: Authentication, postLogoutRedirectUri: string): Promise<URL | undefined> {
+  async endSessionUrl(auth: Authentication, postLogoutRedirectUri: string, state?: string): Promise<URL | undefined> {
     await this.loadProvider(auth.provider);
     const config = await this.providerInfo(auth.provider);
     if (!config.serverMetadata().end_session_endpoint) return undefined;
-    const params: Record<string, string> = { post_logout_redirect_uri: postLogoutRedirectUri };
+    const params: Record<string, string> = { post_logout_redirect_uri: postLogoutRedirectUri, client_id: this.provider(auth.provider).clientId };
     if (auth.idToken) params.id_token_hint = auth.idToken;
+    if (state) params.state = state;
     return client.buildEndSessionUrl(config, params);
+  }
+
+  /** The configured provider whose issuer is `iss` (a third-party-initiated login names the OP by issuer); throws `unknown_provider`. */
+  providerByIssuer(iss: unknown): string {
+    const found = typeof iss === 'string' && Object.entries(this.options.providers).find(([, p]) => p.issuer !== undefined && sameIssuer(p.issuer, iss));
+    if (!found) throw new RpError('unknown_provider', 'the login was started for an issuer (iss) that is none of the configured providers');
+    return found[0];
+  }
+
+  /**
+   * Checks a third-party-initiated login (OIDC Core 4) for provider `name`: `iss` must be that OP's
+   * issuer, and `target_link_uri` (when given) a URL of this app; returns the path to go to after login.
+   *
+   * @example
+   * ```ts
+   * const returnTo = await relyingParty.thirdPartyLogin('corp', { iss: 'https://id.example.com', target_link_uri: 'https://app.example.com/reports' });
+   * ```
+   */
+  async thirdPartyLogin(name: string, input: { iss?: unknown; target_link_uri?: unknown }): Promise<string> {
+    await this.loadProvider(name);
+    const config = await this.providerInfo(name);
+    if (typeof input.iss !== 'string' || input.iss !== config.serverMetadata().issuer) {
+      throw new RpError('invalid_request', `the login was started for issuer "${String(input.iss).slice(0, 200)}", which is not provider "${name}"'s issuer`);
+    }
+    if (input.target_link_uri === undefined) return '/';
+    const base = new URL(this.options.baseURL);
+    let target: URL | undefined;
+    try {
+      target = typeof input.target_link_uri === 'string' && input.target_link_uri.length <= 2048 ? new URL(input.target_link_uri) : undefined;
+    } catch {
+      target = undefined;
+    }
+    if (!target || target.origin !== base.origin || /[\u0000-\u001f\u007f\\]/.test(input.target_link_uri as string)) {
+      throw new RpError('invalid_request', `target_link_uri must be a URL of this app (${base.origin}); another site cannot be the target of a login`);
+    }
+    return `${target.pathname}${target.search}${target.hash}`;
+  }
+
+  /**
+   * Checks a front-channel logout request from provider `name` (OpenID Front-Channel Logout 1.0 §3):
+   * `iss` must be its issuer and `sid` given; returns the `sid` whose sessions end.
+   */
+  async frontchannelLogout(name: string, iss: unknown, sid: unknown): Promise<string> {
+    await this.loadProvider(name);
+    const p = this.provider(name);
+    if (p.type !== 'oidc' || p.frontchannelLogout === false) throw new RpError('unknown_provider', `provider "${name}" does not use front-channel logout`);
+    const config = await this.providerInfo(name);
+    if (typeof iss !== 'string' || iss !== config.serverMetadata().issuer) {
+      throw new RpError('invalid_request', `the front-channel logout request must carry iss="${config.serverMetadata().issuer}" (register frontchannel_logout_session_required: true)`);
+    }
+    if (typeof sid !== 'string' || !sid || sid.length > 256) {
+      throw new RpError('invalid_request', 'the front-channel logout request has no sid (register frontchannel_logout_session_required: true at the OP)');
+    }
+    return sid;
   }
 
   /** Verifies a back-channel logout token from provider `name`; returns the `sid` / `sub` to log out and its `jti` / `iat` (replay check). */
@@ -354,6 +493,46 @@ export class RelyingParty {
       throw new RpError('invalid_logout_token', `the logout token was refused: ${(err as Error).message}`, { cause: err });
     }
   }
+}
+
+/** Issuer identifiers compare exactly (OIDC Discovery 4.3), but a configured one may carry a trailing slash the OP's lacks. */
+const sameIssuer = (a: string, b: string): boolean => a === b || a.replace(/\/$/, '') === b.replace(/\/$/, '');
+
+/** Takes the front-channel access token (implicit / hybrid responses) out of the callback parameters; the ID token stays. */
+function frontChannelTokens(url: URL): { idToken?: string; accessToken?: string; tokenType?: string; expiresIn?: number; scope?: string } {
+  const q = url.searchParams;
+  const take = (k: string): string | undefined => {
+    const v = q.get(k) ?? undefined;
+    q.delete(k);
+    return v;
+  };
+  const accessToken = take('access_token');
+  const tokenType = take('token_type');
+  const expires = take('expires_in');
+  const scope = accessToken ? take('scope') : undefined;
+  return { idToken: q.get('id_token') ?? undefined, accessToken, tokenType, expiresIn: expires && /^\d{1,9}$/.test(expires) ? Number(expires) : undefined, scope };
+}
+
+/**
+ * Checks an ID token's `at_hash` / `c_hash` (OIDC Core 3.2.2.9, 3.3.2.11): the left half of the
+ * hash of the value, with the hash of the token's `alg`. Missing or wrong: `invalid_id_token`.
+ */
+async function checkTokenHash(idToken: string, claim: 'at_hash' | 'c_hash', value: string): Promise<void> {
+  let header: jose.ProtectedHeaderParameters;
+  let claims: jose.JWTPayload;
+  try {
+    header = jose.decodeProtectedHeader(idToken);
+    claims = jose.decodeJwt(idToken);
+  } catch {
+    throw new RpError('invalid_id_token', 'the ID token is not a JWT');
+  }
+  const alg = header.alg ?? '';
+  const bits = alg === 'EdDSA' || alg === 'Ed25519' ? 512 : Number(alg.slice(-3));
+  if (![256, 384, 512].includes(bits)) throw new RpError('invalid_id_token', `cannot check ${claim} of an ID token signed with ${alg}`);
+  const digest = createHash(`sha${bits}`).update(value, 'ascii').digest();
+  const expected = digest.subarray(0, digest.length / 2).toString('base64url');
+  if (claims[claim] === undefined) throw new RpError('invalid_id_token', `the ID token has no ${claim}, required when the OP returns that token with it`);
+  if (claims[claim] !== expected) throw new RpError('invalid_id_token', `the ID token's ${claim} does not match the token it came with (substituted?)`);
 }
 
 /** The PKCE S256 code_challenge (RFC 7636 §4.2), hashed synchronously: WebCrypto's async digest costs more than the hash. */

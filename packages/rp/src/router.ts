@@ -2,12 +2,13 @@
  * `rp()`: the Express routes, a thin layer over `RelyingParty`. Each handler reads the request,
  * calls the core, writes the answer.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { Session, SessionData, Store } from 'express-session';
 import createDebug from 'debug';
 import { RequestContext } from './context.js';
-import { RESUBMIT_FIELD, needsSameOriginResubmit, resubmitSameOrigin } from './form-post.js';
+import { RESUBMIT_FIELD, needsSameOriginResubmit, postFragment, resubmitSameOrigin } from './form-post.js';
+import { REQUEST_OBJECT_TTL } from './request-object.js';
 import { RpError, toRpError } from './errors.js';
 import type { RpOptions } from './options.js';
 import { RelyingParty } from './relying-party.js';
@@ -50,15 +51,21 @@ export function rp(options: RpOptions): RpRouter {
     req.oidc = new RequestContext(req, relyingParty);
     next();
   });
+  router.use(postLogoutLanding);
   router.get(`${m}/providers`, (_req, res) => void res.json(relyingParty.listProviders()));
+  router.get(`${m}/jwks`, wrap(routes.jwks));
+  router.get(`${m}/request/:id`, wrap(routes.requestObject));
   router.get(`${m}/login/:provider`, wrap(routes.login));
+  router.post(`${m}/login/:provider`, form, wrap(routes.login)); // third-party-initiated login may POST (OIDC Core 4)
   router.get(`${m}/login`, wrap(routes.login));
+  router.post(`${m}/login`, form, wrap(routes.login));
   router.get(`${m}/callback/:provider`, wrap(routes.callback));
   router.post(`${m}/callback/:provider`, form, wrap(routes.callback));
   router.post(`${m}/refresh`, form, json, wrap(routes.refresh));
   router.get(`${m}/logout`, wrap(routes.logout));
   router.post(`${m}/logout`, form, wrap(routes.logout));
   router.post(`${m}/backchannel-logout/:provider`, form, wrap(routes.backchannelLogout));
+  router.get(`${m}/frontchannel-logout/:provider`, wrap(routes.frontchannelLogout));
   router.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
     sendError(toRpError(bodyParserError(err) ?? err), req, res, next, relyingParty);
   });
@@ -78,10 +85,24 @@ class Routes {
 
   login: Handler = async (req, res) => {
     const session = requireSession(req);
-    // GET {mountPath}/login?identifier=alice@example.org: the OP is found on the fly (dynamic option).
-    const name = req.params.provider !== undefined ? String(req.params.provider) : await this.rp.discoverProvider(req.query.identifier);
-    const maxAge = parseMaxAge(req.query.maxAge);
-    const request = await this.rp.authorizationRequest(name, { returnTo: safeReturnTo(req.query.returnTo, this.rp), maxAge });
+    const input = (req.method === 'POST' ? req.body ?? {} : req.query) as Record<string, unknown>;
+    // GET {mountPath}/login?identifier=alice@example.org: the OP is found on the fly (dynamic option);
+    // GET {mountPath}/login?iss=…: a third party starts the login at the OP of that issuer (OIDC Core 4)
+    const name = req.params.provider !== undefined
+      ? String(req.params.provider)
+      : input.iss !== undefined && input.identifier === undefined ? this.rp.providerByIssuer(input.iss) : await this.rp.discoverProvider(input.identifier);
+    const maxAge = parseMaxAge(input.maxAge);
+    const thirdParty = input.iss !== undefined || input.target_link_uri !== undefined;
+    const returnTo = thirdParty ? await this.rp.thirdPartyLogin(name, input) : safeReturnTo(input.returnTo, this.rp);
+    const params = thirdParty && typeof input.login_hint === 'string' && input.login_hint ? { login_hint: input.login_hint.slice(0, 512) } : undefined;
+    const request = await this.rp.authorizationRequest(name, {
+      returnTo, maxAge, params,
+      publishRequestObject: async (jwt) => {
+        const id = randomBytes(24).toString('base64url');
+        await coordinationOf(this.rp, req.sessionStore).set(requestObjectKey(id), jwt, REQUEST_OBJECT_TTL * 1000);
+        return `${this.rp.options.baseURL}${this.rp.options.mountPath}/request/${id}`;
+      },
+    });
     session.oidc ??= {};
     this.rp.saveTransaction(session.oidc, request.state, request.transaction);
     // saved before the redirect: with the store down the answer is a 503 here, not a sign-in at the OP that cannot finish
@@ -95,6 +116,12 @@ class Routes {
     await this.rp.loadProvider(name);
     this.rp.provider(name);
     const params = req.method === 'POST' ? bodyParams(req.body) : new URL(req.originalUrl, 'http://callback.invalid').searchParams;
+    // response_mode=fragment: the browser kept the response in the fragment; a same-origin page posts it here
+    if (req.method === 'GET' && params.size === 0 && this.rp.provider(name).responseMode === 'fragment') return postFragment(req, res);
+    const responseType = this.rp.provider(name).responseType ?? 'code';
+    if (req.method === 'GET' && responseType !== 'code' && ['id_token', 'access_token', 'code'].some((k) => params.has(k))) {
+      throw new RpError('invalid_request', `a response_type "${responseType}" response is never accepted in a query string (tokens in URLs leak): it must be posted (form_post) or come from the fragment page`);
+    }
     if (needsSameOriginResubmit(req, params, session.oidc)) return resubmitSameOrigin(req, res, params);
     params.delete(RESUBMIT_FIELD);
     const state = params.get('state');
@@ -135,13 +162,48 @@ class Routes {
     await sessionOp<void>((cb) => req.session.destroy(cb));
     let endSession: URL | undefined;
     if (auth) {
-      endSession = await this.rp.endSessionUrl(auth, new URL(returnTo, this.rp.options.baseURL).href).catch((err) => {
+      const state = randomBytes(16).toString('base64url');
+      endSession = await this.rp.endSessionUrl(auth, new URL(returnTo, this.rp.options.baseURL).href, state).catch((err) => {
         debug('no RP-initiated logout at provider %s: %s', auth.provider, toRpError(err).message);
         return undefined;
       });
+      if (endSession) expectPostLogoutState(res, returnTo, state, this.rp);
     }
     debug('logout: local session ended%s', endSession ? `, RP-initiated logout at provider ${auth!.provider}` : '');
     redirect(res, endSession?.href ?? returnTo);
+  };
+
+  /** The RP's public keys (`keys` option), for OPs that verify its signatures or encrypt to it (its `jwks_uri`). */
+  jwks: Handler = async (_req, res) => {
+    res.set('cache-control', 'public, max-age=60').json((await this.rp.ownKeys).jwks);
+  };
+
+  /** A request object kept for the OP to fetch by reference (`request_uri`). */
+  requestObject: Handler = async (req, res) => {
+    const id = String(req.params.id);
+    const jwt = /^[\w-]{32}$/.test(id) ? await coordinationOf(this.rp, req.sessionStore).get(requestObjectKey(id)) : undefined;
+    if (!jwt) throw new RpError('not_found', 'no request object has this id (it expired after 5 minutes, or never existed)');
+    res.set('cache-control', 'no-store').type('application/oauth-authz-req+jwt').send(jwt);
+  };
+
+  /**
+   * Front-channel logout (OpenID Front-Channel Logout 1.0): the OP loads this URL in an iframe with
+   * its `iss` and the `sid` of the OP session; every RP session of that `sid` ends (the same index
+   * as back-channel logout). Both parameters are required, so another site cannot sign users out.
+   */
+  frontchannelLogout: Handler = async (req, res) => {
+    const store = req.sessionStore;
+    if (!store) throw sessionMissing();
+    const name = String(req.params.provider);
+    const sid = await this.rp.frontchannelLogout(name, req.query.iss, req.query.sid);
+    const ids = await coordinationOf(this.rp, store).takeSet(logoutIndexKey(name, 'sid', sid));
+    await Promise.all(ids.map((id) => sessionOp<void>((cb) => store.destroy(id, cb))));
+    debug('front-channel logout at provider %s ended %d session(s)', name, ids.length);
+    const config = await this.rp.providerInfo(name);
+    res.status(200).set({
+      'cache-control': 'no-store',
+      'content-security-policy': `default-src 'none'; frame-ancestors ${new URL(config.serverMetadata().issuer).origin}`,
+    }).type('html').send('<!doctype html><html><head><meta charset="utf-8"><title>Signed out</title></head><body>Signed out.</body></html>');
   };
 
   backchannelLogout: Handler = async (req, res) => {
@@ -180,6 +242,49 @@ async function rememberLogoutToken(coordination: Coordination, provider: string,
   if (!(await coordination.setIfAbsent(key, '1', ttlMs))) {
     throw new RpError('invalid_logout_token', 'this logout token was already used (replay)');
   }
+}
+
+/** Coordination key of a request object served by reference. */
+const requestObjectKey = (id: string): string => `oidc-req:${id}`;
+
+/** The cookie that remembers the `state` sent with an RP-initiated logout, until the OP sends the browser back. */
+const LOGOUT_STATE_COOKIE = 'oidc_logout_state';
+
+/** Remembers (for 10 minutes, on the landing page's path only) the `state` the OP must send back after logout. */
+function expectPostLogoutState(res: Response, returnTo: string, state: string, rp: RelyingParty): void {
+  const path = new URL(returnTo, rp.options.baseURL).pathname;
+  res.cookie(LOGOUT_STATE_COOKIE, state, { httpOnly: true, sameSite: 'lax', secure: rp.options.baseURL.startsWith('https:'), path, maxAge: 600_000 });
+}
+
+/**
+ * The landing of an RP-initiated logout (its `post_logout_redirect_uri`, the app's own page): a
+ * `state` that is not the one sent is refused with a page saying so (the user is signed out either
+ * way); the right one is taken off the URL. An OP that sends no `state` back is let through.
+ */
+function postLogoutLanding(req: Request, res: Response, next: NextFunction): void {
+  const expected = req.method === 'GET' ? readCookie(req, LOGOUT_STATE_COOKIE) : undefined;
+  if (expected === undefined) return next();
+  res.clearCookie(LOGOUT_STATE_COOKIE, { path: req.path });
+  const url = new URL(req.originalUrl, 'http://landing.invalid');
+  const state = url.searchParams.get('state');
+  if (state === null) return next();
+  if (state !== expected) {
+    const ctx = req.oidc as RequestContext | undefined;
+    if (ctx instanceof RequestContext) {
+      return sendError(new RpError('invalid_state', 'the sign-out answer carries a state this browser did not send (you are signed out all the same)'), req, res, next, ctx.relyingParty);
+    }
+    return void res.status(400).end();
+  }
+  url.searchParams.delete('state');
+  redirect(res, `${url.pathname}${url.search}`);
+}
+
+function readCookie(req: Request, name: string): string | undefined {
+  for (const part of (req.get('cookie') ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0 && part.slice(0, i).trim() === name) return decodeURIComponent(part.slice(i + 1).trim());
+  }
+  return undefined;
 }
 
 /** How long the back-channel logout index of a `sid` / `sub` lives without a new login: at least as long as its sessions. */

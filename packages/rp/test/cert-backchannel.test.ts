@@ -33,7 +33,7 @@ describe('rp-backchannel-rpinitlogout', () => {
     const res = await tab1.get('/auth/logout?returnTo=/bye').set('sec-fetch-site', 'same-origin');
     expect(res.status).toBe(302);
     const back = await browser.endSession(res.headers.location);
-    expect(back.href).toBe(`${t.baseURL}/bye`);
+    expect(back.href).toBe(`${t.baseURL}/bye?state=${new URL(res.headers.location).searchParams.get('state')}`);
     await eventually(async () => (await t.authenticatedSessions()).length === 0);
     await expectNoLogin(t, tab1);
     await expectNoLogin(t, tab2);

@@ -28,6 +28,19 @@ describe('rp-response_mode-form_post with the code flow', () => {
     expect((await agent.get('/me')).body.sub).toBe('alice');
   });
 
+  test('rp-response_mode-form_post-error: the OP posts an error (the user said no): a clear 400 op_error page, no login', async () => {
+    const agent = t.agent();
+    const start = (await agent.get('/auth/login/op?returnTo=/me')).headers.location;
+    const { action, fields } = await t.op.browser().formPost(start, { deny: true });
+    expect(fields.error).toBe('access_denied');
+    expect(fields.state).toBe(new URL(start).searchParams.get('state'));
+    const res = await agent.post(action.pathname).type('form').set('accept', 'text/html').send(fields);
+    expect(res.status).toBe(400);
+    expect(res.text).toContain('op_error');
+    expect(res.text).toContain('access_denied');
+    await expectNoLogin(t, agent);
+  });
+
   test('the same posted fields a second time do not log in again', async () => {
     const agent = t.agent();
     const start = (await agent.get('/auth/login/op')).headers.location;
@@ -42,7 +55,7 @@ describe('rp-response_mode-form_post with the code flow', () => {
   });
 });
 
-describe('response_type=id_token with form_post (the only implicit case the RP supports)', () => {
+describe('response_type=id_token with form_post', () => {
   let t: TestRp;
   beforeAll(async () => {
     t = await startRp({

@@ -131,6 +131,23 @@ describe('rp-id_token-* (signature and claims of the ID token)', () => {
     await expectRefused(await callback(agent), agent, 'invalid_id_token', /aud/);
   });
 
+  test('rp-id_token-aud (missing, oidcc-client-test-missing-aud): an ID token without aud does not log in', async () => {
+    stub.idToken = (claims) => stub.sign({ ...claims, aud: undefined });
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent, 'invalid_id_token', /aud/);
+  });
+
+  test('oidcc-client-test-ignores-unparseable-key-in-jwks: a JWKS entry the RP cannot read is skipped, the good key is used', async () => {
+    stub.keys = [
+      { kty: 'RSA', kid: 'broken', use: 'sig', alg: 'RS256', n: '!!not-base64url!!', e: 'AQAB' },
+      { kty: 'unknown-type', kid: 'alien', x: 'y' } as JWK,
+      { kid: 'no-kty' } as JWK,
+      ...defaultKeys,
+    ];
+    const agent = request.agent(server);
+    await expectLoggedIn(await callback(agent), agent);
+  });
+
   test('rp-id_token-iat: an ID token without iat does not log in', async () => {
     stub.idToken = (claims) => stub.sign({ ...claims, iat: undefined });
     const agent = request.agent(server);
@@ -229,6 +246,20 @@ describe('refreshed ID tokens (OIDC Core 12.2)', () => {
     const res = await agent.post('/auth/refresh').send({});
     expect(stub.requests.at(-1)?.body.grant_type).toBe('refresh_token');
     await expectRefused(res, agent, 'refresh_failed', /another subject/);
+  });
+
+  test.each([
+    ['oidcc-client-test-refresh-token-invalid-issuer', { iss: 'https://elsewhere.example' }, /iss/],
+    ['oidcc-client-test-refresh-token-invalid-aud', { aud: 'another-client' }, /aud/],
+    ['oidcc-client-test-refresh-token-invalid-azp', { aud: ['app', 'other'], azp: 'other' }, /azp/],
+  ])('%s: a refreshed ID token that fails its checks ends the login (refresh_failed)', async (_id, bad, pattern) => {
+    stub.refreshToken = 'stub-refresh-token';
+    const agent = request.agent(server);
+    await expectLoggedIn(await callback(agent), agent);
+    stub.idToken = (claims) => stub.sign({ ...claims, ...bad });
+    const res = await agent.post('/auth/refresh').send({});
+    expect(stub.requests.at(-1)?.body.grant_type).toBe('refresh_token');
+    await expectRefused(res, agent, 'refresh_failed', pattern);
   });
 
   test('(control) a refresh whose new ID token names the same sub keeps the login', async () => {

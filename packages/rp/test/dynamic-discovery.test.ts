@@ -78,7 +78,8 @@ describe('WebFinger', () => {
   test.each([
     ['127.0.0.1', true], ['10.1.2.3', true], ['172.20.0.1', true], ['192.168.1.1', true], ['169.254.169.254', true],
     ['100.64.0.1', true], ['0.0.0.0', true], ['::1', true], ['fd00::1', true], ['fe80::1', true], ['::ffff:127.0.0.1', true],
-    ['8.8.8.8', false], ['2606:4700:4700::1111', false], ['::ffff:8.8.8.8', false],
+    ['::ffff:7f00:1', true], ['::ffff:a9fe:a9fe', true], ['0:0:0:0:0:ffff:7f00:1', true], ['::ffff:0a01:0203', true],
+    ['8.8.8.8', false], ['2606:4700:4700::1111', false], ['::ffff:8.8.8.8', false], ['::ffff:808:808', false],
   ])('%s is private: %s', (address, expected) => {
     expect(isPrivateAddress(address)).toBe(expected);
   });

@@ -19,10 +19,18 @@ describe('GET /auth/logout', () => {
     expect(`${url.origin}${url.pathname}`).toBe(`${t.op.issuer}/session/end`);
     expect(url.searchParams.get('post_logout_redirect_uri')).toBe(`${t.baseURL}/bye`);
     expect(url.searchParams.get('id_token_hint')).toMatch(/^ey[\w-]+\.[\w-]+\.[\w-]+$/);
+    const state = url.searchParams.get('state');
+    expect(state).toMatch(/^[\w-]{20,}$/);
+    expect(url.searchParams.get('client_id')).toBe('app');
     await expectNoLogin(t, agent);
-    // the OP ends its own session and sends the browser back to the app
+    // the OP ends its own session and sends the browser back to the app, with the state
     const back = await browser.endSession(url);
-    expect(back.href).toBe(`${t.baseURL}/bye`);
+    expect(back.href).toBe(`${t.baseURL}/bye?state=${state}`);
+    // the landing takes the state off the URL (and forgets it)
+    const landing = await agent.get(`/bye?state=${state}`);
+    expect(landing.status).toBe(302);
+    expect(landing.headers.location).toBe('/bye');
+    expect(String(landing.headers['set-cookie'])).toMatch(/oidc_logout_state=;/);
   });
 
   test('POST works too', async () => {
@@ -47,6 +55,40 @@ describe('GET /auth/logout', () => {
     await t.login(agent);
     const res = await agent.get(`/auth/logout?returnTo=${encodeURIComponent(returnTo)}`).set('sec-fetch-site', 'same-origin');
     expect(new URL(res.headers.location).searchParams.get('post_logout_redirect_uri')).toBe(`${t.baseURL}/`);
+  });
+});
+
+describe('rp-init-logout state (RP-Initiated Logout 1.0 §2–3)', () => {
+  async function loggedOut() {
+    const agent = t.agent();
+    await t.login(agent);
+    const res = await agent.get('/auth/logout?returnTo=/bye').set('sec-fetch-site', 'same-origin');
+    const state = new URL(res.headers.location).searchParams.get('state')!;
+    expect(String(res.headers['set-cookie'])).toMatch(/oidc_logout_state=[\w-]+; Max-Age=600; Path=\/bye; Expires=[^;]+; HttpOnly; SameSite=Lax/);
+    return { agent, state };
+  }
+
+  test('rp-init-logout-other-state: the OP sends the browser back with another state: refused with a page that says so', async () => {
+    const { agent } = await loggedOut();
+    const res = await agent.get('/bye?state=forged-by-someone').set('accept', 'text/html');
+    expect(res.status).toBe(400);
+    expect(res.text).toContain('invalid_state');
+    expect(res.text).toContain('signed out all the same');
+    await expectNoLogin(t, agent);
+    // the expectation is used up: the next visit is the plain page
+    expect((await agent.get('/bye?state=forged-by-someone')).status).toBe(404);
+  });
+
+  test('rp-init-logout-no-state: the OP sends no state back: the landing page is shown (lenient: the user is signed out either way)', async () => {
+    const { agent } = await loggedOut();
+    const res = await agent.get('/bye');
+    expect(res.status).toBe(404); // the test app has no /bye page: the request reached the app
+    await expectNoLogin(t, agent);
+  });
+
+  test('a state on a page of another path is none of the logout\'s business', async () => {
+    const { agent, state } = await loggedOut();
+    expect((await agent.get(`/elsewhere?state=${state}x`)).status).toBe(404);
   });
 });
 

@@ -175,6 +175,17 @@ const RP_ROUTES: Record<string, Route> = {
     to: 'rp', route: 'RP backchannel logout', method: 'POST', path: `/auth/backchannel-logout/${r.pick(['op', 'nope'])}`, query: [],
     body: form([['logout_token', r.pick(['eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.', 'a.b.c', '', 'x'.repeat(3000)])]]),
   }),
+  'RP third-party login': (w, r) => ({
+    to: 'rp', route: 'RP third-party login', method: r.pick(['GET', 'POST']), path: r.pick(['/auth/login/op', '/auth/login']),
+    query: [['iss', enc(r.pick([w.op.issuer, EVIL, '', `${w.op.issuer}/`]))], ['target_link_uri', enc(r.pick([`${w.rp.origin}/me`, `${EVIL}/`, 'javascript:alert(1)', '//evil.example', '']))],
+      ['login_hint', enc(r.pick(['alice', '', 'x'.repeat(2000)]))]].slice(0, r.int(1, 3)) as Array<[string, string]>,
+  }),
+  'RP frontchannel logout': (w, r) => ({
+    to: 'rp', route: 'RP frontchannel logout', method: 'GET', path: `/auth/frontchannel-logout/${r.pick(['op', 'nope'])}`,
+    query: [['iss', enc(r.pick([w.op.issuer, EVIL, '']))], ['sid', r.pick(['abc', '', 'x'.repeat(400)])]].slice(0, r.int(0, 2)) as Array<[string, string]>,
+  }),
+  'RP jwks': () => ({ to: 'rp', route: 'RP jwks', method: 'GET', path: '/auth/jwks', query: [] }),
+  'RP request object': (w, r) => ({ to: 'rp', route: 'RP request object', method: 'GET', path: `/auth/request/${r.pick(['x'.repeat(32), 'nope', '..%2F..', '%zz'])}`, query: [] }),
   'RP providers': () => ({ to: 'rp', route: 'RP providers', method: 'GET', path: '/auth/providers', query: [] }),
   'RP requireAuth route': () => ({ to: 'rp', route: 'RP requireAuth route', method: 'GET', path: '/me', query: [] }),
 };

@@ -34,9 +34,53 @@ export function isPrivateAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) return true;
   // IPv4-mapped IPv6 (::ffff:a.b.c.d) is judged as the IPv4 address it carries.
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return blocked4.check(mapped[1], 'ipv4');
+  const mapped = mappedIPv4(address);
+  if (mapped) return blocked4.check(mapped, 'ipv4');
   return family === 4 ? blocked4.check(address, 'ipv4') : blocked6.check(address, 'ipv6');
+}
+
+/**
+ * The IPv4 address an IPv4-mapped IPv6 address carries (RFC 4291 §2.5.5.2), in either spelling:
+ * `::ffff:127.0.0.1`, or the hex one URLs serialize it to (`::ffff:7f00:1`); brackets allowed.
+ */
+export function mappedIPv4(address: string): string | undefined {
+  const bare = address.replace(/^\[|\]$/g, '');
+  const dotted = /^(?:0{0,4}:){0,5}:?ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
+  if (dotted) return dotted[1];
+  const hex = /^(?:0{0,4}:){0,5}:?ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(bare);
+  if (!hex) return undefined;
+  const [hi, lo] = [parseInt(hex[1], 16), parseInt(hex[2], 16)];
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+}
+
+/** The whole body of a stranger's answer, refused past `limit` bytes (declared or streamed). */
+export async function readCapped(response: Response, limit: number): Promise<Uint8Array<ArrayBuffer>> {
+  const declared = Number(response.headers.get('content-length'));
+  if (declared > limit) {
+    await response.body?.cancel().catch(() => undefined);
+    throw new Error(`the response (${declared} bytes) is larger than ${limit} bytes`);
+  }
+  if (!response.body) return new Uint8Array(new ArrayBuffer(0));
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => undefined);
+      throw new Error(`the response is larger than ${limit} bytes`);
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(new ArrayBuffer(size));
+  let at = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return body;
 }
 
 /** The {@link PrivateNetworkError} that `err` is or wraps (openid-client wraps fetch failures), if any. */

@@ -1,5 +1,5 @@
 /**
- * OPs found on the fly (the seed's "" entry): identifier → WebFinger → discovery → dynamic client
+ * OPs found on the fly (IdPyOIDC's "" entry): identifier → WebFinger → discovery → dynamic client
  * registration (RFC 7591) → a provider entry. Registrations are kept per issuer in a store the app
  * can make persistent, and reused.
  */
@@ -25,6 +25,13 @@ export interface RegisteredClient {
   /** RFC 7592 management credentials, when the OP gives them. */
   registrationAccessToken?: string;
   registrationClientUri?: string;
+  /**
+   * The grant types the OP registered (its answer, RFC 7591 §3.2.1); without "refresh_token" no refresh is attempted.
+   * Absent in registrations stored by older versions: unknown, and refresh is attempted as before.
+   */
+  grantTypes?: string[];
+  /** The `id_token_signed_response_alg` the OP registered, when its answer names one. */
+  idTokenSignedResponseAlg?: string;
 }
 
 /**
@@ -197,47 +204,43 @@ export class DynamicProviders {
     return stored.issuer === issuer && stored.redirectUri === this.redirectUriFor(name) && (expires === 0 || expires > Date.now() / 1000 + 60);
   }
 
+  /**
+   * Registers a client at `issuer`: reads its discovery document, asks only for what it advertises
+   * (`registrationRequest`), and keeps what it answers (`registeredClient`). Every request passes the SSRF guard.
+   */
   private async register(name: string, issuer: string): Promise<RegisteredClient> {
     const redirectUri = this.redirectUriFor(name);
-    let configuration: client.Configuration;
+    const options = {
+      [client.customFetch]: guardedFetch(this.options),
+      execute: this.options.allowInsecureRequests ? [client.allowInsecureRequests] : [],
+      timeout: 15,
+    };
+    let step = 'discovery';
+    let asked: RegistrationRequest;
+    let answer: client.ClientMetadata;
     try {
-      configuration = await client.dynamicClientRegistration(
+      // openid-client needs a client_id to discover with; this one is never sent anywhere.
+      const server = (await client.discovery(new URL(issuer), 'unregistered', undefined, undefined, options)).serverMetadata();
+      asked = registrationRequest(issuer, server);
+      step = 'registration';
+      const configuration = await client.dynamicClientRegistration(
         new URL(issuer),
-        {
-          client_name: 'openid-express',
-          ...this.options.clientMetadata,
-          redirect_uris: [redirectUri],
-          response_types: ['code'],
-          grant_types: ['authorization_code', 'refresh_token'],
-          token_endpoint_auth_method: 'client_secret_basic',
-          application_type: 'web',
-        },
+        // The app's extras first: they cannot replace what the login depends on.
+        { client_name: 'openid-express', ...this.options.clientMetadata, ...asked, redirect_uris: [redirectUri], application_type: 'web' },
         undefined,
-        {
-          [client.customFetch]: guardedFetch(this.options),
-          execute: this.options.allowInsecureRequests ? [client.allowInsecureRequests] : [],
-          initialAccessToken: this.options.initialAccessToken,
-          timeout: 15,
-        },
+        { ...options, initialAccessToken: this.options.initialAccessToken },
       );
+      answer = configuration.clientMetadata();
     } catch (err) {
+      if (err instanceof DynamicProviderError) throw err;
       const refused = privateNetworkError(err);
       if (refused) throw new DynamicProviderError('issuer_not_allowed', refused.message);
-      throw new DynamicProviderError('registration_failed', `registration at ${issuer} failed: ${(err as Error).message}`, { cause: err });
+      const said = err instanceof client.ResponseBodyError ? ` (the OP answered ${err.error}${err.error_description ? `: ${err.error_description}` : ''})` : '';
+      throw new DynamicProviderError('registration_failed', `${step} at ${issuer} failed: ${(err as Error).message}${said}`, { cause: err });
     }
-    const metadata = configuration.clientMetadata();
-    const registered: RegisteredClient = {
-      issuer,
-      clientId: metadata.client_id,
-      clientSecret: metadata.client_secret,
-      tokenEndpointAuthMethod: metadata.client_secret ? 'client_secret_basic' : 'none',
-      redirectUri,
-      clientSecretExpiresAt: typeof metadata.client_secret_expires_at === 'number' ? metadata.client_secret_expires_at : 0,
-      registrationAccessToken: metadata.registration_access_token as string | undefined,
-      registrationClientUri: metadata.registration_client_uri as string | undefined,
-    };
+    const registered = registeredClient(issuer, redirectUri, asked, answer);
     await this.store.set(name, registered);
-    debug('client registered at %s (provider %s)', issuer, name);
+    debug('client registered at %s (provider %s, grant types %o, %s)', issuer, name, registered.grantTypes, registered.tokenEndpointAuthMethod);
     return registered;
   }
 
@@ -248,6 +251,10 @@ export class DynamicProviders {
       clientId: registered.clientId,
       clientSecret: registered.clientSecret,
       tokenEndpointAuthMethod: registered.tokenEndpointAuthMethod,
+      // undefined for registrations stored before grant types were kept: refresh is attempted as before
+      grantTypes: registered.grantTypes,
+      // the alg the OP will sign ID tokens with; never "none" (unsigned ID tokens are not accepted whatever was registered)
+      idTokenSignedResponseAlg: registered.idTokenSignedResponseAlg === 'none' ? undefined : registered.idTokenSignedResponseAlg,
       issuer: registered.issuer,
       scope: this.options.scope ?? 'openid email profile',
       responseType: 'code',
@@ -257,4 +264,94 @@ export class DynamicProviders {
       allowInsecureRequests: this.options.allowInsecureRequests,
     };
   }
+}
+
+/** What OpenID Connect Discovery 1.0 §3 says an OP supports when its discovery document omits the field. */
+const DISCOVERY_DEFAULTS = {
+  grant_types_supported: ['authorization_code', 'implicit'],
+  token_endpoint_auth_methods_supported: ['client_secret_basic'],
+};
+
+/** How openid-express asks to authenticate at the token endpoint (always with a secret), preferred first. */
+const SECRET_METHODS = ['client_secret_basic', 'client_secret_post'] as const;
+
+/** What openid-express can authenticate with, whatever the OP registered instead. */
+const USABLE_METHODS: ReadonlyArray<string> = [...SECRET_METHODS, 'none'];
+
+/** The part of the registration request that depends on the OP's metadata. */
+interface RegistrationRequest {
+  response_types: ['code'];
+  grant_types: string[];
+  token_endpoint_auth_method: (typeof SECRET_METHODS)[number];
+}
+
+/** A metadata field as a list of strings; undefined when absent or not a list. */
+function strings(value: unknown): string[] | undefined {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : undefined;
+}
+
+/**
+ * Asks only for what the OP advertises (absent fields: the OpenID Connect Discovery 1.0 §3 defaults): the code flow,
+ * "refresh_token" only when offered, and client_secret_basic, else client_secret_post. An OP offering neither the code
+ * flow nor a secret-based method cannot be registered at: a `registration_failed` saying what it offers.
+ */
+function registrationRequest(issuer: string, server: client.ServerMetadata): RegistrationRequest {
+  const responseTypes = strings(server.response_types_supported);
+  const grants = strings(server.grant_types_supported) ?? DISCOVERY_DEFAULTS.grant_types_supported;
+  if (!responseTypes?.includes('code') || !grants.includes('authorization_code')) {
+    throw new DynamicProviderError(
+      'registration_failed',
+      `the OpenID Provider ${issuer} does not offer the authorization code flow (response_types_supported: ` +
+        `${JSON.stringify(server.response_types_supported ?? null)}, grant_types_supported: ${JSON.stringify(grants)}); ` +
+        'openid-express logs in with response_type "code" only, so this OP cannot be used',
+    );
+  }
+  const methods = strings(server.token_endpoint_auth_methods_supported) ?? DISCOVERY_DEFAULTS.token_endpoint_auth_methods_supported;
+  const method = SECRET_METHODS.find((m) => methods.includes(m));
+  if (!method) {
+    throw new DynamicProviderError(
+      'registration_failed',
+      `the OpenID Provider ${issuer} offers token_endpoint_auth_methods_supported ${JSON.stringify(methods)}, neither ` +
+        'client_secret_basic nor client_secret_post; openid-express registers clients with a secret: register a client ' +
+        'at this OP by hand and configure it with oidc() instead',
+    );
+  }
+  return {
+    response_types: ['code'],
+    grant_types: grants.includes('refresh_token') ? ['authorization_code', 'refresh_token'] : ['authorization_code'],
+    token_endpoint_auth_method: method,
+  };
+}
+
+/**
+ * The client as the OP registered it: RFC 7591 §3.2.1 lets the OP replace requested values and makes it return all it
+ * registered, so its answer wins over what was asked.
+ * - `grant_types` absent: the RFC 7591 §2 / OpenID Connect Registration §2 default, ["authorization_code"] (no refresh
+ *   attempts; an OP that omits the field registered the default, whatever was asked).
+ * - `token_endpoint_auth_method` absent: what was asked, or "none" when the OP gave no secret (a public client).
+ * A method openid-express cannot use, a secret-based method without a secret, or grant types without
+ * "authorization_code" are a `registration_failed` naming the field.
+ */
+function registeredClient(issuer: string, redirectUri: string, asked: RegistrationRequest, answer: client.ClientMetadata): RegisteredClient {
+  const fail = (field: string, value: unknown, why: string): DynamicProviderError =>
+    new DynamicProviderError('registration_failed', `the OpenID Provider ${issuer} registered the client with ${field} ${JSON.stringify(value)}, ${why}`);
+  const method = answer.token_endpoint_auth_method ?? (answer.client_secret ? asked.token_endpoint_auth_method : 'none');
+  if (typeof method !== 'string' || !USABLE_METHODS.includes(method)) {
+    throw fail('token_endpoint_auth_method', method, `which openid-express cannot use (it authenticates with ${USABLE_METHODS.join(', ')}): register a client at this OP by hand and configure it with oidc() instead`);
+  }
+  if (method !== 'none' && !answer.client_secret) throw fail('token_endpoint_auth_method', method, 'but gave no client_secret to use it with');
+  const grantTypes = strings(answer.grant_types) ?? ['authorization_code'];
+  if (!grantTypes.includes('authorization_code')) throw fail('grant_types', grantTypes, 'without "authorization_code": no login is possible with it');
+  return {
+    issuer,
+    clientId: answer.client_id,
+    clientSecret: answer.client_secret,
+    tokenEndpointAuthMethod: method as RegisteredClient['tokenEndpointAuthMethod'],
+    grantTypes,
+    idTokenSignedResponseAlg: typeof answer.id_token_signed_response_alg === 'string' ? answer.id_token_signed_response_alg : undefined,
+    redirectUri,
+    clientSecretExpiresAt: typeof answer.client_secret_expires_at === 'number' ? answer.client_secret_expires_at : 0,
+    registrationAccessToken: answer.registration_access_token as string | undefined,
+    registrationClientUri: answer.registration_client_uri as string | undefined,
+  };
 }

@@ -1,7 +1,7 @@
 /**
  * `microsoft()`: Microsoft Entra ID (v2.0 endpoints). Its quirks live here: multi-tenant discovery
  * documents whose issuer is the template ".../{tenantid}/v2.0" (the ID token's `iss` is that template
- * filled with its `tid`), optional tenant allow-lists, and the seed's `id_token` + `form_post` mode.
+ * filled with its `tid`), optional tenant allow-lists, and IdPyOIDC's `id_token` + `form_post` mode.
  */
 import type { ProviderConfig } from '../options.js';
 import { asString, requireString, requireUrl } from './oauth2.js';
@@ -15,7 +15,7 @@ export interface MicrosoftOptions {
   clientSecret?: string;
   /** Tenant ids (`tid`) allowed to log in; others are refused. Default: any the tenant setting admits. */
   allowedTenants?: string[];
-  /** 'code' (default; `form_post` or `query`) or 'id_token' (seed mode: all claims in the ID token, always `form_post`). */
+  /** 'code' (default; `form_post` or `query`) or 'id_token' (IdPyOIDC's mode: all claims in the ID token, always `form_post`). */
   responseType?: 'code' | 'id_token';
   /** Response mode for the code flow. Default: 'query'. */
   responseMode?: 'query' | 'form_post';
@@ -58,7 +58,7 @@ export class TenantError extends Error {
  * ```ts
  * rp({ baseURL, providers: {
  *   work: microsoft({ tenant: 'organizations', clientId, clientSecret, allowedTenants: [myTenantId] }),
- *   seed: microsoft({ tenant: 'common', clientId, responseType: 'id_token' }),  // form_post
+ *   idpyoidcStyle: microsoft({ tenant: 'common', clientId, responseType: 'id_token' }),  // form_post
  * } });
  * ```
  */

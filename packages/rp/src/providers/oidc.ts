@@ -8,7 +8,7 @@ export interface OidcProviderOptions extends Partial<Omit<ProviderConfig, 'type'
   clientId: string;
   /** Issuer identifier (discovery runs against `{issuer}/.well-known/openid-configuration`). */
   issuer?: string;
-  /** Static metadata for an OP without discovery (seed: `provider_info`). */
+  /** Static metadata for an OP without discovery (IdPyOIDC: `provider_info`). */
   providerInfo?: ProviderInfo;
 }
 

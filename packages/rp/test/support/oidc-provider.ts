@@ -119,7 +119,7 @@ export class OpBrowser {
       const location = response.headers.get('location');
       if (!location) {
         const html = await response.text();
-        const form = response.status === 200 ? formOf(html) : undefined;
+        const form = response.status === 200 || response.status === 400 ? formOf(html) : undefined; // an error is posted with 400
         if (form) return form;
         throw new Error(`the OP answered ${response.status} at ${next.pathname}: ${html.slice(0, 300)}`);
       }
