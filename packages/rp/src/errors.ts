@@ -27,6 +27,8 @@ export type RpErrorCode =
   | 'invalid_request'
   | 'cross_origin_request'
   | 'not_found'
+  | 'client_auth_failed'
+  | 'discovery_failed'
   // dynamic OPs (GET {mountPath}/login?identifier=)
   | 'invalid_identifier'
   | 'webfinger_failed'
@@ -57,6 +59,8 @@ const STATUS: Record<RpErrorCode, number> = {
   invalid_request: 400,
   cross_origin_request: 403,
   not_found: 404,
+  client_auth_failed: 500,
+  discovery_failed: 502,
   invalid_identifier: 400,
   webfinger_failed: 502,
   issuer_not_allowed: 403,
@@ -156,6 +160,13 @@ export function toRpError(err: unknown, idTokenCode: RpErrorCode = 'invalid_id_t
   const status = opStatus(e);
   if (status !== undefined && status >= 500) {
     return new RpError('op_unavailable', `the OpenID Provider is temporarily unavailable (HTTP ${status}); try again shortly`, { cause: err });
+  }
+  if (e.name === 'WWWAuthenticateChallengeError') {
+    // a 401 with WWW-Authenticate (e.g. the token endpoint refusing client_secret_basic): the OP's error is in the challenge
+    const params = (e.cause as Array<{ parameters?: { error?: unknown; error_description?: unknown } }> | undefined)?.[0]?.parameters;
+    const opError = opText(params?.error) || 'invalid_client';
+    const detail = opText(params?.error_description);
+    return new RpError('op_error', `the OpenID Provider answered "${opError}"${detail ? `: ${detail}` : ''}`, { opError, cause: err });
   }
   if (e.name === 'AuthorizationResponseError' || e.name === 'ResponseBodyError') {
     const opError = opText(e.error) || 'error';

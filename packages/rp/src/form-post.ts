@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import type { Request, Response } from 'express';
 import type { OidcSessionData } from './session.js';
+import { PAGE_STYLE_SRC, escapeHtml, page } from './page.js';
 
 const debug = createDebug('openid-express:rp');
 
@@ -29,8 +30,6 @@ export function needsSameOriginResubmit(req: Request, params: URLSearchParams, d
   return !state || !data?.transactions || !Object.hasOwn(data.transactions, state);
 }
 
-const escapeHtml = (s: string): string =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /**
  * Answers with a page that posts `params` (+ {@link RESUBMIT_FIELD}) to the same URL, same-origin.
@@ -49,15 +48,13 @@ export function resubmitSameOrigin(req: Request, res: Response, params: URLSearc
     .set({
       'cache-control': 'no-store',
       'referrer-policy': 'no-referrer',
-      'content-security-policy': `default-src 'none'; script-src 'nonce-${nonce}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`,
+      'content-security-policy': `default-src 'none'; script-src 'nonce-${nonce}'; style-src ${PAGE_STYLE_SRC}; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`,
     })
     .type('html')
-    .send(
-      `<!doctype html><html><head><meta charset="utf-8"><title>Signing in…</title></head><body>` +
-        `<form method="post" action="${escapeHtml(req.originalUrl)}">${inputs}` +
+    .send(page('Signing in…',
+      `<p>Signing in…</p><form method="post" action="${escapeHtml(req.originalUrl)}">${inputs}` +
         `<noscript><button type="submit">Continue signing in</button></noscript></form>` +
-        `<script nonce="${nonce}">document.forms[0].submit()</script></body></html>`,
-    );
+        `<script nonce="${nonce}">document.forms[0].submit()</script>`));
 }
 
 /** The one script of the fragment page (its hash is allowed by the page's CSP, nothing else runs). */
@@ -78,12 +75,10 @@ export function postFragment(req: Request, res: Response): void {
     .set({
       'cache-control': 'no-store',
       'referrer-policy': 'no-referrer',
-      'content-security-policy': `default-src 'none'; script-src 'sha256-${FRAGMENT_SCRIPT_HASH}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`,
+      'content-security-policy': `default-src 'none'; script-src 'sha256-${FRAGMENT_SCRIPT_HASH}'; style-src ${PAGE_STYLE_SRC}; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`,
     })
     .type('html')
-    .send(
-      `<!doctype html><html><head><meta charset="utf-8"><title>Signing in…</title></head><body>` +
-        `<form method="post" action="${escapeHtml(req.originalUrl.split("?")[0])}"><input type="hidden" name="${RESUBMIT_FIELD}" value="1"></form>` +
-        `<p id="m">Signing in…</p><script>${FRAGMENT_SCRIPT}</script></body></html>`,
-    );
+    .send(page('Signing in…',
+      `<form method="post" action="${escapeHtml(req.originalUrl.split('?')[0])}"><input type="hidden" name="${RESUBMIT_FIELD}" value="1"></form>` +
+        `<p id="m">Signing in…</p><script>${FRAGMENT_SCRIPT}</script>`));
 }

@@ -189,17 +189,66 @@ function checkUrl(option: string, value: unknown): URL {
   return url;
 }
 
+/** Every option of `rp()`, and of a provider entry: anything else is a typo (answered with "did you mean"). */
+const RP_KEYS = ['baseURL', 'mountPath', 'providers', 'defaultProvider', 'dynamic', 'transactionTtl', 'jwksCooldown', 'onError', 'session',
+  'coordination', 'storeTimeout', 'keys'] as const satisfies ReadonlyArray<keyof RpOptions>;
+const PROVIDER_KEYS = ['type', 'label', 'clientId', 'clientSecret', 'tokenEndpointAuthMethod', 'tokenEndpointAuthSigningAlg', 'grantTypes', 'issuer',
+  'providerInfo', 'allowIssuerMismatch', 'scope', 'responseType', 'responseMode', 'claims', 'idTokenSignedResponseAlg', 'idTokenEncryptedResponseAlg',
+  'idTokenEncryptedResponseEnc', 'userinfoSignedResponseAlg', 'userinfoEncryptedResponseAlg', 'userinfoEncryptedResponseEnc', 'userinfoTokenMethod',
+  'requestObject', 'authorizationParams', 'pkce', 'expectedIssuer', 'validateIdToken', 'fetchUser', 'profile', 'customFetch', 'allowInsecureRequests',
+  'fetchUserInfo', 'backchannelLogout', 'frontchannelLogout'] as const satisfies ReadonlyArray<keyof ProviderConfig>;
+// both lists must name every option (a compile error otherwise)
+const allRpKeys: Exclude<keyof RpOptions, (typeof RP_KEYS)[number]> extends never ? true : never = true;
+const allProviderKeys: Exclude<keyof ProviderConfig, (typeof PROVIDER_KEYS)[number]> extends never ? true : never = true;
+void allRpKeys;
+void allProviderKeys;
+
+/** Names other libraries use for our options (express-openid-connect, passport-openidconnect, openid-client). */
+const ALIASES: Record<string, string> = {
+  clientID: 'clientId', client_id: 'clientId', client_secret: 'clientSecret', issuerBaseURL: 'issuer', issuerUrl: 'issuer', issuerURL: 'issuer',
+  baseUrl: 'baseURL', baseurl: 'baseURL', redirectUri: 'baseURL (callback URLs are {baseURL}{mountPath}/callback/{name})',
+  callbackURL: 'baseURL (callback URLs are {baseURL}{mountPath}/callback/{name})', response_type: 'responseType', response_mode: 'responseMode',
+  authorizationParameters: 'authorizationParams', routes: 'mountPath', secret: 'clientSecret (and the session secret goes to express-session)',
+};
+
+/** Refuses keys that are no option, suggesting the one meant. */
+function checkKeyNames(at: string, value: object, known: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (known.includes(key)) continue;
+    const near = ALIASES[key] ?? known.find((k) => k.toLowerCase() === key.toLowerCase()) ?? known.find((k) => editDistance(k.toLowerCase(), key.toLowerCase()) <= 2);
+    const where = near && !at && !known.includes(near.split(' ')[0]) ? ' in a provider entry: providers: { name: oidc({ ... }) }' : '';
+    throw new OptionsError(at ? `${at}.${key}` : key, `is not an option${near ? `: did you mean "${near}"${where}?` : ` (the options are: ${known.join(', ')})`}`);
+  }
+}
+
+/** Levenshtein distance, for "did you mean". */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length];
+}
+
 /** Validates one provider entry; throws an `OptionsError` naming `providers.<name>.<field>`. */
 export function checkProvider(name: string, p: ProviderConfig | undefined): void {
   const at = `providers.${name}`;
   if (!NAME.test(name)) throw new OptionsError(at, 'has a name that is not URL-safe: use letters, digits, "_" or "-"');
   if (!p || typeof p !== 'object') throw new OptionsError(at, 'must be a provider entry such as oidc({ issuer, clientId, clientSecret })');
+  checkKeyNames(at, p, PROVIDER_KEYS);
   if (p.type !== 'oidc' && p.type !== 'oauth2') throw new OptionsError(`${at}.type`, 'must be "oidc" or "oauth2"');
   if (typeof p.clientId !== 'string' || !p.clientId) throw new OptionsError(`${at}.clientId`, 'is required (the client_id the OP gave you)');
   if (typeof p.scope !== 'string') throw new OptionsError(`${at}.scope`, 'must be a space-separated string');
   if (p.type === 'oidc' && !p.scope.split(' ').includes('openid')) throw new OptionsError(`${at}.scope`, 'must include "openid" for an OpenID Connect provider');
   if (!p.issuer && !p.providerInfo) throw new OptionsError(at, 'needs "issuer" (for discovery) or "providerInfo" (static metadata)');
   if (p.issuer) checkUrl(`${at}.issuer`, p.issuer);
+  const http = [p.issuer, p.providerInfo?.authorization_endpoint, p.providerInfo?.token_endpoint].find((u) => typeof u === 'string' && u.startsWith('http:'));
+  if (http && !p.allowInsecureRequests) {
+    throw new OptionsError(p.issuer === http ? `${at}.issuer` : `${at}.providerInfo`,
+      `is an http:// URL ("${http}"): OpenID Providers must use https. For local development against an OP on this machine, add allowInsecureRequests: true to this provider entry`);
+  }
   if (p.providerInfo && typeof p.providerInfo.authorization_endpoint !== 'string') {
     throw new OptionsError(`${at}.providerInfo.authorization_endpoint`, 'is required in static provider metadata');
   }
@@ -246,6 +295,7 @@ function checkProviderKeys(name: string, p: ProviderConfig, keys: JWK[] | undefi
  */
 export function resolveOptions(options: RpOptions): ResolvedOptions {
   if (!options || typeof options !== 'object') throw new OptionsError('options', 'must be an object: rp({ baseURL, providers })');
+  checkKeyNames('', options, RP_KEYS);
   const base = checkUrl('baseURL', options.baseURL);
   const mountPath = options.mountPath ?? '/auth';
   if (typeof mountPath !== 'string' || !mountPath.startsWith('/') || (mountPath.length > 1 && mountPath.endsWith('/'))) {

@@ -127,7 +127,7 @@ export class RelyingParty {
     try {
       return await pending;
     } catch (err) {
-      throw toRpError(err);
+      throw discoveryError(name, this.provider(name), err);
     }
   }
 
@@ -212,7 +212,7 @@ export class RelyingParty {
       debug('login finished at provider %s', name);
       return auth;
     } catch (err) {
-      const rpError = toRpError(err);
+      const rpError = clientAuthError(name, p, config, toRpError(err));
       debug('callback of provider %s refused (%s): %s', name, rpError.code, rpError.message);
       throw rpError;
     }
@@ -493,6 +493,30 @@ export class RelyingParty {
       throw new RpError('invalid_logout_token', `the logout token was refused: ${(err as Error).message}`, { cause: err });
     }
   }
+}
+
+/** Discovery (or the provider's keys) failed: what was fetched, what came back, and which option to check. */
+function discoveryError(name: string, p: ProviderConfig, err: unknown): RpError {
+  const e = toRpError(err);
+  if (e.code === 'invalid_options' || e.code === 'unknown_provider') return e;
+  const url = p.providerInfo ? 'its static providerInfo' : `${p.issuer!.replace(/\/$/, '')}/.well-known/${p.type === 'oauth2' ? 'oauth-authorization-server' : 'openid-configuration'}`;
+  const status = (err as { cause?: { status?: unknown } })?.cause?.status;
+  const cause = typeof status === 'number' ? `it answered HTTP ${status}` : e.message;
+  if (e.code === 'op_unreachable' || e.code === 'op_unavailable') {
+    return new RpError(e.code, `provider "${name}": ${url} ${e.code === 'op_unreachable' ? 'could not be reached' : `is unavailable (${cause})`}`, { cause: err });
+  }
+  return new RpError('discovery_failed', `discovery of provider "${name}" at ${url} failed: ${cause}. Check providers.${name}.issuer (it must be the OP's exact issuer identifier)`, { cause: err });
+}
+
+/** The OP refused the client's credentials at its token endpoint: say so, and what to check, instead of a bare "invalid_client". */
+function clientAuthError(name: string, p: ProviderConfig, config: client.Configuration, e: RpError): RpError {
+  const atTokenEndpoint = ['ResponseBodyError', 'WWWAuthenticateChallengeError'].includes((e.cause as Error | undefined)?.name ?? '');
+  if (!atTokenEndpoint || (e.opError !== 'invalid_client' && e.opError !== 'unauthorized_client')) return e;
+  const method = p.tokenEndpointAuthMethod ?? (p.clientSecret ? 'client_secret_basic' : 'none');
+  return new RpError('client_auth_failed',
+    `provider "${name}": the token endpoint ${config.serverMetadata().token_endpoint} refused the client's credentials (${e.opError}). ` +
+    `Check providers.${name}.clientId ("${p.clientId}"), clientSecret and tokenEndpointAuthMethod ("${method}") against the client registered at ${config.serverMetadata().issuer}`,
+    { opError: e.opError, cause: e });
 }
 
 /** Issuer identifiers compare exactly (OIDC Discovery 4.3), but a configured one may carry a trailing slash the OP's lacks. */

@@ -10,6 +10,7 @@ import { RequestContext } from './context.js';
 import { RESUBMIT_FIELD, needsSameOriginResubmit, postFragment, resubmitSameOrigin } from './form-post.js';
 import { REQUEST_OBJECT_TTL } from './request-object.js';
 import { RpError, toRpError } from './errors.js';
+import { errorPage, escapeHtml, page } from './page.js';
 import type { RpOptions } from './options.js';
 import { RelyingParty } from './relying-party.js';
 import { LOGOUT_TOKEN_MAX_AGE } from './id-token.js';
@@ -339,14 +340,10 @@ function confirmLogout(req: Request, res: Response, rp: RelyingParty, returnTo: 
     res.json({ confirm: 'POST this URL from the app\'s own origin to sign out', method: 'POST', action: `${rp.options.mountPath}/logout` });
     return;
   }
-  res.type('html').send(
-    `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign out?</title>` +
-      `<style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1.25rem;line-height:1.5;color:#1d2130}` +
-      `button{font:inherit;padding:.5rem 1.25rem;border-radius:.375rem;border:1px solid #1d2130;background:#1d2130;color:#fff;cursor:pointer}a{color:#1d4ed8}</style></head><body>` +
-      `<h1>Sign out?</h1><p>A link asked to sign you out of this site.</p>` +
+  res.type('html').send(page('Sign out?',
+    `<h1>Sign out?</h1><p>A link asked to sign you out of this site.</p>` +
       `<form method="post" action="${escapeHtml(`${rp.options.mountPath}/logout`)}"><input type="hidden" name="returnTo" value="${escapeHtml(returnTo)}">` +
-      `<button type="submit">Sign out</button></form><p><a href="/">Stay signed in</a></p></body></html>`,
-  );
+      `<button type="submit">Sign out</button></form><p><a href="/">Stay signed in</a></p>`));
 }
 
 function bodyParams(body: unknown): URLSearchParams {
@@ -402,8 +399,6 @@ export function wantsHtml(req: Request): boolean {
   return (req.get('accept') ?? '').includes('text/html');
 }
 
-const escapeHtml = (s: string): string =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /** Answers an `RpError`: the app's `onError`, else HTML for browsers and JSON for APIs. */
 export function sendError(err: RpError, req: Request, res: Response, next: NextFunction, rp: RelyingParty): void {
@@ -414,13 +409,7 @@ export function sendError(err: RpError, req: Request, res: Response, next: NextF
   if (err.retryAfter !== undefined) res.set('retry-after', String(err.retryAfter));
   if (err.status === 401) res.set('www-authenticate', `Bearer error="${err.code}"`);
   if (!wantsHtml(req)) return void res.json(err.toJSON());
-  const title = err.retryAfter !== undefined ? 'Sign-in is briefly unavailable' : err.status >= 500 ? 'Sign-in is unavailable' : 'Sign-in did not complete';
-  res.type('html').send(
-    `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title></head><body>` +
-      `<h1>${title}</h1><p>${escapeHtml(err.message)}</p><p>Error code: <code>${err.code}</code></p>` +
-      (err.retryAfter !== undefined ? `<p>This usually passes by itself: try again in a few seconds. You are still signed in.</p>` : '') +
-      `<p><a href="/">Back to the start page</a></p></body></html>`,
-  );
+  res.type('html').send(errorPage(err));
 }
 
 /**

@@ -21,7 +21,10 @@ export function takeTransaction(data: OidcSessionData | undefined, state: string
   const transaction = data?.transactions && Object.hasOwn(data.transactions, state) ? data.transactions[state] : undefined;
   if (transaction) delete data!.transactions![state];
   if (!transaction || transaction.provider !== provider) {
-    throw new RpError('invalid_state', 'the state of this callback matches no login started in this browser (tampered, replayed or from another session)');
+    throw new RpError('invalid_state',
+      'the state of this callback matches no login started in this browser. Usually the session cookie did not come back: another app on the same host ' +
+      'uses the same cookie name (give each express-session its own `name`), the login started on another host name (localhost vs 127.0.0.1) or scheme, ' +
+      'or `cookie.secure` is set on http. Otherwise the response was replayed, tampered with, or started in another browser');
   }
   if (expired(transaction, ttlSeconds)) throw new RpError('transaction_expired', 'this login was started too long ago; please start again');
   return transaction;

@@ -47,7 +47,7 @@ describe('in a real browser', () => {
     const page = await context.newPage();
     await page.goto(`${t.baseURL}/me`);
     await Promise.all([page.waitForURL(new RegExp(`^${t.baseURL}/auth/callback/op`)), page.click('#cancel')]);
-    expect(await page.textContent('h1')).toBe('Sign-in did not complete');
+    expect(await page.textContent('h1')).toBe('Sign-in cancelled');
     expect(await page.textContent('body')).toContain('access_denied');
     await page.goto(`${t.baseURL}/me`);
     expect(page.url()).toMatch(new RegExp(`^${t.op.issuer}/interaction/`)); // still not logged in

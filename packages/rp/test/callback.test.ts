@@ -99,6 +99,8 @@ describe('GET /auth/callback/:provider', () => {
     const res = await victim.get(path(callback));
     expect(res.status).toBe(400);
     expect(res.body.error).toBe('invalid_state');
+    // the benign causes come first: a newcomer's cookie clash is far likelier than an attack
+    expect(res.body.error_description).toMatch(/Usually the session cookie did not come back: another app on the same host uses the same cookie name/);
     await expectNoLogin(t, victim);
   });
 
@@ -209,6 +211,42 @@ describe('GET /auth/callback/:provider', () => {
   });
 });
 
+describe('a wrong client secret (client_secret_basic: the OP answers 401 with a WWW-Authenticate challenge)', () => {
+  test('the callback answers client_auth_failed naming the provider, the token endpoint and the options to check; nobody is logged in', async () => {
+    const wrong = await startRp({ provider: { clientSecret: 'not-the-registered-secret' } });
+    try {
+      const agent = wrong.agent();
+      const res = await agent.get(path(await wrong.startLogin(agent)));
+      expect(res.status).toBe(500);
+      expect(res.body).toMatchObject({ error: 'client_auth_failed', op_error: 'invalid_client' });
+      expect(res.body.error_description).toContain(`provider "op": the token endpoint ${wrong.op.issuer}/token refused the client's credentials (invalid_client)`);
+      expect(res.body.error_description).toContain('Check providers.op.clientId ("app"), clientSecret and tokenEndpointAuthMethod ("client_secret_basic")');
+      expect(res.body.error_description).not.toContain('not-the-registered-secret');
+      await expectNoLogin(wrong, agent);
+    } finally {
+      await wrong.close();
+    }
+  });
+});
+
+describe('discovery that fails', () => {
+  test('a typo in the issuer path names the URL fetched and the HTTP status', async () => {
+    const typo = await startRp({ provider: {} });
+    try {
+      const app = express();
+      app.use(session({ secret: 's', resave: false, saveUninitialized: false }));
+      app.use(rp({ baseURL: 'http://127.0.0.1', providers: { corp: oidc({ issuer: `${typo.op.issuer}/typo`, clientId: 'a', allowInsecureRequests: true }) } }));
+      const res = await request(app).get('/auth/login/corp');
+      expect(res.status).toBe(502);
+      expect(res.body.error).toBe('discovery_failed');
+      expect(res.body.error_description).toBe(
+        `discovery of provider "corp" at ${typo.op.issuer}/typo/.well-known/openid-configuration failed: it answered HTTP 404. Check providers.corp.issuer (it must be the OP's exact issuer identifier)`);
+    } finally {
+      await typo.close();
+    }
+  });
+});
+
 describe('an unreachable OP', () => {
   test('login answers 502 with op_unreachable, HTML for a browser', async () => {
     const app = express();
@@ -217,6 +255,7 @@ describe('an unreachable OP', () => {
     const res = await request(app).get('/auth/login/down');
     expect(res.status).toBe(502);
     expect(res.body.error).toBe('op_unreachable');
+    expect(res.body.error_description).toBe('provider "down": http://127.0.0.1:9/.well-known/openid-configuration could not be reached');
     const page = await request(app).get('/auth/login/down').set('accept', 'text/html');
     expect(page.status).toBe(502);
     expect(page.text).toContain('op_unreachable');

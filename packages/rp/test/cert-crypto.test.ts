@@ -217,12 +217,12 @@ describe('rp-token_endpoint-* (client authentication with a JWT)', () => {
     expect(t.op.counts.grants.authorization_code).toBe(1);
   });
 
-  test('rp-token_endpoint-client_secret_jwt (wrong secret): the OP refuses the assertion, the login is refused with 400 op_error invalid_client, no session', async () => {
+  test('rp-token_endpoint-client_secret_jwt (wrong secret): the OP refuses the assertion, the login is refused with 500 client_auth_failed (invalid_client, naming what to check), no session', async () => {
     t = await start({
       client: () => ({ token_endpoint_auth_method: 'client_secret_jwt' }),
       provider: { tokenEndpointAuthMethod: 'client_secret_jwt', clientSecret: 'not-the-registered-secret-0123456789-abcdef' },
     });
-    const res = await expectRefusedLogin(t, 400, 'op_error');
+    const res = await expectRefusedLogin(t, 500, 'client_auth_failed', /refused the client's credentials \(invalid_client\)\. Check providers\.op\.clientId \("app"\), clientSecret and tokenEndpointAuthMethod/);
     expect(res.body.op_error).toBe('invalid_client');
     const [token] = requestsTo(t, '/token');
     expect(token.status).toBe(401);
@@ -252,7 +252,7 @@ describe('rp-token_endpoint-* (client authentication with a JWT)', () => {
     expect([payload.aud].flat()).toContain(t.op.issuer);
   });
 
-  test('rp-token_endpoint-private_key_jwt (OP knows another public key): the login is refused with 400 op_error invalid_client, no session', async () => {
+  test('rp-token_endpoint-private_key_jwt (OP knows another public key): the login is refused with 500 client_auth_failed (invalid_client), no session', async () => {
     const sig = await keyPair('RS256', 'rp-sig-1');
     const other = await keyPair('RS256', 'rp-sig-1'); // same kid, other key: the signature itself must fail
     t = await start({
@@ -262,7 +262,7 @@ describe('rp-token_endpoint-* (client authentication with a JWT)', () => {
       provider: { tokenEndpointAuthMethod: 'private_key_jwt', clientSecret: undefined },
       rp: { keys: [sig.privateJwk] },
     });
-    const res = await expectRefusedLogin(t, 400, 'op_error');
+    const res = await expectRefusedLogin(t, 500, 'client_auth_failed', /refused the client's credentials \(invalid_client\)\. Check providers\.op\.clientId \("app"\), clientSecret and tokenEndpointAuthMethod/);
     expect(res.body.op_error).toBe('invalid_client');
     const [token] = requestsTo(t, '/token');
     expect(token.status).toBe(401);

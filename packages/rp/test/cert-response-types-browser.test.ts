@@ -189,7 +189,7 @@ describe('response_mode=fragment in Chromium', () => {
       await page.goto(`${t.baseURL}/auth/login/op?returnTo=/me`);
       await walkOp(page, t, '#cancel');
       await page.waitForSelector('h1');
-      expect(await page.textContent('h1')).toBe('Sign-in did not complete');
+      expect(await page.textContent('h1')).toBe('Sign-in cancelled');
       expect(await page.textContent('body')).toMatch(/access_denied/);
       expect(await page.textContent('body')).toMatch(/op_error/);
       expect(page.url()).toBe(`${t.baseURL}/auth/callback/op`); // no fragment left in the address bar

@@ -301,7 +301,7 @@ describe('tokens never travel in a query string', () => {
   test('responseType "id_token token" with responseMode "query" is refused at start-up, naming the option', () => {
     const make = (responseMode: 'query' | 'form_post') => () => rp({
       baseURL: 'http://127.0.0.1:1',
-      providers: { op: oidc({ issuer: 'http://127.0.0.1:2', clientId: 'app', responseType: 'id_token token', responseMode }) },
+      providers: { op: oidc({ issuer: 'http://127.0.0.1:2', allowInsecureRequests: true, clientId: 'app', responseType: 'id_token token', responseMode }) },
     });
     expect(make('form_post')).not.toThrow(); // control
     let thrown: unknown;

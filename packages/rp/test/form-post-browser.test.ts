@@ -93,7 +93,7 @@ test('a forged cross-site POST to the callback (no login started) ends on an err
     );
     await page.waitForURL(`${app.baseURL}/auth/callback/seed`);
     await page.waitForSelector('h1');
-    expect(await page.textContent('h1')).toBe('Sign-in did not complete');
+    expect(await page.textContent('h1')).toBe('This sign-in has expired');
     expect(await page.textContent('body')).toContain('invalid_state');
     expect(callbackPosts.map((p) => p.withCookie)).toEqual([false, false]);
     expect(await app.authenticatedSessions()).toEqual([]);

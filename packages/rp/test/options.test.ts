@@ -116,13 +116,36 @@ describe('allowIssuerMismatch', () => {
 
   test('a discovery document for another issuer is refused by default', async () => {
     const res = await request(app(false)).get('/auth/login/stub');
-    expect(res.status).toBe(400);
-    expect(res.body.error).toBe('invalid_response');
+    expect(res.status).toBe(502);
+    expect(res.body.error).toBe('discovery_failed');
+    expect(res.body.error_description).toMatch(/discovery of provider "stub" at http:\/\/127\.0\.0\.1:\d+\/\.well-known\/openid-configuration failed: .*Check providers\.stub\.issuer/);
   });
 
-  test('is accepted with allowIssuerMismatch (seed: allow.issuer_mismatch)', async () => {
+  test('is accepted with allowIssuerMismatch (IdPyOIDC: allow.issuer_mismatch)', async () => {
     const res = await request(app(true)).get('/auth/login/stub');
     expect(res.status).toBe(302);
     expect(res.headers.location).toMatch(new RegExp(`^${stub.issuer}/authorize\\?`));
+  });
+});
+
+describe('option names from other libraries or with typos get "did you mean"', () => {
+  const base = { baseURL: 'https://app.example.com' };
+  const entry = { issuer: 'https://id.example.com', clientId: 'app', clientSecret: 's' };
+  test.each([
+    [{ ...base, providers: { corp: oidc({ ...entry, clientID: 'app' } as never) } }, /option "providers\.corp\.clientID" is not an option: did you mean "clientId"\?/],
+    [{ ...base, providers: { corp: oidc({ ...entry, issuerBaseURL: 'https://x' } as never) } }, /"providers\.corp\.issuerBaseURL" is not an option: did you mean "issuer"\?/],
+    [{ ...base, providers: { corp: oidc({ ...entry, clientSecert: 's' } as never) } }, /did you mean "clientSecret"\?/],
+    [{ ...base, providers: { corp: oidc(entry) }, issuerBaseURL: 'https://x' }, /option "issuerBaseURL" is not an option: did you mean "issuer" in a provider entry/],
+    [{ ...base, providers: { corp: oidc(entry) }, baseUrl: 'https://x' }, /did you mean "baseURL"\?/],
+    [{ ...base, providers: { corp: oidc(entry) }, mountpath: '/x' }, /did you mean "mountPath"\?/],
+    [{ ...base, providers: { corp: oidc(entry) }, wholly: 1 }, /"wholly" is not an option \(the options are: baseURL, mountPath/],
+  ])('%#', (options, message) => {
+    expect(() => rp(options as never)).toThrow(message);
+  });
+
+  test('an http issuer without the development opt-in is refused at start-up, saying how to opt in', () => {
+    expect(() => rp({ ...base, providers: { corp: oidc({ ...entry, issuer: 'http://id.example.com' }) } }))
+      .toThrow(/"providers\.corp\.issuer" is an http:\/\/ URL .*add allowInsecureRequests: true to this provider entry/);
+    expect(() => rp({ ...base, providers: { corp: oidc({ ...entry, issuer: 'http://127.0.0.1:9/op', allowInsecureRequests: true }) } })).not.toThrow();
   });
 });
