@@ -15,3 +15,4 @@ export {
   memoryRegistrationStore, DynamicProviderError, type DynamicOptions, type RegistrationStore, type RegisteredClient,
 } from './discovery/registration.js';
 export { resolveClaimSources, type ClaimSourceOptions } from './claim-sources.js';
+export { doctor, formatReport, type DoctorReport, type DoctorCheck, type DoctorOptions } from './doctor/index.js';

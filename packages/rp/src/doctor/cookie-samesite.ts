@@ -1,0 +1,18 @@
+/** ✔ the session cookie's SameSite lets it come back with the OP's redirect to the callback. */
+import { fail, pass, skip, type AppContext, type CheckResult } from './types.js';
+
+export function checkCookieSameSite(ctx: AppContext): CheckResult {
+  const s = ctx.session;
+  if (!s || s.problem || s.secure === undefined) return skip('the session cookie settings are unknown (see session)');
+  const sameSite = s.sameSite === true ? 'strict' : typeof s.sameSite === 'string' ? s.sameSite.toLowerCase() : undefined;
+  if (sameSite === 'strict') {
+    return fail(
+      'the session cookie is SameSite=Strict: browsers do not send it when the OP sends the user back to the callback (a navigation from another site), so every login fails (missing state)',
+      'session({ ..., cookie: { sameSite: \'lax\' } }) (form_post callbacks are handled by rp() with lax cookies too)',
+    );
+  }
+  if (sameSite === 'none' && s.secure === false) {
+    return fail('the session cookie is SameSite=None but not secure: browsers refuse such a cookie', 'session({ ..., cookie: { sameSite: \'lax\' } }), or secure: true with SameSite=None');
+  }
+  return pass(`SameSite ${sameSite ?? 'not set (browsers treat it as Lax)'}: the cookie comes back with the OP's redirect`);
+}
