@@ -48,7 +48,8 @@ export function createIdentityProvider({ issuer, client, accounts, env = process
       accounts: memoryAccounts(accounts),
       // Fresh signing and cookie keys at every start: the demo's tokens and sessions end with it.
       ...generateKeys(),
-      ...(client.backchannelLogoutUri ? { provider: { fetch: allowLoopbackTo(new URL(client.backchannelLogoutUri).origin) } } : {}),
+      // the demo app lives on loopback, which the OP's outgoing calls (back-channel logout) refuse by default (SSRF guard)
+      ...(client.backchannelLogoutUri ? { allowPrivateHosts: [new URL(client.backchannelLogoutUri).hostname] } : {}),
     }),
   );
   app.get('/', (req, res) => {
@@ -59,10 +60,4 @@ export function createIdentityProvider({ issuer, client, accounts, env = process
 <p><a href="${mountPath}/session/end">Sign out of the Demo OP</a> (the app is told too: back-channel logout).</p></body>`);
   });
   return app;
-}
-
-// oidc-provider's outgoing calls (back-channel logout) refuse loopback addresses (SSRF guard); the
-// demo app lives on loopback, so exactly its origin is let through. A public https app needs none.
-function allowLoopbackTo(origin) {
-  return (url, init) => fetch(url, new URL(url).origin === origin ? { ...init, dispatcher: undefined } : init);
 }
