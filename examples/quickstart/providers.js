@@ -44,7 +44,7 @@ export function configureProviders({ issuer, client, baseURL, env }) {
       providers[s.name] = s.preset({ clientId, clientSecret, ...s.extra?.(env) });
       buttons.push({ name: s.name, label: s.label, mark: s.mark, style: s.name });
     } else {
-      setupHints.push({ label: s.label, env: `${s.env}_CLIENT_ID, ${s.env}_CLIENT_SECRET`, callback: `${baseURL}/auth/callback/${s.name}` });
+      setupHints.push({ label: s.label, env: [`${s.env}_CLIENT_ID`, `${s.env}_CLIENT_SECRET`], callback: `${baseURL}/auth/callback/${s.name}` });
     }
   }
   return { providers, buttons, setupHints };

@@ -45,6 +45,8 @@ form{margin:0}
 dl.claims{display:grid;grid-template-columns:minmax(8rem,max-content) 1fr;gap:.45rem 1.5rem;margin:0}
 dl.claims dt{color:var(--muted);font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.86rem;padding-top:.1rem}
 dl.claims dd{margin:0;overflow-wrap:anywhere}
+code.nowrap{white-space:nowrap;overflow-wrap:normal}
+@media (max-width:30rem){dl.claims{grid-template-columns:1fr;gap:.15rem}dl.claims dd{margin-bottom:.6rem}}
 .stat{font-size:1.5rem;font-weight:700;letter-spacing:-.01em;font-variant-numeric:tabular-nums}
 .notice{padding:.8rem 1rem;border-radius:10px;background:var(--ok-bg);color:var(--ok);border:1px solid var(--ok-line);margin:0 0 1.5rem}
 .notice.error{background:var(--err-bg);color:var(--err);border-color:var(--err-line)}

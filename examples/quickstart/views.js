@@ -126,7 +126,7 @@ function moreProvidersCard(hints) {
   <h2 id="more">Add ${hints.map((h) => h.label).join(hints.length > 2 ? ', ' : ' or ').replace(/, ([^,]*)$/, ' or $1')}</h2>
   <p class="muted small">Set these environment variables and restart; register the callback URL with the provider.</p>
   <dl class="claims">
-  ${hints.map((h) => html`<dt>${h.label}</dt><dd><code>${h.env}</code><br><span class="muted small">callback: <code>${h.callback}</code></span></dd>`)}
+  ${hints.map((h) => html`<dt>${h.label}</dt><dd>${h.env.map((name, i) => html`${i ? ', ' : ''}<code class="nowrap">${name}</code>`)}<br><span class="muted small">callback: <code>${h.callback}</code></span></dd>`)}
   </dl>
 </section>`;
 }

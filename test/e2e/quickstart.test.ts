@@ -225,3 +225,17 @@ test('with GitHub configured, its button signs in too; without a refresh token t
 async function expectVisible(locator: ReturnType<Page['locator']>): Promise<void> {
   await locator.waitFor({ state: 'visible', timeout: 10_000 });
 }
+
+test('on a 360 px phone the home page needs no sideways scrolling and keeps environment-variable names whole', async () => {
+  await context.close();
+  context = await browser.newContext({ viewport: { width: 360, height: 740 } });
+  page = await context.newPage();
+  await page.goto(appURL);
+  expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+  const names = page.locator('code.nowrap');
+  expect(await names.allTextContents()).toEqual(expect.arrayContaining(['GOOGLE_CLIENT_ID', 'MICROSOFT_CLIENT_SECRET']));
+  // each name on one line: a single client rect per element (a name broken mid-word has two)
+  const rects = await names.evaluateAll((els) => els.map((e) => e.getClientRects().length));
+  expect(rects.every((n) => n === 1)).toBe(true);
+  await shot(page, 'home-phone-360');
+});

@@ -1,4 +1,5 @@
 import type { RequestHandler } from 'express';
+import { didYouMean } from '@openid-express/rp';
 import type { ClientMetadata, Configuration, JWK } from 'oidc-provider';
 import type { AccountStore } from './accounts.js';
 import type { OpStore } from './adapters/types.js';
@@ -168,6 +169,26 @@ function fail(option: string, message: string): never {
   throw new OpConfigError(option, message);
 }
 
+/** Every option of `op()`: anything else is a typo or another library's name, answered with "did you mean". */
+const OP_KEYS = ['issuer', 'clients', 'accounts', 'authenticators', 'views', 'adapter', 'jwks', 'cookieKeys', 'features', 'ttl', 'scopes',
+  'trustProxy', 'throttle', 'session', 'storeTimeout', 'allowPrivateHosts', 'pkce', 'name', 'logoUri', 'homeUri', 'provider'] as const satisfies ReadonlyArray<keyof OpOptions>;
+const allOpKeys: Exclude<keyof OpOptions, (typeof OP_KEYS)[number]> extends never ? true : never = true;
+void allOpKeys;
+/** Names other libraries (oidc-provider's configuration, passport) use for our options. */
+const OP_ALIASES: Record<string, string> = {
+  issuerBaseURL: 'issuer', issuerUrl: 'issuer', baseURL: 'issuer', keys: 'jwks (signing keys) or cookieKeys (cookie keys)',
+  cookies: 'cookieKeys', adapters: 'adapter', trust_proxy: 'trustProxy', proxy: 'trustProxy', ttls: 'ttl', client: 'clients',
+};
+
+/** Refuses an option name op() does not know, suggesting the one meant. */
+function checkOptionNames(input: object): void {
+  for (const key of Object.keys(input)) {
+    if ((OP_KEYS as readonly string[]).includes(key)) continue;
+    const near = didYouMean(key, OP_KEYS, OP_ALIASES);
+    fail(key, `is not an option of op()${near ? `: did you mean "${near}"?` : ` (the options are: ${OP_KEYS.join(', ')}; raw oidc-provider configuration goes in "provider")`}`);
+  }
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -333,6 +354,7 @@ function checkRegistration(value: Record<string, unknown>): OpFeatures['registra
  */
 export function resolveOptions(input: OpOptions): ResolvedOptions {
   if (!isObject(input)) fail('options', 'op() needs an options object: op({ issuer, accounts, clients })');
+  checkOptionNames(input);
   const issuerUrl = checkIssuer(input.issuer);
   const clients = checkClients(input.clients);
   checkShape(input);

@@ -61,6 +61,18 @@ describe('op() refuses options that cannot work, naming the option', () => {
   });
 });
 
+describe('option names from other libraries or with typos get "did you mean"', () => {
+  test.each([
+    ['issuerBaseURL', { issuerBaseURL: 'https://x' }, /issuerBaseURL: is not an option of op\(\): did you mean "issuer"\?/],
+    ['cookiekeys', { cookiekeys: ['k'] }, /did you mean "cookieKeys"\?/],
+    ['adaptor', { adaptor: {} }, /did you mean "adapter"\?/],
+    ['findAccount (an oidc-provider setting)', { findAccount: () => undefined }, /findAccount: is not an option of op\(\) \(the options are: issuer, .*raw oidc-provider configuration goes in "provider"\)/],
+  ])('%s', (_label, extra, message) => {
+    expect(() => op({ ...base, ...extra } as unknown as OpOptions)).toThrow(OpConfigError);
+    expect(() => op({ ...base, ...extra } as unknown as OpOptions)).toThrow(message);
+  });
+});
+
 describe('clients that sign users in need redirect_uris, said at start-up naming the client', () => {
   test('the message names the client and shows what to add', () => {
     const err = startupError({ ...base, clients: [{ client_id: 'web', client_secret: 'web-secret-web-secret' }] });

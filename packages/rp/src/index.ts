@@ -16,3 +16,4 @@ export {
 } from './discovery/registration.js';
 export { resolveClaimSources, type ClaimSourceOptions } from './claim-sources.js';
 export { doctor, formatReport, type DoctorReport, type DoctorCheck, type DoctorOptions } from './doctor/index.js';
+export { didYouMean } from './did-you-mean.js';

@@ -12,6 +12,7 @@ import { OptionsError, type RpError } from './errors.js';
 import type { DynamicOptions } from './discovery/registration.js';
 import type { JWK } from 'jose';
 import { checkKeys } from './keys.js';
+import { didYouMean } from './did-you-mean.js';
 
 /** The user as the app sees it on `req.oidc.user`, whatever the provider. */
 export interface NormalizedUser {
@@ -215,21 +216,10 @@ const ALIASES: Record<string, string> = {
 function checkKeyNames(at: string, value: object, known: readonly string[]): void {
   for (const key of Object.keys(value)) {
     if (known.includes(key)) continue;
-    const near = ALIASES[key] ?? known.find((k) => k.toLowerCase() === key.toLowerCase()) ?? known.find((k) => editDistance(k.toLowerCase(), key.toLowerCase()) <= 2);
+    const near = didYouMean(key, known, ALIASES);
     const where = near && !at && !known.includes(near.split(' ')[0]) ? ' in a provider entry: providers: { name: oidc({ ... }) }' : '';
     throw new OptionsError(at ? `${at}.${key}` : key, `is not an option${near ? `: did you mean "${near}"${where}?` : ` (the options are: ${known.join(', ')})`}`);
   }
-}
-
-/** Levenshtein distance, for "did you mean". */
-function editDistance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    row = next;
-  }
-  return row[b.length];
 }
 
 /** Validates one provider entry; throws an `OptionsError` naming `providers.<name>.<field>`. */
