@@ -29,7 +29,9 @@ export function consentItems(details: Details): { scopes: ConsentItem[]; claims:
   const d = details.prompt.details as {
     missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]>;
   };
-  const scopes: ConsentItem[] = (d.missingOIDCScope ?? []).map((name) => ({
+  // a scope asked of a resource (features.resourceIndicators) and also known to the OP is listed once, with its resource
+  const forResources = new Set(Object.values(d.missingResourceScopes ?? {}).flat());
+  const scopes: ConsentItem[] = (d.missingOIDCScope ?? []).filter((name) => !forResources.has(name)).map((name) => ({
     name, description: SCOPE_WORDS[name] ?? `Use the "${name}" permission`,
   }));
   for (const [resource, list] of Object.entries(d.missingResourceScopes ?? {})) {

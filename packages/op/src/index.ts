@@ -20,7 +20,8 @@ export { generateKeys } from './keys.js';
 export { unlockLogin } from './throttle.js';
 export { OpConfigError, OpError, StoreUnavailableError, type OpErrorCode } from './errors.js';
 export {
-  DEFAULT_TTL, type OpClient, type OpFeatures, type OpOptions, type OpThrottle, type OpTtl,
+  DEFAULT_TTL, type OpClient, type OpFeatures, type OpOptions, type OpResource, type OpResourceIndicators, type OpThrottle,
+  type OpTokenExchange, type OpTtl,
 } from './options.js';
 export { defaultViews, type View, type ViewProps, type Views } from './views/render.js';
 export { escapeHtml } from './views/escape.js';
@@ -29,5 +30,7 @@ export type { ErrorViewProps } from './views/error.js';
 export type { LayoutProps } from './views/layout.js';
 export type { ClientScreenProps, LoginFormProps, LoginViewProps } from './views/login.js';
 export type { LogoutSuccessViewProps, LogoutViewProps } from './views/logout.js';
+export type { DeviceConfirmViewProps, DeviceInputViewProps, DeviceSuccessViewProps } from './views/device.js';
+export type { TokenExchangePolicy, TokenExchangeRequest, TokenExchangeSubject } from './grants/token-exchange.js';
 
 endRuntimeWarningFilter();

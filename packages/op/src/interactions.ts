@@ -9,7 +9,7 @@ import { finishInteraction } from './finish.js';
 import { consentItems, finishConsent } from './grant.js';
 import { csrfMatches, type InteractionState, type InteractionStates } from './interaction-state.js';
 import { isStoreUnavailable } from './store-unavailable.js';
-import { accountLoginKey, type Throttle } from './throttle.js';
+import { throttleKeyOf, type Throttle } from './throttle.js';
 import { renderPage, type Views } from './views/render.js';
 
 const log = debug('openid-express:op');
@@ -128,12 +128,6 @@ async function showLoginForm(deps: InteractionDeps, req: Request, res: Response)
   const d = await details(deps, req, res);
   if (!SIGN_IN_STEPS.has(d.prompt.name)) throw new OpError('wrong_prompt', 400, 'This step is not a sign-in.');
   return showLogin(deps, req, res, d);
-}
-
-/** Failures count per account when the login names one, so its email alias or another spelling gets no fresh count. */
-async function throttleKeyOf(accounts: AccountStore, login: string | undefined): Promise<string | undefined> {
-  const account = login && login.length <= 1024 ? await accounts.findByLogin(login) : undefined;
-  return account ? accountLoginKey(account.id) : login;
 }
 
 async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {

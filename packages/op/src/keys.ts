@@ -33,3 +33,19 @@ export function resolveKeys(jwks: { keys: JWK[] } | undefined, cookieKeys: strin
   const generated = generateKeys();
   return { jwks: jwks ?? generated.jwks, cookieKeys: cookieKeys ?? generated.cookieKeys };
 }
+
+/** Members of a JWK that only a private (or secret) key has. */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+
+/**
+ * The public half of signing keys (what `/jwks` publishes), e.g. to verify the OP's own JWTs.
+ *
+ * @example
+ * const verifyWith = createLocalJWKSet(publicJwks(jwks));
+ */
+export function publicJwks(jwks: { keys: readonly unknown[] }): { keys: JWK[] } {
+  const jwkOf = (k: unknown): k is JWK => typeof k === 'object' && k !== null && typeof (k as JWK).kty === 'string' && (k as JWK).kty !== 'oct';
+  return {
+    keys: jwks.keys.filter(jwkOf).map((k) => Object.fromEntries(Object.entries(k).filter(([name]) => !PRIVATE_MEMBERS.includes(name))) as JWK),
+  };
+}

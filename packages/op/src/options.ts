@@ -6,6 +6,7 @@ import type { OpStore } from './adapters/types.js';
 import type { Authenticator } from './authenticators/authenticator.js';
 import { OpConfigError } from './errors.js';
 import { PKCE_POLICIES, type PkcePolicy } from './pkce-policy.js';
+import type { TokenExchangePolicy } from './grants/token-exchange.js';
 import { parseAllowedHosts } from './private-hosts.js';
 import type { Views } from './views/render.js';
 
@@ -38,6 +39,75 @@ export interface OpFeatures {
   backchannelLogout?: boolean;
   /** OIDC Core 5.5 `claims` request parameter (individual and essential claims). Default true. */
   claimsParameter?: boolean;
+  /**
+   * RFC 8707 resource indicators: the APIs clients may ask access tokens for with the `resource`
+   * parameter (authorization requests, client credentials, refresh, device flow, token exchange and
+   * password grants). `{ resources: { 'https://api.example.com': { scope: 'read write' } }, defaultResource? }`
+   * (see `OpResource`). A resource's tokens are RFC 9068 JWTs (`typ: at+jwt`; `aud` the resource or its
+   * `audience`, `sub`, `client_id`, `scope`, plus the account claims its `claimsByScope` names) signed
+   * with `jwks` (the OP's `/jwks`), or opaque with `accessTokenFormat: 'opaque'`. A client with `scope`
+   * metadata gets only those of a resource's scopes. A token request that names no resource gets one for
+   * the resource that was granted, else `defaultResource` when it asks no `openid` scope. Default off:
+   * a `resource` parameter is refused (`invalid_target`).
+   */
+  resourceIndicators?: false | OpResourceIndicators;
+  /**
+   * RFC 8693 token exchange (`grant_type=urn:ietf:params:oauth:grant-type:token-exchange`): a client
+   * trades an access token this OP issued to someone (`subject_token`, opaque or JWT,
+   * `subject_token_type=urn:ietf:params:oauth:token-type:access_token`) for a token for another of
+   * `resourceIndicators.resources` (`resource` or `audience`), with the same or fewer scopes, the same
+   * `sub` and `act: { sub: <client_id> }` naming the client (delegation); it never outlives the subject
+   * token. Give `{ policy }`: `({ client, subject, resource, audience, scope }) => boolean | Promise<boolean>`
+   * decides who may exchange what (anything but `true` is `access_denied`); needs `resourceIndicators`.
+   * Clients list the grant type in `grant_types`. Default off.
+   */
+  tokenExchange?: false | OpTokenExchange;
+  /**
+   * RFC 6749 §4.3 resource owner password credentials (`grant_type=password`, `username`, `password`)
+   * for clients that list `password` in `grant_types`: the password is checked like the login form's
+   * (the `accounts` store, the same per-account and per-IP lock-out, `throttle`). Answers an access
+   * token, and a refresh token when the client may refresh and asks `offline_access`; no ID token.
+   * OAuth 2.1 removes this grant (the client sees the password): op() warns at start-up. Default false.
+   */
+  passwordGrant?: boolean;
+  /**
+   * RFC 8628 device authorization grant: the device asks at `/device/auth` and polls the token endpoint;
+   * the user types the code at `/device` (the `deviceInput` and `deviceConfirm` views, then the usual
+   * login and consent, then `deviceSuccess`). Clients list `urn:ietf:params:oauth:grant-type:device_code`
+   * in `grant_types`; codes live `ttl.DeviceCode` seconds. Default false.
+   */
+  deviceFlow?: boolean;
+}
+
+/** One API of `features.resourceIndicators.resources`, keyed by its resource indicator (an absolute URI). */
+export interface OpResource {
+  /** The scopes it knows, space-separated, e.g. `'read write'`. Required. */
+  scope: string;
+  /** `'jwt'` (RFC 9068, default: the API verifies it with the OP's `/jwks`) or `'opaque'` (the API introspects). */
+  accessTokenFormat?: 'jwt' | 'opaque';
+  /** The tokens' `aud`, and the name the token exchange's `audience` parameter may use. Default the resource indicator. */
+  audience?: string;
+  /** Lifetime of its access tokens in seconds. Default `ttl.AccessToken` (`ttl.ClientCredentials` for client credentials). */
+  accessTokenTTL?: number;
+  /**
+   * Account claims its tokens carry for each granted scope, e.g. `{ read: ['email'] }`: in the JWT, or in
+   * the introspection answer of an opaque token. Not for client credentials (no account). Default none.
+   */
+  claimsByScope?: Record<string, string[]>;
+}
+
+/** `features.resourceIndicators`. */
+export interface OpResourceIndicators {
+  /** The APIs, by resource indicator (`https://api.example.com`, sent as `resource` exactly so). Required. */
+  resources: Record<string, OpResource>;
+  /** The resource of a request that names none and asks no `openid` scope (e.g. client credentials). Default none. */
+  defaultResource?: string;
+}
+
+/** `features.tokenExchange`. */
+export interface OpTokenExchange {
+  /** Whether `client` may have a token for `resource` with `scope` on behalf of `subject`; anything but `true` refuses. Required. */
+  policy: TokenExchangePolicy;
 }
 
 /** Lifetimes in seconds. */
@@ -50,6 +120,7 @@ export interface OpTtl {
   /** How long a user may take on the login/consent screens. Default 3600. */ Interaction?: number;
   /** The OP's login session. Default 14 days. */ Session?: number;
   /** Remembered consent. Default 14 days. */ Grant?: number;
+  /** How long a device flow's user code may be entered (`features.deviceFlow`). Default 600. */ DeviceCode?: number;
 }
 
 /** Failed-login limits, counted in the `adapter` store so they hold across instances. */
@@ -158,12 +229,13 @@ const DAY = 24 * 3600;
 /** Default lifetimes (seconds). */
 export const DEFAULT_TTL: Required<OpTtl> = {
   AccessToken: 3600, AuthorizationCode: 60, ClientCredentials: 600, IdToken: 3600,
-  RefreshToken: 14 * DAY, Interaction: 3600, Session: 14 * DAY, Grant: 14 * DAY,
+  RefreshToken: 14 * DAY, Interaction: 3600, Session: 14 * DAY, Grant: 14 * DAY, DeviceCode: 600,
 };
 
-const VIEW_NAMES = ['layout', 'login', 'consent', 'error', 'logout', 'logoutSuccess'];
+const VIEW_NAMES = ['layout', 'login', 'consent', 'error', 'logout', 'logoutSuccess', 'deviceInput', 'deviceConfirm', 'deviceSuccess'];
 const FEATURE_NAMES = ['clientCredentials', 'introspection', 'revocation', 'registration',
-  'pushedAuthorizationRequests', 'requestObjects', 'dPoP', 'backchannelLogout', 'claimsParameter'];
+  'pushedAuthorizationRequests', 'requestObjects', 'dPoP', 'backchannelLogout', 'claimsParameter',
+  'resourceIndicators', 'tokenExchange', 'passwordGrant', 'deviceFlow'];
 
 function fail(option: string, message: string): never {
   throw new OpConfigError(option, message);
@@ -324,7 +396,9 @@ function checkShape(o: OpOptions): void {
 function checkFeatures(features: OpFeatures | undefined): OpFeatures {
   const out: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(features ?? {})) {
-    if (value === undefined || typeof value === 'boolean') out[name] = value;
+    if (name === 'resourceIndicators') out[name] = checkResourceIndicators(value);
+    else if (name === 'tokenExchange') out[name] = checkTokenExchange(value);
+    else if (value === undefined || typeof value === 'boolean') out[name] = value;
     else if (!isObject(value)) fail(`features.${name}`, `must be true or false, got ${JSON.stringify(value)}`);
     else if (name === 'registration') out[name] = checkRegistration(value);
     else if (Object.keys(value).every((k) => k === 'enabled') && typeof value.enabled === 'boolean') out[name] = value.enabled;
@@ -346,6 +420,105 @@ function checkRegistration(value: Record<string, unknown>): OpFeatures['registra
   return token === undefined ? true : { initialAccessToken: token as string };
 }
 
+const RI = 'features.resourceIndicators';
+const RI_EXAMPLE = "{ resources: { 'https://api.example.com': { scope: 'read write' } } }";
+const RESOURCE_KEYS = ['scope', 'accessTokenFormat', 'audience', 'accessTokenTTL', 'claimsByScope'];
+/** Claims a JWT access token sets itself: `claimsByScope` may not name them. */
+const TOKEN_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope', 'cnf', 'act', 'authorization_details'];
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+
+/** One API of `features.resourceIndicators.resources`. */
+function checkResource(id: string, value: unknown): OpResource {
+  const at = `${RI}.resources[${JSON.stringify(id)}]`;
+  let url: URL | undefined;
+  try { url = new URL(id); } catch { /* below */ }
+  if (!url || id.includes('#')) fail(at, 'a resource indicator must be an absolute URI without a fragment, e.g. "https://api.example.com"');
+  if (!isObject(value)) fail(at, "must be { scope: 'read write' } (and optionally accessTokenFormat, audience, accessTokenTTL, claimsByScope)");
+  const unknown = Object.keys(value).find((k) => !RESOURCE_KEYS.includes(k));
+  if (unknown) fail(`${at}.${unknown}`, `unknown; expected ${RESOURCE_KEYS.join(', ')}`);
+  const scopes = typeof value.scope === 'string' ? value.scope.split(' ').filter(Boolean) : [];
+  if (scopes.length === 0 || scopes.some((s) => !SCOPE_TOKEN.test(s))) fail(`${at}.scope`, "required: the API's scopes, space-separated, e.g. 'read write'");
+  const format = value.accessTokenFormat;
+  if (format !== undefined && format !== 'jwt' && format !== 'opaque') fail(`${at}.accessTokenFormat`, "must be 'jwt' (default) or 'opaque'");
+  if (value.audience !== undefined && (typeof value.audience !== 'string' || !value.audience)) fail(`${at}.audience`, 'must be a non-empty string');
+  const ttl = value.accessTokenTTL;
+  if (ttl !== undefined && (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl <= 0)) fail(`${at}.accessTokenTTL`, 'must be a positive whole number of seconds');
+  const byScope = value.claimsByScope;
+  if (byScope !== undefined) {
+    if (!isObject(byScope)) fail(`${at}.claimsByScope`, "must map scopes to claim names, e.g. { read: ['email'] }");
+    for (const [scope, names] of Object.entries(byScope)) {
+      if (!scopes.includes(scope)) fail(`${at}.claimsByScope.${scope}`, `"${scope}" is not one of this resource's scopes (${scopes.join(' ')})`);
+      if (!Array.isArray(names) || names.some((n) => typeof n !== 'string' || !n)) fail(`${at}.claimsByScope.${scope}`, "must be an array of claim names, e.g. ['email']");
+      const reserved = (names as string[]).find((n) => TOKEN_CLAIMS.includes(n));
+      if (reserved) fail(`${at}.claimsByScope.${scope}`, `"${reserved}" is set by the OP itself in every access token; name account claims only`);
+    }
+  }
+  return { ...(value as unknown as OpResource), scope: scopes.join(' ') };
+}
+
+/** `features.resourceIndicators`: `{ resources, defaultResource? }` (oidc-provider's `enabled` accepted), or false. */
+function checkResourceIndicators(value: unknown): OpResourceIndicators | false {
+  if (value === undefined || value === false) return false;
+  if (!isObject(value)) fail(RI, `must be the APIs tokens may be for, ${RI_EXAMPLE}, or false; got ${JSON.stringify(value)}`);
+  const unknown = Object.keys(value).find((k) => !['resources', 'defaultResource', 'enabled'].includes(k));
+  if (unknown) fail(`${RI}.${unknown}`, 'unknown; expected resources and optionally defaultResource');
+  if (value.enabled !== undefined && typeof value.enabled !== 'boolean') fail(`${RI}.enabled`, 'must be true or false');
+  if (value.enabled === false) return false;
+  if (!isObject(value.resources) || Object.keys(value.resources).length === 0) fail(`${RI}.resources`, `required: at least one API, e.g. ${RI_EXAMPLE}`);
+  const resources: Record<string, OpResource> = {};
+  const audiences = new Map<string, string>();
+  for (const [id, r] of Object.entries(value.resources)) {
+    resources[id] = checkResource(id, r);
+    const audience = resources[id].audience ?? id;
+    const other = audiences.get(audience);
+    if (other) fail(`${RI}.resources`, `"${other}" and "${id}" have the same audience "${audience}": every API needs its own`);
+    audiences.set(audience, id);
+  }
+  const def = value.defaultResource;
+  if (def !== undefined && (typeof def !== 'string' || !Object.hasOwn(resources, def))) {
+    fail(`${RI}.defaultResource`, `must be one of the resources: ${Object.keys(resources).map((k) => JSON.stringify(k)).join(', ')}`);
+  }
+  return { resources, ...(def === undefined ? {} : { defaultResource: def as string }) };
+}
+
+const TX = 'features.tokenExchange';
+const TX_EXAMPLE = "{ policy: ({ client, subject, resource, scope }) => client.clientId === 'gateway' }";
+
+/** `features.tokenExchange`: `{ policy }` (oidc-provider's `enabled` accepted), or false. Enabling it without a policy is refused. */
+function checkTokenExchange(value: unknown): OpTokenExchange | false {
+  if (value === undefined || value === false) return false;
+  if (value === true) fail(TX, `needs a policy saying which client may exchange which tokens: ${TX_EXAMPLE}`);
+  if (!isObject(value)) fail(TX, `must be ${TX_EXAMPLE} or false, got ${JSON.stringify(value)}`);
+  const unknown = Object.keys(value).find((k) => k !== 'policy' && k !== 'enabled');
+  if (unknown) fail(`${TX}.${unknown}`, 'unknown; expected policy (and optionally enabled)');
+  if (value.enabled !== undefined && typeof value.enabled !== 'boolean') fail(`${TX}.enabled`, 'must be true or false');
+  if (value.enabled === false) return false;
+  if (typeof value.policy !== 'function') fail(`${TX}.policy`, `required: a function deciding each exchange, e.g. ${TX_EXAMPLE}`);
+  return { policy: value.policy as TokenExchangePolicy };
+}
+
+/** The grant types a feature of op() provides, so that a client listing one with the feature off is told at start-up. */
+const GRANT_FEATURES: Record<string, 'passwordGrant' | 'tokenExchange' | 'deviceFlow'> = {
+  password: 'passwordGrant',
+  'urn:ietf:params:oauth:grant-type:token-exchange': 'tokenExchange',
+  'urn:ietf:params:oauth:grant-type:device_code': 'deviceFlow',
+};
+
+/** What the features need of each other and of the clients. */
+function checkFeatureNeeds(features: OpFeatures, clients: OpClient[], provider: OpOptions['provider']): void {
+  if (features.tokenExchange && !features.resourceIndicators) {
+    fail(TX, `needs features.resourceIndicators: the new token is for one of its resources (the resource or audience parameter), e.g. ${RI_EXAMPLE}`);
+  }
+  const rawDeviceFlow = (provider?.features?.deviceFlow as { enabled?: boolean } | undefined)?.enabled === true;
+  clients.forEach((c, i) => {
+    for (const grant of Array.isArray(c.grant_types) ? c.grant_types : []) {
+      const feature = GRANT_FEATURES[grant];
+      if (!feature || features[feature] || (feature === 'deviceFlow' && rawDeviceFlow)) continue;
+      fail(`clients[${i}].grant_types`, `client "${c.client_id}" lists "${grant}" but features.${feature} is off: turn it on or remove the grant type`);
+    }
+  });
+}
+
 /**
  * Validates `op()` options and applies defaults. Throws `OpConfigError` naming the option.
  *
@@ -363,6 +536,8 @@ export function resolveOptions(input: OpOptions): ResolvedOptions {
   checkNumbers('throttle', input.throttle, ['maxFailures', 'windowSeconds']);
   if (input.authenticators !== undefined) checkAuthenticators(input.authenticators);
   parseAllowedHosts(input.allowPrivateHosts);
+  const features = checkFeatures(input.features);
+  checkFeatureNeeds(features, clients, input.provider);
   return {
     issuer: input.issuer,
     issuerUrl,
@@ -374,7 +549,7 @@ export function resolveOptions(input: OpOptions): ResolvedOptions {
     adapter: input.adapter,
     jwks: input.jwks,
     cookieKeys: input.cookieKeys,
-    features: checkFeatures(input.features),
+    features,
     ttl: { ...DEFAULT_TTL, ...(input.ttl ?? {}) },
     scopes: input.scopes ?? [],
     trustProxy: input.trustProxy === true,

@@ -1,13 +1,20 @@
 import type { Request } from 'express';
+import type { JSONWebKeySet } from 'jose';
 import Provider, { errors, type Client, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { SCOPE_CLAIMS, scopeCovering } from './accounts.js';
 import type { OpStore } from './adapters/types.js';
+import { deviceFlowFeature } from './device-flow.js';
 import { PAGE_HEADERS } from './error-page.js';
+import { PASSWORD_GRANT_WARNING, registerPasswordGrant } from './grants/password.js';
+import { exchangeClaims, registerTokenExchange } from './grants/token-exchange.js';
+import { publicJwks } from './keys.js';
 import { logoutCsrfFor } from './logout-csrf.js';
 import { pkceRequired } from './pkce-policy.js';
 import type { ResolvedOptions } from './options.js';
 import { parseAllowedHosts, privateHostsFetch } from './private-hosts.js';
 import { plainError } from './provider-errors.js';
+import { claimsForResource, resourceIndicatorsFeature } from './resources.js';
+import { throttle } from './throttle.js';
 import { safeHref } from './views/escape.js';
 import { defaultsOf, renderPage, type Views } from './views/render.js';
 
@@ -51,6 +58,9 @@ function features(o: ResolvedOptions, views: Views): Configuration['features'] {
   const reg = f.registration;
   return {
     devInteractions: { enabled: false },
+    // off: oidc-provider's default, which refuses every `resource` parameter (invalid_target)
+    ...(f.resourceIndicators ? { resourceIndicators: resourceIndicatorsFeature(f.resourceIndicators) } : {}),
+    ...(f.deviceFlow ? { deviceFlow: deviceFlowFeature(views) } : {}),
     clientCredentials: { enabled: f.clientCredentials === true },
     introspection: { enabled: f.introspection !== false, allowedPolicy: introspectionAllowed },
     revocation: { enabled: f.revocation !== false, allowedPolicy: revocationAllowed },
@@ -91,6 +101,25 @@ function features(o: ResolvedOptions, views: Views): Configuration['features'] {
   };
 }
 
+/** Lifetimes: a resource's `accessTokenTTL`, when it has one, wins over `ttl.AccessToken` / `ttl.ClientCredentials`. */
+function ttlOf(o: ResolvedOptions): NonNullable<Configuration['ttl']> {
+  if (!o.features.resourceIndicators) return { ...o.ttl };
+  return {
+    ...o.ttl,
+    AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? o.ttl.AccessToken,
+    ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? o.ttl.ClientCredentials,
+  };
+}
+
+/** `extraTokenClaims`: a resource's account claims by scope (`claimsByScope`) and a token exchange's `act`. */
+function tokenClaims(o: ResolvedOptions): NonNullable<Configuration['extraTokenClaims']> {
+  const ri = o.features.resourceIndicators;
+  return async (ctx, token) => {
+    const claims = { ...(ri ? await claimsForResource(ri, o.accounts, ctx, token) : undefined), ...exchangeClaims(token) };
+    return Object.keys(claims).length ? claims : undefined;
+  };
+}
+
 /**
  * The oidc-provider configuration `op()` runs with: our adapter, keys, views, accounts and
  * features, then `options.provider` merged last.
@@ -118,7 +147,8 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     },
     // refresh tokens rotate on every use (RFC 9700 4.14.2); a replayed one revokes the grant
     rotateRefreshToken: true,
-    ttl: { ...o.ttl },
+    ttl: ttlOf(o),
+    ...(o.features.resourceIndicators || o.features.tokenExchange ? { extraTokenClaims: tokenClaims(o) } : {}),
     ...(o.allowPrivateHosts.length ? { fetch: privateHostsFetch(parseAllowedHosts(o.allowPrivateHosts)) } : {}),
     async renderError(ctx, out, error) {
       ctx.type = 'html';
@@ -134,9 +164,27 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
   return deepMerge(config, o.provider);
 }
 
+/** Registers the grants op() adds to oidc-provider's (`grants/`): token exchange and the password grant. */
+function registerGrants(provider: Provider, o: ResolvedOptions, deps: ConfigurationDeps): void {
+  const { resourceIndicators: resources, tokenExchange, passwordGrant } = o.features;
+  if (tokenExchange && resources) {
+    registerTokenExchange(provider, {
+      resources, policy: tokenExchange.policy, accounts: o.accounts, jwks: publicJwks(deps.jwks) as JSONWebKeySet, accessTokenTTL: o.ttl.AccessToken,
+    });
+  }
+  if (passwordGrant) {
+    console.warn(PASSWORD_GRANT_WARNING);
+    registerPasswordGrant(provider, {
+      accounts: o.accounts, throttle: throttle(deps.store, o.throttle), ...(resources ? { resources } : {}),
+      scopes: new Set([...Object.keys(SCOPE_CLAIMS), 'openid', 'offline_access', ...o.scopes]),
+    });
+  }
+}
+
 /** A configured oidc-provider instance. */
 export function createProvider(o: ResolvedOptions, deps: ConfigurationDeps): Provider {
   const provider = new Provider(o.issuer, buildConfiguration(o, deps));
   if (o.trustProxy) provider.proxy = true;
+  registerGrants(provider, o, deps);
   return provider;
 }

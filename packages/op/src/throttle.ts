@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { AccountStore } from './accounts.js';
 import type { OpStore } from './adapters/types.js';
 
 /** Failed-login limits per login name and per client IP, kept in the shared store. */
@@ -16,6 +17,18 @@ const key = (kind: string, value: string) => `openid-express:login:${kind}:${cre
 
 /** The throttle's login key of an account: whichever of its login names was typed counts here. */
 export const accountLoginKey = (accountId: string) => `account:${accountId}`;
+
+/**
+ * The login key failures are counted against: the account's when the typed login name belongs to
+ * one (so its email alias or another spelling gets no fresh count), else the name itself.
+ *
+ * @example
+ * await throttle.isLocked(await throttleKeyOf(accounts, 'Alice@Example.org'), ip);
+ */
+export async function throttleKeyOf(accounts: AccountStore, login: string | undefined): Promise<string | undefined> {
+  const account = login && login.length <= 1024 ? await accounts.findByLogin(login) : undefined;
+  return account ? accountLoginKey(account.id) : login;
+}
 
 /**
  * Throttling over an `OpStore`'s counters.

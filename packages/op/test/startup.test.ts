@@ -6,6 +6,9 @@ import { generateKeys, memoryAccounts, memoryAdapter, op, OpConfigError, type Op
 const accounts = memoryAccounts([{ id: 'alice', username: 'alice', password: 'pw-pw-pw' }]);
 const issuer = 'https://id.example.com/op';
 const base = { issuer, accounts, adapter: memoryAdapter(), ...generateKeys() };
+const API = 'https://api.example.com';
+const RESOURCE = `features.resourceIndicators.resources["${API}"]`;
+const allow = (): boolean => true;
 
 function startupError(options: unknown): OpConfigError {
   try {
@@ -53,6 +56,33 @@ describe('op() refuses options that cannot work, naming the option', () => {
     ['an http: logoUri', { ...base, logoUri: 'http://cdn.example/logo.png' }, 'logoUri'],
     ['a protocol-relative logoUri', { ...base, logoUri: '//evil.example/logo.png' }, 'logoUri'],
     ['a javascript: homeUri', { ...base, homeUri: 'javascript:alert(1)' }, 'homeUri'],
+    ['resourceIndicators: true (no APIs)', { ...base, features: { resourceIndicators: true } }, 'features.resourceIndicators'],
+    ['resourceIndicators without resources', { ...base, features: { resourceIndicators: { resources: {} } } }, 'features.resourceIndicators.resources'],
+    ['an unknown resourceIndicators option', { ...base, features: { resourceIndicators: { resources: { [API]: { scope: 'read' } }, getResourceServerInfo: () => ({}) } } }, 'features.resourceIndicators.getResourceServerInfo'],
+    ['a resource that is not an absolute URI', { ...base, features: { resourceIndicators: { resources: { api: { scope: 'read' } } } } }, 'features.resourceIndicators.resources["api"]'],
+    ['a resource with a fragment', { ...base, features: { resourceIndicators: { resources: { [`${API}#x`]: { scope: 'read' } } } } }, `features.resourceIndicators.resources["${API}#x"]`],
+    ['a resource without scopes', { ...base, features: { resourceIndicators: { resources: { [API]: { scope: ' ' } } } } }, `${RESOURCE}.scope`],
+    ['a resource given as a scope string', { ...base, features: { resourceIndicators: { resources: { [API]: 'read' } } } }, RESOURCE],
+    ['an unknown access token format', { ...base, features: { resourceIndicators: { resources: { [API]: { scope: 'read', accessTokenFormat: 'paseto' } } } } }, `${RESOURCE}.accessTokenFormat`],
+    ['a negative resource token lifetime', { ...base, features: { resourceIndicators: { resources: { [API]: { scope: 'read', accessTokenTTL: -5 } } } } }, `${RESOURCE}.accessTokenTTL`],
+    ['an empty audience', { ...base, features: { resourceIndicators: { resources: { [API]: { scope: 'read', audience: '' } } } } }, `${RESOURCE}.audience`],
+    ['an unknown resource option', { ...base, features: { resourceIndicators: { resources: { [API]: { scope: 'read', ttl: 60 } } } } }, `${RESOURCE}.ttl`],
+    ['claimsByScope for a scope the resource lacks', { ...base, features: { resourceIndicators: { resources: { [API]: { scope: 'read', claimsByScope: { admin: ['email'] } } } } } }, `${RESOURCE}.claimsByScope.admin`],
+    ['claimsByScope naming a claim the OP sets', { ...base, features: { resourceIndicators: { resources: { [API]: { scope: 'read', claimsByScope: { read: ['sub'] } } } } } }, `${RESOURCE}.claimsByScope.read`],
+    ['claimsByScope not a list', { ...base, features: { resourceIndicators: { resources: { [API]: { scope: 'read', claimsByScope: { read: 'email' } } } } } }, `${RESOURCE}.claimsByScope.read`],
+    ['two resources with one audience', { ...base, features: { resourceIndicators: { resources: { [API]: { scope: 'read', audience: 'api' }, 'https://b.example.com': { scope: 'read', audience: 'api' } } } } }, 'features.resourceIndicators.resources'],
+    ['a defaultResource that is not a resource', { ...base, features: { resourceIndicators: { resources: { [API]: { scope: 'read' } }, defaultResource: 'https://other.example.com' } } }, 'features.resourceIndicators.defaultResource'],
+    ['tokenExchange: true (no policy)', { ...base, features: { tokenExchange: true, resourceIndicators: { resources: { [API]: { scope: 'read' } } } } }, 'features.tokenExchange'],
+    ['tokenExchange: { enabled: true } (no policy)', { ...base, features: { tokenExchange: { enabled: true }, resourceIndicators: { resources: { [API]: { scope: 'read' } } } } }, 'features.tokenExchange.policy'],
+    ['a token exchange policy that is not a function', { ...base, features: { tokenExchange: { policy: 'allow' }, resourceIndicators: { resources: { [API]: { scope: 'read' } } } } }, 'features.tokenExchange.policy'],
+    ['an unknown tokenExchange option', { ...base, features: { tokenExchange: { policy: allow, actorTokens: true }, resourceIndicators: { resources: { [API]: { scope: 'read' } } } } }, 'features.tokenExchange.actorTokens'],
+    ['tokenExchange without resourceIndicators', { ...base, features: { tokenExchange: { policy: allow } } }, 'features.tokenExchange'],
+    ['passwordGrant as a string', { ...base, features: { passwordGrant: 'yes' } }, 'features.passwordGrant'],
+    ['deviceFlow with oidc-provider options', { ...base, features: { deviceFlow: { enabled: true, charset: 'digits' } } }, 'features.deviceFlow'],
+    ['a client listing the password grant while it is off', { ...base, clients: [{ client_id: 'app', grant_types: ['password'], response_types: [] }] }, 'clients[0].grant_types'],
+    ['a client listing the device grant while it is off', { ...base, clients: [{ client_id: 'tv', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [] }] }, 'clients[0].grant_types'],
+    ['a client listing token exchange while it is off', { ...base, clients: [{ client_id: 'gw', grant_types: ['urn:ietf:params:oauth:grant-type:token-exchange'], response_types: [] }] }, 'clients[0].grant_types'],
+    ['a zero device code lifetime', { ...base, ttl: { DeviceCode: 0 } }, 'ttl.DeviceCode'],
   ])('%s', (_name, options, option) => {
     const err = startupError(options);
     expect(err.option).toBe(option);
@@ -125,6 +155,17 @@ describe("features accept true/false and oidc-provider's { enabled } with the sa
   test('dPoP: { enabled: false } is off', async () => {
     expect((await metadata({ dPoP: { enabled: false } })).dpop_signing_alg_values_supported).toBeUndefined();
     expect((await metadata({})).dpop_signing_alg_values_supported).toBeDefined();
+  });
+
+  test('the grants of issue #10: on with their options, off with false or { enabled: false }', async () => {
+    const resourceIndicators = { resources: { [API]: { scope: 'read' } } };
+    const on = await metadata({ deviceFlow: { enabled: true }, resourceIndicators, tokenExchange: { policy: () => true } });
+    expect(on.device_authorization_endpoint).toMatch(/\/op\/device\/auth$/);
+    expect(on.grant_types_supported).toEqual(expect.arrayContaining(['urn:ietf:params:oauth:grant-type:device_code', 'urn:ietf:params:oauth:grant-type:token-exchange']));
+    const off = await metadata({ deviceFlow: false, resourceIndicators: { enabled: false, ...resourceIndicators }, tokenExchange: { enabled: false }, passwordGrant: { enabled: false } });
+    expect(off.device_authorization_endpoint).toBeUndefined();
+    expect(off.grant_types_supported).not.toEqual(expect.arrayContaining(['urn:ietf:params:oauth:grant-type:token-exchange']));
+    expect(off.grant_types_supported).not.toContain('password');
   });
 });
 

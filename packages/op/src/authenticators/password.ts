@@ -1,3 +1,4 @@
+import type { AccountStore } from '../accounts.js';
 import { escapeHtml } from '../views/escape.js';
 import type { Authenticator } from './authenticator.js';
 
@@ -10,6 +11,19 @@ export interface PasswordOptions {
 }
 
 const MAX_FIELD = 1024;
+
+/**
+ * The account whose login name (trimmed) and password these are, or undefined: the one check behind
+ * the login form's `password()` and the password grant. Over-long fields are refused unhashed.
+ *
+ * @example
+ * const accountId = await checkPassword(accounts, 'alice', 'wonderland');
+ */
+export async function checkPassword(accounts: AccountStore, loginName: string | undefined, pass: string | undefined): Promise<string | undefined> {
+  const login = loginName?.trim();
+  if (!login || !pass || login.length > MAX_FIELD || pass.length > MAX_FIELD) return undefined;
+  return accounts.verifyPassword(login, pass);
+}
 
 /**
  * Username (or email) and password, checked by the `accounts` store of `op()`. The default
@@ -35,10 +49,7 @@ export function password(options: PasswordOptions = {}): Authenticator {
     },
     throttleKey: (body) => body.login?.trim().toLowerCase() || undefined,
     async verify({ body, accounts }) {
-      const login = body.login?.trim();
-      const pass = body.password;
-      if (!login || !pass || login.length > MAX_FIELD || pass.length > MAX_FIELD) return { ok: false };
-      const accountId = await accounts.verifyPassword(login, pass);
+      const accountId = await checkPassword(accounts, body.login, body.password);
       return accountId ? { ok: true, accountId, amr: ['pwd'] } : { ok: false };
     },
   };

@@ -1,5 +1,8 @@
 import type { Request } from 'express';
 import { consent, type ConsentViewProps } from './consent.js';
+import {
+  deviceConfirm, deviceInput, deviceSuccess, type DeviceConfirmViewProps, type DeviceInputViewProps, type DeviceSuccessViewProps,
+} from './device.js';
 import { error, type ErrorViewProps } from './error.js';
 import { layout, type LayoutProps } from './layout.js';
 import { login, type LoginViewProps } from './login.js';
@@ -16,6 +19,12 @@ export interface ViewProps {
   error: ErrorViewProps;
   logout: LogoutViewProps;
   logoutSuccess: LogoutSuccessViewProps;
+  /** The device flow's "enter the code" page (`features.deviceFlow`). */
+  deviceInput: DeviceInputViewProps;
+  /** The device flow's "is this your device?" page. */
+  deviceConfirm: DeviceConfirmViewProps;
+  /** The device flow's "your device is signed in" page. */
+  deviceSuccess: DeviceSuccessViewProps;
 }
 
 /** The OP's views; any can be overridden through the `views` option. */
@@ -27,7 +36,7 @@ export type Views = { [K in keyof ViewProps]: View<ViewProps[K]> };
  * @example
  * op({ issuer, accounts, views: { login: (p) => `<p class="banner">Staff only</p>${(defaultViews.login as (x: typeof p) => string)(p)}` } });
  */
-export const defaultViews: Views = { layout, login, consent, error, logout, logoutSuccess };
+export const defaultViews: Views = { layout, login, consent, error, logout, logoutSuccess, deviceInput, deviceConfirm, deviceSuccess };
 
 function appRender(req: Request, name: string, locals: object): Promise<string> {
   // op() is a sub-app with its own `views` setting: render with the app it is mounted on

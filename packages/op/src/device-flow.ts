@@ -1,0 +1,78 @@
+import type { Request } from 'express';
+import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
+import { PAGE_HEADERS } from './error-page.js';
+import { escapeHtml } from './views/escape.js';
+import { defaultsOf, renderPage, type BrandedViews, type ViewProps } from './views/render.js';
+
+type DeviceView = 'deviceInput' | 'deviceConfirm' | 'deviceSuccess';
+
+/** Why a code was not taken, in plain words, by oidc-provider's error name. */
+const MESSAGES: Record<string, string> = {
+  NoCodeError: 'Enter the code your device shows.',
+  NotFoundError: 'That code is not right. Check the code on your device and try again.',
+  ExpiredError: 'That code has expired. Start again on your device to get a new one.',
+  AlreadyUsedError: 'That code was already used. Start again on your device to get a new one.',
+  AbortedError: 'The sign-in was cancelled: the device was not signed in.',
+};
+const OTHER = 'The sign-in could not be completed. Start again on your device.';
+
+/** The hidden inputs of a device form: escaped, whatever their values. */
+function hidden(fields: Record<string, string>): string {
+  return Object.entries(fields).map(([k, v]) => `<input type="hidden" name="${escapeHtml(k)}" value="${escapeHtml(v)}">`).join('\n');
+}
+
+/** The device form's CSRF token, which oidc-provider keeps in its session state. */
+function xsrfOf(ctx: KoaContextWithOIDC): string {
+  const state = ctx.oidc.session?.state as { secret?: unknown } | undefined;
+  return typeof state?.secret === 'string' ? state.secret : '';
+}
+
+/** Draws a device view in the OP's layout with the page headers; an app view that fails falls back to the default. */
+async function page<K extends DeviceView>(ctx: KoaContextWithOIDC, views: BrandedViews, name: K, props: ViewProps[K]): Promise<void> {
+  const req = ctx.req as unknown as Request;
+  ctx.type = 'html';
+  ctx.set(PAGE_HEADERS);
+  ctx.body = await renderPage(req, views, name, props).catch(() => renderPage(req, defaultsOf(views), name, props));
+}
+
+/**
+ * oidc-provider's `features.deviceFlow` (RFC 8628) drawn with the OP's views: `deviceInput` (type the
+ * code, and again after a wrong, expired or cancelled one), `deviceConfirm` (the client and the code,
+ * Continue or Cancel) and `deviceSuccess`. Signing in and consenting in between are the OP's usual
+ * interaction screens.
+ *
+ * @example
+ * features: { deviceFlow: deviceFlowFeature(views) }
+ */
+export function deviceFlowFeature(views: BrandedViews): NonNullable<Configuration['features']>['deviceFlow'] {
+  return {
+    enabled: true,
+    async userCodeInputSource(ctx, _form, _out, err) {
+      const session = ctx.oidc.session;
+      if (err && session && typeof session.exp !== 'number') {
+        // a form posted without an OP session (its cookie gone, or a form from another site): oidc-provider
+        // cannot keep the new CSRF token from here (it would answer 500), so start over at the code page
+        (session as unknown as { touched: boolean }).touched = false;
+        ctx.status = 303;
+        ctx.redirect(ctx.oidc.urlFor('code_verification'));
+        return;
+      }
+      const userCode = (err as { userCode?: unknown } | undefined)?.userCode;
+      await page(ctx, views, 'deviceInput', {
+        title: 'Sign in a device', action: ctx.oidc.urlFor('code_verification'), fields: hidden({ xsrf: xsrfOf(ctx) }),
+        userCode: typeof userCode === 'string' ? userCode.slice(0, 64) : undefined,
+        error: err ? (MESSAGES[err.name] ?? OTHER) : undefined,
+      });
+    },
+    async userCodeConfirmSource(ctx, _form, client, _deviceInfo, userCode) {
+      await page(ctx, views, 'deviceConfirm', {
+        title: 'Is this your device?', clientName: client.clientName ?? client.clientId, clientUri: client.clientUri, logoUri: client.logoUri,
+        userCode, action: ctx.oidc.urlFor('code_verification'), fields: hidden({ xsrf: xsrfOf(ctx), user_code: userCode }),
+      });
+    },
+    async successSource(ctx) {
+      const client = ctx.oidc.client;
+      await page(ctx, views, 'deviceSuccess', { title: 'Device signed in', clientName: client?.clientName ?? client?.clientId });
+    },
+  };
+}
