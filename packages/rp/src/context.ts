@@ -7,6 +7,7 @@ import type { NormalizedUser } from './options.js';
 import { isTokenExpired, type RelyingParty } from './relying-party.js';
 import type { Authentication } from './session.js';
 import { sessionOp } from './session-guard.js';
+import { readStoredLogin, toStoredLogin } from './stored-login.js';
 
 /** The access token as `req.oidc.accessToken` shows it. */
 export interface AccessToken {
@@ -41,7 +42,7 @@ export interface OidcContext {
   hasActiveAuthentication(maxAgeSeconds?: number): boolean;
   /** An unexpired access token, refreshing it first when it has expired. */
   getValidAccessToken(): Promise<AccessToken>;
-  /** `fetch` to a resource server with `Authorization: Bearer <access token>` (refreshed when expired). */
+  /** `fetch` to a resource server with `Authorization: Bearer <access token>` (refreshed when expired); a DPoP-bound token with a DPoP proof. */
   fetch(url: string | URL, init?: RequestInit): Promise<Response>;
 }
 
@@ -63,9 +64,22 @@ export class RequestContext implements OidcContext {
     readonly relyingParty: RelyingParty,
   ) {}
 
-  /** The login kept in the session, if any. */
+  /** What `authentication` was last read from (the session's record), and what it read. */
+  private readFrom: unknown;
+  private login: Authentication | undefined;
+
+  /** The login kept in the session, if any (read from its compact form once per request, or after it changed). */
   get authentication(): Authentication | undefined {
-    return this.req.session?.oidc?.auth;
+    const stored = this.req.session?.oidc?.auth;
+    if (stored !== this.readFrom) {
+      this.readFrom = stored;
+      try {
+        this.login = stored === undefined ? undefined : readStoredLogin(stored);
+      } catch {
+        this.login = undefined; // a record this version cannot read (no sub): no login
+      }
+    }
+    return this.login;
   }
 
   /** True when the session holds a login. */
@@ -114,6 +128,8 @@ export class RequestContext implements OidcContext {
   /** `fetch` to a resource server with `Authorization: Bearer <access token>` (refreshed when expired). */
   async fetch(url: string | URL, init: RequestInit = {}): Promise<Response> {
     const token = await this.getValidAccessToken();
+    // DPoP-bound (`dpop` provider option): a proof signed by the login's key goes with each request
+    if (token.tokenType.toLowerCase() === 'dpop') return this.relyingParty.fetchResource(this.requireAuthentication(), url, init);
     const headers = new Headers(init.headers);
     headers.set('authorization', `Bearer ${token.value}`);
     return fetch(url, { ...init, headers });
@@ -130,8 +146,8 @@ export class RequestContext implements OidcContext {
     try {
       const auth = await operation();
       const session = this.req.session;
-      if (session?.oidc && auth !== session.oidc.auth) {
-        session.oidc.auth = auth;
+      if (session?.oidc && auth !== this.authentication) {
+        session.oidc.auth = toStoredLogin(auth);
         // saved now, so a store failure is a 503 here rather than new tokens silently lost after the answer
         await sessionOp<void>((cb) => session.save(cb));
       }

@@ -24,14 +24,14 @@ type TokenResponse = Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
  * ```
  */
 export function codeGrantWithTokenIssuer(
-  p: ProviderConfig, config: client.Configuration, auth: client.ClientAuth, currentUrl: URL, checks: Checks,
+  p: ProviderConfig, config: client.Configuration, auth: client.ClientAuth, currentUrl: URL, checks: Checks, options?: client.DPoPOptions,
 ): Promise<TokenResponse> {
-  if (!p.expectedIssuer) return client.authorizationCodeGrant(config, currentUrl, checks);
+  if (!p.expectedIssuer) return client.authorizationCodeGrant(config, currentUrl, checks, undefined, options);
   return withTokenIssuer(p, config, auth, (c, replay) => {
     // On replay, the `iss` authorization response parameter was already checked against the metadata issuer.
     const url = new URL(currentUrl);
     if (replay) url.searchParams.delete('iss');
-    return client.authorizationCodeGrant(c, url, checks);
+    return client.authorizationCodeGrant(c, url, checks, undefined, options);
   });
 }
 
@@ -45,9 +45,10 @@ export function codeGrantWithTokenIssuer(
  */
 export function refreshWithTokenIssuer(
   p: ProviderConfig, config: client.Configuration, auth: client.ClientAuth, refreshToken: string, parameters?: Record<string, string>,
+  options?: client.DPoPOptions,
 ): Promise<TokenResponse> {
-  if (!p.expectedIssuer) return client.refreshTokenGrant(config, refreshToken, parameters);
-  return withTokenIssuer(p, config, auth, (c) => client.refreshTokenGrant(c, refreshToken, parameters));
+  if (!p.expectedIssuer) return client.refreshTokenGrant(config, refreshToken, parameters, options);
+  return withTokenIssuer(p, config, auth, (c) => client.refreshTokenGrant(c, refreshToken, parameters, options));
 }
 
 /** Runs a token grant; on an `iss` mismatch, validates the captured answer again with the hook's issuer. */

@@ -13,6 +13,7 @@ import type { DynamicOptions } from './discovery/registration.js';
 import type { JWK } from 'jose';
 import { checkKeys } from './keys.js';
 import { didYouMean } from './did-you-mean.js';
+import { DPOP_ALGS, type DPoPAlg } from './dpop.js';
 
 /** The user as the app sees it on `req.oidc.user`, whatever the provider. */
 export interface NormalizedUser {
@@ -113,12 +114,29 @@ export interface ProviderConfig {
   customFetch?: client.CustomFetch;
   /** Allow http:// endpoints (development and tests against loopback only). */
   allowInsecureRequests?: boolean;
-  /** For 'oidc': also load claims from the userinfo endpoint after login (default true when it has one). */
+  /**
+   * For 'oidc': load claims from the userinfo endpoint after login. Default: when the OP has one and it can add to the
+   * ID token — skipped only when the OP publishes `claims_supported`, every granted scope is a standard one (OIDC Core
+   * 5.4) and the ID token already carries every claim listed there that those scopes can release (and the `claims`
+   * parameter asks for no userinfo claims). `true`: always (when the OP has one); `false`: never.
+   */
   fetchUserInfo?: boolean;
   /** Back-channel logout tokens accepted from this OP at POST {mountPath}/backchannel-logout/:name (default true for 'oidc'). */
   backchannelLogout?: boolean;
   /** Front-channel logout requests accepted from this OP at GET {mountPath}/frontchannel-logout/:name (default true for 'oidc'; `iss` and `sid` required). */
   frontchannelLogout?: boolean;
+  /**
+   * Pushed Authorization Requests (RFC 9126; IdPyOIDC: the `pushed_authorization` add-on): logins POST their parameters (or their request object) to the OP's
+   * pushed_authorization_request_endpoint and the browser carries only a `request_uri`. Default: on when the OP's
+   * metadata says `require_pushed_authorization_requests`; `true`: always; `false`: never.
+   */
+  pushedAuthorizationRequests?: boolean;
+  /**
+   * DPoP (RFC 9449; IdPyOIDC: the `dpop` add-on): sender-constrained access tokens. Each login gets a key pair of its own (`alg` "ES256" by default,
+   * "ES384", "ES512", "Ed25519"); the token and refresh grants carry its proof, the OP binds the access token to it, and
+   * `req.oidc.fetch()` signs a proof per request. The private key is kept with the login in the session (one JWK).
+   */
+  dpop?: boolean | { alg?: DPoPAlg };
 }
 
 /** The response types the RP handles (OIDC Core 3.1–3.3). */
@@ -197,7 +215,7 @@ const PROVIDER_KEYS = ['type', 'label', 'clientId', 'clientSecret', 'tokenEndpoi
   'providerInfo', 'allowIssuerMismatch', 'scope', 'responseType', 'responseMode', 'claims', 'idTokenSignedResponseAlg', 'idTokenEncryptedResponseAlg',
   'idTokenEncryptedResponseEnc', 'userinfoSignedResponseAlg', 'userinfoEncryptedResponseAlg', 'userinfoEncryptedResponseEnc', 'userinfoTokenMethod',
   'requestObject', 'authorizationParams', 'pkce', 'expectedIssuer', 'validateIdToken', 'fetchUser', 'profile', 'customFetch', 'allowInsecureRequests',
-  'fetchUserInfo', 'backchannelLogout', 'frontchannelLogout'] as const satisfies ReadonlyArray<keyof ProviderConfig>;
+  'fetchUserInfo', 'backchannelLogout', 'frontchannelLogout', 'pushedAuthorizationRequests', 'dpop'] as const satisfies ReadonlyArray<keyof ProviderConfig>;
 // both lists must name every option (a compile error otherwise)
 const allRpKeys: Exclude<keyof RpOptions, (typeof RP_KEYS)[number]> extends never ? true : never = true;
 const allProviderKeys: Exclude<keyof ProviderConfig, (typeof PROVIDER_KEYS)[number]> extends never ? true : never = true;
@@ -256,9 +274,28 @@ export function checkProvider(name: string, p: ProviderConfig | undefined): void
   if (p.idTokenSignedResponseAlg?.startsWith('HS') && !p.clientSecret) throw new OptionsError(`${at}.clientSecret`, `is required to verify ${p.idTokenSignedResponseAlg} ID tokens`);
   if (p.requestObject?.signingAlg?.startsWith('HS') && !p.clientSecret) throw new OptionsError(`${at}.clientSecret`, `is required to sign ${p.requestObject.signingAlg} request objects`);
   if (p.idTokenSignedResponseAlg === 'none') throw new OptionsError(`${at}.idTokenSignedResponseAlg`, 'cannot be "none": unsigned ID tokens are never accepted');
+  checkPushAndDPoP(at, p);
   for (const option of ['idTokenEncryptedResponseAlg', 'userinfoEncryptedResponseAlg'] as const) {
     if (/^(A\d{3}(GCM)?KW|dir)$/.test(p[option] ?? '') && !p.clientSecret) throw new OptionsError(`${at}.clientSecret`, `is required: ${option} "${p[option]}" uses a key derived from the client secret`);
   }
+}
+
+/** `pushedAuthorizationRequests` and `dpop`, and what DPoP cannot be combined with (a token sent any other way than by `Authorization` header). */
+function checkPushAndDPoP(at: string, p: ProviderConfig): void {
+  const par = p.pushedAuthorizationRequests;
+  if (par !== undefined && typeof par !== 'boolean') throw new OptionsError(`${at}.pushedAuthorizationRequests`, 'must be true or false (default: when the OP requires it)');
+  const dpop = p.dpop;
+  if (dpop === undefined || dpop === false) return;
+  if (dpop !== true && (typeof dpop !== 'object' || dpop === null)) throw new OptionsError(`${at}.dpop`, 'must be true or { alg }');
+  if (typeof dpop === 'object') {
+    checkKeyNames(`${at}.dpop`, dpop, ['alg']);
+    if (dpop.alg !== undefined && !DPOP_ALGS.includes(dpop.alg)) throw new OptionsError(`${at}.dpop.alg`, `must be one of ${DPOP_ALGS.join(', ')}`);
+  }
+  const conflict = p.fetchUser ? 'fetchUser (the provider\'s user endpoint takes a Bearer token)'
+    : p.userinfoTokenMethod === 'body' ? 'userinfoTokenMethod "body" (a DPoP token travels in the Authorization header)'
+      : p.userinfoSignedResponseAlg || p.userinfoEncryptedResponseAlg ? 'signed or encrypted UserInfo (not supported with DPoP yet)'
+        : p.responseType === 'id_token' || p.responseType === 'id_token token' ? `responseType "${p.responseType}" (no token endpoint to bind a token at)` : undefined;
+  if (conflict) throw new OptionsError(`${at}.dpop`, `cannot be combined with ${conflict}`);
 }
 
 /** Checks the parts of provider entries that depend on `rp({ keys })`. */

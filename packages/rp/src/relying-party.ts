@@ -14,7 +14,7 @@ import { KeySets, idTokenAlgorithms, verifyJwt, verifyLogoutToken, type JwtExpec
 import { checkProvider, resolveOptions, type ProviderConfig, type ResolvedOptions, type RpOptions } from './options.js';
 import { clientAuth, configure } from './provider-metadata.js';
 import { normalizeUser } from './user.js';
-import { fetchUserInfo, needsOwnUserInfo } from './userinfo.js';
+import { fetchUserInfo, needsOwnUserInfo, userInfoCanAdd } from './userinfo.js';
 import { requestObject } from './request-object.js';
 import { resolveClaimSources } from './claim-sources.js';
 import { decryptIdToken, importKeys, type OwnKeys } from './keys.js';
@@ -22,6 +22,15 @@ import type { Authentication, OidcSessionData, StoredAccessToken, Transaction } 
 import { SingleFlight } from './single-flight.js';
 import { sharedRefresh } from './shared-refresh.js';
 import { saveTransaction, takeTransaction } from './transactions.js';
+import { boundKey, dpopAlg, dpopOptions, fetchWithToken, newDPoPKey, type DPoPBoundToken, type DPoPKey } from './dpop.js';
+import { parRequiredError, pushedAuthorizationUrl, usesPar } from './par.js';
+import type { Operation } from './operations.js';
+import { clientCredentialsGrant, type ClientCredentialsOptions } from './client-credentials.js';
+import { passwordGrantRequest, type PasswordGrantOptions } from './password-grant.js';
+import { tokenExchangeGrant, type TokenExchangeOptions } from './token-exchange.js';
+import { introspectToken, revokeToken, type Introspection, type TokenTypeHint } from './token-management.js';
+import { startDeviceAuthorization, type DeviceAuthorization, type DeviceAuthorizationOptions } from './device.js';
+import type { TokenResult } from './token-result.js';
 
 const debug = createDebug('openid-express:rp');
 
@@ -33,7 +42,7 @@ export interface AuthorizationRequest {
 }
 
 /** What tokens of one OP must match, and its userinfo endpoint. */
-type OpExpectations = JwtExpectations & { userinfoEndpoint?: string };
+type OpExpectations = JwtExpectations & { userinfoEndpoint?: string; claimsSupported?: string[] };
 
 /** How long a refresh result is shared with requests that still hold the old refresh token. */
 const REFRESH_GRACE_MS = 30_000;
@@ -165,6 +174,7 @@ export class RelyingParty {
       transaction.maxAge = opts.maxAge;
     }
     debug('login started at provider %s', name);
+    if (usesPar({ p, config })) return { url: await pushedAuthorizationUrl({ name, p, config }, params, responseType, await this.ownKeys), state, transaction };
     if (!p.requestObject) return { url: client.buildAuthorizationUrl(config, params), state, transaction };
     // OIDC Core 6.1: client_id, response_type and scope (with openid) also travel as plain parameters
     const metadata = config.serverMetadata();
@@ -212,7 +222,7 @@ export class RelyingParty {
       debug('login finished at provider %s', name);
       return auth;
     } catch (err) {
-      const rpError = clientAuthError(name, p, config, toRpError(err));
+      const rpError = parRequiredError(name, clientAuthError(name, p, config, toRpError(err)));
       debug('callback of provider %s refused (%s): %s', name, rpError.code, rpError.message);
       throw rpError;
     }
@@ -230,16 +240,20 @@ export class RelyingParty {
       currentUrl.search = '';
       if (front.accessToken) await checkTokenHash(front.idToken ?? '', 'at_hash', front.accessToken);
     }
+    const key = p.dpop ? await newDPoPKey(name, dpopAlg(p.dpop), config) : undefined; // DPoP: this login's own key (dpop.ts)
     const tokens = await codeGrantWithTokenIssuer(p, config, clientAuth(p, await this.ownKeys), currentUrl, {
       pkceCodeVerifier: t.codeVerifier,
       expectedState: state,
       expectedNonce: t.nonce,
       idTokenExpected: p.type === 'oidc',
       maxAge: t.maxAge,
-    });
+    }, await dpopOptions(config, key));
+    const dpop = boundKey(tokens, key);
     const idTokenClaims = tokens.id_token ? await this.verifyIdToken(name, config, tokens.id_token) : undefined;
     const accessToken = storedAccessToken(tokens);
-    const claims = await this.claimSources(p, { ...(await this.loadClaims(p, config, accessToken.value, idTokenClaims?.sub as string | undefined)), ...idTokenClaims });
+    const claims = await this.claimSources(p, {
+      ...(await this.loginClaims(p, config, accessToken, idTokenClaims, await dpopOptions(config, dpop))), ...idTokenClaims,
+    });
     return {
       provider: name,
       user: normalizeUser(name, p, claims, idTokenClaims),
@@ -247,7 +261,8 @@ export class RelyingParty {
       idTokenClaims,
       accessToken,
       refreshToken: tokens.refresh_token,
-      authTime: typeof idTokenClaims?.auth_time === 'number' ? idTokenClaims.auth_time : now(),
+      authTime: loginTime(idTokenClaims),
+      ...(dpop ? { dpop } : {}),
     };
   }
 
@@ -268,7 +283,7 @@ export class RelyingParty {
       if (!front.accessToken) throw new RpError('invalid_response', 'the response has no access_token (response_type "id_token token")');
       await checkTokenHash(idToken!, 'at_hash', front.accessToken);
       accessToken = storedAccessToken({ access_token: front.accessToken, token_type: (front.tokenType ?? 'bearer') as 'bearer', expires_in: front.expiresIn, scope: front.scope });
-      claims = { ...(await this.loadClaims(p, config, accessToken.value, idTokenClaims.sub as string)), ...idTokenClaims };
+      claims = { ...(await this.loginClaims(p, config, accessToken, idTokenClaims)), ...idTokenClaims };
     }
     claims = await this.claimSources(p, claims);
     return {
@@ -277,7 +292,7 @@ export class RelyingParty {
       idToken: idToken!,
       idTokenClaims,
       ...(accessToken ? { accessToken } : {}),
-      authTime: typeof idTokenClaims.auth_time === 'number' ? idTokenClaims.auth_time : now(),
+      authTime: loginTime(idTokenClaims),
     };
   }
 
@@ -310,7 +325,8 @@ export class RelyingParty {
       const metadata = config.serverMetadata(); // a deep copy each call: read it once
       const clientAlg = config.clientMetadata().id_token_signed_response_alg as string | undefined;
       expect = { jwksUri: metadata.jwks_uri, issuer: metadata.issuer, audience: p.clientId, algorithms: idTokenAlgorithms(metadata, clientAlg),
-        userinfoEndpoint: metadata.userinfo_endpoint };
+        userinfoEndpoint: metadata.userinfo_endpoint,
+        claimsSupported: Array.isArray(metadata.claims_supported) ? metadata.claims_supported.filter((c): c is string => typeof c === 'string') : undefined };
       this.expectations.set(config, expect);
     }
     return expect;
@@ -329,15 +345,32 @@ export class RelyingParty {
     });
   }
 
+  /**
+   * The user's claims at login, from the userinfo endpoint (or the provider's `fetchUser`) — by
+   * default only when it can add to the ID token's (`userInfoCanAdd`: a claim the granted scopes can
+   * release is missing from the ID token); `fetchUserInfo: true` always, `false` never.
+   */
+  private loginClaims(
+    p: ProviderConfig, config: client.Configuration, accessToken: StoredAccessToken, idTokenClaims: Record<string, unknown> | undefined, dpop?: client.DPoPOptions,
+  ): Promise<Record<string, unknown>> {
+    if (p.fetchUserInfo === undefined && !userInfoCanAdd(p, accessToken.scope ?? p.scope, this.jwtExpectations(p, config).claimsSupported, idTokenClaims)) {
+      debug('userinfo not fetched: the ID token carries every claim the granted scopes can release');
+      return Promise.resolve({});
+    }
+    return this.loadClaims(p, config, accessToken.value, idTokenClaims?.sub as string | undefined, dpop);
+  }
+
   /** Claims from the userinfo endpoint or the provider's `fetchUser` hook. */
-  private async loadClaims(p: ProviderConfig, config: client.Configuration, accessToken: string, sub: string | undefined): Promise<Record<string, unknown>> {
+  private async loadClaims(
+    p: ProviderConfig, config: client.Configuration, accessToken: string, sub: string | undefined, dpop?: client.DPoPOptions,
+  ): Promise<Record<string, unknown>> {
     if (p.fetchUser) return p.fetchUser(accessToken, p.customFetch ? (p.customFetch as unknown as typeof fetch) : fetch);
     const expect = this.jwtExpectations(p, config);
     if (p.fetchUserInfo === false || !expect.userinfoEndpoint) return {};
     if (needsOwnUserInfo(p)) {
       return fetchUserInfo(p, { endpoint: expect.userinfoEndpoint, accessToken, expectedSub: sub, expect, keySets: this.keySets, own: await this.ownKeys });
     }
-    return client.fetchUserInfo(config, accessToken, sub ?? client.skipSubjectCheck);
+    return client.fetchUserInfo(config, accessToken, sub ?? client.skipSubjectCheck, dpop);
   }
 
   /**
@@ -364,7 +397,8 @@ export class RelyingParty {
     const p = this.provider(auth.provider);
     const config = await this.providerInfo(auth.provider);
     try {
-      const tokens = await refreshWithTokenIssuer(p, config, clientAuth(p, await this.ownKeys), auth.refreshToken!, scope ? { scope } : undefined);
+      // DPoP: the login's key signs the refresh too, so the new access token stays bound to it
+      const tokens = await refreshWithTokenIssuer(p, config, clientAuth(p, await this.ownKeys), auth.refreshToken!, scope ? { scope } : undefined, await dpopOptions(config, auth.dpop));
       let idTokenClaims = auth.idTokenClaims;
       if (tokens.id_token) {
         idTokenClaims = await this.verifyIdToken(auth.provider, config, tokens.id_token);
@@ -377,6 +411,7 @@ export class RelyingParty {
         idTokenClaims,
         accessToken: storedAccessToken(tokens),
         refreshToken: tokens.refresh_token ?? auth.refreshToken,
+        ...(auth.dpop ? { dpop: boundKey(tokens, auth.dpop) } : {}),
       };
     } catch (err) {
       const rpError = toRpError(err);
@@ -395,7 +430,7 @@ export class RelyingParty {
     const config = await this.providerInfo(auth.provider);
     if (!auth.accessToken) throw new RpError('not_authenticated', 'this login has no access token');
     try {
-      return await this.loadClaims({ ...p, fetchUserInfo: true }, config, auth.accessToken.value, auth.user.sub);
+      return await this.loadClaims({ ...p, fetchUserInfo: true }, config, auth.accessToken.value, auth.user.sub, await dpopOptions(config, auth.dpop));
     } catch (err) {
       throw toRpError(err);
     }
@@ -493,6 +528,137 @@ export class RelyingParty {
       throw new RpError('invalid_logout_token', `the logout token was refused: ${(err as Error).message}`, { cause: err });
     }
   }
+
+  // Tier-2 operations (not routes): each one lives in a file of its own; these methods only find the provider.
+
+  /**
+   * Client credentials grant (RFC 6749 §4.4; IdPyOIDC: the `client_credentials` service): an access
+   * token for the app itself. With `dpop` on the provider entry it is DPoP-bound (`result.dpop`).
+   *
+   * @example
+   * ```ts
+   * const tokens = await relyingParty.clientCredentials('corp', { scope: 'stock:read', resource: 'https://api.example.com' });
+   * const response = await relyingParty.fetchResource(tokens, 'https://api.example.com/stock');
+   * ```
+   */
+  async clientCredentials(name: string, opts: ClientCredentialsOptions = {}): Promise<TokenResult> {
+    return clientCredentialsGrant(await this.operation(name), opts);
+  }
+
+  /**
+   * The resource owner password credentials grant (RFC 6749 §4.3; IdPyOIDC:
+   * `resource_owner_password_credentials`): tokens for a user's username and password, without a
+   * browser. OAuth 2.1 removes it; only for trusted first-party clients, and the OP must enable it.
+   *
+   * @example
+   * ```ts
+   * const tokens = await relyingParty.passwordGrant('corp', { username: 'alice', password, scope: 'read' });
+   * ```
+   */
+  async passwordGrant(name: string, opts: PasswordGrantOptions): Promise<TokenResult> {
+    return passwordGrantRequest(await this.operation(name), opts);
+  }
+
+  /**
+   * Token exchange (RFC 8693; IdPyOIDC: the `token_exchange` service): trades `subjectToken` (by
+   * default an access token) for a token for another `audience` / `resource` / `scope`.
+   *
+   * @example
+   * ```ts
+   * const { accessToken } = await relyingParty.tokenExchange('corp', { subjectToken: req.oidc.accessToken!.value, audience: 'billing-api' });
+   * ```
+   */
+  async tokenExchange(name: string, opts: TokenExchangeOptions): Promise<TokenResult> {
+    return tokenExchangeGrant(await this.operation(name), opts);
+  }
+
+  /**
+   * Token revocation (RFC 7009; IdPyOIDC: the `token_revocation` service) at provider `name`.
+   * Revoking a refresh token usually ends its whole grant (its access tokens too).
+   *
+   * @example
+   * ```ts
+   * await relyingParty.revoke(auth.provider, auth.refreshToken!, { tokenTypeHint: 'refresh_token' });
+   * ```
+   */
+  async revoke(name: string, token: string, opts: { tokenTypeHint?: TokenTypeHint } = {}): Promise<void> {
+    return revokeToken(await this.operation(name), token, opts);
+  }
+
+  /**
+   * Token introspection (RFC 7662; IdPyOIDC: the `introspection` service) at provider `name`:
+   * `{ active: false }` for an expired, revoked or unknown token, else what the OP says about it.
+   *
+   * @example
+   * ```ts
+   * const { active, scope, sub, cnf } = await relyingParty.introspect('corp', token);
+   * ```
+   */
+  async introspect(name: string, token: string, opts: { tokenTypeHint?: TokenTypeHint } = {}): Promise<Introspection> {
+    return introspectToken(await this.operation(name), token, opts);
+  }
+
+  /**
+   * Device authorization grant (RFC 8628; no IdPyOIDC RPHandler counterpart): returns the code to
+   * show and `poll()`, which resolves to the login once the user approved at the OP (`pollTokens()`:
+   * the tokens only). Polling follows `interval` / `slow_down`, ends at expiry and on `signal`.
+   *
+   * @example
+   * ```ts
+   * const device = await relyingParty.deviceAuthorization('corp', { scope: 'openid profile offline_access' });
+   * console.log(`Open ${device.verificationUri} and enter ${device.userCode}`);
+   * const auth = await device.poll({ signal: AbortSignal.timeout(600_000) });
+   * ```
+   */
+  async deviceAuthorization(name: string, opts: DeviceAuthorizationOptions = {}): Promise<DeviceAuthorization> {
+    const op = await this.operation(name);
+    return startDeviceAuthorization(op, opts, (tokens, key) => this.authenticationFromGrant(op, tokens, key));
+  }
+
+  /**
+   * `fetch` to a resource server with the access token of a login or a grant result: `Authorization:
+   * Bearer`, or for a DPoP-bound token `Authorization: DPoP` with a fresh proof signed by its key
+   * (one retry when the server asks for a `DPoP-Nonce`). `req.oidc.fetch()` uses it for DPoP logins.
+   *
+   * @example
+   * ```ts
+   * const response = await relyingParty.fetchResource(auth, 'https://api.example.com/orders', { method: 'POST', body });
+   * ```
+   */
+  fetchResource(tokens: DPoPBoundToken, url: string | URL, init?: RequestInit): Promise<Response> {
+    return fetchWithToken(tokens, url, init);
+  }
+
+  /** Provider `name` (a dynamic one loaded from the registration store), ready for a tier-2 operation. */
+  private async operation(name: string): Promise<Operation> {
+    await this.loadProvider(name);
+    const p = this.provider(name);
+    return { name, p, config: await this.providerInfo(name) };
+  }
+
+  /** A login from a grant that is not a callback (device authorization): the ID token checked, the user's claims loaded. */
+  private async authenticationFromGrant({ name, p, config }: Operation, tokens: client.TokenEndpointResponse, key: DPoPKey | undefined): Promise<Authentication> {
+    if (!tokens.id_token) throw new RpError('invalid_response', `provider "${name}" answered without an ID token: ask for the "openid" scope, or use pollTokens()`);
+    const idTokenClaims = await this.verifyIdToken(name, config, tokens.id_token);
+    const dpop = boundKey(tokens, key);
+    const accessToken = storedAccessToken(tokens);
+    let claims: Record<string, unknown>;
+    try {
+      claims = await this.claimSources(p, { ...(await this.loginClaims(p, config, accessToken, idTokenClaims, await dpopOptions(config, dpop))), ...idTokenClaims });
+    } catch (err) {
+      throw toRpError(err);
+    }
+    return {
+      provider: name,
+      user: normalizeUser(name, p, claims, idTokenClaims),
+      idToken: tokens.id_token,
+      idTokenClaims,
+      accessToken,
+      ...(tokens.refresh_token ? { refreshToken: tokens.refresh_token } : {}),
+      authTime: loginTime(idTokenClaims),
+      ...(dpop ? { dpop } : {}),
+    };
+  }
 }
 
 /** Discovery (or the provider's keys) failed: what was fetched, what came back, and which option to check. */
@@ -562,6 +728,15 @@ async function checkTokenHash(idToken: string, claim: 'at_hash' | 'c_hash', valu
 /** The PKCE S256 code_challenge (RFC 7636 §4.2), hashed synchronously: WebCrypto's async digest costs more than the hash. */
 function pkceChallenge(verifier: string): string {
   return createHash('sha256').update(verifier, 'ascii').digest('base64url');
+}
+
+/**
+ * When the user authenticated, for `maxAge`: the ID token's `auth_time`; without one, when the OP
+ * issued the ID token (`iat`), never later than now (a clock ahead of ours does not make a login newer).
+ */
+function loginTime(idTokenClaims: Record<string, unknown> | undefined): number {
+  if (typeof idTokenClaims?.auth_time === 'number') return idTokenClaims.auth_time;
+  return typeof idTokenClaims?.iat === 'number' ? Math.min(idTokenClaims.iat, now()) : now();
 }
 
 /** True when the OP said when the token expires and that moment has passed. */

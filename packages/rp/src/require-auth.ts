@@ -69,10 +69,12 @@ export function requireAuth(options: RequireAuthOptions = {}): RequestHandler {
     if (options.claims && !hasClaims(auth.user.claims, options.claims)) {
       return sendError(new RpError('insufficient_claims', 'your account lacks a claim this resource requires'), req, res, next, rp);
     }
-    // RFC 6749 §5.1: no scope in the token response means the requested scope was granted
-    const granted = new Set((auth.accessToken?.scope ?? rp.options.providers[auth.provider]?.scope ?? '').split(' '));
-    if (options.scope && !options.scope.split(' ').filter(Boolean).every((s) => granted.has(s))) {
-      return sendError(new RpError('insufficient_scope', `this resource needs the scope "${options.scope}"`), req, res, next, rp);
+    if (options.scope) {
+      // RFC 6749 §5.1: no scope in the token response means the requested scope was granted
+      const granted = new Set((auth.accessToken?.scope ?? rp.options.providers[auth.provider]?.scope ?? '').split(' '));
+      if (!options.scope.split(' ').filter(Boolean).every((s) => granted.has(s))) {
+        return sendError(new RpError('insufficient_scope', `this resource needs the scope "${options.scope}"`), req, res, next, rp);
+      }
     }
     next();
   };

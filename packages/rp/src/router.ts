@@ -17,6 +17,7 @@ import { LOGOUT_TOKEN_MAX_AGE } from './id-token.js';
 import { sessionStoreCoordination, type Coordination } from './coordination.js';
 import { boundStore, guardedSession, sessionOp } from './session-guard.js';
 import { logoutIndexKey, logoutJtiKey, type Authentication } from './session.js';
+import { readStoredLogin, toStoredLogin } from './stored-login.js';
 
 const debug = createDebug('openid-express:rp');
 
@@ -46,30 +47,42 @@ export function rp(options: RpOptions): RpRouter {
   const routes = new Routes(relyingParty);
   const { session, storeTimeout } = relyingParty.options;
 
-  if (session) router.use(guardedSession(session, storeTimeout));
-  router.use((req, _res, next) => {
-    if (req.sessionStore) boundStore(req.sessionStore, storeTimeout);
-    req.oidc = new RequestContext(req, relyingParty);
-    next();
-  });
-  router.use(postLogoutLanding);
-  router.get(`${m}/providers`, (_req, res) => void res.json(relyingParty.listProviders()));
-  router.get(`${m}/jwks`, wrap(routes.jwks));
-  router.get(`${m}/request/:id`, wrap(routes.requestObject));
-  router.get(`${m}/login/:provider`, wrap(routes.login));
-  router.post(`${m}/login/:provider`, form, wrap(routes.login)); // third-party-initiated login may POST (OIDC Core 4)
-  router.get(`${m}/login`, wrap(routes.login));
-  router.post(`${m}/login`, form, wrap(routes.login));
-  router.get(`${m}/callback/:provider`, wrap(routes.callback));
-  router.post(`${m}/callback/:provider`, form, wrap(routes.callback));
-  router.post(`${m}/refresh`, form, json, wrap(routes.refresh));
-  router.get(`${m}/logout`, wrap(routes.logout));
-  router.post(`${m}/logout`, form, wrap(routes.logout));
-  router.post(`${m}/backchannel-logout/:provider`, form, wrap(routes.backchannelLogout));
-  router.get(`${m}/frontchannel-logout/:provider`, wrap(routes.frontchannelLogout));
-  router.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
+  const onError = (err: unknown, req: Request, res: Response, next: NextFunction): void => {
     sendError(toRpError(bodyParserError(err) ?? err), req, res, next, relyingParty);
+  };
+  // One layer for every request: the app's session (with its deadline), `req.oidc`, the landing of an
+  // RP-initiated logout. A request outside {mountPath} then leaves the router at once (no match, no
+  // walk through the routes, no extra event-loop turn at its end).
+  const guarded = session ? guardedSession(session, storeTimeout) : undefined;
+  let boundTo: unknown;
+  router.use((req, res, next) => {
+    const withSession = (err?: unknown): void => {
+      if (err !== undefined) return onError(err, req, res, next);
+      if (req.sessionStore !== boundTo && req.sessionStore) boundStore((boundTo = req.sessionStore), storeTimeout);
+      req.oidc = new RequestContext(req, relyingParty);
+      if (req.method === 'GET' && req.headers.cookie?.includes(LOGOUT_STATE_COOKIE)) return postLogoutLanding(req, res, next);
+      next();
+    };
+    if (guarded) guarded(req, res, withSession);
+    else withSession();
   });
+  const r = express.Router();
+  r.get('/providers', (_req, res) => void res.json(relyingParty.listProviders()));
+  r.get('/jwks', wrap(routes.jwks));
+  r.get('/request/:id', wrap(routes.requestObject));
+  r.get('/login/:provider', wrap(routes.login));
+  r.post('/login/:provider', form, wrap(routes.login)); // third-party-initiated login may POST (OIDC Core 4)
+  r.get('/login', wrap(routes.login));
+  r.post('/login', form, wrap(routes.login));
+  r.get('/callback/:provider', wrap(routes.callback));
+  r.post('/callback/:provider', form, wrap(routes.callback));
+  r.post('/refresh', form, json, wrap(routes.refresh));
+  r.get('/logout', wrap(routes.logout));
+  r.post('/logout', form, wrap(routes.logout));
+  r.post('/backchannel-logout/:provider', form, wrap(routes.backchannelLogout));
+  r.get('/frontchannel-logout/:provider', wrap(routes.frontchannelLogout));
+  r.use(onError);
+  router.use(m || '/', r);
   return router;
 }
 
@@ -131,7 +144,7 @@ class Routes {
     const pending = req.session.oidc?.transactions;
     try {
       await sessionOp<void>((cb) => req.session.regenerate(cb)); // new session id at login: no fixation
-      req.session.oidc = { ...(pending && Object.keys(pending).length ? { transactions: pending } : {}), auth };
+      req.session.oidc = { ...(pending && Object.keys(pending).length ? { transactions: pending } : {}), auth: toStoredLogin(auth) };
       await sessionOp<void>((cb) => req.session.save(cb));
     } catch (err) {
       if (req.session?.oidc) delete req.session.oidc.auth; // never leave a half-written login behind
@@ -159,7 +172,8 @@ class Routes {
     // not from the app's own pages gets a confirmation page, a POST from another origin a 403
     if (req.method === 'POST') refuseCrossOrigin(req, this.rp);
     else if (!fromOwnPage(req, this.rp)) return confirmLogout(req, res, this.rp, returnTo);
-    const auth = session.oidc?.auth;
+    const stored = session.oidc?.auth;
+    const auth = stored && readStoredLogin(stored);
     await sessionOp<void>((cb) => req.session.destroy(cb));
     let endSession: URL | undefined;
     if (auth) {

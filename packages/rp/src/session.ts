@@ -2,6 +2,8 @@
  * The typed shape of what the RP keeps in `req.session` (under `oidc`), and nothing else.
  */
 import type { NormalizedUser } from './options.js';
+import type { DPoPKey } from './dpop.js';
+import type { StoredLogin } from './stored-login.js';
 
 /** One login started and not yet finished (keyed by its `state`). Single-use, short-lived. */
 export interface Transaction {
@@ -34,14 +36,17 @@ export interface Authentication {
   idTokenClaims?: Record<string, unknown>;
   accessToken?: StoredAccessToken;
   refreshToken?: string;
-  /** Epoch seconds of the end-user authentication (`auth_time`, else the login time). */
+  /** Epoch seconds of the end-user authentication (`auth_time`, else when the ID token was issued at login, else the login time). */
   authTime: number;
+  /** The private key (JWK) the access token is bound to by DPoP (`dpop` provider option; `accessToken.tokenType` "dpop"). */
+  dpop?: DPoPKey;
 }
 
 /** What lives at `req.session.oidc`. */
 export interface OidcSessionData {
   transactions?: Record<string, Transaction>;
-  auth?: Authentication;
+  /** The login, in its compact form (read it with `readStoredLogin()`, or use `req.oidc`); logins of earlier versions are whole `Authentication`s. */
+  auth?: StoredLogin | Authentication;
 }
 
 declare module 'express-session' {

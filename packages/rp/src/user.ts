@@ -10,6 +10,9 @@ import type { NormalizedUser, ProviderConfig } from './options.js';
  */
 export const PROTOCOL_CLAIMS: ReadonlySet<string> = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'nonce', 'at_hash', 'c_hash', 's_hash', 'azp', 'jti', 'sid']);
 
+/** The normalized-user fields a provider's `profile()` maps. */
+export type MappedUser = Partial<Omit<NormalizedUser, 'provider' | 'claims'>>;
+
 /**
  * The app-facing user: the provider's `profile()` mapping over all claims; `user.claims` keeps
  * them without the protocol claims that came from the ID token `idTokenClaims`.
@@ -17,11 +20,18 @@ export const PROTOCOL_CLAIMS: ReadonlySet<string> = new Set(['iss', 'aud', 'exp'
 export function normalizeUser(
   provider: string, p: ProviderConfig, claims: Record<string, unknown>, idTokenClaims?: Record<string, unknown>,
 ): NormalizedUser {
-  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
   const mapped = p.profile ? p.profile(claims) : {};
+  const user = userFromClaims(provider, claims, mapped);
+  if (idTokenClaims) user.claims = withoutProtocolClaims(claims, idTokenClaims);
+  return user;
+}
+
+/** The user from its claims and what `profile()` mapped: each field is the mapped value, else the standard claim. */
+export function userFromClaims(provider: string, claims: Record<string, unknown>, mapped: MappedUser): NormalizedUser {
+  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
   const sub = mapped.sub ?? str(claims.sub);
   if (!sub) throw new RpError('invalid_response', 'the provider returned no subject (sub) for the user');
-  const user: NormalizedUser = { sub, provider, claims: idTokenClaims ? withoutProtocolClaims(claims, idTokenClaims) : claims };
+  const user: NormalizedUser = { sub, provider, claims };
   const name = mapped.name ?? str(claims.name);
   const email = mapped.email ?? str(claims.email);
   const emailVerified = mapped.emailVerified ?? (typeof claims.email_verified === 'boolean' ? claims.email_verified : undefined);

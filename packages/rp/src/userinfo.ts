@@ -10,6 +10,59 @@ import { verifyJwt, type JwtExpectations, type KeySets } from './id-token.js';
 import { DEFAULT_ENC, decryptJwe, isJwe, type OwnKeys } from './keys.js';
 import type { ProviderConfig } from './options.js';
 
+/** The claims each standard scope asks for (OIDC Core 5.4; `openid` gives `sub`, `offline_access` a refresh token and no claims). */
+const SCOPE_CLAIMS: Readonly<Record<string, readonly string[]>> = {
+  openid: ['sub'],
+  offline_access: [],
+  profile: ['name', 'family_name', 'given_name', 'middle_name', 'nickname', 'preferred_username', 'profile', 'picture', 'website',
+    'gender', 'birthdate', 'zoneinfo', 'locale', 'updated_at'],
+  email: ['email', 'email_verified'],
+  address: ['address'],
+  phone: ['phone_number', 'phone_number_verified'],
+};
+/** claim → the standard scope that asks for it. */
+const SCOPE_OF_CLAIM: ReadonlyMap<string, string> = new Map(Object.entries(SCOPE_CLAIMS).flatMap(([scope, claims]) => claims.map((c) => [c, scope] as const)));
+/** Claims about the token or the authentication, never about the person (a userinfo answer has none of them). */
+const TOKEN_CLAIMS: ReadonlySet<string> = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'nonce', 'auth_time', 'acr', 'amr', 'azp', 'sid',
+  'at_hash', 'c_hash', 's_hash', 'cnf', 'sub_jwk', 'events', '_claim_names', '_claim_sources']);
+
+/**
+ * Whether the userinfo endpoint can tell the RP more than the ID token did, right after a login
+ * (the default of the `fetchUserInfo` provider option). It cannot — and is not asked — when:
+ *
+ * - the provider is `type: 'oidc'` without `fetchUser`, an ID token came, and the `claims` request
+ *   parameter asks for no userinfo claims;
+ * - every granted scope is a standard one (OIDC Core 5.4: openid, profile, email, address, phone,
+ *   and offline_access): any other scope may release any claim;
+ * - the OP publishes `claims_supported` (without it, what it can release is unknown), and every
+ *   person claim listed there that the granted scopes can release — 5.4 maps it to a granted scope,
+ *   or to no scope at all (an OP may add its own claims to a scope) — is in the ID token (or its
+ *   `_claim_names`: aggregated and distributed claims).
+ *
+ * `scope` is the scope the token response granted, or the one requested when it named none (RFC 6749 §5.1).
+ *
+ * @example
+ * ```ts
+ * userInfoCanAdd(p, 'openid email', ['sub', 'email', 'email_verified', 'name'], { sub: 'alice', email: 'a@example.org', email_verified: true }); // false: name needs "profile"
+ * ```
+ */
+export function userInfoCanAdd(
+  p: ProviderConfig, scope: string, claimsSupported: readonly string[] | undefined, idTokenClaims: Record<string, unknown> | undefined,
+): boolean {
+  if (!idTokenClaims || p.type !== 'oidc' || p.fetchUser || p.claims?.userinfo || !claimsSupported) return true;
+  const granted = new Set(scope.split(' ').filter(Boolean));
+  for (const s of granted) if (!Object.hasOwn(SCOPE_CLAIMS, s)) return true;
+  const names = idTokenClaims._claim_names;
+  const carried = (claim: string): boolean =>
+    Object.hasOwn(idTokenClaims, claim) || (typeof names === 'object' && names !== null && Object.hasOwn(names, claim));
+  for (const claim of claimsSupported) {
+    if (TOKEN_CLAIMS.has(claim) || carried(claim)) continue;
+    const s = SCOPE_OF_CLAIM.get(claim);
+    if (s === undefined || granted.has(s)) return true;
+  }
+  return false;
+}
+
 /** True when this provider's UserInfo needs `fetchUserInfo` below rather than openid-client's. */
 export const needsOwnUserInfo = (p: ProviderConfig): boolean =>
   p.userinfoTokenMethod === 'body' || !!p.userinfoSignedResponseAlg || !!p.userinfoEncryptedResponseAlg;

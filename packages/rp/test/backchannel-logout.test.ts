@@ -3,7 +3,7 @@ import session from 'express-session';
 import request from 'supertest';
 import { createServer } from 'node:http';
 import { generateKeyPair, type JWTPayload, type SignJWT } from 'jose';
-import { oidc, rp } from '@openid-express/rp';
+import { oidc, readStoredLogin, rp } from '@openid-express/rp';
 import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, type TestRp } from './support/rp-app.js';
 import { clearStore } from './support/expect.js';
 import { eventually, logoutToken as signLogoutToken } from './support/logout-token.js';
@@ -20,7 +20,7 @@ const logoutToken = (claims: JWTPayload, key?: Parameters<SignJWT['sign']>[0]) =
 
 async function sidOf(t: TestRp): Promise<string> {
   const [id] = await t.authenticatedSessions();
-  return new Promise((resolve) => t.store.get(id, (_e, s) => resolve(s!.oidc!.auth!.idTokenClaims!.sid as string)));
+  return new Promise((resolve) => t.store.get(id, (_e, s) => resolve(readStoredLogin(s!.oidc!.auth!).idTokenClaims!.sid as string)));
 }
 
 describe('POST /auth/backchannel-logout/:provider', () => {

@@ -1,7 +1,7 @@
 import express from 'express';
 import session from 'express-session';
 import request from 'supertest';
-import { oidc, rp } from '@openid-express/rp';
+import { oidc, readStoredLogin, rp } from '@openid-express/rp';
 import { CLIENT_ID, startRp, type TestRp } from './support/rp-app.js';
 import { clearStore, expectNoLogin, sessionCookie } from './support/expect.js';
 
@@ -31,7 +31,7 @@ describe('GET /auth/callback/:provider', () => {
     const agent = t.agent();
     expect((await t.login(agent)).status).toBe(302);
     const [id] = await t.authenticatedSessions();
-    const auth = (await new Promise<session.SessionData>((resolve, reject) => t.store.get(id!, (err, s) => (err ? reject(err) : resolve(s!))))).oidc!.auth!;
+    const auth = readStoredLogin((await new Promise<session.SessionData>((resolve, reject) => t.store.get(id!, (err, s) => (err ? reject(err) : resolve(s!))))).oidc!.auth!);
     expect(auth.idTokenClaims).toMatchObject({ iss: t.op.issuer, aud: CLIENT_ID, sub: 'alice' });
     expect(auth.idTokenClaims).toHaveProperty('nonce');
     expect(auth.idTokenClaims).toHaveProperty('exp');

@@ -21,7 +21,7 @@ import session from 'express-session';
 import request from 'supertest';
 import * as jose from 'jose';
 import Provider, { type ClientMetadata, type KoaContextWithOIDC } from 'oidc-provider';
-import { OptionsError, oidc, requireAuth, rp, type Authentication, type OidcProviderOptions, type RpOptions } from '@openid-express/rp';
+import { OptionsError, oidc, readStoredLogin, requireAuth, rp, type Authentication, type OidcProviderOptions, type RpOptions } from '@openid-express/rp';
 import { startOp, type TestOpOptions } from './support/oidc-provider.js';
 import { CLIENT_ID, CLIENT_SECRET, close, listen, type ListableStore, type TestRp } from './support/rp-app.js';
 import { clearStore, expectNoLogin } from './support/expect.js';
@@ -170,7 +170,7 @@ afterEach(async () => {
 /** The one login the store holds. */
 async function storedAuth(rpApp: CryptoRp): Promise<Authentication> {
   const all = await new Promise<Record<string, session.SessionData>>((resolve) => rpApp.store.all((_e, v) => resolve((v ?? {}) as never)));
-  const auths = Object.values(all).map((v) => v.oidc?.auth).filter((a): a is Authentication => !!a);
+  const auths = Object.values(all).flatMap((v) => (v.oidc?.auth ? [readStoredLogin(v.oidc.auth)] : [])) satisfies Authentication[];
   expect(auths).toHaveLength(1);
   return auths[0];
 }

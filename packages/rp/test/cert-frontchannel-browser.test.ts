@@ -14,6 +14,7 @@ import { createServer } from 'node:http';
 import type { Browser, BrowserContext } from 'playwright-core';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { launchChromium } from '../../../test/support/chromium.js';
+import { readStoredLogin, type OidcSessionData } from '@openid-express/rp';
 import { CLIENT_ID, close, listen, startRp, type TestRp } from './support/rp-app.js';
 
 let browser: Browser;
@@ -53,8 +54,8 @@ afterAll(async () => {
 
 /** The claims of the logged-in sessions in the store. */
 async function loggedIn(): Promise<Array<{ sub: unknown; sid: unknown }>> {
-  const all = await new Promise<Record<string, { oidc?: { auth?: { user: { sub: string }; idTokenClaims?: Record<string, unknown> } } }>>((resolve) => t.store.all((_e, s) => resolve((s ?? {}) as never)));
-  return Object.values(all).filter((s) => s.oidc?.auth).map((s) => ({ sub: s.oidc!.auth!.user.sub, sid: s.oidc!.auth!.idTokenClaims?.sid }));
+  const all = await new Promise<Record<string, { oidc?: OidcSessionData }>>((resolve) => t.store.all((_e, s) => resolve((s ?? {}) as never)));
+  return Object.values(all).filter((s) => s.oidc?.auth).map((s) => readStoredLogin(s.oidc!.auth!)).map((a) => ({ sub: a.user.sub, sid: a.idTokenClaims?.sid }));
 }
 
 async function loginInChromium(context: BrowserContext): Promise<void> {

@@ -20,7 +20,7 @@
 import { randomBytes } from 'node:crypto';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import request from 'supertest';
-import { oidc } from '@openid-express/rp';
+import { oidc, readStoredLogin, type OidcSessionData } from '@openid-express/rp';
 import { CLIENT_ID, CLIENT_SECRET, startRp, type TestRp } from './support/rp-app.js';
 import { clearStore, expectNoLogin } from './support/expect.js';
 
@@ -73,8 +73,8 @@ async function storeSize(): Promise<number> {
 
 /** The `sid` of the ID token kept by each logged-in session. */
 async function sidsInStore(): Promise<unknown[]> {
-  const all = await new Promise<Record<string, { oidc?: { auth?: { idTokenClaims?: Record<string, unknown> } } }>>((resolve) => t.store.all((_e, s) => resolve((s ?? {}) as never)));
-  return Object.values(all).filter((s) => s.oidc?.auth).map((s) => s.oidc!.auth!.idTokenClaims?.sid);
+  const all = await new Promise<Record<string, { oidc?: OidcSessionData }>>((resolve) => t.store.all((_e, s) => resolve((s ?? {}) as never)));
+  return Object.values(all).filter((s) => s.oidc?.auth).map((s) => readStoredLogin(s.oidc!.auth!).idTokenClaims?.sid);
 }
 
 /** Resolves when the OP's next back-channel logout call fails (at most 10 s); with the error. */

@@ -12,7 +12,7 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import express from 'express';
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import { memoryRegistrationStore, oidc, type Authentication, type DynamicOptions, type RegisteredClient } from '@openid-express/rp';
+import { memoryRegistrationStore, oidc, readStoredLogin, type Authentication, type OidcSessionData, type DynamicOptions, type RegisteredClient } from '@openid-express/rp';
 import { DynamicProviders, dynamicProviderName } from '../src/discovery/registration.js';
 import { listen, type Listening } from './simulators/common.js';
 import { pathOf, startSimApp, type SimApp } from './simulators/app.js';
@@ -166,10 +166,10 @@ async function login(op: TestOp, dynamic: Partial<DynamicOptions> = {}) {
 
 /** The one login held in the app's session store. */
 async function authOf(app: SimApp): Promise<Authentication> {
-  const all = await new Promise<Record<string, { oidc?: { auth?: Authentication } }>>((resolve, reject) =>
+  const all = await new Promise<Record<string, { oidc?: OidcSessionData }>>((resolve, reject) =>
     app.store.all((err, s) => (err ? reject(err) : resolve((s ?? {}) as never))),
   );
-  const logins = Object.values(all).flatMap((s) => (s.oidc?.auth ? [s.oidc.auth] : []));
+  const logins = Object.values(all).flatMap((s) => (s.oidc?.auth ? [readStoredLogin(s.oidc.auth)] : []));
   expect(logins).toHaveLength(1);
   return logins[0];
 }

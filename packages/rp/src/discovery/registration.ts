@@ -32,6 +32,8 @@ export interface RegisteredClient {
   grantTypes?: string[];
   /** The `id_token_signed_response_alg` the OP registered, when its answer names one. */
   idTokenSignedResponseAlg?: string;
+  /** True when the OP registered the client with `require_pushed_authorization_requests` (its logins then use PAR). */
+  requirePushedAuthorizationRequests?: boolean;
 }
 
 /**
@@ -255,6 +257,8 @@ export class DynamicProviders {
       grantTypes: registered.grantTypes,
       // the alg the OP will sign ID tokens with; never "none" (unsigned ID tokens are not accepted whatever was registered)
       idTokenSignedResponseAlg: registered.idTokenSignedResponseAlg === 'none' ? undefined : registered.idTokenSignedResponseAlg,
+      // a client the OP requires to push its requests (RFC 9126 §6); else PAR follows the OP's metadata
+      ...(registered.requirePushedAuthorizationRequests ? { pushedAuthorizationRequests: true } : {}),
       issuer: registered.issuer,
       scope: this.options.scope ?? 'openid email profile',
       responseType: 'code',
@@ -349,6 +353,7 @@ function registeredClient(issuer: string, redirectUri: string, asked: Registrati
     tokenEndpointAuthMethod: method as RegisteredClient['tokenEndpointAuthMethod'],
     grantTypes,
     idTokenSignedResponseAlg: typeof answer.id_token_signed_response_alg === 'string' ? answer.id_token_signed_response_alg : undefined,
+    ...(answer.require_pushed_authorization_requests === true ? { requirePushedAuthorizationRequests: true } : {}),
     redirectUri,
     clientSecretExpiresAt: typeof answer.client_secret_expires_at === 'number' ? answer.client_secret_expires_at : 0,
     registrationAccessToken: answer.registration_access_token as string | undefined,

@@ -7,7 +7,8 @@
  * API:
  * - `startOp({ clients, accounts?, ttl?, features?, config? })` → `TestOp` (listening, port 0).
  * - `op.issuer`; `op.provider` (the current oidc-provider instance); `op.counts.jwks` (JWKS
- *   downloads), `op.counts.discovery` and `op.counts.grants[grant_type]` (successful token grants).
+ *   downloads), `op.counts.discovery`, `op.counts.userinfo` (requests to the userinfo endpoint) and
+ *   `op.counts.grants[grant_type]` (successful token grants).
  * - `op.browser()` → `OpBrowser` with its own OP cookie jar: `authorize(url, { account, deny })`
  *   follows the OP's redirects, logs in as `account` (default 'alice') or denies, and returns the
  *   first URL outside the OP (normally the RP callback with code and state; not fetched);
@@ -149,7 +150,7 @@ export class OpBrowser {
 export interface TestOp {
   issuer: string;
   provider: Provider;
-  counts: { jwks: number; discovery: number; grants: Record<string, number> };
+  counts: { jwks: number; discovery: number; userinfo: number; grants: Record<string, number> };
   browser(): OpBrowser;
   authorize(url: string | URL, opts?: { account?: string; deny?: boolean }): Promise<URL>;
   rotateKeys(): void;
@@ -198,7 +199,7 @@ export async function startOp(options: TestOpOptions): Promise<TestOp> {
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const counts = { jwks: 0, discovery: 0, grants: {} as Record<string, number> };
+  const counts = { jwks: 0, discovery: 0, userinfo: 0, grants: {} as Record<string, number> };
   const build = (): Provider => {
     op.signingKey = signingKey();
     const provider = new Provider(issuer, configuration(options, op.signingKey));
@@ -215,6 +216,7 @@ export async function startOp(options: TestOpOptions): Promise<TestOp> {
   app.use((req, _res, next) => {
     if (req.path === '/jwks') counts.jwks += 1;
     if (req.path === '/.well-known/openid-configuration') counts.discovery += 1;
+    if (req.path === '/me') counts.userinfo += 1;
     next();
   });
   const form = express.urlencoded({ extended: false });

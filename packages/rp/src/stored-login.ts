@@ -1,0 +1,150 @@
+/**
+ * What the session keeps of a login (`req.session.oidc.auth`), and how it reads back as the
+ * `Authentication` that `req.oidc` and the `RelyingParty` operations use.
+ *
+ * The session holds the signed ID token (its signature and claims were checked at login) and only
+ * what cannot be read from it: `idTokenClaims` are its payload, the person claims it carries are
+ * taken from it again, the normalized user is worked out from the claims (only the fields a
+ * provider's `profile()` mapped differently are kept), `authTime` is kept only when it is not the
+ * token's `auth_time` (else `iat`), and an access token's `tokenType` only when it is not "bearer".
+ * A login this form cannot give back exactly (checked when it is written) is kept whole, as are
+ * logins written by earlier versions: both read back unchanged.
+ */
+import type { Authentication, StoredAccessToken } from './session.js';
+import { PROTOCOL_CLAIMS, userFromClaims, type MappedUser } from './user.js';
+
+/** The compact form of a login in the session. */
+export interface StoredLogin {
+  provider: string;
+  /** The signed ID token (decrypted, when it came encrypted): its payload is `idTokenClaims`. */
+  idToken?: string;
+  /** The user's claims that the ID token does not carry with the same value (userinfo, the provider's user endpoint). */
+  claims?: Record<string, unknown>;
+  /** Normalized-user fields the provider's `profile()` set to something else than the claims' defaults. */
+  profile?: MappedUser;
+  /** The access token; `tokenType` absent means "bearer". */
+  accessToken?: Omit<StoredAccessToken, 'tokenType'> & { tokenType?: string };
+  refreshToken?: string;
+  /** Epoch seconds; absent: the ID token's `auth_time`, else its `iat`. */
+  authTime?: number;
+  /** Anything else a login carries (e.g. `dpop`), kept as it is. */
+  [other: string]: unknown;
+}
+
+const PROFILE_FIELDS = ['sub', 'name', 'email', 'emailVerified', 'picture'] as const;
+
+/** The decoded payload of a compact JWS (its signature was verified when the login was made). */
+function payloadOf(jwt: string): Record<string, unknown> | undefined {
+  const first = jwt.indexOf('.');
+  const second = jwt.indexOf('.', first + 1);
+  if (first < 0 || second < 0) return undefined;
+  try {
+    const payload = JSON.parse(Buffer.from(jwt.slice(first + 1, second), 'base64url').toString('utf8')) as unknown;
+    return payload && typeof payload === 'object' && !Array.isArray(payload) ? (payload as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The ID token claims about the person (without the protocol claims, which stay in `idTokenClaims`). */
+function personClaims(payload: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const name in payload) if (!PROTOCOL_CLAIMS.has(name)) out[name] = payload[name];
+  return out;
+}
+
+/** `auth_time`, else `iat`, of an ID token payload. */
+function tokenAuthTime(payload: Record<string, unknown> | undefined): number | undefined {
+  if (typeof payload?.auth_time === 'number') return payload.auth_time;
+  return typeof payload?.iat === 'number' ? payload.iat : undefined;
+}
+
+/**
+ * Reads a login kept in the session back as an `Authentication` (the form of `req.oidc.authentication`).
+ * Accepts both the compact form and a whole `Authentication` (earlier versions, or logins kept whole).
+ *
+ * @example
+ * ```ts
+ * store.all((err, sessions) => Object.values(sessions).filter((s) => s.oidc?.auth).map((s) => readStoredLogin(s.oidc.auth).user.email));
+ * ```
+ */
+export function readStoredLogin(stored: StoredLogin | Authentication): Authentication {
+  if (isWhole(stored)) return stored;
+  // on the path of every request that reads its login: plain loops and assignments, no spreads
+  const { idToken } = stored;
+  const payload = idToken === undefined ? undefined : payloadOf(idToken);
+  const claims: Record<string, unknown> = {};
+  if (payload) for (const name in payload) if (!PROTOCOL_CLAIMS.has(name)) claims[name] = payload[name];
+  if (stored.claims) for (const name in stored.claims) claims[name] = stored.claims[name];
+  const auth = {} as Record<string, unknown>;
+  for (const key in stored) if (!DERIVED.has(key)) auth[key] = stored[key];
+  auth.user = userFromClaims(stored.provider, claims, stored.profile ?? NO_PROFILE);
+  if (idToken !== undefined) auth.idTokenClaims = payload;
+  const token = stored.accessToken;
+  if (token) {
+    const full: StoredAccessToken = { value: token.value, tokenType: token.tokenType ?? 'bearer' };
+    if (token.scope !== undefined) full.scope = token.scope;
+    if (token.expiresAt !== undefined) full.expiresAt = token.expiresAt;
+    auth.accessToken = full;
+  }
+  auth.authTime = stored.authTime ?? tokenAuthTime(payload) ?? 0;
+  return auth as unknown as Authentication;
+}
+
+/** Members of the compact form that read back as something else. */
+const DERIVED: ReadonlySet<string> = new Set(['claims', 'profile', 'accessToken', 'authTime']);
+const NO_PROFILE: MappedUser = Object.freeze({});
+
+/**
+ * The compact form of `auth` for the session, or `auth` itself when the compact form would not read
+ * back exactly as `auth` (checked here, once per login or refresh).
+ */
+export function toStoredLogin(auth: Authentication): StoredLogin | Authentication {
+  const { provider, user, idToken, idTokenClaims, accessToken, refreshToken, authTime, ...rest } = auth;
+  if (user.provider !== provider || Object.keys(user).some((k) => k !== 'provider' && k !== 'claims' && !(PROFILE_FIELDS as readonly string[]).includes(k))) return auth;
+  const payload = idToken === undefined ? undefined : payloadOf(idToken);
+  if (idToken !== undefined && (!payload || (idTokenClaims !== undefined && !sameJson(payload, idTokenClaims)))) return auth;
+  const fromToken = payload ? personClaims(payload) : {};
+  const claims: Record<string, unknown> = {};
+  for (const name in user.claims) if (!(name in fromToken && sameJson(fromToken[name], user.claims[name]))) claims[name] = user.claims[name];
+  const merged = { ...fromToken, ...claims };
+  const defaults = userFromClaims(provider, merged, { sub: user.sub }); // (a user always has a sub; the claims may not: GitHub's `id`)
+  const profile: MappedUser = {};
+  if (user.sub !== merged.sub) profile.sub = user.sub;
+  for (const field of PROFILE_FIELDS) if (field !== 'sub' && user[field] !== defaults[field]) (profile as Record<string, unknown>)[field] = user[field];
+  const stored: StoredLogin = {
+    ...rest,
+    provider,
+    ...(idToken !== undefined ? { idToken } : {}),
+    ...(Object.keys(claims).length ? { claims } : {}),
+    ...(Object.keys(profile).length ? { profile } : {}),
+    ...(accessToken ? { accessToken: compactAccessToken(accessToken) } : {}),
+    ...(refreshToken !== undefined ? { refreshToken } : {}),
+    ...(authTime !== tokenAuthTime(payload) ? { authTime } : {}),
+  };
+  return sameJson(readStoredLogin(stored), auth) ? stored : auth;
+}
+
+/** True for a login kept whole (it has its `user`). */
+function isWhole(stored: StoredLogin | Authentication): stored is Authentication {
+  return typeof (stored as { user?: unknown }).user === 'object' && (stored as { user?: unknown }).user !== null;
+}
+
+function compactAccessToken(token: StoredAccessToken): NonNullable<StoredLogin['accessToken']> {
+  return { value: token.value, ...(token.tokenType !== 'bearer' ? { tokenType: token.tokenType } : {}), ...scopeAndExpiry(token) };
+}
+
+function scopeAndExpiry(token: { scope?: string; expiresAt?: number }): { scope?: string; expiresAt?: number } {
+  return { ...(token.scope !== undefined ? { scope: token.scope } : {}), ...(token.expiresAt !== undefined ? { expiresAt: token.expiresAt } : {}) };
+}
+
+/** Deep equality of JSON values, as the session store keeps them (undefined members are absent, key order does not count). */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) return a.length === (b as unknown[]).length && a.every((v, i) => sameJson(v, (b as unknown[])[i]));
+  const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
+  const kb = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
+  return ka.length === kb.length && ka.every((k) => sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}

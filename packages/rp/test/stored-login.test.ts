@@ -1,0 +1,114 @@
+/**
+ * The compact form of a login in the session (`toStoredLogin` / `readStoredLogin`): nothing kept
+ * twice, and every login reads back exactly as the `Authentication` it was made from.
+ */
+import { readStoredLogin, type Authentication, type StoredLogin } from '@openid-express/rp';
+import { toStoredLogin } from '../src/stored-login.js';
+
+const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
+const jwt = (payload: Record<string, unknown>): string => `${b64({ alg: 'RS256', kid: 'k1' })}.${b64(payload)}.${Buffer.alloc(256, 1).toString('base64url')}`;
+
+const iat = 1_800_000_000;
+const idTokenClaims = { sub: 'alice', nonce: 'n-123', aud: 'app', exp: iat + 3600, iat, iss: 'https://id.example.com', sid: 's-1' };
+
+/** A code-flow login as `finalize` makes it: userinfo claims merged over the ID token's person claims. */
+function codeLogin(over: Partial<Authentication> = {}): Authentication {
+  const idToken = jwt(idTokenClaims);
+  return {
+    provider: 'corp',
+    user: {
+      sub: 'alice', provider: 'corp',
+      claims: { sub: 'alice', name: 'Alice Liddell', email: 'alice@example.org', email_verified: true, groups: ['staff'] },
+      name: 'Alice Liddell', email: 'alice@example.org', emailVerified: true,
+    },
+    idToken,
+    idTokenClaims: { ...idTokenClaims },
+    accessToken: { value: 'at-123', tokenType: 'bearer', scope: 'openid profile email', expiresAt: iat + 3600 },
+    refreshToken: 'rt-123',
+    authTime: iat,
+    ...over,
+  };
+}
+
+/** What a session store gives back: a JSON copy. */
+const throughStore = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
+
+describe('toStoredLogin / readStoredLogin', () => {
+  test('a code-flow login keeps the ID token once: no user, no idTokenClaims, no "bearer", no authTime equal to iat', () => {
+    const auth = codeLogin();
+    const stored = toStoredLogin(auth) as StoredLogin;
+    expect(stored).toEqual({
+      provider: 'corp',
+      idToken: auth.idToken,
+      claims: { name: 'Alice Liddell', email: 'alice@example.org', email_verified: true, groups: ['staff'] },
+      accessToken: { value: 'at-123', scope: 'openid profile email', expiresAt: iat + 3600 },
+      refreshToken: 'rt-123',
+    });
+    expect(readStoredLogin(throughStore(stored))).toEqual(auth);
+    expect(JSON.stringify(stored).length).toBeLessThan(JSON.stringify(auth).length - JSON.stringify(auth.idTokenClaims).length - 100);
+  });
+
+  test('person claims the ID token carries are not kept again; a userinfo value that differs from the token is', () => {
+    const idToken = jwt({ ...idTokenClaims, email: 'alice@example.org', name: 'Alice' });
+    const auth = codeLogin({
+      idToken,
+      idTokenClaims: { ...idTokenClaims, email: 'alice@example.org', name: 'Alice' },
+      user: { sub: 'alice', provider: 'corp', claims: { sub: 'alice', email: 'alice@example.org', name: 'Alice L.' }, email: 'alice@example.org', name: 'Alice L.' },
+    });
+    const stored = toStoredLogin(auth) as StoredLogin;
+    expect(stored.claims).toEqual({ name: 'Alice L.' });
+    expect(readStoredLogin(throughStore(stored))).toEqual(auth);
+  });
+
+  test('a protocol claim that came from userinfo (not in the ID token) stays in user.claims', () => {
+    const auth = codeLogin();
+    auth.user.claims = { ...auth.user.claims, azp: 'other' };
+    expect(readStoredLogin(throughStore(toStoredLogin(auth)))).toEqual(auth);
+  });
+
+  test('a provider\'s profile() mapping is kept only where it differs from the claims (oauth2 without ID token)', () => {
+    const auth: Authentication = {
+      provider: 'gh',
+      user: { sub: '583231', provider: 'gh', name: 'The Octocat', email: 'octo@example.org', claims: { id: 583231, login: 'octocat', name: 'The Octocat', email: 'octo@example.org' } },
+      accessToken: { value: 'gho_x', tokenType: 'bearer', scope: 'read:user' },
+      authTime: iat,
+    };
+    const stored = toStoredLogin(auth) as StoredLogin;
+    expect(stored.profile).toEqual({ sub: '583231' });
+    expect(stored.authTime).toBe(iat); // no ID token to take it from
+    expect(readStoredLogin(throughStore(stored))).toEqual(auth);
+  });
+
+  test('authTime is kept when it is not the token\'s (auth_time, else iat), e.g. after a refresh brought a new ID token', () => {
+    const auth = codeLogin({ authTime: iat - 500 });
+    expect((toStoredLogin(auth) as StoredLogin).authTime).toBe(iat - 500);
+    expect(readStoredLogin(throughStore(toStoredLogin(auth)))).toEqual(auth);
+    const withAuthTime = codeLogin({ idToken: jwt({ ...idTokenClaims, auth_time: iat - 60 }), idTokenClaims: { ...idTokenClaims, auth_time: iat - 60 }, authTime: iat - 60 });
+    withAuthTime.user.claims.auth_time = iat - 60; // not a protocol claim: normalizeUser keeps it in user.claims
+    expect(toStoredLogin(withAuthTime)).not.toHaveProperty('authTime');
+    expect(readStoredLogin(throughStore(toStoredLogin(withAuthTime)))).toEqual(withAuthTime);
+  });
+
+  test('another token type (DPoP) and members of other features (dpop key) are kept as they are', () => {
+    const dpop = { kty: 'EC' as const, crv: 'P-256', x: 'x', y: 'y', d: 'd' };
+    const auth = codeLogin({ accessToken: { value: 'at', tokenType: 'dpop', expiresAt: iat + 60 }, dpop });
+    const stored = toStoredLogin(auth) as StoredLogin;
+    expect(stored.accessToken).toEqual({ value: 'at', tokenType: 'dpop', expiresAt: iat + 60 });
+    expect(stored.dpop).toEqual(dpop);
+    expect(readStoredLogin(throughStore(stored))).toEqual(auth);
+  });
+
+  test('a login the compact form cannot give back exactly is kept whole', () => {
+    // user.claims lacks a person claim the ID token carries (the compact form would add it back)
+    const odd = codeLogin({ idToken: jwt({ ...idTokenClaims, locale: 'fr' }), idTokenClaims: { ...idTokenClaims, locale: 'fr' } });
+    expect(toStoredLogin(odd)).toBe(odd);
+    // idTokenClaims that are not the token's payload
+    const forged = codeLogin({ idTokenClaims: { ...idTokenClaims, sub: 'mallory' } });
+    expect(toStoredLogin(forged)).toBe(forged);
+  });
+
+  test('a whole login (written by an earlier version) reads back unchanged', () => {
+    const auth = throughStore(codeLogin());
+    expect(readStoredLogin(auth)).toBe(auth);
+  });
+});
