@@ -107,6 +107,14 @@ export function describeStoreContract(harness: StoreHarness): void {
       expect(await sessions.findByUid('uid-1')).toBeUndefined();
     });
 
+    it('an expired device code is still found for a while, so a polling device is told expired_token (RFC 8628 §3.5)', async () => {
+      const codes = store.adapterFor('DeviceCode');
+      await codes.upsert('dc-old', token('g-1', { userCode: 'BCDF-GHJK' }), 1);
+      await harness.elapse(1.2);
+      expect(await codes.find('dc-old')).toMatchObject({ userCode: 'BCDF-GHJK' }); // oidc-provider sees exp and answers expired_token
+      expect(await codes.findByUserCode('BCDF-GHJK')).toMatchObject({ grantId: 'g-1' }); // the /device page says "expired"
+    });
+
     it('a device code is found by its user code, and not once destroyed', async () => {
       const codes = store.adapterFor('DeviceCode');
       await codes.upsert('dc-1', token('g-1', { userCode: 'WDJB-MJHT' }), 60);

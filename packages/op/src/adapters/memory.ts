@@ -272,7 +272,7 @@ class MemoryModelAdapter implements Adapter {
     const grantId = GRANTABLE.has(this.model) && payload.grantId ? payload.grantId : undefined;
     // A token of a revoked grant is not kept, even one whose request began before the revocation.
     if (grantId && this.state.isRevoked(grantId)) return;
-    const ttl = ttlSeconds(expiresIn);
+    const ttl = ttlSeconds(expiresIn, this.model);
     const expiresAt = ttl === undefined ? Infinity : this.state.now() + ttl * 1000;
     const { consumed, ...rest } = payload;
     const stored: Stored = { model: this.model, id, payload: JSON.stringify(rest), consumed: consumed ?? undefined };

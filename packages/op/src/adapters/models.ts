@@ -35,8 +35,14 @@ function humanName(model: string): string {
   return model.replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
 }
 
+/**
+ * A device code is kept this long past its expiry, so a device still polling is told `expired_token`
+ * (RFC 8628 §3.5; oidc-provider checks the expiry itself) instead of `invalid_grant` "not found".
+ */
+const EXPIRED_DEVICE_CODE_GRACE = 60;
+
 /** Seconds to keep a record: oidc-provider's `expiresIn`, at least 1 s; undefined keeps it forever. */
-export function ttlSeconds(expiresIn: number | undefined): number | undefined {
+export function ttlSeconds(expiresIn: number | undefined, model?: string): number | undefined {
   if (typeof expiresIn !== 'number' || !Number.isFinite(expiresIn)) return undefined;
-  return Math.max(1, Math.ceil(expiresIn));
+  return Math.max(1, Math.ceil(expiresIn)) + (model === 'DeviceCode' ? EXPIRED_DEVICE_CODE_GRACE : 0);
 }

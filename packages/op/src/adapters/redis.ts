@@ -321,7 +321,7 @@ class RedisModelAdapter implements Adapter {
   upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
     return this.guard('upsert', async () => {
       const { consumed, ...rest } = payload;
-      const ttl = ttlSeconds(expiresIn) ?? 0;
+      const ttl = ttlSeconds(expiresIn, this.model) ?? 0;
       const key = this.key(id);
       const consumedArg = consumed === undefined || consumed === null ? '' : String(consumed);
       await this.redis.run(UPSERT, [key], [JSON.stringify(rest), consumedArg, String(ttl)]);
