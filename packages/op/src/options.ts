@@ -185,7 +185,10 @@ export interface OpOptions {
   /**
    * When authorization requests must use PKCE. `'unless-nonce'` (default, RFC 9700 §2.1.1): always for public clients
    * and for requests without a `nonce`; a confidential client's OpenID Connect request with a `nonce` may omit it.
-   * `'always'`: every request. A `code_challenge` that is sent is always checked; only `S256` is accepted.
+   * `'always'`: every request. `'public-only'`: public clients only, so a confidential client may send neither PKCE nor
+   * a nonce (oidc-provider's default; what the OpenID certification module for requests without a nonce sends):
+   * opt in only for a certification run or an RP that cannot change. A `code_challenge` that is sent is always
+   * checked; only `S256` is accepted.
    */
   pkce?: PkcePolicy;
   /**

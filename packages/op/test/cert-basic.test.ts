@@ -76,8 +76,8 @@ describe.each(MODES)('Basic OP certification (oidcc-basic-certification-test-pla
   });
 
   // The module omits the nonce. The default PKCE policy ('unless-nonce', RFC 9700 2.1.1) then wants PKCE from
-  // every client, and the conformance suite sends none in this module: as the suite runs it against the
-  // defaults, this module FAILS (see CERTIFICATION.md, "Known gap"). A public client sends PKCE anyway.
+  // every client, and the conformance suite sends none in this module: against the defaults it is refused on
+  // purpose, and passes with the opt-in pkce: 'public-only' (cert-options). A public client sends PKCE anyway.
   if (mode.name === 'confidential') {
     test('oidcc-ensure-request-without-nonce-succeeds-for-code-flow, as the suite sends it (no nonce, no PKCE): REFUSED by the default PKCE policy', async () => {
       const req = await codeRequest(f, { nonce: undefined });

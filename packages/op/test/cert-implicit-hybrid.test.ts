@@ -1,12 +1,14 @@
+import { createHash } from 'node:crypto';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
 import {
-  ALICE, FRONT_CHANNEL_REDIRECT, MODES, callbackOf, client, codeRequest, frontChannelBrowser, inMode, register, signIn,
+  ALICE, FRONT_CHANNEL_REDIRECT, MODES, browserOf, callbackOf, client, codeRequest, frontChannelBrowser, inMode, register, signIn,
   startCertOp, type CertFixture,
 } from './cert-support.js';
 
 // The OpenID Foundation's Implicit OP and Hybrid OP certification plans, on an OP with the defaults.
-// oidc-provider's default `responseTypes` are `code`, `id_token`, `code id_token` and `none`: the
-// plans' `id_token` and `code id_token` variants are offered; `id_token token`, `code token` and
-// `code id_token token` (access tokens in the front channel) are not, and are refused.
+// op() offers every OpenID Connect response type; a client uses only those it registered (default
+// `code`). The plans' variants: Implicit `id_token` and `id_token token`, Hybrid `code id_token`,
+// `code token` and `code id_token token`.
 //
 // Implicit and hybrid clients are registered dynamically, with an https redirect_uri that is not
 // localhost (oidc-provider refuses http ones for clients allowed the implicit grant); the browser
@@ -21,6 +23,24 @@ function answerOf(url: URL): URLSearchParams {
   return new URLSearchParams(url.hash ? url.hash.slice(1) : url.search);
 }
 
+/** OIDC Core 3.3.2.11 / 3.2.2.9: the left half of the SHA-256 of `value`, base64url. */
+const halfHash = (value: string) => createHash('sha256').update(value).digest().subarray(0, 16).toString('base64url');
+
+/**
+ * The checks an RP makes on an ID token from the front channel (openid-client v6 has no `… token`
+ * response types): signature against the OP's JWKS, iss, aud, nonce, and the hash of each artefact.
+ */
+async function frontIdToken(f: CertFixture, config: client.Configuration, answer: URLSearchParams, nonce: string) {
+  const meta = config.serverMetadata();
+  const { payload } = await jwtVerify(answer.get('id_token')!, createRemoteJWKSet(new URL(meta.jwks_uri!)), {
+    issuer: f.op.issuer, audience: config.clientMetadata().client_id, algorithms: ['RS256'],
+  });
+  expect(payload.nonce).toBe(nonce);
+  if (answer.get('access_token')) expect(payload.at_hash).toBe(halfHash(answer.get('access_token')!));
+  if (answer.get('code')) expect(payload.c_hash).toBe(halfHash(answer.get('code')!));
+  return payload;
+}
+
 describe('Implicit and Hybrid OP certification: what the defaults offer', () => {
   let f: CertFixture;
   beforeAll(async () => {
@@ -30,23 +50,134 @@ describe('Implicit and Hybrid OP certification: what the defaults offer', () => 
     await f?.op.close();
   });
 
-  test('discovery lists id_token and code id_token, and no response type that puts an access token in the front channel', async () => {
+  test('discovery lists every OpenID Connect response type, and the fragment and form_post modes', async () => {
     const meta = f.rp.serverMetadata();
-    expect(meta.response_types_supported).toEqual(expect.arrayContaining(['code', 'id_token', 'code id_token']));
-    for (const rt of TOKEN_IN_FRONT_CHANNEL) expect([rt, meta.response_types_supported]).toEqual([rt, expect.not.arrayContaining([rt])]);
+    expect([...meta.response_types_supported!].sort())
+      .toEqual(['code', 'code id_token', 'code id_token token', 'code token', 'id_token', 'id_token token', 'none']);
     expect(meta.response_modes_supported).toEqual(expect.arrayContaining(['fragment', 'form_post']));
     expect(meta.token_endpoint_auth_methods_supported).toEqual(expect.arrayContaining(['none', 'client_secret_basic', 'client_secret_post']));
   });
 
-  test.each(TOKEN_IN_FRONT_CHANNEL)('response_type=%s is refused at registration and at the authorization endpoint', async (responseType) => {
-    await expect(register(f, { redirect_uris: [FRONT_CHANNEL_REDIRECT], response_types: [responseType] }))
-      .rejects.toMatchObject({ error: 'invalid_client_metadata' });
-    const hybrid = await register(f, { redirect_uris: [FRONT_CHANNEL_REDIRECT], response_types: ['code id_token'] });
+  test.each(TOKEN_IN_FRONT_CHANNEL)('response_type=%s is refused for a client that did not register it, with no token in the answer', async (responseType) => {
+    const hybrid = await register(f, { redirect_uris: [FRONT_CHANNEL_REDIRECT], response_types: ['code id_token'], grant_types: ['authorization_code', 'implicit'] });
     const req = await codeRequest(f, { response_type: responseType, redirect_uri: FRONT_CHANNEL_REDIRECT }, hybrid);
     const answer = answerOf(callbackOf(await frontChannelBrowser().open(req.url)));
-    expect(answer.get('error')).toBe('unsupported_response_type');
+    expect([answer.get('error'), answer.get('error_description')]).toEqual(['invalid_request', 'requested response_type is not allowed for this client']);
     expect(answer.get('access_token')).toBeNull();
+    expect(answer.get('id_token')).toBeNull();
     expect(answer.get('state')).toBe(req.params.state);
+  });
+
+  test('a client of the static configuration has only `code` unless it says otherwise', async () => {
+    const req = await codeRequest(f, { response_type: 'id_token token' });
+    const answer = answerOf(callbackOf(await browserOf(f).open(req.url)));
+    expect([answer.get('error'), answer.get('error_description')]).toEqual(['invalid_request', 'requested response_type is not allowed for this client']);
+    expect(answer.get('access_token')).toBeNull();
+  });
+
+  test('registering a `… token` response type gets the implicit grant with it (OIDC Registration §2)', async () => {
+    const rp = await register(f, { redirect_uris: [FRONT_CHANNEL_REDIRECT], response_types: ['id_token token'], grant_types: ['authorization_code'] });
+    expect(rp.clientMetadata().grant_types).toEqual(expect.arrayContaining(['implicit']));
+  });
+});
+
+describe.each(MODES)('Implicit OP certification (response_type=id_token token), $label', (mode) => {
+  let f: CertFixture;
+  let rp: client.Configuration;
+  beforeAll(async () => {
+    f = inMode(await startCertOp(), mode);
+    rp = await register(f, { redirect_uris: [FRONT_CHANNEL_REDIRECT], response_types: ['id_token token'], grant_types: ['implicit'] });
+  });
+  afterAll(async () => {
+    await f?.op.close();
+  });
+
+  const request = (extra: Record<string, string | undefined> = {}) => codeRequest(f, {
+    response_type: 'id_token token', redirect_uri: FRONT_CHANNEL_REDIRECT, code_challenge: undefined, code_challenge_method: undefined, ...extra,
+  }, rp);
+
+  test('oidcc-server: ID token (with at_hash) and access token in the fragment; userinfo answers the same alice', async () => {
+    const req = await request({ scope: 'openid email' });
+    const back = callbackOf(await signIn(frontChannelBrowser(), req.url, { login: 'alice', password: ALICE.password }));
+    expect(back.search).toBe('');
+    const answer = answerOf(back);
+    expect(answer.get('state')).toBe(req.params.state);
+    expect(answer.get('code')).toBeNull();
+    expect(answer.get('token_type')).toMatch(/^bearer$/i);
+    const claims = await frontIdToken(f, rp, answer, req.params.nonce!);
+    expect(claims.at_hash).toEqual(expect.any(String));
+    expect(claims.sub).toBe('alice');
+    expect((await client.fetchUserInfo(rp, answer.get('access_token')!, 'alice')).email).toBe(ALICE.claims.email);
+  });
+
+  test('oidcc-ensure-request-without-nonce-fails: refused in the fragment, no token', async () => {
+    const req = await request({ nonce: undefined });
+    const answer = answerOf(callbackOf(await frontChannelBrowser().open(req.url)));
+    expect(answer.get('error')).toBe('invalid_request');
+    expect(answer.get('error_description')).toMatch(/nonce/);
+    expect(answer.get('access_token')).toBeNull();
+  });
+});
+
+describe.each(MODES)('Hybrid OP certification (response_type=code token and code id_token token), $label', (mode) => {
+  let f: CertFixture;
+  let rp: client.Configuration;
+  beforeAll(async () => {
+    f = inMode(await startCertOp(), mode);
+    rp = await register(f, {
+      redirect_uris: [FRONT_CHANNEL_REDIRECT], response_types: ['code token', 'code id_token token'], grant_types: ['authorization_code', 'implicit'],
+    });
+  });
+  afterAll(async () => {
+    await f?.op.close();
+  });
+
+  /** The code from the fragment, exchanged as a code-flow client would (code, state and iss moved to the query). */
+  const exchangeCode = (answer: URLSearchParams, req: Awaited<ReturnType<typeof codeRequest>>, iss = answer.get('iss')!) => {
+    const back = new URL(FRONT_CHANNEL_REDIRECT);
+    for (const k of ['code', 'state']) back.searchParams.set(k, answer.get(k)!);
+    back.searchParams.set('iss', iss); // RFC 9207 §2.4: with an ID token in the answer, its iss stands for the parameter
+    return client.authorizationCodeGrant(rp, back, { pkceCodeVerifier: req.verifier, expectedState: req.params.state, expectedNonce: req.params.nonce });
+  };
+
+  test.each(['code token', 'code id_token token'])('oidcc-server (%s): code and access token in the fragment, the code exchanged for the same alice', async (responseType) => {
+    const req = await codeRequest(f, { response_type: responseType, redirect_uri: FRONT_CHANNEL_REDIRECT, scope: 'openid email' }, rp);
+    expect(req.params.code_challenge === undefined).toBe(!mode.pkce);
+    const back = callbackOf(await signIn(frontChannelBrowser(), req.url, { login: 'alice', password: ALICE.password }));
+    expect(back.search).toBe('');
+    const answer = answerOf(back);
+    expect(answer.get('code')).toEqual(expect.any(String));
+    expect(answer.get('access_token')).toEqual(expect.any(String));
+    expect(answer.get('id_token') === null).toBe(responseType === 'code token');
+    let iss = answer.get('iss')!;
+    if (responseType === 'code id_token token') {
+      const claims = await frontIdToken(f, rp, answer, req.params.nonce!);
+      expect([claims.sub, typeof claims.c_hash, typeof claims.at_hash]).toEqual(['alice', 'string', 'string']);
+      iss = claims.iss!;
+    } else {
+      expect(iss).toBe(f.op.issuer); // RFC 9207: no ID token in the answer, so the iss parameter is there
+    }
+    expect((await client.fetchUserInfo(rp, answer.get('access_token')!, 'alice')).email).toBe(ALICE.claims.email);
+    const tokens = await exchangeCode(answer, req, iss);
+    expect(tokens.claims()).toMatchObject({ iss: f.op.issuer, aud: rp.clientMetadata().client_id, sub: 'alice', nonce: req.params.nonce });
+    await expect(exchangeCode(answer, req, iss)).rejects.toMatchObject({ error: 'invalid_grant' }); // oidcc-codereuse
+  });
+
+  if (mode.name === 'public') {
+    test('a public client\'s code token request without PKCE is refused, with no token in the answer', async () => {
+      const req = await codeRequest(f, { response_type: 'code token', redirect_uri: FRONT_CHANNEL_REDIRECT, code_challenge: undefined, code_challenge_method: undefined }, rp);
+      const answer = answerOf(callbackOf(await frontChannelBrowser().open(req.url)));
+      expect(answer.get('error_description')).toMatch(/requires PKCE/);
+      expect(answer.get('access_token')).toBeNull();
+    });
+  }
+
+  test('oidcc-ensure-request-without-nonce-fails (code id_token token): refused in the fragment, no token', async () => {
+    const req = await codeRequest(f, { response_type: 'code id_token token', redirect_uri: FRONT_CHANNEL_REDIRECT, nonce: undefined }, rp);
+    const answer = answerOf(callbackOf(await frontChannelBrowser().open(req.url)));
+    expect(answer.get('error')).toBe('invalid_request');
+    expect(answer.get('access_token')).toBeNull();
+    expect(answer.get('code')).toBeNull();
   });
 });
 

@@ -96,3 +96,35 @@ describe('the PKCE policy', () => {
     expect(answer.get('error_description')).toMatch(/requires PKCE/);
   });
 });
+
+// 'public-only' (opt-in): oidc-provider's own default, for a certification run of the nonce-less module
+describe("pkce: 'public-only'", () => {
+  let f: FlowFixture;
+  beforeAll(async () => {
+    f = await startCertOp({ pkce: 'public-only' });
+  });
+  afterAll(async () => {
+    await f?.op.close();
+  });
+  const noPkce = { code_challenge: undefined, code_challenge_method: undefined };
+
+  test('oidcc-ensure-request-without-nonce-succeeds-for-code-flow as the suite sends it: a confidential client with neither nonce nor PKCE signs in', async () => {
+    const req = await codeRequest(f, { ...noPkce, nonce: undefined });
+    const page = await signIn(browserOf(f), req.url, { login: 'alice', password: ALICE.password });
+    const tokens = await client.authorizationCodeGrant(f.web, callbackOf(page), { expectedState: req.params.state });
+    expect(tokens.claims()!.sub).toBe('alice');
+    expect(tokens.claims()!.nonce).toBeUndefined();
+  });
+
+  test('a public client without PKCE is still refused, and a code_challenge that is sent is still enforced', async () => {
+    const pub = await register(f, { token_endpoint_auth_method: 'none' }, client.None());
+    const refused = callbackOf(await browserOf(f).open((await codeRequest(f, noPkce, pub)).url)).searchParams;
+    expect(refused.get('error_description')).toMatch(/requires PKCE/);
+    expect(refused.get('code')).toBeNull();
+    const req = await codeRequest(f);
+    const page = await signIn(browserOf(f), req.url, { login: 'alice', password: ALICE.password });
+    await expect(client.authorizationCodeGrant(f.web, callbackOf(page), {
+      pkceCodeVerifier: client.randomPKCECodeVerifier(), expectedState: req.params.state, expectedNonce: req.params.nonce,
+    })).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+});
