@@ -4,7 +4,8 @@
 //
 // Run after a build:
 //   npx -y pnpm@10.34.9 -r --filter "./packages/*" build && node bench/op-overhead.mjs
-// Knobs (environment): SECONDS=2 per measurement, ROUNDS=4 (interleaved, best kept),
+// Knobs (environment): SECONDS=2 per measurement, ROUNDS=4 (interleaved; best kept, and the
+// ours / bare CPU ratio of each round, side by side, with its median),
 // CONNECTIONS=10, ONLY=discovery,token (a subset of the endpoints), PROFILE=ours,bare (writes V8
 // CPU profiles of those servers into bench/profiles/<name>/).
 //
@@ -156,6 +157,8 @@ async function main() {
   const jwks = { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' }] };
   const ops = {};
   const results = {};
+  /** CPU µs per request of every round, by endpoint and variant (round i of each ran next to the others). */
+  const rounds = {};
   try {
     for (const name of names) {
       const dir = process.env.PROFILE?.split(',').includes(name) ? fileURLToPath(new URL(`profiles/op-${name}/`, import.meta.url)) : undefined;
@@ -166,7 +169,8 @@ async function main() {
     const whats = Object.keys(endpoints(ops.ours)).filter((w) => !only || only.includes(w));
     for (let round = 0; round < ROUNDS; round += 1) {
       for (const what of whats) {
-        for (const name of names) {
+        // the order rotates round by round, so no variant always runs first (or right after another)
+        for (const name of names.map((_, i) => names[(i + round) % names.length])) {
           if (what === 'userinfo') ops[name].accessToken = await ask(ops[name].child, { cmd: 'accessToken' });
           // single-use codes, minted before each run and outside the CPU count (oidc-provider's own store keeps 1000 records)
           const request = async () => {
@@ -176,7 +180,9 @@ async function main() {
           if (round === 0) await hammer({ ...(await request()), seconds: 1, connections: CONNECTIONS });
           results[what] ??= {};
           const e = await request();
-          keepBest(results[what], name, await withCpu(ops[name].child, () => hammer({ ...e, seconds: SECONDS, connections: CONNECTIONS })));
+          const result = await withCpu(ops[name].child, () => hammer({ ...e, seconds: SECONDS, connections: CONNECTIONS }));
+          ((rounds[what] ??= {})[name] ??= []).push(result.cpuUs);
+          keepBest(results[what], name, result);
         }
       }
       console.error(`round ${round + 1} done`);
@@ -194,6 +200,13 @@ async function main() {
       ...others.map((n) => ratio(r.ours.rps, r[n].rps)), ...others.map((n) => ratio(r.ours.cpuUs, r[n].cpuUs)),
     ];
     console.log(`| ${what} | ${cells.join(' | ')} |`);
+  }
+  const median = (v) => { const x = [...v].sort((a, b) => a - b); return x.length % 2 ? x[(x.length - 1) / 2] : (x[x.length / 2 - 1] + x[x.length / 2]) / 2; };
+  console.log('\nours / bare CPU per request, round by round (the target is the median):\n');
+  console.log('| endpoint | ours / bare per round | median | ours / bare+session median |\n|---|---|---:|---:|');
+  for (const [what, r] of Object.entries(rounds)) {
+    const per = (n) => r.ours.map((c, i) => c / r[n][i]);
+    console.log(`| ${what} | ${per('bare').map((x) => x.toFixed(2)).join(' ')} | ${median(per('bare')).toFixed(2)}× | ${median(per('bare+session')).toFixed(2)}× |`);
   }
   console.log('\nresponse body bytes: ' + names.map((n) => `${n} ${JSON.stringify(ops[n].bytes)}`).join('; '));
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s in all)`);

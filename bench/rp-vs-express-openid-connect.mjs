@@ -3,7 +3,10 @@
 //
 // Run after a build:
 //   npx -y pnpm@10.34.9 -r --filter "./packages/*" build && node bench/rp-vs-express-openid-connect.mjs
-// Knobs (environment): SECONDS=2.5 per measurement, ROUNDS=2 (interleaved, best kept),
+// Knobs (environment): SECONDS=2.5 per measurement, ROUNDS=5 (interleaved; medians and per-round ratios),
+// BASE=ours (the variant the ratio columns compare with), BEFORE=/tmp/rp-before (adds "ours-before", a
+// build of an earlier commit made by bench/build-rp-at.mjs), OP_ID_TOKEN_CLAIMS=1 (the OP puts the
+// scopes' claims in the ID token, so userinfo can add nothing),
 // CONNECTIONS=10 (autocannon), USERS=8 (virtual users of the round trip), ONLY=ours,eoc (a subset
 // of the variants), PHASES=a,c (a subset of the measurements), DUMP=1 (prints one stored session
 // of each), PROFILE=ours,passport (writes V8 CPU profiles of those servers into
@@ -12,11 +15,13 @@
 // Processes: this one generates load (autocannon, fetch); each app and the OP run in their own
 // child process, so an app under test has a core of its own while the OP is idle.
 import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:http';
 import { ask, serveMessages, startChild, stopChild } from './lib/children.mjs';
 import { Jar, locationOf, request } from './lib/http.mjs';
-import { cpuMicros, hammer, keepBest, loop, withCpu } from './lib/load.mjs';
+import { cpuMicros, hammer, loop } from './lib/load.mjs';
 import { VARIANTS } from './lib/rp-apps.mjs';
 import { startOidcOp } from './lib/oidc-op.mjs';
 
@@ -24,17 +29,28 @@ const SCRIPT = fileURLToPath(import.meta.url);
 const SECONDS = Number(process.env.SECONDS ?? 2.5);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 10);
 const USERS = Number(process.env.USERS ?? 8);
-const ROUNDS = Number(process.env.ROUNDS ?? 2);
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const PHASES = new Set((process.env.PHASES ?? 'a,b,c,d').split(','));
 const CLIENT_SECRET = 'bench-client-secret-that-is-long-enough-0123456789';
-const ROUND_TRIP_ONLY = new Set(['ours-no-userinfo']);
+const ROUND_TRIP_ONLY = new Set(['ours-no-userinfo', 'ours-fetch-userinfo']);
+/** The variant the ratio columns compare the others with ("ours / this"). */
+const BASE = process.env.BASE ?? 'ours';
 
 // ---------------------------------------------------------------- child processes
 
 /** Child: the OP. argv: op <clients JSON>. */
 async function runOp(clientsJson) {
-  const { issuer } = await startOidcOp(JSON.parse(clientsJson));
-  serveMessages({});
+  const { issuer, server } = await startOidcOp(JSON.parse(clientsJson));
+  // what each login costs the OP: its CPU, the requests it answers (by endpoint) and new connections
+  const requests = {};
+  let connections = 0;
+  server.on('connection', () => void (connections += 1));
+  server.on('request', (req) => {
+    const path = req.url.split('?')[0];
+    const key = /^\/interaction\//.test(path) ? '/interaction' : /^\/auth\//.test(path) ? '/auth/:uid' : path;
+    requests[key] = (requests[key] ?? 0) + 1;
+  });
+  serveMessages({ cpu: () => ({ cpu: cpuMicros(), requests: { ...requests }, connections }) });
   process.send({ issuer });
 }
 
@@ -52,51 +68,90 @@ async function runApp(name) {
     },
     clear: () => dropPendingLogins(built.store),
     memory: ({ cookie }) => sessionMemory(built.store, cookie),
-    cpu: () => cpuMicros(),
+    cpu: () => ({ ...process.cpuUsage(), gc: gcStats() }),
   });
   process.send({ baseURL });
+}
+
+/** Time spent in GC pauses (ms) and the number of mark-compact GCs, since the app started (PerformanceObserver). */
+const gcTotals = { ms: 0, major: 0 };
+let gcObserver;
+function gcStats() {
+  if (!gcObserver) {
+    gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        gcTotals.ms += e.duration;
+        if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) gcTotals.major += 1;
+      }
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
+  }
+  return { ...gcTotals };
 }
 
 /** Drops the sessions of logins started and never finished (the login-route benchmark makes thousands). */
 function dropPendingLogins(store) {
   for (const [id, s] of Object.entries(store?.sessions ?? {})) {
-    if (!/idToken|id_token|"user"/.test(s) && !id.startsWith('oidc-bcl:')) store.destroy(id, () => {});
+    if (!/idToken|id_token|"user"/.test(s) && !/^(oidc-)?bcl:/.test(id)) store.destroy(id, () => {});
   }
   return {};
 }
 
 /**
  * Bytes of one logged-in user in the MemoryStore (the session, plus any other record that names
- * it, such as ours' back-channel logout index), and the heap 10 000 such users take.
+ * it, such as the back-channel logout index), and the heap 10 000 such users take (median of 3).
  */
-function sessionMemory(store, cookie) {
-  if (!store) return { storeBytes: 0, sessionBytes: 0, indexBytes: 0, heapPer10k: 0 };
+async function sessionMemory(store, cookie) {
+  if (!store) return { storeBytes: 0, sessionBytes: 0, indexBytes: 0, heapPer10k: 0, sessionHeapPer10k: 0 };
   // MemoryStore keeps each session as its JSON string; the sample is the one `cookie` names
   const entries = Object.entries(store.sessions);
   const named = decodeURIComponent(cookie);
-  const [sampleId, sample] = entries.find(([id, s]) => named.includes(id) && (s.includes('idToken') || s.includes('id_token'))) ?? [];
+  const [sampleId, sample] = entries.find(([id, s]) => named.includes(id) && /idToken|id_token|"user"/.test(s)) ?? [];
   if (!sample) throw new Error('the cookie names no logged-in session in the store');
-  // records that index sessions (ours: back-channel logout by sub and sid); a user has one of each,
-  // here naming only its own session
-  const indexKeys = entries.filter(([k, v]) => k !== sampleId && v.startsWith('{"ids":')).map(([k]) => k);
-  const indexRecord = (id) => ({ ids: [id] });
-  const indexBytes = indexKeys.reduce((n, k) => n + Buffer.byteLength(k) + Buffer.byteLength(JSON.stringify(indexRecord(sampleId))), 0);
-  const N = 10_000;
-  const ids = Array.from({ length: N }, () => randomUUID());
-  globalThis.gc();
-  const before = process.memoryUsage().heapUsed;
-  for (const id of ids) {
-    store.set(id, JSON.parse(sample), () => {});
-    for (const k of indexKeys) store.set(`${k}:${id}`, indexRecord(id), () => {});
+  // records that index sessions (back-channel logout by sub and sid): those naming the sample's id;
+  // a user has one of each, here naming only its own session
+  const indexKeys = entries.filter(([k, v]) => k !== sampleId && v.includes(sampleId)).map(([k]) => k);
+  const indexRecord = (k, id) => ({ ...JSON.parse(store.sessions[k]), members: [id] });
+  const indexBytes = indexKeys.reduce((n, k) => n + Buffer.byteLength(k) + Buffer.byteLength(JSON.stringify(indexRecord(k, sampleId))), 0);
+  const sessionHeap = [];
+  const withIndex = [];
+  for (let i = 0; i < 3; i += 1) {
+    sessionHeap.push(await heapOf10k(store, (id) => store.set(id, JSON.parse(sample), () => {}), []));
+    withIndex.push(await heapOf10k(store, (id) => {
+      store.set(id, JSON.parse(sample), () => {});
+      for (const k of indexKeys) store.set(`${k}:${id}`, indexRecord(k, id), () => {});
+    }, indexKeys));
   }
-  globalThis.gc();
-  const heap = process.memoryUsage().heapUsed - before;
+  const mid = (v) => v.sort((a, b) => a - b)[1];
+  const sessionBytes = Buffer.byteLength(sample);
+  return { storeBytes: sessionBytes + indexBytes, sessionBytes, indexBytes, heapPer10k: mid(withIndex), sessionHeapPer10k: mid(sessionHeap), sample, indexKeys };
+}
+
+/**
+ * Heap growth after `add(id)` for new ids, per 10 000 (30 000 added, after full GCs; the store's pending
+ * callbacks run first); the records are removed afterwards.
+ */
+async function heapOf10k(store, add, indexKeys) {
+  const N = 30_000;
+  const flush = () => new Promise((resolve) => setImmediate(resolve));
+  const settle = async () => {
+    await flush();
+    globalThis.gc();
+    await flush();
+    globalThis.gc();
+  };
+  const ids = Array.from({ length: N }, () => randomUUID());
+  await settle();
+  const before = process.memoryUsage().heapUsed;
+  for (const id of ids) add(id);
+  await settle();
+  const heap = ((process.memoryUsage().heapUsed - before) * 10_000) / N;
   for (const id of ids) {
     store.destroy(id, () => {});
     for (const k of indexKeys) store.destroy(`${k}:${id}`, () => {});
   }
-  const sessionBytes = Buffer.byteLength(sample);
-  return { storeBytes: sessionBytes + indexBytes, sessionBytes, indexBytes, heapPer10k: heap, sample, indexKeys };
+  await flush();
+  return heap;
 }
 
 // ---------------------------------------------------------------- the load generator
@@ -139,32 +194,85 @@ async function startAll(names) {
 
 const fmt = (n, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '–');
 const ratio = (a, b) => (Number.isFinite(a / b) && b !== 0 ? `${(a / b).toFixed(2)}×` : '–');
+const median = (values) => {
+  const v = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+};
+/** The median of one field over a variant's rounds. */
+const med = (rounds, field) => median(rounds.map((r) => r[field]));
+/** ours / this of one field, round by round (round i of ours against round i of this: they ran next to each other). */
+const perRound = (ours, rounds, field) => rounds.map((r, i) => (ours[i] ? ours[i][field] / r[field] : NaN));
+const listRatios = (values) => `${values.map((v) => (Number.isFinite(v) ? v.toFixed(2) : '–')).join(' ')} (median ${fmt(median(values), 2)}×)`;
 
 function printTable(title, names, rows, columns) {
   if (Object.keys(rows).length === 0) return;
   console.log(`\n### ${title}\n`);
   console.log(`| variant | ${columns.map((c) => c.head).join(' | ')} |`);
   console.log(`|---|${columns.map(() => '---:').join('|')}|`);
-  for (const name of names) if (rows[name]) console.log(`| ${VARIANTS[name].label} | ${columns.map((c) => c.value(rows[name], rows.ours, rows.floor)).join(' | ')} |`);
+  for (const name of names) if (rows[name]) console.log(`| ${VARIANTS[name].label} | ${columns.map((c) => c.value(rows[name], rows[BASE])).join(' | ')} |`);
 }
 
+/** Columns of a speed table; every figure is the median over the rounds, CPU with its range. */
 const speedColumns = (unit, per) => [
-  { head: unit, value: (r) => fmt(r.rps) },
-  { head: 'p50 ms', value: (r) => fmt(r.p50, 1) },
-  { head: 'p99 ms', value: (r) => fmt(r.p99, 1) },
-  { head: `app CPU µs/${per}`, value: (r) => fmt(r.cpuUs) },
-  { head: 'above the floor', value: (r, _ours, floor) => (floor && r !== floor ? fmt(r.cpuUs - floor.cpuUs) : '–') },
-  { head: `ours / this (${unit})`, value: (r, ours) => (ours ? ratio(ours.rps, r.rps) : '–') },
-  { head: `ours / this (CPU/${per})`, value: (r, ours) => (ours ? ratio(ours.cpuUs, r.cpuUs) : '–') },
+  { head: `${unit} (median)`, value: (r) => fmt(med(r, 'rps')) },
+  { head: 'p50 ms', value: (r) => fmt(med(r, 'p50'), 1) },
+  { head: 'p99 ms', value: (r) => fmt(med(r, 'p99'), 1) },
+  { head: `app CPU µs/${per} (median)`, value: (r) => fmt(med(r, 'cpuUs')) },
+  { head: 'app CPU range over rounds', value: (r) => `${fmt(Math.min(...r.map((x) => x.cpuUs)))}-${fmt(Math.max(...r.map((x) => x.cpuUs)))}` },
+  { head: `of which system µs/${per}`, value: (r) => fmt(med(r, 'sysUs')) },
+  { head: `GC pause µs/${per}`, value: (r) => fmt(med(r, 'gcMs')) },
+  { head: `ours / this, ${unit} per round`, value: (r, ours) => (ours ? listRatios(perRound(ours, r, 'rps')) : '–') },
+  { head: `ours / this, CPU/${per} per round`, value: (r, ours) => (ours ? listRatios(perRound(ours, r, 'cpuUs')) : '–') },
 ];
 
+/** OP requests per login by endpoint, e.g. "/auth 1, /token 1, /me 1". */
+const opRequests = (rounds) => {
+  const total = {};
+  let logins = 0;
+  for (const r of rounds) {
+    logins += r.requests;
+    for (const [k, n] of Object.entries(r.opRequests)) total[k] = (total[k] ?? 0) + n;
+  }
+  return Object.entries(total).sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${k} ${fmt(n / logins, 2)}`).join(', ');
+};
+
+const roundTripColumns = [
+  ...speedColumns('logins/s', 'login'),
+  { head: 'OP CPU µs/login (median)', value: (r) => fmt(med(r, 'opCpuUs')) },
+  { head: 'ours / this, OP CPU per round', value: (r, ours) => (ours ? listRatios(perRound(ours, r, 'opCpuUs')) : '–') },
+  { head: 'OP requests per login', value: (r) => opRequests(r) },
+  { head: 'new OP connections per login', value: (r) => fmt(r.reduce((n, x) => n + x.opConnections, 0) / r.reduce((n, x) => n + x.requests, 0), 3) },
+];
+
+/** Runs `fn` while reading the CPU time of the app (and of the OP, with its requests and connections). */
+async function measure(app, op, fn) {
+  const [a0, o0] = await Promise.all([ask(app, { cmd: 'cpu' }), op && ask(op, { cmd: 'cpu' })]);
+  const result = await fn();
+  const [a1, o1] = await Promise.all([ask(app, { cmd: 'cpu' }), op && ask(op, { cmd: 'cpu' })]);
+  const n = result.requests;
+  const out = {
+    ...result, cpuUs: (a1.user + a1.system - a0.user - a0.system) / n, sysUs: (a1.system - a0.system) / n,
+    gcMs: (a1.gc.ms - a0.gc.ms) / n * 1000, majorGcs: a1.gc.major - a0.gc.major,
+  };
+  if (op) {
+    out.opCpuUs = (o1.cpu - o0.cpu) / result.requests;
+    out.opRequests = Object.fromEntries(Object.entries(o1.requests).map(([k, n]) => [k, n - (o0.requests[k] ?? 0)]).filter(([, n]) => n > 0));
+    out.opConnections = o1.connections - o0.connections;
+  }
+  return out;
+}
+
+const add = (results, name, result) => void (results[name] ??= []).push(result);
+
 async function main() {
-  const names = (process.env.ONLY?.split(',') ?? Object.keys(VARIANTS)).filter((n) => VARIANTS[n]);
+  const names = (process.env.ONLY?.split(',') ?? Object.keys(VARIANTS).filter((n) => !VARIANTS[n].optIn || (n === 'ours-before' && process.env.BEFORE))).filter((n) => VARIANTS[n]);
   const started = Date.now();
-  console.log(`node ${process.version}, ${SECONDS} s per measurement, best of ${ROUNDS} interleaved rounds, ${CONNECTIONS} connections, ${USERS} virtual users for the round trip`);
+  console.log(`node ${process.version}, ${SECONDS} s per measurement, ${ROUNDS} interleaved rounds (medians; ratios round by round), ${CONNECTIONS} connections, ${USERS} virtual users for the round trip`);
   const { apps, op } = await startAll(names);
   const opOrigin = new URL(op.issuer).origin;
   const results = { login: {}, roundTrip: {}, protected: {}, memory: {} };
+  const loadAverage = [os.loadavg()[0]];
   try {
     // every user logs in at the OP once (with the interaction), which also warms discovery and JWKS
     const users = {};
@@ -172,41 +280,45 @@ async function main() {
       users[name] = Array.from({ length: USERS }, () => ({ opJar: new Jar(), interactions: 0 }));
       for (const user of users[name]) {
         if (!VARIANTS[name].noLogin) user.rpJar = await roundTrip(apps[name], opOrigin, user);
-        else await request((user.rpJar = new Jar()), `${apps[name].baseURL}/seed`); // the floor keeps a user without a login
+        else await request((user.rpJar = new Jar()), `${apps[name].baseURL}/seed`); // the floors keep a user without a login
       }
       for (const user of users[name]) user.interactions = 0;
     }
     const loginNames = names.filter((n) => !ROUND_TRIP_ONLY.has(n));
-    // the machine is shared: rounds interleave the variants, and each keeps its best round
+    // the machine is shared: rounds interleave the variants (the order rotates), medians are kept
+    const order = (list, round) => list.map((_, i) => list[(i + round) % list.length]);
     for (let round = 0; round < ROUNDS && PHASES.has('a'); round += 1) {
-      for (const name of loginNames) {
+      for (const name of order(loginNames.filter((n) => !VARIANTS[n].noLoginRoute), round)) {
         const url = apps[name].baseURL + apps[name].loginPath;
         if (round === 0) await hammer({ url, seconds: 1, connections: CONNECTIONS, expectStatus: 302 });
-        keepBest(results.login, name, await withCpu(apps[name].child, () => hammer({ url, seconds: SECONDS, connections: CONNECTIONS, expectStatus: 302 })));
+        add(results.login, name, await measure(apps[name].child, undefined, () => hammer({ url, seconds: SECONDS, connections: CONNECTIONS, expectStatus: 302 })));
         await ask(apps[name].child, { cmd: 'clear' }); // drop the pending-login sessions it made
       }
-      console.error(`round ${round + 1}: login route done`);
+      console.error(`round ${round + 1}: login route done (load average ${os.loadavg()[0].toFixed(1)})`);
+      loadAverage.push(os.loadavg()[0]);
     }
     for (let round = 0; round < ROUNDS && PHASES.has('b'); round += 1) {
-      for (const name of names.filter((n) => !VARIANTS[n].noLogin)) {
+      for (const name of order(names.filter((n) => !VARIANTS[n].noLogin), round)) {
         const app = apps[name];
-        keepBest(results.roundTrip, name, await withCpu(app.child, () => loop({
+        add(results.roundTrip, name, await measure(app.child, op.child, () => loop({
           users: users[name], seconds: SECONDS, maxIterations: 20_000,
           iteration: async (user) => { user.rpJar = await roundTrip(app, opOrigin, user); },
         })));
         const interactions = users[name].reduce((n, u) => n + u.interactions, 0);
         if (interactions) throw new Error(`${name}: ${interactions} logins needed the OP's login page again`);
       }
-      console.error(`round ${round + 1}: round trip done`);
+      console.error(`round ${round + 1}: round trip done (load average ${os.loadavg()[0].toFixed(1)})`);
+      loadAverage.push(os.loadavg()[0]);
     }
     for (let round = 0; round < ROUNDS && PHASES.has('c'); round += 1) {
-      for (const name of loginNames) {
+      for (const name of order(loginNames, round)) {
         const headers = { cookie: users[name][0].rpJar.header() };
         const url = `${apps[name].baseURL}/me`;
         if (round === 0) await hammer({ url, headers, seconds: 1, connections: CONNECTIONS, expectStatus: 200 });
-        keepBest(results.protected, name, await withCpu(apps[name].child, () => hammer({ url, headers, seconds: SECONDS, connections: CONNECTIONS, expectStatus: 200 })));
+        add(results.protected, name, await measure(apps[name].child, undefined, () => hammer({ url, headers, seconds: SECONDS, connections: CONNECTIONS, expectStatus: 200 })));
       }
-      console.error(`round ${round + 1}: protected route done`);
+      console.error(`round ${round + 1}: protected route done (load average ${os.loadavg()[0].toFixed(1)})`);
+      loadAverage.push(os.loadavg()[0]);
     }
     for (const name of loginNames.filter((n) => PHASES.has('d') && !VARIANTS[n].noLogin)) {
       const cookie = users[name][0].rpJar.header();
@@ -218,19 +330,46 @@ async function main() {
   }
 
   const loginNames = names.filter((n) => !ROUND_TRIP_ONLY.has(n));
+  console.log(`load average (1 min) during the run: ${fmt(Math.min(...loadAverage), 1)}-${fmt(Math.max(...loadAverage), 1)} on ${os.cpus().length} cores`);
   printTable('(a) login route: GET → 302 to the OP (state, nonce, PKCE, session write)', loginNames, results.login, speedColumns('req/s', 'req'));
-  printTable('(b) full login round trip: login → OP (already signed in) → callback (code exchange, ID token check) → GET /me', names, results.roundTrip, speedColumns('logins/s', 'login'));
+  printTable('(b) full login round trip: login → OP (already signed in) → callback (code exchange, ID token check) → GET /me', names, results.roundTrip, roundTripColumns);
   printTable('(c) protected route GET /me with a logged-in session', loginNames, results.protected, speedColumns('req/s', 'req'));
   printTable('(d) session size per logged-in user', loginNames, results.memory, [
     { head: 'session bytes', value: (r) => fmt(r.sessionBytes) },
     { head: 'index bytes', value: (r) => fmt(r.indexBytes) },
     { head: 'server store bytes', value: (r) => fmt(r.storeBytes) },
     { head: 'Cookie header bytes', value: (r) => fmt(r.cookieBytes) },
-    { head: 'heap per 10k sessions (MB)', value: (r) => fmt(r.heapPer10k / 1e6, 1) },
+    { head: 'heap per 10k sessions (MB)', value: (r) => fmt(r.sessionHeapPer10k / 1e6, 1) },
+    { head: 'heap per 10k sessions + index (MB)', value: (r) => fmt(r.heapPer10k / 1e6, 1) },
+    { head: 'ours / this (session bytes)', value: (r, ours) => (ours ? ratio(ours.sessionBytes, r.sessionBytes) : '–') },
     { head: 'ours / this (store bytes)', value: (r, ours) => (ours ? ratio(ours.storeBytes, r.storeBytes) : '–') },
-    { head: 'ours / this (cookie bytes)', value: (r, ours) => (ours ? ratio(ours.cookieBytes, r.cookieBytes) : '–') },
+    { head: 'ours / this (heap, sessions)', value: (r, ours) => (ours ? ratio(ours.sessionHeapPer10k, r.sessionHeapPer10k) : '–') },
+    { head: 'ours / this (heap, + index)', value: (r, ours) => (ours ? ratio(ours.heapPer10k, r.heapPer10k) : '–') },
   ]);
+  printTargets(results);
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s in all)`);
+}
+
+/** The issue #11 targets, each as its ratios round by round and their median. */
+function printTargets({ roundTrip, protected: prot, memory }) {
+  const lines = [];
+  const vs = (rows, other, field, limit, cmp) => {
+    if (!rows.ours || !rows[other]) return;
+    const r = perRound(rows.ours, rows[other], field);
+    const m = median(r);
+    lines.push(`- ${field === 'rps' ? 'req/s' : field === 'opCpuUs' ? 'OP CPU per login' : 'CPU per request/login'} ours / ${other}: ${listRatios(r)} — target ${cmp} ${limit}×: ${(cmp === '≥' ? m >= limit : m <= limit) ? 'met' : 'NOT met'}`);
+  };
+  vs(prot, 'floor', 'rps', 0.95, '≥');
+  vs(prot, 'floor', 'cpuUs', 1.05, '≤');
+  vs(prot, 'floor-tokens', 'rps', 0.95, '≥');
+  vs(prot, 'floor-tokens', 'cpuUs', 1.05, '≤');
+  vs(roundTrip, 'handwritten', 'cpuUs', 1.0, '≤');
+  vs(roundTrip, 'handwritten', 'opCpuUs', 1.05, '≤');
+  if (memory.ours && memory.passport) {
+    lines.push(`- session bytes ours / passport: ${ratio(memory.ours.sessionBytes, memory.passport.sessionBytes)} (with the back-channel-logout index ${ratio(memory.ours.storeBytes, memory.passport.storeBytes)}) — target ≤ 1.1×`);
+    lines.push(`- heap of 10 000 sessions ours / passport: ${ratio(memory.ours.sessionHeapPer10k, memory.passport.sessionHeapPer10k)} (with the index ${ratio(memory.ours.heapPer10k, memory.passport.heapPer10k)}) — target ≤ 1.1×`);
+  }
+  if (lines.length) console.log(`\n### Targets (issue #11)\n\n${lines.join('\n')}`);
 }
 
 const [role, arg] = process.argv.slice(2);

@@ -78,6 +78,8 @@ function configuration(clients) {
     },
     ttl: { AccessToken: 3600, AuthorizationCode: 60, IdToken: 3600, RefreshToken: 86400, Grant: 86400, Session: 86400, Interaction: 600 },
     features: { devInteractions: { enabled: false }, rpInitiatedLogout: { enabled: true }, revocation: { enabled: true } },
+    // OP_ID_TOKEN_CLAIMS=1: the ID token carries the claims of the granted scopes (userinfo then adds nothing)
+    ...(process.env.OP_ID_TOKEN_CLAIMS === '1' ? { conformIdTokenClaims: false } : {}),
   };
 }
 

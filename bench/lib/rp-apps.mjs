@@ -1,15 +1,19 @@
 // The same small app three ways: a login route, a callback, and a protected GET /me answering the
 // user as JSON. Sessions live in express-session's MemoryStore (or, for express-openid-connect's
 // default, in an encrypted cookie).
+import { pathToFileURL } from 'node:url';
 import session from 'express-session';
 import express from 'express';
 
 const SESSION_SECRET = 'bench-session-secret-0123456789abcdef';
 const SCOPE = 'openid profile email';
 
-/** @openid-express/rp, from its built dist. */
-async function ours({ baseURL, issuer, clientId, clientSecret, fetchUserInfo = true }) {
-  const { rp, oidc, requireAuth } = await import('@openid-express/rp');
+/**
+ * @openid-express/rp, from its built dist (or, with `from`, from a build of an earlier commit made by
+ * bench/build-rp-at.mjs). `fetchUserInfo` undefined is the default (fetched when it can add something).
+ */
+async function ours({ baseURL, issuer, clientId, clientSecret, fetchUserInfo, from }) {
+  const { rp, oidc, requireAuth } = await import(from ? pathToFileURL(`${from}/packages/rp/dist/index.js`).href : '@openid-express/rp');
   const store = new session.MemoryStore();
   const app = express();
   app.use(session({ secret: SESSION_SECRET, resave: false, saveUninitialized: false, store, name: 'sid' }));
@@ -83,11 +87,126 @@ async function floor({ issuer }) {
   return { app, store, loginPath: '/login' };
 }
 
+/**
+ * The baseline of the login target: openid-client v6 called by hand with express-session, doing what
+ * `@openid-express/rp` does by default — state, nonce and PKCE S256; the code exchange (openid-client
+ * checks the RFC 9207 `iss` response parameter, the ID token's claims and nonce); the ID token's
+ * signature verified with jose against the OP's cached JWKS (openid-client itself trusts the TLS
+ * channel); userinfo fetched (here the ID token carries only `sub`, so it can add something) with
+ * its `sub` checked; a new session id at login, saved before the redirect; and a back-channel-logout
+ * index (session ids by `sub` and `sid`) kept in the store. No error pages beyond a status code.
+ */
+async function handWritten({ baseURL, issuer, clientId, clientSecret }) {
+  const client = await import('openid-client');
+  const jose = await import('jose');
+  const config = await client.discovery(new URL(issuer), clientId, undefined, client.ClientSecretBasic(clientSecret), { execute: [client.allowInsecureRequests] });
+  const metadata = config.serverMetadata();
+  const jwks = jose.createRemoteJWKSet(new URL(metadata.jwks_uri));
+  const redirectUri = `${baseURL}/callback`;
+  const store = new session.MemoryStore();
+  const app = express();
+  app.use(session({ secret: SESSION_SECRET, resave: false, saveUninitialized: false, store, name: 'sid' }));
+  app.get('/login', async (req, res, next) => {
+    try {
+      const codeVerifier = client.randomPKCECodeVerifier();
+      const state = client.randomState();
+      const nonce = client.randomNonce();
+      const url = client.buildAuthorizationUrl(config, {
+        redirect_uri: redirectUri, scope: SCOPE, state, nonce,
+        code_challenge: await client.calculatePKCECodeChallenge(codeVerifier), code_challenge_method: 'S256',
+      });
+      req.session.login = { state, nonce, codeVerifier, returnTo: '/me' };
+      res.redirect(url.href);
+    } catch (err) {
+      next(err);
+    }
+  });
+  const op = (fn) => new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
+  // back-channel logout: which session ids belong to a sub / sid (the newest 50); one update per key at a time
+  const tails = new Map();
+  const remember = (key, id) => {
+    const update = async () => {
+      const record = await op((cb) => store.get(key, cb));
+      const members = [...(record?.members ?? []).filter((m) => m !== id), id].slice(-50);
+      await op((cb) => store.set(key, { members, cookie: { expires: new Date(Date.now() + 30 * 86400e3).toISOString(), originalMaxAge: 30 * 86400e3 } }, cb));
+    };
+    const done = (tails.get(key) ?? Promise.resolve()).then(update);
+    const tail = done.catch(() => {});
+    tails.set(key, tail);
+    void tail.then(() => tails.get(key) === tail && tails.delete(key));
+    return done;
+  };
+  app.get('/callback', async (req, res, next) => {
+    try {
+      const login = req.session.login;
+      if (!login) return void res.status(400).send('no login in progress');
+      delete req.session.login;
+      const tokens = await client.authorizationCodeGrant(config, new URL(req.originalUrl, baseURL), {
+        pkceCodeVerifier: login.codeVerifier, expectedState: login.state, expectedNonce: login.nonce, idTokenExpected: true,
+      });
+      const { payload: claims } = await jose.jwtVerify(tokens.id_token, jwks, { issuer: metadata.issuer, audience: clientId, algorithms: ['RS256'] });
+      const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+      await op((cb) => req.session.regenerate(cb));
+      req.session.user = { ...userinfo, sub: claims.sub };
+      req.session.tokens = {
+        id_token: tokens.id_token, access_token: tokens.access_token, token_type: tokens.token_type,
+        expires_at: Math.floor(Date.now() / 1000) + (tokens.expiresIn() ?? 0), refresh_token: tokens.refresh_token,
+      };
+      await op((cb) => req.session.save(cb));
+      await Promise.all([
+        remember(`bcl:sub:${claims.sub}`, req.sessionID),
+        ...(typeof claims.sid === 'string' ? [remember(`bcl:sid:${claims.sid}`, req.sessionID)] : []),
+      ]);
+      res.redirect(login.returnTo);
+    } catch (err) {
+      next(err);
+    }
+  });
+  app.get('/me', (req, res) => (req.session.user ? void res.json(req.session.user) : void res.status(401).json({ error: 'login_required' })));
+  return { app, store, loginPath: '/login' };
+}
+
+/**
+ * A JWT-shaped string as long as an RS256 ID token of this OP (header, claims, 256-byte signature),
+ * for the floor that keeps a user's tokens without logging in.
+ */
+function fakeIdToken(issuer, aud) {
+  const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const iat = Math.floor(Date.now() / 1000);
+  return `${part({ alg: 'RS256', kid: '00000000-0000-4000-8000-000000000000' })}.${part({ sub: 'alice', aud, exp: iat + 3600, iat, iss: issuer })}.${Buffer.alloc(256, 7).toString('base64url')}`;
+}
+
+/**
+ * The floor with the same data as a login: express + express-session and no OIDC library, the
+ * session hand-set to what passport keeps for the same user (claims, ID token, access token and its
+ * expiry), /me answering the user. express-session parses, hashes and re-serializes the whole
+ * session on every request, so this is the floor for a session that holds a real login.
+ */
+async function floorTokens({ issuer }) {
+  const store = new session.MemoryStore();
+  const app = express();
+  app.use(session({ secret: SESSION_SECRET, resave: false, saveUninitialized: false, store, name: 'sid' }));
+  app.get('/seed', (req, res) => {
+    const iat = Math.floor(Date.now() / 1000);
+    req.session.user = { sub: 'alice', provider: 'op', name: 'Alice Liddell', email: 'alice@example.org', emailVerified: true,
+      claims: { sub: 'alice', name: 'Alice Liddell', email: 'alice@example.org', email_verified: true } };
+    req.session.tokens = { id_token: fakeIdToken(issuer, 'floor-tokens'), access_token: 'x'.repeat(43), token_type: 'bearer', expires_at: iat + 3600 };
+    res.json(req.session.user);
+  });
+  app.get('/me', (req, res) => (req.session.user ? void res.json(req.session.user) : void res.status(401).json({ error: 'login_required' })));
+  return { app, store, loginPath: '/login' };
+}
+
 /** The contenders, by name: how to build each app and its label in the tables. */
 export const VARIANTS = {
   floor: { label: 'floor: express + express-session, no OIDC', callbackPath: '/callback', noLogin: true, build: (o) => floor(o) },
+  'floor-tokens': { label: 'floor with a login\'s data: express + express-session, same user + tokens hand-set', callbackPath: '/callback', noLogin: true, noLoginRoute: true, build: (o) => floorTokens(o) },
+  handwritten: { label: 'openid-client v6 by hand + express-session (same checks as ours)', callbackPath: '/callback', build: (o) => handWritten(o) },
   ours: { label: '@openid-express/rp', callbackPath: '/auth/callback/op', build: (o) => ours(o) },
   'ours-no-userinfo': { label: '@openid-express/rp, fetchUserInfo: false', callbackPath: '/auth/callback/op', build: (o) => ours({ ...o, fetchUserInfo: false }) },
+  'ours-fetch-userinfo': { label: '@openid-express/rp, fetchUserInfo: true (always)', callbackPath: '/auth/callback/op', build: (o) => ours({ ...o, fetchUserInfo: true }) },
+  // BEFORE=<dir of bench/build-rp-at.mjs>: the RP as it was at that commit, next to the current build
+  'ours-before': { label: '@openid-express/rp before (BEFORE build)', callbackPath: '/auth/callback/op', optIn: true, build: (o) => ours({ ...o, from: process.env.BEFORE }) },
   eoc: { label: 'express-openid-connect (cookie session)', callbackPath: '/callback', build: (o) => expressOpenidConnect({ ...o, stateful: false }) },
   'eoc-store': { label: 'express-openid-connect (MemoryStore)', callbackPath: '/callback', build: (o) => expressOpenidConnect({ ...o, stateful: true }) },
   passport: { label: 'passport + openid-client/passport', callbackPath: '/callback', build: (o) => passportOpenidClient(o) },

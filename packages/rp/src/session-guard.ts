@@ -52,18 +52,24 @@ export function boundStore(store: Store, timeoutMs: number): void {
   for (const name of METHODS) {
     const original = (store as unknown as Record<string, unknown>)[name];
     if (typeof original !== 'function') continue;
-    (store as unknown as Record<string, unknown>)[name] = function bounded(this: Store, ...args: unknown[]) {
-      const cb = args.at(-1);
-      if (typeof cb !== 'function') return original.apply(this, args);
+    // (sid, cb) or (sid, session, cb), as express-session calls them: no argument arrays on this path
+    (store as unknown as Record<string, unknown>)[name] = function bounded(this: Store, a: unknown, b: unknown) {
+      const n = arguments.length;
+      const cb = arguments[n - 1] as unknown;
+      if (typeof cb !== 'function') return (original as (...args: unknown[]) => unknown).apply(this, arguments as unknown as unknown[]);
       let called = false;
-      const once = (...out: unknown[]): void => {
+      const once = (err?: unknown, value?: unknown): void => {
         if (called) return;
         called = true;
         clearTimeout(timer);
-        cb(...out);
+        (cb as (err?: unknown, value?: unknown) => void)(err, value);
       };
+      // a timer per call: measured cheaper under load than one shared timer over a set of pending calls
       const timer = setTimeout(() => once(unavailable(`did not answer within ${timeoutMs} ms (${name})`)), timeoutMs);
-      return original.apply(this, [...args.slice(0, -1), once]);
+      const call = original as (...args: unknown[]) => unknown;
+      if (n === 2) return call.call(this, a, once);
+      if (n === 3) return call.call(this, a, b, once);
+      return call.apply(this, [...Array.prototype.slice.call(arguments, 0, -1), once]); // other arities: the general way
     };
   }
 }

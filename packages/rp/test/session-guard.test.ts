@@ -1,0 +1,67 @@
+/**
+ * Deadlines on session store calls (`boundStore`): a stalled call answers store_unavailable, a late answer is ignored.
+ */
+import session from 'express-session';
+import { boundStore } from '../src/session-guard.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Cb = (err?: any, value?: any) => void;
+
+/** A store whose calls answer only when the test says so. */
+function manualStore(): session.Store & { calls: Array<{ name: string; cb: Cb }> } {
+  const store = new session.MemoryStore() as session.Store & { calls: Array<{ name: string; cb: Cb }> };
+  store.calls = [];
+  store.get = (_sid: string, cb: Cb) => void store.calls.push({ name: 'get', cb });
+  store.set = (_sid: string, _s: unknown, cb?: Cb) => void store.calls.push({ name: 'set', cb: cb! });
+  store.destroy = (_sid: string, cb?: Cb) => void store.calls.push({ name: 'destroy', cb: cb! });
+  return store;
+}
+
+const call = (fn: (cb: Cb) => void): Promise<{ err?: unknown; value?: unknown; at: number }> =>
+  new Promise((resolve) => fn((err, value) => resolve({ err, value, at: Date.now() })));
+
+describe('boundStore', () => {
+  test('an answer in time passes through with its value; a late one after the deadline is ignored', async () => {
+    const store = manualStore();
+    boundStore(store, 80);
+    const first = call((cb) => store.get('a', cb));
+    store.calls[0]!.cb(null, { cookie: {} });
+    expect(await first).toMatchObject({ err: null, value: { cookie: {} } });
+
+    const started = Date.now();
+    const second = call((cb) => store.get('b', cb));
+    const stalled = await second;
+    expect(stalled.err).toMatchObject({ code: 'store_unavailable', status: 503 });
+    expect(stalled.at - started).toBeGreaterThanOrEqual(70);
+    expect(stalled.at - started).toBeLessThan(1000);
+    store.calls[1]!.cb(null, { late: true }); // ignored: the caller already has its answer
+  });
+
+  test('many pending calls each get their own deadline', async () => {
+    const store = manualStore();
+    boundStore(store, 60);
+    const t0 = Date.now();
+    const a = call((cb) => store.set('a', {} as never, cb));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const b = call((cb) => store.destroy('b', cb));
+    const c = call((cb) => store.get('c', cb));
+    store.calls[2]!.cb(null, undefined); // c answers at once
+    const [ra, rb, rc] = await Promise.all([a, b, c]);
+    expect(rc.err).toBeNull();
+    expect(ra.err).toMatchObject({ code: 'store_unavailable' });
+    expect(rb.err).toMatchObject({ code: 'store_unavailable' });
+    expect(ra.at - t0).toBeGreaterThanOrEqual(50);
+    expect(rb.at - t0).toBeGreaterThanOrEqual(80); // 30 ms later than a, its own 60 ms
+    expect(rb.at).toBeGreaterThanOrEqual(ra.at);
+  });
+
+  test('a call without a callback goes straight to the store; binding twice wraps once', () => {
+    const store = manualStore();
+    boundStore(store, 50);
+    const wrapped = store.get;
+    boundStore(store, 50);
+    expect(store.get).toBe(wrapped);
+    (store.set as (sid: string, s: unknown) => void)('x', {});
+    expect(store.calls).toHaveLength(1);
+  });
+});
