@@ -136,7 +136,7 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     scopes: ['openid', 'offline_access', ...o.scopes],
     pkce: { required: pkceRequired(o.pkce) },
     // every OpenID Connect response type (the Implicit and Hybrid plans); each client uses only the ones it
-    // registered (default ['code']), and a `token` one also needs the implicit grant
+    // registered (default ['code']; oidc-provider adds the implicit grant to a client registering id_token or token ones)
     responseTypes: ['code', 'id_token', 'id_token token', 'code id_token', 'code token', 'code id_token token', 'none'],
     // OIDC Core 3.1.2.1: redirect_uri is required, even when the client registered only one
     allowOmittingSingleRegisteredRedirectUri: false,

@@ -23,6 +23,11 @@ function answerOf(url: URL): URLSearchParams {
   return new URLSearchParams(url.hash ? url.hash.slice(1) : url.search);
 }
 
+/** The answer to `url` for a browser without an OP session (errors and prompt=none come straight back). */
+async function answerTo(url: string): Promise<URLSearchParams> {
+  return answerOf(callbackOf(await frontChannelBrowser().open(url)));
+}
+
 /** OIDC Core 3.3.2.11 / 3.2.2.9: the left half of the SHA-256 of `value`, base64url. */
 const halfHash = (value: string) => createHash('sha256').update(value).digest().subarray(0, 16).toString('base64url');
 
@@ -61,7 +66,7 @@ describe('Implicit and Hybrid OP certification: what the defaults offer', () => 
   test.each(TOKEN_IN_FRONT_CHANNEL)('response_type=%s is refused for a client that did not register it, with no token in the answer', async (responseType) => {
     const hybrid = await register(f, { redirect_uris: [FRONT_CHANNEL_REDIRECT], response_types: ['code id_token'], grant_types: ['authorization_code', 'implicit'] });
     const req = await codeRequest(f, { response_type: responseType, redirect_uri: FRONT_CHANNEL_REDIRECT }, hybrid);
-    const answer = answerOf(callbackOf(await frontChannelBrowser().open(req.url)));
+    const answer = await answerTo(req.url);
     expect([answer.get('error'), answer.get('error_description')]).toEqual(['invalid_request', 'requested response_type is not allowed for this client']);
     expect(answer.get('access_token')).toBeNull();
     expect(answer.get('id_token')).toBeNull();
@@ -112,7 +117,7 @@ describe.each(MODES)('Implicit OP certification (response_type=id_token token), 
 
   test('oidcc-ensure-request-without-nonce-fails: refused in the fragment, no token', async () => {
     const req = await request({ nonce: undefined });
-    const answer = answerOf(callbackOf(await frontChannelBrowser().open(req.url)));
+    const answer = await answerTo(req.url);
     expect(answer.get('error')).toBe('invalid_request');
     expect(answer.get('error_description')).toMatch(/nonce/);
     expect(answer.get('access_token')).toBeNull();
@@ -166,7 +171,7 @@ describe.each(MODES)('Hybrid OP certification (response_type=code token and code
   if (mode.name === 'public') {
     test('a public client\'s code token request without PKCE is refused, with no token in the answer', async () => {
       const req = await codeRequest(f, { response_type: 'code token', redirect_uri: FRONT_CHANNEL_REDIRECT, code_challenge: undefined, code_challenge_method: undefined }, rp);
-      const answer = answerOf(callbackOf(await frontChannelBrowser().open(req.url)));
+      const answer = await answerTo(req.url);
       expect(answer.get('error_description')).toMatch(/requires PKCE/);
       expect(answer.get('access_token')).toBeNull();
     });
@@ -174,7 +179,7 @@ describe.each(MODES)('Hybrid OP certification (response_type=code token and code
 
   test('oidcc-ensure-request-without-nonce-fails (code id_token token): refused in the fragment, no token', async () => {
     const req = await codeRequest(f, { response_type: 'code id_token token', redirect_uri: FRONT_CHANNEL_REDIRECT, nonce: undefined }, rp);
-    const answer = answerOf(callbackOf(await frontChannelBrowser().open(req.url)));
+    const answer = await answerTo(req.url);
     expect(answer.get('error')).toBe('invalid_request');
     expect(answer.get('access_token')).toBeNull();
     expect(answer.get('code')).toBeNull();
@@ -213,7 +218,7 @@ describe.each(MODES)('Implicit OP certification (response_type=id_token), $label
 
   test('oidcc-ensure-request-without-nonce-fails: an id_token request without nonce is refused, in the fragment', async () => {
     const req = await idTokenRequest({ nonce: undefined });
-    const answer = answerOf(callbackOf(await frontChannelBrowser().open(req.url)));
+    const answer = await answerTo(req.url);
     expect(answer.get('error')).toBe('invalid_request');
     expect(answer.get('error_description')).toMatch(/nonce/);
     expect(answer.get('state')).toBe(req.params.state);
@@ -222,7 +227,7 @@ describe.each(MODES)('Implicit OP certification (response_type=id_token), $label
 
   test('oidcc-prompt-none-not-logged-in: login_required goes back in the fragment with the state', async () => {
     const req = await idTokenRequest({ prompt: 'none' });
-    const answer = answerOf(callbackOf(await frontChannelBrowser().open(req.url)));
+    const answer = await answerTo(req.url);
     expect(answer.get('error')).toBe('login_required');
     expect(answer.get('state')).toBe(req.params.state);
   });
@@ -271,7 +276,7 @@ describe.each(MODES)('Hybrid OP certification (response_type=code id_token), $la
   if (mode.name === 'public') {
     test('a public client\'s hybrid request without PKCE is refused (PKCE is always required of public clients)', async () => {
       const req = await hybridRequest({ code_challenge: undefined, code_challenge_method: undefined });
-      const answer = answerOf(callbackOf(await frontChannelBrowser().open(req.url)));
+      const answer = await answerTo(req.url);
       expect(answer.get('error')).toBe('invalid_request');
       expect(answer.get('error_description')).toMatch(/requires PKCE/);
       expect(answer.get('code')).toBeNull();
@@ -280,7 +285,7 @@ describe.each(MODES)('Hybrid OP certification (response_type=code id_token), $la
 
   test('oidcc-ensure-request-without-nonce-fails: a code id_token request without nonce is refused, in the fragment', async () => {
     const req = await hybridRequest({ nonce: undefined });
-    const answer = answerOf(callbackOf(await frontChannelBrowser().open(req.url)));
+    const answer = await answerTo(req.url);
     expect(answer.get('error')).toBe('invalid_request');
     expect(answer.get('error_description')).toMatch(/nonce/);
     expect(answer.get('state')).toBe(req.params.state);
