@@ -3,6 +3,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import Provider, { errors } from 'oidc-provider';
 import type { AccountStore } from './accounts.js';
 import type { AuthenticationFailure, AuthenticationSuccess, Authenticator } from './authenticators/authenticator.js';
+import { clientIp } from './client-ip.js';
 import { pageHeaders, sendErrorPage, sendStoreUnavailable } from './error-page.js';
 import { OpError } from './errors.js';
 import { finishInteraction } from './finish.js';
@@ -26,6 +27,8 @@ export interface InteractionDeps {
   mountPath: string;
   /** CSRF token and attempts per interaction, in the `adapter` store. */
   states: InteractionStates;
+  /** op()'s `trustProxy`: whose address login throttling counts (see clientIp). */
+  trustProxy: boolean;
 }
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -139,7 +142,7 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
   if (!auth) throw new OpError('authenticator_unknown', 400, 'Unknown sign-in method.');
   const typed = auth.throttleKey(body);
   const login = await throttleKeyOf(deps.accounts, typed);
-  const ip = req.ip ?? req.socket.remoteAddress ?? 'unknown';
+  const ip = clientIp(req, deps.trustProxy);
   state.authenticator = auth.id;
   state.lastLogin = typed?.slice(0, 256);
   if (await deps.throttle.isLocked(login, ip)) {
@@ -188,7 +191,7 @@ export async function completeLogin(
   const interaction = uid ? await deps.provider.Interaction.find(uid) : undefined;
   if (!interaction || !SIGN_IN_STEPS.has(interaction.prompt.name)) return sendErrorPage(req, res, deps.views, EXPIRED);
   if (!result.ok) {
-    await deps.throttle.fail(undefined, req.ip ?? 'unknown');
+    await deps.throttle.fail(undefined, clientIp(req, deps.trustProxy));
     return sendErrorPage(req, res, deps.views, {
       status: 401, code: 'login_failed', title: 'Sign-in failed', backUrl: `${deps.mountPath}/interaction/${uid}`,
       message: 'Signing in with the other provider did not succeed. Go back and try again, or choose another way to sign in.',

@@ -178,7 +178,7 @@ function registerGrants(provider: Provider, o: ResolvedOptions, deps: Configurat
   if (passwordGrant) {
     console.warn(PASSWORD_GRANT_WARNING);
     registerPasswordGrant(provider, {
-      accounts: o.accounts, throttle: throttle(deps.store, o.throttle), ...(resources ? { resources } : {}),
+      accounts: o.accounts, throttle: throttle(deps.store, o.throttle), trustProxy: o.trustProxy, ...(resources ? { resources } : {}),
       scopes: new Set([...Object.keys(SCOPE_CLAIMS), 'openid', 'offline_access', ...o.scopes]),
     });
   }

@@ -148,7 +148,7 @@ export function op(options: OpOptions): OpApp {
     checkMount(o.mountPath, views, (req, res) => refuse(req, res, { code: 'mount_mismatch', message: `op(): ${mountMismatch(o, req.baseUrl)}` })),
     checkHost(o.trustProxy, views),
   ];
-  app.use((req, res, next) => {
+  const runChecks = (req: Request, res: Response, next: NextFunction) => {
     let i = 0;
     const step = (err?: unknown): void => {
       if (err) return next(err);
@@ -156,7 +156,8 @@ export function op(options: OpOptions): OpApp {
       next();
     };
     step();
-  });
+  };
+  app.use(runChecks);
   const deps: InteractionDeps = {
     provider, views, accounts: o.accounts,
     authenticators: o.authenticators.length ? o.authenticators : [password()],
@@ -164,6 +165,7 @@ export function op(options: OpOptions): OpApp {
     firstParty: new Set(o.clients.filter((c) => c.firstParty).map((c) => c.client_id)),
     mountPath: o.mountPath,
     states: interactionStates(store, o.ttl.Interaction),
+    trustProxy: o.trustProxy,
   };
   app.use('/interaction', interactionRoutes(deps, session));
   mountAuthenticators(app, deps, o, session);
@@ -174,7 +176,46 @@ export function op(options: OpOptions): OpApp {
   for (const endpoint of ['authorization', 'end_session'] as const) {
     app.post(provider.pathFor(endpoint, { mountPath: '' }), ...postToGet(o.mountPath));
   }
-  app.use(provider.callback());
-  app.use(errorPage(views));
+  const callback = provider.callback();
+  app.use(callback);
+  const onError = errorPage(views);
+  app.use(onError);
+  skipAppForApiEndpoints(app, provider, runChecks, callback, onError);
   return app;
+}
+
+/**
+ * The endpoints machines call (discovery, keys, token, userinfo, introspection, revocation, PAR,
+ * device authorization, CIBA, registration) and the authorization GET go from the checks straight
+ * to oidc-provider. Express runs a mounted app by re-prototyping `req` and `res` and routing them
+ * a second time, which cost about 13 % of the instructions of a userinfo call (bench/RESULTS.md);
+ * none of op()'s own routes or settings apply to these paths. Every other path, and these in
+ * another letter case or with a trailing slash, takes op()'s app as before.
+ */
+function skipAppForApiEndpoints(
+  app: OpApp, provider: Provider, runChecks: RequestHandler, callback: (req: Request, res: Response) => unknown,
+  onError: ReturnType<typeof errorPage>,
+) {
+  // pathFor throws for the routes of features that are off
+  const routed = (name: string) => {
+    try {
+      return [provider.pathFor(name, { mountPath: '' })];
+    } catch {
+      return [];
+    }
+  };
+  const api = new Set(['/.well-known/openid-configuration', ...['jwks', 'token', 'userinfo', 'introspection', 'revocation',
+    'pushed_authorization_request', 'device_authorization', 'backchannel_authentication', 'registration'].flatMap(routed)]);
+  const authorization = provider.pathFor('authorization', { mountPath: '' });
+  type Handle = (req: Request, res: Response, next?: NextFunction) => void;
+  const mounted = app as unknown as { handle: Handle };
+  const handle = mounted.handle.bind(app);
+  mounted.handle = (req, res, next) => {
+    // `next` is there when an app mounted op(); http.createServer(op(...)) takes the app as before
+    if (!next) return handle(req, res, next);
+    const q = req.url.indexOf('?');
+    const path = q === -1 ? req.url : req.url.slice(0, q);
+    if (!api.has(path) && !(path === authorization && req.method === 'GET')) return handle(req, res, next);
+    runChecks(req, res, (err?: unknown) => (err ? onError(err as { status?: number }, req, res, next) : void callback(req, res)));
+  };
 }

@@ -1,9 +1,9 @@
 import debug from 'debug';
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { PAGE_HEADERS, STORE_UNAVAILABLE } from './error-page.js';
-import { renderPage, defaultsOf, type Views } from './views/render.js';
+import { sendStoreUnavailable, STORE_UNAVAILABLE } from './error-page.js';
+import type { Views } from './views/render.js';
 
 const log = debug('openid-express:op');
 
@@ -15,45 +15,36 @@ export function isStoreUnavailable(err: unknown): boolean {
   return false;
 }
 
-const MARK = Symbol('openid-express:store_unavailable');
-
-async function answer(ctx: KoaContextWithOIDC, views: Views): Promise<void> {
-  const { status, code, message, retryAfter } = STORE_UNAVAILABLE;
-  ctx.status = status;
-  ctx.set({ 'Retry-After': String(retryAfter), 'Cache-Control': 'no-store' });
-  if (ctx.accepts('json', 'html') !== 'html') {
-    ctx.body = { error: code, error_description: message };
-    return;
-  }
-  const req = ctx.req as unknown as Request;
-  const props = { title: 'Please try again in a moment', status, code, message };
-  ctx.set(PAGE_HEADERS);
-  ctx.type = 'html';
-  ctx.body = await renderPage(req, views, 'error', props).catch(() => renderPage(req, defaultsOf(views), 'error', props));
-}
-
 /**
- * Turns oidc-provider's 500 `server_error` for a store failure into our 503 `store_unavailable`.
- * oidc-provider's per-route error handler catches the adapter's rejection, renders a 500 and emits
- * `server_error` (ctx, err); the listener marks ctx and a `provider.use` middleware, which runs
- * around every route, rewrites the answer once the route is done.
+ * Turns oidc-provider's 500 `server_error` for a store failure into our 503 `store_unavailable`,
+ * with nothing on the path of a request that succeeds: a route's error handler catches the
+ * adapter's rejection, sets a 500 body and emits `server_error` (ctx, err) before Koa writes
+ * anything; the listener takes the response over (`ctx.respond = false`) and answers the 503.
+ * (Every store call of oidc-provider runs inside a route's error handler; middleware added with
+ * `provider.use` after op() has built its app never runs.)
  *
  * @example
  * answerStoreFailuresWith503(provider, views);
  */
 export function answerStoreFailuresWith503(provider: Provider, views: Views): void {
-  provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
-    if (isStoreUnavailable(err)) (ctx.state as Record<symbol, boolean>)[MARK] = true;
-  });
-  provider.use(async (ctx, next) => {
-    try {
-      await next();
-    } catch (err) {
-      if (!isStoreUnavailable(err)) throw err; // thrown outside a route's error handler
-      (ctx.state as Record<symbol, boolean>)[MARK] = true;
-    }
-    if (!(ctx.state as Record<symbol, boolean>)[MARK]) return;
+  const answer = (ctx: KoaContextWithOIDC): void => {
     log('store unavailable at %s %s: 503', ctx.method, ctx.path);
-    await answer(ctx as KoaContextWithOIDC, views);
+    ctx.respond = false;
+    // the request and response Express handed to provider.callback()
+    const res = ctx.res as unknown as Response;
+    // JSON unless HTML is preferred, as oidc-provider's own error answers (a bare */* gets JSON)
+    if (ctx.accepts('json', 'html') !== 'html') {
+      const { status, code, message, retryAfter } = STORE_UNAVAILABLE;
+      res.status(status).set({ 'Retry-After': String(retryAfter), 'Cache-Control': 'no-store' }).json({ error: code, error_description: message });
+      return;
+    }
+    void sendStoreUnavailable(ctx.req as unknown as Request, res, views).catch((err: unknown) => {
+      log('the 503 answer failed: %s', (err as Error)?.message);
+      if (!ctx.res.headersSent) ctx.res.writeHead(503, { 'Retry-After': String(STORE_UNAVAILABLE.retryAfter) });
+      ctx.res.end();
+    });
+  };
+  provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
+    if (isStoreUnavailable(err)) answer(ctx);
   });
 }

@@ -4,6 +4,7 @@ import type Provider from 'oidc-provider';
 import { errors, type TokenEndpointGrantContext } from 'oidc-provider';
 import type { AccountStore } from '../accounts.js';
 import { checkPassword } from '../authenticators/password.js';
+import { clientIp } from '../client-ip.js';
 import type { OpResourceIndicators } from '../options.js';
 import { resourceServerInfo } from '../resources.js';
 import { throttleKeyOf, type Throttle } from '../throttle.js';
@@ -25,6 +26,8 @@ export interface PasswordGrantDeps {
   resources?: OpResourceIndicators;
   /** The scopes oidc-provider knows (OpenID Connect's and `scopes`); others are ignored unless a resource offers them. */
   scopes: ReadonlySet<string>;
+  /** op()'s `trustProxy`: whose address the throttle counts (see clientIp). */
+  trustProxy: boolean;
 }
 
 const GENERIC_FAILURE = 'the username or password is incorrect';
@@ -72,7 +75,7 @@ export function registerPasswordGrant(provider: Provider, deps: PasswordGrantDep
     const resourceScope = asked.length ? asked.filter((s) => offered.includes(s)) : offered;
 
     const req = ctx.req as unknown as Request;
-    const ip = req.ip ?? req.socket.remoteAddress ?? 'unknown';
+    const ip = clientIp(req, deps.trustProxy);
     const login = await throttleKeyOf(deps.accounts, username.trim().toLowerCase() || undefined);
     if (await deps.throttle.isLocked(login, ip)) {
       log('password grant throttled (client %s)', client.clientId);
