@@ -20,6 +20,7 @@
 import createDebug from 'debug';
 import * as jose from 'jose';
 import { guardedFetch, readCapped } from './discovery/network-guard.js';
+import { putMember } from './user.js';
 
 const debug = createDebug('openid-express:rp');
 
@@ -133,7 +134,7 @@ export async function resolveClaimSources(claims: Record<string, unknown>, optio
   for (const [source, payload] of resolved) {
     if (!payload) continue;
     for (const claim of wanted.get(source)!) {
-      if (Object.hasOwn(payload, claim)) result[claim] = payload[claim];
+      if (Object.hasOwn(payload, claim)) putMember(result, claim, payload[claim]);
       else debug('claim %s dropped: its source %s does not hold it', claim, source);
     }
   }

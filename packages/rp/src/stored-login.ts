@@ -11,7 +11,7 @@
  * logins written by earlier versions: both read back unchanged.
  */
 import type { Authentication, StoredAccessToken } from './session.js';
-import { PROTOCOL_CLAIMS, userFromClaims, type MappedUser } from './user.js';
+import { PROTOCOL_CLAIMS, putMember, userFromClaims, type MappedUser } from './user.js';
 
 /** The compact form of a login in the session. */
 export interface StoredLogin {
@@ -49,7 +49,7 @@ function payloadOf(jwt: string): Record<string, unknown> | undefined {
 /** The ID token claims about the person (without the protocol claims, which stay in `idTokenClaims`). */
 function personClaims(payload: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const name in payload) if (!PROTOCOL_CLAIMS.has(name)) out[name] = payload[name];
+  for (const name in payload) if (!PROTOCOL_CLAIMS.has(name)) putMember(out, name, payload[name]);
   return out;
 }
 
@@ -74,10 +74,10 @@ export function readStoredLogin(stored: StoredLogin | Authentication): Authentic
   const { idToken } = stored;
   const payload = idToken === undefined ? undefined : payloadOf(idToken);
   const claims: Record<string, unknown> = {};
-  if (payload) for (const name in payload) if (!PROTOCOL_CLAIMS.has(name)) claims[name] = payload[name];
-  if (stored.claims) for (const name in stored.claims) claims[name] = stored.claims[name];
+  if (payload) for (const name in payload) if (!PROTOCOL_CLAIMS.has(name)) putMember(claims, name, payload[name]);
+  if (stored.claims) for (const name in stored.claims) putMember(claims, name, stored.claims[name]);
   const auth = {} as Record<string, unknown>;
-  for (const key in stored) if (!DERIVED.has(key)) auth[key] = stored[key];
+  for (const key in stored) if (!DERIVED.has(key)) putMember(auth, key, stored[key]);
   auth.user = userFromClaims(stored.provider, claims, stored.profile ?? NO_PROFILE);
   if (idToken !== undefined) auth.idTokenClaims = payload;
   const token = stored.accessToken;
@@ -106,7 +106,7 @@ export function toStoredLogin(auth: Authentication): StoredLogin | Authenticatio
   if (idToken !== undefined && (!payload || (idTokenClaims !== undefined && !sameJson(payload, idTokenClaims)))) return auth;
   const fromToken = payload ? personClaims(payload) : {};
   const claims: Record<string, unknown> = {};
-  for (const name in user.claims) if (!(name in fromToken && sameJson(fromToken[name], user.claims[name]))) claims[name] = user.claims[name];
+  for (const name in user.claims) if (!(name in fromToken && sameJson(fromToken[name], user.claims[name]))) putMember(claims, name, user.claims[name]);
   const merged = { ...fromToken, ...claims };
   const defaults = userFromClaims(provider, merged, { sub: user.sub }); // (a user always has a sub; the claims may not: GitHub's `id`)
   const profile: MappedUser = {};

@@ -43,11 +43,24 @@ export function userFromClaims(provider: string, claims: Record<string, unknown>
   return user;
 }
 
+/**
+ * `target[key] = value` as an own member, "__proto__" included: claims come from the network, and
+ * assigning one named "__proto__" would set the object's prototype instead (as a spread or
+ * JSON.parse would not).
+ *
+ * @example
+ * putMember(claims, name, value);
+ */
+export function putMember(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
+}
+
 /** `claims` minus the protocol claims the ID token carries (they stay in `idTokenClaims`). */
 function withoutProtocolClaims(claims: Record<string, unknown>, idTokenClaims: Record<string, unknown>): Record<string, unknown> {
   const kept: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(claims)) {
-    if (!(PROTOCOL_CLAIMS.has(name) && Object.hasOwn(idTokenClaims, name))) kept[name] = value;
+    if (!(PROTOCOL_CLAIMS.has(name) && Object.hasOwn(idTokenClaims, name))) putMember(kept, name, value);
   }
   return kept;
 }

@@ -111,4 +111,29 @@ describe('toStoredLogin / readStoredLogin', () => {
     const auth = throughStore(codeLogin());
     expect(readStoredLogin(auth)).toBe(auth);
   });
+
+  test('every read gets its own copy of the ID token\'s claims: what one request changes, the next does not see', () => {
+    const stored = throughStore(toStoredLogin(codeLogin({ idTokenClaims: { ...idTokenClaims, groups: ['staff'] }, idToken: jwt({ ...idTokenClaims, groups: ['staff'] }) })));
+    const first = readStoredLogin(throughStore(stored));
+    (first.idTokenClaims as { groups: string[] }).groups.push('admin');
+    first.idTokenClaims!.sub = 'mallory';
+    first.user.claims.email = 'mallory@example.org';
+    const second = readStoredLogin(throughStore(stored));
+    expect(second.idTokenClaims).toMatchObject({ sub: 'alice', groups: ['staff'] });
+    expect(second.user.sub).toBe('alice');
+    expect(second.user.claims.email).toBe('alice@example.org');
+  });
+
+  test('a "__proto__" claim in the ID token stays a plain member, as JSON.parse reads it (no prototype set)', () => {
+    const payload = `{"sub":"alice","iss":"https://id.example.com","aud":"app","iat":${iat},"exp":${iat + 3600},"__proto__":{"isAdmin":true}}`;
+    const idToken = `${b64({ alg: 'RS256' })}.${Buffer.from(payload).toString('base64url')}.${Buffer.alloc(256, 1).toString('base64url')}`;
+    for (let i = 0; i < 2; i += 1) { // twice: nothing of the first read changes the second
+      const auth = readStoredLogin({ provider: 'corp', idToken });
+      const claims = auth.idTokenClaims as Record<string, unknown>;
+      expect(Object.getPrototypeOf(claims)).toBe(Object.prototype);
+      expect((claims as { isAdmin?: unknown }).isAdmin).toBeUndefined();
+      expect(Object.getOwnPropertyDescriptor(claims, '__proto__')?.value).toEqual({ isAdmin: true });
+      expect((auth.user.claims as { isAdmin?: unknown }).isAdmin).toBeUndefined();
+    }
+  });
 });
