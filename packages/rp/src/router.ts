@@ -55,17 +55,18 @@ export function rp(options: RpOptions): RpRouter {
   // walk through the routes, no extra event-loop turn at its end).
   const guarded = session ? guardedSession(session, storeTimeout) : undefined;
   let boundTo: unknown;
-  router.use((req, res, next) => {
-    const withSession = (err?: unknown): void => {
-      if (err !== undefined) return onError(err, req, res, next);
-      if (req.sessionStore !== boundTo && req.sessionStore) boundStore((boundTo = req.sessionStore), storeTimeout);
-      req.oidc = new RequestContext(req, relyingParty);
-      if (req.method === 'GET' && req.headers.cookie?.includes(LOGOUT_STATE_COOKIE)) return postLogoutLanding(req, res, next);
-      next();
-    };
-    if (guarded) guarded(req, res, withSession);
-    else withSession();
-  });
+  const withSession = (err: unknown, req: Request, res: Response, next: NextFunction): void => {
+    if (err !== undefined) return onError(err, req, res, next);
+    if (req.sessionStore !== boundTo && req.sessionStore) boundStore((boundTo = req.sessionStore), storeTimeout);
+    req.oidc = new RequestContext(req, relyingParty);
+    if (req.method === 'GET' && req.headers.cookie?.includes(LOGOUT_STATE_COOKIE)) return postLogoutLanding(req, res, next);
+    next();
+  };
+  // without the `session` option (express-session mounted before rp()), no closure per request
+  const first: RequestHandler = guarded
+    ? (req, res, next) => guarded(req, res, (err?: unknown) => withSession(err, req, res, next))
+    : (req, res, next) => withSession(undefined, req, res, next);
+  router.use(first);
   const r = express.Router();
   r.get('/providers', (_req, res) => void res.json(relyingParty.listProviders()));
   r.get('/jwks', wrap(routes.jwks));
@@ -83,7 +84,28 @@ export function rp(options: RpOptions): RpRouter {
   r.get('/frontchannel-logout/:provider', wrap(routes.frontchannelLogout));
   r.use(onError);
   router.use(m || '/', r);
+  skipRoutingOutsideMount(router, m, first);
   return router;
+}
+
+/**
+ * A request outside {mountPath} (every request of the app's own routes) only needs the first
+ * layer: the session step and `req.oidc`. It gets just that, without the Router walking its stack
+ * and restoring `req` around it. Paths under {mountPath} in any letter case (Express matches
+ * mount paths without regard to case) take the Router as before.
+ */
+function skipRoutingOutsideMount(router: RpRouter, mountPath: string, first: RequestHandler): void {
+  if (!mountPath || mountPath === '/') return;
+  const prefix = mountPath.toLowerCase();
+  type Handle = (req: Request, res: Response, next: NextFunction) => void;
+  const routed = router as unknown as { handle: Handle };
+  const handle = routed.handle.bind(router);
+  routed.handle = (req, res, next) => {
+    const q = req.url.indexOf('?');
+    const path = (q === -1 ? req.url : req.url.slice(0, q)).toLowerCase();
+    if (path === prefix || path.startsWith(`${prefix}/`) || !next) return handle(req, res, next);
+    first(req, res, next);
+  };
 }
 
 /** body-parser's own errors (malformed body, too large) are the client's fault: 400. */
