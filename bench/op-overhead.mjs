@@ -8,6 +8,10 @@
 // ours / bare CPU ratio of each round, side by side, with its median),
 // CONNECTIONS=10, ONLY=discovery,token (a subset of the endpoints), PROFILE=ours,bare (writes V8
 // CPU profiles of those servers into bench/profiles/<name>/).
+// MEASURE=instructions: instead of CPU time, each OP runs under Valgrind's callgrind and the table
+// is instructions per request (WARMUP=3000 requests first, then COUNT=1500 counted, at most 400
+// for `code`; ROUNDS=2, CONNECTIONS=1): slow (minutes), but a few percent stand out of this VM's
+// noise. Needs the Debian package valgrind.
 //
 // Processes: this one generates load (autocannon); each OP runs in its own child process.
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
@@ -17,6 +21,7 @@ import express from 'express';
 import session from 'express-session';
 import Provider from 'oidc-provider';
 import { ask, serveMessages, startChild, stopChild } from './lib/children.mjs';
+import { countInstructions } from './lib/instructions.mjs';
 import { cpuMicros, hammer, keepBest, withCpu } from './lib/load.mjs';
 
 const SCRIPT = fileURLToPath(import.meta.url);
@@ -105,7 +110,7 @@ async function runOp(name, jwksJson) {
   const { app, provider } = await VARIANTS[name].build(`${origin}/op`, JSON.parse(jwksJson));
   server.on('request', app);
   // oidc-provider's own memory adapter keeps 1000 records: the token benchmark evicts older ones
-  serveMessages({ cpu: () => cpuMicros(), accessToken: () => accessTokenFor(provider), codes: (m) => codesFor(provider, m.n) });
+  serveMessages({ gc: () => { globalThis.gc(); return true; }, cpu: () => cpuMicros(), accessToken: () => accessTokenFor(provider), codes: (m) => codesFor(provider, m.n) });
   process.send({ origin, accessToken: await accessTokenFor(provider) });
 }
 
@@ -212,6 +217,62 @@ async function main() {
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s in all)`);
 }
 
+/** MEASURE=instructions: instructions per request of each OP under callgrind, rounds side by side. */
+async function mainInstructions() {
+  const started = Date.now();
+  const names = process.env.VARIANTS?.split(',') ?? Object.keys(VARIANTS);
+  const only = process.env.ONLY?.split(',');
+  const warmup = Number(process.env.WARMUP ?? 3000);
+  const count = Number(process.env.COUNT ?? 1500);
+  const rounds = Number(process.env.ROUNDS ?? 2);
+  const connections = Number(process.env.CONNECTIONS ?? 1);
+  console.log(`node ${process.version}, instructions per request under callgrind: ${warmup} requests of warm-up, then ${count} counted, ${rounds} rounds, ${connections} connections`);
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwks = { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' }] };
+  const ops = {};
+  const counts = {};
+  try {
+    await Promise.all(names.map(async (name) => {
+      const { child, first, callgrindDir } = await startChild(SCRIPT, ['op', name, JSON.stringify(jwks)], { callgrind: true });
+      ops[name] = { child, callgrindDir, ...first };
+      await check(ops[name]);
+    }));
+    const whats = Object.keys(endpoints(ops.ours)).filter((w) => !only || only.includes(w));
+    for (let round = 0; round < rounds; round += 1) {
+      for (const what of whats) {
+        for (const name of names.map((_, i) => names[(i + round) % names.length])) {
+          const o = ops[name];
+          const request = async (n) => {
+            if (what === 'userinfo') o.accessToken = await ask(o.child, { cmd: 'accessToken' });
+            // oidc-provider's own store keeps 1000 records, and each exchange adds a token: more codes would be evicted
+            if (what === 'code') o.codes = await ask(o.child, { cmd: 'codes', n: Math.min(n, 400) }, 600_000);
+            return { ...endpoints(o)[what], seconds: 3600, connections, maxRequests: n };
+          };
+          if (round === 0) await hammer(await request(warmup));
+          const e = await request(count);
+          await ask(o.child, { cmd: 'gc' }); // a full collection before, not inside, the counted window
+          const result = await countInstructions(o.child, o.callgrindDir, () => hammer(e));
+          ((counts[what] ??= {})[name] ??= []).push(result.instructions);
+          console.error(`${what} ${name} round ${round + 1}: ${Math.round(result.instructions)} instructions per request`);
+        }
+      }
+    }
+  } finally {
+    await Promise.all(Object.values(ops).map((o) => stopChild(o.child)));
+  }
+  const others = names.filter((n) => n !== 'ours');
+  const k = (n) => `${(n / 1000).toFixed(0)} k`;
+  const median = (v) => { const x = [...v].sort((a, b) => a - b); return x.length % 2 ? x[(x.length - 1) / 2] : (x[x.length / 2 - 1] + x[x.length / 2]) / 2; };
+  console.log(`\n| endpoint | ${names.map((n) => `${n} instructions/req (each round)`).join(' | ')} | ${others.map((n) => `ours / ${n} per round (median)`).join(' | ')} |`);
+  console.log(`|---|${names.map(() => '---').join('|')}|${others.map(() => '---:').join('|')}|`);
+  for (const [what, c] of Object.entries(counts)) {
+    const per = (n) => c.ours.map((x, i) => x / c[n][i]);
+    console.log(`| ${what} | ${names.map((n) => c[n].map(k).join(', ')).join(' | ')} | ${others.map((n) => `${per(n).map((x) => x.toFixed(3)).join(' ')} (${median(per(n)).toFixed(3)}×)`).join(' | ')} |`);
+  }
+  console.log(`\n(a round measures each variant once, one after the other; ${((Date.now() - started) / 1000).toFixed(0)} s in all)`);
+}
+
 const [role, ...args] = process.argv.slice(2);
 if (role === 'op') await runOp(...args);
+else if (process.env.MEASURE === 'instructions') await mainInstructions();
 else await main();

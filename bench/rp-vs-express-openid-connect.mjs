@@ -11,6 +11,10 @@
 // of the variants), PHASES=a,c (a subset of the measurements), DUMP=1 (prints one stored session
 // of each), PROFILE=ours,passport (writes V8 CPU profiles of those servers into
 // bench/profiles/<name>/; summarize with node bench/lib/profile-top.mjs <file>).
+// MEASURE=instructions: each app runs under Valgrind's callgrind and the tables add instructions
+// per request / login (WARMUP=3000 requests first, then COUNT=1500 counted; LOGINS=300 counted
+// logins; CONNECTIONS=1), which this VM's noise cannot move; slow (minutes per variant). The
+// targets then compare instructions too; CPU time is still printed.
 //
 // Processes: this one generates load (autocannon, fetch); each app and the OP run in their own
 // child process, so an app under test has a core of its own while the OP is idle.
@@ -21,13 +25,15 @@ import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:http';
 import { ask, serveMessages, startChild, stopChild } from './lib/children.mjs';
 import { Jar, locationOf, request } from './lib/http.mjs';
+import { countInstructions } from './lib/instructions.mjs';
 import { cpuMicros, hammer, loop } from './lib/load.mjs';
 import { VARIANTS } from './lib/rp-apps.mjs';
 import { startOidcOp } from './lib/oidc-op.mjs';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const SECONDS = Number(process.env.SECONDS ?? 2.5);
-const CONNECTIONS = Number(process.env.CONNECTIONS ?? 10);
+// one connection under callgrind: how many requests share an event-loop turn moves the count per request
+const CONNECTIONS = Number(process.env.CONNECTIONS ?? (process.env.MEASURE === 'instructions' ? 1 : 10));
 const USERS = Number(process.env.USERS ?? 8);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const PHASES = new Set((process.env.PHASES ?? 'a,b,c,d').split(','));
@@ -35,6 +41,10 @@ const CLIENT_SECRET = 'bench-client-secret-that-is-long-enough-0123456789';
 const ROUND_TRIP_ONLY = new Set(['ours-no-userinfo', 'ours-fetch-userinfo']);
 /** The variant the ratio columns compare the others with ("ours / this"). */
 const BASE = process.env.BASE ?? 'ours';
+const INSTRUCTIONS = process.env.MEASURE === 'instructions';
+const WARMUP = Number(process.env.WARMUP ?? 3000);
+const COUNT = Number(process.env.COUNT ?? 1500);
+const LOGINS = Number(process.env.LOGINS ?? 300);
 
 // ---------------------------------------------------------------- child processes
 
@@ -69,6 +79,7 @@ async function runApp(name) {
     clear: () => dropPendingLogins(built.store),
     memory: ({ cookie }) => sessionMemory(built.store, cookie),
     cpu: () => ({ ...process.cpuUsage(), gc: gcStats() }),
+    gc: () => { globalThis.gc(); return {}; },
   });
   process.send({ baseURL });
 }
@@ -181,14 +192,14 @@ async function startAll(names) {
   const apps = {};
   for (const name of names) {
     const dir = profile?.split(',').includes(name) ? fileURLToPath(new URL(`profiles/${name}/`, import.meta.url)) : undefined;
-    const { child, first } = await startChild(SCRIPT, ['app', name], { profile: dir });
-    apps[name] = { name, child, baseURL: first.baseURL };
+    const { child, first, callgrindDir } = await startChild(SCRIPT, ['app', name], { profile: dir, callgrind: INSTRUCTIONS });
+    apps[name] = { name, child, baseURL: first.baseURL, callgrindDir };
   }
   const clients = names.map((name) => ({
     client_id: name, client_secret: CLIENT_SECRET, redirect_uris: [apps[name].baseURL + VARIANTS[name].callbackPath],
   }));
   const op = await startChild(SCRIPT, ['op', JSON.stringify(clients)]);
-  for (const app of Object.values(apps)) Object.assign(app, await ask(app.child, { cmd: 'build', issuer: op.first.issuer }));
+  for (const app of Object.values(apps)) Object.assign(app, await ask(app.child, { cmd: 'build', issuer: op.first.issuer }, INSTRUCTIONS ? 600_000 : undefined));
   return { apps, op: { child: op.child, issuer: op.first.issuer } };
 }
 
@@ -224,6 +235,10 @@ const speedColumns = (unit, per) => [
   { head: `GC pause µs/${per}`, value: (r) => fmt(med(r, 'gcMs')) },
   { head: `ours / this, ${unit} per round`, value: (r, ours) => (ours ? listRatios(perRound(ours, r, 'rps')) : '–') },
   { head: `ours / this, CPU/${per} per round`, value: (r, ours) => (ours ? listRatios(perRound(ours, r, 'cpuUs')) : '–') },
+  ...(INSTRUCTIONS ? [
+    { head: `instructions/${per} (median)`, value: (r) => fmt(med(r, 'instructions')) },
+    { head: `ours / this, instructions/${per} per round`, value: (r, ours) => (ours ? listRatios(perRound(ours, r, 'instructions')) : '–') },
+  ] : []),
 ];
 
 /** OP requests per login by endpoint, e.g. "/auth 1, /token 1, /me 1". */
@@ -265,6 +280,12 @@ async function measure(app, op, fn) {
 
 const add = (results, name, result) => void (results[name] ??= []).push(result);
 
+/** measure() with the app's instructions counted by callgrind (MEASURE=instructions), after a full GC. */
+async function counted(app, op, fn) {
+  await ask(app.child, { cmd: 'gc' });
+  return countInstructions(app.child, app.callgrindDir, () => measure(app.child, op, fn));
+}
+
 async function main() {
   const names = (process.env.ONLY?.split(',') ?? Object.keys(VARIANTS).filter((n) => !VARIANTS[n].optIn || (n === 'ours-before' && process.env.BEFORE))).filter((n) => VARIANTS[n]);
   const started = Date.now();
@@ -293,6 +314,11 @@ async function main() {
       for (const name of order(loginNames, round)) {
         const headers = { cookie: users[name][0].rpJar.header() };
         const url = `${apps[name].baseURL}/me`;
+        if (INSTRUCTIONS) {
+          if (round === 0) await hammer({ url, headers, seconds: 3600, maxRequests: WARMUP, connections: CONNECTIONS, expectStatus: 200 });
+          add(results.protected, name, await counted(apps[name], undefined, () => hammer({ url, headers, seconds: 3600, maxRequests: COUNT, connections: CONNECTIONS, expectStatus: 200 })));
+          continue;
+        }
         if (round === 0) await hammer({ url, headers, seconds: 1, connections: CONNECTIONS, expectStatus: 200 });
         add(results.protected, name, await measure(apps[name].child, undefined, () => hammer({ url, headers, seconds: SECONDS, connections: CONNECTIONS, expectStatus: 200 })));
       }
@@ -302,8 +328,14 @@ async function main() {
     for (let round = 0; round < ROUNDS && PHASES.has('a'); round += 1) {
       for (const name of order(loginNames.filter((n) => !VARIANTS[n].noLoginRoute), round)) {
         const url = apps[name].baseURL + apps[name].loginPath;
-        if (round === 0) await hammer({ url, seconds: 1, connections: CONNECTIONS, expectStatus: 302 });
-        add(results.login, name, await measure(apps[name].child, undefined, () => hammer({ url, seconds: SECONDS, connections: CONNECTIONS, expectStatus: 302 })));
+        if (INSTRUCTIONS) {
+          if (round === 0) await hammer({ url, seconds: 3600, maxRequests: WARMUP, connections: CONNECTIONS, expectStatus: 302 });
+          await ask(apps[name].child, { cmd: 'clear' });
+          add(results.login, name, await counted(apps[name], undefined, () => hammer({ url, seconds: 3600, maxRequests: COUNT, connections: CONNECTIONS, expectStatus: 302 })));
+        } else {
+          if (round === 0) await hammer({ url, seconds: 1, connections: CONNECTIONS, expectStatus: 302 });
+          add(results.login, name, await measure(apps[name].child, undefined, () => hammer({ url, seconds: SECONDS, connections: CONNECTIONS, expectStatus: 302 })));
+        }
         await ask(apps[name].child, { cmd: 'clear' }); // drop the pending-login sessions it made
       }
       console.error(`round ${round + 1}: login route done (load average ${os.loadavg()[0].toFixed(1)})`);
@@ -312,10 +344,12 @@ async function main() {
     for (let round = 0; round < ROUNDS && PHASES.has('b'); round += 1) {
       for (const name of order(names.filter((n) => !VARIANTS[n].noLogin), round)) {
         const app = apps[name];
-        add(results.roundTrip, name, await measure(app.child, op.child, () => loop({
-          users: users[name], seconds: SECONDS, maxIterations: 20_000,
+        const logins = (seconds, maxIterations) => () => loop({
+          users: users[name], seconds, maxIterations,
           iteration: async (user) => { user.rpJar = await roundTrip(app, opOrigin, user); },
-        })));
+        });
+        if (INSTRUCTIONS && round === 0) await logins(3600, Math.ceil(WARMUP / 10))();
+        add(results.roundTrip, name, INSTRUCTIONS ? await counted(app, op.child, logins(3600, LOGINS)) : await measure(app.child, op.child, logins(SECONDS, 20_000)));
         const interactions = users[name].reduce((n, u) => n + u.interactions, 0);
         if (interactions) throw new Error(`${name}: ${interactions} logins needed the OP's login page again`);
       }
@@ -359,13 +393,16 @@ function printTargets({ roundTrip, protected: prot, memory }) {
     if (!rows.ours || !rows[other]) return;
     const r = perRound(rows.ours, rows[other], field);
     const m = median(r);
-    lines.push(`- ${field === 'rps' ? 'req/s' : field === 'opCpuUs' ? 'OP CPU per login' : 'CPU per request/login'} ours / ${other}: ${listRatios(r)} — target ${cmp} ${limit}×: ${(cmp === '≥' ? m >= limit : m <= limit) ? 'met' : 'NOT met'}`);
+    const what = { rps: 'req/s', opCpuUs: 'OP CPU per login', instructions: 'instructions per request/login' }[field] ?? 'CPU per request/login';
+    lines.push(`- ${what} ours / ${other}: ${listRatios(r)} — target ${cmp} ${limit}×: ${(cmp === '≥' ? m >= limit : m <= limit) ? 'met' : 'NOT met'}`);
   };
   vs(prot, 'floor', 'rps', 0.95, '≥');
   vs(prot, 'floor', 'cpuUs', 1.05, '≤');
   vs(prot, 'floor-tokens', 'rps', 0.95, '≥');
   vs(prot, 'floor-tokens', 'cpuUs', 1.05, '≤');
+  if (INSTRUCTIONS) vs(prot, 'floor-tokens', 'instructions', 1.05, '≤');
   vs(roundTrip, 'handwritten', 'cpuUs', 1.0, '≤');
+  if (INSTRUCTIONS) vs(roundTrip, 'handwritten', 'instructions', 1.0, '≤');
   vs(roundTrip, 'handwritten', 'opCpuUs', 1.05, '≤');
   if (memory.ours && memory.passport) {
     lines.push(`- session bytes ours / passport: ${ratio(memory.ours.sessionBytes, memory.passport.sessionBytes)} (with the back-channel-logout index ${ratio(memory.ours.storeBytes, memory.passport.storeBytes)}) — target ≤ 1.1×`);

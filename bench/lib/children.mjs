@@ -1,27 +1,32 @@
 // Servers run in child processes (the load generator keeps the parent's core); they talk over IPC.
 import { fork } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { callgrindFork } from './instructions.mjs';
 
 /**
  * Forks `script` with `args`; resolves with { child, first message }. With `profile`, the child
- * writes a V8 CPU profile (.cpuprofile) into `profile` when it exits.
+ * writes a V8 CPU profile (.cpuprofile) into `profile` when it exits. With `callgrind`, it runs under
+ * Valgrind's callgrind (see instructions.mjs) and the result has `callgrindDir`.
  */
-export async function startChild(script, args, { profile } = {}) {
-  const execArgv = ['--expose-gc'];
+export async function startChild(script, args, { profile, callgrind = false } = {}) {
+  let execArgv = ['--expose-gc'];
   if (profile) {
     mkdirSync(profile, { recursive: true });
     execArgv.push('--cpu-prof', `--cpu-prof-dir=${profile}`);
   }
-  const child = fork(script, args, { execArgv, stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+  let execPath;
+  let callgrindDir;
+  if (callgrind) ({ execPath, execArgv, dir: callgrindDir } = callgrindFork(execArgv));
+  const child = fork(script, args, { execArgv, execPath, stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
   let stderr = '';
   child.stderr.on('data', (d) => {
     stderr += d;
     stderr = stderr.slice(-4000);
   });
-  const first = await reply(child, 30_000).catch((err) => {
+  const first = await reply(child, callgrind ? 600_000 : 30_000).catch((err) => {
     throw new Error(`${args.join(' ')}: ${err.message}\n${stderr}`);
   });
-  return { child, first, stderr: () => stderr };
+  return { child, first, stderr: () => stderr, callgrindDir };
 }
 
 /** The child's next message (rejects on exit or after `ms`). */

@@ -12,13 +12,17 @@ const SCOPE = 'openid profile email';
  * @openid-express/rp, from its built dist (or, with `from`, from a build of an earlier commit made by
  * bench/build-rp-at.mjs). `fetchUserInfo` undefined is the default (fetched when it can add something).
  */
-async function ours({ baseURL, issuer, clientId, clientSecret, fetchUserInfo, from }) {
+async function ours({ baseURL, issuer, clientId, clientSecret, fetchUserInfo, from, me = 'guarded' }) {
   const { rp, oidc, requireAuth } = await import(from ? pathToFileURL(`${from}/packages/rp/dist/index.js`).href : '@openid-express/rp');
   const store = new session.MemoryStore();
   const app = express();
   app.use(session({ secret: SESSION_SECRET, resave: false, saveUninitialized: false, store, name: 'sid' }));
   app.use(rp({ baseURL, providers: { op: oidc({ issuer, clientId, clientSecret, scope: SCOPE, allowInsecureRequests: true, fetchUserInfo }) } }));
-  app.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user));
+  // `me` (diagnostic variants): 'guarded' as the README writes it; 'unguarded' without requireAuth();
+  // 'session' reads only the session (what rp() costs a route that never touches req.oidc)
+  if (me === 'guarded') app.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user));
+  else if (me === 'unguarded') app.get('/me', (req, res) => void res.json(req.oidc.user));
+  else app.get('/me', (req, res) => void res.json(req.session.oidc?.auth ? { sub: 'alice', provider: 'op', claims: JSON.parse(Buffer.from(req.session.oidc.auth.idToken.split('.')[1], 'base64url')) } : {}));
   return { app, store, loginPath: '/auth/login/op?returnTo=%2Fme' };
 }
 
@@ -205,6 +209,9 @@ export const VARIANTS = {
   ours: { label: '@openid-express/rp', callbackPath: '/auth/callback/op', build: (o) => ours(o) },
   'ours-no-userinfo': { label: '@openid-express/rp, fetchUserInfo: false', callbackPath: '/auth/callback/op', build: (o) => ours({ ...o, fetchUserInfo: false }) },
   'ours-fetch-userinfo': { label: '@openid-express/rp, fetchUserInfo: true (always)', callbackPath: '/auth/callback/op', build: (o) => ours({ ...o, fetchUserInfo: true }) },
+  // diagnostics (ONLY=…): where /me's cost above floor-tokens goes
+  'ours-unguarded': { label: '@openid-express/rp, /me without requireAuth()', callbackPath: '/auth/callback/op', optIn: true, build: (o) => ours({ ...o, me: 'unguarded' }) },
+  'ours-session': { label: '@openid-express/rp mounted, /me reading only the session', callbackPath: '/auth/callback/op', optIn: true, build: (o) => ours({ ...o, me: 'session' }) },
   // BEFORE=<dir of bench/build-rp-at.mjs>: the RP as it was at that commit, next to the current build
   'ours-before': { label: '@openid-express/rp before (BEFORE build)', callbackPath: '/auth/callback/op', optIn: true, build: (o) => ours({ ...o, from: process.env.BEFORE }) },
   eoc: { label: 'express-openid-connect (cookie session)', callbackPath: '/callback', build: (o) => expressOpenidConnect({ ...o, stateful: false }) },
