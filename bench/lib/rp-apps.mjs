@@ -201,6 +201,14 @@ async function floorTokens({ issuer }) {
   return { app, store, loginPath: '/login' };
 }
 
+/** floor-tokens with rp()'s session-store deadline (boundStore) on its store: what the deadline costs. */
+async function floorTokensBound(o) {
+  const built = await floorTokens(o);
+  const { boundStore } = await import(new URL('../../packages/rp/dist/session-guard.js', import.meta.url).href);
+  boundStore(built.store, 3000);
+  return built;
+}
+
 /** The contenders, by name: how to build each app and its label in the tables. */
 export const VARIANTS = {
   floor: { label: 'floor: express + express-session, no OIDC', callbackPath: '/callback', noLogin: true, build: (o) => floor(o) },
@@ -211,6 +219,7 @@ export const VARIANTS = {
   'ours-fetch-userinfo': { label: '@openid-express/rp, fetchUserInfo: true (always)', callbackPath: '/auth/callback/op', build: (o) => ours({ ...o, fetchUserInfo: true }) },
   // diagnostics (ONLY=…): where /me's cost above floor-tokens goes
   'ours-unguarded': { label: '@openid-express/rp, /me without requireAuth()', callbackPath: '/auth/callback/op', optIn: true, build: (o) => ours({ ...o, me: 'unguarded' }) },
+  'floor-tokens-bound': { label: 'floor-tokens with rp()\'s store deadline', callbackPath: '/callback', noLogin: true, noLoginRoute: true, optIn: true, build: (o) => floorTokensBound(o) },
   'ours-session': { label: '@openid-express/rp mounted, /me reading only the session', callbackPath: '/auth/callback/op', optIn: true, build: (o) => ours({ ...o, me: 'session' }) },
   // BEFORE=<dir of bench/build-rp-at.mjs>: the RP as it was at that commit, next to the current build
   'ours-before': { label: '@openid-express/rp before (BEFORE build)', callbackPath: '/auth/callback/op', optIn: true, build: (o) => ours({ ...o, from: process.env.BEFORE }) },
