@@ -63,12 +63,15 @@ export const STORE_UNAVAILABLE = {
 
 /**
  * Answers 503 `store_unavailable` with `Retry-After` and `Cache-Control: no-store`: JSON for API
- * clients, the error page for browsers.
+ * clients, the error page for browsers. `wantsJson` defaults to Express's negotiation (HTML first);
+ * oidc-provider's routes pass their own (JSON first).
  */
-export async function sendStoreUnavailable(req: Request, res: Response, views: Views): Promise<void> {
+export async function sendStoreUnavailable(
+  req: Request, res: Response, views: Views, wantsJson = req.accepts(['html', 'json']) === 'json',
+): Promise<void> {
   const { status, code, message, retryAfter } = STORE_UNAVAILABLE;
   res.set({ 'Retry-After': String(retryAfter), 'Cache-Control': 'no-store' });
-  if (req.accepts(['html', 'json']) === 'json') {
+  if (wantsJson) {
     res.status(status).json({ error: code, error_description: message });
     return;
   }

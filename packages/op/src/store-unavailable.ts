@@ -30,15 +30,10 @@ export function answerStoreFailuresWith503(provider: Provider, views: Views): vo
   const answer = (ctx: KoaContextWithOIDC): void => {
     log('store unavailable at %s %s: 503', ctx.method, ctx.path);
     ctx.respond = false;
-    // the request and response Express handed to provider.callback()
-    const res = ctx.res as unknown as Response;
-    // JSON unless HTML is preferred, as oidc-provider's own error answers (a bare */* gets JSON)
-    if (ctx.accepts('json', 'html') !== 'html') {
-      const { status, code, message, retryAfter } = STORE_UNAVAILABLE;
-      res.status(status).set({ 'Retry-After': String(retryAfter), 'Cache-Control': 'no-store' }).json({ error: code, error_description: message });
-      return;
-    }
-    void sendStoreUnavailable(ctx.req as unknown as Request, res, views).catch((err: unknown) => {
+    // the request and response Express handed to provider.callback(); JSON unless HTML is
+    // preferred, as oidc-provider's own error answers (a bare */* gets JSON)
+    const wantsJson = ctx.accepts('json', 'html') !== 'html';
+    void sendStoreUnavailable(ctx.req as unknown as Request, ctx.res as unknown as Response, views, wantsJson).catch((err: unknown) => {
       log('the 503 answer failed: %s', (err as Error)?.message);
       if (!ctx.res.headersSent) ctx.res.writeHead(503, { 'Retry-After': String(STORE_UNAVAILABLE.retryAfter) });
       ctx.res.end();

@@ -95,7 +95,7 @@ export function rp(options: RpOptions): RpRouter {
  * mount paths without regard to case) take the Router as before.
  */
 function skipRoutingOutsideMount(router: RpRouter, mountPath: string, first: RequestHandler): void {
-  if (!mountPath || mountPath === '/') return;
+  if (!mountPath) return; // mounted at the root ('/' is normalized to ''): every path is under it
   const prefix = mountPath.toLowerCase();
   type Handle = (req: Request, res: Response, next: NextFunction) => void;
   const routed = router as unknown as { handle: Handle };
