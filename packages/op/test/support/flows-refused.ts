@@ -178,11 +178,16 @@ export function refusedFlows(storeName: string, makeStore: StoreFactory): void {
     });
 
     test('an expired interaction shows a friendly page and signs no one in', async () => {
-      const short = await startFlowFixture(store, { trustProxy: true, ttl: { Interaction: 1 } });
+      // Long enough that a slow CI machine still gets the login page before it expires; the wait
+      // below counts from before the authorization request, so it always passes the expiry.
+      const ttlSeconds = 4;
+      const short = await startFlowFixture(store, { trustProxy: true, ttl: { Interaction: ttlSeconds } });
       try {
         const browser = short.browser(nextIp());
+        const started = Date.now();
         const { page } = await loginPage(short, browser);
-        await new Promise((r) => setTimeout(r, 2100));
+        expect(page.status).toBe(200);
+        await new Promise((r) => setTimeout(r, started + (ttlSeconds + 1.2) * 1000 - Date.now()));
         const late = await tryPassword(browser, page, 'alice', ALICE.password);
         expect(late.status).toBe(400);
         expect(late.html).toContain('interaction_expired');
