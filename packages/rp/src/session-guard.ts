@@ -22,54 +22,107 @@ const unavailable = (why: string, cause?: unknown): RpError =>
 const storeFailure = (err: unknown): RpError => (err instanceof RpError ? err : unavailable(`failed (${(err as Error)?.message ?? err})`, err));
 
 /**
+ * The calls of one store (or one session middleware) waiting for their answer, oldest first. One
+ * interval, running only while calls are pending, fails those past their deadline: a timer per call
+ * cost about 5 % of the instructions of a guarded request (bench/RESULTS.md). A stalled call fails
+ * between `timeoutMs` and `timeoutMs` plus an eighth.
+ */
+class Deadlines {
+  private readonly calls = new Set<Pending>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly step: number;
+
+  constructor(readonly timeoutMs: number) {
+    this.step = Math.max(5, Math.ceil(timeoutMs / 8));
+  }
+
+  /** `cb` wrapped so that it is called once: with the answer, or with `late()` after the deadline. */
+  start(cb: Cb, late: () => RpError): Pending {
+    const call = new Pending(this, Date.now() + this.timeoutMs, cb, late);
+    this.calls.add(call);
+    this.timer ??= setInterval(() => this.sweep(), this.step);
+    return call;
+  }
+
+  end(call: Pending): void {
+    this.calls.delete(call);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    // every call has the same timeout, so the calls are in deadline order
+    for (const call of this.calls) {
+      if (call.deadline > now) break;
+      call.settle(call.late());
+    }
+    if (this.calls.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+}
+
+type Cb = (err?: unknown, value?: unknown) => void;
+
+/** One call under a deadline; `settle` passes on the first answer only (a late answer is ignored). */
+class Pending {
+  private done = false;
+
+  constructor(
+    private readonly deadlines: Deadlines,
+    readonly deadline: number,
+    private readonly cb: Cb,
+    readonly late: () => RpError,
+  ) {}
+
+  settle(err?: unknown, value?: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    this.deadlines.end(this);
+    this.cb(err, value);
+  }
+}
+
+/**
  * Runs `session` (the app's express-session middleware) so that a store failure or a store that
  * does not answer within `timeoutMs` becomes `next(RpError store_unavailable)` (a 503).
  */
 export function guardedSession(session: RequestHandler, timeoutMs: number): RequestHandler {
+  const deadlines = new Deadlines(timeoutMs);
+  const late = () => unavailable(`did not answer within ${timeoutMs} ms`);
   return (req, res, next) => {
-    let done = false;
-    const finish = (err?: unknown): void => {
-      if (done) return; // a late answer of the store, or a save error after the response: already handled
-      done = true;
-      clearTimeout(timer);
-      next(err === undefined ? undefined : storeFailure(err));
-    };
-    const timer = setTimeout(() => finish(unavailable(`did not answer within ${timeoutMs} ms`)), timeoutMs);
-    session(req, res, finish);
+    // a late answer of the store, or a save error after the response, is already handled
+    const call = deadlines.start((err) => next(err === undefined ? undefined : storeFailure(err)), late);
+    session(req, res, (err?: unknown) => call.settle(err));
     if (req.sessionStore) boundStore(req.sessionStore, timeoutMs);
   };
 }
 
 /**
- * Gives each callback-style call of `store` a deadline (once per store): after `timeoutMs` the
- * callback gets an error and a late answer is ignored. express-session otherwise waits forever on
- * a stalled store before it ends the response.
+ * Gives each callback-style call of `store` a deadline (once per store): after `timeoutMs` (and at
+ * most an eighth more) the callback gets an error and a late answer is ignored. express-session
+ * otherwise waits forever on a stalled store before it ends the response.
  */
 export function boundStore(store: Store, timeoutMs: number): void {
   const marked = store as Store & { [BOUNDED]?: true };
   if (marked[BOUNDED]) return;
   marked[BOUNDED] = true;
+  const deadlines = new Deadlines(timeoutMs);
   for (const name of METHODS) {
     const original = (store as unknown as Record<string, unknown>)[name];
     if (typeof original !== 'function') continue;
+    const late = () => unavailable(`did not answer within ${timeoutMs} ms (${name})`);
     // (sid, cb) or (sid, session, cb), as express-session calls them: no argument arrays on this path
     (store as unknown as Record<string, unknown>)[name] = function bounded(this: Store, a: unknown, b: unknown) {
       const n = arguments.length;
       const cb = arguments[n - 1] as unknown;
       if (typeof cb !== 'function') return (original as (...args: unknown[]) => unknown).apply(this, arguments as unknown as unknown[]);
-      let called = false;
-      const once = (err?: unknown, value?: unknown): void => {
-        if (called) return;
-        called = true;
-        clearTimeout(timer);
-        (cb as (err?: unknown, value?: unknown) => void)(err, value);
-      };
-      // a timer per call: measured cheaper under load than one shared timer over a set of pending calls
-      const timer = setTimeout(() => once(unavailable(`did not answer within ${timeoutMs} ms (${name})`)), timeoutMs);
-      const call = original as (...args: unknown[]) => unknown;
-      if (n === 2) return call.call(this, a, once);
-      if (n === 3) return call.call(this, a, b, once);
-      return call.apply(this, [...Array.prototype.slice.call(arguments, 0, -1), once]); // other arities: the general way
+      const call = deadlines.start(cb as Cb, late);
+      const once: Cb = (err, value) => call.settle(err, value);
+      const fn = original as (...args: unknown[]) => unknown;
+      if (n === 2) return fn.call(this, a, once);
+      if (n === 3) return fn.call(this, a, b, once);
+      return fn.apply(this, [...Array.prototype.slice.call(arguments, 0, -1), once]); // other arities: the general way
     };
   }
 }

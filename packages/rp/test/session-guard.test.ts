@@ -55,6 +55,29 @@ describe('boundStore', () => {
     expect(rb.at).toBeGreaterThanOrEqual(ra.at);
   });
 
+  test('one timer serves every pending call of a store, and it stops once none is pending', async () => {
+    const store = manualStore();
+    boundStore(store, 40);
+    const timeouts = jest.spyOn(global, 'setTimeout');
+    const intervals = jest.spyOn(global, 'setInterval');
+    const timersNow = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    try {
+      const idle = timersNow();
+      const answers = Array.from({ length: 100 }, (_, i) => call((cb) => store.get(String(i), cb)));
+      expect(timersNow()).toBe(idle + 1);
+      store.calls.forEach((c, i) => i % 2 === 0 && c.cb(null, undefined)); // half answer, half stall
+      const results = await Promise.all(answers);
+      expect(results.filter((r) => r.err === null)).toHaveLength(50);
+      expect(results.filter((r) => (r.err as { code?: string })?.code === 'store_unavailable')).toHaveLength(50);
+      expect(timeouts).not.toHaveBeenCalled();
+      expect(intervals).toHaveBeenCalledTimes(1);
+      expect(timersNow()).toBe(idle); // the sweep that failed the last stalled call found none pending
+    } finally {
+      timeouts.mockRestore();
+      intervals.mockRestore();
+    }
+  });
+
   test('a call without a callback goes straight to the store; binding twice wraps once', () => {
     const store = manualStore();
     boundStore(store, 50);
