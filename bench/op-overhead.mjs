@@ -9,7 +9,8 @@
 // CONNECTIONS=10, ONLY=discovery,token (a subset of the endpoints), PROFILE=ours,bare (writes V8
 // CPU profiles of those servers into bench/profiles/<name>/).
 // MEASURE=instructions: instead of CPU time, each OP runs under Valgrind's callgrind and the table
-// is instructions per request (WARMUP=3000 requests first, then COUNT=1500 counted, at most 400
+// is instructions per request (WARMUP=3000 requests first; before each count a full GC and
+// REWARM=3000 requests to re-optimise what it deoptimised; then COUNT=1500 counted, at most 400
 // for `code`; ROUNDS=2, CONNECTIONS=1): slow (minutes), but a few percent stand out of this VM's
 // noise. Needs the Debian package valgrind.
 //
@@ -224,9 +225,10 @@ async function mainInstructions() {
   const only = process.env.ONLY?.split(',');
   const warmup = Number(process.env.WARMUP ?? 3000);
   const count = Number(process.env.COUNT ?? 1500);
+  const rewarm = Number(process.env.REWARM ?? 3000);
   const rounds = Number(process.env.ROUNDS ?? 2);
   const connections = Number(process.env.CONNECTIONS ?? 1);
-  console.log(`node ${process.version}, instructions per request under callgrind: ${warmup} requests of warm-up, then ${count} counted, ${rounds} rounds, ${connections} connections`);
+  console.log(`node ${process.version}, instructions per request under callgrind: ${warmup} requests of warm-up; before each count a full GC and ${rewarm} requests; then ${count} counted, ${rounds} rounds, ${connections} connections`);
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwks = { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' }] };
   const ops = {};
@@ -251,6 +253,9 @@ async function mainInstructions() {
           if (round === 0) await hammer(await request(warmup));
           const e = await request(count);
           await ask(o.child, { cmd: 'gc' }); // a full collection before, not inside, the counted window
+          // the forced GC deoptimises much of the hot path (its code had embedded objects of the warm-up's
+          // connections, now dead); re-optimise it before counting, as a long-running server would have
+          if (rewarm) await hammer(await request(rewarm));
           const result = await countInstructions(o.child, o.callgrindDir, () => hammer(e));
           ((counts[what] ??= {})[name] ??= []).push(result.instructions);
           console.error(`${what} ${name} round ${round + 1}: ${Math.round(result.instructions)} instructions per request`);

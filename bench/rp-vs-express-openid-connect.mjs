@@ -12,8 +12,9 @@
 // of each), PROFILE=ours,passport (writes V8 CPU profiles of those servers into
 // bench/profiles/<name>/; summarize with node bench/lib/profile-top.mjs <file>).
 // MEASURE=instructions: each app runs under Valgrind's callgrind and the tables add instructions
-// per request / login (WARMUP=3000 requests first, then COUNT=1500 counted; LOGINS=300 counted
-// logins; CONNECTIONS=1), which this VM's noise cannot move; slow (minutes per variant). The
+// per request / login (WARMUP=3000 requests first; before each count a full GC and REWARM=3000
+// requests (a tenth as many logins) to re-optimise what the GC deoptimised; then COUNT=1500
+// counted; LOGINS=300 counted logins; CONNECTIONS=1), which this VM's noise cannot move; slow (minutes per variant). The
 // targets then compare instructions too; CPU time is still printed.
 //
 // Processes: this one generates load (autocannon, fetch); each app and the OP run in their own
@@ -44,6 +45,7 @@ const BASE = process.env.BASE ?? 'ours';
 const INSTRUCTIONS = process.env.MEASURE === 'instructions';
 const WARMUP = Number(process.env.WARMUP ?? 3000);
 const COUNT = Number(process.env.COUNT ?? 1500);
+const REWARM = Number(process.env.REWARM ?? 3000);
 const LOGINS = Number(process.env.LOGINS ?? 300);
 
 // ---------------------------------------------------------------- child processes
@@ -280,9 +282,16 @@ async function measure(app, op, fn) {
 
 const add = (results, name, result) => void (results[name] ??= []).push(result);
 
-/** measure() with the app's instructions counted by callgrind (MEASURE=instructions), after a full GC. */
-async function counted(app, op, fn) {
+/**
+ * measure() with the app's instructions counted by callgrind (MEASURE=instructions), after a full GC
+ * and then `rewarm()`: the forced GC throws away much of V8's optimised code (it had embedded objects
+ * of the warm-up's connections, now dead: "deoptimization, reason: weak objects" in --trace-deopt),
+ * and without the re-warm the counted window re-optimised the whole hot path (a quarter of its
+ * instructions were TurboFan), which a long-running server does not do per request.
+ */
+async function counted(app, op, fn, rewarm) {
   await ask(app.child, { cmd: 'gc' });
+  if (REWARM) await rewarm();
   return countInstructions(app.child, app.callgrindDir, () => measure(app.child, op, fn));
 }
 
@@ -316,7 +325,8 @@ async function main() {
         const url = `${apps[name].baseURL}/me`;
         if (INSTRUCTIONS) {
           if (round === 0) await hammer({ url, headers, seconds: 3600, maxRequests: WARMUP, connections: CONNECTIONS, expectStatus: 200 });
-          add(results.protected, name, await counted(apps[name], undefined, () => hammer({ url, headers, seconds: 3600, maxRequests: COUNT, connections: CONNECTIONS, expectStatus: 200 })));
+          const load = (n) => () => hammer({ url, headers, seconds: 3600, maxRequests: n, connections: CONNECTIONS, expectStatus: 200 });
+          add(results.protected, name, await counted(apps[name], undefined, load(COUNT), load(REWARM)));
           continue;
         }
         if (round === 0) await hammer({ url, headers, seconds: 1, connections: CONNECTIONS, expectStatus: 200 });
@@ -331,7 +341,8 @@ async function main() {
         if (INSTRUCTIONS) {
           if (round === 0) await hammer({ url, seconds: 3600, maxRequests: WARMUP, connections: CONNECTIONS, expectStatus: 302 });
           await ask(apps[name].child, { cmd: 'clear' });
-          add(results.login, name, await counted(apps[name], undefined, () => hammer({ url, seconds: 3600, maxRequests: COUNT, connections: CONNECTIONS, expectStatus: 302 })));
+          const load = (n) => () => hammer({ url, seconds: 3600, maxRequests: n, connections: CONNECTIONS, expectStatus: 302 });
+          add(results.login, name, await counted(apps[name], undefined, load(COUNT), load(REWARM)));
         } else {
           if (round === 0) await hammer({ url, seconds: 1, connections: CONNECTIONS, expectStatus: 302 });
           add(results.login, name, await measure(apps[name].child, undefined, () => hammer({ url, seconds: SECONDS, connections: CONNECTIONS, expectStatus: 302 })));
@@ -349,7 +360,7 @@ async function main() {
           iteration: async (user) => { user.rpJar = await roundTrip(app, opOrigin, user); },
         });
         if (INSTRUCTIONS && round === 0) await logins(3600, Math.ceil(WARMUP / 10))();
-        add(results.roundTrip, name, INSTRUCTIONS ? await counted(app, op.child, logins(3600, LOGINS)) : await measure(app.child, op.child, logins(SECONDS, 20_000)));
+        add(results.roundTrip, name, INSTRUCTIONS ? await counted(app, op.child, logins(3600, LOGINS), logins(3600, Math.ceil(REWARM / 10))) : await measure(app.child, op.child, logins(SECONDS, 20_000)));
         const interactions = users[name].reduce((n, u) => n + u.interactions, 0);
         if (interactions) throw new Error(`${name}: ${interactions} logins needed the OP's login page again`);
       }

@@ -34,7 +34,9 @@ export function callgrindFork(execArgv) {
       // lets them) and with a GC schedule that does not follow the clock (under Valgrind a request
       // takes 50× longer, so time-driven collections came far more often, and at random): these
       // moved the counts of one app by up to 25 % between windows
-      `--callgrind-out-file=${join(dir, 'out.%p')}`, process.execPath, '--single-threaded', '--predictable-gc-schedule', ...execArgv,
+      `--callgrind-out-file=${join(dir, 'out.%p')}`, process.execPath, '--single-threaded', '--predictable-gc-schedule',
+      // V8_FLAGS="--trace-deopt …": more flags for every counted child (diagnostics)
+      ...(process.env.V8_FLAGS ?? '').split(' ').filter(Boolean), ...execArgv,
     ],
   };
 }
@@ -51,7 +53,9 @@ export async function countInstructions(child, dir, measure) {
   for (const f of readdirSync(dir)) rmSync(join(dir, f));
   await control(child.pid, '--zero');
   await control(child.pid, '--instr=on');
+  if (process.env.V8_FLAGS) console.log(`--- counting pid ${child.pid}`);
   const result = await measure();
+  if (process.env.V8_FLAGS) console.log(`--- counted pid ${child.pid}`);
   await control(child.pid, '--instr=off');
   await control(child.pid, '--dump');
   const dumps = readdirSync(dir).filter((f) => f.startsWith(`out.${child.pid}`));
