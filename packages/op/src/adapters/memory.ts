@@ -26,8 +26,9 @@ export interface MemoryAdapterOptions {
   sweepIntervalMs?: number;
   /**
    * Most records kept, all models together; one more evicts the least recently used (saved or
-   * read; by second chance, the CLOCK approximation of LRU, so a read costs no reordering). Default 10 000. A whole number ≥ 1, or `Infinity` for no cap (memory then grows with
-   * the number of live records). What eviction means for clients:
+   * read; by second chance, the CLOCK approximation of LRU, so a read costs no reordering).
+   * Default 10 000. A whole number ≥ 1, or `Infinity` for no cap (memory then grows with the
+   * number of live records). What eviction means for clients:
    * - an evicted access token, code, refresh token or device code is simply unknown: the client
    *   gets `invalid_token` / `invalid_grant`, as if it had expired (never a wrongful success);
    * - an evicted Grant invalidates the tokens issued under it, an evicted Session logs the user
