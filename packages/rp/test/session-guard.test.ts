@@ -60,21 +60,23 @@ describe('boundStore', () => {
     boundStore(store, 40);
     const timeouts = jest.spyOn(global, 'setTimeout');
     const intervals = jest.spyOn(global, 'setInterval');
-    const timersNow = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const cleared = jest.spyOn(global, 'clearInterval');
     try {
-      const idle = timersNow();
       const answers = Array.from({ length: 100 }, (_, i) => call((cb) => store.get(String(i), cb)));
-      expect(timersNow()).toBe(idle + 1);
+      expect(intervals).toHaveBeenCalledTimes(1);
+      expect(cleared).not.toHaveBeenCalled(); // running while calls are pending
       store.calls.forEach((c, i) => i % 2 === 0 && c.cb(null, undefined)); // half answer, half stall
       const results = await Promise.all(answers);
       expect(results.filter((r) => r.err === null)).toHaveLength(50);
       expect(results.filter((r) => (r.err as { code?: string })?.code === 'store_unavailable')).toHaveLength(50);
       expect(timeouts).not.toHaveBeenCalled();
       expect(intervals).toHaveBeenCalledTimes(1);
-      expect(timersNow()).toBe(idle); // the sweep that failed the last stalled call found none pending
+      // the sweep that failed the last stalled call found none pending and stopped its timer
+      expect(cleared).toHaveBeenCalledWith(intervals.mock.results[0]!.value);
     } finally {
       timeouts.mockRestore();
       intervals.mockRestore();
+      cleared.mockRestore();
     }
   });
 
