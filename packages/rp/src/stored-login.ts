@@ -73,8 +73,7 @@ export function readStoredLogin(stored: StoredLogin | Authentication): Authentic
   // on the path of every request that reads its login: plain loops and assignments, no spreads
   const { idToken } = stored;
   const payload = idToken === undefined ? undefined : payloadOf(idToken);
-  const claims: Record<string, unknown> = {};
-  if (payload) for (const name in payload) if (!PROTOCOL_CLAIMS.has(name)) putMember(claims, name, payload[name]);
+  const claims = payload ? personClaims(payload) : {};
   if (stored.claims) for (const name in stored.claims) putMember(claims, name, stored.claims[name]);
   const auth = {} as Record<string, unknown>;
   for (const key in stored) if (!DERIVED.has(key)) putMember(auth, key, stored[key]);
