@@ -10,9 +10,12 @@
 // CPU profiles of those servers into bench/profiles/<name>/).
 // MEASURE=instructions: instead of CPU time, each OP runs under Valgrind's callgrind and the table
 // is instructions per request (WARMUP=3000 requests first; before each count a full GC and
-// REWARM=3000 requests to re-optimise what it deoptimised; then COUNT=1500 counted, at most 400
-// for `code`; ROUNDS=2, CONNECTIONS=1): slow (minutes), but a few percent stand out of this VM's
-// noise. Needs the Debian package valgrind.
+// REWARM=3000 requests to re-optimise what it deoptimised; then COUNT=1500 counted (`code`: in
+// batches of 400, counting paused while each is minted); ROUNDS=2, CONNECTIONS=1; GC=native, the
+// default, or GC=predictable: the counted OP's fixed GC schedule, see bench/lib/instructions.mjs):
+// slow (minutes), but a few percent stand out of this VM's noise. Needs the Debian package valgrind.
+// VARIANTS=ours,ours-1k,bare: a subset of the OPs (`ours-1k`: op() with memoryAdapter({ maxRecords:
+// 1000 }), the capacity of oidc-provider's development store; op()'s default keeps 10 000).
 //
 // Processes: this one generates load (autocannon); each OP runs in its own child process.
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
@@ -22,7 +25,7 @@ import express from 'express';
 import session from 'express-session';
 import Provider from 'oidc-provider';
 import { ask, serveMessages, startChild, stopChild } from './lib/children.mjs';
-import { countInstructions } from './lib/instructions.mjs';
+import { countInstructions, pausedWhile } from './lib/instructions.mjs';
 import { cpuMicros, hammer, keepBest, withCpu } from './lib/load.mjs';
 
 const SCRIPT = fileURLToPath(import.meta.url);
@@ -40,16 +43,22 @@ const DAY = 24 * 3600;
 // ---------------------------------------------------------------- child processes
 
 /** @openid-express/op as the README mounts it: op() at the issuer's path, running express-session itself where a browser flow needs it. */
-async function ours(issuer, jwks) {
+async function ours(issuer, jwks, more = {}) {
   const { op, memoryAccounts } = await import('@openid-express/op');
   const app = express();
   const opApp = op({
     issuer, jwks, cookieKeys: COOKIE_KEYS, clients: [SERVICE, APP], accounts: memoryAccounts([ALICE]),
     features: { clientCredentials: true }, scopes: ['api:read'],
-    session: session({ secret: 'bench-session-secret-0123456789', resave: false, saveUninitialized: false }),
+    session: session({ secret: 'bench-session-secret-0123456789', resave: false, saveUninitialized: false }), ...more,
   });
   app.use('/op', opApp);
   return { app, provider: opApp.provider };
+}
+
+/** ours with a store of oidc-provider's development store's capacity (1000 records, not 10 000). */
+async function oursSmallStore(issuer, jwks) {
+  const { memoryAdapter } = await import('@openid-express/op');
+  return ours(issuer, jwks, { adapter: memoryAdapter({ maxRecords: 1000 }) });
 }
 
 /** oidc-provider as its documentation mounts it in Express: provider.callback() at the issuer's path. */
@@ -79,6 +88,7 @@ async function bare(issuer, jwks, { withSession = false } = {}) {
 const VARIANTS = {
   ours: { label: '@openid-express/op', build: ours },
   bare: { label: 'bare oidc-provider in Express', build: bare },
+  'ours-1k': { label: '@openid-express/op, memoryAdapter({ maxRecords: 1000 })', optIn: true, build: oursSmallStore },
   'bare+session': { label: 'bare oidc-provider behind express-session', build: (issuer, jwks) => bare(issuer, jwks, { withSession: true }) },
 };
 
@@ -156,7 +166,7 @@ const ratio = (a, b) => (Number.isFinite(a / b) && b !== 0 ? `${(a / b).toFixed(
 
 async function main() {
   const started = Date.now();
-  const names = Object.keys(VARIANTS);
+  const names = Object.keys(VARIANTS).filter((n) => !VARIANTS[n].optIn);
   const only = process.env.ONLY?.split(',');
   console.log(`node ${process.version}, ${SECONDS} s per measurement, best of ${ROUNDS} interleaved rounds, ${CONNECTIONS} connections`);
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -221,7 +231,7 @@ async function main() {
 /** MEASURE=instructions: instructions per request of each OP under callgrind, rounds side by side. */
 async function mainInstructions() {
   const started = Date.now();
-  const names = process.env.VARIANTS?.split(',') ?? Object.keys(VARIANTS);
+  const names = process.env.VARIANTS?.split(',') ?? Object.keys(VARIANTS).filter((n) => !VARIANTS[n].optIn);
   const only = process.env.ONLY?.split(',');
   const warmup = Number(process.env.WARMUP ?? 3000);
   const count = Number(process.env.COUNT ?? 1500);
@@ -251,12 +261,23 @@ async function mainInstructions() {
             return { ...endpoints(o)[what], seconds: 3600, connections, maxRequests: n };
           };
           if (round === 0) await hammer(await request(warmup));
-          const e = await request(count);
           await ask(o.child, { cmd: 'gc' }); // a full collection before, not inside, the counted window
           // the forced GC deoptimises much of the hot path (its code had embedded objects of the warm-up's
           // connections, now dead); re-optimise it before counting, as a long-running server would have
           if (rewarm) await hammer(await request(rewarm));
-          const result = await countInstructions(o.child, o.callgrindDir, () => hammer(e));
+          // minted after the re-warm: codes minted before it were evicted by its tokens from oidc-provider's store
+          const e = await request(count);
+          // `code`: single-use codes, at most 400 at a time (oidc-provider's store keeps 1000 records);
+          // more are counted in batches, with counting paused while the next batch is minted
+          const measure = what !== 'code' || count <= 400 ? () => hammer(e) : async () => {
+            let requests = 0;
+            for (let left = count; left > 0; left -= 400) {
+              if (left < count) await pausedWhile(o.child, async () => Object.assign(e, await request(Math.min(left, 400))));
+              requests += (await hammer(e)).requests;
+            }
+            return { requests };
+          };
+          const result = await countInstructions(o.child, o.callgrindDir, measure);
           ((counts[what] ??= {})[name] ??= []).push(result.instructions);
           console.error(`${what} ${name} round ${round + 1}: ${Math.round(result.instructions)} instructions per request`);
         }

@@ -13,6 +13,25 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
+/**
+ * The GC schedule of a counted child (`GC=` in the environment). Both are fixed, not driven by the
+ * clock, so the count does not move with Valgrind's slowness.
+ * - `native` (default): the schedule a native server runs, fixed. The semi-space at Node's usual
+ *   16 MB and the old generation growing 3.5× after each mark-compact: calibrated with
+ *   `GC_FLAGS=… node bench/op-gc-rate.mjs` (bench/RESULTS.md) so that a native OP with these flags
+ *   runs as many requests per scavenge and per mark-compact as one with V8's own heuristics
+ *   (≈ 150 and ≈ 2600 under userinfo load, for ours and bare alike).
+ * - `predictable`: V8's `--predictable-gc-schedule` (4 MB semi-space, 1.3× growth), which the
+ *   counts before 2026-12-03 used: a mark-compact every ≈ 570 requests instead of ≈ 2600, so
+ *   it weighed the live heap's size about five times as heavily as a native server does.
+ */
+export const GC_SCHEDULES = {
+  native: ['--no-memory-reducer', '--min-semi-space-size=16', '--max-semi-space-size=16', '--heap-growing-percent=250'],
+  predictable: ['--predictable-gc-schedule'],
+};
+const GC = process.env.GC ?? 'native';
+if (!GC_SCHEDULES[GC]) throw new Error(`GC=${GC}: expected one of ${Object.keys(GC_SCHEDULES).join(', ')}`);
+
 /** True when valgrind and callgrind_control are on this machine. */
 export function haveCallgrind() {
   return ['/usr/bin/valgrind', '/usr/bin/callgrind_control'].every((p) => existsSync(p));
@@ -34,7 +53,7 @@ export function callgrindFork(execArgv) {
       // lets them) and with a GC schedule that does not follow the clock (under Valgrind a request
       // takes 50× longer, so time-driven collections came far more often, and at random): these
       // moved the counts of one app by up to 25 % between windows
-      `--callgrind-out-file=${join(dir, 'out.%p')}`, process.execPath, '--single-threaded', '--predictable-gc-schedule',
+      `--callgrind-out-file=${join(dir, 'out.%p')}`, process.execPath, '--single-threaded', ...GC_SCHEDULES[GC],
       // V8_FLAGS="--trace-deopt …": more flags for every counted child (diagnostics)
       ...(process.env.V8_FLAGS ?? '').split(' ').filter(Boolean), ...execArgv,
     ],
@@ -43,6 +62,16 @@ export function callgrindFork(execArgv) {
 
 async function control(pid, ...args) {
   await run('callgrind_control', [...args, String(pid)], { timeout: 120_000 });
+}
+
+/** Runs `fn()` with the child's counting off (inside a {@link countInstructions} window). */
+export async function pausedWhile(child, fn) {
+  await control(child.pid, '--instr=off');
+  try {
+    return await fn();
+  } finally {
+    await control(child.pid, '--instr=on');
+  }
 }
 
 /**
