@@ -260,6 +260,16 @@ describe('hostile request shapes get a 4xx, never a 500', () => {
       expect([path, res.status, res.body.error]).toEqual([path, 400, 'invalid_request']);
     }
   });
+
+  test('the Host remembered as well-formed lets no other through: valid and malformed Hosts interleaved on one OP', async () => {
+    const app = express().use('/op', op(base));
+    const discovery = '/op/.well-known/openid-configuration';
+    for (const host of ['127.0.0.1:3000', '127.0.0.1:99999', '127.0.0.1:3000', 'a b', 'id.example.com', 'id.example.com:abc', 'id.example.com']) {
+      const res = await request(app).get(discovery).set('host', host).set('accept', 'application/json');
+      expect([host, res.status]).toEqual([host, host.includes(' ') || /:(99999|abc)$/.test(host) ? 400 : 200]);
+      if (res.status === 200) expect(res.body.issuer).toBe(base.issuer);
+    }
+  });
 });
 
 describe('op() without express-session before it', () => {
