@@ -7,6 +7,7 @@
 // BASE=ours (the variant the ratio columns compare with), BEFORE=/tmp/rp-before (adds "ours-before", a
 // build of an earlier commit made by bench/build-rp-at.mjs), OP_ID_TOKEN_CLAIMS=1 (the OP puts the
 // scopes' claims in the ID token, so userinfo can add nothing),
+// SERVER=prototypes (each app's server makes requests with Express's prototypes: see expressPrototypes()),
 // CONNECTIONS=10 (autocannon), USERS=8 (virtual users of the round trip), ONLY=ours,eoc (a subset
 // of the variants), PHASES=a,c (a subset of the measurements), DUMP=1 (prints one stored session
 // of each), PROFILE=ours,passport (writes V8 CPU profiles of those servers into
@@ -23,7 +24,7 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { createServer } from 'node:http';
+import { IncomingMessage, ServerResponse, createServer } from 'node:http';
 import { ask, serveMessages, startChild, stopChild } from './lib/children.mjs';
 import { Jar, locationOf, request } from './lib/http.mjs';
 import { countInstructions } from './lib/instructions.mjs';
@@ -66,15 +67,34 @@ async function runOp(clientsJson) {
   process.send({ issuer });
 }
 
+/**
+ * SERVER=prototypes: the app's server makes its requests and responses with Express's own prototypes
+ * (`app.request`, `app.response`) from the start, so Express's per-request `Object.setPrototypeOf`
+ * changes nothing and V8 keeps their hidden classes (see RESULTS.md, 2026-12-02 (late)).
+ */
+function expressPrototypes() {
+  function Request(socket) { IncomingMessage.call(this, socket); }
+  function Response(req, options) { ServerResponse.call(this, req, options); }
+  return {
+    options: { IncomingMessage: Request, ServerResponse: Response },
+    use(app) {
+      Request.prototype = app.request;
+      Response.prototype = app.response;
+    },
+  };
+}
+
 /** Child: one app. Listens first (the OP needs its redirect URI), builds the app once told the issuer. */
 async function runApp(name) {
-  const server = createServer();
+  const prototypes = process.env.SERVER === 'prototypes' ? expressPrototypes() : undefined;
+  const server = prototypes ? createServer(prototypes.options) : createServer();
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const baseURL = `http://127.0.0.1:${server.address().port}`;
   let built;
   serveMessages({
     async build({ issuer }) {
       built = await VARIANTS[name].build({ baseURL, issuer, clientId: name, clientSecret: CLIENT_SECRET });
+      prototypes?.use(built.app);
       server.on('request', built.app);
       return { loginPath: built.loginPath };
     },
