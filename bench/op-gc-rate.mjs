@@ -1,22 +1,19 @@
-// How often a native (not Valgrind) OP runs a full mark-compact under userinfo load, ours and bare:
-// the instruction counts (MEASURE=instructions) run V8 with --predictable-gc-schedule, under which
-// mark-compacts come about five times as often, so they weigh the live heap's size more than a
-// native server does. Prints requests per scavenge and per mark-compact and the first few --trace-gc
-// lines.
+// How often a native (not Valgrind) OP runs a scavenge and a full mark-compact under userinfo load,
+// ours and bare: what the fixed GC schedule of the instruction counts (MEASURE=instructions, GC= in
+// bench/lib/instructions.mjs) is calibrated against. Prints requests per scavenge and per
+// mark-compact and the first few --trace-gc lines.
 //
 // Run after a build:  node bench/op-gc-rate.mjs
-// GC=native or GC=predictable: the same fixed schedule as the instruction counts with that `GC=`
-// (bench/lib/instructions.mjs), run natively, to check it against V8's own heuristics; GC_FLAGS:
-// any other V8 flags.
+// GC=native or GC=predictable: the same fixed schedule as the instruction counts with that `GC=`,
+// run natively, to check it against V8's own heuristics (without GC=); V8_FLAGS: any other V8 flags.
 import { fork } from 'node:child_process';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { ask, reply } from './lib/children.mjs';
-import { GC_SCHEDULES } from './lib/instructions.mjs';
+import { ask, nativeV8Flags, reply } from './lib/children.mjs';
 import { hammer } from './lib/load.mjs';
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const jwks = { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' }] };
 for (const name of ['ours', 'bare']) {
-  const child = fork(new URL('./op-overhead.mjs', import.meta.url).pathname, ['op', name, JSON.stringify(jwks)], { execArgv: ['--expose-gc', '--trace-gc', ...(process.env.GC ? ['--single-threaded', ...GC_SCHEDULES[process.env.GC]] : []), ...(process.env.GC_FLAGS ?? '').split(' ').filter(Boolean)], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  const child = fork(new URL('./op-overhead.mjs', import.meta.url).pathname, ['op', name, JSON.stringify(jwks)], { execArgv: ['--expose-gc', '--trace-gc', ...nativeV8Flags()], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   const first = await reply(child, 30000);

@@ -39,6 +39,9 @@ const ALICE = { id: 'alice', username: 'alice', password: 'wonderland-42', claim
 const SCOPE_CLAIMS = { openid: ['sub'], profile: ['name'], email: ['email', 'email_verified'] };
 const COOKIE_KEYS = ['bench-cookie-key-0123456789abcdef'];
 const DAY = 24 * 3600;
+// oidc-provider's own store keeps 1000 records, and each exchange adds a token: more single-use
+// codes minted at once would be evicted before their exchange
+const CODES_AT_ONCE = 400;
 
 // ---------------------------------------------------------------- child processes
 
@@ -190,7 +193,7 @@ async function main() {
           if (what === 'userinfo') ops[name].accessToken = await ask(ops[name].child, { cmd: 'accessToken' });
           // single-use codes, minted before each run and outside the CPU count (oidc-provider's own store keeps 1000 records)
           const request = async () => {
-            if (what === 'code') ops[name].codes = await ask(ops[name].child, { cmd: 'codes', n: 400 });
+            if (what === 'code') ops[name].codes = await ask(ops[name].child, { cmd: 'codes', n: CODES_AT_ONCE });
             return endpoints(ops[name])[what];
           };
           if (round === 0) await hammer({ ...(await request()), seconds: 1, connections: CONNECTIONS });
@@ -256,8 +259,7 @@ async function mainInstructions() {
           const o = ops[name];
           const request = async (n) => {
             if (what === 'userinfo') o.accessToken = await ask(o.child, { cmd: 'accessToken' });
-            // oidc-provider's own store keeps 1000 records, and each exchange adds a token: more codes would be evicted
-            if (what === 'code') o.codes = await ask(o.child, { cmd: 'codes', n: Math.min(n, 400) }, 600_000);
+            if (what === 'code') o.codes = await ask(o.child, { cmd: 'codes', n: Math.min(n, CODES_AT_ONCE) }, 600_000);
             return { ...endpoints(o)[what], seconds: 3600, connections, maxRequests: n };
           };
           if (round === 0) await hammer(await request(warmup));
@@ -267,12 +269,12 @@ async function mainInstructions() {
           if (rewarm) await hammer(await request(rewarm));
           // minted after the re-warm: codes minted before it were evicted by its tokens from oidc-provider's store
           const e = await request(count);
-          // `code`: single-use codes, at most 400 at a time (oidc-provider's store keeps 1000 records);
-          // more are counted in batches, with counting paused while the next batch is minted
-          const measure = what !== 'code' || count <= 400 ? () => hammer(e) : async () => {
+          // `code`: more codes than CODES_AT_ONCE are counted in batches, with counting paused while
+          // the next batch is minted
+          const measure = what !== 'code' || count <= CODES_AT_ONCE ? () => hammer(e) : async () => {
             let requests = 0;
-            for (let left = count; left > 0; left -= 400) {
-              if (left < count) await pausedWhile(o.child, async () => Object.assign(e, await request(Math.min(left, 400))));
+            for (let left = count; left > 0; left -= CODES_AT_ONCE) {
+              if (left < count) await pausedWhile(o.child, async () => Object.assign(e, await request(left)));
               requests += (await hammer(e)).requests;
             }
             return { requests };

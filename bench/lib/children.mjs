@@ -1,7 +1,7 @@
 // Servers run in child processes (the load generator keeps the parent's core); they talk over IPC.
 import { fork } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { GC_SCHEDULES, callgrindFork } from './instructions.mjs';
+import { GC_SCHEDULES, callgrindFork, extraV8Flags } from './instructions.mjs';
 
 /**
  * Forks `script` with `args`; resolves with { child, first message }. With `profile`, the child
@@ -9,10 +9,7 @@ import { GC_SCHEDULES, callgrindFork } from './instructions.mjs';
  * Valgrind's callgrind (see instructions.mjs) and the result has `callgrindDir`.
  */
 export async function startChild(script, args, { profile, callgrind = false } = {}) {
-  // V8_FLAGS="--trace-gc …": more V8 flags for every child (diagnostics). GC=native|predictable:
-  // a native child runs that fixed GC schedule of the instruction counts (to compare its
-  // collections with V8's own heuristics, which a native child runs otherwise)
-  let execArgv = ['--expose-gc', ...(callgrind ? [] : v8Flags())];
+  let execArgv = ['--expose-gc', ...(callgrind ? [] : nativeV8Flags())];
   if (profile) {
     mkdirSync(profile, { recursive: true });
     execArgv.push('--cpu-prof', `--cpu-prof-dir=${profile}`);
@@ -32,10 +29,13 @@ export async function startChild(script, args, { profile, callgrind = false } = 
   return { child, first, stderr: () => stderr, callgrindDir };
 }
 
-function v8Flags() {
-  const flags = (process.env.V8_FLAGS ?? '').split(' ').filter(Boolean);
-  if (process.env.GC) flags.push('--single-threaded', ...GC_SCHEDULES[process.env.GC]);
-  return flags;
+/**
+ * The V8 flags of a native (not Valgrind) child: V8_FLAGS, and with GC=native|predictable the fixed
+ * GC schedule the instruction counts run (to compare its collections with V8's own heuristics,
+ * which a native child runs otherwise).
+ */
+export function nativeV8Flags() {
+  return [...(process.env.GC ? ['--single-threaded', ...GC_SCHEDULES[process.env.GC]] : []), ...extraV8Flags()];
 }
 
 /** The child's next message (rejects on exit or after `ms`). */

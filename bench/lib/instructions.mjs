@@ -18,12 +18,12 @@ const run = promisify(execFile);
  * clock, so the count does not move with Valgrind's slowness.
  * - `native` (default): the schedule a native server runs, fixed. The semi-space at Node's usual
  *   16 MB and the old generation growing 3.5× after each mark-compact: calibrated with
- *   `GC_FLAGS=… node bench/op-gc-rate.mjs` (bench/RESULTS.md) so that a native OP with these flags
+ *   `GC=native node bench/op-gc-rate.mjs` (bench/RESULTS.md) so that a native OP with these flags
  *   runs as many requests per scavenge and per mark-compact as one with V8's own heuristics
  *   (≈ 150 and ≈ 2600 under userinfo load, for ours and bare alike). Calibrated on Node 20: on
  *   Node 22 the same flags run a quarter fewer mark-compacts than its own heuristics (≈ 3500 requests each).
  * - `predictable`: V8's `--predictable-gc-schedule` (4 MB semi-space, 1.3× growth), which the
- *   counts before 2026-12-03 used: a mark-compact every ≈ 570 requests instead of ≈ 2600, so
+ *   counts before 2026-12-02 (late) used: a mark-compact every ≈ 570 requests instead of ≈ 2600, so
  *   it weighed the live heap's size about five times as heavily as a native server does.
  */
 export const GC_SCHEDULES = {
@@ -32,6 +32,11 @@ export const GC_SCHEDULES = {
 };
 const GC = process.env.GC ?? 'native';
 if (!GC_SCHEDULES[GC]) throw new Error(`GC=${GC}: expected one of ${Object.keys(GC_SCHEDULES).join(', ')}`);
+
+/** V8_FLAGS="--trace-gc …" in the environment: more V8 flags for every bench child (diagnostics). */
+export function extraV8Flags() {
+  return (process.env.V8_FLAGS ?? '').split(' ').filter(Boolean);
+}
 
 /** True when valgrind and callgrind_control are on this machine. */
 export function haveCallgrind() {
@@ -55,8 +60,7 @@ export function callgrindFork(execArgv) {
       // takes 50× longer, so time-driven collections came far more often, and at random): these
       // moved the counts of one app by up to 25 % between windows
       `--callgrind-out-file=${join(dir, 'out.%p')}`, process.execPath, '--single-threaded', ...GC_SCHEDULES[GC],
-      // V8_FLAGS="--trace-deopt …": more flags for every counted child (diagnostics)
-      ...(process.env.V8_FLAGS ?? '').split(' ').filter(Boolean), ...execArgv,
+      ...extraV8Flags(), ...execArgv,
     ],
   };
 }
