@@ -20,12 +20,14 @@ function boundSessionStore(store: SessionStore | undefined, ms: number): void {
     store[name] = function bounded(this: unknown, ...args: unknown[]) {
       const callback = typeof args.at(-1) === 'function' ? (args.pop() as Callback) : undefined;
       if (!callback) return original.apply(this, args);
-      let called = false;
+      // once called, lets go of the callback (and the request it holds), though the store may keep `once`
+      let pending: Callback | undefined = callback;
       const once: Callback = (...results) => {
-        if (called) return;
-        called = true;
+        const cb = pending;
+        if (cb === undefined) return;
+        pending = undefined;
         clearTimeout(timer);
-        callback(...results);
+        cb(...results);
       };
       const timer = setTimeout(() => once(new StoreUnavailableError(`the session store's ${name} did not answer within ${ms} ms`)), ms);
       timer.unref();

@@ -2,6 +2,8 @@
  * Deadlines on session store calls (`boundStore`): a stalled call answers store_unavailable, a late answer is ignored.
  */
 import session from 'express-session';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { boundStore } from '../src/session-guard.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -88,5 +90,26 @@ describe('boundStore', () => {
     expect(store.get).toBe(wrapped);
     (store.set as (sid: string, s: unknown) => void)('x', {});
     expect(store.calls).toHaveLength(1);
+  });
+
+  test('a store that keeps the callback after answering does not keep the request alive', async () => {
+    // (bench/RESULTS.md, 2026-12-03: calls that kept their caller's callback made V8 keep, then
+    // pretenure, every request natively)
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const store = manualStore(); // keeps every callback it was given, like a store's own queue may
+    boundStore(store, 1000);
+    let request: WeakRef<object> | undefined;
+    const answered = await new Promise<unknown>((resolve) => {
+      const req = { body: new Array(1000).fill('request data') };
+      request = new WeakRef(req);
+      store.get('a', (err, value) => resolve(req.body.length && (err ?? value)));
+      store.calls[0]!.cb(null, { cookie: {} });
+    });
+    expect(answered).toEqual({ cookie: {} });
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    expect(store.calls).toHaveLength(1); // the store still holds the call's callback...
+    expect(request!.deref()).toBeUndefined(); // ...but no longer what the caller's callback held
   });
 });
