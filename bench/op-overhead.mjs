@@ -15,7 +15,8 @@
 // default, or GC=predictable: the counted OP's fixed GC schedule, see bench/lib/instructions.mjs):
 // slow (minutes), but a few percent stand out of this VM's noise. Needs the Debian package valgrind.
 // VARIANTS=ours,ours-1k,bare: a subset of the OPs (`ours-1k`: op() with memoryAdapter({ maxRecords:
-// 1000 }), the capacity of oidc-provider's development store; op()'s default keeps 10 000).
+// 1000 }), the capacity of oidc-provider's development store; op()'s default keeps 10 000;
+// `ours-bare-account`: op() with bare's synchronous findAccount, to weigh op()'s account store).
 //
 // Processes: this one generates load (autocannon); each OP runs in its own child process.
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
@@ -64,12 +65,22 @@ async function oursSmallStore(issuer, jwks) {
   return ours(issuer, jwks, { adapter: memoryAdapter({ maxRecords: 1000 }) });
 }
 
+/** Diagnostic: ours with bare's synchronous findAccount (what op()'s account store costs per userinfo). */
+async function oursBareAccount(issuer, jwks) {
+  return ours(issuer, jwks, { provider: { findAccount: bareFindAccount } });
+}
+
+/** Bare's account lookup: alice's claims as they are, synchronously. */
+function bareFindAccount(_ctx, id) {
+  return id === ALICE.id && { accountId: id, claims: () => ({ sub: id, ...ALICE.claims }) };
+}
+
 /** oidc-provider as its documentation mounts it in Express: provider.callback() at the issuer's path. */
 async function bare(issuer, jwks, { withSession = false } = {}) {
   const provider = new Provider(issuer, {
     clients: [SERVICE, APP], jwks, cookies: { keys: COOKIE_KEYS },
     claims: { ...SCOPE_CLAIMS, openid: ['sub', 'acr', 'amr'], auth_time: null, sid: null }, scopes: ['openid', 'offline_access', 'api:read'],
-    findAccount: (_ctx, id) => id === ALICE.id && { accountId: id, claims: () => ({ sub: id, ...ALICE.claims }) },
+    findAccount: bareFindAccount,
     // the features op() turns on by default, so both publish the same metadata and run the same checks
     features: {
       devInteractions: { enabled: false }, clientCredentials: { enabled: true }, introspection: { enabled: true }, revocation: { enabled: true },
@@ -92,6 +103,7 @@ const VARIANTS = {
   ours: { label: '@openid-express/op', build: ours },
   bare: { label: 'bare oidc-provider in Express', build: bare },
   'ours-1k': { label: '@openid-express/op, memoryAdapter({ maxRecords: 1000 })', optIn: true, build: oursSmallStore },
+  'ours-bare-account': { label: '@openid-express/op with bare\'s findAccount', optIn: true, build: oursBareAccount },
   'bare+session': { label: 'bare oidc-provider behind express-session', build: (issuer, jwks) => bare(issuer, jwks, { withSession: true }) },
 };
 

@@ -79,7 +79,12 @@ interface Stored {
   salt: Buffer;
   hash: Promise<Buffer>;
   claims: AccountClaims;
+  /** The names of the claims each scope string releases, worked out on first use (userinfo asks on every call). */
+  released: Map<string, string[]>;
 }
+
+/** How many scope strings an account remembers the released claim names of (then it starts over). */
+const RELEASED_CACHE = 64;
 
 /**
  * Claims of `all` that the space-separated `scope` releases (unknown claims go with `profile`).
@@ -124,7 +129,7 @@ export function memoryAccounts(list: MemoryAccount[]): AccountStore {
       .filter((l): l is string => !!l)
       .map((l) => l.toLowerCase());
     const salt = randomBytes(16);
-    const stored: Stored = { account: { id: entry.id, logins }, salt, hash: hash(entry.password, salt), claims };
+    const stored: Stored = { account: { id: entry.id, logins }, salt, hash: hash(entry.password, salt), claims, released: new Map() };
     stored.hash.catch(() => undefined); // surfaced on first verify
     byId.set(entry.id, stored);
     for (const login of logins) byLogin.set(login, stored);
@@ -147,7 +152,16 @@ export function memoryAccounts(list: MemoryAccount[]): AccountStore {
     },
     async claims(id, scope) {
       const stored = byId.get(id);
-      return stored ? claimsForScope(stored.claims, scope) : {};
+      if (!stored) return {};
+      let names = stored.released.get(scope);
+      if (!names) {
+        names = Object.keys(claimsForScope(stored.claims, scope));
+        if (stored.released.size >= RELEASED_CACHE) stored.released.clear();
+        stored.released.set(scope, names);
+      }
+      const out: AccountClaims = {};
+      for (const name of names) out[name] = stored.claims[name];
+      return out;
     },
   };
 }

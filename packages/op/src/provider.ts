@@ -111,6 +111,12 @@ function ttlOf(o: ResolvedOptions): NonNullable<Configuration['ttl']> {
   };
 }
 
+/** The scope to load an account's claims for: `scope`, widened when claims are asked by name (userinfo calls this on every request). */
+function askedScope(scope: string, asked: object | undefined): string {
+  if (asked) for (const _name in asked) return scopeCovering(scope, Object.keys(asked));
+  return scope;
+}
+
 /** `extraTokenClaims`: a resource's account claims by scope (`claimsByScope`) and a token exchange's `act`. */
 function tokenClaims(o: ResolvedOptions): NonNullable<Configuration['extraTokenClaims']> {
   const ri = o.features.resourceIndicators;
@@ -146,7 +152,7 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
       const account = await o.accounts.findById(sub);
       if (!account) return undefined;
       // claims asked by name (`claims` parameter) come from the store too; oidc-provider filters what goes out
-      return { accountId: sub, claims: async (_use, scope, asked) => ({ ...(await o.accounts.claims(sub, scopeCovering(scope, Object.keys(asked ?? {})))), sub }) };
+      return { accountId: sub, claims: async (_use, scope, asked) => ({ ...(await o.accounts.claims(sub, askedScope(scope, asked))), sub }) };
     },
     // refresh tokens rotate on every use (RFC 9700 4.14.2); a replayed one revokes the grant
     rotateRefreshToken: true,

@@ -41,6 +41,19 @@ describe('memoryAccounts()', () => {
     await expect(accounts.claims('nobody', 'openid profile')).resolves.toEqual({});
   });
 
+  test('each answer for a scope is a fresh object, and many scopes still answer right', async () => {
+    const first = await accounts.claims('alice', 'openid email');
+    first.email = 'mallory@example.org'; // a caller that changes what it got...
+    delete first.email_verified;
+    // ...changes neither the account nor the next answer (the names per scope are remembered, not the objects)
+    await expect(accounts.claims('alice', 'openid email')).resolves.toEqual({ email: 'alice@example.org', email_verified: true });
+    for (let i = 0; i < 200; i += 1) {
+      const scope = `openid s${i}${i % 2 ? ' email' : ''}`;
+      await expect(accounts.claims('alice', scope)).resolves.toEqual(i % 2 ? { email: 'alice@example.org', email_verified: true } : {});
+    }
+    await expect(accounts.claims('alice', 'profile email')).resolves.toEqual({ name: 'Alice', team: 'red', email: 'alice@example.org', email_verified: true });
+  });
+
   test('finds accounts by login and by id', async () => {
     await expect(accounts.findByLogin('alice@EXAMPLE.org')).resolves.toMatchObject({ id: 'alice' });
     await expect(accounts.findById('alice')).resolves.toMatchObject({ id: 'alice' });
