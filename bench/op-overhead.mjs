@@ -14,6 +14,9 @@
 // batches of 400, counting paused while each is minted); ROUNDS=2, CONNECTIONS=1; GC=native, the
 // default, or GC=predictable: the counted OP's fixed GC schedule, see bench/lib/instructions.mjs):
 // slow (minutes), but a few percent stand out of this VM's noise. Needs the Debian package valgrind.
+// CYCLES=3 (with MEASURE=instructions): each counted window spans 3 whole GC cycles (from just after a
+// mark-compact to just after the third one after it) instead of COUNT requests; not for `code`. A
+// fixed count holds 3 or 4 mark-compacts by luck, which moved userinfo's ratio by ±3 %.
 // VARIANTS=ours,ours-1k,bare: a subset of the OPs (`ours-1k`: op() with memoryAdapter({ maxRecords:
 // 1000 }), the capacity of oidc-provider's development store; op()'s default keeps 10 000;
 // `ours-bare-account`: op() with bare's synchronous findAccount, to weigh op()'s account store).
@@ -26,7 +29,7 @@ import express from 'express';
 import session from 'express-session';
 import Provider from 'oidc-provider';
 import { ask, serveMessages, startChild, stopChild } from './lib/children.mjs';
-import { countInstructions, pausedWhile } from './lib/instructions.mjs';
+import { countInstructions, countInstructionsOverCycles, pausedWhile } from './lib/instructions.mjs';
 import { cpuMicros, hammer, keepBest, withCpu } from './lib/load.mjs';
 
 const SCRIPT = fileURLToPath(import.meta.url);
@@ -253,7 +256,8 @@ async function mainInstructions() {
   const rewarm = Number(process.env.REWARM ?? 3000);
   const rounds = Number(process.env.ROUNDS ?? 2);
   const connections = Number(process.env.CONNECTIONS ?? 1);
-  console.log(`node ${process.version}, instructions per request under callgrind: ${warmup} requests of warm-up; before each count a full GC and ${rewarm} requests; then ${count} counted, ${rounds} rounds, ${connections} connections`);
+  const cycles = process.env.CYCLES ? Number(process.env.CYCLES) : undefined;
+  console.log(`node ${process.version}, instructions per request under callgrind: ${warmup} requests of warm-up; before each count a full GC and ${rewarm} requests; then ${cycles ? `${cycles} whole GC cycles` : count} counted, ${rounds} rounds, ${connections} connections`);
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwks = { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' }] };
   const ops = {};
@@ -291,9 +295,12 @@ async function mainInstructions() {
             }
             return { requests };
           };
-          const result = await countInstructions(o.child, o.callgrindDir, measure);
+          // CYCLES=k: the window spans k whole GC cycles instead of COUNT requests (not for `code`)
+          const result = cycles && what !== 'code'
+            ? await countInstructionsOverCycles(o.child, o.callgrindDir, (n) => hammer({ ...e, maxRequests: n }), { cycles })
+            : await countInstructions(o.child, o.callgrindDir, measure);
           ((counts[what] ??= {})[name] ??= []).push(result.instructions);
-          console.error(`${what} ${name} round ${round + 1}: ${Math.round(result.instructions)} instructions per request`);
+          console.error(`${what} ${name} round ${round + 1}: ${Math.round(result.instructions)} instructions per request${result.majorGcs === undefined ? '' : ` (${result.requests} requests, ${result.majorGcs} mark-compacts)`}`);
         }
       }
     }

@@ -16,7 +16,9 @@
 // per request / login (WARMUP=3000 requests first; before each count a full GC and REWARM=3000
 // requests (a tenth as many logins) to re-optimise what the GC deoptimised; then COUNT=1500
 // counted; LOGINS=300 counted logins; CONNECTIONS=1), which this VM's noise cannot move; slow (minutes per variant). The
-// targets then compare instructions too; CPU time is still printed.
+// targets then compare instructions too; CPU time is still printed. CYCLES=3 (phase c): each counted
+// window spans 3 whole GC cycles instead of COUNT requests (a fixed count holds one mark-compact more
+// or less by luck).
 //
 // Processes: this one generates load (autocannon, fetch); each app and the OP run in their own
 // child process, so an app under test has a core of its own while the OP is idle.
@@ -27,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { IncomingMessage, ServerResponse, createServer } from 'node:http';
 import { ask, serveMessages, startChild, stopChild } from './lib/children.mjs';
 import { Jar, locationOf, request } from './lib/http.mjs';
-import { countInstructions } from './lib/instructions.mjs';
+import { countInstructions, countInstructionsOverCycles } from './lib/instructions.mjs';
 import { cpuMicros, hammer, loop } from './lib/load.mjs';
 import { VARIANTS } from './lib/rp-apps.mjs';
 import { startOidcOp } from './lib/oidc-op.mjs';
@@ -48,6 +50,7 @@ const WARMUP = Number(process.env.WARMUP ?? 3000);
 const COUNT = Number(process.env.COUNT ?? 1500);
 const REWARM = Number(process.env.REWARM ?? 3000);
 const LOGINS = Number(process.env.LOGINS ?? 300);
+const CYCLES = process.env.CYCLES ? Number(process.env.CYCLES) : undefined;
 
 // ---------------------------------------------------------------- child processes
 
@@ -309,9 +312,11 @@ const add = (results, name, result) => void (results[name] ??= []).push(result);
  * and without the re-warm the counted window re-optimised the whole hot path (a quarter of its
  * instructions were TurboFan), which a long-running server does not do per request.
  */
-async function counted(app, op, fn, rewarm) {
+async function counted(app, op, fn, rewarm, batch) {
   await ask(app.child, { cmd: 'gc' });
   if (REWARM) await rewarm();
+  // CYCLES=k (phase c): the window spans k whole GC cycles instead of COUNT requests (CPU figures then include the uncounted requests that align it)
+  if (CYCLES && batch) return measure(app.child, op, () => countInstructionsOverCycles(app.child, app.callgrindDir, batch, { cycles: CYCLES }));
   return countInstructions(app.child, app.callgrindDir, () => measure(app.child, op, fn));
 }
 
@@ -346,7 +351,7 @@ async function main() {
         if (INSTRUCTIONS) {
           if (round === 0) await hammer({ url, headers, seconds: 3600, maxRequests: WARMUP, connections: CONNECTIONS, expectStatus: 200 });
           const load = (n) => () => hammer({ url, headers, seconds: 3600, maxRequests: n, connections: CONNECTIONS, expectStatus: 200 });
-          add(results.protected, name, await counted(apps[name], undefined, load(COUNT), load(REWARM)));
+          add(results.protected, name, await counted(apps[name], undefined, load(COUNT), load(REWARM), (n) => load(n)()));
           continue;
         }
         if (round === 0) await hammer({ url, headers, seconds: 1, connections: CONNECTIONS, expectStatus: 200 });

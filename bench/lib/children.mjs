@@ -1,6 +1,7 @@
 // Servers run in child processes (the load generator keeps the parent's core); they talk over IPC.
 import { fork } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { GC_SCHEDULES, callgrindFork, extraV8Flags } from './instructions.mjs';
 
 /**
@@ -72,8 +73,17 @@ export async function stopChild(child) {
   clearTimeout(timer);
 }
 
-/** In a child: answers messages with `handlers[cmd](message)`, errors as { error }. */
+/**
+ * In a child: answers messages with `handlers[cmd](message)`, errors as { error }. Every child also
+ * answers `majorGcs`: how many mark-compacts it has run (for windows that span whole GC cycles,
+ * see countInstructionsOverCycles in instructions.mjs).
+ */
 export function serveMessages(handlers) {
+  let majorGcs = 0;
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) if (entry.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majorGcs += 1;
+  }).observe({ entryTypes: ['gc'] });
+  handlers = { majorGcs: () => ({ majorGcs }), ...handlers };
   process.on('message', async (m) => {
     if (m?.cmd === 'exit') process.exit(0);
     try {

@@ -98,3 +98,39 @@ export async function countInstructions(child, dir, measure) {
   if (!total) throw new Error(`callgrind wrote no counts for pid ${child.pid} in ${dir}`);
   return { ...result, instructions: total / result.requests };
 }
+
+/**
+ * Like {@link countInstructions}, but the counted window spans exactly `cycles` whole GC cycles:
+ * it opens right after a mark-compact and closes right after the `cycles`-th one after it (each end
+ * to within one `batch` of requests). A fixed count of requests holds 3 or 4 mark-compacts by luck,
+ * and each one weighs ≈ 55 k instructions per request in an 8 000-request userinfo window, so the
+ * ratios moved by ±3 % between runs (bench/RESULTS.md, 2026-12-03). `runBatch(n)` makes n requests
+ * and resolves with { requests }. Adds `majorGcs` (the cycles counted) to the result.
+ */
+export async function countInstructionsOverCycles(child, dir, runBatch, { cycles = 3, batch = 200, maxRequests = 100_000 } = {}) {
+  const { ask } = await import('./children.mjs');
+  const majorGcs = async () => (await ask(child, { cmd: 'majorGcs' }, 120_000)).majorGcs;
+  // uncounted: requests until a mark-compact has just run (its report arrives on a later tick: ask twice)
+  const before = await majorGcs();
+  let uncounted = 0;
+  while ((await majorGcs()) === before) {
+    if ((uncounted += (await runBatch(batch)).requests) > maxRequests) throw new Error(`no mark-compact in ${uncounted} requests`);
+  }
+  for (const f of readdirSync(dir)) rmSync(join(dir, f));
+  await control(child.pid, '--zero');
+  await control(child.pid, '--instr=on');
+  const start = await majorGcs();
+  const started = performance.now();
+  let requests = 0;
+  while ((await majorGcs()) < start + cycles) {
+    if ((requests += (await runBatch(batch)).requests) > maxRequests) throw new Error(`${cycles} mark-compacts took more than ${maxRequests} requests`);
+  }
+  const rps = requests / ((performance.now() - started) / 1000);
+  await control(child.pid, '--instr=off');
+  await control(child.pid, '--dump');
+  const dumps = readdirSync(dir).filter((f) => f.startsWith(`out.${child.pid}`));
+  let total = 0;
+  for (const f of dumps) total += Number(/^totals: (\d+)/m.exec(readFileSync(join(dir, f), 'utf8'))?.[1] ?? 0);
+  if (!total) throw new Error(`callgrind wrote no counts for pid ${child.pid} in ${dir}`);
+  return { requests, rps, instructions: total / requests, majorGcs: (await majorGcs()) - start };
+}
