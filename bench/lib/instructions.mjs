@@ -79,6 +79,17 @@ export async function pausedWhile(child, fn) {
   }
 }
 
+/** Turns the child's counting off and returns the instructions callgrind counted since it was zeroed. */
+async function stopCounting(child, dir) {
+  await control(child.pid, '--instr=off');
+  await control(child.pid, '--dump');
+  const dumps = readdirSync(dir).filter((f) => f.startsWith(`out.${child.pid}`));
+  let total = 0;
+  for (const f of dumps) total += Number(/^totals: (\d+)/m.exec(readFileSync(join(dir, f), 'utf8'))?.[1] ?? 0);
+  if (!total) throw new Error(`callgrind wrote no counts for pid ${child.pid} in ${dir}`);
+  return total;
+}
+
 /**
  * Runs `measure()` (which returns { requests, ... }) with callgrind counting in the child, and
  * adds `instructions` (per request) to its result.
@@ -90,12 +101,7 @@ export async function countInstructions(child, dir, measure) {
   if (process.env.V8_FLAGS) console.log(`--- counting pid ${child.pid}`);
   const result = await measure();
   if (process.env.V8_FLAGS) console.log(`--- counted pid ${child.pid}`);
-  await control(child.pid, '--instr=off');
-  await control(child.pid, '--dump');
-  const dumps = readdirSync(dir).filter((f) => f.startsWith(`out.${child.pid}`));
-  let total = 0;
-  for (const f of dumps) total += Number(/^totals: (\d+)/m.exec(readFileSync(join(dir, f), 'utf8'))?.[1] ?? 0);
-  if (!total) throw new Error(`callgrind wrote no counts for pid ${child.pid} in ${dir}`);
+  const total = await stopCounting(child, dir);
   return { ...result, instructions: total / result.requests };
 }
 
@@ -126,11 +132,6 @@ export async function countInstructionsOverCycles(child, dir, runBatch, { cycles
     if ((requests += (await runBatch(batch)).requests) > maxRequests) throw new Error(`${cycles} mark-compacts took more than ${maxRequests} requests`);
   }
   const rps = requests / ((performance.now() - started) / 1000);
-  await control(child.pid, '--instr=off');
-  await control(child.pid, '--dump');
-  const dumps = readdirSync(dir).filter((f) => f.startsWith(`out.${child.pid}`));
-  let total = 0;
-  for (const f of dumps) total += Number(/^totals: (\d+)/m.exec(readFileSync(join(dir, f), 'utf8'))?.[1] ?? 0);
-  if (!total) throw new Error(`callgrind wrote no counts for pid ${child.pid} in ${dir}`);
+  const total = await stopCounting(child, dir);
   return { requests, rps, instructions: total / requests, majorGcs: (await majorGcs()) - start };
 }
