@@ -1,7 +1,7 @@
 import type { Request } from 'express';
 import type { JSONWebKeySet } from 'jose';
 import Provider, { errors, type Client, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import { SCOPE_CLAIMS, scopeCovering } from './accounts.js';
+import { SCOPE_CLAIMS, scopeCovering, syncAccountsOf } from './accounts.js';
 import type { OpStore } from './adapters/types.js';
 import { deviceFlowFeature } from './device-flow.js';
 import { PAGE_HEADERS } from './error-page.js';
@@ -148,11 +148,16 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     allowOmittingSingleRegisteredRedirectUri: false,
     features: features(o, views),
     interactions: { url: (_ctx, interaction) => `${o.mountPath}/interaction/${interaction.uid}` },
-    async findAccount(_ctx, sub) {
-      const account = await o.accounts.findById(sub);
-      if (!account) return undefined;
-      // claims asked by name (`claims` parameter) come from the store too; oidc-provider filters what goes out
-      return { accountId: sub, claims: async (_use, scope, asked) => ({ ...(await o.accounts.claims(sub, askedScope(scope, asked))), sub }) };
+    findAccount(_ctx, sub) {
+      // memoryAccounts() answers at once: no promise per lookup on userinfo's path
+      const sync = syncAccountsOf(o.accounts);
+      if (sync) {
+        return sync.findById(sub) && { accountId: sub, claims: (_use, scope, asked) => ({ ...sync.claims(sub, askedScope(scope, asked)), sub }) };
+      }
+      return o.accounts.findById(sub).then((account) => account && {
+        // claims asked by name (`claims` parameter) come from the store too; oidc-provider filters what goes out
+        accountId: sub, claims: async (_use, scope, asked) => ({ ...(await o.accounts.claims(sub, askedScope(scope, asked))), sub }),
+      });
     },
     // refresh tokens rotate on every use (RFC 9700 4.14.2); a replayed one revokes the grant
     rotateRefreshToken: true,

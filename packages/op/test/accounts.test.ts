@@ -1,4 +1,5 @@
-import { claimsForScope, memoryAccounts, OpConfigError } from '@openid-express/op';
+import { claimsForScope, memoryAccounts, OpConfigError, type AccountStore } from '@openid-express/op';
+import type { Account } from 'oidc-provider';
 
 const accounts = memoryAccounts([
   { id: 'alice', username: 'Alice', password: 'wonderland', claims: { name: 'Alice', email: 'alice@example.org', email_verified: true, team: 'red' } },
@@ -76,5 +77,46 @@ describe('memoryAccounts()', () => {
 
   test('claimsForScope leaves out what the scope does not cover', () => {
     expect(claimsForScope({ phone_number: '1', address: { country: 'UK' } }, 'openid phone')).toEqual({ phone_number: '1' });
+  });
+});
+
+describe('op()\'s findAccount (what oidc-provider calls on every userinfo request)', () => {
+  const build = async (store: AccountStore) => {
+    const { resolveOptions } = await import('../src/options.js');
+    const { buildConfiguration } = await import('../src/provider.js');
+    const o = resolveOptions({
+      issuer: 'http://127.0.0.1:3001/op', accounts: store, cookieKeys: ['accounts-test-cookie-key-0123456789'],
+      clients: [{ client_id: 'app', client_secret: 'app-secret-that-is-long-enough-0123456789', redirect_uris: ['http://127.0.0.1/cb'] }],
+    });
+    const config = buildConfiguration(o, { store: undefined as never, views: {} as never, jwks: { keys: [] }, cookieKeys: [] });
+    return (id: string) => config.findAccount!(undefined as never, id);
+  };
+  const ALICE_EMAIL = { email: 'alice@example.org', email_verified: true, sub: 'alice' };
+
+  test('a memoryAccounts() store answers at once, with the claims of the scope and those asked by name', async () => {
+    const find = await build(memoryAccounts([{ id: 'alice', username: 'alice', password: 'wonderland', claims: { name: 'Alice', email: 'alice@example.org', email_verified: true } }]));
+    const account = find('alice');
+    expect(account).not.toBeInstanceOf(Promise);
+    expect(await (account as Account).claims('userinfo', 'openid email', {}, [])).toEqual(ALICE_EMAIL);
+    expect(await (account as Account).claims('userinfo', 'openid', { name: null }, [])).toEqual({ name: 'Alice', sub: 'alice' });
+    expect(await find('mallory')).toBeUndefined();
+  });
+
+  test('a copy of the store, or one whose methods the app replaced, is asked through its own methods', async () => {
+    const original = memoryAccounts([{ id: 'alice', username: 'alice', password: 'wonderland', claims: { email: 'alice@example.org', email_verified: true } }]);
+    const copy = { ...original };
+    const viaCopy = await (await build(copy))('alice');
+    expect(await viaCopy!.claims('userinfo', 'openid email', {}, [])).toEqual(ALICE_EMAIL);
+
+    const patched = memoryAccounts([{ id: 'alice', username: 'alice', password: 'wonderland' }]);
+    const asked: string[] = [];
+    patched.findById = async (id) => (asked.push(`findById ${id}`), id === 'bob' ? { id: 'bob', logins: ['bob'] } : undefined);
+    patched.claims = async (id, scope) => (asked.push(`claims ${id} ${scope}`), { email: `${id}@example.org` });
+    const find = await build(patched);
+    expect(find('bob')).toBeInstanceOf(Promise);
+    const bob = await find('bob');
+    expect(await bob!.claims('userinfo', 'openid email', {}, [])).toEqual({ email: 'bob@example.org', sub: 'bob' });
+    expect(await find('alice')).toBeUndefined(); // the replaced findById decides, not the store's own
+    expect(asked).toEqual(['findById bob', 'findById bob', 'claims bob openid email', 'findById alice']);
   });
 });
