@@ -16,9 +16,9 @@
 // per request / login (WARMUP=3000 requests first; before each count a full GC and REWARM=3000
 // requests (a tenth as many logins) to re-optimise what the GC deoptimised; then COUNT=1500
 // counted; LOGINS=300 counted logins; CONNECTIONS=1), which this VM's noise cannot move; slow (minutes per variant). The
-// targets then compare instructions too; CPU time is still printed. CYCLES=3 (phase c): each counted
-// window spans 3 whole GC cycles instead of COUNT requests (a fixed count holds one mark-compact more
-// or less by luck).
+// targets then compare instructions too; CPU time is still printed. CYCLES=3 (phases b and c): each
+// counted window spans 3 whole GC cycles instead of COUNT requests or LOGINS logins (a fixed count
+// holds one mark-compact more or less by luck, and each one sets off a wave of re-optimisation).
 //
 // Processes: this one generates load (autocannon, fetch); each app and the OP run in their own
 // child process, so an app under test has a core of its own while the OP is idle.
@@ -312,11 +312,11 @@ const add = (results, name, result) => void (results[name] ??= []).push(result);
  * and without the re-warm the counted window re-optimised the whole hot path (a quarter of its
  * instructions were TurboFan), which a long-running server does not do per request.
  */
-async function counted(app, op, fn, rewarm, batch) {
+async function counted(app, op, fn, rewarm, batch, batchSize = 200) {
   await ask(app.child, { cmd: 'gc' });
   if (REWARM) await rewarm();
-  // CYCLES=k (phase c): the window spans k whole GC cycles instead of COUNT requests (CPU figures then include the uncounted requests that align it)
-  if (CYCLES && batch) return measure(app.child, op, () => countInstructionsOverCycles(app.child, app.callgrindDir, batch, { cycles: CYCLES }));
+  // CYCLES=k (phases b and c): the window spans k whole GC cycles instead of COUNT requests or LOGINS logins (CPU figures then include the uncounted ones that align it)
+  if (CYCLES && batch) return measure(app.child, op, () => countInstructionsOverCycles(app.child, app.callgrindDir, batch, { cycles: CYCLES, batch: batchSize }));
   return countInstructions(app.child, app.callgrindDir, () => measure(app.child, op, fn));
 }
 
@@ -385,7 +385,9 @@ async function main() {
           iteration: async (user) => { user.rpJar = await roundTrip(app, opOrigin, user); },
         });
         if (INSTRUCTIONS && round === 0) await logins(3600, Math.ceil(WARMUP / 10))();
-        add(results.roundTrip, name, INSTRUCTIONS ? await counted(app, op.child, logins(3600, LOGINS), logins(3600, Math.ceil(REWARM / 10))) : await measure(app.child, op.child, logins(SECONDS, 20_000)));
+        // CYCLES=k: batches of 16 logins until k mark-compacts have run (a login allocates about ten `/me` requests' worth)
+        const batch = (n) => logins(3600, n)();
+        add(results.roundTrip, name, INSTRUCTIONS ? await counted(app, op.child, logins(3600, LOGINS), logins(3600, Math.ceil(REWARM / 10)), batch, 16) : await measure(app.child, op.child, logins(SECONDS, 20_000)));
         const interactions = users[name].reduce((n, u) => n + u.interactions, 0);
         if (interactions) throw new Error(`${name}: ${interactions} logins needed the OP's login page again`);
       }

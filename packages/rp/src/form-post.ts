@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import type { Request, Response } from 'express';
 import type { OidcSessionData } from './session.js';
+import { hasPendingLogin } from './transactions.js';
 import { PAGE_STYLE_SRC, escapeHtml, page } from './page.js';
 
 const debug = createDebug('openid-express:rp');
@@ -27,7 +28,7 @@ export const RESUBMIT_FIELD = 'oidc_resubmitted';
 export function needsSameOriginResubmit(req: Request, params: URLSearchParams, data: OidcSessionData | undefined): boolean {
   if (req.method !== 'POST' || params.has(RESUBMIT_FIELD)) return false;
   const state = params.get('state');
-  return !state || !data?.transactions || !Object.hasOwn(data.transactions, state);
+  return !state || !hasPendingLogin(data, state);
 }
 
 

@@ -13,7 +13,7 @@ export { RequestContext, type AccessToken, type OidcContext } from './context.js
 export { RpError, OptionsError, type RpErrorCode } from './errors.js';
 export { oidc, type OidcProviderOptions } from './providers/oidc.js';
 export type { RpOptions, ProviderConfig, ProviderInfo, NormalizedUser, ResponseType } from './options.js';
-export type { Authentication, Transaction, StoredAccessToken, OidcSessionData } from './session.js';
+export type { Authentication, Transaction, PendingLogin, StoredAccessToken, OidcSessionData } from './session.js';
 export { readStoredLogin, type StoredLogin } from './stored-login.js';
 export { google, HostedDomainError, type GoogleOptions } from './providers/google.js';
 export { microsoft, TenantError, type MicrosoftOptions } from './providers/microsoft.js';

@@ -18,6 +18,7 @@ import { sessionStoreCoordination, type Coordination } from './coordination.js';
 import { boundStore, guardedSession, sessionOp } from './session-guard.js';
 import { logoutIndexKey, logoutJtiKey, type Authentication } from './session.js';
 import { readStoredLogin, toStoredLogin } from './stored-login.js';
+import { pendingLogins } from './transactions.js';
 
 const debug = createDebug('openid-express:rp');
 
@@ -163,10 +164,10 @@ class Routes {
     const state = params.get('state');
     const transaction = this.rp.takeTransaction(session.oidc, state, name);
     const auth = await this.rp.finalize(transaction, state!, params);
-    const pending = req.session.oidc?.transactions;
+    const pending = pendingLogins(req.session.oidc);
     try {
       await sessionOp<void>((cb) => req.session.regenerate(cb)); // new session id at login: no fixation
-      req.session.oidc = { ...(pending && Object.keys(pending).length ? { transactions: pending } : {}), auth: toStoredLogin(auth) };
+      req.session.oidc = { ...(pending.length ? { transactions: pending } : {}), auth: toStoredLogin(auth) };
       await sessionOp<void>((cb) => req.session.save(cb));
     } catch (err) {
       if (req.session?.oidc) delete req.session.oidc.auth; // never leave a half-written login behind

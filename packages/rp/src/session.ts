@@ -5,7 +5,7 @@ import type { NormalizedUser } from './options.js';
 import type { DPoPKey } from './dpop.js';
 import type { StoredLogin } from './stored-login.js';
 
-/** One login started and not yet finished (keyed by its `state`). Single-use, short-lived. */
+/** One login started and not yet finished (found by its `state`). Single-use, short-lived. */
 export interface Transaction {
   provider: string;
   /** PKCE code verifier (S256), absent only when the provider turned PKCE off. */
@@ -42,9 +42,17 @@ export interface Authentication {
   dpop?: DPoPKey;
 }
 
+/** A {@link Transaction} as the session keeps it, with the `state` it answers to. */
+export type PendingLogin = Transaction & { state: string };
+
 /** What lives at `req.session.oidc`. */
 export interface OidcSessionData {
-  transactions?: Record<string, Transaction>;
+  /**
+   * The pending logins, oldest first. A list, not an object keyed by `state`: every new key would
+   * give V8 a new hidden class, on every login and every read of the session (bench/RESULTS.md).
+   * Sessions written by 0.1.0 keep them keyed by `state`; those are still read.
+   */
+  transactions?: PendingLogin[] | Record<string, Transaction>;
   /** The login, in its compact form (read it with `readStoredLogin()`, or use `req.oidc`); logins of earlier versions are whole `Authentication`s. */
   auth?: StoredLogin | Authentication;
 }

@@ -3,29 +3,44 @@
  * keyed by `state`, single-use, short-lived, at most a few per session.
  */
 import { RpError } from './errors.js';
-import { MAX_PENDING_TRANSACTIONS, type OidcSessionData, type Transaction } from './session.js';
+import { MAX_PENDING_TRANSACTIONS, type OidcSessionData, type PendingLogin, type Transaction } from './session.js';
 
 const expired = (t: Transaction, ttlSeconds: number): boolean => Date.now() - t.createdAt > ttlSeconds * 1000;
 
+/** The pending logins of a session, oldest first (a session written by 0.1.0 keeps them keyed by state). */
+export function pendingLogins(data: OidcSessionData | undefined): PendingLogin[] {
+  const pending = data?.transactions;
+  if (!pending) return [];
+  if (Array.isArray(pending)) return pending;
+  return Object.entries(pending).map(([state, t]) => ({ ...t, state }));
+}
+
+/** True when the session has a pending login of `state`. */
+export function hasPendingLogin(data: OidcSessionData | undefined, state: string): boolean {
+  return pendingLogins(data).some((t) => t.state === state);
+}
+
 /** Keeps `transaction` under `state`, dropping expired ones and the oldest beyond the cap. */
 export function saveTransaction(data: OidcSessionData, state: string, transaction: Transaction, ttlSeconds: number): void {
-  const kept = Object.entries(data.transactions ?? {})
-    .filter(([, t]) => !expired(t, ttlSeconds))
+  const kept = pendingLogins(data)
+    .filter((t) => t.state !== state && !expired(t, ttlSeconds))
     .slice(-(MAX_PENDING_TRANSACTIONS - 1));
-  data.transactions = Object.fromEntries([...kept, [state, transaction]]);
+  data.transactions = [...kept, { state, ...transaction }];
 }
 
 /** Removes and returns the transaction of `state` (single use); throws when missing, foreign or expired. */
 export function takeTransaction(data: OidcSessionData | undefined, state: string | null, provider: string, ttlSeconds: number): Transaction {
   if (!state) throw new RpError('missing_state', 'the callback has no state parameter');
-  const transaction = data?.transactions && Object.hasOwn(data.transactions, state) ? data.transactions[state] : undefined;
-  if (transaction) delete data!.transactions![state];
-  if (!transaction || transaction.provider !== provider) {
+  const pending = pendingLogins(data);
+  const found = pending.find((t) => t.state === state);
+  if (found) data!.transactions = pending.filter((t) => t !== found);
+  if (!found || found.provider !== provider) {
     throw new RpError('invalid_state',
       'the state of this callback matches no login started in this browser. Usually the session cookie did not come back: another app on the same host ' +
       'uses the same cookie name (give each express-session its own `name`), the login started on another host name (localhost vs 127.0.0.1) or scheme, ' +
       'or `cookie.secure` is set on http. Otherwise the response was replayed, tampered with, or started in another browser');
   }
-  if (expired(transaction, ttlSeconds)) throw new RpError('transaction_expired', 'this login was started too long ago; please start again');
+  if (expired(found, ttlSeconds)) throw new RpError('transaction_expired', 'this login was started too long ago; please start again');
+  const { state: _state, ...transaction } = found;
   return transaction;
 }

@@ -31,6 +31,7 @@ import {
 import { OptionsError, oidc, requireAuth, rp, type OidcProviderOptions, type ProviderConfig } from '@openid-express/rp';
 import { startOp, type TestOp } from './support/oidc-provider.js';
 import { CLIENT_ID, CLIENT_SECRET, close, listen } from './support/rp-app.js';
+import { pendingLogins } from '../src/transactions.js';
 
 // ---------------------------------------------------------------------------------------------
 // JarOp: an OP that takes request objects by value and by reference, signed, unsigned, encrypted.
@@ -240,7 +241,7 @@ async function allSessions(): Promise<Record<string, session.SessionData>> {
 /** The pending transaction of `state` in the store (what the callback will check). */
 async function transactionOf(state: unknown) {
   for (const s of Object.values(await allSessions())) {
-    const t = s.oidc?.transactions?.[String(state)];
+    const t = pendingLogins(s.oidc).find((p) => p.state === String(state));
     if (t) return t;
   }
   throw new Error(`no transaction for state ${String(state)}`);

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type session from 'express-session';
 import { startRp, type TestRp } from './support/rp-app.js';
 import { clearStore, expectNoLogin } from './support/expect.js';
+import { pendingLogins } from '../src/transactions.js';
 
 let t: TestRp;
 beforeAll(async () => {
@@ -33,7 +34,8 @@ describe('GET /auth/login/:provider', () => {
     expect(q.get('nonce')).toMatch(/^[\w-]{40,}$/);
 
     const [stored] = await storedSessions();
-    const transaction = stored.oidc!.transactions![q.get('state')!];
+    expect(Array.isArray(stored.oidc!.transactions)).toBe(true);
+    const transaction = pendingLogins(stored.oidc).find((p) => p.state === q.get('state'))!;
     expect(transaction).toMatchObject({ provider: 'op', returnTo: '/orders', nonce: q.get('nonce') });
     const challenge = createHash('sha256').update(transaction.codeVerifier!).digest('base64url');
     expect(q.get('code_challenge')).toBe(challenge);
@@ -78,7 +80,26 @@ describe('GET /auth/login/:provider', () => {
     const agent = t.agent();
     for (let i = 0; i < 15; i++) await agent.get('/auth/login/op');
     const [stored] = await storedSessions();
-    expect(Object.keys(stored.oidc!.transactions!)).toHaveLength(10);
+    expect(pendingLogins(stored.oidc)).toHaveLength(10);
+  });
+
+  test('a login started before the pending logins became a list (0.1.0: keyed by state) still completes, once', async () => {
+    const agent = t.agent();
+    const other = await t.startLogin(agent, { returnTo: '/other-tab' });
+    const callback = await t.startLogin(agent, { returnTo: '/orders' });
+    // the session as 0.1.0 wrote it: { [state]: transaction }
+    const sid = Object.keys(await new Promise<Record<string, session.SessionData>>((resolve) => t.store.all((_e, all) => resolve((all ?? {}) as Record<string, session.SessionData>))))[0]!;
+    const stored = (await storedSessions())[0]!;
+    stored.oidc!.transactions = Object.fromEntries(pendingLogins(stored.oidc).map(({ state, ...rest }) => [state, rest]));
+    await new Promise<void>((resolve, reject) => t.store.set(sid, stored, (err) => (err ? reject(err) : resolve())));
+    const res = await agent.get(callback.pathname + callback.search);
+    expect(res.status).toBe(302);
+    expect(res.headers.location).toBe('/orders');
+    expect((await agent.get('/me')).body.sub).toBe('alice');
+    // the other tab's login was carried over, now as a list
+    const [after] = await storedSessions();
+    expect(pendingLogins(after!.oidc).map((p) => p.state)).toEqual([other.searchParams.get('state')]);
+    expect((await agent.get(callback.pathname + callback.search)).body.error).toBe('invalid_state');
   });
 
   test('an unknown provider is a 404 with a stable code', async () => {
