@@ -52,6 +52,37 @@ export function describeStoreContract(harness: StoreHarness): void {
       expect(await store.adapterFor('Grant').find('g-1')).toEqual({ accountId: 'alice' });
     });
 
+    it('changing a returned record at any depth, on any read, does not change the stored one', async () => {
+      const grants = store.adapterFor('Grant');
+      const saved = { accountId: 'alice', openid: { scope: 'openid', claims: ['email'] }, rejected: [{ scope: 'x' }] };
+      await grants.upsert('g-1', saved as unknown as AdapterPayload, 60);
+      saved.openid.scope = 'changed after saving';
+      for (let read = 0; read < 3; read += 1) {
+        const found = (await grants.find('g-1')) as unknown as typeof saved;
+        expect(found).toEqual({ accountId: 'alice', openid: { scope: 'openid', claims: ['email'] }, rejected: [{ scope: 'x' }] });
+        found.openid.scope = 'openid profile';
+        found.openid.claims.push('name');
+        found.rejected[0]!.scope = 'y';
+      }
+    });
+
+    it('a "__proto__" key in a record comes back as a plain property, never as a prototype', async () => {
+      const grants = store.adapterFor('Grant');
+      const payload = JSON.parse('{"accountId":"alice","claims":{"__proto__":{"admin":true}},"__proto__":{"polluted":1}}') as AdapterPayload;
+      await grants.upsert('g-1', payload, 60);
+      for (let read = 0; read < 2; read += 1) {
+        const found = (await grants.find('g-1')) as Record<string, unknown>;
+        expect(Object.getPrototypeOf(found)).toBe(Object.prototype);
+        expect(Object.hasOwn(found, '__proto__')).toBe(true);
+        expect(found.polluted).toBeUndefined();
+        const claims = found.claims as Record<string, unknown>;
+        expect(Object.getPrototypeOf(claims)).toBe(Object.prototype);
+        expect(Object.getOwnPropertyDescriptor(claims, '__proto__')?.value).toEqual({ admin: true });
+        expect(claims.admin).toBeUndefined();
+      }
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    });
+
     it('saving again replaces the record: dropped fields are gone', async () => {
       const grants = store.adapterFor('Grant');
       await grants.upsert('g-1', { accountId: 'alice', scope: 'openid' }, 60);
