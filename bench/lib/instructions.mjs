@@ -126,12 +126,14 @@ export async function countInstructionsOverCycles(child, dir, runBatch, { cycles
   await control(child.pid, '--zero');
   await control(child.pid, '--instr=on');
   const start = await majorGcs();
+  if (process.env.V8_FLAGS) console.log(`--- counting pid ${child.pid}`);
   const started = performance.now();
   let requests = 0;
   while ((await majorGcs()) < start + cycles) {
     if ((requests += (await runBatch(batch)).requests) > maxRequests) throw new Error(`${cycles} mark-compacts took more than ${maxRequests} requests`);
   }
   const rps = requests / ((performance.now() - started) / 1000);
+  if (process.env.V8_FLAGS) console.log(`--- counted pid ${child.pid}`);
   const total = await stopCounting(child, dir);
   return { requests, rps, instructions: total / requests, majorGcs: (await majorGcs()) - start };
 }
