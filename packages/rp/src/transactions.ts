@@ -1,6 +1,6 @@
 /**
  * The pending logins kept in the session between the authorization request and the callback:
- * keyed by `state`, single-use, short-lived, at most a few per session.
+ * a short list, each found by its `state`; single-use, short-lived, at most a few per session.
  */
 import { RpError } from './errors.js';
 import { MAX_PENDING_TRANSACTIONS, type OidcSessionData, type PendingLogin, type Transaction } from './session.js';

@@ -88,8 +88,7 @@ describe('GET /auth/login/:provider', () => {
     const other = await t.startLogin(agent, { returnTo: '/other-tab' });
     const callback = await t.startLogin(agent, { returnTo: '/orders' });
     // the session as 0.1.0 wrote it: { [state]: transaction }
-    const sid = Object.keys(await new Promise<Record<string, session.SessionData>>((resolve) => t.store.all((_e, all) => resolve((all ?? {}) as Record<string, session.SessionData>))))[0]!;
-    const stored = (await storedSessions())[0]!;
+    const [[sid, stored]] = Object.entries(await new Promise<Record<string, session.SessionData>>((resolve) => t.store.all((_e, all) => resolve((all ?? {}) as Record<string, session.SessionData>)))) as [[string, session.SessionData]];
     stored.oidc!.transactions = Object.fromEntries(pendingLogins(stored.oidc).map(({ state, ...rest }) => [state, rest]));
     await new Promise<void>((resolve, reject) => t.store.set(sid, stored, (err) => (err ? reject(err) : resolve())));
     const res = await agent.get(callback.pathname + callback.search);
