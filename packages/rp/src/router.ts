@@ -98,13 +98,14 @@ export function rp(options: RpOptions): RpRouter {
 function skipRoutingOutsideMount(router: RpRouter, mountPath: string, first: RequestHandler): void {
   if (!mountPath) return; // mounted at the root ('/' is normalized to ''): every path is under it
   const prefix = mountPath.toLowerCase();
+  const under = `${prefix}/`;
   type Handle = (req: Request, res: Response, next: NextFunction) => void;
   const routed = router as unknown as { handle: Handle };
   const handle = routed.handle.bind(router);
   routed.handle = (req, res, next) => {
     const q = req.url.indexOf('?');
     const path = (q === -1 ? req.url : req.url.slice(0, q)).toLowerCase();
-    if (path === prefix || path.startsWith(`${prefix}/`) || !next) return handle(req, res, next);
+    if (path === prefix || path.startsWith(under) || !next) return handle(req, res, next);
     first(req, res, next);
   };
 }

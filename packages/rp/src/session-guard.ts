@@ -25,10 +25,13 @@ const storeFailure = (err: unknown): RpError => (err instanceof RpError ? err : 
  * The calls of one store (or one session middleware) waiting for their answer, oldest first. One
  * interval, running only while calls are pending, fails those past their deadline: a timer per call
  * cost 9.3 k instructions per get + touch, this 2.4 k (bench/RESULTS.md). A stalled call fails
- * between `timeoutMs` and `timeoutMs` plus an eighth.
+ * between `timeoutMs` and `timeoutMs` plus an eighth. The waiting calls are a list linked through
+ * the calls themselves: a `Set` reallocated its table every few calls as calls came and went, and
+ * those tables outlived the scavenges that should have collected them (bench/RESULTS.md, 2026-12-03).
  */
 class Deadlines {
-  private readonly calls = new Set<Pending>();
+  private first: Pending | undefined;
+  private last: Pending | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly step: number;
 
@@ -39,23 +42,33 @@ class Deadlines {
   /** `cb` wrapped so that it is called once: with the answer, or with `late()` after the deadline. */
   start(cb: Cb, late: () => RpError): Pending {
     const call = new Pending(this, Date.now() + this.timeoutMs, cb, late);
-    this.calls.add(call);
+    const last = this.last;
+    if (last === undefined) this.first = call;
+    else {
+      last.next = call;
+      call.prev = last;
+    }
+    this.last = call;
     this.timer ??= setInterval(() => this.sweep(), this.step);
     return call;
   }
 
+  /** Takes `call` off the list (once: a call already taken off is left alone). */
   end(call: Pending): void {
-    this.calls.delete(call);
+    const { prev, next } = call;
+    if (prev !== undefined) prev.next = next;
+    else if (this.first === call) this.first = next;
+    else return;
+    if (next !== undefined) next.prev = prev;
+    else this.last = prev;
+    call.prev = call.next = undefined;
   }
 
   private sweep(): void {
     const now = Date.now();
-    // every call has the same timeout, so the calls are in deadline order
-    for (const call of this.calls) {
-      if (call.deadline > now) break;
-      call.settle(call.late());
-    }
-    if (this.calls.size === 0) {
+    // every call has the same timeout, so the calls are in deadline order; settling a call takes it off
+    for (let call = this.first; call !== undefined && call.deadline <= now; call = this.first) call.settle(call.late());
+    if (this.first === undefined) {
       clearInterval(this.timer);
       this.timer = undefined;
     }
@@ -67,6 +80,9 @@ type Cb = (err?: unknown, value?: unknown) => void;
 /** One call under a deadline; `settle` passes on the first answer only (a late answer is ignored). */
 class Pending {
   private cb: Cb | undefined;
+  /** Neighbours in the list of waiting calls (see `Deadlines`). */
+  prev: Pending | undefined = undefined;
+  next: Pending | undefined = undefined;
 
   constructor(
     private readonly deadlines: Deadlines,
