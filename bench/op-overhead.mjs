@@ -20,6 +20,10 @@
 // VARIANTS=ours,ours-1k,bare (CPU time too, where ours and bare always run): a subset of the OPs (`ours-1k`: op() with memoryAdapter({ maxRecords:
 // 1000 }), the capacity of oidc-provider's development store; op()'s default keeps 10 000;
 // `ours-bare-account`: op() with bare's synchronous findAccount, to weigh op()'s account store).
+// PAIRED=1000 (CPU time): in each round every OP is loaded at the same time, each at that many
+// requests per second, and each OP's CPU is measured over the same seconds, so that what else the
+// host runs weighs on every OP alike (`code`: the 400 codes minted for each run, then it ends).
+// The req/s columns then only show the rate.
 //
 // Processes: this one generates load (autocannon); each OP runs in its own child process.
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
@@ -36,6 +40,7 @@ const SCRIPT = fileURLToPath(import.meta.url);
 const SECONDS = Number(process.env.SECONDS ?? 2);
 const ROUNDS = Number(process.env.ROUNDS ?? 4);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 10);
+const PAIRED = process.env.PAIRED ? Number(process.env.PAIRED) : undefined;
 
 const SERVICE = { client_id: 'svc', client_secret: 'svc-secret-that-is-long-enough-0123456789', grant_types: ['client_credentials'], redirect_uris: [], response_types: [] };
 const APP = { client_id: 'app', client_secret: 'app-secret-that-is-long-enough-0123456789', redirect_uris: ['https://app.example.com/auth/callback/op'] };
@@ -107,6 +112,8 @@ const VARIANTS = {
   bare: { label: 'bare oidc-provider in Express', build: bare },
   'ours-1k': { label: '@openid-express/op, memoryAdapter({ maxRecords: 1000 })', optIn: true, build: oursSmallStore },
   'ours-bare-account': { label: '@openid-express/op with bare\'s findAccount', optIn: true, build: oursBareAccount },
+  // A/A check of a method (VARIANTS=bare-again): two identical OPs should measure 1.00×
+  'bare-again': { label: 'bare oidc-provider in Express, again (a second, identical OP)', optIn: true, build: bare },
   'bare+session': { label: 'bare oidc-provider behind express-session', build: (issuer, jwks) => bare(issuer, jwks, { withSession: true }) },
 };
 
@@ -187,7 +194,7 @@ async function main() {
   // VARIANTS=ours,ours-1k,bare picks the OPs (ours and bare always run: the ratios need them)
   const names = process.env.VARIANTS ? [...new Set(['ours', 'bare', ...process.env.VARIANTS.split(',')])] : Object.keys(VARIANTS).filter((n) => !VARIANTS[n].optIn);
   const only = process.env.ONLY?.split(',');
-  console.log(`node ${process.version}, ${SECONDS} s per measurement, best of ${ROUNDS} interleaved rounds, ${CONNECTIONS} connections`);
+  console.log(`node ${process.version}, ${SECONDS} s per measurement, best of ${ROUNDS} ${PAIRED ? `paired rounds (every OP at once, ${PAIRED} req/s each)` : 'interleaved rounds'}, ${CONNECTIONS} connections`);
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwks = { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' }] };
   const ops = {};
@@ -204,6 +211,26 @@ async function main() {
     const whats = Object.keys(endpoints(ops.ours)).filter((w) => !only || only.includes(w));
     for (let round = 0; round < ROUNDS; round += 1) {
       for (const what of whats) {
+        if (PAIRED) {
+          // every OP at once, at the same fixed rate, each one's CPU over the same seconds
+          const request = async (name) => {
+            if (what === 'userinfo') ops[name].accessToken = await ask(ops[name].child, { cmd: 'accessToken' });
+            if (what === 'code') ops[name].codes = await ask(ops[name].child, { cmd: 'codes', n: CODES_AT_ONCE });
+            return endpoints(ops[name])[what];
+          };
+          const load = async (seconds) => {
+            const es = await Promise.all(names.map(request));
+            return Promise.all(names.map((name, i) => withCpu(ops[name].child, () => hammer({ ...es[i], seconds, connections: CONNECTIONS, rate: PAIRED }))));
+          };
+          if (round === 0) await load(1);
+          results[what] ??= {};
+          const measured = await load(SECONDS);
+          names.forEach((name, i) => {
+            ((rounds[what] ??= {})[name] ??= []).push(measured[i].cpuUs);
+            keepBest(results[what], name, measured[i]);
+          });
+          continue;
+        }
         // the order rotates round by round, so no variant always runs first (or right after another)
         for (const name of names.map((_, i) => names[(i + round) % names.length])) {
           if (what === 'userinfo') ops[name].accessToken = await ask(ops[name].child, { cmd: 'accessToken' });

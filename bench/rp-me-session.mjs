@@ -12,6 +12,7 @@
 import session from 'express-session';
 import express from 'express';
 import { createRequire } from 'node:module';
+import http from 'node:http';
 const signature = createRequire(import.meta.resolve('express-session').replace('file://',''))('cookie-signature');
 const rpmod = await import('@openid-express/rp');
 const { toStoredLogin } = await import('../packages/rp/dist/stored-login.js');
@@ -36,12 +37,18 @@ function build(mode) {
   return app;
 }
 const cookie = `sid=${encodeURIComponent('s:' + signature.sign('abc', SECRET))}`;
+function MockRequest() {}
+MockRequest.prototype = Object.create(http.IncomingMessage.prototype);
+function MockResponse() {}
+MockResponse.prototype = Object.create(http.ServerResponse.prototype);
 function once(app) {
   return new Promise((resolve, reject) => {
-    const req = Object.create(app.request);
+    // created like Node's own objects (not from app.request), so Express's per-request
+    // Object.setPrototypeOf really changes the prototype, as it does for a real server's requests
+    const req = new MockRequest();
     Object.assign(req, { url: '/me', method: 'GET', headers: { cookie, accept: '*/*', host: '127.0.0.1' }, originalUrl: '/me', connection: {}, socket: {} });
     const headers = {};
-    const res = Object.create(app.response);
+    const res = new MockResponse();
     let sent = false;
     Object.defineProperty(res, 'headersSent', { get: () => sent });
     Object.assign(res, { statusCode: 200, locals: {},

@@ -20,6 +20,12 @@
 // counted window spans 3 whole GC cycles instead of COUNT requests or LOGINS logins (a fixed count
 // holds one mark-compact more or less by luck, and each one sets off a wave of re-optimisation).
 //
+// PAIRED=1000 (phase c): every variant's /me is loaded at the same time, each at that many requests
+// per second, and each app's CPU is measured over the same seconds, so that what else the host runs
+// at that moment weighs on every variant alike (on this VM, rounds taken one after another differ
+// by up to 30 % for the same app). The req/s columns then only show the rate, and the req/s target
+// is not judged.
+//
 // Processes: this one generates load (autocannon, fetch); each app and the OP run in their own
 // child process, so an app under test has a core of its own while the OP is idle.
 import { randomUUID } from 'node:crypto';
@@ -51,6 +57,7 @@ const COUNT = Number(process.env.COUNT ?? 1500);
 const REWARM = Number(process.env.REWARM ?? 3000);
 const LOGINS = Number(process.env.LOGINS ?? 300);
 const CYCLES = process.env.CYCLES ? Number(process.env.CYCLES) : undefined;
+const PAIRED = process.env.PAIRED ? Number(process.env.PAIRED) : undefined;
 
 // ---------------------------------------------------------------- child processes
 
@@ -323,7 +330,7 @@ async function counted(app, op, fn, rewarm, batch, batchSize = 200) {
 async function main() {
   const names = (process.env.ONLY?.split(',') ?? Object.keys(VARIANTS).filter((n) => !VARIANTS[n].optIn || (n === 'ours-before' && process.env.BEFORE))).filter((n) => VARIANTS[n]);
   const started = Date.now();
-  console.log(`node ${process.version}, ${SECONDS} s per measurement, ${ROUNDS} interleaved rounds (medians; ratios round by round), ${CONNECTIONS} connections, ${USERS} virtual users for the round trip`);
+  console.log(`node ${process.version}, ${SECONDS} s per measurement, ${ROUNDS} ${PAIRED ? `paired rounds (phase c: all variants at once, ${PAIRED} req/s each)` : 'interleaved rounds'} (medians; ratios round by round), ${CONNECTIONS} connections, ${USERS} virtual users for the round trip`);
   const { apps, op } = await startAll(names);
   const opOrigin = new URL(op.issuer).origin;
   const results = { login: {}, roundTrip: {}, protected: {}, memory: {} };
@@ -345,6 +352,16 @@ async function main() {
     // (c) first: every app then holds the same few sessions (the login phases leave thousands of logged-in
     // and dropped pending sessions in the login contenders' stores, and none in the floors')
     for (let round = 0; round < ROUNDS && PHASES.has('c'); round += 1) {
+      if (PAIRED && !INSTRUCTIONS) {
+        // all variants at once, at the same fixed rate, each app's CPU over the same seconds
+        const load = (name, seconds) => hammer({ url: `${apps[name].baseURL}/me`, headers: { cookie: users[name][0].rpJar.header() }, seconds, connections: CONNECTIONS, rate: PAIRED, expectStatus: 200 });
+        if (round === 0) await Promise.all(loginNames.map((name) => load(name, 2)));
+        const measured = await Promise.all(loginNames.map((name) => measure(apps[name].child, undefined, () => load(name, SECONDS))));
+        loginNames.forEach((name, i) => add(results.protected, name, measured[i]));
+        console.error(`round ${round + 1}: protected route done, paired at ${PAIRED} req/s each (load average ${os.loadavg()[0].toFixed(1)})`);
+        loadAverage.push(os.loadavg()[0]);
+        continue;
+      }
       for (const name of order(loginNames, round)) {
         const headers = { cookie: users[name][0].rpJar.header() };
         const url = `${apps[name].baseURL}/me`;
@@ -429,6 +446,7 @@ function printTargets({ roundTrip, protected: prot, memory }) {
   const lines = [];
   const vs = (rows, other, field, limit, cmp) => {
     if (!rows.ours || !rows[other]) return;
+    if (PAIRED && rows === prot && field === 'rps') return void lines.push(`- req/s ours / ${other}: not measured (PAIRED: every app answered the same fixed rate)`);
     const r = perRound(rows.ours, rows[other], field);
     const m = median(r);
     const what = { rps: 'req/s', opCpuUs: 'OP CPU per login', instructions: 'instructions per request/login' }[field] ?? 'CPU per request/login';

@@ -3,15 +3,17 @@ import autocannon from 'autocannon';
 import { ask } from './children.mjs';
 
 /**
- * requests/s and latency of one route with autocannon, bounded by `seconds` and `maxRequests`.
+ * requests/s and latency of one route with autocannon, bounded by `seconds` and `maxRequests`; with
+ * `rate`, at that many requests per second instead of as many as the server can answer.
  * Throws when answers are not what `expectStatus` says (a benchmark of errors measures nothing).
  */
-export async function hammer({ url, method = 'GET', headers = {}, body, bodies, seconds, connections = 10, maxRequests = 200_000, expectStatus }) {
+export async function hammer({ url, method = 'GET', headers = {}, body, bodies, seconds, connections = 10, maxRequests = 200_000, expectStatus, rate }) {
   // `bodies`: one body per request (single-use values such as authorization codes), at most that many requests
   let next = 0;
   const requests = bodies ? [{ method, headers, setupRequest: (req) => ({ ...req, body: bodies[next++ % bodies.length] }) }] : undefined;
   const cap = bodies ? Math.min(maxRequests, bodies.length) : maxRequests;
-  const result = await autocannon({ url, method, headers, body, requests, duration: seconds, connections, maxOverallRequests: cap });
+  // `rate`: a fixed number of requests per second over all connections (0: as fast as the server answers)
+  const result = await autocannon({ url, method, headers, body, requests, duration: seconds, connections, maxOverallRequests: cap, ...(rate ? { overallRate: rate } : {}) });
   const total = Object.values(result.statusCodeStats).reduce((n, s) => n + s.count, 0);
   const good = result.statusCodeStats[expectStatus]?.count ?? 0;
   if (result.errors || result.timeouts || good < total || total === 0) {
