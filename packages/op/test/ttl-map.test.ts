@@ -1,6 +1,8 @@
 /**
  * TtlMap's cap by second chance: a use marks the entry and never deletes and re-inserts its key
- * (a key re-inserted on every read made V8's Map walk a growing chain of dead entries: bench/map-hot-key.mjs).
+ * (a key re-inserted on every read made V8's Map walk a growing chain of dead entries: bench/map-hot-key.mjs),
+ * and eviction keeps its place in the Map between evictions (a new iterator stepped over every
+ * evicted entry still lying deleted at the front of V8's table).
  */
 import { TtlMap } from '../src/adapters/ttl-map.js';
 
@@ -49,5 +51,69 @@ describe('TtlMap', () => {
     now = 20;
     map.set('c', 3, Infinity);
     expect(dropped).toEqual(['a:expired']);
+  });
+
+  test('over thousands of random sets, reads, deletes, expiries and sweeps, it keeps and drops exactly what a plain second-chance list would', () => {
+    // the reference: an array in insertion order, evicting from the front, a used entry sent to the back unmarked
+    type Ref = { key: string; value: number; expiresAt: number; used: boolean };
+    let seed = 42;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (const cap of [1, 3, 17, 200]) {
+      let now = 0;
+      const dropped: string[] = [];
+      const refDropped: string[] = [];
+      const map = new TtlMap<number>(() => now, { maxEntries: cap, touchOnRead: true, onDrop: (key, _v, why) => dropped.push(`${key}:${why}`) });
+      let ref: Ref[] = [];
+      const refDrop = (i: number, why: string) => {
+        refDropped.push(`${ref[i]!.key}:${why}`);
+        ref.splice(i, 1);
+      };
+      const refLive = (key: string): Ref | undefined => {
+        const i = ref.findIndex((e) => e.key === key);
+        if (i < 0) return undefined;
+        if (ref[i]!.expiresAt > now) return ref[i];
+        refDrop(i, 'expired');
+        return undefined;
+      };
+      for (let step = 0; step < 5000; step += 1) {
+        const key = `k${random(cap * 3)}`;
+        const op = random(10);
+        if (op < 5) {
+          const expiresAt = random(4) === 0 ? now + 1 + random(50) : Infinity;
+          map.set(key, step, expiresAt);
+          const entry = ref.find((e) => e.key === key);
+          if (entry) Object.assign(entry, { value: step, expiresAt, used: true });
+          else {
+            while (ref.length >= cap) {
+              const first = ref[0]!;
+              if (first.used && first.expiresAt > now) {
+                first.used = false;
+                ref = [...ref.slice(1), first];
+                continue;
+              }
+              refDrop(0, first.expiresAt <= now ? 'expired' : 'evicted');
+            }
+            ref.push({ key, value: step, expiresAt, used: false });
+          }
+        } else if (op < 8) {
+          const entry = refLive(key);
+          if (entry) entry.used = true;
+          expect(map.get(key)).toBe(entry?.value);
+        } else if (op < 9) {
+          map.delete(key);
+          ref = ref.filter((e) => e.key !== key);
+        } else if (random(20) === 0) {
+          map.sweep();
+          for (let i = ref.length - 1; i >= 0; i -= 1) if (ref[i]!.expiresAt <= now) refDrop(i, 'expired');
+        }
+        now += random(3);
+        expect(map.size).toBe(ref.length);
+      }
+      expect(dropped.sort()).toEqual(refDropped.sort()); // a sweep drops in table order: compare the drops as a set
+      for (const e of ref) if (e.expiresAt > now) expect(map.get(e.key)).toBe(e.value);
+    }
   });
 });
