@@ -1,6 +1,7 @@
 // @openid-express/op against a bare oidc-provider mounted in Express, with the same clients,
-// accounts and keys: what op() adds on the endpoints machines call most (discovery, token with
-// client_credentials, userinfo, and `code`: the token endpoint exchanging an authorization code).
+// accounts, keys, features, claims and response types (both publish the same discovery document):
+// what op() adds on the endpoints machines call most (discovery, token with client_credentials,
+// userinfo, and `code`: the token endpoint exchanging an authorization code).
 //
 // Run after a build:
 //   npx -y pnpm@10.34.9 -r --filter "./packages/*" build && node bench/op-overhead.mjs
@@ -45,7 +46,9 @@ const PAIRED = process.env.PAIRED ? Number(process.env.PAIRED) : undefined;
 const SERVICE = { client_id: 'svc', client_secret: 'svc-secret-that-is-long-enough-0123456789', grant_types: ['client_credentials'], redirect_uris: [], response_types: [] };
 const APP = { client_id: 'app', client_secret: 'app-secret-that-is-long-enough-0123456789', redirect_uris: ['https://app.example.com/auth/callback/op'] };
 const ALICE = { id: 'alice', username: 'alice', password: 'wonderland-42', claims: { name: 'Alice Liddell', email: 'alice@example.org', email_verified: true } };
-const SCOPE_CLAIMS = { openid: ['sub'], profile: ['name'], email: ['email', 'email_verified'] };
+// the claims op() configures oidc-provider with (every standard claim of OIDC Core 5.4, by scope):
+// bare gets the same, so both filter the same claims and publish the same claims_supported
+const { SCOPE_CLAIMS } = await import('@openid-express/op');
 const COOKIE_KEYS = ['bench-cookie-key-0123456789abcdef'];
 const DAY = 24 * 3600;
 // oidc-provider's own store keeps 1000 records, and each exchange adds a token: more single-use
@@ -96,6 +99,8 @@ async function bare(issuer, jwks, { withSession = false } = {}) {
       backchannelLogout: { enabled: true }, claimsParameter: { enabled: true }, rpInitiatedLogout: { enabled: true },
     },
     pkce: { required: () => true },
+    // op()'s response types (Basic, Implicit and Hybrid certification), so both validate the same
+    responseTypes: ['code', 'id_token', 'id_token token', 'code id_token', 'code token', 'code id_token token', 'none'],
     allowOmittingSingleRegisteredRedirectUri: false,
     rotateRefreshToken: true,
     ttl: { AccessToken: 3600, AuthorizationCode: 60, ClientCredentials: 600, IdToken: 3600, RefreshToken: 14 * DAY, Interaction: 3600, Session: 14 * DAY, Grant: 14 * DAY },

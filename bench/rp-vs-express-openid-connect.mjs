@@ -10,7 +10,7 @@
 // SERVER=prototypes (each app's server makes requests with Express's prototypes: see expressPrototypes()),
 // CONNECTIONS=10 (autocannon), USERS=8 (virtual users of the round trip), ONLY=ours,eoc (a subset
 // of the variants), PHASES=a,c (a subset of the measurements), DUMP=1 (prints one stored session
-// of each), PROFILE=ours,passport (writes V8 CPU profiles of those servers into
+// of each, and each app's GET /me answer), PROFILE=ours,passport (writes V8 CPU profiles of those servers into
 // bench/profiles/<name>/; summarize with node bench/lib/profile-top.mjs <file>).
 // MEASURE=instructions: each app runs under Valgrind's callgrind and the tables add instructions
 // per request / login (WARMUP=3000 requests first; before each count a full GC and REWARM=3000
@@ -347,6 +347,13 @@ async function main() {
       for (const user of users[name]) user.interactions = 0;
     }
     const loginNames = names.filter((n) => !ROUND_TRIP_ONLY.has(n));
+    if (process.env.DUMP) {
+      for (const name of loginNames) {
+        const me = await request(users[name][0].rpJar, `${apps[name].baseURL}/me`);
+        const text = await me.text();
+        console.error(`${name}: GET /me ${me.status}, ${Buffer.byteLength(text)} B: ${text}`);
+      }
+    }
     // the machine is shared: rounds interleave the variants (the order rotates), medians are kept
     const order = (list, round) => list.map((_, i) => list[(i + round) % list.length]);
     // (c) first: every app then holds the same few sessions (the login phases leave thousands of logged-in
