@@ -214,42 +214,35 @@ async function main() {
       await check(ops[name]);
     }
     const whats = Object.keys(endpoints(ops.ours)).filter((w) => !only || only.includes(w));
+    // the request of `what` at OP `name`; single-use codes are minted before each run, outside the
+    // CPU count (oidc-provider's own store keeps 1000 records)
+    const request = async (name, what) => {
+      if (what === 'code') ops[name].codes = await ask(ops[name].child, { cmd: 'codes', n: CODES_AT_ONCE });
+      return endpoints(ops[name])[what];
+    };
+    const keep = (what, name, result) => {
+      ((rounds[what] ??= {})[name] ??= []).push(result.cpuUs);
+      keepBest((results[what] ??= {}), name, result);
+    };
     for (let round = 0; round < ROUNDS; round += 1) {
       for (const what of whats) {
+        if (what === 'userinfo') for (const name of names) ops[name].accessToken = await ask(ops[name].child, { cmd: 'accessToken' });
         if (PAIRED) {
           // every OP at once, at the same fixed rate, each one's CPU over the same seconds
-          const request = async (name) => {
-            if (what === 'userinfo') ops[name].accessToken = await ask(ops[name].child, { cmd: 'accessToken' });
-            if (what === 'code') ops[name].codes = await ask(ops[name].child, { cmd: 'codes', n: CODES_AT_ONCE });
-            return endpoints(ops[name])[what];
-          };
           const load = async (seconds) => {
-            const es = await Promise.all(names.map(request));
+            const es = await Promise.all(names.map((name) => request(name, what)));
             return Promise.all(names.map((name, i) => withCpu(ops[name].child, () => hammer({ ...es[i], seconds, connections: CONNECTIONS, rate: PAIRED }))));
           };
           if (round === 0) await load(1);
-          results[what] ??= {};
           const measured = await load(SECONDS);
-          names.forEach((name, i) => {
-            ((rounds[what] ??= {})[name] ??= []).push(measured[i].cpuUs);
-            keepBest(results[what], name, measured[i]);
-          });
+          names.forEach((name, i) => keep(what, name, measured[i]));
           continue;
         }
         // the order rotates round by round, so no variant always runs first (or right after another)
         for (const name of names.map((_, i) => names[(i + round) % names.length])) {
-          if (what === 'userinfo') ops[name].accessToken = await ask(ops[name].child, { cmd: 'accessToken' });
-          // single-use codes, minted before each run and outside the CPU count (oidc-provider's own store keeps 1000 records)
-          const request = async () => {
-            if (what === 'code') ops[name].codes = await ask(ops[name].child, { cmd: 'codes', n: CODES_AT_ONCE });
-            return endpoints(ops[name])[what];
-          };
-          if (round === 0) await hammer({ ...(await request()), seconds: 1, connections: CONNECTIONS });
-          results[what] ??= {};
-          const e = await request();
-          const result = await withCpu(ops[name].child, () => hammer({ ...e, seconds: SECONDS, connections: CONNECTIONS }));
-          ((rounds[what] ??= {})[name] ??= []).push(result.cpuUs);
-          keepBest(results[what], name, result);
+          if (round === 0) await hammer({ ...(await request(name, what)), seconds: 1, connections: CONNECTIONS });
+          const e = await request(name, what);
+          keep(what, name, await withCpu(ops[name].child, () => hammer({ ...e, seconds: SECONDS, connections: CONNECTIONS })));
         }
       }
       console.error(`round ${round + 1} done`);

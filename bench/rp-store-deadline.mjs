@@ -42,13 +42,13 @@ for (let round = 0; round < ROUNDS; round++) {
     (cpu[name] ??= []).push(((u.user + u.system) * 1000) / N);
   }
 }
-const session_ = new inspector.Session();
-session_.connect();
+const profiler = new inspector.Session();
+profiler.connect();
 const survived = {};
 for (const [name, store] of Object.entries(variants)) {
-  await session_.post('HeapProfiler.startSampling', { samplingInterval: 128, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false });
+  await profiler.post('HeapProfiler.startSampling', { samplingInterval: 128, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false });
   await pairs(store, N / 4);
-  const { profile } = await session_.post('HeapProfiler.stopSampling');
+  const { profile } = await profiler.post('HeapProfiler.stopSampling');
   let bytes = 0;
   const walk = (node) => { bytes += node.selfSize; node.children.forEach(walk); };
   walk(profile.head);
