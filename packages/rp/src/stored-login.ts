@@ -34,7 +34,7 @@ export interface StoredLogin {
 const PROFILE_FIELDS = ['sub', 'name', 'email', 'emailVerified', 'picture'] as const;
 
 /** The decoded payload of a compact JWS (its signature was verified when the login was made). */
-function payloadOf(jwt: string): Record<string, unknown> | undefined {
+function decodePayload(jwt: string): Record<string, unknown> | undefined {
   const first = jwt.indexOf('.');
   const second = jwt.indexOf('.', first + 1);
   if (first < 0 || second < 0) return undefined;
@@ -44,6 +44,49 @@ function payloadOf(jwt: string): Record<string, unknown> | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The payloads of the ID tokens read lately, by token. A login is read back from the session on
+ * every request that uses it, and decoding its ID token (base64url, UTF-8, JSON) was most of that
+ * read (bench/RESULTS.md, 2026-12-04). An entry is found by the token's last characters (hashing a
+ * whole token freshly parsed from the session costs as much as decoding it) and used only when the
+ * whole token is the same, so it can never give another token's claims. Two generations of at most
+ * `GENERATION` tokens: a token read again moves to the newer one, and the older one is dropped
+ * when the newer one is full. What is kept is what the sessions hold already; every read gets its
+ * own copy.
+ */
+const GENERATION = 500;
+const TAIL = 24;
+let newer = new Map<string, { jwt: string; payload: Record<string, unknown> | undefined }>();
+let older = new Map<string, { jwt: string; payload: Record<string, unknown> | undefined }>();
+
+function payloadOf(jwt: string): Record<string, unknown> | undefined {
+  const key = jwt.length > TAIL ? jwt.slice(-TAIL) : jwt;
+  let entry = newer.get(key);
+  if (entry === undefined || entry.jwt !== jwt) {
+    entry = older.get(key);
+    if (entry === undefined || entry.jwt !== jwt) entry = { jwt, payload: decodePayload(jwt) };
+    if (newer.size >= GENERATION) {
+      older = newer;
+      newer = new Map();
+    }
+    newer.set(key, entry);
+  }
+  return entry.payload === undefined ? undefined : copyJson(entry.payload);
+}
+
+/** A deep copy of a JSON value; a "__proto__" member stays a plain member, as JSON.parse makes it. */
+function copyJson<T>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) {
+    const out = new Array(value.length) as unknown[];
+    for (let i = 0; i < value.length; i += 1) out[i] = copyJson(value[i] as unknown);
+    return out as T;
+  }
+  const out: Record<string, unknown> = {};
+  for (const key in value) putMember(out, key, copyJson((value as Record<string, unknown>)[key]));
+  return out as T;
 }
 
 /** The ID token claims about the person (without the protocol claims, which stay in `idTokenClaims`). */

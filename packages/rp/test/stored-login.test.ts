@@ -124,6 +124,30 @@ describe('toStoredLogin / readStoredLogin', () => {
     expect(second.user.claims.email).toBe('alice@example.org');
   });
 
+  test('two ID tokens that end alike (the same signature) each read back their own claims', () => {
+    // payloads are kept by the token's last characters and used only for the very same token
+    const signature = Buffer.alloc(256, 9).toString('base64url');
+    const token = (sub: string): string => `${b64({ alg: 'RS256' })}.${b64({ ...idTokenClaims, sub })}.${signature}`;
+    const alice = { provider: 'corp', idToken: token('alice') };
+    const mallory = { provider: 'corp', idToken: token('mallory') };
+    for (let i = 0; i < 3; i += 1) {
+      expect(readStoredLogin(throughStore(alice)).user.sub).toBe('alice');
+      expect(readStoredLogin(throughStore(mallory)).user.sub).toBe('mallory');
+      expect(readStoredLogin(throughStore(alice)).idTokenClaims?.sub).toBe('alice');
+    }
+  });
+
+  test('logins read after many others (past what is kept decoded) still read back exactly', () => {
+    const logins = Array.from({ length: 1500 }, (_, i) => {
+      const auth = codeLogin({ idToken: jwt({ ...idTokenClaims, sub: `user-${i}` }), idTokenClaims: { ...idTokenClaims, sub: `user-${i}` } });
+      auth.user = { ...auth.user, sub: `user-${i}`, claims: { ...auth.user.claims, sub: `user-${i}` } };
+      return { auth, stored: throughStore(toStoredLogin(auth)) };
+    });
+    for (const round of [0, 1]) {
+      for (const { auth, stored } of round ? [...logins].reverse() : logins) expect(readStoredLogin(throughStore(stored))).toEqual(auth);
+    }
+  });
+
   test('a "__proto__" claim in the ID token stays a plain member, as JSON.parse reads it (no prototype set)', () => {
     const payload = `{"sub":"alice","iss":"https://id.example.com","aud":"app","iat":${iat},"exp":${iat + 3600},"__proto__":{"isAdmin":true}}`;
     const idToken = `${b64({ alg: 'RS256' })}.${Buffer.from(payload).toString('base64url')}.${Buffer.alloc(256, 1).toString('base64url')}`;
