@@ -1,7 +1,8 @@
 /**
  * `req.oidc`: the per-request view of the login kept in the session, and the operations on it.
  */
-import type { Request } from 'express';
+import { IncomingMessage } from 'node:http';
+import type { Request, Response as ExpressResponse } from 'express';
 import { RpError } from './errors.js';
 import type { NormalizedUser } from './options.js';
 import { isTokenExpired, type RelyingParty } from './relying-party.js';
@@ -159,11 +160,89 @@ export class RequestContext implements OidcContext {
   }
 }
 
+/**
+ * `req.oidc`, built on first use. `req.oidc` is a getter (and setter) on Express's request
+ * prototype, over `res.locals` under this key: rp() leaves there a function that makes the
+ * request's `RequestContext`, and the first read of `req.oidc` calls it and keeps the context in its
+ * place. So a request that never reads `req.oidc` costs one entry in `res.locals`, and `req` gains no
+ * property: on Node 20 and 22 every property added to a request after Express changed its prototype
+ * costs a hidden class of its own, and a per-request `req.oidc` was about 3 % of a guarded request's
+ * CPU (bench/RESULTS.md, 2026-12-04). The key is shared by every copy of this package; each copy's
+ * rp() leaves its own maker, so each makes its own contexts.
+ */
+const CONTEXT = Symbol.for('@openid-express/rp request context');
+
+/** What rp() leaves in `res.locals`: makes the request's context (marked, so no value is taken for one). */
+export type ContextMaker = ((req: Request) => RequestContext) & { readonly [CONTEXT]: true };
+
+/** The maker of `relyingParty`'s request contexts, made once per rp(). */
+export function contextMaker(relyingParty: RelyingParty): ContextMaker {
+  const make = (req: Request): RequestContext => new RequestContext(req, relyingParty);
+  return Object.defineProperty(make, CONTEXT, { value: true }) as ContextMaker;
+}
+
+type Locals = Record<symbol, unknown>;
+
+/** The getter and setter of `req.oidc`, defined once on Express's request prototype. */
+const OIDC_PROPERTY = {
+  configurable: true,
+  enumerable: false,
+  get(this: Request): OidcContext | undefined {
+    const locals = this.res?.locals as Locals | undefined;
+    const value = locals?.[CONTEXT];
+    if (typeof value !== 'function' || (value as Partial<ContextMaker>)[CONTEXT] !== true) return value as OidcContext | undefined;
+    const ctx = (value as ContextMaker)(this);
+    locals![CONTEXT] = ctx;
+    return ctx;
+  },
+  /** `req.oidc = …` (a test's stand-in, another library): what that request reads from then on. */
+  set(this: Request, value: unknown): void {
+    const locals = this.res?.locals as Locals | undefined;
+    if (locals !== undefined) locals[CONTEXT] = value;
+    else Object.defineProperty(this, 'oidc', { value, writable: true, enumerable: true, configurable: true });
+  },
+};
+Object.defineProperty(OIDC_PROPERTY.get, CONTEXT, { value: true }); // marks our getter (any copy's)
+
+/** The request prototype last seen to reach our getter. */
+let reaches: object | null = null;
+
+/**
+ * True when `req.oidc` on this request is our getter. The first time, it defines it on Express's
+ * own request prototype (`express.request`, the one just above Node's `IncomingMessage.prototype`,
+ * which every app's and sub-app's requests inherit). False for a request Express has not handled,
+ * where something else defined `oidc` there, or on a request that already has its own `oidc`.
+ */
+function reachesGetter(req: Request): boolean {
+  const proto = Object.getPrototypeOf(req) as object | null;
+  if (proto === reaches) return true;
+  let base = proto;
+  while (base !== null && Object.getPrototypeOf(base) !== IncomingMessage.prototype) base = Object.getPrototypeOf(base) as object | null;
+  if (base === null || Object.hasOwn(req, 'oidc')) return false;
+  const defined = Object.getOwnPropertyDescriptor(base, 'oidc');
+  if (defined === undefined) {
+    if (!Reflect.defineProperty(base, 'oidc', OIDC_PROPERTY)) return false; // a frozen prototype
+  } else if (!(defined.get && CONTEXT in defined.get)) return false;
+  reaches = proto;
+  return true;
+}
+
+/**
+ * Gives this request its `req.oidc`, built on first use. Where the getter cannot serve it (no
+ * `res.locals`: not handled by an Express app; someone else's `oidc`), `req.oidc` is set at once,
+ * as it always was.
+ */
+export function provideContext(req: Request, res: ExpressResponse, make: ContextMaker): void {
+  const locals = res.locals as Locals | undefined;
+  if (locals !== undefined && reachesGetter(req)) locals[CONTEXT] = make;
+  else req.oidc = make(req);
+}
+
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
-      /** Set by `rp()`: the login of this session and its operations. */
+      /** Given by `rp()` (built the first time a request reads it): the login of this session and its operations. */
       oidc: OidcContext;
     }
   }

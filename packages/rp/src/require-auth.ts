@@ -48,7 +48,7 @@ export function requireAuth(options: RequireAuthOptions = {}): RequestHandler {
   }
   return (req, res, next) => {
     const ctx = req.oidc;
-    if (!(ctx instanceof RequestContext)) return next(new Error('requireAuth() needs rp() mounted before it: app.use(rp({ ... }))'));
+    if (!(ctx instanceof RequestContext)) return next(new Error('requireAuth() needs rp() mounted before it: app.use(rp({ ... })). If it is, a middleware between them replaced res.locals, where rp() leaves req.oidc: add to res.locals instead'));
     const rp = ctx.relyingParty;
     try {
       requireSession(req);

@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { Session, SessionData, Store } from 'express-session';
 import createDebug from 'debug';
-import { RequestContext } from './context.js';
+import { RequestContext, contextMaker, provideContext } from './context.js';
 import { RESUBMIT_FIELD, needsSameOriginResubmit, postFragment, resubmitSameOrigin } from './form-post.js';
 import { REQUEST_OBJECT_TTL } from './request-object.js';
 import { RpError, toRpError } from './errors.js';
@@ -56,10 +56,11 @@ export function rp(options: RpOptions): RpRouter {
   // walk through the routes, no extra event-loop turn at its end).
   const guarded = session ? guardedSession(session, storeTimeout) : undefined;
   let boundTo: unknown;
+  const makeContext = contextMaker(relyingParty);
   const withSession = (err: unknown, req: Request, res: Response, next: NextFunction): void => {
     if (err !== undefined) return onError(err, req, res, next);
     if (req.sessionStore !== boundTo && req.sessionStore) boundStore((boundTo = req.sessionStore), storeTimeout);
-    req.oidc = new RequestContext(req, relyingParty);
+    provideContext(req, res, makeContext);
     if (req.method === 'GET' && req.headers.cookie?.includes(LOGOUT_STATE_COOKIE)) return postLogoutLanding(req, res, next);
     next();
   };
