@@ -351,7 +351,7 @@ async function main() {
       for (const name of loginNames) {
         const me = await request(users[name][0].rpJar, `${apps[name].baseURL}/me`);
         const text = await me.text();
-        console.error(`${name}: GET /me ${me.status}, ${Buffer.byteLength(text)} B: ${text}`);
+        console.error(`${name}: GET /me ${me.status}, ${Buffer.byteLength(text)} B: ${text}\n  headers: ${JSON.stringify([...me.headers])}`);
       }
     }
     // the machine is shared: rounds interleave the variants (the order rotates), medians are kept

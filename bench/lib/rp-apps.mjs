@@ -201,6 +201,19 @@ async function floorTokens({ issuer }) {
   return { app, store, loginPath: '/login' };
 }
 
+/**
+ * floor-tokens with `HEAVY_MB` (default 5) MB more live heap (small linked objects, kept for the
+ * app's life): what a bigger heap at rest alone costs each request in GC.
+ */
+async function floorTokensHeavy(o) {
+  const built = await floorTokens(o);
+  const keep = [];
+  const mb = Number(process.env.HEAVY_MB ?? 5);
+  for (let i = 0; i < mb * 1024 * 1024 / 64; i++) keep.push({ i, next: keep[i - 1], s: `k${i}` });
+  built.app.locals.heavy = keep;
+  return built;
+}
+
 /** floor-tokens with rp()'s session-store deadline (boundStore) on its store: what the deadline costs. */
 async function floorTokensBound(o) {
   const built = await floorTokens(o);
@@ -221,6 +234,7 @@ export const VARIANTS = {
   'ours-unguarded': { label: '@openid-express/rp, /me without requireAuth()', callbackPath: '/auth/callback/op', optIn: true, build: (o) => ours({ ...o, me: 'unguarded' }) },
   // A/A check of a method (ONLY=floor-tokens,floor-tokens-again): two identical apps should measure 1.00×
   'floor-tokens-again': { label: 'floor-tokens again (a second, identical app)', callbackPath: '/callback', noLogin: true, noLoginRoute: true, optIn: true, build: (o) => floorTokens(o) },
+  'floor-tokens-heavy': { label: 'floor-tokens with HEAVY_MB (5) MB more live heap', callbackPath: '/callback', noLogin: true, noLoginRoute: true, optIn: true, build: (o) => floorTokensHeavy(o) },
   'floor-tokens-bound': { label: 'floor-tokens with rp()\'s store deadline', callbackPath: '/callback', noLogin: true, noLoginRoute: true, optIn: true, build: (o) => floorTokensBound(o) },
   'ours-session': { label: '@openid-express/rp mounted, /me reading only the session', callbackPath: '/auth/callback/op', optIn: true, build: (o) => ours({ ...o, me: 'session' }) },
   // BEFORE=<dir of bench/build-rp-at.mjs>: the RP as it was at that commit, next to the current build
