@@ -167,8 +167,8 @@ export class RequestContext implements OidcContext {
  * place. So a request that never reads `req.oidc` costs one entry in `res.locals`, and `req` gains no
  * property: on Node 20 and 22 every property added to a request after Express changed its prototype
  * costs a hidden class of its own, and a per-request `req.oidc` was about 3 % of a guarded request's
- * CPU (bench/RESULTS.md, 2026-12-04). The key is shared by every copy of this package; each copy's
- * rp() leaves its own maker, so each makes its own contexts.
+ * CPU (bench/RESULTS.md, 2026-12-03, "req.oidc on first use"). The key is shared by every copy of
+ * this package; each copy's rp() leaves its own maker, so each makes its own contexts.
  */
 const CONTEXT = Symbol.for('@openid-express/rp request context');
 

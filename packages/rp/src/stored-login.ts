@@ -49,12 +49,13 @@ function decodePayload(jwt: string): Record<string, unknown> | undefined {
 /**
  * The payloads of the ID tokens read lately, by token. A login is read back from the session on
  * every request that uses it, and decoding its ID token (base64url, UTF-8, JSON) was most of that
- * read (bench/RESULTS.md, 2026-12-04). An entry is found by the token's last characters (hashing a
- * whole token freshly parsed from the session costs as much as decoding it) and used only when the
- * whole token is the same, so it can never give another token's claims. Two generations of at most
- * `GENERATION` tokens: a token read again moves to the newer one, and the older one is dropped
- * when the newer one is full. What is kept is what the sessions hold already; every read gets its
- * own copy.
+ * read (bench/RESULTS.md, 2026-12-03, "req.oidc on first use"). An entry is found by the token's
+ * last characters (hashing a whole token freshly parsed from the session costs as much as decoding
+ * it) and used only when the whole token is the same, so it can never give another token's claims.
+ * Two generations of at most `GENERATION` tokens: a token read again moves to the newer one, and
+ * the older one is dropped when the newer one is full. What is kept is what the sessions hold
+ * already (a pure function of the token, so nothing to keep in step between instances); every read
+ * gets its own copy.
  */
 const GENERATION = 500;
 const TAIL = 24;
