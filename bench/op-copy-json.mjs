@@ -2,7 +2,7 @@
 // 2026-12-03) against copying the object parsed on the first read (`copyJson`), for the two records a
 // userinfo call reads (its access token and grant, as oidc-provider saves them). In-process, no server.
 //   npx -y pnpm@10.34.9 -r --filter "./packages/*" build && node bench/op-copy-json.mjs
-import { copyJson } from '../packages/op/dist/adapters/memory.js';
+import { copyJson } from '../packages/rp/dist/copy-json.js';
 
 const grant = { iat: 1796277832, exp: 1797487432, clientId: 'app', accountId: 'alice', kind: 'Grant', jti: '5-QC5ydQYm3ZVx1db1Nme01DKRGgBwgh9AZypqhzORN', openid: { scope: 'openid profile email' } };
 const token = { iat: 1796277832, exp: 1796281432, accountId: 'alice', grantId: '5-QC5ydQYm3ZVx1db1Nme01DKRGgBwgh9AZypqhzORN', gty: 'authorization_code', scope: 'openid profile email', kind: 'AccessToken', jti: 'pDeRl9D15ZiRM_doEJdGM5rN1NHyzdItNKbhmMAuSjm', clientId: 'app' };

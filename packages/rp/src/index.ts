@@ -25,3 +25,4 @@ export {
 export { resolveClaimSources, type ClaimSourceOptions } from './claim-sources.js';
 export { doctor, formatReport, type DoctorReport, type DoctorCheck, type DoctorOptions } from './doctor/index.js';
 export { didYouMean } from './did-you-mean.js';
+export { copyJson } from './copy-json.js';

@@ -11,6 +11,7 @@
  * logins written by earlier versions: both read back unchanged.
  */
 import type { Authentication, StoredAccessToken } from './session.js';
+import { copyJson } from './copy-json.js';
 import { PROTOCOL_CLAIMS, putMember, userFromClaims, type MappedUser } from './user.js';
 
 /** The compact form of a login in the session. */
@@ -59,8 +60,9 @@ function decodePayload(jwt: string): Record<string, unknown> | undefined {
  */
 const GENERATION = 500;
 const TAIL = 24;
-let newer = new Map<string, { jwt: string; payload: Record<string, unknown> | undefined }>();
-let older = new Map<string, { jwt: string; payload: Record<string, unknown> | undefined }>();
+type Decoded = { jwt: string; payload: Record<string, unknown> | undefined };
+let newer = new Map<string, Decoded>();
+let older = new Map<string, Decoded>();
 
 function payloadOf(jwt: string): Record<string, unknown> | undefined {
   const key = jwt.length > TAIL ? jwt.slice(-TAIL) : jwt;
@@ -74,20 +76,7 @@ function payloadOf(jwt: string): Record<string, unknown> | undefined {
     }
     newer.set(key, entry);
   }
-  return entry.payload === undefined ? undefined : copyJson(entry.payload);
-}
-
-/** A deep copy of a JSON value; a "__proto__" member stays a plain member, as JSON.parse makes it. */
-function copyJson<T>(value: T): T {
-  if (typeof value !== 'object' || value === null) return value;
-  if (Array.isArray(value)) {
-    const out = new Array(value.length) as unknown[];
-    for (let i = 0; i < value.length; i += 1) out[i] = copyJson(value[i] as unknown);
-    return out as T;
-  }
-  const out: Record<string, unknown> = {};
-  for (const key in value) putMember(out, key, copyJson((value as Record<string, unknown>)[key]));
-  return out as T;
+  return copyJson(entry.payload);
 }
 
 /** The ID token claims about the person (without the protocol claims, which stay in `idTokenClaims`). */

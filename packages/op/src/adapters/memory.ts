@@ -1,4 +1,5 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { copyJson } from '@openid-express/rp';
 import { OpConfigError } from '../errors.js';
 import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
 import { TtlMap, type DropReason } from './ttl-map.js';
@@ -190,23 +191,6 @@ class MemoryState {
     // GRANTABLE models are never PINNED: every member lives in `records`.
     for (const key of members?.keys() ?? []) this.removeFrom(this.records, key);
   }
-}
-
-/**
- * A deep copy of what `JSON.parse` made (objects, arrays, strings, numbers, booleans, null): a
- * caller changing the copy, at any depth, never changes the stored record. An own `__proto__`
- * key (JSON.parse makes one from `{"__proto__": …}`) stays an own property, never a prototype.
- */
-export function copyJson<T>(value: T): T {
-  if (typeof value !== 'object' || value === null) return value;
-  if (Array.isArray(value)) return value.map(copyJson) as T;
-  const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
-  // the spread made every key an own data property, so this sets it (even "__proto__") and never a prototype
-  for (const key in out) {
-    const v = out[key];
-    if (typeof v === 'object' && v !== null) out[key] = copyJson(v);
-  }
-  return out as T;
 }
 
 // Only while the index still points at this record: another may have taken the value since.
