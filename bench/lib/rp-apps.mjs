@@ -17,12 +17,14 @@ async function ours({ baseURL, issuer, clientId, clientSecret, fetchUserInfo, fr
   const store = new session.MemoryStore();
   const app = express();
   app.use(session({ secret: SESSION_SECRET, resave: false, saveUninitialized: false, store, name: 'sid' }));
+  const sessionOnly = (req, res) => void res.json(req.session.oidc?.auth ? { sub: 'alice', provider: 'op', claims: JSON.parse(Buffer.from(req.session.oidc.auth.idToken.split('.')[1], 'base64url')) } : {});
+  if (me === 'first') app.get('/me', sessionOnly); // before rp(): what the process, not rp()'s layer, costs
   app.use(rp({ baseURL, providers: { op: oidc({ issuer, clientId, clientSecret, scope: SCOPE, allowInsecureRequests: true, fetchUserInfo }) } }));
   // `me` (diagnostic variants): 'guarded' as the README writes it; 'unguarded' without requireAuth();
   // 'session' reads only the session (what rp() costs a route that never touches req.oidc)
   if (me === 'guarded') app.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user));
   else if (me === 'unguarded') app.get('/me', (req, res) => void res.json(req.oidc.user));
-  else app.get('/me', (req, res) => void res.json(req.session.oidc?.auth ? { sub: 'alice', provider: 'op', claims: JSON.parse(Buffer.from(req.session.oidc.auth.idToken.split('.')[1], 'base64url')) } : {}));
+  else if (me === 'session') app.get('/me', sessionOnly);
   return { app, store, loginPath: '/auth/login/op?returnTo=%2Fme' };
 }
 
@@ -236,6 +238,7 @@ export const VARIANTS = {
   'floor-tokens-again': { label: 'floor-tokens again (a second, identical app)', callbackPath: '/callback', noLogin: true, noLoginRoute: true, optIn: true, build: (o) => floorTokens(o) },
   'floor-tokens-heavy': { label: 'floor-tokens with HEAVY_MB (5) MB more live heap', callbackPath: '/callback', noLogin: true, noLoginRoute: true, optIn: true, build: (o) => floorTokensHeavy(o) },
   'floor-tokens-bound': { label: 'floor-tokens with rp()\'s store deadline', callbackPath: '/callback', noLogin: true, noLoginRoute: true, optIn: true, build: (o) => floorTokensBound(o) },
+  'ours-first': { label: '@openid-express/rp mounted after /me, which reads only the session', callbackPath: '/auth/callback/op', optIn: true, build: (o) => ours({ ...o, me: 'first' }) },
   'ours-session': { label: '@openid-express/rp mounted, /me reading only the session', callbackPath: '/auth/callback/op', optIn: true, build: (o) => ours({ ...o, me: 'session' }) },
   // BEFORE=<dir of bench/build-rp-at.mjs>: the RP as it was at that commit, next to the current build
   'ours-before': { label: '@openid-express/rp before (BEFORE build)', callbackPath: '/auth/callback/op', optIn: true, build: (o) => ours({ ...o, from: process.env.BEFORE }) },
