@@ -18,7 +18,7 @@
 // CYCLES=3 (with MEASURE=instructions): each counted window spans 3 whole GC cycles (from just after a
 // mark-compact to just after the third one after it) instead of COUNT requests; not for `code`. A
 // fixed count holds 3 or 4 mark-compacts by luck, which moved userinfo's ratio by ±3 %.
-// VARIANTS=ours,ours-1k,bare (CPU time too, where ours and bare always run): a subset of the OPs (`ours-1k`: op() with memoryAdapter({ maxRecords:
+// VARIANTS=ours,ours-1k,bare (CPU time too, where ours and bare always run; started and loaded in the order given): a subset of the OPs (`ours-1k`: op() with memoryAdapter({ maxRecords:
 // 1000 }), the capacity of oidc-provider's development store; op()'s default keeps 10 000;
 // `ours-bare-account`: op() with bare's synchronous findAccount, to weigh op()'s account store).
 // PAIRED=1000 (CPU time): in each round every OP is loaded at the same time, each at that many
@@ -196,8 +196,9 @@ const ratio = (a, b) => (Number.isFinite(a / b) && b !== 0 ? `${(a / b).toFixed(
 
 async function main() {
   const started = Date.now();
-  // VARIANTS=ours,ours-1k,bare picks the OPs (ours and bare always run: the ratios need them)
-  const names = process.env.VARIANTS ? [...new Set(['ours', 'bare', ...process.env.VARIANTS.split(',')])] : Object.keys(VARIANTS).filter((n) => !VARIANTS[n].optIn);
+  // VARIANTS=ours,ours-1k,bare picks the OPs, started and loaded in that order (ours and bare always
+  // run: the ratios need them)
+  const names = process.env.VARIANTS ? [...new Set([...process.env.VARIANTS.split(','), 'ours', 'bare'])] : Object.keys(VARIANTS).filter((n) => !VARIANTS[n].optIn);
   const only = process.env.ONLY?.split(',');
   console.log(`node ${process.version}, ${SECONDS} s per measurement, best of ${ROUNDS} ${PAIRED ? `paired rounds (every OP at once, ${PAIRED} req/s each)` : 'interleaved rounds'}, ${CONNECTIONS} connections`);
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });

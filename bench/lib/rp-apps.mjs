@@ -216,6 +216,18 @@ async function floorTokensHeavy(o) {
   return built;
 }
 
+/**
+ * floor-tokens in a process that also loaded what an OIDC login needs (openid-client, jose, and
+ * undici through a discovery request to the OP): what holding them costs each request of the floor.
+ */
+async function floorTokensLoaded(o) {
+  const built = await floorTokens(o);
+  const client = await import('openid-client');
+  await import('jose');
+  built.app.locals.config = await client.discovery(new URL(o.issuer), 'floor-tokens-loaded', undefined, undefined, { execute: [client.allowInsecureRequests] });
+  return built;
+}
+
 /** floor-tokens with rp()'s session-store deadline (boundStore) on its store: what the deadline costs. */
 async function floorTokensBound(o) {
   const built = await floorTokens(o);
@@ -237,6 +249,7 @@ export const VARIANTS = {
   // A/A check of a method (ONLY=floor-tokens,floor-tokens-again): two identical apps should measure 1.00×
   'floor-tokens-again': { label: 'floor-tokens again (a second, identical app)', callbackPath: '/callback', noLogin: true, noLoginRoute: true, optIn: true, build: (o) => floorTokens(o) },
   'floor-tokens-heavy': { label: 'floor-tokens with HEAVY_MB (5) MB more live heap', callbackPath: '/callback', noLogin: true, noLoginRoute: true, optIn: true, build: (o) => floorTokensHeavy(o) },
+  'floor-tokens-loaded': { label: 'floor-tokens with openid-client, jose and undici loaded (one discovery)', callbackPath: '/callback', noLogin: true, noLoginRoute: true, optIn: true, build: (o) => floorTokensLoaded(o) },
   'floor-tokens-bound': { label: 'floor-tokens with rp()\'s store deadline', callbackPath: '/callback', noLogin: true, noLoginRoute: true, optIn: true, build: (o) => floorTokensBound(o) },
   'ours-first': { label: '@openid-express/rp mounted after /me, which reads only the session', callbackPath: '/auth/callback/op', optIn: true, build: (o) => ours({ ...o, me: 'first' }) },
   'ours-session': { label: '@openid-express/rp mounted, /me reading only the session', callbackPath: '/auth/callback/op', optIn: true, build: (o) => ours({ ...o, me: 'session' }) },
