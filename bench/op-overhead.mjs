@@ -26,8 +26,11 @@
 // host runs weighs on every OP alike (`code`: the 400 codes minted for each run, then it ends).
 // The req/s columns then only show the rate.
 //
+// RATIOS_OUT=file: the per-round ratios of each endpoint as JSON, for bench/repeat.mjs (several runs).
+//
 // Processes: this one generates load (autocannon); each OP runs in its own child process.
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
@@ -265,12 +268,15 @@ async function main() {
   const median = (v) => { const x = [...v].sort((a, b) => a - b); return x.length % 2 ? x[(x.length - 1) / 2] : (x[x.length / 2 - 1] + x[x.length / 2]) / 2; };
   console.log('\nCPU per request / bare\'s, round by round (the target is the median of ours):\n');
   console.log('| endpoint | variant | / bare per round | median |\n|---|---|---|---:|');
+  const targets = []; // RATIOS_OUT: written for bench/repeat.mjs
   for (const [what, r] of Object.entries(rounds)) {
     for (const n of names.filter((x) => x !== 'bare')) {
       const per = r[n].map((c, i) => c / r.bare[i]);
       console.log(`| ${what} | ${n} | ${per.map((x) => x.toFixed(2)).join(' ')} | ${median(per).toFixed(2)}× |`);
+      if (n === 'ours') targets.push({ name: `${what}: ours / bare (CPU per request)`, ratios: per, limit: 1.05, cmp: '≤' });
     }
   }
+  if (process.env.RATIOS_OUT) writeFileSync(process.env.RATIOS_OUT, JSON.stringify(targets));
   console.log('\nresponse body bytes: ' + names.map((n) => `${n} ${JSON.stringify(ops[n].bytes)}`).join('; '));
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s in all)`);
 }

@@ -20,6 +20,8 @@
 // counted window spans 3 whole GC cycles instead of COUNT requests or LOGINS logins (a fixed count
 // holds one mark-compact more or less by luck, and each one sets off a wave of re-optimisation).
 //
+// RATIOS_OUT=file: the per-round ratios of each target as JSON, for bench/repeat.mjs (several runs).
+//
 // PAIRED=1000 (phase c): every variant's /me is loaded at the same time, each at that many requests
 // per second, and each app's CPU is measured over the same seconds, so that what else the host runs
 // at that moment weighs on every variant alike (on this VM, rounds taken one after another differ
@@ -29,6 +31,7 @@
 // Processes: this one generates load (autocannon, fetch); each app and the OP run in their own
 // child process, so an app under test has a core of its own while the OP is idle.
 import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -458,7 +461,9 @@ function printTargets({ roundTrip, protected: prot, memory }) {
     const m = median(r);
     const what = { rps: 'req/s', opCpuUs: 'OP CPU per login', instructions: 'instructions per request/login' }[field] ?? 'CPU per request/login';
     lines.push(`- ${what} ours / ${other}: ${listRatios(r)} — target ${cmp} ${limit}×: ${(cmp === '≥' ? m >= limit : m <= limit) ? 'met' : 'NOT met'}`);
+    targets.push({ name: `${what} ours / ${other}`, ratios: r, limit, cmp });
   };
+  const targets = []; // RATIOS_OUT: written for bench/repeat.mjs
   vs(prot, 'floor', 'rps', 0.95, '≥');
   vs(prot, 'floor', 'cpuUs', 1.05, '≤');
   vs(prot, 'floor-tokens', 'rps', 0.95, '≥');
@@ -472,6 +477,7 @@ function printTargets({ roundTrip, protected: prot, memory }) {
     lines.push(`- heap of 10 000 sessions ours / passport: ${ratio(memory.ours.sessionHeapPer10k, memory.passport.sessionHeapPer10k)} (with the index ${ratio(memory.ours.heapPer10k, memory.passport.heapPer10k)}) — target ≤ 1.1×`);
   }
   if (lines.length) console.log(`\n### Targets (issue #11)\n\n${lines.join('\n')}`);
+  if (process.env.RATIOS_OUT) writeFileSync(process.env.RATIOS_OUT, JSON.stringify(targets));
 }
 
 const [role, arg] = process.argv.slice(2);
