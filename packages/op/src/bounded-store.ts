@@ -1,4 +1,5 @@
 import type { Adapter } from 'oidc-provider';
+import { ADAPTER_METHODS } from './adapters/models.js';
 import type { OpStore } from './adapters/types.js';
 import { StoreUnavailableError } from './errors.js';
 
@@ -11,7 +12,6 @@ export function withDeadline<T>(promise: Promise<T>, ms: number, late: () => Err
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
-const ADAPTER_METHODS = ['upsert', 'find', 'findByUid', 'findByUserCode', 'consume', 'destroy', 'revokeByGrantId'] as const;
 
 /**
  * The store with every call bounded by `timeoutMs`: a store that stops answering (a stalled Redis,

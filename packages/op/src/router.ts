@@ -2,6 +2,7 @@ import debug from 'debug';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type Provider from 'oidc-provider';
 import { memoryAdapter } from './adapters/memory.js';
+import { withDeviceCodeGrace } from './adapters/models.js';
 import type { OpStore } from './adapters/types.js';
 import { password } from './authenticators/password.js';
 import { boundedStore } from './bounded-store.js';
@@ -126,8 +127,9 @@ function errorPage(views: Views) {
 export function op(options: OpOptions): OpApp {
   const o = resolveOptions(options);
   const userStore = o.adapter ?? defaultStore();
-  // our own stores answer in bounded time (memory at once, redis within its `timeout`); an app's store gets a deadline
-  const store = userStore.kind === 'memory' || userStore.kind === 'redis' ? userStore : boundedStore(userStore, o.storeTimeout);
+  // our own stores answer in bounded time (memory at once, redis within its `timeout`) and keep
+  // expired device codes a while; an app's store gets a deadline and is told to keep them too
+  const store = userStore.kind === 'memory' || userStore.kind === 'redis' ? userStore : boundedStore(withDeviceCodeGrace(userStore), o.storeTimeout);
   const keys = resolveKeys(o.jwks, o.cookieKeys, (msg) => console.warn(msg));
   const views: BrandedViews = { ...defaultViews, ...o.views, brand: { name: o.name, logoUri: o.logoUri } } as BrandedViews;
   const provider = createProvider(o, { store, views, ...keys });

@@ -1,4 +1,5 @@
-import type { OpClient } from '@openid-express/op';
+import { memoryAdapter, type OpClient, type OpStore } from '@openid-express/op';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { BrowserPage, FormBrowser } from '../../../test/support/op-forms.js';
 import { ALICE } from './support/op-server.js';
 import { client, DEVICE_CODE, oauthError, startGrantOp, webClient, type GrantFixture } from './support/grant-fixture.js';
@@ -131,6 +132,77 @@ describe('device flow codes that expire (ttl.DeviceCode: 1)', () => {
   test('the device gets expired_token and the user is told the code expired', async () => {
     const da = await client.initiateDeviceAuthorization(tv, { scope: 'openid' });
     expect(da.expires_in).toBe(1);
+    expect(await oauthError(poll(tv, da))).toMatchObject({ error: 'expired_token' });
+    expect(text(await enterCode(f.browser(), da))).toContain('That code has expired');
+  });
+});
+
+/** Device codes kept as many stores keep records: dropped `expiresIn` seconds after they were written. */
+class StrictDeviceCodes implements Adapter {
+  #codes = new Map<string, { payload: AdapterPayload; expiresAt: number }>(); // a private field: op() must call methods on this object itself
+
+  #live(id: string) {
+    const record = this.#codes.get(id);
+    if (record && record.expiresAt <= Date.now()) this.#codes.delete(id);
+    return this.#codes.get(id);
+  }
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
+    this.#codes.set(id, { payload: { ...payload }, expiresAt: expiresIn === undefined ? Infinity : Date.now() + expiresIn * 1000 });
+  }
+
+  async find(id: string) {
+    const r = this.#live(id);
+    return r && { ...r.payload };
+  }
+
+  async findByUserCode(userCode: string) {
+    for (const [id, r] of this.#codes) if (r.payload.userCode === userCode && this.#live(id)) return { ...r.payload };
+    return undefined;
+  }
+
+  async findByUid() {
+    return undefined;
+  }
+
+  async consume(id: string) {
+    const r = this.#live(id);
+    if (r) r.payload.consumed = Math.floor(Date.now() / 1000);
+  }
+
+  async destroy(id: string) {
+    this.#codes.delete(id);
+  }
+
+  async revokeByGrantId(grantId: string) {
+    for (const [id, r] of this.#codes) if (r.payload.grantId === grantId) this.#codes.delete(id);
+  }
+}
+
+/** An app's own store: device codes in {@link StrictDeviceCodes}, every other model in memoryAdapter(). */
+function strictDeviceCodeStore(): OpStore {
+  const base = memoryAdapter();
+  const deviceCodes = new StrictDeviceCodes();
+  return {
+    kind: 'app', adapterFor: (model) => (model === 'DeviceCode' ? deviceCodes : base.adapterFor(model)),
+    increment: (key, ttl) => base.increment(key, ttl), count: (key) => base.count(key), reset: (key) => base.reset(key),
+  };
+}
+
+describe('device flow codes that expire, in an app\'s own store that drops records at their expiry', () => {
+  let f: GrantFixture;
+  let tv: client.Configuration;
+  beforeAll(async () => {
+    f = await startGrantOp((origin) => ({ adapter: strictDeviceCodeStore(), ttl: { DeviceCode: 1 }, features: { deviceFlow: true }, clients: [webClient(origin), TV] }));
+    tv = await f.config('tv', 'none');
+  });
+  afterAll(async () => {
+    await f?.op.close();
+  });
+
+  test('op() tells the store to keep them a while, so the device still gets expired_token (RFC 8628 §3.5), not invalid_grant', async () => {
+    const da = await client.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    await new Promise((resolve) => setTimeout(resolve, 2100)); // the device polls after the store's own expiry of the code
     expect(await oauthError(poll(tv, da))).toMatchObject({ error: 'expired_token' });
     expect(text(await enterCode(f.browser(), da))).toContain('That code has expired');
   });
