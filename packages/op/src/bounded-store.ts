@@ -12,7 +12,6 @@ export function withDeadline<T>(promise: Promise<T>, ms: number, late: () => Err
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
-
 /**
  * The store with every call bounded by `timeoutMs`: a store that stops answering (a stalled Redis,
  * a custom store without timeouts) makes the call reject with StoreUnavailableError, never hang.
