@@ -1,5 +1,5 @@
-import type { Adapter } from 'oidc-provider';
-import { ADAPTER_METHODS } from './adapters/models.js';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { EXPIRED_DEVICE_CODE_GRACE } from './adapters/models.js';
 import type { OpStore } from './adapters/types.js';
 import { StoreUnavailableError } from './errors.js';
 
@@ -12,15 +12,20 @@ export function withDeadline<T>(promise: Promise<T>, ms: number, late: () => Err
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
+const ADAPTER_METHODS = ['upsert', 'find', 'findByUid', 'findByUserCode', 'consume', 'destroy', 'revokeByGrantId'] as const;
+
 /**
- * The store with every call bounded by `timeoutMs`: a store that stops answering (a stalled Redis,
- * a custom store without timeouts) makes the call reject with StoreUnavailableError, never hang.
- * Other errors (e.g. a refused consume) pass through unchanged.
+ * An app's own store (`adapter`) as op() uses it. Every call is bounded by `timeoutMs`: a store
+ * that stops answering (a custom store without timeouts) makes the call reject with
+ * StoreUnavailableError, never hang; other errors (e.g. a refused consume) pass through unchanged.
+ * And device codes are passed an `expiresIn` longer by the grace our own stores keep them (see
+ * `ttlSeconds`), so a late poll gets `expired_token` whatever the store. Every method is called on
+ * the app's adapter itself (it may use private fields).
  *
  * @example
- * const store = boundedStore(redisAdapter(client), 3000);
+ * const store = appStore(myStore, 3000);
  */
-export function boundedStore(store: OpStore, timeoutMs: number): OpStore {
+export function appStore(store: OpStore, timeoutMs: number): OpStore {
   const bound = <A extends unknown[], R>(what: string, call: (...args: A) => Promise<R>) =>
     (...args: A) => withDeadline(Promise.resolve().then(() => call(...args)), timeoutMs,
       () => new StoreUnavailableError(`the store did not answer ${what} within ${timeoutMs} ms`));
@@ -32,6 +37,11 @@ export function boundedStore(store: OpStore, timeoutMs: number): OpStore {
       for (const name of ADAPTER_METHODS) {
         const method = adapter[name] as ((...a: unknown[]) => Promise<unknown>) | undefined;
         if (method) out[name] = bound(`${model}.${name}`, method.bind(adapter));
+      }
+      if (model === 'DeviceCode') {
+        const upsert = out.upsert as Adapter['upsert'];
+        out.upsert = (id: string, payload: AdapterPayload, expiresIn: number) =>
+          upsert(id, payload, Number.isFinite(expiresIn) ? expiresIn + EXPIRED_DEVICE_CODE_GRACE : expiresIn);
       }
       return out as unknown as Adapter;
     },

@@ -2,10 +2,9 @@ import debug from 'debug';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type Provider from 'oidc-provider';
 import { memoryAdapter } from './adapters/memory.js';
-import { withDeviceCodeGrace } from './adapters/models.js';
 import type { OpStore } from './adapters/types.js';
 import { password } from './authenticators/password.js';
-import { boundedStore } from './bounded-store.js';
+import { appStore } from './bounded-store.js';
 import { sendErrorPage, sendStoreUnavailable } from './error-page.js';
 import { OpConfigError } from './errors.js';
 import { interactionStates } from './interaction-state.js';
@@ -129,7 +128,7 @@ export function op(options: OpOptions): OpApp {
   const userStore = o.adapter ?? defaultStore();
   // our own stores answer in bounded time (memory at once, redis within its `timeout`) and keep
   // expired device codes a while; an app's store gets a deadline and is told to keep them too
-  const store = userStore.kind === 'memory' || userStore.kind === 'redis' ? userStore : boundedStore(withDeviceCodeGrace(userStore), o.storeTimeout);
+  const store = userStore.kind === 'memory' || userStore.kind === 'redis' ? userStore : appStore(userStore, o.storeTimeout);
   const keys = resolveKeys(o.jwks, o.cookieKeys, (msg) => console.warn(msg));
   const views: BrandedViews = { ...defaultViews, ...o.views, brand: { name: o.name, logoUri: o.logoUri } } as BrandedViews;
   const provider = createProvider(o, { store, views, ...keys });

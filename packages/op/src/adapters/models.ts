@@ -1,6 +1,5 @@
 import debug from 'debug';
-import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
-import type { OpStore } from './types.js';
+import { errors } from 'oidc-provider';
 
 const log = debug('openid-express:op');
 
@@ -40,36 +39,7 @@ function humanName(model: string): string {
  * A device code is kept this long past its expiry, so a device still polling is told `expired_token`
  * (RFC 8628 §3.5; oidc-provider checks the expiry itself) instead of `invalid_grant` "not found".
  */
-const EXPIRED_DEVICE_CODE_GRACE = 60;
-
-/** The methods of an oidc-provider adapter. */
-export const ADAPTER_METHODS = ['upsert', 'find', 'findByUid', 'findByUserCode', 'consume', 'destroy', 'revokeByGrantId'] as const;
-
-/**
- * An app's own store (`adapter`) told to keep device codes as ours do: op() passes it their
- * `expiresIn` plus the same grace, so a late poll gets `expired_token` whatever the store.
- */
-export function withDeviceCodeGrace(store: OpStore): OpStore {
-  return {
-    kind: store.kind,
-    adapterFor(model) {
-      const adapter = store.adapterFor(model);
-      if (model !== 'DeviceCode') return adapter;
-      // the other methods unchanged, each called on the app's adapter itself (it may use private fields)
-      const out: Record<string, unknown> = {};
-      for (const name of ADAPTER_METHODS) {
-        const method = adapter[name] as ((...a: unknown[]) => unknown) | undefined;
-        if (typeof method === 'function') out[name] = method.bind(adapter);
-      }
-      out.upsert = (id: string, payload: AdapterPayload, expiresIn: number) =>
-        adapter.upsert(id, payload, Number.isFinite(expiresIn) ? expiresIn + EXPIRED_DEVICE_CODE_GRACE : expiresIn);
-      return out as unknown as Adapter;
-    },
-    increment: (key, ttlSeconds) => store.increment(key, ttlSeconds),
-    count: (key) => store.count(key),
-    reset: (key) => store.reset(key),
-  };
-}
+export const EXPIRED_DEVICE_CODE_GRACE = 60;
 
 /** Seconds to keep a record: oidc-provider's `expiresIn`, at least 1 s; undefined keeps it forever. */
 export function ttlSeconds(expiresIn: number | undefined, model?: string): number | undefined {
