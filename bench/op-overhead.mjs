@@ -39,6 +39,7 @@ import Provider from 'oidc-provider';
 import { ask, serveMessages, startChild, stopChild } from './lib/children.mjs';
 import { countInstructions, countInstructionsOverCycles, pausedWhile } from './lib/instructions.mjs';
 import { cpuMicros, hammer, keepBest, withCpu } from './lib/load.mjs';
+import { median } from './lib/stats.mjs';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const SECONDS = Number(process.env.SECONDS ?? 2);
@@ -265,7 +266,6 @@ async function main() {
     ];
     console.log(`| ${what} | ${cells.join(' | ')} |`);
   }
-  const median = (v) => { const x = [...v].sort((a, b) => a - b); return x.length % 2 ? x[(x.length - 1) / 2] : (x[x.length / 2 - 1] + x[x.length / 2]) / 2; };
   console.log('\nCPU per request / bare\'s, round by round (the target is the median of ours):\n');
   console.log('| endpoint | variant | / bare per round | median |\n|---|---|---|---:|');
   const targets = []; // RATIOS_OUT: written for bench/repeat.mjs
@@ -344,7 +344,6 @@ async function mainInstructions() {
   }
   const others = names.filter((n) => n !== 'ours');
   const k = (n) => `${(n / 1000).toFixed(0)} k`;
-  const median = (v) => { const x = [...v].sort((a, b) => a - b); return x.length % 2 ? x[(x.length - 1) / 2] : (x[x.length / 2 - 1] + x[x.length / 2]) / 2; };
   console.log(`\n| endpoint | ${names.map((n) => `${n} instructions/req (each round)`).join(' | ')} | ${others.map((n) => `ours / ${n} per round (median)`).join(' | ')} |`);
   console.log(`|---|${names.map(() => '---').join('|')}|${others.map(() => '---:').join('|')}|`);
   for (const [what, c] of Object.entries(counts)) {

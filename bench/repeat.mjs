@@ -14,16 +14,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { median } from './lib/stats.mjs';
 
 const [script, ...args] = process.argv.slice(2);
 if (!script) throw new Error('usage: RUNS=5 node bench/repeat.mjs <bench script> [args]');
 const RUNS = Number(process.env.RUNS ?? 5);
 if (!(Number.isInteger(RUNS) && RUNS >= 2)) throw new Error('RUNS must be a whole number, at least 2');
 
-const median = (v) => {
-  const x = [...v].filter(Number.isFinite).sort((a, b) => a - b);
-  return x.length % 2 ? x[(x.length - 1) / 2] : (x[x.length / 2 - 1] + x[x.length / 2]) / 2;
-};
 // Student's t, two-sided 90 %, by degrees of freedom (1..30; beyond, the normal value)
 const T90 = [6.314, 2.92, 2.353, 2.132, 2.015, 1.943, 1.895, 1.86, 1.833, 1.812, 1.796, 1.782, 1.771, 1.761, 1.753,
   1.746, 1.74, 1.734, 1.729, 1.725, 1.721, 1.717, 1.714, 1.711, 1.708, 1.706, 1.703, 1.701, 1.699, 1.697];

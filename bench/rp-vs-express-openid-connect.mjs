@@ -41,6 +41,7 @@ import { Jar, locationOf, request } from './lib/http.mjs';
 import { countInstructions, countInstructionsOverCycles } from './lib/instructions.mjs';
 import { cpuMicros, hammer, loop } from './lib/load.mjs';
 import { VARIANTS } from './lib/rp-apps.mjs';
+import { median } from './lib/stats.mjs';
 import { startOidcOp } from './lib/oidc-op.mjs';
 
 const SCRIPT = fileURLToPath(import.meta.url);
@@ -240,11 +241,6 @@ async function startAll(names) {
 
 const fmt = (n, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '–');
 const ratio = (a, b) => (Number.isFinite(a / b) && b !== 0 ? `${(a / b).toFixed(2)}×` : '–');
-const median = (values) => {
-  const v = values.filter(Number.isFinite).sort((a, b) => a - b);
-  if (v.length === 0) return NaN;
-  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
-};
 /** The median of one field over a variant's rounds. */
 const med = (rounds, field) => median(rounds.map((r) => r[field]));
 /** ours / this of one field, round by round (round i of ours against round i of this: they ran next to each other). */
