@@ -12,6 +12,9 @@
 // of the variants), PHASES=a,c (a subset of the measurements), DUMP=1 (prints one stored session
 // of each, and each app's GET /me answer), PROFILE=ours,passport (writes V8 CPU profiles of those servers into
 // bench/profiles/<name>/; summarize with node bench/lib/profile-top.mjs <file>).
+// ALLOC_PROFILE=dir: every server samples its allocations (all of them, not only what survives) and
+// writes dir/<role>-<name>-<pid>-<requests>req.heapprofile when it exits; compare two with
+// node bench/lib/alloc-diff.mjs <a> <b> (bytes per request, by function).
 // MEASURE=instructions: each app runs under Valgrind's callgrind and the tables add instructions
 // per request / login (WARMUP=3000 requests first; before each count a full GC and REWARM=3000
 // requests (a tenth as many logins) to re-optimise what the GC deoptimised; then COUNT=1500

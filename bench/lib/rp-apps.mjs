@@ -188,10 +188,18 @@ function fakeIdToken(issuer, aud) {
  * expiry), /me answering the user. express-session parses, hashes and re-serializes the whole
  * session on every request, so this is the floor for a session that holds a real login.
  */
-async function floorTokens({ issuer }) {
+async function floorTokens({ issuer, layer = false, garbage = 0 }) {
   const store = new session.MemoryStore();
   const app = express();
   app.use(session({ secret: SESSION_SECRET, resave: false, saveUninitialized: false, store, name: 'sid' }));
+  if (layer) app.use((req, res, next) => next()); // diagnostic: what one more app-level layer costs
+  if (garbage) { // diagnostic: what `garbage` KB more short-lived allocation per request costs (small objects, dropped at once)
+    let kept;
+    app.use((req, res, next) => {
+      for (let i = 0; i < garbage * 16; i++) kept = { i, a: kept === undefined ? 0 : 1, b: null, c: null, d: null, e: null };
+      next();
+    });
+  }
   app.get('/seed', (req, res) => {
     const iat = Math.floor(Date.now() / 1000);
     req.session.user = { sub: 'alice', provider: 'op', name: 'Alice Liddell', email: 'alice@example.org', emailVerified: true,
@@ -232,6 +240,8 @@ async function floorTokensLoaded(o) {
 async function floorTokensBound(o) {
   const built = await floorTokens(o);
   const { boundStore } = await import(new URL('../../packages/rp/dist/session-guard.js', import.meta.url).href);
+  // own methods, as a network store (Redis) has: rp() leaves express-session's own MemoryStore unbounded
+  for (const name of ['get', 'set', 'touch', 'destroy']) built.store[name] = built.store[name];
   boundStore(built.store, 3000);
   return built;
 }
@@ -251,6 +261,8 @@ export const VARIANTS = {
   'floor-tokens-heavy': { label: 'floor-tokens with HEAVY_MB (5) MB more live heap', callbackPath: '/callback', noLogin: true, noLoginRoute: true, optIn: true, build: (o) => floorTokensHeavy(o) },
   'floor-tokens-loaded': { label: 'floor-tokens with openid-client, jose and undici loaded (one discovery)', callbackPath: '/callback', noLogin: true, noLoginRoute: true, optIn: true, build: (o) => floorTokensLoaded(o) },
   'floor-tokens-bound': { label: 'floor-tokens with rp()\'s store deadline', callbackPath: '/callback', noLogin: true, noLoginRoute: true, optIn: true, build: (o) => floorTokensBound(o) },
+  'floor-tokens-layer': { label: 'floor-tokens with one no-op app.use() layer before /me', callbackPath: '/callback', noLogin: true, noLoginRoute: true, optIn: true, build: (o) => floorTokens({ ...o, layer: true }) },
+  'floor-tokens-garbage': { label: 'floor-tokens with GARBAGE_KB (3) KB more short-lived allocation per request', callbackPath: '/callback', noLogin: true, noLoginRoute: true, optIn: true, build: (o) => floorTokens({ ...o, garbage: Number(process.env.GARBAGE_KB ?? 3) }) },
   'ours-first': { label: '@openid-express/rp mounted after /me, which reads only the session', callbackPath: '/auth/callback/op', optIn: true, build: (o) => ours({ ...o, me: 'first' }) },
   'ours-session': { label: '@openid-express/rp mounted, /me reading only the session', callbackPath: '/auth/callback/op', optIn: true, build: (o) => ours({ ...o, me: 'session' }) },
   // BEFORE=<dir of bench/build-rp-at.mjs>: the RP as it was at that commit, next to the current build

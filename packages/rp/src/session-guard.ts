@@ -4,7 +4,7 @@
  * express-session makes to its store later (save, touch, destroy) gets the same deadline.
  */
 import type { RequestHandler } from 'express';
-import type { Store } from 'express-session';
+import session, { type Store } from 'express-session';
 import { RpError } from './errors.js';
 
 const BOUNDED = Symbol('openid-express:bounded-store');
@@ -122,6 +122,16 @@ export function guardedSession(session: RequestHandler, timeoutMs: number): Requ
 }
 
 /**
+ * express-session's own `MemoryStore`, as it comes: it answers every call on the next turn of the
+ * event loop, from this process's memory, so it cannot stall and a deadline would only cost each
+ * request (two calls) an allocation and a list entry. A subclass, another copy of express-session,
+ * or a method replaced on the instance gets the deadline.
+ */
+function cannotStall(store: Store): boolean {
+  return Object.getPrototypeOf(store) === session.MemoryStore.prototype && METHODS.every((name) => !Object.hasOwn(store, name));
+}
+
+/**
  * Gives each callback-style call of `store` a deadline (once per store): after `timeoutMs` (and at
  * most an eighth more) the callback gets an error and a late answer is ignored. express-session
  * otherwise waits forever on a stalled store before it ends the response.
@@ -130,6 +140,7 @@ export function boundStore(store: Store, timeoutMs: number): void {
   const marked = store as Store & { [BOUNDED]?: true };
   if (marked[BOUNDED]) return;
   marked[BOUNDED] = true;
+  if (cannotStall(store)) return;
   const deadlines = new Deadlines(timeoutMs);
   for (const name of METHODS) {
     const original = (store as unknown as Record<string, unknown>)[name];

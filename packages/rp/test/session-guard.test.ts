@@ -23,6 +23,25 @@ const call = (fn: (cb: Cb) => void): Promise<{ err?: unknown; value?: unknown; a
   new Promise((resolve) => fn((err, value) => resolve({ err, value, at: Date.now() })));
 
 describe('boundStore', () => {
+  test('express-session\'s own MemoryStore, as it comes, gets no deadline (it cannot stall); a changed or derived one does', async () => {
+    const plain = new session.MemoryStore();
+    const methods = { get: plain.get, set: plain.set, touch: plain.touch, destroy: plain.destroy };
+    boundStore(plain, 50);
+    expect({ get: plain.get, set: plain.set, touch: plain.touch, destroy: plain.destroy }).toEqual(methods);
+    expect(await call((cb) => plain.set('a', { cookie: {} } as never, cb))).toMatchObject({ err: undefined });
+    expect((await call((cb) => plain.get('a', cb))).value).toMatchObject({ cookie: {} });
+
+    const changed = new session.MemoryStore();
+    changed.get = (_sid, _cb) => undefined; // never answers
+    boundStore(changed, 50);
+    expect((await call((cb) => changed.get('a', cb))).err).toMatchObject({ code: 'store_unavailable' });
+
+    class Derived extends session.MemoryStore {}
+    const derived = new Derived();
+    boundStore(derived, 50);
+    expect(derived.get).not.toBe(session.MemoryStore.prototype.get);
+  });
+
   test('an answer in time passes through with its value; a late one after the deadline is ignored', async () => {
     const store = manualStore();
     boundStore(store, 80);
