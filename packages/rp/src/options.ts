@@ -175,7 +175,7 @@ export interface RpOptions {
    * session store, serialized within this process (exact for one instance).
    */
   coordination?: Coordination;
-  /** Milliseconds a session store call may take before the request answers 503 `store_unavailable` (checked by one timer every eighth of it, so a stalled call fails within 1⅛ × this). Default 3000. */
+  /** Milliseconds a session store call may take before the request answers 503 `store_unavailable` (checked by one timer every eighth of it, so a stalled call fails within 1⅛ × this; express-session's own `MemoryStore`, which cannot stall, is left as it is). Default 3000. */
   storeTimeout?: number;
   /**
    * The RP's private keys (JWKs with a `kid`; IdPyOIDC: `rp_keys`), for `private_key_jwt`, signed request objects and encrypted ID tokens /

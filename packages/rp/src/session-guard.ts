@@ -4,7 +4,7 @@
  * express-session makes to its store later (save, touch, destroy) gets the same deadline.
  */
 import type { RequestHandler } from 'express';
-import session, { type Store } from 'express-session';
+import expressSession, { type Store } from 'express-session';
 import { RpError } from './errors.js';
 
 const BOUNDED = Symbol('openid-express:bounded-store');
@@ -128,7 +128,7 @@ export function guardedSession(session: RequestHandler, timeoutMs: number): Requ
  * or a method replaced on the instance gets the deadline.
  */
 function cannotStall(store: Store): boolean {
-  return Object.getPrototypeOf(store) === session.MemoryStore.prototype && METHODS.every((name) => !Object.hasOwn(store, name));
+  return Object.getPrototypeOf(store) === expressSession.MemoryStore.prototype && METHODS.every((name) => !Object.hasOwn(store, name));
 }
 
 /**
