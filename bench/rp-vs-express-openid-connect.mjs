@@ -453,6 +453,7 @@ async function main() {
 /** The issue #11 targets, each as its ratios round by round and their median. */
 function printTargets({ roundTrip, protected: prot, memory }) {
   const lines = [];
+  const targets = []; // RATIOS_OUT: written for bench/repeat.mjs
   const vs = (rows, other, field, limit, cmp) => {
     if (!rows.ours || !rows[other]) return;
     if (PAIRED && rows === prot && field === 'rps') return void lines.push(`- req/s ours / ${other}: not measured (PAIRED: every app answered the same fixed rate)`);
@@ -462,7 +463,6 @@ function printTargets({ roundTrip, protected: prot, memory }) {
     lines.push(`- ${what} ours / ${other}: ${listRatios(r)} — target ${cmp} ${limit}×: ${(cmp === '≥' ? m >= limit : m <= limit) ? 'met' : 'NOT met'}`);
     targets.push({ name: `${what} ours / ${other}`, ratios: r, limit, cmp });
   };
-  const targets = []; // RATIOS_OUT: written for bench/repeat.mjs
   vs(prot, 'floor', 'rps', 0.95, '≥');
   vs(prot, 'floor', 'cpuUs', 1.05, '≤');
   vs(prot, 'floor-tokens', 'rps', 0.95, '≥');
