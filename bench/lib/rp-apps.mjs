@@ -12,14 +12,23 @@ const SCOPE = 'openid profile email';
  * @openid-express/rp, from its built dist (or, with `from`, from a build of an earlier commit made by
  * bench/build-rp-at.mjs). `fetchUserInfo` undefined is the default (fetched when it can add something).
  */
-async function ours({ baseURL, issuer, clientId, clientSecret, fetchUserInfo, from, me = 'guarded' }) {
+async function ours({ baseURL, issuer, clientId, clientSecret, fetchUserInfo, from, me = 'guarded', sessionOption = false, seeded = false }) {
   const { rp, oidc, requireAuth } = await import(from ? pathToFileURL(`${from}/packages/rp/dist/index.js`).href : '@openid-express/rp');
   const store = new session.MemoryStore();
   const app = express();
-  app.use(session({ secret: SESSION_SECRET, resave: false, saveUninitialized: false, store, name: 'sid' }));
+  const sessions = session({ secret: SESSION_SECRET, resave: false, saveUninitialized: false, store, name: 'sid' });
+  if (!sessionOption) app.use(sessions);
   const sessionOnly = (req, res) => void res.json(req.session.oidc?.auth ? { sub: 'alice', provider: 'op', claims: JSON.parse(Buffer.from(req.session.oidc.auth.idToken.split('.')[1], 'base64url')) } : {});
   if (me === 'first') app.get('/me', sessionOnly); // before rp(): what the process, not rp()'s layer, costs
-  app.use(rp({ baseURL, providers: { op: oidc({ issuer, clientId, clientSecret, scope: SCOPE, allowInsecureRequests: true, fetchUserInfo }) } }));
+  if (seeded) { // diagnostic: the login a real one leaves in the session, hand-set (no login, no OP connection in this process)
+    app.get('/seed', (req, res) => {
+      const iat = Math.floor(Date.now() / 1000);
+      req.session.oidc = { auth: { provider: 'op', idToken: fakeIdToken(issuer, clientId), claims: { name: 'Alice Liddell', email: 'alice@example.org', email_verified: true },
+        accessToken: { value: 'x'.repeat(43), scope: SCOPE, expiresAt: iat + 3600 } } };
+      res.json({});
+    });
+  }
+  app.use(rp({ baseURL, providers: { op: oidc({ issuer, clientId, clientSecret, scope: SCOPE, allowInsecureRequests: true, fetchUserInfo }) }, ...(sessionOption ? { session: sessions } : {}) }));
   // `me` (diagnostic variants): 'guarded' as the README writes it; 'unguarded' without requireAuth();
   // 'session' reads only the session (what rp() costs a route that never touches req.oidc)
   if (me === 'guarded') app.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user));
@@ -255,6 +264,9 @@ export const VARIANTS = {
   'ours-no-userinfo': { label: '@openid-express/rp, fetchUserInfo: false', callbackPath: '/auth/callback/op', build: (o) => ours({ ...o, fetchUserInfo: false }) },
   'ours-fetch-userinfo': { label: '@openid-express/rp, fetchUserInfo: true (always)', callbackPath: '/auth/callback/op', build: (o) => ours({ ...o, fetchUserInfo: true }) },
   // diagnostics (ONLY=…): where /me's cost above floor-tokens goes
+  'ours-session-option': { label: '@openid-express/rp running express-session itself (rp({ session }))', callbackPath: '/auth/callback/op', optIn: true, build: (o) => ours({ ...o, sessionOption: true }) },
+  'ours-seeded': { label: '@openid-express/rp, the login hand-set in the session (no login ran in the process)', callbackPath: '/auth/callback/op', noLogin: true, noLoginRoute: true, optIn: true, build: (o) => ours({ ...o, seeded: true }) },
+  'ours-seeded-after-login': { label: '@openid-express/rp, logged in, then /me with the login hand-set in another session', callbackPath: '/auth/callback/op', noLoginRoute: true, seedAfterLogin: true, optIn: true, build: (o) => ours({ ...o, seeded: true }) },
   'ours-unguarded': { label: '@openid-express/rp, /me without requireAuth()', callbackPath: '/auth/callback/op', optIn: true, build: (o) => ours({ ...o, me: 'unguarded' }) },
   // A/A check of a method (ONLY=floor-tokens,floor-tokens-again): two identical apps should measure 1.00×
   'floor-tokens-again': { label: 'floor-tokens again (a second, identical app)', callbackPath: '/callback', noLogin: true, noLoginRoute: true, optIn: true, build: (o) => floorTokens(o) },

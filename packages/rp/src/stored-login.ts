@@ -154,7 +154,11 @@ export function toStoredLogin(auth: Authentication): StoredLogin | Authenticatio
     ...(refreshToken !== undefined ? { refreshToken } : {}),
     ...(authTime !== tokenAuthTime(payload) ? { authTime } : {}),
   };
-  return sameJson(readStoredLogin(stored), auth) ? stored : auth;
+  // checked as a session store gives it back (parsed JSON), and kept in that form: the session holds
+  // the plain objects a store returns (no member left undefined, nothing shared with `auth`), and the
+  // per-request read sees objects of that one shape also right after a login or refresh
+  const readBack = JSON.parse(JSON.stringify(stored)) as StoredLogin;
+  return sameJson(readStoredLogin(readBack), auth) ? readBack : auth;
 }
 
 /** True for a login kept whole (it has its `user`). */

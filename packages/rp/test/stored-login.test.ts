@@ -98,6 +98,17 @@ describe('toStoredLogin / readStoredLogin', () => {
     expect(readStoredLogin(throughStore(stored))).toEqual(auth);
   });
 
+  test('the compact form is what a store gives back: plain JSON, sharing no object with the login it was made from', () => {
+    const dpop = { kty: 'EC' as const, crv: 'P-256', x: 'x', y: 'y', d: 'd' };
+    const auth = codeLogin({ dpop, extra: undefined } as Partial<Authentication>);
+    const stored = toStoredLogin(auth) as StoredLogin;
+    expect(Object.hasOwn(stored, 'extra')).toBe(false); // as a store would drop it
+    expect(stored.dpop).toEqual(dpop);
+    expect(stored.dpop).not.toBe(dpop);
+    dpop.d = 'changed later';
+    expect((stored.dpop as { d: string }).d).toBe('d');
+  });
+
   test('a login the compact form cannot give back exactly is kept whole', () => {
     // user.claims lacks a person claim the ID token carries (the compact form would add it back)
     const odd = codeLogin({ idToken: jwt({ ...idTokenClaims, locale: 'fr' }), idTokenClaims: { ...idTokenClaims, locale: 'fr' } });
