@@ -35,6 +35,7 @@ export interface MemoryAccount {
   username: string;
   /** Clear text, hashed with scrypt at start-up and then forgotten. */
   password: string;
+  /** The account's claims. Its `sub` is always `id`: a `sub` given here is not kept. */
   claims?: AccountClaims;
 }
 
@@ -79,11 +80,11 @@ interface Stored {
   salt: Buffer;
   hash: Promise<Buffer>;
   claims: AccountClaims;
-  /** The names of the claims each scope string releases, worked out on first use (userinfo asks on every call). */
-  released: Map<string, string[]>;
+  /** The claims each scope string releases, worked out on first use (userinfo asks on every call); each call gets its own copy. */
+  released: Map<string, AccountClaims>;
 }
 
-/** How many scope strings an account remembers the released claim names of (then it starts over). */
+/** How many scope strings an account remembers the released claims of (then it starts over). */
 const RELEASED_CACHE = 64;
 
 /**
@@ -124,7 +125,7 @@ export function memoryAccounts(list: MemoryAccount[]): AccountStore {
       throw new OpConfigError('accounts', `memoryAccounts(): account ${i} needs id, username and password (strings), e.g. { id: 'alice', username: 'alice', password: '...' }`);
     }
     if (byId.has(entry.id)) throw new OpConfigError('accounts', `memoryAccounts(): duplicate account id "${entry.id}"; every id must be different`);
-    const claims = { ...(entry.claims ?? {}) };
+    const { sub: _sub, ...claims } = entry.claims ?? {}; // claims() answers without `sub` (the id is the sub)
     const logins = [entry.username, typeof claims.email === 'string' ? claims.email : undefined]
       .filter((l): l is string => !!l)
       .map((l) => l.toLowerCase());
@@ -141,15 +142,13 @@ export function memoryAccounts(list: MemoryAccount[]): AccountStore {
   const claims = (id: string, scope: string): AccountClaims => {
     const stored = byId.get(id);
     if (!stored) return {};
-    let names = stored.released.get(scope);
-    if (!names) {
-      names = Object.keys(claimsForScope(stored.claims, scope));
+    let released = stored.released.get(scope);
+    if (!released) {
+      released = claimsForScope(stored.claims, scope);
       if (stored.released.size >= RELEASED_CACHE) stored.released.clear();
-      stored.released.set(scope, names);
+      stored.released.set(scope, released);
     }
-    const out: AccountClaims = {};
-    for (const name of names) out[name] = stored.claims[name];
-    return out;
+    return { ...released }; // each call its own copy
   };
   const store: AccountStore = {
     async findByLogin(login) {

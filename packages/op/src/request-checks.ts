@@ -48,6 +48,10 @@ export function checkHost(trustProxy: boolean, views: Views): RequestHandler {
  */
 export function checkMount(mountPath: string, views: Views, misconfigured: (req: Request, res: Response) => void): RequestHandler {
   return (req, res, next) => {
+    // originalUrl is the mount path and then url: the mount is right (read without `req.baseUrl`,
+    // a property Express's router set a moment ago, which on Node 20 and 22 misses V8's inline cache)
+    const { originalUrl, url } = req;
+    if (originalUrl.length === mountPath.length + url.length && originalUrl.startsWith(mountPath) && originalUrl.endsWith(url)) return next();
     if (req.baseUrl === mountPath) return next();
     if (req.baseUrl.toLowerCase() !== mountPath.toLowerCase()) return misconfigured(req, res);
     void sendRefusal(req, res, views, {

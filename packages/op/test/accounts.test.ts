@@ -46,7 +46,7 @@ describe('memoryAccounts()', () => {
     const first = await accounts.claims('alice', 'openid email');
     first.email = 'mallory@example.org'; // a caller that changes what it got...
     delete first.email_verified;
-    // ...changes neither the account nor the next answer (the names per scope are remembered, not the objects)
+    // ...changes neither the account nor the next answer (each answer is a copy of what the scope releases)
     await expect(accounts.claims('alice', 'openid email')).resolves.toEqual({ email: 'alice@example.org', email_verified: true });
     for (let i = 0; i < 200; i += 1) {
       const scope = `openid s${i}${i % 2 ? ' email' : ''}`;
@@ -100,6 +100,14 @@ describe('op()\'s findAccount (what oidc-provider calls on every userinfo reques
     expect(await (account as Account).claims('userinfo', 'openid email', {}, [])).toEqual(ALICE_EMAIL);
     expect(await (account as Account).claims('userinfo', 'openid', { name: null }, [])).toEqual({ name: 'Alice', sub: 'alice' });
     expect(await find('mallory')).toBeUndefined();
+  });
+
+  test('an account\'s sub is its id, whatever its claims say', async () => {
+    const store = memoryAccounts([{ id: 'alice', username: 'alice', password: 'wonderland', claims: { sub: 'mallory', email: 'alice@example.org', email_verified: true } }]);
+    await expect(store.claims('alice', 'openid')).resolves.toEqual({});
+    const account = (await build(store))('alice') as Account;
+    expect(await account.claims('userinfo', 'openid email', {}, [])).toEqual(ALICE_EMAIL);
+    expect(await account.claims('id_token', 'openid', {}, [])).toEqual({ sub: 'alice' });
   });
 
   test('a copy of the store, or one whose methods the app replaced, is asked through its own methods', async () => {

@@ -235,6 +235,20 @@ describe('op() mounted where the issuer does not say', () => {
     expect(error).toHaveBeenCalled();
     error.mockRestore();
   });
+
+  test('mounted below the issuer\'s path (/op/x for /op), requests get the same 500, the API endpoints too', async () => {
+    const app = express();
+    app.use(session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false }));
+    const router = express.Router();
+    router.use('/op/x', op(base));
+    app.use(router);
+    const error = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    for (const path of ['/op/x/.well-known/openid-configuration', '/op/x/jwks', '/op/x/interaction/abc']) {
+      const res = await request(app).get(path).set('accept', 'application/json');
+      expect([path, res.status, res.body.code]).toEqual([path, 500, 'mount_mismatch']);
+    }
+    error.mockRestore();
+  });
 });
 
 describe('hostile request shapes get a 4xx, never a 500', () => {
