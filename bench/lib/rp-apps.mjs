@@ -111,17 +111,20 @@ async function floor({ issuer }) {
  * its `sub` checked; a new session id at login, saved before the redirect; and a back-channel-logout
  * index (session ids by `sub` and `sid`) kept in the store. No error pages beyond a status code.
  */
-async function handWritten({ baseURL, issuer, clientId, clientSecret }) {
+async function handWritten({ baseURL, issuer, clientId, clientSecret, nested = false }) {
   const client = await import('openid-client');
   const jose = await import('jose');
   const config = await client.discovery(new URL(issuer), clientId, undefined, client.ClientSecretBasic(clientSecret), { execute: [client.allowInsecureRequests] });
   const metadata = config.serverMetadata();
   const jwks = jose.createRemoteJWKSet(new URL(metadata.jwks_uri));
-  const redirectUri = `${baseURL}/callback`;
+  // `nested` (diagnostic): the login routes in a router mounted at /auth, with a path parameter, as rp() has them
+  const redirectUri = nested ? `${baseURL}/auth/callback/op` : `${baseURL}/callback`;
   const store = new session.MemoryStore();
   const app = express();
   app.use(session({ secret: SESSION_SECRET, resave: false, saveUninitialized: false, store, name: 'sid' }));
-  app.get('/login', async (req, res, next) => {
+  const routes = nested ? express.Router() : app;
+  if (nested) app.use('/auth', routes);
+  routes.get(nested ? '/login/:provider' : '/login', async (req, res, next) => {
     try {
       const codeVerifier = client.randomPKCECodeVerifier();
       const state = client.randomState();
@@ -151,7 +154,7 @@ async function handWritten({ baseURL, issuer, clientId, clientSecret }) {
     void tail.then(() => tails.get(key) === tail && tails.delete(key));
     return done;
   };
-  app.get('/callback', async (req, res, next) => {
+  routes.get(nested ? '/callback/:provider' : '/callback', async (req, res, next) => {
     try {
       const login = req.session.login;
       if (!login) return void res.status(400).send('no login in progress');
@@ -178,7 +181,7 @@ async function handWritten({ baseURL, issuer, clientId, clientSecret }) {
     }
   });
   app.get('/me', (req, res) => (req.session.user ? void res.json(req.session.user) : void res.status(401).json({ error: 'login_required' })));
-  return { app, store, loginPath: '/login' };
+  return { app, store, loginPath: nested ? '/auth/login/op' : '/login' };
 }
 
 /**
@@ -260,6 +263,7 @@ export const VARIANTS = {
   floor: { label: 'floor: express + express-session, no OIDC', callbackPath: '/callback', noLogin: true, build: (o) => floor(o) },
   'floor-tokens': { label: 'floor with a login\'s data: express + express-session, same user + tokens hand-set', callbackPath: '/callback', noLogin: true, noLoginRoute: true, build: (o) => floorTokens(o) },
   handwritten: { label: 'openid-client v6 by hand + express-session (same checks as ours)', callbackPath: '/callback', build: (o) => handWritten(o) },
+  'handwritten-nested': { label: 'handwritten with its login routes in a router mounted at /auth, with a path parameter', callbackPath: '/auth/callback/op', optIn: true, build: (o) => handWritten({ ...o, nested: true }) },
   ours: { label: '@openid-express/rp', callbackPath: '/auth/callback/op', build: (o) => ours(o) },
   'ours-no-userinfo': { label: '@openid-express/rp, fetchUserInfo: false', callbackPath: '/auth/callback/op', build: (o) => ours({ ...o, fetchUserInfo: false }) },
   'ours-fetch-userinfo': { label: '@openid-express/rp, fetchUserInfo: true (always)', callbackPath: '/auth/callback/op', build: (o) => ours({ ...o, fetchUserInfo: true }) },
