@@ -26,6 +26,11 @@
 // host runs weighs on every OP alike (`code`: the 400 codes minted for each run, then it ends).
 // The req/s columns then only show the rate.
 //
+// Diagnostics: WARM_EACH=1 (with PAIRED) loads every OP for a second before each round's window, not
+// only the first round's, so no window starts right after the OPs switched endpoint;
+// OURS_MAX_RECORDS=n gives ours memoryAdapter({ maxRecords: n }) (default 10 000; keep n ≥ 2000: the
+// code rounds need their 400 codes and tokens held).
+//
 // RATIOS_OUT=file: the per-round ratios of each endpoint as JSON, for bench/repeat.mjs (several runs).
 //
 // Processes: this one generates load (autocannon); each OP runs in its own child process.
@@ -63,7 +68,8 @@ const CODES_AT_ONCE = 400;
 
 /** @openid-express/op as the README mounts it: op() at the issuer's path, running express-session itself where a browser flow needs it. */
 async function ours(issuer, jwks, more = {}) {
-  const { op, memoryAccounts } = await import('@openid-express/op');
+  const { op, memoryAccounts, memoryAdapter } = await import('@openid-express/op');
+  if (process.env.OURS_MAX_RECORDS) more = { adapter: memoryAdapter({ maxRecords: Number(process.env.OURS_MAX_RECORDS) }), ...more };
   const app = express();
   const opApp = op({
     issuer, jwks, cookieKeys: COOKIE_KEYS, clients: [SERVICE, APP], accounts: memoryAccounts([ALICE]),
@@ -238,7 +244,7 @@ async function main() {
             const es = await Promise.all(names.map((name) => request(name, what)));
             return Promise.all(names.map((name, i) => withCpu(ops[name].child, () => hammer({ ...es[i], seconds, connections: CONNECTIONS, rate: PAIRED }))));
           };
-          if (round === 0) await load(1);
+          if (round === 0 || process.env.WARM_EACH === '1') await load(1);
           const measured = await load(SECONDS);
           names.forEach((name, i) => keep(what, name, measured[i]));
           continue;
