@@ -83,6 +83,46 @@ export function describeStoreContract(harness: StoreHarness): void {
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     });
 
+    it('a record comes back as JSON carries it: what is not JSON data is converted or left out as JSON.stringify does', async () => {
+      class Resource {
+        constructor(readonly name: string) {}
+      }
+      // one kind of non-JSON value per record, each in an otherwise plain record
+      const cases: Array<[string, unknown, unknown]> = [
+        ['a Date', new Date('2026-12-04T10:00:00.000Z'), '2026-12-04T10:00:00.000Z'],
+        ['an object with toJSON', { toJSON: () => 'tagged' }, 'tagged'],
+        ['a class instance', new Resource('api'), { name: 'api' }],
+        ['a boxed string', Object('boxed'), 'boxed'],
+        ['undefined in an array', [1, undefined, 'x'], [1, null, 'x']],
+        ['NaN and Infinity', [Number.NaN, Number.POSITIVE_INFINITY], [null, null]],
+        ['keys left undefined, a function, a symbol', { kept: 0, gone: undefined, fn: () => 1, sym: Symbol('s') }, { kept: 0 }],
+      ];
+      const tokens = store.adapterFor('AccessToken');
+      for (const [what, value, asJson] of cases) {
+        const payload = { accountId: 'alice', extra: { value, nested: [{ value }] } } as unknown as AdapterPayload;
+        await tokens.upsert(`t-${what}`, payload, 60);
+        const found = await tokens.find(`t-${what}`);
+        expect([what, found]).toStrictEqual([what, JSON.parse(JSON.stringify(payload))]);
+        expect([what, found]).toStrictEqual([what, { accountId: 'alice', extra: { value: asJson, nested: [{ value: asJson }] } }]);
+      }
+      // plain data with keys left undefined (oidc-provider's `extra` when no claims are added)
+      await store.adapterFor('ClientCredentials').upsert('cc-1', { clientId: 'svc', extra: undefined, scope: 'api' } as AdapterPayload, 60);
+      expect(Object.keys((await store.adapterFor('ClientCredentials').find('cc-1'))!)).toEqual(['clientId', 'scope']);
+    });
+
+    it('a record that JSON cannot carry is refused when saved, and nothing is kept', async () => {
+      const cyclic: Record<string, unknown> = { accountId: 'alice' };
+      cyclic.self = cyclic;
+      await expect(store.adapterFor('Grant').upsert('g-cyclic', cyclic as AdapterPayload, 60)).rejects.toThrow(TypeError);
+      await expect(store.adapterFor('Grant').upsert('g-big', { accountId: 'alice', n: 1n } as unknown as AdapterPayload, 60)).rejects.toThrow(TypeError);
+      expect(await store.adapterFor('Grant').find('g-cyclic')).toBeUndefined();
+      expect(await store.adapterFor('Grant').find('g-big')).toBeUndefined();
+      // saved over a record: the record stays as it was
+      await store.adapterFor('Grant').upsert('g-kept', { accountId: 'alice' }, 60);
+      await expect(store.adapterFor('Grant').upsert('g-kept', cyclic as AdapterPayload, 60)).rejects.toThrow(TypeError);
+      expect(await store.adapterFor('Grant').find('g-kept')).toEqual({ accountId: 'alice' });
+    });
+
     it('saving again replaces the record: dropped fields are gone', async () => {
       const grants = store.adapterFor('Grant');
       await grants.upsert('g-1', { accountId: 'alice', scope: 'openid' }, 60);
@@ -224,6 +264,19 @@ export function describeStoreContract(harness: StoreHarness): void {
   });
 
   describe('revokeByGrantId', () => {
+    it('a grant with many tokens, some of them expired, still loses every live one', async () => {
+      const tokens = store.adapterFor('AccessToken');
+      for (let i = 0; i < 40; i += 1) await tokens.upsert(`short-${i}`, token('g-many'), 1);
+      await harness.elapse(2);
+      // past the expired ones, the grant's index is cleaned while these are saved; none of these may go with them
+      for (let i = 0; i < 70; i += 1) await tokens.upsert(`long-${i}`, token('g-many'), 600);
+      await tokens.upsert('other', token('g-other'), 600);
+      for (let i = 0; i < 70; i += 1) expect(await tokens.find(`long-${i}`)).toEqual(token('g-many'));
+      await tokens.revokeByGrantId('g-many');
+      for (let i = 0; i < 70; i += 1) expect(await tokens.find(`long-${i}`)).toBeUndefined();
+      expect(await tokens.find('other')).toEqual(token('g-other'));
+    });
+
     it('removes every token of the grant, and only those', async () => {
       await store.adapterFor('AccessToken').upsert('at-1', token('g-1'), 60);
       await store.adapterFor('RefreshToken').upsert('rt-1', token('g-1'), 120);

@@ -1,6 +1,7 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { copyJson } from '@openid-express/rp';
 import { OpConfigError } from '../errors.js';
+import { jsonCopy } from './json-copy.js';
 import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
 import { TtlMap, type DropReason } from './ttl-map.js';
 import type { OpStore } from './types.js';
@@ -62,20 +63,27 @@ export interface MemoryOpStore extends OpStore {
   readonly evicted: number;
 }
 
+/** One record. Every field is always set (undefined when it does not apply): one shape for V8, whatever the model. */
 interface Stored {
   model: string;
   id: string;
   /**
-   * The payload as JSON text when saved (a copy nothing else holds), parsed in place on its first
-   * read: every read after that hands out a copy of the parsed object, about 4× cheaper than
-   * parsing the text again (userinfo reads its access token and grant on every call, bench/RESULTS.md).
+   * The payload as JSON would carry it (`jsonCopy`: what redisAdapter() gives back), `consumed`
+   * left out: a copy nothing else holds. Every read hands out its own copy of it.
    */
-  payload: string | AdapterPayload;
-  consumed?: number;
-  uid?: string;
-  userCode?: string;
-  /** Set only for GRANTABLE models: the grant whose revocation removes this record. */
-  grantId?: string;
+  payload: AdapterPayload;
+  consumed: number | undefined;
+  uid: string | undefined;
+  userCode: string | undefined;
+  /** Only for GRANTABLE models: the grant whose revocation removes this record. */
+  grantId: string | undefined;
+}
+
+/** A grant's records: key → when it expires (ms). */
+class GrantMembers extends Map<string, number> {
+  static readonly FIRST_PRUNE = 16;
+  /** The size at which expired members are next looked for. */
+  pruneAt = GrantMembers.FIRST_PRUNE;
 }
 
 /** Everything one memory store holds; the sweep timer only reaches it through a WeakRef. */
@@ -86,7 +94,7 @@ class MemoryState {
   readonly pinned: TtlMap<Stored>;
   readonly uids: TtlMap<string>;
   readonly userCodes: TtlMap<string>;
-  readonly grants: TtlMap<Map<string, number>>;
+  readonly grants: TtlMap<GrantMembers>;
   /** Revoked grant ids: a record of one of them saved later is not kept. */
   readonly revoked: TtlMap<true>;
   readonly counters: TtlMap<number>;
@@ -142,12 +150,18 @@ class MemoryState {
     if (stored) this.unindex(key, stored);
   }
 
-  // The grant's member list lives as long as its longest-lived member; expired members are pruned.
+  // The grant's member list lives as long as its longest-lived member. A member leaves with its
+  // record (expired, evicted, destroyed); what the sweep has not reached yet goes in one pass once
+  // the list has doubled since the last, so a save costs O(1) on average however many tokens the
+  // grant holds (a pass on every save made a grant of n tokens cost O(n) per save: bench/op-store-calls.mjs).
   private addToGrant(grantId: string, key: string, expiresAt: number): void {
-    const now = this.now();
-    const members = this.grants.get(grantId) ?? new Map<string, number>();
-    for (const [member, until] of members) if (until <= now) members.delete(member);
+    const members = this.grants.get(grantId) ?? new GrantMembers();
     members.set(key, expiresAt);
+    if (members.size >= members.pruneAt) {
+      const now = this.now();
+      for (const [member, until] of members) if (until <= now) members.delete(member);
+      members.pruneAt = Math.max(GrantMembers.FIRST_PRUNE, 2 * members.size);
+    }
     this.grants.set(grantId, members, Math.max(this.grants.expiresAt(grantId) ?? 0, expiresAt));
   }
 
@@ -204,8 +218,9 @@ function unlink(index: TtlMap<string>, indexKey: string, id: string): void {
  * `maxRecords` records are held (least recently used evicted first; see
  * {@link MemoryAdapterOptions.maxRecords} for what that means to clients), so a long-running or
  * load-tested dev server stays bounded. A revoked grant keeps none of its tokens, even ones saved
- * while or after it was revoked. Records are lost on restart and are not shared between
- * processes: use {@link redisAdapter} in production.
+ * while or after it was revoked. Each record is kept as JSON carries it, as {@link redisAdapter}
+ * gives it back. Records are lost on restart and are not shared between processes: use
+ * {@link redisAdapter} in production.
  *
  * @example
  * ```ts
@@ -274,6 +289,8 @@ class MemoryModelAdapter implements Adapter {
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+    // first, so a payload JSON cannot carry is refused (as redisAdapter refuses it) with the record as it was
+    const copy = jsonCopy(payload, 'consumed');
     const key = this.key(id);
     this.state.remove(this.model, key);
     const grantId = GRANTABLE.has(this.model) && payload.grantId ? payload.grantId : undefined;
@@ -281,11 +298,10 @@ class MemoryModelAdapter implements Adapter {
     if (grantId && this.state.isRevoked(grantId)) return;
     const ttl = ttlSeconds(expiresIn, this.model);
     const expiresAt = ttl === undefined ? Infinity : this.state.now() + ttl * 1000;
-    const { consumed, ...rest } = payload;
-    const stored: Stored = { model: this.model, id, payload: JSON.stringify(rest), consumed: consumed ?? undefined };
-    if (payload.uid) stored.uid = payload.uid;
-    if (payload.userCode) stored.userCode = payload.userCode;
-    if (grantId) stored.grantId = grantId;
+    const stored: Stored = {
+      model: this.model, id, payload: copy, consumed: payload.consumed ?? undefined,
+      uid: payload.uid || undefined, userCode: payload.userCode || undefined, grantId,
+    };
     this.state.save(key, stored, expiresAt);
   }
 
@@ -296,7 +312,6 @@ class MemoryModelAdapter implements Adapter {
   async find(id: string): Promise<AdapterPayload | undefined> {
     const stored = this.stored(id);
     if (!stored) return undefined;
-    if (typeof stored.payload === 'string') stored.payload = JSON.parse(stored.payload) as AdapterPayload;
     const payload = copyJson(stored.payload);
     if (stored.consumed !== undefined) payload.consumed = stored.consumed;
     return payload;
