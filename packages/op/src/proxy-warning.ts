@@ -1,4 +1,4 @@
-import type { NextFunction, Request, Response } from 'express';
+import type { Request } from 'express';
 
 /** The warning `op()` logs once when it sees `X-Forwarded-For` with `trustProxy` off. */
 export const PROXY_WARNING = 'openid-express op(): a request came with X-Forwarded-For but `trustProxy` is off, so the OP '
@@ -11,15 +11,15 @@ export const PROXY_WARNING = 'openid-express op(): a request came with X-Forward
  * is off: the sign that the OP runs behind a proxy it does not trust.
  *
  * @example
- * if (!o.trustProxy) app.use(warnUntrustedProxyOnce());
+ * const checks = o.trustProxy ? [] : [warnUntrustedProxyOnce()]; // a RequestCheck: always goes on
  */
 export function warnUntrustedProxyOnce() {
   let warned = false;
-  return (req: Request, _res: Response, next: NextFunction) => {
+  return (req: Request): true => {
     if (!warned && req.headers['x-forwarded-for'] !== undefined) {
       warned = true;
       console.warn(PROXY_WARNING);
     }
-    next();
+    return true;
   };
 }

@@ -10,7 +10,7 @@ import { OpConfigError } from './errors.js';
 import { interactionStates } from './interaction-state.js';
 import { completeLogin, interactionRoutes, type InteractionDeps } from './interactions.js';
 import { resolveKeys } from './keys.js';
-import { checkHost, checkMount } from './request-checks.js';
+import { checkHost, checkMount, type RequestCheck } from './request-checks.js';
 import { checkLogoutCsrf } from './logout-csrf.js';
 import { resolveOptions, type OpOptions, type ResolvedOptions } from './options.js';
 import { postToGet } from './post-to-get.js';
@@ -143,22 +143,19 @@ export function op(options: OpOptions): OpApp {
   onMount(app, o);
   const refuse = misconfigured(views);
   const session = sessionStep(o, views, refuse);
-  // one layer for the checks every request passes (each layer costs on the API endpoints' hot path)
-  const checks = [
+  // the checks every request passes, in one layer (each layer costs on the API endpoints' hot path)
+  const checks: RequestCheck[] = [
     ...(o.trustProxy ? [] : [warnUntrustedProxyOnce()]),
     checkMount(o.mountPath, views, (req, res) => refuse(req, res, { code: 'mount_mismatch', message: `op(): ${mountMismatch(o, req.baseUrl)}` })),
     checkHost(o.trustProxy, views),
   ];
-  const runChecks = (req: Request, res: Response, next: NextFunction) => {
-    let i = 0;
-    const step = (err?: unknown): void => {
-      if (err) return next(err);
-      if (i < checks.length) return void checks[i++]!(req, res, step);
-      next();
-    };
-    step();
+  const passesChecks: RequestCheck = (req, res) => {
+    for (const check of checks) if (!check(req, res)) return false;
+    return true;
   };
-  app.use(runChecks);
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (passesChecks(req, res)) next();
+  });
   const deps: InteractionDeps = {
     provider, views, accounts: o.accounts,
     authenticators: o.authenticators.length ? o.authenticators : [password()],
@@ -181,7 +178,7 @@ export function op(options: OpOptions): OpApp {
   app.use(callback);
   const onError = errorPage(views);
   app.use(onError);
-  skipAppForApiEndpoints(app, provider, runChecks, callback, onError);
+  skipAppForApiEndpoints(app, provider, passesChecks, callback);
   return app;
 }
 
@@ -194,8 +191,7 @@ export function op(options: OpOptions): OpApp {
  * another letter case or with a trailing slash, takes op()'s app as before.
  */
 function skipAppForApiEndpoints(
-  app: OpApp, provider: Provider, runChecks: RequestHandler, callback: (req: Request, res: Response) => unknown,
-  onError: ReturnType<typeof errorPage>,
+  app: OpApp, provider: Provider, passesChecks: RequestCheck, callback: (req: Request, res: Response) => unknown,
 ) {
   // pathFor throws for the routes of features that are off
   const routed = (name: string) => {
@@ -217,6 +213,6 @@ function skipAppForApiEndpoints(
     const q = req.url.indexOf('?');
     const path = q === -1 ? req.url : req.url.slice(0, q);
     if (!api.has(path) && !(path === authorization && req.method === 'GET')) return handle(req, res, next);
-    runChecks(req, res, (err?: unknown) => (err ? onError(err as { status?: number }, req, res, next) : void callback(req, res)));
+    if (passesChecks(req, res)) void callback(req, res);
   };
 }
