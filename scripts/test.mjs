@@ -1,8 +1,8 @@
 // `npm test`: install, build, type-check, then run every test and print "N passed, M failed".
-// `npm test -- --also-node=22` runs the suite a second time on Node 22 (fetched from the npm
-// registry), the runtime oidc-provider 9 supports; CI does this. Other arguments go to jest.
-// The packaging suite (test/packaging: pack, npm install into temporary apps, log in and out) runs
-// once, on the last Node of the run (Node 22 with `--also-node=22`): the others skip it.
+// `npm test -- --also-node=22 --also-node=24` runs the suite again on Node 22 and on Node 24 (each
+// fetched from the npm registry), the LTS lines oidc-provider 9 supports; CI does this. Other
+// arguments go to jest. The packaging suite (test/packaging: pack, npm install into temporary apps,
+// log in and out) runs once, on the last Node of the run (Node 24 in CI): the others skip it.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';

@@ -15,8 +15,8 @@
  * and the TypeScript app also compiles against Express 4's types. Needs the npm registry: when it is
  * unreachable the installs fail, and so does this suite (it never skips for that).
  *
- * `npm test` runs this suite on one Node.js only, the last of the run (Node 22 with CI's
- * `--also-node=22`): scripts/test.mjs sets OPENID_EXPRESS_SKIP_PACKAGING=1 for the others.
+ * `npm test` runs this suite on one Node.js only, the last of the run (Node 24 with CI's
+ * `--also-node=22 --also-node=24`): scripts/test.mjs sets OPENID_EXPRESS_SKIP_PACKAGING=1 for the others.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
