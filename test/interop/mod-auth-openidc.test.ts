@@ -4,21 +4,14 @@
  * PKCE off (a confidential client sending a nonce, which RFC 9700 §2.1.1 allows to omit PKCE).
  * Needs `apt-get install -y apache2 libapache2-mod-auth-openidc`; fails (never skips) without it.
  */
-import { FormBrowser, type BrowserPage } from '../support/op-forms.js';
+import { FormBrowser } from '../support/op-forms.js';
 import { freePort, pkceOffDirective, requireApache, startApache, type ApacheRp } from './support/apache.js';
 import { ALICE, startInteropOp, type InteropOp } from './support/op.js';
+import { expectAt } from './support/pages.js';
 
 const CLIENT_ID = 'apache';
 const CLIENT_SECRET = 'apache-client-secret-0123456789abcdef';
 
-/** The page's visible text, to make a failed expectation readable. */
-const text = (page: BrowserPage) => page.html.replace(/<style[\s\S]*?<\/style>/g, '').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim();
-
-function expectAt(page: BrowserPage, where: string, what: string): void {
-  if (!page.url.includes(where)) {
-    throw new Error(`expected ${what} (${where}), got ${page.status} at ${page.url}: ${text(page).slice(0, 400)}`);
-  }
-}
 
 interface Run { name: string; directives: () => string[]; pkce?: 'S256' | 'none' }
 

@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import session from 'express-session';
-import { generateKeys, memoryAccounts, op, type OpClient } from '@openid-express/op';
+import { generateKeys, memoryAccounts, op, type OpClient, type OpOptions } from '@openid-express/op';
 
 export const ALICE = {
   id: 'alice', username: 'alice', password: 'wonderland-42',
@@ -18,8 +18,11 @@ export interface InteropOp {
   close(): Promise<void>;
 }
 
-/** Starts the OP; `clients` gets the issuer's origin, since redirect URIs may depend on it. */
-export async function startInteropOp(clients: (origin: string) => OpClient[]): Promise<InteropOp> {
+/**
+ * Starts the OP; `clients` gets the issuer's origin, since redirect URIs may depend on it. `more`:
+ * other op() options (e.g. `allowPrivateHosts` for back-channel logout to an RP on loopback).
+ */
+export async function startInteropOp(clients: (origin: string) => OpClient[], more: Partial<OpOptions> = {}): Promise<InteropOp> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -28,7 +31,7 @@ export async function startInteropOp(clients: (origin: string) => OpClient[]): P
   const app = express();
   app.use(session({ secret: 'interop-session-secret-0123456789', resave: false, saveUninitialized: false }));
   app.get('/op/auth', (req, _res, next) => { authRequests.push({ ...req.query }); next(); });
-  app.use('/op', op({ issuer, accounts: memoryAccounts([ALICE]), clients: clients(origin), ...generateKeys() }));
+  app.use('/op', op({ issuer, accounts: memoryAccounts([ALICE]), clients: clients(origin), ...generateKeys(), ...more }));
   server.on('request', app);
   return {
     origin, issuer, authRequests,
