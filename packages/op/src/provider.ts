@@ -111,6 +111,27 @@ function ttlOf(o: ResolvedOptions): NonNullable<Configuration['ttl']> {
   };
 }
 
+const originOf = (uri: string): string | undefined => {
+  try {
+    return new URL(uri).origin;
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * Which browser origins may read the answers of the endpoints a client calls itself (token,
+ * userinfo, revocation, introspection, PAR ...): a public client (`token_endpoint_auth_method:
+ * 'none'`, a single-page app) from the origin of one of its `redirect_uris`; any client's such
+ * origin, userinfo only (a confidential client's secret never belongs in a browser). oidc-provider's
+ * own default rule, set here so it stops asking to be changed. Discovery and JWKS allow every origin.
+ */
+function clientBasedCORS(ctx: KoaContextWithOIDC, origin: string, client: Client): boolean {
+  if (origin === 'null') return false;
+  if (ctx.oidc.route !== 'userinfo' && client.clientAuthMethod !== 'none') return false;
+  return (client.redirectUris ?? []).some((uri) => originOf(uri) === origin);
+}
+
 /** The scope to load an account's claims for: `scope`, widened when claims are asked by name (userinfo calls this on every request). */
 function askedScope(scope: string, asked: object | undefined): string {
   if (asked) for (const _name in asked) return scopeCovering(scope, Object.keys(asked));
@@ -163,6 +184,7 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     },
     // refresh tokens rotate on every use (RFC 9700 4.14.2); a replayed one revokes the grant
     rotateRefreshToken: true,
+    clientBasedCORS,
     ttl: ttlOf(o),
     ...(o.features.resourceIndicators || o.features.tokenExchange ? { extraTokenClaims: tokenClaims(o) } : {}),
     ...(o.allowPrivateHosts.length ? { fetch: privateHostsFetch(parseAllowedHosts(o.allowPrivateHosts)) } : {}),

@@ -1,12 +1,13 @@
 /**
  * Warnings a user did not cause: oidc-provider's "Unsupported runtime" on the Node.js versions this
- * package supports, and its "already parsed request body detected" when the logout is confirmed.
+ * package supports, its "already parsed request body detected" when the logout is confirmed, and
+ * its notice that the default `clientBasedCORS` should be changed (op() sets that rule itself).
  */
 import express from 'express';
 import { memoryAdapter } from '@openid-express/op';
 import { signIn } from '../../../test/support/op-forms.js';
 import { supportedNode, withoutRuntimeWarning } from '../src/runtime-warning.js';
-import { ALICE } from './support/op-server.js';
+import { ALICE, accounts, startOp } from './support/op-server.js';
 import { startFlowFixture, type FlowFixture } from './support/flow-suite.js';
 
 const UNSUPPORTED = 'oidc-provider WARNING: Unsupported runtime. Use Node.js v22.x LTS, or a later LTS release.';
@@ -115,6 +116,33 @@ describe('"already parsed request body detected"', () => {
     } finally {
       warn.mockRestore();
       await f.op.close();
+    }
+  });
+});
+
+describe('"default clientBasedCORS function called"', () => {
+  test("is not printed when a browser app calls the token endpoint across origins: op() sets the rule, and it holds", async () => {
+    const spa = 'http://localhost:5173';
+    const running = await startOp(() => ({
+      accounts, clients: [{ client_id: 'spa', token_endpoint_auth_method: 'none', redirect_uris: [`${spa}/callback`] }],
+    }));
+    const info = jest.spyOn(console, 'info');
+    try {
+      const corsOf = async (origin: string) => {
+        const res = await fetch(`${running.issuer}/token`, {
+          method: 'POST',
+          headers: { origin, 'content-type': 'application/x-www-form-urlencoded' },
+          body: 'grant_type=authorization_code&code=nope&client_id=spa&code_verifier=nope&redirect_uri=nope',
+        });
+        await res.arrayBuffer();
+        return [res.status, res.headers.get('access-control-allow-origin')];
+      };
+      expect(await corsOf(spa)).toEqual([400, spa]);
+      expect(await corsOf('https://elsewhere.example')).toEqual([400, null]);
+      expect(info.mock.calls.flat().join('\n')).not.toContain('clientBasedCORS');
+    } finally {
+      info.mockRestore();
+      await running.close();
     }
   });
 });

@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import session from 'express-session';
-import { generateKeys, memoryAccounts, op, type OpClient, type OpOptions } from '@openid-express/op';
+import { generateKeys, memoryAccounts, op, type OpApp, type OpClient, type OpOptions } from '@openid-express/op';
 
 export const ALICE = {
   id: 'alice', username: 'alice', password: 'wonderland-42',
@@ -15,6 +15,8 @@ export interface InteropOp {
   issuer: string;
   /** Query parameters of every GET /op/auth, in order (what the RP really sent). */
   authRequests: Array<Record<string, unknown>>;
+  /** The OP's oidc-provider instance (to mint a token directly). */
+  provider: OpApp['provider'];
   close(): Promise<void>;
 }
 
@@ -31,10 +33,11 @@ export async function startInteropOp(clients: (origin: string) => OpClient[], mo
   const app = express();
   app.use(session({ secret: 'interop-session-secret-0123456789', resave: false, saveUninitialized: false }));
   app.get('/op/auth', (req, _res, next) => { authRequests.push({ ...req.query }); next(); });
-  app.use('/op', op({ issuer, accounts: memoryAccounts([ALICE]), clients: clients(origin), ...generateKeys(), ...more }));
+  const opApp = op({ issuer, accounts: memoryAccounts([ALICE]), clients: clients(origin), ...generateKeys(), ...more });
+  app.use('/op', opApp);
   server.on('request', app);
   return {
-    origin, issuer, authRequests,
+    origin, issuer, authRequests, provider: opApp.provider,
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

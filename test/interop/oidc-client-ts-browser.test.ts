@@ -1,0 +1,176 @@
+/**
+ * Interop in a real browser: a single-page app on another site signs in through our OP with
+ * oidc-client-ts (the library SPAs use; a public client, PKCE S256, the code exchange and userinfo
+ * called from the page by fetch, so across origins), then logs out. The OP lets the app's origin (that
+ * of one of its redirect_uris) read those answers and no other origin: a page elsewhere calling the
+ * token endpoint gets nothing (CORS), and a confidential client's origin may read userinfo only.
+ * Needs Chromium (`apt-get install -y chromium`); fails (never skips) without it.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../support/chromium.js';
+import { ALICE, startInteropOp, type InteropOp } from './support/op.js';
+
+// the library's own browser build (its package exports do not name the file, so by path)
+const LIBRARY = readFileSync(join(__dirname, '..', '..', 'node_modules', 'oidc-client-ts', 'dist', 'browser', 'oidc-client-ts.min.js'), 'utf8');
+
+/** The app's pages: `/` and `/callback.html`, each making a UserManager with the same settings. */
+function spaPage(issuer: string, origin: string, body: string): string {
+  const settings = {
+    authority: issuer, client_id: 'spa', response_type: 'code', scope: 'openid profile email',
+    redirect_uri: `${origin}/callback.html`, post_logout_redirect_uri: `${origin}/`, loadUserInfo: true,
+  };
+  return `<!doctype html><html><head><meta charset="utf-8"><title>SPA</title>
+<script src="/oidc-client-ts.js"></script></head><body><p>the app</p>
+<script>window.mgr = new oidc.UserManager(${JSON.stringify(settings)});${body}</script></body></html>`;
+}
+
+async function listen(server: Server, host: string): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+/** A static site: the library and two pages (`/` and `/callback.html`). */
+function staticSite(pages: (origin: string) => Record<string, string>, origin: () => string): Server {
+  return createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path === '/oidc-client-ts.js') return void res.writeHead(200, { 'content-type': 'text/javascript' }).end(LIBRARY);
+    const html = pages(origin())[path];
+    if (html === undefined) return void res.writeHead(404).end('not found');
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html);
+  });
+}
+
+describe('oidc-client-ts in Chromium against op() (a single-page app on another site)', () => {
+  let browser: Browser;
+  let opServer: InteropOp;
+  let spaOrigin = '';
+  let otherOrigin = '';
+  const spa = staticSite((origin) => ({
+    '/': spaPage(opServer.issuer, origin, ''),
+    '/callback.html': spaPage(opServer.issuer, origin, `mgr.signinRedirectCallback()
+      .then((u) => { window.done = { sub: u.profile.sub, email: u.profile.email, access: typeof u.access_token, scope: u.scope }; })
+      .catch((e) => { window.done = { error: String(e) }; });`),
+  }), () => spaOrigin);
+  // a page on a site the client never registered
+  const other = staticSite(() => ({ '/': '<!doctype html><title>elsewhere</title><p>elsewhere</p>' }), () => otherOrigin);
+
+  beforeAll(async () => {
+    spaOrigin = `http://localhost:${await listen(spa, '127.0.0.1')}`;
+    otherOrigin = `http://localhost:${await listen(other, '127.0.0.1')}`;
+    opServer = await startInteropOp(() => [
+      {
+        client_id: 'spa', token_endpoint_auth_method: 'none',
+        redirect_uris: [`${spaOrigin}/callback.html`], post_logout_redirect_uris: [`${spaOrigin}/`],
+      },
+      // a confidential client whose redirect_uri is on the other site: its origin may read userinfo only
+      {
+        client_id: 'web', client_secret: 'web-client-secret-0123456789abcdef',
+        redirect_uris: [`${otherOrigin}/cb`],
+      },
+    ]);
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await opServer?.close();
+    for (const server of [spa, other]) {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  /** Calls the app's UserManager method that navigates away (not awaited: the page goes). */
+  async function start(page: Page, method: 'signinRedirect' | 'signoutRedirect'): Promise<void> {
+    await page.evaluate((m) => { void (window as unknown as { mgr: Record<string, () => Promise<void>> }).mgr[m]!(); }, method);
+  }
+
+  async function signIn(page: Page): Promise<void> {
+    await page.goto(`${spaOrigin}/`);
+    await start(page, 'signinRedirect');
+    await page.waitForURL((u) => u.pathname.includes('/op/interaction/'));
+    await page.locator('input[name=login]').fill(ALICE.username);
+    await page.locator('input[name=password]').fill(ALICE.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Allow' }).click();
+    await page.waitForURL(`${spaOrigin}/callback.html**`);
+  }
+
+  it('signs in with PKCE, exchanges the code and reads userinfo from the page, then logs out', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    try {
+      await signIn(page);
+      const sent = opServer.authRequests.at(-1)!;
+      expect(sent).toMatchObject({ client_id: 'spa', code_challenge_method: 'S256', code_challenge: expect.any(String), state: expect.any(String) });
+      await page.waitForFunction(() => (window as unknown as { done?: unknown }).done);
+      const done = await page.evaluate(() => (window as unknown as { done: unknown }).done);
+      // email comes from userinfo (the ID token of a code flow carries sub): the page read both across origins
+      expect(done).toEqual({ sub: ALICE.id, email: ALICE.claims.email, access: 'string', scope: 'openid profile email' });
+
+      await start(page, 'signoutRedirect');
+      await page.waitForURL((u) => u.pathname.endsWith('/op/session/end'));
+      await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+      await page.waitForURL(`${spaOrigin}/`);
+
+      // signed out at the OP: the next sign-in asks for the password again
+      await start(page, 'signinRedirect');
+      await page.waitForURL((u) => u.pathname.includes('/op/interaction/'));
+      await expect(page.locator('input[name=password]').count()).resolves.toBe(1);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('a page on a site the client never registered cannot read the token endpoint', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    try {
+      await page.goto(`${otherOrigin}/`);
+      const result = await page.evaluate(async (issuer) => {
+        const read = async (url: string, init?: RequestInit) => fetch(url, init).then((r) => `read ${r.status}`, (e: Error) => `blocked: ${e.name}`);
+        const form = { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' } };
+        return {
+          discovery: await read(`${issuer}/.well-known/openid-configuration`),
+          // the SPA's client id, from the wrong site
+          token: await read(`${issuer}/token`, { ...form, body: 'grant_type=authorization_code&code=x&client_id=spa&code_verifier=y&redirect_uri=z' }),
+          // the confidential client's own origin: never the token endpoint from a browser
+          confidential: await read(`${issuer}/token`, { ...form, body: 'grant_type=authorization_code&code=x&client_id=web&client_secret=s' }),
+        };
+      }, opServer.issuer);
+      expect(result).toEqual({ discovery: 'read 200', token: 'blocked: TypeError', confidential: 'blocked: TypeError' });
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("answers CORS by the client's registered origins (the headers a browser relies on)", async () => {
+    const token = `${opServer.issuer}/token`;
+    const userinfo = `${opServer.issuer}/me`;
+    const allowed = async (url: string, origin: string, init: RequestInit = {}) => {
+      const res = await fetch(url, { ...init, headers: { ...init.headers as Record<string, string>, origin } });
+      await res.arrayBuffer();
+      return res.headers.get('access-control-allow-origin');
+    };
+    const form = (body: string): RequestInit => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+    const spaToken = form('grant_type=authorization_code&code=x&client_id=spa&code_verifier=y&redirect_uri=z');
+    expect(await allowed(token, spaOrigin, spaToken)).toBe(spaOrigin);
+    expect(await allowed(token, otherOrigin, spaToken)).toBeNull();
+    expect(await allowed(token, 'null', spaToken)).toBeNull();
+    expect(await allowed(token, otherOrigin, form('grant_type=authorization_code&code=x&client_id=web&client_secret=web-client-secret-0123456789abcdef'))).toBeNull();
+    // userinfo: an access token of `web` read from web's origin, and refused to the SPA's
+    const { provider } = opServer;
+    const grant = new provider.Grant({ clientId: 'web', accountId: ALICE.id });
+    grant.addOIDCScope('openid email');
+    const webToken = await new provider.AccessToken({
+      client: (await provider.Client.find('web'))!, accountId: ALICE.id, grantId: await grant.save(), gty: 'authorization_code', scope: 'openid email',
+    }).save();
+    const bearer = { headers: { authorization: `Bearer ${webToken}` } };
+    expect(await allowed(userinfo, otherOrigin, bearer)).toBe(otherOrigin);
+    expect(await allowed(userinfo, spaOrigin, bearer)).toBeNull();
+  });
+});
