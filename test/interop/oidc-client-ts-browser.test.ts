@@ -17,11 +17,11 @@ import { ALICE, startInteropOp, type InteropOp } from './support/op.js';
 // the library's own browser build (its package exports do not name the file, so by path)
 const LIBRARY = readFileSync(join(__dirname, '..', '..', 'node_modules', 'oidc-client-ts', 'dist', 'browser', 'oidc-client-ts.min.js'), 'utf8');
 
-/** The app's pages: `/` and `/callback.html`, each making a UserManager with the same settings. */
-function spaPage(issuer: string, origin: string, body: string): string {
+/** One of the app's pages, making a UserManager (`more` changes the client's settings). */
+function spaPage(issuer: string, origin: string, body: string, more: Record<string, unknown> = {}): string {
   const settings = {
     authority: issuer, client_id: 'spa', response_type: 'code', scope: 'openid profile email',
-    redirect_uri: `${origin}/callback.html`, post_logout_redirect_uri: `${origin}/`, loadUserInfo: true,
+    redirect_uri: `${origin}/callback.html`, post_logout_redirect_uri: `${origin}/`, loadUserInfo: true, ...more,
   };
   return `<!doctype html><html><head><meta charset="utf-8"><title>SPA</title>
 <script src="/oidc-client-ts.js"></script></head><body><p>the app</p>
@@ -49,11 +49,18 @@ describe('oidc-client-ts in Chromium against op() (a single-page app on another 
   let opServer: InteropOp;
   let spaOrigin = '';
   let otherOrigin = '';
+  const callback = `mgr.signinRedirectCallback()
+      .then((u) => { window.done = { sub: u.profile.sub, email: u.profile.email, access: typeof u.access_token, scope: u.scope }; })
+      .catch((e) => { window.done = { error: String(e) }; });`;
+  // the same app as a client that may keep a refresh token (offline_access, asked with prompt=consent)
+  const offline = (origin: string) => ({
+    client_id: 'spa-offline', scope: 'openid email offline_access', prompt: 'consent', redirect_uri: `${origin}/offline/callback.html`,
+  });
   const spa = staticSite((origin) => ({
     '/': spaPage(opServer.issuer, origin, ''),
-    '/callback.html': spaPage(opServer.issuer, origin, `mgr.signinRedirectCallback()
-      .then((u) => { window.done = { sub: u.profile.sub, email: u.profile.email, access: typeof u.access_token, scope: u.scope }; })
-      .catch((e) => { window.done = { error: String(e) }; });`),
+    '/callback.html': spaPage(opServer.issuer, origin, callback),
+    '/offline/': spaPage(opServer.issuer, origin, '', offline(origin)),
+    '/offline/callback.html': spaPage(opServer.issuer, origin, callback, offline(origin)),
   }), () => spaOrigin);
   // a page on a site the client never registered
   const other = staticSite(() => ({ '/': '<!doctype html><title>elsewhere</title><p>elsewhere</p>' }), () => otherOrigin);
@@ -65,6 +72,10 @@ describe('oidc-client-ts in Chromium against op() (a single-page app on another 
       {
         client_id: 'spa', token_endpoint_auth_method: 'none',
         redirect_uris: [`${spaOrigin}/callback.html`], post_logout_redirect_uris: [`${spaOrigin}/`],
+      },
+      {
+        client_id: 'spa-offline', token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'],
+        redirect_uris: [`${spaOrigin}/offline/callback.html`],
       },
       // a confidential client whose redirect_uri is on the other site: its origin may read userinfo only
       {
@@ -89,15 +100,15 @@ describe('oidc-client-ts in Chromium against op() (a single-page app on another 
     await page.evaluate((m) => { void (window as unknown as { mgr: Record<string, () => Promise<void>> }).mgr[m]!(); }, method);
   }
 
-  async function signIn(page: Page): Promise<void> {
-    await page.goto(`${spaOrigin}/`);
+  async function signIn(page: Page, app = '/'): Promise<void> {
+    await page.goto(`${spaOrigin}${app}`);
     await start(page, 'signinRedirect');
     await page.waitForURL((u) => u.pathname.includes('/op/interaction/'));
     await page.locator('input[name=login]').fill(ALICE.username);
     await page.locator('input[name=password]').fill(ALICE.password);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('button', { name: 'Allow' }).click();
-    await page.waitForURL(`${spaOrigin}/callback.html**`);
+    await page.waitForURL(`${spaOrigin}${app}callback.html**`);
   }
 
   it('signs in with PKCE, exchanges the code and reads userinfo from the page, then logs out', async () => {
@@ -121,6 +132,43 @@ describe('oidc-client-ts in Chromium against op() (a single-page app on another 
       await start(page, 'signinRedirect');
       await page.waitForURL((u) => u.pathname.includes('/op/interaction/'));
       await expect(page.locator('input[name=password]').count()).resolves.toBe(1);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('renews its tokens from the page with a rotating refresh token; the used one is refused after', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    try {
+      await signIn(page, '/offline/');
+      await page.waitForFunction(() => (window as unknown as { done?: unknown }).done);
+      expect(await page.evaluate(() => (window as unknown as { done: unknown }).done)).toMatchObject({ sub: ALICE.id, scope: 'openid email offline_access' });
+      const renewed = await page.evaluate(async (issuer) => {
+        type Tokens = { access_token: string; refresh_token?: string };
+        const mgr = (window as unknown as { mgr: { getUser(): Promise<Tokens | null>; signinSilent(): Promise<Tokens | null> } }).mgr;
+        const before = (await mgr.getUser())!;
+        // oidc-client-ts renews with the refresh token when it holds one (no iframe, no third-party cookie)
+        const after = (await mgr.signinSilent())!;
+        const refresh = async (token: string) => {
+          const res = await fetch(`${issuer}/token`, {
+            method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token, client_id: 'spa-offline' }),
+          });
+          return [res.status, ((await res.json()) as { error?: string }).error];
+        };
+        // the refresh token it used has rotated away: a replay is refused, and it revokes the grant,
+        // so the current refresh token (the one a thief racing the app would hold next) dies with it
+        const replay = await refresh(before.refresh_token!);
+        const current = await refresh(after.refresh_token!);
+        return {
+          hadRefresh: typeof before.refresh_token, newAccess: after.access_token !== before.access_token,
+          rotated: after.refresh_token !== before.refresh_token, replay, current,
+        };
+      }, opServer.issuer);
+      expect(renewed).toEqual({
+        hadRefresh: 'string', newAccess: true, rotated: true, replay: [400, 'invalid_grant'], current: [400, 'invalid_grant'],
+      });
     } finally {
       await context.close();
     }
