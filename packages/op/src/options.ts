@@ -287,8 +287,29 @@ function checkClients(clients: unknown): OpClient[] {
   const ids = clients.map((c) => c.client_id);
   const dup = ids.find((id, i) => ids.indexOf(id) !== i);
   if (dup) fail('clients', `client_id "${dup}" is listed twice`);
-  clients.forEach((c, i) => checkRedirectUris(c as OpClient, i));
+  clients.forEach((c, i) => {
+    checkRedirectUris(c as OpClient, i);
+    checkClientSecret(c as OpClient, i);
+  });
   return clients as OpClient[];
+}
+
+const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'client_secret_jwt']);
+
+/**
+ * A client that authenticates with a secret needs one. oidc-provider would only say so at the
+ * client's first sign-in, to the user ("invalid_client_metadata: client_secret is mandatory property"),
+ * and the usual cause is a browser app registered without `token_endpoint_auth_method: 'none'`.
+ */
+function checkClientSecret(c: OpClient, i: number): void {
+  const given = c.token_endpoint_auth_method;
+  const method = given ?? 'client_secret_basic';
+  if (typeof method !== 'string' || !SECRET_METHODS.has(method)) return;
+  if (typeof c.client_secret === 'string' && c.client_secret) return;
+  const how = given === undefined ? `token_endpoint_auth_method is ${method} (the default)` : `token_endpoint_auth_method is ${method}`;
+  fail(`clients[${i}].client_secret`, `client "${c.client_id}" has no client_secret, and its ${how}. A server-side app gives `
+    + 'client_secret: a long random string from your secret store (e.g. `openssl rand -base64 32`); a browser or mobile '
+    + 'app, which cannot keep a secret, is a public client: set token_endpoint_auth_method: \'none\' (PKCE is then required)');
 }
 
 /**

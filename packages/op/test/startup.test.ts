@@ -49,7 +49,9 @@ describe('op() refuses options that cannot work, naming the option', () => {
     ['an unknown PKCE policy', { ...base, pkce: 'never' }, 'pkce'],
     ['a client without redirect_uris (authorization_code by default)', { ...base, clients: [{ client_id: 'app', client_secret: 's' }] }, 'clients[0].redirect_uris'],
     ['a client with empty redirect_uris', { ...base, clients: [{ client_id: 'app', redirect_uris: [] }] }, 'clients[0].redirect_uris'],
-    ['an implicit client without redirect_uris', { ...base, clients: [{ client_id: 'a', redirect_uris: ['https://a.example/cb'] }, { client_id: 'spa', grant_types: ['implicit'], response_types: ['id_token'] }] }, 'clients[1].redirect_uris'],
+    ['an implicit client without redirect_uris', { ...base, clients: [{ client_id: 'a', client_secret: 's', redirect_uris: ['https://a.example/cb'] }, { client_id: 'spa', grant_types: ['implicit'], response_types: ['id_token'] }] }, 'clients[1].redirect_uris'],
+    ['a client without client_secret (authenticating with one by default)', { ...base, clients: [{ client_id: 'spa', redirect_uris: ['https://a.example/cb'] }] }, 'clients[0].client_secret'],
+    ['client_secret_post with an empty client_secret', { ...base, clients: [{ client_id: 'app', client_secret: '', token_endpoint_auth_method: 'client_secret_post', redirect_uris: ['https://a.example/cb'] }] }, 'clients[0].client_secret'],
     ['redirect_uris as a string', { ...base, clients: [{ client_id: 'app', redirect_uris: 'https://a.example/cb' }] }, 'clients[0].redirect_uris'],
     ['an empty name', { ...base, name: ' ' }, 'name'],
     ['a name that is not a string', { ...base, name: 42 }, 'name'],
@@ -79,9 +81,9 @@ describe('op() refuses options that cannot work, naming the option', () => {
     ['tokenExchange without resourceIndicators', { ...base, features: { tokenExchange: { policy: allow } } }, 'features.tokenExchange'],
     ['passwordGrant as a string', { ...base, features: { passwordGrant: 'yes' } }, 'features.passwordGrant'],
     ['deviceFlow with oidc-provider options', { ...base, features: { deviceFlow: { enabled: true, charset: 'digits' } } }, 'features.deviceFlow'],
-    ['a client listing the password grant while it is off', { ...base, clients: [{ client_id: 'app', grant_types: ['password'], response_types: [] }] }, 'clients[0].grant_types'],
-    ['a client listing the device grant while it is off', { ...base, clients: [{ client_id: 'tv', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [] }] }, 'clients[0].grant_types'],
-    ['a client listing token exchange while it is off', { ...base, clients: [{ client_id: 'gw', grant_types: ['urn:ietf:params:oauth:grant-type:token-exchange'], response_types: [] }] }, 'clients[0].grant_types'],
+    ['a client listing the password grant while it is off', { ...base, clients: [{ client_id: 'app', client_secret: 's', grant_types: ['password'], response_types: [] }] }, 'clients[0].grant_types'],
+    ['a client listing the device grant while it is off', { ...base, clients: [{ client_id: 'tv', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [] }] }, 'clients[0].grant_types'],
+    ['a client listing token exchange while it is off', { ...base, clients: [{ client_id: 'gw', client_secret: 's', grant_types: ['urn:ietf:params:oauth:grant-type:token-exchange'], response_types: [] }] }, 'clients[0].grant_types'],
     ['a zero device code lifetime', { ...base, ttl: { DeviceCode: 0 } }, 'ttl.DeviceCode'],
   ])('%s', (_name, options, option) => {
     const err = startupError(options);
@@ -118,6 +120,30 @@ describe('clients that sign users in need redirect_uris, said at start-up naming
       { client_id: 'par', client_secret: 's', require_pushed_authorization_requests: true },
       { client_id: 'web', client_secret: 's', redirect_uris: ['https://app.example.com/cb'] },
     ] })).not.toThrow();
+  });
+});
+
+describe('a client authenticating with a secret needs one, said at start-up, not at its first sign-in', () => {
+  test('the message names the client and says what a server-side app and a browser app each set', () => {
+    const err = startupError({ ...base, clients: [{ client_id: 'spa', redirect_uris: ['https://app.example.com/cb'] }] });
+    expect(err.message).toContain('client "spa" has no client_secret');
+    expect(err.message).toContain('token_endpoint_auth_method is client_secret_basic (the default)');
+    expect(err.message).toContain("token_endpoint_auth_method: 'none'");
+  });
+
+  test('a public client, a private_key_jwt client and a client with a secret start, and the public one signs in without a secret', async () => {
+    const jwks = { keys: [{ kty: 'EC', crv: 'P-256', x: 'MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4', y: '4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM', use: 'sig' }] };
+    const opApp = op({ ...base, clients: [
+      { client_id: 'spa', token_endpoint_auth_method: 'none', redirect_uris: ['https://spa.example.com/cb'] },
+      { client_id: 'jwt', token_endpoint_auth_method: 'private_key_jwt', jwks, redirect_uris: ['https://jwt.example.com/cb'] },
+      { client_id: 'web', client_secret: 's', redirect_uris: ['https://app.example.com/cb'] },
+    ] });
+    const app = express().use(session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false })).use('/op', opApp);
+    const auth = await request(app).get('/op/auth').query({
+      client_id: 'spa', response_type: 'code', scope: 'openid', redirect_uri: 'https://spa.example.com/cb', state: 's',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+    });
+    expect([auth.status, auth.headers.location]).toEqual([303, expect.stringContaining('/op/interaction/')]);
   });
 });
 
