@@ -135,7 +135,7 @@ export interface OpThrottle {
 export interface OpOptions {
   /** The issuer URL; its path must be where the router is mounted (`https://id.example.com/op` → `app.use('/op', ...)`). Required. */
   issuer: string;
-  /** Clients known at start-up (oidc-provider client metadata). Default none. */
+  /** Clients known at start-up (oidc-provider client metadata), each checked at start-up as oidc-provider checks it at the client's first request. Default none. */
   clients?: OpClient[];
   /** Where accounts are found (used by `password`, userinfo claims and WebFinger). Required. */
   accounts: AccountStore;
@@ -522,7 +522,8 @@ function checkTokenExchange(value: unknown): OpTokenExchange | false {
 }
 
 /** The grant types a feature of op() provides, so that a client listing one with the feature off is told at start-up. */
-const GRANT_FEATURES: Record<string, 'passwordGrant' | 'tokenExchange' | 'deviceFlow'> = {
+const GRANT_FEATURES: Record<string, 'passwordGrant' | 'tokenExchange' | 'deviceFlow' | 'clientCredentials'> = {
+  client_credentials: 'clientCredentials',
   password: 'passwordGrant',
   'urn:ietf:params:oauth:grant-type:token-exchange': 'tokenExchange',
   'urn:ietf:params:oauth:grant-type:device_code': 'deviceFlow',
@@ -533,11 +534,12 @@ function checkFeatureNeeds(features: OpFeatures, clients: OpClient[], provider: 
   if (features.tokenExchange && !features.resourceIndicators) {
     fail(TX, `needs features.resourceIndicators: the new token is for one of its resources (the resource or audience parameter), e.g. ${RI_EXAMPLE}`);
   }
-  const rawDeviceFlow = (provider?.features?.deviceFlow as { enabled?: boolean } | undefined)?.enabled === true;
+  // oidc-provider's own switch, given through the `provider` escape hatch, turns its grants on too
+  const raw = (feature: string) => (provider?.features as Record<string, { enabled?: boolean } | undefined> | undefined)?.[feature]?.enabled === true;
   clients.forEach((c, i) => {
     for (const grant of Array.isArray(c.grant_types) ? c.grant_types : []) {
       const feature = GRANT_FEATURES[grant];
-      if (!feature || features[feature] || (feature === 'deviceFlow' && rawDeviceFlow)) continue;
+      if (!feature || features[feature] || ((feature === 'deviceFlow' || feature === 'clientCredentials') && raw(feature))) continue;
       fail(`clients[${i}].grant_types`, `client "${c.client_id}" lists "${grant}" but features.${feature} is off: turn it on or remove the grant type`);
     }
   });

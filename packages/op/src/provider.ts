@@ -5,6 +5,7 @@ import { SCOPE_CLAIMS, scopeCovering, syncAccountsOf } from './accounts.js';
 import type { OpStore } from './adapters/types.js';
 import { deviceFlowFeature } from './device-flow.js';
 import { PAGE_HEADERS } from './error-page.js';
+import { OpConfigError } from './errors.js';
 import { PASSWORD_GRANT_WARNING, registerPasswordGrant } from './grants/password.js';
 import { exchangeClaims, registerTokenExchange } from './grants/token-exchange.js';
 import { publicJwks } from './keys.js';
@@ -219,10 +220,33 @@ function registerGrants(provider: Provider, o: ResolvedOptions, deps: Configurat
   }
 }
 
+/**
+ * Loads each of `clients` as oidc-provider will at the client's first request, so that a metadata
+ * error (a redirect URI with a fragment, an unknown auth method, a grant whose feature is off, an
+ * unknown scope ...) stops start-up naming the client, instead of answering its first user with a
+ * 400 invalid_client_metadata page.
+ */
+function checkClientMetadata(provider: Provider, clients: NonNullable<Configuration['clients']>): void {
+  const ClientModel = provider.Client as unknown as new (metadata: object) => unknown;
+  clients.forEach((metadata, i) => {
+    try {
+      void new ClientModel(metadata);
+    } catch (err) {
+      const { error, error_description: description } = err as { error?: string; error_description?: string };
+      if (!error || !description) throw err;
+      throw new OpConfigError(`clients[${i}]`, `client "${metadata.client_id}": ${description} (oidc-provider's ${error}; `
+        + 'every client is checked at start-up as it would be at its first sign-in)');
+    }
+  });
+}
+
 /** A configured oidc-provider instance. */
 export function createProvider(o: ResolvedOptions, deps: ConfigurationDeps): Provider {
-  const provider = new Provider(o.issuer, buildConfiguration(o, deps));
+  const configuration = buildConfiguration(o, deps);
+  const provider = new Provider(o.issuer, configuration);
   if (o.trustProxy) provider.proxy = true;
   registerGrants(provider, o, deps);
+  // after registerGrants: a client may list the grants op() adds
+  checkClientMetadata(provider, configuration.clients ?? []);
   return provider;
 }

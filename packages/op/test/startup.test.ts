@@ -83,6 +83,7 @@ describe('op() refuses options that cannot work, naming the option', () => {
     ['deviceFlow with oidc-provider options', { ...base, features: { deviceFlow: { enabled: true, charset: 'digits' } } }, 'features.deviceFlow'],
     ['a client listing the password grant while it is off', { ...base, clients: [{ client_id: 'app', client_secret: 's', grant_types: ['password'], response_types: [] }] }, 'clients[0].grant_types'],
     ['a client listing the device grant while it is off', { ...base, clients: [{ client_id: 'tv', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [] }] }, 'clients[0].grant_types'],
+    ['a client listing client_credentials while it is off', { ...base, clients: [{ client_id: 'svc', client_secret: 's', grant_types: ['client_credentials'], response_types: [] }] }, 'clients[0].grant_types'],
     ['a client listing token exchange while it is off', { ...base, clients: [{ client_id: 'gw', client_secret: 's', grant_types: ['urn:ietf:params:oauth:grant-type:token-exchange'], response_types: [] }] }, 'clients[0].grant_types'],
     ['a zero device code lifetime', { ...base, ttl: { DeviceCode: 0 } }, 'ttl.DeviceCode'],
   ])('%s', (_name, options, option) => {
@@ -115,9 +116,11 @@ describe('clients that sign users in need redirect_uris, said at start-up naming
   });
 
   test('a client_credentials-only client, a PAR-only client and a client with redirect_uris start', () => {
-    expect(() => op({ ...base, clients: [
+    // a PAR-only client may go without redirect_uris where oidc-provider's own switch allows it
+    const par = { provider: { features: { pushedAuthorizationRequests: { allowUnregisteredRedirectUris: true } } } };
+    expect(() => op({ ...base, ...par, features: { clientCredentials: true }, clients: [
       { client_id: 'service', client_secret: 's', grant_types: ['client_credentials'], response_types: [] },
-      { client_id: 'par', client_secret: 's', require_pushed_authorization_requests: true },
+      { client_id: 'par', client_secret: 's', require_pushed_authorization_requests: true, redirect_uris: [] },
       { client_id: 'web', client_secret: 's', redirect_uris: ['https://app.example.com/cb'] },
     ] })).not.toThrow();
   });
@@ -144,6 +147,29 @@ describe('a client authenticating with a secret needs one, said at start-up, not
       code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
     });
     expect([auth.status, auth.headers.location]).toEqual([303, expect.stringContaining('/op/interaction/')]);
+  });
+});
+
+describe("every client's metadata is checked at start-up as oidc-provider checks it at the client's first sign-in", () => {
+  const cb = ['https://app.example.com/cb'];
+  test.each([
+    ['a redirect URI with a fragment', { redirect_uris: ['https://app.example.com/cb#x'] }, 'redirect_uris must not contain fragments'],
+    ['a redirect URI that is not a URL', { redirect_uris: ['localhost:3000/cb'] }, 'redirect_uris must only contain web uris'],
+    ['an unknown token_endpoint_auth_method', { redirect_uris: cb, token_endpoint_auth_method: 'secret' }, 'token_endpoint_auth_method must be'],
+    ['post_logout_redirect_uris as a string', { redirect_uris: cb, post_logout_redirect_uris: 'https://app.example.com/' }, 'post_logout_redirect_uris must be an array'],
+    ['an ID token algorithm the OP has no key for', { redirect_uris: cb, id_token_signed_response_alg: 'ES256' }, 'id_token_signed_response_alg must be'],
+    ['a scope the OP does not know', { redirect_uris: cb, scope: 'openid nonsense' }, 'scope must only contain'],
+  ])('%s', (_name, metadata, description) => {
+    const err = startupError({ ...base, clients: [{ client_id: 'ok', client_secret: 's', redirect_uris: cb }, { client_id: 'app', client_secret: 's', ...metadata }] });
+    expect(err.option).toBe('clients[1]');
+    expect(err.code).toBe('op_config_invalid');
+    expect(err.message).toContain('client "app": ');
+    expect(err.message).toContain(description);
+  });
+
+  test('an implicit client with an http: redirect URI (public, no secret) is refused too', () => {
+    const err = startupError({ ...base, clients: [{ client_id: 'spa', token_endpoint_auth_method: 'none', response_types: ['id_token'], grant_types: ['implicit'], redirect_uris: ['http://app.example.com/cb'] }] });
+    expect([err.option, err.message]).toEqual(['clients[0]', expect.stringContaining('MUST only register URLs using the https scheme')]);
   });
 });
 
