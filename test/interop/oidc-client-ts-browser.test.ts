@@ -21,7 +21,8 @@ const LIBRARY = readFileSync(join(__dirname, '..', '..', 'node_modules', 'oidc-c
 function spaPage(issuer: string, origin: string, body: string, more: Record<string, unknown> = {}): string {
   const settings = {
     authority: issuer, client_id: 'spa', response_type: 'code', scope: 'openid profile email',
-    redirect_uri: `${origin}/callback.html`, post_logout_redirect_uri: `${origin}/`, loadUserInfo: true, ...more,
+    redirect_uri: `${origin}/callback.html`, post_logout_redirect_uri: `${origin}/`, loadUserInfo: true,
+    silent_redirect_uri: `${origin}/silent.html`, silentRequestTimeoutInSeconds: 5, ...more,
   };
   return `<!doctype html><html><head><meta charset="utf-8"><title>SPA</title>
 <script src="/oidc-client-ts.js"></script></head><body><p>the app</p>
@@ -33,7 +34,7 @@ async function listen(server: Server, host: string): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-/** A static site: the library and two pages (`/` and `/callback.html`). */
+/** A static site: the library and its pages. */
 function staticSite(pages: (origin: string) => Record<string, string>, origin: () => string): Server {
   return createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
@@ -59,6 +60,8 @@ describe('oidc-client-ts in Chromium against op() (a single-page app on another 
   const spa = staticSite((origin) => ({
     '/': spaPage(opServer.issuer, origin, ''),
     '/callback.html': spaPage(opServer.issuer, origin, callback),
+    // where a renewal in a hidden iframe comes back (prompt=none), telling the page that opened it
+    '/silent.html': spaPage(opServer.issuer, origin, 'mgr.signinCallback();'),
     '/offline/': spaPage(opServer.issuer, origin, '', offline(origin)),
     '/offline/callback.html': spaPage(opServer.issuer, origin, callback, offline(origin)),
   }), () => spaOrigin);
@@ -71,7 +74,7 @@ describe('oidc-client-ts in Chromium against op() (a single-page app on another 
     opServer = await startInteropOp(() => [
       {
         client_id: 'spa', token_endpoint_auth_method: 'none',
-        redirect_uris: [`${spaOrigin}/callback.html`], post_logout_redirect_uris: [`${spaOrigin}/`],
+        redirect_uris: [`${spaOrigin}/callback.html`, `${spaOrigin}/silent.html`], post_logout_redirect_uris: [`${spaOrigin}/`],
       },
       {
         client_id: 'spa-offline', token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'],
@@ -122,6 +125,13 @@ describe('oidc-client-ts in Chromium against op() (a single-page app on another 
       const done = await page.evaluate(() => (window as unknown as { done: unknown }).done);
       // email comes from userinfo (the ID token of a code flow carries sub): the page read both across origins
       expect(done).toEqual({ sub: ALICE.id, email: ALICE.claims.email, access: 'string', scope: 'openid profile email' });
+
+      // without a refresh token, oidc-client-ts renews in a hidden iframe (prompt=none): the OP's
+      // session cookie is SameSite=Lax, so a browser does not send it to a frame under another site,
+      // and the OP answers login_required although alice is signed in there (the README says so)
+      const silent = await page.evaluate(() => (window as unknown as { mgr: { signinSilent(): Promise<unknown> } }).mgr.signinSilent()
+        .then(() => 'renewed', (e: { error?: string; message?: string }) => e.error ?? e.message));
+      expect(silent).toBe('login_required');
 
       await start(page, 'signoutRedirect');
       await page.waitForURL((u) => u.pathname.endsWith('/op/session/end'));
