@@ -18,7 +18,7 @@ import { ALICE, startInteropOp, type InteropOp } from './support/op.js';
 const LIBRARY = readFileSync(join(__dirname, '..', '..', 'node_modules', 'oidc-client-ts', 'dist', 'browser', 'oidc-client-ts.min.js'), 'utf8');
 
 /** One of the app's pages, making a UserManager (`more` changes the client's settings). */
-function spaPage(issuer: string, origin: string, body: string, more: Record<string, unknown> = {}): string {
+function spaPage(issuer: string, origin: string, body: string, more: Record<string, unknown> = {}, script = '{}'): string {
   const settings = {
     authority: issuer, client_id: 'spa', response_type: 'code', scope: 'openid profile email',
     redirect_uri: `${origin}/callback.html`, post_logout_redirect_uri: `${origin}/`, loadUserInfo: true,
@@ -26,7 +26,7 @@ function spaPage(issuer: string, origin: string, body: string, more: Record<stri
   };
   return `<!doctype html><html><head><meta charset="utf-8"><title>SPA</title>
 <script src="/oidc-client-ts.js"></script></head><body><p>the app</p>
-<script>window.mgr = new oidc.UserManager(${JSON.stringify(settings)});${body}</script></body></html>`;
+<script>window.mgr = new oidc.UserManager({ ...${JSON.stringify(settings)}, ...${script} });${body}</script></body></html>`;
 }
 
 async function listen(server: Server, host: string): Promise<number> {
@@ -57,6 +57,11 @@ describe('oidc-client-ts in Chromium against op() (a single-page app on another 
   const offline = (origin: string) => ({
     client_id: 'spa-offline', scope: 'openid email offline_access', prompt: 'consent', redirect_uri: `${origin}/offline/callback.html`,
   });
+  // and as a client whose tokens are bound to a key the page holds (DPoP, RFC 9449)
+  // (oidc-client-ts sends userinfo a plain Bearer header, which a DPoP-bound token is refused with:
+  // the page calls userinfo itself, with a proof)
+  const dpop = (origin: string) => ({ ...offline(origin), client_id: 'spa-dpop', redirect_uri: `${origin}/dpop/callback.html`, loadUserInfo: false });
+  const DPOP_STORE = '{ dpop: { store: new oidc.IndexedDbDPoPStore() } }';
   const spa = staticSite((origin) => ({
     '/': spaPage(opServer.issuer, origin, ''),
     '/callback.html': spaPage(opServer.issuer, origin, callback),
@@ -64,6 +69,8 @@ describe('oidc-client-ts in Chromium against op() (a single-page app on another 
     '/silent.html': spaPage(opServer.issuer, origin, 'mgr.signinCallback();'),
     '/offline/': spaPage(opServer.issuer, origin, '', offline(origin)),
     '/offline/callback.html': spaPage(opServer.issuer, origin, callback, offline(origin)),
+    '/dpop/': spaPage(opServer.issuer, origin, '', dpop(origin), DPOP_STORE),
+    '/dpop/callback.html': spaPage(opServer.issuer, origin, `${callback.replace('scope: u.scope', 'scope: u.scope, type: u.token_type')}`, dpop(origin), DPOP_STORE),
   }), () => spaOrigin);
   // a page on a site the client never registered
   const other = staticSite(() => ({ '/': '<!doctype html><title>elsewhere</title><p>elsewhere</p>' }), () => otherOrigin);
@@ -80,12 +87,16 @@ describe('oidc-client-ts in Chromium against op() (a single-page app on another 
         client_id: 'spa-offline', token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'],
         redirect_uris: [`${spaOrigin}/offline/callback.html`],
       },
+      {
+        client_id: 'spa-dpop', token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'],
+        dpop_bound_access_tokens: true, redirect_uris: [`${spaOrigin}/dpop/callback.html`],
+      },
       // a confidential client whose redirect_uri is on the other site: its origin may read userinfo only
       {
         client_id: 'web', client_secret: 'web-client-secret-0123456789abcdef',
         redirect_uris: [`${otherOrigin}/cb`],
       },
-    ]);
+    ], { features: { dPoP: true } });
     browser = await launchChromium();
   });
 
@@ -179,6 +190,39 @@ describe('oidc-client-ts in Chromium against op() (a single-page app on another 
       expect(renewed).toEqual({
         hadRefresh: 'string', newAccess: true, rotated: true, replay: [400, 'invalid_grant'], current: [400, 'invalid_grant'],
       });
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('binds its tokens to a key of the page with DPoP: the exchange, the renewal and userinfo each carry a proof', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    try {
+      await signIn(page, '/dpop/');
+      await page.waitForFunction(() => (window as unknown as { done?: unknown }).done);
+      expect(await page.evaluate(() => (window as unknown as { done: unknown }).done))
+        .toEqual({ sub: ALICE.id, access: 'string', scope: 'openid email offline_access', type: 'DPoP' });
+      const renewed = await page.evaluate(async (issuer) => {
+        type Tokens = { access_token: string; refresh_token?: string; token_type: string };
+        const mgr = (window as unknown as { mgr: {
+          getUser(): Promise<Tokens | null>; signinSilent(): Promise<Tokens | null>;
+          dpopProof(url: string, user: Tokens, method?: string): Promise<string | undefined>;
+        } }).mgr;
+        const before = (await mgr.getUser())!;
+        const after = (await mgr.signinSilent())!;
+        const userinfo = `${issuer}/me`;
+        // with a proof of the page's key: userinfo answers, across origins (the DPoP header allowed)
+        const proved = await fetch(userinfo, { headers: { authorization: `DPoP ${after.access_token}`, dpop: (await mgr.dpopProof(userinfo, after, 'GET'))! } });
+        // without one (a 400: the DPoP scheme needs its proof), or as a Bearer token (401), it is refused
+        const unproved = await fetch(userinfo, { headers: { authorization: `DPoP ${after.access_token}` } });
+        const bearer = await fetch(userinfo, { headers: { authorization: `Bearer ${after.access_token}` } });
+        return {
+          type: after.token_type, newAccess: after.access_token !== before.access_token,
+          proved: [proved.status, ((await proved.json()) as { email?: string }).email], unproved: unproved.status, bearer: bearer.status,
+        };
+      }, opServer.issuer);
+      expect(renewed).toEqual({ type: 'DPoP', newAccess: true, proved: [200, ALICE.claims.email], unproved: 400, bearer: 401 });
     } finally {
       await context.close();
     }
