@@ -114,7 +114,7 @@ describe('oidc-client-ts in Chromium against op() (a single-page app on another 
     await page.evaluate((m) => { void (window as unknown as { mgr: Record<string, () => Promise<void>> }).mgr[m]!(); }, method);
   }
 
-  async function signIn(page: Page, app = '/'): Promise<void> {
+  async function signIn(page: Page, app: string): Promise<void> {
     await page.goto(`${spaOrigin}${app}`);
     await start(page, 'signinRedirect');
     await page.waitForURL((u) => u.pathname.includes('/op/interaction/'));
@@ -125,15 +125,28 @@ describe('oidc-client-ts in Chromium against op() (a single-page app on another 
     await page.waitForURL(`${spaOrigin}${app}callback.html**`);
   }
 
-  it('signs in with PKCE, exchanges the code and reads userinfo from the page, then logs out', async () => {
+  /** Signs in at the app at `app` and returns what its callback page made of the sign-in. */
+  async function signedIn(page: Page, app: string): Promise<unknown> {
+    await signIn(page, app);
+    await page.waitForFunction(() => (window as unknown as { done?: unknown }).done);
+    return page.evaluate(() => (window as unknown as { done: unknown }).done);
+  }
+
+  /** Runs `test` in a page of a fresh browser context (no cookies, no storage), closed after. */
+  async function inNewPage(test: (page: Page) => Promise<void>): Promise<void> {
     const context = await browser.newContext();
-    const page = await context.newPage();
     try {
-      await signIn(page);
+      await test(await context.newPage());
+    } finally {
+      await context.close();
+    }
+  }
+
+  it('signs in with PKCE, exchanges the code and reads userinfo from the page, then logs out', async () => {
+    await inNewPage(async (page) => {
+      const done = await signedIn(page, '/');
       const sent = opServer.authRequests.at(-1)!;
       expect(sent).toMatchObject({ client_id: 'spa', code_challenge_method: 'S256', code_challenge: expect.any(String), state: expect.any(String) });
-      await page.waitForFunction(() => (window as unknown as { done?: unknown }).done);
-      const done = await page.evaluate(() => (window as unknown as { done: unknown }).done);
       // email comes from userinfo (the ID token of a code flow carries sub): the page read both across origins
       expect(done).toEqual({ sub: ALICE.id, email: ALICE.claims.email, access: 'string', scope: 'openid profile email' });
 
@@ -153,18 +166,12 @@ describe('oidc-client-ts in Chromium against op() (a single-page app on another 
       await start(page, 'signinRedirect');
       await page.waitForURL((u) => u.pathname.includes('/op/interaction/'));
       await expect(page.locator('input[name=password]').count()).resolves.toBe(1);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   it('renews its tokens from the page with a rotating refresh token; the used one is refused after', async () => {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    try {
-      await signIn(page, '/offline/');
-      await page.waitForFunction(() => (window as unknown as { done?: unknown }).done);
-      expect(await page.evaluate(() => (window as unknown as { done: unknown }).done)).toMatchObject({ sub: ALICE.id, scope: 'openid email offline_access' });
+    await inNewPage(async (page) => {
+      expect(await signedIn(page, '/offline/')).toMatchObject({ sub: ALICE.id, scope: 'openid email offline_access' });
       const renewed = await page.evaluate(async (issuer) => {
         type Tokens = { access_token: string; refresh_token?: string };
         const mgr = (window as unknown as { mgr: { getUser(): Promise<Tokens | null>; signinSilent(): Promise<Tokens | null> } }).mgr;
@@ -190,19 +197,12 @@ describe('oidc-client-ts in Chromium against op() (a single-page app on another 
       expect(renewed).toEqual({
         hadRefresh: 'string', newAccess: true, rotated: true, replay: [400, 'invalid_grant'], current: [400, 'invalid_grant'],
       });
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   it('binds its tokens to a key of the page with DPoP: the exchange, the renewal and userinfo each carry a proof', async () => {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    try {
-      await signIn(page, '/dpop/');
-      await page.waitForFunction(() => (window as unknown as { done?: unknown }).done);
-      expect(await page.evaluate(() => (window as unknown as { done: unknown }).done))
-        .toEqual({ sub: ALICE.id, access: 'string', scope: 'openid email offline_access', type: 'DPoP' });
+    await inNewPage(async (page) => {
+      expect(await signedIn(page, '/dpop/')).toEqual({ sub: ALICE.id, access: 'string', scope: 'openid email offline_access', type: 'DPoP' });
       const renewed = await page.evaluate(async (issuer) => {
         type Tokens = { access_token: string; refresh_token?: string; token_type: string };
         const mgr = (window as unknown as { mgr: {
@@ -223,15 +223,11 @@ describe('oidc-client-ts in Chromium against op() (a single-page app on another 
         };
       }, opServer.issuer);
       expect(renewed).toEqual({ type: 'DPoP', newAccess: true, proved: [200, ALICE.claims.email], unproved: 400, bearer: 401 });
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   it('a page on a site the client never registered cannot read the token endpoint', async () => {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    try {
+    await inNewPage(async (page) => {
       await page.goto(`${otherOrigin}/`);
       const result = await page.evaluate(async (issuer) => {
         const read = async (url: string, init?: RequestInit) => fetch(url, init).then((r) => `read ${r.status}`, (e: Error) => `blocked: ${e.name}`);
@@ -245,9 +241,7 @@ describe('oidc-client-ts in Chromium against op() (a single-page app on another 
         };
       }, opServer.issuer);
       expect(result).toEqual({ discovery: 'read 200', token: 'blocked: TypeError', confidential: 'blocked: TypeError' });
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   it("answers CORS by the client's registered origins (the headers a browser relies on)", async () => {
