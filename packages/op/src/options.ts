@@ -278,7 +278,7 @@ function checkIssuer(issuer: unknown): URL {
   return url;
 }
 
-function checkClients(clients: unknown): OpClient[] {
+function checkClients(clients: unknown, provider: OpOptions['provider']): OpClient[] {
   if (clients === undefined) return [];
   if (!Array.isArray(clients)) fail('clients', 'must be an array of client metadata objects');
   clients.forEach((c, i) => {
@@ -288,7 +288,7 @@ function checkClients(clients: unknown): OpClient[] {
   const dup = ids.find((id, i) => ids.indexOf(id) !== i);
   if (dup) fail('clients', `client_id "${dup}" is listed twice`);
   clients.forEach((c, i) => {
-    checkRedirectUris(c as OpClient, i);
+    checkRedirectUris(c as OpClient, i, parWithoutRedirectUris(provider));
     checkClientSecret(c as OpClient, i);
   });
   return clients as OpClient[];
@@ -317,10 +317,10 @@ function checkClientSecret(c: OpClient, i: number): void {
  * response type: oidc-provider's default is `code`) needs somewhere to send them back. oidc-provider
  * would only say so at the first /auth request ("redirect_uris is mandatory property"), naming no client.
  */
-function checkRedirectUris(c: OpClient, i: number): void {
+function checkRedirectUris(c: OpClient, i: number, parUnregistered: boolean): void {
   if (typeof c.redirect_uris === 'string') fail(`clients[${i}].redirect_uris`, `must be an array: redirect_uris: [${JSON.stringify(c.redirect_uris)}]`);
-  // oidc-provider lets PAR-only clients go without (features.pushedAuthorizationRequests.allowUnregisteredRedirectUris)
-  if (c.require_pushed_authorization_requests === true) return;
+  // oidc-provider lets PAR-only clients go without, when its own switch says so (RFC 9126 §2.4)
+  if (c.require_pushed_authorization_requests === true && parUnregistered) return;
   const grants = Array.isArray(c.grant_types) ? c.grant_types : ['authorization_code'];
   const responses = Array.isArray(c.response_types) ? c.response_types : ['code'];
   const browser = responses.length > 0 || grants.includes('authorization_code') || grants.includes('implicit');
@@ -330,7 +330,15 @@ function checkRedirectUris(c: OpClient, i: number): void {
     : `response_types ${JSON.stringify(responses)}${Array.isArray(c.response_types) ? '' : ' (the default)'}`;
   fail(`clients[${i}].redirect_uris`, `client "${c.client_id}" uses ${uses}, which sends users back to the app, so it needs `
     + 'redirect_uris, e.g. redirect_uris: [\'https://app.example.com/auth/callback\'] (where the app receives the code); '
-    + 'a client that only uses client_credentials needs grant_types: [\'client_credentials\'], response_types: [] instead');
+    + 'a client that only uses client_credentials needs grant_types: [\'client_credentials\'], response_types: [] instead'
+    + (c.require_pushed_authorization_requests === true ? '; a confidential client that requires PAR may send unregistered ones '
+      + 'with provider: { features: { pushedAuthorizationRequests: { allowUnregisteredRedirectUris: true } } }' : ''));
+}
+
+/** oidc-provider's switch for PAR requests with redirect URIs the client never registered, given through `provider`. */
+export function parWithoutRedirectUris(provider: OpOptions['provider']): boolean {
+  const par = (provider?.features as { pushedAuthorizationRequests?: { allowUnregisteredRedirectUris?: unknown } } | undefined)?.pushedAuthorizationRequests;
+  return par?.allowUnregisteredRedirectUris === true;
 }
 
 /** An https: URL, or a path on the OP's own site ("/logo.svg", not "//evil.example"); `http` also allows http: URLs. */
@@ -555,7 +563,7 @@ export function resolveOptions(input: OpOptions): ResolvedOptions {
   if (!isObject(input)) fail('options', 'op() needs an options object: op({ issuer, accounts, clients })');
   checkOptionNames(input);
   const issuerUrl = checkIssuer(input.issuer);
-  const clients = checkClients(input.clients);
+  const clients = checkClients(input.clients, input.provider);
   checkShape(input);
   checkKeys(input);
   checkNumbers('ttl', input.ttl, Object.keys(DEFAULT_TTL));

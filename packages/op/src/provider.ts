@@ -11,7 +11,7 @@ import { exchangeClaims, registerTokenExchange } from './grants/token-exchange.j
 import { publicJwks } from './keys.js';
 import { logoutCsrfFor } from './logout-csrf.js';
 import { pkceRequired } from './pkce-policy.js';
-import type { ResolvedOptions } from './options.js';
+import { parWithoutRedirectUris, type ResolvedOptions } from './options.js';
 import { parseAllowedHosts, privateHostsFetch } from './private-hosts.js';
 import { plainError } from './provider-errors.js';
 import { claimsForResource, resourceIndicatorsFeature } from './resources.js';
@@ -156,7 +156,9 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
   const { store, views } = deps;
   const config: Configuration = {
     adapter: (name: string) => store.adapterFor(name),
-    clients: o.clients.map(({ firstParty: _firstParty, ...metadata }) => metadata),
+    // a PAR-only client allowed unregistered redirect URIs may leave the list out (oidc-provider wants it empty)
+    clients: o.clients.map(({ firstParty: _firstParty, ...metadata }) => (metadata.require_pushed_authorization_requests === true
+      && metadata.redirect_uris === undefined && parWithoutRedirectUris(o.provider) ? { ...metadata, redirect_uris: [] } : metadata)),
     jwks: deps.jwks,
     cookies: { keys: deps.cookieKeys },
     // how alice authenticated (acr, amr) rides with `openid`, so ID Tokens always carry it when known

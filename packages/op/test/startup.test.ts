@@ -115,12 +115,30 @@ describe('clients that sign users in need redirect_uris, said at start-up naming
     expect(err.message).toContain("grant_types: ['client_credentials'], response_types: []");
   });
 
+  test('a PAR-only client without redirect_uris, while PAR requests may not bring unregistered ones, is told how to allow them', () => {
+    const err = startupError({ ...base, clients: [{ client_id: 'par', client_secret: 's', require_pushed_authorization_requests: true }] });
+    expect(err.option).toBe('clients[0].redirect_uris');
+    expect(err.message).toContain('allowUnregisteredRedirectUris: true');
+  });
+
+  test('with that switch, the PAR-only client pushes a request with a redirect URI of its choosing and the browser gets the login page', async () => {
+    const opApp = op({ ...base, provider: { features: { pushedAuthorizationRequests: { allowUnregisteredRedirectUris: true } } },
+      clients: [{ client_id: 'par', client_secret: 'par-secret', require_pushed_authorization_requests: true }] });
+    const app = express().use(session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false })).use('/op', opApp);
+    const pushed = await request(app).post('/op/request').auth('par', 'par-secret').type('form').send({
+      client_id: 'par', response_type: 'code', scope: 'openid', redirect_uri: 'https://anywhere.example.com/cb', state: 's', nonce: 'n',
+    });
+    expect([pushed.status, pushed.body.request_uri]).toEqual([201, expect.stringContaining('urn:ietf:params:oauth:request_uri:')]);
+    const auth = await request(app).get('/op/auth').query({ client_id: 'par', request_uri: pushed.body.request_uri });
+    expect([auth.status, auth.headers.location]).toEqual([303, expect.stringContaining('/op/interaction/')]);
+  });
+
   test('a client_credentials-only client, a PAR-only client and a client with redirect_uris start', () => {
     // a PAR-only client may go without redirect_uris where oidc-provider's own switch allows it
     const par = { provider: { features: { pushedAuthorizationRequests: { allowUnregisteredRedirectUris: true } } } };
     expect(() => op({ ...base, ...par, features: { clientCredentials: true }, clients: [
       { client_id: 'service', client_secret: 's', grant_types: ['client_credentials'], response_types: [] },
-      { client_id: 'par', client_secret: 's', require_pushed_authorization_requests: true, redirect_uris: [] },
+      { client_id: 'par', client_secret: 's', require_pushed_authorization_requests: true },
       { client_id: 'web', client_secret: 's', redirect_uris: ['https://app.example.com/cb'] },
     ] })).not.toThrow();
   });
