@@ -45,6 +45,7 @@ async function startEoc(server: Server, origin: string, issuer: string): Promise
     clientAuthMethod: 'client_secret_basic', authRequired: false, idpLogout: true,
     authorizationParams: { response_type: 'code', response_mode: 'query', scope: 'openid profile email' },
     routes: { postLogoutRedirect: '/bye' },
+    // express-session's MemoryStore, as eoc's README suggests (its types describe stores by their own interface)
     session: { store: store as never },
     backchannelLogout: { store: store as never },
   }));
