@@ -290,8 +290,24 @@ function checkClients(clients: unknown, provider: OpOptions['provider']): OpClie
   clients.forEach((c, i) => {
     checkRedirectUris(c as OpClient, i, parWithoutRedirectUris(provider));
     checkClientSecret(c as OpClient, i);
+    checkCodeGrant(c as OpClient, i);
   });
   return clients as OpClient[];
+}
+
+/**
+ * A client whose response types include `code` must be allowed to exchange the code. oidc-provider
+ * accepts the contradiction (it fixes up `implicit` by itself, not this), so the user would sign in
+ * and the app's code exchange would then fail with unauthorized_client.
+ */
+function checkCodeGrant(c: OpClient, i: number): void {
+  if (!Array.isArray(c.grant_types) || c.grant_types.includes('authorization_code')) return;
+  const responses = Array.isArray(c.response_types) ? c.response_types : ['code'];
+  if (!responses.some((r) => typeof r === 'string' && r.split(' ').includes('code'))) return;
+  const given = Array.isArray(c.response_types) ? `response_types ${JSON.stringify(responses)}` : 'the default response_types ["code"]';
+  fail(`clients[${i}].grant_types`, `client "${c.client_id}" has ${given} but grant_types ${JSON.stringify(c.grant_types)} lacks `
+    + '"authorization_code": its users would sign in and the code exchange would then fail. Add "authorization_code" to grant_types, '
+    + 'or set response_types: [] for a client that does not sign users in');
 }
 
 const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'client_secret_jwt']);

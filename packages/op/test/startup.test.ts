@@ -50,6 +50,8 @@ describe('op() refuses options that cannot work, naming the option', () => {
     ['a client without redirect_uris (authorization_code by default)', { ...base, clients: [{ client_id: 'app', client_secret: 's' }] }, 'clients[0].redirect_uris'],
     ['a client with empty redirect_uris', { ...base, clients: [{ client_id: 'app', redirect_uris: [] }] }, 'clients[0].redirect_uris'],
     ['an implicit client without redirect_uris', { ...base, clients: [{ client_id: 'a', client_secret: 's', redirect_uris: ['https://a.example/cb'] }, { client_id: 'spa', grant_types: ['implicit'], response_types: ['id_token'] }] }, 'clients[1].redirect_uris'],
+    ['response type code without the authorization_code grant', { ...base, clients: [{ client_id: 'app', client_secret: 's', response_types: ['code'], grant_types: ['implicit'], redirect_uris: ['https://a.example/cb'] }] }, 'clients[0].grant_types'],
+    ['the default response type (code) with only client_credentials and redirect_uris', { ...base, features: { clientCredentials: true }, clients: [{ client_id: 'svc', client_secret: 's', grant_types: ['client_credentials'], redirect_uris: ['https://a.example/cb'] }] }, 'clients[0].grant_types'],
     ['a client without client_secret (authenticating with one by default)', { ...base, clients: [{ client_id: 'spa', redirect_uris: ['https://a.example/cb'] }] }, 'clients[0].client_secret'],
     ['client_secret_post with an empty client_secret', { ...base, clients: [{ client_id: 'app', client_secret: '', token_endpoint_auth_method: 'client_secret_post', redirect_uris: ['https://a.example/cb'] }] }, 'clients[0].client_secret'],
     ['redirect_uris as a string', { ...base, clients: [{ client_id: 'app', redirect_uris: 'https://a.example/cb' }] }, 'clients[0].redirect_uris'],
