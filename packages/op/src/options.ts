@@ -287,8 +287,9 @@ function checkClients(clients: unknown, provider: OpOptions['provider']): OpClie
   const ids = clients.map((c) => c.client_id);
   const dup = ids.find((id, i) => ids.indexOf(id) !== i);
   if (dup) fail('clients', `client_id "${dup}" is listed twice`);
+  const parUnregistered = parWithoutRedirectUris(provider);
   clients.forEach((c, i) => {
-    checkRedirectUris(c as OpClient, i, parWithoutRedirectUris(provider));
+    checkRedirectUris(c as OpClient, i, parUnregistered);
     checkClientSecret(c as OpClient, i);
     checkCodeGrant(c as OpClient, i);
   });
@@ -353,8 +354,7 @@ function checkRedirectUris(c: OpClient, i: number, parUnregistered: boolean): vo
 
 /** oidc-provider's switch for PAR requests with redirect URIs the client never registered, given through `provider`. */
 export function parWithoutRedirectUris(provider: OpOptions['provider']): boolean {
-  const par = (provider?.features as { pushedAuthorizationRequests?: { allowUnregisteredRedirectUris?: unknown } } | undefined)?.pushedAuthorizationRequests;
-  return par?.allowUnregisteredRedirectUris === true;
+  return provider?.features?.pushedAuthorizationRequests?.allowUnregisteredRedirectUris === true;
 }
 
 /** An https: URL, or a path on the OP's own site ("/logo.svg", not "//evil.example"); `http` also allows http: URLs. */
@@ -559,7 +559,7 @@ function checkFeatureNeeds(features: OpFeatures, clients: OpClient[], provider: 
     fail(TX, `needs features.resourceIndicators: the new token is for one of its resources (the resource or audience parameter), e.g. ${RI_EXAMPLE}`);
   }
   // oidc-provider's own switch, given through the `provider` escape hatch, turns its grants on too
-  const raw = (feature: string) => (provider?.features as Record<string, { enabled?: boolean } | undefined> | undefined)?.[feature]?.enabled === true;
+  const raw = (feature: 'deviceFlow' | 'clientCredentials') => provider?.features?.[feature]?.enabled === true;
   clients.forEach((c, i) => {
     for (const grant of Array.isArray(c.grant_types) ? c.grant_types : []) {
       const feature = GRANT_FEATURES[grant];

@@ -154,11 +154,12 @@ function tokenClaims(o: ResolvedOptions): NonNullable<Configuration['extraTokenC
  */
 export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps): Configuration {
   const { store, views } = deps;
+  const parUnregistered = parWithoutRedirectUris(o.provider);
   const config: Configuration = {
     adapter: (name: string) => store.adapterFor(name),
     // a PAR-only client allowed unregistered redirect URIs may leave the list out (oidc-provider wants it empty)
-    clients: o.clients.map(({ firstParty: _firstParty, ...metadata }) => (metadata.require_pushed_authorization_requests === true
-      && metadata.redirect_uris === undefined && parWithoutRedirectUris(o.provider) ? { ...metadata, redirect_uris: [] } : metadata)),
+    clients: o.clients.map(({ firstParty: _firstParty, ...metadata }) => (parUnregistered && metadata.require_pushed_authorization_requests === true
+      && metadata.redirect_uris === undefined ? { ...metadata, redirect_uris: [] } : metadata)),
     jwks: deps.jwks,
     cookies: { keys: deps.cookieKeys },
     // how alice authenticated (acr, amr) rides with `openid`, so ID Tokens always carry it when known
