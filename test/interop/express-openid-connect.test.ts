@@ -6,13 +6,13 @@
  * PKCE S256, state and nonce, and authenticates with client_secret_basic.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import express from 'express';
 import session from 'express-session';
 import { auth, requiresAuth } from 'express-openid-connect';
 import { FormBrowser, type BrowserPage } from '../support/op-forms.js';
 import { ALICE, startInteropOp, type InteropOp } from './support/op.js';
 import { expectAt } from './support/pages.js';
+import { close, listen } from '../../packages/rp/test/support/rp-app.js';
 
 const CLIENT_ID = 'eoc';
 const CLIENT_SECRET = 'eoc-client-secret-0123456789abcdef';
@@ -23,11 +23,6 @@ interface EocRp {
   /** Back-channel logout tokens the RP answered, with its status. */
   logoutTokens: number[];
   close(): Promise<void>;
-}
-
-async function listen(server: Server): Promise<string> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
 /** The RP as its README sets it up, with a session store so back-channel logout can work. */
@@ -58,10 +53,7 @@ async function startEoc(server: Server, origin: string, issuer: string): Promise
   server.on('request', app);
   return {
     origin, logoutTokens,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: () => close(server),
   };
 }
 

@@ -8,10 +8,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../support/chromium.js';
+import { close, listen } from '../../packages/rp/test/support/rp-app.js';
 import { ALICE, startInteropOp, type InteropOp } from './support/op.js';
 
 // the library's own browser build (its package exports do not name the file, so by path)
@@ -27,11 +27,6 @@ function spaPage(issuer: string, origin: string, body: string, more: Record<stri
   return `<!doctype html><html><head><meta charset="utf-8"><title>SPA</title>
 <script src="/oidc-client-ts.js"></script></head><body><p>the app</p>
 <script>window.mgr = new oidc.UserManager({ ...${JSON.stringify(settings)}, ...${script} });${body}</script></body></html>`;
-}
-
-async function listen(server: Server, host: string): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  return (server.address() as AddressInfo).port;
 }
 
 /** A static site: the library and its pages. */
@@ -76,8 +71,9 @@ describe('oidc-client-ts in Chromium against op() (a single-page app on another 
   const other = staticSite(() => ({ '/': '<!doctype html><title>elsewhere</title><p>elsewhere</p>' }), () => otherOrigin);
 
   beforeAll(async () => {
-    spaOrigin = `http://localhost:${await listen(spa, '127.0.0.1')}`;
-    otherOrigin = `http://localhost:${await listen(other, '127.0.0.1')}`;
+    // the app and the other page on `localhost`, another site than the OP's `127.0.0.1`
+    spaOrigin = (await listen(spa)).replace('127.0.0.1', 'localhost');
+    otherOrigin = (await listen(other)).replace('127.0.0.1', 'localhost');
     opServer = await startInteropOp(() => [
       {
         client_id: 'spa', token_endpoint_auth_method: 'none',
@@ -103,10 +99,7 @@ describe('oidc-client-ts in Chromium against op() (a single-page app on another 
   afterAll(async () => {
     await browser?.close();
     await opServer?.close();
-    for (const server of [spa, other]) {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
+    await Promise.all([spa, other].map(close));
   });
 
   /** Calls the app's UserManager method that navigates away (not awaited: the page goes). */

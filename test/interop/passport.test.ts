@@ -6,7 +6,6 @@
  * logs out at the OP with openid-client's end-session URL.
  */
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import express from 'express';
 import session from 'express-session';
 import * as client from 'openid-client';
@@ -15,6 +14,7 @@ import { Passport } from 'passport';
 import { FormBrowser } from '../support/op-forms.js';
 import { ALICE, startInteropOp, type InteropOp } from './support/op.js';
 import { expectAt } from './support/pages.js';
+import { close, listen } from '../../packages/rp/test/support/rp-app.js';
 
 const CLIENT_ID = 'passport';
 const CLIENT_SECRET = 'passport-client-secret-0123456789abcdef';
@@ -28,8 +28,7 @@ describe('passport + openid-client/passport against op()', () => {
   const server = createServer();
 
   beforeAll(async () => {
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    origin = await listen(server);
     opServer = await startInteropOp(() => [{
       client_id: CLIENT_ID, client_secret: CLIENT_SECRET,
       token_endpoint_auth_method: 'client_secret_basic',
@@ -72,8 +71,7 @@ describe('passport + openid-client/passport against op()', () => {
   });
 
   afterAll(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await close(server);
     await opServer?.close();
   });
 

@@ -1,9 +1,9 @@
 /** Our OP on a free loopback port, mounted at /op after express-session, recording authorization requests. */
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import express from 'express';
 import session from 'express-session';
 import { generateKeys, memoryAccounts, op, type OpApp, type OpClient, type OpOptions } from '@openid-express/op';
+import { close, listen } from '../../../packages/rp/test/support/rp-app.js';
 
 export const ALICE = {
   id: 'alice', username: 'alice', password: 'wonderland-42',
@@ -26,8 +26,7 @@ export interface InteropOp {
  */
 export async function startInteropOp(clients: (origin: string) => OpClient[], more: Partial<OpOptions> = {}): Promise<InteropOp> {
   const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const origin = await listen(server);
   const issuer = `${origin}/op`;
   const authRequests: Array<Record<string, unknown>> = [];
   const app = express();
@@ -38,9 +37,6 @@ export async function startInteropOp(clients: (origin: string) => OpClient[], mo
   server.on('request', app);
   return {
     origin, issuer, authRequests, provider: opApp.provider,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: () => close(server),
   };
 }
