@@ -8,13 +8,28 @@ import type { ProviderConfig } from './options.js';
 import { decryptIdToken, signingKey, type OwnKeys } from './keys.js';
 
 /**
+ * client_secret_basic (RFC 6749 §2.3.1): the id and the secret, each form-encoded, as the Basic
+ * user and password. openid-client escapes every character but letters and digits (`my-app` is
+ * sent as `my%2Dapp`); OPs that decode read both forms alike, but some OPs do not decode the
+ * header at all (Glewlwyd, older Keycloak and Hydra) and refuse an id or secret with `-`, `_` or
+ * `.`. So the characters that decode to themselves (`A-Z a-z 0-9 - _ . ! ~ * ' ( )`) go as they are;
+ * `%`, `+`, `:`, `/`, spaces and the rest are escaped, which a decoding OP reads the same.
+ */
+export function clientSecretBasic(clientSecret: string): client.ClientAuth {
+  return (_as, c, _body, headers) => {
+    const credentials = `${encodeURIComponent(c.client_id)}:${encodeURIComponent(clientSecret)}`;
+    headers.set('authorization', `Basic ${Buffer.from(credentials).toString('base64')}`);
+  };
+}
+
+/**
  * The token endpoint client authentication: client_secret_basic with a secret, none without;
  * `client_secret_jwt` (HS256 over the secret) or `private_key_jwt` (a signing key of `rp({ keys })`).
  */
 export function clientAuth(p: ProviderConfig, own: OwnKeys): client.ClientAuth {
   const method = p.tokenEndpointAuthMethod ?? (p.clientSecret ? 'client_secret_basic' : 'none');
   if (method === 'client_secret_post') return client.ClientSecretPost(p.clientSecret);
-  if (method === 'client_secret_basic') return client.ClientSecretBasic(p.clientSecret);
+  if (method === 'client_secret_basic') return clientSecretBasic(p.clientSecret!);
   if (method === 'client_secret_jwt') return client.ClientSecretJwt(p.clientSecret);
   if (method === 'private_key_jwt') {
     const { key, kid } = signingKey(own, p.tokenEndpointAuthSigningAlg, `private_key_jwt at provider ${p.issuer ?? p.clientId}`);
