@@ -137,7 +137,8 @@ function isNetworkError(err: unknown, depth = 0): boolean {
 }
 
 /** The HTTP status of an OP answer that openid-client refused (ResponseBodyError.status, or the Response it names as cause). */
-function opStatus(err: Error & { status?: unknown }): number | undefined {
+/** The HTTP status of the OP's answer behind an openid-client error, when there was one. */
+export function opStatus(err: Error & { status?: unknown }): number | undefined {
   if (typeof err.status === 'number') return err.status;
   const cause = err.cause as { status?: unknown; headers?: unknown } | undefined;
   return cause && typeof cause.status === 'number' && typeof cause.headers === 'object' ? cause.status : undefined;
@@ -158,7 +159,8 @@ export function toRpError(err: unknown, idTokenCode: RpErrorCode = 'invalid_id_t
   if (!isError(err)) return new RpError('invalid_response', 'unexpected failure');
   const e = err as Error & { code?: string; error?: string; error_description?: string };
   const status = opStatus(e);
-  if (status !== undefined && status >= 500) {
+  // 429: the OP is rate limiting (RFC 6585); like a 5xx it passes by itself, so never a logout
+  if (status !== undefined && (status >= 500 || status === 429)) {
     return new RpError('op_unavailable', `the OpenID Provider is temporarily unavailable (HTTP ${status}); try again shortly`, { cause: err });
   }
   if (e.name === 'WWWAuthenticateChallengeError') {

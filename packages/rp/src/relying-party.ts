@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import createDebug from 'debug';
 import * as client from 'openid-client';
 import * as jose from 'jose';
-import { RpError, toRpError } from './errors.js';
+import { RpError, opStatus, toRpError } from './errors.js';
 import { DynamicProviderError, DynamicProviders } from './discovery/registration.js';
 import { codeGrantWithTokenIssuer, configurationForIdToken, refreshWithTokenIssuer } from './issuer-per-token.js';
 import { KeySets, idTokenAlgorithms, verifyJwt, verifyLogoutToken, type JwtExpectations } from './id-token.js';
@@ -377,8 +377,9 @@ export class RelyingParty {
    * Refresh grant, optionally for a narrower `scope`. Concurrent calls with the same refresh token
    * share one grant (and its result for a short while) — across instances too with the
    * `coordination` option — so rotating refresh tokens survive parallel requests. Only an OP answer
-   * that says the grant is gone ends the login (`refresh_failed`, 401); an OP that is down or
-   * answers 5xx is `op_unreachable` / `op_unavailable` and the login is kept.
+   * that says the grant is gone (or a 400 / 401 without an error body) ends the login
+   * (`refresh_failed`, 401); an OP that is down or answers 5xx or 429 is `op_unreachable` /
+   * `op_unavailable` and the login is kept.
    */
   refresh(auth: Authentication, opts: { scope?: string } = {}): Promise<Authentication> {
     if (!auth.refreshToken) return Promise.reject(new RpError('no_refresh_token', 'this login has no refresh token (ask for offline_access)'));
@@ -416,8 +417,11 @@ export class RelyingParty {
     } catch (err) {
       const rpError = toRpError(err);
       debug('refresh at provider %s refused (%s%s)', auth.provider, rpError.code, rpError.opError ? ` ${rpError.opError}` : '');
-      // a refreshed ID token that fails its checks ends the login too: it is never half-trusted
-      const gone = rpError.code === 'invalid_id_token' || (rpError.opError !== undefined && GRANT_GONE.has(rpError.opError));
+      // a refreshed ID token that fails its checks ends the login too: it is never half-trusted; so
+      // does a 400 or 401 without RFC 6749 §5.2's error body (Glewlwyd answers a revoked refresh token
+      // with a bare 400): the OP refused this grant, and every later refresh would be refused alike
+      const gone = rpError.code === 'invalid_id_token' || (rpError.opError !== undefined && GRANT_GONE.has(rpError.opError))
+        || (rpError.code === 'invalid_response' && err instanceof Error && [400, 401].includes(opStatus(err) ?? 0));
       if (gone) throw new RpError('refresh_failed', `the refresh was refused: ${rpError.message}`, { opError: rpError.opError, cause: err });
       throw rpError;
     }

@@ -25,6 +25,8 @@ export interface StubOp {
   keys: JWK[];
   /** A refresh token to include in token responses (none by default). */
   refreshToken?: string;
+  /** When set, the token endpoint answers this instead of tokens (an error as some OPs send it). */
+  tokenAnswer?: { status: number; body?: string; headers?: Record<string, string> };
   /** Claims the userinfo endpoint answers with (the stub advertises it only when set). */
   userinfo?: Record<string, unknown>;
   /** Token and userinfo requests as received (headers and form body), newest last. */
@@ -93,6 +95,7 @@ export async function startStubOp(clientId: string): Promise<StubOp> {
   });
   app.post('/token', express.urlencoded({ extended: false }), async (req, res) => {
     stub.requests.push({ path: '/token', headers: req.headers, body: req.body as Record<string, string> });
+    if (stub.tokenAnswer) return void res.status(stub.tokenAnswer.status).set(stub.tokenAnswer.headers ?? {}).end(stub.tokenAnswer.body);
     const now = Math.floor(Date.now() / 1000);
     const idToken = await stub.idToken({ iss: issuer, aud: clientId, sub: 'mallory', iat: now, exp: now + 300, nonce: lastNonce });
     res.json({ access_token: 'stub-access-token', token_type: 'Bearer', expires_in: 300, id_token: idToken, ...(stub.refreshToken ? { refresh_token: stub.refreshToken } : {}) });

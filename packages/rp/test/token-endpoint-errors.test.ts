@@ -1,0 +1,91 @@
+/**
+ * What the RP does with the token endpoint's error answers that are not RFC 6749 §5.2's JSON, as
+ * real OPs and the proxies in front of them send them (the stub OP answers them on demand):
+ * - a refresh refused with a bare 400 or 401 (Glewlwyd answers a revoked refresh token so) ends
+ *   the login, as `invalid_grant` does: every later refresh would be refused alike;
+ * - 429 Too Many Requests is transient, like a 5xx: 503 with Retry-After, the login is kept, and at
+ *   the callback no session is written.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import request from 'supertest';
+import type { StubOp } from './support/op-stub.js';
+import { startStubRp, type StubRp } from './support/stub-rp.js';
+
+let t: StubRp;
+let stub: StubOp;
+let server: Server;
+
+beforeAll(async () => {
+  t = await startStubRp({ clientSecret: 'stub-client-secret-0123456789-0123456789' });
+  ({ stub, server } = t);
+});
+afterAll(() => t.close());
+beforeEach(() => {
+  stub.tokenAnswer = undefined;
+  // one per test: the RP shares a refresh's result for a while among requests with the same token
+  stub.refreshToken = `stub-refresh-token-${randomUUID()}`;
+  stub.requests = [];
+  return t.clearStore();
+});
+
+async function loggedIn(): Promise<request.Agent> {
+  const agent = request.agent(server);
+  expect((await t.callback(agent)).status).toBe(302);
+  expect((await agent.get('/me')).status).toBe(200);
+  return agent;
+}
+
+async function refresh(agent: request.Agent): Promise<request.Response> {
+  const res = await agent.post('/auth/refresh').set('accept', 'application/json').send({});
+  expect(stub.requests.at(-1)?.body.grant_type).toBe('refresh_token');
+  return res;
+}
+
+describe('a refresh refused without an error body ends the login', () => {
+  test.each([
+    ['a bare 400 (no body, no content-type)', { status: 400 }],
+    ['a bare 401', { status: 401 }],
+    ['a 400 HTML page', { status: 400, body: '<h1>Bad Request</h1>', headers: { 'content-type': 'text/html' } }],
+  ])('%s: 401 refresh_failed, and no login is left', async (_what, answer) => {
+    const agent = await loggedIn();
+    stub.tokenAnswer = answer;
+    const res = await refresh(agent);
+    expect([res.status, res.body.error]).toEqual([401, 'refresh_failed']);
+    expect(res.body.error_description).toMatch(/refresh was refused/);
+    expect((await agent.get('/me')).status).toBe(401);
+    expect(await t.loggedInSessions()).toEqual([]);
+  });
+
+  test('(control) the same refresh answered with tokens keeps the login', async () => {
+    const agent = await loggedIn();
+    expect((await refresh(agent)).status).toBe(200);
+    expect((await agent.get('/me')).status).toBe(200);
+  });
+});
+
+describe('429 from the token endpoint is transient', () => {
+  test.each([
+    ['with an OAuth error body', { status: 429, body: '{"error":"slow_down"}', headers: { 'content-type': 'application/json', 'retry-after': '30' } }],
+    ['bare', { status: 429 }],
+  ])('a refresh answered 429 %s: 503 op_unavailable with Retry-After, and the login is kept', async (_what, answer) => {
+    const agent = await loggedIn();
+    stub.tokenAnswer = answer;
+    const res = await refresh(agent);
+    expect([res.status, res.body.error]).toEqual([503, 'op_unavailable']);
+    expect(res.headers['retry-after']).toBe('5');
+    expect(res.body.error_description).toMatch(/HTTP 429/);
+    stub.tokenAnswer = undefined;
+    expect((await agent.get('/me')).status).toBe(200);
+    expect(await t.loggedInSessions()).toHaveLength(1);
+  });
+
+  test('a code exchange answered 429: 503 op_unavailable with Retry-After, and no login is written', async () => {
+    stub.tokenAnswer = { status: 429 };
+    const agent = request.agent(server).set('accept', 'application/json');
+    const res = await t.callback(agent);
+    expect([res.status, res.body.error, res.headers['retry-after']]).toEqual([503, 'op_unavailable', '5']);
+    expect((await agent.get('/me')).status).toBe(401);
+    expect(await t.loggedInSessions()).toEqual([]);
+  });
+});
