@@ -97,15 +97,16 @@ export function apacheConf(dir: string, o: ApacheRpOptions): string {
   ].join('\n');
 }
 
-function waitForPort(port: number, child: ChildProcess, deadline: number): Promise<void> {
+/** Resolves once `child` (named `name` in errors) accepts connections on 127.0.0.1:`port`; rejects if it exits or the deadline passes. */
+export function waitForPort(port: number, child: ChildProcess, deadline: number, name = 'apache2'): Promise<void> {
   return new Promise((resolve, reject) => {
     const attempt = () => {
-      if (child.exitCode !== null) return reject(new Error(`apache2 exited with ${child.exitCode}`));
+      if (child.exitCode !== null) return reject(new Error(`${name} exited with ${child.exitCode}`));
       const socket = connect(port, '127.0.0.1');
       socket.once('connect', () => { socket.destroy(); resolve(); });
       socket.once('error', () => {
         socket.destroy();
-        if (Date.now() > deadline) return reject(new Error(`apache2 did not listen on ${port}`));
+        if (Date.now() > deadline) return reject(new Error(`${name} did not listen on ${port}`));
         setTimeout(attempt, 50);
       });
     };
