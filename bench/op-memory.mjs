@@ -1,9 +1,9 @@
 // Memory of an OP on memoryAdapter() under client_credentials load: peak RSS with the record cap
-// (the default maxRecords, 10 000) and without it (maxRecords: Infinity, the store before the cap).
+// (the default maxRecords, 2 000) and without it (maxRecords: Infinity, the store before the cap).
 //
 // Run after a build:
 //   npx -y pnpm@10.34.9 -r --filter "./packages/*" build && node bench/op-memory.mjs
-// Knobs (environment): N=60000 token requests per OP, CONNECTIONS=10, CAPS=Infinity,10000,1000
+// Knobs (environment): N=60000 token requests per OP, CONNECTIONS=10, CAPS=Infinity,2000,10000
 // (the maxRecords of each OP), OP_MODULE=/path/to/op/dist/index.js (another build of the package).
 //
 // Processes: this one generates load (autocannon); each OP runs in its own child process.
@@ -19,7 +19,7 @@ import { hammer } from './lib/load.mjs';
 const SCRIPT = fileURLToPath(import.meta.url);
 const N = Number(process.env.N ?? 60_000);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 10);
-const CAPS = (process.env.CAPS ?? 'Infinity,10000').split(',');
+const CAPS = (process.env.CAPS ?? 'Infinity,2000').split(',');
 const OP_MODULE = process.env.OP_MODULE;
 const SERVICE = { client_id: 'svc', client_secret: 'svc-secret-that-is-long-enough-0123456789', grant_types: ['client_credentials'], redirect_uris: [], response_types: [] };
 const MiB = 1024 * 1024;

@@ -19,7 +19,7 @@
 // mark-compact to just after the third one after it) instead of COUNT requests; not for `code`. A
 // fixed count holds 3 or 4 mark-compacts by luck, which moved userinfo's ratio by ±3 %.
 // VARIANTS=ours,ours-1k,bare (CPU time too, where ours and bare always run; started and loaded in the order given): a subset of the OPs (`ours-1k`: op() with memoryAdapter({ maxRecords:
-// 1000 }), the capacity of oidc-provider's development store; op()'s default keeps 10 000;
+// 1000 }), the capacity of oidc-provider's development store; op()'s default keeps 2 000;
 // `ours-bare-account`: op() with bare's synchronous findAccount, to weigh op()'s account store;
 // `bare-our-store`: bare with op()'s memoryAdapter(), to weigh the store; `ours-callback`: op()'s
 // provider mounted as bare is, without op()'s Express app, to weigh what op() puts in front of it).
@@ -31,7 +31,7 @@
 //
 // Diagnostics: WARM_EACH=1 (with PAIRED) loads every OP for a second before each round's window, not
 // only the first round's, so no window starts right after the OPs switched endpoint;
-// OURS_MAX_RECORDS=n gives ours memoryAdapter({ maxRecords: n }) (default 10 000; keep n ≥ 2000: the
+// OURS_MAX_RECORDS=n gives ours memoryAdapter({ maxRecords: n }) (default 2 000; keep n ≥ 2000: the
 // code rounds need their 400 codes and tokens held).
 //
 // RATIOS_OUT=file: the per-round ratios of each endpoint as JSON, for bench/repeat.mjs (several runs).
@@ -91,7 +91,7 @@ async function oursCallback(issuer, jwks) {
   return { app, provider: built.provider };
 }
 
-/** ours with a store of oidc-provider's development store's capacity (1000 records, not 10 000). */
+/** ours with a store of 1000 records (the default is 2 000). */
 async function oursSmallStore(issuer, jwks) {
   const { memoryAdapter } = await import('@openid-express/op');
   return ours(issuer, jwks, { adapter: memoryAdapter({ maxRecords: 1000 }) });

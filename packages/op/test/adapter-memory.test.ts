@@ -191,7 +191,7 @@ describe('memoryAdapter', () => {
     it.each([0, -1, 1.5, Number.NaN, '1000', null])('refuses maxRecords %p with a clear error', (bad) => {
       const create = (): MemoryOpStore => memoryAdapter({ maxRecords: bad as number });
       expect(create).toThrow(OpConfigError);
-      expect(create).toThrow(/memoryAdapter: `maxRecords` must be a whole number of records ≥ 1, or Infinity for no cap \(default 10000\)/);
+      expect(create).toThrow(/memoryAdapter: `maxRecords` must be a whole number of records ≥ 1, or Infinity for no cap \(default 2000\)/);
     });
 
     it.each([null, 'big', 5])('refuses options %p that are not an object, saying what to pass', (bad) => {
@@ -207,10 +207,10 @@ describe('memoryAdapter', () => {
       expect(store.evicted).toBe(0);
     });
 
-    it('keeps 10 000 records by default', async () => {
+    it('keeps 2 000 records by default', async () => {
       const store = memoryAdapter({ now });
-      for (let i = 0; i < 10_001; i += 1) await store.adapterFor('AccessToken').upsert(`at-${i}`, { clientId: 'svc' }, 60);
-      expect(store.size).toBe(10_000);
+      for (let i = 0; i < 2_001; i += 1) await store.adapterFor('AccessToken').upsert(`at-${i}`, { clientId: 'svc' }, 60);
+      expect(store.size).toBe(2_000);
       expect(store.evicted).toBe(1);
     });
   });

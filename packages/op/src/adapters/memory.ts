@@ -6,7 +6,8 @@ import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
 import { TtlMap, type DropReason } from './ttl-map.js';
 import type { OpStore } from './types.js';
 
-const DEFAULT_MAX_RECORDS = 10_000;
+// about what oidc-provider's own development store holds (a QuickLRU of 1 000: 1 000 to 2 000 records)
+const DEFAULT_MAX_RECORDS = 2_000;
 
 /**
  * Models never evicted to make room: forgetting a ReplayDetection entry would accept a replayed
@@ -29,8 +30,11 @@ export interface MemoryAdapterOptions {
   /**
    * Most records kept, all models together; one more evicts the least recently used (saved or
    * read; by second chance, the CLOCK approximation of LRU, so a read costs no reordering).
-   * Default 10 000. A whole number ≥ 1, or `Infinity` for no cap (memory then grows with the
-   * number of live records). What eviction means for clients:
+   * Default 2 000, about what oidc-provider's own development store holds: a few hundred
+   * signed-in users (each login keeps a Session, a Grant and its tokens). Every live record is
+   * marked by each full GC, so a bigger cap costs every request a little (bench/RESULTS.md);
+   * under load any cap fills in seconds. A whole number ≥ 1, or `Infinity` for no cap (memory
+   * then grows with the number of live records). What eviction means for clients:
    * - an evicted access token, code, refresh token or device code is simply unknown: the client
    *   gets `invalid_token` / `invalid_grant`, as if it had expired (never a wrongful success);
    * - an evicted Grant invalidates the tokens issued under it, an evicted Session logs the user
