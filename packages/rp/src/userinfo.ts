@@ -34,6 +34,8 @@ const TOKEN_CLAIMS: ReadonlySet<string> = new Set(['iss', 'aud', 'exp', 'iat', '
  *   parameter asks for no userinfo claims;
  * - every granted scope is a standard one (OIDC Core 5.4: openid, profile, email, address, phone,
  *   and offline_access): any other scope may release any claim;
+ * - the ID token carries at least one claim of each granted scope (an OP's `claims_supported` may
+ *   leave out what it releases only through userinfo);
  * - the OP publishes `claims_supported` (without it, what it can release is unknown), and every
  *   person claim listed there that the granted scopes can release — 5.4 maps it to a granted scope,
  *   or to no scope at all (an OP may add its own claims to a scope) — is in the ID token (or its
@@ -55,6 +57,10 @@ export function userInfoCanAdd(
   const names = idTokenClaims._claim_names;
   const carried = (claim: string): boolean =>
     Object.hasOwn(idTokenClaims, claim) || (typeof names === 'object' && names !== null && Object.hasOwn(names, claim));
+  // claims_supported "might not be an exhaustive list" (OpenID Discovery §3): LemonLDAP::NG lists only
+  // sub, iss, auth_time and acr. A granted scope none of whose claims the ID token carries is released
+  // elsewhere, whatever the list says.
+  for (const s of granted) if (SCOPE_CLAIMS[s]!.length && !SCOPE_CLAIMS[s]!.some(carried)) return true;
   for (const claim of claimsSupported) {
     if (TOKEN_CLAIMS.has(claim) || carried(claim)) continue;
     const s = SCOPE_OF_CLAIM.get(claim);

@@ -34,6 +34,15 @@ describe('userInfoCanAdd (OIDC Core 5.4 scope claims, narrowed to claims_support
     expect(userInfoCanAdd(provider(), 'openid profile', ['sub', 'name', 'groups'], { sub: 'a', name: 'A', groups: ['x'] })).toBe(false);
   });
 
+  test('yes: a granted scope none of whose claims the ID token carries, whatever claims_supported leaves out (LemonLDAP::NG lists only sub, iss, auth_time, acr)', () => {
+    const llng = ['sub', 'iss', 'auth_time', 'acr'];
+    expect(userInfoCanAdd(provider(), 'openid profile email', llng, { sub: 'dwho', acr: 'loa-1', auth_time: 1 })).toBe(true);
+    expect(userInfoCanAdd(provider(), 'openid email', llng, { sub: 'dwho' })).toBe(true);
+    // (control) the same list, with the scope's claims in the ID token: nothing more to ask
+    expect(userInfoCanAdd(provider(), 'openid email', llng, { sub: 'dwho', email: 'dwho@badwolf.org' })).toBe(false);
+    expect(userInfoCanAdd(provider(), 'openid', llng, { sub: 'dwho' })).toBe(false);
+  });
+
   test('token claims of claims_supported (acr, auth_time, sid …) never count', () => {
     expect(userInfoCanAdd(provider(), 'openid', ['sub', 'acr', 'auth_time', 'sid', 'iss', 'amr'], { sub: 'a' })).toBe(false);
   });
