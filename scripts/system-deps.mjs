@@ -1,5 +1,5 @@
 // The tests use a real redis-server (and redis-cli for the Redis Cluster tests), a real Chromium,
-// a real Apache with mod_auth_openidc (a certified RP nobody here wrote), Glewlwyd (a certified OP),
+// a real Apache with mod_auth_openidc (a certified RP nobody here wrote), Glewlwyd and LemonLDAP::NG (certified OPs),
 // and Ruby's openid_connect gem and Python's Authlib (RP libraries nobody here wrote). Find them, or install them with apt-get
 // where we can (Debian, root), or stop with a message that says what to install.
 import { execSync } from 'node:child_process';
@@ -13,6 +13,8 @@ const needs = [
   { what: 'mod_auth_openidc', paths: ['/usr/lib/apache2/modules/mod_auth_openidc.so'], pkg: 'libapache2-mod-auth-openidc' },
   // test/interop: a certified OP (Glewlwyd) for the RP, and two more RP libraries (Ruby, Python) for the OP
   { what: 'Glewlwyd', paths: ['/usr/bin/glewlwyd'], pkg: 'glewlwyd' },
+  { what: 'LemonLDAP::NG', paths: ['/usr/share/lemonldap-ng/portal/htdocs/index.psgi'], pkg: 'lemonldap-ng' },
+  { what: 'plackup (for the LemonLDAP::NG portal)', paths: ['/usr/bin/plackup'], pkg: 'lemonldap-ng-fastcgi-server' },
   { what: "Ruby's openid_connect gem", paths: ['/usr/share/doc/ruby-openid-connect'], pkg: 'ruby-openid-connect' },
   { what: 'Authlib (Python)', paths: ['/usr/lib/python3/dist-packages/authlib/__init__.py'], pkg: 'python3-authlib' },
   { what: 'requests (Python)', paths: ['/usr/lib/python3/dist-packages/requests/__init__.py'], pkg: 'python3-requests' },

@@ -22,14 +22,12 @@
  * Needs the Debian package `glewlwyd` (it brings `sqlite3`); fails, never skips, without it.
  * ≈ 3 s. INTEROP_GLEWLWYD_LOG=DEBUG makes Glewlwyd's log (in its temp dir) verbose.
  */
-import { createServer, type Server } from 'node:http';
-import express from 'express';
-import session from 'express-session';
+import type { Server } from 'node:http';
 import type request from 'supertest';
 import supertest from 'supertest';
-import { oidc, readStoredLogin, requireAuth, rp, type RelyingParty } from '@openid-express/rp';
-import { close, listen } from '../../packages/rp/test/support/rp-app.js';
+import { oidc, requireAuth, type RelyingParty } from '@openid-express/rp';
 import { startGlewlwyd, type Glewlwyd, type GlewlwydUser } from './support/glewlwyd.js';
+import { listenRp, type RpUnderTest } from './support/rp-under-test.js';
 
 // letters and digits only, like the ids and secrets Glewlwyd makes itself (see test 7 for why)
 const CLIENT_ID = 'openidexpress';
@@ -42,18 +40,18 @@ const DASHED_POST = { provider: 'dashedpost', clientId: 'openid-express-post', c
 
 describe('our RP against Glewlwyd (an OpenID-certified OP nobody here wrote)', () => {
   let gw: Glewlwyd | undefined;
-  let server: Server | undefined;
+  let t: RpUnderTest;
+  let server: Server;
   let baseURL = '';
-  let store: session.MemoryStore;
   let relyingParty: RelyingParty;
-  /** Every request our RP made to Glewlwyd (`METHOD URL [grant_type]`), through the provider's customFetch. */
-  const toGlewlwyd: string[] = [];
+  /** Every request our RP made to Glewlwyd (`METHOD URL [grant_type]`). */
+  let toGlewlwyd: string[] = [];
   /** The RP's answers to Glewlwyd's back-channel logout tokens. */
   const logoutTokens: number[] = [];
 
   beforeAll(async () => {
-    server = createServer();
-    baseURL = await listen(server);
+    t = await listenRp();
+    ({ server, baseURL, toOp: toGlewlwyd } = t);
     const client = (clientId: string, clientSecret: string, provider: string, tokenEndpointAuthMethods?: string[], backchannel = false) => ({
       clientId, clientSecret, tokenEndpointAuthMethods,
       backchannelLogoutUri: backchannel ? `${baseURL}/auth/backchannel-logout/${provider}` : undefined,
@@ -68,76 +66,29 @@ describe('our RP against Glewlwyd (an OpenID-certified OP nobody here wrote)', (
         client(DASHED_POST.clientId, DASHED_POST.clientSecret, DASHED_POST.provider, ['client_secret_post']),
       ],
     });
-    const recording: NonNullable<Parameters<typeof oidc>[0]['customFetch']> = (url, init) => {
-      const grant = init.body instanceof URLSearchParams ? init.body.get('grant_type') : null;
-      toGlewlwyd.push(`${init.method ?? 'GET'} ${url}${grant ? ` ${grant}` : ''}`);
-      return fetch(url, init as RequestInit);
-    };
-    store = new session.MemoryStore();
-    const app = express();
-    app.use('/auth/backchannel-logout', (_req, res, next) => {
-      res.on('finish', () => logoutTokens.push(res.statusCode));
-      next();
+    const entry = (clientId: string, clientSecret: string, more: Partial<Parameters<typeof oidc>[0]> = {}) => oidc({
+      issuer: gw!.issuer, clientId, clientSecret, scope: 'openid email', allowInsecureRequests: true, customFetch: t.recording, ...more,
     });
-    app.use(session({ name: 'app.sid', secret: 'glewlwyd-interop-session-secret', resave: false, saveUninitialized: false, store }));
-    const router = rp({
-      baseURL,
-      providers: {
-        [PROVIDER]: oidc({
-          issuer: gw.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, scope: 'openid email',
-          allowInsecureRequests: true,
-          customFetch: recording,
-        }),
-        [DASHED.provider]: oidc({
-          issuer: gw.issuer, clientId: DASHED.clientId, clientSecret: DASHED.clientSecret, scope: 'openid email',
-          allowInsecureRequests: true, customFetch: recording,
-        }),
-        [DASHED_POST.provider]: oidc({
-          issuer: gw.issuer, clientId: DASHED_POST.clientId, clientSecret: DASHED_POST.clientSecret, scope: 'openid email',
-          tokenEndpointAuthMethod: 'client_secret_post', allowInsecureRequests: true, customFetch: recording,
-        }),
-      },
+    t.mount({
+      [PROVIDER]: entry(CLIENT_ID, CLIENT_SECRET),
+      [DASHED.provider]: entry(DASHED.clientId, DASHED.clientSecret),
+      [DASHED_POST.provider]: entry(DASHED_POST.clientId, DASHED_POST.clientSecret, { tokenEndpointAuthMethod: 'client_secret_post' }),
+    }, {
+      before: (app) => app.use('/auth/backchannel-logout', (_req, res, next) => {
+        res.on('finish', () => logoutTokens.push(res.statusCode));
+        next();
+      }),
+      after: (app) => app.get('/recent', requireAuth({ maxAge: 300 }), (req, res) => void res.json({ sub: req.oidc.user?.sub })),
     });
-    relyingParty = router.relyingParty;
-    app.use(router);
-    app.get('/me', requireAuth(), (req, res) => {
-      const claims = req.oidc.idTokenClaims!;
-      res.json({
-        user: req.oidc.user,
-        idToken: { iss: claims.iss, aud: claims.aud, sub: claims.sub, nonce: typeof claims.nonce },
-        accessToken: { tokenType: req.oidc.accessToken?.tokenType, scope: req.oidc.accessToken?.scope },
-      });
-    });
-    app.get('/userinfo', requireAuth(), async (req, res, next) => {
-      try {
-        res.json(await req.oidc.fetchUserInfo());
-      } catch (err) {
-        next(err);
-      }
-    });
-    app.get('/recent', requireAuth({ maxAge: 300 }), (req, res) => void res.json({ sub: req.oidc.user?.sub }));
-    app.get('/bye', (_req, res) => void res.send('signed out of the app'));
-    server.on('request', app);
+    relyingParty = t.relyingParty;
   }, 30_000);
 
   afterAll(async () => {
-    if (server) await close(server);
+    await t?.close();
     await gw?.stop();
   });
 
-  /** Authenticated sessions in the RP's store. */
-  function logins(): Promise<Array<{ id: string; auth: ReturnType<typeof readStoredLogin> }>> {
-    return new Promise((resolve, reject) => store.all((err, all) => {
-      if (err) return reject(err);
-      resolve(Object.entries((all ?? {}) as Record<string, session.SessionData>)
-        .filter(([, s]) => s?.oidc?.auth)
-        .map(([id, s]) => ({ id, auth: readStoredLogin(s.oidc!.auth!) })));
-    }));
-  }
-
-  function clearStore(): Promise<void> {
-    return new Promise((resolve) => store.clear(() => resolve()));
-  }
+  const logins = () => t.logins();
 
   /** Starts a login at the RP and walks Glewlwyd as alice; returns the RP's authorization URL and Glewlwyd's redirect back. */
   async function authorize(agent: request.Agent, user: GlewlwydUser, provider = PROVIDER): Promise<{ authorization: URL; callback: URL }> {
@@ -154,7 +105,7 @@ describe('our RP against Glewlwyd (an OpenID-certified OP nobody here wrote)', (
     return agent.get(callback.pathname + callback.search);
   }
 
-  beforeEach(() => clearStore());
+  beforeEach(() => t.clearStore());
 
   test('1. discovery: our RP reads Glewlwyd\'s /.well-known/openid-configuration', async () => {
     const raw = await fetch(`${gw!.issuer}/.well-known/openid-configuration`);
@@ -305,17 +256,7 @@ describe('our RP against Glewlwyd (an OpenID-certified OP nobody here wrote)', (
   test('6. a callback with a tampered state is refused (invalid_state) and leaves no login', async () => {
     const agent = supertest.agent(server!);
     const { callback } = await authorize(agent, gw!.user());
-    const state = callback.searchParams.get('state')!;
-    const tampered = new URL(callback);
-    tampered.searchParams.set('state', `${state.slice(0, -1)}${state.endsWith('A') ? 'B' : 'A'}`);
-    const calls = toGlewlwyd.length;
-    const res = await agent.get(tampered.pathname + tampered.search).set('accept', 'application/json');
-    expect(res.status).toBe(400);
-    expect(res.body.error).toBe('invalid_state');
-    // the code was never taken to Glewlwyd, and nothing was written
-    expect(toGlewlwyd.slice(calls).filter((c) => c.includes('/token'))).toEqual([]);
-    expect(await logins()).toEqual([]);
-    expect((await agent.get('/me').set('accept', 'application/json')).status).toBe(401);
+    await t.expectTamperedStateRefused(agent, callback);
   });
 
   // RFC 6749 §2.3.1: the client_id and secret are form-encoded before they go into the Basic header,

@@ -97,6 +97,15 @@ export function apacheConf(dir: string, o: ApacheRpOptions): string {
   ].join('\n');
 }
 
+/** Ends a server started detached (its own process group): SIGTERM to the group, SIGKILL after 3 s; resolves once `exited` does. */
+export async function stopProcessGroup(child: ChildProcess | undefined, exited: Promise<void>): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  try { process.kill(-child.pid!, 'SIGTERM'); } catch { /* already gone */ }
+  const timer = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } }, 3000);
+  await exited;
+  clearTimeout(timer);
+}
+
 /** Resolves once `child` (named `name` in errors) accepts connections on 127.0.0.1:`port`; rejects if it exits or the deadline passes. */
 export function waitForPort(port: number, child: ChildProcess, deadline: number, name = 'apache2'): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -14,7 +14,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitForPort } from './apache.js';
+import { freePort, stopProcessGroup, waitForPort } from './apache.js';
 
 export const GLEWLWYD = '/usr/bin/glewlwyd';
 export const MODULES = '/usr/lib/glewlwyd';
@@ -255,12 +255,7 @@ export async function startGlewlwyd(o: GlewlwydOptions): Promise<Glewlwyd> {
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   const stop = async () => {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      try { process.kill(-child.pid!, 'SIGTERM'); } catch { /* already gone */ }
-      const timer = setTimeout(() => { try { process.kill(-child!.pid!, 'SIGKILL'); } catch { /* gone */ } }, 3000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopProcessGroup(child, exited);
     rmSync(dir, { recursive: true, force: true });
   };
 
