@@ -137,7 +137,6 @@ function isNetworkError(err: unknown, depth = 0): boolean {
 }
 
 /** The HTTP status of an OP answer that openid-client refused (ResponseBodyError.status, or the Response it names as cause). */
-/** The HTTP status of the OP's answer behind an openid-client error, when there was one. */
 export function opStatus(err: Error & { status?: unknown }): number | undefined {
   if (typeof err.status === 'number') return err.status;
   const cause = err.cause as { status?: unknown; headers?: unknown } | undefined;
