@@ -143,6 +143,18 @@ export function opStatus(err: Error & { status?: unknown }): number | undefined 
   return cause && typeof cause.status === 'number' && typeof cause.headers === 'object' ? cause.status : undefined;
 }
 
+/**
+ * Why a token's `alg` was refused, for a newcomer: which alg came, which are accepted from the OP,
+ * and what the provider entry can set (an OP left on HMAC, as LemonLDAP::NG is by default).
+ */
+export function algNotAccepted(alg: string, accepted: readonly string[]): string {
+  const list = accepted.join(' or ') || 'the algorithms the OP advertises';
+  const hint = alg === 'none' ? 'unsigned tokens are never accepted'
+    : alg.startsWith('HS') ? `HMAC-signed tokens (keyed with the client secret) are accepted only when the provider entry sets idTokenSignedResponseAlg: '${alg}' and the client is registered with it at the OP; otherwise have the OP sign this client's tokens with ${list}`
+      : `if the client is registered with ${alg} at the OP, set idTokenSignedResponseAlg: '${alg}' in the provider entry`;
+  return `it is signed with "alg" ${alg}, and tokens from this OP are accepted signed with ${list}: ${hint}`;
+}
+
 /** Keeps an OP-supplied text short and on one line (it ends up in pages and logs). */
 function opText(value: unknown): string {
   return typeof value === 'string' ? value.replace(/[\r\n\t]+/g, ' ').slice(0, 200) : '';
@@ -176,6 +188,13 @@ export function toRpError(err: unknown, idTokenCode: RpErrorCode = 'invalid_id_t
     return new RpError(code, `the OpenID Provider answered "${opError}"${detail ? `: ${detail}` : ''}`, { opError, cause: err });
   }
   if (isNetworkError(e)) return new RpError('op_unreachable', 'the OpenID Provider could not be reached', { cause: err });
+  // openid-client's own alg check (the error, or the one it wraps): its cause names the header and what was expected
+  const algError = [e, e.cause as Error | undefined].find((x) => x?.message === 'unexpected JWT "alg" header parameter');
+  const algCause = algError?.cause as { header?: { alg?: unknown }; expected?: unknown } | undefined;
+  if (algCause?.header) {
+    const expected = Array.isArray(algCause.expected) ? algCause.expected.map(String) : typeof algCause.expected === 'string' ? [algCause.expected] : [];
+    return new RpError(idTokenCode, `the token was refused: ${algNotAccepted(opText(algCause.header.alg) || 'no alg', expected)}`, { cause: err });
+  }
   const inner = (e.cause as Error | undefined)?.message;
   // openid-client names the JWT either in the cause or in its own message (e.g. an unknown "crit" header);
   // an encrypted ID token the provider entry did not ask for is "JWE decryption is not configured"

@@ -6,6 +6,7 @@
  * downloaded again once when a token names an unknown `kid` (key rotation).
  */
 import * as jose from 'jose';
+import { algNotAccepted } from './errors.js';
 import type { ProviderConfig } from './options.js';
 
 type RemoteJwks = ReturnType<typeof jose.createRemoteJWKSet>;
@@ -81,13 +82,23 @@ export async function verifyJwt(
   if (!hmac && !expect.jwksUri) throw new Error('the OP publishes no jwks_uri, so its token signature cannot be verified');
   const issuer = provider.expectedIssuer ? provider.expectedIssuer(jose.decodeJwt(jwt), expect.issuer) : expect.issuer;
   const key = hmac ? new TextEncoder().encode(provider.clientSecret ?? '') : keySets.get(expect.jwksUri!, provider);
-  const { payload } = await jose.jwtVerify(jwt, key as Uint8Array, {
-    issuer,
-    audience: expect.audience,
-    algorithms: expect.algorithms,
-    clockTolerance: CLOCK_TOLERANCE,
-    ...extra,
-  });
+  let payload: jose.JWTPayload;
+  try {
+    ({ payload } = await jose.jwtVerify(jwt, key as Uint8Array, {
+      issuer,
+      audience: expect.audience,
+      algorithms: expect.algorithms,
+      clockTolerance: CLOCK_TOLERANCE,
+      ...extra,
+    }));
+  } catch (err) {
+    if (!(err instanceof jose.errors.JOSEAlgNotAllowed)) throw err;
+    let alg = 'no alg';
+    try {
+      alg = String(jose.decodeProtectedHeader(jwt).alg).slice(0, 20);
+    } catch { /* keep 'no alg' */ }
+    throw new jose.errors.JOSEAlgNotAllowed(algNotAccepted(alg, expect.algorithms));
+  }
   // jose checks iat only with maxTokenAge: a token "issued" in the future is forged or from a broken clock
   if (typeof payload.iat === 'number' && payload.iat > Math.floor(Date.now() / 1000) + CLOCK_TOLERANCE) {
     throw new jose.errors.JWTClaimValidationFailed('"iat" claim timestamp check failed (it should be in the past)', payload, 'iat', 'check_failed');

@@ -168,6 +168,13 @@ describe('attacker-shaped ID tokens', () => {
     await expectRefused(await callback(agent), agent);
   });
 
+  test('an ID token in an alg the RP does not accept (an OP left on HS512, as LemonLDAP::NG is by default) is refused, naming the alg and what to set', async () => {
+    stub.idToken = (claims) => stub.sign(claims, { alg: 'HS512', key: new TextEncoder().encode(CLIENT_SECRET) });
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent, 'invalid_id_token',
+      /signed with "alg" HS512, and tokens from this OP are accepted signed with RS256 or ES256: .*idTokenSignedResponseAlg: 'HS512'/);
+  });
+
   test('a crit header naming an extension the RP does not understand does not log in', async () => {
     // jose refuses to sign with an unknown crit, so the token is put together by hand
     stub.idToken = async (claims) => {
