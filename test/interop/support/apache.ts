@@ -106,6 +106,30 @@ export async function stopProcessGroup(child: ChildProcess | undefined, exited: 
   clearTimeout(timer);
 }
 
+/**
+ * Starts a server that cannot listen on port 0 and say which port it got: on a free port, taken
+ * again (up to 3 times) when another process grabbed it in between and the server exited at once.
+ * `spawnAt` prepares what the port needs and spawns the server detached; `onChild` is told of each
+ * child, to stop it later. A failure carries what the server wrote to a piped stderr.
+ */
+export async function spawnOnFreePort(
+  name: string, timeoutMs: number, spawnAt: (port: number) => ChildProcess, onChild: (child: ChildProcess, exited: Promise<void>) => void,
+): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const started = spawnAt(port);
+    let stderr = '';
+    started.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+    onChild(started, new Promise<void>((resolve) => started.once('exit', () => resolve())));
+    try {
+      await waitForPort(port, started, Date.now() + timeoutMs, name);
+      return port;
+    } catch (err) {
+      if (started.exitCode === null || attempt === 3) throw stderr ? new Error(`${(err as Error).message}\n${stderr}`) : err;
+    }
+  }
+}
+
 /** Resolves once `child` (named `name` in errors) accepts connections on 127.0.0.1:`port`; rejects if it exits or the deadline passes. */
 export function waitForPort(port: number, child: ChildProcess, deadline: number, name = 'apache2'): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -146,12 +170,7 @@ export async function startApache(o: ApacheRpOptions): Promise<ApacheRp> {
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      try { process.kill(-child.pid!, 'SIGTERM'); } catch { /* already gone */ }
-      const timer = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } }, 3000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopProcessGroup(child, exited);
     rmSync(dir, { recursive: true, force: true });
   };
   try {

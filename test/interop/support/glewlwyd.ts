@@ -14,7 +14,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, stopProcessGroup, waitForPort } from './apache.js';
+import { spawnOnFreePort, stopProcessGroup } from './apache.js';
 
 export const GLEWLWYD = '/usr/bin/glewlwyd';
 export const MODULES = '/usr/lib/glewlwyd';
@@ -266,25 +266,11 @@ export async function startGlewlwyd(o: GlewlwydOptions): Promise<Glewlwyd> {
     const init = spawnSync(SQLITE3, ['-bail', join(dir, 'glewlwyd.db')], { input: schema, encoding: 'utf8' });
     if (init.status !== 0) throw new Error(`sqlite3 could not create the database from ${SCHEMA}:\n${init.stderr}`);
 
-    // Glewlwyd cannot listen on port 0 and say which port it got: a free port, taken again if another
-    // process grabbed it in between (Glewlwyd then exits at once)
-    let port = 0;
-    for (let attempt = 1; ; attempt++) {
-      port = await freePort();
-      const conf = join(dir, 'glewlwyd.conf');
-      writeFileSync(conf, config(dir, port));
-      const started = spawn(GLEWLWYD, ['-c', conf], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
-      child = started;
-      let stderr = '';
-      started.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-      exited = new Promise<void>((resolve) => started.once('exit', () => resolve()));
-      try {
-        await waitForPort(port, started, Date.now() + 10_000, 'glewlwyd');
-        break;
-      } catch (err) {
-        if (started.exitCode === null || attempt === 3) throw new Error(`${(err as Error).message}\n${stderr}`);
-      }
-    }
+    const conf = join(dir, 'glewlwyd.conf');
+    const port = await spawnOnFreePort('glewlwyd', 10_000, (at) => {
+      writeFileSync(conf, config(dir, at));
+      return spawn(GLEWLWYD, ['-c', conf], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    }, (started, done) => { child = started; exited = done; });
     const origin = `http://127.0.0.1:${port}`;
     const issuer = `${origin}/api/${PLUGIN}`;
 

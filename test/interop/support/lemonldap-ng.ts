@@ -18,7 +18,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, stopProcessGroup, waitForPort } from './apache.js';
+import { spawnOnFreePort, stopProcessGroup } from './apache.js';
 
 export const PLACKUP = '/usr/bin/plackup';
 /** The portal as a PSGI app, as the packaged nginx config hands it to llng-fastcgi-server. */
@@ -288,28 +288,16 @@ export async function startLemonldap(o: LlngOptions): Promise<Lemonldap> {
   };
 
   try {
-    // plackup cannot listen on port 0 and say which port it got: a free port, taken again if another
-    // process grabbed it in between (plackup then exits at once)
-    let port = 0;
-    for (let attempt = 1; ; attempt++) {
-      port = await freePort();
-      const origin = `http://127.0.0.1:${port}`;
-      writeFileSync(join(dir, 'conf', 'lmConf-1.json'), JSON.stringify(config(dir, origin, o.clients), null, 1));
+    const port = await spawnOnFreePort('plackup (LL::NG portal)', 15_000, (at) => {
+      writeFileSync(join(dir, 'conf', 'lmConf-1.json'), JSON.stringify(config(dir, `http://127.0.0.1:${at}`, o.clients), null, 1));
       const out = openSync(logFile, 'a');
-      const started = spawn(PLACKUP, ['-s', 'HTTP::Server::PSGI', '--host', '127.0.0.1', '--port', String(port), '-E', 'deployment', PORTAL_PSGI], {
+      const started = spawn(PLACKUP, ['-s', 'HTTP::Server::PSGI', '--host', '127.0.0.1', '--port', String(at), '-E', 'deployment', PORTAL_PSGI], {
         detached: true, cwd: dir, stdio: ['ignore', out, out],
         env: { ...process.env, LLNG_DEFAULTCONFFILE: join(dir, 'lemonldap-ng.ini') },
       });
       closeSync(out);
-      child = started;
-      exited = new Promise<void>((resolve) => started.once('exit', () => resolve()));
-      try {
-        await waitForPort(port, started, Date.now() + 15_000, 'plackup (LL::NG portal)');
-        break;
-      } catch (err) {
-        if (started.exitCode === null || attempt === 3) throw err;
-      }
-    }
+      return started;
+    }, (started, done) => { child = started; exited = done; });
     const origin = `http://127.0.0.1:${port}`;
     // the portal reads its configuration on the first request: make it here, and fail with its log
     const discovery = await fetch(`${origin}/.well-known/openid-configuration`);
