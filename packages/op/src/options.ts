@@ -18,7 +18,7 @@ export type OpClient = ClientMetadata & {
 
 /** Which optional endpoints and mechanisms are on. */
 export interface OpFeatures {
-  /** `grant_type=client_credentials` at the token endpoint. Default false. */
+  /** `grant_type=client_credentials` at the token endpoint; the token's subject (`sub`, in its JWT form and in introspection) is the client. Default false. */
   clientCredentials?: boolean;
   /** RFC 7662 introspection endpoint. Default true. */
   introspection?: boolean;

@@ -139,11 +139,19 @@ function askedScope(scope: string, asked: object | undefined): string {
   return scope;
 }
 
-/** `extraTokenClaims`: a resource's account claims by scope (`claimsByScope`) and a token exchange's `act`. */
+/**
+ * `extraTokenClaims`: a resource's account claims by scope (`claimsByScope`), a token exchange's `act`,
+ * and a client-credentials token's `sub`. A token with no resource owner has the client as its subject
+ * (RFC 9068 §2.2); oidc-provider writes that `sub` into the JWT form only, so without it the opaque
+ * form's introspection answer had no `sub` and resource servers that name the caller by it (Apache
+ * mod_oauth2 by default) refused the token.
+ */
 function tokenClaims(o: ResolvedOptions): NonNullable<Configuration['extraTokenClaims']> {
   const ri = o.features.resourceIndicators;
   return async (ctx, token) => {
-    const claims = { ...(ri ? await claimsForResource(ri, o.accounts, ctx, token) : undefined), ...exchangeClaims(token) };
+    const own = token.kind === 'ClientCredentials' ? { sub: token.clientId } : undefined;
+    if (!ri && !o.features.tokenExchange) return own;
+    const claims = { ...(ri ? await claimsForResource(ri, o.accounts, ctx, token) : undefined), ...exchangeClaims(token), ...own };
     return Object.keys(claims).length ? claims : undefined;
   };
 }
@@ -190,7 +198,7 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     rotateRefreshToken: true,
     clientBasedCORS,
     ttl: ttlOf(o),
-    ...(o.features.resourceIndicators || o.features.tokenExchange ? { extraTokenClaims: tokenClaims(o) } : {}),
+    extraTokenClaims: tokenClaims(o),
     ...(o.allowPrivateHosts.length ? { fetch: privateHostsFetch(parseAllowedHosts(o.allowPrivateHosts)) } : {}),
     async renderError(ctx, out, error) {
       ctx.type = 'html';

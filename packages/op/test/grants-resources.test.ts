@@ -64,7 +64,8 @@ describe('features.resourceIndicators', () => {
     expect(isJwt(tokens.access_token)).toBe(false);
     expect(tokens.expires_in).toBe(120); // the resource's accessTokenTTL
     const info = await client.tokenIntrospection(service, tokens.access_token);
-    expect(info).toMatchObject({ active: true, aud: 'reports', scope: 'read', client_id: 'service' });
+    // sub: the client, as in the JWT form (RFC 9068 §2.2: no resource owner, the client is the subject)
+    expect(info).toMatchObject({ active: true, aud: 'reports', scope: 'read', client_id: 'service', sub: 'service' });
   });
 
   test('an unknown resource, or one that is not an absolute URI, is invalid_target', async () => {
@@ -134,5 +135,11 @@ describe('without features.resourceIndicators', () => {
     const service = await f.config('service');
     expect(await oauthError(client.clientCredentialsGrant(service, { resource: API, scope: 'read' }))).toMatchObject({ error: 'invalid_target' });
     expect(isJwt((await client.clientCredentialsGrant(service, { scope: 'read' })).access_token)).toBe(false);
+  });
+
+  test('introspecting a client-credentials token names the client as its sub (resource servers such as mod_oauth2 name the caller by it)', async () => {
+    const service = await f.config('service');
+    const { access_token: token } = await client.clientCredentialsGrant(service, { scope: 'read' });
+    expect(await client.tokenIntrospection(service, token)).toMatchObject({ active: true, client_id: 'service', sub: 'service', scope: 'read', token_type: 'Bearer' });
   });
 });
