@@ -1,5 +1,5 @@
 // The tests use a real redis-server (and redis-cli for the Redis Cluster tests), a real Chromium,
-// a real Apache with mod_auth_openidc (a certified RP nobody here wrote), Glewlwyd and LemonLDAP::NG (certified OPs),
+// a real Apache with mod_auth_openidc (a certified RP nobody here wrote) and mod_oauth2 (a resource server), Glewlwyd and LemonLDAP::NG (certified OPs),
 // and Ruby's openid_connect gem and Python's Authlib (RP libraries nobody here wrote). Find them, or install them with apt-get
 // where we can (Debian, root), or stop with a message that says what to install.
 import { execSync } from 'node:child_process';
@@ -11,6 +11,7 @@ const needs = [
   { what: 'Chromium', paths: ['/usr/bin/chromium', '/usr/lib/chromium/chromium'], pkg: 'chromium' },
   { what: 'Apache', paths: ['/usr/sbin/apache2'], pkg: 'apache2' },
   { what: 'mod_auth_openidc', paths: ['/usr/lib/apache2/modules/mod_auth_openidc.so'], pkg: 'libapache2-mod-auth-openidc' },
+  { what: 'mod_oauth2', paths: ['/usr/lib/apache2/modules/mod_oauth2.so'], pkg: 'libapache2-mod-oauth2' },
   // test/interop: a certified OP (Glewlwyd) for the RP, and two more RP libraries (Ruby, Python) for the OP
   { what: 'Glewlwyd', paths: ['/usr/bin/glewlwyd'], pkg: 'glewlwyd' },
   { what: 'LemonLDAP::NG', paths: ['/usr/share/lemonldap-ng/portal/htdocs/index.psgi'], pkg: 'lemonldap-ng' },

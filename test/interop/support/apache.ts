@@ -46,31 +46,42 @@ export interface ApacheRpOptions {
   directives?: string[];
 }
 
-// the minimal set found by trying: AuthType is authn_core's, "valid-user" authz_user's, Header headers'
-const LOADED = [
+// what every config here loads, the minimal set found by trying: AuthType is authn_core's,
+// "valid-user" authz_user's, Header headers'
+const CORE_MODULES = [
   ['mpm_event_module', 'mod_mpm_event.so'],
   ['authn_core_module', 'mod_authn_core.so'],
   ['authz_core_module', 'mod_authz_core.so'],
   ['authz_user_module', 'mod_authz_user.so'],
   ['headers_module', 'mod_headers.so'],
-  ['auth_openidc_module', 'mod_auth_openidc.so'],
 ];
 
-/** The httpd config: /protected needs an OIDC login; whoami.html echoes the claims in headers. */
-export function apacheConf(dir: string, o: ApacheRpOptions): string {
-  const origin = `http://127.0.0.1:${o.port}`;
+/**
+ * The lines every httpd config here starts with: its files under `dir`, loopback `port`, `error.log`
+ * (`logModule` at INTEROP_APACHE_LOG, default info), nobody as its user when run as root, the core
+ * modules and `modules` ([name, file]) loaded.
+ */
+export function apacheBase(dir: string, port: number, logModule: string, modules: string[][]): string[] {
   // as root httpd refuses to serve unless it drops to a user: nobody (65534)
   const user = process.getuid?.() === 0 ? ['User #65534', 'Group #65534'] : [];
   return [
     `ServerRoot "${dir}"`,
     'ServerName 127.0.0.1',
-    `Listen 127.0.0.1:${o.port}`,
+    `Listen 127.0.0.1:${port}`,
     `PidFile "${dir}/httpd.pid"`,
     `DefaultRuntimeDir "${dir}"`,
     `ErrorLog "${dir}/error.log"`,
-    `LogLevel warn auth_openidc:${process.env.INTEROP_APACHE_LOG ?? 'info'}`,
+    `LogLevel warn ${logModule}:${process.env.INTEROP_APACHE_LOG ?? 'info'}`,
     ...user,
-    ...LOADED.map(([name, file]) => `LoadModule ${name} ${MODULES}/${file}`),
+    ...[...CORE_MODULES, ...modules].map(([name, file]) => `LoadModule ${name} ${MODULES}/${file}`),
+  ];
+}
+
+/** The httpd config: /protected needs an OIDC login; whoami.html echoes the claims in headers. */
+export function apacheConf(dir: string, o: ApacheRpOptions): string {
+  const origin = `http://127.0.0.1:${o.port}`;
+  return [
+    ...apacheBase(dir, o.port, 'auth_openidc', [['auth_openidc_module', 'mod_auth_openidc.so']]),
     `DocumentRoot "${dir}/htdocs"`,
     '<Directory />',
     '  Require all granted',
@@ -104,6 +115,24 @@ export async function stopProcessGroup(child: ChildProcess | undefined, exited: 
   const timer = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } }, 3000);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * A temp dir (`prefix` + random) for a server started detached; `started` (spawnOnFreePort's `onChild`)
+ * records the child, `stop()` ends its process group and removes the dir.
+ */
+export function detachedServerDir(prefix: string): { dir: string; started: (child: ChildProcess, exited: Promise<void>) => void; stop: () => Promise<void> } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  return {
+    dir,
+    started: (c, e) => { child = c; exited = e; },
+    stop: async () => {
+      await stopProcessGroup(child, exited);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /**

@@ -9,12 +9,11 @@
  * `GlewlwydUser` makes the same calls the page makes (sign in, grant the scopes, "continue"; on logout
  * list the session, end it, sign out), so Glewlwyd itself issues every code, token and redirect.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnOnFreePort, stopProcessGroup } from './apache.js';
+import { detachedServerDir, spawnOnFreePort } from './apache.js';
 
 export const GLEWLWYD = '/usr/bin/glewlwyd';
 export const MODULES = '/usr/lib/glewlwyd';
@@ -249,15 +248,9 @@ export class GlewlwydUser {
 /** Starts Glewlwyd on a free loopback port and configures it; `stop()` kills it and removes the temp dir. */
 export async function startGlewlwyd(o: GlewlwydOptions): Promise<Glewlwyd> {
   requireGlewlwyd();
-  const dir = mkdtempSync(join(tmpdir(), 'interop-glewlwyd-'));
+  const { dir, started, stop } = detachedServerDir('interop-glewlwyd-');
   const logFile = join(dir, 'glewlwyd.log');
   const log = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
-  let child: ChildProcess | undefined;
-  let exited: Promise<void> = Promise.resolve();
-  const stop = async () => {
-    await stopProcessGroup(child, exited);
-    rmSync(dir, { recursive: true, force: true });
-  };
 
   try {
     // the packaged schema and default data (admin user, database user and client backends), in one
@@ -270,7 +263,7 @@ export async function startGlewlwyd(o: GlewlwydOptions): Promise<Glewlwyd> {
     const port = await spawnOnFreePort('glewlwyd', 10_000, (at) => {
       writeFileSync(conf, config(dir, at));
       return spawn(GLEWLWYD, ['-c', conf], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
-    }, (started, done) => { child = started; exited = done; });
+    }, started);
     const origin = `http://127.0.0.1:${port}`;
     const issuer = `${origin}/api/${PLUGIN}`;
 

@@ -13,12 +13,11 @@
  * confirmation) and posts them back with their hidden fields as a browser would, so LL::NG itself
  * issues every code, token and redirect.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnOnFreePort, stopProcessGroup } from './apache.js';
+import { detachedServerDir, spawnOnFreePort } from './apache.js';
 
 export const PLACKUP = '/usr/bin/plackup';
 /** The portal as a PSGI app, as the packaged nginx config hands it to llng-fastcgi-server. */
@@ -275,29 +274,23 @@ export class LlngUser {
 /** Starts the portal on a free loopback port; `stop()` kills its process group and removes the temp dir. */
 export async function startLemonldap(o: LlngOptions): Promise<Lemonldap> {
   requireLemonldap();
-  const dir = mkdtempSync(join(tmpdir(), 'interop-lemonldap-'));
+  const { dir, started, stop } = detachedServerDir('interop-lemonldap-');
   for (const d of ['conf', 'sessions/lock', 'psessions/lock', 'cache', 'notifications']) mkdirSync(join(dir, d), { recursive: true });
   writeFileSync(join(dir, 'lemonldap-ng.ini'), ini(dir));
   const logFile = join(dir, 'portal.log');
   const log = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
-  let child: ChildProcess | undefined;
-  let exited: Promise<void> = Promise.resolve();
-  const stop = async () => {
-    await stopProcessGroup(child, exited);
-    rmSync(dir, { recursive: true, force: true });
-  };
 
   try {
     const port = await spawnOnFreePort('plackup (LL::NG portal)', 15_000, (at) => {
       writeFileSync(join(dir, 'conf', 'lmConf-1.json'), JSON.stringify(config(dir, `http://127.0.0.1:${at}`, o.clients), null, 1));
       const out = openSync(logFile, 'a');
-      const started = spawn(PLACKUP, ['-s', 'HTTP::Server::PSGI', '--host', '127.0.0.1', '--port', String(at), '-E', 'deployment', PORTAL_PSGI], {
+      const child = spawn(PLACKUP, ['-s', 'HTTP::Server::PSGI', '--host', '127.0.0.1', '--port', String(at), '-E', 'deployment', PORTAL_PSGI], {
         detached: true, cwd: dir, stdio: ['ignore', out, out],
         env: { ...process.env, LLNG_DEFAULTCONFFILE: join(dir, 'lemonldap-ng.ini') },
       });
       closeSync(out);
-      return started;
-    }, (started, done) => { child = started; exited = done; });
+      return child;
+    }, started);
     const origin = `http://127.0.0.1:${port}`;
     // the portal reads its configuration on the first request: make it here, and fail with its log
     const discovery = await fetch(`${origin}/.well-known/openid-configuration`);
