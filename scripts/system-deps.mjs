@@ -12,6 +12,8 @@ const needs = [
   { what: 'Apache', paths: ['/usr/sbin/apache2'], pkg: 'apache2' },
   { what: 'mod_auth_openidc', paths: ['/usr/lib/apache2/modules/mod_auth_openidc.so'], pkg: 'libapache2-mod-auth-openidc' },
   { what: 'mod_oauth2', paths: ['/usr/lib/apache2/modules/mod_oauth2.so'], pkg: 'libapache2-mod-oauth2' },
+  // the https OP of test/interop/mod-auth-openidc-more.test.ts (WebFinger) gets its certificate from the openssl CLI
+  { what: 'openssl', paths: ['/usr/bin/openssl'], pkg: 'openssl' },
   // test/interop: a certified OP (Glewlwyd) for the RP, and two more RP libraries (Ruby, Python) for the OP
   { what: 'Glewlwyd', paths: ['/usr/bin/glewlwyd'], pkg: 'glewlwyd' },
   { what: 'LemonLDAP::NG', paths: ['/usr/share/lemonldap-ng/portal/htdocs/index.psgi'], pkg: 'lemonldap-ng' },

@@ -5,12 +5,9 @@
  * Needs `apt-get install -y apache2 libapache2-mod-auth-openidc`; fails (never skips) without it.
  */
 import { FormBrowser } from '../support/op-forms.js';
-import { freePort, pkceOffDirective, requireApache, startApache, type ApacheRp } from './support/apache.js';
-import { ALICE, startInteropOp, type InteropOp } from './support/op.js';
+import { pkceOffDirective, type ApacheRp } from './support/apache.js';
+import { ALICE, startApacheWithOp, type InteropOp } from './support/op.js';
 import { expectAt } from './support/pages.js';
-
-const CLIENT_ID = 'apache';
-const CLIENT_SECRET = 'apache-client-secret-0123456789abcdef';
 
 
 interface Run { name: string; directives: () => string[]; pkce?: 'S256' | 'none' }
@@ -27,19 +24,7 @@ describe.each(RUNS)('mod_auth_openidc against op(): $name', (run) => {
   let apache: ApacheRp;
 
   beforeAll(async () => {
-    requireApache();
-    const port = await freePort();
-    const rpOrigin = `http://127.0.0.1:${port}`;
-    opServer = await startInteropOp(() => [{
-      client_id: CLIENT_ID, client_secret: CLIENT_SECRET,
-      token_endpoint_auth_method: 'client_secret_basic',
-      redirect_uris: [`${rpOrigin}/protected/redirect_uri`],
-      post_logout_redirect_uris: [`${rpOrigin}/loggedout.html`],
-    }]);
-    apache = await startApache({
-      port, metadataUrl: `${opServer.issuer}/.well-known/openid-configuration`,
-      clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, directives: run.directives(),
-    });
+    ({ opServer, apache } = await startApacheWithOp({ directives: run.directives() }));
   });
 
   afterAll(async () => {

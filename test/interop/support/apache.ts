@@ -33,18 +33,28 @@ export interface ApacheRp {
   origin: string;
   /** The PKCE directive line used ('' = the module's default). */
   pkceDirective: string;
+  /** With `metadataDir: true`: the OIDCMetadataDir, where the module keeps what it discovered and registered. */
+  metadataDir?: string;
   errorLog(): string;
   stop(): Promise<void>;
 }
 
-export interface ApacheRpOptions {
+interface ApacheRpCommon {
   port: number;
-  metadataUrl: string;
-  clientId: string;
-  clientSecret: string;
   /** Extra mod_auth_openidc directives, e.g. 'OIDCPKCEMethod S256'. */
   directives?: string[];
 }
+
+/** One static provider (OIDCProviderMetadataURL) and its client. */
+interface StaticProvider { metadataUrl: string; clientId: string; clientSecret: string; metadataDir?: undefined }
+
+/**
+ * The module's multi-provider mode: OIDCMetadataDir (a dir of its own, writable by httpd) and no
+ * static provider; OPs are found by its discovery page and registered with dynamically.
+ */
+interface MetadataDirProviders { metadataDir: true }
+
+export type ApacheRpOptions = ApacheRpCommon & (StaticProvider | MetadataDirProviders);
 
 // what every config here loads, the minimal set found by trying: AuthType is authn_core's,
 // "valid-user" authz_user's, Header headers'
@@ -86,9 +96,11 @@ export function apacheConf(dir: string, o: ApacheRpOptions): string {
     '<Directory />',
     '  Require all granted',
     '</Directory>',
-    `OIDCProviderMetadataURL ${o.metadataUrl}`,
-    `OIDCClientID ${o.clientId}`,
-    `OIDCClientSecret ${o.clientSecret}`,
+    ...(o.metadataDir ? [`OIDCMetadataDir "${dir}/metadata"`] : [
+      `OIDCProviderMetadataURL ${o.metadataUrl}`,
+      `OIDCClientID ${o.clientId}`,
+      `OIDCClientSecret ${o.clientSecret}`,
+    ]),
     `OIDCRedirectURI ${origin}/protected/redirect_uri`,
     'OIDCCryptoPassphrase interop-test-passphrase-0123456789',
     'OIDCScope "openid email profile"',
@@ -185,6 +197,11 @@ export async function startApache(o: ApacheRpOptions): Promise<ApacheRp> {
   writeFileSync(join(dir, 'htdocs', 'loggedout.html'), '<!doctype html><title>signed out</title><p>signed out of Apache</p>\n');
   // httpd running as nobody must read its documents
   for (const d of [dir, join(dir, 'htdocs'), join(dir, 'htdocs', 'protected')]) chmodSync(d, 0o755);
+  // ... and write its metadata dir (discovered .provider, registered .client, .conf files)
+  if (o.metadataDir) {
+    mkdirSync(join(dir, 'metadata'));
+    chmodSync(join(dir, 'metadata'), 0o777);
+  }
   const conf = join(dir, 'httpd.conf');
   writeFileSync(conf, apacheConf(dir, o));
   const errorLog = () => (existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : '');
@@ -209,7 +226,10 @@ export async function startApache(o: ApacheRpOptions): Promise<ApacheRp> {
     await stop();
     throw new Error(`${(err as Error).message}\n${stderr}\n${log}`);
   }
-  return { origin: `http://127.0.0.1:${o.port}`, pkceDirective: (o.directives ?? []).find((d) => d.startsWith('OIDCPKCEMethod')) ?? '', errorLog, stop };
+  return {
+    origin: `http://127.0.0.1:${o.port}`, pkceDirective: (o.directives ?? []).find((d) => d.startsWith('OIDCPKCEMethod')) ?? '',
+    metadataDir: o.metadataDir ? join(dir, 'metadata') : undefined, errorLog, stop,
+  };
 }
 
 /** Whether this mod_auth_openidc accepts `OIDCPKCEMethod none` (2.4.12 does not: there, no directive means no PKCE). */

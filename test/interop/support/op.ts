@@ -4,6 +4,7 @@ import express from 'express';
 import session from 'express-session';
 import { generateKeys, memoryAccounts, op, type OpApp, type OpClient, type OpOptions } from '@openid-express/op';
 import { close, listen } from '../../../packages/rp/test/support/rp-app.js';
+import { freePort, requireApache, startApache, type ApacheRp } from './apache.js';
 
 export const ALICE = {
   id: 'alice', username: 'alice', password: 'wonderland-42',
@@ -39,4 +40,35 @@ export async function startInteropOp(clients: (origin: string) => OpClient[], mo
     origin, issuer, authRequests, provider: opApp.provider,
     close: () => close(server),
   };
+}
+
+/** The client Apache is registered as at our OP, when it has one static provider. */
+export const APACHE_CLIENT = { id: 'apache', secret: 'apache-client-secret-0123456789abcdef' } as const;
+
+/**
+ * Our OP with Apache registered as its confidential client (client_secret_basic, the redirect and
+ * post-logout URIs of apacheConf(); `client`, given Apache's origin, adds metadata), and Apache with the OP as its static
+ * provider and `directives`.
+ */
+export async function startApacheWithOp(o: { directives?: string[]; client?: (rpOrigin: string) => Partial<OpClient>; op?: Partial<OpOptions> } = {}): Promise<{ opServer: InteropOp; apache: ApacheRp }> {
+  requireApache();
+  const port = await freePort();
+  const rpOrigin = `http://127.0.0.1:${port}`;
+  const opServer = await startInteropOp(() => [{
+    client_id: APACHE_CLIENT.id, client_secret: APACHE_CLIENT.secret,
+    token_endpoint_auth_method: 'client_secret_basic',
+    redirect_uris: [`${rpOrigin}/protected/redirect_uri`],
+    post_logout_redirect_uris: [`${rpOrigin}/loggedout.html`],
+    ...o.client?.(rpOrigin),
+  }], o.op);
+  try {
+    const apache = await startApache({
+      port, metadataUrl: `${opServer.issuer}/.well-known/openid-configuration`,
+      clientId: APACHE_CLIENT.id, clientSecret: APACHE_CLIENT.secret, directives: o.directives,
+    });
+    return { opServer, apache };
+  } catch (err) {
+    await opServer.close();
+    throw err;
+  }
 }
