@@ -12,12 +12,17 @@ export const APACHE = '/usr/sbin/apache2';
 export const MODULES = '/usr/lib/apache2/modules';
 export const INSTALL = 'apt-get install -y apache2 libapache2-mod-auth-openidc';
 
+/** Throws (never skips) when any of `files` is missing: which ones, and the line that installs `what`. */
+export function requireFiles(files: string[], what: string, install: string): void {
+  const missing = files.filter((f) => !existsSync(f));
+  if (missing.length) {
+    throw new Error(`missing ${missing.join(', ')}: install ${what} with\n  apt-get update && ${install}`);
+  }
+}
+
 /** Throws (never skips) with the install line when Apache or the module is missing. */
 export function requireApache(): void {
-  const missing = [APACHE, `${MODULES}/mod_auth_openidc.so`].filter((f) => !existsSync(f));
-  if (missing.length) {
-    throw new Error(`missing ${missing.join(', ')}: install them with\n  apt-get update && ${INSTALL}`);
-  }
+  requireFiles([APACHE, `${MODULES}/mod_auth_openidc.so`], 'them', INSTALL);
 }
 
 /** A free loopback port (Apache cannot listen on port 0 and tell us which one it got). */

@@ -13,7 +13,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { detachedServerDir, spawnOnFreePort } from './apache.js';
+import { detachedServerDir, requireFiles, spawnOnFreePort } from './apache.js';
 
 export const GLEWLWYD = '/usr/bin/glewlwyd';
 export const MODULES = '/usr/lib/glewlwyd';
@@ -27,11 +27,8 @@ export const PLUGIN = 'oidc';
 
 /** Throws (never skips) with the install line when Glewlwyd, its modules, its schema or sqlite3 are missing. */
 export function requireGlewlwyd(): void {
-  const missing = [GLEWLWYD, `${MODULES}/plugin/libprotocol_oidc.so`, `${MODULES}/user/libusermoddatabase.so`, SCHEMA, SQLITE3]
-    .filter((f) => !existsSync(f));
-  if (missing.length) {
-    throw new Error(`missing ${missing.join(', ')}: install Glewlwyd (Debian package glewlwyd, which brings sqlite3) with\n  apt-get update && ${INSTALL}`);
-  }
+  requireFiles([GLEWLWYD, `${MODULES}/plugin/libprotocol_oidc.so`, `${MODULES}/user/libusermoddatabase.so`, SCHEMA, SQLITE3],
+    'Glewlwyd (Debian package glewlwyd, which brings sqlite3)', INSTALL);
 }
 
 export interface GlewlwydUserAccount {

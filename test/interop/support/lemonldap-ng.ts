@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { detachedServerDir, spawnOnFreePort } from './apache.js';
+import { detachedServerDir, requireFiles, spawnOnFreePort } from './apache.js';
 
 export const PLACKUP = '/usr/bin/plackup';
 /** The portal as a PSGI app, as the packaged nginx config hands it to llng-fastcgi-server. */
@@ -30,10 +30,8 @@ export const INSTALL = 'apt-get install -y lemonldap-ng lemonldap-ng-fastcgi-ser
 
 /** Throws (never skips) with the install line when the LL::NG portal or plackup is missing. */
 export function requireLemonldap(): void {
-  const missing = [PLACKUP, PORTAL_PSGI, OIDC_ISSUER, PACKAGED_CONF, TEMPLATES].filter((f) => !existsSync(f));
-  if (missing.length) {
-    throw new Error(`missing ${missing.join(', ')}: install LemonLDAP::NG (its portal, and its FastCGI server, which brings plackup) with\n  apt-get update && ${INSTALL}`);
-  }
+  requireFiles([PLACKUP, PORTAL_PSGI, OIDC_ISSUER, PACKAGED_CONF, TEMPLATES],
+    'LemonLDAP::NG (its portal, and its FastCGI server, which brings plackup)', INSTALL);
   try {
     accessSync(PACKAGED_CONF, constants.R_OK);
   } catch {

@@ -8,7 +8,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { APACHE, apacheBase, detachedServerDir, MODULES, spawnOnFreePort } from './apache.js';
+import { APACHE, apacheBase, detachedServerDir, MODULES, requireFiles, spawnOnFreePort } from './apache.js';
 
 export const MOD_OAUTH2 = `${MODULES}/mod_oauth2.so`;
 export const INSTALL = 'apt-get install -y apache2 libapache2-mod-oauth2';
@@ -19,10 +19,7 @@ export const USER_HEADER = 'X-Remote-User';
 
 /** Throws (never skips) with the install line when Apache or the module is missing. */
 export function requireModOauth2(): void {
-  const missing = [APACHE, MOD_OAUTH2].filter((f) => !existsSync(f));
-  if (missing.length) {
-    throw new Error(`missing ${missing.join(', ')}: install them with\n  apt-get update && ${INSTALL}`);
-  }
+  requireFiles([APACHE, MOD_OAUTH2], 'them', INSTALL);
 }
 
 export interface ProtectedPath {
