@@ -22,6 +22,9 @@
 // targets then compare instructions too; CPU time is still printed. CYCLES=3 (phases b and c): each
 // counted window spans 3 whole GC cycles instead of COUNT requests or LOGINS logins (a fixed count
 // holds one mark-compact more or less by luck, and each one sets off a wave of re-optimisation).
+// SIM=1 (with MEASURE=instructions): callgrind also simulates the caches and branch prediction, and
+// the tables add L1 and last-level misses, mispredicted branches and callgrind's estimate of cycles
+// per request (see bench/lib/instructions.mjs); about twice as slow again.
 //
 // RATIOS_OUT=file: the per-round ratios of each target as JSON, for bench/repeat.mjs (several runs).
 //
@@ -272,6 +275,13 @@ const speedColumns = (unit, per) => [
   ...(INSTRUCTIONS ? [
     { head: `instructions/${per} (median)`, value: (r) => fmt(med(r, 'instructions')) },
     { head: `ours / this, instructions/${per} per round`, value: (r, ours) => (ours ? listRatios(perRound(ours, r, 'instructions')) : '–') },
+  ] : []),
+  ...(INSTRUCTIONS && process.env.SIM ? [
+    { head: `L1 misses/${per}`, value: (r) => fmt(med(r, 'l1')) },
+    { head: `LL misses/${per}`, value: (r) => fmt(med(r, 'll'), 1) },
+    { head: `mispredicted branches/${per}`, value: (r) => fmt(med(r, 'mispredicted')) },
+    { head: `est. cycles/${per} (median)`, value: (r) => fmt(med(r, 'cycles')) },
+    { head: `ours / this, est. cycles/${per} per round`, value: (r, ours) => (ours ? listRatios(perRound(ours, r, 'cycles')) : '–') },
   ] : []),
 ];
 

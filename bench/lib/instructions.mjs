@@ -38,6 +38,15 @@ export function extraV8Flags() {
   return (process.env.V8_FLAGS ?? '').split(' ').filter(Boolean);
 }
 
+/**
+ * SIM=1: callgrind also simulates the caches and the branch predictor (about twice as slow). The
+ * counts then add, per request, the first-level and last-level cache misses and the mispredicted
+ * branches, and `cycles`, callgrind's own estimate of what they cost together
+ * (Ir + 10 × (L1 misses + mispredicts) + 100 × LL misses): what an instruction count leaves out
+ * and CPU time on this VM (no hardware counters) cannot show apart from its noise.
+ */
+const SIM = Boolean(process.env.SIM);
+
 /** True when valgrind and callgrind_control are on this machine. */
 export function haveCallgrind() {
   return ['/usr/bin/valgrind', '/usr/bin/callgrind_control'].every((p) => existsSync(p));
@@ -55,6 +64,7 @@ export function callgrindFork(execArgv) {
     execPath: '/usr/bin/valgrind',
     execArgv: [
       '--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', '--quiet',
+      ...(SIM ? ['--cache-sim=yes', '--branch-sim=yes'] : []),
       // V8 without background threads (concurrent marking and compiling get as far as the scheduler
       // lets them) and with a GC schedule that does not follow the clock (under Valgrind a request
       // takes 50× longer, so time-driven collections came far more often, and at random): these
@@ -79,16 +89,31 @@ export async function pausedWhile(child, fn) {
   }
 }
 
-/** Turns the child's counting off and returns the instructions callgrind counted since it was zeroed. */
+/**
+ * Turns the child's counting off and returns what callgrind counted since it was zeroed: the
+ * instructions, and with SIM=1 the simulated misses (see SIM) as `sim`.
+ */
 async function stopCounting(child, dir) {
   await control(child.pid, '--instr=off');
   await control(child.pid, '--dump');
   const dumps = readdirSync(dir).filter((f) => f.startsWith(`out.${child.pid}`));
-  let total = 0;
-  for (const f of dumps) total += Number(/^totals: (\d+)/m.exec(readFileSync(join(dir, f), 'utf8'))?.[1] ?? 0);
-  if (!total) throw new Error(`callgrind wrote no counts for pid ${child.pid} in ${dir}`);
-  return total;
+  const sums = {};
+  for (const f of dumps) {
+    const text = readFileSync(join(dir, f), 'utf8');
+    const events = /^events: (.+)$/m.exec(text)?.[1].trim().split(/\s+/) ?? ['Ir'];
+    const totals = /^totals: (.+)$/m.exec(text)?.[1].trim().split(/\s+/).map(Number) ?? [];
+    events.forEach((e, i) => void (sums[e] = (sums[e] ?? 0) + (totals[i] ?? 0)));
+  }
+  if (!sums.Ir) throw new Error(`callgrind wrote no counts for pid ${child.pid} in ${dir}`);
+  if (!SIM) return { total: sums.Ir };
+  const l1 = (sums.I1mr ?? 0) + (sums.D1mr ?? 0) + (sums.D1mw ?? 0);
+  const ll = (sums.ILmr ?? 0) + (sums.DLmr ?? 0) + (sums.DLmw ?? 0);
+  const mispredicted = (sums.Bcm ?? 0) + (sums.Bim ?? 0);
+  return { total: sums.Ir, sim: { l1, ll, mispredicted, cycles: sums.Ir + 10 * (l1 + mispredicted) + 100 * ll } };
 }
+
+/** Per request: `sim` (SIM=1) divided by `requests`. */
+const perRequest = (sim, requests) => (sim ? Object.fromEntries(Object.entries(sim).map(([k, v]) => [k, v / requests])) : {});
 
 /**
  * Runs `measure()` (which returns { requests, ... }) with callgrind counting in the child, and
@@ -101,8 +126,8 @@ export async function countInstructions(child, dir, measure) {
   if (process.env.V8_FLAGS) console.log(`--- counting pid ${child.pid}`);
   const result = await measure();
   if (process.env.V8_FLAGS) console.log(`--- counted pid ${child.pid}`);
-  const total = await stopCounting(child, dir);
-  return { ...result, instructions: total / result.requests };
+  const { total, sim } = await stopCounting(child, dir);
+  return { ...result, instructions: total / result.requests, ...perRequest(sim, result.requests) };
 }
 
 /**
@@ -134,6 +159,6 @@ export async function countInstructionsOverCycles(child, dir, runBatch, { cycles
   }
   const rps = requests / ((performance.now() - started) / 1000);
   if (process.env.V8_FLAGS) console.log(`--- counted pid ${child.pid}`);
-  const total = await stopCounting(child, dir);
-  return { requests, rps, instructions: total / requests, majorGcs: (await majorGcs()) - start };
+  const { total, sim } = await stopCounting(child, dir);
+  return { requests, rps, instructions: total / requests, ...perRequest(sim, requests), majorGcs: (await majorGcs()) - start };
 }
