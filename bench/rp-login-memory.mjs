@@ -16,32 +16,28 @@
 // processes, so the app's heap holds only what the app keeps.
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:http';
-import express from 'express';
-import session from 'express-session';
 import { serveMessages, startChild, stopChild, ask } from './lib/children.mjs';
-import { Jar, locationOf, request } from './lib/http.mjs';
+import { Jar, roundTrip } from './lib/http.mjs';
 import { startOidcOp } from './lib/oidc-op.mjs';
+import { VARIANTS } from './lib/rp-apps.mjs';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const BATCHES = Number(process.env.BATCHES ?? 5);
 const LOGINS = Number(process.env.LOGINS ?? 1000);
 const CLIENT_SECRET = 'bench-client-secret-that-is-long-enough-0123456789';
 
-/** Child: the app, answering `heap` with its heap after the store is emptied and a full GC. */
+/** Child: the app (rp-vs-express-openid-connect.mjs's `ours`), answering `heap` with its heap after the store is emptied and a full GC. */
 async function runApp() {
-  const { rp, oidc, requireAuth } = await import('@openid-express/rp');
   const server = createServer();
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const baseURL = `http://127.0.0.1:${server.address().port}`;
-  const store = new session.MemoryStore();
+  let store;
   serveMessages({
-    build({ issuer }) {
-      const app = express();
-      app.use(session({ secret: 'bench-session-secret-0123456789abcdef', resave: false, saveUninitialized: false, store, name: 'sid' }));
-      app.use(rp({ baseURL, providers: { op: oidc({ issuer, clientId: 'app', clientSecret: CLIENT_SECRET, scope: 'openid profile email', allowInsecureRequests: true }) } }));
-      app.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user));
-      server.on('request', app);
-      return {};
+    async build({ issuer }) {
+      const built = await VARIANTS.ours.build({ baseURL, issuer, clientId: 'app', clientSecret: CLIENT_SECRET });
+      store = built.store;
+      server.on('request', built.app);
+      return { loginPath: built.loginPath };
     },
     async heap() {
       const keys = Object.keys(store.sessions).length;
@@ -62,36 +58,20 @@ async function runOp(clientsJson) {
   process.send({ issuer });
 }
 
-/** One login through the OP (an OP session is kept, so after the first one the OP sends the user straight back). */
-async function login(baseURL, opOrigin, opJar) {
-  const jar = new Jar();
-  let next = await locationOf(await request(jar, `${baseURL}/auth/login/op?returnTo=%2Fme`), 'login route');
-  for (let hop = 0; next.origin === opOrigin; hop += 1) {
-    if (hop > 10) throw new Error('too many redirects at the OP');
-    const response = /^\/interaction\/[^/]+$/.test(next.pathname)
-      ? await request(opJar, `${next.href}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'account=alice' })
-      : await request(opJar, next.href);
-    next = await locationOf(response, `OP ${next.pathname}`);
-  }
-  await locationOf(await request(jar, next.href), 'callback');
-  const me = await request(jar, `${baseURL}/me`);
-  if (me.status !== 200) throw new Error(`GET /me after login answered ${me.status}: ${await me.text()}`);
-  await me.arrayBuffer();
-}
-
 async function main() {
   const started = Date.now();
   const { child: app, first: { baseURL } } = await startChild(SCRIPT, ['app']);
-  const { child: op, first: { issuer } } = await startChild(SCRIPT, ['op', JSON.stringify([{ client_id: 'app', client_secret: CLIENT_SECRET, redirect_uris: [`${baseURL}/auth/callback/op`] }])]);
+  const redirectUri = baseURL + VARIANTS.ours.callbackPath;
+  const { child: op, first: { issuer } } = await startChild(SCRIPT, ['op', JSON.stringify([{ client_id: 'app', client_secret: CLIENT_SECRET, redirect_uris: [redirectUri] }])]);
   try {
-    await ask(app, { cmd: 'build', issuer });
-    const opJar = new Jar();
+    const { loginPath } = await ask(app, { cmd: 'build', issuer });
+    const user = { opJar: new Jar(), interactions: 0 }; // one user, signed in at the OP after the first login
     const heaps = [];
     console.log(`node ${process.version}, ${BATCHES} batches of ${LOGINS} logins\n`);
     console.log('| logins so far | store records dropped | app heap after GC (MB) |');
     console.log('|---:|---:|---:|');
     for (let batch = 1; batch <= BATCHES; batch += 1) {
-      for (let i = 0; i < LOGINS; i += 1) await login(baseURL, new URL(issuer).origin, opJar);
+      for (let i = 0; i < LOGINS; i += 1) await roundTrip({ baseURL, loginPath }, new URL(issuer).origin, user);
       const { heapUsed, keys } = await ask(app, { cmd: 'heap' });
       heaps.push(heapUsed);
       console.log(`| ${batch * LOGINS} | ${keys} | ${(heapUsed / 1e6).toFixed(2)} |`);

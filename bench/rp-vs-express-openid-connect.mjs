@@ -43,7 +43,7 @@ import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { IncomingMessage, ServerResponse, createServer } from 'node:http';
 import { ask, serveMessages, startChild, stopChild } from './lib/children.mjs';
-import { Jar, locationOf, request } from './lib/http.mjs';
+import { Jar, request, roundTrip } from './lib/http.mjs';
 import { countInstructions, countInstructionsOverCycles } from './lib/instructions.mjs';
 import { cpuMicros, hammer, loop } from './lib/load.mjs';
 import { VARIANTS } from './lib/rp-apps.mjs';
@@ -208,26 +208,6 @@ async function heapOf10k(store, add, indexKeys) {
 }
 
 // ---------------------------------------------------------------- the load generator
-
-/** One whole login of `user`: login → OP (interaction only without an OP session) → callback → /me. */
-async function roundTrip(app, opOrigin, user) {
-  const jar = new Jar(); // a new visitor of the app each time; the OP session is the user's
-  let next = await locationOf(await request(jar, app.baseURL + app.loginPath), 'login route');
-  for (let hop = 0; next.origin === opOrigin; hop += 1) {
-    if (hop > 10) throw new Error('too many redirects at the OP');
-    const interaction = /^\/interaction\/[^/]+$/.test(next.pathname);
-    if (interaction) user.interactions += 1;
-    const response = interaction
-      ? await request(user.opJar, `${next.href}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'account=alice' })
-      : await request(user.opJar, next.href);
-    next = await locationOf(response, `OP ${next.pathname}`);
-  }
-  await locationOf(await request(jar, next.href), 'callback');
-  const me = await request(jar, `${app.baseURL}/me`);
-  const body = await me.json().catch(() => ({}));
-  if (me.status !== 200 || body.sub !== 'alice') throw new Error(`GET /me after login answered ${me.status} ${JSON.stringify(body)}`);
-  return jar;
-}
 
 async function startAll(names) {
   const profile = process.env.PROFILE;

@@ -42,3 +42,27 @@ export async function locationOf(response, what) {
   await response.body?.cancel();
   return new URL(location, response.url);
 }
+
+/**
+ * One whole login of `user` ({ opJar, interactions }) at `app` ({ baseURL, loginPath }): login → OP
+ * (the interaction, as alice, only without an OP session) → callback → /me, which must answer alice.
+ * Resolves with the app's cookie jar of that login.
+ */
+export async function roundTrip(app, opOrigin, user) {
+  const jar = new Jar(); // a new visitor of the app each time; the OP session is the user's
+  let next = await locationOf(await request(jar, app.baseURL + app.loginPath), 'login route');
+  for (let hop = 0; next.origin === opOrigin; hop += 1) {
+    if (hop > 10) throw new Error('too many redirects at the OP');
+    const interaction = /^\/interaction\/[^/]+$/.test(next.pathname);
+    if (interaction) user.interactions += 1;
+    const response = interaction
+      ? await request(user.opJar, `${next.href}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'account=alice' })
+      : await request(user.opJar, next.href);
+    next = await locationOf(response, `OP ${next.pathname}`);
+  }
+  await locationOf(await request(jar, next.href), 'callback');
+  const me = await request(jar, `${app.baseURL}/me`);
+  const body = await me.json().catch(() => ({}));
+  if (me.status !== 200 || body.sub !== 'alice') throw new Error(`GET /me after login answered ${me.status} ${JSON.stringify(body)}`);
+  return jar;
+}
