@@ -22,8 +22,8 @@ import session from 'express-session';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import { generateKeys, memoryAccounts, op, webfinger, type OpApp } from '@openid-express/op';
 import { FormBrowser, type BrowserPage } from '../support/op-forms.js';
-import { freePort, requireApache, startApache, type ApacheRp } from './support/apache.js';
-import { ALICE, APACHE_CLIENT, startApacheWithOp, startInteropOp, type InteropOp } from './support/op.js';
+import { freePort, requireApache, startApache, withApacheLog, type ApacheRp } from './support/apache.js';
+import { ALICE, APACHE_CLIENT, signInAtOp, startApacheWithOp, startInteropOp, type InteropOp } from './support/op.js';
 import { expectAt } from './support/pages.js';
 
 const CLIENT_ID = APACHE_CLIENT.id;
@@ -40,16 +40,6 @@ async function probe(browser: FormBrowser, url: string, headers: Record<string, 
   return { status: res.status, location: res.headers.get('location'), sub: sub === '(null)' ? null : sub };
 }
 
-/** From our OP's login page: the password form, then consent; ends on the protected page `url`. */
-async function signIn(browser: FormBrowser, login: BrowserPage, url: string): Promise<BrowserPage> {
-  expectAt(login, '/op/interaction/', "our OP's login page");
-  let page = await browser.submit(login, { value: ['authenticator', 'password'] }, { login: ALICE.username, password: ALICE.password });
-  expectAt(page, '/op/interaction/', 'the consent page');
-  page = await browser.submit(page, { action: '/confirm' });
-  expectAt(page, url, 'the protected page at Apache');
-  return page;
-}
-
 /** The user signs out at the OP itself (no id_token_hint: no RP started it) and confirms. */
 async function signOutAtOp(browser: FormBrowser, issuer: string): Promise<void> {
   const confirm = await browser.open(`${issuer}/session/end`);
@@ -64,16 +54,6 @@ function recordDeliveries(provider: OpApp['provider']): Array<{ ok: boolean; sid
   provider.on('backchannel.success', (_ctx: unknown, _client: unknown, _account: unknown, sid: string) => delivered.push({ ok: true, sid }));
   provider.on('backchannel.error', (_ctx: unknown, err: Error, _client: unknown, _account: unknown, sid: string) => delivered.push({ ok: false, sid, error: err.message }));
   return delivered;
-}
-
-/** Adds the tail of Apache's error log to a failure. */
-async function withLog(apache: () => ApacheRp | undefined, run: () => Promise<void>): Promise<void> {
-  try {
-    await run();
-  } catch (err) {
-    (err as Error).message += `\n--- apache error.log ---\n${apache()?.errorLog().split('\n').slice(-15).join('\n')}`;
-    throw err;
-  }
 }
 
 /** Error-level lines mod_auth_openidc wrote to `log` (behaviour is asserted elsewhere: this only catches complaints). */
@@ -112,7 +92,7 @@ describe('mod_auth_openidc against op(): back-channel logout', () => {
   /** A new browser signed in at Apache through the OP, and the session's ID token claims. */
   async function signedIn(): Promise<{ browser: FormBrowser; idToken: Record<string, unknown> }> {
     const browser = new FormBrowser();
-    const page = await signIn(browser, await browser.open(protectedUrl()), protectedUrl());
+    const page = await signInAtOp(browser, await browser.open(protectedUrl()), protectedUrl());
     expect([page.status, page.headers.get('x-oidc-sub')]).toEqual([200, ALICE.id]);
     const info = await browser.open(`${apache.origin}/protected/redirect_uri?info=json`);
     expect(info.status).toBe(200);
@@ -122,7 +102,7 @@ describe('mod_auth_openidc against op(): back-channel logout', () => {
     return { browser, idToken };
   }
 
-  it("signing out at the OP ends Apache's session by the OP's logout token", () => withLog(() => apache, async () => {
+  it("signing out at the OP ends Apache's session by the OP's logout token", () => withApacheLog(() => apache, async () => {
     const { browser, idToken } = await signedIn();
     // control: the session is served, without a trip to the OP
     expect(await probe(browser, protectedUrl())).toEqual({ status: 200, location: null, sub: ALICE.id });
@@ -141,7 +121,7 @@ describe('mod_auth_openidc against op(): back-channel logout', () => {
     expect((await probe(browser, protectedUrl(), { 'x-requested-with': 'XMLHttpRequest' })).status).toBe(401);
   }));
 
-  it('refuses forged logout tokens with HTTP 400 and keeps the session', () => withLog(() => apache, async () => {
+  it('refuses forged logout tokens with HTTP 400 and keeps the session', () => withApacheLog(() => apache, async () => {
     const { browser, idToken } = await signedIn();
     const endpoint = `${apache.origin}/protected/redirect_uri?logout=backchannel`;
     // the claims of the OP's own logout tokens for this session (Back-Channel Logout 1.0 §2.4)
@@ -245,7 +225,7 @@ describe('mod_auth_openidc against op(): discovery by issuer and dynamic client 
 
   const protectedUrl = () => `${apache.origin}/protected/whoami.html`;
 
-  it('is given our issuer, discovers the OP, registers at it and signs the user in', () => withLog(() => apache, async () => {
+  it('is given our issuer, discovers the OP, registers at it and signs the user in', () => withApacheLog(() => apache, async () => {
     // 3rd-party-initiated login (<redirect_uri>?iss=…&target_link_uri=…, what a link to the client's
     // initiate_login_uri does) to an OP the module does not know yet: it refuses to discover or
     // register without its discovery page's CSRF cookie ("... and Discovery is not allowed")
@@ -271,20 +251,20 @@ describe('mod_auth_openidc against op(): discovery by issuer and dynamic client 
       client_id: client.client_id, client_secret: client.client_secret, client_secret_expires_at: 0,
     })]);
 
-    const page = await signIn(browser, login, protectedUrl());
+    const page = await signInAtOp(browser, login, protectedUrl());
     expect([page.status, page.headers.get('x-oidc-sub'), page.headers.get('x-oidc-email')]).toEqual([200, ALICE.id, ALICE.claims.email]);
 
     // now that the OP is known, 3rd-party-initiated login goes straight to it, with the same client
     const other = new FormBrowser();
-    const again = await signIn(other, await other.open(thirdParty), protectedUrl());
+    const again = await signInAtOp(other, await other.open(thirdParty), protectedUrl());
     expect([again.status, again.headers.get('x-oidc-sub')]).toEqual([200, ALICE.id]);
     expect(opServer.authRequests.at(-1)).toMatchObject({ client_id: client.client_id });
     expect(registered).toHaveLength(1);
   }));
 
-  it('registered its back-channel logout URI: signing out at the OP ends its session', () => withLog(() => apache, async () => {
+  it('registered its back-channel logout URI: signing out at the OP ends its session', () => withApacheLog(() => apache, async () => {
     const browser = new FormBrowser();
-    const page = await signIn(browser, await discover(browser, protectedUrl(), opServer.issuer), protectedUrl());
+    const page = await signInAtOp(browser, await discover(browser, protectedUrl(), opServer.issuer), protectedUrl());
     expect([page.status, page.headers.get('x-oidc-sub')]).toEqual([200, ALICE.id]);
     // the registration made in the first test (or here, when run alone) is reused
     expect(registered).toHaveLength(1);
@@ -403,7 +383,7 @@ describe('mod_auth_openidc against op(): discovery by account (WebFinger) and dy
     await opServer?.close();
   });
 
-  it("is given alice's account, finds the OP by WebFinger, registers at it and signs the user in", () => withLog(() => apache, async () => {
+  it("is given alice's account, finds the OP by WebFinger, registers at it and signs the user in", () => withApacheLog(() => apache, async () => {
     const browser = new FormBrowser();
     const protectedUrl = `${apache.origin}/protected/whoami.html`;
     const account = `${ALICE.username}@${new URL(opServer.origin).host}`;
@@ -416,7 +396,7 @@ describe('mod_auth_openidc against op(): discovery by account (WebFinger) and dy
     expect(Object.values(storedClients(apache))).toEqual([expect.objectContaining({ client_id: registered[0]!.client_id })]);
     expect(login.url.startsWith(`${opServer.issuer}/interaction/`)).toBe(true);
 
-    const page = await signIn(browser, login, protectedUrl);
+    const page = await signInAtOp(browser, login, protectedUrl);
     expect([page.status, page.headers.get('x-oidc-sub'), page.headers.get('x-oidc-email')]).toEqual([200, ALICE.id, ALICE.claims.email]);
   }));
 });

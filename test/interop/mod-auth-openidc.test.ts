@@ -5,8 +5,8 @@
  * Needs `apt-get install -y apache2 libapache2-mod-auth-openidc`; fails (never skips) without it.
  */
 import { FormBrowser } from '../support/op-forms.js';
-import { pkceOffDirective, type ApacheRp } from './support/apache.js';
-import { ALICE, startApacheWithOp, type InteropOp } from './support/op.js';
+import { pkceOffDirective, withApacheLog, type ApacheRp } from './support/apache.js';
+import { ALICE, signInAtOp, startApacheWithOp, type InteropOp } from './support/op.js';
 import { expectAt } from './support/pages.js';
 
 
@@ -32,50 +32,42 @@ describe.each(RUNS)('mod_auth_openidc against op(): $name', (run) => {
     await opServer?.close();
   });
 
-  it('signs in, keeps the session, logs out at the OP and asks for login again', async () => {
+  it('signs in, keeps the session, logs out at the OP and asks for login again', () => withApacheLog(() => apache, async () => {
     const browser = new FormBrowser();
     const protectedUrl = `${apache.origin}/protected/whoami.html`;
-    try {
-      let page = await browser.open(protectedUrl);
-      expectAt(page, '/op/interaction/', "our OP's login page");
-      const sent = opServer.authRequests.at(-1)!;
-      // what the RP really sent, so each run tests what its name says
-      if (run.pkce === 'S256') expect(sent).toMatchObject({ code_challenge_method: 'S256', code_challenge: expect.any(String) });
-      if (run.pkce === 'none') {
-        expect(sent.code_challenge).toBeUndefined();
-        expect(sent.nonce).toEqual(expect.any(String));
-      }
-
-      page = await browser.submit(page, { value: ['authenticator', 'password'] }, { login: ALICE.username, password: ALICE.password });
-      expectAt(page, '/op/interaction/', 'the consent page');
-      page = await browser.submit(page, { action: '/confirm' });
-      expectAt(page, protectedUrl, 'the protected page at Apache');
-      expect(page.status).toBe(200);
-      expect(page.html).toContain('protected page');
-      expect(page.headers.get('x-oidc-sub')).toBe(ALICE.id);
-      expect(page.headers.get('x-oidc-email')).toBe(ALICE.claims.email);
-
-      // the module's session holds: no new trip to the OP
-      const logins = opServer.authRequests.length;
-      const again = await browser.open(protectedUrl);
-      expect([again.url, again.status, again.headers.get('x-oidc-sub')]).toEqual([protectedUrl, 200, ALICE.id]);
-      expect(opServer.authRequests).toHaveLength(logins);
-
-      const after = `${apache.origin}/loggedout.html`;
-      const confirm = await browser.open(`${apache.origin}/protected/redirect_uri?logout=${encodeURIComponent(after)}`);
-      expectAt(confirm, '/op/session/end', "our OP's logout confirmation");
-      const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
-      expect([done.url, done.status]).toEqual([after, 200]);
-      expect(done.html).toContain('signed out of Apache');
-
-      // both sessions are gone: Apache sends the browser to the OP, which shows its login form
-      const relogin = await browser.open(protectedUrl);
-      expectAt(relogin, '/op/interaction/', "our OP's login page again");
-      expect(browser.form(relogin, { value: ['authenticator', 'password'] })).toBeDefined();
-      expect(opServer.authRequests).toHaveLength(logins + 1);
-    } catch (err) {
-      (err as Error).message += `\n--- apache error.log (${run.name}) ---\n${apache.errorLog().split('\n').slice(-15).join('\n')}`;
-      throw err;
+    const login = await browser.open(protectedUrl);
+    expectAt(login, '/op/interaction/', "our OP's login page");
+    const sent = opServer.authRequests.at(-1)!;
+    // what the RP really sent, so each run tests what its name says
+    if (run.pkce === 'S256') expect(sent).toMatchObject({ code_challenge_method: 'S256', code_challenge: expect.any(String) });
+    if (run.pkce === 'none') {
+      expect(sent.code_challenge).toBeUndefined();
+      expect(sent.nonce).toEqual(expect.any(String));
     }
-  });
+
+    const page = await signInAtOp(browser, login, protectedUrl);
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('protected page');
+    expect(page.headers.get('x-oidc-sub')).toBe(ALICE.id);
+    expect(page.headers.get('x-oidc-email')).toBe(ALICE.claims.email);
+
+    // the module's session holds: no new trip to the OP
+    const logins = opServer.authRequests.length;
+    const again = await browser.open(protectedUrl);
+    expect([again.url, again.status, again.headers.get('x-oidc-sub')]).toEqual([protectedUrl, 200, ALICE.id]);
+    expect(opServer.authRequests).toHaveLength(logins);
+
+    const after = `${apache.origin}/loggedout.html`;
+    const confirm = await browser.open(`${apache.origin}/protected/redirect_uri?logout=${encodeURIComponent(after)}`);
+    expectAt(confirm, '/op/session/end', "our OP's logout confirmation");
+    const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+    expect([done.url, done.status]).toEqual([after, 200]);
+    expect(done.html).toContain('signed out of Apache');
+
+    // both sessions are gone: Apache sends the browser to the OP, which shows its login form
+    const relogin = await browser.open(protectedUrl);
+    expectAt(relogin, '/op/interaction/', "our OP's login page again");
+    expect(browser.form(relogin, { value: ['authenticator', 'password'] })).toBeDefined();
+    expect(opServer.authRequests).toHaveLength(logins + 1);
+  }, run.name));
 });

@@ -253,3 +253,13 @@ export function pkceOffDirective(): string[] {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** Runs `run`, adding the tail of Apache's error log (with `label`, e.g. the run's name) to a failure. */
+export async function withApacheLog(apache: () => ApacheRp | undefined, run: () => Promise<void>, label?: string): Promise<void> {
+  try {
+    await run();
+  } catch (err) {
+    (err as Error).message += `\n--- apache error.log${label ? ` (${label})` : ''} ---\n${apache()?.errorLog().split('\n').slice(-15).join('\n')}`;
+    throw err;
+  }
+}

@@ -4,7 +4,9 @@ import express from 'express';
 import session from 'express-session';
 import { generateKeys, memoryAccounts, op, type OpApp, type OpClient, type OpOptions } from '@openid-express/op';
 import { close, listen } from '../../../packages/rp/test/support/rp-app.js';
+import type { BrowserPage, FormBrowser } from '../../support/op-forms.js';
 import { freePort, requireApache, startApache, type ApacheRp } from './apache.js';
+import { expectAt } from './pages.js';
 
 export const ALICE = {
   id: 'alice', username: 'alice', password: 'wonderland-42',
@@ -71,4 +73,14 @@ export async function startApacheWithOp(o: { directives?: string[]; client?: (rp
     await opServer.close();
     throw err;
   }
+}
+
+/** From our OP's login page `login`, as alice: the password form, then consent; ends on the RP's protected page `url`. */
+export async function signInAtOp(browser: FormBrowser, login: BrowserPage, url: string): Promise<BrowserPage> {
+  expectAt(login, '/op/interaction/', "our OP's login page");
+  let page = await browser.submit(login, { value: ['authenticator', 'password'] }, { login: ALICE.username, password: ALICE.password });
+  expectAt(page, '/op/interaction/', 'the consent page');
+  page = await browser.submit(page, { action: '/confirm' });
+  expectAt(page, url, 'the protected page at Apache');
+  return page;
 }
