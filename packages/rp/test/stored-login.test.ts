@@ -135,6 +135,82 @@ describe('toStoredLogin / readStoredLogin', () => {
     expect(second.user.claims.email).toBe('alice@example.org');
   });
 
+  test('a login read again reads what its session holds now: a change to any member with the same ID token is read', () => {
+    // what is kept per ID token (its decoded payload) must never stand in for a changed login
+    const base = codeLogin();
+    const dpop = { kty: 'EC' as const, crv: 'P-256', x: 'x', y: 'y', d: 'd' };
+    const variants: Authentication[] = [
+      base,
+      codeLogin({ accessToken: { value: 'at-456', tokenType: 'bearer', scope: 'openid', expiresAt: iat + 7200 } }), // a refresh
+      codeLogin({ accessToken: { value: 'at-123', tokenType: 'bearer', expiresAt: iat + 3600 } }), // no scope
+      codeLogin({ accessToken: { value: 'at-123', tokenType: 'dpop', scope: 'openid profile email', expiresAt: iat + 3600 }, dpop }),
+      codeLogin({ accessToken: undefined }),
+      codeLogin({ refreshToken: 'rt-456' }),
+      codeLogin({ refreshToken: undefined }),
+      codeLogin({ authTime: iat - 900 }),
+      codeLogin({ authTime: iat - 1800 }),
+      codeLogin({ user: { ...base.user, claims: { ...base.user.claims, email: 'alice@corp.example.org' }, email: 'alice@corp.example.org' } }),
+      codeLogin({ user: { ...base.user, claims: { ...base.user.claims, groups: ['staff', 'admin'] } } }),
+      codeLogin({ user: { ...base.user, name: 'Alice L.' } }), // a profile() mapping
+      codeLogin({ user: { ...base.user, name: 'Alice M.' } }),
+      codeLogin({ user: { ...base.user, name: 'Alice M.', picture: 'https://example.org/a.png' } }),
+      codeLogin({ user: { ...base.user, name: 'Alice M.', picture: 'https://example.org/b.png' } }),
+      codeLogin({ accessToken: undefined }), // then as many members, the other token
+      codeLogin({ refreshToken: undefined }),
+      codeLogin({ provider: 'corp2', user: { ...base.user, provider: 'corp2' } }),
+    ];
+    const stored = variants.map((auth) => {
+      const compact = toStoredLogin(auth);
+      expect(compact).not.toBe(auth); // each is kept in the compact form, all with the same ID token
+      expect((compact as StoredLogin).idToken).toBe(base.idToken);
+      return compact;
+    });
+    for (const order of [variants.keys(), [...variants.keys()].reverse()]) {
+      for (const i of order) {
+        expect(readStoredLogin(throughStore(stored[i]))).toEqual(variants[i]);
+        expect(readStoredLogin(throughStore(stored[i]))).toEqual(variants[i]); // read again, right after
+      }
+    }
+    // members of the access token or the profile that the read does not take change nothing
+    const extra = throughStore(stored[0]) as StoredLogin;
+    (extra.accessToken as Record<string, unknown>).unused = 1;
+    expect(readStoredLogin(extra)).toEqual(base);
+  });
+
+  test('every read is its own: what one request changes anywhere in its login, the next does not see', () => {
+    const auth = codeLogin({ idTokenClaims: { ...idTokenClaims, amr: ['pwd'] }, idToken: jwt({ ...idTokenClaims, amr: ['pwd'] }) });
+    auth.user.claims.amr = ['pwd']; // (a person claim of the ID token: normalizeUser keeps it in user.claims)
+    const stored = throughStore(toStoredLogin(auth));
+    expect(stored).not.toHaveProperty('user'); // the compact form
+    for (let i = 0; i < 3; i += 1) {
+      const read = readStoredLogin(throughStore(stored));
+      expect(read).toEqual(auth);
+      read.user.name = 'Mallory';
+      read.user.claims.email = 'mallory@example.org';
+      (read.user.claims.groups as string[]).push('admin');
+      (read.idTokenClaims!.amr as string[]).push('mfa');
+      read.idTokenClaims!.sub = 'mallory';
+      read.accessToken!.value = 'stolen';
+      read.refreshToken = 'stolen';
+      read.provider = 'other';
+    }
+    // a store that hands out its own objects (no JSON copy): a change made to the stored login is read
+    readStoredLogin(throughStore({ ...stored, claims: { ...stored.claims, name: 'Someone else' } })); // (another form of this ID token read first)
+    const own = throughStore(stored) as StoredLogin;
+    expect(readStoredLogin(own).user.name).toBe('Alice Liddell');
+    (own.claims as Record<string, unknown>).name = 'Alice L.';
+    own.accessToken!.value = 'at-456';
+    const changed = readStoredLogin(own);
+    expect(changed.user.name).toBe('Alice L.');
+    expect(changed.accessToken?.value).toBe('at-456');
+    const mapped = throughStore(toStoredLogin({ ...auth, user: { ...auth.user, name: 'Alice P.' } })) as StoredLogin; // a profile() mapping
+    readStoredLogin(throughStore(stored)); // (another form of this ID token read first)
+    expect(readStoredLogin(mapped).user.name).toBe('Alice P.');
+    mapped.profile!.name = 'Alice Q.';
+    expect(readStoredLogin(mapped).user.name).toBe('Alice Q.');
+    expect(readStoredLogin(throughStore(stored))).toEqual(auth);
+  });
+
   test('two ID tokens that end alike (the same signature) each read back their own claims', () => {
     // payloads are kept by the token's last characters and used only for the very same token
     const signature = Buffer.alloc(256, 9).toString('base64url');
