@@ -120,14 +120,14 @@ async function runApp(name) {
     },
     clear: () => dropPendingLogins(built.store),
     memory: ({ cookie }) => sessionMemory(built.store, cookie),
-    cpu: () => ({ ...process.cpuUsage(), gc: gcStats() }),
+    cpu: () => ({ ...process.cpuUsage(), faults: process.resourceUsage().minorPageFault, gc: gcStats() }),
     gc: () => { globalThis.gc(); return {}; },
   });
   process.send({ baseURL });
 }
 
-/** Time spent in GC pauses (ms) and the number of mark-compact GCs, since the app started (PerformanceObserver). */
-const gcTotals = { ms: 0, major: 0 };
+/** Time spent in GC pauses (ms), the number of mark-compact GCs and of scavenges, since the app started (PerformanceObserver). */
+const gcTotals = { ms: 0, major: 0, minor: 0 };
 let gcObserver;
 function gcStats() {
   if (!gcObserver) {
@@ -135,6 +135,7 @@ function gcStats() {
       for (const e of list.getEntries()) {
         gcTotals.ms += e.duration;
         if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) gcTotals.major += 1;
+        if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) gcTotals.minor += 1;
       }
     });
     gcObserver.observe({ entryTypes: ['gc'] });
@@ -250,6 +251,8 @@ const speedColumns = (unit, per) => [
   { head: 'app CPU range over rounds', value: (r) => `${fmt(Math.min(...r.map((x) => x.cpuUs)))}-${fmt(Math.max(...r.map((x) => x.cpuUs)))}` },
   { head: `of which system µs/${per}`, value: (r) => fmt(med(r, 'sysUs')) },
   { head: `GC pause µs/${per}`, value: (r) => fmt(med(r, 'gcMs')) },
+  { head: `page faults/${per}`, value: (r) => fmt(med(r, 'faults'), 2) },
+  { head: `scavenges per 1000 ${per}`, value: (r) => fmt(med(r, 'minorGcs'), 2) },
   { head: `ours / this, ${unit} per round`, value: (r, ours) => (ours ? listRatios(perRound(ours, r, 'rps')) : '–') },
   { head: `ours / this, CPU/${per} per round`, value: (r, ours) => (ours ? listRatios(perRound(ours, r, 'cpuUs')) : '–') },
   ...(INSTRUCTIONS ? [
@@ -292,7 +295,7 @@ async function measure(app, op, fn) {
   const n = result.requests;
   const out = {
     ...result, cpuUs: (a1.user + a1.system - a0.user - a0.system) / n, sysUs: (a1.system - a0.system) / n,
-    gcMs: (a1.gc.ms - a0.gc.ms) / n * 1000, majorGcs: a1.gc.major - a0.gc.major,
+    gcMs: (a1.gc.ms - a0.gc.ms) / n * 1000, faults: (a1.faults - a0.faults) / n, minorGcs: (a1.gc.minor - a0.gc.minor) / n * 1000, majorGcs: a1.gc.major - a0.gc.major,
   };
   if (op) {
     out.opCpuUs = (o1.cpu - o0.cpu) / result.requests;
