@@ -180,7 +180,7 @@ describe('toStoredLogin / readStoredLogin', () => {
   test('every read is its own: what one request changes anywhere in its login, the next does not see', () => {
     const auth = codeLogin({ idTokenClaims: { ...idTokenClaims, amr: ['pwd'] }, idToken: jwt({ ...idTokenClaims, amr: ['pwd'] }) });
     auth.user.claims.amr = ['pwd']; // (a person claim of the ID token: normalizeUser keeps it in user.claims)
-    const stored = throughStore(toStoredLogin(auth));
+    const stored = throughStore(toStoredLogin(auth)) as StoredLogin;
     expect(stored).not.toHaveProperty('user'); // the compact form
     for (let i = 0; i < 3; i += 1) {
       const read = readStoredLogin(throughStore(stored));
