@@ -144,7 +144,20 @@ export async function startRedis({ port, binary = process.env.REDIS_SERVER_BIN ?
  *   console.log(cluster.rpURL); // open it
  *   await cluster.stop();
  */
-export async function startCluster({
+export async function startCluster(options) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await startClusterOnce(options);
+    } catch (err) {
+      // a port found free (freePort) can be taken before the instance binds it, e.g. as the local
+      // port of another process's connection: start again on new ports
+      if (attempt < 3 && /EADDRINUSE/.test(err.message)) continue;
+      throw err;
+    }
+  }
+}
+
+async function startClusterOnce({
   redisUrl, instanceScript, ops = 2, rps = 2, accessTokenTtl, echo = false, opProxy: opProxyOptions = {}, rpProxy: rpProxyOptions = {},
   env: extraEnv = {},
 }) {
