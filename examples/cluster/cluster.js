@@ -101,29 +101,33 @@ function supervised({ name, command, args, env, ready, echo, timeoutMs = 30_000 
  *   process.kill(redis.pid, 'SIGSTOP'); // a Redis that stops answering
  */
 export async function startRedis({ port, binary = process.env.REDIS_SERVER_BIN ?? 'redis-server', echo = false } = {}) {
-  const chosen = port ?? (await freePort());
-  const handle = supervised({
-    name: 'redis',
-    command: binary,
-    args: ['--port', String(chosen), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    env: process.env,
-    ready: /Ready to accept connections/,
-    echo,
-    timeoutMs: 10_000,
-  });
-  try {
-    await handle.start();
-  } catch (err) {
-    if (/ENOENT/.test(err.message)) {
-      throw new Error(`${binary} not found: install Redis (e.g. \`apt-get install -y redis-server\`) or set REDIS_URL to a running one`);
+  for (let attempt = 1; ; attempt += 1) {
+    const chosen = port ?? (await freePort());
+    const handle = supervised({
+      name: 'redis',
+      command: binary,
+      args: ['--port', String(chosen), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      env: process.env,
+      ready: /Ready to accept connections/,
+      echo,
+      timeoutMs: 10_000,
+    });
+    try {
+      await handle.start();
+    } catch (err) {
+      if (/ENOENT/.test(err.message)) {
+        throw new Error(`${binary} not found: install Redis (e.g. \`apt-get install -y redis-server\`) or set REDIS_URL to a running one`);
+      }
+      // a port found free (freePort) can be taken before redis-server binds it: another one, unless `port` was asked for
+      if (port === undefined && attempt < 3 && /Address already in use/.test(err.message)) continue;
+      throw err;
     }
-    throw err;
+    return Object.assign(handle, {
+      port: chosen,
+      url: `redis://127.0.0.1:${chosen}`,
+      restart: () => handle.start(),
+    });
   }
-  return Object.assign(handle, {
-    port: chosen,
-    url: `redis://127.0.0.1:${chosen}`,
-    restart: () => handle.start(),
-  });
 }
 
 /**

@@ -1,16 +1,23 @@
 /**
- * startCluster() (examples/cluster/cluster.js) finds its instances' ports by binding port 0 and
- * releasing it; another process can take such a port before the instance binds it (seen in CI:
- * `listen EADDRINUSE`). It then starts again on new ports, and only for that error. The instances
- * here are a stand-in script that fails the way a real one does, then listens.
+ * startCluster() and startRedis() (examples/cluster/cluster.js) find their ports by binding port 0
+ * and releasing it; another process can take such a port before the instance binds it (seen in CI:
+ * `listen EADDRINUSE`). They then start again on new ports, and only for that error. The instances
+ * here are stand-in scripts that fail the way a real one does, then listen; the Redis is real.
+ *
+ * Needs: redis-server on PATH (apt-get install -y redis-server).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadExample } from '../examples/load.js';
 
 interface Cluster { all: { alive(): boolean; port: number }[]; stop(): Promise<void> }
-const { startCluster } = loadExample<{ startCluster(o: Record<string, unknown>): Promise<Cluster> }>('examples/cluster/cluster.js');
+interface Redis { url: string; port: number; stop(): Promise<void> }
+const { startCluster, startRedis } = loadExample<{
+  startCluster(o: Record<string, unknown>): Promise<Cluster>;
+  startRedis(o?: Record<string, unknown>): Promise<Redis>;
+}>('examples/cluster/cluster.js');
 
 /** An instance script: the OP's first `failures` starts exit with `message`, the next ones (and the RP's) listen on $PORT. */
 function standIn(dir: string, failures: number, message: string): { script: string; opStarts: () => number } {
@@ -58,5 +65,29 @@ describe('startCluster() and a port taken before its instance binds it', () => {
     const { script, opStarts } = standIn(dir, 100, 'op: listen EADDRINUSE: address already in use 127.0.0.1:1');
     await expect(startCluster({ redisUrl: 'redis://127.0.0.1:1', instanceScript: script, ops: 1, rps: 1 })).rejects.toThrow(/EADDRINUSE/);
     expect(opStarts()).toBe(3);
+  });
+
+  test('startRedis() on a port that is taken: redis-server\'s own error; on a free port taken meanwhile: a new port', async () => {
+    const held = createServer();
+    await new Promise<void>((resolve) => held.listen(0, '127.0.0.1', resolve));
+    const { port } = held.address() as { port: number };
+    try {
+      // a port asked for is never changed: the error is redis-server's, which the retry recognizes
+      await expect(startRedis({ port })).rejects.toThrow(/Address already in use/);
+    } finally {
+      await new Promise((resolve) => held.close(resolve));
+    }
+    // a redis-server whose first start finds its port taken
+    const count = join(dir, 'starts');
+    const binary = join(dir, 'redis-server');
+    writeFileSync(binary, `#!/bin/sh\necho x >> '${count}'\nif [ "$(wc -l < '${count}')" -le 1 ]; then echo "bind: Address already in use"; exit 1; fi\nexec redis-server "$@"\n`);
+    chmodSync(binary, 0o755);
+    const redis = await startRedis({ binary });
+    try {
+      expect(readFileSync(count, 'utf8').split('\n').filter(Boolean)).toHaveLength(2);
+      expect(redis.url).toBe(`redis://127.0.0.1:${redis.port}`);
+    } finally {
+      await redis.stop();
+    }
   });
 });
