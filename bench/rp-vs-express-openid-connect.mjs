@@ -39,12 +39,11 @@
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { IncomingMessage, ServerResponse, createServer } from 'node:http';
-import { ask, serveMessages, startChild, stopChild } from './lib/children.mjs';
+import { ask, gcTotals, serveMessages, startChild, stopChild } from './lib/children.mjs';
 import { Jar, request, roundTrip } from './lib/http.mjs';
-import { countInstructions, countInstructionsOverCycles } from './lib/instructions.mjs';
+import { SIM, countInstructions, countInstructionsOverCycles } from './lib/instructions.mjs';
 import { cpuMicros, hammer, loop } from './lib/load.mjs';
 import { VARIANTS } from './lib/rp-apps.mjs';
 import { median } from './lib/stats.mjs';
@@ -120,27 +119,10 @@ async function runApp(name) {
     },
     clear: () => dropPendingLogins(built.store),
     memory: ({ cookie }) => sessionMemory(built.store, cookie),
-    cpu: () => ({ ...process.cpuUsage(), faults: process.resourceUsage().minorPageFault, gc: gcStats() }),
+    cpu: () => ({ ...process.cpuUsage(), faults: process.resourceUsage().minorPageFault, gc: gcTotals() }),
     gc: () => { globalThis.gc(); return {}; },
   });
   process.send({ baseURL });
-}
-
-/** Time spent in GC pauses (ms), the number of mark-compact GCs and of scavenges, since the app started (PerformanceObserver). */
-const gcTotals = { ms: 0, major: 0, minor: 0 };
-let gcObserver;
-function gcStats() {
-  if (!gcObserver) {
-    gcObserver = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) {
-        gcTotals.ms += e.duration;
-        if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) gcTotals.major += 1;
-        if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) gcTotals.minor += 1;
-      }
-    });
-    gcObserver.observe({ entryTypes: ['gc'] });
-  }
-  return { ...gcTotals };
 }
 
 /** Drops the sessions of logins started and never finished (the login-route benchmark makes thousands). */
@@ -259,7 +241,7 @@ const speedColumns = (unit, per) => [
     { head: `instructions/${per} (median)`, value: (r) => fmt(med(r, 'instructions')) },
     { head: `ours / this, instructions/${per} per round`, value: (r, ours) => (ours ? listRatios(perRound(ours, r, 'instructions')) : '–') },
   ] : []),
-  ...(INSTRUCTIONS && process.env.SIM ? [
+  ...(INSTRUCTIONS && SIM ? [
     { head: `L1 misses/${per}`, value: (r) => fmt(med(r, 'l1')) },
     { head: `LL misses/${per}`, value: (r) => fmt(med(r, 'll'), 1) },
     { head: `mispredicted branches/${per}`, value: (r) => fmt(med(r, 'mispredicted')) },

@@ -73,17 +73,26 @@ export async function stopChild(child) {
   clearTimeout(timer);
 }
 
+/** This child's GC since serveMessages() began: pause time (ms), mark-compacts and scavenges. */
+const gc = { ms: 0, major: 0, minor: 0 };
+
+/** A copy of this child's GC totals (see `gc`), for the difference over a measured window. */
+export const gcTotals = () => ({ ...gc });
+
 /**
  * In a child: answers messages with `handlers[cmd](message)`, errors as { error }. Every child also
  * answers `majorGcs`: how many mark-compacts it has run (for windows that span whole GC cycles,
  * see countInstructionsOverCycles in instructions.mjs).
  */
 export function serveMessages(handlers) {
-  let majorGcs = 0;
   new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) if (entry.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majorGcs += 1;
+    for (const entry of list.getEntries()) {
+      gc.ms += entry.duration;
+      if (entry.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) gc.major += 1;
+      if (entry.detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) gc.minor += 1;
+    }
   }).observe({ entryTypes: ['gc'] });
-  handlers = { majorGcs: () => ({ majorGcs }), ...handlers };
+  handlers = { majorGcs: () => ({ majorGcs: gc.major }), ...handlers };
   const heapSampling = sampleAllocations();
   process.on('message', async (m) => {
     if (m?.cmd === 'exit') {

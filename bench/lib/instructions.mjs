@@ -45,7 +45,7 @@ export function extraV8Flags() {
  * (Ir + 10 × (L1 misses + mispredicts) + 100 × LL misses): what an instruction count leaves out
  * and CPU time on this VM (no hardware counters) cannot show apart from its noise.
  */
-const SIM = Boolean(process.env.SIM);
+export const SIM = Boolean(process.env.SIM);
 
 /** True when valgrind and callgrind_control are on this machine. */
 export function haveCallgrind() {
