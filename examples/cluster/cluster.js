@@ -101,8 +101,7 @@ function supervised({ name, command, args, env, ready, echo, timeoutMs = 30_000 
  *   process.kill(redis.pid, 'SIGSTOP'); // a Redis that stops answering
  */
 export async function startRedis({ port, binary = process.env.REDIS_SERVER_BIN ?? 'redis-server', echo = false } = {}) {
-  for (let attempt = 1; ; attempt += 1) {
-    const chosen = port ?? (await freePort());
+  const startOn = async (chosen) => {
     const handle = supervised({
       name: 'redis',
       command: binary,
@@ -118,8 +117,6 @@ export async function startRedis({ port, binary = process.env.REDIS_SERVER_BIN ?
       if (/ENOENT/.test(err.message)) {
         throw new Error(`${binary} not found: install Redis (e.g. \`apt-get install -y redis-server\`) or set REDIS_URL to a running one`);
       }
-      // a port found free (freePort) can be taken before redis-server binds it: another one, unless `port` was asked for
-      if (port === undefined && attempt < 3 && /Address already in use/.test(err.message)) continue;
       throw err;
     }
     return Object.assign(handle, {
@@ -127,6 +124,24 @@ export async function startRedis({ port, binary = process.env.REDIS_SERVER_BIN ?
       url: `redis://127.0.0.1:${chosen}`,
       restart: () => handle.start(),
     });
+  };
+  // a port asked for is used as it is; a free one is found again when it was taken meanwhile
+  return port === undefined ? onFreePorts(async () => startOn(await freePort()), /Address already in use/) : startOn(port);
+}
+
+/**
+ * `start()`, which binds ports found free (freePort), again while it fails with an error matching
+ * `taken` (up to 3 attempts in all): such a port can be taken before it is bound, e.g. as the local
+ * port of another process's connection.
+ */
+async function onFreePorts(start, taken) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt < 3 && taken.test(err.message)) continue;
+      throw err;
+    }
   }
 }
 
@@ -149,16 +164,7 @@ export async function startRedis({ port, binary = process.env.REDIS_SERVER_BIN ?
  *   await cluster.stop();
  */
 export async function startCluster(options) {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      return await startClusterOnce(options);
-    } catch (err) {
-      // a port found free (freePort) can be taken before the instance binds it, e.g. as the local
-      // port of another process's connection: start again on new ports
-      if (attempt < 3 && /EADDRINUSE/.test(err.message)) continue;
-      throw err;
-    }
-  }
+  return onFreePorts(() => startClusterOnce(options), /EADDRINUSE/);
 }
 
 async function startClusterOnce({
