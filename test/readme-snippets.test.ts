@@ -23,7 +23,8 @@ import ts from 'typescript';
 import { readBlocks, type Block } from './readme/blocks.js';
 import { createSandbox, fragmentModule, repoRoot, type Running, type Sandbox } from './readme/sandbox.js';
 import { FormBrowser, signIn } from './support/op-forms.js';
-import { freePort, startRedisServer, type RedisServer } from './support/redis-server.js';
+import { onFreePorts } from './support/ports.js';
+import { startRedisServer, type RedisServer } from './support/redis-server.js';
 
 jest.setTimeout(60_000);
 
@@ -334,17 +335,21 @@ describe('programs, run and driven', () => {
     const dir = (b.marker as { runIn: string }).runIn;
     test(`${dir}: the shell block ${where(b)} starts ${programs.filter((p) => dirOf(programPath(p)) === dir).map(programPath).join(' and ')}`, async () => {
       const driver = DRIVERS[dir]!;
-      const env: Record<string, string> = {};
-      for (const n of driver.env) env[n] = /PORT$/.test(n) ? String(await freePort()) : random();
-      const run = sandbox.start('bash', [`readme-${b.line}.sh`], { cwd: dir, env, detached: true });
-      try {
-        await driver.drive(run, env);
-      } catch (err) {
-        (err as Error).message += `\n--- output of the shell block ---\n${run.output()}`;
-        throw err;
-      } finally {
-        await run.stop();
-      }
+      const portNames = driver.env.filter((n) => /PORT$/.test(n));
+      // a port found free and taken before the program bound it (its output says so): new ports, again
+      await onFreePorts(portNames.length, async (ports) => {
+        const env: Record<string, string> = {};
+        for (const n of driver.env) env[n] = portNames.includes(n) ? String(ports[portNames.indexOf(n)]) : random();
+        const run = sandbox.start('bash', [`readme-${b.line}.sh`], { cwd: dir, env, detached: true });
+        try {
+          await driver.drive(run, env);
+        } catch (err) {
+          (err as Error).message += `\n--- output of the shell block ---\n${run.output()}`;
+          throw err;
+        } finally {
+          await run.stop();
+        }
+      });
     });
   }
 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchChromium } from '../support/chromium.js';
 import { repoRoot, runScript, type RunningScript } from '../examples/run-script.js';
-import { freePort } from '../examples/listen.js';
+import { onFreePort } from '../support/ports.js';
 import { startGitHubSimulator, type GitHubSimulator } from '../simulators/github.js';
 
 jest.setTimeout(90_000);
@@ -29,18 +29,26 @@ beforeAll(async () => {
   }
   mkdirSync(shots, { recursive: true });
   // GitHub is the loopback simulator, posing as a GitHub Enterprise Server (GITHUB_BASE_URL).
-  const appPort = await freePort();
-  gitHub = await startGitHubSimulator({
-    clientId: 'gh-client',
-    clientSecret: 'gh-secret',
-    callbackUrl: `http://localhost:${appPort}/auth/callback/github`,
-    account: { id: 583231, login: 'octocat', name: 'Mona Octocat', email: null, emails: [{ email: 'mona@example.org', primary: true, verified: true, visibility: null }] },
+  // The app's port is in the simulator's callback URL before the app binds it: a port taken
+  // meanwhile starts both again on another.
+  const started = await onFreePort(async (appPort) => {
+    gitHub = await startGitHubSimulator({
+      clientId: 'gh-client',
+      clientSecret: 'gh-secret',
+      callbackUrl: `http://localhost:${appPort}/auth/callback/github`,
+      account: { id: 583231, login: 'octocat', name: 'Mona Octocat', email: null, emails: [{ email: 'mona@example.org', primary: true, verified: true, visibility: null }] },
+    });
+    try {
+      return await runScript(
+        'examples/quickstart/main.js',
+        { PORT: String(appPort), OP_PORT: '0', GITHUB_CLIENT_ID: 'gh-client', GITHUB_CLIENT_SECRET: 'gh-secret', GITHUB_BASE_URL: gitHub.baseURL },
+        /Application:\s+(http:\/\/localhost:\d+)[\s\S]*Demo OP:\s+(http:\/\/127\.0\.0\.1:\d+\/op)/,
+      );
+    } catch (err) {
+      await gitHub.close();
+      throw err;
+    }
   });
-  const started = await runScript(
-    'examples/quickstart/main.js',
-    { PORT: String(appPort), OP_PORT: '0', GITHUB_CLIENT_ID: 'gh-client', GITHUB_CLIENT_SECRET: 'gh-secret', GITHUB_BASE_URL: gitHub.baseURL },
-    /Application:\s+(http:\/\/localhost:\d+)[\s\S]*Demo OP:\s+(http:\/\/127\.0\.0\.1:\d+\/op)/,
-  );
   quickstart = started.script;
   [, appURL, issuer] = started.match;
   browser = await launchChromium();

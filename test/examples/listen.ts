@@ -31,11 +31,3 @@ export async function listenFirst(host = '127.0.0.1'): Promise<Started> {
       }),
   };
 }
-
-/** A port that was free a moment ago (bound on port 0 and released), for a child process to use. */
-export async function freePort(): Promise<number> {
-  const s = await listenFirst();
-  const { port } = s.server.address() as AddressInfo;
-  await s.close();
-  return port;
-}

@@ -9,7 +9,8 @@ import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { loadExample } from './load.js';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { freePort, listenFirst, type Started } from './listen.js';
+import { listenFirst, type Started } from './listen.js';
+import { freePort } from '../support/ports.js';
 import { repoRoot, runScript, type RunningScript } from './run-script.js';
 
 interface RedisClient {

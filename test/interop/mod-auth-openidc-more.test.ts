@@ -22,7 +22,8 @@ import session from 'express-session';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import { generateKeys, memoryAccounts, op, webfinger, type OpApp } from '@openid-express/op';
 import { FormBrowser, type BrowserPage } from '../support/op-forms.js';
-import { freePort, requireApache, startApache, withApacheLog, type ApacheRp } from './support/apache.js';
+import { requireApache, startApache, withApacheLog, type ApacheRp } from './support/apache.js';
+import { onFreePort } from '../support/ports.js';
 import { ALICE, APACHE_CLIENT, signInAtOp, startApacheWithOp, startInteropOp, type InteropOp } from './support/op.js';
 import { expectAt } from './support/pages.js';
 
@@ -210,12 +211,11 @@ describe('mod_auth_openidc against op(): discovery by issuer and dynamic client 
 
   beforeAll(async () => {
     requireApache();
-    const port = await freePort();
     // no clients: the module registers itself (allowPrivateHosts: back-channel logout to it on loopback)
     opServer = await startInteropOp(() => [], { features: { registration: true }, allowPrivateHosts: ['127.0.0.1'] });
     opServer.provider.on('registration_create.success', (_ctx: unknown, client: { metadata(): Record<string, unknown> }) => registered.push(client.metadata()));
     delivered = recordDeliveries(opServer.provider);
-    apache = await startMultiProviderApache(port);
+    apache = await onFreePort(startMultiProviderApache);
   });
 
   afterAll(async () => {
@@ -374,7 +374,7 @@ describe('mod_auth_openidc against op(): discovery by account (WebFinger) and dy
     opServer = await startHttpsOp(tls);
     opServer.provider.on('registration_create.success', (_ctx: unknown, client: { metadata(): Record<string, unknown> }) => registered.push(client.metadata()));
     // the module calls the OP with OIDCSSLValidateServer Off (apacheConf), so the self-signed certificate is taken
-    apache = await startMultiProviderApache(await freePort());
+    apache = await onFreePort(startMultiProviderApache);
   });
 
   afterAll(async () => {

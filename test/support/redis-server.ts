@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { onFreePort, portTaken } from './ports.js';
 
 /** A real `redis-server` started for a test run. */
 export interface RedisServer {
@@ -38,17 +38,8 @@ export const INSTALL_REDIS = 'install it with `apt-get install -y redis-server` 
  */
 export async function startRedisServer(binary = DEFAULT_BINARY): Promise<RedisServer> {
   if (!existsSync(binary)) throw new Error(`${binary} not found: ${INSTALL_REDIS}`);
-  let lastError: unknown;
-  // The free port is found by binding port 0 and releasing it: another process may grab it meanwhile.
-  for (let attempt = 0; attempt < 5; attempt += 1) {
-    const port = await freePort();
-    try {
-      return serverOn(binary, port, await launch(binary, port, []));
-    } catch (error) {
-      lastError = error;
-    }
-  }
-  throw lastError;
+  // A port found free may be taken before redis-server binds it: then it starts again on another.
+  return onFreePort(async (port) => serverOn(binary, port, await launch(binary, port, [])), portTaken, 5);
 }
 
 function serverOn(binary: string, port: number, first: ChildProcess): RedisServer {
@@ -68,18 +59,6 @@ function serverOn(binary: string, port: number, first: ChildProcess): RedisServe
     },
     stop: () => stopProcess(child, 'SIGTERM'),
   };
-}
-
-/** A free loopback TCP port (bound to port 0, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /**

@@ -4,9 +4,10 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { listenerOf, onFreePort, portTaken } from '../../support/ports.js';
 
 export const APACHE = '/usr/sbin/apache2';
 export const MODULES = '/usr/lib/apache2/modules';
@@ -23,15 +24,6 @@ export function requireFiles(files: string[], what: string, install: string): vo
 /** Throws (never skips) with the install line when Apache or the module is missing. */
 export function requireApache(): void {
   requireFiles([APACHE, `${MODULES}/mod_auth_openidc.so`], 'them', INSTALL);
-}
-
-/** A free loopback port (Apache cannot listen on port 0 and tell us which one it got). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 export interface ApacheRp {
@@ -158,31 +150,42 @@ export function detachedServerDir(prefix: string): { dir: string; started: (chil
  * `spawnAt` prepares what the port needs and spawns the server detached; `onChild` is told of each
  * child, to stop it later. A failure carries what the server wrote to a piped stderr.
  */
-export async function spawnOnFreePort(
+export function spawnOnFreePort(
   name: string, timeoutMs: number, spawnAt: (port: number) => ChildProcess, onChild: (child: ChildProcess, exited: Promise<void>) => void,
 ): Promise<number> {
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+  // (these servers word a taken port each their own way: a server that exits at once is taken as one)
+  let exitedAtOnce = false;
+  return onFreePort(async (port) => {
     const started = spawnAt(port);
     let stderr = '';
     started.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
-    onChild(started, new Promise<void>((resolve) => started.once('exit', () => resolve())));
+    const exited = new Promise<void>((resolve) => started.once('exit', () => resolve()));
+    onChild(started, exited);
     try {
       await waitForPort(port, started, Date.now() + timeoutMs, name);
       return port;
     } catch (err) {
-      if (started.exitCode === null || attempt === 3) throw stderr ? new Error(`${(err as Error).message}\n${stderr}`) : err;
+      exitedAtOnce = started.exitCode !== null;
+      if (portTaken(err)) await stopProcessGroup(started, exited); // (it would fail to bind anyway)
+      throw stderr ? new Error(`${(err as Error).message}\n${stderr}`) : err;
     }
-  }
+  }, (err) => exitedAtOnce || portTaken(err));
 }
 
-/** Resolves once `child` (named `name` in errors) accepts connections on 127.0.0.1:`port`; rejects if it exits or the deadline passes. */
+/**
+ * Resolves once `child` (named `name` in errors; spawned detached) accepts connections on
+ * 127.0.0.1:`port`; rejects if it exits, the deadline passes, or another process listens there.
+ */
 export function waitForPort(port: number, child: ChildProcess, deadline: number, name = 'apache2'): Promise<void> {
   return new Promise((resolve, reject) => {
     const attempt = () => {
       if (child.exitCode !== null) return reject(new Error(`${name} exited with ${child.exitCode}`));
       const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => { socket.destroy(); resolve(); });
+      socket.once('connect', () => {
+        socket.destroy();
+        if (listenerOf(port, child.pid!) !== 'other') return resolve();
+        reject(new Error(`port ${port} is already in use by another process: ${name} cannot listen there`));
+      });
       socket.once('error', () => {
         socket.destroy();
         if (Date.now() > deadline) return reject(new Error(`${name} did not listen on ${port}`));

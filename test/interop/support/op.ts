@@ -5,7 +5,8 @@ import session from 'express-session';
 import { generateKeys, memoryAccounts, op, type OpApp, type OpClient, type OpOptions } from '@openid-express/op';
 import { close, listen } from '../../../packages/rp/test/support/rp-app.js';
 import type { BrowserPage, FormBrowser } from '../../support/op-forms.js';
-import { freePort, requireApache, startApache, type ApacheRp } from './apache.js';
+import { requireApache, startApache, type ApacheRp } from './apache.js';
+import { onFreePort } from '../../support/ports.js';
 import { expectAt } from './pages.js';
 
 export const ALICE = {
@@ -54,25 +55,27 @@ export const APACHE_CLIENT = { id: 'apache', secret: 'apache-client-secret-01234
  */
 export async function startApacheWithOp(o: { directives?: string[]; client?: (rpOrigin: string) => Partial<OpClient>; op?: Partial<OpOptions> } = {}): Promise<{ opServer: InteropOp; apache: ApacheRp }> {
   requireApache();
-  const port = await freePort();
-  const rpOrigin = `http://127.0.0.1:${port}`;
-  const opServer = await startInteropOp(() => [{
-    client_id: APACHE_CLIENT.id, client_secret: APACHE_CLIENT.secret,
-    token_endpoint_auth_method: 'client_secret_basic',
-    redirect_uris: [`${rpOrigin}/protected/redirect_uri`],
-    post_logout_redirect_uris: [`${rpOrigin}/loggedout.html`],
-    ...o.client?.(rpOrigin),
-  }], o.op);
-  try {
-    const apache = await startApache({
-      port, metadataUrl: `${opServer.issuer}/.well-known/openid-configuration`,
-      clientId: APACHE_CLIENT.id, clientSecret: APACHE_CLIENT.secret, directives: o.directives,
-    });
-    return { opServer, apache };
-  } catch (err) {
-    await opServer.close();
-    throw err;
-  }
+  // Apache's origin goes into the OP's client before Apache starts: a port taken meanwhile starts both again
+  return onFreePort(async (port) => {
+    const rpOrigin = `http://127.0.0.1:${port}`;
+    const opServer = await startInteropOp(() => [{
+      client_id: APACHE_CLIENT.id, client_secret: APACHE_CLIENT.secret,
+      token_endpoint_auth_method: 'client_secret_basic',
+      redirect_uris: [`${rpOrigin}/protected/redirect_uri`],
+      post_logout_redirect_uris: [`${rpOrigin}/loggedout.html`],
+      ...o.client?.(rpOrigin),
+    }], o.op);
+    try {
+      const apache = await startApache({
+        port, metadataUrl: `${opServer.issuer}/.well-known/openid-configuration`,
+        clientId: APACHE_CLIENT.id, clientSecret: APACHE_CLIENT.secret, directives: o.directives,
+      });
+      return { opServer, apache };
+    } catch (err) {
+      await opServer.close();
+      throw err;
+    }
+  });
 }
 
 /** From our OP's login page `login`, as alice: the password form, then consent; ends on the RP's protected page `url`. */
