@@ -147,7 +147,9 @@ export function opStatus(err: Error & { status?: unknown }): number | undefined 
  * Why a token's `alg` was refused, for a newcomer: which alg came, which are accepted from the OP,
  * and what the provider entry can set (an OP left on HMAC, as LemonLDAP::NG is by default).
  */
-export function algNotAccepted(alg: string, accepted: readonly string[]): string {
+export function algNotAccepted(headerAlg: unknown, accepted: readonly string[]): string {
+  // the header is the sender's (an attacker's, maybe): one short line, and a non-string is no alg
+  const alg = opText(headerAlg).slice(0, 40) || 'no alg';
   const list = accepted.join(' or ') || 'the algorithms the OP advertises';
   const hint = alg === 'none' ? 'unsigned tokens are never accepted'
     : alg.startsWith('HS') ? `HMAC-signed tokens (keyed with the client secret) are accepted only when the provider entry sets idTokenSignedResponseAlg: '${alg}' and the client is registered with it at the OP; otherwise have the OP sign this client's tokens with ${list}`
@@ -155,9 +157,9 @@ export function algNotAccepted(alg: string, accepted: readonly string[]): string
   return `it is signed with "alg" ${alg}, and tokens from this OP are accepted signed with ${list}: ${hint}`;
 }
 
-/** Keeps an OP-supplied text short and on one line (it ends up in pages and logs). */
+/** Keeps an OP-supplied text short and on one line, without control characters (it ends up in pages and logs). */
 function opText(value: unknown): string {
-  return typeof value === 'string' ? value.replace(/[\r\n\t]+/g, ' ').slice(0, 200) : '';
+  return typeof value === 'string' ? value.replace(/[\u0000-\u001f\u007f]+/g, ' ').slice(0, 200) : '';
 }
 
 /**
@@ -193,7 +195,7 @@ export function toRpError(err: unknown, idTokenCode: RpErrorCode = 'invalid_id_t
   const algCause = algError?.cause as { header?: { alg?: unknown }; expected?: unknown } | undefined;
   if (algCause?.header) {
     const expected = Array.isArray(algCause.expected) ? algCause.expected.map(String) : typeof algCause.expected === 'string' ? [algCause.expected] : [];
-    return new RpError(idTokenCode, `the token was refused: ${algNotAccepted(opText(algCause.header.alg) || 'no alg', expected)}`, { cause: err });
+    return new RpError(idTokenCode, `the token was refused: ${algNotAccepted(algCause.header.alg, expected)}`, { cause: err });
   }
   const inner = (e.cause as Error | undefined)?.message;
   // openid-client names the JWT either in the cause or in its own message (e.g. an unknown "crit" header);

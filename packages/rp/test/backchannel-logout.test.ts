@@ -139,6 +139,17 @@ describe('POST /auth/backchannel-logout/:provider', () => {
       expect(res.body.error).toBe('invalid_logout_token');
     });
 
+    test('a token whose header "alg" is a hostile text: refused, naming it on one short line', async () => {
+      const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+      const alg = `RS256\r\nX-Injected: 1\u001b[31m${'A'.repeat(300)}`;
+      const now = Math.floor(Date.now() / 1000);
+      const token = `${part({ alg, typ: 'logout+jwt' })}.${part({ iss: t.op.issuer, aud: CLIENT_ID, sub: 'alice', iat: now, jti: 'j', events: { 'http://schemas.openid.net/event/backchannel-logout': {} } })}.${'A'.repeat(342)}`;
+      const res = await post({ logout_token: token });
+      expect([res.status, res.body.error]).toEqual([400, 'invalid_logout_token']);
+      expect(res.body.error_description).toContain('it is signed with "alg" RS256 X-Injected: 1 [31mAAAA');
+      expect(res.body.error_description).not.toMatch(/[\u0000-\u001f\u007f]|A{37}/);
+    });
+
     test('garbage', async () => {
       const res = await post({ logout_token: 'not-a-jwt' });
       expect(res.status).toBe(400);

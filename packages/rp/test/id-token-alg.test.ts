@@ -28,6 +28,18 @@ test('an HS512 ID token from an OP that advertises HS512 is refused, naming the 
   expect(await t.loggedInSessions()).toEqual([]);
 });
 
+test('an ID token whose header "alg" is a hostile text is refused, naming it on one short line; no login is written', async () => {
+  const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  t.stub.idToken = async (claims) => `${part({ alg: `HS512\r\nSet-Cookie: x=1\u0007${'B'.repeat(300)}`, typ: 'JWT' })}.${part(claims)}.${'A'.repeat(86)}`;
+  const agent = request.agent(t.server);
+  const res = await t.callback(agent);
+  expect([res.status, res.body.error]).toEqual([401, 'invalid_id_token']);
+  expect(res.body.error_description).toContain('it is signed with "alg" HS512 Set-Cookie: x=1 BBBB');
+  expect(res.body.error_description).not.toMatch(/[\u0000-\u001f\u007f]|B{30}/);
+  expect(String(res.headers['set-cookie'] ?? '')).not.toContain('x=1');
+  expect(await t.loggedInSessions()).toEqual([]);
+});
+
 test('(control) an RS256 ID token from the same OP logs in', async () => {
   t.stub.idToken = (claims) => t.stub.sign(claims);
   const agent = request.agent(t.server);
