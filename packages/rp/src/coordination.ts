@@ -1,7 +1,7 @@
 /**
  * Cross-instance coordination: the few atomic operations the RP needs so that several instances
- * behind a load balancer act as one — one refresh grant per refresh token, an atomic
- * back-channel-logout index, and single-use logout tokens.
+ * behind a load balancer act as one — one refresh grant per refresh token, one code exchange per
+ * login callback, an atomic back-channel-logout index, and single-use logout tokens.
  *
  * Without the `coordination` option these run over the session store, one after another within
  * the process: right for one instance. With several instances, pass `redisCoordination(client)`.

@@ -170,7 +170,7 @@ export interface RpOptions {
    */
   session?: RequestHandler;
   /**
-   * Cross-instance coordination (one refresh grant per refresh token, atomic back-channel-logout index and
+   * Cross-instance coordination (one refresh grant per refresh token, one code exchange per login callback, atomic back-channel-logout index and
    * logout-token replay check). Needed with several instances: `redisCoordination(redisClient)`. Default: over the
    * session store, serialized within this process (exact for one instance).
    */

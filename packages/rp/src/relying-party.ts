@@ -495,7 +495,8 @@ export class RelyingParty {
     } catch {
       target = undefined;
     }
-    if (!target || target.origin !== base.origin || /[\u0000-\u001f\u007f\\]/.test(input.target_link_uri as string)) {
+    // "<app>//evil.example" (or "<app>/.//evil.example") is this origin, but its path alone is protocol-relative
+    if (!target || target.origin !== base.origin || target.pathname.startsWith('//') || /[\u0000-\u001f\u007f\\]/.test(input.target_link_uri as string)) {
       throw new RpError('invalid_request', `target_link_uri must be a URL of this app (${base.origin}); another site cannot be the target of a login`);
     }
     return `${target.pathname}${target.search}${target.hash}`;

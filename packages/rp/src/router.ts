@@ -61,7 +61,14 @@ export function rp(options: RpOptions): RpRouter {
     if (err !== undefined) return onError(err, req, res, next);
     if (req.sessionStore !== boundTo && req.sessionStore) boundStore((boundTo = req.sessionStore), storeTimeout);
     provideContext(req, res, makeContext);
-    if (req.method === 'GET' && req.headers.cookie?.includes(LOGOUT_STATE_COOKIE)) return postLogoutLanding(req, res, next);
+    if (req.method === 'GET' && req.headers.cookie?.includes(LOGOUT_STATE_COOKIE)) {
+      // with the `session` option this runs in the store's callback, outside Express's own try/catch
+      try {
+        return postLogoutLanding(req, res, next);
+      } catch (failure) {
+        return onError(failure, req, res, next);
+      }
+    }
     next();
   };
   // without the `session` option (express-session mounted before rp()), no closure per request
@@ -111,11 +118,22 @@ function skipRoutingOutsideMount(router: RpRouter, mountPath: string, first: Req
   };
 }
 
-/** body-parser's own errors (malformed body, too large) are the client's fault: 400. */
+/**
+ * The request's own faults, found before our handlers run: body-parser's errors (a malformed or too
+ * large body, a body whose `Content-Encoding` does not decode) and Express's (a route parameter
+ * that does not percent-decode). 400 `invalid_request`, not an OP's `invalid_response`.
+ */
 function bodyParserError(err: unknown): RpError | undefined {
-  const e = err as { type?: unknown; status?: unknown };
-  if (typeof e?.type !== 'string' || typeof e.status !== 'number' || e.status >= 500) return undefined;
-  return new RpError('invalid_request', `the request body was refused (${e.type})`);
+  const e = err as { type?: unknown; status?: unknown; expose?: unknown; message?: unknown; code?: unknown };
+  if (typeof e?.status !== 'number' || e.status < 400 || e.status >= 500) return undefined;
+  if (typeof e.type === 'string') return new RpError('invalid_request', `the request body was refused (${e.type})`);
+  // http-errors' client errors (body-parser wraps a zlib failure so), and the router's URIError of a param
+  if (e.expose === true || err instanceof URIError) {
+    const code = typeof e.code === 'string' && /^[A-Z_]{1,40}$/.test(e.code) ? ` (${e.code})` : '';
+    const what = `${String(e.message).replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 120)}${code}`;
+    return new RpError('invalid_request', `the request was refused: ${what}`);
+  }
+  return undefined;
 }
 
 /** The route handlers; each one reads the request, calls the core, writes the answer. */
@@ -165,6 +183,7 @@ class Routes {
     params.delete(RESUBMIT_FIELD);
     const state = params.get('state');
     const transaction = this.rp.takeTransaction(session.oidc, state, name);
+    await claimCallback(coordinationOf(this.rp, req.sessionStore), state!, transaction.createdAt + this.rp.options.transactionTtl * 1000);
     const auth = await this.rp.finalize(transaction, state!, params);
     const pending = pendingLogins(req.session.oidc);
     try {
@@ -284,28 +303,58 @@ async function rememberLogoutToken(coordination: Coordination, provider: string,
   }
 }
 
+/**
+ * Lets one callback of a login go on. The same answer arriving twice at once (a double click, a
+ * browser's retry, two instances behind a load balancer) finds its pending login in both requests'
+ * copies of the session; redeeming the code twice makes the OP revoke what it issued for it (RFC 6749
+ * §4.1.2), and neither request would sign the user in. The claim is atomic across instances and
+ * lives as long as the pending login could.
+ */
+async function claimCallback(coordination: Coordination, state: string, until: number): Promise<void> {
+  const key = `oidc-cb:${createHash('sha256').update(state).digest('base64url')}`;
+  if (!(await coordination.setIfAbsent(key, '1', Math.max(1000, until - Date.now())))) {
+    throw new RpError('invalid_state', 'this sign-in answer arrived twice (a double click, or the browser sent it again); it is used once. If you are not signed in, sign in again');
+  }
+}
+
 /** Coordination key of a request object served by reference. */
 const requestObjectKey = (id: string): string => `oidc-req:${id}`;
 
 /** The cookie that remembers the `state` sent with an RP-initiated logout, until the OP sends the browser back. */
 const LOGOUT_STATE_COOKIE = 'oidc_logout_state';
 
-/** Remembers (for 10 minutes, on the landing page's path only) the `state` the OP must send back after logout. */
+/**
+ * Remembers (for 10 minutes) the `state` the OP must send back after logout, with the landing page's
+ * path: the cookie's value is `<state> <path>`. The cookie is scoped to that path where a cookie's
+ * `Path` can say it (not with a `;` in it; then `/`), and only that exact path is taken for the landing.
+ */
 function expectPostLogoutState(res: Response, returnTo: string, state: string, rp: RelyingParty): void {
-  const path = new URL(returnTo, rp.options.baseURL).pathname;
-  res.cookie(LOGOUT_STATE_COOKIE, state, { httpOnly: true, sameSite: 'lax', secure: rp.options.baseURL.startsWith('https:'), path, maxAge: 600_000 });
+  const landing = new URL(returnTo, rp.options.baseURL).pathname;
+  res.cookie(LOGOUT_STATE_COOKIE, `${state} ${landing}`, {
+    httpOnly: true, sameSite: 'lax', secure: rp.options.baseURL.startsWith('https:'), path: logoutCookiePath(landing), maxAge: 600_000,
+  });
+}
+
+/** The `Path` of the logout-state cookie for a landing page (what `cookie` accepts: no control characters, no `;` or `<`). */
+function logoutCookiePath(landing: string): string {
+  return /^\/[\x21-\x3a\x3d-\x7e]*$/.test(landing) ? landing : '/';
 }
 
 /**
  * The landing of an RP-initiated logout (its `post_logout_redirect_uri`, the app's own page): a
- * `state` that is not the one sent is refused with a page saying so (the user is signed out either
- * way); the right one is taken off the URL. An OP that sends no `state` back is let through.
+ * `state` that is not the one this browser sent is refused (RP-Initiated Logout 1.0 §3: the RP
+ * checks it), and the one it sent is taken off the URL. Only the exact landing path is handled;
+ * every other page, and a cookie this version cannot read, goes on untouched.
  */
 function postLogoutLanding(req: Request, res: Response, next: NextFunction): void {
-  const expected = req.method === 'GET' ? readCookie(req, LOGOUT_STATE_COOKIE) : undefined;
-  if (expected === undefined) return next();
-  res.clearCookie(LOGOUT_STATE_COOKIE, { path: req.path });
+  const value = readCookie(req, LOGOUT_STATE_COOKIE);
+  const space = value === undefined ? -1 : value.indexOf(' ');
+  if (space < 1) return next();
+  const expected = value!.slice(0, space);
+  const landing = value!.slice(space + 1);
   const url = new URL(req.originalUrl, 'http://landing.invalid');
+  if (url.pathname !== landing) return next();
+  res.clearCookie(LOGOUT_STATE_COOKIE, { path: logoutCookiePath(landing) });
   const state = url.searchParams.get('state');
   if (state === null) return next();
   if (state !== expected) {
@@ -319,10 +368,17 @@ function postLogoutLanding(req: Request, res: Response, next: NextFunction): voi
   redirect(res, `${url.pathname}${url.search}`);
 }
 
+/** A cookie's value (percent-decoded), or undefined when absent or not decodable. */
 function readCookie(req: Request, name: string): string | undefined {
   for (const part of (req.get('cookie') ?? '').split(';')) {
     const i = part.indexOf('=');
-    if (i > 0 && part.slice(0, i).trim() === name) return decodeURIComponent(part.slice(i + 1).trim());
+    if (i > 0 && part.slice(0, i).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(i + 1).trim());
+      } catch {
+        return undefined; // a malformed escape: as if absent
+      }
+    }
   }
   return undefined;
 }

@@ -91,6 +91,24 @@ describe('GET /auth/callback/:provider', () => {
     expect(await t.authenticatedSessions()).toHaveLength(1); // only the victim's own login
   });
 
+  test('the same callback twice at once (a double click, a browser\'s retry): one signs in, the other is refused, and the OP revokes nothing', async () => {
+    const agent = t.agent();
+    const callback = await t.startLogin(agent);
+    const grants = t.op.counts.grants.authorization_code ?? 0;
+    // both requests carry the session that holds the pending login; redeeming its code twice would make
+    // the OP revoke what it issued (RFC 6749 §4.1.2), and neither would sign in
+    const answers = await Promise.all([agent.get(path(callback)), agent.get(path(callback))]);
+    expect(answers.map((a) => a.status).sort()).toEqual([302, 400]);
+    const refused = answers.find((a) => a.status === 400)!;
+    expect(refused.body.error).toBe('invalid_state');
+    expect(refused.body.error_description).toMatch(/arrived twice/);
+    expect((t.op.counts.grants.authorization_code ?? 0) - grants).toBe(1);
+    expect((await agent.get('/me')).status).toBe(200);
+    // the grant is alive at the OP: a refresh works
+    expect((await agent.post('/auth/refresh')).status).toBe(200);
+    expect(await t.authenticatedSessions()).toHaveLength(1);
+  });
+
   test('a callback started in another browser does not log in (login CSRF)', async () => {
     const attacker = t.agent();
     const callback = await t.startLogin(attacker, { account: 'bob' });

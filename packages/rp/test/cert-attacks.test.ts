@@ -141,6 +141,17 @@ describe('malformed callbacks', () => {
     const res = await agent.post('/auth/callback/op').type('form').send(`state=x&junk=${'a'.repeat(70_000)}`);
     await expectRefused(res, agent, 400, 'invalid_request');
   });
+
+  test.each([
+    ['a provider name that does not percent-decode', (a: request.Agent) => a.get('/auth/login/%E0%A4%A'), /Failed to decode param/],
+    ['a callback path that does not percent-decode', (a: request.Agent) => a.get('/auth/callback/%'), /Failed to decode param/],
+    ['a body whose Content-Encoding (gzip) does not decode', (a: request.Agent) => a.post('/auth/callback/op').set('content-type', 'application/x-www-form-urlencoded').set('content-encoding', 'gzip').send('state=x&code=y'), /Z_DATA_ERROR/],
+  ])('%s is the request\'s fault: 400 invalid_request, not an OP\'s invalid_response', async (_what, send, detail) => {
+    const agent = t.agent();
+    const res = await send(agent);
+    await expectRefused(res, agent, 400, 'invalid_request');
+    expect(res.body.error_description).toMatch(detail);
+  });
 });
 
 describe('returnTo', () => {

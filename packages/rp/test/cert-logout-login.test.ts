@@ -164,6 +164,11 @@ describe('third-party-initiated login (OIDC Core 4)', () => {
       ['target_link_uri a bare path', 'get', '/auth/login/op', (_b, i) => ({ iss: i, target_link_uri: '/me' }), 400, 'invalid_request'],
       ['target_link_uri with the app as userinfo of another host', 'get', '/auth/login/op', (b, i) => ({ iss: i, target_link_uri: `${b}@evil.example/me` }), 400, 'invalid_request'],
       ['target_link_uri with a backslash', 'get', '/auth/login/op', (b, i) => ({ iss: i, target_link_uri: `${b}\\@evil.example/me` }), 400, 'invalid_request'],
+      // this origin, but the path alone ("//evil.example/…") would be a protocol-relative redirect off the app
+      ['target_link_uri of this app with a path starting //', 'get', '/auth/login/op', (b, i) => ({ iss: i, target_link_uri: `${b}//evil.example/phish` }), 400, 'invalid_request'],
+      ['target_link_uri whose dot segments make its path //', 'get', '/auth/login/op', (b, i) => ({ iss: i, target_link_uri: `${b}/.//evil.example/` }), 400, 'invalid_request'],
+      ['target_link_uri whose .. segment makes its path //', 'get', '/auth/login/op', (b, i) => ({ iss: i, target_link_uri: `${b}/x/..//evil.example/` }), 400, 'invalid_request'],
+      ['POST: target_link_uri of this app with a path starting //', 'post', '/auth/login/op', (b, i) => ({ iss: i, target_link_uri: `${b}//evil.example/phish` }), 400, 'invalid_request'],
       ['target_link_uri very long (over 2048)', 'get', '/auth/login/op', (b, i) => ({ iss: i, target_link_uri: `${b}/me?x=${'a'.repeat(3000)}` }), 400, 'invalid_request'],
       ['POST with wrong iss', 'post', '/auth/login/op', (b) => ({ iss: other, target_link_uri: `${b}/me` }), 400, 'invalid_request'],
       ['POST with target_link_uri on another origin', 'post', '/auth/login/op', (_b, i) => ({ iss: i, target_link_uri: `${other}/me` }), 400, 'invalid_request'],

@@ -1,4 +1,8 @@
-import { startRp, type TestRp } from './support/rp-app.js';
+import express from 'express';
+import session from 'express-session';
+import request from 'supertest';
+import { oidc, rp } from '@openid-express/rp';
+import { CLIENT_ID, CLIENT_SECRET, startRp, type TestRp } from './support/rp-app.js';
 import { clearStore, expectNoLogin } from './support/expect.js';
 
 let t: TestRp;
@@ -64,7 +68,8 @@ describe('rp-init-logout state (RP-Initiated Logout 1.0 §2–3)', () => {
     await t.login(agent);
     const res = await agent.get('/auth/logout?returnTo=/bye').set('sec-fetch-site', 'same-origin');
     const state = new URL(res.headers.location).searchParams.get('state')!;
-    expect(String(res.headers['set-cookie'])).toMatch(/oidc_logout_state=[\w-]+; Max-Age=600; Path=\/bye; Expires=[^;]+; HttpOnly; SameSite=Lax/);
+    // the state and the landing page's path; the cookie goes to that page only
+    expect(String(res.headers['set-cookie'])).toMatch(/oidc_logout_state=[\w-]+%20%2Fbye; Max-Age=600; Path=\/bye; Expires=[^;]+; HttpOnly; SameSite=Lax/);
     return { agent, state };
   }
 
@@ -89,6 +94,76 @@ describe('rp-init-logout state (RP-Initiated Logout 1.0 §2–3)', () => {
   test('a state on a page of another path is none of the logout\'s business', async () => {
     const { agent, state } = await loggedOut();
     expect((await agent.get(`/elsewhere?state=${state}x`)).status).toBe(404);
+  });
+
+  test('a logout to / left unfinished at the OP (back button) gets in the way of neither the next login nor the app\'s own ?state= pages', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const res = await agent.get('/auth/logout?returnTo=/').set('sec-fetch-site', 'same-origin');
+    const state = new URL(res.headers.location).searchParams.get('state')!;
+    expect(String(res.headers['set-cookie'])).toMatch(/oidc_logout_state=[\w-]+%20%2F; Max-Age=600; Path=\/;/); // sent with every page of the app
+    // the user never confirms at the OP, and signs in again: the callback carries a state too
+    const again = await t.login(agent);
+    expect(again.status).toBe(302);
+    expect(again.headers.location).toBe('/me');
+    expect((await agent.get('/me')).status).toBe(200);
+    expect((await agent.get('/stores?state=CA')).status).toBe(404); // the test app has no /stores: the request reached it
+    // the landing itself is still checked, and forgets the cookie on the path it was set with
+    const landing = await agent.get(`/?state=${state}`);
+    expect(landing.status).toBe(302);
+    expect(landing.headers.location).toBe('/');
+    expect(String(landing.headers['set-cookie'])).toMatch(/oidc_logout_state=; Path=\/; Expires=Thu, 01 Jan 1970/);
+  });
+
+  test('a returnTo with a ";" in its path logs out at the OP too, and its landing is checked', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const res = await agent.get(`/auth/logout?returnTo=${encodeURIComponent('/products;color=red')}`).set('sec-fetch-site', 'same-origin');
+    expect(res.status).toBe(302);
+    const end = new URL(res.headers.location);
+    expect(`${end.origin}${end.pathname}`).toBe(`${t.op.issuer}/session/end`);
+    expect(end.searchParams.get('post_logout_redirect_uri')).toBe(`${t.baseURL}/products;color=red`);
+    // a cookie's Path cannot hold a ";": the cookie goes to every page, and only the landing's exact path is checked
+    expect(String(res.headers['set-cookie'])).toMatch(/oidc_logout_state=[\w-]+%20%2Fproducts%3Bcolor%3Dred; Max-Age=600; Path=\/;/);
+    await expectNoLogin(t, agent);
+    const state = end.searchParams.get('state')!;
+    expect((await agent.get('/products?state=other')).status).toBe(404);
+    const landing = await agent.get(`/products;color=red?state=${state}`);
+    expect(landing.status).toBe(302);
+    expect(landing.headers.location).toBe('/products;color=red');
+  });
+
+  test.each([
+    ['not percent-decodable', '%'],
+    ['of another version (the state alone)', 'some-state'],
+    ['without a state', '%20%2Fbye'],
+  ])('a logout-state cookie %s is ignored: the page is the app\'s', async (_what, value) => {
+    const res = await t.agent().get('/bye?state=some-state').set('cookie', `oidc_logout_state=${value}`);
+    expect(res.status).toBe(404);
+    expect(res.headers['set-cookie']).toBeUndefined();
+  });
+});
+
+describe('a malformed logout-state cookie with rp({ session }) (the session step runs in the store\'s callback)', () => {
+  let app: express.Express;
+  beforeAll(() => {
+    app = express();
+    app.use(rp({
+      baseURL: t.baseURL,
+      session: session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, name: 'sid' }),
+      providers: { op: oidc({ issuer: t.op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, allowInsecureRequests: true }) },
+    }));
+    app.get('/', (_req, res) => void res.send('home'));
+  });
+
+  test('a signed-in session with oidc_logout_state=% reaches the page; nothing throws out of the store\'s callback', async () => {
+    const agent = request.agent(app);
+    const start = await agent.get('/auth/login/op');
+    expect(start.status).toBe(302); // the session now exists in the store: it is read asynchronously
+    const sid = String(start.headers['set-cookie']).split(';')[0];
+    const res = await request(app).get('/').set('cookie', `${sid}; oidc_logout_state=%`);
+    expect(res.status).toBe(200);
+    expect(res.text).toBe('home');
   });
 });
 

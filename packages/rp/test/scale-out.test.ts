@@ -3,7 +3,7 @@
  * OP that rotates refresh tokens: the instances act as one. And transient failures (the OP or the
  * store down) are 503s that keep the login, never a logout.
  */
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import express, { type Express } from 'express';
 import session from 'express-session';
@@ -135,6 +135,23 @@ describe('back-channel logout and logout-token replay across instances (redisCoo
     expect(await t.authenticatedSessions()).toEqual([]);
     expect((await agent.get('/me')).status).toBe(401);
     expect(await client.keys('rp-bcl:oidc-bcl:op:sid:*')).toEqual([]); // the sid's index record was taken
+  });
+
+  test('the same callback at both instances at once (a double submit across the load balancer): one code exchange, one login', async () => {
+    const browser = t.op.browser();
+    const agent = request.agent(t.server);
+    const start = await agent.get('/auth/login/op');
+    const cookie = cookieOf(start);
+    const callback = await browser.authorize(start.headers.location);
+    const grants = t.op.counts.grants.authorization_code ?? 0;
+    const answers = await Promise.all([t.server, b.server].map((server) => request(server).get(callback.pathname + callback.search).set('cookie', cookie)));
+    expect(answers.map((a) => a.status).sort()).toEqual([302, 400]);
+    expect(answers.find((a) => a.status === 400)!.body.error).toBe('invalid_state');
+    expect((t.op.counts.grants.authorization_code ?? 0) - grants).toBe(1);
+    const signedIn = cookieOf(answers.find((a) => a.status === 302)!);
+    for (const server of [t.server, b.server]) expect((await request(server).get('/me').set('cookie', signedIn)).status).toBe(200);
+    const state = new URL(start.headers.location).searchParams.get('state')!;
+    expect(await client.exists(`rp-bcl:oidc-cb:${createHash('sha256').update(state).digest('base64url')}`)).toBe(1); // the claim, in Redis
   });
 });
 
