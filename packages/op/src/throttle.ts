@@ -4,11 +4,16 @@ import type { OpStore } from './adapters/types.js';
 
 /** Failed-login limits per login name and per client IP, kept in the shared store. */
 export interface Throttle {
-  /** Whether either counter has reached the limit (then the password is not even checked). */
-  isLocked(login: string | undefined, ip: string): Promise<boolean>;
-  /** Counts one failure against both. */
-  fail(login: string | undefined, ip: string): Promise<void>;
-  /** Forgets the login's failures after a success (the IP keeps its count). */
+  /**
+   * Counts an attempt at `login` before its password is checked, and answers whether it may be
+   * checked: not once the login name has had `maxFailures` attempts without a success in the window,
+   * nor once the IP has had `maxFailures` failures. The login's count goes up first and atomically, so
+   * guesses sent all at once are held to the limit as guesses sent one by one are.
+   */
+  attempt(login: string | undefined, ip: string): Promise<boolean>;
+  /** Counts a failed attempt against the IP (the login name's attempt was counted by `attempt()`). */
+  fail(ip: string): Promise<void>;
+  /** Forgets the login's count after a success (the IP keeps its count). */
   succeed(login: string | undefined): Promise<void>;
 }
 
@@ -23,7 +28,7 @@ export const accountLoginKey = (accountId: string) => `account:${accountId}`;
  * one (so its email alias or another spelling gets no fresh count), else the name itself.
  *
  * @example
- * await throttle.isLocked(await throttleKeyOf(accounts, 'Alice@Example.org'), ip);
+ * await throttle.attempt(await throttleKeyOf(accounts, 'Alice@Example.org'), ip);
  */
 export async function throttleKeyOf(accounts: AccountStore, login: string | undefined): Promise<string | undefined> {
   const account = login && login.length <= 1024 ? await accounts.findByLogin(login) : undefined;
@@ -35,17 +40,17 @@ export async function throttleKeyOf(accounts: AccountStore, login: string | unde
  *
  * @example
  * const t = throttle(store, { maxFailures: 5, windowSeconds: 900 });
- * if (await t.isLocked(login, req.ip)) return tooMany();
+ * if (!(await t.attempt(login, req.ip))) return tooMany();
  */
 export function throttle(store: OpStore, limits: { maxFailures: number; windowSeconds: number }): Throttle {
-  const keys = (login: string | undefined, ip: string) => [key('ip', ip), ...(login ? [key('login', login)] : [])];
   return {
-    async isLocked(login, ip) {
-      const counts = await Promise.all(keys(login, ip).map((k) => store.count(k)));
-      return counts.some((c) => c >= limits.maxFailures);
+    async attempt(login, ip) {
+      if ((await store.count(key('ip', ip))) >= limits.maxFailures) return false;
+      // counted before the (slow) password check: a success takes it back (`succeed`)
+      return !login || (await store.increment(key('login', login), limits.windowSeconds)) <= limits.maxFailures;
     },
-    async fail(login, ip) {
-      await Promise.all(keys(login, ip).map((k) => store.increment(k, limits.windowSeconds)));
+    async fail(ip) {
+      await store.increment(key('ip', ip), limits.windowSeconds);
     },
     async succeed(login) {
       if (login) await store.reset(key('login', login));

@@ -270,3 +270,42 @@ describe('an attacker against an OP that does not trust a proxy', () => {
     expect(browser.jar.names()).not.toContain('_session');
   });
 });
+
+describe('guesses sent all at once (the password check is slow: scrypt)', () => {
+  let f: FlowFixture;
+  beforeAll(async () => {
+    f = await startFlowFixture(memoryAdapter(), { accounts: memoryAccounts([FULL_ALICE, BOB]), trustProxy: true });
+  });
+  afterAll(async () => {
+    await f?.op.close();
+  });
+
+  test('twelve wrong passwords for one account at once, each from its own IP: five are checked, the rest are 429, and then even the right one is', async () => {
+    // every guess is counted before its password is checked, so the burst is held to the limit (5)
+    const pages = await Promise.all(Array.from({ length: 12 }, async (_, i) => {
+      const browser = f.browser(`203.0.113.${i + 1}`);
+      return { browser, page: await browser.open((await codeRequest(f)).url) };
+    }));
+    const answers = await Promise.all(pages.map(({ browser, page }, i) => browser.submit(page, loginForm, { login: 'bob', password: `guess-${i}` })));
+    const statuses = answers.map((a) => a.status).sort();
+    expect(statuses).toEqual([...Array(5).fill(401), ...Array(7).fill(429)]);
+    const browser = f.browser('203.0.113.99');
+    const locked = await browser.submit(await browser.open((await codeRequest(f)).url), loginForm, { login: 'bob', password: BOB.password });
+    expect(locked.status).toBe(429);
+    expect(locked.stoppedAt).toBeUndefined();
+  });
+
+  test('the right password still signs in at once after a few failures, and a success starts the count again', async () => {
+    for (let round = 0; round < 2; round += 1) {
+      for (let i = 0; i < 4; i += 1) {
+        const browser = f.browser(`198.51.100.${round * 10 + i + 1}`);
+        expect((await browser.submit(await browser.open((await codeRequest(f)).url), loginForm, { login: 'alice', password: `guess-${i}` })).status).toBe(401);
+      }
+      const browser = f.browser(`198.51.100.${round * 10 + 9}`);
+      const ok = await browser.submit(await browser.open((await codeRequest(f)).url), loginForm, { login: 'alice', password: ALICE.password });
+      expect(ok.status).not.toBe(429);
+      expect(ok.status).not.toBe(401);
+    }
+  });
+});
+

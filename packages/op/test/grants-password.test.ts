@@ -93,6 +93,14 @@ describe('features.passwordGrant', () => {
     expect(page.html).toContain('Too many failed attempts');
   });
 
+  test('guesses sent all at once are held to the limit too (each counted before its password is checked)', async () => {
+    const configs = await Promise.all(Array.from({ length: 7 }, () => ropc()));
+    const answers = await Promise.all(configs.map((config, i) => oauthError(password(config, 'carol-nobody', `guess-${i}`))));
+    const descriptions = answers.map((a) => (a as { error_description?: string }).error_description ?? '').sort();
+    expect(descriptions.filter((d) => d === 'the username or password is incorrect')).toHaveLength(3);
+    expect(descriptions.filter((d) => d.includes('too many failed attempts'))).toHaveLength(4);
+  });
+
   test('a client without "password" in grant_types is refused', async () => {
     const web = from(await f.config('web'), nextIp());
     expect(await oauthError(password(web, 'alice', ALICE.password))).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining('not allowed for this client') });

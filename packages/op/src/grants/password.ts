@@ -77,13 +77,13 @@ export function registerPasswordGrant(provider: Provider, deps: PasswordGrantDep
     const req = ctx.req as unknown as Request;
     const ip = clientIp(req, deps.trustProxy);
     const login = await throttleKeyOf(deps.accounts, username.trim().toLowerCase() || undefined);
-    if (await deps.throttle.isLocked(login, ip)) {
+    if (!(await deps.throttle.attempt(login, ip))) {
       log('password grant throttled (client %s)', client.clientId);
       throw invalidGrant(THROTTLED);
     }
     const accountId = await checkPassword(deps.accounts, username, password);
     if (!accountId) {
-      await deps.throttle.fail(login, ip);
+      await deps.throttle.fail(ip);
       log('password grant failed (client %s)', client.clientId);
       throw invalidGrant(GENERIC_FAILURE);
     }
