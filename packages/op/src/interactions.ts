@@ -145,7 +145,7 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
   const ip = clientIp(req, deps.trustProxy);
   state.authenticator = auth.id;
   state.lastLogin = typed?.slice(0, 256);
-  if (await deps.throttle.isLocked(login, ip)) {
+  if (!(await deps.throttle.attempt(login, ip))) {
     await deps.states.save(d.uid, state, d.exp);
     log('login throttled (authenticator %s)', auth.id);
     return showLogin(deps, req, res, d, 429, THROTTLED);
@@ -157,13 +157,13 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
   }
   if (!result.ok) {
     state.attempts += 1;
-    await Promise.all([deps.throttle.fail(login, ip), deps.states.save(d.uid, state, d.exp)]);
+    await Promise.all([deps.throttle.fail(ip), deps.states.save(d.uid, state, d.exp)]);
     log('login failed (authenticator %s, attempt %d)', auth.id, state.attempts);
     return showLogin(deps, req, res, d, 401, GENERIC_FAILURE);
   }
   await Promise.all([deps.throttle.succeed(login), deps.states.drop(d.uid), renewSession(req)]);
   log('login succeeded (authenticator %s)', auth.id);
-  await finishInteraction(deps.provider, req, res, d, { login: { accountId: result.accountId, amr: result.amr, acr: result.acr } });
+  await finishLogin(deps, req, res, d, result);
 }
 
 async function confirm(deps: InteractionDeps, req: Request, res: Response) {
@@ -191,7 +191,7 @@ export async function completeLogin(
   const interaction = uid ? await deps.provider.Interaction.find(uid) : undefined;
   if (!interaction || !SIGN_IN_STEPS.has(interaction.prompt.name)) return sendErrorPage(req, res, deps.views, EXPIRED);
   if (!result.ok) {
-    await deps.throttle.fail(undefined, clientIp(req, deps.trustProxy));
+    await deps.throttle.fail(clientIp(req, deps.trustProxy));
     return sendErrorPage(req, res, deps.views, {
       status: 401, code: 'login_failed', title: 'Sign-in failed', backUrl: `${deps.mountPath}/interaction/${uid}`,
       message: 'Signing in with the other provider did not succeed. Go back and try again, or choose another way to sign in.',
@@ -199,6 +199,28 @@ export async function completeLogin(
   }
   await Promise.all([deps.states.drop(String(uid)), renewSession(req)]);
   log('login succeeded elsewhere');
+  await finishLogin(deps, req, res, interaction, result);
+}
+
+/**
+ * Ends the login step with the account signed in, or, when the client made `acr` an essential claim
+ * (`claims={"id_token":{"acr":{"essential":true,"values":[…]}}}`) and this sign-in's `acr` is none of
+ * them, with `unmet_authentication_requirements` back to the client: OIDC Core §5.5.1.1 treats that
+ * as a failed authentication, and signing the user in would only show the login form again, forever.
+ */
+async function finishLogin(deps: InteractionDeps, req: Request, res: Response, interaction: Details, result: AuthenticationSuccess): Promise<void> {
+  const { reasons, details: asked } = interaction.prompt;
+  if (reasons.includes('essential_acrs') || reasons.includes('essential_acr')) {
+    const acr = (asked as { acr?: { value?: unknown; values?: unknown } }).acr;
+    const wanted = Array.isArray(acr?.values) ? acr.values.map(String) : acr?.value !== undefined ? [String(acr.value)] : [];
+    if (result.acr === undefined || !wanted.includes(result.acr)) {
+      log('login does not meet the essential acr (got %s)', result.acr ?? 'none');
+      return finishInteraction(deps.provider, req, res, interaction, {
+        error: 'unmet_authentication_requirements',
+        error_description: 'the sign-in did not reach the authentication context class (acr) the client requires',
+      });
+    }
+  }
   await finishInteraction(deps.provider, req, res, interaction, { login: { accountId: result.accountId, amr: result.amr, acr: result.acr } });
 }
 

@@ -45,6 +45,44 @@ describe('several authenticators on one login page', () => {
     expect(tokens.claims()).toMatchObject({ sub: 'bob', amr: ['otp'], acr: 'urn:example:otp' });
   });
 
+  describe('an acr the client makes essential (OIDC Core §5.5.1.1)', () => {
+    const essential = (acr: Record<string, unknown>) => ({ claims: JSON.stringify({ id_token: { acr: { essential: true, ...acr } } }) });
+
+    test.each([
+      ['values', { values: ['urn:example:otp'] }],
+      ['value', { value: 'urn:example:otp' }],
+    ])('(%s) met by the one-time code: signed in, the ID token carries it', async (_form, acr) => {
+      const browser = f.browser();
+      const auth = await f.authorization(f.first, essential(acr));
+      const done = await browser.submit(await browser.open(auth.url), { value: ['authenticator', 'otp'] }, { user: 'bob', code: '424242' });
+      const tokens = await client.authorizationCodeGrant(f.first, callbackOf(done), {
+        pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce,
+      });
+      expect(tokens.claims()).toMatchObject({ sub: 'bob', acr: 'urn:example:otp' });
+    });
+
+    test.each([
+      ['values', { values: ['urn:example:otp'] }],
+      ['value', { value: 'urn:example:otp' }],
+    ])('(%s) not met by a password: unmet_authentication_requirements back to the client, not the login form again', async (_form, acr) => {
+      const browser = f.browser();
+      const auth = await f.authorization(f.first, essential(acr));
+      const done = await browser.submit(await browser.open(auth.url), { value: ['authenticator', 'password'] }, { login: 'alice', password: ALICE.password });
+      const answer = callbackOf(done).searchParams;
+      expect(answer.get('error')).toBe('unmet_authentication_requirements');
+      expect(answer.get('error_description')).toContain('(acr) the client requires');
+      expect(answer.get('state')).toBe(auth.state);
+      expect(answer.get('code')).toBeNull();
+    });
+
+    test('essential without values: any sign-in meets it', async () => {
+      const browser = f.browser();
+      const auth = await f.authorization(f.first, essential({}));
+      const done = await browser.submit(await browser.open(auth.url), { value: ['authenticator', 'password'] }, { login: 'alice', password: ALICE.password });
+      expect(callbackOf(done).searchParams.get('code')).toBeTruthy();
+    });
+  });
+
   test('a wrong code gets the generic message and the username is kept in the form', async () => {
     const browser = f.browser();
     const login = await browser.open((await f.authorization()).url);
