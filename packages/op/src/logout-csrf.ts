@@ -71,6 +71,8 @@ export async function peekForm(req: Request): Promise<URLSearchParams> {
  * 403 and nothing changes. oidc-provider's own `xsrf` check still runs after this one, on the same
  * body (see `peekForm`). A browser that was never shown our logout page has no token: without an
  * OP session, oidc-provider skips the page and auto-posts its own form, guarded by its `xsrf` alone.
+ * A token is used up by the confirmation it guarded, so a browser that signed out once is such a
+ * browser again at its next logout.
  */
 export function checkLogoutCsrf(onRefused: (req: Request, res: Response) => void) {
   return (req: Request, res: Response, next: NextFunction) => {
@@ -79,6 +81,9 @@ export function checkLogoutCsrf(onRefused: (req: Request, res: Response) => void
       const posted = fields.getAll('csrf');
       if (expected === undefined && posted.length === 0) return next();
       if (posted.length !== 1 || !csrfMatches(expected, posted[0])) return onRefused(req, res);
+      // single use: the next logout of this browser, once the OP session is gone, is oidc-provider's
+      // auto-posted form (no page of ours, so no token), which must not meet this one
+      delete (req.session as unknown as Bag)[KEY];
       next();
     }, next);
   };

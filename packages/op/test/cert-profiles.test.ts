@@ -177,6 +177,18 @@ describe.each(MODES)('RP-Initiated Logout OP and Back-Channel Logout OP certific
     expect(new URL(done.stoppedAt!).searchParams.get('state')).toBe('gone');
   });
 
+  test('a second RP-initiated logout in a browser that already signed out (no OP session left): back at the client with its state, no 403', async () => {
+    const { tokens, browser } = await aliceWith(f);
+    const confirm = await browser.open(client.buildEndSessionUrl(f.rp, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: bye(), state: 'first' }).href);
+    const first = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+    expect(new URL(first.stoppedAt!).searchParams.get('state')).toBe('first');
+    // a sign-out clicked twice, or a second app signing out: oidc-provider auto-posts its own form
+    const auto = await browser.open(client.buildEndSessionUrl(f.rp, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: bye(), state: 'second' }).href);
+    expect(auto.status).toBe(200);
+    const done = await browser.submit(auto, { has: 'logout' });
+    expect(new URL(done.stoppedAt!).searchParams.get('state')).toBe('second');
+  });
+
   test('oidcc-rp-initiated-logout-no-id-token-hint: client_id with post_logout_redirect_uri is enough', async () => {
     const { browser } = await aliceWith(f);
     const confirm = await browser.open(client.buildEndSessionUrl(f.rp, { post_logout_redirect_uri: bye(), state: 's1' }).href);
