@@ -54,13 +54,19 @@ async function revocationAllowed(_ctx: KoaContextWithOIDC, client: Client, token
   throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
 }
 
+/** `features.resourceIndicators` off: no resource server is known, so every `resource` is invalid_target. */
+function noResourceServer(): never {
+  throw new errors.InvalidTarget();
+}
+
 function features(o: ResolvedOptions, views: Views): Configuration['features'] {
   const f = o.features;
   const reg = f.registration;
   return {
     devInteractions: { enabled: false },
-    // off: oidc-provider's default, which refuses every `resource` parameter (invalid_target)
-    ...(f.resourceIndicators ? { resourceIndicators: resourceIndicatorsFeature(f.resourceIndicators) } : {}),
+    // off: every `resource` parameter is refused (invalid_target), as oidc-provider's default does, but
+    // without its "you MUST change it" notice, which any visitor could print by sending `resource=`
+    resourceIndicators: f.resourceIndicators ? resourceIndicatorsFeature(f.resourceIndicators) : { enabled: true, getResourceServerInfo: noResourceServer },
     ...(f.deviceFlow ? { deviceFlow: deviceFlowFeature(views) } : {}),
     clientCredentials: { enabled: f.clientCredentials === true },
     introspection: { enabled: f.introspection !== false, allowedPolicy: introspectionAllowed },

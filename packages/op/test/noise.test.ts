@@ -1,7 +1,9 @@
 /**
  * Warnings a user did not cause: oidc-provider's "Unsupported runtime" on the Node.js versions this
  * package supports, its "already parsed request body detected" when the logout is confirmed, and
- * its notice that the default `clientBasedCORS` should be changed (op() sets that rule itself).
+ * its notice that the default `clientBasedCORS` should be changed (op() sets that rule itself), and
+ * its "you MUST change it" about `getResourceServerInfo` when any visitor sends `resource=` to an OP
+ * without resource indicators.
  */
 import express from 'express';
 import { memoryAdapter } from '@openid-express/op';
@@ -9,6 +11,7 @@ import { signIn } from '../../../test/support/op-forms.js';
 import { supportedNode, withoutRuntimeWarning } from '../src/runtime-warning.js';
 import { ALICE, accounts, startOp } from './support/op-server.js';
 import { startFlowFixture, type FlowFixture } from './support/flow-suite.js';
+import { codeRequest } from './cert-support.js';
 
 const UNSUPPORTED = 'oidc-provider WARNING: Unsupported runtime. Use Node.js v22.x LTS, or a later LTS release.';
 
@@ -146,3 +149,20 @@ describe('"default clientBasedCORS function called"', () => {
     }
   });
 });
+
+describe('"default features.resourceIndicators.getResourceServerInfo function called"', () => {
+  test('is not printed when a visitor sends resource= to an OP without resource indicators; the resource is refused (invalid_target) as before', async () => {
+    const f = await startFlowFixture(memoryAdapter());
+    const warn = jest.spyOn(console, 'warn');
+    try {
+      const { url } = await codeRequest(f, { resource: 'https://api.example/' });
+      const page = await f.browser().open(url);
+      expect(new URL(page.stoppedAt!).searchParams.get('error')).toBe('invalid_target');
+      expect(warn.mock.calls.flat().join('\n')).not.toContain('getResourceServerInfo');
+    } finally {
+      warn.mockRestore();
+      await f.op.close();
+    }
+  });
+});
+
