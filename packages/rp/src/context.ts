@@ -107,7 +107,7 @@ export class RequestContext implements OidcContext {
   /** Refresh grant (optionally a narrower `scope`); a refused refresh ends the login. */
   async refresh(opts: { scope?: string } = {}): Promise<AccessToken> {
     const auth = this.requireAuthentication();
-    return this.store(() => this.relyingParty.refresh(auth, opts));
+    return this.store(() => this.relyingParty.refresh(auth, opts), opts.scope);
   }
 
   /** Claims from the OP's userinfo endpoint (or the provider's user endpoint). */
@@ -142,15 +142,29 @@ export class RequestContext implements OidcContext {
     return auth;
   }
 
-  /** Runs a token operation and keeps its result in the session; only a refresh the OP refused (`refresh_failed`) logs out. */
-  private async store(operation: () => Promise<Authentication>): Promise<AccessToken> {
+  /**
+   * Runs a token operation and keeps its result in the session; only a refresh the OP refused
+   * (`refresh_failed`) logs out. `scope`: the refresh's, when it asked for one.
+   */
+  private async store(operation: () => Promise<Authentication>, scope?: string): Promise<AccessToken> {
     try {
       const auth = await operation();
       const session = this.req.session;
-      if (session?.oidc && auth !== this.authentication) {
+      const previous = this.authentication;
+      if (session?.oidc && previous && auth !== previous) {
+        const stored = session.oidc.auth;
         session.oidc.auth = toStoredLogin(auth);
         // saved now, so a store failure is a 503 here rather than new tokens silently lost after the answer
-        await sessionOp<void>((cb) => session.save(cb));
+        try {
+          await sessionOp<void>((cb) => session.save(cb));
+        } catch (err) {
+          // the session keeps its old record (no second save at the end of the request, which would
+          // wait out another deadline); the refresh result is kept for its next request instead
+          session.oidc.auth = stored;
+          this.relyingParty.refreshSettled(previous, auth, false, scope);
+          throw err;
+        }
+        this.relyingParty.refreshSettled(previous, auth, true, scope);
       }
       return this.accessToken!;
     } catch (err) {

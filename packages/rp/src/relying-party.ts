@@ -20,7 +20,7 @@ import { resolveClaimSources } from './claim-sources.js';
 import { decryptIdToken, importKeys, type OwnKeys } from './keys.js';
 import type { Authentication, OidcSessionData, StoredAccessToken, Transaction } from './session.js';
 import { SingleFlight } from './single-flight.js';
-import { sharedRefresh } from './shared-refresh.js';
+import { settleSharedRefresh, sharedRefresh } from './shared-refresh.js';
 import { saveTransaction, takeTransaction } from './transactions.js';
 import { boundKey, dpopAlg, dpopOptions, fetchWithToken, newDPoPKey, type DPoPBoundToken, type DPoPKey } from './dpop.js';
 import { parRequiredError, pushedAuthorizationUrl, usesPar } from './par.js';
@@ -46,11 +46,21 @@ type OpExpectations = JwtExpectations & { userinfoEndpoint?: string; claimsSuppo
 
 /** How long a refresh result is shared with requests that still hold the old refresh token. */
 const REFRESH_GRACE_MS = 30_000;
+/**
+ * How long it is kept when the session could not be given the new tokens (its store failed): the
+ * session still holds the old, rotated refresh token, and a later request gets the result instead of
+ * a replay the OP would answer by revoking the grant.
+ */
+const REFRESH_KEEP_MS = 24 * 3600 * 1000;
 
 /** OP errors at the token endpoint that mean the grant is gone: only these end a login (RFC 6749 §5.2). */
 const GRANT_GONE = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client']);
 
 const now = (): number => Math.floor(Date.now() / 1000);
+
+/** The single-flight and shared-result key of a refresh of `auth` (with `scope`). */
+const refreshKey = (auth: Authentication, scope: string | undefined): string =>
+  createHash('sha256').update(`${auth.provider}\n${scope ?? ''}\n${auth.refreshToken}`).digest('base64url');
 
 /**
  * The Relying Party: every protocol operation of the RP, over `openid-client`, without Express.
@@ -387,10 +397,27 @@ export class RelyingParty {
     if (grants && !grants.includes('refresh_token')) {
       return Promise.reject(new RpError('no_refresh_token', `the client registered at provider "${auth.provider}" may not use refresh tokens (grant_types has no "refresh_token")`));
     }
-    const key = createHash('sha256').update(`${auth.provider}\n${opts.scope ?? ''}\n${auth.refreshToken}`).digest('base64url');
+    const key = refreshKey(auth, opts.scope);
     const { coordination } = this.options;
     const grant = (): Promise<Authentication> => this.refreshGrant(auth, opts.scope);
-    return this.refreshes.run(key, coordination ? () => sharedRefresh(coordination, key, auth.refreshToken!, REFRESH_GRACE_MS, grant) : grant);
+    return this.refreshes.run(key, coordination ? () => sharedRefresh(coordination, key, auth.refreshToken!, REFRESH_KEEP_MS, grant) : grant);
+  }
+
+  /**
+   * Tells the refresh of `previous` (with `scope`) whether the session now holds its result `fresh`.
+   * Saved: the shared result is only kept for the requests that read the session before. Not saved
+   * (the store failed): it is kept for a day, in this process and with the `coordination` option,
+   * so the session's next request gets the new tokens instead of replaying the rotated one.
+   */
+  refreshSettled(previous: Authentication, fresh: Authentication, saved: boolean, scope?: string): void {
+    if (!previous.refreshToken || fresh === previous) return;
+    const key = refreshKey(previous, scope);
+    if (!saved) return this.refreshes.keep(key, REFRESH_KEEP_MS);
+    const { coordination } = this.options;
+    if (coordination) {
+      settleSharedRefresh(coordination, key, previous.refreshToken, fresh, REFRESH_GRACE_MS)
+        .catch((err) => debug('refresh result of provider %s kept a day (not shortened): %s', previous.provider, (err as Error).message));
+    }
   }
 
   private async refreshGrant(auth: Authentication, scope: string | undefined): Promise<Authentication> {

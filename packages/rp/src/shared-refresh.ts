@@ -11,20 +11,25 @@ import type { Coordination } from './coordination.js';
 import { RpError } from './errors.js';
 import type { Authentication } from './session.js';
 
-/** How long the grant may take before another instance may try (the OP's timeout is shorter); at least the result's lifetime. */
-const LOCK_MS = 30_000;
-/** How long a waiting request waits for the result before it answers 503. */
-const WAIT_MS = 15_000;
+/**
+ * How long the lock holds without being renewed: the instance running the grant renews it every
+ * `RENEW_MS` until the grant ends, so an instance that dies mid-grant frees it within this.
+ */
+const LOCK_MS = 6_000;
+const RENEW_MS = 2_000;
+/** How long a waiting request waits for the result before it answers 503 (about a store's deadline). */
+const WAIT_MS = 5_000;
 const POLL_MS = 40;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * The result of the grant for `refreshToken` (under `key`): from another instance when one ran it
- * within `graceMs`, else from `grant()` run here under a cross-instance lock.
+ * (its result is kept `keepMs`, until `settleSharedRefresh()` shortens it once the session holds the
+ * new tokens), else from `grant()` run here under a cross-instance lock.
  */
 export async function sharedRefresh(
-  coordination: Coordination, key: string, refreshToken: string, graceMs: number, grant: () => Promise<Authentication>,
+  coordination: Coordination, key: string, refreshToken: string, keepMs: number, grant: () => Promise<Authentication>,
 ): Promise<Authentication> {
   const lockKey = `refresh-lock:${key}`;
   const resultKey = `refresh-result:${key}`;
@@ -32,7 +37,7 @@ export async function sharedRefresh(
   const owner = randomUUID();
   for (;;) {
     if (await coordination.setIfAbsent(lockKey, owner, LOCK_MS)) {
-      return grantUnderLock(coordination, lockKey, resultKey, owner, refreshToken, graceMs, grant);
+      return grantUnderLock(coordination, lockKey, resultKey, owner, refreshToken, keepMs, grant);
     }
     const shared = await coordination.get(resultKey); // another instance holds (or held) the lock: its result
     if (shared) return open(shared, refreshToken);
@@ -43,11 +48,28 @@ export async function sharedRefresh(
   }
 }
 
+/**
+ * Once the session holds the new tokens, the result only needs to outlive the requests that read the
+ * session before (`graceMs`). Until then it is kept long: a session whose save failed (the store
+ * stalled) still holds the old refresh token, and this result is then its only way to the new one.
+ */
+export async function settleSharedRefresh(
+  coordination: Coordination, key: string, refreshToken: string, fresh: Authentication, graceMs: number,
+): Promise<void> {
+  await coordination.set(`refresh-result:${key}`, seal(fresh, refreshToken), graceMs);
+}
+
 async function grantUnderLock(
-  coordination: Coordination, lockKey: string, resultKey: string, owner: string, refreshToken: string, graceMs: number,
+  coordination: Coordination, lockKey: string, resultKey: string, owner: string, refreshToken: string, keepMs: number,
   grant: () => Promise<Authentication>,
 ): Promise<Authentication> {
   let fresh: Authentication;
+  // renewed while the grant runs, so only a dead instance's lock expires under the others
+  const renew = setInterval(() => {
+    void coordination.get(lockKey)
+      .then((holder) => (holder === owner ? coordination.set(lockKey, owner, LOCK_MS) : undefined))
+      .catch(() => undefined);
+  }, RENEW_MS).unref();
   try {
     const shared = await coordination.get(resultKey); // a result outliving an expired lock: never grant twice
     if (shared) return open(shared, refreshToken);
@@ -55,10 +77,12 @@ async function grantUnderLock(
   } catch (err) {
     await coordination.deleteIfEquals(lockKey, owner).catch(() => undefined); // let the next request try
     throw err;
+  } finally {
+    clearInterval(renew);
   }
-  // The lock is kept until it expires (LOCK_MS, as long as the result): whoever comes later finds the
-  // result first. If the result cannot be shared, others wait (503) rather than replay the old token.
-  await coordination.set(resultKey, seal(fresh, refreshToken), graceMs);
+  // The lock is left to expire: whoever comes later finds the result first. If the result cannot be
+  // shared, others wait (503) rather than replay the old token.
+  await coordination.set(resultKey, seal(fresh, refreshToken), keepMs);
   return fresh;
 }
 

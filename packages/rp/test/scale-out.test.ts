@@ -155,6 +155,50 @@ describe('back-channel logout and logout-token replay across instances (redisCoo
   });
 });
 
+describe('a session store that fails while the refreshed tokens are saved (redisCoordination, two instances)', () => {
+  let t: TestRp;
+  let b: { server: Server };
+  let failSaves = false;
+  beforeAll(async () => {
+    const store = new RedisStore({ client, prefix: 'sess-keep:' }) as unknown as ListableStore;
+    const set = store.set.bind(store);
+    store.set = (sid, data, cb) => (failSaves ? cb?.(new Error('ECONNRESET')) : set(sid, data, cb));
+    const coordination = redisCoordination(client, { prefix: 'rp-keep:' });
+    t = await startRp({ store, op: { ttl: { AccessToken: 2 } }, rp: { coordination }, routes: tokenRoute });
+    b = await secondInstance(t, { coordination });
+  }, 20_000);
+  afterAll(async () => {
+    await close(b.server);
+    await t.close();
+  });
+
+  test('the refresh answers 503 and keeps its result until the session holds it: the next request, on the other instance, gets the new tokens, with no second grant', async () => {
+    const cookie = cookieOf(await t.login(t.agent()));
+    await sleep(3100);
+    const grants = t.op.counts.grants.refresh_token ?? 0;
+    failSaves = true;
+    const refused = await request(t.server).get('/token').set('cookie', cookie);
+    failSaves = false;
+    expect(refused.status).toBe(503);
+    expect(refused.body.error).toBe('store_unavailable');
+    expect(refused.headers['retry-after']).toBe('5');
+    expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(1); // the OP rotated the refresh token
+    // the session still holds the rotated one: the shared result is its only way to the new tokens,
+    // kept far longer than the 30 s a saved result needs (before, it expired then, and the next
+    // request replayed the rotated token: the OP revoked the grant and the user was logged out)
+    const [resultKey] = await client.keys('rp-keep:refresh-result:*');
+    expect(await client.pTTL(resultKey!)).toBeGreaterThan(3600_000);
+    const later = await request(b.server).get('/token').set('cookie', cookie);
+    expect(later.status).toBe(200);
+    expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(1);
+    // now saved: the result only outlives the requests that read the session before
+    for (let i = 0; i < 50 && (await client.pTTL(resultKey!)) > 30_000; i++) await sleep(20);
+    expect(await client.pTTL(resultKey!)).toBeLessThanOrEqual(30_000);
+    expect((await request(t.server).get('/me').set('cookie', cookie)).status).toBe(200);
+    expect((await request(t.server).get('/token').set('cookie', cookie)).body.value).toBe(later.body.value);
+  });
+});
+
 describe('a transient OP failure during a refresh keeps the login', () => {
   let t: TestRp;
   let mode: 'ok' | '502' | 'down' | 'invalid_client' = 'ok';

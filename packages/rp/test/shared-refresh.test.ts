@@ -45,3 +45,31 @@ test('the shared result opens only with the refresh token it replaces', async ()
   // another token under the same key (a forged lookup) cannot open it: the request fails instead of taking someone's tokens
   await expect(sharedRefresh(coordination, 'k3', 'rt-other', 30_000, async () => auth('never'))).rejects.toThrow();
 });
+
+test('a grant slower than the lock keeps it (renewed while it runs): an instance that comes later waits for its result, no second grant', async () => {
+  const coordination = sessionStoreCoordination(new session.MemoryStore());
+  let grants = 0;
+  const slow = sharedRefresh(coordination, 'k4', 'rt-1', 30_000, async () => {
+    grants += 1;
+    await sleep(7_000); // longer than the lock's 6 s
+    return auth('rt-5');
+  });
+  await sleep(6_500);
+  const later = await sharedRefresh(coordination, 'k4', 'rt-1', 30_000, async () => {
+    grants += 1;
+    return auth('replayed');
+  });
+  expect(later.refreshToken).toBe('rt-5');
+  expect((await slow).refreshToken).toBe('rt-5');
+  expect(grants).toBe(1);
+}, 15_000);
+
+test('an instance that died holding the lock: the others answer 503 within about 5 s, and the lock is free within 6 s', async () => {
+  const coordination = sessionStoreCoordination(new session.MemoryStore());
+  await coordination.setIfAbsent('refresh-lock:k5', 'a-dead-instance', 6_000);
+  const started = Date.now();
+  await expect(sharedRefresh(coordination, 'k5', 'rt-1', 30_000, async () => auth('early'))).rejects.toMatchObject({ code: 'op_unavailable' });
+  expect(Date.now() - started).toBeLessThan(5_500);
+  await sleep(6_100 - (Date.now() - started));
+  expect((await sharedRefresh(coordination, 'k5', 'rt-1', 30_000, async () => auth('rt-6'))).refreshToken).toBe('rt-6');
+}, 15_000);

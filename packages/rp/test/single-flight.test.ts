@@ -1,0 +1,32 @@
+/**
+ * The in-process layer of a refresh: one run per key, its result shared for a grace period, and kept
+ * longer on demand (a session whose save failed still holds the old refresh token).
+ */
+import { SingleFlight } from '../src/single-flight.js';
+
+afterEach(() => jest.useRealTimers());
+
+test('concurrent and recent callers share one run; after the grace period a new run starts', async () => {
+  jest.useFakeTimers();
+  const flights = new SingleFlight<number>(30_000);
+  let runs = 0;
+  const op = async () => ++runs;
+  expect(await Promise.all([flights.run('k', op), flights.run('k', op)])).toEqual([1, 1]);
+  jest.advanceTimersByTime(29_000);
+  expect(await flights.run('k', op)).toBe(1);
+  jest.advanceTimersByTime(1_001);
+  expect(await flights.run('k', op)).toBe(2);
+});
+
+test('keep() holds a result longer than the grace period; a failure is never kept', async () => {
+  jest.useFakeTimers();
+  const flights = new SingleFlight<number>(30_000);
+  let runs = 0;
+  await flights.run('k', async () => ++runs);
+  flights.keep('k', 24 * 3600 * 1000);
+  jest.advanceTimersByTime(3600 * 1000);
+  expect(await flights.run('k', async () => ++runs)).toBe(1);
+  await expect(flights.run('f', async () => { throw new Error('OP down'); })).rejects.toThrow('OP down');
+  flights.keep('f', 60_000); // nothing to keep
+  expect(await flights.run('f', async () => 7)).toBe(7);
+});
