@@ -186,14 +186,7 @@ class Routes {
     await claimCallback(coordinationOf(this.rp, req.sessionStore), state!, transaction.createdAt + this.rp.options.transactionTtl * 1000);
     const auth = await this.rp.finalize(transaction, state!, params);
     const pending = pendingLogins(req.session.oidc);
-    try {
-      await sessionOp<void>((cb) => req.session.regenerate(cb)); // new session id at login: no fixation
-      req.session.oidc = { ...(pending.length ? { transactions: pending } : {}), auth: toStoredLogin(auth) };
-      await sessionOp<void>((cb) => req.session.save(cb));
-    } catch (err) {
-      if (req.session?.oidc) delete req.session.oidc.auth; // never leave a half-written login behind
-      throw err;
-    }
+    await loginSession(req, { ...(pending.length ? { transactions: pending } : {}), auth: toStoredLogin(auth) });
     debug('session regenerated at login (provider %s)', name);
     await indexForLogout(coordinationOf(this.rp, req.sessionStore), auth, req.sessionID, req.session.cookie.maxAge)
       .catch((err) => debug('back-channel logout index not written: %s', (err as Error).message));
@@ -463,6 +456,36 @@ function sessionMissing(): RpError {
     'session_missing',
     'req.session is missing: mount express-session before rp(), e.g. app.use(session({ secret, resave: false, saveUninitialized: false })); app.use(rp({ ... })). If it is mounted, its store may be unreachable.',
   );
+}
+
+/**
+ * Gives the login a session of a new id (no session fixation), saved before the old one is
+ * destroyed: a store that fails or stalls here (503) leaves the browser the session it had, with the
+ * login it held before (a re-login, a step-up), instead of destroying it first as `regenerate()`
+ * does. Without express-session's `store.generate` (another session middleware), `regenerate()`.
+ */
+async function loginSession(req: Request, oidc: NonNullable<SessionData['oidc']>): Promise<void> {
+  const store = req.sessionStore as Store & { generate?: (req: Request) => void };
+  const before = { id: req.sessionID, session: req.session };
+  const generate = typeof store?.generate === 'function';
+  if (generate) store.generate!(req);
+  else await sessionOp<void>((cb) => req.session.regenerate(cb));
+  try {
+    req.session.oidc = oidc;
+    await sessionOp<void>((cb) => req.session.save(cb));
+  } catch (err) {
+    if (generate) {
+      req.sessionID = before.id; // the browser keeps its cookie and its session
+      req.session = before.session;
+    } else if (req.session?.oidc) {
+      delete req.session.oidc.auth; // never leave a half-written login behind
+    }
+    throw err;
+  }
+  if (generate) {
+    await sessionOp<void>((cb) => store.destroy(before.id, cb))
+      .catch((err) => debug('the session before the login was not destroyed (it expires by itself): %s', (err as Error).message));
+  }
 }
 
 /** The session of the request; throws `session_missing` (with what to add) when express-session is not mounted. */

@@ -315,6 +315,34 @@ describe('a failing session store', () => {
       await broken.close();
     }
   });
+
+  test('a store that fails while a second login (a re-login, a step-up) is saved: 503, and the login the browser had stays', async () => {
+    const broken = await startRp();
+    try {
+      const agent = broken.agent();
+      await broken.login(agent);
+      const before = sessionCookie(agent, broken.baseURL);
+      const callback = await broken.startLogin(agent, { account: 'bob' });
+      const set = broken.store.set.bind(broken.store);
+      let failing = true;
+      let failures = 0;
+      // only the writes of a login fail (not the callback's claim, which comes before the code exchange)
+      broken.store.set = (sid, data, cb) => (failing && data.oidc?.auth ? (failures++, cb?.(new Error('disk full'))) : set(sid, data, cb));
+      const res = await agent.get(path(callback));
+      failing = false;
+      expect(res.status).toBe(503);
+      expect(res.body.error).toBe('store_unavailable');
+      expect(failures).toBeGreaterThan(0);
+      expect(res.headers['set-cookie']).toBeUndefined(); // the browser keeps its session
+      expect(sessionCookie(agent, broken.baseURL)).toBe(before);
+      const me = await agent.get('/me');
+      expect(me.status).toBe(200);
+      expect(me.body.sub).toBe('alice'); // the login it had, not destroyed before the new one was saved
+      expect(await broken.authenticatedSessions()).toHaveLength(1);
+    } finally {
+      await broken.close();
+    }
+  });
 });
 
 describe('onError', () => {
