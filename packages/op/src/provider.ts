@@ -200,8 +200,10 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
         accountId: sub, claims: async (_use, scope, asked) => ({ ...(await o.accounts.claims(sub, askedScope(scope, asked))), sub }),
       });
     },
-    // refresh tokens rotate on every use (RFC 9700 4.14.2); a replayed one revokes the grant
-    rotateRefreshToken: true,
+    // oidc-provider's own rule (RFC 9700 §4.14.2): a public client's refresh token rotates on every use,
+    // and a replayed one revokes the grant; a confidential client's is bound to its authentication and
+    // rotates only in the last 30 % of its life, so a client that retries after a lost answer or an OP
+    // store failure is not taken for a thief (that replay would revoke the grant: a logout)
     clientBasedCORS,
     ttl: ttlOf(o),
     extraTokenClaims: tokenClaims(o),

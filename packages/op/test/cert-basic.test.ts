@@ -239,12 +239,22 @@ describe.each(MODES)('Basic OP certification (oidcc-basic-certification-test-pla
     });
   }
 
-  test('oidcc-refresh-token: offline_access gives a refresh token that works once and keeps the same sub', async () => {
+  test('oidcc-refresh-token: offline_access gives a refresh token that keeps the same sub; a public client\'s works once (rotated), a confidential client\'s survives a retry', async () => {
     const { tokens } = await aliceWith(f, { scope: 'openid offline_access', prompt: 'consent' });
     const refreshed = await client.refreshTokenGrant(f.rp, tokens.refresh_token!);
     expect(refreshed.claims()?.sub ?? 'alice').toBe('alice');
     expect((await client.fetchUserInfo(f.rp, refreshed.access_token, 'alice')).sub).toBe('alice');
-    await expect(client.refreshTokenGrant(f.rp, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    if (mode.name === 'confidential') {
+      // bound to the client's authentication (RFC 9700 §4.14.2): not rotated, so a client that lost the
+      // answer (the OP restarted, its store stalled) and asks again is not taken for a thief
+      expect(refreshed.refresh_token).toBe(tokens.refresh_token);
+      const retried = await client.refreshTokenGrant(f.rp, tokens.refresh_token!);
+      expect((await client.fetchUserInfo(f.rp, retried.access_token, 'alice')).sub).toBe('alice');
+    } else {
+      expect(refreshed.refresh_token).not.toBe(tokens.refresh_token);
+      await expect(client.refreshTokenGrant(f.rp, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+      await expect(client.refreshTokenGrant(f.rp, refreshed.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' }); // the replay revoked the grant
+    }
   });
 
   test('oidcc-claims-essential: an essential claim asked in `claims` is released though its scope was not', async () => {

@@ -85,13 +85,22 @@ export function happyFlows(storeName: string, makeStore: StoreFactory): void {
       expect(tokens.claims()!.sub).toBe('alice');
     });
 
-    test('a refresh token rotates, and the spent one no longer works', async () => {
-      const tokens = await aliceTokens(f, f.web, { scope: 'openid offline_access', prompt: 'consent' });
+    test('a public client\'s refresh token rotates, and the spent one no longer works', async () => {
+      const tokens = await aliceTokens(f, f.pub, { scope: 'openid offline_access', prompt: 'consent' });
       expect(tokens.refresh_token).toBeDefined();
-      const refreshed = await client.refreshTokenGrant(f.web, tokens.refresh_token!);
+      const refreshed = await client.refreshTokenGrant(f.pub, tokens.refresh_token!);
       expect(refreshed.refresh_token).toBeDefined();
       expect(refreshed.refresh_token).not.toBe(tokens.refresh_token);
-      await expect(client.refreshTokenGrant(f.web, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+      await expect(client.refreshTokenGrant(f.pub, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    });
+
+    test('a confidential client\'s refresh token (bound to its authentication) survives a retry: a lost answer is not a replay', async () => {
+      const tokens = await aliceTokens(f, f.web, { scope: 'openid offline_access', prompt: 'consent' });
+      const lost = await client.refreshTokenGrant(f.web, tokens.refresh_token!); // the answer the client never read
+      const retried = await client.refreshTokenGrant(f.web, tokens.refresh_token!);
+      expect(retried.refresh_token).toBe(tokens.refresh_token);
+      expect(lost.access_token).not.toBe(retried.access_token);
+      expect((await client.fetchUserInfo(f.web, retried.access_token, 'alice')).sub).toBe('alice');
     });
 
     test('a service gets a token by client credentials; introspection sees it until it is revoked', async () => {
