@@ -306,7 +306,7 @@ async function rememberLogoutToken(coordination: Coordination, provider: string,
 async function claimCallback(coordination: Coordination, state: string, until: number): Promise<void> {
   const key = `oidc-cb:${createHash('sha256').update(state).digest('base64url')}`;
   if (!(await coordination.setIfAbsent(key, '1', Math.max(1000, until - Date.now())))) {
-    throw new RpError('invalid_state', 'this sign-in answer arrived twice (a double click, or the browser sent it again); it is used once. If you are not signed in, sign in again');
+    throw new RpError('invalid_state', 'this sign-in answer was already used (it arrived twice, or again after an error); it is used once. If you are not signed in, sign in again');
   }
 }
 
@@ -521,6 +521,9 @@ export function wantsHtml(req: Request): boolean {
 /** Answers an `RpError`: the app's `onError`, else HTML for browsers and JSON for APIs. */
 export function sendError(err: RpError, req: Request, res: Response, next: NextFunction, rp: RelyingParty): void {
   debug('%s %s -> %d %s: %s', req.method, req.path, err.status, err.code, err.message);
+  // the store is failing: without its session, express-session does not hold the answer back to save
+  // or touch it at the end (another deadline); what this request changed is dropped, as it failed
+  if (err.code === 'store_unavailable' && req.session) (req as { session?: unknown }).session = undefined;
   if (rp.options.onError) return rp.options.onError(err, req, res, next);
   if (res.headersSent) return next(err);
   res.status(err.status).set('cache-control', 'no-store');

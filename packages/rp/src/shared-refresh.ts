@@ -18,7 +18,7 @@ import type { Authentication } from './session.js';
 const LOCK_MS = 6_000;
 const RENEW_MS = 2_000;
 /** How long a waiting request waits for the result before it answers 503 (about a store's deadline). */
-const WAIT_MS = 5_000;
+const WAIT_MS = 4_000;
 const POLL_MS = 40;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -101,7 +101,7 @@ describe('GET /auth/callback/:provider', () => {
     expect(answers.map((a) => a.status).sort()).toEqual([302, 400]);
     const refused = answers.find((a) => a.status === 400)!;
     expect(refused.body.error).toBe('invalid_state');
-    expect(refused.body.error_description).toMatch(/arrived twice/);
+    expect(refused.body.error_description).toMatch(/already used/);
     expect((t.op.counts.grants.authorization_code ?? 0) - grants).toBe(1);
     expect((await agent.get('/me')).status).toBe(200);
     // the grant is alive at the OP: a refresh works
@@ -313,6 +313,31 @@ describe('a failing session store', () => {
       await expectNoLogin(broken, agent);
     } finally {
       await broken.close();
+    }
+  });
+
+  test('a store that stalls at the callback: 503 after one deadline, not two (nothing is held back to be saved or touched at the end)', async () => {
+    const store = new session.MemoryStore();
+    let stalled = false;
+    for (const name of ['set', 'touch'] as const) {
+      const original = store[name].bind(store) as (...args: unknown[]) => void;
+      (store as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => (stalled ? undefined : original(...args));
+    }
+    const slow = await startRp({ store: store as never, rp: { storeTimeout: 1000 } });
+    try {
+      const agent = slow.agent();
+      const callback = await slow.startLogin(agent);
+      stalled = true;
+      const started = Date.now();
+      const res = await agent.get(path(callback));
+      const took = Date.now() - started;
+      expect(res.status).toBe(503);
+      expect(res.body.error).toBe('store_unavailable');
+      expect(took).toBeGreaterThanOrEqual(1000);
+      expect(took).toBeLessThan(1700); // one deadline (at most 1⅛ of it), where the end-of-request save waited out a second
+    } finally {
+      stalled = false;
+      await slow.close();
     }
   });
 
