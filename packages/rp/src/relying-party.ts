@@ -58,6 +58,10 @@ const GRANT_GONE = new Set(['invalid_grant', 'invalid_client', 'unauthorized_cli
 
 const now = (): number => Math.floor(Date.now() / 1000);
 
+/** True when `result` carries another refresh token than `auth`'s (the OP rotated it). */
+const newerRefreshToken = (result: Authentication, auth: Authentication): boolean =>
+  result.refreshToken !== undefined && result.refreshToken !== auth.refreshToken;
+
 /** The single-flight and shared-result key of a refresh of `auth` (with `scope`). */
 const refreshKey = (auth: Authentication, scope: string | undefined): string =>
   createHash('sha256').update(`${auth.provider}\n${scope ?? ''}\n${auth.refreshToken}`).digest('base64url');
@@ -397,10 +401,22 @@ export class RelyingParty {
     if (grants && !grants.includes('refresh_token')) {
       return Promise.reject(new RpError('no_refresh_token', `the client registered at provider "${auth.provider}" may not use refresh tokens (grant_types has no "refresh_token")`));
     }
-    const key = refreshKey(auth, opts.scope);
+    return this.refreshFrom(auth, opts.scope, 0);
+  }
+
+  /**
+   * A refresh result kept from earlier (shared for a while, or kept a day after a failed session
+   * save) serves while its access token is valid. Once that has expired, a result that carries a
+   * newer refresh token is refreshed in turn (the OP rotated: the old token must not be replayed);
+   * one with the same refresh token (the OP does not rotate) is of no use, and a new grant runs.
+   */
+  private async refreshFrom(auth: Authentication, scope: string | undefined, depth: number): Promise<Authentication> {
+    const key = refreshKey(auth, scope);
     const { coordination } = this.options;
-    const grant = (): Promise<Authentication> => this.refreshGrant(auth, opts.scope);
-    return this.refreshes.run(key, coordination ? () => sharedRefresh(coordination, key, auth.refreshToken!, REFRESH_KEEP_MS, grant) : grant);
+    const grant = (): Promise<Authentication> => this.refreshGrant(auth, scope);
+    const usable = (result: Authentication): boolean => !isTokenExpired(result.accessToken) || newerRefreshToken(result, auth);
+    const result = await this.refreshes.run(key, coordination ? () => sharedRefresh(coordination, key, auth.refreshToken!, REFRESH_KEEP_MS, grant, usable) : grant, usable);
+    return isTokenExpired(result.accessToken) && newerRefreshToken(result, auth) && depth < 3 ? this.refreshFrom(result, scope, depth + 1) : result;
   }
 
   /**

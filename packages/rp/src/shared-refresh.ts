@@ -30,6 +30,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  */
 export async function sharedRefresh(
   coordination: Coordination, key: string, refreshToken: string, keepMs: number, grant: () => Promise<Authentication>,
+  usable: (result: Authentication) => boolean = () => true,
 ): Promise<Authentication> {
   const lockKey = `refresh-lock:${key}`;
   const resultKey = `refresh-result:${key}`;
@@ -37,10 +38,12 @@ export async function sharedRefresh(
   const owner = randomUUID();
   for (;;) {
     if (await coordination.setIfAbsent(lockKey, owner, LOCK_MS)) {
-      return grantUnderLock(coordination, lockKey, resultKey, owner, refreshToken, keepMs, grant);
+      return grantUnderLock(coordination, lockKey, resultKey, owner, refreshToken, keepMs, grant, usable);
     }
-    const shared = await coordination.get(resultKey); // another instance holds (or held) the lock: its result
-    if (shared) return open(shared, refreshToken);
+    // another instance holds (or held) the lock: its result, unless it is an earlier one that is of no use now
+    const shared = await coordination.get(resultKey);
+    const result = shared ? open(shared, refreshToken) : undefined;
+    if (result && usable(result)) return result;
     if (Date.now() > deadline) {
       throw new RpError('op_unavailable', 'another request of this session is still refreshing the tokens; try again shortly');
     }
@@ -61,7 +64,7 @@ export async function settleSharedRefresh(
 
 async function grantUnderLock(
   coordination: Coordination, lockKey: string, resultKey: string, owner: string, refreshToken: string, keepMs: number,
-  grant: () => Promise<Authentication>,
+  grant: () => Promise<Authentication>, usable: (result: Authentication) => boolean,
 ): Promise<Authentication> {
   let fresh: Authentication;
   // renewed while the grant runs, so only a dead instance's lock expires under the others
@@ -72,7 +75,8 @@ async function grantUnderLock(
   }, RENEW_MS).unref();
   try {
     const shared = await coordination.get(resultKey); // a result outliving an expired lock: never grant twice
-    if (shared) return open(shared, refreshToken);
+    const result = shared ? open(shared, refreshToken) : undefined;
+    if (result && usable(result)) return result;
     fresh = await grant();
   } catch (err) {
     await coordination.deleteIfEquals(lockKey, owner).catch(() => undefined); // let the next request try

@@ -4,17 +4,25 @@
  * tokens instead of replaying a rotated refresh token).
  */
 export class SingleFlight<T> {
-  private readonly runs = new Map<string, { pending: Promise<T>; timer?: NodeJS.Timeout }>();
+  private readonly runs = new Map<string, Run<T>>();
 
   constructor(private readonly graceMs: number) {}
 
-  /** The pending or recent result of `key`, else a new run of `operation`. Failures are not kept. */
-  run(key: string, operation: () => Promise<T>): Promise<T> {
+  /**
+   * The pending or recent result of `key`, else a new run of `operation`. Failures are not kept, nor
+   * is a result `usable` says no to any more (e.g. tokens that have expired since).
+   */
+  run(key: string, operation: () => Promise<T>, usable: (value: T) => boolean = () => true): Promise<T> {
     const known = this.runs.get(key);
-    if (known) return known.pending;
-    const run: { pending: Promise<T>; timer?: NodeJS.Timeout } = { pending: operation() };
+    if (known && (!known.settled || usable(known.value as T))) return known.pending;
+    if (known) this.forget(key, known);
+    const run: Run<T> = { pending: operation(), settled: false };
     this.runs.set(key, run);
-    run.pending.then(() => this.keep(key, this.graceMs), () => this.forget(key, run));
+    run.pending.then((value) => {
+      run.settled = true;
+      run.value = value;
+      this.keep(key, this.graceMs);
+    }, () => this.forget(key, run));
     return run.pending;
   }
 
@@ -26,7 +34,15 @@ export class SingleFlight<T> {
     run.timer = setTimeout(() => this.forget(key, run), ms).unref();
   }
 
-  private forget(key: string, run: { pending: Promise<T> }): void {
+  private forget(key: string, run: Run<T>): void {
+    clearTimeout(run.timer);
     if (this.runs.get(key) === run) this.runs.delete(key);
   }
+}
+
+interface Run<T> {
+  pending: Promise<T>;
+  settled: boolean;
+  value?: T;
+  timer?: NodeJS.Timeout;
 }

@@ -199,6 +199,54 @@ describe('a session store that fails while the refreshed tokens are saved (redis
   });
 });
 
+describe('refresh results kept from earlier serve only while their access token is valid', () => {
+  test('the session\'s store failed at a refresh, and the user comes back after the new access token expired too: the kept result\'s rotated refresh token is refreshed in turn (no replay of the old one)', async () => {
+    let failSaves = false;
+    const store = new RedisStore({ client, prefix: 'sess-chain:' }) as unknown as ListableStore;
+    const set = store.set.bind(store);
+    store.set = (sid, data, cb) => (failSaves ? cb?.(new Error('ECONNRESET')) : set(sid, data, cb));
+    const coordination = redisCoordination(client, { prefix: 'rp-chain:' });
+    const t = await startRp({ store, op: { ttl: { AccessToken: 2 } }, rp: { coordination }, routes: tokenRoute });
+    const b = await secondInstance(t, { coordination });
+    try {
+      const cookie = cookieOf(await t.login(t.agent()));
+      await sleep(3100);
+      const grants = t.op.counts.grants.refresh_token ?? 0;
+      failSaves = true;
+      expect((await request(t.server).get('/token').set('cookie', cookie)).status).toBe(503);
+      failSaves = false;
+      await sleep(3100); // the kept result's access token has expired as well
+      const later = await request(b.server).get('/token').set('cookie', cookie);
+      expect(later.status).toBe(200);
+      expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(2); // kept result, then its own refresh token: no replay
+      expect((await request(t.server).get('/me').set('cookie', cookie)).status).toBe(200);
+      expect((await request(t.server).get('/token').set('cookie', cookie)).body.value).toBe(later.body.value);
+    } finally {
+      await close(b.server);
+      await t.close();
+    }
+  }, 20_000);
+
+  test('an OP that does not rotate refresh tokens: a refresh after the last result\'s access token expired is a new grant, not that result again', async () => {
+    const t = await startRp({ op: { ttl: { AccessToken: 2 }, config: { rotateRefreshToken: false } }, routes: tokenRoute });
+    try {
+      const agent = t.agent();
+      await t.login(agent);
+      await sleep(3100);
+      const grants = t.op.counts.grants.refresh_token ?? 0;
+      const first = await agent.get('/token');
+      expect(first.status).toBe(200);
+      await sleep(3100); // within the 30 s the first result is shared, but its access token has expired
+      const second = await agent.get('/token');
+      expect(second.status).toBe(200);
+      expect(second.body.value).not.toBe(first.body.value);
+      expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(2);
+    } finally {
+      await t.close();
+    }
+  }, 20_000);
+});
+
 describe('a transient OP failure during a refresh keeps the login', () => {
   let t: TestRp;
   let mode: 'ok' | '502' | 'down' | 'invalid_client' = 'ok';

@@ -30,3 +30,14 @@ test('keep() holds a result longer than the grace period; a failure is never kep
   flights.keep('f', 60_000); // nothing to keep
   expect(await flights.run('f', async () => 7)).toBe(7);
 });
+
+test('a settled result that is no longer usable (its tokens expired since) is not given out: a new run starts', async () => {
+  const flights = new SingleFlight<{ n: number; expired: boolean }>(30_000);
+  let runs = 0;
+  const op = async () => ({ n: ++runs, expired: false });
+  const first = await flights.run('k', op, (v) => !v.expired);
+  expect(first.n).toBe(1);
+  first.expired = true;
+  expect((await flights.run('k', op, (v) => !v.expired)).n).toBe(2);
+  expect((await flights.run('k', op, (v) => !v.expired)).n).toBe(2);
+});
