@@ -49,7 +49,7 @@ export function rp(options: RpOptions): RpRouter {
   const { session, storeTimeout } = relyingParty.options;
 
   const onError = (err: unknown, req: Request, res: Response, next: NextFunction): void => {
-    sendError(toRpError(bodyParserError(err) ?? err), req, res, next, relyingParty);
+    sendError(toRpError(clientInputError(err) ?? err), req, res, next, relyingParty);
   };
   // One layer for every request: the app's session (with its deadline), `req.oidc`, the landing of an
   // RP-initiated logout. A request outside {mountPath} then leaves the router at once (no match, no
@@ -123,7 +123,7 @@ function skipRoutingOutsideMount(router: RpRouter, mountPath: string, first: Req
  * large body, a body whose `Content-Encoding` does not decode) and Express's (a route parameter
  * that does not percent-decode). 400 `invalid_request`, not an OP's `invalid_response`.
  */
-function bodyParserError(err: unknown): RpError | undefined {
+function clientInputError(err: unknown): RpError | undefined {
   const e = err as { type?: unknown; status?: unknown; expose?: unknown; message?: unknown; code?: unknown };
   if (typeof e?.status !== 'number' || e.status < 400 || e.status >= 500) return undefined;
   if (typeof e.type === 'string') return new RpError('invalid_request', `the request body was refused (${e.type})`);

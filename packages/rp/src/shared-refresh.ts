@@ -41,9 +41,8 @@ export async function sharedRefresh(
       return grantUnderLock(coordination, lockKey, resultKey, owner, refreshToken, keepMs, grant, usable);
     }
     // another instance holds (or held) the lock: its result, unless it is an earlier one that is of no use now
-    const shared = await coordination.get(resultKey);
-    const result = shared ? open(shared, refreshToken) : undefined;
-    if (result && usable(result)) return result;
+    const result = await sharedResult(coordination, resultKey, refreshToken, usable);
+    if (result) return result;
     if (Date.now() > deadline) {
       throw new RpError('op_unavailable', 'another request of this session is still refreshing the tokens; try again shortly');
     }
@@ -74,9 +73,8 @@ async function grantUnderLock(
       .catch(() => undefined);
   }, RENEW_MS).unref();
   try {
-    const shared = await coordination.get(resultKey); // a result outliving an expired lock: never grant twice
-    const result = shared ? open(shared, refreshToken) : undefined;
-    if (result && usable(result)) return result;
+    const result = await sharedResult(coordination, resultKey, refreshToken, usable); // one outliving an expired lock: never grant twice
+    if (result) return result;
     fresh = await grant();
   } catch (err) {
     await coordination.deleteIfEquals(lockKey, owner).catch(() => undefined); // let the next request try
@@ -88,6 +86,15 @@ async function grantUnderLock(
   // shared, others wait (503) rather than replay the old token.
   await coordination.set(resultKey, seal(fresh, refreshToken), keepMs);
   return fresh;
+}
+
+/** The result kept under `resultKey`, opened with the refresh token it replaces, when there is one and it is `usable`. */
+async function sharedResult(
+  coordination: Coordination, resultKey: string, refreshToken: string, usable: (result: Authentication) => boolean,
+): Promise<Authentication | undefined> {
+  const shared = await coordination.get(resultKey);
+  const result = shared ? open(shared, refreshToken) : undefined;
+  return result && usable(result) ? result : undefined;
 }
 
 function keyOf(refreshToken: string): Buffer {

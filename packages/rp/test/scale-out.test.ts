@@ -155,17 +155,26 @@ describe('back-channel logout and logout-token replay across instances (redisCoo
   });
 });
 
+/**
+ * Two instances on Redis (sessions under `sess-<name>:`, `redisCoordination` under `rp-<name>:`),
+ * access tokens of 2 s, whose session writes fail while `failing.saves` is set.
+ */
+async function instancesWithFailingSaves(name: string): Promise<{ t: TestRp; b: { server: Server }; failing: { saves: boolean } }> {
+  const failing = { saves: false };
+  const store = new RedisStore({ client, prefix: `sess-${name}:` }) as unknown as ListableStore;
+  const set = store.set.bind(store);
+  store.set = (sid, data, cb) => (failing.saves ? cb?.(new Error('ECONNRESET')) : set(sid, data, cb));
+  const coordination = redisCoordination(client, { prefix: `rp-${name}:` });
+  const t = await startRp({ store, op: { ttl: { AccessToken: 2 } }, rp: { coordination }, routes: tokenRoute });
+  return { t, b: await secondInstance(t, { coordination }), failing };
+}
+
 describe('a session store that fails while the refreshed tokens are saved (redisCoordination, two instances)', () => {
   let t: TestRp;
   let b: { server: Server };
-  let failSaves = false;
+  let failing: { saves: boolean };
   beforeAll(async () => {
-    const store = new RedisStore({ client, prefix: 'sess-keep:' }) as unknown as ListableStore;
-    const set = store.set.bind(store);
-    store.set = (sid, data, cb) => (failSaves ? cb?.(new Error('ECONNRESET')) : set(sid, data, cb));
-    const coordination = redisCoordination(client, { prefix: 'rp-keep:' });
-    t = await startRp({ store, op: { ttl: { AccessToken: 2 } }, rp: { coordination }, routes: tokenRoute });
-    b = await secondInstance(t, { coordination });
+    ({ t, b, failing } = await instancesWithFailingSaves('keep'));
   }, 20_000);
   afterAll(async () => {
     await close(b.server);
@@ -176,9 +185,9 @@ describe('a session store that fails while the refreshed tokens are saved (redis
     const cookie = cookieOf(await t.login(t.agent()));
     await sleep(3100);
     const grants = t.op.counts.grants.refresh_token ?? 0;
-    failSaves = true;
+    failing.saves = true;
     const refused = await request(t.server).get('/token').set('cookie', cookie);
-    failSaves = false;
+    failing.saves = false;
     expect(refused.status).toBe(503);
     expect(refused.body.error).toBe('store_unavailable');
     expect(refused.headers['retry-after']).toBe('5');
@@ -201,20 +210,14 @@ describe('a session store that fails while the refreshed tokens are saved (redis
 
 describe('refresh results kept from earlier serve only while their access token is valid', () => {
   test('the session\'s store failed at a refresh, and the user comes back after the new access token expired too: the kept result\'s rotated refresh token is refreshed in turn (no replay of the old one)', async () => {
-    let failSaves = false;
-    const store = new RedisStore({ client, prefix: 'sess-chain:' }) as unknown as ListableStore;
-    const set = store.set.bind(store);
-    store.set = (sid, data, cb) => (failSaves ? cb?.(new Error('ECONNRESET')) : set(sid, data, cb));
-    const coordination = redisCoordination(client, { prefix: 'rp-chain:' });
-    const t = await startRp({ store, op: { ttl: { AccessToken: 2 } }, rp: { coordination }, routes: tokenRoute });
-    const b = await secondInstance(t, { coordination });
+    const { t, b, failing } = await instancesWithFailingSaves('chain');
     try {
       const cookie = cookieOf(await t.login(t.agent()));
       await sleep(3100);
       const grants = t.op.counts.grants.refresh_token ?? 0;
-      failSaves = true;
+      failing.saves = true;
       expect((await request(t.server).get('/token').set('cookie', cookie)).status).toBe(503);
-      failSaves = false;
+      failing.saves = false;
       await sleep(3100); // the kept result's access token has expired as well
       const later = await request(b.server).get('/token').set('cookie', cookie);
       expect(later.status).toBe(200);
