@@ -132,7 +132,10 @@ function describe(err) {
     case 'transaction_expired':
       return { status, title: 'This sign-in has expired', message: 'The sign-in took too long, was already used, or was started in another browser. Please start again.' };
     case 'op_unreachable':
+    case 'op_unavailable':
       return { status, title: 'The identity provider is not answering', message: 'We could not reach the identity provider. Try again in a moment.' };
+    case 'store_unavailable':
+      return { status, title: 'Briefly unavailable', message: 'The application could not reach its session store. Try again in a moment; if you were signed in, you still are.' };
     default:
       if (status >= 500) return { status, title: 'Something went wrong', message: 'The application hit an unexpected error. Try again in a moment.' };
       return { status, title: status === 401 ? 'Please sign in' : 'Sign-in did not complete', message: err?.message || 'The request was refused.' };
@@ -145,6 +148,7 @@ function wantsHtml(req) {
 
 function sendJsonError(err, res) {
   res.status(err.status).set('Cache-Control', 'no-store');
+  if (err.retryAfter !== undefined) res.set('Retry-After', String(err.retryAfter));
   if (err.status === 401) res.set('WWW-Authenticate', `Bearer error="${err.code}"`);
   res.json(err.toJSON());
 }
@@ -152,6 +156,9 @@ function sendJsonError(err, res) {
 function errorHandler(err, req, res, next) {
   if (res.headersSent) return next(err);
   const d = describe(err);
-  if (d.status >= 500) console.error(err);
-  sendPage(res, d.status, errorPage({ ...d, code: err?.code, user: viewUser(req) }));
+  if (d.status >= 500 && err?.retryAfter === undefined) console.error(err);
+  // a transient failure (the OP restarting, the session store stalling): say when to try again
+  if (err?.retryAfter !== undefined) res.set('Retry-After', String(err.retryAfter));
+  // a failed callback: its answer is used once, so the way forward is a new sign-in (err.loginUrl)
+  sendPage(res, d.status, errorPage({ ...d, code: err?.code, loginUrl: err?.loginUrl, user: viewUser(req) }));
 }

@@ -225,7 +225,7 @@ function formatClaim(key, value) {
 }
 
 /** A clear page for anything that went wrong, with the stable error code when there is one. */
-export function errorPage({ status, title, message, code, user }) {
+export function errorPage({ status, title, message, code, loginUrl, user }) {
   return (nonce) =>
     layout({
       title,
@@ -234,6 +234,6 @@ export function errorPage({ status, title, message, code, user }) {
       body: html`<h1>${title}</h1>
 <p class="lead">${message}</p>
 ${code ? html`<p class="muted small">Error code: <code>${code}</code> · HTTP ${status}</p>` : ''}
-<div class="actions"><a class="btn" href="/">Back to the home page</a></div>`,
+<div class="actions">${loginUrl ? html`<a class="btn" href="${loginUrl}">Sign in again</a> ` : ''}<a class="btn${loginUrl ? ' secondary' : ''}" href="/">Back to the home page</a></div>`,
     });
 }

@@ -125,3 +125,13 @@ test('a token without expiry and a provider without refresh tokens (GitHub) stil
   expect(page).toMatch(/<button class="btn" type="button" disabled[^>]*>Refresh tokens<\/button>/);
   expect(page).not.toContain('action="/profile/refresh"');
 });
+
+test('a callback that matches no sign-in is the example\'s own 400 page, with a link to sign in again at that provider', async () => {
+  const { appURL } = await start();
+  const res = await request(appURL).get('/auth/callback/demo?code=x&state=unknown').set('accept', 'text/html').expect(400);
+  expect(res.text).toContain('This sign-in has expired');
+  expect(res.text).toContain('href="/auth/login/demo"');
+  expect(res.text).toContain('Sign in again');
+  const json = await request(appURL).get('/auth/callback/demo?code=x&state=unknown').set('accept', 'application/json').expect(400);
+  expect(json.body.error).toBe('invalid_state');
+});

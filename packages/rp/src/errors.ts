@@ -47,7 +47,7 @@ const STATUS: Record<RpErrorCode, number> = {
   invalid_response: 400,
   invalid_id_token: 401,
   invalid_grant: 400,
-  op_unreachable: 502,
+  op_unreachable: 503,
   op_unavailable: 503,
   store_unavailable: 503,
   not_authenticated: 401,
@@ -89,6 +89,12 @@ export class RpError extends Error {
   readonly opError?: string;
   /** Seconds to wait before trying again (the `Retry-After` header), for transient failures. */
   readonly retryAfter?: number;
+  /**
+   * Where a new login can start (the login route of the same provider, back to the same page): set
+   * on the errors of a login's callback, whose answer cannot be used again; the default error page
+   * links to it ("Sign in again").
+   */
+  loginUrl?: string;
 
   constructor(code: RpErrorCode, message: string, options: { opError?: string; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });

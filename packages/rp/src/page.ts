@@ -40,7 +40,9 @@ function wording(err: RpError): { title: string; message: string } {
     case 'op_unreachable':
     case 'op_unavailable':
     case 'store_unavailable':
-      return { title: 'Sign-in is briefly unavailable', message: 'This usually passes by itself: try again in a few seconds. If you were signed in, you still are.' };
+      return err.loginUrl
+        ? { title: 'Sign-in is briefly unavailable', message: 'This usually passes by itself: sign in again in a few seconds. If you were signed in, you still are.' }
+        : { title: 'Sign-in is briefly unavailable', message: 'This usually passes by itself: try again in a few seconds. If you were signed in, you still are.' };
     case 'cross_origin_request':
       return { title: 'Request refused', message: 'This request came from another site. Use the page of this site to do it.' };
     default:
@@ -53,8 +55,10 @@ function wording(err: RpError): { title: string; message: string } {
 /** The default HTML error page: plain words first, then the technical message and code for whoever fixes it. */
 export function errorPage(err: RpError): string {
   const { title, message } = wording(err);
+  // a failed callback: its answer is spent (or may be), a new login is the way forward
+  const again = err.loginUrl ? `<p><a href="${escapeHtml(err.loginUrl)}">Sign in again</a></p>` : '';
   return page(title,
-    `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p>` +
+    `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p>${again}` +
     `<p class="detail">${escapeHtml(err.message)}</p><p class="detail">Error code: <code>${escapeHtml(err.code)}</code></p>` +
     `<p><a href="/">Back to the start page</a></p>`);
 }

@@ -16,7 +16,7 @@ import { RelyingParty } from './relying-party.js';
 import { LOGOUT_TOKEN_MAX_AGE } from './id-token.js';
 import { sessionStoreCoordination, type Coordination } from './coordination.js';
 import { boundStore, guardedSession, sessionOp } from './session-guard.js';
-import { logoutIndexKey, logoutJtiKey, type Authentication } from './session.js';
+import { logoutIndexKey, logoutJtiKey, type Authentication, type Transaction } from './session.js';
 import { readStoredLogin, toStoredLogin } from './stored-login.js';
 import { pendingLogins } from './transactions.js';
 
@@ -182,16 +182,37 @@ class Routes {
     if (needsSameOriginResubmit(req, params, session.oidc)) return resubmitSameOrigin(req, res, params);
     params.delete(RESUBMIT_FIELD);
     const state = params.get('state');
-    const transaction = this.rp.takeTransaction(session.oidc, state, name);
-    await claimCallback(coordinationOf(this.rp, req.sessionStore), state!, transaction.createdAt + this.rp.options.transactionTtl * 1000);
-    const auth = await this.rp.finalize(transaction, state!, params);
-    const pending = pendingLogins(req.session.oidc);
-    await loginSession(req, { ...(pending.length ? { transactions: pending } : {}), auth: toStoredLogin(auth) });
-    debug('session regenerated at login (provider %s)', name);
-    await indexForLogout(coordinationOf(this.rp, req.sessionStore), auth, req.sessionID, req.session.cookie.maxAge)
-      .catch((err) => debug('back-channel logout index not written: %s', (err as Error).message));
-    redirect(res, transaction.returnTo);
+    let transaction: Transaction | undefined;
+    try {
+      transaction = this.rp.takeTransaction(session.oidc, state, name);
+      const claim = await claimCallback(coordinationOf(this.rp, req.sessionStore), state!, transaction.createdAt + this.rp.options.transactionTtl * 1000);
+      const auth = await this.rp.finalize(transaction, state!, params).catch(async (err: unknown) => {
+        const failure = toRpError(err);
+        // the OP was down or the store stalled: the code may be unspent, so the same answer may be
+        // tried again (the page says "try again"); if the OP did use it, the retry is refused as usual
+        if (failure.retryAfter !== undefined) {
+          this.rp.saveTransaction(session.oidc ??= {}, state!, transaction!);
+          await claim.release().catch(() => undefined);
+        }
+        throw failure;
+      });
+      const pending = pendingLogins(req.session.oidc);
+      await loginSession(req, { ...(pending.length ? { transactions: pending } : {}), auth: toStoredLogin(auth) });
+      debug('session regenerated at login (provider %s)', name);
+      await indexForLogout(coordinationOf(this.rp, req.sessionStore), auth, req.sessionID, req.session.cookie.maxAge)
+        .catch((err) => debug('back-channel logout index not written: %s', (err as Error).message));
+      redirect(res, transaction.returnTo);
+    } catch (err) {
+      // every page of a failed callback offers a new login at the same provider, to the same page
+      throw withLoginUrl(toRpError(clientInputError(err) ?? err), this.loginUrl(name, transaction?.returnTo));
+    }
   };
+
+  /** The path that starts a new login at provider `name` that returns to `returnTo`. */
+  private loginUrl(name: string, returnTo = '/'): string {
+    const { mountPath } = this.rp.options;
+    return `${mountPath}/login/${encodeURIComponent(name)}${returnTo === '/' ? '' : `?returnTo=${encodeURIComponent(returnTo)}`}`;
+  }
 
   refresh: Handler = async (req, res) => {
     requireSession(req);
@@ -303,11 +324,19 @@ async function rememberLogoutToken(coordination: Coordination, provider: string,
  * §4.1.2), and neither request would sign the user in. The claim is atomic across instances and
  * lives as long as the pending login could.
  */
-async function claimCallback(coordination: Coordination, state: string, until: number): Promise<void> {
+async function claimCallback(coordination: Coordination, state: string, until: number): Promise<{ release(): Promise<void> }> {
   const key = `oidc-cb:${createHash('sha256').update(state).digest('base64url')}`;
-  if (!(await coordination.setIfAbsent(key, '1', Math.max(1000, until - Date.now())))) {
+  const owner = randomBytes(12).toString('base64url');
+  if (!(await coordination.setIfAbsent(key, owner, Math.max(1000, until - Date.now())))) {
     throw new RpError('invalid_state', 'this sign-in answer was already used (it arrived twice, or again after an error); it is used once. If you are not signed in, sign in again');
   }
+  return { release: () => coordination.deleteIfEquals(key, owner) };
+}
+
+/** Sets where the error page's "Sign in again" link goes (errors of a login's callback). */
+function withLoginUrl(err: RpError, url: string): RpError {
+  err.loginUrl ??= url;
+  return err;
 }
 
 /** Coordination key of a request object served by reference. */

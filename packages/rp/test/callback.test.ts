@@ -266,34 +266,117 @@ describe('discovery that fails', () => {
 });
 
 describe('an unreachable OP', () => {
-  test('login answers 502 with op_unreachable, HTML for a browser', async () => {
+  test('login answers 503 with op_unreachable and Retry-After, HTML for a browser', async () => {
     const app = express();
     app.use(session({ secret: 's', resave: false, saveUninitialized: false }));
     app.use(rp({ baseURL: 'http://127.0.0.1', providers: { down: oidc({ issuer: 'http://127.0.0.1:9', clientId: 'a', allowInsecureRequests: true }) } }));
     const res = await request(app).get('/auth/login/down');
-    expect(res.status).toBe(502);
+    expect([res.status, res.headers['retry-after']]).toEqual([503, '5']);
     expect(res.body.error).toBe('op_unreachable');
     expect(res.body.error_description).toBe('provider "down": http://127.0.0.1:9/.well-known/openid-configuration could not be reached');
     const page = await request(app).get('/auth/login/down').set('accept', 'text/html');
-    expect(page.status).toBe(502);
+    expect(page.status).toBe(503);
     expect(page.text).toContain('op_unreachable');
   });
 });
 
 describe('an OP that goes down between login and callback', () => {
-  test('the callback answers 502 op_unreachable and logs nobody in', async () => {
+  test('the callback answers 503 op_unreachable and logs nobody in', async () => {
     const down = await startRp();
     try {
       const agent = down.agent();
       const callback = await down.startLogin(agent);
       await down.op.close();
       const res = await agent.get(path(callback));
-      expect(res.status).toBe(502);
+      expect([res.status, res.headers['retry-after']]).toEqual([503, '5']);
       expect(res.body.error).toBe('op_unreachable');
       await expectNoLogin(down, agent);
     } finally {
       await down.close().catch(() => undefined);
     }
+  });
+});
+
+describe('a callback whose code exchange fails in passing', () => {
+  // stands in for the network and the load balancer between the RP and the OP's token endpoint
+  let mode: 'ok' | 'down' | '503' | 'lost' = 'ok';
+  let exchange: TestRp;
+  beforeAll(async () => {
+    exchange = await startRp({
+      provider: {
+        customFetch: async (url, init) => {
+          const isCode = url.endsWith('/token') && String(init.body).includes('grant_type=authorization_code');
+          if (isCode && mode === 'down') throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+          if (isCode && mode === '503') return new Response('<html><body>503 Service Unavailable</body></html>', { status: 503, headers: { 'content-type': 'text/html' } });
+          const answer = await fetch(url, init as RequestInit);
+          // the OP redeemed the code, and its answer was lost on the way back
+          if (isCode && mode === 'lost') throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }) });
+          return answer;
+        },
+      },
+    });
+  }, 20_000);
+  afterAll(() => exchange.close());
+  beforeEach(() => clearStore(exchange));
+  afterEach(() => void (mode = 'ok'));
+  const codeGrants = (): number => exchange.op.counts.grants.authorization_code ?? 0;
+
+  test.each([
+    ['refused connection', 'op_unreachable', 'down'],
+    ['503 page from the load balancer', 'op_unavailable', '503'],
+  ] as const)('a %s: 503 %s with Retry-After and no login; the same answer, tried again, signs the user in', async (_what, code, failure) => {
+    const agent = exchange.agent();
+    const callback = await exchange.startLogin(agent, { returnTo: '/me' });
+    mode = failure;
+    const refused = await agent.get(path(callback)).set('accept', 'application/json');
+    expect([refused.status, refused.body.error, refused.headers['retry-after']]).toEqual([503, code, '5']);
+    await expectNoLogin(exchange, agent);
+    mode = 'ok';
+    const grants = codeGrants();
+    const retried = await agent.get(path(callback));
+    expect([retried.status, retried.headers.location]).toEqual([302, '/me']);
+    expect((await agent.get('/me')).body.sub).toBe('alice');
+    expect(codeGrants() - grants).toBe(1);
+    // and used once: a third arrival is refused
+    const third = await agent.get(path(callback)).set('accept', 'application/json');
+    expect([third.status, third.body.error]).toEqual([400, 'invalid_state']);
+  });
+
+  test('the page of that 503 says to sign in again, with a link that starts a login back to the same page', async () => {
+    const agent = exchange.agent();
+    const callback = await exchange.startLogin(agent, { returnTo: '/me?tab=2' });
+    mode = 'down';
+    const page = await agent.get(path(callback)).set('accept', 'text/html');
+    expect(page.status).toBe(503);
+    expect(page.text).toContain('sign in again in a few seconds');
+    expect(page.text).toContain('<a href="/auth/login/op?returnTo=%2Fme%3Ftab%3D2">Sign in again</a>');
+    mode = 'ok';
+    const again = await agent.get('/auth/login/op?returnTo=%2Fme%3Ftab%3D2');
+    expect(again.status).toBe(302);
+    const done = await agent.get(path(await exchange.op.authorize(again.headers.location)));
+    expect([done.status, done.headers.location]).toEqual([302, '/me?tab=2']);
+  });
+
+  test('an answer lost after the OP redeemed the code: 503, and the retry is refused by the OP (the code is spent), with no login and a link to sign in again', async () => {
+    const agent = exchange.agent();
+    const callback = await exchange.startLogin(agent);
+    mode = 'lost';
+    const lost = await agent.get(path(callback)).set('accept', 'application/json');
+    expect([lost.status, lost.body.error]).toEqual([503, 'op_unreachable']);
+    mode = 'ok';
+    const retried = await agent.get(path(callback)).set('accept', 'text/html');
+    expect(retried.status).toBe(400);
+    expect(retried.text).toContain('invalid_grant');
+    expect(retried.text).toContain('<a href="/auth/login/op?returnTo=%2Fme">Sign in again</a>');
+    await expectNoLogin(exchange, agent);
+  });
+
+  test('an answer that matches no pending login: 400 invalid_state, its page links to a new login at that provider', async () => {
+    const page = await exchange.agent().get('/auth/callback/op?code=x&state=unknown').set('accept', 'text/html');
+    expect(page.status).toBe(400);
+    expect(page.text).toContain('<a href="/auth/login/op">Sign in again</a>');
+    const json = await exchange.agent().get('/auth/callback/op?code=x&state=unknown').set('accept', 'application/json');
+    expect(json.body).toEqual({ error: 'invalid_state', error_description: expect.any(String) });
   });
 });
 

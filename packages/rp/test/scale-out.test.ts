@@ -274,7 +274,7 @@ describe('a transient OP failure during a refresh keeps the login', () => {
 
   test.each([
     ['a 502 page from the load balancer', '502', 503, 'op_unavailable'],
-    ['a refused connection', 'down', 502, 'op_unreachable'],
+    ['a refused connection', 'down', 503, 'op_unreachable'],
   ] as const)('%s (%s): %i %s with Retry-After, still signed in, and the next refresh works', async (_label, failure, status, code) => {
     const agent = t.agent();
     await t.login(agent);
