@@ -27,17 +27,20 @@ const TITLES: Record<number, string> = {
 /** Titles for codes whose status says too little. */
 const CODE_TITLES: Record<string, string> = {
   interaction_expired: 'This sign-in has expired',
+  cookies_missing: 'Cookies are needed to sign in',
 };
 
 /** Answers with the error view: status, stable code, a message safe to show, never a stack. */
 export async function sendErrorPage(
   req: Request, res: Response, views: Views,
-  e: { status: number; code: string; message: string; title?: string; backUrl?: string },
+  e: { status: number; code: string; message: string; title?: string; backUrl?: string; backLabel?: string; clientName?: string },
 ): Promise<void> {
   const title = e.title ?? CODE_TITLES[e.code] ?? TITLES[e.status] ?? 'Error';
   let html: string;
   try {
-    html = await renderPage(req, views, 'error', { title, status: e.status, code: e.code, message: e.message, backUrl: e.backUrl });
+    html = await renderPage(req, views, 'error', {
+      title, status: e.status, code: e.code, message: e.message, backUrl: e.backUrl, backLabel: e.backLabel, clientName: e.clientName,
+    });
   } catch {
     html = `<!DOCTYPE html><title>Error</title><h1>Error</h1><p>${e.code}</p>`; // the app's error view itself failed
   }

@@ -23,6 +23,7 @@ export type OpErrorCode =
   | 'session_missing'
   | 'mount_mismatch'
   | 'interaction_expired'
+  | 'cookies_missing'
   | 'csrf_invalid'
   | 'login_failed'
   | 'login_throttled'

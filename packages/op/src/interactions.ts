@@ -12,6 +12,7 @@ import { csrfMatches, type InteractionState, type InteractionStates } from './in
 import { isStoreUnavailable } from './store-unavailable.js';
 import { throttleKeyOf, type Throttle } from './throttle.js';
 import { renderPage, type Views } from './views/render.js';
+import { safeHref } from './views/escape.js';
 
 const log = debug('openid-express:op');
 
@@ -29,6 +30,8 @@ export interface InteractionDeps {
   states: InteractionStates;
   /** op()'s `trustProxy`: whose address login throttling counts (see clientIp). */
   trustProxy: boolean;
+  /** op()'s `homeUri`: the way onward from an error page when no client is known. */
+  homeUri: string;
 }
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -49,15 +52,50 @@ function fields(body: unknown): Record<string, string | undefined> {
   return out;
 }
 
+const COOKIES_MISSING = new OpError('cookies_missing', 400,
+  'Your browser did not send back the cookie this sign-in needs, so it cannot go on. Allow cookies for this site (or finish the sign-in in the browser where you started it), then go back to the application and sign in again.');
+
 async function details(deps: InteractionDeps, req: Request, res: Response): Promise<Details> {
   try {
     const d = await deps.provider.interactionDetails(req, res);
     if (d.uid !== req.params.uid) throw EXPIRED;
     return d;
   } catch (err) {
-    if (err instanceof errors.SessionNotFound) throw EXPIRED;
+    if (err instanceof errors.SessionNotFound) throw await notFoundReason(deps, req);
     throw err;
   }
+}
+
+/**
+ * Why this browser's sign-in was not found: an interaction that is still there but whose cookie the
+ * browser did not send (cookies blocked, another browser) is not "expired", and saying so would
+ * send the user round the same loop.
+ */
+async function notFoundReason(deps: InteractionDeps, req: Request): Promise<OpError> {
+  if (/(?:^|;)\s*_interaction=/.test(req.headers.cookie ?? '')) return EXPIRED;
+  const live = await deps.provider.Interaction.find(String(req.params.uid)).catch(() => undefined);
+  return live ? COOKIES_MISSING : EXPIRED;
+}
+
+/**
+ * A form posted again after its step was decided (a double click, a retry after a lost answer): the
+ * first answer's way on, the interaction's resume, not a false "form expired" page. Nothing changes.
+ */
+function alreadyDecided(d: Details, res: Response): boolean {
+  if (!d.result) return false;
+  log('form posted again after the step was decided: resuming');
+  res.redirect(303, d.returnTo);
+  return true;
+}
+
+/** The way back from an error page: the client of interaction `uid` (its `client_uri`) when known, else `homeUri`. */
+async function wayBack(deps: InteractionDeps, uid: string | undefined): Promise<{ backUrl?: string; backLabel?: string; clientName?: string }> {
+  const interaction = uid ? await deps.provider.Interaction.find(uid).catch(() => undefined) : undefined;
+  const client = interaction ? await deps.provider.Client.find(String(interaction.params.client_id)).catch(() => undefined) : undefined;
+  const clientName = client ? client.clientName ?? client.clientId : undefined;
+  const backUrl = safeHref(client?.clientUri);
+  if (clientName && backUrl) return { backUrl, backLabel: `Back to ${clientName}`, clientName };
+  return { backUrl: deps.homeUri, backLabel: 'Go to the start page', ...(clientName ? { clientName } : {}) };
 }
 
 async function checkCsrf(deps: InteractionDeps, req: Request): Promise<InteractionState> {
@@ -135,6 +173,7 @@ async function showLoginForm(deps: InteractionDeps, req: Request, res: Response)
 
 async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
   const d = await details(deps, req, res);
+  if (alreadyDecided(d, res)) return;
   const state = await checkCsrf(deps, req);
   if (!SIGN_IN_STEPS.has(d.prompt.name)) throw new OpError('wrong_prompt', 400, 'This step is not a sign-in.');
   const body = fields(req.body);
@@ -161,24 +200,36 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
     log('login failed (authenticator %s, attempt %d)', auth.id, state.attempts);
     return showLogin(deps, req, res, d, 401, GENERIC_FAILURE);
   }
-  await Promise.all([deps.throttle.succeed(login), deps.states.drop(d.uid), renewSession(req)]);
+  await Promise.all([deps.throttle.succeed(login), renewSession(req)]);
   log('login succeeded (authenticator %s)', auth.id);
   await finishLogin(deps, req, res, d, result);
+  await dropState(deps, d.uid);
+}
+
+/**
+ * Forgets a form's CSRF state once its step is decided, and only then: a store failure before that
+ * is a 503 whose "try again" must find the form still valid (the interaction's result, once saved,
+ * already makes a repeat go on instead: `alreadyDecided`). Best effort: the answer is out.
+ */
+async function dropState(deps: InteractionDeps, uid: string): Promise<void> {
+  await deps.states.drop(uid).catch((err: unknown) => log('form state not dropped: %s', (err as Error)?.message));
 }
 
 async function confirm(deps: InteractionDeps, req: Request, res: Response) {
   const d = await details(deps, req, res);
+  if (alreadyDecided(d, res)) return;
   await checkCsrf(deps, req);
   if (d.prompt.name !== 'consent') throw new OpError('wrong_prompt', 400, 'This step is not a consent.');
-  await deps.states.drop(d.uid);
   await finishConsent(deps.provider, req, res, d);
+  await dropState(deps, d.uid);
 }
 
 async function abort(deps: InteractionDeps, req: Request, res: Response) {
   const d = await details(deps, req, res);
+  if (alreadyDecided(d, res)) return;
   await checkCsrf(deps, req);
-  await deps.states.drop(d.uid);
   await finishInteraction(deps.provider, req, res, d, { error: 'access_denied', error_description: 'End-User aborted interaction' });
+  await dropState(deps, d.uid);
 }
 
 /**
@@ -189,7 +240,7 @@ export async function completeLogin(
   deps: InteractionDeps, req: Request, res: Response, uid: string | undefined, result: AuthenticationSuccess | AuthenticationFailure,
 ): Promise<void> {
   const interaction = uid ? await deps.provider.Interaction.find(uid) : undefined;
-  if (!interaction || !SIGN_IN_STEPS.has(interaction.prompt.name)) return sendErrorPage(req, res, deps.views, EXPIRED);
+  if (!interaction || !SIGN_IN_STEPS.has(interaction.prompt.name)) return sendOpError(deps, req, res, EXPIRED, uid);
   if (!result.ok) {
     await deps.throttle.fail(clientIp(req, deps.trustProxy));
     return sendErrorPage(req, res, deps.views, {
@@ -197,9 +248,10 @@ export async function completeLogin(
       message: 'Signing in with the other provider did not succeed. Go back and try again, or choose another way to sign in.',
     });
   }
-  await Promise.all([deps.states.drop(String(uid)), renewSession(req)]);
+  await renewSession(req);
   log('login succeeded elsewhere');
   await finishLogin(deps, req, res, interaction, result);
+  await dropState(deps, String(uid));
 }
 
 /**
@@ -237,6 +289,12 @@ function renewSession(req: Request): Promise<void> {
 
 type Handler = (deps: InteractionDeps, req: Request, res: Response) => Promise<void>;
 
+/** An OpError's page, with the way back to the client of interaction `uid` (or `homeUri`). */
+async function sendOpError(deps: InteractionDeps, req: Request, res: Response, err: OpError, uid: string | undefined): Promise<void> {
+  const back = await wayBack(deps, uid);
+  return sendErrorPage(req, res, deps.views, { status: err.status, code: err.code, message: err.message, ...back });
+}
+
 /**
  * The login / consent / abort routes under `/interaction/:uid`. Every POST checks the CSRF token
  * kept in the store for that interaction before anything else changes. A store that is down gets
@@ -248,7 +306,7 @@ export function interactionRoutes(deps: InteractionDeps, session: express.Reques
   const wrap = (h: Handler) => (req: Request, res: Response, next: NextFunction) => {
     h(deps, req, res).catch((err: unknown) => {
       if (res.headersSent) return next(err);
-      if (err instanceof OpError) return sendErrorPage(req, res, deps.views, err);
+      if (err instanceof OpError) return sendOpError(deps, req, res, err, req.params.uid === undefined ? undefined : String(req.params.uid));
       if (isStoreUnavailable(err)) return sendStoreUnavailable(req, res, deps.views);
       log('interaction error: %s', err instanceof Error ? err.message : String(err));
       return sendErrorPage(req, res, deps.views, { status: 500, code: 'server_error', message: 'The sign-in could not be completed. Try again later.' });

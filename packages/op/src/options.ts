@@ -202,8 +202,8 @@ export interface OpOptions {
    */
   logoUri?: string;
   /**
-   * Where the "Signed out" page sends people onward when no client to return to is known: an http(s)
-   * URL or a path on the OP's site. Default `/` (the root of the issuer's site).
+   * Where the "Signed out" page and the error pages send people onward when no client to return to is
+   * known: an http(s) URL or a path on the OP's site. Default `/` (the root of the issuer's site).
    */
   homeUri?: string;
   /** Raw oidc-provider configuration merged last, over everything above. Default none. */

@@ -1,11 +1,12 @@
 import debug from 'debug';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
 import { memoryAdapter } from './adapters/memory.js';
 import type { OpStore } from './adapters/types.js';
 import { password } from './authenticators/password.js';
 import { appStore } from './bounded-store.js';
-import { sendErrorPage, sendStoreUnavailable } from './error-page.js';
+import { sendErrorPage, sendRefusal, sendStoreUnavailable } from './error-page.js';
 import { OpConfigError } from './errors.js';
 import { interactionStates } from './interaction-state.js';
 import { completeLogin, interactionRoutes, type InteractionDeps } from './interactions.js';
@@ -112,6 +113,30 @@ function errorPage(views: Views) {
 }
 
 /**
+ * A path under the mount that neither op() nor oidc-provider routes (a mistyped URL, an old link,
+ * a method an endpoint does not take): the 404 error page for browsers, JSON for API clients, as
+ * the rest of op() answers, instead of Koa's plain-text "Not Found". Added before the provider's
+ * router, it runs after it (`await next()`), and only changes an answer nothing has written.
+ */
+function answerUnknownPaths(provider: Provider, views: Views): void {
+  provider.use(async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
+    await next();
+    if (ctx.status !== 404 || ctx.body != null || ctx.respond === false || ctx.headerSent) return;
+    ctx.respond = false;
+    const req = ctx.req as unknown as Request;
+    const res = ctx.res as unknown as Response;
+    const path = (req.originalUrl ?? ctx.path).split('?')[0]!.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, 200);
+    await sendRefusal(req, res, views, {
+      status: 404, code: 'not_found', message: `There is no ${ctx.method} ${path} here. Check the address, or start again from the application you came from.`,
+    }).catch((err: unknown) => {
+      log('the 404 answer failed: %s', (err as Error)?.message);
+      if (!ctx.res.headersSent) ctx.res.writeHead(404);
+      ctx.res.end();
+    });
+  });
+}
+
+/**
  * An OpenID Provider as an Express app: oidc-provider behind the login and consent screens.
  * Mount it where the issuer's path says, after express-session.
  *
@@ -164,6 +189,7 @@ export function op(options: OpOptions): OpApp {
     mountPath: o.mountPath,
     states: interactionStates(store, o.ttl.Interaction),
     trustProxy: o.trustProxy,
+    homeUri: o.homeUri,
   };
   app.use('/interaction', interactionRoutes(deps, session));
   mountAuthenticators(app, deps, o, session);
@@ -174,6 +200,7 @@ export function op(options: OpOptions): OpApp {
   for (const endpoint of ['authorization', 'end_session'] as const) {
     app.post(provider.pathFor(endpoint, { mountPath: '' }), ...postToGet(o.mountPath));
   }
+  answerUnknownPaths(provider, views);
   const callback = provider.callback();
   app.use(callback);
   const onError = errorPage(views);

@@ -168,10 +168,11 @@ export function refusedFlows(storeName: string, makeStore: StoreFactory): void {
     test('an interaction opened without its cookie shows a friendly page, not a 500', async () => {
       const { page } = await loginPage(f, f.browser(nextIp()));
       const stranger = f.browser(nextIp());
+      // a live sign-in whose cookie did not come back (cookies blocked, another browser): not "expired"
       const lost = await stranger.open(page.url);
       expect(lost.status).toBe(400);
-      expect(lost.html).toContain('This sign-in has expired');
-      expect(lost.html).toContain('interaction_expired');
+      expect(lost.html).toContain('Cookies are needed to sign in');
+      expect(lost.html).toContain('cookies_missing');
       const unknown = await stranger.open(`${f.op.issuer}/interaction/does-not-exist`);
       expect(unknown.status).toBe(400);
       expect(unknown.html).toContain('interaction_expired');
