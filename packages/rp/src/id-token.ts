@@ -6,24 +6,29 @@
  * downloaded again once when a token names an unknown `kid` (key rotation).
  */
 import * as jose from 'jose';
-import { algNotAccepted } from './errors.js';
+import { RpError, algNotAccepted } from './errors.js';
 import type { ProviderConfig } from './options.js';
 
-type RemoteJwks = ReturnType<typeof jose.createRemoteJWKSet>;
+type KeyResolver = jose.JWTVerifyGetKey;
 
 /**
  * Per-OP cache of JWKS (one per `jwks_uri`). A token naming a `kid` the cache does not hold makes
  * the set download again at once (an OP that rotated its key is followed on the next login), with
  * the OP protected differently: at most one download in flight per `jwks_uri` (jose shares it), and
  * at least `minGapSeconds` between two downloads (a request that needs one sooner waits for it).
+ * An OP whose keys answer 5xx or 429 is `op_unavailable` (transient: a refresh then keeps the
+ * login), and a download that fails once the cache is stale keeps serving the keys it had: a token
+ * signed with a key we hold still verifies while the OP's `jwks_uri` is down.
  */
 export class KeySets {
-  private readonly sets = new Map<string, RemoteJwks>();
+  private readonly sets = new Map<string, KeyResolver>();
+  private readonly remotes = new Map<string, ReturnType<typeof jose.createRemoteJWKSet>>();
 
-  constructor(private readonly minGapSeconds: number) {}
+  /** `cacheMaxAgeMs`: how long a downloaded set is used before it is downloaded again (10 minutes). */
+  constructor(private readonly minGapSeconds: number, private readonly cacheMaxAgeMs = 10 * 60 * 1000) {}
 
   /** The cached key set of `jwksUri`. */
-  get(jwksUri: string, provider: ProviderConfig): RemoteJwks {
+  get(jwksUri: string, provider: ProviderConfig): KeyResolver {
     let set = this.sets.get(jwksUri);
     if (!set) {
       const fetchImpl = (provider.customFetch as unknown as jose.FetchImplementation | undefined) ?? ((url, init) => fetch(url, init));
@@ -32,17 +37,56 @@ export class KeySets {
         const wait = last + this.minGapSeconds * 1000 - Date.now();
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
         last = Date.now();
-        return fetchImpl(url, init);
+        const res = await fetchImpl(url, init);
+        if (res.status >= 500 || res.status === 429) {
+          await res.body?.cancel().catch(() => undefined);
+          throw new RpError('op_unavailable', `the OP's keys at ${jwksUri} are unavailable (HTTP ${res.status}); try again shortly`);
+        }
+        return res;
       };
-      set = jose.createRemoteJWKSet(new URL(jwksUri), {
+      const remote = jose.createRemoteJWKSet(new URL(jwksUri), {
         cooldownDuration: 0, // the gap between downloads is ours (`spaced`): an unknown kid always gets one
-        cacheMaxAge: 10 * 60 * 1000,
+        cacheMaxAge: this.cacheMaxAgeMs,
         timeoutDuration: 10_000 + Math.ceil(this.minGapSeconds * 1000),
         [jose.customFetch]: spaced,
       });
+      set = async (header, token) => {
+        try {
+          return await remote(header, token);
+        } catch (err) {
+          // the download failed (the cache stays stale): the keys we had still serve a kid they hold
+          const held = remote.fresh ? undefined : remote.jwks();
+          if (!held) throw err;
+          try {
+            return await jose.createLocalJWKSet(held)(header, token);
+          } catch {
+            throw err;
+          }
+        }
+      };
       this.sets.set(jwksUri, set);
+      this.remotes.set(jwksUri, remote);
     }
     return set;
+  }
+
+  /**
+   * Makes sure keys of `expect.jwksUri` are at hand before a grant whose answer carries an ID token
+   * (a refresh): when none were downloaded yet, or the set is stale, it downloads them now, so an OP
+   * whose `jwks_uri` is down fails the request *before* the OP spends (and, rotating, replaces) the
+   * refresh token, not after, when its new tokens could not be verified and would be lost. A stale
+   * set that cannot be downloaded again still serves.
+   */
+  async prepare(expect: JwtExpectations, provider: ProviderConfig): Promise<void> {
+    if (!expect.jwksUri || expect.algorithms.every((a) => a.startsWith('HS'))) return;
+    this.get(expect.jwksUri, provider);
+    const remote = this.remotes.get(expect.jwksUri)!;
+    if (remote.fresh) return;
+    try {
+      await remote.reload();
+    } catch (err) {
+      if (!remote.jwks()) throw err;
+    }
   }
 }
 

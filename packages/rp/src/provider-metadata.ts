@@ -62,6 +62,7 @@ export async function configure(p: ProviderConfig, own: OwnKeys): Promise<client
     config = await client.discovery(new URL(p.issuer!), p.clientId, metadata, clientAuth(p, own), {
       execute: p.allowInsecureRequests ? [client.allowInsecureRequests] : [],
       algorithm: p.type === 'oauth2' ? 'oauth2' : 'oidc',
+      timeout: 10, // as every other call to the OP (openid-client's default is 30 s)
       ...(p.customFetch ? { [client.customFetch]: p.customFetch } : {}),
     });
   }

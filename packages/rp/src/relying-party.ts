@@ -441,6 +441,8 @@ export class RelyingParty {
     const p = this.provider(auth.provider);
     const config = await this.providerInfo(auth.provider);
     try {
+      // the keys to verify the refreshed ID token, before the refresh token is spent
+      await this.keySets.prepare(this.jwtExpectations(p, config), p);
       // DPoP: the login's key signs the refresh too, so the new access token stays bound to it
       const tokens = await refreshWithTokenIssuer(p, config, clientAuth(p, await this.ownKeys), auth.refreshToken!, scope ? { scope } : undefined, await dpopOptions(config, auth.dpop));
       let idTokenClaims = auth.idTokenClaims;

@@ -232,16 +232,26 @@ class Routes {
     else if (!fromOwnPage(req, this.rp)) return confirmLogout(req, res, this.rp, returnTo);
     const stored = session.oidc?.auth;
     const auth = stored && readStoredLogin(stored);
-    await sessionOp<void>((cb) => req.session.destroy(cb));
+    // "sign out of this site only", offered when the OP could not be reached
+    const localOnly = req.method === 'POST' && req.body?.local === '1';
     let endSession: URL | undefined;
-    if (auth) {
-      const state = randomBytes(16).toString('base64url');
-      endSession = await this.rp.endSessionUrl(auth, new URL(returnTo, this.rp.options.baseURL).href, state).catch((err) => {
-        debug('no RP-initiated logout at provider %s: %s', auth.provider, toRpError(err).message);
-        return undefined;
-      });
-      if (endSession) expectPostLogoutState(res, returnTo, state, this.rp);
+    const state = randomBytes(16).toString('base64url');
+    if (auth && !localOnly) {
+      try {
+        endSession = await this.rp.endSessionUrl(auth, new URL(returnTo, this.rp.options.baseURL).href, state);
+      } catch (err) {
+        const failure = toRpError(err);
+        // the OP cannot be asked right now: ending only this site's session would leave the user
+        // signed in at the OP (the next "Sign in" needs no password), so say so and keep the login
+        if (failure.retryAfter !== undefined) {
+          if (this.rp.options.onError) throw failure;
+          return logoutUnavailable(req, res, this.rp, failure, returnTo, auth.provider);
+        }
+        debug('no RP-initiated logout at provider %s: %s', auth.provider, failure.message);
+      }
     }
+    await sessionOp<void>((cb) => req.session.destroy(cb));
+    if (endSession) expectPostLogoutState(res, returnTo, state, this.rp);
     debug('logout: local session ended%s', endSession ? `, RP-initiated logout at provider ${auth!.provider}` : '');
     redirect(res, endSession?.href ?? returnTo);
   };
@@ -461,6 +471,24 @@ function confirmLogout(req: Request, res: Response, rp: RelyingParty, returnTo: 
     `<h1>Sign out?</h1><p>A link asked to sign you out of this site.</p>` +
       `<form method="post" action="${escapeHtml(`${rp.options.mountPath}/logout`)}"><input type="hidden" name="returnTo" value="${escapeHtml(returnTo)}">` +
       `<button type="submit">Sign out</button></form><p><a href="/">Stay signed in</a></p>`));
+}
+
+/**
+ * The OP could not be reached to end the user's session there (503, Retry-After, the login kept):
+ * try again, or sign out of this site only, knowing the OP's session may remain.
+ */
+function logoutUnavailable(req: Request, res: Response, rp: RelyingParty, err: RpError, returnTo: string, provider: string): void {
+  res.status(503).set({ 'cache-control': 'no-store', 'retry-after': String(err.retryAfter), 'x-frame-options': 'DENY', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'" });
+  if (!wantsHtml(req)) return void res.json(err.toJSON());
+  const action = escapeHtml(`${rp.options.mountPath}/logout`);
+  const back = `<input type="hidden" name="returnTo" value="${escapeHtml(returnTo)}">`;
+  res.type('html').send(page('Signing out is briefly unavailable',
+    `<h1>Signing out is briefly unavailable</h1><p>Your sign-in provider could not be reached to end your session there, so you are still signed in. ` +
+      `This usually passes by itself: try again in a few seconds.</p>` +
+      `<form method="post" action="${action}">${back}<button type="submit">Try again</button></form>` +
+      `<p>Or sign out of this site only: you may stay signed in at your provider, and the next sign-in here may not ask for your password.</p>` +
+      `<form method="post" action="${action}">${back}<input type="hidden" name="local" value="1"><button type="submit">Sign out of this site only</button></form>` +
+      `<p class="detail">provider "${escapeHtml(provider)}": ${escapeHtml(err.message)}</p><p class="detail">Error code: <code>${escapeHtml(err.code)}</code></p>`));
 }
 
 function bodyParams(body: unknown): URLSearchParams {

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import express from 'express';
 import session from 'express-session';
 import request from 'supertest';
@@ -278,6 +280,25 @@ describe('an unreachable OP', () => {
     expect(page.status).toBe(503);
     expect(page.text).toContain('op_unreachable');
   });
+});
+
+describe('an OP that accepts connections and never answers (hung while it restarts)', () => {
+  test('login answers 503 op_unreachable after the 10 s every call to the OP is given (discovery too: not 30 s)', async () => {
+    const hung = createServer(() => undefined);
+    await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
+    try {
+      const app = express();
+      app.use(session({ secret: 's', resave: false, saveUninitialized: false }));
+      app.use(rp({ baseURL: 'http://127.0.0.1', providers: { hung: oidc({ issuer: `http://127.0.0.1:${(hung.address() as AddressInfo).port}`, clientId: 'a', allowInsecureRequests: true }) } }));
+      const started = Date.now();
+      const res = await request(app).get('/auth/login/hung');
+      expect([res.status, res.body.error, res.headers['retry-after']]).toEqual([503, 'op_unreachable', '5']);
+      expect(Date.now() - started).toBeLessThan(13_000);
+    } finally {
+      hung.closeAllConnections();
+      await new Promise((resolve) => hung.close(resolve));
+    }
+  }, 25_000);
 });
 
 describe('an OP that goes down between login and callback', () => {

@@ -62,6 +62,61 @@ describe('GET /auth/logout', () => {
   });
 });
 
+describe('logout on an instance that cannot reach the OP (it never fetched its discovery, and the OP is down)', () => {
+  let opDown = true;
+  /** A second instance of the app: same session store and cookie, its own (empty) discovery cache. */
+  const instanceB = () => {
+    const app = express();
+    app.use(session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, store: t.store, name: 'sid' }));
+    app.use(rp({
+      baseURL: t.baseURL,
+      providers: {
+        op: oidc({
+          issuer: t.op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, allowInsecureRequests: true,
+          customFetch: async (url, init) => {
+            if (opDown) throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+            return fetch(url, init as RequestInit);
+          },
+        }),
+      },
+    }));
+    app.get('/me', (req, res) => void res.status(req.oidc.isAuthenticated() ? 200 : 401).end());
+    return app;
+  };
+  const cookieOf = (agent: request.Agent): string => (agent as unknown as { jar: { getCookie(n: string, a: unknown): { toValueString(): string } } })
+    .jar.getCookie('sid', { domain: new URL(t.baseURL).hostname, path: '/', secure: false, script: false }).toValueString();
+  afterEach(() => void (opDown = true));
+
+  test('503 with Retry-After, the login kept (not a silent local-only logout that leaves the OP session)', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const b = instanceB();
+    const res = await request(b).post('/auth/logout').set('cookie', cookieOf(agent)).set('accept', 'application/json').type('form').send({ returnTo: '/bye' });
+    expect([res.status, res.headers['retry-after'], res.body.error]).toEqual([503, '5', 'op_unreachable']);
+    expect((await agent.get('/me')).status).toBe(200);
+    // once the OP answers, the same request signs out at the OP
+    opDown = false;
+    const again = await request(b).post('/auth/logout').set('cookie', cookieOf(agent)).type('form').send({ returnTo: '/bye' });
+    expect(again.status).toBe(302);
+    expect(again.headers.location).toContain(`${t.op.issuer}/session/end`);
+    await expectNoLogin(t, agent);
+  });
+
+  test('its page offers to try again or to sign out of this site only; the latter ends the local session', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const b = instanceB();
+    const page = await request(b).post('/auth/logout').set('cookie', cookieOf(agent)).set('accept', 'text/html').type('form').send({ returnTo: '/bye' });
+    expect(page.status).toBe(503);
+    expect(page.headers['cache-control']).toBe('no-store');
+    expect(page.text).toContain('you are still signed in');
+    expect(page.text).toContain('<input type="hidden" name="local" value="1"><button type="submit">Sign out of this site only</button>');
+    const local = await request(b).post('/auth/logout').set('cookie', cookieOf(agent)).type('form').send({ returnTo: '/bye', local: '1' });
+    expect([local.status, local.headers.location]).toEqual([302, '/bye']);
+    await expectNoLogin(t, agent);
+  });
+});
+
 describe('rp-init-logout state (RP-Initiated Logout 1.0 §2–3)', () => {
   async function loggedOut() {
     const agent = t.agent();
