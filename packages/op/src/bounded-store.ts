@@ -47,6 +47,7 @@ export function appStore(store: OpStore, timeoutMs: number): OpStore {
     },
     increment: bound('increment', store.increment.bind(store)),
     count: bound('count', store.count.bind(store)),
+    ...(store.decrement ? { decrement: bound('decrement', store.decrement.bind(store)) } : {}),
     reset: bound('reset', store.reset.bind(store)),
   };
 }

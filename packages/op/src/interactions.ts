@@ -187,20 +187,23 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
   if (!(await deps.throttle.attempt(login, ip))) {
     await deps.states.save(d.uid, state, d.exp);
     log('login throttled (authenticator %s)', auth.id);
+    res.set('Retry-After', String(deps.throttle.windowSeconds));
     return showLogin(deps, req, res, d, 429, THROTTLED);
   }
   const result = await auth.verify({ uid: d.uid, body, req, accounts: deps.accounts });
   if (result.ok === 'redirect') {
+    // decided elsewhere (completeLogin counts a refusal there): this address's attempt is given back
+    await deps.throttle.succeed(undefined, ip);
     log('login continues elsewhere (authenticator %s)', auth.id);
     return res.redirect(303, result.url);
   }
   if (!result.ok) {
     state.attempts += 1;
-    await Promise.all([deps.throttle.fail(ip), deps.states.save(d.uid, state, d.exp)]);
+    await Promise.all([deps.throttle.failed(ip), deps.states.save(d.uid, state, d.exp)]);
     log('login failed (authenticator %s, attempt %d)', auth.id, state.attempts);
     return showLogin(deps, req, res, d, 401, GENERIC_FAILURE);
   }
-  await Promise.all([deps.throttle.succeed(login), renewSession(req)]);
+  await Promise.all([deps.throttle.succeed(login, ip), renewSession(req)]);
   log('login succeeded (authenticator %s)', auth.id);
   await finishLogin(deps, req, res, d, result);
   await dropState(deps, d.uid);

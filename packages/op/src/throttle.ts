@@ -5,16 +5,21 @@ import type { OpStore } from './adapters/types.js';
 /** Failed-login limits per login name and per client IP, kept in the shared store. */
 export interface Throttle {
   /**
-   * Counts an attempt at `login` before its password is checked, and answers whether it may be
-   * checked: not once the login name has had `maxFailures` attempts without a success in the window,
-   * nor once the IP has had `maxFailures` failures. The login's count goes up first and atomically, so
-   * guesses sent all at once are held to the limit as guesses sent one by one are.
+   * Counts an attempt at `login` from `ip` before its password is checked, and answers whether it
+   * may be checked: not once the login name has had `maxFailures` attempts without a success in the
+   * window, nor once the IP has had `maxFailures` failures. Both counts go up first and atomically
+   * (the IP's when the store can `decrement`), so guesses sent all at once, for one account or
+   * sprayed over many, are held to the limit as guesses sent one by one are.
    */
   attempt(login: string | undefined, ip: string): Promise<boolean>;
-  /** Counts a failed attempt against the IP (the login name's attempt was counted by `attempt()`). */
+  /** After `attempt()` and a failed check: counts the IP's failure when `attempt()` could not (a store without `decrement`). */
+  failed(ip: string): Promise<void>;
+  /** A failure that no `attempt()` counted (e.g. a sign-in at another provider refused): counts it against the IP. */
   fail(ip: string): Promise<void>;
-  /** Forgets the login's count after a success (the IP keeps its count). */
-  succeed(login: string | undefined): Promise<void>;
+  /** After `attempt()` and a success: forgets the login's count and gives the IP its attempt back. */
+  succeed(login: string | undefined, ip: string): Promise<void>;
+  /** Seconds a lock-out may last (the window): the `Retry-After` of a refused attempt. */
+  readonly windowSeconds: number;
 }
 
 // hashed so store keys carry no login names or addresses in clear
@@ -43,17 +48,24 @@ export async function throttleKeyOf(accounts: AccountStore, login: string | unde
  * if (!(await t.attempt(login, req.ip))) return tooMany();
  */
 export function throttle(store: OpStore, limits: { maxFailures: number; windowSeconds: number }): Throttle {
+  // the IP's attempt is counted up front only when a success can give it back
+  const upFront = typeof store.decrement === 'function';
   return {
+    windowSeconds: limits.windowSeconds,
     async attempt(login, ip) {
-      if ((await store.count(key('ip', ip))) >= limits.maxFailures) return false;
+      const ipCount = upFront ? await store.increment(key('ip', ip), limits.windowSeconds) - 1 : await store.count(key('ip', ip));
+      if (ipCount >= limits.maxFailures) return false;
       // counted before the (slow) password check: a success takes it back (`succeed`)
       return !login || (await store.increment(key('login', login), limits.windowSeconds)) <= limits.maxFailures;
+    },
+    async failed(ip) {
+      if (!upFront) await store.increment(key('ip', ip), limits.windowSeconds);
     },
     async fail(ip) {
       await store.increment(key('ip', ip), limits.windowSeconds);
     },
-    async succeed(login) {
-      if (login) await store.reset(key('login', login));
+    async succeed(login, ip) {
+      await Promise.all([login ? store.reset(key('login', login)) : undefined, upFront ? store.decrement!(key('ip', ip)) : undefined]);
     },
   };
 }

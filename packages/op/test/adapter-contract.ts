@@ -333,6 +333,22 @@ export function describeStoreContract(harness: StoreHarness): void {
       expect(await store.count('login:alice')).toBe(0);
       expect(await store.increment('login:alice', 1)).toBe(1);
     });
+
+    it('decrement takes one off, never below zero, and keeps the expiry', async () => {
+      expect(typeof store.decrement).toBe('function');
+      await store.decrement!('ip:none');
+      expect(await store.count('ip:none')).toBe(0);
+      await store.increment('ip:a', 1);
+      await store.increment('ip:a', 1);
+      await store.decrement!('ip:a');
+      expect(await store.count('ip:a')).toBe(1);
+      await store.decrement!('ip:a');
+      await store.decrement!('ip:a');
+      expect(await store.count('ip:a')).toBe(0);
+      expect(await store.increment('ip:a', 1)).toBe(1);
+      await harness.elapse(1.2);
+      expect(await store.count('ip:a')).toBe(0);
+    });
   });
 }
 

@@ -1,4 +1,6 @@
-import { memoryAccounts, memoryAdapter } from '@openid-express/op';
+import { createClient } from 'redis';
+import { memoryAccounts, memoryAdapter, redisAdapter, type OpStore } from '@openid-express/op';
+import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import type { BrowserPage, FormBrowser } from '../../../test/support/op-forms.js';
 import { BOB } from './support/op-server.js';
 import { SECRET, startFlowFixture } from './support/flow-suite.js';
@@ -309,3 +311,54 @@ describe('guesses sent all at once (the password check is slow: scrypt)', () => 
   });
 });
 
+
+describe.each([
+  ['memory', () => Promise.resolve({ store: memoryAdapter() as OpStore, stop: async () => undefined })],
+  ['Redis', async () => {
+    const redis: RedisServer = await startRedisServer();
+    const client = createClient({ url: redis.url });
+    await client.connect();
+    return { store: redisAdapter(client) as OpStore, stop: async () => { client.destroy(); await redis.stop(); } };
+  }],
+])('a burst of guesses sprayed over many accounts from one address (%s store)', (_name, open) => {
+  let f: FlowFixture;
+  let stop: () => Promise<void>;
+  beforeAll(async () => {
+    const opened = await open();
+    stop = opened.stop;
+    f = await startFlowFixture(opened.store, { accounts: memoryAccounts([FULL_ALICE, BOB]), trustProxy: true });
+  }, 20_000);
+  afterAll(async () => {
+    await f?.op.close();
+    await stop?.();
+  });
+
+  test('twelve names guessed at once from one IP: five are checked, the rest are 429 with Retry-After, then the address is locked', async () => {
+    // the address's attempt is counted before the password is checked, as the account's is
+    const pages = await Promise.all(Array.from({ length: 12 }, async () => {
+      const browser = f.browser('203.0.113.50');
+      return { browser, page: await browser.open((await codeRequest(f)).url) };
+    }));
+    const answers = await Promise.all(pages.map(({ browser, page }, i) => browser.submit(page, loginForm, { login: `user-${i}`, password: 'guess' })));
+    expect(answers.map((a) => a.status).sort()).toEqual([...Array(5).fill(401), ...Array(7).fill(429)]);
+    expect(answers.find((a) => a.status === 429)!.headers.get('retry-after')).toBe('900');
+    const browser = f.browser('203.0.113.50');
+    const locked = await browser.submit(await browser.open((await codeRequest(f)).url), loginForm, { login: 'bob', password: BOB.password });
+    expect(locked.status).toBe(429);
+  });
+
+  test('(control) successes from one address (people behind one NAT) never lock it: each gives its attempt back', async () => {
+    for (let i = 0; i < 8; i += 1) {
+      const browser = f.browser('198.51.100.77');
+      const ok = await browser.submit(await browser.open((await codeRequest(f)).url), loginForm, { login: 'alice', password: ALICE.password });
+      expect([401, 429]).not.toContain(ok.status);
+    }
+    for (let i = 0; i < 4; i += 1) {
+      const browser = f.browser('198.51.100.77');
+      expect((await browser.submit(await browser.open((await codeRequest(f)).url), loginForm, { login: `typo-${i}`, password: 'x' })).status).toBe(401);
+    }
+    const browser = f.browser('198.51.100.77');
+    const ok = await browser.submit(await browser.open((await codeRequest(f)).url), loginForm, { login: 'bob', password: BOB.password });
+    expect([401, 429]).not.toContain(ok.status);
+  });
+});

@@ -243,6 +243,10 @@ export function memoryAdapter(options: MemoryAdapterOptions = {}): MemoryOpStore
     adapterFor: (model) => new MemoryModelAdapter(model, state),
     increment: async (key, ttl) => increment(state, key, ttl),
     count: async (key) => state.counters.get(key) ?? 0,
+    decrement: async (key) => {
+      const current = state.counters.get(key);
+      if (current) state.counters.set(key, current - 1, state.counters.expiresAt(key) ?? Infinity);
+    },
     reset: async (key) => state.counters.delete(key),
     sweep: () => state.sweep(),
     get size() {

@@ -3,7 +3,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { withDeadline } from '../bounded-store.js';
 import { OpConfigError, StoreUnavailableError } from '../errors.js';
 import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
-import { CONSUME, GRANT_ADD, INCREMENT, REVOKE_GRANT, TAKE_LEGACY_GRANT, UPSERT, type Script } from './redis-scripts.js';
+import { CONSUME, GRANT_ADD, DECREMENT, INCREMENT, REVOKE_GRANT, TAKE_LEGACY_GRANT, UPSERT, type Script } from './redis-scripts.js';
 import type { OpStore } from './types.js';
 
 /** Per-command options the adapter passes to node-redis (its `CommandOptions` has these). */
@@ -94,6 +94,7 @@ export function redisAdapter(client: RedisCommandClient | RedisClusterCommandCli
         const seconds = String(Math.max(1, Math.ceil(ttl)));
         return Number(await redis.run(INCREMENT, [keys.counter(key)], [seconds]));
       }),
+    decrement: (key) => redis.guard('decrement', async () => void (await redis.run(DECREMENT, [keys.counter(key)], []))),
     count: (key) => redis.guard('count', async () => Number((await redis.command(keys.counter(key), ['GET', keys.counter(key)])) ?? 0)),
     reset: (key) => redis.guard('reset', async () => void (await redis.command(keys.counter(key), ['DEL', keys.counter(key)]))),
   };

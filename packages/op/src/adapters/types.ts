@@ -17,6 +17,13 @@ export interface OpStore {
   increment(key: string, ttlSeconds: number): Promise<number>;
   /** The current count of `key` (0 when absent or expired). */
   count(key: string): Promise<number>;
+  /**
+   * Takes one off `key` (never below zero; its expiry unchanged). Optional: with it, login throttling
+   * counts a client address's attempt before the password is checked (a burst of guesses from one
+   * address is held to the limit) and gives it back on success; without it, the address's failures
+   * are counted after the check.
+   */
+  decrement?(key: string): Promise<void>;
   /** Forgets `key`. */
   reset(key: string): Promise<void>;
   /** Human name for logs and the production warning ("memory", "redis"). */

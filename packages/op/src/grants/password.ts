@@ -83,11 +83,11 @@ export function registerPasswordGrant(provider: Provider, deps: PasswordGrantDep
     }
     const accountId = await checkPassword(deps.accounts, username, password);
     if (!accountId) {
-      await deps.throttle.fail(ip);
+      await deps.throttle.failed(ip);
       log('password grant failed (client %s)', client.clientId);
       throw invalidGrant(GENERIC_FAILURE);
     }
-    await deps.throttle.succeed(login);
+    await deps.throttle.succeed(login, ip);
 
     const grant = new provider.Grant({ accountId, clientId: client.clientId });
     if (oidcScope.length) grant.addOIDCScope(oidcScope);
