@@ -297,9 +297,19 @@ class Routes {
     const name = String(req.params.provider);
     const { sid, sub, jti, iat } = await this.rp.logoutToken(name, token);
     const coordination = coordinationOf(this.rp, store);
-    await rememberLogoutToken(coordination, name, jti, iat);
-    const ids = await coordination.takeSet(sid ? logoutIndexKey(name, 'sid', sid) : logoutIndexKey(name, 'sub', sub!));
-    await Promise.all(ids.map((id) => sessionOp<void>((cb) => store.destroy(id, cb))));
+    const seen = logoutJtiKey(name, createHash('sha256').update(jti).digest('base64url'));
+    if (await coordination.get(seen)) throw new RpError('invalid_logout_token', 'this logout token was already used (replay)');
+    // the sessions end first and the token is remembered last: a store failure on the way is a 503
+    // the OP retries (Back-Channel Logout 1.0 §2.8), and that retry must not look like a replay
+    const index = sid ? logoutIndexKey(name, 'sid', sid) : logoutIndexKey(name, 'sub', sub!);
+    const ids = await coordination.takeSet(index);
+    try {
+      await Promise.all(ids.map((id) => sessionOp<void>((cb) => store.destroy(id, cb))));
+    } catch (err) {
+      await Promise.all(ids.map((id) => coordination.addToSet(index, id, INDEX_TTL_MS, INDEX_MAX))).catch(() => undefined);
+      throw err;
+    }
+    await rememberLogoutToken(coordination, seen, iat);
     debug('back-channel logout at provider %s ended %d session(s)', name, ids.length);
     res.set('cache-control', 'no-store');
     res.status(200).end();
@@ -316,15 +326,13 @@ function coordinationOf(rp: RelyingParty, store: Store): Coordination {
 }
 
 /**
- * Refuses a logout token whose `jti` was seen before (replay), else remembers it (atomically, across
- * instances with the `coordination` option) until the token is too old to be accepted anyway.
+ * Remembers a logout token's `jti` (key `seen`) until the token is too old to be accepted anyway, so
+ * it is refused when it comes again (replay). Written once its logout is done; the same token
+ * arriving twice at once ends the same sessions twice, which changes nothing.
  */
-async function rememberLogoutToken(coordination: Coordination, provider: string, jti: string, iat: number): Promise<void> {
-  const key = logoutJtiKey(provider, createHash('sha256').update(jti).digest('base64url'));
+async function rememberLogoutToken(coordination: Coordination, seen: string, iat: number): Promise<void> {
   const ttlMs = Math.max(1000, (iat + LOGOUT_TOKEN_MAX_AGE + 30) * 1000 - Date.now());
-  if (!(await coordination.setIfAbsent(key, '1', ttlMs))) {
-    throw new RpError('invalid_logout_token', 'this logout token was already used (replay)');
-  }
+  await coordination.setIfAbsent(seen, '1', ttlMs);
 }
 
 /**

@@ -67,19 +67,28 @@ async function grantUnderLock(
 ): Promise<Authentication> {
   let fresh: Authentication;
   // renewed while the grant runs, so only a dead instance's lock expires under the others
+  let stopped = false;
+  let tick: Promise<unknown> = Promise.resolve();
   const renew = setInterval(() => {
-    void coordination.get(lockKey)
-      .then((holder) => (holder === owner ? coordination.set(lockKey, owner, LOCK_MS) : undefined))
+    tick = coordination.get(lockKey)
+      .then((holder) => (!stopped && holder === owner ? coordination.set(lockKey, owner, LOCK_MS) : undefined))
       .catch(() => undefined);
   }, RENEW_MS).unref();
+  const stopRenewing = async () => {
+    stopped = true;
+    clearInterval(renew);
+    await tick; // a renewal under way must not write the lock back after it is released
+  };
   try {
     const result = await sharedResult(coordination, resultKey, refreshToken, usable); // one outliving an expired lock: never grant twice
     if (result) return result;
     fresh = await grant();
   } catch (err) {
+    await stopRenewing();
     await coordination.deleteIfEquals(lockKey, owner).catch(() => undefined); // let the next request try
     throw err;
   } finally {
+    stopped = true;
     clearInterval(renew);
   }
   // The lock is left to expire: whoever comes later finds the result first. If the result cannot be

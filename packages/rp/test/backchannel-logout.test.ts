@@ -62,6 +62,26 @@ describe('POST /auth/backchannel-logout/:provider', () => {
     expect(await t.authenticatedSessions()).toEqual([]);
   });
 
+  test('a store that fails while the sessions are ended: 503 (the OP retries), and the retry of the same token ends them, not a "replay"', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const token = await logoutToken({ sub: 'alice' });
+    const destroy = t.store.destroy.bind(t.store);
+    t.store.destroy = (id, cb) => {
+      t.store.destroy = destroy;
+      cb?.(new Error('ECONNRESET'));
+    };
+    const failed = await t.agent().post('/auth/backchannel-logout/op').set('accept', 'application/json').type('form').send({ logout_token: token });
+    expect([failed.status, failed.body.error, failed.headers['retry-after']]).toEqual([503, 'store_unavailable', '5']);
+    expect((await agent.get('/me')).status).toBe(200);
+    const retried = await t.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: token });
+    expect(retried.status).toBe(200);
+    expect((await agent.get('/me')).status).toBe(401);
+    // and now it is remembered: a third arrival is a replay
+    const replay = await t.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: token });
+    expect([replay.status, replay.body.error]).toEqual([400, 'invalid_logout_token']);
+  });
+
   test('a sub-only logout token ends every session of that user', async () => {
     const a = t.agent();
     const b = t.agent();

@@ -73,3 +73,23 @@ test('an instance that died holding the lock: the others answer 503 within about
   await sleep(6_100 - (Date.now() - started));
   expect((await sharedRefresh(coordination, 'k5', 'rt-1', 30_000, async () => auth('rt-6'))).refreshToken).toBe('rt-6');
 }, 15_000);
+
+test('a grant that fails while the lock is being renewed releases it for good (the renewal does not write it back)', async () => {
+  const coordination = sessionStoreCoordination(new session.MemoryStore());
+  // the lock's renewal reads it slowly (a busy Redis): the grant fails while that read is under way
+  const get = coordination.get.bind(coordination);
+  coordination.get = async (key) => {
+    const value = await get(key);
+    if (key.startsWith('refresh-lock:')) await sleep(300);
+    return value;
+  };
+  await expect(sharedRefresh(coordination, 'k6', 'rt-1', 30_000, async () => {
+    await sleep(2_100); // the renewal ticks at 2 s
+    throw new Error('OP timed out');
+  })).rejects.toThrow('OP timed out');
+  await sleep(400);
+  // the next request gets the lock at once and grants, instead of waiting for a lock nobody holds
+  const started = Date.now();
+  expect((await sharedRefresh(coordination, 'k6', 'rt-1', 30_000, async () => auth('rt-7'))).refreshToken).toBe('rt-7');
+  expect(Date.now() - started).toBeLessThan(1_500);
+}, 15_000);
