@@ -79,7 +79,9 @@ export function checkLogoutCsrf(onRefused: (req: Request, res: Response) => void
     peekForm(req).then((fields) => {
       const expected = (req.session as unknown as Bag | undefined)?.[KEY];
       const posted = fields.getAll('csrf');
-      if (expected === undefined && posted.length === 0) return next();
+      // no token of ours in this browser session: never shown our page, or its token already used (a
+      // sign-out clicked twice): oidc-provider's own `xsrf`, kept in the OP session, still guards it
+      if (expected === undefined) return next();
       if (posted.length !== 1 || !csrfMatches(expected, posted[0])) return onRefused(req, res);
       // single use: the next logout of this browser, once the OP session is gone, is oidc-provider's
       // auto-posted form (no page of ours, so no token), which must not meet this one

@@ -212,6 +212,12 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
       ctx.type = 'html';
       ctx.set(PAGE_HEADERS);
       const description = out.error_description === undefined ? undefined : String(out.error_description);
+      if (description === 'could not find logout details' && !ctx.oidc?.session?.accountId) {
+        // a sign-out confirmed again (a double click, a retry after a lost answer): it already happened
+        ctx.status = 200;
+        ctx.body = await renderPage(reqOf(ctx), views, 'logoutSuccess', { title: 'Signed out', backUrl: o.homeUri, backLabel: 'Continue' });
+        return;
+      }
       // a lost or finished sign-in (no resume cookie, interaction gone) is oidc-provider's invalid_request too
       const code = error instanceof errors.SessionNotFound ? 'session_not_found' : String(out.error);
       const props = { ...plainError(ctx.status, code, description, ctx.oidc?.client), code: String(out.error) };

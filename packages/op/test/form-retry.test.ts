@@ -104,6 +104,34 @@ describe('a form posted again after its first answer was lost (double click)', (
   });
 });
 
+describe('"Sign out" confirmed twice (the first answer lost)', () => {
+  test('the second confirmation says "Signed out" (it happened), not a 403 "form expired" or a 400 blaming the app', async () => {
+    const browser = newBrowser();
+    const consent = await consentPage(browser);
+    expect(codeOf(await browser.submit(consent, { action: '/confirm' }))).toBeTruthy();
+    const confirm = await browser.open(`${o.issuer}/session/end`);
+    expect(confirm.status).toBe(200);
+    expect(await postAndLoseAnswer(browser, confirm, { id: 'op.logoutForm' }, { logout: 'yes' })).toBe(303);
+    const again = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+    expect(again.status).toBe(200);
+    expect(again.html).toMatch(/Signed out/);
+    expect(again.html).toContain(`href="${o.origin}/home"`);
+    // and signed out it is: a new authorization asks for the password again
+    const login = await browser.open(authUrl());
+    expect(login.forms.some((f) => 'password' in f.fields)).toBe(true);
+  });
+
+  test('(control) a confirmation posted for a browser still signed in, without the form\'s tokens, changes nothing', async () => {
+    const browser = newBrowser();
+    const consent = await consentPage(browser);
+    expect(codeOf(await browser.submit(consent, { action: '/confirm' }))).toBeTruthy();
+    const forged = await browser.post(`${o.issuer}/session/end/confirm`, { logout: 'yes', xsrf: 'forged' });
+    expect(forged.status).toBe(400);
+    const silent = await browser.open(`${authUrl()}&prompt=none`);
+    expect(codeOf(silent)).toBeTruthy();
+  });
+});
+
 describe('a form posted again after a 503 (the store failed while the step was being saved)', () => {
   test('consent: 503, then the same form again is accepted and the client gets its code', async () => {
     const browser = newBrowser();
