@@ -117,7 +117,10 @@ export class RelyingParty {
     try {
       return (await this.dynamic.resolve(typeof identifier === 'string' ? identifier : '')).name;
     } catch (err) {
-      if (err instanceof DynamicProviderError) throw new RpError(err.code, err.message, { cause: err });
+      if (err instanceof DynamicProviderError) {
+        // an outage of the WebFinger host or the OP passes by itself: 503 with Retry-After, as every OP outage
+        throw new RpError(err.transient ? 'op_unavailable' : err.code, err.message, { cause: err });
+      }
       throw toRpError(err);
     }
   }

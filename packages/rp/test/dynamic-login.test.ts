@@ -182,3 +182,52 @@ test('a forged callback to an unknown dyn- provider is a clean 404', async () =>
   expect(res.status).toBe(404);
   expect(res.body.error).toBe('unknown_provider');
 });
+
+describe('an outage of the WebFinger host or of the OP on the way (it passes by itself)', () => {
+  let outage: import('node:http').Server;
+  let host: string;
+  let registration: 'ok' | '503' = '503';
+  let webfinger: 'ok' | '503' = 'ok';
+  beforeAll(async () => {
+    const { createServer } = await import('node:http');
+    outage = createServer((req, res) => {
+      const issuer = `http://${host}`;
+      if (req.url!.startsWith('/.well-known/webfinger')) {
+        if (webfinger === '503') return void res.writeHead(503, { 'content-type': 'text/html' }).end('<h1>Service Unavailable</h1>');
+        return void res.writeHead(200, { 'content-type': 'application/jrd+json' })
+          .end(JSON.stringify({ subject: 'acct:alice', links: [{ rel: 'http://openid.net/specs/connect/1.0/issuer', href: issuer }] }));
+      }
+      if (req.url === '/.well-known/openid-configuration') {
+        return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
+          issuer, authorization_endpoint: `${issuer}/auth`, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks`,
+          registration_endpoint: `${issuer}/reg`, response_types_supported: ['code'], subject_types_supported: ['public'],
+          id_token_signing_alg_values_supported: ['RS256'], token_endpoint_auth_methods_supported: ['client_secret_basic'],
+        }));
+      }
+      res.writeHead(registration === '503' ? 503 : 404, { 'content-type': 'text/html' }).end('<h1>unavailable</h1>');
+    });
+    await new Promise<void>((resolve) => outage.listen(0, '127.0.0.1', resolve));
+    host = `127.0.0.1:${(outage.address() as import('node:net').AddressInfo).port}`;
+  });
+  afterAll(() => new Promise((resolve) => outage.close(resolve)));
+
+  test.each([
+    ['the WebFinger host answering 503', 'webfinger'],
+    ['the registration endpoint answering 503', 'registration'],
+  ] as const)('%s: 503 op_unavailable with Retry-After (not a 502 that reads as final), and no session', async (_what, down) => {
+    webfinger = down === 'webfinger' ? '503' : 'ok';
+    registration = down === 'registration' ? '503' : 'ok';
+    const a = await app(dev);
+    const { agent, start } = await loginWithIdentifier(a, `alice@${host}`);
+    expect([start.status, start.body.error, start.headers['retry-after']]).toEqual([503, 'op_unavailable', '5']);
+    expect(start.body.error_description).toMatch(down === 'webfinger' ? /WebFinger at 127\.0\.0\.1:\d+ answered HTTP 503/ : /registration at http:\/\/127\.0\.0\.1:\d+ failed/);
+    expect((await agent.get('/me')).status).toBe(401);
+  });
+
+  test('a WebFinger host that refuses connections: 503 op_unavailable with Retry-After', async () => {
+    const a = await app(dev);
+    const { start } = await loginWithIdentifier(a, 'alice@127.0.0.1:9');
+    expect([start.status, start.body.error, start.headers['retry-after']]).toEqual([503, 'op_unavailable', '5']);
+    expect(start.body.error_description).toContain('could not be reached');
+  });
+});

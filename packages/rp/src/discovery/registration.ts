@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import createDebug from 'debug';
 import * as client from 'openid-client';
 import type { ProviderConfig } from '../options.js';
+import { toRpError } from '../errors.js';
 import { guardedFetch, privateNetworkError } from './network-guard.js';
 import { WebFingerError, discoverIssuer } from './webfinger.js';
 
@@ -79,13 +80,16 @@ export interface DynamicOptions {
  */
 export class DynamicProviderError extends Error {
   readonly status: number;
+  /** The WebFinger host or the OP could not be reached or answered 5xx / 429: it may pass by itself (a 503 with Retry-After from rp()). */
+  readonly transient: boolean;
   constructor(
     readonly code: 'invalid_identifier' | 'webfinger_failed' | 'issuer_not_allowed' | 'registration_failed' | 'registration_disabled',
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; transient?: boolean },
   ) {
     super(message, options);
     this.name = 'DynamicProviderError';
+    this.transient = options?.transient ?? false;
     this.status = code === 'invalid_identifier' || code === 'issuer_not_allowed' || code === 'registration_disabled' ? 400 : 502;
   }
 }
@@ -179,7 +183,7 @@ export class DynamicProviders {
       if (!ok || url.search || url.hash) throw new TypeError('not an issuer URL');
       return url.pathname === '/' ? url.origin : url.href;
     } catch (err) {
-      if (err instanceof WebFingerError) throw new DynamicProviderError(err.code, err.message);
+      if (err instanceof WebFingerError) throw new DynamicProviderError(err.code, err.message, { transient: err.transient });
       const refused = privateNetworkError(err);
       if (refused) throw new DynamicProviderError('issuer_not_allowed', refused.message);
       throw new DynamicProviderError('invalid_identifier', 'the identifier must be the https URL of an OpenID Provider');
@@ -238,7 +242,9 @@ export class DynamicProviders {
       const refused = privateNetworkError(err);
       if (refused) throw new DynamicProviderError('issuer_not_allowed', refused.message);
       const said = err instanceof client.ResponseBodyError ? ` (the OP answered ${err.error}${err.error_description ? `: ${err.error_description}` : ''})` : '';
-      throw new DynamicProviderError('registration_failed', `${step} at ${issuer} failed: ${(err as Error).message}${said}`, { cause: err });
+      throw new DynamicProviderError('registration_failed', `${step} at ${issuer} failed: ${(err as Error).message}${said}`, {
+        cause: err, transient: toRpError(err).retryAfter !== undefined,
+      });
     }
     const registered = registeredClient(issuer, redirectUri, asked, answer);
     await this.store.set(name, registered);

@@ -10,7 +10,12 @@ export const ISSUER_REL = 'http://openid.net/specs/connect/1.0/issuer';
 
 /** Refused identifier, WebFinger answer or issuer; `code` is stable. */
 export class WebFingerError extends Error {
-  constructor(readonly code: 'invalid_identifier' | 'webfinger_failed' | 'issuer_not_allowed', message: string) {
+  constructor(
+    readonly code: 'invalid_identifier' | 'webfinger_failed' | 'issuer_not_allowed',
+    message: string,
+    /** The host could not be reached or answered 5xx / 429: it may pass by itself. */
+    readonly transient = false,
+  ) {
     super(message);
     this.name = 'WebFingerError';
   }
@@ -172,9 +177,12 @@ export async function discoverIssuer(identifier: string, options: WebFingerOptio
   } catch (err) {
     const refused = privateNetworkError(err);
     if (refused) throw refused;
-    throw new WebFingerError('webfinger_failed', `WebFinger at ${host} could not be reached`);
+    throw new WebFingerError('webfinger_failed', `WebFinger at ${host} could not be reached`, true);
   }
-  if (response.status !== 200) throw new WebFingerError('webfinger_failed', `WebFinger at ${host} answered HTTP ${response.status}`);
+  if (response.status !== 200) {
+    await response.body?.cancel().catch(() => undefined);
+    throw new WebFingerError('webfinger_failed', `WebFinger at ${host} answered HTTP ${response.status}`, response.status >= 500 || response.status === 429);
+  }
   const jrd = await readJson(response, 64 * 1024);
   const links = (jrd as { links?: unknown } | undefined)?.links;
   const link = Array.isArray(links) ? links.find((l) => l && l.rel === ISSUER_REL && typeof l.href === 'string') : undefined;
