@@ -96,7 +96,7 @@ export class RelyingParty {
     this.ownKeys.catch(() => undefined); // reported by every operation that awaits it
     this.keySets = new KeySets(this.options.jwksCooldown);
     const { dynamic } = this.options;
-    if (dynamic.webfinger || dynamic.registration) this.dynamic = new DynamicProviders(dynamic, (name) => this.callbackUrl(name));
+    if (dynamic.webfinger || dynamic.registration) this.dynamic = new DynamicProviders(dynamic, (name) => this.callbackUrl(name), this.options.coordination);
   }
 
   /** The configuration of provider `name`; throws `unknown_provider`. */

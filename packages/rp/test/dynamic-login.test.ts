@@ -5,7 +5,10 @@
  * refused unless the development opt-in is given.
  */
 import session from 'express-session';
-import { memoryRegistrationStore, oidc, type DynamicOptions } from '@openid-express/rp';
+import request from 'supertest';
+import { createClient } from 'redis';
+import { memoryRegistrationStore, oidc, redisCoordination, type DynamicOptions } from '@openid-express/rp';
+import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import { startDynamicOp, type DynamicOp } from './simulators/dynamic-op.js';
 import { pathOf, startSimApp, type SimApp } from './simulators/app.js';
 
@@ -230,4 +233,40 @@ describe('an outage of the WebFinger host or of the OP on the way (it passes by 
     expect([start.status, start.body.error, start.headers['retry-after']]).toEqual([503, 'op_unavailable', '5']);
     expect(start.body.error_description).toContain('could not be reached');
   });
+});
+
+describe('two instances of the app behind one origin (shared sessions, redisCoordination)', () => {
+  let redis: RedisServer;
+  let client: ReturnType<typeof createClient>;
+  beforeAll(async () => {
+    redis = await startRedisServer();
+    client = createClient({ url: redis.url });
+    await client.connect();
+  }, 20_000);
+  afterAll(async () => {
+    client?.destroy();
+    await redis?.stop();
+  });
+  const cookieOf = (agent: request.Agent, baseURL: string): string => (agent as unknown as { jar: { getCookie(n: string, a: unknown): { toValueString(): string } } })
+    .jar.getCookie('connect.sid', { domain: new URL(baseURL).hostname, path: '/', secure: false, script: false }).toValueString();
+
+  test('both meeting a new OP at once register one client, and a login started on one finishes on the other', async () => {
+    const coordination = redisCoordination(client, { prefix: `dyn-${Date.now()}:` });
+    const a = await startSimApp(() => ({}), { rp: { dynamic: dev, coordination } });
+    apps.push(a);
+    const b = await startSimApp(() => ({}), { store: a.store, rp: { baseURL: a.baseURL, dynamic: dev, coordination } });
+    apps.push(b);
+    const before = op.registrations;
+    const [fromA, fromB] = await Promise.all([loginWithIdentifier(a, `alice@${op.host}`), loginWithIdentifier(b, `alice@${op.host}`)]);
+    expect([fromA.start.status, fromB.start.status]).toEqual([302, 302]);
+    expect(op.registrations - before).toBe(1);
+    const clientOf = (location: string) => new URL(location).searchParams.get('client_id');
+    expect(clientOf(fromB.start.headers.location)).toBe(clientOf(fromA.start.headers.location));
+    // the login started on A comes back to B (the load balancer's choice)
+    const callback = await walkOp(fromA.start.headers.location, a.baseURL);
+    const done = await request(b.app).get(pathOf(callback)).set('cookie', cookieOf(fromA.agent, a.baseURL));
+    expect([done.status, done.headers.location]).toEqual([302, '/me']);
+    const me = await request(a.app).get('/me').set('cookie', String(done.headers['set-cookie']).split(';')[0]!);
+    expect(me.body.sub).toBe('alice');
+  }, 30_000);
 });

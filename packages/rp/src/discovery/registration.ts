@@ -3,10 +3,11 @@
  * registration (RFC 7591) → a provider entry. Registrations are kept per issuer in a store the app
  * can make persistent, and reused.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import * as client from 'openid-client';
 import type { ProviderConfig } from '../options.js';
+import type { Coordination } from '../coordination.js';
 import { toRpError } from '../errors.js';
 import { guardedFetch, privateNetworkError } from './network-guard.js';
 import { WebFingerError, discoverIssuer } from './webfinger.js';
@@ -54,7 +55,10 @@ export interface DynamicOptions {
   registration?: boolean;
   /** Which issuers may be used. Default: all public ones (private/loopback hosts are refused anyway). */
   allowIssuer?: (issuer: string) => boolean | Promise<boolean>;
-  /** Registration store. Default: in memory (lost at restart). */
+  /**
+   * Registration store. Default: the `coordination` store when rp() has one (shared by every
+   * instance, e.g. Redis), else in memory (lost at restart, one per process).
+   */
   store?: RegistrationStore;
   /** Scopes asked of dynamic OPs. Default "openid email profile". */
   scope?: string;
@@ -114,6 +118,30 @@ export function memoryRegistrationStore(max = 1000): RegistrationStore {
   };
 }
 
+/** How long a registration without a secret expiry is kept in the coordination store (re-registered after). */
+const REGISTRATION_TTL_MS = 365 * 24 * 3600 * 1000;
+
+/**
+ * Registrations kept in rp()'s `coordination` store (`oidc-dynreg:<provider>` keys), so every
+ * instance uses the client one of them registered: a login started on one instance finishes on another.
+ */
+export function coordinationRegistrationStore(coordination: Coordination): RegistrationStore {
+  return {
+    get: async (key) => {
+      const stored = await coordination.get(`oidc-dynreg:${key}`);
+      return stored ? (JSON.parse(stored) as RegisteredClient) : undefined;
+    },
+    set: async (key, value) => {
+      const expires = value.clientSecretExpiresAt ?? 0;
+      const ttl = expires > 0 ? Math.max(60_000, expires * 1000 - Date.now()) : REGISTRATION_TTL_MS;
+      await coordination.set(`oidc-dynreg:${key}`, JSON.stringify(value), ttl);
+    },
+  };
+}
+
+/** How long an instance waits for another one's registration at the same OP before answering 503. */
+const REGISTRATION_WAIT_MS = 20_000;
+
 /** The provider name of a dynamic OP: stable, URL-safe, one per issuer (hence one redirect URI per OP). */
 export function dynamicProviderName(issuer: string): string {
   return `dyn-${createHash('sha256').update(issuer).digest('base64url').slice(0, 22)}`;
@@ -134,11 +162,16 @@ export class DynamicProviders {
   /** Entries of the dynamic OPs this process has met (bounded: issuers are chosen by strangers). */
   private readonly known = new Map<string, ProviderConfig>();
 
-  constructor(private readonly options: DynamicOptions, private readonly redirectUriFor: (name: string) => string) {
+  constructor(
+    private readonly options: DynamicOptions,
+    private readonly redirectUriFor: (name: string) => string,
+    /** rp()'s `coordination`: shares registrations (unless `options.store` is given) and lets one instance register per OP. */
+    private readonly coordination?: Coordination,
+  ) {
     if (options.scope !== undefined && (typeof options.scope !== 'string' || !options.scope.split(' ').includes('openid'))) {
       throw new TypeError('rp(): option "dynamic.scope" must be a space-separated string including "openid"');
     }
-    this.store = options.store ?? memoryRegistrationStore();
+    this.store = options.store ?? (coordination ? coordinationRegistrationStore(coordination) : memoryRegistrationStore());
   }
 
   /** Identifier → issuer (WebFinger or as given) → allowed? → registration (stored or new) → entry. */
@@ -196,13 +229,40 @@ export class DynamicProviders {
     if (!this.options.registration) {
       throw new DynamicProviderError('registration_disabled', `no client is registered at ${issuer} and dynamic registration is off`);
     }
-    // One registration per issuer at a time, however many logins start at once.
+    // One registration per issuer at a time, however many logins start at once (in every instance)
     let pending = this.pending.get(name);
     if (!pending) {
-      pending = this.register(name, issuer).finally(() => this.pending.delete(name));
+      pending = (this.coordination ? this.registerOnce(this.coordination, name, issuer) : this.register(name, issuer)).finally(() => this.pending.delete(name));
       this.pending.set(name, pending);
     }
     return pending;
+  }
+
+  /**
+   * Registers under a lock in the coordination store: two instances meeting a new OP at once would
+   * otherwise register two clients, each keep its own, and a login started on one would fail its
+   * code exchange on the other. The instance that does not get the lock waits for the stored result.
+   */
+  private async registerOnce(coordination: Coordination, name: string, issuer: string): Promise<RegisteredClient> {
+    const lock = `oidc-dynreg-lock:${name}`;
+    const owner = randomBytes(12).toString('base64url');
+    const deadline = Date.now() + REGISTRATION_WAIT_MS;
+    for (;;) {
+      if (await coordination.setIfAbsent(lock, owner, REGISTRATION_WAIT_MS + 10_000)) {
+        try {
+          const stored = await this.store.get(name); // registered by another instance meanwhile
+          return stored && this.usable(stored, name, issuer) ? stored : await this.register(name, issuer);
+        } finally {
+          await coordination.deleteIfEquals(lock, owner).catch(() => undefined);
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const stored = await this.store.get(name);
+      if (stored && this.usable(stored, name, issuer)) return stored;
+      if (Date.now() > deadline) {
+        throw new DynamicProviderError('registration_failed', `another instance is still registering a client at ${issuer}; try again shortly`, { transient: true });
+      }
+    }
   }
 
   private usable(stored: RegisteredClient, name: string, issuer: string): boolean {
