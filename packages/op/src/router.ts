@@ -19,6 +19,7 @@ import { createProvider } from './provider.js';
 import { warnUntrustedProxyOnce } from './proxy-warning.js';
 import { guardSession } from './session-guard.js';
 import { answerStoreFailuresWith503, isStoreUnavailable } from './store-unavailable.js';
+import { consumedInRequest } from './request-scope.js';
 import { throttle } from './throttle.js';
 import { defaultViews, type BrandedViews, type Views } from './views/render.js';
 
@@ -120,7 +121,8 @@ function errorPage(views: Views) {
  */
 function answerUnknownPaths(provider: Provider, views: Views): void {
   provider.use(async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
-    await next();
+    // (and the scope in which a store failure undoes what the request consumed: store-unavailable.ts)
+    await consumedInRequest.run([], next);
     if (ctx.status !== 404 || ctx.body != null || ctx.respond === false || ctx.headerSent) return;
     ctx.respond = false;
     const req = ctx.req as unknown as Request;

@@ -4,6 +4,7 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { sendStoreUnavailable, STORE_UNAVAILABLE } from './error-page.js';
 import type { Views } from './views/render.js';
+import { consumedInRequest } from './request-scope.js';
 
 const log = debug('openid-express:op');
 
@@ -30,6 +31,7 @@ export function answerStoreFailuresWith503(provider: Provider, views: Views): vo
   const answer = (ctx: KoaContextWithOIDC): void => {
     log('store unavailable at %s %s: 503', ctx.method, ctx.path);
     ctx.respond = false;
+    ctx.res.statusMessage = 'Service Unavailable'; // Koa named the 500 it had set
     // the request and response Express handed to provider.callback(); JSON unless HTML is
     // preferred, as oidc-provider's own error answers (a bare */* gets JSON)
     const wantsJson = ctx.accepts('json', 'html') !== 'html';
@@ -40,6 +42,21 @@ export function answerStoreFailuresWith503(provider: Provider, views: Views): vo
     });
   };
   provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
-    if (isStoreUnavailable(err)) answer(ctx);
+    if (!isStoreUnavailable(err)) return;
+    undoConsumes();
+    answer(ctx);
   });
+}
+
+/**
+ * Gives back what the failing request consumed (a code, a device code, a rotated refresh token):
+ * its tokens never reached the client, and the 503 says "try again", which must not meet
+ * "already used" (oidc-provider would even revoke the grant). Sent once, at once: a stalled Redis
+ * runs it in order right after the request's own writes (node-redis keeps the command), and never
+ * later than a retry that could spend the code again.
+ */
+function undoConsumes(): void {
+  for (const step of consumedInRequest.getStore()?.splice(0) ?? []) {
+    step().then(() => log('a consume of the failed request was given back'), (err: unknown) => log('a consume of the failed request was not given back: %s', (err as Error)?.message));
+  }
 }

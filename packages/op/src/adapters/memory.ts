@@ -5,6 +5,7 @@ import { jsonCopy } from './json-copy.js';
 import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
 import { TtlMap, type DropReason } from './ttl-map.js';
 import type { OpStore } from './types.js';
+import { recordConsumed } from '../request-scope.js';
 
 // about what oidc-provider's own development store holds (a QuickLRU of 1 000: 1 000 to 2 000 records)
 const DEFAULT_MAX_RECORDS = 2_000;
@@ -343,6 +344,7 @@ class MemoryModelAdapter implements Adapter {
     if (!stored) throw consumeRefused(this.model, 'missing');
     if (stored.consumed !== undefined) throw consumeRefused(this.model, 'consumed');
     stored.consumed = Math.floor(this.state.now() / 1000);
+    recordConsumed(async () => void (stored.consumed = undefined));
   }
 
   async destroy(id: string): Promise<void> {

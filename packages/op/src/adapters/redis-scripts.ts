@@ -91,13 +91,14 @@ if redis.call('HSETNX', KEYS[1], 'consumed', ARGV[1]) == 1 then return 1 end
 return 2
 `);
 
-/** INCR that starts the expiry on the first hit (or on a counter found without one). KEYS: counter. ARGV: ttl. */
+/** DECR that never goes below zero (and keeps the expiry). KEYS: counter. */
 export const DECREMENT = script(`
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
 if n > 0 then return redis.call('DECR', KEYS[1]) end
 return 0
 `);
 
+/** INCR that starts the expiry on the first hit (or on a counter found without one). KEYS: counter. ARGV: ttl. */
 export const INCREMENT = script(`
 local n = redis.call('INCR', KEYS[1])
 if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end

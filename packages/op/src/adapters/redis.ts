@@ -3,6 +3,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { withDeadline } from '../bounded-store.js';
 import { OpConfigError, StoreUnavailableError } from '../errors.js';
 import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
+import { recordConsumed } from '../request-scope.js';
 import { CONSUME, GRANT_ADD, DECREMENT, INCREMENT, REVOKE_GRANT, TAKE_LEGACY_GRANT, UPSERT, type Script } from './redis-scripts.js';
 import type { OpStore } from './types.js';
 
@@ -394,7 +395,13 @@ class RedisModelAdapter implements Adapter {
       const outcome = Number(await this.redis.run(CONSUME, [this.key(id)], [now]));
       if (outcome === 0) throw consumeRefused(this.model, 'missing');
       if (outcome === 2) throw consumeRefused(this.model, 'consumed');
+      recordConsumed(() => this.unconsume(id));
     });
+  }
+
+  /** Takes a consume back (see `consumedInRequest`): sent even while Redis stalls, it runs in order after what this request sent. */
+  unconsume(id: string): Promise<void> {
+    return this.guard('unconsume', async () => void (await this.redis.command(this.key(id), ['HDEL', this.key(id), 'consumed'])));
   }
 
   destroy(id: string): Promise<void> {

@@ -1,0 +1,137 @@
+/**
+ * The store failing after a token request consumed its code (authorization code, device code, a
+ * refresh token rotated on use): the answer is a 503 "try again", and the retry gets the tokens,
+ * not "already consumed" (which would also make oidc-provider revoke the grant). Memory and a real
+ * Redis; the failure is injected into the store right after the consume, where a stall hits.
+ */
+import { createClient } from 'redis';
+import { memoryAdapter, redisAdapter, StoreUnavailableError, type OpStore } from '@openid-express/op';
+import { FormBrowser, signIn } from '../../../test/support/op-forms.js';
+import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import { ALICE, accounts, startOp, type RunningOp } from './support/op-server.js';
+import { aliceTokens, callbackOf, client, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
+
+const DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
+
+/** `real`, whose next `upsert` of model `failNext` rejects as a Redis that stalls or drops does. */
+function failingOnce(real: OpStore) {
+  const state = { failNext: '' };
+  const store: OpStore = {
+    kind: 'failing-once',
+    adapterFor(model) {
+      const adapter = real.adapterFor(model);
+      return new Proxy(adapter, {
+        get: (target, name: string) => {
+          const value = (target as unknown as Record<string, unknown>)[name];
+          if (typeof value !== 'function') return value;
+          if (name !== 'upsert') return value.bind(target);
+          return (...args: unknown[]) => {
+            if (state.failNext !== model) return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+            state.failNext = '';
+            return Promise.reject(new StoreUnavailableError('redis: command timed out'));
+          };
+        },
+      });
+    },
+    increment: (key, ttl) => real.increment(key, ttl),
+    count: (key) => real.count(key),
+    reset: (key) => real.reset(key),
+    ...(real.decrement ? { decrement: (key: string) => real.decrement!(key) } : {}),
+  };
+  return { store, state };
+}
+
+/** What openid-client's rejection carried: HTTP status and OAuth error (from the answer itself when openid-client kept it as the cause). */
+async function refusal(call: Promise<unknown>): Promise<{ status?: number; error?: string; retryAfter?: string | null }> {
+  try {
+    await call;
+  } catch (err) {
+    const e = err as { status?: number; error?: string; cause?: unknown };
+    if (e.cause instanceof Response) {
+      const body = await e.cause.json().catch(() => ({})) as { error?: string };
+      return { status: e.cause.status, error: body.error, retryAfter: e.cause.headers.get('retry-after') };
+    }
+    return { status: e.status, error: e.error ?? (e.cause as { error?: string } | undefined)?.error };
+  }
+  throw new Error('the call was not refused');
+}
+
+let redis: RedisServer;
+let redisClient: ReturnType<typeof createClient>;
+beforeAll(async () => {
+  redis = await startRedisServer();
+  redisClient = createClient({ url: redis.url });
+  await redisClient.connect();
+}, 20_000);
+afterAll(async () => {
+  redisClient?.destroy();
+  await redis?.stop();
+});
+
+const stores: Array<[string, () => OpStore]> = [
+  ['memory', () => memoryAdapter()],
+  ['Redis', () => redisAdapter(redisClient, { prefix: `undo-${Math.random().toString(36).slice(2)}:` })],
+];
+
+describe.each(stores)('a store failure after the code was consumed (%s store)', (_name, makeStore) => {
+  let f: FlowFixture;
+  let failing: ReturnType<typeof failingOnce>;
+  beforeAll(async () => {
+    failing = failingOnce(makeStore());
+    f = await startFlowFixture(failing.store);
+  }, 20_000);
+  afterAll(() => f?.op.close());
+
+  test('authorization code: 503 with Retry-After, then the same code exchange gets the tokens', async () => {
+    const auth = await f.authorization(f.web);
+    const page = await signIn(f.browser(), auth.url, { login: ALICE.username, password: ALICE.password });
+    const exchange = () => client.authorizationCodeGrant(f.web, callbackOf(page), {
+      pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce,
+    });
+    failing.state.failNext = 'AccessToken';
+    expect(await refusal(exchange())).toEqual({ status: 503, error: 'store_unavailable', retryAfter: '5' });
+    const tokens = await exchange();
+    expect(tokens.claims()!.sub).toBe('alice');
+    // used now: a third exchange is refused as a replay
+    expect((await refusal(exchange())).error).toBe('invalid_grant');
+  });
+
+  test('a refresh token rotated on use (public client): 503, then the same refresh gets new tokens', async () => {
+    const first = await aliceTokens(f, f.pub, { scope: 'openid offline_access', prompt: 'consent' });
+    failing.state.failNext = 'AccessToken';
+    expect(await refusal(client.refreshTokenGrant(f.pub, first.refresh_token!))).toEqual({ status: 503, error: 'store_unavailable', retryAfter: '5' });
+    const again = await client.refreshTokenGrant(f.pub, first.refresh_token!);
+    expect(again.access_token).toEqual(expect.any(String));
+    expect(again.refresh_token).not.toBe(first.refresh_token);
+  });
+});
+
+describe.each(stores)('a store failure after the device code was consumed (%s store)', (_name, makeStore) => {
+  let o: RunningOp;
+  let failing: ReturnType<typeof failingOnce>;
+  let tv: client.Configuration;
+  beforeAll(async () => {
+    failing = failingOnce(makeStore());
+    o = await startOp(() => ({
+      accounts, adapter: failing.store, features: { deviceFlow: true },
+      clients: [{ client_id: 'tv', token_endpoint_auth_method: 'none', grant_types: [DEVICE_CODE], response_types: [], redirect_uris: [] }],
+    }));
+    tv = await client.discovery(new URL(o.issuer), 'tv', { token_endpoint_auth_method: 'none' }, client.None(), { execute: [client.allowInsecureRequests] });
+  }, 20_000);
+  afterAll(() => o?.close());
+
+  test('the poll after the user approved: 503, then the next poll gets the tokens', async () => {
+    const da = await client.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const browser = new FormBrowser();
+    const input = await browser.open(da.verification_uri);
+    const login = await browser.submit(input, { has: 'user_code' }, { user_code: da.user_code });
+    const signedIn = await browser.submit(await browser.submit(login, { has: 'user_code' }, { confirm: 'yes' }), { value: ['authenticator', 'password'] }, { login: ALICE.username, password: ALICE.password });
+    const done = signedIn.forms.some((form) => form.action.includes('/confirm')) ? await browser.submit(signedIn, { action: '/confirm' }) : signedIn;
+    expect(done.status).toBe(200);
+    const poll = () => client.genericGrantRequest(tv, DEVICE_CODE, { device_code: da.device_code });
+    failing.state.failNext = 'AccessToken';
+    expect(await refusal(poll())).toEqual({ status: 503, error: 'store_unavailable', retryAfter: '5' });
+    const tokens = await poll();
+    expect(tokens.access_token).toEqual(expect.any(String));
+  });
+});
