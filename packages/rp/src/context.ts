@@ -8,6 +8,7 @@ import type { NormalizedUser } from './options.js';
 import { isTokenExpired, type RelyingParty } from './relying-party.js';
 import type { Authentication } from './session.js';
 import { sessionOp } from './session-guard.js';
+import { coordinationOf, sessionEnded } from './coordination.js';
 import { readStoredLogin, toStoredLogin } from './stored-login.js';
 
 /** The access token as `req.oidc.accessToken` shows it. */
@@ -146,6 +147,19 @@ export class RequestContext implements OidcContext {
    * Runs a token operation and keeps its result in the session; only a refresh the OP refused
    * (`refresh_failed`) logs out. `scope`: the refresh's, when it asked for one.
    */
+  /**
+   * After a refresh saved the session: a logout at the OP that ended it meanwhile (back-channel, on
+   * any instance) wins. The logout marks the session ended before destroying it, and this check comes
+   * after the save, so whichever lands last, the session ends up destroyed.
+   */
+  private async notEnded(): Promise<void> {
+    const { sessionStore: store, sessionID, session } = this.req;
+    if (!store || !session || !(await sessionEnded(coordinationOf(this.relyingParty, store), sessionID))) return;
+    // express-session's own destroy: the request then has no session left to save at its end
+    await sessionOp<void>((cb) => session.destroy(cb));
+    throw new RpError('not_authenticated', 'this session was ended by a logout at the OpenID Provider while its tokens were being refreshed');
+  }
+
   private async store(operation: () => Promise<Authentication>, scope?: string): Promise<AccessToken> {
     try {
       const auth = await operation();
@@ -165,6 +179,7 @@ export class RequestContext implements OidcContext {
           throw err;
         }
         this.relyingParty.refreshSettled(previous, auth, true, scope);
+        await this.notEnded();
       }
       return this.accessToken!;
     } catch (err) {

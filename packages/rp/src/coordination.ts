@@ -146,3 +146,32 @@ export function sessionStoreCoordination(store: Store): Coordination {
     }),
   };
 }
+
+/** The `coordination` option, else coordination over the session store (one per store). */
+const storeCoordinations = new WeakMap<Store, Coordination>();
+export function coordinationOf(rp: { options: { coordination?: Coordination } }, store: Store): Coordination {
+  if (rp.options.coordination) return rp.options.coordination;
+  let c = storeCoordinations.get(store);
+  if (!c) storeCoordinations.set(store, (c = sessionStoreCoordination(store)));
+  return c;
+}
+
+/** How long an ended session is remembered: longer than any refresh can be under way (grant, then save). */
+const ENDED_TTL_MS = 10 * 60 * 1000;
+const endedKey = (sessionId: string): string => `oidc-ended:${createHash('sha256').update(sessionId).digest('base64url')}`;
+
+/**
+ * Ends sessions for a logout at the OP (back- or front-channel): remembers them as ended first, then
+ * destroys them. A request of one of them that is refreshing its tokens meanwhile (on this instance
+ * or another) would otherwise save the session again after the destroy, and the logout would not
+ * stick: it checks `sessionEnded()` after its save.
+ */
+export async function endSessions(coordination: Coordination, store: Store, ids: string[]): Promise<void> {
+  await Promise.all(ids.map((id) => coordination.set(endedKey(id), '1', ENDED_TTL_MS)));
+  await Promise.all(ids.map((id) => sessionOp<void>((cb) => store.destroy(id, cb))));
+}
+
+/** True when a logout at the OP ended session `sessionId` in the last minutes (see `endSessions`). */
+export async function sessionEnded(coordination: Coordination, sessionId: string): Promise<boolean> {
+  return (await coordination.get(endedKey(sessionId))) !== undefined;
+}

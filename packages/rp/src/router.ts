@@ -14,9 +14,9 @@ import { errorPage, escapeHtml, page } from './page.js';
 import type { RpOptions } from './options.js';
 import { RelyingParty } from './relying-party.js';
 import { LOGOUT_TOKEN_MAX_AGE } from './id-token.js';
-import { sessionStoreCoordination, type Coordination } from './coordination.js';
+import { coordinationOf, endSessions, type Coordination } from './coordination.js';
 import { boundStore, guardedSession, sessionOp } from './session-guard.js';
-import { logoutIndexKey, logoutJtiKey, type Authentication, type Transaction } from './session.js';
+import { logoutIndexKey, logoutJtiKey, type Authentication, type OidcSessionData, type Transaction } from './session.js';
 import { readStoredLogin, toStoredLogin } from './stored-login.js';
 import { pendingLogins } from './transactions.js';
 
@@ -232,6 +232,12 @@ class Routes {
     else if (!fromOwnPage(req, this.rp)) return confirmLogout(req, res, this.rp, returnTo);
     const stored = session.oidc?.auth;
     const auth = stored && readStoredLogin(stored);
+    const earlier = session.oidc?.signedOut;
+    if (!auth && earlier && Date.now() - earlier.at < SIGNED_OUT_MS) {
+      // the same sign-out again, from a browser that never saw the first answer (a double click)
+      expectPostLogoutState(res, earlier.returnTo, earlier.state, this.rp);
+      return redirect(res, earlier.to);
+    }
     // "sign out of this site only", offered when the OP could not be reached
     const localOnly = req.method === 'POST' && req.body?.local === '1';
     let endSession: URL | undefined;
@@ -250,8 +256,12 @@ class Routes {
         debug('no RP-initiated logout at provider %s: %s', auth.provider, failure.message);
       }
     }
-    await sessionOp<void>((cb) => req.session.destroy(cb));
-    if (endSession) expectPostLogoutState(res, returnTo, state, this.rp);
+    if (endSession) {
+      await keepSignedOutMarker(req.session, { to: endSession.href, state, returnTo, at: Date.now() });
+      expectPostLogoutState(res, returnTo, state, this.rp);
+    } else {
+      await sessionOp<void>((cb) => req.session.destroy(cb));
+    }
     debug('logout: local session ended%s', endSession ? `, RP-initiated logout at provider ${auth!.provider}` : '');
     redirect(res, endSession?.href ?? returnTo);
   };
@@ -279,8 +289,9 @@ class Routes {
     if (!store) throw sessionMissing();
     const name = String(req.params.provider);
     const sid = await this.rp.frontchannelLogout(name, req.query.iss, req.query.sid);
-    const ids = await coordinationOf(this.rp, store).takeSet(logoutIndexKey(name, 'sid', sid));
-    await Promise.all(ids.map((id) => sessionOp<void>((cb) => store.destroy(id, cb))));
+    const coordination = coordinationOf(this.rp, store);
+    const ids = await coordination.takeSet(logoutIndexKey(name, 'sid', sid));
+    await endSessions(coordination, store, ids);
     debug('front-channel logout at provider %s ended %d session(s)', name, ids.length);
     const config = await this.rp.providerInfo(name);
     res.status(200).set({
@@ -304,7 +315,7 @@ class Routes {
     const index = sid ? logoutIndexKey(name, 'sid', sid) : logoutIndexKey(name, 'sub', sub!);
     const ids = await coordination.takeSet(index);
     try {
-      await Promise.all(ids.map((id) => sessionOp<void>((cb) => store.destroy(id, cb))));
+      await endSessions(coordination, store, ids);
     } catch (err) {
       await Promise.all(ids.map((id) => coordination.addToSet(index, id, INDEX_TTL_MS, INDEX_MAX))).catch(() => undefined);
       throw err;
@@ -314,15 +325,6 @@ class Routes {
     res.set('cache-control', 'no-store');
     res.status(200).end();
   };
-}
-
-/** The `coordination` option, else coordination over the session store (one per store). */
-const storeCoordinations = new WeakMap<Store, Coordination>();
-function coordinationOf(rp: RelyingParty, store: Store): Coordination {
-  if (rp.options.coordination) return rp.options.coordination;
-  let c = storeCoordinations.get(store);
-  if (!c) storeCoordinations.set(store, (c = sessionStoreCoordination(store)));
-  return c;
 }
 
 /**
@@ -355,6 +357,21 @@ async function claimCallback(coordination: Coordination, state: string, until: n
 function withLoginUrl(err: RpError, url: string): RpError {
   err.loginUrl ??= url;
   return err;
+}
+
+/** How long a signed-out session remembers where its logout went (see `OidcSessionData.signedOut`). */
+const SIGNED_OUT_MS = 60_000;
+
+/**
+ * Ends the login of an RP-initiated logout: the session loses everything it held (the login, the
+ * app's own data) and keeps, for a minute, only where the logout sent the browser, so a second
+ * "Sign out" from a browser that missed the first answer goes there too. Then it expires.
+ */
+async function keepSignedOutMarker(session: Session & Partial<SessionData>, signedOut: NonNullable<OidcSessionData['signedOut']>): Promise<void> {
+  for (const key of Object.keys(session)) if (key !== 'cookie') delete (session as unknown as Record<string, unknown>)[key];
+  session.oidc = { signedOut };
+  session.cookie.maxAge = SIGNED_OUT_MS;
+  await sessionOp<void>((cb) => session.save(cb));
 }
 
 /** Coordination key of a request object served by reference. */

@@ -3,7 +3,7 @@ import session from 'express-session';
 import request from 'supertest';
 import { createServer } from 'node:http';
 import { generateKeyPair, type JWTPayload, type SignJWT } from 'jose';
-import { oidc, readStoredLogin, rp } from '@openid-express/rp';
+import { oidc, readStoredLogin, requireAuth, rp, rpErrorHandler } from '@openid-express/rp';
 import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, type TestRp } from './support/rp-app.js';
 import { clearStore } from './support/expect.js';
 import { eventually, logoutToken as signLogoutToken } from './support/logout-token.js';
@@ -181,4 +181,48 @@ describe('POST /auth/backchannel-logout/:provider', () => {
       expect(res.status).toBe(404);
     });
   });
+});
+
+describe('a back-channel logout while a request of that session is refreshing its tokens', () => {
+  let slow: TestRp;
+  let refreshDelay = 0;
+  beforeAll(async () => {
+    slow = await startRp({
+      op: { ttl: { AccessToken: 2 } },
+      routes: (app) => {
+        app.get('/token', requireAuth(), async (req, res, next) => {
+          try {
+            res.json({ value: (await req.oidc.getValidAccessToken()).value });
+          } catch (err) {
+            next(err);
+          }
+        });
+        app.use(rpErrorHandler());
+      },
+      provider: {
+        // the OP takes its time over the refresh grant: the logout arrives while it runs
+        customFetch: async (url, init) => {
+          if (url.endsWith('/token') && String(init.body).includes('grant_type=refresh_token')) await new Promise((resolve) => setTimeout(resolve, refreshDelay));
+          return fetch(url, init as RequestInit);
+        },
+      },
+    });
+  }, 20_000);
+  afterAll(() => slow.close());
+
+  test('the logout sticks: the refresh that finishes after it does not save the session back', async () => {
+    const agent = slow.agent();
+    await slow.login(agent);
+    await new Promise((resolve) => setTimeout(resolve, 2100)); // the access token has expired
+    refreshDelay = 800;
+    const refreshing = agent.get('/token').set('accept', 'application/json').then((res) => res); // sent now
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const token = await signLogoutToken(slow.op, { sub: 'alice' });
+    const logout = await slow.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: token });
+    expect(logout.status).toBe(200);
+    const refreshed = await refreshing;
+    expect([refreshed.status, refreshed.body.error]).toEqual([401, 'not_authenticated']);
+    expect((await agent.get('/me')).status).toBe(401);
+    expect(await slow.authenticatedSessions()).toEqual([]);
+  }, 20_000);
 });

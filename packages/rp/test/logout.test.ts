@@ -6,6 +6,9 @@ import { CLIENT_ID, CLIENT_SECRET, startRp, type TestRp } from './support/rp-app
 import { clearStore, expectNoLogin } from './support/expect.js';
 
 let t: TestRp;
+/** The session cookie an agent would send, as a Cookie header. */
+const sessionCookieHeader = (agent: request.Agent): string => (agent as unknown as { jar: { getCookie(n: string, a: unknown): { toValueString(): string } } })
+  .jar.getCookie('sid', { domain: new URL(t.baseURL).hostname, path: '/', secure: false, script: false }).toValueString();
 beforeAll(async () => {
   t = await startRp();
 });
@@ -46,6 +49,25 @@ describe('GET /auth/logout', () => {
     await expectNoLogin(t, agent);
   });
 
+  test('"Sign out" clicked twice (the browser dropped the first answer): the second goes to the OP as well, not just back to the app', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const cookie = sessionCookieHeader(agent);
+    // both requests carry the cookie the browser had: it never saw the first answer
+    const first = await request(t.app).post('/auth/logout').set('cookie', cookie).type('form').send({ returnTo: '/bye' });
+    const second = await request(t.app).post('/auth/logout').set('cookie', cookie).type('form').send({ returnTo: '/bye' });
+    expect(first.headers.location).toContain(`${t.op.issuer}/session/end`);
+    expect(second.status).toBe(302);
+    expect(second.headers.location).toBe(first.headers.location);
+    expect(String(second.headers['set-cookie'])).toMatch(/oidc_logout_state=/);
+    await expectNoLogin(t, agent);
+    // what is left of the session holds no login and none of the app's data, and goes within a minute
+    const left = await new Promise<Record<string, unknown>>((resolve) => t.store.all((_e, all) => resolve((all ?? {}) as Record<string, unknown>)));
+    const kept = Object.values(left) as Array<{ oidc?: Record<string, unknown>; cookie: { expires?: string } }>;
+    expect(kept.every((s) => !s.oidc?.auth)).toBe(true);
+    for (const s of kept.filter((k) => k.oidc?.signedOut)) expect(new Date(s.cookie.expires!).getTime() - Date.now()).toBeLessThanOrEqual(60_000);
+  });
+
   test('without a login it just goes back to returnTo', async () => {
     const res = await t.agent().get('/auth/logout?returnTo=/bye').set('sec-fetch-site', 'same-origin');
     expect(res.status).toBe(302);
@@ -83,20 +105,18 @@ describe('logout on an instance that cannot reach the OP (it never fetched its d
     app.get('/me', (req, res) => void res.status(req.oidc.isAuthenticated() ? 200 : 401).end());
     return app;
   };
-  const cookieOf = (agent: request.Agent): string => (agent as unknown as { jar: { getCookie(n: string, a: unknown): { toValueString(): string } } })
-    .jar.getCookie('sid', { domain: new URL(t.baseURL).hostname, path: '/', secure: false, script: false }).toValueString();
   afterEach(() => void (opDown = true));
 
   test('503 with Retry-After, the login kept (not a silent local-only logout that leaves the OP session)', async () => {
     const agent = t.agent();
     await t.login(agent);
     const b = instanceB();
-    const res = await request(b).post('/auth/logout').set('cookie', cookieOf(agent)).set('accept', 'application/json').type('form').send({ returnTo: '/bye' });
+    const res = await request(b).post('/auth/logout').set('cookie', sessionCookieHeader(agent)).set('accept', 'application/json').type('form').send({ returnTo: '/bye' });
     expect([res.status, res.headers['retry-after'], res.body.error]).toEqual([503, '5', 'op_unreachable']);
     expect((await agent.get('/me')).status).toBe(200);
     // once the OP answers, the same request signs out at the OP
     opDown = false;
-    const again = await request(b).post('/auth/logout').set('cookie', cookieOf(agent)).type('form').send({ returnTo: '/bye' });
+    const again = await request(b).post('/auth/logout').set('cookie', sessionCookieHeader(agent)).type('form').send({ returnTo: '/bye' });
     expect(again.status).toBe(302);
     expect(again.headers.location).toContain(`${t.op.issuer}/session/end`);
     await expectNoLogin(t, agent);
@@ -106,12 +126,12 @@ describe('logout on an instance that cannot reach the OP (it never fetched its d
     const agent = t.agent();
     await t.login(agent);
     const b = instanceB();
-    const page = await request(b).post('/auth/logout').set('cookie', cookieOf(agent)).set('accept', 'text/html').type('form').send({ returnTo: '/bye' });
+    const page = await request(b).post('/auth/logout').set('cookie', sessionCookieHeader(agent)).set('accept', 'text/html').type('form').send({ returnTo: '/bye' });
     expect(page.status).toBe(503);
     expect(page.headers['cache-control']).toBe('no-store');
     expect(page.text).toContain('you are still signed in');
     expect(page.text).toContain('<input type="hidden" name="local" value="1"><button type="submit">Sign out of this site only</button>');
-    const local = await request(b).post('/auth/logout').set('cookie', cookieOf(agent)).type('form').send({ returnTo: '/bye', local: '1' });
+    const local = await request(b).post('/auth/logout').set('cookie', sessionCookieHeader(agent)).type('form').send({ returnTo: '/bye', local: '1' });
     expect([local.status, local.headers.location]).toEqual([302, '/bye']);
     await expectNoLogin(t, agent);
   });
