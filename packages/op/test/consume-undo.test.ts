@@ -5,41 +5,14 @@
  * Redis; the failure is injected into the store right after the consume, where a stall hits.
  */
 import { createClient } from 'redis';
-import { memoryAdapter, redisAdapter, StoreUnavailableError, type OpStore } from '@openid-express/op';
+import { memoryAdapter, redisAdapter, type OpStore } from '@openid-express/op';
 import { FormBrowser, signIn } from '../../../test/support/op-forms.js';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import { ALICE, accounts, startOp, type RunningOp } from './support/op-server.js';
+import { storeFailingOnce } from './support/failing-store.js';
 import { aliceTokens, callbackOf, client, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
 
 const DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
-
-/** `real`, whose next `upsert` of model `failNext` rejects as a Redis that stalls or drops does. */
-function failingOnce(real: OpStore) {
-  const state = { failNext: '' };
-  const store: OpStore = {
-    kind: 'failing-once',
-    adapterFor(model) {
-      const adapter = real.adapterFor(model);
-      return new Proxy(adapter, {
-        get: (target, name: string) => {
-          const value = (target as unknown as Record<string, unknown>)[name];
-          if (typeof value !== 'function') return value;
-          if (name !== 'upsert') return value.bind(target);
-          return (...args: unknown[]) => {
-            if (state.failNext !== model) return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
-            state.failNext = '';
-            return Promise.reject(new StoreUnavailableError('redis: command timed out'));
-          };
-        },
-      });
-    },
-    increment: (key, ttl) => real.increment(key, ttl),
-    count: (key) => real.count(key),
-    reset: (key) => real.reset(key),
-    ...(real.decrement ? { decrement: (key: string) => real.decrement!(key) } : {}),
-  };
-  return { store, state };
-}
 
 /** What openid-client's rejection carried: HTTP status and OAuth error (from the answer itself when openid-client kept it as the cause). */
 async function refusal(call: Promise<unknown>): Promise<{ status?: number; error?: string; retryAfter?: string | null }> {
@@ -75,9 +48,9 @@ const stores: Array<[string, () => OpStore]> = [
 
 describe.each(stores)('a store failure after the code was consumed (%s store)', (_name, makeStore) => {
   let f: FlowFixture;
-  let failing: ReturnType<typeof failingOnce>;
+  let failing: ReturnType<typeof storeFailingOnce>;
   beforeAll(async () => {
-    failing = failingOnce(makeStore());
+    failing = storeFailingOnce(makeStore());
     f = await startFlowFixture(failing.store);
   }, 20_000);
   afterAll(() => f?.op.close());
@@ -108,10 +81,10 @@ describe.each(stores)('a store failure after the code was consumed (%s store)', 
 
 describe.each(stores)('a store failure after the device code was consumed (%s store)', (_name, makeStore) => {
   let o: RunningOp;
-  let failing: ReturnType<typeof failingOnce>;
+  let failing: ReturnType<typeof storeFailingOnce>;
   let tv: client.Configuration;
   beforeAll(async () => {
-    failing = failingOnce(makeStore());
+    failing = storeFailingOnce(makeStore());
     o = await startOp(() => ({
       accounts, adapter: failing.store, features: { deviceFlow: true },
       clients: [{ client_id: 'tv', token_endpoint_auth_method: 'none', grant_types: [DEVICE_CODE], response_types: [], redirect_uris: [] }],

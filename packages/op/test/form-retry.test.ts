@@ -3,50 +3,24 @@
  * whose 503 says "try again", an instance that died), and the pages a browser reaches outside a
  * sign-in (no cookie, an unknown address): each has a way on, none a false "form expired".
  */
-import { memoryAdapter, StoreUnavailableError, type OpStore } from '@openid-express/op';
+import { memoryAdapter } from '@openid-express/op';
 import { FormBrowser, type BrowserPage } from '../../../test/support/op-forms.js';
 import { ALICE, accounts, startOp, type RunningOp } from './support/op-server.js';
+import { storeFailingOnce } from './support/failing-store.js';
 
 const SECRET = 'web-secret-web-secret';
-
-/** A memory store whose next `upsert` of one model (e.g. the consent's `Grant`) fails as a down Redis does. */
-function storeFailingOnce() {
-  const real = memoryAdapter();
-  const fail = { model: '' };
-  const store: OpStore = {
-    kind: 'failing-once',
-    adapterFor(model) {
-      const adapter = real.adapterFor(model);
-      return new Proxy(adapter, {
-        get: (target, name: string) => {
-          const value = (target as unknown as Record<string, unknown>)[name];
-          if (name !== 'upsert' || typeof value !== 'function') return typeof value === 'function' ? value.bind(target) : value;
-          return (...args: unknown[]) => {
-            if (fail.model !== model) return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
-            fail.model = '';
-            return Promise.reject(new StoreUnavailableError('redis: connection refused'));
-          };
-        },
-      });
-    },
-    increment: (key, ttl) => real.increment(key, ttl),
-    count: (key) => real.count(key),
-    reset: (key) => real.reset(key),
-  };
-  return { store, fail };
-}
 
 let o: RunningOp;
 let failing: ReturnType<typeof storeFailingOnce>;
 beforeAll(async () => {
-  failing = storeFailingOnce();
+  failing = storeFailingOnce(memoryAdapter());
   o = await startOp((_issuer, origin) => ({
     accounts, adapter: failing.store, homeUri: `${origin}/home`,
     clients: [{ client_id: 'web', client_secret: SECRET, client_name: 'Web Shop', client_uri: `${origin}/shop`, redirect_uris: [`${origin}/cb`] }],
   }));
 });
 afterAll(() => o.close());
-afterEach(() => void (failing.fail.model = ''));
+afterEach(() => void (failing.state.failNext = ''));
 
 const authUrl = () => `${o.issuer}/auth?client_id=web&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(`${o.origin}/cb`)}`
   + '&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&state=s1';
@@ -136,7 +110,7 @@ describe('a form posted again after a 503 (the store failed while the step was b
   test('consent: 503, then the same form again is accepted and the client gets its code', async () => {
     const browser = newBrowser();
     const consent = await consentPage(browser);
-    failing.fail.model = 'Grant';
+    failing.state.failNext = 'Grant';
     const refused = await browser.submit(consent, { action: '/confirm' });
     expect([refused.status, refused.headers.get('retry-after')]).toEqual([503, '5']);
     const again = await browser.submit(consent, { action: '/confirm' });
@@ -146,7 +120,7 @@ describe('a form posted again after a 503 (the store failed while the step was b
   test('sign-in: 503, then the same form again is accepted', async () => {
     const browser = newBrowser();
     const login = await browser.open(authUrl());
-    failing.fail.model = 'Interaction';
+    failing.state.failNext = 'Interaction';
     const refused = await browser.submit(login, PASSWORD, loginFields);
     expect([refused.status, refused.headers.get('retry-after')]).toEqual([503, '5']);
     const again = await browser.submit(login, PASSWORD, loginFields);

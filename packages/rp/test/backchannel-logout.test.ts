@@ -3,8 +3,8 @@ import session from 'express-session';
 import request from 'supertest';
 import { createServer } from 'node:http';
 import { generateKeyPair, type JWTPayload, type SignJWT } from 'jose';
-import { oidc, readStoredLogin, requireAuth, rp, rpErrorHandler } from '@openid-express/rp';
-import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, type TestRp } from './support/rp-app.js';
+import { oidc, readStoredLogin, rp } from '@openid-express/rp';
+import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, tokenRoute, type TestRp } from './support/rp-app.js';
 import { clearStore } from './support/expect.js';
 import { eventually, logoutToken as signLogoutToken } from './support/logout-token.js';
 
@@ -189,16 +189,7 @@ describe('a back-channel logout while a request of that session is refreshing it
   beforeAll(async () => {
     slow = await startRp({
       op: { ttl: { AccessToken: 2 } },
-      routes: (app) => {
-        app.get('/token', requireAuth(), async (req, res, next) => {
-          try {
-            res.json({ value: (await req.oidc.getValidAccessToken()).value });
-          } catch (err) {
-            next(err);
-          }
-        });
-        app.use(rpErrorHandler());
-      },
+      routes: tokenRoute,
       provider: {
         // the OP takes its time over the refresh grant: the logout arrives while it runs
         customFetch: async (url, init) => {

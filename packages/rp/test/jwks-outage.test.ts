@@ -5,12 +5,10 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Express } from 'express';
 import * as jose from 'jose';
-import { requireAuth, rpErrorHandler } from '@openid-express/rp';
 import { KeySets, verifyJwt } from '../src/id-token.js';
 import { RpError } from '../src/errors.js';
-import { startRp, type TestRp } from './support/rp-app.js';
+import { startRp, tokenRoute, type TestRp } from './support/rp-app.js';
 import { clearStore, expectNoLogin } from './support/expect.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -80,16 +78,7 @@ describe('an OP whose jwks_uri answers 503 to an instance that holds none of its
     t = await startRp({
       op: { ttl: { AccessToken: 2 } },
       rp: { jwksCooldown: 0 },
-      routes: (app: Express) => {
-        app.get('/token', requireAuth(), async (req, res, next) => {
-          try {
-            res.json({ value: (await req.oidc.getValidAccessToken()).value });
-          } catch (err) {
-            next(err);
-          }
-        });
-        app.use(rpErrorHandler());
-      },
+      routes: tokenRoute,
       provider: {
         // stands in for the OP's load balancer while its key service restarts
         customFetch: async (url, init) => (jwksDown && url.endsWith('/jwks')

@@ -10,9 +10,9 @@ import session from 'express-session';
 import request from 'supertest';
 import { RedisStore } from 'connect-redis';
 import { createClient } from 'redis';
-import { oidc, redisCoordination, requireAuth, rp, rpErrorHandler, type Coordination, type RpOptions } from '@openid-express/rp';
+import { oidc, redisCoordination, requireAuth, rp, type Coordination, type RpOptions } from '@openid-express/rp';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
-import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, type ListableStore, type TestRp } from './support/rp-app.js';
+import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, tokenRoute, type ListableStore, type TestRp } from './support/rp-app.js';
 
 let redis: RedisServer;
 let client: ReturnType<typeof createClient>;
@@ -27,18 +27,6 @@ afterAll(async () => {
   await client.quit().catch(() => undefined);
   await redis.stop();
 });
-
-function tokenRoute(app: Express): void {
-  app.get('/token', requireAuth(), async (req, res, next) => {
-    try {
-      const token = await req.oidc.getValidAccessToken();
-      res.json({ value: token.value });
-    } catch (err) {
-      next(err);
-    }
-  });
-  app.use(rpErrorHandler());
-}
 
 /** A second instance of the app of `t`: same baseURL, session store and client, its own process state. */
 async function secondInstance(t: TestRp, extra: Partial<RpOptions>): Promise<{ server: Server; app: Express }> {

@@ -8,7 +8,7 @@ import express, { type Express } from 'express';
 import session from 'express-session';
 import request from 'supertest';
 import type { ClientMetadata } from 'oidc-provider';
-import { oidc, requireAuth, rp, type RelyingParty, type RpOptions } from '@openid-express/rp';
+import { oidc, requireAuth, rp, rpErrorHandler, type RelyingParty, type RpOptions } from '@openid-express/rp';
 import { startOp, type OpBrowser, type TestOp, type TestOpOptions } from './oidc-provider.js';
 
 export const CLIENT_ID = 'app';
@@ -118,4 +118,16 @@ export async function startRp(opts: {
     },
   };
   return t;
+}
+
+/** `GET /token`: the request's valid access token (`getValidAccessToken()`, refreshing when due), the RP's errors as rp() answers them. */
+export function tokenRoute(app: Express): void {
+  app.get('/token', requireAuth(), async (req, res, next) => {
+    try {
+      res.json({ value: (await req.oidc.getValidAccessToken()).value });
+    } catch (err) {
+      next(err);
+    }
+  });
+  app.use(rpErrorHandler());
 }
