@@ -16,7 +16,7 @@ import { RelyingParty } from './relying-party.js';
 import { LOGOUT_TOKEN_MAX_AGE } from './id-token.js';
 import { coordinationOf, endSessions, type Coordination } from './coordination.js';
 import { boundStore, guardedSession, sessionOp } from './session-guard.js';
-import { logoutIndexKey, logoutJtiKey, type Authentication, type OidcSessionData, type Transaction } from './session.js';
+import { logoutIndexKey, logoutJtiKey, type Authentication, type Transaction } from './session.js';
 import { readStoredLogin, toStoredLogin } from './stored-login.js';
 import { pendingLogins } from './transactions.js';
 
@@ -232,8 +232,8 @@ class Routes {
     else if (!fromOwnPage(req, this.rp)) return confirmLogout(req, res, this.rp, returnTo);
     const stored = session.oidc?.auth;
     const auth = stored && readStoredLogin(stored);
-    const earlier = session.oidc?.signedOut;
-    if (!auth && earlier && Date.now() - earlier.at < SIGNED_OUT_MS) {
+    const earlier = auth ? undefined : await recentSignOut(coordinationOf(this.rp, req.sessionStore), req);
+    if (earlier) {
       // the same sign-out again, from a browser that never saw the first answer (a double click)
       expectPostLogoutState(res, earlier.returnTo, earlier.state, this.rp);
       return redirect(res, earlier.to);
@@ -257,11 +257,11 @@ class Routes {
       }
     }
     if (endSession) {
-      await keepSignedOutMarker(req.session, { to: endSession.href, state, returnTo, at: Date.now() });
-      expectPostLogoutState(res, returnTo, state, this.rp);
-    } else {
-      await sessionOp<void>((cb) => req.session.destroy(cb));
+      const signedOut: SignedOut = { to: endSession.href, state, returnTo };
+      await coordinationOf(this.rp, req.sessionStore).set(signedOutKey(req.sessionID), JSON.stringify(signedOut), SIGNED_OUT_MS);
     }
+    await sessionOp<void>((cb) => req.session.destroy(cb));
+    if (endSession) expectPostLogoutState(res, returnTo, state, this.rp);
     debug('logout: local session ended%s', endSession ? `, RP-initiated logout at provider ${auth!.provider}` : '');
     redirect(res, endSession?.href ?? returnTo);
   };
@@ -359,19 +359,32 @@ function withLoginUrl(err: RpError, url: string): RpError {
   return err;
 }
 
-/** How long a signed-out session remembers where its logout went (see `OidcSessionData.signedOut`). */
+/** Where an RP-initiated logout sent the browser (kept a minute under the ended session's id). */
+interface SignedOut { to: string; state: string; returnTo: string }
 const SIGNED_OUT_MS = 60_000;
+const signedOutKey = (sessionId: string): string => `oidc-lo:${createHash('sha256').update(sessionId).digest('base64url')}`;
 
 /**
- * Ends the login of an RP-initiated logout: the session loses everything it held (the login, the
- * app's own data) and keeps, for a minute, only where the logout sent the browser, so a second
- * "Sign out" from a browser that missed the first answer goes there too. Then it expires.
+ * Where the logout of the session this browser's cookie named went, when that was in the last
+ * minute: a second "Sign out" from a browser that never saw the first answer (a double click) still
+ * carries the ended session's cookie, and is sent to the OP too instead of finding no login and
+ * leaving the user signed in there. express-session has already replaced the unknown id, so the
+ * ids are read from the cookie header (express-session's signed `s:<id>.<signature>` values).
  */
-async function keepSignedOutMarker(session: Session & Partial<SessionData>, signedOut: NonNullable<OidcSessionData['signedOut']>): Promise<void> {
-  for (const key of Object.keys(session)) if (key !== 'cookie') delete (session as unknown as Record<string, unknown>)[key];
-  session.oidc = { signedOut };
-  session.cookie.maxAge = SIGNED_OUT_MS;
-  await sessionOp<void>((cb) => session.save(cb));
+async function recentSignOut(coordination: Coordination, req: Request): Promise<SignedOut | undefined> {
+  const ids = (req.headers.cookie ?? '').split(';').slice(0, 20).map((pair) => {
+    const value = pair.slice(pair.indexOf('=') + 1).trim();
+    let decoded = '';
+    try {
+      decoded = decodeURIComponent(value);
+    } catch { /* not ours */ }
+    return decoded.startsWith('s:') && decoded.lastIndexOf('.') > 2 ? decoded.slice(2, decoded.lastIndexOf('.')) : '';
+  }).filter((id) => id && id !== req.sessionID);
+  for (const id of ids.slice(0, 3)) {
+    const found = await coordination.get(signedOutKey(id));
+    if (found) return JSON.parse(found) as SignedOut;
+  }
+  return undefined;
 }
 
 /** Coordination key of a request object served by reference. */

@@ -55,12 +55,6 @@ export interface OidcSessionData {
   transactions?: PendingLogin[] | Record<string, Transaction>;
   /** The login, in its compact form (read it with `readStoredLogin()`, or use `req.oidc`); logins of earlier versions are whole `Authentication`s. */
   auth?: StoredLogin | Authentication;
-  /**
-   * Set by an RP-initiated logout, in a session emptied of everything else and kept a minute: where
-   * the logout sent the browser. A second "Sign out" whose browser never saw the first answer (a
-   * double click) is sent there too, instead of finding no login and staying signed in at the OP.
-   */
-  signedOut?: { to: string; state: string; returnTo: string; at: number };
 }
 
 declare module 'express-session' {
