@@ -44,6 +44,7 @@ export function answerStoreFailuresWith503(provider: Provider, views: Views): vo
   provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
     if (!isStoreUnavailable(err)) return;
     undoConsumes();
+    undoDeviceConfirmation(ctx);
     answer(ctx);
   });
 }
@@ -59,4 +60,19 @@ function undoConsumes(): void {
   for (const step of consumedInRequest.getStore()?.splice(0) ?? []) {
     step().then(() => log('a consume of the failed request was given back'), (err: unknown) => log('a consume of the failed request was not given back: %s', (err as Error)?.message));
   }
+}
+
+/**
+ * A device code confirmed ("Is this your device?" → Continue) is marked in flight before its sign-in
+ * starts, and a failure after that makes oidc-provider save `server_error` on it: the store failing
+ * there made the code "already used" when entered again, and the device was told to start again (or,
+ * its error save stalled too, polled `authorization_pending` until the code expired). Both marks
+ * are taken back (one blind save, run in order after the request's own writes on a stalled Redis).
+ */
+function undoDeviceConfirmation(ctx: KoaContextWithOIDC): void {
+  type Marked = InstanceType<Provider['DeviceCode']> & { inFlight?: boolean; error?: string; errorDescription?: string };
+  const code = ctx.oidc?.entities?.DeviceCode as Marked | undefined;
+  if (ctx.oidc?.route !== 'code_verification' || !code?.inFlight || code.accountId || (code.error && code.error !== 'server_error')) return;
+  Object.assign(code, { inFlight: undefined, error: undefined, errorDescription: undefined });
+  code.save().then(() => log('the device code\'s confirmation was given back'), (err: unknown) => log('the device code\'s confirmation was not given back: %s', (err as Error)?.message));
 }

@@ -107,4 +107,18 @@ describe.each(stores)('a store failure after the device code was consumed (%s st
     const tokens = await poll();
     expect(tokens.access_token).toEqual(expect.any(String));
   });
+
+  test('"Is this your device?" confirmed while the store fails (after the code was marked in flight): 503, then the code entered again goes on to the sign-in', async () => {
+    const da = await client.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const browser = new FormBrowser();
+    const enterCode = async () => browser.submit(await browser.open(da.verification_uri), { has: 'user_code' }, { user_code: da.user_code });
+    const confirm = await enterCode();
+    failing.state.failNext = 'Interaction'; // the sign-in's interaction, written after the in-flight mark
+    const refused = await browser.submit(confirm, { has: 'user_code' }, { confirm: 'yes' });
+    expect([refused.status, refused.headers.get('retry-after')]).toEqual([503, '5']);
+    // not "already used": the same code, entered again, is confirmed and leads to the sign-in
+    const again = await browser.submit(await enterCode(), { has: 'user_code' }, { confirm: 'yes' });
+    expect(again.url).toContain('/interaction/');
+    expect(again.forms.some((f) => 'password' in f.fields)).toBe(true);
+  });
 });
