@@ -15,6 +15,13 @@ const MESSAGES: Record<string, string> = {
   AbortedError: 'The sign-in was cancelled: the device was not signed in.',
 };
 const OTHER = 'The sign-in could not be completed. Start again on your device.';
+/** A form whose CSRF token no longer matches (posted again after a failure, or from an old tab): the code itself may still be good. */
+const FORM_EXPIRED = 'This page has expired. Enter the code your device shows again.';
+
+function messageOf(err: Error): string {
+  if (err.name === 'InvalidRequest' && (err as { error_description?: unknown }).error_description === 'xsrf token invalid') return FORM_EXPIRED;
+  return MESSAGES[err.name] ?? OTHER;
+}
 
 /** The hidden inputs of a device form: escaped, whatever their values. */
 function hidden(fields: Record<string, string>): string {
@@ -61,7 +68,7 @@ export function deviceFlowFeature(views: BrandedViews): NonNullable<Configuratio
       await page(ctx, views, 'deviceInput', {
         title: 'Sign in a device', action: ctx.oidc.urlFor('code_verification'), fields: hidden({ xsrf: xsrfOf(ctx) }),
         userCode: typeof userCode === 'string' ? userCode.slice(0, 64) : undefined,
-        error: err ? (MESSAGES[err.name] ?? OTHER) : undefined,
+        error: err ? messageOf(err) : undefined,
       });
     },
     async userCodeConfirmSource(ctx, _form, client, _deviceInfo, userCode) {

@@ -116,6 +116,9 @@ describe.each(stores)('a store failure after the device code was consumed (%s st
     failing.state.failNext = 'Interaction'; // the sign-in's interaction, written after the in-flight mark
     const refused = await browser.submit(confirm, { has: 'user_code' }, { confirm: 'yes' });
     expect([refused.status, refused.headers.get('retry-after')]).toEqual([503, '5']);
+    // the same form again: its token went with the failed request, and the page says what to do
+    const same = await browser.submit(confirm, { has: 'user_code' }, { confirm: 'yes' });
+    expect(same.html).toContain('This page has expired. Enter the code your device shows again.');
     // not "already used": the same code, entered again, is confirmed and leads to the sign-in
     const again = await browser.submit(await enterCode(), { has: 'user_code' }, { confirm: 'yes' });
     expect(again.url).toContain('/interaction/');

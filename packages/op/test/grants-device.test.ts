@@ -109,7 +109,7 @@ describe('features.deviceFlow', () => {
     await browser.open(da.verification_uri);
     const forged = await browser.post(`${f.op.issuer}/device`, { user_code: da.user_code, confirm: 'yes' });
     expect(forged.status).toBe(400);
-    expect(text(forged)).toContain('The sign-in could not be completed');
+    expect(text(forged)).toContain('This page has expired. Enter the code your device shows again.');
     // a browser without one: sent to the code page to start over
     const bare = await f.browser().post(`${f.op.issuer}/device`, { user_code: da.user_code, confirm: 'yes' });
     expect([bare.status, bare.url]).toEqual([200, da.verification_uri]);
