@@ -2,7 +2,8 @@
 // `npm test -- --also-node=22 --also-node=24` runs the suite again on Node 22 and on Node 24 (each
 // fetched from the npm registry), the LTS lines oidc-provider 9 supports; CI does this. Other
 // arguments go to jest. The packaging suite (test/packaging: pack, npm install into temporary apps,
-// log in and out) runs once, on the last Node of the run (Node 24 in CI): the others skip it.
+// log in and out) and the multi-process suite (test/cluster: 2 OP + 2 RP child processes on Redis) run
+// once, on the last Node of the run (Node 24 in CI): the others skip them.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,8 +32,8 @@ function jest(node, label, { packaging = true } = {}) {
   rmSync(out, { force: true });
   const args = ['node_modules/jest/bin/jest.js', '--json', `--outputFile=${out}`, ...jestArgs];
   console.log(`$ ${label}: node ${args.join(' ')}`);
-  const env = packaging ? process.env : { ...process.env, OPENID_EXPRESS_SKIP_PACKAGING: '1' };
-  if (!packaging) console.log('(test/packaging is skipped on this Node: it runs once, on the last Node of the run)');
+  const env = packaging ? process.env : { ...process.env, OPENID_EXPRESS_SKIP_ONCE_SUITES: '1' };
+  if (!packaging) console.log('(test/packaging and test/cluster are skipped on this Node: they run once, on the last Node of the run)');
   const status = spawnSync(node, args, { cwd: root, stdio: 'inherit', env }).status;
   try {
     const r = JSON.parse(readFileSync(out, 'utf8'));

@@ -7,6 +7,11 @@
  *
  * Needs: redis-server on PATH (apt-get install -y redis-server), Chromium (apt-get install -y
  * chromium), and the packages built (pnpm -r --filter "./packages/*" build).
+ *
+ * `npm test` runs this suite on one Node.js only, the last of the run (Node 24 with CI's
+ * `--also-node=22 --also-node=24`), as the packaging suite: scripts/test.mjs sets
+ * OPENID_EXPRESS_SKIP_ONCE_SUITES=1 for the others. (The packages' own multi-instance tests,
+ * scale-out.test.ts and multi-instance.test.ts, run on every Node.)
  */
 import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
@@ -121,8 +126,10 @@ async function expectAllAlive(): Promise<void> {
 const tail = (s: string, n = 6000) => (s.length > n ? `…${s.slice(-n)}` : s);
 
 /** A test whose failure message carries the instances' (and Redis') output. */
+const once = process.env.OPENID_EXPRESS_SKIP_ONCE_SUITES === '1';
+
 function scenario(name: string, fn: () => Promise<void>, timeout: number): void {
-  test(name, async () => {
+  (once ? test.skip : test)(name, async () => {
     try {
       await fn();
     } catch (error) {
@@ -152,6 +159,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms 
 }
 
 beforeAll(async () => {
+  if (once) return;
   redis = await startRedis();
   cluster = await startCluster({
     redisUrl: redis.url,

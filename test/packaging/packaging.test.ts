@@ -16,7 +16,7 @@
  * unreachable the installs fail, and so does this suite (it never skips for that).
  *
  * `npm test` runs this suite on one Node.js only, the last of the run (Node 24 with CI's
- * `--also-node=22 --also-node=24`): scripts/test.mjs sets OPENID_EXPRESS_SKIP_PACKAGING=1 for the others.
+ * `--also-node=22 --also-node=24`): scripts/test.mjs sets OPENID_EXPRESS_SKIP_ONCE_SUITES=1 for the others.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,7 +39,7 @@ const TYPESCRIPT = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf
  */
 const UPSTREAM_TYPE_ERRORS = [/node_modules\/@types\/koa\/index\.d\.ts\(\d+,\d+\): error TS2694: Namespace '[^']*content-disposition[^']*' has no exported member 'Options'\./];
 
-const skip = process.env.OPENID_EXPRESS_SKIP_PACKAGING === '1';
+const skip = process.env.OPENID_EXPRESS_SKIP_ONCE_SUITES === '1';
 const suite = skip ? describe.skip : describe;
 
 interface Tarball { name: string; version: string; file: string; files: string[] }
