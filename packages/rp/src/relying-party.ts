@@ -577,7 +577,8 @@ export class RelyingParty {
       return await verifyLogoutToken(jwt, this.jwtExpectations(p, config), this.keySets, p);
     } catch (err) {
       const rpError = toRpError(err, 'invalid_logout_token');
-      if (rpError.code === 'op_unreachable' || rpError.code === 'invalid_logout_token') throw rpError;
+      // an OP whose keys cannot be fetched right now (down, 5xx): a 503 the OP retries, not a 400 that loses the logout
+      if (rpError.retryAfter !== undefined || rpError.code === 'invalid_logout_token') throw rpError;
       throw new RpError('invalid_logout_token', `the logout token was refused: ${(err as Error).message}`, { cause: err });
     }
   }

@@ -10,6 +10,7 @@ import { KeySets, verifyJwt } from '../src/id-token.js';
 import { RpError } from '../src/errors.js';
 import { startRp, tokenRoute, type TestRp } from './support/rp-app.js';
 import { clearStore, expectNoLogin } from './support/expect.js';
+import { logoutToken as signLogoutToken } from './support/logout-token.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -108,6 +109,20 @@ describe('an OP whose jwks_uri answers 503 to an instance that holds none of its
     expect((await agent.get('/me')).status).toBe(200);
     jwksDown = false;
     expect((await agent.get('/token')).status).toBe(200);
+  });
+
+  test('a back-channel logout token the RP cannot check yet (keys unavailable): 503 with Retry-After, so the OP retries, and the retry ends the session', async () => {
+    const agent = t.agent();
+    expect((await t.login(agent)).status).toBe(302);
+    forgetKeys();
+    jwksDown = true;
+    const token = await signLogoutToken(t.op, { sub: 'alice' });
+    const refused = await t.agent().post('/auth/backchannel-logout/op').set('accept', 'application/json').type('form').send({ logout_token: token });
+    expect([refused.status, refused.body.error, refused.headers['retry-after']]).toEqual([503, 'op_unavailable', '5']);
+    expect((await agent.get('/me')).status).toBe(200);
+    jwksDown = false;
+    expect((await t.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: token })).status).toBe(200);
+    expect((await agent.get('/me')).status).toBe(401);
   });
 
   test('a callback whose ID token names a key the RP cannot download: 503 op_unavailable, no login', async () => {
