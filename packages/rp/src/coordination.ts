@@ -158,7 +158,12 @@ export function coordinationOf(rp: { options: { coordination?: Coordination } },
 
 /** How long an ended session is remembered: longer than any refresh can be under way (grant, then save). */
 const ENDED_TTL_MS = 10 * 60 * 1000;
-const endedKey = (sessionId: string): string => `oidc-ended:${createHash('sha256').update(sessionId).digest('base64url')}`;
+const endedKey = (sessionId: string): string => hashedKey('oidc-ended:', sessionId);
+
+/** A coordination key for a secret or unbounded value (a session id, a state, a token id): `prefix` + its SHA-256. */
+export function hashedKey(prefix: string, value: string): string {
+  return prefix + createHash('sha256').update(value).digest('base64url');
+}
 
 /**
  * Ends sessions for a logout at the OP (back- or front-channel): remembers them as ended first, then

@@ -2,7 +2,7 @@
  * `rp()`: the Express routes, a thin layer over `RelyingParty`. Each handler reads the request,
  * calls the core, writes the answer.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { Session, SessionData, Store } from 'express-session';
 import createDebug from 'debug';
@@ -14,7 +14,7 @@ import { errorPage, escapeHtml, page } from './page.js';
 import type { RpOptions } from './options.js';
 import { RelyingParty } from './relying-party.js';
 import { LOGOUT_TOKEN_MAX_AGE } from './id-token.js';
-import { coordinationOf, endSessions, type Coordination } from './coordination.js';
+import { coordinationOf, endSessions, hashedKey, type Coordination } from './coordination.js';
 import { boundStore, guardedSession, sessionOp } from './session-guard.js';
 import { logoutIndexKey, logoutJtiKey, type Authentication, type Transaction } from './session.js';
 import { readStoredLogin, toStoredLogin } from './stored-login.js';
@@ -308,7 +308,7 @@ class Routes {
     const name = String(req.params.provider);
     const { sid, sub, jti, iat } = await this.rp.logoutToken(name, token);
     const coordination = coordinationOf(this.rp, store);
-    const seen = logoutJtiKey(name, createHash('sha256').update(jti).digest('base64url'));
+    const seen = logoutJtiKey(name, hashedKey('', jti));
     if (await coordination.get(seen)) throw new RpError('invalid_logout_token', 'this logout token was already used (replay)');
     // the sessions end first and the token is remembered last: a store failure on the way is a 503
     // the OP retries (Back-Channel Logout 1.0 §2.8), and that retry must not look like a replay
@@ -345,7 +345,7 @@ async function rememberLogoutToken(coordination: Coordination, seen: string, iat
  * lives as long as the pending login could.
  */
 async function claimCallback(coordination: Coordination, state: string, until: number): Promise<{ release(): Promise<void> }> {
-  const key = `oidc-cb:${createHash('sha256').update(state).digest('base64url')}`;
+  const key = hashedKey('oidc-cb:', state);
   const owner = randomBytes(12).toString('base64url');
   if (!(await coordination.setIfAbsent(key, owner, Math.max(1000, until - Date.now())))) {
     throw new RpError('invalid_state', 'this sign-in answer was already used (it arrived twice, or again after an error); it is used once. If you are not signed in, sign in again');
@@ -362,7 +362,7 @@ function withLoginUrl(err: RpError, url: string): RpError {
 /** Where an RP-initiated logout sent the browser (kept a minute under the ended session's id). */
 interface SignedOut { to: string; state: string; returnTo: string }
 const SIGNED_OUT_MS = 60_000;
-const signedOutKey = (sessionId: string): string => `oidc-lo:${createHash('sha256').update(sessionId).digest('base64url')}`;
+const signedOutKey = (sessionId: string): string => hashedKey('oidc-lo:', sessionId);
 
 /**
  * Where the logout of the session this browser's cookie named went, when that was in the last
