@@ -35,6 +35,7 @@ export interface InteractionDeps {
 }
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+type Interaction = InstanceType<Provider['Interaction']>;
 
 /** The steps at which someone may sign in: the login, and the consent (to switch to another account). */
 const SIGN_IN_STEPS: ReadonlySet<string> = new Set(['login', 'consent']);
@@ -52,8 +53,15 @@ function fields(body: unknown): Record<string, string | undefined> {
   return out;
 }
 
-const COOKIES_MISSING = new OpError('cookies_missing', 400,
-  'Your browser did not send back the cookie this sign-in needs, so it cannot go on. Allow cookies for this site (or finish the sign-in in the browser where you started it), then go back to the application and sign in again.');
+const COOKIES_MISSING_MESSAGE =
+  'Your browser did not send back the cookie this sign-in needs, so it cannot go on. Allow cookies for this site (or finish the sign-in in the browser where you started it), then go back to the application and sign in again.';
+
+/** An error met while interaction `interaction` is known (its page's way back needs no second read). */
+class InteractionError extends OpError {
+  constructor(code: OpError['code'], status: number, message: string, readonly interaction: Interaction) {
+    super(code, status, message);
+  }
+}
 
 async function details(deps: InteractionDeps, req: Request, res: Response): Promise<Details> {
   try {
@@ -74,7 +82,7 @@ async function details(deps: InteractionDeps, req: Request, res: Response): Prom
 async function notFoundReason(deps: InteractionDeps, req: Request): Promise<OpError> {
   if (/(?:^|;)\s*_interaction=/.test(req.headers.cookie ?? '')) return EXPIRED;
   const live = await deps.provider.Interaction.find(String(req.params.uid)).catch(() => undefined);
-  return live ? COOKIES_MISSING : EXPIRED;
+  return live ? new InteractionError('cookies_missing', 400, COOKIES_MISSING_MESSAGE, live) : EXPIRED;
 }
 
 /**
@@ -89,8 +97,10 @@ function alreadyDecided(d: Details, res: Response): boolean {
 }
 
 /** The way back from an error page: the client of interaction `uid` (its `client_uri`) when known, else `homeUri`. */
-async function wayBack(deps: InteractionDeps, uid: string | undefined): Promise<{ backUrl?: string; backLabel?: string; clientName?: string }> {
-  const interaction = uid ? await deps.provider.Interaction.find(uid).catch(() => undefined) : undefined;
+async function wayBack(
+  deps: InteractionDeps, uid: string | undefined, known?: Interaction,
+): Promise<{ backUrl?: string; backLabel?: string; clientName?: string }> {
+  const interaction = known ?? (uid ? await deps.provider.Interaction.find(uid).catch(() => undefined) : undefined);
   const client = interaction ? await deps.provider.Client.find(String(interaction.params.client_id)).catch(() => undefined) : undefined;
   const clientName = client ? client.clientName ?? client.clientId : undefined;
   const backUrl = safeHref(client?.clientUri);
@@ -294,7 +304,7 @@ type Handler = (deps: InteractionDeps, req: Request, res: Response) => Promise<v
 
 /** An OpError's page, with the way back to the client of interaction `uid` (or `homeUri`). */
 async function sendOpError(deps: InteractionDeps, req: Request, res: Response, err: OpError, uid: string | undefined): Promise<void> {
-  const back = await wayBack(deps, uid);
+  const back = await wayBack(deps, uid, err instanceof InteractionError ? err.interaction : undefined);
   return sendErrorPage(req, res, deps.views, { status: err.status, code: err.code, message: err.message, ...back });
 }
 
