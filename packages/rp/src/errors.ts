@@ -68,6 +68,23 @@ const STATUS: Record<RpErrorCode, number> = {
   registration_disabled: 400,
 };
 
+/** Seconds a transient failure's answer asks to wait, unless the OP said how long itself (`opRetryAfter`). */
+const DEFAULT_RETRY_AFTER = 5;
+/** The longest wait an OP's own `Retry-After` is passed on with: a user looks at the page meanwhile. */
+const MAX_RETRY_AFTER = 120;
+
+/**
+ * The OP's own `Retry-After` on a 5xx or 429 answer (delay-seconds or an HTTP date, RFC 9110 §10.2.3),
+ * in whole seconds between 1 and 120; undefined when it sent none or one that cannot be read.
+ */
+export function opRetryAfter(headers: { get(name: string): string | null } | undefined, now = Date.now()): number | undefined {
+  const value = headers?.get('retry-after')?.trim();
+  if (!value) return undefined;
+  const seconds = /^\d{1,10}$/.test(value) ? Number(value) : Math.ceil((Date.parse(value) - now) / 1000);
+  if (!Number.isFinite(seconds)) return undefined;
+  return Math.min(MAX_RETRY_AFTER, Math.max(1, seconds));
+}
+
 /** Failures that pass by themselves (an OP restarting, Redis stalling): answered with `Retry-After`, never a logout. */
 const TRANSIENT: ReadonlySet<RpErrorCode> = new Set(['op_unreachable', 'op_unavailable', 'store_unavailable']);
 
@@ -96,13 +113,13 @@ export class RpError extends Error {
    */
   loginUrl?: string;
 
-  constructor(code: RpErrorCode, message: string, options: { opError?: string; cause?: unknown } = {}) {
+  constructor(code: RpErrorCode, message: string, options: { opError?: string; cause?: unknown; retryAfter?: number } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'RpError';
     this.code = code;
     this.status = STATUS[code];
     if (options.opError) this.opError = options.opError;
-    if (TRANSIENT.has(code)) this.retryAfter = 5;
+    if (TRANSIENT.has(code)) this.retryAfter = options.retryAfter ?? DEFAULT_RETRY_AFTER;
   }
 
   /** The JSON body the router sends for this error. */
@@ -149,6 +166,15 @@ export function opStatus(err: Error & { status?: unknown }): number | undefined 
   return cause && typeof cause.status === 'number' && typeof cause.headers === 'object' ? cause.status : undefined;
 }
 
+/** The headers of the OP answer that openid-client refused (ResponseBodyError.response, or the Response it names as cause). */
+function opHeaders(err: Error & { response?: unknown }): Headers | undefined {
+  for (const candidate of [err.response, err.cause]) {
+    const headers = (candidate as { headers?: unknown } | undefined)?.headers;
+    if (headers instanceof Headers) return headers;
+  }
+  return undefined;
+}
+
 /**
  * Why a token's `alg` was refused, for a newcomer: which alg came, which are accepted from the OP,
  * and what the provider entry can set (an OP left on HMAC, as LemonLDAP::NG is by default).
@@ -180,7 +206,9 @@ export function toRpError(err: unknown, idTokenCode: RpErrorCode = 'invalid_id_t
   const status = opStatus(e);
   // 429: the OP is rate limiting (RFC 6585); like a 5xx it passes by itself, so never a logout
   if (status !== undefined && (status >= 500 || status === 429)) {
-    return new RpError('op_unavailable', `the OpenID Provider is temporarily unavailable (HTTP ${status}); try again shortly`, { cause: err });
+    return new RpError('op_unavailable', `the OpenID Provider is temporarily unavailable (HTTP ${status}); try again shortly`, {
+      cause: err, retryAfter: opRetryAfter(opHeaders(e)),
+    });
   }
   if (e.name === 'WWWAuthenticateChallengeError') {
     // a 401 with WWW-Authenticate (e.g. the token endpoint refusing client_secret_basic): the OP's error is in the challenge

@@ -6,7 +6,7 @@
  * downloaded again once when a token names an unknown `kid` (key rotation).
  */
 import * as jose from 'jose';
-import { RpError, algNotAccepted } from './errors.js';
+import { RpError, algNotAccepted, opRetryAfter } from './errors.js';
 import type { ProviderConfig } from './options.js';
 
 type KeyResolver = jose.JWTVerifyGetKey;
@@ -40,7 +40,9 @@ export class KeySets {
         const res = await fetchImpl(url, init);
         if (res.status >= 500 || res.status === 429) {
           await res.body?.cancel().catch(() => undefined);
-          throw new RpError('op_unavailable', `the OP's keys at ${jwksUri} are unavailable (HTTP ${res.status}); try again shortly`);
+          throw new RpError('op_unavailable', `the OP's keys at ${jwksUri} are unavailable (HTTP ${res.status}); try again shortly`, {
+            retryAfter: opRetryAfter(res.headers),
+          });
         }
         return res;
       };

@@ -5,7 +5,7 @@
  * token's. Plain JSON over the Authorization header stays with `client.fetchUserInfo`.
  */
 import * as jose from 'jose';
-import { RpError } from './errors.js';
+import { RpError, opRetryAfter } from './errors.js';
 import { verifyJwt, type JwtExpectations, type KeySets } from './id-token.js';
 import { DEFAULT_ENC, decryptJwe, isJwe, type OwnKeys } from './keys.js';
 import type { ProviderConfig } from './options.js';
@@ -105,7 +105,10 @@ export async function fetchUserInfo(
   } catch (err) {
     throw new RpError('op_unreachable', `the userinfo endpoint ${opts.endpoint} could not be reached: ${(err as Error).message}`, { cause: err });
   }
-  if (response.status >= 500) throw new RpError('op_unavailable', `the userinfo endpoint ${opts.endpoint} answered HTTP ${response.status}`);
+  if (response.status >= 500 || response.status === 429) {
+    await response.body?.cancel().catch(() => undefined);
+    throw new RpError('op_unavailable', `the userinfo endpoint ${opts.endpoint} answered HTTP ${response.status}`, { retryAfter: opRetryAfter(response.headers) });
+  }
   if (response.status !== 200) throw new RpError('invalid_response', `the userinfo endpoint ${opts.endpoint} answered HTTP ${response.status}`);
   const text = await response.text();
   const jwt = (response.headers.get('content-type') ?? '').split(';')[0].trim() === 'application/jwt';

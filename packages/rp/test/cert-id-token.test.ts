@@ -30,6 +30,7 @@ beforeEach(() => {
   stub.idToken = (claims) => stub.sign(claims);
   stub.keys = [...defaultKeys];
   stub.userinfo = { sub: 'mallory', email: 'mallory@example.org' };
+  stub.userinfoAnswer = undefined;
   stub.requests = [];
   stub.refreshToken = undefined;
   return t.clearStore();
@@ -230,6 +231,19 @@ describe('rp-userinfo-* and rp-token_endpoint-*', () => {
     stub.userinfo = { sub: 'someone-else', email: 'victim@example.org' };
     const agent = request.agent(server);
     await expectRefused(await callback(agent), agent, 'invalid_response', /sub/);
+  });
+
+  test.each([
+    [429, { 'retry-after': '20' }, '20'],
+    [503, {}, '5'],
+  ])('the userinfo endpoint answering %i: 503 op_unavailable with Retry-After (the OP\'s own when it sent one), and no login', async (status, headers, retryAfter) => {
+    stub.userinfoAnswer = { status, headers };
+    const agent = request.agent(server).set('accept', 'application/json');
+    const res = await callback(agent);
+    expect([res.status, res.body.error, res.headers['retry-after']]).toEqual([503, 'op_unavailable', retryAfter]);
+    expect(res.body.error_description).toContain(`HTTP ${status}`);
+    expect((await agent.get('/me')).status).toBe(401);
+    expect(await t.loggedInSessions()).toEqual([]);
   });
 
   test('rp-token_endpoint-client_secret_basic: the default client authentication is HTTP Basic, secret not in the body', async () => {

@@ -18,6 +18,7 @@ describe('KeySets while the jwks_uri answers 503', () => {
   let server: Server;
   let jwksUri: string;
   let mode: 'ok' | '503' | '429' = 'ok';
+  let retryAfter: string | undefined;
   let downloads = 0;
   let served: jose.JSONWebKeySet;
   const keys: Array<{ kid: string; privateKey: CryptoKey }> = [];
@@ -36,7 +37,9 @@ describe('KeySets while the jwks_uri answers 503', () => {
     served = { keys: [jwks[0]!] };
     server = createServer((_req, res) => {
       downloads += 1;
-      if (mode !== 'ok') return void res.writeHead(Number(mode), { 'content-type': 'text/html' }).end('<h1>unavailable</h1>');
+      if (mode !== 'ok') {
+        return void res.writeHead(Number(mode), { 'content-type': 'text/html', ...(retryAfter ? { 'retry-after': retryAfter } : {}) }).end('<h1>unavailable</h1>');
+      }
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(served));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -44,7 +47,7 @@ describe('KeySets while the jwks_uri answers 503', () => {
   });
   afterAll(() => new Promise((resolve) => server.close(resolve)));
   beforeEach(() => void (served = { keys: [jwks[0]!] }));
-  afterEach(() => void (mode = 'ok'));
+  afterEach(() => void ((mode = 'ok'), (retryAfter = undefined)));
 
   test('a stale cache whose download fails still verifies a token signed with a key it holds', async () => {
     const keySets = new KeySets(0, 100);
@@ -69,6 +72,14 @@ describe('KeySets while the jwks_uri answers 503', () => {
     served = { keys: jwks };
     await sleep(10);
     await expect(verifyJwt(await sign('k2'), expectations(), keySets, {} as never)).resolves.toMatchObject({ sub: 'alice' });
+  });
+
+  test('the jwks_uri\'s own Retry-After is passed on', async () => {
+    const keySets = new KeySets(0, 100);
+    await verifyJwt(await sign('k1'), expectations(), keySets, {} as never);
+    mode = '503';
+    retryAfter = '12';
+    await expect(verifyJwt(await sign('k2'), expectations(), keySets, {} as never)).rejects.toMatchObject({ code: 'op_unavailable', retryAfter: 12 });
   });
 });
 

@@ -4,7 +4,7 @@
  * - a refresh refused with a bare 400 or 401 (Glewlwyd answers a revoked refresh token so) ends
  *   the login, as `invalid_grant` does: every later refresh would be refused alike;
  * - 429 Too Many Requests is transient, like a 5xx: 503 with Retry-After, the login is kept, and at
- *   the callback no session is written.
+ *   the callback no session is written. The OP's own `Retry-After` is passed on (1 s to 2 minutes).
  */
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
@@ -66,18 +66,31 @@ describe('a refresh refused without an error body ends the login', () => {
 
 describe('429 from the token endpoint is transient', () => {
   test.each([
-    ['with an OAuth error body', { status: 429, body: '{"error":"slow_down"}', headers: { 'content-type': 'application/json', 'retry-after': '30' } }],
-    ['bare', { status: 429 }],
-  ])('a refresh answered 429 %s: 503 op_unavailable with Retry-After, and the login is kept', async (_what, answer) => {
+    ['with an OAuth error body and the OP\'s Retry-After (passed on)', { status: 429, body: '{"error":"slow_down"}', headers: { 'content-type': 'application/json', 'retry-after': '30' } }, '30'],
+    ['bare (our own Retry-After)', { status: 429 }, '5'],
+    ['with Retry-After as an HTTP date 40 s ahead', { status: 429, headers: { 'retry-after': new Date(Date.now() + 40_000).toUTCString() } }, /^(3[0-9]|4[01])$/],
+    ['with a Retry-After of a day (kept at 2 minutes: a user is looking at the page)', { status: 429, headers: { 'retry-after': '86400' } }, '120'],
+    ['with an unreadable Retry-After (our own)', { status: 429, headers: { 'retry-after': 'soon' } }, '5'],
+    ['with a Retry-After of 0 (at least 1 s)', { status: 429, headers: { 'retry-after': '0' } }, '1'],
+  ])('a refresh answered 429 %s: 503 op_unavailable with Retry-After, and the login is kept', async (_what, answer, retryAfter) => {
     const agent = await loggedIn();
     stub.tokenAnswer = answer;
     const res = await refresh(agent);
     expect([res.status, res.body.error]).toEqual([503, 'op_unavailable']);
-    expect(res.headers['retry-after']).toBe('5');
+    expect(res.headers['retry-after']).toMatch(retryAfter);
     expect(res.body.error_description).toMatch(/HTTP 429/);
     stub.tokenAnswer = undefined;
     expect((await agent.get('/me')).status).toBe(200);
     expect(await t.loggedInSessions()).toHaveLength(1);
+  });
+
+  test('a code exchange answered 503 with the OP\'s Retry-After: passed on, and no login is written', async () => {
+    stub.tokenAnswer = { status: 503, body: '<h1>Down for maintenance</h1>', headers: { 'content-type': 'text/html', 'retry-after': '17' } };
+    const agent = request.agent(server).set('accept', 'application/json');
+    const res = await t.callback(agent);
+    expect([res.status, res.body.error, res.headers['retry-after']]).toEqual([503, 'op_unavailable', '17']);
+    expect((await agent.get('/me')).status).toBe(401);
+    expect(await t.loggedInSessions()).toEqual([]);
   });
 
   test('a code exchange answered 429: 503 op_unavailable with Retry-After, and no login is written', async () => {

@@ -29,6 +29,8 @@ export interface StubOp {
   tokenAnswer?: { status: number; body?: string; headers?: Record<string, string> };
   /** Claims the userinfo endpoint answers with (the stub advertises it only when set). */
   userinfo?: Record<string, unknown>;
+  /** When set, the userinfo endpoint answers this instead of the claims. */
+  userinfoAnswer?: { status: number; body?: string; headers?: Record<string, string> };
   /** Token and userinfo requests as received (headers and form body), newest last. */
   requests: Array<{ path: string; headers: Record<string, string | string[] | undefined>; body: Record<string, string> }>;
   /** A fresh key pair for `alg` (e.g. ES256); its public JWK is not published until pushed to `keys`. */
@@ -90,6 +92,7 @@ export async function startStubOp(clientId: string): Promise<StubOp> {
   });
   app.get('/userinfo', (req, res) => {
     stub.requests.push({ path: '/userinfo', headers: req.headers, body: {} });
+    if (stub.userinfoAnswer) return void res.status(stub.userinfoAnswer.status).set(stub.userinfoAnswer.headers ?? {}).end(stub.userinfoAnswer.body);
     if (!stub.userinfo || req.headers.authorization !== 'Bearer stub-access-token') return void res.status(401).json({ error: 'invalid_token' });
     res.json(stub.userinfo);
   });
