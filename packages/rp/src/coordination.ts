@@ -26,6 +26,15 @@ export interface Coordination {
   addToSet(key: string, member: string, ttlMs: number, max: number): Promise<void>;
   /** Removes the set at `key` and returns its members. */
   takeSet(key: string): Promise<string[]>;
+  /**
+   * The members of the set at `key`, leaving it in place (optional, with `removeFromSet`). A logout
+   * reads its sessions, ends them, and only then removes them from the set: a take that a stalled
+   * store ran after the request had given up (503) would have emptied the set, and the OP's retry of
+   * that logout found no session to end. Without these two, `takeSet` is used.
+   */
+  readSet?(key: string): Promise<string[]>;
+  /** Removes `members` from the set at `key` (members added meanwhile stay). */
+  removeFromSet?(key: string, members: string[]): Promise<void>;
 }
 
 /** What `redisCoordination` needs of a Redis client: node-redis v5 `createClient()` or `createCluster()` fits. */
@@ -51,6 +60,8 @@ redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1`;
 const TAKE_SET = `local m = redis.call('ZRANGE', KEYS[1], 0, -1) redis.call('DEL', KEYS[1]) return m`;
+const READ_SET = `return redis.call('ZRANGE', KEYS[1], 0, -1)`;
+const REMOVE_FROM_SET = `return redis.call('ZREM', KEYS[1], unpack(ARGV))`;
 
 /**
  * Coordination over Redis (a single server or Redis Cluster), for several RP instances.
@@ -90,6 +101,8 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
     deleteIfEquals: async (key, value) => void (await run(DELETE_IF_EQUALS, key, [value])),
     addToSet: async (key, member, ttlMs, max) => void (await run(ADD_TO_SET, key, [member, String(Math.ceil(ttlMs)), String(max), String(Date.now())])),
     takeSet: async (key) => ((await run(TAKE_SET, key)) as string[] | null) ?? [],
+    readSet: async (key) => ((await run(READ_SET, key)) as string[] | null) ?? [],
+    removeFromSet: async (key, members) => void (members.length && (await run(REMOVE_FROM_SET, key, members))),
   };
 }
 
@@ -144,6 +157,15 @@ export function sessionStoreCoordination(store: Store): Coordination {
       await drop(key);
       return members;
     }),
+    readSet: async (key) => (await read(key))?.members ?? [],
+    removeFromSet: (key, members) => queue.run(key, async () => {
+      const record = await read(key);
+      if (!record?.members) return;
+      const left = record.members.filter((m) => !members.includes(m));
+      if (!left.length) return drop(key);
+      const ttlMs = Date.parse(record.cookie.expires) - Date.now();
+      if (ttlMs > 0) await write(key, { members: left }, ttlMs);
+    }),
   };
 }
 
@@ -174,6 +196,34 @@ export function hashedKey(prefix: string, value: string): string {
 export async function endSessions(coordination: Coordination, store: Store, ids: string[]): Promise<void> {
   await Promise.all(ids.map((id) => coordination.set(endedKey(id), '1', ENDED_TTL_MS)));
   await Promise.all(ids.map((id) => sessionOp<void>((cb) => store.destroy(id, cb))));
+}
+
+/**
+ * Ends the sessions a logout index (`key`) names, for a back- or front-channel logout: reads them,
+ * ends them (`endSessions`), runs `done` (e.g. remembering the logout token), then removes them from
+ * the index. A failure on the way leaves the index as it was, so the OP's retry finds them again.
+ * A `coordination` without `readSet` / `removeFromSet` (an app's own) takes the set, and puts the
+ * members back when ending them fails. Returns how many sessions were ended.
+ */
+export async function endIndexedSessions(coordination: Coordination, store: Store, key: string, ttlMs: number, max: number, done?: () => Promise<void>): Promise<number> {
+  const { readSet, removeFromSet } = coordination;
+  if (readSet && removeFromSet) {
+    const ids = await readSet.call(coordination, key);
+    await endSessions(coordination, store, ids);
+    await done?.();
+    // best effort: an ended session left in the index is ended again by a later logout, which changes nothing
+    await removeFromSet.call(coordination, key, ids).catch(() => undefined);
+    return ids.length;
+  }
+  const ids = await coordination.takeSet(key);
+  try {
+    await endSessions(coordination, store, ids);
+  } catch (err) {
+    await Promise.all(ids.map((id) => coordination.addToSet(key, id, ttlMs, max))).catch(() => undefined);
+    throw err;
+  }
+  await done?.();
+  return ids.length;
 }
 
 /** True when a logout at the OP ended session `sessionId` in the last minutes (see `endSessions`). */

@@ -14,7 +14,7 @@ import { errorPage, escapeHtml, page } from './page.js';
 import type { RpOptions } from './options.js';
 import { RelyingParty } from './relying-party.js';
 import { LOGOUT_TOKEN_MAX_AGE } from './id-token.js';
-import { coordinationOf, endSessions, hashedKey, type Coordination } from './coordination.js';
+import { coordinationOf, endIndexedSessions, hashedKey, type Coordination } from './coordination.js';
 import { boundStore, guardedSession, sessionOp } from './session-guard.js';
 import { logoutIndexKey, logoutJtiKey, type Authentication, type Transaction } from './session.js';
 import { readStoredLogin, toStoredLogin } from './stored-login.js';
@@ -290,9 +290,8 @@ class Routes {
     const name = String(req.params.provider);
     const sid = await this.rp.frontchannelLogout(name, req.query.iss, req.query.sid);
     const coordination = coordinationOf(this.rp, store);
-    const ids = await coordination.takeSet(logoutIndexKey(name, 'sid', sid));
-    await endSessions(coordination, store, ids);
-    debug('front-channel logout at provider %s ended %d session(s)', name, ids.length);
+    const ended = await endIndexedSessions(coordination, store, logoutIndexKey(name, 'sid', sid), INDEX_TTL_MS, INDEX_MAX);
+    debug('front-channel logout at provider %s ended %d session(s)', name, ended);
     const config = await this.rp.providerInfo(name);
     res.status(200).set({
       'cache-control': 'no-store',
@@ -311,17 +310,11 @@ class Routes {
     const seen = logoutJtiKey(name, hashedKey('', jti));
     if (await coordination.get(seen)) throw new RpError('invalid_logout_token', 'this logout token was already used (replay)');
     // the sessions end first and the token is remembered last: a store failure on the way is a 503
-    // the OP retries (Back-Channel Logout 1.0 §2.8), and that retry must not look like a replay
+    // the OP retries (Back-Channel Logout 1.0 §2.8), and that retry must not look like a replay, nor
+    // find the index emptied by the failed attempt
     const index = sid ? logoutIndexKey(name, 'sid', sid) : logoutIndexKey(name, 'sub', sub!);
-    const ids = await coordination.takeSet(index);
-    try {
-      await endSessions(coordination, store, ids);
-    } catch (err) {
-      await Promise.all(ids.map((id) => coordination.addToSet(index, id, INDEX_TTL_MS, INDEX_MAX))).catch(() => undefined);
-      throw err;
-    }
-    await rememberLogoutToken(coordination, seen, iat);
-    debug('back-channel logout at provider %s ended %d session(s)', name, ids.length);
+    const ended = await endIndexedSessions(coordination, store, index, INDEX_TTL_MS, INDEX_MAX, () => rememberLogoutToken(coordination, seen, iat));
+    debug('back-channel logout at provider %s ended %d session(s)', name, ended);
     res.set('cache-control', 'no-store');
     res.status(200).end();
   };

@@ -36,6 +36,10 @@ test('the back-channel-logout index and the refresh result round-trip on the clu
   for (let i = 0; i < 5; i++) await c.addToSet('oidc-bcl:op:sid:abc', `session-${i}`, 5000, 3);
   expect((await c.takeSet('oidc-bcl:op:sid:abc')).sort()).toEqual(['session-2', 'session-3', 'session-4']);
   expect(await c.takeSet('oidc-bcl:op:sid:abc')).toEqual([]);
+  for (let i = 0; i < 3; i++) await c.addToSet('oidc-bcl:op:sub:alice', `session-${i}`, 5000, 50);
+  expect((await c.readSet!('oidc-bcl:op:sub:alice')).sort()).toEqual(['session-0', 'session-1', 'session-2']);
+  await c.removeFromSet!('oidc-bcl:op:sub:alice', ['session-0', 'session-2']);
+  expect(await c.readSet!('oidc-bcl:op:sub:alice')).toEqual(['session-1']);
   await c.set('refresh-result:k', 'sealed', 5000);
   expect(await c.get('refresh-result:k')).toBe('sealed');
   await c.deleteIfEquals('refresh-result:k', 'sealed');

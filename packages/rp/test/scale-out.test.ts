@@ -13,6 +13,8 @@ import { createClient } from 'redis';
 import { oidc, redisCoordination, requireAuth, rp, type Coordination, type RpOptions } from '@openid-express/rp';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, tokenRoute, type ListableStore, type TestRp } from './support/rp-app.js';
+import { logoutToken as signLogoutToken } from './support/logout-token.js';
+import { sessionStoreCoordination } from '../src/coordination.js';
 
 let redis: RedisServer;
 let client: ReturnType<typeof createClient>;
@@ -123,6 +125,46 @@ describe('back-channel logout and logout-token replay across instances (redisCoo
     expect(await t.authenticatedSessions()).toEqual([]);
     expect((await agent.get('/me')).status).toBe(401);
     expect(await client.keys('rp-bcl:oidc-bcl:op:sid:*')).toEqual([]); // the sid's index record was taken
+  });
+
+  test('Redis stalls just as a back-channel logout reads its index: 503, and the OP\'s retry ends the session (the stalled call, run late, did not empty the index)', async () => {
+    const inner = redisCoordination(client, { prefix: 'rp-bcl:', timeout: 400 });
+    let stallNext = false;
+    /** Freezes Redis for 1.2 s right as the index is read: the call runs when Redis wakes, after the request gave up. */
+    const stalling = <T>(call: () => Promise<T>): Promise<T> => {
+      if (stallNext) {
+        stallNext = false;
+        process.kill(redis.pid, 'SIGSTOP');
+        setTimeout(() => process.kill(redis.pid, 'SIGCONT'), 1200);
+      }
+      return call();
+    };
+    const coordination: Coordination = {
+      ...inner,
+      takeSet: (key) => stalling(() => inner.takeSet(key)),
+      readSet: (key) => stalling(() => inner.readSet!(key)),
+    };
+    const c = await secondInstance(t, { coordination });
+    try {
+      const agent = request.agent(b.server);
+      const browser = t.op.browser();
+      const start = await agent.get('/auth/login/op');
+      const callback = await browser.authorize(start.headers.location);
+      expect((await agent.get(callback.pathname + callback.search)).status).toBe(302);
+      const token = await signLogoutToken(t.op, { sub: 'alice' });
+      stallNext = true;
+      const refused = await request(c.server).post('/auth/backchannel-logout/op').set('accept', 'application/json').type('form').send({ logout_token: token });
+      expect([refused.status, refused.body.error, refused.headers['retry-after']]).toEqual([503, 'store_unavailable', '5']);
+      await sleep(1500); // Redis is back, and has run what was sent to it meanwhile
+      expect((await agent.get('/me')).status).toBe(200);
+      const retried = await request(c.server).post('/auth/backchannel-logout/op').type('form').send({ logout_token: token });
+      expect(retried.status).toBe(200);
+      expect((await agent.get('/me')).status).toBe(401);
+      expect(await client.zRange('rp-bcl:oidc-bcl:op:sub:alice', 0, -1)).toEqual([]);
+    } finally {
+      process.kill(redis.pid, 'SIGCONT');
+      await close(c.server);
+    }
   });
 
   test('the same callback at both instances at once (a double submit across the load balancer): one code exchange, one login', async () => {
@@ -357,6 +399,24 @@ describe('redisCoordination', () => {
     expect(await c.takeSet('s')).toEqual([]);
     for (let i = 0; i < 5; i++) await c.addToSet('t', `m${i}`, 5000, 3);
     expect((await c.takeSet('t')).sort()).toEqual(['m2', 'm3', 'm4']);
+  });
+
+  test.each([
+    ['redisCoordination', () => redisCoordination(client, { prefix: 'read-set:' })],
+    ['the session store\'s (MemoryStore)', () => sessionStoreCoordination(new session.MemoryStore())],
+  ])('%s: readSet leaves the set, removeFromSet removes only the members named (one added meanwhile stays)', async (_name, make) => {
+    const c = make();
+    for (const m of ['a', 'b', 'c']) await c.addToSet('s', m, 5000, 50);
+    const read = await c.readSet!('s');
+    expect(read.sort()).toEqual(['a', 'b', 'c']);
+    expect((await c.readSet!('s')).sort()).toEqual(['a', 'b', 'c']);
+    await c.addToSet('s', 'd', 5000, 50); // a login while the logout ran
+    await c.removeFromSet!('s', read);
+    expect(await c.readSet!('s')).toEqual(['d']);
+    await c.removeFromSet!('s', ['d']);
+    expect(await c.readSet!('s')).toEqual([]);
+    await c.removeFromSet!('s', ['x']); // nothing there: no error
+    await c.removeFromSet!('s', []);
   });
 
   test('a stopped Redis is a store_unavailable within the timeout, and the same client works after it resumes', async () => {
