@@ -46,6 +46,11 @@ type OpExpectations = JwtExpectations & { userinfoEndpoint?: string; claimsSuppo
 
 /** How long a refresh result is shared with requests that still hold the old refresh token. */
 const REFRESH_GRACE_MS = 30_000;
+
+/** A provider's metadata being discovered (or known). */
+interface PendingConfig { promise: Promise<client.Configuration>; provider: ProviderConfig; startedAt: number; settled: boolean }
+/** How long a pending discovery request is shared; a login after that asks again (the 10 s timeout ends the old one). */
+const DISCOVERY_JOIN_MS = 2000;
 /**
  * How long it is kept when the session could not be given the new tokens (its store failed): the
  * session still holds the old, rotated refresh token, and a later request gets the result instead of
@@ -80,7 +85,7 @@ const refreshKey = (auth: Authentication, scope: string | undefined): string =>
  */
 export class RelyingParty {
   readonly options: ResolvedOptions;
-  private readonly configs = new Map<string, Promise<client.Configuration>>();
+  private readonly configs = new Map<string, PendingConfig>();
   private readonly refreshes = new SingleFlight<Authentication>(REFRESH_GRACE_MS);
   private readonly keySets: KeySets;
   private readonly expectations = new WeakMap<client.Configuration, OpExpectations>();
@@ -144,14 +149,26 @@ export class RelyingParty {
 
   /** Provider metadata (discovery or static `providerInfo`) as an openid-client Configuration; cached. */
   async providerInfo(name: string): Promise<client.Configuration> {
-    let pending = this.configs.get(name);
-    if (!pending) {
-      pending = this.ownKeys.then((own) => configure(this.provider(name), own));
+    let entry = this.configs.get(name);
+    // a discovery request that has not answered for a while is left to its timeout: the OP may be
+    // back by now (it was restarting), and this request asks again instead of waiting on it
+    if (!entry || (!entry.settled && Date.now() - entry.startedAt > DISCOVERY_JOIN_MS)) {
+      const provider = this.provider(name);
+      const pending: PendingConfig = { promise: this.ownKeys.then((own) => configure(provider, own)), provider, startedAt: Date.now(), settled: false };
+      entry = pending;
       this.configs.set(name, pending);
-      pending.catch(() => this.configs.delete(name)); // retry discovery next time
+      pending.promise.then(
+        () => {
+          pending.settled = true;
+          // the first answer serves everyone, also while a newer request for the same entry is pending
+          const current = this.configs.get(name);
+          if (current && current !== pending && !current.settled && current.provider === provider) this.configs.set(name, pending);
+        },
+        () => void (this.configs.get(name) === pending && this.configs.delete(name)), // retry discovery next time
+      );
     }
     try {
-      return await pending;
+      return await entry.promise;
     } catch (err) {
       throw discoveryError(name, this.provider(name), err);
     }

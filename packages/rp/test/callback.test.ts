@@ -299,6 +299,40 @@ describe('an OP that accepts connections and never answers (hung while it restar
       await new Promise((resolve) => hung.close(resolve));
     }
   }, 25_000);
+
+  test('a login that comes after a discovery request has hung for 2 s asks again: the OP is back, it goes on at once; the answer is then shared', async () => {
+    let discoveries = 0;
+    const op = createServer((req, res) => {
+      discoveries += 1;
+      if (discoveries === 1) return; // the first one meets the OP while it restarts: no answer
+      const issuer = `http://127.0.0.1:${(op.address() as AddressInfo).port}`;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
+        issuer, authorization_endpoint: `${issuer}/auth`, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks`,
+        response_types_supported: ['code'], subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['RS256'],
+      }));
+    });
+    await new Promise<void>((resolve) => op.listen(0, '127.0.0.1', resolve));
+    try {
+      const app = express();
+      app.use(session({ secret: 's', resave: false, saveUninitialized: false }));
+      app.use(rp({ baseURL: 'http://127.0.0.1', providers: { op: oidc({ issuer: `http://127.0.0.1:${(op.address() as AddressInfo).port}`, clientId: 'a', allowInsecureRequests: true }) } }));
+      const first = request(app).get('/auth/login/op').then((r) => r);
+      await new Promise((resolve) => setTimeout(resolve, 2300));
+      const started = Date.now();
+      const second = await request(app).get('/auth/login/op');
+      expect([second.status, new URL(second.headers.location).pathname]).toEqual([302, '/auth']);
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect((await request(app).get('/auth/login/op')).status).toBe(302);
+      expect(discoveries).toBe(2);
+      op.closeAllConnections(); // the hung request ends (as its timeout would): that login is a 503, the known metadata stays
+      expect((await first).status).toBe(503);
+      expect((await request(app).get('/auth/login/op')).status).toBe(302);
+      expect(discoveries).toBe(2);
+    } finally {
+      op.closeAllConnections();
+      await new Promise((resolve) => op.close(resolve));
+    }
+  }, 25_000);
 });
 
 describe('an OP that goes down between login and callback', () => {
