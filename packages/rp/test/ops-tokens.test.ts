@@ -191,7 +191,7 @@ describe('revoke() and introspect()', () => {
     await expect(rp.revoke('bad', 'x')).rejects.toMatchObject({ code: 'client_auth_failed' });
   });
 
-  test('an OP without a revocation endpoint: invalid_request naming what is missing; an OP answering 503 is op_unavailable', async () => {
+  test('an OP without a revocation endpoint: invalid_request naming what is missing; an OP answering 503 is op_unavailable, with its Retry-After', async () => {
     const { createServer } = await import('node:http');
     const server = createServer((req, res) => {
       res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '7' }).end('{"error":"temporarily_unavailable"}');
@@ -208,7 +208,7 @@ describe('revoke() and introspect()', () => {
       const err = (await rp.revoke('small', 'x').catch((e: unknown) => e)) as RpError;
       expect(err).toMatchObject({ code: 'invalid_request' });
       expect(err.message).toContain('revocation_endpoint');
-      await expect(rp.introspect('small', 'x')).rejects.toMatchObject({ code: 'op_unavailable', status: 503, retryAfter: 5 });
+      await expect(rp.introspect('small', 'x')).rejects.toMatchObject({ code: 'op_unavailable', status: 503, retryAfter: 7 }) // the OP's own Retry-After;
       await expect(rp.clientCredentials('small')).rejects.toMatchObject({ code: 'op_unavailable' });
     } finally {
       server.closeAllConnections();
