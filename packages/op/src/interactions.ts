@@ -10,7 +10,7 @@ import { finishInteraction } from './finish.js';
 import { consentItems, finishConsent } from './grant.js';
 import { csrfMatches, type InteractionState, type InteractionStates } from './interaction-state.js';
 import { isStoreUnavailable } from './store-unavailable.js';
-import { throttleKeyOf, type Throttle } from './throttle.js';
+import { giveBackOnOutage, throttleKeyOf, type Throttle } from './throttle.js';
 import { renderPage, type Views } from './views/render.js';
 import { safeHref } from './views/escape.js';
 
@@ -200,7 +200,7 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
     res.set('Retry-After', String(deps.throttle.windowSeconds));
     return showLogin(deps, req, res, d, 429, THROTTLED);
   }
-  const result = await auth.verify({ uid: d.uid, body, req, accounts: deps.accounts });
+  const result = await auth.verify({ uid: d.uid, body, req, accounts: deps.accounts }).catch(giveBackOnOutage(deps.throttle, login, ip));
   if (result.ok === 'redirect') {
     // decided elsewhere (completeLogin counts a refusal there): this address's attempt is given back
     await deps.throttle.succeed(undefined, ip);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AccountStore } from './accounts.js';
 import type { OpStore } from './adapters/types.js';
+import { isStoreUnavailable } from './store-unavailable.js';
 
 /** Failed-login limits per login name and per client IP, kept in the shared store. */
 export interface Throttle {
@@ -18,6 +19,12 @@ export interface Throttle {
   fail(ip: string): Promise<void>;
   /** After `attempt()` and a success: forgets the login's count and gives the IP its attempt back. */
   succeed(login: string | undefined, ip: string): Promise<void>;
+  /**
+   * After `attempt()` and a check that could not be made (the account store unavailable, a 503):
+   * takes back the attempts `attempt()` counted, so retries during an outage lock nobody out.
+   * Needs a store that can `decrement` (else they stay counted).
+   */
+  giveBack(login: string | undefined, ip: string): Promise<void>;
   /** Seconds a lock-out may last (the window): the `Retry-After` of a refused attempt. */
   readonly windowSeconds: number;
 }
@@ -67,6 +74,10 @@ export function throttle(store: OpStore, limits: { maxFailures: number; windowSe
     async succeed(login, ip) {
       await Promise.all([login ? store.reset(key('login', login)) : undefined, upFront ? store.decrement!(key('ip', ip)) : undefined]);
     },
+    async giveBack(login, ip) {
+      if (!upFront) return;
+      await Promise.all([login ? store.decrement!(key('login', login)) : undefined, store.decrement!(key('ip', ip))]);
+    },
   };
 }
 
@@ -90,4 +101,16 @@ export async function unlockLogin(store: OpStore, who: { accountId?: string; log
   ];
   if (keys.length === 0) throw new TypeError('unlockLogin(store, who): give at least one of accountId, login or ip');
   await Promise.all(keys.map((k) => store.reset(k)));
+}
+
+/**
+ * The rejection handler of a password check: when the check could not be made because a store was
+ * unavailable (a 503 the user is asked to retry), the attempt it counted is given back; a lock-out
+ * must come from wrong passwords, not from an outage. Rethrows.
+ */
+export function giveBackOnOutage(throttle: Throttle, login: string | undefined, ip: string): (err: unknown) => Promise<never> {
+  return async (err) => {
+    if (isStoreUnavailable(err)) await throttle.giveBack(login, ip).catch(() => undefined);
+    throw err;
+  };
 }

@@ -1,5 +1,5 @@
 import { createClient } from 'redis';
-import { memoryAccounts, memoryAdapter, redisAdapter, type OpStore } from '@openid-express/op';
+import { memoryAccounts, memoryAdapter, redisAdapter, StoreUnavailableError, type OpStore } from '@openid-express/op';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import type { BrowserPage, FormBrowser } from '../../../test/support/op-forms.js';
 import { BOB } from './support/op-server.js';
@@ -322,11 +322,26 @@ describe.each([
   }],
 ])('a burst of guesses sprayed over many accounts from one address (%s store)', (_name, open) => {
   let f: FlowFixture;
+  let accountsDown = false;
   let stop: () => Promise<void>;
   beforeAll(async () => {
     const opened = await open();
     stop = opened.stop;
-    f = await startFlowFixture(opened.store, { accounts: memoryAccounts([FULL_ALICE, BOB]), trustProxy: true });
+    const accounts = memoryAccounts([FULL_ALICE, BOB]);
+    f = await startFlowFixture(opened.store, {
+      accounts: {
+        ...accounts,
+        findByLogin: (login) => accounts.findByLogin(login),
+        findById: (id) => accounts.findById(id),
+        claims: (id, scope) => accounts.claims(id, scope),
+        // the accounts' database, down while `accountsDown` is set
+        verifyPassword: async (login, pass) => {
+          if (accountsDown) throw new StoreUnavailableError('the accounts database did not answer');
+          return accounts.verifyPassword(login, pass);
+        },
+      },
+      trustProxy: true,
+    });
   }, 20_000);
   afterAll(async () => {
     await f?.op.close();
@@ -345,6 +360,29 @@ describe.each([
     const browser = f.browser('203.0.113.50');
     const locked = await browser.submit(await browser.open((await codeRequest(f)).url), loginForm, { login: 'bob', password: BOB.password });
     expect(locked.status).toBe(429);
+  });
+
+  test('sign-ins retried while the account store is unavailable (503) lock nobody out: each gives its attempts back; wrong passwords still count', async () => {
+    accountsDown = true;
+    try {
+      for (let i = 0; i < 7; i += 1) {
+        const browser = f.browser('198.51.100.88');
+        const unavailable = await browser.submit(await browser.open((await codeRequest(f)).url), loginForm, { login: 'alice', password: ALICE.password });
+        expect([i, unavailable.status, unavailable.headers.get('retry-after')]).toEqual([i, 503, '5']);
+      }
+    } finally {
+      accountsDown = false;
+    }
+    const browser = f.browser('198.51.100.88');
+    const ok = await browser.submit(await browser.open((await codeRequest(f)).url), loginForm, { login: 'alice', password: ALICE.password });
+    expect([401, 429, 503]).not.toContain(ok.status);
+    // (control) a wrong password is still counted: five, then 429
+    for (let i = 0; i < 5; i += 1) {
+      const guess = f.browser('198.51.100.89');
+      expect((await guess.submit(await guess.open((await codeRequest(f)).url), loginForm, { login: 'mallory', password: `guess-${i}` })).status).toBe(401);
+    }
+    const locked = f.browser('198.51.100.89');
+    expect((await locked.submit(await locked.open((await codeRequest(f)).url), loginForm, { login: 'mallory', password: 'guess-5' })).status).toBe(429);
   });
 
   test('(control) successes from one address (people behind one NAT) never lock it: each gives its attempt back', async () => {

@@ -1,5 +1,6 @@
 import { decodeJwt } from 'jose';
 import { PASSWORD_GRANT_WARNING } from '../src/grants/password.js';
+import { memoryAccounts, StoreUnavailableError } from '@openid-express/op';
 import { ALICE, BOB } from './support/op-server.js';
 import { API, client, oauthError, SECRET, startGrantOp, webClient, type GrantFixture } from './support/grant-fixture.js';
 
@@ -104,6 +105,50 @@ describe('features.passwordGrant', () => {
   test('a client without "password" in grant_types is refused', async () => {
     const web = from(await f.config('web'), nextIp());
     expect(await oauthError(password(web, 'alice', ALICE.password))).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining('not allowed for this client') });
+  });
+});
+
+describe('the password grant while the accounts database is unavailable', () => {
+  let f: GrantFixture;
+  let down = false;
+  beforeAll(async () => {
+    jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    const base = memoryAccounts([ALICE, BOB]);
+    f = await startGrantOp((origin) => ({
+      trustProxy: true,
+      throttle: { maxFailures: 3 },
+      features: { passwordGrant: true },
+      accounts: {
+        findByLogin: (login) => base.findByLogin(login),
+        findById: (id) => base.findById(id),
+        claims: (id, scope) => base.claims(id, scope),
+        verifyPassword: async (login, pass) => {
+          if (down) throw new StoreUnavailableError('the accounts database did not answer');
+          return base.verifyPassword(login, pass);
+        },
+      },
+      clients: [webClient(origin), { client_id: 'ropc', client_secret: SECRET, grant_types: ['password'], response_types: [] }],
+    }));
+  });
+  afterAll(async () => {
+    jest.restoreAllMocks();
+    await f?.op.close();
+  });
+
+  test('retries during the outage are 503s that lock nobody out; once it is back the right password works', async () => {
+    const config = from(await f.config('ropc'), '198.51.100.251');
+    down = true;
+    try {
+      for (let i = 0; i < 5; i += 1) {
+        const err = await client.genericGrantRequest(config, 'password', { username: 'alice', password: ALICE.password }).catch((e: unknown) => e);
+        const response = (err as { cause?: Response }).cause;
+        expect([i, (err as { status?: number }).status ?? response?.status, response?.headers?.get?.('retry-after')]).toEqual([i, 503, '5']);
+      }
+    } finally {
+      down = false;
+    }
+    const tokens = await client.genericGrantRequest(config, 'password', { username: 'alice', password: ALICE.password });
+    expect(tokens.access_token).toEqual(expect.any(String));
   });
 });
 

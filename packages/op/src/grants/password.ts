@@ -7,7 +7,7 @@ import { checkPassword } from '../authenticators/password.js';
 import { clientIp } from '../client-ip.js';
 import type { OpResourceIndicators } from '../options.js';
 import { resourceServerInfo } from '../resources.js';
-import { throttleKeyOf, type Throttle } from '../throttle.js';
+import { giveBackOnOutage, throttleKeyOf, type Throttle } from '../throttle.js';
 
 const log = debug('openid-express:op');
 
@@ -81,7 +81,7 @@ export function registerPasswordGrant(provider: Provider, deps: PasswordGrantDep
       log('password grant throttled (client %s)', client.clientId);
       throw invalidGrant(THROTTLED);
     }
-    const accountId = await checkPassword(deps.accounts, username, password);
+    const accountId = await checkPassword(deps.accounts, username, password).catch(giveBackOnOutage(deps.throttle, login, ip));
     if (!accountId) {
       await deps.throttle.failed(ip);
       log('password grant failed (client %s)', client.clientId);
