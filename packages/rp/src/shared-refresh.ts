@@ -79,22 +79,45 @@ async function grantUnderLock(
     clearInterval(renew);
     await tick; // a renewal under way must not write the lock back after it is released
   };
+  const release = () => coordination.deleteIfEquals(lockKey, owner).catch(() => undefined);
   try {
     const result = await sharedResult(coordination, resultKey, refreshToken, usable); // one outliving an expired lock: never grant twice
-    if (result) return result;
+    if (result) {
+      await stopRenewing();
+      await release();
+      return result;
+    }
     fresh = await grant();
   } catch (err) {
     await stopRenewing();
-    await coordination.deleteIfEquals(lockKey, owner).catch(() => undefined); // let the next request try
+    await release(); // let the next request try
     throw err;
   } finally {
     stopped = true;
     clearInterval(renew);
   }
-  // The lock is left to expire: whoever comes later finds the result first. If the result cannot be
-  // shared, others wait (503) rather than replay the old token.
-  await coordination.set(resultKey, seal(fresh, refreshToken), keepMs);
+  await stopRenewing();
+  // The grant is done: its tokens are the session's now, whatever the store does. Shared, the result
+  // lets the lock go (whoever comes next finds it). Not shared (the store failed), the lock is left
+  // to expire and the write is tried again meanwhile: the others wait (503) rather than replay the old
+  // token, which an OP that rotates refresh tokens answers by revoking the grant.
+  const sealed = seal(fresh, refreshToken);
+  try {
+    await coordination.set(resultKey, sealed, keepMs);
+    await release();
+  } catch {
+    void shareLater(coordination, resultKey, sealed, keepMs).then((shared) => (shared ? release() : undefined));
+  }
   return fresh;
+}
+
+/** Writes a grant's result again after a store failure, a few times over the lock's life; true once it is written. */
+async function shareLater(coordination: Coordination, resultKey: string, sealed: string, keepMs: number): Promise<boolean> {
+  for (const wait of [500, 1500, 3000]) {
+    await new Promise((resolve) => setTimeout(resolve, wait).unref());
+    if (await coordination.set(resultKey, sealed, keepMs).then(() => true, () => false)) return true;
+  }
+  return false;
 }
 
 /** The result kept under `resultKey`, opened with the refresh token it replaces, when there is one and it is `usable`. */

@@ -3,7 +3,8 @@
  * process memory between them, only the coordination store) run one grant per refresh token.
  */
 import session from 'express-session';
-import { sessionStoreCoordination } from '../src/coordination.js';
+import { sessionStoreCoordination, type Coordination } from '../src/coordination.js';
+import { RpError } from '../src/errors.js';
 import { sharedRefresh } from '../src/shared-refresh.js';
 import type { Authentication } from '../src/session.js';
 
@@ -93,3 +94,43 @@ test('a grant that fails while the lock is being renewed releases it for good (t
   expect((await sharedRefresh(coordination, 'k6', 'rt-1', 30_000, async () => auth('rt-7'))).refreshToken).toBe('rt-7');
   expect(Date.now() - started).toBeLessThan(1_500);
 }, 15_000);
+
+test('a grant lets its lock go once its result is shared: a refresh soon after, whose result is of no use any more (a non-rotating OP, the access token expired), grants at once instead of waiting out the lock (503)', async () => {
+  const coordination = sessionStoreCoordination(new session.MemoryStore());
+  let grants = 0;
+  const grant = async () => {
+    grants += 1;
+    return auth('rt-1'); // the OP does not rotate
+  };
+  await sharedRefresh(coordination, 'k9', 'rt-1', 30_000, grant);
+  expect(await coordination.get('refresh-lock:k9')).toBeUndefined();
+  // a request that finds the shared result (another instance, right after): also lets the lock go
+  await sharedRefresh(coordination, 'k9', 'rt-1', 30_000, grant);
+  expect([grants, await coordination.get('refresh-lock:k9')]).toEqual([1, undefined]);
+  const started = Date.now();
+  await sharedRefresh(coordination, 'k9', 'rt-1', 30_000, grant, () => false);
+  expect(grants).toBe(2);
+  expect(Date.now() - started).toBeLessThan(1000);
+});
+
+test('the result of a grant that cannot be shared (the store failed at that write) is still the caller\'s, the others wait rather than replay the old token, and it is shared as soon as the store takes it', async () => {
+  const inner = sessionStoreCoordination(new session.MemoryStore());
+  let failures = 1;
+  const coordination: Coordination = {
+    ...inner,
+    set: (key, value, ttlMs) => (key.startsWith('refresh-result:') && failures-- > 0
+      ? Promise.reject(new RpError('store_unavailable', 'Redis failed: connection lost'))
+      : inner.set(key, value, ttlMs)),
+  };
+  const fresh = await sharedRefresh(coordination, 'k10', 'rt-1', 30_000, async () => auth('rt-2'));
+  expect(fresh.refreshToken).toBe('rt-2'); // the OP rotated: these are the only valid tokens now
+  expect(await coordination.get('refresh-lock:k10')).toBeDefined();
+  await sleep(800);
+  let grants = 0;
+  const later = await sharedRefresh(coordination, 'k10', 'rt-1', 30_000, async () => {
+    grants += 1;
+    return auth('replayed');
+  });
+  expect([later.refreshToken, grants]).toEqual(['rt-2', 0]);
+  expect(await coordination.get('refresh-lock:k10')).toBeUndefined();
+});
