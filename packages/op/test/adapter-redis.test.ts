@@ -393,3 +393,62 @@ describe('redisAdapter when Redis stalls or goes away', () => {
     expect(await tokens.find('at-3')).toBeUndefined();
   });
 });
+
+describe('redisAdapter when Redis refuses (a replica after a failover, out of memory, a password it was not given)', () => {
+  let other: RedisServer;
+  let admin: Client;
+  let warn: jest.SpyInstance;
+  beforeAll(async () => {
+    other = await startRedisServer();
+    admin = createClient({ url: other.url });
+    await admin.connect();
+    warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+  });
+  afterAll(async () => {
+    warn.mockRestore();
+    if (admin?.isOpen) admin.destroy();
+    await other?.stop();
+  });
+
+  it('READONLY (the client reaches a replica): StoreUnavailableError (503) that says to point the client at the master, and one warning', async () => {
+    await admin.sendCommand(['REPLICAOF', '127.0.0.1', String(server.port)]);
+    try {
+      const store = redisAdapter(admin, { prefix: uniquePrefix() });
+      const refused = await store.adapterFor('AccessToken').upsert('at-ro', { grantId: 'g' }, 60).catch((err: unknown) => err);
+      expect(refused).toBeInstanceOf(StoreUnavailableError);
+      expect((refused as Error).message).toMatch(/READONLY.*read-only replica.*current master/);
+      expect(await store.adapterFor('AccessToken').find('at-ro')).toBeUndefined(); // reads still work
+      expect(warn.mock.calls.flat().join('\n')).toContain('READONLY');
+    } finally {
+      await admin.sendCommand(['REPLICAOF', 'NO', 'ONE']);
+    }
+  });
+
+  it('OOM (maxmemory reached, noeviction): StoreUnavailableError that says to raise maxmemory', async () => {
+    await admin.sendCommand(['CONFIG', 'SET', 'maxmemory-policy', 'noeviction']);
+    await admin.sendCommand(['CONFIG', 'SET', 'maxmemory', '1']);
+    try {
+      const store = redisAdapter(admin, { prefix: uniquePrefix() });
+      const refused = await store.increment('login:x', 60).catch((err: unknown) => err);
+      expect(refused).toBeInstanceOf(StoreUnavailableError);
+      expect((refused as Error).message).toMatch(/OOM.*raise maxmemory/);
+    } finally {
+      await admin.sendCommand(['CONFIG', 'SET', 'maxmemory', '0']);
+    }
+  });
+
+  it('NOAUTH (Redis needs a password the client was not given): StoreUnavailableError that says where to give it', async () => {
+    await admin.sendCommand(['CONFIG', 'SET', 'requirepass', 'redis-secret-0123']);
+    const noPassword = createClient({ url: other.url }).on('error', () => undefined);
+    try {
+      await noPassword.connect();
+      const store = redisAdapter(noPassword, { prefix: uniquePrefix() });
+      const refused = await store.adapterFor('Session').find('s-1').catch((err: unknown) => err);
+      expect(refused).toBeInstanceOf(StoreUnavailableError);
+      expect((refused as Error).message).toMatch(/NOAUTH.*needs a password.*redis:\/\/:password@/);
+    } finally {
+      if (noPassword.isOpen) noPassword.destroy();
+      await admin.sendCommand(['CONFIG', 'SET', 'requirepass', '']);
+    }
+  });
+});

@@ -255,7 +255,16 @@ const UNAVAILABLE_ERRORS = new Set([
 ]);
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED']);
 // Replies of a server that is up but cannot serve yet (loading, failing over, busy with a script).
-const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|CLUSTERDOWN|MASTERDOWN|TRYAGAIN)\b/;
+const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|READONLY|OOM|MISCONF|NOREPLICAS|NOAUTH)\b/;
+const warnedAt = new Map<string, number>();
+/** What to check for the replies that say more than "not reachable". */
+const REPLY_HINTS: Record<string, string> = {
+  READONLY: 'this connection reaches a read-only replica (after a failover, the old master): point the client at the current master (Sentinel or Cluster clients follow failovers)',
+  OOM: 'Redis is out of memory under maxmemory-policy noeviction: raise maxmemory (an eviction policy would drop sign-ins and tokens)',
+  MISCONF: 'Redis refuses writes because it cannot save its snapshot (stop-writes-on-bgsave-error): check its disk and logs',
+  NOREPLICAS: 'Redis refuses writes because too few replicas are connected (min-replicas-to-write): check the replicas',
+  NOAUTH: 'Redis needs a password: give it in the client\'s url (redis://:password@host:6379) or its password option',
+};
 const UNAVAILABLE_MESSAGES = /client is (closed|offline)|socket closed unexpectedly|connection timeout|root nodes are unavailable|reconnect/i;
 const REPLY_ERRORS = new Set(['ErrorReply', 'SimpleError', 'BlobError']);
 
@@ -289,12 +298,17 @@ function timedOut(what: string, ms: number, client: object): StoreUnavailableErr
 
 function unreachable(what: string, error: Error): StoreUnavailableError {
   const code = (error as { code?: unknown }).code;
-  const reason = typeof code === 'string' ? code : UNAVAILABLE_REPLIES.exec(error.message)?.[1] ?? error.constructor?.name ?? 'error';
-  return new StoreUnavailableError(
-    `Redis is unavailable (${reason}) for ${what}: check that Redis is running and reachable at the client's `
-      + 'address (url, network, firewall, cluster state); the client reconnects on its own once it is back',
-    { cause: error },
-  );
+  const reply = UNAVAILABLE_REPLIES.exec(error.message)?.[1];
+  const reason = typeof code === 'string' ? code : reply ?? error.constructor?.name ?? 'error';
+  const hint = (reply && REPLY_HINTS[reply]) ?? 'check that Redis is running and reachable at the client\'s '
+    + 'address (url, network, firewall, cluster state); the client reconnects on its own once it is back';
+  const err = new StoreUnavailableError(`Redis is unavailable (${reason}) for ${what}: ${hint}`, { cause: error });
+  // a reply that needs someone to act (not a connection that comes back by itself) is said where operators look, once a minute
+  if (reply && REPLY_HINTS[reply] && Date.now() - (warnedAt.get(reply) ?? -Infinity) > 60_000) {
+    warnedAt.set(reply, Date.now());
+    console.warn(`[@openid-express/op] ${err.message}. Requests that need the store answer 503 store_unavailable until it is fixed.`);
+  }
+  return err;
 }
 
 function strings(reply: unknown): string[] {
