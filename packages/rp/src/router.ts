@@ -340,7 +340,12 @@ async function rememberLogoutToken(coordination: Coordination, seen: string, iat
 async function claimCallback(coordination: Coordination, state: string, until: number): Promise<{ release(): Promise<void> }> {
   const key = hashedKey('oidc-cb:', state);
   const owner = randomBytes(12).toString('base64url');
-  if (!(await coordination.setIfAbsent(key, owner, Math.max(1000, until - Date.now())))) {
+  const claimed = await coordination.setIfAbsent(key, owner, Math.max(1000, until - Date.now())).catch(async (err: unknown) => {
+    // the store may have taken the claim and lost only its reply: taken back (if it is ours), so the retry the 503 asks for can claim it
+    await coordination.deleteIfEquals(key, owner).catch(() => undefined);
+    throw err;
+  });
+  if (!claimed) {
     throw new RpError('invalid_state', 'this sign-in answer was already used (it arrived twice, or again after an error); it is used once. If you are not signed in, sign in again');
   }
   return { release: () => coordination.deleteIfEquals(key, owner) };

@@ -5,6 +5,8 @@ import session from 'express-session';
 import request from 'supertest';
 import { oidc, readStoredLogin, rp } from '@openid-express/rp';
 import { CLIENT_ID, startRp, type TestRp } from './support/rp-app.js';
+import { sessionStoreCoordination, type Coordination } from '../src/coordination.js';
+import { RpError } from '../src/errors.js';
 import { clearStore, expectNoLogin, sessionCookie } from './support/expect.js';
 
 let t: TestRp;
@@ -349,6 +351,39 @@ describe('an OP that goes down between login and callback', () => {
     } finally {
       await down.close().catch(() => undefined);
     }
+  });
+});
+
+describe('a callback whose claim the store took, with its reply lost (a connection dropped)', () => {
+  let t: TestRp;
+  let loseNextClaim = false;
+  beforeAll(async () => {
+    const inner = sessionStoreCoordination(new session.MemoryStore());
+    const coordination: Coordination = {
+      ...inner,
+      setIfAbsent: async (key, value, ttlMs) => {
+        const taken = await inner.setIfAbsent(key, value, ttlMs);
+        if (loseNextClaim && key.startsWith('oidc-cb:')) {
+          loseNextClaim = false;
+          throw new RpError('store_unavailable', 'Redis failed: Socket closed unexpectedly; check that it is running and reachable');
+        }
+        return taken;
+      },
+    };
+    t = await startRp({ rp: { coordination } });
+  }, 20_000);
+  afterAll(() => t.close());
+
+  test('503 store_unavailable, and the retry it asks for signs the user in (the claim was taken back)', async () => {
+    const agent = t.agent();
+    const callback = await t.startLogin(agent, { returnTo: '/me' });
+    loseNextClaim = true;
+    const refused = await agent.get(path(callback)).set('accept', 'application/json');
+    expect([refused.status, refused.body.error, refused.headers['retry-after']]).toEqual([503, 'store_unavailable', '5']);
+    await expectNoLogin(t, agent);
+    const retried = await agent.get(path(callback));
+    expect([retried.status, retried.headers.location]).toEqual([302, '/me']);
+    expect((await agent.get('/me')).body.sub).toBe('alice');
   });
 });
 
