@@ -47,6 +47,12 @@ type OpExpectations = JwtExpectations & { userinfoEndpoint?: string; claimsSuppo
 /** How long a refresh result is shared with requests that still hold the old refresh token. */
 const REFRESH_GRACE_MS = 30_000;
 
+/** Failures of a login met after its code was redeemed (userinfo down, say): the same answer cannot be used again. */
+const afterExchange = new WeakSet<RpError>();
+const spentCode = (err: RpError): RpError => (afterExchange.add(err), err);
+/** True when `err` came after the login's code was redeemed at the OP: a retry of that callback cannot succeed, a new login can. */
+export const failedAfterCodeSpent = (err: RpError): boolean => afterExchange.has(err);
+
 /** A provider's metadata being discovered (or known). */
 interface PendingConfig { promise: Promise<client.Configuration>; provider: ProviderConfig; startedAt: number; settled: boolean }
 /** How long a pending discovery request is shared; a login after that asks again (the 10 s timeout ends the old one). */
@@ -265,6 +271,7 @@ export class RelyingParty {
   private async finishCode(
     name: string, p: ProviderConfig, config: client.Configuration, currentUrl: URL, t: Transaction, state: string,
   ): Promise<Authentication> {
+    if (t.redeemed) return this.finishLogin(name, p, config, t, t.redeemed);
     const front = await this.frontChannel(p, currentUrl); // `code token`, `code id_token token`: the access token is checked, then the token endpoint's is used
     if (p.responseType?.endsWith(' token') && !front.accessToken && !currentUrl.searchParams.has('error')) {
       throw new RpError('invalid_response', `the response has no access_token (response_type "${p.responseType}")`);
@@ -275,6 +282,8 @@ export class RelyingParty {
       if (front.accessToken) await checkTokenHash(front.idToken ?? '', 'at_hash', front.accessToken);
     }
     const key = p.dpop ? await newDPoPKey(name, dpopAlg(p.dpop), config) : undefined; // DPoP: this login's own key (dpop.ts)
+    // the keys to verify the ID token, before the code is spent: the OP's jwks_uri failing then is a 503 whose retry can still succeed
+    if (p.type === 'oidc') await this.keySets.prepare(this.jwtExpectations(p, config), p);
     const tokens = await codeGrantWithTokenIssuer(p, config, clientAuth(p, await this.ownKeys), currentUrl, {
       pkceCodeVerifier: t.codeVerifier,
       expectedState: state,
@@ -283,18 +292,38 @@ export class RelyingParty {
       maxAge: t.maxAge,
     }, await dpopOptions(config, key));
     const dpop = boundKey(tokens, key);
-    const idTokenClaims = tokens.id_token ? await this.verifyIdToken(name, config, tokens.id_token) : undefined;
-    const accessToken = storedAccessToken(tokens);
+    const redeemed = { idToken: tokens.id_token, accessToken: storedAccessToken(tokens), refreshToken: tokens.refresh_token };
+    try {
+      return await this.finishLogin(name, p, config, t, redeemed, dpop);
+    } catch (err) {
+      const failure = toRpError(err);
+      // the code is spent now: a transient failure keeps the OP's answer with the pending login, so the
+      // retry the 503 asks for goes on from it (not with a DPoP key, which lives in this process only)
+      if (failure.retryAfter !== undefined && !dpop) t.redeemed = redeemed;
+      else spentCode(failure);
+      throw failure;
+    }
+  }
+
+  /** A login from the token endpoint's answer: the ID token verified, the user's claims loaded. */
+  private async finishLogin(
+    name: string, p: ProviderConfig, config: client.Configuration, t: Transaction, redeemed: NonNullable<Transaction['redeemed']>, dpop?: DPoPBoundToken['dpop'],
+  ): Promise<Authentication> {
+    const { accessToken } = redeemed;
+    const idTokenClaims = redeemed.idToken ? await this.verifyIdToken(name, config, redeemed.idToken) : undefined;
+    if (t.nonce !== undefined && idTokenClaims && idTokenClaims.nonce !== t.nonce) {
+      throw new RpError('invalid_id_token', 'the ID token\'s nonce is not the one this login sent');
+    }
     const claims = await this.claimSources(p, {
       ...(await this.loginClaims(p, config, accessToken, idTokenClaims, await dpopOptions(config, dpop))), ...idTokenClaims,
     });
     return {
       provider: name,
       user: normalizeUser(name, p, claims, idTokenClaims),
-      idToken: tokens.id_token,
+      idToken: redeemed.idToken,
       idTokenClaims,
       accessToken,
-      refreshToken: tokens.refresh_token,
+      refreshToken: redeemed.refreshToken,
       authTime: loginTime(idTokenClaims),
       ...(dpop ? { dpop } : {}),
     };

@@ -12,7 +12,7 @@ import { REQUEST_OBJECT_TTL } from './request-object.js';
 import { RpError, toRpError } from './errors.js';
 import { errorPage, escapeHtml, page } from './page.js';
 import type { RpOptions } from './options.js';
-import { RelyingParty } from './relying-party.js';
+import { failedAfterCodeSpent, RelyingParty } from './relying-party.js';
 import { LOGOUT_TOKEN_MAX_AGE } from './id-token.js';
 import { coordinationOf, endIndexedSessions, hashedKey, type Coordination } from './coordination.js';
 import { boundStore, guardedSession, sessionOp } from './session-guard.js';
@@ -189,18 +189,19 @@ class Routes {
       const auth = await this.rp.finalize(transaction, state!, params).catch(async (err: unknown) => {
         const failure = toRpError(err);
         // the OP was down or the store stalled: the code may be unspent, so the same answer may be
-        // tried again (the page says "try again"); if the OP did use it, the retry is refused as usual
-        if (failure.retryAfter !== undefined) {
+        // tried again (the page says "try again"); if the OP did use it, the retry is refused as usual.
+        // Not when the failure came after the code was redeemed (userinfo down): a new login is the way
+        if (failure.retryAfter !== undefined && !failedAfterCodeSpent(failure)) {
           this.rp.saveTransaction(session.oidc ??= {}, state!, transaction!);
           await claim.release().catch(() => undefined);
         }
         throw failure;
       });
       const pending = pendingLogins(req.session.oidc);
-      await loginSession(req, { ...(pending.length ? { transactions: pending } : {}), auth: toStoredLogin(auth) });
+      // the logout index is written before the session: a login the OP's logout could not end is never saved
+      await loginSession(req, { ...(pending.length ? { transactions: pending } : {}), auth: toStoredLogin(auth) },
+        (sessionId) => indexForLogout(coordinationOf(this.rp, req.sessionStore), auth, sessionId, req.session.cookie.maxAge));
       debug('session regenerated at login (provider %s)', name);
-      await indexForLogout(coordinationOf(this.rp, req.sessionStore), auth, req.sessionID, req.session.cookie.maxAge)
-        .catch((err) => debug('back-channel logout index not written: %s', (err as Error).message));
       redirect(res, transaction.returnTo);
     } catch (err) {
       // every page of a failed callback offers a new login at the same provider, to the same page
@@ -557,13 +558,14 @@ function sessionMissing(): RpError {
  * login it held before (a re-login, a step-up), instead of destroying it first as `regenerate()`
  * does. Without express-session's `store.generate` (another session middleware), `regenerate()`.
  */
-async function loginSession(req: Request, oidc: NonNullable<SessionData['oidc']>): Promise<void> {
+async function loginSession(req: Request, oidc: NonNullable<SessionData['oidc']>, beforeSave?: (sessionId: string) => Promise<void>): Promise<void> {
   const store = req.sessionStore as Store & { generate?: (req: Request) => void };
   const before = { id: req.sessionID, session: req.session };
   const generate = typeof store?.generate === 'function';
   if (generate) store.generate!(req);
   else await sessionOp<void>((cb) => req.session.regenerate(cb));
   try {
+    await beforeSave?.(req.sessionID);
     req.session.oidc = oidc;
     await sessionOp<void>((cb) => req.session.save(cb));
   } catch (err) {

@@ -17,6 +17,12 @@ export interface Transaction {
   maxAge?: number;
   /** Epoch milliseconds. */
   createdAt: number;
+  /**
+   * The OP's token answer, kept when the code was redeemed but the login could not be finished for a
+   * transient reason (its userinfo endpoint down): the same callback, tried again, goes on from it
+   * instead of redeeming the spent code again.
+   */
+  redeemed?: { idToken?: string; accessToken: StoredAccessToken; refreshToken?: string };
 }
 
 /** The access token as kept in the session. */

@@ -387,15 +387,49 @@ describe('a callback whose claim the store took, with its reply lost (a connecti
   });
 });
 
+describe('a login whose back-channel logout index cannot be written (the coordination store failed)', () => {
+  let t: TestRp;
+  let failIndex = false;
+  beforeAll(async () => {
+    const inner = sessionStoreCoordination(new session.MemoryStore());
+    const coordination: Coordination = {
+      ...inner,
+      addToSet: (key, member, ttlMs, max) => (failIndex
+        ? Promise.reject(new RpError('store_unavailable', 'Redis failed: Socket closed unexpectedly; check that it is running and reachable'))
+        : inner.addToSet(key, member, ttlMs, max)),
+    };
+    t = await startRp({ rp: { coordination } });
+  }, 20_000);
+  afterAll(() => t.close());
+
+  test('is not saved: 503 store_unavailable (a login the OP\'s logout could not end would outlive "sign out everywhere"), and a new login works once the store is back', async () => {
+    const agent = t.agent();
+    const callback = await t.startLogin(agent, { returnTo: '/me' });
+    failIndex = true;
+    try {
+      const refused = await agent.get(path(callback)).set('accept', 'application/json');
+      expect([refused.status, refused.body.error, refused.headers['retry-after']]).toEqual([503, 'store_unavailable', '5']);
+      await expectNoLogin(t, agent);
+    } finally {
+      failIndex = false;
+    }
+    expect((await t.login(agent)).status).toBe(302);
+    expect((await agent.get('/me')).status).toBe(200);
+  });
+});
+
 describe('a callback whose code exchange fails in passing', () => {
   // stands in for the network and the load balancer between the RP and the OP's token endpoint
-  let mode: 'ok' | 'down' | '503' | 'lost' = 'ok';
+  let mode: 'ok' | 'down' | '503' | 'lost' | 'userinfo-503' = 'ok';
+  let codeRequests = 0;
   let exchange: TestRp;
   beforeAll(async () => {
     exchange = await startRp({
       provider: {
         customFetch: async (url, init) => {
           const isCode = url.endsWith('/token') && String(init.body).includes('grant_type=authorization_code');
+          if (isCode) codeRequests += 1;
+          if (mode === 'userinfo-503' && url.endsWith('/me')) return new Response('<html>503 Service Unavailable</html>', { status: 503, headers: { 'content-type': 'text/html' } });
           if (isCode && mode === 'down') throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
           if (isCode && mode === '503') return new Response('<html><body>503 Service Unavailable</body></html>', { status: 503, headers: { 'content-type': 'text/html' } });
           const answer = await fetch(url, init as RequestInit);
@@ -459,6 +493,26 @@ describe('a callback whose code exchange fails in passing', () => {
     expect(retried.text).toContain('invalid_grant');
     expect(retried.text).toContain('<a href="/auth/login/op?returnTo=%2Fme">Sign in again</a>');
     await expectNoLogin(exchange, agent);
+  });
+
+  test('the OP\'s userinfo failing after the code was redeemed: 503 with Retry-After and no login; the same answer, tried again, finishes the login from the OP\'s kept answer, without redeeming the spent code again', async () => {
+    const agent = exchange.agent();
+    const callback = await exchange.startLogin(agent, { returnTo: '/me' });
+    mode = 'userinfo-503';
+    const before = codeRequests;
+    const failed = await agent.get(path(callback)).set('accept', 'application/json');
+    expect([failed.status, failed.body.error, failed.headers['retry-after']]).toEqual([503, 'op_unavailable', '5']);
+    expect(codeRequests - before).toBe(1);
+    await expectNoLogin(exchange, agent);
+    // still down: the same again, and nothing is redeemed
+    expect((await agent.get(path(callback)).set('accept', 'application/json')).status).toBe(503);
+    mode = 'ok';
+    const retried = await agent.get(path(callback));
+    expect([retried.status, retried.headers.location]).toEqual([302, '/me']);
+    expect(codeRequests - before).toBe(1); // a second redemption would make the OP revoke what it issued
+    expect((await agent.get('/me')).body).toMatchObject({ sub: 'alice', email: expect.any(String) });
+    // and used once: a third arrival is refused
+    expect((await agent.get(path(callback)).set('accept', 'application/json')).status).toBe(400);
   });
 
   test('an answer that matches no pending login: 400 invalid_state, its page links to a new login at that provider', async () => {

@@ -136,6 +136,21 @@ describe('an OP whose jwks_uri answers 503 to an instance that holds none of its
     expect((await agent.get('/me')).status).toBe(401);
   });
 
+  test('a first login on an instance while the jwks_uri answers 503: refused before the code is spent, so the same answer, tried again once it is back, signs the user in', async () => {
+    forgetKeys();
+    const agent = t.agent();
+    const callback = await t.startLogin(agent, { returnTo: '/me' });
+    jwksDown = true;
+    const grants = t.op.counts.grants.authorization_code ?? 0;
+    const refused = await agent.get(callback.pathname + callback.search).set('accept', 'application/json');
+    expect([refused.status, refused.body.error, refused.headers['retry-after']]).toEqual([503, 'op_unavailable', '5']);
+    expect(t.op.counts.grants.authorization_code ?? 0).toBe(grants); // the code was not redeemed
+    jwksDown = false;
+    const retried = await agent.get(callback.pathname + callback.search);
+    expect([retried.status, retried.headers.location]).toEqual([302, '/me']);
+    expect((await agent.get('/me')).status).toBe(200);
+  });
+
   test('a callback whose ID token names a key the RP cannot download: 503 op_unavailable, no login', async () => {
     forgetKeys();
     jwksDown = true;
