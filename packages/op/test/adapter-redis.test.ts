@@ -432,6 +432,10 @@ describe('redisAdapter when Redis refuses (a replica after a failover, out of me
       const refused = await store.increment('login:x', 60).catch((err: unknown) => err);
       expect(refused).toBeInstanceOf(StoreUnavailableError);
       expect((refused as Error).message).toMatch(/OOM.*raise maxmemory/);
+      // a record write is refused before it writes anything (not past maxmemory)
+      const keysBefore = await admin.dbSize();
+      await expect(store.adapterFor('AccessToken').upsert('at-oom', { grantId: 'g', big: 'x'.repeat(10_000) }, 60)).rejects.toBeInstanceOf(StoreUnavailableError);
+      expect(await admin.dbSize()).toBe(keysBefore);
     } finally {
       await admin.sendCommand(['CONFIG', 'SET', 'maxmemory', '0']);
     }

@@ -21,13 +21,17 @@ function script(source: string): Script {
  */
 export const UPSERT = script(`
 local key, payload, consumed, ttl = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
-redis.call('DEL', key)
+-- HSET is the first write: Redis checks maxmemory there (OOM under noeviction) before anything changed;
+-- a DEL first would let the rest of the script write past maxmemory
+local kind = redis.call('TYPE', key).ok
+if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', key) end
 if consumed == '' then
   redis.call('HSET', key, 'payload', payload)
+  redis.call('HDEL', key, 'consumed')
 else
   redis.call('HSET', key, 'payload', payload, 'consumed', consumed)
 end
-if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+if ttl > 0 then redis.call('EXPIRE', key, ttl) else redis.call('PERSIST', key) end
 return 1
 `);
 
