@@ -354,23 +354,27 @@ describe('an OP that goes down between login and callback', () => {
   });
 });
 
+/** A test RP whose coordination (over its own MemoryStore) has the methods `override` returns laid over it. */
+async function rpWithCoordination(override: (inner: Coordination) => Partial<Coordination>): Promise<TestRp> {
+  const inner = sessionStoreCoordination(new session.MemoryStore());
+  return startRp({ rp: { coordination: { ...inner, ...override(inner) } } });
+}
+const CONNECTION_LOST = new RpError('store_unavailable', 'Redis failed: Socket closed unexpectedly; check that it is running and reachable');
+
 describe('a callback whose claim the store took, with its reply lost (a connection dropped)', () => {
   let t: TestRp;
   let loseNextClaim = false;
   beforeAll(async () => {
-    const inner = sessionStoreCoordination(new session.MemoryStore());
-    const coordination: Coordination = {
-      ...inner,
+    t = await rpWithCoordination((inner) => ({
       setIfAbsent: async (key, value, ttlMs) => {
         const taken = await inner.setIfAbsent(key, value, ttlMs);
         if (loseNextClaim && key.startsWith('oidc-cb:')) {
           loseNextClaim = false;
-          throw new RpError('store_unavailable', 'Redis failed: Socket closed unexpectedly; check that it is running and reachable');
+          throw CONNECTION_LOST;
         }
         return taken;
       },
-    };
-    t = await startRp({ rp: { coordination } });
+    }));
   }, 20_000);
   afterAll(() => t.close());
 
@@ -391,14 +395,9 @@ describe('a login whose back-channel logout index cannot be written (the coordin
   let t: TestRp;
   let failIndex = false;
   beforeAll(async () => {
-    const inner = sessionStoreCoordination(new session.MemoryStore());
-    const coordination: Coordination = {
-      ...inner,
-      addToSet: (key, member, ttlMs, max) => (failIndex
-        ? Promise.reject(new RpError('store_unavailable', 'Redis failed: Socket closed unexpectedly; check that it is running and reachable'))
-        : inner.addToSet(key, member, ttlMs, max)),
-    };
-    t = await startRp({ rp: { coordination } });
+    t = await rpWithCoordination((inner) => ({
+      addToSet: (key, member, ttlMs, max) => (failIndex ? Promise.reject(CONNECTION_LOST) : inner.addToSet(key, member, ttlMs, max)),
+    }));
   }, 20_000);
   afterAll(() => t.close());
 
