@@ -1,8 +1,8 @@
 import { createClient } from 'redis';
-import { memoryAccounts, memoryAdapter, redisAdapter, StoreUnavailableError, type OpStore } from '@openid-express/op';
+import { memoryAccounts, memoryAdapter, redisAdapter, type OpStore } from '@openid-express/op';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import type { BrowserPage, FormBrowser } from '../../../test/support/op-forms.js';
-import { BOB } from './support/op-server.js';
+import { accountsWithOutage, BOB } from './support/op-server.js';
 import { SECRET, startFlowFixture } from './support/flow-suite.js';
 import {
   ALICE, FULL_ALICE, aliceWith, browserOf, callbackOf, client, codeRequest, nextIp, register, signIn, startCertOp,
@@ -327,21 +327,7 @@ describe.each([
   beforeAll(async () => {
     const opened = await open();
     stop = opened.stop;
-    const accounts = memoryAccounts([FULL_ALICE, BOB]);
-    f = await startFlowFixture(opened.store, {
-      accounts: {
-        ...accounts,
-        findByLogin: (login) => accounts.findByLogin(login),
-        findById: (id) => accounts.findById(id),
-        claims: (id, scope) => accounts.claims(id, scope),
-        // the accounts' database, down while `accountsDown` is set
-        verifyPassword: async (login, pass) => {
-          if (accountsDown) throw new StoreUnavailableError('the accounts database did not answer');
-          return accounts.verifyPassword(login, pass);
-        },
-      },
-      trustProxy: true,
-    });
+    f = await startFlowFixture(opened.store, { accounts: accountsWithOutage([FULL_ALICE, BOB], () => accountsDown), trustProxy: true });
   }, 20_000);
   afterAll(async () => {
     await f?.op.close();

@@ -1,7 +1,6 @@
 import { decodeJwt } from 'jose';
 import { PASSWORD_GRANT_WARNING } from '../src/grants/password.js';
-import { memoryAccounts, StoreUnavailableError } from '@openid-express/op';
-import { ALICE, BOB } from './support/op-server.js';
+import { accountsWithOutage, ALICE, BOB } from './support/op-server.js';
 import { API, client, oauthError, SECRET, startGrantOp, webClient, type GrantFixture } from './support/grant-fixture.js';
 
 let ipCounter = 0;
@@ -113,20 +112,11 @@ describe('the password grant while the accounts database is unavailable', () => 
   let down = false;
   beforeAll(async () => {
     jest.spyOn(console, 'warn').mockImplementation(() => undefined);
-    const base = memoryAccounts([ALICE, BOB]);
     f = await startGrantOp((origin) => ({
       trustProxy: true,
       throttle: { maxFailures: 3 },
       features: { passwordGrant: true },
-      accounts: {
-        findByLogin: (login) => base.findByLogin(login),
-        findById: (id) => base.findById(id),
-        claims: (id, scope) => base.claims(id, scope),
-        verifyPassword: async (login, pass) => {
-          if (down) throw new StoreUnavailableError('the accounts database did not answer');
-          return base.verifyPassword(login, pass);
-        },
-      },
+      accounts: accountsWithOutage([ALICE, BOB], () => down),
       clients: [webClient(origin), { client_id: 'ropc', client_secret: SECRET, grant_types: ['password'], response_types: [] }],
     }));
   });

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import session from 'express-session';
-import { authorizationServerMetadata, memoryAccounts, op, type OpApp, type OpOptions } from '@openid-express/op';
+import { authorizationServerMetadata, memoryAccounts, op, StoreUnavailableError, type AccountStore, type MemoryAccount, type OpApp, type OpOptions } from '@openid-express/op';
 
 /** The accounts every OP test signs in with. */
 export const ALICE = { id: 'alice', username: 'alice', password: 'wonderland-42',
@@ -10,6 +10,20 @@ export const ALICE = { id: 'alice', username: 'alice', password: 'wonderland-42'
 export const BOB = { id: 'bob', username: 'bob', password: 'builder-7', claims: { name: 'Bob' } };
 
 export const accounts = memoryAccounts([ALICE, BOB]);
+
+/** `memoryAccounts(list)` whose password check fails with `StoreUnavailableError` while `down()` (the accounts' database unavailable). */
+export function accountsWithOutage(list: MemoryAccount[], down: () => boolean): AccountStore {
+  const base = memoryAccounts(list);
+  return {
+    findByLogin: (login) => base.findByLogin(login),
+    findById: (id) => base.findById(id),
+    claims: (id, scope) => base.claims(id, scope),
+    verifyPassword: async (login, pass) => {
+      if (down()) throw new StoreUnavailableError('the accounts database did not answer');
+      return base.verifyPassword(login, pass);
+    },
+  };
+}
 
 export interface RunningOp {
   /** http://127.0.0.1:<port> */
