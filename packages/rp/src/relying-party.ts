@@ -56,7 +56,7 @@ export const failedAfterCodeSpent = (err: RpError): boolean => afterExchange.has
 /** A provider's metadata being discovered (or known). */
 interface PendingConfig { promise: Promise<client.Configuration>; provider: ProviderConfig; startedAt: number; settled: boolean }
 /** How long a pending discovery request is shared; a login after that asks again (the 10 s timeout ends the old one). */
-const DISCOVERY_JOIN_MS = 2000;
+const DISCOVERY_JOIN_MS = 500;
 /**
  * How long it is kept when the session could not be given the new tokens (its store failed): the
  * session still holds the old, rotated refresh token, and a later request gets the result instead of
