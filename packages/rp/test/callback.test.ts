@@ -503,6 +503,9 @@ describe('a callback whose code exchange fails in passing', () => {
     expect([failed.status, failed.body.error, failed.headers['retry-after']]).toEqual([503, 'op_unavailable', '5']);
     expect(codeRequests - before).toBe(1);
     await expectNoLogin(exchange, agent);
+    // the kept answer belongs to this browser's pending login: the same URL from another browser gets nothing
+    const stranger = await exchange.agent().get(path(callback)).set('accept', 'application/json');
+    expect([stranger.status, stranger.body.error]).toEqual([400, 'invalid_state']);
     // still down: the same again, and nothing is redeemed
     expect((await agent.get(path(callback)).set('accept', 'application/json')).status).toBe(503);
     mode = 'ok';
