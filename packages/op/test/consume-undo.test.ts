@@ -10,6 +10,7 @@ import { FormBrowser, signIn } from '../../../test/support/op-forms.js';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import { ALICE, accounts, startOp, type RunningOp } from './support/op-server.js';
 import { storeFailingOnce } from './support/failing-store.js';
+import { CONSUME } from '../src/adapters/redis-scripts.js';
 import { aliceTokens, callbackOf, client, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
 
 const DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -123,5 +124,58 @@ describe.each(stores)('a store failure after the device code was consumed (%s st
     const again = await browser.submit(await enterCode(), { has: 'user_code' }, { confirm: 'yes' });
     expect(again.url).toContain('/interaction/');
     expect(again.forms.some((f) => 'password' in f.fields)).toBe(true);
+  });
+});
+
+describe('Redis freezing just as the consume is sent (the deadline gives up before Redis runs it; it runs later)', () => {
+  let f: FlowFixture;
+  let freezeAtConsume = false;
+  beforeAll(async () => {
+    // the app's client, seen by the adapter; it freezes the real Redis right as a consume goes out
+    const freezing = {
+      isOpen: true,
+      sendCommand: (args: string[], options?: unknown) => {
+        if (freezeAtConsume && args[0] === 'EVALSHA' && args[1] === CONSUME.sha) {
+          freezeAtConsume = false;
+          redis.pause();
+          setTimeout(() => redis.resume(), 1200);
+        }
+        return redisClient.sendCommand(args, options as never);
+      },
+    };
+    f = await startFlowFixture(redisAdapter(freezing as never, { prefix: `inflight-${Math.random().toString(36).slice(2)}:`, timeout: 400 }));
+  }, 20_000);
+  afterAll(async () => {
+    redis.resume();
+    await f?.op.close();
+  });
+  const untilRedisAnswers = async () => {
+    for (let i = 0; i < 100 && !(await redisClient.ping().then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
+  };
+
+  test('a refresh token rotated on use: 503, and once Redis has run that consume the same refresh gets new tokens (the 503 gave it back after it)', async () => {
+    const first = await aliceTokens(f, f.pub, { scope: 'openid offline_access', prompt: 'consent' });
+    const warm = await client.refreshTokenGrant(f.pub, first.refresh_token!); // the scripts are loaded in Redis
+    freezeAtConsume = true;
+    expect(await refusal(client.refreshTokenGrant(f.pub, warm.refresh_token!))).toEqual({ status: 503, error: 'store_unavailable', retryAfter: '5' });
+    await new Promise((r) => setTimeout(r, 1300));
+    await untilRedisAnswers();
+    const again = await client.refreshTokenGrant(f.pub, warm.refresh_token!);
+    expect(again.refresh_token).not.toBe(warm.refresh_token);
+    expect(await client.fetchUserInfo(f.pub, again.access_token, 'alice')).toMatchObject({ sub: 'alice' }); // the grant was not revoked
+  });
+
+  test('an authorization code: 503, then the same code exchange gets the tokens', async () => {
+    const auth = await f.authorization(f.web);
+    const page = await signIn(f.browser(), auth.url, { login: ALICE.username, password: ALICE.password });
+    const exchange = () => client.authorizationCodeGrant(f.web, callbackOf(page), {
+      pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce,
+    });
+    freezeAtConsume = true;
+    expect(await refusal(exchange())).toEqual({ status: 503, error: 'store_unavailable', retryAfter: '5' });
+    await new Promise((r) => setTimeout(r, 1300));
+    await untilRedisAnswers();
+    expect((await exchange()).claims()!.sub).toBe('alice');
+    expect((await refusal(exchange())).error).toBe('invalid_grant'); // used now
   });
 });

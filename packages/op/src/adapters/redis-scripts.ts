@@ -27,9 +27,10 @@ local kind = redis.call('TYPE', key).ok
 if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', key) end
 if consumed == '' then
   redis.call('HSET', key, 'payload', payload)
-  redis.call('HDEL', key, 'consumed')
+  redis.call('HDEL', key, 'consumed', 'consumer')
 else
   redis.call('HSET', key, 'payload', payload, 'consumed', consumed)
+  redis.call('HDEL', key, 'consumer')
 end
 if ttl > 0 then redis.call('EXPIRE', key, ttl) else redis.call('PERSIST', key) end
 return 1
@@ -91,8 +92,23 @@ return members
  */
 export const CONSUME = script(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HSETNX', KEYS[1], 'consumed', ARGV[1]) == 1 then return 1 end
+if redis.call('HSETNX', KEYS[1], 'consumed', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'consumer', ARGV[2])
+  return 1
+end
 return 2
+`);
+
+/**
+ * Takes back a consume made by the request whose token is ARGV[1] (and only that one: another
+ * request's consume of the same record stays). KEYS: the record. Returns 1 when taken back.
+ */
+export const UNCONSUME = script(`
+if redis.call('HGET', KEYS[1], 'consumer') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'consumed', 'consumer')
+  return 1
+end
+return 0
 `);
 
 /** DECR that never goes below zero (and keeps the expiry). KEYS: counter. */

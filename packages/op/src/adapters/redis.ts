@@ -1,10 +1,11 @@
 import debug from 'debug';
+import { randomUUID } from 'node:crypto';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { withDeadline } from '../bounded-store.js';
 import { OpConfigError, StoreUnavailableError } from '../errors.js';
 import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
 import { recordConsumed } from '../request-scope.js';
-import { CONSUME, GRANT_ADD, DECREMENT, INCREMENT, REVOKE_GRANT, TAKE_LEGACY_GRANT, UPSERT, type Script } from './redis-scripts.js';
+import { CONSUME, GRANT_ADD, DECREMENT, INCREMENT, REVOKE_GRANT, TAKE_LEGACY_GRANT, UNCONSUME, UPSERT, type Script } from './redis-scripts.js';
 import type { OpStore } from './types.js';
 
 /** Per-command options the adapter passes to node-redis (its `CommandOptions` has these). */
@@ -65,7 +66,7 @@ const TOMBSTONE_MAX_MS = 14 * 24 * 60 * 60 * 1000;
  * would otherwise end the process on the first connection error); add your own to handle them.
  * Bad arguments throw `OpConfigError` saying what to pass.
  *
- * Key layout (`P` = prefix): records `P<Model>:<id>` (a hash: payload, consumed);
+ * Key layout (`P` = prefix): records `P<Model>:<id>` (a hash: payload, consumed, and consumer: which call consumed it);
  * `Puid:<Model>:<uid>` and `PuserCode:<Model>:<code>` → record id; counters `Pcounter:<key>`;
  * a grant's index `Pgrant:{<grantId>}` (sorted set of record keys by expiry) and, once revoked,
  * its tombstone `Pgrant:{<grantId>}:revoked`, hash-tagged so both sit in one slot.
@@ -404,18 +405,22 @@ class RedisModelAdapter implements Adapter {
   }
 
   consume(id: string): Promise<void> {
+    // the undo is recorded before the consume is sent: a consume whose reply the deadline gave up on
+    // may still run (Redis stalled), and the request's 503 must give it back all the same. The undo
+    // runs after it (in order on the connection) and takes back only this call's consume (`consumer`)
+    const consumer = randomUUID();
+    recordConsumed(() => this.unconsume(id, consumer));
     return this.guard('consume', async () => {
       const now = String(Math.floor(Date.now() / 1000));
-      const outcome = Number(await this.redis.run(CONSUME, [this.key(id)], [now]));
+      const outcome = Number(await this.redis.run(CONSUME, [this.key(id)], [now, consumer]));
       if (outcome === 0) throw consumeRefused(this.model, 'missing');
       if (outcome === 2) throw consumeRefused(this.model, 'consumed');
-      recordConsumed(() => this.unconsume(id));
     });
   }
 
-  /** Takes a consume back (see `consumedInRequest`): sent even while Redis stalls, it runs in order after what this request sent. */
-  unconsume(id: string): Promise<void> {
-    return this.guard('unconsume', async () => void (await this.redis.command(this.key(id), ['HDEL', this.key(id), 'consumed'])));
+  /** Takes back the consume made as `consumer` (see `consumedInRequest`): sent even while Redis stalls, it runs in order after what this request sent. */
+  unconsume(id: string, consumer: string): Promise<void> {
+    return this.guard('unconsume', async () => void (await this.redis.run(UNCONSUME, [this.key(id)], [consumer])));
   }
 
   destroy(id: string): Promise<void> {
