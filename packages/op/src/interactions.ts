@@ -41,6 +41,7 @@ type Interaction = InstanceType<Provider['Interaction']>;
 const SIGN_IN_STEPS: ReadonlySet<string> = new Set(['login', 'consent']);
 const GENERIC_FAILURE = 'The login name or password is incorrect.';
 const THROTTLED = 'Too many failed attempts. Wait a few minutes, then try again.';
+const BUSY = 'Too many sign-ins from your network at this moment. Try again in a few seconds.';
 const EXPIRED = new OpError('interaction_expired', 400,
   'This sign-in has expired or was already completed. Go back to the application and sign in again.');
 
@@ -194,11 +195,12 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
   const ip = clientIp(req, deps.trustProxy);
   state.authenticator = auth.id;
   state.lastLogin = typed?.slice(0, 256);
-  if (!(await deps.throttle.attempt(login, ip))) {
+  const verdict = await deps.throttle.attempt(login, ip);
+  if (verdict !== 'ok') {
     await deps.states.save(d.uid, state, d.exp);
-    log('login throttled (authenticator %s)', auth.id);
-    res.set('Retry-After', String(deps.throttle.windowSeconds));
-    return showLogin(deps, req, res, d, 429, THROTTLED);
+    log('login throttled (authenticator %s, %s)', auth.id, verdict);
+    res.set('Retry-After', String(verdict === 'busy' ? deps.throttle.busySeconds : deps.throttle.windowSeconds));
+    return showLogin(deps, req, res, d, 429, verdict === 'busy' ? BUSY : THROTTLED);
   }
   const result = await auth.verify({ uid: d.uid, body, req, accounts: deps.accounts }).catch(giveBackOnOutage(deps.throttle, login, ip));
   if (result.ok === 'redirect') {

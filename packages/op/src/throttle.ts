@@ -3,30 +3,36 @@ import type { AccountStore } from './accounts.js';
 import type { OpStore } from './adapters/types.js';
 import { isStoreUnavailable } from './store-unavailable.js';
 
+/** What `attempt()` decided: check the password, or refuse (locked out for the window, or too many checks from the address at once). */
+export type Verdict = 'ok' | 'locked' | 'busy';
+
 /** Failed-login limits per login name and per client IP, kept in the shared store. */
 export interface Throttle {
   /**
-   * Counts an attempt at `login` from `ip` before its password is checked, and answers whether it
-   * may be checked: not once the login name has had `maxFailures` attempts without a success in the
-   * window, nor once the IP has had `maxFailures` failures. Both counts go up first and atomically
-   * (the IP's when the store can `decrement`), so guesses sent all at once, for one account or
-   * sprayed over many, are held to the limit as guesses sent one by one are.
+   * Counts an attempt at `login` from `ip` before its password is checked, and says whether it may
+   * be checked: `locked` once the login name has had `maxFailures` attempts without a success in the
+   * window, or the IP `maxFailures` failures; `busy` when the IP's failures plus its checks under way
+   * would pass `maxFailures` (a burst: guesses sent all at once are held to the limit, as guesses sent
+   * one by one are), which passes as soon as those checks end. The login's count and the IP's checks
+   * under way go up first and atomically (the latter when the store can `decrement`).
    */
-  attempt(login: string | undefined, ip: string): Promise<boolean>;
-  /** After `attempt()` and a failed check: counts the IP's failure when `attempt()` could not (a store without `decrement`). */
+  attempt(login: string | undefined, ip: string): Promise<Verdict>;
+  /** After `attempt()` and a failed check: counts the IP's failure and ends its check. */
   failed(ip: string): Promise<void>;
   /** A failure that no `attempt()` counted (e.g. a sign-in at another provider refused): counts it against the IP. */
   fail(ip: string): Promise<void>;
-  /** After `attempt()` and a success: forgets the login's count and gives the IP its attempt back. */
+  /** After `attempt()` and a success: forgets the login's count and ends the IP's check. */
   succeed(login: string | undefined, ip: string): Promise<void>;
   /**
-   * After `attempt()` and a check that could not be made (the account store unavailable, a 503):
-   * takes back the attempts `attempt()` counted, so retries during an outage lock nobody out.
-   * Needs a store that can `decrement` (else they stay counted).
+   * After `attempt()` and a check that could not be made (a store unavailable, a 503): takes back
+   * the login's attempt and ends the IP's check, so retries during an outage lock nobody out. Needs
+   * a store that can `decrement` (else the login's attempt stays counted).
    */
   giveBack(login: string | undefined, ip: string): Promise<void>;
-  /** Seconds a lock-out may last (the window): the `Retry-After` of a refused attempt. */
+  /** Seconds a lock-out may last (the window): the `Retry-After` of a `locked` attempt. */
   readonly windowSeconds: number;
+  /** The `Retry-After` of a `busy` attempt. */
+  readonly busySeconds: number;
 }
 
 // hashed so store keys carry no login names or addresses in clear
@@ -47,36 +53,64 @@ export async function throttleKeyOf(accounts: AccountStore, login: string | unde
   return account ? accountLoginKey(account.id) : login;
 }
 
+/** How long an IP's check under way counts at most (an instance killed mid-check leaks it no longer). */
+const CHECK_SECONDS = 60;
+const BUSY_RETRY_SECONDS = 2;
+
 /**
- * Throttling over an `OpStore`'s counters.
+ * Throttling over an `OpStore`'s counters: per login name (attempts without a success), per IP
+ * (failures, and checks under way when the store can `decrement`).
  *
  * @example
  * const t = throttle(store, { maxFailures: 5, windowSeconds: 900 });
- * if (!(await t.attempt(login, req.ip))) return tooMany();
+ * if ((await t.attempt(login, req.ip)) !== 'ok') return tooMany();
  */
 export function throttle(store: OpStore, limits: { maxFailures: number; windowSeconds: number }): Throttle {
-  // the IP's attempt is counted up front only when a success can give it back
-  const upFront = typeof store.decrement === 'function';
+  // checks under way are counted only when their end can take them back
+  const tracked = typeof store.decrement === 'function';
+  const endCheck = (ip: string): Promise<void> => (tracked ? store.decrement!(key('check', ip)) : Promise.resolve());
+  const takeBackLogin = (login: string | undefined): Promise<void> => (tracked && login ? store.decrement!(key('login', login)) : Promise.resolve());
   return {
     windowSeconds: limits.windowSeconds,
+    busySeconds: BUSY_RETRY_SECONDS,
     async attempt(login, ip) {
-      const ipCount = upFront ? await store.increment(key('ip', ip), limits.windowSeconds) - 1 : await store.count(key('ip', ip));
-      if (ipCount >= limits.maxFailures) return false;
-      // counted before the (slow) password check: a success takes it back (`succeed`)
-      return !login || (await store.increment(key('login', login), limits.windowSeconds)) <= limits.maxFailures;
+      let loginCounted = false;
+      try {
+        const [checks, failures] = await Promise.all([
+          tracked ? store.increment(key('check', ip), CHECK_SECONDS) : Promise.resolve(0),
+          store.count(key('ip', ip)),
+        ]);
+        if (failures >= limits.maxFailures) {
+          await endCheck(ip);
+          return 'locked';
+        }
+        if (failures + checks > limits.maxFailures) {
+          await endCheck(ip);
+          return 'busy';
+        }
+        if (!login) return 'ok';
+        // counted before the (slow) password check: a success forgets it (`succeed`)
+        loginCounted = true;
+        if ((await store.increment(key('login', login), limits.windowSeconds)) <= limits.maxFailures) return 'ok';
+        await endCheck(ip);
+        return 'locked';
+      } catch (err) {
+        // a store failure on the way (a 503): what may have been counted is taken back, in order after it
+        if (isStoreUnavailable(err)) await Promise.all([endCheck(ip), loginCounted ? takeBackLogin(login) : undefined]).catch(() => undefined);
+        throw err;
+      }
     },
     async failed(ip) {
-      if (!upFront) await store.increment(key('ip', ip), limits.windowSeconds);
+      await Promise.all([store.increment(key('ip', ip), limits.windowSeconds), endCheck(ip)]);
     },
     async fail(ip) {
       await store.increment(key('ip', ip), limits.windowSeconds);
     },
     async succeed(login, ip) {
-      await Promise.all([login ? store.reset(key('login', login)) : undefined, upFront ? store.decrement!(key('ip', ip)) : undefined]);
+      await Promise.all([login ? store.reset(key('login', login)) : undefined, endCheck(ip)]);
     },
     async giveBack(login, ip) {
-      if (!upFront) return;
-      await Promise.all([login ? store.decrement!(key('login', login)) : undefined, store.decrement!(key('ip', ip))]);
+      await Promise.all([takeBackLogin(login), endCheck(ip)]);
     },
   };
 }
@@ -97,7 +131,7 @@ export async function unlockLogin(store: OpStore, who: { accountId?: string; log
   const keys = [
     ...(who?.accountId ? [key('login', accountLoginKey(who.accountId))] : []),
     ...(who?.login ? [key('login', who.login)] : []),
-    ...(who?.ip ? [key('ip', who.ip)] : []),
+    ...(who?.ip ? [key('ip', who.ip), key('check', who.ip)] : []),
   ];
   if (keys.length === 0) throw new TypeError('unlockLogin(store, who): give at least one of accountId, login or ip');
   await Promise.all(keys.map((k) => store.reset(k)));

@@ -19,9 +19,9 @@ export interface OpStore {
   count(key: string): Promise<number>;
   /**
    * Takes one off `key` (never below zero; its expiry unchanged). Optional: with it, login throttling
-   * counts a client address's attempt before the password is checked (a burst of guesses from one
-   * address is held to the limit) and gives it back on success; without it, the address's failures
-   * are counted after the check.
+   * counts a client address's checks under way (a burst of guesses from one address is held to the
+   * limit) and gives back what a sign-in that met a store outage counted; without it, only the
+   * address's failures are counted, after the check.
    */
   decrement?(key: string): Promise<void>;
   /** Forgets `key`. */

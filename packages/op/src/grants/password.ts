@@ -32,6 +32,7 @@ export interface PasswordGrantDeps {
 
 const GENERIC_FAILURE = 'the username or password is incorrect';
 const THROTTLED = 'too many failed attempts: wait a few minutes, then try again';
+const BUSY = 'too many sign-ins from this address at this moment: try again in a few seconds';
 
 function invalidGrant(description: string): errors.InvalidGrant {
   return Object.assign(new errors.InvalidGrant(), { error_description: description });
@@ -77,9 +78,10 @@ export function registerPasswordGrant(provider: Provider, deps: PasswordGrantDep
     const req = ctx.req as unknown as Request;
     const ip = clientIp(req, deps.trustProxy);
     const login = await throttleKeyOf(deps.accounts, username.trim().toLowerCase() || undefined);
-    if (!(await deps.throttle.attempt(login, ip))) {
-      log('password grant throttled (client %s)', client.clientId);
-      throw invalidGrant(THROTTLED);
+    const verdict = await deps.throttle.attempt(login, ip);
+    if (verdict !== 'ok') {
+      log('password grant throttled (client %s, %s)', client.clientId, verdict);
+      throw invalidGrant(verdict === 'busy' ? BUSY : THROTTLED);
     }
     const accountId = await checkPassword(deps.accounts, username, password).catch(giveBackOnOutage(deps.throttle, login, ip));
     if (!accountId) {
