@@ -65,7 +65,8 @@ async function grantUnderLock(
   coordination: Coordination, lockKey: string, resultKey: string, owner: string, refreshToken: string, keepMs: number,
   grant: () => Promise<Authentication>, usable: (result: Authentication) => boolean,
 ): Promise<Authentication> {
-  let fresh: Authentication;
+  let earlier: Authentication | undefined;
+  let fresh: Authentication | undefined;
   // renewed while the grant runs, so only a dead instance's lock expires under the others
   let stopped = false;
   let tick: Promise<unknown> = Promise.resolve();
@@ -81,34 +82,30 @@ async function grantUnderLock(
   };
   const release = () => coordination.deleteIfEquals(lockKey, owner).catch(() => undefined);
   try {
-    const result = await sharedResult(coordination, resultKey, refreshToken, usable); // one outliving an expired lock: never grant twice
-    if (result) {
-      await stopRenewing();
-      await release();
-      return result;
-    }
-    fresh = await grant();
+    earlier = await sharedResult(coordination, resultKey, refreshToken, usable); // one outliving an expired lock: never grant twice
+    if (!earlier) fresh = await grant();
   } catch (err) {
     await stopRenewing();
     await release(); // let the next request try
     throw err;
-  } finally {
-    stopped = true;
-    clearInterval(renew);
   }
   await stopRenewing();
+  if (earlier) {
+    await release();
+    return earlier;
+  }
   // The grant is done: its tokens are the session's now, whatever the store does. Shared, the result
   // lets the lock go (whoever comes next finds it). Not shared (the store failed), the lock is left
   // to expire and the write is tried again meanwhile: the others wait (503) rather than replay the old
   // token, which an OP that rotates refresh tokens answers by revoking the grant.
-  const sealed = seal(fresh, refreshToken);
+  const sealed = seal(fresh!, refreshToken);
   try {
     await coordination.set(resultKey, sealed, keepMs);
     await release();
   } catch {
     void shareLater(coordination, resultKey, sealed, keepMs).then((shared) => (shared ? release() : undefined));
   }
-  return fresh;
+  return fresh!;
 }
 
 /** Writes a grant's result again after a store failure, a few times over the lock's life; true once it is written. */
