@@ -70,6 +70,7 @@ export function throttle(store: OpStore, limits: { maxFailures: number; windowSe
   const tracked = typeof store.decrement === 'function';
   const endCheck = (ip: string): Promise<void> => (tracked ? store.decrement!(key('check', ip)) : Promise.resolve());
   const takeBackLogin = (login: string | undefined): Promise<void> => (tracked && login ? store.decrement!(key('login', login)) : Promise.resolve());
+  const giveBack = async (login: string | undefined, ip: string): Promise<void> => void (await Promise.all([takeBackLogin(login), endCheck(ip)]));
   return {
     windowSeconds: limits.windowSeconds,
     busySeconds: BUSY_RETRY_SECONDS,
@@ -96,7 +97,7 @@ export function throttle(store: OpStore, limits: { maxFailures: number; windowSe
         return 'locked';
       } catch (err) {
         // a store failure on the way (a 503): what may have been counted is taken back, in order after it
-        if (isStoreUnavailable(err)) await Promise.all([endCheck(ip), loginCounted ? takeBackLogin(login) : undefined]).catch(() => undefined);
+        if (isStoreUnavailable(err)) await giveBack(loginCounted ? login : undefined, ip).catch(() => undefined);
         throw err;
       }
     },
@@ -109,9 +110,7 @@ export function throttle(store: OpStore, limits: { maxFailures: number; windowSe
     async succeed(login, ip) {
       await Promise.all([login ? store.reset(key('login', login)) : undefined, endCheck(ip)]);
     },
-    async giveBack(login, ip) {
-      await Promise.all([takeBackLogin(login), endCheck(ip)]);
-    },
+    giveBack,
   };
 }
 

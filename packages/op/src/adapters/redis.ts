@@ -301,11 +301,12 @@ function unreachable(what: string, error: Error): StoreUnavailableError {
   const code = (error as { code?: unknown }).code;
   const reply = UNAVAILABLE_REPLIES.exec(error.message)?.[1];
   const reason = typeof code === 'string' ? code : reply ?? error.constructor?.name ?? 'error';
-  const hint = (reply && REPLY_HINTS[reply]) ?? 'check that Redis is running and reachable at the client\'s '
+  const toFix = reply ? REPLY_HINTS[reply] : undefined;
+  const hint = toFix ?? 'check that Redis is running and reachable at the client\'s '
     + 'address (url, network, firewall, cluster state); the client reconnects on its own once it is back';
   const err = new StoreUnavailableError(`Redis is unavailable (${reason}) for ${what}: ${hint}`, { cause: error });
   // a reply that needs someone to act (not a connection that comes back by itself) is said where operators look, once a minute
-  if (reply && REPLY_HINTS[reply] && Date.now() - (warnedAt.get(reply) ?? -Infinity) > 60_000) {
+  if (reply && toFix && Date.now() - (warnedAt.get(reply) ?? -Infinity) > 60_000) {
     warnedAt.set(reply, Date.now());
     console.warn(`[@openid-express/op] ${err.message}. Requests that need the store answer 503 store_unavailable until it is fixed.`);
   }
