@@ -419,9 +419,14 @@ class RedisModelAdapter implements Adapter {
     });
   }
 
-  /** Takes back the consume made as `consumer` (see `consumedInRequest`): sent even while Redis stalls, it runs in order after what this request sent. */
+  /**
+   * Takes back the consume made as `consumer` (see `consumedInRequest`): sent even while Redis stalls, it
+   * runs in order after what this request sent. Always one EVAL with the script's source, never EVALSHA:
+   * a NOSCRIPT answer would send the script again only after a retry's consume had gone out, too late.
+   */
   unconsume(id: string, consumer: string): Promise<void> {
-    return this.guard('unconsume', async () => void (await this.redis.run(UNCONSUME, [this.key(id)], [consumer])));
+    const key = this.key(id);
+    return this.guard('unconsume', async () => void (await this.redis.command(key, ['EVAL', UNCONSUME.source, '1', key, consumer])));
   }
 
   destroy(id: string): Promise<void> {
