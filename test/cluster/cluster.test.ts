@@ -14,7 +14,7 @@
  * scale-out.test.ts and multi-instance.test.ts, run on every Node.)
  */
 import { join } from 'node:path';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Browser } from 'playwright-core';
 import { loadExample } from '../examples/load.js';
 import { repoRoot } from '../examples/run-script.js';
@@ -33,6 +33,7 @@ interface Supervised {
 }
 interface Instance extends Supervised { role: 'op' | 'rp'; index: number; port: number; url: string }
 interface Proxy {
+  server: Server;
   counters: { requests: number[]; refreshGrants: number; failovers: number; errors: number };
   log: Array<{ method: string; path: string; target: number; status?: number }>;
   pick?: (req: IncomingMessage) => number | undefined;
@@ -452,6 +453,50 @@ async function outageAnswers(signedIn: FormBrowser): Promise<{ got: unknown[]; w
     expected('OP authorization endpoint (browser)', 'html'),
   ] };
 }
+
+scenario('10. kill-RP-mid-callback: instance A dies while its code exchange is on the way, the proxy sends the GET again to B, and B signs the browser in', async () => {
+  const [a, b] = cluster.instances.rp as [Instance, Instance];
+  clients += 1;
+  const user = new FormBrowser({
+    headers: { [CLIENT_HEADER]: `10.78.${clients >> 8}.${clients & 255}` },
+    stopAt: (url) => url.pathname === '/auth/callback/op',
+  });
+  const atCallback = await signIn(user, loginUrl(), ALICE);
+  expect(atCallback.stoppedAt).toBeDefined();
+  // A's code exchange is held at the OP's proxy (A dies before the OP sees it, as when an instance is
+  // killed in the middle of a callback), and never delivered
+  const opServer = cluster.opProxy.server;
+  const forward = opServer.listeners('request')[0] as (req: IncomingMessage, res: ServerResponse) => void;
+  let held: IncomingMessage | undefined;
+  opServer.removeAllListeners('request');
+  opServer.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (!held && req.method === 'POST' && req.url === '/op/token') held = req;
+    else forward.call(opServer, req, res);
+  });
+  try {
+    const from = cluster.rpProxy.log.length;
+    const failovers = cluster.rpProxy.counters.failovers;
+    cluster.rpProxy.pick = (req) => (req.url?.startsWith('/auth/callback/op') ? a.index : undefined);
+    const started = Date.now();
+    const answer = user.open(atCallback.stoppedAt!);
+    await waitFor('A sends its code exchange', async () => held);
+    await a.kill('SIGKILL');
+    const page = await answer;
+    // before: 400 "already used", as A's claim lived as long as the login could
+    expectSignedInPage(page, 'alice');
+    expect(Date.now() - started).toBeLessThan(12_000); // A's lease (6 s) expires, then B goes on
+    expect(cluster.rpProxy.counters.failovers - failovers).toBeGreaterThanOrEqual(1);
+    expect(entries(cluster.rpProxy, from, (e) => e.path.startsWith('/auth/callback/op'))).toEqual([expect.objectContaining({ target: b.index, status: 302 })]);
+    expect((await call(user, '/me', { at: b })).status).toBe(200);
+  } finally {
+    opServer.removeAllListeners('request');
+    opServer.on('request', forward);
+    held?.destroy();
+  }
+  await a.restart();
+  expect((await call(user, '/me', { at: a })).status).toBe(200);
+  await expectAllAlive();
+}, 60_000);
 
 scenario('7. Redis stopped (SIGSTOP): 503 + Retry-After within 5 s, nothing crashes; after SIGCONT the same processes serve logins and the session is intact', async () => {
   const before = browser();

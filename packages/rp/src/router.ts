@@ -14,6 +14,7 @@ import { errorPage, escapeHtml, page } from './page.js';
 import type { RpOptions } from './options.js';
 import { failedAfterCodeSpent, RelyingParty } from './relying-party.js';
 import { LOGOUT_TOKEN_MAX_AGE } from './id-token.js';
+import { alreadyUsed, claimCallback, type CallbackClaim } from './callback-claim.js';
 import { coordinationOf, endIndexedSessions, hashedKey, type Coordination } from './coordination.js';
 import { boundStore, guardedSession, sessionOp } from './session-guard.js';
 import { logoutIndexKey, logoutJtiKey, type Authentication, type Transaction } from './session.js';
@@ -185,22 +186,29 @@ class Routes {
     let transaction: Transaction | undefined;
     try {
       transaction = this.rp.takeTransaction(session.oidc, state, name);
-      const claim = await claimCallback(coordinationOf(this.rp, req.sessionStore), state!, transaction.createdAt + this.rp.options.transactionTtl * 1000);
-      const auth = await this.rp.finalize(transaction, state!, params).catch(async (err: unknown) => {
-        const failure = toRpError(err);
-        // the OP was down or the store stalled: the code may be unspent, so the same answer may be
-        // tried again (the page says "try again"); if the OP did use it, the retry is refused as usual.
-        // Not when the failure came after the code was redeemed (userinfo down): a new login is the way
-        if (failure.retryAfter !== undefined && !failedAfterCodeSpent(failure)) {
-          this.rp.saveTransaction(session.oidc ??= {}, state!, transaction!);
-          await claim.release().catch(() => undefined);
-        }
-        throw failure;
-      });
-      const pending = pendingLogins(req.session.oidc);
-      // the logout index is written before the session: a login the OP's logout could not end is never saved
-      await loginSession(req, { ...(pending.length ? { transactions: pending } : {}), auth: toStoredLogin(auth) },
-        (sessionId) => indexForLogout(coordinationOf(this.rp, req.sessionStore), auth, sessionId, req.session.cookie.maxAge));
+      const coordination = coordinationOf(this.rp, req.sessionStore);
+      const from = req.sessionID;
+      const claimed = await claimCallback(coordination, state!, from, transaction.createdAt + this.rp.options.transactionTtl * 1000)
+        .catch(leaveSessionAlone(req));
+      // a copy of this answer from this browser signed in already: this request ends signed in too
+      if ('joined' in claimed) return await joinLogin(req, res, claimed.joined, transaction.returnTo).catch(leaveSessionAlone(req));
+      const { claim } = claimed;
+      try {
+        // another request held the answer and let it go: its pending login as that request left it
+        if (claim.waited) transaction = await this.pendingLoginAgain(req, state!, name);
+        const auth = await this.rp.finalize(transaction, state!, params).catch(async (err: unknown) => {
+          const failure = toRpError(err);
+          await this.failedCallback(req, claim, state!, transaction!, failure);
+          throw failure;
+        });
+        const pending = pendingLogins(req.session.oidc);
+        // the logout index is written before the session: a login the OP's logout could not end is never saved
+        await loginSession(req, { ...(pending.length ? { transactions: pending } : {}), auth: toStoredLogin(auth) },
+          (sessionId) => indexForLogout(coordination, auth, sessionId, req.session.cookie.maxAge),
+          (sessionId) => claim.signedIn(from, sessionId));
+      } finally {
+        await claim.spent(); // any other way out (the login could not be saved): final. After an outcome, nothing
+      }
       debug('session regenerated at login (provider %s)', name);
       redirect(res, transaction.returnTo);
     } catch (err) {
@@ -208,6 +216,28 @@ class Routes {
       throw withLoginUrl(toRpError(clientInputError(err) ?? err), this.loginUrl(name, transaction?.returnTo));
     }
   };
+
+  /**
+   * Says how a callback failed, for the copies of its answer: a failure a retry may fix (the OP was
+   * down or the store stalled) keeps the pending login, so the same answer may be tried again (the
+   * page says "try again"). When the code was redeemed before the failure (userinfo down), the OP's
+   * answer is kept with it and saved before the claim lets the next copy in; a failure that no retry
+   * fixes (a refused code, a failed check, a DPoP login whose key was this request's) is final.
+   */
+  private async failedCallback(req: Request, claim: CallbackClaim, state: string, transaction: Transaction, failure: RpError): Promise<void> {
+    if (failure.retryAfter === undefined || failedAfterCodeSpent(failure)) return claim.spent();
+    this.rp.saveTransaction(req.session.oidc ??= {}, state, transaction);
+    if (!transaction.redeemed) return claim.release().catch(() => undefined);
+    const saved = await sessionOp<void>((cb) => req.session.save(cb)).then(() => true, () => false);
+    await (saved ? claim.retry().catch(() => claim.spent()) : claim.spent());
+  }
+
+  /** The pending login of `state` from the session as the store holds it now (another request may have changed it). */
+  private async pendingLoginAgain(req: Request, state: string, name: string): Promise<Transaction> {
+    const stored = await sessionOp<Partial<SessionData> | null | undefined>((cb) => req.sessionStore.get(req.sessionID, cb));
+    req.session.oidc = stored?.oidc;
+    return this.rp.takeTransaction(req.session.oidc, state, name);
+  }
 
   /** The path that starts a new login at provider `name` that returns to `returnTo`. */
   private loginUrl(name: string, returnTo = '/'): string {
@@ -332,24 +362,30 @@ async function rememberLogoutToken(coordination: Coordination, seen: string, iat
 }
 
 /**
- * Lets one callback of a login go on. The same answer arriving twice at once (a double click, a
- * browser's retry, two instances behind a load balancer) finds its pending login in both requests'
- * copies of the session; redeeming the code twice makes the OP revoke what it issued for it (RFC 6749
- * §4.1.2), and neither request would sign the user in. The claim is atomic across instances and
- * lives as long as the pending login could.
+ * For a copy of a login answer that another request owns: its session, read before that request
+ * saved, is not saved back at the end (it would bring back a session the login replaced, or undo
+ * what the owner kept for a retry). Rethrows.
  */
-async function claimCallback(coordination: Coordination, state: string, until: number): Promise<{ release(): Promise<void> }> {
-  const key = hashedKey('oidc-cb:', state);
-  const owner = randomBytes(12).toString('base64url');
-  const claimed = await coordination.setIfAbsent(key, owner, Math.max(1000, until - Date.now())).catch(async (err: unknown) => {
-    // the store may have taken the claim and lost only its reply: taken back (if it is ours), so the retry the 503 asks for can claim it
-    await coordination.deleteIfEquals(key, owner).catch(() => undefined);
+function leaveSessionAlone(req: Request): (err: unknown) => never {
+  return (err) => {
+    (req as { session?: unknown }).session = undefined;
     throw err;
-  });
-  if (!claimed) {
-    throw new RpError('invalid_state', 'this sign-in answer was already used (it arrived twice, or again after an error); it is used once. If you are not signed in, sign in again');
-  }
-  return { release: () => coordination.deleteIfEquals(key, owner) };
+  };
+}
+
+/**
+ * Gives this request the session `sessionId` of a login that a copy of the same answer finished (the
+ * browser gets its cookie), and goes where the login was going. "Already used" when that session is
+ * gone, or the session middleware cannot hand a stored session over.
+ */
+async function joinLogin(req: Request, res: Response, sessionId: string, returnTo: string): Promise<void> {
+  const store = req.sessionStore as Store & { createSession?: (req: Request, data: SessionData) => Session };
+  const data = await sessionOp<SessionData | null | undefined>((cb) => store.get(sessionId, cb));
+  if (!data?.oidc?.auth || typeof store.createSession !== 'function') throw alreadyUsed();
+  req.sessionID = sessionId;
+  store.createSession(req, data);
+  debug('a copy of a callback joined the login it finished');
+  redirect(res, returnTo);
 }
 
 /** Sets where the error page's "Sign in again" link goes (errors of a login's callback). */
@@ -558,7 +594,9 @@ function sessionMissing(): RpError {
  * login it held before (a re-login, a step-up), instead of destroying it first as `regenerate()`
  * does. Without express-session's `store.generate` (another session middleware), `regenerate()`.
  */
-async function loginSession(req: Request, oidc: NonNullable<SessionData['oidc']>, beforeSave?: (sessionId: string) => Promise<void>): Promise<void> {
+async function loginSession(
+  req: Request, oidc: NonNullable<SessionData['oidc']>, beforeSave?: (sessionId: string) => Promise<void>, afterSave?: (sessionId: string) => Promise<void>,
+): Promise<void> {
   const store = req.sessionStore as Store & { generate?: (req: Request) => void };
   const before = { id: req.sessionID, session: req.session };
   const generate = typeof store?.generate === 'function';
@@ -577,6 +615,7 @@ async function loginSession(req: Request, oidc: NonNullable<SessionData['oidc']>
     }
     throw err;
   }
+  await afterSave?.(req.sessionID);
   if (generate) {
     await sessionOp<void>((cb) => store.destroy(before.id, cb))
       .catch((err) => debug('the session before the login was not destroyed (it expires by itself): %s', (err as Error).message));

@@ -6,9 +6,11 @@
  * The shared result holds tokens, so it is sealed (AES-256-GCM) with a key derived from the refresh
  * token it replaces: only a request that held that token can open it.
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Coordination } from './coordination.js';
 import { RpError } from './errors.js';
+import { holdLease } from './lease.js';
+import { open as openSealed, seal as sealText } from './sealed.js';
 import type { Authentication } from './session.js';
 
 /**
@@ -68,28 +70,17 @@ async function grantUnderLock(
   let earlier: Authentication | undefined;
   let fresh: Authentication | undefined;
   // renewed while the grant runs, so only a dead instance's lock expires under the others
-  let stopped = false;
-  let tick: Promise<unknown> = Promise.resolve();
-  const renew = setInterval(() => {
-    tick = coordination.get(lockKey)
-      .then((holder) => (!stopped && holder === owner ? coordination.set(lockKey, owner, LOCK_MS) : undefined))
-      .catch(() => undefined);
-  }, RENEW_MS).unref();
-  const stopRenewing = async () => {
-    stopped = true;
-    clearInterval(renew);
-    await tick; // a renewal under way must not write the lock back after it is released
-  };
+  const lease = holdLease(coordination, lockKey, owner, LOCK_MS, RENEW_MS);
   const release = () => coordination.deleteIfEquals(lockKey, owner).catch(() => undefined);
   try {
     earlier = await sharedResult(coordination, resultKey, refreshToken, usable); // one outliving an expired lock: never grant twice
     if (!earlier) fresh = await grant();
   } catch (err) {
-    await stopRenewing();
+    await lease.stop();
     await release(); // let the next request try
     throw err;
   }
-  await stopRenewing();
+  await lease.stop();
   if (earlier) {
     await release();
     return earlier;
@@ -126,20 +117,11 @@ async function sharedResult(
   return result && usable(result) ? result : undefined;
 }
 
-function keyOf(refreshToken: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', refreshToken, 'openid-express shared refresh', 'result', 32));
-}
-
+// the purpose 'shared refresh' derives the same key as before sealed.ts: instances of both versions share results
 function seal(auth: Authentication, refreshToken: string): string {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', keyOf(refreshToken), iv);
-  const body = Buffer.concat([cipher.update(JSON.stringify(auth), 'utf8'), cipher.final()]);
-  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
+  return sealText(JSON.stringify(auth), refreshToken, 'shared refresh');
 }
 
 function open(sealed: string, refreshToken: string): Authentication {
-  const raw = Buffer.from(sealed, 'base64url');
-  const decipher = createDecipheriv('aes-256-gcm', keyOf(refreshToken), raw.subarray(0, 12));
-  decipher.setAuthTag(raw.subarray(12, 28));
-  return JSON.parse(Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8')) as Authentication;
+  return JSON.parse(openSealed(sealed, refreshToken, 'shared refresh')) as Authentication;
 }

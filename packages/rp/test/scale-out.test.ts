@@ -167,21 +167,66 @@ describe('back-channel logout and logout-token replay across instances (redisCoo
     }
   });
 
-  test('the same callback at both instances at once (a double submit across the load balancer): one code exchange, one login', async () => {
-    const browser = t.op.browser();
-    const agent = request.agent(t.server);
-    const start = await agent.get('/auth/login/op');
-    const cookie = cookieOf(start);
-    const callback = await browser.authorize(start.headers.location);
-    const grants = t.op.counts.grants.authorization_code ?? 0;
-    const answers = await Promise.all([t.server, b.server].map((server) => request(server).get(callback.pathname + callback.search).set('cookie', cookie)));
-    expect(answers.map((a) => a.status).sort()).toEqual([302, 400]);
-    expect(answers.find((a) => a.status === 400)!.body.error).toBe('invalid_state');
-    expect((t.op.counts.grants.authorization_code ?? 0) - grants).toBe(1);
-    const signedIn = cookieOf(answers.find((a) => a.status === 302)!);
-    for (const server of [t.server, b.server]) expect((await request(server).get('/me').set('cookie', signedIn)).status).toBe(200);
+  /** A login at the OP up to its answer: the browser's cookie, the callback path, and the Redis key of its claim. */
+  async function answeredLogin(): Promise<{ cookie: string; callback: string; state: string; claimKey: string }> {
+    const start = await request.agent(t.server).get('/auth/login/op');
+    const callback = await t.op.browser().authorize(start.headers.location);
     const state = new URL(start.headers.location).searchParams.get('state')!;
-    expect(await client.exists(`rp-bcl:oidc-cb:${createHash('sha256').update(state).digest('base64url')}`)).toBe(1); // the claim, in Redis
+    return { cookie: cookieOf(start), callback: callback.pathname + callback.search, state, claimKey: `rp-bcl:oidc-cb:${createHash('sha256').update(state).digest('base64url')}` };
+  }
+
+  test('the same callback at both instances at once (a double submit across the load balancer): one code exchange, one login, both answers signed in', async () => {
+    const { cookie, callback, claimKey } = await answeredLogin();
+    const grants = t.op.counts.grants.authorization_code ?? 0;
+    const answers = await Promise.all([t.server, b.server].map((server) => request(server).get(callback).set('cookie', cookie)));
+    expect(answers.map((a) => a.status)).toEqual([302, 302]);
+    expect((t.op.counts.grants.authorization_code ?? 0) - grants).toBe(1);
+    const [first, second] = answers.map(cookieOf);
+    expect(first).toBe(second); // the copy joined the login the other instance finished
+    for (const server of [t.server, b.server]) expect((await request(server).get('/me').set('cookie', first!)).status).toBe(200);
+    // the claim, in Redis: it now says the answer signed in (sealed with the browser's old session)
+    expect(await client.get(claimKey)).toMatch(/^done:/);
+    // the old session is gone: replaying the answer with it is refused, and signs nobody in
+    const replay = await request(b.server).get(callback).set('cookie', cookie);
+    expect(replay.status).toBe(400);
+    expect(cookieOf(replay)).not.toBe(first);
+  });
+
+  test('an instance that died holding the callback (a load balancer sends the GET again to another instance): the claim frees itself and the other instance signs in', async () => {
+    const { cookie, callback, claimKey } = await answeredLogin();
+    // what the dead instance left: its claim, no longer renewed (1.5 s of its lease left)
+    await client.set(claimKey, 'run:dead-instance', { PX: 1500 });
+    const grants = t.op.counts.grants.authorization_code ?? 0;
+    const started = Date.now();
+    const retried = await request(b.server).get(callback).set('cookie', cookie);
+    expect(retried.status).toBe(302); // before: 400 "already used" for as long as the login could last
+    expect(Date.now() - started).toBeGreaterThan(1200); // it waited for the lease, not longer than needed
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect((t.op.counts.grants.authorization_code ?? 0) - grants).toBe(1);
+    expect((await request(t.server).get('/me').set('cookie', cookieOf(retried))).status).toBe(200);
+  });
+
+  test('a claim still renewed by a live instance is waited for, then its answer is taken: a second copy never redeems the code', async () => {
+    const { cookie, callback, state, claimKey } = await answeredLogin();
+    await client.set(claimKey, 'run:slow-instance', { PX: 1000 });
+    // the slow instance renews its lease, then fails for good (say the OP refused the code)
+    const renew = setInterval(() => void client.set(claimKey, 'run:slow-instance', { PX: 1000 }), 300);
+    setTimeout(() => {
+      clearInterval(renew);
+      void client.set(claimKey, 'spent', { PX: 60_000 });
+    }, 2500);
+    const grants = t.op.counts.grants.authorization_code ?? 0;
+    const started = Date.now();
+    const copy = await request(b.server).get(callback).set('cookie', cookie);
+    clearInterval(renew);
+    expect(Date.now() - started).toBeGreaterThan(2300);
+    expect(copy.status).toBe(400);
+    expect(copy.body.error_description).toMatch(/already used/);
+    expect((t.op.counts.grants.authorization_code ?? 0) - grants).toBe(0);
+    // the copy read the session before the owner ended: it does not write that old copy back (which
+    // would undo what an owner kept for a retry, or bring back a session its login replaced)
+    const sid = decodeURIComponent(cookie).replace(/^sid=s:/, '').replace(/\.[^.]*$/, '');
+    expect(await client.get(`sess-bcl:${sid}`)).toContain(state);
   });
 });
 

@@ -1,0 +1,140 @@
+/**
+ * One code exchange per login answer across every instance, and one outcome for every copy of it.
+ *
+ * The same answer can reach the callback more than once: a double click, a reload while the first
+ * copy is still being answered, a load balancer that sends the GET again to another instance after
+ * the first one died. Redeeming its code twice makes the OP revoke what it issued (RFC 6749 §4.1.2),
+ * so one request (the owner) claims the answer and the copies wait for how it ended:
+ * - **signed in**: a copy from the same browser (the same session and `state`) joins that login, so
+ *   the browser ends signed in whichever answer it shows. The new session id is sealed with the old
+ *   one and the `state`, which only that browser holds;
+ * - **failed for good** (the OP refused the code, a check failed): "already used";
+ * - **failed for now** (the OP or the store down): a copy takes the claim over and tries again, from
+ *   the session as the owner left it (with the OP's token answer when the code was already redeemed);
+ * - **the owner died**: its claim is a lease (renewed while it works), so it frees itself within
+ *   its lease and a copy takes over.
+ */
+import { randomBytes } from 'node:crypto';
+import { hashedKey, type Coordination } from './coordination.js';
+import { RpError } from './errors.js';
+import { holdLease } from './lease.js';
+import { open, seal } from './sealed.js';
+
+/**
+ * `leaseMs`: how long an owner's claim holds without renewal; it is renewed every `renewMs` while the
+ * owner works. `waitMs`: how long a copy waits for the owner (longer than a dead owner's lease) before
+ * it answers 503, asking every `pollMs`.
+ */
+const TIMING = { leaseMs: 6_000, renewMs: 2_000, waitMs: 8_000, pollMs: 100 };
+type Timing = typeof TIMING;
+
+/** The claim's value after the owner: failed for good, or failed after redeeming the code (the session keeps the OP's answer). */
+const SPENT = 'spent';
+const RETRY = 'retry';
+const RUNNING = 'run:';
+const DONE = 'done:';
+const PURPOSE = 'callback';
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The claim of the request that finishes the login; it says how it ended, for the copies. The first outcome counts: later calls do nothing. */
+export interface CallbackClaim {
+  /**
+   * True when another request held the claim before: the session this request read may be older
+   * than what that request saved (read it again before using its pending login).
+   */
+  readonly waited: boolean;
+  /** The login is saved under session `to` (the browser's session was `from`): copies from that browser join it. Never rejects. */
+  signedIn(from: string, to: string): Promise<void>;
+  /** Failed, and the code may be unspent (the OP could not be reached): the next copy tries it. */
+  release(): Promise<void>;
+  /** Failed after the code was redeemed, with the OP's answer saved in the session: the next copy finishes from it. */
+  retry(): Promise<void>;
+  /** Failed for good: copies get "already used". Never rejects. */
+  spent(): Promise<void>;
+}
+
+export type ClaimResult = { claim: CallbackClaim } | { joined: string };
+
+export const alreadyUsed = (): RpError =>
+  new RpError('invalid_state', 'this sign-in answer was already used (it arrived twice, or again after an error); it is used once. If you are not signed in, sign in again');
+
+/**
+ * Claims the login answer of `state` for this request (`{ claim }`), or, when a copy of it from the
+ * same browser (session `sessionId`) already signed in, the session of that login (`{ joined }`).
+ * Throws "already used" when the answer failed for good or came from another browser, 503 when the
+ * owner is still working after `timing.waitMs`, and `store_unavailable` when the store fails.
+ */
+export async function claimCallback(
+  coordination: Coordination, state: string, sessionId: string, until: number, timing: Timing = TIMING,
+): Promise<ClaimResult> {
+  const { leaseMs, waitMs, pollMs } = timing;
+  const key = hashedKey('oidc-cb:', state);
+  const running = RUNNING + randomBytes(12).toString('base64url');
+  const deadline = Date.now() + waitMs;
+  const ttl = () => Math.max(1000, until - Date.now());
+  for (let waited = false; ; waited = true) {
+    const taken = await coordination.setIfAbsent(key, running, leaseMs).catch(async (err: unknown) => {
+      // the store may have taken the claim and lost only its reply: taken back (if it is ours), so the retry the 503 asks for can claim it
+      await coordination.deleteIfEquals(key, running).catch(() => undefined);
+      throw err;
+    });
+    if (taken) return { claim: ownClaim(coordination, key, running, state, waited, ttl, timing) };
+    const value = await coordination.get(key);
+    if (value === undefined) continue; // released or expired meanwhile
+    if (value === RETRY) {
+      await coordination.deleteIfEquals(key, RETRY);
+      continue;
+    }
+    if (value.startsWith(DONE)) {
+      const joined = openSessionId(value.slice(DONE.length), sessionId, state);
+      if (joined) return { joined };
+      throw alreadyUsed(); // signed in, but from another browser's session
+    }
+    if (!value.startsWith(RUNNING)) throw alreadyUsed(); // spent, or the claim of an earlier version
+    if (Date.now() > deadline) {
+      throw new RpError('op_unavailable', 'another request is still finishing this sign-in (the same answer arrived twice); try again in a moment', { retryAfter: 2 });
+    }
+    await sleep(pollMs);
+  }
+}
+
+function ownClaim(
+  coordination: Coordination, key: string, running: string, state: string, waited: boolean, ttl: () => number, timing: Timing,
+): CallbackClaim {
+  const lease = holdLease(coordination, key, running, timing.leaseMs, timing.renewMs);
+  let ended = false;
+  const end = (): boolean => !ended && (ended = true);
+  const mark = async (value: string): Promise<void> => {
+    await lease.stop();
+    await coordination.set(key, value, ttl());
+  };
+  return {
+    waited,
+    async signedIn(from, to) {
+      if (!end()) return;
+      const done = DONE + seal(to, `${from}\n${state}`, PURPOSE);
+      for (const wait of [0, 300, 1000, 2000]) {
+        // tried again within the lease's remaining life: once it expires, a copy would redeem the code again
+        if (wait) await sleep(wait);
+        if (await mark(done).then(() => true, () => false)) return;
+      }
+    },
+    release: async () => {
+      if (!end()) return;
+      await lease.stop();
+      await coordination.deleteIfEquals(key, running);
+    },
+    retry: async () => void (end() && (await mark(RETRY))),
+    // not written: the lease expires, and a copy's exchange of the spent code is refused
+    spent: async () => void (end() && (await mark(SPENT).catch(() => undefined))),
+  };
+}
+
+function openSessionId(sealed: string, sessionId: string, state: string): string | undefined {
+  try {
+    return open(sealed, `${sessionId}\n${state}`, PURPOSE);
+  } catch {
+    return undefined;
+  }
+}
