@@ -42,6 +42,7 @@ const SIGN_IN_STEPS: ReadonlySet<string> = new Set(['login', 'consent']);
 const GENERIC_FAILURE = 'The login name or password is incorrect.';
 const THROTTLED = 'Too many failed attempts. Wait a few minutes, then try again.';
 const BUSY = 'Too many sign-ins from your network at this moment. Try again in a few seconds.';
+const ACCOUNT_BUSY = 'Too many sign-ins to this account at this moment. Try again in a few seconds.';
 const EXPIRED = new OpError('interaction_expired', 400,
   'This sign-in has expired or was already completed. Go back to the application and sign in again.');
 
@@ -199,19 +200,19 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
   if (verdict !== 'ok') {
     await deps.states.save(d.uid, state, d.exp);
     log('login throttled (authenticator %s, %s)', auth.id, verdict);
-    res.set('Retry-After', String(verdict === 'busy' ? deps.throttle.busySeconds : deps.throttle.windowSeconds));
-    return showLogin(deps, req, res, d, 429, verdict === 'busy' ? BUSY : THROTTLED);
+    res.set('Retry-After', String(verdict === 'locked' ? deps.throttle.windowSeconds : deps.throttle.busySeconds));
+    return showLogin(deps, req, res, d, 429, verdict === 'locked' ? THROTTLED : verdict === 'busy' ? BUSY : ACCOUNT_BUSY);
   }
   const result = await auth.verify({ uid: d.uid, body, req, accounts: deps.accounts }).catch(giveBackOnOutage(deps.throttle, login, ip));
   if (result.ok === 'redirect') {
-    // decided elsewhere (completeLogin counts a refusal there): this address's attempt is given back
-    await deps.throttle.succeed(undefined, ip);
+    // decided elsewhere (completeLogin counts a refusal there): this attempt is given back
+    await deps.throttle.giveBack(login, ip);
     log('login continues elsewhere (authenticator %s)', auth.id);
     return res.redirect(303, result.url);
   }
   if (!result.ok) {
     state.attempts += 1;
-    await Promise.all([deps.throttle.failed(ip), deps.states.save(d.uid, state, d.exp)]);
+    await Promise.all([deps.throttle.failed(login, ip), deps.states.save(d.uid, state, d.exp)]);
     log('login failed (authenticator %s, attempt %d)', auth.id, state.attempts);
     return showLogin(deps, req, res, d, 401, GENERIC_FAILURE);
   }

@@ -3,35 +3,40 @@ import type { AccountStore } from './accounts.js';
 import type { OpStore } from './adapters/types.js';
 import { isStoreUnavailable } from './store-unavailable.js';
 
-/** What `attempt()` decided: check the password, or refuse (locked out for the window, or too many checks from the address at once). */
-export type Verdict = 'ok' | 'locked' | 'busy';
+/**
+ * What `attempt()` decided: check the password, or refuse: locked out for the window, or too many
+ * checks at once from the address (`busy`) or of the login (`account-busy`).
+ */
+export type Verdict = 'ok' | 'locked' | 'busy' | 'account-busy';
 
 /** Failed-login limits per login name and per client IP, kept in the shared store. */
 export interface Throttle {
   /**
    * Counts an attempt at `login` from `ip` before its password is checked, and says whether it may
-   * be checked: `locked` once the login name has had `maxFailures` attempts without a success in the
-   * window, or the IP `maxFailures` failures; `busy` when the IP's failures plus its checks under way
-   * would pass `maxFailures` (a burst: guesses sent all at once are held to the limit, as guesses sent
-   * one by one are), which passes as soon as those checks end. The login's count and the IP's checks
-   * under way go up first and atomically (the latter when the store can `decrement`).
+   * be checked: `locked` once the login name or the IP has had `maxFailures` failures in the window;
+   * `busy` (`account-busy`) when the IP's (the login's) failures plus its checks under way would pass
+   * `maxFailures` — a burst: guesses sent all at once, from one address or from many at one account,
+   * are held to the limit as guesses sent one by one are, and right passwords sent at once are told
+   * to try again in a moment, not locked out. Checks under way go up first and atomically, and count
+   * at most a minute. With a store that cannot `decrement`, the login's attempts are counted up front
+   * instead (and a success forgets them).
    */
   attempt(login: string | undefined, ip: string): Promise<Verdict>;
-  /** After `attempt()` and a failed check: counts the IP's failure and ends its check. */
-  failed(ip: string): Promise<void>;
+  /** After `attempt()` and a failed check: counts the failure against the login and the IP, and ends their checks. */
+  failed(login: string | undefined, ip: string): Promise<void>;
   /** A failure that no `attempt()` counted (e.g. a sign-in at another provider refused): counts it against the IP. */
   fail(ip: string): Promise<void>;
-  /** After `attempt()` and a success: forgets the login's count and ends the IP's check. */
+  /** After `attempt()` and a success: forgets the login's failures and ends the checks. */
   succeed(login: string | undefined, ip: string): Promise<void>;
   /**
-   * After `attempt()` and a check that could not be made (a store unavailable, a 503): takes back
-   * the login's attempt and ends the IP's check, so retries during an outage lock nobody out. Needs
-   * a store that can `decrement` (else the login's attempt stays counted).
+   * After `attempt()` and a check that could not be made (a store unavailable, a 503): ends the
+   * checks and counts nothing, so retries during an outage lock nobody out. Needs a store that can
+   * `decrement` (else the login's attempt stays counted).
    */
   giveBack(login: string | undefined, ip: string): Promise<void>;
   /** Seconds a lock-out may last (the window): the `Retry-After` of a `locked` attempt. */
   readonly windowSeconds: number;
-  /** The `Retry-After` of a `busy` attempt. */
+  /** The `Retry-After` of a `busy` or `account-busy` attempt. */
   readonly busySeconds: number;
 }
 
@@ -68,47 +73,56 @@ const BUSY_RETRY_SECONDS = 2;
 export function throttle(store: OpStore, limits: { maxFailures: number; windowSeconds: number }): Throttle {
   // checks under way are counted only when their end can take them back
   const tracked = typeof store.decrement === 'function';
-  const endCheck = (ip: string): Promise<void> => (tracked ? store.decrement!(key('check', ip)) : Promise.resolve());
-  const takeBackLogin = (login: string | undefined): Promise<void> => (tracked && login ? store.decrement!(key('login', login)) : Promise.resolve());
-  const giveBack = async (login: string | undefined, ip: string): Promise<void> => void (await Promise.all([takeBackLogin(login), endCheck(ip)]));
+  const endChecks = async (login: string | undefined, ip: string): Promise<void> => {
+    if (tracked) await Promise.all([store.decrement!(key('check', ip)), login ? store.decrement!(key('login-check', login)) : undefined]);
+  };
+  /** The failures and the checks under way (this one included) of `kind` `value`; without `decrement`, attempts counted up front. */
+  const counts = async (kind: 'ip' | 'login', value: string): Promise<[failures: number, checks: number]> => {
+    if (tracked) return Promise.all([store.count(key(kind, value)), store.increment(key(kind === 'ip' ? 'check' : 'login-check', value), CHECK_SECONDS)]);
+    return kind === 'ip' ? [await store.count(key('ip', value)), 0] : [(await store.increment(key('login', value), limits.windowSeconds)) - 1, 1];
+  };
+  // without `decrement` the login's attempt was counted up front, and stays
+  const giveBack = (login: string | undefined, ip: string): Promise<void> => endChecks(login, ip);
+  const verdict = ([failures, checks]: [number, number], busy: Verdict): Verdict | undefined => {
+    if (failures >= limits.maxFailures) return 'locked';
+    if (failures + checks > limits.maxFailures) return busy;
+    return undefined;
+  };
   return {
     windowSeconds: limits.windowSeconds,
     busySeconds: BUSY_RETRY_SECONDS,
     async attempt(login, ip) {
-      let loginCounted = false;
+      let counted: string | undefined;
       try {
-        const [checks, failures] = await Promise.all([
-          tracked ? store.increment(key('check', ip), CHECK_SECONDS) : Promise.resolve(0),
-          store.count(key('ip', ip)),
-        ]);
-        if (failures >= limits.maxFailures) {
-          await endCheck(ip);
-          return 'locked';
-        }
-        if (failures + checks > limits.maxFailures) {
-          await endCheck(ip);
-          return 'busy';
+        const refused = verdict(await counts('ip', ip), 'busy');
+        if (refused) {
+          await endChecks(undefined, ip);
+          return refused;
         }
         if (!login) return 'ok';
-        // counted before the (slow) password check: a success forgets it (`succeed`)
-        loginCounted = true;
-        if ((await store.increment(key('login', login), limits.windowSeconds)) <= limits.maxFailures) return 'ok';
-        await endCheck(ip);
-        return 'locked';
+        counted = login;
+        const refusedLogin = verdict(await counts('login', login), 'account-busy');
+        if (!refusedLogin) return 'ok';
+        await endChecks(login, ip);
+        return refusedLogin;
       } catch (err) {
-        // a store failure on the way (a 503): what may have been counted is taken back, in order after it
-        if (isStoreUnavailable(err)) await giveBack(loginCounted ? login : undefined, ip).catch(() => undefined);
+        // a store failure on the way (a 503): the checks that may have been counted end, in order after them
+        if (isStoreUnavailable(err)) await giveBack(counted, ip).catch(() => undefined);
         throw err;
       }
     },
-    async failed(ip) {
-      await Promise.all([store.increment(key('ip', ip), limits.windowSeconds), endCheck(ip)]);
+    async failed(login, ip) {
+      await Promise.all([
+        store.increment(key('ip', ip), limits.windowSeconds),
+        tracked && login ? store.increment(key('login', login), limits.windowSeconds) : undefined,
+        endChecks(login, ip),
+      ]);
     },
     async fail(ip) {
       await store.increment(key('ip', ip), limits.windowSeconds);
     },
     async succeed(login, ip) {
-      await Promise.all([login ? store.reset(key('login', login)) : undefined, endCheck(ip)]);
+      await Promise.all([login ? store.reset(key('login', login)) : undefined, endChecks(login, ip)]);
     },
     giveBack,
   };
@@ -128,8 +142,8 @@ export function throttle(store: OpStore, limits: { maxFailures: number; windowSe
  */
 export async function unlockLogin(store: OpStore, who: { accountId?: string; login?: string; ip?: string }): Promise<void> {
   const keys = [
-    ...(who?.accountId ? [key('login', accountLoginKey(who.accountId))] : []),
-    ...(who?.login ? [key('login', who.login)] : []),
+    ...(who?.accountId ? [key('login', accountLoginKey(who.accountId)), key('login-check', accountLoginKey(who.accountId))] : []),
+    ...(who?.login ? [key('login', who.login), key('login-check', who.login)] : []),
     ...(who?.ip ? [key('ip', who.ip), key('check', who.ip)] : []),
   ];
   if (keys.length === 0) throw new TypeError('unlockLogin(store, who): give at least one of accountId, login or ip');

@@ -93,12 +93,23 @@ describe('features.passwordGrant', () => {
     expect(page.html).toContain('Too many failed attempts');
   });
 
-  test('guesses sent all at once are held to the limit too (each counted before its password is checked)', async () => {
+  test('guesses sent all at once are held to the limit too (each check counted before its password is checked), then the name is locked', async () => {
     const configs = await Promise.all(Array.from({ length: 7 }, () => ropc()));
     const answers = await Promise.all(configs.map((config, i) => oauthError(password(config, 'carol-nobody', `guess-${i}`))));
     const descriptions = answers.map((a) => (a as { error_description?: string }).error_description ?? '').sort();
     expect(descriptions.filter((d) => d === 'the username or password is incorrect')).toHaveLength(3);
-    expect(descriptions.filter((d) => d.includes('too many failed attempts'))).toHaveLength(4);
+    expect(descriptions.filter((d) => d === 'too many sign-ins to this account at this moment: try again in a few seconds')).toHaveLength(4);
+    // three failures: the name is locked for the window
+    expect(await oauthError(password(await ropc(), 'carol-nobody', 'guess-8'))).toMatchObject({ error_description: expect.stringContaining('too many failed attempts') });
+  });
+
+  test('right passwords sent all at once from several addresses (one account used by several devices): none is locked out; those told "at this moment" get a token when they try again', async () => {
+    const configs = await Promise.all(Array.from({ length: 7 }, () => ropc()));
+    const answers = await Promise.all(configs.map((config) => password(config, 'alice', ALICE.password).then(() => 'token', (err: { error_description?: string }) => err.error_description ?? String(err))));
+    expect(answers).toEqual(expect.arrayContaining(['token', 'token', 'token'])); // maxFailures
+    expect(answers.filter((a) => a !== 'token' && a !== 'too many sign-ins to this account at this moment: try again in a few seconds')).toEqual([]);
+    // before: "too many failed attempts" with none failed, for the whole window
+    for (const [i, a] of answers.entries()) if (a !== 'token') await expect(password(configs[i]!, 'alice', ALICE.password)).resolves.toBeDefined();
   });
 
   test('a client without "password" in grant_types is refused', async () => {

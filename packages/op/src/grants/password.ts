@@ -33,6 +33,7 @@ export interface PasswordGrantDeps {
 const GENERIC_FAILURE = 'the username or password is incorrect';
 const THROTTLED = 'too many failed attempts: wait a few minutes, then try again';
 const BUSY = 'too many sign-ins from this address at this moment: try again in a few seconds';
+const ACCOUNT_BUSY = 'too many sign-ins to this account at this moment: try again in a few seconds';
 
 function invalidGrant(description: string): errors.InvalidGrant {
   return Object.assign(new errors.InvalidGrant(), { error_description: description });
@@ -81,11 +82,11 @@ export function registerPasswordGrant(provider: Provider, deps: PasswordGrantDep
     const verdict = await deps.throttle.attempt(login, ip);
     if (verdict !== 'ok') {
       log('password grant throttled (client %s, %s)', client.clientId, verdict);
-      throw invalidGrant(verdict === 'busy' ? BUSY : THROTTLED);
+      throw invalidGrant(verdict === 'locked' ? THROTTLED : verdict === 'busy' ? BUSY : ACCOUNT_BUSY);
     }
     const accountId = await checkPassword(deps.accounts, username, password).catch(giveBackOnOutage(deps.throttle, login, ip));
     if (!accountId) {
-      await deps.throttle.failed(ip);
+      await deps.throttle.failed(login, ip);
       log('password grant failed (client %s)', client.clientId);
       throw invalidGrant(GENERIC_FAILURE);
     }
