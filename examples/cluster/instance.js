@@ -8,8 +8,10 @@
 // rp:    BASE_URL (the load balancer's URL), ISSUER, CLIENT_ID, CLIENT_SECRET,
 //        COORDINATION=none (leaves out redisCoordination, to measure its cost; never run several instances so)
 //
-// Prints one line "<role> listening on http://HOST:PORT (pid N)" when it serves; exits on SIGTERM/SIGINT.
+// Prints one line "<role> listening on http://HOST:PORT (pid N)" when it serves; on SIGTERM/SIGINT it
+// answers what was sent to it, then exits (within 2.5 s).
 import { createServer } from 'node:http';
+import { Server } from 'node:net';
 import { createClient } from 'redis';
 
 const role = process.argv[2];
@@ -99,11 +101,32 @@ server.listen(Number(process.env.PORT ?? 0), host, () => {
   console.log(`${role} listening on http://${host}:${server.address().port} (pid ${process.pid})`);
 });
 
+// A graceful stop (a rolling restart) loses no request. The server stops taking connections at once
+// (the load balancer's next attempt goes to another instance); every request already sent is answered,
+// and after a stop each answer says `Connection: close`. A kept-alive connection is closed only once it
+// has been idle for a moment: closing one the instant it is idle (as `server.close()` does) races a
+// request the load balancer is sending on it — a reset, which it cannot safely retry for a POST.
+// Then Redis, then exit.
+const IDLE_MS = 500;
+const lastActive = new Map(); // connection → when it last answered; 0 while a request is in flight
+let stopping = false;
+server.on('connection', (socket) => {
+  lastActive.set(socket, Date.now());
+  socket.once('close', () => lastActive.delete(socket));
+});
+server.prependListener('request', (req, res) => {
+  lastActive.set(req.socket, 0);
+  res.once('finish', () => lastActive.has(req.socket) && lastActive.set(req.socket, Date.now()));
+  if (stopping) res.setHeader('connection', 'close');
+});
 for (const signal of ['SIGTERM', 'SIGINT']) {
   process.once(signal, () => {
-    setTimeout(() => process.exit(0), 2000).unref();
-    // finish the requests in flight, then leave
-    server.close(() => redis.close().catch(() => {}).finally(() => process.exit(0)));
-    server.closeIdleConnections();
+    stopping = true;
+    setTimeout(() => process.exit(0), 2500).unref(); // a request or Redis that never ends
+    // net.Server's close: stops listening, and leaves the connections to us (http's would close the idle ones now)
+    Server.prototype.close.call(server, () => redis.close().catch(() => {}).finally(() => process.exit(0)));
+    setInterval(() => {
+      for (const [socket, at] of lastActive) if (at && Date.now() - at >= IDLE_MS) socket.destroy();
+    }, 100).unref();
   });
 }

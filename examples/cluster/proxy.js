@@ -6,8 +6,10 @@ import { createServer, request as httpRequest, Agent } from 'node:http';
 
 /** Request bodies up to this size are kept while they stream, so a failed-over request can be replayed. */
 const REPLAY_LIMIT = 1024 * 1024;
-/** Errors that mean "this target did not take the request": the next target gets it. */
+/** Errors that mean "this target did not answer": the next target may get the request. */
 const FAILOVER_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ECONNABORTED']);
+/** Methods whose request may be sent twice (RFC 9110 §9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 /** Hop-by-hop headers (RFC 9110 7.6.1): about one connection, never forwarded. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-authorization', 'proxy-authenticate']);
 
@@ -139,7 +141,12 @@ export function createProxy({ targets, downFor = 2000, tokenPath, pick, clientAd
       });
       out.on('error', (err) => {
         if (answered) return res.destroy();
-        if (FAILOVER_CODES.has(err.code) && i + 1 < tries.length && replayable) {
+        // sent again only when the target cannot have acted on it, or acting twice is harmless: it
+        // refused the connection; the method is idempotent; or it went out on a kept-alive connection
+        // that the target was closing as idle (what Node's docs advise, `reusedSocket`). A POST reset
+        // on a new connection (the instance died while handling it) is a 502 the client must judge.
+        const safe = err.code === 'ECONNREFUSED' || IDEMPOTENT.has(req.method) || out.reusedSocket;
+        if (FAILOVER_CODES.has(err.code) && safe && i + 1 < tries.length && replayable) {
           downUntil[index] = Date.now() + downFor;
           counters.failovers += 1;
           return attempt(i + 1);
