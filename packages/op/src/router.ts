@@ -2,6 +2,7 @@ import debug from 'debug';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import { retryBackchannelLogout } from './backchannel-retry.js';
 import { memoryAdapter } from './adapters/memory.js';
 import type { OpStore } from './adapters/types.js';
 import { password } from './authenticators/password.js';
@@ -160,6 +161,7 @@ export function op(options: OpOptions): OpApp {
   const views: BrandedViews = { ...defaultViews, ...o.views, brand: { name: o.name, logoUri: o.logoUri } } as BrandedViews;
   const provider = createProvider(o, { store, views, ...keys });
   provider.on('server_error', (_ctx, err) => log('server_error: %s', err.message));
+  retryBackchannelLogout(provider);
   answerStoreFailuresWith503(provider, views);
 
   const app = express() as OpApp;

@@ -29,6 +29,8 @@ export interface FlowFixture {
   /** Registered for back-channel logout at `${origin}/backchannel`; what it received is in `logoutTokens`. */
   bcl: client.Configuration;
   logoutTokens: string[];
+  /** Statuses the back channel answers its next deliveries with (a token answered so is not kept), then 200. */
+  logoutFailures: number[];
   redirectUri: string;
   /** A browser that stops at the client's callback and logout pages; `ip` is sent as X-Forwarded-For. */
   browser(ip?: string): FormBrowser;
@@ -72,6 +74,7 @@ export async function startFlowFixture(
   store: OpStore, extra: Partial<OpOptions> = {}, setup: Parameters<typeof startOp>[1] = {},
 ): Promise<FlowFixture> {
   const logoutTokens: string[] = [];
+  const logoutFailures: number[] = [];
   const op = await startOp((_issuer: string, origin: string) => ({
     adapter: store,
     accounts,
@@ -93,6 +96,8 @@ export async function startFlowFixture(
     ...setup,
     beforeOp: (app) => {
       app.post('/backchannel', express.urlencoded({ extended: false }), (req, res) => {
+        const failure = logoutFailures.shift();
+        if (failure) return void res.status(failure).end();
         logoutTokens.push(String(req.body.logout_token));
         res.status(200).end();
       });
@@ -105,7 +110,7 @@ export async function startFlowFixture(
   const pub = await client.discovery(issuer, 'pub', { token_endpoint_auth_method: 'none' }, client.None(), insecure);
   const redirectUri = `${op.origin}/cb`;
   return {
-    op, web: web!, first: first!, service: service!, bcl: bcl!, pub, logoutTokens, redirectUri,
+    op, web: web!, first: first!, service: service!, bcl: bcl!, pub, logoutTokens, logoutFailures, redirectUri,
     async registerJarClient() {
       const keys = await generateKeyPair('ES256', { extractable: true });
       const jwk = { ...(await exportJWK(keys.publicKey)), alg: 'ES256', use: 'sig' };

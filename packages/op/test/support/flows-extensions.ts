@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, jwtVerify, SignJWT, generateKeyPair } from 'jose';
+import { createRemoteJWKSet, decodeJwt, jwtVerify, SignJWT, generateKeyPair } from 'jose';
 import { signIn } from '../../../../test/support/op-forms.js';
 import { ALICE } from './op-server.js';
 import { aliceTokens, callbackOf, client, useFlowFixture, type FlowFixture, type StoreFactory } from './flow-suite.js';
@@ -66,25 +66,63 @@ export function extensionFlows(storeName: string, makeStore: StoreFactory): void
       expect(bearer.status).toBe(401);
     });
 
-    test('logging out sends a signed logout token to the client back channel', async () => {
+    /** Alice signs in at the `bcl` client and out at the OP; the ID token's `sid`. */
+    async function signInAndOut(): Promise<string> {
       const browser = f.browser();
-      const tokens = await (async () => {
-        const auth = await f.authorization(f.bcl);
-        const page = await signIn(browser, auth.url, { login: 'alice', password: ALICE.password });
-        return client.authorizationCodeGrant(f.bcl, callbackOf(page), {
-          pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce,
-        });
-      })();
-      const before = f.logoutTokens.length;
+      const auth = await f.authorization(f.bcl);
+      const page = await signIn(browser, auth.url, { login: 'alice', password: ALICE.password });
+      const tokens = await client.authorizationCodeGrant(f.bcl, callbackOf(page), {
+        pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce,
+      });
       const confirm = await browser.open(client.buildEndSessionUrl(f.bcl, {
         id_token_hint: tokens.id_token!, post_logout_redirect_uri: `${f.op.origin}/bye` }).href);
       await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
-      for (let i = 0; i < 40 && f.logoutTokens.length === before; i += 1) await new Promise((r) => setTimeout(r, 50));
+      return tokens.claims()!.sid as string;
+    }
+    const delivered = async (before: number, ms: number) => {
+      for (let i = 0; i < ms / 50 && f.logoutTokens.length === before; i += 1) await new Promise((r) => setTimeout(r, 50));
+      return f.logoutTokens.slice(before);
+    };
+
+    test('logging out sends a signed logout token to the client back channel', async () => {
+      const before = f.logoutTokens.length;
+      const sid = await signInAndOut();
+      const [token] = await delivered(before, 2000);
       const jwks = createRemoteJWKSet(new URL(f.bcl.serverMetadata().jwks_uri!));
-      const { payload } = await jwtVerify(f.logoutTokens[before]!, jwks, { issuer: f.op.issuer, audience: 'bcl' });
+      const { payload } = await jwtVerify(token!, jwks, { issuer: f.op.issuer, audience: 'bcl' });
       expect(payload.sub).toBe('alice');
-      expect(payload.sid).toBe(tokens.claims()!.sid);
+      expect(payload.sid).toBe(sid);
       expect(payload.events).toEqual({ [BACKCHANNEL_EVENT]: {} });
+    });
+
+    test('an app that answers 503 (restarting, its store stalled) gets the logout token again until it takes it: before, it was sent once and the app kept the user signed in', async () => {
+      const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+      try {
+        f.logoutFailures.push(503, 503);
+        const before = f.logoutTokens.length;
+        const started = Date.now();
+        const sid = await signInAndOut();
+        const [token] = await delivered(before, 8000);
+        expect(Date.now() - started).toBeGreaterThan(3500); // after 1 s, then 3 s more
+        expect(decodeJwt(token!)).toMatchObject({ sub: 'alice', sid });
+        expect(f.logoutFailures).toEqual([]);
+        expect(warn).not.toHaveBeenCalled();
+      } finally {
+        warn.mockRestore();
+      }
+    });
+
+    test('an app that refuses the logout token (400) is not sent it again, and the OP says so', async () => {
+      const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+      try {
+        f.logoutFailures.push(400);
+        const before = f.logoutTokens.length;
+        await signInAndOut();
+        expect(await delivered(before, 1800)).toEqual([]);
+        expect(warn).toHaveBeenCalledWith(expect.stringMatching(/back-channel logout to client "bcl" .* was not delivered: expected 200 OK .* got: 400/));
+      } finally {
+        warn.mockRestore();
+      }
     });
 
     test('a client that was not part of the session gets no logout token', async () => {
