@@ -57,6 +57,7 @@ export function createRpInstance({ baseURL, issuer, clientId, clientSecret, redi
 
   app.get('/', (req, res) => {
     const user = req.oidc.isAuthenticated() ? req.oidc.user : undefined;
+    if (user) res.set('cache-control', 'no-store'); // it shows the user: Back after a sign-out must not show it again
     res.type('html').send(`<!doctype html><html lang="en"><meta charset="utf-8"><title>Cluster demo</title>
 <body style="font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1.25rem;line-height:1.55;color:#1d2130">
 <h1>Cluster demo</h1>

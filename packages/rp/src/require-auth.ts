@@ -34,7 +34,8 @@ function hasClaims(claims: Record<string, unknown>, wanted: NonNullable<RequireA
 
 /**
  * Guards a route: the request must carry a login (from `provider`, recent enough for `maxAge`)
- * whose user has `claims` and whose access token has `scope`.
+ * whose user has `claims` and whose access token has `scope`. The route's answer gets
+ * `Cache-Control: no-store` (set your own in the route to change it).
  *
  * @example
  * ```ts
@@ -76,6 +77,9 @@ export function requireAuth(options: RequireAuthOptions = {}): RequestHandler {
         return sendError(new RpError('insufficient_scope', `this resource needs the scope "${options.scope}"`), req, res, next, rp);
       }
     }
+    // the answer carries the user's data: no browser or shared cache may keep it (after a sign-out,
+    // Back would show it again from the cache). The route may set its own Cache-Control over it
+    res.setHeader('Cache-Control', 'no-store');
     next();
   };
 }

@@ -13,6 +13,7 @@ function routes(app: Express): void {
   app.get('/other-provider', requireAuth({ provider: 'other' }), ok);
   app.get('/recent', requireAuth({ maxAge: 60 }), ok);
   app.post('/form', requireAuth(), ok);
+  app.get('/avatar', requireAuth(), (_req, res) => void res.set('cache-control', 'private, max-age=60').json({ ok: true }));
 }
 
 let t: TestRp;
@@ -100,6 +101,15 @@ describe('requireAuth()', () => {
     expect((await agent.get('/recent')).status).toBe(401);
     const start = await agent.get(res.headers.location);
     expect(new URL(start.headers.location).searchParams.get('max_age')).toBe('60');
+  });
+
+  test('what a guarded route answers is never kept by a cache (Back after a sign-out must not show the user\'s data); the route may say otherwise', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const me = await agent.get('/me');
+    expect([me.status, me.headers['cache-control']]).toEqual([200, 'no-store']);
+    const avatar = await agent.get('/avatar');
+    expect([avatar.status, avatar.headers['cache-control']]).toEqual([200, 'private, max-age=60']);
   });
 
   test('without rp() mounted it says what to add', async () => {
