@@ -22,6 +22,12 @@ describe('the default views', () => {
     expect(html).toContain('&lt;b&gt;bad&lt;/b&gt;');
   });
 
+  test('the sign-out question reads right with and without the name of the app', () => {
+    const logout = defaultViews.logout as (p: { title: string; clientName?: string; form: string }) => string;
+    expect(logout({ title: 'Sign out', form: '' })).toContain('<p>Do you want to sign out from this identity provider?</p>');
+    expect(logout({ title: 'Sign out', clientName: 'Shop & Co', form: '' })).toContain('<p>Do you want to sign out from Shop &amp; Co and from this identity provider?</p>');
+  });
+
   test('are a self-contained page without scripts, readable on a phone', async () => {
     const f = await startFlowFixture(memoryAdapter());
     try {

@@ -30,9 +30,9 @@ export interface LogoutSuccessViewProps {
  * op({ issuer, accounts, views: { logout: (p) => `${p.form}<button form="op.logoutForm" name="logout" value="yes">Out</button>` } });
  */
 export function logout(p: LogoutViewProps): string {
-  const from = p.clientName ? ` from ${escapeHtml(p.clientName)}` : '';
+  const from = p.clientName ? ` from ${escapeHtml(p.clientName)} and` : '';
   return `<h1>${escapeHtml(p.title)}</h1>
-<p>Do you want to sign out${from} and from this identity provider?</p>
+<p>Do you want to sign out${from} from this identity provider?</p>
 ${p.form}
 <button type="submit" form="op.logoutForm" name="logout" value="yes" autofocus>Yes, sign me out</button>
 <button type="submit" form="op.logoutForm" class="secondary">No, stay signed in</button>`;
