@@ -30,8 +30,8 @@ export interface InteractionDeps {
   states: InteractionStates;
   /** op()'s `trustProxy`: whose address login throttling counts (see clientIp). */
   trustProxy: boolean;
-  /** op()'s `homeUri`: the way onward from an error page when no client is known. */
-  homeUri: string;
+  /** op()'s `homeUri`: the way onward from an error page when no client is known (none: the page says to go back to the app). */
+  homeUri?: string;
 }
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -107,6 +107,7 @@ async function wayBack(
   const clientName = client ? client.clientName ?? client.clientId : undefined;
   const backUrl = safeHref(client?.clientUri);
   if (clientName && backUrl) return { backUrl, backLabel: `Back to ${clientName}`, clientName };
+  if (!deps.homeUri) return clientName ? { clientName } : {};
   return { backUrl: deps.homeUri, backLabel: 'Go to the start page', ...(clientName ? { clientName } : {}) };
 }
 

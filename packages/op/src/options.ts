@@ -203,7 +203,8 @@ export interface OpOptions {
   logoUri?: string;
   /**
    * Where the "Signed out" page and the error pages send people onward when no client to return to is
-   * known: an http(s) URL or a path on the OP's site. Default `/` (the root of the issuer's site).
+   * known: an http(s) URL or a path on the OP's site. Default none: those pages say to go back to the
+   * application (a guessed `/` is a 404 on most identity providers, mounted under a path).
    */
   homeUri?: string;
   /** Raw oidc-provider configuration merged last, over everything above. Default none. */
@@ -211,7 +212,7 @@ export interface OpOptions {
 }
 
 /** `OpOptions` with defaults applied. */
-export interface ResolvedOptions extends Required<Omit<OpOptions, 'adapter' | 'jwks' | 'cookieKeys' | 'provider' | 'views' | 'session' | 'logoUri'>> {
+export interface ResolvedOptions extends Required<Omit<OpOptions, 'adapter' | 'jwks' | 'cookieKeys' | 'provider' | 'views' | 'session' | 'logoUri' | 'homeUri'>> {
   issuerUrl: URL;
   /** The path the router must be mounted at ('' for the root). */
   mountPath: string;
@@ -225,6 +226,7 @@ export interface ResolvedOptions extends Required<Omit<OpOptions, 'adapter' | 'j
   throttle: Required<OpThrottle>;
   session?: RequestHandler;
   logoUri?: string;
+  homeUri?: string;
 }
 
 const DAY = 24 * 3600;
@@ -610,7 +612,7 @@ export function resolveOptions(input: OpOptions): ResolvedOptions {
     pkce: input.pkce ?? 'unless-nonce',
     name: input.name?.trim() ?? issuerUrl.host,
     logoUri: input.logoUri,
-    homeUri: input.homeUri ?? '/',
+    homeUri: input.homeUri,
     provider: input.provider ?? {},
   };
 }

@@ -49,5 +49,5 @@ export function logoutSuccess(p: LogoutSuccessViewProps): string {
   const back = pageHref(p.backUrl);
   return `<h1>${escapeHtml(p.title)}</h1>
 <p>You have signed out${from}.</p>
-${back ? `<p><a class="button" href="${escapeHtml(back)}">${escapeHtml(p.backLabel ?? 'Continue')}</a></p>` : ''}`;
+${back ? `<p><a class="button" href="${escapeHtml(back)}">${escapeHtml(p.backLabel ?? 'Continue')}</a></p>` : '<p>You can close this page.</p>'}`;
 }
