@@ -48,13 +48,26 @@ describe("the OP's name and logo", () => {
   });
 });
 
-describe('the consent screen', () => {
+describe('with the default options: the consent screen; pages without homeUri (an OP mounted under a path, nothing at the root of its site)', () => {
   let f: FlowFixture;
   beforeAll(async () => {
     f = await startFlowFixture(memoryAdapter());
   });
   afterAll(() => f.op.close());
 
+  test('"Signed out" and "expired" link nowhere they cannot lead (before: "/", a 404), and say what to do', async () => {
+    const browser = f.browser();
+    await signIn(browser, (await f.authorization()).url, { login: 'alice', password: ALICE.password });
+    const confirm = await browser.open(`${f.op.issuer}/session/end`);
+    const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+    expect(done.html).toContain('<h1>Signed out</h1>');
+    expect(done.html).toContain('<p>You can close this page.</p>');
+    expect(done.html).not.toContain('class="button"');
+    const expired = await f.browser().open(`${f.op.issuer}/interaction/${'x'.repeat(21)}`);
+    expect(expired.status).toBe(400);
+    expect(expired.html).toContain('Return to the application you came from and try again.');
+    expect(expired.html).not.toContain('href="/"');
+  });
   test('says who is signed in, and "Use another account" lets bob consent instead of alice', async () => {
     const browser = f.browser();
     const auth = await f.authorization();
@@ -102,28 +115,6 @@ describe('the signed-out page', () => {
     const { browser, confirm } = await signedIn();
     const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
     expect(done.html).toContain('<a class="button" href="https://www.example.org/">Continue</a>');
-  });
-});
-
-describe('without homeUri (the OP mounted under a path, nothing at the root of its site)', () => {
-  let f: FlowFixture;
-  beforeAll(async () => {
-    f = await startFlowFixture(memoryAdapter());
-  });
-  afterAll(() => f.op.close());
-
-  test('"Signed out" and "expired" link nowhere they cannot lead (before: "/", a 404), and say what to do', async () => {
-    const browser = f.browser();
-    await signIn(browser, (await f.authorization()).url, { login: 'alice', password: ALICE.password });
-    const confirm = await browser.open(`${f.op.issuer}/session/end`);
-    const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
-    expect(done.html).toContain('<h1>Signed out</h1>');
-    expect(done.html).toContain('<p>You can close this page.</p>');
-    expect(done.html).not.toContain('class="button"');
-    const expired = await f.browser().open(`${f.op.issuer}/interaction/${'x'.repeat(21)}`);
-    expect(expired.status).toBe(400);
-    expect(expired.html).toContain('Return to the application you came from and try again.');
-    expect(expired.html).not.toContain('href="/"');
   });
 });
 
