@@ -212,6 +212,13 @@ class Routes {
       debug('session regenerated at login (provider %s)', name);
       redirect(res, transaction.returnTo);
     } catch (err) {
+      // a sign-in answer that matches no pending login, opened by a browser that is signed in (the
+      // callback URL again: a second tab, history, a reload after the login): nothing to do, and no
+      // reason for an error page. Nothing is exchanged, so an answer planted by someone else signs no one in
+      if (transaction === undefined && err instanceof RpError && err.code === 'invalid_state' && session.oidc?.auth) {
+        debug('callback of provider %s matches no pending login, and the browser is signed in: sent to /', name);
+        return redirect(res, '/');
+      }
       // every page of a failed callback offers a new login at the same provider, to the same page
       throw withLoginUrl(toRpError(clientInputError(err) ?? err), this.loginUrl(name, transaction?.returnTo));
     }

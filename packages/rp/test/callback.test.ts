@@ -82,10 +82,11 @@ describe('GET /auth/callback/:provider', () => {
     const victim = t.agent();
     const callback = await t.startLogin(victim);
     await victim.get(path(callback)).expect(302);
-    // the same browser again
+    // the same browser again: it is signed in, and the answer is not used again
+    const grants = t.op.counts.grants.authorization_code ?? 0;
     const again = await victim.get(path(callback));
-    expect(again.status).toBe(400);
-    expect(again.body.error).toBe('invalid_state');
+    expect([again.status, again.headers.location]).toEqual([302, '/']);
+    expect((t.op.counts.grants.authorization_code ?? 0) - grants).toBe(0);
     // an attacker who got hold of the URL
     const attacker = t.agent();
     const stolen = await attacker.get(path(callback));
@@ -128,6 +129,31 @@ describe('GET /auth/callback/:provider', () => {
     // the benign causes come first: a newcomer's cookie clash is far likelier than an attack
     expect(res.body.error_description).toMatch(/Usually the session cookie did not come back: another app on the same host uses the same cookie name/);
     await expectNoLogin(t, victim);
+  });
+
+  test('the callback URL opened again by a browser that is signed in (a second tab, history): back to the app, still signed in, nothing exchanged', async () => {
+    const agent = t.agent();
+    const callback = await t.startLogin(agent);
+    expect((await agent.get(path(callback))).status).toBe(302);
+    const grants = t.op.counts.grants.authorization_code ?? 0;
+    const again = await agent.get(path(callback)).set('accept', 'text/html');
+    expect([again.status, again.headers.location]).toEqual([302, '/']); // before: 400 "This sign-in has expired"
+    expect((await agent.get('/me')).body.sub).toBe('alice');
+    expect((t.op.counts.grants.authorization_code ?? 0) - grants).toBe(0);
+  });
+
+  test('an answer planted by someone else, opened by a browser signed in as another user: ignored (nothing exchanged), the browser stays who it was', async () => {
+    const victim = t.agent();
+    await t.login(victim);
+    const attacker = t.agent();
+    const planted = await t.startLogin(attacker, { account: 'bob' });
+    const grants = t.op.counts.grants.authorization_code ?? 0;
+    const res = await victim.get(path(planted)).set('accept', 'text/html');
+    expect([res.status, res.headers.location]).toEqual([302, '/']);
+    expect((await victim.get('/me')).body.sub).toBe('alice');
+    expect((t.op.counts.grants.authorization_code ?? 0) - grants).toBe(0);
+    // the attacker's own pending login is untouched: its answer still works for the attacker only
+    expect((await attacker.get(path(planted))).status).toBe(302);
   });
 
   test('a code replayed at the OP (code reused under a new state) does not log in', async () => {
@@ -469,9 +495,10 @@ describe('a callback whose code exchange fails in passing', () => {
     expect([retried.status, retried.headers.location]).toEqual([302, '/me']);
     expect((await agent.get('/me')).body.sub).toBe('alice');
     expect(codeGrants() - grants).toBe(1);
-    // and used once: a third arrival is refused
+    // and used once: a third arrival (signed in now) exchanges nothing
     const third = await agent.get(path(callback)).set('accept', 'application/json');
-    expect([third.status, third.body.error]).toEqual([400, 'invalid_state']);
+    expect([third.status, third.headers.location]).toEqual([302, '/']);
+    expect(codeGrants() - grants).toBe(1);
   });
 
   test('the page of that 503 says to sign in again, with a link that starts a login back to the same page', async () => {
@@ -522,8 +549,9 @@ describe('a callback whose code exchange fails in passing', () => {
     expect([retried.status, retried.headers.location]).toEqual([302, '/me']);
     expect(codeRequests - before).toBe(1); // a second redemption would make the OP revoke what it issued
     expect((await agent.get('/me')).body).toMatchObject({ sub: 'alice', email: expect.any(String) });
-    // and used once: a third arrival is refused
-    expect((await agent.get(path(callback)).set('accept', 'application/json')).status).toBe(400);
+    // and used once: a third arrival (signed in now) exchanges nothing
+    expect((await agent.get(path(callback)).set('accept', 'application/json')).headers.location).toBe('/');
+    expect(codeRequests - before).toBe(1);
   });
 
   test('two copies of the answer at once, and the first meets userinfo down after redeeming the code: the copy finishes the login from the answer the first kept, with no second redemption', async () => {

@@ -27,7 +27,7 @@ describe('debug logging (openid-express:rp)', () => {
     const auth = (await storedAuth()) as { idToken: string; refreshToken: string; accessToken: { value: string } };
     await agent.post('/auth/refresh').expect(200);
     const refreshed = (await storedAuth()) as { refreshToken: string; accessToken: { value: string } };
-    await agent.get(callback.pathname + callback.search).expect(400); // replay
+    await t.agent().get(callback.pathname + callback.search).expect(400); // replayed from another browser
     await agent.get('/auth/logout').set('sec-fetch-site', 'same-origin').expect(302);
 
     const log = lines.join('\n');
