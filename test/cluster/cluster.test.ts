@@ -531,6 +531,44 @@ scenario('11. graceful stop (a rolling restart): SIGTERM while 16 kept-alive con
   await expectAllAlive();
 }, 60_000);
 
+scenario('12. back-channel logout that met the app restarting (503), and the OP instance that sent it killed: another OP instance sends it again, and the app signs the user out', async () => {
+  const [a] = cluster.instances.op as [Instance, Instance];
+  const user = browser();
+  await fullLogin(user);
+  // the app answers the first logout token 503 (as while it restarts); the OP's sign-out runs on A
+  const rpServer = cluster.rpProxy.server;
+  const forward = rpServer.listeners('request')[0] as (req: IncomingMessage, res: ServerResponse) => void;
+  let refused = 0;
+  rpServer.removeAllListeners('request');
+  rpServer.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method === 'POST' && req.url === '/auth/backchannel-logout/op' && refused === 0) {
+      refused += 1;
+      req.resume();
+      return void res.writeHead(503, { 'retry-after': '1' }).end();
+    }
+    forward.call(rpServer, req, res);
+  });
+  try {
+    cluster.opProxy.pick = (req) => (req.url?.startsWith('/op/session/end') ? a.index : undefined);
+    const confirm = await user.open(`${cluster.issuer}/session/end`);
+    const done = await user.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+    expect(done.status).toBe(200);
+    expect(refused).toBe(1);
+    // A kept the retry in Redis before it answered; it dies before the retry is due
+    await a.kill('SIGKILL');
+    const ended = await waitFor('/me answering 401 on both RP instances', async () => {
+      const statuses = await Promise.all(cluster.instances.rp.map(async (at) => (await call(user, '/me', { at })).status));
+      return statuses.every((s) => s === 401) ? statuses : undefined;
+    }, 8000);
+    expect(ended).toEqual([401, 401]); // before: the token was sent once, and the user stayed signed in at the app
+  } finally {
+    rpServer.removeAllListeners('request');
+    rpServer.on('request', forward);
+  }
+  await a.restart();
+  await expectAllAlive();
+}, 60_000);
+
 scenario('7. Redis stopped (SIGSTOP): 503 + Retry-After within 5 s, nothing crashes; after SIGCONT the same processes serve logins and the session is intact', async () => {
   const before = browser();
   await fullLogin(before);

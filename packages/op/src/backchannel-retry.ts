@@ -3,17 +3,35 @@
  * signs out at the OP: an app that was restarting, or whose store stalled, answered 5xx (or nothing)
  * and kept the user signed in, while the OP said "Signed out". A delivery that failed in passing (no
  * answer, 5xx, 429) is tried again after 1, 3, 10, 30 and 60 s, with a new logout token each time; a
- * 4xx is final (the app refused the token). The retries live in this process: an instance stopped
- * within those two minutes drops its pending ones (what is given up is said with `console.warn`).
+ * 4xx is final (the app refused the token). What is given up is said with `console.warn`.
+ *
+ * The retries wait in the store's shared queue when it has one (`redisAdapter()`): every instance
+ * takes the due ones, so an instance stopped or killed meanwhile loses none. Otherwise (or while the
+ * store cannot take them) they wait in this process.
  */
+import { randomBytes } from 'node:crypto';
 import debug from 'debug';
 import type Provider from 'oidc-provider';
+import type { OpStore } from './adapters/types.js';
 
 const log = debug('openid-express:op');
 
+const QUEUE = 'backchannel-logout';
 const DELAYS_MS = [1_000, 3_000, 10_000, 30_000, 60_000];
-/** Retries waiting at most at once (each holds a client and two strings): past it, failures are only warned about. */
-const MAX_PENDING = 10_000;
+/** How often each instance takes the due retries from the shared queue, and how many at once. */
+const POLL_MS = 1_000;
+const TAKE = 20;
+/** Retries waiting in this process at most (each holds a few strings): past it, failures are only warned about. */
+const MAX_LOCAL = 10_000;
+
+/** One delivery to try again: the client, the user and OP session it was for, and how many retries came before. */
+interface Retry {
+  id: string;
+  clientId: string;
+  sub: string;
+  sid: string;
+  attempt: number;
+}
 
 interface LogoutClient {
   clientId: string;
@@ -28,31 +46,76 @@ const passing = (err: unknown): boolean => {
 };
 
 /**
- * Tries failed back-channel logouts of `provider` again (see above).
+ * Tries failed back-channel logouts of `provider` again (see above), through `store`'s queue when it has one.
  *
  * @example
- * retryBackchannelLogout(provider);
+ * retryBackchannelLogout(provider, store);
  */
-export function retryBackchannelLogout(provider: Provider, delays: readonly number[] = DELAYS_MS): void {
-  let pending = 0;
-  const giveUp = (client: LogoutClient, why: string) =>
-    console.warn(`op(): the back-channel logout to client "${client.clientId}" (${client.backchannelLogoutUri}) was not delivered: ${why}. `
+export function retryBackchannelLogout(provider: Provider, store: OpStore, delays: readonly number[] = DELAYS_MS): void {
+  let local = 0;
+  const giveUp = (r: Pick<Retry, 'clientId'>, uri: string | undefined, why: string) =>
+    console.warn(`op(): the back-channel logout to client "${r.clientId}" (${uri ?? 'its backchannel_logout_uri'}) was not delivered: ${why}. `
       + 'That app may still have the user signed in: check that it is reachable from the OP.');
-  const retry = (client: LogoutClient, sub: string, sid: string, attempt: number): void => {
-    if (attempt >= delays.length) return giveUp(client, `no success after ${attempt + 1} attempts over ${Math.round(delays.reduce((a, b) => a + b, 0) / 1000)} s`);
-    if (pending >= MAX_PENDING) return giveUp(client, `${MAX_PENDING} deliveries are already waiting to be tried again`);
-    pending += 1;
-    setTimeout(() => {
-      pending -= 1;
-      client.backchannelLogout(sub, sid).then(
-        () => log('back-channel logout to client %s delivered on attempt %d', client.clientId, attempt + 2),
-        (err: Error) => (passing(err) ? retry(client, sub, sid, attempt + 1) : giveUp(client, err.message)),
-      );
-    }, delays[attempt]).unref();
+
+  const later = (r: Retry, uri: string | undefined): void => {
+    if (r.attempt >= delays.length) {
+      return giveUp(r, uri, `no success after ${r.attempt + 1} attempts over ${Math.round(delays.reduce((a, b) => a + b, 0) / 1000)} s`);
+    }
+    const dueAt = Date.now() + delays[r.attempt]!;
+    if (!store.schedule) return inProcess(r, uri, dueAt);
+    store.schedule(QUEUE, JSON.stringify(r), dueAt).catch((err: Error) => {
+      log('back-channel logout retry kept in this process (the store did not take it: %s)', err.message);
+      inProcess(r, uri, dueAt);
+    });
   };
+
+  const inProcess = (r: Retry, uri: string | undefined, dueAt: number): void => {
+    if (local >= MAX_LOCAL) return giveUp(r, uri, `${MAX_LOCAL} deliveries are already waiting to be tried again`);
+    local += 1;
+    setTimeout(() => {
+      local -= 1;
+      void deliver(r);
+    }, Math.max(0, dueAt - Date.now())).unref();
+  };
+
+  const deliver = async (r: Retry): Promise<void> => {
+    const client = (await provider.Client.find(r.clientId).catch(() => undefined)) as unknown as LogoutClient | undefined;
+    if (!client?.backchannelLogoutUri) return log('back-channel logout retry dropped: client %s is gone or has no back channel now', r.clientId);
+    await client.backchannelLogout(r.sub, r.sid).then(
+      () => log('back-channel logout to client %s delivered on attempt %d', r.clientId, r.attempt + 2),
+      (err: Error) => (passing(err) ? later({ ...r, attempt: r.attempt + 1 }, client.backchannelLogoutUri) : giveUp(r, client.backchannelLogoutUri, err.message)),
+    );
+  };
+
   provider.on('backchannel.error', (_ctx, err, client, sub, sid) => {
     log('back-channel logout to client %s failed: %s', client.clientId, err.message);
-    if (passing(err)) retry(client as unknown as LogoutClient, sub, sid, 0);
-    else giveUp(client as unknown as LogoutClient, err.message);
+    const uri = (client as unknown as LogoutClient).backchannelLogoutUri;
+    if (!passing(err)) return giveUp({ clientId: client.clientId }, uri, err.message);
+    later({ id: randomBytes(9).toString('base64url'), clientId: client.clientId, sub, sid, attempt: 0 }, uri);
   });
+
+  if (store.takeDue) pollSharedQueue(store, (r) => deliver(r));
+}
+
+/** Every `POLL_MS`, takes the due retries from the shared queue (each taken by one instance) and delivers them. */
+function pollSharedQueue(store: OpStore, deliver: (r: Retry) => Promise<void>): void {
+  let busy = false;
+  setInterval(() => {
+    if (busy) return;
+    busy = true;
+    store.takeDue!(QUEUE, Date.now(), TAKE)
+      .then((items) => Promise.all(items.map((item) => {
+        let r: Retry;
+        try {
+          r = JSON.parse(item) as Retry;
+        } catch {
+          return log('back-channel logout retry dropped: unreadable queue item');
+        }
+        return deliver(r).catch((err: Error) => log('back-channel logout retry failed: %s', err.message));
+      })))
+      .catch((err: Error) => log('back-channel logout retries not taken this time: %s', err.message))
+      .finally(() => {
+        busy = false;
+      });
+  }, POLL_MS).unref();
 }

@@ -49,5 +49,8 @@ export function appStore(store: OpStore, timeoutMs: number): OpStore {
     count: bound('count', store.count.bind(store)),
     ...(store.decrement ? { decrement: bound('decrement', store.decrement.bind(store)) } : {}),
     reset: bound('reset', store.reset.bind(store)),
+    ...(store.schedule && store.takeDue
+      ? { schedule: bound('schedule', store.schedule.bind(store)), takeDue: bound('takeDue', store.takeDue.bind(store)) }
+      : {}),
   };
 }

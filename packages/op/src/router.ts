@@ -161,7 +161,7 @@ export function op(options: OpOptions): OpApp {
   const views: BrandedViews = { ...defaultViews, ...o.views, brand: { name: o.name, logoUri: o.logoUri } } as BrandedViews;
   const provider = createProvider(o, { store, views, ...keys });
   provider.on('server_error', (_ctx, err) => log('server_error: %s', err.message));
-  retryBackchannelLogout(provider);
+  retryBackchannelLogout(provider, store);
   answerStoreFailuresWith503(provider, views);
 
   const app = express() as OpApp;

@@ -71,6 +71,24 @@ describe('redisAdapter', () => {
     expect(await before.adapterFor('AccessToken').find('at-1')).toBeUndefined();
   });
 
+  it('a shared queue of work to try again: only what is due is taken, each item by one instance, and it stays bounded', async () => {
+    const prefix = uniquePrefix();
+    const [a, b] = await Promise.all([0, 1].map(async () => redisAdapter(await connect(), { prefix })));
+    const now = Date.now();
+    for (let i = 0; i < 30; i += 1) await a.schedule!('q', `item-${i}`, now - 1000 + i);
+    await a.schedule!('q', 'later', now + 60_000);
+    // two instances take at once: every due item once, none twice
+    const [x, y] = await Promise.all([a.takeDue!('q', now + 100, 20), b.takeDue!('q', now + 100, 20)]);
+    expect(x.filter((item) => y.includes(item))).toEqual([]);
+    expect([...x, ...y].sort()).toEqual(Array.from({ length: 30 }, (_, i) => `item-${i}`).sort());
+    expect(await b.takeDue!('q', now + 100, 20)).toEqual([]);
+    expect(await b.takeDue!('q', now + 61_000, 20)).toEqual(['later']);
+    // a queue nobody takes from stays at most 10 000 long
+    const many = Array.from({ length: 10_005 }, (_, i) => a.schedule!('big', `n-${i}`, now + i));
+    await Promise.all(many);
+    expect(await client.zCard(`${prefix}queue:big`)).toBe(10_000);
+  });
+
   it('of ten OP instances redeeming one code at once, exactly one succeeds', async () => {
     const prefix = uniquePrefix();
     const instances = await Promise.all(Array.from({ length: 10 }, async () => redisAdapter(await connect(), { prefix })));

@@ -124,3 +124,18 @@ local n = redis.call('INCR', KEYS[1])
 if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n
 `);
+
+/** Adds an item due at a time, keeping the queue at most ARGV[3] long (the latest due are dropped). KEYS: queue. ARGV: due, item, max. */
+export const SCHEDULE = script(`
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+local extra = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
+if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], -extra, -1) end
+return 1
+`);
+
+/** Removes and returns up to ARGV[2] items due by ARGV[1]. KEYS: queue. */
+export const TAKE_DUE = script(`
+local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+if #items > 0 then redis.call('ZREM', KEYS[1], unpack(items)) end
+return items
+`);

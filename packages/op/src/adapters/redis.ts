@@ -5,7 +5,7 @@ import { withDeadline } from '../bounded-store.js';
 import { OpConfigError, StoreUnavailableError } from '../errors.js';
 import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
 import { recordConsumed } from '../request-scope.js';
-import { CONSUME, GRANT_ADD, DECREMENT, INCREMENT, REVOKE_GRANT, TAKE_LEGACY_GRANT, UNCONSUME, UPSERT, type Script } from './redis-scripts.js';
+import { CONSUME, GRANT_ADD, DECREMENT, INCREMENT, REVOKE_GRANT, SCHEDULE, TAKE_DUE, TAKE_LEGACY_GRANT, UNCONSUME, UPSERT, type Script } from './redis-scripts.js';
 import type { OpStore } from './types.js';
 
 /** Per-command options the adapter passes to node-redis (its `CommandOptions` has these). */
@@ -67,7 +67,8 @@ const TOMBSTONE_MAX_MS = 14 * 24 * 60 * 60 * 1000;
  * Bad arguments throw `OpConfigError` saying what to pass.
  *
  * Key layout (`P` = prefix): records `P<Model>:<id>` (a hash: payload, consumed, and consumer: which call consumed it);
- * `Puid:<Model>:<uid>` and `PuserCode:<Model>:<code>` → record id; counters `Pcounter:<key>`;
+ * `Puid:<Model>:<uid>` and `PuserCode:<Model>:<code>` → record id; counters `Pcounter:<key>`; work to
+ * try again (back-channel logouts) `Pqueue:<name>` (a sorted set by when it is due, shared by the instances);
  * a grant's index `Pgrant:{<grantId>}` (sorted set of record keys by expiry) and, once revoked,
  * its tombstone `Pgrant:{<grantId>}:revoked`, hash-tagged so both sit in one slot.
  *
@@ -99,8 +100,15 @@ export function redisAdapter(client: RedisCommandClient | RedisClusterCommandCli
     decrement: (key) => redis.guard('decrement', async () => void (await redis.run(DECREMENT, [keys.counter(key)], []))),
     count: (key) => redis.guard('count', async () => Number((await redis.command(keys.counter(key), ['GET', keys.counter(key)])) ?? 0)),
     reset: (key) => redis.guard('reset', async () => void (await redis.command(keys.counter(key), ['DEL', keys.counter(key)]))),
+    schedule: (queue, item, dueAt) =>
+      redis.guard('schedule', async () => void (await redis.run(SCHEDULE, [keys.queue(queue)], [String(dueAt), item, String(MAX_QUEUED)]))),
+    takeDue: (queue, now, max) =>
+      redis.guard('takeDue', async () => ((await redis.run(TAKE_DUE, [keys.queue(queue)], [String(now), String(max)])) as string[] | null) ?? []),
   };
 }
+
+/** Items a queue keeps at most (a store that nobody takes from stays bounded). */
+const MAX_QUEUED = 10_000;
 
 function checkClient(client: RedisCommandClient | RedisClusterCommandClient): void {
   if (typeof (client as unknown as Promise<unknown>)?.then === 'function') {
@@ -154,7 +162,7 @@ function keepAliveOnErrors(client: object): void {
 }
 
 /**
- * Key names. Records, uid/userCode indexes and counters are only ever touched one key at a time,
+ * Key names. Records, uid/userCode indexes, counters and queues are only ever touched one key at a time,
  * so they may land in any slot (and keep the layout of earlier versions). A grant's index and
  * tombstone are touched together, so the grant id is their hash tag.
  */
@@ -180,6 +188,10 @@ class KeyLayout {
   /** The grant index of earlier versions (untagged); still emptied on revoke during an upgrade. */
   legacyGrant(grantId: string): string {
     return `${this.prefix}grant:${grantId}`;
+  }
+
+  queue(name: string): string {
+    return `${this.prefix}queue:${name}`;
   }
 
   counter(key: string): string {

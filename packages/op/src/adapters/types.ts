@@ -26,6 +26,15 @@ export interface OpStore {
   decrement?(key: string): Promise<void>;
   /** Forgets `key`. */
   reset(key: string): Promise<void>;
+  /**
+   * Optional, for several instances: a shared queue of work to try again later (a back-channel
+   * logout that met an app restarting). `schedule` adds `item` (a unique string) due at `dueAt`
+   * (milliseconds since the epoch); `takeDue` removes and returns at most `max` items due by `now`,
+   * atomically, so each item is taken by one instance. With them, any instance carries on the retries
+   * of one that stopped; without them (`memoryAdapter()`), they live in the process that met the failure.
+   */
+  schedule?(queue: string, item: string, dueAt: number): Promise<void>;
+  takeDue?(queue: string, now: number, max: number): Promise<string[]>;
   /** Human name for logs and the production warning ("memory", "redis"). */
   readonly kind: string;
 }
