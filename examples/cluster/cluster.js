@@ -186,6 +186,7 @@ async function startClusterOnce({
     client_id: clientId,
     client_secret: clientSecret,
     client_name: 'Cluster demo',
+    client_uri: `${rpURL}/`, // the OP's pages link back here
     redirect_uris: [`${rpURL}/auth/callback/op`],
     post_logout_redirect_uris: [`${rpURL}/`],
     backchannel_logout_uri: `${rpURL}/auth/backchannel-logout/op`,
@@ -197,7 +198,7 @@ async function startClusterOnce({
   const { jwks, cookieKeys } = generateKeys();
   const base = { ...process.env, NODE_ENV: process.env.NODE_ENV ?? 'production', REDIS_URL: redisUrl, ...extraEnv };
   const opEnv = {
-    ...base, ISSUER: issuer, CLIENTS: JSON.stringify([client]), OP_JWKS: JSON.stringify(jwks), OP_COOKIE_KEYS: JSON.stringify(cookieKeys),
+    ...base, ISSUER: issuer, HOME_URI: `${rpURL}/`, CLIENTS: JSON.stringify([client]), OP_JWKS: JSON.stringify(jwks), OP_COOKIE_KEYS: JSON.stringify(cookieKeys),
     SESSION_SECRET: randomBytes(32).toString('base64url'), ...(accessTokenTtl ? { ACCESS_TOKEN_TTL: String(accessTokenTtl) } : {}),
   };
   const rpEnv = {

@@ -4,7 +4,8 @@
 // Both:  PORT (default 0: any free port), HOST (default 127.0.0.1), REDIS_URL, SESSION_SECRET
 // op:    ISSUER (the load balancer's URL + /op), CLIENTS (JSON array of client metadata),
 //        OP_JWKS (JSON {"keys":[...]}), OP_COOKIE_KEYS (JSON array), ACCESS_TOKEN_TTL (seconds),
-//        ALLOW_PRIVATE_HOSTS (comma-separated, default "127.0.0.1,localhost")
+//        ALLOW_PRIVATE_HOSTS (comma-separated, default "127.0.0.1,localhost"), HOME_URI (where the OP's
+//        "Signed out" and error pages lead when no application is known)
 // rp:    BASE_URL (the load balancer's URL), ISSUER, CLIENT_ID, CLIENT_SECRET,
 //        COORDINATION=none (leaves out redisCoordination, to measure its cost; never run several instances so)
 //
@@ -76,6 +77,7 @@ if (role === 'op') {
     sessionSecret,
     accessTokenTtl: process.env.ACCESS_TOKEN_TTL ? Number(process.env.ACCESS_TOKEN_TTL) : undefined,
     allowPrivateHosts: (process.env.ALLOW_PRIVATE_HOSTS ?? '127.0.0.1,localhost').split(',').map((s) => s.trim()).filter(Boolean),
+    homeUri: process.env.HOME_URI || undefined,
   });
 } else {
   const { createRpInstance } = await import('./rp-instance.js');

@@ -26,11 +26,12 @@ export const demoAccounts = [
  * @param {string} o.sessionSecret  express-session secret: the same on every instance
  * @param {number} [o.accessTokenTtl]  seconds
  * @param {string[]} [o.allowPrivateHosts]  hosts on a private network that may receive back-channel logout tokens
+ * @param {string} [o.homeUri]  where the OP's "Signed out" and error pages lead when no application is known
  * @example
  *   createOpInstance({ issuer, redis, clients, jwks, cookieKeys, sessionSecret }).listen(4001);
  */
 export function createOpInstance({
-  issuer, redis, clients, jwks, cookieKeys, sessionSecret, accessTokenTtl, allowPrivateHosts = ['127.0.0.1', 'localhost'], accounts = demoAccounts,
+  issuer, redis, clients, jwks, cookieKeys, sessionSecret, accessTokenTtl, allowPrivateHosts = ['127.0.0.1', 'localhost'], accounts = demoAccounts, homeUri,
 }) {
   const issuerUrl = new URL(issuer);
   const mountPath = issuerUrl.pathname.replace(/\/$/, '') || '/';
@@ -62,6 +63,7 @@ export function createOpInstance({
       cookieKeys,
       trustProxy: true,
       allowPrivateHosts,
+      homeUri,
       ...(accessTokenTtl ? { ttl: { AccessToken: accessTokenTtl } } : {}),
     }),
   );

@@ -67,6 +67,7 @@ export function createIdentityProvider({ issuer, redis, clients = [], accounts =
       ...(env.OP_JWKS ? { jwks: JSON.parse(env.OP_JWKS) } : {}),
       ...(env.OP_COOKIE_KEYS ? { cookieKeys: env.OP_COOKIE_KEYS.split(',') } : {}),
       trustProxy: Boolean(env.TRUST_PROXY),
+      homeUri: '/', // the page below: where "Signed out" and the error pages lead when no app is known
     }),
   );
   app.get('/', (req, res) => {

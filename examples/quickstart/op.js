@@ -46,6 +46,7 @@ export function createIdentityProvider({ issuer, client, accounts, env = process
         },
       ],
       accounts: memoryAccounts(accounts),
+      homeUri: '/', // the Demo OP's page below: where "Signed out" and the error pages lead when no app is known
       // Fresh signing and cookie keys at every start: the demo's tokens and sessions end with it.
       ...generateKeys(),
       // the demo app lives on loopback, which the OP's outgoing calls (back-channel logout) refuse by default (SSRF guard)
