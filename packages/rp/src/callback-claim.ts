@@ -74,6 +74,9 @@ export async function claimCallback(
   const deadline = Date.now() + waitMs;
   const ttl = () => Math.max(1000, until - Date.now());
   for (let waited = false; ; waited = true) {
+    if (waited && Date.now() > deadline) {
+      throw new RpError('op_unavailable', 'another request is still finishing this sign-in (the same answer arrived twice); try again in a moment', { retryAfter: 2 });
+    }
     const taken = await coordination.setIfAbsent(key, running, leaseMs).catch(async (err: unknown) => {
       // the store may have taken the claim and lost only its reply: taken back (if it is ours), so the retry the 503 asks for can claim it
       await coordination.deleteIfEquals(key, running).catch(() => undefined);
@@ -92,9 +95,6 @@ export async function claimCallback(
       throw alreadyUsed(); // signed in, but from another browser's session
     }
     if (!value.startsWith(RUNNING)) throw alreadyUsed(); // spent, or the claim of an earlier version
-    if (Date.now() > deadline) {
-      throw new RpError('op_unavailable', 'another request is still finishing this sign-in (the same answer arrived twice); try again in a moment', { retryAfter: 2 });
-    }
     await sleep(pollMs);
   }
 }
