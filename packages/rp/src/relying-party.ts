@@ -8,7 +8,7 @@ import createDebug from 'debug';
 import * as client from 'openid-client';
 import * as jose from 'jose';
 import { RpError, opStatus, toRpError } from './errors.js';
-import { DynamicProviderError, DynamicProviders } from './discovery/registration.js';
+import { DynamicProviderError, DynamicProviders, postLogoutRedirectUri as registeredPostLogoutUri } from './discovery/registration.js';
 import { codeGrantWithTokenIssuer, configurationForIdToken, refreshWithTokenIssuer } from './issuer-per-token.js';
 import { KeySets, idTokenAlgorithms, verifyJwt, verifyLogoutToken, type JwtExpectations } from './id-token.js';
 import { checkProvider, resolveOptions, type ProviderConfig, type ResolvedOptions, type RpOptions } from './options.js';
@@ -153,12 +153,27 @@ export class RelyingParty {
     return `${this.options.baseURL}${this.options.mountPath}/callback/${encodeURIComponent(name)}`;
   }
 
+  /**
+   * The OP refused the client's credentials at its token endpoint: what to check (a configured
+   * provider); for an OP found on the fly, its registration is forgotten (the OP forgot the client,
+   * or another instance registered anew), so the next login registers again.
+   */
+  private async clientRefused(name: string, p: ProviderConfig, config: client.Configuration, e: RpError): Promise<RpError> {
+    const refused = clientAuthError(name, p, config, e);
+    if (refused === e || !this.dynamic || Object.hasOwn(this.options.providers, name)) return refused;
+    await this.dynamic.forget(name, p.clientId).catch((err: Error) => debug('registration at provider %s not forgotten: %s', name, err.message));
+    return new RpError('invalid_grant',
+      `the OpenID Provider ${config.serverMetadata().issuer} no longer accepts this app's registration (client ${p.clientId}): it has been forgotten here, and signing in again registers the app anew`,
+      { opError: e.opError, cause: e });
+  }
+
   /** Provider metadata (discovery or static `providerInfo`) as an openid-client Configuration; cached. */
   async providerInfo(name: string): Promise<client.Configuration> {
     let entry = this.configs.get(name);
     // a discovery request that has not answered for a while is left to its timeout: the OP may be
-    // back by now (it was restarting), and this request asks again instead of waiting on it
-    if (!entry || (!entry.settled && Date.now() - entry.startedAt > DISCOVERY_JOIN_MS)) {
+    // back by now (it was restarting), and this request asks again instead of waiting on it. An entry
+    // replaced since (a dynamic OP's client registered anew) is configured again
+    if (!entry || (!entry.settled && Date.now() - entry.startedAt > DISCOVERY_JOIN_MS) || (entry.settled && entry.provider !== this.provider(name))) {
       const provider = this.provider(name);
       const pending: PendingConfig = { promise: this.ownKeys.then((own) => configure(provider, own)), provider, startedAt: Date.now(), settled: false };
       entry = pending;
@@ -262,7 +277,7 @@ export class RelyingParty {
       debug('login finished at provider %s', name);
       return auth;
     } catch (err) {
-      const rpError = parRequiredError(name, clientAuthError(name, p, config, toRpError(err)));
+      const rpError = parRequiredError(name, await this.clientRefused(name, p, config, toRpError(err)));
       debug('callback of provider %s refused (%s): %s', name, rpError.code, rpError.message);
       throw rpError;
     }
@@ -553,9 +568,15 @@ export class RelyingParty {
     await this.loadProvider(auth.provider);
     const config = await this.providerInfo(auth.provider);
     if (!config.serverMetadata().end_session_endpoint) return undefined;
-    const params: Record<string, string> = { post_logout_redirect_uri: postLogoutRedirectUri, client_id: this.provider(auth.provider).clientId };
+    const params: Record<string, string> = { client_id: this.provider(auth.provider).clientId };
+    // an OP found on the fly knows only the post-logout URI registered with it (the app's root):
+    // another one is left out, and the OP shows its own "signed out" page instead of refusing
+    const dynamic = !Object.hasOwn(this.options.providers, auth.provider);
+    if (!dynamic || postLogoutRedirectUri === registeredPostLogoutUri(this.callbackUrl(auth.provider))) {
+      params.post_logout_redirect_uri = postLogoutRedirectUri;
+      if (state) params.state = state;
+    }
     if (auth.idToken) params.id_token_hint = auth.idToken;
-    if (state) params.state = state;
     return client.buildEndSessionUrl(config, params);
   }
 

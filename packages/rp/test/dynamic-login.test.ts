@@ -8,6 +8,8 @@ import session from 'express-session';
 import request from 'supertest';
 import { createClient } from 'redis';
 import { memoryRegistrationStore, oidc, redisCoordination, type DynamicOptions } from '@openid-express/rp';
+import type { Adapter } from 'oidc-provider';
+import { dynamicProviderName } from '../src/discovery/registration.js';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import { startDynamicOp, type DynamicOp } from './simulators/dynamic-op.js';
 import { pathOf, startSimApp, type SimApp } from './simulators/app.js';
@@ -116,6 +118,86 @@ test('with a store the app keeps, a restarted app reuses the registration, even 
   expect(op.registrations).toBe(before);
 });
 
+/** The session cookie `agent` holds for `baseURL`. */
+const cookieOf = (agent: request.Agent, baseURL: string): string => (agent as unknown as { jar: { getCookie(n: string, a: unknown): { toValueString(): string } } })
+  .jar.getCookie('connect.sid', { domain: new URL(baseURL).hostname, path: '/', secure: false, script: false }).toValueString();
+
+/** oidc-provider's adapter of a model (its records, to make the OP forget or change a client). */
+const adapterOf = (model: unknown): Adapter => (model as { adapter: Adapter }).adapter;
+
+/** A full login with `identifier` at app `a`: the answer of its callback. */
+async function fullLogin(a: SimApp, back = a.baseURL) {
+  const { agent, start } = await loginWithIdentifier(a, `alice@${op.host}`);
+  expect(start.status).toBe(302);
+  const clientId = new URL(start.headers.location).searchParams.get('client_id')!;
+  return { agent, clientId, done: await agent.get(pathOf(await walkOp(start.headers.location, back))).set('accept', 'application/json') };
+}
+
+test('the OP forgot the client (its store was reset): the next login checks the registration (RFC 7592), registers anew and signs in', async () => {
+  const registrations = memoryRegistrationStore();
+  const first = await app({ ...dev, store: registrations });
+  const { clientId, done } = await fullLogin(first);
+  expect(done.status).toBe(302);
+  const stored = (await registrations.get(dynamicProviderName(op.issuer)))!;
+  await adapterOf(op.provider.Client).destroy(clientId);
+  await adapterOf(op.provider.RegistrationAccessToken).destroy(stored.registrationAccessToken!);
+  // another instance (or this one a minute later) asks the OP before sending users there
+  const before = op.registrations;
+  const second = await startSimApp(() => ({}), { store: first.store, rp: { baseURL: first.baseURL, dynamic: { ...dev, store: registrations } } });
+  apps.push(second);
+  const again = await fullLogin(second, first.baseURL);
+  expect(again.clientId).not.toBe(clientId); // before: the forgotten client, and the OP's "unknown application" page
+  expect([again.done.status, again.done.headers.location]).toEqual([302, '/me']);
+  expect(op.registrations - before).toBe(1);
+  // a login started on the second instance comes back to the first, which had met the old client:
+  // it finishes with the new one (before: the first kept the old client, and the code exchange failed)
+  const { agent, start } = await loginWithIdentifier(second, `alice@${op.host}`);
+  const callback = await walkOp(start.headers.location, first.baseURL);
+  const finished = await request(first.app).get(pathOf(callback)).set('cookie', cookieOf(agent, second.baseURL)).set('accept', 'application/json');
+  expect([finished.status, finished.headers.location]).toEqual([302, '/me']);
+});
+
+test('the OP refuses the client at its token endpoint (its secret changed): that login says to sign in again, and the next one registers anew', async () => {
+  const registrations = memoryRegistrationStore();
+  const a = await app({ ...dev, store: registrations });
+  const { clientId } = await fullLogin(a);
+  const metadata = (await adapterOf(op.provider.Client).find(clientId))!;
+  await adapterOf(op.provider.Client).upsert(clientId, { ...metadata, client_secret: 'a-secret-the-app-was-never-told-about' }, 3600);
+  const refused = await fullLogin(a);
+  expect(refused.clientId).toBe(clientId);
+  expect([refused.done.status, refused.done.body.error]).toEqual([400, 'invalid_grant']); // before: 500 client_auth_failed, on every login
+  expect(refused.done.body.error_description).toMatch(/no longer accepts this app's registration .* signing in again registers the app anew/);
+  expect(await registrations.get(dynamicProviderName(op.issuer))).toBeUndefined();
+  const before = op.registrations;
+  const next = await fullLogin(a);
+  expect(next.clientId).not.toBe(clientId);
+  expect([next.done.status, next.done.headers.location]).toEqual([302, '/me']);
+  expect(op.registrations - before).toBe(1);
+});
+
+test('sign-out at an OP found on the fly returns to the app (its root is registered), and offline_access brings a refresh token (prompt=consent)', async () => {
+  const a = await app({ ...dev, scope: 'openid email profile offline_access' });
+  const { agent, start } = await loginWithIdentifier(a, `alice@${op.host}`);
+  expect(new URL(start.headers.location).searchParams.get('prompt')).toBe('consent'); // before: none, and no refresh token
+  expect((await agent.get(pathOf(await walkOp(start.headers.location, a.baseURL)))).status).toBe(302);
+  expect((await agent.post('/auth/refresh').set('sec-fetch-site', 'same-origin')).status).toBe(200);
+  const out = await agent.get('/auth/logout').set('sec-fetch-site', 'same-origin');
+  const endSession = new URL(out.headers.location);
+  expect(endSession.searchParams.get('post_logout_redirect_uri')).toBe(`${a.baseURL}/`);
+  // the OP's confirmation, answered "yes": back to the app (before: 400, the URI was never registered)
+  const confirm = await fetch(endSession, { redirect: 'manual' });
+  const html = await confirm.text();
+  expect(confirm.status).toBe(200);
+  const form = /<form[^>]*action="([^"]+)"[^>]*>[\s\S]*?name="xsrf" value="([^"]+)"/.exec(html)!;
+  const cookies = confirm.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  const back = await fetch(new URL(form[1]!, endSession), {
+    method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookies },
+    body: new URLSearchParams({ xsrf: form[2]!, logout: 'yes' }),
+  });
+  expect(back.status).toBe(303);
+  expect(back.headers.get('location')).toMatch(new RegExp(`^${a.baseURL}/\\?state=`));
+});
+
 test('dynamic OPs are not listed with the configured providers', async () => {
   const a = await app(dev);
   await loginWithIdentifier(a, `alice@${op.host}`);
@@ -161,6 +243,12 @@ test('bad identifiers get a clear 400, unknown users a clear 502, and a browser 
   const html = await a.agent().get(`/auth/login?identifier=${encodeURIComponent('mallory@' + op.host)}`).set('accept', 'text/html');
   expect(html.status).toBe(502);
   expect(html.text).toContain('<code>webfinger_failed</code>');
+  // a domain that does not exist is a typo, not an outage: before, 503 "briefly unavailable, try again"
+  for (const app of [a, await startSimApp(() => ({}), { rp: { dynamic: { webfinger: true, registration: true } } }).then((b) => (apps.push(b), b))]) {
+    const typo = await loginWithIdentifier(app, 'alice@no-such-host.invalid');
+    expect([typo.start.status, typo.start.body.error]).toEqual([400, 'invalid_identifier']);
+    expect(typo.start.body.error_description).toMatch(/the domain no-such-host.invalid does not exist/);
+  }
 });
 
 test('without the dynamic option, /login?identifier= is not a way in', async () => {
@@ -247,8 +335,21 @@ describe('two instances of the app behind one origin (shared sessions, redisCoor
     client?.destroy();
     await redis?.stop();
   });
-  const cookieOf = (agent: request.Agent, baseURL: string): string => (agent as unknown as { jar: { getCookie(n: string, a: unknown): { toValueString(): string } } })
-    .jar.getCookie('connect.sid', { domain: new URL(baseURL).hostname, path: '/', secure: false, script: false }).toValueString();
+
+  test('the lock of an instance killed while it registered (a lease, no longer renewed) frees itself, and the next login registers and signs in', async () => {
+    const prefix = `dynlock-${Date.now()}:`;
+    const a = await startSimApp(() => ({}), { rp: { dynamic: dev, coordination: redisCoordination(client, { prefix }) } });
+    apps.push(a);
+    // what the dead instance left: the lock, no longer renewed (1.5 s of its lease left)
+    await client.set(`${prefix}oidc-dynreg-lock:${dynamicProviderName(op.issuer)}`, 'dead-instance', { PX: 1500 });
+    const before = op.registrations;
+    const started = Date.now();
+    const { start } = await loginWithIdentifier(a, `alice@${op.host}`);
+    expect(start.status).toBe(302);
+    expect(Date.now() - started).toBeGreaterThan(1200);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(op.registrations - before).toBe(1);
+  });
 
   test('both meeting a new OP at once register one client, and a login started on one finishes on the other', async () => {
     const coordination = redisCoordination(client, { prefix: `dyn-${Date.now()}:` });

@@ -9,6 +9,7 @@ import * as client from 'openid-client';
 import type { ProviderConfig } from '../options.js';
 import type { Coordination } from '../coordination.js';
 import { toRpError } from '../errors.js';
+import { holdLease } from '../lease.js';
 import { guardedFetch, privateNetworkError } from './network-guard.js';
 import { WebFingerError, discoverIssuer } from './webfinger.js';
 
@@ -45,6 +46,11 @@ export interface RegisteredClient {
 export interface RegistrationStore {
   get(key: string): Promise<RegisteredClient | undefined> | RegisteredClient | undefined;
   set(key: string, value: RegisteredClient): Promise<void> | void;
+  /**
+   * Optional: forgets the registration under `key` if it is still the client `clientId` (the OP no
+   * longer accepts it). Without it, a registration the OP forgot is used until it expires.
+   */
+  forget?(key: string, clientId: string): Promise<void> | void;
 }
 
 /** `rp({ dynamic })`: unknown OPs found on the fly. */
@@ -115,6 +121,7 @@ export function memoryRegistrationStore(max = 1000): RegistrationStore {
       map.set(key, value);
       if (map.size > max) map.delete(map.keys().next().value!);
     },
+    forget: (key, clientId) => void (map.get(key)?.clientId === clientId && map.delete(key)),
   };
 }
 
@@ -136,11 +143,25 @@ export function coordinationRegistrationStore(coordination: Coordination): Regis
       const ttl = expires > 0 ? Math.max(60_000, expires * 1000 - Date.now()) : REGISTRATION_TTL_MS;
       await coordination.set(`oidc-dynreg:${key}`, JSON.stringify(value), ttl);
     },
+    forget: async (key, clientId) => {
+      const stored = await coordination.get(`oidc-dynreg:${key}`);
+      // only that client: another instance may have registered a new one meanwhile
+      if (stored && (JSON.parse(stored) as RegisteredClient).clientId === clientId) await coordination.deleteIfEquals(`oidc-dynreg:${key}`, stored);
+    },
   };
 }
 
-/** How long an instance waits for another one's registration at the same OP before answering 503. */
-const REGISTRATION_WAIT_MS = 20_000;
+/**
+ * The registration lock is a lease (held `REGISTRATION_LEASE_MS`, renewed while the registration
+ * runs), so an instance killed mid-registration frees it within that; another instance waits at
+ * most `REGISTRATION_WAIT_MS` for the stored result before answering 503. A request to the OP is
+ * given `OP_TIMEOUT_S`, as every call to an OP.
+ */
+const REGISTRATION_LEASE_MS = 6_000;
+const REGISTRATION_WAIT_MS = 8_000;
+const OP_TIMEOUT_S = 10;
+/** How often (per OP, per process) a stored registration is checked against the OP (RFC 7592). */
+const VERIFY_EVERY_MS = 60_000;
 
 /** The provider name of a dynamic OP: stable, URL-safe, one per issuer (hence one redirect URI per OP). */
 export function dynamicProviderName(issuer: string): string {
@@ -161,6 +182,8 @@ export class DynamicProviders {
   private readonly pending = new Map<string, Promise<RegisteredClient>>();
   /** Entries of the dynamic OPs this process has met (bounded: issuers are chosen by strangers). */
   private readonly known = new Map<string, ProviderConfig>();
+  /** When this process last found each registration still known to its OP ("name clientId" → ms). */
+  private readonly verifiedAt = new Map<string, number>();
 
   constructor(
     private readonly options: DynamicOptions,
@@ -186,13 +209,33 @@ export class DynamicProviders {
     return { name, issuer, config: this.remember(name, registered) };
   }
 
-  /** The entry of a dynamic OP already registered under `name` (for its callback), if any. */
+  /**
+   * The entry of a dynamic OP registered under `name` (for its callback), if any: as the store holds
+   * it now (another instance may have registered a new client since this one met the OP); the entry
+   * this process knows when the store cannot answer.
+   */
   async get(name: string): Promise<ProviderConfig | undefined> {
     if (!name.startsWith('dyn-')) return undefined;
     const cached = this.known.get(name);
-    if (cached) return cached;
-    const registered = await this.store.get(name);
+    let registered: RegisteredClient | undefined;
+    try {
+      registered = await this.store.get(name);
+    } catch (err) {
+      if (cached) return cached;
+      throw err;
+    }
     return registered && dynamicProviderName(registered.issuer) === name ? this.remember(name, registered) : undefined;
+  }
+
+  /**
+   * The OP refused client `clientId` of `name` (it forgot it, or its secret changed): the registration
+   * is forgotten here and in the store (if it is still that client), so the next login registers anew.
+   */
+  async forget(name: string, clientId: string | undefined): Promise<void> {
+    if (!clientId) return;
+    if (this.known.get(name)?.clientId === clientId) this.known.delete(name);
+    await this.store.forget?.(name, clientId);
+    debug('registration of client %s at provider %s forgotten: the OP refused it', clientId, name);
   }
 
   /** The entry of `name` if this process has met it (synchronous; `get()` loads it from the store). */
@@ -201,6 +244,10 @@ export class DynamicProviders {
   }
 
   private remember(name: string, registered: RegisteredClient): ProviderConfig {
+    const known = this.known.get(name);
+    // the same client as before: the same entry (rp() keeps its discovery and keys by entry)
+    if (known && known.clientId === registered.clientId && known.clientSecret === registered.clientSecret
+      && known.tokenEndpointAuthMethod === registered.tokenEndpointAuthMethod) return known;
     const config = this.toConfig(registered);
     this.known.delete(name);
     this.known.set(name, config);
@@ -225,7 +272,7 @@ export class DynamicProviders {
 
   private async registration(name: string, issuer: string): Promise<RegisteredClient> {
     const stored = await this.store.get(name);
-    if (stored && this.usable(stored, name, issuer)) return stored;
+    if (stored && this.usable(stored, name, issuer) && (await this.stillRegistered(name, stored))) return stored;
     if (!this.options.registration) {
       throw new DynamicProviderError('registration_disabled', `no client is registered at ${issuer} and dynamic registration is off`);
     }
@@ -248,11 +295,13 @@ export class DynamicProviders {
     const owner = randomBytes(12).toString('base64url');
     const deadline = Date.now() + REGISTRATION_WAIT_MS;
     for (;;) {
-      if (await coordination.setIfAbsent(lock, owner, REGISTRATION_WAIT_MS + 10_000)) {
+      if (await coordination.setIfAbsent(lock, owner, REGISTRATION_LEASE_MS)) {
+        const lease = holdLease(coordination, lock, owner, REGISTRATION_LEASE_MS, REGISTRATION_LEASE_MS / 3);
         try {
           const stored = await this.store.get(name); // registered by another instance meanwhile
           return stored && this.usable(stored, name, issuer) ? stored : await this.register(name, issuer);
         } finally {
+          await lease.stop();
           await coordination.deleteIfEquals(lock, owner).catch(() => undefined);
         }
       }
@@ -263,6 +312,39 @@ export class DynamicProviders {
         throw new DynamicProviderError('registration_failed', `another instance is still registering a client at ${issuer}; try again shortly`, { transient: true });
       }
     }
+  }
+
+  /**
+   * Whether the OP still knows the client (RFC 7592 read with its registration access token), asked
+   * at most every `VERIFY_EVERY_MS` per OP in this process: an OP that forgot it (its store reset)
+   * would otherwise answer every login at its authorization endpoint with its own error page, which
+   * this app never sees. Forgotten here too when the OP says so (401, 403, 404); an OP that cannot
+   * be asked now, or has no RFC 7592, is trusted.
+   */
+  private async stillRegistered(name: string, stored: RegisteredClient): Promise<boolean> {
+    if (!stored.registrationClientUri || !stored.registrationAccessToken) return true;
+    const verified = this.verifiedAt.get(`${name} ${stored.clientId}`);
+    if (verified !== undefined && Date.now() - verified < VERIFY_EVERY_MS) return true;
+    let status: number;
+    try {
+      const response = await guardedFetch(this.options)(stored.registrationClientUri, {
+        method: 'GET', headers: { authorization: `Bearer ${stored.registrationAccessToken}`, accept: 'application/json' }, body: undefined, redirect: 'manual',
+        signal: AbortSignal.timeout(5000),
+      });
+      status = response.status;
+      await response.body?.cancel().catch(() => undefined);
+    } catch (err) {
+      debug('registration of client %s at provider %s not checked: %s', stored.clientId, name, (err as Error).message);
+      return true;
+    }
+    if (status === 401 || status === 403 || status === 404) {
+      await this.forget(name, stored.clientId);
+      return false;
+    }
+    this.verifiedAt.delete(`${name} ${stored.clientId}`);
+    this.verifiedAt.set(`${name} ${stored.clientId}`, Date.now());
+    if (this.verifiedAt.size > 1000) this.verifiedAt.delete(this.verifiedAt.keys().next().value!);
+    return true;
   }
 
   private usable(stored: RegisteredClient, name: string, issuer: string): boolean {
@@ -279,7 +361,7 @@ export class DynamicProviders {
     const options = {
       [client.customFetch]: guardedFetch(this.options),
       execute: this.options.allowInsecureRequests ? [client.allowInsecureRequests] : [],
-      timeout: 15,
+      timeout: OP_TIMEOUT_S,
     };
     let step = 'discovery';
     let asked: RegistrationRequest;
@@ -292,7 +374,12 @@ export class DynamicProviders {
       const configuration = await client.dynamicClientRegistration(
         new URL(issuer),
         // The app's extras first: they cannot replace what the login depends on.
-        { client_name: 'openid-express', ...this.options.clientMetadata, ...asked, redirect_uris: [redirectUri], application_type: 'web' },
+        // where a sign-out returns (the app's root, as rp()'s logout sends it), when the OP has RP-initiated logout
+        {
+          client_name: 'openid-express',
+          ...(server.end_session_endpoint ? { post_logout_redirect_uris: [postLogoutRedirectUri(redirectUri)] } : {}),
+          ...this.options.clientMetadata, ...asked, redirect_uris: [redirectUri], application_type: 'web',
+        },
         undefined,
         { ...options, initialAccessToken: this.options.initialAccessToken },
       );
@@ -308,6 +395,7 @@ export class DynamicProviders {
     }
     const registered = registeredClient(issuer, redirectUri, asked, answer);
     await this.store.set(name, registered);
+    this.verifiedAt.set(`${name} ${registered.clientId}`, Date.now());
     debug('client registered at %s (provider %s, grant types %o, %s)', issuer, name, registered.grantTypes, registered.tokenEndpointAuthMethod);
     return registered;
   }
@@ -327,6 +415,8 @@ export class DynamicProviders {
       ...(registered.requirePushedAuthorizationRequests ? { pushedAuthorizationRequests: true } : {}),
       issuer: registered.issuer,
       scope: this.options.scope ?? 'openid email profile',
+      // offline_access (a refresh token) is granted only with prompt=consent (OIDC Core §11)
+      ...((this.options.scope ?? '').split(' ').includes('offline_access') ? { authorizationParams: { prompt: 'consent' } } : {}),
       responseType: 'code',
       pkce: true,
       // Every later request to this OP (discovery, keys, token, userinfo) passes the SSRF guard too.
@@ -334,6 +424,11 @@ export class DynamicProviders {
       allowInsecureRequests: this.options.allowInsecureRequests,
     };
   }
+}
+
+/** The post-logout redirect URI registered at OPs found on the fly: the root of the app's origin (where `GET /logout` returns by default). */
+export function postLogoutRedirectUri(redirectUri: string): string {
+  return `${new URL(redirectUri).origin}/`;
 }
 
 /** What OpenID Connect Discovery 1.0 §3 says an OP supports when its discovery document omits the field. */

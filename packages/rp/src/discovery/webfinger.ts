@@ -177,6 +177,10 @@ export async function discoverIssuer(identifier: string, options: WebFingerOptio
   } catch (err) {
     const refused = privateNetworkError(err);
     if (refused) throw refused;
+    // a name with no DNS entry at all is a typo, not an outage (EAI_AGAIN, a resolver that failed, is)
+    if (errorCodes(err).includes('ENOTFOUND')) {
+      throw new WebFingerError('invalid_identifier', `the domain ${host} does not exist (it has no DNS entry): check what follows the "@"`);
+    }
     throw new WebFingerError('webfinger_failed', `WebFinger at ${host} could not be reached`, true);
   }
   if (response.status !== 200) {
@@ -218,4 +222,13 @@ function checkIssuerUrl(href: string, options: WebFingerOptions): string {
     throw new WebFingerError('webfinger_failed', 'WebFinger named an issuer that is not an https URL without query or fragment');
   }
   return href;
+}
+
+/** The `code`s of an error and of its causes (fetch wraps the network error). */
+function errorCodes(err: unknown): string[] {
+  const codes: string[] = [];
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i += 1) {
+    if (typeof e.code === 'string') codes.push(e.code);
+  }
+  return codes;
 }
