@@ -135,7 +135,7 @@ describe('Redis freezing just as the consume is sent (the deadline gives up befo
     const freezing = {
       isOpen: true,
       sendCommand: (args: string[], options?: unknown) => {
-        if (freezeAtConsume && args[0] === 'EVALSHA' && args[1] === CONSUME.sha) {
+        if (freezeAtConsume && ((args[0] === 'EVALSHA' && args[1] === CONSUME.sha) || (args[0] === 'EVAL' && args[1] === CONSUME.source))) {
           freezeAtConsume = false;
           redis.pause();
           setTimeout(() => redis.resume(), 1200);
@@ -165,12 +165,16 @@ describe('Redis freezing just as the consume is sent (the deadline gives up befo
     expect(await client.fetchUserInfo(f.pub, again.access_token, 'alice')).toMatchObject({ sub: 'alice' }); // the grant was not revoked
   });
 
-  test('an authorization code: 503, then the same code exchange gets the tokens', async () => {
+  test.each([
+    ['its scripts loaded', false],
+    ['restarted without its scripts (the consume would have met NOSCRIPT and been sent again after the 503\'s give-back)', true],
+  ])('an authorization code, Redis %s: 503, then the same code exchange gets the tokens', async (_label, flushed) => {
     const auth = await f.authorization(f.web);
     const page = await signIn(f.browser(), auth.url, { login: ALICE.username, password: ALICE.password });
     const exchange = () => client.authorizationCodeGrant(f.web, callbackOf(page), {
       pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce,
     });
+    if (flushed) await redisClient.scriptFlush();
     freezeAtConsume = true;
     expect(await refusal(exchange())).toEqual({ status: 503, error: 'store_unavailable', retryAfter: '5' });
     await new Promise((r) => setTimeout(r, 1300));

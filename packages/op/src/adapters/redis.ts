@@ -220,6 +220,15 @@ class Redis {
     return (this.client as RedisCommandClient).sendCommand(args, options);
   }
 
+  /**
+   * One EVAL with the script's source, never EVALSHA: for the consume and its undo, whose order on the
+   * connection matters. A NOSCRIPT answer (a restarted Redis) would send the script again only after
+   * what was sent meanwhile (the undo of a request that gave up), too late.
+   */
+  evalInOrder(script: Script, keys: string[], args: string[]): Promise<unknown> {
+    return this.command(keys[0]!, ['EVAL', script.source, String(keys.length), ...keys, ...args]);
+  }
+
   async run(script: Script, keys: string[], args: string[]): Promise<unknown> {
     const tail = [String(keys.length), ...keys, ...args];
     try {
@@ -425,7 +434,7 @@ class RedisModelAdapter implements Adapter {
     recordConsumed(() => this.unconsume(id, consumer));
     return this.guard('consume', async () => {
       const now = String(Math.floor(Date.now() / 1000));
-      const outcome = Number(await this.redis.run(CONSUME, [this.key(id)], [now, consumer]));
+      const outcome = Number(await this.redis.evalInOrder(CONSUME, [this.key(id)], [now, consumer]));
       if (outcome === 0) throw consumeRefused(this.model, 'missing');
       if (outcome === 2) throw consumeRefused(this.model, 'consumed');
     });
@@ -433,12 +442,10 @@ class RedisModelAdapter implements Adapter {
 
   /**
    * Takes back the consume made as `consumer` (see `consumedInRequest`): sent even while Redis stalls, it
-   * runs in order after what this request sent. Always one EVAL with the script's source, never EVALSHA:
-   * a NOSCRIPT answer would send the script again only after a retry's consume had gone out, too late.
+   * runs in order after what this request sent (both are sent as one EVAL each, see `evalInOrder`).
    */
   unconsume(id: string, consumer: string): Promise<void> {
-    const key = this.key(id);
-    return this.guard('unconsume', async () => void (await this.redis.command(key, ['EVAL', UNCONSUME.source, '1', key, consumer])));
+    return this.guard('unconsume', async () => void (await this.redis.evalInOrder(UNCONSUME, [this.key(id)], [consumer])));
   }
 
   destroy(id: string): Promise<void> {
