@@ -465,6 +465,9 @@ describe('redisAdapter when Redis refuses (a replica after a failover, out of me
     try {
       await noPassword.connect();
       const store = redisAdapter(noPassword, { prefix: uniquePrefix() });
+      // said at start-up (a PING), before any request needs the store
+      for (let i = 0; i < 40 && !warn.mock.calls.flat().join('\n').includes('NOAUTH'); i++) await sleep(25);
+      expect(warn.mock.calls.flat().join('\n')).toMatch(/NOAUTH\) for its start-up check \(PING\): Redis needs a password/);
       const refused = await store.adapterFor('Session').find('s-1').catch((err: unknown) => err);
       expect(refused).toBeInstanceOf(StoreUnavailableError);
       expect((refused as Error).message).toMatch(/NOAUTH.*needs a password.*redis:\/\/:password@/);

@@ -89,6 +89,9 @@ export function redisAdapter(client: RedisCommandClient | RedisClusterCommandCli
   keepAliveOnErrors(client);
   const redis = new Redis(client, timeout);
   const keys = new KeyLayout(prefix);
+  // a Redis that refuses this client (a password it was not given) is said at start-up, with what to
+  // fix, not at the first sign-in; one that is not reachable yet is left to reconnect
+  void redis.guard('its start-up check (PING)', () => redis.command(`${prefix}ping`, ['PING'])).catch(() => undefined);
   return {
     kind: 'redis',
     adapterFor: (model) => new RedisModelAdapter(model, keys, redis),
