@@ -159,6 +159,23 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms 
   }
 }
 
+/**
+ * Lets `take` answer (or hold) the requests reaching `proxy` that it returns true for, before the
+ * proxy forwards them; the others go on as usual. Returns what puts the proxy back as it was.
+ */
+function intercept(proxy: Proxy, take: (req: IncomingMessage, res: ServerResponse) => boolean): () => void {
+  const server = proxy.server;
+  const forward = server.listeners('request')[0] as (req: IncomingMessage, res: ServerResponse) => void;
+  server.removeAllListeners('request');
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (!take(req, res)) forward.call(server, req, res);
+  });
+  return () => {
+    server.removeAllListeners('request');
+    server.on('request', forward);
+  };
+}
+
 beforeAll(async () => {
   if (once) return;
   redis = await startRedis();
@@ -465,13 +482,11 @@ scenario('10. kill-RP-mid-callback: instance A dies while its code exchange is o
   expect(atCallback.stoppedAt).toBeDefined();
   // A's code exchange is held at the OP's proxy (A dies before the OP sees it, as when an instance is
   // killed in the middle of a callback), and never delivered
-  const opServer = cluster.opProxy.server;
-  const forward = opServer.listeners('request')[0] as (req: IncomingMessage, res: ServerResponse) => void;
   let held: IncomingMessage | undefined;
-  opServer.removeAllListeners('request');
-  opServer.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    if (!held && req.method === 'POST' && req.url === '/op/token') held = req;
-    else forward.call(opServer, req, res);
+  const restore = intercept(cluster.opProxy, (req) => {
+    if (held || req.method !== 'POST' || req.url !== '/op/token') return false;
+    held = req;
+    return true;
   });
   try {
     const from = cluster.rpProxy.log.length;
@@ -489,8 +504,7 @@ scenario('10. kill-RP-mid-callback: instance A dies while its code exchange is o
     expect(entries(cluster.rpProxy, from, (e) => e.path.startsWith('/auth/callback/op'))).toEqual([expect.objectContaining({ target: b.index, status: 302 })]);
     expect((await call(user, '/me', { at: b })).status).toBe(200);
   } finally {
-    opServer.removeAllListeners('request');
-    opServer.on('request', forward);
+    restore();
     held?.destroy();
   }
   await a.restart();
@@ -536,17 +550,13 @@ scenario('12. back-channel logout that met the app restarting (503), and the OP 
   const user = browser();
   await fullLogin(user);
   // the app answers the first logout token 503 (as while it restarts); the OP's sign-out runs on A
-  const rpServer = cluster.rpProxy.server;
-  const forward = rpServer.listeners('request')[0] as (req: IncomingMessage, res: ServerResponse) => void;
   let refused = 0;
-  rpServer.removeAllListeners('request');
-  rpServer.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    if (req.method === 'POST' && req.url === '/auth/backchannel-logout/op' && refused === 0) {
-      refused += 1;
-      req.resume();
-      return void res.writeHead(503, { 'retry-after': '1' }).end();
-    }
-    forward.call(rpServer, req, res);
+  const restore = intercept(cluster.rpProxy, (req, res) => {
+    if (refused > 0 || req.method !== 'POST' || req.url !== '/auth/backchannel-logout/op') return false;
+    refused += 1;
+    req.resume();
+    res.writeHead(503, { 'retry-after': '1' }).end();
+    return true;
   });
   try {
     cluster.opProxy.pick = (req) => (req.url?.startsWith('/op/session/end') ? a.index : undefined);
@@ -562,8 +572,7 @@ scenario('12. back-channel logout that met the app restarting (503), and the OP 
     }, 8000);
     expect(ended).toEqual([401, 401]); // before: the token was sent once, and the user stayed signed in at the app
   } finally {
-    rpServer.removeAllListeners('request');
-    rpServer.on('request', forward);
+    restore();
   }
   await a.restart();
   await expectAllAlive();
