@@ -21,6 +21,7 @@ import createDebug from 'debug';
 import * as jose from 'jose';
 import { guardedFetch, readCapped } from './discovery/network-guard.js';
 import { putMember } from './user.js';
+import { setCapped } from './capped-map.js';
 
 const debug = createDebug('openid-express:rp');
 
@@ -219,12 +220,7 @@ function checkUrl(url: string, options: ClaimSourceOptions): URL {
 }
 
 /** Map with a size cap: the oldest entry goes first (sources are named by others: no unbounded growth). */
-function remember<K, V>(map: Map<K, V>, key: K, value: V): V {
-  map.delete(key);
-  map.set(key, value);
-  if (map.size > MAX_CACHED) map.delete(map.keys().next().value as K);
-  return value;
-}
+const remember = <K, V>(map: Map<K, V>, key: K, value: V): V => setCapped(map, key, value, MAX_CACHED);
 
 /**
  * The default {@link IssuerKeys}: OpenID discovery of the issuer

@@ -9,6 +9,7 @@ import * as client from 'openid-client';
 import type { ProviderConfig } from '../options.js';
 import type { Coordination } from '../coordination.js';
 import { toRpError } from '../errors.js';
+import { setCapped } from '../capped-map.js';
 import { holdLease } from '../lease.js';
 import { guardedFetch, privateNetworkError } from './network-guard.js';
 import { WebFingerError, discoverIssuer } from './webfinger.js';
@@ -116,11 +117,7 @@ export function memoryRegistrationStore(max = 1000): RegistrationStore {
   const map = new Map<string, RegisteredClient>();
   return {
     get: (key) => map.get(key),
-    set: (key, value) => {
-      map.delete(key);
-      map.set(key, value);
-      if (map.size > max) map.delete(map.keys().next().value!);
-    },
+    set: (key, value) => void setCapped(map, key, value, max),
     forget: (key, clientId) => void (map.get(key)?.clientId === clientId && map.delete(key)),
   };
 }
@@ -248,11 +245,7 @@ export class DynamicProviders {
     // the same client as before: the same entry (rp() keeps its discovery and keys by entry)
     if (known && known.clientId === registered.clientId && known.clientSecret === registered.clientSecret
       && known.tokenEndpointAuthMethod === registered.tokenEndpointAuthMethod) return known;
-    const config = this.toConfig(registered);
-    this.known.delete(name);
-    this.known.set(name, config);
-    if (this.known.size > 1000) this.known.delete(this.known.keys().next().value!);
-    return config;
+    return setCapped(this.known, name, this.toConfig(registered), 1000);
   }
 
   private async issuerOf(identifier: string): Promise<string> {
@@ -323,7 +316,8 @@ export class DynamicProviders {
    */
   private async stillRegistered(name: string, stored: RegisteredClient): Promise<boolean> {
     if (!stored.registrationClientUri || !stored.registrationAccessToken) return true;
-    const verified = this.verifiedAt.get(`${name} ${stored.clientId}`);
+    const id = `${name} ${stored.clientId}`;
+    const verified = this.verifiedAt.get(id);
     if (verified !== undefined && Date.now() - verified < VERIFY_EVERY_MS) return true;
     let status: number;
     try {
@@ -341,9 +335,7 @@ export class DynamicProviders {
       await this.forget(name, stored.clientId);
       return false;
     }
-    this.verifiedAt.delete(`${name} ${stored.clientId}`);
-    this.verifiedAt.set(`${name} ${stored.clientId}`, Date.now());
-    if (this.verifiedAt.size > 1000) this.verifiedAt.delete(this.verifiedAt.keys().next().value!);
+    setCapped(this.verifiedAt, id, Date.now(), 1000);
     return true;
   }
 
@@ -395,7 +387,7 @@ export class DynamicProviders {
     }
     const registered = registeredClient(issuer, redirectUri, asked, answer);
     await this.store.set(name, registered);
-    this.verifiedAt.set(`${name} ${registered.clientId}`, Date.now());
+    setCapped(this.verifiedAt, `${name} ${registered.clientId}`, Date.now(), 1000);
     debug('client registered at %s (provider %s, grant types %o, %s)', issuer, name, registered.grantTypes, registered.tokenEndpointAuthMethod);
     return registered;
   }
