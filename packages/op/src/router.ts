@@ -20,7 +20,7 @@ import { createProvider } from './provider.js';
 import { warnUntrustedProxyOnce } from './proxy-warning.js';
 import { guardSession } from './session-guard.js';
 import { answerStoreFailuresWith503, isStoreUnavailable } from './store-unavailable.js';
-import { consumedInRequest } from './request-scope.js';
+import { runRequestScope } from './request-scope.js';
 import { throttle } from './throttle.js';
 import { defaultViews, type BrandedViews, type Views } from './views/render.js';
 
@@ -122,8 +122,9 @@ function errorPage(views: Views) {
  */
 function answerUnknownPaths(provider: Provider, views: Views): void {
   provider.use(async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
-    // (and the scope in which a store failure undoes what the request consumed: store-unavailable.ts)
-    await consumedInRequest.run([], next);
+    // (and the scope in which a store failure undoes what the request consumed, store-unavailable.ts,
+    // and which a consume is held for until the answer is written, redisAdapter's consume)
+    await runRequestScope(ctx.res, next);
     if (ctx.status !== 404 || ctx.body != null || ctx.respond === false || ctx.headerSent) return;
     ctx.respond = false;
     const req = ctx.req as unknown as Request;

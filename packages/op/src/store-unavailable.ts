@@ -57,7 +57,7 @@ export function answerStoreFailuresWith503(provider: Provider, views: Views): vo
  * later than a retry that could spend the code again.
  */
 function undoConsumes(): void {
-  for (const step of consumedInRequest.getStore()?.splice(0) ?? []) {
+  for (const step of consumedInRequest.getStore()?.undo.splice(0) ?? []) {
     step().then(() => log('a consume of the failed request was given back'), (err: unknown) => log('a consume of the failed request was not given back: %s', (err as Error)?.message));
   }
 }

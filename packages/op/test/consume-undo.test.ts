@@ -11,24 +11,9 @@ import { startRedisServer, type RedisServer } from '../../../test/support/redis-
 import { ALICE, accounts, startOp, type RunningOp } from './support/op-server.js';
 import { storeFailingOnce } from './support/failing-store.js';
 import { CONSUME } from '../src/adapters/redis-scripts.js';
-import { aliceTokens, callbackOf, client, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
+import { aliceTokens, callbackOf, client, refusal, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
 
 const DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
-
-/** What openid-client's rejection carried: HTTP status and OAuth error (from the answer itself when openid-client kept it as the cause). */
-async function refusal(call: Promise<unknown>): Promise<{ status?: number; error?: string; retryAfter?: string | null }> {
-  try {
-    await call;
-  } catch (err) {
-    const e = err as { status?: number; error?: string; cause?: unknown };
-    if (e.cause instanceof Response) {
-      const body = await e.cause.json().catch(() => ({})) as { error?: string };
-      return { status: e.cause.status, error: body.error, retryAfter: e.cause.headers.get('retry-after') };
-    }
-    return { status: e.status, error: e.error ?? (e.cause as { error?: string } | undefined)?.error };
-  }
-  throw new Error('the call was not refused');
-}
 
 let redis: RedisServer;
 let redisClient: ReturnType<typeof createClient>;

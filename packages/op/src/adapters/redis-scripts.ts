@@ -16,7 +16,8 @@ function script(source: string): Script {
 }
 
 /**
- * Replaces a record (a hash of `payload` and, once consumed, `consumed`) and sets its expiry.
+ * Replaces a record (a hash of `payload` and, once consumed, `consumed`) and sets its expiry. A record
+ * saved as consumed is settled: no consume lease is left on it (see CONSUME).
  * KEYS: record. ARGV: payload, consumed ('' = not consumed), ttl seconds (0 = forever).
  */
 export const UPSERT = script(`
@@ -27,10 +28,10 @@ local kind = redis.call('TYPE', key).ok
 if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', key) end
 if consumed == '' then
   redis.call('HSET', key, 'payload', payload)
-  redis.call('HDEL', key, 'consumed', 'consumer')
+  redis.call('HDEL', key, 'consumed', 'consumer', 'lease')
 else
   redis.call('HSET', key, 'payload', payload, 'consumed', consumed)
-  redis.call('HDEL', key, 'consumer')
+  redis.call('HDEL', key, 'consumer', 'lease')
 end
 if ttl > 0 then redis.call('EXPIRE', key, ttl) else redis.call('PERSIST', key) end
 return 1
@@ -86,17 +87,54 @@ redis.call('DEL', KEYS[1])
 return members
 `);
 
+// Redis's own clock in ms (one clock for every instance). Scripts may call TIME before writing
+// since Redis 5 (scripts are replicated by their effects).
+const NOW_MS = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
 /**
- * Marks a record consumed unless it already is. KEYS: record. ARGV: epoch seconds.
- * Returns 1 when this call consumed it, 2 when it was consumed before, 0 when there is no record.
+ * Marks a record consumed unless it already is. KEYS: record. ARGV: epoch seconds, consumer, lease ms.
+ * With a lease (> 0) the consume stays a lease until the consumer's request has answered (SETTLE),
+ * renewed meanwhile (RENEW): if the instance dies before it answers, the lease runs out, and a
+ * retry of the same request may consume the record again (nobody received what the dead one made).
+ * Returns 1 when this call consumed it, 3 when it took over a lease that ran out, 2 when it was
+ * consumed before (settled, or a lease still held), 0 when there is no record.
  */
 export const CONSUME = script(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HSETNX', KEYS[1], 'consumed', ARGV[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'consumer', ARGV[2])
-  return 1
-end
-return 2
+local lease = tonumber(ARGV[3])
+${NOW_MS}
+local held = tonumber(redis.call('HGET', KEYS[1], 'lease'))
+local outcome = 2
+if redis.call('HSETNX', KEYS[1], 'consumed', ARGV[1]) == 1 then outcome = 1
+elseif held and held <= now then outcome = 3
+else return 2 end
+redis.call('HSET', KEYS[1], 'consumed', ARGV[1], 'consumer', ARGV[2])
+if lease > 0 then redis.call('HSET', KEYS[1], 'lease', string.format('%d', now + lease))
+else redis.call('HDEL', KEYS[1], 'lease') end
+return outcome
+`);
+
+/** Keeps a consume lease held while its request works. KEYS: record. ARGV: consumer, lease ms. Returns 1 when renewed. */
+export const RENEW = script(`
+if redis.call('HGET', KEYS[1], 'consumer') ~= ARGV[1] or redis.call('HEXISTS', KEYS[1], 'lease') == 0 then return 0 end
+${NOW_MS}
+redis.call('HSET', KEYS[1], 'lease', string.format('%d', now + tonumber(ARGV[2])))
+return 1
+`);
+
+/** Makes a consume final once its request answered: the lease goes. KEYS: record. ARGV: consumer. Returns 1 when settled. */
+export const SETTLE = script(`
+if redis.call('HGET', KEYS[1], 'consumer') ~= ARGV[1] then return 0 end
+return redis.call('HDEL', KEYS[1], 'lease')
+`);
+
+/** Milliseconds left on a record's consume lease (0 or less: run out), nil when it has none. KEYS: record. */
+export const LEASE_LEFT = script(`
+local held = tonumber(redis.call('HGET', KEYS[1], 'lease'))
+if not held then return false end
+${NOW_MS}
+return held - now
 `);
 
 /**
@@ -105,7 +143,7 @@ return 2
  */
 export const UNCONSUME = script(`
 if redis.call('HGET', KEYS[1], 'consumer') == ARGV[1] then
-  redis.call('HDEL', KEYS[1], 'consumed', 'consumer')
+  redis.call('HDEL', KEYS[1], 'consumed', 'consumer', 'lease')
   return 1
 end
 return 0

@@ -4,8 +4,8 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { withDeadline } from '../bounded-store.js';
 import { OpConfigError, StoreUnavailableError } from '../errors.js';
 import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
-import { recordConsumed } from '../request-scope.js';
-import { CONSUME, GRANT_ADD, DECREMENT, INCREMENT, REVOKE_GRANT, SCHEDULE, TAKE_DUE, TAKE_LEGACY_GRANT, UNCONSUME, UPSERT, type Script } from './redis-scripts.js';
+import { recordConsumed, requestOpen, untilAnswered } from '../request-scope.js';
+import { CONSUME, GRANT_ADD, DECREMENT, INCREMENT, LEASE_LEFT, RENEW, REVOKE_GRANT, SCHEDULE, SETTLE, TAKE_DUE, TAKE_LEGACY_GRANT, UNCONSUME, UPSERT, type Script } from './redis-scripts.js';
 import type { OpStore } from './types.js';
 
 /** Per-command options the adapter passes to node-redis (its `CommandOptions` has these). */
@@ -55,6 +55,13 @@ const MAX_TIMEOUT_MS = 2_147_483_647;
 // most oidc-provider's default Grant lifetime (14 days), otherwise as long as its longest record.
 const TOMBSTONE_MIN_MS = 60 * 60 * 1000;
 const TOMBSTONE_MAX_MS = 14 * 24 * 60 * 60 * 1000;
+// A consume made inside a request is held as a lease of CONSUME_LEASE_MS, renewed every
+// CONSUME_RENEW_MS until the request has answered. Another request finding the record meanwhile
+// waits up to LEASE_WAIT_MS (polling every LEASE_POLL_MS) for it to answer or for the lease to run out.
+const CONSUME_LEASE_MS = 3_000;
+const CONSUME_RENEW_MS = 1_000;
+const LEASE_WAIT_MS = CONSUME_LEASE_MS + 1_000;
+const LEASE_POLL_MS = 100;
 
 /**
  * The production store: oidc-provider's records and the login counters in Redis, each key
@@ -66,7 +73,7 @@ const TOMBSTONE_MAX_MS = 14 * 24 * 60 * 60 * 1000;
  * would otherwise end the process on the first connection error); add your own to handle them.
  * Bad arguments throw `OpConfigError` saying what to pass.
  *
- * Key layout (`P` = prefix): records `P<Model>:<id>` (a hash: payload, consumed, and consumer: which call consumed it);
+ * Key layout (`P` = prefix): records `P<Model>:<id>` (a hash: payload, consumed, consumer: which call consumed it, and lease: until when that call may still answer, see CONSUME);
  * `Puid:<Model>:<uid>` and `PuserCode:<Model>:<code>` → record id; counters `Pcounter:<key>`; work to
  * try again (back-channel logouts) `Pqueue:<name>` (a sorted set by when it is due, shared by the instances);
  * a grant's index `Pgrant:{<grantId>}` (sorted set of record keys by expiry) and, once revoked,
@@ -341,6 +348,12 @@ function strings(reply: unknown): string[] {
   return Array.isArray(reply) ? reply.filter((item): item is string => typeof item === 'string') : [];
 }
 
+/** A record as read: its payload (with `consumed`), and the ms left on a consume lease someone holds. */
+interface Found {
+  payload: AdapterPayload;
+  leaseLeft?: number;
+}
+
 class RedisModelAdapter implements Adapter {
   constructor(
     private readonly model: string,
@@ -397,33 +410,60 @@ class RedisModelAdapter implements Adapter {
   }
 
   find(id: string): Promise<AdapterPayload | undefined> {
-    return this.guard('find', () => this.read(id));
+    return this.settled('find', () => this.read(id));
   }
 
-  private async read(id: string): Promise<AdapterPayload | undefined> {
-    const reply = await this.redis.command(this.key(id), ['HMGET', this.key(id), 'payload', 'consumed']);
-    const [payload, consumed] = reply as [string | null, string | null];
+  /**
+   * The record as `read` finds it, once no other request holds a consume lease on it: while one
+   * does (an instance between its consume and its answer), waits for it to answer (then the record
+   * is consumed) or for the lease to run out (an instance that died: the record is found unspent,
+   * and this request may consume it again). A lease still held after LEASE_WAIT_MS is a 503.
+   */
+  private async settled(operation: string, read: () => Promise<Found | undefined>): Promise<AdapterPayload | undefined> {
+    const until = Date.now() + LEASE_WAIT_MS;
+    for (;;) {
+      const found = await this.guard(operation, read);
+      if (!found || found.leaseLeft === undefined) return found?.payload;
+      if (found.leaseLeft <= 0) {
+        log('%s: the consume lease of a request that never answered ran out; the record is given back', this.model);
+        const { consumed: _spent, ...unspent } = found.payload;
+        return unspent;
+      }
+      if (Date.now() + Math.min(found.leaseLeft, LEASE_POLL_MS) > until) {
+        throw new StoreUnavailableError(`another request is still using this ${this.model} (it holds its consume lease): try again in a moment`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(found.leaseLeft!, LEASE_POLL_MS)));
+    }
+  }
+
+  private async read(id: string): Promise<Found | undefined> {
+    const key = this.key(id);
+    const reply = await this.redis.command(key, ['HMGET', key, 'payload', 'consumed', 'lease']);
+    const [payload, consumed, lease] = reply as [string | null, string | null, string | null];
     if (typeof payload !== 'string') return undefined;
     const found = JSON.parse(payload) as AdapterPayload;
-    return consumed === null || consumed === undefined ? found : { ...found, consumed: Number(consumed) };
+    const record = consumed === null || consumed === undefined ? found : { ...found, consumed: Number(consumed) };
+    if (lease === null || lease === undefined) return { payload: record };
+    const left = await this.redis.run(LEASE_LEFT, [key], []);
+    return { payload: record, leaseLeft: typeof left === 'number' ? left : undefined };
   }
 
   findByUid(uid: string): Promise<AdapterPayload | undefined> {
-    return this.guard('findByUid', async () => {
+    return this.settled('findByUid', async () => {
       const found = await this.findByLookup('uid', uid);
-      return found?.uid === uid ? found : undefined;
+      return found?.payload.uid === uid ? found : undefined;
     });
   }
 
   findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-    return this.guard('findByUserCode', async () => {
+    return this.settled('findByUserCode', async () => {
       const found = await this.findByLookup('userCode', userCode);
-      return found?.userCode === userCode ? found : undefined;
+      return found?.payload.userCode === userCode ? found : undefined;
     });
   }
 
   // The lookup may outlive (or predate) its record: callers check the record still matches.
-  private async findByLookup(kind: 'uid' | 'userCode', value: string): Promise<AdapterPayload | undefined> {
+  private async findByLookup(kind: 'uid' | 'userCode', value: string): Promise<Found | undefined> {
     const lookup = this.keys.lookup(kind, this.model, value);
     const id = await this.redis.command(lookup, ['GET', lookup]);
     return typeof id === 'string' ? this.read(id) : undefined;
@@ -435,11 +475,22 @@ class RedisModelAdapter implements Adapter {
     // runs after it (in order on the connection) and takes back only this call's consume (`consumer`)
     const consumer = randomUUID();
     recordConsumed(() => this.unconsume(id, consumer));
+    // Inside a request, the consume is a lease until the request has answered (see CONSUME), renewed
+    // from the moment it is sent (a slow reply must not let it run out); both steps only ever touch
+    // this call's own consume
+    const key = this.key(id);
+    const lease = requestOpen() ? CONSUME_LEASE_MS : 0;
+    if (lease) {
+      const step = (what: string, script: Script, args: string[]) => () => void this.guard(what, () => this.redis.run(script, [key], args))
+        .catch((err: unknown) => log('%s.%s failed: %s', this.model, what, (err as Error)?.message));
+      untilAnswered(step('renew', RENEW, [consumer, String(lease)]), step('settle', SETTLE, [consumer]), CONSUME_RENEW_MS);
+    }
     return this.guard('consume', async () => {
       const now = String(Math.floor(Date.now() / 1000));
-      const outcome = Number(await this.redis.evalInOrder(CONSUME, [this.key(id)], [now, consumer]));
+      const outcome = Number(await this.redis.evalInOrder(CONSUME, [key], [now, consumer, String(lease)]));
       if (outcome === 0) throw consumeRefused(this.model, 'missing');
       if (outcome === 2) throw consumeRefused(this.model, 'consumed');
+      if (outcome === 3) log('%s consumed again: the request that consumed it first never answered (its lease ran out)', this.model);
     });
   }
 

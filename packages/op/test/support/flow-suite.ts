@@ -149,3 +149,18 @@ export async function aliceTokens(f: FlowFixture, config = f.web, extra: Record<
 }
 
 export { client, insecure, SECRET };
+
+/** What openid-client's rejection carried: HTTP status and OAuth error (from the answer itself when openid-client kept it as the cause). */
+export async function refusal(call: Promise<unknown>): Promise<{ status?: number; error?: string; retryAfter?: string | null }> {
+  try {
+    await call;
+  } catch (err) {
+    const e = err as { status?: number; error?: string; cause?: unknown };
+    if (e.cause instanceof Response) {
+      const body = await e.cause.json().catch(() => ({})) as { error?: string };
+      return { status: e.cause.status, error: body.error, retryAfter: e.cause.headers.get('retry-after') };
+    }
+    return { status: e.status, error: e.error ?? (e.cause as { error?: string } | undefined)?.error };
+  }
+  throw new Error('the call was not refused');
+}

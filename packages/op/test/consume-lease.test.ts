@@ -1,0 +1,144 @@
+/**
+ * An OP instance that dies between consuming a code (or a refresh token rotated on use) and
+ * answering: nobody received what it made, so the client's retry, on another instance, must get
+ * the tokens, not "already consumed" (which also makes oidc-provider revoke the grant: for a
+ * refresh, a logout). redisAdapter() keeps such a consume as a lease until its request has
+ * answered; the lease of a dead instance runs out and the retry takes the code over. A live
+ * instance's consume is never taken over: a copy waits for its answer and is refused as a replay.
+ *
+ * The death is played at the Redis client the adapter was given: the consume reaches Redis, and
+ * from then on nothing of that request (its reply, its lease renewals, its undo) does, as when the
+ * process is killed; the retry is served as by another instance. Killed processes behind a load balancer: test/cluster scenario 13.
+ */
+import { createClient } from 'redis';
+import * as client from 'openid-client';
+import { redisAdapter } from '@openid-express/op';
+import { signIn } from '../../../test/support/op-forms.js';
+import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import { ALICE } from './support/op-server.js';
+import { CONSUME, LEASE_LEFT, RENEW, SETTLE } from '../src/adapters/redis-scripts.js';
+import { consumedInRequest } from '../src/request-scope.js';
+import { aliceTokens, callbackOf, refusal, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
+
+const scriptIs = (args: string[], script: { sha: string; source: string }) => (args[0] === 'EVALSHA' && args[1] === script.sha) || (args[0] === 'EVAL' && args[1] === script.source);
+const isConsume = (args: string[]) => scriptIs(args, CONSUME);
+/** The lease's own renewals and reads, which a slow request still sends on time. */
+const isLeaseStep = (args: string[]) => [RENEW, SETTLE, LEASE_LEFT].some((s) => scriptIs(args, s)) || args[0] === 'HMGET';
+
+let redis: RedisServer;
+let redisClient: ReturnType<typeof createClient>;
+let f: FlowFixture;
+/** 'die': the next consume reaches Redis, then this instance is gone. 'slow': the write after the next consume waits `slowMs`. */
+const plan: { next: '' | 'die' | 'slow' | 'slowed'; dead: boolean; slowMs: number } = { next: '', dead: false, slowMs: 0 };
+const never = new Promise<never>(() => undefined);
+/** The request of the instance that "died": nothing it (or a timer it started) sends reaches Redis any more. */
+let deadRequest: object | undefined;
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+  redisClient = createClient({ url: redis.url });
+  await redisClient.connect();
+  const instance = {
+    isOpen: true,
+    sendCommand: async (args: string[], options?: unknown) => {
+      const request = consumedInRequest.getStore(); // which request (or its timers) sends this
+      if (request && request === deadRequest) return never; // a killed process sends nothing more
+      if (plan.next === 'die' && isConsume(args)) {
+        plan.next = '';
+        plan.dead = true;
+        deadRequest = request;
+        void redisClient.sendCommand(args, options as never); // it reaches Redis; the reply reaches nobody
+        return never;
+      }
+      if (plan.next === 'slow' && isConsume(args)) {
+        plan.next = 'slowed'; // the write after the consume (its tokens) is the slow one
+      } else if (plan.next === 'slowed' && !isLeaseStep(args)) {
+        plan.next = '';
+        await new Promise((r) => setTimeout(r, plan.slowMs));
+      }
+      return redisClient.sendCommand(args, options as never);
+    },
+  };
+  f = await startFlowFixture(redisAdapter(instance as never, { prefix: `lease-${Math.random().toString(36).slice(2)}:`, timeout: 6000 }));
+}, 20_000);
+afterEach(() => Object.assign(plan, { next: '', dead: false, slowMs: 0 }));
+afterAll(async () => {
+  await f?.op.close();
+  redisClient?.destroy();
+  await redis?.stop();
+});
+
+/** A token request sent to the "instance" that dies, cut when it does (as a load balancer sees a killed process). */
+async function sentToDyingInstance(call: (signal: AbortSignal) => Promise<unknown>): Promise<void> {
+  plan.next = 'die';
+  const cut = new AbortController();
+  const watching = setInterval(() => plan.dead && cut.abort(), 10);
+  try {
+    await expect(call(cut.signal)).rejects.toThrow();
+  } finally {
+    clearInterval(watching);
+  }
+  expect(plan.dead).toBe(true);
+  plan.dead = false; // the retry reaches another instance (the dead request stays cut off)
+}
+
+/** openid-client's requests, cut by `signal` when one is given. */
+const fetchWith = (signal?: AbortSignal): client.CustomFetch => (url, init) => fetch(url, { ...(init as RequestInit), ...(signal ? { signal } : {}) });
+
+test('an authorization code: the instance dies after its consume; the retry gets the tokens after the lease runs out, and a third use is refused', async () => {
+  const auth = await f.authorization(f.web);
+  const page = await signIn(f.browser(), auth.url, { login: ALICE.username, password: ALICE.password });
+  const checks = { pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce };
+  await sentToDyingInstance((signal) => {
+    f.web[client.customFetch] = fetchWith(signal);
+    return client.authorizationCodeGrant(f.web, callbackOf(page), checks);
+  });
+  f.web[client.customFetch] = fetchWith();
+  const started = Date.now();
+  const tokens = await client.authorizationCodeGrant(f.web, callbackOf(page), checks);
+  expect(tokens.claims()!.sub).toBe('alice');
+  expect(Date.now() - started).toBeLessThan(4500); // the dead consume's lease (3 s), not a hang
+  expect(await client.fetchUserInfo(f.web, tokens.access_token, 'alice')).toMatchObject({ sub: 'alice' });
+  expect((await refusal(client.authorizationCodeGrant(f.web, callbackOf(page), checks))).error).toBe('invalid_grant'); // used now
+}, 20_000);
+
+test('a refresh token rotated on use (public client): the instance dies after rotating it; the retry gets new tokens and the user stays signed in', async () => {
+  const first = await aliceTokens(f, f.pub, { scope: 'openid offline_access', prompt: 'consent' });
+  await sentToDyingInstance((signal) => {
+    f.pub[client.customFetch] = fetchWith(signal);
+    return client.refreshTokenGrant(f.pub, first.refresh_token!);
+  });
+  f.pub[client.customFetch] = fetchWith();
+  const again = await client.refreshTokenGrant(f.pub, first.refresh_token!);
+  expect(again.refresh_token).not.toBe(first.refresh_token);
+  expect(await client.fetchUserInfo(f.pub, again.access_token, 'alice')).toMatchObject({ sub: 'alice' }); // not revoked
+  const third = await client.refreshTokenGrant(f.pub, again.refresh_token!);
+  expect(third.access_token).toEqual(expect.any(String));
+}, 20_000);
+
+test('a live, slow instance is never taken over: the same code sent meanwhile waits for its answer, then is refused as a replay', async () => {
+  const auth = await f.authorization(f.web);
+  const page = await signIn(f.browser(), auth.url, { login: ALICE.username, password: ALICE.password });
+  const checks = { pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce };
+  Object.assign(plan, { next: 'slow', slowMs: 3500 }); // longer than a lease: it is renewed meanwhile
+  const owner = client.authorizationCodeGrant(f.web, callbackOf(page), checks).then(() => 'tokens', (e) => `refused ${(e as { error?: string }).error}`);
+  await new Promise((r) => setTimeout(r, 300)); // the owner has consumed by now
+  const copyStarted = Date.now();
+  const copy = await refusal(client.authorizationCodeGrant(f.web, callbackOf(page), checks));
+  const copyTook = Date.now() - copyStarted;
+  expect(await owner).toBe('tokens');
+  expect(copy).toMatchObject({ status: 400, error: 'invalid_grant' });
+  expect(copyTook).toBeGreaterThan(2500); // it waited for the owner's answer, not for a lease to run out
+}, 20_000);
+
+test('a live instance slower than a copy will wait: the copy gets 503 store_unavailable with Retry-After, never the code', async () => {
+  const auth = await f.authorization(f.web);
+  const page = await signIn(f.browser(), auth.url, { login: ALICE.username, password: ALICE.password });
+  const checks = { pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce };
+  Object.assign(plan, { next: 'slow', slowMs: 5000 });
+  const owner = client.authorizationCodeGrant(f.web, callbackOf(page), checks).then((t) => t.claims()!.sub, (e) => `refused ${(e as { error?: string }).error}`);
+  await new Promise((r) => setTimeout(r, 300));
+  const copy = await refusal(client.authorizationCodeGrant(f.web, callbackOf(page), checks));
+  expect(copy).toEqual({ status: 503, error: 'store_unavailable', retryAfter: '5' });
+  expect(await owner).toBe('alice');
+}, 20_000);
