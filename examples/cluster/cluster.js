@@ -157,6 +157,8 @@ async function onFreePorts(start, taken) {
  * @param {boolean} [o.echo]  copy the instances' output to this process's stderr, prefixed
  * @param {object} [o.opProxy]  extra createProxy() options for the OP's proxy (e.g. `clientAddress`)
  * @param {object} [o.rpProxy]  extra createProxy() options for the RP's proxy
+ * @param {(role: 'op' | 'rp', index: number) => object} [o.instanceEnv]  extra environment of one instance
+ *   (e.g. its own REDIS_URL, to put something between that instance and Redis)
  * @returns {Promise<Cluster>}
  * @example
  *   const cluster = await startCluster({ redisUrl, instanceScript: '/path/to/instance.js' });
@@ -169,7 +171,7 @@ export async function startCluster(options) {
 
 async function startClusterOnce({
   redisUrl, instanceScript, ops = 2, rps = 2, accessTokenTtl, echo = false, opProxy: opProxyOptions = {}, rpProxy: rpProxyOptions = {},
-  env: extraEnv = {},
+  env: extraEnv = {}, instanceEnv = () => ({}),
 }) {
   if (!instanceScript) throw new TypeError('startCluster: `instanceScript` (the path of instance.js) is required');
   const opPorts = await Promise.all(Array.from({ length: ops }, () => freePort()));
@@ -209,7 +211,7 @@ async function startClusterOnce({
       name: `${role}${index + 1}`,
       command: process.execPath,
       args: [instanceScript, role],
-      env: { ...env, PORT: String(port) },
+      env: { ...env, ...instanceEnv(role, index), PORT: String(port) },
       ready: /listening on (http:\/\/\S+)/,
       echo,
     });

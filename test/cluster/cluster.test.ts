@@ -14,6 +14,7 @@
  * scale-out.test.ts and multi-instance.test.ts, run on every Node.)
  */
 import { join } from 'node:path';
+import { connect, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { Agent, get as httpGet, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Browser } from 'playwright-core';
 import { loadExample } from '../examples/load.js';
@@ -24,8 +25,9 @@ import { FormBrowser, signIn, type BrowserPage } from '../support/op-forms.js';
 interface Supervised {
   name: string;
   pid: number | undefined;
-  child: { pid?: number };
+  child: { pid?: number; kill(signal?: NodeJS.Signals): boolean };
   output(): string;
+  exited(): Promise<void>;
   alive(): boolean;
   kill(signal?: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
@@ -80,6 +82,18 @@ const clientAddress = (req: IncomingMessage) => {
 function browser(): FormBrowser {
   clients += 1;
   return new FormBrowser({ headers: { [CLIENT_HEADER]: `10.77.${clients >> 8}.${clients & 255}` } });
+}
+
+/** A browser signed in at the OP and stopped at the app's callback (not fetched yet): the page's `stoppedAt` is its URL. */
+async function signedInUpToCallback(): Promise<{ user: FormBrowser; callback: string }> {
+  clients += 1;
+  const user = new FormBrowser({
+    headers: { [CLIENT_HEADER]: `10.78.${clients >> 8}.${clients & 255}` },
+    stopAt: (url) => url.pathname === '/auth/callback/op',
+  });
+  const atCallback = await signIn(user, loginUrl(), ALICE);
+  expect(atCallback.stoppedAt).toBeDefined();
+  return { user, callback: atCallback.stoppedAt! };
 }
 
 const loginUrl = () => `${cluster.rpURL}/auth/login/op?returnTo=/me`;
@@ -176,11 +190,48 @@ function intercept(proxy: Proxy, take: (req: IncomingMessage, res: ServerRespons
   };
 }
 
+/**
+ * A TCP relay between one instance and Redis, in this process: `watch` sees what the instance sends
+ * (before it goes on to Redis), so a scenario can kill the instance right after a given command left.
+ * A side that closes ends the other side gently (what was sent still reaches Redis).
+ */
+interface RedisTap { url: string; watch?: (sent: string) => void; close(): Promise<void> }
+async function redisTap(redisPort: () => number): Promise<RedisTap> {
+  const sockets = new Set<Socket>();
+  const tap: RedisTap = { url: '', close: async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  } };
+  const server: TcpServer = createTcpServer((instance) => {
+    const upstream = connect(redisPort(), '127.0.0.1');
+    let tail = '';
+    for (const [self, other] of [[instance, upstream], [upstream, instance]] as const) {
+      sockets.add(self);
+      self.on('error', () => undefined);
+      self.on('close', () => { sockets.delete(self); other.end(); });
+    }
+    instance.on('data', (chunk: Buffer) => {
+      upstream.write(chunk);
+      const text = tail + chunk.toString('latin1');
+      tail = text.slice(-16); // a command split over two chunks is still seen whole
+      tap.watch?.(text);
+    });
+    upstream.on('data', (chunk: Buffer) => instance.write(chunk));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  tap.url = `redis://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return tap;
+}
+let opTap: RedisTap | undefined;
+
 beforeAll(async () => {
   if (once) return;
   redis = await startRedis();
+  opTap = await redisTap(() => redis!.port);
   cluster = await startCluster({
     redisUrl: redis.url,
+    // OP instance 1 reaches Redis through a tap (scenario 13 kills it right after a command left)
+    instanceEnv: (role: string, index: number) => (role === 'op' && index === 0 ? { REDIS_URL: opTap!.url } : {}),
     instanceScript: join(repoRoot, 'examples/cluster/instance.js'),
     accessTokenTtl: ACCESS_TOKEN_TTL,
     env: { NODE_ENV: 'production', DEBUG: '' },
@@ -196,6 +247,7 @@ afterAll(async () => {
     try { if (redis.alive()) process.kill(redis.pid!, 'SIGCONT'); } catch { /* gone */ } // a stopped Redis ignores SIGTERM
     await redis.stop();
   }
+  await opTap?.close();
 }, 30_000);
 
 process.once('exit', () => {
@@ -473,13 +525,7 @@ async function outageAnswers(signedIn: FormBrowser): Promise<{ got: unknown[]; w
 
 scenario('10. kill-RP-mid-callback: instance A dies while its code exchange is on the way, the proxy sends the GET again to B, and B signs the browser in', async () => {
   const [a, b] = cluster.instances.rp as [Instance, Instance];
-  clients += 1;
-  const user = new FormBrowser({
-    headers: { [CLIENT_HEADER]: `10.78.${clients >> 8}.${clients & 255}` },
-    stopAt: (url) => url.pathname === '/auth/callback/op',
-  });
-  const atCallback = await signIn(user, loginUrl(), ALICE);
-  expect(atCallback.stoppedAt).toBeDefined();
+  const { user, callback } = await signedInUpToCallback();
   // A's code exchange is held at the OP's proxy (A dies before the OP sees it, as when an instance is
   // killed in the middle of a callback), and never delivered
   let held: IncomingMessage | undefined;
@@ -493,7 +539,7 @@ scenario('10. kill-RP-mid-callback: instance A dies while its code exchange is o
     const failovers = cluster.rpProxy.counters.failovers;
     cluster.rpProxy.pick = (req) => (req.url?.startsWith('/auth/callback/op') ? a.index : undefined);
     const started = Date.now();
-    const answer = user.open(atCallback.stoppedAt!);
+    const answer = user.open(callback);
     await waitFor('A sends its code exchange', async () => held);
     await a.kill('SIGKILL');
     const page = await answer;
@@ -575,6 +621,44 @@ scenario('12. back-channel logout that met the app restarting (503), and the OP 
     restore();
   }
   await a.restart();
+  await expectAllAlive();
+}, 60_000);
+
+scenario('13. kill-OP-mid-token-exchange: OP instance A dies after it consumed the code and before it answered; the exchange sent again reaches B, which redeems the code once A\'s consume lease has run out, and the browser is signed in', async () => {
+  const [a, b] = cluster.instances.op as [Instance, Instance];
+  const { user, callback } = await signedInUpToCallback();
+  // A is SIGKILLed the moment its consume of the code has left for Redis: the code is spent there,
+  // and A never answers (nor renews, settles or gives back anything)
+  let killed = false;
+  opTap!.watch = (sent) => {
+    if (killed || !sent.includes('HSETNX')) return; // the consume script
+    killed = true;
+    a.child.kill('SIGKILL');
+  };
+  const from = cluster.opProxy.log.length;
+  cluster.opProxy.pick = (req) => (req.url === '/op/token' && !killed ? a.index : undefined);
+  try {
+    const started = Date.now();
+    let page = await user.open(callback);
+    // a load balancer that does not send a cut POST again answers 502: the app answers 503 "try
+    // again" and keeps the login, and the browser reloads the same callback after Retry-After
+    for (let reloads = 0; page.status === 503 && reloads < 3; reloads++) {
+      await sleep(Number(page.headers.get('retry-after') ?? '2') * 1000);
+      page = await user.open(callback);
+    }
+    expect(killed).toBe(true); // A received the code exchange: it consumed the code
+    // before: B found the code consumed, oidc-provider revoked the grant, and the app said "sign in again"
+    expectSignedInPage(page, 'alice');
+    expect(Date.now() - started).toBeLessThan(15_000);
+    // (the proxy's log names the instance that answered: B, after the failover or the reload)
+    expect(entries(cluster.opProxy, from, (e) => e.path === '/op/token').at(-1)).toMatchObject({ target: b.index, status: 200 });
+    expect((await call(user, '/me')).status).toBe(200);
+  } finally {
+    opTap!.watch = undefined;
+  }
+  await a.exited();
+  await a.restart();
+  expect((await call(user, '/me')).status).toBe(200);
   await expectAllAlive();
 }, 60_000);
 
