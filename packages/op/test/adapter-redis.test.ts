@@ -459,6 +459,24 @@ describe('redisAdapter when Redis refuses (a replica after a failover, out of me
     }
   });
 
+  it('an eviction policy (volatile-lru, as managed Redis often has): said at start-up with what to set; noeviction: nothing said', async () => {
+    const said = () => warn.mock.calls.flat().join('\n');
+    await admin.sendCommand(['CONFIG', 'SET', 'maxmemory-policy', 'volatile-lru']);
+    try {
+      warn.mockClear();
+      redisAdapter(admin, { prefix: uniquePrefix() });
+      for (let i = 0; i < 40 && !said().includes('maxmemory-policy'); i++) await sleep(25);
+      expect(said()).toMatch(/Redis runs with maxmemory-policy volatile-lru: once it is full it deletes keys before they expire.*Set maxmemory-policy noeviction/);
+    } finally {
+      await admin.sendCommand(['CONFIG', 'SET', 'maxmemory-policy', 'noeviction']);
+    }
+    warn.mockClear();
+    const store = redisAdapter(admin, { prefix: uniquePrefix() });
+    await store.increment('login:y', 60); // after the start-up check's replies
+    await sleep(100);
+    expect(said()).not.toContain('maxmemory-policy');
+  });
+
   it('NOAUTH (Redis needs a password the client was not given): StoreUnavailableError that says where to give it', async () => {
     await admin.sendCommand(['CONFIG', 'SET', 'requirepass', 'redis-secret-0123']);
     const noPassword = createClient({ url: other.url }).on('error', () => undefined);

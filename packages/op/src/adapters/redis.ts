@@ -98,7 +98,8 @@ export function redisAdapter(client: RedisCommandClient | RedisClusterCommandCli
   const keys = new KeyLayout(prefix);
   // a Redis that refuses this client (a password it was not given) is said at start-up, with what to
   // fix, not at the first sign-in; one that is not reachable yet is left to reconnect
-  void redis.guard('its start-up check (PING)', () => redis.command(`${prefix}ping`, ['PING'])).catch(() => undefined);
+  void redis.guard('its start-up check (PING)', () => redis.command(`${prefix}ping`, ['PING']))
+    .then(() => warnOnEviction(redis, `${prefix}ping`), () => undefined);
   return {
     kind: 'redis',
     adapterFor: (model) => new RedisModelAdapter(model, keys, redis),
@@ -115,6 +116,31 @@ export function redisAdapter(client: RedisCommandClient | RedisClusterCommandCli
     takeDue: (queue, now, max) =>
       redis.guard('takeDue', async () => ((await redis.run(TAKE_DUE, [keys.queue(queue)], [String(now), String(max)])) as string[] | null) ?? []),
   };
+}
+
+/**
+ * Says at start-up when Redis may evict keys before they expire (any maxmemory-policy but
+ * `noeviction`; managed Redis often defaults to `volatile-lru`, and every key here has a TTL): a
+ * full Redis would then drop sign-ins under way, codes, tokens, login counters and grant indexes
+ * (a revoked grant's tokens could outlive it) instead of refusing writes (503). A Redis that does not
+ * allow CONFIG (some managed ones) is not checked.
+ */
+async function warnOnEviction(redis: Redis, routeKey: string): Promise<void> {
+  const reply = await redis.command(routeKey, ['CONFIG', 'GET', 'maxmemory-policy']).catch(() => undefined);
+  const policy = evictionPolicy(reply);
+  if (!policy || policy === 'noeviction') return;
+  console.warn(`[@openid-express/op] redisAdapter: Redis runs with maxmemory-policy ${policy}: once it is full it deletes keys before they expire `
+    + '(sign-ins under way, codes, tokens, login counters, the index that revokes a grant\'s tokens). Set maxmemory-policy noeviction '
+    + '(redis.conf, `CONFIG SET maxmemory-policy noeviction`, or your provider\'s parameter group) and give Redis enough maxmemory: '
+    + 'a full Redis then refuses writes, answered 503, and loses nothing.');
+}
+
+/** The policy from a CONFIG GET reply (node-redis v5 gives an array or a map, by RESP version). */
+function evictionPolicy(reply: unknown): string | undefined {
+  if (Array.isArray(reply)) return typeof reply[1] === 'string' ? reply[1] : undefined;
+  if (reply instanceof Map) return reply.get('maxmemory-policy') as string | undefined;
+  if (reply && typeof reply === 'object') return (reply as Record<string, string>)['maxmemory-policy'];
+  return undefined;
 }
 
 /** Items a queue keeps at most (a store that nobody takes from stays bounded). */
