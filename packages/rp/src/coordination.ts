@@ -94,6 +94,7 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
   };
   const run = (script: string, key: string, args: string[] = []): Promise<unknown> =>
     withDeadline(evalScript(script, { keys: [prefix + key], arguments: args }), timeout);
+  void startupCheck(client, prefix, () => run(`return redis.call('PING')`, 'ping'));
   return {
     setIfAbsent: async (key, value, ttlMs) => Number(await run(SET_IF_ABSENT, key, [value, String(Math.ceil(ttlMs))])) === 1,
     get: async (key) => (await run(`return redis.call('GET', KEYS[1])`, key)) as string | undefined ?? undefined,
@@ -114,8 +115,47 @@ function withDeadline<T>(call: Promise<T>, ms: number): Promise<T> {
   });
   return Promise.race([call, deadline]).catch((err: unknown) => {
     if (err instanceof RpError) throw err;
-    throw new RpError('store_unavailable', `Redis failed: ${(err as Error)?.message ?? err}; check that it is running and reachable`, { cause: err });
+    const message = String((err as Error)?.message ?? err);
+    const hint = REFUSALS.find(([reply]) => message.startsWith(reply))?.[1] ?? 'check that it is running and reachable';
+    throw new RpError('store_unavailable', `Redis failed: ${message}; ${hint}`, { cause: err });
   }).finally(() => clearTimeout(timer));
+}
+
+// Replies of a Redis that is up but refuses, and what someone has to change for it to serve again.
+const REFUSALS: Array<[string, string]> = [
+  ['NOAUTH', 'Redis needs a password: give it in the client\'s url (redis://:password@host:6379) or its password option'],
+  ['WRONGPASS', 'the password (or user) the client gives is not Redis\'s: check the client\'s url or its username and password options'],
+  ['READONLY', 'this connection reaches a read-only replica (after a failover, the old master): point the client at the current master'],
+  ['OOM', 'Redis is out of memory: raise maxmemory'],
+  ['MISCONF', 'Redis refuses writes because it cannot save its snapshot: check its disk and logs'],
+  ['NOREPLICAS', 'Redis refuses writes because too few replicas are connected: check the replicas'],
+];
+
+/**
+ * At start-up, says what would otherwise show only at the first sign-ins: a Redis that refuses this
+ * client (a password it was not given, a replica), and one that may delete keys before they expire
+ * (any maxmemory-policy but `noeviction`: managed Redis often has `volatile-lru`, and every key
+ * here expires): a full Redis would then drop refresh results and back-channel-logout indexes,
+ * where `noeviction` refuses the write (503) and loses nothing. A Redis that is not reachable yet
+ * is left to reconnect; one that does not allow CONFIG (some managed ones) is not checked.
+ */
+async function startupCheck(client: RedisEvalClient, prefix: string, ping: () => Promise<unknown>): Promise<void> {
+  try {
+    await ping();
+  } catch (err) {
+    const message = (err as Error)?.message ?? '';
+    if (REFUSALS.some(([reply]) => message.includes(`Redis failed: ${reply}`))) console.warn(`[@openid-express/rp] redisCoordination: ${message}`);
+    return;
+  }
+  const commands = client as unknown as { sendCommand?: (...args: unknown[]) => Promise<unknown>; masters?: unknown };
+  if (typeof commands.sendCommand !== 'function') return;
+  const args = ['CONFIG', 'GET', 'maxmemory-policy'];
+  const reply = await (Array.isArray(commands.masters) ? commands.sendCommand(`${prefix}ping`, false, args) : commands.sendCommand(args)).catch(() => undefined);
+  const policy = Array.isArray(reply) ? reply[1] : reply instanceof Map ? reply.get('maxmemory-policy') : (reply as Record<string, unknown> | undefined)?.['maxmemory-policy'];
+  if (typeof policy !== 'string' || policy === 'noeviction') return;
+  console.warn(`[@openid-express/rp] redisCoordination: Redis runs with maxmemory-policy ${policy}: once it is full it deletes keys before they expire `
+    + '(refresh results, back-channel-logout indexes: a logout at the OP could then no longer end the login here). Set maxmemory-policy noeviction '
+    + '(redis.conf, `CONFIG SET maxmemory-policy noeviction`, or your provider\'s parameter group) and give Redis enough maxmemory.');
 }
 
 /** A record of ours in the session store; `cookie.expires` makes the store expire it. */

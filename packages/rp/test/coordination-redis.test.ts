@@ -1,0 +1,80 @@
+/**
+ * `redisCoordination` on a real redis-server: at start-up it says what would otherwise show only at
+ * the first sign-ins (a Redis that refuses this client, and one that may delete keys before they
+ * expire), and a refused call's 503 says what to fix.
+ */
+import { createClient } from 'redis';
+import { RpError, redisCoordination } from '@openid-express/rp';
+import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+
+let redis: RedisServer;
+let admin: ReturnType<typeof createClient>;
+let warn: jest.SpyInstance;
+const said = () => warn.mock.calls.flat().join('\n');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const until = async (what: () => boolean) => {
+  for (let i = 0; i < 40 && !what(); i++) await sleep(25);
+};
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+  admin = createClient({ url: redis.url });
+  await admin.connect();
+}, 20_000);
+beforeEach(() => {
+  warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+});
+afterEach(() => warn.mockRestore());
+afterAll(async () => {
+  admin?.destroy();
+  await redis?.stop();
+});
+
+test('an eviction policy (volatile-lru, as managed Redis often has): said at start-up with what to set', async () => {
+  await admin.configSet('maxmemory-policy', 'volatile-lru');
+  try {
+    redisCoordination(admin);
+    await until(() => said().includes('maxmemory-policy'));
+    expect(said()).toMatch(/^\[@openid-express\/rp\] redisCoordination: Redis runs with maxmemory-policy volatile-lru: once it is full it deletes keys before they expire .*Set maxmemory-policy noeviction/);
+  } finally {
+    await admin.configSet('maxmemory-policy', 'noeviction');
+  }
+});
+
+test('noeviction (the default): nothing is said', async () => {
+  const c = redisCoordination(admin);
+  await c.set('k', 'v', 1000); // after the start-up check's replies
+  await sleep(100);
+  expect(said()).toBe('');
+});
+
+test('NOAUTH (Redis needs a password the client was not given): said at start-up, and a call\'s 503 says where to give it', async () => {
+  await admin.configSet('requirepass', 'redis-secret-0123');
+  const noPassword = createClient({ url: redis.url }).on('error', () => undefined);
+  try {
+    await noPassword.connect();
+    const c = redisCoordination(noPassword);
+    await until(() => said().includes('NOAUTH'));
+    expect(said()).toMatch(/redisCoordination: Redis failed: NOAUTH.*Redis needs a password: give it in the client's url \(redis:\/\/:password@host:6379\)/);
+    const refused = await c.get('k').catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(RpError);
+    expect(refused).toMatchObject({ code: 'store_unavailable', message: expect.stringMatching(/NOAUTH.*needs a password/) });
+  } finally {
+    if (noPassword.isOpen) noPassword.destroy();
+    await admin.configSet('requirepass', '');
+  }
+});
+
+test('a Redis not reachable yet is left to reconnect: nothing is said at start-up', async () => {
+  const paused = createClient({ url: redis.url, commandOptions: { timeout: 200 } }).on('error', () => undefined);
+  await paused.connect();
+  redis.pause();
+  try {
+    redisCoordination(paused, { timeout: 200 });
+    await sleep(400);
+    expect(said()).toBe('');
+  } finally {
+    redis.resume();
+    paused.destroy();
+  }
+});
