@@ -7,7 +7,7 @@
 import session from 'express-session';
 import request from 'supertest';
 import { createClient } from 'redis';
-import { memoryRegistrationStore, oidc, redisCoordination, type DynamicOptions } from '@openid-express/rp';
+import { RpError, memoryRegistrationStore, oidc, redisCoordination, type DynamicOptions } from '@openid-express/rp';
 import type { Adapter } from 'oidc-provider';
 import { dynamicProviderName } from '../src/discovery/registration.js';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
@@ -173,6 +173,32 @@ test('the OP refuses the client at its token endpoint (its secret changed): that
   expect(next.clientId).not.toBe(clientId);
   expect([next.done.status, next.done.headers.location]).toEqual([302, '/me']);
   expect(op.registrations - before).toBe(1);
+});
+
+test('the store fails as a new registration is kept: the login answers 503, and the client nobody will find again is deleted at the OP (RFC 7592)', async () => {
+  const kept = memoryRegistrationStore();
+  let lost: string | undefined;
+  const failingOnce = {
+    get: (key: string) => kept.get(key),
+    forget: (key: string, clientId: string) => kept.forget!(key, clientId),
+    set: async (key: string, value: Parameters<typeof kept.set>[1]) => {
+      if (lost) return kept.set(key, value);
+      lost = value.clientId;
+      throw new RpError('store_unavailable', 'Redis did not answer within 2000 ms');
+    },
+  };
+  const a = await app({ ...dev, store: failingOnce });
+  const before = op.registrations;
+  const { start } = await loginWithIdentifier(a, `alice@${op.host}`);
+  expect([start.status, start.body.error, start.headers['retry-after']]).toEqual([503, 'store_unavailable', expect.any(String)]);
+  expect(op.registrations - before).toBe(1);
+  expect(lost).toEqual(expect.any(String));
+  // before: the client stayed registered at the OP for good, one per failed write
+  for (let i = 0; i < 40 && (await adapterOf(op.provider.Client).find(lost!)); i++) await new Promise((r) => setTimeout(r, 25));
+  expect(await adapterOf(op.provider.Client).find(lost!)).toBeUndefined();
+  const next = await fullLogin(a);
+  expect(next.clientId).not.toBe(lost);
+  expect([next.done.status, next.done.headers.location]).toEqual([302, '/me']);
 });
 
 test('sign-out at an OP found on the fly returns to the app (its root is registered), and offline_access brings a refresh token (prompt=consent)', async () => {

@@ -321,12 +321,7 @@ export class DynamicProviders {
     if (verified !== undefined && Date.now() - verified < VERIFY_EVERY_MS) return true;
     let status: number;
     try {
-      const response = await guardedFetch(this.options)(stored.registrationClientUri, {
-        method: 'GET', headers: { authorization: `Bearer ${stored.registrationAccessToken}`, accept: 'application/json' }, body: undefined, redirect: 'manual',
-        signal: AbortSignal.timeout(5000),
-      });
-      status = response.status;
-      await response.body?.cancel().catch(() => undefined);
+      status = await this.manage(stored, 'GET');
     } catch (err) {
       debug('registration of client %s at provider %s not checked: %s', stored.clientId, name, (err as Error).message);
       return true;
@@ -337,6 +332,16 @@ export class DynamicProviders {
     }
     setCapped(this.verifiedAt, id, Date.now(), 1000);
     return true;
+  }
+
+  /** An RFC 7592 request about a registered client (read or delete) with its registration access token: the answer's status. */
+  private async manage(stored: RegisteredClient, method: 'GET' | 'DELETE'): Promise<number> {
+    const response = await guardedFetch(this.options)(stored.registrationClientUri!, {
+      method, headers: { authorization: `Bearer ${stored.registrationAccessToken}`, accept: 'application/json' }, body: undefined, redirect: 'manual',
+      signal: AbortSignal.timeout(5000),
+    });
+    await response.body?.cancel().catch(() => undefined);
+    return response.status;
   }
 
   private usable(stored: RegisteredClient, name: string, issuer: string): boolean {
@@ -386,7 +391,18 @@ export class DynamicProviders {
       });
     }
     const registered = registeredClient(issuer, redirectUri, asked, answer);
-    await this.store.set(name, registered);
+    try {
+      await this.store.set(name, registered);
+    } catch (err) {
+      // nobody will find this client again (the next login registers anew): deleted at the OP
+      // (RFC 7592) when it allows, rather than left there for good
+      if (registered.registrationClientUri && registered.registrationAccessToken) {
+        void this.manage(registered, 'DELETE').then(
+          (status) => debug('client %s kept nowhere (the store failed): deleted at %s (%d)', registered.clientId, issuer, status),
+          (error: unknown) => debug('client %s kept nowhere (the store failed), not deleted at %s: %s', registered.clientId, issuer, (error as Error).message));
+      }
+      throw err;
+    }
     setCapped(this.verifiedAt, `${name} ${registered.clientId}`, Date.now(), 1000);
     debug('client registered at %s (provider %s, grant types %o, %s)', issuer, name, registered.grantTypes, registered.tokenEndpointAuthMethod);
     return registered;

@@ -68,6 +68,8 @@ function configuration(options: DynamicOpOptions, users: Set<string>): Configura
         enabled: true,
         ...(options.initialAccessToken ? { initialAccessToken: options.initialAccessToken } : {}),
       },
+      // RFC 7592: read (which registration alone allows), update and delete
+      registrationManagement: { enabled: true },
       devInteractions: { enabled: false },
     },
     routes: { registration: '/reg' },
