@@ -22,6 +22,12 @@ export interface Coordination {
   set(key: string, value: string, ttlMs: number): Promise<void>;
   /** Deletes `key` when it still holds `value` (releases a lock only its owner holds). */
   deleteIfEquals(key: string, value: string): Promise<void>;
+  /**
+   * Restarts the expiry of `key` at `ttlMs` when it still holds `value`, in one step; true when it
+   * did (optional: a lease's renewal). Without it a renewal reads, then writes, and a lease that ran
+   * out in between, taken by another instance, would be written back.
+   */
+  renewIfEquals?(key: string, value: string, ttlMs: number): Promise<boolean>;
   /** Adds `member` to the set at `key`, keeping the newest `max`, and (re)starts its expiry at `ttlMs`. */
   addToSet(key: string, member: string, ttlMs: number, max: number): Promise<void>;
   /** Removes the set at `key` and returns its members. */
@@ -54,6 +60,7 @@ export interface RedisCoordinationOptions {
 // Every script touches one key, so each runs on Redis Cluster as well.
 const SET_IF_ABSENT = `return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0`;
 const DELETE_IF_EQUALS = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+const RENEW_IF_EQUALS = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
 const ADD_TO_SET = `
 redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)
@@ -100,6 +107,7 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
     get: async (key) => (await run(`return redis.call('GET', KEYS[1])`, key)) as string | undefined ?? undefined,
     set: async (key, value, ttlMs) => void (await run(`return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])`, key, [value, String(Math.ceil(ttlMs))])),
     deleteIfEquals: async (key, value) => void (await run(DELETE_IF_EQUALS, key, [value])),
+    renewIfEquals: async (key, value, ttlMs) => Number(await run(RENEW_IF_EQUALS, key, [value, String(Math.ceil(ttlMs))])) === 1,
     addToSet: async (key, member, ttlMs, max) => void (await run(ADD_TO_SET, key, [member, String(Math.ceil(ttlMs)), String(max), String(Date.now())])),
     takeSet: async (key) => ((await run(TAKE_SET, key)) as string[] | null) ?? [],
     readSet: async (key) => ((await run(READ_SET, key)) as string[] | null) ?? [],

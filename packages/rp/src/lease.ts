@@ -10,9 +10,11 @@ export function holdLease(coordination: Coordination, key: string, owner: string
   let stopped = false;
   let tick: Promise<unknown> = Promise.resolve();
   const renew = setInterval(() => {
-    tick = coordination.get(key)
-      .then((holder) => (!stopped && holder === owner ? coordination.set(key, owner, leaseMs) : undefined))
-      .catch(() => undefined);
+    // in one step where the coordination can (a lease that ran out and was taken meanwhile stays taken)
+    tick = (coordination.renewIfEquals
+      ? coordination.renewIfEquals(key, owner, leaseMs)
+      : coordination.get(key).then((holder) => (!stopped && holder === owner ? coordination.set(key, owner, leaseMs) : undefined))
+    ).catch(() => undefined);
   }, renewMs).unref();
   return {
     async stop() {

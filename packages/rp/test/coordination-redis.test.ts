@@ -1,10 +1,11 @@
 /**
  * `redisCoordination` on a real redis-server: at start-up it says what would otherwise show only at
  * the first sign-ins (a Redis that refuses this client, and one that may delete keys before they
- * expire), and a refused call's 503 says what to fix.
+ * expire), and a refused call's 503 says what to fix. And a lease's renewal is one step.
  */
 import { createClient } from 'redis';
-import { RpError, redisCoordination } from '@openid-express/rp';
+import { RpError, redisCoordination, type Coordination } from '@openid-express/rp';
+import { holdLease } from '../src/lease.js';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 
 let redis: RedisServer;
@@ -77,4 +78,21 @@ test('a Redis not reachable yet is left to reconnect: nothing is said at start-u
     redis.resume();
     paused.destroy();
   }
+});
+
+test('a lease renewal that reaches Redis after the lease ran out and another instance took it leaves the other\'s lease alone', async () => {
+  const c = redisCoordination(admin, { prefix: `lease-${Math.random().toString(36).slice(2)}:` });
+  // the renewal's write reaches Redis 300 ms late (a slow network, a GC pause): after the lease ran out
+  const late = <A extends unknown[], R>(call: (...args: A) => Promise<R>) => async (...args: A) => {
+    await sleep(300);
+    return call(...args);
+  };
+  const slow: Coordination = { ...c, set: late(c.set), renewIfEquals: late(c.renewIfEquals!) };
+  expect(await c.setIfAbsent('refresh-lock', 'A', 400)).toBe(true);
+  const lease = holdLease(slow, 'refresh-lock', 'A', 400, 200); // renewal at 200 ms reaches Redis at 500 ms
+  await sleep(450);
+  expect(await c.setIfAbsent('refresh-lock', 'B', 5000)).toBe(true); // A's ran out at 400 ms: B takes it
+  await sleep(200);
+  await lease.stop();
+  expect(await c.get('refresh-lock')).toBe('B'); // before: A's late write put A back, and both held it
 });
