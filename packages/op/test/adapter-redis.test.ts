@@ -76,17 +76,39 @@ describe('redisAdapter', () => {
     const [a, b] = await Promise.all([0, 1].map(async () => redisAdapter(await connect(), { prefix })));
     const now = Date.now();
     for (let i = 0; i < 30; i += 1) await a.schedule!('q', `item-${i}`, now - 1000 + i);
-    await a.schedule!('q', 'later', now + 60_000);
+    await a.schedule!('q', 'later', Date.now() + 400);
     // two instances take at once: every due item once, none twice
-    const [x, y] = await Promise.all([a.takeDue!('q', now + 100, 20), b.takeDue!('q', now + 100, 20)]);
+    const [x, y] = await Promise.all([a.takeDue!('q', Date.now(), 20), b.takeDue!('q', Date.now(), 20)]);
     expect(x.filter((item) => y.includes(item))).toEqual([]);
     expect([...x, ...y].sort()).toEqual(Array.from({ length: 30 }, (_, i) => `item-${i}`).sort());
-    expect(await b.takeDue!('q', now + 100, 20)).toEqual([]);
-    expect(await b.takeDue!('q', now + 61_000, 20)).toEqual(['later']);
+    expect(await b.takeDue!('q', Date.now(), 20)).toEqual([]);
+    await sleep(500);
+    expect(await b.takeDue!('q', Date.now(), 20)).toEqual(['later']);
     // a queue nobody takes from stays at most 10 000 long
     const many = Array.from({ length: 10_005 }, (_, i) => a.schedule!('big', `n-${i}`, now + i));
     await Promise.all(many);
     expect(await client.zCard(`${prefix}queue:big`)).toBe(10_000);
+  });
+
+  it('the shared queue keeps time on Redis\'s clock: an instance whose clock is 10 minutes ahead takes nothing early, and what it schedules is due on time for the others', async () => {
+    const prefix = uniquePrefix();
+    const [ahead, right] = await Promise.all([0, 1].map(async () => redisAdapter(await connect(), { prefix })));
+    /** Runs `call` as the instance whose clock is 10 minutes ahead. */
+    const onAheadClock = async <T>(call: () => Promise<T>): Promise<T> => {
+      const real = Date.now.bind(Date);
+      const skewed = jest.spyOn(Date, 'now').mockImplementation(() => real() + 600_000);
+      try {
+        return await call();
+      } finally {
+        skewed.mockRestore();
+      }
+    };
+    await right.schedule!('skew', 'from-right', Date.now() + 400);
+    await onAheadClock(() => ahead.schedule!('skew', 'from-ahead', Date.now() + 400));
+    // before: the instance ahead took the other's item at once (early), and its own was due 10 minutes late for everyone
+    expect(await onAheadClock(() => ahead.takeDue!('skew', Date.now(), 10))).toEqual([]);
+    await sleep(500);
+    expect((await right.takeDue!('skew', Date.now(), 10)).sort()).toEqual(['from-ahead', 'from-right']);
   });
 
   it('of ten OP instances redeeming one code at once, exactly one succeeds', async () => {

@@ -163,17 +163,22 @@ if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) 
 return n
 `);
 
-/** Adds an item due at a time, keeping the queue at most ARGV[3] long (the latest due are dropped). KEYS: queue. ARGV: due, item, max. */
+/**
+ * Adds an item due ARGV[1] ms from now by Redis's clock, keeping the queue at most ARGV[3] long
+ * (the latest due are dropped). KEYS: queue. ARGV: delay ms, item, max.
+ */
 export const SCHEDULE = script(`
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+${NOW_MS}
+redis.call('ZADD', KEYS[1], string.format('%d', now + math.max(0, tonumber(ARGV[1]))), ARGV[2])
 local extra = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
 if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], -extra, -1) end
 return 1
 `);
 
-/** Removes and returns up to ARGV[2] items due by ARGV[1]. KEYS: queue. */
+/** Removes and returns up to ARGV[1] items due by now on Redis's clock. KEYS: queue. */
 export const TAKE_DUE = script(`
-local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+${NOW_MS}
+local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now), 'LIMIT', 0, ARGV[1])
 if #items > 0 then redis.call('ZREM', KEYS[1], unpack(items)) end
 return items
 `);

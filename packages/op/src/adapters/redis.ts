@@ -111,10 +111,12 @@ export function redisAdapter(client: RedisCommandClient | RedisClusterCommandCli
     decrement: (key) => redis.guard('decrement', async () => void (await redis.run(DECREMENT, [keys.counter(key)], []))),
     count: (key) => redis.guard('count', async () => Number((await redis.command(keys.counter(key), ['GET', keys.counter(key)])) ?? 0)),
     reset: (key) => redis.guard('reset', async () => void (await redis.command(keys.counter(key), ['DEL', keys.counter(key)]))),
+    // due times are kept on Redis's clock (the delay until `dueAt`, then "now" when taking), so
+    // instances whose clocks differ take each item when it is due, not early or minutes late
     schedule: (queue, item, dueAt) =>
-      redis.guard('schedule', async () => void (await redis.run(SCHEDULE, [keys.queue(queue)], [String(dueAt), item, String(MAX_QUEUED)]))),
-    takeDue: (queue, now, max) =>
-      redis.guard('takeDue', async () => ((await redis.run(TAKE_DUE, [keys.queue(queue)], [String(now), String(max)])) as string[] | null) ?? []),
+      redis.guard('schedule', async () => void (await redis.run(SCHEDULE, [keys.queue(queue)], [String(Math.round(dueAt - Date.now())), item, String(MAX_QUEUED)]))),
+    takeDue: (queue, _now, max) =>
+      redis.guard('takeDue', async () => ((await redis.run(TAKE_DUE, [keys.queue(queue)], [String(max)])) as string[] | null) ?? []),
   };
 }
 

@@ -32,6 +32,8 @@ export interface OpStore {
    * (milliseconds since the epoch); `takeDue` removes and returns at most `max` items due by `now`,
    * atomically, so each item is taken by one instance. With them, any instance carries on the retries
    * of one that stopped; without them (`memoryAdapter()`), they live in the process that met the failure.
+   * A store shared by instances should keep due times on one clock of its own (redisAdapter() uses
+   * Redis's: the delay until `dueAt` from now, and its own "now" when taking), as instances' clocks differ.
    */
   schedule?(queue: string, item: string, dueAt: number): Promise<void>;
   takeDue?(queue: string, now: number, max: number): Promise<string[]>;
