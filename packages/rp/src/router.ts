@@ -517,10 +517,17 @@ function redirect(res: Response, location: string): void {
   res.status(302).set('cache-control', 'no-store').location(location).end();
 }
 
-/** Refuses a request another site's page made with the user's cookies (CSRF): a foreign Origin, or Sec-Fetch-Site cross-site. */
+/**
+ * Refuses a request another site's page made with the user's cookies (CSRF): a foreign Origin, or
+ * Sec-Fetch-Site cross-site. `Origin: null` is what browsers send on a page's own form posts under
+ * `Referrer-Policy: no-referrer` (helmet's default): accepted when Sec-Fetch-Site, which pages cannot
+ * set, says same-origin (another site's sandboxed frame also sends null, but as cross-site).
+ */
 function refuseCrossOrigin(req: Request, rp: RelyingParty): void {
   const origin = req.get('origin');
-  if ((origin !== undefined && origin !== new URL(rp.options.baseURL).origin) || req.get('sec-fetch-site') === 'cross-site') {
+  const site = req.get('sec-fetch-site');
+  const foreign = origin !== undefined && origin !== new URL(rp.options.baseURL).origin && !(origin === 'null' && site === 'same-origin');
+  if (foreign || site === 'cross-site') {
     throw new RpError('cross_origin_request', 'this request came from another site; only the app\'s own pages may make it');
   }
 }
@@ -542,7 +549,8 @@ function fromOwnPage(req: Request, rp: RelyingParty): boolean {
 
 /** The page a logout link from elsewhere lands on: one button that POSTs from the app's own origin. */
 function confirmLogout(req: Request, res: Response, rp: RelyingParty, returnTo: string): void {
-  res.status(200).set({ 'cache-control': 'no-store', 'x-frame-options': 'DENY', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'" });
+  // its button's POST carries the app's Origin even where the app sends Referrer-Policy: no-referrer
+  res.status(200).set({ 'cache-control': 'no-store', 'x-frame-options': 'DENY', 'referrer-policy': 'same-origin', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'" });
   if (!wantsHtml(req)) {
     res.json({ confirm: 'POST this URL from the app\'s own origin to sign out', method: 'POST', action: `${rp.options.mountPath}/logout` });
     return;

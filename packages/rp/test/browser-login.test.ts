@@ -10,7 +10,14 @@ let t: TestRp;
 
 beforeAll(async () => {
   browser = await launchChromium();
-  t = await startRp({ routes: (app) => app.get('/bye', (_req, res) => void res.send('bye')) });
+  t = await startRp({
+    routes: (app) => {
+      app.get('/bye', (_req, res) => void res.send('bye'));
+      // a page of the app with helmet's default Referrer-Policy, and its own sign-out form
+      app.get('/account', (_req, res) => void res.set('referrer-policy', 'no-referrer').type('html')
+        .send('<!doctype html><form method="post" action="/auth/logout"><input type="hidden" name="returnTo" value="/bye"><button id="out">Sign out</button></form>'));
+    },
+  });
 }, 30_000);
 afterAll(async () => {
   await browser?.close();
@@ -39,6 +46,23 @@ describe('in a real browser', () => {
 
     await page.goto(`${t.baseURL}/me`);
     expect(page.url()).toMatch(new RegExp(`^${t.op.issuer}/`)); // logged out at both ends: the OP asks again
+    await context.close();
+  });
+
+  test('the app\'s own sign-out form on a page with Referrer-Policy: no-referrer (Origin: null) signs out', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${t.baseURL}/me`);
+    await page.fill('input[name=account]', 'alice');
+    await Promise.all([page.waitForURL(`${t.baseURL}/me`), page.click('#sign-in')]);
+    await page.goto(`${t.baseURL}/account`);
+    const [post] = await Promise.all([page.waitForRequest((r) => r.method() === 'POST' && r.url() === `${t.baseURL}/auth/logout`), page.click('#out')]);
+    expect(await post.headerValue('origin')).toBe('null'); // what the browser sends under no-referrer
+    // before: 403 "This request came from another site", and the user stayed signed in
+    await page.waitForURL(new RegExp(`^${t.op.issuer}/session/end`));
+    await Promise.all([page.waitForURL(`${t.baseURL}/bye`), page.click('button[autofocus], button[type=submit]')]);
+    await page.goto(`${t.baseURL}/me`);
+    expect(page.url()).toMatch(new RegExp(`^${t.op.issuer}/`));
     await context.close();
   });
 

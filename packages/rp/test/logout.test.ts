@@ -267,6 +267,21 @@ describe('logout CSRF: another site cannot sign the user out', () => {
     await expectNoLogin(t, agent);
   });
 
+  test('the app\'s own sign-out form under Referrer-Policy: no-referrer (helmet\'s default: the browser sends Origin: null, Sec-Fetch-Site: same-origin) signs out', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const res = await agent.post('/auth/logout').type('form').set({ origin: 'null', 'sec-fetch-site': 'same-origin' }).send({ returnTo: '/bye' });
+    expect(res.status).toBe(302); // before: 403 cross_origin_request, and the user stayed signed in
+    await expectNoLogin(t, agent);
+  });
+
+  test('the confirmation page asks for Referrer-Policy: same-origin, so its button sends the app\'s Origin whatever the app-wide policy', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const page = await agent.get('/auth/logout').set('sec-fetch-site', 'cross-site');
+    expect(page.headers['referrer-policy']).toBe('same-origin');
+  });
+
   test('a GET from the app\'s own page (same-origin Referer, for browsers without Sec-Fetch-Site) signs out', async () => {
     const agent = t.agent();
     await t.login(agent);
@@ -278,6 +293,8 @@ describe('logout CSRF: another site cannot sign the user out', () => {
   test.each([
     ['a foreign Origin', { origin: 'https://evil.example' }],
     ['Sec-Fetch-Site: cross-site', { 'sec-fetch-site': 'cross-site' }],
+    ['Origin: null from another site (a sandboxed frame)', { origin: 'null', 'sec-fetch-site': 'cross-site' }],
+    ['Origin: null without Sec-Fetch-Site', { origin: 'null' }],
   ])('a POST with %s is refused with 403 cross_origin_request and the login stays', async (_label, headers) => {
     const agent = t.agent();
     await t.login(agent);
