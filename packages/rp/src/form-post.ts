@@ -1,6 +1,6 @@
 /**
  * `response_mode=form_post` callbacks are cross-site POSTs from the OP's page: browsers do not send
- * a `SameSite=Lax` session cookie with them (the default for cookies without SameSite). Such a
+ * a `SameSite=Lax` session cookie with them (Chromium's default for cookies without SameSite). Such a
  * callback is answered with a same-origin page that posts the same fields again, now with the
  * session cookie, so the app never has to weaken its cookie settings.
  */

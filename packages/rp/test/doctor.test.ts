@@ -326,6 +326,13 @@ describe('doctor: each misconfiguration gives its ✘ and fix', () => {
     expectFailure(report, 'cookie-samesite', /SameSite=Strict: browsers do not send it when the OP sends the user back/, /sameSite: 'lax'/);
   });
 
+  test('SameSite not set: passes, and says that only Chromium treats it as Lax (Firefox and Safari send it with other sites\' requests)', async () => {
+    expect(check(await run({}, { providers: [] }), 'cookie-samesite'))
+      .toMatchObject({ ok: true, detail: expect.stringMatching(/SameSite not set: .*Chromium treats it as Lax, but Firefox and Safari also send it .*sameSite: 'lax'/) });
+    expect(check(await run({ session: { cookie: { sameSite: 'lax' } } }, { providers: [] }), 'cookie-samesite'))
+      .toMatchObject({ ok: true, detail: 'SameSite lax: the cookie comes back with the OP\'s redirect' });
+  });
+
   test('express-session mounted after rp()', async () => {
     const report = await run({ sessionAfter: true }, { providers: [] });
     expectFailure(report, 'session', /express-session is mounted after rp\(\)/, /app\.use\(session\(\{ \.\.\. \}\)\) before app\.use\(rp\(\{ \.\.\. \}\)\)/);

@@ -14,5 +14,10 @@ export function checkCookieSameSite(ctx: AppContext): CheckResult {
   if (sameSite === 'none' && s.secure === false) {
     return fail('the session cookie is SameSite=None but not secure: browsers refuse such a cookie', 'session({ ..., cookie: { sameSite: \'lax\' } }), or secure: true with SameSite=None');
   }
-  return pass(`SameSite ${sameSite ?? 'not set (browsers treat it as Lax)'}: the cookie comes back with the OP's redirect`);
+  if (sameSite === undefined) {
+    // Chromium treats a cookie without SameSite as Lax; Firefox and Safari send it with other sites' requests too
+    return pass('SameSite not set: the cookie comes back with the OP\'s redirect. Chromium treats it as Lax, but Firefox and Safari also send it '
+      + 'with requests other sites make (their form posts to your routes): set session({ ..., cookie: { sameSite: \'lax\' } }) to have that everywhere');
+  }
+  return pass(`SameSite ${sameSite}: the cookie comes back with the OP's redirect`);
 }
