@@ -86,6 +86,9 @@ export function checkLogoutCsrf(onRefused: (req: Request, res: Response) => void
       // single use: the next logout of this browser, once the OP session is gone, is oidc-provider's
       // auto-posted form (no page of ours, so no token), which must not meet this one
       delete (req.session as unknown as Bag)[KEY];
+      // a session that held nothing else is deleted, not written back empty (every logout left an
+      // empty record for the store's TTL); one the app also keeps its own data in is kept
+      if (Object.keys(req.session).every((key) => key === 'cookie')) return void req.session.destroy((err?: unknown) => next(err));
       next();
     }, next);
   };

@@ -52,6 +52,8 @@ export async function startOp(
   options: (issuer: string, origin: string) => Omit<OpOptions, 'issuer'> & { issuer?: string },
   setup: {
     beforeOp?: (app: express.Express) => void; session?: boolean; sessionName?: string; mountPath?: string;
+    /** express-session's store (default: its own MemoryStore). */
+    sessionStore?: session.Store;
     /** A server already listening (from `listen()`), when its origin had to be known earlier. */
     server?: Server;
   } = {},
@@ -61,7 +63,7 @@ export async function startOp(
   const issuer = `${origin}/op`;
   const app = express();
   if (setup.session !== false) {
-    app.use(session({ name: setup.sessionName, secret: 'test-secret-test-secret', resave: false, saveUninitialized: false }));
+    app.use(session({ name: setup.sessionName, secret: 'test-secret-test-secret', resave: false, saveUninitialized: false, store: setup.sessionStore }));
   }
   setup.beforeOp?.(app);
   const opApp = op({ issuer, ...options(issuer, origin) });
