@@ -56,6 +56,10 @@ export function retryBackchannelLogout(provider: Provider, store: OpStore, delay
   const giveUp = (r: Pick<Retry, 'clientId'>, uri: string | undefined, why: string) =>
     console.warn(`op(): the back-channel logout to client "${r.clientId}" (${uri ?? 'its backchannel_logout_uri'}) was not delivered: ${why}. `
       + 'That app may still have the user signed in: check that it is reachable from the OP.');
+  // a 4xx: the app got the token and refused it; what it said is what to fix (not the network)
+  const refused = (r: Pick<Retry, 'clientId'>, uri: string | undefined, err: Error) => void answerOf(err).then((said) =>
+    console.warn(`op(): the back-channel logout to client "${r.clientId}" (${uri ?? 'its backchannel_logout_uri'}) was refused by the app: ${err.message}${said ? ` (${said})` : ''}. `
+      + 'That app may still have the user signed in: fix what its answer names (a token refused for its time, "iat" or "exp", means the clocks of the OP and the app differ: keep both in time with NTP).'));
 
   const later = (r: Retry, uri: string | undefined): void => {
     if (r.attempt >= delays.length) {
@@ -83,18 +87,32 @@ export function retryBackchannelLogout(provider: Provider, store: OpStore, delay
     if (!client?.backchannelLogoutUri) return log('back-channel logout retry dropped: client %s is gone or has no back channel now', r.clientId);
     await client.backchannelLogout(r.sub, r.sid).then(
       () => log('back-channel logout to client %s delivered on attempt %d', r.clientId, r.attempt + 2),
-      (err: Error) => (passing(err) ? later({ ...r, attempt: r.attempt + 1 }, client.backchannelLogoutUri) : giveUp(r, client.backchannelLogoutUri, err.message)),
+      (err: Error) => (passing(err) ? later({ ...r, attempt: r.attempt + 1 }, client.backchannelLogoutUri) : refused(r, client.backchannelLogoutUri, err)),
     );
   };
 
   provider.on('backchannel.error', (_ctx, err, client, sub, sid) => {
     log('back-channel logout to client %s failed: %s', client.clientId, err.message);
     const uri = (client as unknown as LogoutClient).backchannelLogoutUri;
-    if (!passing(err)) return giveUp({ clientId: client.clientId }, uri, err.message);
+    if (!passing(err)) return refused({ clientId: client.clientId }, uri, err);
     later({ id: randomBytes(9).toString('base64url'), clientId: client.clientId, sub, sid, attempt: 0 }, uri);
   });
 
   if (store.takeDue) pollSharedQueue(store, (r) => deliver(r));
+}
+
+/** The app's answer to a refused delivery, short: its `error` and `error_description` (JSON), or the start of its text; '' when unreadable within 2 s. */
+async function answerOf(err: Error): Promise<string> {
+  const response = (err as { response?: Response }).response;
+  if (!response || typeof response.text !== 'function') return '';
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(''), 2000)));
+  const text = await Promise.race([response.text().catch(() => ''), late]).finally(() => clearTimeout(timer));
+  try {
+    const { error, error_description: description } = JSON.parse(text) as { error?: unknown; error_description?: unknown };
+    if (typeof error === 'string') return `${error}${typeof description === 'string' ? `: ${description}` : ''}`.slice(0, 500);
+  } catch { /* not JSON */ }
+  return text.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300);
 }
 
 /** Every `POLL_MS`, takes the due retries from the shared queue (each taken by one instance) and delivers them. */

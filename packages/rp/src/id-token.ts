@@ -138,6 +138,11 @@ export async function verifyJwt(
       ...extra,
     }));
   } catch (err) {
+    // (jose's JWTExpired, for exp and a too old iat, is not a JWTClaimValidationFailed)
+    if ((err instanceof jose.errors.JWTClaimValidationFailed || err instanceof jose.errors.JWTExpired) && ['iat', 'exp', 'nbf'].includes(err.claim)) {
+      const Refusal = err instanceof jose.errors.JWTExpired ? jose.errors.JWTExpired : jose.errors.JWTClaimValidationFailed;
+      throw new Refusal(withClockHint(err.message, err.claim, err.payload), err.payload, err.claim, err.reason);
+    }
     if (!(err instanceof jose.errors.JOSEAlgNotAllowed)) throw err;
     let alg: unknown;
     try {
@@ -147,9 +152,24 @@ export async function verifyJwt(
   }
   // jose checks iat only with maxTokenAge: a token "issued" in the future is forged or from a broken clock
   if (typeof payload.iat === 'number' && payload.iat > Math.floor(Date.now() / 1000) + CLOCK_TOLERANCE) {
-    throw new jose.errors.JWTClaimValidationFailed('"iat" claim timestamp check failed (it should be in the past)', payload, 'iat', 'check_failed');
+    throw new jose.errors.JWTClaimValidationFailed(withClockHint('"iat" claim timestamp check failed (it should be in the past)', 'iat', payload), payload, 'iat', 'check_failed');
   }
   return payload;
+}
+
+/**
+ * A time claim refused (jose's message), with what it says about the clocks: a token "issued" or
+ * "valid from" ahead of this server's clock, or expired (too old) when the OP has just sent it, means
+ * the clocks of this server and the OP differ, the usual cause, which jose's message does not name.
+ */
+function withClockHint(message: string, claim: string, payload: jose.JWTPayload): string {
+  const now = Math.floor(Date.now() / 1000);
+  const at = payload[claim];
+  if (typeof at !== 'number') return message;
+  const fix = 'the clocks of this server and the OP differ: keep both in time (NTP, e.g. chrony or systemd-timesyncd)';
+  if (at > now) return `${message}: it is ${at - now} s ahead of this server's clock (${CLOCK_TOLERANCE} s are tolerated), so ${fix}`;
+  const issued = typeof payload.iat === 'number' ? `, issued ${now - payload.iat} s ago by this server's clock` : '';
+  return `${message}${issued}: if the OP sent it just now, ${fix}`;
 }
 
 /** Seconds a logout token is accepted after its `iat` (also how long its `jti` is remembered). */

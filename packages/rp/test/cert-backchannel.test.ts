@@ -98,6 +98,8 @@ describe('rp-backchannel-rpinitlogout-lt-*: refused, the login stays', () => {
     const res = await post(await logoutToken({ iat: now - 700, exp: now + 3600 }));
     expect(res.status).toBe(400);
     expect(res.body.error).toBe('invalid_logout_token');
+    // the likely cause is named: an OP whose clock is behind this server's
+    expect(res.body.error_description).toMatch(/issued 70\d s ago by this server's clock: if the OP sent it just now, the clocks of this server and the OP differ: keep both in time \(NTP/);
   });
 
   test('lt-iat-in-future: "issued" an hour from now', async () => {
@@ -105,6 +107,13 @@ describe('rp-backchannel-rpinitlogout-lt-*: refused, the login stays', () => {
     const res = await post(await logoutToken({ iat: now + 3600, exp: now + 7200 }));
     expect(res.status).toBe(400);
     expect(res.body.error).toBe('invalid_logout_token');
+  });
+
+  test('from an OP whose clock is 45 s ahead: refused, saying the clocks differ and by how much', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const res = await post(await logoutToken({ iat: now + 45, exp: now + 165 }));
+    expect(res.status).toBe(400);
+    expect(res.body.error_description).toMatch(/"iat" .*it is 4[456] s ahead of this server's clock \(30 s are tolerated\), so the clocks of this server and the OP differ: keep both in time \(NTP/);
   });
 
   test('an ID token of this OP offered as a logout token (no logout event)', async () => {

@@ -155,6 +155,12 @@ describe('rp-id_token-* (signature and claims of the ID token)', () => {
     await expectRefused(await callback(agent), agent, 'invalid_id_token', /iat/);
   });
 
+  test('an ID token of an OP whose clock is 45 s ahead does not log in, and the error says the clocks differ by about that much', async () => {
+    stub.idToken = (claims) => stub.sign({ ...claims, iat: (claims.iat as number) + 45, exp: (claims.exp as number) + 45 });
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent, 'invalid_id_token', /it is 4[456] s ahead of this server's clock \(30 s are tolerated\), so the clocks of this server and the OP differ: keep both in time \(NTP/);
+  });
+
   test('rp-nonce-invalid: an ID token carrying another nonce does not log in', async () => {
     stub.idToken = (claims) => stub.sign({ ...claims, nonce: 'not-the-nonce-we-sent' });
     const agent = request.agent(server);

@@ -97,7 +97,11 @@ export async function startFlowFixture(
     beforeOp: (app) => {
       app.post('/backchannel', express.urlencoded({ extended: false }), (req, res) => {
         const failure = logoutFailures.shift();
-        if (failure) return void res.status(failure).end();
+        if (failure) {
+          // a refusal says why, as rp() does; other failures have no body
+          if (failure < 500) return void res.status(failure).json({ error: 'invalid_logout_token', error_description: 'refused by the test app' });
+          return void res.status(failure).end();
+        }
         logoutTokens.push(String(req.body.logout_token));
         res.status(200).end();
       });
