@@ -499,6 +499,25 @@ describe('redisAdapter when Redis refuses (a replica after a failover, out of me
     expect(said()).not.toContain('maxmemory-policy');
   });
 
+  it('this server\'s clock 45 s ahead of Redis\'s (and so of the other instances\'): said at start-up, with what to do; in time: nothing said', async () => {
+    const said = () => warn.mock.calls.flat().join('\n');
+    const real = Date.now.bind(Date);
+    const ahead = jest.spyOn(Date, 'now').mockImplementation(() => real() + 45_000);
+    try {
+      warn.mockClear();
+      redisAdapter(admin, { prefix: uniquePrefix() });
+      for (let i = 0; i < 40 && !said().includes('clock'); i++) await sleep(25);
+    } finally {
+      ahead.mockRestore();
+    }
+    expect(said()).toMatch(/redisAdapter: this server's clock is 45 s ahead of Redis's, and so likely of the other instances'.*keep every server in time \(NTP/);
+    warn.mockClear();
+    const store = redisAdapter(admin, { prefix: uniquePrefix() });
+    await store.increment('login:z', 60);
+    await sleep(100);
+    expect(said()).not.toContain('clock');
+  });
+
   it('NOAUTH (Redis needs a password the client was not given): StoreUnavailableError that says where to give it', async () => {
     await admin.sendCommand(['CONFIG', 'SET', 'requirepass', 'redis-secret-0123']);
     const noPassword = createClient({ url: other.url }).on('error', () => undefined);

@@ -101,7 +101,7 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
   };
   const run = (script: string, key: string, args: string[] = []): Promise<unknown> =>
     withDeadline(evalScript(script, { keys: [prefix + key], arguments: args }), timeout);
-  void startupCheck(client, prefix, () => run(`return redis.call('PING')`, 'ping'));
+  void startupCheck(client, prefix, () => run(`return redis.call('PING')`, 'ping'), () => run(`return redis.call('TIME')`, 'ping'));
   return {
     setIfAbsent: async (key, value, ttlMs) => Number(await run(SET_IF_ABSENT, key, [value, String(Math.ceil(ttlMs))])) === 1,
     get: async (key) => (await run(`return redis.call('GET', KEYS[1])`, key)) as string | undefined ?? undefined,
@@ -129,6 +129,25 @@ function withDeadline<T>(call: Promise<T>, ms: number): Promise<T> {
   }).finally(() => clearTimeout(timer));
 }
 
+/**
+ * Says when this server's clock differs from Redis's (the clock every instance shares) by more than
+ * 5 s: an access token's expiry is kept in the session as a time by the clock of the instance that
+ * got it and read by the others' clocks, so a skewed instance makes the others use expired tokens
+ * (or refresh early), and a login started on one can be "too old" on another.
+ */
+async function warnOnClockSkew(time: () => Promise<unknown>): Promise<void> {
+  const sent = Date.now();
+  const reply = await time();
+  const received = Date.now();
+  if (!Array.isArray(reply) || reply.length < 2) return;
+  const redisMs = Number(reply[0]) * 1000 + Math.floor(Number(reply[1]) / 1000);
+  const skew = Math.round(((sent + received) / 2 - redisMs) / 1000);
+  if (!Number.isFinite(skew) || Math.abs(skew) <= 5 + (received - sent) / 1000) return;
+  console.warn(`[@openid-express/rp] redisCoordination: this server's clock is ${Math.abs(skew)} s ${skew > 0 ? 'ahead of' : 'behind'} Redis's, and so likely of the other instances'. `
+    + 'Instances whose clocks differ disagree on when access tokens expire (one may use a token the OP has already expired) and when a login started too long ago, '
+    + 'and tokens may be refused as issued in the future: keep every server in time (NTP, e.g. chrony or systemd-timesyncd).');
+}
+
 // Replies of a Redis that is up but refuses, and what someone has to change for it to serve again.
 const REFUSALS: Array<[string, string]> = [
   ['NOAUTH', 'Redis needs a password: give it in the client\'s url (redis://:password@host:6379) or its password option'],
@@ -147,7 +166,7 @@ const REFUSALS: Array<[string, string]> = [
  * where `noeviction` refuses the write (503) and loses nothing. A Redis that is not reachable yet
  * is left to reconnect; one that does not allow CONFIG (some managed ones) is not checked.
  */
-async function startupCheck(client: RedisEvalClient, prefix: string, ping: () => Promise<unknown>): Promise<void> {
+async function startupCheck(client: RedisEvalClient, prefix: string, ping: () => Promise<unknown>, time: () => Promise<unknown>): Promise<void> {
   try {
     await ping();
   } catch (err) {
@@ -155,6 +174,7 @@ async function startupCheck(client: RedisEvalClient, prefix: string, ping: () =>
     if (REFUSALS.some(([reply]) => message.includes(`Redis failed: ${reply}`))) console.warn(`[@openid-express/rp] redisCoordination: ${message}`);
     return;
   }
+  await warnOnClockSkew(() => time().catch(() => undefined));
   const commands = client as unknown as { sendCommand?: (...args: unknown[]) => Promise<unknown>; masters?: unknown };
   if (typeof commands.sendCommand !== 'function') return;
   const args = ['CONFIG', 'GET', 'maxmemory-policy'];

@@ -49,6 +49,18 @@ test('noeviction (the default): nothing is said', async () => {
   expect(said()).toBe('');
 });
 
+test('this server\'s clock 45 s behind Redis\'s (and so the other instances\'): said at start-up, with what to do', async () => {
+  const real = Date.now.bind(Date);
+  const behind = jest.spyOn(Date, 'now').mockImplementation(() => real() - 45_000);
+  try {
+    redisCoordination(admin);
+    await until(() => said().includes('clock'));
+  } finally {
+    behind.mockRestore();
+  }
+  expect(said()).toMatch(/redisCoordination: this server's clock is 45 s behind Redis's, and so likely of the other instances'. .*access tokens expire.*keep every server in time \(NTP/);
+});
+
 test('NOAUTH (Redis needs a password the client was not given): said at start-up, and a call\'s 503 says where to give it', async () => {
   await admin.configSet('requirepass', 'redis-secret-0123');
   const noPassword = createClient({ url: redis.url }).on('error', () => undefined);

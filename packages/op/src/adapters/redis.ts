@@ -99,7 +99,7 @@ export function redisAdapter(client: RedisCommandClient | RedisClusterCommandCli
   // a Redis that refuses this client (a password it was not given) is said at start-up, with what to
   // fix, not at the first sign-in; one that is not reachable yet is left to reconnect
   void redis.guard('its start-up check (PING)', () => redis.command(`${prefix}ping`, ['PING']))
-    .then(() => warnOnEviction(redis, `${prefix}ping`), () => undefined);
+    .then(() => Promise.all([warnOnEviction(redis, `${prefix}ping`), warnOnClockSkew(redis, `${prefix}ping`)]), () => undefined);
   return {
     kind: 'redis',
     adapterFor: (model) => new RedisModelAdapter(model, keys, redis),
@@ -135,6 +135,28 @@ async function warnOnEviction(redis: Redis, routeKey: string): Promise<void> {
     + '(sign-ins under way, codes, tokens, login counters, the index that revokes a grant\'s tokens). Set maxmemory-policy noeviction '
     + '(redis.conf, `CONFIG SET maxmemory-policy noeviction`, or your provider\'s parameter group) and give Redis enough maxmemory: '
     + 'a full Redis then refuses writes, answered 503, and loses nothing.');
+}
+
+/** Seconds this server's clock may differ from Redis's before it is said at start-up. */
+const CLOCK_SKEW_WARN_S = 5;
+
+/**
+ * Says at start-up when this server's clock differs from Redis's (the one clock every instance
+ * shares) by more than CLOCK_SKEW_WARN_S: oidc-provider dates codes, tokens and sign-ins with the
+ * clock of the instance that makes them and checks them with the clock of the one that reads them,
+ * so a code issued by one instance can be expired for another.
+ */
+async function warnOnClockSkew(redis: Redis, routeKey: string): Promise<void> {
+  const sent = Date.now();
+  const reply = await redis.command(routeKey, ['TIME']).catch(() => undefined);
+  const received = Date.now();
+  if (!Array.isArray(reply) || reply.length < 2) return;
+  const redisMs = Number(reply[0]) * 1000 + Math.floor(Number(reply[1]) / 1000);
+  const skew = Math.round(((sent + received) / 2 - redisMs) / 1000);
+  if (!Number.isFinite(skew) || Math.abs(skew) <= CLOCK_SKEW_WARN_S + (received - sent) / 1000) return;
+  console.warn(`[@openid-express/op] redisAdapter: this server's clock is ${Math.abs(skew)} s ${skew > 0 ? 'ahead of' : 'behind'} Redis's, and so likely of the other instances'. `
+    + 'Instances whose clocks differ disagree on when codes, tokens and sign-ins expire (a code issued by one can be expired for another, '
+    + 'and apps refuse ID tokens "issued in the future"): keep every server in time (NTP, e.g. chrony or systemd-timesyncd).');
 }
 
 /** The policy from a CONFIG GET reply (node-redis v5 gives an array or a map, by RESP version). */
