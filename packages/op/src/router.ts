@@ -162,6 +162,10 @@ export function op(options: OpOptions): OpApp {
   const views: BrandedViews = { ...defaultViews, ...o.views, brand: { name: o.name, logoUri: o.logoUri } } as BrandedViews;
   const provider = createProvider(o, { store, views, ...keys });
   provider.on('server_error', (_ctx, err) => log('server_error: %s', err.message));
+  // a refused token request answers only "grant request is invalid"; why (e.g. "authorization code is
+  // expired", which instances with differing clocks cause) is said here, never the code or token itself
+  provider.on('grant.error', (ctx, err) => log('token request of client %s refused: %s (%s)',
+    ctx.oidc?.client?.clientId ?? '?', (err as { error?: string }).error ?? err.name, (err as { error_detail?: string }).error_detail ?? err.message));
   retryBackchannelLogout(provider, store);
   answerStoreFailuresWith503(provider, views);
 
