@@ -6,15 +6,19 @@ import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks';
  * - `undo`: steps that give it back. When the store fails later in that request, the answer is a
  *   503 whose retry must find the code unspent: no token issued by this request ever reached the
  *   client.
- * - `answered`: steps run once the request's answer is written (or its connection is gone). A
- *   shared store keeps such a consume as a lease until then (see redisAdapter's `consume`), so an
- *   instance killed between the consume and its answer does not leave the code spent forever.
+ * - `settle`: steps that make it final, run before the answer is written (`settleConsumes`). A shared
+ *   store keeps such a consume as a lease until then (see redisAdapter's `consume`), so an instance
+ *   killed between the consume and its answer does not leave the code spent forever. Each resolves
+ *   false when the consume could not be made final (the store failed, or the lease ran out and
+ *   another request took it over): the answer must then not carry what the request made.
+ * - `stop`: what keeps the leases alive (renewals), stopped when the response closes whatever happened.
  * Filled by op()'s own adapters once a consume succeeded; none outside a request.
  */
 export interface RequestConsumes {
   undo: Array<() => Promise<void>>;
-  answered: Array<() => void>;
-  /** The answer is written (or the connection closed): nothing is waited for any more. */
+  settle: Array<() => Promise<boolean>>;
+  stop: Array<() => void>;
+  /** The response has closed: nothing is held any more. */
   done: boolean;
 }
 
@@ -25,38 +29,42 @@ export function recordConsumed(undo: () => Promise<void>): void {
   consumedInRequest.getStore()?.undo.push(undo);
 }
 
-/**
- * Runs `whileOpen` every `everyMs` until the request running now has answered, then `answered` once.
- * Outside a request (or after its answer) it runs `answered` at once and returns false.
- */
-export function untilAnswered(whileOpen: () => void, answered: () => void, everyMs: number): boolean {
-  const scope = consumedInRequest.getStore();
-  if (!scope || scope.done) {
-    answered();
-    return false;
-  }
-  const timer = setInterval(whileOpen, everyMs);
-  timer.unref();
-  // run in the request's own async context, as the renewals are (the response's 'close' is not)
-  scope.answered.push(AsyncResource.bind(() => {
-    clearInterval(timer);
-    answered();
-  }));
-  return true;
-}
-
 /** True inside a request that has not answered yet (a consume made now can be held as a lease). */
 export function requestOpen(): boolean {
   const scope = consumedInRequest.getStore();
   return scope !== undefined && !scope.done;
 }
 
-/** Runs `next` as one request's scope; `res` closing (answer written or connection gone) ends it. */
-export function runRequestScope(res: NodeJS.EventEmitter, next: () => Promise<void>): Promise<void> {
-  const scope: RequestConsumes = { undo: [], answered: [], done: false };
+/**
+ * Holds a consume of the request running now: `renew` every `everyMs` until `settle` runs before the
+ * answer (see `settleConsumes`) or the response closes. Outside an open request it does nothing.
+ */
+export function holdUntilAnswered(renew: () => void, settle: () => Promise<boolean>, everyMs: number): void {
+  const scope = consumedInRequest.getStore();
+  if (!scope || scope.done) return;
+  const timer = setInterval(renew, everyMs);
+  timer.unref();
+  const stop = () => clearInterval(timer);
+  scope.stop.push(stop);
+  // run in the request's own async context, as the renewals are
+  scope.settle.push(AsyncResource.bind(() => {
+    stop();
+    return settle();
+  }));
+}
+
+/**
+ * Runs `next` as one request's scope (the response closing ends it) and, before its answer is
+ * written, makes what it consumed final. Resolves false when that failed: the caller answers 503
+ * instead (and the consumes are given back where they are still this request's).
+ */
+export async function runRequestScope(res: NodeJS.EventEmitter, next: () => Promise<void>): Promise<{ settled: boolean; scope: RequestConsumes }> {
+  const scope: RequestConsumes = { undo: [], settle: [], stop: [], done: false };
   res.once('close', () => {
     scope.done = true;
-    for (const step of scope.answered.splice(0)) step();
+    for (const stop of scope.stop.splice(0)) stop();
   });
-  return consumedInRequest.run(scope, next);
+  await consumedInRequest.run(scope, next);
+  const outcomes = await Promise.all(scope.settle.splice(0).map((settle) => settle().catch(() => false)));
+  return { settled: outcomes.every(Boolean), scope };
 }

@@ -19,7 +19,7 @@ import { postToGet } from './post-to-get.js';
 import { createProvider } from './provider.js';
 import { warnUntrustedProxyOnce } from './proxy-warning.js';
 import { guardSession } from './session-guard.js';
-import { answerStoreFailuresWith503, isStoreUnavailable } from './store-unavailable.js';
+import { answerStoreFailuresWith503, answerStoreUnavailable, isStoreUnavailable, undoConsumes } from './store-unavailable.js';
 import { runRequestScope } from './request-scope.js';
 import { throttle } from './throttle.js';
 import { defaultViews, type BrandedViews, type Views } from './views/render.js';
@@ -124,7 +124,13 @@ function answerUnknownPaths(provider: Provider, views: Views): void {
   provider.use(async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
     // (and the scope in which a store failure undoes what the request consumed, store-unavailable.ts,
     // and which a consume is held for until the answer is written, redisAdapter's consume)
-    await runRequestScope(ctx.res, next);
+    const { settled, scope } = await runRequestScope(ctx.res, next);
+    // what the request consumed could not be made final (Redis failed, or the lease ran out and another
+    // request took it over): its answer must not carry the tokens, nor leave the code spent
+    if (!settled && ctx.respond !== false && !ctx.headerSent) {
+      undoConsumes(scope);
+      return answerStoreUnavailable(ctx, views);
+    }
     if (ctx.status !== 404 || ctx.body != null || ctx.respond === false || ctx.headerSent) return;
     ctx.respond = false;
     const req = ctx.req as unknown as Request;

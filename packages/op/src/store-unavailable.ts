@@ -28,24 +28,29 @@ export function isStoreUnavailable(err: unknown): boolean {
  * answerStoreFailuresWith503(provider, views);
  */
 export function answerStoreFailuresWith503(provider: Provider, views: Views): void {
-  const answer = (ctx: KoaContextWithOIDC): void => {
-    log('store unavailable at %s %s: 503', ctx.method, ctx.path);
-    ctx.respond = false;
-    ctx.res.statusMessage = 'Service Unavailable'; // Koa named the 500 it had set
-    // the request and response Express handed to provider.callback(); JSON unless HTML is
-    // preferred, as oidc-provider's own error answers (a bare */* gets JSON)
-    const wantsJson = ctx.accepts('json', 'html') !== 'html';
-    void sendStoreUnavailable(ctx.req as unknown as Request, ctx.res as unknown as Response, views, wantsJson).catch((err: unknown) => {
-      log('the 503 answer failed: %s', (err as Error)?.message);
-      if (!ctx.res.headersSent) ctx.res.writeHead(503, { 'Retry-After': String(STORE_UNAVAILABLE.retryAfter) });
-      ctx.res.end();
-    });
-  };
   provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
     if (!isStoreUnavailable(err)) return;
     undoConsumes();
     undoDeviceConfirmation(ctx);
-    answer(ctx);
+    answerStoreUnavailable(ctx, views);
+  });
+}
+
+/**
+ * Answers the oidc-provider request `ctx` with our 503 `store_unavailable` instead of what it set
+ * (taking the response over: `ctx.respond = false`).
+ */
+export function answerStoreUnavailable(ctx: KoaContextWithOIDC, views: Views): void {
+  log('store unavailable at %s %s: 503', ctx.method, ctx.path);
+  ctx.respond = false;
+  ctx.res.statusMessage = 'Service Unavailable'; // Koa named the status it had set
+  // the request and response Express handed to provider.callback(); JSON unless HTML is
+  // preferred, as oidc-provider's own error answers (a bare */* gets JSON)
+  const wantsJson = ctx.accepts('json', 'html') !== 'html';
+  void sendStoreUnavailable(ctx.req as unknown as Request, ctx.res as unknown as Response, views, wantsJson).catch((err: unknown) => {
+    log('the 503 answer failed: %s', (err as Error)?.message);
+    if (!ctx.res.headersSent) ctx.res.writeHead(503, { 'Retry-After': String(STORE_UNAVAILABLE.retryAfter) });
+    ctx.res.end();
   });
 }
 
@@ -56,8 +61,8 @@ export function answerStoreFailuresWith503(provider: Provider, views: Views): vo
  * runs it in order right after the request's own writes (node-redis keeps the command), and never
  * later than a retry that could spend the code again.
  */
-function undoConsumes(): void {
-  for (const step of consumedInRequest.getStore()?.undo.splice(0) ?? []) {
+export function undoConsumes(scope = consumedInRequest.getStore()): void {
+  for (const step of scope?.undo.splice(0) ?? []) {
     step().then(() => log('a consume of the failed request was given back'), (err: unknown) => log('a consume of the failed request was not given back: %s', (err as Error)?.message));
   }
 }

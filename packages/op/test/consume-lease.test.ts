@@ -28,8 +28,14 @@ const isLeaseStep = (args: string[]) => [RENEW, SETTLE, LEASE_LEFT].some((s) => 
 let redis: RedisServer;
 let redisClient: ReturnType<typeof createClient>;
 let f: FlowFixture;
-/** 'die': the next consume reaches Redis, then this instance is gone. 'slow': the write after the next consume waits `slowMs`. */
-const plan: { next: '' | 'die' | 'slow' | 'slowed'; dead: boolean; slowMs: number } = { next: '', dead: false, slowMs: 0 };
+/**
+ * 'die': the next consume reaches Redis, then this instance is gone. 'slow': the write after the next
+ * consume waits `slowMs`; 'starve': the same, and that request's lease renewals never reach Redis (a
+ * paused process). 'lose-settle': the next SETTLE fails as a dropped connection does.
+ */
+const plan: { next: '' | 'die' | 'slow' | 'starve' | 'slowed' | 'lose-settle'; dead: boolean; slowMs: number; starved?: boolean } = { next: '', dead: false, slowMs: 0 };
+/** The request that made the planned consume. */
+let owner: object | undefined;
 const never = new Promise<never>(() => undefined);
 /** The request of the instance that "died": nothing it (or a timer it started) sends reaches Redis any more. */
 let deadRequest: object | undefined;
@@ -50,18 +56,26 @@ beforeAll(async () => {
         void redisClient.sendCommand(args, options as never); // it reaches Redis; the reply reaches nobody
         return never;
       }
-      if (plan.next === 'slow' && isConsume(args)) {
+      if ((plan.next === 'slow' || plan.next === 'starve') && isConsume(args)) {
+        owner = request;
+        plan.starved = plan.next === 'starve';
         plan.next = 'slowed'; // the write after the consume (its tokens) is the slow one
-      } else if (plan.next === 'slowed' && !isLeaseStep(args)) {
+      } else if (plan.next === 'slowed' && request === owner && !isLeaseStep(args)) {
         plan.next = '';
         await new Promise((r) => setTimeout(r, plan.slowMs));
+      }
+      // a paused owner: its renewals do not reach Redis
+      if (plan.starved && request === owner && scriptIs(args, RENEW)) return never;
+      if (plan.next === 'lose-settle' && scriptIs(args, SETTLE)) {
+        plan.next = '';
+        throw new Error('Socket closed unexpectedly'); // the connection dropped as SETTLE went out
       }
       return redisClient.sendCommand(args, options as never);
     },
   };
   f = await startFlowFixture(redisAdapter(instance as never, { prefix: `lease-${Math.random().toString(36).slice(2)}:`, timeout: 6000 }));
 }, 20_000);
-afterEach(() => Object.assign(plan, { next: '', dead: false, slowMs: 0 }));
+afterEach(() => Object.assign(plan, { next: '', dead: false, slowMs: 0, starved: false }));
 afterAll(async () => {
   await f?.op.close();
   redisClient?.destroy();
@@ -141,4 +155,33 @@ test('a live instance slower than a copy will wait: the copy gets 503 store_unav
   const copy = await refusal(client.authorizationCodeGrant(f.web, callbackOf(page), checks));
   expect(copy).toEqual({ status: 503, error: 'store_unavailable', retryAfter: '5' });
   expect(await owner).toBe('alice');
+}, 20_000);
+
+test('the consume cannot be made final before the answer (SETTLE lost with a dropped connection): 503, never tokens that the same code could get again once the lease runs out', async () => {
+  const auth = await f.authorization(f.web);
+  const page = await signIn(f.browser(), auth.url, { login: ALICE.username, password: ALICE.password });
+  const checks = { pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce };
+  const exchange = () => client.authorizationCodeGrant(f.web, callbackOf(page), checks).then((t) => ({ sub: t.claims()!.sub }), (e) => refusal(Promise.reject(e)));
+  plan.next = 'lose-settle';
+  const first = await exchange();
+  await new Promise((r) => setTimeout(r, 3200)); // past any lease
+  const second = await exchange();
+  // before: both got tokens (the first answer went out, its lease ran out unsettled, and the code was redeemed again)
+  expect(first).toEqual({ status: 503, error: 'store_unavailable', retryAfter: '5' });
+  expect(second).toEqual({ sub: 'alice' }); // the 503 gave the code back: the retry gets the tokens
+  expect(await exchange()).toMatchObject({ error: 'invalid_grant' });
+}, 20_000);
+
+test('an owner paused past its lease (renewals lost) while a copy took the code over: the owner answers 503, only the copy gets tokens', async () => {
+  const auth = await f.authorization(f.web);
+  const page = await signIn(f.browser(), auth.url, { login: ALICE.username, password: ALICE.password });
+  const checks = { pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce };
+  const exchange = () => client.authorizationCodeGrant(f.web, callbackOf(page), checks).then((t) => ({ sub: t.claims()!.sub }), (e) => refusal(Promise.reject(e)));
+  Object.assign(plan, { next: 'starve', slowMs: 4500 });
+  const owner = exchange();
+  await new Promise((r) => setTimeout(r, 300));
+  const copy = await exchange(); // waits for the lease to run out, then takes the code over
+  // before: both got tokens for one code
+  expect(copy).toEqual({ sub: 'alice' });
+  expect(await owner).toEqual({ status: 503, error: 'store_unavailable', retryAfter: '5' });
 }, 20_000);

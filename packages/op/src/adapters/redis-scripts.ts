@@ -94,7 +94,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
 /**
  * Marks a record consumed unless it already is. KEYS: record. ARGV: epoch seconds, consumer, lease ms.
- * With a lease (> 0) the consume stays a lease until the consumer's request has answered (SETTLE),
+ * With a lease (> 0) the consume stays a lease until the consumer's request is about to answer (SETTLE),
  * renewed meanwhile (RENEW): if the instance dies before it answers, the lease runs out, and a
  * retry of the same request may consume the record again (nobody received what the dead one made).
  * Returns 1 when this call consumed it, 3 when it took over a lease that ran out, 2 when it was
@@ -123,7 +123,12 @@ redis.call('HSET', KEYS[1], 'lease', string.format('%d', now + tonumber(ARGV[2])
 return 1
 `);
 
-/** Makes a consume final once its request answered: the lease goes. KEYS: record. ARGV: consumer. Returns 1 when settled. */
+/**
+ * Makes a consume final before its request answers: the lease goes. KEYS: record. ARGV: consumer.
+ * Returns 1 when settled, 0 when the consume is no longer this consumer's lease (given back, or run
+ * out and taken over by another request: the answer must then not carry what the request made). A
+ * lease that ran out but was not taken over is still this consumer's, and settles.
+ */
 export const SETTLE = script(`
 if redis.call('HGET', KEYS[1], 'consumer') ~= ARGV[1] then return 0 end
 return redis.call('HDEL', KEYS[1], 'lease')

@@ -4,7 +4,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { withDeadline } from '../bounded-store.js';
 import { OpConfigError, StoreUnavailableError } from '../errors.js';
 import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
-import { recordConsumed, requestOpen, untilAnswered } from '../request-scope.js';
+import { holdUntilAnswered, recordConsumed, requestOpen } from '../request-scope.js';
 import { CONSUME, GRANT_ADD, DECREMENT, INCREMENT, LEASE_LEFT, RENEW, REVOKE_GRANT, SCHEDULE, SETTLE, TAKE_DUE, TAKE_LEGACY_GRANT, UNCONSUME, UPSERT, type Script } from './redis-scripts.js';
 import type { OpStore } from './types.js';
 
@@ -526,14 +526,16 @@ class RedisModelAdapter implements Adapter {
     const consumer = randomUUID();
     recordConsumed(() => this.unconsume(id, consumer));
     // Inside a request, the consume is a lease until the request has answered (see CONSUME), renewed
-    // from the moment it is sent (a slow reply must not let it run out); both steps only ever touch
-    // this call's own consume
+    // from the moment it is sent (a slow reply must not let it run out) and settled before the answer
+    // is written: an answer carries tokens only if SETTLE made the consume final (a lost SETTLE
+    // would let the lease run out and the code be redeemed again). Each step touches only this call's consume.
     const key = this.key(id);
     const lease = requestOpen() ? CONSUME_LEASE_MS : 0;
     if (lease) {
-      const step = (what: string, script: Script, args: string[]) => () => void this.guard(what, () => this.redis.run(script, [key], args))
-        .catch((err: unknown) => log('%s.%s failed: %s', this.model, what, (err as Error)?.message));
-      untilAnswered(step('renew', RENEW, [consumer, String(lease)]), step('settle', SETTLE, [consumer]), CONSUME_RENEW_MS);
+      const renew = () => void this.guard('renew', () => this.redis.run(RENEW, [key], [consumer, String(lease)]))
+        .catch((err: unknown) => log('%s.renew failed: %s', this.model, (err as Error)?.message));
+      const settle = () => this.guard('settle', async () => Number(await this.redis.run(SETTLE, [key], [consumer])) === 1);
+      holdUntilAnswered(renew, settle, CONSUME_RENEW_MS);
     }
     return this.guard('consume', async () => {
       const now = String(Math.floor(Date.now() / 1000));
