@@ -14,7 +14,7 @@ export type {
   LoginFormContext, VerifyInput,
 } from './authenticators/authenticator.js';
 export { memoryAdapter, type MemoryAdapterOptions, type MemoryOpStore } from './adapters/memory.js';
-export { redisAdapter, type RedisAdapterOptions, type RedisCommandClient } from './adapters/redis.js';
+export { redisAdapter, type RedisAdapterClient, type RedisAdapterOptions, type RedisCommandClient } from './adapters/redis.js';
 export type { OpStore } from './adapters/types.js';
 export { generateKeys } from './keys.js';
 export { unlockLogin } from './throttle.js';

@@ -175,10 +175,13 @@ async function startupCheck(client: RedisEvalClient, prefix: string, ping: () =>
     return;
   }
   await warnOnClockSkew(() => time().catch(() => undefined));
-  const commands = client as unknown as { sendCommand?: (...args: unknown[]) => Promise<unknown>; masters?: unknown };
+  const commands = client as unknown as { sendCommand?: (...args: unknown[]) => Promise<unknown>; masters?: unknown; getMasterNode?: unknown };
   if (typeof commands.sendCommand !== 'function') return;
   const args = ['CONFIG', 'GET', 'maxmemory-policy'];
-  const reply = await (Array.isArray(commands.masters) ? commands.sendCommand(`${prefix}ping`, false, args) : commands.sendCommand(args)).catch(() => undefined);
+  // a cluster client routes by key, a Sentinel client takes isReadonly first, a single client the args alone
+  const asked = Array.isArray(commands.masters) ? commands.sendCommand(`${prefix}ping`, false, args)
+    : typeof commands.getMasterNode === 'function' ? commands.sendCommand(false, args) : commands.sendCommand(args);
+  const reply = await asked.catch(() => undefined);
   const policy = Array.isArray(reply) ? reply[1] : reply instanceof Map ? reply.get('maxmemory-policy') : (reply as Record<string, unknown> | undefined)?.['maxmemory-policy'];
   if (typeof policy !== 'string' || policy === 'noeviction') return;
   console.warn(`[@openid-express/rp] redisCoordination: Redis runs with maxmemory-policy ${policy}: once it is full it deletes keys before they expire `

@@ -35,6 +35,20 @@ export interface RedisClusterCommandClient {
   readonly isOpen?: boolean;
 }
 
+/**
+ * What the store needs from a Redis Sentinel client: node-redis v5's `createSentinel()` (connected)
+ * fits (it follows failovers to the new master). Told apart by its `getMasterNode`.
+ */
+export interface RedisSentinelCommandClient {
+  sendCommand(isReadonly: boolean | undefined, args: string[], options?: RedisCommandOptions): Promise<unknown>;
+  getMasterNode(): unknown;
+  readonly isOpen?: boolean;
+  readonly isReady?: boolean;
+}
+
+/** Any client redisAdapter() takes: single Redis, Redis Cluster or Redis Sentinel (node-redis v5). */
+export type RedisAdapterClient = RedisCommandClient | RedisClusterCommandClient | RedisSentinelCommandClient;
+
 /** Options of {@link redisAdapter}. */
 export interface RedisAdapterOptions {
   /** Prepended to every key, so several OPs (or apps) can share one Redis. Default `"oidc:"`. */
@@ -65,8 +79,9 @@ const LEASE_POLL_MS = 100;
 
 /**
  * The production store: oidc-provider's records and the login counters in Redis, each key
- * expiring with its record. Works on one Redis (`createClient()`) and on Redis Cluster
- * (`createCluster()`): every script touches one hash slot. Consume is atomic (a single-key Lua
+ * expiring with its record. Works on one Redis (`createClient()`), on Redis Sentinel
+ * (`createSentinel()`, which follows failovers) and on Redis Cluster (`createCluster()`): every
+ * script touches one hash slot. Consume is atomic (a single-key Lua
  * script), so of two concurrent redemptions of one code only one succeeds. Every call rejects with
  * `StoreUnavailableError` after `timeout` ms or when Redis cannot be reached, never hangs.
  * A client without an `error` listener gets one that logs to `DEBUG=openid-express:op` (node-redis
@@ -81,16 +96,19 @@ const LEASE_POLL_MS = 100;
  *
  * @example
  * ```ts
- * import { createClient, createCluster } from 'redis';
+ * import { createClient, createCluster, createSentinel } from 'redis';
  * import { op, redisAdapter } from '@openid-express/op';
  * const redis = await createClient({ url: process.env.REDIS_URL }).on('error', console.error).connect();
  * app.use('/op', op({ issuer, clients, accounts, adapter: redisAdapter(redis, { prefix: 'id:' }) }));
  * // or, on Redis Cluster:
  * const cluster = await createCluster({ rootNodes: [{ url: 'redis://10.0.0.1:6379' }] }).on('error', console.error).connect();
  * app.use('/op', op({ issuer, clients, accounts, adapter: redisAdapter(cluster, { timeout: 1500 }) }));
+ * // or, a master and replicas watched by Sentinel:
+ * const sentinel = await createSentinel({ name: 'mymaster', sentinelRootNodes: [{ host: '10.0.0.5', port: 26379 }] }).on('error', console.error).connect();
+ * app.use('/op', op({ issuer, clients, accounts, adapter: redisAdapter(sentinel) }));
  * ```
  */
-export function redisAdapter(client: RedisCommandClient | RedisClusterCommandClient, options: RedisAdapterOptions = {}): OpStore {
+export function redisAdapter(client: RedisAdapterClient, options: RedisAdapterOptions = {}): OpStore {
   checkClient(client);
   const { prefix, timeout } = checkOptions(options);
   keepAliveOnErrors(client);
@@ -170,12 +188,12 @@ function evictionPolicy(reply: unknown): string | undefined {
 /** Items a queue keeps at most (a store that nobody takes from stays bounded). */
 const MAX_QUEUED = 10_000;
 
-function checkClient(client: RedisCommandClient | RedisClusterCommandClient): void {
+function checkClient(client: RedisAdapterClient): void {
   if (typeof (client as unknown as Promise<unknown>)?.then === 'function') {
     throw new OpConfigError('adapter', 'redisAdapter(client): got a Promise; pass the connected client: `const redis = await createClient({ url }).connect()`, then redisAdapter(redis)');
   }
   if (typeof client?.sendCommand !== 'function') {
-    throw new OpConfigError('adapter', 'redisAdapter(client): pass a node-redis v5 client (createClient() or createCluster() from "redis")');
+    throw new OpConfigError('adapter', 'redisAdapter(client): pass a node-redis v5 client (createClient(), createCluster() or createSentinel() from "redis")');
   }
   if (client.isOpen === false) {
     throw new OpConfigError('adapter', 'redisAdapter(client): the client is not connected; `await client.connect()` first');
@@ -265,18 +283,21 @@ class KeyLayout {
  */
 class Redis {
   private readonly cluster: boolean;
+  private readonly sentinel: boolean;
 
   constructor(
-    private readonly client: RedisCommandClient | RedisClusterCommandClient,
+    private readonly client: RedisAdapterClient,
     private readonly timeout: number,
   ) {
     this.cluster = isCluster(client);
+    this.sentinel = isSentinel(client);
   }
 
   /** One command about `key`. Never flagged read-only: a replica could miss a code written just now. */
   command(key: string, args: string[]): Promise<unknown> {
     const options: RedisCommandOptions = { timeout: this.timeout };
     if (this.cluster) return (this.client as RedisClusterCommandClient).sendCommand(key, false, args, options);
+    if (this.sentinel) return (this.client as RedisSentinelCommandClient).sendCommand(false, args, options);
     return (this.client as RedisCommandClient).sendCommand(args, options);
   }
 
@@ -317,8 +338,13 @@ class Redis {
 }
 
 /** node-redis's cluster client has a list of masters; a single-node client has none. */
-function isCluster(client: RedisCommandClient | RedisClusterCommandClient): client is RedisClusterCommandClient {
+function isCluster(client: RedisAdapterClient): client is RedisClusterCommandClient {
   return 'masters' in client && Array.isArray((client as RedisClusterCommandClient).masters);
+}
+
+/** node-redis's Sentinel client finds its master through Sentinel; its sendCommand takes isReadonly first. */
+function isSentinel(client: RedisAdapterClient): client is RedisSentinelCommandClient {
+  return typeof (client as RedisSentinelCommandClient).getMasterNode === 'function' && !isCluster(client);
 }
 
 // node-redis (and Node's net) errors that mean "Redis cannot be reached now", not "this is a bug".
