@@ -6,7 +6,7 @@ import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks';
  * - `undo`: steps that give it back. When the store fails later in that request, the answer is a
  *   503 whose retry must find the code unspent: no token issued by this request ever reached the
  *   client.
- * - `settle`: steps that make it final, run before the answer is written (`settleConsumes`). A shared
+ * - `settle`: steps that make it final, run before the answer is written (`runRequestScope`). A shared
  *   store keeps such a consume as a lease until then (see redisAdapter's `consume`), so an instance
  *   killed between the consume and its answer does not leave the code spent forever. Each resolves
  *   false when the consume could not be made final (the store failed, or the lease ran out and
@@ -37,7 +37,7 @@ export function requestOpen(): boolean {
 
 /**
  * Holds a consume of the request running now: `renew` every `everyMs` until `settle` runs before the
- * answer (see `settleConsumes`) or the response closes. Outside an open request it does nothing.
+ * answer (see `runRequestScope`) or the response closes. Outside an open request it does nothing.
  */
 export function holdUntilAnswered(renew: () => void, settle: () => Promise<boolean>, everyMs: number): void {
   const scope = consumedInRequest.getStore();

@@ -318,6 +318,27 @@ async function eventually(check: () => Promise<unknown>, withinMs: number): Prom
   }
 }
 
+describe('the start-up check', () => {
+  it('never fails the app: a client that answers PING but throws on CONFIG and TIME leaves no unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const record = (reason: unknown) => void unhandled.push(reason);
+    process.on('unhandledRejection', record);
+    try {
+      redisAdapter({
+        isOpen: true,
+        sendCommand: (args: string[]) => {
+          if (args[0] === 'PING') return Promise.resolve('PONG');
+          throw new TypeError('this client does not take that command');
+        },
+      });
+      await sleep(200);
+    } finally {
+      process.off('unhandledRejection', record);
+    }
+    expect(unhandled).toEqual([]); // before: a TypeError that ended a plain Node process
+  });
+});
+
 describe("a node-redis client without an 'error' listener", () => {
   it('gets one from redisAdapter: Redis going away does not end the process, the log says how to add your own', async () => {
     const blip = await startRedisServer();

@@ -101,7 +101,8 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
   };
   const run = (script: string, key: string, args: string[] = []): Promise<unknown> =>
     withDeadline(evalScript(script, { keys: [prefix + key], arguments: args }), timeout);
-  void startupCheck(client, prefix, () => run(`return redis.call('PING')`, 'ping'), () => run(`return redis.call('TIME')`, 'ping'));
+  // advice only: whatever it meets (a client of another shape included), it never fails the app
+  startupCheck(client, prefix, () => run(`return redis.call('PING')`, 'ping'), () => run(`return redis.call('TIME')`, 'ping')).catch(() => undefined);
   return {
     setIfAbsent: async (key, value, ttlMs) => Number(await run(SET_IF_ABSENT, key, [value, String(Math.ceil(ttlMs))])) === 1,
     get: async (key) => (await run(`return redis.call('GET', KEYS[1])`, key)) as string | undefined ?? undefined,

@@ -108,3 +108,20 @@ test('a lease renewal that reaches Redis after the lease ran out and another ins
   await lease.stop();
   expect(await c.get('refresh-lock')).toBe('B'); // before: A's late write put A back, and both held it
 });
+
+test('the start-up check never fails the app: a client of another shape (its sendCommand throws) leaves no unhandled rejection', async () => {
+  const unhandled: unknown[] = [];
+  const record = (reason: unknown) => void unhandled.push(reason);
+  process.on('unhandledRejection', record);
+  try {
+    redisCoordination({
+      eval: async (script: string) => (script.includes('TIME') ? [String(Math.floor(Date.now() / 1000)), '0'] : 'PONG'),
+      evalSha: async () => { throw new Error('NOSCRIPT No matching script'); },
+      sendCommand: () => { throw new TypeError('this client takes other arguments'); },
+    } as never);
+    await sleep(200);
+  } finally {
+    process.off('unhandledRejection', record);
+  }
+  expect(unhandled).toEqual([]); // before: a TypeError that ended a plain Node process
+});

@@ -117,7 +117,8 @@ export function redisAdapter(client: RedisAdapterClient, options: RedisAdapterOp
   // a Redis that refuses this client (a password it was not given) is said at start-up, with what to
   // fix, not at the first sign-in; one that is not reachable yet is left to reconnect
   void redis.guard('its start-up check (PING)', () => redis.command(`${prefix}ping`, ['PING']))
-    .then(() => Promise.all([warnOnEviction(redis, `${prefix}ping`), warnOnClockSkew(redis, `${prefix}ping`)]), () => undefined);
+    .then(() => Promise.all([warnOnEviction(redis, `${prefix}ping`), warnOnClockSkew(redis, `${prefix}ping`)]))
+    .catch(() => undefined); // advice only: never fails the app
   return {
     kind: 'redis',
     adapterFor: (model) => new RedisModelAdapter(model, keys, redis),
