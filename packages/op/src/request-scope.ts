@@ -29,28 +29,34 @@ export function recordConsumed(undo: () => Promise<void>): void {
   consumedInRequest.getStore()?.undo.push(undo);
 }
 
-/** True inside a request that has not answered yet (a consume made now can be held as a lease). */
-export function requestOpen(): boolean {
-  const scope = consumedInRequest.getStore();
-  return scope !== undefined && !scope.done;
+/** A consume held by the request running now (see `holdUntilAnswered`). */
+export interface HeldConsume {
+  /** The consume succeeded: `settle` makes it final before the answer (see `runRequestScope`). */
+  settleWith(settle: () => Promise<boolean>): void;
+  /** The consume was refused: nothing of it to keep or settle. */
+  release(): void;
 }
 
 /**
- * Holds a consume of the request running now: `renew` every `everyMs` until `settle` runs before the
- * answer (see `runRequestScope`) or the response closes. Outside an open request it does nothing.
+ * Holds a consume of the request running now from the moment it is sent: `renew` every `everyMs`
+ * until it is released, settled before the answer, or the response closes. Undefined outside an
+ * open request.
  */
-export function holdUntilAnswered(renew: () => void, settle: () => Promise<boolean>, everyMs: number): void {
+export function holdUntilAnswered(renew: () => void, everyMs: number): HeldConsume | undefined {
   const scope = consumedInRequest.getStore();
-  if (!scope || scope.done) return;
+  if (!scope || scope.done) return undefined;
   const timer = setInterval(renew, everyMs);
   timer.unref();
   const stop = () => clearInterval(timer);
   scope.stop.push(stop);
-  // run in the request's own async context, as the renewals are
-  scope.settle.push(AsyncResource.bind(() => {
-    stop();
-    return settle();
-  }));
+  return {
+    // run in the request's own async context, as the renewals are
+    settleWith: (settle) => void scope.settle.push(AsyncResource.bind(() => {
+      stop();
+      return settle();
+    })),
+    release: stop,
+  };
 }
 
 /**

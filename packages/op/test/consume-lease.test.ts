@@ -31,9 +31,10 @@ let f: FlowFixture;
 /**
  * 'die': the next consume reaches Redis, then this instance is gone. 'slow': the write after the next
  * consume waits `slowMs`; 'starve': the same, and that request's lease renewals never reach Redis (a
- * paused process). 'lose-settle': the next SETTLE fails as a dropped connection does.
+ * paused process). 'lose-settle': the next SETTLE fails as a dropped connection does. 'late-consume':
+ * the next consume reaches Redis `slowMs` late (another request's consume may run first).
  */
-const plan: { next: '' | 'die' | 'slow' | 'starve' | 'slowed' | 'lose-settle'; dead: boolean; slowMs: number; starved?: boolean } = { next: '', dead: false, slowMs: 0 };
+const plan: { next: '' | 'die' | 'slow' | 'starve' | 'slowed' | 'lose-settle' | 'late-consume'; dead: boolean; slowMs: number; starved?: boolean } = { next: '', dead: false, slowMs: 0 };
 /** The request that made the planned consume. */
 let owner: object | undefined;
 const never = new Promise<never>(() => undefined);
@@ -66,6 +67,10 @@ beforeAll(async () => {
       }
       // a paused owner: its renewals do not reach Redis
       if (plan.starved && request === owner && scriptIs(args, RENEW)) return never;
+      if (plan.next === 'late-consume' && isConsume(args)) {
+        plan.next = '';
+        await new Promise((r) => setTimeout(r, plan.slowMs));
+      }
       if (plan.next === 'lose-settle' && scriptIs(args, SETTLE)) {
         plan.next = '';
         throw new Error('Socket closed unexpectedly'); // the connection dropped as SETTLE went out
@@ -99,10 +104,17 @@ async function sentToDyingInstance(call: (signal: AbortSignal) => Promise<unknow
 /** openid-client's requests, cut by `signal` when one is given. */
 const fetchWith = (signal?: AbortSignal): client.CustomFetch => (url, init) => fetch(url, { ...(init as RequestInit), ...(signal ? { signal } : {}) });
 
-test('an authorization code: the instance dies after its consume; the retry gets the tokens after the lease runs out, and a third use is refused', async () => {
+/** Alice signed in at the OP: her code, and its exchange (tokens' `sub`, or what refused it). */
+async function signedInCode() {
   const auth = await f.authorization(f.web);
   const page = await signIn(f.browser(), auth.url, { login: ALICE.username, password: ALICE.password });
   const checks = { pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce };
+  const exchange = () => client.authorizationCodeGrant(f.web, callbackOf(page), checks).then((t) => ({ sub: t.claims()!.sub }), (e) => refusal(Promise.reject(e)));
+  return { page, checks, exchange };
+}
+
+test('an authorization code: the instance dies after its consume; the retry gets the tokens after the lease runs out, and a third use is refused', async () => {
+  const { page, checks } = await signedInCode();
   await sentToDyingInstance((signal) => {
     f.web[client.customFetch] = fetchWith(signal);
     return client.authorizationCodeGrant(f.web, callbackOf(page), checks);
@@ -131,9 +143,7 @@ test('a refresh token rotated on use (public client): the instance dies after ro
 }, 20_000);
 
 test('a live, slow instance is never taken over: the same code sent meanwhile waits for its answer, then is refused as a replay', async () => {
-  const auth = await f.authorization(f.web);
-  const page = await signIn(f.browser(), auth.url, { login: ALICE.username, password: ALICE.password });
-  const checks = { pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce };
+  const { page, checks } = await signedInCode();
   Object.assign(plan, { next: 'slow', slowMs: 3500 }); // longer than a lease: it is renewed meanwhile
   const owner = client.authorizationCodeGrant(f.web, callbackOf(page), checks).then(() => 'tokens', (e) => `refused ${(e as { error?: string }).error}`);
   await new Promise((r) => setTimeout(r, 300)); // the owner has consumed by now
@@ -146,9 +156,7 @@ test('a live, slow instance is never taken over: the same code sent meanwhile wa
 }, 20_000);
 
 test('a live instance slower than a copy will wait: the copy gets 503 store_unavailable with Retry-After, never the code', async () => {
-  const auth = await f.authorization(f.web);
-  const page = await signIn(f.browser(), auth.url, { login: ALICE.username, password: ALICE.password });
-  const checks = { pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce };
+  const { page, checks } = await signedInCode();
   Object.assign(plan, { next: 'slow', slowMs: 5000 });
   const owner = client.authorizationCodeGrant(f.web, callbackOf(page), checks).then((t) => t.claims()!.sub, (e) => `refused ${(e as { error?: string }).error}`);
   await new Promise((r) => setTimeout(r, 300));
@@ -158,10 +166,7 @@ test('a live instance slower than a copy will wait: the copy gets 503 store_unav
 }, 20_000);
 
 test('the consume cannot be made final before the answer (SETTLE lost with a dropped connection): 503, never tokens that the same code could get again once the lease runs out', async () => {
-  const auth = await f.authorization(f.web);
-  const page = await signIn(f.browser(), auth.url, { login: ALICE.username, password: ALICE.password });
-  const checks = { pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce };
-  const exchange = () => client.authorizationCodeGrant(f.web, callbackOf(page), checks).then((t) => ({ sub: t.claims()!.sub }), (e) => refusal(Promise.reject(e)));
+  const { exchange } = await signedInCode();
   plan.next = 'lose-settle';
   const first = await exchange();
   await new Promise((r) => setTimeout(r, 3200)); // past any lease
@@ -173,10 +178,7 @@ test('the consume cannot be made final before the answer (SETTLE lost with a dro
 }, 20_000);
 
 test('an owner paused past its lease (renewals lost) while a copy took the code over: the owner answers 503, only the copy gets tokens', async () => {
-  const auth = await f.authorization(f.web);
-  const page = await signIn(f.browser(), auth.url, { login: ALICE.username, password: ALICE.password });
-  const checks = { pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce };
-  const exchange = () => client.authorizationCodeGrant(f.web, callbackOf(page), checks).then((t) => ({ sub: t.claims()!.sub }), (e) => refusal(Promise.reject(e)));
+  const { exchange } = await signedInCode();
   Object.assign(plan, { next: 'starve', slowMs: 4500 });
   const owner = exchange();
   await new Promise((r) => setTimeout(r, 300));
@@ -184,4 +186,14 @@ test('an owner paused past its lease (renewals lost) while a copy took the code 
   // before: both got tokens for one code
   expect(copy).toEqual({ sub: 'alice' });
   expect(await owner).toEqual({ status: 503, error: 'store_unavailable', retryAfter: '5' });
+}, 20_000);
+
+test('two exchanges of one code at once, both past the read before either consumed: one gets the tokens, the other invalid_grant (not a 503 from a lease it never held)', async () => {
+  const { exchange } = await signedInCode();
+  Object.assign(plan, { next: 'late-consume', slowMs: 400 }); // the first one's consume reaches Redis after the second's
+  const first = exchange();
+  await new Promise((r) => setTimeout(r, 150));
+  const second = await exchange();
+  expect(second).toEqual({ sub: 'alice' });
+  expect(await first).toMatchObject({ status: 400, error: 'invalid_grant' });
 }, 20_000);

@@ -4,7 +4,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { withDeadline } from '../bounded-store.js';
 import { OpConfigError, StoreUnavailableError } from '../errors.js';
 import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
-import { holdUntilAnswered, recordConsumed, requestOpen } from '../request-scope.js';
+import { holdUntilAnswered, recordConsumed } from '../request-scope.js';
 import { CONSUME, GRANT_ADD, DECREMENT, INCREMENT, LEASE_LEFT, RENEW, REVOKE_GRANT, SCHEDULE, SETTLE, TAKE_DUE, TAKE_LEGACY_GRANT, UNCONSUME, UPSERT, type Script } from './redis-scripts.js';
 import type { OpStore } from './types.js';
 
@@ -556,20 +556,20 @@ class RedisModelAdapter implements Adapter {
     // from the moment it is sent (a slow reply must not let it run out) and settled before the answer
     // is written: an answer carries tokens only if SETTLE made the consume final (a lost SETTLE
     // would let the lease run out and the code be redeemed again). Each step touches only this call's consume.
+    // A refused consume holds nothing: its request answers the refusal (invalid_grant), not a 503.
     const key = this.key(id);
-    const lease = requestOpen() ? CONSUME_LEASE_MS : 0;
-    if (lease) {
-      const renew = () => void this.guard('renew', () => this.redis.run(RENEW, [key], [consumer, String(lease)]))
-        .catch((err: unknown) => log('%s.renew failed: %s', this.model, (err as Error)?.message));
-      const settle = () => this.guard('settle', async () => Number(await this.redis.run(SETTLE, [key], [consumer])) === 1);
-      holdUntilAnswered(renew, settle, CONSUME_RENEW_MS);
-    }
+    const held = holdUntilAnswered(() => void this.guard('renew', () => this.redis.run(RENEW, [key], [consumer, String(CONSUME_LEASE_MS)]))
+      .catch((err: unknown) => log('%s.renew failed: %s', this.model, (err as Error)?.message)), CONSUME_RENEW_MS);
+    const lease = held ? CONSUME_LEASE_MS : 0; // outside a request: final at once
     return this.guard('consume', async () => {
       const now = String(Math.floor(Date.now() / 1000));
       const outcome = Number(await this.redis.evalInOrder(CONSUME, [key], [now, consumer, String(lease)]));
-      if (outcome === 0) throw consumeRefused(this.model, 'missing');
-      if (outcome === 2) throw consumeRefused(this.model, 'consumed');
+      if (outcome === 0 || outcome === 2) {
+        held?.release();
+        throw consumeRefused(this.model, outcome === 0 ? 'missing' : 'consumed');
+      }
       if (outcome === 3) log('%s consumed again: the request that consumed it first never answered (its lease ran out)', this.model);
+      held?.settleWith(() => this.guard('settle', async () => Number(await this.redis.run(SETTLE, [key], [consumer])) === 1));
     });
   }
 
