@@ -53,13 +53,14 @@ const passing = (err: unknown): boolean => {
  */
 export function retryBackchannelLogout(provider: Provider, store: OpStore, delays: readonly number[] = DELAYS_MS): void {
   let local = 0;
+  const warn = (r: Pick<Retry, 'clientId'>, uri: string | undefined, what: string, todo: string) =>
+    console.warn(`op(): the back-channel logout to client "${r.clientId}" (${uri ?? 'its backchannel_logout_uri'}) ${what}. That app may still have the user signed in: ${todo}.`);
   const giveUp = (r: Pick<Retry, 'clientId'>, uri: string | undefined, why: string) =>
-    console.warn(`op(): the back-channel logout to client "${r.clientId}" (${uri ?? 'its backchannel_logout_uri'}) was not delivered: ${why}. `
-      + 'That app may still have the user signed in: check that it is reachable from the OP.');
+    warn(r, uri, `was not delivered: ${why}`, 'check that it is reachable from the OP');
   // a 4xx: the app got the token and refused it; what it said is what to fix (not the network)
   const refused = (r: Pick<Retry, 'clientId'>, uri: string | undefined, err: Error) => void answerOf(err).then((said) =>
-    console.warn(`op(): the back-channel logout to client "${r.clientId}" (${uri ?? 'its backchannel_logout_uri'}) was refused by the app: ${err.message}${said ? ` (${said})` : ''}. `
-      + 'That app may still have the user signed in: fix what its answer names (a token refused for its time, "iat" or "exp", means the clocks of the OP and the app differ: keep both in time with NTP).'));
+    warn(r, uri, `was refused by the app: ${err.message}${said ? ` (${said})` : ''}`,
+      'fix what its answer names (a token refused for its time, "iat" or "exp", means the clocks of the OP and the app differ: keep both in time with NTP)'));
 
   const later = (r: Retry, uri: string | undefined): void => {
     if (r.attempt >= delays.length) {
