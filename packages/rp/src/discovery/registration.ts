@@ -316,8 +316,7 @@ export class DynamicProviders {
    */
   private async stillRegistered(name: string, stored: RegisteredClient): Promise<boolean> {
     if (!stored.registrationClientUri || !stored.registrationAccessToken) return true;
-    const id = `${name} ${stored.clientId}`;
-    const verified = this.verifiedAt.get(id);
+    const verified = this.verifiedAt.get(verifiedKey(name, stored.clientId));
     if (verified !== undefined && Date.now() - verified < VERIFY_EVERY_MS) return true;
     let status: number;
     try {
@@ -330,8 +329,13 @@ export class DynamicProviders {
       await this.forget(name, stored.clientId);
       return false;
     }
-    setCapped(this.verifiedAt, id, Date.now(), 1000);
+    this.markVerified(name, stored.clientId);
     return true;
+  }
+
+  /** The OP knows client `clientId` of `name` now (registered or checked): not asked again for a while. */
+  private markVerified(name: string, clientId: string): void {
+    setCapped(this.verifiedAt, verifiedKey(name, clientId), Date.now(), 1000);
   }
 
   /** An RFC 7592 request about a registered client (read or delete) with its registration access token: the answer's status. */
@@ -403,7 +407,7 @@ export class DynamicProviders {
       }
       throw err;
     }
-    setCapped(this.verifiedAt, `${name} ${registered.clientId}`, Date.now(), 1000);
+    this.markVerified(name, registered.clientId);
     debug('client registered at %s (provider %s, grant types %o, %s)', issuer, name, registered.grantTypes, registered.tokenEndpointAuthMethod);
     return registered;
   }
@@ -433,6 +437,9 @@ export class DynamicProviders {
     };
   }
 }
+
+/** The key of `verifiedAt`: one provider's one client. */
+const verifiedKey = (name: string, clientId: string): string => `${name} ${clientId}`;
 
 /** The post-logout redirect URI registered at OPs found on the fly: the root of the app's origin (where `GET /logout` returns by default). */
 export function postLogoutRedirectUri(redirectUri: string): string {
