@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { format } from 'node:util';
 import debug from 'debug';
 import { createClient } from 'redis';
+import { unhandledRejectionsDuring } from '../../../test/support/unhandled.js';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import type { OpStore } from '../src/adapters/types.js';
 import { redisAdapter } from '../src/adapters/redis.js';
@@ -320,21 +321,13 @@ async function eventually(check: () => Promise<unknown>, withinMs: number): Prom
 
 describe('the start-up check', () => {
   it('never fails the app: a client that answers PING but throws on CONFIG and TIME leaves no unhandled rejection', async () => {
-    const unhandled: unknown[] = [];
-    const record = (reason: unknown) => void unhandled.push(reason);
-    process.on('unhandledRejection', record);
-    try {
-      redisAdapter({
-        isOpen: true,
-        sendCommand: (args: string[]) => {
-          if (args[0] === 'PING') return Promise.resolve('PONG');
-          throw new TypeError('this client does not take that command');
-        },
-      });
-      await sleep(200);
-    } finally {
-      process.off('unhandledRejection', record);
-    }
+    const unhandled = await unhandledRejectionsDuring(() => redisAdapter({
+      isOpen: true,
+      sendCommand: (args: string[]) => {
+        if (args[0] === 'PING') return Promise.resolve('PONG');
+        throw new TypeError('this client does not take that command');
+      },
+    }));
     expect(unhandled).toEqual([]); // before: a TypeError that ended a plain Node process
   });
 });

@@ -7,6 +7,7 @@ import { createClient } from 'redis';
 import { RpError, redisCoordination, type Coordination } from '@openid-express/rp';
 import { holdLease } from '../src/lease.js';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import { unhandledRejectionsDuring } from '../../../test/support/unhandled.js';
 
 let redis: RedisServer;
 let admin: ReturnType<typeof createClient>;
@@ -110,18 +111,10 @@ test('a lease renewal that reaches Redis after the lease ran out and another ins
 });
 
 test('the start-up check never fails the app: a client of another shape (its sendCommand throws) leaves no unhandled rejection', async () => {
-  const unhandled: unknown[] = [];
-  const record = (reason: unknown) => void unhandled.push(reason);
-  process.on('unhandledRejection', record);
-  try {
-    redisCoordination({
-      eval: async (script: string) => (script.includes('TIME') ? [String(Math.floor(Date.now() / 1000)), '0'] : 'PONG'),
-      evalSha: async () => { throw new Error('NOSCRIPT No matching script'); },
-      sendCommand: () => { throw new TypeError('this client takes other arguments'); },
-    } as never);
-    await sleep(200);
-  } finally {
-    process.off('unhandledRejection', record);
-  }
+  const unhandled = await unhandledRejectionsDuring(() => redisCoordination({
+    eval: async (script: string) => (script.includes('TIME') ? [String(Math.floor(Date.now() / 1000)), '0'] : 'PONG'),
+    evalSha: async () => { throw new Error('NOSCRIPT No matching script'); },
+    sendCommand: () => { throw new TypeError('this client takes other arguments'); },
+  } as never));
   expect(unhandled).toEqual([]); // before: a TypeError that ended a plain Node process
 });
