@@ -12,7 +12,7 @@ export function withDeadline<T>(promise: Promise<T>, ms: number, late: () => Err
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
-const ADAPTER_METHODS = ['upsert', 'find', 'findByUid', 'findByUserCode', 'consume', 'destroy', 'revokeByGrantId'] as const;
+export const ADAPTER_METHODS = ['upsert', 'find', 'findByUid', 'findByUserCode', 'consume', 'destroy', 'revokeByGrantId'] as const;
 
 /**
  * An app's own store (`adapter`) as op() uses it. Every call is bounded by `timeoutMs`: a store

@@ -14,6 +14,7 @@ import { pkceRequired } from './pkce-policy.js';
 import { parWithoutRedirectUris, type ResolvedOptions } from './options.js';
 import { parseAllowedHosts, privateHostsFetch } from './private-hosts.js';
 import { plainError } from './provider-errors.js';
+import { revokingReplays } from './replay.js';
 import { claimsForResource, resourceIndicatorsFeature } from './resources.js';
 import { throttle } from './throttle.js';
 import { safeHref } from './views/escape.js';
@@ -169,8 +170,9 @@ function tokenClaims(o: ResolvedOptions): NonNullable<Configuration['extraTokenC
 export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps): Configuration {
   const { store, views } = deps;
   const parUnregistered = parWithoutRedirectUris(o.provider);
+  let merged: Configuration | undefined;
   const config: Configuration = {
-    adapter: (name: string) => store.adapterFor(name),
+    adapter: (name: string) => revokingReplays(name, store.adapterFor(name), store, () => merged!),
     // a PAR-only client allowed unregistered redirect URIs may leave the list out (oidc-provider wants it empty)
     clients: o.clients.map(({ firstParty: _firstParty, ...metadata }) => (parUnregistered && metadata.require_pushed_authorization_requests === true
       && metadata.redirect_uris === undefined ? { ...metadata, redirect_uris: [] } : metadata)),
@@ -225,7 +227,8 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
       ctx.body = await renderPage(reqOf(ctx), views, 'error', props).catch(() => renderPage(reqOf(ctx), defaultsOf(views), 'error', props));
     },
   };
-  return deepMerge(config, o.provider);
+  merged = deepMerge(config, o.provider);
+  return merged;
 }
 
 /** Registers the grants op() adds to oidc-provider's (`grants/`): token exchange and the password grant. */
