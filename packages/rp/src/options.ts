@@ -155,7 +155,7 @@ export interface RpOptions {
   defaultProvider?: string;
   /** Unknown OPs found on the fly (WebFinger, dynamic registration). */
   dynamic?: DynamicOptions;
-  /** Seconds a started login may take before its callback is refused. Default 600. */
+  /** Seconds a started login may take before its callback is refused. Default 600. A session that holds nothing but started logins is kept twice this long. */
   transactionTtl?: number;
   /**
    * Least seconds between two downloads of one OP's JWKS. A token with an unknown `kid` (the OP rotated its key)

@@ -119,3 +119,45 @@ describe('GET /auth/login/:provider', () => {
     expect(res.body.error).toBe('invalid_request');
   });
 });
+
+describe('the life of a session that only holds pending logins', () => {
+  let withCart: TestRp;
+  beforeAll(async () => {
+    withCart = await startRp({
+      routes: (app) => app.post('/cart', (req, res) => {
+        (req.session as unknown as { cart: string[] }).cart = ['book'];
+        res.end();
+      }),
+    });
+  });
+  afterAll(() => withCart.close());
+
+  const expiresIn = (s: session.SessionData | undefined) => (s?.cookie.expires ? new Date(s.cookie.expires).getTime() - Date.now() : undefined);
+  const sessionsOf = (rp: TestRp) => new Promise<session.SessionData[]>((resolve) => rp.store.all((_e, all) => resolve(Object.values(all ?? {}) as session.SessionData[])));
+
+  test('a browser that only came to sign in: its session lives twice transactionTtl (20 min), not the store\'s default, and the signed-in session gets the app\'s cookie settings again', async () => {
+    const agent = withCart.agent();
+    const start = await agent.get('/auth/login/op');
+    expect(start.status).toBe(302);
+    const [pending] = await sessionsOf(withCart);
+    // before: no expiry of its own, so connect-redis kept every anonymous visit of the login route a day
+    expect(expiresIn(pending)).toBeGreaterThan(1190_000);
+    expect(expiresIn(pending)).toBeLessThanOrEqual(1200_000);
+    expect(String(start.headers['set-cookie'])).toMatch(/Expires=/);
+    const callback = await withCart.op.browser().authorize(start.headers.location);
+    expect((await agent.get(callback.pathname + callback.search)).status).toBe(302);
+    const signedIn = (await sessionsOf(withCart)).find((s) => s.oidc?.auth);
+    expect(signedIn).toBeDefined();
+    expect(signedIn!.cookie.expires ?? null).toBeNull(); // the app's session cookie (no maxAge set)
+    expect((await agent.get('/me')).body.sub).toBe('alice');
+  });
+
+  test('a session with the app\'s own data keeps its life when a login starts', async () => {
+    const agent = withCart.agent();
+    await agent.post('/cart');
+    expect((await agent.get('/auth/login/op')).status).toBe(302);
+    const [kept] = (await sessionsOf(withCart)).filter((s) => (s as unknown as { cart?: string[] }).cart);
+    expect(kept).toBeDefined();
+    expect(kept!.cookie.expires ?? null).toBeNull();
+  });
+});
