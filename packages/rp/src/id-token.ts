@@ -138,6 +138,7 @@ export async function verifyJwt(
       ...extra,
     }));
   } catch (err) {
+    if (err instanceof jose.errors.JWKSNoMatchingKey) throw new jose.errors.JWKSNoMatchingKey(unpublishedKey(jwt, expect.jwksUri));
     // (jose's JWTExpired, for exp and a too old iat, is not a JWTClaimValidationFailed)
     if ((err instanceof jose.errors.JWTClaimValidationFailed || err instanceof jose.errors.JWTExpired) && ['iat', 'exp', 'nbf'].includes(err.claim)) {
       const Refusal = err instanceof jose.errors.JWTExpired ? jose.errors.JWTExpired : jose.errors.JWTClaimValidationFailed;
@@ -155,6 +156,25 @@ export async function verifyJwt(
     throw new jose.errors.JWTClaimValidationFailed(withClockHint('"iat" claim timestamp check failed (it should be in the past)', 'iat', payload), payload, 'iat', 'check_failed');
   }
   return payload;
+}
+
+/**
+ * What to do about a token whose key the OP's JWKS does not publish, even downloaded again (jose's
+ * "no applicable key found" names neither): an OP whose instances sign with a key that not all of
+ * them publish yet (a signing key changed on one instance of several first), or a forged token.
+ */
+function unpublishedKey(jwt: string, jwksUri: string | undefined): string {
+  let kid: unknown;
+  try {
+    kid = jose.decodeProtectedHeader(jwt).kid;
+  } catch { /* no header */ }
+  return `no key of the OP's JWKS (${jwksUri}) matches the token's "kid" (${typeof kid === 'string' ? JSON.stringify(kid.slice(0, 80)) : 'none'}), `
+    + 'even downloaded again. If the OP is changing its signing key: publish the new key on every OP instance before any of them signs with it';
+}
+
+/** True for a token refused only because the OP's JWKS does not publish its key (see `unpublishedKey`). */
+export function isUnpublishedKey(err: unknown): boolean {
+  return err instanceof jose.errors.JWKSNoMatchingKey;
 }
 
 /**

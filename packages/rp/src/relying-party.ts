@@ -10,7 +10,7 @@ import * as jose from 'jose';
 import { RpError, opStatus, toRpError } from './errors.js';
 import { DynamicProviderError, DynamicProviders, postLogoutRedirectUri as registeredPostLogoutUri } from './discovery/registration.js';
 import { codeGrantWithTokenIssuer, configurationForIdToken, refreshWithTokenIssuer } from './issuer-per-token.js';
-import { KeySets, idTokenAlgorithms, verifyJwt, verifyLogoutToken, type JwtExpectations } from './id-token.js';
+import { KeySets, idTokenAlgorithms, isUnpublishedKey, verifyJwt, verifyLogoutToken, type JwtExpectations } from './id-token.js';
 import { checkProvider, resolveOptions, type ProviderConfig, type ResolvedOptions, type RpOptions } from './options.js';
 import { clientAuth, configure } from './provider-metadata.js';
 import { normalizeUser } from './user.js';
@@ -95,6 +95,8 @@ export class RelyingParty {
   private readonly refreshes = new SingleFlight<Authentication>(REFRESH_GRACE_MS);
   private readonly keySets: KeySets;
   private readonly expectations = new WeakMap<client.Configuration, OpExpectations>();
+  /** When each lasting condition was last warned about (`warnAtMostHourly`), by a key naming it and its provider. */
+  private readonly warned = new Map<string, number>();
   /** OPs found on the fly (`dynamic` option), kept apart from the configured ones (never listed). */
   readonly dynamic?: DynamicProviders;
 
@@ -500,6 +502,15 @@ export class RelyingParty {
     }
   }
 
+  /** `console.warn` of `message`, at most once an hour per `key`: a condition that lasts (every refresh meets it) must not flood the log. */
+  private warnAtMostHourly(key: string, message: string): void {
+    const last = this.warned.get(key);
+    if (last !== undefined && Date.now() - last < 3600_000) return;
+    if (this.warned.size >= 1000) this.warned.clear(); // (one key per provider: bounded with many dynamic OPs too)
+    this.warned.set(key, Date.now());
+    console.warn(`[@openid-express/rp] ${message}`);
+  }
+
   private async refreshGrant(auth: Authentication, scope: string | undefined): Promise<Authentication> {
     await this.loadProvider(auth.provider);
     const p = this.provider(auth.provider);
@@ -510,14 +521,24 @@ export class RelyingParty {
       // DPoP: the login's key signs the refresh too, so the new access token stays bound to it
       const tokens = await refreshWithTokenIssuer(p, config, clientAuth(p, await this.ownKeys), auth.refreshToken!, scope ? { scope } : undefined, await dpopOptions(config, auth.dpop));
       let idTokenClaims = auth.idTokenClaims;
+      let idToken = auth.idToken;
       if (tokens.id_token) {
-        idTokenClaims = await this.verifyIdToken(auth.provider, config, tokens.id_token);
-        if (idTokenClaims.sub !== auth.user.sub) throw new RpError('invalid_id_token', 'the refreshed ID token is for another subject');
+        const verified = await this.verifyIdToken(auth.provider, config, tokens.id_token).catch((err: unknown) => {
+          // Signed with a key the OP does not publish (yet): the grant is done and its tokens are good, and
+          // ending the login for it would log everyone out while an OP changes its key on one instance
+          // first. The login keeps its ID token (verified), and the new one is not used.
+          if (!isUnpublishedKey(err)) throw err;
+          this.warnAtMostHourly(`unpublished-key:${auth.provider}`, `provider "${auth.provider}": a refreshed ID token was not used (the login `
+            + `keeps its earlier one, and the new access and refresh tokens): ${(err as Error).message}`);
+          return undefined;
+        });
+        if (verified && verified.sub !== auth.user.sub) throw new RpError('invalid_id_token', 'the refreshed ID token is for another subject');
+        if (verified) ({ idTokenClaims, idToken } = { idTokenClaims: verified, idToken: tokens.id_token });
       }
       debug('tokens refreshed at provider %s', auth.provider);
       return {
         ...auth,
-        idToken: tokens.id_token ?? auth.idToken,
+        idToken,
         idTokenClaims,
         accessToken: storedAccessToken(tokens),
         refreshToken: tokens.refresh_token ?? auth.refreshToken,
@@ -643,6 +664,8 @@ export class RelyingParty {
     try {
       return await verifyLogoutToken(jwt, this.jwtExpectations(p, config), this.keySets, p);
     } catch (err) {
+      // signed with a key the OP does not publish yet (one of its instances signs with a new key first): a 503 the OP retries
+      if (isUnpublishedKey(err)) throw new RpError('op_unavailable', `the logout token was not verified: ${(err as Error).message}`, { retryAfter: 5, cause: err });
       const rpError = toRpError(err, 'invalid_logout_token');
       // an OP whose keys cannot be fetched right now (down, 5xx): a 503 the OP retries, not a 400 that loses the logout
       if (rpError.retryAfter !== undefined || rpError.code === 'invalid_logout_token') throw rpError;

@@ -1,4 +1,10 @@
-import { startRp, type TestRp } from './support/rp-app.js';
+import * as jose from 'jose';
+import { KeySets } from '../src/id-token.js';
+import { startRp, tokenRoute, type TestRp } from './support/rp-app.js';
+import { clearStore, expectNoLogin } from './support/expect.js';
+import { logoutToken as signLogoutToken } from './support/logout-token.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('ID token keys (JWKS)', () => {
   let t: TestRp;
@@ -60,5 +66,87 @@ describe('with the default gap between downloads (1 s)', () => {
     expect(again[0].status).toBe('rejected');
     // the next download waited for the 1 s gap
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+});
+
+/**
+ * An OP of several instances whose signing key changes on one instance first (a rolling deploy that
+ * puts the new key first on instance A while B still publishes only the old one): A signs with a key
+ * that the JWKS, downloaded from B, does not hold. Here the RP, holding no keys yet (a new instance,
+ * or its cache went stale), is served a key set without the OP's signing key, as B would serve it.
+ */
+describe('an OP that signs with a key its JWKS does not publish yet', () => {
+  let t: TestRp;
+  let otherJwks: string;
+  let servedJwks: string | undefined;
+  beforeAll(async () => {
+    const { publicKey } = await jose.generateKeyPair('RS256');
+    otherJwks = JSON.stringify({ keys: [{ ...(await jose.exportJWK(publicKey)), kid: 'the-old-key', alg: 'RS256', use: 'sig' }] });
+    t = await startRp({
+      op: { ttl: { AccessToken: 2 } },
+      rp: { jwksCooldown: 0 },
+      routes: tokenRoute,
+      provider: {
+        customFetch: async (url, init) => (servedJwks !== undefined && url.endsWith('/jwks')
+          ? new Response(servedJwks, { status: 200, headers: { 'content-type': 'application/json' } })
+          : fetch(url, init as RequestInit)),
+      },
+    });
+  });
+  afterAll(() => t.close());
+  beforeEach(() => clearStore(t));
+  afterEach(() => {
+    servedJwks = undefined;
+    jest.restoreAllMocks();
+  });
+
+  /** From now on the RP, holding no keys, downloads a key set without the OP's signing key. */
+  function signingWithUnpublishedKey(): void {
+    (t.relyingParty as unknown as { keySets: KeySets }).keySets = new KeySets(0);
+    servedJwks = otherJwks;
+  }
+
+  test('a refresh keeps the login (new access and refresh tokens, the earlier ID token), and says once what to fix', async () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    const agent = t.agent();
+    expect((await t.login(agent)).status).toBe(302);
+    const before = (await t.authenticatedSessions()).length;
+    signingWithUnpublishedKey();
+    await sleep(2100);
+    const grants = t.op.counts.grants.refresh_token ?? 0;
+    // before: 401 refresh_failed ("no applicable key found in the JSON Web Key Set"), and the user was logged out
+    const first = await agent.get('/token');
+    expect(first.status).toBe(200);
+    expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(1);
+    expect((await agent.get('/me')).body.sub).toBe('alice');
+    expect((await t.authenticatedSessions()).length).toBe(before);
+    await sleep(2100);
+    expect((await agent.get('/token')).status).toBe(200); // and again, with the kept refresh token
+    const warnings = warn.mock.calls.map((c) => String(c[0])).filter((m) => m.includes('refreshed ID token was not used'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(`${t.op.issuer}/jwks`);
+    expect(warnings[0]).toContain('publish the new key on every OP instance before any of them signs with it');
+  }, 20_000);
+
+  test('a back-channel logout token signed with that key: 503 with Retry-After (the OP sends it again), not a 400 that loses the logout', async () => {
+    const agent = t.agent();
+    expect((await t.login(agent)).status).toBe(302);
+    signingWithUnpublishedKey();
+    const token = await signLogoutToken(t.op, { sub: 'alice' });
+    const refused = await t.agent().post('/auth/backchannel-logout/op').set('accept', 'application/json').type('form').send({ logout_token: token });
+    expect([refused.status, refused.body.error, refused.headers['retry-after']]).toEqual([503, 'op_unavailable', '5']);
+    expect(refused.body.error_description).toContain('publish the new key on every OP instance');
+    servedJwks = undefined; // every instance publishes it now: the OP's retry ends the session
+    expect((await t.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: token })).status).toBe(200);
+    expect((await agent.get('/me')).status).toBe(401);
+  });
+
+  test('a sign-in whose ID token is signed with it is refused, and the message says what to fix', async () => {
+    signingWithUnpublishedKey();
+    const agent = t.agent();
+    const res = await t.login(agent);
+    expect(res.status).toBe(401);
+    expect(JSON.stringify(res.body)).toContain('publish the new key on every OP instance before any of them signs with it');
+    await expectNoLogin(t, agent);
   });
 });
