@@ -1,0 +1,65 @@
+/**
+ * RP-initiated logout with an `id_token_hint` signed with a key the OP no longer has: an ID token
+ * issued before the OP's signing key was changed (and the old key removed), kept by an app whose user
+ * has not refreshed since. Before, oidc-provider refused the sign-out (400 "could not validate
+ * id_token_hint"), the user stayed signed in at the OP, and the next person at that browser was
+ * signed in as them (probe9-rotate d3). Now the hint is left out and the user is asked to confirm.
+ */
+import * as jose from 'jose';
+import { memoryAdapter } from '@openid-express/op';
+import { signIn } from '../../../test/support/op-forms.js';
+import { ALICE } from './support/op-server.js';
+import { callbackOf, client, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
+
+let f: FlowFixture;
+let retiredKey: CryptoKey;
+beforeAll(async () => {
+  f = await startFlowFixture(memoryAdapter());
+  retiredKey = (await jose.generateKeyPair('RS256')).privateKey;
+});
+afterAll(() => f?.op.close());
+
+/** Alice signed in at the OP in `browser`, and her ID token's claims. */
+async function signedIn() {
+  const browser = f.browser();
+  const auth = await f.authorization();
+  const page = await signIn(browser, auth.url, { login: 'alice', password: ALICE.password });
+  const tokens = await client.authorizationCodeGrant(f.web, callbackOf(page), {
+    pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce,
+  });
+  return { browser, tokens, claims: tokens.claims()! };
+}
+
+/** The same claims as an ID token the OP signed with a key it has since removed. */
+const signedWithRetiredKey = (claims: jose.JWTPayload) =>
+  new jose.SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: 'retired-2025' }).sign(retiredKey);
+
+/** Alice's OP session is over: a silent authorization request answers login_required. */
+async function signedOut(browser: ReturnType<FlowFixture['browser']>): Promise<boolean> {
+  const silent = await f.authorization(f.web, { prompt: 'none' });
+  return callbackOf(await browser.open(silent.url)).searchParams.get('error') === 'login_required';
+}
+
+test('the user is asked to confirm, the OP session ends and the browser goes back to the app (before: 400, still signed in)', async () => {
+  const { browser, claims } = await signedIn();
+  const endUrl = client.buildEndSessionUrl(f.web, { id_token_hint: await signedWithRetiredKey(claims), post_logout_redirect_uri: `${f.op.origin}/bye`, state: 'st' });
+  const confirm = await browser.open(endUrl.href);
+  expect(confirm.status).toBe(200);
+  expect(confirm.html).toContain('Yes, sign me out');
+  const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+  expect(new URL(done.stoppedAt!).pathname).toBe('/bye');
+  expect(new URL(done.stoppedAt!).searchParams.get('state')).toBe('st');
+  expect(await signedOut(browser)).toBe(true);
+});
+
+test('still refused: a post_logout_redirect_uri the hint\'s client did not register, and a hint signed with the OP\'s own key but tampered with', async () => {
+  const { browser, tokens, claims } = await signedIn();
+  const elsewhere = client.buildEndSessionUrl(f.web, { id_token_hint: await signedWithRetiredKey(claims), post_logout_redirect_uri: 'https://evil.example/' });
+  expect((await browser.open(elsewhere.href)).status).toBe(400);
+  const [header, , signature] = tokens.id_token!.split('.');
+  const forged = `${header}.${Buffer.from(JSON.stringify({ ...claims, sub: 'bob' })).toString('base64url')}.${signature}`;
+  const tampered = await browser.open(client.buildEndSessionUrl(f.web, { id_token_hint: forged, post_logout_redirect_uri: `${f.op.origin}/bye` }).href);
+  expect(tampered.status).toBe(400);
+  expect(tampered.html).toContain('could not validate id_token_hint');
+  expect(await signedOut(browser)).toBe(false);
+});
