@@ -1,7 +1,8 @@
 // `node instance.js op|rp`: one OP or RP instance, configured from the environment. Start as many
 // as you like behind a load balancer (proxy.js here); main.js starts 2 + 2 for you.
 //
-// Both:  PORT (default 0: any free port), HOST (default 127.0.0.1), REDIS_URL, SESSION_SECRET
+// Both:  PORT (default 0: any free port), HOST (default 127.0.0.1), REDIS_URL, SESSION_SECRET (or
+//        several, comma-separated, newest first, while it is being changed: the first signs, all verify)
 // op:    ISSUER (the load balancer's URL + /op), CLIENTS (JSON array of client metadata),
 //        OP_JWKS (JSON {"keys":[...]}), OP_COOKIE_KEYS (JSON array), ACCESS_TOKEN_TTL (seconds),
 //        ALLOW_PRIVATE_HOSTS (comma-separated, default "127.0.0.1,localhost"), HOME_URI (where the OP's
@@ -64,7 +65,7 @@ const startup = setTimeout(() => {
 await redis.connect();
 clearTimeout(startup);
 
-const sessionSecret = required('SESSION_SECRET');
+const sessionSecret = required('SESSION_SECRET').split(',');
 let app;
 if (role === 'op') {
   const { createOpInstance } = await import('./op-instance.js');

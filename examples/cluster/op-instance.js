@@ -23,7 +23,7 @@ export const demoAccounts = [
  * @param {object[]} o.clients  oidc-provider client metadata
  * @param {{ keys: object[] }} o.jwks  private signing keys: the same on every instance
  * @param {string[]} o.cookieKeys  cookie signing keys: the same on every instance
- * @param {string} o.sessionSecret  express-session secret: the same on every instance
+ * @param {string | string[]} o.sessionSecret  express-session secret: the same on every instance
  * @param {number} [o.accessTokenTtl]  seconds
  * @param {string[]} [o.allowPrivateHosts]  hosts on a private network that may receive back-channel logout tokens
  * @param {string} [o.homeUri]  where the OP's "Signed out" and error pages lead when no application is known

@@ -17,7 +17,7 @@ import { rp, requireAuth, oidc, redisCoordination, rpErrorHandler } from '@openi
  * @param {string} o.clientId
  * @param {string} o.clientSecret
  * @param {import('redis').RedisClientType} o.redis  a node-redis v5 client (connected, with an 'error' listener)
- * @param {string} o.sessionSecret  the same on every instance
+ * @param {string | string[]} o.sessionSecret  the same on every instance
  * @param {boolean} [o.coordinate]  false leaves out `coordination` (what one instance gets): only to measure its cost
  * @example
  *   createRpInstance({ baseURL, issuer, clientId, clientSecret, redis, sessionSecret }).listen(4101);
