@@ -65,7 +65,14 @@ const DISCOVERY_JOIN_MS = 500;
 const REFRESH_KEEP_MS = 24 * 3600 * 1000;
 
 /** OP errors at the token endpoint that mean the grant is gone: only these end a login (RFC 6749 §5.2). */
-const GRANT_GONE = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client']);
+/**
+ * What a refused refresh must say for the login to end: the grant is gone. `invalid_client` is not
+ * among them: it says the app's credentials were refused (an instance whose client secret differs
+ * while it is being changed, a misconfiguration), which is not this user's grant; the login is kept
+ * and the answer is 500 `client_auth_failed` naming what to check, so a request on a rightly
+ * configured instance (or once it is fixed) refreshes it.
+ */
+const GRANT_GONE = new Set(['invalid_grant', 'unauthorized_client']);
 
 const now = (): number => Math.floor(Date.now() / 1000);
 
@@ -553,7 +560,7 @@ export class RelyingParty {
       const gone = rpError.code === 'invalid_id_token' || (rpError.opError !== undefined && GRANT_GONE.has(rpError.opError))
         || (rpError.code === 'invalid_response' && err instanceof Error && [400, 401].includes(opStatus(err) ?? 0));
       if (gone) throw new RpError('refresh_failed', `the refresh was refused: ${rpError.message}`, { opError: rpError.opError, cause: err });
-      throw rpError;
+      throw rpError.opError === 'invalid_client' ? clientAuthError(auth.provider, p, config, rpError) : rpError;
     }
   }
 

@@ -367,15 +367,20 @@ describe('a transient OP failure during a refresh keeps the login', () => {
     expect((await agent.get('/token')).status).toBe(200);
   });
 
-  test('invalid_client from the token endpoint ends the login (401 refresh_failed)', async () => {
+  test('invalid_client from the token endpoint (this instance\'s client secret is not the OP\'s: a secret being changed) keeps the login: 500 client_auth_failed naming what to check, and the next refresh with the right credentials works', async () => {
     const agent = t.agent();
     await t.login(agent);
     await sleep(3100);
     mode = 'invalid_client';
     const refused = await agent.post('/auth/refresh');
-    expect(refused.status).toBe(401);
-    expect(refused.body).toMatchObject({ error: 'refresh_failed', op_error: 'invalid_client' });
-    expect((await agent.get('/me')).status).toBe(401);
+    // before: 401 refresh_failed, and the user was logged out for good by one misconfigured instance
+    expect(refused.status).toBe(500);
+    expect(refused.body).toMatchObject({ error: 'client_auth_failed', op_error: 'invalid_client' });
+    expect(refused.body.error_description).toContain('Check providers.op.clientId ("app"), clientSecret and tokenEndpointAuthMethod');
+    expect((await agent.get('/me')).status).toBe(200);
+    mode = 'ok';
+    expect((await agent.post('/auth/refresh')).status).toBe(200);
+    expect((await agent.get('/token')).status).toBe(200);
   });
 });
 
