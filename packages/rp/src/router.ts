@@ -163,7 +163,9 @@ class Routes {
     });
     session.oidc ??= {};
     this.rp.saveTransaction(session.oidc, request.state, request.transaction);
-    if (holdsOnlyPendingLogins(session)) session.cookie.maxAge = 2 * this.rp.options.transactionTtl * 1000;
+    const pendingLife = 2 * this.rp.options.transactionTtl * 1000;
+    // (a shorter life the app gave its cookies stays)
+    if (holdsOnlyPendingLogins(session) && !((session.cookie.maxAge ?? Infinity) < pendingLife)) session.cookie.maxAge = pendingLife;
     // saved before the redirect: with the store down the answer is a 503 here, not a sign-in at the OP that cannot finish
     await sessionOp<void>((cb) => session.save(cb));
     redirect(res, request.url.href);

@@ -152,6 +152,18 @@ describe('the life of a session that only holds pending logins', () => {
     expect((await agent.get('/me')).body.sub).toBe('alice');
   });
 
+  test('an app whose session cookies live shorter (5 minutes) keeps that life for them', async () => {
+    const short = await startRp({ cookie: { maxAge: 300_000 } });
+    try {
+      expect((await short.agent().get('/auth/login/op')).status).toBe(302);
+      const [pending] = await sessionsOf(short);
+      expect(expiresIn(pending)).toBeGreaterThan(290_000);
+      expect(expiresIn(pending)).toBeLessThanOrEqual(300_000);
+    } finally {
+      await short.close();
+    }
+  });
+
   test('a session with the app\'s own data keeps its life when a login starts', async () => {
     const agent = withCart.agent();
     await agent.post('/cart');

@@ -60,6 +60,8 @@ export async function startRp(opts: {
   routes?: (app: Express) => void;
   /** Session store (default: a MemoryStore). */
   store?: ListableStore;
+  /** The session cookie's options (default: express-session's). */
+  cookie?: session.CookieOptions;
 } = {}): Promise<TestRp> {
   const server = createServer();
   const baseURL = await listen(server);
@@ -78,7 +80,7 @@ export async function startRp(opts: {
   });
   const store = opts.store ?? new session.MemoryStore();
   const app = express();
-  app.use(session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, store, name: 'sid' }));
+  app.use(session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, store, name: 'sid', ...(opts.cookie ? { cookie: opts.cookie } : {}) }));
   const router = rp({
     baseURL,
     providers: {
