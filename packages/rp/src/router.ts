@@ -20,6 +20,7 @@ import { boundStore, guardedSession, sessionOp } from './session-guard.js';
 import { logoutIndexKey, logoutJtiKey, type Authentication, type Transaction } from './session.js';
 import { readStoredLogin, toStoredLogin } from './stored-login.js';
 import { pendingLogins } from './transactions.js';
+import { shortLivedPendingLogins } from './pending-life.js';
 
 const debug = createDebug('openid-express:rp');
 
@@ -163,9 +164,8 @@ class Routes {
     });
     session.oidc ??= {};
     this.rp.saveTransaction(session.oidc, request.state, request.transaction);
-    const pendingLife = 2 * this.rp.options.transactionTtl * 1000;
-    // (a shorter life the app gave its cookies stays)
-    if (holdsOnlyPendingLogins(session) && !((session.cookie.maxAge ?? Infinity) < pendingLife)) session.cookie.maxAge = pendingLife;
+    // a session that holds only pending logins is kept twice as long as they are usable, not the store's default
+    if (req.sessionStore) shortLivedPendingLogins(req.sessionStore, 2 * this.rp.options.transactionTtl * 1000);
     // saved before the redirect: with the store down the answer is a 503 here, not a sign-in at the OP that cannot finish
     await sessionOp<void>((cb) => session.save(cb));
     redirect(res, request.url.href);
@@ -604,21 +604,6 @@ function sessionMissing(): RpError {
     'session_missing',
     'req.session is missing: mount express-session before rp(), e.g. app.use(session({ secret, resave: false, saveUninitialized: false })); app.use(rp({ ... })). If it is mounted, its store may be unreachable.',
   );
-}
-
-/**
- * A session that holds nothing but pending logins (a browser that came to sign in, nothing else) is
- * kept twice as long as they are usable (`transactionTtl`), not for the store's default life
- * (connect-redis: a day): every anonymous visit of the login route writes one, and a flood of them
- * must not fill the store (with Redis on `noeviction`, a full store stops every sign-in). Twice, so a
- * browser that comes back late is told that its login expired. The signed-in session gets the app's
- * cookie settings again (a new session, see `loginSession`); a session with a login or with the
- * app's own data keeps its life.
- */
-function holdsOnlyPendingLogins(session: Request['session']): boolean {
-  if (session.oidc?.auth !== undefined) return false;
-  for (const key of Object.keys(session)) if (key !== 'cookie' && key !== 'oidc') return false;
-  return true;
 }
 
 /**

@@ -143,7 +143,7 @@ describe('the life of a session that only holds pending logins', () => {
     // before: no expiry of its own, so connect-redis kept every anonymous visit of the login route a day
     expect(expiresIn(pending)).toBeGreaterThan(1190_000);
     expect(expiresIn(pending)).toBeLessThanOrEqual(1200_000);
-    expect(String(start.headers['set-cookie'])).toMatch(/Expires=/);
+    expect(String(start.headers['set-cookie'])).not.toMatch(/Expires=/); // the browser's cookie is the app's, as before
     const callback = await withCart.op.browser().authorize(start.headers.location);
     expect((await agent.get(callback.pathname + callback.search)).status).toBe(302);
     const signedIn = (await sessionsOf(withCart)).find((s) => s.oidc?.auth);
@@ -162,6 +162,16 @@ describe('the life of a session that only holds pending logins', () => {
     } finally {
       await short.close();
     }
+  });
+
+  test('a sign-in started, then left, and the app stores its own data in that session: it gets the app\'s life again', async () => {
+    const agent = withCart.agent();
+    expect((await agent.get('/auth/login/op')).status).toBe(302);
+    const cart = await agent.post('/cart');
+    expect(String(cart.headers['set-cookie'] ?? '')).not.toMatch(/Expires=/);
+    const [kept] = (await sessionsOf(withCart)).filter((s) => (s as unknown as { cart?: string[] }).cart);
+    expect(kept).toBeDefined();
+    expect(kept!.cookie.expires ?? null).toBeNull(); // before the review: still 20 minutes, and the cart went with it
   });
 
   test('a session with the app\'s own data keeps its life when a login starts', async () => {
