@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import debug from 'debug';
 import type { RequestHandler } from 'express';
 import * as jose from 'jose';
@@ -14,9 +15,11 @@ const log = debug('openid-express:op');
  * A hint signed with a key the OP has is left to oidc-provider's checks.
  *
  * @example
- * app.get('/session/end', retiredKeyHint(['key-2026-12']));
+ * app.get('/session/end', retiredKeyHint(jwks.keys));
  */
-export function retiredKeyHint(kids: Iterable<string>): RequestHandler {
+export function retiredKeyHint(keys: readonly jose.JWK[]): RequestHandler {
+  const kids = keys.map(kidOf);
+  if (kids.some((kid) => kid === undefined)) return (_req, _res, next) => next(); // a key whose kid we cannot tell: every hint to oidc-provider
   const known = new Set(kids);
   return (req, _res, next) => {
     const at = req.url.indexOf('?');
@@ -40,4 +43,15 @@ export function retiredKeyHint(kids: Iterable<string>): RequestHandler {
     req.url = `${req.url.slice(0, at)}?${query.toString()}`;
     next();
   };
+}
+
+/**
+ * The `kid` oidc-provider gives `jwk`: its own, else the SHA-256 thumbprint of its public members
+ * in oidc-provider's order (RFC 7638 for RSA, EC and OKP), as its keystore computes it.
+ */
+function kidOf(jwk: jose.JWK): string | undefined {
+  if (typeof jwk.kid === 'string') return jwk.kid;
+  const { kty, e, n, crv, x, y } = jwk;
+  const members = kty === 'RSA' ? { e, kty, n } : kty === 'EC' ? { crv, kty, x, y } : kty === 'OKP' ? { crv, kty, x } : undefined;
+  return members && createHash('sha256').update(JSON.stringify(members)).digest('base64url');
 }
