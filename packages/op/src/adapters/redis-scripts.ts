@@ -128,11 +128,10 @@ return 1
  * Returns 1 when settled, 0 when the consume is no longer this consumer's lease (given back, or run
  * out and taken over by another request: the answer must then not carry what the request made). A
  * lease that ran out but was not taken over is still this consumer's, and settles. A record gone
- * meanwhile (its grant revoked, e.g. by a replay of it) cannot be redeemed again: settled too (the
- * answer's tokens went with the grant).
+ * meanwhile is 0 too: it may have expired after another request took it over, and its grant may
+ * have been revoked (a replay of it).
  */
 export const SETTLE = script(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
 if redis.call('HGET', KEYS[1], 'consumer') ~= ARGV[1] then return 0 end
 return redis.call('HDEL', KEYS[1], 'lease')
 `);
