@@ -99,6 +99,15 @@ export async function claimCallback(
   }
 }
 
+/**
+ * The session of the login that the answer of `state` finished for the browser of session
+ * `sessionId`, if it did: read without claiming (that browser no longer holds the pending login).
+ */
+export async function finishedLogin(coordination: Coordination, state: string, sessionId: string): Promise<string | undefined> {
+  const value = await coordination.get(hashedKey('oidc-cb:', state));
+  return value?.startsWith(DONE) ? openSessionId(value.slice(DONE.length), sessionId, state) : undefined;
+}
+
 function ownClaim(
   coordination: Coordination, key: string, running: string, state: string, waited: boolean, ttl: () => number, timing: Timing,
 ): CallbackClaim {

@@ -14,7 +14,7 @@ import { errorPage, escapeHtml, page } from './page.js';
 import type { RpOptions } from './options.js';
 import { failedAfterCodeSpent, RelyingParty } from './relying-party.js';
 import { LOGOUT_TOKEN_MAX_AGE } from './id-token.js';
-import { alreadyUsed, claimCallback, type CallbackClaim } from './callback-claim.js';
+import { alreadyUsed, claimCallback, finishedLogin, type CallbackClaim } from './callback-claim.js';
 import { coordinationOf, endIndexedSessions, hashedKey, type Coordination } from './coordination.js';
 import { boundStore, guardedSession, sessionOp } from './session-guard.js';
 import { logoutIndexKey, logoutJtiKey, type Authentication, type Transaction } from './session.js';
@@ -222,6 +222,13 @@ class Routes {
         debug('callback of provider %s matches no pending login, and the browser is signed in: sent to /', name);
         return redirect(res, '/');
       }
+      // the same, from a browser that never got the answer that signed it in (a proxy that timed out on it,
+      // a lost connection): the login replaced the session its cookie names, so express-session gave this
+      // request a new one; the claim of the answer says which session the login is in, for that cookie only
+      if (transaction === undefined && err instanceof RpError && err.code === 'invalid_state' && state && !session.oidc?.auth) {
+        const joined = await finishedLoginOf(coordinationOf(this.rp, req.sessionStore), req, state).catch(() => undefined);
+        if (joined) return await joinLogin(req, res, joined, '/');
+      }
       // every page of a failed callback offers a new login at the same provider, to the same page
       throw withLoginUrl(toRpError(clientInputError(err) ?? err), this.loginUrl(name, transaction?.returnTo));
     }
@@ -410,14 +417,11 @@ const SIGNED_OUT_MS = 60_000;
 const signedOutKey = (sessionId: string): string => hashedKey('oidc-lo:', sessionId);
 
 /**
- * Where the logout of the session this browser's cookie named went, when that was in the last
- * minute: a second "Sign out" from a browser that never saw the first answer (a double click) still
- * carries the ended session's cookie, and is sent to the OP too instead of finding no login and
- * leaving the user signed in there. express-session has already replaced the unknown id, so the
- * ids are read from the cookie header (express-session's signed `s:<id>.<signature>` values).
+ * The session ids in the request's cookies (express-session's signed `s:<id>.<signature>` values)
+ * other than the request's own: those of sessions that are gone, which express-session has replaced.
  */
-async function recentSignOut(coordination: Coordination, req: Request): Promise<SignedOut | undefined> {
-  const ids = (req.headers.cookie ?? '').split(';').slice(0, 20).map((pair) => {
+function cookieSessionIds(req: Request): string[] {
+  return (req.headers.cookie ?? '').split(';').slice(0, 20).map((pair) => {
     const value = pair.slice(pair.indexOf('=') + 1).trim();
     let decoded = '';
     try {
@@ -425,9 +429,31 @@ async function recentSignOut(coordination: Coordination, req: Request): Promise<
     } catch { /* not ours */ }
     return decoded.startsWith('s:') && decoded.lastIndexOf('.') > 2 ? decoded.slice(2, decoded.lastIndexOf('.')) : '';
   }).filter((id) => id && id !== req.sessionID);
-  for (const id of ids.slice(0, 3)) {
+}
+
+/**
+ * Where the logout of the session this browser's cookie named went, when that was in the last
+ * minute: a second "Sign out" from a browser that never saw the first answer (a double click) still
+ * carries the ended session's cookie, and is sent to the OP too instead of finding no login and
+ * leaving the user signed in there. express-session has already replaced the unknown id, so the
+ * ids are read from the cookie header (express-session's signed `s:<id>.<signature>` values).
+ */
+async function recentSignOut(coordination: Coordination, req: Request): Promise<SignedOut | undefined> {
+  for (const id of cookieSessionIds(req).slice(0, 3)) {
     const found = await coordination.get(signedOutKey(id));
     if (found) return JSON.parse(found) as SignedOut;
+  }
+  return undefined;
+}
+
+/**
+ * The session of the login that the answer of `state` finished for the session this browser's cookie
+ * names (read from the cookie header: that session is gone, and express-session has replaced the id).
+ */
+async function finishedLoginOf(coordination: Coordination, req: Request, state: string): Promise<string | undefined> {
+  for (const id of cookieSessionIds(req).slice(0, 3)) {
+    const joined = await finishedLogin(coordination, state, id);
+    if (joined) return joined;
   }
   return undefined;
 }

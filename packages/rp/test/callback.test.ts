@@ -142,6 +142,29 @@ describe('GET /auth/callback/:provider', () => {
     expect((t.op.counts.grants.authorization_code ?? 0) - grants).toBe(0);
   });
 
+  test('the callback sent again by a browser that never got the answer that signed it in (a proxy timed out on it): it joins that login, with nothing exchanged again; another browser with the same URL does not', async () => {
+    const agent = t.agent();
+    const callback = await t.startLogin(agent);
+    const before = `sid=${sessionCookie(agent, t.baseURL)}`;
+    // the answer that signs the browser in (a new session) is lost on its way: the browser keeps its old cookie
+    const lost = await request(t.server).get(path(callback)).set('cookie', before);
+    expect(lost.status).toBe(302);
+    const grants = t.op.counts.grants.authorization_code ?? 0;
+    const again = await request(t.server).get(path(callback)).set('cookie', before).set('accept', 'text/html');
+    // before: 400 "This sign-in has expired", the user signed out although the login was made
+    expect([again.status, again.headers.location]).toEqual([302, '/']);
+    const joined = String(again.headers['set-cookie']).split(';')[0]!;
+    expect((await request(t.server).get('/me').set('cookie', joined)).body.sub).toBe('alice');
+    expect((t.op.counts.grants.authorization_code ?? 0) - grants).toBe(0);
+    // the same URL from another browser (its own session, or none) joins nothing
+    const other = t.agent();
+    await other.get('/auth/login/op');
+    expect((await other.get(path(callback))).status).toBe(400);
+    expect((await other.get('/me')).status).toBe(401);
+    expect((await request(t.server).get(path(callback))).status).toBe(400);
+    expect(await t.authenticatedSessions()).toHaveLength(1); // alice's, once
+  });
+
   test('an answer planted by someone else, opened by a browser signed in as another user: ignored (nothing exchanged), the browser stays who it was', async () => {
     const victim = t.agent();
     await t.login(victim);
