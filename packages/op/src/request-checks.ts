@@ -50,6 +50,23 @@ export function checkHost(trustProxy: boolean, views: Views): RequestCheck {
 }
 
 /**
+ * Every URL oidc-provider builds (the discovery document's endpoints, its redirects) takes the
+ * issuer's host, whatever the request says. With `trustProxy`, a client's `X-Forwarded-Host` (which
+ * nginx passes on unless told not to) named another host in the discovery document: the token
+ * endpoint an app sends its secret to, should anything cache that answer. And a proxy that sends
+ * `Host` without the port (nginx's `$host`) gave every endpoint the wrong port. The issuer is the
+ * OP's one public address: `Host` is set to it, and `X-Forwarded-Host` goes.
+ */
+export function pinHost(issuer: string): RequestCheck {
+  const host = new URL(issuer).host;
+  return (req) => {
+    req.headers.host = host;
+    if (req.headers['x-forwarded-host'] !== undefined) delete req.headers['x-forwarded-host'];
+    return true;
+  };
+}
+
+/**
  * Express matches mount paths without regard to letter case (`/OP/jwks` reaches `app.use('/op')`),
  * but the issuer's path is case-sensitive: such a request is a 404 naming the right path, not a
  * misconfiguration. Any other mismatch is one, and `misconfigured` answers it.

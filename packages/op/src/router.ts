@@ -14,7 +14,7 @@ import { completeLogin, interactionRoutes, type InteractionDeps } from './intera
 import { resolveKeys } from './keys.js';
 import { retiredKeyHint } from './retired-hint.js';
 import type { JSONWebKeySet } from 'jose';
-import { checkHost, checkMount, type RequestCheck } from './request-checks.js';
+import { checkHost, pinHost, checkMount, type RequestCheck } from './request-checks.js';
 import { checkLogoutCsrf } from './logout-csrf.js';
 import { resolveOptions, type OpOptions, type ResolvedOptions } from './options.js';
 import { postToGet } from './post-to-get.js';
@@ -190,6 +190,7 @@ export function op(options: OpOptions): OpApp {
     ...(o.trustProxy ? [] : [warnUntrustedProxyOnce()]),
     checkMount(o.mountPath, views, (req, res) => refuse(req, res, { code: 'mount_mismatch', message: `op(): ${mountMismatch(o, req.baseUrl)}` })),
     checkHost(o.trustProxy, views),
+    pinHost(o.issuer),
   ];
   const passesChecks: RequestCheck = (req, res) => {
     for (const check of checks) if (!check(req, res)) return false;

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import express from 'express';
 import { memoryAdapter } from '@openid-express/op';
 import { signIn } from '../../../test/support/op-forms.js';
@@ -42,6 +43,39 @@ describe('trustProxy', () => {
     const f = await startFlowFixture(memoryAdapter(), { trustProxy: true });
     try {
       expect(await interactionCookie(f)).toMatch(/;\s*secure/i);
+    } finally {
+      await f.op.close();
+    }
+  });
+
+  test('on: a client\'s X-Forwarded-Host, or a Host without its port (nginx\'s $host), changes none of the OP\'s URLs: they are the issuer\'s', async () => {
+    const f = await startFlowFixture(memoryAdapter(), { trustProxy: true });
+    try {
+      const issuer = new URL(f.op.issuer);
+      /** GET `path` of the OP with these headers (`Host` included, which fetch does not let one set). */
+      const get = (path: string, headers: Record<string, string>) => new Promise<{ status: number; location?: string; body: string }>((resolve, reject) => {
+        const req = http.get({ host: issuer.hostname, port: issuer.port, path, headers }, (res) => {
+          let body = '';
+          res.on('data', (chunk) => (body += chunk));
+          res.on('end', () => resolve({ status: res.statusCode!, location: res.headers.location, body }));
+        });
+        req.on('error', reject);
+      });
+      const discovery = `${issuer.pathname}/.well-known/openid-configuration`;
+      const variants: Array<Record<string, string>> = [{ 'x-forwarded-host': 'evil.example' }, { host: issuer.hostname }];
+      for (const headers of variants) {
+        const answer = await get(discovery, headers);
+        expect(answer.status).toBe(200);
+        const metadata = JSON.parse(answer.body) as Record<string, unknown>;
+        const urls = Object.entries(metadata).filter(([name, value]) => name.endsWith('_endpoint') || name === 'jwks_uri' ? typeof value === 'string' : false);
+        expect(urls.length).toBeGreaterThan(3);
+        // before: https://evil.example/op/token and the rest, or the issuer's host without its port
+        for (const [, url] of urls) expect(String(url).startsWith(`${f.op.issuer}/`)).toBe(true);
+        const auth = await f.authorization();
+        const login = await get(new URL(auth.url).pathname + new URL(auth.url).search, headers);
+        expect(login.status).toBe(303);
+        expect(new URL(login.location!, f.op.issuer).host).toBe(issuer.host);
+      }
     } finally {
       await f.op.close();
     }
