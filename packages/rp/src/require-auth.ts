@@ -7,6 +7,10 @@ import { RequestContext } from './context.js';
 import { RpError } from './errors.js';
 import { requireSession, sendError, wantsHtml } from './router.js';
 
+
+/** Longest `returnTo` (and, encoded, twice that) a `requireAuth()` redirect carries; a longer deep link returns to `/` after the sign-in. */
+const MAX_RETURN_TO = 1024;
+
 /** A required claim value, or a test of the claim's value. */
 export type ClaimRequirement = string | number | boolean | ((value: unknown) => boolean);
 
@@ -61,9 +65,13 @@ export function requireAuth(options: RequireAuthOptions = {}): RequestHandler {
     if (!auth || !fromProvider || !rp.hasActiveAuthentication(auth, options.maxAge)) {
       const provider = options.provider ?? rp.options.defaultProvider;
       if (wantsHtml(req) && (req.method === 'GET' || req.method === 'HEAD') && provider) {
-        const query = new URLSearchParams({ returnTo: req.originalUrl });
+        // a deep link is sent along only while the redirect stays small: encoded again it grows up to 3 times,
+        // and a `Location` of several KB overflows proxies' header buffers (nginx's 4 KB: a bare 502)
+        const query = new URLSearchParams(req.originalUrl.length <= MAX_RETURN_TO ? { returnTo: req.originalUrl } : {});
         if (options.maxAge !== undefined && auth) query.set('maxAge', String(options.maxAge));
-        return res.redirect(`${rp.options.mountPath}/login/${encodeURIComponent(provider)}?${query}`);
+        if (query.toString().length > 2 * MAX_RETURN_TO) query.delete('returnTo');
+        const search = query.toString();
+        return res.redirect(`${rp.options.mountPath}/login/${encodeURIComponent(provider)}${search ? `?${search}` : ''}`);
       }
       return sendError(new RpError('not_authenticated', 'this resource needs a login'), req, res, next, rp);
     }
