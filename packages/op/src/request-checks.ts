@@ -55,16 +55,25 @@ export function checkHost(trustProxy: boolean, views: Views): RequestCheck {
  * nginx passes on unless told not to) named another host in the discovery document: the token
  * endpoint an app sends its secret to, should anything cache that answer. And a proxy that sends
  * `Host` without the port (nginx's `$host`) gave every endpoint the wrong port. The issuer is the
- * OP's one public address: `Host` is set to it, and `X-Forwarded-Host` goes.
+ * OP's one public address: `Host` is set to it, `X-Forwarded-Host` goes, and so does the origin of
+ * an absolute-form request target.
  */
 export function pinHost(issuer: string): RequestCheck {
   const host = new URL(issuer).host;
   return (req) => {
     req.headers.host = host;
     if (req.headers['x-forwarded-host'] !== undefined) delete req.headers['x-forwarded-host'];
+    // an absolute-form target (`GET http://other.example/op/...`), which Koa takes over `Host`: its path only
+    if (req.url.charCodeAt(0) !== 47 /* / */) {
+      req.url = req.url.replace(ABSOLUTE_ORIGIN, '') || '/';
+      req.originalUrl = req.originalUrl.replace(ABSOLUTE_ORIGIN, '') || '/';
+    }
     return true;
   };
 }
+
+/** The scheme and authority of an absolute-form request target. */
+const ABSOLUTE_ORIGIN = /^https?:\/\/[^/?#]*/i;
 
 /**
  * Express matches mount paths without regard to letter case (`/OP/jwks` reaches `app.use('/op')`),

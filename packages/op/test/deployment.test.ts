@@ -62,9 +62,10 @@ describe('trustProxy', () => {
         req.on('error', reject);
       });
       const discovery = `${issuer.pathname}/.well-known/openid-configuration`;
-      const variants: Array<Record<string, string>> = [{ 'x-forwarded-host': 'evil.example' }, { host: issuer.hostname }];
-      for (const headers of variants) {
-        const answer = await get(discovery, headers);
+      // (the last: an absolute-form request target, which Koa takes over Host)
+      const variants: Array<[Record<string, string>, string]> = [[{ 'x-forwarded-host': 'evil.example' }, ''], [{ host: issuer.hostname }, ''], [{}, 'http://evil.example']];
+      for (const [headers, origin] of variants) {
+        const answer = await get(`${origin}${discovery}`, headers);
         expect(answer.status).toBe(200);
         const metadata = JSON.parse(answer.body) as Record<string, unknown>;
         const urls = Object.entries(metadata).filter(([name, value]) => name.endsWith('_endpoint') || name === 'jwks_uri' ? typeof value === 'string' : false);
@@ -72,7 +73,7 @@ describe('trustProxy', () => {
         // before: https://evil.example/op/token and the rest, or the issuer's host without its port
         for (const [, url] of urls) expect(String(url).startsWith(`${f.op.issuer}/`)).toBe(true);
         const auth = await f.authorization();
-        const login = await get(new URL(auth.url).pathname + new URL(auth.url).search, headers);
+        const login = await get(origin + new URL(auth.url).pathname + new URL(auth.url).search, headers);
         expect(login.status).toBe(303);
         expect(new URL(login.location!, f.op.issuer).host).toBe(issuer.host);
       }

@@ -100,12 +100,18 @@ export async function claimCallback(
 }
 
 /**
- * The session of the login that the answer of `state` finished for the browser of session
- * `sessionId`, if it did: read without claiming (that browser no longer holds the pending login).
+ * The session of the login that the answer of `state` finished for the browser of one of
+ * `sessionIds`, if it did: read without claiming (that browser no longer holds the pending login).
  */
-export async function finishedLogin(coordination: Coordination, state: string, sessionId: string): Promise<string | undefined> {
+export async function finishedLogin(coordination: Coordination, state: string, sessionIds: string[]): Promise<string | undefined> {
+  if (sessionIds.length === 0) return undefined;
   const value = await coordination.get(hashedKey('oidc-cb:', state));
-  return value?.startsWith(DONE) ? openSessionId(value.slice(DONE.length), sessionId, state) : undefined;
+  if (!value?.startsWith(DONE)) return undefined;
+  for (const id of sessionIds) {
+    const joined = openSessionId(value.slice(DONE.length), id, state);
+    if (joined) return joined;
+  }
+  return undefined;
 }
 
 function ownClaim(

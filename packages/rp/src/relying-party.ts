@@ -560,7 +560,11 @@ export class RelyingParty {
       const gone = rpError.code === 'invalid_id_token' || (rpError.opError !== undefined && GRANT_GONE.has(rpError.opError))
         || (rpError.code === 'invalid_response' && err instanceof Error && [400, 401].includes(opStatus(err) ?? 0));
       if (gone) throw new RpError('refresh_failed', `the refresh was refused: ${rpError.message}`, { opError: rpError.opError, cause: err });
-      throw rpError.opError === 'invalid_client' ? clientAuthError(auth.provider, p, config, rpError) : rpError;
+      if (rpError.opError !== 'invalid_client') throw rpError;
+      // an OP found on the fly that no longer takes its registration: forgotten, and the login ends (the next one registers anew)
+      const refused = await this.clientRefused(auth.provider, p, config, rpError);
+      if (refused.code === 'invalid_grant') throw new RpError('refresh_failed', `the refresh was refused: ${refused.message}`, { opError: rpError.opError, cause: err });
+      throw refused;
     }
   }
 

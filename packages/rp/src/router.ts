@@ -227,7 +227,11 @@ class Routes {
       // request a new one; the claim of the answer says which session the login is in, for that cookie only
       if (transaction === undefined && err instanceof RpError && err.code === 'invalid_state' && state && !session.oidc?.auth) {
         const joined = await finishedLoginOf(coordinationOf(this.rp, req.sessionStore), req, state).catch(() => undefined);
-        if (joined) return await joinLogin(req, res, joined, '/');
+        if (joined) {
+          return await joinLogin(req, res, joined, '/').catch((failure: unknown) => {
+            throw withLoginUrl(toRpError(failure), this.loginUrl(name));
+          });
+        }
       }
       // every page of a failed callback offers a new login at the same provider, to the same page
       throw withLoginUrl(toRpError(clientInputError(err) ?? err), this.loginUrl(name, transaction?.returnTo));
@@ -450,12 +454,9 @@ async function recentSignOut(coordination: Coordination, req: Request): Promise<
  * The session of the login that the answer of `state` finished for the session this browser's cookie
  * names (read from the cookie header: that session is gone, and express-session has replaced the id).
  */
-async function finishedLoginOf(coordination: Coordination, req: Request, state: string): Promise<string | undefined> {
-  for (const id of cookieSessionIds(req).slice(0, 3)) {
-    const joined = await finishedLogin(coordination, state, id);
-    if (joined) return joined;
-  }
-  return undefined;
+function finishedLoginOf(coordination: Coordination, req: Request, state: string): Promise<string | undefined> {
+  // one read, then every session id of the cookie header (other apps' express-session cookies come first on some hosts)
+  return finishedLogin(coordination, state, cookieSessionIds(req));
 }
 
 /** Coordination key of a request object served by reference. */

@@ -150,7 +150,9 @@ describe('GET /auth/callback/:provider', () => {
     const lost = await request(t.server).get(path(callback)).set('cookie', before);
     expect(lost.status).toBe(302);
     const grants = t.op.counts.grants.authorization_code ?? 0;
-    const again = await request(t.server).get(path(callback)).set('cookie', before).set('accept', 'text/html');
+    // (other apps' express-session cookies on the host, sent first, do not hide it)
+    const others = ['admin.sid', 'shop.sid', 'wiki.sid', 'blog.sid'].map((n, i) => `${n}=s%3Aother-app-${i}.c2lnbmF0dXJl`).join('; ');
+    const again = await request(t.server).get(path(callback)).set('cookie', `${others}; ${before}`).set('accept', 'text/html');
     // before: 400 "This sign-in has expired", the user signed out although the login was made
     expect([again.status, again.headers.location]).toEqual([302, '/']);
     const joined = String(again.headers['set-cookie']).split(';')[0]!;

@@ -201,6 +201,25 @@ test('the store fails as a new registration is kept: the login answers 503, and 
   expect([next.done.status, next.done.headers.location]).toEqual([302, '/me']);
 });
 
+test('the OP refuses the client at a refresh (its secret changed): the login ends and the registration is forgotten, so the next login registers anew (a configured provider keeps its login, with a 500)', async () => {
+  const registrations = memoryRegistrationStore();
+  const a = await app({ ...dev, store: registrations, scope: 'openid email profile offline_access' });
+  const { agent, start } = await loginWithIdentifier(a, `alice@${op.host}`);
+  const clientId = new URL(start.headers.location).searchParams.get('client_id')!;
+  expect((await agent.get(pathOf(await walkOp(start.headers.location, a.baseURL)))).status).toBe(302);
+  const metadata = (await adapterOf(op.provider.Client).find(clientId))!;
+  await adapterOf(op.provider.Client).upsert(clientId, { ...metadata, client_secret: 'a-secret-the-app-was-never-told-about' }, 3600);
+  const refused = await agent.post('/auth/refresh').set('sec-fetch-site', 'same-origin').set('accept', 'application/json');
+  // (in review: 500 client_auth_failed on every refresh, the dead registration kept, nothing recovered)
+  expect([refused.status, refused.body.error]).toEqual([401, 'refresh_failed']);
+  expect(refused.body.error_description).toMatch(/no longer accepts this app's registration/);
+  expect(await registrations.get(dynamicProviderName(op.issuer))).toBeUndefined();
+  expect((await agent.get('/me').set('accept', 'application/json')).status).toBe(401);
+  const next = await fullLogin(a);
+  expect(next.clientId).not.toBe(clientId);
+  expect([next.done.status, next.done.headers.location]).toEqual([302, '/me']);
+});
+
 test('sign-out at an OP found on the fly returns to the app (its root is registered), and offline_access brings a refresh token (prompt=consent)', async () => {
   const a = await app({ ...dev, scope: 'openid email profile offline_access' });
   const { agent, start } = await loginWithIdentifier(a, `alice@${op.host}`);

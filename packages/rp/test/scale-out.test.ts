@@ -186,8 +186,12 @@ describe('back-channel logout and logout-token replay across instances (redisCoo
     for (const server of [t.server, b.server]) expect((await request(server).get('/me').set('cookie', first!)).status).toBe(200);
     // the claim, in Redis: it now says the answer signed in (sealed with the browser's old session)
     expect(await client.get(claimKey)).toMatch(/^done:/);
-    // the old session is gone: replaying the answer with it is refused, and signs nobody in
-    const replay = await request(b.server).get(callback).set('cookie', cookie);
+    // the old session is gone: the same browser sending the answer again (it never got one) joins the login,
+    // with no exchange; without that browser's cookie the answer signs nobody in
+    const again = await request(b.server).get(callback).set('cookie', cookie);
+    expect([again.status, again.headers.location, cookieOf(again)]).toEqual([302, '/', first]);
+    expect((t.op.counts.grants.authorization_code ?? 0) - grants).toBe(1);
+    const replay = await request(b.server).get(callback);
     expect(replay.status).toBe(400);
     expect(cookieOf(replay)).not.toBe(first);
   });
