@@ -80,7 +80,12 @@ const DRIVERS: Record<string, Driver> = {
       const discovery = (await (await fetch(`${base}/op/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
       expect(discovery).toMatchObject({ issuer: client.issuer, backchannel_logout_supported: true, end_session_endpoint: expect.any(String) });
 
-      const browser = new FormBrowser({ stopAt: (url) => url.origin === new URL(client.baseURL).origin });
+      // the OP's URLs are its issuer's (https://id.example.com/op), served here on loopback
+      const issuer = new URL(client.issuer);
+      const browser = new FormBrowser({
+        stopAt: (url) => url.origin === new URL(client.baseURL).origin,
+        resolve: (url) => (url.hostname === issuer.hostname ? new URL(url.pathname + url.search, base) : url),
+      });
       const redirectUri = `${client.baseURL}/auth/callback/${client.name}`;
       const auth = `${base}/op/auth?${new URLSearchParams({
         client_id: client.clientId, redirect_uri: redirectUri, response_type: 'code',

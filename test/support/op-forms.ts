@@ -109,10 +109,18 @@ export class CookieJar {
 export class FormBrowser {
   readonly jar = new CookieJar();
 
-  constructor(private readonly options: { stopAt?: (url: URL) => boolean; headers?: Record<string, string> } = {}) {}
+  /**
+   * `resolve`: where a URL is really served (as a host-resolver rule does): a sample whose issuer is a
+   * public name (`https://id.example.com/op`) served on loopback.
+   */
+  constructor(private readonly options: { stopAt?: (url: URL) => boolean; headers?: Record<string, string>; resolve?: (url: URL) => URL } = {}) {}
+
+  private resolved(url: string): string {
+    return this.options.resolve ? this.options.resolve(new URL(url)).href : url;
+  }
 
   private async request(url: string, init: RequestInit): Promise<BrowserPage> {
-    let current = url;
+    let current = this.resolved(url);
     let next: RequestInit = init;
     for (let hops = 0; hops < 20; hops += 1) {
       const headers = new Headers(this.options.headers);
@@ -129,7 +137,7 @@ export class FormBrowser {
         if (this.options.stopAt?.(target)) {
           return { url: current, status: res.status, html: '', headers: res.headers, forms: [], stoppedAt: target.href };
         }
-        current = target.href;
+        current = this.resolved(target.href);
         next = { method: 'GET' };
         continue;
       }
