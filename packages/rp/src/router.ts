@@ -443,11 +443,10 @@ function cookieSessionIds(req: Request): string[] {
  * ids are read from the cookie header (express-session's signed `s:<id>.<signature>` values).
  */
 async function recentSignOut(coordination: Coordination, req: Request): Promise<SignedOut | undefined> {
-  for (const id of cookieSessionIds(req).slice(0, 3)) {
-    const found = await coordination.get(signedOutKey(id));
-    if (found) return JSON.parse(found) as SignedOut;
-  }
-  return undefined;
+  // every session id of the cookie header at once (other apps' express-session cookies may come first)
+  const found = await Promise.all(cookieSessionIds(req).slice(0, 10).map((id) => coordination.get(signedOutKey(id))));
+  const signedOut = found.find((value) => value !== undefined);
+  return signedOut === undefined ? undefined : JSON.parse(signedOut) as SignedOut;
 }
 
 /**
