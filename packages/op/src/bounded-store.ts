@@ -12,7 +12,22 @@ export function withDeadline<T>(promise: Promise<T>, ms: number, late: () => Err
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
-export const ADAPTER_METHODS = ['upsert', 'find', 'findByUid', 'findByUserCode', 'consume', 'destroy', 'revokeByGrantId'] as const;
+const ADAPTER_METHODS = ['upsert', 'find', 'findByUid', 'findByUserCode', 'consume', 'destroy', 'revokeByGrantId'] as const;
+
+type Method = (...args: unknown[]) => Promise<unknown>;
+
+/**
+ * The methods `adapter` has, each as `wrap` makes it of the method bound to the adapter itself (it
+ * may use private fields).
+ */
+export function adapterMethods(adapter: Adapter, wrap: (name: string, method: Method) => Method): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const name of ADAPTER_METHODS) {
+    const method = adapter[name] as Method | undefined;
+    if (method) out[name] = wrap(name, method.bind(adapter));
+  }
+  return out;
+}
 
 /**
  * An app's own store (`adapter`) as op() uses it. Every call is bounded by `timeoutMs`: a store
@@ -32,12 +47,7 @@ export function appStore(store: OpStore, timeoutMs: number): OpStore {
   return {
     kind: store.kind,
     adapterFor(model) {
-      const adapter = store.adapterFor(model);
-      const out: Record<string, unknown> = {};
-      for (const name of ADAPTER_METHODS) {
-        const method = adapter[name] as ((...a: unknown[]) => Promise<unknown>) | undefined;
-        if (method) out[name] = bound(`${model}.${name}`, method.bind(adapter));
-      }
+      const out = adapterMethods(store.adapterFor(model), (name, method) => bound(`${model}.${name}`, method));
       if (model === 'DeviceCode') {
         const upsert = out.upsert as Adapter['upsert'];
         out.upsert = (id: string, payload: AdapterPayload, expiresIn: number) =>

@@ -170,9 +170,9 @@ function tokenClaims(o: ResolvedOptions): NonNullable<Configuration['extraTokenC
 export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps): Configuration {
   const { store, views } = deps;
   const parUnregistered = parWithoutRedirectUris(o.provider);
-  let merged: Configuration | undefined;
   const config: Configuration = {
-    adapter: (name: string) => revokingReplays(name, store.adapterFor(name), store, () => merged!),
+    // (revokeGrantPolicy is oidc-provider's default unless the app's `provider` sets it)
+    adapter: (name: string) => revokingReplays(name, store.adapterFor(name), store, o.provider?.revokeGrantPolicy),
     // a PAR-only client allowed unregistered redirect URIs may leave the list out (oidc-provider wants it empty)
     clients: o.clients.map(({ firstParty: _firstParty, ...metadata }) => (parUnregistered && metadata.require_pushed_authorization_requests === true
       && metadata.redirect_uris === undefined ? { ...metadata, redirect_uris: [] } : metadata)),
@@ -227,8 +227,7 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
       ctx.body = await renderPage(reqOf(ctx), views, 'error', props).catch(() => renderPage(reqOf(ctx), defaultsOf(views), 'error', props));
     },
   };
-  merged = deepMerge(config, o.provider);
-  return merged;
+  return deepMerge(config, o.provider);
 }
 
 /** Registers the grants op() adds to oidc-provider's (`grants/`): token exchange and the password grant. */

@@ -1,7 +1,7 @@
 import debug from 'debug';
 import Provider, { errors, type Adapter, type AdapterPayload, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { GRANTABLE } from './adapters/models.js';
-import { ADAPTER_METHODS } from './bounded-store.js';
+import { adapterMethods } from './bounded-store.js';
 import type { OpStore } from './adapters/types.js';
 
 const log = debug('openid-express:op');
@@ -21,16 +21,12 @@ const grantsFound = new WeakMap<object, Map<string, string>>();
  * The grant is revoked as oidc-provider does (every record of it, and the grant itself when
  * `revokeGrantPolicy` allows), and `grant.revoked` is emitted.
  */
-export function revokingReplays(model: string, adapter: Adapter, store: OpStore, config: () => Configuration): Adapter {
+export function revokingReplays(model: string, adapter: Adapter, store: OpStore, policy: Configuration['revokeGrantPolicy']): Adapter {
   if (!GRANT_SOURCES.has(model)) return adapter;
   const find = adapter.find.bind(adapter);
   const consume = adapter.consume.bind(adapter);
-  // every other method as the store has it, called on the store itself (it may use private fields)
-  const wrapped = {} as Record<string, unknown>;
-  for (const name of ADAPTER_METHODS) {
-    const method = adapter[name] as ((...a: unknown[]) => unknown) | undefined;
-    if (method) wrapped[name] = method.bind(adapter);
-  }
+  // every other method as the store has it
+  const wrapped = adapterMethods(adapter, (_name, method) => method);
   wrapped.find = async (id: string) => {
     const found: AdapterPayload | undefined = (await find(id)) ?? undefined;
     const ctx = Provider.ctx;
@@ -49,7 +45,7 @@ export function revokingReplays(model: string, adapter: Adapter, store: OpStore,
       const grantId = ctx && grantsFound.get(ctx)?.get(id);
       if (err instanceof errors.InvalidGrant && grantId) {
         log('a %s was presented by two requests at once: revoking its grant', model);
-        await revokeGrant(ctx, grantId, store, config());
+        await revokeGrant(ctx, grantId, store, policy);
       }
       throw err;
     }
@@ -57,8 +53,7 @@ export function revokingReplays(model: string, adapter: Adapter, store: OpStore,
   return wrapped as unknown as Adapter;
 }
 
-async function revokeGrant(ctx: KoaContextWithOIDC, grantId: string, store: OpStore, config: Configuration): Promise<void> {
-  const policy = config.revokeGrantPolicy;
+async function revokeGrant(ctx: KoaContextWithOIDC, grantId: string, store: OpStore, policy: Configuration['revokeGrantPolicy']): Promise<void> {
   const revokeGrant = policy ? Boolean(await policy(ctx)) : true;
   await Promise.all([
     ...[...GRANTABLE].map((model) => store.adapterFor(model).revokeByGrantId(grantId)),

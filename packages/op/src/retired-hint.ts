@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import debug from 'debug';
 import type { RequestHandler } from 'express';
 import * as jose from 'jose';
+import type { JWK } from 'oidc-provider';
 
 const log = debug('openid-express:op');
 
@@ -17,7 +18,7 @@ const log = debug('openid-express:op');
  * @example
  * app.get('/session/end', retiredKeyHint(jwks.keys));
  */
-export function retiredKeyHint(keys: readonly jose.JWK[]): RequestHandler {
+export function retiredKeyHint(keys: readonly JWK[]): RequestHandler {
   const kids = keys.map(kidOf);
   if (kids.some((kid) => kid === undefined)) return (_req, _res, next) => next(); // a key whose kid we cannot tell: every hint to oidc-provider
   const known = new Set(kids);
@@ -49,7 +50,7 @@ export function retiredKeyHint(keys: readonly jose.JWK[]): RequestHandler {
  * The `kid` oidc-provider gives `jwk`: its own, else the SHA-256 thumbprint of its public members
  * in oidc-provider's order (RFC 7638 for RSA, EC and OKP), as its keystore computes it.
  */
-function kidOf(jwk: jose.JWK): string | undefined {
+function kidOf(jwk: JWK): string | undefined {
   if (typeof jwk.kid === 'string') return jwk.kid;
   const { kty, e, n, crv, x, y } = jwk;
   const members = kty === 'RSA' ? { e, kty, n } : kty === 'EC' ? { crv, kty, x, y } : kty === 'OKP' ? { crv, kty, x } : undefined;

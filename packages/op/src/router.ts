@@ -13,8 +13,7 @@ import { interactionStates } from './interaction-state.js';
 import { completeLogin, interactionRoutes, type InteractionDeps } from './interactions.js';
 import { resolveKeys } from './keys.js';
 import { retiredKeyHint } from './retired-hint.js';
-import type { JSONWebKeySet } from 'jose';
-import { checkHost, pinHost, checkMount, type RequestCheck } from './request-checks.js';
+import { checkHost, checkMount, pinHost, type RequestCheck } from './request-checks.js';
 import { checkLogoutCsrf } from './logout-csrf.js';
 import { resolveOptions, type OpOptions, type ResolvedOptions } from './options.js';
 import { postToGet } from './post-to-get.js';
@@ -213,7 +212,7 @@ export function op(options: OpOptions): OpApp {
   mountAuthenticators(app, deps, o, session);
   const endSession = provider.pathFor('end_session', { mountPath: '' });
   // the logout page's CSRF token lives in the browser session; the body is left for oidc-provider to parse
-  app.get(endSession, session, retiredKeyHint(keys.jwks.keys as JSONWebKeySet['keys']));
+  app.get(endSession, session, retiredKeyHint(keys.jwks.keys));
   app.post(provider.pathFor('end_session_confirm', { mountPath: '' }), session, checkLogoutCsrf(logoutRefused(views)));
   for (const endpoint of ['authorization', 'end_session'] as const) {
     app.post(provider.pathFor(endpoint, { mountPath: '' }), ...postToGet(o.mountPath));

@@ -64,13 +64,13 @@ const DISCOVERY_JOIN_MS = 500;
  */
 const REFRESH_KEEP_MS = 24 * 3600 * 1000;
 
-/** OP errors at the token endpoint that mean the grant is gone: only these end a login (RFC 6749 §5.2). */
 /**
- * What a refused refresh must say for the login to end: the grant is gone. `invalid_client` is not
- * among them: it says the app's credentials were refused (an instance whose client secret differs
- * while it is being changed, a misconfiguration), which is not this user's grant; the login is kept
- * and the answer is 500 `client_auth_failed` naming what to check, so a request on a rightly
- * configured instance (or once it is fixed) refreshes it.
+ * OP errors at the token endpoint that mean the grant is gone: only these end a login (RFC 6749 §5.2).
+ * `invalid_client` is not among them: it says the app's credentials were refused (an instance whose
+ * client secret differs while it is being changed, a misconfiguration), which is not this user's
+ * grant; the login is kept and the answer is 500 `client_auth_failed` naming what to check, so a
+ * request on a rightly configured instance (or once it is fixed) refreshes it. (At an OP found on
+ * the fly the registration is forgotten, and that ends the login: see `refreshGrant`.)
  */
 const GRANT_GONE = new Set(['invalid_grant', 'unauthorized_client']);
 

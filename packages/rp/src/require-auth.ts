@@ -7,7 +7,6 @@ import { RequestContext } from './context.js';
 import { RpError } from './errors.js';
 import { requireSession, sendError, wantsHtml } from './router.js';
 
-
 /** Longest `returnTo` (and, encoded, twice that) a `requireAuth()` redirect carries; a longer deep link returns to `/` after the sign-in. */
 const MAX_RETURN_TO = 1024;
 

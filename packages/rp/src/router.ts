@@ -226,7 +226,8 @@ class Routes {
       // a lost connection): the login replaced the session its cookie names, so express-session gave this
       // request a new one; the claim of the answer says which session the login is in, for that cookie only
       if (transaction === undefined && err instanceof RpError && err.code === 'invalid_state' && state && !session.oidc?.auth) {
-        const joined = await finishedLoginOf(coordinationOf(this.rp, req.sessionStore), req, state).catch(() => undefined);
+        // (one read of the claim, then every session id of the cookie header: other apps' cookies may come first)
+        const joined = await finishedLogin(coordinationOf(this.rp, req.sessionStore), state, cookieSessionIds(req)).catch(() => undefined);
         if (joined) {
           return await joinLogin(req, res, joined, '/').catch((failure: unknown) => {
             throw withLoginUrl(toRpError(failure), this.loginUrl(name));
@@ -447,15 +448,6 @@ async function recentSignOut(coordination: Coordination, req: Request): Promise<
   const found = await Promise.all(cookieSessionIds(req).slice(0, 10).map((id) => coordination.get(signedOutKey(id))));
   const signedOut = found.find((value) => value !== undefined);
   return signedOut === undefined ? undefined : JSON.parse(signedOut) as SignedOut;
-}
-
-/**
- * The session of the login that the answer of `state` finished for the session this browser's cookie
- * names (read from the cookie header: that session is gone, and express-session has replaced the id).
- */
-function finishedLoginOf(coordination: Coordination, req: Request, state: string): Promise<string | undefined> {
-  // one read, then every session id of the cookie header (other apps' express-session cookies come first on some hosts)
-  return finishedLogin(coordination, state, cookieSessionIds(req));
 }
 
 /** Coordination key of a request object served by reference. */
