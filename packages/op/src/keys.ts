@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { JWK } from 'oidc-provider';
 import { OpConfigError } from './errors.js';
 
@@ -27,11 +27,40 @@ export function resolveKeys(jwks: { keys: JWK[] } | undefined, cookieKeys: strin
   const production = process.env.NODE_ENV === 'production';
   if (production && !jwks) throw new OpConfigError('jwks', `required when NODE_ENV=production: ${HOW}`);
   if (production && !cookieKeys) throw new OpConfigError('cookieKeys', `required when NODE_ENV=production: ${HOW}`);
-  if (jwks && cookieKeys) return { jwks, cookieKeys };
+  if (jwks && cookieKeys) return { jwks: withKids(jwks), cookieKeys };
   warn('op(): no jwks/cookieKeys given: generated throwaway keys (tokens and sessions die with the process). '
     + `Fine for development; for production ${HOW}.`);
   const generated = generateKeys();
-  return { jwks: jwks ?? generated.jwks, cookieKeys: cookieKeys ?? generated.cookieKeys };
+  return { jwks: withKids(jwks ?? generated.jwks), cookieKeys: cookieKeys ?? generated.cookieKeys };
+}
+
+/**
+ * `jwks` with a `kid` on every key: its own, else the one oidc-provider would give it (the SHA-256
+ * of its public members in oidc-provider's order), so what oidc-provider publishes and what op()'s
+ * own code reads (e.g. `retiredKeyHint`) are one value. A key that is not a plain JWK (an
+ * `ExternalSigningKey`), or whose type oidc-provider refuses, is left to oidc-provider.
+ */
+function withKids(jwks: { keys: JWK[] }): { keys: JWK[] } {
+  if (!Array.isArray(jwks.keys) || jwks.keys.every((k) => !isPlainKey(k) || typeof k.kid === 'string')) return jwks;
+  return {
+    ...jwks,
+    keys: jwks.keys.map((k) => {
+      const kid = isPlainKey(k) && k.kid === undefined ? thumbprintKid(k) : undefined;
+      return kid === undefined ? k : { ...k, kid };
+    }),
+  };
+}
+
+function isPlainKey(k: unknown): k is JWK {
+  return typeof k === 'object' && k !== null && Object.getPrototypeOf(k) === Object.prototype;
+}
+
+/** oidc-provider's `kid` of a key that has none (`calculateKid` in its `initialize_keystore.js`). */
+function thumbprintKid(jwk: JWK): string | undefined {
+  const { kty, e, n, crv, x, y } = jwk;
+  const { alg, pub } = jwk as { alg?: string; pub?: string };
+  const members = kty === 'RSA' ? { e, kty, n } : kty === 'EC' ? { crv, kty, x, y } : kty === 'OKP' ? { crv, kty, x } : kty === 'AKP' ? { alg, kty, pub } : undefined;
+  return members && createHash('sha256').update(JSON.stringify(members)).digest('base64url');
 }
 
 /** Members of a JWK that only a private (or secret) key has. */

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import debug from 'debug';
 import type { RequestHandler } from 'express';
 import * as jose from 'jose';
@@ -16,11 +15,12 @@ const log = debug('openid-express:op');
  * A hint signed with a key the OP has is left to oidc-provider's checks.
  *
  * @example
- * app.get('/session/end', retiredKeyHint(jwks.keys));
+ * app.get('/session/end', retiredKeyHint(resolveKeys(jwks, cookieKeys, console.warn).jwks.keys));
  */
 export function retiredKeyHint(keys: readonly JWK[]): RequestHandler {
-  const kids = keys.map(kidOf);
-  if (kids.some((kid) => kid === undefined)) return (_req, _res, next) => next(); // a key whose kid we cannot tell: every hint to oidc-provider
+  const kids = keys.map((k) => k.kid);
+  // a key without a kid (resolveKeys() gives every plain JWK one): every hint to oidc-provider
+  if (kids.some((kid) => typeof kid !== 'string')) return (_req, _res, next) => next();
   const known = new Set(kids);
   return (req, _res, next) => {
     const at = req.url.indexOf('?');
@@ -44,15 +44,4 @@ export function retiredKeyHint(keys: readonly JWK[]): RequestHandler {
     req.url = `${req.url.slice(0, at)}?${query.toString()}`;
     next();
   };
-}
-
-/**
- * The `kid` oidc-provider gives `jwk`: its own, else the SHA-256 thumbprint of its public members
- * in oidc-provider's order (RFC 7638 for RSA, EC and OKP), as its keystore computes it.
- */
-function kidOf(jwk: JWK): string | undefined {
-  if (typeof jwk.kid === 'string') return jwk.kid;
-  const { kty, e, n, crv, x, y } = jwk;
-  const members = kty === 'RSA' ? { e, kty, n } : kty === 'EC' ? { crv, kty, x, y } : kty === 'OKP' ? { crv, kty, x } : undefined;
-  return members && createHash('sha256').update(JSON.stringify(members)).digest('base64url');
 }

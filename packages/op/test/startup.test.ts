@@ -393,3 +393,21 @@ describe('op() at the root of a host', () => {
     expect(res.body.issuer).toBe('https://id.example.com');
   });
 });
+
+describe('signing keys without a kid', () => {
+  test("each gets oidc-provider's own kid (its thumbprint), the app's jwks object is left as it was", async () => {
+    const { generateKeyPairSync, createHash } = await import('node:crypto');
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }) as Record<string, string>;
+    const rsa = { ...generateKeys().jwks.keys[0]! };
+    const jwks = { keys: [{ ...ec, alg: 'ES256', use: 'sig' }, rsa] };
+    const before = JSON.stringify(jwks);
+    const app = express();
+    app.use(session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false }));
+    app.use('/op', op({ ...base, jwks: jwks as never }));
+    const res = await request(app).get('/op/jwks');
+    expect(res.status).toBe(200);
+    const thumbprint = createHash('sha256').update(JSON.stringify({ crv: ec.crv, kty: 'EC', x: ec.x, y: ec.y })).digest('base64url');
+    expect(res.body.keys.map((k: { kid: string }) => k.kid)).toEqual([thumbprint, rsa.kid]);
+    expect(JSON.stringify(jwks)).toBe(before);
+  });
+});
