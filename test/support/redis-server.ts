@@ -42,6 +42,48 @@ export async function startRedisServer(binary = DEFAULT_BINARY): Promise<RedisSe
   return onFreePort(async (port) => serverOn(binary, port, await launch(binary, port, [])), portTaken, 5);
 }
 
+/** What {@link useRedis} gives a test file: the server and a client connected to it, both set in `beforeAll`. */
+export interface UsedRedis<C> {
+  readonly server: RedisServer;
+  readonly client: C;
+}
+
+/**
+ * A throw-away `redis-server` and a connected client for the test file (or `describe`) it is called
+ * in: started in `beforeAll`, the client destroyed and the server stopped in `afterAll`. The client
+ * is made by `connect` (the test's own `redis` package, which this shared folder does not depend on).
+ *
+ * @example
+ * ```ts
+ * const redis = useRedis((url) => createClient({ url }));
+ * test('…', () => redisAdapter(redis.client));
+ * ```
+ */
+export function useRedis<C extends { connect(): Promise<unknown>; destroy(): void; readonly isOpen: boolean }>(connect: (url: string) => C): UsedRedis<C> {
+  let server: RedisServer | undefined;
+  let client: C | undefined;
+  beforeAll(async () => {
+    server = await startRedisServer();
+    client = connect(server.url);
+    await client.connect();
+  }, 20_000);
+  afterAll(async () => {
+    if (client?.isOpen) client.destroy();
+    await server?.stop();
+  });
+  const unset = (): never => {
+    throw new Error('useRedis(): read .server and .client inside a test or hook, not while the file is loaded');
+  };
+  return {
+    get server() {
+      return server ?? unset();
+    },
+    get client() {
+      return client ?? unset();
+    },
+  };
+}
+
 function serverOn(binary: string, port: number, first: ChildProcess): RedisServer {
   let child = first;
   return {

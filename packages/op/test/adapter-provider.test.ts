@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import Provider from 'oidc-provider';
 import * as client from 'openid-client';
 import { createClient } from 'redis';
-import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import { useRedis } from '../../../test/support/redis-server.js';
 import { memoryAdapter } from '../src/adapters/memory.js';
 import { redisAdapter } from '../src/adapters/redis.js';
 import type { OpStore } from '../src/adapters/types.js';
@@ -15,19 +15,7 @@ import type { OpStore } from '../src/adapters/types.js';
 const REDIRECT_URI = 'https://app.example/callback';
 const CONCURRENCY = 8;
 
-let redis: RedisServer;
-let redisClient: ReturnType<typeof createClient>;
-
-beforeAll(async () => {
-  redis = await startRedisServer();
-  redisClient = createClient({ url: redis.url });
-  await redisClient.connect();
-});
-
-afterAll(async () => {
-  if (redisClient?.isOpen) redisClient.destroy();
-  await redis?.stop();
-});
+const redis = useRedis((url) => createClient({ url }));
 
 interface Running {
   provider: Provider;
@@ -75,7 +63,7 @@ async function race(request: () => Promise<unknown>): Promise<[number, string[]]
 
 describe.each([
   ['memory', (): OpStore => memoryAdapter()],
-  ['redis', (): OpStore => redisAdapter(redisClient, { prefix: `t-${randomUUID()}:` })],
+  ['redis', (): OpStore => redisAdapter(redis.client, { prefix: `t-${randomUUID()}:` })],
 ])('oidc-provider over the %s store', (_kind, makeStore) => {
   let running: Running;
   beforeEach(async () => {

@@ -7,7 +7,7 @@
 import { createClient } from 'redis';
 import { memoryAdapter, redisAdapter, type OpStore } from '@openid-express/op';
 import { FormBrowser, signIn } from '../../../test/support/op-forms.js';
-import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import { useRedis } from '../../../test/support/redis-server.js';
 import { ALICE, accounts, startOp, type RunningOp } from './support/op-server.js';
 import { storeFailingOnce } from './support/failing-store.js';
 import { CONSUME } from '../src/adapters/redis-scripts.js';
@@ -15,21 +15,11 @@ import { aliceTokens, callbackOf, client, refusal, startFlowFixture, type FlowFi
 
 const DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
 
-let redis: RedisServer;
-let redisClient: ReturnType<typeof createClient>;
-beforeAll(async () => {
-  redis = await startRedisServer();
-  redisClient = createClient({ url: redis.url });
-  await redisClient.connect();
-}, 20_000);
-afterAll(async () => {
-  redisClient?.destroy();
-  await redis?.stop();
-});
+const redis = useRedis((url) => createClient({ url }));
 
 const stores: Array<[string, () => OpStore]> = [
   ['memory', () => memoryAdapter()],
-  ['Redis', () => redisAdapter(redisClient, { prefix: `undo-${Math.random().toString(36).slice(2)}:` })],
+  ['Redis', () => redisAdapter(redis.client, { prefix: `undo-${Math.random().toString(36).slice(2)}:` })],
 ];
 
 describe.each(stores)('a store failure after the code was consumed (%s store)', (_name, makeStore) => {
@@ -122,20 +112,20 @@ describe('Redis freezing just as the consume is sent (the deadline gives up befo
       sendCommand: (args: string[], options?: unknown) => {
         if (freezeAtConsume && ((args[0] === 'EVALSHA' && args[1] === CONSUME.sha) || (args[0] === 'EVAL' && args[1] === CONSUME.source))) {
           freezeAtConsume = false;
-          redis.pause();
-          setTimeout(() => redis.resume(), 1200);
+          redis.server.pause();
+          setTimeout(() => redis.server.resume(), 1200);
         }
-        return redisClient.sendCommand(args, options as never);
+        return redis.client.sendCommand(args, options as never);
       },
     };
     f = await startFlowFixture(redisAdapter(freezing as never, { prefix: `inflight-${Math.random().toString(36).slice(2)}:`, timeout: 400 }));
   }, 20_000);
   afterAll(async () => {
-    redis.resume();
+    redis.server.resume();
     await f?.op.close();
   });
   const untilRedisAnswers = async () => {
-    for (let i = 0; i < 100 && !(await redisClient.ping().then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && !(await redis.client.ping().then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
   };
 
   test('a refresh token rotated on use: 503, and once Redis has run that consume the same refresh gets new tokens (the 503 gave it back after it)', async () => {
@@ -159,7 +149,7 @@ describe('Redis freezing just as the consume is sent (the deadline gives up befo
     const exchange = () => client.authorizationCodeGrant(f.web, callbackOf(page), {
       pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce,
     });
-    if (flushed) await redisClient.scriptFlush();
+    if (flushed) await redis.client.scriptFlush();
     freezeAtConsume = true;
     expect(await refusal(exchange())).toEqual({ status: 503, error: 'store_unavailable', retryAfter: '5' });
     await new Promise((r) => setTimeout(r, 1300));

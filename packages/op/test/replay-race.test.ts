@@ -11,7 +11,7 @@
 import { createClient } from 'redis';
 import type { Adapter } from 'oidc-provider';
 import { memoryAdapter, redisAdapter, type OpStore } from '@openid-express/op';
-import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import { useRedis } from '../../../test/support/redis-server.js';
 import { aliceTokens, callbackOf, client, refusal, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
 import { signIn } from '../../../test/support/op-forms.js';
 import { ALICE } from './support/op-server.js';
@@ -64,21 +64,11 @@ function withRace(store: OpStore): { store: OpStore; race: { arm(model: string):
   return { store: wrapped, race: { arm: (model) => void (armed = { model }) } };
 }
 
-let redis: RedisServer;
-let redisClient: ReturnType<typeof createClient>;
-beforeAll(async () => {
-  redis = await startRedisServer();
-  redisClient = createClient({ url: redis.url });
-  await redisClient.connect();
-});
-afterAll(async () => {
-  redisClient?.destroy();
-  await redis?.stop();
-});
+const redis = useRedis((url) => createClient({ url }));
 
 describe.each([
   ['memoryAdapter()', () => memoryAdapter()],
-  ['redisAdapter()', () => redisAdapter(redisClient, { prefix: `replay-${Math.random().toString(36).slice(2)}:` })],
+  ['redisAdapter()', () => redisAdapter(redis.client, { prefix: `replay-${Math.random().toString(36).slice(2)}:` })],
 ])('two requests redeeming one code or refresh token at once (%s)', (_name, makeStore) => {
   let f: FlowFixture;
   let race: { arm(model: string): void };

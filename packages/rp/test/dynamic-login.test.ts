@@ -10,7 +10,7 @@ import { createClient } from 'redis';
 import { RpError, memoryRegistrationStore, oidc, redisCoordination, type DynamicOptions } from '@openid-express/rp';
 import type { Adapter } from 'oidc-provider';
 import { dynamicProviderName } from '../src/discovery/registration.js';
-import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import { useRedis } from '../../../test/support/redis-server.js';
 import { startDynamicOp, type DynamicOp } from './simulators/dynamic-op.js';
 import { pathOf, startSimApp, type SimApp } from './simulators/app.js';
 
@@ -369,24 +369,14 @@ describe('an outage of the WebFinger host or of the OP on the way (it passes by 
 });
 
 describe('two instances of the app behind one origin (shared sessions, redisCoordination)', () => {
-  let redis: RedisServer;
-  let client: ReturnType<typeof createClient>;
-  beforeAll(async () => {
-    redis = await startRedisServer();
-    client = createClient({ url: redis.url });
-    await client.connect();
-  }, 20_000);
-  afterAll(async () => {
-    client?.destroy();
-    await redis?.stop();
-  });
+  const redis = useRedis((url) => createClient({ url }));
 
   test('the lock of an instance killed while it registered (a lease, no longer renewed) frees itself, and the next login registers and signs in', async () => {
     const prefix = `dynlock-${Date.now()}:`;
-    const a = await startSimApp(() => ({}), { rp: { dynamic: dev, coordination: redisCoordination(client, { prefix }) } });
+    const a = await startSimApp(() => ({}), { rp: { dynamic: dev, coordination: redisCoordination(redis.client, { prefix }) } });
     apps.push(a);
     // what the dead instance left: the lock, no longer renewed (1.5 s of its lease left)
-    await client.set(`${prefix}oidc-dynreg-lock:${dynamicProviderName(op.issuer)}`, 'dead-instance', { PX: 1500 });
+    await redis.client.set(`${prefix}oidc-dynreg-lock:${dynamicProviderName(op.issuer)}`, 'dead-instance', { PX: 1500 });
     const before = op.registrations;
     const started = Date.now();
     const { start } = await loginWithIdentifier(a, `alice@${op.host}`);
@@ -397,7 +387,7 @@ describe('two instances of the app behind one origin (shared sessions, redisCoor
   });
 
   test('both meeting a new OP at once register one client, and a login started on one finishes on the other', async () => {
-    const coordination = redisCoordination(client, { prefix: `dyn-${Date.now()}:` });
+    const coordination = redisCoordination(redis.client, { prefix: `dyn-${Date.now()}:` });
     const a = await startSimApp(() => ({}), { rp: { dynamic: dev, coordination } });
     apps.push(a);
     const b = await startSimApp(() => ({}), { store: a.store, rp: { baseURL: a.baseURL, dynamic: dev, coordination } });
