@@ -144,10 +144,6 @@ export class RequestContext implements OidcContext {
   }
 
   /**
-   * Runs a token operation and keeps its result in the session; only a refresh the OP refused
-   * (`refresh_failed`) logs out. `scope`: the refresh's, when it asked for one.
-   */
-  /**
    * After a refresh saved the session: a logout at the OP that ended it meanwhile (back-channel, on
    * any instance) wins. The logout marks the session ended before destroying it, and this check comes
    * after the save, so whichever lands last, the session ends up destroyed.
@@ -160,11 +156,15 @@ export class RequestContext implements OidcContext {
     throw new RpError('not_authenticated', 'this session was ended by a logout at the OpenID Provider while its tokens were being refreshed');
   }
 
+  /**
+   * Runs a token operation and keeps its result in the session; only a refresh the OP refused
+   * (`refresh_failed`) logs out. `scope`: the refresh's, when it asked for one.
+   */
   private async store(operation: () => Promise<Authentication>, scope?: string): Promise<AccessToken> {
+    const previous = this.authentication;
     try {
-      const auth = await operation();
+      const auth = await this.withinBudget(operation(), previous, scope);
       const session = this.req.session;
-      const previous = this.authentication;
       if (session?.oidc && previous && auth !== previous) {
         const stored = session.oidc.auth;
         session.oidc.auth = toStoredLogin(auth);
@@ -186,6 +186,29 @@ export class RequestContext implements OidcContext {
       if (err instanceof RpError && err.code === 'refresh_failed' && this.req.session?.oidc) delete this.req.session.oidc.auth;
       throw err;
     }
+  }
+
+  /**
+   * `running` (a token operation on `previous`), or a 503 once it has taken {@link tokenBudgetMs}:
+   * each call of a refresh has its deadline (the lock and the shared result in the store, the OP's
+   * answer), but with a slow store or OP their sum passed what a load balancer lets a request last
+   * (30 s at Heroku's router, 60 s at nginx's and AWS's defaults), and the user got a cut instead of
+   * a `Retry-After`. The operation goes on, and its result is kept (in this process and, with
+   * `coordination`, in the store) for the session's next request, which does not refresh again.
+   */
+  private withinBudget(running: Promise<Authentication>, previous: Authentication | undefined, scope: string | undefined): Promise<Authentication> {
+    let timer: NodeJS.Timeout | undefined;
+    const budget = this.relyingParty.tokenBudgetMs;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        running.then((fresh) => {
+          if (previous && fresh !== previous) this.relyingParty.refreshSettled(previous, fresh, false, scope);
+        }, () => undefined);
+        reject(new RpError('op_unavailable', `refreshing the tokens${previous ? ` of provider "${previous.provider}"` : ''} took longer than `
+          + `${Math.round(budget / 1000)} s (the OpenID Provider or the session store answers slowly); it goes on, and this session's next request gets its result: try again shortly`));
+      }, budget);
+    });
+    return Promise.race([running, late]).finally(() => clearTimeout(timer));
   }
 }
 

@@ -46,6 +46,9 @@ function clientMetadata(p: ProviderConfig): Partial<client.ClientMetadata> {
   return m;
 }
 
+/** Seconds every call to an OP may take (openid-client's default is 30 s). */
+export const OP_TIMEOUT_S = 10;
+
 /** Builds the openid-client Configuration from discovery or static metadata. */
 export async function configure(p: ProviderConfig, own: OwnKeys): Promise<client.Configuration> {
   const metadata = clientMetadata(p);
@@ -62,12 +65,12 @@ export async function configure(p: ProviderConfig, own: OwnKeys): Promise<client
     config = await client.discovery(new URL(p.issuer!), p.clientId, metadata, clientAuth(p, own), {
       execute: p.allowInsecureRequests ? [client.allowInsecureRequests] : [],
       algorithm: p.type === 'oauth2' ? 'oauth2' : 'oidc',
-      timeout: 10, // as every other call to the OP (openid-client's default is 30 s)
+      timeout: OP_TIMEOUT_S, // as every other call to the OP (openid-client's default is 30 s)
       ...(p.customFetch ? { [client.customFetch]: p.customFetch } : {}),
     });
   }
   if (p.customFetch) config[client.customFetch] = p.customFetch;
-  config.timeout = 10;
+  config.timeout = OP_TIMEOUT_S;
   for (const run of execute) run(config);
   if (p.idTokenEncryptedResponseAlg) config[client.customFetch] = decryptingTokenResponses(p, own, config.serverMetadata().token_endpoint);
   return config;

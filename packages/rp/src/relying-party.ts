@@ -12,7 +12,7 @@ import { DynamicProviderError, DynamicProviders, postLogoutRedirectUri as regist
 import { codeGrantWithTokenIssuer, configurationForIdToken, refreshWithTokenIssuer } from './issuer-per-token.js';
 import { KeySets, idTokenAlgorithms, isUnpublishedKey, verifyJwt, verifyLogoutToken, type JwtExpectations } from './id-token.js';
 import { checkProvider, resolveOptions, type ProviderConfig, type ResolvedOptions, type RpOptions } from './options.js';
-import { clientAuth, configure } from './provider-metadata.js';
+import { clientAuth, configure, OP_TIMEOUT_S } from './provider-metadata.js';
 import { normalizeUser } from './user.js';
 import { fetchUserInfo, needsOwnUserInfo, userInfoCanAdd } from './userinfo.js';
 import { requestObject } from './request-object.js';
@@ -117,6 +117,14 @@ export class RelyingParty {
     this.keySets = new KeySets(this.options.jwksCooldown);
     const { dynamic } = this.options;
     if (dynamic.webfinger || dynamic.registration) this.dynamic = new DynamicProviders(dynamic, (name) => this.callbackUrl(name), this.options.coordination);
+  }
+
+  /**
+   * The longest a request waits for a token operation (e.g. a refresh) before it answers 503: the OP's
+   * timeout and one store deadline more. The operation itself goes on (see `RequestContext`).
+   */
+  get tokenBudgetMs(): number {
+    return OP_TIMEOUT_S * 1000 + this.options.storeTimeout;
   }
 
   /** The configuration of provider `name`; throws `unknown_provider`. */

@@ -287,6 +287,68 @@ describe('a session store that fails while the refreshed tokens are saved (redis
   });
 });
 
+describe('a refresh slower than a load balancer waits (slow store and slow OP, two instances)', () => {
+  let t: TestRp;
+  let b: { server: Server };
+  const slow = { store: 0, op: 0 };
+  beforeAll(async () => {
+    // every call to the shared store `slow.store` ms late (Redis in another zone, or overloaded), and
+    // the OP's refresh answers `slow.op` ms late: each call within its deadline, their sum not
+    const inner = redisCoordination(client, { prefix: 'rp-slow:' });
+    const coordination = new Proxy(inner, {
+      get: (target, name) => {
+        const value = Reflect.get(target, name) as unknown;
+        if (typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          if (slow.store) await sleep(slow.store);
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    t = await startRp({
+      store: new RedisStore({ client, prefix: 'sess-slow:' }) as unknown as ListableStore,
+      // the login's access token expires at once, a refreshed one lasts (so the next request can use it)
+      op: { ttl: { AccessToken: (ctx) => (ctx.oidc.params?.grant_type === 'refresh_token' ? 120 : 2) } },
+      rp: { coordination, storeTimeout: 500 },
+      routes: tokenRoute,
+      provider: {
+        customFetch: async (url, init) => {
+          if (url.endsWith('/token') && String(init.body).includes('grant_type=refresh_token') && slow.op) await sleep(slow.op);
+          return fetch(url, init as RequestInit);
+        },
+      },
+    });
+    b = await secondInstance(t, { coordination, storeTimeout: 500 });
+  }, 20_000);
+  afterAll(async () => {
+    await close(b.server);
+    await t.close();
+  });
+
+  test('503 with Retry-After once the OP\'s timeout and a store deadline have passed (10.5 s here), the refresh goes on, and the next request (on the other instance) gets its result with no second grant', async () => {
+    const cookie = cookieOf(await t.login(t.agent()));
+    await sleep(2100);
+    const grants = t.op.counts.grants.refresh_token ?? 0;
+    Object.assign(slow, { store: 1000, op: 9000 }); // lock 1 s + shared result 1 s + grant 9 s + result 1 s + lock 1 s: 13 s
+    const started = Date.now();
+    const cut = await request(t.server).get('/token').set('cookie', cookie);
+    const took = Date.now() - started;
+    expect({ status: cut.status, error: cut.body.error, retryAfter: cut.headers['retry-after'] }).toEqual({ status: 503, error: 'op_unavailable', retryAfter: '5' });
+    expect(cut.body.error_description).toContain('took longer than 11 s');
+    expect(took).toBeLessThan(12_000); // before: 200 after ≈ 16 s, and past a 30 s cut with a slower store
+    // the grant finishes meanwhile, and its result is shared
+    for (let i = 0; i < 100 && (await client.keys('rp-slow:refresh-result:*')).length === 0; i++) await sleep(100);
+    await sleep(2500); // the lock let go
+    slow.store = 0;
+    slow.op = 0;
+    expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(1);
+    const next = await request(b.server).get('/token').set('cookie', cookie);
+    expect(next.status).toBe(200);
+    expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(1); // the result of the cut refresh, not a second grant
+    expect((await request(t.server).get('/token').set('cookie', cookie)).body.value).toBe(next.body.value);
+  }, 40_000);
+});
+
 describe('refresh results kept from earlier serve only while their access token is valid', () => {
   test('the session\'s store failed at a refresh, and the user comes back after the new access token expired too: the kept result\'s rotated refresh token is refreshed in turn (no replay of the old one)', async () => {
     const { t, b, failing } = await instancesWithFailingSaves('chain');
