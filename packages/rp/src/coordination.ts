@@ -266,7 +266,7 @@ export function hashedKey(prefix: string, value: string): string {
  * stick: it checks `sessionEnded()` after its save.
  */
 export async function endSessions(coordination: Coordination, store: Store, ids: string[]): Promise<void> {
-  await Promise.all(ids.map((id) => coordination.set(endedKey(id), '1', ENDED_TTL_MS)));
+  await Promise.all(ids.map((id) => markSessionEnded(coordination, id)));
   await Promise.all(ids.map((id) => sessionOp<void>((cb) => store.destroy(id, cb))));
 }
 
@@ -296,6 +296,42 @@ export async function endIndexedSessions(coordination: Coordination, store: Stor
   }
   await done?.();
   return ids.length;
+}
+
+const KEEPS_ENDED = Symbol.for('@openid-express/rp keeps ended sessions ended');
+
+/**
+ * Makes every save of a session holding a login check, after it wrote, that no logout ended that
+ * session meanwhile, and destroy it again if one did (once per store). A request of the session that
+ * was under way when the user signed out (at the OP, or here on another tab or instance) otherwise
+ * saved the session back at its end, whenever it had changed it (a cart, a flash message; with
+ * `resave: true` always): the user was signed in again, and the old session id worked again. The
+ * logout marks the session ended before it destroys it, and the check comes after the write, so
+ * whichever lands last, the session ends up destroyed. A save of a session without a login pays nothing.
+ */
+export function keepEndedSessionsEnded(store: Store, coordination: Coordination): void {
+  const marked = store as Store & { [KEEPS_ENDED]?: true };
+  if (marked[KEEPS_ENDED]) return;
+  marked[KEEPS_ENDED] = true;
+  const set = store.set;
+  store.set = function checkedSet(this: Store, sid: string, session: SessionData, cb?: (err?: unknown) => void) {
+    if (!session?.oidc?.auth || typeof cb !== 'function') return set.call(this, sid, session, cb);
+    set.call(this, sid, session, (err?: unknown) => {
+      if (err) return cb(err);
+      sessionEnded(coordination, sid).then(
+        (ended) => (ended ? sessionOp<void>((done) => store.destroy(sid, done)).then(() => cb(), cb) : cb()),
+        cb,
+      );
+    });
+  };
+}
+
+/**
+ * Marks session `sessionId` ended (before the caller destroys it), for a logout here: see
+ * `keepEndedSessionsEnded`.
+ */
+export function markSessionEnded(coordination: Coordination, sessionId: string): Promise<void> {
+  return coordination.set(endedKey(sessionId), '1', ENDED_TTL_MS);
 }
 
 /** True when a logout at the OP ended session `sessionId` in the last minutes (see `endSessions`). */

@@ -15,7 +15,7 @@ import type { RpOptions } from './options.js';
 import { failedAfterCodeSpent, RelyingParty } from './relying-party.js';
 import { LOGOUT_TOKEN_MAX_AGE } from './id-token.js';
 import { alreadyUsed, claimCallback, finishedLogin, type CallbackClaim } from './callback-claim.js';
-import { coordinationOf, endIndexedSessions, hashedKey, type Coordination } from './coordination.js';
+import { coordinationOf, endIndexedSessions, hashedKey, keepEndedSessionsEnded, markSessionEnded, type Coordination } from './coordination.js';
 import { boundStore, guardedSession, sessionOp } from './session-guard.js';
 import { logoutIndexKey, logoutJtiKey, type Authentication, type Transaction } from './session.js';
 import { readStoredLogin, toStoredLogin } from './stored-login.js';
@@ -61,7 +61,10 @@ export function rp(options: RpOptions): RpRouter {
   const makeContext = contextMaker(relyingParty);
   const withSession = (err: unknown, req: Request, res: Response, next: NextFunction): void => {
     if (err !== undefined) return onError(err, req, res, next);
-    if (req.sessionStore !== boundTo && req.sessionStore) boundStore((boundTo = req.sessionStore), storeTimeout);
+    if (req.sessionStore !== boundTo && req.sessionStore) {
+      boundStore((boundTo = req.sessionStore), storeTimeout);
+      keepEndedSessionsEnded(req.sessionStore, coordinationOf(relyingParty, req.sessionStore));
+    }
     provideContext(req, res, makeContext);
     if (req.method === 'GET' && req.headers.cookie?.includes(LOGOUT_STATE_COOKIE)) {
       // with the `session` option this runs in the store's callback, outside Express's own try/catch
@@ -309,10 +312,13 @@ class Routes {
         debug('no RP-initiated logout at provider %s: %s', auth.provider, failure.message);
       }
     }
-    if (endSession) {
-      const signedOut: SignedOut = { to: endSession.href, state, returnTo };
-      await coordinationOf(this.rp, req.sessionStore).set(signedOutKey(req.sessionID), JSON.stringify(signedOut), SIGNED_OUT_MS);
-    }
+    const coordination = coordinationOf(this.rp, req.sessionStore);
+    await Promise.all([
+      // where the logout went, for a second "Sign out" from a browser that never saw this answer
+      endSession && coordination.set(signedOutKey(req.sessionID), JSON.stringify({ to: endSession.href, state, returnTo } satisfies SignedOut), SIGNED_OUT_MS),
+      // a request of this session still under way must not save its login back (keepEndedSessionsEnded)
+      auth && markSessionEnded(coordination, req.sessionID),
+    ]);
     await sessionOp<void>((cb) => req.session.destroy(cb));
     if (endSession) expectPostLogoutState(res, returnTo, state, this.rp);
     debug('logout: local session ended%s', endSession ? `, RP-initiated logout at provider ${auth!.provider}` : '');

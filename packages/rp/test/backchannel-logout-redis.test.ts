@@ -57,3 +57,31 @@ test('a logout at the OP ends a session made by another instance, through the Re
     await close(server);
   }
 });
+
+test('a logout at the OP sticks while a request of that session is under way on the other instance and saves the session at its end (resave: true)', async () => {
+  const server = createServer();
+  await listen(server);
+  const app = express();
+  app.use(session({ secret: 'test-session-secret', resave: true, saveUninitialized: false, store: t.store, name: 'sid' }));
+  app.use(rp({ baseURL: t.baseURL, providers: { op: oidc({ issuer: t.op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, allowInsecureRequests: true }) } }));
+  app.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user));
+  app.get('/slow', requireAuth(), (_req, res) => void setTimeout(() => res.send('done'), 600));
+  server.on('request', app);
+  try {
+    const browser = t.op.browser();
+    const agent = request.agent(server); // instance two
+    const start = await agent.get('/auth/login/op');
+    const callback = await browser.authorize(start.headers.location);
+    expect((await agent.get(callback.pathname + callback.search)).status).toBe(302);
+    const [id] = await t.authenticatedSessions();
+    const slow = agent.get('/slow').then((res) => res);
+    await new Promise((r) => setTimeout(r, 200));
+    await browser.endSession(`${t.op.issuer}/session/end`); // the OP posts the logout token to instance one
+    for (let i = 0; i < 200 && (await client.exists(`sess:${id}`)); i++) await new Promise((r) => setTimeout(r, 50));
+    expect((await slow).status).toBe(200); // resave: its end saved the session it read, with the login
+    expect(await client.exists(`sess:${id}`)).toBe(0);
+    expect((await agent.get('/me')).status).toBe(401); // before: 200, signed in again
+  } finally {
+    await close(server);
+  }
+});

@@ -217,3 +217,54 @@ describe('a back-channel logout while a request of that session is refreshing it
     expect(await slow.authenticatedSessions()).toEqual([]);
   }, 20_000);
 });
+
+describe('a sign-out while another request of that session is under way and then saves the session (a cart, a flash message, resave: true)', () => {
+  let app: TestRp;
+  beforeAll(async () => {
+    app = await startRp({
+      routes: (a) => a.get('/slow', async (req, res) => {
+        await new Promise((resolve) => setTimeout(resolve, 600));
+        const own = req.session as unknown as { visits?: number };
+        own.visits = (own.visits ?? 0) + 1; // an ordinary write of the app's own
+        res.send('done');
+      }),
+    });
+  }, 20_000);
+  afterAll(() => app.close());
+  const cookieOf = (agent: ReturnType<TestRp['agent']>): string => agent.jar.getCookie('sid', { domain: '127.0.0.1', path: '/', secure: false, script: false })!.toValueString();
+
+  test('at the OP (back-channel): the logout sticks, the request that ends after it does not sign the user in again', async () => {
+    const agent = app.agent();
+    await app.login(agent);
+    const slow = agent.get('/slow').then((res) => res);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const token = await signLogoutToken(app.op, { sub: 'alice' });
+    expect((await app.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: token })).status).toBe(200);
+    expect((await slow).status).toBe(200);
+    expect((await agent.get('/me')).status).toBe(401); // before: 200, signed in again
+    expect(await app.authenticatedSessions()).toEqual([]);
+  }, 20_000);
+
+  test('here (the logout route, from another tab): the ended session id does not work again', async () => {
+    const agent = app.agent();
+    await app.login(agent);
+    const cookie = cookieOf(agent);
+    const slow = agent.get('/slow').then((res) => res);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await agent.get('/auth/logout').set('sec-fetch-site', 'same-origin')).status).toBe(302);
+    expect((await slow).status).toBe(200);
+    expect((await request(app.server).get('/me').set('cookie', cookie)).status).toBe(401); // before: 200 (a copied cookie outlived the sign-out)
+    expect(await app.authenticatedSessions()).toEqual([]);
+  }, 20_000);
+
+  test('a session without a login is saved as it was, and a signed-in one that nobody ended stays signed in', async () => {
+    const agent = app.agent();
+    await app.login(agent);
+    expect((await agent.get('/slow')).status).toBe(200);
+    expect((await agent.get('/me')).status).toBe(200);
+    const anonymous = app.agent();
+    expect((await anonymous.get('/slow')).status).toBe(200);
+    expect((await anonymous.get('/slow')).status).toBe(200);
+    expect(await new Promise((resolve) => app.store.length!((_e, n) => resolve(n)))).toBeGreaterThanOrEqual(2);
+  }, 20_000);
+});
