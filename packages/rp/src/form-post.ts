@@ -17,8 +17,11 @@ const debug = createDebug('openid-express:rp');
 export const RESUBMIT_FIELD = 'oidc_resubmitted';
 
 /**
- * True when a POST callback should be posted again from the app's own origin: its `state` matches
- * no pending login of this request's session (the cookie did not come), and it was not resubmitted yet.
+ * True when a callback should be posted again from the app's own origin: its `state` matches no
+ * pending login of this request's session (the cookie did not come), and it was not resubmitted yet.
+ * A POST (form_post) always; a GET only when it is a browser's cross-site navigation (the OP's
+ * redirect back), which a `SameSite=Strict` session cookie does not go with, while the same-origin
+ * POST from the app's own page does. Elsewhere (an API client, a test) a GET is answered at once.
  *
  * @example
  * ```ts
@@ -26,7 +29,7 @@ export const RESUBMIT_FIELD = 'oidc_resubmitted';
  * ```
  */
 export function needsSameOriginResubmit(req: Request, params: URLSearchParams, data: OidcSessionData | undefined): boolean {
-  if (req.method !== 'POST' || params.has(RESUBMIT_FIELD)) return false;
+  if (params.has(RESUBMIT_FIELD) || (req.method === 'GET' ? req.get('sec-fetch-site') !== 'cross-site' : req.method !== 'POST')) return false;
   const state = params.get('state');
   return !state || !hasPendingLogin(data, state);
 }
@@ -39,7 +42,7 @@ export function needsSameOriginResubmit(req: Request, params: URLSearchParams, d
 export function resubmitSameOrigin(req: Request, res: Response, params: URLSearchParams): void {
   // Leave the session alone: one made for this cookie-less request must not replace the browser's cookie.
   delete (req as { session?: unknown }).session;
-  debug('%s: POST callback matched no pending login of this session; posting it again same-origin', req.path);
+  debug('%s: %s callback matched no pending login of this session; posting it again same-origin', req.path, req.method);
   const nonce = randomBytes(16).toString('base64');
   const inputs = [...params, [RESUBMIT_FIELD, '1']]
     .map(([k, v]) => `<input type="hidden" name="${escapeHtml(k)}" value="${escapeHtml(v)}">`)
@@ -53,7 +56,7 @@ export function resubmitSameOrigin(req: Request, res: Response, params: URLSearc
     })
     .type('html')
     .send(page('Signing in…',
-      `<p>Signing in…</p><form method="post" action="${escapeHtml(req.originalUrl)}">${inputs}` +
+      `<p>Signing in…</p><form method="post" action="${escapeHtml(req.originalUrl.split('?')[0]!)}">${inputs}` +
         `<noscript><button type="submit">Continue signing in</button></noscript></form>` +
         `<script nonce="${nonce}">document.forms[0].submit()</script>`));
 }

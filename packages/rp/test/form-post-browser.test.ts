@@ -101,3 +101,65 @@ test('a forged cross-site POST to the callback (no login started) ends on an err
     await context.close();
   }
 });
+
+describe('a session cookie with SameSite=Strict', () => {
+  let strict: SimApp;
+  const callbacks: Array<{ method: string; withCookie: boolean }> = [];
+  beforeAll(async () => {
+    strict = await startSimApp(
+      () => ({ code: microsoft({ tenant: 'organizations', clientId, clientSecret: 'entra-secret', authority: sim.authority, allowInsecureRequests: true }) }),
+      {
+        host: 'localhost',
+        cookie: { sameSite: 'strict' },
+        beforeRp: (a) => a.use('/auth/callback/:provider', (req, _res, next) => {
+          callbacks.push({ method: req.method, withCookie: /connect\.sid=/.test(req.headers.cookie ?? '') });
+          next();
+        }),
+      },
+    );
+    sim.options.redirectUris.push(`${strict.baseURL}/auth/callback/code`);
+  }, 30_000);
+  afterAll(() => strict?.close());
+
+  test('a code login in the query (the OP\'s redirect back is cross-site, so the cookie stays behind) completes: the app\'s own page posts the answer again, with the cookie', async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      // The simulator signs the user in with no page of its own, and Chromium (by default) weighs only
+      // where a redirect chain started: the user's click on the OP's own page is what makes the way
+      // back cross-site. So the login starts in the browser's cookie jar, the OP's answer is taken as
+      // it leaves, and the user follows it from a page of the OP's site.
+      // (context.request keeps its cookies in the browser's jar)
+      const start = await context.request.get(`${strict.baseURL}/auth/login/code?returnTo=/me`, { maxRedirects: 0 });
+      const answer = (await fetch(start.headers().location!, { redirect: 'manual' })).headers.get('location');
+      expect(answer).toContain('code=');
+      await page.goto(`${sim.authority}/common/v2.0/.well-known/openid-configuration`);
+      await page.setContent(`<a href="${answer}">Continue</a>`);
+      await Promise.all([page.waitForURL(`${strict.baseURL}/me`, { timeout: 15_000 }), page.click('a')]);
+      expect(JSON.parse((await page.textContent('body')) ?? '{}')).toMatchObject({ sub: 'pairwise-sub-ann', provider: 'code' });
+      // before: the GET without the cookie was the end of it ("This sign-in has expired")
+      expect(callbacks).toEqual([{ method: 'GET', withCookie: false }, { method: 'POST', withCookie: true }]);
+      expect((await context.cookies(strict.baseURL)).find((c) => c.name === 'connect.sid')?.sameSite).toBe('Strict');
+      expect(await strict.authenticatedSessions()).toHaveLength(1);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('a made-up answer sent from another site is still refused after the same-origin post, and no session is left', async () => {
+    callbacks.length = 0;
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${sim.authority}/common/v2.0/.well-known/openid-configuration`);
+      await page.setContent(`<a href="${strict.baseURL}/auth/callback/code?code=forged&state=forged">x</a>`);
+      await page.click('a');
+      await page.waitForSelector('h1');
+      expect(await page.textContent('h1')).toBe('This sign-in has expired');
+      expect(callbacks.map((c) => c.method)).toEqual(['GET', 'POST']);
+      expect(await strict.authenticatedSessions()).toHaveLength(1); // the first test's, none more
+    } finally {
+      await context.close();
+    }
+  });
+});

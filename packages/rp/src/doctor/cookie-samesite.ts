@@ -6,10 +6,8 @@ export function checkCookieSameSite(ctx: AppContext): CheckResult {
   if (!s || s.problem || s.secure === undefined) return skip('the session cookie settings are unknown (see session)');
   const sameSite = s.sameSite === true ? 'strict' : typeof s.sameSite === 'string' ? s.sameSite.toLowerCase() : undefined;
   if (sameSite === 'strict') {
-    return fail(
-      'the session cookie is SameSite=Strict: browsers do not send it when the OP sends the user back to the callback (a navigation from another site), so every login fails (missing state)',
-      'session({ ..., cookie: { sameSite: \'lax\' } }) (form_post callbacks are handled by rp() with lax cookies too)',
-    );
+    return pass('SameSite strict: the cookie stays behind when the OP sends the user back to the callback (a navigation from another site); '
+      + 'rp() then answers with a page of the app that posts the answer to itself, with the cookie (one more step, done by a script or a button)');
   }
   if (sameSite === 'none' && s.secure === false) {
     return fail('the session cookie is SameSite=None but not secure: browsers refuse such a cookie', 'session({ ..., cookie: { sameSite: \'lax\' } }), or secure: true with SameSite=None');

@@ -43,6 +43,8 @@ export async function startSimApp(
     store?: session.MemoryStore;
     rp?: Partial<RpOptions>;
     beforeRp?: (app: Express) => void;
+    /** The session cookie's options (default: express-session's). */
+    cookie?: session.CookieOptions;
   } = {},
 ): Promise<SimApp> {
   const server: Server = createServer();
@@ -52,7 +54,7 @@ export async function startSimApp(
   const app = express();
   options.beforeRp?.(app);
   // express-session's cookie defaults (no SameSite attribute: browsers treat it as Lax).
-  app.use(session({ secret: 'sim-app-session-secret', resave: false, saveUninitialized: false, store }));
+  app.use(session({ secret: 'sim-app-session-secret', resave: false, saveUninitialized: false, store, ...(options.cookie ? { cookie: options.cookie } : {}) }));
   let router: RpRouter;
   try {
     router = rp({ baseURL, providers: providers(baseURL), ...options.rp });
