@@ -145,7 +145,7 @@ export const RESPONSE_TYPES: readonly ResponseType[] = ['code', 'id_token', 'id_
 
 /** Options of `rp()`. */
 export interface RpOptions {
-  /** External origin of the app (e.g. `https://app.example.com`); callback URLs derive from it. */
+  /** External origin of the app (e.g. `https://app.example.com`); callback URLs derive from it. An app mounted under a path says it here too (`https://example.com/admin` with `app.use('/admin', router)` holding express-session and rp()): the routes are then at `/admin/auth/…`. */
   baseURL: string;
   /** Where the RP routes are mounted. Default `/auth`. */
   mountPath?: string;
@@ -187,6 +187,12 @@ export interface RpOptions {
 /** `RpOptions` with defaults applied. */
 export interface ResolvedOptions extends Required<Omit<RpOptions, 'onError' | 'dynamic' | 'defaultProvider' | 'session' | 'coordination' | 'keys'>> {
   keys: JWK[];
+  /**
+   * Where the browser finds the RP's routes: the path of `baseURL` (an app mounted under a path, e.g.
+   * `https://example.com/admin` with `app.use('/admin', rp(...))`) and `mountPath`. Every link and
+   * redirect to them (requireAuth()'s, the sign-out form's) starts with it.
+   */
+  routesPath: string;
   defaultProvider: string | undefined;
   session?: RequestHandler;
   coordination?: Coordination;
@@ -362,6 +368,7 @@ export function resolveOptions(options: RpOptions): ResolvedOptions {
   return {
     baseURL: base.href.replace(/\/$/, ''),
     mountPath: mountPath === '/' ? '' : mountPath,
+    routesPath: base.pathname.replace(/\/$/, '') + (mountPath === '/' ? '' : mountPath),
     providers: { ...options.providers },
     defaultProvider: options.defaultProvider ?? names[0],
     dynamic,

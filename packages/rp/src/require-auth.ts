@@ -70,7 +70,7 @@ export function requireAuth(options: RequireAuthOptions = {}): RequestHandler {
         if (options.maxAge !== undefined && auth) query.set('maxAge', String(options.maxAge));
         if (query.toString().length > 2 * MAX_RETURN_TO) query.delete('returnTo');
         const search = query.toString();
-        return res.redirect(`${rp.options.mountPath}/login/${encodeURIComponent(provider)}${search ? `?${search}` : ''}`);
+        return res.redirect(`${rp.options.routesPath}/login/${encodeURIComponent(provider)}${search ? `?${search}` : ''}`);
       }
       return sendError(new RpError('not_authenticated', 'this resource needs a login'), req, res, next, rp);
     }

@@ -266,8 +266,8 @@ class Routes {
 
   /** The path that starts a new login at provider `name` that returns to `returnTo`. */
   private loginUrl(name: string, returnTo = '/'): string {
-    const { mountPath } = this.rp.options;
-    return `${mountPath}/login/${encodeURIComponent(name)}${returnTo === '/' ? '' : `?returnTo=${encodeURIComponent(returnTo)}`}`;
+    const { routesPath } = this.rp.options;
+    return `${routesPath}/login/${encodeURIComponent(name)}${returnTo === '/' ? '' : `?returnTo=${encodeURIComponent(returnTo)}`}`;
   }
 
   refresh: Handler = async (req, res) => {
@@ -579,12 +579,12 @@ function confirmLogout(req: Request, res: Response, rp: RelyingParty, returnTo: 
   // its button's POST carries the app's Origin even where the app sends Referrer-Policy: no-referrer
   res.status(200).set({ 'cache-control': 'no-store', 'x-frame-options': 'DENY', 'referrer-policy': 'same-origin', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'" });
   if (!wantsHtml(req)) {
-    res.json({ confirm: 'POST this URL from the app\'s own origin to sign out', method: 'POST', action: `${rp.options.mountPath}/logout` });
+    res.json({ confirm: 'POST this URL from the app\'s own origin to sign out', method: 'POST', action: `${rp.options.routesPath}/logout` });
     return;
   }
   res.type('html').send(page('Sign out?',
     `<h1>Sign out?</h1><p>A link asked to sign you out of this site.</p>` +
-      `<form method="post" action="${escapeHtml(`${rp.options.mountPath}/logout`)}"><input type="hidden" name="returnTo" value="${escapeHtml(returnTo)}">` +
+      `<form method="post" action="${escapeHtml(`${rp.options.routesPath}/logout`)}"><input type="hidden" name="returnTo" value="${escapeHtml(returnTo)}">` +
       `<button type="submit">Sign out</button></form><p><a href="/">Stay signed in</a></p>`));
 }
 
@@ -595,7 +595,7 @@ function confirmLogout(req: Request, res: Response, rp: RelyingParty, returnTo: 
 function logoutUnavailable(req: Request, res: Response, rp: RelyingParty, err: RpError, returnTo: string, provider: string): void {
   res.status(503).set({ 'cache-control': 'no-store', 'retry-after': String(err.retryAfter), 'x-frame-options': 'DENY', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'" });
   if (!wantsHtml(req)) return void res.json(err.toJSON());
-  const action = escapeHtml(`${rp.options.mountPath}/logout`);
+  const action = escapeHtml(`${rp.options.routesPath}/logout`);
   const back = `<input type="hidden" name="returnTo" value="${escapeHtml(returnTo)}">`;
   res.type('html').send(page('Signing out is briefly unavailable',
     `<h1>Signing out is briefly unavailable</h1><p>Your sign-in provider could not be reached to end your session there, so you are still signed in. ` +

@@ -1,8 +1,10 @@
 import express, { type Express } from 'express';
 import session from 'express-session';
 import request from 'supertest';
-import { requireAuth } from '@openid-express/rp';
-import { startRp, type TestRp } from './support/rp-app.js';
+import { createServer } from 'node:http';
+import { oidc, requireAuth, rp } from '@openid-express/rp';
+import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, type TestRp } from './support/rp-app.js';
+import { startOp } from './support/oidc-provider.js';
 
 function routes(app: Express): void {
   const ok = (_req: express.Request, res: express.Response): void => void res.json({ ok: true });
@@ -133,5 +135,39 @@ describe('requireAuth()', () => {
 
   test('a bad maxAge is a start-up error', () => {
     expect(() => requireAuth({ maxAge: -1 })).toThrow(/maxAge/);
+  });
+});
+
+describe('an app mounted under a path (baseURL https://…/admin, app.use(\'/admin\', …))', () => {
+  test('requireAuth() sends the browser to the login under that path, the sign-in and its sign-out pages stay there', async () => {
+    const server = createServer();
+    const origin = await listen(server);
+    const op = await startOp({ clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${origin}/admin/auth/callback/op`], post_logout_redirect_uris: [`${origin}/admin/`] }] });
+    try {
+      const admin = express.Router();
+      admin.use(session({ secret: 'test-session-secret', resave: false, saveUninitialized: false }));
+      admin.use(rp({ baseURL: `${origin}/admin`, providers: { op: oidc({ issuer: op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, allowInsecureRequests: true }) } }));
+      admin.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user));
+      const app = express();
+      app.use('/admin', admin);
+      server.on('request', app);
+      const agent = request.agent(server);
+      const guarded = await agent.get('/admin/me').set(html);
+      // before: /auth/login/op, a 404 (or whatever the app has at /auth)
+      expect(guarded.headers.location).toBe(`/admin/auth/login/op?returnTo=${encodeURIComponent('/admin/me')}`);
+      const start = await agent.get(guarded.headers.location);
+      expect(start.status).toBe(302);
+      const callback = await op.authorize(start.headers.location);
+      expect(callback.pathname).toBe('/admin/auth/callback/op');
+      const back = await agent.get(callback.pathname + callback.search);
+      expect(back.headers.location).toBe('/admin/me');
+      expect((await agent.get('/admin/me')).body).toMatchObject({ sub: 'alice' });
+      // a sign-out link from another site: the confirmation page posts to the logout under /admin
+      const confirm = await agent.get('/admin/auth/logout').set(html).set('sec-fetch-site', 'cross-site');
+      expect(confirm.text).toContain('action="/admin/auth/logout"');
+    } finally {
+      await close(server);
+      await op.close();
+    }
   });
 });
