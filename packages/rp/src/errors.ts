@@ -6,6 +6,7 @@
 /** Every error code the RP answers with (stable; listed in the README). */
 export type RpErrorCode =
   | 'session_missing'
+  | 'cookie_not_sent'
   | 'invalid_options'
   | 'unknown_provider'
   | 'missing_state'
@@ -38,6 +39,7 @@ export type RpErrorCode =
 
 const STATUS: Record<RpErrorCode, number> = {
   session_missing: 500,
+  cookie_not_sent: 500,
   invalid_options: 500,
   unknown_provider: 404,
   missing_state: 400,

@@ -518,7 +518,7 @@ export class RelyingParty {
   }
 
   /** `console.warn` of `message`, at most once an hour per `key`: a condition that lasts (every refresh meets it) must not flood the log. */
-  private warnAtMostHourly(key: string, message: string): void {
+  warnAtMostHourly(key: string, message: string): void {
     const last = this.warned.get(key);
     if (last !== undefined && Date.now() - last < 3600_000) return;
     if (this.warned.size >= 1000) this.warned.clear(); // (one key per provider: bounded with many dynamic OPs too)

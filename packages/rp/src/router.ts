@@ -21,6 +21,7 @@ import { logoutIndexKey, logoutJtiKey, type Authentication, type Transaction } f
 import { readStoredLogin, toStoredLogin } from './stored-login.js';
 import { pendingLogins } from './transactions.js';
 import { shortLivedPendingLogins } from './pending-life.js';
+import { checkSessionCookie } from './cookie-checks.js';
 
 const debug = createDebug('openid-express:rp');
 
@@ -147,6 +148,7 @@ class Routes {
 
   login: Handler = async (req, res) => {
     const session = requireSession(req);
+    checkSessionCookie(req, res, this.rp);
     const input = (req.method === 'POST' ? req.body ?? {} : req.query) as Record<string, unknown>;
     // GET {mountPath}/login?identifier=alice@example.org: the OP is found on the fly (dynamic option);
     // GET {mountPath}/login?iss=…: a third party starts the login at the OP of that issuer (OIDC Core 4)

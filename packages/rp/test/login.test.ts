@@ -183,3 +183,50 @@ describe('the life of a session that only holds pending logins', () => {
     expect(kept!.cookie.expires ?? null).toBeNull();
   });
 });
+
+describe('the session cookie must come back with the callback, and go over https only on an https app', () => {
+  const started: TestRp[] = [];
+  afterAll(() => Promise.all(started.map((s) => s.close())));
+  async function app(opts: Parameters<typeof startRp>[0]): Promise<TestRp> {
+    const s = await startRp(opts);
+    started.push(s);
+    return s;
+  }
+
+  test('a `secure` cookie on a request Express sees as http (no proxy header): 500 cookie_not_sent naming the fix, before the user goes to the OP', async () => {
+    const s = await app({ cookie: { secure: true } });
+    const res = await s.agent().get('/auth/login/op').set('accept', 'application/json');
+    expect(res.status).toBe(500); // before: 302 to the OP, then "This sign-in has expired" at the callback
+    expect(res.body.error).toBe('cookie_not_sent');
+    expect(res.body.error_description).toMatch(/app\.set\('trust proxy', 1\).*secure: 'auto'/);
+    expect(await s.authenticatedSessions()).toEqual([]);
+  });
+
+  test('a `secure` cookie behind a TLS proxy without trust proxy (X-Forwarded-Proto: https): express-session sends no cookie, and a warning says to set trust proxy', async () => {
+    const s = await app({ cookie: { secure: true } });
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    const res = await s.agent().get('/auth/login/op').set('x-forwarded-proto', 'https');
+    expect(res.status).toBe(302);
+    expect(res.headers['set-cookie']).toBeUndefined();
+    expect(warn).toHaveBeenCalledWith(expect.stringMatching(/sent no session cookie with a sign-in.*app\.set\('trust proxy', 1\)/));
+  });
+
+  test('with trust proxy, the same sign-in gets its Secure cookie and no warning', async () => {
+    const s = await app({ cookie: { secure: true } });
+    s.app.set('trust proxy', 1);
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    const res = await s.agent().get('/auth/login/op').set('x-forwarded-proto', 'https');
+    expect(res.status).toBe(302);
+    expect(String(res.headers['set-cookie'])).toMatch(/; Secure/);
+    expect(warn).not.toHaveBeenCalled();
+  });
+
+  test('an https app whose cookie has no Secure attribute is warned about (at most hourly), naming the option', async () => {
+    const s = await app({ rp: { baseURL: 'https://app.example.com' } });
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    expect((await s.agent().get('/auth/login/op')).status).toBe(302);
+    expect((await s.agent().get('/auth/login/op')).status).toBe(302);
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(warn).toHaveBeenCalledWith(expect.stringMatching(/no Secure attribute although baseURL is https \(https:\/\/app\.example\.com\).*cookie: \{ secure: true \}/));
+  });
+});
