@@ -273,6 +273,33 @@ describe('an attacker against an OP that does not trust a proxy', () => {
   });
 });
 
+describe('an attacker against an OP whose app trusts every proxy hop (app.set(\'trust proxy\', true), trustProxy left off)', () => {
+  let f: FlowFixture;
+  beforeAll(async () => {
+    f = await startFlowFixture(memoryAdapter(), { accounts: memoryAccounts([FULL_ALICE, BOB]) }, { beforeOp: (app) => void app.set('trust proxy', true) });
+  });
+  afterAll(async () => {
+    await f?.op.close();
+  });
+  afterEach(() => jest.restoreAllMocks());
+
+  // what the load balancer passes on: the client's own X-Forwarded-For, then the address it saw (203.0.113.50)
+  const behindProxy = (made: string) => `${made}, 203.0.113.50`;
+
+  test('a made-up X-Forwarded-For on every guess (req.ip is its first entry) does not escape the per-IP limit, and op() says what to set', async () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    for (let i = 0; i < 5; i += 1) {
+      const browser = f.browser(behindProxy(`192.0.2.${i + 1}`));
+      const failed = await browser.submit(await browser.open((await codeRequest(f)).url), loginForm, { login: `nobody-${i}`, password: 'x' });
+      expect(failed.status).toBe(401);
+    }
+    const browser = f.browser(behindProxy('192.0.2.99'));
+    const refused = await browser.submit(await browser.open((await codeRequest(f)).url), loginForm, { login: 'bob', password: BOB.password });
+    expect(refused.status).toBe(429); // before: 200, every guess counted under the address the client chose
+    expect(warn).toHaveBeenCalledWith(expect.stringMatching(/`trust proxy` set to true .* Set `app\.set\('trust proxy', 1\)`/));
+  });
+});
+
 describe('guesses sent all at once (the password check is slow: scrypt)', () => {
   let f: FlowFixture;
   beforeAll(async () => {
