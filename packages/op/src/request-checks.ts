@@ -97,3 +97,17 @@ export function checkMount(mountPath: string, views: Views, misconfigured: (req:
     return false;
   };
 }
+
+/**
+ * Takes off the CORS headers a middleware before op() set (an app-wide `cors()` of the `cors`
+ * package answers `Access-Control-Allow-Origin: *`): oidc-provider leaves alone a response that
+ * already has one, so its per-client rule (the token, userinfo and introspection answers readable
+ * only from a client's own origins) never ran, and a page on any site could read them. op() answers
+ * CORS for its own paths.
+ */
+export const ownCors: RequestCheck = (_req, res) => {
+  if (res.hasHeader('access-control-allow-origin')) {
+    for (const name of res.getHeaderNames()) if (name.startsWith('access-control-')) res.removeHeader(name);
+  }
+  return true;
+};

@@ -13,7 +13,7 @@ import { interactionStates } from './interaction-state.js';
 import { completeLogin, interactionRoutes, type InteractionDeps } from './interactions.js';
 import { resolveKeys } from './keys.js';
 import { retiredKeyHint } from './retired-hint.js';
-import { checkHost, checkMount, pinHost, type RequestCheck } from './request-checks.js';
+import { checkHost, checkMount, ownCors, pinHost, type RequestCheck } from './request-checks.js';
 import { checkLogoutCsrf } from './logout-csrf.js';
 import { resolveOptions, type OpOptions, type ResolvedOptions } from './options.js';
 import { postToGet } from './post-to-get.js';
@@ -190,6 +190,7 @@ export function op(options: OpOptions): OpApp {
     checkMount(o.mountPath, views, (req, res) => refuse(req, res, { code: 'mount_mismatch', message: `op(): ${mountMismatch(o, req.baseUrl)}` })),
     checkHost(o.trustProxy, views),
     pinHost(o.issuer),
+    ownCors,
   ];
   const passesChecks: RequestCheck = (req, res) => {
     for (const check of checks) if (!check(req, res)) return false;

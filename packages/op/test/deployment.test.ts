@@ -3,7 +3,7 @@ import express from 'express';
 import { memoryAdapter } from '@openid-express/op';
 import { signIn } from '../../../test/support/op-forms.js';
 import { ALICE } from './support/op-server.js';
-import { aliceTokens, client, insecure, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
+import { aliceTokens, client, insecure, SECRET, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
 
 describe('an app that parses bodies itself before op()', () => {
   let f: FlowFixture;
@@ -29,6 +29,40 @@ describe('an app that parses bodies itself before op()', () => {
       { redirect_uris: [`${f.op.origin}/cb`], grant_types: ['client_credentials'], response_types: [] }, undefined, insecure);
     const tokens = await client.clientCredentialsGrant(registered, {});
     expect(tokens.access_token).toEqual(expect.any(String));
+  });
+});
+
+describe('an app-wide cors() before op()', () => {
+  let f: FlowFixture;
+  beforeAll(async () => {
+    f = await startFlowFixture(memoryAdapter(), { features: { clientCredentials: true } }, {
+      // what app.use(cors()) of the `cors` package does with its defaults: every origin, preflights answered
+      beforeOp: (app) => app.use((req, res, next) => {
+        res.setHeader('Access-Control-Allow-Origin', '*');
+        if (req.method === 'OPTIONS') return void res.status(204).end();
+        next();
+      }),
+    });
+  });
+  afterAll(() => f.op.close());
+
+  test("does not open op()'s answers to every site: userinfo and the token endpoint follow the client's origins", async () => {
+    const tokens = await aliceTokens(f, f.web, { scope: 'openid email' });
+    const userinfo = await fetch(`${f.op.issuer}/me`, { headers: { origin: 'https://evil.example', authorization: `Bearer ${tokens.access_token}` } });
+    await userinfo.arrayBuffer();
+    // before: 200 with *, Alice's claims readable from any site
+    expect([userinfo.status, userinfo.headers.get('access-control-allow-origin')]).toEqual([400, null]);
+    const token = await fetch(`${f.op.issuer}/token`, {
+      method: 'POST',
+      headers: { origin: 'https://evil.example', 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('service:' + encodeURIComponent(SECRET)).toString('base64')}` },
+      body: 'grant_type=client_credentials&scope=api%3Aread',
+    });
+    await token.arrayBuffer();
+    expect([token.status, token.headers.get('access-control-allow-origin')]).toEqual([400, null]);
+    // the client's own origin still may read userinfo
+    const own = await fetch(`${f.op.issuer}/me`, { headers: { origin: f.op.origin, authorization: `Bearer ${tokens.access_token}` } });
+    await own.arrayBuffer();
+    expect(own.headers.get('access-control-allow-origin')).toBe(f.op.origin);
   });
 });
 
