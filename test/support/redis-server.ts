@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { existsSync } from 'node:fs';
 import { onFreePort, portTaken } from './ports.js';
 
@@ -148,4 +149,53 @@ export function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promis
     child.kill('SIGCONT');
     child.kill(signal);
   });
+}
+
+/** A TCP proxy in front of a Redis that holds back each of its replies by `delayMs` (kept in order): a slow, not stalled, Redis. */
+export interface SlowRedis {
+  /** `redis://127.0.0.1:<proxy port>` */
+  url: string;
+  /** Milliseconds each reply is held back; change it at any time (0: none). */
+  delayMs: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a {@link SlowRedis} in front of `server`.
+ *
+ * @example
+ * ```ts
+ * const slow = await slowRedis(redis.server);
+ * slow.delayMs = 300; // every reply 300 ms late
+ * ```
+ */
+export async function slowRedis(server: RedisServer): Promise<SlowRedis> {
+  const sockets = new Set<net.Socket>();
+  const proxy = net.createServer((client) => {
+    const upstream = net.connect(server.port, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    let last = 0; // replies leave in the order they came
+    client.on('data', (d) => upstream.write(d));
+    upstream.on('data', (d) => {
+      const at = Math.max(Date.now() + slow.delayMs, last);
+      last = at;
+      setTimeout(() => client.write(d), at - Date.now());
+    });
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const slow: SlowRedis = {
+    url: `redis://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`,
+    delayMs: 0,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => proxy.close(() => resolve()));
+    },
+  };
+  return slow;
 }

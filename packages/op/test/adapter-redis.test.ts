@@ -3,7 +3,7 @@ import { format } from 'node:util';
 import debug from 'debug';
 import { createClient } from 'redis';
 import { unhandledRejectionsDuring } from '../../../test/support/unhandled.js';
-import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import { slowRedis, startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import type { OpStore } from '../src/adapters/types.js';
 import { redisAdapter } from '../src/adapters/redis.js';
 import { OpConfigError, StoreUnavailableError } from '../src/errors.js';
@@ -410,6 +410,31 @@ describe('redisAdapter when Redis stalls or goes away', () => {
       expect(ms).toBeLessThan(2_000 + 500);
     }
     expect((ended.find((o) => o.call === 'find')!.error as Error).message).not.toContain('at-1');
+  });
+
+  it('a Redis whose replies are each 60 % of `timeout` late, just restarted (scripts forgotten: EVALSHA, NOSCRIPT, EVAL): calls of several commands succeed, a stall still fails within `timeout`', async () => {
+    const slow = await slowRedis(outage);
+    const slowClient = createClient({ url: slow.url }).on('error', () => undefined);
+    await slowClient.connect();
+    try {
+      const store = redisAdapter(slowClient, { timeout: 500, prefix: uniquePrefix() });
+      await sleep(200); // its start-up checks
+      await outageClient.scriptFlush();
+      slow.delayMs = 300;
+      const tokens = store.adapterFor('AccessToken');
+      // before: every command of a call shared one 500 ms deadline, and each of these failed
+      await tokens.upsert('at-slow', { grantId: 'g-slow' }, 60); // the record and the grant index: 2 scripts, each NOSCRIPT then EVAL
+      expect(await tokens.find('at-slow')).toEqual({ grantId: 'g-slow' });
+      expect(await store.increment('login:slow', 60)).toBe(1);
+      outage.pause();
+      const started = Date.now();
+      await expect(tokens.find('at-slow')).rejects.toThrow(/^Redis did not answer AccessToken.find within 500 ms/);
+      expect(Date.now() - started).toBeLessThan(900);
+    } finally {
+      outage.resume();
+      slowClient.destroy();
+      await slow.close();
+    }
   });
 
   it('the same adapter works again once the stalled Redis runs again', async () => {

@@ -89,18 +89,20 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
   if (typeof prefix !== 'string') throw new RpError('invalid_options', 'redisCoordination: "prefix" must be a string');
   if (!Number.isInteger(timeout) || timeout <= 0) throw new RpError('invalid_options', 'redisCoordination: "timeout" must be a positive number of milliseconds');
   const shas = new Map<string, string>(); // script → its SHA1, so only the hash travels (EVALSHA)
-  const evalScript = async (script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown> => {
+  // each command has its deadline: a server (or cluster node) that has not seen the script yet (restarted,
+  // failed over) answers NOSCRIPT, and the EVAL that sends it gets a `timeout` of its own (before, both
+  // shared one, and with replies about half a `timeout` late every script failed on its first use)
+  const run = async (script: string, key: string, args: string[] = []): Promise<unknown> => {
+    const options = { keys: [prefix + key], arguments: args };
     let sha = shas.get(script);
     if (!sha) shas.set(script, (sha = createHash('sha1').update(script).digest('hex')));
     try {
-      return await client.evalSha(sha, options);
+      return await withDeadline(client.evalSha(sha, options), timeout);
     } catch (err) {
-      if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
-      return client.eval(script, options); // a server (or cluster node) that has not seen it yet
+      if (!String(((err as RpError).cause as Error | undefined)?.message).startsWith('NOSCRIPT')) throw err;
+      return withDeadline(client.eval(script, options), timeout);
     }
   };
-  const run = (script: string, key: string, args: string[] = []): Promise<unknown> =>
-    withDeadline(evalScript(script, { keys: [prefix + key], arguments: args }), timeout);
   // advice only: whatever it meets (a client of another shape included), it never fails the app
   startupCheck(client, prefix, () => run(`return redis.call('PING')`, 'ping'), () => run(`return redis.call('TIME')`, 'ping')).catch(() => undefined);
   return {

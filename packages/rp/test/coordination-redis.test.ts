@@ -6,7 +6,7 @@
 import { createClient } from 'redis';
 import { RpError, redisCoordination, type Coordination } from '@openid-express/rp';
 import { holdLease } from '../src/lease.js';
-import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import { slowRedis, startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import { unhandledRejectionsDuring } from '../../../test/support/unhandled.js';
 
 let redis: RedisServer;
@@ -117,4 +117,29 @@ test('the start-up check never fails the app: a client of another shape (its sen
     sendCommand: () => { throw new TypeError('this client takes other arguments'); },
   } as never));
   expect(unhandled).toEqual([]); // before: a TypeError that ended a plain Node process
+});
+
+test('a Redis whose replies are each 60 % of `timeout` late, just restarted (its scripts forgotten: EVALSHA answers NOSCRIPT, then EVAL): every call succeeds; a stalled one still fails within `timeout`', async () => {
+  const slow = await slowRedis(redis);
+  const client = createClient({ url: slow.url }).on('error', () => undefined);
+  await client.connect();
+  try {
+    const coordination = redisCoordination(client, { timeout: 500, prefix: 'slow-scripts:' });
+    await sleep(200); // its start-up checks
+    await admin.scriptFlush();
+    slow.delayMs = 300;
+    // before: the NOSCRIPT round trip and the EVAL shared one 500 ms deadline: 503 on each script's first use
+    expect(await coordination.setIfAbsent('lock', 'me', 10_000)).toBe(true);
+    await coordination.set('k', 'v', 10_000);
+    expect(await coordination.get('k')).toBe('v');
+    redis.pause();
+    const started = Date.now();
+    await expect(coordination.get('k')).rejects.toMatchObject({ code: 'store_unavailable' });
+    expect(Date.now() - started).toBeLessThan(900);
+  } finally {
+    redis.resume();
+    slow.delayMs = 0;
+    client.destroy();
+    await slow.close();
+  }
 });

@@ -1,7 +1,7 @@
 import debug from 'debug';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
-import { withDeadline } from '../bounded-store.js';
 import { OpConfigError, StoreUnavailableError } from '../errors.js';
 import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
 import { holdUntilAnswered, recordConsumed } from '../request-scope.js';
@@ -54,8 +54,9 @@ export interface RedisAdapterOptions {
   /** Prepended to every key, so several OPs (or apps) can share one Redis. Default `"oidc:"`. */
   prefix?: string;
   /**
-   * Milliseconds any one store call (find, upsert, consume, revoke, counters ...) may take before
-   * it rejects with `StoreUnavailableError` (503 `store_unavailable`). Default 2000.
+   * Milliseconds Redis may take over each reply of a store call (find, upsert, consume, revoke,
+   * counters ...) before the call rejects with `StoreUnavailableError` (503 `store_unavailable`).
+   * A call sends up to 4 commands one after another, each given this much. Default 2000.
    */
   timeout?: number;
 }
@@ -76,6 +77,9 @@ const CONSUME_LEASE_MS = 3_000;
 const CONSUME_RENEW_MS = 1_000;
 const LEASE_WAIT_MS = CONSUME_LEASE_MS + 1_000;
 const LEASE_POLL_MS = 100;
+// The most commands one store call sends one after another (a find: the lookup, the record, the
+// lease; an upsert: the record, the grant index; each EVALSHA may meet NOSCRIPT and send EVAL).
+const MAX_COMMANDS = 4;
 
 /**
  * The production store: oidc-provider's records and the login counters in Redis, each key
@@ -297,9 +301,11 @@ class Redis {
   /** One command about `key`. Never flagged read-only: a replica could miss a code written just now. */
   command(key: string, args: string[]): Promise<unknown> {
     const options: RedisCommandOptions = { timeout: this.timeout };
-    if (this.cluster) return (this.client as RedisClusterCommandClient).sendCommand(key, false, args, options);
-    if (this.sentinel) return (this.client as RedisSentinelCommandClient).sendCommand(false, args, options);
-    return (this.client as RedisCommandClient).sendCommand(args, options);
+    const sent = this.cluster ? (this.client as RedisClusterCommandClient).sendCommand(key, false, args, options)
+      : this.sentinel ? (this.client as RedisSentinelCommandClient).sendCommand(false, args, options)
+        : (this.client as RedisCommandClient).sendCommand(args, options);
+    const call = underWay.getStore();
+    return call ? sent.finally(call.answered) : sent;
   }
 
   /**
@@ -324,19 +330,40 @@ class Redis {
 
   /**
    * Runs one store call with a deadline, whatever the client's own settings: a stalled Redis
-   * makes node-redis wait forever for a command it already wrote. Connection failures become
+   * makes node-redis wait forever for a command it already wrote. The deadline is `timeout` for
+   * each reply: every answer to one of the call's commands gives it `timeout` more, up to
+   * {@link MAX_COMMANDS} of them. So a Redis whose every reply is late but within `timeout` (another
+   * zone, a busy server) still serves a call of several commands (before, their sum had to fit in
+   * one `timeout`, and a script Redis had forgotten after a restart, EVALSHA then EVAL, timed out),
+   * while a stalled one fails it within `timeout`. Connection failures become
    * `StoreUnavailableError`; other errors (script errors, WRONGTYPE: bugs) pass unchanged.
    * Work still running at the deadline is abandoned, not undone: Redis may yet apply it.
    */
   guard<T>(what: string, work: () => Promise<T>): Promise<T> {
-    const attempt = Promise.resolve()
-      .then(work)
+    let timer: NodeJS.Timeout | undefined;
+    let settled = false;
+    let giveUp!: (err: Error) => void;
+    const late = new Promise<never>((_, reject) => (giveUp = reject));
+    const last = Date.now() + MAX_COMMANDS * this.timeout;
+    const answered = (): void => {
+      if (settled) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => giveUp(timedOut(what, this.timeout, this.client)), Math.max(0, Math.min(this.timeout, last - Date.now())));
+    };
+    answered();
+    const attempt = underWay.run({ answered }, () => Promise.resolve().then(work))
       .catch((error: unknown) => {
         throw isUnavailable(error) ? unreachable(what, error) : error;
       });
-    return withDeadline(attempt, this.timeout, () => timedOut(what, this.timeout, this.client));
+    return Promise.race([attempt, late]).finally(() => {
+      settled = true;
+      clearTimeout(timer);
+    });
   }
 }
+
+/** The store call under way in this async context (see `Redis.guard`): each reply gives it another `timeout`. */
+const underWay = new AsyncLocalStorage<{ answered(): void }>();
 
 /** node-redis's cluster client has a list of masters; a single-node client has none. */
 function isCluster(client: RedisAdapterClient): client is RedisClusterCommandClient {
