@@ -121,7 +121,15 @@ function errorPage(views: Views) {
  * the rest of op() answers, instead of Koa's plain-text "Not Found". Added before the provider's
  * router, it runs after it (`await next()`), and only changes an answer nothing has written.
  */
-function answerUnknownPaths(provider: Provider, views: Views): void {
+/** Where op() at the root of a host keeps, per request, the way on to the app's own routes after it. */
+const PASS_ON = Symbol('the app after op()');
+
+/**
+ * The 404 of a path that is none of the OP's, and the scope of every request (see below). op() at
+ * the root of a host (an issuer without a path) passes such a request on to the app's own routes
+ * mounted after it (`passOn`), as Express middleware does: before, it answered them all with its 404.
+ */
+function answerUnknownPaths(provider: Provider, views: Views, passOn: boolean): void {
   provider.use(async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
     // (and the scope in which a store failure undoes what the request consumed, store-unavailable.ts,
     // and which a consume is held for until the answer is written, redisAdapter's consume)
@@ -134,8 +142,9 @@ function answerUnknownPaths(provider: Provider, views: Views): void {
     }
     if (ctx.status !== 404 || ctx.body != null || ctx.respond === false || ctx.headerSent) return;
     ctx.respond = false;
-    const req = ctx.req as unknown as Request;
+    const req = ctx.req as unknown as Request & { [PASS_ON]?: NextFunction };
     const res = ctx.res as unknown as Response;
+    if (passOn && req[PASS_ON]) return req[PASS_ON]();
     const path = (req.originalUrl ?? ctx.path).split('?')[0]!.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, 200);
     await sendRefusal(req, res, views, {
       status: 404, code: 'not_found', message: `There is no ${ctx.method} ${path} here. Check the address, or start again from the application you came from.`,
@@ -218,9 +227,13 @@ export function op(options: OpOptions): OpApp {
   for (const endpoint of ['authorization', 'end_session'] as const) {
     app.post(provider.pathFor(endpoint, { mountPath: '' }), ...postToGet(o.mountPath));
   }
-  answerUnknownPaths(provider, views);
+  const atRoot = o.mountPath === '';
+  answerUnknownPaths(provider, views, atRoot);
   const callback = provider.callback();
-  app.use(callback);
+  app.use(atRoot ? (req: Request & { [PASS_ON]?: NextFunction }, res: Response, next: NextFunction) => {
+    req[PASS_ON] = next;
+    void callback(req, res);
+  } : callback);
   const onError = errorPage(views);
   app.use(onError);
   skipAppForApiEndpoints(app, provider, passesChecks, callback);

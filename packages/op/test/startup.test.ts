@@ -392,6 +392,18 @@ describe('op() at the root of a host', () => {
     expect(res.status).toBe(200);
     expect(res.body.issuer).toBe('https://id.example.com');
   });
+
+  test("the app's own routes mounted after it are reached; a path nobody serves gets the app's 404", async () => {
+    const app = express();
+    app.use(session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false }));
+    app.use(op({ ...base, issuer: 'https://id.example.com' }));
+    app.get('/home', (_req, res) => void res.send('home page'));
+    app.use((_req, res) => void res.status(404).send('the app\'s own 404'));
+    expect((await request(app).get('/home')).text).toBe('home page'); // before: op()'s "There is no GET /home here"
+    expect((await request(app).get('/nothing')).text).toBe('the app\'s own 404');
+    expect((await request(app).get('/.well-known/openid-configuration')).body.issuer).toBe('https://id.example.com');
+    expect((await request(app).get('/jwks')).status).toBe(200);
+  });
 });
 
 describe('signing keys without a kid', () => {
