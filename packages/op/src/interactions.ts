@@ -49,7 +49,10 @@ const EXPIRED = new OpError('interaction_expired', 400,
 /** Posted fields as strings; repeated or nested fields are dropped. */
 function fields(body: unknown): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = {};
-  if (body && typeof body === 'object') {
+  if (typeof body === 'string' || Buffer.isBuffer(body)) {
+    // an app's catch-all parser before op() (express.raw() or express.text() with type '*/*') left the form's bytes
+    for (const [k, v] of new URLSearchParams(body.toString('utf8'))) out[k] ??= v;
+  } else if (body && typeof body === 'object') {
     for (const [k, v] of Object.entries(body)) if (typeof v === 'string') out[k] = v;
   }
   return out;

@@ -30,6 +30,9 @@ function readable(req: Request): Promise<void> {
 
 /** A body an app's parser made (`express.urlencoded()`) as form fields. */
 function fieldsOf(body: unknown): URLSearchParams {
+  // an app's catch-all parser before op() (express.raw() or express.text() with type '*/*', kept for
+  // webhook signatures) leaves the form's bytes as they came
+  if (typeof body === 'string' || Buffer.isBuffer(body)) return new URLSearchParams(body.toString('utf8'));
   const out = new URLSearchParams();
   if (body && typeof body === 'object') {
     for (const [name, value] of Object.entries(body)) for (const v of [value].flat()) if (typeof v === 'string') out.append(name, v);

@@ -32,6 +32,29 @@ describe('an app that parses bodies itself before op()', () => {
   });
 });
 
+describe.each([
+  ['express.raw', () => express.raw({ type: '*/*' })],
+  ['express.text', () => express.text({ type: '*/*' })],
+])('an app with a catch-all body parser before op() (%s, type "*/*", as kept for webhook signatures)', (_name, parser) => {
+  let f: FlowFixture;
+  beforeAll(async () => {
+    f = await startFlowFixture(memoryAdapter(), {}, { beforeOp: (app) => app.use(parser()) });
+  });
+  afterAll(() => f.op.close());
+
+  test('signs alice in through the forms (before: 403 "this form has expired" on every sign-in) and signs her out', async () => {
+    const tokens = await aliceTokens(f, f.web, { scope: 'openid email' });
+    expect(tokens.claims()!.sub).toBe('alice');
+    const browser = f.browser();
+    await signIn(browser, (await f.authorization()).url, { login: 'alice', password: ALICE.password });
+    const confirm = await browser.open(`${f.op.issuer}/session/end`);
+    const forged = await browser.post(`${f.op.issuer}/session/end/confirm`, { ...browser.form(confirm, { id: 'op.logoutForm' }).fields, csrf: 'guessed', logout: 'yes' });
+    expect(forged.status).toBe(403);
+    const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+    expect(done.html).toContain('<h1>Signed out</h1>');
+  });
+});
+
 describe('an app-wide cors() before op()', () => {
   let f: FlowFixture;
   beforeAll(async () => {
