@@ -13,6 +13,7 @@ import { interactionStates } from './interaction-state.js';
 import { completeLogin, interactionRoutes, type InteractionDeps } from './interactions.js';
 import { resolveKeys } from './keys.js';
 import { retiredKeyHint } from './retired-hint.js';
+import { formPostPolicy } from './form-post-csp.js';
 import { checkHost, checkMount, ownCors, pinHost, type RequestCheck } from './request-checks.js';
 import { checkLogoutCsrf } from './logout-csrf.js';
 import { resolveOptions, type OpOptions, type ResolvedOptions } from './options.js';
@@ -229,6 +230,7 @@ export function op(options: OpOptions): OpApp {
   }
   const atRoot = o.mountPath === '';
   answerUnknownPaths(provider, views, atRoot);
+  formPostPolicy(provider);
   const callback = provider.callback();
   app.use(atRoot ? (req: Request & { [PASS_ON]?: NextFunction }, res: Response, next: NextFunction) => {
     req[PASS_ON] = next;

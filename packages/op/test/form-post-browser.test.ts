@@ -1,0 +1,68 @@
+/**
+ * `response_mode=form_post` in a real Chromium, with an app-wide security-header middleware before
+ * op() (helmet()'s default Content-Security-Policy, whose `form-action 'self'` forbids posting to
+ * another origin): the page that posts the code to the client, on another origin, still posts it.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Browser } from 'playwright-core';
+import { memoryAdapter } from '@openid-express/op';
+import { launchChromium } from '../../../test/support/chromium.js';
+import { accounts, ALICE, startOp, type RunningOp } from './support/op-server.js';
+
+jest.setTimeout(60_000);
+
+// helmet 8's default Content-Security-Policy, as app.use(helmet()) sets it on every answer
+const HELMET_CSP = "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';"
+  + "img-src 'self' data:;object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' https: 'unsafe-inline';upgrade-insecure-requests";
+
+let browser: Browser;
+let op: RunningOp;
+let client: Server;
+let clientOrigin: string;
+const posted: Array<Record<string, string>> = [];
+
+beforeAll(async () => {
+  // the client, on another origin (localhost, where the OP is on 127.0.0.1)
+  client = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d)).on('end', () => {
+      if (req.method === 'POST') posted.push(Object.fromEntries(new URLSearchParams(body)));
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('the client got it');
+    });
+  });
+  await new Promise<void>((resolve) => client.listen(0, '127.0.0.1', resolve));
+  clientOrigin = `http://localhost:${(client.address() as AddressInfo).port}`;
+  op = await startOp(() => ({
+    adapter: memoryAdapter(), accounts,
+    clients: [{ client_id: 'crm', client_secret: 'crm-secret-crm-secret', redirect_uris: [`${clientOrigin}/cb`], firstParty: true }],
+  }), { beforeOp: (app) => app.use((_req, res, next) => void (res.setHeader('Content-Security-Policy', HELMET_CSP), next())) });
+  browser = await launchChromium();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await op?.close();
+  await new Promise((resolve) => client?.close(resolve));
+});
+
+test('the code is posted to the client on another origin (before: a blank "Submitting Callback" page, the post refused by form-action \'self\')', async () => {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    const violations: string[] = [];
+    page.on('console', (m) => void (m.text().includes('Content Security Policy') && violations.push(m.text())));
+    await page.goto(`${op.issuer}/auth?${new URLSearchParams({
+      client_id: 'crm', response_type: 'code', response_mode: 'form_post', scope: 'openid', redirect_uri: `${clientOrigin}/cb`, state: 'st', nonce: 'n',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+    })}`);
+    await page.locator('input[name=login]').fill('alice');
+    await page.locator('input[name=password]').fill(ALICE.password);
+    await Promise.all([page.waitForURL(`${clientOrigin}/cb`, { timeout: 15_000 }), page.getByRole('button', { name: 'Sign in' }).click()]);
+    expect(await page.textContent('body')).toBe('the client got it');
+    expect(posted).toEqual([{ code: expect.any(String), state: 'st', iss: op.issuer }]);
+    expect(violations).toEqual([]);
+  } finally {
+    await context.close();
+  }
+});
