@@ -68,18 +68,43 @@ function misconfigured(views: Views) {
  * (a failing store is a 503), or, without it, a check that the app mounted express-session.
  */
 function sessionStep(o: ResolvedOptions, views: Views, refuse: ReturnType<typeof misconfigured>): RequestHandler {
-  if (o.session) return guardSession(o.session, o.storeTimeout, (req, res) => void sendStoreUnavailable(req, res, views));
+  if (o.session) {
+    const guarded = guardSession(o.session, o.storeTimeout, (req, res) => void sendStoreUnavailable(req, res, views));
+    let warned = false;
+    return (req, res, next) => {
+      // express-session does nothing where a session exists already: the app's, mounted before op()
+      if (req.session && !warned) {
+        warned = true;
+        console.warn(APP_SESSION_FIRST);
+      }
+      guarded(req, res, next);
+    };
+  }
   return (req, res, next) => {
     if (req.session) return next();
     return void refuse(req, res, { code: 'session_missing', message: `op(): ${SESSION_MISSING}` });
   };
 }
 
+/**
+ * Checks where op() is mounted against its issuer's path, when it is mounted. An app op() is mounted
+ * in that is not mounted itself yet (`id.use('/id', op(...))`, then `app.use('/auth', id)`) may
+ * still come to the right path: the check waits for that mount. (Every request checks it too.)
+ */
+const APP_SESSION_FIRST = 'openid-express op(): an express-session of the app ran before op() on its paths, so op()\'s `session` option '
+  + 'is not used: the OP keeps its sign-in state in the app\'s session (and its cookie), and a sign-in at the OP starts that session anew, '
+  + 'dropping what the app kept in it. Mount the app\'s session on the app\'s own paths only (e.g. app.use(\'/app\', session(...))), or after op().';
+
 function onMount(app: express.Express, o: ResolvedOptions) {
-  app.on('mount', () => {
+  const check = (): void => {
     const path = app.path() === '/' ? '' : app.path();
-    if (path !== o.mountPath) throw new OpConfigError('issuer', mountMismatch(o, path));
-  });
+    if (path === o.mountPath) return;
+    let top = app as express.Express & { parent?: express.Express };
+    while (top.parent) top = top.parent as typeof top;
+    if (top !== app && o.mountPath.endsWith(path)) return void top.once('mount', check);
+    throw new OpConfigError('issuer', mountMismatch(o, path));
+  };
+  app.on('mount', check);
 }
 
 /** Gives redirect-based authenticators (upstream) their routes, each after the session step. */

@@ -293,6 +293,19 @@ describe('op() mounted where the issuer does not say', () => {
     expect(() => express().use('/op', op(base))).not.toThrow();
   });
 
+  test('through a sub-app mounted afterwards (id.use(\'/id\', op()), then app.use(\'/auth\', id)) at the right path, it starts and serves (before: refused at start-up); at a wrong one, the start-up error', async () => {
+    const issuer = 'https://id.example.com/auth/id';
+    const id = express();
+    id.use(session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false }));
+    expect(() => id.use('/id', op({ ...base, issuer }))).not.toThrow();
+    const app = express();
+    expect(() => app.use('/auth', id)).not.toThrow();
+    expect((await request(app).get('/auth/id/.well-known/openid-configuration')).body.issuer).toBe(issuer);
+    const wrong = express();
+    wrong.use('/id', op({ ...base, issuer }));
+    expect(() => express().use('/elsewhere', wrong)).toThrow(OpConfigError);
+  });
+
   test('behind a router at another path, requests get a 500 that says so (JSON for APIs)', async () => {
     const app = express();
     const router = express.Router();
@@ -421,5 +434,23 @@ describe('signing keys without a kid', () => {
     const thumbprint = createHash('sha256').update(JSON.stringify({ crv: ec.crv, kty: 'EC', x: ec.x, y: ec.y })).digest('base64url');
     expect(res.body.keys.map((k: { kid: string }) => k.kid)).toEqual([thumbprint, rsa.kid]);
     expect(JSON.stringify(jwks)).toBe(before);
+  });
+});
+
+describe('an app-wide express-session before op() and op()\'s own `session` option', () => {
+  test('says once that op() uses the app\'s session, and what to do', async () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const app = express();
+      app.use(session({ name: 'app.sid', secret: 'test-secret-test-secret', resave: false, saveUninitialized: false }));
+      app.use('/op', op({ ...base, session: session({ name: 'op.sid', secret: 'test-secret-test-secret', resave: false, saveUninitialized: false }) }));
+      await request(app).get('/op/session/end');
+      await request(app).get('/op/session/end');
+      const said = warn.mock.calls.map((c) => String(c[0])).filter((m) => m.includes('`session` option'));
+      expect(said).toHaveLength(1);
+      expect(said[0]).toMatch(/an express-session of the app ran before op\(\).*Mount the app's session on the app's own paths only/);
+    } finally {
+      warn.mockRestore();
+    }
   });
 });
