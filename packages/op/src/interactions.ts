@@ -85,7 +85,9 @@ async function details(deps: InteractionDeps, req: Request, res: Response): Prom
  * send the user round the same loop.
  */
 async function notFoundReason(deps: InteractionDeps, req: Request): Promise<OpError> {
-  if (/(?:^|;)\s*_interaction=/.test(req.headers.cookie ?? '')) return EXPIRED;
+  // the interaction cookie's name as configured (`provider: { cookies: { names } }` renames it, e.g. for two OPs on one host name)
+  const name = deps.provider.cookieName('interaction');
+  if ((req.headers.cookie ?? '').split(';').some((c) => c.trimStart().startsWith(`${name}=`))) return EXPIRED;
   const live = await deps.provider.Interaction.find(String(req.params.uid)).catch(() => undefined);
   return live ? new InteractionError('cookies_missing', 400, COOKIES_MISSING_MESSAGE, live) : EXPIRED;
 }

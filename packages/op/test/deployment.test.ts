@@ -1,7 +1,7 @@
 import http from 'node:http';
 import express from 'express';
 import { memoryAdapter } from '@openid-express/op';
-import { signIn } from '../../../test/support/op-forms.js';
+import { FormBrowser, signIn } from '../../../test/support/op-forms.js';
 import { ALICE } from './support/op-server.js';
 import { aliceTokens, client, insecure, SECRET, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
 
@@ -181,5 +181,42 @@ describe('the raw oidc-provider escape hatch and odd requests', () => {
     expect(done.status).toBe(200);
     expect(done.html).toContain('<h1>Signed out</h1>');
     expect(done.html).toContain('name="viewport"');
+  });
+});
+
+describe('two op() on one host name (/op1 and /op2)', () => {
+  test('with their own cookie names (the README\'s provider: { cookies: { names } }), signing in at one leaves the other\'s sign-in alone', async () => {
+    const { memoryAccounts, op, generateKeys } = await import('@openid-express/op');
+    const session = (await import('express-session')).default;
+    const server = http.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const origin = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
+    const accounts = memoryAccounts([{ id: 'alice', username: 'alice', password: ALICE.password }]);
+    const app = express();
+    const names = { session: 'op2_session', interaction: 'op2_interaction', resume: 'op2_interaction_resume', state: 'op2_state' };
+    for (const [path, provider] of [['/op1', {}], ['/op2', { cookies: { names } }]] as const) {
+      app.use(path, op({
+        issuer: `${origin}${path}`, accounts, adapter: memoryAdapter(), ...generateKeys(), provider,
+        clients: [{ client_id: 'app', client_secret: 'app-secret-app-secret', redirect_uris: [`${origin}/cb`], firstParty: true }],
+        session: session({ name: `${path.slice(1)}.sid`, secret: 'test-secret-test-secret', resave: false, saveUninitialized: false }),
+      }));
+    }
+    app.get('/cb', (_req, res) => void res.send('client'));
+    server.on('request', app);
+    try {
+      const browser = new FormBrowser({ stopAt: (u) => u.pathname === '/cb' });
+      const auth = (path: string, extra: Record<string, string> = {}) => `${origin}${path}/auth?${new URLSearchParams({
+        client_id: 'app', response_type: 'code', scope: 'openid', redirect_uri: `${origin}/cb`, nonce: 'n', state: 's', ...extra,
+      })}`;
+      const codeOf = (page: { stoppedAt?: string }) => new URL(page.stoppedAt!).searchParams;
+      expect(codeOf(await signIn(browser, auth('/op1'), { login: 'alice', password: ALICE.password })).get('code')).toEqual(expect.any(String));
+      expect(codeOf(await signIn(browser, auth('/op2'), { login: 'alice', password: ALICE.password })).get('code')).toEqual(expect.any(String));
+      // op1's sign-in is still there: no password asked (without the names: login_required)
+      expect(codeOf(await browser.open(auth('/op1', { prompt: 'none' }))).get('code')).toEqual(expect.any(String));
+      expect(codeOf(await browser.open(auth('/op2', { prompt: 'none' }))).get('code')).toEqual(expect.any(String));
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
