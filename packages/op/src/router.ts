@@ -170,7 +170,10 @@ function answerUnknownPaths(provider: Provider, views: Views, passOn: boolean): 
     ctx.respond = false;
     const req = ctx.req as unknown as Request & { [PASS_ON]?: NextFunction };
     const res = ctx.res as unknown as Response;
-    if (passOn && req[PASS_ON]) return req[PASS_ON]();
+    if (passOn && req[PASS_ON]) {
+      res.statusCode = 200; // Koa's 404 until a route answers: the app's routes start from Node's default
+      return req[PASS_ON]();
+    }
     const path = (req.originalUrl ?? ctx.path).split('?')[0]!.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, 200);
     await sendRefusal(req, res, views, {
       status: 404, code: 'not_found', message: `There is no ${ctx.method} ${path} here. Check the address, or start again from the application you came from.`,
