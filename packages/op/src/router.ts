@@ -147,6 +147,33 @@ function errorPage(views: Views) {
  * the rest of op() answers, instead of Koa's plain-text "Not Found". Added before the provider's
  * router, it runs after it (`await next()`), and only changes an answer nothing has written.
  */
+/** What op()'s checks change (`pinHost`, `ownCors`), as the request came: given back to the app's routes after a root-mounted op(). */
+interface AsReceived {
+  host: string | undefined;
+  forwardedHost: string | string[] | undefined;
+  cors: Array<[string, number | string | string[]]>;
+}
+const AS_RECEIVED = Symbol('the request as it came to op()');
+
+/** Keeps what op()'s checks change of a request (op() at the root of a host sees every request of the app). */
+const keepAsReceived: RequestCheck = (req, res) => {
+  const cors: AsReceived['cors'] = [];
+  if (res.hasHeader('access-control-allow-origin')) {
+    for (const name of res.getHeaderNames()) if (name.startsWith('access-control-')) cors.push([name, res.getHeader(name)!]);
+  }
+  (req as Request & { [AS_RECEIVED]?: AsReceived })[AS_RECEIVED] = { host: req.headers.host, forwardedHost: req.headers['x-forwarded-host'], cors };
+  return true;
+};
+
+/** Gives a request passed on to the app's routes its `Host`, `X-Forwarded-Host` and the CORS headers set before op(). */
+function giveBack(req: Request & { [AS_RECEIVED]?: AsReceived }, res: Response): void {
+  const kept = req[AS_RECEIVED];
+  if (!kept) return;
+  req.headers.host = kept.host;
+  if (kept.forwardedHost !== undefined) req.headers['x-forwarded-host'] = kept.forwardedHost;
+  for (const [name, value] of kept.cors) res.setHeader(name, value);
+}
+
 /** Where op() at the root of a host keeps, per request, the way on to the app's own routes after it. */
 const PASS_ON = Symbol('the app after op()');
 
@@ -172,6 +199,7 @@ function answerUnknownPaths(provider: Provider, views: Views, passOn: boolean): 
     const res = ctx.res as unknown as Response;
     if (passOn && req[PASS_ON]) {
       res.statusCode = 200; // Koa's 404 until a route answers: the app's routes start from Node's default
+      giveBack(req, res);
       return req[PASS_ON]();
     }
     const path = (req.originalUrl ?? ctx.path).split('?')[0]!.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, 200);
@@ -223,7 +251,9 @@ export function op(options: OpOptions): OpApp {
   const refuse = misconfigured(views);
   const session = sessionStep(o, views, refuse);
   // the checks every request passes, in one layer (each layer costs on the API endpoints' hot path)
+  const atRoot = o.mountPath === '';
   const checks: RequestCheck[] = [
+    ...(atRoot ? [keepAsReceived] : []), // what the checks change is given back to the app's routes after op()
     ...(o.trustProxy ? [] : [warnUntrustedProxyOnce()]),
     checkMount(o.mountPath, views, (req, res) => refuse(req, res, { code: 'mount_mismatch', message: `op(): ${mountMismatch(o, req.baseUrl)}` })),
     checkHost(o.trustProxy, views),
@@ -256,7 +286,6 @@ export function op(options: OpOptions): OpApp {
   for (const endpoint of ['authorization', 'end_session'] as const) {
     app.post(provider.pathFor(endpoint, { mountPath: '' }), ...postToGet(o.mountPath));
   }
-  const atRoot = o.mountPath === '';
   answerUnknownPaths(provider, views, atRoot);
   formPostPolicy(provider);
   const callback = provider.callback();

@@ -419,6 +419,20 @@ describe('op() at the root of a host', () => {
     expect((await request(app).get('/.well-known/openid-configuration')).body.issuer).toBe('https://id.example.com');
     expect((await request(app).get('/jwks')).status).toBe(200);
   });
+
+  test("those routes get the request and the answer as op() found them: the app's CORS headers, Host and X-Forwarded-Host", async () => {
+    const app = express();
+    app.use((_req, res, next) => void (res.setHeader('Access-Control-Allow-Origin', '*'), next())); // an app-wide cors()
+    app.use(session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false }));
+    app.use(op({ ...base, issuer: 'https://id.example.com' }));
+    app.get('/api/data', (req, res) => void res.json({ host: req.headers.host, forwarded: req.headers['x-forwarded-host'] }));
+    const res = await request(app).get('/api/data').set('host', 'api.example.com').set('x-forwarded-host', 'www.example.com');
+    expect(res.body).toEqual({ host: 'api.example.com', forwarded: 'www.example.com' }); // before: id.example.com, and none
+    expect(res.headers['access-control-allow-origin']).toBe('*');
+    // op()'s own answers keep its own rules
+    const discovery = await request(app).get('/.well-known/openid-configuration').set('host', 'api.example.com');
+    expect(discovery.body.issuer).toBe('https://id.example.com');
+  });
 });
 
 describe('signing keys without a kid', () => {
