@@ -3,8 +3,9 @@ import session from 'express-session';
 import request from 'supertest';
 import { createServer } from 'node:http';
 import { generateKeyPair, type JWTPayload, type SignJWT } from 'jose';
-import { oidc, readStoredLogin, rp } from '@openid-express/rp';
-import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, tokenRoute, type TestRp } from './support/rp-app.js';
+import { oidc, readStoredLogin, rp, RpError, type Coordination } from '@openid-express/rp';
+import { sessionStoreCoordination } from '../src/coordination.js';
+import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, tokenRoute, type ListableStore, type TestRp } from './support/rp-app.js';
 import { clearStore } from './support/expect.js';
 import { eventually, logoutToken as signLogoutToken } from './support/logout-token.js';
 
@@ -256,6 +257,33 @@ describe('a sign-out while another request of that session is under way and then
     expect((await request(app.server).get('/me').set('cookie', cookie)).status).toBe(401); // before: 200 (a copied cookie outlived the sign-out)
     expect(await app.authenticatedSessions()).toEqual([]);
   }, 20_000);
+
+  test('a coordination store that cannot be read just after the save does not fail the request: the write stands', async () => {
+    const store = new session.MemoryStore();
+    const inner = sessionStoreCoordination(store);
+    const failing = { reads: false };
+    const coordination: Coordination = { ...inner, get: (key) => (failing.reads ? Promise.reject(new RpError('store_unavailable', 'Redis did not answer within 2000 ms')) : inner.get(key)) };
+    const other = await startRp({
+      store: store as unknown as ListableStore,
+      rp: { coordination },
+      routes: (a) => a.get('/visit', (req, res, next) => {
+        const own = req.session as unknown as { visits?: number };
+        own.visits = (own.visits ?? 0) + 1;
+        req.session.save((err) => (err ? next(err) : res.json({ visits: own.visits }))); // saved before the answer, as a cart often is
+      }),
+    });
+    try {
+      const agent = other.agent();
+      await other.login(agent);
+      failing.reads = true;
+      const res = await agent.get('/visit');
+      expect([res.status, res.body.visits]).toEqual([200, 1]); // before this check's failure was passed on: a 503 for a write that had landed
+      failing.reads = false;
+      expect((await agent.get('/visit')).body.visits).toBe(2);
+    } finally {
+      await other.close();
+    }
+  });
 
   test('a session without a login is saved as it was, and a signed-in one that nobody ended stays signed in', async () => {
     const agent = app.agent();
