@@ -10,7 +10,9 @@ export const PROXY_WARNING = 'openid-express op(): a request came with X-Forward
 /** The warning `op()` logs once when the app trusts every proxy hop. */
 export const PERMISSIVE_PROXY_WARNING = 'openid-express op(): your app has `trust proxy` set to true (every hop trusted), so req.ip is '
   + 'the first X-Forwarded-For entry, which a client writes itself: op() counts failed logins per the address the nearest proxy '
-  + 'saw instead (the last entry). Set `app.set(\'trust proxy\', 1)` (or the number of proxy hops) and pass `trustProxy: true` to op().';
+  + 'saw instead (the last entry), which behind two proxies (a CDN, then a load balancer) is the first proxy\'s for everyone. '
+  + 'Set `app.set(\'trust proxy\', N)` to the number of proxies in front of the app (op() then counts req.ip), or, behind exactly one, '
+  + 'pass `trustProxy: true` to op().';
 
 /**
  * Warns once (console.warn) at the first request that carries `X-Forwarded-For` while `trustProxy`

@@ -205,7 +205,7 @@ export class RequestContext implements OidcContext {
           if (previous && fresh !== previous) this.relyingParty.refreshSettled(previous, fresh, false, scope);
         }, () => undefined);
         reject(new RpError('op_unavailable', `refreshing the tokens${previous ? ` of provider "${previous.provider}"` : ''} took longer than `
-          + `${Math.round(budget / 1000)} s (the OpenID Provider or the session store answers slowly); it goes on, and this session's next request gets its result: try again shortly`));
+          + `${Number((budget / 1000).toFixed(1))} s (the OpenID Provider or the session store answers slowly); it goes on, and this session's next request gets its result: try again shortly`));
       }, budget);
     });
     return Promise.race([running, late]).finally(() => clearTimeout(timer));
