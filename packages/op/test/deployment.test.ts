@@ -3,7 +3,7 @@ import express from 'express';
 import { memoryAdapter } from '@openid-express/op';
 import { FormBrowser, signIn } from '../../../test/support/op-forms.js';
 import { ALICE } from './support/op-server.js';
-import { aliceTokens, client, insecure, SECRET, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
+import { aliceTokens, client, insecure, SECRET, signInThenOutChecked, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
 
 describe('an app that parses bodies itself before op()', () => {
   let f: FlowFixture;
@@ -45,13 +45,7 @@ describe.each([
   test('signs alice in through the forms (before: 403 "this form has expired" on every sign-in) and signs her out', async () => {
     const tokens = await aliceTokens(f, f.web, { scope: 'openid email' });
     expect(tokens.claims()!.sub).toBe('alice');
-    const browser = f.browser();
-    await signIn(browser, (await f.authorization()).url, { login: 'alice', password: ALICE.password });
-    const confirm = await browser.open(`${f.op.issuer}/session/end`);
-    const forged = await browser.post(`${f.op.issuer}/session/end/confirm`, { ...browser.form(confirm, { id: 'op.logoutForm' }).fields, csrf: 'guessed', logout: 'yes' });
-    expect(forged.status).toBe(403);
-    const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
-    expect(done.html).toContain('<h1>Signed out</h1>');
+    await signInThenOutChecked(f);
   });
 });
 

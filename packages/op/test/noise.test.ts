@@ -10,7 +10,7 @@ import { memoryAdapter } from '@openid-express/op';
 import { signIn } from '../../../test/support/op-forms.js';
 import { supportedNode, withoutRuntimeWarning } from '../src/runtime-warning.js';
 import { ALICE, accounts, startOp } from './support/op-server.js';
-import { startFlowFixture, type FlowFixture } from './support/flow-suite.js';
+import { signInThenOutChecked, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
 import { codeRequest } from './cert-support.js';
 
 const UNSUPPORTED = 'oidc-provider WARNING: Unsupported runtime. Use Node.js v22.x LTS, or a later LTS release.';
@@ -109,13 +109,7 @@ describe('"already parsed request body detected"', () => {
     const f = await startFlowFixture(memoryAdapter(), {}, { beforeOp: (app) => app.use(express.urlencoded({ extended: true })) });
     const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined); // the app's parser: oidc-provider says so once
     try {
-      const browser = f.browser();
-      await signIn(browser, (await f.authorization()).url, { login: 'alice', password: ALICE.password });
-      const confirm = await browser.open(`${f.op.issuer}/session/end`);
-      const forged = await browser.post(`${f.op.issuer}/session/end/confirm`, { ...browser.form(confirm, { id: 'op.logoutForm' }).fields, csrf: 'guessed', logout: 'yes' });
-      expect(forged.status).toBe(403);
-      const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
-      expect(done.html).toContain('<h1>Signed out</h1>');
+      await signInThenOutChecked(f);
     } finally {
       warn.mockRestore();
       await f.op.close();

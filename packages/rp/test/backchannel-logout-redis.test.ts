@@ -28,20 +28,27 @@ afterAll(async () => {
   await redis.stop();
 });
 
-test('a logout at the OP ends a session made by another instance, through the Redis store', async () => {
+/** A second instance of the app of `t` (same store, its own process state), and a user signed in there. */
+async function signedInOnInstanceTwo(opts: { resave?: boolean } = {}) {
   const server = createServer();
   await listen(server);
   const app = express();
-  app.use(session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, store: t.store, name: 'sid' }));
+  app.use(session({ secret: 'test-session-secret', resave: opts.resave ?? false, saveUninitialized: false, store: t.store, name: 'sid' }));
   app.use(rp({ baseURL: t.baseURL, providers: { op: oidc({ issuer: t.op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, allowInsecureRequests: true }) } }));
   app.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user));
+  app.get('/slow', requireAuth(), (_req, res) => void setTimeout(() => res.send('done'), 600));
   server.on('request', app);
+  const browser = t.op.browser();
+  const agent = request.agent(server);
+  const start = await agent.get('/auth/login/op');
+  const callback = await browser.authorize(start.headers.location);
+  expect((await agent.get(callback.pathname + callback.search)).status).toBe(302);
+  return { server, browser, agent };
+}
+
+test('a logout at the OP ends a session made by another instance, through the Redis store', async () => {
+  const { server, browser, agent } = await signedInOnInstanceTwo();
   try {
-    const browser = t.op.browser();
-    const agent = request.agent(server); // instance two
-    const start = await agent.get('/auth/login/op');
-    const callback = await browser.authorize(start.headers.location);
-    expect((await agent.get(callback.pathname + callback.search)).status).toBe(302);
     expect((await agent.get('/me')).status).toBe(200);
     const [id] = await t.authenticatedSessions();
     expect(await client.exists(`sess:${id}`)).toBe(1);
@@ -59,20 +66,8 @@ test('a logout at the OP ends a session made by another instance, through the Re
 });
 
 test('a logout at the OP sticks while a request of that session is under way on the other instance and saves the session at its end (resave: true)', async () => {
-  const server = createServer();
-  await listen(server);
-  const app = express();
-  app.use(session({ secret: 'test-session-secret', resave: true, saveUninitialized: false, store: t.store, name: 'sid' }));
-  app.use(rp({ baseURL: t.baseURL, providers: { op: oidc({ issuer: t.op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, allowInsecureRequests: true }) } }));
-  app.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user));
-  app.get('/slow', requireAuth(), (_req, res) => void setTimeout(() => res.send('done'), 600));
-  server.on('request', app);
+  const { server, browser, agent } = await signedInOnInstanceTwo({ resave: true });
   try {
-    const browser = t.op.browser();
-    const agent = request.agent(server); // instance two
-    const start = await agent.get('/auth/login/op');
-    const callback = await browser.authorize(start.headers.location);
-    expect((await agent.get(callback.pathname + callback.search)).status).toBe(302);
     const [id] = await t.authenticatedSessions();
     const slow = agent.get('/slow').then((res) => res);
     await new Promise((r) => setTimeout(r, 200));

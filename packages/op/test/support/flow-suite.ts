@@ -152,6 +152,20 @@ export async function aliceTokens(f: FlowFixture, config = f.web, extra: Record<
   });
 }
 
+/**
+ * Signs alice in with a fresh browser, then signs her out through the confirmation page: a post with a
+ * guessed CSRF token is refused (403) first, then the page's own form signs her out.
+ */
+export async function signInThenOutChecked(f: FlowFixture): Promise<void> {
+  const browser = f.browser();
+  await signIn(browser, (await f.authorization()).url, { login: ALICE.username, password: ALICE.password });
+  const confirm = await browser.open(`${f.op.issuer}/session/end`);
+  const forged = await browser.post(`${f.op.issuer}/session/end/confirm`, { ...browser.form(confirm, { id: 'op.logoutForm' }).fields, csrf: 'guessed', logout: 'yes' });
+  expect(forged.status).toBe(403);
+  const done = await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+  expect(done.html).toContain('<h1>Signed out</h1>');
+}
+
 export { client, insecure, SECRET };
 
 /** What openid-client's rejection carried: HTTP status and OAuth error (from the answer itself when openid-client kept it as the cause). */
