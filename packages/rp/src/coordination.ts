@@ -304,6 +304,8 @@ export async function endIndexedSessions(coordination: Coordination, store: Stor
 }
 
 const KEEPS_ENDED = Symbol.for('@openid-express/rp keeps ended sessions ended');
+/** The longest a save waits for its check (see below) before it answers; the check goes on after. */
+const CHECK_WAIT_MS = 250;
 
 /**
  * Makes every save of a session holding a login check, after it wrote, that no logout ended that
@@ -323,13 +325,22 @@ export function keepEndedSessionsEnded(store: Store, coordination: Coordination)
     if (!session?.oidc?.auth || typeof cb !== 'function') return set.call(this, sid, session, cb);
     set.call(this, sid, session, (err?: unknown) => {
       if (err) return cb(err);
-      // the write landed: a coordination store that cannot be read now does not fail the request (the
-      // answer would say nothing true), and a logout needs that store too (it marks before it destroys)
+      let answered = false;
+      const answer = (failure?: unknown): void => {
+        if (answered) return;
+        answered = true;
+        clearTimeout(timer);
+        cb(failure);
+      };
+      // the write landed: a coordination store that answers slowly does not hold the request (the check
+      // goes on, and still destroys the session if a logout marked it), and one that cannot be read does
+      // not fail it (the answer would say nothing true; a logout needs that store too, it marks first)
+      const timer = setTimeout(answer, CHECK_WAIT_MS);
       sessionEnded(coordination, sid).then(
-        (ended) => (ended ? sessionOp<void>((done) => store.destroy(sid, done)).then(() => cb(), cb) : cb()),
+        (ended) => (ended ? sessionOp<void>((done) => store.destroy(sid, done)).then(() => answer(), answer) : answer()),
         (failure: unknown) => {
           debug('a saved session was not checked for a logout meanwhile: %s', (failure as Error)?.message);
-          cb();
+          answer();
         },
       );
     });
