@@ -10,3 +10,6 @@ export function setCapped<K, V>(map: Map<K, V>, key: K, value: V, max: number): 
   if (map.size > max) map.delete(map.keys().next().value as K);
   return value;
 }
+
+/** The most entries kept per cache of what strangers can name (one per issuer, `jwks_uri` ...). */
+export const MAX_PER_ISSUER = 1000;

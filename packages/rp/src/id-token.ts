@@ -8,6 +8,7 @@
 import * as jose from 'jose';
 import { RpError, algNotAccepted, opRetryAfter } from './errors.js';
 import type { ProviderConfig } from './options.js';
+import { MAX_PER_ISSUER, setCapped } from './capped-map.js';
 
 type KeyResolver = jose.JWTVerifyGetKey;
 
@@ -66,8 +67,9 @@ export class KeySets {
           }
         }
       };
-      this.sets.set(jwksUri, set);
-      this.remotes.set(jwksUri, remote);
+      // one per jwks_uri, which OPs found on the fly choose: the oldest goes (downloaded again if used)
+      setCapped(this.sets, jwksUri, set, MAX_PER_ISSUER);
+      setCapped(this.remotes, jwksUri, remote, MAX_PER_ISSUER);
     }
     return set;
   }

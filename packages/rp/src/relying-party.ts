@@ -13,6 +13,7 @@ import { codeGrantWithTokenIssuer, configurationForIdToken, refreshWithTokenIssu
 import { KeySets, idTokenAlgorithms, isUnpublishedKey, verifyJwt, verifyLogoutToken, type JwtExpectations } from './id-token.js';
 import { checkProvider, resolveOptions, type ProviderConfig, type ResolvedOptions, type RpOptions } from './options.js';
 import { clientAuth, configure, OP_TIMEOUT_S } from './provider-metadata.js';
+import { MAX_PER_ISSUER, setCapped } from './capped-map.js';
 import { normalizeUser } from './user.js';
 import { fetchUserInfo, needsOwnUserInfo, userInfoCanAdd } from './userinfo.js';
 import { requestObject } from './request-object.js';
@@ -194,13 +195,14 @@ export class RelyingParty {
       const provider = this.provider(name);
       const pending: PendingConfig = { promise: this.ownKeys.then((own) => configure(provider, own)), provider, startedAt: Date.now(), settled: false };
       entry = pending;
-      this.configs.set(name, pending);
+      // one per OP found on the fly too (strangers name them): the oldest goes, and is discovered again if used
+      setCapped(this.configs, name, pending, MAX_PER_ISSUER);
       pending.promise.then(
         () => {
           pending.settled = true;
           // the first answer serves everyone, also while a newer request for the same entry is pending
           const current = this.configs.get(name);
-          if (current && current !== pending && !current.settled && current.provider === provider) this.configs.set(name, pending);
+          if (current && current !== pending && !current.settled && current.provider === provider) setCapped(this.configs, name, pending, MAX_PER_ISSUER);
         },
         () => void (this.configs.get(name) === pending && this.configs.delete(name)), // retry discovery next time
       );

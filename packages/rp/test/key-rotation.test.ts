@@ -150,3 +150,29 @@ describe('an OP that signs with a key its JWKS does not publish yet', () => {
     await expectNoLogin(t, agent);
   });
 });
+
+describe('what an RP keeps per OP found on the fly (strangers name them) stays bounded', () => {
+  test('the key sets of 1 200 jwks_uri: the newest 1 000 kept; an evicted one is simply made again', () => {
+    const keySets = new KeySets(0);
+    const provider = { type: 'oidc' } as never;
+    const first = keySets.get('https://op-0.example/jwks', provider);
+    for (let i = 1; i < 1200; i++) keySets.get(`https://op-${i}.example/jwks`, provider);
+    const held = keySets as unknown as { sets: Map<string, unknown>; remotes: Map<string, unknown> };
+    expect([held.sets.size, held.remotes.size]).toEqual([1000, 1000]); // before: 1 200, and growing with every new issuer
+    expect(keySets.get('https://op-1199.example/jwks', provider)).toBe(keySets.get('https://op-1199.example/jwks', provider));
+    expect(keySets.get('https://op-0.example/jwks', provider)).not.toBe(first);
+  });
+
+  test('the discovered metadata of 1 200 providers: the newest 1 000 kept', async () => {
+    const { RelyingParty } = await import('../src/relying-party.js');
+    const { oidc } = await import('../src/providers/oidc.js');
+    const providers = Object.fromEntries(Array.from({ length: 1200 }, (_, i) => [`p${i}`, oidc({
+      clientId: 'app', clientSecret: 'secret-secret-secret',
+      providerInfo: { issuer: `https://op-${i}.example`, authorization_endpoint: `https://op-${i}.example/auth`, token_endpoint: `https://op-${i}.example/token`, jwks_uri: `https://op-${i}.example/jwks` },
+    })]));
+    const relyingParty = new RelyingParty({ baseURL: 'https://app.example.com', providers });
+    for (let i = 0; i < 1200; i++) await relyingParty.providerInfo(`p${i}`);
+    expect((relyingParty as unknown as { configs: Map<string, unknown> }).configs.size).toBe(1000);
+    expect((await relyingParty.providerInfo('p0')).serverMetadata().issuer).toBe('https://op-0.example'); // made again
+  });
+});
