@@ -7,7 +7,7 @@
 import session from 'express-session';
 import request from 'supertest';
 import { createClient } from 'redis';
-import { RpError, memoryRegistrationStore, oidc, redisCoordination, type DynamicOptions } from '@openid-express/rp';
+import { RpError, memoryRegistrationStore, oidc, readStoredLogin, redisCoordination, type DynamicOptions } from '@openid-express/rp';
 import type { Adapter } from 'oidc-provider';
 import { dynamicProviderName } from '../src/discovery/registration.js';
 import { useRedis } from '../../../test/support/redis-server.js';
@@ -76,6 +76,27 @@ test('alice@host logs in at the OP her host names, with a client registered on t
   expect(res.headers.location).toBe('/me');
   const me = await agent.get('/me');
   expect(me.body).toMatchObject({ sub: 'alice', email: 'alice@example.org', name: 'Alice', provider: redirectUri.split('/').pop() });
+});
+
+test('at an OP that offers back-channel logout, the registration asks for it: signing out at the OP ends the app\'s session', async () => {
+  const bclOp = await startDynamicOp({ users: ['alice'], backchannelLogout: true });
+  try {
+    const a = await app(dev);
+    const { agent, start } = await loginWithIdentifier(a, `alice@${bclOp.host}`);
+    const authorize = new URL(start.headers.location);
+    const name = authorize.searchParams.get('redirect_uri')!.split('/').pop()!;
+    const registered = await bclOp.provider.Client.find(authorize.searchParams.get('client_id')!);
+    // before: no backchannel_logout_uri, and a sign-out at the OP left the app's session signed in
+    expect(registered?.metadata()).toMatchObject({ backchannel_logout_uri: `${a.baseURL}/auth/backchannel-logout/${name}`, backchannel_logout_session_required: true });
+    expect((await agent.get(pathOf(await walkOp(authorize.href, a.baseURL)))).status).toBe(302);
+    expect((await agent.get('/me')).status).toBe(200);
+    const [id] = await a.authenticatedSessions();
+    const claims = await new Promise<Record<string, unknown>>((resolve) => a.store.get(id!, (_e, s) => resolve(readStoredLogin((s as import('express-session').SessionData).oidc!.auth!).idTokenClaims!)));
+    await (registered as unknown as { backchannelLogout(sub: string, sid: string): Promise<void> }).backchannelLogout('alice', String(claims.sid)); // what the OP sends at its sign-out
+    expect((await agent.get('/me')).status).toBe(401);
+  } finally {
+    await bclOp.close();
+  }
 });
 
 test('the registration is reused: a second login (acct: and URL forms) registers nothing new', async () => {

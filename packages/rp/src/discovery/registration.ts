@@ -379,6 +379,11 @@ export class DynamicProviders {
         {
           client_name: 'openid-express',
           ...(server.end_session_endpoint ? { post_logout_redirect_uris: [postLogoutRedirectUri(redirectUri)] } : {}),
+          // signing out at the OP ends the app's session too, when the OP sends back-channel logout tokens
+          ...(server.backchannel_logout_supported === true ? {
+            backchannel_logout_uri: backchannelLogoutUri(redirectUri),
+            backchannel_logout_session_required: server.backchannel_logout_session_supported === true,
+          } : {}),
           ...this.options.clientMetadata, ...asked, redirect_uris: [redirectUri], application_type: 'web',
         },
         undefined,
@@ -444,6 +449,11 @@ const verifiedKey = (name: string, clientId: string): string => `${name} ${clien
 /** The post-logout redirect URI registered at OPs found on the fly: the root of the app's origin (where `GET /logout` returns by default). */
 export function postLogoutRedirectUri(redirectUri: string): string {
   return `${new URL(redirectUri).origin}/`;
+}
+
+/** The back-channel logout URI registered at OPs found on the fly: rp()'s route for that provider, beside its callback. */
+export function backchannelLogoutUri(redirectUri: string): string {
+  return redirectUri.replace(/\/callback\/([^/]+)$/, '/backchannel-logout/$1');
 }
 
 /** What OpenID Connect Discovery 1.0 §3 says an OP supports when its discovery document omits the field. */

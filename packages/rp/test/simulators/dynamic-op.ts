@@ -16,6 +16,8 @@ export interface DynamicOpOptions {
   users?: string[];
   /** Require this initial access token for registration. Default: open registration. */
   initialAccessToken?: string;
+  /** Offer back-channel logout (with `sid`), as most OPs do. Default false. */
+  backchannelLogout?: boolean;
 }
 
 export interface DynamicOp extends Listening {
@@ -71,6 +73,7 @@ function configuration(options: DynamicOpOptions, users: Set<string>): Configura
       // RFC 7592: read (which registration alone allows), update and delete
       registrationManagement: { enabled: true },
       devInteractions: { enabled: false },
+      ...(options.backchannelLogout ? { backchannelLogout: { enabled: true } } : {}),
     },
     routes: { registration: '/reg' },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
