@@ -86,15 +86,15 @@ function sessionStep(o: ResolvedOptions, views: Views, refuse: ReturnType<typeof
   };
 }
 
+const APP_SESSION_FIRST = 'openid-express op(): an express-session of the app ran before op() on its paths, so op()\'s `session` option '
+  + 'is not used: the OP keeps its sign-in state in the app\'s session (and its cookie), and a sign-in at the OP starts that session anew, '
+  + 'dropping what the app kept in it. Mount the app\'s session on the app\'s own paths only (e.g. app.use(\'/app\', session(...))), or after op().';
+
 /**
  * Checks where op() is mounted against its issuer's path, when it is mounted. An app op() is mounted
  * in that is not mounted itself yet (`id.use('/id', op(...))`, then `app.use('/auth', id)`) may
  * still come to the right path: the check waits for that mount. (Every request checks it too.)
  */
-const APP_SESSION_FIRST = 'openid-express op(): an express-session of the app ran before op() on its paths, so op()\'s `session` option '
-  + 'is not used: the OP keeps its sign-in state in the app\'s session (and its cookie), and a sign-in at the OP starts that session anew, '
-  + 'dropping what the app kept in it. Mount the app\'s session on the app\'s own paths only (e.g. app.use(\'/app\', session(...))), or after op().';
-
 function onMount(app: express.Express, o: ResolvedOptions) {
   const check = (): void => {
     const path = app.path() === '/' ? '' : app.path();
@@ -141,12 +141,6 @@ function errorPage(views: Views) {
   };
 }
 
-/**
- * A path under the mount that neither op() nor oidc-provider routes (a mistyped URL, an old link,
- * a method an endpoint does not take): the 404 error page for browsers, JSON for API clients, as
- * the rest of op() answers, instead of Koa's plain-text "Not Found". Added before the provider's
- * router, it runs after it (`await next()`), and only changes an answer nothing has written.
- */
 /** What op()'s checks change (`pinHost`, `ownCors`), as the request came: given back to the app's routes after a root-mounted op(). */
 interface AsReceived {
   host: string | undefined;
@@ -178,9 +172,13 @@ function giveBack(req: Request & { [AS_RECEIVED]?: AsReceived }, res: Response):
 const PASS_ON = Symbol('the app after op()');
 
 /**
- * The 404 of a path that is none of the OP's, and the scope of every request (see below). op() at
- * the root of a host (an issuer without a path) passes such a request on to the app's own routes
- * mounted after it (`passOn`), as Express middleware does: before, it answered them all with its 404.
+ * A path under the mount that neither op() nor oidc-provider routes (a mistyped URL, an old link,
+ * a method an endpoint does not take): the 404 error page for browsers, JSON for API clients, as
+ * the rest of op() answers, instead of Koa's plain-text "Not Found". Added before the provider's
+ * router, it runs after it (`await next()`), and only changes an answer nothing has written.
+ *
+ * op() at the root of a host (an issuer without a path) passes such a request on to the app's own
+ * routes mounted after it (`passOn`), as Express middleware does: before, it answered them all.
  */
 function answerUnknownPaths(provider: Provider, views: Views, passOn: boolean): void {
   provider.use(async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
