@@ -13,6 +13,7 @@ import { isStoreUnavailable } from './store-unavailable.js';
 import { giveBackOnOutage, throttleKeyOf, type Throttle } from './throttle.js';
 import { renderPage, type Views } from './views/render.js';
 import { safeHref } from './views/escape.js';
+import { formBytes } from './logout-csrf.js';
 
 const log = debug('openid-express:op');
 
@@ -49,9 +50,9 @@ const EXPIRED = new OpError('interaction_expired', 400,
 /** Posted fields as strings; repeated or nested fields are dropped. */
 function fields(body: unknown): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = {};
-  if (typeof body === 'string' || Buffer.isBuffer(body)) {
-    // an app's catch-all parser before op() (express.raw() or express.text() with type '*/*') left the form's bytes
-    for (const [k, v] of new URLSearchParams(body.toString('utf8'))) out[k] ??= v;
+  const bytes = formBytes(body);
+  if (bytes) {
+    for (const [k, v] of bytes) out[k] ??= v;
   } else if (body && typeof body === 'object') {
     for (const [k, v] of Object.entries(body)) if (typeof v === 'string') out[k] = v;
   }

@@ -28,11 +28,19 @@ function readable(req: Request): Promise<void> {
   });
 }
 
+/**
+ * A form body an app's catch-all parser before op() (express.raw() or express.text() for every
+ * content type, kept for webhook signatures) left as the bytes that came, read as a form; undefined
+ * for a body parsed already (an object) or none.
+ */
+export function formBytes(body: unknown): URLSearchParams | undefined {
+  return typeof body === 'string' || Buffer.isBuffer(body) ? new URLSearchParams(body.toString('utf8')) : undefined;
+}
+
 /** A body an app's parser made (`express.urlencoded()`) as form fields. */
 function fieldsOf(body: unknown): URLSearchParams {
-  // an app's catch-all parser before op() (express.raw() or express.text() with type '*/*', kept for
-  // webhook signatures) leaves the form's bytes as they came
-  if (typeof body === 'string' || Buffer.isBuffer(body)) return new URLSearchParams(body.toString('utf8'));
+  const bytes = formBytes(body);
+  if (bytes) return bytes;
   const out = new URLSearchParams();
   if (body && typeof body === 'object') {
     for (const [name, value] of Object.entries(body)) for (const v of [value].flat()) if (typeof v === 'string') out.append(name, v);

@@ -106,8 +106,11 @@ export function checkMount(mountPath: string, views: Views, misconfigured: (req:
  * CORS for its own paths.
  */
 export const ownCors: RequestCheck = (_req, res) => {
-  if (res.hasHeader('access-control-allow-origin')) {
-    for (const name of res.getHeaderNames()) if (name.startsWith('access-control-')) res.removeHeader(name);
-  }
+  for (const name of corsHeadersSet(res)) res.removeHeader(name);
   return true;
 };
+
+/** The `Access-Control-*` headers set on `res` so far (none unless `Access-Control-Allow-Origin` is). */
+export function corsHeadersSet(res: Response): string[] {
+  return res.hasHeader('access-control-allow-origin') ? res.getHeaderNames().filter((name) => name.startsWith('access-control-')) : [];
+}

@@ -14,7 +14,7 @@ import { completeLogin, interactionRoutes, type InteractionDeps } from './intera
 import { resolveKeys } from './keys.js';
 import { retiredKeyHint } from './retired-hint.js';
 import { formPostPolicy } from './form-post-csp.js';
-import { checkHost, checkMount, ownCors, pinHost, type RequestCheck } from './request-checks.js';
+import { checkHost, checkMount, corsHeadersSet, ownCors, pinHost, type RequestCheck } from './request-checks.js';
 import { checkLogoutCsrf } from './logout-csrf.js';
 import { resolveOptions, type OpOptions, type ResolvedOptions } from './options.js';
 import { postToGet } from './post-to-get.js';
@@ -151,10 +151,7 @@ const AS_RECEIVED = Symbol('the request as it came to op()');
 
 /** Keeps what op()'s checks change of a request (op() at the root of a host sees every request of the app). */
 const keepAsReceived: RequestCheck = (req, res) => {
-  const cors: AsReceived['cors'] = [];
-  if (res.hasHeader('access-control-allow-origin')) {
-    for (const name of res.getHeaderNames()) if (name.startsWith('access-control-')) cors.push([name, res.getHeader(name)!]);
-  }
+  const cors = corsHeadersSet(res).map((name): AsReceived['cors'][number] => [name, res.getHeader(name)!]);
   (req as Request & { [AS_RECEIVED]?: AsReceived })[AS_RECEIVED] = { host: req.headers.host, forwardedHost: req.headers['x-forwarded-host'], cors };
   return true;
 };
