@@ -37,6 +37,7 @@ beforeAll(async () => {
   clientOrigin = `http://localhost:${(client.address() as AddressInfo).port}`;
   op = await startOp(() => ({
     adapter: memoryAdapter(), accounts,
+    provider: { features: { jwtResponseModes: { enabled: true } } }, // JARM, for form_post.jwt
     clients: [{ client_id: 'crm', client_secret: 'crm-secret-crm-secret', redirect_uris: [`${clientOrigin}/cb`], firstParty: true }],
   }), {
     beforeOp: (app) => {
@@ -53,14 +54,19 @@ afterAll(async () => {
   await new Promise((resolve) => client?.close(resolve));
 });
 
-test('the code is posted to the client on another origin, which may send the browser on to a third', async () => {
+test.each([
+  ['form_post', (body: Record<string, string>) => expect(body).toEqual({ code: expect.any(String), state: 'st', iss: op.issuer })],
+  // JARM: the same page posts one signed `response`
+  ['form_post.jwt', (body: Record<string, string>) => expect(Object.keys(body)).toEqual(['response'])],
+])('%s: the code is posted to the client on another origin, which may send the browser on to a third', async (mode, check) => {
+  posted.length = 0;
   const context = await browser.newContext();
   try {
     const page = await context.newPage();
     const violations: string[] = [];
     page.on('console', (m) => void (m.text().includes('Content Security Policy') && violations.push(m.text())));
     await page.goto(`${op.issuer}/auth?${new URLSearchParams({
-      client_id: 'crm', response_type: 'code', response_mode: 'form_post', scope: 'openid', redirect_uri: `${clientOrigin}/cb`, state: 'st', nonce: 'n',
+      client_id: 'crm', response_type: 'code', response_mode: mode, scope: 'openid', redirect_uri: `${clientOrigin}/cb`, state: 'st', nonce: 'n',
       code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
     })}`);
     await page.locator('input[name=login]').fill('alice');
@@ -68,7 +74,8 @@ test('the code is posted to the client on another origin, which may send the bro
     // before: a blank "Submitting Callback" page; and a form-action of the client's origin would stop the redirect after the post
     await Promise.all([page.waitForURL(`${op.origin}/landed`, { timeout: 15_000 }), page.getByRole('button', { name: 'Sign in' }).click()]);
     expect(await page.textContent('body')).toBe('the app, signed in');
-    expect(posted).toEqual([{ code: expect.any(String), state: 'st', iss: op.issuer }]);
+    expect(posted).toHaveLength(1);
+    check(posted[0]);
     expect(violations).toEqual([]);
   } finally {
     await context.close();
