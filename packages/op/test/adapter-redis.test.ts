@@ -322,11 +322,11 @@ async function eventually(check: () => Promise<unknown>, withinMs: number): Prom
 }
 
 describe('the start-up check', () => {
-  it('never fails the app: a client that answers PING but throws on CONFIG and TIME leaves no unhandled rejection', async () => {
+  it('never fails the app: a client that runs the check\'s script but throws on CONFIG and TIME leaves no unhandled rejection', async () => {
     const unhandled = await unhandledRejectionsDuring(() => redisAdapter({
       isOpen: true,
       sendCommand: (args: string[]) => {
-        if (args[0] === 'PING') return Promise.resolve('PONG');
+        if (args[0] === 'EVALSHA') return Promise.resolve(1);
         throw new TypeError('this client does not take that command');
       },
     }));
@@ -567,13 +567,59 @@ describe('redisAdapter when Redis refuses (a replica after a failover, out of me
       const store = redisAdapter(noPassword, { prefix: uniquePrefix() });
       // said at start-up (a PING), before any request needs the store
       for (let i = 0; i < 40 && !warn.mock.calls.flat().join('\n').includes('NOAUTH'); i++) await sleep(25);
-      expect(warn.mock.calls.flat().join('\n')).toMatch(/NOAUTH\) for its start-up check \(PING\): Redis needs a password/);
+      expect(warn.mock.calls.flat().join('\n')).toMatch(/NOAUTH Authentication required.\) for its start-up check \(a script writing a key of the prefix\): Redis needs a password/);
       const refused = await store.adapterFor('Session').find('s-1').catch((err: unknown) => err);
       expect(refused).toBeInstanceOf(StoreUnavailableError);
       expect((refused as Error).message).toMatch(/NOAUTH.*needs a password.*redis:\/\/:password@/);
     } finally {
       if (noPassword.isOpen) noPassword.destroy();
       await admin.sendCommand(['CONFIG', 'SET', 'requirepass', '']);
+    }
+  });
+
+  // a managed Redis's ACL user (e.g. ElastiCache's RBAC): a user that may not run scripts, or whose key
+  // pattern leaves out the prefix. Before, both were silent at start-up and the first sign-in was a 500
+  it.each([
+    ['may not run scripts', '+@all -@scripting', '~*', /no permissions to run the 'evalsha' command/],
+    ['has keys that leave out the prefix', '+@all', '~someone-else:*', /no permissions to access one of the keys/],
+  ])('NOPERM (an ACL user that %s): said at start-up, and a call is a StoreUnavailableError (503) naming the ACL', async (_what, commands, keys, redisSays) => {
+    await admin.sendCommand(['ACL', 'SETUSER', 'app', 'reset', 'on', '>app-secret-0123', keys, '&*', ...commands.split(' ')]);
+    const user = createClient({ url: other.url, username: 'app', password: 'app-secret-0123' }).on('error', () => undefined);
+    warn.mockClear();
+    try {
+      await user.connect();
+      const store = redisAdapter(user, { prefix: uniquePrefix() });
+      for (let i = 0; i < 40 && !warn.mock.calls.flat().join('\n').includes('NOPERM'); i++) await sleep(25);
+      expect(warn.mock.calls.flat().join('\n')).toMatch(/Redis is unavailable \(NOPERM .*\) for its start-up check .*the Redis user \(ACL\) may not run a command or touch a key the store needs: it needs the scripting commands EVAL and EVALSHA .*every key under redisAdapter's prefix/);
+      expect(warn.mock.calls.flat().join('\n')).toMatch(redisSays);
+      const refused = await store.increment('login:n', 60).catch((err: unknown) => err);
+      expect(refused).toBeInstanceOf(StoreUnavailableError); // before: the Redis reply itself, a 500
+      expect((refused as Error).message).toMatch(/NOPERM.*\(ACL\)/);
+    } finally {
+      if (user.isOpen) user.destroy();
+      await admin.sendCommand(['ACL', 'DELUSER', 'app']);
+    }
+  });
+
+  it('max number of clients (a connection lost, its reconnection refused at the limit): StoreUnavailableError (503) saying what to raise', async () => {
+    // with a password, as managed Redis has: Redis then answers the reconnection's AUTH with the refusal
+    await admin.sendCommand(['ACL', 'SETUSER', 'app', 'reset', 'on', '>app-secret-0123', '~*', '&*', '+@all']);
+    const client = createClient({ url: other.url, username: 'app', password: 'app-secret-0123', socket: { reconnectStrategy: 50 } }).on('error', () => undefined);
+    await client.connect();
+    const store = redisAdapter(client, { prefix: uniquePrefix(), timeout: 1000 });
+    await store.increment('login:m', 60);
+    // only the admin's connection fits; the store's is dropped (a failover, an idle timeout) and comes back refused
+    await admin.sendCommand(['CONFIG', 'SET', 'maxclients', '1']);
+    try {
+      await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes']);
+      await sleep(300);
+      const refused = await store.adapterFor('Session').find('s-1').catch((err: unknown) => err);
+      expect(refused).toBeInstanceOf(StoreUnavailableError); // before: the reply itself, a 500
+      expect((refused as Error).message).toMatch(/max number of clients reached.*as many connections as it allows \(maxclients/);
+    } finally {
+      await admin.sendCommand(['CONFIG', 'SET', 'maxclients', '10000']);
+      if (client.isOpen) client.destroy();
+      await admin.sendCommand(['ACL', 'DELUSER', 'app']);
     }
   });
 });

@@ -189,3 +189,9 @@ local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', n
 if #items > 0 then redis.call('ZREM', KEYS[1], unpack(items)) end
 return items
 `);
+
+/** The start-up check: writes a key of the prefix, as store calls do, and deletes it (a refusal by ACL, a replica, a password says so at start-up). */
+export const STARTUP_CHECK = script(`
+redis.call('SET', KEYS[1], '1', 'PX', 1000)
+redis.call('DEL', KEYS[1])
+return 1`);

@@ -5,7 +5,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { OpConfigError, StoreUnavailableError } from '../errors.js';
 import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
 import { holdUntilAnswered, recordConsumed } from '../request-scope.js';
-import { CONSUME, GRANT_ADD, DECREMENT, INCREMENT, LEASE_LEFT, RENEW, REVOKE_GRANT, SCHEDULE, SETTLE, TAKE_DUE, TAKE_LEGACY_GRANT, UNCONSUME, UPSERT, type Script } from './redis-scripts.js';
+import { CONSUME, GRANT_ADD, STARTUP_CHECK, DECREMENT, INCREMENT, LEASE_LEFT, RENEW, REVOKE_GRANT, SCHEDULE, SETTLE, TAKE_DUE, TAKE_LEGACY_GRANT, UNCONSUME, UPSERT, type Script } from './redis-scripts.js';
 import type { OpStore } from './types.js';
 
 /** Per-command options the adapter passes to node-redis (its `CommandOptions` has these). */
@@ -118,9 +118,10 @@ export function redisAdapter(client: RedisAdapterClient, options: RedisAdapterOp
   keepAliveOnErrors(client);
   const redis = new Redis(client, timeout);
   const keys = new KeyLayout(prefix);
-  // a Redis that refuses this client (a password it was not given) is said at start-up, with what to
-  // fix, not at the first sign-in; one that is not reachable yet is left to reconnect
-  void redis.guard('its start-up check (PING)', () => redis.command(`${prefix}ping`, ['PING']))
+  // a Redis that refuses this client (a password it was not given, an ACL user that may not run scripts
+  // or touch keys under `prefix`) is said at start-up, with what to fix, not at the first sign-in; one
+  // that is not reachable yet is left to reconnect. A script that writes a key of the prefix, as every store call does
+  void redis.guard('its start-up check (a script writing a key of the prefix)', () => redis.run(STARTUP_CHECK, [`${prefix}ping`], []))
     .then(() => Promise.all([warnOnEviction(redis, `${prefix}ping`), warnOnClockSkew(redis, `${prefix}ping`)]))
     .catch(() => undefined); // advice only: never fails the app
   return {
@@ -391,15 +392,23 @@ const UNAVAILABLE_ERRORS = new Set([
 ]);
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED']);
 // Replies of a server that is up but cannot serve yet (loading, failing over, busy with a script).
-const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|READONLY|OOM|MISCONF|NOREPLICAS|NOAUTH)\b/;
+// Replies of a server that refuses this client until someone changes a setting (a password, an ACL, the
+// connection limit): 503 as well (the user can do nothing else), and said in the log with what to change.
+const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|READONLY|OOM|MISCONF|NOREPLICAS|NOAUTH|WRONGPASS|NOPERM|ERR max number of clients)\b/;
 const warnedAt = new Map<string, number>();
 /** What to check for the replies that say more than "not reachable". */
 const REPLY_HINTS: Record<string, string> = {
   READONLY: 'this connection reaches a read-only replica (after a failover, the old master): point the client at the current master (Sentinel or Cluster clients follow failovers)',
-  OOM: 'Redis is out of memory under maxmemory-policy noeviction: raise maxmemory (an eviction policy would drop sign-ins and tokens)',
+  OOM: 'Redis is out of memory (maxmemory reached): raise maxmemory, and keep maxmemory-policy noeviction (an eviction policy would drop sign-ins, tokens and login counters)',
   MISCONF: 'Redis refuses writes because it cannot save its snapshot (stop-writes-on-bgsave-error): check its disk and logs',
   NOREPLICAS: 'Redis refuses writes because too few replicas are connected (min-replicas-to-write): check the replicas',
   NOAUTH: 'Redis needs a password: give it in the client\'s url (redis://:password@host:6379) or its password option',
+  WRONGPASS: 'Redis refused the client\'s user name or password: check the client\'s url (redis://user:password@host:6379) or its username and password options',
+  NOPERM: 'the Redis user (ACL) may not run a command or touch a key the store needs: it needs the scripting commands EVAL and EVALSHA '
+    + '(+@scripting; the scripts call GET, SET, DEL, EXISTS, EXPIRE, PEXPIRE, PTTL, TTL, H*, Z* commands), PING and TIME, and every key under '
+    + 'redisAdapter\'s prefix (e.g. ~oidc:*); +@all -@dangerous works',
+  'ERR max number of clients': 'Redis has as many connections as it allows (maxclients, or the plan\'s connection limit): raise it, or find the clients '
+    + 'that hold connections (each instance of the OP holds one per client it creates)',
 };
 const UNAVAILABLE_MESSAGES = /client is (closed|offline)|socket closed unexpectedly|connection timeout|root nodes are unavailable|reconnect/i;
 const REPLY_ERRORS = new Set(['ErrorReply', 'SimpleError', 'BlobError']);
@@ -435,14 +444,16 @@ function timedOut(what: string, ms: number, client: object): StoreUnavailableErr
 function unreachable(what: string, error: Error): StoreUnavailableError {
   const code = (error as { code?: unknown }).code;
   const reply = UNAVAILABLE_REPLIES.exec(error.message)?.[1];
-  const reason = typeof code === 'string' ? code : reply ?? error.constructor?.name ?? 'error';
+  // a reply is quoted (it names the command or the limit; never a key or a secret)
+  const reason = typeof code === 'string' ? code : reply ? error.message.slice(0, 200) : error.constructor?.name ?? 'error';
   const toFix = reply ? REPLY_HINTS[reply] : undefined;
   const hint = toFix ?? 'check that Redis is running and reachable at the client\'s '
     + 'address (url, network, firewall, cluster state); the client reconnects on its own once it is back';
   const err = new StoreUnavailableError(`Redis is unavailable (${reason}) for ${what}: ${hint}`, { cause: error });
   // a reply that needs someone to act (not a connection that comes back by itself) is said where operators look, once a minute
-  if (reply && toFix && Date.now() - (warnedAt.get(reply) ?? -Infinity) > 60_000) {
-    warnedAt.set(reply, Date.now());
+  if (reply && toFix && Date.now() - (warnedAt.get(reason) ?? -Infinity) > 60_000) {
+    if (warnedAt.size >= 100) warnedAt.clear(); // Redis's replies are few; kept bounded all the same
+    warnedAt.set(reason, Date.now());
     console.warn(`[@openid-express/op] ${err.message}. Requests that need the store answer 503 store_unavailable until it is fixed.`);
   }
   return err;
