@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import createDebug from 'debug';
 import type { SessionData, Store } from 'express-session';
-import { RpError } from './errors.js';
+import { RpError, logRefusal, redisRefusal } from './errors.js';
 import { KeyQueue } from './key-queue.js';
 import { sessionOp } from './session-guard.js';
 
@@ -107,7 +107,8 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
     }
   };
   // advice only: whatever it meets (a client of another shape included), it never fails the app
-  startupCheck(client, prefix, () => run(`return redis.call('PING')`, 'ping'), () => run(`return redis.call('TIME')`, 'ping')).catch(() => undefined);
+  // (the check writes a key of the prefix, as the calls do, and deletes it: an ACL user that may not is said at start-up)
+  startupCheck(client, prefix, () => run(`redis.call('SET', KEYS[1], '1', 'PX', 1000) return redis.call('DEL', KEYS[1])`, 'ping'), () => run(`return redis.call('TIME')`, 'ping')).catch(() => undefined);
   return {
     setIfAbsent: async (key, value, ttlMs) => Number(await run(SET_IF_ABSENT, key, [value, String(Math.ceil(ttlMs))])) === 1,
     get: async (key) => (await run(`return redis.call('GET', KEYS[1])`, key)) as string | undefined ?? undefined,
@@ -130,8 +131,10 @@ function withDeadline<T>(call: Promise<T>, ms: number): Promise<T> {
   return Promise.race([call, deadline]).catch((err: unknown) => {
     if (err instanceof RpError) throw err;
     const message = String((err as Error)?.message ?? err);
-    const hint = REFUSALS.find(([reply]) => message.startsWith(reply))?.[1] ?? 'check that it is running and reachable';
-    throw new RpError('store_unavailable', `Redis failed: ${message}; ${hint}`, { cause: err });
+    const refusal = redisRefusal(message, 'redisCoordination', '~openid-express:rp:*');
+    const failure = new RpError('store_unavailable', `redisCoordination: Redis failed: ${message}; ${refusal?.hint ?? 'check that it is running and reachable'}`, { cause: err, lasting: refusal?.lasting });
+    if (refusal) logRefusal(message, failure);
+    throw failure;
   }).finally(() => clearTimeout(timer));
 }
 
@@ -154,19 +157,11 @@ async function warnOnClockSkew(time: () => Promise<unknown>): Promise<void> {
     + 'and tokens may be refused as issued in the future: keep every server in time (NTP, e.g. chrony or systemd-timesyncd).');
 }
 
-// Replies of a Redis that is up but refuses, and what someone has to change for it to serve again.
-const REFUSALS: Array<[string, string]> = [
-  ['NOAUTH', 'Redis needs a password: give it in the client\'s url (redis://:password@host:6379) or its password option'],
-  ['WRONGPASS', 'the password (or user) the client gives is not Redis\'s: check the client\'s url or its username and password options'],
-  ['READONLY', 'this connection reaches a read-only replica (after a failover, the old master): point the client at the current master'],
-  ['OOM', 'Redis is out of memory: raise maxmemory'],
-  ['MISCONF', 'Redis refuses writes because it cannot save its snapshot: check its disk and logs'],
-  ['NOREPLICAS', 'Redis refuses writes because too few replicas are connected: check the replicas'],
-];
 
 /**
  * At start-up, says what would otherwise show only at the first sign-ins: a Redis that refuses this
- * client (a password it was not given, a replica), and one that may delete keys before they expire
+ * client (a password it was not given, a replica, an ACL user that may not run scripts or write
+ * keys of the prefix), and one that may delete keys before they expire
  * (any maxmemory-policy but `noeviction`: managed Redis often has `volatile-lru`, and every key
  * here expires): a full Redis would then drop refresh results and back-channel-logout indexes,
  * where `noeviction` refuses the write (503) and loses nothing. A Redis that is not reachable yet
@@ -175,10 +170,8 @@ const REFUSALS: Array<[string, string]> = [
 async function startupCheck(client: RedisEvalClient, prefix: string, ping: () => Promise<unknown>, time: () => Promise<unknown>): Promise<void> {
   try {
     await ping();
-  } catch (err) {
-    const message = (err as Error)?.message ?? '';
-    if (REFUSALS.some(([reply]) => message.includes(`Redis failed: ${reply}`))) console.warn(`[@openid-express/rp] redisCoordination: ${message}`);
-    return;
+  } catch {
+    return; // a refusal is said by withDeadline; an unreachable Redis is left to reconnect
   }
   await warnOnClockSkew(() => time().catch(() => undefined));
   const commands = client as unknown as { sendCommand?: (...args: unknown[]) => Promise<unknown>; masters?: unknown; getMasterNode?: unknown };

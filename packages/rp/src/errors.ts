@@ -115,12 +115,19 @@ export class RpError extends Error {
    */
   loginUrl?: string;
 
-  constructor(code: RpErrorCode, message: string, options: { opError?: string; cause?: unknown; retryAfter?: number } = {}) {
+  /**
+   * True when the failure lasts until someone changes a setting (Redis refusing this app's password or
+   * ACL user): still a 503 with `Retry-After`, but the error page does not tell the user it passes by itself.
+   */
+  readonly lasting?: boolean;
+
+  constructor(code: RpErrorCode, message: string, options: { opError?: string; cause?: unknown; retryAfter?: number; lasting?: boolean } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'RpError';
     this.code = code;
     this.status = STATUS[code];
     if (options.opError) this.opError = options.opError;
+    if (options.lasting) this.lasting = true;
     if (TRANSIENT.has(code)) this.retryAfter = options.retryAfter ?? DEFAULT_RETRY_AFTER;
   }
 
@@ -245,4 +252,42 @@ export function toRpError(err: unknown, idTokenCode: RpErrorCode = 'invalid_id_t
     return new RpError('invalid_response', `the OpenID Provider's response was refused: ${message}`, { cause: err });
   }
   return new RpError('invalid_response', `the response was refused: ${e.message}`, { cause: err });
+}
+
+// Replies of a Redis that is up but refuses, what someone has to change for it to serve again, and
+// whether it lasts until then (a failover's READONLY or a full Redis may pass by themselves).
+const REDIS_REFUSALS: Array<[reply: string, lasting: boolean, hint: (who: string, keys: string) => string]> = [
+  ['NOAUTH', true, () => 'Redis needs a password: give it in the client\'s url (redis://:password@host:6379) or its password option'],
+  ['WRONGPASS', true, () => 'the password (or user) the client gives is not Redis\'s: check the client\'s url or its username and password options'],
+  ['NOPERM', true, (who, keys) => `the Redis user (ACL) may not run a command or touch a key ${who} needs: `
+    + (who === 'redisCoordination' ? 'it needs EVAL and EVALSHA (+@scripting; the scripts call GET, SET, DEL, PEXPIRE, TIME and Z* commands) and ' : 'it needs ')
+    + `every key under its prefix (${keys}); +@all -@dangerous works`],
+  ['READONLY', false, () => 'this connection reaches a read-only replica (after a failover, the old master): point the client at the current master'],
+  ['OOM', false, () => 'Redis is out of memory: raise maxmemory'],
+  ['MISCONF', false, () => 'Redis refuses writes because it cannot save its snapshot: check its disk and logs'],
+  ['NOREPLICAS', false, () => 'Redis refuses writes because too few replicas are connected: check the replicas'],
+  ['ERR max number of clients', false, () => 'Redis has as many connections as it allows (maxclients, or the plan\'s connection limit): raise it, or find the clients that hold connections'],
+];
+
+/**
+ * What to change when a Redis error `message` is a refusal someone has to fix, for `who` (what
+ * sent the command) whose keys are `keys` (an ACL key pattern); undefined for any other error.
+ */
+export function redisRefusal(message: string, who: string, keys: string): { hint: string; lasting: boolean } | undefined {
+  const found = REDIS_REFUSALS.find(([reply]) => message.startsWith(reply));
+  return found && { hint: found[2](who, keys), lasting: found[1] };
+}
+
+/** When each refusal (Redis's reply) was last said in the log. */
+const refusalSaidAt = new Map<string, number>();
+
+/**
+ * Says `failure` (a Redis refusal of `reply`) where operators look, once a minute per reply: it needs
+ * someone to change a setting, and the users only see error pages.
+ */
+export function logRefusal(reply: string, failure: RpError): void {
+  if (Date.now() - (refusalSaidAt.get(reply) ?? -Infinity) <= 60_000) return;
+  if (refusalSaidAt.size >= 100) refusalSaidAt.clear(); // Redis's replies are few; kept bounded all the same
+  refusalSaidAt.set(reply, Date.now());
+  console.warn(`[@openid-express/rp] ${failure.message}. Requests that need it answer 503 store_unavailable until it is fixed.`);
 }

@@ -5,7 +5,7 @@
  */
 import type { RequestHandler } from 'express';
 import expressSession, { type Store } from 'express-session';
-import { RpError } from './errors.js';
+import { RpError, logRefusal, redisRefusal } from './errors.js';
 
 const BOUNDED = Symbol('openid-express:bounded-store');
 const METHODS = ['get', 'set', 'touch', 'destroy'] as const;
@@ -18,8 +18,19 @@ export function sessionOp<T>(fn: (cb: (err?: unknown, value?: T) => void) => voi
 const unavailable = (why: string, cause?: unknown): RpError =>
   new RpError('store_unavailable', `the session store ${why}; check that it (e.g. Redis) is running and reachable`, { cause });
 
-/** A store's error as the RP's: already an `RpError` (e.g. our deadline), else `store_unavailable`. */
-const storeFailure = (err: unknown): RpError => (err instanceof RpError ? err : unavailable(`failed (${(err as Error)?.message ?? err})`, err));
+/**
+ * A store's error as the RP's: already an `RpError` (e.g. our deadline), else `store_unavailable`; a
+ * Redis refusal (connect-redis) says what to change, as redisCoordination's do.
+ */
+function storeFailure(err: unknown): RpError {
+  if (err instanceof RpError) return err;
+  const message = String((err as Error)?.message ?? err);
+  const refusal = redisRefusal(message, 'the session store', '~sess:* for connect-redis, or the prefix you gave it');
+  if (!refusal) return unavailable(`failed (${message})`, err);
+  const failure = new RpError('store_unavailable', `the session store failed (${message}); ${refusal.hint}`, { cause: err, lasting: refusal.lasting });
+  logRefusal(message, failure);
+  return failure;
+}
 
 /**
  * The calls of one store (or one session middleware) waiting for their answer, oldest first. One

@@ -79,6 +79,49 @@ test('NOAUTH (Redis needs a password the client was not given): said at start-up
   }
 });
 
+// a managed Redis's ACL user: before, a user that may not run scripts or write the prefix's keys was
+// silent at start-up, and every sign-in ended on a 503 page saying it "usually passes by itself"
+test.each([
+  ['may not run scripts', '+@all -@scripting', '~*', /no permissions to run the 'evalsha' command/],
+  ['has keys that leave out the prefix', '+@all', '~someone-else:*', /no permissions to access one of the keys/],
+])('NOPERM (an ACL user that %s): said at start-up, with the ACL it needs, and a call\'s 503 names it', async (_what, commands, keys, redisSays) => {
+  await admin.sendCommand(['ACL', 'SETUSER', 'app', 'reset', 'on', '>app-secret-0123', keys, '&*', ...commands.split(' ')]);
+  const user = createClient({ url: redis.url, username: 'app', password: 'app-secret-0123' }).on('error', () => undefined);
+  try {
+    await user.connect();
+    const c = redisCoordination(user, { prefix: `acl-${Math.random()}:` });
+    await until(() => said().includes('NOPERM'));
+    expect(said()).toMatch(/redisCoordination: Redis failed: NOPERM .*the Redis user \(ACL\) may not run a command or touch a key redisCoordination needs: it needs EVAL and EVALSHA .*every key under its prefix/);
+    expect(said()).toMatch(redisSays);
+    const refused = await c.get('k').catch((err: unknown) => err);
+    expect(refused).toMatchObject({ code: 'store_unavailable', message: expect.stringMatching(/NOPERM.*\(ACL\)/) });
+  } finally {
+    if (user.isOpen) user.destroy();
+    await admin.sendCommand(['ACL', 'DELUSER', 'app']);
+  }
+});
+
+test('max number of clients (a connection lost, its reconnection refused at the limit): 503 saying what to raise, said in the log', async () => {
+  // with a password, as managed Redis has: Redis then answers the reconnection's AUTH with the refusal
+  await admin.sendCommand(['ACL', 'SETUSER', 'app', 'reset', 'on', '>app-secret-0123', '~*', '&*', '+@all']);
+  const client = createClient({ url: redis.url, username: 'app', password: 'app-secret-0123', socket: { reconnectStrategy: 50 } }).on('error', () => undefined);
+  await client.connect();
+  const c = redisCoordination(client, { timeout: 1000 });
+  await c.set('k', 'v', 1000);
+  await admin.configSet('maxclients', '1');
+  try {
+    await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes']);
+    await sleep(300);
+    const refused = await c.get('k').catch((err: unknown) => err);
+    expect(refused).toMatchObject({ code: 'store_unavailable', message: expect.stringMatching(/max number of clients reached.*as many connections as it allows \(maxclients/) });
+    expect(said()).toMatch(/redisCoordination: Redis failed: ERR max number of clients reached.*Requests that need it answer 503/);
+  } finally {
+    await admin.configSet('maxclients', '10000');
+    if (client.isOpen) client.destroy();
+    await admin.sendCommand(['ACL', 'DELUSER', 'app']);
+  }
+});
+
 test('a Redis not reachable yet is left to reconnect: nothing is said at start-up', async () => {
   const paused = createClient({ url: redis.url, commandOptions: { timeout: 200 } }).on('error', () => undefined);
   await paused.connect();

@@ -4,7 +4,9 @@
 import session from 'express-session';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { boundStore } from '../src/session-guard.js';
+import { boundStore, sessionOp } from '../src/session-guard.js';
+import { RpError } from '../src/errors.js';
+import { errorPage } from '../src/page.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Cb = (err?: any, value?: any) => void;
@@ -130,5 +132,33 @@ describe('boundStore', () => {
     gc();
     expect(store.calls).toHaveLength(1); // the store still holds the call's callback...
     expect(request!.deref()).toBeUndefined(); // ...but no longer what the caller's callback held
+  });
+});
+
+describe('a Redis session store that refuses (connect-redis passes Redis\'s reply on)', () => {
+  let warn: jest.SpyInstance;
+  beforeEach(() => void (warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined)));
+  afterEach(() => warn.mockRestore());
+
+  test('an ACL refusal is a 503 saying what to change, said in the log, and a page that does not promise it passes by itself', async () => {
+    const reply = `NOPERM this user has no permissions to access one of the keys used as arguments ${Math.random()}`;
+    const failure = (await sessionOp((cb) => cb(new Error(reply))).catch((err: unknown) => err)) as RpError;
+    expect(failure).toMatchObject({ code: 'store_unavailable', status: 503, retryAfter: 5, lasting: true });
+    expect(failure.message).toBe(`the session store failed (${reply}); the Redis user (ACL) may not run a command or touch a key the session store needs: `
+      + 'it needs every key under its prefix (~sess:* for connect-redis, or the prefix you gave it); +@all -@dangerous works');
+    expect(warn.mock.calls.flat().join('\n')).toContain(`[@openid-express/rp] the session store failed (${reply})`);
+    const page = errorPage(failure);
+    expect(page).toContain('Sign-in is unavailable');
+    expect(page).toContain('its operators have been told about');
+    expect(page).not.toContain('passes by itself');
+  });
+
+  test('a refusal that may pass (out of memory) says what to raise and keeps the "passes by itself" page; other failures stay as they were', async () => {
+    const oom = (await sessionOp((cb) => cb(new Error("OOM command not allowed when used memory > 'maxmemory'."))).catch((err: unknown) => err)) as RpError;
+    expect(oom).toMatchObject({ code: 'store_unavailable', message: expect.stringContaining('Redis is out of memory: raise maxmemory') });
+    expect(oom.lasting).toBeUndefined();
+    expect(errorPage(oom)).toContain('passes by itself');
+    const lost = (await sessionOp((cb) => cb(new Error('Socket closed unexpectedly'))).catch((err: unknown) => err)) as RpError;
+    expect(lost.message).toBe('the session store failed (Socket closed unexpectedly); check that it (e.g. Redis) is running and reachable');
   });
 });
