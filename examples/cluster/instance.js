@@ -58,8 +58,19 @@ redis.on('ready', () => {
   lastRedisError = '';
 });
 
+// the URL as logs may show it: without its password
+const redisWhere = (() => {
+  try {
+    const url = new URL(redisUrl);
+    if (url.password) url.password = '***';
+    return url.href;
+  } catch {
+    return '(REDIS_URL is not a URL)';
+  }
+})();
 const startup = setTimeout(() => {
-  console.error(`${role}: cannot reach Redis at ${redisUrl} (start redis-server or set REDIS_URL)`);
+  console.error(`${role}: cannot use Redis at ${redisWhere} within 15 s${lastRedisError ? ` (${lastRedisError})` : ''}: start redis-server, or set REDIS_URL `
+    + '(with the password, and for TLS rediss:// with NODE_EXTRA_CA_CERTS naming a private CA)');
   process.exit(1);
 }, 15_000);
 await redis.connect();
