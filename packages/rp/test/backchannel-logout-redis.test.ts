@@ -11,6 +11,7 @@ import { createClient } from 'redis';
 import { oidc, requireAuth, rp } from '@openid-express/rp';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, type ListableStore, type TestRp } from './support/rp-app.js';
+import { logoutToken as signLogoutToken } from './support/logout-token.js';
 
 let redis: RedisServer;
 let client: ReturnType<typeof createClient>;
@@ -79,4 +80,37 @@ test('a logout at the OP sticks while a request of that session is under way on 
   } finally {
     await close(server);
   }
+});
+
+describe('Redis full (maxmemory reached under noeviction: writes refused, reads and deletes served)', () => {
+  const full = async <T>(during: () => Promise<T>): Promise<T> => {
+    await client.configSet('maxmemory-policy', 'noeviction');
+    await client.configSet('maxmemory', '1');
+    try {
+      return await during();
+    } finally {
+      await client.configSet('maxmemory', '0');
+    }
+  };
+
+  test('a logout at the OP still ends the session; its 503 makes the OP retry, and the retry is not a replay', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const token = await signLogoutToken(t.op, { sub: 'alice' });
+    const failed = await full(() => t.agent().post('/auth/backchannel-logout/op').set('accept', 'application/json').type('form').send({ logout_token: token }));
+    expect([failed.status, failed.body.error, failed.headers['retry-after']]).toEqual([503, 'store_unavailable', '5']);
+    expect(failed.body.error_description).toContain('Redis is out of memory: raise maxmemory');
+    expect((await agent.get('/me')).status).toBe(401); // before: 200, the user still signed in once Redis had room
+    const retried = await t.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: token });
+    expect(retried.status).toBe(200);
+  });
+
+  test('signing out here still ends the session (before: 503 "if you were signed in, you still are")', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const res = await full(() => agent.post('/auth/logout').set('origin', t.baseURL).type('form').send({}));
+    expect(res.status).toBe(302);
+    expect(res.headers.location).toContain(`${t.op.issuer}/session/end`);
+    expect((await agent.get('/me')).status).toBe(401);
+  });
 });
