@@ -15,6 +15,7 @@ import { parWithoutRedirectUris, type ResolvedOptions } from './options.js';
 import { parseAllowedHosts, privateHostsFetch } from './private-hosts.js';
 import { plainError } from './provider-errors.js';
 import { revokingReplays } from './replay.js';
+import { destroyedOnceAnswered } from './request-scope.js';
 import { claimsForResource, resourceIndicatorsFeature } from './resources.js';
 import { throttle } from './throttle.js';
 import { safeHref } from './views/escape.js';
@@ -172,7 +173,7 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
   const parUnregistered = parWithoutRedirectUris(o.provider);
   const config: Configuration = {
     // (revokeGrantPolicy is oidc-provider's default unless the app's `provider` sets it)
-    adapter: (name: string) => revokingReplays(name, store.adapterFor(name), store, o.provider?.revokeGrantPolicy),
+    adapter: (name: string) => destroyedOnceAnswered(name, revokingReplays(name, store.adapterFor(name), store, o.provider?.revokeGrantPolicy)),
     // a PAR-only client allowed unregistered redirect URIs may leave the list out (oidc-provider wants it empty)
     clients: o.clients.map(({ firstParty: _firstParty, ...metadata }) => (parUnregistered && metadata.require_pushed_authorization_requests === true
       && metadata.redirect_uris === undefined ? { ...metadata, redirect_uris: [] } : metadata)),

@@ -1,4 +1,9 @@
+import debug from 'debug';
 import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks';
+import type { Adapter } from 'oidc-provider';
+import { adapterMethods } from './bounded-store.js';
+
+const log = debug('openid-express:op');
 
 /**
  * What the oidc-provider request running now has consumed (an authorization code, a device code, a
@@ -18,6 +23,10 @@ export interface RequestConsumes {
   undo: Array<() => Promise<void>>;
   settle: Array<() => Promise<boolean>>;
   stop: Array<() => void>;
+  /** Deletes of records the request still stands on (see `destroyedOnceAnswered`), run once it has answered without failing. */
+  destroys: Array<() => Promise<void>>;
+  /** The request is answered 503 `store_unavailable`: what it deleted must stay, for the retry. */
+  failed: boolean;
   /** The response has closed: nothing is held any more. */
   done: boolean;
 }
@@ -65,7 +74,7 @@ export function holdUntilAnswered(renew: () => void, everyMs: number): HeldConsu
  * instead (and the consumes are given back where they are still this request's).
  */
 export async function runRequestScope(res: NodeJS.EventEmitter, next: () => Promise<void>): Promise<{ settled: boolean; scope: RequestConsumes }> {
-  const scope: RequestConsumes = { undo: [], settle: [], stop: [], done: false };
+  const scope: RequestConsumes = { undo: [], settle: [], stop: [], destroys: [], failed: false, done: false };
   res.once('close', () => {
     scope.done = true;
     for (const stop of scope.stop.splice(0)) stop();
@@ -73,4 +82,38 @@ export async function runRequestScope(res: NodeJS.EventEmitter, next: () => Prom
   await consumedInRequest.run(scope, next);
   const outcomes = await Promise.all(scope.settle.splice(0).map((settle) => settle().catch(() => false)));
   return { settled: outcomes.every(Boolean), scope };
+}
+
+/**
+ * Records a request deletes before it has finished with what they stand for: oidc-provider deletes
+ * the sign-in under way (`Interaction`) as the resume after the login or consent begins, and the
+ * OP session it replaces (`Session`, the old id) before it saves the new one. A store failure after
+ * that answered 503 with nothing left to retry: the user's retry met "this sign-in has expired"
+ * (a Redis stall or an instance killed at that moment). So inside a request these deletes wait for
+ * its answer (`runDestroys`) and are dropped when it fails; an instance that dies before answering
+ * leaves them to expire.
+ */
+const KEPT_UNTIL_ANSWERED: ReadonlySet<string> = new Set(['Interaction', 'Session']);
+
+/** `adapter` (of `model`), whose deletes inside a request wait for its answer when `model` is one of KEPT_UNTIL_ANSWERED. */
+export function destroyedOnceAnswered(model: string, adapter: Adapter): Adapter {
+  if (!KEPT_UNTIL_ANSWERED.has(model)) return adapter;
+  const wrapped = adapterMethods(adapter, (_name, method) => method);
+  const destroy = wrapped.destroy as (id: string) => Promise<void>;
+  wrapped.destroy = async (id: string): Promise<void> => {
+    const scope = consumedInRequest.getStore();
+    if (!scope || scope.done) return destroy(id);
+    scope.destroys.push(() => destroy(id));
+  };
+  return wrapped as unknown as Adapter;
+}
+
+/**
+ * Runs the deletes `scope` kept (see `destroyedOnceAnswered`) when the request answered without
+ * failing (`answered`), else drops them. A delete that fails leaves the record to expire.
+ */
+export async function runDestroys(scope: RequestConsumes, answered: boolean): Promise<void> {
+  const destroys = scope.destroys.splice(0);
+  if (!answered) return;
+  await Promise.all(destroys.map((destroy) => destroy().catch((err: unknown) => log('a record the request had finished with was not deleted (it expires): %s', (err as Error)?.message))));
 }

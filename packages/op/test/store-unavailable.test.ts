@@ -6,7 +6,7 @@ import { createHmac } from 'node:crypto';
 import session from 'express-session';
 import { memoryAdapter, StoreUnavailableError, type Authenticator, type OpStore } from '@openid-express/op';
 import { FormBrowser, type BrowserPage } from '../../../test/support/op-forms.js';
-import { accounts, startOp, type RunningOp } from './support/op-server.js';
+import { accounts, ALICE, startOp, type RunningOp } from './support/op-server.js';
 
 type Mode = 'ok' | 'hang' | 'reject';
 const TIMEOUT = 300;
@@ -16,7 +16,8 @@ const SESSION_SECRET = 'test-secret-test-secret';
 /** A memory store whose calls can be made to hang or to reject as a down Redis does; `countersOnly` spares the records. */
 function flakyStore() {
   const real = memoryAdapter();
-  const state = { mode: 'ok' as Mode, countersOnly: false };
+  // failNext: `<Model>.<method>` whose next call alone rejects (a Redis that stalls at that moment)
+  const state = { mode: 'ok' as Mode, countersOnly: false, failNext: undefined as string | undefined };
   const gate = <T>(call: () => Promise<T>, counter: boolean): Promise<T> => {
     if (state.mode === 'ok' || (state.countersOnly && !counter)) return call();
     if (state.mode === 'hang') return new Promise<T>(() => undefined);
@@ -28,7 +29,13 @@ function flakyStore() {
       const adapter = real.adapterFor(model) as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
       return new Proxy(adapter, {
         get: (target, name: string) => (typeof target[name] === 'function'
-          ? (...args: unknown[]) => gate(() => target[name]!(...args), false) : target[name]),
+          ? (...args: unknown[]) => {
+            if (state.failNext === `${model}.${name}`) {
+              state.failNext = undefined;
+              return Promise.reject(new StoreUnavailableError('redis: connection lost'));
+            }
+            return gate(() => target[name]!(...args), false);
+          } : target[name]),
       }) as unknown as ReturnType<OpStore['adapterFor']>;
     },
     increment: (key, ttl) => gate(() => real.increment(key, ttl), true),
@@ -148,6 +155,26 @@ describe('the OP while its store is unavailable', () => {
     expect(again.html).toContain('store_unavailable');
     const posted = await browser.submit(page, { value: ['authenticator', 'password'] }, { login: 'alice', password: 'x' });
     expect(posted.status).toBe(503);
+  });
+
+  // oidc-provider's resume deletes the sign-in under way (and the OP session it replaces) before it
+  // issues the code and saves the session: a failure after that left nothing to retry (a Redis stall
+  // or an instance killed at that moment), and the user's retry met "this sign-in has expired"
+  test.each(['AuthorizationCode.upsert', 'Session.upsert'])('the store failing at the resume after the consent (%s): 503, and the retry of the same URL finishes the sign-in', async (failing) => {
+    const browser = new FormBrowser({ stopAt: (u) => u.pathname === '/cb' });
+    const login = await browser.open(authUrl());
+    const consent = await browser.submit(login, { value: ['authenticator', 'password'] }, { login: 'alice', password: ALICE.password });
+    expect(consent.url).toContain('/interaction/');
+    flaky.state.failNext = failing;
+    const failed = await browser.submit(consent, { action: '/confirm' });
+    expect([failed.status, failed.headers.get('retry-after')]).toEqual([503, '5']);
+    expect(failed.headers.get('set-cookie')).toBeNull(); // the resume cookie it cleared stays with the browser
+    expect(flaky.state.failNext).toBeUndefined(); // (the failure happened)
+    const retried = await browser.open(failed.url);
+    expect(retried.stoppedAt).toMatch(/\/cb\?code=[^&]+&state=s1&iss=/); // before: 400 "this sign-in has expired"
+    // and the sign-in under way is gone once it succeeded: the same URL again is refused
+    const again = await browser.open(failed.url);
+    expect(again.status).toBe(400);
   });
 
   test('login counters unavailable (throttling): the login POST answers 503, not 500', async () => {
