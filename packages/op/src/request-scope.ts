@@ -90,8 +90,8 @@ export async function runRequestScope(res: NodeJS.EventEmitter, next: () => Prom
  * OP session it replaces (`Session`, the old id) before it saves the new one. A store failure after
  * that answered 503 with nothing left to retry: the user's retry met "this sign-in has expired"
  * (a Redis stall or an instance killed at that moment). So inside a request these deletes wait for
- * its answer (`runDestroys`) and are dropped when it fails; an instance that dies before answering
- * leaves them to expire.
+ * its answer (`destroyOnceSent`) and are dropped when it fails; an instance that dies before its
+ * answer went out leaves them (a retry elsewhere resumes), and they expire.
  */
 const KEPT_UNTIL_ANSWERED: ReadonlySet<string> = new Set(['Interaction', 'Session']);
 
@@ -109,11 +109,17 @@ export function destroyedOnceAnswered(model: string, adapter: Adapter): Adapter 
 }
 
 /**
- * Runs the deletes `scope` kept (see `destroyedOnceAnswered`) when the request answered without
- * failing (`answered`), else drops them. A delete that fails leaves the record to expire.
+ * Runs the deletes `scope` kept (see `destroyedOnceAnswered`) once `res` has been sent, when the
+ * request answered without failing (`succeeded`); drops them otherwise, or when the connection
+ * closes before the answer went out (the browser retries, and finds what it needs). A delete that
+ * fails leaves the record to expire.
  */
-export async function runDestroys(scope: RequestConsumes, answered: boolean): Promise<void> {
+export function destroyOnceSent(scope: RequestConsumes, res: NodeJS.EventEmitter & { writableFinished?: boolean }, succeeded: boolean): void {
   const destroys = scope.destroys.splice(0);
-  if (!answered) return;
-  await Promise.all(destroys.map((destroy) => destroy().catch((err: unknown) => log('a record the request had finished with was not deleted (it expires): %s', (err as Error)?.message))));
+  if (!succeeded || destroys.length === 0) return;
+  const run = (): void => {
+    for (const destroy of destroys) destroy().catch((err: unknown) => log('a record the request had finished with was not deleted (it expires): %s', (err as Error)?.message));
+  };
+  if (res.writableFinished) return run();
+  res.once('finish', run);
 }

@@ -22,7 +22,7 @@ import { createProvider } from './provider.js';
 import { warnUntrustedProxyOnce } from './proxy-warning.js';
 import { guardSession } from './session-guard.js';
 import { answerStoreFailuresWith503, answerStoreUnavailable, isStoreUnavailable, undoConsumes } from './store-unavailable.js';
-import { runDestroys, runRequestScope } from './request-scope.js';
+import { destroyOnceSent, runRequestScope } from './request-scope.js';
 import { throttle } from './throttle.js';
 import { defaultViews, type BrandedViews, type Views } from './views/render.js';
 
@@ -186,11 +186,11 @@ function answerUnknownPaths(provider: Provider, views: Views, passOn: boolean): 
     // request took it over): its answer must not carry the tokens, nor leave the code spent
     if (!settled && ctx.respond !== false && !ctx.headerSent) {
       undoConsumes(scope);
-      await runDestroys(scope, false);
+      destroyOnceSent(scope, ctx.res, false);
       return answerStoreUnavailable(ctx, views);
     }
-    // the sign-in under way and the replaced OP session are deleted once the request did not fail
-    await runDestroys(scope, !scope.failed && ctx.status < 500);
+    // the sign-in under way and the replaced OP session are deleted once the answer went out, if it is no failure
+    destroyOnceSent(scope, ctx.res, !scope.failed && ctx.status < 500);
     if (ctx.status !== 404 || ctx.body != null || ctx.respond === false || ctx.headerSent) return;
     ctx.respond = false;
     const req = ctx.req as unknown as Request & { [PASS_ON]?: NextFunction };
