@@ -157,6 +157,11 @@ export interface SlowRedis {
   url: string;
   /** Milliseconds each reply is held back; change it at any time (0: none). */
   delayMs: number;
+  /**
+   * The connections open now stop passing anything either way, without closing (no FIN, no RST: a
+   * node gone silently at a failover, a NAT entry dropped); new connections pass as before.
+   */
+  freeze(): void;
   close(): Promise<void>;
 }
 
@@ -171,17 +176,22 @@ export interface SlowRedis {
  */
 export async function slowRedis(server: RedisServer): Promise<SlowRedis> {
   const sockets = new Set<net.Socket>();
+  const pairs = new Set<{ frozen: boolean }>();
   const proxy = net.createServer((client) => {
     const upstream = net.connect(server.port, '127.0.0.1');
     sockets.add(client).add(upstream);
     let last = 0; // replies leave in the order they came
-    client.on('data', (d) => upstream.write(d));
+    const open = { frozen: false };
+    pairs.add(open);
+    client.on('data', (d) => void (open.frozen || upstream.write(d)));
     upstream.on('data', (d) => {
+      if (open.frozen) return;
       const at = Math.max(Date.now() + slow.delayMs, last);
       last = at;
       setTimeout(() => client.write(d), at - Date.now());
     });
     const end = () => {
+      pairs.delete(open);
       client.destroy();
       upstream.destroy();
     };
@@ -192,6 +202,9 @@ export async function slowRedis(server: RedisServer): Promise<SlowRedis> {
   const slow: SlowRedis = {
     url: `redis://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`,
     delayMs: 0,
+    freeze: () => {
+      for (const pair of pairs) pair.frozen = true;
+    },
     close: () => {
       for (const s of sockets) s.destroy();
       return new Promise((resolve) => proxy.close(() => resolve()));

@@ -412,6 +412,50 @@ describe('redisAdapter when Redis stalls or goes away', () => {
     expect((ended.find((o) => o.call === 'find')!.error as Error).message).not.toContain('at-1');
   });
 
+  // at a failover the old node can vanish without closing its connections (no FIN, no RST): node-redis
+  // then waited on a dead connection until the kernel gave up on it (~15 min on Linux), every call a 503
+  it('a connection that stops answering while Redis answers: a missed deadline finds it dead, the client is reconnected, calls succeed again; a stalled Redis is left alone', async () => {
+    const relay = await slowRedis(outage);
+    const client = createClient({ url: relay.url }).on('error', () => undefined);
+    await client.connect();
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    const said = () => warn.mock.calls.flat().join('\n');
+    const attempts = async <T>(call: () => Promise<T>): Promise<T> => {
+      for (let i = 0; ; i++) {
+        try {
+          return await call();
+        } catch (err) {
+          if (i > 30) throw err;
+          await sleep(100);
+        }
+      }
+    };
+    try {
+      const store = redisAdapter(client, { timeout: 300, prefix: uniquePrefix() });
+      const tokens = store.adapterFor('AccessToken');
+      await tokens.upsert('at-stuck', { grantId: 'g-stuck' }, 60);
+      // a stalled Redis first: the check's new connection gets no answer either, nothing is reconnected
+      outage.pause();
+      try {
+        await expect(tokens.find('at-stuck')).rejects.toBeInstanceOf(StoreUnavailableError);
+        await sleep(700);
+      } finally {
+        outage.resume();
+      }
+      expect(await attempts(() => tokens.find('at-stuck'))).toEqual({ grantId: 'g-stuck' });
+      expect(said()).not.toContain('stopped answering');
+      await sleep(700); // (one check per two deadlines)
+      relay.freeze();
+      await expect(tokens.find('at-stuck')).rejects.toBeInstanceOf(StoreUnavailableError);
+      expect(await attempts(() => tokens.find('at-stuck'))).toEqual({ grantId: 'g-stuck' }); // before: 503 for good
+      expect(said()).toMatch(/\[@openid-express\/op\] redisAdapter: the connection to Redis stopped answering while a new one to the same Redis answered at once/);
+    } finally {
+      warn.mockRestore();
+      client.destroy();
+      await relay.close();
+    }
+  });
+
   it('a Redis whose replies are each 60 % of `timeout` late, just restarted (scripts forgotten: EVALSHA, NOSCRIPT, EVAL): calls of several commands succeed, a stall still fails within `timeout`', async () => {
     const slow = await slowRedis(outage);
     const slowClient = createClient({ url: slow.url }).on('error', () => undefined);

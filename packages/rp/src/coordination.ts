@@ -12,6 +12,7 @@ import type { SessionData, Store } from 'express-session';
 import { RpError, logRefusal, redisRefusal } from './errors.js';
 import { KeyQueue } from './key-queue.js';
 import { sessionOp } from './session-guard.js';
+import { recoverStuckConnection } from './stuck-connection.js';
 
 const debug = createDebug('openid-express:rp');
 
@@ -92,6 +93,8 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
   if (typeof prefix !== 'string') throw new RpError('invalid_options', 'redisCoordination: "prefix" must be a string');
   if (!Number.isInteger(timeout) || timeout <= 0) throw new RpError('invalid_options', 'redisCoordination: "timeout" must be a positive number of milliseconds');
   const shas = new Map<string, string>(); // script → its SHA1, so only the hash travels (EVALSHA)
+  // a missed deadline: is the connection dead while Redis answers? (a failover that closed nothing)
+  const late = (): void => recoverStuckConnection(client, timeout, 'redisCoordination');
   // each command has its deadline: a server (or cluster node) that has not seen the script yet (restarted,
   // failed over) answers NOSCRIPT, and the EVAL that sends it gets a `timeout` of its own (before, both
   // shared one, and with replies about half a `timeout` late every script failed on its first use)
@@ -100,10 +103,10 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
     let sha = shas.get(script);
     if (!sha) shas.set(script, (sha = createHash('sha1').update(script).digest('hex')));
     try {
-      return await withDeadline(client.evalSha(sha, options), timeout);
+      return await withDeadline(client.evalSha(sha, options), timeout, late);
     } catch (err) {
       if (!String(((err as RpError).cause as Error | undefined)?.message).startsWith('NOSCRIPT')) throw err;
-      return withDeadline(client.eval(script, options), timeout);
+      return withDeadline(client.eval(script, options), timeout, late);
     }
   };
   // advice only: whatever it meets (a client of another shape included), it never fails the app
@@ -122,11 +125,14 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
   };
 }
 
-/** A Redis call that fails or takes longer than `ms` is a `store_unavailable` (503), never a hang. */
-function withDeadline<T>(call: Promise<T>, ms: number): Promise<T> {
+/** A Redis call that fails or takes longer than `ms` is a `store_unavailable` (503), never a hang; `onLate` is told of a missed deadline. */
+function withDeadline<T>(call: Promise<T>, ms: number, onLate: () => void): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new RpError('store_unavailable', `Redis did not answer within ${ms} ms; check that it is running and reachable`)), ms);
+    timer = setTimeout(() => {
+      onLate();
+      reject(new RpError('store_unavailable', `Redis did not answer within ${ms} ms; check that it is running and reachable`));
+    }, ms);
   });
   return Promise.race([call, deadline]).catch((err: unknown) => {
     if (err instanceof RpError) throw err;

@@ -6,6 +6,7 @@
 import type { RequestHandler } from 'express';
 import expressSession, { type Store } from 'express-session';
 import { RpError, logRefusal, redisRefusal } from './errors.js';
+import { recoverStuckConnection } from './stuck-connection.js';
 
 const BOUNDED = Symbol('openid-express:bounded-store');
 const METHODS = ['get', 'set', 'touch', 'destroy'] as const;
@@ -156,7 +157,11 @@ export function boundStore(store: Store, timeoutMs: number): void {
   for (const name of METHODS) {
     const original = (store as unknown as Record<string, unknown>)[name];
     if (typeof original !== 'function') continue;
-    const late = () => unavailable(`did not answer within ${timeoutMs} ms (${name})`);
+    const late = () => {
+      // a store over node-redis (connect-redis keeps it as `client`): is its connection dead while Redis answers?
+      recoverStuckConnection((store as { client?: unknown }).client, timeoutMs, 'the session store');
+      return unavailable(`did not answer within ${timeoutMs} ms (${name})`);
+    };
     // (sid, cb) or (sid, session, cb), as express-session calls them: no argument arrays on this path
     (store as unknown as Record<string, unknown>)[name] = function bounded(this: Store, a: unknown, b: unknown) {
       const n = arguments.length;

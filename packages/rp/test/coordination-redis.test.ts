@@ -4,6 +4,8 @@
  * expire), and a refused call's 503 says what to fix. And a lease's renewal is one step.
  */
 import { createClient } from 'redis';
+import { RedisStore } from 'connect-redis';
+import { boundStore, sessionOp } from '../src/session-guard.js';
 import { RpError, redisCoordination, type Coordination } from '@openid-express/rp';
 import { holdLease } from '../src/lease.js';
 import { slowRedis, startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
@@ -185,4 +187,76 @@ test('a Redis whose replies are each 60 % of `timeout` late, just restarted (its
     client.destroy();
     await slow.close();
   }
+});
+
+// at a failover the old node can vanish without closing its connections: node-redis then waited on a
+// dead connection (until the operating system gave up on it, ~15 min on Linux), every call a 503
+describe('a connection that stops answering while Redis answers (no FIN, no RST)', () => {
+  const attempts = async (call: () => Promise<unknown>, ms: number): Promise<unknown> => {
+    const until = Date.now() + ms;
+    for (;;) {
+      try {
+        return await call();
+      } catch (err) {
+        if (Date.now() > until) throw err;
+        await sleep(100);
+      }
+    }
+  };
+
+  test('redisCoordination: a missed deadline finds it dead (a new connection answers), the client is reconnected, the calls succeed again', async () => {
+    const relay = await slowRedis(redis);
+    const client = createClient({ url: relay.url }).on('error', () => undefined);
+    await client.connect();
+    try {
+      const c = redisCoordination(client, { timeout: 300 });
+      await c.set('stuck', 'v', 60_000);
+      relay.freeze();
+      await expect(c.get('stuck')).rejects.toMatchObject({ code: 'store_unavailable' });
+      expect(await attempts(() => c.get('stuck'), 3000)).toBe('v'); // before: 503 until the connection timed out in the kernel
+      expect(said()).toMatch(/redisCoordination: the connection to Redis stopped answering while a new one to the same Redis answered at once .*reconnecting it/);
+    } finally {
+      client.destroy();
+      await relay.close();
+    }
+  });
+
+  test('the session store (connect-redis over the same kind of client): its missed deadline reconnects it too', async () => {
+    const relay = await slowRedis(redis);
+    const client = createClient({ url: relay.url }).on('error', () => undefined);
+    await client.connect();
+    try {
+      const store = new RedisStore({ client, prefix: 'stuck-sess:' });
+      boundStore(store, 300);
+      const get = (sid: string) => sessionOp((cb) => store.get(sid, cb));
+      await sessionOp<void>((cb) => store.set('s1', { cookie: { originalMaxAge: 60_000 } } as never, cb));
+      relay.freeze();
+      await expect(get('s1')).rejects.toMatchObject({ code: 'store_unavailable' });
+      expect(await attempts(() => get('s1'), 3000)).toMatchObject({ cookie: expect.anything() });
+      expect(said()).toMatch(/the session store: the connection to Redis stopped answering/);
+    } finally {
+      client.destroy();
+      await relay.close();
+    }
+  });
+
+  test('a stalled Redis (SIGSTOP) is not taken for a dead connection: the client is left to itself, and serves once Redis does', async () => {
+    const client = createClient({ url: redis.url }).on('error', () => undefined);
+    await client.connect();
+    const c = redisCoordination(client, { timeout: 300 });
+    await c.set('stalled', 'v', 60_000);
+    redis.pause();
+    try {
+      await expect(c.get('stalled')).rejects.toMatchObject({ code: 'store_unavailable' });
+      await sleep(800); // the check's new connection gets no answer either
+    } finally {
+      redis.resume();
+    }
+    try {
+      expect(await attempts(() => c.get('stalled'), 3000)).toBe('v');
+      expect(said()).not.toContain('stopped answering');
+    } finally {
+      client.destroy();
+    }
+  });
 });

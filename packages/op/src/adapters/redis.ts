@@ -5,6 +5,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { OpConfigError, StoreUnavailableError } from '../errors.js';
 import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
 import { holdUntilAnswered, recordConsumed } from '../request-scope.js';
+import { recoverStuckConnection } from './stuck-connection.js';
 import { CONSUME, GRANT_ADD, STARTUP_CHECK, DECREMENT, INCREMENT, LEASE_LEFT, RENEW, REVOKE_GRANT, SCHEDULE, SETTLE, TAKE_DUE, TAKE_LEGACY_GRANT, UNCONSUME, UPSERT, type Script } from './redis-scripts.js';
 import type { OpStore } from './types.js';
 
@@ -429,6 +430,7 @@ function isUnavailable(error: unknown): error is Error {
 
 // Messages name the operation and what to check; never a key, a token id or the client's URL.
 function timedOut(what: string, ms: number, client: object): StoreUnavailableError {
+  recoverStuckConnection(client, ms, 'redisAdapter'); // a dead connection while Redis answers (a failover that closed nothing)?
   if ((client as { isReady?: unknown }).isReady === false) {
     return new StoreUnavailableError(
       `Redis is unreachable (the client is reconnecting) and did not answer ${what} within ${ms} ms: check that `

@@ -1,0 +1,71 @@
+/**
+ * A Redis connection that stopped answering while Redis itself answers: at a failover the old node
+ * can vanish without closing its connections (no FIN, no RST: a host gone, a NAT entry dropped), and
+ * node-redis then waits on that connection until the operating system gives up on it (about 15
+ * minutes with Linux's defaults), every call a 503 after its deadline. When a call misses its
+ * deadline, a new connection to the same Redis is tried: if it answers at once while this one still
+ * does not, this one is dead, and the client is reconnected (node-redis's `destroy()` then
+ * `connect()`, on the client the app gave, so whatever else uses it recovers too). A Redis that is
+ * stalled or down answers the new connection neither, and is left to the client's own reconnection.
+ * The same check is in @openid-express/rp (`stuck-connection.ts`): the two packages share no code.
+ */
+import debug from 'debug';
+
+const log = debug('openid-express:op');
+
+/** What the check needs of a node-redis v5 client for one server (`createClient()`). */
+interface SingleClient {
+  readonly isReady?: boolean;
+  readonly isOpen?: boolean;
+  duplicate(): SingleClient;
+  connect(): Promise<unknown>;
+  destroy(): void;
+  sendCommand(args: string[]): Promise<unknown>;
+  on?(event: 'error', listener: (err: unknown) => void): unknown;
+}
+
+/** When each client was last checked: one check per two deadlines at most, whatever the traffic. */
+const lastChecked = new WeakMap<object, number>();
+
+/**
+ * After a call on `client` missed its deadline (`timeoutMs`): checks, in the background, whether its
+ * connection is dead while Redis answers, and reconnects it if so (`who` names the caller in the log).
+ * Does nothing for clients of another kind (Cluster and Sentinel clients manage their own connections).
+ */
+export function recoverStuckConnection(client: unknown, timeoutMs: number, who: string): void {
+  if (!isSingleClient(client) || client.isReady !== true) return;
+  const now = Date.now();
+  if (now - (lastChecked.get(client) ?? -Infinity) < 2 * timeoutMs) return;
+  lastChecked.set(client, now);
+  check(client, timeoutMs, who).catch((err: unknown) => log('%s: the check of a stuck Redis connection failed: %s', who, (err as Error)?.message));
+}
+
+function isSingleClient(client: unknown): client is SingleClient {
+  const c = client as Partial<SingleClient> & { masters?: unknown; getMasterNode?: unknown } | null;
+  return !!c && typeof c.duplicate === 'function' && typeof c.connect === 'function' && typeof c.destroy === 'function'
+    && typeof c.sendCommand === 'function' && c.masters === undefined && c.getMasterNode === undefined;
+}
+
+function within<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
+async function check(client: SingleClient, timeoutMs: number, who: string): Promise<void> {
+  const fresh = client.duplicate();
+  fresh.on?.('error', () => undefined);
+  try {
+    await within(fresh.connect().then(() => fresh.sendCommand(['PING'])), timeoutMs);
+  } catch {
+    return; // Redis itself does not answer (stalled, down, failing over): the client reconnects by itself once it can
+  } finally {
+    if (fresh.isOpen) fresh.destroy();
+  }
+  if (await within(client.sendCommand(['PING']), timeoutMs).then(() => true, () => false)) return; // it answers again
+  if (client.isReady !== true) return; // reconnecting by itself meanwhile
+  console.warn(`[@openid-express/op] ${who}: the connection to Redis stopped answering while a new one to the same Redis answered at once `
+    + '(a failover, or a network device that dropped the connection silently): reconnecting it.');
+  client.destroy();
+  await client.connect();
+}
