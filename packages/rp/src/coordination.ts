@@ -136,7 +136,8 @@ function withDeadline<T>(call: Promise<T>, ms: number, onLate: () => void): Prom
   });
   return Promise.race([call, deadline]).catch((err: unknown) => {
     if (err instanceof RpError) throw err;
-    const message = String((err as Error)?.message ?? err);
+    // (Redis names the script a refusal came from, `script: <sha>, on @user_script:1`: nothing for a reader)
+    const message = String((err as Error)?.message ?? err).replace(/\.? script: [0-9a-f]{40}, on @user_script:\d+\.?$/, '');
     const refusal = redisRefusal(message, 'redisCoordination', '~openid-express:rp:*');
     const failure = new RpError('store_unavailable', `redisCoordination: Redis failed: ${message}; ${refusal?.hint ?? 'check that it is running and reachable'}`, { cause: err, lasting: refusal?.lasting });
     if (refusal) logRefusal(message, failure);

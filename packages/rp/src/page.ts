@@ -44,7 +44,8 @@ function wording(err: RpError): { title: string; message: string } {
       if (err.lasting) return { title: 'Sign-in is unavailable', message: 'The site cannot complete the sign-in because of a problem on its side, which its operators have been told about. Please try again later. If you were signed in, you still are.' };
       return err.loginUrl
         ? { title: 'Sign-in is briefly unavailable', message: 'This usually passes by itself: sign in again in a few seconds. If you were signed in, you still are.' }
-        : { title: 'Sign-in is briefly unavailable', message: 'This usually passes by itself: try again in a few seconds. If you were signed in, you still are.' };
+        // (not a sign-in: a sign-out, a refresh, a page of the app)
+        : { title: 'Briefly unavailable', message: 'This usually passes by itself: try again in a few seconds. If you were signed in, you still are.' };
     case 'cross_origin_request':
       return { title: 'Request refused', message: 'This request came from another site. Use the page of this site to do it.' };
     default:

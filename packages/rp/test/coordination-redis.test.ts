@@ -189,6 +189,18 @@ test('a Redis whose replies are each 60 % of `timeout` late, just restarted (its
   }
 });
 
+test('OOM (Redis full under noeviction): a 503 that says to raise maxmemory, without the script hash Redis adds', async () => {
+  const c = redisCoordination(admin, { prefix: `oom-${Math.random()}:` });
+  await admin.configSet('maxmemory-policy', 'noeviction');
+  await admin.configSet('maxmemory', '1');
+  try {
+    const refused = await c.set('k', 'v', 1000).catch((err: unknown) => err as RpError);
+    expect(refused).toMatchObject({ code: 'store_unavailable', message: expect.stringMatching(/^redisCoordination: Redis failed: OOM command not allowed when used memory > 'maxmemory'; Redis is out of memory: raise maxmemory$/) });
+  } finally {
+    await admin.configSet('maxmemory', '0');
+  }
+});
+
 // at a failover the old node can vanish without closing its connections: node-redis then waited on a
 // dead connection (until the operating system gave up on it, ~15 min on Linux), every call a 503
 describe('a connection that stops answering while Redis answers (no FIN, no RST)', () => {

@@ -160,5 +160,9 @@ describe('a Redis session store that refuses (connect-redis passes Redis\'s repl
     expect(errorPage(oom)).toContain('passes by itself');
     const lost = (await sessionOp((cb) => cb(new Error('Socket closed unexpectedly'))).catch((err: unknown) => err)) as RpError;
     expect(lost.message).toBe('the session store failed (Socket closed unexpectedly); check that it (e.g. Redis) is running and reachable');
+    // outside a sign-in (a sign-out, a page of the app), the page does not speak of signing in
+    const page = errorPage(lost);
+    expect(page).toContain('<h1>Briefly unavailable</h1>');
+    expect(page).not.toContain('Sign-in');
   });
 });
