@@ -31,7 +31,15 @@ interface Retry {
   sub: string;
   sid: string;
   attempt: number;
+  /** How the last delivery failed: "the app answered 503", or "no answer (…)". */
+  last?: string;
 }
+
+/** How a delivery failed, for the message of a delivery given up. */
+const failureOf = (err: Error): string => {
+  const status = (err as { response?: { status?: number } })?.response?.status;
+  return status === undefined ? `no answer (${err.message})` : `the app answered ${status}`;
+};
 
 interface LogoutClient {
   clientId: string;
@@ -55,8 +63,11 @@ export function retryBackchannelLogout(provider: Provider, store: OpStore, delay
   let local = 0;
   const warn = (r: Pick<Retry, 'clientId'>, uri: string | undefined, what: string, todo: string) =>
     console.warn(`op(): the back-channel logout to client "${r.clientId}" (${uri ?? 'its backchannel_logout_uri'}) ${what}. That app may still have the user signed in: ${todo}.`);
-  const giveUp = (r: Pick<Retry, 'clientId'>, uri: string | undefined, why: string) =>
-    warn(r, uri, `was not delivered: ${why}`, 'check that it is reachable from the OP');
+  // the app answered (5xx, 429): what to look at is the app, not the network
+  const giveUp = (r: Pick<Retry, 'clientId' | 'last'>, uri: string | undefined, why: string) =>
+    warn(r, uri, `was not delivered: ${why}${r.last ? ` (last: ${r.last})` : ''}`, r.last?.startsWith('the app answered')
+      ? 'look in its log for why it answered so (with @openid-express/rp, a 503 store_unavailable: its session store was down or full)'
+      : 'check that it is reachable from the OP');
   // a 4xx: the app got the token and refused it; what it said is what to fix (not the network)
   const refused = (r: Pick<Retry, 'clientId'>, uri: string | undefined, err: Error) => void answerOf(err).then((said) =>
     warn(r, uri, `was refused by the app: ${err.message}${said ? ` (${said})` : ''}`,
@@ -88,7 +99,7 @@ export function retryBackchannelLogout(provider: Provider, store: OpStore, delay
     if (!client?.backchannelLogoutUri) return log('back-channel logout retry dropped: client %s is gone or has no back channel now', r.clientId);
     await client.backchannelLogout(r.sub, r.sid).then(
       () => log('back-channel logout to client %s delivered on attempt %d', r.clientId, r.attempt + 2),
-      (err: Error) => (passing(err) ? later({ ...r, attempt: r.attempt + 1 }, client.backchannelLogoutUri) : refused(r, client.backchannelLogoutUri, err)),
+      (err: Error) => (passing(err) ? later({ ...r, attempt: r.attempt + 1, last: failureOf(err) }, client.backchannelLogoutUri) : refused(r, client.backchannelLogoutUri, err)),
     );
   };
 
@@ -96,7 +107,7 @@ export function retryBackchannelLogout(provider: Provider, store: OpStore, delay
     log('back-channel logout to client %s failed: %s', client.clientId, err.message);
     const uri = (client as unknown as LogoutClient).backchannelLogoutUri;
     if (!passing(err)) return refused({ clientId: client.clientId }, uri, err);
-    later({ id: randomBytes(9).toString('base64url'), clientId: client.clientId, sub, sid, attempt: 0 }, uri);
+    later({ id: randomBytes(9).toString('base64url'), clientId: client.clientId, sub, sid, attempt: 0, last: failureOf(err) }, uri);
   });
 
   if (store.takeDue) pollSharedQueue(store, (r) => deliver(r));
