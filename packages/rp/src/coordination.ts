@@ -273,8 +273,9 @@ export function hashedKey(prefix: string, value: string): string {
 export async function endSessions(coordination: Coordination, store: Store, ids: string[]): Promise<void> {
   const marked = await Promise.allSettled(ids.map((id) => markSessionEnded(coordination, id)));
   // destroyed even when a mark could not be written: a full Redis (OOM under noeviction) refuses the
-  // marks but still deletes, and a logout that waited for room left the user signed in (a save back
-  // fails there too). The mark's failure is still a 503, so the OP's retry marks them
+  // marks but still deletes, and a logout that waited for room left the user signed in. The mark's
+  // failure is still a 503, so the OP retries: a request under way that saved a session back meanwhile
+  // is ended again by the retry, which finds the session in the index and marks it
   await Promise.all(ids.map((id) => sessionOp<void>((cb) => store.destroy(id, cb))));
   const failed = marked.find((m): m is PromiseRejectedResult => m.status === 'rejected');
   if (failed) throw failed.reason;

@@ -315,15 +315,16 @@ class Routes {
       }
     }
     const coordination = coordinationOf(this.rp, req.sessionStore);
-    const marks = await Promise.allSettled([
+    // both written before the session ends: without them a request of this session still under way
+    // could save the login back (its store may have room when the coordination store has none), and
+    // a second "Sign out" would end only this site's session. So a store that refuses them (Redis
+    // full) is a 503 that keeps the login: "try again", not a sign-out that does not hold
+    await Promise.all([
       // where the logout went, for a second "Sign out" from a browser that never saw this answer
       endSession && coordination.set(signedOutKey(req.sessionID), JSON.stringify({ to: endSession.href, state, returnTo } satisfies SignedOut), SIGNED_OUT_MS),
       // a request of this session still under way must not save its login back (keepEndedSessionsEnded)
       auth && markSessionEnded(coordination, req.sessionID),
     ]);
-    // the sign-out goes on without them (a full Redis refuses writes but still deletes; a save back of
-    // the session fails there too): only a session that could not be destroyed is a 503
-    for (const m of marks) if (m.status === 'rejected') debug('logout: a mark was not written: %s', (m.reason as Error)?.message);
     await sessionOp<void>((cb) => req.session.destroy(cb));
     if (endSession) expectPostLogoutState(res, returnTo, state, this.rp);
     debug('logout: local session ended%s', endSession ? `, RP-initiated logout at provider ${auth!.provider}` : '');
