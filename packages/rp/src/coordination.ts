@@ -111,7 +111,7 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
   };
   // advice only: whatever it meets (a client of another shape included), it never fails the app
   // (the check writes a key of the prefix, as the calls do, and deletes it: an ACL user that may not is said at start-up)
-  startupCheck(client, prefix, () => run(`redis.call('SET', KEYS[1], '1', 'PX', 1000) return redis.call('DEL', KEYS[1])`, 'ping'), () => run(`return redis.call('TIME')`, 'ping')).catch(() => undefined);
+  startupCheck(client, prefix, () => run(`redis.call('SET', KEYS[1], '1', 'PX', 1000) return redis.call('DEL', KEYS[1])`, 'startup-check'), () => run(`return redis.call('TIME')`, 'ping')).catch(() => undefined);
   return {
     setIfAbsent: async (key, value, ttlMs) => Number(await run(SET_IF_ABSENT, key, [value, String(Math.ceil(ttlMs))])) === 1,
     get: async (key) => (await run(`return redis.call('GET', KEYS[1])`, key)) as string | undefined ?? undefined,

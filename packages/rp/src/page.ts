@@ -41,7 +41,11 @@ function wording(err: RpError): { title: string; message: string } {
     case 'op_unavailable':
     case 'store_unavailable':
       // a refusal that lasts until the site's operators change a setting (see RpError.lasting)
-      if (err.lasting) return { title: 'Sign-in is unavailable', message: 'The site cannot complete the sign-in because of a problem on its side, which its operators have been told about. Please try again later. If you were signed in, you still are.' };
+      if (err.lasting) {
+        return err.loginUrl
+          ? { title: 'Sign-in is unavailable', message: 'The site cannot complete the sign-in because of a problem on its side, which its operators have been told about. Please try again later.' }
+          : { title: 'Unavailable', message: 'The site cannot do this right now because of a problem on its side, which its operators have been told about. Please try again later. If you were signed in, you still are.' };
+      }
       return err.loginUrl
         ? { title: 'Sign-in is briefly unavailable', message: 'This usually passes by itself: sign in again in a few seconds. If you were signed in, you still are.' }
         // (not a sign-in: a sign-out, a refresh, a page of the app)

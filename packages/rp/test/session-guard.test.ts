@@ -148,9 +148,12 @@ describe('a Redis session store that refuses (connect-redis passes Redis\'s repl
       + 'it needs every key under its prefix (~sess:* for connect-redis, or the prefix you gave it); +@all -@dangerous works');
     expect(warn.mock.calls.flat().join('\n')).toContain(`[@openid-express/rp] the session store failed (${reply})`);
     const page = errorPage(failure);
-    expect(page).toContain('Sign-in is unavailable');
+    expect(page).toContain('<h1>Unavailable</h1>'); // a sign-out, a page of the app: not about signing in (review)
     expect(page).toContain('its operators have been told about');
     expect(page).not.toContain('passes by itself');
+    failure.loginUrl = '/auth/login/op'; // a sign-in's callback
+    expect(errorPage(failure)).toContain('<h1>Sign-in is unavailable</h1>');
+    expect(errorPage(failure)).not.toContain('passes by itself');
   });
 
   test('a refusal that may pass (out of memory) says what to raise and keeps the "passes by itself" page; other failures stay as they were', async () => {

@@ -122,7 +122,7 @@ export function redisAdapter(client: RedisAdapterClient, options: RedisAdapterOp
   // a Redis that refuses this client (a password it was not given, an ACL user that may not run scripts
   // or touch keys under `prefix`) is said at start-up, with what to fix, not at the first sign-in; one
   // that is not reachable yet is left to reconnect. A script that writes a key of the prefix, as every store call does
-  void redis.guard('its start-up check (a script writing a key of the prefix)', () => redis.run(STARTUP_CHECK, [`${prefix}ping`], []))
+  void redis.guard('its start-up check (a script writing a key of the prefix)', () => redis.run(STARTUP_CHECK, [`${prefix}startup-check`], []))
     .then(() => Promise.all([warnOnEviction(redis, `${prefix}ping`), warnOnClockSkew(redis, `${prefix}ping`)]))
     .catch(() => undefined); // advice only: never fails the app
   return {

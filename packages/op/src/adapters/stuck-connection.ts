@@ -4,7 +4,7 @@
  * node-redis then waits on that connection until the operating system gives up on it (about 15
  * minutes with Linux's defaults), every call a 503 after its deadline. When a call misses its
  * deadline, a new connection to the same Redis is tried: if it answers at once while this one still
- * does not, this one is dead, and the client is reconnected (node-redis's `destroy()` then
+ * does not within 5 s more, this one is dead, and the client is reconnected (node-redis's `destroy()` then
  * `connect()`, on the client the app gave, so whatever else uses it recovers too). A Redis that is
  * stalled or down answers the new connection neither, and is left to the client's own reconnection.
  * The same check is in @openid-express/rp (`stuck-connection.ts`): the two packages share no code.
@@ -24,8 +24,12 @@ interface SingleClient {
   on?(event: 'error', listener: (err: unknown) => void): unknown;
 }
 
-/** When each client was last checked: one check per two deadlines at most, whatever the traffic. */
+/** How long the old connection is given to answer a PING once a new one has answered. */
+const OLD_CONNECTION_WAIT_MS = 5_000;
+
+/** When each client was last checked, and those being checked: one check at a time, one per two deadlines at most, whatever the traffic. */
 const lastChecked = new WeakMap<object, number>();
+const checking = new WeakSet<object>();
 
 /**
  * After a call on `client` missed its deadline (`timeoutMs`): checks, in the background, whether its
@@ -35,9 +39,10 @@ const lastChecked = new WeakMap<object, number>();
 export function recoverStuckConnection(client: unknown, timeoutMs: number, who: string): void {
   if (!isSingleClient(client) || client.isReady !== true) return;
   const now = Date.now();
-  if (now - (lastChecked.get(client) ?? -Infinity) < 2 * timeoutMs) return;
+  if (checking.has(client) || now - (lastChecked.get(client) ?? -Infinity) < 2 * timeoutMs) return;
   lastChecked.set(client, now);
-  check(client, timeoutMs, who).catch((err: unknown) => log('%s: the check of a stuck Redis connection failed: %s', who, (err as Error)?.message));
+  checking.add(client);
+  check(client, timeoutMs, who).finally(() => checking.delete(client)).catch((err: unknown) => log('%s: the check of a stuck Redis connection failed: %s', who, (err as Error)?.message));
 }
 
 function isSingleClient(client: unknown): client is SingleClient {
@@ -56,13 +61,18 @@ async function check(client: SingleClient, timeoutMs: number, who: string): Prom
   const fresh = client.duplicate();
   fresh.on?.('error', () => undefined);
   try {
-    await within(fresh.connect().then(() => fresh.sendCommand(['PING'])), timeoutMs);
+    // a script, as the calls send: Redis holds it back while writes are paused (CLIENT PAUSE WRITE, as
+    // its FAILOVER and managed maintenance do), where a PING would answer and the old connection, behind
+    // a paused write, would look dead
+    await within(fresh.connect().then(() => fresh.sendCommand(['EVAL', 'return 1', '0'])), timeoutMs);
   } catch {
-    return; // Redis itself does not answer (stalled, down, failing over): the client reconnects by itself once it can
+    return; // Redis itself does not answer (stalled, down, failing over, paused): the client reconnects by itself once it can
   } finally {
     if (fresh.isOpen) fresh.destroy();
   }
-  if (await within(client.sendCommand(['PING']), timeoutMs).then(() => true, () => false)) return; // it answers again
+  // the old connection gets longer: a command of the app's that blocks it for a while (BLPOP with a
+  // timeout) or a backlog is not a dead connection
+  if (await within(client.sendCommand(['PING']), Math.max(OLD_CONNECTION_WAIT_MS, 2 * timeoutMs)).then(() => true, () => false)) return; // it answers
   if (client.isReady !== true) return; // reconnecting by itself meanwhile
   console.warn(`[@openid-express/op] ${who}: the connection to Redis stopped answering while a new one to the same Redis answered at once `
     + '(a failover, or a network device that dropped the connection silently): reconnecting it.');
