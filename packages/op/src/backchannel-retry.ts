@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import debug from 'debug';
 import type Provider from 'oidc-provider';
 import type { OpStore } from './adapters/types.js';
+import { consumedInRequest } from './request-scope.js';
 
 const log = debug('openid-express:op');
 
@@ -79,10 +80,12 @@ export function retryBackchannelLogout(provider: Provider, store: OpStore, delay
     }
     const dueAt = Date.now() + delays[r.attempt]!;
     if (!store.schedule) return inProcess(r, uri, dueAt);
-    store.schedule(QUEUE, JSON.stringify(r), dueAt).catch((err: Error) => {
+    const kept = store.schedule(QUEUE, JSON.stringify(r), dueAt).catch((err: Error) => {
       log('back-channel logout retry kept in this process (the store did not take it: %s)', err.message);
       inProcess(r, uri, dueAt);
     });
+    // the sign-out's answer waits for it: an instance killed once it has answered leaves the retry to the others
+    consumedInRequest.getStore()?.settle.push(() => kept.then(() => true));
   };
 
   const inProcess = (r: Retry, uri: string | undefined, dueAt: number): void => {
