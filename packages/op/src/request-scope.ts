@@ -25,8 +25,6 @@ export interface RequestConsumes {
   stop: Array<() => void>;
   /** Deletes of records the request still stands on (see `destroyedOnceAnswered`), run once it has answered without failing. */
   destroys: Array<() => Promise<void>>;
-  /** The request is answered 503 `store_unavailable`: what it deleted must stay, for the retry. */
-  failed: boolean;
   /** The response has closed: nothing is held any more. */
   done: boolean;
 }
@@ -74,7 +72,7 @@ export function holdUntilAnswered(renew: () => void, everyMs: number): HeldConsu
  * instead (and the consumes are given back where they are still this request's).
  */
 export async function runRequestScope(res: NodeJS.EventEmitter, next: () => Promise<void>): Promise<{ settled: boolean; scope: RequestConsumes }> {
-  const scope: RequestConsumes = { undo: [], settle: [], stop: [], destroys: [], failed: false, done: false };
+  const scope: RequestConsumes = { undo: [], settle: [], stop: [], destroys: [], done: false };
   res.once('close', () => {
     scope.done = true;
     for (const stop of scope.stop.splice(0)) stop();

@@ -189,8 +189,9 @@ function answerUnknownPaths(provider: Provider, views: Views, passOn: boolean): 
       destroyOnceSent(scope, ctx.res, false);
       return answerStoreUnavailable(ctx, views);
     }
-    // the sign-in under way and the replaced OP session are deleted once the answer went out, if it is no failure
-    destroyOnceSent(scope, ctx.res, !scope.failed && ctx.status < 500);
+    // the sign-in under way and the replaced OP session are deleted once the answer went out, if it is no
+    // failure (a store failure answered 503 leaves Koa's status at the 500 oidc-provider set before it said so)
+    destroyOnceSent(scope, ctx.res, ctx.status < 500);
     if (ctx.status !== 404 || ctx.body != null || ctx.respond === false || ctx.headerSent) return;
     ctx.respond = false;
     const req = ctx.req as unknown as Request & { [PASS_ON]?: NextFunction };

@@ -43,9 +43,7 @@ export function answerStoreFailuresWith503(provider: Provider, views: Views): vo
 export function answerStoreUnavailable(ctx: KoaContextWithOIDC, views: Views): void {
   log('store unavailable at %s %s: 503', ctx.method, ctx.path);
   ctx.respond = false;
-  const scope = consumedInRequest.getStore();
-  if (scope) scope.failed = true; // what it deleted stays (see destroyedOnceAnswered)
-  // nor do its cookies go: the retry must come as this request came (the resume cookie it cleared,
+  // its cookies do not go: the retry must come as this request came (the resume cookie it cleared,
   // an OP session id it had not saved yet)
   ctx.res.removeHeader('set-cookie');
   ctx.res.statusMessage = 'Service Unavailable'; // Koa named the status it had set
