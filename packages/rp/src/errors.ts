@@ -256,12 +256,10 @@ export function toRpError(err: unknown, idTokenCode: RpErrorCode = 'invalid_id_t
 
 // Replies of a Redis that is up but refuses, what someone has to change for it to serve again, and
 // whether it lasts until then (a failover's READONLY or a full Redis may pass by themselves).
-const REDIS_REFUSALS: Array<[reply: string, lasting: boolean, hint: (who: string, keys: string) => string]> = [
+const REDIS_REFUSALS: Array<[reply: string, lasting: boolean, hint: (who: string, needs: string) => string]> = [
   ['NOAUTH', true, () => 'Redis needs a password: give it in the client\'s url (redis://:password@host:6379) or its password option'],
   ['WRONGPASS', true, () => 'the password (or user) the client gives is not Redis\'s: check the client\'s url or its username and password options'],
-  ['NOPERM', true, (who, keys) => `the Redis user (ACL) may not run a command or touch a key ${who} needs: `
-    + (who === 'redisCoordination' ? 'it needs EVAL and EVALSHA (+@scripting; the scripts call GET, SET, DEL, PEXPIRE, TIME and Z* commands) and ' : 'it needs ')
-    + `every key under its prefix (${keys}); +@all -@dangerous works`],
+  ['NOPERM', true, (who, needs) => `the Redis user (ACL) may not run a command or touch a key ${who} needs: it needs ${needs}; +@all -@dangerous works`],
   ['READONLY', false, () => 'this connection reaches a read-only replica (after a failover, the old master): point the client at the current master'],
   ['OOM', false, () => 'Redis is out of memory: raise maxmemory'],
   ['MISCONF', false, () => 'Redis refuses writes because it cannot save its snapshot: check its disk and logs'],
@@ -271,11 +269,11 @@ const REDIS_REFUSALS: Array<[reply: string, lasting: boolean, hint: (who: string
 
 /**
  * What to change when a Redis error `message` is a refusal someone has to fix, for `who` (what
- * sent the command) whose keys are `keys` (an ACL key pattern); undefined for any other error.
+ * sent the command), which `needs` what an ACL must allow it; undefined for any other error.
  */
-export function redisRefusal(message: string, who: string, keys: string): { hint: string; lasting: boolean } | undefined {
+export function redisRefusal(message: string, who: string, needs: string): { hint: string; lasting: boolean } | undefined {
   const found = REDIS_REFUSALS.find(([reply]) => message.startsWith(reply));
-  return found && { hint: found[2](who, keys), lasting: found[1] };
+  return found && { hint: found[2](who, needs), lasting: found[1] };
 }
 
 /** When each refusal (Redis's reply) was last said in the log. */

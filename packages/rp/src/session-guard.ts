@@ -26,7 +26,7 @@ const unavailable = (why: string, cause?: unknown): RpError =>
 function storeFailure(err: unknown): RpError {
   if (err instanceof RpError) return err;
   const message = String((err as Error)?.message ?? err);
-  const refusal = redisRefusal(message, 'the session store', '~sess:* for connect-redis, or the prefix you gave it');
+  const refusal = redisRefusal(message, 'the session store', 'every key under its prefix (~sess:* for connect-redis, or the prefix you gave it)');
   if (!refusal) return unavailable(`failed (${message})`, err);
   const failure = new RpError('store_unavailable', `the session store failed (${message}); ${refusal.hint}`, { cause: err, lasting: refusal.lasting });
   logRefusal(message, failure);
