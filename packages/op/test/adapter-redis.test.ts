@@ -3,6 +3,7 @@ import { format } from 'node:util';
 import debug from 'debug';
 import { createClient } from 'redis';
 import { unhandledRejectionsDuring } from '../../../test/support/unhandled.js';
+import { eventually } from '../../../test/support/eventually.js';
 import { slowRedis, startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import type { OpStore } from '../src/adapters/types.js';
 import { redisAdapter } from '../src/adapters/redis.js';
@@ -308,18 +309,6 @@ async function outcomes(store: OpStore): Promise<Array<{ call: string; error: un
   );
 }
 
-async function eventually(check: () => Promise<unknown>, withinMs: number): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await sleep(100);
-    }
-  }
-}
 
 describe('the start-up check', () => {
   it('never fails the app: a client that runs the check\'s script but throws on CONFIG and TIME leaves no unhandled rejection', async () => {
@@ -420,16 +409,6 @@ describe('redisAdapter when Redis stalls or goes away', () => {
     await client.connect();
     const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
     const said = () => warn.mock.calls.flat().join('\n');
-    const attempts = async <T>(call: () => Promise<T>): Promise<T> => {
-      for (let i = 0; ; i++) {
-        try {
-          return await call();
-        } catch (err) {
-          if (i > 90) throw err;
-          await sleep(100);
-        }
-      }
-    };
     try {
       const store = redisAdapter(client, { timeout: 300, prefix: uniquePrefix() });
       const tokens = store.adapterFor('AccessToken');
@@ -442,12 +421,12 @@ describe('redisAdapter when Redis stalls or goes away', () => {
       } finally {
         outage.resume();
       }
-      expect(await attempts(() => tokens.find('at-stuck'))).toEqual({ grantId: 'g-stuck' });
+      await eventually(async () => expect(await tokens.find('at-stuck')).toEqual({ grantId: 'g-stuck' }), 10_000);
       expect(said()).not.toContain('stopped answering');
       await sleep(700); // (one check per two deadlines)
       relay.freeze();
       await expect(tokens.find('at-stuck')).rejects.toBeInstanceOf(StoreUnavailableError);
-      expect(await attempts(() => tokens.find('at-stuck'))).toEqual({ grantId: 'g-stuck' }); // before: 503 for good
+      await eventually(async () => expect(await tokens.find('at-stuck')).toEqual({ grantId: 'g-stuck' }), 10_000); // before: 503 for good
       expect(said()).toMatch(/\[@openid-express\/op\] redisAdapter: the connection to Redis stopped answering while a new one to the same Redis answered at once/);
     } finally {
       warn.mockRestore();

@@ -9,6 +9,7 @@ import { boundStore, sessionOp } from '../src/session-guard.js';
 import { RpError, redisCoordination, type Coordination } from '@openid-express/rp';
 import { holdLease } from '../src/lease.js';
 import { slowRedis, startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import { eventually } from '../../../test/support/eventually.js';
 import { unhandledRejectionsDuring } from '../../../test/support/unhandled.js';
 
 let redis: RedisServer;
@@ -204,17 +205,6 @@ test('OOM (Redis full under noeviction): a 503 that says to raise maxmemory, wit
 // at a failover the old node can vanish without closing its connections: node-redis then waited on a
 // dead connection (until the operating system gave up on it, ~15 min on Linux), every call a 503
 describe('a connection that stops answering while Redis answers (no FIN, no RST)', () => {
-  const attempts = async (call: () => Promise<unknown>, ms: number): Promise<unknown> => {
-    const until = Date.now() + ms;
-    for (;;) {
-      try {
-        return await call();
-      } catch (err) {
-        if (Date.now() > until) throw err;
-        await sleep(100);
-      }
-    }
-  };
 
   test('redisCoordination: a missed deadline finds it dead (a new connection answers), the client is reconnected, the calls succeed again', async () => {
     const relay = await slowRedis(redis);
@@ -225,7 +215,7 @@ describe('a connection that stops answering while Redis answers (no FIN, no RST)
       await c.set('stuck', 'v', 60_000);
       relay.freeze();
       await expect(c.get('stuck')).rejects.toMatchObject({ code: 'store_unavailable' });
-      expect(await attempts(() => c.get('stuck'), 9000)).toBe('v'); // before: 503 until the connection timed out in the kernel
+      await eventually(async () => expect(await c.get('stuck')).toBe('v'), 9000); // before: 503 until the connection timed out in the kernel
       expect(said()).toMatch(/redisCoordination: the connection to Redis stopped answering while a new one to the same Redis answered at once .*reconnecting it/);
     } finally {
       client.destroy();
@@ -244,7 +234,7 @@ describe('a connection that stops answering while Redis answers (no FIN, no RST)
       await sessionOp<void>((cb) => store.set('s1', { cookie: { originalMaxAge: 60_000 } } as never, cb));
       relay.freeze();
       await expect(get('s1')).rejects.toMatchObject({ code: 'store_unavailable' });
-      expect(await attempts(() => get('s1'), 9000)).toMatchObject({ cookie: expect.anything() });
+      await eventually(async () => expect(await get('s1')).toMatchObject({ cookie: expect.anything() }), 9000);
       expect(said()).toMatch(/the session store: the connection to Redis stopped answering/);
     } finally {
       client.destroy();
@@ -261,7 +251,7 @@ describe('a connection that stops answering while Redis answers (no FIN, no RST)
       await admin.sendCommand(['CLIENT', 'PAUSE', '1500', 'WRITE']);
       await expect(c.set('paused', 'w', 60_000)).rejects.toMatchObject({ code: 'store_unavailable' });
       await sleep(1500);
-      expect(await attempts(() => c.get('paused'), 3000)).toBe('w'); // the paused write went through
+      await eventually(async () => expect(await c.get('paused')).toBe('w'), 3000); // the paused write went through
       await sleep(700); // (one check per two deadlines)
       const blocked = client.sendCommand(['BLPOP', `jobs-${Math.random()}`, '2']); // the app's, on the same client
       await expect(c.get('paused')).rejects.toMatchObject({ code: 'store_unavailable' }); // behind it
@@ -287,7 +277,7 @@ describe('a connection that stops answering while Redis answers (no FIN, no RST)
       redis.resume();
     }
     try {
-      expect(await attempts(() => c.get('stalled'), 3000)).toBe('v');
+      await eventually(async () => expect(await c.get('stalled')).toBe('v'), 3000);
       expect(said()).not.toContain('stopped answering');
     } finally {
       client.destroy();
