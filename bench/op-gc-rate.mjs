@@ -10,8 +10,8 @@ import { fork } from 'node:child_process';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { ask, nativeV8Flags, reply } from './lib/children.mjs';
 import { hammer } from './lib/load.mjs';
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const jwks = { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' }] };
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } }); // JWKs straight from the generation: see test/support/private-jwk.ts (Node 20)
+const jwks = { keys: [{ ...privateKey, kid: randomUUID(), use: 'sig', alg: 'RS256' }] };
 for (const name of ['ours', 'bare']) {
   const child = fork(new URL('./op-overhead.mjs', import.meta.url).pathname, ['op', name, JSON.stringify(jwks)], { execArgv: ['--expose-gc', '--trace-gc', ...nativeV8Flags()], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   let out = '';

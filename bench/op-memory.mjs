@@ -89,8 +89,8 @@ async function measure(cap, jwks) {
 async function main() {
   const started = Date.now();
   console.log(`node ${process.version}, ${N} client_credentials token requests per OP, ${CONNECTIONS} connections, ClientCredentials ttl 600 s (nothing expires during the run)`);
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const jwks = { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' }] };
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } }); // JWKs straight from the generation: see test/support/private-jwk.ts (Node 20)
+  const jwks = { keys: [{ ...privateKey, kid: randomUUID(), use: 'sig', alg: 'RS256' }] };
   const rows = [];
   for (const cap of CAPS) {
     rows.push(await measure(cap, jwks));

@@ -12,8 +12,8 @@ const ACCOUNTS = {
 };
 
 function signingKey() {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' };
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } }); // JWKs straight from the generation: see test/support/private-jwk.ts (Node 20)
+  return { ...privateKey, kid: randomUUID(), use: 'sig', alg: 'RS256' };
 }
 
 // oidc-provider's default adapter is an LRU of 1000 records: a benchmark run outgrows it and the

@@ -11,7 +11,7 @@
  * WebFinger OP's certificate); fails (never skips) without them.
  */
 import { spawnSync } from 'node:child_process';
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpsServer, request as httpsRequest, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -26,6 +26,7 @@ import { requireApache, startApache, withApacheLog, type ApacheRp } from './supp
 import { onFreePort } from '../support/ports.js';
 import { ALICE, APACHE_CLIENT, signInAtOp, startApacheWithOp, startInteropOp, type InteropOp } from './support/op.js';
 import { expectAt } from './support/pages.js';
+import { privateJwk } from '../support/private-jwk.js';
 
 const CLIENT_ID = APACHE_CLIENT.id;
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
@@ -133,7 +134,7 @@ describe('mod_auth_openidc against op(): back-channel logout', () => {
     const sign = async (payload: Record<string, unknown>, key: JWK) => new SignJWT(payload)
       .setProtectedHeader({ alg: 'RS256', kid: opKey.kid, typ: 'logout+jwt' }).sign(await importJWK(key, 'RS256'));
     // a key the OP's JWKS does not hold, under the OP's key's kid: only the signature tells them apart
-    const otherKey = { ...generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' }), kid: opKey.kid } as JWK;
+    const otherKey = { ...privateJwk(), kid: opKey.kid } as JWK;
     const post = async (token: string) => {
       const res = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ logout_token: token }) });
       await res.arrayBuffer();

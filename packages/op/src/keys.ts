@@ -5,6 +5,9 @@ import { OpConfigError } from './errors.js';
 const HOW = 'generate them once with `node -e "import(\'@openid-express/op\').then(m => console.log(JSON.stringify(m.generateKeys())))"`'
   + ' and load the result from your secret store';
 
+/** Encodings that make generateKeyPairSync return JWKs (typed by @types/node only for PEM and DER). */
+const JWK_OUT = { publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } } as const;
+
 /**
  * Fresh keys for `op()`: an RS256 signing key and a cookie key. Run once, store the output as a secret.
  *
@@ -13,8 +16,10 @@ const HOW = 'generate them once with `node -e "import(\'@openid-express/op\').th
  * op({ issuer, accounts, jwks, cookieKeys });
  */
 export function generateKeys(): { jwks: { keys: JWK[] }; cookieKeys: string[] } {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const jwk = privateKey.export({ format: 'jwk' }) as JWK;
+  // The JWK comes out of the key generation itself: on Node 20, exporting (`export({ format: 'jwk' })`)
+  // a KeyObject that generateKeyPairSync made can deadlock the process when a garbage collection
+  // during the export frees the generation job (both take the key's lock).
+  const { privateKey: jwk } = generateKeyPairSync('rsa', { modulusLength: 2048, ...JWK_OUT }) as unknown as { privateKey: JWK };
   const kid = randomBytes(8).toString('base64url');
   return { jwks: { keys: [{ ...jwk, kid, use: 'sig', alg: 'RS256' }] }, cookieKeys: [randomBytes(32).toString('base64url')] };
 }

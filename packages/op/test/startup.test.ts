@@ -2,6 +2,7 @@ import express from 'express';
 import request from 'supertest';
 import session from 'express-session';
 import { generateKeys, memoryAccounts, memoryAdapter, op, OpConfigError, type OpOptions } from '@openid-express/op';
+import { privateJwk } from '../../../test/support/private-jwk.js';
 
 const accounts = memoryAccounts([{ id: 'alice', username: 'alice', password: 'pw-pw-pw' }]);
 const issuer = 'https://id.example.com/op';
@@ -435,10 +436,37 @@ describe('op() at the root of a host', () => {
   });
 });
 
+describe('generateKeys()', () => {
+  test('gives a usable RS256 private JWK with a kid, and a cookie key', async () => {
+    const { createPrivateKey, createPublicKey, sign, verify } = await import('node:crypto');
+    const { jwks, cookieKeys } = generateKeys();
+    const [key] = jwks.keys;
+    expect(key).toMatchObject({ kty: 'RSA', use: 'sig', alg: 'RS256', kid: expect.any(String) });
+    const privateKey = createPrivateKey({ key: key as never, format: 'jwk' });
+    const signature = sign('sha256', Buffer.from('x'), privateKey);
+    expect(verify('sha256', Buffer.from('x'), createPublicKey(privateKey), signature)).toBe(true);
+    expect(cookieKeys[0]).toMatch(/^[\w-]{43}$/);
+  });
+
+  test('never exports a KeyObject the key generation made (on Node 20 that export can deadlock the process)', async () => {
+    // Node 20: a garbage collection during `keyObject.export({ format: 'jwk' })` can free the
+    // generation job, whose destructor waits on the lock the export holds; a jest worker hung in CI.
+    const { generateKeyPairSync } = await import('node:crypto');
+    const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const spies = [pair.privateKey, pair.publicKey].map((k) => jest.spyOn(Object.getPrototypeOf(k) as { export: () => unknown }, 'export'));
+    try {
+      generateKeys();
+      for (const spy of spies) expect(spy).not.toHaveBeenCalled();
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+  });
+});
+
 describe('signing keys without a kid', () => {
   test("each gets oidc-provider's own kid (its thumbprint), the app's jwks object is left as it was", async () => {
-    const { generateKeyPairSync, createHash } = await import('node:crypto');
-    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }) as Record<string, string>;
+    const { createHash } = await import('node:crypto');
+    const ec = privateJwk('ec');
     const rsa = { ...generateKeys().jwks.keys[0]! };
     const jwks = { keys: [{ ...ec, alg: 'ES256', use: 'sig' }, rsa] };
     const before = JSON.stringify(jwks);

@@ -9,13 +9,14 @@
  * requests as the OP parsed them. A tiny stub OP only for answers oidc-provider never gives
  * (registration answers without grant_types / token_endpoint_auth_method).
  */
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import express from 'express';
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { memoryRegistrationStore, oidc, readStoredLogin, type Authentication, type OidcSessionData, type DynamicOptions, type RegisteredClient } from '@openid-express/rp';
 import { DynamicProviders, dynamicProviderName } from '../src/discovery/registration.js';
 import { listen, type Listening } from './simulators/common.js';
 import { pathOf, startSimApp, type SimApp } from './simulators/app.js';
+import { privateJwk } from '../../../test/support/private-jwk.js';
 
 interface Registration {
   /** The registration request, as the OP parsed it. */
@@ -49,8 +50,7 @@ afterAll(async () => {
 });
 
 function signingKey(): Record<string, unknown> {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' };
+  return { ...privateJwk(), kid: randomUUID(), use: 'sig', alg: 'RS256' };
 }
 
 /**

@@ -19,7 +19,7 @@
  *   directly: the test fetches the published request_uri itself and verifies it with jose.
  * - Two "why a stub" tests show that oidc-provider v9 refuses "none" and request_uri.
  */
-import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import express from 'express';
 import session from 'express-session';
@@ -32,6 +32,7 @@ import { OptionsError, oidc, requireAuth, rp, type OidcProviderOptions, type Pro
 import { startOp, type TestOp } from './support/oidc-provider.js';
 import { CLIENT_ID, CLIENT_SECRET, close, listen } from './support/rp-app.js';
 import { pendingLogins } from '../src/transactions.js';
+import { privateJwk } from '../../../test/support/private-jwk.js';
 
 // ---------------------------------------------------------------------------------------------
 // JarOp: an OP that takes request objects by value and by reference, signed, unsigned, encrypted.
@@ -159,8 +160,7 @@ async function startJarOp(): Promise<JarOp> {
 
 /** The real OP's encryption key (RSA-OAEP), in its JWKS next to its signing key. */
 function rsaJwk(kid: string, use: 'sig' | 'enc', alg: string): JWK {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return { ...(privateKey.export({ format: 'jwk' }) as JWK), kid, use, alg };
+  return { ...(privateJwk() as JWK), kid, use, alg };
 }
 
 const RP_KEY = rsaJwk('rp-sig-1', 'sig', 'RS256');

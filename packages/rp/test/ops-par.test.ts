@@ -5,7 +5,6 @@
  * gets PAR without being asked; PAR carries a signed request object (JAR) when the entry has one;
  * a PAR endpoint refusing the client's credentials is `client_auth_failed` before any redirect.
  */
-import { generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:http';
 import { decodeJwt, decodeProtectedHeader, type JWK } from 'jose';
 import type { CustomFetch } from 'openid-client';
@@ -13,6 +12,7 @@ import { RelyingParty, oidc } from '@openid-express/rp';
 import { startOp } from './support/oidc-provider.js';
 import { close, listen, startRp, type TestRp } from './support/rp-app.js';
 import { clearStore } from './support/expect.js';
+import { privateJwk } from '../../../test/support/private-jwk.js';
 
 /** The requests the RP sent to the OP's PAR endpoint (their form bodies). */
 function recordingFetch(): { fetch: CustomFetch; pushed: URLSearchParams[] } {
@@ -132,8 +132,7 @@ describe('an OP whose metadata says require_pushed_authorization_requests', () =
 });
 
 describe('PAR with a request object (JAR) and a refusing PAR endpoint', () => {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const rpKey = { ...(privateKey.export({ format: 'jwk' }) as JWK), kid: 'rp-sig-1', use: 'sig', alg: 'RS256' };
+  const rpKey = { ...(privateJwk() as JWK), kid: 'rp-sig-1', use: 'sig', alg: 'RS256' };
   const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...publicKey } = rpKey;
   let t: TestRp;
   let wrongSecret: TestRp;

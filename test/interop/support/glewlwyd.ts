@@ -117,14 +117,17 @@ static_files_mime_types = (
 
 /** The OIDC plugin instance (parameter names: Glewlwyd's docs/OIDC.md and its admin app's defaults). */
 function oidcPlugin(issuer: string): Record<string, unknown> {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  // PEM straight from the generation (no export of the job's KeyObjects afterwards: see ../../support/private-jwk.ts)
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
   return {
     module: 'oidc', name: PLUGIN, display_name: 'OpenID Connect', enabled: true,
     parameters: {
       iss: issuer,
       'jwt-type': 'rsa', 'jwt-key-size': '256', // RS256
-      key: privateKey.export({ type: 'pkcs8', format: 'pem' }),
-      cert: publicKey.export({ type: 'spki', format: 'pem' }),
+      key: privateKey,
+      cert: publicKey,
       'jwks-show': true,
       'access-token-duration': 3600, 'refresh-token-duration': 1209600, 'code-duration': 600, 'refresh-token-rolling': true,
       'allow-non-oidc': false,

@@ -74,7 +74,10 @@ export interface Lemonldap {
 /** The packaged lmConf-1.json with the keys this test needs changed (key names: Lemonldap::NG::Manager::Build::Attributes). */
 function config(dir: string, origin: string, clients: LlngClient[]): Record<string, unknown> {
   const packaged = JSON.parse(readFileSync(PACKAGED_CONF, 'utf8')) as Record<string, unknown>;
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  // PEM straight from the generation (no export of the job's KeyObjects afterwards: see ../../support/private-jwk.ts)
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
   const rps = Object.fromEntries(clients.map((c, i) => [`rp${i}`, c]));
   return {
     ...packaged,
@@ -102,8 +105,8 @@ function config(dir: string, origin: string, clients: LlngClient[]): Record<stri
     // the OpenID Connect issuer, at the packaged default path ^/oauth2/
     issuerDBOpenIDConnectActivation: 1,
     oidcServiceMetaDataIssuer: origin,
-    oidcServicePrivateKeySig: privateKey.export({ type: 'pkcs8', format: 'pem' }),
-    oidcServicePublicKeySig: publicKey.export({ type: 'spki', format: 'pem' }),
+    oidcServicePrivateKeySig: privateKey,
+    oidcServicePublicKeySig: publicKey,
     oidcServiceKeyIdSig: 'interop-rs256',
     oidcRPMetaDataOptions: Object.fromEntries(Object.entries(rps).map(([key, c]) => [key, {
       oidcRPMetaDataOptionsDisplayName: `openid-express RP (${c.clientId})`,

@@ -4,10 +4,11 @@
  * only knows "alice@host". Its users are already signed in: the interaction route finishes login
  * and consent at once (test-only).
  */
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import express from 'express';
 import Provider, { type Configuration } from 'oidc-provider';
 import { listen, type Listening } from './common.js';
+import { privateJwk } from '../../../../test/support/private-jwk.js';
 
 const ISSUER_REL = 'http://openid.net/specs/connect/1.0/issuer';
 
@@ -59,8 +60,7 @@ export async function startDynamicOp(options: DynamicOpOptions = {}): Promise<Dy
 }
 
 function signingKey(): Record<string, unknown> {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' };
+  return { ...privateJwk(), kid: randomUUID(), use: 'sig', alg: 'RS256' };
 }
 
 function configuration(options: DynamicOpOptions, users: Set<string>): Configuration {

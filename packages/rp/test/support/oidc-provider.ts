@@ -22,11 +22,12 @@
  * The real file lives under packages/rp/test/support (where oidc-provider resolves);
  * test/support/oidc-provider.ts re-exports it.
  */
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Provider, { type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { privateJwk } from '../../../../test/support/private-jwk.js';
 
 export interface TestOpOptions {
   /** oidc-provider client metadata (client_id, client_secret, redirect_uris, ...). */
@@ -47,8 +48,7 @@ export const DEFAULT_ACCOUNTS: Record<string, Record<string, unknown>> = {
 };
 
 function signingKey(): Record<string, unknown> {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' };
+  return { ...privateJwk(), kid: randomUUID(), use: 'sig', alg: 'RS256' };
 }
 
 /** A minimal cookie jar (name → value; the OP sets its cookies on its own host only). */
