@@ -23,6 +23,8 @@ const config: JestConfigWithTsJest = {
   // most of a file's time is waiting (the OP, Redis, Chromium, timers): two workers there take the
   // suite from about 10 to about 6 minutes, and every test passes under that load
   maxWorkers: Math.max(2, availableParallelism() - 1),
+  // a worker whose main thread is blocked gets no testTimeout: the watchdog names its file and ends the run
+  reporters: ['default', '<rootDir>/scripts/jest-watchdog.cjs'],
 };
 
 export default config;
