@@ -2,8 +2,9 @@
  * Back-channel logout delivered again. oidc-provider sends each logout token once, while the user
  * signs out at the OP: an app that was restarting, or whose store stalled, answered 5xx (or nothing)
  * and kept the user signed in, while the OP said "Signed out". A delivery that failed in passing (no
- * answer, 5xx, 429) is tried again after 1, 3, 10, 30 and 60 s, with a new logout token each time; a
- * 4xx is final (the app refused the token). What is given up is said with `console.warn`.
+ * answer, 5xx, 429) is tried again after 1, 3, 10, 30 and 60 s, then 2, 5, 10, 20 and 30 min (about
+ * 69 minutes in all: an app down for a deploy or a crash loop still gets it), with a new logout token
+ * each time; a 4xx is final (the app refused the token). What is given up is said with `console.warn`.
  *
  * The retries wait in the store's shared queue when it has one (`redisAdapter()`): every instance
  * takes the due ones, so an instance stopped or killed meanwhile loses none. Otherwise (or while the
@@ -18,7 +19,7 @@ import { consumedInRequest } from './request-scope.js';
 const log = debug('openid-express:op');
 
 const QUEUE = 'backchannel-logout';
-const DELAYS_MS = [1_000, 3_000, 10_000, 30_000, 60_000];
+const DELAYS_MS = [1, 3, 10, 30, 60, 120, 300, 600, 1_200, 1_800].map((seconds) => seconds * 1_000);
 /** How often each instance takes the due retries from the shared queue, and how many at once. */
 const POLL_MS = 1_000;
 const TAKE = 20;
@@ -76,7 +77,7 @@ export function retryBackchannelLogout(provider: Provider, store: OpStore, delay
 
   const later = (r: Retry, uri: string | undefined): void => {
     if (r.attempt >= delays.length) {
-      return giveUp(r, uri, `no success after ${r.attempt + 1} attempts over ${Math.round(delays.reduce((a, b) => a + b, 0) / 1000)} s`);
+      return giveUp(r, uri, `no success after ${r.attempt + 1} attempts over ${duration(delays.reduce((a, b) => a + b, 0))}`);
     }
     const dueAt = Date.now() + delays[r.attempt]!;
     if (!store.schedule) return inProcess(r, uri, dueAt);
@@ -115,6 +116,9 @@ export function retryBackchannelLogout(provider: Provider, store: OpStore, delay
 
   if (store.takeDue) pollSharedQueue(store, (r) => deliver(r));
 }
+
+/** `ms` for a reader: "45 s", "69 min". */
+const duration = (ms: number): string => (ms < 120_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60_000)} min`);
 
 /** The app's answer to a refused delivery, short: its `error` and `error_description` (JSON), or the start of its text; '' when unreadable within 2 s. */
 async function answerOf(err: Error): Promise<string> {

@@ -1,6 +1,7 @@
 /**
- * `retryBackchannelLogout` giving up: the message says how the last delivery failed, and what to look
- * at — the app's log when it answered (5xx, 429), the network when nothing answered.
+ * `retryBackchannelLogout`: how long it keeps trying (about 69 minutes by default), and giving up: the
+ * message says how the last delivery failed, and what to look at — the app's log when it answered
+ * (5xx, 429), the network when nothing answered.
  */
 import { EventEmitter } from 'node:events';
 import type Provider from 'oidc-provider';
@@ -40,4 +41,46 @@ test('an app that never answered: the message says so and sends the reader to th
   retryBackchannelLogout(provider, {} as never, [10, 10]);
   fail();
   expect(await gaveUp()).toMatch(/was not delivered: no success after 3 attempts over 0 s \(last: no answer \(connect ECONNREFUSED 10\.0\.0\.7:443\)\)\. .*check that it is reachable from the OP/);
+});
+
+describe('the default schedule (in this process, as with memoryAdapter())', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  /** A provider whose one client's back channel answers 503 until `upAt` (ms on the fake clock), then 200; `attempts` counts the deliveries. */
+  function appDownUntil(upAt: number) {
+    const events = new EventEmitter();
+    const attempts: number[] = [];
+    const client = {
+      clientId: 'shop', backchannelLogoutUri: 'https://shop.example/auth/backchannel-logout/id',
+      backchannelLogout: async () => {
+        attempts.push(Date.now());
+        if (Date.now() < upAt) throw answered(503);
+      },
+    };
+    const provider = { on: events.on.bind(events), Client: { find: async () => client } } as unknown as Provider;
+    return { provider, attempts, fail: () => events.emit('backchannel.error', {}, answered(503), client, 'alice', 'sid-1') };
+  }
+
+  test('an app down for 40 minutes (a deploy, a crash loop) still gets the logout', async () => {
+    const start = Date.now();
+    const { provider, attempts, fail } = appDownUntil(start + 40 * 60_000);
+    retryBackchannelLogout(provider, {} as never);
+    fail();
+    await jest.advanceTimersByTimeAsync(70 * 60_000);
+    expect(warn).not.toHaveBeenCalled(); // before: given up after 104 s
+    expect(attempts.at(-1)! - start).toBeGreaterThanOrEqual(40 * 60_000);
+    expect(attempts.length).toBe(10); // the ninth retry (39 min after the failure) met it down; the tenth (69 min) got through
+  });
+
+  test('an app down for good: given up after about 69 minutes, and said so', async () => {
+    const { provider, attempts, fail } = appDownUntil(Infinity);
+    retryBackchannelLogout(provider, {} as never);
+    fail();
+    await jest.advanceTimersByTimeAsync(68 * 60_000);
+    expect(warn).not.toHaveBeenCalled();
+    await jest.advanceTimersByTimeAsync(2 * 60_000);
+    expect(attempts.length).toBe(10);
+    expect(warn.mock.calls.flat().join('\n')).toMatch(/was not delivered: no success after 11 attempts over 69 min \(last: the app answered 503\)/);
+  });
 });
