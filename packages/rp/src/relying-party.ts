@@ -19,7 +19,7 @@ import { fetchUserInfo, needsOwnUserInfo, userInfoCanAdd } from './userinfo.js';
 import { requestObject } from './request-object.js';
 import { resolveClaimSources } from './claim-sources.js';
 import { decryptIdToken, importKeys, type OwnKeys } from './keys.js';
-import type { Authentication, OidcSessionData, StoredAccessToken, Transaction } from './session.js';
+import { expiryOf, type Authentication, type OidcSessionData, type StoredAccessToken, type Transaction } from './session.js';
 import { SingleFlight } from './single-flight.js';
 import { settleSharedRefresh, sharedRefresh } from './shared-refresh.js';
 import { saveTransaction, takeTransaction } from './transactions.js';
@@ -904,7 +904,7 @@ function loginTime(idTokenClaims: Record<string, unknown> | undefined): number {
   return typeof idTokenClaims?.iat === 'number' ? Math.min(idTokenClaims.iat, now()) : now();
 }
 
-/** True when the OP said when the token expires and that moment has passed. */
+/** True when the OP said when the token expires and its `expiresAt` (that moment less a margin: `expiryOf`) has passed. */
 export function isTokenExpired(token: StoredAccessToken | undefined): boolean {
   return !token || (token.expiresAt !== undefined && token.expiresAt <= now());
 }
@@ -915,6 +915,6 @@ function storedAccessToken(tokens: client.TokenEndpointResponse): StoredAccessTo
     value: tokens.access_token,
     tokenType: tokens.token_type,
     ...(tokens.scope ? { scope: tokens.scope } : {}),
-    ...(typeof expiresIn === 'number' ? { expiresAt: now() + expiresIn } : {}),
+    ...(typeof expiresIn === 'number' ? { expiresAt: expiryOf(expiresIn) } : {}),
   };
 }

@@ -30,8 +30,23 @@ export interface StoredAccessToken {
   value: string;
   tokenType: string;
   scope?: string;
-  /** Epoch seconds, when the OP said `expires_in`. */
+  /**
+   * Epoch seconds from which the app treats the token as expired (`isExpired()`, and
+   * `getValidAccessToken()` refreshes it), when the OP said `expires_in`: the OP's expiry less a margin
+   * (see `expiryOf`).
+   */
   expiresAt?: number;
+}
+
+/**
+ * `expiresAt` of a token the OP said lives `expiresIn` seconds: that expiry, by this instance's clock,
+ * less 30 s, or less half its life when it lives under a minute. The margin covers the time on the
+ * way to the resource server, and instances whose clocks differ by a few seconds (the one that got
+ * the token writes its expiry, another reads it by its own clock): without it, an instance 5 s
+ * behind handed out a token the OP had expired 5 s before.
+ */
+export function expiryOf(expiresIn: number): number {
+  return Math.floor(Date.now() / 1000) + expiresIn - Math.min(30, Math.floor(expiresIn / 2));
 }
 
 /** An authenticated login. */

@@ -4,7 +4,7 @@
  */
 import type * as client from 'openid-client';
 import type { DPoPKey } from './dpop.js';
-import type { StoredAccessToken } from './session.js';
+import { expiryOf, type StoredAccessToken } from './session.js';
 
 /**
  * Tokens from a grant that is not a login. Pass it to `relyingParty.fetchResource(result, url)` to
@@ -29,7 +29,7 @@ export function tokenResult(tokens: client.TokenEndpointResponse, dpop: DPoPKey 
       value: tokens.access_token,
       tokenType: tokens.token_type,
       ...(tokens.scope ? { scope: tokens.scope } : {}),
-      ...(typeof expiresIn === 'number' ? { expiresAt: Math.floor(Date.now() / 1000) + expiresIn } : {}),
+      ...(typeof expiresIn === 'number' ? { expiresAt: expiryOf(expiresIn) } : {}),
     },
     ...(tokens.refresh_token ? { refreshToken: tokens.refresh_token } : {}),
     ...(tokens.id_token ? { idToken: tokens.id_token } : {}),

@@ -121,3 +121,47 @@ describe('getValidAccessToken()', () => {
     expect(t.op.counts.grants.refresh_token ?? 0).toBe(grants);
   });
 });
+
+// The OP's expiry less a margin (`expiryOf`): the token's trip to the API, and instances whose clocks
+// differ by a few seconds (the instance that got the token writes its expiry, another compares it
+// with its own clock). Before, `expiresAt` was the OP's expiry itself: an instance 5 s behind the one
+// that got a token handed it out for 5 s after the OP had expired it.
+describe('getValidAccessToken() refreshes before the OP\'s expiry', () => {
+  test('a token of an hour: expiresAt is 30 s before the expiry the OP gives it (introspection)', async () => {
+    const t = await startRp({ routes, op: { features: { introspection: { enabled: true } } } });
+    try {
+      const agent = t.agent();
+      await t.login(agent);
+      const { body } = await agent.get('/token');
+      const introspected = await fetch(`${t.op.issuer}/token/introspection`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token: body.value }),
+      }).then((r) => r.json() as Promise<{ active: boolean; exp: number }>);
+      expect(introspected.active).toBe(true);
+      expect(body.expiresAt).toBeGreaterThanOrEqual(introspected.exp - 31);
+      expect(body.expiresAt).toBeLessThanOrEqual(introspected.exp - 29);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('a token of 10 s is refreshed after half its life, and what comes back is accepted by the OP', async () => {
+    const t = await startRp({ routes, op: { ttl: { AccessToken: 10 } } });
+    try {
+      const agent = t.agent();
+      await t.login(agent);
+      const first = (await agent.get('/token')).body as { value: string; expiresAt: number };
+      const grants = t.op.counts.grants.refresh_token ?? 0;
+      expect(first.expiresAt - Date.now() / 1000).toBeLessThanOrEqual(5.5);
+      await new Promise((r) => setTimeout(r, Math.max(0, first.expiresAt * 1000 - Date.now()) + 200));
+      const second = (await agent.get('/token')).body as { value: string; expiresAt: number };
+      expect(t.op.counts.grants.refresh_token).toBe(grants + 1); // before: the first token, 4–5 s from the OP's expiry
+      expect(second.value).not.toBe(first.value);
+      const userinfo = await fetch(`${t.op.issuer}/me`, { headers: { authorization: `Bearer ${second.value}` } });
+      expect(userinfo.status).toBe(200);
+    } finally {
+      await t.close();
+    }
+  });
+});
