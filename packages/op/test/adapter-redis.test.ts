@@ -582,6 +582,36 @@ describe('redisAdapter when Redis refuses (a replica after a failover, out of me
     expect(said()).not.toContain('clock');
   });
 
+  it('a clock that goes wrong after start-up (NTP stopped, a VM resumed) is said at the next check, ten minutes on; the check ends with its client', async () => {
+    const said = () => warn.mock.calls.flat().join('\n');
+    // only setInterval is faked: Redis's replies and the waits below run on real timers
+    jest.useFakeTimers({ doNotFake: ['Date', 'hrtime', 'nextTick', 'performance', 'queueMicrotask', 'setImmediate', 'clearImmediate', 'setTimeout', 'clearTimeout'] });
+    const client = createClient({ url: other.url });
+    let ahead: jest.SpyInstance | undefined;
+    try {
+      await client.connect();
+      warn.mockClear();
+      const store = redisAdapter(client, { prefix: uniquePrefix() });
+      await store.increment('login:c', 60); // after the start-up check's replies
+      await sleep(100);
+      expect(said()).not.toContain('clock'); // in time at start-up
+      const real = Date.now.bind(Date);
+      ahead = jest.spyOn(Date, 'now').mockImplementation(() => real() + 45_000);
+      jest.advanceTimersByTime(9 * 60_000);
+      await sleep(100);
+      expect(said()).not.toContain('clock');
+      jest.advanceTimersByTime(60_000);
+      await eventually(async () => expect(said()).toMatch(/redisAdapter: this server's clock is 45 s ahead of Redis's/), 2000); // before: said only at start-up
+      client.destroy();
+      jest.advanceTimersByTime(10 * 60_000);
+      expect(jest.getTimerCount()).toBe(0);
+    } finally {
+      ahead?.mockRestore();
+      jest.useRealTimers();
+      if (client.isOpen) client.destroy();
+    }
+  });
+
   it('NOAUTH (Redis needs a password the client was not given): StoreUnavailableError that says where to give it', async () => {
     await admin.sendCommand(['CONFIG', 'SET', 'requirepass', 'redis-secret-0123']);
     const noPassword = createClient({ url: other.url }).on('error', () => undefined);

@@ -111,7 +111,14 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
   };
   // advice only: whatever it meets (a client of another shape included), it never fails the app
   // (the check writes a key of the prefix, as the calls do, and deletes it: an ACL user that may not is said at start-up)
-  startupCheck(client, prefix, () => run(`redis.call('SET', KEYS[1], '1', 'PX', 1000) return redis.call('DEL', KEYS[1])`, 'startup-check'), () => run(`return redis.call('TIME')`, 'ping')).catch(() => undefined);
+  const time = (): Promise<unknown> => run(`return redis.call('TIME')`, 'ping');
+  startupCheck(client, prefix, () => run(`redis.call('SET', KEYS[1], '1', 'PX', 1000) return redis.call('DEL', KEYS[1])`, 'startup-check'), time).catch(() => undefined);
+  // a clock that goes wrong later (NTP stopped, a VM resumed from a snapshot) is said too, every ten
+  // minutes while it lasts; the check ends with the client (quit or destroyed)
+  const clockCheck = setInterval(() => {
+    if ((client as { isOpen?: boolean }).isOpen === false) return clearInterval(clockCheck);
+    void warnOnClockSkew(() => time().catch(() => undefined));
+  }, CLOCK_CHECK_MS).unref();
   return {
     setIfAbsent: async (key, value, ttlMs) => Number(await run(SET_IF_ABSENT, key, [value, String(Math.ceil(ttlMs))])) === 1,
     get: async (key) => (await run(`return redis.call('GET', KEYS[1])`, key)) as string | undefined ?? undefined,
@@ -145,6 +152,9 @@ function withDeadline<T>(call: Promise<T>, ms: number, onLate: () => void): Prom
     throw failure;
   }).finally(() => clearTimeout(timer));
 }
+
+/** How often a running instance compares its clock with Redis's again. */
+const CLOCK_CHECK_MS = 10 * 60_000;
 
 /**
  * Says when this server's clock differs from Redis's (the clock every instance shares) by more than

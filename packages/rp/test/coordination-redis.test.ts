@@ -65,6 +65,35 @@ test('this server\'s clock 45 s behind Redis\'s (and so the other instances\'): 
   expect(said()).toMatch(/redisCoordination: this server's clock is 45 s behind Redis's, and so likely of the other instances'. .*access tokens expire.*keep every server in time \(NTP/);
 });
 
+test('a clock that goes wrong after start-up (NTP stopped, a VM resumed) is said at the next check, ten minutes on; the check ends with its client', async () => {
+  // only setInterval is faked: Redis's replies and the waits below run on real timers
+  jest.useFakeTimers({ doNotFake: ['Date', 'hrtime', 'nextTick', 'performance', 'queueMicrotask', 'setImmediate', 'clearImmediate', 'setTimeout', 'clearTimeout'] });
+  const client = createClient({ url: redis.url });
+  let behind: jest.SpyInstance | undefined;
+  try {
+    await client.connect();
+    const c = redisCoordination(client);
+    await c.set('k', 'v', 1000); // after the start-up check's replies
+    await sleep(100);
+    expect(said()).toBe(''); // in time at start-up
+    const real = Date.now.bind(Date);
+    behind = jest.spyOn(Date, 'now').mockImplementation(() => real() - 45_000);
+    jest.advanceTimersByTime(9 * 60_000);
+    await sleep(100);
+    expect(said()).toBe('');
+    jest.advanceTimersByTime(60_000);
+    await until(() => said().includes('clock'));
+    expect(said()).toMatch(/redisCoordination: this server's clock is 45 s behind Redis's/); // before: said only at start-up
+    client.destroy();
+    jest.advanceTimersByTime(10 * 60_000);
+    expect(jest.getTimerCount()).toBe(0);
+  } finally {
+    behind?.mockRestore();
+    jest.useRealTimers();
+    if (client.isOpen) client.destroy();
+  }
+});
+
 test('NOAUTH (Redis needs a password the client was not given): said at start-up, and a call\'s 503 says where to give it', async () => {
   await admin.configSet('requirepass', 'redis-secret-0123');
   const noPassword = createClient({ url: redis.url }).on('error', () => undefined);

@@ -125,6 +125,12 @@ export function redisAdapter(client: RedisAdapterClient, options: RedisAdapterOp
   void redis.guard('its start-up check (a script writing a key of the prefix)', () => redis.run(STARTUP_CHECK, [`${prefix}startup-check`], []))
     .then(() => Promise.all([warnOnEviction(redis, `${prefix}ping`), warnOnClockSkew(redis, `${prefix}ping`)]))
     .catch(() => undefined); // advice only: never fails the app
+  // a clock that goes wrong later (NTP stopped, a VM resumed from a snapshot) is said too, every ten
+  // minutes while it lasts; the check ends with the client (quit or destroyed)
+  const clockCheck = setInterval(() => {
+    if (client.isOpen === false) return clearInterval(clockCheck);
+    void warnOnClockSkew(redis, `${prefix}ping`).catch(() => undefined);
+  }, CLOCK_CHECK_MS).unref();
   return {
     kind: 'redis',
     adapterFor: (model) => new RedisModelAdapter(model, keys, redis),
@@ -162,8 +168,10 @@ async function warnOnEviction(redis: Redis, routeKey: string): Promise<void> {
     + 'a full Redis then refuses writes, answered 503, and loses nothing.');
 }
 
-/** Seconds this server's clock may differ from Redis's before it is said at start-up. */
+/** Seconds this server's clock may differ from Redis's before it is said (at start-up, then every CLOCK_CHECK_MS). */
 const CLOCK_SKEW_WARN_S = 5;
+/** How often a running instance compares its clock with Redis's again. */
+const CLOCK_CHECK_MS = 10 * 60_000;
 
 /**
  * Says at start-up when this server's clock differs from Redis's (the one clock every instance
