@@ -106,15 +106,17 @@ describe('memoryAdapter', () => {
       await tokens.upsert('a', token('g-1'), 60);
       await grants.upsert('b', { accountId: 'alice' }, 60);
       await tokens.upsert('c', token('g-1'), 60);
-      expect(await tokens.find('a')).toBeDefined(); // a is now the most recently used
+      await tokens.upsert('d', token('g-1'), 60); // a goes: the oldest, nothing read since the writes
+      expect(await grants.find('b')).toBeDefined(); // b is now the most recently used
 
-      await tokens.upsert('d', token('g-1'), 60);
+      await tokens.upsert('e', token('g-1'), 60);
 
-      expect(await grants.find('b')).toBeUndefined();
-      expect(await tokens.find('a')).toEqual(token('g-1'));
-      expect(await tokens.find('c')).toEqual(token('g-1'));
+      expect(await tokens.find('a')).toBeUndefined();
+      expect(await tokens.find('c')).toBeUndefined();
+      expect(await grants.find('b')).toEqual({ accountId: 'alice' });
       expect(await tokens.find('d')).toEqual(token('g-1'));
-      expect(store.evicted).toBe(1);
+      expect(await tokens.find('e')).toEqual(token('g-1'));
+      expect(store.evicted).toBe(2);
     });
 
     it('saving a record again counts as a use', async () => {

@@ -31,14 +31,28 @@ describe('TtlMap', () => {
   });
 
   test('eviction gives a used entry a second chance, then takes it once it goes unused', () => {
-    const map = full(3); // k0, k1, k2
-    map.get('k0'); // k0 used: passed over once
+    const map = full(3); // k0, k1, k2, each new (so used)
+    // every entry is used: one pass unmarks them all, and the oldest goes
     map.set('k3', 3, Infinity);
-    expect([map.get('k0'), map.get('k1'), map.get('k2'), map.get('k3')]).toEqual([0, undefined, 2, 3]);
-    // every entry is now used (k2, k3, k0): one pass unmarks them all, the oldest goes, and the new one stays
+    expect(map.size).toBe(3);
+    map.get('k1'); // k1 used again since its pass: passed over once more
     map.set('k4', 4, Infinity);
     expect(map.size).toBe(3);
-    expect([map.get('k2'), map.get('k3'), map.get('k0'), map.get('k4')]).toEqual([undefined, 3, 0, 4]);
+    expect([map.get('k0'), map.get('k1'), map.get('k2'), map.get('k3'), map.get('k4')]).toEqual([undefined, 1, undefined, 3, 4]);
+  });
+
+  test('the entries just written outlive older ones: a full map whose every entry was read evicts the oldest, not the newest', () => {
+    // memoryAdapter() at its cap: a sign-in writes its session, then its grant and tokens; every older
+    // record had been read since it was written. Before, new entries started unused and were the first
+    // to go (the session of the user signing in), while the older ones got their second chance.
+    const map = new TtlMap<number>(() => 0, { maxEntries: 200, touchOnRead: true });
+    for (let i = 0; i < 198; i += 1) map.set(`k${i}`, i, Infinity);
+    for (let i = 0; i < 198; i += 1) map.get(`k${i}`);
+    map.set('session', -1, Infinity);
+    map.set('grant', -2, Infinity); // the map is full
+    map.set('token', -3, Infinity); // the first eviction
+    expect([map.get('session'), map.get('grant'), map.get('token')]).toEqual([-1, -2, -3]);
+    expect([map.get('k0'), map.get('k1')]).toEqual([undefined, 1]);
   });
 
   test('an expired entry at the front goes as expired even if it was used', () => {
@@ -96,7 +110,7 @@ describe('TtlMap', () => {
               }
               refDrop(0, first.expiresAt <= now ? 'expired' : 'evicted');
             }
-            ref.push({ key, value: step, expiresAt, used: false });
+            ref.push({ key, value: step, expiresAt, used: true });
           }
         } else if (op < 8) {
           const entry = refLive(key);

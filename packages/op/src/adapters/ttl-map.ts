@@ -14,7 +14,7 @@ export interface TtlMapOptions<V> {
 interface Entry<V> {
   value: V;
   expiresAt: number;
-  /** Used (read, or set again) since it was inserted or last given its second chance. */
+  /** Used (set, read, or set again) since it was last given its second chance; a new entry is used. */
   used: boolean;
 }
 
@@ -22,7 +22,10 @@ interface Entry<V> {
  * A Map whose entries vanish at their `expiresAt` (ms; Infinity = never), on read or on `sweep`,
  * optionally capped: past `maxEntries` the least recently used entry goes, by second chance (the
  * CLOCK approximation of LRU): a use only marks the entry; eviction takes the oldest entry, and
- * one marked since it was inserted or last passed over goes to the back unmarked instead.
+ * one marked since it was last passed over goes to the back unmarked instead. A new entry starts
+ * marked, as CLOCK loads a page referenced: unmarked, the entries a request had just written (a
+ * sign-in's session and grant) were the first to go once every older entry had been used, while
+ * hundreds of older ones stayed.
  *
  * A use does not delete and re-insert the key: V8's Map keeps a deleted entry in its hash bucket
  * until the table is rebuilt, so a key re-inserted on every read (a hot access token) made every
@@ -75,7 +78,7 @@ export class TtlMap<V> {
     }
     // room first, so a new entry is never the one evicted for itself
     while (this.entries.size >= this.maxEntries) this.evictOldest();
-    this.entries.set(key, { value, expiresAt, used: false });
+    this.entries.set(key, { value, expiresAt, used: true });
   }
 
   delete(key: string): void {
