@@ -2,9 +2,12 @@
  * Back-channel logout delivered again. oidc-provider sends each logout token once, while the user
  * signs out at the OP: an app that was restarting, or whose store stalled, answered 5xx (or nothing)
  * and kept the user signed in, while the OP said "Signed out". A delivery that failed in passing (no
- * answer, 5xx, 429) is tried again after 1, 3, 10, 30 and 60 s, then 2, 5, 10, 20 and 30 min (about
- * 69 minutes in all: an app down for a deploy or a crash loop still gets it), with a new logout token
- * each time; a 4xx is final (the app refused the token). What is given up is said with `console.warn`.
+ * answer, 5xx, 429) is tried again after 1, 3, 10, 30 and 60 s, with a new logout token each time,
+ * and, for a client whose tokens carry the OP session's `sid` (`backchannel_logout_session_required`),
+ * then after 2, 5, 10, 20 and 30 min (about 69 minutes in all: an app down for a deploy or a crash
+ * loop still gets it). A token with only `sub` ends every session of the user at the app, those made
+ * after the sign-out too (nothing in a fresh token tells them apart), so it is not sent past the first
+ * 104 s. A 4xx is final (the app refused the token). What is given up is said with `console.warn`.
  *
  * The retries wait in the store's shared queue when it has one (`redisAdapter()`): every instance
  * takes the due ones, so an instance stopped or killed meanwhile loses none. Otherwise (or while the
@@ -20,6 +23,8 @@ const log = debug('openid-express:op');
 
 const QUEUE = 'backchannel-logout';
 const DELAYS_MS = [1, 3, 10, 30, 60, 120, 300, 600, 1_200, 1_800].map((seconds) => seconds * 1_000);
+/** Retries of a delivery whose token carries only `sub` (the first 104 s of DELAYS_MS): see above. */
+const SUB_ONLY_RETRIES = 5;
 /** How often each instance takes the due retries from the shared queue, and how many at once. */
 const POLL_MS = 1_000;
 const TAKE = 20;
@@ -46,6 +51,8 @@ const failureOf = (err: Error): string => {
 interface LogoutClient {
   clientId: string;
   backchannelLogoutUri?: string;
+  /** Its logout tokens carry the OP session's `sid` (oidc-provider adds it only then). */
+  backchannelLogoutSessionRequired?: boolean;
   backchannelLogout(sub: string, sid: string): Promise<void>;
 }
 
@@ -75,9 +82,11 @@ export function retryBackchannelLogout(provider: Provider, store: OpStore, delay
     warn(r, uri, `was refused by the app: ${err.message}${said ? ` (${said})` : ''}`,
       'fix what its answer names (a token refused for its time, "iat" or "exp", means the clocks of the OP and the app differ: keep both in time with NTP)'));
 
-  const later = (r: Retry, uri: string | undefined): void => {
-    if (r.attempt >= delays.length) {
-      return giveUp(r, uri, `no success after ${r.attempt + 1} attempts over ${duration(delays.reduce((a, b) => a + b, 0))}`);
+  const later = (r: Retry, client: LogoutClient): void => {
+    const uri = client.backchannelLogoutUri;
+    const schedule = client.backchannelLogoutSessionRequired ? delays : delays.slice(0, SUB_ONLY_RETRIES);
+    if (r.attempt >= schedule.length) {
+      return giveUp(r, uri, `no success after ${r.attempt + 1} attempts over ${duration(schedule.reduce((a, b) => a + b, 0))}`);
     }
     const dueAt = Date.now() + delays[r.attempt]!;
     if (!store.schedule) return inProcess(r, uri, dueAt);
@@ -103,7 +112,7 @@ export function retryBackchannelLogout(provider: Provider, store: OpStore, delay
     if (!client?.backchannelLogoutUri) return log('back-channel logout retry dropped: client %s is gone or has no back channel now', r.clientId);
     await client.backchannelLogout(r.sub, r.sid).then(
       () => log('back-channel logout to client %s delivered on attempt %d', r.clientId, r.attempt + 2),
-      (err: Error) => (passing(err) ? later({ ...r, attempt: r.attempt + 1, last: failureOf(err) }, client.backchannelLogoutUri) : refused(r, client.backchannelLogoutUri, err)),
+      (err: Error) => (passing(err) ? later({ ...r, attempt: r.attempt + 1, last: failureOf(err) }, client) : refused(r, client.backchannelLogoutUri, err)),
     );
   };
 
@@ -111,7 +120,7 @@ export function retryBackchannelLogout(provider: Provider, store: OpStore, delay
     log('back-channel logout to client %s failed: %s', client.clientId, err.message);
     const uri = (client as unknown as LogoutClient).backchannelLogoutUri;
     if (!passing(err)) return refused({ clientId: client.clientId }, uri, err);
-    later({ id: randomBytes(9).toString('base64url'), clientId: client.clientId, sub, sid, attempt: 0, last: failureOf(err) }, uri);
+    later({ id: randomBytes(9).toString('base64url'), clientId: client.clientId, sub, sid, attempt: 0, last: failureOf(err) }, client as unknown as LogoutClient);
   });
 
   if (store.takeDue) pollSharedQueue(store, (r) => deliver(r));

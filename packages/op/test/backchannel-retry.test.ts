@@ -47,12 +47,15 @@ describe('the default schedule (in this process, as with memoryAdapter())', () =
   beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());
 
-  /** A provider whose one client's back channel answers 503 until `upAt` (ms on the fake clock), then 200; `attempts` counts the deliveries. */
-  function appDownUntil(upAt: number) {
+  /**
+   * A provider whose one client's back channel answers 503 until `upAt` (ms on the fake clock), then
+   * 200; `attempts` counts the deliveries. `withSid`: its logout tokens carry the OP session's sid.
+   */
+  function appDownUntil(upAt: number, withSid = true) {
     const events = new EventEmitter();
     const attempts: number[] = [];
     const client = {
-      clientId: 'shop', backchannelLogoutUri: 'https://shop.example/auth/backchannel-logout/id',
+      clientId: 'shop', backchannelLogoutUri: 'https://shop.example/auth/backchannel-logout/id', backchannelLogoutSessionRequired: withSid,
       backchannelLogout: async () => {
         attempts.push(Date.now());
         if (Date.now() < upAt) throw answered(503);
@@ -62,7 +65,7 @@ describe('the default schedule (in this process, as with memoryAdapter())', () =
     return { provider, attempts, fail: () => events.emit('backchannel.error', {}, answered(503), client, 'alice', 'sid-1') };
   }
 
-  test('an app down for 40 minutes (a deploy, a crash loop) still gets the logout', async () => {
+  test('an app down for 40 minutes (a deploy, a crash loop) still gets the logout (tokens with sid)', async () => {
     const start = Date.now();
     const { provider, attempts, fail } = appDownUntil(start + 40 * 60_000);
     retryBackchannelLogout(provider, {} as never);
@@ -71,6 +74,17 @@ describe('the default schedule (in this process, as with memoryAdapter())', () =
     expect(warn).not.toHaveBeenCalled(); // before: given up after 104 s
     expect(attempts.at(-1)! - start).toBeGreaterThanOrEqual(40 * 60_000);
     expect(attempts.length).toBe(10); // the ninth retry (39 min after the failure) met it down; the tenth (69 min) got through
+  });
+
+  test('a client whose tokens carry only sub: not past 104 s (a later one would end the logins made since the sign-out too)', async () => {
+    const start = Date.now();
+    const { provider, attempts, fail } = appDownUntil(start + 40 * 60_000, false);
+    retryBackchannelLogout(provider, {} as never);
+    fail();
+    await jest.advanceTimersByTimeAsync(70 * 60_000);
+    expect(attempts.length).toBe(5);
+    expect(attempts.at(-1)! - start).toBeLessThanOrEqual(105_000);
+    expect(warn.mock.calls.flat().join('\n')).toMatch(/was not delivered: no success after 6 attempts over 104 s \(last: the app answered 503\)/);
   });
 
   test('an app down for good: given up after about 69 minutes, and said so', async () => {
