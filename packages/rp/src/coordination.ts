@@ -32,8 +32,12 @@ export interface Coordination {
    * out in between, taken by another instance, would be written back.
    */
   renewIfEquals?(key: string, value: string, ttlMs: number): Promise<boolean>;
-  /** Adds `member` to the set at `key`, keeping the newest `max`, and (re)starts its expiry at `ttlMs`. */
-  addToSet(key: string, member: string, ttlMs: number, max: number): Promise<void>;
+  /**
+   * Adds `member` to the set at `key`, keeping the newest `max`, and (re)starts its expiry at `ttlMs`.
+   * May return how many members the set holds then (both built-in coordinations do): a login's
+   * back-channel-logout index then drops the ids of sessions that are gone once it holds many.
+   */
+  addToSet(key: string, member: string, ttlMs: number, max: number): Promise<number | void>;
   /** Removes the set at `key` and returns its members. */
   takeSet(key: string): Promise<string[]>;
   /**
@@ -69,7 +73,7 @@ const ADD_TO_SET = `
 redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1`;
+return redis.call('ZCARD', KEYS[1])`;
 const TAKE_SET = `local m = redis.call('ZRANGE', KEYS[1], 0, -1) redis.call('DEL', KEYS[1]) return m`;
 const READ_SET = `return redis.call('ZRANGE', KEYS[1], 0, -1)`;
 const REMOVE_FROM_SET = `return redis.call('ZREM', KEYS[1], unpack(ARGV))`;
@@ -125,7 +129,7 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
     set: async (key, value, ttlMs) => void (await run(`return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])`, key, [value, String(Math.ceil(ttlMs))])),
     deleteIfEquals: async (key, value) => void (await run(DELETE_IF_EQUALS, key, [value])),
     renewIfEquals: async (key, value, ttlMs) => Number(await run(RENEW_IF_EQUALS, key, [value, String(Math.ceil(ttlMs))])) === 1,
-    addToSet: async (key, member, ttlMs, max) => void (await run(ADD_TO_SET, key, [member, String(Math.ceil(ttlMs)), String(max), String(Date.now())])),
+    addToSet: async (key, member, ttlMs, max) => Number(await run(ADD_TO_SET, key, [member, String(Math.ceil(ttlMs)), String(max), String(Date.now())])),
     takeSet: async (key) => ((await run(TAKE_SET, key)) as string[] | null) ?? [],
     readSet: async (key) => ((await run(READ_SET, key)) as string[] | null) ?? [],
     removeFromSet: async (key, members) => void (members.length && (await run(REMOVE_FROM_SET, key, members))),
@@ -239,6 +243,7 @@ export function sessionStoreCoordination(store: Store): Coordination {
     addToSet: (key, member, ttlMs, max) => queue.run(key, async () => {
       const members = [...((await read(key))?.members ?? []).filter((m) => m !== member), member].slice(-max);
       await write(key, { members }, ttlMs);
+      return members.length;
     }),
     takeSet: (key) => queue.run(key, async () => {
       const members = (await read(key))?.members ?? [];

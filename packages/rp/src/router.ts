@@ -212,7 +212,7 @@ class Routes {
         const pending = pendingLogins(req.session.oidc);
         // the logout index is written before the session: a login the OP's logout could not end is never saved
         await loginSession(req, { ...(pending.length ? { transactions: pending } : {}), auth: toStoredLogin(auth) },
-          (sessionId) => indexForLogout(coordination, auth, sessionId, req.session.cookie.maxAge),
+          (sessionId) => indexForLogout(coordination, req.sessionStore, auth, sessionId, req.session.cookie.maxAge),
           (sessionId) => claim.signedIn(from, sessionId));
       } finally {
         await claim.spent(); // any other way out (the login could not be saved): final. After an outcome, nothing
@@ -530,16 +530,41 @@ function readCookie(req: Request, name: string): string | undefined {
 
 /** How long the back-channel logout index of a `sid` / `sub` lives without a new login: at least as long as its sessions. */
 const INDEX_TTL_MS = 30 * 24 * 3600 * 1000;
-/** At most this many sessions are remembered per `sid` / `sub` (the newest). */
-const INDEX_MAX = 50;
+/** At most this many sessions are remembered per `sid` / `sub` (the newest): a bound on what one user's logins can store. */
+const INDEX_MAX = 500;
+/**
+ * Past this many ids, a login drops those whose session is gone (signed out here only, expired,
+ * replaced at a new login). Before, the index kept the newest 50 ids, dead or alive: a user's one
+ * live device fell out behind 50 ended sessions, and a sign-out at the OP (a token with only `sub`)
+ * left it signed in.
+ */
+const INDEX_PRUNE_AT = 50;
+/** The newest ids are never dropped: a login under way indexes its session before it saves it. */
+const INDEX_PRUNE_SPARE = 10;
 
 /** Remembers which session ids belong to an OP `sid` and `sub` (one atomic add per record). */
-async function indexForLogout(coordination: Coordination, auth: Authentication, sessionId: string, sessionMaxAgeMs: number | null | undefined): Promise<void> {
+async function indexForLogout(coordination: Coordination, store: Store, auth: Authentication, sessionId: string, sessionMaxAgeMs: number | null | undefined): Promise<void> {
   const sid = auth.idTokenClaims?.sid;
   const keys = [logoutIndexKey(auth.provider, 'sub', auth.user.sub)];
   if (typeof sid === 'string') keys.push(logoutIndexKey(auth.provider, 'sid', sid));
   const ttlMs = Math.max(INDEX_TTL_MS, sessionMaxAgeMs ?? 0);
-  await Promise.all(keys.map((key) => coordination.addToSet(key, sessionId, ttlMs, INDEX_MAX)));
+  const sizes = await Promise.all(keys.map((key) => coordination.addToSet(key, sessionId, ttlMs, INDEX_MAX)));
+  await Promise.all(keys.map((key, i) => ((sizes[i] ?? 0) > INDEX_PRUNE_AT ? pruneIndex(coordination, store, key) : undefined)));
+}
+
+/** Drops from the index at `key` the ids whose session is gone, but the newest (best effort: a failure changes nothing). */
+async function pruneIndex(coordination: Coordination, store: Store, key: string): Promise<void> {
+  const { readSet, removeFromSet } = coordination;
+  if (!readSet || !removeFromSet) return;
+  try {
+    const ids = (await readSet.call(coordination, key)).slice(0, -INDEX_PRUNE_SPARE);
+    const alive = await Promise.all(ids.map((id) => sessionOp<SessionData | null | undefined>((cb) => store.get(id, cb))));
+    const gone = ids.filter((_, i) => !alive[i]);
+    if (gone.length) await removeFromSet.call(coordination, key, gone);
+    debug('back-channel logout index %s: %d ids of ended sessions dropped', key, gone.length);
+  } catch (err) {
+    debug('back-channel logout index %s not pruned: %s', key, (err as Error).message);
+  }
 }
 
 /**

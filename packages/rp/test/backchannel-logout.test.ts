@@ -97,6 +97,22 @@ describe('POST /auth/backchannel-logout/:provider', () => {
     expect((await bob.get('/me')).status).toBe(200);
   });
 
+  test('one live device behind many ended sessions of the user: a sub-only logout token still ends it (a login drops the ended ones from the index)', async () => {
+    const deviceA = t.agent();
+    await t.login(deviceA);
+    const [a] = await t.authenticatedSessions();
+    // 55 more logins of alice, each ended here only (signed out of this site, expired): before, the
+    // index kept the newest 50 ids, dead or alive, and device A's fell out
+    for (let i = 0; i < 55; i++) {
+      await t.login(t.agent());
+      for (const id of await t.authenticatedSessions()) if (id !== a) await new Promise((r) => t.store.destroy(id, r));
+    }
+    expect(await t.authenticatedSessions()).toEqual([a]);
+    const res = await t.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: await logoutToken({ sub: 'alice' }) });
+    expect(res.status).toBe(200);
+    expect((await deviceA.get('/me')).status).toBe(401);
+  }, 60_000);
+
   test('the session ends whichever app instance holds it (shared store)', async () => {
     // a second instance of the app behind the same origin, over the same session store
     const server = createServer();

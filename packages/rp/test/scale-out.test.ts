@@ -535,6 +535,18 @@ describe('redisCoordination', () => {
     await c.removeFromSet!('s', []);
   });
 
+  test.each([
+    ['redisCoordination', () => redisCoordination(client, { prefix: 'set-size:' })],
+    ['the session store\'s (MemoryStore)', () => sessionStoreCoordination(new session.MemoryStore())],
+  ])('%s: addToSet answers how many members the set holds (what a login\'s logout index prunes by)', async (_name, make) => {
+    const c = make();
+    expect(await c.addToSet('s', 'a', 5000, 3)).toBe(1);
+    expect(await c.addToSet('s', 'b', 5000, 3)).toBe(2);
+    expect(await c.addToSet('s', 'b', 5000, 3)).toBe(2); // already there
+    expect(await c.addToSet('s', 'c', 5000, 3)).toBe(3);
+    expect(await c.addToSet('s', 'd', 5000, 3)).toBe(3); // the oldest went
+  });
+
   test('a stopped Redis is a store_unavailable within the timeout, and the same client works after it resumes', async () => {
     const c = redisCoordination(client, { prefix: 'stall:', timeout: 300 });
     process.kill(redis.pid, 'SIGSTOP');
