@@ -40,13 +40,15 @@ export interface StoredAccessToken {
 
 /**
  * `expiresAt` of a token the OP said lives `expiresIn` seconds: that expiry, by this instance's clock,
- * less 30 s, or less half its life when it lives under a minute. The margin covers the time on the
- * way to the resource server, and instances whose clocks differ by a few seconds (the one that got
- * the token writes its expiry, another reads it by its own clock): without it, an instance 5 s
- * behind handed out a token the OP had expired 5 s before.
+ * less 30 s, or less a quarter of its life (whole seconds) when it lives under two minutes. The
+ * margin covers the time on the way to the resource server, and instances whose clocks differ by a
+ * few seconds (the one that got the token writes its expiry, another reads it by its own clock):
+ * without it, an instance 5 s behind handed out a token the OP had expired 5 s before. A token of a
+ * few seconds keeps (nearly) all of its life: with a larger share gone, one that had just been
+ * refreshed could read as expired at once, and concurrent requests refreshed it again.
  */
 export function expiryOf(expiresIn: number): number {
-  return Math.floor(Date.now() / 1000) + expiresIn - Math.min(30, Math.floor(expiresIn / 2));
+  return Math.floor(Date.now() / 1000) + expiresIn - Math.min(30, Math.floor(expiresIn / 4));
 }
 
 /** An authenticated login. */
