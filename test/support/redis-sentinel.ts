@@ -20,8 +20,10 @@ export interface RedisSentinel {
   sentinelRootNodes: Array<{ host: string; port: number }>;
   /** The port of the node that is master now, as Sentinel says. */
   masterPort(): Promise<number>;
-  /** Asks Sentinel for a failover (the replica becomes master) and waits until the new master serves. */
+  /** Asks Sentinel for a failover (the replica becomes master) and waits until the new master serves and the old one follows it. */
   failover(): Promise<number>;
+  /** Waits until the replica holds every write the master took so far (replication is asynchronous: it can take a second). */
+  replicated(): Promise<void>;
   /** Stops every process and removes their files. */
   stop(): Promise<void>;
 }
@@ -51,8 +53,14 @@ export async function startRedisSentinel(): Promise<RedisSentinel> {
       await rm(dir, { recursive: true, force: true });
     };
     try {
-      children.push(await launch(SERVER, masterPort!, [], dir));
-      children.push(await launch(SERVER, replicaPort!, ['--replicaof', '127.0.0.1', String(masterPort)], dir));
+      // no 5 s wait for more replicas before the first full sync (Redis 7's diskless default)
+      const sync = ['--repl-diskless-sync-delay', '0'];
+      children.push(await launch(SERVER, masterPort!, sync, dir));
+      children.push(await launch(SERVER, replicaPort!, [...sync, '--replicaof', '127.0.0.1', String(masterPort)], dir));
+      // a failover before the replica's first sync promotes an empty server: a test's writes vanish.
+      // After a diskless sync the master streams writes only once the replica's first ACK (sent each
+      // second) has put it online: the replica's own "link up" comes before that
+      await until('the replica is in sync', async () => /slave0:.*state=online/.test(await cli(masterPort!, 'INFO', 'replication').catch(() => '')));
       const conf = join(dir, 'sentinel.conf');
       await writeFile(conf, [
         `port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${dir}`,
@@ -76,7 +84,17 @@ export async function startRedisSentinel(): Promise<RedisSentinel> {
             after = await masterNow();
             return after !== before && /role:master/.test(await cli(after, 'INFO', 'replication'));
           });
+          // and the old master is a replica of it: until then it still takes writes, which its
+          // conversion throws away (asynchronous replication), so a test's write could vanish
+          await until('the old master follows the new one', async () => /role:slave/.test(await cli(before, 'INFO', 'replication').catch(() => '')));
           return after;
+        },
+        async replicated() {
+          const master = await masterNow();
+          const replica = master === masterPort ? replicaPort! : masterPort!;
+          const offset = (port: number, field: string) => cli(port, 'INFO', 'replication').then((info) => Number(new RegExp(`${field}:(\\d+)`).exec(info)?.[1] ?? -1));
+          const written = await offset(master, 'master_repl_offset');
+          await until('the replica has every write', async () => (await offset(replica, 'slave_repl_offset')) >= written);
         },
         stop,
       };

@@ -23,7 +23,7 @@ describe('redisAdapter on Redis Sentinel', () => {
     const store = redisAdapter(sentinel.client(), { prefix: uniquePrefix() });
     const tokens = store.adapterFor('AccessToken');
     await tokens.upsert('before', { grantId: 'g-1' }, 60);
-    await sleep(200); // replicated
+    await sentinel.topology().replicated(); // replication is asynchronous: a failover before it loses the write
     const old = await sentinel.topology().masterPort();
     const promoted = await sentinel.topology().failover();
     expect(promoted).not.toBe(old);
