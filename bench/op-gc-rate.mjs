@@ -7,11 +7,10 @@
 // GC=native or GC=predictable: the same fixed schedule as the instruction counts with that `GC=`,
 // run natively, to check it against V8's own heuristics (without GC=); V8_FLAGS: any other V8 flags.
 import { fork } from 'node:child_process';
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { signingKey } from './lib/signing-key.mjs';
 import { ask, nativeV8Flags, reply } from './lib/children.mjs';
 import { hammer } from './lib/load.mjs';
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } }); // JWKs straight from the generation: see test/support/private-jwk.ts (Node 20)
-const jwks = { keys: [{ ...privateKey, kid: randomUUID(), use: 'sig', alg: 'RS256' }] };
+const jwks = { keys: [signingKey()] };
 for (const name of ['ours', 'bare']) {
   const child = fork(new URL('./op-overhead.mjs', import.meta.url).pathname, ['op', name, JSON.stringify(jwks)], { execArgv: ['--expose-gc', '--trace-gc', ...nativeV8Flags()], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   let out = '';

@@ -7,7 +7,7 @@
 // (the maxRecords of each OP), OP_MODULE=/path/to/op/dist/index.js (another build of the package).
 //
 // Processes: this one generates load (autocannon); each OP runs in its own child process.
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { signingKey } from './lib/signing-key.mjs';
 import { createServer } from 'node:http';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -89,8 +89,7 @@ async function measure(cap, jwks) {
 async function main() {
   const started = Date.now();
   console.log(`node ${process.version}, ${N} client_credentials token requests per OP, ${CONNECTIONS} connections, ClientCredentials ttl 600 s (nothing expires during the run)`);
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } }); // JWKs straight from the generation: see test/support/private-jwk.ts (Node 20)
-  const jwks = { keys: [{ ...privateKey, kid: randomUUID(), use: 'sig', alg: 'RS256' }] };
+  const jwks = { keys: [signingKey()] };
   const rows = [];
   for (const cap of CAPS) {
     rows.push(await measure(cap, jwks));

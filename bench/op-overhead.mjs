@@ -37,7 +37,7 @@
 // RATIOS_OUT=file: the per-round ratios of each endpoint as JSON, for bench/repeat.mjs (several runs).
 //
 // Processes: this one generates load (autocannon); each OP runs in its own child process.
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { signingKey } from './lib/signing-key.mjs';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
@@ -228,8 +228,7 @@ async function main() {
   const names = process.env.VARIANTS ? [...new Set([...process.env.VARIANTS.split(','), 'ours', 'bare'])] : Object.keys(VARIANTS).filter((n) => !VARIANTS[n].optIn);
   const only = process.env.ONLY?.split(',');
   console.log(`node ${process.version}, ${SECONDS} s per measurement, best of ${ROUNDS} ${PAIRED ? `paired rounds (every OP at once, ${PAIRED} req/s each)` : 'interleaved rounds'}, ${CONNECTIONS} connections`);
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } }); // JWKs straight from the generation: see test/support/private-jwk.ts (Node 20)
-  const jwks = { keys: [{ ...privateKey, kid: randomUUID(), use: 'sig', alg: 'RS256' }] };
+  const jwks = { keys: [signingKey()] };
   const ops = {};
   const results = {};
   /** CPU µs per request of every round, by endpoint and variant (round i of each ran next to the others). */
@@ -316,8 +315,7 @@ async function mainInstructions() {
   const connections = Number(process.env.CONNECTIONS ?? 1);
   const cycles = process.env.CYCLES ? Number(process.env.CYCLES) : undefined;
   console.log(`node ${process.version}, instructions per request under callgrind: ${warmup} requests of warm-up; before each count a full GC and ${rewarm} requests; then ${cycles ? `${cycles} whole GC cycles` : count} counted, ${rounds} rounds, ${connections} connections`);
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } }); // JWKs straight from the generation: see test/support/private-jwk.ts (Node 20)
-  const jwks = { keys: [{ ...privateKey, kid: randomUUID(), use: 'sig', alg: 'RS256' }] };
+  const jwks = { keys: [signingKey()] };
   const ops = {};
   const counts = {};
   try {

@@ -2,7 +2,7 @@
 // packages/rp/test/support/oidc-provider.ts in plain JS): a programmatic login interaction
 // (POST /interaction/:uid/login) and first-party consent, so a browser with an OP session is
 // sent straight back to the client.
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { signingKey } from './signing-key.mjs';
 import { createServer } from 'node:http';
 import express from 'express';
 import Provider from 'oidc-provider';
@@ -10,11 +10,6 @@ import Provider from 'oidc-provider';
 const ACCOUNTS = {
   alice: { name: 'Alice Liddell', email: 'alice@example.org', email_verified: true },
 };
-
-function signingKey() {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } }); // JWKs straight from the generation: see test/support/private-jwk.ts (Node 20)
-  return { ...privateKey, kid: randomUUID(), use: 'sig', alg: 'RS256' };
-}
 
 // oidc-provider's default adapter is an LRU of 1000 records: a benchmark run outgrows it and the
 // OP would forget its sessions, so this one keeps everything (a run is bounded anyway).
