@@ -88,7 +88,7 @@ export function retryBackchannelLogout(provider: Provider, store: OpStore, delay
     if (r.attempt >= schedule.length) {
       return giveUp(r, uri, `no success after ${r.attempt + 1} attempts over ${duration(schedule.reduce((a, b) => a + b, 0))}`);
     }
-    const dueAt = Date.now() + delays[r.attempt]!;
+    const dueAt = Date.now() + schedule[r.attempt]!;
     if (!store.schedule) return inProcess(r, uri, dueAt);
     const kept = store.schedule(QUEUE, JSON.stringify(r), dueAt).catch((err: Error) => {
       log('back-channel logout retry kept in this process (the store did not take it: %s)', err.message);
