@@ -403,10 +403,18 @@ export class RelyingParty {
     return front;
   }
 
-  /** Signature + claims of an ID token (openid-client checked nonce/azp/auth_time already). */
+  /**
+   * Signature + claims of an ID token (openid-client checked nonce/auth_time already, and `azp` when
+   * there are several audiences). An `azp` names the client the token was issued to: another
+   * client's is refused with one audience too (OIDC Core 3.1.3.7 step 5).
+   */
   private async verifyIdToken(name: string, config: client.Configuration, idToken: string): Promise<Record<string, unknown>> {
     const p = this.provider(name);
     const claims = await verifyJwt(idToken, this.jwtExpectations(p, config), this.keySets, p);
+    if (claims.azp !== undefined && claims.azp !== p.clientId) {
+      throw new RpError('invalid_id_token', `the ID token's "azp" (authorized party) is ${JSON.stringify(String(claims.azp).slice(0, 80))}, `
+        + `not this app's client_id "${p.clientId}": the OpenID Provider issued it to another client (OIDC Core 3.1.3.7)`);
+    }
     try {
       p.validateIdToken?.(claims);
     } catch (err) {

@@ -217,6 +217,18 @@ describe('attacker-shaped ID tokens', () => {
     await expectRefused(await callback(agent), agent, 'invalid_id_token', /azp/);
   });
 
+  test('one audience with azp naming another client does not log in (OIDC Core 3.1.3.7 step 5)', async () => {
+    stub.idToken = (claims) => stub.sign({ ...claims, aud: 'app', azp: 'another-client' });
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent, 'invalid_id_token', /"azp".*"another-client".*client_id "app"/);
+  });
+
+  test('one audience with azp naming this client logs in', async () => {
+    stub.idToken = (claims) => stub.sign({ ...claims, aud: 'app', azp: 'app' });
+    const agent = request.agent(server);
+    await expectLoggedIn(await callback(agent), agent);
+  });
+
   test('several audiences with azp naming this client log in (OIDC Core 3.1.3.7 steps 3-5)', async () => {
     stub.idToken = (claims) => stub.sign({ ...claims, aud: ['app', 'another-client'], azp: 'app' });
     const agent = request.agent(server);
@@ -279,6 +291,7 @@ describe('refreshed ID tokens (OIDC Core 12.2)', () => {
     ['oidcc-client-test-refresh-token-invalid-issuer', { iss: 'https://elsewhere.example' }, /iss/],
     ['oidcc-client-test-refresh-token-invalid-aud', { aud: 'another-client' }, /aud/],
     ['oidcc-client-test-refresh-token-invalid-azp', { aud: ['app', 'other'], azp: 'other' }, /azp/],
+    ['a refreshed ID token with one audience and another client\'s azp', { azp: 'other' }, /azp/],
   ])('%s: a refreshed ID token that fails its checks ends the login (refresh_failed)', async (_id, bad, pattern) => {
     stub.refreshToken = 'stub-refresh-token';
     const agent = request.agent(server);
