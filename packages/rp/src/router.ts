@@ -177,6 +177,9 @@ class Routes {
   };
 
   callback: Handler = async (req, res) => {
+    // the callback URL carries the code (and state): a page shown at it (an error, the app's `onError`)
+    // must not hand it on as a Referer to what it loads or links to (RFC 9700 §4.2.4)
+    res.set('referrer-policy', 'no-referrer');
     const session = requireSession(req);
     const name = String(req.params.provider);
     await this.rp.loadProvider(name);

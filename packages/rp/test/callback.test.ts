@@ -204,6 +204,7 @@ describe('GET /auth/callback/:provider', () => {
     expect(res.headers['content-type']).toMatch(/html/);
     expect(res.text).toContain('access_denied');
     expect(res.text).toContain('op_error');
+    expect(res.headers['referrer-policy']).toBe('no-referrer'); // the page is at the callback URL
     await expectNoLogin(t, agent);
   });
 
@@ -690,6 +691,8 @@ describe('onError', () => {
       const res = await agent.get(path(callback));
       expect(res.status).toBe(418);
       expect(res.text).toBe('mine: op_error');
+      // the page is at the callback URL (code, state): it hands them on as no Referer (RFC 9700 §4.2.4)
+      expect(res.headers['referrer-policy']).toBe('no-referrer');
     } finally {
       await mine.close();
     }
