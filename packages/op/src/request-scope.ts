@@ -21,13 +21,20 @@ const log = debug('openid-express:op');
  */
 export interface RequestConsumes {
   undo: Array<() => Promise<void>>;
-  settle: Array<() => Promise<boolean>>;
+  settle: Array<() => Promise<Settled>>;
   stop: Array<() => void>;
   /** Deletes of records the request still stands on (see `destroyedOnceAnswered`), run once it has answered without failing. */
   destroys: Array<() => Promise<void>>;
   /** The response has closed: nothing is held any more. */
   done: boolean;
 }
+
+/**
+ * How a consume was made final: true; false when it could not be (the store failed, or another
+ * request took it over), so a retry may redeem it; `'gone'` when the record no longer exists (its
+ * grant was revoked meanwhile by a replay of it, or it expired), so no retry can.
+ */
+export type Settled = boolean | 'gone';
 
 export const consumedInRequest = new AsyncLocalStorage<RequestConsumes>();
 
@@ -39,7 +46,7 @@ export function recordConsumed(undo: () => Promise<void>): void {
 /** A consume held by the request running now (see `holdUntilAnswered`). */
 export interface HeldConsume {
   /** The consume succeeded: `settle` makes it final before the answer (see `runRequestScope`). */
-  settleWith(settle: () => Promise<boolean>): void;
+  settleWith(settle: () => Promise<Settled>): void;
   /** The consume was refused: nothing of it to keep or settle. */
   release(): void;
 }
@@ -68,18 +75,19 @@ export function holdUntilAnswered(renew: () => void, everyMs: number): HeldConsu
 
 /**
  * Runs `next` as one request's scope (the response closing ends it) and, before its answer is
- * written, makes what it consumed final. Resolves false when that failed: the caller answers 503
- * instead (and the consumes are given back where they are still this request's).
+ * written, makes what it consumed final. `settled` false when that failed: the caller answers 503
+ * instead (and the consumes are given back where they are still this request's), or, when `gone`
+ * (a record it consumed no longer exists: no retry can redeem it), `invalid_grant`.
  */
-export async function runRequestScope(res: NodeJS.EventEmitter, next: () => Promise<void>): Promise<{ settled: boolean; scope: RequestConsumes }> {
+export async function runRequestScope(res: NodeJS.EventEmitter, next: () => Promise<void>): Promise<{ settled: boolean; gone: boolean; scope: RequestConsumes }> {
   const scope: RequestConsumes = { undo: [], settle: [], stop: [], destroys: [], done: false };
   res.once('close', () => {
     scope.done = true;
     for (const stop of scope.stop.splice(0)) stop();
   });
   await consumedInRequest.run(scope, next);
-  const outcomes = await Promise.all(scope.settle.splice(0).map((settle) => settle().catch(() => false)));
-  return { settled: outcomes.every(Boolean), scope };
+  const outcomes = await Promise.all(scope.settle.splice(0).map((settle) => settle().catch((): Settled => false)));
+  return { settled: outcomes.every((o) => o === true), gone: outcomes.includes('gone'), scope };
 }
 
 /**

@@ -169,6 +169,24 @@ function giveBack(req: Request & { [AS_RECEIVED]?: AsReceived }, res: Response):
 const PASS_ON = Symbol('the app after op()');
 
 /**
+ * The token endpoint's answer when what the request redeemed (a code, a refresh token, a device
+ * code) was deleted before its consume was final: another request presented it at the same moment
+ * and revoked its grant (RFC 6749 §4.1.2, RFC 9700 §4.14.2), or it expired. 400 `invalid_grant`, as
+ * the other request got; the tokens this one made are not sent (the revocation removes them).
+ */
+function answerGrantGone(ctx: KoaContextWithOIDC): void {
+  log('token request of client %s refused: invalid_grant (what it redeemed was revoked or expired before the answer; a replay at the same moment)', ctx.oidc?.client?.clientId ?? '?');
+  ctx.respond = false;
+  ctx.res.removeHeader('set-cookie');
+  const body = JSON.stringify({
+    error: 'invalid_grant',
+    error_description: 'grant request is invalid (the code or refresh token was presented by another request at the same time, which revoked its grant, or it expired): start a new authorization',
+  });
+  ctx.res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', pragma: 'no-cache' });
+  ctx.res.end(body);
+}
+
+/**
  * A path under the mount that neither op() nor oidc-provider routes (a mistyped URL, an old link,
  * a method an endpoint does not take): the 404 error page for browsers, JSON for API clients, as
  * the rest of op() answers, instead of Koa's plain-text "Not Found". Added before the provider's
@@ -181,12 +199,15 @@ function answerUnknownPaths(provider: Provider, views: Views, passOn: boolean): 
   provider.use(async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
     // (and the scope in which a store failure undoes what the request consumed, store-unavailable.ts,
     // and which a consume is held for until the answer is written, redisAdapter's consume)
-    const { settled, scope } = await runRequestScope(ctx.res, next);
+    const { settled, gone, scope } = await runRequestScope(ctx.res, next);
     // what the request consumed could not be made final (Redis failed, or the lease ran out and another
     // request took it over): its answer must not carry the tokens, nor leave the code spent
     if (!settled && ctx.respond !== false && !ctx.headerSent) {
       undoConsumes(scope);
       destroyOnceSent(scope, ctx.res, false);
+      // the code or refresh token is gone (a replay of it at the same moment revoked its grant): no retry
+      // can redeem it, so the token endpoint refuses it as a replay is refused, not 503 "try again"
+      if (gone && ctx.oidc?.route === 'token') return answerGrantGone(ctx);
       return answerStoreUnavailable(ctx, views);
     }
     // the sign-in under way and the replaced OP session are deleted once the answer went out, if it is no

@@ -127,11 +127,12 @@ return 1
  * Makes a consume final before its request answers: the lease goes. KEYS: record. ARGV: consumer.
  * Returns 1 when settled, 0 when the consume is no longer this consumer's lease (given back, or run
  * out and taken over by another request: the answer must then not carry what the request made). A
- * lease that ran out but was not taken over is still this consumer's, and settles. A record gone
- * meanwhile is 0 too: it may have expired after another request took it over, and its grant may
- * have been revoked (a replay of it).
+ * lease that ran out but was not taken over is still this consumer's, and settles. -1 when the record
+ * is gone: its grant was revoked meanwhile (another request presented it at the same time, a replay)
+ * or it expired; nothing can redeem it any more, so a retry would be refused too.
  */
 export const SETTLE = script(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HGET', KEYS[1], 'consumer') ~= ARGV[1] then return 0 end
 return redis.call('HDEL', KEYS[1], 'lease')
 `);

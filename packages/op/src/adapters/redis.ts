@@ -617,7 +617,10 @@ class RedisModelAdapter implements Adapter {
         throw consumeRefused(this.model, outcome === 0 ? 'missing' : 'consumed');
       }
       if (outcome === 3) log('%s consumed again: the request that consumed it first never answered (its lease ran out)', this.model);
-      held?.settleWith(() => this.guard('settle', async () => Number(await this.redis.run(SETTLE, [key], [consumer])) === 1));
+      held?.settleWith(() => this.guard('settle', async () => {
+        const settled = Number(await this.redis.run(SETTLE, [key], [consumer]));
+        return settled === -1 ? 'gone' : settled === 1;
+      }));
     });
   }
 
