@@ -280,6 +280,38 @@ function checkIssuer(issuer: unknown): URL {
   return url;
 }
 
+/**
+ * Every client metadata name oidc-provider v9 recognises (with some feature on), and op()'s own
+ * `firstParty`. oidc-provider drops any other name without a word: a `backchannelLogoutUri` written
+ * the RP's way turned back-channel logout off for that client, and nobody was told.
+ */
+const CLIENT_METADATA: readonly string[] = ['client_id', 'client_secret', 'client_name', 'client_uri', 'logo_uri', 'policy_uri', 'tos_uri',
+  'contacts', 'application_type', 'client_id_issued_at', 'client_secret_expires_at', 'redirect_uris', 'response_types', 'response_modes',
+  'grant_types', 'scope', 'token_endpoint_auth_method', 'token_endpoint_auth_signing_alg', 'jwks', 'jwks_uri', 'sector_identifier_uri',
+  'subject_type', 'default_acr_values', 'default_max_age', 'require_auth_time', 'initiate_login_uri', 'id_token_signed_response_alg',
+  'id_token_encrypted_response_alg', 'id_token_encrypted_response_enc', 'userinfo_signed_response_alg', 'userinfo_encrypted_response_alg',
+  'userinfo_encrypted_response_enc', 'introspection_signed_response_alg', 'introspection_encrypted_response_alg',
+  'introspection_encrypted_response_enc', 'authorization_signed_response_alg', 'authorization_encrypted_response_alg',
+  'authorization_encrypted_response_enc', 'request_object_signing_alg', 'request_object_encryption_alg', 'request_object_encryption_enc',
+  'require_signed_request_object', 'require_pushed_authorization_requests', 'post_logout_redirect_uris', 'backchannel_logout_uri',
+  'backchannel_logout_session_required', 'tls_client_auth_subject_dn', 'tls_client_auth_san_dns', 'tls_client_auth_san_uri',
+  'tls_client_auth_san_ip', 'tls_client_auth_san_email', 'use_mtls_endpoint_aliases', 'tls_client_certificate_bound_access_tokens',
+  'backchannel_token_delivery_mode', 'backchannel_user_code_parameter', 'backchannel_client_notification_endpoint',
+  'backchannel_authentication_request_signing_alg', 'dpop_bound_access_tokens', 'authorization_details_types', 'firstParty'];
+
+/** Refuses a client metadata name oidc-provider would drop, suggesting the one meant (`postLogoutRedirectUris` → `post_logout_redirect_uris`). */
+function checkClientNames(c: Record<string, unknown>, i: number, extra: readonly string[]): void {
+  for (const key of Object.keys(c)) {
+    if (CLIENT_METADATA.includes(key) || extra.includes(key)) continue;
+    const snake = key.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`);
+    const near = CLIENT_METADATA.includes(snake) ? snake : didYouMean(key, [...CLIENT_METADATA, ...extra]);
+    fail(`clients[${i}].${key}`, `client "${String(c.client_id)}": "${key}" is not client metadata that oidc-provider knows, and it would `
+      + `drop it without a word${near ? `: did you mean "${near}"?` : ' (client metadata names are snake_case, as in OpenID Connect Dynamic '
+      + 'Client Registration, e.g. redirect_uris, post_logout_redirect_uris, backchannel_logout_uri; fields of your own go in '
+      + 'provider: { extraClientMetadata: { properties: [...] } })'}`);
+  }
+}
+
 function checkClients(clients: unknown, provider: OpOptions['provider']): OpClient[] {
   if (clients === undefined) return [];
   if (!Array.isArray(clients)) fail('clients', 'must be an array of client metadata objects');
@@ -290,7 +322,10 @@ function checkClients(clients: unknown, provider: OpOptions['provider']): OpClie
   const dup = ids.find((id, i) => ids.indexOf(id) !== i);
   if (dup) fail('clients', `client_id "${dup}" is listed twice`);
   const parUnregistered = parWithoutRedirectUris(provider);
+  const extra = (provider as { extraClientMetadata?: { properties?: unknown } } | undefined)?.extraClientMetadata?.properties;
+  const own = Array.isArray(extra) ? extra.filter((p): p is string => typeof p === 'string') : [];
   clients.forEach((c, i) => {
+    checkClientNames(c as Record<string, unknown>, i, own);
     checkRedirectUris(c as OpClient, i, parUnregistered);
     checkClientSecret(c as OpClient, i);
     checkCodeGrant(c as OpClient, i);

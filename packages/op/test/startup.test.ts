@@ -109,6 +109,27 @@ describe('option names from other libraries or with typos get "did you mean"', (
   });
 });
 
+describe('client metadata names oidc-provider would drop without a word are refused, naming the one meant', () => {
+  const web = { client_id: 'web', client_secret: 'web-secret-web-secret', redirect_uris: ['https://app.example.com/cb'] };
+  test.each([
+    ['backchannelLogoutUri (the RP\'s style: back-channel logout was silently off)', { backchannelLogoutUri: 'https://app.example.com/bcl' }, 'clients[0].backchannelLogoutUri', /did you mean "backchannel_logout_uri"\?/],
+    ['postLogoutRedirectUris', { postLogoutRedirectUris: ['https://app.example.com/'] }, 'clients[0].postLogoutRedirectUris', /did you mean "post_logout_redirect_uris"\?/],
+    ['grant_type (a typo)', { grant_type: ['authorization_code'] }, 'clients[0].grant_type', /did you mean "grant_types"\?/],
+    ['a name close to none', { favouriteColour: 'blue' }, 'clients[0].favouriteColour', /snake_case.*extraClientMetadata/],
+  ])('%s', (_label, extra, option, message) => {
+    const err = startupError({ ...base, clients: [{ ...web, ...extra }] });
+    expect(err.option).toBe(option);
+    expect(err.message).toContain('client "web"');
+    expect(err.message).toMatch(message);
+  });
+
+  test('snake_case metadata, firstParty, and fields the app declares in provider.extraClientMetadata start', () => {
+    expect(() => op({ ...base, provider: { extraClientMetadata: { properties: ['tenant'] } },
+      clients: [{ ...web, firstParty: true, tenant: 'acme', post_logout_redirect_uris: ['https://app.example.com/'],
+        backchannel_logout_uri: 'https://app.example.com/bcl', backchannel_logout_session_required: true, client_name: 'Web' }] })).not.toThrow();
+  });
+});
+
 describe('clients that sign users in need redirect_uris, said at start-up naming the client', () => {
   test('the message names the client and shows what to add', () => {
     const err = startupError({ ...base, clients: [{ client_id: 'web', client_secret: 'web-secret-web-secret' }] });

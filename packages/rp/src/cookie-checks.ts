@@ -11,9 +11,11 @@ import type { RelyingParty } from './relying-party.js';
 /**
  * Throws `cookie_not_sent` when express-session will send no cookie with this answer (a `secure`
  * cookie on a request Express sees as http, with no `X-Forwarded-Proto: https` that express-session's
- * `proxy: true` could read): the callback would find no pending login. Warns (at most hourly) when
- * express-session may not send it (that header, but `trust proxy` off: it depends on `proxy`; checked
- * once the answer is sent), and when an https app's cookie has no `Secure` attribute.
+ * `proxy: true` could read; a `SameSite=None` cookie without `Secure`, which browsers refuse): the
+ * callback would find no pending login. Warns (at most hourly) when express-session may not send it
+ * (that header, but `trust proxy` off: it depends on `proxy`; checked once the answer is sent), when
+ * an https app (by `baseURL`) is reached over plain http with no proxy saying https, and else when
+ * an https app's cookie has no `Secure` attribute.
  */
 export function checkSessionCookie(req: Request, res: Response, rp: RelyingParty): void {
   const cookie = req.session?.cookie;
@@ -33,9 +35,37 @@ export function checkSessionCookie(req: Request, res: Response, rp: RelyingParty
           + 'Add app.set(\'trust proxy\', 1) (or express-session\'s proxy: true)');
       }
     });
-  } else if (!cookie.secure && rp.options.baseURL.startsWith('https:')) {
+  } else if (cookie.sameSite === 'none' && !cookie.secure) {
+    throw new RpError('cookie_not_sent', 'the session cookie is SameSite=None without Secure, which browsers refuse to keep, so the callback '
+      + 'would find no sign-in ("This sign-in has expired"). Give express-session cookie: { sameSite: \'lax\' } (the OP sends the user back '
+      + 'with a top-level GET, which a Lax cookie follows), or serve the app over https with cookie: { secure: true, sameSite: \'none\' }');
+  }
+  const https = rp.options.baseURL.startsWith('https:');
+  if (https && !req.secure && String(req.headers['x-forwarded-proto'] ?? '').split(',')[0]!.trim().toLowerCase() !== 'https') {
+    rp.warnAtMostHourly('served-over-http', `this sign-in reached the app over http (${req.protocol}://${req.get('host') ?? ''}), but baseURL is `
+      + `https (${rp.options.baseURL}), so the OP will send the user back to an https URL. In development on plain http, give rp() `
+      + 'baseURL: "http://…" (the URL the browser uses); behind a proxy or load balancer that terminates TLS, have it send '
+      + 'X-Forwarded-Proto: https and add app.set(\'trust proxy\', 1)');
+  } else if (!cookie.secure && https) {
     rp.warnAtMostHourly('cookie-not-secure', `the session cookie has no Secure attribute although baseURL is https (${rp.options.baseURL}): `
       + 'a browser sends it over http too. Give express-session cookie: { secure: true } (behind a proxy that terminates TLS, with '
       + 'app.set(\'trust proxy\', 1)), or cookie: { secure: \'auto\' }');
   }
+}
+
+/**
+ * Warns (at most hourly) when the login route answers at a path that `baseURL` and `mountPath` do not
+ * end with: rp() mounted under a path (`app.use('/x', rp(...))`) that `baseURL` lacks, so the OP sends
+ * the user back to a callback URL this app does not serve (Express's bare "Cannot GET"). A proxy that
+ * strips a prefix (`baseURL` longer than the path the app sees) is fine.
+ */
+export function checkRoutesPath(req: Request, rp: RelyingParty): void {
+  const { routesPath, baseURL, mountPath } = rp.options;
+  const here = req.baseUrl.replace(/\/+$/, '');
+  if (routesPath.toLowerCase().endsWith(here.toLowerCase())) return;
+  const under = here.slice(0, here.length - mountPath.length) || '/'; // (the resolved mountPath: '' at the root)
+  rp.warnAtMostHourly('routes-path', `rp() answered this sign-in under ${JSON.stringify(here.slice(0, 200))}, but baseURL (${baseURL}) and mountPath `
+    + `(${JSON.stringify(mountPath || '/')}) put its routes at ${JSON.stringify(routesPath || '/')}: the OP will send the user back to `
+    + `${baseURL}${mountPath}/callback/…, which this app does not serve. rp() is mounted under ${JSON.stringify(under.slice(0, 200))}: put that `
+    + `path in baseURL (e.g. baseURL: "${new URL(baseURL).origin}${under === '/' ? '' : under.slice(0, 200)}"), or mount rp() with app.use(rp(...))`);
 }

@@ -21,7 +21,7 @@ import { logoutIndexKey, logoutJtiKey, type Authentication, type Transaction } f
 import { readStoredLogin, toStoredLogin } from './stored-login.js';
 import { pendingLogins } from './transactions.js';
 import { shortLivedPendingLogins } from './pending-life.js';
-import { checkSessionCookie } from './cookie-checks.js';
+import { checkRoutesPath, checkSessionCookie } from './cookie-checks.js';
 
 const debug = createDebug('openid-express:rp');
 
@@ -149,6 +149,7 @@ class Routes {
   login: Handler = async (req, res) => {
     const session = requireSession(req);
     checkSessionCookie(req, res, this.rp);
+    checkRoutesPath(req, this.rp);
     const input = (req.method === 'POST' ? req.body ?? {} : req.query) as Record<string, unknown>;
     // GET {mountPath}/login?identifier=alice@example.org: the OP is found on the fly (dynamic option);
     // GET {mountPath}/login?iss=…: a third party starts the login at the OP of that issuer (OIDC Core 4)
@@ -354,7 +355,7 @@ class Routes {
    */
   frontchannelLogout: Handler = async (req, res) => {
     const store = req.sessionStore;
-    if (!store) throw sessionMissing();
+    if (!store) throw sessionMissing(req);
     const name = String(req.params.provider);
     const sid = await this.rp.frontchannelLogout(name, req.query.iss, req.query.sid);
     const coordination = coordinationOf(this.rp, store);
@@ -369,7 +370,7 @@ class Routes {
 
   backchannelLogout: Handler = async (req, res) => {
     const store = req.sessionStore;
-    if (!store) throw sessionMissing();
+    if (!store) throw sessionMissing(req);
     const token = req.body?.logout_token;
     if (typeof token !== 'string' || !token) throw new RpError('invalid_request', 'the request has no logout_token');
     const name = String(req.params.provider);
@@ -657,10 +658,14 @@ function parseMaxAge(value: unknown): number | undefined {
   return n;
 }
 
-function sessionMissing(): RpError {
+function sessionMissing(req: Request): RpError {
+  const path = (req.originalUrl ?? req.url ?? '/').split('?')[0]!;
   return new RpError(
     'session_missing',
-    'req.session is missing: mount express-session before rp(), e.g. app.use(session({ secret, resave: false, saveUninitialized: false })); app.use(rp({ ... })). If it is mounted, its store may be unreachable.',
+    `req.session is missing at ${JSON.stringify(path.slice(0, 200))}: express-session made no session for this request. Either it is not `
+    + 'mounted before rp() (app.use(session({ secret, resave: false, saveUninitialized: false })); app.use(rp({ ... }))), or the '
+    + `cookie: { path } given to express-session does not cover this path (it skips requests outside it: give path "/" or a prefix of ${JSON.stringify(path.slice(0, 200))}), `
+    + 'or its store reports it is disconnected (express-session skips requests until it is ready again).',
   );
 }
 
@@ -700,7 +705,7 @@ async function loginSession(
 
 /** The session of the request; throws `session_missing` (with what to add) when express-session is not mounted. */
 export function requireSession(req: Request): Session & Partial<SessionData> {
-  if (!req.session) throw sessionMissing();
+  if (!req.session) throw sessionMissing(req);
   return req.session;
 }
 

@@ -224,9 +224,56 @@ describe('the session cookie must come back with the callback, and go over https
   test('an https app whose cookie has no Secure attribute is warned about (at most hourly), naming the option', async () => {
     const s = await app({ rp: { baseURL: 'https://app.example.com' } });
     const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
-    expect((await s.agent().get('/auth/login/op')).status).toBe(302);
-    expect((await s.agent().get('/auth/login/op')).status).toBe(302);
+    // behind a proxy that terminates TLS
+    expect((await s.agent().get('/auth/login/op').set('x-forwarded-proto', 'https')).status).toBe(302);
+    expect((await s.agent().get('/auth/login/op').set('x-forwarded-proto', 'https')).status).toBe(302);
     expect(warn).toHaveBeenCalledTimes(1);
     expect(warn).toHaveBeenCalledWith(expect.stringMatching(/no Secure attribute although baseURL is https \(https:\/\/app\.example\.com\).*cookie: \{ secure: true \}/));
+  });
+
+  test('an https baseURL on an app reached over plain http (no proxy saying https): the warning says so, not only "add Secure"', async () => {
+    const s = await app({ rp: { baseURL: 'https://app.example.com' } });
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    expect((await s.agent().get('/auth/login/op')).status).toBe(302);
+    expect(warn).toHaveBeenCalledTimes(1); // before: only the Secure attribute, whose fix did not help (the OP then sent the user to https://)
+    expect(warn).toHaveBeenCalledWith(expect.stringMatching(/reached the app over http \(http:\/\/127\.0\.0\.1:\d+\), but baseURL is https \(https:\/\/app\.example\.com\).*baseURL: "http:\/\/…".*X-Forwarded-Proto: https/));
+  });
+
+  test('a SameSite=None cookie without Secure (browsers refuse it): 500 cookie_not_sent naming the fix, before the user goes to the OP', async () => {
+    const s = await app({ cookie: { sameSite: 'none' } });
+    const res = await s.agent().get('/auth/login/op').set('accept', 'application/json');
+    expect([res.status, res.body.error]).toEqual([500, 'cookie_not_sent']); // before: 302, then "This sign-in has expired" in Chromium
+    expect(res.body.error_description).toMatch(/SameSite=None without Secure.*sameSite: 'lax'/);
+    expect(await s.authenticatedSessions()).toEqual([]);
+    // with Secure it is the secure check's turn (this test's app is http)
+    const secure = await app({ cookie: { sameSite: 'none', secure: true } });
+    expect((await secure.agent().get('/auth/login/op').set('accept', 'application/json')).body.error_description).toMatch(/set to `secure`/);
+  });
+});
+
+describe('rp() mounted under a path that baseURL lacks', () => {
+  const started: TestRp[] = [];
+  afterAll(() => Promise.all(started.map((s) => s.close())));
+
+  test('app.use(\'/x\', rp({ baseURL: origin })): the sign-in is warned about, naming the path to put in baseURL (the callback would be a bare 404)', async () => {
+    const s = await startRp({ rp: { mountPath: '/auth' } });
+    started.push(s);
+    const { rp, oidc } = await import('../src/index.js');
+    s.app.use('/x', rp({ baseURL: s.baseURL, providers: { op: oidc({ issuer: s.op.issuer, clientId: 'app', clientSecret: 'x', allowInsecureRequests: true }) } }));
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    expect((await s.agent().get('/x/auth/login/op')).status).toBe(302);
+    expect(warn).toHaveBeenCalledWith(expect.stringMatching(new RegExp(`under "/x/auth", but baseURL \\(${s.baseURL.replace(/[.]/g, '\\.')}\\).*put its routes at "/auth".*`
+      + `mounted under "/x": put that path in baseURL \\(e\\.g\\. baseURL: "${s.baseURL.replace(/[.]/g, '\\.')}/x"\\)`)));
+  });
+
+  test('rp() at the root with baseURL naming a path a proxy strips (https://example.com/app), or mounted where baseURL says: no warning', async () => {
+    const s = await startRp({ rp: { baseURL: 'http://app.example.com/app' } });
+    started.push(s);
+    const { rp, oidc } = await import('../src/index.js');
+    s.app.use('/y', rp({ baseURL: `${s.baseURL}/y`, providers: { op: oidc({ issuer: s.op.issuer, clientId: 'app', clientSecret: 'x', allowInsecureRequests: true }) } }));
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    expect((await s.agent().get('/auth/login/op')).status).toBe(302);
+    expect((await s.agent().get('/y/auth/login/op')).status).toBe(302);
+    expect(warn).not.toHaveBeenCalled();
   });
 });

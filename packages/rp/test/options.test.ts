@@ -48,6 +48,17 @@ describe('without express-session', () => {
       expect(res.body.error_description).toContain('app.use(session({ secret, resave: false, saveUninitialized: false }))');
     }
   });
+
+  test('mounted, with a cookie path that leaves out the RP\'s routes: the answer names the cookie path, not only "mount it"', async () => {
+    const app = express();
+    app.use(session({ secret: 's', resave: false, saveUninitialized: false, cookie: { path: '/app' } }));
+    app.use(rp(good()));
+    const res = await request(app).get('/auth/login/corp?returnTo=/app');
+    expect([res.status, res.body.error]).toEqual([500, 'session_missing']);
+    expect(res.body.error_description).toContain('at "/auth/login/corp"');
+    expect(res.body.error_description).toContain('cookie: { path }');
+    expect(res.body.error_description).toContain('give path "/"');
+  });
 });
 
 describe('GET /auth/providers', () => {
