@@ -839,12 +839,35 @@ function discoveryError(name: string, p: ProviderConfig, err: unknown): RpError 
   const e = toRpError(err);
   if (e.code === 'invalid_options' || e.code === 'unknown_provider') return e;
   const url = p.providerInfo ? 'its static providerInfo' : `${p.issuer!.replace(/\/$/, '')}/.well-known/${p.type === 'oauth2' ? 'oauth-authorization-server' : 'openid-configuration'}`;
-  const status = (err as { cause?: { status?: unknown } })?.cause?.status;
-  const cause = typeof status === 'number' ? `it answered HTTP ${status}` : e.message;
+  const cause = discoveryCause(name, p, err) ?? e.message;
   if (e.code === 'op_unreachable' || e.code === 'op_unavailable') {
     return new RpError(e.code, `provider "${name}": ${url} ${e.code === 'op_unreachable' ? 'could not be reached' : `is unavailable (${cause})`}`, { cause: err });
   }
   return new RpError('discovery_failed', `discovery of provider "${name}" at ${url} failed: ${cause}. Check providers.${name}.issuer (it must be the OP's exact issuer identifier)`, { cause: err });
+}
+
+/**
+ * What came back from a discovery that failed, for a reader: the HTTP status of an error answer; an
+ * answer that is not JSON (a login page, a proxy's page: HTTP 200 alone read like success); the
+ * issuer the OP's metadata names when it is not the configured one (a trailing slash, another path).
+ */
+function discoveryCause(name: string, p: ProviderConfig, err: unknown): string | undefined {
+  const causes = [(err as { cause?: unknown })?.cause, ((err as { cause?: { cause?: unknown } })?.cause)?.cause];
+  for (const c of causes) {
+    if (c instanceof Response) {
+      const type = c.headers.get('content-type')?.split(';')[0]?.trim();
+      if (!c.ok) return `it answered HTTP ${c.status}`;
+      return `it answered HTTP ${c.status} with ${type ? JSON.stringify(type.slice(0, 80)) : 'no content type'}, not the OP's JSON metadata (is this the OP's issuer URL? a login page or a proxy's page answers there)`;
+    }
+    const compared = c as { attribute?: unknown; body?: { issuer?: unknown } } | undefined;
+    if (compared?.attribute === 'issuer' && typeof compared.body?.issuer === 'string') {
+      const announced = JSON.stringify(compared.body.issuer.slice(0, 200));
+      return `the OP's metadata names its issuer ${announced}, not ${JSON.stringify(p.issuer)} (issuers compare exactly, a trailing slash too): give providers.${name}.issuer: ${announced}`;
+    }
+    const status = (c as { status?: unknown } | undefined)?.status;
+    if (typeof status === 'number') return `it answered HTTP ${status}`;
+  }
+  return undefined;
 }
 
 /** The OP refused the client's credentials at its token endpoint: say so, and what to check, instead of a bare "invalid_client". */

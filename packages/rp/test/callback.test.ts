@@ -323,6 +323,43 @@ describe('discovery that fails', () => {
       await typo.close();
     }
   });
+
+  test('an issuer with a trailing slash the OP\'s lacks names the issuer the OP announces, to copy', async () => {
+    let base = '';
+    const op = express().get('/op/.well-known/openid-configuration', (_req, res) => void res.json({
+      issuer: `${base}/op`, authorization_endpoint: `${base}/op/auth`, token_endpoint: `${base}/op/token`, jwks_uri: `${base}/op/jwks`,
+    }));
+    const server = op.listen(0);
+    try {
+      base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      const app = express();
+      app.use(session({ secret: 's', resave: false, saveUninitialized: false }));
+      app.use(rp({ baseURL: 'http://127.0.0.1', providers: { corp: oidc({ issuer: `${base}/op/`, clientId: 'a', allowInsecureRequests: true }) } }));
+      const res = await request(app).get('/auth/login/corp');
+      expect([res.status, res.body.error]).toEqual([502, 'discovery_failed']);
+      // before: "discovered metadata issuer does not match the expected issuer", naming neither
+      expect(res.body.error_description).toContain(`the OP's metadata names its issuer "${base}/op", not "${base}/op/"`);
+      expect(res.body.error_description).toContain(`give providers.corp.issuer: "${base}/op"`);
+    } finally {
+      server.close();
+    }
+  });
+
+  test('a discovery URL that answers an HTML page with 200 says so (not "it answered HTTP 200", which reads like success)', async () => {
+    const page = express().get('/sso/.well-known/openid-configuration', (_req, res) => void res.type('html').send('<!doctype html><p>Sign in</p>'));
+    const server = page.listen(0);
+    try {
+      const issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}/sso`;
+      const app = express();
+      app.use(session({ secret: 's', resave: false, saveUninitialized: false }));
+      app.use(rp({ baseURL: 'http://127.0.0.1', providers: { corp: oidc({ issuer, clientId: 'a', allowInsecureRequests: true }) } }));
+      const res = await request(app).get('/auth/login/corp');
+      expect([res.status, res.body.error]).toEqual([502, 'discovery_failed']);
+      expect(res.body.error_description).toContain('it answered HTTP 200 with "text/html", not the OP\'s JSON metadata');
+    } finally {
+      server.close();
+    }
+  });
 });
 
 describe('an unreachable OP', () => {
