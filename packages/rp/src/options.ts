@@ -335,6 +335,10 @@ export function resolveOptions(options: RpOptions): ResolvedOptions {
     throw new OptionsError('mountPath', 'must be a path starting with "/" and not ending with "/", e.g. "/auth"');
   }
   if (!options.providers || typeof options.providers !== 'object') throw new OptionsError('providers', 'is required: { name: oidc({ issuer, clientId, clientSecret }) }');
+  if (Array.isArray(options.providers)) {
+    throw new OptionsError('providers', 'must be an object that names each provider, not an array: providers: { corp: oidc({ issuer, clientId, clientSecret }) } '
+      + '(the name is in the login and callback URLs: /auth/login/corp)');
+  }
   checkKeys(options.keys);
   for (const [name, p] of Object.entries(options.providers)) {
     checkProvider(name, p);

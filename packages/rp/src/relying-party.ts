@@ -13,6 +13,7 @@ import { codeGrantWithTokenIssuer, configurationForIdToken, refreshWithTokenIssu
 import { KeySets, idTokenAlgorithms, isUnpublishedKey, verifyJwt, verifyLogoutToken, type JwtExpectations } from './id-token.js';
 import { checkProvider, resolveOptions, type ProviderConfig, type ResolvedOptions, type RpOptions } from './options.js';
 import { clientAuth, configure, OP_TIMEOUT_S } from './provider-metadata.js';
+import { didYouMean } from './did-you-mean.js';
 import { MAX_PER_ISSUER, setCapped } from './capped-map.js';
 import { normalizeUser } from './user.js';
 import { fetchUserInfo, needsOwnUserInfo, userInfoCanAdd } from './userinfo.js';
@@ -131,7 +132,7 @@ export class RelyingParty {
   /** The configuration of provider `name`; throws `unknown_provider`. */
   provider(name: string): ProviderConfig {
     const p = Object.hasOwn(this.options.providers, name) ? this.options.providers[name] : this.dynamic?.cached(name);
-    if (!p) throw new RpError('unknown_provider', `no provider is named "${name}"`);
+    if (!p) throw unknownProvider(name, Object.keys(this.options.providers));
     return p;
   }
 
@@ -879,6 +880,19 @@ function clientAuthError(name: string, p: ProviderConfig, config: client.Configu
     `provider "${name}": the token endpoint ${config.serverMetadata().token_endpoint} refused the client's credentials (${e.opError}). ` +
     `Check providers.${name}.clientId ("${p.clientId}"), clientSecret and tokenEndpointAuthMethod ("${method}") against the client registered at ${config.serverMetadata().issuer}`,
     { opError: e.opError, cause: e });
+}
+
+/**
+ * `unknown_provider` for a name no provider has: the configured names (what `/providers` lists to
+ * anyone), and the one meant when it is close (a case or a letter off). A dynamic OP's name is not
+ * a configured one: its own message says whether the registration store knows it.
+ */
+function unknownProvider(name: string, names: string[]): RpError {
+  const shown = JSON.stringify(name.slice(0, 100));
+  if (name.startsWith('dyn-')) return new RpError('unknown_provider', `no provider is named ${shown} (an OpenID Provider found on the fly that this app has no registration for)`);
+  const near = didYouMean(name, names);
+  return new RpError('unknown_provider', `no provider is named ${shown}${near ? `: did you mean "${near}"?` : ''} `
+    + `(the providers are: ${names.length ? names.map((n) => `"${n}"`).join(', ') : 'none configured'}; each is a key of rp({ providers }))`);
 }
 
 /** Issuer identifiers compare exactly (OIDC Discovery 4.3), but a configured one may carry a trailing slash the OP's lacks. */

@@ -283,9 +283,18 @@ describe('GET /auth/callback/:provider', () => {
   });
 
   test('an unknown provider callback is a 404', async () => {
-    const res = await t.agent().get('/auth/callback/nope?code=x&state=y');
+    const res = await t.agent().get('/auth/callback/unknown-idp?code=x&state=y');
     expect(res.status).toBe(404);
     expect(res.body.error).toBe('unknown_provider');
+    expect(res.body.error_description).toBe('no provider is named "unknown-idp" (the providers are: "op"; each is a key of rp({ providers }))');
+  });
+
+  test('a provider name a letter or a case off gets "did you mean"', async () => {
+    for (const name of ['OP', 'opp']) {
+      const res = await t.agent().get(`/auth/login/${name}`);
+      expect([res.status, res.body.error]).toEqual([404, 'unknown_provider']);
+      expect(res.body.error_description).toContain(`no provider is named "${name}": did you mean "op"?`);
+    }
   });
 });
 

@@ -18,6 +18,7 @@ describe('rp() options are checked at start-up', () => {
     ['a mountPath ending with /', (o) => ({ ...o, mountPath: '/auth/' }), /option "mountPath"/],
     ['no providers', (o) => ({ ...o, providers: undefined }), /option "providers" is required/],
     ['an empty providers', (o) => ({ ...o, providers: {} }), /option "providers" must name at least one provider/],
+    ['providers as an array (plain JavaScript: the provider was silently named "0")', (o) => ({ ...o, providers: [o.providers.corp] }), /option "providers" must be an object that names each provider, not an array: providers: \{ corp: oidc/],
     ['a provider name with a slash', (o) => ({ ...o, providers: { 'a/b': o.providers.corp } }), /option "providers.a\/b" has a name that is not URL-safe/],
     ['a provider without clientId', (o) => ({ ...o, providers: { corp: { ...o.providers.corp, clientId: '' } } }), /option "providers.corp.clientId" is required/],
     ['an OIDC scope without openid', (o) => ({ ...o, providers: { corp: { ...o.providers.corp, scope: 'email' } } }), /option "providers.corp.scope" must include "openid"/],
