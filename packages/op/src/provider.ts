@@ -1,4 +1,5 @@
 import type { Request } from 'express';
+import debug from 'debug';
 import type { JSONWebKeySet } from 'jose';
 import Provider, { errors, type Client, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { SCOPE_CLAIMS, scopeCovering, syncAccountsOf } from './accounts.js';
@@ -20,6 +21,8 @@ import { claimsForResource, resourceIndicatorsFeature } from './resources.js';
 import { throttle } from './throttle.js';
 import { safeHref } from './views/escape.js';
 import { defaultsOf, renderPage, type Views } from './views/render.js';
+
+const log = debug('openid-express:op');
 
 /** What `buildConfiguration` needs beyond the options. */
 export interface ConfigurationDeps {
@@ -223,12 +226,31 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
       }
       // a lost or finished sign-in (no resume cookie, interaction gone) is oidc-provider's invalid_request too
       const code = error instanceof errors.SessionNotFound ? 'session_not_found' : String(out.error);
-      const props = { ...plainError(ctx.status, code, description, ctx.oidc?.client), code: String(out.error) };
+      // the values themselves only in the log: a page of the OP showing text a stranger put in a link reads as the OP's word
+      const received = receivedValues(ctx, code);
+      if (received) log('request refused: %s (%s)%s', code, description, received);
+      const details = description === undefined || !received ? description : `${description} (the OP's log, with DEBUG=openid-express:op, names the values received)`;
+      const props = { ...plainError(ctx.status, code, details, ctx.oidc?.client), code: String(out.error) };
       // an app view that fails must not turn a 400 into a bare 500
       ctx.body = await renderPage(reqOf(ctx), views, 'error', props).catch(() => renderPage(reqOf(ctx), defaultsOf(views), 'error', props));
     },
   };
   return deepMerge(config, o.provider);
+}
+
+/**
+ * The values a developer needs to fix a refused authorization request, which oidc-provider's
+ * descriptions do not name: the `redirect_uri` and `client_id` received, for a redirect URI or a
+ * client that is not registered ('' for other errors). Logged with DEBUG, not shown on the page.
+ */
+function receivedValues(ctx: KoaContextWithOIDC, code: string): string {
+  const params = (ctx.oidc?.params ?? ctx.query ?? {}) as { redirect_uri?: unknown; client_id?: unknown };
+  const q = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v.slice(0, 200)) : 'none');
+  if (code === 'invalid_redirect_uri') {
+    return ` (redirect_uri received: ${q(params.redirect_uri)}, client_id ${q(params.client_id)}: it must be one of that client's redirect_uris, exactly as registered)`;
+  }
+  if (code === 'invalid_client') return ` (client_id received: ${q(params.client_id)}: no client of that id is registered)`;
+  return '';
 }
 
 /** Registers the grants op() adds to oidc-provider's (`grants/`): token exchange and the password grant. */

@@ -141,6 +141,26 @@ describe('error pages', () => {
     expect(page.html).toContain('<a class="button" href="https://shop.example/">Back to Shop</a>');
     expect(page.html).toContain('Error code: <code>invalid_redirect_uri</code>');
     expect(page.html).not.toContain('evil.example');
+    // the developer's pointer: the values are in the log (before: named nowhere)
+    expect(page.html).toContain('with DEBUG=openid-express:op, names the values received');
+  });
+
+  test('with DEBUG, the log names the redirect_uri and client_id an authorization request was refused for', async () => {
+    const { default: debug } = await import('debug');
+    const { format } = await import('node:util');
+    const lines: string[] = [];
+    const log = debug.log;
+    debug.enable('openid-express:op');
+    debug.log = (...args: unknown[]) => void lines.push(format(...args));
+    try {
+      await new FormBrowser().open(authorize('https://evil.example/cb'));
+      await new FormBrowser().open(`${op.issuer}/auth?client_id=nobody&response_type=code&scope=openid&redirect_uri=https%3A%2F%2Fa.example%2Fcb`);
+    } finally {
+      debug.log = log;
+      debug.disable();
+    }
+    expect(lines).toContainEqual(expect.stringContaining('invalid_redirect_uri (redirect_uri did not match any of the client\'s registered redirect_uris) (redirect_uri received: "https://evil.example/cb", client_id "shop"'));
+    expect(lines).toContainEqual(expect.stringContaining('invalid_client (client is invalid) (client_id received: "nobody": no client of that id is registered)'));
   });
 
   test('a sign-in whose cookie is gone says it has expired', async () => {
