@@ -135,7 +135,7 @@ export interface OpThrottle {
 export interface OpOptions {
   /** The issuer URL; its path must be where the router is mounted (`https://id.example.com/op` → `app.use('/op', ...)`). Required. */
   issuer: string;
-  /** Clients known at start-up (oidc-provider client metadata), each checked at start-up as oidc-provider checks it at the client's first request. Default none. */
+  /** Clients known at start-up (oidc-provider client metadata, snake_case: `redirect_uris`, `post_logout_redirect_uris`, `backchannel_logout_uri` …, plus op()'s `firstParty`), each checked at start-up as oidc-provider checks it at the client's first request. A name oidc-provider does not know is refused with the one meant (`backchannelLogoutUri` → `backchannel_logout_uri`), as oidc-provider would drop it without a word; fields of your own go in `provider: { extraClientMetadata: { properties } }`. Default none. */
   clients?: OpClient[];
   /** Where accounts are found (used by `password`, userinfo claims and WebFinger). Required. */
   accounts: AccountStore;
