@@ -218,6 +218,18 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
       ctx.type = 'html';
       ctx.set(PAGE_HEADERS);
       const description = out.error_description === undefined ? undefined : String(out.error_description);
+      // a confirmation posted from another site (a page there that submits the OP's logout form) comes
+      // without the OP's cookies, so it finds no session: saying "Signed out" would be untrue
+      const crossSite = ctx.get('sec-fetch-site') === 'cross-site';
+      if (description === 'could not find logout details' && !ctx.oidc?.session?.accountId && crossSite) {
+        ctx.status = 403;
+        ctx.body = await renderPage(reqOf(ctx), views, 'error', {
+          title: 'Nothing was signed out', status: 403, code: 'cross_site_request',
+          message: 'This sign-out came from another website, so your sign-in here was not changed. To sign out, use the sign-out button of the application you use.',
+          details: description, backUrl: o.homeUri, backLabel: o.homeUri ? 'Continue' : undefined,
+        }).catch(() => renderPage(reqOf(ctx), defaultsOf(views), 'error', { title: 'Nothing was signed out', status: 403, code: 'cross_site_request', message: 'This sign-out came from another website: nothing was signed out.' }));
+        return;
+      }
       if (description === 'could not find logout details' && !ctx.oidc?.session?.accountId) {
         // a sign-out confirmed again (a double click, a retry after a lost answer): it already happened
         ctx.status = 200;

@@ -95,6 +95,24 @@ describe('"Sign out" confirmed twice (the first answer lost)', () => {
     expect(login.forms.some((f) => 'password' in f.fields)).toBe(true);
   });
 
+  test('a confirmation posted from another site (no cookies come with a cross-site POST): 403 "Nothing was signed out", not "Signed out"', async () => {
+    const browser = newBrowser();
+    const consent = await consentPage(browser);
+    expect(codeOf(await browser.submit(consent, { action: '/confirm' }))).toBeTruthy();
+    // what a browser sends for a form on another site auto-submitted to the OP: SameSite=Lax cookies stay behind
+    const res = await fetch(`${o.issuer}/session/end/confirm`, {
+      method: 'POST', redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html', 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' },
+      body: new URLSearchParams({ logout: 'yes', xsrf: 'x' }),
+    });
+    const html = await res.text();
+    expect(res.status).toBe(403); // before: 200 "Signed out" while the browser stayed signed in
+    expect(html).toContain('Nothing was signed out');
+    expect(html).toContain('cross_site_request');
+    // and the browser is still signed in: a silent authorization gets a code
+    expect(codeOf(await browser.open(`${authUrl()}&prompt=none`))).toBeTruthy();
+  });
+
   test('(control) a confirmation posted for a browser still signed in, without the form\'s tokens, changes nothing', async () => {
     const browser = newBrowser();
     const consent = await consentPage(browser);
