@@ -115,9 +115,14 @@ function features(o: ResolvedOptions, views: Views): Configuration['features'] {
 
 /** Lifetimes: a resource's `accessTokenTTL`, when it has one, wins over `ttl.AccessToken` / `ttl.ClientCredentials`. */
 function ttlOf(o: ResolvedOptions): NonNullable<Configuration['ttl']> {
-  if (!o.features.resourceIndicators) return { ...o.ttl };
+  // a session nobody signed in to (oidc-provider saves one for the logout form's xsrf, and for /device):
+  // kept as long as a sign-in under way, not the 14 days of a login, so a stranger's GET leaves nothing
+  // for two weeks; it gets the full life when someone signs in with it (saved again then)
+  const Session: NonNullable<Configuration['ttl']>['Session'] = (_ctx, session) => (session.accountId ? o.ttl.Session : Math.min(o.ttl.Session, o.ttl.Interaction));
+  if (!o.features.resourceIndicators) return { ...o.ttl, Session };
   return {
     ...o.ttl,
+    Session,
     AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? o.ttl.AccessToken,
     ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? o.ttl.ClientCredentials,
   };

@@ -5,10 +5,7 @@
 import type { RequestHandler } from 'express';
 import { RequestContext } from './context.js';
 import { RpError } from './errors.js';
-import { requireSession, sendError, wantsHtml } from './router.js';
-
-/** Longest `returnTo` (and, encoded, twice that) a `requireAuth()` redirect carries; a longer deep link returns to `/` after the sign-in. */
-const MAX_RETURN_TO = 1024;
+import { MAX_RETURN_TO, requireSession, sendError, wantsHtml } from './router.js';
 
 /** A required claim value, or a test of the claim's value. */
 export type ClaimRequirement = string | number | boolean | ((value: unknown) => boolean);

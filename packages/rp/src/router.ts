@@ -710,12 +710,19 @@ export function requireSession(req: Request): Session & Partial<SessionData> {
 }
 
 /**
+ * Longest `returnTo` the login route keeps (a longer one returns to `/`), and that a `requireAuth()`
+ * redirect carries (encoded, twice that): a deep link longer than that returns to `/` after the sign-in.
+ */
+export const MAX_RETURN_TO = 1024;
+
+/**
  * A same-origin path to go back to, or `/`. Refuses absolute URLs, `//host`, `/\host`, control
- * characters and anything that would leave the app's origin.
+ * characters, more than {@link MAX_RETURN_TO} characters and anything that would leave the app's origin.
  */
 export function safeReturnTo(value: unknown, rp: RelyingParty): string {
   if (typeof value !== 'string' || !value.startsWith('/') || value.startsWith('//')) return '/';
-  if (/[\\\u0000-\u001f\u007f]/.test(value) || value.length > 2048) return '/';
+  // at most as long as requireAuth() sends (a stranger's ten pending logins stay a few KB in the store)
+  if (/[\\\u0000-\u001f\u007f]/.test(value) || value.length > MAX_RETURN_TO) return '/';
   const origin = new URL(rp.options.baseURL).origin;
   try {
     const url = new URL(value, origin);

@@ -345,6 +345,7 @@ describe('an outage of the WebFinger host or of the OP on the way (it passes by 
   let host: string;
   let registration: 'ok' | '503' = '503';
   let webfinger: 'ok' | '503' = 'ok';
+  let registrationPosts = 0;
   beforeAll(async () => {
     const { createServer } = await import('node:http');
     outage = createServer((req, res) => {
@@ -361,6 +362,7 @@ describe('an outage of the WebFinger host or of the OP on the way (it passes by 
           id_token_signing_alg_values_supported: ['RS256'], token_endpoint_auth_methods_supported: ['client_secret_basic'],
         }));
       }
+      if (req.method === 'POST') registrationPosts += 1;
       res.writeHead(registration === '503' ? 503 : 404, { 'content-type': 'text/html' }).end('<h1>unavailable</h1>');
     });
     await new Promise<void>((resolve) => outage.listen(0, '127.0.0.1', resolve));
@@ -379,6 +381,18 @@ describe('an outage of the WebFinger host or of the OP on the way (it passes by 
     expect([start.status, start.body.error, start.headers['retry-after']]).toEqual([503, 'op_unavailable', '5']);
     expect(start.body.error_description).toMatch(down === 'webfinger' ? /WebFinger at 127\.0\.0\.1:\d+ answered HTTP 503/ : /registration at http:\/\/127\.0\.0\.1:\d+ failed/);
     expect((await agent.get('/me')).status).toBe(401);
+  });
+
+  test('a registration that failed is not tried again for 30 s: the login page reloaded costs the OP nothing more, and says when it is tried again', async () => {
+    webfinger = 'ok';
+    registration = '503';
+    registrationPosts = 0;
+    const a = await app(dev);
+    const first = await loginWithIdentifier(a, `alice@${host}`);
+    const again = await loginWithIdentifier(a, `alice@${host}`);
+    expect([first.start.status, again.start.status, again.start.body.error, again.start.headers['retry-after']]).toEqual([503, 503, 'op_unavailable', '5']);
+    expect(registrationPosts).toBe(1); // before: one registration (and two discoveries) per reload
+    expect(again.start.body.error_description).toMatch(/registration at http:\/\/127\.0\.0\.1:\d+ failed.*\(\d+ s ago; tried again in \d+ s\)/);
   });
 
   test('a WebFinger host that refuses connections: 503 op_unavailable with Retry-After', async () => {

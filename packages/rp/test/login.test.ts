@@ -42,6 +42,17 @@ describe('GET /auth/login/:provider', () => {
     expect(stored.oidc!.auth).toBeUndefined();
   });
 
+  test('a returnTo longer than requireAuth() sends (1 024 characters) returns to / (a stranger\'s ten pending logins stay small)', async () => {
+    const path = (n: number) => `/${'a'.repeat(n - 1)}`;
+    for (const [length, kept] of [[1024, path(1024)], [1025, '/']] as const) {
+      await clearStore(t);
+      const res = await t.agent().get(`/auth/login/op?returnTo=${path(length)}`);
+      expect(res.status).toBe(302);
+      const [stored] = await storedSessions();
+      expect([length, pendingLogins(stored.oidc)[0]?.returnTo]).toEqual([length, kept]); // before: kept up to 2 048
+    }
+  });
+
   test('each login gets fresh state, nonce and verifier', async () => {
     const agent = t.agent();
     const a = new URL((await agent.get('/auth/login/op')).headers.location).searchParams;

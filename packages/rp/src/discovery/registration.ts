@@ -159,6 +159,12 @@ const REGISTRATION_WAIT_MS = 8_000;
 const OP_TIMEOUT_S = 10;
 /** How often (per OP, per process) a stored registration is checked against the OP (RFC 7592). */
 const VERIFY_EVERY_MS = 60_000;
+/**
+ * How long (per OP, per process) a registration that failed is not tried again: each attempt costs
+ * requests to the host a stranger named (discovery twice, then the registration), and a login page
+ * reloaded at an OP whose registration fails made them all again each time.
+ */
+const FAILED_FOR_MS = 30_000;
 
 /** The provider name of a dynamic OP: stable, URL-safe, one per issuer (hence one redirect URI per OP). */
 export function dynamicProviderName(issuer: string): string {
@@ -181,6 +187,8 @@ export class DynamicProviders {
   private readonly known = new Map<string, ProviderConfig>();
   /** When this process last found each registration still known to its OP ("name clientId" → ms). */
   private readonly verifiedAt = new Map<string, number>();
+  /** Registrations that failed lately, by provider name (see FAILED_FOR_MS; bounded, as `known`). */
+  private readonly failed = new Map<string, { at: number; error: DynamicProviderError }>();
 
   constructor(
     private readonly options: DynamicOptions,
@@ -268,6 +276,11 @@ export class DynamicProviders {
     if (stored && this.usable(stored, name, issuer) && (await this.stillRegistered(name, stored))) return stored;
     if (!this.options.registration) {
       throw new DynamicProviderError('registration_disabled', `no client is registered at ${issuer} and dynamic registration is off`);
+    }
+    const failed = this.failed.get(name);
+    if (failed && Date.now() - failed.at < FAILED_FOR_MS) {
+      const left = Math.ceil((failed.at + FAILED_FOR_MS - Date.now()) / 1000);
+      throw new DynamicProviderError(failed.error.code, `${failed.error.message} (${Math.round((Date.now() - failed.at) / 1000)} s ago; tried again in ${left} s)`, { transient: failed.error.transient });
     }
     // One registration per issuer at a time, however many logins start at once (in every instance)
     let pending = this.pending.get(name);
@@ -391,13 +404,18 @@ export class DynamicProviders {
       );
       answer = configuration.clientMetadata();
     } catch (err) {
-      if (err instanceof DynamicProviderError) throw err;
+      // what the OP (or the way to it) answered, kept a while (FAILED_FOR_MS): not the store's failures below
+      const failure = (error: DynamicProviderError): DynamicProviderError => {
+        setCapped(this.failed, name, { at: Date.now(), error }, 1000);
+        return error;
+      };
+      if (err instanceof DynamicProviderError) throw failure(err);
       const refused = privateNetworkError(err);
-      if (refused) throw new DynamicProviderError('issuer_not_allowed', refused.message);
+      if (refused) throw failure(new DynamicProviderError('issuer_not_allowed', refused.message));
       const said = err instanceof client.ResponseBodyError ? ` (the OP answered ${err.error}${err.error_description ? `: ${err.error_description}` : ''})` : '';
-      throw new DynamicProviderError('registration_failed', `${step} at ${issuer} failed: ${(err as Error).message}${said}`, {
+      throw failure(new DynamicProviderError('registration_failed', `${step} at ${issuer} failed: ${(err as Error).message}${said}`, {
         cause: err, transient: toRpError(err).retryAfter !== undefined,
-      });
+      }));
     }
     const registered = registeredClient(issuer, redirectUri, asked, answer);
     try {
