@@ -204,12 +204,12 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
       // Node 20 and 22 missed V8's inline cache on every call when `sub` came last
       const sync = syncAccountsOf(o.accounts);
       if (sync) {
-        return sync.findById(sub) && { accountId: sub, claims: (_use, scope, asked) => ({ sub, ...sync.claims(sub, askedScope(scope, asked)) }) };
+        return sync.findById(sub) ? { accountId: sub, claims: (_use, scope, asked) => ({ sub, ...sync.claims(sub, askedScope(scope, asked)) }) } : accountGone(_ctx, sub);
       }
-      return o.accounts.findById(sub).then((account) => account && {
+      return o.accounts.findById(sub).then((account) => (account ? {
         // claims asked by name (`claims` parameter) come from the store too; oidc-provider filters what goes out
         accountId: sub, claims: async (_use, scope, asked) => ({ ...(await o.accounts.claims(sub, askedScope(scope, asked))), sub }),
-      });
+      } : accountGone(_ctx, sub)));
     },
     // oidc-provider's own rule (RFC 9700 §4.14.2): a public client's refresh token rotates on every use,
     // and a replayed one revokes the grant; a confidential client's is bound to its authentication and
@@ -253,6 +253,26 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     },
   };
   return deepMerge(config, o.provider);
+}
+
+/**
+ * An account the store no longer has (deleted, or its id changed). When it is the one the OP session
+ * is signed in as, that session is signed out: oidc-provider went on with a session whose account it
+ * could not load, and every sign-in from that browser (for any client, as anyone) answered 500 until
+ * the session expired, 14 days. Now the login form is asked for (`login_required` with `prompt=none`).
+ */
+function accountGone(ctx: KoaContextWithOIDC | undefined, sub: string): undefined {
+  const session = (ctx?.oidc as { session?: Record<string, unknown> & { accountId?: string } } | undefined)?.session;
+  if (session?.accountId === sub) {
+    log('the OP session is signed in as an account the store no longer has: signed out, the login form is asked for');
+    // as a session nobody signed in to: no account, no login details, no grants of that account for its
+    // clients (the next sign-in, as someone else, met them: "accountId mismatch", a 500). oidc-provider's
+    // session refuses `accountId = undefined`, hence deletes, then saved as changed
+    for (const key of ['accountId', 'loginTs', 'amr', 'acr', 'transient']) delete session[key];
+    session.authorizations = {};
+    session.touched = true;
+  }
+  return undefined;
 }
 
 /**
