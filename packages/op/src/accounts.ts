@@ -1,5 +1,6 @@
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
-import { OpConfigError } from './errors.js';
+import { withDeadline } from './bounded-store.js';
+import { OpConfigError, StoreUnavailableError } from './errors.js';
 
 /** Standard OIDC claims (and any others) an account releases, keyed by claim name. */
 export type AccountClaims = Record<string, unknown>;
@@ -186,4 +187,25 @@ interface SyncAccounts {
 export function syncAccountsOf(accounts: AccountStore): SyncAccounts | undefined {
   const sync = (accounts as AccountStore & { [SYNC]?: SyncAccounts })[SYNC];
   return sync && accounts.findById === sync.of.findById && accounts.claims === sync.of.claims ? sync : undefined;
+}
+
+/**
+ * `accounts` as op() calls it: each method of an app's own store is bounded by `timeoutMs`, so a
+ * user database that stops answering makes the request a 503 `store_unavailable` (the log names the
+ * method), never a request that hangs. `memoryAccounts()` answers from the process and is used as it is.
+ *
+ * @example
+ * const accounts = boundAccounts(myUserStore, 3000);
+ */
+export function boundAccounts(accounts: AccountStore, timeoutMs: number): AccountStore {
+  if (syncAccountsOf(accounts)) return accounts;
+  const bound = <A extends unknown[], R>(name: keyof AccountStore) => (...args: A): Promise<R> =>
+    withDeadline(Promise.resolve().then(() => (accounts[name] as unknown as (...a: A) => Promise<R>).apply(accounts, args)), timeoutMs,
+      () => new StoreUnavailableError(`the account store did not answer accounts.${name}() within ${timeoutMs} ms (storeTimeout)`));
+  return {
+    findByLogin: bound('findByLogin'),
+    findById: bound('findById'),
+    verifyPassword: bound('verifyPassword'),
+    claims: bound('claims'),
+  };
 }

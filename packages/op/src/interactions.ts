@@ -5,7 +5,8 @@ import type { AccountStore } from './accounts.js';
 import type { AuthenticationFailure, AuthenticationSuccess, Authenticator } from './authenticators/authenticator.js';
 import { clientIp } from './client-ip.js';
 import { pageHeaders, sendErrorPage, sendStoreUnavailable } from './error-page.js';
-import { OpError } from './errors.js';
+import { withDeadline } from './bounded-store.js';
+import { OpError, StoreUnavailableError } from './errors.js';
 import { finishInteraction } from './finish.js';
 import { consentItems, finishConsent } from './grant.js';
 import { csrfMatches, type InteractionState, type InteractionStates } from './interaction-state.js';
@@ -33,6 +34,8 @@ export interface InteractionDeps {
   trustProxy: boolean;
   /** op()'s `homeUri`: the way onward from an error page when no client is known (none: the page says to go back to the app). */
   homeUri?: string;
+  /** op()'s `storeTimeout`: how long an authenticator's `verify()` may take before the login answers 503. */
+  storeTimeout: number;
 }
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -210,7 +213,10 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
     res.set('Retry-After', String(verdict === 'locked' ? deps.throttle.windowSeconds : deps.throttle.busySeconds));
     return showLogin(deps, req, res, d, 429, verdict === 'locked' ? THROTTLED : verdict === 'busy' ? BUSY : ACCOUNT_BUSY);
   }
-  const result = await auth.verify({ uid: d.uid, body, req, accounts: deps.accounts }).catch(giveBackOnOutage(deps.throttle, login, ip));
+  // the app's own code (a directory, a code sent by email): one that never answers is a 503, not a login that hangs
+  const result = await withDeadline(Promise.resolve().then(() => auth.verify({ uid: d.uid, body, req, accounts: deps.accounts })), deps.storeTimeout,
+    () => new StoreUnavailableError(`the authenticator "${auth.id}" did not answer within ${deps.storeTimeout} ms (its verify(); storeTimeout)`))
+    .catch(giveBackOnOutage(deps.throttle, login, ip));
   if (result.ok === 'redirect') {
     // decided elsewhere (completeLogin counts a refusal there): this attempt is given back
     await deps.throttle.giveBack(login, ip);

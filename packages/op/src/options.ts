@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
 import { didYouMean } from '@openid-express/rp';
 import type { ClientMetadata, Configuration, JWK } from 'oidc-provider';
-import type { AccountStore } from './accounts.js';
+import { boundAccounts, type AccountStore } from './accounts.js';
 import type { OpStore } from './adapters/types.js';
 import type { Authenticator } from './authenticators/authenticator.js';
 import { OpConfigError } from './errors.js';
@@ -171,9 +171,9 @@ export interface OpOptions {
    */
   session?: RequestHandler;
   /**
-   * Milliseconds a store call (the `session` middleware and its store, and an `adapter` of your own;
-   * `redisAdapter` has its own `timeout`) may take before the request is answered 503 `store_unavailable`
-   * with `Retry-After: 5`. Default 3000.
+   * Milliseconds a store call (the `session` middleware and its store, an `adapter` of your own, your
+   * `accounts` store's methods and an authenticator's `verify()`; `redisAdapter` has its own `timeout`)
+   * may take before the request is answered 503 `store_unavailable` with `Retry-After: 5`. Default 3000.
    */
   storeTimeout?: number;
   /**
@@ -439,10 +439,29 @@ function checkNumbers(name: string, value: unknown, allowed: string[]): void {
   }
 }
 
-function checkShape(o: OpOptions): void {
-  if (!isObject(o.accounts) || typeof o.accounts.verifyPassword !== 'function' || typeof o.accounts.findById !== 'function') {
-    fail('accounts', 'required: an AccountStore, e.g. memoryAccounts([{ id, username, password, claims }])');
+const ACCOUNT_METHODS = ['findByLogin', 'findById', 'verifyPassword', 'claims'];
+
+/** An AccountStore has all four methods; a Promise of one, or a misspelt method, is named. */
+function checkAccounts(accounts: unknown): void {
+  const example = 'e.g. memoryAccounts([{ id, username, password, claims }]), or your own object with findByLogin, findById, verifyPassword and claims';
+  if (typeof (accounts as { then?: unknown } | undefined)?.then === 'function') {
+    fail('accounts', 'is a Promise: await it before op() (const accounts = await makeAccounts(); op({ accounts, ... }))');
   }
+  if (!isObject(accounts)) fail('accounts', `required: an AccountStore, ${example}`);
+  const missing = ACCOUNT_METHODS.filter((m) => typeof accounts[m] !== 'function');
+  if (!missing.length) return;
+  // own methods and a class's (one prototype down)
+  const proto = Object.getPrototypeOf(accounts) as object | null;
+  const names = [...Object.getOwnPropertyNames(accounts), ...(proto && proto !== Object.prototype ? Object.getOwnPropertyNames(proto) : [])];
+  const typos = missing.flatMap((m) => {
+    const near = names.find((n) => n !== m && didYouMean(n, [m]) === m);
+    return near ? [`"${near}" should be "${m}"`] : [];
+  });
+  fail('accounts', `is missing ${missing.map((m) => `${m}()`).join(', ')} of an AccountStore${typos.length ? ` (${typos.join(', ')})` : ''}: ${example}`);
+}
+
+function checkShape(o: OpOptions): void {
+  checkAccounts(o.accounts);
   if (o.adapter !== undefined && (!isObject(o.adapter) || typeof o.adapter.adapterFor !== 'function')) {
     fail('adapter', 'must be an OpStore, e.g. memoryAdapter() or redisAdapter(client)');
   }
@@ -630,7 +649,7 @@ export function resolveOptions(input: OpOptions): ResolvedOptions {
     issuerUrl,
     mountPath: issuerUrl.pathname === '/' ? '' : issuerUrl.pathname,
     clients,
-    accounts: input.accounts,
+    accounts: boundAccounts(input.accounts, input.storeTimeout ?? 3000),
     authenticators: input.authenticators ?? [],
     views: input.views ?? {},
     adapter: input.adapter,

@@ -296,6 +296,7 @@ export function op(options: OpOptions): OpApp {
     states: interactionStates(store, o.ttl.Interaction),
     trustProxy: o.trustProxy,
     homeUri: o.homeUri,
+    storeTimeout: o.storeTimeout,
   };
   app.use('/interaction', interactionRoutes(deps, session));
   mountAuthenticators(app, deps, o, session);

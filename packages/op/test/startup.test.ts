@@ -109,6 +109,20 @@ describe('option names from other libraries or with typos get "did you mean"', (
   });
 });
 
+describe('an accounts store that cannot work is refused at start-up, naming what is missing', () => {
+  const good = { findByLogin: async () => undefined, findById: async () => undefined, verifyPassword: async () => undefined, claims: async () => ({}) };
+  test.each([
+    ['a Promise of a store (a forgotten await)', Promise.resolve(good), /is a Promise: await it before op\(\)/],
+    ['a misspelt method', { ...good, findById: undefined, findByID: good.findById }, /is missing findById\(\) of an AccountStore \("findByID" should be "findById"\)/],
+    ['no claims() (before: accepted, then a 500 at every code exchange)', { ...good, claims: undefined }, /is missing claims\(\) of an AccountStore: e\.g\. memoryAccounts/],
+    ['a class without findByLogin', new (class { findById() {} verifyPassword() {} claims() {} findbylogin() {} })(), /is missing findByLogin\(\) of an AccountStore \("findbylogin" should be "findByLogin"\)/],
+  ])('%s', (_label, accounts, message) => {
+    const err = startupError({ ...base, accounts });
+    expect(err.option).toBe('accounts');
+    expect(err.message).toMatch(message);
+  });
+});
+
 describe('client metadata names oidc-provider would drop without a word are refused, naming the one meant', () => {
   const web = { client_id: 'web', client_secret: 'web-secret-web-secret', redirect_uris: ['https://app.example.com/cb'] };
   test.each([
