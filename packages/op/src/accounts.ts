@@ -201,7 +201,12 @@ export function boundAccounts(accounts: AccountStore, timeoutMs: number): Accoun
   if (syncAccountsOf(accounts)) return accounts;
   const bound = <A extends unknown[], R>(name: keyof AccountStore) => (...args: A): Promise<R> =>
     withDeadline(Promise.resolve().then(() => (accounts[name] as unknown as (...a: A) => Promise<R>).apply(accounts, args)), timeoutMs,
-      () => new StoreUnavailableError(`the account store did not answer accounts.${name}() within ${timeoutMs} ms (storeTimeout)`));
+      () => new StoreUnavailableError(`the account store did not answer accounts.${name}() within ${timeoutMs} ms (storeTimeout)`))
+      .catch((err: unknown) => {
+        // the app's store failed: said with the method's name (the original as the cause)
+        if (err instanceof StoreUnavailableError || (err as { code?: unknown })?.code === 'store_unavailable') throw err;
+        throw new Error(`accounts.${name}() failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+      });
   return {
     findByLogin: bound('findByLogin'),
     findById: bound('findById'),

@@ -50,6 +50,17 @@ const ACCOUNT_BUSY = 'Too many sign-ins to this account at this moment. Try agai
 const EXPIRED = new OpError('interaction_expired', 400,
   'This sign-in has expired or was already completed. Go back to the application and sign in again.');
 
+/**
+ * Rethrows a failure of the app's own code with `what` in its message (the original as `cause`), so
+ * the log says where it came from; a store outage (503) and our own errors pass unchanged.
+ */
+export function namedFailure(what: string): (err: unknown) => never {
+  return (err) => {
+    if (isStoreUnavailable(err) || err instanceof OpError) throw err;
+    throw new Error(`${what} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  };
+}
+
 /** Posted fields as strings; repeated or nested fields are dropped. */
 function fields(body: unknown): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = {};
@@ -122,7 +133,12 @@ async function wayBack(
 
 async function checkCsrf(deps: InteractionDeps, req: Request): Promise<InteractionState> {
   const state = await deps.states.existing(String(req.params.uid));
-  if (!state || !csrfMatches(state.csrf, fields(req.body).csrf)) {
+  const posted = fields(req.body).csrf;
+  if (!state || !csrfMatches(state.csrf, posted)) {
+    // a form without the field at all is most often a custom view that left it out: say so to the developer
+    if (state && posted === undefined) {
+      log('a form posted to %s had no "csrf" field: a custom view must include <input type="hidden" name="csrf" value="${props.csrf}"> in each form (see README, Views)', req.path);
+    }
     throw new OpError('csrf_invalid', 403, 'This form has expired or did not come from this site. Nothing was changed; go back and try again.');
   }
   return state;
@@ -216,6 +232,7 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
   // the app's own code (a directory, a code sent by email): one that never answers is a 503, not a login that hangs
   const result = await withDeadline(Promise.resolve().then(() => auth.verify({ uid: d.uid, body, req, accounts: deps.accounts })), deps.storeTimeout,
     () => new StoreUnavailableError(`the authenticator "${auth.id}" did not answer within ${deps.storeTimeout} ms (its verify(); storeTimeout)`))
+    .catch(namedFailure(`the authenticator "${auth.id}": its verify()`))
     .catch(giveBackOnOutage(deps.throttle, login, ip));
   if (result.ok === 'redirect') {
     // decided elsewhere (completeLogin counts a refusal there): this attempt is given back
@@ -338,6 +355,7 @@ export function interactionRoutes(deps: InteractionDeps, session: express.Reques
       if (err instanceof OpError) return sendOpError(deps, req, res, err, req.params.uid === undefined ? undefined : String(req.params.uid));
       if (isStoreUnavailable(err)) return sendStoreUnavailable(req, res, deps.views);
       log('interaction error: %s', err instanceof Error ? err.message : String(err));
+      console.error(`op(): ${req.method} ${req.baseUrl}${req.path} failed (500 server_error):`, err);
       return sendErrorPage(req, res, deps.views, { status: 500, code: 'server_error', message: 'The sign-in could not be completed. Try again later.' });
     });
   };

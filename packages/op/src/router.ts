@@ -254,7 +254,12 @@ export function op(options: OpOptions): OpApp {
   const keys = resolveKeys(o.jwks, o.cookieKeys, (msg) => console.warn(msg));
   const views: BrandedViews = { ...defaultViews, ...o.views, brand: { name: o.name, logoUri: o.logoUri } } as BrandedViews;
   const provider = createProvider(o, { store, views, ...keys });
-  provider.on('server_error', (_ctx, err) => log('server_error: %s', err.message));
+  // a 500 is a fault to fix (a bug, or the app's own code failing: its accounts, views): said on stderr with
+  // its stack, as Express's own handler does; a store that is down is a 503 (store-unavailable.ts), not this
+  provider.on('server_error', (ctx, err) => {
+    log('server_error: %s', err.message);
+    if (!isStoreUnavailable(err)) console.error(`op(): ${ctx.method} ${ctx.path} failed (500 server_error):`, err);
+  });
   // a refused token request answers only "grant request is invalid"; why (e.g. "authorization code is
   // expired", which instances with differing clocks cause) is said here, never the code or token itself
   provider.on('grant.error', (ctx, err) => log('token request of client %s refused: %s (%s)',

@@ -101,11 +101,61 @@ describe('apps override views', () => {
 describe('a view that throws', () => {
   let f: FlowFixture;
   afterAll(() => f.op.close());
-  test('gives a 500 page without a stack trace', async () => {
+  test('gives a 500 page without a stack trace, and stderr names the view, with the stack', async () => {
+    const errors = jest.spyOn(console, 'error').mockImplementation(() => undefined);
     f = await startFlowFixture(memoryAdapter(), { views: { login: () => { throw new Error('secret-detail at /srv/app.js:1'); } } });
     const page = await f.browser().open((await f.authorization()).url);
     expect(page.status).toBe(500);
     expect(page.html).toContain('server_error');
     expect(page.html).not.toContain('secret-detail');
+    const [[said, err]] = errors.mock.calls as [[string, Error]];
+    expect(said).toMatch(/^op\(\): GET \/op\/interaction\/[\w-]+ failed \(500 server_error\):$/);
+    expect(err.message).toBe('views.login failed: secret-detail at /srv/app.js:1'); // before: only "interaction error: secret-detail…", with DEBUG
+    expect((err.cause as Error).stack).toContain('views.test.ts');
+    errors.mockRestore();
+  });
+});
+
+describe('a view that returns no string (a function with braces and no return)', () => {
+  test.each([
+    ['undefined', () => undefined],
+    ['an object', () => ({ html: '<p>hi</p>' })],
+  ])('%s: a 500 page, not a page reading "undefined" or "[object Object]", and the log says why', async (_what, login) => {
+    const errors = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    const f = await startFlowFixture(memoryAdapter(), { views: { login: login as never } });
+    try {
+      const page = await f.browser().open((await f.authorization()).url);
+      expect(page.status).toBe(500); // before: 200 "undefined"
+      expect(page.html).not.toMatch(/undefined|object Object/);
+      expect(String((errors.mock.calls[0]?.[1] as Error)?.message)).toMatch(/^views\.login returned (undefined|object), not a string of HTML/);
+    } finally {
+      errors.mockRestore();
+      await f.op.close();
+    }
+  });
+});
+
+describe('a custom login view without the CSRF field', () => {
+  test('its POST gets the 403 page, and the log (DEBUG) says the field is missing and what to add', async () => {
+    const { default: debug } = await import('debug');
+    const { format } = await import('node:util');
+    const f = await startFlowFixture(memoryAdapter(), {
+      views: { login: (p) => `<form method="post" action="${p.action}"><input type="hidden" name="authenticator" value="password"><input name="login"><input name="password"></form>` },
+    });
+    const lines: string[] = [];
+    const log = debug.log;
+    debug.enable('openid-express:op');
+    debug.log = (...args: unknown[]) => void lines.push(format(...args));
+    try {
+      const browser = f.browser();
+      const login = await browser.open((await f.authorization()).url);
+      const page = await browser.submit(login, { action: '/login' }, { login: 'alice', password: 'x' });
+      expect(page.status).toBe(403);
+      expect(lines).toContainEqual(expect.stringContaining('had no "csrf" field: a custom view must include <input type="hidden" name="csrf" value="${props.csrf}">'));
+    } finally {
+      debug.log = log;
+      debug.disable();
+      await f.op.close();
+    }
   });
 });

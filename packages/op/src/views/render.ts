@@ -46,9 +46,21 @@ function appRender(req: Request, name: string, locals: object): Promise<string> 
   });
 }
 
-async function one<K extends keyof ViewProps>(req: Request, views: Views, name: K, props: ViewProps[K]) {
+async function one<K extends keyof ViewProps>(req: Request, views: Views, name: K, props: ViewProps[K]): Promise<string> {
   const view = views[name] as View<ViewProps[K]>;
-  return typeof view === 'string' ? appRender(req, view, props) : view(props);
+  let html: unknown;
+  try {
+    html = await (typeof view === 'string' ? appRender(req, view, props) : view(props));
+  } catch (err) {
+    // the app's view (or its template engine) failed: said with the view's name, the original as the cause
+    if (views[name] === defaultViews[name]) throw err;
+    throw new Error(`views.${String(name)}${typeof view === 'string' ? ` ("${view}", rendered with app.render)` : ''} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  }
+  // an arrow function with braces and no return sent users a page reading "undefined"
+  if (typeof html !== 'string') {
+    throw new Error(`views.${String(name)} returned ${html === null ? 'null' : typeof html}, not a string of HTML (a function with braces needs a return)`);
+  }
+  return html;
 }
 
 const FULL_PAGE = /^\s*(<!doctype|<html)/i;
