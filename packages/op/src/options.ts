@@ -358,6 +358,13 @@ const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'cl
 function checkClientSecret(c: OpClient, i: number): void {
   const given = c.token_endpoint_auth_method;
   const method = given ?? 'client_secret_basic';
+  // a public client never sends a secret: the app that was given one sends it (client_secret_basic by
+  // default in most libraries), and oidc-provider refuses every code exchange with invalid_client
+  if (method === 'none' && typeof c.client_secret === 'string' && c.client_secret) {
+    fail(`clients[${i}].client_secret`, `client "${c.client_id}" has token_endpoint_auth_method 'none' (a public client: a browser or mobile `
+      + 'app, which never authenticates with a secret) and a client_secret, which the OP would ignore while the app sends it: remove '
+      + 'client_secret for a public client, or drop token_endpoint_auth_method: \'none\' for a server-side app that keeps its secret');
+  }
   if (typeof method !== 'string' || !SECRET_METHODS.has(method)) return;
   if (typeof c.client_secret === 'string' && c.client_secret) return;
   const how = given === undefined ? `token_endpoint_auth_method is ${method} (the default)` : `token_endpoint_auth_method is ${method}`;

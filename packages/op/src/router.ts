@@ -39,6 +39,19 @@ function mountMismatch(o: ResolvedOptions, actual: string): string {
     + `mount it with app.use('${o.mountPath || '/'}', op(...)) or change the issuer`;
 }
 
+/**
+ * An http: issuer with NODE_ENV=production (loopback aside): clients would send secrets, codes and
+ * tokens to it in clear, and OpenID Connect requires https (OIDC Discovery §3). Said loudly at
+ * start-up, as the memory store is: a service on a private network over http is the app's call.
+ */
+function warnHttpIssuer(issuer: string): void {
+  const url = new URL(issuer);
+  if (process.env.NODE_ENV !== 'production' || url.protocol !== 'http:' || ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)) return;
+  console.warn(`\n*** openid-express op(): NODE_ENV=production but the issuer is http (${issuer}): clients send their secrets, codes and `
+    + 'tokens to it in clear, and OpenID Connect requires https. Give the public https URL the browsers use (behind a proxy '
+    + 'that terminates TLS, that https URL, with trustProxy: true). ***\n');
+}
+
 function defaultStore(): OpStore {
   if (process.env.NODE_ENV === 'production') {
     console.warn('\n*** openid-express op(): NODE_ENV=production but no `adapter` given: tokens, sessions and login '
@@ -247,6 +260,7 @@ function answerUnknownPaths(provider: Provider, views: Views, passOn: boolean): 
  */
 export function op(options: OpOptions): OpApp {
   const o = resolveOptions(options);
+  warnHttpIssuer(o.issuer);
   const userStore = o.adapter ?? defaultStore();
   // our own stores answer in bounded time (memory at once, redis within its `timeout`) and keep
   // expired device codes a while; an app's store gets a deadline and is told to keep them too

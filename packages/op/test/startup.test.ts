@@ -53,6 +53,7 @@ describe('op() refuses options that cannot work, naming the option', () => {
     ['an implicit client without redirect_uris', { ...base, clients: [{ client_id: 'a', client_secret: 's', redirect_uris: ['https://a.example/cb'] }, { client_id: 'spa', grant_types: ['implicit'], response_types: ['id_token'] }] }, 'clients[1].redirect_uris'],
     ['response type code without the authorization_code grant', { ...base, clients: [{ client_id: 'app', client_secret: 's', response_types: ['code'], grant_types: ['implicit'], redirect_uris: ['https://a.example/cb'] }] }, 'clients[0].grant_types'],
     ['the default response type (code) with only client_credentials and redirect_uris', { ...base, features: { clientCredentials: true }, clients: [{ client_id: 'svc', client_secret: 's', grant_types: ['client_credentials'], redirect_uris: ['https://a.example/cb'] }] }, 'clients[0].grant_types'],
+    ['a public client (token_endpoint_auth_method none) given a client_secret', { ...base, clients: [{ client_id: 'spa', client_secret: 's', token_endpoint_auth_method: 'none', redirect_uris: ['https://a.example/cb'] }] }, 'clients[0].client_secret'],
     ['a client without client_secret (authenticating with one by default)', { ...base, clients: [{ client_id: 'spa', redirect_uris: ['https://a.example/cb'] }] }, 'clients[0].client_secret'],
     ['client_secret_post with an empty client_secret', { ...base, clients: [{ client_id: 'app', client_secret: '', token_endpoint_auth_method: 'client_secret_post', redirect_uris: ['https://a.example/cb'] }] }, 'clients[0].client_secret'],
     ['redirect_uris as a string', { ...base, clients: [{ client_id: 'app', redirect_uris: 'https://a.example/cb' }] }, 'clients[0].redirect_uris'],
@@ -300,6 +301,17 @@ describe('op() in production', () => {
     expect(warn.mock.calls.flat().join(' ')).toMatch(/NODE_ENV=production but no `adapter`/);
     warn.mockClear();
     op({ issuer, accounts, ...generateKeys(), adapter: memoryAdapter() });
+    expect(warn).not.toHaveBeenCalled();
+  });
+
+  test('an http issuer warns loudly (clients would send secrets and tokens in clear); https and loopback do not', () => {
+    process.env.NODE_ENV = 'production';
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    op({ issuer: 'http://id.example.com/op', accounts, ...generateKeys(), adapter: memoryAdapter() });
+    expect(warn.mock.calls.flat().join(' ')).toMatch(/NODE_ENV=production but the issuer is http \(http:\/\/id\.example\.com\/op\).*requires https/);
+    warn.mockClear();
+    op({ issuer: 'https://id.example.com/op', accounts, ...generateKeys(), adapter: memoryAdapter() });
+    op({ issuer: 'http://127.0.0.1:3001/op', accounts, ...generateKeys(), adapter: memoryAdapter() });
     expect(warn).not.toHaveBeenCalled();
   });
 
