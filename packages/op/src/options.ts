@@ -431,6 +431,7 @@ function checkKeys(o: OpOptions): void {
     fail('jwks', 'must be { keys: [private JWK, ...] } with at least one key');
   }
   if (o.jwks?.keys.some((k) => !isObject(k) || !('d' in k))) fail('jwks', 'must hold private keys (a "d" member); public keys cannot sign');
+  if (o.jwks) checkJwkAlgs(o.jwks.keys as unknown as Array<Record<string, unknown>>);
   if (o.cookieKeys !== undefined && (!Array.isArray(o.cookieKeys) || o.cookieKeys.length === 0
     || o.cookieKeys.some((k) => typeof k !== 'string' || k.length < 16))) {
     fail('cookieKeys', 'must be a non-empty array of random strings of 16 characters or more');
@@ -444,6 +445,31 @@ function checkNumbers(name: string, value: unknown, allowed: string[]): void {
     if (!allowed.includes(k)) fail(`${name}.${k}`, `unknown; expected one of ${allowed.join(', ')}`);
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(`${name}.${k}`, 'must be a positive whole number of seconds/count');
   }
+}
+
+/** The `alg` values a key of each type (and EC curve) can sign with (oidc-provider refused others as "of no use", naming no fix). */
+const KEY_ALGS: Record<string, RegExp> = {
+  RSA: /^(RS|PS)(256|384|512)$/, 'EC:P-256': /^ES256$/, 'EC:P-384': /^ES384$/, 'EC:P-521': /^ES512$/, 'EC:secp256k1': /^ES256K$/, OKP: /^(EdDSA|Ed25519)$/,
+};
+
+/** Each key's `alg` fits its type, and no two keys share a `kid` (a copy made while changing keys). */
+function checkJwkAlgs(keys: Array<Record<string, unknown>>): void {
+  const seen = new Map<unknown, number>();
+  keys.forEach((k, i) => {
+    const type = k.kty === 'EC' ? `EC:${String(k.crv)}` : String(k.kty);
+    const fits = KEY_ALGS[type];
+    // (an encryption key, for encrypted request objects, has a key-management alg: RSA-OAEP, ECDH-ES …)
+    const encryption = k.use === 'enc' || (typeof k.alg === 'string' && /^(RSA-OAEP|RSA1_5|ECDH-ES)/.test(k.alg));
+    if (typeof k.alg === 'string' && fits && !encryption && !fits.test(k.alg)) {
+      const can = { RSA: 'RS256 (or PS256, RS384 …)', 'EC:P-256': 'ES256', 'EC:P-384': 'ES384', 'EC:P-521': 'ES512', 'EC:secp256k1': 'ES256K', OKP: 'EdDSA' }[type];
+      fail(`jwks.keys[${i}]`, `is a${type === 'RSA' ? 'n RSA' : ` ${type.replace(':', ' ')}`} key, which cannot sign with alg "${k.alg}": give alg "${can}", or leave alg out`);
+    }
+    if (k.kid !== undefined) {
+      const first = seen.get(k.kid);
+      if (first !== undefined) fail(`jwks.keys[${i}]`, `has the kid ${JSON.stringify(k.kid)} of jwks.keys[${first}]: each key needs its own kid (tokens name the key they were signed with by it)`);
+      seen.set(k.kid, i);
+    }
+  });
 }
 
 const ACCOUNT_METHODS = ['findByLogin', 'findById', 'verifyPassword', 'claims'];

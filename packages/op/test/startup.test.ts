@@ -40,6 +40,8 @@ describe('op() refuses options that cannot work, naming the option', () => {
     ['an empty authenticator list', { ...base, authenticators: [] }, 'authenticators'],
     ['an authenticator without verify', { ...base, authenticators: [{ id: 'x', fields: () => '' }] }, 'authenticators[0]'],
     ['public keys as jwks', { ...base, jwks: { keys: [{ kty: 'RSA', n: 'x', e: 'AQAB' }] } }, 'jwks'],
+    ['an RSA key labelled ES256 (before: oidc-provider\'s "of no use, remove it")', { ...base, jwks: { keys: [{ ...generateKeys().jwks.keys[0], alg: 'ES256' }] } }, 'jwks.keys[0]'],
+    ['two keys with one kid (a copy made while changing keys)', ((a) => ({ ...base, jwks: { keys: [a, { ...generateKeys().jwks.keys[0], kid: a.kid }] } }))(generateKeys().jwks.keys[0]), 'jwks.keys[1]'],
     ['short cookie keys', { ...base, cookieKeys: ['short'] }, 'cookieKeys'],
     ['a scope with a space', { ...base, scopes: ['api read'] }, 'scopes'],
     ['a non-boolean trustProxy', { ...base, trustProxy: 'yes' }, 'trustProxy'],
