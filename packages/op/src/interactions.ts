@@ -54,7 +54,7 @@ const EXPIRED = new OpError('interaction_expired', 400,
  * Rethrows a failure of the app's own code with `what` in its message (the original as `cause`), so
  * the log says where it came from; a store outage (503) and our own errors pass unchanged.
  */
-export function namedFailure(what: string): (err: unknown) => never {
+function namedFailure(what: string): (err: unknown) => never {
   return (err) => {
     if (isStoreUnavailable(err) || err instanceof OpError) throw err;
     throw new Error(`${what} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });

@@ -198,18 +198,18 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     allowOmittingSingleRegisteredRedirectUri: false,
     features: features(o, views),
     interactions: { url: (_ctx, interaction) => `${o.mountPath}/interaction/${interaction.uid}` },
-    findAccount(_ctx, sub) {
+    findAccount(ctx, sub) {
       // memoryAccounts() answers at once: no promise per lookup on userinfo's path. `sub` first (its
       // claims never hold one): oidc-provider copies these claims and sets `sub` again, which on
       // Node 20 and 22 missed V8's inline cache on every call when `sub` came last
       const sync = syncAccountsOf(o.accounts);
       if (sync) {
-        return sync.findById(sub) ? { accountId: sub, claims: (_use, scope, asked) => ({ sub, ...sync.claims(sub, askedScope(scope, asked)) }) } : accountGone(_ctx, sub);
+        return sync.findById(sub) ? { accountId: sub, claims: (_use, scope, asked) => ({ sub, ...sync.claims(sub, askedScope(scope, asked)) }) } : accountGone(ctx, sub);
       }
       return o.accounts.findById(sub).then((account) => (account ? {
         // claims asked by name (`claims` parameter) come from the store too; oidc-provider filters what goes out
         accountId: sub, claims: async (_use, scope, asked) => ({ ...(await o.accounts.claims(sub, askedScope(scope, asked))), sub }),
-      } : accountGone(_ctx, sub)));
+      } : accountGone(ctx, sub)));
     },
     // oidc-provider's own rule (RFC 9700 §4.14.2): a public client's refresh token rotates on every use,
     // and a replayed one revokes the grant; a confidential client's is bound to its authentication and
