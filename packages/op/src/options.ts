@@ -33,7 +33,7 @@ export interface OpFeatures {
   pushedAuthorizationRequests?: boolean;
   /** RFC 9101 request objects (`request` parameter, JAR). Default true. */
   requestObjects?: boolean;
-  /** RFC 9449 DPoP sender-constrained tokens. Default true. */
+  /** RFC 9449 DPoP sender-constrained tokens, on every grant (op()'s password and token-exchange grants too): a proof binds the token to its key, and a client registered with `dpop_bound_access_tokens: true` that sends none is refused. Default true. */
   dPoP?: boolean;
   /** OIDC back-channel logout to clients that register a `backchannel_logout_uri`. Default true. */
   backchannelLogout?: boolean;

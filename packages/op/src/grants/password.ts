@@ -2,6 +2,7 @@ import debug from 'debug';
 import type { Request } from 'express';
 import type Provider from 'oidc-provider';
 import { errors, type TokenEndpointGrantContext } from 'oidc-provider';
+import { bindToProof, dpopProof } from './dpop-binding.js';
 import type { AccountStore } from '../accounts.js';
 import { checkPassword } from '../authenticators/password.js';
 import { clientIp } from '../client-ip.js';
@@ -76,6 +77,8 @@ export function registerPasswordGrant(provider: Provider, deps: PasswordGrantDep
     const offered = info?.scope.split(' ').filter(Boolean) ?? [];
     const resourceScope = asked.length ? asked.filter((s) => offered.includes(s)) : offered;
 
+    // the DPoP proof first: a bad or missing one (a client that must send one) costs no password attempt
+    const proof = await dpopProof(provider, ctx);
     const req = ctx.req as unknown as Request;
     const ip = clientIp(req, deps.trustProxy);
     const login = await throttleKeyOf(deps.accounts, username.trim().toLowerCase() || undefined);
@@ -101,16 +104,17 @@ export function registerPasswordGrant(provider: Provider, deps: PasswordGrantDep
       accountId, client, grantId, gty: 'password', scope: (resource ? resourceScope : oidcScope).join(' ') || undefined,
     });
     if (resource && info) at.resourceServer = new provider.ResourceServer(resource, info);
+    const rt = client.grantTypeAllowed('refresh_token') && oidcScope.includes('offline_access') ? new provider.RefreshToken({
+      accountId, client, grantId, gty: 'password', amr: ['pwd'], authTime: Math.floor(Date.now() / 1000),
+      scope: [...oidcScope, ...(resource ? resourceScope : [])].join(' '), ...(resource ? { resource } : {}),
+    }) : undefined;
+    await bindToProof(provider, ctx, proof, at, rt);
     ctx.oidc.entity('Grant', grant);
     ctx.oidc.entity('AccessToken', at);
     const accessToken = await at.save();
 
     let refreshToken: string | undefined;
-    if (client.grantTypeAllowed('refresh_token') && oidcScope.includes('offline_access')) {
-      const rt = new provider.RefreshToken({
-        accountId, client, grantId, gty: 'password', amr: ['pwd'], authTime: Math.floor(Date.now() / 1000),
-        scope: [...oidcScope, ...(resource ? resourceScope : [])].join(' '), ...(resource ? { resource } : {}),
-      });
+    if (rt) {
       ctx.oidc.entity('RefreshToken', rt);
       refreshToken = await rt.save();
     }

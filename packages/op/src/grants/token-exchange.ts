@@ -2,6 +2,7 @@ import debug from 'debug';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import type Provider from 'oidc-provider';
 import { errors, type AccessToken, type ClientCredentials, type TokenEndpointGrantContext } from 'oidc-provider';
+import { bindToProof, dpopProof } from './dpop-binding.js';
 import type { AccountStore } from '../accounts.js';
 import type { OpResourceIndicators } from '../options.js';
 import { findResource, resourceServerInfo } from '../resources.js';
@@ -169,6 +170,7 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     if (typeof subjectToken !== 'string' || !subjectToken) throw new errors.InvalidRequest('missing required parameter \'subject_token\'');
     const type = params.subject_token_type;
     if (typeof type !== 'string' || !type) throw new errors.InvalidRequest('missing required parameter \'subject_token_type\'');
+    const proof = await dpopProof(provider, ctx);
     if (type !== ACCESS_TOKEN_TYPE && type !== JWT_TYPE) throw new errors.InvalidRequest(`subject_token_type must be ${ACCESS_TOKEN_TYPE}`);
     if (params.actor_token !== undefined || params.actor_token_type !== undefined) {
       throw new errors.InvalidRequest('actor_token is not supported: the authenticated client is the actor');
@@ -204,6 +206,7 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     });
     token.resourceServer = new provider.ResourceServer(resource, info);
     EXCHANGE_CLAIMS.set(token, { act: { sub: client.clientId, ...(subject.act ? { act: subject.act } : {}) } });
+    await bindToProof(provider, ctx, proof, token);
     ctx.oidc.entity('AccessToken', token);
     const value = await token.save();
     log('token exchange: client %s for resource %s', client.clientId, resource);

@@ -1,0 +1,74 @@
+/**
+ * DPoP (RFC 9449) on the grants op() adds to oidc-provider's: the password grant and token exchange
+ * issued Bearer tokens whatever the request carried, also to a client registered with
+ * `dpop_bound_access_tokens: true` and sending no proof (probe14-tier2 F2), while oidc-provider's own
+ * grants (client credentials here) bound them. Now they bind as those do.
+ */
+import { decodeJwt } from 'jose';
+import { ALICE } from './support/op-server.js';
+import { ACCESS_TOKEN_TYPE, API, BACKEND, client, oauthError, SECRET, startGrantOp, TOKEN_EXCHANGE, webClient, type GrantFixture } from './support/grant-fixture.js';
+
+let f: GrantFixture;
+let warn: jest.SpyInstance;
+beforeAll(async () => {
+  warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined); // (the password grant's start-up warning)
+  f = await startGrantOp((origin) => ({
+    features: {
+      dPoP: true,
+      passwordGrant: true,
+      resourceIndicators: { resources: { [API]: { scope: 'read' }, [BACKEND]: { scope: 'read' } } },
+      tokenExchange: { policy: () => true },
+    },
+    clients: [
+      webClient(origin),
+      { client_id: 'ropc', client_secret: SECRET, grant_types: ['password', 'refresh_token'], response_types: [] },
+      { client_id: 'ropc-pub', token_endpoint_auth_method: 'none', grant_types: ['password', 'refresh_token'], response_types: [] },
+      { client_id: 'ropc-dpop', client_secret: SECRET, grant_types: ['password'], response_types: [], dpop_bound_access_tokens: true },
+      { client_id: 'gateway', client_secret: SECRET, grant_types: [TOKEN_EXCHANGE], response_types: [] },
+      { client_id: 'gateway-dpop', client_secret: SECRET, grant_types: [TOKEN_EXCHANGE], response_types: [], dpop_bound_access_tokens: true },
+    ],
+  }));
+}, 20_000);
+afterAll(async () => {
+  warn.mockRestore();
+  await f?.op.close();
+});
+
+const password = (config: client.Configuration, options?: client.DPoPOptions, extra: Record<string, string> = {}) =>
+  client.genericGrantRequest(config, 'password', { username: 'alice', password: ALICE.password, ...extra }, options);
+
+test('the password grant with a proof: a DPoP token bound to the key (cnf.jkt), and userinfo wants the proof', async () => {
+  const config = await f.config('ropc');
+  const dpop = client.getDPoPHandle(config, await client.randomDPoPKeyPair());
+  const tokens = await password(config, { DPoP: dpop }, { scope: 'openid read', resource: API });
+  expect(tokens.token_type).toBe('dpop'); // before: bearer
+  expect(decodeJwt(tokens.access_token)).toMatchObject({ cnf: { jkt: expect.any(String) } });
+  const plain = await password(config, undefined, { scope: 'openid' });
+  expect(plain.token_type).toBe('bearer');
+  const bound = await password(config, { DPoP: dpop }, { scope: 'openid' });
+  await expect(client.fetchUserInfo(config, bound.access_token, 'alice', { DPoP: dpop })).resolves.toMatchObject({ sub: 'alice' });
+  expect(await oauthError(client.fetchUserInfo(config, bound.access_token, 'alice'))).toMatchObject({ status: 401 });
+});
+
+test('a public client\'s refresh token from the password grant is bound to the key too: refreshing without the proof is refused', async () => {
+  const config = await f.config('ropc-pub', 'none');
+  const dpop = client.getDPoPHandle(config, await client.randomDPoPKeyPair());
+  const tokens = await password(config, { DPoP: dpop }, { scope: 'openid offline_access' });
+  expect(tokens.refresh_token).toEqual(expect.any(String));
+  expect(await oauthError(client.refreshTokenGrant(config, tokens.refresh_token!))).toMatchObject({ status: 400, error: 'invalid_grant' });
+  expect((await client.refreshTokenGrant(config, tokens.refresh_token!, undefined, { DPoP: dpop })).token_type).toBe('dpop');
+});
+
+test('a client registered with dpop_bound_access_tokens and no proof is refused, by both grants (RFC 9449 §5)', async () => {
+  expect(await oauthError(password(await f.config('ropc-dpop')))).toMatchObject({ status: 400, error: 'invalid_grant' }); // before: a Bearer token
+  const subject = (await password(await f.config('ropc'), undefined, { scope: 'read', resource: API })).access_token;
+  const exchange = (config: client.Configuration, options?: client.DPoPOptions) => client.genericGrantRequest(config, TOKEN_EXCHANGE, {
+    subject_token: subject, subject_token_type: ACCESS_TOKEN_TYPE, resource: BACKEND,
+  }, options);
+  expect(await oauthError(exchange(await f.config('gateway-dpop')))).toMatchObject({ error: 'invalid_grant' }); // before: a Bearer token
+  const gateway = await f.config('gateway');
+  const dpop = client.getDPoPHandle(gateway, await client.randomDPoPKeyPair());
+  const exchanged = await exchange(gateway, { DPoP: dpop });
+  expect(exchanged.token_type).toBe('dpop');
+  expect(decodeJwt(exchanged.access_token)).toMatchObject({ aud: BACKEND, cnf: { jkt: expect.any(String) } });
+});
