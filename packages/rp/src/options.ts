@@ -118,7 +118,9 @@ export interface ProviderConfig {
    * For 'oidc': load claims from the userinfo endpoint after login. Default: when the OP has one and it can add to the
    * ID token — skipped only when the OP publishes `claims_supported`, every granted scope is a standard one (OIDC Core
    * 5.4), the ID token carries at least one claim of each of them and every claim listed there that those scopes can
-   * release (and the `claims` parameter asks for no userinfo claims). `true`: always (when the OP has one); `false`: never.
+   * release (and the `claims` parameter asks for no userinfo claims), and for a login whose authorization request names a
+   * `resource` (RFC 8707: its access token is for that API, which userinfo refuses). `true`: always (when the OP has one);
+   * `false`: never.
    */
   fetchUserInfo?: boolean;
   /** Back-channel logout tokens accepted from this OP at POST {mountPath}/backchannel-logout/:name (default true for 'oidc'). */

@@ -244,6 +244,7 @@ export class RelyingParty {
     const responseMode = p.responseMode ?? (responseType === 'code' ? 'query' : 'form_post');
     if (responseMode !== 'query') params.response_mode = responseMode;
     if (p.claims) params.claims = JSON.stringify(p.claims);
+    if (params.resource) transaction.forResource = true;
     if (opts.maxAge !== undefined) {
       params.max_age = String(opts.maxAge);
       transaction.maxAge = opts.maxAge;
@@ -350,7 +351,7 @@ export class RelyingParty {
       throw new RpError('invalid_id_token', 'the ID token\'s nonce is not the one this login sent');
     }
     const claims = await this.claimSources(p, {
-      ...(await this.loginClaims(p, config, accessToken, idTokenClaims, await dpopOptions(config, dpop))), ...idTokenClaims,
+      ...(await this.loginClaims(p, config, accessToken, idTokenClaims, await dpopOptions(config, dpop), t.forResource)), ...idTokenClaims,
     });
     return {
       provider: name,
@@ -458,7 +459,12 @@ export class RelyingParty {
    */
   private loginClaims(
     p: ProviderConfig, config: client.Configuration, accessToken: StoredAccessToken, idTokenClaims: Record<string, unknown> | undefined, dpop?: client.DPoPOptions,
+    forResource?: boolean,
   ): Promise<Record<string, unknown>> {
+    if (p.fetchUserInfo === undefined && forResource) {
+      debug('userinfo not fetched: the login asked an access token for a resource (RFC 8707), which is not for userinfo');
+      return Promise.resolve({});
+    }
     if (p.fetchUserInfo === undefined && !userInfoCanAdd(p, accessToken.scope ?? p.scope, this.jwtExpectations(p, config).claimsSupported, idTokenClaims)) {
       debug('userinfo not fetched: the ID token carries every claim the granted scopes can release');
       return Promise.resolve({});

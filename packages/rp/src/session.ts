@@ -15,6 +15,11 @@ export interface Transaction {
   returnTo: string;
   /** `max_age` sent in the authorization request, checked against `auth_time`. */
   maxAge?: number;
+  /**
+   * The authorization request named a `resource` (RFC 8707): the access token is for that API, which
+   * the OP's userinfo endpoint refuses, so it is not asked unless the entry says `fetchUserInfo: true`.
+   */
+  forResource?: true;
   /** Epoch milliseconds. */
   createdAt: number;
   /**

@@ -6,7 +6,7 @@
 import { decodeJwt } from 'jose';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import { RelyingParty, RpError, TOKEN_EXCHANGE_GRANT, oidc, type Authentication } from '@openid-express/rp';
-import { CLIENT_ID, startRp, type TestRp } from './support/rp-app.js';
+import { CLIENT_ID, CLIENT_SECRET, startRp, type TestRp } from './support/rp-app.js';
 
 const API = 'https://api.example.com/';
 
@@ -78,6 +78,23 @@ async function login(agent = t.agent()): Promise<Authentication> {
   await t.login(agent);
   return (await agent.get('/authentication')).body as Authentication;
 }
+
+describe('a login whose authorization request names a resource (RFC 8707)', () => {
+  test('finishes with the ID token\'s claims: its access token is for the API, so it is not sent to userinfo (which refuses it)', async () => {
+    const rp = new RelyingParty({
+      baseURL: t.baseURL,
+      providers: { op: oidc({ issuer: t.op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, scope: 'openid api:read', allowInsecureRequests: true }) },
+    });
+    const userinfo = t.op.counts.userinfo ?? 0;
+    const request = await rp.authorizationRequest('op', { returnTo: '/', params: { resource: API } });
+    expect(request.transaction.forResource).toBe(true);
+    const callback = await t.op.authorize(request.url);
+    const auth = await rp.finalize(request.transaction, request.state, callback.searchParams); // before: op_error invalid_token from userinfo
+    expect(auth.user.sub).toBe('alice');
+    expect(auth.accessToken?.value).toEqual(expect.any(String));
+    expect(t.op.counts.userinfo ?? 0).toBe(userinfo);
+  });
+});
 
 describe('clientCredentials()', () => {
   test('gets an app token with the asked scope; the OP introspects it as active, for this client, without a user', async () => {

@@ -177,6 +177,10 @@ function configuration(options: TestOpOptions, key: Record<string, unknown>): Co
       grant.addOIDCScope([...(oidc.requestParamScopes ?? [])].join(' ') || 'openid');
       // response_type=id_token asks for the scope's claims in the ID token itself: grant those too
       grant.addOIDCClaims([...(oidc.requestParamClaims ?? [])]);
+      // and the scopes of a resource the request names (RFC 8707), when resource indicators are on
+      for (const [resource, server] of Object.entries((oidc as { resourceServers?: Record<string, { scope?: string }> }).resourceServers ?? {})) {
+        if (server.scope) grant.addResourceScope(resource, server.scope);
+      }
       await grant.save();
       return grant;
     },
