@@ -898,7 +898,7 @@ function unknownProvider(name: string, names: string[]): RpError {
   if (name.startsWith('dyn-')) return new RpError('unknown_provider', `no provider is named ${shown} (an OpenID Provider found on the fly that this app has no registration for)`);
   const near = didYouMean(name, names);
   return new RpError('unknown_provider', `no provider is named ${shown}${near ? `: did you mean "${near}"?` : ''} `
-    + `(the providers are: ${names.length ? names.map((n) => `"${n}"`).join(', ') : 'none configured'}; each is a key of rp({ providers }))`);
+    + `(the providers are: ${names.length ? names.map((n) => `"${n}"`).join(', ') : 'none configured'}; each is a key of the providers option)`);
 }
 
 /** Issuer identifiers compare exactly (OIDC Discovery 4.3), but a configured one may carry a trailing slash the OP's lacks. */

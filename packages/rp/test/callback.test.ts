@@ -286,7 +286,7 @@ describe('GET /auth/callback/:provider', () => {
     const res = await t.agent().get('/auth/callback/unknown-idp?code=x&state=y');
     expect(res.status).toBe(404);
     expect(res.body.error).toBe('unknown_provider');
-    expect(res.body.error_description).toBe('no provider is named "unknown-idp" (the providers are: "op"; each is a key of rp({ providers }))');
+    expect(res.body.error_description).toBe('no provider is named "unknown-idp" (the providers are: "op"; each is a key of the providers option)');
   });
 
   test('a provider name a letter or a case off gets "did you mean"', async () => {
