@@ -33,8 +33,14 @@ export function requireEndpoint(op: Operation, endpoint: Endpoint, purpose: stri
  */
 export function operationError(op: Operation, endpoint: string, err: unknown): RpError {
   const e = toRpError(err);
-  if (e.opError !== 'invalid_client' || !['ResponseBodyError', 'WWWAuthenticateChallengeError'].includes((e.cause as Error | undefined)?.name ?? '')) return e;
   const { p, name } = op;
+  if (e.opError !== 'invalid_client' || !['ResponseBodyError', 'WWWAuthenticateChallengeError'].includes((e.cause as Error | undefined)?.name ?? '')) {
+    // which provider and endpoint answered (or could not be reached): one app talks to several
+    if (err instanceof RpError || e.message.startsWith(`provider "${name}"`)) return e;
+    const named = new RpError(e.code, `provider "${name}": ${endpoint}: ${e.message}`, { opError: e.opError, cause: e.cause ?? err, retryAfter: e.retryAfter, lasting: e.lasting });
+    if (e.loginUrl) named.loginUrl = e.loginUrl;
+    return named;
+  }
   const method = p.tokenEndpointAuthMethod ?? (p.clientSecret ? 'client_secret_basic' : 'none');
   return new RpError('client_auth_failed',
     `provider "${name}": ${endpoint} refused the client's credentials (invalid_client). ` +

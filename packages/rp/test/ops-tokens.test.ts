@@ -116,6 +116,8 @@ describe('clientCredentials()', () => {
     const err = await t.relyingParty.clientCredentials('op', { resource: 'https://elsewhere.example.com/' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RpError);
     expect(err).toMatchObject({ code: 'op_error', opError: 'invalid_target', status: 400 });
+    // which provider and endpoint said so (before: only "the OpenID Provider answered …")
+    expect((err as Error).message).toMatch(new RegExp(`^provider "op": ${t.op.issuer.replace(/[.]/g, '\\.')}/token: the OpenID Provider answered "invalid_target"`));
   });
 
   test('a wrong client secret is client_auth_failed naming the options to check (OP: invalid_client)', async () => {
