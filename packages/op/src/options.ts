@@ -297,7 +297,15 @@ const CLIENT_METADATA: readonly string[] = ['client_id', 'client_secret', 'clien
   'backchannel_logout_session_required', 'tls_client_auth_subject_dn', 'tls_client_auth_san_dns', 'tls_client_auth_san_uri',
   'tls_client_auth_san_ip', 'tls_client_auth_san_email', 'use_mtls_endpoint_aliases', 'tls_client_certificate_bound_access_tokens',
   'backchannel_token_delivery_mode', 'backchannel_user_code_parameter', 'backchannel_client_notification_endpoint',
-  'backchannel_authentication_request_signing_alg', 'dpop_bound_access_tokens', 'authorization_details_types', 'firstParty'];
+  'backchannel_authentication_request_signing_alg', 'dpop_bound_access_tokens', 'authorization_details_types', 'firstParty',
+  // the lists a client may give instead of one value, with oidc-provider's features.rpMetadataChoices
+  'authorization_encryption_alg_values_supported', 'authorization_encryption_enc_values_supported', 'authorization_signing_alg_values_supported',
+  'backchannel_authentication_request_signing_alg_values_supported', 'id_token_encryption_alg_values_supported',
+  'id_token_encryption_enc_values_supported', 'id_token_signing_alg_values_supported', 'introspection_encryption_alg_values_supported',
+  'introspection_encryption_enc_values_supported', 'introspection_signing_alg_values_supported', 'request_object_encryption_alg_values_supported',
+  'request_object_encryption_enc_values_supported', 'request_object_signing_alg_values_supported', 'subject_types_supported',
+  'token_endpoint_auth_methods_supported', 'token_endpoint_auth_signing_alg_values_supported', 'userinfo_encryption_alg_values_supported',
+  'userinfo_encryption_enc_values_supported', 'userinfo_signing_alg_values_supported'];
 
 /** Refuses a client metadata name oidc-provider would drop, suggesting the one meant (`postLogoutRedirectUris` → `post_logout_redirect_uris`). */
 function checkClientNames(c: Record<string, unknown>, i: number, extra: readonly string[]): void {

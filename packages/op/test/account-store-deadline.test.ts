@@ -5,19 +5,23 @@
  * `store_unavailable` with `Retry-After`, and the log names the method.
  */
 import * as client from 'openid-client';
-import { memoryAccounts, memoryAdapter, type AccountStore, type Authenticator } from '@openid-express/op';
+import { memoryAccounts, memoryAdapter, OpError, type AccountStore, type Authenticator } from '@openid-express/op';
 import { signIn } from '../../../test/support/op-forms.js';
 import { ALICE } from './support/op-server.js';
 import { callbackOf, refusal, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
 
 const base = memoryAccounts([ALICE]);
 const hang = { verifyPassword: false, findById: false, claims: false };
+let suspended = false;
 const never = new Promise<never>(() => undefined);
 // a store over a database that may stop answering (asynchronous, not memoryAccounts itself)
 const accounts: AccountStore = {
   findByLogin: (login) => base.findByLogin(login),
   findById: (id) => (hang.findById ? never : base.findById(id)),
-  verifyPassword: (login, password) => (hang.verifyPassword ? never : base.verifyPassword(login, password)),
+  verifyPassword: (login, password) => {
+    if (suspended) throw new OpError('login_failed', 403, 'This account is suspended: ask your administrator.');
+    return hang.verifyPassword ? never : base.verifyPassword(login, password);
+  },
   claims: (id, scope) => (hang.claims ? never : base.claims(id, scope)),
 };
 const stuck: Authenticator = {
@@ -67,3 +71,16 @@ test('findById (a signed-in browser\'s next authorization) and claims (the code 
   const next = await browser.open((await f.authorization(f.first)).url);
   expect(next.status).toBe(503);
 }, 20_000);
+
+test('a refusal the store means (an OpError: "this account is suspended") is answered as it says, not turned into a 500', async () => {
+  suspended = true;
+  try {
+    const browser = f.browser();
+    const login = await browser.open((await f.authorization(f.first)).url);
+    const page = await browser.submit(login, { value: ['authenticator', 'password'] }, { login: ALICE.username, password: ALICE.password });
+    expect(page.status).toBe(403);
+    expect(page.html).toContain('This account is suspended');
+  } finally {
+    suspended = false;
+  }
+});

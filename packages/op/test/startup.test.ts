@@ -140,6 +140,11 @@ describe('client metadata names oidc-provider would drop without a word are refu
     expect(err.message).toMatch(message);
   });
 
+  test('the lists oidc-provider\'s rpMetadataChoices lets a client give (id_token_signing_alg_values_supported …) start', () => {
+    expect(() => op({ ...base, provider: { features: { rpMetadataChoices: { enabled: true } } },
+      clients: [{ ...web, id_token_signing_alg_values_supported: ['ES256', 'RS256'] }] })).not.toThrow();
+  });
+
   test('snake_case metadata, firstParty, and fields the app declares in provider.extraClientMetadata start', () => {
     expect(() => op({ ...base, provider: { extraClientMetadata: { properties: ['tenant'] } },
       clients: [{ ...web, firstParty: true, tenant: 'acme', post_logout_redirect_uris: ['https://app.example.com/'],

@@ -135,6 +135,21 @@ describe('a view that returns no string (a function with braces and no return)',
   });
 });
 
+describe('a view whose HTML is a String object (html`…` of some template libraries)', () => {
+  test('is rendered as HTML, not refused', async () => {
+    const f = await startFlowFixture(memoryAdapter(), {
+      // eslint-disable-next-line no-new-wrappers
+      views: { login: (p) => new String(`<h1>Sign in, from a template library</h1><form method="post" action="${p.action}"></form>`) as unknown as string },
+    });
+    try {
+      const page = await f.browser().open((await f.authorization()).url);
+      expect([page.status, page.html.includes('<h1>Sign in, from a template library</h1>')]).toEqual([200, true]);
+    } finally {
+      await f.op.close();
+    }
+  });
+});
+
 describe('a custom login view without the CSRF field', () => {
   test('its POST gets the 403 page, and the log (DEBUG) says the field is missing and what to add', async () => {
     const { default: debug } = await import('debug');

@@ -56,6 +56,8 @@ async function one<K extends keyof ViewProps>(req: Request, views: Views, name: 
     if (views[name] === defaultViews[name]) throw err;
     throw new Error(`views.${String(name)}${typeof view === 'string' ? ` ("${view}", rendered with app.render)` : ''} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   }
+  // a String object (html`…` of some template libraries) is HTML too
+  if (html instanceof String) return String(html);
   // an arrow function with braces and no return sent users a page reading "undefined"
   if (typeof html !== 'string') {
     throw new Error(`views.${String(name)} returned ${html === null ? 'null' : typeof html}, not a string of HTML (a function with braces needs a return)`);
