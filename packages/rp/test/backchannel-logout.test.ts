@@ -113,6 +113,21 @@ describe('POST /auth/backchannel-logout/:provider', () => {
     expect((await deviceA.get('/me')).status).toBe(401);
   }, 60_000);
 
+  test('a user with many live sessions (a shared account, a script signing in again and again): the index is pruned every 50 logins, not read at every login', async () => {
+    const get = jest.spyOn(t.store, 'get');
+    try {
+      for (let i = 0; i < 40; i++) await t.login(t.agent()); // live sessions of alice: no prune yet
+      const perLogin = get.mock.calls.length / 40; // what a login reads anyway (express-session, the login's own reads)
+      get.mockClear();
+      for (let i = 0; i < 30; i++) await t.login(t.agent()); // to 70: the index passes 50
+      // one prune, at 51 ids (41 reads). Before: one at every login past 50, ≈ 20 × 45 reads here (and up
+      // to 490 reads per login for a user with 500 live sessions)
+      expect(get.mock.calls.length).toBeLessThan(30 * perLogin + 60);
+    } finally {
+      get.mockRestore();
+    }
+  }, 60_000);
+
   test('the session ends whichever app instance holds it (shared store)', async () => {
     // a second instance of the app behind the same origin, over the same session store
     const server = createServer();
