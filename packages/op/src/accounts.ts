@@ -1,6 +1,6 @@
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { withDeadline } from './bounded-store.js';
-import { OpConfigError, OpError, StoreUnavailableError } from './errors.js';
+import { namedFailure, OpConfigError, StoreUnavailableError } from './errors.js';
 
 /** Standard OIDC claims (and any others) an account releases, keyed by claim name. */
 export type AccountClaims = Record<string, unknown>;
@@ -202,13 +202,7 @@ export function boundAccounts(accounts: AccountStore, timeoutMs: number): Accoun
   const bound = <A extends unknown[], R>(name: keyof AccountStore) => (...args: A): Promise<R> =>
     withDeadline(Promise.resolve().then(() => (accounts[name] as unknown as (...a: A) => Promise<R>).apply(accounts, args)), timeoutMs,
       () => new StoreUnavailableError(`the account store did not answer accounts.${name}() within ${timeoutMs} ms (storeTimeout)`))
-      .catch((err: unknown) => {
-        // a refusal the app means (an OpError, "this account is suspended"; an oidc-provider error) and a
-        // store outage pass as they are; anything else failed: said with the method's name (the original as the cause)
-        const e = err as { code?: unknown; expose?: unknown };
-        if (err instanceof StoreUnavailableError || err instanceof OpError || e?.code === 'store_unavailable' || e?.expose === true) throw err;
-        throw new Error(`accounts.${name}() failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-      });
+      .catch(namedFailure(`accounts.${name}()`));
   // the store's own further methods stay reachable (an authenticator of the app may call them)
   return Object.assign(Object.create(accounts) as AccountStore, {
     findByLogin: bound('findByLogin'),

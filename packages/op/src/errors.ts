@@ -65,3 +65,20 @@ export class StoreUnavailableError extends Error {
     this.name = 'StoreUnavailableError';
   }
 }
+
+/**
+ * Rethrows a failure of the app's own code (its account store, an authenticator) with `what` in its
+ * message and the original as `cause`, so the log says where it came from. A store outage
+ * (`store_unavailable`, a 503), an `OpError` the app throws on purpose ("this account is suspended")
+ * and oidc-provider's own errors (`expose`) pass unchanged.
+ *
+ * @example
+ * await accounts.findById(id).catch(namedFailure('accounts.findById()'));
+ */
+export function namedFailure(what: string): (err: unknown) => never {
+  return (err) => {
+    const e = err as { code?: unknown; expose?: unknown } | undefined;
+    if (err instanceof OpError || e?.code === 'store_unavailable' || e?.expose === true) throw err;
+    throw new Error(`${what} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  };
+}

@@ -6,7 +6,7 @@ import type { AuthenticationFailure, AuthenticationSuccess, Authenticator } from
 import { clientIp } from './client-ip.js';
 import { pageHeaders, sendErrorPage, sendStoreUnavailable } from './error-page.js';
 import { withDeadline } from './bounded-store.js';
-import { OpError, StoreUnavailableError } from './errors.js';
+import { namedFailure, OpError, StoreUnavailableError } from './errors.js';
 import { finishInteraction } from './finish.js';
 import { consentItems, finishConsent } from './grant.js';
 import { csrfMatches, type InteractionState, type InteractionStates } from './interaction-state.js';
@@ -49,17 +49,6 @@ const BUSY = 'Too many sign-ins from your network at this moment. Try again in a
 const ACCOUNT_BUSY = 'Too many sign-ins to this account at this moment. Try again in a few seconds.';
 const EXPIRED = new OpError('interaction_expired', 400,
   'This sign-in has expired or was already completed. Go back to the application and sign in again.');
-
-/**
- * Rethrows a failure of the app's own code with `what` in its message (the original as `cause`), so
- * the log says where it came from; a store outage (503) and our own errors pass unchanged.
- */
-function namedFailure(what: string): (err: unknown) => never {
-  return (err) => {
-    if (isStoreUnavailable(err) || err instanceof OpError) throw err;
-    throw new Error(`${what} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-  };
-}
 
 /** Posted fields as strings; repeated or nested fields are dropped. */
 function fields(body: unknown): Record<string, string | undefined> {

@@ -21,6 +21,7 @@ import { claimsForResource, resourceIndicatorsFeature } from './resources.js';
 import { throttle } from './throttle.js';
 import { safeHref } from './views/escape.js';
 import { defaultsOf, renderPage, type Views } from './views/render.js';
+import type { ErrorViewProps } from './views/error.js';
 
 const log = debug('openid-express:op');
 
@@ -223,19 +224,20 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
       ctx.type = 'html';
       ctx.set(PAGE_HEADERS);
       const description = out.error_description === undefined ? undefined : String(out.error_description);
-      // a confirmation posted from another site (a page there that submits the OP's logout form) comes
-      // without the OP's cookies, so it finds no session: saying "Signed out" would be untrue
-      const crossSite = ctx.get('sec-fetch-site') === 'cross-site';
-      if (description === 'could not find logout details' && !ctx.oidc?.session?.accountId && crossSite) {
-        ctx.status = 403;
-        ctx.body = await renderPage(reqOf(ctx), views, 'error', {
-          title: 'Nothing was signed out', status: 403, code: 'cross_site_request',
-          message: 'This sign-out came from another website, so your sign-in here was not changed. To sign out, use the sign-out button of the application you use.',
-          details: description, backUrl: o.homeUri, backLabel: o.homeUri ? 'Continue' : undefined,
-        }).catch(() => renderPage(reqOf(ctx), defaultsOf(views), 'error', { title: 'Nothing was signed out', status: 403, code: 'cross_site_request', message: 'This sign-out came from another website: nothing was signed out.' }));
-        return;
-      }
+      // an app view that fails must not turn a 400 into a bare 500
+      const errorPage = (props: ErrorViewProps) => renderPage(reqOf(ctx), views, 'error', props).catch(() => renderPage(reqOf(ctx), defaultsOf(views), 'error', props));
       if (description === 'could not find logout details' && !ctx.oidc?.session?.accountId) {
+        if (ctx.get('sec-fetch-site') === 'cross-site') {
+          // a confirmation posted from another site (a page there that submits the OP's logout form) comes
+          // without the OP's cookies, so it finds no session: saying "Signed out" would be untrue
+          ctx.status = 403;
+          ctx.body = await errorPage({
+            title: 'Nothing was signed out', status: 403, code: 'cross_site_request',
+            message: 'This sign-out came from another website, so your sign-in here was not changed. To sign out, use the sign-out button of the application you use.',
+            details: description, backUrl: o.homeUri, backLabel: o.homeUri ? 'Continue' : undefined,
+          });
+          return;
+        }
         // a sign-out confirmed again (a double click, a retry after a lost answer): it already happened
         ctx.status = 200;
         ctx.body = await renderPage(reqOf(ctx), views, 'logoutSuccess', { title: 'Signed out', backUrl: o.homeUri, backLabel: 'Continue' });
@@ -247,9 +249,7 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
       const received = receivedValues(ctx, code);
       if (received) log('request refused: %s (%s)%s', code, description, received);
       const details = description === undefined || !received ? description : `${description} (the OP's log, with DEBUG=openid-express:op, names the values received)`;
-      const props = { ...plainError(ctx.status, code, details, ctx.oidc?.client), code: String(out.error) };
-      // an app view that fails must not turn a 400 into a bare 500
-      ctx.body = await renderPage(reqOf(ctx), views, 'error', props).catch(() => renderPage(reqOf(ctx), defaultsOf(views), 'error', props));
+      ctx.body = await errorPage({ ...plainError(ctx.status, code, details, ctx.oidc?.client), code: String(out.error) });
     },
   };
   return deepMerge(config, o.provider);

@@ -44,10 +44,9 @@ function mountMismatch(o: ResolvedOptions, actual: string): string {
  * tokens to it in clear, and OpenID Connect requires https (OIDC Discovery §3). Said loudly at
  * start-up, as the memory store is: a service on a private network over http is the app's call.
  */
-function warnHttpIssuer(issuer: string): void {
-  const url = new URL(issuer);
+function warnHttpIssuer(url: URL): void {
   if (process.env.NODE_ENV !== 'production' || url.protocol !== 'http:' || ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)) return;
-  console.warn(`\n*** openid-express op(): NODE_ENV=production but the issuer is http (${issuer}): clients send their secrets, codes and `
+  console.warn(`\n*** openid-express op(): NODE_ENV=production but the issuer is http (${url.href.replace(/\/$/, '')}): clients send their secrets, codes and `
     + 'tokens to it in clear, and OpenID Connect requires https. Give the public https URL the browsers use (behind a proxy '
     + 'that terminates TLS, that https URL, with trustProxy: true). ***\n');
 }
@@ -260,7 +259,7 @@ function answerUnknownPaths(provider: Provider, views: Views, passOn: boolean): 
  */
 export function op(options: OpOptions): OpApp {
   const o = resolveOptions(options);
-  warnHttpIssuer(o.issuer);
+  warnHttpIssuer(o.issuerUrl);
   const userStore = o.adapter ?? defaultStore();
   // our own stores answer in bounded time (memory at once, redis within its `timeout`) and keep
   // expired device codes a while; an app's store gets a deadline and is told to keep them too

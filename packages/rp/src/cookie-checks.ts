@@ -20,9 +20,10 @@ import type { RelyingParty } from './relying-party.js';
 export function checkSessionCookie(req: Request, res: Response, rp: RelyingParty): void {
   const cookie = req.session?.cookie;
   if (!cookie) return;
+  // a proxy in front that says the browser came over https (whether or not `trust proxy` lets Express believe it)
+  const forwardedHttps = String(req.headers['x-forwarded-proto'] ?? '').split(',')[0]!.trim().toLowerCase() === 'https';
   if (cookie.secure === true && !req.secure) {
-    const proto = String(req.headers['x-forwarded-proto'] ?? '').split(',')[0]!.trim().toLowerCase();
-    if (proto !== 'https') {
+    if (!forwardedHttps) {
       throw new RpError('cookie_not_sent', 'the session cookie is set to `secure`, but Express sees this request as http (req.secure is false), so express-session '
         + 'sends no cookie and the sign-in could not finish. Behind a proxy or load balancer that terminates TLS, add app.set(\'trust proxy\', 1) '
         + 'and have it send X-Forwarded-Proto; in development on http, give express-session cookie: { secure: \'auto\' }');
@@ -41,7 +42,7 @@ export function checkSessionCookie(req: Request, res: Response, rp: RelyingParty
       + 'with a top-level GET, which a Lax cookie follows), or serve the app over https with cookie: { secure: true, sameSite: \'none\' }');
   }
   const https = rp.options.baseURL.startsWith('https:');
-  if (https && !req.secure && String(req.headers['x-forwarded-proto'] ?? '').split(',')[0]!.trim().toLowerCase() !== 'https') {
+  if (https && !req.secure && !forwardedHttps) {
     rp.warnAtMostHourly('served-over-http', `this sign-in reached the app over http (${req.protocol}://${req.get('host') ?? ''}), but baseURL is `
       + `https (${rp.options.baseURL}), so the OP will send the user back to an https URL. In development on plain http, give rp() `
       + 'baseURL: "http://…" (the URL the browser uses); behind a proxy or load balancer that terminates TLS, have it send '
