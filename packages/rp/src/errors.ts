@@ -35,7 +35,9 @@ export type RpErrorCode =
   | 'webfinger_failed'
   | 'issuer_not_allowed'
   | 'registration_failed'
-  | 'registration_disabled';
+  | 'registration_disabled'
+  // a bug: an exception of the app's own hooks (profile, fetchUser …) or of the RP, not an answer of the OP
+  | 'internal_error';
 
 const STATUS: Record<RpErrorCode, number> = {
   session_missing: 500,
@@ -68,6 +70,7 @@ const STATUS: Record<RpErrorCode, number> = {
   issuer_not_allowed: 403,
   registration_failed: 502,
   registration_disabled: 400,
+  internal_error: 500,
 };
 
 /** Seconds a transient failure's answer asks to wait, unless the OP said how long itself (`opRetryAfter`). */
@@ -251,7 +254,18 @@ export function toRpError(err: unknown, idTokenCode: RpErrorCode = 'invalid_id_t
     const message = inner && inner !== e.message ? `${e.message}: ${inner}` : e.message;
     return new RpError('invalid_response', `the OpenID Provider's response was refused: ${message}`, { cause: err });
   }
+  // a TypeError or ReferenceError without a code is a bug in code that ran here (a provider entry's hook such as
+  // profile() or fetchUser(), or the RP), not a refusal of the OP's answer: a 500, and the log holds its stack
+  if (isBug(e)) {
+    return new RpError('internal_error', `the app failed while handling this (${e.name}, not an answer of the OpenID Provider); the details are in the server's log`, { cause: err });
+  }
   return new RpError('invalid_response', `the response was refused: ${e.message}`, { cause: err });
+}
+
+/** A programming error: a built-in TypeError or ReferenceError with no code (errors of fetch, openid-client, jose and Node carry one). */
+function isBug(e: Error & { code?: unknown }): boolean {
+  return (e.name === 'TypeError' || e.name === 'ReferenceError') && e.code === undefined
+    && (e instanceof TypeError || e instanceof ReferenceError);
 }
 
 // Replies of a Redis that is up but refuses, what someone has to change for it to serve again, and

@@ -754,6 +754,8 @@ export function wantsHtml(req: Request): boolean {
 /** Answers an `RpError`: the app's `onError`, else HTML for browsers and JSON for APIs. */
 export function sendError(err: RpError, req: Request, res: Response, next: NextFunction, rp: RelyingParty): void {
   debug('%s %s -> %d %s: %s', req.method, req.path, err.status, err.code, err.message);
+  // a bug (the app's hook or ours) is for the app's developer: its stack where they look, not on the page
+  if (err.code === 'internal_error') console.error(`[@openid-express/rp] ${req.method} ${req.path} failed (500 internal_error):`, err.cause ?? err);
   // the store is failing: without its session, express-session does not hold the answer back to save
   // or touch it at the end (another deadline); what this request changed is dropped, as it failed
   if (err.code === 'store_unavailable' && req.session) (req as { session?: unknown }).session = undefined;

@@ -744,3 +744,42 @@ describe('onError', () => {
     }
   });
 });
+
+describe('a bug in a provider entry\'s hook (or in the RP)', () => {
+  test('is a 500 internal_error, not the OP\'s fault: the page does not show the exception, the log has its stack, and nobody is logged in', async () => {
+    const buggy = await startRp({ provider: { profile: (claims) => ({ name: (claims.nickname as unknown as { first: string }).first }) } });
+    const logged: unknown[][] = [];
+    const spy = jest.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void logged.push(args));
+    try {
+      const agent = buggy.agent();
+      const callback = await buggy.startLogin(agent);
+      const res = await agent.get(path(callback)).set('accept', 'application/json');
+      expect(res.status).toBe(500);
+      expect(res.body.error).toBe('internal_error');
+      expect(res.body.error_description).toMatch(/not an answer of the OpenID Provider.*server's log/);
+      expect(res.body.error_description).not.toMatch(/Cannot read|first/);
+      const line = logged.find((args) => String(args[0]).includes('internal_error'));
+      expect(line).toBeDefined();
+      expect((line![1] as Error).stack).toMatch(/Cannot read properties of undefined \(reading 'first'\)/);
+      await expectNoLogin(buggy, agent);
+    } finally {
+      spy.mockRestore();
+      await buggy.close();
+    }
+  });
+
+  test('an Error a hook throws on purpose to refuse the login (validateIdToken) stays a refusal of the ID token, not a 500', async () => {
+    const strict = await startRp({ provider: { validateIdToken: () => { throw new Error('only staff may sign in here'); } } });
+    try {
+      const agent = strict.agent();
+      const callback = await strict.startLogin(agent);
+      const res = await agent.get(path(callback)).set('accept', 'application/json');
+      expect(res.status).toBe(401);
+      expect(res.body.error).toBe('invalid_id_token');
+      expect(res.body.error_description).toContain('only staff may sign in here');
+      await expectNoLogin(strict, agent);
+    } finally {
+      await strict.close();
+    }
+  });
+});

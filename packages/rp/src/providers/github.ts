@@ -95,7 +95,7 @@ export function github(options: GitHubOptions): ProviderConfig {
 async function fetchGitHubUser(apiURL: string, accessToken: string, fetchImpl: typeof fetch): Promise<Record<string, unknown>> {
   const user = (await getJson(fetchImpl, `${apiURL}/user`, accessToken, API_HEADERS)) as GitHubUser;
   if (typeof user.id !== 'number' && typeof user.id !== 'string') {
-    throw new TypeError('GitHub /user answer has no "id"');
+    throw new Error('GitHub /user answer has no "id"');
   }
   const claims: Record<string, unknown> = { ...user, sub: String(user.id) };
   if (!user.email) {
