@@ -73,7 +73,9 @@ async function withTokenIssuer(
     if (issuer === metadata.issuer) throw err;
     const replay: client.CustomFetch = async (url, init) =>
       url === metadata.token_endpoint ? captured!.clone() : fetchImpl(url, init as RequestInit);
-    return grant(derive(p, config, auth, issuer, replay), true);
+    // the authorization response's `iss` (RFC 9207) was checked in the first pass; the replay drops it from the URL,
+    // so the copy must not ask for it again (Google advertises RFC 9207 and may sign "accounts.google.com")
+    return grant(derive(p, config, auth, issuer, replay, { authorization_response_iss_parameter_supported: false }), true);
   }
 }
 
@@ -117,10 +119,11 @@ function isIssuerMismatch(err: unknown): boolean {
 /** A copy of `config` for one callback, with another issuer and HTTP client. */
 function derive(
   p: ProviderConfig, config: client.Configuration, auth: client.ClientAuth, issuer: string, customFetch: client.CustomFetch | undefined,
+  overrides?: Partial<client.ServerMetadata>,
 ): client.Configuration {
   // serverMetadata() carries helper methods; the Configuration wants plain (cloneable) metadata.
   const metadata = JSON.parse(JSON.stringify(config.serverMetadata())) as client.ServerMetadata;
-  const derived = new client.Configuration({ ...metadata, issuer }, config.clientMetadata().client_id, config.clientMetadata(), auth);
+  const derived = new client.Configuration({ ...metadata, ...overrides, issuer }, config.clientMetadata().client_id, config.clientMetadata(), auth);
   if (customFetch) derived[client.customFetch] = customFetch;
   if (p.allowInsecureRequests) client.allowInsecureRequests(derived);
   derived.timeout = config.timeout;

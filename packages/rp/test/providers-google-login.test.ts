@@ -17,8 +17,9 @@ beforeAll(async () => {
     google: google(base),
     workspace: google({ ...base, hostedDomain: 'example.com', label: 'Google Workspace' }),
     offline: google({ ...base, offline: true }),
+    anyWorkspace: google({ ...base, hostedDomain: '*', label: 'Any Workspace' }),
   }));
-  sim.options.redirectUris = ['google', 'workspace', 'offline'].map((n) => `${app.baseURL}/auth/callback/${n}`);
+  sim.options.redirectUris = ['google', 'workspace', 'offline', 'anyWorkspace'].map((n) => `${app.baseURL}/auth/callback/${n}`);
 });
 afterAll(async () => {
   await app.close();
@@ -43,6 +44,7 @@ test('the provider list labels the Google entries for login buttons', async () =
     { name: 'google', label: 'Google', type: 'oidc' },
     { name: 'workspace', label: 'Google Workspace', type: 'oidc' },
     { name: 'offline', label: 'Google', type: 'oidc' },
+    { name: 'anyWorkspace', label: 'Any Workspace', type: 'oidc' },
   ]);
 });
 
@@ -55,6 +57,15 @@ test('a Google user logs in with the code flow, PKCE, and openid email profile',
   expect(asked.access_type).toBeUndefined();
   const me = await agent.get('/me');
   expect(me.body).toMatchObject({ sub: user.sub, provider: 'google', email: user.email, emailVerified: true, name: user.name, picture: user.picture });
+});
+
+test('the scopes Google grants as API URLs (userinfo.email, userinfo.profile) count as the email and profile asked for', async () => {
+  const { agent, res } = await login('offline');
+  expect(res.status).toBe(302);
+  expect((await agent.get('/needs-email')).status).toBe(200);
+  // and after a refresh, whose answer names them so too
+  expect((await agent.post('/auth/refresh').set('accept', 'application/json')).status).toBe(200);
+  expect((await agent.get('/needs-email')).status).toBe(200);
 });
 
 test('an ID token whose iss is "accounts.google.com"-style (no scheme) is accepted as Google\'s', async () => {
@@ -108,6 +119,20 @@ test('hostedDomain refuses a consumer account (no hd claim)', async () => {
   sim.options.user = { ...user, hd: undefined };
   const { res } = await login('workspace');
   expect(res.status).toBe(401);
+  expect(await app.authenticatedSessions()).toEqual([]);
+});
+
+test('hostedDomain "*" (Google\'s "any Workspace account") logs in a user of any Workspace domain, and refuses a consumer account', async () => {
+  sim.options.user = { ...user, email: 'bo@other.example', hd: 'other.example' };
+  const ok = await login('anyWorkspace');
+  expect(ok.res.status).toBe(302);
+  expect(sim.authorizationRequests.at(-1)!.hd).toBe('*');
+  expect((await ok.agent.get('/me')).body.claims.hd).toBe('other.example');
+  await new Promise<void>((resolve) => app.store.clear(() => resolve()));
+  sim.options.user = { ...user, hd: undefined };
+  const refused = await login('anyWorkspace');
+  expect(refused.res.status).toBe(401);
+  expect(refused.res.body.error_description).toMatch(/Workspace account is required/);
   expect(await app.authenticatedSessions()).toEqual([]);
 });
 

@@ -1,8 +1,10 @@
 /**
  * `google()`: Google as an OpenID Provider. Its quirks live here: the scheme-less `iss`
  * ("accounts.google.com"), refresh tokens only with `access_type=offline` + `prompt=consent`, and
- * `hd` being a UI hint that the RP itself must enforce on the ID token.
+ * `hd` being a UI hint that the RP itself must enforce on the ID token, and the scopes it grants named
+ * as API URLs ("https://www.googleapis.com/auth/userinfo.email" for `email`).
  */
+import type { CustomFetch } from 'openid-client';
 import type { ProviderConfig } from '../options.js';
 import { asString, requireString, requireUrl } from './oauth2.js';
 
@@ -14,7 +16,7 @@ export interface GoogleOptions {
   scope?: string;
   /** Ask for a refresh token (`access_type=offline`, `prompt=consent`). Default false. */
   offline?: boolean;
-  /** Google Workspace domain: sent as `hd`, and an ID token with another `hd` claim is refused. */
+  /** Google Workspace domain: sent as `hd`, and an ID token with another `hd` claim is refused. `'*'`: any Workspace account (an ID token without `hd`, a consumer account, is refused). */
   hostedDomain?: string;
   /** Extra authorization parameters (e.g. `login_hint`). */
   authorizationParams?: Record<string, string>;
@@ -39,7 +41,9 @@ export interface GoogleOptions {
 export class HostedDomainError extends Error {
   readonly code = 'hosted_domain_mismatch';
   constructor(expected: string, actual: unknown) {
-    super(`ID token hd ${JSON.stringify(actual ?? null)} is not the required hosted domain "${expected}"`);
+    super(expected === '*'
+      ? `ID token hd ${JSON.stringify(actual ?? null)}: a Google Workspace account is required (hostedDomain "*"), and this is a consumer account`
+      : `ID token hd ${JSON.stringify(actual ?? null)} is not the required hosted domain "${expected}"`);
     this.name = 'HostedDomainError';
   }
 }
@@ -80,7 +84,9 @@ export function google(options: GoogleOptions): ProviderConfig {
     expectedIssuer: schemelessIssuer,
     validateIdToken: hostedDomain
       ? (claims) => {
-          if (claims.hd !== hostedDomain) throw new HostedDomainError(hostedDomain, claims.hd);
+          // "*": any Workspace account (Google's documented hd=*), so any hd claim; a consumer account has none
+          const ok = hostedDomain === '*' ? typeof claims.hd === 'string' && claims.hd !== '' : claims.hd === hostedDomain;
+          if (!ok) throw new HostedDomainError(hostedDomain, claims.hd);
         }
       : undefined,
     profile: (claims) => ({
@@ -90,8 +96,51 @@ export function google(options: GoogleOptions): ProviderConfig {
       emailVerified: typeof claims.email_verified === 'boolean' ? claims.email_verified : undefined,
       picture: asString(claims.picture),
     }),
+    customFetch: googleScopeFetch(),
     allowInsecureRequests: options.allowInsecureRequests,
   };
+}
+
+/** The OIDC scope each of Google's API-URL names for it means (Google grants `email` as the first). */
+const GOOGLE_SCOPE_NAMES: Record<string, string> = {
+  'https://www.googleapis.com/auth/userinfo.email': 'email',
+  'https://www.googleapis.com/auth/userinfo.profile': 'profile',
+};
+
+/**
+ * Google's token endpoint names the granted `email` and `profile` scopes as API URLs
+ * ("https://www.googleapis.com/auth/userinfo.email openid …"): the answer's `scope` gets the names that
+ * were asked for, so `requireAuth({ scope: 'email' })` and the userinfo decision see what was granted.
+ *
+ * @example
+ * ```ts
+ * const customFetch = googleScopeFetch();
+ * ```
+ */
+export function googleScopeFetch(fetchImpl: typeof fetch = fetch): CustomFetch {
+  return async (url, init) => {
+    const response = await fetchImpl(url, init as RequestInit);
+    // token requests only (a form with a grant_type), answered with JSON naming one of the URLs
+    if (init.method !== 'POST' || !String(init.body ?? '').includes('grant_type=') || response.status !== 200) return response;
+    const text = await response.text();
+    const renamed = renameScopes(text);
+    return new Response(renamed ?? text, { status: response.status, statusText: response.statusText, headers: response.headers });
+  };
+}
+
+/** The token response `text` with Google's scope URLs named as OIDC scopes; undefined when there is nothing to rename. */
+function renameScopes(text: string): string | undefined {
+  if (!text.includes('https://www.googleapis.com/auth/userinfo.')) return undefined;
+  let body: { scope?: unknown };
+  try {
+    body = JSON.parse(text) as { scope?: unknown };
+  } catch {
+    return undefined;
+  }
+  if (typeof body?.scope !== 'string') return undefined;
+  const scopes = body.scope.split(' ').filter(Boolean).map((scope) => GOOGLE_SCOPE_NAMES[scope] ?? scope);
+  body.scope = [...new Set(scopes)].join(' ');
+  return JSON.stringify(body);
 }
 
 /**

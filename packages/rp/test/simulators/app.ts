@@ -64,6 +64,7 @@ export async function startSimApp(
   }
   app.use(router);
   app.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user));
+  app.get('/needs-email', requireAuth({ scope: 'email profile' }), (_req, res) => void res.json({ ok: true }));
   app.get('/id-token-claims', requireAuth(), (req, res) => void res.json(req.oidc.idTokenClaims ?? null));
   app.get('/token', requireAuth(), (req, res) => void res.json({ accessToken: req.oidc.accessToken?.value ?? null }));
   server.on('request', app);

@@ -66,6 +66,9 @@ function discovery(issuer: string): Record<string, unknown> {
     revocation_endpoint: `${issuer}/revoke`,
     jwks_uri: `${issuer}/oauth2/v3/certs`,
     response_types_supported: ['code', 'token', 'id_token', 'code token', 'code id_token', 'token id_token', 'code token id_token', 'none'],
+    response_modes_supported: ['query', 'fragment', 'form_post'],
+    // Google's reference lists it (developers.google.com/identity/openid-connect/reference), and it sends `iss`
+    authorization_response_iss_parameter_supported: true,
     subject_types_supported: ['public'],
     id_token_signing_alg_values_supported: ['RS256'],
     scopes_supported: ['openid', 'email', 'profile'],
@@ -75,6 +78,12 @@ function discovery(issuer: string): Record<string, unknown> {
     grant_types_supported: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code', 'urn:ietf:params:oauth:grant-type:jwt-bearer'],
   };
 }
+
+/** How Google's token endpoint names the OIDC scopes it granted. */
+const GRANTED_AS: Record<string, string> = {
+  email: 'https://www.googleapis.com/auth/userinfo.email',
+  profile: 'https://www.googleapis.com/auth/userinfo.profile',
+};
 
 /** The simulated endpoints and their state. */
 class Google {
@@ -150,8 +159,10 @@ class Google {
           name: user.name, picture: user.picture, iat: now(), exp: now() + 3600,
         })
       : undefined;
+    // Google names the granted email and profile scopes as API URLs in its answers
+    const granted = scope.split(' ').map((name) => GRANTED_AS[name] ?? name).join(' ');
     return {
-      access_token: accessToken, expires_in: 3599, scope, token_type: 'Bearer',
+      access_token: accessToken, expires_in: 3599, scope: granted, token_type: 'Bearer',
       ...(idToken ? { id_token: idToken } : {}),
       ...(refreshToken ? { refresh_token: refreshToken, refresh_token_expires_in: 604799 } : {}),
     };
