@@ -180,7 +180,7 @@ export function opStatus(err: Error & { status?: unknown }): number | undefined 
 
 /** The headers of the OP answer that openid-client refused (ResponseBodyError.response, or the Response it names as cause). */
 function opHeaders(err: Error & { response?: unknown }): Headers | undefined {
-  for (const candidate of [err.response, err.cause]) {
+  for (const candidate of [err, err.response, err.cause]) {
     const headers = (candidate as { headers?: unknown } | undefined)?.headers;
     if (headers instanceof Headers) return headers;
   }

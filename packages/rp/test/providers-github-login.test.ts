@@ -80,10 +80,38 @@ test('a token error GitHub answers with HTTP 200 (bad_verification_code) refuses
   callback.searchParams.set('code', 'forged-code');
   const res = await agent.get(pathOf(callback)).set('accept', 'application/json');
   expect(res.status).toBe(400);
-  expect(res.body).toMatchObject({ error: 'op_error', op_error: 'bad_verification_code' });
+  // GitHub's name for RFC 6749's invalid_grant: the error code an app matches on is the standard one
+  expect(res.body).toMatchObject({ error: 'invalid_grant', op_error: 'invalid_grant' });
+  expect(res.body.error_description).toContain('bad_verification_code');
   expect(sim.tokenRequests.at(-1)).toMatchObject({ error: 'bad_verification_code' });
   expect((await agent.get('/me')).status).toBe(401);
   expect(await app.authenticatedSessions()).toEqual([]);
+});
+
+describe('GitHub\'s rate limits on the user API (a 403 or 429, with x-ratelimit-remaining: 0 or Retry-After)', () => {
+  afterEach(() => {
+    sim.options.rateLimited = undefined;
+  });
+
+  test.each([
+    ['the primary limit (403, x-ratelimit-remaining: 0) on /user', { path: '/user', kind: 'primary', resetIn: 42 }, /^4[0-2]$/],
+    ['a secondary limit (403, Retry-After) on /user', { path: '/user', kind: 'secondary', retryAfter: 30 }, /^30$/],
+    ['a 429 with Retry-After on /user', { path: '/user', kind: 'secondary', status: 429, retryAfter: 60 }, /^60$/],
+    ['the primary limit on /user/emails (not a login without the address)', { path: '/user/emails', kind: 'primary', resetIn: 20 }, /^(19|20)$/],
+  ] as const)('%s: 503 with GitHub\'s wait, no login; once the limit is over, the same callback signs in', async (_label, limit, retryAfter) => {
+    sim.options.rateLimited = { ...limit };
+    const agent = app.agent();
+    const callback = await app.authorize(await app.startLogin(agent, 'github'));
+    const res = await agent.get(pathOf(callback)).set('accept', 'application/json');
+    expect(res.status).toBe(503);
+    expect(res.body.error).toBe('op_unavailable');
+    expect(res.headers['retry-after']).toMatch(retryAfter);
+    expect(await app.authenticatedSessions()).toEqual([]);
+    sim.options.rateLimited = undefined;
+    const again = await agent.get(pathOf(callback)).set('accept', 'application/json');
+    expect(again.status).toBe(302);
+    expect((await agent.get('/me')).body).toMatchObject({ sub: '583231', email: 'octo@example.com' });
+  });
 });
 
 test('a replayed GitHub callback does not log in', async () => {

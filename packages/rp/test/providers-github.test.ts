@@ -106,13 +106,15 @@ describe('github() preset', () => {
     const res = await tokenRequest({ code: 'forged', redirect_uri: callbackUrl }, 'application/json');
     expect(sim.tokenRequests[0].error).toBe('bad_verification_code');
     expect(res.status).toBe(400);
-    expect(await res.json()).toMatchObject({ error: 'bad_verification_code' });
+    const body = await res.json();
+    expect(body).toMatchObject({ error: 'invalid_grant' });
+    expect(body.error_description).toMatch(/^bad_verification_code: /);
   });
 
   test('the same error in an urlencoded 200 answer is an error too', async () => {
     const res = await tokenRequest({ code: 'forged', redirect_uri: callbackUrl }, 'application/x-www-form-urlencoded');
     expect(res.status).toBe(400);
-    expect(await res.json()).toMatchObject({ error: 'bad_verification_code' });
+    expect(await res.json()).toMatchObject({ error: 'invalid_grant', error_description: expect.stringMatching(/^bad_verification_code/) });
   });
 
   test('a replayed code is refused (the simulator is one-time, like GitHub)', async () => {

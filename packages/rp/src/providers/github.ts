@@ -5,7 +5,7 @@
  */
 import type { CustomFetch } from 'openid-client';
 import type { ProviderConfig } from '../options.js';
-import { asString, getJson, oauth2, requireString, requireUrl } from './oauth2.js';
+import { asString, getJson, oauth2, requireString, requireUrl, userEndpointError } from './oauth2.js';
 
 /** Options of {@link github}. */
 export interface GitHubOptions {
@@ -111,6 +111,11 @@ async function primaryVerifiedEmail(apiURL: string, accessToken: string, fetchIm
     headers: { ...API_HEADERS, authorization: `Bearer ${accessToken}` },
     redirect: 'manual',
   });
+  // a rate limit passes: a 503 and the login kept, not a user signed in without the address
+  if (response.status === 429 || response.status === 403) {
+    const failure = userEndpointError(`${apiURL}/user/emails`, response);
+    if (failure.status === 429) throw failure;
+  }
   if (!response.ok) return undefined;
   const emails: unknown = await response.json().catch(() => undefined);
   if (!Array.isArray(emails)) return undefined;
@@ -150,7 +155,9 @@ export function githubTokenFetch(tokenEndpoint: string, fetchImpl: typeof fetch 
 }
 
 /** GitHub's token endpoint error names and the RFC 6749 §5.2 error each one is. */
-const GITHUB_ERRORS: Record<string, string> = { bad_refresh_token: 'invalid_grant', incorrect_client_credentials: 'invalid_client' };
+const GITHUB_ERRORS: Record<string, string> = {
+  bad_refresh_token: 'invalid_grant', bad_verification_code: 'invalid_grant', redirect_uri_mismatch: 'invalid_grant', incorrect_client_credentials: 'invalid_client',
+};
 
 /** A token endpoint body as an object, whether JSON or application/x-www-form-urlencoded. */
 async function parseTokenBody(response: Response): Promise<Record<string, unknown> | undefined> {

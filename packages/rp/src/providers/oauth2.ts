@@ -48,10 +48,30 @@ export interface OAuth2Options {
  */
 export class UserEndpointError extends Error {
   readonly code = 'userinfo_failed';
-  constructor(message: string, readonly status?: number) {
+  /**
+   * `status` 429 or 5xx is a failure that passes (503 `op_unavailable`, the login kept for a retry), waiting
+   * the `Retry-After` of `headers` when they have one.
+   */
+  constructor(message: string, readonly status?: number, readonly headers?: Headers) {
     super(message);
     this.name = 'UserEndpointError';
   }
+}
+
+/**
+ * A user endpoint's refusal as a {@link UserEndpointError}. A rate limit is one that passes: 429, or a 403 with
+ * `x-ratelimit-remaining: 0` or `Retry-After` (GitHub's primary and secondary limits, also Gitea's and GitLab's
+ * headers); its wait is the `Retry-After`, else the time to `x-ratelimit-reset` (epoch seconds).
+ */
+export function userEndpointError(url: string, response: Response, now = Date.now()): UserEndpointError {
+  const headers = response.headers;
+  const limited = response.status === 429
+    || (response.status === 403 && (headers.get('x-ratelimit-remaining') === '0' || headers.has('retry-after')));
+  const path = new URL(url).pathname;
+  if (!limited) return new UserEndpointError(`user endpoint ${path} answered HTTP ${response.status}`, response.status);
+  const reset = Number(headers.get('x-ratelimit-reset'));
+  const wait = headers.get('retry-after') ?? (Number.isFinite(reset) && reset > 0 ? String(Math.ceil(reset - now / 1000)) : '60');
+  return new UserEndpointError(`user endpoint ${path} answered HTTP ${response.status}: rate limited`, 429, new Headers({ 'retry-after': wait }));
 }
 
 /**
@@ -123,9 +143,7 @@ export async function getJson(
     headers: { accept: 'application/json', ...headers, authorization: `Bearer ${accessToken}` },
     redirect: 'manual',
   });
-  if (!response.ok) {
-    throw new UserEndpointError(`user endpoint ${new URL(url).pathname} answered HTTP ${response.status}`, response.status);
-  }
+  if (!response.ok) throw userEndpointError(url, response);
   const body: unknown = await response.json().catch(() => undefined);
   if (!body || typeof body !== 'object' || Array.isArray(body)) {
     throw new UserEndpointError(`user endpoint ${new URL(url).pathname} did not answer a JSON object`);

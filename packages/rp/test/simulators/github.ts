@@ -29,6 +29,12 @@ export interface GitHubSimulatorOptions {
   account: GitHubAccount;
   /** Issue expiring user tokens with refresh tokens (a GitHub App setting). Default false. */
   expiringTokens?: boolean;
+  /**
+   * Answer this API path as over a rate limit (docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api):
+   * `primary` is a 403 with `x-ratelimit-remaining: 0` and `x-ratelimit-reset` `resetIn` seconds away; `secondary` a 403
+   * (or 429) with `retry-after`.
+   */
+  rateLimited?: { path: '/user' | '/user/emails'; kind: 'primary' | 'secondary'; status?: 403 | 429; resetIn?: number; retryAfter?: number };
 }
 
 export interface GitHubSimulator extends Listening {
@@ -103,11 +109,14 @@ class GitHub {
     if (body.grant_type === 'refresh_token') {
       const known = this.refreshTokens.get(body.refresh_token);
       this.refreshTokens.delete(body.refresh_token);
-      if (!known) return answer({ error: 'bad_refresh_token', error_description: 'The refresh token passed is incorrect or expired.', error_uri: `${TROUBLESHOOTING}/#bad-verification-code` });
+      if (!known) return answer({ error: 'bad_refresh_token', error_description: 'The refresh token passed is incorrect or expired.', error_uri: `${TROUBLESHOOTING}/#bad-refresh-token` });
       return answer(this.issue(known.scope));
     }
     const grant = this.codes.consume(body.code);
-    if (!grant || (body.redirect_uri && body.redirect_uri !== grant.redirectUri) || !pkceOk(grant, body.code_verifier)) {
+    if (grant && body.redirect_uri && body.redirect_uri !== grant.redirectUri) {
+      return answer({ error: 'redirect_uri_mismatch', error_description: 'The redirect_uri MUST match the registered callback URL for this application.', error_uri: `${TROUBLESHOOTING}/#redirect-uri-mismatch2` });
+    }
+    if (!grant || !pkceOk(grant, body.code_verifier)) {
       return answer({ error: 'bad_verification_code', error_description: 'The code passed is incorrect or expired.', error_uri: `${TROUBLESHOOTING}/#bad-verification-code` });
     }
     answer(this.issue(grant.scope));
@@ -130,6 +139,16 @@ class GitHub {
     }
     const token = this.tokens.get(bearer(req) ?? '');
     if (!token) return void res.status(401).json({ message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest', status: '401' });
+    const limit = this.options.rateLimited;
+    if (limit && limit.path === req.path) {
+      res.set({ 'x-ratelimit-limit': '5000', 'x-ratelimit-used': limit.kind === 'primary' ? '5000' : '12', 'x-ratelimit-resource': 'core' });
+      if (limit.kind === 'primary') {
+        res.set({ 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + (limit.resetIn ?? 60)) });
+        return void res.status(limit.status ?? 403).json({ message: 'API rate limit exceeded for user ID 583231.', documentation_url: 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api', status: String(limit.status ?? 403) });
+      }
+      res.set({ 'x-ratelimit-remaining': '4988', 'retry-after': String(limit.retryAfter ?? 60) });
+      return void res.status(limit.status ?? 403).json({ message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.', documentation_url: 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits', status: String(limit.status ?? 403) });
+    }
     res.locals.scopes = token.scope.split(',');
     res.set('x-oauth-scopes', token.scope);
     next();
