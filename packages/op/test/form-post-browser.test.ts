@@ -27,6 +27,7 @@ beforeAll(async () => {
   client = createServer((req, res) => {
     let body = '';
     req.on('data', (d) => (body += d)).on('end', () => {
+      if (req.method === 'GET' && req.url?.startsWith('/bye?')) return void res.writeHead(200, { 'content-type': 'text/plain' }).end('signed out, back at the client');
       if (req.method !== 'POST') return void res.writeHead(404).end();
       posted.push(Object.fromEntries(new URLSearchParams(body)));
       // and sends the user on to the app, on a third origin (an auth host in front of the app does so)
@@ -38,7 +39,9 @@ beforeAll(async () => {
   op = await startOp(() => ({
     adapter: memoryAdapter(), accounts,
     provider: { features: { jwtResponseModes: { enabled: true } } }, // JARM, for form_post.jwt
-    clients: [{ client_id: 'crm', client_secret: 'crm-secret-crm-secret', redirect_uris: [`${clientOrigin}/cb`], firstParty: true }],
+    clients: [{
+      client_id: 'crm', client_secret: 'crm-secret-crm-secret', redirect_uris: [`${clientOrigin}/cb`], post_logout_redirect_uris: [`${clientOrigin}/bye`], firstParty: true,
+    }],
   }), {
     beforeOp: (app) => {
       app.use((_req, res, next) => void (res.setHeader('Content-Security-Policy', HELMET_CSP), next()));
@@ -77,6 +80,29 @@ test.each([
     expect(posted).toHaveLength(1);
     check(posted[0]);
     expect(violations).toEqual([]);
+  } finally {
+    await context.close();
+  }
+});
+
+test('a logout from a browser with no OP session (it expired): oidc-provider\'s self-posting page gets its own headers, and the browser lands back at the client', async () => {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    const violations: string[] = [];
+    page.on('console', (m) => void (m.text().includes('Content Security Policy') && violations.push(m.text())));
+    const autoPost = page.waitForResponse((r) => r.url().startsWith(`${op.issuer}/session/end?`));
+    // before: the app-wide policy's form-action 'self' stopped the redirect after the post, on a blank "Submitting Callback"
+    await page.goto(`${op.issuer}/session/end?${new URLSearchParams({ client_id: 'crm', post_logout_redirect_uri: `${clientOrigin}/bye`, state: 's' })}`);
+    await page.waitForURL(`${clientOrigin}/bye?state=s`, { timeout: 15_000 });
+    expect(await page.textContent('body')).toBe('signed out, back at the client');
+    expect(violations).toEqual([]);
+    const answer = await autoPost;
+    expect(answer.headers()).toMatchObject({ 'x-frame-options': 'DENY', 'cache-control': 'no-store' });
+    expect(answer.headers()['content-security-policy']).toMatch(/^default-src 'none'; script-src 'sha256-[^']+'; base-uri 'none'; frame-ancestors 'none'$/);
+    // its page says its language and fits a phone (WCAG 3.1.1)
+    const again = await fetch(answer.url());
+    expect(await again.text()).toMatch(/<html lang="en">[\s\S]*<meta name="viewport"[\s\S]*<title>Submitting Callback<\/title>/);
   } finally {
     await context.close();
   }

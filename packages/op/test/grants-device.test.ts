@@ -71,6 +71,17 @@ describe('features.deviceFlow', () => {
     expect(await client.fetchUserInfo(tv, tokens.access_token, 'alice')).toMatchObject({ sub: 'alice', email: ALICE.claims.email });
   });
 
+  test('the link with the code in it (verification_uri_complete) answers oidc-provider\'s self-posting page with the OP\'s headers: no-store, no framing (it holds the CSRF token)', async () => {
+    const da = await client.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const page = await f.browser().open(da.verification_uri_complete!);
+    expect(page.html).toContain('<title>Submitting Callback</title>');
+    expect(page.html).toContain('name="xsrf"');
+    expect(page.headers.get('cache-control')).toBe('no-store');
+    expect(page.headers.get('x-frame-options')).toBe('DENY');
+    expect(page.headers.get('content-security-policy')).toMatch(/frame-ancestors 'none'$/);
+    expect(page.html).toContain('<html lang="en">');
+  });
+
   test('a wrong code is said so, the form comes back with it; nothing happens at the device', async () => {
     const da = await client.initiateDeviceAuthorization(tv, { scope: 'openid' });
     const page = await enterCode(f.browser(), da, 'BCDF-GHJK');
