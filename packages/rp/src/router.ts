@@ -3,6 +3,7 @@
  * calls the core, writes the answer.
  */
 import { randomBytes } from 'node:crypto';
+import querystring from 'node:querystring';
 import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { Session, SessionData, Store } from 'express-session';
 import createDebug from 'debug';
@@ -45,7 +46,7 @@ export function rp(options: RpOptions): RpRouter {
   const { mountPath: m } = relyingParty.options;
   const router = express.Router() as RpRouter;
   router.relyingParty = relyingParty;
-  const form = express.urlencoded({ extended: false, limit: '64kb' });
+  const form = formBody(express.urlencoded({ extended: false, limit: '64kb' }));
   const json = express.json({ limit: '16kb' });
   const wrap = (handler: Handler): RequestHandler => (req, res, next) => handler(req, res).catch(next);
   const routes = new Routes(relyingParty);
@@ -121,6 +122,21 @@ function skipRoutingOutsideMount(router: RpRouter, mountPath: string, first: Req
     const path = (q === -1 ? req.url : req.url.slice(0, q)).toLowerCase();
     if (path === prefix || path.startsWith(under) || !next) return handle(req, res, next);
     first(req, res, next);
+  };
+}
+
+/**
+ * `express.urlencoded()`, and a form body an app-wide `express.raw()` or `express.text({ type: '*\/*' })`
+ * (kept for webhook signatures) already read as bytes, which body-parser then leaves alone: the form
+ * fields are read from those bytes, as body-parser would (the app's parser bounded their size). Without
+ * it such an app's back-channel logouts ended nobody and form_post callbacks posted themselves again and again.
+ */
+function formBody(parse: RequestHandler): RequestHandler {
+  return (req, res, next) => {
+    const body: unknown = req.body;
+    if ((typeof body !== 'string' && !Buffer.isBuffer(body)) || !req.is('application/x-www-form-urlencoded')) return parse(req, res, next);
+    req.body = querystring.parse(body.toString('utf8'));
+    next();
   };
 }
 

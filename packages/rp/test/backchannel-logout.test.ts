@@ -215,6 +215,23 @@ describe('POST /auth/backchannel-logout/:provider', () => {
   });
 });
 
+describe('an app-wide express.raw() before rp() (the body is read as bytes first)', () => {
+  test('a back-channel logout still ends the session (it used to answer 400 "no logout_token")', async () => {
+    const raw = await startRp({ before: (app) => app.use(express.raw({ type: '*/*' })) });
+    try {
+      const browser = raw.op.browser();
+      const agent = raw.agent();
+      await raw.login(agent, { browser });
+      expect((await agent.get('/me')).status).toBe(200);
+      await browser.endSession(`${raw.op.issuer}/session/end`);
+      await eventually(async () => (await raw.authenticatedSessions()).length === 0);
+      expect((await agent.get('/me')).status).toBe(401);
+    } finally {
+      await raw.close();
+    }
+  });
+});
+
 describe('a back-channel logout while a request of that session is refreshing its tokens', () => {
   let slow: TestRp;
   let refreshDelay = 0;

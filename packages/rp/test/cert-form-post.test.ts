@@ -3,6 +3,7 @@
  * id_token) and rp-nonce-unless-code-flow, against the real oidc-provider: the OP answers with its
  * auto-submitting form, the test posts those fields to the RP callback as the browser would.
  */
+import express from 'express';
 import { startRp, type TestRp } from './support/rp-app.js';
 import { clearStore, expectNoLogin } from './support/expect.js';
 
@@ -52,6 +53,26 @@ describe('rp-response_mode-form_post with the code flow', () => {
     expect(replay.body.error).toBe('invalid_state');
     expect((await other.get('/me')).status).toBe(401);
     expect(await t.authenticatedSessions()).toHaveLength(1);
+  });
+});
+
+describe.each([
+  ['express.raw()', () => express.raw({ type: '*/*' })],
+  ['express.text({ type: \'*/*\' })', () => express.text({ type: '*/*' })],
+])('an app-wide %s before rp() (raw bodies kept for webhook signatures)', (_label, parser) => {
+  let t: TestRp;
+  beforeAll(async () => {
+    t = await startRp({ provider: { responseMode: 'form_post' }, before: (app) => app.use(parser()) });
+  });
+  afterAll(() => t.close());
+
+  test('the posted callback still signs the user in (it used to find no state and post itself again and again)', async () => {
+    const agent = t.agent();
+    const start = (await agent.get('/auth/login/op?returnTo=/me')).headers.location;
+    const { action, fields } = await t.op.browser().formPost(start);
+    const res = await agent.post(action.pathname).type('form').send(fields);
+    expect(res.status).toBe(302);
+    expect((await agent.get('/me')).body.sub).toBe('alice');
   });
 });
 

@@ -62,6 +62,8 @@ export async function startRp(opts: {
   store?: ListableStore;
   /** The session cookie's options (default: express-session's). */
   cookie?: session.CookieOptions;
+  /** The app's own middleware before express-session and rp() (e.g. an app-wide body parser). */
+  before?: (app: Express) => void;
 } = {}): Promise<TestRp> {
   const server = createServer();
   const baseURL = await listen(server);
@@ -80,6 +82,7 @@ export async function startRp(opts: {
   });
   const store = opts.store ?? new session.MemoryStore();
   const app = express();
+  opts.before?.(app);
   app.use(session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, store, name: 'sid', ...(opts.cookie ? { cookie: opts.cookie } : {}) }));
   const router = rp({
     baseURL,
