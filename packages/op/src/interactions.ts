@@ -150,11 +150,15 @@ async function showLogin(deps: InteractionDeps, req: Request, res: Response, d: 
   const base = `${deps.mountPath}/interaction/${d.uid}`;
   const loginHint = typeof d.params.login_hint === 'string' ? d.params.login_hint : undefined;
   const html = await renderPage(req, deps.views, 'login', {
-    title: 'Sign in', clientName: name, clientUri: uri, logoUri: logo, ...presentation(d), action: `${base}/login`, abortAction: `${base}/abort`,
+    // a failed try says so in the title too, the first thing a screen reader reads of the page again
+    title: error ? 'Error: Sign in' : 'Sign in', clientName: name, clientUri: uri, logoUri: logo, ...presentation(d), action: `${base}/login`, abortAction: `${base}/abort`,
     csrf: state.csrf, error,
     authenticators: deps.authenticators.map((a, i) => ({
       id: a.id, label: a.label, submitLabel: a.submitLabel ?? 'Sign in',
-      fields: a.fields({ loginHint, lastLogin: a.id === state.authenticator ? state.lastLogin : undefined, autofocus: i === 0 }),
+      fields: a.fields({
+        loginHint, lastLogin: a.id === state.authenticator ? state.lastLogin : undefined, autofocus: i === 0,
+        ...(error && (a.id === state.authenticator || deps.authenticators.length === 1) ? { errorId: 'login-error' } : {}),
+      }),
     })),
   });
   pageHeaders(res);

@@ -97,11 +97,23 @@ test('every page fits 1280 and 360 px, shows the name and logo, labels its input
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('alert').waitFor();
     await check(page, 'login-failed');
+    // the field that has the focus reads the error with it, and the title says it first (WCAG 3.3.1)
+    const failed = await page.evaluate(() => {
+      const field = document.activeElement as HTMLInputElement;
+      return {
+        focus: field.name, invalid: field.getAttribute('aria-invalid'), title: document.title,
+        describedBy: document.getElementById(field.getAttribute('aria-describedby') ?? '')?.textContent ?? null,
+      };
+    });
+    expect(failed).toEqual({ focus: 'password', invalid: 'true', title: expect.stringMatching(/^Error: Sign in · /), describedBy: expect.stringMatching(/\S/) });
+    expect(failed.describedBy).toBe(await page.getByRole('alert').textContent());
 
     await page.locator('input[name=password]').fill(ALICE.password);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('button', { name: 'Allow' }).waitFor();
     expect(await page.textContent('.account')).toContain('Signed in as alice@example.org.');
+    // the page opens on what is asked, not on its "Allow" (Enter at once would allow unheard)
+    expect(await page.evaluate(() => document.activeElement?.tagName)).toBe('BODY');
     const consentUrl = page.url();
     await check(page, 'consent');
 

@@ -9,6 +9,12 @@ export interface LoginFormContext {
   lastLogin?: string;
   /** Whether the field the user should type into first belongs to this authenticator. */
   autofocus: boolean;
+  /**
+   * The id of the page's error message, when this authenticator's last try failed: its fields point at it
+   * (`aria-describedby`) and say they are invalid (`aria-invalid`), so a screen reader reads the error
+   * with the field that has the focus (WCAG 3.3.1).
+   */
+  errorId?: string;
 }
 
 /** A successful authentication: the account and how it was authenticated. */

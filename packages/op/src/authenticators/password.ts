@@ -38,14 +38,15 @@ export function password(options: PasswordOptions = {}): Authenticator {
     id: 'password',
     label: options.label ?? 'Sign in with your password',
     submitLabel: 'Sign in',
-    fields({ loginHint, lastLogin, autofocus }) {
+    fields({ loginHint, lastLogin, autofocus, errorId }) {
       const value = lastLogin ?? loginHint ?? '';
       const focusLogin = autofocus && !value;
       const focusPassword = autofocus && !!value;
+      const invalid = errorId ? ` aria-invalid="true" aria-describedby="${escapeHtml(errorId)}"` : '';
       return `<label for="password-login">${escapeHtml(loginLabel)}</label>
-<input id="password-login" name="login" type="text" autocomplete="username" autocapitalize="none" spellcheck="false" required value="${escapeHtml(value)}"${focusLogin ? ' autofocus' : ''}>
+<input id="password-login" name="login" type="text" autocomplete="username" autocapitalize="none" spellcheck="false" required value="${escapeHtml(value)}"${invalid}${focusLogin ? ' autofocus' : ''}>
 <label for="password-password">Password</label>
-<input id="password-password" name="password" type="password" autocomplete="current-password" required${focusPassword ? ' autofocus' : ''}>`;
+<input id="password-password" name="password" type="password" autocomplete="current-password" required${invalid}${focusPassword ? ' autofocus' : ''}>`;
     },
     throttleKey: (body) => body.login?.trim().toLowerCase() || undefined,
     async verify({ body, accounts }) {

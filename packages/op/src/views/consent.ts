@@ -53,7 +53,7 @@ ${p.claims.length ? `<p>and to see:</p>${list(p.claims)}` : ''}
 ${links.length ? `<p class="muted">${links.join(' · ')}</p>` : ''}
 <form method="post" action="${escapeHtml(p.action)}">
 ${csrf}
-<button type="submit" autofocus>Allow</button>
+<button type="submit">Allow</button>
 </form>
 <form method="post" action="${escapeHtml(p.abortAction)}">
 ${csrf}

@@ -54,7 +54,7 @@ export function deviceInput(p: DeviceInputViewProps): string {
 ${error}<form method="post" action="${escapeHtml(p.action)}">
 ${p.fields}
 <label for="user-code">Code</label>
-<input id="user-code" name="user_code" type="text" autocomplete="off" autocapitalize="characters" spellcheck="false" required autofocus${numeric}${p.error ? ' aria-describedby="device-error"' : ''} value="${escapeHtml(p.userCode ?? '')}">
+<input id="user-code" name="user_code" type="text" autocomplete="off" autocapitalize="characters" spellcheck="false" required autofocus${numeric}${p.error ? ' aria-invalid="true" aria-describedby="device-error"' : ''} value="${escapeHtml(p.userCode ?? '')}">
 <button type="submit">Continue</button>
 </form>`;
 }
@@ -74,7 +74,7 @@ export function deviceConfirm(p: DeviceConfirmViewProps): string {
 <p class="muted">If you did not start this, or the code differs, cancel: nothing is shared.</p>
 <form method="post" action="${escapeHtml(p.action)}">
 ${p.fields}
-<button type="submit" name="confirm" value="yes" autofocus>Continue</button>
+<button type="submit" name="confirm" value="yes">Continue</button>
 <button type="submit" name="abort" value="yes" class="secondary">Cancel</button>
 </form>`;
 }

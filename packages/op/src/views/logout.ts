@@ -34,7 +34,7 @@ export function logout(p: LogoutViewProps): string {
   return `<h1>${escapeHtml(p.title)}</h1>
 <p>Do you want to sign out${from} from this identity provider?</p>
 ${p.form}
-<button type="submit" form="op.logoutForm" name="logout" value="yes" autofocus>Yes, sign me out</button>
+<button type="submit" form="op.logoutForm" name="logout" value="yes">Yes, sign me out</button>
 <button type="submit" form="op.logoutForm" class="secondary">No, stay signed in</button>`;
 }
 
