@@ -80,7 +80,7 @@ describe('signing in with GitHub (simulated GitHub Enterprise Server)', () => {
     expect(profile.text).toContain('Mona Octocat');
     expect(profile.text).toContain('mona@example.org');
 
-    await agent.post('/auth/logout').expect(302);
+    await agent.post('/auth/logout').expect(303);
     await agent.get('/profile').set('Accept', 'application/json').expect(401);
   });
 

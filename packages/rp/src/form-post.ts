@@ -84,5 +84,6 @@ export function postFragment(req: Request, res: Response): void {
     .type('html')
     .send(page('Signing in…',
       `<form method="post" action="${escapeHtml(req.originalUrl.split('?')[0])}"><input type="hidden" name="${RESUBMIT_FIELD}" value="1"></form>` +
-        `<p id="m">Signing in…</p><script>${FRAGMENT_SCRIPT}</script>`));
+        `<p id="m">Signing in…</p><noscript><p>This sign-in needs JavaScript: the provider's answer is in this page's address, which only a script can read. Turn JavaScript on and sign in again.</p></noscript>` +
+        `<script>${FRAGMENT_SCRIPT}</script>`));
 }

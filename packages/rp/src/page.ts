@@ -14,7 +14,7 @@ export const escapeHtml = (s: string): string =>
 export const PAGE_STYLE =
   'body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1.25rem;' +
   'line-height:1.5;color:#1d2130;background:#fff;overflow-wrap:anywhere}h1{font-size:1.5rem;line-height:1.25;margin:0 0 1rem}' +
-  'p{margin:0 0 1rem}a{color:#1d4ed8}small,.detail{color:#4b5162;font-size:.875rem}' +
+  'p,form{margin:0 0 1rem}a{color:#1d4ed8}small,.detail{color:#4b5162;font-size:.875rem}' +
   'button{font:inherit;padding:.5rem 1.25rem;border-radius:.375rem;border:1px solid #1d2130;background:#1d2130;color:#fff;cursor:pointer}' +
   'button:focus-visible,a:focus-visible{outline:3px solid #1d4ed8;outline-offset:2px}code{font-size:.875rem}';
 

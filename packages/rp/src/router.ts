@@ -11,7 +11,7 @@ import { RequestContext, contextMaker, provideContext } from './context.js';
 import { RESUBMIT_FIELD, needsSameOriginResubmit, postFragment, resubmitSameOrigin } from './form-post.js';
 import { REQUEST_OBJECT_TTL } from './request-object.js';
 import { RpError, toRpError } from './errors.js';
-import { errorPage, escapeHtml, page } from './page.js';
+import { PAGE_STYLE_SRC, errorPage, escapeHtml, page } from './page.js';
 import type { RpOptions } from './options.js';
 import { failedAfterCodeSpent, RelyingParty } from './relying-party.js';
 import { LOGOUT_TOKEN_MAX_AGE } from './id-token.js';
@@ -381,7 +381,7 @@ class Routes {
     res.status(200).set({
       'cache-control': 'no-store',
       'content-security-policy': `default-src 'none'; frame-ancestors ${new URL(config.serverMetadata().issuer).origin}`,
-    }).type('html').send('<!doctype html><html><head><meta charset="utf-8"><title>Signed out</title></head><body>Signed out.</body></html>');
+    }).type('html').send(FRONTCHANNEL_PAGE);
   };
 
   backchannelLogout: Handler = async (req, res) => {
@@ -599,11 +599,12 @@ async function pruneIndex(coordination: Coordination, store: Store, key: string)
 }
 
 /**
- * A 302 with no body and `cache-control: no-store`. `res.redirect()` would write an HTML or text
+ * A 302 (a 303 after a POST) with no body and `cache-control: no-store`. `res.redirect()` would write an HTML or text
  * body repeating the (long) URL, which express-session then splits into two socket writes.
  */
 function redirect(res: Response, location: string): void {
-  res.status(302).set('cache-control', 'no-store').location(location).end();
+  // a POST answered by a redirect is a 303 (RFC 9110 §15.4.4): the browser goes on with a GET, never posts again
+  res.status(res.req.method === 'POST' ? 303 : 302).set('cache-control', 'no-store').location(location).end();
 }
 
 /**
@@ -763,8 +764,22 @@ export function safeReturnTo(value: unknown, rp: RelyingParty): string {
 
 /** True when the request is a browser asking for a page (not an API call). */
 export function wantsHtml(req: Request): boolean {
-  return (req.get('accept') ?? '').includes('text/html');
+  const accept = req.headers.accept;
+  if (!accept?.includes('text/html')) return false; // an API client, fetch()'s */*: JSON, read at once
+  // a script's XMLHttpRequest (jQuery sends X-Requested-With) cannot follow a redirect to the OP anyway;
+  // else HTML only when preferred to JSON by the q-values (RFC 9110 §12.4.2: "text/html;q=0" is a no)
+  return req.headers['x-requested-with'] === undefined && req.accepts(['json', 'html']) === 'html';
 }
+
+/** The page a front-channel logout answers in the OP's hidden frame (no style: nobody sees it, but it has a language). */
+const FRONTCHANNEL_PAGE = '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signed out</title></head><body><p>Signed out.</p></body></html>';
+
+/** The headers of the RP's own HTML pages: nothing runs or loads but their style, no framing, no sniffing. */
+const PAGE_HEADERS = {
+  'content-security-policy': `default-src 'none'; style-src ${PAGE_STYLE_SRC}; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`,
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+};
 
 
 /** Answers an `RpError`: the app's `onError`, else HTML for browsers and JSON for APIs. */
@@ -780,8 +795,9 @@ export function sendError(err: RpError, req: Request, res: Response, next: NextF
   res.status(err.status).set('cache-control', 'no-store');
   if (err.retryAfter !== undefined) res.set('retry-after', String(err.retryAfter));
   if (err.status === 401) res.set('www-authenticate', `Bearer error="${err.code}"`);
+  res.vary('accept');
   if (!wantsHtml(req)) return void res.json(err.toJSON());
-  res.type('html').send(errorPage(err));
+  res.set(PAGE_HEADERS).type('html').send(errorPage(err));
 }
 
 /**

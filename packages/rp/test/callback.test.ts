@@ -208,6 +208,16 @@ describe('GET /auth/callback/:provider', () => {
     await expectNoLogin(t, agent);
   });
 
+  test('its HTML error page loads nothing but its style, cannot be framed, and is not sniffed', async () => {
+    const agent = t.agent();
+    const callback = await t.startLogin(agent, { deny: true });
+    const res = await agent.get(path(callback)).set('accept', 'text/html');
+    expect(res.status).toBe(400);
+    expect(res.headers['content-security-policy']).toMatch(/^default-src 'none'; style-src 'sha256-[^']+'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'$/);
+    expect(res.headers['x-frame-options']).toBe('DENY');
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+  });
+
   test('access_denied answers JSON to an API client', async () => {
     const agent = t.agent();
     const callback = await t.startLogin(agent, { deny: true });

@@ -24,7 +24,7 @@ describe('rp-response_mode-form_post with the code flow', () => {
     expect(action.href).toBe(`${t.baseURL}/auth/callback/op`);
     expect(Object.keys(fields).sort()).toEqual(['code', 'iss', 'state']);
     const res = await agent.post(action.pathname).type('form').send(fields);
-    expect(res.status).toBe(302);
+    expect(res.status).toBe(303);
     expect(res.headers.location).toBe('/me');
     expect((await agent.get('/me')).body.sub).toBe('alice');
   });
@@ -46,7 +46,7 @@ describe('rp-response_mode-form_post with the code flow', () => {
     const agent = t.agent();
     const start = (await agent.get('/auth/login/op')).headers.location;
     const { action, fields } = await t.op.browser().formPost(start);
-    expect((await agent.post(action.pathname).type('form').send(fields)).status).toBe(302);
+    expect((await agent.post(action.pathname).type('form').send(fields)).status).toBe(303);
     const other = t.agent();
     const replay = await other.post(action.pathname).type('form').send({ ...fields, oidc_resubmitted: '1' });
     expect(replay.status).toBe(400);
@@ -71,7 +71,7 @@ describe.each([
     const start = (await agent.get('/auth/login/op?returnTo=/me')).headers.location;
     const { action, fields } = await t.op.browser().formPost(start);
     const res = await agent.post(action.pathname).type('form').send(fields);
-    expect(res.status).toBe(302);
+    expect(res.status).toBe(303);
     expect((await agent.get('/me')).body.sub).toBe('alice');
   });
 });
@@ -103,7 +103,7 @@ describe('response_type=id_token with form_post', () => {
     expect(start.searchParams.has('code_challenge')).toBe(false); // PKCE binds a code; there is none here
     expect(fields.id_token).toMatch(/^ey/);
     const res = await agent.post(action.pathname).type('form').send(fields);
-    expect(res.status).toBe(302);
+    expect(res.status).toBe(303);
     // the scope's claims come in the ID token itself (no userinfo call without an access token)
     expect((await agent.get('/me')).body).toMatchObject({ sub: 'alice', email: 'alice@example.org', name: 'Alice Liddell' });
   });

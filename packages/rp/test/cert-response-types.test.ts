@@ -130,7 +130,7 @@ describe('rp-response_type-* through form_post (the default response mode of non
 
     const codeGrants = t.op.counts.grants.authorization_code ?? 0;
     const res = await agent.post(action.pathname).type('form').send(fields);
-    expect(res.status).toBe(302);
+    expect(res.status).toBe(303);
     expect(res.headers.location).toBe('/me');
     expect((await agent.get('/me')).body).toMatchObject({ sub: 'alice', email: 'alice@example.org', name: 'Alice Liddell' });
     // the code (when there is one) was redeemed once; implicit types never call the token endpoint
@@ -156,7 +156,7 @@ describe('rp-response_type-* through form_post (the default response mode of non
     expect(front.email).toBeUndefined();
     expect(front.name).toBeUndefined();
     expect(front.at_hash).toBe(halfHash(fields.access_token));
-    expect((await agent.post(action.pathname).type('form').send(fields)).status).toBe(302);
+    expect((await agent.post(action.pathname).type('form').send(fields)).status).toBe(303);
     const session = (await agent.get('/session')).body;
     expect(session.claims).toMatchObject({ sub: 'alice', email: 'alice@example.org', email_verified: true, name: 'Alice Liddell', groups: ['staff', 'admin'] });
     expect(session.idTokenClaims.email).toBeUndefined();
@@ -172,7 +172,7 @@ describe('rp-id_token-*-at_hash and *-c_hash (a correctly signed ID token whose 
       const agent = t.agent();
       const { action, fields } = await formPostLogin(t, agent);
       const res = await agent.post(action.pathname).type('form').send({ ...fields, id_token: await resign(t, fields.id_token, (c) => c) });
-      expect(res.status).toBe(302);
+      expect(res.status).toBe(303);
       expect((await agent.get('/me')).body.sub).toBe('alice');
     },
   );

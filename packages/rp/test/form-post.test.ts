@@ -68,7 +68,7 @@ describe.each(['seed', 'code'])('form_post callback (%s flow) without the sessio
 
     // The browser posts it from the app's own origin, so the session cookie comes along now.
     const res = await agent.post(again.action).type('form').send(again.fields);
-    expect(res.status).toBe(302);
+    expect(res.status).toBe(303);
     expect(res.headers.location).toBe('/me');
     expect((await agent.get('/me')).body).toMatchObject({ sub: 'pairwise-sub-ann', provider });
   });

@@ -44,7 +44,7 @@ describe('GET /auth/logout', () => {
     const agent = t.agent();
     await t.login(agent);
     const res = await agent.post('/auth/logout').type('form').send({ returnTo: '/bye' });
-    expect(res.status).toBe(302);
+    expect(res.status).toBe(303);
     expect(res.headers.location).toContain('/session/end');
     await expectNoLogin(t, agent);
   });
@@ -59,7 +59,7 @@ describe('GET /auth/logout', () => {
     const others = ['admin.sid', 'shop.sid', 'wiki.sid', 'blog.sid'].map((n, i) => `${n}=s%3Aother-app-${i}.c2lnbmF0dXJl`).join('; ');
     const second = await request(t.app).post('/auth/logout').set('cookie', `${others}; ${cookie}`).type('form').send({ returnTo: '/bye' });
     expect(first.headers.location).toContain(`${t.op.issuer}/session/end`);
-    expect(second.status).toBe(302);
+    expect(second.status).toBe(303);
     expect(second.headers.location).toBe(first.headers.location);
     expect(String(second.headers['set-cookie'])).toMatch(/oidc_logout_state=/);
     await expectNoLogin(t, agent);
@@ -117,7 +117,7 @@ describe('logout on an instance that cannot reach the OP (it never fetched its d
     // once the OP answers, the same request signs out at the OP
     opDown = false;
     const again = await request(b).post('/auth/logout').set('cookie', sessionCookieHeader(agent)).type('form').send({ returnTo: '/bye' });
-    expect(again.status).toBe(302);
+    expect(again.status).toBe(303);
     expect(again.headers.location).toContain(`${t.op.issuer}/session/end`);
     await expectNoLogin(t, agent);
   });
@@ -132,7 +132,7 @@ describe('logout on an instance that cannot reach the OP (it never fetched its d
     expect(page.text).toContain('you are still signed in');
     expect(page.text).toContain('<input type="hidden" name="local" value="1"><button type="submit">Sign out of this site only</button>');
     const local = await request(b).post('/auth/logout').set('cookie', sessionCookieHeader(agent)).type('form').send({ returnTo: '/bye', local: '1' });
-    expect([local.status, local.headers.location]).toEqual([302, '/bye']);
+    expect([local.status, local.headers.location]).toEqual([303, '/bye']);
     await expectNoLogin(t, agent);
   });
 });
@@ -265,7 +265,7 @@ describe('logout CSRF: another site cannot sign the user out', () => {
     await t.login(agent);
     await agent.get('/auth/logout').set('sec-fetch-site', 'cross-site').expect(200);
     const res = await agent.post('/auth/logout').type('form').set({ origin: t.baseURL, 'sec-fetch-site': 'same-origin' }).send({ returnTo: '/bye' });
-    expect(res.status).toBe(302);
+    expect(res.status).toBe(303);
     await expectNoLogin(t, agent);
   });
 
@@ -273,7 +273,7 @@ describe('logout CSRF: another site cannot sign the user out', () => {
     const agent = t.agent();
     await t.login(agent);
     const res = await agent.post('/auth/logout').type('form').set({ origin: 'null', 'sec-fetch-site': 'same-origin' }).send({ returnTo: '/bye' });
-    expect(res.status).toBe(302); // before: 403 cross_origin_request, and the user stayed signed in
+    expect(res.status).toBe(303); // before: 403 cross_origin_request, and the user stayed signed in
     await expectNoLogin(t, agent);
   });
 

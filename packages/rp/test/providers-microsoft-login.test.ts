@@ -184,7 +184,7 @@ test('seed mode (id_token + form_post, no token endpoint): all claims come from 
   expect(action).toBe(`${app.baseURL}/auth/callback/seed`);
   expect(Object.keys(fields).sort()).toEqual(['id_token', 'session_state', 'state']);
   const res = await agent.post('/auth/callback/seed').type('form').send(fields);
-  expect(res.status).toBe(302);
+  expect(res.status).toBe(303);
   const me = await agent.get('/me');
   expect(me.body).toMatchObject({ sub: ann.sub, provider: 'seed', name: 'Ann Contoso' });
   expect(sim.tokenRequests.length).toBe(tokenRequestsBefore);
@@ -201,7 +201,7 @@ test('seed mode: a posted ID token from a tenant posing as another is refused', 
 test('seed mode: an ID token posted twice does not log in twice (single-use state)', async () => {
   const agent = app.agent();
   const { fields } = formFields(await (await fetch(await app.startLogin(agent, 'seed'))).text());
-  expect((await agent.post('/auth/callback/seed').type('form').send(fields)).status).toBe(302);
+  expect((await agent.post('/auth/callback/seed').type('form').send(fields)).status).toBe(303);
   const thief = app.agent();
   const replay = await thief.post('/auth/callback/seed').type('form').set('accept', 'application/json').send({ ...fields, oidc_resubmitted: '1' });
   expect(replay.status).toBe(400);

@@ -60,6 +60,18 @@ describe('requireAuth()', () => {
     expect(res.body).toEqual({ error: 'not_authenticated', error_description: expect.any(String) });
   });
 
+  test.each([
+    ['text/html;q=0, application/json', {}],
+    ['application/json, text/html;q=0.1', {}],
+    // a script's XMLHttpRequest (jQuery's dataType: 'html'): it could not follow a redirect to the OP anyway
+    ['text/html, */*; q=0.01', { 'x-requested-with': 'XMLHttpRequest' }],
+  ])('a request whose Accept (%s) does not prefer HTML, or a script\'s XMLHttpRequest, gets 401 JSON, not a redirect to the OP', async (accept, headers) => {
+    const res = await t.agent().get('/me').set({ accept, ...headers });
+    expect(res.status).toBe(401);
+    expect(res.body.error).toBe('not_authenticated');
+    expect(res.headers.vary).toMatch(/accept/i);
+  });
+
   test('a browser POST without login gets 401, not a redirect', async () => {
     const res = await t.agent().post('/form').set(html);
     expect(res.status).toBe(401);
