@@ -48,9 +48,17 @@ export function deepMerge<T extends object>(base: T, over: object): T {
   return out as T;
 }
 
-// any confidential client (e.g. a resource server) may introspect; a public one only its own tokens
-async function introspectionAllowed(_ctx: KoaContextWithOIDC, client: Client, token: { clientId?: string }) {
-  return !(client.clientAuthMethod === 'none' && token.clientId !== client.clientId);
+/**
+ * Who may learn about a token (RFC 7662 §4): the client it was issued to, always. Another client only
+ * when it is confidential (a resource server, e.g. mod_oauth2) and the token is meant for an API: a
+ * client-credentials token, or an access token issued for a resource (RFC 8707: it has an `aud`). A
+ * sign-in's own access token (for userinfo) and every refresh token stay their client's business:
+ * another client is told `active: false`, so it learns neither whose they are nor their scopes.
+ */
+async function introspectionAllowed(_ctx: KoaContextWithOIDC, client: Client, token: { clientId?: string; kind?: string; aud?: unknown }) {
+  if (token.clientId === client.clientId) return true;
+  if (client.clientAuthMethod === 'none') return false;
+  return token.kind === 'ClientCredentials' || (token.kind === 'AccessToken' && token.aud !== undefined);
 }
 
 // only the client a token was issued to may revoke it

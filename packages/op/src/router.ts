@@ -222,6 +222,9 @@ function answerUnknownPaths(provider: Provider, views: Views, passOn: boolean): 
       if (gone && ctx.oidc?.route === 'token') return answerGrantGone(ctx);
       return answerStoreUnavailable(ctx, views);
     }
+    // RFC 6749 §5.1 (OIDC Core 3.1.3.3): a token answer, tokens or an error, says Pragma: no-cache besides
+    // oidc-provider's Cache-Control: no-store (an HTTP/1.0 cache on the way reads only that)
+    if (ctx.oidc?.route === 'token' && !ctx.headerSent) ctx.set('pragma', 'no-cache');
     // the sign-in under way and the replaced OP session are deleted once the answer went out, if it is no
     // failure (a store failure answered 503 leaves Koa's status at the 500 oidc-provider set before it said so)
     destroyOnceSent(scope, ctx.res, ctx.status < 500);

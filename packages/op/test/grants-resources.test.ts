@@ -118,6 +118,55 @@ describe('features.resourceIndicators', () => {
   });
 });
 
+describe('introspection by another client (RFC 7662 §4: who may learn about a token)', () => {
+  let f: GrantFixture;
+  let service: client.Configuration;
+  let web: client.Configuration;
+  beforeAll(async () => {
+    f = await startGrantOp((origin) => ({
+      scopes: ['read'],
+      features: {
+        clientCredentials: true,
+        resourceIndicators: { resources: { [REPORTS]: { scope: 'read', accessTokenFormat: 'opaque', audience: 'reports' } } },
+      },
+      clients: [
+        webClient(origin),
+        // a resource server (an API checking tokens, as mod_oauth2 does) that is a confidential client
+        { client_id: 'service', client_secret: SECRET, grant_types: ['client_credentials'], response_types: [], scope: 'read' },
+      ],
+    }));
+    [service, web] = await Promise.all([f.config('service'), f.config('web')]);
+  });
+  afterAll(async () => {
+    await f?.op.close();
+  });
+
+  test('a sign-in\'s own access token and its refresh token: active for their client, inactive for any other (it learns neither whose they are nor their scopes)', async () => {
+    const tokens = await f.codeFlow(web, { scope: 'openid email offline_access', prompt: 'consent' });
+    expect(tokens.refresh_token).toEqual(expect.any(String));
+    expect(await client.tokenIntrospection(web, tokens.access_token)).toMatchObject({ active: true, sub: 'alice' });
+    expect(await client.tokenIntrospection(web, tokens.refresh_token!)).toMatchObject({ active: true, sub: 'alice' });
+    expect(await client.tokenIntrospection(service, tokens.access_token)).toEqual({ active: false });
+    expect(await client.tokenIntrospection(service, tokens.refresh_token!)).toEqual({ active: false });
+  });
+
+  test('token answers, tokens or an error, carry Cache-Control: no-store and Pragma: no-cache (RFC 6749 §5.1)', async () => {
+    const basic = `Basic ${Buffer.from(`service:${SECRET}`).toString('base64')}`;
+    const ask = (body: Record<string, string>) => fetch(service.serverMetadata().token_endpoint!, {
+      method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body),
+    });
+    for (const res of [await ask({ grant_type: 'client_credentials', scope: 'read', resource: REPORTS }), await ask({ grant_type: 'authorization_code', code: 'no-such-code', redirect_uri: 'https://x.example/cb' })]) {
+      expect([res.status, res.headers.get('cache-control'), res.headers.get('pragma')]).toEqual([res.ok ? 200 : 400, 'no-store', 'no-cache']);
+    }
+  });
+
+  test('a token issued for an API (a resource) is what a resource server introspects: active for it, with the user', async () => {
+    const tokens = await f.codeFlow(web, { scope: 'openid read', resource: REPORTS });
+    expect(isJwt(tokens.access_token)).toBe(false);
+    expect(await client.tokenIntrospection(service, tokens.access_token)).toMatchObject({ active: true, sub: 'alice', aud: 'reports', client_id: 'web', scope: 'read' });
+  });
+});
+
 describe('without features.resourceIndicators', () => {
   let f: GrantFixture;
   beforeAll(async () => {
