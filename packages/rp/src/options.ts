@@ -125,8 +125,12 @@ export interface ProviderConfig {
   fetchUserInfo?: boolean;
   /** Back-channel logout tokens accepted from this OP at POST {mountPath}/backchannel-logout/:name (default true for 'oidc'). */
   backchannelLogout?: boolean;
-  /** Front-channel logout requests accepted from this OP at GET {mountPath}/frontchannel-logout/:name (default true for 'oidc'; `iss` and `sid` required). */
-  frontchannelLogout?: boolean;
+  /**
+   * Front-channel logout requests accepted from this OP at GET {mountPath}/frontchannel-logout/:name (default true for 'oidc';
+   * `iss` and `sid` required). `'sid'`: a request with `sid` alone is accepted too, as Microsoft Entra ID sends it (`microsoft()`
+   * sets this); the `sid` still has to be one of this provider's logins.
+   */
+  frontchannelLogout?: boolean | 'sid';
   /**
    * Pushed Authorization Requests (RFC 9126; IdPyOIDC: the `pushed_authorization` add-on): logins POST their parameters (or their request object) to the OP's
    * pushed_authorization_request_endpoint and the browser carries only a `request_uri`. Default: on when the OP's

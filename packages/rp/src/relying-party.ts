@@ -634,6 +634,10 @@ export class RelyingParty {
       if (state) params.state = state;
     }
     if (auth.idToken) params.id_token_hint = auth.idToken;
+    // Entra's `login_hint` claim (an optional claim) is what its sign-out takes as `logout_hint`, so it signs
+    // out that account without asking which one (RP-Initiated Logout 1.0 §2 names the parameter)
+    const loginHint = auth.idTokenClaims?.login_hint;
+    if (typeof loginHint === 'string' && loginHint && loginHint.length <= 512) params.logout_hint = loginHint;
     return client.buildEndSessionUrl(config, params);
   }
 
@@ -683,7 +687,9 @@ export class RelyingParty {
     const p = this.provider(name);
     if (p.type !== 'oidc' || p.frontchannelLogout === false) throw new RpError('unknown_provider', `provider "${name}" does not use front-channel logout`);
     const config = await this.providerInfo(name);
-    if (typeof iss !== 'string' || iss !== config.serverMetadata().issuer) {
+    // Entra sends `sid` alone; it is looked up among this provider's logins only, so it names no other OP's session
+    const sidAlone = iss === undefined && p.frontchannelLogout === 'sid';
+    if (!sidAlone && (typeof iss !== 'string' || iss !== config.serverMetadata().issuer)) {
       throw new RpError('invalid_request', `the front-channel logout request must carry iss="${config.serverMetadata().issuer}" (register frontchannel_logout_session_required: true)`);
     }
     if (typeof sid !== 'string' || !sid || sid.length > 256) {

@@ -165,6 +165,33 @@ test('logout ends the local session, then RP-initiated logout at Entra\'s end_se
   expect(await app.authenticatedSessions()).toEqual([]);
 });
 
+test('Entra\'s single sign-out: its GET of the front-channel logout URL with sid alone (no iss) ends the session of that sid', async () => {
+  const { agent } = await login('common');
+  const { agent: other } = await login('contoso'); // another provider entry: its logins are not this one's
+  const signedOut = await app.agent().get(`/auth/frontchannel-logout/common?sid=${encodeURIComponent(sim.sid)}`);
+  expect(signedOut.status).toBe(200);
+  expect((await agent.get('/me')).status).toBe(401);
+  expect((await other.get('/me')).status).toBe(200);
+  // a sid that is no login of this provider ends nothing
+  const { agent: again } = await login('common');
+  expect((await app.agent().get('/auth/frontchannel-logout/common?sid=not-a-session')).status).toBe(200);
+  expect((await again.get('/me')).status).toBe(200);
+});
+
+test('sign-out sends logout_hint when the ID token carries Entra\'s login_hint optional claim (no account picker at Entra)', async () => {
+  sim.options.loginHintClaim = true;
+  try {
+    const { agent } = await login('common');
+    const out = await agent.get('/auth/logout?returnTo=/bye').set('sec-fetch-site', 'same-origin');
+    expect(new URL(out.headers.location).searchParams.get('logout_hint')).toMatch(/^O\./);
+  } finally {
+    sim.options.loginHintClaim = false;
+  }
+  const { agent } = await login('common');
+  const out = await agent.get('/auth/logout?returnTo=/bye').set('sec-fetch-site', 'same-origin');
+  expect(new URL(out.headers.location).searchParams.has('logout_hint')).toBe(false);
+});
+
 /** The fields of the auto-submitting form an OP answers with under response_mode=form_post. */
 function formFields(html: string): { action: string; fields: Record<string, string> } {
   const action = /<form[^>]*action="([^"]+)"/.exec(html)![1].replace(/&amp;/g, '&');

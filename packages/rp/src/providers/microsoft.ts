@@ -92,6 +92,8 @@ export function microsoft(options: MicrosoftOptions): ProviderConfig {
     pkce: responseType === 'code',
     // The claims are in the ID token; Entra's userinfo lives at Graph and wants a Graph access token.
     fetchUserInfo: false,
+    // Entra's single sign-out calls the front-channel logout URL with `sid` alone (no `iss`)
+    frontchannelLogout: 'sid',
     authorizationParams: options.authorizationParams,
     expectedIssuer: (claims, metadataIssuer) => tenantIssuer(claims, metadataIssuer, allowed),
     validateIdToken: allowed ? (claims) => void checkTenant(claims.tid, allowed) : undefined,

@@ -37,18 +37,26 @@ export interface MicrosoftSimulatorOptions {
   issOverride?: string;
   /** Host name the simulator puts in its URLs (e.g. 'localhost' vs '127.0.0.1' for cross-site tests). */
   host?: string;
+  /** Put the `login_hint` optional claim in ID tokens (an app registration setting), as Entra does once it is configured. */
+  loginHintClaim?: boolean;
 }
 
 export interface MicrosoftSimulator extends Listening {
   /** Authority to give `microsoft({ authority })`. */
   authority: string;
+  /**
+   * The user's Entra session id, the `sid` of its ID tokens. Entra's single sign-out calls each app's front-channel
+   * logout URL with `?sid=` alone (no `iss`; learn.microsoft.com/entra/identity-platform/v2-protocols-oidc#single-sign-out,
+   * MicrosoftDocs/entra-docs#333).
+   */
+  sid: string;
   options: MicrosoftSimulatorOptions;
   authorizationRequests: Record<string, string>[];
   tokenRequests: string[];
 }
 
 export async function startMicrosoftSimulator(options: MicrosoftSimulatorOptions): Promise<MicrosoftSimulator> {
-  const sim = { options, authorizationRequests: [], tokenRequests: [] } as unknown as MicrosoftSimulator;
+  const sim = { options, authorizationRequests: [], tokenRequests: [], sid: crypto.randomUUID() } as unknown as MicrosoftSimulator;
   const entra = new Entra(sim, await createSigner());
   const app = express();
   app.use(express.urlencoded({ extended: false }));
@@ -171,7 +179,9 @@ class Entra {
       ver: '2.0', iss: this.options.issOverride ?? this.issuerOf(u.tid), sub: u.sub, aud: this.options.clientId,
       exp: now() + 3600, iat: now(), nbf: now(), ...(nonce ? { nonce } : {}),
       name: u.name, preferred_username: u.preferred_username, oid: u.oid, tid: u.tid,
-      ...(u.email ? { email: u.email } : {}), aio: opaque(),
+      ...(u.email ? { email: u.email } : {}), aio: opaque(), sid: this.sim.sid,
+      // the optional claim Entra's sign-out takes back as logout_hint
+      ...(this.options.loginHintClaim ? { login_hint: `O.${Buffer.from(`${u.oid}:${u.tid}`).toString('base64url')}` } : {}),
     });
   }
 }
