@@ -35,7 +35,8 @@ function members(file, name) {
     const docs = ts.getJSDocCommentsAndTags(m).filter(ts.isJSDoc).map((d) => ts.getTextOfJSDocComment(d.comment) ?? '');
     return {
       name: m.name.getText(src) + (m.questionToken ? '' : ' *(required)*'),
-      type: m.type ? m.type.getText(src) : '',
+      // an optional option's `| undefined` (there for exactOptionalPropertyTypes) says nothing to a reader
+      type: m.type ? m.type.getText(src).replace(/^\((.*)\) \| undefined$/s, '$1').replace(/ \| undefined$/, '') : '',
       doc: docs.join(' '),
     };
   });

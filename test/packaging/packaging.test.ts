@@ -275,6 +275,54 @@ suite('the packed packages, installed from their tarballs into apps outside the 
     await loginAndLogout(join(dir, 'out', 'app.js'), express5, 5);
   }, 180_000);
 
+  test('the package READMEs\' code (what npm shows first) compiles as TypeScript, strict, exactOptionalPropertyTypes', async () => {
+    const dir = join(express5, 'ts-package-readmes');
+    mkdirSync(dir, { recursive: true });
+    const files: string[] = [];
+    for (const pkg of ['rp', 'op']) {
+      const readme = readFileSync(join(repoRoot, 'packages', pkg, 'README.md'), 'utf8');
+      [...readme.matchAll(/```(?:js|ts)\n([\s\S]*?)```/g)].forEach((m, i) => {
+        const file = `readme-${pkg}-${i}.ts`;
+        writeFileSync(join(dir, file), m[1]!);
+        files.push(file);
+      });
+    }
+    expect(files.length).toBeGreaterThanOrEqual(2);
+    // and options given from values that may be undefined (an environment variable, an optional setting), which the
+    // packages accept at run time: under exactOptionalPropertyTypes they need \`| undefined\` in the option types
+    writeFileSync(join(dir, 'exact-optional.ts'), [
+      "import { google, oidc, rp } from '@openid-express/rp';",
+      "import { memoryAccounts, op } from '@openid-express/op';",
+      'const settings: { mountPath?: string } = {};',
+      "rp({ baseURL: 'https://app.example.com', mountPath: settings.mountPath, providers: {",
+      "  corp: oidc({ issuer: 'https://id.example.com', clientId: 'app', clientSecret: process.env.CORP_SECRET }),",
+      "  google: google({ clientId: 'app', clientSecret: 'secret', hostedDomain: process.env.GOOGLE_HD }),",
+      '} });',
+      "op({ issuer: 'https://id.example.com/op', accounts: memoryAccounts([]), clients: [], name: process.env.OP_NAME });",
+      '',
+    ].join('\n'));
+    files.push('exact-optional.ts');
+    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+    writeFileSync(join(dir, 'tsconfig.json'), `${JSON.stringify({ compilerOptions: { ...compilerOptions, module: 'node16', moduleResolution: 'node16', exactOptionalPropertyTypes: true }, files }, null, 2)}\n`);
+    await compile(dir, express5, true);
+  }, 120_000);
+
+  test('a CommonJS TypeScript app without esModuleInterop (import x = require) compiles: no default import of express in our .d.ts files', async () => {
+    const dir = join(express5, 'ts-cjs-no-interop');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'app.ts'), [
+      "import express = require('express');",
+      "import rpPackage = require('@openid-express/rp');",
+      "import opPackage = require('@openid-express/op');",
+      'const app = express();',
+      "app.use('/op', opPackage.op({ issuer: 'http://127.0.0.1:3000/op', accounts: opPackage.memoryAccounts([]), clients: [] }));",
+      "app.get('/me', rpPackage.requireAuth(), (req, res) => void res.json(req.oidc.user));",
+      '',
+    ].join('\n'));
+    writeFileSync(join(dir, 'tsconfig.json'), `${JSON.stringify({ compilerOptions: { ...compilerOptions, module: 'commonjs', moduleResolution: 'node10', esModuleInterop: false }, files: ['app.ts'] }, null, 2)}\n`);
+    await compile(dir, express5, true);
+  }, 120_000);
+
   test('the TypeScript app also compiles (strict, node16) against Express 4\'s types', async () => {
     const dir = join(express4, 'ts-node16');
     app(dir, 'app.ts', {

@@ -17,6 +17,7 @@ export { memoryAdapter, type MemoryAdapterOptions, type MemoryOpStore } from './
 export { redisAdapter, type RedisAdapterClient, type RedisAdapterOptions, type RedisCommandClient } from './adapters/redis.js';
 export type { OpStore } from './adapters/types.js';
 export { generateKeys } from './keys.js';
+export type { PkcePolicy } from './pkce-policy.js';
 export { unlockLogin } from './throttle.js';
 export { OpConfigError, OpError, StoreUnavailableError, type OpErrorCode } from './errors.js';
 export {

@@ -19,26 +19,26 @@ export type OpClient = ClientMetadata & {
 /** Which optional endpoints and mechanisms are on. */
 export interface OpFeatures {
   /** `grant_type=client_credentials` at the token endpoint; the token's subject (`sub`, in its JWT form and in introspection) is the client. Default false. */
-  clientCredentials?: boolean;
+  clientCredentials?: boolean | undefined;
   /** RFC 7662 introspection endpoint. Default true. */
-  introspection?: boolean;
+  introspection?: boolean | undefined;
   /** RFC 7009 revocation endpoint. Default true. */
-  revocation?: boolean;
+  revocation?: boolean | undefined;
   /**
    * OIDC dynamic client registration. Default off. `true` lets anyone register; give
    * `{ initialAccessToken: 'secret' }` to require that bearer token at the registration endpoint.
    */
-  registration?: boolean | { initialAccessToken?: string };
+  registration?: boolean | { initialAccessToken?: string } | undefined;
   /** RFC 9126 pushed authorization requests. Default true. */
-  pushedAuthorizationRequests?: boolean;
+  pushedAuthorizationRequests?: boolean | undefined;
   /** RFC 9101 request objects (`request` parameter, JAR). Default true. */
-  requestObjects?: boolean;
+  requestObjects?: boolean | undefined;
   /** RFC 9449 DPoP sender-constrained tokens, on every grant (op()'s password and token-exchange grants too): a proof binds the token to its key, and a client registered with `dpop_bound_access_tokens: true` that sends none is refused. Default true. */
-  dPoP?: boolean;
+  dPoP?: boolean | undefined;
   /** OIDC back-channel logout to clients that register a `backchannel_logout_uri`. Default true. */
-  backchannelLogout?: boolean;
+  backchannelLogout?: boolean | undefined;
   /** OIDC Core 5.5 `claims` request parameter (individual and essential claims). Default true. */
-  claimsParameter?: boolean;
+  claimsParameter?: boolean | undefined;
   /**
    * RFC 8707 resource indicators: the APIs clients may ask access tokens for with the `resource`
    * parameter (authorization requests, client credentials, refresh, device flow, token exchange and
@@ -50,7 +50,7 @@ export interface OpFeatures {
    * the resource that was granted, else `defaultResource` when it asks no `openid` scope. Default off:
    * a `resource` parameter is refused (`invalid_target`).
    */
-  resourceIndicators?: false | OpResourceIndicators;
+  resourceIndicators?: false | OpResourceIndicators | undefined;
   /**
    * RFC 8693 token exchange (`grant_type=urn:ietf:params:oauth:grant-type:token-exchange`): a client
    * trades an access token this OP issued to someone (`subject_token`, opaque or JWT,
@@ -61,7 +61,7 @@ export interface OpFeatures {
    * decides who may exchange what (anything but `true` is `access_denied`); needs `resourceIndicators`.
    * Clients list the grant type in `grant_types`. Default off.
    */
-  tokenExchange?: false | OpTokenExchange;
+  tokenExchange?: false | OpTokenExchange | undefined;
   /**
    * RFC 6749 §4.3 resource owner password credentials (`grant_type=password`, `username`, `password`)
    * for clients that list `password` in `grant_types`: the password is checked like the login form's
@@ -69,14 +69,14 @@ export interface OpFeatures {
    * token, and a refresh token when the client may refresh and asks `offline_access`; no ID token.
    * OAuth 2.1 removes this grant (the client sees the password): op() warns at start-up. Default false.
    */
-  passwordGrant?: boolean;
+  passwordGrant?: boolean | undefined;
   /**
    * RFC 8628 device authorization grant: the device asks at `/device/auth` and polls the token endpoint;
    * the user types the code at `/device` (the `deviceInput` and `deviceConfirm` views, then the usual
    * login and consent, then `deviceSuccess`). Clients list `urn:ietf:params:oauth:grant-type:device_code`
    * in `grant_types`; codes live `ttl.DeviceCode` seconds. Default false.
    */
-  deviceFlow?: boolean;
+  deviceFlow?: boolean | undefined;
 }
 
 /** One API of `features.resourceIndicators.resources`, keyed by its resource indicator (an absolute URI). */
@@ -84,16 +84,16 @@ export interface OpResource {
   /** The scopes it knows, space-separated, e.g. `'read write'`. Required. */
   scope: string;
   /** `'jwt'` (RFC 9068, default: the API verifies it with the OP's `/jwks`) or `'opaque'` (the API introspects). */
-  accessTokenFormat?: 'jwt' | 'opaque';
+  accessTokenFormat?: 'jwt' | 'opaque' | undefined;
   /** The tokens' `aud`, and the name the token exchange's `audience` parameter may use. Default the resource indicator. */
-  audience?: string;
+  audience?: string | undefined;
   /** Lifetime of its access tokens in seconds. Default `ttl.AccessToken` (`ttl.ClientCredentials` for client credentials). */
-  accessTokenTTL?: number;
+  accessTokenTTL?: number | undefined;
   /**
    * Account claims its tokens carry for each granted scope, e.g. `{ read: ['email'] }`: in the JWT, or in
    * the introspection answer of an opaque token. Not for client credentials (no account). Default none.
    */
-  claimsByScope?: Record<string, string[]>;
+  claimsByScope?: Record<string, string[]> | undefined;
 }
 
 /** `features.resourceIndicators`. */
@@ -101,7 +101,7 @@ export interface OpResourceIndicators {
   /** The APIs, by resource indicator (`https://api.example.com`, sent as `resource` exactly so). Required. */
   resources: Record<string, OpResource>;
   /** The resource of a request that names none and asks no `openid` scope (e.g. client credentials). Default none. */
-  defaultResource?: string;
+  defaultResource?: string | undefined;
 }
 
 /** `features.tokenExchange`. */
@@ -112,23 +112,23 @@ export interface OpTokenExchange {
 
 /** Lifetimes in seconds. */
 export interface OpTtl {
-  /** Default 3600. */ AccessToken?: number;
-  /** Default 60. */ AuthorizationCode?: number;
-  /** Default 600. */ ClientCredentials?: number;
-  /** Default 3600. */ IdToken?: number;
-  /** Default 14 days. */ RefreshToken?: number;
-  /** How long a user may take on the login/consent screens. Default 3600. */ Interaction?: number;
-  /** The OP's login session. Default 14 days. */ Session?: number;
-  /** Remembered consent. Default 14 days. */ Grant?: number;
-  /** How long a device flow's user code may be entered (`features.deviceFlow`). Default 600. */ DeviceCode?: number;
+  /** Default 3600. */ AccessToken?: number | undefined;
+  /** Default 60. */ AuthorizationCode?: number | undefined;
+  /** Default 600. */ ClientCredentials?: number | undefined;
+  /** Default 3600. */ IdToken?: number | undefined;
+  /** Default 14 days. */ RefreshToken?: number | undefined;
+  /** How long a user may take on the login/consent screens. Default 3600. */ Interaction?: number | undefined;
+  /** The OP's login session. Default 14 days. */ Session?: number | undefined;
+  /** Remembered consent. Default 14 days. */ Grant?: number | undefined;
+  /** How long a device flow's user code may be entered (`features.deviceFlow`). Default 600. */ DeviceCode?: number | undefined;
 }
 
 /** Failed-login limits, counted in the `adapter` store so they hold across instances. */
 export interface OpThrottle {
   /** Failures allowed per login name and per client IP within `windowSeconds`. Default 5. */
-  maxFailures?: number;
+  maxFailures?: number | undefined;
   /** How long failures are remembered, from the first one (the lock-out time). Default 900. */
-  windowSeconds?: number;
+  windowSeconds?: number | undefined;
 }
 
 /** Options of `op()`. */
@@ -136,52 +136,52 @@ export interface OpOptions {
   /** The issuer URL; its path must be where the router is mounted (`https://id.example.com/op` → `app.use('/op', ...)`). Required. */
   issuer: string;
   /** Clients known at start-up (oidc-provider client metadata, snake_case: `redirect_uris`, `post_logout_redirect_uris`, `backchannel_logout_uri` …, plus op()'s `firstParty`), each checked at start-up as oidc-provider checks it at the client's first request. A name oidc-provider does not know is refused with the one meant (`backchannelLogoutUri` → `backchannel_logout_uri`), as oidc-provider would drop it without a word; fields of your own go in `provider: { extraClientMetadata: { properties } }`. Default none. */
-  clients?: OpClient[];
+  clients?: OpClient[] | undefined;
   /** Where accounts are found (used by `password`, userinfo claims and WebFinger). Required. */
   accounts: AccountStore;
   /** The ways to sign in, offered together on the login page. Default `[password()]`. */
-  authenticators?: Authenticator[];
+  authenticators?: Authenticator[] | undefined;
   /** View overrides: a function returning HTML or a view name for the app's engine. */
-  views?: Partial<Views>;
+  views?: Partial<Views> | undefined;
   /** Records and login counters. Default `memoryAdapter()` (warns when NODE_ENV=production). */
-  adapter?: OpStore;
+  adapter?: OpStore | undefined;
   /** Private signing keys (`{ keys: [jwk, ...] }`). Generated with a warning in development; required in production. */
-  jwks?: { keys: JWK[] };
+  jwks?: { keys: JWK[] } | undefined;
   /** Keys signing the OP's cookies, newest first. Generated with a warning in development; required in production. */
-  cookieKeys?: string[];
+  cookieKeys?: string[] | undefined;
   /** Optional endpoints and mechanisms. */
-  features?: OpFeatures;
+  features?: OpFeatures | undefined;
   /** Lifetimes in seconds. */
-  ttl?: OpTtl;
+  ttl?: OpTtl | undefined;
   /** Extra non-OIDC scopes clients may ask for (e.g. `api:read` for client credentials). Default none. */
-  scopes?: string[];
+  scopes?: string[] | undefined;
   /**
    * Trust `X-Forwarded-*` from one proxy hop (TLS-terminating proxy, load balancer). Default false;
    * op() warns once when requests carry `X-Forwarded-For` while it is off (login throttling would
    * count every client as the proxy's address).
    */
-  trustProxy?: boolean;
+  trustProxy?: boolean | undefined;
   /** Failed-login limits. */
-  throttle?: OpThrottle;
+  throttle?: OpThrottle | undefined;
   /**
    * The session middleware (`session({...})` of express-session) for op() to run itself, only on the
    * routes that use the browser session (the logout page and its confirmation, the login form's POST,
    * redirect-based authenticators' callbacks), with a deadline: a session store that fails or stalls
    * is a 503 `store_unavailable`. Default none: mount express-session before op() instead.
    */
-  session?: RequestHandler;
+  session?: RequestHandler | undefined;
   /**
    * Milliseconds a store call (the `session` middleware and its store, an `adapter` of your own, your
    * `accounts` store's methods and an authenticator's `verify()`; `redisAdapter` has its own `timeout`)
    * may take before the request is answered 503 `store_unavailable` with `Retry-After: 5`. Default 3000.
    */
-  storeTimeout?: number;
+  storeTimeout?: number | undefined;
   /**
    * Hosts the OP may call although they are private or loopback (back-channel logout to RPs on an
    * internal network): host names (`rp.internal`), IP addresses (`10.1.2.3`) or CIDR networks
    * (`10.0.0.0/8`). Every other destination keeps oidc-provider's SSRF protection. Default none.
    */
-  allowPrivateHosts?: string[];
+  allowPrivateHosts?: string[] | undefined;
   /**
    * When authorization requests must use PKCE. `'unless-nonce'` (default, RFC 9700 §2.1.1): always for public clients
    * and for requests without a `nonce`; a confidential client's OpenID Connect request with a `nonce` may omit it.
@@ -190,25 +190,25 @@ export interface OpOptions {
    * opt in only for a certification run or an RP that cannot change. A `code_challenge` that is sent is always
    * checked; only `S256` is accepted.
    */
-  pkce?: PkcePolicy;
+  pkce?: PkcePolicy | undefined;
   /**
    * The OP's name, shown in the header and the title of every page it draws (login, consent, error,
    * sign-out), e.g. `"Example ID"`. Default: the issuer's host (`id.example.com`).
    */
-  name?: string;
+  name?: string | undefined;
   /**
    * The OP's logo, shown next to `name` at the top of every page: an `https:` URL or a path on the
    * OP's own site (`/static/logo.svg`). Default none.
    */
-  logoUri?: string;
+  logoUri?: string | undefined;
   /**
    * Where the "Signed out" page and the error pages send people onward when no client to return to is
    * known: an http(s) URL or a path on the OP's site. Default none: those pages say to go back to the
    * application (a guessed `/` is a 404 on most identity providers, mounted under a path).
    */
-  homeUri?: string;
+  homeUri?: string | undefined;
   /** Raw oidc-provider configuration merged last, over everything above. Default none. */
-  provider?: Configuration;
+  provider?: Configuration | undefined;
 }
 
 /** `OpOptions` with defaults applied. */

@@ -1,5 +1,5 @@
 import debug from 'debug';
-import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response, type Express } from 'express';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { retryBackchannelLogout } from './backchannel-retry.js';
@@ -29,7 +29,7 @@ import { defaultViews, type BrandedViews, type Views } from './views/render.js';
 const log = debug('openid-express:op');
 
 /** The Express app `op()` returns; `provider` is the oidc-provider instance, for advanced use. */
-export type OpApp = express.Express & { provider: Provider; issuer: string };
+export type OpApp = Express & { provider: Provider; issuer: string };
 
 const SESSION_MISSING = 'express-session is not registered before op(). Add '
   + 'app.use(session({ secret, resave: false, saveUninitialized: false, store })) before app.use(\'/op\', op({...})).';
@@ -107,11 +107,11 @@ const APP_SESSION_FIRST = 'openid-express op(): an express-session of the app ra
  * in that is not mounted itself yet (`id.use('/id', op(...))`, then `app.use('/auth', id)`) may
  * still come to the right path: the check waits for that mount. (Every request checks it too.)
  */
-function onMount(app: express.Express, o: ResolvedOptions) {
+function onMount(app: Express, o: ResolvedOptions) {
   const check = (): void => {
     const path = app.path() === '/' ? '' : app.path();
     if (path === o.mountPath) return;
-    let top = app as express.Express & { parent?: express.Express };
+    let top = app as Express & { parent?: Express };
     while (top.parent) top = top.parent as typeof top;
     if (top !== app && o.mountPath.endsWith(path)) return void top.once('mount', check);
     throw new OpConfigError('issuer', mountMismatch(o, path));
@@ -120,7 +120,7 @@ function onMount(app: express.Express, o: ResolvedOptions) {
 }
 
 /** Gives redirect-based authenticators (upstream) their routes, each after the session step. */
-function mountAuthenticators(app: express.Express, deps: InteractionDeps, o: ResolvedOptions, session: RequestHandler) {
+function mountAuthenticators(app: Express, deps: InteractionDeps, o: ResolvedOptions, session: RequestHandler) {
   for (const authenticator of deps.authenticators) {
     const router = express.Router();
     authenticator.mount?.({

@@ -1,4 +1,4 @@
-import express, { type Request, type Response } from 'express';
+import express, { type Request, type Response, type Router } from 'express';
 import type { AccountStore } from './accounts.js';
 
 /** The WebFinger rel of OIDC issuer discovery (OpenID Connect Discovery 1.0, section 2). */
@@ -36,7 +36,7 @@ function candidates(resource: string, issuerHost: string): string[] {
  * @example
  * app.use(webfinger({ issuer: 'https://id.example.com/op', accounts }));
  */
-export function webfinger(options: WebFingerOptions): express.Router {
+export function webfinger(options: WebFingerOptions): Router {
   const issuerHost = new URL(options.issuer).host.toLowerCase();
   const router = express.Router();
   router.get('/.well-known/webfinger', (req: Request, res: Response) => {

@@ -1,4 +1,4 @@
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { OpApp } from './router.js';
 
 const METADATA = '/.well-known/oauth-authorization-server';
@@ -14,7 +14,7 @@ const METADATA = '/.well-known/oauth-authorization-server';
  * app.use('/op', provider);
  * app.use(authorizationServerMetadata(provider));
  */
-export function authorizationServerMetadata(opApp: OpApp): express.Router {
+export function authorizationServerMetadata(opApp: OpApp): Router {
   const mountPath = new URL(opApp.issuer).pathname.replace(/\/$/, '');
   const router = express.Router();
   if (!mountPath) return router; // at the root, oidc-provider's own route is the RFC 8414 one

@@ -144,11 +144,16 @@ export class RpError extends Error {
   }
 }
 
-/** Start-up error for a bad `rp()` option: names the option and says what to fix. */
+/**
+ * Start-up error for a bad option of `rp()`, of a provider preset (`google()`, `oauth2()` …) or of `requireAuth()`:
+ * names the option (also as `option`) and says what to fix.
+ */
 export class OptionsError extends RpError {
-  constructor(option: string, problem: string) {
-    super('invalid_options', `rp(): option "${option}" ${problem}`);
+  readonly option: string;
+  constructor(option: string, problem: string, where = 'rp()') {
+    super('invalid_options', `${where}: option "${option}" ${problem}`);
     this.name = 'OptionsError';
+    this.option = option;
   }
 }
 

@@ -46,74 +46,74 @@ export interface ProviderConfig {
   /** 'oidc': ID token, discovery or providerInfo. 'oauth2': no ID token, user from `fetchUser`. */
   type: 'oidc' | 'oauth2';
   /** Human label for login buttons (GET {mountPath}/providers). */
-  label?: string;
+  label?: string | undefined;
   clientId: string;
-  clientSecret?: string;
+  clientSecret?: string | undefined;
   /**
    * Token endpoint client authentication. Default: client_secret_basic with a secret, none without.
    * `client_secret_jwt` signs an assertion with the secret (HS256); `private_key_jwt` with a private key of `rp({ keys })`.
    */
-  tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'client_secret_jwt' | 'private_key_jwt' | 'none';
+  tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'client_secret_jwt' | 'private_key_jwt' | 'none' | undefined;
   /** For `private_key_jwt`: the `alg` of the client assertion, which picks the signing key of `rp({ keys })` (default: the first signing key). `client_secret_jwt` is HS256. */
-  tokenEndpointAuthSigningAlg?: string;
+  tokenEndpointAuthSigningAlg?: string | undefined;
   /** Grant types this client may use (the OP's answer to a dynamic registration). Without "refresh_token", no refresh is attempted. Default: all. */
-  grantTypes?: string[];
+  grantTypes?: string[] | undefined;
   /** Issuer identifier; discovery runs against it unless `providerInfo` is given. */
-  issuer?: string;
+  issuer?: string | undefined;
   /** Static metadata (IdPyOIDC's `provider_info`), used instead of discovery. */
-  providerInfo?: ProviderInfo;
+  providerInfo?: ProviderInfo | undefined;
   /** Accept a discovery document whose `issuer` differs from the URL asked (IdPyOIDC: allow.issuer_mismatch). */
-  allowIssuerMismatch?: boolean;
+  allowIssuerMismatch?: boolean | undefined;
   /** Space-separated scopes requested at login. */
   scope: string;
   /**
    * 'code' (default), 'id_token' (all claims in the ID token, no token endpoint), or an implicit / hybrid type:
    * 'id_token token', 'code id_token', 'code token', 'code id_token token' (the ID token's `at_hash` / `c_hash` are checked).
    */
-  responseType?: ResponseType;
+  responseType?: ResponseType | undefined;
   /** 'query' (default for code), 'form_post' (default for the others), or 'fragment' (a small same-origin page posts it back). */
-  responseMode?: 'query' | 'form_post' | 'fragment';
+  responseMode?: 'query' | 'form_post' | 'fragment' | undefined;
   /** The `claims` request parameter (OIDC Core 5.5), e.g. `{ id_token: { email: { essential: true } }, userinfo: { picture: null } }`. */
-  claims?: { id_token?: Record<string, unknown>; userinfo?: Record<string, unknown> };
+  claims?: { id_token?: Record<string, unknown>; userinfo?: Record<string, unknown> } | undefined;
   /** The ID token `alg` registered for this client (`id_token_signed_response_alg`). "HS256"/"HS384"/"HS512" verify with the client secret and are accepted only when named here. */
-  idTokenSignedResponseAlg?: string;
+  idTokenSignedResponseAlg?: string | undefined;
   /** Encrypted ID tokens (`id_token_encrypted_response_alg`): "RSA-OAEP", "ECDH-ES" … decrypted with `rp({ keys })`; "A128KW", "dir" … with a key derived from the client secret. */
-  idTokenEncryptedResponseAlg?: string;
+  idTokenEncryptedResponseAlg?: string | undefined;
   /** Content encryption of ID tokens (`id_token_encrypted_response_enc`). Default "A128CBC-HS256". */
-  idTokenEncryptedResponseEnc?: string;
+  idTokenEncryptedResponseEnc?: string | undefined;
   /** Signed UserInfo responses (`userinfo_signed_response_alg`, e.g. "RS256"); the signature is checked with the OP's JWKS. */
-  userinfoSignedResponseAlg?: string;
+  userinfoSignedResponseAlg?: string | undefined;
   /** Encrypted UserInfo responses (`userinfo_encrypted_response_alg`); decrypted as for ID tokens. */
-  userinfoEncryptedResponseAlg?: string;
+  userinfoEncryptedResponseAlg?: string | undefined;
   /** Content encryption of UserInfo responses (`userinfo_encrypted_response_enc`). Default "A128CBC-HS256". */
-  userinfoEncryptedResponseEnc?: string;
+  userinfoEncryptedResponseEnc?: string | undefined;
   /** How the access token reaches the userinfo endpoint: 'header' (default, RFC 6750 §2.1) or 'body' (a POST form, §2.2). */
-  userinfoTokenMethod?: 'header' | 'body';
+  userinfoTokenMethod?: 'header' | 'body' | undefined;
   /**
    * Send the authorization request as a request object (OIDC Core 6): `by` 'value' (`request=`) or 'reference'
    * (`request_uri=`, served by the RP at {mountPath}/request/:id); `signingAlg` (default "RS256"; "none" for unsigned);
    * `encryptionAlg` / `encryptionEnc` to encrypt it to the OP's key (from its JWKS).
    */
-  requestObject?: { by?: 'value' | 'reference'; signingAlg?: string; encryptionAlg?: string; encryptionEnc?: string };
+  requestObject?: { by?: 'value' | 'reference'; signingAlg?: string; encryptionAlg?: string; encryptionEnc?: string } | undefined;
   /** Extra parameters on every authorization request (e.g. `access_type`, `prompt`, `hd`). */
-  authorizationParams?: Record<string, string>;
+  authorizationParams?: Record<string, string> | undefined;
   /** PKCE S256 (default true). */
-  pkce?: boolean;
+  pkce?: boolean | undefined;
   /**
    * The issuer an ID token must carry, given its unverified claims and the metadata issuer
    * (e.g. a `{tenantid}` template filled from `tid`). Throw to refuse. Default: the metadata issuer.
    */
-  expectedIssuer?: (unverifiedClaims: Record<string, unknown>, metadataIssuer: string) => string;
+  expectedIssuer?: ((unverifiedClaims: Record<string, unknown>, metadataIssuer: string) => string) | undefined;
   /** Extra checks on the verified ID token claims; throw an Error to refuse the login. */
-  validateIdToken?: (claims: Record<string, unknown>) => void;
+  validateIdToken?: ((claims: Record<string, unknown>) => void) | undefined;
   /** For `type: 'oauth2'`: load the user's claims with the access token. */
-  fetchUser?: (accessToken: string, fetchImpl: typeof fetch) => Promise<Record<string, unknown>>;
+  fetchUser?: ((accessToken: string, fetchImpl: typeof fetch) => Promise<Record<string, unknown>>) | undefined;
   /** Map the provider's claims to the normalized user (sub, name, email, ...). */
-  profile?: (claims: Record<string, unknown>) => Partial<Omit<NormalizedUser, 'provider' | 'claims'>>;
+  profile?: ((claims: Record<string, unknown>) => Partial<Omit<NormalizedUser, 'provider' | 'claims'>>) | undefined;
   /** HTTP wrapper for the provider's wire quirks, passed to openid-client as `customFetch`. */
-  customFetch?: client.CustomFetch;
+  customFetch?: client.CustomFetch | undefined;
   /** Allow http:// endpoints (development and tests against loopback only). */
-  allowInsecureRequests?: boolean;
+  allowInsecureRequests?: boolean | undefined;
   /**
    * For 'oidc': load claims from the userinfo endpoint after login. Default: when the OP has one and it can add to the
    * ID token — skipped only when the OP publishes `claims_supported`, every granted scope is a standard one (OIDC Core
@@ -122,27 +122,27 @@ export interface ProviderConfig {
    * `resource` (RFC 8707: its access token is for that API, which userinfo refuses). `true`: always (when the OP has one);
    * `false`: never.
    */
-  fetchUserInfo?: boolean;
+  fetchUserInfo?: boolean | undefined;
   /** Back-channel logout tokens accepted from this OP at POST {mountPath}/backchannel-logout/:name (default true for 'oidc'). */
-  backchannelLogout?: boolean;
+  backchannelLogout?: boolean | undefined;
   /**
    * Front-channel logout requests accepted from this OP at GET {mountPath}/frontchannel-logout/:name (default true for 'oidc';
    * `iss` and `sid` required). `'sid'`: a request with `sid` alone is accepted too, as Microsoft Entra ID sends it (`microsoft()`
    * sets this); the `sid` still has to be one of this provider's logins.
    */
-  frontchannelLogout?: boolean | 'sid';
+  frontchannelLogout?: boolean | 'sid' | undefined;
   /**
    * Pushed Authorization Requests (RFC 9126; IdPyOIDC: the `pushed_authorization` add-on): logins POST their parameters (or their request object) to the OP's
    * pushed_authorization_request_endpoint and the browser carries only a `request_uri`. Default: on when the OP's
    * metadata says `require_pushed_authorization_requests`; `true`: always; `false`: never.
    */
-  pushedAuthorizationRequests?: boolean;
+  pushedAuthorizationRequests?: boolean | undefined;
   /**
    * DPoP (RFC 9449; IdPyOIDC: the `dpop` add-on): sender-constrained access tokens. Each login gets a key pair of its own (`alg` "ES256" by default,
    * "ES384", "ES512", "Ed25519"); the token and refresh grants carry its proof, the OP binds the access token to it, and
    * `req.oidc.fetch()` signs a proof per request. The private key is kept with the login in the session (one JWK).
    */
-  dpop?: boolean | { alg?: DPoPAlg };
+  dpop?: boolean | { alg?: DPoPAlg } | undefined;
 }
 
 /** The response types the RP handles (OIDC Core 3.1–3.3). */
@@ -154,40 +154,40 @@ export interface RpOptions {
   /** External origin of the app (e.g. `https://app.example.com`); callback URLs derive from it. An app mounted under a path says it here too (`https://example.com/admin` with `app.use('/admin', router)` holding express-session and rp()): the routes are then at `/admin/auth/…`. */
   baseURL: string;
   /** Where the RP routes are mounted. Default `/auth`. */
-  mountPath?: string;
+  mountPath?: string | undefined;
   /** One entry per OP, keyed by the name used in URLs (`/login/:name`, `/callback/:name`). */
   providers: Record<string, ProviderConfig>;
   /** Provider `requireAuth()` sends users to when it names none. Default: the first one. */
-  defaultProvider?: string;
+  defaultProvider?: string | undefined;
   /** Unknown OPs found on the fly (WebFinger, dynamic registration). */
-  dynamic?: DynamicOptions;
+  dynamic?: DynamicOptions | undefined;
   /** Seconds a started login may take before its callback is refused. Default 600. A session that holds nothing but started logins is kept twice this long. */
-  transactionTtl?: number;
+  transactionTtl?: number | undefined;
   /**
    * Least seconds between two downloads of one OP's JWKS. A token with an unknown `kid` (the OP rotated its key)
    * triggers a download at once, or after this gap; concurrent ones share one download. Default 1.
    */
-  jwksCooldown?: number;
+  jwksCooldown?: number | undefined;
   /** Your own error page: called instead of the default HTML/JSON answer. */
-  onError?: (err: RpError, req: Request, res: Response, next: NextFunction) => void;
+  onError?: ((err: RpError, req: Request, res: Response, next: NextFunction) => void) | undefined;
   /**
    * Your `express-session` middleware, run by `rp()` (instead of `app.use(session(...))` before it) so that a session
    * store that fails or stalls answers 503 `store_unavailable` with `Retry-After` instead of a 500 or a hang.
    */
-  session?: RequestHandler;
+  session?: RequestHandler | undefined;
   /**
    * Cross-instance coordination (one refresh grant per refresh token, one code exchange per login callback, atomic back-channel-logout index and
    * logout-token replay check). Needed with several instances: `redisCoordination(redisClient)`. Default: over the
    * session store, serialized within this process (exact for one instance).
    */
-  coordination?: Coordination;
+  coordination?: Coordination | undefined;
   /** Milliseconds a session store call may take before the request answers 503 `store_unavailable` (checked by one timer every eighth of it, so a stalled call fails within 1⅛ × this; express-session's own `MemoryStore`, which cannot stall, is left as it is). Default 3000. */
-  storeTimeout?: number;
+  storeTimeout?: number | undefined;
   /**
    * The RP's private keys (JWKs with a `kid`; IdPyOIDC: `rp_keys`), for `private_key_jwt`, signed request objects and encrypted ID tokens /
    * UserInfo; `use` "sig" or "enc" (absent: both). Their public halves are served at GET {mountPath}/jwks.
    */
-  keys?: JWK[];
+  keys?: JWK[] | undefined;
 }
 
 /** `RpOptions` with defaults applied. */

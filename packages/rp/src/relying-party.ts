@@ -607,7 +607,7 @@ export class RelyingParty {
   }
 
   /** True when `auth` exists, its tokens are usable (or refreshable) and, with `maxAge`, the user authenticated recently enough. */
-  hasActiveAuthentication(auth: Authentication | undefined, maxAge?: number): auth is Authentication {
+  hasActiveAuthentication(auth: Authentication | undefined, maxAge?: number): boolean {
     if (!auth) return false;
     if (maxAge !== undefined && now() - auth.authTime > maxAge) return false;
     if (!auth.accessToken) return true; // response_type=id_token: no access token, the login lasts as long as the session

@@ -4,7 +4,7 @@
  */
 import type { RequestHandler } from 'express';
 import { RequestContext } from './context.js';
-import { RpError } from './errors.js';
+import { OptionsError, RpError } from './errors.js';
 import { MAX_RETURN_TO, requireSession, sendError, wantsHtml } from './router.js';
 
 /** A required claim value, or a test of the claim's value. */
@@ -13,13 +13,13 @@ export type ClaimRequirement = string | number | boolean | ((value: unknown) => 
 /** Options of `requireAuth()`. */
 export interface RequireAuthOptions {
   /** Only a login at this provider counts (and the login redirect goes there). Default: any login; login at rp's default provider. */
-  provider?: string;
+  provider?: string | undefined;
   /** Seconds since the user authenticated at the OP; older logins must authenticate again (`max_age`). */
-  maxAge?: number;
+  maxAge?: number | undefined;
   /** Required claims of the user: exact values (an array claim must contain it) or tests; or one test of all claims. */
-  claims?: Record<string, ClaimRequirement> | ((claims: Record<string, unknown>) => boolean);
+  claims?: Record<string, ClaimRequirement> | ((claims: Record<string, unknown>) => boolean) | undefined;
   /** Space-separated scopes the access token must have been granted. */
-  scope?: string;
+  scope?: string | undefined;
 }
 
 function claimMatches(actual: unknown, wanted: ClaimRequirement): boolean {
@@ -45,7 +45,7 @@ function hasClaims(claims: Record<string, unknown>, wanted: NonNullable<RequireA
  */
 export function requireAuth(options: RequireAuthOptions = {}): RequestHandler {
   if (options.maxAge !== undefined && !(Number.isInteger(options.maxAge) && options.maxAge >= 0)) {
-    throw new TypeError('requireAuth(): option "maxAge" must be a whole number of seconds');
+    throw new OptionsError('maxAge', 'must be a whole number of seconds', 'requireAuth()');
   }
   return (req, res, next) => {
     const ctx = req.oidc;

@@ -78,7 +78,7 @@ describe('github() preset', () => {
   });
 
   test('refuses missing credentials and insecure URLs at start-up, naming the option', () => {
-    expect(() => github({ clientId: '', clientSecret: 'x' })).toThrow(/github\(\): "clientId" is required/);
+    expect(() => github({ clientId: '', clientSecret: 'x' })).toThrow(/github\(\): option "clientId" is required/);
     expect(() => github({ clientId: 'x' } as never)).toThrow(/"clientSecret" is required/);
     expect(() => github({ clientId: 'x', clientSecret: 'y', baseURL: 'http://ghe.example' })).toThrow(/"baseURL" must be an https: URL/);
     expect(() => github({ clientId: 'x', clientSecret: 'y', baseURL: 'not a url' })).toThrow(/"baseURL" must be an absolute URL/);
@@ -177,7 +177,7 @@ describe('oauth2() preset', () => {
   });
 
   test('refuses a configuration that cannot load the user, or with non-https endpoints', () => {
-    expect(() => oauth2(base)).toThrow(/oauth2\(\): give "userinfoEndpoint"/);
+    expect(() => oauth2(base)).toThrow(/oauth2\(\): option "userinfoEndpoint" is missing: give it/);
     expect(() => oauth2({ ...base, tokenEndpoint: 'http://as.example/token', userinfoEndpoint: 'https://as.example/me' })).toThrow(/"tokenEndpoint" must be an https: URL/);
     expect(() => oauth2({ ...base, tokenEndpoint: 'http://127.0.0.1/token', userinfoEndpoint: 'http://127.0.0.1/me', allowInsecureRequests: true })).not.toThrow();
   });

@@ -48,7 +48,7 @@ describe('google() preset', () => {
   });
 
   test('refuses missing credentials and a non-https issuer at start-up', () => {
-    expect(() => google({ clientId: 'x' } as never)).toThrow(/google\(\): "clientSecret" is required/);
+    expect(() => google({ clientId: 'x' } as never)).toThrow(/google\(\): option "clientSecret" is required/);
     expect(() => google({ ...creds, issuer: 'http://127.0.0.1:1' })).toThrow(/"issuer" must be an https: URL/);
     expect(() => google({ ...creds, issuer: 'http://127.0.0.1:1', allowInsecureRequests: true })).not.toThrow();
   });

@@ -2,7 +2,7 @@
  * microsoft() preset on its own: tenants, the `{tenantid}` issuer template, allowed tenants and
  * the seed's id_token + form_post mode.
  */
-import { microsoft, TenantError } from '@openid-express/rp';
+import { microsoft, OptionsError, TenantError } from '@openid-express/rp';
 
 const creds = { clientId: '11111111-2222-3333-4444-555555555555', clientSecret: 'secret' };
 const template = 'https://login.microsoftonline.com/{tenantid}/v2.0';
@@ -51,11 +51,16 @@ describe('microsoft() preset', () => {
   });
 
   test('refuses bad options at start-up, naming the option', () => {
-    expect(() => microsoft({ ...creds, tenant: '' })).toThrow(/microsoft\(\): "tenant" is required/);
+    expect(() => microsoft({ ...creds, tenant: '' })).toThrow(/microsoft\(\): option "tenant" is required/);
     expect(() => microsoft({ ...creds, tenant: 'common/../x' })).toThrow(/"tenant" must be a tenant id/);
-    expect(() => microsoft({ tenant: 'common', clientId: 'x' })).toThrow(/responseType "code": "clientSecret" is required/);
+    expect(() => microsoft({ tenant: 'common', clientId: 'x' })).toThrow(/responseType "code": option "clientSecret" is required/);
     expect(() => microsoft({ ...creds, tenant: 'common', allowedTenants: [] })).toThrow(/"allowedTenants" must be a non-empty array/);
     expect(() => microsoft({ ...creds, tenant: 'common', responseType: 'token' as never })).toThrow(/"responseType" must be/);
+    // an OptionsError (code invalid_options, the option named), as rp()'s own start-up errors are
+    let thrown: unknown;
+    try { microsoft({ ...creds, tenant: 'common', allowedTenants: [] }); } catch (err) { thrown = err; }
+    expect(thrown).toBeInstanceOf(OptionsError);
+    expect(thrown).toMatchObject({ code: 'invalid_options', option: 'allowedTenants' });
   });
 
   test('maps Entra claims to the normalized user, never taking preferred_username as the email', () => {

@@ -8,8 +8,11 @@ import { layout, type LayoutProps } from './layout.js';
 import { login, type LoginViewProps } from './login.js';
 import { logout, logoutSuccess, type LogoutSuccessViewProps, type LogoutViewProps } from './logout.js';
 
-/** A view: a function returning HTML, or the name of a view rendered by the app's engine (`res.render`). */
-export type View<P> = ((props: P) => string | Promise<string>) | string;
+/**
+ * A view: a function returning HTML (a string, or a `String` object as some template libraries make), or the
+ * name of a view rendered by the app's engine (`res.render`).
+ */
+export type View<P> = ((props: P) => string | String | Promise<string | String>) | string;
 
 /** Props of every view, by view name. */
 export interface ViewProps {

@@ -8,7 +8,7 @@ import createDebug from 'debug';
 import * as client from 'openid-client';
 import type { ProviderConfig } from '../options.js';
 import type { Coordination } from '../coordination.js';
-import { toRpError } from '../errors.js';
+import { OptionsError, toRpError } from '../errors.js';
 import { setCapped } from '../capped-map.js';
 import { holdLease } from '../lease.js';
 import { guardedFetch, privateNetworkError } from './network-guard.js';
@@ -57,26 +57,26 @@ export interface RegistrationStore {
 /** `rp({ dynamic })`: unknown OPs found on the fly. */
 export interface DynamicOptions {
   /** Find the OP of `identifier` (alice@example.org, acct:…, URL) by WebFinger. Without it, `identifier` is the issuer URL. */
-  webfinger?: boolean;
+  webfinger?: boolean | undefined;
   /** Register a client at OPs not yet in the store (RFC 7591). Without it, only stored registrations are used. */
-  registration?: boolean;
+  registration?: boolean | undefined;
   /** Which issuers may be used. Default: all public ones (private/loopback hosts are refused anyway). */
-  allowIssuer?: (issuer: string) => boolean | Promise<boolean>;
+  allowIssuer?: ((issuer: string) => boolean | Promise<boolean>) | undefined;
   /**
    * Registration store. Default: the `coordination` store when rp() has one (shared by every
    * instance, e.g. Redis), else in memory (lost at restart, one per process).
    */
-  store?: RegistrationStore;
+  store?: RegistrationStore | undefined;
   /** Scopes asked of dynamic OPs. Default "openid email profile". */
-  scope?: string;
+  scope?: string | undefined;
   /** Extra client metadata sent at registration (e.g. `client_name`, `logo_uri`, `contacts`). */
-  clientMetadata?: Partial<client.ClientMetadata>;
+  clientMetadata?: Partial<client.ClientMetadata> | undefined;
   /** RFC 7591 initial access token, for OPs that require one. */
-  initialAccessToken?: string;
+  initialAccessToken?: string | undefined;
   /** Development only: permit private / loopback hosts (refused by default against SSRF). */
-  allowPrivateNetwork?: boolean;
+  allowPrivateNetwork?: boolean | undefined;
   /** Development only: permit http:// OPs and WebFinger. */
-  allowInsecureRequests?: boolean;
+  allowInsecureRequests?: boolean | undefined;
 }
 
 /**
@@ -197,7 +197,7 @@ export class DynamicProviders {
     private readonly coordination?: Coordination,
   ) {
     if (options.scope !== undefined && (typeof options.scope !== 'string' || !options.scope.split(' ').includes('openid'))) {
-      throw new TypeError('rp(): option "dynamic.scope" must be a space-separated string including "openid"');
+      throw new OptionsError('dynamic.scope', 'must be a space-separated string including "openid"');
     }
     this.store = options.store ?? (coordination ? coordinationRegistrationStore(coordination) : memoryRegistrationStore());
   }

@@ -12,15 +12,15 @@ export interface GitHubOptions {
   clientId: string;
   clientSecret: string;
   /** Space-separated scopes. Default: "read:user user:email". */
-  scope?: string;
+  scope?: string | undefined;
   /** GitHub Enterprise Server origin, e.g. "https://github.example.com". Default: https://github.com. */
-  baseURL?: string;
+  baseURL?: string | undefined;
   /** REST API root. Default: https://api.github.com, or `${baseURL}/api/v3` with a `baseURL`. */
-  apiURL?: string;
+  apiURL?: string | undefined;
   /** Label for login buttons. Default: "GitHub". */
-  label?: string;
+  label?: string | undefined;
   /** Allow http:// endpoints (tests against loopback only). */
-  allowInsecureRequests?: boolean;
+  allowInsecureRequests?: boolean | undefined;
 }
 
 /** The parts of GitHub's `GET /user` answer this preset reads. */

@@ -13,19 +13,19 @@ export interface GoogleOptions {
   clientId: string;
   clientSecret: string;
   /** Space-separated scopes. Default: "openid email profile". */
-  scope?: string;
+  scope?: string | undefined;
   /** Ask for a refresh token (`access_type=offline`, `prompt=consent`). Default false. */
-  offline?: boolean;
+  offline?: boolean | undefined;
   /** Google Workspace domain: sent as `hd`, and an ID token with another `hd` claim is refused. `'*'`: any Workspace account (an ID token without `hd`, a consumer account, is refused). */
-  hostedDomain?: string;
+  hostedDomain?: string | undefined;
   /** Extra authorization parameters (e.g. `login_hint`). */
-  authorizationParams?: Record<string, string>;
+  authorizationParams?: Record<string, string> | undefined;
   /** Label for login buttons. Default: "Google". */
-  label?: string;
+  label?: string | undefined;
   /** Issuer to discover. Default: https://accounts.google.com (override for tests only). */
-  issuer?: string;
+  issuer?: string | undefined;
   /** Allow http:// endpoints (tests against loopback only). */
-  allowInsecureRequests?: boolean;
+  allowInsecureRequests?: boolean | undefined;
 }
 
 /**

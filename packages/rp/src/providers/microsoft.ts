@@ -5,6 +5,7 @@
  */
 import type { ProviderConfig } from '../options.js';
 import { asString, requireString, requireUrl } from './oauth2.js';
+import { OptionsError } from '../errors.js';
 
 /** Options of {@link microsoft}. */
 export interface MicrosoftOptions {
@@ -12,25 +13,25 @@ export interface MicrosoftOptions {
   tenant: string;
   clientId: string;
   /** Required for the code flow; not used by `responseType: 'id_token'`. */
-  clientSecret?: string;
+  clientSecret?: string | undefined;
   /** Tenant ids (`tid`) allowed to log in; others are refused. Default: any the tenant setting admits. */
-  allowedTenants?: string[];
+  allowedTenants?: string[] | undefined;
   /** 'code' (default; `form_post` or `query`) or 'id_token' (IdPyOIDC's mode: all claims in the ID token, always `form_post`). */
-  responseType?: 'code' | 'id_token';
+  responseType?: 'code' | 'id_token' | undefined;
   /** Response mode for the code flow. Default: 'query'. */
-  responseMode?: 'query' | 'form_post';
+  responseMode?: 'query' | 'form_post' | undefined;
   /** Space-separated scopes. Default: "openid profile email" (+ "offline_access" with `offline`). */
-  scope?: string;
+  scope?: string | undefined;
   /** Ask for a refresh token (adds the `offline_access` scope). Default false. */
-  offline?: boolean;
+  offline?: boolean | undefined;
   /** Extra authorization parameters (e.g. `prompt`, `domain_hint`). */
-  authorizationParams?: Record<string, string>;
+  authorizationParams?: Record<string, string> | undefined;
   /** Label for login buttons. Default: "Microsoft". */
-  label?: string;
+  label?: string | undefined;
   /** Authority origin. Default: https://login.microsoftonline.com (override for sovereign clouds or tests). */
-  authority?: string;
+  authority?: string | undefined;
   /** Allow http:// endpoints (tests against loopback only). */
-  allowInsecureRequests?: boolean;
+  allowInsecureRequests?: boolean | undefined;
 }
 
 /**
@@ -68,11 +69,11 @@ export function microsoft(options: MicrosoftOptions): ProviderConfig {
   requireString(where, options, 'clientId');
   if (options.authority !== undefined) requireUrl(where, options, 'authority');
   if (!/^[A-Za-z0-9.-]+$/.test(options.tenant)) {
-    throw new TypeError(`${where}: "tenant" must be a tenant id, a domain, "common", "organizations" or "consumers"`);
+    throw new OptionsError('tenant', 'must be a tenant id, a domain, "common", "organizations" or "consumers"', where);
   }
   const responseType = options.responseType ?? 'code';
   if (responseType !== 'code' && responseType !== 'id_token') {
-    throw new TypeError(`${where}: "responseType" must be "code" or "id_token"`);
+    throw new OptionsError('responseType', 'must be "code" or "id_token"', where);
   }
   if (responseType === 'code') requireString(`${where} with responseType "code"`, options, 'clientSecret');
   const allowed = validateAllowedTenants(where, options.allowedTenants);
@@ -128,7 +129,7 @@ function checkTenant(tid: unknown, allowed: Set<string> | undefined): string {
 function validateAllowedTenants(where: string, list: string[] | undefined): Set<string> | undefined {
   if (list === undefined) return undefined;
   if (!Array.isArray(list) || list.length === 0 || list.some((t) => typeof t !== 'string' || t.length === 0)) {
-    throw new TypeError(`${where}: "allowedTenants" must be a non-empty array of tenant ids`);
+    throw new OptionsError('allowedTenants', 'must be a non-empty array of tenant ids', where);
   }
   return new Set(list.map((t) => t.toLowerCase()));
 }

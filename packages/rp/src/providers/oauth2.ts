@@ -3,37 +3,38 @@
  * no discovery). The GitHub preset is built on it.
  */
 import type { NormalizedUser, ProviderConfig } from '../options.js';
+import { OptionsError } from '../errors.js';
 
 /** Options of {@link oauth2}. */
 export interface OAuth2Options {
   clientId: string;
-  clientSecret?: string;
+  clientSecret?: string | undefined;
   /** Authorization endpoint URL (static, there is no discovery). */
   authorizationEndpoint: string;
   /** Token endpoint URL. */
   tokenEndpoint: string;
   /** URL answering the current user as JSON for a Bearer access token. Required unless `fetchUser`. */
-  userinfoEndpoint?: string;
+  userinfoEndpoint?: string | undefined;
   /** Identifier of the server (used as its `issuer` in metadata). Default: the authorization endpoint's origin. */
-  issuer?: string;
+  issuer?: string | undefined;
   /** Space-separated scopes. Default: none (the server's default). */
-  scope?: string;
+  scope?: string | undefined;
   /** Label for login buttons. Default: "OAuth 2.0". */
-  label?: string;
+  label?: string | undefined;
   /** Token endpoint client authentication. Default: client_secret_basic with a secret, none without. */
-  tokenEndpointAuthMethod?: ProviderConfig['tokenEndpointAuthMethod'];
+  tokenEndpointAuthMethod?: ProviderConfig['tokenEndpointAuthMethod'] | undefined;
   /** Extra parameters on every authorization request. */
-  authorizationParams?: Record<string, string>;
+  authorizationParams?: Record<string, string> | undefined;
   /** PKCE S256 (default true; servers that ignore it are unaffected). */
-  pkce?: boolean;
+  pkce?: boolean | undefined;
   /** Map the user endpoint's JSON to the normalized user; `sub` is required. Default: OIDC claim names. */
-  profile?: ProviderConfig['profile'];
+  profile?: ProviderConfig['profile'] | undefined;
   /** Load the user yourself instead of a GET to `userinfoEndpoint`. */
-  fetchUser?: ProviderConfig['fetchUser'];
+  fetchUser?: ProviderConfig['fetchUser'] | undefined;
   /** HTTP wrapper for the server's wire quirks (token endpoint, user endpoint). */
-  customFetch?: ProviderConfig['customFetch'];
+  customFetch?: ProviderConfig['customFetch'] | undefined;
   /** Allow http:// endpoints (development and tests against loopback only). */
-  allowInsecureRequests?: boolean;
+  allowInsecureRequests?: boolean | undefined;
 }
 
 /**
@@ -97,7 +98,7 @@ export function oauth2(options: OAuth2Options): ProviderConfig {
   requireUrl(where, options, 'tokenEndpoint');
   if (options.userinfoEndpoint !== undefined) requireUrl(where, options, 'userinfoEndpoint');
   if (!options.userinfoEndpoint && !options.fetchUser) {
-    throw new TypeError(`${where}: give "userinfoEndpoint" (or "fetchUser") so the user can be loaded after login`);
+    throw new OptionsError('userinfoEndpoint', 'is missing: give it (or "fetchUser") so the user can be loaded after login', where);
   }
   const userinfoEndpoint = options.userinfoEndpoint;
   return {
@@ -172,7 +173,7 @@ export function asString(value: unknown): string | undefined {
 export function requireString(where: string, options: object | undefined, key: string): void {
   const value = (options as Record<string, unknown> | undefined)?.[key];
   if (typeof value !== 'string' || value.length === 0) {
-    throw new TypeError(`${where}: "${key}" is required and must be a non-empty string`);
+    throw new OptionsError(key, 'is required and must be a non-empty string', where);
   }
 }
 
@@ -184,10 +185,10 @@ export function requireUrl(where: string, options: object, key: string): void {
   try {
     url = new URL(value);
   } catch {
-    throw new TypeError(`${where}: "${key}" must be an absolute URL, got ${JSON.stringify(value)}`);
+    throw new OptionsError(key, `must be an absolute URL, got ${JSON.stringify(value)}`, where);
   }
   const insecureOk = (options as { allowInsecureRequests?: boolean }).allowInsecureRequests === true;
   if (url.protocol !== 'https:' && !(insecureOk && url.protocol === 'http:')) {
-    throw new TypeError(`${where}: "${key}" must be an https: URL (http: only with allowInsecureRequests: true)`);
+    throw new OptionsError(key, 'must be an https: URL (http: only with allowInsecureRequests: true)', where);
   }
 }

@@ -7,9 +7,9 @@ import type { ProviderConfig, ProviderInfo } from '../options.js';
 export interface OidcProviderOptions extends Partial<Omit<ProviderConfig, 'type' | 'clientId'>> {
   clientId: string;
   /** Issuer identifier (discovery runs against `{issuer}/.well-known/openid-configuration`). */
-  issuer?: string;
+  issuer?: string | undefined;
   /** Static metadata for an OP without discovery (IdPyOIDC: `provider_info`). */
-  providerInfo?: ProviderInfo;
+  providerInfo?: ProviderInfo | undefined;
 }
 
 /**
