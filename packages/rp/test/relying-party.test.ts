@@ -47,6 +47,10 @@ describe('RelyingParty', () => {
     expect(relyingParty.hasActiveAuthentication(auth, 3600)).toBe(true);
     expect(relyingParty.hasActiveAuthentication({ ...auth, authTime: auth.authTime - 7200 }, 3600)).toBe(false);
     expect(relyingParty.hasActiveAuthentication(undefined)).toBe(false);
+    // false says "not active", not "no login": the login is still there to sign in again with (this compiles only
+    // if the method is no type predicate, which narrowed a stale login to never)
+    const stale = { ...auth, authTime: auth.authTime - 7200 };
+    if (!relyingParty.hasActiveAuthentication(stale, 3600)) expect(stale.user.sub).toBe('alice');
 
     expect(await relyingParty.userInfo(auth)).toMatchObject({ sub: 'alice', name: 'Alice Liddell' });
     expect(await relyingParty.validAccessToken(auth)).toBe(auth);
