@@ -28,6 +28,7 @@ export type RpErrorCode =
   | 'invalid_request'
   | 'cross_origin_request'
   | 'not_found'
+  | 'method_not_allowed'
   | 'client_auth_failed'
   | 'discovery_failed'
   // dynamic OPs (GET {mountPath}/login?identifier=)
@@ -63,6 +64,7 @@ const STATUS: Record<RpErrorCode, number> = {
   invalid_request: 400,
   cross_origin_request: 403,
   not_found: 404,
+  method_not_allowed: 405,
   client_auth_failed: 500,
   discovery_failed: 502,
   invalid_identifier: 400,

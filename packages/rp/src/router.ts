@@ -98,11 +98,26 @@ export function rp(options: RpOptions): RpRouter {
   r.post('/logout', form, wrap(routes.logout));
   r.post('/backchannel-logout/:provider', form, wrap(routes.backchannelLogout));
   r.get('/frontchannel-logout/:provider', wrap(routes.frontchannelLogout));
+  // another method at one of these paths: 405 with Allow (RFC 9110 §15.5.6), not the app's bare 404; OPTIONS lists them
+  for (const [path, allow] of ROUTE_METHODS) {
+    r.all(path, (req, res, next) => {
+      res.set('allow', allow);
+      if (req.method === 'OPTIONS') return void res.status(204).end();
+      next(new RpError('method_not_allowed', `${req.method} is not allowed at ${req.baseUrl}${req.path}: it takes ${allow}`));
+    });
+  }
   r.use(onError);
   router.use(m || '/', r);
   skipRoutingOutsideMount(router, m, first);
   return router;
 }
+
+/** The methods each route of rp() answers (HEAD with every GET, as Express does). */
+const ROUTE_METHODS: ReadonlyArray<[path: string, allow: string]> = [
+  ['/providers', 'GET, HEAD'], ['/jwks', 'GET, HEAD'], ['/request/:id', 'GET, HEAD'],
+  ['/login/:provider', 'GET, HEAD, POST'], ['/login', 'GET, HEAD, POST'], ['/callback/:provider', 'GET, HEAD, POST'],
+  ['/refresh', 'POST'], ['/logout', 'GET, HEAD, POST'], ['/backchannel-logout/:provider', 'POST'], ['/frontchannel-logout/:provider', 'GET, HEAD'],
+];
 
 /**
  * A request outside {mountPath} (every request of the app's own routes) only needs the first

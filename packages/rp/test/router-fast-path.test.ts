@@ -56,3 +56,25 @@ describe('rp(): requests outside its mount path', () => {
     expect(walked).toHaveBeenCalledTimes(1);
   });
 });
+
+describe('rp(): a method a route does not take', () => {
+  test.each([
+    ['put', '/auth/providers', 'GET, HEAD'],
+    ['get', '/auth/refresh', 'POST'],
+    ['delete', '/auth/logout', 'GET, HEAD, POST'],
+    ['get', '/auth/backchannel-logout/op', 'POST'],
+    ['patch', '/auth/callback/op', 'GET, HEAD, POST'],
+  ] as const)('%s %s: 405 with Allow (%s), JSON for an API client; not the app\'s 404', async (method, path, allow) => {
+    const { a } = app();
+    const res = await request(a)[method](path).set('accept', 'application/json');
+    expect([res.status, res.headers.allow, res.body.error]).toEqual([405, allow, 'method_not_allowed']);
+  });
+
+  test('OPTIONS answers 204 with Allow; a GET route still answers HEAD; an unknown path under the mount stays the app\'s 404', async () => {
+    const { a } = app();
+    const options = await request(a).options('/auth/refresh');
+    expect([options.status, options.headers.allow]).toEqual([204, 'POST']);
+    expect((await request(a).head('/auth/providers')).status).toBe(200);
+    expect((await request(a).put('/auth/no-such-route')).status).toBe(404);
+  });
+});
