@@ -451,6 +451,7 @@ function checkNumbers(name: string, value: unknown, allowed: string[]): void {
   if (!isObject(value)) fail(name, 'must be an object');
   for (const [k, v] of Object.entries(value)) {
     if (!allowed.includes(k)) fail(`${name}.${k}`, `unknown; expected one of ${allowed.join(', ')}`);
+    if (v === undefined) continue; // left to its default
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(`${name}.${k}`, 'must be a positive whole number of seconds/count');
   }
 }
@@ -672,6 +673,11 @@ function checkFeatureNeeds(features: OpFeatures, clients: OpClient[], provider: 
  * @example
  * const resolved = resolveOptions({ issuer: 'https://id.example.com/op', accounts });
  */
+/** The members of `o` that are set: an option given as `undefined` (an unset environment variable) keeps its default. */
+function definedOnly<T extends object>(o: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 export function resolveOptions(input: OpOptions): ResolvedOptions {
   if (!isObject(input)) fail('options', 'op() needs an options object: op({ issuer, accounts, clients })');
   checkOptionNames(input);
@@ -697,10 +703,10 @@ export function resolveOptions(input: OpOptions): ResolvedOptions {
     jwks: input.jwks,
     cookieKeys: input.cookieKeys,
     features,
-    ttl: { ...DEFAULT_TTL, ...(input.ttl ?? {}) },
+    ttl: { ...DEFAULT_TTL, ...definedOnly(input.ttl) },
     scopes: input.scopes ?? [],
     trustProxy: input.trustProxy === true,
-    throttle: { maxFailures: 5, windowSeconds: 900, ...(input.throttle ?? {}) },
+    throttle: { maxFailures: 5, windowSeconds: 900, ...definedOnly(input.throttle) },
     session: input.session,
     storeTimeout: input.storeTimeout ?? 3000,
     allowPrivateHosts: input.allowPrivateHosts ?? [],

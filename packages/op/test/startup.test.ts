@@ -552,3 +552,13 @@ describe('an app-wide express-session before op() and op()\'s own `session` opti
     }
   });
 });
+
+describe('an option given as undefined (an unset environment variable) keeps its default', () => {
+  test('throttle and ttl members: the defaults hold, not undefined (which turned off the lock-out and broke every TTL)', async () => {
+    const { resolveOptions } = await import('../src/options.js');
+    const o = resolveOptions({ ...base, throttle: { maxFailures: undefined, windowSeconds: undefined }, ttl: { Session: undefined, AccessToken: 600 } });
+    expect(o.throttle).toEqual({ maxFailures: 5, windowSeconds: 900 });
+    expect(o.ttl.Session).toBe(14 * 24 * 3600);
+    expect(o.ttl.AccessToken).toBe(600);
+  });
+});

@@ -15,3 +15,7 @@ describe('oidc()', () => {
     expect(() => rp({ baseURL: 'https://app.example.com', providers: { corp: entry } })).toThrow(/issuer/);
   });
 });
+
+test('oidc(): an option given as undefined keeps its default (the label is the issuer\'s host)', () => {
+  expect(oidc({ issuer: 'https://id.example.com', clientId: 'app', clientSecret: 's', label: undefined }).label).toBe('id.example.com');
+});

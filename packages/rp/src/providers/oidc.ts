@@ -27,7 +27,7 @@ export interface OidcProviderOptions extends Partial<Omit<ProviderConfig, 'type'
  * ```
  */
 export function oidc(options: OidcProviderOptions): ProviderConfig {
-  return { label: hostOf(options.issuer), ...options, type: 'oidc', scope: options.scope ?? 'openid profile email' };
+  return { ...options, label: options.label ?? hostOf(options.issuer), type: 'oidc', scope: options.scope ?? 'openid profile email' };
 }
 
 /** The issuer's host as a default label; an invalid issuer is reported by the options check, not here. */
