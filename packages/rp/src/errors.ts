@@ -261,12 +261,22 @@ export function toRpError(err: unknown, idTokenCode: RpErrorCode = 'invalid_id_t
     const message = inner && inner !== e.message ? `${e.message}: ${inner}` : e.message;
     return new RpError('invalid_response', `the OpenID Provider's response was refused: ${message}`, { cause: err });
   }
+  // jose refuses some keys with a bare TypeError (an OP's RSA key under 2048 bits, a key its alg cannot use): the OP's token is refused
+  if (e.code === undefined && thrownBy(e, /[\\/]node_modules[\\/]jose[\\/]/)) {
+    return new RpError(idTokenCode, `the token was refused: ${e.message}`, { cause: err });
+  }
   // a TypeError or ReferenceError without a code is a bug in code that ran here (a provider entry's hook such as
   // profile() or fetchUser(), or the RP), not a refusal of the OP's answer: a 500, and the log holds its stack
   if (isBug(e)) {
     return new RpError('internal_error', `the app failed while handling this (${e.name}, not an answer of the OpenID Provider); the details are in the server's log`, { cause: err });
   }
   return new RpError('invalid_response', `the response was refused: ${e.message}`, { cause: err });
+}
+
+/** Whether the first frame of `e`'s stack is in a file whose path matches `where`. */
+function thrownBy(e: Error, where: RegExp): boolean {
+  const frame = /\n\s+at (?:.*\()?([^()\n]+?):\d+:\d+\)?/.exec(e.stack ?? '')?.[1];
+  return frame !== undefined && where.test(frame);
 }
 
 /** A programming error: a built-in TypeError or ReferenceError with no code (errors of fetch, openid-client, jose and Node carry one). */

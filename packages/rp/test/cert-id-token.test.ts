@@ -4,7 +4,7 @@
  * without `sub`, with a future `iat`, with HS256 over the client secret, and so on.
  * Each refusal also shows that no authenticated session is left behind.
  */
-import { createSign, KeyObject } from 'node:crypto';
+import { createSign, generateKeyPairSync, KeyObject } from 'node:crypto';
 import type { Server } from 'node:http';
 import request from 'supertest';
 import { generateKeyPair, type JWK } from 'jose';
@@ -191,6 +191,19 @@ describe('attacker-shaped ID tokens', () => {
     };
     const agent = request.agent(server);
     await expectRefused(await callback(agent), agent, 'invalid_id_token', /crit/);
+  });
+
+  test('an ID token signed with an RSA key under 2048 bits (a legacy OP, a lab\'s weak-key case): a refusal of the OP\'s token naming why, not the app\'s 500', async () => {
+    const weak = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    stub.keys = [{ ...(weak.publicKey.export({ format: 'jwk' }) as JWK), kid: 'weak', alg: 'RS256', use: 'sig' }];
+    // jose refuses to sign with such a key too, so the token is put together by hand
+    stub.idToken = async (claims) => {
+      const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
+      const input = `${b64({ alg: 'RS256', kid: 'weak' })}.${b64(claims)}`;
+      return `${input}.${createSign('RSA-SHA256').update(input).sign(weak.privateKey).toString('base64url')}`;
+    };
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent, 'invalid_id_token', /2048 bits/);
   });
 
   test('a logout token (typ logout+jwt, no nonce) passed off as an ID token does not log in', async () => {

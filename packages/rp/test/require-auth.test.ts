@@ -72,6 +72,11 @@ describe('requireAuth()', () => {
     expect(res.headers.vary).toMatch(/accept/i);
   });
 
+  test('an app\'s WebView page load (Android sends X-Requested-With: <the app\'s package>) is still a browser: sent to log in', async () => {
+    const res = await t.agent().get('/me').set({ ...html, 'x-requested-with': 'com.example.shop' });
+    expect(res.status).toBe(302);
+  });
+
   test('a browser POST without login gets 401, not a redirect', async () => {
     const res = await t.agent().post('/form').set(html);
     expect(res.status).toBe(401);
