@@ -8,6 +8,7 @@ import { OpConfigError } from './errors.js';
 import { PKCE_POLICIES, type PkcePolicy } from './pkce-policy.js';
 import type { TokenExchangePolicy } from './grants/token-exchange.js';
 import { parseAllowedHosts } from './private-hosts.js';
+import { ACCOUNT_FAILURES } from './throttle.js';
 import type { Views } from './views/render.js';
 
 /** A client registered at start-up: oidc-provider client metadata plus `firstParty`. */
@@ -125,8 +126,17 @@ export interface OpTtl {
 
 /** Failed-login limits, counted in the `adapter` store so they hold across instances. */
 export interface OpThrottle {
-  /** Failures allowed per login name and per client IP within `windowSeconds`. Default 5. */
+  /**
+   * Failures allowed from one client IP within `windowSeconds` (for any accounts), after which that address is locked
+   * out, the right password included. Default 5.
+   */
   maxFailures?: number | undefined;
+  /**
+   * Failures allowed for one account from all addresses together within `windowSeconds`, after which the account is
+   * locked for everyone. Default 100 (NIST SP 800-63B §5.2.2's bound): far above `maxFailures`, so strangers sending a
+   * few guesses each from many addresses cannot keep the account's owner out (a lock-out they could renew every window).
+   */
+  maxAccountFailures?: number | undefined;
   /** How long failures are remembered, from the first one (the lock-out time). Default 900. */
   windowSeconds?: number | undefined;
 }
@@ -686,7 +696,7 @@ export function resolveOptions(input: OpOptions): ResolvedOptions {
   checkShape(input);
   checkKeys(input);
   checkNumbers('ttl', input.ttl, Object.keys(DEFAULT_TTL));
-  checkNumbers('throttle', input.throttle, ['maxFailures', 'windowSeconds']);
+  checkNumbers('throttle', input.throttle, ['maxFailures', 'maxAccountFailures', 'windowSeconds']);
   if (input.authenticators !== undefined) checkAuthenticators(input.authenticators);
   parseAllowedHosts(input.allowPrivateHosts);
   const features = checkFeatures(input.features);
@@ -706,7 +716,7 @@ export function resolveOptions(input: OpOptions): ResolvedOptions {
     ttl: { ...DEFAULT_TTL, ...definedOnly(input.ttl) },
     scopes: input.scopes ?? [],
     trustProxy: input.trustProxy === true,
-    throttle: { maxFailures: 5, windowSeconds: 900, ...definedOnly(input.throttle) },
+    throttle: { maxFailures: 5, maxAccountFailures: ACCOUNT_FAILURES, windowSeconds: 900, ...definedOnly(input.throttle) },
     session: input.session,
     storeTimeout: input.storeTimeout ?? 3000,
     allowPrivateHosts: input.allowPrivateHosts ?? [],

@@ -58,6 +58,9 @@ export async function throttleKeyOf(accounts: AccountStore, login: string | unde
   return account ? accountLoginKey(account.id) : login;
 }
 
+/** The default failures of one account, from all addresses together, before it is locked for everyone. */
+export const ACCOUNT_FAILURES = 100;
+
 /** How long an IP's check under way counts at most (an instance killed mid-check leaks it no longer). */
 const CHECK_SECONDS = 60;
 const BUSY_RETRY_SECONDS = 2;
@@ -70,7 +73,10 @@ const BUSY_RETRY_SECONDS = 2;
  * const t = throttle(store, { maxFailures: 5, windowSeconds: 900 });
  * if ((await t.attempt(login, req.ip)) !== 'ok') return tooMany();
  */
-export function throttle(store: OpStore, limits: { maxFailures: number; windowSeconds: number }): Throttle {
+export function throttle(store: OpStore, limits: { maxFailures: number; maxAccountFailures?: number; windowSeconds: number }): Throttle {
+  // one account, from every address together: far more than one address may try, so strangers guessing
+  // from many addresses cannot keep the owner out with a few guesses a window (NIST SP 800-63B §5.2.2: at most 100)
+  const accountLimit = limits.maxAccountFailures ?? ACCOUNT_FAILURES;
   // checks under way are counted only when their end can take them back
   const tracked = typeof store.decrement === 'function';
   const endChecks = async (login: string | undefined, ip: string): Promise<void> => {
@@ -83,9 +89,9 @@ export function throttle(store: OpStore, limits: { maxFailures: number; windowSe
   };
   // without `decrement` the login's attempt was counted up front, and stays
   const giveBack = (login: string | undefined, ip: string): Promise<void> => endChecks(login, ip);
-  const verdict = ([failures, checks]: [number, number], busy: Verdict): Verdict | undefined => {
-    if (failures >= limits.maxFailures) return 'locked';
-    if (failures + checks > limits.maxFailures) return busy;
+  const verdict = ([failures, checks]: [number, number], busy: Verdict, limit: number): Verdict | undefined => {
+    if (failures >= limit) return 'locked';
+    if (failures + checks > limit) return busy;
     return undefined;
   };
   return {
@@ -94,14 +100,14 @@ export function throttle(store: OpStore, limits: { maxFailures: number; windowSe
     async attempt(login, ip) {
       let counted: string | undefined;
       try {
-        const refused = verdict(await counts('ip', ip), 'busy');
+        const refused = verdict(await counts('ip', ip), 'busy', limits.maxFailures);
         if (refused) {
           await endChecks(undefined, ip);
           return refused;
         }
         if (!login) return 'ok';
         counted = login;
-        const refusedLogin = verdict(await counts('login', login), 'account-busy');
+        const refusedLogin = verdict(await counts('login', login), 'account-busy', accountLimit);
         if (!refusedLogin) return 'ok';
         await endChecks(login, ip);
         return refusedLogin;

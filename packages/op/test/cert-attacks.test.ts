@@ -32,7 +32,7 @@ const loginForm = { value: ['authenticator', 'password'] as [string, string] };
 describe('an attacker against the OP', () => {
   let f: FlowFixture;
   beforeAll(async () => {
-    f = await startCertOp({ accounts: memoryAccounts([FULL_ALICE, BOB]) });
+    f = await startCertOp({ accounts: memoryAccounts([FULL_ALICE, BOB]), throttle: { maxAccountFailures: 5 } });
   });
   afterAll(async () => {
     await f?.op.close();
@@ -300,10 +300,37 @@ describe('an attacker against an OP whose app trusts every proxy hop (app.set(\'
   });
 });
 
-describe('guesses sent all at once (the password check is slow: scrypt)', () => {
+describe('strangers guessing one account from many addresses, with the default limits (5 per address, 100 per account)', () => {
   let f: FlowFixture;
   beforeAll(async () => {
     f = await startFlowFixture(memoryAdapter(), { accounts: memoryAccounts([FULL_ALICE, BOB]), trustProxy: true });
+  });
+  afterAll(async () => {
+    await f?.op.close();
+  });
+
+  test('cannot keep the owner out: after 30 wrong guesses from six addresses (each of them locked out), alice signs in from her own', async () => {
+    for (let a = 0; a < 6; a += 1) {
+      const browser = f.browser(`192.0.2.${200 + a}`);
+      let page = await browser.open((await codeRequest(f)).url);
+      for (let i = 0; i < 5; i += 1) {
+        page = await browser.submit(page, loginForm, { login: 'alice', password: `guess-${a}-${i}` });
+        expect(page.status).toBe(401);
+      }
+      // that address is locked now, the right password included
+      expect((await browser.submit(page, loginForm, { login: 'alice', password: ALICE.password })).status).toBe(429);
+    }
+    // before: "Too many failed attempts" for alice everywhere, renewed by a few guesses every window
+    const own = f.browser('198.51.100.250');
+    const signedIn = await own.submit(await own.open((await codeRequest(f)).url), loginForm, { login: 'alice', password: ALICE.password });
+    expect([401, 429]).not.toContain(signedIn.status);
+  });
+});
+
+describe('guesses sent all at once (the password check is slow: scrypt)', () => {
+  let f: FlowFixture;
+  beforeAll(async () => {
+    f = await startFlowFixture(memoryAdapter(), { accounts: memoryAccounts([FULL_ALICE, BOB]), trustProxy: true, throttle: { maxAccountFailures: 5 } });
   });
   afterAll(async () => {
     await f?.op.close();
@@ -369,7 +396,7 @@ describe.each([
         return n;
       },
     };
-    f = await startFlowFixture(flaky, { accounts: accountsWithOutage([FULL_ALICE, BOB], () => accountsDown), trustProxy: true });
+    f = await startFlowFixture(flaky, { accounts: accountsWithOutage([FULL_ALICE, BOB], () => accountsDown), trustProxy: true, throttle: { maxAccountFailures: 5 } });
   }, 20_000);
   afterAll(async () => {
     await f?.op.close();

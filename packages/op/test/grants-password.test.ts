@@ -24,7 +24,7 @@ describe('features.passwordGrant', () => {
     warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
     f = await startGrantOp((origin) => ({
       trustProxy: true,
-      throttle: { maxFailures: 3 },
+      throttle: { maxFailures: 3, maxAccountFailures: 3 },
       features: { passwordGrant: true, resourceIndicators: { resources: { [API]: { scope: 'read' } } } },
       clients: [
         webClient(origin),
@@ -125,7 +125,7 @@ describe('the password grant while the accounts database is unavailable', () => 
     jest.spyOn(console, 'warn').mockImplementation(() => undefined);
     f = await startGrantOp((origin) => ({
       trustProxy: true,
-      throttle: { maxFailures: 3 },
+      throttle: { maxFailures: 3, maxAccountFailures: 3 },
       features: { passwordGrant: true },
       accounts: accountsWithOutage([ALICE, BOB], () => down),
       clients: [webClient(origin), { client_id: 'ropc', client_secret: SECRET, grant_types: ['password'], response_types: [] }],

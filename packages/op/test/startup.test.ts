@@ -557,7 +557,7 @@ describe('an option given as undefined (an unset environment variable) keeps its
   test('throttle and ttl members: the defaults hold, not undefined (which turned off the lock-out and broke every TTL)', async () => {
     const { resolveOptions } = await import('../src/options.js');
     const o = resolveOptions({ ...base, throttle: { maxFailures: undefined, windowSeconds: undefined }, ttl: { Session: undefined, AccessToken: 600 } });
-    expect(o.throttle).toEqual({ maxFailures: 5, windowSeconds: 900 });
+    expect(o.throttle).toEqual({ maxFailures: 5, maxAccountFailures: 100, windowSeconds: 900 });
     expect(o.ttl.Session).toBe(14 * 24 * 3600);
     expect(o.ttl.AccessToken).toBe(600);
   });
