@@ -60,15 +60,20 @@ export function requireAuth(options: RequireAuthOptions = {}): RequestHandler {
     const fromProvider = !options.provider || auth?.provider === options.provider;
     if (!auth || !fromProvider || !rp.hasActiveAuthentication(auth, options.maxAge)) {
       const provider = options.provider ?? rp.options.defaultProvider;
-      if (wantsHtml(req) && (req.method === 'GET' || req.method === 'HEAD') && provider) {
+      const loginUrl = (returnTo: string | undefined): string => {
         // a deep link is sent along only while the redirect stays small: encoded again it grows up to 3 times,
         // and a `Location` of several KB overflows proxies' header buffers (nginx's 4 KB: a bare 502)
-        const query = new URLSearchParams(req.originalUrl.length <= MAX_RETURN_TO ? { returnTo: req.originalUrl } : {});
+        const query = new URLSearchParams(returnTo !== undefined && returnTo.length <= MAX_RETURN_TO ? { returnTo } : {});
         if (options.maxAge !== undefined && auth) query.set('maxAge', String(options.maxAge));
         if (query.toString().length > 2 * MAX_RETURN_TO) query.delete('returnTo');
         const search = query.toString();
-        return res.redirect(`${rp.options.routesPath}/login/${encodeURIComponent(provider)}${search ? `?${search}` : ''}`);
-      }
+        return `${rp.options.routesPath}/login/${encodeURIComponent(provider!)}${search ? `?${search}` : ''}`;
+      };
+      // htmx (a page's script asking for a fragment of HTML): a redirect to the OP would fail in it (another origin);
+      // a 401 whose HX-Redirect sends the whole page to the login, back to the page the user is on
+      const htmx = req.headers['hx-request'] === 'true';
+      if (htmx && provider) res.set('HX-Redirect', loginUrl(samePagePath(req.headers['hx-current-url'], rp.options.baseURL)));
+      else if (wantsHtml(req) && (req.method === 'GET' || req.method === 'HEAD') && provider) return res.redirect(loginUrl(req.originalUrl));
       return sendError(new RpError('not_authenticated', 'this resource needs a login'), req, res, next, rp);
     }
     if (options.claims && !hasClaims(auth.user.claims, options.claims)) {
@@ -86,4 +91,11 @@ export function requireAuth(options: RequireAuthOptions = {}): RequestHandler {
     res.setHeader('Cache-Control', 'no-store');
     next();
   };
+}
+
+/** The path and query of `url` when it is a page of the app (`baseURL`'s origin), else undefined. */
+function samePagePath(url: unknown, baseURL: string): string | undefined {
+  if (typeof url !== 'string' || !URL.canParse(url)) return undefined;
+  const page = new URL(url);
+  return page.origin === new URL(baseURL).origin ? `${page.pathname}${page.search}` : undefined;
 }

@@ -783,8 +783,8 @@ export function wantsHtml(req: Request): boolean {
   if (!accept?.includes('text/html')) return false; // an API client, fetch()'s */*: JSON, read at once
   // a script's XMLHttpRequest (jQuery sends X-Requested-With) cannot follow a redirect to the OP anyway;
   // else HTML only when preferred to JSON by the q-values (RFC 9110 §12.4.2: "text/html;q=0" is a no)
-  // (only XMLHttpRequest: Android's WebView sends its app's package name on plain page loads)
-  return req.headers['x-requested-with'] !== 'XMLHttpRequest' && req.accepts(['json', 'html']) === 'html';
+  // (only XMLHttpRequest: Android's WebView sends its app's package name on plain page loads), nor htmx's
+  return req.headers['x-requested-with'] !== 'XMLHttpRequest' && req.headers['hx-request'] !== 'true' && req.accepts(['json', 'html']) === 'html';
 }
 
 /** The page a front-channel logout answers in the OP's hidden frame (no style: nobody sees it, but it has a language). */

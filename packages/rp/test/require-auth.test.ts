@@ -77,6 +77,16 @@ describe('requireAuth()', () => {
     expect(res.status).toBe(302);
   });
 
+  test('an htmx request (HX-Request: true, Accept text/html) gets 401 with HX-Redirect to the login, back to the page the user is on', async () => {
+    const res = await t.agent().get('/me').set({ accept: 'text/html', 'hx-request': 'true', 'hx-current-url': `${t.baseURL}/dashboard?tab=2` });
+    expect(res.status).toBe(401);
+    expect(res.body.error).toBe('not_authenticated');
+    expect(res.headers['hx-redirect']).toBe(`/auth/login/op?returnTo=${encodeURIComponent('/dashboard?tab=2')}`);
+    // a page of another origin is not sent along
+    const foreign = await t.agent().get('/me').set({ accept: 'text/html', 'hx-request': 'true', 'hx-current-url': 'https://evil.example/x' });
+    expect(foreign.headers['hx-redirect']).toBe('/auth/login/op');
+  });
+
   test('a browser POST without login gets 401, not a redirect', async () => {
     const res = await t.agent().post('/form').set(html);
     expect(res.status).toBe(401);
