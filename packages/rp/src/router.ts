@@ -329,7 +329,7 @@ class Routes {
     if (earlier) {
       // the same sign-out again, from a browser that never saw the first answer (a double click)
       expectPostLogoutState(res, earlier.returnTo, earlier.state, this.rp);
-      return redirect(res, earlier.to);
+      return goOn(req, res, earlier.to, this.rp);
     }
     // "sign out of this site only", offered when the OP could not be reached
     const localOnly = req.method === 'POST' && req.body?.local === '1';
@@ -363,7 +363,7 @@ class Routes {
     await sessionOp<void>((cb) => req.session.destroy(cb));
     if (endSession) expectPostLogoutState(res, returnTo, state, this.rp);
     debug('logout: local session ended%s', endSession ? `, RP-initiated logout at provider ${auth!.provider}` : '');
-    redirect(res, endSession?.href ?? returnTo);
+    goOn(req, res, endSession?.href ?? returnTo, this.rp);
   };
 
   /** The RP's public keys (`keys` option), for OPs that verify its signatures or encrypt to it (its `jwks_uri`). */
@@ -620,6 +620,24 @@ async function pruneIndex(coordination: Coordination, store: Store, key: string)
 function redirect(res: Response, location: string): void {
   // a POST answered by a redirect is a 303 (RFC 9110 §15.4.4): the browser goes on with a GET, never posts again
   res.status(res.req.method === 'POST' ? 303 : 302).set('cache-control', 'no-store').location(location).end();
+}
+
+/**
+ * Sends the browser on to `href` after a sign-out. A sign-out form posted by a browser (`Sec-Fetch-Mode: navigate`)
+ * that goes on to another origin (the OP's end-session endpoint) gets a page that goes there, not a redirect:
+ * browsers apply the form page's `form-action` to the redirects after its post, and an app-wide helmet()'s
+ * `form-action 'self'` stopped that one, leaving the user signed in at the OP. This page carries rp()'s own CSP.
+ */
+function goOn(req: Request, res: Response, href: string, rp: RelyingParty): void {
+  const target = new URL(href, rp.options.baseURL);
+  if (req.method !== 'POST' || req.headers['sec-fetch-mode'] !== 'navigate' || target.origin === new URL(rp.options.baseURL).origin) return redirect(res, href);
+  const url = escapeHtml(target.href);
+  res.status(200).set({
+    ...PAGE_HEADERS, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer',
+    // the page's own policy, without form-action (its refresh is a navigation, which no CSP directive stops)
+    'content-security-policy': `default-src 'none'; style-src ${PAGE_STYLE_SRC}; base-uri 'none'; frame-ancestors 'none'`,
+  }).type('html').send(page('Signing out…', `<meta http-equiv="refresh" content="0;url=${url}"><h1>Signing out…</h1>`
+    + `<p>You are signed out of this site. <a href="${url}">Continue</a> to sign out at ${escapeHtml(target.host)}.</p>`));
 }
 
 /**

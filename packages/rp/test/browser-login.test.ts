@@ -16,6 +16,11 @@ beforeAll(async () => {
       // a page of the app with helmet's default Referrer-Policy, and its own sign-out form
       app.get('/account', (_req, res) => void res.set('referrer-policy', 'no-referrer').type('html')
         .send('<!doctype html><form method="post" action="/auth/logout"><input type="hidden" name="returnTo" value="/bye"><button id="out">Sign out</button></form>'));
+      // the same under an app-wide helmet(): its Content-Security-Policy says form-action 'self'
+      app.get('/account-helmet', (_req, res) => void res.set({
+        'referrer-policy': 'no-referrer',
+        'content-security-policy': "default-src 'self';base-uri 'self';form-action 'self';frame-ancestors 'self';object-src 'none';script-src 'self'",
+      }).type('html').send('<!doctype html><form method="post" action="/auth/logout"><input type="hidden" name="returnTo" value="/bye"><button id="out">Sign out</button></form>'));
     },
   });
 }, 30_000);
@@ -63,6 +68,24 @@ describe('in a real browser', () => {
     await Promise.all([page.waitForURL(`${t.baseURL}/bye`), page.click('button[autofocus], button[type=submit]')]);
     await page.goto(`${t.baseURL}/me`);
     expect(page.url()).toMatch(new RegExp(`^${t.op.issuer}/`));
+    await context.close();
+  });
+
+  test('the app\'s own sign-out form under helmet()\'s form-action \'self\' signs out at the OP too (the redirect after the post was blocked)', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const cspErrors: string[] = [];
+    page.on('console', (m) => { if (/Content.Security.Policy/i.test(m.text())) cspErrors.push(m.text()); });
+    await page.goto(`${t.baseURL}/me`);
+    await page.fill('input[name=account]', 'alice');
+    await Promise.all([page.waitForURL(`${t.baseURL}/me`), page.click('#sign-in')]);
+    await page.goto(`${t.baseURL}/account-helmet`);
+    // before: the browser stayed on /account-helmet, signed out here only, still signed in at the OP
+    await Promise.all([page.waitForURL(new RegExp(`^${t.op.issuer}/session/end`), { timeout: 10_000 }), page.click('#out')]);
+    await Promise.all([page.waitForURL(`${t.baseURL}/bye`), page.click('button[autofocus], button[type=submit]')]);
+    await page.goto(`${t.baseURL}/me`);
+    expect(page.url()).toMatch(new RegExp(`^${t.op.issuer}/`)); // the OP asks for the password again
+    expect(cspErrors).toEqual([]);
     await context.close();
   });
 

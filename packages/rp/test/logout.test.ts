@@ -40,6 +40,18 @@ describe('GET /auth/logout', () => {
     expect(String(landing.headers['set-cookie'])).toMatch(/oidc_logout_state=;/);
   });
 
+  test('a browser\'s sign-out form (Sec-Fetch-Mode: navigate) going on to the OP gets a page that goes there, under rp()\'s own CSP (no form-action to block it)', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const res = await agent.post('/auth/logout').type('form').set({ 'sec-fetch-mode': 'navigate', 'sec-fetch-site': 'same-origin' }).send({ returnTo: '/bye' });
+    expect(res.status).toBe(200);
+    const to = /<meta http-equiv="refresh" content="0;url=([^"]+)">/.exec(res.text)?.[1]?.replace(/&amp;/g, '&');
+    expect(new URL(to!).pathname).toMatch(/\/session\/end$/);
+    expect(res.headers['content-security-policy']).not.toMatch(/form-action/);
+    expect(res.headers['cache-control']).toBe('no-store');
+    await expectNoLogin(t, agent);
+  });
+
   test('POST works too', async () => {
     const agent = t.agent();
     await t.login(agent);
