@@ -199,6 +199,10 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     // how alice authenticated (acr, amr) rides with `openid`, so ID Tokens always carry it when known
     claims: { ...SCOPE_CLAIMS, openid: ['sub', 'acr', 'amr'], auth_time: null, sid: null },
     scopes: ['openid', 'offline_access', ...o.scopes],
+    // the ID token carries the claims of the granted scopes (email, name …) in the code flow too, not only userinfo:
+    // OIDC Core allows both, and clients that read the ID token alone (Auth.js, passport-openidconnect, @hono/oidc-auth
+    // by default) then get a user with a name and an email, not a bare sub; @openid-express/rp skips its userinfo call
+    conformIdTokenClaims: false,
     pkce: { required: pkceRequired(o.pkce) },
     // every OpenID Connect response type (the Implicit and Hybrid plans); each client uses only the ones it
     // registered (default ['code']; oidc-provider adds the implicit grant to a client registering id_token or token ones)

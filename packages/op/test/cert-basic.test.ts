@@ -26,7 +26,7 @@ describe.each(MODES)('Basic OP certification (oidcc-basic-certification-test-pla
     if (mode.name === 'public') {
       const bare = await codeRequest(f, { code_challenge: undefined, code_challenge_method: undefined });
       const answer = callbackOf(await browserOf(f).open(bare.url)).searchParams;
-      expect(answer.get('error_description')).toMatch(/requires PKCE/);
+      expect(answer.get('error_description')).toMatch(/PKCE is required/);
     } else {
       const wrongSecret = await client.discovery(new URL(f.op.issuer), rpId(f), 'not-the-secret', client.ClientSecretBasic(), { execute: [client.allowInsecureRequests] });
       const page = await signIn(browserOf(f), req.url, { login: 'alice', password: ALICE.password });
@@ -83,7 +83,8 @@ describe.each(MODES)('Basic OP certification (oidcc-basic-certification-test-pla
       const req = await codeRequest(f, { nonce: undefined });
       const answer = callbackOf(await browserOf(f).open(req.url)).searchParams;
       expect(answer.get('error')).toBe('invalid_request');
-      expect(answer.get('error_description')).toBe('Authorization Server policy requires PKCE to be used for this request');
+      // and says what the client can send instead (before: a bare "Authorization Server policy requires PKCE")
+      expect(answer.get('error_description')).toBe('PKCE is required: send code_challenge with code_challenge_method=S256, or (this client being confidential) make it an OpenID Connect request, scope openid, with a nonce');
       expect(answer.get('state')).toBe(req.params.state);
       expect(answer.get('code')).toBeNull();
     });
@@ -111,6 +112,13 @@ describe.each(MODES)('Basic OP certification (oidcc-basic-certification-test-pla
     expect(info).toMatchObject({ sub: 'alice', name: FULL_ALICE.claims.name, email: ALICE.claims.email,
       address: FULL_ALICE.claims.address, phone_number: ALICE.claims.phone_number });
     expect(tokens.scope?.split(' ').sort()).toEqual(['address', 'email', 'openid', 'phone', 'profile']);
+  });
+
+  test('the code flow\'s ID token carries the claims of the granted scopes too, not userinfo alone (clients that read only the ID token, as Auth.js does by default, get a name and an email)', async () => {
+    const { tokens } = await aliceWith(f, { scope: 'openid email profile' });
+    expect(tokens.claims()).toMatchObject({ sub: 'alice', name: FULL_ALICE.claims.name, email: ALICE.claims.email, email_verified: true });
+    // and nothing of a scope not granted
+    expect(tokens.claims()).not.toHaveProperty('phone_number');
   });
 
   test.each(['page', 'popup'])('oidcc-display-%s: the login screen is shown and the flow completes', async (display) => {
