@@ -1,4 +1,4 @@
-import type { Client, KoaContextWithOIDC } from 'oidc-provider';
+import { errors, type Client, type KoaContextWithOIDC } from 'oidc-provider';
 
 /**
  * When an authorization request for a code must carry PKCE:
@@ -26,11 +26,20 @@ export const PKCE_POLICIES: readonly PkcePolicy[] = ['unless-nonce', 'always', '
  * new Provider(issuer, { pkce: { required: pkceRequired('unless-nonce') } });
  */
 export function pkceRequired(policy: PkcePolicy): (ctx: KoaContextWithOIDC, client: Client) => boolean {
+  // oidc-provider asks only of a code request without a code_challenge: "required" is a refusal, which is
+  // thrown here with what the client can do (its message was a bare "policy requires PKCE")
   return (ctx, client) => {
-    if (policy === 'always' || client.clientAuthMethod === 'none') return true;
+    if (policy === 'always') throw refusal(': this OP requires it of every client (op() option pkce: \'always\')');
+    if (client.clientAuthMethod === 'none') throw refusal(': this client is public (token_endpoint_auth_method none), and PKCE is what binds the code to it');
     if (policy === 'public-only') return false;
     const { nonce, scope } = ctx.oidc.params ?? {};
     const openid = typeof scope === 'string' && scope.split(' ').includes('openid');
-    return !(openid && typeof nonce === 'string' && nonce.length > 0);
+    if (openid && typeof nonce === 'string' && nonce.length > 0) return false;
+    throw refusal(', or (this client being confidential) make it an OpenID Connect request, scope openid, with a nonce');
   };
+}
+
+/** The refusal of a code request without PKCE, saying why and what to send (RFC 9700 §2.1.1). */
+function refusal(why: string): InstanceType<typeof errors.InvalidRequest> {
+  return new errors.InvalidRequest(`PKCE is required: send code_challenge with code_challenge_method=S256${why}`);
 }

@@ -225,6 +225,9 @@ function answerUnknownPaths(provider: Provider, views: Views, passOn: boolean): 
     // RFC 6749 §5.1 (OIDC Core 3.1.3.3): a token answer, tokens or an error, says Pragma: no-cache besides
     // oidc-provider's Cache-Control: no-store (an HTTP/1.0 cache on the way reads only that)
     if (ctx.oidc?.route === 'token' && !ctx.headerSent) ctx.set('pragma', 'no-cache');
+    // RFC 7009 §2.2: the client ignores the body; oidc-provider's is empty text, which clients that parse every
+    // answer as JSON (simple-oauth2, @fastify/oauth2) throw on, so a revoked token looked like a failed revocation
+    if (ctx.oidc?.route === 'revocation' && ctx.status === 200 && !ctx.body && !ctx.headerSent) ctx.body = {};
     // the sign-in under way and the replaced OP session are deleted once the answer went out, if it is no
     // failure (a store failure answered 503 leaves Koa's status at the 500 oidc-provider set before it said so)
     destroyOnceSent(scope, ctx.res, ctx.status < 500);

@@ -172,7 +172,7 @@ describe.each(MODES)('Hybrid OP certification (response_type=code token and code
     test('a public client\'s code token request without PKCE is refused, with no token in the answer', async () => {
       const req = await codeRequest(f, { response_type: 'code token', redirect_uri: FRONT_CHANNEL_REDIRECT, code_challenge: undefined, code_challenge_method: undefined }, rp);
       const answer = await answerTo(req.url);
-      expect(answer.get('error_description')).toMatch(/requires PKCE/);
+      expect(answer.get('error_description')).toMatch(/PKCE is required/);
       expect(answer.get('access_token')).toBeNull();
     });
   }
@@ -278,7 +278,7 @@ describe.each(MODES)('Hybrid OP certification (response_type=code id_token), $la
       const req = await hybridRequest({ code_challenge: undefined, code_challenge_method: undefined });
       const answer = await answerTo(req.url);
       expect(answer.get('error')).toBe('invalid_request');
-      expect(answer.get('error_description')).toMatch(/requires PKCE/);
+      expect(answer.get('error_description')).toMatch(/PKCE is required/);
       expect(answer.get('code')).toBeNull();
     });
   }

@@ -52,14 +52,14 @@ describe('the PKCE policy', () => {
   test('a confidential client without a nonce and without PKCE is refused, with a reason and no code', async () => {
     const answer = await answerTo(byDefault, (await codeRequest(byDefault, { ...noPkce, nonce: undefined })).url);
     expect(answer.get('error')).toBe('invalid_request');
-    expect(answer.get('error_description')).toMatch(/requires PKCE/);
+    expect(answer.get('error_description')).toMatch(/PKCE is required/);
     expect(answer.get('code')).toBeNull();
   });
 
   test('a pure OAuth 2.0 request (no openid scope, so no nonce) without PKCE is refused', async () => {
     const answer = await answerTo(byDefault, (await codeRequest(byDefault, { ...noPkce, scope: 'api:read', nonce: undefined })).url);
     expect(answer.get('error')).toBe('invalid_request');
-    expect(answer.get('error_description')).toMatch(/requires PKCE/);
+    expect(answer.get('error_description')).toMatch(/PKCE is required/);
     expect(answer.get('code')).toBeNull();
   });
 
@@ -67,7 +67,7 @@ describe('the PKCE policy', () => {
     const pub = await register(byDefault, { token_endpoint_auth_method: 'none' }, client.None());
     const answer = await answerTo(byDefault, (await codeRequest(byDefault, noPkce, pub)).url);
     expect(answer.get('error')).toBe('invalid_request');
-    expect(answer.get('error_description')).toMatch(/requires PKCE/);
+    expect(answer.get('error_description')).toMatch(/PKCE is required/);
   });
 
   test('a public client with PKCE signs in', async () => {
@@ -93,7 +93,7 @@ describe('the PKCE policy', () => {
   test("pkce: 'always' refuses the confidential client's nonce-only request", async () => {
     const answer = await answerTo(always, (await codeRequest(always, noPkce)).url);
     expect(answer.get('error')).toBe('invalid_request');
-    expect(answer.get('error_description')).toMatch(/requires PKCE/);
+    expect(answer.get('error_description')).toMatch(/PKCE is required/);
   });
 });
 
@@ -119,7 +119,7 @@ describe("pkce: 'public-only'", () => {
   test('a public client without PKCE is still refused, and a code_challenge that is sent is still enforced', async () => {
     const pub = await register(f, { token_endpoint_auth_method: 'none' }, client.None());
     const refused = callbackOf(await browserOf(f).open((await codeRequest(f, noPkce, pub)).url)).searchParams;
-    expect(refused.get('error_description')).toMatch(/requires PKCE/);
+    expect(refused.get('error_description')).toMatch(/PKCE is required/);
     expect(refused.get('code')).toBeNull();
     const req = await codeRequest(f);
     const page = await signIn(browserOf(f), req.url, { login: 'alice', password: ALICE.password });

@@ -160,6 +160,16 @@ describe('introspection by another client (RFC 7662 §4: who may learn about a t
     }
   });
 
+  test('revocation answers 200 with a JSON {} (clients that parse every answer as JSON threw on its empty text)', async () => {
+    const { access_token: token } = await client.clientCredentialsGrant(service, { scope: 'read', resource: REPORTS });
+    const res = await fetch(service.serverMetadata().revocation_endpoint!, {
+      method: 'POST', body: new URLSearchParams({ token }),
+      headers: { authorization: `Basic ${Buffer.from(`service:${SECRET}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect([res.status, res.headers.get('content-type'), await res.json()]).toEqual([200, 'application/json; charset=utf-8', {}]);
+    expect(await client.tokenIntrospection(service, token)).toEqual({ active: false });
+  });
+
   test('a token issued for an API (a resource) is what a resource server introspects: active for it, with the user', async () => {
     const tokens = await f.codeFlow(web, { scope: 'openid read', resource: REPORTS });
     expect(isJwt(tokens.access_token)).toBe(false);
