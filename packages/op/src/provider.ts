@@ -1,7 +1,7 @@
 import type { Request } from 'express';
 import debug from 'debug';
 import type { JSONWebKeySet } from 'jose';
-import Provider, { errors, type Client, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type Client, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { SCOPE_CLAIMS, scopeCovering, syncAccountsOf } from './accounts.js';
 import type { OpStore } from './adapters/types.js';
 import { deviceFlowFeature } from './device-flow.js';
@@ -66,6 +66,24 @@ async function revocationAllowed(_ctx: KoaContextWithOIDC, client: Client, token
   if (token.clientId === client.clientId) return true;
   if (client.clientAuthMethod === 'none') return false;
   throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+}
+
+/**
+ * oidc-provider's interaction policy, with one check first: a request that asks no scope the OP knows (no
+ * `scope` at all, or only unknown ones, e.g. "openid,email" joined with a comma) and no resource's scope is
+ * refused with `invalid_scope` (RFC 6749 §3.3) before the login form. oidc-provider found out only after the
+ * user had typed their password, and answered a bare `access_denied` ("no scope was granted").
+ */
+function scopeCheckedPolicy(): ReturnType<typeof interactionPolicy.base> {
+  const policy = interactionPolicy.base();
+  policy.get('login')!.checks.unshift(new interactionPolicy.Check('no_known_scope', 'no scope this OP knows was asked for', (ctx: KoaContextWithOIDC) => {
+    const { oidc } = ctx;
+    if (oidc.requestParamOIDCScopes.size > 0 || Object.keys(oidc.resourceServers ?? {}).length > 0 || oidc.params?.authorization_details) return false;
+    const asked = typeof oidc.params?.scope === 'string' && oidc.params.scope !== '';
+    throw new errors.InvalidScope(`${asked ? 'none of the scopes asked for is one this OP knows' : 'the request asks for no scope'}: `
+      + 'ask for openid (and profile, email …), space-separated, or a scope of the OP\'s scopes_supported', String(oidc.params?.scope ?? ''));
+  }));
+  return policy;
 }
 
 /** `features.resourceIndicators` off: no resource server is known, so every `resource` is invalid_target. */
@@ -210,7 +228,7 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     // OIDC Core 3.1.2.1: redirect_uri is required, even when the client registered only one
     allowOmittingSingleRegisteredRedirectUri: false,
     features: features(o, views),
-    interactions: { url: (_ctx, interaction) => `${o.mountPath}/interaction/${interaction.uid}` },
+    interactions: { url: (_ctx, interaction) => `${o.mountPath}/interaction/${interaction.uid}`, policy: scopeCheckedPolicy() },
     findAccount(ctx, sub) {
       // memoryAccounts() answers at once: no promise per lookup on userinfo's path. `sub` first (its
       // claims never hold one): oidc-provider copies these claims and sets `sub` again, which on

@@ -43,6 +43,20 @@ describe.each(MODES)('Basic OP certification (oidcc-basic-certification-test-pla
     expect((await client.fetchUserInfo(f.rp, tokens.access_token, 'alice')).sub).toBe('alice');
   });
 
+  test.each([
+    ['no scope at all', undefined],
+    ['only scopes the OP does not know (joined with a comma)', 'openid,email'],
+  ])('a request with %s is refused with invalid_scope at once, before the login form (RFC 6749 §3.3; it was access_denied after the password)', async (_label, scope) => {
+    // a plain OAuth 2.0 request (PKCE, no nonce, as simple-oauth2 or grant send it), so that the scope is what is refused
+    const req = await codeRequest(f, { scope, nonce: undefined, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' });
+    const page = await browserOf(f).open(req.url);
+    expect(page.stoppedAt).toBeDefined(); // straight back to the client: no login form
+    const answer = new URL(page.stoppedAt!).searchParams;
+    expect(answer.get('error')).toBe('invalid_scope');
+    expect(answer.get('error_description')).toMatch(/ask for openid/);
+    expect(answer.get('state')).toBe(req.params.state);
+  });
+
   test('oidcc-response-type-missing: a request without response_type is refused, no code is issued', async () => {
     const req = await codeRequest(f, { response_type: undefined });
     const page = await browserOf(f).open(req.url);
