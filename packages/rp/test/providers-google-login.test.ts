@@ -2,7 +2,7 @@
  * Logging in with Google through rp(), end to end against the Google simulator: discovery, code
  * flow with PKCE, the scheme-less `iss`, `hd` enforcement, and offline access.
  */
-import { google } from '@openid-express/rp';
+import { google, readStoredLogin } from '@openid-express/rp';
 import { startGoogleSimulator, type GoogleSimulator } from './simulators/google.js';
 import { pathOf, startSimApp, type SimApp } from './simulators/app.js';
 
@@ -143,6 +143,18 @@ test('offline: true asks with access_type=offline and prompt=consent, gets a ref
   const refreshed = await agent.post('/auth/refresh').set('accept', 'application/json');
   expect(refreshed.status).toBe(200);
   expect(sim.tokenRequests.at(-1)).toBe('refresh_token');
+});
+
+test('the refresh token is revoked at Google\'s revocation endpoint (tier-2 revoke()), and refreshing with it then ends the login', async () => {
+  const { agent } = await login('offline');
+  const [id] = await app.authenticatedSessions();
+  const stored = await new Promise<Record<string, unknown>>((resolve) => app.store.get(id!, (_e, s) => resolve(s as unknown as Record<string, unknown>)));
+  const refreshToken = readStoredLogin((stored as { oidc: { auth: Parameters<typeof readStoredLogin>[0] } }).oidc.auth).refreshToken!;
+  await app.router.relyingParty.revoke('offline', refreshToken, { tokenTypeHint: 'refresh_token' });
+  await expect(app.router.relyingParty.revoke('offline', refreshToken)).rejects.toMatchObject({ opError: 'invalid_token' });
+  const refreshed = await agent.post('/auth/refresh').set('accept', 'application/json');
+  expect(refreshed.status).toBe(401);
+  expect(refreshed.body.error).toBe('refresh_failed');
 });
 
 test('without offline there is no refresh token, and refresh is refused clearly', async () => {

@@ -161,6 +161,11 @@ test('logout ends the local session, then RP-initiated logout at Entra\'s end_se
   expect(endSession.origin + endSession.pathname).toBe(`${sim.authority}/common/oauth2/v2.0/logout`);
   expect(endSession.searchParams.get('post_logout_redirect_uri')).toBe(`${app.baseURL}/bye`);
   expect(endSession.searchParams.get('id_token_hint')).toBeTruthy();
+  // Entra sends the browser back to the registered post-logout URI with the state, which rp() takes off there
+  const back = await fetch(endSession, { redirect: 'manual' });
+  expect(back.status).toBe(302);
+  const landing = new URL(back.headers.get('location')!);
+  expect([landing.origin + landing.pathname, landing.searchParams.get('state')]).toEqual([`${app.baseURL}/bye`, endSession.searchParams.get('state')]);
   expect((await agent.get('/me')).status).toBe(401);
   expect(await app.authenticatedSessions()).toEqual([]);
 });

@@ -51,6 +51,7 @@ export async function startGoogleSimulator(options: GoogleSimulatorOptions): Pro
   app.get('/o/oauth2/v2/auth', (req, res) => google.authorize(req, res));
   app.post('/token', (req, res) => google.token(req, res));
   app.get('/v1/userinfo', (req, res) => google.userinfo(req, res));
+  app.post('/revoke', (req, res) => google.revoke(req, res));
   const listening = await listen(app);
   return Object.assign(sim, listening, { issuer: listening.url });
 }
@@ -136,6 +137,21 @@ class Google {
       return void res.json(await this.tokenResponse(body.scope ?? known.scope, undefined, undefined));
     }
     oauthError(res, 400, 'unsupported_grant_type', 'Invalid grant_type: ' + body.grant_type);
+  }
+
+  /**
+   * Revocation (developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke): `token` in the form, an
+   * access or a refresh token; 200 when done, 400 `invalid_token` for one it does not know. Revoking a refresh token
+   * ends its access tokens too.
+   */
+  revoke(req: express.Request, res: express.Response): void {
+    const token = (req.body as Record<string, string>).token ?? '';
+    if (this.refreshTokens.delete(token)) {
+      this.accessTokens.clear();
+      return void res.status(200).end();
+    }
+    if (this.accessTokens.delete(token)) return void res.status(200).end();
+    oauthError(res, 400, 'invalid_token', 'Token expired or revoked');
   }
 
   userinfo(req: express.Request, res: express.Response): void {

@@ -53,10 +53,12 @@ export interface MicrosoftSimulator extends Listening {
   options: MicrosoftSimulatorOptions;
   authorizationRequests: Record<string, string>[];
   tokenRequests: string[];
+  /** Query parameters of every sign-out request received. */
+  logoutRequests: Record<string, string>[];
 }
 
 export async function startMicrosoftSimulator(options: MicrosoftSimulatorOptions): Promise<MicrosoftSimulator> {
-  const sim = { options, authorizationRequests: [], tokenRequests: [], sid: crypto.randomUUID() } as unknown as MicrosoftSimulator;
+  const sim = { options, authorizationRequests: [], tokenRequests: [], logoutRequests: [], sid: crypto.randomUUID() } as unknown as MicrosoftSimulator;
   const entra = new Entra(sim, await createSigner());
   const app = express();
   app.use(express.urlencoded({ extended: false }));
@@ -64,6 +66,7 @@ export async function startMicrosoftSimulator(options: MicrosoftSimulatorOptions
   app.get('/:tenant/discovery/v2.0/keys', (_req, res) => void res.json(entra.signer.jwks));
   app.get('/:tenant/oauth2/v2.0/authorize', (req, res) => entra.authorize(req, res));
   app.post('/:tenant/oauth2/v2.0/token', (req, res) => entra.token(req, res));
+  app.get('/:tenant/oauth2/v2.0/logout', (req, res) => entra.logout(req, res));
   const listening = await listen(app, options.host);
   return Object.assign(sim, listening, { authority: listening.url });
 }
@@ -140,6 +143,20 @@ class Entra {
       codeChallenge: q.code_challenge, codeChallengeMethod: q.code_challenge_method ?? (q.code_challenge ? 'plain' : undefined),
     }, '0.A');
     answer({ code, state: q.state, session_state: sessionState });
+  }
+
+  /**
+   * RP-initiated sign-out (learn.microsoft.com/entra/identity-platform/v2-protocols-oidc#send-a-sign-out-request):
+   * back to `post_logout_redirect_uri` (registered as a redirect URI of the app) with `state`; `logout_hint` names the
+   * account to sign out without the account picker. Without a registered URI Entra shows its own "signed out" page.
+   */
+  logout(req: express.Request, res: express.Response): void {
+    const q = req.query as Record<string, string>;
+    this.sim.logoutRequests.push({ ...q });
+    const back = q.post_logout_redirect_uri;
+    const registered = back && this.options.redirectUris.some((uri) => new URL(uri).origin === new URL(back).origin);
+    if (!registered) return void res.status(200).type('html').send('<h1>You signed out of your account</h1>');
+    redirectWith(res, back, { ...(q.state ? { state: q.state } : {}) });
   }
 
   async token(req: express.Request, res: express.Response): Promise<void> {
