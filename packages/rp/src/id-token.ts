@@ -146,6 +146,11 @@ export async function verifyJwt(
       const Refusal = err instanceof jose.errors.JWTExpired ? jose.errors.JWTExpired : jose.errors.JWTClaimValidationFailed;
       throw new Refusal(withClockHint(err.message, err.claim, err.payload), err.payload, err.claim, err.reason);
     }
+    // jose refuses some keys with a bare TypeError (an OP's RSA key under 2048 bits, a key its alg cannot use):
+    // the OP's token is refused, naming why (not an app bug, also when jose is bundled where no stack names it)
+    if (err instanceof TypeError && !(err instanceof jose.errors.JOSEError) && err.message !== 'fetch failed' && err.cause === undefined) {
+      throw new jose.errors.JWSInvalid(`the OP's key cannot verify it: ${err.message}`);
+    }
     if (!(err instanceof jose.errors.JOSEAlgNotAllowed)) throw err;
     let alg: unknown;
     try {
