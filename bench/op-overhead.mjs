@@ -126,8 +126,6 @@ async function bare(issuer, jwks, { withSession = false, ourStore = false } = {}
     // op()'s response types (Basic, Implicit and Hybrid certification), so both validate the same
     responseTypes: ['code', 'id_token', 'id_token token', 'code id_token', 'code token', 'code id_token token', 'none'],
     allowOmittingSingleRegisteredRedirectUri: false,
-    // op()'s ID tokens carry the granted scopes' claims in the code flow too
-    conformIdTokenClaims: false,
     rotateRefreshToken: true,
     ttl: { AccessToken: 3600, AuthorizationCode: 60, ClientCredentials: 600, IdToken: 3600, RefreshToken: 14 * DAY, Interaction: 3600, Session: 14 * DAY, Grant: 14 * DAY },
   });

@@ -79,9 +79,9 @@ function scopeCheckedPolicy(): ReturnType<typeof interactionPolicy.base> {
   policy.get('login')!.checks.unshift(new interactionPolicy.Check('no_known_scope', 'no scope this OP knows was asked for', (ctx: KoaContextWithOIDC) => {
     const { oidc } = ctx;
     if (oidc.requestParamOIDCScopes.size > 0 || Object.keys(oidc.resourceServers ?? {}).length > 0 || oidc.params?.authorization_details) return false;
-    const asked = typeof oidc.params?.scope === 'string' && oidc.params.scope !== '';
-    throw new errors.InvalidScope(`${asked ? 'none of the scopes asked for is one this OP knows' : 'the request asks for no scope'}: `
-      + 'ask for openid (and profile, email …), space-separated, or a scope of the OP\'s scopes_supported', String(oidc.params?.scope ?? ''));
+    // (oidc-provider has already dropped the scopes it does not know from `scope`: "none" and "only unknown ones" look alike)
+    throw new errors.InvalidScope('no scope this OP knows was asked for: ask for openid (and profile, email …), space-separated, '
+      + 'or a scope of the OP\'s scopes_supported', '');
   }));
   return policy;
 }
@@ -217,10 +217,6 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     // how alice authenticated (acr, amr) rides with `openid`, so ID Tokens always carry it when known
     claims: { ...SCOPE_CLAIMS, openid: ['sub', 'acr', 'amr'], auth_time: null, sid: null },
     scopes: ['openid', 'offline_access', ...o.scopes],
-    // the ID token carries the claims of the granted scopes (email, name …) in the code flow too, not only userinfo:
-    // OIDC Core allows both, and clients that read the ID token alone (Auth.js, passport-openidconnect, @hono/oidc-auth
-    // by default) then get a user with a name and an email, not a bare sub; @openid-express/rp skips its userinfo call
-    conformIdTokenClaims: false,
     pkce: { required: pkceRequired(o.pkce) },
     // every OpenID Connect response type (the Implicit and Hybrid plans); each client uses only the ones it
     // registered (default ['code']; oidc-provider adds the implicit grant to a client registering id_token or token ones)

@@ -128,3 +128,19 @@ describe("pkce: 'public-only'", () => {
     })).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 });
+
+// for clients that read only the ID token (Auth.js, passport-openidconnect by default): the documented switch
+describe('provider: { conformIdTokenClaims: false }', () => {
+  let f: FlowFixture;
+  beforeAll(async () => {
+    f = await startCertOp({ provider: { conformIdTokenClaims: false } });
+  });
+  afterAll(async () => {
+    await f?.op.close();
+  });
+
+  test('puts the claims of the granted scopes in the code flow\'s ID token too', async () => {
+    const { tokens } = await aliceWith(f, { scope: 'openid email' });
+    expect(tokens.claims()).toMatchObject({ sub: 'alice', email: ALICE.claims.email });
+  });
+});
