@@ -127,14 +127,14 @@ export interface OpTtl {
 /** Failed-login limits, counted in the `adapter` store so they hold across instances. */
 export interface OpThrottle {
   /**
-   * Failures allowed from one client IP within `windowSeconds` (for any accounts), after which that address is locked
-   * out, the right password included. Default 5.
+   * Failures allowed from one client IP (an IPv6 one's /64) within `windowSeconds` (for any accounts), after which that
+   * address is locked out, the right password included. Default 5.
    */
   maxFailures?: number | undefined;
   /**
    * Failures allowed for one account from all addresses together within `windowSeconds`, after which the account is
-   * locked for everyone. Default 100 (NIST SP 800-63B §5.2.2's bound): far above `maxFailures`, so strangers sending a
-   * few guesses each from many addresses cannot keep the account's owner out (a lock-out they could renew every window).
+   * locked for everyone. Default 100: far above `maxFailures`, so strangers sending a few guesses each from many
+   * addresses cannot keep the account's owner out (a lock-out they could renew every window).
    */
   maxAccountFailures?: number | undefined;
   /** How long failures are remembered, from the first one (the lock-out time). Default 900. */

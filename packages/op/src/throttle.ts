@@ -75,7 +75,7 @@ const BUSY_RETRY_SECONDS = 2;
  */
 export function throttle(store: OpStore, limits: { maxFailures: number; maxAccountFailures?: number; windowSeconds: number }): Throttle {
   // one account, from every address together: far more than one address may try, so strangers guessing
-  // from many addresses cannot keep the owner out with a few guesses a window (NIST SP 800-63B §5.2.2: at most 100)
+  // from many addresses cannot keep the owner out with a few guesses a window
   const accountLimit = limits.maxAccountFailures ?? ACCOUNT_FAILURES;
   // checks under way are counted only when their end can take them back
   const tracked = typeof store.decrement === 'function';
@@ -94,7 +94,7 @@ export function throttle(store: OpStore, limits: { maxFailures: number; maxAccou
     if (failures + checks > limit) return busy;
     return undefined;
   };
-  return {
+  const counting: Throttle = {
     windowSeconds: limits.windowSeconds,
     busySeconds: BUSY_RETRY_SECONDS,
     async attempt(login, ip) {
@@ -132,6 +132,36 @@ export function throttle(store: OpStore, limits: { maxFailures: number; maxAccou
     },
     giveBack,
   };
+  // every address is counted as the network it stands for (an IPv6 /64)
+  return {
+    windowSeconds: counting.windowSeconds,
+    busySeconds: counting.busySeconds,
+    attempt: (login, ip) => counting.attempt(login, addressOf(ip)),
+    failed: (login, ip) => counting.failed(login, addressOf(ip)),
+    fail: (ip) => counting.fail(addressOf(ip)),
+    succeed: (login, ip) => counting.succeed(login, addressOf(ip)),
+    giveBack: (login, ip) => counting.giveBack(login, addressOf(ip)),
+  };
+}
+
+/**
+ * The address failures are counted against: an IPv4 address as it is (an IPv4-mapped IPv6 one as IPv4), an IPv6
+ * address as its /64. One machine, or one home or office, gets a whole /64 (RFC 6177), and a /128 of it each
+ * guess would give one attacker 2^64 fresh addresses, so each of them 5 more guesses.
+ *
+ * @example
+ * addressOf('2001:db8:1:2::5') // '2001:db8:1:2::/64'
+ */
+export function addressOf(ip: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
+  if (mapped) return mapped[1]!;
+  if (!ip.includes(':')) return ip;
+  const [head = '', tail] = ip.split('%')[0]!.split('::');
+  const groups = (part: string | undefined) => (part ? part.split(':').flatMap((g) => (g.includes('.') ? ['0', '0'] : [g])) : []);
+  const h = groups(head);
+  const t = groups(tail);
+  const all = tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  return `${all.slice(0, 4).map((g) => (parseInt(g, 16) || 0).toString(16)).join(':')}::/64`;
 }
 
 /**
@@ -150,7 +180,7 @@ export async function unlockLogin(store: OpStore, who: { accountId?: string; log
   const keys = [
     ...(who?.accountId ? [key('login', accountLoginKey(who.accountId)), key('login-check', accountLoginKey(who.accountId))] : []),
     ...(who?.login ? [key('login', who.login), key('login-check', who.login)] : []),
-    ...(who?.ip ? [key('ip', who.ip), key('check', who.ip)] : []),
+    ...(who?.ip ? [key('ip', addressOf(who.ip)), key('check', addressOf(who.ip))] : []),
   ];
   if (keys.length === 0) throw new TypeError('unlockLogin(store, who): give at least one of accountId, login or ip');
   await Promise.all(keys.map((k) => store.reset(k)));

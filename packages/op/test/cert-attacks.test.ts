@@ -309,6 +309,17 @@ describe('strangers guessing one account from many addresses, with the default l
     await f?.op.close();
   });
 
+  test('addresses of one IPv6 /64 count as one (one machine has 2^64 of them): five guesses from five of them lock the /64, not another /64', async () => {
+    for (let i = 1; i <= 5; i += 1) {
+      const browser = f.browser(`2001:db8:77:1::${i.toString(16)}`);
+      expect((await browser.submit(await browser.open((await codeRequest(f)).url), loginForm, { login: 'bob', password: `guess-${i}` })).status).toBe(401);
+    }
+    const same64 = f.browser('2001:db8:77:1:ffff:ffff:ffff:fffe');
+    expect((await same64.submit(await same64.open((await codeRequest(f)).url), loginForm, { login: 'bob', password: BOB.password })).status).toBe(429);
+    const other64 = f.browser('2001:db8:77:2::1');
+    expect([401, 429]).not.toContain((await other64.submit(await other64.open((await codeRequest(f)).url), loginForm, { login: 'bob', password: BOB.password })).status);
+  });
+
   test('cannot keep the owner out: after 30 wrong guesses from six addresses (each of them locked out), alice signs in from her own', async () => {
     for (let a = 0; a < 6; a += 1) {
       const browser = f.browser(`192.0.2.${200 + a}`);
