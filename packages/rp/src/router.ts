@@ -828,7 +828,12 @@ export function sendError(err: RpError, req: Request, res: Response, next: NextF
   if (res.headersSent) return next(err);
   res.status(err.status).set('cache-control', 'no-store');
   if (err.retryAfter !== undefined) res.set('retry-after', String(err.retryAfter));
-  if (err.status === 401) res.set('www-authenticate', `Bearer error="${err.code}"`);
+  // RFC 9110 §15.5.2 wants a challenge with a 401; RFC 6750 §3: no error code when no credentials came with the
+  // request, and only its registered ones otherwise (a login's tokens refused or gone: invalid_token)
+  if (err.status === 401) {
+    const realm = `Bearer realm="${new URL(rp.options.baseURL).host}"`;
+    res.set('www-authenticate', err.code === 'not_authenticated' ? realm : `${realm}, error="invalid_token"`);
+  }
   res.vary('accept');
   if (!wantsHtml(req)) return void res.json(err.toJSON());
   res.set(PAGE_HEADERS).type('html').send(errorPage(err));

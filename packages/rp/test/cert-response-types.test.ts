@@ -356,6 +356,8 @@ describe('tokens never travel in a query string', () => {
     expect(scripts[0][2]).toMatch(/history\.replaceState/);
     expect(scripts[0][2]).toMatch(/empty or incomplete/);
     expect(res.text).not.toMatch(/<[^>]*\son\w+=/i); // no inline event handlers (they would need 'unsafe-inline' anyway)
+    // without JavaScript it says why nothing happens (before: "Signing in…" for ever)
+    expect(res.text).toMatch(/<noscript><p>This sign-in needs JavaScript/);
     expect(await t.authenticatedSessions()).toEqual([]);
   });
 });

@@ -52,6 +52,12 @@ describe('GET /auth/logout', () => {
     await expectNoLogin(t, agent);
   });
 
+  test('the front-channel logout page (framed by the OP) says its language (WCAG 3.1.1)', async () => {
+    const res = await t.agent().get(`/auth/frontchannel-logout/op?iss=${encodeURIComponent(t.op.issuer)}&sid=no-such-session`);
+    expect(res.status).toBe(200);
+    expect(res.text).toMatch(/^<!doctype html><html lang="en">/);
+  });
+
   test('POST works too', async () => {
     const agent = t.agent();
     await t.login(agent);

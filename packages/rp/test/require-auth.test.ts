@@ -56,7 +56,8 @@ describe('requireAuth()', () => {
   test('an API request without login gets 401 JSON', async () => {
     const res = await t.agent().get('/me').set('accept', 'application/json');
     expect(res.status).toBe(401);
-    expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
+    // a challenge without an error code: the request brought no credentials (RFC 6750 §3), and no unregistered code
+    expect(res.headers['www-authenticate']).toBe(`Bearer realm="${new URL(t.baseURL).host}"`);
     expect(res.body).toEqual({ error: 'not_authenticated', error_description: expect.any(String) });
   });
 
