@@ -9,7 +9,7 @@ import createDebug from 'debug';
 import type { Request, Response } from 'express';
 import type { OidcSessionData } from './session.js';
 import { hasPendingLogin } from './transactions.js';
-import { PAGE_STYLE_SRC, escapeHtml, page } from './page.js';
+import { escapeHtml, page, pagePolicy } from './page.js';
 
 const debug = createDebug('openid-express:rp');
 
@@ -52,7 +52,7 @@ export function resubmitSameOrigin(req: Request, res: Response, params: URLSearc
     .set({
       'cache-control': 'no-store',
       'referrer-policy': 'no-referrer',
-      'content-security-policy': `default-src 'none'; script-src 'nonce-${nonce}'; style-src ${PAGE_STYLE_SRC}; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`,
+      'content-security-policy': pagePolicy(`'nonce-${nonce}'`),
     })
     .type('html')
     .send(page('Signing in…',
@@ -79,7 +79,7 @@ export function postFragment(req: Request, res: Response): void {
     .set({
       'cache-control': 'no-store',
       'referrer-policy': 'no-referrer',
-      'content-security-policy': `default-src 'none'; script-src 'sha256-${FRAGMENT_SCRIPT_HASH}'; style-src ${PAGE_STYLE_SRC}; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`,
+      'content-security-policy': pagePolicy(`'sha256-${FRAGMENT_SCRIPT_HASH}'`),
     })
     .type('html')
     .send(page('Signing in…',

@@ -21,6 +21,15 @@ export const PAGE_STYLE =
 /** The CSP source that allows exactly the shared style (for pages whose CSP is otherwise `default-src 'none'`). */
 export const PAGE_STYLE_SRC = `'sha256-${createHash('sha256').update(PAGE_STYLE).digest('base64')}'`;
 
+/**
+ * The Content-Security-Policy of a page rp() draws: nothing loads or runs but the shared style and `script` (a
+ * CSP source, for a page with one), no framing, and forms post only to this site unless `formAction` is false.
+ */
+export function pagePolicy(script?: string, formAction = true): string {
+  return `default-src 'none'; ${script ? `script-src ${script}; ` : ''}style-src ${PAGE_STYLE_SRC}; `
+    + `${formAction ? "form-action 'self'; " : ''}base-uri 'none'; frame-ancestors 'none'`;
+}
+
 /** A whole page: title, the shared style, and `body` (already escaped HTML). */
 export function page(title: string, body: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">` +

@@ -11,7 +11,7 @@ import { RequestContext, contextMaker, provideContext } from './context.js';
 import { RESUBMIT_FIELD, needsSameOriginResubmit, postFragment, resubmitSameOrigin } from './form-post.js';
 import { REQUEST_OBJECT_TTL } from './request-object.js';
 import { RpError, toRpError } from './errors.js';
-import { PAGE_STYLE_SRC, errorPage, escapeHtml, page } from './page.js';
+import { errorPage, escapeHtml, page, pagePolicy } from './page.js';
 import type { RpOptions } from './options.js';
 import { failedAfterCodeSpent, RelyingParty } from './relying-party.js';
 import { LOGOUT_TOKEN_MAX_AGE } from './id-token.js';
@@ -84,22 +84,29 @@ export function rp(options: RpOptions): RpRouter {
     : (req, res, next) => withSession(undefined, req, res, next);
   router.use(first);
   const r = express.Router();
-  r.get('/providers', (_req, res) => void res.json(relyingParty.listProviders()));
-  r.get('/jwks', wrap(routes.jwks));
-  r.get('/request/:id', wrap(routes.requestObject));
-  r.get('/login/:provider', wrap(routes.login));
-  r.post('/login/:provider', form, wrap(routes.login)); // third-party-initiated login may POST (OIDC Core 4)
-  r.get('/login', wrap(routes.login));
-  r.post('/login', form, wrap(routes.login));
-  r.get('/callback/:provider', wrap(routes.callback));
-  r.post('/callback/:provider', form, wrap(routes.callback));
-  r.post('/refresh', form, json, wrap(routes.refresh));
-  r.get('/logout', wrap(routes.logout));
-  r.post('/logout', form, wrap(routes.logout));
-  r.post('/backchannel-logout/:provider', form, wrap(routes.backchannelLogout));
-  r.get('/frontchannel-logout/:provider', wrap(routes.frontchannelLogout));
+  // each path's methods, as its routes are added (HEAD goes with GET, as Express answers it): the 405s below list them
+  const methods = new Map<string, string[]>();
+  const route = (method: 'get' | 'post', path: string, ...handlers: RequestHandler[]): void => {
+    methods.set(path, [...(methods.get(path) ?? []), ...(method === 'get' ? ['GET', 'HEAD'] : ['POST'])]);
+    r[method](path, ...handlers);
+  };
+  route('get', '/providers', (_req, res) => void res.json(relyingParty.listProviders()));
+  route('get', '/jwks', wrap(routes.jwks));
+  route('get', '/request/:id', wrap(routes.requestObject));
+  route('get', '/login/:provider', wrap(routes.login));
+  route('post', '/login/:provider', form, wrap(routes.login)); // third-party-initiated login may POST (OIDC Core 4)
+  route('get', '/login', wrap(routes.login));
+  route('post', '/login', form, wrap(routes.login));
+  route('get', '/callback/:provider', wrap(routes.callback));
+  route('post', '/callback/:provider', form, wrap(routes.callback));
+  route('post', '/refresh', form, json, wrap(routes.refresh));
+  route('get', '/logout', wrap(routes.logout));
+  route('post', '/logout', form, wrap(routes.logout));
+  route('post', '/backchannel-logout/:provider', form, wrap(routes.backchannelLogout));
+  route('get', '/frontchannel-logout/:provider', wrap(routes.frontchannelLogout));
   // another method at one of these paths: 405 with Allow (RFC 9110 §15.5.6), not the app's bare 404; OPTIONS lists them
-  for (const [path, allow] of ROUTE_METHODS) {
+  for (const [path, list] of methods) {
+    const allow = list.join(', ');
     r.all(path, (req, res, next) => {
       res.set('allow', allow);
       if (req.method === 'OPTIONS') return void res.status(204).end();
@@ -111,13 +118,6 @@ export function rp(options: RpOptions): RpRouter {
   skipRoutingOutsideMount(router, m, first);
   return router;
 }
-
-/** The methods each route of rp() answers (HEAD with every GET, as Express does). */
-const ROUTE_METHODS: ReadonlyArray<[path: string, allow: string]> = [
-  ['/providers', 'GET, HEAD'], ['/jwks', 'GET, HEAD'], ['/request/:id', 'GET, HEAD'],
-  ['/login/:provider', 'GET, HEAD, POST'], ['/login', 'GET, HEAD, POST'], ['/callback/:provider', 'GET, HEAD, POST'],
-  ['/refresh', 'POST'], ['/logout', 'GET, HEAD, POST'], ['/backchannel-logout/:provider', 'POST'], ['/frontchannel-logout/:provider', 'GET, HEAD'],
-];
 
 /**
  * A request outside {mountPath} (every request of the app's own routes) only needs the first
@@ -635,7 +635,7 @@ function goOn(req: Request, res: Response, href: string, rp: RelyingParty): void
   res.status(200).set({
     ...PAGE_HEADERS, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer',
     // the page's own policy, without form-action (its refresh is a navigation, which no CSP directive stops)
-    'content-security-policy': `default-src 'none'; style-src ${PAGE_STYLE_SRC}; base-uri 'none'; frame-ancestors 'none'`,
+    'content-security-policy': pagePolicy(undefined, false),
   }).type('html').send(page('Signing out…', `<meta http-equiv="refresh" content="0;url=${url}"><h1>Signing out…</h1>`
     + `<p>You are signed out of this site. <a href="${url}">Continue</a> to sign out at ${escapeHtml(target.host)}.</p>`));
 }
@@ -810,7 +810,7 @@ const FRONTCHANNEL_PAGE = '<!doctype html><html lang="en"><head><meta charset="u
 
 /** The headers of the RP's own HTML pages: nothing runs or loads but their style, no framing, no sniffing. */
 const PAGE_HEADERS = {
-  'content-security-policy': `default-src 'none'; style-src ${PAGE_STYLE_SRC}; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`,
+  'content-security-policy': pagePolicy(),
   'x-frame-options': 'DENY',
   'x-content-type-options': 'nosniff',
 };
