@@ -8,7 +8,6 @@ import { OpConfigError } from './errors.js';
 import { PKCE_POLICIES, type PkcePolicy } from './pkce-policy.js';
 import type { TokenExchangePolicy } from './grants/token-exchange.js';
 import { parseAllowedHosts } from './private-hosts.js';
-import { ACCOUNT_FAILURES } from './throttle.js';
 import type { Views } from './views/render.js';
 
 /** A client registered at start-up: oidc-provider client metadata plus `firstParty`. */
@@ -716,7 +715,7 @@ export function resolveOptions(input: OpOptions): ResolvedOptions {
     ttl: { ...DEFAULT_TTL, ...definedOnly(input.ttl) },
     scopes: input.scopes ?? [],
     trustProxy: input.trustProxy === true,
-    throttle: { maxFailures: 5, maxAccountFailures: ACCOUNT_FAILURES, windowSeconds: 900, ...definedOnly(input.throttle) },
+    throttle: { maxFailures: 5, maxAccountFailures: 100, windowSeconds: 900, ...definedOnly(input.throttle) },
     session: input.session,
     storeTimeout: input.storeTimeout ?? 3000,
     allowPrivateHosts: input.allowPrivateHosts ?? [],

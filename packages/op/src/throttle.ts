@@ -58,9 +58,6 @@ export async function throttleKeyOf(accounts: AccountStore, login: string | unde
   return account ? accountLoginKey(account.id) : login;
 }
 
-/** The default failures of one account, from all addresses together, before it is locked for everyone. */
-export const ACCOUNT_FAILURES = 100;
-
 /** How long an IP's check under way counts at most (an instance killed mid-check leaks it no longer). */
 const CHECK_SECONDS = 60;
 const BUSY_RETRY_SECONDS = 2;
@@ -70,13 +67,10 @@ const BUSY_RETRY_SECONDS = 2;
  * (failures, and checks under way when the store can `decrement`).
  *
  * @example
- * const t = throttle(store, { maxFailures: 5, windowSeconds: 900 });
+ * const t = throttle(store, { maxFailures: 5, maxAccountFailures: 100, windowSeconds: 900 });
  * if ((await t.attempt(login, req.ip)) !== 'ok') return tooMany();
  */
-export function throttle(store: OpStore, limits: { maxFailures: number; maxAccountFailures?: number; windowSeconds: number }): Throttle {
-  // one account, from every address together: far more than one address may try, so strangers guessing
-  // from many addresses cannot keep the owner out with a few guesses a window
-  const accountLimit = limits.maxAccountFailures ?? ACCOUNT_FAILURES;
+export function throttle(store: OpStore, limits: { maxFailures: number; maxAccountFailures: number; windowSeconds: number }): Throttle {
   // checks under way are counted only when their end can take them back
   const tracked = typeof store.decrement === 'function';
   const endChecks = async (login: string | undefined, ip: string): Promise<void> => {
@@ -107,7 +101,8 @@ export function throttle(store: OpStore, limits: { maxFailures: number; maxAccou
         }
         if (!login) return 'ok';
         counted = login;
-        const refusedLogin = verdict(await counts('login', login), 'account-busy', accountLimit);
+        // one account, from every address together: far more than one address may try (maxAccountFailures)
+        const refusedLogin = verdict(await counts('login', login), 'account-busy', limits.maxAccountFailures);
         if (!refusedLogin) return 'ok';
         await endChecks(login, ip);
         return refusedLogin;
