@@ -27,6 +27,8 @@ export interface OpFeatures {
   /**
    * OIDC dynamic client registration. Default off. `true` lets anyone register; give
    * `{ initialAccessToken: 'secret' }` to require that bearer token at the registration endpoint.
+   * With an `https:` issuer, a web client's `redirect_uris` must be https (http only on localhost,
+   * 127.0.0.1 or [::1]): `invalid_redirect_uri` otherwise. Clients in `clients` are not checked so.
    */
   registration?: boolean | { initialAccessToken?: string } | undefined;
   /** RFC 9126 pushed authorization requests. Default true. */

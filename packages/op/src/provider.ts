@@ -278,7 +278,52 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
       ctx.body = await errorPage({ ...plainError(ctx.status, code, details, ctx.oidc?.client), code: String(out.error) });
     },
   };
-  return deepMerge(config, o.provider);
+  return httpsRedirectsOnly(deepMerge(config, o.provider), o.issuer);
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * An OP served over https takes, from dynamic registration (and RFC 7592 updates), a web client's
+ * `redirect_uris` over https only, loopback hosts aside (a developer's machine): the code and, for
+ * form_post and fragments, the tokens travel to them (RFC 6749 §3.1.2.1, RFC 9700 §2.1 and OAuth 2.1
+ * ask for TLS there). oidc-provider refuses http only for the implicit flow. Clients in `clients`
+ * are the operator's own choice and stay as configured. Set through oidc-provider's documented
+ * `extraClientMetadata` hook (the app's own properties and validator keep working).
+ */
+function httpsRedirectsOnly(config: Configuration, issuer: string): Configuration {
+  if (!issuer.startsWith('https:')) return config;
+  const own = config.extraClientMetadata;
+  const properties = [...new Set([...(own?.properties ?? []), 'redirect_uris'])];
+  return {
+    ...config,
+    extraClientMetadata: {
+      ...own,
+      properties,
+      validator(ctx, key, value, metadata) {
+        if (key === 'redirect_uris') refuseHttpRedirects(ctx, metadata);
+        if (own?.validator && (key !== 'redirect_uris' || own.properties?.includes(key))) return own.validator(ctx, key, value, metadata);
+        return undefined;
+      },
+    },
+  };
+}
+
+function refuseHttpRedirects(ctx: KoaContextWithOIDC | undefined, metadata: Record<string, unknown>): void {
+  const route = ctx?.oidc?.route;
+  if ((route !== 'registration' && route !== 'client_update') || (metadata.application_type ?? 'web') !== 'web') return;
+  const uris = Array.isArray(metadata.redirect_uris) ? metadata.redirect_uris : [];
+  const plain = uris.find((uri) => {
+    const url = typeof uri === 'string' ? URL.parse(uri) : null;
+    return url?.protocol === 'http:' && !LOOPBACK_HOSTS.has(url.hostname);
+  });
+  if (plain !== undefined) {
+    // (RFC 7591 §3.2.2's error; its default description speaks of an authorization request's redirect_uri)
+    throw Object.assign(new errors.InvalidRedirectUri(), {
+      error_description: `redirect_uris of a web client must use https (http only on a loopback host: localhost, 127.0.0.1 `
+        + `or [::1]); received ${JSON.stringify(plain)}: register https://${String(plain).slice('http://'.length)} instead`,
+    });
+  }
 }
 
 /**
