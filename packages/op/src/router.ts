@@ -199,15 +199,43 @@ function answerGrantGone(ctx: KoaContextWithOIDC): void {
 }
 
 /**
- * A path under the mount that neither op() nor oidc-provider routes (a mistyped URL, an old link,
- * a method an endpoint does not take): the 404 error page for browsers, JSON for API clients, as
- * the rest of op() answers, instead of Koa's plain-text "Not Found". Added before the provider's
+ * The methods oidc-provider's endpoints take (its routes, lib/helpers/initialize_app.js; HEAD with
+ * every GET), by route name. `methods.test.ts` checks this table against oidc-provider itself.
+ */
+const ROUTE_METHODS: Record<string, readonly string[]> = {
+  discovery: ['GET'], jwks: ['GET'], authorization: ['GET', 'POST'], userinfo: ['GET', 'POST'], token: ['POST'],
+  introspection: ['POST'], revocation: ['POST'], registration: ['POST'], pushed_authorization_request: ['POST'],
+  device_authorization: ['POST'], code_verification: ['GET', 'POST'], backchannel_authentication: ['POST'],
+  end_session: ['GET', 'POST'], end_session_confirm: ['POST'], end_session_success: ['GET'],
+};
+
+/** `Allow` of each endpoint's path (relative to the mount, in lower case; features that are off have none). */
+function allowedMethods(provider: Provider): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [name, methods] of Object.entries(ROUTE_METHODS)) {
+    let path: string;
+    try {
+      path = name === 'discovery' ? '/.well-known/openid-configuration' : provider.pathFor(name, { mountPath: '' });
+    } catch {
+      continue; // pathFor throws for the routes of features that are off
+    }
+    out.set(path.toLowerCase(), [...methods, ...(methods.includes('GET') ? ['HEAD'] : []), 'OPTIONS'].join(', '));
+  }
+  return out;
+}
+
+/**
+ * A path under the mount that neither op() nor oidc-provider routes (a mistyped URL, an old link):
+ * the 404 error page for browsers, JSON for API clients, as the rest of op() answers, instead of
+ * Koa's plain-text "Not Found". A method an endpoint does not take (`GET /token`) is 405 with
+ * `Allow` (RFC 9110 §15.5.6), and `OPTIONS` without a CORS preflight's headers 204 with `Allow`. Added before the provider's
  * router, it runs after it (`await next()`), and only changes an answer nothing has written.
  *
  * op() at the root of a host (an issuer without a path) passes such a request on to the app's own
  * routes mounted after it (`passOn`), as Express middleware does: before, it answered them all.
  */
 function answerUnknownPaths(provider: Provider, views: Views, passOn: boolean): void {
+  const allow = allowedMethods(provider);
   provider.use(async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
     // (and the scope in which a store failure undoes what the request consumed, store-unavailable.ts,
     // and which a consume is held for until the answer is written, redisAdapter's consume)
@@ -241,11 +269,21 @@ function answerUnknownPaths(provider: Provider, views: Views, passOn: boolean): 
       return req[PASS_ON]();
     }
     const path = (req.originalUrl ?? ctx.path).split('?')[0]!.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, 200);
-    await sendRefusal(req, res, views, {
+    const methods = allow.get(ctx.path.toLowerCase());
+    if (methods) {
+      res.setHeader('Allow', methods);
+      if (ctx.method === 'OPTIONS') {
+        res.writeHead(204).end();
+        return;
+      }
+    }
+    await sendRefusal(req, res, views, methods ? {
+      status: 405, code: 'method_not_allowed', message: `${path} does not take ${ctx.method} requests: it takes ${methods.replace(', OPTIONS', '')}.`,
+    } : {
       status: 404, code: 'not_found', message: `There is no ${ctx.method} ${path} here. Check the address, or start again from the application you came from.`,
     }).catch((err: unknown) => {
-      log('the 404 answer failed: %s', (err as Error)?.message);
-      if (!ctx.res.headersSent) ctx.res.writeHead(404);
+      log('the %s answer failed: %s', methods ? 405 : 404, (err as Error)?.message);
+      if (!ctx.res.headersSent) ctx.res.writeHead(methods ? 405 : 404);
       ctx.res.end();
     });
   });
