@@ -185,9 +185,7 @@ describe('an address under the mount that nothing serves', () => {
     ['GET', '/interaction/abc/confirm'],
     ['GET', '/interaction/abc/abort'],
     ['POST', '/interaction/abc'],
-    ['GET', '/session/end/confirm'],
     ['GET', '/no-such-page'],
-    ['GET', '/token'],
   ])('%s %s: the 404 page for browsers (no-store, not framable), JSON for APIs', async (method, path) => {
     const page = await fetch(`${o.issuer}${path}`, { method, headers: { accept: 'text/html' } });
     expect(page.status).toBe(404);
@@ -198,5 +196,19 @@ describe('an address under the mount that nothing serves', () => {
     const api = await fetch(`${o.issuer}${path}`, { method, headers: { accept: 'application/json' } });
     expect(api.status).toBe(404);
     expect(await api.json()).toEqual({ error: 'not_found', error_description: `There is no ${method} /op${path} here. Check the address, or start again from the application you came from.` });
+  });
+
+  test.each([
+    ['GET', '/session/end/confirm', 'POST'],
+    ['GET', '/token', 'POST'],
+  ])('%s %s, an endpoint that takes %s: 405 with Allow, the same page for browsers, JSON for APIs', async (method, path, takes) => {
+    const page = await fetch(`${o.issuer}${path}`, { method, headers: { accept: 'text/html' } });
+    expect([page.status, page.headers.get('allow')]).toEqual([405, `${takes}, OPTIONS`]);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(page.headers.get('cache-control')).toBe('no-store');
+    expect(page.headers.get('x-frame-options')).toBe('DENY');
+    expect(await page.text()).toContain('method_not_allowed');
+    const api = await fetch(`${o.issuer}${path}`, { method, headers: { accept: 'application/json' } });
+    expect(await api.json()).toEqual({ error: 'method_not_allowed', error_description: `/op${path} does not take ${method} requests: it takes ${takes}.` });
   });
 });
