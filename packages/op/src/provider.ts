@@ -69,12 +69,13 @@ async function revocationAllowed(_ctx: KoaContextWithOIDC, client: Client, token
 }
 
 /**
- * oidc-provider's interaction policy, with one check first: a request that asks no scope the OP knows (no
+ * oidc-provider's interaction policy, with two checks first. A request that asks no scope the OP knows (no
  * `scope` at all, or only unknown ones, e.g. "openid,email" joined with a comma) and no resource's scope is
  * refused with `invalid_scope` (RFC 6749 §3.3) before the login form. oidc-provider found out only after the
- * user had typed their password, and answered a bare `access_denied` ("no scope was granted").
+ * user had typed their password, and answered a bare `access_denied` ("no scope was granted"). And a sign-in
+ * resuming on an instance where its redirect_uri is not registered is refused (`invalid_redirect_uri`).
  */
-function scopeCheckedPolicy(): ReturnType<typeof interactionPolicy.base> {
+function scopeCheckedPolicy(parUnregistered: boolean): ReturnType<typeof interactionPolicy.base> {
   const policy = interactionPolicy.base();
   policy.get('login')!.checks.unshift(new interactionPolicy.Check('no_known_scope', 'no scope this OP knows was asked for', (ctx: KoaContextWithOIDC) => {
     const { oidc } = ctx;
@@ -82,6 +83,19 @@ function scopeCheckedPolicy(): ReturnType<typeof interactionPolicy.base> {
     // (oidc-provider has already dropped the scopes it does not know from `scope`: "none" and "only unknown ones" look alike)
     throw new errors.InvalidScope('no scope this OP knows was asked for: ask for openid (and profile, email …), space-separated, '
       + 'or a scope of the OP\'s scopes_supported', '');
+  }));
+  // the redirect_uri is checked again where the sign-in resumes (oidc-provider checks it only at /auth): an
+  // instance whose `clients` no longer lists it (removed in a deploy, or while the sign-in was under way,
+  // which lasts up to ttl.Interaction) sends no code there. A PAR-only client that may push unregistered
+  // ones (`parUnregistered`) had its URI checked when it was pushed
+  policy.get('login')!.checks.unshift(new interactionPolicy.Check('redirect_uri_unregistered', 'the redirect_uri is no longer registered', (ctx: KoaContextWithOIDC) => {
+    const { client, params } = ctx.oidc;
+    const uri = params?.redirect_uri;
+    if (typeof uri !== 'string' || !client || client.redirectUriAllowed(uri) || (parUnregistered && client.requirePushedAuthorizationRequests)) return false;
+    log('sign-in of client %s refused where it resumed: its redirect_uri %s is not among the client\'s redirect_uris here', client.clientId, uri);
+    throw Object.assign(new errors.InvalidRedirectUri(), {
+      error_description: 'the application\'s address this sign-in would return to is not registered (any more) for this application: start the sign-in again from the application',
+    });
   }));
   return policy;
 }
@@ -224,7 +238,7 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     // OIDC Core 3.1.2.1: redirect_uri is required, even when the client registered only one
     allowOmittingSingleRegisteredRedirectUri: false,
     features: features(o, views),
-    interactions: { url: (_ctx, interaction) => `${o.mountPath}/interaction/${interaction.uid}`, policy: scopeCheckedPolicy() },
+    interactions: { url: (_ctx, interaction) => `${o.mountPath}/interaction/${interaction.uid}`, policy: scopeCheckedPolicy(parUnregistered) },
     findAccount(ctx, sub) {
       // memoryAccounts() answers at once: no promise per lookup on userinfo's path. `sub` first (its
       // claims never hold one): oidc-provider copies these claims and sets `sub` again, which on

@@ -112,3 +112,41 @@ describe('the OP as several instances on one store', () => {
     await expect(unlockLogin(c.store, {})).rejects.toThrow(/accountId, login or ip/);
   });
 });
+
+describe('instances whose client lists differ (a deploy that removes a redirect URI, half done)', () => {
+  test('a sign-in started where the redirect URI is registered sends no code to it from an instance where it is not', async () => {
+    const server = await listen();
+    const origin = originOf(server);
+    const issuer = `${origin}/op`;
+    const store = memoryAdapter();
+    const keys = generateKeys();
+    const sessions = new session.MemoryStore();
+    const instance = (redirectUris: string[]) => express().use('/op', op({
+      issuer, accounts, adapter: store, ...keys, trustProxy: true,
+      session: session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false, store: sessions }),
+      clients: [{ client_id: 'web', client_secret: SECRET, redirect_uris: redirectUris, firstParty: true }],
+    }));
+    // the first request (/auth) on the instance that still has the URI, every later one on the other
+    const [before, after] = [instance([`${origin}/cb`, `${origin}/other`]), instance([`${origin}/other`])];
+    let requests = 0;
+    server.on('request', (req, res) => (requests++ === 0 ? before : after)(req, res));
+    try {
+      const web = await client.discovery(new URL(issuer), 'web', SECRET, client.ClientSecretBasic(), insecure);
+      requests = 0;
+      const url = client.buildAuthorizationUrl(web, {
+        redirect_uri: `${origin}/cb`, scope: 'openid', state: 's', code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256',
+      });
+      const browser = new FormBrowser({ stopAt: (u) => u.pathname === '/cb' || u.pathname === '/other', headers: { 'x-forwarded-for': '198.51.100.23' } });
+      const page = await browser.open(url.href);
+      expect(page.status).toBe(200);
+      const done = await submitPassword(browser, page, 'alice', ALICE.password);
+      expect(done.stoppedAt).toBeUndefined();
+      expect(done.status).toBe(400);
+      expect(done.html).toContain('not registered (any more) for this application');
+      expect(requests).toBeGreaterThan(2);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
