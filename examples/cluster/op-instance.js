@@ -41,7 +41,7 @@ export function createOpInstance({
   app.set('trust proxy', 1); // one proxy in front: req.ip is the client's address from X-Forwarded-For
 
   app.get('/health', (req, res) => res.json({ pid: process.pid, cpu: process.cpuUsage() }));
-  app.use(webfinger({ issuer, accounts: userAccounts }));
+  app.use(webfinger({ issuer }));
   app.use(
     mountPath,
     op({

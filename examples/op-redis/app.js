@@ -55,7 +55,7 @@ export function createIdentityProvider({ issuer, redis, clients = [], accounts =
     }),
   );
   // GET /.well-known/webfinger?resource=acct:alice@host&rel=http://openid.net/specs/connect/1.0/issuer
-  app.use(webfinger({ issuer, accounts: userAccounts }));
+  app.use(webfinger({ issuer }));
   app.use(
     mountPath,
     op({

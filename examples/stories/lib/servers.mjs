@@ -68,7 +68,7 @@ export async function startOP(config) {
     console.warn = warn;
   }
   app.use('/op', provider);
-  app.use(webfinger({ issuer, accounts })); // for the dynamic registration story: alice@127.0.0.1:<port> → this OP
+  app.use(webfinger({ issuer })); // for the dynamic registration story: alice@127.0.0.1:<port> → this OP
   server.on('request', app);
   return { issuer, origin, warnings, close: () => close(server) };
 }

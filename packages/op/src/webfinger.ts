@@ -8,17 +8,25 @@ export const ISSUER_REL = 'http://openid.net/specs/connect/1.0/issuer';
 export interface WebFingerOptions {
   /** The OP's issuer, returned as the link. */
   issuer: string;
-  /** Who is known: only their resources get an answer, others a 404. */
-  accounts: AccountStore;
+  /**
+   * Answer only for accounts this store knows (404 for anyone else). That tells anyone on the web
+   * which accounts exist, so leave it out unless another OP serves the others; without it every
+   * account name at the issuer's host, or at the host the request came to, gets the issuer.
+   */
+  accounts?: AccountStore | undefined;
 }
 
-/** The login names a resource may stand for: `acct:alice@host` and `https://host/alice`. */
-function candidates(resource: string, issuerHost: string): string[] {
+/**
+ * The login names a resource may stand for: `acct:alice@host` and `https://host/alice`. `served`:
+ * without an account store, only names at the issuer's host or the request's.
+ */
+function candidates(resource: string, issuerHost: string, served?: string): string[] {
   if (resource.startsWith('acct:')) {
     const acct = resource.slice(5);
     const at = acct.lastIndexOf('@');
     if (at <= 0) return [];
     const host = acct.slice(at + 1).toLowerCase();
+    if (served !== undefined) return host === issuerHost || host === served ? [acct] : [];
     return host === issuerHost ? [acct, acct.slice(0, at)] : [acct];
   }
   let url: URL;
@@ -30,11 +38,14 @@ function candidates(resource: string, issuerHost: string): string[] {
 }
 
 /**
- * A router for the app's root answering `/.well-known/webfinger` with the OP as issuer for known
- * accounts (`acct:` and `https:` resources) and 404 for anyone else. oidc-provider has none.
+ * A router for the app's root answering `/.well-known/webfinger` with the OP as issuer (OpenID
+ * Connect Discovery 1.0 §2) for `acct:` resources at the issuer's host or the host asked, and
+ * `https:` resources at the issuer's host, whether or not the account exists, as IdPyOIDC's
+ * WebFinger endpoint does: the answer names the OP, never who has an account (RFC 7033 §9.2).
+ * With `accounts`, only that store's accounts get an answer. oidc-provider has none.
  *
  * @example
- * app.use(webfinger({ issuer: 'https://id.example.com/op', accounts }));
+ * app.use(webfinger({ issuer: 'https://id.example.com/op' }));
  */
 export function webfinger(options: WebFingerOptions): Router {
   const issuerHost = new URL(options.issuer).host.toLowerCase();
@@ -46,9 +57,10 @@ export function webfinger(options: WebFingerOptions): Router {
       return res.status(400).json({ error: 'invalid_request', error_description: 'exactly one "resource" parameter is required' });
     }
     const rels = rel === undefined ? [] : ([] as unknown[]).concat(rel);
+    const { accounts } = options;
     void (async () => {
-      for (const login of candidates(resource, issuerHost)) {
-        if (await options.accounts.findByLogin(login)) {
+      for (const login of candidates(resource, issuerHost, accounts ? undefined : req.get('host')?.toLowerCase())) {
+        if (!accounts || await accounts.findByLogin(login)) {
           const links = rels.length === 0 || rels.includes(ISSUER_REL) ? [{ rel: ISSUER_REL, href: options.issuer }] : [];
           return res.type('application/jrd+json').send(JSON.stringify({ subject: resource, links }));
         }

@@ -9,7 +9,7 @@ const accounts = memoryAccounts([
 const app = express().use(webfinger({ issuer, accounts }));
 const finger = (query: Record<string, string | string[]>) => request(app).get('/.well-known/webfinger').query(query);
 
-describe('webfinger() tells RPs which OP serves an account', () => {
+describe('webfinger({ accounts }) answers for the accounts it knows', () => {
   test('acct: of a known user at the issuer host points at the issuer', async () => {
     const res = await finger({ resource: 'acct:alice@id.example.com', rel: ISSUER_REL });
     expect(res.status).toBe(200);
@@ -56,6 +56,30 @@ describe('webfinger() tells RPs which OP serves an account', () => {
     for (const resource of ['https://id.example.com/%zz', 'https://id.example.com/%E0%A4%A', 'https://id.example.com/%']) {
       const res = await finger({ resource });
       expect([resource, res.status, res.body.error]).toEqual([resource, 404, 'not_found']);
+    }
+  });
+});
+
+describe('webfinger() without accounts: the same answer whether or not an account exists (RFC 7033 §9.2)', () => {
+  const open = express().use(webfinger({ issuer }));
+  const ask = (resource: string, host = 'id.example.com') => request(open).get('/.well-known/webfinger').set('host', host).query({ resource, rel: ISSUER_REL });
+
+  test('any account name at the issuer\'s host, or at the host asked, gets the issuer: an existing one and a made-up one alike', async () => {
+    const answers = [];
+    for (const [resource, host] of [['acct:alice@id.example.com'], ['acct:no-such-user@id.example.com'], ['https://id.example.com/no-such-user'],
+      ['acct:alice@example.org', 'example.org'], ['acct:nobody@example.org', 'example.org']] as Array<[string, string?]>) {
+      const res = await ask(resource, host);
+      expect([resource, res.status]).toEqual([resource, 200]);
+      answers.push(JSON.parse(res.text).links);
+    }
+    expect(new Set(answers.map((a) => JSON.stringify(a))).size).toBe(1);
+    expect(answers[0]).toEqual([{ rel: ISSUER_REL, href: issuer }]);
+  });
+
+  test('a domain this server is not asked for, or a resource that names no account, is 404', async () => {
+    for (const resource of ['acct:alice@elsewhere.example', 'https://elsewhere.example/alice', 'mailto:alice@id.example.com', 'acct:@id.example.com', 'https://id.example.com/a/b']) {
+      const res = await ask(resource);
+      expect([resource, res.status]).toEqual([resource, 404]);
     }
   });
 });
