@@ -40,7 +40,9 @@ export interface Throttle {
   readonly busySeconds: number;
 }
 
-// hashed so store keys carry no login names or addresses in clear
+// hashed so a listing of store keys shows no login names or addresses. Not a secret: the hash is
+// unkeyed (so that unlockLogin() needs only the store), and a guessed name or address can be checked
+// against it; whoever can read the store reads live tokens there anyway (oidc-provider's records)
 const key = (kind: string, value: string) => `openid-express:login:${kind}:${createHash('sha256').update(value).digest('base64url')}`;
 
 /** The throttle's login key of an account: whichever of its login names was typed counts here. */
