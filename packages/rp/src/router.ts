@@ -748,6 +748,7 @@ async function loginSession(
     await beforeSave?.(req.sessionID);
     req.session.oidc = oidc;
     await sessionOp<void>((cb) => req.session.save(cb));
+    savedOnce(req.session);
   } catch (err) {
     if (generate) {
       req.sessionID = before.id; // the browser keeps its cookie and its session
@@ -762,6 +763,25 @@ async function loginSession(
     await sessionOp<void>((cb) => store.destroy(before.id, cb))
       .catch((err) => debug('the session before the login was not destroyed (it expires by itself): %s', (err as Error).message));
   }
+}
+
+/**
+ * express-session saves a session whose id is not the cookie's (one `store.generate` made) again at the
+ * end of the request: a second write of the same login (and a second look for a sign-out mark) on
+ * every sign-in. After loginSession()'s own save, that session's `save` writes only what changed since.
+ */
+function savedOnce(session: Session): void {
+  const unchanged = (s: Session) => JSON.stringify(s, (key, value) => (key === 'cookie' ? undefined : value));
+  const saved = unchanged(session);
+  const save = session.save;
+  Object.defineProperty(session, 'save', {
+    configurable: true, writable: true, enumerable: false,
+    value(this: Session, cb?: (err?: unknown) => void) {
+      if (unchanged(this) !== saved) return save.call(this, cb);
+      cb?.();
+      return this;
+    },
+  });
 }
 
 /** The session of the request; throws `session_missing` (with what to add) when express-session is not mounted. */
