@@ -17,7 +17,7 @@ export interface InteractionState {
 /** Reads and writes interaction states; each expires with its interaction. */
 export interface InteractionStates {
   /** The state of interaction `uid`, created (with a fresh CSRF token) when absent. */
-  stateFor(uid: string, expiresAt?: number): Promise<InteractionState>;
+  stateFor(uid: string, expiresAt?: number, found?: Promise<InteractionState | undefined>): Promise<InteractionState>;
   /** The state of interaction `uid`, if it has one (POSTs never create state). */
   existing(uid: string): Promise<InteractionState | undefined>;
   /** Writes `state` back (after a failed attempt). */
@@ -56,8 +56,9 @@ export function interactionStates(store: OpStore, ttlSeconds: number): Interacti
   return {
     existing,
     save,
-    async stateFor(uid, exp) {
-      const found = await existing(uid);
+    // `known`: the read already under way (started with the interaction's, see interactions.ts)
+    async stateFor(uid, exp, known) {
+      const found = await (known ?? existing(uid));
       if (found) return found;
       const state: InteractionState = { csrf: randomBytes(24).toString('base64url'), attempts: 0 };
       await save(uid, state, exp);

@@ -120,8 +120,19 @@ async function wayBack(
   return { backUrl: deps.homeUri, backLabel: 'Go to the start page', ...(clientName ? { clientName } : {}) };
 }
 
-async function checkCsrf(deps: InteractionDeps, req: Request): Promise<InteractionState> {
-  const state = await deps.states.existing(String(req.params.uid));
+/**
+ * The form state of the interaction in the URL, read at the same time as oidc-provider reads the
+ * interaction (one round trip to the store instead of two, one after the other). Awaited only where
+ * it is used, after the interaction was found; a failure meanwhile is not left unhandled.
+ */
+function formStateOf(deps: InteractionDeps, req: Request): Promise<InteractionState | undefined> {
+  const found = deps.states.existing(String(req.params.uid));
+  found.catch(() => undefined);
+  return found;
+}
+
+async function checkCsrf(found: Promise<InteractionState | undefined>, req: Request): Promise<InteractionState> {
+  const state = await found;
   const posted = fields(req.body).csrf;
   if (!state || !csrfMatches(state.csrf, posted)) {
     // a form without the field at all is most often a custom view that left it out: say so to the developer
@@ -144,8 +155,10 @@ async function clientOf(deps: InteractionDeps, d: Details) {
   return { name: client?.clientName ?? String(d.params.client_id), uri: client?.clientUri, logo: client?.logoUri, client };
 }
 
-async function showLogin(deps: InteractionDeps, req: Request, res: Response, d: Details, status = 200, error?: string) {
-  const state = await deps.states.stateFor(d.uid, d.exp);
+async function showLogin(
+  deps: InteractionDeps, req: Request, res: Response, d: Details, status = 200, error?: string, found?: Promise<InteractionState | undefined>,
+) {
+  const state = await deps.states.stateFor(d.uid, d.exp, found);
   const { name, uri, logo } = await clientOf(deps, d);
   const base = `${deps.mountPath}/interaction/${d.uid}`;
   const loginHint = typeof d.params.login_hint === 'string' ? d.params.login_hint : undefined;
@@ -173,12 +186,13 @@ async function accountLabel(accounts: AccountStore, id: string): Promise<string>
 }
 
 async function show(deps: InteractionDeps, req: Request, res: Response) {
+  const found = formStateOf(deps, req);
   const d = await details(deps, req, res);
-  if (d.prompt.name === 'login') return showLogin(deps, req, res, d);
+  if (d.prompt.name === 'login') return showLogin(deps, req, res, d, 200, undefined, found);
   if (d.prompt.name !== 'consent') throw new OpError('wrong_prompt', 400, `Unsupported step "${d.prompt.name}".`);
   const { name, uri, logo, client } = await clientOf(deps, d);
   if (deps.firstParty.has(String(d.params.client_id))) return finishConsent(deps.provider, req, res, d);
-  const state = await deps.states.stateFor(d.uid, d.exp);
+  const state = await deps.states.stateFor(d.uid, d.exp, found);
   const base = `${deps.mountPath}/interaction/${d.uid}`;
   const accountId = d.session?.accountId;
   const html = await renderPage(req, deps.views, 'consent', {
@@ -203,9 +217,10 @@ async function showLoginForm(deps: InteractionDeps, req: Request, res: Response)
 }
 
 async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
+  const found = formStateOf(deps, req);
   const d = await details(deps, req, res);
   if (alreadyDecided(d, res)) return;
-  const state = await checkCsrf(deps, req);
+  const state = await checkCsrf(found, req);
   if (!SIGN_IN_STEPS.has(d.prompt.name)) throw new OpError('wrong_prompt', 400, 'This step is not a sign-in.');
   const body = fields(req.body);
   const auth = deps.authenticators.find((a) => a.id === body.authenticator);
@@ -255,18 +270,20 @@ async function dropState(deps: InteractionDeps, uid: string): Promise<void> {
 }
 
 async function confirm(deps: InteractionDeps, req: Request, res: Response) {
+  const found = formStateOf(deps, req);
   const d = await details(deps, req, res);
   if (alreadyDecided(d, res)) return;
-  await checkCsrf(deps, req);
+  await checkCsrf(found, req);
   if (d.prompt.name !== 'consent') throw new OpError('wrong_prompt', 400, 'This step is not a consent.');
   await finishConsent(deps.provider, req, res, d);
   await dropState(deps, d.uid);
 }
 
 async function abort(deps: InteractionDeps, req: Request, res: Response) {
+  const found = formStateOf(deps, req);
   const d = await details(deps, req, res);
   if (alreadyDecided(d, res)) return;
-  await checkCsrf(deps, req);
+  await checkCsrf(found, req);
   await finishInteraction(deps.provider, req, res, d, { error: 'access_denied', error_description: 'End-User aborted interaction' });
   await dropState(deps, d.uid);
 }
