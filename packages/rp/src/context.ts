@@ -8,7 +8,7 @@ import type { NormalizedUser } from './options.js';
 import { isTokenExpired, type RelyingParty } from './relying-party.js';
 import type { Authentication } from './session.js';
 import { sessionOp } from './session-guard.js';
-import { coordinationOf, sessionEnded } from './coordination.js';
+import { coordinationOf, endedAfterSave, sessionEnded } from './coordination.js';
 import { readStoredLogin, toStoredLogin } from './stored-login.js';
 
 /** The access token as `req.oidc.accessToken` shows it. */
@@ -150,7 +150,9 @@ export class RequestContext implements OidcContext {
    */
   private async notEnded(): Promise<void> {
     const { sessionStore: store, sessionID, session } = this.req;
-    if (!store || !session || !(await sessionEnded(coordinationOf(this.relyingParty, store), sessionID))) return;
+    if (!store || !session) return;
+    // the save just made looked already (keepEndedSessionsEnded), when the session holds a login
+    if (!(await (endedAfterSave(session) ?? sessionEnded(coordinationOf(this.relyingParty, store), sessionID)))) return;
     // express-session's own destroy: the request then has no session left to save at its end
     await sessionOp<void>((cb) => session.destroy(cb));
     throw new RpError('not_authenticated', 'this session was ended by a logout at the OpenID Provider while its tokens were being refreshed');

@@ -326,6 +326,8 @@ export async function endIndexedSessions(coordination: Coordination, store: Stor
 }
 
 const KEEPS_ENDED = Symbol.for('@openid-express/rp keeps ended sessions ended');
+const ENDED_CHECK = Symbol('the check for a sign-out mark made after the last save');
+const SAVED_HERE = Symbol('a session saved (holding a login) by the request it belongs to');
 /** The longest a save waits for its check (see below) before it answers; the check goes on after. */
 const CHECK_WAIT_MS = 250;
 
@@ -343,6 +345,16 @@ export function keepEndedSessionsEnded(store: Store, coordination: Coordination)
   if (marked[KEEPS_ENDED]) return;
   marked[KEEPS_ENDED] = true;
   const set = store.set;
+  // express-session "touches" (renews the expiry of) every session it did not save at the end of a
+  // request, also one the request saved itself (a refresh saves its new tokens at once): a write of
+  // nothing, another round trip. A session object lives one request, so one saved here needs none
+  const touch = store.touch;
+  if (typeof touch === 'function') {
+    store.touch = function touchUnlessSaved(this: Store, sid: string, session: SessionData, cb?: (err?: unknown) => void) {
+      if (session && SAVED_HERE in session) return cb?.();
+      return touch.call(this, sid, session, cb);
+    };
+  }
   store.set = function checkedSet(this: Store, sid: string, session: SessionData, cb?: (err?: unknown) => void) {
     if (!session?.oidc?.auth || typeof cb !== 'function') return set.call(this, sid, session, cb);
     set.call(this, sid, session, (err?: unknown) => {
@@ -358,7 +370,11 @@ export function keepEndedSessionsEnded(store: Store, coordination: Coordination)
       // goes on, and still destroys the session if a logout marked it), and one that cannot be read does
       // not fail it (the answer would say nothing true; a logout needs that store too, it marks first)
       const timer = setTimeout(answer, CHECK_WAIT_MS);
-      sessionEnded(coordination, sid).then(
+      const check = sessionEnded(coordination, sid);
+      // kept on the session saved (not stored: a symbol), for a caller that needs the answer itself
+      Object.defineProperty(session, ENDED_CHECK, { value: check, configurable: true, enumerable: false });
+      Object.defineProperty(session, SAVED_HERE, { value: true, configurable: true, enumerable: false });
+      check.then(
         (ended) => (ended ? sessionOp<void>((done) => store.destroy(sid, done)).then(() => answer(), answer) : answer()),
         (failure: unknown) => {
           debug('a saved session was not checked for a logout meanwhile: %s', (failure as Error)?.message);
@@ -375,6 +391,16 @@ export function keepEndedSessionsEnded(store: Store, coordination: Coordination)
  */
 export function markSessionEnded(coordination: Coordination, sessionId: string): Promise<void> {
   return coordination.set(endedKey(sessionId), '1', ENDED_TTL_MS);
+}
+
+/**
+ * The answer of the check `keepEndedSessionsEnded` made after `session` was last saved (one read of
+ * the sign-out mark, not two in a row), and forgets it; undefined when there was none.
+ */
+export function endedAfterSave(session: object): Promise<boolean> | undefined {
+  const check = (session as { [ENDED_CHECK]?: Promise<boolean> })[ENDED_CHECK];
+  if (check) delete (session as { [ENDED_CHECK]?: Promise<boolean> })[ENDED_CHECK];
+  return check;
 }
 
 /** True when a logout at the OP ended session `sessionId` in the last minutes (see `endSessions`). */

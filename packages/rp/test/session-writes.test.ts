@@ -9,6 +9,16 @@ import { startRp, type ListableStore, type TestRp } from './support/rp-app.js';
 /** Counts the writes of sessions (without a `coordination`, rp() keeps its own records, `oidc-…` keys, in the store too). */
 class CountingStore extends session.MemoryStore {
   readonly sets: string[] = [];
+  readonly endedReads: string[] = [];
+  readonly touches: string[] = [];
+  override get(sid: string, cb: (err: unknown, session?: session.SessionData | null) => void): void {
+    if (sid.startsWith('oidc-ended:')) this.endedReads.push(sid);
+    super.get(sid, cb);
+  }
+  override touch(sid: string, data: session.SessionData, cb?: () => void): void {
+    this.touches.push(sid);
+    super.touch(sid, data, cb);
+  }
   override set(sid: string, data: session.SessionData, cb?: (err?: unknown) => void): void {
     if (!sid.startsWith('oidc-')) this.sets.push(sid);
     super.set(sid, data, cb);
@@ -48,6 +58,22 @@ describe('session writes of a sign-in', () => {
     const [signedIn] = await t.authenticatedSessions();
     expect(store.sets).toEqual([signedIn]);
     expect((await agent.get('/me')).status).toBe(200);
+  });
+
+  test('a refresh saves the session once, looks for a sign-out mark once, and does not touch what it saved', async () => {
+    const agent = t.agent();
+    store.sets.length = 0;
+    await t.login(agent);
+    const id = store.sets.at(-1)!;
+    for (const list of [store.sets, store.endedReads, store.touches]) list.length = 0;
+    const res = await agent.post('/auth/refresh');
+    expect(res.status).toBe(200);
+    expect(store.sets).toEqual([id]);
+    expect(store.endedReads).toHaveLength(1);
+    expect(store.touches).toEqual([]);
+    // a request that saves nothing is still touched (express-session renews its expiry)
+    expect((await agent.get('/me')).status).toBe(200);
+    expect(store.touches).toEqual([id]);
   });
 
   test('a change to the session after rp() saved it is still written at the end of the request', async () => {
