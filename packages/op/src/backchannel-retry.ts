@@ -123,32 +123,66 @@ export function retryBackchannelLogout(provider: Provider, store: OpStore, delay
     later({ id: randomBytes(9).toString('base64url'), clientId: client.clientId, sub, sid, attempt: 0, last: failureOf(err) }, client as unknown as LogoutClient);
   });
 
-  if (store.takeDue) pollSharedQueue(store, (r) => deliver(r));
+  if (store.takeDue) pollSharedQueue(store, provider, (r) => deliver(r));
 }
 
 /** `ms` for a reader: "45 s", "69 min". */
 const duration = (ms: number): string => (ms < 120_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60_000)} min`);
 
+/** The longest start of a refused delivery's answer read (an app's error page, or a hostile one: never all of it). */
+const ANSWER_MAX = 4096;
+
 /** The app's answer to a refused delivery, short: its `error` and `error_description` (JSON), or the start of its text; '' when unreadable within 2 s. */
 async function answerOf(err: Error): Promise<string> {
   const response = (err as { response?: Response }).response;
-  if (!response || typeof response.text !== 'function') return '';
+  if (!response?.body || typeof response.body.getReader !== 'function') return '';
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(''), 2000)));
-  const text = await Promise.race([response.text().catch(() => ''), late]).finally(() => clearTimeout(timer));
+  const text = await Promise.race([startOf(response.body, ANSWER_MAX).catch(() => ''), late]).finally(() => clearTimeout(timer));
   try {
     const { error, error_description: description } = JSON.parse(text) as { error?: unknown; error_description?: unknown };
     if (typeof error === 'string') return `${error}${typeof description === 'string' ? `: ${description}` : ''}`.slice(0, 500);
   } catch { /* not JSON */ }
-  return text.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300);
+  // (a tag is "<", no "<" or ">", then ">": linear on any text, also on many "<" without a ">")
+  return text.replace(/<[^<>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300);
 }
 
-/** Every `POLL_MS`, takes the due retries from the shared queue (each taken by one instance) and delivers them. */
-function pollSharedQueue(store: OpStore, deliver: (r: Retry) => Promise<void>): void {
+/** The first `max` bytes of `body` as text; the rest is not read (the stream is cancelled). */
+async function startOf(body: ReadableStream<Uint8Array>, max: number): Promise<string> {
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < max) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.length;
+    }
+  } finally {
+    reader.cancel().catch(() => undefined);
+  }
+  return Buffer.concat(chunks).subarray(0, max).toString('utf8');
+}
+
+const DELIVER = Symbol('delivers a back-channel logout retry taken from the shared queue');
+
+/**
+ * Every `POLL_MS`, takes the due retries from the shared queue (each taken by one instance) and
+ * delivers them through `provider`. The timer holds the provider weakly: an op() the app dropped (a
+ * test, a tenant removed) stops polling once it is collected, instead of polling and being kept for
+ * the life of the process.
+ */
+function pollSharedQueue(store: OpStore, provider: Provider, deliver: (r: Retry) => Promise<void>): void {
+  (provider as unknown as Record<symbol, unknown>)[DELIVER] = deliver;
+  const owner = new WeakRef(provider);
   let busy = false;
-  setInterval(() => {
+  const timer = setInterval(() => {
+    const live = owner.deref() as unknown as Record<symbol, (r: Retry) => Promise<void>> | undefined;
+    if (!live) return clearInterval(timer);
     if (busy) return;
     busy = true;
+    const send = live[DELIVER]!;
     store.takeDue!(QUEUE, Date.now(), TAKE)
       .then((items) => Promise.all(items.map((item) => {
         let r: Retry;
@@ -157,7 +191,7 @@ function pollSharedQueue(store: OpStore, deliver: (r: Retry) => Promise<void>): 
         } catch {
           return log('back-channel logout retry dropped: unreadable queue item');
         }
-        return deliver(r).catch((err: Error) => log('back-channel logout retry failed: %s', err.message));
+        return send(r).catch((err: Error) => log('back-channel logout retry failed: %s', err.message));
       })))
       .catch((err: Error) => log('back-channel logout retries not taken this time: %s', err.message))
       .finally(() => {

@@ -4,6 +4,8 @@
  * (5xx, 429), the network when nothing answered.
  */
 import { EventEmitter } from 'node:events';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type Provider from 'oidc-provider';
 import { retryBackchannelLogout } from '../src/backchannel-retry.js';
 
@@ -97,4 +99,62 @@ describe('the default schedule (in this process, as with memoryAdapter())', () =
     expect(attempts.length).toBe(10);
     expect(warn.mock.calls.flat().join('\n')).toMatch(/was not delivered: no success after 11 attempts over 69 min \(last: the app answered 503\)/);
   });
+});
+
+describe('an app that refuses a delivery (4xx): what it answered, read with limits', () => {
+  const refusedWith = (body: BodyInit) => Object.assign(new Error('expected 200 OK, got: 400'), { response: new Response(body, { status: 400 }) });
+
+  test('its JSON error is named in the warning', async () => {
+    const { provider, fail } = providerFailing(() => refusedWith(JSON.stringify({ error: 'invalid_request', error_description: 'the logout token\'s iat is in the future' })));
+    retryBackchannelLogout(provider, {} as never);
+    fail();
+    expect(await gaveUp()).toContain('was refused by the app: expected 200 OK, got: 400 (invalid_request: the logout token\'s iat is in the future)');
+  });
+
+  test('an answer of many "<" without ">" does not stall the OP (the tag stripping was quadratic: 40 KB held every request for 2 s)', async () => {
+    const { provider, fail } = providerFailing(() => refusedWith(`Bad request ${'<'.repeat(60_000)}`));
+    retryBackchannelLogout(provider, {} as never);
+    const started = Date.now();
+    fail();
+    const said = await gaveUp();
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(said).toContain('(Bad request <<<');
+  });
+
+  test('an answer that never ends is read no further than its start', async () => {
+    let pulled = 0;
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled += 1;
+        controller.enqueue(new TextEncoder().encode(`<p>Refused</p>${' '.repeat(1000)}`));
+      },
+    });
+    const { provider, fail } = providerFailing(() => refusedWith(endless));
+    retryBackchannelLogout(provider, {} as never);
+    const started = Date.now();
+    fail();
+    expect(await gaveUp()).toContain('(Refused Refused');
+    expect(Date.now() - started).toBeLessThan(1000); // not the 2 s limit: the start is enough
+    expect(pulled).toBeLessThan(10);
+  });
+});
+
+test('the shared queue is no longer polled for an op() the app dropped (it was, once a second, for the life of the process)', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const takeDue = jest.fn(async () => [] as string[]);
+  let dropped: WeakRef<object> | undefined;
+  (() => {
+    const { provider } = providerFailing(() => answered(503));
+    retryBackchannelLogout(provider, { takeDue, schedule: async () => undefined } as never);
+    dropped = new WeakRef(provider);
+  })();
+  await new Promise((r) => setTimeout(r, 1100));
+  expect(takeDue).toHaveBeenCalled();
+  await new Promise((r) => setImmediate(r));
+  gc();
+  expect(dropped!.deref()).toBeUndefined();
+  const calls = takeDue.mock.calls.length;
+  await new Promise((r) => setTimeout(r, 2100));
+  expect(takeDue.mock.calls.length).toBe(calls);
 });
