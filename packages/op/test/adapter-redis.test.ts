@@ -94,6 +94,23 @@ describe('redisAdapter', () => {
     expect(await client.zCard(`${prefix}queue:big`)).toBe(10_000);
   });
 
+  it('the queue expires a day after its latest item is due (one no OP takes from any more does not stay for good); a closed client is not asked', async () => {
+    const prefix = uniquePrefix();
+    const own = await connect();
+    const store = redisAdapter(own, { prefix });
+    await store.schedule!('q', 'in-a-minute', Date.now() + 60_000);
+    const day = 24 * 3600_000;
+    expect(await client.pTTL(`${prefix}queue:q`)).toBeGreaterThan(day + 55_000);
+    await store.schedule!('q', 'now', Date.now());
+    expect(await client.pTTL(`${prefix}queue:q`)).toBeGreaterThan(day + 55_000); // the later item's life is kept
+    await store.schedule!('q', 'in-an-hour', Date.now() + 3600_000);
+    expect(await client.pTTL(`${prefix}queue:q`)).toBeGreaterThan(day + 3595_000);
+    // the back-channel retries poll takeDue every second: after the app quits its client, nothing is asked (before: a failure a second)
+    extraClients.splice(extraClients.indexOf(own), 1);
+    await own.quit();
+    await expect(store.takeDue!('q', Date.now(), 20)).resolves.toEqual([]);
+  });
+
   it('the shared queue keeps time on Redis\'s clock: an instance whose clock is 10 minutes ahead takes nothing early, and what it schedules is due on time for the others', async () => {
     const prefix = uniquePrefix();
     const [ahead, right] = await Promise.all([0, 1].map(async () => redisAdapter(await connect(), { prefix })));

@@ -173,11 +173,14 @@ return n
 
 /**
  * Adds an item due ARGV[1] ms from now by Redis's clock, keeping the queue at most ARGV[3] long
- * (the latest due are dropped). KEYS: queue. ARGV: delay ms, item, max.
+ * (the latest due are dropped). The queue expires a day after its latest item is due: one no OP
+ * takes from any more (retired, another prefix) does not stay for good. KEYS: queue. ARGV: delay ms, item, max.
  */
 export const SCHEDULE = script(`
 ${NOW_MS}
-redis.call('ZADD', KEYS[1], string.format('%d', now + math.max(0, tonumber(ARGV[1]))), ARGV[2])
+local delay = math.max(0, tonumber(ARGV[1]))
+redis.call('ZADD', KEYS[1], string.format('%d', now + delay), ARGV[2])
+if redis.call('PTTL', KEYS[1]) < delay + 86400000 then redis.call('PEXPIRE', KEYS[1], string.format('%d', delay + 86400000)) end
 local extra = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
 if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], -extra, -1) end
 return 1

@@ -146,8 +146,9 @@ export function redisAdapter(client: RedisAdapterClient, options: RedisAdapterOp
     // instances whose clocks differ take each item when it is due, not early or minutes late
     schedule: (queue, item, dueAt) =>
       redis.guard('schedule', async () => void (await redis.run(SCHEDULE, [keys.queue(queue)], [String(Math.round(dueAt - Date.now())), item, String(MAX_QUEUED)]))),
-    takeDue: (queue, _now, max) =>
-      redis.guard('takeDue', async () => ((await redis.run(TAKE_DUE, [keys.queue(queue)], [String(max)])) as string[] | null) ?? []),
+    // (polled every second: once the app closed its client, nothing is asked, rather than a failure a second)
+    takeDue: async (queue, _now, max) => (client.isOpen === false ? [] : redis.guard('takeDue',
+      async () => ((await redis.run(TAKE_DUE, [keys.queue(queue)], [String(max)])) as string[] | null) ?? [])),
   };
 }
 
