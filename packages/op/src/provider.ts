@@ -100,6 +100,24 @@ function scopeCheckedPolicy(parUnregistered: boolean): ReturnType<typeof interac
   return policy;
 }
 
+/** How deep a `claims` parameter may nest: OIDC Core 5.5's are 4 deep (`id_token` → claim → `values` → a value). */
+const CLAIMS_MAX_DEPTH = 8;
+
+/**
+ * A `claims` parameter nested deeper than any claims request is refused (400 invalid_request): one
+ * thousands of levels deep, in a few KB, overflowed the stack of what stores it (a 500). Walked
+ * without recursion.
+ */
+function claimsNotTooDeep(_ctx: unknown, claims: object): void {
+  const pending: Array<[unknown, number]> = [[claims, 1]];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [value, depth] = next;
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth > CLAIMS_MAX_DEPTH) throw new errors.InvalidRequest(`the claims parameter nests deeper than ${CLAIMS_MAX_DEPTH} levels (OpenID Connect Core 5.5's are at most 4)`);
+    for (const member of Object.values(value)) pending.push([member, depth + 1]);
+  }
+}
+
 /** `features.resourceIndicators` off: no resource server is known, so every `resource` is invalid_target. */
 function noResourceServer(): never {
   throw new errors.InvalidTarget();
@@ -125,7 +143,7 @@ function features(o: ResolvedOptions, views: Views): Configuration['features'] {
     requestObjects: { enabled: f.requestObjects !== false },
     dPoP: { enabled: f.dPoP !== false },
     backchannelLogout: { enabled: f.backchannelLogout !== false },
-    claimsParameter: { enabled: f.claimsParameter !== false },
+    claimsParameter: { enabled: f.claimsParameter !== false, assertClaimsParameter: claimsNotTooDeep },
     rpInitiatedLogout: {
       enabled: true,
       async logoutSource(ctx, form) {
