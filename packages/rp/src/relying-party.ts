@@ -65,6 +65,11 @@ const DISCOVERY_JOIN_MS = 500;
  * a replay the OP would answer by revoking the grant.
  */
 const REFRESH_KEEP_MS = 24 * 3600 * 1000;
+/**
+ * How many such results this process keeps (a few KB each): a store that takes reads but refuses
+ * writes for hours (a full Redis) must not grow the heap with every user who comes back meanwhile.
+ */
+const REFRESH_KEEP_MAX = 10_000;
 
 /**
  * OP errors at the token endpoint that mean the grant is gone: only these end a login (RFC 6749 §5.2).
@@ -101,7 +106,7 @@ const refreshKey = (auth: Authentication, scope: string | undefined): string =>
 export class RelyingParty {
   readonly options: ResolvedOptions;
   private readonly configs = new Map<string, PendingConfig>();
-  private readonly refreshes = new SingleFlight<Authentication>(REFRESH_GRACE_MS);
+  private readonly refreshes = new SingleFlight<Authentication>(REFRESH_GRACE_MS, REFRESH_KEEP_MAX);
   private readonly keySets: KeySets;
   private readonly expectations = new WeakMap<client.Configuration, OpExpectations>();
   /** When each lasting condition was last warned about (`warnAtMostHourly`), by a key naming it and its provider. */
@@ -526,7 +531,12 @@ export class RelyingParty {
   refreshSettled(previous: Authentication, fresh: Authentication, saved: boolean, scope?: string): void {
     if (!previous.refreshToken || fresh === previous) return;
     const key = refreshKey(previous, scope);
-    if (!saved) return this.refreshes.keep(key, REFRESH_KEEP_MS);
+    if (!saved) {
+      if (this.refreshes.keep(key, REFRESH_KEEP_MS)) return;
+      return this.warnAtMostHourly('refresh-keep', `${REFRESH_KEEP_MAX} refresh results its session store did not take are kept in this process `
+        + `already (a store that refuses writes: a full Redis?); more are not kept here, so a session whose next request comes after ${REFRESH_GRACE_MS / 1000} s `
+        + 'and finds no result in the `coordination` store either refreshes again, which an OP that rotates refresh tokens may answer by ending that login. Fix the session store.');
+    }
     const { coordination } = this.options;
     if (coordination) {
       settleSharedRefresh(coordination, key, previous.refreshToken, fresh, REFRESH_GRACE_MS)

@@ -5,8 +5,10 @@
  */
 export class SingleFlight<T> {
   private readonly runs = new Map<string, Run<T>>();
+  /** The keys `keep` holds longer than the grace period: at most `maxKept` of them. */
+  private readonly kept = new Set<string>();
 
-  constructor(private readonly graceMs: number) {}
+  constructor(private readonly graceMs: number, private readonly maxKept = Infinity) {}
 
   /**
    * The pending or recent result of `key`, else a new run of `operation`. Failures are not kept, nor
@@ -26,17 +28,28 @@ export class SingleFlight<T> {
     return run.pending;
   }
 
-  /** Keeps the result of `key` (if any) for `ms` from now instead. */
-  keep(key: string, ms: number): void {
+  /**
+   * Keeps the result of `key` (if any) for `ms` from now instead; false (and nothing changed) when
+   * `maxKept` results are already held longer than the grace period.
+   */
+  keep(key: string, ms: number): boolean {
     const run = this.runs.get(key);
-    if (!run) return;
+    if (!run) return false;
+    if (ms > this.graceMs && !this.kept.has(key)) {
+      if (this.kept.size >= this.maxKept) return false;
+      this.kept.add(key);
+    }
     clearTimeout(run.timer);
     run.timer = setTimeout(() => this.forget(key, run), ms).unref();
+    return true;
   }
 
   private forget(key: string, run: Run<T>): void {
     clearTimeout(run.timer);
-    if (this.runs.get(key) === run) this.runs.delete(key);
+    if (this.runs.get(key) === run) {
+      this.runs.delete(key);
+      this.kept.delete(key);
+    }
   }
 }
 

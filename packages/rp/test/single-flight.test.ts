@@ -41,3 +41,20 @@ test('a settled result that is no longer usable (its tokens expired since) is no
   expect((await flights.run('k', op, (v) => !v.expired)).n).toBe(2);
   expect((await flights.run('k', op, (v) => !v.expired)).n).toBe(2);
 });
+
+test('keep() holds at most maxKept results longer than the grace period (a store refusing writes for hours must not grow the heap without bound)', async () => {
+  jest.useFakeTimers();
+  const flights = new SingleFlight<number>(30_000, 2);
+  for (const k of ['a', 'b', 'c']) await flights.run(k, async () => 1);
+  expect([flights.keep('a', 3600_000), flights.keep('b', 3600_000), flights.keep('c', 3600_000)]).toEqual([true, true, false]);
+  expect(flights.keep('a', 7200_000)).toBe(true); // one already kept may be kept longer
+  jest.advanceTimersByTime(31_000);
+  let runs = 0;
+  expect(await flights.run('a', async () => 100 + ++runs)).toBe(1); // still the kept result
+  expect(await flights.run('c', async () => 100 + ++runs)).toBe(101); // not kept: run again
+  expect(runs).toBe(1);
+  // a kept result that ran out frees its place
+  jest.advanceTimersByTime(7200_000);
+  await flights.run('d', async () => 1);
+  expect(flights.keep('d', 3600_000)).toBe(true);
+});
