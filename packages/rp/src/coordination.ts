@@ -327,7 +327,6 @@ export async function endIndexedSessions(coordination: Coordination, store: Stor
 
 const KEEPS_ENDED = Symbol.for('@openid-express/rp keeps ended sessions ended');
 const ENDED_CHECK = Symbol('the check for a sign-out mark made after the last save');
-const SAVED_HERE = Symbol('a session saved (holding a login) by the request it belongs to');
 /** The longest a save waits for its check (see below) before it answers; the check goes on after. */
 const CHECK_WAIT_MS = 250;
 
@@ -345,16 +344,6 @@ export function keepEndedSessionsEnded(store: Store, coordination: Coordination)
   if (marked[KEEPS_ENDED]) return;
   marked[KEEPS_ENDED] = true;
   const set = store.set;
-  // express-session "touches" (renews the expiry of) every session it did not save at the end of a
-  // request, also one the request saved itself (a refresh saves its new tokens at once): a write of
-  // nothing, another round trip. A session object lives one request, so one saved here needs none
-  const touch = store.touch;
-  if (typeof touch === 'function') {
-    store.touch = function touchUnlessSaved(this: Store, sid: string, session: SessionData, cb?: (err?: unknown) => void) {
-      if (session && SAVED_HERE in session) return cb?.();
-      return touch.call(this, sid, session, cb);
-    };
-  }
   store.set = function checkedSet(this: Store, sid: string, session: SessionData, cb?: (err?: unknown) => void) {
     if (!session?.oidc?.auth || typeof cb !== 'function') return set.call(this, sid, session, cb);
     set.call(this, sid, session, (err?: unknown) => {
@@ -373,7 +362,6 @@ export function keepEndedSessionsEnded(store: Store, coordination: Coordination)
       const check = sessionEnded(coordination, sid);
       // kept on the session saved (not stored: a symbol), for a caller that needs the answer itself
       Object.defineProperty(session, ENDED_CHECK, { value: check, configurable: true, enumerable: false });
-      Object.defineProperty(session, SAVED_HERE, { value: true, configurable: true, enumerable: false });
       check.then(
         (ended) => (ended ? sessionOp<void>((done) => store.destroy(sid, done)).then(() => answer(), answer) : answer()),
         (failure: unknown) => {
