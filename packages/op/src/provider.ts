@@ -69,35 +69,54 @@ async function revocationAllowed(_ctx: KoaContextWithOIDC, client: Client, token
 }
 
 /**
- * oidc-provider's interaction policy, with two checks first. A request that asks no scope the OP knows (no
- * `scope` at all, or only unknown ones, e.g. "openid,email" joined with a comma) and no resource's scope is
- * refused with `invalid_scope` (RFC 6749 §3.3) before the login form. oidc-provider found out only after the
- * user had typed their password, and answered a bare `access_denied` ("no scope was granted"). And a sign-in
- * resuming on an instance where its redirect_uri is not registered is refused (`invalid_redirect_uri`).
+ * oidc-provider's interaction policy, with op()'s checks first (`opChecks`).
  */
 function scopeCheckedPolicy(parUnregistered: boolean): ReturnType<typeof interactionPolicy.base> {
-  const policy = interactionPolicy.base();
-  policy.get('login')!.checks.unshift(new interactionPolicy.Check('no_known_scope', 'no scope this OP knows was asked for', (ctx: KoaContextWithOIDC) => {
-    const { oidc } = ctx;
-    if (oidc.requestParamOIDCScopes.size > 0 || Object.keys(oidc.resourceServers ?? {}).length > 0 || oidc.params?.authorization_details) return false;
-    // (oidc-provider has already dropped the scopes it does not know from `scope`: "none" and "only unknown ones" look alike)
-    throw new errors.InvalidScope('no scope this OP knows was asked for: ask for openid (and profile, email …), space-separated, '
-      + 'or a scope of the OP\'s scopes_supported', '');
-  }));
-  // the redirect_uri is checked again where the sign-in resumes (oidc-provider checks it only at /auth): an
-  // instance whose `clients` no longer lists it (removed in a deploy, or while the sign-in was under way,
-  // which lasts up to ttl.Interaction) sends no code there. A PAR-only client that may push unregistered
-  // ones (`parUnregistered`) had its URI checked when it was pushed
-  policy.get('login')!.checks.unshift(new interactionPolicy.Check('redirect_uri_unregistered', 'the redirect_uri is no longer registered', (ctx: KoaContextWithOIDC) => {
+  return withOpChecks(interactionPolicy.base(), parUnregistered);
+}
+
+/**
+ * Puts op()'s checks first in `policy`'s login prompt: also an app's own `provider.interactions.policy`
+ * (which replaces op()'s whole), so that one does not drop them. A request that asks no scope the OP
+ * knows (no `scope` at all, or only unknown ones, e.g. "openid,email" joined with a comma) and no
+ * resource's scope is refused with `invalid_scope` (RFC 6749 §3.3) before the login form: oidc-provider
+ * found out only after the user had typed their password, and answered a bare `access_denied`. And a
+ * sign-in resuming where its redirect_uri is not registered is refused (`invalid_redirect_uri`).
+ */
+function withOpChecks<P extends ReturnType<typeof interactionPolicy.base>>(policy: P, parUnregistered: boolean): P {
+  // (a policy the app built as a plain array of prompts has no `get`)
+  const login = [...policy].find((prompt) => prompt.name === 'login');
+  if (!login || login.checks.some((check) => check.reason === 'no_known_scope')) return policy;
+  login.checks.unshift(NO_KNOWN_SCOPE, redirectUriUnregistered(parUnregistered));
+  return policy;
+}
+
+const NO_KNOWN_SCOPE = new interactionPolicy.Check('no_known_scope', 'no scope this OP knows was asked for', (ctx: KoaContextWithOIDC) => {
+  const { oidc } = ctx;
+  if (oidc.requestParamOIDCScopes.size > 0 || Object.keys(oidc.resourceServers ?? {}).length > 0 || oidc.params?.authorization_details) return false;
+  // (oidc-provider has already dropped the scopes it does not know from `scope`: "none" and "only unknown ones" look alike)
+  throw new errors.InvalidScope('no scope this OP knows was asked for: ask for openid (and profile, email …), space-separated, '
+    + 'or a scope of the OP\'s scopes_supported', '');
+});
+
+/**
+ * The redirect_uri is checked again where the sign-in resumes (oidc-provider checks it only at /auth): an
+ * instance whose `clients` no longer lists it (removed in a deploy, or while the sign-in was under way,
+ * which lasts up to ttl.Interaction) sends no code there.
+ */
+function redirectUriUnregistered(parUnregistered: boolean): InstanceType<typeof interactionPolicy.Check> {
+  return new interactionPolicy.Check('redirect_uri_unregistered', 'the redirect_uri is no longer registered', (ctx: KoaContextWithOIDC) => {
     const { client, params } = ctx.oidc;
     const uri = params?.redirect_uri;
-    if (typeof uri !== 'string' || !client || client.redirectUriAllowed(uri) || (parUnregistered && client.requirePushedAuthorizationRequests)) return false;
+    if (typeof uri !== 'string' || !client || client.redirectUriAllowed(uri)) return false;
+    // a client that may push a redirect_uri it did not register (oidc-provider's rule: PAR on, confidential, no
+    // sector_identifier_uri) had it checked when it was pushed; whether this sign-in came by PAR is not kept here
+    if (parUnregistered && client.clientAuthMethod !== 'none' && client.sectorIdentifierUri === undefined) return false;
     log('sign-in of client %s refused where it resumed: its redirect_uri %s is not among the client\'s redirect_uris here', client.clientId, uri);
     throw Object.assign(new errors.InvalidRedirectUri(), {
       error_description: 'the application\'s address this sign-in would return to is not registered (any more) for this application: start the sign-in again from the application',
     });
-  }));
-  return policy;
+  });
 }
 
 /** How deep a `claims` parameter may nest: OIDC Core 5.5's are 4 deep (`id_token` → claim → `values` → a value). */
@@ -109,6 +128,14 @@ const CLAIMS_MAX_DEPTH = 8;
  * without recursion.
  */
 function claimsNotTooDeep(_ctx: unknown, claims: object): void {
+  // oidc-provider's own check, which this hook replaces (OIDC Core 5.5: each member null or an object)
+  for (const container of ['userinfo', 'id_token']) {
+    const members = (claims as Record<string, unknown>)[container];
+    if (members === undefined || members === null || typeof members !== 'object') continue;
+    for (const value of Object.values(members)) {
+      if (value !== null && (typeof value !== 'object' || Array.isArray(value))) throw new errors.InvalidRequest(`claims.${container} members must be null or objects`);
+    }
+  }
   const pending: Array<[unknown, number]> = [[claims, 1]];
   for (let next = pending.pop(); next; next = pending.pop()) {
     const [value, depth] = next;
@@ -310,7 +337,10 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
       ctx.body = await errorPage({ ...plainError(ctx.status, code, details, ctx.oidc?.client), code: String(out.error) });
     },
   };
-  return httpsRedirectsOnly(deepMerge(config, o.provider), o.issuer);
+  const merged = httpsRedirectsOnly(deepMerge(config, o.provider), o.issuer);
+  const own = merged.interactions?.policy;
+  if (own && own !== config.interactions!.policy) withOpChecks(own as ReturnType<typeof interactionPolicy.base>, parUnregistered);
+  return merged;
 }
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);

@@ -59,7 +59,7 @@ export function webfinger(options: WebFingerOptions): Router {
     const rels = rel === undefined ? [] : ([] as unknown[]).concat(rel);
     const { accounts } = options;
     void (async () => {
-      for (const login of candidates(resource, issuerHost, accounts ? undefined : req.get('host')?.toLowerCase())) {
+      for (const login of candidates(resource, issuerHost, accounts ? undefined : req.get('host')?.toLowerCase() ?? '')) {
         if (!accounts || await accounts.findByLogin(login)) {
           const links = rels.length === 0 || rels.includes(ISSUER_REL) ? [{ rel: ISSUER_REL, href: options.issuer }] : [];
           return res.type('application/jrd+json').send(JSON.stringify({ subject: resource, links }));

@@ -83,3 +83,24 @@ describe('webfinger() without accounts: the same answer whether or not an accoun
     }
   });
 });
+
+test('webfinger() without accounts, asked without a Host header (HTTP/1.0): only the issuer\'s host is answered', async () => {
+  const { createServer } = await import('node:http');
+  const { connect } = await import('node:net');
+  const server = createServer(express().use(webfinger({ issuer }))).listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const { port } = server.address() as { port: number };
+  const ask = (resource: string) => new Promise<number>((resolve, reject) => {
+    let answer = '';
+    const socket = connect(port, '127.0.0.1', () => socket.write(`GET /.well-known/webfinger?resource=${encodeURIComponent(resource)} HTTP/1.0\r\n\r\n`));
+    socket.on('data', (chunk) => (answer += chunk));
+    socket.on('end', () => resolve(Number(answer.split(' ')[1])));
+    socket.on('error', reject);
+  });
+  try {
+    expect(await ask('acct:someone@gmail.com')).toBe(404);
+    expect(await ask('acct:someone@id.example.com')).toBe(200);
+  } finally {
+    server.close();
+  }
+});
