@@ -26,6 +26,8 @@ export type OpErrorCode =
   | 'cookies_missing'
   | 'csrf_invalid'
   | 'login_failed'
+  | 'login_cancelled'
+  | 'upstream_unavailable'
   | 'login_throttled'
   | 'authenticator_unknown'
   | 'wrong_prompt'

@@ -248,6 +248,10 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
     log('login continues elsewhere (authenticator %s)', auth.id);
     return res.redirect(303, result.url);
   }
+  if (!result.ok && result.reason) {
+    await deps.throttle.giveBack(login, ip);
+    return notAGuess(deps, req, res, d.uid, result);
+  }
   if (!result.ok) {
     state.attempts += 1;
     await Promise.all([deps.throttle.failed(login, ip), deps.states.save(d.uid, state, d.exp)]);
@@ -298,16 +302,39 @@ export async function completeLogin(
   const interaction = uid ? await deps.provider.Interaction.find(uid) : undefined;
   if (!interaction || !SIGN_IN_STEPS.has(interaction.prompt.name)) return sendOpError(deps, req, res, EXPIRED, uid);
   if (!result.ok) {
+    if (result.reason) return notAGuess(deps, req, res, String(uid), result);
+    const other = result.provider ?? 'the other provider';
     await deps.throttle.fail(clientIp(req, deps.trustProxy));
     return sendErrorPage(req, res, deps.views, {
       status: 401, code: 'login_failed', title: 'Sign-in failed', backUrl: `${deps.mountPath}/interaction/${uid}`,
-      message: 'Signing in with the other provider did not succeed. Go back and try again, or choose another way to sign in.',
+      message: `Signing in with ${other} did not succeed. Go back and try again, or choose another way to sign in.`,
     });
   }
   await renewSession(req);
   log('login succeeded elsewhere');
   await finishLogin(deps, req, res, interaction, result);
   await dropState(deps, String(uid));
+}
+
+/**
+ * A sign-in elsewhere that the user cancelled there, or that the other provider could not answer:
+ * no guess was made, so nothing is counted (an outage would otherwise lock everyone behind one
+ * address out of every way to sign in), and the page says which it was.
+ */
+function notAGuess(deps: InteractionDeps, req: Request, res: Response, uid: string, result: AuthenticationFailure): Promise<void> {
+  const backUrl = `${deps.mountPath}/interaction/${uid}`;
+  const other = result.provider ?? 'the other provider';
+  if (result.reason === 'cancelled') {
+    return sendErrorPage(req, res, deps.views, {
+      status: 400, code: 'login_cancelled', title: 'Sign-in cancelled', backUrl, backLabel: 'Back to the sign-in page',
+      message: `Signing in with ${other} was cancelled there. Go back to try again or to choose another way to sign in.`,
+    });
+  }
+  res.set('Retry-After', '5');
+  return sendErrorPage(req, res, deps.views, {
+    status: 503, code: 'upstream_unavailable', title: 'Briefly unavailable', backUrl, backLabel: 'Back to the sign-in page',
+    message: `Signing in with ${other} is not possible right now: it could not be reached, or answered with an error of its own. Go back and try again in a moment, or choose another way to sign in.`,
+  });
 }
 
 /**

@@ -124,7 +124,7 @@ function mountAuthenticators(app: Express, deps: InteractionDeps, o: ResolvedOpt
   for (const authenticator of deps.authenticators) {
     const router = express.Router();
     authenticator.mount?.({
-      issuer: o.issuer, mountPath: o.mountPath, router,
+      issuer: o.issuer, mountPath: o.mountPath, router, storeTimeout: o.storeTimeout,
       complete: (req, res, uid, result) => completeLogin(deps, req, res, uid, result),
     });
     const paths = router.stack.flatMap((layer) => (layer.route ? [layer.route.path] : []));

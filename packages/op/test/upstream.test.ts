@@ -9,6 +9,7 @@ const CAROL = { id: 'carol', username: 'carol', password: 'carol-pw-1', claims: 
 const corpAccounts = memoryAccounts([{ ...ALICE, id: 'corp-alice-7' }, CAROL]);
 
 describe('federation: signing in at our OP through another OP (upstream)', () => {
+  let directoryHangs = false;
   let corp: RunningOp;
   let f: FlowFixture;
   beforeAll(async () => {
@@ -22,8 +23,13 @@ describe('federation: signing in at our OP through another OP (upstream)', () =>
       authenticators: [password(), upstream({
         name: 'corp', label: 'Sign in with Corp',
         provider: oidc({ issuer: corp.issuer, clientId: 'our-op', clientSecret: 'upstream-secret-1', allowInsecureRequests: true }),
-        account: (user) => (user.email === ALICE.claims.email ? 'alice' : undefined),
+        account: (user) => (directoryHangs ? new Promise<undefined>(() => undefined) : user.email === ALICE.claims.email ? 'alice' : undefined),
+      }), upstream({
+        // an OP that is down (nothing listens on port 9)
+        name: 'down', label: 'Sign in with Down', provider: oidc({ issuer: 'http://127.0.0.1:9/op', clientId: 'x', clientSecret: 'y', allowInsecureRequests: true }),
+        account: () => undefined,
       })],
+      storeTimeout: 1000,
     }, { server: ours });
   });
   afterAll(async () => {
@@ -62,12 +68,50 @@ describe('federation: signing in at our OP through another OP (upstream)', () =>
     expect(browser.jar.names()).not.toContain('_session');
   });
 
-  test('cancelling at Corp comes back as a failed sign-in, not a crash', async () => {
+  test('cancelling at Corp says so (not "failed"), with a way back, and counts no failed attempt: six cancels, then the password works', async () => {
+    const address = { 'x-forwarded-for': '198.51.100.40' };
+    for (let i = 0; i < 6; i += 1) {
+      const browser = new FormBrowser({ stopAt: (u) => u.pathname === '/cb', headers: address });
+      const { atCorp } = await startAtOurOp(browser);
+      const page = await browser.submit(atCorp, { action: '/abort' });
+      expect([page.status, page.html.includes('login_cancelled'), page.html.includes('was cancelled there')]).toEqual([400, true, true]);
+      expect(page.html).toMatch(/href="\/op\/interaction\/[\w-]+"/);
+    }
+    const browser = new FormBrowser({ stopAt: (u) => u.pathname === '/cb', headers: address });
+    const login = await browser.open((await f.authorization(f.first)).url);
+    const done = await browser.submit(login, { value: ['authenticator', 'password'] }, { login: 'alice', password: ALICE.password });
+    expect(done.status).not.toBe(429);
+  });
+
+  test('an upstream OP that cannot be reached: 503 with Retry-After naming it, not a 500, and no failed attempt counted', async () => {
+    const address = { 'x-forwarded-for': '198.51.100.41' };
+    for (let i = 0; i < 6; i += 1) {
+      const browser = new FormBrowser({ stopAt: (u) => u.pathname === '/cb', headers: address });
+      const login = await browser.open((await f.authorization(f.first)).url);
+      const page = await browser.submit(login, { value: ['authenticator', 'down'] });
+      expect([page.status, page.headers.get('retry-after')]).toEqual([503, '5']);
+      expect(page.html).toContain('upstream_unavailable');
+      expect(page.html).toMatch(/Signing in with [^<]+ is not possible right now/);
+    }
+    const browser = new FormBrowser({ stopAt: (u) => u.pathname === '/cb', headers: address });
+    const login = await browser.open((await f.authorization(f.first)).url);
+    const done = await browser.submit(login, { value: ['authenticator', 'password'] }, { login: 'alice', password: ALICE.password });
+    expect(done.status).not.toBe(429);
+  });
+
+  test('an account() that never answers (a directory stalled): 503 after storeTimeout, not a callback that hangs', async () => {
     const browser = f.browser();
     const { atCorp } = await startAtOurOp(browser);
-    const page = await browser.submit(atCorp, { action: '/abort' });
-    expect(page.status).toBe(401);
-    expect(page.html).toContain('login_failed');
+    let page = await browser.submit(atCorp, { value: ['authenticator', 'password'] }, { login: 'alice', password: ALICE.password });
+    directoryHangs = true;
+    try {
+      const started = Date.now();
+      page = await browser.submit(page, { action: '/confirm' });
+      expect([page.status, page.headers.get('retry-after')]).toEqual([503, '5']);
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      directoryHangs = false;
+    }
   });
 
   test('a callback with a state this browser never sent is refused and signs no one in', async () => {

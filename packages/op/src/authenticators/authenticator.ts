@@ -30,6 +30,15 @@ export interface AuthenticationSuccess {
 /** A failed authentication. The user only ever sees one generic message. */
 export interface AuthenticationFailure {
   ok: false;
+  /**
+   * Why, for `complete()` (an authenticator that went on elsewhere): `'cancelled'`, the user stopped at
+   * the other provider; `'unavailable'`, it could not be reached or answered 5xx (a 503 with
+   * `Retry-After`). Neither is counted as a failed attempt, and the page says which it was. Default:
+   * a refused sign-in, counted by the throttle.
+   */
+  reason?: 'cancelled' | 'unavailable' | undefined;
+  /** What the page calls the other provider ("Corp"); default "the other provider". */
+  provider?: string | undefined;
 }
 
 /** Authentication continues elsewhere (federation): the browser is sent to `url`. */
@@ -51,6 +60,8 @@ export interface AuthenticatorMount {
    * `uid` undefined (nothing pending in this session) shows the expired-interaction page.
    */
   complete(req: Request, res: Response, uid: string | undefined, result: AuthenticationSuccess | AuthenticationFailure): Promise<void>;
+  /** Milliseconds each call of the app's own code may take (op()'s `storeTimeout`): past it, a 503. */
+  storeTimeout: number;
 }
 
 /** What an authenticator is given when its form is posted. */

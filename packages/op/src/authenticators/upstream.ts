@@ -1,6 +1,8 @@
 import debug from 'debug';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { RelyingParty, type NormalizedUser, type OidcSessionData, type ProviderConfig } from '@openid-express/rp';
+import { withDeadline } from '../bounded-store.js';
+import { namedFailure, StoreUnavailableError } from '../errors.js';
 import type { Authenticator, AuthenticatorMount } from './authenticator.js';
 
 const log = debug('openid-express:op');
@@ -60,15 +62,26 @@ export function upstream(options: UpstreamOptions): Authenticator {
       return ctx.complete(req, res, undefined, { ok: false }); // unknown, replayed or foreign state
     }
     const uid = transaction.returnTo;
+    const provider = options.provider.label ?? name;
+    let auth;
     try {
-      const auth = await rp.finalize(transaction, state!, params);
-      const accountId = await options.account(auth.user);
-      if (!accountId) log('upstream %s: no local account for the user', name);
-      return await ctx.complete(req, res, uid, accountId ? { ok: true, accountId, amr: options.amr ?? ['fed'] } : { ok: false });
+      auth = await rp.finalize(transaction, state!, params);
     } catch (err) {
-      log('upstream %s refused: %s', name, (err as { code?: string }).code ?? 'error');
-      return ctx.complete(req, res, uid, { ok: false });
+      const failure = err as { code?: string; opError?: string; retryAfter?: number };
+      log('upstream %s refused: %s%s', name, failure.code ?? 'error', failure.opError ? ` (${failure.opError})` : '');
+      // the user said no there; the other OP down or failing (5xx, 429, its own server_error): not a wrong guess
+      if (failure.opError === 'access_denied') return ctx.complete(req, res, uid, { ok: false, reason: 'cancelled', provider });
+      if (failure.retryAfter !== undefined || failure.opError === 'server_error' || failure.opError === 'temporarily_unavailable') {
+        return ctx.complete(req, res, uid, { ok: false, reason: 'unavailable', provider });
+      }
+      return ctx.complete(req, res, uid, { ok: false, provider });
     }
+    // the app's own directory: one that never answers is a 503 (storeTimeout), one that fails is named in the log
+    const accountId = await withDeadline(Promise.resolve().then(() => options.account(auth.user)), ctx.storeTimeout,
+      () => new StoreUnavailableError(`upstream(${name}): account() did not answer within ${ctx.storeTimeout} ms (storeTimeout)`))
+      .catch(namedFailure(`upstream(${name}): its account()`));
+    if (!accountId) log('upstream %s: no local account for the user', name);
+    return ctx.complete(req, res, uid, accountId ? { ok: true, accountId, amr: options.amr ?? ['fed'] } : { ok: false, provider });
   }
 
   return {
@@ -90,7 +103,19 @@ export function upstream(options: UpstreamOptions): Authenticator {
     async verify({ req, uid }) {
       if (!relyingParty) throw new Error(`upstream(${name}): not mounted by op()`);
       // the interaction uid rides in the RP transaction (`returnTo`), kept in this browser's session
-      const { url, state, transaction } = await relyingParty.authorizationRequest(name, { returnTo: uid });
+      let request;
+      try {
+        request = await relyingParty.authorizationRequest(name, { returnTo: uid });
+      } catch (err) {
+        // its discovery down, 5xx or not JSON: a 503 naming it, not a 500 (nor a failed attempt)
+        const code = (err as { code?: string }).code;
+        if ((err as { retryAfter?: number }).retryAfter === undefined && code !== 'discovery_failed') throw err;
+        // (a discovery document that is not one may also be a wrong issuer: said where operators look)
+        if (code === 'discovery_failed') console.warn(`op(): upstream(${name}): ${(err as Error).message}`);
+        else log('upstream %s unavailable: %s', name, (err as Error).message);
+        return { ok: false, reason: 'unavailable', provider: options.provider.label ?? name };
+      }
+      const { url, state, transaction } = request;
       relyingParty.saveTransaction(sessionData(req, name), state, transaction);
       return { ok: 'redirect', url: url.href };
     },
