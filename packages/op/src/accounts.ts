@@ -108,9 +108,19 @@ export function claimsForScope(all: AccountClaims, scope: string): AccountClaims
 const RELEASED_BY: ReadonlyMap<string, string> = new Map(Object.entries(SCOPE_CLAIMS).flatMap(([scope, names]) => names.map((n) => [n, scope] as const)));
 
 /**
+ * A login name as compared (RFC 8265's UsernameCaseMapped, near enough): the same name typed in
+ * full-width letters (an East Asian input method), composed or decomposed ("é" as one character or
+ * two, as macOS copies it) or in another case is the same name.
+ */
+export function loginKey(login: string): string {
+  return login.normalize('NFKC').toLowerCase().normalize('NFC');
+}
+
+/**
  * An in-memory `AccountStore`. Passwords are hashed with scrypt when it is created and compared in
  * constant time; unknown logins are checked against a dummy hash so timing does not tell them apart.
- * Logins are the username and, when present, the `email` claim.
+ * Logins are the username and, when present, the `email` claim, compared as `loginKey()` says (two
+ * accounts with one name are refused at start-up).
  *
  * @example
  * const accounts = memoryAccounts([
@@ -127,9 +137,16 @@ export function memoryAccounts(list: MemoryAccount[]): AccountStore {
     }
     if (byId.has(entry.id)) throw new OpConfigError('accounts', `memoryAccounts(): duplicate account id "${entry.id}"; every id must be different`);
     const { sub: _sub, ...claims } = entry.claims ?? {}; // claims() answers without `sub` (the id is the sub)
-    const logins = [entry.username, typeof claims.email === 'string' ? claims.email : undefined]
+    const logins = [...new Set([entry.username, typeof claims.email === 'string' ? claims.email : undefined]
       .filter((l): l is string => !!l)
-      .map((l) => l.toLowerCase());
+      .map(loginKey))];
+    for (const login of logins) {
+      const taken = byLogin.get(login);
+      if (taken) {
+        throw new OpConfigError('accounts', `memoryAccounts(): accounts "${taken.account.id}" and "${entry.id}" have the same login name "${login}" `
+          + '(a username or email, compared ignoring case and Unicode width and composition): give each a name of its own');
+      }
+    }
     const salt = randomBytes(16);
     const stored: Stored = { account: { id: entry.id, logins }, salt, hash: hash(entry.password, salt), claims, released: new Map() };
     stored.hash.catch(() => undefined); // surfaced on first verify
@@ -153,13 +170,13 @@ export function memoryAccounts(list: MemoryAccount[]): AccountStore {
   };
   const store: AccountStore = {
     async findByLogin(login) {
-      return byLogin.get(login.toLowerCase())?.account;
+      return byLogin.get(loginKey(login))?.account;
     },
     async findById(id) {
       return findById(id);
     },
     async verifyPassword(login, password) {
-      const stored = byLogin.get(login.toLowerCase());
+      const stored = byLogin.get(loginKey(login));
       const expected = await (stored ? stored.hash : dummy);
       const actual = await hash(password, stored ? stored.salt : dummySalt);
       return timingSafeEqual(expected, actual) && stored ? stored.account.id : undefined;

@@ -4,7 +4,7 @@ export { op, type OpApp } from './router.js';
 export { authorizationServerMetadata } from './well-known.js';
 export { webfinger, ISSUER_REL, type WebFingerOptions } from './webfinger.js';
 export {
-  memoryAccounts, claimsForScope, SCOPE_CLAIMS,
+  memoryAccounts, loginKey, claimsForScope, SCOPE_CLAIMS,
   type Account, type AccountClaims, type AccountStore, type MemoryAccount,
 } from './accounts.js';
 export { password, type PasswordOptions } from './authenticators/password.js';

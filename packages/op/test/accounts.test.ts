@@ -1,4 +1,4 @@
-import { claimsForScope, memoryAccounts, OpConfigError, type AccountStore } from '@openid-express/op';
+import { claimsForScope, loginKey, memoryAccounts, OpConfigError, type AccountStore } from '@openid-express/op';
 import type { Account } from 'oidc-provider';
 
 const accounts = memoryAccounts([
@@ -59,6 +59,27 @@ describe('memoryAccounts()', () => {
     await expect(accounts.findByLogin('alice@EXAMPLE.org')).resolves.toMatchObject({ id: 'alice' });
     await expect(accounts.findById('alice')).resolves.toMatchObject({ id: 'alice' });
     await expect(accounts.findById('mallory')).resolves.toBeUndefined();
+  });
+
+  test('a login name typed composed or decomposed, in full-width letters or in another case is the same name (RFC 8265)', async () => {
+    const zoe = memoryAccounts([{ id: 'zoe', username: 'zo\u00eb', password: 'pw-pw-pw', claims: { email: '\u674e@example.org' } }]);
+    for (const typed of ['zo\u00eb', 'zoe\u0308', 'ZOE\u0308', '\uff5a\uff4f\u00eb', 'ZO\u00cb', '\u674E@EXAMPLE.ORG']) {
+      expect([typed, await zoe.verifyPassword(typed, 'pw-pw-pw')]).toEqual([typed, 'zoe']);
+      expect([typed, (await zoe.findByLogin(typed))?.id]).toEqual([typed, 'zoe']);
+    }
+    expect(loginKey('\uff21\uff2c\uff29\uff23\uff25')).toBe('alice');
+  });
+
+  test('two accounts with one login name are refused at start-up (the later one took the name over: the earlier one\'s password stopped working)', () => {
+    for (const list of [
+      [{ id: 'a', username: 'Alice', password: 'p' }, { id: 'b', username: 'alice', password: 'q' }],
+      [{ id: 'a', username: 'alice', password: 'p', claims: { email: 'bob@example.org' } }, { id: 'b', username: 'bob@example.org', password: 'q' }],
+      [{ id: 'a', username: 'zo\u00eb', password: 'p' }, { id: 'b', username: 'zoe\u0308', password: 'q' }],
+    ]) {
+      expect(() => memoryAccounts(list)).toThrow(/accounts "a" and "b" have the same login name/);
+    }
+    // one account's username and email may be the same
+    expect(() => memoryAccounts([{ id: 'a', username: 'a@example.org', password: 'p', claims: { email: 'A@example.org' } }])).not.toThrow();
   });
 
   test('refuses duplicate ids and accounts without a password', () => {

@@ -1,4 +1,4 @@
-import type { AccountStore } from '../accounts.js';
+import { loginKey, type AccountStore } from '../accounts.js';
 import { escapeHtml } from '../views/escape.js';
 import type { Authenticator } from './authenticator.js';
 
@@ -48,7 +48,7 @@ export function password(options: PasswordOptions = {}): Authenticator {
 <label for="password-password">Password</label>
 <input id="password-password" name="password" type="password" autocomplete="current-password" required${invalid}${focusPassword ? ' autofocus' : ''}>`;
     },
-    throttleKey: (body) => body.login?.trim().toLowerCase() || undefined,
+    throttleKey: (body) => (body.login?.trim() ? loginKey(body.login.trim()) : undefined),
     async verify({ body, accounts }) {
       const accountId = await checkPassword(accounts, body.login, body.password);
       return accountId ? { ok: true, accountId, amr: ['pwd'] } : { ok: false };
