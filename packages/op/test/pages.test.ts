@@ -73,7 +73,7 @@ describe('with the default options: the consent screen; pages without homeUri (a
     const auth = await f.authorization();
     const login = await browser.open(auth.url);
     const consent = await browser.submit(login, { value: ['authenticator', 'password'] }, { login: 'alice', password: ALICE.password });
-    expect(consent.html).toContain('Signed in as <strong>alice@example.org</strong>.');
+    expect(consent.html).toContain('Signed in as <strong><bdi>alice@example.org</bdi></strong>.');
     const other = /<a href="([^"]+)">Use another account<\/a>/.exec(consent.html)?.[1];
     expect(other).toMatch(/^\/op\/interaction\/[\w-]+\/login$/);
     const again = await browser.open(new URL(other!, f.op.origin).href);
@@ -82,7 +82,7 @@ describe('with the default options: the consent screen; pages without homeUri (a
     let page = await browser.submit(again, { value: ['authenticator', 'password'] }, { login: 'bob', password: BOB.password });
     expect(page.forms[0]?.fields).toMatchObject({ logout: 'yes', xsrf: expect.any(String) });
     page = await browser.submit(page, { has: 'xsrf' });
-    expect(page.html).toContain('Signed in as <strong>Bob</strong>.');
+    expect(page.html).toContain('Signed in as <strong><bdi>Bob</bdi></strong>.');
     const done = await browser.submit(page, { action: '/confirm' });
     const tokens = await client.authorizationCodeGrant(f.web, callbackOf(done), {
       pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce,

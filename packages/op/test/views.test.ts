@@ -25,7 +25,24 @@ describe('the default views', () => {
   test('the sign-out question reads right with and without the name of the app', () => {
     const logout = defaultViews.logout as (p: { title: string; clientName?: string; form: string }) => string;
     expect(logout({ title: 'Sign out', form: '' })).toContain('<p>Do you want to sign out from this identity provider?</p>');
-    expect(logout({ title: 'Sign out', clientName: 'Shop & Co', form: '' })).toContain('<p>Do you want to sign out from Shop &amp; Co and from this identity provider?</p>');
+    expect(logout({ title: 'Sign out', clientName: 'Shop & Co', form: '' })).toContain('<p>Do you want to sign out from <bdi>Shop &amp; Co</bdi> and from this identity provider?</p>');
+  });
+
+  test('a name of someone else\'s is isolated (<bdi>): one ending in a right-to-left override cannot turn the page\'s own words backwards', () => {
+    const spoof = 'Photo Print\u202E';
+    const pages = [
+      (defaultViews.consent as (p: object) => string)({ title: 'Allow access?', clientName: spoof, account: spoof, scopes: [], claims: [], action: '/c', abortAction: '/a', csrf: 'x' }),
+      (defaultViews.login as (p: LoginViewProps) => string)({ ...loginProps, clientName: spoof }),
+      (defaultViews.logout as (p: object) => string)({ title: 'Sign out', clientName: spoof, form: '' }),
+      (defaultViews.error as (p: object) => string)({ title: 'Error', status: 400, code: 'x', message: 'm', clientName: spoof }),
+      (defaultViews.deviceConfirm as (p: object) => string)({ title: 'Confirm', clientName: spoof, userCode: 'ABCD-EFGH', action: '/d', csrf: 'x' }),
+    ];
+    for (const html of pages) {
+      const at = html.indexOf('Photo Print');
+      expect(at).toBeGreaterThan(-1);
+      expect(html.slice(0, at)).toMatch(/<bdi>$/);
+      expect(html.slice(at)).toMatch(/^Photo Print\u202E<\/bdi>/);
+    }
   });
 
   test('are a self-contained page without scripts, readable on a phone', async () => {

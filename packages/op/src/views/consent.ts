@@ -1,4 +1,4 @@
-import { clientLogo, escapeHtml, safeHref } from './escape.js';
+import { clientLogo, escapeHtml, safeHref, isolate } from './escape.js';
 import type { ClientScreenProps } from './login.js';
 
 /** A scope or claim in plain words. */
@@ -30,7 +30,7 @@ function list(items: ConsentItem[]): string {
 
 function link(label: string, uri: string | undefined): string {
   const href = safeHref(uri);
-  return href ? `<a href="${escapeHtml(href)}">${escapeHtml(label)}</a>` : '';
+  return href ? `<a href="${escapeHtml(href)}">${isolate(label)}</a>` : '';
 }
 
 /**
@@ -42,10 +42,10 @@ function link(label: string, uri: string | undefined): string {
  */
 export function consent(p: ConsentViewProps): string {
   const links = [link('Privacy policy', p.policyUri), link('Terms of service', p.tosUri)].filter(Boolean);
-  const client = link(p.clientName, p.clientUri) || escapeHtml(p.clientName);
+  const client = link(p.clientName, p.clientUri) || isolate(p.clientName);
   const csrf = `<input type="hidden" name="csrf" value="${escapeHtml(p.csrf)}">`;
   const other = p.switchAccountUrl ? ` <a href="${escapeHtml(p.switchAccountUrl)}">Use another account</a>` : '';
-  const account = p.account ? `<p class="account">Signed in as <strong>${escapeHtml(p.account)}</strong>.${other}</p>\n` : '';
+  const account = p.account ? `<p class="account">Signed in as <strong>${isolate(p.account)}</strong>.${other}</p>\n` : '';
   return `${clientLogo(p.logoUri)}<h1>${escapeHtml(p.title)}</h1>
 ${account}<p><strong>${client}</strong> asks to:</p>
 ${p.scopes.length ? list(p.scopes) : ''}

@@ -1,4 +1,4 @@
-import { clientLogo, escapeHtml, safeHref } from './escape.js';
+import { clientLogo, escapeHtml, safeHref, isolate } from './escape.js';
 
 /** What the device flow's "enter the code" view is drawn from. */
 export interface DeviceInputViewProps {
@@ -67,7 +67,7 @@ ${p.fields}
  */
 export function deviceConfirm(p: DeviceConfirmViewProps): string {
   const href = safeHref(p.clientUri);
-  const client = href ? `<a href="${escapeHtml(href)}">${escapeHtml(p.clientName)}</a>` : escapeHtml(p.clientName);
+  const client = href ? `<a href="${escapeHtml(href)}">${isolate(p.clientName)}</a>` : isolate(p.clientName);
   return `${clientLogo(p.logoUri)}<h1>${escapeHtml(p.title)}</h1>
 <p><strong>${client}</strong> on a device asks to sign in. Check that the device shows this code:</p>
 <p class="account"><code>${escapeHtml(p.userCode)}</code></p>
@@ -86,7 +86,7 @@ ${p.fields}
  * op({ issuer, accounts, features: { deviceFlow: true }, views: { deviceSuccess: () => '<h1>Done: look at your TV</h1>' } });
  */
 export function deviceSuccess(p: DeviceSuccessViewProps): string {
-  const what = p.clientName ? `${escapeHtml(p.clientName)} on your device` : 'Your device';
+  const what = p.clientName ? `${isolate(p.clientName)} on your device` : 'Your device';
   return `<h1>${escapeHtml(p.title)}</h1>
 <p>${what} is signed in. You can close this page and go back to the device.</p>`;
 }

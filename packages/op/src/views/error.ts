@@ -1,4 +1,4 @@
-import { escapeHtml, pageHref } from './escape.js';
+import { escapeHtml, pageHref, isolate } from './escape.js';
 
 /** What the error view is drawn from. Never carries a stack trace or a secret. */
 export interface ErrorViewProps {
@@ -26,7 +26,7 @@ export interface ErrorViewProps {
  */
 export function error(p: ErrorViewProps): string {
   const back = pageHref(p.backUrl);
-  const app = p.clientName ? escapeHtml(p.clientName) : 'the application you came from';
+  const app = p.clientName ? isolate(p.clientName) : 'the application you came from';
   const way = back
     ? `<p><a class="button" href="${escapeHtml(back)}">${escapeHtml(p.backLabel ?? 'Go back')}</a></p>`
     : `<p>Return to ${app} and try again.</p>`;

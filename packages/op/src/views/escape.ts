@@ -13,6 +13,17 @@ export function escapeHtml(value: unknown): string {
 }
 
 /**
+ * Text of someone else's (a client's name, an account's) escaped and isolated (`<bdi>`): a name
+ * ending in a right-to-left override (U+202E) cannot turn the page's own words around it backwards.
+ *
+ * @example
+ * isolate('Photo Print\u202E') // '<bdi>Photo Print\u202E</bdi>'
+ */
+export function isolate(value: unknown): string {
+  return `<bdi>${escapeHtml(value)}</bdi>`;
+}
+
+/**
  * The client's logo (`logo_uri`) as an image, or '' when there is none or it is not http(s).
  *
  * @example

@@ -1,4 +1,4 @@
-import { clientLogo, escapeHtml, safeHref } from './escape.js';
+import { clientLogo, escapeHtml, safeHref, isolate } from './escape.js';
 
 /** One authenticator's form on the login page. */
 export interface LoginFormProps {
@@ -42,7 +42,7 @@ export interface LoginViewProps extends ClientScreenProps {
  */
 export function login(p: LoginViewProps): string {
   const href = safeHref(p.clientUri);
-  const client = href ? `<a href="${escapeHtml(href)}">${escapeHtml(p.clientName)}</a>` : escapeHtml(p.clientName);
+  const client = href ? `<a href="${escapeHtml(href)}">${isolate(p.clientName)}</a>` : isolate(p.clientName);
   const csrf = `<input type="hidden" name="csrf" value="${escapeHtml(p.csrf)}">`;
   const forms = p.authenticators.map((a) => `<section aria-labelledby="auth-${escapeHtml(a.id)}">
 <h2 id="auth-${escapeHtml(a.id)}">${escapeHtml(a.label)}</h2>

@@ -1,4 +1,4 @@
-import { escapeHtml, pageHref } from './escape.js';
+import { escapeHtml, pageHref, isolate } from './escape.js';
 
 /** What the logout confirmation view is drawn from. */
 export interface LogoutViewProps {
@@ -30,7 +30,7 @@ export interface LogoutSuccessViewProps {
  * op({ issuer, accounts, views: { logout: (p) => `${p.form}<button form="op.logoutForm" name="logout" value="yes">Out</button>` } });
  */
 export function logout(p: LogoutViewProps): string {
-  const from = p.clientName ? ` from ${escapeHtml(p.clientName)} and` : '';
+  const from = p.clientName ? ` from ${isolate(p.clientName)} and` : '';
   return `<h1>${escapeHtml(p.title)}</h1>
 <p>Do you want to sign out${from} from this identity provider?</p>
 ${p.form}
@@ -45,7 +45,7 @@ ${p.form}
  * op({ issuer, accounts, views: { logoutSuccess: () => '<h1>Bye</h1>' } });
  */
 export function logoutSuccess(p: LogoutSuccessViewProps): string {
-  const from = p.clientName ? ` from ${escapeHtml(p.clientName)}` : '';
+  const from = p.clientName ? ` from ${isolate(p.clientName)}` : '';
   const back = pageHref(p.backUrl);
   return `<h1>${escapeHtml(p.title)}</h1>
 <p>You have signed out${from}.</p>
