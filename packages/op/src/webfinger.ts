@@ -16,18 +16,33 @@ export interface WebFingerOptions {
   accounts?: AccountStore | undefined;
 }
 
+/** A host (with its port) as URLs carry it: lower case, an internationalised name as its A-label (IDNA); undefined when it is none. */
+function asciiHost(host: string): string | undefined {
+  try {
+    const url = new URL(`http://${host}`);
+    return url.username || url.password || url.pathname !== '/' || url.search ? undefined : url.host;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * The login names a resource may stand for: `acct:alice@host` and `https://host/alice`. `served`:
- * without an account store, only names at the issuer's host or the request's.
+ * The login names a resource may stand for: `acct:alice@host` (its user part percent-decoded, RFC
+ * 7565 §7; its host compared as an A-label, so `bücher.example` and `xn--bcher-kva.example` are one)
+ * and `https://host/alice`. `served`: without an account store, only names at the issuer's host or the request's.
  */
 function candidates(resource: string, issuerHost: string, served?: string): string[] {
   if (resource.startsWith('acct:')) {
     const acct = resource.slice(5);
     const at = acct.lastIndexOf('@');
     if (at <= 0) return [];
-    const host = acct.slice(at + 1).toLowerCase();
-    if (served !== undefined) return host === issuerHost || host === served ? [acct] : [];
-    return host === issuerHost ? [acct, acct.slice(0, at)] : [acct];
+    let user: string;
+    try { user = decodeURIComponent(acct.slice(0, at)); } catch { return []; } // a malformed escape names nobody
+    const given = acct.slice(at + 1);
+    const host = asciiHost(given);
+    if (!user || host === undefined) return [];
+    if (served !== undefined) return host === issuerHost || host === served ? [user] : [];
+    return host === issuerHost ? [`${user}@${given}`, user] : [`${user}@${given}`];
   }
   let url: URL;
   try { url = new URL(resource); } catch { return []; }
@@ -59,7 +74,7 @@ export function webfinger(options: WebFingerOptions): Router {
     const rels = rel === undefined ? [] : ([] as unknown[]).concat(rel);
     const { accounts } = options;
     void (async () => {
-      for (const login of candidates(resource, issuerHost, accounts ? undefined : req.get('host')?.toLowerCase() ?? '')) {
+      for (const login of candidates(resource, issuerHost, accounts ? undefined : asciiHost(req.get('host') ?? '') ?? '')) {
         if (!accounts || await accounts.findByLogin(login)) {
           const links = rels.length === 0 || rels.includes(ISSUER_REL) ? [{ rel: ISSUER_REL, href: options.issuer }] : [];
           return res.type('application/jrd+json').send(JSON.stringify({ subject: resource, links }));

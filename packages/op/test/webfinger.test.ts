@@ -104,3 +104,22 @@ test('webfinger() without accounts, asked without a Host header (HTTP/1.0): only
     server.close();
   }
 });
+
+test('an internationalised domain is one domain however it is written (IDNA: U-label or A-label); an acct: user part is percent-decoded (RFC 7565 §7)', async () => {
+  const idn = 'https://xn--bcher-kva.example/op';
+  const open = express().use(webfinger({ issuer: idn }));
+  for (const resource of ['acct:zoe@bücher.example', 'acct:zoe@xn--bcher-kva.example', 'acct:zoe@BÜCHER.example']) {
+    const res = await request(open).get('/.well-known/webfinger').set('host', 'xn--bcher-kva.example').query({ resource });
+    expect([resource, res.status]).toEqual([resource, 200]);
+  }
+  const known = memoryAccounts([
+    { id: 'zoe', username: 'zoë', password: 'pw-pw-pw' },
+    { id: 'juliet', username: 'juliet', password: 'pw-pw-pw', claims: { email: 'juliet@capulet.example' } },
+  ]);
+  const app2 = express().use(webfinger({ issuer, accounts: known }));
+  for (const resource of ['acct:zo%C3%AB@id.example.com', 'acct:juliet%40capulet.example@id.example.com', 'acct:zoë@id.example.com']) {
+    const res = await request(app2).get('/.well-known/webfinger').query({ resource });
+    expect([resource, res.status]).toEqual([resource, 200]);
+  }
+  expect((await request(app2).get('/.well-known/webfinger').query({ resource: 'acct:zo%zz@id.example.com' })).status).toBe(404);
+});
