@@ -13,7 +13,7 @@ import { csrfMatches, type InteractionState, type InteractionStates } from './in
 import { isStoreUnavailable } from './store-unavailable.js';
 import { giveBackOnOutage, throttleKeyOf, type Throttle } from './throttle.js';
 import { renderPage, type Views } from './views/render.js';
-import { safeHref } from './views/escape.js';
+import { isolateText, safeHref } from './views/escape.js';
 import { formBytes } from './logout-csrf.js';
 
 const log = debug('openid-express:op');
@@ -115,7 +115,7 @@ async function wayBack(
   const client = interaction ? await deps.provider.Client.find(String(interaction.params.client_id)).catch(() => undefined) : undefined;
   const clientName = client ? client.clientName ?? client.clientId : undefined;
   const backUrl = safeHref(client?.clientUri);
-  if (clientName && backUrl) return { backUrl, backLabel: `Back to ${clientName}`, clientName };
+  if (clientName && backUrl) return { backUrl, backLabel: `Back to ${isolateText(clientName)}`, clientName };
   if (!deps.homeUri) return clientName ? { clientName } : {};
   return { backUrl: deps.homeUri, backLabel: 'Go to the start page', ...(clientName ? { clientName } : {}) };
 }
@@ -248,7 +248,8 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
     log('login continues elsewhere (authenticator %s)', auth.id);
     return res.redirect(303, result.url);
   }
-  if (!result.ok && result.reason) {
+  // (only an other provider that is down; any other failure of verify(), whatever it says, is counted)
+  if (!result.ok && result.reason === 'unavailable') {
     await deps.throttle.giveBack(login, ip);
     return notAGuess(deps, req, res, d.uid, result);
   }
@@ -302,7 +303,7 @@ export async function completeLogin(
   const interaction = uid ? await deps.provider.Interaction.find(uid) : undefined;
   if (!interaction || !SIGN_IN_STEPS.has(interaction.prompt.name)) return sendOpError(deps, req, res, EXPIRED, uid);
   if (!result.ok) {
-    if (result.reason) return notAGuess(deps, req, res, String(uid), result);
+    if (result.reason === 'cancelled' || result.reason === 'unavailable') return notAGuess(deps, req, res, String(uid), result);
     const other = result.provider ?? 'the other provider';
     await deps.throttle.fail(clientIp(req, deps.trustProxy));
     return sendErrorPage(req, res, deps.views, {

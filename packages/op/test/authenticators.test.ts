@@ -18,6 +18,34 @@ const oneTimeCode: Authenticator = {
   },
 };
 
+// an app's own authenticator that says why it refused (for its own logs): still a counted failure
+const codeWithReason: Authenticator = {
+  id: 'code', label: 'Sign in with a code', fields: () => '<input name="user"><input name="code">',
+  throttleKey: (body) => body.user?.toLowerCase(),
+  async verify() {
+    return { ok: false, reason: 'wrong_code' as never };
+  },
+};
+
+describe('failures of an app\'s own authenticator', () => {
+  test.each(['wrong_code', 'cancelled'])('are counted whatever `reason` they give (here %s; only an other provider that is down is not): the sixth guess is locked out', async (reason) => {
+    codeWithReason.verify = async () => ({ ok: false, reason: reason as never });
+    const f = await startFlowFixture(memoryAdapter(), { authenticators: [password(), codeWithReason] });
+    try {
+      const browser = f.browser();
+      let page = await browser.open((await f.authorization()).url);
+      const statuses: number[] = [];
+      for (let n = 0; n < 6; n += 1) {
+        page = await browser.submit(page, { value: ['authenticator', 'code'] }, { user: 'mallory', code: String(n) });
+        statuses.push(page.status);
+      }
+      expect(statuses).toEqual([401, 401, 401, 401, 401, 429]);
+    } finally {
+      await f.op.close();
+    }
+  });
+});
+
 describe('several authenticators on one login page', () => {
   let f: FlowFixture;
   beforeAll(async () => {
