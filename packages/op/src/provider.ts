@@ -19,7 +19,7 @@ import { revokingReplays } from './replay.js';
 import { destroyedOnceAnswered } from './request-scope.js';
 import { claimsForResource, resourceIndicatorsFeature } from './resources.js';
 import { throttle } from './throttle.js';
-import { safeHref } from './views/escape.js';
+import { isolateText, safeHref } from './views/escape.js';
 import { defaultsOf, renderPage, type Views } from './views/render.js';
 import type { ErrorViewProps } from './views/error.js';
 
@@ -192,7 +192,7 @@ function features(o: ResolvedOptions, views: Views): Configuration['features'] {
         const toClient = safeHref(client?.postLogoutRedirectUris?.[0]) ?? safeHref(client?.clientUri);
         ctx.body = await renderPage(reqOf(ctx), views, 'logoutSuccess', {
           title: 'Signed out', clientName,
-          backUrl: toClient ?? o.homeUri, backLabel: toClient ? `Back to ${clientName}` : 'Continue',
+          backUrl: toClient ?? o.homeUri, backLabel: toClient ? `Back to ${isolateText(String(clientName))}` : 'Continue',
         });
       },
     },

@@ -176,6 +176,10 @@ describe('error pages', () => {
     expect(html).toContain('<h1>Access was not given</h1>');
     expect(html).toContain('You chose not to let Shop use your account, so nothing was shared with it.');
     expect(html).toContain('<a class="button" href="https://shop.example/">Back to Shop</a>');
+    // a name ending in a right-to-left override loses it: it cannot turn the words after it backwards
+    const spoof = errorView(plainError(400, 'access_denied', undefined, { clientId: 'x', clientName: 'Photo Print\u202e', clientUri: 'https://x.example/' } as never));
+    expect(spoof).toContain('You chose not to let Photo Print use your account');
+    expect(spoof).toContain('>Back to Photo Print</a>');
     const unknown = errorView(plainError(400, 'access_denied', undefined, undefined));
     expect(unknown).toContain('You chose not to let the application you came from use your account');
     expect(unknown).toContain('Return to the application you came from and try again.');

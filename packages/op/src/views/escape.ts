@@ -24,6 +24,17 @@ export function isolate(value: unknown): string {
 }
 
 /**
+ * Plain text of someone else's (a client's name) for text that is escaped whole later (a message, a
+ * link's label), without the characters that force a direction (U+202A–U+202E, U+2066–U+2069): a
+ * name ending in a right-to-left override cannot turn the words after it backwards. (Isolating it
+ * with U+2068 … U+2069 instead would put invisible characters in a link's accessible name, which
+ * voice control and tests match against.)
+ */
+export function isolateText(value: string): string {
+  return value.replace(/[\u202a-\u202e\u2066-\u2069]/g, '');
+}
+
+/**
  * The client's logo (`logo_uri`) as an image, or '' when there is none or it is not http(s).
  *
  * @example
