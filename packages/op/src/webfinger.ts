@@ -1,3 +1,4 @@
+import { domainToUnicode } from 'node:url';
 import express, { type Request, type Response, type Router } from 'express';
 import type { AccountStore } from './accounts.js';
 
@@ -18,6 +19,9 @@ export interface WebFingerOptions {
 
 /** A host (with its port) as URLs carry it: lower case, an internationalised name as its A-label (IDNA); undefined when it is none. */
 function asciiHost(host: string): string | undefined {
+  // a host and an optional port, nothing else (RFC 7565: an RFC 3986 host): no path, query, fragment,
+  // escape or user part for the URL parser to tidy away
+  if (!/^(\[[0-9a-f:.]+\]|[^\s/\\?#@%[\]:]+)(:\d{1,5})?$/iu.test(host)) return undefined;
   try {
     const url = new URL(`http://${host}`);
     return url.username || url.password || url.pathname !== '/' || url.search ? undefined : url.host;
@@ -42,7 +46,9 @@ function candidates(resource: string, issuerHost: string, served?: string): stri
     const host = asciiHost(given);
     if (!user || host === undefined) return [];
     if (served !== undefined) return host === issuerHost || host === served ? [user] : [];
-    return host === issuerHost ? [`${user}@${given}`, user] : [`${user}@${given}`];
+    // an account's e-mail may be stored with its domain in either form (IDNA: U-label or A-label)
+    const spellings = [...new Set([`${user}@${given}`, `${user}@${host}`, `${user}@${domainToUnicode(host.replace(/:\d+$/, ''))}${host.match(/:\d+$/)?.[0] ?? ''}`])];
+    return host === issuerHost ? [...spellings, user] : spellings;
   }
   let url: URL;
   try { url = new URL(resource); } catch { return []; }

@@ -123,3 +123,23 @@ test('an internationalised domain is one domain however it is written (IDNA: U-l
   }
   expect((await request(app2).get('/.well-known/webfinger').query({ resource: 'acct:zo%zz@id.example.com' })).status).toBe(404);
 });
+
+test('an account\'s e-mail at an internationalised domain is found however the domain is written; a host with anything else in it names nobody', async () => {
+  const known = memoryAccounts([
+    { id: 'zoe', username: 'zoe', password: 'pw-pw-pw', claims: { email: 'zoe@bücher.example' } },
+    { id: 'max', username: 'max', password: 'pw-pw-pw', claims: { email: 'max@xn--mnchen-3ya.example' } },
+  ]);
+  const app2 = express().use(webfinger({ issuer, accounts: known }));
+  for (const resource of ['acct:zoe@bücher.example', 'acct:zoe@xn--bcher-kva.example', 'acct:max@xn--mnchen-3ya.example', 'acct:max@münchen.example']) {
+    const res = await request(app2).get('/.well-known/webfinger').query({ resource });
+    expect([resource, res.status]).toEqual([resource, 200]);
+  }
+  const open = express().use(webfinger({ issuer }));
+  for (const resource of ['acct:alice@id.example.com/..', 'acct:alice@id.example.com/.', 'acct:alice@id.example.com\\', 'acct:alice@id.example.com#x',
+    'acct:alice@id.example.com?', 'acct:alice@id%2eexample.com']) {
+    for (const app of [open, app2]) {
+      const res = await request(app).get('/.well-known/webfinger').set('host', 'id.example.com').query({ resource });
+      expect([resource, res.status]).toEqual([resource, 404]);
+    }
+  }
+});
