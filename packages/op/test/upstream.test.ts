@@ -109,6 +109,8 @@ describe('federation: signing in at our OP through another OP (upstream)', () =>
       page = await browser.submit(page, { action: '/confirm' });
       expect([page.status, page.headers.get('retry-after')]).toEqual([503, '5']);
       expect(Date.now() - started).toBeLessThan(5000);
+      // the other OP's answer is spent: the way back starts the sign-in again, not "try again" here
+      expect(page.html).toMatch(/href="\/op\/interaction\/[\w-]+"/);
     } finally {
       directoryHangs = false;
     }

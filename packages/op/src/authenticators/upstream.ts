@@ -77,9 +77,17 @@ export function upstream(options: UpstreamOptions): Authenticator {
       return ctx.complete(req, res, uid, { ok: false, provider });
     }
     // the app's own directory: one that never answers is a 503 (storeTimeout), one that fails is named in the log
-    const accountId = await withDeadline(Promise.resolve().then(() => options.account(auth.user)), ctx.storeTimeout,
-      () => new StoreUnavailableError(`upstream(${name}): account() did not answer within ${ctx.storeTimeout} ms (storeTimeout)`))
-      .catch(namedFailure(`upstream(${name}): its account()`));
+    let accountId: string | undefined;
+    try {
+      accountId = await withDeadline(Promise.resolve().then(() => options.account(auth.user)), ctx.storeTimeout,
+        () => new StoreUnavailableError(`upstream(${name}): account() did not answer within ${ctx.storeTimeout} ms (storeTimeout)`))
+        .catch(namedFailure(`upstream(${name}): its account()`));
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err;
+      // the other OP's answer is spent: a 503 whose way back starts this sign-in again there, not "try again" here
+      log('%s', err.message);
+      return ctx.complete(req, res, uid, { ok: false, reason: 'unavailable', provider });
+    }
     if (!accountId) log('upstream %s: no local account for the user', name);
     return ctx.complete(req, res, uid, accountId ? { ok: true, accountId, amr: options.amr ?? ['fed'] } : { ok: false, provider });
   }
