@@ -209,17 +209,22 @@ const ROUTE_METHODS: Record<string, readonly string[]> = {
   end_session: ['GET', 'POST'], end_session_confirm: ['POST'], end_session_success: ['GET'],
 };
 
+/** The path of oidc-provider's route `name` under the mount; undefined for the routes of features that are off. */
+function endpointPath(provider: Provider, name: string): string | undefined {
+  if (name === 'discovery') return '/.well-known/openid-configuration';
+  try {
+    return provider.pathFor(name, { mountPath: '' });
+  } catch {
+    return undefined; // pathFor throws for the routes of features that are off
+  }
+}
+
 /** `Allow` of each endpoint's path (relative to the mount, in lower case; features that are off have none). */
 function allowedMethods(provider: Provider): Map<string, string> {
   const out = new Map<string, string>();
   for (const [name, methods] of Object.entries(ROUTE_METHODS)) {
-    let path: string;
-    try {
-      path = name === 'discovery' ? '/.well-known/openid-configuration' : provider.pathFor(name, { mountPath: '' });
-    } catch {
-      continue; // pathFor throws for the routes of features that are off
-    }
-    out.set(path.toLowerCase(), [...methods, ...(methods.includes('GET') ? ['HEAD'] : []), 'OPTIONS'].join(', '));
+    const path = endpointPath(provider, name);
+    if (path !== undefined) out.set(path.toLowerCase(), [...methods, ...(methods.includes('GET') ? ['HEAD'] : []), 'OPTIONS'].join(', '));
   }
   return out;
 }
@@ -393,16 +398,9 @@ export function op(options: OpOptions): OpApp {
 function skipAppForApiEndpoints(
   app: OpApp, provider: Provider, passesChecks: RequestCheck, callback: (req: Request, res: Response) => unknown,
 ) {
-  // pathFor throws for the routes of features that are off
-  const routed = (name: string) => {
-    try {
-      return [provider.pathFor(name, { mountPath: '' })];
-    } catch {
-      return [];
-    }
-  };
-  const api = new Set(['/.well-known/openid-configuration', ...['jwks', 'token', 'userinfo', 'introspection', 'revocation',
-    'pushed_authorization_request', 'device_authorization', 'backchannel_authentication', 'registration'].flatMap(routed)]);
+  const api = new Set(['discovery', 'jwks', 'token', 'userinfo', 'introspection', 'revocation',
+    'pushed_authorization_request', 'device_authorization', 'backchannel_authentication', 'registration']
+    .flatMap((name) => endpointPath(provider, name) ?? []));
   const authorization = provider.pathFor('authorization', { mountPath: '' });
   type Handle = (req: Request, res: Response, next?: NextFunction) => void;
   const mounted = app as unknown as { handle: Handle };
