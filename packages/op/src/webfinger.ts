@@ -17,14 +17,17 @@ export interface WebFingerOptions {
   accounts?: AccountStore | undefined;
 }
 
-/** A host (with its port) as URLs carry it: lower case, an internationalised name as its A-label (IDNA); undefined when it is none. */
-function asciiHost(host: string): string | undefined {
+/**
+ * A host (with its port) as URLs carry it: lower case, an internationalised name as its A-label
+ * (IDNA), and the same name as its U-label; undefined when it is none.
+ */
+function hostForms(host: string): { ascii: string; unicode: string } | undefined {
   // a host and an optional port, nothing else (RFC 7565: an RFC 3986 host): no path, query, fragment,
   // escape or user part for the URL parser to tidy away
   if (!/^(\[[0-9a-f:.]+\]|[^\s/\\?#@%[\]:]+)(:\d{1,5})?$/iu.test(host)) return undefined;
   try {
     const url = new URL(`http://${host}`);
-    return url.username || url.password || url.pathname !== '/' || url.search ? undefined : url.host;
+    return { ascii: url.host, unicode: `${domainToUnicode(url.hostname)}${url.port ? `:${url.port}` : ''}` };
   } catch {
     return undefined;
   }
@@ -43,12 +46,12 @@ function candidates(resource: string, issuerHost: string, served?: string): stri
     let user: string;
     try { user = decodeURIComponent(acct.slice(0, at)); } catch { return []; } // a malformed escape names nobody
     const given = acct.slice(at + 1);
-    const host = asciiHost(given);
+    const host = hostForms(given);
     if (!user || host === undefined) return [];
-    if (served !== undefined) return host === issuerHost || host === served ? [user] : [];
+    if (served !== undefined) return host.ascii === issuerHost || host.ascii === served ? [user] : [];
     // an account's e-mail may be stored with its domain in either form (IDNA: U-label or A-label)
-    const spellings = [...new Set([`${user}@${given}`, `${user}@${host}`, `${user}@${domainToUnicode(host.replace(/:\d+$/, ''))}${host.match(/:\d+$/)?.[0] ?? ''}`])];
-    return host === issuerHost ? [...spellings, user] : spellings;
+    const spellings = [...new Set([`${user}@${given}`, `${user}@${host.ascii}`, `${user}@${host.unicode}`])];
+    return host.ascii === issuerHost ? [...spellings, user] : spellings;
   }
   let url: URL;
   try { url = new URL(resource); } catch { return []; }
@@ -80,7 +83,7 @@ export function webfinger(options: WebFingerOptions): Router {
     const rels = rel === undefined ? [] : ([] as unknown[]).concat(rel);
     const { accounts } = options;
     void (async () => {
-      for (const login of candidates(resource, issuerHost, accounts ? undefined : asciiHost(req.get('host') ?? '') ?? '')) {
+      for (const login of candidates(resource, issuerHost, accounts ? undefined : hostForms(req.get('host') ?? '')?.ascii ?? '')) {
         if (!accounts || await accounts.findByLogin(login)) {
           const links = rels.length === 0 || rels.includes(ISSUER_REL) ? [{ rel: ISSUER_REL, href: options.issuer }] : [];
           return res.type('application/jrd+json').send(JSON.stringify({ subject: resource, links }));
