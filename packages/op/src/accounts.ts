@@ -1,6 +1,6 @@
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
-import { withDeadline } from './bounded-store.js';
-import { namedFailure, OpConfigError, StoreUnavailableError } from './errors.js';
+import { appCall } from './bounded-store.js';
+import { OpConfigError } from './errors.js';
 
 /** Standard OIDC claims (and any others) an account releases, keyed by claim name. */
 export type AccountClaims = Record<string, unknown>;
@@ -217,9 +217,8 @@ export function syncAccountsOf(accounts: AccountStore): SyncAccounts | undefined
 export function boundAccounts(accounts: AccountStore, timeoutMs: number): AccountStore {
   if (syncAccountsOf(accounts)) return accounts;
   const bound = <A extends unknown[], R>(name: keyof AccountStore) => (...args: A): Promise<R> =>
-    withDeadline(Promise.resolve().then(() => (accounts[name] as unknown as (...a: A) => Promise<R>).apply(accounts, args)), timeoutMs,
-      () => new StoreUnavailableError(`the account store did not answer accounts.${name}() within ${timeoutMs} ms (storeTimeout)`))
-      .catch(namedFailure(`accounts.${name}()`));
+    appCall(() => (accounts[name] as unknown as (...a: A) => Promise<R>).apply(accounts, args), timeoutMs,
+      `the account store did not answer accounts.${name}() within ${timeoutMs} ms (storeTimeout)`, `accounts.${name}()`);
   // the store's own further methods stay reachable (an authenticator of the app may call them)
   return Object.assign(Object.create(accounts) as AccountStore, {
     findByLogin: bound('findByLogin'),

@@ -1,7 +1,7 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { EXPIRED_DEVICE_CODE_GRACE } from './adapters/models.js';
 import type { OpStore } from './adapters/types.js';
-import { StoreUnavailableError } from './errors.js';
+import { namedFailure, StoreUnavailableError } from './errors.js';
 
 /** `promise`, or the error `late()` makes (a StoreUnavailableError) when it has not settled within `ms`. */
 export function withDeadline<T>(promise: Promise<T>, ms: number, late: () => Error): Promise<T> {
@@ -10,6 +10,15 @@ export function withDeadline<T>(promise: Promise<T>, ms: number, late: () => Err
     timer = setTimeout(() => reject(late()), ms);
   });
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A call of the app's own code (its account store, an authenticator's `verify()`, `upstream()`'s
+ * `account()`): one that has not answered within `ms` rejects with a StoreUnavailableError saying
+ * `late` (a 503, never a request that hangs), and one that fails is named `what` in the log (`namedFailure`).
+ */
+export function appCall<T>(call: () => T | Promise<T>, ms: number, late: string, what: string): Promise<T> {
+  return withDeadline(Promise.resolve().then(call), ms, () => new StoreUnavailableError(late)).catch(namedFailure(what));
 }
 
 const ADAPTER_METHODS = ['upsert', 'find', 'findByUid', 'findByUserCode', 'consume', 'destroy', 'revokeByGrantId'] as const;

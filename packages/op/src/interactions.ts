@@ -5,15 +5,15 @@ import type { AccountStore } from './accounts.js';
 import type { AuthenticationFailure, AuthenticationSuccess, Authenticator } from './authenticators/authenticator.js';
 import { clientIp } from './client-ip.js';
 import { pageHeaders, sendErrorPage, sendStoreUnavailable } from './error-page.js';
-import { withDeadline } from './bounded-store.js';
-import { namedFailure, OpError, StoreUnavailableError } from './errors.js';
+import { appCall } from './bounded-store.js';
+import { OpError } from './errors.js';
 import { finishInteraction } from './finish.js';
 import { consentItems, finishConsent } from './grant.js';
 import { csrfMatches, type InteractionState, type InteractionStates } from './interaction-state.js';
 import { isStoreUnavailable } from './store-unavailable.js';
 import { giveBackOnOutage, throttleKeyOf, type Throttle } from './throttle.js';
 import { renderPage, type Views } from './views/render.js';
-import { isolateText, safeHref } from './views/escape.js';
+import { withoutBidiControls, safeHref } from './views/escape.js';
 import { formBytes } from './logout-csrf.js';
 
 const log = debug('openid-express:op');
@@ -115,7 +115,7 @@ async function wayBack(
   const client = interaction ? await deps.provider.Client.find(String(interaction.params.client_id)).catch(() => undefined) : undefined;
   const clientName = client ? client.clientName ?? client.clientId : undefined;
   const backUrl = safeHref(client?.clientUri);
-  if (clientName && backUrl) return { backUrl, backLabel: `Back to ${isolateText(clientName)}`, clientName };
+  if (clientName && backUrl) return { backUrl, backLabel: `Back to ${withoutBidiControls(clientName)}`, clientName };
   if (!deps.homeUri) return clientName ? { clientName } : {};
   return { backUrl: deps.homeUri, backLabel: 'Go to the start page', ...(clientName ? { clientName } : {}) };
 }
@@ -238,9 +238,8 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
     return showLogin(deps, req, res, d, 429, verdict === 'locked' ? THROTTLED : verdict === 'busy' ? BUSY : ACCOUNT_BUSY);
   }
   // the app's own code (a directory, a code sent by email): one that never answers is a 503, not a login that hangs
-  const result = await withDeadline(Promise.resolve().then(() => auth.verify({ uid: d.uid, body, req, accounts: deps.accounts })), deps.storeTimeout,
-    () => new StoreUnavailableError(`the authenticator "${auth.id}" did not answer within ${deps.storeTimeout} ms (its verify(); storeTimeout)`))
-    .catch(namedFailure(`the authenticator "${auth.id}": its verify()`))
+  const result = await appCall(() => auth.verify({ uid: d.uid, body, req, accounts: deps.accounts }), deps.storeTimeout,
+    `the authenticator "${auth.id}" did not answer within ${deps.storeTimeout} ms (its verify(); storeTimeout)`, `the authenticator "${auth.id}": its verify()`)
     .catch(giveBackOnOutage(deps.throttle, login, ip));
   if (result.ok === 'redirect') {
     // decided elsewhere (completeLogin counts a refusal there): this attempt is given back
@@ -251,7 +250,7 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
   // (only an other provider that is down; any other failure of verify(), whatever it says, is counted)
   if (!result.ok && result.reason === 'unavailable') {
     await deps.throttle.giveBack(login, ip);
-    return notAGuess(deps, req, res, d.uid, result);
+    return failedElsewhere(deps, req, res, d.uid, result);
   }
   if (!result.ok) {
     state.attempts += 1;
@@ -303,13 +302,10 @@ export async function completeLogin(
   const interaction = uid ? await deps.provider.Interaction.find(uid) : undefined;
   if (!interaction || !SIGN_IN_STEPS.has(interaction.prompt.name)) return sendOpError(deps, req, res, EXPIRED, uid);
   if (!result.ok) {
-    if (result.reason === 'cancelled' || result.reason === 'unavailable') return notAGuess(deps, req, res, String(uid), result);
-    const other = result.provider ?? 'the other provider';
-    await deps.throttle.fail(clientIp(req, deps.trustProxy));
-    return sendErrorPage(req, res, deps.views, {
-      status: 401, code: 'login_failed', title: 'Sign-in failed', backUrl: `${deps.mountPath}/interaction/${uid}`,
-      message: `Signing in with ${other} did not succeed. Go back and try again, or choose another way to sign in.`,
-    });
+    // the user said no there, or the other provider is down: no guess was made, nothing is counted (an
+    // outage would otherwise lock everyone behind one address out of every way to sign in)
+    if (result.reason !== 'cancelled' && result.reason !== 'unavailable') await deps.throttle.fail(clientIp(req, deps.trustProxy));
+    return failedElsewhere(deps, req, res, String(uid), result);
   }
   await renewSession(req);
   log('login succeeded elsewhere');
@@ -318,11 +314,11 @@ export async function completeLogin(
 }
 
 /**
- * A sign-in elsewhere that the user cancelled there, or that the other provider could not answer:
- * no guess was made, so nothing is counted (an outage would otherwise lock everyone behind one
- * address out of every way to sign in), and the page says which it was.
+ * The page of a sign-in elsewhere that did not succeed, saying which way: the user cancelled there
+ * (400), the other provider could not answer (503 with `Retry-After`), or it was refused (401). Each
+ * leads back to the sign-in page.
  */
-function notAGuess(deps: InteractionDeps, req: Request, res: Response, uid: string, result: AuthenticationFailure): Promise<void> {
+function failedElsewhere(deps: InteractionDeps, req: Request, res: Response, uid: string, result: AuthenticationFailure): Promise<void> {
   const backUrl = `${deps.mountPath}/interaction/${uid}`;
   const other = result.provider ?? 'the other provider';
   if (result.reason === 'cancelled') {
@@ -331,10 +327,16 @@ function notAGuess(deps: InteractionDeps, req: Request, res: Response, uid: stri
       message: `Signing in with ${other} was cancelled there. Go back to try again or to choose another way to sign in.`,
     });
   }
-  res.set('Retry-After', '5');
+  if (result.reason === 'unavailable') {
+    res.set('Retry-After', '5');
+    return sendErrorPage(req, res, deps.views, {
+      status: 503, code: 'upstream_unavailable', title: 'Briefly unavailable', backUrl, backLabel: 'Back to the sign-in page',
+      message: `Signing in with ${other} is not possible right now: it could not be reached, or answered with an error of its own. Go back and try again in a moment, or choose another way to sign in.`,
+    });
+  }
   return sendErrorPage(req, res, deps.views, {
-    status: 503, code: 'upstream_unavailable', title: 'Briefly unavailable', backUrl, backLabel: 'Back to the sign-in page',
-    message: `Signing in with ${other} is not possible right now: it could not be reached, or answered with an error of its own. Go back and try again in a moment, or choose another way to sign in.`,
+    status: 401, code: 'login_failed', title: 'Sign-in failed', backUrl,
+    message: `Signing in with ${other} did not succeed. Go back and try again, or choose another way to sign in.`,
   });
 }
 

@@ -1,5 +1,5 @@
 import type { Client } from 'oidc-provider';
-import { isolateText, safeHref } from './views/escape.js';
+import { withoutBidiControls, safeHref } from './views/escape.js';
 import type { ErrorViewProps } from './views/error.js';
 
 type Words = { title: string; message: (app: string) => string };
@@ -60,9 +60,9 @@ export function plainError(status: number, code: string, description: string | u
   const words = PLAIN[code] ?? OTHER;
   const clientName = client ? client.clientName ?? client.clientId : undefined;
   const backUrl = safeHref(client?.clientUri);
-  const message = words.message(clientName ? isolateText(clientName) : 'the application you came from');
+  const message = words.message(clientName ? withoutBidiControls(clientName) : 'the application you came from');
   return {
     title: words.title, status, code, message: message.charAt(0).toUpperCase() + message.slice(1),
-    details: description, clientName, backUrl, backLabel: clientName ? `Back to ${isolateText(clientName)}` : undefined,
+    details: description, clientName, backUrl, backLabel: clientName ? `Back to ${withoutBidiControls(clientName)}` : undefined,
   };
 }

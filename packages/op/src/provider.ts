@@ -19,7 +19,7 @@ import { revokingReplays } from './replay.js';
 import { destroyedOnceAnswered } from './request-scope.js';
 import { claimsForResource, resourceIndicatorsFeature } from './resources.js';
 import { throttle } from './throttle.js';
-import { isolateText, safeHref } from './views/escape.js';
+import { withoutBidiControls, safeHref } from './views/escape.js';
 import { defaultsOf, renderPage, type Views } from './views/render.js';
 import type { ErrorViewProps } from './views/error.js';
 
@@ -69,17 +69,10 @@ async function revocationAllowed(_ctx: KoaContextWithOIDC, client: Client, token
 }
 
 /**
- * oidc-provider's interaction policy, with op()'s checks first (`opChecks`).
- */
-function scopeCheckedPolicy(parUnregistered: boolean): ReturnType<typeof interactionPolicy.base> {
-  return withOpChecks(interactionPolicy.base(), parUnregistered);
-}
-
-/**
- * Puts op()'s checks first in `policy`'s login prompt: also an app's own `provider.interactions.policy`
- * (which replaces op()'s whole), so that one does not drop them. A request that asks no scope the OP
- * knows (no `scope` at all, or only unknown ones, e.g. "openid,email" joined with a comma) and no
- * resource's scope is refused with `invalid_scope` (RFC 6749 §3.3) before the login form: oidc-provider
+ * Puts op()'s checks first in `policy`'s login prompt, whichever policy the configuration ends with:
+ * oidc-provider's, or an app's own `provider.interactions.policy` (which replaces it whole). A
+ * request that asks no scope the OP knows (no `scope` at all, or only unknown ones, e.g.
+ * "openid,email" joined with a comma) and no resource's scope is refused with `invalid_scope` (RFC 6749 §3.3) before the login form: oidc-provider
  * found out only after the user had typed their password, and answered a bare `access_denied`. And a
  * sign-in resuming where its redirect_uri is not registered is refused (`invalid_redirect_uri`).
  */
@@ -192,7 +185,7 @@ function features(o: ResolvedOptions, views: Views): Configuration['features'] {
         const toClient = safeHref(client?.postLogoutRedirectUris?.[0]) ?? safeHref(client?.clientUri);
         ctx.body = await renderPage(reqOf(ctx), views, 'logoutSuccess', {
           title: 'Signed out', clientName,
-          backUrl: toClient ?? o.homeUri, backLabel: toClient ? `Back to ${isolateText(String(clientName))}` : 'Continue',
+          backUrl: toClient ?? o.homeUri, backLabel: toClient ? `Back to ${withoutBidiControls(String(clientName))}` : 'Continue',
         });
       },
     },
@@ -283,7 +276,8 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     // OIDC Core 3.1.2.1: redirect_uri is required, even when the client registered only one
     allowOmittingSingleRegisteredRedirectUri: false,
     features: features(o, views),
-    interactions: { url: (_ctx, interaction) => `${o.mountPath}/interaction/${interaction.uid}`, policy: scopeCheckedPolicy(parUnregistered) },
+    // (op()'s checks are added after the app's `provider` is merged: see withOpChecks)
+    interactions: { url: (_ctx, interaction) => `${o.mountPath}/interaction/${interaction.uid}`, policy: interactionPolicy.base() },
     findAccount(ctx, sub) {
       // memoryAccounts() answers at once: no promise per lookup on userinfo's path. `sub` first (its
       // claims never hold one): oidc-provider copies these claims and sets `sub` again, which on
@@ -338,8 +332,8 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     },
   };
   const merged = httpsRedirectsOnly(deepMerge(config, o.provider), o.issuer);
-  const own = merged.interactions?.policy;
-  if (own && own !== config.interactions!.policy) withOpChecks(own as ReturnType<typeof interactionPolicy.base>, parUnregistered);
+  const policy = merged.interactions?.policy;
+  if (policy) withOpChecks(policy as ReturnType<typeof interactionPolicy.base>, parUnregistered);
   return merged;
 }
 

@@ -1,8 +1,8 @@
 import debug from 'debug';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { RelyingParty, type NormalizedUser, type OidcSessionData, type ProviderConfig } from '@openid-express/rp';
-import { withDeadline } from '../bounded-store.js';
-import { namedFailure, StoreUnavailableError } from '../errors.js';
+import { appCall } from '../bounded-store.js';
+import { StoreUnavailableError } from '../errors.js';
 import type { Authenticator, AuthenticatorMount } from './authenticator.js';
 
 const log = debug('openid-express:op');
@@ -47,9 +47,19 @@ function callbackParams(req: Request): URLSearchParams {
  *   account: async (user) => (await accounts.findByLogin(user.email ?? ''))?.id,
  * })] });
  */
+/**
+ * Whether a failure of the other OP passes by itself (unreachable, 5xx or 429 — the RP's errors with
+ * `Retry-After` —, or its own `server_error` / `temporarily_unavailable`): not the user's doing.
+ */
+function passing(err: unknown): boolean {
+  const { retryAfter, opError } = err as { retryAfter?: number; opError?: string };
+  return retryAfter !== undefined || opError === 'server_error' || opError === 'temporarily_unavailable';
+}
+
 export function upstream(options: UpstreamOptions): Authenticator {
   let relyingParty: RelyingParty | undefined;
   const { name } = options;
+  const provider = options.provider.label ?? name;
 
   async function callback(ctx: AuthenticatorMount, req: Request, res: Response) {
     const rp = relyingParty!;
@@ -62,26 +72,22 @@ export function upstream(options: UpstreamOptions): Authenticator {
       return ctx.complete(req, res, undefined, { ok: false }); // unknown, replayed or foreign state
     }
     const uid = transaction.returnTo;
-    const provider = options.provider.label ?? name;
     let auth;
     try {
       auth = await rp.finalize(transaction, state!, params);
     } catch (err) {
-      const failure = err as { code?: string; opError?: string; retryAfter?: number };
+      const failure = err as { code?: string; opError?: string };
       log('upstream %s refused: %s%s', name, failure.code ?? 'error', failure.opError ? ` (${failure.opError})` : '');
       // the user said no there; the other OP down or failing (5xx, 429, its own server_error): not a wrong guess
       if (failure.opError === 'access_denied') return ctx.complete(req, res, uid, { ok: false, reason: 'cancelled', provider });
-      if (failure.retryAfter !== undefined || failure.opError === 'server_error' || failure.opError === 'temporarily_unavailable') {
-        return ctx.complete(req, res, uid, { ok: false, reason: 'unavailable', provider });
-      }
+      if (passing(err)) return ctx.complete(req, res, uid, { ok: false, reason: 'unavailable', provider });
       return ctx.complete(req, res, uid, { ok: false, provider });
     }
     // the app's own directory: one that never answers is a 503 (storeTimeout), one that fails is named in the log
     let accountId: string | undefined;
     try {
-      accountId = await withDeadline(Promise.resolve().then(() => options.account(auth.user)), ctx.storeTimeout,
-        () => new StoreUnavailableError(`upstream(${name}): account() did not answer within ${ctx.storeTimeout} ms (storeTimeout)`))
-        .catch(namedFailure(`upstream(${name}): its account()`));
+      accountId = await appCall(() => options.account(auth.user), ctx.storeTimeout,
+        `upstream(${name}): account() did not answer within ${ctx.storeTimeout} ms (storeTimeout)`, `upstream(${name}): its account()`);
     } catch (err) {
       if (!(err instanceof StoreUnavailableError)) throw err;
       // the other OP's answer is spent: a 503 whose way back starts this sign-in again there, not "try again" here
@@ -117,11 +123,11 @@ export function upstream(options: UpstreamOptions): Authenticator {
       } catch (err) {
         // its discovery down, 5xx or not JSON: a 503 naming it, not a 500 (nor a failed attempt)
         const code = (err as { code?: string }).code;
-        if ((err as { retryAfter?: number }).retryAfter === undefined && code !== 'discovery_failed') throw err;
+        if (!passing(err) && code !== 'discovery_failed') throw err;
         // (a discovery document that is not one may also be a wrong issuer: said where operators look)
         if (code === 'discovery_failed') console.warn(`op(): upstream(${name}): ${(err as Error).message}`);
         else log('upstream %s unavailable: %s', name, (err as Error).message);
-        return { ok: false, reason: 'unavailable', provider: options.provider.label ?? name };
+        return { ok: false, reason: 'unavailable', provider };
       }
       const { url, state, transaction } = request;
       relyingParty.saveTransaction(sessionData(req, name), state, transaction);

@@ -30,7 +30,7 @@ export function isolate(value: unknown): string {
  * with U+2068 … U+2069 instead would put invisible characters in a link's accessible name, which
  * voice control and tests match against.)
  */
-export function isolateText(value: string): string {
+export function withoutBidiControls(value: string): string {
   return value.replace(/[\u202a-\u202e\u2066-\u2069]/g, '');
 }
 
