@@ -330,6 +330,9 @@ const ENDED_CHECK = Symbol('the check for a sign-out mark made after the last sa
 /** The longest a save waits for its check (see below) before it answers; the check goes on after. */
 const CHECK_WAIT_MS = 250;
 
+/** What a session keeps of its login, as far as {@link keepEndedSessionsEnded} reads it. */
+type SavedLogin = { provider: string; refreshToken?: string };
+
 /**
  * Makes every save of a session holding a login check, after it wrote, that no logout ended that
  * session meanwhile, and destroy it again if one did (once per store). A request of the session that
@@ -338,14 +341,24 @@ const CHECK_WAIT_MS = 250;
  * `resave: true` always): the user was signed in again, and the old session id worked again. The
  * logout marks the session ended before it destroys it, and the check comes after the write, so
  * whichever lands last, the session ends up destroyed. A save of a session without a login pays nothing.
+ *
+ * The same request, when another one refreshed the tokens meanwhile, saved the login it had read:
+ * the spent refresh token back over the new one, and with an OP that rotates refresh tokens the
+ * session's next refresh replayed it and the OP revoked the grant. So the save also asks `newerLogin`
+ * (in parallel with the check) for the login that replaced the one it wrote, and writes the session
+ * again with that one (the request's other changes kept), checked as any save.
  */
-export function keepEndedSessionsEnded(store: Store, coordination: Coordination): void {
+export function keepEndedSessionsEnded(
+  store: Store, coordination: Coordination,
+  newerLogin?: (login: SavedLogin) => Promise<NonNullable<NonNullable<SessionData['oidc']>['auth']> | undefined>,
+): void {
   const marked = store as Store & { [KEEPS_ENDED]?: true };
   if (marked[KEEPS_ENDED]) return;
   marked[KEEPS_ENDED] = true;
   const set = store.set;
   store.set = function checkedSet(this: Store, sid: string, session: SessionData, cb?: (err?: unknown) => void) {
-    if (!session?.oidc?.auth || typeof cb !== 'function') return set.call(this, sid, session, cb);
+    const login = session?.oidc?.auth;
+    if (!login || typeof cb !== 'function') return set.call(this, sid, session, cb);
     set.call(this, sid, session, (err?: unknown) => {
       if (err) return cb(err);
       let answered = false;
@@ -360,13 +373,24 @@ export function keepEndedSessionsEnded(store: Store, coordination: Coordination)
       // not fail it (the answer would say nothing true; a logout needs that store too, it marks first)
       const timer = setTimeout(answer, CHECK_WAIT_MS);
       const check = sessionEnded(coordination, sid);
+      const newer = newerLogin && login.refreshToken ? newerLogin(login).catch(() => undefined) : undefined;
       // kept on the session saved (not stored: a symbol), for a caller that needs the answer itself
       Object.defineProperty(session, ENDED_CHECK, { value: check, configurable: true, enumerable: false });
+      const putRight = (): void => {
+        if (!newer) return answer();
+        void newer.then((replaced) => {
+          // (unless the request's session moved on meanwhile: its own later save is checked in turn)
+          if (!replaced || session.oidc?.auth !== login) return answer();
+          debug('a session was saved with a refresh token that a refresh had replaced meanwhile; saved again with the new tokens');
+          session.oidc.auth = replaced;
+          checkedSet.call(this, sid, session, () => answer());
+        });
+      };
       check.then(
-        (ended) => (ended ? sessionOp<void>((done) => store.destroy(sid, done)).then(() => answer(), answer) : answer()),
+        (ended) => (ended ? sessionOp<void>((done) => store.destroy(sid, done)).then(() => answer(), answer) : putRight()),
         (failure: unknown) => {
           debug('a saved session was not checked for a logout meanwhile: %s', (failure as Error)?.message);
-          answer();
+          putRight();
         },
       );
     });

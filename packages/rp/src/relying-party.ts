@@ -22,7 +22,7 @@ import { resolveClaimSources } from './claim-sources.js';
 import { decryptIdToken, importKeys, type OwnKeys } from './keys.js';
 import { expiryOf, type Authentication, type OidcSessionData, type StoredAccessToken, type Transaction } from './session.js';
 import { SingleFlight } from './single-flight.js';
-import { settleSharedRefresh, sharedRefresh } from './shared-refresh.js';
+import { keptRefresh, settleSharedRefresh, sharedRefresh } from './shared-refresh.js';
 import { saveTransaction, takeTransaction } from './transactions.js';
 import { boundKey, dpopAlg, dpopOptions, fetchWithToken, newDPoPKey, type DPoPBoundToken, type DPoPKey } from './dpop.js';
 import { parRequiredError, pushedAuthorizationUrl, usesPar } from './par.js';
@@ -46,8 +46,14 @@ export interface AuthorizationRequest {
 /** What tokens of one OP must match, and its userinfo endpoint. */
 type OpExpectations = JwtExpectations & { userinfoEndpoint?: string; claimsSupported?: string[] };
 
-/** How long a refresh result is shared with requests that still hold the old refresh token. */
+/** How long a refresh result is shared with requests that still hold the old refresh token (in this process). */
 const REFRESH_GRACE_MS = 30_000;
+/**
+ * How long it is kept in the `coordination` store once the session holds the new tokens: as long as a
+ * request that read the session before may still save it back (a load balancer lets one last 60 s),
+ * so that save is put right (see `newerLogin`).
+ */
+const REFRESH_SHARED_GRACE_MS = 120_000;
 
 /** Failures of a login met after its code was redeemed (userinfo down, say): the same answer cannot be used again. */
 const afterExchange = new WeakSet<RpError>();
@@ -539,9 +545,31 @@ export class RelyingParty {
     }
     const { coordination } = this.options;
     if (coordination) {
-      settleSharedRefresh(coordination, key, previous.refreshToken, fresh, REFRESH_GRACE_MS)
+      settleSharedRefresh(coordination, key, previous.refreshToken, fresh, REFRESH_SHARED_GRACE_MS)
         .catch((err) => debug('refresh result of provider %s kept a day (not shortened): %s', previous.provider, (err as Error).message));
     }
+  }
+
+  /**
+   * The login that replaced one holding `refreshToken` at provider `provider`, when a refresh lately
+   * rotated that token (in this process, or on any instance with `coordination`), following later
+   * rotations; undefined when there is none. A session saved with the old token then is a copy read
+   * before that refresh (a request of the same session that was under way), and it must not stay:
+   * its next refresh would replay the spent token, which an OP that rotates refresh tokens answers by
+   * revoking the grant (RFC 9700 §4.14.2) — the user logged out at random.
+   */
+  async newerLogin(provider: string, refreshToken: string): Promise<Authentication | undefined> {
+    const { coordination } = this.options;
+    let latest: Authentication | undefined;
+    let token = refreshToken;
+    for (let i = 0; i < 4; i++) {
+      const key = refreshKey({ provider, refreshToken: token } as Authentication, undefined);
+      const next = this.refreshes.settled(key) ?? (coordination ? await keptRefresh(coordination, key, token) : undefined);
+      if (!next?.refreshToken || next.refreshToken === token) break;
+      latest = next;
+      token = next.refreshToken;
+    }
+    return latest;
   }
 
   /** `console.warn` of `message`, at most once an hour per `key`: a condition that lasts (every refresh meets it) must not flood the log. */

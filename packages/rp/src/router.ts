@@ -19,7 +19,7 @@ import { alreadyUsed, claimCallback, finishedLogin, type CallbackClaim } from '.
 import { coordinationOf, endIndexedSessions, hashedKey, keepEndedSessionsEnded, markSessionEnded, type Coordination } from './coordination.js';
 import { boundStore, guardedSession, sessionOp } from './session-guard.js';
 import { logoutIndexKey, logoutJtiKey, type Authentication, type Transaction } from './session.js';
-import { readStoredLogin, toStoredLogin } from './stored-login.js';
+import { readStoredLogin, toStoredLogin, type StoredLogin } from './stored-login.js';
 import { pendingLogins } from './transactions.js';
 import { shortLivedPendingLogins } from './pending-life.js';
 import { checkRoutesPath, checkSessionCookie } from './cookie-checks.js';
@@ -65,7 +65,7 @@ export function rp(options: RpOptions): RpRouter {
     if (err !== undefined) return onError(err, req, res, next);
     if (req.sessionStore !== boundTo && req.sessionStore) {
       boundStore((boundTo = req.sessionStore), storeTimeout);
-      keepEndedSessionsEnded(req.sessionStore, coordinationOf(relyingParty, req.sessionStore));
+      keepEndedSessionsEnded(req.sessionStore, coordinationOf(relyingParty, req.sessionStore), newerStoredLogin(relyingParty));
     }
     provideContext(req, res, makeContext);
     if (req.method === 'GET' && req.headers.cookie?.includes(LOGOUT_STATE_COOKIE)) {
@@ -101,7 +101,7 @@ export function rp(options: RpOptions): RpRouter {
   route('post', '/callback/:provider', form, wrap(routes.callback));
   route('post', '/refresh', form, json, wrap(routes.refresh));
   route('get', '/logout', wrap(routes.logout));
-  route('post', '/logout', form, wrap(routes.logout));
+  route('post', '/logout', form, json, wrap(routes.logout)); // a page's script may send JSON
   route('post', '/backchannel-logout/:provider', form, wrap(routes.backchannelLogout));
   route('get', '/frontchannel-logout/:provider', wrap(routes.frontchannelLogout));
   // another method at one of these paths: 405 with Allow (RFC 9110 §15.5.6), not the app's bare 404; OPTIONS lists them
@@ -457,6 +457,14 @@ async function joinLogin(req: Request, res: Response, sessionId: string, returnT
   redirect(res, returnTo);
 }
 
+/** For `keepEndedSessionsEnded`: the login, in the session's form, that replaced a saved one's refresh token lately. */
+function newerStoredLogin(rp: RelyingParty): (login: { provider: string; refreshToken?: string }) => Promise<StoredLogin | Authentication | undefined> {
+  return async (login) => {
+    const newer = login.refreshToken ? await rp.newerLogin(login.provider, login.refreshToken) : undefined;
+    return newer && toStoredLogin(newer);
+  };
+}
+
 /** Sets where the error page's "Sign in again" link goes (errors of a login's callback). */
 function withLoginUrl(err: RpError, url: string): RpError {
   err.loginUrl ??= url;
@@ -627,9 +635,13 @@ function redirect(res: Response, location: string): void {
  * that goes on to another origin (the OP's end-session endpoint) gets a page that goes there, not a redirect:
  * browsers apply the form page's `form-action` to the redirects after its post, and an app-wide helmet()'s
  * `form-action 'self'` stopped that one, leaving the user signed in at the OP. This page carries rp()'s own CSP.
+ * A page's script (`fetch`, see {@link fromScript}) gets `200 { "redirectTo": href }` to send its page there.
  */
 function goOn(req: Request, res: Response, href: string, rp: RelyingParty): void {
   const target = new URL(href, rp.options.baseURL);
+  // a page's script (fetch): a redirect to the OP would fail in it (another origin, and no OP cookie),
+  // leaving the user signed in there; it gets where to send the page instead
+  if (fromScript(req)) return void res.status(200).set('cache-control', 'no-store').json({ redirectTo: target.href });
   if (req.method !== 'POST' || req.headers['sec-fetch-mode'] !== 'navigate' || target.origin === new URL(rp.options.baseURL).origin) return redirect(res, href);
   const url = escapeHtml(target.href);
   res.status(200).set({
@@ -815,10 +827,22 @@ export function safeReturnTo(value: unknown, rp: RelyingParty): string {
   }
 }
 
+/**
+ * True when a browser says the request is not a page load: a page's script (`fetch()`, XMLHttpRequest),
+ * an image, a worker (`Sec-Fetch-Mode` other than `navigate`, with `Sec-Fetch-Dest`: Chromium, Firefox
+ * and Safari send both; Node's fetch sends `Sec-Fetch-Mode: cors` alone, and is judged by its `Accept`).
+ * It cannot follow a redirect to the OP (another origin: a CORS error the script cannot tell from being
+ * offline), whatever its `Accept` says.
+ */
+export function fromScript(req: Request): boolean {
+  const mode = req.headers['sec-fetch-mode'];
+  return mode !== undefined && mode !== 'navigate' && req.headers['sec-fetch-dest'] !== undefined;
+}
+
 /** True when the request is a browser asking for a page (not an API call). */
 export function wantsHtml(req: Request): boolean {
   const accept = req.headers.accept;
-  if (!accept?.includes('text/html')) return false; // an API client, fetch()'s */*: JSON, read at once
+  if (!accept?.includes('text/html') || fromScript(req)) return false; // an API client, fetch()'s */*: JSON, read at once
   // a script's XMLHttpRequest (jQuery sends X-Requested-With) cannot follow a redirect to the OP anyway;
   // else HTML only when preferred to JSON by the q-values (RFC 9110 §12.4.2: "text/html;q=0" is a no)
   // (only XMLHttpRequest: Android's WebView sends its app's package name on plain page loads), nor htmx's

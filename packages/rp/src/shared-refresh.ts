@@ -108,6 +108,14 @@ async function shareLater(coordination: Coordination, resultKey: string, sealed:
   return false;
 }
 
+/**
+ * The result of a refresh of `refreshToken` (under `key`) while it is kept in the store, else
+ * undefined (also when it cannot be read or opened).
+ */
+export async function keptRefresh(coordination: Coordination, key: string, refreshToken: string): Promise<Authentication | undefined> {
+  return sharedResult(coordination, `refresh-result:${key}`, refreshToken, () => true).catch(() => undefined);
+}
+
 /** The result kept under `resultKey`, opened with the refresh token it replaces, when there is one and it is `usable`. */
 async function sharedResult(
   coordination: Coordination, resultKey: string, refreshToken: string, usable: (result: Authentication) => boolean,

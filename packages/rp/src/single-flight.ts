@@ -28,6 +28,12 @@ export class SingleFlight<T> {
     return run.pending;
   }
 
+  /** The result of `key` while it is kept (settled, and not yet forgotten), else undefined. */
+  settled(key: string): T | undefined {
+    const run = this.runs.get(key);
+    return run?.settled ? run.value : undefined;
+  }
+
   /**
    * Keeps the result of `key` (if any) for `ms` from now instead; false (and nothing changed) when
    * `maxKept` results are already held longer than the grace period.

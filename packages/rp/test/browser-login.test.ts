@@ -89,6 +89,38 @@ describe('in a real browser', () => {
     await context.close();
   });
 
+  test('a single-page app: fetch() of a guarded route asking for HTML after the sign-in ended gets a 401 it can read; its fetch() sign-out gets where to send the page, and that signs out at the OP too', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${t.baseURL}/me`);
+    await page.fill('input[name=account]', 'alice');
+    await Promise.all([page.waitForURL(`${t.baseURL}/me`), page.click('#sign-in')]);
+    await page.goto(`${t.baseURL}/bye`);
+    // the SPA signs out with fetch (before: a 303 to the OP that fetch followed into a CORS error, the OP's session left)
+    const out = await page.evaluate(async () => {
+      const res = await fetch('/auth/logout', { method: 'POST', headers: { accept: 'application/json', 'content-type': 'application/json' }, body: JSON.stringify({ returnTo: '/bye' }) });
+      return { status: res.status, body: await res.json() as { redirectTo: string } };
+    });
+    expect(out.status).toBe(200);
+    expect(out.body.redirectTo).toMatch(new RegExp(`^${t.op.issuer}/session/end`));
+    // its guarded HTML fragment (before: a redirect into the OP's login that fetch reported as "Failed to fetch")
+    const fragment = await page.evaluate(async () => {
+      try {
+        const res = await fetch('/me', { headers: { accept: 'text/html' } });
+        return { status: res.status, body: await res.json() as { error: string } };
+      } catch (err) {
+        return { failed: String(err) };
+      }
+    });
+    expect(fragment).toEqual({ status: 401, body: expect.objectContaining({ error: 'not_authenticated' }) });
+    // the page goes where it was told: the OP ends its own session, back to /bye
+    await page.goto(out.body.redirectTo);
+    await Promise.all([page.waitForURL(`${t.baseURL}/bye`), page.click('button[autofocus], button[type=submit]')]);
+    await page.goto(`${t.baseURL}/me`);
+    expect(page.url()).toMatch(new RegExp(`^${t.op.issuer}/`)); // the OP asks for the password again
+    await context.close();
+  });
+
   test('cancelling at the OP shows the RP error page, not a login', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();

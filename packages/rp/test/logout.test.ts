@@ -58,6 +58,21 @@ describe('GET /auth/logout', () => {
     expect(res.text).toMatch(/^<!doctype html><html lang="en">/);
   });
 
+  test('a page\'s script signing out (fetch(), Sec-Fetch-Mode: cors) gets 200 JSON with where to send the page: the OP\'s end-session URL (a redirect there would fail in fetch, leaving the user signed in at the OP)', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const res = await agent.post('/auth/logout').set({ accept: 'application/json', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty', 'sec-fetch-site': 'same-origin', origin: t.baseURL }).send({ returnTo: '/bye' });
+    expect(res.status).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    const to = new URL(res.body.redirectTo);
+    expect(`${to.origin}${to.pathname}`).toBe(`${t.op.issuer}/session/end`);
+    expect(to.searchParams.get('post_logout_redirect_uri')).toBe(`${t.baseURL}/bye`);
+    await expectNoLogin(t, agent);
+    // without a login there is nothing to end at the OP: it is sent back to returnTo
+    const again = await t.agent().post('/auth/logout').set({ 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty', 'sec-fetch-site': 'same-origin', origin: t.baseURL }).send({ returnTo: '/bye' });
+    expect(again.body).toEqual({ redirectTo: `${t.baseURL}/bye` });
+  });
+
   test('POST works too', async () => {
     const agent = t.agent();
     await t.login(agent);

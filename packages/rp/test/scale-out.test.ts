@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 /** A second instance of the app of `t`: same baseURL, session store and client, its own process state. */
-async function secondInstance(t: TestRp, extra: Partial<RpOptions>): Promise<{ server: Server; app: Express }> {
+async function secondInstance(t: TestRp, extra: Partial<RpOptions>, routes?: (app: Express) => void): Promise<{ server: Server; app: Express }> {
   const server = createServer();
   await listen(server);
   const app = express();
@@ -42,6 +42,7 @@ async function secondInstance(t: TestRp, extra: Partial<RpOptions>): Promise<{ s
     ...extra,
   }));
   app.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user));
+  routes?.(app);
   tokenRoute(app);
   server.on('request', app);
   return { server, app };
@@ -279,12 +280,74 @@ describe('a session store that fails while the refreshed tokens are saved (redis
     const later = await request(b.server).get('/token').set('cookie', cookie);
     expect(later.status).toBe(200);
     expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(1);
-    // now saved: the result only outlives the requests that read the session before
-    for (let i = 0; i < 50 && (await client.pTTL(resultKey!)) > 30_000; i++) await sleep(20);
-    expect(await client.pTTL(resultKey!)).toBeLessThanOrEqual(30_000);
+    // now saved: the result only outlives the requests that read the session before (2 minutes)
+    for (let i = 0; i < 50 && (await client.pTTL(resultKey!)) > 120_000; i++) await sleep(20);
+    expect(await client.pTTL(resultKey!)).toBeLessThanOrEqual(120_000);
     expect((await request(t.server).get('/me').set('cookie', cookie)).status).toBe(200);
     expect((await request(t.server).get('/token').set('cookie', cookie)).body.value).toBe(later.body.value);
   });
+});
+
+/** `POST /slow-write`: an app route that takes a while, then writes something of its own in the session (it read the session at its start). */
+const slowWrite = (app: Express): void => {
+  app.post('/slow-write', requireAuth(), async (req, res) => {
+    await sleep(700);
+    (req.session as unknown as { lastSeen: string }).lastSeen = 'the app wrote this';
+    res.json({});
+  });
+};
+
+describe.each([
+  ['two instances on Redis (redisCoordination)', true],
+  ['one instance, MemoryStore, no coordination', false],
+])('a request that read the session before a refresh saves it after: %s', (_label, coordinated) => {
+  let t: TestRp;
+  let b: { server: Server } | undefined;
+  beforeAll(async () => {
+    const coordination = coordinated ? redisCoordination(client, { prefix: 'rp-stale:' }) : undefined;
+    t = await startRp({
+      ...(coordinated ? { store: new RedisStore({ client, prefix: 'sess-stale:' }) as unknown as ListableStore } : {}),
+      op: { ttl: { AccessToken: 2 } },
+      rp: { coordination },
+      routes: (app) => { slowWrite(app); tokenRoute(app); },
+    });
+    b = coordinated ? await secondInstance(t, { coordination }, slowWrite) : undefined;
+  }, 20_000);
+  afterAll(async () => {
+    if (b) await close(b.server);
+    await t.close();
+  });
+
+  const storedLogin = async (): Promise<{ refreshToken?: string; lastSeen?: string }> => {
+    const [sid] = await t.authenticatedSessions();
+    const data = await new Promise<session.SessionData & { lastSeen?: string }>((resolve, reject) => t.store.get(sid!, (err, s) => (err ? reject(err) : resolve(s as session.SessionData & { lastSeen?: string }))));
+    return { refreshToken: (data.oidc!.auth as { refreshToken?: string }).refreshToken, lastSeen: data.lastSeen };
+  };
+
+  test('its save keeps the new refresh token, not the spent one (with a rotating OP its next refresh would revoke the grant), and its own write', async () => {
+    const cookie = cookieOf(await t.login(t.agent()));
+    const before = (await storedLogin()).refreshToken;
+    await sleep(2100); // the access token has expired
+    const grants = t.op.counts.grants.refresh_token ?? 0;
+    const slow = request(b?.server ?? t.server).post('/slow-write').set('cookie', cookie).then((r) => r);
+    await sleep(200); // it has read the session (the spent refresh token to be)
+    expect((await request(t.server).get('/token').set('cookie', cookie)).status).toBe(200);
+    expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(1);
+    const rotated = (await storedLogin()).refreshToken;
+    expect(rotated).toBeDefined();
+    expect(rotated).not.toBe(before);
+    expect((await slow).status).toBe(200);
+    let after = await storedLogin();
+    for (let i = 0; i < 50 && after.refreshToken !== rotated; i++) after = (await sleep(20), await storedLogin());
+    // before: the slow route's save put `before` back, and once the shared result was gone (30 s) the
+    // next refresh replayed it: the OP revoked the grant and the user was logged out
+    expect(after).toEqual({ refreshToken: rotated, lastSeen: 'the app wrote this' });
+    await sleep(2100);
+    const later = await request(b?.server ?? t.server).get('/token').set('cookie', cookie);
+    expect(later.status).toBe(200);
+    expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(2);
+    expect((await storedLogin()).refreshToken).not.toBe(rotated);
+  }, 20_000);
 });
 
 describe('a refresh slower than a load balancer waits (slow store and slow OP, two instances)', () => {
