@@ -40,7 +40,7 @@ export function retiredKeyHint(keys: readonly JWK[]): RequestHandler {
     if (typeof kid !== 'string' || known.has(kid) || typeof audience !== 'string') return next();
     query.delete('id_token_hint');
     if (!query.has('client_id')) query.set('client_id', audience);
-    log('sign-out: id_token_hint signed with a key this OP no longer has (kid %s): the user is asked to confirm instead', kid.slice(0, 80));
+    log('sign-out: id_token_hint signed with a key this OP no longer has (kid %s): the user is asked to confirm instead', JSON.stringify(kid.slice(0, 80)));
     req.url = `${req.url.slice(0, at)}?${query.toString()}`;
     next();
   };

@@ -38,3 +38,22 @@ test('an expired code: the answer is invalid_grant, and the debug log says the c
   expect(said).toMatch(/token request of client web refused: invalid_grant \(authorization code is expired\)/);
   expect(said).not.toContain(code);
 });
+
+test('a visitor cannot forge debug log lines: an id_token_hint whose kid carries CR/LF and a terminal escape is logged quoted', async () => {
+  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const forged = '2026-01-01T00:00:00.000Z openid-express:op everything is fine';
+  const hint = `${b64({ alg: 'RS256', kid: `k\r\n${forged}\u001b[2J` })}.${b64({ iss: f.op.issuer, aud: 'web', sub: 'alice' })}.c2ln`;
+  const lines: string[] = [];
+  const log = jest.spyOn(debug, 'log').mockImplementation((...args: unknown[]) => void lines.push(format(...args)));
+  debug.enable('openid-express:op');
+  try {
+    await f.browser().open(`${f.op.issuer}/session/end?id_token_hint=${hint}&client_id=web`);
+  } finally {
+    debug.disable();
+    log.mockRestore();
+  }
+  const said = lines.join('\n');
+  expect(said).toContain('no longer has (kid "k\\r\\n2026-01-01'); // the line is there, its input escaped
+  expect(said.split('\n').some((line) => line.startsWith('2026-01-01'))).toBe(false);
+  expect(said).not.toContain('\u001b');
+});

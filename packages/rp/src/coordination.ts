@@ -148,7 +148,7 @@ function withDeadline<T>(call: Promise<T>, ms: number, onLate: () => void): Prom
   return Promise.race([call, deadline]).catch((err: unknown) => {
     if (err instanceof RpError) throw err;
     // (Redis names the script a refusal came from, `script: <sha>, on @user_script:1`: nothing for a reader)
-    const message = String((err as Error)?.message ?? err).replace(/\.? script: [0-9a-f]{40}, on @user_script:\d+\.?$/, '');
+    const message = String((err as Error)?.message || (err as Error)?.name || err).replace(/\.? script: [0-9a-f]{40}, on @user_script:\d+\.?$/, '');
     const refusal = redisRefusal(message, 'redisCoordination', 'EVAL and EVALSHA (+@scripting; the scripts call GET, SET, DEL, PEXPIRE, TIME and Z* commands) '
       + 'and every key under its prefix (~openid-express:rp:*)');
     const failure = new RpError('store_unavailable', `redisCoordination: Redis failed: ${message}; ${refusal?.hint ?? 'check that it is running and reachable'}`, { cause: err, lasting: refusal?.lasting });

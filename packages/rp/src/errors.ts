@@ -210,7 +210,17 @@ export function algNotAccepted(headerAlg: unknown, accepted: readonly string[]):
 
 /** Keeps an OP-supplied text short and on one line, without control characters (it ends up in pages and logs). */
 function opText(value: unknown): string {
-  return typeof value === 'string' ? value.replace(/[\u0000-\u001f\u007f]+/g, ' ').slice(0, 200) : '';
+  return typeof value === 'string' ? oneLine(value, 200) : '';
+}
+
+/**
+ * `text` on one line and at most `max` characters, its control characters (CR, LF, ESC, C1) as
+ * spaces: what goes into a log line from a request, so a visitor can neither forge lines nor send the
+ * operator's terminal escapes, nor make a line of kilobytes.
+ */
+export function oneLine(text: string, max: number): string {
+  const flat = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ');
+  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
 }
 
 /**

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import createDebug from 'debug';
 import * as client from 'openid-client';
 import * as jose from 'jose';
-import { RpError, opStatus, toRpError } from './errors.js';
+import { RpError, oneLine, opStatus, toRpError } from './errors.js';
 import { DynamicProviderError, DynamicProviders, postLogoutRedirectUri as registeredPostLogoutUri } from './discovery/registration.js';
 import { codeGrantWithTokenIssuer, configurationForIdToken, refreshWithTokenIssuer } from './issuer-per-token.js';
 import { KeySets, idTokenAlgorithms, isUnpublishedKey, verifyJwt, verifyLogoutToken, type JwtExpectations } from './id-token.js';
@@ -699,7 +699,7 @@ export class RelyingParty {
     await this.loadProvider(name);
     const config = await this.providerInfo(name);
     if (typeof input.iss !== 'string' || input.iss !== config.serverMetadata().issuer) {
-      throw new RpError('invalid_request', `the login was started for issuer "${String(input.iss).slice(0, 200)}", which is not provider "${name}"'s issuer`);
+      throw new RpError('invalid_request', `the login was started for issuer "${oneLine(String(input.iss), 200)}", which is not provider "${name}"'s issuer`);
     }
     if (input.target_link_uri === undefined) return '/';
     const base = new URL(this.options.baseURL);

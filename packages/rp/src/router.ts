@@ -10,7 +10,7 @@ import createDebug from 'debug';
 import { RequestContext, contextMaker, provideContext } from './context.js';
 import { RESUBMIT_FIELD, needsSameOriginResubmit, postFragment, resubmitSameOrigin } from './form-post.js';
 import { REQUEST_OBJECT_TTL } from './request-object.js';
-import { RpError, toRpError } from './errors.js';
+import { RpError, oneLine, toRpError } from './errors.js';
 import { errorPage, escapeHtml, page, pagePolicy } from './page.js';
 import type { RpOptions } from './options.js';
 import { failedAfterCodeSpent, RelyingParty } from './relying-party.js';
@@ -860,9 +860,27 @@ const PAGE_HEADERS = {
 };
 
 
+/**
+ * Which setting `err` says is wrong, when it is one that fails every sign-in or refresh until someone
+ * changes it (and no visitor can cause): the client's credentials, the OP's address, the keys the OP
+ * publishes, the clocks. Undefined for anything else.
+ */
+function misconfiguration(err: RpError): string | undefined {
+  if (err.code === 'client_auth_failed' || err.code === 'discovery_failed') return err.code;
+  if (err.code !== 'invalid_id_token') return undefined;
+  if (err.message.includes('no key of the OP\'s JWKS')) return 'unpublished_key';
+  return err.message.includes('the clocks of this server and the OP differ') ? 'clock' : undefined;
+}
+
 /** Answers an `RpError`: the app's `onError`, else HTML for browsers and JSON for APIs. */
 export function sendError(err: RpError, req: Request, res: Response, next: NextFunction, rp: RelyingParty): void {
-  debug('%s %s -> %d %s: %s', req.method, req.path, err.status, err.code, err.message);
+  debug('%s %s -> %d %s: %s', req.method, oneLine(req.path, 200), err.status, err.code, oneLine(err.message, 1000));
+  // a setting that fails every sign-in until someone changes it: said without DEBUG too, once an hour
+  const setting = misconfiguration(err);
+  if (setting) {
+    rp.warnAtMostHourly(`${setting}:${String(req.params?.provider ?? '')}`,
+      `${req.method} ${oneLine(req.baseUrl + req.path, 200)} failed (${err.status} ${err.code}): ${oneLine(err.message, 1000)} (said at most once an hour)`);
+  }
   // a bug (the app's hook or ours) is for the app's developer: its stack where they look, not on the page
   if (err.code === 'internal_error') console.error(`[@openid-express/rp] ${req.method} ${req.path} failed (500 internal_error):`, err.cause ?? err);
   // the store is failing: without its session, express-session does not hold the answer back to save

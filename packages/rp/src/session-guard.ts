@@ -25,7 +25,8 @@ const unavailable = (why: string, cause?: unknown): RpError =>
  */
 function storeFailure(err: unknown): RpError {
   if (err instanceof RpError) return err;
-  const message = String((err as Error)?.message ?? err);
+  // node-redis's TimeoutError (its `commandOptions: { timeout }`) has no message: its name says it
+  const message = String((err as Error)?.message || (err as Error)?.name || err);
   const refusal = redisRefusal(message, 'the session store', 'every key under its prefix (~sess:* for connect-redis, or the prefix you gave it)');
   if (!refusal) return unavailable(`failed (${message})`, err);
   const failure = new RpError('store_unavailable', `the session store failed (${message}); ${refusal.hint}`, { cause: err, lasting: refusal.lasting });

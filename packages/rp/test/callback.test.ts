@@ -324,6 +324,25 @@ describe('a wrong client secret (client_secret_basic: the OP answers 401 with a 
       await wrong.close();
     }
   });
+
+  test('the operator is told without DEBUG, once an hour, not once per sign-in (before: only the visitor\'s page said it, the log nothing)', async () => {
+    const wrong = await startRp({ provider: { clientSecret: 'not-the-registered-secret' } });
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const agent = wrong.agent();
+        expect((await agent.get(path(await wrong.startLogin(agent)))).status).toBe(500);
+      }
+      const said = warn.mock.calls.map((args) => String(args[0])).filter((line) => line.includes('client_auth_failed'));
+      expect(said).toHaveLength(1);
+      expect(said[0]).toContain('GET /auth/callback/op failed (500 client_auth_failed): provider "op": the token endpoint');
+      expect(said[0]).toContain('Check providers.op.clientId');
+      expect(said[0]).not.toContain('not-the-registered-secret');
+    } finally {
+      warn.mockRestore();
+      await wrong.close();
+    }
+  });
 });
 
 describe('discovery that fails', () => {

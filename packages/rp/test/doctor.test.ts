@@ -126,13 +126,13 @@ describe('doctor: a correct set-up', () => {
     expect(report.checks.filter((c) => c.ok !== true)).toEqual([]);
     expect(report.ok).toBe(true);
     expect(report.checks.map((c) => `${c.provider ?? '-'}:${c.name}`)).toEqual([
-      'op:discovery', 'op:issuer', 'op:https', 'op:clock', 'op:credentials', 'op:callback', 'op:post-logout', 'op:backchannel-logout',
+      'op:discovery', 'op:issuer', 'op:https', 'op:clock', 'op:jwks', 'op:credentials', 'op:callback', 'op:post-logout', 'op:backchannel-logout',
       '-:session', '-:cookie-secure', '-:cookie-samesite', '-:trust-proxy', '-:cookie-name', '-:session-store',
     ]);
     expect(text).not.toContain('✘');
     expect(text).toContain(`✔ callback: ${op.issuer} sent a prompt=none request back to ${baseURL}/auth/callback/op (login_required)`);
     expect(text).toContain('✔ credentials:');
-    expect(text).toMatch(/✔ no problems found: 14 passed$/);
+    expect(text).toMatch(/✔ no problems found: 15 passed$/);
   });
 
   test('doctor(app) finds the router itself; rp({ session }) and doctor({ session }) are read too', async () => {
@@ -153,7 +153,7 @@ describe('doctor: a correct set-up', () => {
     };
     const report = await run({ provider: { issuer: undefined, providerInfo } });
     expect(report.checks.filter((c) => c.provider).map((c) => [c.name, c.ok])).toEqual([
-      ['discovery', 'skipped'], ['issuer', 'skipped'], ['https', true], ['clock', true], ['credentials', true], ['callback', true], ['post-logout', true], ['backchannel-logout', true],
+      ['discovery', 'skipped'], ['issuer', 'skipped'], ['https', true], ['clock', true], ['jwks', true], ['credentials', true], ['callback', true], ['post-logout', true], ['backchannel-logout', true],
     ]);
     expect(check(report, 'discovery').detail).toBe('static providers.op.providerInfo is used: no discovery');
     expect(report.ok).toBe(true);
@@ -227,6 +227,19 @@ describe('doctor: each misconfiguration gives its ✘ and fix', () => {
       new RegExp(`^${op.issuer}/typo/\\.well-known/openid-configuration answered HTTP 404`),
       new RegExp(`check providers\\.op\\.issuer \\("${op.issuer}/typo"\\)`));
     expect(report.checks.filter((c) => c.ok === false).map((c) => c.name)).toEqual(['discovery']);
+  });
+
+  test.each([
+    ['a jwks_uri the OP no longer serves (a discovery document cached by a CDN after the OP moved its keys)', '/old-jwks', /answered HTTP 404/],
+    ['a jwks_uri that answers something other than a JWK Set', '/.well-known/openid-configuration', /answered JSON without a "keys" list: not a JWK Set/],
+  ])('%s: jwks ✘ (before: every check passed while every sign-in failed)', async (_label, path, detail) => {
+    const providerInfo = {
+      issuer: op.issuer, authorization_endpoint: `${op.issuer}/auth`, token_endpoint: `${op.issuer}/token`, jwks_uri: `${op.issuer}${path}`,
+      end_session_endpoint: `${op.issuer}/session/end`, backchannel_logout_supported: true,
+    };
+    const report = await run({ provider: { issuer: undefined, providerInfo } });
+    expectFailure(report, 'jwks', new RegExp(`^the OP's jwks_uri ${op.issuer}${path.replace(/\./g, '\\.')} .*${detail.source}`), /must answer HTTP 200 with its public keys/);
+    expect(report.checks.filter((c) => c.ok === false).map((c) => c.name)).toEqual(['jwks']);
   });
 
   test('OP unreachable: discovery ✘ naming the URL', async () => {
@@ -389,7 +402,7 @@ describe('openid-express doctor (CLI)', () => {
     const code = await main(['doctor', '--app', './app.js'], { ...a.io, cwd: '/srv/app', load: async (file) => (expect(file).toBe('/srv/app/app.js'), { default: good.app }) });
     expect({ code, err: a.err }).toEqual({ code: 0, err: [] });
     expect(a.out.join('\n')).toContain(`openid-express doctor: ${baseURL}`);
-    expect(a.out.join('\n')).toMatch(/✔ no problems found: 14 passed/);
+    expect(a.out.join('\n')).toMatch(/✔ no problems found: 15 passed/);
 
     const bad = setup({ provider: { clientSecret: 'not-the-secret-0123456789-0123456789' } });
     const b = io();

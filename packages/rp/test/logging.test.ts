@@ -43,4 +43,17 @@ describe('debug logging (openid-express:rp)', () => {
       expect(log).not.toContain(secret);
     }
   });
+
+  test('a visitor cannot forge log lines or send the operator\'s terminal escapes: request input in a refusal is logged on one line, capped', async () => {
+    lines.length = 0;
+    const forged = '2026-01-01T00:00:00.000Z openid-express:rp everything is fine';
+    const iss = `https://x\r\n${forged}\u001b[2J`;
+    await t.agent().get(`/auth/login/op?iss=${encodeURIComponent(iss)}&target_link_uri=${encodeURIComponent(`${t.baseURL}/`)}`).expect(400);
+    await t.agent().get(`/auth/request/${'a'.repeat(15_000)}`).expect(404);
+    const said = lines.join('\n');
+    expect(said).toContain('invalid_request');
+    expect(said.split('\n').some((line) => line.startsWith('2026-01-01'))).toBe(false);
+    expect(said).not.toContain('\u001b');
+    expect(Math.max(...lines.map((line) => line.length))).toBeLessThan(2_000); // the 15 KB path is cut
+  });
 });

@@ -168,4 +168,15 @@ describe('a Redis session store that refuses (connect-redis passes Redis\'s repl
     expect(page).toContain('<h1>Briefly unavailable</h1>');
     expect(page).not.toContain('Sign-in');
   });
+
+  test('a failure without a message (node-redis\'s TimeoutError, with the README\'s commandOptions: { timeout }) is named by its kind, not "failed ()"', async () => {
+    class TimeoutError extends Error {
+      constructor() {
+        super();
+        this.name = 'TimeoutError';
+      }
+    }
+    const late = (await sessionOp((cb) => cb(new TimeoutError())).catch((err: unknown) => err)) as RpError;
+    expect(late.message).toBe('the session store failed (TimeoutError); check that it (e.g. Redis) is running and reachable');
+  });
 });

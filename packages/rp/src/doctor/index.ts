@@ -20,6 +20,7 @@ import { checkCredentials } from './credentials.js';
 import { checkCallback } from './callback.js';
 import { checkPostLogout } from './post-logout.js';
 import { checkBackchannel } from './backchannel.js';
+import { checkJwks } from './jwks.js';
 import { checkSession } from './session.js';
 import { checkCookieSecure } from './cookie-secure.js';
 import { checkCookieSameSite } from './cookie-samesite.js';
@@ -32,8 +33,8 @@ import { meta, metadataOf, type AppContext, type CheckResult, type DoctorCheck, 
 export type { DoctorCheck, DoctorOptions, DoctorReport } from './types.js';
 
 /**
- * Checks the RP's configuration against each configured OP (discovery, issuer, https, clock, client
- * credentials, callback and post-logout URIs, back-channel logout) and the app's session settings
+ * Checks the RP's configuration against each configured OP (discovery, issuer, https, clock, the
+ * OP's keys (`jwks_uri`), client credentials, callback and post-logout URIs, back-channel logout) and the app's session settings
  * (cookie secure / SameSite / name, trust proxy, session store), and returns the checklist.
  * It makes real requests to the OPs (a made-up code at the token endpoint, `prompt=none` at the
  * authorization endpoint, an end-session request without id_token_hint); nothing in the app changes.
@@ -108,7 +109,8 @@ async function checkProvider(ctx: ProviderContext): Promise<DoctorCheck[]> {
   }
   // a failure the checks above explain is not repeated
   if (!first.some(([, r]) => r?.ok === false)) first.push(['metadata', checkMetadata(ctx)]);
-  const [credentials, callback, postLogout, backchannel] = await Promise.all([
+  const [jwks, credentials, callback, postLogout, backchannel] = await Promise.all([
+    guardAsync(() => checkJwks(ctx)),
     guardAsync(() => checkCredentials(ctx)),
     guardAsync(() => checkCallback(ctx)),
     guardAsync(() => checkPostLogout(ctx)),
@@ -117,7 +119,7 @@ async function checkProvider(ctx: ProviderContext): Promise<DoctorCheck[]> {
   // the clock is read last: without discovery, from the probes' answers
   const ordered: Array<[string, CheckResult | undefined]> = [
     ...first.slice(0, 3), ['clock', guard(() => checkClock(ctx))], ...first.slice(3),
-    ['credentials', credentials], ['callback', callback], ['post-logout', postLogout], ['backchannel-logout', backchannel],
+    ['jwks', jwks], ['credentials', credentials], ['callback', callback], ['post-logout', postLogout], ['backchannel-logout', backchannel],
   ];
   return ordered.filter((e): e is [string, CheckResult] => !!e[1]).map(([name, result]) => ({ provider: ctx.name, name, ...result }));
 }

@@ -13,7 +13,7 @@ import type { Http, Probe } from './http.js';
 export interface DoctorCheck {
   /** The provider (its name in `rp({ providers })`) the check is about; absent for the app-wide checks. */
   provider?: string;
-  /** Stable name of the check: discovery, issuer, https, clock, metadata, credentials, callback, post-logout, backchannel-logout, session, cookie-secure, cookie-samesite, trust-proxy, cookie-name, session-store, coordination. */
+  /** Stable name of the check: discovery, issuer, https, clock, metadata, jwks, credentials, callback, post-logout, backchannel-logout, session, cookie-secure, cookie-samesite, trust-proxy, cookie-name, session-store, coordination. */
   name: string;
   ok: boolean | 'skipped';
   /** What was found: what is wrong and where (provider, URL, option), or why the check was skipped. */
