@@ -116,14 +116,14 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
   // advice only: whatever it meets (a client of another shape included), it never fails the app
   // (the check writes a key of the prefix, as the calls do, and deletes it: an ACL user that may not is said at start-up)
   const time = (): Promise<unknown> => run(`return redis.call('TIME')`, 'ping');
-  startupCheck(client, prefix, () => run(`redis.call('SET', KEYS[1], '1', 'PX', 1000) return redis.call('DEL', KEYS[1])`, 'startup-check'), time).catch(() => undefined);
+  const checked = startupCheck(client, prefix, () => run(`redis.call('SET', KEYS[1], '1', 'PX', 1000) return redis.call('DEL', KEYS[1])`, 'startup-check'), time).catch(() => undefined);
   // a clock that goes wrong later (NTP stopped, a VM resumed from a snapshot) is said too, every ten
   // minutes while it lasts; the check ends with the client (quit or destroyed)
   const clockCheck = setInterval(() => {
     if ((client as { isOpen?: boolean }).isOpen === false) return clearInterval(clockCheck);
     void warnOnClockSkew(() => time().catch(() => undefined));
   }, CLOCK_CHECK_MS).unref();
-  return {
+  const coordination: Coordination = {
     setIfAbsent: async (key, value, ttlMs) => Number(await run(SET_IF_ABSENT, key, [value, String(Math.ceil(ttlMs))])) === 1,
     get: async (key) => (await run(`return redis.call('GET', KEYS[1])`, key)) as string | undefined ?? undefined,
     set: async (key, value, ttlMs) => void (await run(`return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])`, key, [value, String(Math.ceil(ttlMs))])),
@@ -134,6 +134,8 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
     readSet: async (key) => ((await run(READ_SET, key)) as string[] | null) ?? [],
     removeFromSet: async (key, members) => void (members.length && (await run(REMOVE_FROM_SET, key, members))),
   };
+  Object.defineProperty(coordination, EVICTION, { value: checked });
+  return coordination;
 }
 
 /** A Redis call that fails or takes longer than `ms` is a `store_unavailable` (503), never a hang; `onLate` is told of a missed deadline. */
@@ -189,7 +191,7 @@ async function warnOnClockSkew(time: () => Promise<unknown>): Promise<void> {
  * where `noeviction` refuses the write (503) and loses nothing. A Redis that is not reachable yet
  * is left to reconnect; one that does not allow CONFIG (some managed ones) is not checked.
  */
-async function startupCheck(client: RedisEvalClient, prefix: string, ping: () => Promise<unknown>, time: () => Promise<unknown>): Promise<void> {
+async function startupCheck(client: RedisEvalClient, prefix: string, ping: () => Promise<unknown>, time: () => Promise<unknown>): Promise<string | undefined> {
   try {
     await ping();
   } catch {
@@ -205,9 +207,24 @@ async function startupCheck(client: RedisEvalClient, prefix: string, ping: () =>
   const reply = await asked.catch(() => undefined);
   const policy = Array.isArray(reply) ? reply[1] : reply instanceof Map ? reply.get('maxmemory-policy') : (reply as Record<string, unknown> | undefined)?.['maxmemory-policy'];
   if (typeof policy !== 'string' || policy === 'noeviction') return;
-  console.warn(`[@openid-express/rp] redisCoordination: Redis runs with maxmemory-policy ${policy}: once it is full it deletes keys before they expire `
-    + '(refresh results, back-channel-logout indexes: a logout at the OP could then no longer end the login here). Set maxmemory-policy noeviction '
-    + '(redis.conf, `CONFIG SET maxmemory-policy noeviction`, or your provider\'s parameter group) and give Redis enough maxmemory.');
+  console.warn(`[@openid-express/rp] redisCoordination: Redis runs with maxmemory-policy ${policy}: ${EVICTION_RISK}. ${EVICTION_FIX}.`);
+  return policy;
+}
+
+/** What a Redis that evicts keys costs the RP, and what to do (said at start-up and by the doctor). */
+export const EVICTION_RISK = 'once it is full it deletes keys before they expire '
+  + '(refresh results, back-channel-logout indexes: a logout at the OP could then no longer end the login here)';
+export const EVICTION_FIX = 'Set maxmemory-policy noeviction (redis.conf, `CONFIG SET maxmemory-policy noeviction`, '
+  + 'or your provider\'s parameter group) and give Redis enough maxmemory';
+const EVICTION = Symbol('the maxmemory-policy redisCoordination found at start-up, when it evicts');
+
+/**
+ * The `maxmemory-policy` the Redis of a `redisCoordination()` runs with, when it is one that deletes
+ * keys before they expire (read once at start-up); undefined for `noeviction`, a policy that could not
+ * be read, or another coordination.
+ */
+export function evictionPolicyOf(coordination: Coordination | undefined): Promise<string | undefined> {
+  return (coordination as { [EVICTION]?: Promise<string | undefined> } | undefined)?.[EVICTION] ?? Promise.resolve(undefined);
 }
 
 /** A record of ours in the session store; `cookie.expires` makes the store expire it. */

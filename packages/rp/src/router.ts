@@ -274,8 +274,12 @@ class Routes {
           });
         }
       }
+      // the browser did send a session cookie, but it named no session here (no pending login at all):
+      // the instances do not share the store or the secret, which the generic message does not name
+      const failure = transaction === undefined && err instanceof RpError && err.code === 'invalid_state'
+        && !pendingLogins(session.oidc).length && cookieSessionIds(req).length ? unknownSessionCookie() : err;
       // every page of a failed callback offers a new login at the same provider, to the same page
-      throw withLoginUrl(toRpError(clientInputError(err) ?? err), this.loginUrl(name, transaction?.returnTo));
+      throw withLoginUrl(toRpError(clientInputError(failure) ?? failure), this.loginUrl(name, transaction?.returnTo));
     }
   };
 
@@ -490,6 +494,12 @@ function cookieSessionIds(req: Request): string[] {
     return decoded.startsWith('s:') && decoded.lastIndexOf('.') > 2 ? decoded.slice(2, decoded.lastIndexOf('.')) : '';
   }).filter((id) => id && id !== req.sessionID);
 }
+
+/** `invalid_state` when the callback's session cookie named no session this server can read. */
+const unknownSessionCookie = (): RpError => new RpError('invalid_state',
+  'the state of this callback matches no login started in this browser: the browser sent a session cookie, but it names no session this server can read. '
+  + 'When several instances serve this app, they must share one session store (e.g. Redis through connect-redis) and the same express-session `secret` '
+  + '(README "Running several instances"); otherwise that session ended or expired meanwhile, or the cookie is another app\'s on this host');
 
 /**
  * Where the logout of the session this browser's cookie named went, when that was in the last

@@ -308,6 +308,32 @@ describe('GET /auth/callback/:provider', () => {
   });
 });
 
+describe('two instances that do not share what they must (README "Running several instances")', () => {
+  /** Instance B of `t`'s app: the same baseURL and client, its own express-session `secret` and store as given. */
+  const instanceB = (o: { secret: string; store?: session.Store }): express.Express => {
+    const app = express();
+    app.use(session({ secret: o.secret, resave: false, saveUninitialized: false, name: 'sid', ...(o.store ? { store: o.store } : {}) }));
+    app.use(rp({ baseURL: t.baseURL, providers: { op: oidc({ issuer: t.op.issuer, clientId: CLIENT_ID, clientSecret: 'app-secret-that-is-long-enough-0123456789', allowInsecureRequests: true }) } }));
+    return app;
+  };
+
+  test.each([
+    ['another secret, the same store', () => ({ secret: 'another-secret', store: t.store })],
+    ['the same secret, a store of its own', () => ({ secret: 'test-session-secret' })],
+  ])('%s: the callback on B names the session store and the secret, not "the cookie did not come back"', async (_label, b) => {
+    const start = await request(t.server).get('/auth/login/op');
+    const cookie = String(start.headers['set-cookie']).split(';')[0]!;
+    const callback = await t.op.browser().authorize(start.headers.location);
+    const res = await request(instanceB(b())).get(path(callback)).set({ cookie, accept: 'application/json' });
+    expect([res.status, res.body.error]).toEqual([400, 'invalid_state']);
+    expect(res.body.error_description).toContain('the browser sent a session cookie, but it names no session this server can read');
+    expect(res.body.error_description).toContain('must share one session store (e.g. Redis through connect-redis) and the same express-session `secret`');
+    // without any cookie, the message is the one about cookies that do not come back
+    const bare = await request(instanceB(b())).get(path(callback)).set({ accept: 'application/json' });
+    expect(bare.body.error_description).toContain('Usually the session cookie did not come back');
+  });
+});
+
 describe('a wrong client secret (client_secret_basic: the OP answers 401 with a WWW-Authenticate challenge)', () => {
   test('the callback answers client_auth_failed naming the provider, the token endpoint and the options to check; nobody is logged in', async () => {
     const wrong = await startRp({ provider: { clientSecret: 'not-the-registered-secret' } });

@@ -10,11 +10,13 @@ import { pathToFileURL } from 'node:url';
 import { execFile } from 'node:child_process';
 import express, { type Express, type RequestHandler } from 'express';
 import session from 'express-session';
-import { doctor, formatReport, oidc, rp, type DoctorCheck, type DoctorOptions, type DoctorReport, type RpOptions, type RpRouter } from '@openid-express/rp';
+import { doctor, formatReport, oidc, redisCoordination, rp, type DoctorCheck, type DoctorOptions, type DoctorReport, type RpOptions, type RpRouter } from '@openid-express/rp';
 import { main } from '../src/doctor/cli.js';
 import { startOp, type TestOp } from './support/oidc-provider.js';
 import { close, listen } from './support/rp-app.js';
 import { keyPair, type KeyPairJwks } from './support/crypto-keys.js';
+import { createClient } from 'redis';
+import { startRedisServer } from '../../../test/support/redis-server.js';
 
 const SECRET = 'app-secret-that-is-long-enough-0123456789';
 
@@ -383,6 +385,25 @@ describe('doctor: each misconfiguration gives its ✘ and fix', () => {
     const fixed = await run({ session: { store: new FakeRedisStore() }, rp: { coordination } }, { providers: [], instances: 3 });
     expect(fixed.ok).toBe(true);
     expect(check(fixed, 'session-store').detail).toBe('FakeRedisStore, shared by the 3 instances');
+  });
+
+  test('a coordination Redis that evicts keys before they expire (maxmemory-policy allkeys-lru): ✘ (before: only a start-up warning, and the report said all clear)', async () => {
+    const redis = await startRedisServer();
+    const client = createClient({ url: redis.url });
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      await client.connect();
+      await client.configSet('maxmemory-policy', 'allkeys-lru');
+      const report = await run({ rp: { coordination: redisCoordination(client) } }, { providers: [] });
+      expectFailure(report, 'coordination', /^the Redis of rp\(\{ coordination \}\) runs with maxmemory-policy allkeys-lru: once it is full it deletes keys before they expire/, /Set maxmemory-policy noeviction/);
+      await client.configSet('maxmemory-policy', 'noeviction');
+      const fixed = await run({ rp: { coordination: redisCoordination(client) } }, { providers: [] });
+      expect(fixed.checks.find((c) => c.name === 'coordination')).toBeUndefined(); // one instance: nothing else to say
+    } finally {
+      warn.mockRestore();
+      await client.quit().catch(() => undefined);
+      await redis.stop();
+    }
   });
 });
 

@@ -28,6 +28,7 @@ import { checkTrustProxy } from './trust-proxy.js';
 import { checkCookieName, collectOpCookies } from './cookie-name.js';
 import { checkSessionStore } from './session-store.js';
 import { checkCoordination } from './coordination.js';
+import { evictionPolicyOf } from '../coordination.js';
 import { meta, metadataOf, type AppContext, type CheckResult, type DoctorCheck, type DoctorOptions, type DoctorReport, type ProviderContext } from './types.js';
 
 export type { DoctorCheck, DoctorOptions, DoctorReport } from './types.js';
@@ -71,8 +72,14 @@ export async function doctor(target: RpRouter | RelyingParty | Application, opti
 
   const facts = sessionFacts(rp, options);
   if (facts.facts?.name !== undefined) await Promise.all(contexts.map((ctx) => collectOpCookies(ctx).catch(() => undefined)));
+  // read once by redisCoordination() at start-up (a Redis that stalls does not hold the report)
+  let timer: Parameters<typeof clearTimeout>[0];
+  const evictionPolicy = await Promise.race([
+    evictionPolicyOf(rp.options.coordination),
+    new Promise<undefined>((resolve) => void (timer = setTimeout(resolve, 3_000))),
+  ]).finally(() => clearTimeout(timer));
   const app: AppContext = {
-    rp, options, http,
+    rp, options, http, evictionPolicy,
     session: facts.facts,
     sessionUnknown: facts.unknown,
     opHosts: contexts.map((ctx) => ({ name: ctx.name, issuer: ctx.p.issuer ?? meta(metadataOf(ctx), 'issuer') ?? ctx.name, hosts: hostsOf(ctx) })),

@@ -113,6 +113,8 @@ export interface AppContext {
   session?: SessionFacts;
   /** Why the session settings are unknown. */
   sessionUnknown?: string;
+  /** The `maxmemory-policy` of the `redisCoordination()` Redis, when it evicts keys (see `evictionPolicyOf`). */
+  evictionPolicy?: string;
   /** The host names of each checked OP (issuer and endpoints), for the cookie-name check. */
   opHosts: Array<{ name: string; issuer: string; hosts: string[] }>;
 }
