@@ -200,15 +200,25 @@ async function startupCheck(client: RedisEvalClient, prefix: string, ping: () =>
   await warnOnClockSkew(() => time().catch(() => undefined));
   const commands = client as unknown as { sendCommand?: (...args: unknown[]) => Promise<unknown>; masters?: unknown; getMasterNode?: unknown };
   if (typeof commands.sendCommand !== 'function') return;
-  const args = ['CONFIG', 'GET', 'maxmemory-policy'];
+  const args = ['CONFIG', 'GET', 'maxmemory*'];
   // a cluster client routes by key, a Sentinel client takes isReadonly first, a single client the args alone
   const asked = Array.isArray(commands.masters) ? commands.sendCommand(`${prefix}ping`, false, args)
     : typeof commands.getMasterNode === 'function' ? commands.sendCommand(false, args) : commands.sendCommand(args);
   const reply = await asked.catch(() => undefined);
-  const policy = Array.isArray(reply) ? reply[1] : reply instanceof Map ? reply.get('maxmemory-policy') : (reply as Record<string, unknown> | undefined)?.['maxmemory-policy'];
-  if (typeof policy !== 'string' || policy === 'noeviction') return;
+  const policy = configValue(reply, 'maxmemory-policy');
+  // without a memory limit (maxmemory 0, Redis's default) nothing is evicted, whatever the policy
+  if (typeof policy !== 'string' || policy === 'noeviction' || configValue(reply, 'maxmemory') === '0') return;
   console.warn(`[@openid-express/rp] redisCoordination: Redis runs with maxmemory-policy ${policy}: ${EVICTION_RISK}. ${EVICTION_FIX}.`);
   return policy;
+}
+
+/** Setting `name` in a `CONFIG GET` reply: a flat list of names and values (RESP2), or a map (RESP3). */
+function configValue(reply: unknown, name: string): unknown {
+  if (Array.isArray(reply)) {
+    const at = reply.findIndex((item, i) => i % 2 === 0 && String(item) === name);
+    return at < 0 ? undefined : reply[at + 1];
+  }
+  return reply instanceof Map ? reply.get(name) : (reply as Record<string, unknown> | undefined)?.[name];
 }
 
 /** What a Redis that evicts keys costs the RP, and what to do (said at start-up and by the doctor). */

@@ -537,13 +537,22 @@ export class RelyingParty {
   refreshSettled(previous: Authentication, fresh: Authentication, saved: boolean, scope?: string): void {
     if (!previous.refreshToken || fresh === previous) return;
     const key = refreshKey(previous, scope);
+    // a narrowed refresh (its own key) that rotated the token: kept under the plain key too, where a
+    // copy of the session read before it finds the newer login (`newerLogin`) and a plain refresh of
+    // that copy gets it instead of replaying the spent token
+    const plain = scope !== undefined && newerRefreshToken(fresh, previous) ? refreshKey(previous, undefined) : undefined;
+    if (plain) this.refreshes.remember(plain, fresh, saved ? REFRESH_GRACE_MS : REFRESH_KEEP_MS);
+    const { coordination } = this.options;
+    if (plain && coordination) {
+      settleSharedRefresh(coordination, plain, previous.refreshToken, fresh, saved ? REFRESH_SHARED_GRACE_MS : REFRESH_KEEP_MS)
+        .catch((err) => debug('narrowed refresh result of provider %s not kept under the plain key: %s', previous.provider, (err as Error).message));
+    }
     if (!saved) {
       if (this.refreshes.keep(key, REFRESH_KEEP_MS)) return;
       return this.warnAtMostHourly('refresh-keep', `${REFRESH_KEEP_MAX} refresh results its session store did not take are kept in this process `
         + `already (a store that refuses writes: a full Redis?); more are not kept here, so a session whose next request comes after ${REFRESH_GRACE_MS / 1000} s `
         + 'and finds no result in the `coordination` store either refreshes again, which an OP that rotates refresh tokens may answer by ending that login. Fix the session store.');
     }
-    const { coordination } = this.options;
     if (coordination) {
       settleSharedRefresh(coordination, key, previous.refreshToken, fresh, REFRESH_SHARED_GRACE_MS)
         .catch((err) => debug('refresh result of provider %s kept a day (not shortened): %s', previous.provider, (err as Error).message));

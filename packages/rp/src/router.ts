@@ -20,7 +20,7 @@ import { coordinationOf, endIndexedSessions, hashedKey, keepEndedSessionsEnded, 
 import { boundStore, guardedSession, sessionOp } from './session-guard.js';
 import { logoutIndexKey, logoutJtiKey, type Authentication, type Transaction } from './session.js';
 import { readStoredLogin, toStoredLogin, type StoredLogin } from './stored-login.js';
-import { pendingLogins } from './transactions.js';
+import { hasPendingLogin, pendingLogins } from './transactions.js';
 import { shortLivedPendingLogins } from './pending-life.js';
 import { checkRoutesPath, checkSessionCookie } from './cookie-checks.js';
 
@@ -274,10 +274,10 @@ class Routes {
           });
         }
       }
-      // the browser did send a session cookie, but it named no session here (no pending login at all):
-      // the instances do not share the store or the secret, which the generic message does not name
-      const failure = transaction === undefined && err instanceof RpError && err.code === 'invalid_state'
-        && !pendingLogins(session.oidc).length && cookieSessionIds(req).length ? unknownSessionCookie() : err;
+      // the session that holds this sign-in is in the store, but this instance could not read the
+      // browser's cookie for it: the instances' secrets differ, which the generic message cannot name
+      const failure = transaction === undefined && err instanceof RpError && err.code === 'invalid_state' && state
+        && !pendingLogins(session.oidc).length && (await heldUnderOtherSecret(req, state)) ? otherSecret() : err;
       // every page of a failed callback offers a new login at the same provider, to the same page
       throw withLoginUrl(toRpError(clientInputError(failure) ?? failure), this.loginUrl(name, transaction?.returnTo));
     }
@@ -495,11 +495,24 @@ function cookieSessionIds(req: Request): string[] {
   }).filter((id) => id && id !== req.sessionID);
 }
 
-/** `invalid_state` when the callback's session cookie named no session this server can read. */
-const unknownSessionCookie = (): RpError => new RpError('invalid_state',
-  'the state of this callback matches no login started in this browser: the browser sent a session cookie, but it names no session this server can read. '
-  + 'When several instances serve this app, they must share one session store (e.g. Redis through connect-redis) and the same express-session `secret` '
-  + '(README "Running several instances"); otherwise that session ended or expired meanwhile, or the cookie is another app\'s on this host');
+/**
+ * True when a session of the store named by one of the request's signed cookies holds the pending
+ * login of `state`: the cookie came back, but express-session did not take it (its signature is not
+ * one of this instance's `secret`s). Read only on that failure's path, at most 5 sessions.
+ */
+async function heldUnderOtherSecret(req: Request, state: string): Promise<boolean> {
+  for (const id of cookieSessionIds(req).slice(0, 5)) {
+    const data = await sessionOp<Partial<SessionData> | null | undefined>((cb) => req.sessionStore.get(id, cb)).catch(() => undefined);
+    if (hasPendingLogin(data?.oidc, state)) return true;
+  }
+  return false;
+}
+
+/** `invalid_state` for a sign-in whose session this instance holds but whose cookie it cannot verify. */
+const otherSecret = (): RpError => new RpError('invalid_state',
+  'the state of this callback matches no login started in this browser as this server reads its cookie: the sign-in is in the session store, '
+  + 'but the session cookie is signed with an express-session `secret` this server does not have. Every instance must have the same `secret` '
+  + '(when changing it, give the new one first and keep the old ones after it: README "Changing keys and secrets")');
 
 /**
  * Where the logout of the session this browser's cookie named went, when that was in the last
@@ -838,15 +851,16 @@ export function safeReturnTo(value: unknown, rp: RelyingParty): string {
 }
 
 /**
- * True when a browser says the request is not a page load: a page's script (`fetch()`, XMLHttpRequest),
- * an image, a worker (`Sec-Fetch-Mode` other than `navigate`, with `Sec-Fetch-Dest`: Chromium, Firefox
- * and Safari send both; Node's fetch sends `Sec-Fetch-Mode: cors` alone, and is judged by its `Accept`).
- * It cannot follow a redirect to the OP (another origin: a CORS error the script cannot tell from being
- * offline), whatever its `Accept` says.
+ * True when a browser says the request is a page's script (`fetch()`, XMLHttpRequest) or a subresource:
+ * `Sec-Fetch-Mode` `cors` or `no-cors`, with `Sec-Fetch-Dest` (Chromium, Firefox and Safari send both;
+ * Node's fetch sends `Sec-Fetch-Mode: cors` alone, and is judged by its `Accept`). It cannot follow a
+ * redirect to the OP (another origin: a CORS error the script cannot tell from being offline), whatever
+ * its `Accept` says. Not `same-origin`: a service worker that passes a page load on with a header of
+ * its own (`new Request(event.request, { headers })`) sends that, and its page must still go to the OP.
  */
 export function fromScript(req: Request): boolean {
   const mode = req.headers['sec-fetch-mode'];
-  return mode !== undefined && mode !== 'navigate' && req.headers['sec-fetch-dest'] !== undefined;
+  return (mode === 'cors' || mode === 'no-cors') && req.headers['sec-fetch-dest'] !== undefined;
 }
 
 /** True when the request is a browser asking for a page (not an API call). */
@@ -882,13 +896,30 @@ function misconfiguration(err: RpError): string | undefined {
   return err.message.includes('the clocks of this server and the OP differ') ? 'clock' : undefined;
 }
 
+/**
+ * The configured provider a failed request was about: the one its rp() route names (`/login/:provider`,
+ * `/callback/:provider` …; Express has left the route's params behind by the time an error is
+ * answered), else the one of the session's login (a refresh in an app's route); '' when none.
+ */
+function providerOfRequest(req: Request, rp: RelyingParty): string {
+  const path = req.baseUrl + req.path;
+  const { routesPath, providers } = rp.options;
+  let name: unknown = path.startsWith(`${routesPath}/`) ? path.slice(routesPath.length + 1).split('/')[1] : undefined;
+  try {
+    name = typeof name === 'string' ? decodeURIComponent(name) : req.session?.oidc?.auth?.provider;
+  } catch {
+    name = undefined;
+  }
+  return typeof name === 'string' && Object.hasOwn(providers, name) ? name : '';
+}
+
 /** Answers an `RpError`: the app's `onError`, else HTML for browsers and JSON for APIs. */
 export function sendError(err: RpError, req: Request, res: Response, next: NextFunction, rp: RelyingParty): void {
   debug('%s %s -> %d %s: %s', req.method, oneLine(req.path, 200), err.status, err.code, oneLine(err.message, 1000));
   // a setting that fails every sign-in until someone changes it: said without DEBUG too, once an hour
   const setting = misconfiguration(err);
   if (setting) {
-    rp.warnAtMostHourly(`${setting}:${String(req.params?.provider ?? '')}`,
+    rp.warnAtMostHourly(`${setting}:${providerOfRequest(req, rp)}`,
       `${req.method} ${oneLine(req.baseUrl + req.path, 200)} failed (${err.status} ${err.code}): ${oneLine(err.message, 1000)} (said at most once an hour)`);
   }
   // a bug (the app's hook or ours) is for the app's developer: its stack where they look, not on the page

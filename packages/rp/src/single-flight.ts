@@ -28,6 +28,18 @@ export class SingleFlight<T> {
     return run.pending;
   }
 
+  /**
+   * Keeps `value` as the settled result of `key` for `ms` (a result a run under another key gave), unless
+   * `key` has a run of its own; false when that would pass `maxKept` (see `keep`).
+   */
+  remember(key: string, value: T, ms = this.graceMs): boolean {
+    if (this.runs.has(key)) return true;
+    this.runs.set(key, { pending: Promise.resolve(value), settled: true, value });
+    if (this.keep(key, ms)) return true;
+    this.runs.delete(key);
+    return false;
+  }
+
   /** The result of `key` while it is kept (settled, and not yet forgotten), else undefined. */
   settled(key: string): T | undefined {
     const run = this.runs.get(key);

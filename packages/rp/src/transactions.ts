@@ -38,7 +38,8 @@ export function takeTransaction(data: OidcSessionData | undefined, state: string
     throw new RpError('invalid_state',
       'the state of this callback matches no login started in this browser. Usually the session cookie did not come back: another app on the same host ' +
       'uses the same cookie name (give each express-session its own `name`), the login started on another host name (localhost vs 127.0.0.1) or scheme, ' +
-      'or `cookie.secure` is set on http. Otherwise the response was replayed, tampered with, or started in another browser');
+      'or `cookie.secure` is set on http; with several instances, this one may not share the session store of the one that started the sign-in. ' +
+      'Otherwise the response was replayed, tampered with, or started in another browser');
   }
   if (expired(found, ttlSeconds)) throw new RpError('transaction_expired', 'this login was started too long ago; please start again');
   const { state: _state, ...transaction } = found;

@@ -49,13 +49,13 @@ test('the back-channel-logout index and the refresh result round-trip on the clu
 test('an eviction policy on the cluster\'s nodes is said at start-up (asked of the node that holds the check\'s key)', async () => {
   const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
   const nodes = await Promise.all(client.masters.map((m) => client.nodeClient(m)));
-  await Promise.all(nodes.map((n) => n.configSet('maxmemory-policy', 'allkeys-lru')));
+  await Promise.all(nodes.map((n) => n.configSet({ 'maxmemory-policy': 'allkeys-lru', maxmemory: '512mb' })));
   try {
     redisCoordination(client, { prefix: 'coord:' });
     for (let i = 0; i < 40 && !warn.mock.calls.flat().join('\n').includes('maxmemory-policy'); i++) await new Promise((r) => setTimeout(r, 25));
     expect(warn.mock.calls.flat().join('\n')).toMatch(/Redis runs with maxmemory-policy allkeys-lru/);
   } finally {
-    await Promise.all(nodes.map((n) => n.configSet('maxmemory-policy', 'noeviction')));
+    await Promise.all(nodes.map((n) => n.configSet({ 'maxmemory-policy': 'noeviction', maxmemory: '0' })));
     warn.mockRestore();
   }
 });

@@ -35,12 +35,24 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-test('an eviction policy (volatile-lru, as managed Redis often has): said at start-up with what to set', async () => {
-  await admin.configSet('maxmemory-policy', 'volatile-lru');
+test('an eviction policy (volatile-lru, as managed Redis often has) with a memory limit: said at start-up with what to set', async () => {
+  await admin.configSet({ 'maxmemory-policy': 'volatile-lru', maxmemory: '512mb' });
   try {
     redisCoordination(admin);
     await until(() => said().includes('maxmemory-policy'));
     expect(said()).toMatch(/^\[@openid-express\/rp\] redisCoordination: Redis runs with maxmemory-policy volatile-lru: once it is full it deletes keys before they expire .*Set maxmemory-policy noeviction/);
+  } finally {
+    await admin.configSet({ 'maxmemory-policy': 'noeviction', maxmemory: '0' });
+  }
+});
+
+test('an eviction policy without a memory limit (maxmemory 0, Redis\'s default: nothing is ever evicted): nothing is said', async () => {
+  await admin.configSet('maxmemory-policy', 'allkeys-lru');
+  try {
+    const c = redisCoordination(admin);
+    await c.set('k', 'v', 1000); // after the start-up check's replies
+    await sleep(100);
+    expect(said()).toBe('');
   } finally {
     await admin.configSet('maxmemory-policy', 'noeviction');
   }

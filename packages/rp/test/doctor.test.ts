@@ -393,10 +393,13 @@ describe('doctor: each misconfiguration gives its ✘ and fix', () => {
     const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
     try {
       await client.connect();
-      await client.configSet('maxmemory-policy', 'allkeys-lru');
+      await client.configSet({ 'maxmemory-policy': 'allkeys-lru', maxmemory: '512mb' });
       const report = await run({ rp: { coordination: redisCoordination(client) } }, { providers: [] });
       expectFailure(report, 'coordination', /^the Redis of rp\(\{ coordination \}\) runs with maxmemory-policy allkeys-lru: once it is full it deletes keys before they expire/, /Set maxmemory-policy noeviction/);
-      await client.configSet('maxmemory-policy', 'noeviction');
+      await client.configSet('maxmemory', '0'); // no memory limit: nothing is evicted, whatever the policy (review)
+      const unlimited = await run({ rp: { coordination: redisCoordination(client) } }, { providers: [] });
+      expect(unlimited.checks.find((c) => c.name === 'coordination')).toBeUndefined();
+      await client.configSet({ 'maxmemory-policy': 'noeviction', maxmemory: '512mb' });
       const fixed = await run({ rp: { coordination: redisCoordination(client) } }, { providers: [] });
       expect(fixed.checks.find((c) => c.name === 'coordination')).toBeUndefined(); // one instance: nothing else to say
     } finally {

@@ -318,14 +318,19 @@ describe.each([
     await t.close();
   });
 
+  let sid: string;
+  const signIn = async (): Promise<string> => {
+    const cookie = cookieOf(await t.login(t.agent()));
+    sid = /^s:([^.]+)\./.exec(decodeURIComponent(cookie.slice('sid='.length)))![1]!;
+    return cookie;
+  };
   const storedLogin = async (): Promise<{ refreshToken?: string; lastSeen?: string }> => {
-    const [sid] = await t.authenticatedSessions();
-    const data = await new Promise<session.SessionData & { lastSeen?: string }>((resolve, reject) => t.store.get(sid!, (err, s) => (err ? reject(err) : resolve(s as session.SessionData & { lastSeen?: string }))));
+    const data = await new Promise<session.SessionData & { lastSeen?: string }>((resolve, reject) => t.store.get(sid, (err, s) => (err ? reject(err) : resolve(s as session.SessionData & { lastSeen?: string }))));
     return { refreshToken: (data.oidc!.auth as { refreshToken?: string }).refreshToken, lastSeen: data.lastSeen };
   };
 
   test('its save keeps the new refresh token, not the spent one (with a rotating OP its next refresh would revoke the grant), and its own write', async () => {
-    const cookie = cookieOf(await t.login(t.agent()));
+    const cookie = await signIn();
     const before = (await storedLogin()).refreshToken;
     await sleep(2100); // the access token has expired
     const grants = t.op.counts.grants.refresh_token ?? 0;
@@ -347,6 +352,21 @@ describe.each([
     expect(later.status).toBe(200);
     expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(2);
     expect((await storedLogin()).refreshToken).not.toBe(rotated);
+  }, 20_000);
+
+  test('the same when the refresh asked for a narrower scope (POST /auth/refresh { scope }; review)', async () => {
+    const cookie = await signIn();
+    const before = (await storedLogin()).refreshToken;
+    const slow = request(b?.server ?? t.server).post('/slow-write').set('cookie', cookie).then((r) => r);
+    await sleep(200);
+    const narrowed = await request(t.server).post('/auth/refresh').set({ cookie, origin: t.baseURL }).type('form').send({ scope: 'openid email' });
+    expect(narrowed.status).toBe(200);
+    const rotated = (await storedLogin()).refreshToken;
+    expect(rotated).not.toBe(before);
+    expect((await slow).status).toBe(200);
+    let after = await storedLogin();
+    for (let i = 0; i < 50 && after.refreshToken !== rotated; i++) after = (await sleep(20), await storedLogin());
+    expect(after).toEqual({ refreshToken: rotated, lastSeen: 'the app wrote this' });
   }, 20_000);
 });
 
