@@ -168,6 +168,15 @@ export class RequestContext implements OidcContext {
       const auth = await this.withinBudget(operation(), previous, scope);
       const session = this.req.session;
       if (session?.oidc && previous && auth !== previous) {
+        // a sign-out while the OP answered (seconds, at times) is the usual race: not written back at
+        // all, rather than written and destroyed again by the check after the save (`notEnded`), when
+        // other requests could see it signed in meanwhile (a store that cannot be read says nothing)
+        const { sessionStore } = this.req;
+        if (sessionStore && (await sessionEnded(coordinationOf(this.relyingParty, sessionStore), this.req.sessionID).catch(() => false))) {
+          this.relyingParty.refreshSettled(previous, auth, true, scope); // (its result is kept no longer than for a saved one)
+          await sessionOp<void>((cb) => session.destroy(cb));
+          throw new RpError('not_authenticated', 'this session was ended by a logout while its tokens were being refreshed');
+        }
         const stored = session.oidc.auth;
         session.oidc.auth = toStoredLogin(auth);
         // saved now, so a store failure is a 503 here rather than new tokens silently lost after the answer

@@ -416,12 +416,31 @@ export function keepEndedSessionsEnded(
       check.then(
         (ended) => (ended ? sessionOp<void>((done) => store.destroy(sid, done)).then(() => answer(), answer) : putRight()),
         (failure: unknown) => {
-          debug('a saved session was not checked for a logout meanwhile: %s', (failure as Error)?.message);
+          debug('a saved session was not checked for a logout meanwhile: %s; checked again in the background', (failure as Error)?.message);
           putRight();
+          // the store may have stalled just as a sign-out marked this session ended: left unchecked, the
+          // session this save brought back would stay signed in for good
+          void checkLater(coordination, store, sid);
         },
       );
     });
   };
+}
+
+/**
+ * Checks again, over a minute, whether a logout ended session `sid` (a check after its save failed),
+ * and destroys it if one did; stops once the store has answered (and, ended, taken the destroy). Longer than the sign-out mark's own need: a
+ * logout marks first, and the mark lives ten minutes.
+ */
+async function checkLater(coordination: Coordination, store: Store, sid: string): Promise<void> {
+  for (const wait of [500, 1500, 3000, 5000, 10_000, 40_000]) {
+    await new Promise((resolve) => setTimeout(resolve, wait).unref());
+    const ended = await sessionEnded(coordination, sid).catch(() => undefined);
+    if (ended === false) return;
+    if (ended && (await sessionOp<void>((done) => store.destroy(sid, done)).then(() => true, () => false))) {
+      return debug('a session saved while a logout ended it was destroyed, once the store answered');
+    }
+  }
 }
 
 /**

@@ -19,6 +19,13 @@ import type { Authentication } from './session.js';
  */
 const LOCK_MS = 6_000;
 const RENEW_MS = 2_000;
+/**
+ * How long a grant that was sent is remembered (`refresh-sent:` key) when its instance could not say
+ * how it ended: one cut off from Redis, frozen or killed after the OP may have rotated the token. The
+ * others answer 503 meanwhile instead of replaying the token (the OP would revoke the grant), and the
+ * instance that ran it keeps trying to share its result that long.
+ */
+const SENT_MS = 60_000;
 /** How long a waiting request waits for the result before it answers 503 (about a store's deadline). */
 const WAIT_MS = 4_000;
 const POLL_MS = 40;
@@ -36,11 +43,12 @@ export async function sharedRefresh(
 ): Promise<Authentication> {
   const lockKey = `refresh-lock:${key}`;
   const resultKey = `refresh-result:${key}`;
+  const sentKey = `refresh-sent:${key}`;
   const deadline = Date.now() + WAIT_MS;
   const owner = randomUUID();
   for (;;) {
     if (await coordination.setIfAbsent(lockKey, owner, LOCK_MS)) {
-      return grantUnderLock(coordination, lockKey, resultKey, owner, refreshToken, keepMs, grant, usable);
+      return grantUnderLock(coordination, { lockKey, resultKey, sentKey }, owner, refreshToken, keepMs, grant, usable);
     }
     // another instance holds (or held) the lock: its result, unless it is an earlier one that is of no use now
     const result = await sharedResult(coordination, resultKey, refreshToken, usable);
@@ -64,44 +72,68 @@ export async function settleSharedRefresh(
 }
 
 async function grantUnderLock(
-  coordination: Coordination, lockKey: string, resultKey: string, owner: string, refreshToken: string, keepMs: number,
+  coordination: Coordination, keys: { lockKey: string; resultKey: string; sentKey: string }, owner: string, refreshToken: string, keepMs: number,
   grant: () => Promise<Authentication>, usable: (result: Authentication) => boolean,
 ): Promise<Authentication> {
+  const { lockKey, resultKey, sentKey } = keys;
   let earlier: Authentication | undefined;
   let fresh: Authentication | undefined;
   // renewed while the grant runs, so only a dead instance's lock expires under the others
   const lease = holdLease(coordination, lockKey, owner, LOCK_MS, RENEW_MS);
   const release = () => coordination.deleteIfEquals(lockKey, owner).catch(() => undefined);
   try {
-    earlier = await sharedResult(coordination, resultKey, refreshToken, usable); // one outliving an expired lock: never grant twice
-    if (!earlier) fresh = await grant();
+    // one outliving an expired lock: never grant twice. And (read at once) whether a grant of this token
+    // was sent by an instance that then went quiet (its lock expired): its outcome is unknown, and
+    // replaying the token to find out would make an OP that rotated it revoke the grant
+    const [kept, first] = await Promise.all([
+      sharedResult(coordination, resultKey, refreshToken, usable),
+      coordination.setIfAbsent(sentKey, owner, SENT_MS),
+    ]);
+    earlier = kept;
+    if (!earlier && !first) {
+      throw new RpError('op_unavailable', 'another instance sent this session\'s refresh to the OpenID Provider and has not said how it ended (it lost Redis, '
+        + `or stopped); the tokens are not refreshed again meanwhile (at most ${SENT_MS / 1000} s), as the OP may have replaced them: try again shortly`);
+    }
+    if (!earlier) {
+      fresh = await grant().catch(async (err: unknown) => {
+        // the OP answered, or could not be reached: the token is as it was, the next request may try
+        await coordination.deleteIfEquals(sentKey, owner).catch(() => undefined);
+        throw err;
+      });
+    }
   } catch (err) {
     await lease.stop();
     await release(); // let the next request try
     throw err;
   }
   await lease.stop();
+  // the grant's outcome is known (shared, or found): a later refresh of this token may run (an OP that
+  // does not rotate takes it again once the result's access token expires)
+  const settled = () => Promise.all([release(), coordination.deleteIfEquals(sentKey, owner).catch(() => undefined)]);
   if (earlier) {
-    await release();
+    await settled();
     return earlier;
   }
   // The grant is done: its tokens are the session's now, whatever the store does. Shared, the result
   // lets the lock go (whoever comes next finds it). Not shared (the store failed), the lock is left
-  // to expire and the write is tried again meanwhile: the others wait (503) rather than replay the old
-  // token, which an OP that rotates refresh tokens answers by revoking the grant.
+  // to expire and the write is tried again meanwhile: the others wait (503, the `refresh-sent:` mark)
+  // rather than replay the old token, which an OP that rotates refresh tokens answers by revoking the grant.
   const sealed = seal(fresh!, refreshToken);
   try {
     await coordination.set(resultKey, sealed, keepMs);
-    await release();
+    await settled();
   } catch {
-    void shareLater(coordination, resultKey, sealed, keepMs).then((shared) => (shared ? release() : undefined));
+    void shareLater(coordination, resultKey, sealed, keepMs).then((shared) => (shared ? settled() : undefined));
   }
   return fresh!;
 }
 
-/** Writes a grant's result again after a store failure, a few times over the lock's life; true once it is written. */
+/**
+ * Writes a grant's result again after a store failure, over the life of its `refresh-sent:` mark (the
+ * others wait for it that long); true once it is written.
+ */
 async function shareLater(coordination: Coordination, resultKey: string, sealed: string, keepMs: number): Promise<boolean> {
-  for (const wait of [500, 1500, 3000]) {
+  for (const wait of [500, 1500, 3000, 5000, 10_000, 20_000, 20_000]) {
     await new Promise((resolve) => setTimeout(resolve, wait).unref());
     if (await coordination.set(resultKey, sealed, keepMs).then(() => true, () => false)) return true;
   }

@@ -4,7 +4,7 @@ import request from 'supertest';
 import { createServer } from 'node:http';
 import { generateKeyPair, type JWTPayload, type SignJWT } from 'jose';
 import { oidc, readStoredLogin, rp, RpError, type Coordination } from '@openid-express/rp';
-import { sessionStoreCoordination } from '../src/coordination.js';
+import { keepEndedSessionsEnded, markSessionEnded, sessionStoreCoordination } from '../src/coordination.js';
 import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, tokenRoute, type ListableStore, type TestRp } from './support/rp-app.js';
 import { clearStore } from './support/expect.js';
 import { eventually, logoutToken as signLogoutToken } from './support/logout-token.js';
@@ -265,6 +265,29 @@ describe('a back-channel logout while a request of that session is refreshing it
     expect((await agent.get('/me')).status).toBe(401);
     expect(await slow.authenticatedSessions()).toEqual([]);
   }, 20_000);
+
+  test('the refresh that finishes after the logout does not write the session at all: no moment where other requests find it signed in (chaos soak)', async () => {
+    const agent = slow.agent();
+    await slow.login(agent);
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    refreshDelay = 800;
+    const writes: string[] = [];
+    const set = slow.store.set.bind(slow.store);
+    slow.store.set = (sid, data, cb) => {
+      if (data.oidc?.auth) writes.push(sid);
+      return set(sid, data, cb);
+    };
+    try {
+      const refreshing = agent.get('/token').set('accept', 'application/json').then((res) => res);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const token = await signLogoutToken(slow.op, { sub: 'alice' });
+      expect((await slow.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: token })).status).toBe(200);
+      expect((await refreshing).status).toBe(401);
+      expect(writes).toEqual([]); // before: written back, then destroyed by the check after that write
+    } finally {
+      slow.store.set = set;
+    }
+  }, 20_000);
 });
 
 describe('a sign-out while another request of that session is under way and then saves the session (a cart, a flash message, resave: true)', () => {
@@ -353,4 +376,25 @@ describe('a sign-out while another request of that session is under way and then
     expect((await anonymous.get('/slow')).status).toBe(200);
     expect(await new Promise((resolve) => app.store.length!((_e, n) => resolve(n)))).toBeGreaterThanOrEqual(2);
   }, 20_000);
+});
+
+describe('the check for a sign-out after a save of a session, when the store cannot answer it', () => {
+  test('is made again in the background, and a session a logout ended meanwhile is destroyed once the store answers (chaos soak: before, it stayed signed in for good)', async () => {
+    const store = new session.MemoryStore();
+    const inner = sessionStoreCoordination(store);
+    let down = true;
+    const coordination: Coordination = { ...inner, get: (key) => (down ? Promise.reject(new RpError('store_unavailable', 'Redis did not answer')) : inner.get(key)) };
+    keepEndedSessionsEnded(store, coordination);
+    await markSessionEnded(inner, 'sid-1'); // a sign-out, while a refresh of this session was under way
+    const data = {
+      cookie: { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000) },
+      oidc: { auth: { provider: 'op', user: { sub: 'alice', provider: 'op', claims: {} }, authTime: 0 } },
+    } as unknown as session.SessionData;
+    const stored = () => new Promise<unknown>((resolve) => store.get('sid-1', (_err, s) => resolve(s)));
+    await new Promise((resolve) => store.set('sid-1', data, resolve)); // the refresh's save: its check fails
+    expect(await stored()).toBeTruthy();
+    down = false;
+    await eventually(async () => !(await stored()));
+    expect(await stored()).toBeFalsy();
+  });
 });

@@ -134,3 +134,45 @@ test('the result of a grant that cannot be shared (the store failed at that writ
   expect([later.refreshToken, grants]).toEqual(['rt-2', 0]);
   expect(await coordination.get('refresh-lock:k10')).toBeUndefined();
 });
+
+test('an instance cut off from Redis after it sent the grant (its lock expires at 6 s): the others answer 503 and never replay the token, then get its result once it can share it; one grant (chaos soak)', async () => {
+  const inner = sessionStoreCoordination(new session.MemoryStore());
+  let cut = false;
+  const refused = () => Promise.reject(new RpError('store_unavailable', 'Redis did not answer'));
+  // instance A's view of the store: nothing gets through while it is cut off
+  const a: Coordination = {
+    ...inner,
+    set: (...args) => (cut ? refused() : inner.set(...args)),
+    get: (...args) => (cut ? refused() : inner.get(...args)),
+    setIfAbsent: (...args) => (cut ? refused() : inner.setIfAbsent(...args)),
+    deleteIfEquals: (...args) => (cut ? refused() : inner.deleteIfEquals(...args)),
+    renewIfEquals: (...args) => (cut ? refused() : inner.renewIfEquals!(...args)),
+  };
+  let grants = 0;
+  const fresh = await sharedRefresh(a, 'k11', 'rt-1', 30_000, async () => {
+    grants += 1;
+    cut = true; // the OP has rotated the token; A loses Redis before it can say so
+    return auth('rt-2');
+  });
+  expect(fresh.refreshToken).toBe('rt-2');
+  await sleep(6_500); // A's lock has expired
+  const replay = async () => {
+    grants += 1;
+    return auth('replayed: the OP would revoke the grant');
+  };
+  // before: instance B took the expired lock and replayed rt-1
+  await expect(sharedRefresh(inner, 'k11', 'rt-1', 30_000, replay)).rejects.toMatchObject({ code: 'op_unavailable' });
+  expect(grants).toBe(1);
+  cut = false; // A's next attempt to share (about 10 s after the grant) gets through
+  await sleep(4_000);
+  expect((await sharedRefresh(inner, 'k11', 'rt-1', 30_000, replay)).refreshToken).toBe('rt-2');
+  expect(grants).toBe(1);
+  expect(await inner.get('refresh-sent:k11')).toBeUndefined(); // said how it ended: a later refresh of the token may run
+}, 20_000);
+
+test('a grant the OP refused or could not answer clears its mark: the next request may try at once', async () => {
+  const coordination = sessionStoreCoordination(new session.MemoryStore());
+  await expect(sharedRefresh(coordination, 'k12', 'rt-1', 30_000, async () => { throw new Error('OP down'); })).rejects.toThrow('OP down');
+  expect(await coordination.get('refresh-sent:k12')).toBeUndefined();
+  expect((await sharedRefresh(coordination, 'k12', 'rt-1', 30_000, async () => auth('rt-3'))).refreshToken).toBe('rt-3');
+});
