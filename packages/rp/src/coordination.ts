@@ -33,7 +33,8 @@ export interface Coordination {
    */
   renewIfEquals?(key: string, value: string, ttlMs: number): Promise<boolean>;
   /**
-   * Adds `member` to the set at `key`, keeping the newest `max`, and (re)starts its expiry at `ttlMs`.
+   * Adds `member` to the set at `key`, keeping the newest `max`, and makes it live at least `ttlMs` more
+   * (a longer expiry it has is kept: its other members may need it).
    * May return how many members the set holds then (both built-in coordinations do): a login's
    * back-channel-logout index then drops the ids of sessions that are gone once it holds many.
    */
@@ -69,10 +70,11 @@ export interface RedisCoordinationOptions {
 const SET_IF_ABSENT = `return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0`;
 const DELETE_IF_EQUALS = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 const RENEW_IF_EQUALS = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
+// the set lives as long as its longest-lived member needs: a TTL is extended, never shortened
 const ADD_TO_SET = `
 redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return redis.call('ZCARD', KEYS[1])`;
 const TAKE_SET = `local m = redis.call('ZRANGE', KEYS[1], 0, -1) redis.call('DEL', KEYS[1]) return m`;
 const READ_SET = `return redis.call('ZRANGE', KEYS[1], 0, -1)`;
@@ -268,8 +270,11 @@ export function sessionStoreCoordination(store: Store): Coordination {
       if ((await read(key))?.value === value) await drop(key);
     }),
     addToSet: (key, member, ttlMs, max) => queue.run(key, async () => {
-      const members = [...((await read(key))?.members ?? []).filter((m) => m !== member), member].slice(-max);
-      await write(key, { members }, ttlMs);
+      const record = await read(key);
+      const members = [...(record?.members ?? []).filter((m) => m !== member), member].slice(-max);
+      // extended, never shortened (as redisCoordination's)
+      const left = record?.cookie?.expires ? Date.parse(record.cookie.expires) - Date.now() : 0;
+      await write(key, { members }, Math.max(ttlMs, Number.isFinite(left) ? left : 0));
       return members.length;
     }),
     takeSet: (key) => queue.run(key, async () => {
@@ -360,6 +365,17 @@ const CHECK_WAIT_MS = 250;
 /** What a session keeps of its login, as far as {@link keepEndedSessionsEnded} reads it. */
 type SavedLogin = { provider: string; refreshToken?: string };
 
+/** What rp() adds to the checks of {@link keepEndedSessionsEnded}. */
+export interface SessionStoreHooks {
+  /** The login that replaced `login` after a refresh rotated its refresh token, if one did lately. */
+  newerLogin?: (login: SavedLogin) => Promise<NonNullable<NonNullable<SessionData['oidc']>['auth']> | undefined>;
+  /**
+   * Undefined when the session's back-channel-logout index outlives it; else renews it, and the
+   * promise settles once `session.oidc.indexedUntil` says so (a failure leaves it as it was).
+   */
+  renewIndex?: (store: Store, sid: string, session: SessionData) => Promise<void> | undefined;
+}
+
 /**
  * Makes every save of a session holding a login check, after it wrote, that no logout ended that
  * session meanwhile, and destroy it again if one did (once per store). A request of the session that
@@ -375,17 +391,28 @@ type SavedLogin = { provider: string; refreshToken?: string };
  * (in parallel with the check) for the login that replaced the one it wrote, and writes the session
  * again with that one (the request's other changes kept), checked as any save.
  */
-export function keepEndedSessionsEnded(
-  store: Store, coordination: Coordination,
-  newerLogin?: (login: SavedLogin) => Promise<NonNullable<NonNullable<SessionData['oidc']>['auth']> | undefined>,
-): void {
+export function keepEndedSessionsEnded(store: Store, coordination: Coordination, hooks: SessionStoreHooks = {}): void {
   const marked = store as Store & { [KEEPS_ENDED]?: true };
   if (marked[KEEPS_ENDED]) return;
   marked[KEEPS_ENDED] = true;
+  const { newerLogin, renewIndex } = hooks;
   const set = store.set;
+  const touch = store.touch;
+  // a session that comes to outlive its login's back-channel-logout index (a rolling cookie, weeks of
+  // use) renews it before it is written; one that is only touched is written instead, once, so the
+  // session remembers the renewal (about once a day)
+  if (typeof touch === 'function' && renewIndex) {
+    store.touch = function renewingTouch(this: Store, sid: string, session: SessionData, cb?: (err?: unknown) => void) {
+      const renewing = session?.oidc?.auth ? renewIndex(this, sid, session) : undefined;
+      if (!renewing) return touch.call(this, sid, session, cb);
+      void renewing.then(() => this.set(sid, session, cb), () => touch.call(this, sid, session, cb));
+    };
+  }
   store.set = function checkedSet(this: Store, sid: string, session: SessionData, cb?: (err?: unknown) => void) {
     const login = session?.oidc?.auth;
     if (!login || typeof cb !== 'function') return set.call(this, sid, session, cb);
+    const renewing = renewIndex?.(this, sid, session);
+    if (renewing) return void renewing.then(() => checkedSet.call(this, sid, session, cb), () => checkedSet.call(this, sid, session, cb));
     set.call(this, sid, session, (err?: unknown) => {
       if (err) return cb(err);
       let answered = false;

@@ -16,9 +16,9 @@ import type { RpOptions } from './options.js';
 import { failedAfterCodeSpent, RelyingParty } from './relying-party.js';
 import { LOGOUT_TOKEN_MAX_AGE } from './id-token.js';
 import { alreadyUsed, claimCallback, finishedLogin, type CallbackClaim } from './callback-claim.js';
-import { coordinationOf, endIndexedSessions, hashedKey, keepEndedSessionsEnded, markSessionEnded, type Coordination } from './coordination.js';
+import { coordinationOf, endIndexedSessions, hashedKey, keepEndedSessionsEnded, markSessionEnded, type Coordination, type SessionStoreHooks } from './coordination.js';
 import { boundStore, guardedSession, sessionOp } from './session-guard.js';
-import { logoutIndexKey, logoutJtiKey, type Authentication, type Transaction } from './session.js';
+import { logoutIndexKey, logoutJtiKey, type Authentication, type OidcSessionData, type Transaction } from './session.js';
 import { readStoredLogin, toStoredLogin, type StoredLogin } from './stored-login.js';
 import { hasPendingLogin, pendingLogins } from './transactions.js';
 import { shortLivedPendingLogins } from './pending-life.js';
@@ -65,7 +65,9 @@ export function rp(options: RpOptions): RpRouter {
     if (err !== undefined) return onError(err, req, res, next);
     if (req.sessionStore !== boundTo && req.sessionStore) {
       boundStore((boundTo = req.sessionStore), storeTimeout);
-      keepEndedSessionsEnded(req.sessionStore, coordinationOf(relyingParty, req.sessionStore), newerStoredLogin(relyingParty));
+      keepEndedSessionsEnded(req.sessionStore, coordinationOf(relyingParty, req.sessionStore), {
+        newerLogin: newerStoredLogin(relyingParty), renewIndex: logoutIndexRenewal(relyingParty),
+      });
     }
     provideContext(req, res, makeContext);
     if (req.method === 'GET' && req.headers.cookie?.includes(LOGOUT_STATE_COOKIE)) {
@@ -246,8 +248,9 @@ class Routes {
         });
         const pending = pendingLogins(req.session.oidc);
         // the logout index is written before the session: a login the OP's logout could not end is never saved
-        await loginSession(req, { ...(pending.length ? { transactions: pending } : {}), auth: toStoredLogin(auth) },
-          (sessionId) => indexForLogout(coordination, req.sessionStore, auth, sessionId, req.session.cookie.maxAge),
+        const oidc: OidcSessionData = { ...(pending.length ? { transactions: pending } : {}), auth: toStoredLogin(auth) };
+        await loginSession(req, oidc,
+          async (sessionId) => void (oidc.indexedUntil = await indexForLogout(coordination, req.sessionStore, auth, sessionId, req.session.cookie)),
           (sessionId) => claim.signedIn(from, sessionId));
       } finally {
         await claim.spent(); // any other way out (the login could not be saved): final. After an outcome, nothing
@@ -594,8 +597,10 @@ function readCookie(req: Request, name: string): string | undefined {
   return undefined;
 }
 
-/** How long the back-channel logout index of a `sid` / `sub` lives without a new login: at least as long as its sessions. */
+/** How long the back-channel logout index of a `sid` / `sub` lives for a session whose cookie has no end (the browser's session): renewed about daily while it is used. */
 const INDEX_TTL_MS = 30 * 24 * 3600 * 1000;
+/** How long an index outlives the session it was written for: it is renewed about once a day. */
+const INDEX_SLACK_MS = 24 * 3600 * 1000;
 /** At most this many sessions are remembered per `sid` / `sub` (the newest): a bound on what one user's logins can store. */
 const INDEX_MAX = 500;
 /**
@@ -608,14 +613,52 @@ const INDEX_PRUNE_AT = 50;
 /** The newest ids are never dropped: a login under way indexes its session before it saves it. */
 const INDEX_PRUNE_SPARE = 10;
 
-/** Remembers which session ids belong to an OP `sid` and `sub` (one atomic add per record). */
-async function indexForLogout(coordination: Coordination, store: Store, auth: Authentication, sessionId: string, sessionMaxAgeMs: number | null | undefined): Promise<void> {
+/**
+ * Remembers which session ids belong to an OP `sid` and `sub` (one atomic add per record), for as long
+ * as the session whose cookie is `cookie` can live: a day past its end, or 30 days for a cookie without
+ * one (the browser's session). Returns until when (epoch seconds).
+ */
+async function indexForLogout(coordination: Coordination, store: Store, auth: Authentication, sessionId: string, cookie: { expires?: Date | null } | undefined): Promise<number> {
   const sid = auth.idTokenClaims?.sid;
   const keys = [logoutIndexKey(auth.provider, 'sub', auth.user.sub)];
   if (typeof sid === 'string') keys.push(logoutIndexKey(auth.provider, 'sid', sid));
-  const ttlMs = Math.max(INDEX_TTL_MS, sessionMaxAgeMs ?? 0);
+  const now = Date.now();
+  const end = sessionEnd(cookie, now);
+  const ttlMs = end === undefined ? INDEX_TTL_MS : Math.max(end - now, 0) + INDEX_SLACK_MS;
   const sizes = await Promise.all(keys.map((key) => coordination.addToSet(key, sessionId, ttlMs, INDEX_MAX)));
   await Promise.all(keys.map((key, i) => (prunesAt(sizes[i] ?? 0) ? pruneIndex(coordination, store, key) : undefined)));
+  return Math.floor((now + ttlMs) / 1000);
+}
+
+/** When a session whose cookie is `cookie` ends (epoch ms), or undefined for a browser-session cookie. */
+function sessionEnd(cookie: { expires?: Date | string | null } | undefined, now: number): number | undefined {
+  const end = cookie?.expires ? +new Date(cookie.expires) : NaN;
+  return Number.isFinite(end) && end > now ? end : undefined;
+}
+
+/**
+ * For `keepEndedSessionsEnded`: renews the back-channel-logout index of a session that has come to
+ * outlive it (within an hour of its end, or, for a browser-session cookie, a day after it was last
+ * written), and records until when in the session. Undefined (nothing to do) otherwise: one compare
+ * per save or touch. A session of an earlier version, which does not say, is renewed once.
+ */
+function logoutIndexRenewal(rp: RelyingParty): NonNullable<SessionStoreHooks['renewIndex']> {
+  return (store, sid, session) => {
+    const oidc = session.oidc;
+    if (!oidc?.auth) return undefined;
+    const now = Date.now();
+    const until = oidc.indexedUntil;
+    const end = sessionEnd(session.cookie, now);
+    if (until !== undefined && until * 1000 > (end ?? now + INDEX_TTL_MS - INDEX_SLACK_MS) + 3600_000) return undefined;
+    const auth = readStoredLogin(oidc.auth);
+    return indexForLogout(coordinationOf(rp, store), store, auth, sid, session.cookie).then((renewed) => {
+      oidc.indexedUntil = renewed;
+      debug('back-channel logout index of a session renewed until %s', new Date(renewed * 1000).toISOString());
+    }, (err: unknown) => {
+      debug('back-channel logout index of a session not renewed: %s', (err as Error).message);
+      throw err;
+    });
+  };
 }
 
 /**

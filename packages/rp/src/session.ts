@@ -83,6 +83,11 @@ export interface OidcSessionData {
   transactions?: PendingLogin[] | Record<string, Transaction>;
   /** The login, in its compact form (read it with `readStoredLogin()`, or use `req.oidc`); logins of earlier versions are whole `Authentication`s. */
   auth?: StoredLogin | Authentication;
+  /**
+   * Until when (epoch seconds) the login's back-channel-logout index lives: renewed when the session
+   * comes to outlive it (a rolling cookie, a session in use for weeks). Absent in sessions of earlier versions.
+   */
+  indexedUntil?: number;
 }
 
 declare module 'express-session' {

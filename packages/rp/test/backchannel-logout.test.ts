@@ -398,3 +398,47 @@ describe('the check for a sign-out after a save of a session, when the store can
     expect(await stored()).toBeFalsy();
   });
 });
+
+describe('a session kept alive for weeks (rolling cookie of 7 days, used every day)', () => {
+  test('is still ended by the OP\'s back-channel logout on day 35: its index is renewed as the session outlives it (lifetimes probe: before, it expired on day 30 and the logout ended nobody)', async () => {
+    const day = 24 * 3600 * 1000;
+    const real = Date.now.bind(Date);
+    let shift = 0;
+    const clock = jest.spyOn(Date, 'now').mockImplementation(() => real() + shift);
+    const t = await startRp({ cookie: { maxAge: 7 * day }, rolling: true });
+    try {
+      const agent = t.agent();
+      await t.login(agent);
+      const [id] = await t.authenticatedSessions();
+      const stored = await new Promise<session.SessionData>((resolve) => t.store.get(id!, (_e, s) => resolve(s!)));
+      const sid = readStoredLogin(stored.oidc!.auth!).idTokenClaims!.sid as string;
+      expect(stored.oidc!.indexedUntil).toBeGreaterThan(real() / 1000 + 7.9 * 86400); // 7 days and one
+      expect(stored.oidc!.indexedUntil).toBeLessThan(real() / 1000 + 8.1 * 86400);
+      for (let d = 1; d <= 35; d++) {
+        shift = d * day;
+        expect((await agent.get('/me')).status).toBe(200);
+      }
+      const iat = Math.floor(real() / 1000); // (jose reads the time with new Date(), which the shift leaves alone)
+      const token = await signLogoutToken(t.op, { sid, iat, exp: iat + 120 });
+      const logout = await t.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: token });
+      expect([logout.status, logout.text]).toEqual([200, '']);
+      expect((await agent.get('/me')).status).toBe(401);
+    } finally {
+      clock.mockRestore();
+      await t.close();
+    }
+  }, 30_000);
+
+  test('a session of one hour: its index lives a day past it, not 30 days (lifetimes probe)', async () => {
+    const t = await startRp({ cookie: { maxAge: 3600_000 } });
+    try {
+      await t.login(t.agent());
+      const [id] = await t.authenticatedSessions();
+      const stored = await new Promise<session.SessionData>((resolve) => t.store.get(id!, (_e, s) => resolve(s!)));
+      expect(stored.oidc!.indexedUntil! - Date.now() / 1000).toBeGreaterThan(24 * 3600);
+      expect(stored.oidc!.indexedUntil! - Date.now() / 1000).toBeLessThan(26 * 3600);
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -22,13 +22,13 @@ test('an eviction policy on the master is said at start-up', async () => {
   const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
   const master = createClient({ url: `redis://127.0.0.1:${await sentinel.topology().masterPort()}` });
   await master.connect();
-  await master.configSet('maxmemory-policy', 'volatile-lru');
+  await master.configSet({ 'maxmemory-policy': 'volatile-lru', maxmemory: '512mb' });
   try {
     redisCoordination(sentinel.client(), { prefix: 'sentinel:' });
     for (let i = 0; i < 40 && !warn.mock.calls.flat().join('\n').includes('maxmemory-policy'); i++) await new Promise((r) => setTimeout(r, 25));
     expect(warn.mock.calls.flat().join('\n')).toMatch(/redisCoordination: Redis runs with maxmemory-policy volatile-lru/);
   } finally {
-    await master.configSet('maxmemory-policy', 'noeviction');
+    await master.configSet({ 'maxmemory-policy': 'noeviction', maxmemory: '0' });
     master.destroy();
     warn.mockRestore();
   }

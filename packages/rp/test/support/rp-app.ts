@@ -62,6 +62,8 @@ export async function startRp(opts: {
   store?: ListableStore;
   /** The session cookie's options (default: express-session's). */
   cookie?: session.CookieOptions;
+  /** express-session's `rolling` (default false). */
+  rolling?: boolean;
   /** The app's own middleware before express-session and rp() (e.g. an app-wide body parser). */
   before?: (app: Express) => void;
 } = {}): Promise<TestRp> {
@@ -83,7 +85,7 @@ export async function startRp(opts: {
   const store = opts.store ?? new session.MemoryStore();
   const app = express();
   opts.before?.(app);
-  app.use(session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, store, name: 'sid', ...(opts.cookie ? { cookie: opts.cookie } : {}) }));
+  app.use(session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, store, name: 'sid', ...(opts.cookie ? { cookie: opts.cookie } : {}), ...(opts.rolling ? { rolling: true } : {}) }));
   const router = rp({
     baseURL,
     providers: {
