@@ -7,7 +7,7 @@
  */
 import type * as client from 'openid-client';
 import { RpError, toRpError } from './errors.js';
-import type { ProviderConfig } from './options.js';
+import { assertionClockHint, type ProviderConfig } from './options.js';
 
 /** One provider, ready for an operation: its name, entry and openid-client Configuration. */
 export interface Operation {
@@ -44,7 +44,7 @@ export function operationError(op: Operation, endpoint: string, err: unknown): R
   const method = p.tokenEndpointAuthMethod ?? (p.clientSecret ? 'client_secret_basic' : 'none');
   return new RpError('client_auth_failed',
     `provider "${name}": ${endpoint} refused the client's credentials (invalid_client). ` +
-    `Check providers.${name}.clientId ("${p.clientId}"), clientSecret and tokenEndpointAuthMethod ("${method}") against the client registered at ${op.config.serverMetadata().issuer}`,
+    `Check providers.${name}.clientId ("${p.clientId}"), clientSecret and tokenEndpointAuthMethod ("${method}") against the client registered at ${op.config.serverMetadata().issuer}${assertionClockHint(p)}`,
     { opError: e.opError, cause: e });
 }
 

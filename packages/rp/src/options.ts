@@ -391,3 +391,13 @@ export function resolveOptions(options: RpOptions): ResolvedOptions {
     keys: options.keys ?? [],
   };
 }
+
+/**
+ * For a provider whose client signs what it sends the OP (`private_key_jwt` / `client_secret_jwt`
+ * assertions, signed request objects): what else a refusal of its credentials may mean. The OP takes
+ * such a JWT only within its own clock tolerance (oidc-provider's `clockTolerance`, 15 s by default).
+ */
+export function assertionClockHint(p: ProviderConfig): string {
+  const jwt = p.tokenEndpointAuthMethod === 'private_key_jwt' || p.tokenEndpointAuthMethod === 'client_secret_jwt';
+  return jwt ? '; or the clocks of this server and the OP differ by more than the OP tolerates for the client\'s signed assertion (oidc-provider: 15 s): keep both in time (NTP)' : '';
+}

@@ -11,7 +11,7 @@ import { RpError, oneLine, opStatus, toRpError } from './errors.js';
 import { DynamicProviderError, DynamicProviders, postLogoutRedirectUri as registeredPostLogoutUri } from './discovery/registration.js';
 import { codeGrantWithTokenIssuer, configurationForIdToken, refreshWithTokenIssuer } from './issuer-per-token.js';
 import { KeySets, idTokenAlgorithms, isUnpublishedKey, verifyJwt, verifyLogoutToken, type JwtExpectations } from './id-token.js';
-import { checkProvider, resolveOptions, type ProviderConfig, type ResolvedOptions, type RpOptions } from './options.js';
+import { assertionClockHint, checkProvider, resolveOptions, type ProviderConfig, type ResolvedOptions, type RpOptions } from './options.js';
 import { clientAuth, configure, OP_TIMEOUT_S } from './provider-metadata.js';
 import { didYouMean } from './did-you-mean.js';
 import { MAX_PER_ISSUER, setCapped } from './capped-map.js';
@@ -937,7 +937,7 @@ function clientAuthError(name: string, p: ProviderConfig, config: client.Configu
   const method = p.tokenEndpointAuthMethod ?? (p.clientSecret ? 'client_secret_basic' : 'none');
   return new RpError('client_auth_failed',
     `provider "${name}": the token endpoint ${config.serverMetadata().token_endpoint} refused the client's credentials (${e.opError}). ` +
-    `Check providers.${name}.clientId ("${p.clientId}"), clientSecret and tokenEndpointAuthMethod ("${method}") against the client registered at ${config.serverMetadata().issuer}`,
+    `Check providers.${name}.clientId ("${p.clientId}"), clientSecret and tokenEndpointAuthMethod ("${method}") against the client registered at ${config.serverMetadata().issuer}${assertionClockHint(p)}`,
     { opError: e.opError, cause: e });
 }
 
@@ -1000,13 +1000,25 @@ function pkceChallenge(verifier: string): string {
 }
 
 /**
- * When the user authenticated, for `maxAge`: the ID token's `auth_time`; without one, when the OP
- * issued the ID token (`iat`), never later than now (a clock ahead of ours does not make a login newer).
+ * When the user authenticated, on this server's clock, for `maxAge`: the ID token's `auth_time`;
+ * without one, when the OP issued the ID token (`iat`); never later than now (a clock ahead of ours
+ * does not make a login newer). The token was issued as it was received, so an `iat` more than a few
+ * seconds behind our clock (up to the 30 s tolerated) says by how much ours is ahead of the OP's: the
+ * time is moved by that much. Without it, `requireAuth({ maxAge: 20 })` on a server 25 s ahead found
+ * every login too old, also one made a moment ago, and sent the user back to the OP for ever.
  */
-function loginTime(idTokenClaims: Record<string, unknown> | undefined): number {
-  if (typeof idTokenClaims?.auth_time === 'number') return idTokenClaims.auth_time;
-  return typeof idTokenClaims?.iat === 'number' ? Math.min(idTokenClaims.iat, now()) : now();
+export function loginTime(idTokenClaims: Record<string, unknown> | undefined): number {
+  const at = now();
+  const iat = typeof idTokenClaims?.iat === 'number' ? idTokenClaims.iat : undefined;
+  const ahead = iat !== undefined && at - iat > CLOCK_NOISE_S && at - iat <= CLOCK_TOLERANCE_S ? at - iat : 0;
+  if (typeof idTokenClaims?.auth_time === 'number') return Math.min(idTokenClaims.auth_time + ahead, at);
+  return iat !== undefined ? Math.min(iat + ahead, at) : at;
 }
+
+/** Clocks this close are taken as one (whole seconds, and the trip from the OP). */
+const CLOCK_NOISE_S = 2;
+/** How far the OP's clock may be from ours (as id-token.ts tolerates). */
+const CLOCK_TOLERANCE_S = 30;
 
 /** True when the OP said when the token expires and its `expiresAt` (that moment less a margin: `expiryOf`) has passed. */
 export function isTokenExpired(token: StoredAccessToken | undefined): boolean {

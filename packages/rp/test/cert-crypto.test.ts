@@ -224,6 +224,8 @@ describe('rp-token_endpoint-* (client authentication with a JWT)', () => {
     });
     const res = await expectRefusedLogin(t, 500, 'client_auth_failed', /refused the client's credentials \(invalid_client\)\. Check providers\.op\.clientId \("app"\), clientSecret and tokenEndpointAuthMethod/);
     expect(res.body.op_error).toBe('invalid_client');
+    // a signed assertion is also refused by clocks that differ by more than the OP tolerates: said too (clock probe)
+    expect(res.body.error_description).toMatch(/or the clocks of this server and the OP differ by more than the OP tolerates for the client's signed assertion \(oidc-provider: 15 s\)/);
     const [token] = requestsTo(t, '/token');
     expect(token.status).toBe(401);
     expect(token.body.client_assertion_type).toBe(JWT_BEARER);

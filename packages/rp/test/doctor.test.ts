@@ -303,6 +303,13 @@ describe('doctor: each misconfiguration gives its ✘ and fix', () => {
       expect(check(await run({ provider: { issuer: stubURL } }), 'clock')).toMatchObject({ ok: true, detail: expect.stringMatching(/within (9|1\d) s/) });
     });
 
+    test('clock skew of 20 s with a client that signs what it sends (private_key_jwt, request objects): ✘, as the OP takes those within 15 s (clock probe: before, ✔ while every sign-in failed)', async () => {
+      dateOffset = -20_000;
+      expect(check(await run({ provider: { issuer: stubURL } }), 'clock').ok).toBe(true); // ID tokens alone: 30 s
+      const report = await run({ provider: { issuer: stubURL, tokenEndpointAuthMethod: 'client_secret_jwt', clientSecret: SECRET } });
+      expectFailure(report, 'clock', /is (19|2\d) s behind this machine's; the client signs what it sends the OP \(client_secret_jwt\), which an OP takes only within its own tolerance \(oidc-provider: 15 s\)/, /synchronize this machine's clock with NTP/);
+    });
+
     test('the OP names another issuer than the configured one', async () => {
       issuerOverride = 'https://id.example.com';
       const report = await run({ provider: { issuer: stubURL } });

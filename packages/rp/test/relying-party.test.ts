@@ -2,6 +2,7 @@
  * The framework-free core (tier 2, the seed's RPHandler operations) without Express.
  */
 import { RelyingParty, RpError, oidc, type OidcSessionData } from '@openid-express/rp';
+import { loginTime } from '../src/relying-party.js';
 import { startOp, type TestOp } from './support/oidc-provider.js';
 
 const BASE = 'https://app.example.com';
@@ -84,5 +85,24 @@ describe('RelyingParty', () => {
 
   test('unknown providers are refused', async () => {
     await expect(relyingParty.authorizationRequest('nope', { returnTo: '/' })).rejects.toMatchObject({ code: 'unknown_provider', status: 404 });
+  });
+});
+
+describe('the time of a login, for maxAge (clock probe)', () => {
+  const at = Math.floor(Date.now() / 1000);
+  beforeEach(() => jest.spyOn(Date, 'now').mockReturnValue(at * 1000));
+  afterEach(() => jest.restoreAllMocks());
+
+  test('this server 25 s ahead of the OP (a token issued just now reads 25 s old): auth_time on this clock, so a fresh login is fresh (before: requireAuth({ maxAge: 20 }) sent the user back to the OP for ever)', () => {
+    expect(loginTime({ iat: at - 25, auth_time: at - 25 })).toBe(at);
+    expect(loginTime({ iat: at - 25, auth_time: at - 625 })).toBe(at - 600); // signed in 10 minutes before, by the OP's clock
+    expect(loginTime({ iat: at - 25 })).toBe(at);
+  });
+
+  test('clocks within 2 s, or a difference past the 30 s tolerated: the token\'s own times; never later than now', () => {
+    expect(loginTime({ iat: at - 1, auth_time: at - 100 })).toBe(at - 100);
+    expect(loginTime({ iat: at - 40, auth_time: at - 100 })).toBe(at - 100);
+    expect(loginTime({ iat: at + 20, auth_time: at + 20 })).toBe(at); // the OP ahead of us: not newer than now
+    expect(loginTime(undefined)).toBe(at);
   });
 });

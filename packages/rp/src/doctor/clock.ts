@@ -1,11 +1,15 @@
 /**
  * ✔ this machine's clock and the OP's (the `Date` header of its discovery answer) differ by less than
- * the 30 s tolerance the RP allows when it checks ID token times (iat, exp).
+ * the 30 s tolerance the RP allows when it checks ID token times (iat, exp), or, for a client that
+ * signs what it sends the OP (`private_key_jwt` / `client_secret_jwt`, request objects), the 15 s
+ * oidc-provider allows for those by default.
  */
 import { fail, meta, metadataOf, pass, skip, type CheckResult, type ProviderContext } from './types.js';
 
 /** The RP's clock tolerance for ID tokens (CLOCK_TOLERANCE in id-token.ts), in seconds. */
 export const CLOCK_TOLERANCE = 30;
+/** What oidc-provider tolerates by default for a client's assertions and request objects, in seconds. */
+export const ASSERTION_CLOCK_TOLERANCE = 15;
 
 export function checkClock(ctx: ProviderContext): CheckResult {
   // the discovery answer, else (static providerInfo) the first answer of the authorization endpoint's host
@@ -21,8 +25,18 @@ export function checkClock(ctx: ProviderContext): CheckResult {
   const slack = 500 + (probe.receivedAt - probe.sentAt) / 2;
   const seconds = Math.round(Math.abs(skewMs) / 1000);
   const direction = skewMs > 0 ? 'ahead of' : 'behind';
-  if (Math.abs(skewMs) - slack <= CLOCK_TOLERANCE * 1000) {
-    return pass(`the OP's clock is within ${Math.max(1, seconds)} s of this machine's (tolerance ${CLOCK_TOLERANCE} s)`);
+  const { tokenEndpointAuthMethod: method, requestObject } = ctx.p;
+  const asserts = method === 'private_key_jwt' || method === 'client_secret_jwt' || requestObject !== undefined;
+  const tolerance = asserts ? ASSERTION_CLOCK_TOLERANCE : CLOCK_TOLERANCE;
+  if (Math.abs(skewMs) - slack <= tolerance * 1000) {
+    return pass(`the OP's clock is within ${Math.max(1, seconds)} s of this machine's (tolerance ${tolerance} s${asserts ? ', as the OP allows for this client\'s signed assertions or request objects' : ''})`);
+  }
+  if (asserts && Math.abs(skewMs) - slack <= CLOCK_TOLERANCE * 1000) {
+    return fail(
+      `the OP's clock (Date header of ${probe.url}: ${date}) is ${seconds} s ${direction} this machine's; the client signs what it sends the OP (${method === 'private_key_jwt' || method === 'client_secret_jwt' ? method : 'request objects'}), `
+        + `which an OP takes only within its own tolerance (oidc-provider: ${ASSERTION_CLOCK_TOLERANCE} s), so sign-ins fail (invalid_client or invalid_request_object)`,
+      'synchronize this machine\'s clock with NTP (e.g. `timedatectl set-ntp true`, chrony, or your container host\'s time sync); if this machine is right, ask the OP\'s operator to fix theirs',
+    );
   }
   return fail(
     `the OP's clock (Date header of ${probe.url}: ${date}) is ${seconds} s ${direction} this machine's; ID tokens are checked with a ${CLOCK_TOLERANCE} s tolerance, so logins fail ("iat" in the future / token expired)`,
