@@ -198,10 +198,23 @@ function ttlOf(o: ResolvedOptions): NonNullable<Configuration['ttl']> {
   // kept as long as a sign-in under way, not the 14 days of a login, so a stranger's GET leaves nothing
   // for two weeks; it gets the full life when someone signs in with it (saved again then)
   const Session: NonNullable<Configuration['ttl']>['Session'] = (_ctx, session) => (session.accountId ? o.ttl.Session : Math.min(o.ttl.Session, o.ttl.Interaction));
-  if (!o.features.resourceIndicators) return { ...o.ttl, Session };
+  // never past its Grant, which oidc-provider checks at every refresh and no refresh extends: a token
+  // rotated on day 10 got 14 days more, and was refused on day 14 while it said day 24. A public web
+  // client's rotated token keeps what was left of the old one's life (oidc-provider's own rule, which
+  // a number here had dropped)
+  const RefreshToken: NonNullable<Configuration['ttl']>['RefreshToken'] = (ctx, token, client) => {
+    const rotated = ctx?.oidc?.entities.RotatedRefreshToken;
+    let ttl = rotated && client.applicationType === 'web' && client.clientAuthMethod === 'none' && !token.isSenderConstrained()
+      ? rotated.remainingTTL : o.ttl.RefreshToken;
+    const grantExp = ctx?.oidc?.entities.Grant?.exp;
+    if (typeof grantExp === 'number') ttl = Math.min(ttl, Math.max(grantExp - Math.floor(Date.now() / 1000), 1));
+    return ttl;
+  };
+  if (!o.features.resourceIndicators) return { ...o.ttl, Session, RefreshToken };
   return {
     ...o.ttl,
     Session,
+    RefreshToken,
     AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? o.ttl.AccessToken,
     ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? o.ttl.ClientCredentials,
   };

@@ -194,7 +194,11 @@ export class RequestContext implements OidcContext {
       }
       return this.accessToken!;
     } catch (err) {
-      if (err instanceof RpError && err.code === 'refresh_failed' && this.req.session?.oidc) delete this.req.session.oidc.auth;
+      if (err instanceof RpError && err.code === 'refresh_failed') {
+        if (this.req.session?.oidc) delete this.req.session.oidc.auth;
+        // the way on is a new sign-in at the same provider, back to this page (a page load's)
+        if (previous) err.loginUrl ??= this.relyingParty.loginPath(previous.provider, this.req.method === 'GET' ? this.req.originalUrl : undefined);
+      }
       throw err;
     }
   }

@@ -581,6 +581,17 @@ export class RelyingParty {
     return latest;
   }
 
+  /**
+   * The path of rp()'s login route for provider `name`, back to `returnTo` when it is a path of this
+   * site of at most 1 KB (a longer one is left out: encoded again it would make a redirect of several KB).
+   * @internal
+   */
+  loginPath(name: string, returnTo?: string): string {
+    const back = returnTo !== undefined && returnTo !== '/' && returnTo.length <= 1024 && returnTo.startsWith('/') && !returnTo.startsWith('//')
+      ? `?returnTo=${encodeURIComponent(returnTo)}` : '';
+    return `${this.options.routesPath}/login/${encodeURIComponent(name)}${back}`;
+  }
+
   /** `console.warn` of `message`, at most once an hour per `key`: a condition that lasts (every refresh meets it) must not flood the log. */
   warnAtMostHourly(key: string, message: string): void {
     const last = this.warned.get(key);

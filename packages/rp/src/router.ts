@@ -20,7 +20,7 @@ import { coordinationOf, endIndexedSessions, hashedKey, keepEndedSessionsEnded, 
 import { boundStore, guardedSession, sessionOp } from './session-guard.js';
 import { logoutIndexKey, logoutJtiKey, type Authentication, type OidcSessionData, type Transaction } from './session.js';
 import { readStoredLogin, toStoredLogin, type StoredLogin } from './stored-login.js';
-import { hasPendingLogin, pendingLogins } from './transactions.js';
+import { expiredReturnTo, hasPendingLogin, pendingLogins } from './transactions.js';
 import { shortLivedPendingLogins } from './pending-life.js';
 import { checkRoutesPath, checkSessionCookie } from './cookie-checks.js';
 
@@ -282,7 +282,8 @@ class Routes {
       const failure = transaction === undefined && err instanceof RpError && err.code === 'invalid_state' && state
         && !pendingLogins(session.oidc).length && (await heldUnderOtherSecret(req, state)) ? otherSecret() : err;
       // every page of a failed callback offers a new login at the same provider, to the same page
-      throw withLoginUrl(toRpError(clientInputError(failure) ?? failure), this.loginUrl(name, transaction?.returnTo));
+      const returnTo = transaction?.returnTo ?? (failure instanceof RpError ? expiredReturnTo.get(failure) : undefined);
+      throw withLoginUrl(toRpError(clientInputError(failure) ?? failure), this.loginUrl(name, returnTo));
     }
   };
 
@@ -310,8 +311,7 @@ class Routes {
 
   /** The path that starts a new login at provider `name` that returns to `returnTo`. */
   private loginUrl(name: string, returnTo = '/'): string {
-    const { routesPath } = this.rp.options;
-    return `${routesPath}/login/${encodeURIComponent(name)}${returnTo === '/' ? '' : `?returnTo=${encodeURIComponent(returnTo)}`}`;
+    return this.rp.loginPath(name, returnTo);
   }
 
   refresh: Handler = async (req, res) => {

@@ -28,6 +28,9 @@ export function saveTransaction(data: OidcSessionData, state: string, transactio
   data.transactions = [...kept, { state, ...transaction }];
 }
 
+/** Where an expired login was going, by its `transaction_expired` error: its "Sign in again" goes there too. */
+export const expiredReturnTo = new WeakMap<RpError, string>();
+
 /** Removes and returns the transaction of `state` (single use); throws when missing, foreign or expired. */
 export function takeTransaction(data: OidcSessionData | undefined, state: string | null, provider: string, ttlSeconds: number): Transaction {
   if (!state) throw new RpError('missing_state', 'the callback has no state parameter');
@@ -41,7 +44,11 @@ export function takeTransaction(data: OidcSessionData | undefined, state: string
       'or `cookie.secure` is set on http; with several instances, this one may not share the session store of the one that started the sign-in. ' +
       'Otherwise the response was replayed, tampered with, or started in another browser');
   }
-  if (expired(found, ttlSeconds)) throw new RpError('transaction_expired', 'this login was started too long ago; please start again');
+  if (expired(found, ttlSeconds)) {
+    const err = new RpError('transaction_expired', 'this login was started too long ago; please start again');
+    expiredReturnTo.set(err, found.returnTo);
+    throw err;
+  }
   const { state: _state, ...transaction } = found;
   return transaction;
 }

@@ -87,6 +87,17 @@ describe('GET /auth/login/:provider', () => {
     await expectNoLogin(t, agent);
   });
 
+  test('its page\'s "Sign in again" goes back to where that login was going (lifetimes probe: before, to /)', async () => {
+    const agent = t.agent();
+    const callback = await t.startLogin(agent, { returnTo: '/reports?year=2026' });
+    const realNow = Date.now();
+    jest.spyOn(Date, 'now').mockReturnValue(realNow + 11 * 60 * 1000);
+    const res = await agent.get(callback.pathname + callback.search).set('accept', 'text/html');
+    jest.restoreAllMocks();
+    expect(res.status).toBe(400);
+    expect(res.text).toContain(`<a href="/auth/login/op?returnTo=${encodeURIComponent('/reports?year=2026').replace(/&/g, '&amp;')}">Sign in again</a>`);
+  });
+
   test('the pending logins of one session are capped at 10', async () => {
     const agent = t.agent();
     for (let i = 0; i < 15; i++) await agent.get('/auth/login/op');

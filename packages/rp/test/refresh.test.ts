@@ -77,6 +77,21 @@ describe('POST /auth/refresh', () => {
     await expectNoLogin(t, agent);
   });
 
+  test('a browser whose sign-in the OP no longer accepts sees that it has ended, with a way to sign in again (lifetimes probe: before, "Sign-in did not complete" and no link)', async () => {
+    const agent = t.agent();
+    await t.login(agent);
+    const { refreshToken } = await storedAuth(t);
+    await fetch(`${t.op.issuer}/token/revocation`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: refreshToken!, token_type_hint: 'refresh_token' }),
+    });
+    const page = await agent.post('/auth/refresh').set({ accept: 'text/html', origin: t.baseURL });
+    expect(page.status).toBe(401);
+    expect(page.text).toContain('<h1>Your sign-in has ended</h1>');
+    expect(page.text).toContain('<a href="/auth/login/op">Sign in again</a>');
+  });
+
   test('a malformed JSON body is a 400', async () => {
     const agent = t.agent();
     await t.login(agent);
