@@ -408,11 +408,15 @@ export function keepEndedSessionsEnded(store: Store, coordination: Coordination,
       void renewing.then(() => this.set(sid, session, cb), () => touch.call(this, sid, session, cb));
     };
   }
-  store.set = function checkedSet(this: Store, sid: string, session: SessionData, cb?: (err?: unknown) => void) {
+  store.set = function renewedSet(this: Store, sid: string, session: SessionData, cb?: (err?: unknown) => void) {
+    const renewing = session?.oidc?.auth && typeof cb === 'function' ? renewIndex?.(this, sid, session) : undefined;
+    if (!renewing) return checkedSet.call(this, sid, session, cb);
+    // tried once per write: a renewal that fails (a full Redis) leaves the save as it would have been
+    void renewing.then(() => checkedSet.call(this, sid, session, cb), () => checkedSet.call(this, sid, session, cb));
+  };
+  function checkedSet(this: Store, sid: string, session: SessionData, cb?: (err?: unknown) => void): void {
     const login = session?.oidc?.auth;
-    if (!login || typeof cb !== 'function') return set.call(this, sid, session, cb);
-    const renewing = renewIndex?.(this, sid, session);
-    if (renewing) return void renewing.then(() => checkedSet.call(this, sid, session, cb), () => checkedSet.call(this, sid, session, cb));
+    if (!login || typeof cb !== 'function') return void set.call(this, sid, session, cb);
     set.call(this, sid, session, (err?: unknown) => {
       if (err) return cb(err);
       let answered = false;
@@ -451,13 +455,12 @@ export function keepEndedSessionsEnded(store: Store, coordination: Coordination,
         },
       );
     });
-  };
+  }
 }
 
 /**
  * Checks again, over a minute, whether a logout ended session `sid` (a check after its save failed),
- * and destroys it if one did; stops once the store has answered (and, ended, taken the destroy). Longer than the sign-out mark's own need: a
- * logout marks first, and the mark lives ten minutes.
+ * and destroys it if one did; stops once the store has answered (and, ended, taken the destroy).
  */
 async function checkLater(coordination: Coordination, store: Store, sid: string): Promise<void> {
   for (const wait of [500, 1500, 3000, 5000, 10_000, 40_000]) {

@@ -338,10 +338,11 @@ export class RelyingParty {
       idTokenExpected: p.type === 'oidc',
       maxAge: t.maxAge,
     }, await dpopOptions(config, key));
+    const ahead = clockAhead(tokens.id_token); // (as the answer arrives)
     const dpop = boundKey(tokens, key);
     const redeemed = { idToken: tokens.id_token, accessToken: storedAccessToken(tokens), refreshToken: tokens.refresh_token };
     try {
-      return await this.finishLogin(name, p, config, t, redeemed, dpop);
+      return await this.finishLogin(name, p, config, t, redeemed, dpop, ahead);
     } catch (err) {
       const failure = toRpError(err);
       // the code is spent now: a transient failure keeps the OP's answer with the pending login, so the
@@ -355,6 +356,7 @@ export class RelyingParty {
   /** A login from the token endpoint's answer: the ID token verified, the user's claims loaded. */
   private async finishLogin(
     name: string, p: ProviderConfig, config: client.Configuration, t: Transaction, redeemed: NonNullable<Transaction['redeemed']>, dpop?: DPoPBoundToken['dpop'],
+    ahead = 0,
   ): Promise<Authentication> {
     const { accessToken } = redeemed;
     const idTokenClaims = redeemed.idToken ? await this.verifyIdToken(name, config, redeemed.idToken) : undefined;
@@ -371,7 +373,7 @@ export class RelyingParty {
       idTokenClaims,
       accessToken,
       refreshToken: redeemed.refreshToken,
-      authTime: loginTime(idTokenClaims),
+      authTime: loginTime(idTokenClaims, ahead),
       ...(dpop ? { dpop } : {}),
     };
   }
@@ -883,6 +885,7 @@ export class RelyingParty {
   /** A login from a grant that is not a callback (device authorization): the ID token checked, the user's claims loaded. */
   private async authenticationFromGrant({ name, p, config }: Operation, tokens: client.TokenEndpointResponse, key: DPoPKey | undefined): Promise<Authentication> {
     if (!tokens.id_token) throw new RpError('invalid_response', `provider "${name}" answered without an ID token: ask for the "openid" scope, or use pollTokens()`);
+    const ahead = clockAhead(tokens.id_token);
     const idTokenClaims = await this.verifyIdToken(name, config, tokens.id_token);
     const dpop = boundKey(tokens, key);
     const accessToken = storedAccessToken(tokens);
@@ -899,7 +902,7 @@ export class RelyingParty {
       idTokenClaims,
       accessToken,
       ...(tokens.refresh_token ? { refreshToken: tokens.refresh_token } : {}),
-      authTime: loginTime(idTokenClaims),
+      authTime: loginTime(idTokenClaims, ahead),
       ...(dpop ? { dpop } : {}),
     };
   }
@@ -1013,17 +1016,33 @@ function pkceChallenge(verifier: string): string {
 /**
  * When the user authenticated, on this server's clock, for `maxAge`: the ID token's `auth_time`;
  * without one, when the OP issued the ID token (`iat`); never later than now (a clock ahead of ours
- * does not make a login newer). The token was issued as it was received, so an `iat` more than a few
- * seconds behind our clock (up to the 30 s tolerated) says by how much ours is ahead of the OP's: the
- * time is moved by that much. Without it, `requireAuth({ maxAge: 20 })` on a server 25 s ahead found
- * every login too old, also one made a moment ago, and sent the user back to the OP for ever.
+ * does not make a login newer). Moved by `ahead`, how far our clock is ahead of the OP's (see
+ * `clockAhead`): without it, `requireAuth({ maxAge: 20 })` on a server 25 s ahead found every login
+ * too old, also one made a moment ago, and sent the user back to the OP for ever.
  */
-export function loginTime(idTokenClaims: Record<string, unknown> | undefined): number {
+export function loginTime(idTokenClaims: Record<string, unknown> | undefined, ahead = 0): number {
   const at = now();
   const iat = typeof idTokenClaims?.iat === 'number' ? idTokenClaims.iat : undefined;
-  const ahead = iat !== undefined && at - iat > CLOCK_NOISE_S && at - iat <= CLOCK_TOLERANCE_S ? at - iat : 0;
   if (typeof idTokenClaims?.auth_time === 'number') return Math.min(idTokenClaims.auth_time + ahead, at);
   return iat !== undefined ? Math.min(iat + ahead, at) : at;
+}
+
+/**
+ * How many seconds this server's clock is ahead of the OP's, read from an ID token the token endpoint
+ * has just issued (its `iat`), when that is more than a few seconds and within the 30 s tolerated; else
+ * 0. Read as the answer arrives: later (a retry from a kept answer, a slow userinfo) it would count the
+ * time since as skew, and make an older sign-in look fresher.
+ */
+export function clockAhead(idToken: string | undefined): number {
+  if (!idToken) return 0;
+  let iat: unknown;
+  try {
+    iat = jose.decodeJwt(idToken).iat;
+  } catch {
+    return 0; // (an encrypted or malformed one: its verification says so)
+  }
+  const gap = typeof iat === 'number' ? now() - iat : 0;
+  return gap > CLOCK_NOISE_S && gap <= CLOCK_TOLERANCE_S ? gap : 0;
 }
 
 /** Clocks this close are taken as one (whole seconds, and the trip from the OP). */

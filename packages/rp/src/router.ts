@@ -632,7 +632,9 @@ async function indexForLogout(coordination: Coordination, store: Store, auth: Au
 
 /** When a session whose cookie is `cookie` ends (epoch ms), or undefined for a browser-session cookie. */
 function sessionEnd(cookie: { expires?: Date | string | null } | undefined, now: number): number | undefined {
-  const end = cookie?.expires ? +new Date(cookie.expires) : NaN;
+  // (read on every touch of a signed-in session: no Date made; a store may give the string back)
+  const expires = cookie?.expires;
+  const end = expires instanceof Date ? expires.getTime() : typeof expires === 'string' ? Date.parse(expires) : NaN;
   return Number.isFinite(end) && end > now ? end : undefined;
 }
 

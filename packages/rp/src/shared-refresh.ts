@@ -94,22 +94,23 @@ async function grantUnderLock(
       throw new RpError('op_unavailable', 'another instance sent this session\'s refresh to the OpenID Provider and has not said how it ended (it lost Redis, '
         + `or stopped); the tokens are not refreshed again meanwhile (at most ${SENT_MS / 1000} s), as the OP may have replaced them: try again shortly`);
     }
-    if (!earlier) {
-      fresh = await grant().catch(async (err: unknown) => {
-        // the OP answered, or could not be reached: the token is as it was, the next request may try
-        await coordination.deleteIfEquals(sentKey, owner).catch(() => undefined);
-        throw err;
-      });
-    }
+    // (a grant that fails: the OP answered, or could not be reached; the token is as it was)
+    if (!earlier) fresh = await grant();
   } catch (err) {
     await lease.stop();
-    await release(); // let the next request try
+    // no grant of ours is under way (none was sent, or the OP's answer is known): neither the lock nor
+    // our mark may hold the next request back (a failed read beside the mark's write left it a minute)
+    await Promise.all([release(), coordination.deleteIfEquals(sentKey, owner).catch(() => undefined)]);
     throw err;
   }
   await lease.stop();
   // the grant's outcome is known (shared, or found): a later refresh of this token may run (an OP that
   // does not rotate takes it again once the result's access token expires)
-  const settled = () => Promise.all([release(), coordination.deleteIfEquals(sentKey, owner).catch(() => undefined)]);
+  // (the mark goes before the lock: a request that takes the lock must not find a mark whose outcome is known)
+  const settled = async () => {
+    await coordination.deleteIfEquals(sentKey, owner).catch(() => undefined);
+    await release();
+  };
   if (earlier) {
     await settled();
     return earlier;

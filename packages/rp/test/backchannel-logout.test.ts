@@ -399,6 +399,28 @@ describe('the check for a sign-out after a save of a session, when the store can
   });
 });
 
+describe('a renewal of a session\'s logout index that fails (a full Redis)', () => {
+  test('is tried once per write: the save goes on and answers once (review: before, the save retried itself for ever and flooded Redis)', async () => {
+    const store = new session.MemoryStore();
+    let renewals = 0;
+    keepEndedSessionsEnded(store, sessionStoreCoordination(store), {
+      renewIndex: () => {
+        renewals += 1;
+        return Promise.reject(new RpError('store_unavailable', 'OOM command not allowed'));
+      },
+    });
+    const data = {
+      cookie: { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000) },
+      oidc: { auth: { provider: 'op', user: { sub: 'alice', provider: 'op', claims: {} }, authTime: 0 } },
+    } as unknown as session.SessionData;
+    let answers = 0;
+    await new Promise<void>((resolve) => store.set('sid-2', data, () => { answers += 1; resolve(); }));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect([renewals, answers]).toEqual([1, 1]);
+    expect(await new Promise((resolve) => store.get('sid-2', (_e, s) => resolve(s)))).toBeTruthy();
+  });
+});
+
 describe('a session kept alive for weeks (rolling cookie of 7 days, used every day)', () => {
   test('is still ended by the OP\'s back-channel logout on day 35: its index is renewed as the session outlives it (lifetimes probe: before, it expired on day 30 and the logout ended nobody)', async () => {
     const day = 24 * 3600 * 1000;

@@ -700,8 +700,15 @@ describe('a callback whose code exchange fails in passing', () => {
     // still down: the same again, and nothing is redeemed
     expect((await agent.get(path(callback)).set('accept', 'application/json')).status).toBe(503);
     mode = 'ok';
+    // tried again 8 s later: the sign-in is as old as it is (review: the time since was read as clock skew, so maxAge took an older sign-in for a fresh one)
+    const real = Date.now.bind(Date);
+    const later = jest.spyOn(Date, 'now').mockImplementation(() => real() + 8_000);
     const retried = await agent.get(path(callback));
+    later.mockRestore();
     expect([retried.status, retried.headers.location]).toEqual([302, '/me']);
+    const [signedIn] = await exchange.authenticatedSessions();
+    const login = readStoredLogin((await new Promise<session.SessionData>((resolve) => exchange.store.get(signedIn!, (_e, s) => resolve(s!)))).oidc!.auth!);
+    expect(login.authTime).toBe(login.idTokenClaims!.auth_time ?? login.idTokenClaims!.iat);
     expect(codeRequests - before).toBe(1); // a second redemption would make the OP revoke what it issued
     expect((await agent.get('/me')).body).toMatchObject({ sub: 'alice', email: expect.any(String) });
     // and used once: a third arrival (signed in now) exchanges nothing

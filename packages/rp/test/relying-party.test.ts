@@ -2,7 +2,7 @@
  * The framework-free core (tier 2, the seed's RPHandler operations) without Express.
  */
 import { RelyingParty, RpError, oidc, type OidcSessionData } from '@openid-express/rp';
-import { loginTime } from '../src/relying-party.js';
+import { clockAhead, loginTime } from '../src/relying-party.js';
 import { startOp, type TestOp } from './support/oidc-provider.js';
 
 const BASE = 'https://app.example.com';
@@ -92,16 +92,21 @@ describe('the time of a login, for maxAge (clock probe)', () => {
   const at = Math.floor(Date.now() / 1000);
   beforeEach(() => jest.spyOn(Date, 'now').mockReturnValue(at * 1000));
   afterEach(() => jest.restoreAllMocks());
+  const idToken = (iat: number): string => `e30.${Buffer.from(JSON.stringify({ iat })).toString('base64url')}.c2ln`;
 
   test('this server 25 s ahead of the OP (a token issued just now reads 25 s old): auth_time on this clock, so a fresh login is fresh (before: requireAuth({ maxAge: 20 }) sent the user back to the OP for ever)', () => {
-    expect(loginTime({ iat: at - 25, auth_time: at - 25 })).toBe(at);
-    expect(loginTime({ iat: at - 25, auth_time: at - 625 })).toBe(at - 600); // signed in 10 minutes before, by the OP's clock
-    expect(loginTime({ iat: at - 25 })).toBe(at);
+    const ahead = clockAhead(idToken(at - 25));
+    expect(ahead).toBe(25);
+    expect(loginTime({ iat: at - 25, auth_time: at - 25 }, ahead)).toBe(at);
+    expect(loginTime({ iat: at - 25, auth_time: at - 625 }, ahead)).toBe(at - 600); // signed in 10 minutes before, by the OP's clock
+    expect(loginTime({ iat: at - 25 }, ahead)).toBe(at);
   });
 
   test('clocks within 2 s, or a difference past the 30 s tolerated: the token\'s own times; never later than now', () => {
+    expect(clockAhead(idToken(at - 1))).toBe(0);
+    expect(clockAhead(idToken(at - 40))).toBe(0);
+    expect(clockAhead('not a jwt')).toBe(0);
     expect(loginTime({ iat: at - 1, auth_time: at - 100 })).toBe(at - 100);
-    expect(loginTime({ iat: at - 40, auth_time: at - 100 })).toBe(at - 100);
     expect(loginTime({ iat: at + 20, auth_time: at + 20 })).toBe(at); // the OP ahead of us: not newer than now
     expect(loginTime(undefined)).toBe(at);
   });

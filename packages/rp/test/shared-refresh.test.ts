@@ -176,3 +176,15 @@ test('a grant the OP refused or could not answer clears its mark: the next reque
   expect(await coordination.get('refresh-sent:k12')).toBeUndefined();
   expect((await sharedRefresh(coordination, 'k12', 'rt-1', 30_000, async () => auth('rt-3'))).refreshToken).toBe('rt-3');
 });
+
+test('a read of the shared result that fails beside the mark\'s write leaves no mark: the next request grants at once, not a minute of 503s (review)', async () => {
+  const inner = sessionStoreCoordination(new session.MemoryStore());
+  let failures = 1;
+  const coordination: Coordination = {
+    ...inner,
+    get: (key) => (key.startsWith('refresh-result:') && failures-- > 0 ? Promise.reject(new RpError('store_unavailable', 'Redis did not answer within 2000 ms')) : inner.get(key)),
+  };
+  await expect(sharedRefresh(coordination, 'k13', 'rt-1', 30_000, async () => auth('never'))).rejects.toMatchObject({ code: 'store_unavailable' });
+  expect(await inner.get('refresh-sent:k13')).toBeUndefined();
+  expect((await sharedRefresh(coordination, 'k13', 'rt-1', 30_000, async () => auth('rt-4'))).refreshToken).toBe('rt-4');
+});
