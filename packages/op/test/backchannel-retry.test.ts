@@ -144,13 +144,17 @@ test('the shared queue is no longer polled for an op() the app dropped (it was, 
   const gc = runInNewContext('gc') as () => void;
   const takeDue = jest.fn(async () => [] as string[]);
   let dropped: WeakRef<object> | undefined;
+  let held: object | undefined; // the app's reference, until the first poll (a GC meanwhile, under load, took it early)
   (() => {
     const { provider } = providerFailing(() => answered(503));
     retryBackchannelLogout(provider, { takeDue, schedule: async () => undefined } as never);
     dropped = new WeakRef(provider);
+    held = provider;
   })();
-  await new Promise((r) => setTimeout(r, 1100));
+  for (let i = 0; i < 60 && !takeDue.mock.calls.length; i++) await new Promise((r) => setTimeout(r, 50));
   expect(takeDue).toHaveBeenCalled();
+  held = undefined; // the app drops it
+  expect(held).toBeUndefined();
   await new Promise((r) => setImmediate(r));
   gc();
   expect(dropped!.deref()).toBeUndefined();
