@@ -153,9 +153,14 @@ export class RequestContext implements OidcContext {
     if (!store || !session) return;
     // the save just made looked already (keepEndedSessionsEnded), when the session holds a login
     if (!(await (endedAfterSave(session) ?? sessionEnded(coordinationOf(this.relyingParty, store), sessionID)))) return;
+    await this.endedMeanwhile();
+  }
+
+  /** A sign-out ended this session while its tokens were being refreshed: it is destroyed, and the request answers 401. */
+  private async endedMeanwhile(): Promise<never> {
     // express-session's own destroy: the request then has no session left to save at its end
-    await sessionOp<void>((cb) => session.destroy(cb));
-    throw new RpError('not_authenticated', 'this session was ended by a logout at the OpenID Provider while its tokens were being refreshed');
+    await sessionOp<void>((cb) => this.req.session.destroy(cb));
+    throw new RpError('not_authenticated', 'this session was ended by a logout (at the OpenID Provider or here) while its tokens were being refreshed');
   }
 
   /**
@@ -174,8 +179,7 @@ export class RequestContext implements OidcContext {
         const { sessionStore } = this.req;
         if (sessionStore && (await sessionEnded(coordinationOf(this.relyingParty, sessionStore), this.req.sessionID).catch(() => false))) {
           this.relyingParty.refreshSettled(previous, auth, true, scope); // (its result is kept no longer than for a saved one)
-          await sessionOp<void>((cb) => session.destroy(cb));
-          throw new RpError('not_authenticated', 'this session was ended by a logout while its tokens were being refreshed');
+          await this.endedMeanwhile();
         }
         const stored = session.oidc.auth;
         session.oidc.auth = toStoredLogin(auth);

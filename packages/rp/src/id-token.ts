@@ -95,7 +95,9 @@ export class KeySets {
 }
 
 /** Seconds of clock difference tolerated between the OP and us. */
-const CLOCK_TOLERANCE = 30;
+export const CLOCK_TOLERANCE = 30;
+/** What a token refused for its times says about the clocks (also what tells such a refusal apart). */
+export const CLOCKS_DIFFER = 'the clocks of this server and the OP differ';
 
 /** What a signature check needs to know about the OP and the client. */
 export interface JwtExpectations {
@@ -193,7 +195,7 @@ function withClockHint(message: string, claim: string, payload: jose.JWTPayload)
   const now = Math.floor(Date.now() / 1000);
   const at = payload[claim];
   if (typeof at !== 'number') return message;
-  const fix = 'the clocks of this server and the OP differ: keep both in time (NTP, e.g. chrony or systemd-timesyncd)';
+  const fix = `${CLOCKS_DIFFER}: keep both in time (NTP, e.g. chrony or systemd-timesyncd)`;
   if (at > now) return `${message}: it is ${at - now} s ahead of this server's clock (${CLOCK_TOLERANCE} s are tolerated), so ${fix}`;
   const issued = typeof payload.iat === 'number' ? `, issued ${now - payload.iat} s ago by this server's clock` : '';
   return `${message}${issued}: if the OP sent it just now, ${fix}`;

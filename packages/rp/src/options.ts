@@ -14,6 +14,7 @@ import type { JWK } from 'jose';
 import { checkKeys } from './keys.js';
 import { didYouMean } from './did-you-mean.js';
 import { DPOP_ALGS, type DPoPAlg } from './dpop.js';
+import { CLOCKS_DIFFER } from './id-token.js';
 
 /** The user as the app sees it on `req.oidc.user`, whatever the provider. */
 export interface NormalizedUser {
@@ -399,5 +400,5 @@ export function resolveOptions(options: RpOptions): ResolvedOptions {
  */
 export function assertionClockHint(p: ProviderConfig): string {
   const jwt = p.tokenEndpointAuthMethod === 'private_key_jwt' || p.tokenEndpointAuthMethod === 'client_secret_jwt';
-  return jwt ? '; or the clocks of this server and the OP differ by more than the OP tolerates for the client\'s signed assertion (oidc-provider: 15 s): keep both in time (NTP)' : '';
+  return jwt ? `; or ${CLOCKS_DIFFER} by more than the OP tolerates for the client's signed assertion (oidc-provider: 15 s): keep both in time (NTP)` : '';
 }

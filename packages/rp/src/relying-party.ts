@@ -10,7 +10,7 @@ import * as jose from 'jose';
 import { RpError, oneLine, opStatus, toRpError } from './errors.js';
 import { DynamicProviderError, DynamicProviders, postLogoutRedirectUri as registeredPostLogoutUri } from './discovery/registration.js';
 import { codeGrantWithTokenIssuer, configurationForIdToken, refreshWithTokenIssuer } from './issuer-per-token.js';
-import { KeySets, idTokenAlgorithms, isUnpublishedKey, verifyJwt, verifyLogoutToken, type JwtExpectations } from './id-token.js';
+import { CLOCK_TOLERANCE, KeySets, idTokenAlgorithms, isUnpublishedKey, verifyJwt, verifyLogoutToken, type JwtExpectations } from './id-token.js';
 import { assertionClockHint, checkProvider, resolveOptions, type ProviderConfig, type ResolvedOptions, type RpOptions } from './options.js';
 import { clientAuth, configure, OP_TIMEOUT_S } from './provider-metadata.js';
 import { didYouMean } from './did-you-mean.js';
@@ -1042,13 +1042,11 @@ export function clockAhead(idToken: string | undefined): number {
     return 0; // (an encrypted or malformed one: its verification says so)
   }
   const gap = typeof iat === 'number' ? now() - iat : 0;
-  return gap > CLOCK_NOISE_S && gap <= CLOCK_TOLERANCE_S ? gap : 0;
+  return gap > CLOCK_NOISE_S && gap <= CLOCK_TOLERANCE ? gap : 0;
 }
 
 /** Clocks this close are taken as one (whole seconds, and the trip from the OP). */
 const CLOCK_NOISE_S = 2;
-/** How far the OP's clock may be from ours (as id-token.ts tolerates). */
-const CLOCK_TOLERANCE_S = 30;
 
 /** True when the OP said when the token expires and its `expiresAt` (that moment less a margin: `expiryOf`) has passed. */
 export function isTokenExpired(token: StoredAccessToken | undefined): boolean {

@@ -14,7 +14,7 @@ import { RpError, oneLine, toRpError } from './errors.js';
 import { errorPage, escapeHtml, page, pagePolicy } from './page.js';
 import type { RpOptions } from './options.js';
 import { failedAfterCodeSpent, RelyingParty } from './relying-party.js';
-import { LOGOUT_TOKEN_MAX_AGE } from './id-token.js';
+import { CLOCKS_DIFFER, LOGOUT_TOKEN_MAX_AGE, isUnpublishedKey } from './id-token.js';
 import { alreadyUsed, claimCallback, finishedLogin, type CallbackClaim } from './callback-claim.js';
 import { coordinationOf, endIndexedSessions, hashedKey, keepEndedSessionsEnded, markSessionEnded, type Coordination, type SessionStoreHooks } from './coordination.js';
 import { boundStore, guardedSession, sessionOp } from './session-guard.js';
@@ -273,7 +273,7 @@ class Routes {
         const joined = await finishedLogin(coordinationOf(this.rp, req.sessionStore), state, cookieSessionIds(req)).catch(() => undefined);
         if (joined) {
           return await joinLogin(req, res, joined, '/').catch((failure: unknown) => {
-            throw withLoginUrl(toRpError(failure), this.loginUrl(name));
+            throw withLoginUrl(toRpError(failure), this.rp.loginPath(name));
           });
         }
       }
@@ -283,7 +283,7 @@ class Routes {
         && !pendingLogins(session.oidc).length && (await heldUnderOtherSecret(req, state)) ? otherSecret() : err;
       // every page of a failed callback offers a new login at the same provider, to the same page
       const returnTo = transaction?.returnTo ?? (failure instanceof RpError ? expiredReturnTo.get(failure) : undefined);
-      throw withLoginUrl(toRpError(clientInputError(failure) ?? failure), this.loginUrl(name, returnTo));
+      throw withLoginUrl(toRpError(clientInputError(failure) ?? failure), this.rp.loginPath(name, returnTo));
     }
   };
 
@@ -307,11 +307,6 @@ class Routes {
     const stored = await sessionOp<Partial<SessionData> | null | undefined>((cb) => req.sessionStore.get(req.sessionID, cb));
     req.session.oidc = stored?.oidc;
     return this.rp.takeTransaction(req.session.oidc, state, name);
-  }
-
-  /** The path that starts a new login at provider `name` that returns to `returnTo`. */
-  private loginUrl(name: string, returnTo = '/'): string {
-    return this.rp.loginPath(name, returnTo);
   }
 
   refresh: Handler = async (req, res) => {
@@ -937,8 +932,8 @@ const PAGE_HEADERS = {
 function misconfiguration(err: RpError): string | undefined {
   if (err.code === 'client_auth_failed' || err.code === 'discovery_failed') return err.code;
   if (err.code !== 'invalid_id_token') return undefined;
-  if (err.message.includes('no key of the OP\'s JWKS')) return 'unpublished_key';
-  return err.message.includes('the clocks of this server and the OP differ') ? 'clock' : undefined;
+  if (isUnpublishedKey(err.cause)) return 'unpublished_key';
+  return err.message.includes(CLOCKS_DIFFER) ? 'clock' : undefined;
 }
 
 /**

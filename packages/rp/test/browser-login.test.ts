@@ -29,6 +29,16 @@ afterAll(async () => {
   await t?.close();
 });
 
+/** A new browser signed in as alice (through the OP's form), on /me. */
+async function signedIn() {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${t.baseURL}/me`);
+  await page.fill('input[name=account]', 'alice');
+  await Promise.all([page.waitForURL(`${t.baseURL}/me`), page.click('#sign-in')]);
+  return { context, page };
+}
+
 describe('in a real browser', () => {
   test('a protected page → login at the OP → back on the page; logout at the OP → back at /bye', async () => {
     const context = await browser.newContext();
@@ -55,11 +65,7 @@ describe('in a real browser', () => {
   });
 
   test('the app\'s own sign-out form on a page with Referrer-Policy: no-referrer (Origin: null) signs out', async () => {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    await page.goto(`${t.baseURL}/me`);
-    await page.fill('input[name=account]', 'alice');
-    await Promise.all([page.waitForURL(`${t.baseURL}/me`), page.click('#sign-in')]);
+    const { context, page } = await signedIn();
     await page.goto(`${t.baseURL}/account`);
     const [post] = await Promise.all([page.waitForRequest((r) => r.method() === 'POST' && r.url() === `${t.baseURL}/auth/logout`), page.click('#out')]);
     expect(await post.headerValue('origin')).toBe('null'); // what the browser sends under no-referrer
@@ -90,11 +96,7 @@ describe('in a real browser', () => {
   });
 
   test('a single-page app: fetch() of a guarded route asking for HTML after the sign-in ended gets a 401 it can read; its fetch() sign-out gets where to send the page, and that signs out at the OP too', async () => {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    await page.goto(`${t.baseURL}/me`);
-    await page.fill('input[name=account]', 'alice');
-    await Promise.all([page.waitForURL(`${t.baseURL}/me`), page.click('#sign-in')]);
+    const { context, page } = await signedIn();
     await page.goto(`${t.baseURL}/bye`);
     // the SPA signs out with fetch (before: a 303 to the OP that fetch followed into a CORS error, the OP's session left)
     const out = await page.evaluate(async () => {

@@ -141,13 +141,18 @@ describe('an OP that signs with a key its JWKS does not publish yet', () => {
     expect((await agent.get('/me')).status).toBe(401);
   });
 
-  test('a sign-in whose ID token is signed with it is refused, and the message says what to fix', async () => {
+  test('a sign-in whose ID token is signed with it is refused, and the message says what to fix (also to the operator, once an hour)', async () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
     signingWithUnpublishedKey();
     const agent = t.agent();
     const res = await t.login(agent);
     expect(res.status).toBe(401);
     expect(JSON.stringify(res.body)).toContain('publish the new key on every OP instance before any of them signs with it');
     await expectNoLogin(t, agent);
+    expect((await t.login(t.agent())).status).toBe(401);
+    const said = warn.mock.calls.map((c) => String(c[0])).filter((m) => m.includes('401 invalid_id_token'));
+    expect(said).toHaveLength(1);
+    expect(said[0]).toContain('publish the new key on every OP instance');
   });
 });
 

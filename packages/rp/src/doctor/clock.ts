@@ -4,10 +4,9 @@
  * signs what it sends the OP (`private_key_jwt` / `client_secret_jwt`, request objects), the 15 s
  * oidc-provider allows for those by default.
  */
+import { CLOCK_TOLERANCE } from '../id-token.js';
 import { fail, meta, metadataOf, pass, skip, type CheckResult, type ProviderContext } from './types.js';
 
-/** The RP's clock tolerance for ID tokens (CLOCK_TOLERANCE in id-token.ts), in seconds. */
-export const CLOCK_TOLERANCE = 30;
 /** What oidc-provider tolerates by default for a client's assertions and request objects, in seconds. */
 export const ASSERTION_CLOCK_TOLERANCE = 15;
 
