@@ -51,6 +51,12 @@ export interface ClaimSourceOptions {
   maxSources?: number;
   /** Largest response body accepted, in bytes. Default 64 KiB. */
   maxResponseBytes?: number;
+  /**
+   * Called once for each source whose claims are dropped, with the claims it held and why (e.g. its
+   * JWT expired, which is how a clock apart from the Claims Provider's shows). Default: none (the
+   * drop is logged with `DEBUG=openid-express:rp`). `rp()` uses it to warn once an hour.
+   */
+  onDropped?: (source: string, claims: string[], reason: string) => void;
 }
 
 const DEFAULT_TIMEOUT_MS = 5000;
@@ -127,7 +133,9 @@ export async function resolveClaimSources(claims: Record<string, unknown>, optio
     try {
       return [source, await loadSource(source, sources[source], options, http, keys)] as const;
     } catch (err) {
-      debug('claims source %s dropped (claims %s): %s', source, wanted.get(source)!.join(', '), (err as Error).message);
+      const reason = (err as Error).message;
+      debug('claims source %s dropped (claims %s): %s', source, wanted.get(source)!.join(', '), reason);
+      options.onDropped?.(source, wanted.get(source)!, reason);
       return [source, undefined] as const;
     }
   }));
@@ -176,8 +184,16 @@ async function verifyClaimsJwt(jwt: string, source: string, options: ClaimSource
   if (typeof iss !== 'string' || iss === '') throw new Error('the JWT has no iss, so its keys cannot be found');
   if (options.acceptIssuer && !options.acceptIssuer(iss, source)) throw new Error(`issuer ${iss} is not accepted`);
   const getKey = await keys(iss);
-  const { payload } = await jose.jwtVerify(jwt, getKey, { issuer: iss, algorithms: ALGORITHMS, clockTolerance: CLOCK_TOLERANCE });
-  return payload;
+  try {
+    const { payload } = await jose.jwtVerify(jwt, getKey, { issuer: iss, algorithms: ALGORITHMS, clockTolerance: CLOCK_TOLERANCE });
+    return payload;
+  } catch (err) {
+    // an expired or not-yet-valid JWT straight from its issuer: old, or the two clocks are apart
+    const claim = err instanceof jose.errors.JWTExpired ? 'exp' : err instanceof jose.errors.JWTClaimValidationFailed ? err.claim : undefined;
+    if (claim !== 'exp' && claim !== 'nbf') throw err;
+    throw new Error(`its JWT from ${iss} is ${claim === 'exp' ? 'expired' : 'not valid yet'} ("${claim}" claim, ${CLOCK_TOLERANCE} s tolerated): `
+      + `the JWT is stale, or the clocks of this server and the Claims Provider ${iss} differ; keep both in time (NTP)`, { cause: err });
+  }
 }
 
 /** A GET with the SSRF guard, the https rule, a timeout and a buffered, size-capped body. */

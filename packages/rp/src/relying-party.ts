@@ -363,7 +363,7 @@ export class RelyingParty {
     if (t.nonce !== undefined && idTokenClaims && idTokenClaims.nonce !== t.nonce) {
       throw new RpError('invalid_id_token', 'the ID token\'s nonce is not the one this login sent');
     }
-    const claims = await this.claimSources(p, {
+    const claims = await this.claimSources(name, p, {
       ...(await this.loginClaims(p, config, accessToken, idTokenClaims, await dpopOptions(config, dpop), t.forResource)), ...idTokenClaims,
     });
     return {
@@ -397,7 +397,7 @@ export class RelyingParty {
       accessToken = storedAccessToken({ access_token: front.accessToken, token_type: (front.tokenType ?? 'bearer') as 'bearer', expires_in: front.expiresIn, scope: front.scope });
       claims = { ...(await this.loginClaims(p, config, accessToken, idTokenClaims)), ...idTokenClaims };
     }
-    claims = await this.claimSources(p, claims);
+    claims = await this.claimSources(name, p, claims);
     return {
       provider: name,
       user: normalizeUser(name, p, claims, idTokenClaims),
@@ -456,9 +456,13 @@ export class RelyingParty {
    * Aggregated and distributed claims (OIDC Core 5.6.2) named in `_claim_names`: taken from their
    * sources' JWTs once each signature checks out, else left out (never taken unverified).
    */
-  private claimSources(p: ProviderConfig, claims: Record<string, unknown>): Promise<Record<string, unknown>> {
+  private claimSources(name: string, p: ProviderConfig, claims: Record<string, unknown>): Promise<Record<string, unknown>> {
     if (!('_claim_names' in claims)) return Promise.resolve(claims);
     return resolveClaimSources(claims, {
+      // the OP names the sources, not a visitor: a source that fails fails every user's sign-in alike
+      onDropped: (source, names, reason) => this.warnAtMostHourly(`claims-source:${name}:${source}`,
+        `provider "${name}": the claims ${names.join(', ')} were left out of the user's claims, as their source "${source}" `
+        + `(OIDC Core §5.6.2) failed: ${oneLine(reason, 500)} (said at most once an hour)`),
       allowInsecureRequests: p.allowInsecureRequests,
       // development OPs on loopback (allowInsecureRequests) have their claims sources there too
       allowPrivateNetwork: !!p.allowInsecureRequests || !!this.options.dynamic.allowPrivateNetwork,
@@ -891,7 +895,7 @@ export class RelyingParty {
     const accessToken = storedAccessToken(tokens);
     let claims: Record<string, unknown>;
     try {
-      claims = await this.claimSources(p, { ...(await this.loginClaims(p, config, accessToken, idTokenClaims, await dpopOptions(config, dpop))), ...idTokenClaims });
+      claims = await this.claimSources(name, p, { ...(await this.loginClaims(p, config, accessToken, idTokenClaims, await dpopOptions(config, dpop))), ...idTokenClaims });
     } catch (err) {
       throw toRpError(err);
     }

@@ -3,13 +3,18 @@
  * rp-claims-aggregated and rp-claims-distributed), against real Claims Providers on 127.0.0.1:
  * discovery, JWKS and a distributed endpoint that checks its bearer token.
  */
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { format } from 'node:util';
 import createDebug from 'debug';
 import express from 'express';
+import session from 'express-session';
+import request from 'supertest';
+import { oidc, requireAuth, rp } from '@openid-express/rp';
 import * as jose from 'jose';
 import { issuerKeys, resolveClaimSources } from '../src/claim-sources.js';
+import { startOp } from './support/oidc-provider.js';
+import { close, listen } from './support/rp-app.js';
 
 /** Loopback test servers: both opt-ins are needed (and tested below as refusals without them). */
 const dev = { allowInsecureRequests: true, allowPrivateNetwork: true };
@@ -160,6 +165,28 @@ describe('aggregated claims', () => {
     expect(claims).toEqual({ sub: 'alice' });
   });
 
+  test('onDropped hears of each dropped source, and an expired or not-yet-valid JWT is put down to its age or the clocks', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const dropped: [string, string[], string][] = [];
+    const claims = await resolveClaimSources({
+      sub: 'alice',
+      _claim_names: { shoe_size: 'old', hat_size: 'old', eye_color: 'early', nickname: 'ok', role: 'e500' },
+      _claim_sources: {
+        old: { JWT: await a.sign({ shoe_size: 8, hat_size: 7 }, { exp: now - 31 }) }, // just past the 30 s tolerated
+        early: { JWT: await a.sign({ eye_color: 'blue', nbf: now + 60 }) },
+        ok: { JWT: await a.sign({ nickname: 'Al' }, { exp: now - 20 }) }, // within the 30 s: kept
+        e500: { endpoint: `${a.issuer}/claims-500` },
+      },
+    }, { ...dev, onDropped: (source, names, reason) => void dropped.push([source, names, reason]) });
+    expect(claims).toEqual({ sub: 'alice', nickname: 'Al' });
+    expect(dropped.map(([source, names]) => [source, names]).sort()).toEqual([['e500', ['role']], ['early', ['eye_color']], ['old', ['shoe_size', 'hat_size']]]);
+    const why = Object.fromEntries(dropped.map(([source, , reason]) => [source, reason]));
+    expect(why.old).toBe(`its JWT from ${a.issuer} is expired ("exp" claim, 30 s tolerated): the JWT is stale, or the clocks of this server `
+      + `and the Claims Provider ${a.issuer} differ; keep both in time (NTP)`);
+    expect(why.early).toContain(`is not valid yet ("nbf" claim, 30 s tolerated): the JWT is stale, or the clocks of this server and the Claims Provider ${a.issuer} differ`);
+    expect(why.e500).toBe('the endpoint answered HTTP 500'); // not a clock matter
+  });
+
   test('the keys function supplied by the caller is used (no discovery)', async () => {
     const calls: string[] = [];
     const jwt = await a.sign({ shoe_size: 8 }, { iss: 'https://claims.example' });
@@ -307,6 +334,43 @@ describe('which keys: the JWT\'s iss decides, and only public https issuers are 
     }, { allowPrivateNetwork: true });
     expect(claims).toEqual({ sub: 'alice' });
     expect(a.requests).toEqual([]);
+  });
+});
+
+describe('rp(): a source that fails every sign-in is told to the operator', () => {
+  test('a login whose aggregated claim is expired signs in without it, and rp() warns once, naming the provider, the source and the clocks', async () => {
+    const server = createServer();
+    const baseURL = await listen(server);
+    const stale = await a.sign({ groups: ['admins'] }, { exp: Math.floor(Date.now() / 1000) - 40 });
+    const op = await startOp({
+      clients: [{ client_id: 'app', client_secret: 'app-secret-that-is-long-enough-0123456789', redirect_uris: [`${baseURL}/auth/callback/corp`], grant_types: ['authorization_code'] }],
+      accounts: { alice: { name: 'Alice', _claim_names: { groups: 'src1' }, _claim_sources: { src1: { JWT: stale } } } },
+    });
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const app = express();
+      app.use(session({ secret: 's', resave: false, saveUninitialized: false }));
+      app.use(rp({ baseURL, providers: { corp: oidc({ issuer: op.issuer, clientId: 'app', clientSecret: 'app-secret-that-is-long-enough-0123456789', allowInsecureRequests: true }) } }));
+      app.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user!.claims));
+      server.on('request', app);
+      for (let i = 0; i < 2; i++) {
+        const agent = request.agent(server);
+        const cb = await op.authorize(new URL((await agent.get('/auth/login/corp')).headers.location as string));
+        await agent.get(cb.pathname + cb.search).expect(302);
+        const me = (await agent.get('/me').expect(200)).body as Record<string, unknown>;
+        expect(me).toMatchObject({ sub: 'alice', name: 'Alice' });
+        expect(me.groups).toBeUndefined();
+        expect(me._claim_names).toBeUndefined();
+      }
+      const said = warn.mock.calls.map((c) => String(c[0])).filter((l) => l.includes('src1'));
+      expect(said).toEqual([`[@openid-express/rp] provider "corp": the claims groups were left out of the user's claims, as their source "src1" (OIDC Core §5.6.2) `
+        + `failed: its JWT from ${a.issuer} is expired ("exp" claim, 30 s tolerated): the JWT is stale, or the clocks of this server and the Claims Provider `
+        + `${a.issuer} differ; keep both in time (NTP) (said at most once an hour)`]);
+    } finally {
+      warn.mockRestore();
+      await close(server);
+      await op.close();
+    }
   });
 });
 
