@@ -461,7 +461,7 @@ export class RelyingParty {
     return resolveClaimSources(claims, {
       // the OP names the sources, not a visitor: a source that fails fails every user's sign-in alike
       onDropped: (source, names, reason) => this.warnAtMostHourly(`claims-source:${name}:${source}`,
-        `provider "${name}": the claims ${names.join(', ')} were left out of the user's claims, as their source "${source}" `
+        `provider "${name}": ${names.join(', ')} left out of the user's claims, as the claims source "${source}" holding them `
         + `(OIDC Core §5.6.2) failed: ${oneLine(reason, 500)} (said at most once an hour)`),
       allowInsecureRequests: p.allowInsecureRequests,
       // development OPs on loopback (allowInsecureRequests) have their claims sources there too

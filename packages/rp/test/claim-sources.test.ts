@@ -363,7 +363,7 @@ describe('rp(): a source that fails every sign-in is told to the operator', () =
         expect(me._claim_names).toBeUndefined();
       }
       const said = warn.mock.calls.map((c) => String(c[0])).filter((l) => l.includes('src1'));
-      expect(said).toEqual([`[@openid-express/rp] provider "corp": the claims groups were left out of the user's claims, as their source "src1" (OIDC Core §5.6.2) `
+      expect(said).toEqual([`[@openid-express/rp] provider "corp": groups left out of the user's claims, as the claims source "src1" holding them (OIDC Core §5.6.2) `
         + `failed: its JWT from ${a.issuer} is expired ("exp" claim, 30 s tolerated): the JWT is stale, or the clocks of this server and the Claims Provider `
         + `${a.issuer} differ; keep both in time (NTP) (said at most once an hour)`]);
     } finally {
