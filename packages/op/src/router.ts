@@ -306,6 +306,17 @@ function answerUnknownPaths(provider: Provider, views: Views, passOn: boolean): 
  *   accounts: memoryAccounts([{ id: 'alice', username: 'alice', password: 'wonderland' }]),
  * }));
  */
+type OidcError = Error & { error?: string; error_description?: string; error_detail?: string };
+
+/** What a refused request's error says, for the debug log: its code, its description and what caused it, quoted. */
+function refusalDetail(err: OidcError): string {
+  const cause = err.cause instanceof Error ? err.cause.message : undefined;
+  const why = [...new Set([err.error_description ?? err.message, err.error_detail, cause].filter(Boolean))].join(': ');
+  const clock = cause && /^jwt (expired|not active yet|issued in the future)$/.test(cause)
+    ? ' (past the clock tolerance: oidc-provider\'s clockTolerance, 15 s by default: the JWT is old, or the clocks of the client\'s server and this OP differ; keep both in time with NTP)' : '';
+  return `${err.error ?? err.name} ${JSON.stringify(why.slice(0, 300))}${clock}`;
+}
+
 export function op(options: OpOptions): OpApp {
   const o = resolveOptions(options);
   warnHttpIssuer(o.issuerUrl);
@@ -326,6 +337,14 @@ export function op(options: OpOptions): OpApp {
   // expired", which instances with differing clocks cause) is said here, never the code or token itself
   provider.on('grant.error', (ctx, err) => log('token request of client %s refused: %s (%s)',
     ctx.oidc?.client?.clientId ?? '?', (err as { error?: string }).error ?? err.name, (err as { error_detail?: string }).error_detail ?? err.message));
+  // the same for an authorization or PAR request: why, and for an old or early request object the clocks
+  // (checked before its signature, so a visitor can cause the line: its text is quoted, and only logged)
+  const refused = (what: string) => (ctx: KoaContextWithOIDC, err: OidcError) => {
+    if (err.error === 'invalid_redirect_uri' || err.error === 'invalid_client') return; // logged with the values received (provider.ts)
+    log('%s of client %s refused: %s', what, JSON.stringify(String(ctx.oidc?.client?.clientId ?? '?').slice(0, 100)), refusalDetail(err));
+  };
+  provider.on('authorization.error', refused('authorization request'));
+  provider.on('pushed_authorization_request.error', refused('pushed authorization request'));
   retryBackchannelLogout(provider, store);
   answerStoreFailuresWith503(provider, views);
 
