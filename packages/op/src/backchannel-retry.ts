@@ -38,6 +38,8 @@ interface Retry {
   sub: string;
   sid: string;
   attempt: number;
+  /** The OP's issuer: OPs that share a store namespace by mistake share its queue, and each delivers only its own. */
+  iss?: string;
   /** How the last delivery failed: "the app answered 503", or "no answer (…)". */
   last?: string;
 }
@@ -120,7 +122,7 @@ export function retryBackchannelLogout(provider: Provider, store: OpStore, delay
     log('back-channel logout to client %s failed: %s', client.clientId, err.message);
     const uri = (client as unknown as LogoutClient).backchannelLogoutUri;
     if (!passing(err)) return refused({ clientId: client.clientId }, uri, err);
-    later({ id: randomBytes(9).toString('base64url'), clientId: client.clientId, sub, sid, attempt: 0, last: failureOf(err) }, client as unknown as LogoutClient);
+    later({ id: randomBytes(9).toString('base64url'), clientId: client.clientId, sub, sid, attempt: 0, iss: provider.issuer, last: failureOf(err) }, client as unknown as LogoutClient);
   });
 
   if (store.takeDue) pollSharedQueue(store, provider, (r) => deliver(r));
@@ -191,6 +193,8 @@ function pollSharedQueue(store: OpStore, provider: Provider, deliver: (r: Retry)
         } catch {
           return log('back-channel logout retry dropped: unreadable queue item');
         }
+        // another OP's (its client of the same id is not this OP's): given back, due now, for that OP to take
+        if (r.iss !== undefined && r.iss !== (live as unknown as Provider).issuer) return store.schedule!(QUEUE, item, Date.now());
         return send(r).catch((err: Error) => log('back-channel logout retry failed: %s', err.message));
       })))
       .catch((err: Error) => log('back-channel logout retries not taken this time: %s', err.message))

@@ -4,6 +4,7 @@ import type { JSONWebKeySet } from 'jose';
 import Provider, { errors, interactionPolicy, type Client, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { SCOPE_CLAIMS, scopeCovering, syncAccountsOf } from './accounts.js';
 import type { OpStore } from './adapters/types.js';
+import { issuerScoped } from './issuer-scope.js';
 import { deviceFlowFeature } from './device-flow.js';
 import { PAGE_HEADERS } from './error-page.js';
 import { OpConfigError } from './errors.js';
@@ -273,7 +274,8 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
   const parUnregistered = parWithoutRedirectUris(o.provider);
   const config: Configuration = {
     // (revokeGrantPolicy is oidc-provider's default unless the app's `provider` sets it)
-    adapter: (name: string) => destroyedOnceAnswered(name, revokingReplays(name, store.adapterFor(name), store, o.provider?.revokeGrantPolicy)),
+    // (a record is found only by the issuer that wrote it: OPs sharing a store namespace stay apart, see issuer-scope.ts)
+    adapter: (name: string) => destroyedOnceAnswered(name, revokingReplays(name, issuerScoped(o.issuer, name, store.adapterFor(name)), store, o.provider?.revokeGrantPolicy)),
     // a PAR-only client allowed unregistered redirect URIs may leave the list out (oidc-provider wants it empty)
     clients: o.clients.map(({ firstParty: _firstParty, ...metadata }) => (parUnregistered && metadata.require_pushed_authorization_requests === true
       && metadata.redirect_uris === undefined ? { ...metadata, redirect_uris: [] } : metadata)),
