@@ -334,25 +334,33 @@ export async function endSessions(coordination: Coordination, store: Store, ids:
  * ends them (`endSessions`), runs `done` (e.g. remembering the logout token), then removes them from
  * the index. A failure on the way leaves the index as it was, so the OP's retry finds them again.
  * A `coordination` without `readSet` / `removeFromSet` (an app's own) takes the set, and puts the
- * members back when ending them fails. Returns how many sessions were ended.
+ * members back when ending them fails. With `only`, just the ids it keeps are ended and removed (the
+ * others stay indexed). Returns how many sessions were ended.
  */
-export async function endIndexedSessions(coordination: Coordination, store: Store, key: string, ttlMs: number, max: number, done?: () => Promise<void>): Promise<number> {
+export async function endIndexedSessions(
+  coordination: Coordination, store: Store, key: string, ttlMs: number, max: number, done?: () => Promise<void>, only?: (ids: string[]) => Promise<string[]>,
+): Promise<number> {
   const { readSet, removeFromSet } = coordination;
   if (readSet && removeFromSet) {
-    const ids = await readSet.call(coordination, key);
+    const read = await readSet.call(coordination, key);
+    const ids = only && read.length ? await only(read) : read;
     await endSessions(coordination, store, ids);
     await done?.();
     // best effort: an ended session left in the index is ended again by a later logout, which changes nothing
-    await removeFromSet.call(coordination, key, ids).catch(() => undefined);
+    if (ids.length) await removeFromSet.call(coordination, key, ids).catch(() => undefined);
     return ids.length;
   }
-  const ids = await coordination.takeSet(key);
+  const taken = await coordination.takeSet(key);
+  const giveBack = (ids: string[]) => Promise.all(ids.map((id) => coordination.addToSet(key, id, ttlMs, max))).catch(() => undefined);
+  let ids = taken;
   try {
+    if (only && taken.length) ids = await only(taken);
     await endSessions(coordination, store, ids);
   } catch (err) {
-    await Promise.all(ids.map((id) => coordination.addToSet(key, id, ttlMs, max))).catch(() => undefined);
+    await giveBack(taken);
     throw err;
   }
+  if (ids.length !== taken.length) await giveBack(taken.filter((id) => !ids.includes(id)));
   await done?.();
   return ids.length;
 }

@@ -18,7 +18,7 @@ import { CLOCKS_DIFFER, LOGOUT_TOKEN_MAX_AGE, isUnpublishedKey } from './id-toke
 import { alreadyUsed, claimCallback, finishedLogin, type CallbackClaim } from './callback-claim.js';
 import { coordinationOf, endIndexedSessions, hashedKey, keepEndedSessionsEnded, markSessionEnded, type Coordination, type SessionStoreHooks } from './coordination.js';
 import { boundStore, guardedSession, sessionOp } from './session-guard.js';
-import { logoutIndexKey, logoutJtiKey, type Authentication, type OidcSessionData, type Transaction } from './session.js';
+import { logoutIndexKey, logoutJtiKey, logoutScope, unscopedLogoutIndexKey, type Authentication, type OidcSessionData, type Transaction } from './session.js';
 import { readStoredLogin, toStoredLogin, type StoredLogin } from './stored-login.js';
 import { expiredReturnTo, hasPendingLogin, pendingLogins } from './transactions.js';
 import { shortLivedPendingLogins } from './pending-life.js';
@@ -250,7 +250,7 @@ class Routes {
         // the logout index is written before the session: a login the OP's logout could not end is never saved
         const oidc: OidcSessionData = { ...(pending.length ? { transactions: pending } : {}), auth: toStoredLogin(auth) };
         await loginSession(req, oidc,
-          async (sessionId) => void (oidc.indexedUntil = await indexForLogout(coordination, req.sessionStore, auth, sessionId, req.session.cookie)),
+          async (sessionId) => void (oidc.indexedUntil = await indexForLogout(coordination, req.sessionStore, auth, logoutScope(this.rp.provider(name)), sessionId, req.session.cookie)),
           (sessionId) => claim.signedIn(from, sessionId));
       } finally {
         await claim.spent(); // any other way out (the login could not be saved): final. After an outcome, nothing
@@ -392,8 +392,13 @@ class Routes {
     const name = String(req.params.provider);
     const sid = await this.rp.frontchannelLogout(name, req.query.iss, req.query.sid);
     const coordination = coordinationOf(this.rp, store);
-    const ended = await endIndexedSessions(coordination, store, logoutIndexKey(name, 'sid', sid), INDEX_TTL_MS, INDEX_MAX);
-    debug('front-channel logout at provider %s ended %d session(s)', name, ended);
+    const p = this.rp.provider(name);
+    const [ended, ended010] = await Promise.all([
+      endIndexedSessions(coordination, store, logoutIndexKey(name, logoutScope(p), 'sid', sid), INDEX_TTL_MS, INDEX_MAX),
+      endIndexedSessions(coordination, store, unscopedLogoutIndexKey(name, 'sid', sid), INDEX_TTL_MS, INDEX_MAX, undefined,
+        ofThisProvider(store, name, p.clientId, typeof req.query.iss === 'string' ? req.query.iss : undefined)),
+    ]);
+    debug('front-channel logout at provider %s ended %d session(s)', name, ended + ended010);
     const config = await this.rp.providerInfo(name);
     res.status(200).set({
       'cache-control': 'no-store',
@@ -414,11 +419,35 @@ class Routes {
     // the sessions end first and the token is remembered last: a store failure on the way is a 503
     // the OP retries (Back-Channel Logout 1.0 §2.8), and that retry must not look like a replay, nor
     // find the index emptied by the failed attempt
-    const index = sid ? logoutIndexKey(name, 'sid', sid) : logoutIndexKey(name, 'sub', sub!);
-    const ended = await endIndexedSessions(coordination, store, index, INDEX_TTL_MS, INDEX_MAX, () => rememberLogoutToken(coordination, seen, iat));
-    debug('back-channel logout at provider %s ended %d session(s)', name, ended);
+    const [kind, value] = sid ? ['sid', sid] as const : ['sub', sub!] as const;
+    const p = this.rp.provider(name);
+    const [ended, ended010] = await Promise.all([
+      endIndexedSessions(coordination, store, logoutIndexKey(name, logoutScope(p), kind, value), INDEX_TTL_MS, INDEX_MAX),
+      endIndexedSessions(coordination, store, unscopedLogoutIndexKey(name, kind, value), INDEX_TTL_MS, INDEX_MAX, undefined,
+        ofThisProvider(store, name, p.clientId, (await this.rp.providerInfo(name)).serverMetadata().issuer)),
+    ]);
+    await rememberLogoutToken(coordination, seen, iat);
+    debug('back-channel logout at provider %s ended %d session(s)', name, ended + ended010);
     res.set('cache-control', 'no-store');
     res.status(200).end();
+  };
+}
+
+/**
+ * Of the sessions an index written by 0.1.0 names (its key did not say which OP and client, so apps
+ * sharing a coordination store and a provider name shared it), the ones of this app's provider
+ * `name`: in this session store, signed in at `name` with an ID token for `clientId` and, when the
+ * logout names one, from `iss`. The others are left as they are.
+ */
+function ofThisProvider(store: Store, name: string, clientId: string, iss: string | undefined): (ids: string[]) => Promise<string[]> {
+  return async (ids) => {
+    const sessions = await Promise.all(ids.map((id) => sessionOp<SessionData | null | undefined>((cb) => store.get(id, cb))));
+    return ids.filter((_, i) => {
+      const stored = sessions[i]?.oidc?.auth;
+      if (!stored || stored.provider !== name) return false;
+      const { aud, iss: issuer } = readStoredLogin(stored).idTokenClaims ?? {};
+      return (aud === clientId || (Array.isArray(aud) && aud.includes(clientId))) && (iss === undefined || issuer === iss);
+    });
   };
 }
 
@@ -613,10 +642,12 @@ const INDEX_PRUNE_SPARE = 10;
  * as the session whose cookie is `cookie` can live: a day past its end, or 30 days for a cookie without
  * one (the browser's session). Returns until when (epoch seconds).
  */
-async function indexForLogout(coordination: Coordination, store: Store, auth: Authentication, sessionId: string, cookie: { expires?: Date | null } | undefined): Promise<number> {
+async function indexForLogout(
+  coordination: Coordination, store: Store, auth: Authentication, scope: string, sessionId: string, cookie: { expires?: Date | null } | undefined,
+): Promise<number> {
   const sid = auth.idTokenClaims?.sid;
-  const keys = [logoutIndexKey(auth.provider, 'sub', auth.user.sub)];
-  if (typeof sid === 'string') keys.push(logoutIndexKey(auth.provider, 'sid', sid));
+  const keys = [logoutIndexKey(auth.provider, scope, 'sub', auth.user.sub)];
+  if (typeof sid === 'string') keys.push(logoutIndexKey(auth.provider, scope, 'sid', sid));
   const now = Date.now();
   const end = sessionEnd(cookie, now);
   const ttlMs = end === undefined ? INDEX_TTL_MS : Math.max(end - now, 0) + INDEX_SLACK_MS;
@@ -648,7 +679,8 @@ function logoutIndexRenewal(rp: RelyingParty): NonNullable<SessionStoreHooks['re
     const end = sessionEnd(session.cookie, now);
     if (until !== undefined && until * 1000 > (end ?? now + INDEX_TTL_MS - INDEX_SLACK_MS) + 3600_000) return undefined;
     const auth = readStoredLogin(oidc.auth);
-    return indexForLogout(coordinationOf(rp, store), store, auth, sid, session.cookie).then((renewed) => {
+    // (a dynamic OP another instance registered is loaded from the registration store first)
+    return rp.loadProvider(auth.provider).then(() => indexForLogout(coordinationOf(rp, store), store, auth, logoutScope(rp.provider(auth.provider)), sid, session.cookie)).then((renewed) => {
       oidc.indexedUntil = renewed;
       debug('back-channel logout index of a session renewed until %s', new Date(renewed * 1000).toISOString());
     }, (err: unknown) => {

@@ -1,7 +1,8 @@
 /**
  * The typed shape of what the RP keeps in `req.session` (under `oidc`), and nothing else.
  */
-import type { NormalizedUser } from './options.js';
+import { createHash } from 'node:crypto';
+import type { NormalizedUser, ProviderConfig } from './options.js';
 import type { DPoPKey } from './dpop.js';
 import type { StoredLogin } from './stored-login.js';
 
@@ -99,9 +100,23 @@ declare module 'express-session' {
 /** At most this many logins may be pending in one session (bounds the session size). */
 export const MAX_PENDING_TRANSACTIONS = 10;
 
-/** Store key of the back-channel logout index record of a `sid` or `sub`. */
-export function logoutIndexKey(provider: string, kind: 'sid' | 'sub', value: string): string {
+/**
+ * Store key of the back-channel logout index record of a `sid` or `sub` of provider `provider`, whose
+ * issuer and client are `scope` (`logoutScope()`): apps that share a coordination store and a provider
+ * name (two apps on one Redis, each with its own "corp") keep apart.
+ */
+export function logoutIndexKey(provider: string, scope: string, kind: 'sid' | 'sub', value: string): string {
+  return `oidc-bcl:${provider}:${scope}:${kind}:${value}`;
+}
+
+/** The key of {@link logoutIndexKey} as 0.1.0 wrote it, without the scope: still read at a logout, until those indexes expire (31 days). */
+export function unscopedLogoutIndexKey(provider: string, kind: 'sid' | 'sub', value: string): string {
   return `oidc-bcl:${provider}:${kind}:${value}`;
+}
+
+/** The issuer and client a provider entry stands for, short (12 characters of a SHA-256), for {@link logoutIndexKey}. */
+export function logoutScope(p: Pick<ProviderConfig, 'issuer' | 'providerInfo' | 'clientId'>): string {
+  return createHash('sha256').update(`${p.issuer ?? p.providerInfo?.issuer ?? ''}\n${p.clientId}`).digest('base64url').slice(0, 12);
 }
 
 /** Store key remembering a used logout token `jti` (hashed: bounded key size), so a replay is refused. */

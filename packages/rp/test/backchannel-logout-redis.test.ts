@@ -12,6 +12,8 @@ import { oidc, requireAuth, rp } from '@openid-express/rp';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, type ListableStore, type TestRp } from './support/rp-app.js';
 import { logoutToken as signLogoutToken } from './support/logout-token.js';
+import { coordinationOf } from '../src/coordination.js';
+import { unscopedLogoutIndexKey } from '../src/session.js';
 
 let redis: RedisServer;
 let client: ReturnType<typeof createClient>;
@@ -54,7 +56,8 @@ test('a logout at the OP ends a session made by another instance, through the Re
     const [id] = await t.authenticatedSessions();
     expect(await client.exists(`sess:${id}`)).toBe(1);
     const index = await client.keys('sess:oidc-bcl:op:*');
-    expect(index.sort()).toEqual([expect.stringMatching(/^sess:oidc-bcl:op:sid:/), 'sess:oidc-bcl:op:sub:alice']);
+    // (keyed by the provider's name, its issuer and client: apps that share a store and a name keep apart)
+    expect(index.sort()).toEqual([expect.stringMatching(/^sess:oidc-bcl:op:[\w-]{12}:sid:/), expect.stringMatching(/^sess:oidc-bcl:op:[\w-]{12}:sub:alice$/)]);
 
     await browser.endSession(`${t.op.issuer}/session/end`); // the OP posts the logout token to instance one
     for (let i = 0; i < 200 && (await client.exists(`sess:${id}`)); i++) await new Promise((r) => setTimeout(r, 50));
@@ -115,5 +118,48 @@ describe('Redis full (maxmemory reached under noeviction: writes refused, reads 
     expect(again.status).toBe(303);
     expect(again.headers.location).toContain(`${t.op.issuer}/session/end`);
     expect((await agent.get('/me')).status).toBe(401);
+  });
+});
+
+describe('two apps on one Redis, each with a provider named "op" at its own OP (one session store, one coordination)', () => {
+  let u: TestRp;
+  beforeAll(async () => {
+    u = await startRp({ store: new RedisStore({ client, prefix: 'sess:' }) as unknown as ListableStore });
+  });
+  afterAll(() => u?.close());
+
+  /** alice signed in at app t (OP t) and at app u (OP u): the same provider name, client id and `sub`. */
+  async function aliceAtBoth() {
+    const [atT, atU] = [t.agent(), u.agent()];
+    expect((await t.login(atT)).status).toBe(302);
+    expect((await u.login(atU)).status).toBe(302);
+    expect((await atT.get('/me')).body).toMatchObject({ sub: 'alice', provider: 'op' });
+    expect((await atU.get('/me')).body).toMatchObject({ sub: 'alice', provider: 'op' });
+    return { atT, atU };
+  }
+
+  test('OP t\'s logout of its alice (a token with sub only) ends her session at app t, not the other alice\'s at app u', async () => {
+    const { atT, atU } = await aliceAtBoth();
+    const token = await signLogoutToken(t.op, { sub: 'alice' });
+    expect((await t.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: token })).status).toBe(200);
+    expect((await atT.get('/me')).status).toBe(401);
+    expect((await atU.get('/me')).status).toBe(200); // before: 401, the index key named only the provider ("op") and the sub
+  });
+
+  test('an index written by 0.1.0 (shared by both apps): the logout ends only the sessions of its own OP and client', async () => {
+    const { atT, atU } = await aliceAtBoth();
+    // as 0.1.0 indexed them: both apps' sessions under one key, nothing under the scoped ones
+    const ids = (await client.keys('sess:*')).filter((k) => !k.startsWith('sess:oidc-')).map((k) => k.slice('sess:'.length));
+    for (const key of await client.keys('sess:oidc-bcl:op:*:sub:alice')) await client.del(key);
+    const coordination = coordinationOf(t.relyingParty, t.store);
+    for (const id of ids) await coordination.addToSet(unscopedLogoutIndexKey('op', 'sub', 'alice'), id, 60_000, 500);
+    const token = await signLogoutToken(t.op, { sub: 'alice' });
+    expect((await t.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: token })).status).toBe(200);
+    expect((await atT.get('/me')).status).toBe(401);
+    expect((await atU.get('/me')).status).toBe(200);
+    // app u's own logout still finds its session there
+    const fromU = await signLogoutToken(u.op, { sub: 'alice' });
+    expect((await u.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: fromU })).status).toBe(200);
+    expect((await atU.get('/me')).status).toBe(401);
   });
 });
