@@ -146,7 +146,7 @@ export interface OpThrottle {
 export interface OpOptions {
   /** The issuer URL; its path must be where the router is mounted (`https://id.example.com/op` → `app.use('/op', ...)`). Required. */
   issuer: string;
-  /** Clients known at start-up (oidc-provider client metadata, snake_case: `redirect_uris`, `post_logout_redirect_uris`, `backchannel_logout_uri` …, plus op()'s `firstParty`), each checked at start-up as oidc-provider checks it at the client's first request. A name oidc-provider does not know is refused with the one meant (`backchannelLogoutUri` → `backchannel_logout_uri`), as oidc-provider would drop it without a word; fields of your own go in `provider: { extraClientMetadata: { properties } }`. Default none. */
+  /** Clients known at start-up (oidc-provider client metadata, snake_case: `redirect_uris`, `post_logout_redirect_uris`, `backchannel_logout_uri` …, plus op()'s `firstParty`), each checked at start-up as oidc-provider checks it at the client's first request. A name oidc-provider does not know is refused with the one meant (`backchannelLogoutUri` → `backchannel_logout_uri`), as oidc-provider would drop it without a word; so is metadata that needs a feature that is off (`id_token_encrypted_response_alg` without `provider: { features: { encryption: { enabled: true } } }`, `backchannel_logout_uri` with `features: { backchannelLogout: false }` …). `userinfo_signed_response_alg` works by default (signed userinfo, OIDC Core §5.3.2). Fields of your own go in `provider: { extraClientMetadata: { properties } }`. Default none. */
   clients?: OpClient[] | undefined;
   /** Where accounts are found (used by `password`, userinfo claims and WebFinger). Required. */
   accounts: AccountStore;
@@ -331,7 +331,49 @@ function checkClientNames(c: Record<string, unknown>, i: number, extra: readonly
   }
 }
 
-function checkClients(clients: unknown, provider: OpOptions['provider']): OpClient[] {
+/** op()'s own switches for oidc-provider features (`features: { … }`), each on unless set to false. */
+const OP_SWITCHED: ReadonlySet<string> = new Set(['requestObjects', 'backchannelLogout', 'dPoP', 'pushedAuthorizationRequests']);
+/** oidc-provider features op() turns on itself (the others are off unless `provider.features` turns them on). */
+const OP_ON: ReadonlySet<string> = new Set(['jwtUserinfo']);
+
+/** Client metadata that oidc-provider keeps only with a feature on (else it drops it without a word): which features. */
+const METADATA_FEATURES: ReadonlyArray<readonly [RegExp, string]> = [
+  [/^(id_token|userinfo|introspection|authorization)_encrypted_response_(alg|enc)$|^request_object_encryption_(alg|enc)$/, 'encryption'],
+  [/^userinfo_signed_response_alg$/, 'jwtUserinfo'],
+  [/^introspection_(signed|encrypted)_response_/, 'jwtIntrospection'],
+  [/^authorization_(signed|encrypted)_response_/, 'jwtResponseModes'],
+  [/^tls_client_|^use_mtls_endpoint_aliases$/, 'mTLS'],
+  [/^backchannel_(token_delivery_mode|user_code_parameter|client_notification_endpoint|authentication_request_signing_alg)$/, 'ciba'],
+  [/^authorization_details_types$/, 'richAuthorizationRequests'],
+  [/^backchannel_logout_/, 'backchannelLogout'],
+  [/^(request_object_signing_alg|require_signed_request_object)$/, 'requestObjects'],
+  [/^require_pushed_authorization_requests$/, 'pushedAuthorizationRequests'],
+  [/^dpop_bound_access_tokens$/, 'dPoP'],
+];
+
+/**
+ * A client whose metadata asks for what a feature that is off provides (encrypted ID tokens, signed
+ * userinfo, a back channel …): oidc-provider would drop that metadata and serve the client without it
+ * (an ID token not encrypted, which the client refuses, or worse, accepts). Refused, naming the switch.
+ */
+function checkClientFeatures(c: Record<string, unknown>, i: number, features: OpOptions['features'], provider: OpOptions['provider']): void {
+  const theirs = (provider as { features?: Record<string, { enabled?: unknown } | undefined> } | undefined)?.features;
+  const on = (feature: string): boolean => {
+    const set = theirs?.[feature]?.enabled;
+    if (set !== undefined) return set === true;
+    return OP_SWITCHED.has(feature) ? (features as Record<string, unknown> | undefined)?.[feature] !== false : OP_ON.has(feature);
+  };
+  for (const key of Object.keys(c)) {
+    for (const [names, feature] of METADATA_FEATURES) {
+      if (!names.test(key) || on(feature)) continue;
+      const how = OP_SWITCHED.has(feature) ? `features: { ${feature}: true }` : `provider: { features: { ${feature}: { enabled: true } } }`;
+      fail(`clients[${i}].${key}`, `client "${String(c.client_id)}" has ${key}, which needs oidc-provider's "${feature}" feature, and it is off: `
+        + `oidc-provider would drop ${key} without a word and serve the client without it. Turn it on with op({ ${how} }), or remove ${key}`);
+    }
+  }
+}
+
+function checkClients(clients: unknown, features: OpOptions['features'], provider: OpOptions['provider']): OpClient[] {
   if (clients === undefined) return [];
   if (!Array.isArray(clients)) fail('clients', 'must be an array of client metadata objects');
   clients.forEach((c, i) => {
@@ -345,6 +387,7 @@ function checkClients(clients: unknown, provider: OpOptions['provider']): OpClie
   const own = Array.isArray(extra) ? extra.filter((p): p is string => typeof p === 'string') : [];
   clients.forEach((c, i) => {
     checkClientNames(c as Record<string, unknown>, i, own);
+    checkClientFeatures(c as Record<string, unknown>, i, features, provider);
     checkRedirectUris(c as OpClient, i, parUnregistered);
     checkClientSecret(c as OpClient, i);
     checkCodeGrant(c as OpClient, i);
@@ -693,7 +736,7 @@ export function resolveOptions(input: OpOptions): ResolvedOptions {
   if (!isObject(input)) fail('options', 'op() needs an options object: op({ issuer, accounts, clients })');
   checkOptionNames(input);
   const issuerUrl = checkIssuer(input.issuer);
-  const clients = checkClients(input.clients, input.provider);
+  const clients = checkClients(input.clients, input.features, input.provider);
   checkShape(input);
   checkKeys(input);
   checkNumbers('ttl', input.ttl, Object.keys(DEFAULT_TTL));

@@ -165,6 +165,8 @@ function features(o: ResolvedOptions, views: Views): Configuration['features'] {
     dPoP: { enabled: f.dPoP !== false },
     backchannelLogout: { enabled: f.backchannelLogout !== false },
     claimsParameter: { enabled: f.claimsParameter !== false, assertClaimsParameter: claimsNotTooDeep },
+    // a client may register userinfo_signed_response_alg and get its userinfo as a signed JWT (OIDC Core §5.3.2)
+    jwtUserinfo: { enabled: true },
     rpInitiatedLogout: {
       enabled: true,
       async logoutSource(ctx, form) {

@@ -81,6 +81,23 @@ describe.each(MODES)('Config OP, Dynamic OP and Form Post OP certification, $lab
     expect(tokens.claims()!.sub).toBe('alice');
   });
 
+  test('oidcc-userinfo-rs256: discovery offers RS256 for userinfo, and a client registered for it gets its userinfo as a JWT signed so', async () => {
+    const meta = await (await fetch(`${f.op.issuer}/.well-known/openid-configuration`)).json();
+    expect(meta.userinfo_signing_alg_values_supported).toContain('RS256');
+    const config = await register(f, { userinfo_signed_response_alg: 'RS256' });
+    expect(config.clientMetadata().userinfo_signed_response_alg).toBe('RS256'); // before: dropped from the registration's answer
+    const req = await codeRequest(f, { scope: 'openid email' }, config);
+    const page = await signIn(browserOf(f), req.url, { login: 'alice', password: ALICE.password });
+    const tokens = await exchange(config, page, req);
+    const raw = await fetch(meta.userinfo_endpoint, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    expect(raw.headers.get('content-type')).toMatch(/^application\/jwt/);
+    const { payload, protectedHeader } = await jwtVerify(await raw.text(), createRemoteJWKSet(new URL(meta.jwks_uri)), { issuer: f.op.issuer, audience: config.clientMetadata().client_id });
+    expect(protectedHeader.alg).toBe('RS256');
+    expect(payload).toMatchObject({ sub: 'alice', email: 'alice@example.org' });
+    // openid-client, told the client's metadata, verifies it as such
+    expect(await client.fetchUserInfo(config, tokens.access_token, 'alice')).toMatchObject({ sub: 'alice' });
+  });
+
   test('oidcc-redirect-uri-query-OK / -mismatch / -added: a query is part of the registered redirect_uri', async () => {
     const withQuery = `${f.redirectUri}?foo=bar`;
     const config = await register(f, { redirect_uris: [withQuery] });

@@ -152,6 +152,33 @@ describe('client metadata names oidc-provider would drop without a word are refu
   });
 });
 
+describe('client metadata that needs a feature which is off is refused at start-up (oidc-provider would drop it without a word)', () => {
+  const web = { client_id: 'web', client_secret: 'web-secret-web-secret', redirect_uris: ['https://app.example.com/cb'] };
+  test.each([
+    ['encrypted ID tokens', { id_token_encrypted_response_alg: 'RSA-OAEP' }, {}, 'clients[0].id_token_encrypted_response_alg',
+      'op({ provider: { features: { encryption: { enabled: true } } } })'],
+    ['signed introspection answers', { introspection_signed_response_alg: 'RS256' }, {}, 'clients[0].introspection_signed_response_alg',
+      'op({ provider: { features: { jwtIntrospection: { enabled: true } } } })'],
+    ['JARM', { authorization_signed_response_alg: 'RS256' }, {}, 'clients[0].authorization_signed_response_alg', 'jwtResponseModes'],
+    ['a back channel, with op()\'s backchannelLogout off', { backchannel_logout_uri: 'https://app.example.com/bcl' }, { features: { backchannelLogout: false } },
+      'clients[0].backchannel_logout_uri', 'op({ features: { backchannelLogout: true } })'],
+    ['signed userinfo, with jwtUserinfo turned off', { userinfo_signed_response_alg: 'RS256' }, { provider: { features: { jwtUserinfo: { enabled: false } } } },
+      'clients[0].userinfo_signed_response_alg', 'jwtUserinfo'],
+  ])('%s', (_label, metadata, options, option, how) => {
+    const err = startupError({ ...base, ...options, clients: [{ ...web, ...metadata }] } as OpOptions);
+    expect(err.option).toBe(option);
+    expect(err.message).toContain('client "web"');
+    expect(err.message).toContain('it is off: oidc-provider would drop');
+    expect(err.message).toContain(how);
+  });
+
+  test('with the feature on they start: encryption through provider.features, signed userinfo by default', () => {
+    expect(() => op({ ...base, provider: { features: { encryption: { enabled: true } } },
+      clients: [{ ...web, id_token_encrypted_response_alg: 'RSA-OAEP', jwks: { keys: [] } }] })).not.toThrow();
+    expect(() => op({ ...base, clients: [{ ...web, userinfo_signed_response_alg: 'RS256' }] })).not.toThrow();
+  });
+});
+
 describe('clients that sign users in need redirect_uris, said at start-up naming the client', () => {
   test('the message names the client and shows what to add', () => {
     const err = startupError({ ...base, clients: [{ client_id: 'web', client_secret: 'web-secret-web-secret' }] });
