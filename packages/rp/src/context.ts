@@ -3,7 +3,7 @@
  */
 import { IncomingMessage } from 'node:http';
 import type { Request, Response as ExpressResponse } from 'express';
-import { RpError } from './errors.js';
+import { RpError, oneLine } from './errors.js';
 import type { NormalizedUser } from './options.js';
 import { isTokenExpired, type RelyingParty } from './relying-party.js';
 import type { Authentication } from './session.js';
@@ -246,10 +246,15 @@ const CONTEXT = Symbol.for('@openid-express/rp request context');
 /** What rp() leaves in `res.locals`: makes the request's context (marked, so no value is taken for one). */
 export type ContextMaker = ((req: Request) => RequestContext) & { readonly [CONTEXT]: true };
 
+/** The RelyingParty of each maker (one maker per rp()). */
+const makerOf = new WeakMap<ContextMaker, RelyingParty>();
+
 /** The maker of `relyingParty`'s request contexts, made once per rp(). */
 export function contextMaker(relyingParty: RelyingParty): ContextMaker {
   const make = (req: Request): RequestContext => new RequestContext(req, relyingParty);
-  return Object.defineProperty(make, CONTEXT, { value: true }) as ContextMaker;
+  const maker = Object.defineProperty(make, CONTEXT, { value: true }) as ContextMaker;
+  makerOf.set(maker, relyingParty);
+  return maker;
 }
 
 type Locals = Record<symbol, unknown>;
@@ -303,10 +308,27 @@ function reachesGetter(req: Request): boolean {
  * `res.locals`: not handled by an Express app; someone else's `oidc`), `req.oidc` is set at once,
  * as it always was.
  */
-export function provideContext(req: Request, res: ExpressResponse, make: ContextMaker): void {
+export function provideContext(req: Request, res: ExpressResponse, make: ContextMaker): RpError | undefined {
   const locals = res.locals as Locals | undefined;
+  const before = locals?.[CONTEXT];
+  // another rp() already on this request: both would read and write the one req.session.oidc, so a login
+  // through either would pass the other's requireAuth() (a customer in the staff area), and one's
+  // sign-out would end the other's login
+  if (before !== undefined && before !== make && (isMaker(before) || (before instanceof RequestContext && before.relyingParty !== makerOf.get(make)))) {
+    return twoRouters(req);
+  }
   if (locals !== undefined && reachesGetter(req)) locals[CONTEXT] = make;
   else req.oidc = make(req);
+  return undefined;
+}
+
+const isMaker = (value: unknown): boolean => typeof value === 'function' && (value as Partial<ContextMaker>)[CONTEXT] === true;
+
+function twoRouters(req: Request): RpError {
+  return new RpError('invalid_options', `two rp() routers handle ${req.method} ${oneLine(req.originalUrl, 200)}: they would share the one `
+    + 'login in req.session, so signing in through either would pass the other\'s requireAuth(). Use one rp() with several providers '
+    + '(providers: { customers: …, staff: … }, and requireAuth({ provider: \'staff\' })), or mount each on its own path with its own '
+    + 'session (app.use(\'/shop\', shopApp); app.use(\'/admin\', adminApp), each with its own express-session and cookie name)');
 }
 
 declare global {

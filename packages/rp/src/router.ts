@@ -69,7 +69,8 @@ export function rp(options: RpOptions): RpRouter {
         newerLogin: newerStoredLogin(relyingParty), renewIndex: logoutIndexRenewal(relyingParty),
       });
     }
-    provideContext(req, res, makeContext);
+    const clash = provideContext(req, res, makeContext);
+    if (clash) return onError(clash, req, res, next);
     if (req.method === 'GET' && req.headers.cookie?.includes(LOGOUT_STATE_COOKIE)) {
       // with the `session` option this runs in the store's callback, outside Express's own try/catch
       try {

@@ -74,3 +74,29 @@ describe('several providers', () => {
     ]);
   });
 });
+
+describe('two rp() routers on one request (one per OP, as a customers\' and a staff login might be tried)', () => {
+  const twoServer = createServer();
+  let twoBase: string;
+  beforeAll(async () => {
+    twoBase = await listen(twoServer);
+    const entry = (op: TestOp, name: string) => oidc({ issuer: op.issuer, clientId: `app-${name}`, clientSecret: `secret-${name}-0123456789012345678901234567`, allowInsecureRequests: true });
+    const app = express();
+    app.use(session({ secret: 's', resave: false, saveUninitialized: false }));
+    app.use(rp({ baseURL: twoBase, providers: { corp: entry(one, 'one') } }));
+    app.use(rp({ baseURL: twoBase, mountPath: '/admin/auth', providers: { corp: entry(two, 'two') } }));
+    app.get('/admin', requireAuth({ provider: 'corp' }), (req, res) => void res.json({ staff: req.oidc.user }));
+    twoServer.on('request', app);
+  });
+  afterAll(() => close(twoServer));
+
+  test('are refused with a 500 that says why and what to do, before any login could count for both', async () => {
+    const res = await request(twoServer).get('/admin').set('accept', 'application/json');
+    expect(res.status).toBe(500);
+    expect(res.body.error).toBe('invalid_options');
+    expect(res.body.error_description).toContain('two rp() routers handle GET /admin: they would share the one login in req.session');
+    expect(res.body.error_description).toContain('Use one rp() with several providers');
+    // every route behind both is: the app's pages, and the second router's own
+    expect((await request(twoServer).get('/admin/auth/login/corp')).status).toBe(500);
+  });
+});
