@@ -69,7 +69,8 @@ export interface ProviderConfig {
   scope: string;
   /**
    * 'code' (default), 'id_token' (all claims in the ID token, no token endpoint), or an implicit / hybrid type:
-   * 'id_token token', 'code id_token', 'code token', 'code id_token token' (the ID token's `at_hash` / `c_hash` are checked).
+   * 'id_token token', 'code id_token', 'code token', 'code id_token token' (the ID token's `at_hash` / `c_hash` are checked;
+   * in a hybrid type, an `iss` or `sub` of the front-channel ID token other than the token endpoint's is refused).
    */
   responseType?: ResponseType | undefined;
   /** 'query' (default for code), 'form_post' (default for the others), or 'fragment' (a small same-origin page posts it back). */

@@ -323,7 +323,8 @@ export class RelyingParty {
     if (p.responseType?.endsWith(' token') && !front.accessToken && !currentUrl.searchParams.has('error')) {
       throw new RpError('invalid_response', `the response has no access_token (response_type "${p.responseType}")`);
     }
-    if (p.responseType === 'code id_token' || p.responseType === 'code id_token token') {
+    const hybrid = p.responseType === 'code id_token' || p.responseType === 'code id_token token';
+    if (hybrid) {
       currentUrl.hash = currentUrl.searchParams.toString(); // openid-client reads a hybrid response from the fragment
       currentUrl.search = '';
       if (front.accessToken) await checkTokenHash(front.idToken ?? '', 'at_hash', front.accessToken);
@@ -342,6 +343,8 @@ export class RelyingParty {
     const dpop = boundKey(tokens, key);
     const redeemed = { idToken: tokens.id_token, accessToken: storedAccessToken(tokens), refreshToken: tokens.refresh_token };
     try {
+      // hybrid: one user in both ID tokens, checked before what can fail for a while (keys, userinfo): an answer kept for the retry has passed it
+      if (hybrid) sameUser(front.idToken ?? '', tokens.id_token);
       return await this.finishLogin(name, p, config, t, redeemed, dpop, ahead);
     } catch (err) {
       const failure = toRpError(err);
@@ -1010,6 +1013,22 @@ async function checkTokenHash(idToken: string, claim: 'at_hash' | 'c_hash', valu
   const expected = digest.subarray(0, digest.length / 2).toString('base64url');
   if (claims[claim] === undefined) throw new RpError('invalid_id_token', `the ID token has no ${claim}, required when the OP returns that token with it`);
   if (claims[claim] !== expected) throw new RpError('invalid_id_token', `the ID token's ${claim} does not match the token it came with (substituted?)`);
+}
+
+/**
+ * Hybrid flow (OIDC Core 3.3.3.6): the `iss` and `sub` of the front-channel ID token (its signature,
+ * `c_hash` and nonce checked by openid-client) and of the token endpoint's (verified next, in
+ * `finishLogin`) MUST be identical: each is valid on its own, and together they must name one user.
+ */
+function sameUser(frontIdToken: string, idToken: string | undefined): void {
+  const front = jose.decodeJwt(frontIdToken);
+  const back = idToken ? jose.decodeJwt(idToken) : {};
+  for (const claim of ['iss', 'sub'] as const) {
+    if (back[claim] === front[claim]) continue;
+    const shown = (v: unknown): string => (v === undefined ? 'none' : JSON.stringify(String(v).slice(0, 80)));
+    throw new RpError('invalid_id_token', `the token endpoint's ID token has "${claim}" ${shown(back[claim])}, the one in the authorization response `
+      + `${shown(front[claim])}: they must be identical (OIDC Core 3.3.3.6), so one of them was substituted or the OP is broken; nobody is signed in, sign in again`);
+  }
 }
 
 /** The PKCE S256 code_challenge (RFC 7636 §4.2), hashed synchronously: WebCrypto's async digest costs more than the hash. */

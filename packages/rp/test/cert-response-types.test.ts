@@ -238,6 +238,52 @@ describe('rp-id_token-*-at_hash and *-c_hash (a correctly signed ID token whose 
   });
 });
 
+describe('hybrid flow: the front-channel ID token and the token endpoint\'s name the same user (OIDC Core 3.3.3.6)', () => {
+  test.each<ResponseType>(['code id_token', 'code id_token token'])(
+    '(%s) a front-channel ID token for another sub (signed by the OP, c_hash and nonce intact) does not log in',
+    async (responseType) => {
+      const t = await rpFor(responseType);
+      const agent = t.agent();
+      const { action, fields } = await formPostLogin(t, agent);
+      expect(decodeJwt(fields.id_token).sub).toBe('alice');
+      const idToken = await resign(t, fields.id_token, (c) => ({ ...c, sub: 'bob' }));
+      const res = await agent.post(action.pathname).type('form').send({ ...fields, id_token: idToken });
+      await expectRefused(t, res, agent, 'invalid_id_token', /token endpoint's ID token has "sub" "alice", the one in the authorization response "bob": they must be identical \(OIDC Core 3\.3\.3\.6\)/);
+    },
+  );
+
+  test('with the OP\'s userinfo down after the code is redeemed, the mismatch is refused at once: no answer is kept that a retry could sign in with', async () => {
+    let userinfoDown = false;
+    const t = await startRp({
+      client: { response_types: ['code id_token'], grant_types: ['authorization_code', 'implicit'], application_type: 'native' },
+      op: { config: { responseTypes: ALL_TYPES } },
+      provider: {
+        responseType: 'code id_token',
+        scope: 'openid profile email',
+        customFetch: async (url, init) => (userinfoDown && url.endsWith('/me')
+          ? new Response('<html>503 Service Unavailable</html>', { status: 503, headers: { 'content-type': 'text/html' } })
+          : fetch(url, init as RequestInit)),
+      },
+      routes,
+    });
+    try {
+      const agent = t.agent();
+      const { action, fields } = await formPostLogin(t, agent);
+      const forged = { ...fields, id_token: await resign(t, fields.id_token, (c) => ({ ...c, sub: 'bob' })) };
+      userinfoDown = true;
+      await expectRefused(t, await agent.post(action.pathname).type('form').send(forged), agent, 'invalid_id_token', /"sub"/);
+      userinfoDown = false;
+      // the retry a 503 would ask for (oidc_resubmitted: as the RP's own re-post page sends it) finds no pending login
+      const retried = await agent.post(action.pathname).type('form').send({ ...forged, oidc_resubmitted: '1' });
+      expect([retried.status, retried.body.error]).toEqual([400, 'invalid_state']);
+      await expectNoLogin(t, agent);
+      expect(t.op.counts.grants.authorization_code).toBe(1); // redeemed once, its answer not kept
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('rp-nonce-invalid in the implicit and hybrid flows', () => {
   test.each<ResponseType>(['id_token token', 'code id_token', 'code id_token token'])(
     'rp-nonce-invalid (%s): a correctly signed ID token with another nonce does not log in',
