@@ -134,7 +134,7 @@ export async function verifyJwt(
   const key = hmac ? new TextEncoder().encode(provider.clientSecret ?? '') : keySets.get(expect.jwksUri!, provider);
   let payload: jose.JWTPayload;
   try {
-    ({ payload } = await jose.jwtVerify(jwt, key as Uint8Array, {
+    ({ payload } = await verifyWithCandidates(jwt, key, expect.jwksUri, {
       issuer,
       audience: expect.audience,
       algorithms: expect.algorithms,
@@ -165,6 +165,31 @@ export async function verifyJwt(
     throw new jose.errors.JWTClaimValidationFailed(withClockHint('"iat" claim timestamp check failed (it should be in the past)', 'iat', payload), payload, 'iat', 'check_failed');
   }
   return payload;
+}
+
+/**
+ * jose's `jwtVerify`, trying each candidate key of a token that names no `kid` when the JWKS holds
+ * several that could verify it (jose refuses such a token with JWKSMultipleMatchingKeys): the first
+ * whose signature verifies is used; none does, the signature is refused.
+ */
+async function verifyWithCandidates(
+  jwt: string, key: KeyResolver | Uint8Array, jwksUri: string | undefined, options: jose.JWTVerifyOptions,
+): Promise<jose.JWTVerifyResult> {
+  try {
+    return await jose.jwtVerify(jwt, key as Uint8Array, options);
+  } catch (err) {
+    if (!(err instanceof jose.errors.JWKSMultipleMatchingKeys)) throw err;
+    let tried = 0;
+    for await (const candidate of err) {
+      tried += 1;
+      try {
+        return await jose.jwtVerify(jwt, candidate, options);
+      } catch (refused) {
+        if (!(refused instanceof jose.errors.JWSSignatureVerificationFailed)) throw refused; // its key, and a claim is wrong
+      }
+    }
+    throw new jose.errors.JWSSignatureVerificationFailed(`no key of the OP's JWKS (${jwksUri}) verifies the token's signature (it names no "kid"; ${tried} keys tried)`);
+  }
 }
 
 /**
