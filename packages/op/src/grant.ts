@@ -37,15 +37,16 @@ export function consentItems(details: Details): { scopes: ConsentItem[]; claims:
   for (const [resource, list] of Object.entries(d.missingResourceScopes ?? {})) {
     for (const name of list) scopes.push({ name, description: `Use the "${name}" permission at ${resource}` });
   }
-  if (scopes.length === 0) {
+  const claims = (d.missingOIDCClaims ?? [])
+    .filter((name) => !['sub', 'sid', 'auth_time', 'acr', 'amr', 'iss'].includes(name))
+    .map((name) => ({ name, description: CLAIM_WORDS[name] ?? name }));
+  if (scopes.length === 0 && claims.length === 0) {
     // consent asked again (prompt=consent) for what was granted before: show what the request asks
+    // (only then: a request that adds only a claim lists that claim, not the scopes granted before)
     for (const name of String(details.params.scope ?? '').split(' ').filter(Boolean)) {
       scopes.push({ name, description: SCOPE_WORDS[name] ?? `Use the "${name}" permission` });
     }
   }
-  const claims = (d.missingOIDCClaims ?? [])
-    .filter((name) => !['sub', 'sid', 'auth_time', 'acr', 'amr', 'iss'].includes(name))
-    .map((name) => ({ name, description: CLAIM_WORDS[name] ?? name }));
   return { scopes, claims };
 }
 

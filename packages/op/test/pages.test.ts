@@ -89,6 +89,19 @@ describe('with the default options: the consent screen; pages without homeUri (a
     });
     expect(tokens.claims()!.sub).toBe('bob');
   });
+
+  test('asked later for one more claim, it lists only that claim, not the scopes granted before', async () => {
+    const browser = f.browser();
+    await signIn(browser, (await f.authorization(f.web, { scope: 'openid email' })).url, { login: 'alice', password: ALICE.password });
+    const items = (html: string) => [...html.matchAll(/<li>([^<]*)<\/li>/g)].map((m) => m[1]);
+    const claims = JSON.stringify({ userinfo: { phone_number: null } });
+    const page = await browser.open((await f.authorization(f.web, { scope: 'openid email', claims })).url);
+    expect(page.html).toContain('Allow access?');
+    expect(items(page.html)).toEqual(['your phone number']);
+    // consent asked again with nothing new (prompt=consent) still lists what the request asks
+    const again = await browser.open((await f.authorization(f.web, { scope: 'openid email', prompt: 'consent' })).url);
+    expect(items(again.html)).toEqual([expect.stringContaining('Confirm who you are'), 'See your email address']);
+  });
 });
 
 describe('the signed-out page', () => {
