@@ -57,8 +57,10 @@ export async function finishConsent(provider: Provider, req: Request, res: Respo
   };
   const accountId = details.session?.accountId;
   const clientId = details.params.client_id as string;
+  // a new Grant is named after its interaction: a consent posted twice at the same moment (both posts read the
+  // interaction undecided, on two instances) saves the one Grant twice, not a second one left behind unused
   const grant = (details.grantId && (await provider.Grant.find(details.grantId)))
-    || new provider.Grant({ accountId, clientId });
+    || Object.assign(new provider.Grant({ accountId, clientId }), { jti: details.uid });
   if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
   if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
   for (const [resource, scopes] of Object.entries(d.missingResourceScopes ?? {})) {

@@ -277,7 +277,7 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
   const config: Configuration = {
     // (revokeGrantPolicy is oidc-provider's default unless the app's `provider` sets it)
     // (a record is found only by the issuer that wrote it: OPs sharing a store namespace stay apart, see issuer-scope.ts)
-    adapter: (name: string) => destroyedOnceAnswered(name, revokingReplays(name, issuerScoped(o.issuer, name, store.adapterFor(name)), store, o.provider?.revokeGrantPolicy)),
+    adapter: (name: string) => destroyedOnceAnswered(name, revokingReplays(name, issuerScoped(o.issuer, name, store.adapterFor(name)), store, o.provider?.revokeGrantPolicy), store),
     // a PAR-only client allowed unregistered redirect URIs may leave the list out (oidc-provider wants it empty)
     clients: o.clients.map(({ firstParty: _firstParty, ...metadata }) => (parUnregistered && metadata.require_pushed_authorization_requests === true
       && metadata.redirect_uris === undefined ? { ...metadata, redirect_uris: [] } : metadata)),

@@ -1,6 +1,7 @@
 import debug from 'debug';
 import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks';
-import type { Adapter } from 'oidc-provider';
+import { errors, type Adapter } from 'oidc-provider';
+import type { OpStore } from './adapters/types.js';
 import { adapterMethods } from './bounded-store.js';
 
 const log = debug('openid-express:op');
@@ -25,6 +26,8 @@ export interface RequestConsumes {
   stop: Array<() => void>;
   /** Deletes of records the request still stands on (see `destroyedOnceAnswered`), run once it has answered without failing. */
   destroys: Array<() => Promise<void>>;
+  /** What gives back the request's claim on a resume (see `destroyedOnceAnswered`), run when its deletes are dropped. */
+  releases: Array<() => Promise<void>>;
   /** The response has closed: nothing is held any more. */
   done: boolean;
 }
@@ -80,7 +83,7 @@ export function holdUntilAnswered(renew: () => void, everyMs: number): HeldConsu
  * (a record it consumed no longer exists: no retry can redeem it), `invalid_grant`.
  */
 export async function runRequestScope(res: NodeJS.EventEmitter, next: () => Promise<void>): Promise<{ settled: boolean; gone: boolean; scope: RequestConsumes }> {
-  const scope: RequestConsumes = { undo: [], settle: [], stop: [], destroys: [], done: false };
+  const scope: RequestConsumes = { undo: [], settle: [], stop: [], destroys: [], releases: [], done: false };
   res.once('close', () => {
     scope.done = true;
     for (const stop of scope.stop.splice(0)) stop();
@@ -101,14 +104,46 @@ export async function runRequestScope(res: NodeJS.EventEmitter, next: () => Prom
  */
 const KEPT_UNTIL_ANSWERED: ReadonlySet<string> = new Set(['Interaction', 'Session']);
 
-/** `adapter` (of `model`), whose deletes inside a request wait for its answer when `model` is one of KEPT_UNTIL_ANSWERED. */
-export function destroyedOnceAnswered(model: string, adapter: Adapter): Adapter {
+/**
+ * How long a resume's claim on its interaction lasts when its request never says how it ended (its
+ * instance died): a retry resumes after that. A request that fails or closes unanswered gives it back at once.
+ */
+export const RESUME_CLAIM_SECONDS = 60;
+
+/**
+ * `adapter` (of `model`), whose deletes inside a request wait for its answer when `model` is one of KEPT_UNTIL_ANSWERED.
+ *
+ * The Interaction's delete is also where oidc-provider's resume (`/auth/:uid`) takes the sign-in, before it
+ * issues anything: with `store`, it is a one-time claim there (`increment`, atomic in every store). Two resumes
+ * of one interaction at the same moment (a consent posted twice whose two redirects were both followed, on two
+ * instances: both read it before either deleted it) each gave a code for one authorization request (RFC 6749
+ * §4.1.2 answers a request once). The later one is refused as the resume of a finished sign-in is
+ * (SessionNotFound: "expired or already completed").
+ */
+export function destroyedOnceAnswered(model: string, adapter: Adapter, store?: OpStore): Adapter {
   if (!KEPT_UNTIL_ANSWERED.has(model)) return adapter;
   const wrapped = adapterMethods(adapter, (_name, method) => method);
   const destroy = wrapped.destroy as (id: string) => Promise<void>;
+  const claims = model === 'Interaction' ? store : undefined;
   wrapped.destroy = async (id: string): Promise<void> => {
     const scope = consumedInRequest.getStore();
     if (!scope || scope.done) return destroy(id);
+    if (claims) {
+      const key = `openid-express:resumed:${id}`;
+      if (await claims.increment(key, RESUME_CLAIM_SECONDS) > 1) {
+        log('a resume of interaction %s refused: another request resumed it at the same moment (a form posted twice)', id);
+        throw new errors.SessionNotFound('interaction session not found (another request resumed this sign-in at the same moment)');
+      }
+      // given back once: at a store failure before its 503 is written (`undo`, so the retry finds it free), or by `destroyOnceSent`
+      let given = false;
+      const release = async (): Promise<void> => {
+        if (given) return;
+        given = true;
+        await claims.reset(key);
+      };
+      scope.undo.push(release);
+      scope.releases.push(release);
+    }
     scope.destroys.push(() => destroy(id));
   };
   return wrapped as unknown as Adapter;
@@ -122,10 +157,21 @@ export function destroyedOnceAnswered(model: string, adapter: Adapter): Adapter 
  */
 export function destroyOnceSent(scope: RequestConsumes, res: NodeJS.EventEmitter & { writableFinished?: boolean }, succeeded: boolean): void {
   const destroys = scope.destroys.splice(0);
-  if (!succeeded || destroys.length === 0) return;
+  const releases = scope.releases.splice(0);
+  // a resume claimed but not answered: the retry may resume (the claim lapses anyway, RESUME_CLAIM_SECONDS)
+  const release = (): void => {
+    for (const give of releases) give().catch((err: unknown) => log('a resume\'s claim was not given back (it lapses): %s', (err as Error)?.message));
+  };
+  if (!succeeded) return release();
+  if (destroys.length === 0) return;
   const run = (): void => {
+    res.off('close', unanswered);
     for (const destroy of destroys) destroy().catch((err: unknown) => log('a record the request had finished with was not deleted (it expires): %s', (err as Error)?.message));
+  };
+  const unanswered = (): void => {
+    if (!res.writableFinished) release();
   };
   if (res.writableFinished) return run();
   res.once('finish', run);
+  if (releases.length) res.once('close', unanswered);
 }

@@ -5,8 +5,10 @@
 import express from 'express';
 import session from 'express-session';
 import * as client from 'openid-client';
-import { generateKeys, memoryAdapter, op, unlockLogin, type OpStore } from '@openid-express/op';
+import { createClient } from 'redis';
+import { generateKeys, memoryAdapter, op, redisAdapter, unlockLogin, type OpStore } from '@openid-express/op';
 import { FormBrowser, type BrowserPage } from '../../../test/support/op-forms.js';
+import { useRedis } from '../../../test/support/redis-server.js';
 import { ALICE, BOB, accounts, listen, originOf } from './support/op-server.js';
 
 const SECRET = 'web-secret-web-secret';
@@ -147,6 +149,62 @@ describe('instances whose client lists differ (a deploy that removes a redirect 
     } finally {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
+
+describe('a consent submitted twice at once, the two posts and their redirects on two instances of one Redis (a double click, no sticky sessions)', () => {
+  const redis = useRedis((url) => createClient({ url }));
+
+  test('one authorization request gives one code, and records one Grant', async () => {
+    const server = await listen();
+    const origin = originOf(server);
+    const issuer = `${origin}/op`;
+    const keys = generateKeys();
+    const sessions = new session.MemoryStore();
+    const second = createClient({ url: redis.server.url });
+    await second.connect();
+    const instance = (redisClient: typeof second) => express().use('/op', op({
+      issuer, accounts, adapter: redisAdapter(redisClient, { prefix: 'twice:' }), ...keys, trustProxy: true,
+      session: session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false, store: sessions }),
+      clients: [{ client_id: 'web', client_secret: SECRET, redirect_uris: [`${origin}/cb`] }],
+    }));
+    const instances = [instance(redis.client as typeof second), instance(second)];
+    // `x-instance` picks the instance, as a load balancer without sticky sessions may
+    server.on('request', (req, res) => instances[Number(req.headers['x-instance'] ?? 0)]!(req, res));
+    try {
+      const web = await client.discovery(new URL(issuer), 'web', SECRET, client.ClientSecretBasic(), insecure);
+      for (let trial = 0; trial < 3; trial += 1) {
+        const browser = new FormBrowser({ stopAt: (u) => u.pathname === '/cb', headers: { 'x-forwarded-for': '198.51.100.24' } });
+        const auth = await authorization({ web, origin } as Cluster);
+        const consent = await submitPassword(browser, await browser.open(auth.url), 'alice', ALICE.password);
+        const form = browser.form(consent, { action: '/confirm' });
+        const send = (url: string, i: number, init: RequestInit = {}) => fetch(url, {
+          ...init, redirect: 'manual', headers: { ...init.headers, cookie: browser.jar.header(url), 'x-instance': String(i), accept: 'text/html' },
+        });
+        const posts = await Promise.all([0, 1].map((i) => send(form.action, i, {
+          method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form.fields),
+        })));
+        expect(posts.map((r) => r.status)).toEqual([303, 303]);
+        const resumes = await Promise.all(posts.map((r, i) => send(new URL(r.headers.get('location')!, form.action).href, i)));
+        const codes = resumes.map((r) => r.headers.get('location')).filter((l) => l?.startsWith(`${origin}/cb`))
+          .map((l) => new URL(l!).searchParams.get('code'));
+        expect(codes).toHaveLength(1);
+        // the other gets what a resume of a finished sign-in gets: "expired or already completed"
+        const other = resumes.find((r) => !r.headers.get('location')?.startsWith(`${origin}/cb`))!;
+        expect(other.status).toBe(400);
+        expect(await other.text()).toContain('already completed');
+        const tokens = await client.authorizationCodeGrant(web, new URL(resumes.find((r) => r !== other)!.headers.get('location')!), {
+          pkceCodeVerifier: auth.verifier, expectedState: auth.state,
+        });
+        expect(tokens.claims()!.sub).toBe('alice');
+      }
+      // one Grant per consent (a second one, saved by the other post, stayed behind unused)
+      expect(await redis.client.keys('twice:Grant:*')).toHaveLength(3);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      second.destroy();
     }
   });
 });
