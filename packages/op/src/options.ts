@@ -121,7 +121,7 @@ export interface OpTtl {
   /** Default 14 days; never past its Grant (`Grant` below), which no refresh extends: raise both for longer offline access. A public web client's rotated token keeps the rest of the old one's life. */ RefreshToken?: number | undefined;
   /** How long a user may take on the login/consent screens. Default 3600. */ Interaction?: number | undefined;
   /** The OP's login session. Default 14 days. */ Session?: number | undefined;
-  /** Remembered consent, and the longest a chain of refresh tokens lasts. Default 14 days. */ Grant?: number | undefined;
+  /** The longest a recorded consent (an oidc-provider Grant) lasts: found again only through the OP session that recorded it (same browser, until sign-out), and the longest a chain of refresh tokens lasts. Default 14 days. */ Grant?: number | undefined;
   /** How long a device flow's user code may be entered (`features.deviceFlow`). Default 600. */ DeviceCode?: number | undefined;
 }
 

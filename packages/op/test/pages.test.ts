@@ -90,6 +90,22 @@ describe('with the default options: the consent screen; pages without homeUri (a
     expect(tokens.claims()!.sub).toBe('bob');
   });
 
+  test('consent is remembered through the OP session (README, Consent): not in another browser, nor after signing out', async () => {
+    const login = { login: 'alice', password: ALICE.password };
+    const asks = async (browser: FormBrowser) => {
+      let page = await browser.open((await f.authorization()).url);
+      if (page.html.includes('name="password"')) page = await browser.submit(page, { value: ['authenticator', 'password'] }, login);
+      return page.html.includes('Allow access?');
+    };
+    const browser = f.browser();
+    await signIn(browser, (await f.authorization()).url, login);
+    expect(await asks(browser)).toBe(false);
+    expect(await asks(f.browser())).toBe(true);
+    const confirm = await browser.open(`${f.op.issuer}/session/end`);
+    await browser.submit(confirm, { id: 'op.logoutForm' }, { logout: 'yes' });
+    expect(await asks(browser)).toBe(true);
+  });
+
   test('asked later for one more claim, it lists only that claim, not the scopes granted before', async () => {
     const browser = f.browser();
     await signIn(browser, (await f.authorization(f.web, { scope: 'openid email' })).url, { login: 'alice', password: ALICE.password });
