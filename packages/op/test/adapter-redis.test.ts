@@ -490,6 +490,25 @@ describe('redisAdapter when Redis stalls or goes away', () => {
     expect(await store.increment('login:bob', 60)).toBe(1);
   });
 
+  it('a ready client\'s commands carry no node-redis timeout (an AbortSignal.timeout each, whose timer outlived the answer); a reconnecting client\'s do, so what waits for the connection is dropped', async () => {
+    const store = redisAdapter(outageClient, { timeout: 500 });
+    const timeouts = jest.spyOn(AbortSignal, 'timeout');
+    try {
+      const tokens = store.adapterFor('AccessToken');
+      for (let i = 0; i < 20; i++) await tokens.upsert(`at-t${i}`, { grantId: 'g-t' }, 60);
+      expect(await tokens.find('at-t3')).toEqual({ grantId: 'g-t' });
+      expect(timeouts).not.toHaveBeenCalled(); // before: one per command (20 upserts: over 40)
+      await outage.kill();
+      await eventually(async () => expect(outageClient.isReady).toBe(false), 5_000);
+      await expect(tokens.find('at-t3')).rejects.toBeInstanceOf(StoreUnavailableError);
+      expect(timeouts).toHaveBeenCalledWith(500);
+    } finally {
+      timeouts.mockRestore();
+      await outage.restart();
+      await eventually(() => store.count('login:erin'), 10_000);
+    }
+  });
+
   it('a killed Redis fails every call with StoreUnavailableError, and a restarted one serves the same adapter', async () => {
     const store = redisAdapter(outageClient, { timeout: 500 });
     await outage.kill();
