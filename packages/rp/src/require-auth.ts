@@ -5,7 +5,7 @@
 import type { RequestHandler } from 'express';
 import { RequestContext } from './context.js';
 import { OptionsError, RpError } from './errors.js';
-import { MAX_RETURN_TO, requireSession, sendError, wantsHtml } from './router.js';
+import { MAX_RETURN_TO, browserPath, requireSession, sendError, wantsHtml } from './router.js';
 
 /** A required claim value, or a test of the claim's value. */
 export type ClaimRequirement = string | number | boolean | ((value: unknown) => boolean);
@@ -73,7 +73,7 @@ export function requireAuth(options: RequireAuthOptions = {}): RequestHandler {
       // a 401 whose HX-Redirect sends the whole page to the login, back to the page the user is on
       const htmx = req.headers['hx-request'] === 'true';
       if (htmx && provider) res.set('HX-Redirect', loginUrl(samePagePath(req.headers['hx-current-url'], rp.options.baseURL)));
-      else if (wantsHtml(req) && (req.method === 'GET' || req.method === 'HEAD') && provider) return res.redirect(loginUrl(req.originalUrl));
+      else if (wantsHtml(req) && (req.method === 'GET' || req.method === 'HEAD') && provider) return res.redirect(loginUrl(browserPath(req, rp)));
       return sendError(new RpError('not_authenticated', 'this resource needs a login'), req, res, next, rp);
     }
     if (options.claims && !hasClaims(auth.user.claims, options.claims)) {

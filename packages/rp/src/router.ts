@@ -909,18 +909,36 @@ export const MAX_RETURN_TO = 1024;
  * characters, more than {@link MAX_RETURN_TO} characters and anything that would leave the app's origin.
  */
 export function safeReturnTo(value: unknown, rp: RelyingParty): string {
-  if (typeof value !== 'string' || !value.startsWith('/') || value.startsWith('//')) return '/';
+  // none, or one not taken: the app's home (baseURL's path: "/" at the root, "/shop/" for https://example.com/shop)
+  const home = `${new URL(rp.options.baseURL).pathname.replace(/\/$/, '')}/`;
+  if (typeof value !== 'string' || !value.startsWith('/') || value.startsWith('//')) return home;
   // at most as long as requireAuth() sends (a stranger's ten pending logins stay a few KB in the store)
-  if (/[\\\u0000-\u001f\u007f]/.test(value) || value.length > MAX_RETURN_TO) return '/';
+  if (/[\\\u0000-\u001f\u007f]/.test(value) || value.length > MAX_RETURN_TO) return home;
   const origin = new URL(rp.options.baseURL).origin;
   try {
     const url = new URL(value, origin);
     // dot segments can turn "/.//evil.example" into "//evil.example": check what we would send
-    if (url.origin !== origin || url.pathname.startsWith('//')) return '/';
+    if (url.origin !== origin || url.pathname.startsWith('//')) return home;
     return `${url.pathname}${url.search}${url.hash}`;
   } catch {
-    return '/';
+    return home;
   }
+}
+
+/**
+ * The path the browser sees for this request (`req.originalUrl`, query included). Behind a proxy that
+ * strips a prefix (`baseURL` https://example.com/shop, the app seeing `/me` for the browser's
+ * `/shop/me`), that prefix is put back, so a redirect to it (requireAuth()'s way back after the
+ * sign-in) lands in the app, not at the site's root. An app mounted under the prefix (`app.use('/shop', …)`)
+ * sees it already.
+ */
+export function browserPath(req: Request, rp: RelyingParty): string {
+  const prefix = new URL(rp.options.baseURL).pathname.replace(/\/$/, '');
+  const url = req.originalUrl;
+  if (!prefix) return url;
+  const lower = url.toLowerCase();
+  const p = prefix.toLowerCase();
+  return lower === p || lower.startsWith(`${p}/`) || lower.startsWith(`${p}?`) ? url : `${prefix}${url}`;
 }
 
 /**

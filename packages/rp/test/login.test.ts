@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
-import type session from 'express-session';
-import { startRp, type TestRp } from './support/rp-app.js';
+import { createServer, type Server } from 'node:http';
+import express from 'express';
+import session from 'express-session';
+import request from 'supertest';
+import { close, listen, startRp, type TestRp } from './support/rp-app.js';
 import { clearStore, expectNoLogin } from './support/expect.js';
 import { pendingLogins } from '../src/transactions.js';
 
@@ -275,15 +278,28 @@ describe('the session cookie must come back with the callback, and go over https
 
 describe('rp() mounted under a path that baseURL lacks', () => {
   const started: TestRp[] = [];
-  afterAll(() => Promise.all(started.map((s) => s.close())));
+  const servers: Server[] = [];
+  afterAll(() => Promise.all([...started.map((s) => s.close()), ...servers.map(close)]));
+  /** An app of its own (one rp() per request) with `mount` in front of each rp(), signing in at `s`'s OP. */
+  async function appAt(s: TestRp, mounts: Array<[string, string]>): Promise<Server> {
+    const { rp, oidc } = await import('../src/index.js');
+    const app = express();
+    app.use(session({ secret: 's', resave: false, saveUninitialized: false }));
+    for (const [mount, baseURL] of mounts) {
+      app.use(mount, rp({ baseURL, providers: { op: oidc({ issuer: s.op.issuer, clientId: 'app', clientSecret: 'x', allowInsecureRequests: true }) } }));
+    }
+    const server = createServer(app);
+    servers.push(server);
+    await listen(server);
+    return server;
+  }
 
   test('app.use(\'/x\', rp({ baseURL: origin })): the sign-in is warned about, naming the path to put in baseURL (the callback would be a bare 404)', async () => {
     const s = await startRp({ rp: { mountPath: '/auth' } });
     started.push(s);
-    const { rp, oidc } = await import('../src/index.js');
-    s.app.use('/x', rp({ baseURL: s.baseURL, providers: { op: oidc({ issuer: s.op.issuer, clientId: 'app', clientSecret: 'x', allowInsecureRequests: true }) } }));
+    const server = await appAt(s, [['/x', s.baseURL]]);
     const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
-    expect((await s.agent().get('/x/auth/login/op')).status).toBe(302);
+    expect((await request(server).get('/x/auth/login/op')).status).toBe(302);
     expect(warn).toHaveBeenCalledWith(expect.stringMatching(new RegExp(`under "/x/auth", but baseURL \\(${s.baseURL.replace(/[.]/g, '\\.')}\\).*put its routes at "/auth".*`
       + `mounted under "/x": put that path in baseURL \\(e\\.g\\. baseURL: "${s.baseURL.replace(/[.]/g, '\\.')}/x"\\)`)));
   });
@@ -291,11 +307,10 @@ describe('rp() mounted under a path that baseURL lacks', () => {
   test('rp() at the root with baseURL naming a path a proxy strips (https://example.com/app), or mounted where baseURL says: no warning', async () => {
     const s = await startRp({ rp: { baseURL: 'http://app.example.com/app' } });
     started.push(s);
-    const { rp, oidc } = await import('../src/index.js');
-    s.app.use('/y', rp({ baseURL: `${s.baseURL}/y`, providers: { op: oidc({ issuer: s.op.issuer, clientId: 'app', clientSecret: 'x', allowInsecureRequests: true }) } }));
     const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
     expect((await s.agent().get('/auth/login/op')).status).toBe(302);
-    expect((await s.agent().get('/y/auth/login/op')).status).toBe(302);
+    const server = await appAt(s, [['/y', `${s.baseURL}/y`]]);
+    expect((await request(server).get('/y/auth/login/op')).status).toBe(302);
     expect(warn).not.toHaveBeenCalled();
   });
 });

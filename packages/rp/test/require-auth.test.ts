@@ -210,4 +210,34 @@ describe('an app mounted under a path (baseURL https://…/admin, app.use(\'/adm
       await op.close();
     }
   });
+
+  test('behind a proxy that strips the path (the app sees /me for the browser\'s /admin/me): the way back after the sign-in, and the default landing, keep it', async () => {
+    const server = createServer();
+    const origin = await listen(server);
+    const op = await startOp({ clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${origin}/admin/auth/callback/op`] }] });
+    try {
+      const app = express();
+      app.use(session({ secret: 'test-session-secret', resave: false, saveUninitialized: false }));
+      app.use(rp({ baseURL: `${origin}/admin`, providers: { op: oidc({ issuer: op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, allowInsecureRequests: true }) } }));
+      app.get('/me', requireAuth(), (req, res) => void res.json(req.oidc.user));
+      // the proxy: /admin/… in the browser, /… at the app
+      server.on('request', (req, res) => {
+        if (req.url?.startsWith('/admin/')) req.url = req.url.slice('/admin'.length);
+        app(req, res);
+      });
+      const agent = request.agent(server);
+      const guarded = await agent.get('/admin/me').set(html);
+      // before: returnTo=/me, and after the sign-in the browser landed at the site's /me (a 404, or another app's page)
+      expect(guarded.headers.location).toBe(`/admin/auth/login/op?returnTo=${encodeURIComponent('/admin/me')}`);
+      const callback = await op.authorize((await agent.get(guarded.headers.location)).headers.location);
+      expect((await agent.get(callback.pathname + callback.search)).headers.location).toBe('/admin/me');
+      // a login link without returnTo lands at the app's home, /admin/ (before: the site's /)
+      const other = request.agent(server);
+      const again = await op.authorize((await other.get('/admin/auth/login/op')).headers.location);
+      expect((await other.get(again.pathname + again.search)).headers.location).toBe('/admin/');
+    } finally {
+      await close(server);
+      await op.close();
+    }
+  });
 });
