@@ -102,6 +102,13 @@ describe('rp-backchannel-rpinitlogout-lt-*: refused, the login stays', () => {
     expect(res.body.error_description).toMatch(/issued 70\d s ago by this server's clock: if the OP sent it just now, the clocks of this server and the OP differ: keep both in time \(NTP/);
   });
 
+  test('lt-expired: past its exp, though issued a minute ago', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const res = await post(await logoutToken({ iat: now - 60, exp: now - 31 }));
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_logout_token');
+  });
+
   test('lt-iat-in-future: "issued" an hour from now', async () => {
     const now = Math.floor(Date.now() / 1000);
     const res = await post(await logoutToken({ iat: now + 3600, exp: now + 7200 }));
@@ -140,6 +147,13 @@ describe('logout token replay', () => {
     expect(replay.body.error).toBe('invalid_logout_token');
     expect(replay.body.error_description).toMatch(/replay/);
     expect((await again.get('/me')).status).toBe(200);
+  });
+
+  test('a token without exp (REQUIRED since Back-Channel Logout 1.0 errata 1, but Glewlwyd, an OpenID-certified OP, sends none) is taken within 10 minutes of its iat', async () => {
+    const a = t.agent();
+    await t.login(a);
+    expect((await post(await logoutToken({ exp: undefined }))).status).toBe(200);
+    await expectNoLogin(t, a);
   });
 
   test('two different tokens (different jti) are both accepted', async () => {
