@@ -108,7 +108,7 @@ const KEPT_UNTIL_ANSWERED: ReadonlySet<string> = new Set(['Interaction', 'Sessio
  * How long a resume's claim on its interaction lasts when its request never says how it ended (its
  * instance died): a retry resumes after that. A request that fails or closes unanswered gives it back at once.
  */
-export const RESUME_CLAIM_SECONDS = 60;
+export const RESUME_CLAIM_SECONDS = 10;
 
 /**
  * `adapter` (of `model`), whose deletes inside a request wait for its answer when `model` is one of KEPT_UNTIL_ANSWERED.
