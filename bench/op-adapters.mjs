@@ -1,10 +1,9 @@
 // Throughput of the OP record stores: memory vs Redis, upsert / find / consume.
 // Run after a build:  npx -y pnpm@10.34.9 -r --filter "./packages/*" build && node bench/op-adapters.mjs
 // Starts its own redis-server on a free loopback port unless REDIS_URL is set. N=20000 by default.
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { pathToFileURL } from 'node:url';
+import { startRedis } from './lib/redis-server.mjs';
 
 const opDist = new URL('../packages/op/dist/adapters/', import.meta.url);
 const { memoryAdapter } = await import(new URL('memory.js', opDist).href);
@@ -46,28 +45,6 @@ async function run(store, label, inFlight) {
     best.consume = Math.max(best.consume, consume);
   }
   return best;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function startRedis() {
-  if (process.env.REDIS_URL) return { url: process.env.REDIS_URL, stop: () => {} };
-  const port = await freePort();
-  const child = spawn('/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
-  await new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d) => ((out += d), out.includes('Ready to accept connections') && resolve()));
-    child.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
-  });
-  return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGTERM') };
 }
 
 const PREFIX = `bench-${process.pid}:`;
