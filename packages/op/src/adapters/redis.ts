@@ -13,6 +13,8 @@ import type { OpStore } from './types.js';
 export interface RedisCommandOptions {
   /** node-redis rejects a command still waiting to be written after this many ms. */
   timeout?: number;
+  /** node-redis rejects (and drops) a command still waiting to be written when this aborts. */
+  abortSignal?: AbortSignal;
 }
 
 /**
@@ -311,15 +313,15 @@ class Redis {
 
   /** One command about `key`. Never flagged read-only: a replica could miss a code written just now. */
   command(key: string, args: string[]): Promise<unknown> {
-    // node-redis's own timeout drops a command still waiting to be written, which only happens while the
-    // client is not ready (reconnecting): only then is it given. Each one is an AbortSignal.timeout whose
-    // timer runs its full course even after the answer (about a fifth of a Redis-backed request's CPU);
-    // guard() bounds every call anyway
-    const options: RedisCommandOptions | undefined = (this.client as { isReady?: boolean }).isReady === false ? { timeout: this.timeout } : undefined;
+    // a command node-redis has not written yet (reconnecting, or held by a stalled socket) is dropped when
+    // its call gives up (guard()'s signal), so what a request was answered 503 for never runs later. Not
+    // node-redis's own `timeout`: an AbortSignal.timeout per command, whose timer ran its full course even
+    // after the answer (about a fifth of a Redis-backed request's CPU, bench/RESULTS.md)
+    const call = underWay.getStore();
+    const options: RedisCommandOptions = call ? { abortSignal: call.signal } : { timeout: this.timeout };
     const sent = this.cluster ? (this.client as RedisClusterCommandClient).sendCommand(key, false, args, options)
       : this.sentinel ? (this.client as RedisSentinelCommandClient).sendCommand(false, args, options)
         : (this.client as RedisCommandClient).sendCommand(args, options);
-    const call = underWay.getStore();
     return call ? sent.finally(call.answered) : sent;
   }
 
@@ -360,13 +362,18 @@ class Redis {
     let giveUp!: (err: Error) => void;
     const late = new Promise<never>((_, reject) => (giveUp = reject));
     const last = Date.now() + MAX_COMMANDS * this.timeout;
+    // aborted when the call gives up: its commands not written yet are dropped (see `command`)
+    const abandon = new AbortController();
     const answered = (): void => {
       if (settled) return;
       clearTimeout(timer);
-      timer = setTimeout(() => giveUp(timedOut(what, this.timeout, this.client)), Math.max(0, Math.min(this.timeout, last - Date.now())));
+      timer = setTimeout(() => {
+        abandon.abort();
+        giveUp(timedOut(what, this.timeout, this.client));
+      }, Math.max(0, Math.min(this.timeout, last - Date.now())));
     };
     answered();
-    const attempt = underWay.run({ answered }, () => Promise.resolve().then(work))
+    const attempt = underWay.run({ answered, signal: abandon.signal }, () => Promise.resolve().then(work))
       .catch((error: unknown) => {
         throw isUnavailable(error) ? unreachable(what, error) : error;
       });
@@ -378,7 +385,7 @@ class Redis {
 }
 
 /** The store call under way in this async context (see `Redis.guard`): each reply gives it another `timeout`. */
-const underWay = new AsyncLocalStorage<{ answered(): void }>();
+const underWay = new AsyncLocalStorage<{ answered(): void; signal: AbortSignal }>();
 
 /** node-redis's cluster client has a list of masters; a single-node client has none. */
 function isCluster(client: RedisAdapterClient): client is RedisClusterCommandClient {
