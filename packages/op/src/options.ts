@@ -35,6 +35,17 @@ export interface OpFeatures {
   pushedAuthorizationRequests?: boolean | undefined;
   /** RFC 9101 request objects (`request` parameter, JAR). Default true. */
   requestObjects?: boolean | undefined;
+  /**
+   * OIDC Core 6.2 `request_uri`: the request object by reference. A client registers the https URLs it
+   * serves its request objects at (`request_uris` client metadata, in `clients` or at registration; http too
+   * while the issuer is http);
+   * one of them (compared without its fragment) is fetched at the authorization request (oidc-provider's
+   * outgoing-request rules: no private addresses unless `allowPrivateHosts` lists them, 2.5 s, at most
+   * 64 KB, no redirects) and checked as a `request` parameter is. Any other URL, or one that fails, is
+   * `invalid_request_uri`. Discovery says `request_uri_parameter_supported: true` and `require_request_uri_registration: true`.
+   * Default: as `requestObjects`.
+   */
+  requestUri?: boolean | undefined;
   /** RFC 9449 DPoP sender-constrained tokens, on every grant (op()'s password and token-exchange grants too): a proof binds the token to its key, and a client registered with `dpop_bound_access_tokens: true` that sends none is refused. Default true. */
   dPoP?: boolean | undefined;
   /** OIDC back-channel logout to clients that register a `backchannel_logout_uri`. Default true. */
@@ -250,7 +261,7 @@ export const DEFAULT_TTL: Required<OpTtl> = {
 
 const VIEW_NAMES = ['layout', 'login', 'consent', 'error', 'logout', 'logoutSuccess', 'deviceInput', 'deviceConfirm', 'deviceSuccess'];
 const FEATURE_NAMES = ['clientCredentials', 'introspection', 'revocation', 'registration',
-  'pushedAuthorizationRequests', 'requestObjects', 'dPoP', 'backchannelLogout', 'claimsParameter',
+  'pushedAuthorizationRequests', 'requestObjects', 'requestUri', 'dPoP', 'backchannelLogout', 'claimsParameter',
   'resourceIndicators', 'tokenExchange', 'passwordGrant', 'deviceFlow'];
 
 function fail(option: string, message: string): never {
@@ -309,6 +320,8 @@ const CLIENT_METADATA: readonly string[] = ['client_id', 'client_secret', 'clien
   'tls_client_auth_san_ip', 'tls_client_auth_san_email', 'use_mtls_endpoint_aliases', 'tls_client_certificate_bound_access_tokens',
   'backchannel_token_delivery_mode', 'backchannel_user_code_parameter', 'backchannel_client_notification_endpoint',
   'backchannel_authentication_request_signing_alg', 'dpop_bound_access_tokens', 'authorization_details_types', 'firstParty',
+  // op()'s own, with features.requestUri (request-uri.ts)
+  'request_uris',
   // the lists a client may give instead of one value, with oidc-provider's features.rpMetadataChoices
   'authorization_encryption_alg_values_supported', 'authorization_encryption_enc_values_supported', 'authorization_signing_alg_values_supported',
   'backchannel_authentication_request_signing_alg_values_supported', 'id_token_encryption_alg_values_supported',
@@ -697,6 +710,11 @@ function checkTokenExchange(value: unknown): OpTokenExchange | false {
   return { policy: value.policy as TokenExchangePolicy };
 }
 
+/** Whether `request_uri` is on: `features.requestUri`, by default as `features.requestObjects`. */
+export function requestUriOn(features: OpFeatures): boolean {
+  return features.requestUri ?? features.requestObjects !== false;
+}
+
 /** The grant types a feature of op() provides, so that a client listing one with the feature off is told at start-up. */
 const GRANT_FEATURES: Record<string, 'passwordGrant' | 'tokenExchange' | 'deviceFlow' | 'clientCredentials'> = {
   client_credentials: 'clientCredentials',
@@ -710,9 +728,15 @@ function checkFeatureNeeds(features: OpFeatures, clients: OpClient[], provider: 
   if (features.tokenExchange && !features.resourceIndicators) {
     fail(TX, `needs features.resourceIndicators: the new token is for one of its resources (the resource or audience parameter), e.g. ${RI_EXAMPLE}`);
   }
+  if (features.requestUri === true && features.requestObjects === false) {
+    fail('features.requestUri', 'needs features.requestObjects: what a request_uri points at is a request object');
+  }
   // oidc-provider's own switch, given through the `provider` escape hatch, turns its grants on too
   const raw = (feature: 'deviceFlow' | 'clientCredentials') => provider?.features?.[feature]?.enabled === true;
   clients.forEach((c, i) => {
+    if (c.request_uris !== undefined && !requestUriOn(features)) {
+      fail(`clients[${i}].request_uris`, `client "${c.client_id}" registers request_uris but features.requestUri is off: turn it on (with features.requestObjects) or remove them`);
+    }
     for (const grant of Array.isArray(c.grant_types) ? c.grant_types : []) {
       const feature = GRANT_FEATURES[grant];
       if (!feature || features[feature] || ((feature === 'deviceFlow' || feature === 'clientCredentials') && raw(feature))) continue;

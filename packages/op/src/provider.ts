@@ -13,10 +13,11 @@ import { exchangeClaims, registerTokenExchange } from './grants/token-exchange.j
 import { publicJwks } from './keys.js';
 import { logoutCsrfFor } from './logout-csrf.js';
 import { pkceRequired } from './pkce-policy.js';
-import { parWithoutRedirectUris, type ResolvedOptions } from './options.js';
+import { parWithoutRedirectUris, requestUriOn, type ResolvedOptions } from './options.js';
 import { parseAllowedHosts, privateHostsFetch } from './private-hosts.js';
 import { plainError } from './provider-errors.js';
 import { revokingReplays } from './replay.js';
+import { withRequestUris } from './request-uri.js';
 import { destroyedOnceAnswered } from './request-scope.js';
 import { claimsForResource, resourceIndicatorsFeature } from './resources.js';
 import { throttle } from './throttle.js';
@@ -348,11 +349,14 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
       ctx.body = await errorPage({ ...plainError(ctx.status, code, details, ctx.oidc?.client), code: String(out.error) });
     },
   };
-  const merged = httpsRedirectsOnly(deepMerge(config, o.provider), o.issuer);
+  const merged = withRequestUrisIfOn(httpsRedirectsOnly(deepMerge(config, o.provider), o.issuer), o);
   const policy = merged.interactions?.policy;
   if (policy) withOpChecks(policy as ReturnType<typeof interactionPolicy.base>, parUnregistered);
   return merged;
 }
+
+/** `request_uris` client metadata with `features.requestUri` (request-uri.ts). */
+const withRequestUrisIfOn = (config: Configuration, o: ResolvedOptions) => (requestUriOn(o.features) ? withRequestUris(config, o.issuer) : config);
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 

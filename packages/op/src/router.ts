@@ -16,9 +16,10 @@ import { retiredKeyHint } from './retired-hint.js';
 import { formPostPolicy } from './form-post-csp.js';
 import { checkHost, checkMount, corsHeadersSet, ownCors, pinHost, type RequestCheck } from './request-checks.js';
 import { checkLogoutCsrf } from './logout-csrf.js';
-import { resolveOptions, type OpOptions, type ResolvedOptions } from './options.js';
+import { requestUriOn, resolveOptions, type OpOptions, type ResolvedOptions } from './options.js';
 import { postToGet } from './post-to-get.js';
 import { createProvider } from './provider.js';
+import { requestUriByReference } from './request-uri.js';
 import { warnUntrustedProxyOnce } from './proxy-warning.js';
 import { guardSession } from './session-guard.js';
 import { answerStoreFailuresWith503, answerStoreUnavailable, isStoreUnavailable, undoConsumes } from './store-unavailable.js';
@@ -395,6 +396,8 @@ export function op(options: OpOptions): OpApp {
   }
   answerUnknownPaths(provider, views, atRoot);
   formPostPolicy(provider);
+  // (after formPostPolicy: a refused request_uri answered in form_post mode gets its headers too)
+  if (requestUriOn(o.features)) requestUriByReference(provider, o.issuer);
   const callback = provider.callback();
   app.use(atRoot ? (req: Request & { [PASS_ON]?: NextFunction }, res: Response, next: NextFunction) => {
     req[PASS_ON] = next;

@@ -8,18 +8,13 @@
  * and that its requests take our dispatcher; in a plain Node child process, with the guard
  * installed, that the same fetch delivers to a listed host and that unlisted ones stay refused.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
-import ts from 'typescript';
 import * as client from 'openid-client';
 import { memoryAdapter } from '@openid-express/op';
 import { fetchRouteFor, parseAllowedHosts, privateHostsFetch } from '../src/private-hosts.js';
 import { signIn } from '../../../test/support/op-forms.js';
 import { startFlowFixture, type FlowFixture } from './support/flow-suite.js';
 import { ALICE } from './support/op-server.js';
+import { plainNodeChild } from './support/plain-node.js';
 
 describe('which way an outgoing request goes', () => {
   const allowed = parseAllowedHosts(['rp.internal', '127.0.0.1', '10.0.0.0/8', 'fd00::/8']);
@@ -90,29 +85,8 @@ describe('back-channel logout from a real op() to an RP on 127.0.0.1 (under jest
   });
 });
 
-const run = promisify(execFile);
-
 describe("plain Node, oidc-provider's SSRF guard installed", () => {
-  let dir: string;
-  beforeAll(() => {
-    // the module under test, transpiled next to a node_modules that resolves oidc-provider and debug
-    dir = mkdtempSync(join(tmpdir(), 'op-private-hosts-'));
-    symlinkSync(resolve(__dirname, '../node_modules'), join(dir, 'node_modules'), 'dir');
-    mkdirSync(join(dir, 'src'));
-    for (const name of ['private-hosts', 'errors']) {
-      const source = readFileSync(resolve(__dirname, `../src/${name}.ts`), 'utf8');
-      const out = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
-      writeFileSync(join(dir, 'src', `${name}.js`), out.outputText);
-    }
-    writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
-    writeFileSync(join(dir, 'check.js'), CHILD);
-  });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-  const check = async (allow: string[] | null) => {
-    const { stdout } = await run(process.execPath, [join(dir, 'check.js'), JSON.stringify(allow)], { timeout: 20_000 });
-    return JSON.parse(stdout.trim().split('\n').pop()!) as { delivered: boolean; error?: string };
-  };
+  const check = plainNodeChild<{ delivered: boolean; error?: string }>('private-hosts', ['private-hosts', 'errors'], () => CHILD);
 
   test('a listed 127.0.0.1 RP receives the logout token', async () => {
     expect(await check(['127.0.0.1'])).toEqual({ delivered: true });
