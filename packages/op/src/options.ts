@@ -345,7 +345,7 @@ function checkClientNames(c: Record<string, unknown>, i: number, extra: readonly
 }
 
 /** op()'s own switches for oidc-provider features (`features: { … }`), each on unless set to false. */
-const OP_SWITCHED: ReadonlySet<string> = new Set(['requestObjects', 'backchannelLogout', 'dPoP', 'pushedAuthorizationRequests']);
+const OP_SWITCHED: ReadonlySet<string> = new Set(['requestObjects', 'backchannelLogout', 'dPoP', 'pushedAuthorizationRequests', 'introspection']);
 /** oidc-provider features op() turns on itself (the others are off unless `provider.features` turns them on). */
 const OP_ON: ReadonlySet<string> = new Set(['jwtUserinfo']);
 
@@ -354,6 +354,7 @@ const METADATA_FEATURES: ReadonlyArray<readonly [RegExp, string]> = [
   [/^(id_token|userinfo|introspection|authorization)_encrypted_response_(alg|enc)$|^request_object_encryption_(alg|enc)$/, 'encryption'],
   [/^userinfo_signed_response_alg$/, 'jwtUserinfo'],
   [/^introspection_(signed|encrypted)_response_/, 'jwtIntrospection'],
+  [/^introspection_(signed|encrypted)_response_/, 'introspection'],
   [/^authorization_(signed|encrypted)_response_/, 'jwtResponseModes'],
   [/^tls_client_|^use_mtls_endpoint_aliases$/, 'mTLS'],
   [/^backchannel_(token_delivery_mode|user_code_parameter|client_notification_endpoint|authentication_request_signing_alg)$/, 'ciba'],
@@ -760,14 +761,15 @@ export function resolveOptions(input: OpOptions): ResolvedOptions {
   if (!isObject(input)) fail('options', 'op() needs an options object: op({ issuer, accounts, clients })');
   checkOptionNames(input);
   const issuerUrl = checkIssuer(input.issuer);
-  const clients = checkClients(input.clients, input.features, input.provider);
   checkShape(input);
+  // (features first: a client's metadata is checked against them, `{ enabled: false }` read as false)
+  const features = checkFeatures(input.features);
+  const clients = checkClients(input.clients, features, input.provider);
   checkKeys(input);
   checkNumbers('ttl', input.ttl, Object.keys(DEFAULT_TTL));
   checkNumbers('throttle', input.throttle, ['maxFailures', 'maxAccountFailures', 'windowSeconds']);
   if (input.authenticators !== undefined) checkAuthenticators(input.authenticators);
   parseAllowedHosts(input.allowPrivateHosts);
-  const features = checkFeatures(input.features);
   checkFeatureNeeds(features, clients, input.provider);
   return {
     issuer: input.issuer,

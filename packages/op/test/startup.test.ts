@@ -162,6 +162,11 @@ describe('client metadata that needs a feature which is off is refused at start-
     ['JARM', { authorization_signed_response_alg: 'RS256' }, {}, 'clients[0].authorization_signed_response_alg', 'jwtResponseModes'],
     ['a back channel, with op()\'s backchannelLogout off', { backchannel_logout_uri: 'https://app.example.com/bcl' }, { features: { backchannelLogout: false } },
       'clients[0].backchannel_logout_uri', 'op({ features: { backchannelLogout: true } })'],
+    ['a back channel, with backchannelLogout: { enabled: false } (oidc-provider\'s spelling)', { backchannel_logout_uri: 'https://app.example.com/bcl' },
+      { features: { backchannelLogout: { enabled: false } } }, 'clients[0].backchannel_logout_uri', 'op({ features: { backchannelLogout: true } })'],
+    ['signed introspection with jwtIntrospection on but introspection off', { introspection_signed_response_alg: 'RS256' },
+      { features: { introspection: false }, provider: { features: { jwtIntrospection: { enabled: true } } } }, 'clients[0].introspection_signed_response_alg',
+      'op({ features: { introspection: true } })'],
     ['signed userinfo, with jwtUserinfo turned off', { userinfo_signed_response_alg: 'RS256' }, { provider: { features: { jwtUserinfo: { enabled: false } } } },
       'clients[0].userinfo_signed_response_alg', 'jwtUserinfo'],
   ])('%s', (_label, metadata, options, option, how) => {
