@@ -185,7 +185,9 @@ async function verifyWithCandidates(
       try {
         return await jose.jwtVerify(jwt, candidate, options);
       } catch (refused) {
-        if (!(refused instanceof jose.errors.JWSSignatureVerificationFailed)) throw refused; // its key, and a claim is wrong
+        // the signature verified with this key, and a claim is wrong: that is the answer
+        if (refused instanceof jose.errors.JWTClaimValidationFailed) throw refused;
+        // else not this key: its signature does not verify, or jose will not use it (an RSA key under 2048 bits)
       }
     }
     throw new jose.errors.JWSSignatureVerificationFailed(`no key of the OP's JWKS (${jwksUri}) verifies the token's signature (it names no "kid"; ${tried} keys tried)`);

@@ -95,11 +95,13 @@ describe('rp-id_token-* (signature and claims of the ID token)', () => {
    * An RP of its own, with a stub OP whose JWKS is `keys` from its first download on: a key set that
    * an earlier test left in the shared RP's cache (one key) cannot decide these tests.
    */
-  async function kidAbsentMultiple(sign: (stub: StubOp) => (claims: JWTPayload) => Promise<string>): Promise<{ res: request.Response; agent: request.Agent; fresh: StubRp }> {
+  async function kidAbsentMultiple(
+    sign: (stub: StubOp) => (claims: JWTPayload) => Promise<string>, first?: JWK,
+  ): Promise<{ res: request.Response; agent: request.Agent; fresh: StubRp }> {
     const fresh = await startStubRp({ clientSecret: CLIENT_SECRET }, { jwksCooldown: 0 });
     fresh.stub.userinfo = { sub: 'mallory', email: 'mallory@example.org' };
-    const other = await fresh.stub.newKey('RS256'); // listed first: tried first, and it does not verify
-    fresh.stub.keys = [other.jwk, ...fresh.stub.keys.map(({ kid: _kid, ...k }) => k)];
+    const other = first ?? (await fresh.stub.newKey('RS256')).jwk; // listed first: tried first, and it does not verify
+    fresh.stub.keys = [other, ...fresh.stub.keys.map(({ kid: _kid, ...k }) => k)];
     fresh.stub.idToken = sign(fresh.stub);
     const agent = request.agent(fresh.server);
     const res = await fresh.callback(agent);
@@ -111,6 +113,17 @@ describe('rp-id_token-* (signature and claims of the ID token)', () => {
     const { res, agent, fresh } = await kidAbsentMultiple((op) => (claims) => op.sign(claims, { kid: null }));
     try {
       expect(res.status).toBe(302);
+      expect((await agent.get('/me')).body.sub).toBe('mallory');
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  test('rp-id_token-kid-absent-multiple-jwks: a candidate jose will not use (an RSA key of 1024 bits, kept during a rotation) is passed over for the one that verifies', async () => {
+    const weak = { ...generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' }), alg: 'RS256', use: 'sig' } as JWK;
+    const { res, agent, fresh } = await kidAbsentMultiple((op) => (claims) => op.sign(claims, { kid: null }), weak);
+    try {
+      expect(res.status).toBe(302); // before: 401, "RS256 requires key modulusLength to be 2048 bits or larger"
       expect((await agent.get('/me')).body.sub).toBe('mallory');
     } finally {
       await fresh.close();
