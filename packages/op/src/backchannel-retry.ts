@@ -40,6 +40,8 @@ interface Retry {
   attempt: number;
   /** The OP's issuer: OPs that share a store namespace by mistake share its queue, and each delivers only its own. */
   iss?: string;
+  /** When (ms) another OP first gave it back: one whose issuer no OP serves any more is dropped in the end. */
+  foreignSince?: number;
   /** How the last delivery failed: "the app answered 503", or "no answer (…)". */
   last?: string;
 }
@@ -114,7 +116,7 @@ export function retryBackchannelLogout(provider: Provider, store: OpStore, delay
     if (!client?.backchannelLogoutUri) return log('back-channel logout retry dropped: client %s is gone or has no back channel now', r.clientId);
     await client.backchannelLogout(r.sub, r.sid).then(
       () => log('back-channel logout to client %s delivered on attempt %d', r.clientId, r.attempt + 2),
-      (err: Error) => (passing(err) ? later({ ...r, attempt: r.attempt + 1, last: failureOf(err) }, client) : refused(r, client.backchannelLogoutUri, err)),
+      (err: Error) => (passing(err) ? later({ ...r, attempt: r.attempt + 1, last: failureOf(err), foreignSince: undefined }, client) : refused(r, client.backchannelLogoutUri, err)),
     );
   };
 
@@ -125,7 +127,7 @@ export function retryBackchannelLogout(provider: Provider, store: OpStore, delay
     later({ id: randomBytes(9).toString('base64url'), clientId: client.clientId, sub, sid, attempt: 0, iss: provider.issuer, last: failureOf(err) }, client as unknown as LogoutClient);
   });
 
-  if (store.takeDue) pollSharedQueue(store, provider, (r) => deliver(r));
+  if (store.takeDue) pollSharedQueue(store, provider, (r) => deliver(r), delays.reduce((a, b) => a + b, 0));
 }
 
 /** `ms` for a reader: "45 s", "69 min". */
@@ -175,7 +177,31 @@ const DELIVER = Symbol('delivers a back-channel logout retry taken from the shar
  * test, a tenant removed) stops polling once it is collected, instead of polling and being kept for
  * the life of the process.
  */
-function pollSharedQueue(store: OpStore, provider: Provider, deliver: (r: Retry) => Promise<void>): void {
+/** How long another OP's retry waits before it is offered again (its own OP takes it meanwhile). */
+const FOREIGN_DELAY_MS = 5_000;
+/** When each orphaned issuer's dropped retries were last warned about (at most hourly each). */
+const orphansWarned = new Map<string, number>();
+
+/**
+ * Another OP's retry (OPs sharing a store namespace by mistake): given back a little later for its own
+ * OP to take, and dropped, with a warning, once no OP of its issuer took it for as long as retries last
+ * (`horizon`): a tenant removed, or an issuer changed, would otherwise leave it offered for ever.
+ */
+function giveBack(store: OpStore, r: Retry, horizon: number): Promise<void> | void {
+  const since = r.foreignSince ?? Date.now();
+  if (Date.now() - since <= horizon) return store.schedule!(QUEUE, JSON.stringify({ ...r, foreignSince: since }), Date.now() + Math.min(FOREIGN_DELAY_MS, horizon));
+  const iss = String(r.iss).slice(0, 200);
+  log('back-channel logout retry of issuer %s dropped: no OP of that issuer took it', JSON.stringify(iss));
+  const last = orphansWarned.get(iss);
+  if (last !== undefined && Date.now() - last < 3600_000) return;
+  if (orphansWarned.size >= 100) orphansWarned.clear();
+  orphansWarned.set(iss, Date.now());
+  console.warn(`op(): back-channel logout retries of the OP at ${JSON.stringify(iss)} (client "${r.clientId}" among them) were dropped from the shared queue: `
+    + `no OP of that issuer took them for ${duration(horizon)} (a tenant removed, its issuer changed, or OPs sharing one store prefix). `
+    + 'Those apps may still have their users signed in. (Said at most once an hour per issuer.)');
+}
+
+function pollSharedQueue(store: OpStore, provider: Provider, deliver: (r: Retry) => Promise<void>, horizon: number): void {
   (provider as unknown as Record<symbol, unknown>)[DELIVER] = deliver;
   const owner = new WeakRef(provider);
   let busy = false;
@@ -193,8 +219,8 @@ function pollSharedQueue(store: OpStore, provider: Provider, deliver: (r: Retry)
         } catch {
           return log('back-channel logout retry dropped: unreadable queue item');
         }
-        // another OP's (its client of the same id is not this OP's): given back, due now, for that OP to take
-        if (r.iss !== undefined && r.iss !== (live as unknown as Provider).issuer) return store.schedule!(QUEUE, item, Date.now());
+        // another OP's (its client of the same id is not this OP's): given back for that OP to take
+        if (r.iss !== undefined && r.iss !== (live as unknown as Provider).issuer) return giveBack(store, r, horizon);
         return send(r).catch((err: Error) => log('back-channel logout retry failed: %s', err.message));
       })))
       .catch((err: Error) => log('back-channel logout retries not taken this time: %s', err.message))

@@ -127,3 +127,24 @@ test('the back-channel retry queue of one Redis prefix: each OP delivers only it
   expect(a.delivered).toEqual(['alice-at-a']);
   expect(b.delivered).toEqual([]);
 });
+
+test('a retry of an OP that no longer runs (a tenant removed, its issuer changed) is given back a while, then dropped with a warning; not offered every second for ever', async () => {
+  const prefix = `orphan-${Date.now()}:`;
+  const store = redisAdapter(redisClient, { prefix });
+  const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+  try {
+    await store.schedule!('backchannel-logout', JSON.stringify({ id: 'x1', clientId: 'shop', sub: 'alice', sid: 's1', attempt: 0, iss: 'https://gone.example/op' }), Date.now());
+    const events = new EventEmitter();
+    const delivered: string[] = [];
+    const shop = { clientId: 'shop', backchannelLogoutUri: 'https://b.example/shop/backchannel', backchannelLogout: async (sub: string) => void delivered.push(sub) };
+    const b = { issuer: 'https://b.example/op', on: events.on.bind(events), Client: { find: async () => shop } } as unknown as Provider;
+    retryBackchannelLogout(b, store, [10, 10, 10]); // retries last 30 ms here: so long is an orphan given back
+    for (let i = 0; i < 80 && !warn.mock.calls.some((c) => String(c[0]).includes('gone.example')); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(warn.mock.calls.map((c) => String(c[0])).find((l) => l.includes('gone.example'))).toMatch(
+      /^op\(\): back-channel logout retries of the OP at "https:\/\/gone\.example\/op" \(client "shop" among them\) were dropped from the shared queue: no OP of that issuer took them/);
+    expect(await redisClient.zCard(`${prefix}queue:backchannel-logout`)).toBe(0); // before: given back, due at once, every second
+    expect(delivered).toEqual([]);
+  } finally {
+    warn.mockRestore();
+  }
+});
