@@ -40,8 +40,9 @@ export interface OpFeatures {
    * serves its request objects at (`request_uris` client metadata, in `clients` or at registration; http too
    * while the issuer is http);
    * one of them (compared without its fragment) is fetched at the authorization request (oidc-provider's
-   * outgoing-request rules: no private addresses unless `allowPrivateHosts` lists them, 2.5 s, at most
-   * 64 KB, no redirects) and checked as a `request` parameter is. Any other URL, or one that fails, is
+   * outgoing-request rules: no private addresses, those of `allowPrivateHosts` only for clients listed in
+   * `clients`, 2.5 s, at most 64 KB, no redirects; one fetch per URI at a time, at most 8 per client) and
+   * checked as a `request` parameter is. Any other URL, or one that fails, is
    * `invalid_request_uri`. Discovery says `request_uri_parameter_supported: true` and `require_request_uri_registration: true`.
    * Default: as `requestObjects`.
    */

@@ -20,6 +20,7 @@ import { requestUriOn, resolveOptions, type OpOptions, type ResolvedOptions } fr
 import { postToGet } from './post-to-get.js';
 import { createProvider } from './provider.js';
 import { requestUriByReference } from './request-uri.js';
+import { parseAllowedHosts } from './private-hosts.js';
 import { warnUntrustedProxyOnce } from './proxy-warning.js';
 import { guardSession } from './session-guard.js';
 import { answerStoreFailuresWith503, answerStoreUnavailable, isStoreUnavailable, undoConsumes } from './store-unavailable.js';
@@ -397,7 +398,9 @@ export function op(options: OpOptions): OpApp {
   answerUnknownPaths(provider, views, atRoot);
   formPostPolicy(provider);
   // (after formPostPolicy: a refused request_uri answered in form_post mode gets its headers too)
-  if (requestUriOn(o.features)) requestUriByReference(provider, o.issuer);
+  if (requestUriOn(o.features)) {
+    requestUriByReference(provider, o.issuer, new Set(o.clients.map((c) => c.client_id)), o.allowPrivateHosts.length ? parseAllowedHosts(o.allowPrivateHosts) : undefined);
+  }
   const callback = provider.callback();
   app.use(atRoot ? (req: Request & { [PASS_ON]?: NextFunction }, res: Response, next: NextFunction) => {
     req[PASS_ON] = next;
