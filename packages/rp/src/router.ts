@@ -394,11 +394,10 @@ class Routes {
     const sid = await this.rp.frontchannelLogout(name, req.query.iss, req.query.sid);
     const coordination = coordinationOf(this.rp, store);
     const p = this.rp.provider(name);
-    const [ended, ended010] = await Promise.all([
-      endIndexedSessions(coordination, store, logoutIndexKey(name, logoutScope(p), 'sid', sid), INDEX_TTL_MS, INDEX_MAX),
-      endIndexedSessions(coordination, store, unscopedLogoutIndexKey(name, 'sid', sid), INDEX_TTL_MS, INDEX_MAX, undefined,
-        ofThisProvider(store, name, p.clientId, typeof req.query.iss === 'string' ? req.query.iss : undefined)),
-    ]);
+    // the index of this provider, then 0.1.0's (this provider's sessions in it: those the first did not end)
+    const ended = await endIndexedSessions(coordination, store, logoutIndexKey(name, logoutScope(p), 'sid', sid), INDEX_TTL_MS, INDEX_MAX);
+    const ended010 = await endIndexedSessions(coordination, store, unscopedLogoutIndexKey(name, 'sid', sid), INDEX_TTL_MS, INDEX_MAX, undefined,
+      ofThisProvider(store, name, p.clientId, typeof req.query.iss === 'string' ? req.query.iss : undefined));
     debug('front-channel logout at provider %s ended %d session(s)', name, ended + ended010);
     const config = await this.rp.providerInfo(name);
     res.status(200).set({
@@ -422,11 +421,10 @@ class Routes {
     // find the index emptied by the failed attempt
     const [kind, value] = sid ? ['sid', sid] as const : ['sub', sub!] as const;
     const p = this.rp.provider(name);
-    const [ended, ended010] = await Promise.all([
-      endIndexedSessions(coordination, store, logoutIndexKey(name, logoutScope(p), kind, value), INDEX_TTL_MS, INDEX_MAX),
-      endIndexedSessions(coordination, store, unscopedLogoutIndexKey(name, kind, value), INDEX_TTL_MS, INDEX_MAX, undefined,
-        ofThisProvider(store, name, p.clientId, (await this.rp.providerInfo(name)).serverMetadata().issuer)),
-    ]);
+    // the index of this provider, then 0.1.0's (this provider's sessions in it: those the first did not end)
+    const ended = await endIndexedSessions(coordination, store, logoutIndexKey(name, logoutScope(p), kind, value), INDEX_TTL_MS, INDEX_MAX);
+    const ended010 = await endIndexedSessions(coordination, store, unscopedLogoutIndexKey(name, kind, value), INDEX_TTL_MS, INDEX_MAX, undefined,
+      ofThisProvider(store, name, p.clientId, (await this.rp.providerInfo(name)).serverMetadata().issuer));
     await rememberLogoutToken(coordination, seen, iat);
     debug('back-channel logout at provider %s ended %d session(s)', name, ended + ended010);
     res.set('cache-control', 'no-store');
@@ -642,13 +640,18 @@ const INDEX_PRUNE_SPARE = 10;
  * Remembers which session ids belong to an OP `sid` and `sub` (one atomic add per record), for as long
  * as the session whose cookie is `cookie` can live: a day past its end, or 30 days for a cookie without
  * one (the browser's session). Returns until when (epoch seconds).
+ *
+ * Also under 0.1.0's unscoped keys, which this version reads only for this provider's sessions
+ * (`ofThisProvider`): an instance still running 0.1.0 during a rolling upgrade reads only those, and a
+ * logout it answered would have missed every login made on a new instance, for good. To be dropped in a
+ * release after the next, once no 0.1.0 instance can take a logout.
  */
 async function indexForLogout(
   coordination: Coordination, store: Store, auth: Authentication, scope: string, sessionId: string, cookie: { expires?: Date | null } | undefined,
 ): Promise<number> {
   const sid = auth.idTokenClaims?.sid;
-  const keys = [logoutIndexKey(auth.provider, scope, 'sub', auth.user.sub)];
-  if (typeof sid === 'string') keys.push(logoutIndexKey(auth.provider, scope, 'sid', sid));
+  const keys = [logoutIndexKey(auth.provider, scope, 'sub', auth.user.sub), unscopedLogoutIndexKey(auth.provider, 'sub', auth.user.sub)];
+  if (typeof sid === 'string') keys.push(logoutIndexKey(auth.provider, scope, 'sid', sid), unscopedLogoutIndexKey(auth.provider, 'sid', sid));
   const now = Date.now();
   const end = sessionEnd(cookie, now);
   const ttlMs = end === undefined ? INDEX_TTL_MS : Math.max(end - now, 0) + INDEX_SLACK_MS;
