@@ -27,7 +27,7 @@ function warnShared(issuer: string, other: string, model: string): void {
   if (last !== undefined && Date.now() - last < 3600_000) return;
   if (warned.size >= 100) warned.clear();
   warned.set(key, Date.now());
-  console.warn(`op(): the OP at ${issuer} was asked for a ${model} of the OP at ${JSON.stringify(other.slice(0, 200))}: both keep their records in one store `
+  console.warn(`op(): the OP at ${issuer} was asked for a record (${model}) of the OP at ${JSON.stringify(other.slice(0, 200))}: both keep their records in one store `
     + 'namespace (one Redis with the same prefix, or one memoryAdapter()). It was refused, as every record of another issuer is; give each OP its own, '
     + 'e.g. redisAdapter(redis, { prefix: \'tenant-a:\' }). (Said at most once an hour.)');
 }

@@ -155,7 +155,7 @@ export function destroyedOnceAnswered(model: string, adapter: Adapter, store?: O
  * closes before the answer went out (the browser retries, and finds what it needs). A delete that
  * fails leaves the record to expire.
  */
-export function destroyOnceSent(scope: RequestConsumes, res: NodeJS.EventEmitter & { writableFinished?: boolean }, succeeded: boolean): void {
+export function destroyOnceSent(scope: RequestConsumes, res: NodeJS.EventEmitter & { writableFinished?: boolean; destroyed?: boolean }, succeeded: boolean): void {
   const destroys = scope.destroys.splice(0);
   const releases = scope.releases.splice(0);
   // a resume claimed but not answered: the retry may resume (the claim lapses anyway, RESUME_CLAIM_SECONDS)
@@ -172,6 +172,8 @@ export function destroyOnceSent(scope: RequestConsumes, res: NodeJS.EventEmitter
     if (!res.writableFinished) release();
   };
   if (res.writableFinished) return run();
+  // closed before it answered, already (the browser gave up while the resume ran): its 'close' has been
+  if (res.destroyed) return release();
   res.once('finish', run);
   if (releases.length) res.once('close', unanswered);
 }

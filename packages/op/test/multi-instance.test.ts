@@ -2,12 +2,14 @@
  * Several OP instances behind one load balancer, one shared store and one session store: a browser's
  * requests land on any instance, and two logins of one browser (two tabs) do not disturb each other.
  */
+import { EventEmitter } from 'node:events';
 import express from 'express';
 import session from 'express-session';
 import * as client from 'openid-client';
 import { createClient } from 'redis';
 import { generateKeys, memoryAdapter, op, redisAdapter, unlockLogin, type OpStore } from '@openid-express/op';
 import { FormBrowser, type BrowserPage } from '../../../test/support/op-forms.js';
+import { destroyOnceSent } from '../src/request-scope.js';
 import { useRedis } from '../../../test/support/redis-server.js';
 import { ALICE, BOB, accounts, listen, originOf } from './support/op-server.js';
 
@@ -206,5 +208,35 @@ describe('a consent submitted twice at once, the two posts and their redirects o
       await new Promise<void>((resolve) => server.close(() => resolve()));
       second.destroy();
     }
+  });
+});
+
+describe('a resume\'s claim on its interaction (request-scope.ts)', () => {
+  const scopeWith = (release: () => Promise<void>) => ({ undo: [], settle: [], stop: [], destroys: [async () => undefined], releases: [release], done: false });
+
+  test('given back at once when the browser closed the connection before the resume answered, and its delete dropped', async () => {
+    const released = jest.fn(async () => undefined);
+    const destroyed = jest.fn(async () => undefined);
+    const scope = { ...scopeWith(released), destroys: [destroyed] };
+    // the 'close' event has been already: a listener added now would never run (the claim was held its 10 s)
+    const closed = Object.assign(new EventEmitter(), { writableFinished: false, destroyed: true });
+    destroyOnceSent(scope, closed, true);
+    expect(released).toHaveBeenCalledTimes(1);
+    expect(destroyed).not.toHaveBeenCalled();
+  });
+
+  test('kept when the answer went out (its delete runs), given back when the connection closes unanswered', async () => {
+    const kept = jest.fn(async () => undefined);
+    const answered = Object.assign(new EventEmitter(), { writableFinished: false, destroyed: false });
+    destroyOnceSent(scopeWith(kept), answered, true);
+    answered.writableFinished = true;
+    answered.emit('finish');
+    answered.emit('close');
+    expect(kept).not.toHaveBeenCalled();
+    const dropped = jest.fn(async () => undefined);
+    const unanswered = Object.assign(new EventEmitter(), { writableFinished: false, destroyed: false });
+    destroyOnceSent(scopeWith(dropped), unanswered, true);
+    unanswered.emit('close');
+    expect(dropped).toHaveBeenCalledTimes(1);
   });
 });

@@ -56,7 +56,7 @@ describe.each([
     // said once an hour, naming both issuers and the fix
     const said = warn.mock.calls.map((c) => String(c[0])).filter((l) => l.includes('store namespace'));
     expect(said).toHaveLength(1);
-    expect(said[0]).toContain(`the OP at ${b.op.issuer} was asked for a AccessToken of the OP at "${a.op.issuer}"`);
+    expect(said[0]).toContain(`the OP at ${b.op.issuer} was asked for a record (AccessToken) of the OP at "${a.op.issuer}"`);
     expect(said[0]).toContain('redisAdapter(redis, { prefix: \'tenant-a:\' })');
     // A's own are untouched by B's refusals
     expect(await client.fetchUserInfo(a.web, tokens.access_token, sub)).toMatchObject({ sub });
