@@ -18,6 +18,7 @@ import debug from 'debug';
 import type Provider from 'oidc-provider';
 import type { OpStore } from './adapters/types.js';
 import { consumedInRequest } from './request-scope.js';
+import { warnAtMostHourly } from './hourly-warning.js';
 
 const log = debug('openid-express:op');
 
@@ -179,8 +180,6 @@ const DELIVER = Symbol('delivers a back-channel logout retry taken from the shar
  */
 /** How long another OP's retry waits before it is offered again (its own OP takes it meanwhile). */
 const FOREIGN_DELAY_MS = 5_000;
-/** When each orphaned issuer's dropped retries were last warned about (at most hourly each). */
-const orphansWarned = new Map<string, number>();
 
 /**
  * Another OP's retry (OPs sharing a store namespace by mistake): given back a little later for its own
@@ -192,13 +191,9 @@ function giveBack(store: OpStore, r: Retry, horizon: number): Promise<void> | vo
   if (Date.now() - since <= horizon) return store.schedule!(QUEUE, JSON.stringify({ ...r, foreignSince: since }), Date.now() + Math.min(FOREIGN_DELAY_MS, horizon));
   const iss = String(r.iss).slice(0, 200);
   log('back-channel logout retry of issuer %s dropped: no OP of that issuer took it', JSON.stringify(iss));
-  const last = orphansWarned.get(iss);
-  if (last !== undefined && Date.now() - last < 3600_000) return;
-  if (orphansWarned.size >= 100) orphansWarned.clear();
-  orphansWarned.set(iss, Date.now());
-  console.warn(`op(): back-channel logout retries of the OP at ${JSON.stringify(iss)} (client "${r.clientId}" among them) were dropped from the shared queue: `
-    + `no OP of that issuer took them for ${duration(horizon)} (a tenant removed, its issuer changed, or OPs sharing one store prefix). `
-    + 'Those apps may still have their users signed in. (Said at most once an hour per issuer.)');
+  warnAtMostHourly(`orphaned-retries ${iss}`, `back-channel logout retries of the OP at ${JSON.stringify(iss)} (client "${r.clientId}" among them) were dropped `
+    + `from the shared queue: no OP of that issuer took them for ${duration(horizon)} (a tenant removed, its issuer changed, or OPs sharing one store `
+    + 'prefix). Those apps may still have their users signed in.');
 }
 
 function pollSharedQueue(store: OpStore, provider: Provider, deliver: (r: Retry) => Promise<void>, horizon: number): void {

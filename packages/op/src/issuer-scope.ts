@@ -10,6 +10,7 @@
 import debug from 'debug';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { adapterMethods } from './bounded-store.js';
+import { warnAtMostHourly } from './hourly-warning.js';
 
 const log = debug('openid-express:op');
 
@@ -18,18 +19,10 @@ export const ISSUER_TAG = 'openid-express:iss';
 
 type Tagged = AdapterPayload & { [ISSUER_TAG]?: string };
 
-/** When the shared-namespace warning was last given, per issuer pair: at most once an hour. */
-const warned = new Map<string, number>();
-
 function warnShared(issuer: string, other: string, model: string): void {
-  const key = `${issuer} ${other}`;
-  const last = warned.get(key);
-  if (last !== undefined && Date.now() - last < 3600_000) return;
-  if (warned.size >= 100) warned.clear();
-  warned.set(key, Date.now());
-  console.warn(`op(): the OP at ${issuer} was asked for a record (${model}) of the OP at ${JSON.stringify(other.slice(0, 200))}: both keep their records in one store `
-    + 'namespace (one Redis with the same prefix, or one memoryAdapter()). It was refused, as every record of another issuer is; give each OP its own, '
-    + 'e.g. redisAdapter(redis, { prefix: \'tenant-a:\' }). (Said at most once an hour.)');
+  warnAtMostHourly(`shared-namespace ${issuer} ${other}`, `the OP at ${issuer} was asked for a record (${model}) of the OP at ${JSON.stringify(other.slice(0, 200))}: `
+    + 'both keep their records in one store namespace (one Redis with the same prefix, or one memoryAdapter()). It was refused, as every record of '
+    + 'another issuer is; give each OP its own, e.g. redisAdapter(redis, { prefix: \'tenant-a:\' }).');
 }
 
 /** `adapter` (of model `model`), whose records carry `issuer` and are found only by that issuer. */

@@ -12,7 +12,7 @@ import { RESUBMIT_FIELD, needsSameOriginResubmit, postFragment, resubmitSameOrig
 import { REQUEST_OBJECT_TTL } from './request-object.js';
 import { RpError, oneLine, toRpError } from './errors.js';
 import { errorPage, escapeHtml, page, pagePolicy } from './page.js';
-import type { RpOptions } from './options.js';
+import type { ProviderConfig, RpOptions } from './options.js';
 import { failedAfterCodeSpent, RelyingParty } from './relying-party.js';
 import { CLOCKS_DIFFER, LOGOUT_TOKEN_MAX_AGE, isUnpublishedKey } from './id-token.js';
 import { alreadyUsed, claimCallback, finishedLogin, type CallbackClaim } from './callback-claim.js';
@@ -393,12 +393,8 @@ class Routes {
     const name = String(req.params.provider);
     const sid = await this.rp.frontchannelLogout(name, req.query.iss, req.query.sid);
     const coordination = coordinationOf(this.rp, store);
-    const p = this.rp.provider(name);
-    // the index of this provider, then 0.1.0's (this provider's sessions in it: those the first did not end)
-    const ended = await endIndexedSessions(coordination, store, logoutIndexKey(name, logoutScope(p), 'sid', sid), INDEX_TTL_MS, INDEX_MAX);
-    const ended010 = await endIndexedSessions(coordination, store, unscopedLogoutIndexKey(name, 'sid', sid), INDEX_TTL_MS, INDEX_MAX, undefined,
-      ofThisProvider(store, name, p.clientId, typeof req.query.iss === 'string' ? req.query.iss : undefined));
-    debug('front-channel logout at provider %s ended %d session(s)', name, ended + ended010);
+    const ended = await endLoggedOut(coordination, store, name, this.rp.provider(name), 'sid', sid, typeof req.query.iss === 'string' ? req.query.iss : undefined);
+    debug('front-channel logout at provider %s ended %d session(s)', name, ended);
     const config = await this.rp.providerInfo(name);
     res.status(200).set({
       'cache-control': 'no-store',
@@ -420,16 +416,27 @@ class Routes {
     // the OP retries (Back-Channel Logout 1.0 §2.8), and that retry must not look like a replay, nor
     // find the index emptied by the failed attempt
     const [kind, value] = sid ? ['sid', sid] as const : ['sub', sub!] as const;
-    const p = this.rp.provider(name);
-    // the index of this provider, then 0.1.0's (this provider's sessions in it: those the first did not end)
-    const ended = await endIndexedSessions(coordination, store, logoutIndexKey(name, logoutScope(p), kind, value), INDEX_TTL_MS, INDEX_MAX);
-    const ended010 = await endIndexedSessions(coordination, store, unscopedLogoutIndexKey(name, kind, value), INDEX_TTL_MS, INDEX_MAX, undefined,
-      ofThisProvider(store, name, p.clientId, (await this.rp.providerInfo(name)).serverMetadata().issuer));
+    const issuer = (await this.rp.providerInfo(name)).serverMetadata().issuer;
+    const ended = await endLoggedOut(coordination, store, name, this.rp.provider(name), kind, value, issuer);
     await rememberLogoutToken(coordination, seen, iat);
-    debug('back-channel logout at provider %s ended %d session(s)', name, ended + ended010);
+    debug('back-channel logout at provider %s ended %d session(s)', name, ended);
     res.set('cache-control', 'no-store');
     res.status(200).end();
   };
+}
+
+/**
+ * Ends the sessions indexed under `kind` `value` (an OP `sid` or `sub`) of provider `name` (entry `p`):
+ * its own index, then 0.1.0's unscoped one, where only this provider's sessions (from `iss`, when the
+ * logout names it) are ended: those the first did not. In turn, so a store failure on the first leaves
+ * the second for the OP's retry. Returns how many were ended.
+ */
+async function endLoggedOut(
+  coordination: Coordination, store: Store, name: string, p: ProviderConfig, kind: 'sid' | 'sub', value: string, iss: string | undefined,
+): Promise<number> {
+  const ended = await endIndexedSessions(coordination, store, logoutIndexKey(name, logoutScope(p), kind, value), INDEX_TTL_MS, INDEX_MAX);
+  return ended + await endIndexedSessions(coordination, store, unscopedLogoutIndexKey(name, kind, value), INDEX_TTL_MS, INDEX_MAX, undefined,
+    ofThisProvider(store, name, p.clientId, iss));
 }
 
 /**
