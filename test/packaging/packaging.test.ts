@@ -12,7 +12,8 @@
  * - Express 5, TypeScript `strict`, moduleResolution node16 (fixtures/app.ts, compiled with tsc)
  * - Express 5, TypeScript `strict`, moduleResolution bundler (fixtures/app.ts, compiled with tsc)
  *
- * and the TypeScript app also compiles against Express 4's types. Needs the npm registry: when it is
+ * and the TypeScript app also compiles against Express 4's types. The Express 4 install takes Express,
+ * express-session, oidc-provider, openid-client and jose at the lowest versions our ranges allow. Needs the npm registry: when it is
  * unreachable the installs fail, and so does this suite (it never skips for that).
  *
  * `npm test` runs this suite on one Node.js only, the last of the run (Node 24 with CI's
@@ -43,6 +44,23 @@ const skip = process.env.OPENID_EXPRESS_SKIP_ONCE_SUITES === '1';
 const suite = skip ? describe.skip : describe;
 
 interface Tarball { name: string; version: string; file: string; files: string[] }
+
+/** The lowest version a package.json range allows (its first x.y.z: "^4.21.0 || ^5.0.0" → 4.21.0, ">=9.12.2 <9.14.0" → 9.12.2). */
+const lowest = (range: string): string => /\d+\.\d+\.\d+/.exec(range)![0];
+const manifestOf = (pkg: string) => JSON.parse(readFileSync(join(repoRoot, 'packages', pkg, 'package.json'), 'utf8')) as {
+  dependencies: Record<string, string>; peerDependencies: Record<string, string>;
+};
+/**
+ * What the Express 4 app installs: Express, express-session, oidc-provider, openid-client and jose at
+ * the lowest versions the packages' ranges allow (the OP's and the RP's), so the login there runs on them.
+ */
+const FLOORS: Array<[string, string]> = [
+  ['express', lowest(manifestOf('op').peerDependencies.express!)],
+  ['express-session', lowest(manifestOf('op').peerDependencies['express-session']!)],
+  ['oidc-provider', lowest(manifestOf('op').dependencies['oidc-provider']!)],
+  ['openid-client', lowest(manifestOf('rp').dependencies['openid-client']!)],
+  ['jose', [manifestOf('rp').dependencies.jose!, manifestOf('op').dependencies.jose!].map(lowest).sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).at(-1)!],
+];
 
 let work: string;
 let tarballs: Tarball[];
@@ -208,7 +226,8 @@ suite('the packed packages, installed from their tarballs into apps outside the 
     const types = ['@types/express-session', '@types/node@^20.19.0', `typescript@${TYPESCRIPT}`];
     await Promise.all([
       install(express5, ['express@5', 'express-session', '@types/express@5', ...types]),
-      install(express4, ['express@4', 'express-session', '@types/express@4', ...types]),
+      // the lowest versions the packages' ranges allow: a range that admits a version the code cannot run on fails here
+      install(express4, [...FLOORS.map(([name, version]) => `${name}@${version}`), '@types/express@4', ...types]),
     ]);
   }, 540_000);
 
@@ -238,6 +257,16 @@ suite('the packed packages, installed from their tarballs into apps outside the 
       }
       expect(Object.keys(lock.packages).filter((p) => p.includes('@openid-express/') && !/^node_modules\/@openid-express\/(rp|op)$/.test(p))).toEqual([]);
       expect(lock.packages['node_modules/@types/oidc-provider']).toBeDefined();
+    }
+  });
+
+  test('the Express 4 app runs on the lowest versions the ranges allow: our packages use the one copy of Express, express-session, oidc-provider, openid-client and jose the app installed', () => {
+    const lock = JSON.parse(readFileSync(join(express4, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string }> };
+    for (const [name, version] of FLOORS) {
+      // the app's copy, and any nested under ours (others' own copies, e.g. oidc-provider's newer jose, are theirs)
+      const copies = Object.entries(lock.packages).filter(([path]) => path === `node_modules/${name}` || (path.startsWith('node_modules/@openid-express/') && path.endsWith(`/node_modules/${name}`)))
+        .map(([path, p]) => `${path}@${p.version}`);
+      expect([name, copies]).toEqual([name, [`node_modules/${name}@${version}`]]);
     }
   });
 

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { format } from 'node:util';
 import debug from 'debug';
 import { createClient } from 'redis';
+import { createClient as createClient4 } from 'redis4';
+import { Redis } from 'ioredis';
 import { unhandledRejectionsDuring } from '../../../test/support/unhandled.js';
 import { eventually } from '../../../test/support/eventually.js';
 import { slowRedis, startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
@@ -221,6 +223,22 @@ describe('redisAdapter', () => {
     expect(() => redisAdapter(null as never)).toThrow(expect.objectContaining({ option: 'adapter', code: 'op_config_invalid' }));
   });
 
+  it('refuses an ioredis client and a node-redis v4 client at start-up, saying to pass node-redis v5', async () => {
+    // both have a sendCommand of another kind: with ioredis every request failed with a 500 (TypeError:
+    // command.setReplyContext is not a function); v4 takes no abort signal, so a command given up on could run later
+    const ioredis = new Redis(server.url, { lazyConnect: true });
+    const v4 = createClient4({ url: server.url });
+    await Promise.all([ioredis.connect(), v4.connect()]);
+    try {
+      expect(() => redisAdapter(ioredis as never)).toThrow(OpConfigError);
+      expect(() => redisAdapter(ioredis as never)).toThrow(/this is an ioredis client; pass a node-redis v5 client \(`npm install redis@5`/);
+      expect(() => redisAdapter(v4 as never)).toThrow(/not a node-redis v5 client \(node-redis v4\?\).*redis5@npm:redis@5/);
+    } finally {
+      ioredis.disconnect();
+      await v4.disconnect();
+    }
+  });
+
   it('refuses unknown options and a client still being connected (a Promise), saying what to pass', () => {
     const unknown = () => redisAdapter(client, { keyPrefix: 'id:' } as never);
     expect(unknown).toThrow(OpConfigError);
@@ -331,6 +349,7 @@ describe('the start-up check', () => {
   it('never fails the app: a client that runs the check\'s script but throws on CONFIG and TIME leaves no unhandled rejection', async () => {
     const unhandled = await unhandledRejectionsDuring(() => redisAdapter({
       isOpen: true,
+      withTypeMapping: () => undefined,
       sendCommand: (args: string[]) => {
         if (args[0] === 'EVALSHA') return Promise.resolve(1);
         throw new TypeError('this client does not take that command');

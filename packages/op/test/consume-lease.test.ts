@@ -47,6 +47,7 @@ beforeAll(async () => {
   await redisClient.connect();
   const instance = {
     isOpen: true,
+    withTypeMapping: () => instance, // a node-redis v5 client, as the adapter checks
     sendCommand: async (args: string[], options?: unknown) => {
       const request = consumedInRequest.getStore(); // which request (or its timers) sends this
       if (request && request === deadRequest) return never; // a killed process sends nothing more

@@ -109,6 +109,7 @@ describe('Redis freezing just as the consume is sent (the deadline gives up befo
     // the app's client, seen by the adapter; it freezes the real Redis right as a consume goes out
     const freezing = {
       isOpen: true,
+      withTypeMapping: () => freezing, // a node-redis v5 client, as the adapter checks
       sendCommand: (args: string[], options?: unknown) => {
         if (freezeAtConsume && ((args[0] === 'EVALSHA' && args[1] === CONSUME.sha) || (args[0] === 'EVAL' && args[1] === CONSUME.source))) {
           freezeAtConsume = false;

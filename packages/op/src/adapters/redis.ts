@@ -23,6 +23,8 @@ export interface RedisCommandOptions {
  */
 export interface RedisCommandClient {
   sendCommand(args: string[], options?: RedisCommandOptions): Promise<unknown>;
+  /** What tells a node-redis v5 client from a v4 or ioredis one (whose sendCommand differs). */
+  withTypeMapping(...args: never[]): unknown;
   readonly isOpen?: boolean;
   /** False while node-redis reconnects: a deadline then says "unreachable", not "slow". */
   readonly isReady?: boolean;
@@ -35,6 +37,7 @@ export interface RedisCommandClient {
 export interface RedisClusterCommandClient {
   sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: string[], options?: RedisCommandOptions): Promise<unknown>;
   readonly masters: readonly unknown[];
+  withTypeMapping(...args: never[]): unknown;
   readonly isOpen?: boolean;
 }
 
@@ -45,6 +48,7 @@ export interface RedisClusterCommandClient {
 export interface RedisSentinelCommandClient {
   sendCommand(isReadonly: boolean | undefined, args: string[], options?: RedisCommandOptions): Promise<unknown>;
   getMasterNode(): unknown;
+  withTypeMapping(...args: never[]): unknown;
   readonly isOpen?: boolean;
   readonly isReady?: boolean;
 }
@@ -212,6 +216,12 @@ function checkClient(client: RedisAdapterClient): void {
   }
   if (typeof client?.sendCommand !== 'function') {
     throw new OpConfigError('adapter', 'redisAdapter(client): pass a node-redis v5 client (createClient(), createCluster() or createSentinel() from "redis")');
+  }
+  // ioredis and node-redis v4 have a sendCommand too, but another one: every request would fail (ioredis)
+  // or a command given up on could still run later (v4 ignores the abort signal); v5 clients have withTypeMapping
+  if (typeof (client as { withTypeMapping?: unknown }).withTypeMapping !== 'function') { // a JavaScript app, or `as never`
+    const which = typeof (client as { status?: unknown }).status === 'string' ? 'an ioredis client' : 'not a node-redis v5 client (node-redis v4?)';
+    throw new OpConfigError('adapter', `redisAdapter(client): this is ${which}; pass a node-redis v5 client (\`npm install redis@5\`, then createClient(), createCluster() or createSentinel() from "redis"). An app that keeps node-redis v4 for connect-redis can install v5 beside it under another name: \`npm install redis5@npm:redis@5\``);
   }
   if (client.isOpen === false) {
     throw new OpConfigError('adapter', 'redisAdapter(client): the client is not connected; `await client.connect()` first');
