@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import debug from 'debug';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import Provider, { errors } from 'oidc-provider';
 import type { AccountStore } from './accounts.js';
+import type { OpStore } from './adapters/types.js';
 import type { AuthenticationFailure, AuthenticationSuccess, Authenticator } from './authenticators/authenticator.js';
 import { clientIp } from './client-ip.js';
 import { pageHeaders, sendErrorPage, sendStoreUnavailable } from './error-page.js';
@@ -36,6 +38,8 @@ export interface InteractionDeps {
   homeUri?: string;
   /** op()'s `storeTimeout`: how long an authenticator's `verify()` may take before the login answers 503. */
   storeTimeout: number;
+  /** The `adapter` store: the one-time claims of callbacks from another OP (`completeOnce`). */
+  claims: OpStore;
 }
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -311,6 +315,74 @@ export async function completeLogin(
   log('login succeeded elsewhere');
   await finishLogin(deps, req, res, interaction, result);
   await dropState(deps, String(uid));
+}
+
+/**
+ * How long the first copy of a callback holds it: a copy within that time follows it (a claim is never
+ * given back, so a copy never redeems the other OP's code again; an instance that died mid-way leaves
+ * the sign-in to be started again once it lapses). A copy waits up to COPY_WAIT_MS, asking every COPY_POLL_MS.
+ */
+const CALLBACK_CLAIM_SECONDS = 30;
+const COPY_WAIT_MS = 10_000;
+const COPY_POLL_MS = 100;
+/** How a callback's first copy failed, for the copies (a sign-in they read on the interaction itself). */
+const FAILURES = ['refused', 'cancelled', 'unavailable'] as const;
+type Failure = (typeof FAILURES)[number];
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * `completeLogin` once per callback `once.key` across every instance (AuthenticatorMount's
+ * `completeOnce`): the same callback arriving twice (a reload while it is answered, a load balancer
+ * sending it again) had both copies redeem the other OP's code, which it refuses the second time and
+ * then revokes what it issued (RFC 6749 §4.1.2): "Sign-in failed" on one copy or both, each counted
+ * against the address. The first copy claims it (`increment`, atomic in every store); the others
+ * follow it and count nothing.
+ */
+export async function completeOnce(
+  deps: InteractionDeps, req: Request, res: Response, once: { key: string; uid: string; provider?: string | undefined },
+  outcome: () => Promise<AuthenticationSuccess | AuthenticationFailure>,
+): Promise<void> {
+  const claim = `openid-express:callback:${createHash('sha256').update(once.key).digest('base64url')}`;
+  if (await deps.claims.increment(claim, CALLBACK_CLAIM_SECONDS) > 1) return followFirstCopy(deps, req, res, once, claim);
+  // a request that throws tells its copies "try again later", as its own error page does
+  let ended: Failure | 'signed-in' = 'unavailable';
+  try {
+    const result = await outcome();
+    await completeLogin(deps, req, res, once.uid, result);
+    ended = result.ok ? 'signed-in' : result.reason ?? 'refused';
+  } finally {
+    if (ended !== 'signed-in') {
+      await deps.claims.increment(`${claim}:${ended}`, CALLBACK_CLAIM_SECONDS)
+        .catch((err: unknown) => log('a callback\'s outcome was not recorded for its copies (they answer 503): %s', (err as Error)?.message));
+    }
+  }
+}
+
+/** A copy of a callback: answers as its first copy ended (the interaction's resume once it signed in), counting nothing. */
+async function followFirstCopy(
+  deps: InteractionDeps, req: Request, res: Response, once: { uid: string; provider?: string | undefined }, claim: string,
+): Promise<void> {
+  log('a callback arrived again while (or after) its first copy was answered: following that one');
+  const deadline = Date.now() + COPY_WAIT_MS;
+  for (;;) {
+    const [interaction, ...failed] = await Promise.all([
+      deps.provider.Interaction.find(once.uid), ...FAILURES.map((how) => deps.claims.count(`${claim}:${how}`)),
+    ]);
+    if (!interaction) return sendOpError(deps, req, res, EXPIRED, once.uid);
+    if (interaction.result) return void res.redirect(303, interaction.returnTo);
+    const how = FAILURES.find((_, i) => failed[i]! > 0);
+    if (how) return failedElsewhere(deps, req, res, once.uid, { ok: false, reason: how === 'refused' ? undefined : how, provider: once.provider });
+    if (Date.now() > deadline) {
+      res.set('Retry-After', '2');
+      return sendErrorPage(req, res, deps.views, {
+        status: 503, code: 'upstream_unavailable', title: 'Briefly unavailable', backUrl: `${deps.mountPath}/interaction/${once.uid}`,
+        backLabel: 'Back to the sign-in page',
+        message: 'This sign-in is still being finished by an earlier copy of this page (it arrived twice). Try again in a moment.',
+      });
+    }
+    await sleep(COPY_POLL_MS);
+  }
 }
 
 /**

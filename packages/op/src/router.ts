@@ -10,7 +10,7 @@ import { appStore } from './bounded-store.js';
 import { sendErrorPage, sendRefusal, sendStoreUnavailable } from './error-page.js';
 import { OpConfigError } from './errors.js';
 import { interactionStates } from './interaction-state.js';
-import { completeLogin, interactionRoutes, type InteractionDeps } from './interactions.js';
+import { completeLogin, completeOnce, interactionRoutes, type InteractionDeps } from './interactions.js';
 import { resolveKeys } from './keys.js';
 import { retiredKeyHint } from './retired-hint.js';
 import { formPostPolicy } from './form-post-csp.js';
@@ -128,6 +128,7 @@ function mountAuthenticators(app: Express, deps: InteractionDeps, o: ResolvedOpt
     authenticator.mount?.({
       issuer: o.issuer, mountPath: o.mountPath, router, storeTimeout: o.storeTimeout,
       complete: (req, res, uid, result) => completeLogin(deps, req, res, uid, result),
+      completeOnce: (req, res, once, outcome) => completeOnce(deps, req, res, once, outcome),
     });
     const paths = router.stack.flatMap((layer) => (layer.route ? [layer.route.path] : []));
     for (const path of new Set(paths)) app.all(path, session);
@@ -385,6 +386,7 @@ export function op(options: OpOptions): OpApp {
     trustProxy: o.trustProxy,
     homeUri: o.homeUri,
     storeTimeout: o.storeTimeout,
+    claims: store,
   };
   app.use('/interaction', interactionRoutes(deps, session));
   mountAuthenticators(app, deps, o, session);

@@ -1,8 +1,12 @@
+import express from 'express';
+import session from 'express-session';
+import { createClient } from 'redis';
 import { oidc } from '@openid-express/rp';
-import { memoryAccounts, memoryAdapter, password, upstream } from '@openid-express/op';
+import { generateKeys, memoryAccounts, memoryAdapter, op, password, redisAdapter, upstream } from '@openid-express/op';
 import { FormBrowser } from '../../../test/support/op-forms.js';
-import { callbackOf, client, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
-import { ALICE, listen, originOf, startOp, type RunningOp } from './support/op-server.js';
+import { useRedis } from '../../../test/support/redis-server.js';
+import { callbackOf, client, insecure, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
+import { ALICE, accounts, listen, originOf, startOp, type RunningOp } from './support/op-server.js';
 
 // the corporate OP where people really sign in; carol has no account at our OP
 const CAROL = { id: 'carol', username: 'carol', password: 'carol-pw-1', claims: { email: 'carol@corp.example' } };
@@ -140,5 +144,132 @@ describe('federation: signing in at our OP through another OP (upstream)', () =>
     const replay = await browser.open(upstreamCallback);
     expect(replay.status).toBe(400);
     expect(replay.html).toContain('interaction_expired');
+  });
+});
+
+describe('the upstream callback arriving twice at once, on two op() instances of one Redis (a reload while it is answered, a balancer resending it)', () => {
+  const redis = useRedis((url) => createClient({ url }));
+  const SECRET = 'web-secret-web-secret';
+  let upstreamOp: RunningOp;
+  let server: Awaited<ReturnType<typeof listen>>;
+  let second: ReturnType<typeof createClient>;
+  let origin: string;
+  let web: client.Configuration;
+  // account() waits here, so the second copy comes while the first has redeemed the code and is still working
+  let entered: () => void = () => undefined;
+  let release: () => void = () => undefined;
+  let gate = Promise.resolve();
+  let inAccount = Promise.resolve();
+  const holdAccount = () => {
+    inAccount = new Promise((resolve) => (entered = resolve));
+    gate = new Promise((resolve) => (release = resolve));
+  };
+
+  beforeAll(async () => {
+    server = await listen();
+    origin = originOf(server);
+    const issuer = `${origin}/op`;
+    upstreamOp = await startOp(() => ({
+      adapter: memoryAdapter(), accounts: corpAccounts,
+      clients: [{ client_id: 'our-op', client_secret: 'upstream-secret-1', redirect_uris: [`${issuer}/upstream/callback/corp`], firstParty: true }],
+      provider: { cookies: { names: { session: '_corp_session', interaction: '_corp_interaction', resume: '_corp_resume' } } },
+    }), { sessionName: 'corp.sid' });
+    second = createClient({ url: redis.server.url });
+    await second.connect();
+    const keys = generateKeys();
+    const sessions = new session.MemoryStore();
+    const instance = (redisClient: typeof second) => express().use('/op', op({
+      issuer, accounts, adapter: redisAdapter(redisClient, { prefix: 'fed:' }), ...keys, trustProxy: true,
+      session: session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false, store: sessions }),
+      clients: [{ client_id: 'web', client_secret: SECRET, redirect_uris: [`${origin}/cb`], firstParty: true }],
+      authenticators: [upstream({
+        name: 'corp', provider: oidc({ issuer: upstreamOp.issuer, clientId: 'our-op', clientSecret: 'upstream-secret-1', allowInsecureRequests: true }),
+        account: async (user) => {
+          entered();
+          await gate;
+          return user.email === ALICE.claims.email ? 'alice' : undefined;
+        },
+      })],
+    }));
+    const instances = [instance(redis.client as typeof second), instance(second)];
+    // `x-instance` picks the instance, as a load balancer without sticky sessions may
+    server.on('request', (req, res) => instances[Number(req.headers['x-instance'] ?? 0)]!(req, res));
+    web = await client.discovery(new URL(issuer), 'web', SECRET, client.ClientSecretBasic(), insecure);
+  });
+  afterAll(async () => {
+    server?.closeAllConnections();
+    await new Promise<void>((resolve) => server?.close(() => resolve()));
+    second?.destroy();
+    await upstreamOp?.close();
+  });
+
+  /** Signs in at Corp as `login`; the callback to our OP, not yet sent. */
+  async function atCorpThenBack(browser: FormBrowser, login: string, pw: string) {
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const url = client.buildAuthorizationUrl(web, {
+      redirect_uri: `${origin}/cb`, scope: 'openid', state,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    });
+    const page = await browser.open(url.href);
+    const atCorp = await browser.submit(page, { value: ['authenticator', 'corp'] });
+    const back = await browser.submit(atCorp, { value: ['authenticator', 'password'] }, { login, password: pw });
+    expect(new URL(back.stoppedAt!).pathname).toBe('/op/upstream/callback/corp');
+    return { callback: back.stoppedAt!, verifier, state };
+  }
+
+  /** The callback sent to instance 0, then, once that one is in account(), a copy to instance 1; then account() answers. */
+  async function twice(browser: FormBrowser, callback: string) {
+    const send = (i: number) => fetch(callback, {
+      redirect: 'manual', headers: { cookie: browser.jar.header(callback), 'x-instance': String(i), 'x-forwarded-for': ADDRESS, accept: 'text/html' },
+    });
+    holdAccount();
+    const first = send(0);
+    await inAccount;
+    const copy = send(1);
+    // released once the copy has claimed the callback (or has answered: without the claim it redeems the code again at once)
+    let answered = false;
+    void copy.then(() => (answered = true), () => (answered = true));
+    for (let i = 0; i < 200 && !answered && (await claimCount()) < 2; i += 1) await new Promise((resolve) => setTimeout(resolve, 25));
+    release();
+    return Promise.all([first, copy]);
+  }
+  const ADDRESS = '198.51.100.77';
+  const claimCount = async () => {
+    const keys = (await redis.client.keys('fed:*openid-express:callback:*')).filter((k) => !/:(refused|cancelled|unavailable)$/.test(k));
+    return Math.max(0, ...(await Promise.all(keys.map(async (k) => Number(await redis.client.get(k))))));
+  };
+  const failuresCounted = async () => {
+    const keys = await redis.client.keys('fed:*openid-express:login:ip:*');
+    return (await Promise.all(keys.map(async (k) => Number(await redis.client.get(k))))).reduce((a, b) => a + b, 0);
+  };
+  const browserAt = () => new FormBrowser({ stopAt: (u) => u.pathname === '/cb' || u.pathname.startsWith('/op/upstream/callback'), headers: { 'x-forwarded-for': ADDRESS } });
+
+  test('the code is redeemed once: both copies go on to the same resume, the one the browser follows signs alice in, and no failure is counted', async () => {
+    const browser = browserAt();
+    const { callback, verifier, state } = await atCorpThenBack(browser, 'alice', ALICE.password);
+    const answers = await twice(browser, callback);
+    expect(answers.map((r) => r.status)).toEqual([303, 303]);
+    const [resume, resumeToo] = answers.map((r) => r.headers.get('location'));
+    expect(resumeToo).toBe(resume);
+    expect(resume).toMatch(/\/op\/auth\//);
+    // the browser shows (and follows) the copy's answer: the first one's was lost to the reload
+    const done = await browser.open(new URL(resumeToo!, callback).href);
+    const tokens = await client.authorizationCodeGrant(web, callbackOf(done), { pkceCodeVerifier: verifier, expectedState: state });
+    expect(tokens.claims()).toMatchObject({ sub: 'alice', amr: ['fed'] });
+    expect(await failuresCounted()).toBe(0);
+  });
+
+  test('when the first copy fails (no account here), the copy shows the same "Sign-in failed" page, and one failure is counted, not two', async () => {
+    const browser = browserAt();
+    const { callback } = await atCorpThenBack(browser, 'carol', CAROL.password);
+    const before = await failuresCounted();
+    const answers = await twice(browser, callback);
+    expect(answers.map((r) => r.status)).toEqual([401, 401]);
+    for (const html of await Promise.all(answers.map((r) => r.text()))) {
+      expect(html).toContain('login_failed');
+      expect(html).toMatch(/href="\/op\/interaction\/[\w-]+"/);
+    }
+    expect(await failuresCounted()).toBe(before + 1);
   });
 });

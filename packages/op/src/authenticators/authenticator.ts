@@ -60,6 +60,18 @@ export interface AuthenticatorMount {
    * `uid` undefined (nothing pending in this session) shows the expired-interaction page.
    */
   complete(req: Request, res: Response, uid: string | undefined, result: AuthenticationSuccess | AuthenticationFailure): Promise<void>;
+  /**
+   * `complete()` for a callback that may arrive more than once (a reload while it is being answered, a
+   * load balancer sending it again, to any instance): the first request that brings `once.key` (the
+   * callback's `state`, claimed in op()'s store) runs `outcome` and completes with it; a copy waits
+   * for it (up to 10 s, then 503 with `Retry-After`) and answers as it ended — the sign-in's way on, or
+   * the same failure page — without running `outcome` (the other OP's code is redeemed once) and
+   * without counting a failed attempt. `once.uid`: the interaction the callback belongs to.
+   */
+  completeOnce(
+    req: Request, res: Response, once: { key: string; uid: string; provider?: string | undefined },
+    outcome: () => Promise<AuthenticationSuccess | AuthenticationFailure>,
+  ): Promise<void>;
   /** Milliseconds each call of the app's own code may take (op()'s `storeTimeout`): past it, a 503. */
   storeTimeout: number;
 }

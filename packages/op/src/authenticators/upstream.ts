@@ -1,9 +1,9 @@
 import debug from 'debug';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { RelyingParty, type NormalizedUser, type OidcSessionData, type ProviderConfig } from '@openid-express/rp';
+import { RelyingParty, type NormalizedUser, type OidcSessionData, type ProviderConfig, type Transaction } from '@openid-express/rp';
 import { appCall } from '../bounded-store.js';
 import { StoreUnavailableError } from '../errors.js';
-import type { Authenticator, AuthenticatorMount } from './authenticator.js';
+import type { AuthenticationFailure, AuthenticationSuccess, Authenticator, AuthenticatorMount } from './authenticator.js';
 
 const log = debug('openid-express:op');
 
@@ -65,23 +65,32 @@ export function upstream(options: UpstreamOptions): Authenticator {
     const rp = relyingParty!;
     const params = callbackParams(req);
     const state = params.get('state');
-    let transaction;
+    const data = sessionData(req, name);
+    let uid;
     try {
-      transaction = rp.takeTransaction(sessionData(req, name), state, name);
+      // read, not taken yet: a copy of this callback (it arrived twice) leaves it, following the first copy
+      uid = rp.takeTransaction(structuredClone(data), state, name).returnTo;
     } catch {
       return ctx.complete(req, res, undefined, { ok: false }); // unknown, replayed or foreign state
     }
-    const uid = transaction.returnTo;
+    return ctx.completeOnce(req, res, { key: `upstream:${name}:${state}`, uid, provider },
+      () => redeem(ctx, rp.takeTransaction(data, state, name), state!, params));
+  }
+
+  /** The other OP's answer redeemed, and its user mapped to a local account: the sign-in's result. */
+  async function redeem(
+    ctx: AuthenticatorMount, transaction: Transaction, state: string, params: URLSearchParams,
+  ): Promise<AuthenticationSuccess | AuthenticationFailure> {
     let auth;
     try {
-      auth = await rp.finalize(transaction, state!, params);
+      auth = await relyingParty!.finalize(transaction, state, params);
     } catch (err) {
       const failure = err as { code?: string; opError?: string };
       log('upstream %s refused: %s%s', name, failure.code ?? 'error', failure.opError ? ` (${failure.opError})` : '');
       // the user said no there; the other OP down or failing (5xx, 429, its own server_error): not a wrong guess
-      if (failure.opError === 'access_denied') return ctx.complete(req, res, uid, { ok: false, reason: 'cancelled', provider });
-      if (passing(err)) return ctx.complete(req, res, uid, { ok: false, reason: 'unavailable', provider });
-      return ctx.complete(req, res, uid, { ok: false, provider });
+      if (failure.opError === 'access_denied') return { ok: false, reason: 'cancelled', provider };
+      if (passing(err)) return { ok: false, reason: 'unavailable', provider };
+      return { ok: false, provider };
     }
     // the app's own directory: one that never answers is a 503 (storeTimeout), one that fails is named in the log
     let accountId: string | undefined;
@@ -92,10 +101,10 @@ export function upstream(options: UpstreamOptions): Authenticator {
       if (!(err instanceof StoreUnavailableError)) throw err;
       // the other OP's answer is spent: a 503 whose way back starts this sign-in again there, not "try again" here
       log('%s', err.message);
-      return ctx.complete(req, res, uid, { ok: false, reason: 'unavailable', provider });
+      return { ok: false, reason: 'unavailable', provider };
     }
     if (!accountId) log('upstream %s: no local account for the user', name);
-    return ctx.complete(req, res, uid, accountId ? { ok: true, accountId, amr: options.amr ?? ['fed'] } : { ok: false, provider });
+    return accountId ? { ok: true, accountId, amr: options.amr ?? ['fed'] } : { ok: false, provider };
   }
 
   return {
