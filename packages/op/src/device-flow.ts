@@ -1,8 +1,13 @@
-import type { Request } from 'express';
+import debug from 'debug';
+import type { Request, RequestHandler } from 'express';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
-import { PAGE_HEADERS } from './error-page.js';
+import type { OpStore } from './adapters/types.js';
+import { PAGE_HEADERS, sendRefusal } from './error-page.js';
+import { RESUME_CLAIMED, RESUME_CLAIM_SECONDS, takeResumeClaim, type ResumeClaim } from './request-scope.js';
 import { escapeHtml } from './views/escape.js';
-import { defaultsOf, renderPage, type BrandedViews, type ViewProps } from './views/render.js';
+import { defaultsOf, renderPage, type BrandedViews, type ViewProps, type Views } from './views/render.js';
+
+const log = debug('openid-express:op');
 
 type DeviceView = 'deviceInput' | 'deviceConfirm' | 'deviceSuccess';
 
@@ -81,5 +86,38 @@ export function deviceFlowFeature(views: BrandedViews): NonNullable<Configuratio
       const client = ctx.oidc.client;
       await page(ctx, views, 'deviceSuccess', { title: 'Device signed in', clientName: client?.clientName ?? client?.clientId });
     },
+  };
+}
+
+const RESUMING = 'This device sign-in is already being completed (in another tab or window, or by a request a moment ago): '
+  + `check your device. If it is not signed in, reload this page in ${RESUME_CLAIM_SECONDS} seconds.`;
+
+/**
+ * The device flow's resume (`GET /device/:uid`, after the login or consent) takes its one-time claim
+ * (request-scope.ts) here, before oidc-provider runs. Taken where the code flow's is, in the
+ * interaction's delete, a resume refused there (the same consent's redirect followed twice at once, or a
+ * retry while the claim of an instance killed mid-resume lasts) threw inside oidc-provider's device
+ * error handler, which wrote the refusal into the DeviceCode: the device got `invalid_request`, though
+ * the other resume had told the user "Device signed in", and the retry after the claim lapsed found the
+ * code "already used". The loser gets this 409 page instead, and the device code stays as it was.
+ * Only a request with the resume cookie claims (without it oidc-provider finds no sign-in to resume).
+ */
+export function claimDeviceResume(store: OpStore, resumeCookie: string, views: Views): RequestHandler {
+  return (req, res, next) => {
+    const id = String(req.params.uid);
+    if (!(req.headers.cookie ?? '').split(';').some((c) => c.trimStart().startsWith(`${resumeCookie}=`))) return next();
+    takeResumeClaim(store, id).then((release) => {
+      if (!release) {
+        log('a device flow resume of interaction %s refused: another request holds its claim (followed twice, or its instance died mid-resume)', id);
+        return sendRefusal(req, res, views, { status: 409, code: 'resume_in_progress', message: RESUMING });
+      }
+      const claim: ResumeClaim = { id, release, adopted: false };
+      // not taken over by the interaction's delete (oidc-provider refused the resume before it): given back with the answer
+      res.once('close', () => {
+        if (!claim.adopted) release().catch((err: unknown) => log('a resume\'s claim was not given back (it lapses): %s', (err as Error)?.message));
+      });
+      (req as Request & { [RESUME_CLAIMED]?: ResumeClaim })[RESUME_CLAIMED] = claim;
+      next();
+    }).catch(next);
   };
 }

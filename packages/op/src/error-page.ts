@@ -28,6 +28,7 @@ const TITLES: Record<number, string> = {
 const CODE_TITLES: Record<string, string> = {
   interaction_expired: 'This sign-in has expired',
   cookies_missing: 'Cookies are needed to sign in',
+  resume_in_progress: 'This sign-in is already being completed',
 };
 
 /** Answers with the error view: status, stable code, a message safe to show, never a stack. */

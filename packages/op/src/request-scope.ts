@@ -30,7 +30,21 @@ export interface RequestConsumes {
   releases: Array<() => Promise<void>>;
   /** The response has closed: nothing is held any more. */
   done: boolean;
+  /** The resume claim op() took before oidc-provider ran (`claimDeviceResume`), which the interaction's delete adopts. */
+  claimed?: ResumeClaim;
 }
+
+/** A resume's one-time claim on interaction `id`, taken by op() before oidc-provider ran. */
+export interface ResumeClaim {
+  id: string;
+  /** Gives the claim back (once). */
+  release(): Promise<void>;
+  /** The request's delete of the interaction took it over: given back, or kept, as a claim taken there is. */
+  adopted: boolean;
+}
+
+/** Where a request carries the claim op() took for it (`claimDeviceResume`) to oidc-provider's request scope. */
+export const RESUME_CLAIMED = Symbol('the resume claim op() took for this request');
 
 /**
  * How a consume was made final: true; false when it could not be (the store failed, or another
@@ -82,8 +96,10 @@ export function holdUntilAnswered(renew: () => void, everyMs: number): HeldConsu
  * instead (and the consumes are given back where they are still this request's), or, when `gone`
  * (a record it consumed no longer exists: no retry can redeem it), `invalid_grant`.
  */
-export async function runRequestScope(res: NodeJS.EventEmitter, next: () => Promise<void>): Promise<{ settled: boolean; gone: boolean; scope: RequestConsumes }> {
-  const scope: RequestConsumes = { undo: [], settle: [], stop: [], destroys: [], releases: [], done: false };
+export async function runRequestScope(
+  res: NodeJS.EventEmitter, next: () => Promise<void>, claimed?: ResumeClaim,
+): Promise<{ settled: boolean; gone: boolean; scope: RequestConsumes }> {
+  const scope: RequestConsumes = { undo: [], settle: [], stop: [], destroys: [], releases: [], done: false, claimed };
   res.once('close', () => {
     scope.done = true;
     for (const stop of scope.stop.splice(0)) stop();
@@ -111,6 +127,21 @@ const KEPT_UNTIL_ANSWERED: ReadonlySet<string> = new Set(['Interaction', 'Sessio
 export const RESUME_CLAIM_SECONDS = 10;
 
 /**
+ * Takes the one-time claim on resuming interaction `id` (`increment`, atomic in every store): what gives it
+ * back (once), or undefined when another request holds it (until it gives it back, or RESUME_CLAIM_SECONDS).
+ */
+export async function takeResumeClaim(store: OpStore, id: string): Promise<(() => Promise<void>) | undefined> {
+  const key = `openid-express:resumed:${id}`;
+  if (await store.increment(key, RESUME_CLAIM_SECONDS) > 1) return undefined;
+  let given = false;
+  return async () => {
+    if (given) return;
+    given = true;
+    await store.reset(key);
+  };
+}
+
+/**
  * `adapter` (of `model`), whose deletes inside a request wait for its answer when `model` is one of KEPT_UNTIL_ANSWERED.
  *
  * The Interaction's delete is also where oidc-provider's resume (`/auth/:uid`) takes the sign-in, before it
@@ -118,7 +149,8 @@ export const RESUME_CLAIM_SECONDS = 10;
  * of one interaction at the same moment (a consent posted twice whose two redirects were both followed, on two
  * instances: both read it before either deleted it) each gave a code for one authorization request (RFC 6749
  * §4.1.2 answers a request once). The later one is refused as the resume of a finished sign-in is
- * (SessionNotFound: "expired or already completed").
+ * (SessionNotFound: "expired or already completed"). The device flow's resume takes its claim before
+ * oidc-provider runs (`claimDeviceResume`): the delete adopts that one.
  */
 export function destroyedOnceAnswered(model: string, adapter: Adapter, store?: OpStore): Adapter {
   if (!KEPT_UNTIL_ANSWERED.has(model)) return adapter;
@@ -129,18 +161,15 @@ export function destroyedOnceAnswered(model: string, adapter: Adapter, store?: O
     const scope = consumedInRequest.getStore();
     if (!scope || scope.done) return destroy(id);
     if (claims) {
-      const key = `openid-express:resumed:${id}`;
-      if (await claims.increment(key, RESUME_CLAIM_SECONDS) > 1) {
+      // taken already when op() claimed this resume before oidc-provider ran (the device flow's, `claimDeviceResume`)
+      const early = scope.claimed?.id === id ? scope.claimed : undefined;
+      if (early) early.adopted = true;
+      const release = early?.release ?? await takeResumeClaim(claims, id);
+      if (!release) {
         log('a resume of interaction %s refused: another request resumed it at the same moment (a form posted twice)', id);
         throw new errors.SessionNotFound('interaction session not found (another request resumed this sign-in at the same moment)');
       }
       // given back once: at a store failure before its 503 is written (`undo`, so the retry finds it free), or by `destroyOnceSent`
-      let given = false;
-      const release = async (): Promise<void> => {
-        if (given) return;
-        given = true;
-        await claims.reset(key);
-      };
       scope.undo.push(release);
       scope.releases.push(release);
     }

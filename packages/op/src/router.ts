@@ -15,6 +15,7 @@ import { resolveKeys } from './keys.js';
 import { retiredKeyHint } from './retired-hint.js';
 import { formPostPolicy } from './form-post-csp.js';
 import { checkHost, checkMount, corsHeadersSet, ownCors, pinHost, type RequestCheck } from './request-checks.js';
+import { claimDeviceResume } from './device-flow.js';
 import { checkLogoutCsrf } from './logout-csrf.js';
 import { requestUriOn, resolveOptions, type OpOptions, type ResolvedOptions } from './options.js';
 import { postToGet } from './post-to-get.js';
@@ -24,7 +25,7 @@ import { parseAllowedHosts } from './private-hosts.js';
 import { warnUntrustedProxyOnce } from './proxy-warning.js';
 import { guardSession } from './session-guard.js';
 import { answerStoreFailuresWith503, answerStoreUnavailable, isStoreUnavailable, undoConsumes } from './store-unavailable.js';
-import { destroyOnceSent, runRequestScope } from './request-scope.js';
+import { destroyOnceSent, RESUME_CLAIMED, runRequestScope, type ResumeClaim } from './request-scope.js';
 import { throttle } from './throttle.js';
 import { defaultViews, type BrandedViews, type Views } from './views/render.js';
 
@@ -247,7 +248,7 @@ function answerUnknownPaths(provider: Provider, views: Views, passOn: boolean): 
   provider.use(async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
     // (and the scope in which a store failure undoes what the request consumed, store-unavailable.ts,
     // and which a consume is held for until the answer is written, redisAdapter's consume)
-    const { settled, gone, scope } = await runRequestScope(ctx.res, next);
+    const { settled, gone, scope } = await runRequestScope(ctx.res, next, (ctx.req as { [RESUME_CLAIMED]?: ResumeClaim })[RESUME_CLAIMED]);
     // what the request consumed could not be made final (Redis failed, or the lease ran out and another
     // request took it over): its answer must not carry the tokens, nor leave the code spent
     if (!settled && ctx.respond !== false && !ctx.headerSent) {
@@ -394,6 +395,8 @@ export function op(options: OpOptions): OpApp {
   // the logout page's CSRF token lives in the browser session; the body is left for oidc-provider to parse
   app.get(endSession, session, retiredKeyHint(keys.jwks.keys));
   app.post(provider.pathFor('end_session_confirm', { mountPath: '' }), session, checkLogoutCsrf(logoutRefused(views)));
+  const codeVerification = endpointPath(provider, 'code_verification');
+  if (codeVerification) app.get(`${codeVerification}/:uid`, claimDeviceResume(store, provider.cookieName('resume'), views));
   for (const endpoint of ['authorization', 'end_session'] as const) {
     app.post(provider.pathFor(endpoint, { mountPath: '' }), ...postToGet(o.mountPath));
   }

@@ -240,3 +240,131 @@ describe('a resume\'s claim on its interaction (request-scope.ts)', () => {
     expect(dropped).toHaveBeenCalledTimes(1);
   });
 });
+
+describe('the device flow\'s resume on two instances of one Redis (RFC 8628; the resume claim, request-scope.ts)', () => {
+  const redis = useRedis((url) => createClient({ url }));
+  const DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
+  type RedisClient = ReturnType<typeof createClient>;
+
+  /**
+   * Two op() on one Redis, `x-instance` picking one. Instance 0's client can be told to stop right after
+   * a resume's claim was answered by Redis (`holdAfterClaim`): the claim is taken, nothing after it runs until
+   * `go()` (never, for an instance killed at that moment).
+   */
+  async function startDeviceCluster(prefix: string) {
+    const server = await listen();
+    const origin = originOf(server);
+    const issuer = `${origin}/op`;
+    const keys = generateKeys();
+    const first = createClient({ url: redis.server.url }) as RedisClient;
+    const second = createClient({ url: redis.server.url }) as RedisClient;
+    await Promise.all([first.connect(), second.connect()]);
+    let hold: { claimed: () => void; gate: Promise<void> } | undefined;
+    const send = first.sendCommand.bind(first) as (...args: unknown[]) => Promise<unknown>;
+    (first as unknown as { sendCommand: (...args: unknown[]) => Promise<unknown> }).sendCommand = async (...args) => {
+      const out = await send(...args);
+      const held = hold;
+      if (held && (args[0] as unknown[]).some((a) => String(a).includes('resumed:'))) {
+        hold = undefined;
+        held.claimed();
+        await held.gate;
+      }
+      return out;
+    };
+    const instance = (redisClient: RedisClient) => express().use('/op', op({
+      issuer, accounts, adapter: redisAdapter(redisClient, { prefix }), ...keys, trustProxy: true, features: { deviceFlow: true },
+      session: session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false, store: new session.MemoryStore() }),
+      clients: [{ client_id: 'tv', token_endpoint_auth_method: 'none', grant_types: [DEVICE_CODE, 'refresh_token'], response_types: [], redirect_uris: [] }],
+    }));
+    const instances = [instance(first), instance(second)];
+    server.on('request', (req, res) => instances[Number(req.headers['x-instance'] ?? 0)]!(req, res));
+    const tv = await client.discovery(new URL(issuer), 'tv', { token_endpoint_auth_method: 'none' }, client.None(), insecure);
+    return {
+      tv,
+      /** Instance 0 stops after its next resume claim: `claimed` once it holds it, `go` lets it answer. */
+      holdAfterClaim() {
+        let go!: () => void;
+        const gate = new Promise<void>((resolve) => { go = resolve; });
+        const claimed = new Promise<void>((resolve) => { hold = { claimed: resolve, gate }; });
+        return { claimed, go };
+      },
+      close: async () => {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        first.destroy();
+        second.destroy();
+      },
+    };
+  }
+
+  /** The user enters the code, confirms, signs in and consents; returns the resume URL (not followed) and a way to follow it on one instance. */
+  async function consented(tv: client.Configuration) {
+    const da = await client.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    // the login's resume is followed (it leads to the consent); the consent's is where the user stops
+    let consenting = false;
+    const browser = new FormBrowser({ stopAt: (u) => consenting && /^\/op\/device\/[\w-]{10,}$/.test(u.pathname), headers: { 'x-forwarded-for': '198.51.100.25' } });
+    const confirm = await browser.submit(await browser.open(da.verification_uri), { has: 'user_code' }, { user_code: da.user_code });
+    const login = await browser.submit(confirm, { has: 'user_code' }, { confirm: 'yes' });
+    const consent = await submitPassword(browser, login, 'alice', ALICE.password);
+    consenting = true;
+    const resume = (await browser.submit(consent, { action: '/confirm' })).stoppedAt!;
+    expect(resume).toBeDefined();
+    const follow = async (i: number) => {
+      const res = await fetch(resume, { redirect: 'manual', headers: { cookie: browser.jar.header(resume), 'x-instance': String(i), accept: 'text/html' } });
+      return { status: res.status, headers: res.headers, html: await res.text() };
+    };
+    const poll = () => client.genericGrantRequest(tv, DEVICE_CODE, { device_code: da.device_code })
+      .then((tokens) => ({ sub: tokens.claims()!.sub, error: undefined }), (err: { error?: string }) => ({ sub: undefined, error: err.error }));
+    return { follow, poll };
+  }
+
+  test('followed twice at once (a double submit, two tabs), the resume signs the device in once; the other gets op()\'s page, and the device its tokens', async () => {
+    const c = await startDeviceCluster('device-twice:');
+    let hold: ReturnType<typeof c.holdAfterClaim> | undefined;
+    let winner: ReturnType<Awaited<ReturnType<typeof consented>>['follow']> | undefined;
+    try {
+      const { follow, poll } = await consented(c.tv);
+      hold = c.holdAfterClaim();
+      winner = follow(0);
+      await hold.claimed; // the first resume holds the claim and has not answered yet
+      const loser = await follow(1);
+      expect(loser.status).toBe(409);
+      expect(loser.headers.get('cache-control')).toBe('no-store');
+      expect(loser.html).toContain('This device sign-in is already being completed');
+      // the refused resume left the device code alone (oidc-provider wrote the refusal into it, for the device to get)
+      expect(await poll()).toEqual({ sub: undefined, error: 'authorization_pending' });
+      hold.go();
+      const done = await winner;
+      expect(done.status).toBe(200);
+      expect(done.html).toContain('Device signed in');
+      expect(await poll()).toEqual({ sub: 'alice', error: undefined });
+    } finally {
+      hold?.go();
+      await winner?.catch(() => undefined);
+      await c.close();
+    }
+  });
+
+  test('an instance killed after it took the claim: the retry gets op()\'s page until the claim lapses (10 s), then signs the device in', async () => {
+    const c = await startDeviceCluster('device-killed:');
+    let killed: Promise<unknown> | undefined;
+    try {
+      const { follow, poll } = await consented(c.tv);
+      const hold = c.holdAfterClaim();
+      killed = follow(0).catch(() => undefined); // never answers: its instance "died" holding the claim
+      await hold.claimed;
+      const early = await follow(1);
+      expect(early.status).toBe(409);
+      expect(early.html).toContain('This device sign-in is already being completed');
+      expect(await poll()).toEqual({ sub: undefined, error: 'authorization_pending' });
+      await new Promise((resolve) => setTimeout(resolve, 10_500));
+      const late = await follow(1);
+      expect(late.status).toBe(200);
+      expect(late.html).toContain('Device signed in');
+      expect(await poll()).toEqual({ sub: 'alice', error: undefined });
+    } finally {
+      await c.close(); // (the "killed" instance's request ends with its connection)
+      await killed;
+    }
+  });
+});
