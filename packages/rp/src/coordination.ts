@@ -331,24 +331,25 @@ export async function endSessions(coordination: Coordination, store: Store, ids:
 
 /**
  * Ends the sessions a logout index (`key`) names, for a back- or front-channel logout: reads them,
- * ends them (`endSessions`), runs `done` (e.g. remembering the logout token), then removes them from
- * the index. A failure on the way leaves the index as it was, so the OP's retry finds them again.
- * A `coordination` without `readSet` / `removeFromSet` (an app's own) takes the set, and puts the
- * members back when ending them fails. With `only`, just the ids it keeps are ended and removed (the
- * others stay indexed). Returns how many sessions were ended.
+ * ends them (`endSessions`), then removes them from the index. A failure on the way leaves the index
+ * as it was, so the OP's retry finds them again. A `coordination` without `readSet` / `removeFromSet`
+ * (an app's own) takes the set, and puts the members back when ending them fails. With `only`, just
+ * the ids it keeps are ended and removed (the others stay indexed); the ids in `forget` (ended
+ * already, through another index) are removed without being ended again. Returns the ids ended.
  */
 export async function endIndexedSessions(
-  coordination: Coordination, store: Store, key: string, ttlMs: number, max: number, done?: () => Promise<void>, only?: (ids: string[]) => Promise<string[]>,
-): Promise<number> {
+  coordination: Coordination, store: Store, key: string, ttlMs: number, max: number,
+  { only, forget = [] }: { only?: (ids: string[]) => Promise<string[]>; forget?: readonly string[] } = {},
+): Promise<string[]> {
   const { readSet, removeFromSet } = coordination;
   if (readSet && removeFromSet) {
     const read = await readSet.call(coordination, key);
     const ids = only && read.length ? await only(read) : read;
     await endSessions(coordination, store, ids);
-    await done?.();
+    const removed = [...ids, ...read.filter((id) => forget.includes(id) && !ids.includes(id))];
     // best effort: an ended session left in the index is ended again by a later logout, which changes nothing
-    if (ids.length) await removeFromSet.call(coordination, key, ids).catch(() => undefined);
-    return ids.length;
+    if (removed.length) await removeFromSet.call(coordination, key, removed).catch(() => undefined);
+    return ids;
   }
   const taken = await coordination.takeSet(key);
   const giveBack = (ids: string[]) => Promise.all(ids.map((id) => coordination.addToSet(key, id, ttlMs, max))).catch(() => undefined);
@@ -360,9 +361,8 @@ export async function endIndexedSessions(
     await giveBack(taken);
     throw err;
   }
-  if (ids.length !== taken.length) await giveBack(taken.filter((id) => !ids.includes(id)));
-  await done?.();
-  return ids.length;
+  if (ids.length !== taken.length) await giveBack(taken.filter((id) => !ids.includes(id) && !forget.includes(id)));
+  return ids;
 }
 
 const KEEPS_ENDED = Symbol.for('@openid-express/rp keeps ended sessions ended');

@@ -428,15 +428,17 @@ class Routes {
 /**
  * Ends the sessions indexed under `kind` `value` (an OP `sid` or `sub`) of provider `name` (entry `p`):
  * its own index, then 0.1.0's unscoped one, where only this provider's sessions (from `iss`, when the
- * logout names it) are ended: those the first did not. In turn, so a store failure on the first leaves
- * the second for the OP's retry. Returns how many were ended.
+ * logout names it) are ended: those the first did not. Those the first ended leave 0.1.0's index too
+ * (left there, each login's `sid` key outlived its sign-out by the index's 30 days). In turn, so a
+ * store failure on the first leaves the second for the OP's retry. Returns how many were ended.
  */
 async function endLoggedOut(
   coordination: Coordination, store: Store, name: string, p: ProviderConfig, kind: 'sid' | 'sub', value: string, iss: string | undefined,
 ): Promise<number> {
   const ended = await endIndexedSessions(coordination, store, logoutIndexKey(name, logoutScope(p), kind, value), INDEX_TTL_MS, INDEX_MAX);
-  return ended + await endIndexedSessions(coordination, store, unscopedLogoutIndexKey(name, kind, value), INDEX_TTL_MS, INDEX_MAX, undefined,
-    ofThisProvider(store, name, p.clientId, iss));
+  const more = await endIndexedSessions(coordination, store, unscopedLogoutIndexKey(name, kind, value), INDEX_TTL_MS, INDEX_MAX,
+    { only: ofThisProvider(store, name, p.clientId, iss), forget: ended });
+  return ended.length + more.length;
 }
 
 /**
