@@ -38,7 +38,7 @@ export interface OidcContext {
   readonly accessToken: AccessToken | undefined;
   /** Refresh grant (optionally a narrower `scope`); a refused refresh ends the login. */
   refresh(opts?: { scope?: string }): Promise<AccessToken>;
-  /** Claims from the OP's userinfo endpoint (or the provider's user endpoint). */
+  /** Claims from the OP's userinfo endpoint (or the provider's user endpoint); an expired access token is refreshed first, as for `fetch()`. */
   fetchUserInfo(): Promise<Record<string, unknown>>;
   /** True when logged in and, with `maxAgeSeconds`, authenticated at the OP at most that long ago. */
   hasActiveAuthentication(maxAgeSeconds?: number): boolean;
@@ -111,8 +111,10 @@ export class RequestContext implements OidcContext {
     return this.store(() => this.relyingParty.refresh(auth, opts), opts.scope);
   }
 
-  /** Claims from the OP's userinfo endpoint (or the provider's user endpoint). */
+  /** Claims from the OP's userinfo endpoint (or the provider's user endpoint); an expired access token is refreshed first, as for `fetch()`. */
   async fetchUserInfo(): Promise<Record<string, unknown>> {
+    // an expired access token is refreshed first, as for fetch(): the OP answers it invalid_token
+    await this.getValidAccessToken();
     return this.relyingParty.userInfo(this.requireAuthentication());
   }
 

@@ -12,6 +12,13 @@ function routes(app: Express): void {
       next(err);
     }
   });
+  app.get('/userinfo', requireAuth(), async (req, res, next) => {
+    try {
+      res.json(await req.oidc.fetchUserInfo());
+    } catch (err) {
+      next(err);
+    }
+  });
   app.post('/narrow', requireAuth(), async (req, res) => {
     const token = await req.oidc.refresh({ scope: 'openid' });
     res.json({ scope: token.scope });
@@ -124,6 +131,19 @@ describe('getValidAccessToken()', () => {
     // the new token is valid at the OP
     const userinfo = await fetch(`${t.op.issuer}/me`, { headers: { authorization: `Bearer ${answers[0].body.value}` } });
     expect(userinfo.status).toBe(200);
+  });
+
+  test('fetchUserInfo() with an expired access token refreshes it first (as fetch() does), once', async () => {
+    const agent = t.agent();
+    await t.login(agent, { account: 'bob' });
+    const grants = t.op.counts.grants.refresh_token ?? 0;
+    await new Promise((resolve) => setTimeout(resolve, 3100));
+    // before: the expired token went to the OP as it was, which answered invalid_token (a 400 op_error here)
+    const res = await agent.get('/userinfo');
+    expect([res.status, res.body.sub]).toEqual([200, 'bob']);
+    expect(t.op.counts.grants.refresh_token).toBe(grants + 1);
+    expect((await agent.get('/userinfo')).status).toBe(200);
+    expect(t.op.counts.grants.refresh_token).toBe(grants + 1);
   });
 
   test('an unexpired token is returned without a refresh', async () => {
