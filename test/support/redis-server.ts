@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import net from 'node:net';
 import { existsSync } from 'node:fs';
 import { onFreePort, portTaken } from './ports.js';
@@ -211,4 +212,70 @@ export async function slowRedis(server: RedisServer): Promise<SlowRedis> {
     },
   };
   return slow;
+}
+
+/**
+ * A TCP proxy that leads to one Redis at a time, as a managed Redis's primary endpoint (a DNS name)
+ * does: setting `target` sends the connections made from then on to another server, while the open
+ * ones stay on the one they reached (at a failover, the old master).
+ */
+export interface RedisEndpoint {
+  /** `redis://127.0.0.1:<proxy port>` */
+  url: string;
+  /** The server new connections reach. */
+  target: RedisServer;
+  close(): Promise<void>;
+}
+
+/** Starts a {@link RedisEndpoint} leading to `first`. */
+export async function redisEndpoint(first: RedisServer): Promise<RedisEndpoint> {
+  const sockets = new Set<net.Socket>();
+  const proxy = net.createServer((client) => {
+    const upstream = net.connect(endpoint.target.port, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    client.pipe(upstream).pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const endpoint: RedisEndpoint = {
+    url: `redis://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`,
+    target: first,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => proxy.close(() => resolve()));
+    },
+  };
+  return endpoint;
+}
+
+const CLI = process.env.REDIS_CLI_BIN ?? '/usr/bin/redis-cli';
+
+/** Runs one command on `server` with redis-cli; its reply as redis-cli prints it. */
+export async function redisCli(server: RedisServer, ...args: string[]): Promise<string> {
+  return (await promisify(execFile)(CLI, ['-p', String(server.port), ...args], { timeout: 5000 })).stdout.trim();
+}
+
+/**
+ * A failover behind `endpoint`, as a managed Redis does it: `to` copies the current master, is
+ * promoted, the old master becomes its replica (its open connections stay, and get READONLY on
+ * writes), and the endpoint leads to `to`.
+ */
+export async function failOver(endpoint: RedisEndpoint, to: RedisServer): Promise<void> {
+  const from = endpoint.target;
+  // (a master waits 5 s for more replicas before a diskless full sync by default; a replica loads it from
+  // the socket, not through a dump.rdb left in the working directory)
+  for (const server of [from, to]) await redisCli(server, 'CONFIG', 'SET', 'repl-diskless-sync-delay', '0', 'repl-diskless-load', 'swapdb');
+  await redisCli(to, 'REPLICAOF', '127.0.0.1', String(from.port));
+  for (let i = 0; !(await redisCli(to, 'INFO', 'replication')).includes('master_link_status:up'); i++) {
+    if (i > 100) throw new Error('failOver(): the new master did not copy the old one within 10 s');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await redisCli(to, 'REPLICAOF', 'NO', 'ONE');
+  endpoint.target = to;
+  await redisCli(from, 'REPLICAOF', '127.0.0.1', String(to.port));
 }

@@ -6,7 +6,7 @@ import { createClient as createClient4 } from 'redis4';
 import { Redis } from 'ioredis';
 import { unhandledRejectionsDuring } from '../../../test/support/unhandled.js';
 import { eventually } from '../../../test/support/eventually.js';
-import { slowRedis, startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import { failOver, redisCli, redisEndpoint, slowRedis, startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import type { OpStore } from '../src/adapters/types.js';
 import { redisAdapter } from '../src/adapters/redis.js';
 import { OpConfigError, StoreUnavailableError } from '../src/errors.js';
@@ -739,4 +739,63 @@ describe('redisAdapter when Redis refuses (a replica after a failover, out of me
       await admin.sendCommand(['ACL', 'DELUSER', 'app']);
     }
   });
+});
+
+// a managed Redis's primary endpoint (a DNS name, a TCP proxy) leads to the new master after a
+// failover, but node-redis's open connection stays on the old one, now a replica: every write got
+// READONLY (503) until the OP was restarted
+describe('redisAdapter at a failover behind one endpoint', () => {
+  let a: RedisServer;
+  let b: RedisServer;
+  let warn: jest.SpyInstance;
+  const said = (): string => warn.mock.calls.flat().join('\n');
+
+  beforeAll(async () => {
+    [a, b] = await Promise.all([startRedisServer(), startRedisServer()]);
+  });
+  beforeEach(() => {
+    warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+  });
+  afterEach(() => warn.mockRestore());
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+  });
+
+  it('READONLY on the old connection while a new one to the same address reaches the master: the client is reconnected, writes succeed again', async () => {
+    const endpoint = await redisEndpoint(a);
+    const client = createClient({ url: endpoint.url }).on('error', () => undefined);
+    await client.connect();
+    try {
+      const store = redisAdapter(client, { prefix: uniquePrefix() });
+      const tokens = store.adapterFor('AccessToken');
+      await tokens.upsert('at-1', { grantId: 'g-1' }, 60);
+      await failOver(endpoint, b);
+      const refused = await tokens.upsert('at-2', { grantId: 'g-2' }, 60).catch((err: unknown) => err);
+      expect(refused).toBeInstanceOf(StoreUnavailableError);
+      expect((refused as Error).message).toMatch(/READONLY.*when a new connection to the client's address reaches the master .*reconnected within seconds; otherwise point the client at the current master/);
+      await eventually(() => tokens.upsert('at-2', { grantId: 'g-2' }, 60), 8000); // before: READONLY until restarted
+      expect(await tokens.find('at-1')).toEqual({ grantId: 'g-1' });
+      expect(await redisCli(b, 'KEYS', '*at-2*')).toContain('at-2'); // written on the new master
+      expect(said()).toMatch(/\[@openid-express\/op\] redisAdapter: Redis answered READONLY on this connection .*a new connection to the same address reaches the master .*reconnecting it/);
+    } finally {
+      client.destroy();
+      await endpoint.close();
+    }
+  }, 30_000);
+
+  it('an address that names a replica: not reconnected (a new connection reaches a replica too), READONLY says to point it at the master', async () => {
+    await redisCli(a, 'REPLICAOF', '127.0.0.1', String(b.port)); // (a is b's replica after the test above; so it stays when run alone)
+    const client = createClient({ url: a.url }).on('error', () => undefined);
+    await client.connect();
+    try {
+      const id = await client.clientId();
+      const store = redisAdapter(client, { prefix: uniquePrefix() });
+      for (let i = 0; i < 3; i++) await expect(store.adapterFor('AccessToken').upsert(`at-r${i}`, { grantId: 'g' }, 60)).rejects.toThrow(/READONLY.*otherwise point the client at the current master/);
+      await sleep(1000);
+      expect(await client.clientId()).toBe(id); // the same connection
+      expect(said()).not.toContain('reconnecting it');
+    } finally {
+      client.destroy();
+    }
+  }, 20_000);
 });

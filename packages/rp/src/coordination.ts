@@ -12,7 +12,7 @@ import type { SessionData, Store } from 'express-session';
 import { RpError, logRefusal, redisRefusal } from './errors.js';
 import { KeyQueue } from './key-queue.js';
 import { sessionOp } from './session-guard.js';
-import { recoverStuckConnection } from './stuck-connection.js';
+import { recoverReadOnlyConnection, recoverStuckConnection } from './stuck-connection.js';
 
 const debug = createDebug('openid-express:rp');
 
@@ -101,6 +101,8 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
   const shas = new Map<string, string>(); // script → its SHA1, so only the hash travels (EVALSHA)
   // a missed deadline: is the connection dead while Redis answers? (a failover that closed nothing)
   const late = (): void => recoverStuckConnection(client, timeout, 'redisCoordination');
+  // READONLY: the old master after a failover behind one endpoint? (a new connection may reach the new one)
+  const readOnly = (): void => recoverReadOnlyConnection(client, 'redisCoordination');
   // each command has its deadline: a server (or cluster node) that has not seen the script yet (restarted,
   // failed over) answers NOSCRIPT, and the EVAL that sends it gets a `timeout` of its own (before, both
   // shared one, and with replies about half a `timeout` late every script failed on its first use)
@@ -109,10 +111,10 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
     let sha = shas.get(script);
     if (!sha) shas.set(script, (sha = createHash('sha1').update(script).digest('hex')));
     try {
-      return await withDeadline(client.evalSha(sha, options), timeout, late);
+      return await withDeadline(client.evalSha(sha, options), timeout, late, readOnly);
     } catch (err) {
       if (!String(((err as RpError).cause as Error | undefined)?.message).startsWith('NOSCRIPT')) throw err;
-      return withDeadline(client.eval(script, options), timeout, late);
+      return withDeadline(client.eval(script, options), timeout, late, readOnly);
     }
   };
   // advice only: whatever it meets (a client of another shape included), it never fails the app
@@ -140,8 +142,11 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
   return coordination;
 }
 
-/** A Redis call that fails or takes longer than `ms` is a `store_unavailable` (503), never a hang; `onLate` is told of a missed deadline. */
-function withDeadline<T>(call: Promise<T>, ms: number, onLate: () => void): Promise<T> {
+/**
+ * A Redis call that fails or takes longer than `ms` is a `store_unavailable` (503), never a hang;
+ * `onLate` is told of a missed deadline, `onReadOnly` of a READONLY reply.
+ */
+function withDeadline<T>(call: Promise<T>, ms: number, onLate: () => void, onReadOnly: () => void): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -155,6 +160,7 @@ function withDeadline<T>(call: Promise<T>, ms: number, onLate: () => void): Prom
     const message = String((err as Error)?.message || (err as Error)?.name || err).replace(/\.? script: [0-9a-f]{40}, on @user_script:\d+\.?$/, '');
     const refusal = redisRefusal(message, 'redisCoordination', 'EVAL and EVALSHA (+@scripting; the scripts call GET, SET, DEL, PEXPIRE, TIME and Z* commands) '
       + 'and every key under its prefix (~openid-express:rp:*)');
+    if (message.startsWith('READONLY')) onReadOnly();
     const failure = new RpError('store_unavailable', `redisCoordination: Redis failed: ${message}; ${refusal?.hint ?? 'check that it is running and reachable'}`, { cause: err, lasting: refusal?.lasting });
     if (refusal) logRefusal(message, failure);
     throw failure;

@@ -301,7 +301,8 @@ const REDIS_REFUSALS: Array<[reply: string, lasting: boolean, hint: (who: string
   ['NOAUTH', true, () => 'Redis needs a password: give it in the client\'s url (redis://:password@host:6379) or its password option'],
   ['WRONGPASS', true, () => 'the password (or user) the client gives is not Redis\'s: check the client\'s url or its username and password options'],
   ['NOPERM', true, (who, needs) => `the Redis user (ACL) may not run a command or touch a key ${who} needs: it needs ${needs}; +@all -@dangerous works`],
-  ['READONLY', false, () => 'this connection reaches a read-only replica (after a failover, the old master): point the client at the current master'],
+  ['READONLY', false, () => 'this connection reaches a read-only replica (after a failover, the old master): when a new connection to the client\'s address '
+    + 'reaches the master (an endpoint that follows failovers), the client is reconnected within seconds; otherwise point the client at the current master'],
   ['OOM', false, () => 'Redis is out of memory: raise maxmemory'],
   ['MISCONF', false, () => 'Redis refuses writes because it cannot save its snapshot: check its disk and logs'],
   ['NOREPLICAS', false, () => 'Redis refuses writes because too few replicas are connected: check the replicas'],

@@ -6,7 +6,7 @@
 import type { RequestHandler } from 'express';
 import expressSession, { type Store } from 'express-session';
 import { RpError, logRefusal, redisRefusal } from './errors.js';
-import { recoverStuckConnection } from './stuck-connection.js';
+import { recoverReadOnlyConnection, recoverStuckConnection } from './stuck-connection.js';
 
 const BOUNDED = Symbol('openid-express:bounded-store');
 const METHODS = ['get', 'set', 'touch', 'destroy'] as const;
@@ -155,6 +155,11 @@ export function boundStore(store: Store, timeoutMs: number): void {
   marked[BOUNDED] = true;
   if (cannotStall(store)) return;
   const deadlines = new Deadlines(timeoutMs);
+  // a failed call only (nothing on a successful call's path): READONLY from the old master after a
+  // failover behind one endpoint, where a new connection may reach the new one
+  const failed = (err: unknown): void => {
+    if (String((err as Error)?.message).startsWith('READONLY')) recoverReadOnlyConnection((store as { client?: unknown }).client, 'the session store');
+  };
   for (const name of METHODS) {
     const original = (store as unknown as Record<string, unknown>)[name];
     if (typeof original !== 'function') continue;
@@ -169,7 +174,10 @@ export function boundStore(store: Store, timeoutMs: number): void {
       const cb = arguments[n - 1] as unknown;
       if (typeof cb !== 'function') return (original as (...args: unknown[]) => unknown).apply(this, arguments as unknown as unknown[]);
       const call = deadlines.start(cb as Cb, late);
-      const once: Cb = (err, value) => call.settle(err, value);
+      const once: Cb = (err, value) => {
+        if (err) failed(err);
+        call.settle(err, value);
+      };
       const fn = original as (...args: unknown[]) => unknown;
       if (n === 2) return fn.call(this, a, once);
       if (n === 3) return fn.call(this, a, b, once);

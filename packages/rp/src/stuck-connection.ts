@@ -79,3 +79,52 @@ async function check(client: SingleClient, timeoutMs: number, who: string): Prom
   client.destroy();
   await client.connect();
 }
+
+/** How often a client that gets READONLY is checked at most: the replies come with every write while it lasts. */
+const READ_ONLY_CHECK_MS = 5_000;
+const readOnlyCheckedAt = new WeakMap<object, number>();
+
+/**
+ * After `client` got a READONLY reply: checks, in the background (once per {@link READ_ONLY_CHECK_MS}
+ * at most), whether a new connection to the same address reaches a master, and reconnects the client
+ * if so. At a failover behind one endpoint (a managed Redis's primary endpoint, a DNS name, a TCP
+ * proxy) the endpoint leads to the new master while the open connections stay on the old one, now a
+ * replica: every write got READONLY until the app was restarted. An address that names a replica (a
+ * new connection reaches a replica too), or a ROLE refused (an ACL), is left alone: the client then
+ * has to be pointed at the master, as the READONLY error says. Cluster and Sentinel clients follow
+ * failovers themselves and are not checked.
+ */
+export function recoverReadOnlyConnection(client: unknown, who: string): void {
+  if (!isSingleClient(client) || client.isReady !== true) return;
+  const now = Date.now();
+  if (now - (readOnlyCheckedAt.get(client) ?? -Infinity) < READ_ONLY_CHECK_MS) return;
+  readOnlyCheckedAt.set(client, now);
+  checkReadOnly(client, who).catch((err: unknown) => debug('%s: the check of a READONLY Redis connection failed: %s', who, (err as Error)?.message));
+}
+
+/** The role a connection reaches (`master`, `slave`, `sentinel`), from ROLE's first element. */
+async function role(client: SingleClient): Promise<unknown> {
+  const reply = await within(client.sendCommand(['ROLE']), OLD_CONNECTION_WAIT_MS);
+  return Array.isArray(reply) ? String(reply[0]) : undefined;
+}
+
+async function checkReadOnly(client: SingleClient, who: string): Promise<void> {
+  const fresh = client.duplicate();
+  fresh.on?.('error', () => undefined);
+  let reached: unknown;
+  try {
+    await within(fresh.connect(), OLD_CONNECTION_WAIT_MS);
+    reached = await role(fresh);
+  } catch {
+    return; // unreachable, or ROLE refused (ACL): nothing known, the READONLY error's hint stands
+  } finally {
+    if (fresh.isOpen) fresh.destroy();
+  }
+  if (reached !== 'master') return; // the address names a replica: reconnecting would reach one again
+  // the client may have reconnected meanwhile (its own reconnection, another check)
+  if (client.isReady !== true || (await role(client).catch(() => undefined)) === 'master') return;
+  console.warn(`[@openid-express/rp] ${who}: Redis answered READONLY on this connection (it reaches a replica: after a failover, the old master) `
+    + 'while a new connection to the same address reaches the master (an endpoint that follows failovers): reconnecting it.');
+  client.destroy();
+  await client.connect();
+}

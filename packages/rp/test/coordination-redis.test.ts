@@ -8,7 +8,7 @@ import { RedisStore } from 'connect-redis';
 import { boundStore, sessionOp } from '../src/session-guard.js';
 import { RpError, redisCoordination, type Coordination } from '@openid-express/rp';
 import { holdLease } from '../src/lease.js';
-import { slowRedis, startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import { failOver, redisCli, redisEndpoint, slowRedis, startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import { eventually } from '../../../test/support/eventually.js';
 import { unhandledRejectionsDuring } from '../../../test/support/unhandled.js';
 
@@ -324,4 +324,81 @@ describe('a connection that stops answering while Redis answers (no FIN, no RST)
       client.destroy();
     }
   });
+});
+
+// a managed Redis's primary endpoint (a DNS name, a TCP proxy) leads to the new master after a
+// failover, but node-redis's open connection stays on the old one, now a replica: every write got
+// READONLY (503) until the RP was restarted
+describe('a failover behind one endpoint (the old master\'s connections stay open, now on a replica)', () => {
+  let a: RedisServer;
+  let b: RedisServer;
+  // each test fails over from whichever server is the master now to the other
+  const endpointOnMaster = async () => {
+    const master = (await redisCli(a, 'ROLE')).startsWith('master') ? a : b;
+    return { endpoint: await redisEndpoint(master), other: master === a ? b : a };
+  };
+
+  beforeAll(async () => {
+    [a, b] = await Promise.all([startRedisServer(), startRedisServer()]);
+  });
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+  });
+
+  test('redisCoordination: READONLY on the old connection while a new one to the same address reaches the master: the client is reconnected, the calls succeed again', async () => {
+    const { endpoint, other } = await endpointOnMaster();
+    const client = createClient({ url: endpoint.url }).on('error', () => undefined);
+    await client.connect();
+    try {
+      const c = redisCoordination(client, { prefix: `fo-${Math.random()}:` });
+      await c.set('k', 'v', 60_000);
+      await failOver(endpoint, other);
+      const refused = await c.set('k', 'w', 60_000).catch((err: unknown) => err as RpError);
+      expect(refused).toMatchObject({ code: 'store_unavailable', message: expect.stringMatching(/READONLY.*when a new connection to the client's address reaches the master .*reconnected within seconds; otherwise point the client at the current master/) });
+      await eventually(() => c.set('k', 'w', 60_000), 8000); // before: READONLY until restarted
+      expect(await c.get('k')).toBe('w');
+      expect(said()).toMatch(/\[@openid-express\/rp\] redisCoordination: Redis answered READONLY on this connection .*reaches the master .*reconnecting it/);
+    } finally {
+      client.destroy();
+      await endpoint.close();
+    }
+  }, 30_000);
+
+  test('the session store (connect-redis): its READONLY reconnects its client too', async () => {
+    const { endpoint, other } = await endpointOnMaster();
+    const client = createClient({ url: endpoint.url }).on('error', () => undefined);
+    await client.connect();
+    try {
+      const store = new RedisStore({ client, prefix: `fo-sess-${Math.random()}:` });
+      boundStore(store, 2000);
+      const set = (sid: string) => sessionOp<void>((cb) => store.set(sid, { cookie: { originalMaxAge: 60_000 } } as never, cb));
+      await set('s1');
+      await failOver(endpoint, other);
+      await expect(set('s2')).rejects.toMatchObject({ code: 'store_unavailable', message: expect.stringContaining('READONLY') });
+      await eventually(() => set('s2'), 8000); // before: READONLY until restarted
+      expect(await sessionOp((cb) => store.get('s1', cb))).toMatchObject({ cookie: expect.anything() });
+      expect(said()).toMatch(/the session store: Redis answered READONLY on this connection .*reconnecting it/);
+    } finally {
+      client.destroy();
+      await endpoint.close();
+    }
+  }, 30_000);
+
+  test('an address that names a replica: not reconnected (a new connection reaches a replica too), READONLY says to point the client at the master', async () => {
+    const { other: replica, endpoint } = await endpointOnMaster();
+    await endpoint.close();
+    await redisCli(replica, 'REPLICAOF', '127.0.0.1', String(endpoint.target.port));
+    const client = createClient({ url: replica.url }).on('error', () => undefined);
+    await client.connect();
+    try {
+      const id = await client.clientId();
+      const c = redisCoordination(client, { prefix: `fo-r-${Math.random()}:` });
+      for (let i = 0; i < 3; i++) await expect(c.set('k', 'v', 60_000)).rejects.toMatchObject({ message: expect.stringMatching(/READONLY.*otherwise point the client at the current master/) });
+      await sleep(1000);
+      expect(await client.clientId()).toBe(id); // the same connection
+      expect(said()).not.toContain('reconnecting it');
+    } finally {
+      client.destroy();
+    }
+  }, 20_000);
 });

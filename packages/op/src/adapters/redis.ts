@@ -5,7 +5,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { OpConfigError, StoreUnavailableError } from '../errors.js';
 import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
 import { holdUntilAnswered, recordConsumed } from '../request-scope.js';
-import { recoverStuckConnection } from './stuck-connection.js';
+import { recoverReadOnlyConnection, recoverStuckConnection } from './stuck-connection.js';
 import { CONSUME, GRANT_ADD, STARTUP_CHECK, DECREMENT, INCREMENT, LEASE_LEFT, RENEW, REVOKE_GRANT, SCHEDULE, SETTLE, TAKE_DUE, TAKE_LEGACY_GRANT, UNCONSUME, UPSERT, type Script } from './redis-scripts.js';
 import type { OpStore } from './types.js';
 
@@ -385,7 +385,7 @@ class Redis {
     answered();
     const attempt = underWay.run({ answered, signal: abandon.signal }, () => Promise.resolve().then(work))
       .catch((error: unknown) => {
-        throw isUnavailable(error) ? unreachable(what, error) : error;
+        throw isUnavailable(error) ? unreachable(what, error, this.client) : error;
       });
     return Promise.race([attempt, late]).finally(() => {
       settled = true;
@@ -429,7 +429,8 @@ const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|READ
 const warnedAt = new Map<string, number>();
 /** What to check for the replies that say more than "not reachable". */
 const REPLY_HINTS: Record<string, string> = {
-  READONLY: 'this connection reaches a read-only replica (after a failover, the old master): point the client at the current master (Sentinel or Cluster clients follow failovers)',
+  READONLY: 'this connection reaches a read-only replica (after a failover, the old master): when a new connection to the client\'s address reaches the master '
+    + '(an endpoint that follows failovers), the client is reconnected within seconds; otherwise point the client at the current master (Sentinel or Cluster clients follow failovers)',
   OOM: 'Redis is out of memory (maxmemory reached): raise maxmemory, and keep maxmemory-policy noeviction (an eviction policy would drop sign-ins, tokens and login counters)',
   MISCONF: 'Redis refuses writes because it cannot save its snapshot (stop-writes-on-bgsave-error): check its disk and logs',
   NOREPLICAS: 'Redis refuses writes because too few replicas are connected (min-replicas-to-write): check the replicas',
@@ -473,9 +474,11 @@ function timedOut(what: string, ms: number, client: object): StoreUnavailableErr
   );
 }
 
-function unreachable(what: string, error: Error): StoreUnavailableError {
+function unreachable(what: string, error: Error, client: object): StoreUnavailableError {
   const code = (error as { code?: unknown }).code;
   const reply = UNAVAILABLE_REPLIES.exec(error.message)?.[1];
+  // the old master after a failover behind one endpoint: does a new connection reach the new one?
+  if (reply === 'READONLY') recoverReadOnlyConnection(client, 'redisAdapter');
   // a reply is quoted (it names the command or the limit; never a key or a secret)
   const reason = typeof code === 'string' ? code : reply ? error.message.slice(0, 200) : error.constructor?.name ?? 'error';
   const toFix = reply ? REPLY_HINTS[reply] : undefined;
