@@ -718,6 +718,27 @@ describe('redisAdapter when Redis refuses (a replica after a failover, out of me
     }
   });
 
+  it('max number of clients without a password: Redis writes its refusal and closes, node-redis says only "Socket closed unexpectedly"; the 503s after the first and the log name the limit', async () => {
+    const client = createClient({ url: other.url, socket: { reconnectStrategy: 50 } }).on('error', () => undefined);
+    await client.connect();
+    const store = redisAdapter(client, { prefix: uniquePrefix(), timeout: 300 });
+    await store.increment('login:m0', 60);
+    await admin.sendCommand(['CONFIG', 'SET', 'maxclients', '1']);
+    try {
+      await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes']);
+      await sleep(200);
+      await eventually(async () => {
+        const refused = await store.adapterFor('Session').find('s-0').catch((err: unknown) => err);
+        expect(refused).toBeInstanceOf(StoreUnavailableError);
+        expect((refused as Error).message).toMatch(/max number of clients reached.*as many connections as it allows \(maxclients/); // before: "Redis is unreachable (the client is reconnecting)"
+      }, 3000);
+      expect(warn.mock.calls.flat().join('\n')).toMatch(/\[@openid-express\/op\] Redis is unavailable \(ERR max number of clients reached\)/);
+    } finally {
+      await admin.sendCommand(['CONFIG', 'SET', 'maxclients', '10000']);
+      if (client.isOpen) client.destroy();
+    }
+  });
+
   it('max number of clients (a connection lost, its reconnection refused at the limit): StoreUnavailableError (503) saying what to raise', async () => {
     // with a password, as managed Redis has: Redis then answers the reconnection's AUTH with the refusal
     await admin.sendCommand(['ACL', 'SETUSER', 'app', 'reset', 'on', '>app-secret-0123', '~*', '&*', '+@all']);

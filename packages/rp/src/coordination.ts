@@ -12,7 +12,7 @@ import type { SessionData, Store } from 'express-session';
 import { RpError, logRefusal, redisRefusal } from './errors.js';
 import { KeyQueue } from './key-queue.js';
 import { sessionOp } from './session-guard.js';
-import { recoverReadOnlyConnection, recoverStuckConnection } from './stuck-connection.js';
+import { connectionLimitReply, recoverReadOnlyConnection, recoverStuckConnection } from './stuck-connection.js';
 
 const debug = createDebug('openid-express:rp');
 
@@ -102,7 +102,11 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
   // a missed deadline: is the connection dead while Redis answers? (a failover that closed nothing)
   const late = (): void => recoverStuckConnection(client, timeout, 'redisCoordination');
   // READONLY: the old master after a failover behind one endpoint? (a new connection may reach the new one)
-  const readOnly = (): void => recoverReadOnlyConnection(client, 'redisCoordination');
+  // A closed socket while reconnecting: refused at Redis's connection limit? (node-redis does not say so)
+  const failed = (message: string): string => {
+    if (message.startsWith('READONLY')) recoverReadOnlyConnection(client, 'redisCoordination');
+    return connectionLimitReply(client) ?? message;
+  };
   // each command has its deadline: a server (or cluster node) that has not seen the script yet (restarted,
   // failed over) answers NOSCRIPT, and the EVAL that sends it gets a `timeout` of its own (before, both
   // shared one, and with replies about half a `timeout` late every script failed on its first use)
@@ -111,10 +115,10 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
     let sha = shas.get(script);
     if (!sha) shas.set(script, (sha = createHash('sha1').update(script).digest('hex')));
     try {
-      return await withDeadline(client.evalSha(sha, options), timeout, late, readOnly);
+      return await withDeadline(client.evalSha(sha, options), timeout, late, failed);
     } catch (err) {
       if (!String(((err as RpError).cause as Error | undefined)?.message).startsWith('NOSCRIPT')) throw err;
-      return withDeadline(client.eval(script, options), timeout, late, readOnly);
+      return withDeadline(client.eval(script, options), timeout, late, failed);
     }
   };
   // advice only: whatever it meets (a client of another shape included), it never fails the app
@@ -142,25 +146,29 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
   return coordination;
 }
 
+/** What withDeadline's deadline rejects with: its failure says more (or the deadline) once `onFailure` has seen it. */
+const LATE = Symbol('late');
+
 /**
  * A Redis call that fails or takes longer than `ms` is a `store_unavailable` (503), never a hang;
- * `onLate` is told of a missed deadline, `onReadOnly` of a READONLY reply.
+ * `onLate` is told of a missed deadline, `onFailure` of a failure's message ('' for a missed
+ * deadline) and may say more (a refusal the client did not report).
  */
-function withDeadline<T>(call: Promise<T>, ms: number, onLate: () => void, onReadOnly: () => void): Promise<T> {
+function withDeadline<T>(call: Promise<T>, ms: number, onLate: () => void, onFailure: (message: string) => string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       onLate();
-      reject(new RpError('store_unavailable', `Redis did not answer within ${ms} ms; check that it is running and reachable`));
+      reject(LATE);
     }, ms);
   });
   return Promise.race([call, deadline]).catch((err: unknown) => {
     if (err instanceof RpError) throw err;
     // (Redis names the script a refusal came from, `script: <sha>, on @user_script:1`: nothing for a reader)
-    const message = String((err as Error)?.message || (err as Error)?.name || err).replace(/\.? script: [0-9a-f]{40}, on @user_script:\d+\.?$/, '');
+    const message = onFailure(err === LATE ? '' : String((err as Error)?.message || (err as Error)?.name || err).replace(/\.? script: [0-9a-f]{40}, on @user_script:\d+\.?$/, ''));
+    if (!message) throw new RpError('store_unavailable', `Redis did not answer within ${ms} ms; check that it is running and reachable`);
     const refusal = redisRefusal(message, 'redisCoordination', 'EVAL and EVALSHA (+@scripting; the scripts call GET, SET, DEL, PEXPIRE, TIME and Z* commands) '
       + 'and every key under its prefix (~openid-express:rp:*)');
-    if (message.startsWith('READONLY')) onReadOnly();
     const failure = new RpError('store_unavailable', `redisCoordination: Redis failed: ${message}; ${refusal?.hint ?? 'check that it is running and reachable'}`, { cause: err, lasting: refusal?.lasting });
     if (refusal) logRefusal(message, failure);
     throw failure;

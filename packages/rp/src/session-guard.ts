@@ -6,7 +6,7 @@
 import type { RequestHandler } from 'express';
 import expressSession, { type Store } from 'express-session';
 import { RpError, logRefusal, redisRefusal } from './errors.js';
-import { recoverReadOnlyConnection, recoverStuckConnection } from './stuck-connection.js';
+import { connectionLimitReply, recoverReadOnlyConnection, recoverStuckConnection } from './stuck-connection.js';
 
 const BOUNDED = Symbol('openid-express:bounded-store');
 const METHODS = ['get', 'set', 'touch', 'destroy'] as const;
@@ -156,17 +156,22 @@ export function boundStore(store: Store, timeoutMs: number): void {
   if (cannotStall(store)) return;
   const deadlines = new Deadlines(timeoutMs);
   // a failed call only (nothing on a successful call's path): READONLY from the old master after a
-  // failover behind one endpoint, where a new connection may reach the new one
-  const failed = (err: unknown): void => {
-    if (String((err as Error)?.message).startsWith('READONLY')) recoverReadOnlyConnection((store as { client?: unknown }).client, 'the session store');
+  // failover behind one endpoint, where a new connection may reach the new one; a client reconnecting
+  // in vain because Redis is at its connection limit, which node-redis does not say
+  const client = (): unknown => (store as { client?: unknown }).client;
+  const failed = (err: unknown): unknown => {
+    if (String((err as Error)?.message).startsWith('READONLY')) recoverReadOnlyConnection(client(), 'the session store');
+    const limit = connectionLimitReply(client());
+    return limit ? new Error(limit, { cause: err }) : err;
   };
   for (const name of METHODS) {
     const original = (store as unknown as Record<string, unknown>)[name];
     if (typeof original !== 'function') continue;
     const late = () => {
       // a store over node-redis (connect-redis keeps it as `client`): is its connection dead while Redis answers?
-      recoverStuckConnection((store as { client?: unknown }).client, timeoutMs, 'the session store');
-      return unavailable(`did not answer within ${timeoutMs} ms (${name})`);
+      recoverStuckConnection(client(), timeoutMs, 'the session store');
+      const limit = connectionLimitReply(client());
+      return limit ? storeFailure(new Error(limit)) : unavailable(`did not answer within ${timeoutMs} ms (${name})`);
     };
     // (sid, cb) or (sid, session, cb), as express-session calls them: no argument arrays on this path
     (store as unknown as Record<string, unknown>)[name] = function bounded(this: Store, a: unknown, b: unknown) {
@@ -174,10 +179,7 @@ export function boundStore(store: Store, timeoutMs: number): void {
       const cb = arguments[n - 1] as unknown;
       if (typeof cb !== 'function') return (original as (...args: unknown[]) => unknown).apply(this, arguments as unknown as unknown[]);
       const call = deadlines.start(cb as Cb, late);
-      const once: Cb = (err, value) => {
-        if (err) failed(err);
-        call.settle(err, value);
-      };
+      const once: Cb = (err, value) => call.settle(err ? failed(err) : err, value);
       const fn = original as (...args: unknown[]) => unknown;
       if (n === 2) return fn.call(this, a, once);
       if (n === 3) return fn.call(this, a, b, once);

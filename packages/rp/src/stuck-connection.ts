@@ -9,6 +9,7 @@
  * stalled or down answers the new connection neither, and is left to the client's own reconnection.
  * The same check is in @openid-express/op (`adapters/stuck-connection.ts`): the two packages share no code.
  */
+import net from 'node:net';
 import createDebug from 'debug';
 
 const debug = createDebug('openid-express:rp');
@@ -17,6 +18,8 @@ const debug = createDebug('openid-express:rp');
 interface SingleClient {
   readonly isReady?: boolean;
   readonly isOpen?: boolean;
+  /** node-redis's options, its url parsed into `socket` */
+  readonly options?: { socket?: { host?: string; port?: number; path?: string; tls?: boolean } };
   duplicate(): SingleClient;
   connect(): Promise<unknown>;
   destroy(): void;
@@ -127,4 +130,45 @@ async function checkReadOnly(client: SingleClient, who: string): Promise<void> {
     + 'while a new connection to the same address reaches the master (an endpoint that follows failovers): reconnecting it.');
   client.destroy();
   await client.connect();
+}
+
+/** What Redis writes to a new connection at its connection limit (maxclients) before it closes it. */
+const LIMIT_REPLY = 'ERR max number of clients reached';
+const limitCheckedAt = new WeakMap<object, number>();
+const limitSeenAt = new WeakMap<object, number>();
+
+/**
+ * While `client` reconnects: whether Redis refuses its connections at its connection limit. Redis
+ * then writes `-ERR max number of clients reached` and closes, and node-redis 5 says only "Socket
+ * closed unexpectedly", so the 503 and the log named nothing to change. A plain connection to the
+ * client's address reads Redis's first line (a PING, answered at once by a Redis that has room), in
+ * the background and once per 5 s per client (not over TLS, whose handshake comes first): the
+ * refusal read within the last 30 s is returned, so the failures after the first name the limit.
+ */
+export function connectionLimitReply(client: unknown): string | undefined {
+  if (!isSingleClient(client) || client.isReady !== false) return undefined;
+  const now = Date.now();
+  if (now - (limitCheckedAt.get(client) ?? -Infinity) >= READ_ONLY_CHECK_MS) {
+    limitCheckedAt.set(client, now);
+    void firstLine(client.options?.socket ?? {}).then((line) => (line.startsWith(`-${LIMIT_REPLY}`) ? limitSeenAt.set(client, Date.now()) : limitSeenAt.delete(client)));
+  }
+  return now - (limitSeenAt.get(client) ?? -Infinity) < 30_000 ? LIMIT_REPLY : undefined;
+}
+
+/** The first line Redis writes on a new connection to `socket`'s address, or '' (none within 1 s, not reachable, TLS). */
+function firstLine(socket: { host?: string; port?: number; path?: string; tls?: boolean }): Promise<string> {
+  if (socket.tls) return Promise.resolve('');
+  return new Promise((resolve) => {
+    const conn = socket.path ? net.connect(socket.path) : net.connect(socket.port ?? 6379, socket.host ?? 'localhost');
+    let data = '';
+    const done = (): void => {
+      conn.destroy();
+      resolve(data.includes('\n') ? data : '');
+    };
+    conn.setTimeout(1000, done).on('error', done).on('close', done).on('data', (chunk) => {
+      data += chunk.toString();
+      if (data.includes('\n')) done();
+    });
+    conn.write('PING\r\n', () => undefined);
+  });
 }

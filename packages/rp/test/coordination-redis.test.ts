@@ -166,6 +166,30 @@ test('max number of clients (a connection lost, its reconnection refused at the 
   }
 });
 
+test('max number of clients without a password: Redis writes its refusal and closes, node-redis says only "Socket closed unexpectedly"; the 503s after the first name the limit (redisCoordination, the session store)', async () => {
+  const own = await startRedisServer();
+  const ownAdmin = createClient({ url: own.url });
+  await ownAdmin.connect();
+  const client = createClient({ url: own.url, socket: { reconnectStrategy: 50 } }).on('error', () => undefined);
+  await client.connect();
+  try {
+    const c = redisCoordination(client, { timeout: 300 });
+    const store = new RedisStore({ client, prefix: 'limit-sess:' });
+    boundStore(store, 300);
+    await c.set('k', 'v', 60_000);
+    await ownAdmin.configSet('maxclients', '1');
+    await ownAdmin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes']);
+    await sleep(200);
+    const limit = /max number of clients reached.*as many connections as it allows \(maxclients/; // before: "Socket closed unexpectedly", "did not answer"
+    await eventually(() => expect(c.get('k')).rejects.toMatchObject({ code: 'store_unavailable', message: expect.stringMatching(limit) }), 3000);
+    await eventually(() => expect(sessionOp((cb) => store.get('s1', cb))).rejects.toMatchObject({ code: 'store_unavailable', message: expect.stringMatching(limit) }), 3000);
+  } finally {
+    client.destroy();
+    ownAdmin.destroy();
+    await own.stop();
+  }
+}, 20_000);
+
 test('a Redis not reachable yet is left to reconnect: nothing is said at start-up', async () => {
   const paused = createClient({ url: redis.url, commandOptions: { timeout: 200 } }).on('error', () => undefined);
   await paused.connect();

@@ -5,7 +5,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { OpConfigError, StoreUnavailableError } from '../errors.js';
 import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
 import { holdUntilAnswered, recordConsumed } from '../request-scope.js';
-import { recoverReadOnlyConnection, recoverStuckConnection } from './stuck-connection.js';
+import { connectionLimitReply, recoverReadOnlyConnection, recoverStuckConnection } from './stuck-connection.js';
 import { CONSUME, GRANT_ADD, STARTUP_CHECK, DECREMENT, INCREMENT, LEASE_LEFT, RENEW, REVOKE_GRANT, SCHEDULE, SETTLE, TAKE_DUE, TAKE_LEGACY_GRANT, UNCONSUME, UPSERT, type Script } from './redis-scripts.js';
 import type { OpStore } from './types.js';
 
@@ -463,6 +463,9 @@ function isUnavailable(error: unknown): error is Error {
 function timedOut(what: string, ms: number, client: object): StoreUnavailableError {
   recoverStuckConnection(client, ms, 'redisAdapter'); // a dead connection while Redis answers (a failover that closed nothing)?
   if ((client as { isReady?: unknown }).isReady === false) {
+    // its reconnections refused at Redis's connection limit? (node-redis does not say so)
+    const limit = connectionLimitReply(client);
+    if (limit) return unreachable(what, new Error(limit), client);
     return new StoreUnavailableError(
       `Redis is unreachable (the client is reconnecting) and did not answer ${what} within ${ms} ms: check that `
         + 'Redis is running and reachable at the client\'s address (url, network, firewall)',
@@ -479,6 +482,9 @@ function unreachable(what: string, error: Error, client: object): StoreUnavailab
   const reply = UNAVAILABLE_REPLIES.exec(error.message)?.[1];
   // the old master after a failover behind one endpoint: does a new connection reach the new one?
   if (reply === 'READONLY') recoverReadOnlyConnection(client, 'redisAdapter');
+  // a reconnection refused at Redis's connection limit, which node-redis reports as a closed socket
+  const limit = reply ? undefined : connectionLimitReply(client);
+  if (limit) return unreachable(what, new Error(limit, { cause: error }), client);
   // a reply is quoted (it names the command or the limit; never a key or a secret)
   const reason = typeof code === 'string' ? code : reply ? error.message.slice(0, 200) : error.constructor?.name ?? 'error';
   const toFix = reply ? REPLY_HINTS[reply] : undefined;
