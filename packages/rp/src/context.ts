@@ -11,6 +11,17 @@ import { sessionOp } from './session-guard.js';
 import { coordinationOf, endedAfterSave, sessionEnded } from './coordination.js';
 import { readStoredLogin, toStoredLogin } from './stored-login.js';
 
+/**
+ * Whether a user info request failed because the OP refused the access token itself: RFC 6750's
+ * `invalid_token` (or a bare 401 challenge), or a provider's user endpoint answering 401 (GitHub's "Bad credentials").
+ */
+function tokenRefused(err: unknown): boolean {
+  if (!(err instanceof RpError)) return false;
+  if (err.opError === 'invalid_token') return true;
+  const cause = err.cause as { name?: unknown; status?: unknown } | undefined;
+  return (cause?.name === 'UserEndpointError' || cause?.name === 'WWWAuthenticateChallengeError') && cause.status === 401;
+}
+
 /** The access token as `req.oidc.accessToken` shows it. */
 export interface AccessToken {
   value: string;
@@ -115,7 +126,24 @@ export class RequestContext implements OidcContext {
   async fetchUserInfo(): Promise<Record<string, unknown>> {
     // an expired access token is refreshed first, as for fetch(): the OP answers it invalid_token
     await this.getValidAccessToken();
-    return this.relyingParty.userInfo(this.requireAuthentication());
+    try {
+      return await this.relyingParty.userInfo(this.requireAuthentication());
+    } catch (err) {
+      if (!tokenRefused(err)) throw err;
+    }
+    // refused before its expiry (revoked at the OP, its grant ended, a GitHub token the user withdrew):
+    // a new one once, when the login can get one (the OP refusing that too ends it: refresh_failed)
+    const auth = this.requireAuthentication();
+    if (auth.refreshToken) {
+      await this.store(() => this.relyingParty.refresh(auth));
+      try {
+        return await this.relyingParty.userInfo(this.requireAuthentication());
+      } catch (err) {
+        if (!tokenRefused(err)) throw err;
+      }
+    }
+    return this.store(() => Promise.reject(new RpError('login_ended', `provider "${auth.provider}" refused this login's access token at its user info endpoint `
+      + `(revoked there, or its grant ended)${auth.refreshToken ? ', a new one too' : ', and the login has no refresh token to get another'}: the login has ended; sign in again`))).then(() => ({}));
   }
 
   /** True when logged in and, with `maxAgeSeconds`, authenticated at the OP at most that long ago. */
@@ -200,7 +228,7 @@ export class RequestContext implements OidcContext {
       }
       return this.accessToken!;
     } catch (err) {
-      if (err instanceof RpError && err.code === 'refresh_failed') {
+      if (err instanceof RpError && (err.code === 'refresh_failed' || err.code === 'login_ended')) {
         if (this.req.session?.oidc) delete this.req.session.oidc.auth;
         // the way on is a new sign-in at the same provider, back to this page (a page load's)
         if (previous) err.loginUrl ??= this.relyingParty.loginPath(previous.provider, this.req.method === 'GET' ? this.req.originalUrl : undefined);

@@ -23,7 +23,9 @@ export type RpErrorCode =
   | 'insufficient_claims'
   | 'insufficient_scope'
   | 'no_refresh_token'
+  | 'no_access_token'
   | 'refresh_failed'
+  | 'login_ended'
   | 'invalid_logout_token'
   | 'invalid_request'
   | 'cross_origin_request'
@@ -59,7 +61,9 @@ const STATUS: Record<RpErrorCode, number> = {
   insufficient_claims: 403,
   insufficient_scope: 403,
   no_refresh_token: 400,
+  no_access_token: 400,
   refresh_failed: 401,
+  login_ended: 401,
   invalid_logout_token: 400,
   invalid_request: 400,
   cross_origin_request: 403,

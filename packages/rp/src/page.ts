@@ -60,6 +60,7 @@ function wording(err: RpError): { title: string; message: string } {
         // (not a sign-in: a sign-out, a refresh, a page of the app)
         : { title: 'Briefly unavailable', message: 'This usually passes by itself: try again in a few seconds. If you were signed in, you still are.' };
     case 'refresh_failed':
+    case 'login_ended':
       return { title: 'Your sign-in has ended', message: 'Your sign-in provider no longer accepts this sign-in (it expired, or was ended there). Please sign in again.' };
     case 'cross_origin_request':
       return { title: 'Request refused', message: 'This request came from another site. Use the page of this site to do it.' };

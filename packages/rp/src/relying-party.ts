@@ -665,7 +665,7 @@ export class RelyingParty {
     await this.loadProvider(auth.provider);
     const p = this.provider(auth.provider);
     const config = await this.providerInfo(auth.provider);
-    if (!auth.accessToken) throw new RpError('not_authenticated', 'this login has no access token');
+    if (!auth.accessToken) throw noAccessToken(auth);
     try {
       return await this.loadClaims({ ...p, fetchUserInfo: true }, config, auth.accessToken.value, auth.user.sub, await dpopOptions(config, auth.dpop));
     } catch (err) {
@@ -683,8 +683,13 @@ export class RelyingParty {
 
   /** `auth` itself while its access token is valid, else `auth` after a (single-flight) refresh. */
   async validAccessToken(auth: Authentication): Promise<Authentication> {
-    if (!auth.accessToken) throw new RpError('not_authenticated', 'this login has no access token');
-    return isTokenExpired(auth.accessToken) ? this.refresh(auth) : auth;
+    if (!auth.accessToken) throw noAccessToken(auth);
+    if (!isTokenExpired(auth.accessToken)) return auth;
+    // (as hasActiveAuthentication() and requireAuth() have it: such a login ends with its access token)
+    if (!auth.refreshToken) {
+      throw new RpError('login_ended', `this login at provider "${auth.provider}" has ended: its access token expired and it has no refresh token to get another (ask for offline_access to keep logins going); sign in again`);
+    }
+    return this.refresh(auth);
   }
 
   /** RP-initiated logout URL at the OP (with `id_token_hint`), or undefined when the OP has no end_session_endpoint. */
@@ -1084,4 +1089,10 @@ function storedAccessToken(tokens: client.TokenEndpointResponse): StoredAccessTo
     ...(tokens.scope ? { scope: tokens.scope } : {}),
     ...(typeof expiresIn === 'number' ? { expiresAt: expiryOf(expiresIn) } : {}),
   };
+}
+
+/** For a token operation on a login that has no access token (signed in with `response_type: 'id_token'`). */
+function noAccessToken(auth: Authentication): RpError {
+  return new RpError('no_access_token', `this login at provider "${auth.provider}" has no access token (it signed in with response_type "id_token", which gives none): `
+    + 'use response_type "code" for the provider to call APIs or its user info endpoint');
 }

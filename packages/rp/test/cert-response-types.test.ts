@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import type { Express } from 'express';
 import type request from 'supertest';
 import { SignJWT, decodeJwt, decodeProtectedHeader, importJWK, type JWK, type JWTPayload } from 'jose';
-import { OptionsError, oidc, requireAuth, rp, type ProviderConfig } from '@openid-express/rp';
+import { OptionsError, oidc, requireAuth, rp, rpErrorHandler, type ProviderConfig } from '@openid-express/rp';
 import { startRp, type TestRp } from './support/rp-app.js';
 import { clearStore, expectNoLogin } from './support/expect.js';
 
@@ -28,6 +28,7 @@ function routes(app: Express): void {
     res.json({ accessToken: req.oidc.accessToken?.value ?? null, idTokenClaims: req.oidc.idTokenClaims, claims: req.oidc.user?.claims });
   });
   app.get('/userinfo', requireAuth(), async (req, res) => void res.json(await req.oidc.fetchUserInfo()));
+  app.use(rpErrorHandler());
 }
 
 interface Setup {
@@ -145,6 +146,20 @@ describe('rp-response_type-* through form_post (the default response mode of non
     const userinfo = await agent.get('/userinfo');
     expect(userinfo.status).toBe(200);
     expect(userinfo.body).toMatchObject({ sub: 'alice', email: 'alice@example.org' });
+  });
+
+  test('id_token (no access token): requireAuth() lets the login through, and the token operations answer 400 no_access_token, not a 401 that would send a signed-in user to sign in again', async () => {
+    const t = await rpFor('id_token');
+    const agent = t.agent();
+    const { action, fields } = await formPostLogin(t, agent);
+    expect((await agent.post(action.pathname).type('form').send(fields)).status).toBe(303);
+    expect((await agent.get('/me')).status).toBe(200);
+    const userinfo = await agent.get('/userinfo');
+    // before: 401 not_authenticated ("no login"), with a WWW-Authenticate challenge
+    expect([userinfo.status, userinfo.body.error]).toEqual([400, 'no_access_token']);
+    expect(userinfo.body.error_description).toMatch(/provider "op" has no access token .*response_type "id_token".*use response_type "code"/);
+    expect(userinfo.headers['www-authenticate']).toBeUndefined();
+    expect((await agent.get('/me')).status).toBe(200); // the login is kept
   });
 
   test('rp-scope-userinfo-claims (id_token token): the profile claims come from userinfo, loaded with the front-channel access token', async () => {

@@ -141,6 +141,16 @@ test('refresh without a refresh token (classic OAuth app tokens) is refused clea
   expect(sim.tokenRequests.filter((r) => r.grantType === 'refresh_token')).toEqual([]);
 });
 
+test('a token the user revoked at GitHub (401 Bad credentials from the API): fetchUserInfo() ends the login with 401 login_ended (before: 400 invalid_response, and the login lived on)', async () => {
+  const { agent } = await login();
+  expect((await agent.get('/userinfo').set('accept', 'application/json')).body).toMatchObject({ login: 'octocat' });
+  sim.revokeTokens();
+  const res = await agent.get('/userinfo').set('accept', 'application/json');
+  expect([res.status, res.body.error]).toEqual([401, 'login_ended']);
+  expect(res.body.error_description).toMatch(/provider "github" refused this login's access token/);
+  expect((await agent.get('/me')).status).toBe(401);
+});
+
 test('with expiring user tokens the refresh token (urlencoded-style numbers included) refreshes the access token', async () => {
   const { agent } = await login('ghexp');
   const before = (await agent.get('/token')).body.accessToken;

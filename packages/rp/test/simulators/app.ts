@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import express, { type Express } from 'express';
 import session from 'express-session';
 import request from 'supertest';
-import { requireAuth, rp, type ProviderConfig, type RpOptions, type RpRouter } from '@openid-express/rp';
+import { requireAuth, rp, rpErrorHandler, type ProviderConfig, type RpOptions, type RpRouter } from '@openid-express/rp';
 
 export interface SimApp {
   baseURL: string;
@@ -67,6 +67,8 @@ export async function startSimApp(
   app.get('/needs-email', requireAuth({ scope: 'email profile' }), (_req, res) => void res.json({ ok: true }));
   app.get('/id-token-claims', requireAuth(), (req, res) => void res.json(req.oidc.idTokenClaims ?? null));
   app.get('/token', requireAuth(), (req, res) => void res.json({ accessToken: req.oidc.accessToken?.value ?? null }));
+  app.get('/userinfo', requireAuth(), async (req, res) => void res.json(await req.oidc.fetchUserInfo()));
+  app.use(rpErrorHandler());
   server.on('request', app);
   const sim: SimApp = {
     baseURL, app, router, store,

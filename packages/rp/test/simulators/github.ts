@@ -45,11 +45,14 @@ export interface GitHubSimulator extends Listening {
   tokenRequests: Array<{ grantType: string; accept: string; error?: string }>;
   /** User-Agent of each API request. */
   apiRequests: Array<{ path: string; userAgent?: string }>;
+  /** The user revokes the app's tokens (Settings → Applications): the API answers them 401 "Bad credentials". */
+  revokeTokens(): void;
 }
 
 export async function startGitHubSimulator(options: GitHubSimulatorOptions): Promise<GitHubSimulator> {
   const sim = { options, tokenRequests: [], apiRequests: [] } as unknown as GitHubSimulator;
   const gh = new GitHub(sim);
+  sim.revokeTokens = () => gh.revokeTokens();
   const app = express();
   app.use(express.urlencoded({ extended: false }));
   app.get('/login/oauth/authorize', (req, res) => gh.authorize(req, res));
@@ -72,6 +75,11 @@ class GitHub {
   private readonly refreshTokens = new Map<string, { scope: string }>();
 
   constructor(private readonly sim: GitHubSimulator) {}
+
+  revokeTokens(): void {
+    this.tokens.clear();
+    this.refreshTokens.clear();
+  }
 
   private get options(): GitHubSimulatorOptions {
     return this.sim.options;
