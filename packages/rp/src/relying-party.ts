@@ -22,7 +22,9 @@ import { resolveClaimSources } from './claim-sources.js';
 import { decryptIdToken, importKeys, type OwnKeys } from './keys.js';
 import { expiryOf, type Authentication, type OidcSessionData, type StoredAccessToken, type Transaction } from './session.js';
 import { SingleFlight } from './single-flight.js';
-import { keptRefresh, settleSharedRefresh, sharedRefresh } from './shared-refresh.js';
+import { keptRefresh, rotatedRefresh, settleSharedRefresh, sharedRefresh } from './shared-refresh.js';
+import { KeyQueue } from './key-queue.js';
+import type { Coordination } from './coordination.js';
 import { saveTransaction, takeTransaction } from './transactions.js';
 import { boundKey, dpopAlg, dpopOptions, fetchWithToken, newDPoPKey, type DPoPBoundToken, type DPoPKey } from './dpop.js';
 import { parRequiredError, pushedAuthorizationUrl, usesPar } from './par.js';
@@ -93,9 +95,18 @@ const now = (): number => Math.floor(Date.now() / 1000);
 const newerRefreshToken = (result: Authentication, auth: Authentication): boolean =>
   result.refreshToken !== undefined && result.refreshToken !== auth.refreshToken;
 
-/** The single-flight and shared-result key of a refresh of `auth` (with `scope`). */
+/**
+ * The single-flight and shared-result key of a refresh of `auth` (with `scope`). Without a scope it
+ * also names the refresh token itself: the lock every refresh of it takes, whatever its scope.
+ */
 const refreshKey = (auth: Authentication, scope: string | undefined): string =>
   createHash('sha256').update(`${auth.provider}\n${scope ?? ''}\n${auth.refreshToken}`).digest('base64url');
+
+/** The result of a plain refresh of `refreshToken` kept in `coordination`, else the latest of any scope that rotated it. */
+const keptLogin = async (coordination: Coordination, key: string, refreshToken: string): Promise<Authentication | undefined> => {
+  const [plain, rotated] = await Promise.all([keptRefresh(coordination, key, refreshToken), rotatedRefresh(coordination, key, refreshToken).catch(() => undefined)]);
+  return plain ?? rotated;
+};
 
 /**
  * The Relying Party: every protocol operation of the RP, over `openid-client`, without Express.
@@ -113,6 +124,10 @@ export class RelyingParty {
   readonly options: ResolvedOptions;
   private readonly configs = new Map<string, PendingConfig>();
   private readonly refreshes = new SingleFlight<Authentication>(REFRESH_GRACE_MS, REFRESH_KEEP_MAX);
+  /** Refreshes of one refresh token run one after another, whatever their scope (by `refreshKey(auth, undefined)`). */
+  private readonly refreshQueue = new KeyQueue();
+  /** The latest result of a refresh that rotated a refresh token (any scope), by `refreshKey(auth, undefined)`. */
+  private readonly rotations = new SingleFlight<Authentication>(REFRESH_GRACE_MS, REFRESH_KEEP_MAX);
   private readonly keySets: KeySets;
   private readonly expectations = new WeakMap<client.Configuration, OpExpectations>();
   /** When each lasting condition was last warned about (`warnAtMostHourly`), by a key naming it and its provider. */
@@ -530,10 +545,24 @@ export class RelyingParty {
    */
   private async refreshFrom(auth: Authentication, scope: string | undefined, depth: number): Promise<Authentication> {
     const key = refreshKey(auth, scope);
+    const token = refreshKey(auth, undefined);
     const { coordination } = this.options;
-    const grant = (): Promise<Authentication> => this.refreshGrant(auth, scope);
+    const grant = async (): Promise<Authentication> => {
+      // a refresh of this token with another scope ran just before (a plain one beside a narrowed one):
+      // the OP may have rotated it, and replaying it would make the OP revoke the grant (RFC 9700
+      // §4.14.2), so this refresh goes on from that one's result
+      const rotated = this.rotations.settled(token) ?? (coordination ? await rotatedRefresh(coordination, token, auth.refreshToken!) : undefined);
+      if (rotated && newerRefreshToken(rotated, auth)) return this.refreshFrom(rotated, scope, depth + 1);
+      const fresh = await this.refreshGrant(auth, scope);
+      if (newerRefreshToken(fresh, auth)) this.rotations.remember(token, fresh);
+      return fresh;
+    };
     const usable = (result: Authentication): boolean => !isTokenExpired(result.accessToken) || newerRefreshToken(result, auth);
-    const result = await this.refreshes.run(key, coordination ? () => sharedRefresh(coordination, key, auth.refreshToken!, REFRESH_KEEP_MS, grant, usable) : grant, usable);
+    // one refresh of a refresh token at a time, whatever its scope: in this process (the queue) and
+    // across instances (`coordination`'s lock is the token's; its shared result is told apart by scope)
+    const run = (): Promise<Authentication> => this.refreshQueue.run(token,
+      coordination ? () => sharedRefresh(coordination, key, auth.refreshToken!, REFRESH_KEEP_MS, grant, usable, token) : grant);
+    const result = await this.refreshes.run(key, run, usable);
     return isTokenExpired(result.accessToken) && newerRefreshToken(result, auth) && depth < 3 ? this.refreshFrom(result, scope, depth + 1) : result;
   }
 
@@ -546,24 +575,21 @@ export class RelyingParty {
   refreshSettled(previous: Authentication, fresh: Authentication, saved: boolean, scope?: string): void {
     if (!previous.refreshToken || fresh === previous) return;
     const key = refreshKey(previous, scope);
-    // a narrowed refresh (its own key) that rotated the token: kept under the plain key too, where a
-    // copy of the session read before it finds the newer login (`newerLogin`) and a plain refresh of
-    // that copy gets it instead of replaying the spent token
-    const plain = scope !== undefined && newerRefreshToken(fresh, previous) ? refreshKey(previous, undefined) : undefined;
-    if (plain) this.refreshes.remember(plain, fresh, saved ? REFRESH_GRACE_MS : REFRESH_KEEP_MS);
+    // (one that rotated the token is kept under the token too, whatever its scope: `rotations` here,
+    // `refresh-rotated:` with `coordination`. A copy of the session read before it finds the newer login
+    // there (`newerLogin`), and a refresh of that copy, with any scope, goes on from it instead of
+    // replaying the spent token)
+    const token = refreshKey(previous, undefined);
     const { coordination } = this.options;
-    if (plain && coordination) {
-      settleSharedRefresh(coordination, plain, previous.refreshToken, fresh, saved ? REFRESH_SHARED_GRACE_MS : REFRESH_KEEP_MS)
-        .catch((err) => debug('narrowed refresh result of provider %s not kept under the plain key: %s', previous.provider, (err as Error).message));
-    }
     if (!saved) {
+      this.rotations.keep(token, REFRESH_KEEP_MS);
       if (this.refreshes.keep(key, REFRESH_KEEP_MS)) return;
       return this.warnAtMostHourly('refresh-keep', `${REFRESH_KEEP_MAX} refresh results its session store did not take are kept in this process `
         + `already (a store that refuses writes: a full Redis?); more are not kept here, so a session whose next request comes after ${REFRESH_GRACE_MS / 1000} s `
         + 'and finds no result in the `coordination` store either refreshes again, which an OP that rotates refresh tokens may answer by ending that login. Fix the session store.');
     }
     if (coordination) {
-      settleSharedRefresh(coordination, key, previous.refreshToken, fresh, REFRESH_SHARED_GRACE_MS)
+      settleSharedRefresh(coordination, key, previous.refreshToken, fresh, REFRESH_SHARED_GRACE_MS, token)
         .catch((err) => debug('refresh result of provider %s kept a day (not shortened): %s', previous.provider, (err as Error).message));
     }
   }
@@ -582,7 +608,8 @@ export class RelyingParty {
     let token = refreshToken;
     for (let i = 0; i < 4; i++) {
       const key = refreshKey({ provider, refreshToken: token } as Authentication, undefined);
-      const next = this.refreshes.settled(key) ?? (coordination ? await keptRefresh(coordination, key, token) : undefined);
+      // (a plain refresh's result, else the latest of any scope that rotated the token)
+      const next = this.refreshes.settled(key) ?? this.rotations.settled(key) ?? (coordination ? await keptLogin(coordination, key, token) : undefined);
       if (!next?.refreshToken || next.refreshToken === token) break;
       latest = next;
       token = next.refreshToken;

@@ -36,19 +36,25 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * The result of the grant for `refreshToken` (under `key`): from another instance when one ran it
  * (its result is kept `keepMs`, until `settleSharedRefresh()` shortens it once the session holds the
  * new tokens), else from `grant()` run here under a cross-instance lock.
+ *
+ * `token` names the refresh token whatever scope the refresh asks for (`key` tells the scopes apart):
+ * the lock and the `refresh-sent:` mark are the token's, as a refresh with another scope spends the
+ * same token, and a grant that rotated it is kept under it too (`rotatedRefresh`), for `grant()` of
+ * such a refresh that ran after it to go on from.
  */
 export async function sharedRefresh(
   coordination: Coordination, key: string, refreshToken: string, keepMs: number, grant: () => Promise<Authentication>,
-  usable: (result: Authentication) => boolean = () => true,
+  usable: (result: Authentication) => boolean = () => true, token = key,
 ): Promise<Authentication> {
-  const lockKey = `refresh-lock:${key}`;
+  const lockKey = `refresh-lock:${token}`;
   const resultKey = `refresh-result:${key}`;
-  const sentKey = `refresh-sent:${key}`;
+  const sentKey = `refresh-sent:${token}`;
+  const rotatedKey = `refresh-rotated:${token}`;
   const deadline = Date.now() + WAIT_MS;
   const owner = randomUUID();
   for (;;) {
     if (await coordination.setIfAbsent(lockKey, owner, LOCK_MS)) {
-      return grantUnderLock(coordination, { lockKey, resultKey, sentKey }, owner, refreshToken, keepMs, grant, usable);
+      return grantUnderLock(coordination, { lockKey, resultKey, sentKey, rotatedKey }, owner, refreshToken, keepMs, grant, usable);
     }
     // another instance holds (or held) the lock: its result, unless it is an earlier one that is of no use now
     const result = await sharedResult(coordination, resultKey, refreshToken, usable);
@@ -66,16 +72,30 @@ export async function sharedRefresh(
  * stalled) still holds the old refresh token, and this result is then its only way to the new one.
  */
 export async function settleSharedRefresh(
-  coordination: Coordination, key: string, refreshToken: string, fresh: Authentication, graceMs: number,
+  coordination: Coordination, key: string, refreshToken: string, fresh: Authentication, graceMs: number, token?: string,
 ): Promise<void> {
-  await coordination.set(`refresh-result:${key}`, seal(fresh, refreshToken), graceMs);
+  const sealed = seal(fresh, refreshToken);
+  await Promise.all([
+    coordination.set(`refresh-result:${key}`, sealed, graceMs),
+    token !== undefined && rotates(fresh, refreshToken) ? coordination.set(`refresh-rotated:${token}`, sealed, graceMs) : undefined,
+  ]);
 }
 
+/**
+ * The latest result of a refresh of `refreshToken` (under `token`, whatever its scope) that rotated it,
+ * while it is kept in the store, else undefined.
+ */
+export async function rotatedRefresh(coordination: Coordination, token: string, refreshToken: string): Promise<Authentication | undefined> {
+  return sharedResult(coordination, `refresh-rotated:${token}`, refreshToken, () => true);
+}
+
+const rotates = (fresh: Authentication, refreshToken: string): boolean => fresh.refreshToken !== undefined && fresh.refreshToken !== refreshToken;
+
 async function grantUnderLock(
-  coordination: Coordination, keys: { lockKey: string; resultKey: string; sentKey: string }, owner: string, refreshToken: string, keepMs: number,
-  grant: () => Promise<Authentication>, usable: (result: Authentication) => boolean,
+  coordination: Coordination, keys: { lockKey: string; resultKey: string; sentKey: string; rotatedKey: string }, owner: string, refreshToken: string,
+  keepMs: number, grant: () => Promise<Authentication>, usable: (result: Authentication) => boolean,
 ): Promise<Authentication> {
-  const { lockKey, resultKey, sentKey } = keys;
+  const { lockKey, resultKey, sentKey, rotatedKey } = keys;
   let earlier: Authentication | undefined;
   let fresh: Authentication | undefined;
   // renewed while the grant runs, so only a dead instance's lock expires under the others
@@ -119,12 +139,17 @@ async function grantUnderLock(
   // lets the lock go (whoever comes next finds it). Not shared (the store failed), the lock is left
   // to expire and the write is tried again meanwhile: the others wait (503, the `refresh-sent:` mark)
   // rather than replay the old token, which an OP that rotates refresh tokens answers by revoking the grant.
+  // (a rotated token is kept under the token too, before the lock goes: a refresh of it with another scope
+  // that takes the lock next goes on from this result instead of replaying it)
   const sealed = seal(fresh!, refreshToken);
+  const share = (key: string) => coordination.set(key, sealed, keepMs);
+  const writes = rotates(fresh!, refreshToken) ? [resultKey, rotatedKey] : [resultKey];
   try {
-    await coordination.set(resultKey, sealed, keepMs);
+    await Promise.all(writes.map(share));
     await settled();
   } catch {
-    void shareLater(coordination, resultKey, sealed, keepMs).then((shared) => (shared ? settled() : undefined));
+    void Promise.all(writes.map((key) => shareLater(coordination, key, sealed, keepMs)))
+      .then((shared) => (shared.every(Boolean) ? settled() : undefined));
   }
   return fresh!;
 }

@@ -200,3 +200,55 @@ describe('getValidAccessToken() refreshes before the OP\'s expiry', () => {
     }
   });
 });
+
+/**
+ * `customFetch` for the RP that holds each request to the OP's token endpoint `ms` (a slow OP), and
+ * `started()`: a promise of the next such request having been sent.
+ */
+function slowTokenEndpoint(ms: number): { customFetch: (url: string, init: unknown) => Promise<Response>; started: () => Promise<void> } {
+  let signal: () => void = () => undefined;
+  return {
+    customFetch: async (url, init) => {
+      if (new URL(url).pathname === '/token') {
+        signal();
+        await new Promise((resolve) => setTimeout(resolve, ms));
+      }
+      return fetch(url, init as RequestInit);
+    },
+    started: () => new Promise<void>((resolve) => void (signal = resolve)),
+  };
+}
+
+// A plain refresh (POST /auth/refresh, getValidAccessToken()) and req.oidc.refresh({ scope }) of one login
+// at once both spent its refresh token: single-flight was keyed by scope. The OP, which rotates refresh
+// tokens, took the second use for a replay and revoked the grant (RFC 9700 §4.14.2): the narrowed call
+// was a 401 refresh_failed and the login ended at its next refresh (probe24 F1).
+describe('a narrowed refresh beside a plain one of the same login (an OP that rotates refresh tokens)', () => {
+  const slow = slowTokenEndpoint(300);
+  let t: TestRp;
+  beforeAll(async () => {
+    t = await startRp({ routes, provider: { customFetch: slow.customFetch } });
+  });
+  afterAll(() => t.close());
+
+  test.each([
+    ['the plain one first', ['/auth/refresh', '/narrow']],
+    ['the narrowed one first', ['/narrow', '/auth/refresh']],
+  ])('%s: the second waits and goes on from the first one\'s rotated token; both succeed and the login stays', async (_label, [first, second]) => {
+    const agent = t.agent();
+    await t.login(agent);
+    const grants = t.op.counts.grants.refresh_token ?? 0;
+    const sent = slow.started();
+    const one = agent.post(first!).then((res) => res); // (sent now: supertest sends once awaited)
+    await sent; // the first refresh grant is at the OP: the second request comes while it runs
+    const [a, b] = await Promise.all([one, agent.post(second!)]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    const narrowed = first === '/narrow' ? a : b;
+    expect(narrowed.body.scope).toBe('openid');
+    expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(2); // one after the other, the second with the rotated token
+    // the session holds a refresh token the OP still takes: the login goes on
+    const later = await agent.post('/auth/refresh');
+    expect(later.status).toBe(200);
+    expect((await agent.get('/me')).status).toBe(200);
+  });
+});

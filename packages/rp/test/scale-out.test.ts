@@ -100,6 +100,68 @@ describe.each([
   });
 });
 
+// A plain refresh on one instance and req.oidc.refresh({ scope }) of the same login on another at once both
+// spent its refresh token: the Redis lock was keyed by scope. The OP, which rotates refresh tokens, took the
+// second use for a replay and revoked the grant: a 401 refresh_failed, and the login ended (probe24 F1b).
+describe('a narrowed refresh on one instance beside a plain one on another (redisCoordination, an OP that rotates refresh tokens)', () => {
+  let t: TestRp;
+  let b: { server: Server };
+  let signal: () => void = () => undefined;
+  // the OP's token endpoint is slow (300 ms), so the second refresh surely comes while the first runs
+  const customFetch = async (url: string, init: unknown): Promise<Response> => {
+    if (new URL(url).pathname === '/token') {
+      signal();
+      await sleep(300);
+    }
+    return fetch(url, init as RequestInit);
+  };
+  const narrow = (app: Express): void => {
+    app.post('/narrow', requireAuth(), async (req, res, next) => {
+      try {
+        res.json({ scope: (await req.oidc.refresh({ scope: 'openid' })).scope });
+      } catch (err) {
+        next(err);
+      }
+    });
+  };
+  beforeAll(async () => {
+    const coordination = redisCoordination(client, { prefix: 'rp-narrow:' });
+    t = await startRp({
+      store: new RedisStore({ client, prefix: 'sess-narrow:' }) as unknown as ListableStore,
+      rp: { coordination },
+      provider: { customFetch },
+      routes: (app) => { narrow(app); tokenRoute(app); },
+    });
+    b = await secondInstance(t, {
+      coordination,
+      providers: { op: oidc({ issuer: t.op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, scope: 'openid profile email offline_access', allowInsecureRequests: true, customFetch }) },
+    }, narrow);
+  }, 20_000);
+  afterAll(async () => {
+    await close(b.server);
+    await t.close();
+  });
+
+  test.each([
+    ['the plain one first', '/auth/refresh', '/narrow'],
+    ['the narrowed one first', '/narrow', '/auth/refresh'],
+  ])('%s: the other waits for the lock and goes on from the rotated token; both succeed and the login stays', async (_label, first, second) => {
+    const cookie = cookieOf(await t.login(t.agent()));
+    const grants = t.op.counts.grants.refresh_token ?? 0;
+    const sent = new Promise<void>((resolve) => void (signal = resolve));
+    const one = request(t.server).post(first).set('cookie', cookie).then((res) => res);
+    await sent; // instance A's grant is at the OP: instance B's request comes while it runs
+    const [a, other] = await Promise.all([one, request(b.server).post(second).set('cookie', cookie)]);
+    expect([a.status, other.status]).toEqual([200, 200]);
+    expect((first === '/narrow' ? a : other).body.scope).toBe('openid');
+    expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(2); // one after the other, the second with the rotated token
+    // the session holds a refresh token the OP still takes, on either instance
+    expect((await request(b.server).post('/auth/refresh').set('cookie', cookie)).status).toBe(200);
+    expect((await request(t.server).post('/auth/refresh').set('cookie', cookie)).status).toBe(200);
+    expect((await request(t.server).get('/me').set('cookie', cookie)).status).toBe(200);
+  });
+});
+
 describe('back-channel logout and logout-token replay across instances (redisCoordination)', () => {
   let t: TestRp;
   let b: { server: Server };

@@ -5,7 +5,7 @@
 import session from 'express-session';
 import { sessionStoreCoordination, type Coordination } from '../src/coordination.js';
 import { RpError } from '../src/errors.js';
-import { sharedRefresh } from '../src/shared-refresh.js';
+import { rotatedRefresh, sharedRefresh } from '../src/shared-refresh.js';
 import type { Authentication } from '../src/session.js';
 
 const auth = (refreshToken: string): Authentication => ({
@@ -28,6 +28,30 @@ test('five instances refreshing one token at once: one grant, one result for all
   // a request still holding the old token a little later gets the same result, with no new grant
   expect((await sharedRefresh(coordination, 'k1', 'rt-1', 30_000, grant)).accessToken!.value).toBe('at-for-rt-2');
   expect(grants).toBe(1);
+});
+
+test('two refreshes of one token with other scopes (own result keys, the token\'s lock): the second waits, and finds the first one\'s rotation', async () => {
+  const coordination = sessionStoreCoordination(new session.MemoryStore());
+  let running = 0;
+  let overlapped = false;
+  const grant = (to: string) => async () => {
+    overlapped ||= running > 0;
+    running += 1;
+    await sleep(60);
+    running -= 1;
+    return auth(to);
+  };
+  let seen: Authentication | undefined;
+  const [plain, narrowed] = await Promise.all([
+    sharedRefresh(coordination, 'k-plain', 'rt-1', 30_000, grant('rt-2'), undefined, 'k-plain'),
+    sleep(10).then(() => sharedRefresh(coordination, 'k-openid', 'rt-1', 30_000, async () => {
+      seen = await rotatedRefresh(coordination, 'k-plain', 'rt-1'); // what rp() goes on from instead of replaying rt-1
+      return grant('rt-3')();
+    }, undefined, 'k-plain')),
+  ]);
+  expect(overlapped).toBe(false); // before: keyed by scope, both grants ran at once with rt-1
+  expect(seen?.refreshToken).toBe('rt-2');
+  expect([plain.refreshToken, narrowed.refreshToken]).toEqual(['rt-2', 'rt-3']);
 });
 
 test('a failed grant releases the lock: the next request tries again', async () => {
