@@ -552,7 +552,7 @@ export class RelyingParty {
       // the OP may have rotated it, and replaying it would make the OP revoke the grant (RFC 9700
       // §4.14.2), so this refresh goes on from that one's result
       const rotated = this.rotations.settled(token) ?? (coordination ? await rotatedRefresh(coordination, token, auth.refreshToken!) : undefined);
-      if (rotated && newerRefreshToken(rotated, auth)) return this.refreshFrom(rotated, scope, depth + 1);
+      if (rotated && newerRefreshToken(rotated, auth) && depth < 3) return this.refreshFrom(rotated, scope, depth + 1);
       const fresh = await this.refreshGrant(auth, scope);
       if (newerRefreshToken(fresh, auth)) this.rotations.remember(token, fresh);
       return fresh;
