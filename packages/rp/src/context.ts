@@ -22,6 +22,12 @@ function tokenRefused(err: unknown): boolean {
   return (cause?.name === 'UserEndpointError' || cause?.name === 'WWWAuthenticateChallengeError') && cause.status === 401;
 }
 
+/** A provider's own user endpoint (an OAuth 2.0 preset such as `github()`) answered 401. */
+function userEndpointRefused(err: RpError): boolean {
+  const cause = err.cause as { name?: unknown; status?: unknown } | undefined;
+  return cause?.name === 'UserEndpointError' && cause.status === 401;
+}
+
 /** The access token as `req.oidc.accessToken` shows it. */
 export interface AccessToken {
   value: string;
@@ -126,24 +132,27 @@ export class RequestContext implements OidcContext {
   async fetchUserInfo(): Promise<Record<string, unknown>> {
     // an expired access token is refreshed first, as for fetch(): the OP answers it invalid_token
     await this.getValidAccessToken();
+    let refused: RpError;
     try {
       return await this.relyingParty.userInfo(this.requireAuthentication());
     } catch (err) {
       if (!tokenRefused(err)) throw err;
+      refused = err as RpError;
     }
-    // refused before its expiry (revoked at the OP, its grant ended, a GitHub token the user withdrew):
-    // a new one once, when the login can get one (the OP refusing that too ends it: refresh_failed)
+    // refused before its expiry: revoked at the OP, its grant ended, a GitHub token the user withdrew, or
+    // (invalid_token says that too) a token for another audience, as a login for an API (RFC 8707) has.
+    // A new one once, when the login can get one: the OP refusing that ends the login (refresh_failed);
+    // a new one refused again is no sign-out (the grant is alive): the refusal goes as it came
     const auth = this.requireAuthentication();
     if (auth.refreshToken) {
       await this.store(() => this.relyingParty.refresh(auth));
-      try {
-        return await this.relyingParty.userInfo(this.requireAuthentication());
-      } catch (err) {
-        if (!tokenRefused(err)) throw err;
-      }
+      return this.relyingParty.userInfo(this.requireAuthentication());
     }
-    return this.store(() => Promise.reject(new RpError('login_ended', `provider "${auth.provider}" refused this login's access token at its user info endpoint `
-      + `(revoked there, or its grant ended)${auth.refreshToken ? ', a new one too' : ', and the login has no refresh token to get another'}: the login has ended; sign in again`))).then(() => ({}));
+    // no refresh token: a user endpoint's 401 (GitHub's tokens have no audience and never expire) ends the
+    // login; the OP's invalid_token may be an audience's, and such a login ends at its expiresAt anyway
+    if (!userEndpointRefused(refused)) throw refused;
+    return this.store(() => Promise.reject(new RpError('login_ended', `provider "${auth.provider}" refused this login's access token at its user endpoint `
+      + '(revoked there: the user withdrew it, or its grant ended), and the login has no refresh token to get another: the login has ended; sign in again'))).then(() => ({}));
   }
 
   /** True when logged in and, with `maxAgeSeconds`, authenticated at the OP at most that long ago. */

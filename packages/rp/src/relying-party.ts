@@ -543,16 +543,23 @@ export class RelyingParty {
    * newer refresh token is refreshed in turn (the OP rotated: the old token must not be replayed);
    * one with the same refresh token (the OP does not rotate) is of no use, and a new grant runs.
    */
-  private async refreshFrom(auth: Authentication, scope: string | undefined, depth: number): Promise<Authentication> {
+  private async refreshFrom(
+    auth: Authentication, scope: string | undefined, depth: number, seen: ReadonlySet<string> = new Set([auth.refreshToken!]),
+  ): Promise<Authentication> {
     const key = refreshKey(auth, scope);
     const token = refreshKey(auth, undefined);
     const { coordination } = this.options;
+    // goes on from a newer refresh token, at most 3 steps and never back to one this refresh has had (an OP
+    // that hands back an earlier token): that one's refresh may be this very run, which would wait on itself
+    const onwards = (result: Authentication): boolean =>
+      newerRefreshToken(result, auth) && depth < 3 && !seen.has(result.refreshToken!);
+    const from = (result: Authentication): Promise<Authentication> => this.refreshFrom(result, scope, depth + 1, new Set([...seen, result.refreshToken!]));
     const grant = async (): Promise<Authentication> => {
       // a refresh of this token with another scope ran just before (a plain one beside a narrowed one):
       // the OP may have rotated it, and replaying it would make the OP revoke the grant (RFC 9700
       // §4.14.2), so this refresh goes on from that one's result
       const rotated = this.rotations.settled(token) ?? (coordination ? await rotatedRefresh(coordination, token, auth.refreshToken!) : undefined);
-      if (rotated && newerRefreshToken(rotated, auth) && depth < 3) return this.refreshFrom(rotated, scope, depth + 1);
+      if (rotated && onwards(rotated)) return from(rotated);
       const fresh = await this.refreshGrant(auth, scope);
       if (newerRefreshToken(fresh, auth)) this.rotations.remember(token, fresh);
       return fresh;
@@ -563,7 +570,7 @@ export class RelyingParty {
     const run = (): Promise<Authentication> => this.refreshQueue.run(token,
       coordination ? () => sharedRefresh(coordination, key, auth.refreshToken!, REFRESH_KEEP_MS, grant, usable, token) : grant);
     const result = await this.refreshes.run(key, run, usable);
-    return isTokenExpired(result.accessToken) && newerRefreshToken(result, auth) && depth < 3 ? this.refreshFrom(result, scope, depth + 1) : result;
+    return isTokenExpired(result.accessToken) && onwards(result) ? from(result) : result;
   }
 
   /**

@@ -2,6 +2,7 @@
  * req.oidc: the members an app uses in its routes.
  */
 import type { Express } from 'express';
+import { errors } from 'oidc-provider';
 import { requireAuth, rpErrorHandler } from '@openid-express/rp';
 import { startRp, type TestRp } from './support/rp-app.js';
 import { readStoredLogin, type StoredLogin } from '../src/stored-login.js';
@@ -117,15 +118,13 @@ describe('req.oidc token operations when the OP no longer takes the access token
     expect((await agent.get('/state')).body.isAuthenticated).toBe(false);
   });
 
-  test('fetchUserInfo(): an access token revoked and no refresh token: 401 login_ended with an invalid_token challenge, the login ended', async () => {
+  test('fetchUserInfo(): an access token refused and no refresh token: the OP\'s refusal as it came (400 op_error invalid_token), the login kept until its expiresAt (invalid_token may be an audience\'s)', async () => {
     const agent = withoutRefresh.agent();
     await withoutRefresh.login(agent);
     await revoke(withoutRefresh);
     const res = await agent.get('/userinfo');
-    expect([res.status, res.body.error]).toEqual([401, 'login_ended']);
-    expect(res.body.error_description).toMatch(/provider "op" refused this login's access token .*no refresh token/);
-    expect(res.headers['www-authenticate']).toMatch(/error="invalid_token"/);
-    expect((await agent.get('/state')).body.isAuthenticated).toBe(false);
+    expect([res.status, res.body.error, res.body.op_error]).toEqual([400, 'op_error', 'invalid_token']);
+    expect((await agent.get('/state')).body.isAuthenticated).toBe(true);
   });
 
   test('getValidAccessToken() of a login whose access token expired and that has no refresh token: 401 login_ended, as requireAuth() has it (before: 400 no_refresh_token, the login kept)', async () => {
@@ -140,5 +139,40 @@ describe('req.oidc token operations when the OP no longer takes the access token
     expect(res.body.error_description).toMatch(/provider "op" has ended: its access token expired and it has no refresh token/);
     expect(res.headers['www-authenticate']).toMatch(/error="invalid_token"/);
     expect((await agent.get('/state')).body.isAuthenticated).toBe(false);
+  });
+});
+
+describe('fetchUserInfo() of a login whose access token is for an API (RFC 8707 resource)', () => {
+  const API = 'https://api.example.com/';
+  let r: TestRp;
+  beforeAll(async () => {
+    r = await startRp({
+      client: { scope: 'openid offline_access profile email api:read' },
+      provider: { authorizationParams: { resource: API }, scope: 'openid profile email offline_access api:read' },
+      op: {
+        features: {
+          resourceIndicators: {
+            enabled: true,
+            defaultResource: () => API,
+            useGrantedResource: () => true,
+            getResourceServerInfo: (_ctx, resource) => {
+              if (resource !== API) throw new errors.InvalidTarget();
+              return { scope: 'api:read', audience: API, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+            },
+          },
+        },
+        config: { scopes: ['openid', 'offline_access', 'profile', 'email', 'api:read'] },
+      },
+      routes: (app) => routes(app, () => r),
+    });
+  });
+  afterAll(() => r.close());
+
+  test('the OP\'s invalid_token (the token\'s audience is the API) after one refresh is answered as it came, and the user stays signed in (review: it ended the login)', async () => {
+    const agent = r.agent();
+    await r.login(agent);
+    const res = await agent.get('/userinfo');
+    expect([res.status, res.body.error, res.body.op_error]).toEqual([400, 'op_error', 'invalid_token']);
+    expect((await agent.get('/me')).status).toBe(200);
   });
 });
