@@ -12,6 +12,7 @@ import type { SessionData, Store } from 'express-session';
 import { RpError, logRefusal, redisRefusal } from './errors.js';
 import { KeyQueue } from './key-queue.js';
 import { sessionOp } from './session-guard.js';
+import type { PendingLogin } from './session.js';
 import { connectionLimitReply, recoverReadOnlyConnection, recoverStuckConnection } from './stuck-connection.js';
 
 const debug = createDebug('openid-express:rp');
@@ -327,20 +328,45 @@ export function hashedKey(prefix: string, value: string): string {
 }
 
 /**
+ * The pending logins a session ended by a logout keeps (other tabs' sign-ins under way): those still
+ * usable; none, and the session is destroyed.
+ */
+export type KeepPending = (session: Partial<SessionData>) => PendingLogin[];
+
+/**
  * Ends sessions for a logout at the OP (back- or front-channel): remembers them as ended first, then
  * destroys them. A request of one of them that is refreshing its tokens meanwhile (on this instance
  * or another) would otherwise save the session again after the destroy, and the logout would not
  * stick: it checks `sessionEnded()` after its save.
+ *
+ * With `keepPending`, a session that also holds pending logins keeps only those (`endSession`).
  */
-export async function endSessions(coordination: Coordination, store: Store, ids: string[]): Promise<void> {
+export async function endSessions(coordination: Coordination, store: Store, ids: string[], keepPending?: KeepPending): Promise<void> {
   const marked = await Promise.allSettled(ids.map((id) => markSessionEnded(coordination, id)));
   // destroyed even when a mark could not be written: a full Redis (OOM under noeviction) refuses the
   // marks but still deletes, and a logout that waited for room left the user signed in. The mark's
   // failure is still a 503, so the OP retries: a request under way that saved a session back meanwhile
   // is ended again by the retry, which finds the session in the index and marks it
-  await Promise.all(ids.map((id) => sessionOp<void>((cb) => store.destroy(id, cb))));
+  await Promise.all(ids.map((id) => endSession(store, id, keepPending)));
   const failed = marked.find((m): m is PromiseRejectedResult => m.status === 'rejected');
   if (failed) throw failed.reason;
+}
+
+/**
+ * Ends session `id` (marked ended already): destroys it, or, when `keepPending` finds pending logins
+ * in it, writes it back holding only those: the login and the app's data go, other tabs' sign-ins
+ * under way stay. Before, a sign-in in another tab (whose pending login a login in this tab had
+ * carried into its session) ended on "This sign-in has expired" when this tab's login was ended, as
+ * the OP does when that other tab signs in as another user. A request under way that saves the login
+ * back afterwards still finds the mark and destroys the session (`keepEndedSessionsEnded`), and
+ * nothing puts a login back in this id: a sign-in always moves to a new session id.
+ */
+async function endSession(store: Store, id: string, keepPending: KeepPending | undefined): Promise<void> {
+  const session = keepPending && (await sessionOp<Partial<SessionData> | null | undefined>((cb) => store.get(id, cb)));
+  const pending = session ? keepPending!(session) : [];
+  if (!session || !pending.length) return sessionOp<void>((cb) => store.destroy(id, cb));
+  const kept = { cookie: session.cookie, oidc: { transactions: pending } } as SessionData;
+  await sessionOp<void>((cb) => store.set(id, kept, cb));
 }
 
 /**
@@ -349,17 +375,18 @@ export async function endSessions(coordination: Coordination, store: Store, ids:
  * as it was, so the OP's retry finds them again. A `coordination` without `readSet` / `removeFromSet`
  * (an app's own) takes the set, and puts the members back when ending them fails. With `only`, just
  * the ids it keeps are ended and removed (the others stay indexed); the ids in `forget` (ended
- * already, through another index) are removed without being ended again. Returns the ids ended.
+ * already, through another index) are removed without being ended again; `keepPending` as in
+ * `endSessions`. Returns the ids ended.
  */
 export async function endIndexedSessions(
   coordination: Coordination, store: Store, key: string, ttlMs: number, max: number,
-  { only, forget = [] }: { only?: (ids: string[]) => Promise<string[]>; forget?: readonly string[] } = {},
+  { only, forget = [], keepPending }: { only?: (ids: string[]) => Promise<string[]>; forget?: readonly string[]; keepPending?: KeepPending } = {},
 ): Promise<string[]> {
   const { readSet, removeFromSet } = coordination;
   if (readSet && removeFromSet) {
     const read = await readSet.call(coordination, key);
     const ids = only && read.length ? await only(read) : read;
-    await endSessions(coordination, store, ids);
+    await endSessions(coordination, store, ids, keepPending);
     const removed = [...ids, ...read.filter((id) => forget.includes(id) && !ids.includes(id))];
     // best effort: an ended session left in the index is ended again by a later logout, which changes nothing
     if (removed.length) await removeFromSet.call(coordination, key, removed).catch(() => undefined);
@@ -370,7 +397,7 @@ export async function endIndexedSessions(
   let ids = taken;
   try {
     if (only && taken.length) ids = await only(taken);
-    await endSessions(coordination, store, ids);
+    await endSessions(coordination, store, ids, keepPending);
   } catch (err) {
     await giveBack(taken);
     throw err;

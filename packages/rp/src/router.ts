@@ -16,11 +16,11 @@ import type { ProviderConfig, RpOptions } from './options.js';
 import { failedAfterCodeSpent, RelyingParty } from './relying-party.js';
 import { CLOCKS_DIFFER, LOGOUT_TOKEN_MAX_AGE, isUnpublishedKey } from './id-token.js';
 import { alreadyUsed, claimCallback, finishedLogin, type CallbackClaim } from './callback-claim.js';
-import { coordinationOf, endIndexedSessions, hashedKey, keepEndedSessionsEnded, markSessionEnded, type Coordination, type SessionStoreHooks } from './coordination.js';
+import { coordinationOf, endIndexedSessions, hashedKey, keepEndedSessionsEnded, markSessionEnded, type Coordination, type KeepPending, type SessionStoreHooks } from './coordination.js';
 import { boundStore, guardedSession, sessionOp } from './session-guard.js';
 import { logoutIndexKey, logoutJtiKey, logoutScope, unscopedLogoutIndexKey, type Authentication, type OidcSessionData, type Transaction } from './session.js';
 import { readStoredLogin, toStoredLogin, type StoredLogin } from './stored-login.js';
-import { expiredReturnTo, hasPendingLogin, pendingLogins } from './transactions.js';
+import { expiredReturnTo, hasPendingLogin, livePendingLogins, pendingLogins } from './transactions.js';
 import { shortLivedPendingLogins } from './pending-life.js';
 import { checkRoutesPath, checkSessionCookie } from './cookie-checks.js';
 
@@ -310,6 +310,17 @@ class Routes {
     return this.rp.takeTransaction(req.session.oidc, state, name);
   }
 
+  /**
+   * What a session a logout at the OP ends keeps: its pending logins still usable (other tabs'
+   * sign-ins under way, e.g. one as another user, which is what made the OP end this login), stored
+   * as long as a session of pending logins only is.
+   */
+  private keepPending(store: Store): KeepPending {
+    const ttl = this.rp.options.transactionTtl;
+    shortLivedPendingLogins(store, 2 * ttl * 1000);
+    return (session) => livePendingLogins(session.oidc, ttl);
+  }
+
   refresh: Handler = async (req, res) => {
     requireSession(req);
     refuseCrossOrigin(req, this.rp);
@@ -363,7 +374,17 @@ class Routes {
       // a request of this session still under way must not save its login back (keepEndedSessionsEnded)
       auth && markSessionEnded(coordination, req.sessionID),
     ]);
-    await sessionOp<void>((cb) => req.session.destroy(cb));
+    // other tabs' sign-ins under way (pending logins) stay: this session keeps only those, the login
+    // and the app's data go (marked ended above, a request under way still cannot save the login back)
+    const pending = livePendingLogins(session.oidc, this.rp.options.transactionTtl);
+    if (pending.length) {
+      for (const key of Object.keys(session)) if (key !== 'cookie') delete (session as unknown as Record<string, unknown>)[key];
+      session.oidc = { transactions: pending };
+      shortLivedPendingLogins(req.sessionStore, 2 * this.rp.options.transactionTtl * 1000);
+      await sessionOp<void>((cb) => session.save(cb));
+    } else {
+      await sessionOp<void>((cb) => req.session.destroy(cb));
+    }
     if (endSession) expectPostLogoutState(res, returnTo, state, this.rp);
     debug('logout: local session ended%s', endSession ? `, RP-initiated logout at provider ${auth!.provider}` : '');
     goOn(req, res, endSession?.href ?? returnTo, this.rp);
@@ -393,7 +414,7 @@ class Routes {
     const name = String(req.params.provider);
     const sid = await this.rp.frontchannelLogout(name, req.query.iss, req.query.sid);
     const coordination = coordinationOf(this.rp, store);
-    const ended = await endLoggedOut(coordination, store, name, this.rp.provider(name), 'sid', sid, typeof req.query.iss === 'string' ? req.query.iss : undefined);
+    const ended = await endLoggedOut(coordination, store, name, this.rp.provider(name), 'sid', sid, typeof req.query.iss === 'string' ? req.query.iss : undefined, this.keepPending(store));
     debug('front-channel logout at provider %s ended %d session(s)', name, ended);
     const config = await this.rp.providerInfo(name);
     res.status(200).set({
@@ -417,7 +438,7 @@ class Routes {
     // find the index emptied by the failed attempt
     const [kind, value] = sid ? ['sid', sid] as const : ['sub', sub!] as const;
     const issuer = (await this.rp.providerInfo(name)).serverMetadata().issuer;
-    const ended = await endLoggedOut(coordination, store, name, this.rp.provider(name), kind, value, issuer);
+    const ended = await endLoggedOut(coordination, store, name, this.rp.provider(name), kind, value, issuer, this.keepPending(store));
     await rememberLogoutToken(coordination, seen, iat);
     debug('back-channel logout at provider %s ended %d session(s)', name, ended);
     res.set('cache-control', 'no-store');
@@ -430,14 +451,15 @@ class Routes {
  * its own index, then 0.1.0's unscoped one, where only this provider's sessions (from `iss`, when the
  * logout names it) are ended: those the first did not. Those the first ended leave 0.1.0's index too
  * (left there, each login's `sid` key outlived its sign-out by the index's 30 days). In turn, so a
- * store failure on the first leaves the second for the OP's retry. Returns how many were ended.
+ * store failure on the first leaves the second for the OP's retry. A session that also holds pending
+ * logins keeps those (`keepPending`). Returns how many were ended.
  */
 async function endLoggedOut(
-  coordination: Coordination, store: Store, name: string, p: ProviderConfig, kind: 'sid' | 'sub', value: string, iss: string | undefined,
+  coordination: Coordination, store: Store, name: string, p: ProviderConfig, kind: 'sid' | 'sub', value: string, iss: string | undefined, keepPending: KeepPending,
 ): Promise<number> {
-  const ended = await endIndexedSessions(coordination, store, logoutIndexKey(name, logoutScope(p), kind, value), INDEX_TTL_MS, INDEX_MAX);
+  const ended = await endIndexedSessions(coordination, store, logoutIndexKey(name, logoutScope(p), kind, value), INDEX_TTL_MS, INDEX_MAX, { keepPending });
   const more = await endIndexedSessions(coordination, store, unscopedLogoutIndexKey(name, kind, value), INDEX_TTL_MS, INDEX_MAX,
-    { only: ofThisProvider(store, name, p.clientId, iss), forget: ended });
+    { only: ofThisProvider(store, name, p.clientId, iss), forget: ended, keepPending });
   return ended.length + more.length;
 }
 

@@ -15,6 +15,11 @@ export function pendingLogins(data: OidcSessionData | undefined): PendingLogin[]
   return Object.entries(pending).map(([state, t]) => ({ ...t, state }));
 }
 
+/** The pending logins of a session that are still usable (not expired), oldest first. */
+export function livePendingLogins(data: OidcSessionData | undefined, ttlSeconds: number): PendingLogin[] {
+  return pendingLogins(data).filter((t) => !expired(t, ttlSeconds));
+}
+
 /** True when the session has a pending login of `state`. */
 export function hasPendingLogin(data: OidcSessionData | undefined, state: string): boolean {
   return pendingLogins(data).some((t) => t.state === state);

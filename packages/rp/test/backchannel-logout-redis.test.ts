@@ -12,6 +12,7 @@ import { oidc, requireAuth, rp } from '@openid-express/rp';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, type ListableStore, type TestRp } from './support/rp-app.js';
 import { logoutToken as signLogoutToken } from './support/logout-token.js';
+import { expectOnlyPendingLogins, expectTabSignsIn } from './support/expect.js';
 import { coordinationOf } from '../src/coordination.js';
 import { unscopedLogoutIndexKey } from '../src/session.js';
 import { eventually } from '../../../test/support/eventually.js';
@@ -73,6 +74,21 @@ test('a logout at the OP ends a session made by another instance, through the Re
   } finally {
     await close(server);
   }
+});
+
+test('a session that also holds another tab\'s pending login keeps only that one in the Redis store, and that tab still signs in (tabs probe F3)', async () => {
+  const agent = t.agent();
+  const startB = await agent.get('/auth/login/op?returnTo=/p2');
+  await t.login(agent, { returnTo: '/p1' });
+  const [id] = await t.authenticatedSessions();
+  const token = await signLogoutToken(t.op, { sub: 'alice' });
+  expect((await t.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: token })).status).toBe(200);
+  expect((await agent.get('/me')).status).toBe(401);
+  await expectOnlyPendingLogins(t, id!, ['/p2']);
+  // kept as long as a session of pending logins only (twice their life, 20 minutes), not the login's day
+  expect(await client.pTTL(`sess:${id}`)).toBeLessThanOrEqual(2 * t.relyingParty.options.transactionTtl * 1000);
+  await expectTabSignsIn(t, agent, startB.headers.location, 'bob', '/p2');
+  for (const bob of await t.authenticatedSessions()) await new Promise((r) => t.store.destroy(bob, r)); // the next tests count alice's
 });
 
 test('a logout at the OP sticks while a request of that session is under way on the other instance and saves the session at its end (resave: true)', async () => {

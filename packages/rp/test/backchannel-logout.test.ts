@@ -6,7 +6,7 @@ import { generateKeyPair, type JWTPayload, type SignJWT } from 'jose';
 import { oidc, readStoredLogin, rp, RpError, type Coordination } from '@openid-express/rp';
 import { keepEndedSessionsEnded, markSessionEnded, sessionStoreCoordination } from '../src/coordination.js';
 import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, tokenRoute, type ListableStore, type TestRp } from './support/rp-app.js';
-import { clearStore } from './support/expect.js';
+import { clearStore, expectOnlyPendingLogins, expectTabSignsIn } from './support/expect.js';
 import { eventually, logoutToken as signLogoutToken } from './support/logout-token.js';
 
 let t: TestRp;
@@ -52,6 +52,23 @@ describe('POST /auth/backchannel-logout/:provider', () => {
     expect((await one.get('/me')).status).toBe(401);
     expect((await two.get('/me')).status).toBe(401);
     expect((await other.get('/me')).status).toBe(200);
+  });
+
+  test('another tab\'s sign-in under way survives it (signing in there as another user, which made the OP end this login): the login goes, that pending login stays (tabs probe F3)', async () => {
+    const browser = t.op.browser();
+    const agent = t.agent();
+    // tab B opens the OP's sign-in page first; tab A signs in as alice (B's pending login is carried into the new session)
+    const startB = await agent.get('/auth/login/op?returnTo=/p2');
+    expect(startB.status).toBe(302);
+    expect((await t.login(agent, { browser, returnTo: '/p1' })).headers.location).toBe('/p1');
+    const [id] = await t.authenticatedSessions();
+    await browser.endSession(`${t.op.issuer}/session/end`); // the OP's logout of alice, sent back-channel
+    await eventually(async () => (await t.authenticatedSessions()).length === 0);
+    expect((await agent.get('/me')).status).toBe(401);
+    // the session keeps B's pending login and nothing else (before: destroyed, and B got "This sign-in has expired")
+    await expectOnlyPendingLogins(t, id!, ['/p2']);
+    // tab B signs in as bob and lands where it was going
+    await expectTabSignsIn(t, agent, startB.headers.location, 'bob', '/p2');
   });
 
   test('logins of one user finishing at the same moment are all ended by a sub-only logout token', async () => {
@@ -306,8 +323,12 @@ describe('a sign-out while another request of that session is under way and then
   afterAll(() => app.close());
   const cookieOf = (agent: ReturnType<TestRp['agent']>): string => agent.jar.getCookie('sid', { domain: '127.0.0.1', path: '/', secure: false, script: false })!.toValueString();
 
-  test('at the OP (back-channel): the logout sticks, the request that ends after it does not sign the user in again', async () => {
+  test.each([
+    ['', false],
+    [', also of a session that holds another tab\'s pending login (kept, not destroyed)', true],
+  ])('at the OP (back-channel)%s: the logout sticks, the request that ends after it does not sign the user in again', async (_also, otherTab) => {
     const agent = app.agent();
+    if (otherTab) await agent.get('/auth/login/op?returnTo=/p2'); // a sign-in under way in another tab
     await app.login(agent);
     const slow = agent.get('/slow').then((res) => res);
     await new Promise((resolve) => setTimeout(resolve, 200));

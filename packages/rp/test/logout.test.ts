@@ -3,7 +3,7 @@ import session from 'express-session';
 import request from 'supertest';
 import { oidc, rp } from '@openid-express/rp';
 import { CLIENT_ID, CLIENT_SECRET, startRp, type TestRp } from './support/rp-app.js';
-import { clearStore, expectNoLogin } from './support/expect.js';
+import { clearStore, expectNoLogin, expectOnlyPendingLogins, expectTabSignsIn } from './support/expect.js';
 
 let t: TestRp;
 /** The session cookie an agent would send, as a Cookie header. */
@@ -71,6 +71,21 @@ describe('GET /auth/logout', () => {
     // without a login there is nothing to end at the OP: it is sent back to returnTo
     const again = await t.agent().post('/auth/logout').set({ 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty', 'sec-fetch-site': 'same-origin', origin: t.baseURL }).send({ returnTo: '/bye' });
     expect(again.body).toEqual({ redirectTo: `${t.baseURL}/bye` });
+  });
+
+  test('a sign-in under way in another tab survives it: the session keeps that pending login and nothing else, and that tab still signs in (tabs probe F3)', async () => {
+    const agent = t.agent();
+    const startB = await agent.get('/auth/login/op?returnTo=/p2'); // tab B: at the OP's sign-in page
+    await t.login(agent); // tab A: signed in (B's pending login carried into the new session)
+    const [id] = await t.authenticatedSessions();
+    const stored = () => new Promise<session.SessionData | null | undefined>((resolve) => t.store.get(id!, (_e, s) => resolve(s)));
+    const withCart = { ...(await stored())!, cart: ['book'] } as session.SessionData; // the app's own data
+    await new Promise((resolve) => t.store.set(id!, withCart, resolve));
+    const res = await agent.post('/auth/logout').type('form').send({ returnTo: '/bye' });
+    expect([res.status, new URL(res.headers.location).pathname]).toEqual([303, '/session/end']);
+    await expectNoLogin(t, agent);
+    await expectOnlyPendingLogins(t, id!, ['/p2']); // before: destroyed, and tab B got "This sign-in has expired"
+    await expectTabSignsIn(t, agent, startB.headers.location, 'bob', '/p2');
   });
 
   test('POST works too', async () => {
