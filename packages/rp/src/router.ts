@@ -23,6 +23,7 @@ import { readStoredLogin, toStoredLogin, type StoredLogin } from './stored-login
 import { expiredReturnTo, hasPendingLogin, livePendingLogins, pendingLogins } from './transactions.js';
 import { shortLivedPendingLogins } from './pending-life.js';
 import { checkRoutesPath, checkSessionCookie } from './cookie-checks.js';
+import { KeyQueue } from './key-queue.js';
 
 const debug = createDebug('openid-express:rp');
 
@@ -202,14 +203,36 @@ class Routes {
         return `${this.rp.options.baseURL}${this.rp.options.mountPath}/request/${id}`;
       },
     });
-    session.oidc ??= {};
-    this.rp.saveTransaction(session.oidc, request.state, request.transaction);
+    const oidc = (session.oidc ??= {});
     // a session that holds only pending logins is kept twice as long as they are usable, not the store's default
     if (req.sessionStore) shortLivedPendingLogins(req.sessionStore, 2 * this.rp.options.transactionTtl * 1000);
-    // saved before the redirect: with the store down the answer is a 503 here, not a sign-in at the OP that cannot finish
-    await sessionOp<void>((cb) => session.save(cb));
+    // one login start of a session saves at a time (in this process), each with the pending logins saved
+    // before it: two tabs starting a sign-in at the same moment each read the session, and the last save
+    // dropped the other's pending login (that tab's sign-in ended on "This sign-in has expired")
+    await this.loginSaves.run(req.sessionID, async () => {
+      if (req.sessionStore && req.headers.cookie?.includes(req.sessionID)) await this.withStoredPendingLogins(req, oidc);
+      this.rp.saveTransaction(oidc, request.state, request.transaction);
+      // saved before the redirect: with the store down the answer is a 503 here, not a sign-in at the OP that cannot finish
+      await sessionOp<void>((cb) => session.save(cb));
+    });
     redirect(res, request.url.href);
   };
+
+  /** Login starts under way, by session id: see `login`. */
+  private readonly loginSaves = new KeyQueue();
+
+  /**
+   * Adds to `oidc` the pending logins that the session as stored holds and this request's copy does
+   * not (another tab's login start saved since this request read it), oldest first; the cap and
+   * the expiry apply when this login is added. Only for a session the request's cookie named: a new
+   * one is in no store yet.
+   */
+  private async withStoredPendingLogins(req: Request, oidc: OidcSessionData): Promise<void> {
+    const stored = await sessionOp<Partial<SessionData> | null | undefined>((cb) => req.sessionStore.get(req.sessionID, cb));
+    const ours = pendingLogins(oidc);
+    const theirs = pendingLogins(stored?.oidc).filter((t) => !ours.some((o) => o.state === t.state));
+    if (theirs.length) oidc.transactions = [...ours, ...theirs].sort((a, b) => a.createdAt - b.createdAt);
+  }
 
   callback: Handler = async (req, res) => {
     // the callback URL carries the code (and state): a page shown at it (an error, the app's `onError`)
