@@ -3,6 +3,8 @@ import type { NextFunction, Request, Response } from 'express';
 import { csrfMatches } from './interaction-state.js';
 
 const KEY = 'openidExpressOpLogoutCsrf';
+/** oidc-provider's `xsrf` secret of this browser's logout form, kept with our token (see `sameLogoutXsrf`). */
+const XSRF = 'openidExpressOpLogoutXsrf';
 const LIMIT = 16 * 1024;
 
 type Bag = Record<string, string | undefined>;
@@ -12,6 +14,21 @@ export function logoutCsrfFor(req: Request): string {
   const session = req.session as unknown as Bag;
   session[KEY] ??= randomBytes(24).toString('base64url');
   return session[KEY];
+}
+
+/**
+ * The `xsrf` secret the logout form of this browser carries: the one of its earlier "Sign out?" page
+ * while that page is not confirmed, else oidc-provider's fresh one (`state`, which it put in the form
+ * and keeps in the OP session, is set to it). oidc-provider makes a new secret at every end-session
+ * GET, so a second tab's "Sign out?" page made the first one's form stale: "xsrf token invalid", and
+ * the user stayed signed in at the OP. Used up with our token when a confirmation passes.
+ */
+export function sameLogoutXsrf(req: Request, state: { secret: string }): string {
+  const session = req.session as unknown as Bag;
+  const earlier = session[XSRF];
+  if (earlier) state.secret = earlier;
+  else session[XSRF] = state.secret;
+  return state.secret;
 }
 
 /** Resolves at the stream's next `readable`; rejects when it errors or closes first (the client went away). */
@@ -97,6 +114,7 @@ export function checkLogoutCsrf(onRefused: (req: Request, res: Response) => void
       // single use: the next logout of this browser, once the OP session is gone, is oidc-provider's
       // auto-posted form (no page of ours, so no token), which must not meet this one
       delete (req.session as unknown as Bag)[KEY];
+      delete (req.session as unknown as Bag)[XSRF];
       // a session that held nothing else is deleted, not written back empty (every logout left an
       // empty record for the store's TTL); one the app also keeps its own data in is kept
       if (Object.keys(req.session).every((key) => key === 'cookie')) return void req.session.destroy((err?: unknown) => next(err));

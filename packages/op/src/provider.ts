@@ -11,7 +11,7 @@ import { OpConfigError } from './errors.js';
 import { PASSWORD_GRANT_WARNING, registerPasswordGrant } from './grants/password.js';
 import { exchangeClaims, registerTokenExchange } from './grants/token-exchange.js';
 import { publicJwks } from './keys.js';
-import { logoutCsrfFor } from './logout-csrf.js';
+import { logoutCsrfFor, sameLogoutXsrf } from './logout-csrf.js';
 import { pkceRequired } from './pkce-policy.js';
 import { parWithoutRedirectUris, requestUriOn, type ResolvedOptions } from './options.js';
 import { parseAllowedHosts, privateHostsFetch } from './private-hosts.js';
@@ -21,7 +21,7 @@ import { withRequestUris } from './request-uri.js';
 import { destroyedOnceAnswered } from './request-scope.js';
 import { claimsForResource, resourceIndicatorsFeature } from './resources.js';
 import { throttle } from './throttle.js';
-import { withoutBidiControls, safeHref } from './views/escape.js';
+import { escapeHtml, withoutBidiControls, safeHref } from './views/escape.js';
 import { defaultsOf, renderPage, type Views } from './views/render.js';
 import type { ErrorViewProps } from './views/error.js';
 
@@ -173,11 +173,16 @@ function features(o: ResolvedOptions, views: Views): Configuration['features'] {
       async logoutSource(ctx, form) {
         const req = reqOf(ctx);
         const csrf = `<input type="hidden" name="csrf" value="${logoutCsrfFor(req)}">`;
+        // every "Sign out?" tab of this browser carries the same secret: confirming an earlier one works
+        // (only when oidc-provider's form is the one known: a secret the form does not carry would refuse every confirmation)
+        const state = ctx.oidc.session!.state as { secret: string };
+        const fresh = `name="xsrf" value="${state.secret}"`;
+        const shown = form.includes(fresh) ? form.replace(fresh, `name="xsrf" value="${escapeHtml(sameLogoutXsrf(req, state))}"`) : form;
         ctx.type = 'html';
         ctx.set(PAGE_HEADERS);
         ctx.body = await renderPage(req, views, 'logout', {
           title: 'Sign out', clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId,
-          form: form.replace('</form>', `${csrf}</form>`),
+          form: shown.replace('</form>', `${csrf}</form>`),
         });
       },
       async postLogoutSuccessSource(ctx) {
@@ -338,6 +343,15 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
         // a sign-out confirmed again (a double click, a retry after a lost answer): it already happened
         ctx.status = 200;
         ctx.body = await renderPage(reqOf(ctx), views, 'logoutSuccess', { title: 'Signed out', backUrl: o.homeUri, backLabel: 'Continue' });
+        return;
+      }
+      if (description === 'xsrf token invalid' && ctx.oidc?.route === 'end_session_confirm') {
+        // a stale "Sign out?" form (its secret replaced since): still signed in, so the way on is a fresh page
+        ctx.body = await errorPage({
+          title: 'You are still signed in', status: ctx.status, code: 'invalid_request',
+          message: 'This sign-out page has expired, so you were not signed out. Sign out again to end your session here.',
+          details: description, backUrl: ctx.oidc.urlFor('end_session'), backLabel: 'Sign out',
+        });
         return;
       }
       // a lost or finished sign-in (no resume cookie, interaction gone) is oidc-provider's invalid_request too

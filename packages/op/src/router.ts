@@ -137,9 +137,11 @@ function mountAuthenticators(app: Express, deps: InteractionDeps, o: ResolvedOpt
   }
 }
 
-function logoutRefused(views: Views) {
+/** `endSession`: the logout page's path, offered to sign out with a fresh form (the user is still signed in). */
+function logoutRefused(views: Views, endSession: string) {
   return (req: Request, res: Response) => void sendErrorPage(req, res, views, {
     status: 403, code: 'csrf_invalid', message: 'This form has expired or did not come from this site. Nothing was changed.',
+    backUrl: endSession, backLabel: 'Sign out',
   });
 }
 
@@ -394,7 +396,7 @@ export function op(options: OpOptions): OpApp {
   const endSession = provider.pathFor('end_session', { mountPath: '' });
   // the logout page's CSRF token lives in the browser session; the body is left for oidc-provider to parse
   app.get(endSession, session, retiredKeyHint(keys.jwks.keys));
-  app.post(provider.pathFor('end_session_confirm', { mountPath: '' }), session, checkLogoutCsrf(logoutRefused(views)));
+  app.post(provider.pathFor('end_session_confirm', { mountPath: '' }), session, checkLogoutCsrf(logoutRefused(views, `${o.mountPath}${endSession}`)));
   const codeVerification = endpointPath(provider, 'code_verification');
   if (codeVerification) app.get(`${codeVerification}/:uid`, claimDeviceResume(store, provider.cookieName('resume'), views));
   for (const endpoint of ['authorization', 'end_session'] as const) {

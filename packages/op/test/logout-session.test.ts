@@ -63,3 +63,56 @@ describe('a session the app also keeps its own data in', () => {
     for (const data of left) expect(data).toEqual({ cart: 'three apples' });
   });
 });
+
+describe('"Sign out?" open in two tabs of one browser', () => {
+  const store = new session.MemoryStore();
+  let f: FlowFixture;
+  beforeAll(async () => {
+    f = await startFlowFixture(memoryAdapter(), {}, { sessionStore: store });
+  });
+  afterAll(() => f?.op.close());
+
+  /** Whether `browser` still gets a code without signing in (its OP session is alive). */
+  async function signedIn(browser: ReturnType<FlowFixture['browser']>): Promise<boolean> {
+    const page = await browser.open((await f.authorization(f.web, { prompt: 'none' })).url);
+    return callbackOf(page).searchParams.has('code');
+  }
+
+  test('the first tab\'s confirmation signs this browser out, and only this browser', async () => {
+    const other = f.browser();
+    await signIn(other, (await f.authorization()).url, { login: 'alice', password: ALICE.password });
+    const browser = f.browser();
+    const auth = await f.authorization();
+    const page = await signIn(browser, auth.url, { login: 'alice', password: ALICE.password });
+    const tokens = await client.authorizationCodeGrant(f.web, callbackOf(page), { pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce });
+    const endSession = client.buildEndSessionUrl(f.web, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: `${f.op.origin}/bye` }).href;
+    const tabA = await browser.open(endSession);
+    const tabB = await browser.open(endSession); // before: a new xsrf secret in the OP session, tab A's form stale
+    expect(tabB.html).toContain('Yes, sign me out');
+    const done = await browser.submit(tabA, { id: 'op.logoutForm' }, { logout: 'yes' });
+    expect(done.stoppedAt && new URL(done.stoppedAt).pathname).toBe('/bye'); // before: 400 "xsrf token invalid"
+    expect(await signedIn(browser)).toBe(false); // before: still alice, no password asked
+    // tab B confirmed later: already done
+    const again = await browser.submit(tabB, { id: 'op.logoutForm' }, { logout: 'yes' });
+    expect(again.html).toContain('<h1>Signed out</h1>');
+    expect(await signedIn(other)).toBe(true);
+    expect(await contents(store)).toEqual([]);
+  });
+
+  test('a refused confirmation (our token or oidc-provider\'s secret stale) links to a fresh "Sign out?" page that works', async () => {
+    for (const stale of [{ csrf: 'stale' }, { xsrf: 'stale' }] as Array<Record<string, string>>) {
+      const browser = f.browser();
+      await signIn(browser, (await f.authorization()).url, { login: 'alice', password: ALICE.password });
+      const page = await browser.open(`${f.op.issuer}/session/end`);
+      const refused = await browser.submit(page, { id: 'op.logoutForm' }, { logout: 'yes', ...stale });
+      expect(refused.status).toBe('csrf' in stale ? 403 : 400);
+      const link = /<a class="button" href="([^"]+)">Sign out<\/a>/.exec(refused.html)?.[1]; // before: no way on but the back button
+      expect(link).toBeDefined();
+      expect(await signedIn(browser)).toBe(true);
+      const fresh = await browser.open(new URL(link!.replace(/&amp;/g, '&'), f.op.issuer).href);
+      const done = await browser.submit(fresh, { id: 'op.logoutForm' }, { logout: 'yes' });
+      expect(done.html).toContain('<h1>Signed out</h1>');
+      expect(await signedIn(browser)).toBe(false);
+    }
+  });
+});
