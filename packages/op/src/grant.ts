@@ -1,5 +1,6 @@
 import type { Request, Response } from 'express';
 import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
 import { finishInteraction } from './finish.js';
 import type { ConsentItem } from './views/consent.js';
 
@@ -50,6 +51,21 @@ export function consentItems(details: Details): { scopes: ConsentItem[]; claims:
   return { scopes, claims };
 }
 
+/**
+ * The OP session's Grant for the client now, when it is still there and of the same account. An
+ * interaction knows only the Grant of when it started: two tabs at the consent screen at once each
+ * made a new one, and the second became the session's, so oidc-provider's session binding then
+ * refused the first tab's code or tokens (invalid_grant, invalid_token). Adding to the session's
+ * Grant keeps both tabs' tokens bound to it.
+ */
+async function sessionGrant(provider: Provider, details: Details, clientId: string) {
+  const uid = details.session?.uid;
+  const session = uid ? await provider.Session.findByUid(uid) : undefined;
+  const grantId = session?.accountId === details.session?.accountId ? session?.grantIdFor(clientId) : undefined;
+  const grant = grantId ? await provider.Grant.find(grantId) : undefined;
+  return grant?.accountId === details.session?.accountId && grant?.clientId === clientId ? grant : undefined;
+}
+
 /** Records consent for everything the interaction asks for in oidc-provider's Grant, then resumes it. */
 export async function finishConsent(provider: Provider, req: Request, res: Response, details: Details): Promise<void> {
   const d = details.prompt.details as {
@@ -59,7 +75,8 @@ export async function finishConsent(provider: Provider, req: Request, res: Respo
   const clientId = details.params.client_id as string;
   // a new Grant is named after its interaction: a consent posted twice at the same moment (both posts read the
   // interaction undecided, on two instances) saves the one Grant twice, not a second one left behind unused
-  const grant = (details.grantId && (await provider.Grant.find(details.grantId)))
+  const grant = (await sessionGrant(provider, details, clientId))
+    || (details.grantId && (await provider.Grant.find(details.grantId)))
     || Object.assign(new provider.Grant({ accountId, clientId }), { jti: details.uid });
   if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
   if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
@@ -68,4 +85,27 @@ export async function finishConsent(provider: Provider, req: Request, res: Respo
   }
   const grantId = await grant.save();
   await finishInteraction(provider, req, res, details, { consent: { grantId } }, true);
+}
+
+/**
+ * oidc-provider's `loadExistingGrant` (the consent's Grant, else the OP session's for the client), with
+ * one case more: a consent whose Grant is not the session's (two tabs allowed at the same moment,
+ * both before either resumed, so `sessionGrant` found none) is added to the session's Grant, which
+ * the other tab's code is bound to already, instead of replacing it (that refused the other tab's code).
+ */
+export async function loadExistingGrant(ctx: KoaContextWithOIDC) {
+  const clientId = ctx.oidc.client!.clientId;
+  const current = ctx.oidc.session!.grantIdFor(clientId);
+  const decided = ctx.oidc.result?.consent?.grantId;
+  const grantId = decided || current;
+  const grant = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
+  if (!grant || !decided || !current || decided === current) return grant;
+  const kept = await ctx.oidc.provider.Grant.find(current);
+  if (!kept || kept.accountId !== grant.accountId || kept.clientId !== clientId) return grant;
+  const scope = grant.getOIDCScope();
+  if (scope) kept.addOIDCScope(scope);
+  kept.addOIDCClaims(grant.getOIDCClaims());
+  for (const resource of Object.keys(grant.resources ?? {})) kept.addResourceScope(resource, grant.getResourceScope(resource));
+  await kept.save();
+  return kept;
 }

@@ -10,6 +10,7 @@ import { PAGE_HEADERS } from './error-page.js';
 import { OpConfigError } from './errors.js';
 import { PASSWORD_GRANT_WARNING, registerPasswordGrant } from './grants/password.js';
 import { exchangeClaims, registerTokenExchange } from './grants/token-exchange.js';
+import { loadExistingGrant } from './grant.js';
 import { publicJwks } from './keys.js';
 import { logoutCsrfFor, sameLogoutXsrf } from './logout-csrf.js';
 import { pkceRequired } from './pkce-policy.js';
@@ -301,6 +302,8 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     features: features(o, views),
     // (op()'s checks are added after the app's `provider` is merged: see withOpChecks)
     interactions: { url: (_ctx, interaction) => `${o.mountPath}/interaction/${interaction.uid}`, policy: interactionPolicy.base() },
+    // two tabs' consents of one browser add to one Grant (grant.ts)
+    loadExistingGrant,
     findAccount(ctx, sub) {
       // memoryAccounts() answers at once: no promise per lookup on userinfo's path. `sub` first (its
       // claims never hold one): oidc-provider copies these claims and sets `sub` again, which on

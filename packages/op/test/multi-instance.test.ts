@@ -18,8 +18,8 @@ const insecure = { execute: [client.allowInsecureRequests] };
 
 interface Cluster { origin: string; issuer: string; store: OpStore; web: client.Configuration; hits: number[]; close(): Promise<void> }
 
-/** Two op() instances on one port, requests dealt round-robin, as a load balancer would. */
-async function startCluster(): Promise<Cluster> {
+/** Two op() instances on one port, requests dealt round-robin, as a load balancer would; `firstParty`: no consent screen. */
+async function startCluster(firstParty = true): Promise<Cluster> {
   const server = await listen();
   const origin = originOf(server);
   const issuer = `${origin}/op`;
@@ -29,7 +29,7 @@ async function startCluster(): Promise<Cluster> {
   const instance = () => express().use('/op', op({
     issuer, accounts, adapter: store, ...keys, trustProxy: true,
     session: session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false, store: sessions }),
-    clients: [{ client_id: 'web', client_secret: SECRET, redirect_uris: [`${origin}/cb`], firstParty: true }],
+    clients: [{ client_id: 'web', client_secret: SECRET, redirect_uris: [`${origin}/cb`], firstParty }],
   }));
   const instances = [instance(), instance()];
   const hits = [0, 0];
@@ -114,6 +114,54 @@ describe('the OP as several instances on one store', () => {
 
   test('unlockLogin without anything to unlock says what to give', async () => {
     await expect(unlockLogin(c.store, {})).rejects.toThrow(/accountId, login or ip/);
+  });
+});
+
+describe('two tabs of one browser at the consent screen, "Allow" in one and then the other', () => {
+  let c: Cluster;
+  beforeAll(async () => {
+    c = await startCluster(false);
+  });
+  afterAll(() => c.close());
+
+  test('both tabs\' codes and tokens work: the second consent adds to the OP session\'s Grant, not a new one that unbinds the first', async () => {
+    const browser = new FormBrowser({ stopAt: (u) => u.pathname === '/cb', headers: { 'x-forwarded-for': '198.51.100.21' } });
+    const [a, b] = [await authorization(c), await authorization(c)];
+    const consentA = await submitPassword(browser, await browser.open(a.url), 'alice', ALICE.password);
+    const consentB = await browser.open(b.url); // signed in already: straight to the consent screen
+    const callbacks = [await browser.submit(consentA, { action: '/confirm' }), await browser.submit(consentB, { action: '/confirm' })]
+      .map((page) => new URL(page.stoppedAt!));
+    const tokens = [];
+    for (const [i, auth] of [a, b].entries()) {
+      // before: tab A's code refused (invalid_grant): tab B's new Grant had become the OP session's for the client
+      tokens.push(await client.authorizationCodeGrant(c.web, callbacks[i]!, { pkceCodeVerifier: auth.verifier, expectedState: auth.state }));
+    }
+    for (const t of tokens) expect((await client.fetchUserInfo(c.web, t.access_token, 'alice')).sub).toBe('alice');
+    expect(new Set(tokens.map((t) => t.claims()!.sid)).size).toBe(1);
+  });
+
+  test('both allowed at the same moment (both consents saved before either tab resumed): both tabs\' codes work', async () => {
+    const browser = new FormBrowser({ stopAt: (u) => u.pathname === '/cb', headers: { 'x-forwarded-for': '198.51.100.22' } });
+    const [a, b] = [await authorization(c), await authorization(c)];
+    const consents = [await submitPassword(browser, await browser.open(a.url), 'alice', ALICE.password), await browser.open(b.url)];
+    // the two "Allow" posts, their redirects (the resumes) not followed yet
+    const posts = [];
+    for (const consent of consents) {
+      const form = browser.form(consent, { action: '/confirm' });
+      const res = await fetch(form.action, {
+        method: 'POST', redirect: 'manual', body: new URLSearchParams(form.fields),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: browser.jar.header(form.action), accept: 'text/html' },
+      });
+      expect(res.status).toBe(303);
+      posts.push(new URL(res.headers.get('location')!, form.action).href);
+    }
+    const callbacks = [];
+    for (const resume of posts) callbacks.push(new URL((await browser.open(resume)).stoppedAt!));
+    for (const [i, auth] of [a, b].entries()) {
+      // before: tab A's code refused (invalid_grant): tab B's resume made its own Grant the OP session's
+      const tokens = await client.authorizationCodeGrant(c.web, callbacks[i]!, { pkceCodeVerifier: auth.verifier, expectedState: auth.state });
+      expect((await client.fetchUserInfo(c.web, tokens.access_token, 'alice')).sub).toBe('alice');
+    }
   });
 });
 
