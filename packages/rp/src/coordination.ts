@@ -385,7 +385,9 @@ export async function endIndexedSessions(
   const { readSet, removeFromSet } = coordination;
   if (readSet && removeFromSet) {
     const read = await readSet.call(coordination, key);
-    const ids = only && read.length ? await only(read) : read;
+    // (those ended already are not read again by `only`: their sessions are gone)
+    const candidates = forget.length ? read.filter((id) => !forget.includes(id)) : read;
+    const ids = only && candidates.length ? await only(candidates) : candidates;
     await endSessions(coordination, store, ids, keepPending);
     const removed = [...ids, ...read.filter((id) => forget.includes(id) && !ids.includes(id))];
     // best effort: an ended session left in the index is ended again by a later logout, which changes nothing
@@ -396,7 +398,8 @@ export async function endIndexedSessions(
   const giveBack = (ids: string[]) => Promise.all(ids.map((id) => coordination.addToSet(key, id, ttlMs, max))).catch(() => undefined);
   let ids = taken;
   try {
-    if (only && taken.length) ids = await only(taken);
+    if (forget.length) ids = taken.filter((id) => !forget.includes(id));
+    if (only && ids.length) ids = await only(ids);
     await endSessions(coordination, store, ids, keepPending);
   } catch (err) {
     await giveBack(taken);
