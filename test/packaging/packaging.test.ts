@@ -20,6 +20,7 @@
  * `--also-node=22 --also-node=24`): scripts/test.mjs sets OPENID_EXPRESS_SKIP_ONCE_SUITES=1 for the others.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
@@ -257,6 +258,8 @@ suite('the packed packages, installed from their tarballs into apps outside the 
       }
       expect(Object.keys(lock.packages).filter((p) => p.includes('@openid-express/') && !/^node_modules\/@openid-express\/(rp|op)$/.test(p))).toEqual([]);
       expect(lock.packages['node_modules/@types/oidc-provider']).toBeDefined();
+      // tools that read a dependency's version (bundlers, bug-report helpers) may require its package.json
+      for (const t of tarballs) expect((createRequire(join(dir, 'package.json'))(`${t.name}/package.json`) as { version: string }).version).toBe(t.version);
     }
   });
 
