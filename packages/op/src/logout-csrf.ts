@@ -18,16 +18,20 @@ export function logoutCsrfFor(req: Request): string {
 
 /**
  * The `xsrf` secret the logout form of this browser carries: the one of its earlier "Sign out?" page
- * while that page is not confirmed, else oidc-provider's fresh one (`state`, which it put in the form
- * and keeps in the OP session, is set to it). oidc-provider makes a new secret at every end-session
- * GET, so a second tab's "Sign out?" page made the first one's form stale: "xsrf token invalid", and
- * the user stayed signed in at the OP. Used up with our token when a confirmation passes.
+ * while that page is not confirmed and asked the same (the same client, `post_logout_redirect_uri`
+ * and `state`), else oidc-provider's fresh one (`state`, which it put in the form and keeps in the OP
+ * session, is set to it). oidc-provider makes a new secret at every end-session GET, so a second tab's
+ * "Sign out?" page made the first one's form stale: "xsrf token invalid", and the user stayed signed in
+ * at the OP. Only for the same request: oidc-provider keeps one pending logout per browser (the last
+ * page's), so an earlier page of another app (or one another site opened) would act on the later one's
+ * client and redirect (review). Used up with our token when a confirmation passes.
  */
-export function sameLogoutXsrf(req: Request, state: { secret: string }): string {
+export function sameLogoutXsrf(req: Request, state: { secret: string; clientId?: string; postLogoutRedirectUri?: string; state?: string }): string {
   const session = req.session as unknown as Bag;
-  const earlier = session[XSRF];
-  if (earlier) state.secret = earlier;
-  else session[XSRF] = state.secret;
+  const asked = JSON.stringify([state.clientId ?? '', state.postLogoutRedirectUri ?? '', state.state ?? '']);
+  const [earlier, of] = (session[XSRF] ?? '').split('\n');
+  if (earlier && of === asked) state.secret = earlier;
+  else session[XSRF] = `${state.secret}\n${asked}`;
   return state.secret;
 }
 

@@ -176,7 +176,7 @@ function features(o: ResolvedOptions, views: Views): Configuration['features'] {
         const csrf = `<input type="hidden" name="csrf" value="${logoutCsrfFor(req)}">`;
         // every "Sign out?" tab of this browser carries the same secret: confirming an earlier one works
         // (only when oidc-provider's form is the one known: a secret the form does not carry would refuse every confirmation)
-        const state = ctx.oidc.session!.state as { secret: string };
+        const state = ctx.oidc.session!.state as { secret: string; clientId?: string; postLogoutRedirectUri?: string; state?: string };
         const fresh = `name="xsrf" value="${state.secret}"`;
         const shown = form.includes(fresh) ? form.replace(fresh, `name="xsrf" value="${escapeHtml(sameLogoutXsrf(req, state))}"`) : form;
         ctx.type = 'html';

@@ -99,6 +99,21 @@ describe('"Sign out?" open in two tabs of one browser', () => {
     expect(await contents(store)).toEqual([]);
   });
 
+  test('an earlier page that asked something else (another post_logout_redirect_uri or state) is not confirmed with the later page\'s request: refused, still signed in (review: it acted on the later page\'s client and redirect)', async () => {
+    const browser = f.browser();
+    const auth = await f.authorization();
+    const page = await signIn(browser, auth.url, { login: 'alice', password: ALICE.password });
+    const tokens = await client.authorizationCodeGrant(f.web, callbackOf(page), { pkceCodeVerifier: auth.verifier, expectedState: auth.state, expectedNonce: auth.nonce });
+    const hint = tokens.id_token!;
+    const tabA = await browser.open(client.buildEndSessionUrl(f.web, { id_token_hint: hint, post_logout_redirect_uri: `${f.op.origin}/bye`, state: 'a' }).href);
+    // a later page of another request (another site can open one with a plain link)
+    await browser.open(client.buildEndSessionUrl(f.web, { id_token_hint: hint, post_logout_redirect_uri: `${f.op.origin}/bye`, state: 'b' }).href);
+    const refused = await browser.submit(tabA, { id: 'op.logoutForm' }, { logout: 'yes' });
+    expect(refused.status).toBe(400);
+    expect(refused.html).toContain('You are still signed in');
+    expect(await signedIn(browser)).toBe(true);
+  });
+
   test('a refused confirmation (our token or oidc-provider\'s secret stale) links to a fresh "Sign out?" page that works', async () => {
     for (const stale of [{ csrf: 'stale' }, { xsrf: 'stale' }] as Array<Record<string, string>>) {
       const browser = f.browser();

@@ -15,9 +15,13 @@ export function pendingLogins(data: OidcSessionData | undefined): PendingLogin[]
   return Object.entries(pending).map(([state, t]) => ({ ...t, state }));
 }
 
-/** The pending logins of a session that are still usable (not expired), oldest first. */
+/**
+ * The pending logins of a session that are still usable (not expired), oldest first, and not redeemed
+ * yet: one that holds the OP's tokens already (its code spent, the login not finished) is a login of the
+ * OP session a logout ends, which a retry of its callback would bring back (review).
+ */
 export function livePendingLogins(data: OidcSessionData | undefined, ttlSeconds: number): PendingLogin[] {
-  return pendingLogins(data).filter((t) => !expired(t, ttlSeconds));
+  return pendingLogins(data).filter((t) => !expired(t, ttlSeconds) && !t.redeemed);
 }
 
 /** True when the session has a pending login of `state`. */

@@ -716,6 +716,21 @@ describe('a callback whose code exchange fails in passing', () => {
     expect(codeRequests - before).toBe(1);
   });
 
+  test('a sign-out does not keep a pending login whose code is spent (the OP\'s tokens kept for a retry): a retry of that callback after the sign-out signs nobody in (review)', async () => {
+    const agent = exchange.agent();
+    await exchange.login(agent);
+    // another tab's sign-in whose userinfo failed after the code was redeemed: the OP's answer waits in the session
+    const callback = await exchange.startLogin(agent, { returnTo: '/me' });
+    mode = 'userinfo-503';
+    expect((await agent.get(path(callback)).set('accept', 'application/json')).status).toBe(503);
+    mode = 'ok';
+    expect((await agent.get('/auth/logout').set('sec-fetch-site', 'same-origin')).status).toBe(302);
+    expect((await agent.get('/me').set('accept', 'application/json')).status).toBe(401);
+    const retried = await agent.get(path(callback)).set('accept', 'application/json');
+    expect([retried.status, retried.body.error]).toEqual([400, 'invalid_state']);
+    await expectNoLogin(exchange, agent);
+  });
+
   test('two copies of the answer at once, and the first meets userinfo down after redeeming the code: the copy finishes the login from the answer the first kept, with no second redemption', async () => {
     const agent = exchange.agent();
     const callback = await exchange.startLogin(agent, { returnTo: '/me' });
