@@ -109,7 +109,8 @@ export function claimDeviceResume(store: OpStore, resumeCookie: string, views: V
     takeResumeClaim(store, id).then((release) => {
       if (!release) {
         log('a device flow resume of interaction %s refused: another request holds its claim (followed twice, or its instance died mid-resume)', id);
-        return sendRefusal(req, res, views, { status: 409, code: 'resume_in_progress', message: RESUMING });
+        // the way on is this page again (not "return to the application": the user came from a device)
+        return sendRefusal(req, res, views, { status: 409, code: 'resume_in_progress', message: RESUMING, backUrl: req.originalUrl, backLabel: 'Check again' });
       }
       const claim: ResumeClaim = { id, release, adopted: false };
       // not taken over by the interaction's delete (oidc-provider refused the resume before it): given back with the answer

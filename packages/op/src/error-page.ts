@@ -50,7 +50,9 @@ export async function sendErrorPage(
 }
 
 /** A refusal as JSON `{ error, error_description }` for API clients and as the error page for browsers. */
-export async function sendRefusal(req: Request, res: Response, views: Views, e: { status: number; code: string; message: string }): Promise<void> {
+export async function sendRefusal(
+  req: Request, res: Response, views: Views, e: { status: number; code: string; message: string; backUrl?: string; backLabel?: string },
+): Promise<void> {
   res.set('Cache-Control', 'no-store');
   if (req.accepts(['html', 'json']) === 'json') {
     res.status(e.status).json({ error: e.code, error_description: e.message });

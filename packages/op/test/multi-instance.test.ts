@@ -379,6 +379,9 @@ describe('the device flow\'s resume on two instances of one Redis (RFC 8628; the
       expect(loser.status).toBe(409);
       expect(loser.headers.get('cache-control')).toBe('no-store');
       expect(loser.html).toContain('This device sign-in is already being completed');
+      // its way on is this page again, not "return to the application" (the user came from a device)
+      expect(loser.html).toMatch(/<a class="button" href="[^"]*\/device\/[^"]+">Check again<\/a>/);
+      expect(loser.html).not.toContain('Return to');
       // the refused resume left the device code alone (oidc-provider wrote the refusal into it, for the device to get)
       expect(await poll()).toEqual({ sub: undefined, error: 'authorization_pending' });
       hold.go();
