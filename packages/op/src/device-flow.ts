@@ -3,6 +3,7 @@ import type { Request, RequestHandler } from 'express';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { OpStore } from './adapters/types.js';
 import { PAGE_HEADERS, sendRefusal } from './error-page.js';
+import { sendsCookie } from './interactions.js';
 import { RESUME_CLAIMED, RESUME_CLAIM_SECONDS, takeResumeClaim, type ResumeClaim } from './request-scope.js';
 import { escapeHtml } from './views/escape.js';
 import { defaultsOf, renderPage, type BrandedViews, type ViewProps, type Views } from './views/render.js';
@@ -105,7 +106,7 @@ const RESUMING = 'This device sign-in is already being completed (in another tab
 export function claimDeviceResume(store: OpStore, resumeCookie: string, views: Views): RequestHandler {
   return (req, res, next) => {
     const id = String(req.params.uid);
-    if (!(req.headers.cookie ?? '').split(';').some((c) => c.trimStart().startsWith(`${resumeCookie}=`))) return next();
+    if (!sendsCookie(req, resumeCookie)) return next();
     takeResumeClaim(store, id).then((release) => {
       if (!release) {
         log('a device flow resume of interaction %s refused: another request holds its claim (followed twice, or its instance died mid-resume)', id);

@@ -87,6 +87,11 @@ async function details(deps: InteractionDeps, req: Request, res: Response): Prom
   }
 }
 
+/** Whether the request carries a cookie named `name` (whatever its value). */
+export function sendsCookie(req: Request, name: string): boolean {
+  return (req.headers.cookie ?? '').split(';').some((c) => c.trimStart().startsWith(`${name}=`));
+}
+
 /**
  * Why this browser's sign-in was not found: an interaction that is still there but whose cookie the
  * browser did not send (cookies blocked, another browser) is not "expired", and saying so would
@@ -95,7 +100,7 @@ async function details(deps: InteractionDeps, req: Request, res: Response): Prom
 async function notFoundReason(deps: InteractionDeps, req: Request): Promise<OpError> {
   // the interaction cookie's name as configured (`provider: { cookies: { names } }` renames it, e.g. for two OPs on one host name)
   const name = deps.provider.cookieName('interaction');
-  if ((req.headers.cookie ?? '').split(';').some((c) => c.trimStart().startsWith(`${name}=`))) return EXPIRED;
+  if (sendsCookie(req, name)) return EXPIRED;
   const live = await deps.provider.Interaction.find(String(req.params.uid)).catch(() => undefined);
   return live ? new InteractionError('cookies_missing', 400, COOKIES_MISSING_MESSAGE, live) : EXPIRED;
 }

@@ -16,16 +16,13 @@ import { readStoredLogin, toStoredLogin } from './stored-login.js';
  * `invalid_token` (or a bare 401 challenge), or a provider's user endpoint answering 401 (GitHub's "Bad credentials").
  */
 function tokenRefused(err: unknown): boolean {
-  if (!(err instanceof RpError)) return false;
-  if (err.opError === 'invalid_token') return true;
-  const cause = err.cause as { name?: unknown; status?: unknown } | undefined;
-  return (cause?.name === 'UserEndpointError' || cause?.name === 'WWWAuthenticateChallengeError') && cause.status === 401;
+  return err instanceof RpError && (err.opError === 'invalid_token' || causedBy401(err, 'UserEndpointError') || causedBy401(err, 'WWWAuthenticateChallengeError'));
 }
 
-/** A provider's own user endpoint (an OAuth 2.0 preset such as `github()`) answered 401. */
-function userEndpointRefused(err: RpError): boolean {
+/** `err`'s cause is an error named `name` with status 401 (`UserEndpointError`: a provider's own user endpoint, e.g. `github()`'s). */
+function causedBy401(err: RpError, name: string): boolean {
   const cause = err.cause as { name?: unknown; status?: unknown } | undefined;
-  return cause?.name === 'UserEndpointError' && cause.status === 401;
+  return cause?.name === name && cause.status === 401;
 }
 
 /** The access token as `req.oidc.accessToken` shows it. */
@@ -150,9 +147,9 @@ export class RequestContext implements OidcContext {
     }
     // no refresh token: a user endpoint's 401 (GitHub's tokens have no audience and never expire) ends the
     // login; the OP's invalid_token may be an audience's, and such a login ends at its expiresAt anyway
-    if (!userEndpointRefused(refused)) throw refused;
-    return this.store(() => Promise.reject(new RpError('login_ended', `provider "${auth.provider}" refused this login's access token at its user endpoint `
-      + '(revoked there: the user withdrew it, or its grant ended), and the login has no refresh token to get another: the login has ended; sign in again'))).then(() => ({}));
+    if (!causedBy401(refused, 'UserEndpointError')) throw refused;
+    throw this.ended(new RpError('login_ended', `provider "${auth.provider}" refused this login's access token at its user endpoint `
+      + '(revoked there: the user withdrew it, or its grant ended), and the login has no refresh token to get another: the login has ended; sign in again'), auth);
   }
 
   /** True when logged in and, with `maxAgeSeconds`, authenticated at the OP at most that long ago. */
@@ -237,13 +234,16 @@ export class RequestContext implements OidcContext {
       }
       return this.accessToken!;
     } catch (err) {
-      if (err instanceof RpError && (err.code === 'refresh_failed' || err.code === 'login_ended')) {
-        if (this.req.session?.oidc) delete this.req.session.oidc.auth;
-        // the way on is a new sign-in at the same provider, back to this page (a page load's)
-        if (previous) err.loginUrl ??= this.relyingParty.loginPath(previous.provider, this.req.method === 'GET' ? this.req.originalUrl : undefined);
-      }
+      if (err instanceof RpError && (err.code === 'refresh_failed' || err.code === 'login_ended')) throw this.ended(err, previous);
       throw err;
     }
+  }
+
+  /** `err`, having ended the session's login `previous`: its way on is a new sign-in at the same provider, back to this page (a page load's). */
+  private ended(err: RpError, previous: Authentication | undefined): RpError {
+    if (this.req.session?.oidc) delete this.req.session.oidc.auth;
+    if (previous) err.loginUrl ??= this.relyingParty.loginPath(previous.provider, this.req.method === 'GET' ? this.req.originalUrl : undefined);
+    return err;
   }
 
   /**

@@ -399,11 +399,10 @@ class Routes {
     ]);
     // other tabs' sign-ins under way (pending logins) stay: this session keeps only those, the login
     // and the app's data go (marked ended above, a request under way still cannot save the login back)
-    const pending = livePendingLogins(session.oidc, this.rp.options.transactionTtl);
+    const pending = this.keepPending(req.sessionStore)(session);
     if (pending.length) {
       for (const key of Object.keys(session)) if (key !== 'cookie') delete (session as unknown as Record<string, unknown>)[key];
       session.oidc = { transactions: pending };
-      shortLivedPendingLogins(req.sessionStore, 2 * this.rp.options.transactionTtl * 1000);
       await sessionOp<void>((cb) => session.save(cb));
     } else {
       await sessionOp<void>((cb) => req.session.destroy(cb));
