@@ -7,7 +7,9 @@
  * so one request (the owner) claims the answer and the copies wait for how it ended:
  * - **signed in**: a copy from the same browser (the same session and `state`) joins that login, so
  *   the browser ends signed in whichever answer it shows. The new session id is sealed with the old
- *   one and the `state`, which only that browser holds;
+ *   one, the `state` and the answer's code (or ID token): a copy must be the very answer the OP sent
+ *   that browser. The old session id and the `state` alone are not enough: someone who planted their
+ *   session in the victim's browser (session fixation) and started that sign-in knows both;
  * - **failed for good** (the OP refused the code, a check failed): "already used";
  * - **failed for now** (the OP or the store down): a copy takes the claim over and tries again, from
  *   the session as the owner left it (with the OP's token answer when the code was already redeemed);
@@ -54,6 +56,9 @@ export interface CallbackClaim {
   spent(): Promise<void>;
 }
 
+/** What only the browser the OP answered holds of a sign-in answer: its code, else its ID token or access token (implicit). */
+export const answerProof = (params: URLSearchParams): string => params.get('code') ?? params.get('id_token') ?? params.get('access_token') ?? '';
+
 export type ClaimResult = { claim: CallbackClaim } | { joined: string };
 
 export const alreadyUsed = (): RpError =>
@@ -62,11 +67,12 @@ export const alreadyUsed = (): RpError =>
 /**
  * Claims the login answer of `state` for this request (`{ claim }`), or, when a copy of it from the
  * same browser (session `sessionId`) already signed in, the session of that login (`{ joined }`).
+ * `proof`: the answer's secret ({@link answerProof}), which a copy must carry too.
  * Throws "already used" when the answer failed for good or came from another browser, 503 when the
  * owner is still working after `timing.waitMs`, and `store_unavailable` when the store fails.
  */
 export async function claimCallback(
-  coordination: Coordination, state: string, sessionId: string, until: number, timing: Timing = TIMING,
+  coordination: Coordination, state: string, sessionId: string, proof: string, until: number, timing: Timing = TIMING,
 ): Promise<ClaimResult> {
   const { leaseMs, waitMs, pollMs } = timing;
   const key = hashedKey('oidc-cb:', state);
@@ -82,7 +88,7 @@ export async function claimCallback(
       await coordination.deleteIfEquals(key, running).catch(() => undefined);
       throw err;
     });
-    if (taken) return { claim: ownClaim(coordination, key, running, state, waited, ttl, timing) };
+    if (taken) return { claim: ownClaim(coordination, key, running, `${state}\n${proof}`, waited, ttl, timing) };
     const value = await coordination.get(key);
     if (value === undefined) continue; // released or expired meanwhile
     if (value === RETRY) {
@@ -90,7 +96,7 @@ export async function claimCallback(
       continue;
     }
     if (value.startsWith(DONE)) {
-      const joined = openSessionId(value.slice(DONE.length), sessionId, state);
+      const joined = openSessionId(value.slice(DONE.length), sessionId, `${state}\n${proof}`);
       if (joined) return { joined };
       throw alreadyUsed(); // signed in, but from another browser's session
     }
@@ -103,19 +109,19 @@ export async function claimCallback(
  * The session of the login that the answer of `state` finished for the browser of one of
  * `sessionIds`, if it did: read without claiming (that browser no longer holds the pending login).
  */
-export async function finishedLogin(coordination: Coordination, state: string, sessionIds: string[]): Promise<string | undefined> {
+export async function finishedLogin(coordination: Coordination, state: string, proof: string, sessionIds: string[]): Promise<string | undefined> {
   if (sessionIds.length === 0) return undefined;
   const value = await coordination.get(hashedKey('oidc-cb:', state));
   if (!value?.startsWith(DONE)) return undefined;
   for (const id of sessionIds) {
-    const joined = openSessionId(value.slice(DONE.length), id, state);
+    const joined = openSessionId(value.slice(DONE.length), id, `${state}\n${proof}`);
     if (joined) return joined;
   }
   return undefined;
 }
 
 function ownClaim(
-  coordination: Coordination, key: string, running: string, state: string, waited: boolean, ttl: () => number, timing: Timing,
+  coordination: Coordination, key: string, running: string, answer: string, waited: boolean, ttl: () => number, timing: Timing,
 ): CallbackClaim {
   const lease = holdLease(coordination, key, running, timing.leaseMs, timing.renewMs);
   let ended = false;
@@ -128,7 +134,7 @@ function ownClaim(
     waited,
     async signedIn(from, to) {
       if (!end()) return;
-      const done = DONE + seal(to, `${from}\n${state}`, PURPOSE);
+      const done = DONE + seal(to, `${from}\n${answer}`, PURPOSE);
       for (const wait of [0, 300, 1000, 2000]) {
         // tried again within the lease's remaining life: once it expires, a copy would redeem the code again
         if (wait) await sleep(wait);
@@ -146,9 +152,9 @@ function ownClaim(
   };
 }
 
-function openSessionId(sealed: string, sessionId: string, state: string): string | undefined {
+function openSessionId(sealed: string, sessionId: string, answer: string): string | undefined {
   try {
-    return open(sealed, `${sessionId}\n${state}`, PURPOSE);
+    return open(sealed, `${sessionId}\n${answer}`, PURPOSE);
   } catch {
     return undefined;
   }

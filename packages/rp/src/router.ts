@@ -15,7 +15,7 @@ import { errorPage, escapeHtml, page, pagePolicy } from './page.js';
 import type { ProviderConfig, RpOptions } from './options.js';
 import { failedAfterCodeSpent, RelyingParty } from './relying-party.js';
 import { CLOCKS_DIFFER, LOGOUT_TOKEN_MAX_AGE, isUnpublishedKey } from './id-token.js';
-import { alreadyUsed, claimCallback, finishedLogin, type CallbackClaim } from './callback-claim.js';
+import { alreadyUsed, answerProof, claimCallback, finishedLogin, type CallbackClaim } from './callback-claim.js';
 import { coordinationOf, endIndexedSessions, hashedKey, keepEndedSessionsEnded, markSessionEnded, type Coordination, type KeepPending, type SessionStoreHooks } from './coordination.js';
 import { boundStore, guardedSession, sessionOp } from './session-guard.js';
 import { logoutIndexKey, logoutJtiKey, logoutScope, unscopedLogoutIndexKey, type Authentication, type OidcSessionData, type Transaction } from './session.js';
@@ -257,7 +257,7 @@ class Routes {
       transaction = this.rp.takeTransaction(session.oidc, state, name);
       const coordination = coordinationOf(this.rp, req.sessionStore);
       const from = req.sessionID;
-      const claimed = await claimCallback(coordination, state!, from, transaction.createdAt + this.rp.options.transactionTtl * 1000)
+      const claimed = await claimCallback(coordination, state!, from, answerProof(params), transaction.createdAt + this.rp.options.transactionTtl * 1000)
         .catch(leaveSessionAlone(req));
       // a copy of this answer from this browser signed in already: this request ends signed in too
       if ('joined' in claimed) return await joinLogin(req, res, claimed.joined, transaction.returnTo).catch(leaveSessionAlone(req));
@@ -294,7 +294,7 @@ class Routes {
       // request a new one; the claim of the answer says which session the login is in, for that cookie only
       if (transaction === undefined && err instanceof RpError && err.code === 'invalid_state' && state && !session.oidc?.auth) {
         // (one read of the claim, then every session id of the cookie header: other apps' cookies may come first)
-        const joined = await finishedLogin(coordinationOf(this.rp, req.sessionStore), state, cookieSessionIds(req)).catch(() => undefined);
+        const joined = await finishedLogin(coordinationOf(this.rp, req.sessionStore), state, answerProof(params), cookieSessionIds(req)).catch(() => undefined);
         if (joined) {
           return await joinLogin(req, res, joined, '/').catch((failure: unknown) => {
             throw withLoginUrl(toRpError(failure), this.rp.loginPath(name));

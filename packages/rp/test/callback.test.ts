@@ -7,7 +7,7 @@ import { oidc, readStoredLogin, rp } from '@openid-express/rp';
 import { CLIENT_ID, startRp, type TestRp } from './support/rp-app.js';
 import { sessionStoreCoordination, type Coordination } from '../src/coordination.js';
 import { RpError } from '../src/errors.js';
-import { clearStore, expectNoLogin, sessionCookie } from './support/expect.js';
+import { clearStore, expectNoLogin, sessionCookie, sessionCookieOf } from './support/expect.js';
 
 let t: TestRp;
 beforeAll(async () => {
@@ -96,6 +96,30 @@ describe('GET /auth/callback/:provider', () => {
     expect(await t.authenticatedSessions()).toHaveLength(1); // only the victim's own login
   });
 
+  test('session fixation: whoever planted their session in the victim\'s browser and started that sign-in cannot join the victim\'s login by replaying its state (probe25-attack F1)', async () => {
+    // the attacker starts a sign-in (session S0, state X) and plants S0's cookie in the victim's browser, which signs in with it
+    const start = await t.agent().get('/auth/login/op?returnTo=/me');
+    const planted = sessionCookieOf(start);
+    const callback = await t.op.browser().authorize(start.headers.location, { account: 'alice' });
+    const signedIn = await request(t.server).get(path(callback)).set('cookie', planted);
+    expect([signedIn.status, signedIn.headers.location]).toEqual([302, '/me']);
+    const victim = sessionCookieOf(signedIn);
+    expect(victim).not.toBe(planted); // a new session id at sign-in
+    // the attacker sends the callback's state (not its code: that went to the victim's browser) with S0, as its
+    // cookie or as any cookie's signed-looking value; before, the copy "joined" the victim's login
+    const replay = new URL(callback);
+    replay.searchParams.set('code', 'anything');
+    const s0 = decodeURIComponent(planted.slice(planted.indexOf('=') + 1)).slice(2).split('.')[0]!;
+    for (const cookie of [planted, `other=${encodeURIComponent(`s:${s0}.forged`)}`]) {
+      const joined = await request(t.server).get(path(replay)).set({ cookie, accept: 'application/json' });
+      expect([joined.status, joined.body.error]).toEqual([400, 'invalid_state']);
+      const attacker = sessionCookieOf(joined);
+      expect(attacker).not.toBe(victim);
+      expect((await request(t.server).get('/me').set('cookie', attacker || cookie)).status).toBe(401);
+    }
+    expect((await request(t.server).get('/me').set('cookie', victim)).body.sub).toBe('alice'); // the victim's login stays
+  });
+
   test('the same callback twice at once (a double click, a reload, a browser\'s retry): one code exchange, and both answers sign the browser in', async () => {
     const agent = t.agent();
     const callback = await t.startLogin(agent);
@@ -106,12 +130,12 @@ describe('GET /auth/callback/:provider', () => {
     const answers = await Promise.all([agent.get(path(callback)), agent.get(path(callback))]);
     expect(answers.map((a) => a.status)).toEqual([302, 302]);
     expect(answers.map((a) => a.headers.location)).toEqual(['/me', '/me']); // where the login was going
-    const [first, second] = answers.map((a) => String(a.headers['set-cookie']).split(';')[0]);
+    const [first, second] = answers.map(sessionCookieOf);
     expect(first).toBe(second); // the same new session: the copy got the login's cookie
     expect((t.op.counts.grants.authorization_code ?? 0) - grants).toBe(1);
     for (const answer of answers) {
       const browser = t.agent();
-      expect((await browser.get('/me').set('cookie', String(answer.headers['set-cookie']).split(';')[0]!)).status).toBe(200);
+      expect((await browser.get('/me').set('cookie', sessionCookieOf(answer))).status).toBe(200);
     }
     // the grant is alive at the OP: a refresh works
     expect((await agent.post('/auth/refresh')).status).toBe(200);
@@ -155,7 +179,7 @@ describe('GET /auth/callback/:provider', () => {
     const again = await request(t.server).get(path(callback)).set('cookie', `${others}; ${before}`).set('accept', 'text/html');
     // before: 400 "This sign-in has expired", the user signed out although the login was made
     expect([again.status, again.headers.location]).toEqual([302, '/']);
-    const joined = String(again.headers['set-cookie']).split(';')[0]!;
+    const joined = sessionCookieOf(again);
     expect((await request(t.server).get('/me').set('cookie', joined)).body.sub).toBe('alice');
     expect((t.op.counts.grants.authorization_code ?? 0) - grants).toBe(0);
     // the same URL from another browser (its own session, or none) joins nothing
@@ -319,7 +343,7 @@ describe('two instances that do not share what they must (README "Running severa
 
   test('another secret, the same store: the callback on B says the secrets differ, not "the cookie did not come back"', async () => {
     const start = await request(t.server).get('/auth/login/op');
-    const cookie = String(start.headers['set-cookie']).split(';')[0]!;
+    const cookie = sessionCookieOf(start);
     const callback = await t.op.browser().authorize(start.headers.location);
     const res = await request(instanceB({ secret: 'another-secret', store: t.store })).get(path(callback)).set({ cookie, accept: 'application/json' });
     expect([res.status, res.body.error]).toEqual([400, 'invalid_state']);
@@ -330,7 +354,7 @@ describe('two instances that do not share what they must (README "Running severa
 
   test('a store of its own: the message names an instance that does not share the store; another app\'s cookie on the host is not taken for a secret that differs (review)', async () => {
     const start = await request(t.server).get('/auth/login/op');
-    const cookie = String(start.headers['set-cookie']).split(';')[0]!;
+    const cookie = sessionCookieOf(start);
     const callback = await t.op.browser().authorize(start.headers.location);
     const res = await request(instanceB({ secret: 'test-session-secret' })).get(path(callback)).set({ cookie, accept: 'application/json' });
     expect([res.status, res.body.error]).toEqual([400, 'invalid_state']);
@@ -742,7 +766,7 @@ describe('a callback whose code exchange fails in passing', () => {
     expect(codeRequests - before).toBe(1);
     const signedIn = answers.find((a) => a.status === 302)!;
     expect(signedIn.headers.location).toBe('/me');
-    expect((await exchange.agent().get('/me').set('cookie', String(signedIn.headers['set-cookie']).split(';')[0]!)).body.sub).toBe('alice');
+    expect((await exchange.agent().get('/me').set('cookie', sessionCookieOf(signedIn))).body.sub).toBe('alice');
   });
 
   test('an answer that matches no pending login: 400 invalid_state, its page links to a new login at that provider', async () => {

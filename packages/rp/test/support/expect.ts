@@ -35,3 +35,8 @@ export async function expectTabSignsIn(t: TestRp, agent: request.Agent, location
   expect([done.status, done.headers.location]).toEqual([302, returnTo]);
   expect((await agent.get('/me')).body.sub).toBe(account);
 }
+
+/** `name=value` of the session cookie an answer sets (not rp()'s own `oidc_…` cookies, which may come first). */
+export function sessionCookieOf(res: request.Response): string {
+  return ([] as string[]).concat(res.headers['set-cookie'] ?? []).find((c) => !c.startsWith('oidc_'))?.split(';')[0] ?? '';
+}
