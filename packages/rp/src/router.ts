@@ -2,7 +2,7 @@
  * `rp()`: the Express routes, a thin layer over `RelyingParty`. Each handler reads the request,
  * calls the core, writes the answer.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import querystring from 'node:querystring';
 import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { Session, SessionData, Store } from 'express-session';
@@ -24,6 +24,7 @@ import { expiredReturnTo, hasPendingLogin, livePendingLogins, pendingLogins } fr
 import { shortLivedPendingLogins } from './pending-life.js';
 import { checkRoutesPath, checkSessionCookie } from './cookie-checks.js';
 import { KeyQueue } from './key-queue.js';
+import { open, seal } from './sealed.js';
 
 const debug = createDebug('openid-express:rp');
 
@@ -215,6 +216,8 @@ class Routes {
       // saved before the redirect: with the store down the answer is a 503 here, not a sign-in at the OP that cannot finish
       await sessionOp<void>((cb) => session.save(cb));
     });
+    // (not when express-session sends no cookie: checkSessionCookie says why, and the sign-in could not stay)
+    if (!req.headers.cookie?.includes(req.sessionID) && !(session.cookie.secure === true && !req.secure)) rememberPendingSession(res, request.state, req.sessionID, this.rp);
     redirect(res, request.url.href);
   };
 
@@ -254,7 +257,7 @@ class Routes {
     const state = params.get('state');
     let transaction: Transaction | undefined;
     try {
-      transaction = this.rp.takeTransaction(session.oidc, state, name);
+      transaction = await this.takePendingLogin(req, res, state, name);
       const coordination = coordinationOf(this.rp, req.sessionStore);
       const from = req.sessionID;
       const claimed = await claimCallback(coordination, state!, from, answerProof(params), transaction.createdAt + this.rp.options.transactionTtl * 1000)
@@ -326,11 +329,31 @@ class Routes {
     await (saved ? claim.retry().catch(() => claim.spent()) : claim.spent());
   }
 
+  /**
+   * The pending login of `state` (single use: the claim of the answer lets one request use it), from
+   * this browser's session or else from the session its login start named in the cookie of `state`
+   * (see {@link rememberPendingSession}): another tab's login start, at the same moment in a browser
+   * that had no session cookie yet, gave the browser the session cookie it now holds.
+   */
+  private async takePendingLogin(req: Request, res: Response, state: string | null, name: string): Promise<Transaction> {
+    const other = state ? pendingSessionCookie(req, res, state, this.rp) : undefined;
+    try {
+      return this.rp.takeTransaction(req.session.oidc, state, name);
+    } catch (err) {
+      const startedIn = other && err instanceof RpError && err.code === 'invalid_state' ? await pendingLoginsOf(req, other, state!) : undefined;
+      if (!startedIn) throw err;
+      debug('callback of provider %s: its pending login is in the session another tab\'s cookie replaced', name);
+      return this.rp.takeTransaction(startedIn, state, name);
+    }
+  }
+
   /** The pending login of `state` from the session as the store holds it now (another request may have changed it). */
   private async pendingLoginAgain(req: Request, state: string, name: string): Promise<Transaction> {
     const stored = await sessionOp<Partial<SessionData> | null | undefined>((cb) => req.sessionStore.get(req.sessionID, cb));
     req.session.oidc = stored?.oidc;
-    return this.rp.takeTransaction(req.session.oidc, state, name);
+    if (hasPendingLogin(req.session.oidc, state)) return this.rp.takeTransaction(req.session.oidc, state, name);
+    const other = pendingSessionCookie(req, undefined, state, this.rp);
+    return this.rp.takeTransaction((other && await pendingLoginsOf(req, other, state)) || req.session.oidc, state, name);
   }
 
   /**
@@ -609,6 +632,46 @@ async function recentSignOut(coordination: Coordination, req: Request): Promise<
 
 /** Coordination key of a request object served by reference. */
 const requestObjectKey = (id: string): string => `oidc-req:${id}`;
+
+/**
+ * A login started by a browser whose cookie named no session (its first visit, or its session gone)
+ * is also remembered in a cookie of its own: named after a hash of its `state`, holding the id of the
+ * session that keeps it, sealed with that `state`, sent only to the callback path, as long as the
+ * pending login lives. Two tabs starting a sign-in at once from such a browser each get a new session
+ * and the browser keeps the cookie of one; the other tab's callback finds its pending login through
+ * this cookie. The binding to the browser stays (the browser holds the cookie, RFC 9700 §4.7.1).
+ */
+function rememberPendingSession(res: Response, state: string, sessionId: string, rp: RelyingParty): void {
+  res.cookie(pendingCookieName(state), seal(sessionId, state, PENDING_COOKIE_PURPOSE), {
+    httpOnly: true, sameSite: 'lax', secure: rp.options.baseURL.startsWith('https:'), path: callbackCookiePath(rp), maxAge: rp.options.transactionTtl * 1000,
+  });
+}
+
+/** The session id the cookie of `state` holds (see {@link rememberPendingSession}), which is cleared when `res` is given; undefined without one. */
+function pendingSessionCookie(req: Request, res: Response | undefined, state: string, rp: RelyingParty): string | undefined {
+  const name = pendingCookieName(state);
+  const value = readCookie(req, name);
+  if (value === undefined) return undefined;
+  res?.clearCookie(name, { path: callbackCookiePath(rp) });
+  try {
+    const id = open(value, state, PENDING_COOKIE_PURPOSE);
+    // the browser's session cookie names that session, and express-session did not take it (another
+    // `secret`): not another tab's sign-in, and the callback says what to fix
+    return id === req.sessionID || cookieSessionIds(req).includes(id) ? undefined : id;
+  } catch {
+    return undefined; // sealed for another state, or altered
+  }
+}
+
+/** The pending logins of stored session `id` when it holds the one of `state`. */
+async function pendingLoginsOf(req: Request, id: string, state: string): Promise<OidcSessionData | undefined> {
+  const stored = await sessionOp<Partial<SessionData> | null | undefined>((cb) => req.sessionStore.get(id, cb));
+  return hasPendingLogin(stored?.oidc, state) ? stored!.oidc : undefined;
+}
+
+const PENDING_COOKIE_PURPOSE = 'pending login session';
+const pendingCookieName = (state: string): string => `oidc_pl_${createHash('sha256').update(state).digest('base64url').slice(0, 16)}`;
+const callbackCookiePath = (rp: RelyingParty): string => new URL(`${rp.options.baseURL}${rp.options.mountPath}/callback`).pathname;
 
 /** The cookie that remembers the `state` sent with an RP-initiated logout, until the OP sends the browser back. */
 const LOGOUT_STATE_COOKIE = 'oidc_logout_state';

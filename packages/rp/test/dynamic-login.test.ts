@@ -13,6 +13,7 @@ import { dynamicProviderName } from '../src/discovery/registration.js';
 import { useRedis } from '../../../test/support/redis-server.js';
 import { startDynamicOp, type DynamicOp } from './simulators/dynamic-op.js';
 import { pathOf, startSimApp, type SimApp } from './simulators/app.js';
+import { sessionCookieOf } from './support/expect.js';
 
 const dev = { webfinger: true, registration: true, allowPrivateNetwork: true, allowInsecureRequests: true } satisfies DynamicOptions;
 let op: DynamicOp;
@@ -437,7 +438,7 @@ describe('two instances of the app behind one origin (shared sessions, redisCoor
     const callback = await walkOp(fromA.start.headers.location, a.baseURL);
     const done = await request(b.app).get(pathOf(callback)).set('cookie', cookieOf(fromA.agent, a.baseURL));
     expect([done.status, done.headers.location]).toEqual([302, '/me']);
-    const me = await request(a.app).get('/me').set('cookie', String(done.headers['set-cookie']).split(';')[0]!);
+    const me = await request(a.app).get('/me').set('cookie', sessionCookieOf(done));
     expect(me.body.sub).toBe('alice');
   }, 30_000);
 });

@@ -120,3 +120,79 @@ describe.each([
     await expectTabSignsIn(t, agent, startB.headers.location, 'alice', '/p2');
   });
 });
+
+/** The names of the pending-login cookies (`oidc_pl_…`) an agent's jar holds for the callback path. */
+const pendingCookies = (agent: request.Agent): string[] => {
+  const jar = (agent as unknown as { jar: { getCookies(access: unknown): Array<{ name: string; value: string }> } }).jar;
+  return jar.getCookies({ domain: '127.0.0.1', path: '/auth/callback/op', secure: false, script: false }).map((c) => c.name).filter((n) => n.startsWith('oidc_pl_'));
+};
+
+describe.each([
+  ['MemoryStore', false],
+  ['connect-redis', true],
+])('two tabs starting a sign-in at the same moment in a browser with no session cookie yet (%s)', (_name, onRedis) => {
+  let redis: RedisServer | undefined;
+  let client: ReturnType<typeof createClient> | undefined;
+  let t: TestRp;
+  beforeAll(async () => {
+    if (onRedis) {
+      redis = await startRedisServer();
+      client = createClient({ url: redis.url });
+      await client.connect();
+    }
+    t = await startRp({ store: client ? new RedisStore({ client, prefix: 'sess:' }) as unknown as ListableStore : undefined });
+  }, 20_000);
+  afterAll(async () => {
+    await t.close();
+    await client?.quit();
+    await redis?.stop();
+  });
+
+  /** Both starts leave before either answer is back: two new sessions, and the browser keeps the cookie of the one answered last. */
+  const startTwo = async (agent: request.Agent): Promise<[request.Response, request.Response]> => {
+    const [a, b] = await Promise.all([agent.get('/auth/login/op?returnTo=/p1'), agent.get('/auth/login/op?returnTo=/p2')]);
+    expect([a.status, b.status]).toEqual([302, 302]);
+    const sids = [a, b].map((res) => String(res.headers['set-cookie']).match(/sid=([^;]+)/)?.[1]);
+    expect(sids[0]).not.toEqual(sids[1]); // two sessions: one of them is not the browser's
+    expect(pendingCookies(agent)).toHaveLength(2);
+    return [a, b];
+  };
+
+  test('both tabs sign in where they were going, in either order, and the pending-login cookies are cleared', async () => {
+    for (const order of [[0, 1], [1, 0]]) {
+      const agent = t.agent();
+      const starts = await startTwo(agent);
+      const returnTo = ['/p1', '/p2'];
+      // before: the tab whose session cookie the browser lost ended on "This sign-in has expired"
+      for (const i of order) await expectTabSignsIn(t, agent, starts[i]!.headers.location, 'alice', returnTo[i]!);
+      expect(pendingCookies(agent)).toEqual([]);
+    }
+  });
+
+  test('the cookie is bound to its state and to the browser: not usable for another sign-in answer, by another browser, altered, or twice', async () => {
+    const agent = t.agent();
+    const [a, b] = await startTwo(agent);
+    const cookieOf = (res: request.Response) => String(res.headers['set-cookie']).match(/(oidc_pl_[^=]+)=([^;]+)/)!;
+    const [cookieA, , sealedA] = cookieOf(a);
+    const [, nameB] = cookieOf(b);
+    const sessionB = decodeURIComponent(String(b.headers['set-cookie']).match(/sid=([^;]+)/)![1]!).slice(2).split('.')[0]!;
+    const callbackA = await t.op.browser().authorize(a.headers.location, { account: 'alice' });
+    const callbackB = await t.op.browser().authorize(b.headers.location, { account: 'alice' });
+    const before = await t.authenticatedSessions();
+    const refusedIn = async (callback: URL, cookie?: string) => {
+      const res = await (cookie ? t.agent().get(callback.pathname + callback.search).set('cookie', cookie) : t.agent().get(callback.pathname + callback.search));
+      expect([res.status, res.text]).toEqual([400, expect.stringMatching(/matches no login started in this browser|already used/)]);
+    };
+    // another browser holding A's sign-in answer but not its cookie (login CSRF: an answer planted in a victim's browser)
+    await refusedIn(callbackA);
+    // B's cookie naming B's session in clear (not sealed with B's state), and A's sealed value under B's name
+    await refusedIn(callbackB, `${nameB}=${sessionB}`);
+    await refusedIn(callbackB, `${nameB}=${sealedA}`);
+    expect(await t.authenticatedSessions()).toEqual(before);
+    // the browser that started both signs in through A's cookie once; the same answer and cookie again are refused
+    const done = await agent.get(callbackA.pathname + callbackA.search);
+    expect([done.status, done.headers.location]).toEqual([302, '/p1']);
+    await refusedIn(callbackA, cookieA);
+    expect((await t.authenticatedSessions()).length).toBe(before.length + 1);
+  });
+});

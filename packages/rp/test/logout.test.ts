@@ -3,7 +3,7 @@ import session from 'express-session';
 import request from 'supertest';
 import { oidc, rp } from '@openid-express/rp';
 import { CLIENT_ID, CLIENT_SECRET, startRp, type TestRp } from './support/rp-app.js';
-import { clearStore, expectNoLogin, expectOnlyPendingLogins, expectTabSignsIn } from './support/expect.js';
+import { clearStore, expectNoLogin, expectOnlyPendingLogins, expectTabSignsIn, sessionCookieOf } from './support/expect.js';
 
 let t: TestRp;
 /** The session cookie an agent would send, as a Cookie header. */
@@ -283,7 +283,7 @@ describe('a malformed logout-state cookie with rp({ session }) (the session step
     const agent = request.agent(app);
     const start = await agent.get('/auth/login/op');
     expect(start.status).toBe(302); // the session now exists in the store: it is read asynchronously
-    const sid = String(start.headers['set-cookie']).split(';')[0];
+    const sid = sessionCookieOf(start);
     const res = await request(app).get('/').set('cookie', `${sid}; oidc_logout_state=%`);
     expect(res.status).toBe(200);
     expect(res.text).toBe('home');

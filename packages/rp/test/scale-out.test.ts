@@ -15,6 +15,7 @@ import { startRedisServer, type RedisServer } from '../../../test/support/redis-
 import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, tokenRoute, type ListableStore, type TestRp } from './support/rp-app.js';
 import { logoutToken as signLogoutToken } from './support/logout-token.js';
 import { sessionStoreCoordination } from '../src/coordination.js';
+import { sessionCookieOf } from './support/expect.js';
 
 let redis: RedisServer;
 let client: ReturnType<typeof createClient>;
@@ -51,7 +52,7 @@ async function secondInstance(t: TestRp, extra: Partial<RpOptions>, routes?: (ap
 /** An express-session cookie signed with `secret`, as a browser would send it (so the store is asked for it). */
 const signedCookie = (id: string, secret: string): string =>
   `sid=${encodeURIComponent(`s:${id}.${createHmac('sha256', secret).update(id).digest('base64').replace(/=+$/, '')}`)}`;
-const cookieOf = (res: request.Response): string => String(res.headers['set-cookie']).split(';')[0]!;
+const cookieOf = (res: request.Response): string => sessionCookieOf(res);
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe.each([
