@@ -1,5 +1,6 @@
 import type { Request } from 'express';
 import debug from 'debug';
+import { warnAtMostHourly } from './hourly-warning.js';
 import type { JSONWebKeySet } from 'jose';
 import Provider, { errors, interactionPolicy, type Client, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { SCOPE_CLAIMS, scopeCovering, syncAccountsOf } from './accounts.js';
@@ -247,8 +248,20 @@ const originOf = (uri: string): string | undefined => {
  */
 function clientBasedCORS(ctx: KoaContextWithOIDC, origin: string, client: Client): boolean {
   if (origin === 'null') return false;
-  if (ctx.oidc.route !== 'userinfo' && client.clientAuthMethod !== 'none') return false;
-  return (client.redirectUris ?? []).some((uri) => originOf(uri) === origin);
+  const ownOrigin = (client.redirectUris ?? []).some((uri) => originOf(uri) === origin);
+  if (ctx.oidc.route !== 'userinfo' && client.clientAuthMethod !== 'none') {
+    // the page only sees "Failed to fetch", and the answer it cannot read names the origin, which is the
+    // client's own: the likely cause is a browser app registered as a confidential client. Said once an hour per client
+    if (ownOrigin) {
+      warnAtMostHourly(`cors-confidential ${client.clientId}`, `op(): a page at ${origin} called the ${ctx.oidc.route} endpoint for client `
+        + `${JSON.stringify(client.clientId.slice(0, 100))}, which authenticates with ${client.clientAuthMethod}; browsers get no CORS answer for it (the page sees `
+        + '"Failed to fetch"), since a secret never belongs in a browser. A single-page app is a public client: register it with '
+        + 'token_endpoint_auth_method: \'none\' (PKCE protects its code); else call this endpoint from your server');
+    }
+    return false;
+  }
+  if (!ownOrigin) log('CORS refused: origin %s is not the origin of a redirect_uri of client %s', JSON.stringify(origin.slice(0, 200)), client.clientId);
+  return ownOrigin;
 }
 
 /** The scope to load an account's claims for: `scope`, widened when claims are asked by name (userinfo calls this on every request). */
@@ -318,7 +331,8 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
       } : accountGone(ctx, sub)));
     },
     // oidc-provider's own rule (RFC 9700 §4.14.2): a public client's refresh token rotates on every use,
-    // and a replayed one revokes the grant; a confidential client's is bound to its authentication and
+    // and a replayed one revokes the grant, unless it is bound to a DPoP key (sender-constrained, which
+    // RFC 9700 takes instead of rotation); a confidential client's is bound to its authentication and
     // rotates only in the last 30 % of its life, so a client that retries after a lost answer or an OP
     // store failure is not taken for a thief (that replay would revoke the grant: a logout)
     clientBasedCORS,
@@ -357,10 +371,21 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
         });
         return;
       }
+      if (description === 'post_logout_redirect_uri not registered' && ctx.oidc?.route === 'end_session') {
+        // RP-Initiated Logout 1.0 §3: never sent to an address the client did not register; the user may still sign out here
+        log('request refused: %s (%s)%s', String(out.error), description, receivedValues(ctx, String(out.error), description));
+        ctx.body = await errorPage({
+          title: 'You were not signed out', status: ctx.status, code: String(out.error),
+          message: 'The application asked to sign you out and then send you to an address it has not registered, so nothing was changed. To sign out here, use the button below.',
+          details: `${description} (the OP's log, with DEBUG=openid-express:op, names the address received and the registered ones)`,
+          backUrl: ctx.oidc.urlFor('end_session'), backLabel: 'Sign out',
+        });
+        return;
+      }
       // a lost or finished sign-in (no resume cookie, interaction gone) is oidc-provider's invalid_request too
       const code = error instanceof errors.SessionNotFound ? 'session_not_found' : String(out.error);
       // the values themselves only in the log: a page of the OP showing text a stranger put in a link reads as the OP's word
-      const received = receivedValues(ctx, code);
+      const received = receivedValues(ctx, code, description);
       if (received) log('request refused: %s (%s)%s', code, description, received);
       const details = description === undefined || !received ? description : `${description} (the OP's log, with DEBUG=openid-express:op, names the values received)`;
       ctx.body = await errorPage({ ...plainError(ctx.status, code, details, ctx.oidc?.client), code: String(out.error) });
@@ -445,13 +470,23 @@ function accountGone(ctx: KoaContextWithOIDC | undefined, sub: string): undefine
  * descriptions do not name: the `redirect_uri` and `client_id` received, for a redirect URI or a
  * client that is not registered ('' for other errors). Logged with DEBUG, not shown on the page.
  */
-function receivedValues(ctx: KoaContextWithOIDC, code: string): string {
-  const params = (ctx.oidc?.params ?? ctx.query ?? {}) as { redirect_uri?: unknown; client_id?: unknown };
+export function receivedValues(ctx: KoaContextWithOIDC, code: string, description?: string): string {
+  const params = (ctx.oidc?.params ?? ctx.query ?? {}) as Record<string, unknown>;
   const q = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v.slice(0, 200)) : 'none');
+  const client = ctx.oidc?.client;
+  const registered = (list: readonly string[] | undefined) => JSON.stringify((list ?? []).slice(0, 10));
   if (code === 'invalid_redirect_uri') {
     return ` (redirect_uri received: ${q(params.redirect_uri)}, client_id ${q(params.client_id)}: it must be one of that client's redirect_uris, exactly as registered)`;
   }
   if (code === 'invalid_client') return ` (client_id received: ${q(params.client_id)}: no client of that id is registered)`;
+  if (description === 'post_logout_redirect_uri not registered') {
+    return ` (post_logout_redirect_uri received: ${q(params.post_logout_redirect_uri)}, client ${q(client?.clientId)}, whose post_logout_redirect_uris are `
+      + `${registered(client?.postLogoutRedirectUris)}: it must be one of them exactly, a trailing slash included)`;
+  }
+  if (description === 'requested response_type is not allowed for this client') {
+    return ` (response_type received: ${q(params.response_type)}, client ${q(client?.clientId)}, whose response_types are ${registered(client?.responseTypes)}: `
+      + 'register it in the client\'s response_types, or have the client ask one of those, e.g. response_type=code)';
+  }
   return '';
 }
 

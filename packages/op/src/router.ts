@@ -19,7 +19,7 @@ import { claimDeviceResume } from './device-flow.js';
 import { checkLogoutCsrf } from './logout-csrf.js';
 import { requestUriOn, resolveOptions, type OpOptions, type ResolvedOptions } from './options.js';
 import { postToGet } from './post-to-get.js';
-import { createProvider } from './provider.js';
+import { createProvider, receivedValues } from './provider.js';
 import { requestUriByReference } from './request-uri.js';
 import { parseAllowedHosts } from './private-hosts.js';
 import { warnUntrustedProxyOnce } from './proxy-warning.js';
@@ -342,12 +342,13 @@ export function op(options: OpOptions): OpApp {
   // a refused token request answers only "grant request is invalid"; why (e.g. "authorization code is
   // expired", which instances with differing clocks cause) is said here, never the code or token itself
   provider.on('grant.error', (ctx, err) => log('token request of client %s refused: %s (%s)',
-    ctx.oidc?.client?.clientId ?? '?', (err as { error?: string }).error ?? err.name, (err as { error_detail?: string }).error_detail ?? err.message));
+    ctx.oidc?.client?.clientId ?? '?', (err as OidcError).error ?? err.name, (err as OidcError).error_detail ?? (err as OidcError).error_description ?? err.message));
   // the same for an authorization or PAR request: why, and for an old or early request object the clocks
   // (checked before its signature, so a visitor can cause the line: its text is quoted, and only logged)
   const refused = (what: string) => (ctx: KoaContextWithOIDC, err: OidcError) => {
     if (err.error === 'invalid_redirect_uri' || err.error === 'invalid_client') return; // logged with the values received (provider.ts)
-    log('%s of client %s refused: %s', what, JSON.stringify(String(ctx.oidc?.client?.clientId ?? '?').slice(0, 100)), refusalDetail(err));
+    log('%s of client %s refused: %s%s', what, JSON.stringify(String(ctx.oidc?.client?.clientId ?? '?').slice(0, 100)), refusalDetail(err),
+      receivedValues(ctx, String(err.error), err.error_description));
   };
   provider.on('authorization.error', refused('authorization request'));
   provider.on('pushed_authorization_request.error', refused('pushed authorization request'));

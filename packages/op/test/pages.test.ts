@@ -152,7 +152,10 @@ describe('error pages', () => {
   beforeAll(async () => {
     op = await startOp((_issuer, origin) => ({
       adapter: memoryAdapter(), accounts,
-      clients: [{ client_id: 'shop', client_secret: 'shop-secret-shop-secret', client_name: 'Shop', client_uri: 'https://shop.example/', redirect_uris: [`${origin}/cb`] }],
+      clients: [{
+        client_id: 'shop', client_secret: 'shop-secret-shop-secret', client_name: 'Shop', client_uri: 'https://shop.example/', redirect_uris: [`${origin}/cb`],
+        post_logout_redirect_uris: [`${origin}/bye/`],
+      }],
     }));
   });
   afterAll(() => op.close());
@@ -190,6 +193,63 @@ describe('error pages', () => {
     }
     expect(lines).toContainEqual(expect.stringContaining('invalid_redirect_uri (redirect_uri did not match any of the client\'s registered redirect_uris) (redirect_uri received: "https://evil.example/cb", client_id "shop"'));
     expect(lines).toContainEqual(expect.stringContaining('invalid_client (client is invalid) (client_id received: "nobody": no client of that id is registered)'));
+  });
+
+  /** The DEBUG=openid-express:op lines said while `fn` runs. */
+  const debugLines = async (fn: () => Promise<unknown>): Promise<string[]> => {
+    const { default: debug } = await import('debug');
+    const { format } = await import('node:util');
+    const lines: string[] = [];
+    const log = debug.log;
+    debug.enable('openid-express:op');
+    debug.log = (...args: unknown[]) => void lines.push(format(...args));
+    try {
+      await fn();
+    } finally {
+      debug.log = log;
+      debug.disable();
+    }
+    return lines;
+  };
+
+  test('a sign-out asked with a post_logout_redirect_uri the client did not register (express-openid-connect\'s baseURL without its slash): not signed out, told so, offered a sign-out here; the log names both addresses (SPA probe F1)', async () => {
+    const origin = new URL(op.issuer).origin;
+    let page!: Awaited<ReturnType<FormBrowser['open']>>;
+    const lines = await debugLines(async () => {
+      page = await new FormBrowser().open(`${op.issuer}/session/end?${new URLSearchParams({ client_id: 'shop', post_logout_redirect_uri: `${origin}/bye` })}`);
+    });
+    expect(page.status).toBe(400);
+    expect(page.html).toContain('<h1>You were not signed out</h1>');
+    expect(page.html).toContain('asked to sign you out and then send you to an address it has not registered');
+    expect(page.html).toContain(`<a class="button" href="${op.issuer}/session/end">Sign out</a>`); // before: "Return to app and try again"
+    expect(page.html).not.toContain(`${origin}/bye"`);
+    expect(lines).toContainEqual(expect.stringContaining(`(post_logout_redirect_uri received: "${origin}/bye", client "shop", whose post_logout_redirect_uris are ["${origin}/bye/"]: it must be one of them exactly, a trailing slash included)`));
+  });
+
+  test('an authorization request with a response_type the client did not register (express-openid-connect\'s default id_token): the log names the one asked and the registered ones (SPA probe F3)', async () => {
+    const origin = new URL(op.issuer).origin;
+    const lines = await debugLines(() => fetch(`${op.issuer}/auth?${new URLSearchParams({
+      client_id: 'shop', response_type: 'id_token', response_mode: 'form_post', scope: 'openid', nonce: 'n', redirect_uri: `${origin}/cb`,
+    })}`, { redirect: 'manual' }));
+    expect(lines).toContainEqual(expect.stringContaining('(response_type received: "id_token", client "shop", whose response_types are ["code"]: register it in the client\'s response_types, or have the client ask one of those, e.g. response_type=code)'));
+  });
+
+  test('a page calling the token endpoint of a confidential client from that client\'s own origin: no CORS answer, a warning says to register the app as a public client, and the debug log says why (SPA probe F2)', async () => {
+    const origin = new URL(op.issuer).origin;
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    let res!: Response;
+    const lines = await debugLines(async () => {
+      res = await fetch(`${op.issuer}/token`, {
+        method: 'POST', headers: { origin, 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('shop:shop-secret-shop-secret').toString('base64')}` },
+        body: new URLSearchParams({ grant_type: 'authorization_code', code: 'x', redirect_uri: `${origin}/cb` }),
+      });
+    });
+    const warned = warn.mock.calls.map((c) => String(c[0]));
+    warn.mockRestore();
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+    expect(warned).toContainEqual(expect.stringMatching(/a page at http:\/\/127\.0\.0\.1:\d+ called the token endpoint for client "shop", which authenticates with client_secret_basic.*token_endpoint_auth_method: 'none'/));
+    // before: "refused: invalid_request (invalid_request)"
+    expect(lines).toContainEqual(expect.stringMatching(/token request of client shop refused: invalid_request \(origin .* not allowed for client: shop\)/));
   });
 
   test('a sign-in whose cookie is gone says it has expired', async () => {
