@@ -116,17 +116,37 @@ function alreadyDecided(d: Details, res: Response): boolean {
   return true;
 }
 
-/** The way back from an error page: the client of interaction `uid` (its `client_uri`) when known, else `homeUri`. */
+/**
+ * The way back from an error page: the client of interaction `uid` (its `client_uri`) when known;
+ * for a sign-in that is gone (finished: the user went Back to it), the one client this browser's OP
+ * session has signed in to, if there is one; else `homeUri`.
+ */
 async function wayBack(
-  deps: InteractionDeps, uid: string | undefined, known?: Interaction,
+  deps: InteractionDeps, uid: string | undefined, known?: Interaction, req?: Request,
 ): Promise<{ backUrl?: string; backLabel?: string; clientName?: string }> {
   const interaction = known ?? (uid ? await deps.provider.Interaction.find(uid).catch(() => undefined) : undefined);
-  const client = interaction ? await deps.provider.Client.find(String(interaction.params.client_id)).catch(() => undefined) : undefined;
+  const clientId = interaction ? String(interaction.params.client_id) : req && await onlySignedInClient(deps, req);
+  const client = clientId ? await deps.provider.Client.find(clientId).catch(() => undefined) : undefined;
   const clientName = client ? client.clientName ?? client.clientId : undefined;
   const backUrl = safeHref(client?.clientUri);
   if (clientName && backUrl) return { backUrl, backLabel: `Back to ${withoutBidiControls(clientName)}`, clientName };
   if (!deps.homeUri) return clientName ? { clientName } : {};
   return { backUrl: deps.homeUri, backLabel: 'Go to the start page', ...(clientName ? { clientName } : {}) };
+}
+
+/**
+ * The client this browser's OP session is signed in to, when it is exactly one (read on an error
+ * page's path only). The session cookie's value is its id, which only that browser holds; nothing
+ * changes, so its signature is left to oidc-provider.
+ */
+async function onlySignedInClient(deps: InteractionDeps, req: Request): Promise<string | undefined> {
+  const name = deps.provider.cookieName('session');
+  const cookie = (req.headers.cookie ?? '').split(';').map((c) => c.trim()).find((c) => c.startsWith(`${name}=`));
+  const id = cookie?.slice(name.length + 1);
+  if (!id || id.length > 100) return undefined;
+  const session = await deps.provider.Session.find(id).catch(() => undefined);
+  const clients = Object.keys(session?.authorizations ?? {});
+  return session?.accountId && clients.length === 1 ? clients[0] : undefined;
 }
 
 /**
@@ -454,7 +474,7 @@ type Handler = (deps: InteractionDeps, req: Request, res: Response) => Promise<v
 
 /** An OpError's page, with the way back to the client of interaction `uid` (or `homeUri`). */
 async function sendOpError(deps: InteractionDeps, req: Request, res: Response, err: OpError, uid: string | undefined): Promise<void> {
-  const back = await wayBack(deps, uid, err instanceof InteractionError ? err.interaction : undefined);
+  const back = await wayBack(deps, uid, err instanceof InteractionError ? err.interaction : undefined, err === EXPIRED ? req : undefined);
   return sendErrorPage(req, res, deps.views, { status: err.status, code: err.code, message: err.message, ...back });
 }
 

@@ -159,7 +159,7 @@ describe('the pages of a sign-in this browser cannot continue', () => {
     expect(html).toContain('Back to Web Shop');
   });
 
-  test('a sign-in that ended (Back after signing in): "expired", with a link onward to homeUri', async () => {
+  test('a sign-in that ended (Back after signing in): "expired", with a link back to the client this browser signed in to (homeUri from another browser)', async () => {
     const browser = newBrowser();
     const consent = await consentPage(browser);
     const done = await browser.submit(consent, { action: '/confirm' });
@@ -167,7 +167,9 @@ describe('the pages of a sign-in this browser cannot continue', () => {
     const back = await browser.open(consent.url);
     expect(back.status).toBe(400);
     expect(back.html).toContain('interaction_expired');
-    expect(back.html).toContain(`href="${o.origin}/home"`);
+    expect(back.html).toContain(`href="${o.origin}/shop"`);
+    const elsewhere = await newBrowser().open(consent.url);
+    expect(elsewhere.html).toContain(`href="${o.origin}/home"`);
   });
 
   test('a stale form of a live sign-in: the 403 page links back to the client by name', async () => {

@@ -252,6 +252,22 @@ describe('error pages', () => {
     expect(lines).toContainEqual(expect.stringMatching(/token request of client shop refused: invalid_request \(origin .* not allowed for client: shop\)/));
   });
 
+  test('Back onto a finished sign-in\'s page: "expired", with the way back to the one client this browser is signed in to; none from another browser (tabs probe F2)', async () => {
+    const browser = new FormBrowser();
+    const origin = new URL(op.issuer).origin;
+    const login = await browser.open(authorize(`${origin}/cb`));
+    expect(login.url).toContain('/interaction/');
+    const consent = await browser.submit(login, { value: ['authenticator', 'password'] }, { login: 'alice', password: ALICE.password });
+    const done = await browser.submit(consent, { action: '/confirm' });
+    expect(done.stoppedAt ?? done.url).toContain('/cb?code=');
+    const back = await browser.open(login.url); // the first sign-in's page, gone since
+    expect(back.status).toBe(400);
+    expect(back.html).toContain('<h1>This sign-in has expired</h1>');
+    expect(back.html).toContain('<a class="button" href="https://shop.example/">Back to Shop</a>'); // before: no link at all
+    const elsewhere = await new FormBrowser().open(login.url);
+    expect(elsewhere.html).not.toContain('shop.example');
+  });
+
   test('a sign-in whose cookie is gone says it has expired', async () => {
     const page = await new FormBrowser().open(`${op.issuer}/auth/some-old-interaction`);
     expect(page.status).toBe(400);
