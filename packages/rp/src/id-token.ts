@@ -24,6 +24,8 @@ type KeyResolver = jose.JWTVerifyGetKey;
 export class KeySets {
   private readonly sets = new Map<string, KeyResolver>();
   private readonly remotes = new Map<string, ReturnType<typeof jose.createRemoteJWKSet>>();
+  /** When each set was last downloaded (epoch ms). */
+  private readonly downloaded = new Map<string, number>();
 
   /** `cacheMaxAgeMs`: how long a downloaded set is used before it is downloaded again (10 minutes). */
   constructor(private readonly minGapSeconds: number, private readonly cacheMaxAgeMs = 10 * 60 * 1000) {}
@@ -38,6 +40,7 @@ export class KeySets {
         const wait = last + this.minGapSeconds * 1000 - Date.now();
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
         last = Date.now();
+        setCapped(this.downloaded, jwksUri, last, MAX_PER_ISSUER);
         const res = await fetchImpl(url, init);
         if (res.status >= 500 || res.status === 429) {
           await res.body?.cancel().catch(() => undefined);
@@ -72,6 +75,18 @@ export class KeySets {
       setCapped(this.remotes, jwksUri, remote, MAX_PER_ISSUER);
     }
     return set;
+  }
+
+  /**
+   * Downloads the set of `jwksUri` again unless that happened after `since` (epoch ms): for a token
+   * whose signature the cached keys refuse although one of them was picked for it (it names no
+   * `kid`, or a `kid` the OP gave to a new key). True when it was downloaded again.
+   */
+  async reloadIfOlder(jwksUri: string, since: number): Promise<boolean> {
+    const remote = this.remotes.get(jwksUri);
+    if (!remote || (this.downloaded.get(jwksUri) ?? 0) >= since) return false;
+    await remote.reload();
+    return true;
   }
 
   /**
@@ -133,14 +148,18 @@ export async function verifyJwt(
   const issuer = provider.expectedIssuer ? provider.expectedIssuer(jose.decodeJwt(jwt), expect.issuer) : expect.issuer;
   const key = hmac ? new TextEncoder().encode(provider.clientSecret ?? '') : keySets.get(expect.jwksUri!, provider);
   let payload: jose.JWTPayload;
+  const options = { issuer, audience: expect.audience, algorithms: expect.algorithms, clockTolerance: CLOCK_TOLERANCE, ...extra };
+  const started = Date.now();
   try {
-    ({ payload } = await verifyWithCandidates(jwt, key, expect.jwksUri, {
-      issuer,
-      audience: expect.audience,
-      algorithms: expect.algorithms,
-      clockTolerance: CLOCK_TOLERANCE,
-      ...extra,
-    }));
+    try {
+      ({ payload } = await verifyWithCandidates(jwt, key, expect.jwksUri, options));
+    } catch (err) {
+      // the cached key the token was matched with does not verify it: the OP may have rotated to a key
+      // without a kid (OIDC Core §10.1.1 allows one when its JWKS holds a single key) or under the same
+      // kid, which jose's download on an unknown kid never notices. Downloaded once more (spaced as any)
+      if (hmac || !(err instanceof jose.errors.JWSSignatureVerificationFailed) || !(await keySets.reloadIfOlder(expect.jwksUri!, started).catch(() => false))) throw err;
+      ({ payload } = await verifyWithCandidates(jwt, key, expect.jwksUri, options));
+    }
   } catch (err) {
     if (err instanceof jose.errors.JWKSNoMatchingKey) throw new jose.errors.JWKSNoMatchingKey(unpublishedKey(jwt, expect.jwksUri));
     // (jose's JWTExpired, for exp and a too old iat, is not a JWTClaimValidationFailed)
@@ -245,7 +264,9 @@ export async function verifyLogoutToken(
 ): Promise<{ sid?: string; sub?: string; jti: string; iat: number }> {
   const claims = await verifyJwt(jwt, expect, keySets, provider, { requiredClaims: ['iat', 'jti'], maxTokenAge: LOGOUT_TOKEN_MAX_AGE });
   const events = claims.events as Record<string, unknown> | undefined;
-  if (!events || typeof events !== 'object' || typeof events[BACKCHANNEL_EVENT] !== 'object') {
+  const isObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+  // the event's value MUST be a JSON object (§2.4): null and arrays are not
+  if (!isObject(events) || !isObject(events![BACKCHANNEL_EVENT])) {
     throw new Error('the logout token has no back-channel logout event');
   }
   if ('nonce' in claims) throw new Error('a logout token must not contain a nonce');

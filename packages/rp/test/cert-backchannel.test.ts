@@ -80,10 +80,15 @@ describe('rp-backchannel-rpinitlogout-lt-*: refused, the login stays', () => {
     expect(res.body.error).toBe('invalid_logout_token');
   });
 
-  test('lt-wrong-event: the logout event member is not a JSON object', async () => {
-    const res = await post(await logoutToken({ events: { 'http://schemas.openid.net/event/backchannel-logout': 'yes' } }));
+  test.each([['a string', 'yes'], ['null', null], ['an array', []]])('lt-wrong-event: the logout event member is not a JSON object (%s; null was taken, certification probe F2)', async (_what, value) => {
+    const res = await post(await logoutToken({ events: { 'http://schemas.openid.net/event/backchannel-logout': value } }));
     expect(res.status).toBe(400);
     expect(res.body.error).toBe('invalid_logout_token');
+  });
+
+  test('lt-wrong-event: events itself is not a JSON object (an array holding the member)', async () => {
+    const res = await post(await logoutToken({ events: [{ 'http://schemas.openid.net/event/backchannel-logout': {} }] as unknown as Record<string, unknown> }));
+    expect(res.status).toBe(400);
   });
 
   test('lt-missing-jti: a logout token without jti (REQUIRED, §2.4)', async () => {

@@ -1,6 +1,6 @@
 import * as jose from 'jose';
 import { KeySets } from '../src/id-token.js';
-import { startRp, tokenRoute, type TestRp } from './support/rp-app.js';
+import { CLIENT_ID, startRp, tokenRoute, type TestRp } from './support/rp-app.js';
 import { clearStore, expectNoLogin } from './support/expect.js';
 import { logoutToken as signLogoutToken } from './support/logout-token.js';
 
@@ -50,6 +50,44 @@ describe('with the default gap between downloads (1 s)', () => {
     expect(t.op.counts.jwks).toBe(2);
     expect(Date.now() - started).toBeLessThan(5000);
     expect((await agent.get('/me')).status).toBe(200);
+  });
+
+  test('an OP that gives its new key the old key\'s kid: the next login downloads the keys again and succeeds, and so does a back-channel logout signed with it (certification probe F1)', async () => {
+    const first = t.agent();
+    expect((await t.login(first)).status).toBe(302);
+    const kid = t.op.signingKey.kid;
+    const downloads = t.op.counts.jwks;
+    await sleep(1100); // past the gap since the last download
+    t.op.rotateKeys({ sameKid: true });
+    expect(t.op.signingKey.kid).toBe(kid);
+    const agent = t.agent();
+    const res = await t.login(agent);
+    expect(res.status).toBe(302); // before: 401 invalid_id_token "signature verification failed" for 10 minutes
+    expect(t.op.counts.jwks).toBe(downloads + 1);
+    expect((await agent.get('/me')).status).toBe(200);
+    // once more, and the first token signed with the new key is a logout token (before: 400, and the OP does not send it again)
+    await sleep(1100);
+    t.op.rotateKeys({ sameKid: true });
+    const sub = (await first.get('/me')).body.sub as string;
+    const logout = await t.agent().post('/auth/backchannel-logout/op').type('form').send({ logout_token: await signLogoutToken(t.op, { sub }) });
+    expect(logout.status).toBe(200);
+    expect(t.op.counts.jwks).toBe(downloads + 2);
+    expect((await first.get('/me')).status).toBe(401);
+  });
+
+  test('a token whose signature no key verifies, even downloaded again, is refused: one download for it, and none more within the gap', async () => {
+    expect((await t.login(t.agent())).status).toBe(302);
+    await sleep(1100);
+    const downloads = t.op.counts.jwks;
+    const { privateKey } = await jose.generateKeyPair('RS256');
+    const forged = await new jose.SignJWT({ sub: 'alice', nonce: 'n' }).setProtectedHeader({ alg: 'RS256', kid: t.op.signingKey.kid as string })
+      .setIssuer(t.op.issuer).setAudience(CLIENT_ID).setIssuedAt().setExpirationTime('5m').sign(privateKey);
+    const keySets = (t.relyingParty as unknown as { keySets: KeySets }).keySets;
+    const verify = () => import('../src/id-token.js').then(({ verifyJwt }) => verifyJwt(forged, { jwksUri: `${t.op.issuer}/jwks`, issuer: t.op.issuer, audience: CLIENT_ID, algorithms: ['RS256'] }, keySets, t.relyingParty.provider('op')));
+    await expect(verify()).rejects.toThrow(/signature verification failed/);
+    expect(t.op.counts.jwks).toBe(downloads + 1);
+    await expect(verify()).rejects.toThrow(/signature verification failed/);
+    expect(t.op.counts.jwks).toBe(downloads + 2); // the gap is the OP's protection: spaced, as for unknown kids
   });
 
   test('tokens naming unknown kids do not hammer the OP: one download in flight, at most one a second', async () => {

@@ -15,7 +15,7 @@
  *   `formPost(url, opts)` the same for response_mode=form_post: the OP's form (action, fields; not posted);
  *   `endSession(url)` confirms RP-initiated logout and returns where the OP sends the browser.
  * - `op.authorize(url, opts)`: the same with a fresh browser.
- * - `op.rotateKeys()`: the OP signs with a new key (new `kid`) from now on, old key removed.
+ * - `op.rotateKeys()`: the OP signs with a new key (new `kid`; `{ sameKid: true }`: the old one's) from now on, old key removed.
  * - `op.signingKey`: the current private JWK (to forge tokens "from the OP" in tests).
  * - `op.close()`.
  *
@@ -153,7 +153,7 @@ export interface TestOp {
   counts: { jwks: number; discovery: number; userinfo: number; grants: Record<string, number> };
   browser(): OpBrowser;
   authorize(url: string | URL, opts?: { account?: string; deny?: boolean }): Promise<URL>;
-  rotateKeys(): void;
+  rotateKeys(options?: { sameKid?: boolean }): void;
   signingKey: Record<string, unknown>;
   close(): Promise<void>;
 }
@@ -204,8 +204,8 @@ export async function startOp(options: TestOpOptions): Promise<TestOp> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const counts = { jwks: 0, discovery: 0, userinfo: 0, grants: {} as Record<string, number> };
-  const build = (): Provider => {
-    op.signingKey = signingKey();
+  const build = (kid?: unknown): Provider => {
+    op.signingKey = { ...signingKey(), ...(kid ? { kid } : {}) };
     const provider = new Provider(issuer, configuration(options, op.signingKey));
     provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
       const type = String(ctx.oidc.params?.grant_type);
@@ -264,8 +264,8 @@ export async function startOp(options: TestOpOptions): Promise<TestOp> {
 
   op.browser = () => new OpBrowser(issuer);
   op.authorize = (url, opts) => new OpBrowser(issuer).authorize(url, opts);
-  op.rotateKeys = () => {
-    op.provider = build();
+  op.rotateKeys = ({ sameKid = false } = {}) => {
+    op.provider = build(sameKid ? op.signingKey.kid : undefined);
     handler = op.provider.callback();
   };
   op.close = async () => {
