@@ -271,9 +271,11 @@ export class RelyingParty {
     if (responseMode !== 'query') params.response_mode = responseMode;
     if (p.claims) params.claims = JSON.stringify(p.claims);
     if (params.resource) transaction.forResource = true;
-    if (opts.maxAge !== undefined) {
-      params.max_age = String(opts.maxAge);
-      transaction.maxAge = opts.maxAge;
+    // a max_age given in authorizationParams is checked as ?maxAge= is (the ID token's auth_time, OIDC Core §3.1.3.7 step 13)
+    const asked = opts.maxAge ?? (/^\d{1,10}$/.test(params.max_age ?? '') ? Number(params.max_age) : undefined);
+    if (asked !== undefined) {
+      params.max_age = String(asked);
+      transaction.maxAge = asked;
     }
     debug('login started at provider %s', name);
     if (usesPar({ p, config })) return { url: await pushedAuthorizationUrl({ name, p, config }, params, responseType, await this.ownKeys), state, transaction };

@@ -241,3 +241,20 @@ describe('an app mounted under a path (baseURL https://…/admin, app.use(\'/adm
     }
   });
 });
+
+describe('max_age given in authorizationParams (certification probe F3)', () => {
+  let s: TestRp;
+  beforeAll(async () => {
+    s = await startRp({ provider: { authorizationParams: { max_age: '60' } } });
+  });
+  afterAll(() => s.close());
+
+  test('is sent and checked as ?maxAge= is (the pending login carries it, so the ID token\'s auth_time is checked at the callback), and a fresh sign-in passes', async () => {
+    const request = await s.relyingParty.authorizationRequest('op', { returnTo: '/' });
+    expect(request.url.searchParams.get('max_age')).toBe('60');
+    expect(request.transaction.maxAge).toBe(60); // before: undefined, so auth_time was never checked
+    const agent = s.agent();
+    expect((await s.login(agent)).status).toBe(302);
+    expect((await agent.get('/me')).status).toBe(200);
+  });
+});
