@@ -24,7 +24,7 @@ import { readBlocks, type Block } from './readme/blocks.js';
 import { createSandbox, fragmentModule, repoRoot, type Running, type Sandbox } from './readme/sandbox.js';
 import { FormBrowser, signIn } from './support/op-forms.js';
 import { onFreePorts } from './support/ports.js';
-import { startRedisServer, type RedisServer } from './support/redis-server.js';
+import { redisCli, startRedisServer, type RedisServer } from './support/redis-server.js';
 
 jest.setTimeout(60_000);
 
@@ -356,5 +356,46 @@ describe('programs, run and driven', () => {
         }
       });
     });
+  }
+});
+
+// a managed Redis's ACL user as "Managed Redis" has it: the health check wrote `healthz:<pid>`, outside
+// every key pattern granted there, so /healthz answered 503 on every instance while sign-ins worked,
+// and its `catch {}` hid the NOPERM (probe F2)
+test('the health check fragment answers 200 with the ACL user of "Managed Redis", and a 503 naming what Redis answered once Redis refuses writes', async () => {
+  const healthz = blocks.find((b) => b.marker?.kind === 'fragment' && b.code.includes("app.get('/healthz'"));
+  const managed = readFileSync(join(repoRoot, 'README.md'), 'utf8').split('**Managed Redis**')[1]?.split('\n- **Connections**')[0] ?? '';
+  const keys = [...managed.matchAll(/`(~[^`\s]+)`/g)].map((m) => m[1]!);
+  expect([healthz?.line, keys]).toEqual([expect.any(Number), expect.arrayContaining(['~oidc:*', '~openid-express:rp:*', '~sess:*'])]);
+  expect(managed).toContain('`+@all -@dangerous` is enough');
+  const own = await startRedisServer();
+  try {
+    await redisCli(own, 'ACL', 'SETUSER', 'app', 'on', '>app-secret-0123', ...keys, '+@all', '-@dangerous');
+    sandbox.write('healthz/app.mjs', [
+      "import express from 'express';",
+      "import { createClient } from 'redis';",
+      'const redis = await createClient({ url: process.env.REDIS_URL, commandOptions: { timeout: 2000 } }).on(\'error\', console.error).connect();',
+      'const app = express();',
+      healthz!.code,
+      "app.listen(3000, () => console.log('listening on 3000'));",
+    ].join('\n'));
+    const env = { REDIS_URL: `redis://app:app-secret-0123@127.0.0.1:${own.port}` };
+    const run = sandbox.start(process.execPath, ['app.mjs'], { cwd: 'healthz', env, ports: { 3000: 0 } });
+    try {
+      const url = `http://localhost:${await run.port(3000)}/healthz`;
+      const ok = await fetch(url);
+      expect([ok.status, await ok.text()]).toEqual([200, 'ok']); // before: 503 (NOPERM, unsaid)
+      await redisCli(own, 'REPLICAOF', '127.0.0.1', '1'); // a replica now (of a master it never reaches): READONLY
+      const refused = await fetch(url);
+      expect([refused.status, refused.headers.get('retry-after'), await refused.text()])
+        .toEqual([503, '5', expect.stringMatching(/^Redis refuses writes from this instance: READONLY /)]);
+    } catch (err) {
+      (err as Error).message += `\n--- output of the health check ---\n${run.output()}`;
+      throw err;
+    } finally {
+      await run.stop();
+    }
+  } finally {
+    await own.stop();
   }
 });
