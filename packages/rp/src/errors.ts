@@ -322,16 +322,18 @@ export function redisRefusal(message: string, who: string, needs: string): { hin
   return found && { hint: found[2](who, needs), lasting: found[1] };
 }
 
-/** When each refusal (Redis's reply) was last said in the log. */
+/** When each refusal (its failure's message: Redis's reply and who got it) was last said in the log. */
 const refusalSaidAt = new Map<string, number>();
 
 /**
- * Says `failure` (a Redis refusal of `reply`) where operators look, once a minute per reply: it needs
- * someone to change a setting, and the users only see error pages.
+ * Says `failure` (a Redis refusal of `reply`) where operators look, once a minute per reply and
+ * caller: it needs someone to change a setting, and the users only see error pages. (Per reply only,
+ * the session store's NOPERM went unsaid after redisCoordination's, which names another key pattern.)
  */
 export function logRefusal(reply: string, failure: RpError): void {
-  if (Date.now() - (refusalSaidAt.get(reply) ?? -Infinity) <= 60_000) return;
+  const said = `${reply}\n${failure.message}`;
+  if (Date.now() - (refusalSaidAt.get(said) ?? -Infinity) <= 60_000) return;
   if (refusalSaidAt.size >= 100) refusalSaidAt.clear(); // Redis's replies are few; kept bounded all the same
-  refusalSaidAt.set(reply, Date.now());
+  refusalSaidAt.set(said, Date.now());
   console.warn(`[@openid-express/rp] ${failure.message}. Requests that need it answer 503 store_unavailable until it is fixed.`);
 }

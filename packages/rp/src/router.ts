@@ -17,7 +17,7 @@ import { failedAfterCodeSpent, RelyingParty } from './relying-party.js';
 import { CLOCKS_DIFFER, LOGOUT_TOKEN_MAX_AGE, isUnpublishedKey } from './id-token.js';
 import { alreadyUsed, answerProof, claimCallback, finishedLogin, type CallbackClaim } from './callback-claim.js';
 import { coordinationOf, endIndexedSessions, hashedKey, keepEndedSessionsEnded, markSessionEnded, type Coordination, type KeepPending, type SessionStoreHooks } from './coordination.js';
-import { boundStore, guardedSession, sessionOp } from './session-guard.js';
+import { checkStore, guardedSession, sessionOp } from './session-guard.js';
 import { logoutIndexKey, logoutJtiKey, logoutScope, unscopedLogoutIndexKey, type Authentication, type OidcSessionData, type Transaction } from './session.js';
 import { readStoredLogin, toStoredLogin, type StoredLogin } from './stored-login.js';
 import { expiredReturnTo, hasPendingLogin, livePendingLogins, pendingLogins } from './transactions.js';
@@ -66,7 +66,7 @@ export function rp(options: RpOptions): RpRouter {
   const withSession = (err: unknown, req: Request, res: Response, next: NextFunction): void => {
     if (err !== undefined) return onError(err, req, res, next);
     if (req.sessionStore !== boundTo && req.sessionStore) {
-      boundStore((boundTo = req.sessionStore), storeTimeout);
+      checkStore((boundTo = req.sessionStore), storeTimeout);
       keepEndedSessionsEnded(req.sessionStore, coordinationOf(relyingParty, req.sessionStore), {
         newerLogin: newerStoredLogin(relyingParty), renewIndex: logoutIndexRenewal(relyingParty),
       });

@@ -3,8 +3,8 @@
  * request that hangs: the app's express-session middleware runs with a deadline, and every call
  * express-session makes to its store later (save, touch, destroy) gets the same deadline.
  */
-import type { RequestHandler } from 'express';
-import expressSession, { type Store } from 'express-session';
+import type { Request, RequestHandler, Response } from 'express';
+import expressSession, { type SessionData, type Store } from 'express-session';
 import { RpError, logRefusal, redisRefusal } from './errors.js';
 import { connectionLimitReply, recoverReadOnlyConnection, recoverStuckConnection } from './stuck-connection.js';
 
@@ -124,6 +124,9 @@ class Pending {
  * does not answer within `timeoutMs` becomes `next(RpError store_unavailable)` (a 503).
  */
 export function guardedSession(session: RequestHandler, timeoutMs: number): RequestHandler {
+  // bound (and checked) now, not at the first request: a store that refuses this instance is said at start-up
+  const store = storeOf(session);
+  if (store) checkStore(store, timeoutMs);
   const deadlines = new Deadlines(timeoutMs);
   const late = () => unavailable(`did not answer within ${timeoutMs} ms`);
   return (req, res, next) => {
@@ -132,6 +135,44 @@ export function guardedSession(session: RequestHandler, timeoutMs: number): Requ
     session(req, res, (err?: unknown) => call.settle(err));
     if (req.sessionStore) boundStore(req.sessionStore, timeoutMs);
   };
+}
+
+/**
+ * The store of `session` (an express-session middleware), as it gives it to each request
+ * (`req.sessionStore`), learned by running it once on a request made up here: without a cookie it
+ * reads nothing, and the response never ends, so it writes nothing. Undefined for a middleware of
+ * another kind, or a cookie path that leaves out `/` (the store is then bound at the first request).
+ */
+function storeOf(session: RequestHandler): Store | undefined {
+  const req = { method: 'GET', url: '/', originalUrl: '/', headers: {} } as Request;
+  try {
+    session(req, {} as Response, () => undefined);
+  } catch {
+    return undefined;
+  }
+  return req.sessionStore;
+}
+
+/** The session the start-up check writes and deletes: an id express-session never makes (rp()'s own records start `oidc-` too). */
+const CHECK_ID = 'oidc-startup-check';
+const checked = new WeakSet<Store>();
+
+/**
+ * Says at start-up what would otherwise show only at the first sign-ins, as redisCoordination's
+ * start-up check does: a store that refuses this instance (a Redis ACL user without the store's key
+ * pattern, a password it was not given) is said in the log with what to change (`storeFailure`). A
+ * session is written (for 5 s) and deleted, in the background: nothing is said when that works, and a
+ * store not reachable yet, or too slow, is left to the requests' own 503s. Once per store; binds it
+ * (`boundStore`) too.
+ */
+export function checkStore(store: Store, timeoutMs: number): void {
+  boundStore(store, timeoutMs);
+  if (checked.has(store) || cannotStall(store)) return; // (express-session's MemoryStore refuses nothing either)
+  checked.add(store);
+  const session = { cookie: { originalMaxAge: 5_000, expires: new Date(Date.now() + 5_000) } } as unknown as SessionData;
+  sessionOp<void>((cb) => store.set(CHECK_ID, session, cb))
+    .then(() => sessionOp<void>((cb) => store.destroy(CHECK_ID, cb)))
+    .catch(() => undefined);
 }
 
 /**

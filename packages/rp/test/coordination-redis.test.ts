@@ -5,8 +5,9 @@
  */
 import { createClient } from 'redis';
 import { RedisStore } from 'connect-redis';
+import session from 'express-session';
 import { boundStore, sessionOp } from '../src/session-guard.js';
-import { RpError, redisCoordination, type Coordination } from '@openid-express/rp';
+import { RpError, oidc, redisCoordination, rp, type Coordination } from '@openid-express/rp';
 import { holdLease } from '../src/lease.js';
 import { failOver, redisCli, redisEndpoint, slowRedis, startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import { eventually } from '../../../test/support/eventually.js';
@@ -143,6 +144,47 @@ test.each([
     if (user.isOpen) user.destroy();
     await admin.sendCommand(['ACL', 'DELUSER', 'app']);
   }
+});
+
+// "Managed Redis" says a user without one of the key patterns is said at start-up: true for
+// redisCoordination and the OP's adapter, not for the session store (nothing said, then every
+// sign-in a 503; probe F3)
+describe('the session store at start-up (rp() with connect-redis on an ACL user)', () => {
+  const app = (client: ReturnType<typeof createClient>, prefix: string) => rp({
+    baseURL: 'http://localhost:3000',
+    session: session({ name: 'app.sid', store: new RedisStore({ client, prefix }), secret: 'a-long-random-session-secret-0123456789', resave: false, saveUninitialized: false }),
+    coordination: redisCoordination(client),
+    providers: { op: oidc({ issuer: 'http://127.0.0.1:9/op', clientId: 'app', clientSecret: 'x'.repeat(32), allowInsecureRequests: true }) },
+  });
+  const user = async (keys: string) => {
+    await admin.sendCommand(['ACL', 'SETUSER', 'app', 'reset', 'on', '>app-secret-0123', ...keys.split(' '), '&*', '+@all', '-@dangerous']);
+    return createClient({ url: redis.url, username: 'app', password: 'app-secret-0123' }).on('error', () => undefined).connect();
+  };
+  afterEach(() => admin.sendCommand(['ACL', 'DELUSER', 'app']));
+
+  test('a user without the store\'s key pattern: said at start-up (no request), NOPERM with the pattern to add', async () => {
+    const client = await user('~openid-express:rp:*');
+    try {
+      app(client, 'sess:');
+      await until(() => said().includes('NOPERM')); // before: nothing until the first sign-in's 503
+      expect(said()).toMatch(/\[@openid-express\/rp\] the session store failed \(NOPERM .*\); the Redis user \(ACL\) may not run a command or touch a key the session store needs: it needs every key under its prefix \(~sess:\* for connect-redis/);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  test('a user with it: nothing said, and the check leaves no key behind', async () => {
+    const prefix = `sess-${Math.random()}:`;
+    const client = await user(`~openid-express:rp:* ~${prefix}*`);
+    try {
+      app(client, prefix);
+      await eventually(async () => expect(await admin.exists(`${prefix}oidc-startup-check`)).toBe(0), 2000);
+      await sleep(300);
+      expect(said()).toBe('');
+    } finally {
+      client.destroy();
+    }
+  });
 });
 
 test('max number of clients (a connection lost, its reconnection refused at the limit): 503 saying what to raise, said in the log', async () => {
