@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import createDebug from 'debug';
 import type { SessionData, Store } from 'express-session';
-import { RpError, logRefusal, redisRefusal } from './errors.js';
+import { RpError, logRefusal, redisFailureMessage, redisRefusal } from './errors.js';
 import { KeyQueue } from './key-queue.js';
 import { sessionOp } from './session-guard.js';
 import type { PendingLogin } from './session.js';
@@ -116,10 +116,10 @@ export function redisCoordination(client: RedisEvalClient, options: RedisCoordin
     let sha = shas.get(script);
     if (!sha) shas.set(script, (sha = createHash('sha1').update(script).digest('hex')));
     try {
-      return await withDeadline(client.evalSha(sha, options), timeout, late, failed);
+      return await withDeadline(client.evalSha(sha, options), timeout, late, failed, client);
     } catch (err) {
       if (!String(((err as RpError).cause as Error | undefined)?.message).startsWith('NOSCRIPT')) throw err;
-      return withDeadline(client.eval(script, options), timeout, late, failed);
+      return withDeadline(client.eval(script, options), timeout, late, failed, client);
     }
   };
   // advice only: whatever it meets (a client of another shape included), it never fails the app
@@ -153,9 +153,10 @@ const LATE = Symbol('late');
 /**
  * A Redis call that fails or takes longer than `ms` is a `store_unavailable` (503), never a hang;
  * `onLate` is told of a missed deadline, `onFailure` of a failure's message ('' for a missed
- * deadline) and may say more (a refusal the client did not report).
+ * deadline) and may say more (a refusal the client did not report). `client` (the one that made the
+ * call) gives a node-redis TimeoutError's timeout (see redisFailureMessage).
  */
-function withDeadline<T>(call: Promise<T>, ms: number, onLate: () => void, onFailure: (message: string) => string): Promise<T> {
+function withDeadline<T>(call: Promise<T>, ms: number, onLate: () => void, onFailure: (message: string) => string, client: unknown): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -166,7 +167,7 @@ function withDeadline<T>(call: Promise<T>, ms: number, onLate: () => void, onFai
   return Promise.race([call, deadline]).catch((err: unknown) => {
     if (err instanceof RpError) throw err;
     // (Redis names the script a refusal came from, `script: <sha>, on @user_script:1`: nothing for a reader)
-    const message = onFailure(err === LATE ? '' : String((err as Error)?.message || (err as Error)?.name || err).replace(/\.? script: [0-9a-f]{40}, on @user_script:\d+\.?$/, ''));
+    const message = onFailure(err === LATE ? '' : redisFailureMessage(err, client).replace(/\.? script: [0-9a-f]{40}, on @user_script:\d+\.?$/, ''));
     if (!message) throw new RpError('store_unavailable', `Redis did not answer within ${ms} ms; check that it is running and reachable`);
     const refusal = redisRefusal(message, 'redisCoordination', 'EVAL and EVALSHA (+@scripting; the scripts call GET, SET, DEL, PEXPIRE, TIME and Z* commands) '
       + 'and every key under its prefix (~openid-express:rp:*)');

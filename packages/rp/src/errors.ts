@@ -322,6 +322,19 @@ export function redisRefusal(message: string, who: string, needs: string): { hin
   return found && { hint: found[2](who, needs), lasting: found[1] };
 }
 
+/**
+ * What a failed Redis call says, for a message: its own message, or, for node-redis's TimeoutError
+ * (its `commandOptions: { timeout }`), which has none and whose `name` is "Error" (only its class says
+ * it), that Redis did not answer within that timeout, taken from `client`'s options where given.
+ */
+export function redisFailureMessage(err: unknown, client?: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  if (err.message) return err.message;
+  if (err.constructor?.name !== 'TimeoutError') return err.constructor?.name || err.name;
+  const ms = (client as { options?: { commandOptions?: { timeout?: unknown } } } | undefined)?.options?.commandOptions?.timeout;
+  return `Redis did not answer within the client's commandOptions.timeout${typeof ms === 'number' ? ` (${ms} ms)` : ''}`;
+}
+
 /** When each refusal (its failure's message: Redis's reply and who got it) was last said in the log. */
 const refusalSaidAt = new Map<string, number>();
 

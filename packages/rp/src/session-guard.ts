@@ -5,7 +5,7 @@
  */
 import type { Request, RequestHandler, Response } from 'express';
 import expressSession, { type SessionData, type Store } from 'express-session';
-import { RpError, logRefusal, redisRefusal } from './errors.js';
+import { RpError, logRefusal, redisFailureMessage, redisRefusal } from './errors.js';
 import { connectionLimitReply, recoverReadOnlyConnection, recoverStuckConnection } from './stuck-connection.js';
 
 const BOUNDED = Symbol('openid-express:bounded-store');
@@ -25,8 +25,7 @@ const unavailable = (why: string, cause?: unknown): RpError =>
  */
 function storeFailure(err: unknown): RpError {
   if (err instanceof RpError) return err;
-  // node-redis's TimeoutError (its `commandOptions: { timeout }`) has no message: its name says it
-  const message = String((err as Error)?.message || (err as Error)?.name || err);
+  const message = redisFailureMessage(err);
   const refusal = redisRefusal(message, 'the session store', 'every key under its prefix (~sess:* for connect-redis, or the prefix you gave it)');
   if (!refusal) return unavailable(`failed (${message})`, err);
   const failure = new RpError('store_unavailable', `the session store failed (${message}); ${refusal.hint}`, { cause: err, lasting: refusal.lasting });
@@ -203,7 +202,8 @@ export function boundStore(store: Store, timeoutMs: number): void {
   const failed = (err: unknown): unknown => {
     if (String((err as Error)?.message).startsWith('READONLY')) recoverReadOnlyConnection(client(), 'the session store');
     const limit = connectionLimitReply(client());
-    return limit ? new Error(limit, { cause: err }) : err;
+    // node-redis's TimeoutError has no message: said with the client's timeout, which only the client knows
+    return limit ? new Error(limit, { cause: err }) : (err as Error)?.message === '' ? new Error(redisFailureMessage(err, client()), { cause: err }) : err;
   };
   for (const name of METHODS) {
     const original = (store as unknown as Record<string, unknown>)[name];

@@ -246,6 +246,32 @@ test('a Redis not reachable yet is left to reconnect: nothing is said at start-u
   }
 });
 
+// node-redis's TimeoutError (its commandOptions.timeout, shorter than ours as README's samples have it;
+// it bounds a command while it waits to be sent, as while the client reconnects to a Redis that is
+// down) has no message and the name "Error": the 503 said "the session store failed (Error)" (probe F4)
+test('Redis down and a client with commandOptions.timeout: the 503s say Redis did not answer within it (redisCoordination, the session store)', async () => {
+  const own = await startRedisServer();
+  const client = createClient({ url: own.url, commandOptions: { timeout: 300 } }).on('error', () => undefined);
+  await client.connect();
+  try {
+    const c = redisCoordination(client, { timeout: 1000 });
+    const store = new RedisStore({ client, prefix: 'to-sess:' });
+    boundStore(store, 1000);
+    await c.set('k', 'v', 60_000);
+    await own.kill();
+    await eventually(async () => expect(client.isReady).toBe(false), 2000); // reconnecting: commands wait to be sent
+    const timedOut = /Redis did not answer within the client's commandOptions\.timeout \(300 ms\)/;
+    const refused = (await c.get('k').catch((err: unknown) => err)) as RpError;
+    expect([refused.code, refused.message]).toEqual(['store_unavailable', expect.stringMatching(timedOut)]);
+    const failed = (await sessionOp((cb) => store.get('s1', cb)).catch((err: unknown) => err)) as RpError;
+    expect([failed.code, failed.message]).toEqual(['store_unavailable', expect.stringMatching(/^the session store failed \(Redis did not answer within/)]); // before: "failed (Error)"
+    expect(failed.message).toMatch(timedOut);
+  } finally {
+    client.destroy();
+    await own.stop();
+  }
+});
+
 test('a lease renewal that reaches Redis after the lease ran out and another instance took it leaves the other\'s lease alone', async () => {
   const c = redisCoordination(admin, { prefix: `lease-${Math.random().toString(36).slice(2)}:` });
   // the renewal's write reaches Redis 300 ms late (a slow network, a GC pause): after the lease ran out
