@@ -86,6 +86,8 @@ async function check(client: SingleClient, timeoutMs: number, who: string): Prom
 /** How often a client that gets READONLY is checked at most: the replies come with every write while it lasts. */
 const READ_ONLY_CHECK_MS = 5_000;
 const readOnlyCheckedAt = new WeakMap<object, number>();
+/** When it was last said that the check may run neither HELLO nor ROLE. */
+let roleDeniedSaidAt = -Infinity;
 
 /**
  * After `client` got a READONLY reply: checks, in the background (once per {@link READ_ONLY_CHECK_MS}
@@ -93,8 +95,8 @@ const readOnlyCheckedAt = new WeakMap<object, number>();
  * if so. At a failover behind one endpoint (a managed Redis's primary endpoint, a DNS name, a TCP
  * proxy) the endpoint leads to the new master while the open connections stay on the old one, now a
  * replica: every write got READONLY until the app was restarted. An address that names a replica (a
- * new connection reaches a replica too), or a ROLE refused (an ACL), is left alone: the client then
- * has to be pointed at the master, as the READONLY error says. Cluster and Sentinel clients follow
+ * new connection reaches a replica too), or HELLO and ROLE both refused (an ACL; said in the log), is
+ * left alone: the client then has to be pointed at the master, as the READONLY error says. Cluster and Sentinel clients follow
  * failovers themselves and are not checked.
  */
 export function recoverReadOnlyConnection(client: unknown, who: string): void {
@@ -105,8 +107,16 @@ export function recoverReadOnlyConnection(client: unknown, who: string): void {
   checkReadOnly(client, who).catch((err: unknown) => debug('%s: the check of a READONLY Redis connection failed: %s', who, (err as Error)?.message));
 }
 
-/** The role a connection reaches (`master`, `slave`, `sentinel`), from ROLE's first element. */
+/**
+ * The role a connection reaches (`master`, `slave`, `sentinel`): HELLO's `role` (HELLO without a
+ * protocol version changes nothing, and `+@all -@dangerous`, the ACL README recommends, allows it),
+ * else ROLE's first element (a Redis before 6, a proxy without HELLO; `-@dangerous` denies ROLE).
+ */
 async function role(client: SingleClient): Promise<unknown> {
+  const hello = await within(client.sendCommand(['HELLO']), OLD_CONNECTION_WAIT_MS).catch(() => undefined);
+  const said = Array.isArray(hello) ? hello[hello.findIndex((item, i) => i % 2 === 0 && String(item) === 'role') + 1]
+    : hello instanceof Map ? hello.get('role') : (hello as Record<string, unknown> | undefined)?.role;
+  if (said !== undefined) return String(said);
   const reply = await within(client.sendCommand(['ROLE']), OLD_CONNECTION_WAIT_MS);
   return Array.isArray(reply) ? String(reply[0]) : undefined;
 }
@@ -118,8 +128,15 @@ async function checkReadOnly(client: SingleClient, who: string): Promise<void> {
   try {
     await within(fresh.connect(), OLD_CONNECTION_WAIT_MS);
     reached = await role(fresh);
-  } catch {
-    return; // unreachable, or ROLE refused (ACL): nothing known, the READONLY error's hint stands
+  } catch (err) {
+    // both refused (an ACL): nothing known, said (once a minute) with what to grant; unreachable: the READONLY error's hint stands
+    if (String((err as Error)?.message).startsWith('NOPERM') && Date.now() - roleDeniedSaidAt > 60_000) {
+      roleDeniedSaidAt = Date.now();
+      console.warn(`[@openid-express/rp] ${who}: Redis answered READONLY, and whether a new connection reaches the master cannot be told: `
+        + 'the Redis user (ACL) may run neither HELLO nor ROLE. Grant it +hello or +role, so that the client is reconnected after a failover '
+        + 'behind one endpoint; until then, point the client at the current master.');
+    }
+    return;
   } finally {
     if (fresh.isOpen) fresh.destroy();
   }

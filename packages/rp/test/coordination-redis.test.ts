@@ -476,6 +476,28 @@ describe('a failover behind one endpoint (the old master\'s connections stay ope
     }
   }, 30_000);
 
+  // with the ACL README recommends, -@dangerous denies ROLE, which the check asked: READONLY until
+  // restarted (probe F1); HELLO, allowed, tells the role too
+  test('an ACL user with +@all -@dangerous (ROLE denied): the role is read from HELLO, the client is reconnected', async () => {
+    const { endpoint, other } = await endpointOnMaster();
+    for (const server of [a, b]) await redisCli(server, 'ACL', 'SETUSER', 'app', 'reset', 'on', '>app-secret-0123', '~*', '&*', '+@all', '-@dangerous');
+    const client = createClient({ url: endpoint.url, username: 'app', password: 'app-secret-0123' }).on('error', () => undefined);
+    await client.connect();
+    try {
+      await expect(client.sendCommand(['ROLE'])).rejects.toThrow(/NOPERM/);
+      const c = redisCoordination(client, { prefix: `fo-acl-${Math.random()}:` });
+      await c.set('k', 'v', 60_000);
+      await failOver(endpoint, other);
+      await expect(c.set('k', 'w', 60_000)).rejects.toMatchObject({ code: 'store_unavailable', message: expect.stringContaining('READONLY') });
+      await eventually(() => c.set('k', 'w', 60_000), 8000); // before: READONLY until restarted
+      expect(said()).toMatch(/redisCoordination: Redis answered READONLY on this connection .*reconnecting it/);
+    } finally {
+      client.destroy();
+      await endpoint.close();
+      for (const server of [a, b]) await redisCli(server, 'ACL', 'DELUSER', 'app');
+    }
+  }, 30_000);
+
   test('an address that names a replica: not reconnected (a new connection reaches a replica too), READONLY says to point the client at the master', async () => {
     const { other: replica, endpoint } = await endpointOnMaster();
     await endpoint.close();
