@@ -1,9 +1,8 @@
 import debug from 'debug';
 import type { Request, RequestHandler } from 'express';
-import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
+import type { Configuration, KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { OpStore } from './adapters/types.js';
 import { PAGE_HEADERS, sendRefusal } from './error-page.js';
-import { sendsCookie } from './interactions.js';
 import { RESUME_CLAIMED, RESUME_CLAIM_SECONDS, takeResumeClaim, type ResumeClaim } from './request-scope.js';
 import { escapeHtml } from './views/escape.js';
 import { defaultsOf, renderPage, type BrandedViews, type ViewProps, type Views } from './views/render.js';
@@ -101,23 +100,37 @@ const RESUMING = 'This device sign-in is already being completed (in another tab
  * error handler, which wrote the refusal into the DeviceCode: the device got `invalid_request`, though
  * the other resume had told the user "Device signed in", and the retry after the claim lapsed found the
  * code "already used". The loser gets this 409 page instead, and the device code stays as it was.
- * Only a request with the resume cookie claims (without it oidc-provider finds no sign-in to resume).
+ * Only a request with this sign-in's resume cookie, as the OP signed it, claims: one with a cookie merely
+ * named so (without it oidc-provider finds no sign-in to resume) took the claim for anyone who knew the uid.
+ * The claim is given back when the response closes unanswered, and at once when it had closed while the
+ * claim was being taken (a listener added after that never ran: the claim was held its RESUME_CLAIM_SECONDS).
  */
-export function claimDeviceResume(store: OpStore, resumeCookie: string, views: Views): RequestHandler {
+export function claimDeviceResume(store: OpStore, provider: Provider, views: Views): RequestHandler {
+  const resumeCookie = provider.cookieName('resume');
   return (req, res, next) => {
     const id = String(req.params.uid);
-    if (!sendsCookie(req, resumeCookie)) return next();
+    // read as oidc-provider's resume reads it (keygrip-signed, the OP's cookieKeys); its value is the interaction's uid
+    if (provider.createContext(req, res).cookies.get(resumeCookie, { signed: true }) !== id) return next();
+    let claim: ResumeClaim | undefined;
+    const giveBack = (release: () => Promise<void>): void => {
+      release().catch((err: unknown) => log('a resume\'s claim was not given back (it lapses): %s', (err as Error)?.message));
+    };
+    // listened for before the claim is asked for: the connection may close during that round trip
+    res.once('close', () => {
+      // not taken over by the interaction's delete (oidc-provider refused the resume before it): given back with the answer
+      if (claim && !claim.adopted) giveBack(claim.release);
+    });
     takeResumeClaim(store, id).then((release) => {
       if (!release) {
         log('a device flow resume of interaction %s refused: another request holds its claim (followed twice, or its instance died mid-resume)', id);
         // the way on is this page again (not "return to the application": the user came from a device)
         return sendRefusal(req, res, views, { status: 409, code: 'resume_in_progress', message: RESUMING, backUrl: req.originalUrl, backLabel: 'Check again' });
       }
-      const claim: ResumeClaim = { id, release, adopted: false };
-      // not taken over by the interaction's delete (oidc-provider refused the resume before it): given back with the answer
-      res.once('close', () => {
-        if (!claim.adopted) release().catch((err: unknown) => log('a resume\'s claim was not given back (it lapses): %s', (err as Error)?.message));
-      });
+      if (res.destroyed) {
+        log('a device flow resume of interaction %s closed before it was claimed: claim given back', id);
+        return giveBack(release);
+      }
+      claim = { id, release, adopted: false };
       (req as Request & { [RESUME_CLAIMED]?: ResumeClaim })[RESUME_CLAIMED] = claim;
       next();
     }).catch(next);

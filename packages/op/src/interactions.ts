@@ -88,7 +88,7 @@ async function details(deps: InteractionDeps, req: Request, res: Response): Prom
 }
 
 /** Whether the request carries a cookie named `name` (whatever its value). */
-export function sendsCookie(req: Request, name: string): boolean {
+function sendsCookie(req: Request, name: string): boolean {
   return (req.headers.cookie ?? '').split(';').some((c) => c.trimStart().startsWith(`${name}=`));
 }
 

@@ -399,7 +399,7 @@ export function op(options: OpOptions): OpApp {
   app.get(endSession, session, retiredKeyHint(keys.jwks.keys));
   app.post(provider.pathFor('end_session_confirm', { mountPath: '' }), session, checkLogoutCsrf(logoutRefused(views, `${o.mountPath}${endSession}`)));
   const codeVerification = endpointPath(provider, 'code_verification');
-  if (codeVerification) app.get(`${codeVerification}/:uid`, claimDeviceResume(store, provider.cookieName('resume'), views));
+  if (codeVerification) app.get(`${codeVerification}/:uid`, claimDeviceResume(store, provider, views));
   for (const endpoint of ['authorization', 'end_session'] as const) {
     app.post(provider.pathFor(endpoint, { mountPath: '' }), ...postToGet(o.mountPath));
   }

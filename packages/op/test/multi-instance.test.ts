@@ -357,14 +357,18 @@ describe('the device flow\'s resume on two instances of one Redis (RFC 8628; the
     consenting = true;
     const resume = (await browser.submit(consent, { action: '/confirm' })).stoppedAt!;
     expect(resume).toBeDefined();
-    const follow = async (i: number) => {
-      const res = await fetch(resume, { redirect: 'manual', headers: { cookie: browser.jar.header(resume), 'x-instance': String(i), accept: 'text/html' } });
+    /** Follows the resume on instance `i`: with the browser's cookies, or `cookie`; `signal` aborts it. */
+    const follow = async (i: number, { cookie = browser.jar.header(resume), signal }: { cookie?: string; signal?: AbortSignal } = {}) => {
+      const res = await fetch(resume, { redirect: 'manual', signal, headers: { cookie, 'x-instance': String(i), accept: 'text/html' } });
       return { status: res.status, headers: res.headers, html: await res.text() };
     };
     const poll = () => client.genericGrantRequest(tv, DEVICE_CODE, { device_code: da.device_code })
       .then((tokens) => ({ sub: tokens.claims()!.sub, error: undefined }), (err: { error?: string }) => ({ sub: undefined, error: err.error }));
-    return { follow, poll };
+    return { follow, poll, uid: new URL(resume).pathname.split('/').pop()! };
   }
+
+  /** How many claims on interaction `uid` Redis holds (0 or 1). */
+  const claimHeld = async (uid: string) => (await redis.client.keys(`*resumed:${uid}`)).length;
 
   test('followed twice at once (a double submit, two tabs), the resume signs the device in once; the other gets op()\'s page, and the device its tokens', async () => {
     const c = await startDeviceCluster('device-twice:');
@@ -392,6 +396,56 @@ describe('the device flow\'s resume on two instances of one Redis (RFC 8628; the
     } finally {
       hold?.go();
       await winner?.catch(() => undefined);
+      await c.close();
+    }
+  });
+
+  test('a resume whose browser closed the connection while its claim was being taken gives the claim back at once: the user\'s next follow signs the device in', async () => {
+    const c = await startDeviceCluster('device-claim:');
+    try {
+      const { follow, poll, uid } = await consented(c.tv);
+      const hold = c.holdAfterClaim();
+      const aborted = new AbortController();
+      const dropped = follow(0, { signal: aborted.signal }).catch(() => undefined);
+      await hold.claimed; // Redis has answered the claim; op() has not seen it yet
+      aborted.abort();
+      await dropped;
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the server has seen the connection close
+      hold.go();
+      for (let i = 0; i < 50 && await claimHeld(uid); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      // given back, and nothing resumed for a connection gone (op() used to go on: the sign-in was spent unseen, and
+      // this follow found it over; when oidc-provider refused that resume, the claim stayed held its 10 s, a 409 here)
+      expect(await claimHeld(uid)).toBe(0);
+      expect(await poll()).toEqual({ sub: undefined, error: 'authorization_pending' });
+      const done = await follow(1);
+      expect(done.status).toBe(200);
+      expect(done.html).toContain('Device signed in');
+      expect(await poll()).toEqual({ sub: 'alice', error: undefined });
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('a request whose resume cookie the OP did not sign for this sign-in takes no claim (whoever knows the uid cannot hold up the user\'s resume)', async () => {
+    const c = await startDeviceCluster('device-forged:');
+    try {
+      const { follow, poll, uid } = await consented(c.tv);
+      const hold = c.holdAfterClaim();
+      let claimed = false;
+      void hold.claimed.then(() => { claimed = true; hold.go(); });
+      // a cookie merely named so; the uid unsigned; the uid with a signature that is not the OP's
+      for (const cookie of ['_interaction_resume=junk', `_interaction_resume=${uid}`, `_interaction_resume=${uid}; _interaction_resume.sig=AAAAAAAAAAAAAAAAAAAAAAAAAAA`]) {
+        const forged = await follow(0, { cookie });
+        expect(forged.status).not.toBe(409);
+        expect(claimed).toBe(false);
+      }
+      expect(await claimHeld(uid)).toBe(0);
+      const done = await follow(0);
+      expect(claimed).toBe(true); // the browser's own cookie does claim
+      expect(done.status).toBe(200);
+      expect(done.html).toContain('Device signed in');
+      expect(await poll()).toEqual({ sub: 'alice', error: undefined });
+    } finally {
       await c.close();
     }
   });
