@@ -6,7 +6,8 @@ import { createClient as createClient4 } from 'redis4';
 import { Redis } from 'ioredis';
 import { unhandledRejectionsDuring } from '../../../test/support/unhandled.js';
 import { eventually } from '../../../test/support/eventually.js';
-import { failOver, redisCli, redisEndpoint, slowRedis, startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import { failOver, launch, redisCli, redisEndpoint, slowRedis, startRedisServer, stopProcess, type RedisServer } from '../../../test/support/redis-server.js';
+import { onFreePort, portTaken } from '../../../test/support/ports.js';
 import type { OpStore } from '../src/adapters/types.js';
 import { redisAdapter } from '../src/adapters/redis.js';
 import { OpConfigError, StoreUnavailableError } from '../src/errors.js';
@@ -782,26 +783,34 @@ describe('redisAdapter at a failover behind one endpoint', () => {
     await Promise.all([a?.stop(), b?.stop()]);
   });
 
-  it('READONLY on the old connection while a new one to the same address reaches the master: the client is reconnected, writes succeed again', async () => {
-    const endpoint = await redisEndpoint(a);
-    const client = createClient({ url: endpoint.url }).on('error', () => undefined);
+  /**
+   * A client through an endpoint leading to `from` (the master now), as `user` when given; the endpoint then
+   * fails over to `to`: the client gets READONLY, is reconnected, and its writes succeed again.
+   */
+  async function recoversAtFailover(from: RedisServer, to: RedisServer, user?: string): Promise<void> {
+    const endpoint = await redisEndpoint(from);
+    const client = createClient({ url: user ? endpoint.url.replace('//', `//${user}@`) : endpoint.url }).on('error', () => undefined);
     await client.connect();
     try {
       const store = redisAdapter(client, { prefix: uniquePrefix() });
       const tokens = store.adapterFor('AccessToken');
       await tokens.upsert('at-1', { grantId: 'g-1' }, 60);
-      await failOver(endpoint, b);
+      await failOver(endpoint, to);
       const refused = await tokens.upsert('at-2', { grantId: 'g-2' }, 60).catch((err: unknown) => err);
       expect(refused).toBeInstanceOf(StoreUnavailableError);
       expect((refused as Error).message).toMatch(/READONLY.*when a new connection to the client's address reaches the master .*reconnected within seconds; otherwise point the client at the current master/);
       await eventually(() => tokens.upsert('at-2', { grantId: 'g-2' }, 60), 8000); // before: READONLY until restarted
       expect(await tokens.find('at-1')).toEqual({ grantId: 'g-1' });
-      expect(await redisCli(b, 'KEYS', '*at-2*')).toContain('at-2'); // written on the new master
+      expect(await redisCli(to, 'KEYS', '*at-2*')).toContain('at-2'); // written on the new master
       expect(said()).toMatch(/\[@openid-express\/op\] redisAdapter: Redis answered READONLY on this connection .*a new connection to the same address reaches the master .*reconnecting it/);
     } finally {
       client.destroy();
       await endpoint.close();
     }
+  }
+
+  it('READONLY on the old connection while a new one to the same address reaches the master: the client is reconnected, writes succeed again', async () => {
+    await recoversAtFailover(a, b);
   }, 30_000);
 
   it('an address that names a replica: not reconnected (a new connection reaches a replica too), READONLY says to point it at the master', async () => {
@@ -819,4 +828,32 @@ describe('redisAdapter at a failover behind one endpoint', () => {
       client.destroy();
     }
   }, 20_000);
+
+  // ROLE is @dangerous: the check used to ask only ROLE, and such a user's client got READONLY until the OP was restarted
+  it('the same for an ACL user of the README\'s +@all -@dangerous, which may not run ROLE (the role is read from HELLO)', async () => {
+    for (const server of [a, b]) await redisCli(server, 'ACL', 'SETUSER', 'app', 'on', '>app-password', '~*', '&*', '+@all', '-@dangerous');
+    try {
+      // (b is the master after the tests above; a its replica)
+      await recoversAtFailover(b, a, 'app:app-password');
+    } finally {
+      for (const server of [a, b]) await redisCli(server, 'ACL', 'DELUSER', 'app');
+    }
+  }, 30_000);
+
+  // (an ACL cannot deny HELLO, which every connection may send; a server can disable it, as some managed ones rename commands)
+  it('READONLY where the role can be asked neither with HELLO (disabled) nor with ROLE (the ACL): the log says to let the user run ROLE', async () => {
+    // a's replica (a is the master after the test above)
+    const { port, replica } = await onFreePort(async (p) => ({ port: p, replica: await launch(process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server', p,
+      ['--rename-command', 'HELLO', '', '--repl-diskless-load', 'swapdb', '--replicaof', '127.0.0.1', String(a.port)]) }), portTaken, 5);
+    const client = createClient({ url: `redis://app:app-password@127.0.0.1:${port}` }).on('error', () => undefined);
+    try {
+      await redisCli({ port } as RedisServer, 'ACL', 'SETUSER', 'app', 'on', '>app-password', '~*', '&*', '+@all', '-@dangerous');
+      await client.connect();
+      await expect(redisAdapter(client, { prefix: uniquePrefix() }).adapterFor('AccessToken').upsert('at-d', { grantId: 'g' }, 60)).rejects.toThrow(/READONLY/);
+      await eventually(async () => expect(said()).toMatch(/\[@openid-express\/op\] redisAdapter: Redis answered READONLY, .*could not be checked: Redis refused both HELLO and ROLE \(NOPERM.*let the Redis user run ROLE \(\+role\)/), 5000);
+    } finally {
+      client.destroy();
+      await stopProcess(replica, 'SIGTERM');
+    }
+  }, 40_000);
 });
