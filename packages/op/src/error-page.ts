@@ -68,18 +68,28 @@ export const STORE_UNAVAILABLE = {
 } as const;
 
 /**
+ * What it gets while the store refuses the OP until its operators change a setting (a password, an
+ * ACL user: `StoreUnavailableError.lasting`, said in the log once a minute): the same 503 and
+ * `Retry-After` (as @openid-express/rp answers), but no promise that it passes in a few seconds.
+ */
+export const STORE_REFUSED = {
+  ...STORE_UNAVAILABLE, title: 'This service is unavailable',
+  message: 'The service cannot do this right now because of a problem on its side, which its operators have been told about. Nothing was lost; please try again later.',
+} as const;
+
+/**
  * Answers 503 `store_unavailable` with `Retry-After` and `Cache-Control: no-store`: JSON for API
- * clients, the error page for browsers. `wantsJson` defaults to Express's negotiation (HTML first);
- * oidc-provider's routes pass their own (JSON first).
+ * clients, the error page for browsers; in the words of `STORE_REFUSED` when `lasting`. `wantsJson`
+ * defaults to Express's negotiation (HTML first); oidc-provider's routes pass their own (JSON first).
  */
 export async function sendStoreUnavailable(
-  req: Request, res: Response, views: Views, wantsJson = req.accepts(['html', 'json']) === 'json',
+  req: Request, res: Response, views: Views, lasting = false, wantsJson = req.accepts(['html', 'json']) === 'json',
 ): Promise<void> {
-  const { status, code, message, retryAfter } = STORE_UNAVAILABLE;
+  const { status, code, message, retryAfter } = lasting ? STORE_REFUSED : STORE_UNAVAILABLE;
   res.set({ 'Retry-After': String(retryAfter), 'Cache-Control': 'no-store' });
   if (wantsJson) {
     res.status(status).json({ error: code, error_description: message });
     return;
   }
-  await sendErrorPage(req, res, views, { status, code, message });
+  await sendErrorPage(req, res, views, { status, code, message, title: lasting ? STORE_REFUSED.title : undefined });
 }

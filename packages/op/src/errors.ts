@@ -62,10 +62,24 @@ export class StoreUnavailableError extends Error {
   readonly status = 503;
   /** Seconds a client should wait before trying again (the `Retry-After` header). */
   readonly retryAfter = 5;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  /**
+   * True when the failure lasts until someone changes a setting (Redis refusing the OP's password or
+   * ACL user): still a 503 with `Retry-After`, but its page and JSON do not tell the user it passes by itself.
+   */
+  readonly lasting?: boolean;
+  constructor(message: string, options?: { cause?: unknown; lasting?: boolean }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'StoreUnavailableError';
+    if (options?.lasting) this.lasting = true;
   }
+}
+
+/** True when `err` is (or wraps) a StoreUnavailableError that lasts until someone changes a setting (`lasting`). */
+export function isLastingRefusal(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { code?: unknown }).code === 'store_unavailable' && (e as { lasting?: unknown }).lasting === true) return true;
+  }
+  return false;
 }
 
 /**

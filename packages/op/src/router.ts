@@ -8,7 +8,7 @@ import type { OpStore } from './adapters/types.js';
 import { password } from './authenticators/password.js';
 import { appStore } from './bounded-store.js';
 import { sendErrorPage, sendRefusal, sendStoreUnavailable } from './error-page.js';
-import { OpConfigError } from './errors.js';
+import { isLastingRefusal, OpConfigError } from './errors.js';
 import { interactionStates } from './interaction-state.js';
 import { completeLogin, completeOnce, interactionRoutes, type InteractionDeps } from './interactions.js';
 import { resolveKeys } from './keys.js';
@@ -149,7 +149,7 @@ function logoutRefused(views: Views, endSession: string) {
 function errorPage(views: Views) {
   return (err: { status?: number; type?: string }, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(err);
-    if (isStoreUnavailable(err)) return void sendStoreUnavailable(req, res, views);
+    if (isStoreUnavailable(err)) return void sendStoreUnavailable(req, res, views, isLastingRefusal(err));
     const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
     log('request error %d: %s', status, err.type ?? 'unknown');
     void sendErrorPage(req, res, views, {

@@ -3,6 +3,7 @@ import type { Request, Response } from 'express';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { sendStoreUnavailable, STORE_UNAVAILABLE } from './error-page.js';
+import { isLastingRefusal } from './errors.js';
 import type { Views } from './views/render.js';
 import { consumedInRequest } from './request-scope.js';
 
@@ -32,15 +33,15 @@ export function answerStoreFailuresWith503(provider: Provider, views: Views): vo
     if (!isStoreUnavailable(err)) return;
     undoConsumes();
     undoDeviceConfirmation(ctx);
-    answerStoreUnavailable(ctx, views);
+    answerStoreUnavailable(ctx, views, err);
   });
 }
 
 /**
  * Answers the oidc-provider request `ctx` with our 503 `store_unavailable` instead of what it set
- * (taking the response over: `ctx.respond = false`).
+ * (taking the response over: `ctx.respond = false`); worded for a lasting refusal when `err` is one.
  */
-export function answerStoreUnavailable(ctx: KoaContextWithOIDC, views: Views): void {
+export function answerStoreUnavailable(ctx: KoaContextWithOIDC, views: Views, err?: unknown): void {
   log('store unavailable at %s %s: 503', ctx.method, ctx.path);
   ctx.respond = false;
   // its cookies do not go: the retry must come as this request came (the resume cookie it cleared,
@@ -50,7 +51,7 @@ export function answerStoreUnavailable(ctx: KoaContextWithOIDC, views: Views): v
   // the request and response Express handed to provider.callback(); JSON unless HTML is
   // preferred, as oidc-provider's own error answers (a bare */* gets JSON)
   const wantsJson = ctx.accepts('json', 'html') !== 'html';
-  void sendStoreUnavailable(ctx.req as unknown as Request, ctx.res as unknown as Response, views, wantsJson).catch((err: unknown) => {
+  void sendStoreUnavailable(ctx.req as unknown as Request, ctx.res as unknown as Response, views, isLastingRefusal(err), wantsJson).catch((err: unknown) => {
     log('the 503 answer failed: %s', (err as Error)?.message);
     if (!ctx.res.headersSent) ctx.res.writeHead(503, { 'Retry-After': String(STORE_UNAVAILABLE.retryAfter) });
     ctx.res.end();

@@ -4,8 +4,10 @@
  */
 import { createHmac } from 'node:crypto';
 import session from 'express-session';
-import { memoryAdapter, StoreUnavailableError, type Authenticator, type OpStore } from '@openid-express/op';
+import { createClient } from 'redis';
+import { memoryAdapter, redisAdapter, StoreUnavailableError, type Authenticator, type OpStore } from '@openid-express/op';
 import { FormBrowser, type BrowserPage } from '../../../test/support/op-forms.js';
+import { useRedis } from '../../../test/support/redis-server.js';
 import { accounts, ALICE, startOp, type RunningOp } from './support/op-server.js';
 
 type Mode = 'ok' | 'hang' | 'reject';
@@ -142,6 +144,7 @@ describe('the OP while its store is unavailable', () => {
     expect503(res, ms);
     const html = await res.text();
     expect(html).toContain('store_unavailable');
+    expect(html).toContain('The service is briefly unavailable. Nothing was lost; try again in a few seconds.');
     expect(html).not.toMatch(/at .*\.(js|ts):\d+/);
   });
 
@@ -194,6 +197,50 @@ describe('the OP while its store is unavailable', () => {
     expect(await res.text()).toContain('store_unavailable');
     const api = await fetch(`${o.issuer}/token`, { method: 'POST', headers: { cookie, accept: 'application/json' }, body: new URLSearchParams({ grant_type: 'client_credentials' }) });
     expect(api.status).toBe(400); // the token endpoint never waits on the session store
+  });
+});
+
+// a refusal that lasts until the operators change a setting (an ACL user, a password) was told "try again in a
+// few seconds" on every page for as long as it lasted; the RP says "Sign-in is unavailable" for the same
+describe('a Redis that refuses the OP until its operators change a setting (an ACL user that may not run scripts)', () => {
+  const redis = useRedis((url) => createClient({ url }));
+  let o: RunningOp;
+  let client: ReturnType<typeof createClient>;
+  let warn: jest.SpyInstance;
+  beforeAll(async () => {
+    warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    await redis.client.sendCommand(['ACL', 'SETUSER', 'no-scripts', 'on', '>no-scripts-password', '~*', '+@all', '-@dangerous', '-@scripting']);
+    client = createClient({ url: redis.server.url.replace('//', '//no-scripts:no-scripts-password@') }).on('error', () => undefined);
+    await client.connect();
+    o = await startOp((_issuer, origin) => ({
+      accounts, adapter: redisAdapter(client, { prefix: 'refused:' }), authenticators: undefined,
+      clients: [{ client_id: 'web', client_secret: SECRET, redirect_uris: [`${origin}/cb`] }],
+    }));
+  });
+  afterAll(async () => {
+    await o?.close();
+    client?.destroy();
+    warn.mockRestore();
+  });
+
+  test('its pages and JSON answers say 503 with Retry-After, but not "briefly" or "in a few seconds"', async () => {
+    const authUrl = `${o.issuer}/auth?client_id=web&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(`${o.origin}/cb`)}`
+      + '&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&state=s1';
+    const page = await fetch(authUrl, { headers: { accept: 'text/html' }, redirect: 'manual' });
+    expect([page.status, page.headers.get('retry-after'), page.headers.get('cache-control')]).toEqual([503, '5', 'no-store']);
+    const html = await page.text();
+    expect(html).toContain('<title>This service is unavailable');
+    expect(html).toContain('because of a problem on its side, which its operators have been told about. Nothing was lost; please try again later.');
+    expect(html).toContain('store_unavailable');
+    expect(html).not.toMatch(/briefly|few seconds|in a moment/i);
+    // (a client that asks for JSON: the sign-in under way is written with a script, which this user may not run)
+    const api = await fetch(authUrl, { headers: { accept: 'application/json' }, redirect: 'manual' });
+    expect([api.status, api.headers.get('retry-after')]).toEqual([503, '5']);
+    const body = await api.json() as { error: string; error_description: string };
+    expect(body.error).toBe('store_unavailable');
+    expect(body.error_description).toMatch(/operators have been told about.*try again later/);
+    // the operators are: what to change, in the log
+    expect(warn.mock.calls.flat().join('\n')).toMatch(/NOPERM.*\+@scripting/);
   });
 });
 

@@ -427,6 +427,9 @@ const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'E
 // connection limit): 503 as well (the user can do nothing else), and said in the log with what to change.
 const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|READONLY|OOM|MISCONF|NOREPLICAS|NOAUTH|WRONGPASS|NOPERM|ERR max number of clients)\b/;
 const warnedAt = new Map<string, number>();
+// Of those, the refusals that last until someone changes a setting (a password, an ACL): the others may
+// pass by themselves (a failover's READONLY, a full Redis, the connection limit), as @openid-express/rp has it.
+const LASTING_REPLIES = new Set(['NOAUTH', 'WRONGPASS', 'NOPERM']);
 /** What to check for the replies that say more than "not reachable". */
 const REPLY_HINTS: Record<string, string> = {
   READONLY: 'this connection reaches a read-only replica (after a failover, the old master): when a new connection to the client\'s address reaches the master '
@@ -490,7 +493,7 @@ function unreachable(what: string, error: Error, client: object): StoreUnavailab
   const toFix = reply ? REPLY_HINTS[reply] : undefined;
   const hint = toFix ?? 'check that Redis is running and reachable at the client\'s '
     + 'address (url, network, firewall, cluster state); the client reconnects on its own once it is back';
-  const err = new StoreUnavailableError(`Redis is unavailable (${reason}) for ${what}: ${hint}`, { cause: error });
+  const err = new StoreUnavailableError(`Redis is unavailable (${reason}) for ${what}: ${hint}`, { cause: error, lasting: reply !== undefined && LASTING_REPLIES.has(reply) });
   // a reply that needs someone to act (not a connection that comes back by itself) is said where operators look, once a minute
   if (reply && toFix && Date.now() - (warnedAt.get(reason) ?? -Infinity) > 60_000) {
     if (warnedAt.size >= 100) warnedAt.clear(); // Redis's replies are few; kept bounded all the same
