@@ -143,11 +143,11 @@ export function guardedSession(session: RequestHandler, timeoutMs: number): Requ
  * another kind, or a cookie path that leaves out `/` (the store is then bound at the first request).
  */
 function storeOf(session: RequestHandler): Store | undefined {
-  const req = { method: 'GET', url: '/', originalUrl: '/', headers: {} } as Request;
+  const req = { method: 'GET', url: '/', originalUrl: '/', headers: {}, connection: {}, socket: {} } as unknown as Request;
   try {
     session(req, {} as Response, () => undefined);
   } catch {
-    return undefined;
+    // (express-session names its store on the request before anything that could throw on a made-up one)
   }
   return req.sessionStore;
 }

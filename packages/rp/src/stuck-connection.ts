@@ -86,8 +86,6 @@ async function check(client: SingleClient, timeoutMs: number, who: string): Prom
 /** How often a client that gets READONLY is checked at most: the replies come with every write while it lasts. */
 const READ_ONLY_CHECK_MS = 5_000;
 const readOnlyCheckedAt = new WeakMap<object, number>();
-/** When it was last said that the check may run neither HELLO nor ROLE. */
-let roleDeniedSaidAt = -Infinity;
 
 /**
  * After `client` got a READONLY reply: checks, in the background (once per {@link READ_ONLY_CHECK_MS}
@@ -95,9 +93,9 @@ let roleDeniedSaidAt = -Infinity;
  * if so. At a failover behind one endpoint (a managed Redis's primary endpoint, a DNS name, a TCP
  * proxy) the endpoint leads to the new master while the open connections stay on the old one, now a
  * replica: every write got READONLY until the app was restarted. An address that names a replica (a
- * new connection reaches a replica too), or HELLO and ROLE both refused (an ACL; said in the log), is
- * left alone: the client then has to be pointed at the master, as the READONLY error says. Cluster and Sentinel clients follow
- * failovers themselves and are not checked.
+ * new connection reaches a replica too), or a role that cannot be asked (HELLO disabled and ROLE denied
+ * by an ACL: said in the log), is left alone: the client then has to be pointed at the master, as the
+ * READONLY error says. Cluster and Sentinel clients follow failovers themselves and are not checked.
  */
 export function recoverReadOnlyConnection(client: unknown, who: string): void {
   if (!isSingleClient(client) || client.isReady !== true) return;
@@ -107,34 +105,44 @@ export function recoverReadOnlyConnection(client: unknown, who: string): void {
   checkReadOnly(client, who).catch((err: unknown) => debug('%s: the check of a READONLY Redis connection failed: %s', who, (err as Error)?.message));
 }
 
+/** A reply of Redis's refusing a command (an ACL's NOPERM, an unknown command), not a connection that failed. */
+const isRefusal = (err: unknown): boolean => ['ErrorReply', 'SimpleError'].includes((err as Error | undefined)?.constructor?.name ?? '');
+
 /**
- * The role a connection reaches (`master`, `slave`, `sentinel`): HELLO's `role` (HELLO without a
- * protocol version changes nothing, and `+@all -@dangerous`, the ACL README recommends, allows it),
- * else ROLE's first element (a Redis before 6, a proxy without HELLO; `-@dangerous` denies ROLE).
+ * The role a connection reaches (`master`, `replica`/`slave`, `sentinel`): HELLO's `role` (HELLO is in
+ * no ACL category `+@all -@dangerous` takes away, ROLE is @dangerous), else ROLE's first element.
  */
 async function role(client: SingleClient): Promise<unknown> {
-  const hello = await within(client.sendCommand(['HELLO']), OLD_CONNECTION_WAIT_MS).catch(() => undefined);
-  const said = Array.isArray(hello) ? hello[hello.findIndex((item, i) => i % 2 === 0 && String(item) === 'role') + 1]
-    : hello instanceof Map ? hello.get('role') : (hello as Record<string, unknown> | undefined)?.role;
+  // without a protocol version HELLO leaves the connection's as it is (RESP2: a flat list of names and values; RESP3: a map)
+  const hello = await within(client.sendCommand(['HELLO']), OLD_CONNECTION_WAIT_MS).catch((err: unknown) => {
+    if (!isRefusal(err)) throw err; // no answer: ROLE would get none either
+  });
+  const fields = Array.isArray(hello) ? hello.indexOf('role') : -1;
+  const said = fields >= 0 ? (hello as unknown[])[fields + 1] : hello instanceof Map ? hello.get('role') : (hello as { role?: unknown } | undefined)?.role;
   if (said !== undefined) return String(said);
   const reply = await within(client.sendCommand(['ROLE']), OLD_CONNECTION_WAIT_MS);
   return Array.isArray(reply) ? String(reply[0]) : undefined;
 }
 
+/** When each client's READONLY check was last said to be refused (once a minute at most). */
+const roleDeniedSaidAt = new WeakMap<object, number>();
+
 async function checkReadOnly(client: SingleClient, who: string): Promise<void> {
   const fresh = client.duplicate();
   fresh.on?.('error', () => undefined);
   let reached: unknown;
+  let connected = false;
   try {
     await within(fresh.connect(), OLD_CONNECTION_WAIT_MS);
+    connected = true;
     reached = await role(fresh);
   } catch (err) {
-    // both refused (an ACL): nothing known, said (once a minute) with what to grant; unreachable: the READONLY error's hint stands
-    if (String((err as Error)?.message).startsWith('NOPERM') && Date.now() - roleDeniedSaidAt > 60_000) {
-      roleDeniedSaidAt = Date.now();
-      console.warn(`[@openid-express/rp] ${who}: Redis answered READONLY, and whether a new connection reaches the master cannot be told: `
-        + 'the Redis user (ACL) may run neither HELLO nor ROLE. Grant it +hello or +role, so that the client is reconnected after a failover '
-        + 'behind one endpoint; until then, point the client at the current master.');
+    // unreachable: nothing known, the READONLY error's hint stands; the role refused (an ACL): said, or it would never recover
+    if (connected && isRefusal(err) && Date.now() - (roleDeniedSaidAt.get(client) ?? -Infinity) > 60_000) {
+      roleDeniedSaidAt.set(client, Date.now());
+      console.warn(`[@openid-express/rp] ${who}: Redis answered READONLY, and whether a new connection to the same address reaches the master could not be `
+        + `checked: Redis refused both HELLO and ROLE (${String((err as Error).message).slice(0, 120)}): let the Redis user run ROLE (+role) or HELLO `
+        + '(+hello, where the server has it) so the client is reconnected after a failover behind one endpoint; until then point the client at the current master.');
     }
     return;
   } finally {
