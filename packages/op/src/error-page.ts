@@ -87,6 +87,11 @@ export async function sendStoreUnavailable(
 ): Promise<void> {
   const { status, code, message, retryAfter } = lasting ? STORE_REFUSED : STORE_UNAVAILABLE;
   res.set({ 'Retry-After': String(retryAfter), 'Cache-Control': 'no-store' });
+  // a page allowed to read this answer (an SPA at the token endpoint) must be able to read when to retry too
+  if (res.hasHeader('access-control-allow-origin')) {
+    const exposed = String(res.getHeader('access-control-expose-headers') ?? '').split(',').map((h) => h.trim()).filter(Boolean);
+    if (!exposed.some((h) => h.toLowerCase() === 'retry-after')) res.set('access-control-expose-headers', [...exposed, 'Retry-After'].join(', '));
+  }
   if (wantsJson) {
     res.status(status).json({ error: code, error_description: message });
     return;

@@ -95,7 +95,10 @@ describe('the OP while its store is unavailable', () => {
     o = await startOp((_issuer, origin) => ({
       accounts, adapter: flaky.store, storeTimeout: TIMEOUT, authenticators: undefined,
       session: session({ secret: SESSION_SECRET, resave: false, saveUninitialized: false, store: sessions }),
-      clients: [{ client_id: 'web', client_secret: SECRET, redirect_uris: [`${origin}/cb`] }],
+      clients: [
+        { client_id: 'web', client_secret: SECRET, redirect_uris: [`${origin}/cb`] },
+        { client_id: 'spa', token_endpoint_auth_method: 'none', redirect_uris: ['http://localhost:5173/cb'] },
+      ],
     }), { session: false });
   });
   afterEach(() => {
@@ -129,6 +132,19 @@ describe('the OP while its store is unavailable', () => {
     }));
     expect503(res, ms);
     expect(await res.json()).toEqual({ error: 'store_unavailable', error_description: expect.any(String) });
+  });
+
+  test('a single-page app at the token endpoint may read the 503\'s Retry-After (exposed to its origin; SPA probe F4)', async () => {
+    flaky.state.mode = 'reject';
+    const res = await fetch(`${o.issuer}/token`, {
+      method: 'POST', headers: { origin: 'http://localhost:5173', 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: new URLSearchParams({ grant_type: 'authorization_code', client_id: 'spa', code: 'a-code', redirect_uri: 'http://localhost:5173/cb', code_verifier: 'v'.repeat(43) }),
+    });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('access-control-allow-origin')).toBe('http://localhost:5173');
+    expect(res.headers.get('retry-after')).toBe('5');
+    // before: only WWW-Authenticate, so the page's headers.get('retry-after') was null
+    expect(res.headers.get('access-control-expose-headers')?.split(/,\s*/).map((h) => h.toLowerCase())).toContain('retry-after');
   });
 
   test.each(['hang', 'reject'] as const)('store %s: userinfo answers 503 JSON', async (mode) => {
