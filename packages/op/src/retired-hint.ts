@@ -9,9 +9,12 @@ const log = debug('openid-express:op');
  * An `id_token_hint` signed with a key this OP no longer has (an ID token issued before the signing
  * key was changed, kept by an app whose user has not refreshed since) made oidc-provider refuse the
  * sign-out: 400 "could not validate id_token_hint", the user stayed signed in at the OP, and the
- * next person at that browser was signed in as them. Such a hint is left out, its audience passed as
- * `client_id` (so `post_logout_redirect_uri` is still checked against that client's registered
- * ones): oidc-provider then asks the user to confirm the sign-out, as for a sign-out without a hint.
+ * next person at that browser was signed in as them. Such a hint is left out, and so is what it was to
+ * vouch for: nothing of a token whose signature cannot be checked is used (RP-Initiated Logout 1.0
+ * §4), which a forged one is as well (the OIDF suite's bad-id-token-hint signs one with a kid the OP
+ * never had): not its audience, and not the request's `post_logout_redirect_uri` and `state`.
+ * oidc-provider then asks the user to confirm the sign-out, as for one without a hint, and the user
+ * ends on the OP's "Signed out" page.
  * A hint signed with a key the OP has is left to oidc-provider's checks.
  *
  * @example
@@ -29,18 +32,16 @@ export function retiredKeyHint(keys: readonly JWK[]): RequestHandler {
     const hint = query.getAll('id_token_hint');
     if (hint.length !== 1) return next(); // none, or repeated: oidc-provider answers
     let kid: unknown;
-    let aud: unknown;
     try {
       kid = jose.decodeProtectedHeader(hint[0]!).kid;
-      aud = jose.decodeJwt(hint[0]!).aud;
+      jose.decodeJwt(hint[0]!);
     } catch {
       return next(); // not a JWT: oidc-provider says so
     }
-    const audience = Array.isArray(aud) && aud.length === 1 ? aud[0] : aud;
-    if (typeof kid !== 'string' || known.has(kid) || typeof audience !== 'string') return next();
-    query.delete('id_token_hint');
-    if (!query.has('client_id')) query.set('client_id', audience);
-    log('sign-out: id_token_hint signed with a key this OP no longer has (kid %s): the user is asked to confirm instead', JSON.stringify(kid.slice(0, 80)));
+    if (typeof kid !== 'string' || known.has(kid)) return next();
+    for (const name of ['id_token_hint', 'post_logout_redirect_uri', 'state']) query.delete(name);
+    log('sign-out: id_token_hint signed with a key this OP does not have (kid %s; a retired key, or forged): the user is asked to confirm, '
+      + 'and is not sent to the post_logout_redirect_uri it came with', JSON.stringify(kid.slice(0, 80)));
     req.url = `${req.url.slice(0, at)}?${query.toString()}`;
     next();
   };
