@@ -61,10 +61,17 @@ function candidates(resource: string, issuerHost: string, served?: string): stri
   return name && !name.includes('/') ? [name] : [];
 }
 
+/** True for `https://<the issuer's host>/`, a host with nothing after it (no path, query or fragment). */
+function isHostOnly(resource: string, issuerHost: string): boolean {
+  const url = URL.parse(resource);
+  return url !== null && url.protocol === 'https:' && url.host.toLowerCase() === issuerHost && url.pathname === '/' && !url.search && !url.hash
+    && !url.username && !url.password;
+}
+
 /**
  * A router for the app's root answering `/.well-known/webfinger` with the OP as issuer (OpenID
  * Connect Discovery 1.0 §2) for `acct:` resources at the issuer's host or the host asked, and
- * `https:` resources at the issuer's host, whether or not the account exists, as IdPyOIDC's
+ * `https:` resources at the issuer's host (the host alone too, §2.2.3), whether or not the account exists, as IdPyOIDC's
  * WebFinger endpoint does: the answer names the OP, never who has an account (RFC 7033 §9.2).
  * With `accounts`, only that store's accounts get an answer. oidc-provider has none.
  *
@@ -82,12 +89,16 @@ export function webfinger(options: WebFingerOptions): Router {
     }
     const rels = rel === undefined ? [] : ([] as unknown[]).concat(rel);
     const { accounts } = options;
+    const answer = () => {
+      const links = rels.length === 0 || rels.includes(ISSUER_REL) ? [{ rel: ISSUER_REL, href: options.issuer }] : [];
+      res.type('application/jrd+json').send(JSON.stringify({ subject: resource, links }));
+    };
+    // the issuer's host alone (OpenID Connect Discovery 1.0 §2.2.3: a user typed "example.com:8080",
+    // normalised to https://example.com:8080/): names no account, so answered with or without a store
+    if (isHostOnly(resource, issuerHost)) return answer();
     void (async () => {
       for (const login of candidates(resource, issuerHost, accounts ? undefined : hostForms(req.get('host') ?? '')?.ascii ?? '')) {
-        if (!accounts || await accounts.findByLogin(login)) {
-          const links = rels.length === 0 || rels.includes(ISSUER_REL) ? [{ rel: ISSUER_REL, href: options.issuer }] : [];
-          return res.type('application/jrd+json').send(JSON.stringify({ subject: resource, links }));
-        }
+        if (!accounts || await accounts.findByLogin(login)) return answer();
       }
       res.status(404).json({ error: 'not_found', error_description: 'unknown resource' });
     })().catch(() => res.status(500).json({ error: 'server_error' }));

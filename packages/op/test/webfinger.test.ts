@@ -30,6 +30,17 @@ describe('webfinger({ accounts }) answers for the accounts it knows', () => {
     expect(JSON.parse(res.text).subject).toBe('https://id.example.com/alice');
   });
 
+  test('the issuer\'s host alone (Discovery §2.2.3: "id.example.com" typed, normalised to https://id.example.com/) points at the issuer, with or without a store; another host, a path or a query does not (certification probe F2)', async () => {
+    for (const target of [app, express().use(webfinger({ issuer }))]) {
+      const res = await request(target).get('/.well-known/webfinger').query({ resource: 'https://id.example.com/', rel: ISSUER_REL });
+      expect(res.status).toBe(200); // before: 404 unknown resource
+      expect(JSON.parse(res.text)).toEqual({ subject: 'https://id.example.com/', links: [{ rel: ISSUER_REL, href: issuer }] });
+    }
+    for (const resource of ['https://elsewhere.example/', 'https://id.example.com/?x=1', 'http://id.example.com/', 'https://u:p@id.example.com/', 'https://id.example.com:8443/']) {
+      expect([resource, (await finger({ resource })).status]).toEqual([resource, 404]);
+    }
+  });
+
   test('unknown users get 404, whatever the form of the resource', async () => {
     for (const resource of ['acct:mallory@id.example.com', 'acct:alice@elsewhere.example', 'https://elsewhere.example/alice',
       'https://id.example.com/mallory', 'mailto:alice@example.org', 'acct:@id.example.com']) {
