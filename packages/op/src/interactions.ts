@@ -122,10 +122,10 @@ function alreadyDecided(d: Details, res: Response): boolean {
  * session has signed in to, if there is one; else `homeUri`.
  */
 async function wayBack(
-  deps: InteractionDeps, uid: string | undefined, known?: Interaction, req?: Request,
+  deps: InteractionDeps, uid: string | undefined, known?: Interaction, browser?: { req: Request; res: Response },
 ): Promise<{ backUrl?: string; backLabel?: string; clientName?: string }> {
   const interaction = known ?? (uid ? await deps.provider.Interaction.find(uid).catch(() => undefined) : undefined);
-  const clientId = interaction ? String(interaction.params.client_id) : req && await onlySignedInClient(deps, req);
+  const clientId = interaction ? String(interaction.params.client_id) : browser && await onlySignedInClient(deps, browser.req, browser.res).catch(() => undefined);
   const client = clientId ? await deps.provider.Client.find(clientId).catch(() => undefined) : undefined;
   const clientName = client ? client.clientName ?? client.clientId : undefined;
   const backUrl = safeHref(client?.clientUri);
@@ -136,13 +136,11 @@ async function wayBack(
 
 /**
  * The client this browser's OP session is signed in to, when it is exactly one (read on an error
- * page's path only). The session cookie's value is its id, which only that browser holds; nothing
- * changes, so its signature is left to oidc-provider.
+ * page's path only), by the session cookie as oidc-provider reads it (signed).
  */
-async function onlySignedInClient(deps: InteractionDeps, req: Request): Promise<string | undefined> {
-  const name = deps.provider.cookieName('session');
-  const cookie = (req.headers.cookie ?? '').split(';').map((c) => c.trim()).find((c) => c.startsWith(`${name}=`));
-  const id = cookie?.slice(name.length + 1);
+async function onlySignedInClient(deps: InteractionDeps, req: Request, res: Response): Promise<string | undefined> {
+  // read as oidc-provider reads it: signed with the OP's cookie keys (review-55 F2: a bare id named the client)
+  const id = deps.provider.createContext(req, res).cookies.get(deps.provider.cookieName('session'), { signed: true });
   if (!id || id.length > 100) return undefined;
   const session = await deps.provider.Session.find(id).catch(() => undefined);
   const clients = Object.keys(session?.authorizations ?? {});
@@ -474,7 +472,7 @@ type Handler = (deps: InteractionDeps, req: Request, res: Response) => Promise<v
 
 /** An OpError's page, with the way back to the client of interaction `uid` (or `homeUri`). */
 async function sendOpError(deps: InteractionDeps, req: Request, res: Response, err: OpError, uid: string | undefined): Promise<void> {
-  const back = await wayBack(deps, uid, err instanceof InteractionError ? err.interaction : undefined, err === EXPIRED ? req : undefined);
+  const back = await wayBack(deps, uid, err instanceof InteractionError ? err.interaction : undefined, err === EXPIRED ? { req, res } : undefined);
   return sendErrorPage(req, res, deps.views, { status: err.status, code: err.code, message: err.message, ...back });
 }
 

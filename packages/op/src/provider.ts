@@ -246,14 +246,15 @@ const originOf = (uri: string): string | undefined => {
  * origin, userinfo only (a confidential client's secret never belongs in a browser). oidc-provider's
  * own default rule, set here so it stops asking to be changed. Discovery and JWKS allow every origin.
  */
-function clientBasedCORS(ctx: KoaContextWithOIDC, origin: string, client: Client): boolean {
+const clientBasedCORS = (operatorClients: ReadonlySet<string>) => (ctx: KoaContextWithOIDC, origin: string, client: Client): boolean => {
   if (origin === 'null') return false;
   const ownOrigin = (client.redirectUris ?? []).some((uri) => originOf(uri) === origin);
   if (ctx.oidc.route !== 'userinfo' && client.clientAuthMethod !== 'none') {
     // the page only sees "Failed to fetch", and the answer it cannot read names the origin, which is the
-    // client's own: the likely cause is a browser app registered as a confidential client. Said once an hour per client
-    if (ownOrigin) {
-      warnAtMostHourly(`cors-confidential ${client.clientId}`, `op(): a page at ${origin} called the ${ctx.oidc.route} endpoint for client `
+    // client's own: the likely cause is a browser app registered as a confidential client. Said once an hour
+    // per client, for the operator's own (`clients`) only: strangers registering clients must not fill the log
+    if (ownOrigin && operatorClients.has(client.clientId)) {
+      warnAtMostHourly(`cors-confidential ${client.clientId}`, `a page at ${origin} called the ${ctx.oidc.route} endpoint for client `
         + `${JSON.stringify(client.clientId.slice(0, 100))}, which authenticates with ${client.clientAuthMethod}; browsers get no CORS answer for it (the page sees `
         + '"Failed to fetch"), since a secret never belongs in a browser. A single-page app is a public client: register it with '
         + 'token_endpoint_auth_method: \'none\' (PKCE protects its code); else call this endpoint from your server');
@@ -262,7 +263,7 @@ function clientBasedCORS(ctx: KoaContextWithOIDC, origin: string, client: Client
   }
   if (!ownOrigin) log('CORS refused: origin %s is not the origin of a redirect_uri of client %s', JSON.stringify(origin.slice(0, 200)), client.clientId);
   return ownOrigin;
-}
+};
 
 /** The scope to load an account's claims for: `scope`, widened when claims are asked by name (userinfo calls this on every request). */
 function askedScope(scope: string, asked: object | undefined): string {
@@ -335,7 +336,7 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
     // RFC 9700 takes instead of rotation); a confidential client's is bound to its authentication and
     // rotates only in the last 30 % of its life, so a client that retries after a lost answer or an OP
     // store failure is not taken for a thief (that replay would revoke the grant: a logout)
-    clientBasedCORS,
+    clientBasedCORS: clientBasedCORS(new Set(o.clients.map((c) => String(c.client_id)))),
     ttl: ttlOf(o),
     extraTokenClaims: tokenClaims(o),
     ...(o.allowPrivateHosts.length ? { fetch: privateHostsFetch(parseAllowedHosts(o.allowPrivateHosts)) } : {}),

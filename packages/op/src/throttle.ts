@@ -96,19 +96,15 @@ export function throttle(store: OpStore, limits: { maxFailures: number; maxAccou
     async attempt(login, ip) {
       let counted: string | undefined;
       try {
-        // with checks that end, the account's is counted beside the address's (one round trip to the store,
-        // not two) and ended with it; counted up front, an attempt refused by its address must not count
-        counted = tracked ? login : undefined;
-        const [byIp, byLogin] = await Promise.all([counts('ip', ip), counted ? counts('login', counted) : undefined]);
-        const refused = verdict(byIp, 'busy', limits.maxFailures);
+        const refused = verdict(await counts('ip', ip), 'busy', limits.maxFailures);
         if (refused) {
-          await endChecks(counted, ip);
+          await endChecks(undefined, ip);
           return refused;
         }
         if (!login) return 'ok';
         counted = login;
         // one account, from every address together: far more than one address may try (maxAccountFailures)
-        const refusedLogin = verdict(byLogin ?? await counts('login', login), 'account-busy', limits.maxAccountFailures);
+        const refusedLogin = verdict(await counts('login', login), 'account-busy', limits.maxAccountFailures);
         if (!refusedLogin) return 'ok';
         await endChecks(login, ip);
         return refusedLogin;

@@ -54,7 +54,7 @@ test('a visitor cannot forge debug log lines: an id_token_hint whose kid carries
     log.mockRestore();
   }
   const said = lines.join('\n');
-  expect(said).toContain('no longer has (kid "k\\r\\n2026-01-01'); // the line is there, its input escaped
+  expect(said).toContain('does not have (kid "k\\r\\n2026-01-01'); // the line is there, its input escaped
   expect(said.split('\n').some((line) => line.startsWith('2026-01-01'))).toBe(false);
   expect(said).not.toContain('\u001b');
 });

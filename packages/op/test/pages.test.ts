@@ -234,6 +234,30 @@ describe('error pages', () => {
     expect(lines).toContainEqual(expect.stringContaining('(response_type received: "id_token", client "shop", whose response_types are ["code"]: register it in the client\'s response_types, or have the client ask one of those, e.g. response_type=code)'));
   });
 
+  test('clients registered by strangers (dynamic registration) get no such warning: they would fill the log (review-55 F3)', async () => {
+    const open = await startOp((_issuer, origin) => ({
+      adapter: memoryAdapter(), accounts, features: { registration: true },
+      clients: [{ client_id: 'shop', client_secret: 'shop-secret-shop-secret', redirect_uris: [`${origin}/cb`] }],
+    }));
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const origin = new URL(open.issuer).origin;
+      for (let i = 0; i < 3; i += 1) {
+        const reg = await (await fetch(`${open.issuer}/reg`, {
+          method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [`${origin}/cb${i}`] }),
+        })).json() as { client_id: string; client_secret: string };
+        await fetch(`${open.issuer}/token`, {
+          method: 'POST', headers: { origin, 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${reg.client_id}:${reg.client_secret}`).toString('base64')}` },
+          body: new URLSearchParams({ grant_type: 'authorization_code', code: 'x', redirect_uri: `${origin}/cb${i}` }),
+        });
+      }
+      expect(warn.mock.calls.map((c) => String(c[0])).filter((m) => m.includes('called the token endpoint'))).toEqual([]);
+    } finally {
+      warn.mockRestore();
+      await open.close();
+    }
+  });
+
   test('a page calling the token endpoint of a confidential client from that client\'s own origin: no CORS answer, a warning says to register the app as a public client, and the debug log says why (SPA probe F2)', async () => {
     const origin = new URL(op.issuer).origin;
     const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
@@ -247,7 +271,7 @@ describe('error pages', () => {
     const warned = warn.mock.calls.map((c) => String(c[0]));
     warn.mockRestore();
     expect(res.headers.get('access-control-allow-origin')).toBeNull();
-    expect(warned).toContainEqual(expect.stringMatching(/a page at http:\/\/127\.0\.0\.1:\d+ called the token endpoint for client "shop", which authenticates with client_secret_basic.*token_endpoint_auth_method: 'none'/));
+    expect(warned).toContainEqual(expect.stringMatching(/^op\(\): a page at http:\/\/127\.0\.0\.1:\d+ called the token endpoint for client "shop", which authenticates with client_secret_basic.*token_endpoint_auth_method: 'none'/));
     // before: "refused: invalid_request (invalid_request)"
     expect(lines).toContainEqual(expect.stringMatching(/token request of client shop refused: invalid_request \(origin .* not allowed for client: shop\)/));
   });
@@ -266,6 +290,12 @@ describe('error pages', () => {
     expect(back.html).toContain('<a class="button" href="https://shop.example/">Back to Shop</a>'); // before: no link at all
     const elsewhere = await new FormBrowser().open(login.url);
     expect(elsewhere.html).not.toContain('shop.example');
+    // the OP session's id without its signature (or with a wrong one): read as oidc-provider reads it, so no link (review-55 F2)
+    const id = /(?:^|; )_session=([^;]+)/.exec(browser.jar.header(login.url))![1]!;
+    for (const cookie of [`_session=${id}`, `_session=${id}; _session.sig=AAAAAAAAAAAAAAAAAAAAAAAAAAA`]) {
+      const bare = await fetch(login.url, { headers: { cookie } });
+      expect(await bare.text()).not.toContain('shop.example');
+    }
   });
 
   test('a sign-in whose cookie is gone says it has expired', async () => {
