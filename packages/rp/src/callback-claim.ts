@@ -35,6 +35,8 @@ const SPENT = 'spent';
 const RETRY = 'retry';
 const RUNNING = 'run:';
 const DONE = 'done:';
+/** A finished login sealed with the answer's code too (see claimCallback); one without it is the previous version's. */
+const WITH_PROOF = 'p.';
 const PURPOSE = 'callback';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -96,7 +98,7 @@ export async function claimCallback(
       continue;
     }
     if (value.startsWith(DONE)) {
-      const joined = openSessionId(value.slice(DONE.length), sessionId, `${state}\n${proof}`);
+      const joined = openSessionId(value.slice(DONE.length), sessionId, state, proof);
       if (joined) return { joined };
       throw alreadyUsed(); // signed in, but from another browser's session
     }
@@ -114,7 +116,7 @@ export async function finishedLogin(coordination: Coordination, state: string, p
   const value = await coordination.get(hashedKey('oidc-cb:', state));
   if (!value?.startsWith(DONE)) return undefined;
   for (const id of sessionIds) {
-    const joined = openSessionId(value.slice(DONE.length), id, `${state}\n${proof}`);
+    const joined = openSessionId(value.slice(DONE.length), id, state, proof);
     if (joined) return joined;
   }
   return undefined;
@@ -134,7 +136,7 @@ function ownClaim(
     waited,
     async signedIn(from, to) {
       if (!end()) return;
-      const done = DONE + seal(to, `${from}\n${answer}`, PURPOSE);
+      const done = DONE + WITH_PROOF + seal(to, `${from}\n${answer}`, PURPOSE);
       for (const wait of [0, 300, 1000, 2000]) {
         // tried again within the lease's remaining life: once it expires, a copy would redeem the code again
         if (wait) await sleep(wait);
@@ -152,9 +154,15 @@ function ownClaim(
   };
 }
 
-function openSessionId(sealed: string, sessionId: string, answer: string): string | undefined {
+/**
+ * The session id a finished login's record holds for a copy from session `sessionId`. A record of the
+ * previous version (no {@link WITH_PROOF}: sealed without the code), met during a rolling upgrade, is
+ * opened as that version opens it: its instances would let the copy join all the same.
+ */
+function openSessionId(record: string, sessionId: string, state: string, proof: string): string | undefined {
+  const current = record.startsWith(WITH_PROOF);
   try {
-    return open(sealed, `${sessionId}\n${answer}`, PURPOSE);
+    return open(current ? record.slice(WITH_PROOF.length) : record, current ? `${sessionId}\n${state}\n${proof}` : `${sessionId}\n${state}`, PURPOSE);
   } catch {
     return undefined;
   }

@@ -6,6 +6,7 @@
 import session from 'express-session';
 import { claimCallback, finishedLogin, type CallbackClaim, type ClaimResult } from '../src/callback-claim.js';
 import { hashedKey, sessionStoreCoordination } from '../src/coordination.js';
+import { seal } from '../src/sealed.js';
 import { RpError } from '../src/errors.js';
 
 const fast = { leaseMs: 300, renewMs: 100, waitMs: 600, pollMs: 20 };
@@ -94,4 +95,16 @@ test('the first outcome counts: a "spent" after "signed in" (a finally) changes 
   await dropped.spent();
   await new Promise((resolve) => setTimeout(resolve, 250)); // a renewal would have written run:… back
   expect((await refusal(claimCallback(c, 'dropped', 'sid', 'code-1', later, fast))).message).toMatch(/already used/);
+});
+
+test('a rolling upgrade: a finished login recorded by the previous version (sealed without the code) is still joined by a copy from that browser (review-54 F1); one this version records needs the code', async () => {
+  const c = coordination();
+  // what 0.x before this change wrote: done: + the new session id sealed with the old one and the state
+  await c.set(hashedKey('oidc-cb:', 'state-old'), `done:${seal('new-session', 'old-session\nstate-old', 'callback')}`, 60_000);
+  expect(await claimCallback(c, 'state-old', 'old-session', 'code-1', later, fast)).toEqual({ joined: 'new-session' });
+  expect(await finishedLogin(c, 'state-old', 'code-1', ['old-session'])).toBe('new-session');
+  expect((await refusal(claimCallback(c, 'state-old', 'another-session', 'code-1', later, fast))).message).toMatch(/already used/);
+  await claimOf(await claimCallback(c, 'state-new', 'old-session', 'code-2', later, fast)).signedIn('old-session', 'newer-session');
+  expect(await c.get(hashedKey('oidc-cb:', 'state-new'))).toMatch(/^done:p\./);
+  expect(await finishedLogin(c, 'state-new', 'forged', ['old-session'])).toBeUndefined();
 });
