@@ -145,7 +145,9 @@ export function guardedSession(session: RequestHandler, timeoutMs: number): Requ
 function storeOf(session: RequestHandler): Store | undefined {
   const req = { method: 'GET', url: '/', originalUrl: '/', headers: {}, connection: {}, socket: {} } as unknown as Request;
   try {
-    session(req, {} as Response, () => undefined);
+    // (a middleware of the app's that returns a promise, a wrapper around express-session: its failure on this made-up request is nobody's)
+    const ran = session(req, {} as Response, () => undefined) as unknown;
+    if (ran instanceof Promise) ran.catch(() => undefined);
   } catch {
     // (express-session names its store on the request before anything that could throw on a made-up one)
   }

@@ -4,7 +4,8 @@
 import session from 'express-session';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { boundStore, sessionOp } from '../src/session-guard.js';
+import type { RequestHandler } from 'express';
+import { boundStore, guardedSession, sessionOp } from '../src/session-guard.js';
 import { RpError } from '../src/errors.js';
 import { errorPage } from '../src/page.js';
 
@@ -176,4 +177,19 @@ describe('a Redis session store that refuses (connect-redis passes Redis\'s repl
     class OtherError extends Error {}
     expect(((await sessionOp((cb) => cb(new OtherError())).catch((err: unknown) => err)) as RpError).message).toMatch(/^the session store failed \(OtherError\)/);
   });
+});
+
+test('a session middleware of the app\'s that returns a promise and fails on the start-up check\'s made-up request: nothing is left unhandled (review-54: it would stop the process)', async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    guardedSession((async () => {
+      throw new Error('a wrapper that expects a real request');
+    }) as unknown as RequestHandler, 1000);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+  expect(unhandled).toEqual([]);
 });
