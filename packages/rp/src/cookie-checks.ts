@@ -15,7 +15,8 @@ import type { RelyingParty } from './relying-party.js';
  * callback would find no pending login. Warns (at most hourly) when express-session may not send it
  * (that header, but `trust proxy` off: it depends on `proxy`; checked once the answer is sent), when
  * an https app (by `baseURL`) is reached over plain http with no proxy saying https, and else when
- * an https app's cookie has no `Secure` attribute.
+ * an https app's cookie has no `Secure` attribute; and when the browser came by another loopback name
+ * than `baseURL`'s (127.0.0.1 and localhost), whose cookie the callback will not see.
  */
 export function checkSessionCookie(req: Request, res: Response, rp: RelyingParty): void {
   const cookie = req.session?.cookie;
@@ -52,6 +53,26 @@ export function checkSessionCookie(req: Request, res: Response, rp: RelyingParty
       + 'a browser sends it over http too. Give express-session cookie: { secure: true } (behind a proxy that terminates TLS, with '
       + 'app.set(\'trust proxy\', 1)), or cookie: { secure: \'auto\' }');
   }
+  checkLoopbackHost(req, rp);
+}
+
+/** The names a development machine answers to itself by; a browser keeps a separate cookie jar for each. */
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * Warns (at most hourly) when the browser reached the app by one loopback name and `baseURL` names
+ * another (`http://127.0.0.1:3000` opened, `baseURL: 'http://localhost:3000'`): the session cookie is
+ * kept for the first, the OP sends the user back to the second, and the callback finds no sign-in.
+ * Loopback names only: in production a proxy may well rewrite the Host header.
+ */
+function checkLoopbackHost(req: Request, rp: RelyingParty): void {
+  const here = (req.hostname || '').toLowerCase();
+  const there = new URL(rp.options.baseURL).hostname.toLowerCase();
+  if (here === there || !LOOPBACK.has(here) || !LOOPBACK.has(there)) return;
+  const opened = `${req.protocol}://${req.get('host') ?? here}`;
+  rp.warnAtMostHourly('loopback-host', `this sign-in reached the app at ${opened}, but baseURL is ${rp.options.baseURL}: the browser keeps `
+    + `the session cookie for ${here} and does not send it to ${there}, where the OP sends the user back, so the callback will find `
+    + `no sign-in ("This sign-in has expired"). Open the app at ${rp.options.baseURL}, or give rp() baseURL: "${opened}"`);
 }
 
 /**

@@ -265,6 +265,29 @@ describe('the session cookie must come back with the callback, and go over https
     expect(warn).toHaveBeenCalledWith(expect.stringMatching(/reached the app over http \(http:\/\/127\.0\.0\.1:\d+\), but baseURL is https \(https:\/\/app\.example\.com\).*baseURL: "http:\/\/…".*X-Forwarded-Proto: https/));
   });
 
+  test('the browser at 127.0.0.1 while baseURL says localhost (or [::1]): warned at the login, naming both (the cookie for one is not sent to the other)', async () => {
+    const s = await app({ rp: { baseURL: 'http://localhost:3000' } });
+    const ipv6 = await app({ rp: { baseURL: 'http://[::1]:3000' } });
+    const port = new URL(s.baseURL).port;
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    expect((await s.agent().get('/auth/login/op')).status).toBe(302); // supertest's Host: 127.0.0.1:port
+    expect(warn).toHaveBeenCalledTimes(1); // before: nothing, then "This sign-in has expired" after the OP
+    expect(warn).toHaveBeenCalledWith(expect.stringMatching(new RegExp(`reached the app at http://127\\.0\\.0\\.1:${port}, but baseURL is http://localhost:3000: `
+      + `the browser keeps the session cookie for 127\\.0\\.0\\.1 and does not send it to localhost.*Open the app at http://localhost:3000, or give rp\\(\\) baseURL: "http://127\\.0\\.0\\.1:${port}"`)));
+    expect((await ipv6.agent().get('/auth/login/op').set('host', 'localhost:3000')).status).toBe(302);
+    expect(warn).toHaveBeenLastCalledWith(expect.stringMatching(/keeps the session cookie for localhost and does not send it to \[::1\]/));
+  });
+
+  test('the same loopback name, or a host that is not a loopback name (a proxy rewriting Host): no such warning', async () => {
+    const s = await app({});
+    const named = await app({ rp: { baseURL: 'http://app.example.com' } });
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    expect((await s.agent().get('/auth/login/op')).status).toBe(302);
+    expect((await s.agent().get('/auth/login/op').set('host', 'app.internal:8080')).status).toBe(302);
+    expect((await named.agent().get('/auth/login/op')).status).toBe(302);
+    expect(warn).not.toHaveBeenCalled();
+  });
+
   test('a SameSite=None cookie without Secure (browsers refuse it): 500 cookie_not_sent naming the fix, before the user goes to the OP', async () => {
     const s = await app({ cookie: { sameSite: 'none' } });
     const res = await s.agent().get('/auth/login/op').set('accept', 'application/json');
