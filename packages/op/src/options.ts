@@ -181,7 +181,8 @@ export interface OpOptions {
   /**
    * Trust `X-Forwarded-*` from one proxy hop (TLS-terminating proxy, load balancer). Default false;
    * op() warns once when requests carry `X-Forwarded-For` while it is off (login throttling would
-   * count every client as the proxy's address).
+   * count every client as the proxy's address), and, with an https issuer, once when a request came
+   * over http with `X-Forwarded-Proto: https` (every endpoint it publishes would say http://).
    */
   trustProxy?: boolean | undefined;
   /** Failed-login limits. */

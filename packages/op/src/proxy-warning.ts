@@ -1,3 +1,4 @@
+import type { TLSSocket } from 'node:tls';
 import type { Request } from 'express';
 import { trustsEveryProxy } from './client-ip.js';
 
@@ -15,18 +16,37 @@ export const PERMISSIVE_PROXY_WARNING = 'openid-express op(): your app has `trus
   + 'pass `trustProxy: true` to op().';
 
 /**
+ * The warning `op()` logs once when a proxy says the browser came over https but `trustProxy` is
+ * off: oidc-provider then sees http, and publishes its endpoints (discovery, the login form's
+ * action, the redirects) with http:// under an https issuer, which RPs refuse.
+ */
+export function insecureEndpointsWarning(issuer: string): string {
+  return `openid-express op(): a request came over http with X-Forwarded-Proto: https, but \`trustProxy\` is off, so the OP `
+    + `takes it for http and publishes http:// endpoints under its https issuer (${issuer}): its discovery document names them, `
+    + 'and RPs refuse them. If a proxy you run terminates TLS and sets this header, pass `trustProxy: true` to op().';
+}
+
+/**
  * Warns once (console.warn) at the first request that carries `X-Forwarded-For` while `trustProxy`
- * is off: the sign that the OP runs behind a proxy it does not trust.
+ * is off: the sign that the OP runs behind a proxy it does not trust. And, with an https issuer,
+ * once at the first request that came over plain http with `X-Forwarded-Proto: https`: the OP's
+ * URLs say http:// (the scheme is the request's; only the host is pinned to the issuer's).
  *
  * @example
- * const checks = o.trustProxy ? [] : [warnUntrustedProxyOnce()]; // a RequestCheck: always goes on
+ * const checks = o.trustProxy ? [] : [warnUntrustedProxyOnce(o.issuer)]; // a RequestCheck: always goes on
  */
-export function warnUntrustedProxyOnce() {
+export function warnUntrustedProxyOnce(issuer: string) {
   let warned = false;
+  let warnedProto = !issuer.startsWith('https:');
   return (req: Request): true => {
     if (!warned && req.headers['x-forwarded-for'] !== undefined) {
       warned = true;
       console.warn(trustsEveryProxy(req) ? PERMISSIVE_PROXY_WARNING : PROXY_WARNING);
+    }
+    if (!warnedProto && req.headers['x-forwarded-proto'] !== undefined && !(req.socket as TLSSocket).encrypted
+      && String(req.headers['x-forwarded-proto']).split(',')[0]!.trim().toLowerCase() === 'https') {
+      warnedProto = true;
+      console.warn(insecureEndpointsWarning(issuer));
     }
     return true;
   };

@@ -367,7 +367,7 @@ export function op(options: OpOptions): OpApp {
   const atRoot = o.mountPath === '';
   const checks: RequestCheck[] = [
     ...(atRoot ? [keepAsReceived] : []), // what the checks change is given back to the app's routes after op()
-    ...(o.trustProxy ? [] : [warnUntrustedProxyOnce()]),
+    ...(o.trustProxy ? [] : [warnUntrustedProxyOnce(o.issuer)]),
     checkMount(o.mountPath, views, (req, res) => refuse(req, res, { code: 'mount_mismatch', message: `op(): ${mountMismatch(o, req.baseUrl)}` })),
     checkHost(o.trustProxy, views),
     pinHost(o.issuer),

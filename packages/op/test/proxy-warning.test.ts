@@ -31,6 +31,30 @@ describe('op() behind a proxy it does not trust', () => {
     await request(app).get(discovery).set('x-forwarded-for', '203.0.113.9');
     expect(warn).not.toHaveBeenCalled();
   });
+
+  test('an https issuer reached over http with X-Forwarded-Proto: https (a TLS proxy): warns once that its endpoints say http://, naming trustProxy', async () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    const app = express().use('/op', op(base));
+    const doc = (await request(app).get(discovery).set('x-forwarded-proto', 'https')).body;
+    expect(doc.authorization_endpoint).toBe('http://id.example.com/op/auth'); // what the warning is about
+    await request(app).get(discovery).set('x-forwarded-proto', 'https');
+    expect(warn).toHaveBeenCalledTimes(1); // before: nothing (the proxy sent no X-Forwarded-For)
+    expect(String(warn.mock.calls[0]![0])).toMatch(/X-Forwarded-Proto: https, but `trustProxy` is off.*http:\/\/ endpoints under its https issuer \(https:\/\/id\.example\.com\/op\).*`trustProxy: true`/);
+    // with trustProxy they are https, and nothing is said
+    warn.mockClear();
+    const trusted = express().use('/op', op({ ...base, trustProxy: true }));
+    expect((await request(trusted).get(discovery).set('x-forwarded-proto', 'https')).body.authorization_endpoint).toBe('https://id.example.com/op/auth');
+    expect(warn).not.toHaveBeenCalled();
+  });
+
+  test('an http issuer (development), or no X-Forwarded-Proto: https, is not warned about', async () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    const dev = express().use('/op', op({ ...base, issuer: 'http://127.0.0.1:3001/op' }));
+    await request(dev).get(discovery).set('x-forwarded-proto', 'https');
+    const app = express().use('/op', op(base));
+    await request(app).get(discovery).set('x-forwarded-proto', 'http');
+    expect(warn).not.toHaveBeenCalled();
+  });
 });
 
 describe('op() options of this round are validated at start-up', () => {
