@@ -1,6 +1,6 @@
-import { memoryAdapter, password, type Authenticator } from '@openid-express/op';
+import { memoryAccounts, memoryAdapter, password, type AccountStore, type Authenticator } from '@openid-express/op';
 import { escapeHtml } from '@openid-express/op';
-import { ALICE } from './support/op-server.js';
+import { ALICE, BOB } from './support/op-server.js';
 import { callbackOf, client, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
 
 // a second way in: a one-time code sent out of band (here: fixed per user, for the story)
@@ -41,6 +41,39 @@ describe('failures of an app\'s own authenticator', () => {
       }
       expect(statuses).toEqual([401, 401, 401, 401, 401, 429]);
     } finally {
+      await f.op.close();
+    }
+  });
+});
+
+describe('an account store whose verifyPassword() answers true/false (not the account id)', () => {
+  // written from "verifyPassword(login, password)" alone, as password checks usually answer
+  const real = memoryAccounts([ALICE, BOB]);
+  const booleans = {
+    findByLogin: (login: string) => real.findByLogin(login),
+    findById: (id: string) => real.findById(id),
+    verifyPassword: async (login: string, pw: string) => (await real.verifyPassword(login, pw)) !== undefined,
+    claims: (id: string, scope: string) => real.claims(id, scope),
+  } as unknown as AccountStore;
+
+  test('the right password is a 500 whose log names accounts.verifyPassword() and what it returned; a wrong one too', async () => {
+    const f = await startFlowFixture(memoryAdapter(), { accounts: booleans });
+    const error = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      const browser = f.browser();
+      const login = await browser.open((await f.authorization()).url);
+      const page = await browser.submit(login, { value: ['authenticator', 'password'] }, { login: ALICE.username, password: ALICE.password });
+      expect(page.status).toBe(500);
+      expect(page.html).toContain('Something went wrong');
+      // before: oidc-provider's "accountId must be a non-empty string, got: boolean", naming neither
+      expect(error.mock.calls.map((c) => c.map(String).join(' ')).join('\n'))
+        .toContain('accounts.verifyPassword() must return the account id (a string) or undefined; it returned boolean true');
+      error.mockClear();
+      const wrong = await browser.submit(login, { value: ['authenticator', 'password'] }, { login: ALICE.username, password: 'nope' });
+      expect(wrong.status).toBe(500); // before: a 401 "wrong password", for every password
+      expect(error.mock.calls.map((c) => c.map(String).join(' ')).join('\n')).toContain('it returned boolean false');
+    } finally {
+      error.mockRestore();
       await f.op.close();
     }
   });
