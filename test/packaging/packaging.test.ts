@@ -217,6 +217,16 @@ async function loginAndLogout(file: string, install: string, expressMajor: numbe
   }
 }
 
+describe('npm pack in a package directory', () => {
+  // what most people try first: it would write workspace:* into the OP's dependencies, which npm cannot install
+  test.each(['rp', 'op'])('packages/%s: refused, naming npm run pack and scripts/release.mjs (npm run pack, which runs pnpm pack, is the suite below)', async (pkg) => {
+    const { code, output } = await run('npm', ['pack', '--dry-run'], join(repoRoot, 'packages', pkg), 60_000);
+    expect(code).not.toBe(0); // before: a tarball (the OP's with "@openid-express/rp": "workspace:*"), without a word
+    expect(output).toContain('npm pack leaves workspace:* in the tarball, which npm cannot install: pack with npm run pack at the repository root');
+    expect(output).toContain('Publish with node scripts/release.mjs at the repository root');
+  });
+});
+
 suite('the packed packages, installed from their tarballs into apps outside the workspace', () => {
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'openid-express-packaging-'));
