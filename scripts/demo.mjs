@@ -9,7 +9,7 @@ if (major < 20 || (major === 20 && minor < 19)) {
 }
 
 try {
-  installDependencies();
+  await installDependencies();
   build();
 } catch {
   console.error('\nThe demo could not be installed or built: the output above says why.');

@@ -14,7 +14,7 @@ const alsoNode = process.argv.slice(2).filter((a) => a.startsWith('--also-node='
 const jestArgs = process.argv.slice(2).filter((a) => !a.startsWith('--also-node='));
 
 ensureSystemDependencies();
-installDependencies();
+await installDependencies();
 build();
 
 // Type errors fail the run, but the tests still run so their count is reported.
