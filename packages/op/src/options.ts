@@ -393,7 +393,11 @@ function checkClients(clients: unknown, features: OpOptions['features'], provide
   if (clients === undefined) return [];
   if (!Array.isArray(clients)) fail('clients', 'must be an array of client metadata objects');
   clients.forEach((c, i) => {
-    if (!isObject(c) || typeof c.client_id !== 'string' || !c.client_id) fail(`clients[${i}].client_id`, 'required (a string)');
+    if (isObject(c) && typeof c.client_id === 'string' && c.client_id) return;
+    // the RP's spelling (oidc({ clientId })), which checkClientNames would otherwise never get to name
+    const camel = isObject(c) ? Object.keys(c).find((k) => k.toLowerCase() === 'clientid') : undefined;
+    fail(`clients[${i}].client_id`, `required (a string)${camel ? `; you gave ${camel}: OP clients use the client metadata names `
+      + '(client_id, client_secret, redirect_uris …), not the camelCase of the RP\'s oidc()' : ''}`);
   });
   const ids = clients.map((c) => c.client_id);
   const dup = ids.find((id, i) => ids.indexOf(id) !== i);

@@ -140,6 +140,15 @@ describe('client metadata names oidc-provider would drop without a word are refu
     expect(err.message).toMatch(message);
   });
 
+  test('clientId (the RP\'s oidc() spelling) instead of client_id: "required" says it was given, and what OP clients are named', () => {
+    const { client_id: _id, ...rest } = web;
+    const err = startupError({ ...base, clients: [{ ...rest, clientId: 'web' }] });
+    expect(err.option).toBe('clients[0].client_id');
+    // before: only "clients[0].client_id: required (a string)"
+    expect(err.message).toMatch(/required \(a string\); you gave clientId: OP clients use the client metadata names \(client_id, client_secret, redirect_uris …\)/);
+    expect(startupError({ ...base, clients: [rest] }).message).toBe('op(): clients[0].client_id: required (a string)');
+  });
+
   test('the lists oidc-provider\'s rpMetadataChoices lets a client give (id_token_signing_alg_values_supported …) start', () => {
     expect(() => op({ ...base, provider: { features: { rpMetadataChoices: { enabled: true } } },
       clients: [{ ...web, id_token_signing_alg_values_supported: ['ES256', 'RS256'] }] })).not.toThrow();
