@@ -65,7 +65,10 @@ export interface ProviderConfig {
   providerInfo?: ProviderInfo | undefined;
   /** Accept a discovery document whose `issuer` differs from the URL asked (IdPyOIDC: allow.issuer_mismatch). */
   allowIssuerMismatch?: boolean | undefined;
-  /** Space-separated scopes requested at login. */
+  /**
+   * Space-separated scopes requested at login. Required only in an entry written by hand: `oidc()`
+   * defaults it to "openid profile email" (the presets: see each).
+   */
   scope: string;
   /**
    * 'code' (default), 'id_token' (all claims in the ID token, no token endpoint), or an implicit / hybrid type:
