@@ -15,7 +15,7 @@ const MAX_FIELD = 1024;
 /**
  * The account whose login name (trimmed) and password these are, or undefined: the one check behind
  * the login form's `password()` and the password grant. Over-long fields are refused unhashed.
- * Throws when the store answers anything but an account id or undefined (a developer's error).
+ * Throws when the store answers anything but an account id, undefined or false (a developer's error).
  *
  * @example
  * const accountId = await checkPassword(accounts, 'alice', 'wonderland');
@@ -24,10 +24,11 @@ export async function checkPassword(accounts: AccountStore, loginName: string | 
   const login = loginName?.trim();
   if (!login || !pass || login.length > MAX_FIELD || pass.length > MAX_FIELD) return undefined;
   const accountId: unknown = await accounts.verifyPassword(login, pass);
-  if (accountId === undefined || accountId === null) return undefined;
+  // (false, as password checks often answer a wrong one, is taken as undefined: no account)
+  if (accountId === undefined || accountId === null || accountId === false) return undefined;
   if (typeof accountId === 'string' && accountId) return accountId;
-  // a store answering true/false, as password checks often do: a 500 that names the method, not
-  // oidc-provider's "accountId must be a non-empty string" (or, for false, a wrong password)
+  // true, as password checks often answer a right one: a 500 that names the method, not
+  // oidc-provider's "accountId must be a non-empty string"
   const what = typeof accountId === 'string' ? 'an empty string' : `${typeof accountId} ${String(accountId).slice(0, 40)}`;
   throw new Error(`accounts.verifyPassword() must return the account id (a string) or undefined; it returned ${what}`);
 }
