@@ -1,4 +1,5 @@
 import type { Request } from 'express';
+import { createHash } from 'node:crypto';
 import debug from 'debug';
 import { warnAtMostHourly } from './hourly-warning.js';
 import type { JSONWebKeySet } from 'jose';
@@ -529,10 +530,35 @@ function checkClientMetadata(provider: Provider, clients: NonNullable<Configurat
 }
 
 /** A configured oidc-provider instance. */
+/**
+ * oidc-provider's replay check of a JWT's `jti` (a DPoP proof, a client assertion, a request object)
+ * reads the record, then writes it: two requests carrying the same proof at once (at one instance
+ * or two) both found none and both were let through (RFC 9449 §11.1: each proof once). The first is
+ * now claimed in one atomic step of the store (`increment`: 1 for the first caller only), beside the
+ * record oidc-provider keeps, which is still read (an instance of the previous version wrote only
+ * that) and written (for those instances, during a rolling upgrade).
+ */
+function atomicReplayDetection(provider: Provider, store: OpStore): void {
+  const ReplayDetection = provider.ReplayDetection as unknown as {
+    find(id: string): Promise<unknown>;
+    instantiate(payload: { jti: string; iss: string }): { save(ttl: number): Promise<unknown> };
+    unique(iss: string, jti: string, exp: number): Promise<boolean>;
+  };
+  ReplayDetection.unique = async (iss, jti, exp) => {
+    const id = createHash('sha256').update(`${iss}${jti}`).digest('base64url');
+    const ttl = Math.max(1, exp - Math.floor(Date.now() / 1000));
+    const [claims, found] = await Promise.all([store.increment(`openid-express:jti:${id}`, ttl), ReplayDetection.find(id)]);
+    if (claims !== 1 || found) return false;
+    await ReplayDetection.instantiate({ jti: id, iss }).save(ttl);
+    return true;
+  };
+}
+
 export function createProvider(o: ResolvedOptions, deps: ConfigurationDeps): Provider {
   const configuration = buildConfiguration(o, deps);
   const provider = new Provider(o.issuer, configuration);
   if (o.trustProxy) provider.proxy = true;
+  atomicReplayDetection(provider, deps.store);
   registerGrants(provider, o, deps);
   // after registerGrants: a client may list the grants op() adds
   checkClientMetadata(provider, configuration.clients ?? []);

@@ -72,3 +72,45 @@ test('a client registered with dpop_bound_access_tokens and no proof is refused,
   expect(exchanged.token_type).toBe('dpop');
   expect(decodeJwt(exchanged.access_token)).toMatchObject({ aud: BACKEND, cnf: { jkt: expect.any(String) } });
 });
+
+describe('one DPoP proof sent twice at the same moment (probe27-dpop F1: the replay check read, then wrote)', () => {
+  /** A proof for GET `url` with access token `token`, signed with `key`. */
+  async function proof(key: CryptoKeyPair, url: string, token: string): Promise<string> {
+    const { exportJWK, SignJWT } = await import('jose');
+    const { createHash, randomUUID } = await import('node:crypto');
+    const jwk = await exportJWK(key.publicKey);
+    return new SignJWT({ htm: 'GET', htu: url, jti: randomUUID(), ath: createHash('sha256').update(token).digest('base64url') })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk }).setIssuedAt().sign(key.privateKey);
+  }
+
+  test.each([['memoryAdapter()', false], ['redisAdapter() on a real Redis', true]])('%s: is taken once, whichever comes first; the other is refused', async (_name, onRedis) => {
+    const { startRedisServer } = await import('../../../test/support/redis-server.js');
+    const { createClient } = await import('redis');
+    const { redisAdapter } = await import('@openid-express/op');
+    const redis = onRedis ? await startRedisServer() : undefined;
+    const redisClient = redis ? createClient({ url: redis.url }) : undefined;
+    await redisClient?.connect();
+    const g = await startGrantOp(() => ({
+      ...(redisClient ? { adapter: redisAdapter(redisClient) } : {}),
+      features: { dPoP: true, passwordGrant: true },
+      clients: [{ client_id: 'ropc', client_secret: SECRET, grant_types: ['password'], response_types: [] }],
+    }));
+    try {
+      const config = await g.config('ropc');
+      const key = await client.randomDPoPKeyPair();
+      const tokens = await password(config, { DPoP: client.getDPoPHandle(config, key) }, { scope: 'openid' });
+      expect(tokens.token_type).toBe('dpop');
+      const userinfo = `${g.op.issuer}/me`;
+      for (let round = 0; round < 5; round += 1) {
+        const sent = await proof(key, userinfo, tokens.access_token);
+        const answers = await Promise.all([0, 1, 2].map(() => fetch(userinfo, { headers: { authorization: `DPoP ${tokens.access_token}`, dpop: sent } })));
+        // before: two or three 200s for one proof in most rounds
+        expect(answers.map((a) => a.status).sort()).toEqual([200, 401, 401]);
+      }
+    } finally {
+      await g.op.close();
+      await redisClient?.quit();
+      await redis?.stop();
+    }
+  }, 30_000);
+});

@@ -96,7 +96,8 @@ export interface ProviderConfig {
   userinfoTokenMethod?: 'header' | 'body' | undefined;
   /**
    * Send the authorization request as a request object (OIDC Core 6): `by` 'value' (`request=`) or 'reference'
-   * (`request_uri=`, served by the RP at {mountPath}/request/:id); `signingAlg` (default "RS256"; "none" for unsigned);
+   * (`request_uri=`, served by the RP at {mountPath}/request/:id; by value, with a warning, at an OP that takes no `request_uri`
+   * or only registered ones, as op() does); `signingAlg` (default "RS256"; "none" for unsigned);
    * `encryptionAlg` / `encryptionEnc` to encrypt it to the OP's key (from its JWKS).
    */
   requestObject?: { by?: 'value' | 'reference'; signingAlg?: string; encryptionAlg?: string; encryptionEnc?: string } | undefined;

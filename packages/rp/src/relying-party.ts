@@ -288,7 +288,18 @@ export class RelyingParty {
     url.searchParams.set('client_id', p.clientId);
     url.searchParams.set('response_type', params.response_type ?? 'code');
     url.searchParams.set('scope', params.scope);
-    if (p.requestObject.by === 'reference') {
+    // an OP that takes no request_uri (request_uri_parameter_supported: false, oidc-provider's outside
+    // PAR) or only registered ones (require_request_uri_registration: never this login's own URL, a new
+    // one per login, op()'s case) would refuse every login: sent by value, said once an hour (probe27-dpop F2)
+    const refusesOurs = metadata.request_uri_parameter_supported === false ? 'takes no request_uri (request_uri_parameter_supported is false)'
+      : metadata.require_request_uri_registration === true ? 'takes only request_uris registered in advance (require_request_uri_registration), and each login\'s request object has a URL of its own'
+        : undefined;
+    const byReference = p.requestObject.by === 'reference' && !refusesOurs;
+    if (p.requestObject.by === 'reference' && refusesOurs) {
+      this.warnAtMostHourly(`request-uri-refused:${name}`, `providers.${name}.requestObject.by is "reference", but the OP (${metadata.issuer}) ${refusesOurs}: `
+        + 'sent by value instead. Set requestObject: { by: \'value\' } to say so');
+    }
+    if (byReference) {
       if (!opts.publishRequestObject) throw new RpError('invalid_request', 'request objects by reference need a place to serve them: call authorizationRequest with publishRequestObject');
       url.searchParams.set('request_uri', await opts.publishRequestObject(jwt));
     } else {

@@ -532,12 +532,19 @@ describe('why the stub OP: what oidc-provider v9 refuses', () => {
     expect(await answer.text()).toMatch(/invalid_request_object[\s\S]*unsupported signed request alg/);
   });
 
-  test('request_uri outside PAR is answered request_uri_not_supported', async () => {
-    const url = await start(agent(), 'oidc-ref');
-    expect(url.searchParams.get('request_uri')).toMatch(new RegExp(`^${baseURL}/auth/request/`));
-    const answer = await fetch(url, { redirect: 'manual' });
-    expect(answer.status).toBe(400);
-    expect(await answer.text()).toMatch(/request_uri_not_supported/);
+  test('by reference at an OP that takes no request_uri outside PAR (request_uri_parameter_supported: false): sent by value, said once, and the login works (before: the OP\'s request_uri_not_supported, every login)', async () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const a = agent();
+      const url = await start(a, 'oidc-ref');
+      expectOnlyParams(url, 'request');
+      await expectLoggedIn(await finishAtOp(a, url));
+      await start(agent(), 'oidc-ref');
+      const said = warn.mock.calls.map((c) => String(c[0])).filter((m) => m.includes('providers.oidc-ref.requestObject.by is "reference"'));
+      expect(said).toEqual([expect.stringContaining('takes no request_uri (request_uri_parameter_supported is false): sent by value instead')]);
+    } finally {
+      warn.mockRestore();
+    }
   });
 });
 
