@@ -33,7 +33,8 @@ const stuck: Authenticator = {
 
 let f: FlowFixture;
 beforeAll(async () => {
-  f = await startFlowFixture(memoryAdapter(), { accounts, storeTimeout: 300, authenticators: [(await import('@openid-express/op')).password(), stuck] });
+  // storeTimeout: the right password's hash check must fit in it on a loaded CI machine (300 ms did not, once)
+  f = await startFlowFixture(memoryAdapter(), { accounts, storeTimeout: 1500, authenticators: [(await import('@openid-express/op')).password(), stuck] });
 }, 20_000);
 afterAll(() => f?.op.close());
 afterEach(() => Object.assign(hang, { verifyPassword: false, findById: false, claims: false }));
@@ -44,7 +45,7 @@ test('a password check that never answers: the login form answers 503 within sto
   const login = await browser.open((await f.authorization(f.first)).url);
   const started = Date.now();
   const page = await browser.submit(login, { value: ['authenticator', 'password'] }, { login: ALICE.username, password: ALICE.password });
-  expect([page.status, Date.now() - started < 3000]).toEqual([503, true]); // before: no answer at all
+  expect([page.status, Date.now() - started < 5000]).toEqual([503, true]); // before: no answer at all
   hang.verifyPassword = false;
   const again = await browser.submit(login, { value: ['authenticator', 'password'] }, { login: ALICE.username, password: ALICE.password });
   expect(callbackOf(again).searchParams.get('code')).toBeTruthy();
