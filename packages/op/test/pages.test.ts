@@ -177,24 +177,6 @@ describe('error pages', () => {
     expect(page.html).toContain('with DEBUG=openid-express:op, names the values received');
   });
 
-  test('with DEBUG, the log names the redirect_uri and client_id an authorization request was refused for', async () => {
-    const { default: debug } = await import('debug');
-    const { format } = await import('node:util');
-    const lines: string[] = [];
-    const log = debug.log;
-    debug.enable('openid-express:op');
-    debug.log = (...args: unknown[]) => void lines.push(format(...args));
-    try {
-      await new FormBrowser().open(authorize('https://evil.example/cb'));
-      await new FormBrowser().open(`${op.issuer}/auth?client_id=nobody&response_type=code&scope=openid&redirect_uri=https%3A%2F%2Fa.example%2Fcb`);
-    } finally {
-      debug.log = log;
-      debug.disable();
-    }
-    expect(lines).toContainEqual(expect.stringContaining('invalid_redirect_uri (redirect_uri did not match any of the client\'s registered redirect_uris) (redirect_uri received: "https://evil.example/cb", client_id "shop"'));
-    expect(lines).toContainEqual(expect.stringContaining('invalid_client (client is invalid) (client_id received: "nobody": no client of that id is registered)'));
-  });
-
   /** The DEBUG=openid-express:op lines said while `fn` runs. */
   const debugLines = async (fn: () => Promise<unknown>): Promise<string[]> => {
     const { default: debug } = await import('debug');
@@ -211,6 +193,15 @@ describe('error pages', () => {
     }
     return lines;
   };
+
+  test('with DEBUG, the log names the redirect_uri and client_id an authorization request was refused for', async () => {
+    const lines = await debugLines(async () => {
+      await new FormBrowser().open(authorize('https://evil.example/cb'));
+      await new FormBrowser().open(`${op.issuer}/auth?client_id=nobody&response_type=code&scope=openid&redirect_uri=https%3A%2F%2Fa.example%2Fcb`);
+    });
+    expect(lines).toContainEqual(expect.stringContaining('invalid_redirect_uri (redirect_uri did not match any of the client\'s registered redirect_uris) (redirect_uri received: "https://evil.example/cb", client_id "shop"'));
+    expect(lines).toContainEqual(expect.stringContaining('invalid_client (client is invalid) (client_id received: "nobody": no client of that id is registered)'));
+  });
 
   test('a sign-out asked with a post_logout_redirect_uri the client did not register (express-openid-connect\'s baseURL without its slash): not signed out, told so, offered a sign-out here; the log names both addresses (SPA probe F1)', async () => {
     const origin = new URL(op.issuer).origin;

@@ -24,7 +24,7 @@ type KeyResolver = jose.JWTVerifyGetKey;
 export class KeySets {
   private readonly sets = new Map<string, KeyResolver>();
   private readonly remotes = new Map<string, ReturnType<typeof jose.createRemoteJWKSet>>();
-  /** When each set was last downloaded (epoch ms). */
+  /** When each set was last downloaded (epoch ms): the gap between downloads, and `reloadIfOlder`. */
   private readonly downloaded = new Map<string, number>();
 
   /** `cacheMaxAgeMs`: how long a downloaded set is used before it is downloaded again (10 minutes). */
@@ -35,12 +35,10 @@ export class KeySets {
     let set = this.sets.get(jwksUri);
     if (!set) {
       const fetchImpl = (provider.customFetch as unknown as jose.FetchImplementation | undefined) ?? ((url, init) => fetch(url, init));
-      let last = 0;
       const spaced: jose.FetchImplementation = async (url, init) => {
-        const wait = last + this.minGapSeconds * 1000 - Date.now();
+        const wait = (this.downloaded.get(jwksUri) ?? 0) + this.minGapSeconds * 1000 - Date.now();
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-        last = Date.now();
-        setCapped(this.downloaded, jwksUri, last, MAX_PER_ISSUER);
+        setCapped(this.downloaded, jwksUri, Date.now(), MAX_PER_ISSUER);
         const res = await fetchImpl(url, init);
         if (res.status >= 500 || res.status === 429) {
           await res.body?.cancel().catch(() => undefined);
