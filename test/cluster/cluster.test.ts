@@ -13,6 +13,7 @@
  * OPENID_EXPRESS_SKIP_ONCE_SUITES=1 for the others. (The packages' own multi-instance tests,
  * scale-out.test.ts and multi-instance.test.ts, run on every Node.)
  */
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { connect, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { Agent, get as httpGet, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -659,6 +660,27 @@ scenario('13. kill-OP-mid-token-exchange: OP instance A dies after it consumed t
   await a.exited();
   await a.restart();
   expect((await call(user, '/me')).status).toBe(200);
+  await expectAllAlive();
+}, 60_000);
+
+scenario('14. tabs of one browser start a sign-in at the same moment over both RP instances: every pending login is kept (a lock in Redis: each process\'s own queue cannot order the other\'s saves)', async () => {
+  for (let round = 0; round < 3; round += 1) {
+    const b = browser();
+    expect((await call(b, '/auth/login/op?returnTo=/me')).status).toBe(302); // the session (and its cookie) exists
+    const starts = await Promise.all(Array.from({ length: 8 }, (_, i) => call(b, `/auth/login/op?returnTo=/p${i}`)));
+    expect(starts.map((s) => s.status)).toEqual(Array(8).fill(302));
+    const sid = decodeURIComponent(b.jar.header(`${cluster.rpURL}/`).match(/rp\.sid=([^;]+)/)![1]!).slice(2).split('.')[0]!;
+    const stored = JSON.parse(execFileSync('redis-cli', ['-p', String(redis!.port), '--raw', 'GET', `rp-session:${sid}`], { encoding: 'utf8' }));
+    const pending = Array.isArray(stored.oidc.transactions) ? stored.oidc.transactions : Object.values(stored.oidc.transactions);
+    // before: one or more lost in most rounds (a save at one instance over the other's, read before it)
+    expect(pending.map((t: { returnTo: string }) => t.returnTo).sort()).toEqual(['/me', ...Array.from({ length: 8 }, (_, i) => `/p${i}`)].sort());
+  }
+  // the last tab signs in where it was going
+  const user = browser();
+  await call(user, '/auth/login/op?returnTo=/me');
+  const [, last] = await Promise.all([call(user, '/auth/login/op?returnTo=/p0'), call(user, '/auth/login/op?returnTo=/me')]);
+  const page = await signIn(user, new URL(last.headers.get('location')!).href, ALICE);
+  expectSignedInPage(page, 'alice');
   await expectAllAlive();
 }, 60_000);
 

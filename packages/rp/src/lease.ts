@@ -1,9 +1,32 @@
 /**
  * A cross-instance lock held as a lease: set for `leaseMs` and renewed every `renewMs` while its
  * owner works, so the lock of an instance that dies mid-work frees itself within `leaseMs`, and a
- * live owner keeps it however long the work takes. Used by the shared refresh and the callback claim.
+ * live owner keeps it however long the work takes. Used by the shared refresh and the callback claim;
+ * {@link underLock} is the short form for work of a few store round trips (a login start's save).
  */
+import { randomBytes } from 'node:crypto';
 import type { Coordination } from './coordination.js';
+
+/**
+ * Runs `work` while holding `key` across instances: taken with `setIfAbsent` for `leaseMs`, asked
+ * for again every `pollMs` while another instance holds it. After `leaseMs` of waiting, `work` runs
+ * anyway (a holder that died has freed it by then; a live one is stuck on a stalled store, which this
+ * work meets too). Released when `work` settles; a failed release is left to the lease's expiry.
+ */
+export async function underLock<T>(coordination: Coordination, key: string, leaseMs: number, work: () => Promise<T>, pollMs = 10): Promise<T> {
+  const owner = randomBytes(12).toString('base64url');
+  const deadline = Date.now() + leaseMs;
+  let held = await coordination.setIfAbsent(key, owner, leaseMs);
+  while (!held && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+    held = await coordination.setIfAbsent(key, owner, leaseMs);
+  }
+  try {
+    return await work();
+  } finally {
+    if (held) await coordination.deleteIfEquals(key, owner).catch(() => undefined);
+  }
+}
 
 /** Renews `key` (held by `owner`) until `stop()`; `stop()` resolves once no renewal can write it back. */
 export function holdLease(coordination: Coordination, key: string, owner: string, leaseMs: number, renewMs: number): { stop(): Promise<void> } {

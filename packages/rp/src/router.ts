@@ -24,6 +24,7 @@ import { expiredReturnTo, hasPendingLogin, livePendingLogins, pendingLogins } fr
 import { shortLivedPendingLogins } from './pending-life.js';
 import { checkRoutesPath, checkSessionCookie } from './cookie-checks.js';
 import { KeyQueue } from './key-queue.js';
+import { underLock } from './lease.js';
 
 const debug = createDebug('openid-express:rp');
 
@@ -206,14 +207,21 @@ class Routes {
     const oidc = (session.oidc ??= {});
     // a session that holds only pending logins is kept twice as long as they are usable, not the store's default
     if (req.sessionStore) shortLivedPendingLogins(req.sessionStore, 2 * this.rp.options.transactionTtl * 1000);
-    // one login start of a session saves at a time (in this process), each with the pending logins saved
-    // before it: two tabs starting a sign-in at the same moment each read the session, and the last save
-    // dropped the other's pending login (that tab's sign-in ended on "This sign-in has expired")
+    // one login start of a session saves at a time, each with the pending logins saved before it: two
+    // tabs starting a sign-in at the same moment each read the session, and the last save dropped the
+    // other's pending login (that tab's sign-in ended on "This sign-in has expired"). In this process by
+    // a queue; across instances by a lock in the `coordination` option's store (the tabs' requests may
+    // reach two instances), only for a session that is stored already (a new one is this request's alone)
     await this.loginSaves.run(req.sessionID, async () => {
-      if (req.sessionStore && req.headers.cookie?.includes(req.sessionID)) await this.withStoredPendingLogins(req, oidc);
-      this.rp.saveTransaction(oidc, request.state, request.transaction);
-      // saved before the redirect: with the store down the answer is a 503 here, not a sign-in at the OP that cannot finish
-      await sessionOp<void>((cb) => session.save(cb));
+      const stored = req.sessionStore && req.headers.cookie?.includes(req.sessionID);
+      const save = async (): Promise<void> => {
+        if (stored) await this.withStoredPendingLogins(req, oidc);
+        this.rp.saveTransaction(oidc, request.state, request.transaction);
+        // saved before the redirect: with the store down the answer is a 503 here, not a sign-in at the OP that cannot finish
+        await sessionOp<void>((cb) => session.save(cb));
+      };
+      const shared = stored ? this.rp.options.coordination : undefined;
+      await (shared ? underLock(shared, hashedKey('oidc-login-start:', req.sessionID), LOGIN_START_LEASE_MS, save) : save());
     });
     // (not when express-session sends no cookie: checkSessionCookie says why, and the sign-in could not stay)
     if (!req.headers.cookie?.includes(req.sessionID) && !(session.cookie.secure === true && !req.secure)) rememberPendingSession(res, request.state, req.sessionID, this.rp);
@@ -579,6 +587,8 @@ function withLoginUrl(err: RpError, url: string): RpError {
 /** Where an RP-initiated logout sent the browser (kept a minute under the ended session's id). */
 interface SignedOut { to: string; state: string; returnTo: string }
 const SIGNED_OUT_MS = 60_000;
+/** How long a login start holds its session's lock at most (a read and a save of the session). */
+const LOGIN_START_LEASE_MS = 5000;
 const signedOutKey = (sessionId: string): string => hashedKey('oidc-lo:', sessionId);
 
 /**

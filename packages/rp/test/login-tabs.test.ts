@@ -3,12 +3,15 @@
  * reads the session, adds its pending login and saves the session. Both pending logins must be
  * kept, whichever save lands last; on a MemoryStore and on connect-redis over a real redis-server.
  */
-import type session from 'express-session';
-import type request from 'supertest';
+import { createServer, type Server } from 'node:http';
+import express from 'express';
+import session from 'express-session';
+import request from 'supertest';
 import { RedisStore } from 'connect-redis';
 import { createClient } from 'redis';
+import { oidc, redisCoordination, rp } from '@openid-express/rp';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
-import { startRp, type ListableStore, type TestRp } from './support/rp-app.js';
+import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, type ListableStore, type TestRp } from './support/rp-app.js';
 import { expectTabSignsIn } from './support/expect.js';
 import { pendingLogins } from '../src/transactions.js';
 
@@ -193,5 +196,76 @@ describe.each([
     expect([done.status, done.headers.location]).toEqual([302, '/p1']);
     await refusedIn(callbackA, cookieA);
     expect((await t.authenticatedSessions()).length).toBe(before.length + 1);
+  });
+});
+
+describe('two tabs starting a sign-in at the same moment on two instances (connect-redis, redisCoordination)', () => {
+  let redis: RedisServer;
+  let client: ReturnType<typeof createClient>;
+  let t: TestRp;
+  let b: Server;
+  let holdRead = false;
+  let held: (() => void) | undefined;
+  let reached: () => void = () => undefined;
+  beforeAll(async () => {
+    redis = await startRedisServer();
+    client = createClient({ url: redis.url });
+    await client.connect();
+    const coordination = redisCoordination(client, { prefix: 'rp-tabs:' });
+    t = await startRp({ store: new RedisStore({ client, prefix: 'sess:' }) as unknown as ListableStore, rp: { coordination } });
+    // instance B: same store (its own connect-redis object), same coordination, a process state of its own;
+    // its store can hold the answer to the login start's read of the stored session (express-session's load is the first)
+    const storeB = new RedisStore({ client, prefix: 'sess:' });
+    const get = storeB.get.bind(storeB);
+    let reads = 0;
+    storeB.get = ((sid: string, cb: Cb) => {
+      if (!holdRead) return get(sid, cb);
+      if ((reads += 1) < 2) return get(sid, cb);
+      holdRead = false;
+      reads = 0;
+      void get(sid, (err, value) => {
+        held = () => cb(err, value);
+        reached();
+      });
+    }) as typeof storeB.get;
+    b = createServer();
+    await listen(b);
+    const app = express();
+    app.use(rp({
+      baseURL: t.baseURL,
+      session: session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, store: storeB, name: 'sid' }),
+      providers: { op: oidc({ issuer: t.op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, scope: 'openid profile email offline_access', allowInsecureRequests: true }) },
+      coordination,
+    }));
+    b.on('request', app);
+  }, 20_000);
+  afterAll(async () => {
+    await close(b);
+    await t.close();
+    await client.quit();
+    await redis.stop();
+  });
+
+  test('the second start waits for the first one\'s save (a lock in Redis): both pending logins are kept, and both tabs sign in where they were going', async () => {
+    const agent = t.agent();
+    const start0 = await agent.get('/auth/login/op?returnTo=/p0'); // the session (and its cookie) exists
+    const cookie = agent.jar.getCookie('sid', { domain: '127.0.0.1', path: '/', secure: false, script: false })!.toValueString();
+    // tab B's start at instance B read the stored session and is about to save it with its own pending login
+    holdRead = true;
+    const atRead = new Promise<void>((resolve) => (reached = resolve));
+    const startB = request(b).get('/auth/login/op?returnTo=/p2').set('cookie', cookie).then((res) => res);
+    await atRead;
+    // tab A's start at instance A meanwhile: before, it saved at once, and B's save then dropped its pending login
+    const startA = agent.get('/auth/login/op?returnTo=/p1').then((res) => res);
+    const first = await Promise.race([startA.then(() => 'A answered'), new Promise((resolve) => setTimeout(resolve, 300, 'A waits'))]);
+    held!();
+    const [a, bRes] = await Promise.all([startA, startB]);
+    expect([a.status, bRes.status]).toEqual([302, 302]);
+    expect(await returnTos(t.store, agent)).toEqual(['/p0', '/p1', '/p2']); // before: ['/p0', '/p2']
+    expect(first).toBe('A waits');
+    await expectTabSignsIn(t, agent, a.headers.location, 'alice', '/p1');
+    await expectTabSignsIn(t, agent, bRes.headers.location, 'alice', '/p2');
+    await expectTabSignsIn(t, agent, start0.headers.location, 'alice', '/p0');
+    expect(await client.keys('rp-tabs:oidc-login-start:*')).toEqual([]); // every lock released
   });
 });
