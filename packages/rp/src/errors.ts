@@ -344,9 +344,27 @@ const refusalSaidAt = new Map<string, number>();
  * the session store's NOPERM went unsaid after redisCoordination's, which names another key pattern.)
  */
 export function logRefusal(reply: string, failure: RpError): void {
-  const said = `${reply}\n${failure.message}`;
-  if (Date.now() - (refusalSaidAt.get(said) ?? -Infinity) <= 60_000) return;
+  sayOncePerMinute(failure.message, `${failure.message}. Requests that need it answer 503 store_unavailable until it is fixed.`);
+}
+
+function sayOncePerMinute(key: string, line: string): void {
+  if (Date.now() - (refusalSaidAt.get(key) ?? -Infinity) <= 60_000) return;
   if (refusalSaidAt.size >= 100) refusalSaidAt.clear(); // Redis's replies are few; kept bounded all the same
-  refusalSaidAt.set(said, Date.now());
-  console.warn(`[@openid-express/rp] ${failure.message}. Requests that need it answer 503 store_unavailable until it is fixed.`);
+  refusalSaidAt.set(key, Date.now());
+  console.warn(`[@openid-express/rp] ${line}`);
+}
+
+/**
+ * What a visitor is shown of a failed store under `NODE_ENV=production`: not what Redis answered
+ * (its ACL user, key patterns, addresses, the advice for its operators), which is said in the log
+ * instead, once a minute per failure (a refusal's line there is the same one {@link logRefusal} says).
+ */
+export function publicStoreFailure(failure: RpError): RpError {
+  sayOncePerMinute(failure.message, failure.lasting
+    ? `${failure.message}. Requests that need it answer 503 store_unavailable until it is fixed.`
+    : `${failure.message}. Requests that need it answer 503 store_unavailable while it lasts (said at most once a minute).`);
+  const shown = new RpError('store_unavailable', 'the site\'s session store could not serve this request; what it answered is in the server\'s log',
+    { retryAfter: failure.retryAfter, lasting: failure.lasting });
+  if (failure.loginUrl) shown.loginUrl = failure.loginUrl;
+  return shown;
 }

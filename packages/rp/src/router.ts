@@ -10,7 +10,7 @@ import createDebug from 'debug';
 import { RequestContext, contextMaker, provideContext } from './context.js';
 import { RESUBMIT_FIELD, needsSameOriginResubmit, postFragment, resubmitSameOrigin } from './form-post.js';
 import { REQUEST_OBJECT_TTL } from './request-object.js';
-import { RpError, oneLine, toRpError } from './errors.js';
+import { RpError, oneLine, publicStoreFailure, toRpError } from './errors.js';
 import { errorPage, escapeHtml, page, pagePolicy } from './page.js';
 import type { ProviderConfig, RpOptions } from './options.js';
 import { failedAfterCodeSpent, RelyingParty } from './relying-party.js';
@@ -1145,6 +1145,8 @@ export function sendError(err: RpError, req: Request, res: Response, next: NextF
   // or touch it at the end (another deadline); what this request changed is dropped, as it failed
   if (err.code === 'store_unavailable' && req.session) (req as { session?: unknown }).session = undefined;
   if (rp.options.onError) return rp.options.onError(err, req, res, next);
+  // in production what Redis answered (its ACL user, key patterns, the advice for operators) is the log's, not the visitor's
+  if (err.code === 'store_unavailable' && process.env.NODE_ENV === 'production') err = publicStoreFailure(err);
   if (res.headersSent) return next(err);
   res.status(err.status).set('cache-control', 'no-store');
   if (err.retryAfter !== undefined) res.set('retry-after', String(err.retryAfter));

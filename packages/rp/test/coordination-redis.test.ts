@@ -6,6 +6,9 @@
 import { createClient } from 'redis';
 import { RedisStore } from 'connect-redis';
 import session from 'express-session';
+import { createHmac } from 'node:crypto';
+import express from 'express';
+import request from 'supertest';
 import { boundStore, sessionOp } from '../src/session-guard.js';
 import { RpError, oidc, redisCoordination, rp, type Coordination } from '@openid-express/rp';
 import { holdLease } from '../src/lease.js';
@@ -169,6 +172,32 @@ describe('the session store at start-up (rp() with connect-redis on an ACL user)
       await until(() => said().includes('NOPERM')); // before: nothing until the first sign-in's 503
       expect(said()).toMatch(/\[@openid-express\/rp\] the session store failed \(NOPERM .*\); the Redis user \(ACL\) may not run a command or touch a key the session store needs: it needs every key under its prefix \(~sess:\* for connect-redis/);
     } finally {
+      client.destroy();
+    }
+  });
+
+  test('NODE_ENV=production: a visitor\'s 503 page and JSON do not quote Redis (its reply, the ACL user, key patterns, the advice); elsewhere the page says it all', async () => {
+    const client = await user('~openid-express:rp:*');
+    const env = process.env.NODE_ENV;
+    try {
+      const web = express().use(app(client, 'sess:')).get('/page', (req, res) => void res.send('ok'));
+      // a browser's session cookie (as express-session signs it): its session is read from the store, which refuses
+      const signed = `s:abc.${createHmac('sha256', 'a-long-random-session-secret-0123456789').update('abc').digest('base64').replace(/=+$/, '')}`;
+      const login = () => request(web).get('/page').set('cookie', `app.sid=${encodeURIComponent(signed)}`);
+      const detail = /NOPERM|ACL|~sess|@dangerous|redis|prefix/i;
+      process.env.NODE_ENV = 'production';
+      const pageRes = await login().set('accept', 'text/html');
+      const jsonRes = await login().set('accept', 'application/json');
+      expect([pageRes.status, pageRes.headers['retry-after'], jsonRes.status]).toEqual([503, '5', 503]);
+      expect(pageRes.text).toContain('store_unavailable');
+      expect(pageRes.text).toContain('its operators have been told about'); // a lasting refusal's wording stays
+      expect(jsonRes.body).toEqual({ error: 'store_unavailable', error_description: expect.stringContaining('in the server\'s log') });
+      for (const shown of [pageRes.text, jsonRes.text]) expect(shown).not.toMatch(detail); // before: the whole message
+      // (the log's line, once a minute per failure: session-guard.test; the start-up check's line here may have been said by an earlier test)
+      process.env.NODE_ENV = 'development';
+      expect((await login().set('accept', 'application/json')).body.error_description).toMatch(/NOPERM .*~sess:\*/);
+    } finally {
+      process.env.NODE_ENV = env;
       client.destroy();
     }
   });

@@ -6,7 +6,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { RequestHandler } from 'express';
 import { boundStore, guardedSession, sessionOp } from '../src/session-guard.js';
-import { RpError } from '../src/errors.js';
+import { RpError, publicStoreFailure } from '../src/errors.js';
 import { errorPage } from '../src/page.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -168,6 +168,16 @@ describe('a Redis session store that refuses (connect-redis passes Redis\'s repl
     const page = errorPage(lost);
     expect(page).toContain('<h1>Briefly unavailable</h1>');
     expect(page).not.toContain('Sign-in');
+  });
+
+  test('what a visitor is shown under NODE_ENV=production (publicStoreFailure): no quote of the store, the same status, Retry-After and sign-in link; the log says it once a minute', async () => {
+    const lost = (await sessionOp((cb) => cb(new Error(`Socket closed unexpectedly ${Math.random()}`))).catch((err: unknown) => err)) as RpError;
+    lost.loginUrl = '/auth/login/op';
+    const shown = [publicStoreFailure(lost), publicStoreFailure(lost)];
+    expect(shown[0]).toMatchObject({ code: 'store_unavailable', status: 503, retryAfter: 5, loginUrl: '/auth/login/op', message: expect.not.stringContaining('Socket') });
+    expect(shown[0]!.lasting).toBeUndefined();
+    expect(errorPage(shown[0]!)).toContain('passes by itself');
+    expect(warn.mock.calls).toEqual([[expect.stringMatching(/^\[@openid-express\/rp\] the session store failed \(Socket closed unexpectedly .*while it lasts/)]]);
   });
 
   test('a failure without a message (node-redis\'s TimeoutError, with the README\'s commandOptions: { timeout }) is named by its kind, not "failed ()" or "failed (Error)"', async () => {
