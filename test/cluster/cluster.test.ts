@@ -684,6 +684,25 @@ scenario('14. tabs of one browser start a sign-in at the same moment over both R
   await expectAllAlive();
 }, 60_000);
 
+scenario('15. two tabs of a browser with no session cookie yet start a sign-in at the same moment, one on each RP instance: both sign in (the oidc_pl_ cookie names the session the browser lost)', async () => {
+  for (const order of [[0, 1], [1, 0]]) {
+    const user = browser();
+    const from = cluster.rpProxy.log.length;
+    const starts = await Promise.all([call(user, '/auth/login/op?returnTo=/me'), call(user, '/auth/login/op?returnTo=/me')]);
+    expect(starts.map((s) => s.status)).toEqual([302, 302]);
+    expect(new Set(entries(cluster.rpProxy, from, (e) => e.path.startsWith('/auth/login/op')).map((e) => e.target)).size).toBe(2); // one on each instance
+    for (const i of order) {
+      let page = await user.open(starts[i]!.headers.get('location')!);
+      if (page.url.includes('/interaction/') && page.html.includes('name="password"')) {
+        page = await user.submit(page, { value: ['authenticator', 'password'] }, { login: ALICE.login, password: ALICE.password });
+      }
+      if (page.url.includes('/interaction/')) page = await user.submit(page, { action: '/confirm' });
+      expectSignedInPage(page, 'alice'); // before (no oidc_pl_ cookie): the tab whose session cookie the browser lost got "This sign-in has expired"
+    }
+  }
+  await expectAllAlive();
+}, 60_000);
+
 scenario('7. Redis stopped (SIGSTOP): 503 + Retry-After within 5 s, nothing crashes; after SIGCONT the same processes serve logins and the session is intact', async () => {
   const before = browser();
   await fullLogin(before);
