@@ -83,6 +83,44 @@ describe('one DPoP proof sent twice at the same moment (probe27-dpop F1: the rep
       .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk }).setIssuedAt().sign(key.privateKey);
   }
 
+  test('two op() instances on one Redis (requests dealt round-robin): one proof sent three times at once, to both, is taken once', async () => {
+    const express = (await import('express')).default;
+    const { startRedisServer } = await import('../../../test/support/redis-server.js');
+    const { createClient } = await import('redis');
+    const { generateKeys, op, redisAdapter } = await import('@openid-express/op');
+    const { accounts, listen, originOf } = await import('./support/op-server.js');
+    const redis = await startRedisServer();
+    const clients = [createClient({ url: redis.url }), createClient({ url: redis.url })];
+    await Promise.all(clients.map((c) => c.connect()));
+    const server = await listen();
+    const issuer = `${originOf(server)}/op`;
+    const keys = generateKeys();
+    // each instance its own oidc-provider and Redis connection, as two processes have
+    const instances = clients.map((c) => express().use('/op', op({
+      issuer, accounts, adapter: redisAdapter(c), ...keys,
+      features: { dPoP: true, passwordGrant: true },
+      clients: [{ client_id: 'ropc', client_secret: SECRET, grant_types: ['password'], response_types: [] }],
+    })));
+    let next = 0;
+    server.on('request', (req, res) => instances[(next += 1) % 2]!(req, res));
+    try {
+      const config = await client.discovery(new URL(issuer), 'ropc', SECRET, client.ClientSecretBasic(), { execute: [client.allowInsecureRequests] });
+      const key = await client.randomDPoPKeyPair();
+      const tokens = await password(config, { DPoP: client.getDPoPHandle(config, key) }, { scope: 'openid' });
+      const userinfo = `${issuer}/me`;
+      for (let round = 0; round < 5; round += 1) {
+        const sent = await proof(key, userinfo, tokens.access_token);
+        const answers = await Promise.all([0, 1, 2].map(() => fetch(userinfo, { headers: { authorization: `DPoP ${tokens.access_token}`, dpop: sent } })));
+        expect(answers.map((a) => a.status).sort()).toEqual([200, 401, 401]);
+      }
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.all(clients.map((c) => c.quit()));
+      await redis.stop();
+    }
+  }, 30_000);
+
   test.each([['memoryAdapter()', false], ['redisAdapter() on a real Redis', true]])('%s: is taken once, whichever comes first; the other is refused', async (_name, onRedis) => {
     const { startRedisServer } = await import('../../../test/support/redis-server.js');
     const { createClient } = await import('redis');
