@@ -11,7 +11,7 @@ import type { Coordination } from './coordination.js';
  * Runs `work` while holding `key` across instances: taken with `setIfAbsent` for `leaseMs`, asked
  * for again every `pollMs` while another instance holds it. After `leaseMs` of waiting, `work` runs
  * anyway (a holder that died has freed it by then; a live one is stuck on a stalled store, which this
- * work meets too). Released when `work` settles; a failed release is left to the lease's expiry.
+ * work meets too). Released when `work` settles (not waited for); a failed release is left to the lease's expiry.
  */
 export async function underLock<T>(coordination: Coordination, key: string, leaseMs: number, work: () => Promise<T>, pollMs = 10): Promise<T> {
   const owner = randomBytes(12).toString('base64url');
@@ -24,7 +24,8 @@ export async function underLock<T>(coordination: Coordination, key: string, leas
   try {
     return await work();
   } finally {
-    if (held) await coordination.deleteIfEquals(key, owner).catch(() => undefined);
+    // not waited for: the answer need not wait a round trip for it (a start that meets it still held asks again)
+    if (held) void coordination.deleteIfEquals(key, owner).catch(() => undefined);
   }
 }
 
