@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { finished } from 'node:stream';
 import type { NextFunction, Request, Response } from 'express';
 import { csrfMatches } from './interaction-state.js';
 
@@ -70,6 +71,18 @@ function fieldsOf(body: unknown): URLSearchParams {
 }
 
 /**
+ * Refuses a body over LIMIT (413) once the rest of it has been read off and dropped, as body-parser
+ * does: left unread (a read() makes Node skip its own drain at the answer's end), it held up the
+ * keep-alive connection, and the next request on it (another user's, through a pooling proxy) hung.
+ */
+function tooLarge(req: Request): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    finished(req, () => reject(Object.assign(new Error('request entity too large'), { status: 413, type: 'entity.too.large' })));
+    req.resume();
+  });
+}
+
+/**
  * The fields of a urlencoded POST body, read without using it up: the bytes are put back on the
  * stream (`unshift`, before its `end`), so oidc-provider, which parses the same body after us, reads
  * it from the stream as it expects. (An Express body parser here would make it print "already
@@ -78,13 +91,14 @@ function fieldsOf(body: unknown): URLSearchParams {
 export async function peekForm(req: Request): Promise<URLSearchParams> {
   if (req.readableEnded) return fieldsOf(req.body); // the app's own body parser ran before op()
   if (!req.is('application/x-www-form-urlencoded') || req.headers['content-length'] === '0') return new URLSearchParams();
+  if (Number(req.headers['content-length']) > LIMIT) return tooLarge(req);
   const chunks: Buffer[] = [];
   let size = 0;
   for (;;) {
     const chunk = req.read() as Buffer | null;
     if (chunk !== null) {
       size += chunk.length;
-      if (size > LIMIT) throw Object.assign(new Error('request entity too large'), { status: 413, type: 'entity.too.large' });
+      if (size > LIMIT) return tooLarge(req);
       chunks.push(chunk);
     } else if (req.complete) {
       break;
