@@ -30,7 +30,7 @@ export function insecureEndpointsWarning(issuer: string): string {
  * Warns once (console.warn) at the first request that carries `X-Forwarded-For` while `trustProxy`
  * is off: the sign that the OP runs behind a proxy it does not trust. And, with an https issuer,
  * once at the first request that came over plain http with `X-Forwarded-Proto: https`: the OP's
- * URLs say http:// (the scheme is the request's; only the host is pinned to the issuer's).
+ * URLs say http:// (without `trustProxy` the scheme is the connection's; only the host is pinned to the issuer's).
  *
  * @example
  * const checks = o.trustProxy ? [] : [warnUntrustedProxyOnce(o.issuer)]; // a RequestCheck: always goes on

@@ -14,7 +14,7 @@ import { completeLogin, completeOnce, interactionRoutes, type InteractionDeps } 
 import { resolveKeys } from './keys.js';
 import { retiredKeyHint } from './retired-hint.js';
 import { formPostPolicy } from './form-post-csp.js';
-import { checkHost, checkMount, corsHeadersSet, ownCors, pinHost, type RequestCheck } from './request-checks.js';
+import { checkForwardedProto, checkHost, checkMount, corsHeadersSet, ownCors, pinHost, type RequestCheck } from './request-checks.js';
 import { claimDeviceResume } from './device-flow.js';
 import { checkLogoutCsrf } from './logout-csrf.js';
 import { requestUriOn, resolveOptions, type OpOptions, type ResolvedOptions } from './options.js';
@@ -163,6 +163,7 @@ function errorPage(views: Views) {
 interface AsReceived {
   host: string | undefined;
   forwardedHost: string | string[] | undefined;
+  forwardedProto: string | string[] | undefined;
   cors: Array<[string, number | string | string[]]>;
 }
 const AS_RECEIVED = Symbol('the request as it came to op()');
@@ -170,16 +171,20 @@ const AS_RECEIVED = Symbol('the request as it came to op()');
 /** Keeps what op()'s checks change of a request (op() at the root of a host sees every request of the app). */
 const keepAsReceived: RequestCheck = (req, res) => {
   const cors = corsHeadersSet(res).map((name): AsReceived['cors'][number] => [name, res.getHeader(name)!]);
-  (req as Request & { [AS_RECEIVED]?: AsReceived })[AS_RECEIVED] = { host: req.headers.host, forwardedHost: req.headers['x-forwarded-host'], cors };
+  (req as Request & { [AS_RECEIVED]?: AsReceived })[AS_RECEIVED] = {
+    host: req.headers.host, forwardedHost: req.headers['x-forwarded-host'], forwardedProto: req.headers['x-forwarded-proto'], cors,
+  };
   return true;
 };
 
-/** Gives a request passed on to the app's routes its `Host`, `X-Forwarded-Host` and the CORS headers set before op(). */
+/** Gives a request passed on to the app's routes its `Host`, `X-Forwarded-Host`, `X-Forwarded-Proto` and the CORS headers set before op(). */
 function giveBack(req: Request & { [AS_RECEIVED]?: AsReceived }, res: Response): void {
   const kept = req[AS_RECEIVED];
   if (!kept) return;
   req.headers.host = kept.host;
   if (kept.forwardedHost !== undefined) req.headers['x-forwarded-host'] = kept.forwardedHost;
+  if (kept.forwardedProto === undefined) delete req.headers['x-forwarded-proto'];
+  else req.headers['x-forwarded-proto'] = kept.forwardedProto;
   for (const [name, value] of kept.cors) res.setHeader(name, value);
 }
 
@@ -370,7 +375,8 @@ export function op(options: OpOptions): OpApp {
     ...(o.trustProxy ? [] : [warnUntrustedProxyOnce(o.issuer)]),
     checkMount(o.mountPath, views, (req, res) => refuse(req, res, { code: 'mount_mismatch', message: `op(): ${mountMismatch(o, req.baseUrl)}` })),
     checkHost(o.trustProxy, views),
-    pinHost(o.issuer),
+    ...(o.trustProxy && o.issuerUrl.protocol !== 'https:' ? [checkForwardedProto(views)] : []),
+    pinHost(o.issuer, o.trustProxy),
     ownCors,
   ];
   const passesChecks: RequestCheck = (req, res) => {

@@ -57,6 +57,50 @@ describe('op() behind a proxy it does not trust', () => {
   });
 });
 
+describe('op() behind a proxy it trusts: X-Forwarded-Proto', () => {
+  afterEach(() => jest.restoreAllMocks());
+  const endpoints = (doc: Record<string, unknown>) => Object.entries(doc)
+    .filter(([name, value]) => (name.endsWith('_endpoint') || name === 'jwks_uri') && typeof value === 'string').map(([, value]) => String(value));
+
+  test('an https issuer\'s endpoints stay https whatever a client sends (before: http://, javascript://, or a 500 for "a b")', async () => {
+    const error = jest.spyOn(console, 'error');
+    const app = express().use('/op', op({ ...base, trustProxy: true }));
+    for (const proto of ['http', 'javascript', 'a b', 'ht<tp', 'http, https']) {
+      const res = await request(app).get(discovery).set('x-forwarded-proto', proto);
+      expect([proto, res.status]).toEqual([proto, 200]);
+      expect(endpoints(res.body).length).toBeGreaterThan(3);
+      for (const url of endpoints(res.body)) expect([proto, url.startsWith('https://id.example.com/op/')]).toEqual([proto, true]);
+    }
+    expect(error).not.toHaveBeenCalled();
+  });
+
+  test('an http issuer (a development proxy): a first entry other than http or https is a 400 naming the header, never a 500', async () => {
+    const error = jest.spyOn(console, 'error');
+    const app = express().use('/op', op({ ...base, issuer: 'http://127.0.0.1:3001/op', trustProxy: true }));
+    for (const proto of ['a b', 'ht<tp', 'javascript', ', https']) {
+      const res = await request(app).get(discovery).set('x-forwarded-proto', proto).set('accept', 'application/json');
+      expect([proto, res.status, res.body.error]).toEqual([proto, 400, 'invalid_request']);
+      expect(res.body.error_description).toContain('X-Forwarded-Proto');
+    }
+    const page = await request(app).get('/op/auth?client_id=x').set('x-forwarded-proto', 'a b').set('accept', 'text/html');
+    expect([page.status, page.headers['content-type']]).toEqual([400, expect.stringMatching(/text\/html/)]);
+    expect(page.text).toContain('X-Forwarded-Proto');
+    // what a TLS proxy in front of it sends is taken as before
+    for (const [proto, scheme] of [['https', 'https:'], ['HTTP, https', 'http:']]) {
+      const res = await request(app).get(discovery).set('x-forwarded-proto', proto!);
+      expect([proto, res.status, new URL(res.body.token_endpoint).protocol]).toEqual([proto, 200, scheme]);
+    }
+    expect(error).not.toHaveBeenCalled();
+  });
+
+  test('op() at the root of a host gives the app\'s own routes the X-Forwarded-Proto that came', async () => {
+    const app = express().use(op({ ...base, issuer: 'https://id.example.com', trustProxy: true }));
+    app.get('/api/data', (req, res) => void res.json({ proto: req.headers['x-forwarded-proto'] ?? null }));
+    expect((await request(app).get('/api/data').set('x-forwarded-proto', 'http')).body).toEqual({ proto: 'http' });
+    expect((await request(app).get('/api/data')).body).toEqual({ proto: null });
+  });
+});
+
 describe('op() options of this round are validated at start-up', () => {
   test.each([
     ['a storeTimeout that is not a number', { storeTimeout: '3s' }, 'storeTimeout'],
