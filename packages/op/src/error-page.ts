@@ -61,6 +61,21 @@ export async function sendRefusal(
   await sendErrorPage(req, res, views, e);
 }
 
+/** The path a request came to (no query, no control characters, at most 200 characters), as a message names it. */
+export const shownPath = (req: Request): string => (req.originalUrl ?? req.url).split('?')[0]!.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, 200);
+
+/**
+ * A method the path does not take: 405 with `Allow` (RFC 9110 §15.5.6), and `OPTIONS` 204 with
+ * `Allow`. `allow` lists the methods the path takes, `OPTIONS` last.
+ */
+export async function sendMethodNotAllowed(req: Request, res: Response, views: Views, allow: string): Promise<void> {
+  res.setHeader('Allow', allow);
+  if (req.method === 'OPTIONS') return void res.writeHead(204).end();
+  await sendRefusal(req, res, views, {
+    status: 405, code: 'method_not_allowed', message: `${shownPath(req)} does not take ${req.method} requests: it takes ${allow.replace(', OPTIONS', '')}.`,
+  });
+}
+
 /** What a request gets while the shared store (Redis) is unavailable. */
 export const STORE_UNAVAILABLE = {
   status: 503, code: 'store_unavailable', retryAfter: 5,

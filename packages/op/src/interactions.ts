@@ -6,7 +6,7 @@ import type { AccountStore } from './accounts.js';
 import type { OpStore } from './adapters/types.js';
 import type { AuthenticationFailure, AuthenticationSuccess, Authenticator } from './authenticators/authenticator.js';
 import { clientIp } from './client-ip.js';
-import { pageHeaders, sendErrorPage, sendStoreUnavailable } from './error-page.js';
+import { pageHeaders, sendErrorPage, sendMethodNotAllowed, sendStoreUnavailable } from './error-page.js';
 import { appCall } from './bounded-store.js';
 import { isLastingRefusal, OpError } from './errors.js';
 import { finishInteraction } from './finish.js';
@@ -494,11 +494,22 @@ export function interactionRoutes(deps: InteractionDeps, session: express.Reques
       return sendErrorPage(req, res, deps.views, { status: 500, code: 'server_error', message: 'The sign-in could not be completed. Try again later.' });
     });
   };
+  // each path's methods, as its routes are added: the 405s below list them
+  const methods = new Map<string, string[]>();
+  const route = (method: 'get' | 'post', path: string, ...handlers: express.RequestHandler[]): void => {
+    methods.set(path, [...(methods.get(path) ?? []), method.toUpperCase()]);
+    router[method](path, ...handlers);
+  };
   // mounted at /interaction; only the login POST runs the browser session (an authenticator's verify() may keep state there: upstream does)
-  router.get('/:uid', wrap(show));
-  router.get('/:uid/login', wrap(showLoginForm));
-  router.post('/:uid/login', session, parse, wrap(submitLogin));
-  router.post('/:uid/confirm', parse, wrap(confirm));
-  router.post('/:uid/abort', parse, wrap(abort));
+  route('get', '/:uid', wrap(show));
+  route('get', '/:uid/login', wrap(showLoginForm));
+  route('post', '/:uid/login', session, parse, wrap(submitLogin));
+  route('post', '/:uid/confirm', parse, wrap(confirm));
+  route('post', '/:uid/abort', parse, wrap(abort));
+  // another method is 405 with Allow, OPTIONS 204, as at op()'s other endpoints (before: 404, and Express's OPTIONS 200)
+  for (const [path, list] of methods) {
+    const allow = [...list, ...(list.includes('GET') ? ['HEAD'] : []), 'OPTIONS'].join(', ');
+    router.all(path, (req, res, next) => void sendMethodNotAllowed(req, res, deps.views, allow).catch(next));
+  }
   return router;
 }

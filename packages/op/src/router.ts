@@ -7,7 +7,7 @@ import { memoryAdapter } from './adapters/memory.js';
 import type { OpStore } from './adapters/types.js';
 import { password } from './authenticators/password.js';
 import { appStore } from './bounded-store.js';
-import { sendErrorPage, sendRefusal, sendStoreUnavailable } from './error-page.js';
+import { sendErrorPage, sendMethodNotAllowed, sendRefusal, sendStoreUnavailable, shownPath } from './error-page.js';
 import { isLastingRefusal, OpConfigError } from './errors.js';
 import { interactionStates } from './interaction-state.js';
 import { completeLogin, completeOnce, interactionRoutes, type InteractionDeps } from './interactions.js';
@@ -284,20 +284,10 @@ function answerUnknownPaths(provider: Provider, views: Views, passOn: boolean): 
       giveBack(req, res);
       return req[PASS_ON]();
     }
-    const path = (req.originalUrl ?? ctx.path).split('?')[0]!.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, 200);
     const methods = allow.get(ctx.path.toLowerCase());
-    if (methods) {
-      res.setHeader('Allow', methods);
-      if (ctx.method === 'OPTIONS') {
-        res.writeHead(204).end();
-        return;
-      }
-    }
-    await sendRefusal(req, res, views, methods ? {
-      status: 405, code: 'method_not_allowed', message: `${path} does not take ${ctx.method} requests: it takes ${methods.replace(', OPTIONS', '')}.`,
-    } : {
-      status: 404, code: 'not_found', message: `There is no ${ctx.method} ${path} here. Check the address, or start again from the application you came from.`,
-    }).catch((err: unknown) => {
+    await (methods ? sendMethodNotAllowed(req, res, views, methods) : sendRefusal(req, res, views, {
+      status: 404, code: 'not_found', message: `There is no ${ctx.method} ${shownPath(req)} here. Check the address, or start again from the application you came from.`,
+    })).catch((err: unknown) => {
       log('the %s answer failed: %s', methods ? 405 : 404, (err as Error)?.message);
       if (!ctx.res.headersSent) ctx.res.writeHead(methods ? 405 : 404);
       ctx.res.end();

@@ -184,10 +184,8 @@ describe('the pages of a sign-in this browser cannot continue', () => {
 
 describe('an address under the mount that nothing serves', () => {
   test.each([
-    ['GET', '/interaction/abc/confirm'],
-    ['GET', '/interaction/abc/abort'],
-    ['POST', '/interaction/abc'],
     ['GET', '/no-such-page'],
+    ['GET', '/interaction/abc/nothing'],
   ])('%s %s: the 404 page for browsers (no-store, not framable), JSON for APIs', async (method, path) => {
     const page = await fetch(`${o.issuer}${path}`, { method, headers: { accept: 'text/html' } });
     expect(page.status).toBe(404);
@@ -203,6 +201,10 @@ describe('an address under the mount that nothing serves', () => {
   test.each([
     ['GET', '/session/end/confirm', 'POST'],
     ['GET', '/token', 'POST'],
+    // the interaction routes too (before: 404 "There is no GET … here")
+    ['GET', '/interaction/abc/confirm', 'POST'],
+    ['GET', '/interaction/abc/abort', 'POST'],
+    ['POST', '/interaction/abc', 'GET, HEAD'],
   ])('%s %s, an endpoint that takes %s: 405 with Allow, the same page for browsers, JSON for APIs', async (method, path, takes) => {
     const page = await fetch(`${o.issuer}${path}`, { method, headers: { accept: 'text/html' } });
     expect([page.status, page.headers.get('allow')]).toEqual([405, `${takes}, OPTIONS`]);

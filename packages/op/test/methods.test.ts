@@ -75,3 +75,34 @@ describe('methods an endpoint does not take', () => {
     expect([res.status, res.body.error, res.headers.allow]).toEqual([404, 'not_found', undefined]);
   });
 });
+
+describe('methods the interaction routes (login, consent, abort) do not take', () => {
+  const ROUTES: Array<[string, string]> = [
+    ['/interaction/abc', 'GET, HEAD, OPTIONS'], ['/interaction/abc/login', 'GET, POST, HEAD, OPTIONS'],
+    ['/interaction/abc/confirm', 'POST, OPTIONS'], ['/interaction/abc/abort', 'POST, OPTIONS'],
+  ];
+
+  test.each(ROUTES)('%s answers another method 405 with Allow: %s (before: 404 "There is no PUT … here")', async (path, allow) => {
+    for (const method of ['put', 'delete', 'patch', ...(allow.startsWith('GET') ? [] : ['get'])] as const) {
+      const res = await send(method as (typeof METHODS)[number], path);
+      expect([method, path, res.status, res.headers.allow]).toEqual([method, path, 405, allow]);
+      expect(res.body.error).toBe('method_not_allowed');
+      expect(res.body.error_description).toBe(`/op${path} does not take ${method.toUpperCase()} requests: it takes ${allow.replace(', OPTIONS', '')}.`);
+    }
+    // the methods it takes still reach it (an unknown interaction: its own answer, never 405)
+    const taken = await send(allow.startsWith('GET') ? 'get' : 'post', path, 'text/html');
+    expect(taken.status).not.toBe(405);
+  });
+
+  test.each(ROUTES)('OPTIONS %s is 204 with Allow (before: Express\'s 200)', async (path, allow) => {
+    const res = await send('options', path);
+    expect([res.status, res.headers.allow]).toEqual([204, allow]);
+  });
+
+  test('a browser gets the error page', async () => {
+    const res = await send('delete', '/interaction/abc/login', 'text/html');
+    expect([res.status, res.headers.allow]).toEqual([405, 'GET, POST, HEAD, OPTIONS']);
+    expect(res.headers['content-type']).toMatch(/text\/html/);
+    expect(res.text).toContain('does not take DELETE requests');
+  });
+});
