@@ -137,10 +137,40 @@ test('an OP that answers discovery with megabytes is refused cleanly (bodies fro
     const chain: string[] = [];
     for (let e: unknown = err; e instanceof Error; e = e.cause) chain.push(e.message);
     expect(chain.at(-1)).toBe('the response is larger than 1048576 bytes');
+    expect((err as Error).message).toMatch(/^discovery at http:\/\/127\.0\.0\.1:\d+ failed: .*the response is larger than 1048576 bytes$/);
   } finally {
     server.closeAllConnections();
     server.close();
   }
+});
+
+describe('a malformed registration answer is refused naming the field the OP got wrong', () => {
+  let server: Server;
+  let issuer = '';
+  let answer: Record<string, unknown> = {};
+  beforeAll(async () => {
+    const app = express();
+    app.use(express.json());
+    app.get('/.well-known/openid-configuration', (_req, res) => void res.json({
+      issuer, authorization_endpoint: `${issuer}/auth`, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks`,
+      registration_endpoint: `${issuer}/reg`, response_types_supported: ['code'],
+    }));
+    app.post('/reg', (req, res) => void res.status(201).json({ ...req.body, ...answer }));
+    server = await new Promise<Server>((resolve) => { const s = app.listen(0, '127.0.0.1', () => resolve(s)); });
+    issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+
+  test.each([
+    // RFC 7591 §3.2.1: REQUIRED with a client_secret; several OPs omit it
+    ['a client_secret without client_secret_expires_at', { client_id: 'c1', client_secret: 's1' }, '"client_secret_expires_at" property must be a number'],
+    ['a numeric client_id', { client_id: 5, client_secret: 's1', client_secret_expires_at: 0 }, '"client_id" property must be a string'],
+  ])('%s', async (_label, malformed, reason) => {
+    answer = malformed;
+    const err = await new DynamicProviders({ registration: true, ...dev }, redirectUriFor).resolve(issuer).catch((e: Error) => e);
+    expect(err).toMatchObject({ code: 'registration_failed', status: 502 });
+    expect((err as Error).message).toBe(`registration at ${issuer} failed: invalid response encountered: "response" body ${reason}`);
+  });
 });
 
 describe('DynamicProviders', () => {

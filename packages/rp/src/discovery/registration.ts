@@ -8,7 +8,7 @@ import createDebug from 'debug';
 import * as client from 'openid-client';
 import type { ProviderConfig } from '../options.js';
 import type { Coordination } from '../coordination.js';
-import { OptionsError, toRpError } from '../errors.js';
+import { OptionsError, oneLine, toRpError } from '../errors.js';
 import { setCapped } from '../capped-map.js';
 import { holdLease } from '../lease.js';
 import { guardedFetch, privateNetworkError } from './network-guard.js';
@@ -413,7 +413,7 @@ export class DynamicProviders {
       const refused = privateNetworkError(err);
       if (refused) throw failure(new DynamicProviderError('issuer_not_allowed', refused.message));
       const said = err instanceof client.ResponseBodyError ? ` (the OP answered ${err.error}${err.error_description ? `: ${err.error_description}` : ''})` : '';
-      throw failure(new DynamicProviderError('registration_failed', `${step} at ${issuer} failed: ${(err as Error).message}${said}`, {
+      throw failure(new DynamicProviderError('registration_failed', `${step} at ${issuer} failed: ${reasons(err)}${said}`, {
         cause: err, transient: toRpError(err).retryAfter !== undefined,
       }));
     }
@@ -459,6 +459,16 @@ export class DynamicProviders {
       allowInsecureRequests: this.options.allowInsecureRequests,
     };
   }
+}
+
+/**
+ * openid-client's message and the ones it wraps, which say what the OP got wrong: "invalid response encountered:
+ * "response" body "client_id" property must be a string", "parsing error occured: … larger than 1048576 bytes".
+ */
+function reasons(err: unknown): string {
+  const messages: string[] = [];
+  for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) if (!messages.includes(e.message)) messages.push(e.message);
+  return oneLine(messages.join(': '), 500);
 }
 
 /** The key of `verifiedAt`: one provider's one client. */
