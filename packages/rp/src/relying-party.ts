@@ -89,6 +89,13 @@ const REFRESH_KEEP_MAX = 10_000;
  */
 const GRANT_GONE = new Set(['invalid_grant', 'unauthorized_client']);
 
+/**
+ * The longest ID token `sid` a login takes, and so the longest a front-channel logout names: its URL then stays
+ * within the 8000 octets every recipient should take (RFC 9110 §4.1). A longer one is refused at login, where the
+ * message reaches the developer, rather than leave the login one front-channel logout cannot end.
+ */
+const MAX_SID_LENGTH = 4096;
+
 const now = (): number => Math.floor(Date.now() / 1000);
 
 /** True when `result` carries another refresh token than `auth`'s (the OP rotated it). */
@@ -461,6 +468,10 @@ export class RelyingParty {
       throw new RpError('invalid_id_token', `the ID token's "azp" (authorized party) is ${JSON.stringify(String(claims.azp).slice(0, 80))}, `
         + `not this app's client_id "${p.clientId}": the OpenID Provider issued it to another client (OIDC Core 3.1.3.7)`);
     }
+    if (typeof claims.sid === 'string' && claims.sid.length > MAX_SID_LENGTH) {
+      throw new RpError('invalid_id_token', `the ID token's "sid" is ${claims.sid.length} characters long, longer than ${MAX_SID_LENGTH}: `
+        + 'a front-channel logout could not name it in a URL; the OpenID Provider must issue shorter session ids');
+    }
     try {
       p.validateIdToken?.(claims);
     } catch (err) {
@@ -811,8 +822,11 @@ export class RelyingParty {
     if (!sidAlone && (typeof iss !== 'string' || iss !== config.serverMetadata().issuer)) {
       throw new RpError('invalid_request', `the front-channel logout request must carry iss="${config.serverMetadata().issuer}" (register frontchannel_logout_session_required: true)`);
     }
-    if (typeof sid !== 'string' || !sid || sid.length > 256) {
+    if (typeof sid !== 'string' || !sid) {
       throw new RpError('invalid_request', 'the front-channel logout request has no sid (register frontchannel_logout_session_required: true at the OP)');
+    }
+    if (sid.length > MAX_SID_LENGTH) {
+      throw new RpError('invalid_request', `the front-channel logout request's sid is ${sid.length} characters long, longer than any login takes (${MAX_SID_LENGTH})`);
     }
     return sid;
   }

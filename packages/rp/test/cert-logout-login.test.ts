@@ -300,7 +300,7 @@ describe('front-channel logout (OpenID Front-Channel Logout 1.0)', () => {
       ['missing sid', 400, 'invalid_request', () => `/auth/frontchannel-logout/op?${q({ iss: t.op.issuer })}`],
       ['empty sid', 400, 'invalid_request', () => `/auth/frontchannel-logout/op?${q({ iss: t.op.issuer, sid: '' })}`],
       ['sid twice', 400, 'invalid_request', (s: string) => `/auth/frontchannel-logout/op?${q({ iss: t.op.issuer, sid: s })}&sid=${encodeURIComponent(s)}`],
-      ['sid over 256 characters', 400, 'invalid_request', () => `/auth/frontchannel-logout/op?${q({ iss: t.op.issuer, sid: 'x'.repeat(300) })}`],
+      ['sid over 4096 characters (longer than any login takes)', 400, 'invalid_request', () => `/auth/frontchannel-logout/op?${q({ iss: t.op.issuer, sid: 'x'.repeat(4097) })}`],
       ['unknown provider', 404, 'unknown_provider', (s: string) => `/auth/frontchannel-logout/nope?${q({ iss: t.op.issuer, sid: s })}`],
     ])('%s → %i %s', async (_what, status, code, path) => {
       const res = await request(t.server).get(path(sid));

@@ -97,3 +97,29 @@ describe('the ID token at the callback', () => {
     expect((await agent.get('/me')).status).toBe(401);
   });
 });
+
+describe('the ID token sid: what a login takes, a front-channel logout can name', () => {
+  const frontchannelLogout = (sid: string) => request(server).get(`/auth/frontchannel-logout/stub?iss=${encodeURIComponent(stub.issuer)}&sid=${sid}`);
+
+  test('a login whose sid is longer than 256 characters is ended by the OP\'s front-channel logout of it', async () => {
+    const sid = `${'s'.repeat(296)}-300`;
+    stub.idToken = (claims) => stub.sign({ ...claims, sid });
+    const agent = request.agent(server);
+    expect((await callback(agent)).status).toBe(302);
+    const res = await frontchannelLogout(sid);
+    expect(res.status).toBe(200);
+    expect((await agent.get('/me')).status).toBe(401);
+  });
+
+  test('a sid longer than 4096 characters is refused at login, saying so, rather than leave a login front-channel logout cannot end', async () => {
+    stub.idToken = (claims) => stub.sign({ ...claims, sid: 's'.repeat(4097) });
+    const agent = request.agent(server);
+    await expectRefused(await callback(agent), agent, /^the ID token's "sid" is 4097 characters long, longer than 4096/);
+  });
+
+  test('a front-channel logout naming a longer sid is told that, not that it has no sid', async () => {
+    const res = await frontchannelLogout('s'.repeat(4097)).set('accept', 'application/json');
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'invalid_request', error_description: 'the front-channel logout request\'s sid is 4097 characters long, longer than any login takes (4096)' });
+  });
+});
