@@ -19,3 +19,28 @@ export function copyJson<T>(value: T): T {
   }
   return out as T;
 }
+
+/**
+ * How deep the claims of a login may nest: far beyond any real claim (OpenID Connect for Identity Assurance's
+ * `verified_claims` nest a few levels), and far within what the code that copies, compares and stores them
+ * (copyJson, JSON.stringify, a session store) can recurse through before "Maximum call stack size exceeded".
+ */
+export const MAX_CLAIM_DEPTH = 100;
+
+/**
+ * Whether `value` nests objects or arrays more than `max` levels deep (`{ a: 1 }` is one level). It stops at the
+ * first such branch, so it never recurses more than `max + 1` deep, and visits each value at most once.
+ *
+ * @example
+ * if (nestedDeeperThan(claims.address, MAX_CLAIM_DEPTH)) throw new Error('claim "address" is nested too deep');
+ */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (max === 0) return true;
+  if (Array.isArray(value)) {
+    for (const v of value) if (nestedDeeperThan(v, max - 1)) return true;
+    return false;
+  }
+  for (const key in value) if (nestedDeeperThan((value as Record<string, unknown>)[key], max - 1)) return true;
+  return false;
+}

@@ -11,7 +11,8 @@
  * logins written by earlier versions: both read back unchanged.
  */
 import type { Authentication, StoredAccessToken } from './session.js';
-import { copyJson } from './copy-json.js';
+import { MAX_CLAIM_DEPTH, copyJson, nestedDeeperThan } from './copy-json.js';
+import { RpError, oneLine } from './errors.js';
 import { PROTOCOL_CLAIMS, putMember, userFromClaims, type MappedUser } from './user.js';
 
 /** The compact form of a login in the session. */
@@ -133,6 +134,8 @@ const NO_PROFILE: MappedUser = Object.freeze({});
  */
 export function toStoredLogin(auth: Authentication): StoredLogin | Authentication {
   const { provider, user, idToken, idTokenClaims, accessToken, refreshToken, authTime, ...rest } = auth;
+  refuseDeepClaims(idTokenClaims);
+  refuseDeepClaims(user.claims);
   if (user.provider !== provider || Object.keys(user).some((k) => k !== 'provider' && k !== 'claims' && !(PROFILE_FIELDS as readonly string[]).includes(k))) return auth;
   const payload = idToken === undefined ? undefined : payloadOf(idToken);
   if (idToken !== undefined && (!payload || (idTokenClaims !== undefined && !sameJson(payload, idTokenClaims)))) return auth;
@@ -159,6 +162,18 @@ export function toStoredLogin(auth: Authentication): StoredLogin | Authenticatio
   // per-request read sees objects of that one shape also right after a login or refresh
   const readBack = JSON.parse(JSON.stringify(stored)) as StoredLogin;
   return sameJson(readStoredLogin(readBack), auth) ? readBack : auth;
+}
+
+/**
+ * A login whose claims nest deeper than {@link MAX_CLAIM_DEPTH} is refused here, before anything copies, compares or
+ * stores them (each recursing once per level): a plain reason rather than "Maximum call stack size exceeded".
+ */
+function refuseDeepClaims(claims: Record<string, unknown> | undefined): void {
+  if (claims) for (const name in claims) {
+    if (nestedDeeperThan(claims[name], MAX_CLAIM_DEPTH)) {
+      throw new RpError('invalid_response', `the OpenID Provider's answer was refused: its claim ${JSON.stringify(oneLine(name, 100))} is nested deeper than ${MAX_CLAIM_DEPTH} levels`);
+    }
+  }
 }
 
 /** True for a login kept whole (it has its `user`). */
