@@ -231,6 +231,24 @@ export function isUnpublishedKey(err: unknown): boolean {
 }
 
 /**
+ * Whether `jwt`'s claims, unverified, are those of a logout token of this OP for this app (its `iss`,
+ * an `aud` naming the client, the back-channel logout event): only such a token signed with a key
+ * the OP does not publish may be genuine and worth the OP's retry (see {@link isUnpublishedKey}).
+ */
+export function claimsOfOwnLogoutToken(jwt: string, expect: JwtExpectations): boolean {
+  let claims: jose.JWTPayload;
+  try {
+    claims = jose.decodeJwt(jwt);
+  } catch {
+    return false;
+  }
+  const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+  const events = claims.events as Record<string, unknown> | undefined;
+  return claims.iss === expect.issuer && audiences.includes(expect.audience)
+    && typeof events === 'object' && events !== null && Object.hasOwn(events, BACKCHANNEL_EVENT);
+}
+
+/**
  * A time claim refused (jose's message), with what it says about the clocks: a token "issued" or
  * "valid from" ahead of this server's clock, or expired (too old) when the OP has just sent it, means
  * the clocks of this server and the OP differ, the usual cause, which jose's message does not name.

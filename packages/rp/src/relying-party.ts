@@ -10,7 +10,7 @@ import * as jose from 'jose';
 import { RpError, oneLine, opStatus, toRpError } from './errors.js';
 import { DynamicProviderError, DynamicProviders, postLogoutRedirectUri as registeredPostLogoutUri } from './discovery/registration.js';
 import { codeGrantWithTokenIssuer, configurationForIdToken, refreshWithTokenIssuer } from './issuer-per-token.js';
-import { CLOCK_TOLERANCE, KeySets, idTokenAlgorithms, isUnpublishedKey, verifyJwt, verifyLogoutToken, type JwtExpectations } from './id-token.js';
+import { CLOCK_TOLERANCE, KeySets, claimsOfOwnLogoutToken, idTokenAlgorithms, isUnpublishedKey, verifyJwt, verifyLogoutToken, type JwtExpectations } from './id-token.js';
 import { assertionClockHint, checkProvider, resolveOptions, type ProviderConfig, type ResolvedOptions, type RpOptions } from './options.js';
 import { clientAuth, configure, OP_TIMEOUT_S } from './provider-metadata.js';
 import { didYouMean } from './did-you-mean.js';
@@ -836,11 +836,19 @@ export class RelyingParty {
     const p = this.provider(name);
     if (p.type !== 'oidc' || p.backchannelLogout === false) throw new RpError('unknown_provider', `provider "${name}" does not use back-channel logout`);
     const config = await this.providerInfo(name);
+    const expectations = this.jwtExpectations(p, config);
     try {
-      return await verifyLogoutToken(jwt, this.jwtExpectations(p, config), this.keySets, p);
+      return await verifyLogoutToken(jwt, expectations, this.keySets, p);
     } catch (err) {
-      // signed with a key the OP does not publish yet (one of its instances signs with a new key first): a 503 the OP retries
-      if (isUnpublishedKey(err)) throw new RpError('op_unavailable', `the logout token was not verified: ${(err as Error).message}`, { retryAfter: 5, cause: err });
+      // signed with a key the OP does not publish yet (one of its instances signs with a new key first): a 503 the OP
+      // retries. Not for a token whose claims are not this OP's logout token for this app: made up with any `kid`,
+      // it answered 503 op_unavailable (an OP outage on dashboards) where a forged token gets 400 (§2.8)
+      if (isUnpublishedKey(err) && claimsOfOwnLogoutToken(jwt, expectations)) {
+        throw new RpError('op_unavailable', `the logout token was not verified: ${(err as Error).message}`, { retryAfter: 5, cause: err });
+      }
+      if (isUnpublishedKey(err)) {
+        throw new RpError('invalid_logout_token', `the logout token was refused: it is signed with a key the OP does not publish, and its iss, aud or event are not those of ${name}'s logout token for this app`, { cause: err });
+      }
       const rpError = toRpError(err, 'invalid_logout_token');
       // an OP whose keys cannot be fetched right now (down, 5xx): a 503 the OP retries, not a 400 that loses the logout
       if (rpError.retryAfter !== undefined || rpError.code === 'invalid_logout_token') throw rpError;

@@ -179,6 +179,21 @@ describe('an OP that signs with a key its JWKS does not publish yet', () => {
     expect((await agent.get('/me')).status).toBe(401);
   });
 
+  test('a token with a kid the OP never published whose claims are not this OP\'s logout token for this app (a forgery): 400 invalid_logout_token, not a 503 the OP would retry (soak probe)', async () => {
+    const agent = t.agent();
+    expect((await t.login(agent)).status).toBe(302);
+    const post = async (token: string) => t.agent().post('/auth/backchannel-logout/op').set('accept', 'application/json').type('form').send({ logout_token: token });
+    for (const claims of [{ iss: 'https://elsewhere.example' }, { aud: 'another-app' }, { events: { 'https://example.com/other-event': {} } }]) {
+      const refused = await post(await signLogoutToken(t.op, { sub: 'alice', ...claims }, { kid: 'made-up' }));
+      // before: 503 op_unavailable with Retry-After: 5 for every one
+      expect([refused.status, refused.body.error, refused.headers['retry-after']]).toEqual([400, 'invalid_logout_token', undefined]);
+    }
+    // one that is this OP's logout token but for a key it does not publish may be genuine: the OP's retry is wanted
+    const maybe = await post(await signLogoutToken(t.op, { sub: 'alice' }, { kid: 'made-up' }));
+    expect([maybe.status, maybe.body.error]).toEqual([503, 'op_unavailable']);
+    expect((await agent.get('/me')).status).toBe(200);
+  });
+
   test('a sign-in whose ID token is signed with it is refused, and the message says what to fix (also to the operator, once an hour)', async () => {
     const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
     signingWithUnpublishedKey();
