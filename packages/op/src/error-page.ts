@@ -93,14 +93,28 @@ export const STORE_REFUSED = {
 } as const;
 
 /**
+ * What a sign-in's resume gets when another request still holds its claim after it waited for it
+ * (request-scope.ts): that request is completing the sign-in, or failing, and a retry finds out which.
+ */
+export const RESUME_IN_PROGRESS = {
+  status: 503, code: 'resume_in_progress', retryAfter: 2, title: 'This sign-in is already being completed',
+  message: 'Another request is completing this sign-in right now (the page was sent twice, or a server stopped while answering it). Nothing was lost; reload this page in a few seconds.',
+} as const;
+
+/** A 503 answer: what it says, and when to try again (`Retry-After`). */
+export type UnavailableAnswer = { status: 503; code: string; message: string; retryAfter: number; title?: string };
+
+/**
  * Answers 503 `store_unavailable` with `Retry-After` and `Cache-Control: no-store`: JSON for API
- * clients, the error page for browsers; in the words of `STORE_REFUSED` when `lasting`. `wantsJson`
- * defaults to Express's negotiation (HTML first); oidc-provider's routes pass their own (JSON first).
+ * clients, the error page for browsers; in the words of `STORE_REFUSED` when `lasting`, or of `answer`
+ * when given one (`RESUME_IN_PROGRESS`). `wantsJson` defaults to Express's negotiation (HTML first);
+ * oidc-provider's routes pass their own (JSON first).
  */
 export async function sendStoreUnavailable(
-  req: Request, res: Response, views: Views, lasting = false, wantsJson = req.accepts(['html', 'json']) === 'json',
+  req: Request, res: Response, views: Views, lasting: boolean | UnavailableAnswer = false, wantsJson = req.accepts(['html', 'json']) === 'json',
 ): Promise<void> {
-  const { status, code, message, retryAfter } = lasting ? STORE_REFUSED : STORE_UNAVAILABLE;
+  const answer: UnavailableAnswer = typeof lasting === 'object' ? lasting : lasting ? STORE_REFUSED : STORE_UNAVAILABLE;
+  const { status, code, message, retryAfter } = answer;
   res.set({ 'Retry-After': String(retryAfter), 'Cache-Control': 'no-store' });
   // a page allowed to read this answer (an SPA at the token endpoint) must be able to read when to retry too
   if (res.hasHeader('access-control-allow-origin')) {
@@ -111,5 +125,5 @@ export async function sendStoreUnavailable(
     res.status(status).json({ error: code, error_description: message });
     return;
   }
-  await sendErrorPage(req, res, views, { status, code, message, title: lasting ? STORE_REFUSED.title : undefined });
+  await sendErrorPage(req, res, views, { status, code, message, title: answer.title });
 }

@@ -74,6 +74,23 @@ export class StoreUnavailableError extends Error {
   }
 }
 
+/**
+ * A resume of a sign-in (`/auth/:uid`) found its one-time claim held by another request for longer than
+ * it waits (request-scope.ts): that request may still complete the sign-in. Answered as 503
+ * `resume_in_progress` with `Retry-After`, never as the final "expired" page.
+ */
+export class ResumeInProgressError extends Error {
+  readonly code = 'resume_in_progress';
+  readonly status = 503;
+  constructor(message: string) {
+    super(message);
+    this.name = 'ResumeInProgressError';
+  }
+}
+
+/** True when `err` is a ResumeInProgressError, by its stable code (safe across module copies). */
+export const isResumeInProgress = (err: unknown): boolean => (err as { code?: unknown } | undefined)?.code === 'resume_in_progress';
+
 /** True when `err` is (or wraps) a StoreUnavailableError that lasts until someone changes a setting (`lasting`). */
 export function isLastingRefusal(err: unknown): boolean {
   for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {

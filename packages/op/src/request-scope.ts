@@ -1,8 +1,9 @@
 import debug from 'debug';
 import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks';
-import { errors, type Adapter } from 'oidc-provider';
+import Provider, { errors, type Adapter } from 'oidc-provider';
 import type { OpStore } from './adapters/types.js';
 import { adapterMethods } from './bounded-store.js';
+import { ResumeInProgressError } from './errors.js';
 
 const log = debug('openid-express:op');
 
@@ -141,6 +142,55 @@ export async function takeResumeClaim(store: OpStore, id: string): Promise<(() =
   };
 }
 
+/** How long a resume that finds the claim held waits for it (a little more than the claim's life), asking every RESUME_POLL_MS. */
+const RESUME_WAIT_MS = RESUME_CLAIM_SECONDS * 1000 + 1000;
+const RESUME_POLL_MS = 200;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The claim on resuming interaction `id` for a request that found it held by another: the request holding it
+ * finished (the interaction is gone): refused as a finished sign-in's resume is (a replay never gets a second
+ * code); it gave the claim back (it failed) or the claim lapsed (its instance died): taken, once the interaction
+ * is found still there; still held after RESUME_WAIT_MS (the holder is alive, and slow): 503 with `Retry-After`.
+ */
+async function waitForResumeClaim(store: OpStore, id: string, find: Adapter['find'], scope: RequestConsumes): Promise<() => Promise<void>> {
+  log('a resume of interaction %s waits: another request holds its claim (the same resume sent twice, or an instance that stopped mid-resume)', id);
+  const deadline = Date.now() + RESUME_WAIT_MS;
+  for (;;) {
+    const release = await takeResumeClaim(store, id);
+    // (what oidc-provider loaded before this wait may be stale: the holder may have finished and deleted it)
+    const there = await find(id);
+    if (!there) {
+      await release?.();
+      leaveSessionAsItIs();
+      log('a resume of interaction %s refused: the request that held its claim completed the sign-in', id);
+      throw new errors.SessionNotFound('interaction session not found (another request completed this sign-in)');
+    }
+    if (release) {
+      log('a resume of interaction %s goes on: the claim was given back or lapsed (the request holding it failed, or its instance stopped)', id);
+      return release;
+    }
+    if (Date.now() > deadline || scope.done) {
+      leaveSessionAsItIs();
+      log('a resume of interaction %s answered 503: its claim is still held after %d ms (another request is completing it)', id, RESUME_WAIT_MS);
+      throw new ResumeInProgressError(`another request still holds the claim on resuming interaction ${id} after ${RESUME_WAIT_MS} ms`);
+    }
+    await sleep(RESUME_POLL_MS);
+  }
+}
+
+/**
+ * A resume refused after its wait loaded the OP session before the request holding the claim changed it:
+ * oidc-provider writes a request's session back when it ends, even a failed one's, and that stale copy (and
+ * its cookie) undid the holder's, whose code then found no session ("authorization code not found").
+ * Marked as oidc-provider marks a session it ended, so it is not written back.
+ */
+function leaveSessionAsItIs(): void {
+  const session = Provider.ctx?.oidc?.session as { destroyed?: boolean } | undefined;
+  if (session) session.destroyed = true;
+}
+
 /**
  * `adapter` (of `model`), whose deletes inside a request wait for its answer when `model` is one of KEPT_UNTIL_ANSWERED.
  *
@@ -148,9 +198,11 @@ export async function takeResumeClaim(store: OpStore, id: string): Promise<(() =
  * issues anything: with `store`, it is a one-time claim there (`increment`, atomic in every store). Two resumes
  * of one interaction at the same moment (a consent posted twice whose two redirects were both followed, on two
  * instances: both read it before either deleted it) each gave a code for one authorization request (RFC 6749
- * §4.1.2 answers a request once). The later one is refused as the resume of a finished sign-in is
- * (SessionNotFound: "expired or already completed"). The device flow's resume takes its claim before
- * oidc-provider runs (`claimDeviceResume`): the delete adopts that one.
+ * §4.1.2 answers a request once). A resume that finds the claim held waits for it (`waitForResumeClaim`): refused
+ * as the resume of a finished sign-in is (SessionNotFound: "expired or already completed") once the holder
+ * finished, resumed once the claim is free again (the holder failed, or its instance died: a load balancer's
+ * retry used to get that final page although the sign-in was intact), 503 while it is still held. The device
+ * flow's resume takes its claim before oidc-provider runs (`claimDeviceResume`): the delete adopts that one.
  */
 export function destroyedOnceAnswered(model: string, adapter: Adapter, store?: OpStore): Adapter {
   if (!KEPT_UNTIL_ANSWERED.has(model)) return adapter;
@@ -164,11 +216,7 @@ export function destroyedOnceAnswered(model: string, adapter: Adapter, store?: O
       // taken already when op() claimed this resume before oidc-provider ran (the device flow's, `claimDeviceResume`)
       const early = scope.claimed?.id === id ? scope.claimed : undefined;
       if (early) early.adopted = true;
-      const release = early?.release ?? await takeResumeClaim(claims, id);
-      if (!release) {
-        log('a resume of interaction %s refused: another request resumed it at the same moment (a form posted twice)', id);
-        throw new errors.SessionNotFound('interaction session not found (another request resumed this sign-in at the same moment)');
-      }
+      const release = early?.release ?? await takeResumeClaim(claims, id) ?? await waitForResumeClaim(claims, id, wrapped.find as Adapter['find'], scope);
       // given back once: at a store failure before its 503 is written (`undo`, so the retry finds it free), or by `destroyOnceSent`
       scope.undo.push(release);
       scope.releases.push(release);

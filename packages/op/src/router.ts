@@ -8,7 +8,7 @@ import type { OpStore } from './adapters/types.js';
 import { password } from './authenticators/password.js';
 import { appStore } from './bounded-store.js';
 import { sendErrorPage, sendMethodNotAllowed, sendRefusal, sendStoreUnavailable, shownPath } from './error-page.js';
-import { isLastingRefusal, OpConfigError } from './errors.js';
+import { isLastingRefusal, isResumeInProgress, OpConfigError } from './errors.js';
 import { interactionStates } from './interaction-state.js';
 import { completeLogin, completeOnce, interactionRoutes, type InteractionDeps } from './interactions.js';
 import { resolveKeys } from './keys.js';
@@ -332,7 +332,7 @@ export function op(options: OpOptions): OpApp {
   // its stack, as Express's own handler does; a store that is down is a 503 (store-unavailable.ts), not this
   provider.on('server_error', (ctx, err) => {
     log('server_error: %s', err.message);
-    if (!isStoreUnavailable(err)) console.error(`op(): ${ctx.method} ${ctx.path} failed (500 server_error):`, err);
+    if (!isStoreUnavailable(err) && !isResumeInProgress(err)) console.error(`op(): ${ctx.method} ${ctx.path} failed (500 server_error):`, err);
   });
   // a refused token request answers only "grant request is invalid"; why (e.g. "authorization code is
   // expired", which instances with differing clocks cause) is said here, never the code or token itself

@@ -2,8 +2,8 @@ import debug from 'debug';
 import type { Request, Response } from 'express';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { sendStoreUnavailable, STORE_UNAVAILABLE } from './error-page.js';
-import { isLastingRefusal } from './errors.js';
+import { RESUME_IN_PROGRESS, sendStoreUnavailable, STORE_UNAVAILABLE } from './error-page.js';
+import { isLastingRefusal, isResumeInProgress } from './errors.js';
 import type { Views } from './views/render.js';
 import { consumedInRequest } from './request-scope.js';
 
@@ -30,6 +30,8 @@ export function isStoreUnavailable(err: unknown): boolean {
  */
 export function answerStoreFailuresWith503(provider: Provider, views: Views): void {
   provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
+    // a resume whose claim another request still holds (request-scope.ts): it consumed nothing
+    if (isResumeInProgress(err)) return answerStoreUnavailable(ctx, views, err);
     if (!isStoreUnavailable(err)) return;
     undoConsumes();
     undoDeviceConfirmation(ctx);
@@ -39,7 +41,8 @@ export function answerStoreFailuresWith503(provider: Provider, views: Views): vo
 
 /**
  * Answers the oidc-provider request `ctx` with our 503 `store_unavailable` instead of what it set
- * (taking the response over: `ctx.respond = false`); worded for a lasting refusal when `err` is one.
+ * (taking the response over: `ctx.respond = false`); worded for a lasting refusal when `err` is one,
+ * and as `resume_in_progress` for a ResumeInProgressError.
  */
 export function answerStoreUnavailable(ctx: KoaContextWithOIDC, views: Views, err?: unknown): void {
   log('store unavailable at %s %s: 503', ctx.method, ctx.path);
@@ -51,9 +54,10 @@ export function answerStoreUnavailable(ctx: KoaContextWithOIDC, views: Views, er
   // the request and response Express handed to provider.callback(); JSON unless HTML is
   // preferred, as oidc-provider's own error answers (a bare */* gets JSON)
   const wantsJson = ctx.accepts('json', 'html') !== 'html';
-  void sendStoreUnavailable(ctx.req as unknown as Request, ctx.res as unknown as Response, views, isLastingRefusal(err), wantsJson).catch((err: unknown) => {
+  const answer = isResumeInProgress(err) ? RESUME_IN_PROGRESS : isLastingRefusal(err);
+  void sendStoreUnavailable(ctx.req as unknown as Request, ctx.res as unknown as Response, views, answer, wantsJson).catch((err: unknown) => {
     log('the 503 answer failed: %s', (err as Error)?.message);
-    if (!ctx.res.headersSent) ctx.res.writeHead(503, { 'Retry-After': String(STORE_UNAVAILABLE.retryAfter) });
+    if (!ctx.res.headersSent) ctx.res.writeHead(503, { 'Retry-After': String((typeof answer === 'object' ? answer : STORE_UNAVAILABLE).retryAfter) });
     ctx.res.end();
   });
 }

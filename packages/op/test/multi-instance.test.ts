@@ -289,6 +289,54 @@ describe('a resume\'s claim on its interaction (request-scope.ts)', () => {
   });
 });
 
+describe('a resume retried while another request holds its claim (two instances on one store; request-scope.ts)', () => {
+  let c: Cluster;
+  beforeAll(async () => {
+    c = await startCluster();
+  });
+  afterAll(() => c.close());
+
+  /** Signs alice in up to the resume after the password form: its URL (not followed), the browser, and the claim's key. */
+  async function atResume() {
+    const auth = await authorization(c);
+    // stops at the login's resume, once (its way on, through the first party's consent, is followed)
+    let atLogin = true;
+    const stopAt = (u: URL) => u.pathname === '/cb' || (atLogin && /^\/op\/auth\/[^/]+$/.test(u.pathname) && !(atLogin = false));
+    const browser = new FormBrowser({ stopAt, headers: { 'x-forwarded-for': '198.51.100.26' } });
+    const resume = (await submitPassword(browser, await browser.open(auth.url), 'alice', ALICE.password)).stoppedAt!;
+    expect(new URL(resume).pathname).toMatch(/^\/op\/auth\//);
+    return { auth, browser, resume, claim: `openid-express:resumed:${new URL(resume).pathname.split('/').pop()}` };
+  }
+
+  test('its instance killed mid-resume (the claim taken, never given back): the load balancer\'s retry waits for the claim to lapse and signs in', async () => {
+    const { auth, browser, resume, claim } = await atResume();
+    await c.store.increment(claim, 10); // what an instance killed right after it took the claim leaves
+    const started = Date.now();
+    const retried = await browser.open(resume);
+    // before: at once 400 "This sign-in has expired or was already completed", the sign-in intact
+    expect(retried.stoppedAt).toContain('code=');
+    expect(Date.now() - started).toBeLessThan(12_000);
+    const tokens = await client.authorizationCodeGrant(c.web, new URL(retried.stoppedAt!), { pkceCodeVerifier: auth.verifier, expectedState: auth.state });
+    expect(tokens.claims()!.sub).toBe('alice');
+  }, 30_000);
+
+  test('a claim still held when the wait runs out (a live request slower than the claim\'s life): 503 with Retry-After, and the retry signs in', async () => {
+    const { auth, browser, resume, claim } = await atResume();
+    await c.store.increment(claim, 60);
+    const held = await browser.open(resume);
+    // before: 400 "This sign-in has expired", the final page, though the sign-in was intact
+    expect(held.status).toBe(503);
+    expect(held.headers.get('retry-after')).toBe('2');
+    expect(held.html).toContain('Another request is completing this sign-in');
+    expect(held.html).toContain('resume_in_progress');
+    await c.store.reset(claim); // the slow request failed and gave it back
+    const retried = await browser.open(resume);
+    expect(retried.stoppedAt).toContain('code=');
+    const tokens = await client.authorizationCodeGrant(c.web, new URL(retried.stoppedAt!), { pkceCodeVerifier: auth.verifier, expectedState: auth.state });
+    expect(tokens.claims()!.sub).toBe('alice');
+  }, 30_000);
+});
+
 describe('the device flow\'s resume on two instances of one Redis (RFC 8628; the resume claim, request-scope.ts)', () => {
   const redis = useRedis((url) => createClient({ url }));
   const DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
