@@ -38,8 +38,8 @@ export interface RequestConsumes {
 /** A resume's one-time claim on interaction `id`, taken by op() before oidc-provider ran. */
 export interface ResumeClaim {
   id: string;
-  /** Gives the claim back (once). */
-  release(): Promise<void>;
+  /** Gives the claim back (once), and when it ends (`takeResumeClaim`). */
+  release: ResumeRelease;
   /** The request's delete of the interaction took it over: given back, or kept, as a claim taken there is. */
   adopted: boolean;
 }
@@ -127,19 +127,33 @@ const KEPT_UNTIL_ANSWERED: ReadonlySet<string> = new Set(['Interaction', 'Sessio
  */
 export const RESUME_CLAIM_SECONDS = 10;
 
+/** Gives a resume's claim back (once); `until`: when it lapses, on this instance's clock (ms since the epoch). */
+export type ResumeRelease = (() => Promise<void>) & { until: number };
+
+/**
+ * How long before its claim lapses a resume must have its answer ready: the answer's write and the
+ * interaction's delete after it (one store call) take the rest. A resume that would answer later
+ * answers 503 (the retry resumes): after that, a waiting resume may take the lapsed claim and, the
+ * interaction still there, issue a second code for the same authorization request.
+ */
+const RESUME_ANSWER_MARGIN_MS = 3000;
+
 /**
  * Takes the one-time claim on resuming interaction `id` (`increment`, atomic in every store): what gives it
  * back (once), or undefined when another request holds it (until it gives it back, or RESUME_CLAIM_SECONDS).
  */
-export async function takeResumeClaim(store: OpStore, id: string): Promise<(() => Promise<void>) | undefined> {
+export async function takeResumeClaim(store: OpStore, id: string): Promise<ResumeRelease | undefined> {
   const key = `openid-express:resumed:${id}`;
+  // measured before the store starts the claim's expiry: never later than it
+  const until = Date.now() + RESUME_CLAIM_SECONDS * 1000;
   if (await store.increment(key, RESUME_CLAIM_SECONDS) > 1) return undefined;
   let given = false;
-  return async () => {
-    if (given) return;
+  return Object.assign(async () => {
+    // once lapsed, the key (if any) is another request's claim
+    if (given || Date.now() >= until) return;
     given = true;
     await store.reset(key);
-  };
+  }, { until });
 }
 
 /** How long a resume that finds the claim held waits for it (a little more than the claim's life), asking every RESUME_POLL_MS. */
@@ -154,7 +168,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * code); it gave the claim back (it failed) or the claim lapsed (its instance died): taken, once the interaction
  * is found still there; still held after RESUME_WAIT_MS (the holder is alive, and slow): 503 with `Retry-After`.
  */
-async function waitForResumeClaim(store: OpStore, id: string, find: Adapter['find'], scope: RequestConsumes): Promise<() => Promise<void>> {
+async function waitForResumeClaim(store: OpStore, id: string, find: Adapter['find'], scope: RequestConsumes): Promise<ResumeRelease> {
   log('a resume of interaction %s waits: another request holds its claim (the same resume sent twice, or an instance that stopped mid-resume)', id);
   const deadline = Date.now() + RESUME_WAIT_MS;
   for (;;) {
@@ -220,6 +234,12 @@ export function destroyedOnceAnswered(model: string, adapter: Adapter, store?: O
       // given back once: at a store failure before its 503 is written (`undo`, so the retry finds it free), or by `destroyOnceSent`
       scope.undo.push(release);
       scope.releases.push(release);
+      // no answer after the claim's life (a store slow at each call): a resume waiting for it would take it over (503 instead)
+      scope.settle.push(async () => {
+        if (Date.now() < release.until - RESUME_ANSWER_MARGIN_MS) return true;
+        log('a resume of interaction %s answered 503: its work outlasted its claim (another request may take the claim over)', id);
+        return false;
+      });
     }
     scope.destroys.push(() => destroy(id));
   };

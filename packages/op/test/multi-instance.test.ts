@@ -19,11 +19,10 @@ const insecure = { execute: [client.allowInsecureRequests] };
 interface Cluster { origin: string; issuer: string; store: OpStore; web: client.Configuration; hits: number[]; close(): Promise<void> }
 
 /** Two op() instances on one port, requests dealt round-robin, as a load balancer would; `firstParty`: no consent screen. */
-async function startCluster(firstParty = true): Promise<Cluster> {
+async function startCluster(firstParty = true, store: OpStore = memoryAdapter()): Promise<Cluster> {
   const server = await listen();
   const origin = originOf(server);
   const issuer = `${origin}/op`;
-  const store = memoryAdapter();
   const sessions = new session.MemoryStore();
   const keys = generateKeys();
   const instance = () => express().use('/op', op({
@@ -297,7 +296,7 @@ describe('a resume retried while another request holds its claim (two instances 
   afterAll(() => c.close());
 
   /** Signs alice in up to the resume after the password form: its URL (not followed), the browser, and the claim's key. */
-  async function atResume() {
+  async function atResume(c: Cluster) {
     const auth = await authorization(c);
     // stops at the login's resume, once (its way on, through the first party's consent, is followed)
     let atLogin = true;
@@ -309,7 +308,7 @@ describe('a resume retried while another request holds its claim (two instances 
   }
 
   test('its instance killed mid-resume (the claim taken, never given back): the load balancer\'s retry waits for the claim to lapse and signs in', async () => {
-    const { auth, browser, resume, claim } = await atResume();
+    const { auth, browser, resume, claim } = await atResume(c);
     await c.store.increment(claim, 10); // what an instance killed right after it took the claim leaves
     const started = Date.now();
     const retried = await browser.open(resume);
@@ -321,7 +320,7 @@ describe('a resume retried while another request holds its claim (two instances 
   }, 30_000);
 
   test('a claim still held when the wait runs out (a live request slower than the claim\'s life): 503 with Retry-After, and the retry signs in', async () => {
-    const { auth, browser, resume, claim } = await atResume();
+    const { auth, browser, resume, claim } = await atResume(c);
     await c.store.increment(claim, 60);
     const held = await browser.open(resume);
     // before: 400 "This sign-in has expired", the final page, though the sign-in was intact
@@ -334,6 +333,40 @@ describe('a resume retried while another request holds its claim (two instances 
     expect(retried.stoppedAt).toContain('code=');
     const tokens = await client.authorizationCodeGrant(c.web, new URL(retried.stoppedAt!), { pkceCodeVerifier: auth.verifier, expectedState: auth.state });
     expect(tokens.claims()!.sub).toBe('alice');
+  }, 30_000);
+
+  test('a live resume slower than its claim\'s life (the store slow at its next step\'s save) answers 503: the resume that waited for it takes over, one code in all', async () => {
+    const store = memoryAdapter();
+    let slowSaves = 0;
+    const adapterFor = store.adapterFor.bind(store);
+    store.adapterFor = (name) => {
+      const adapter = adapterFor(name);
+      if (name !== 'Interaction') return adapter;
+      const upsert = adapter.upsert.bind(adapter);
+      adapter.upsert = async (...args) => {
+        if (slowSaves > 0 && slowSaves--) await new Promise((resolve) => setTimeout(resolve, 10_500));
+        return upsert(...args);
+      };
+      return adapter;
+    };
+    const slow = await startCluster(true, store);
+    try {
+      const { auth, browser, resume } = await atResume(slow);
+      slowSaves = 1;
+      const first = browser.open(resume); // takes the claim; its consent step's save ends after the claim lapsed
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const second = browser.open(resume); // the load balancer's copy: waits, then takes the lapsed claim
+      const pages = await Promise.all([first, second]);
+      const codes = pages.filter((p) => p.stoppedAt?.includes('code='));
+      // before: both gave a code for one authorization request (RFC 6749 section 4.1.2)
+      expect(codes).toHaveLength(1);
+      expect(pages[0]!.status).toBe(503);
+      expect(pages[0]!.headers.get('retry-after')).toBeTruthy();
+      const tokens = await client.authorizationCodeGrant(slow.web, new URL(codes[0]!.stoppedAt!), { pkceCodeVerifier: auth.verifier, expectedState: auth.state });
+      expect(tokens.claims()!.sub).toBe('alice');
+    } finally {
+      await slow.close();
+    }
   }, 30_000);
 });
 
