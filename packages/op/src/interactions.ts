@@ -481,7 +481,7 @@ async function sendOpError(deps: InteractionDeps, req: Request, res: Response, e
  * kept in the store for that interaction before anything else changes. A store that is down gets
  * the 503 `store_unavailable` page.
  */
-export function interactionRoutes(deps: InteractionDeps, session: express.RequestHandler): express.Router {
+export function interactionRoutes(deps: InteractionDeps, session: express.RequestHandler): express.Router & { wrongMethods: express.Router } {
   const router = express.Router();
   const parse = express.urlencoded({ extended: false, limit: '16kb' });
   const wrap = (h: Handler) => (req: Request, res: Response, next: NextFunction) => {
@@ -506,10 +506,15 @@ export function interactionRoutes(deps: InteractionDeps, session: express.Reques
   route('post', '/:uid/login', session, parse, wrap(submitLogin));
   route('post', '/:uid/confirm', parse, wrap(confirm));
   route('post', '/:uid/abort', parse, wrap(abort));
-  // another method is 405 with Allow, OPTIONS 204, as at op()'s other endpoints (before: 404, and Express's OPTIONS 200)
+  // another method is 405 with Allow, OPTIONS 204, as at op()'s other endpoints (before: 404, and Express's OPTIONS 200);
+  // a router of its own, mounted after the authenticators' routes (`/interaction/saml-acs` is one of theirs, not a uid)
+  // (OPTIONS here: Express answers it itself, 200, at the end of a router whose paths matched)
+  const wrongMethods = express.Router();
   for (const [path, list] of methods) {
     const allow = [...list, ...(list.includes('GET') ? ['HEAD'] : []), 'OPTIONS'].join(', ');
-    router.all(path, (req, res, next) => void sendMethodNotAllowed(req, res, deps.views, allow).catch(next));
+    const answer: express.RequestHandler = (req, res, next) => void sendMethodNotAllowed(req, res, deps.views, allow).catch(next);
+    router.options(path, answer);
+    wrongMethods.all(path, answer);
   }
-  return router;
+  return Object.assign(router, { wrongMethods });
 }

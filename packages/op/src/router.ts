@@ -388,8 +388,11 @@ export function op(options: OpOptions): OpApp {
     storeTimeout: o.storeTimeout,
     claims: store,
   };
-  app.use('/interaction', interactionRoutes(deps, session));
+  const interactions = interactionRoutes(deps, session);
+  app.use('/interaction', interactions);
   mountAuthenticators(app, deps, o, session);
+  // (at the root of a host, a method these paths do not take goes on to the app's own routes, as any unknown request does)
+  if (!atRoot) app.use('/interaction', interactions.wrongMethods);
   const endSession = provider.pathFor('end_session', { mountPath: '' });
   // the logout page's CSRF token lives in the browser session; the body is left for oidc-provider to parse
   app.get(endSession, session, retiredKeyHint(keys.jwks.keys));

@@ -5,6 +5,7 @@
  * 404 / 405 from op()), every other one is not.
  */
 import express from 'express';
+import session from 'express-session';
 import request from 'supertest';
 import { generateKeys, memoryAccounts, memoryAdapter, op } from '@openid-express/op';
 
@@ -105,4 +106,25 @@ describe('methods the interaction routes (login, consent, abort) do not take', (
     expect(res.headers['content-type']).toMatch(/text\/html/);
     expect(res.text).toContain('does not take DELETE requests');
   });
+});
+
+test('an authenticator\'s own routes under /interaction (a form_post return, another method of a path op() has) still reach it: the 405s come after them (review-56)', async () => {
+  const custom = {
+    id: 'saml', label: 'SAML', fields: () => '', throttleKey: () => undefined,
+    async verify() { return { ok: false as const }; },
+    mount(ctx: { router: express.Router }) {
+      ctx.router.post('/interaction/saml-acs', (_req, res) => void res.status(200).send('acs reached'));
+      ctx.router.delete('/interaction/:uid/login', (_req, res) => void res.status(200).send('delete reached'));
+    },
+  };
+  const withCustom = express().use(session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false })).use('/op', op({
+    issuer, accounts, adapter: memoryAdapter(), ...generateKeys(), clients: [],
+    authenticators: [custom as unknown as Parameters<typeof op>[0]['authenticators'] extends (infer A)[] | undefined ? A : never],
+  }));
+  const acs = await request(withCustom).post('/op/interaction/saml-acs').set('host', 'id.example.com').type('form').send('SAMLResponse=x');
+  const del = await request(withCustom).delete('/op/interaction/abc/login').set('host', 'id.example.com');
+  // before: 405 "takes GET, HEAD" and 405 "takes GET, POST"
+  expect([acs.status, acs.text, del.status, del.text]).toEqual([200, 'acs reached', 200, 'delete reached']);
+  // op()'s own paths still answer a method nobody takes 405
+  expect((await request(withCustom).put('/op/interaction/abc/login').set('host', 'id.example.com')).status).toBe(405);
 });
