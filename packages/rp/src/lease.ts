@@ -6,26 +6,32 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Coordination } from './coordination.js';
+import { RpError } from './errors.js';
 
 /**
- * Runs `work` while holding `key` across instances: taken with `setIfAbsent` for `leaseMs`, asked
- * for again every `pollMs` while another instance holds it. After `leaseMs` of waiting, `work` runs
- * anyway (a holder that died has freed it by then; a live one is stuck on a stalled store, which this
- * work meets too). Released when `work` settles (not waited for); a failed release is left to the lease's expiry.
+ * Runs `work` while holding `key` across instances: taken with `setIfAbsent` for `leaseMs` and renewed
+ * every `renewMs` while `work` runs (so a slow store never lets another instance in mid-work, and an
+ * instance that dies frees it within `leaseMs`), asked for again every `pollMs` while another holds it.
+ * Not taken within `waitMs` (the holder is alive and its store is slow): 503 `store_unavailable` with
+ * `Retry-After`, never `work` without it. Released when `work` settles (not waited for).
  */
-export async function underLock<T>(coordination: Coordination, key: string, leaseMs: number, work: () => Promise<T>, pollMs = 10): Promise<T> {
+export async function underLock<T>(
+  coordination: Coordination, key: string, o: { leaseMs: number; renewMs: number; waitMs: number; pollMs?: number; what: string }, work: () => Promise<T>,
+): Promise<T> {
   const owner = randomBytes(12).toString('base64url');
-  const deadline = Date.now() + leaseMs;
-  let held = await coordination.setIfAbsent(key, owner, leaseMs);
-  while (!held && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, pollMs));
-    held = await coordination.setIfAbsent(key, owner, leaseMs);
+  const deadline = Date.now() + o.waitMs;
+  while (!(await coordination.setIfAbsent(key, owner, o.leaseMs))) {
+    if (Date.now() >= deadline) {
+      throw new RpError('store_unavailable', `${o.what} has held its lock for over ${o.waitMs} ms (the session store is slow): try again in a moment`, { retryAfter: 2 });
+    }
+    await new Promise((resolve) => setTimeout(resolve, o.pollMs ?? 10));
   }
+  const lease = holdLease(coordination, key, owner, o.leaseMs, o.renewMs);
   try {
     return await work();
   } finally {
     // not waited for: the answer need not wait a round trip for it (a start that meets it still held asks again)
-    if (held) void coordination.deleteIfEquals(key, owner).catch(() => undefined);
+    void lease.stop().then(() => coordination.deleteIfEquals(key, owner)).catch(() => undefined);
   }
 }
 

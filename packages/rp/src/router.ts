@@ -221,7 +221,9 @@ class Routes {
         await sessionOp<void>((cb) => session.save(cb));
       };
       const shared = stored ? this.rp.options.coordination : undefined;
-      await (shared ? underLock(shared, hashedKey('oidc-login-start:', req.sessionID), LOGIN_START_LEASE_MS, save) : save());
+      // (waits as long as another start's read and save may take, each within its deadline)
+      const waitMs = Math.ceil(2.25 * this.rp.options.storeTimeout) + 1000;
+      await (shared ? underLock(shared, hashedKey('oidc-login-start:', req.sessionID), { ...LOGIN_START_LOCK, waitMs, what: 'another sign-in start of this session' }, save) : save());
     });
     // (not when express-session sends no cookie: checkSessionCookie says why, and the sign-in could not stay)
     if (!req.headers.cookie?.includes(req.sessionID) && !(session.cookie.secure === true && !req.secure)) rememberPendingSession(res, request.state, req.sessionID, this.rp);
@@ -587,8 +589,8 @@ function withLoginUrl(err: RpError, url: string): RpError {
 /** Where an RP-initiated logout sent the browser (kept a minute under the ended session's id). */
 interface SignedOut { to: string; state: string; returnTo: string }
 const SIGNED_OUT_MS = 60_000;
-/** How long a login start holds its session's lock at most (a read and a save of the session). */
-const LOGIN_START_LEASE_MS = 5000;
+/** A login start's lock on its session: renewed while it reads and saves the session; one whose instance died frees it within 3 s. */
+const LOGIN_START_LOCK = { leaseMs: 3000, renewMs: 1000 };
 const signedOutKey = (sessionId: string): string => hashedKey('oidc-lo:', sessionId);
 
 /**

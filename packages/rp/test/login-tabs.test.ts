@@ -269,3 +269,83 @@ describe('two tabs starting a sign-in at the same moment on two instances (conne
     expect(await client.keys('rp-tabs:oidc-login-start:*')).toEqual([]); // every lock released
   });
 });
+
+describe('the login-start lock across instances with a slow session store (review-56)', () => {
+  let redis: RedisServer;
+  let client: ReturnType<typeof createClient>;
+  let t: TestRp;
+  let b: Server;
+  let slow = false;
+  let reads = 0;
+  let reachedRead: () => void = () => undefined;
+  const SLOW_MS = 2700; // each store call within storeTimeout (3000 ms): nothing fails, the store is only slow
+  beforeAll(async () => {
+    redis = await startRedisServer();
+    client = createClient({ url: redis.url });
+    await client.connect();
+    const coordination = redisCoordination(client, { prefix: 'rp-slow:' });
+    t = await startRp({ store: new RedisStore({ client, prefix: 'sess-slow:' }) as unknown as ListableStore, rp: { coordination } });
+    const storeB = new RedisStore({ client, prefix: 'sess-slow:' });
+    const get = storeB.get.bind(storeB);
+    const set = storeB.set.bind(storeB);
+    storeB.get = ((sid: string, cb: Cb) => {
+      if (!slow || (reads += 1) < 2) return get(sid, cb);
+      reachedRead();
+      setTimeout(() => get(sid, cb), SLOW_MS); // the start's read of the stored session, slow
+    }) as typeof storeB.get;
+    storeB.set = ((sid: string, data: session.SessionData, cb?: Cb) => {
+      if (!slow) return set(sid, data, cb);
+      slow = false;
+      setTimeout(() => set(sid, data, cb), SLOW_MS); // its save, slow
+    }) as typeof storeB.set;
+    b = createServer();
+    await listen(b);
+    const app = express();
+    app.use(rp({
+      baseURL: t.baseURL,
+      session: session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, store: storeB, name: 'sid' }),
+      providers: { op: oidc({ issuer: t.op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, scope: 'openid profile email offline_access', allowInsecureRequests: true }) },
+      coordination,
+    }));
+    b.on('request', app);
+  }, 20_000);
+  afterAll(async () => {
+    await close(b);
+    await t.close();
+    await client.quit();
+    await redis.stop();
+  });
+
+  test('a start whose read and save take 5.4 s keeps the lock all along (renewed): the other start waits, and both pending logins are kept', async () => {
+    const agent = t.agent();
+    expect((await agent.get('/auth/login/op?returnTo=/p0')).status).toBe(302);
+    const cookie = agent.jar.getCookie('sid', { domain: '127.0.0.1', path: '/', secure: false, script: false })!.toValueString();
+    slow = true;
+    reads = 0;
+    const atRead = new Promise<void>((resolve) => (reachedRead = resolve));
+    const startB = request(b).get('/auth/login/op?returnTo=/p2').set('cookie', cookie).then((res) => res);
+    await atRead; // B holds the lock and is reading
+    const startA = agent.get('/auth/login/op?returnTo=/p1').then((res) => res);
+    const [a, bRes] = await Promise.all([startA, startB]);
+    expect([a.status, bRes.status]).toEqual([302, 302]);
+    expect(await returnTos(t.store, agent)).toEqual(['/p0', '/p1', '/p2']); // before (a 5 s lease, not renewed): /p1 lost
+  }, 30_000);
+
+  test('a lock held longer than a start waits (another instance alive, its store slow): 503 with Retry-After, nothing saved without it', async () => {
+    const quick = await startRp({ store: t.store, rp: { coordination: redisCoordination(client, { prefix: 'rp-slow:' }), storeTimeout: 400 } });
+    try {
+      const agent = quick.agent();
+      expect((await agent.get('/auth/login/op?returnTo=/p0')).status).toBe(302);
+      const id = decodeURIComponent(agent.jar.getCookie('sid', { domain: '127.0.0.1', path: '/', secure: false, script: false })!.value).slice(2).split('.')[0]!;
+      const { hashedKey } = await import('../src/coordination.js');
+      await client.set(`rp-slow:${hashedKey('oidc-login-start:', id)}`, 'another-instance', { PX: 60_000 });
+      const started = Date.now();
+      const res = await agent.get('/auth/login/op?returnTo=/p1').set('accept', 'application/json');
+      expect([res.status, res.body.error, res.headers['retry-after']]).toEqual([503, 'store_unavailable', '2']);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1900); // 2.25 × storeTimeout + 1 s
+      expect(await returnTos(quick.store, agent)).toEqual(['/p0']);
+    } finally {
+      await quick.close();
+    }
+  }, 30_000);
+});
