@@ -9,7 +9,7 @@ import session from 'express-session';
 import request from 'supertest';
 import { RedisStore } from 'connect-redis';
 import { createClient } from 'redis';
-import { oidc, redisCoordination, rp } from '@openid-express/rp';
+import { oidc, redisCoordination, rp, type Coordination } from '@openid-express/rp';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, type ListableStore, type TestRp } from './support/rp-app.js';
 import { expectTabSignsIn } from './support/expect.js';
@@ -199,6 +199,19 @@ describe.each([
   });
 });
 
+/** A second instance of the app of `t` (same baseURL, client and coordination) on `store`, its own process state. */
+async function secondInstance(t: TestRp, store: session.Store, coordination: Coordination): Promise<Server> {
+  const server = createServer();
+  await listen(server);
+  server.on('request', express().use(rp({
+    baseURL: t.baseURL,
+    session: session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, store, name: 'sid' }),
+    providers: { op: oidc({ issuer: t.op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, scope: 'openid profile email offline_access', allowInsecureRequests: true }) },
+    coordination,
+  })));
+  return server;
+}
+
 describe('two tabs starting a sign-in at the same moment on two instances (connect-redis, redisCoordination)', () => {
   let redis: RedisServer;
   let client: ReturnType<typeof createClient>;
@@ -228,16 +241,7 @@ describe('two tabs starting a sign-in at the same moment on two instances (conne
         reached();
       });
     }) as typeof storeB.get;
-    b = createServer();
-    await listen(b);
-    const app = express();
-    app.use(rp({
-      baseURL: t.baseURL,
-      session: session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, store: storeB, name: 'sid' }),
-      providers: { op: oidc({ issuer: t.op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, scope: 'openid profile email offline_access', allowInsecureRequests: true }) },
-      coordination,
-    }));
-    b.on('request', app);
+    b = await secondInstance(t, storeB, coordination);
   }, 20_000);
   afterAll(async () => {
     await close(b);
@@ -298,16 +302,7 @@ describe('the login-start lock across instances with a slow session store (revie
       slow = false;
       setTimeout(() => set(sid, data, cb), SLOW_MS); // its save, slow
     }) as typeof storeB.set;
-    b = createServer();
-    await listen(b);
-    const app = express();
-    app.use(rp({
-      baseURL: t.baseURL,
-      session: session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, store: storeB, name: 'sid' }),
-      providers: { op: oidc({ issuer: t.op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, scope: 'openid profile email offline_access', allowInsecureRequests: true }) },
-      coordination,
-    }));
-    b.on('request', app);
+    b = await secondInstance(t, storeB, coordination);
   }, 20_000);
   afterAll(async () => {
     await close(b);
