@@ -94,7 +94,15 @@ const GRANT_GONE = new Set(['invalid_grant', 'unauthorized_client']);
  * within the 8000 octets every recipient should take (RFC 9110 §4.1). A longer one is refused at login, where the
  * message reaches the developer, rather than leave the login one front-channel logout cannot end.
  */
-const MAX_SID_LENGTH = 4096;
+const MAX_SID_LENGTH = 4096; // (in percent-encoded characters, as the URL carries it)
+/** The length of `sid` as a URL carries it (percent-encoded UTF-8): what MAX_SID_LENGTH bounds. */
+const encodedLength = (sid: string): number => {
+  try {
+    return encodeURIComponent(sid).length;
+  } catch {
+    return Infinity; // a lone surrogate: no URL can carry it
+  }
+};
 
 const now = (): number => Math.floor(Date.now() / 1000);
 
@@ -468,8 +476,8 @@ export class RelyingParty {
       throw new RpError('invalid_id_token', `the ID token's "azp" (authorized party) is ${JSON.stringify(String(claims.azp).slice(0, 80))}, `
         + `not this app's client_id "${p.clientId}": the OpenID Provider issued it to another client (OIDC Core 3.1.3.7)`);
     }
-    if (typeof claims.sid === 'string' && claims.sid.length > MAX_SID_LENGTH) {
-      throw new RpError('invalid_id_token', `the ID token's "sid" is ${claims.sid.length} characters long, longer than ${MAX_SID_LENGTH}: `
+    if (typeof claims.sid === 'string' && encodedLength(claims.sid) > MAX_SID_LENGTH) {
+      throw new RpError('invalid_id_token', `the ID token's "sid" is ${encodedLength(claims.sid)} characters long in a URL, longer than ${MAX_SID_LENGTH}: `
         + 'a front-channel logout could not name it in a URL; the OpenID Provider must issue shorter session ids');
     }
     try {
@@ -825,8 +833,8 @@ export class RelyingParty {
     if (typeof sid !== 'string' || !sid) {
       throw new RpError('invalid_request', 'the front-channel logout request has no sid (register frontchannel_logout_session_required: true at the OP)');
     }
-    if (sid.length > MAX_SID_LENGTH) {
-      throw new RpError('invalid_request', `the front-channel logout request's sid is ${sid.length} characters long, longer than any login takes (${MAX_SID_LENGTH})`);
+    if (encodedLength(sid) > MAX_SID_LENGTH) {
+      throw new RpError('invalid_request', `the front-channel logout request's sid is ${encodedLength(sid)} characters long in a URL, longer than any login takes (${MAX_SID_LENGTH})`);
     }
     return sid;
   }

@@ -411,8 +411,9 @@ class Routes {
         const failure = toRpError(err);
         // the OP cannot be asked right now: ending only this site's session would leave the user
         // signed in at the OP (the next "Sign in" needs no password), so say so and keep the login
+        // (the store failing on the way, e.g. reading an OP found on the fly: its own 503, which speaks of no OP)
         if (failure.retryAfter !== undefined) {
-          if (this.rp.options.onError) throw failure;
+          if (this.rp.options.onError || failure.code === 'store_unavailable') throw failure;
           return logoutUnavailable(req, res, this.rp, failure, returnTo, auth.provider);
         }
         debug('no RP-initiated logout at provider %s: %s', auth.provider, failure.message);

@@ -111,15 +111,27 @@ describe('the ID token sid: what a login takes, a front-channel logout can name'
     expect((await agent.get('/me')).status).toBe(401);
   });
 
+  test('the bound is on the sid as a URL carries it: 1366 "€" (12294 characters percent-encoded) are refused at login (review-56: 4096 of them were taken, and their front-channel logout got 431 from Node); 455 (4095) sign in and are ended by it', async () => {
+    stub.idToken = (claims) => stub.sign({ ...claims, sid: '\u20ac'.repeat(1366) });
+    const refused = request.agent(server);
+    await expectRefused(await callback(refused), refused, /^the ID token's "sid" is 12294 characters long in a URL, longer than 4096/);
+    const sid = '\u20ac'.repeat(455);
+    stub.idToken = (claims) => stub.sign({ ...claims, sid });
+    const agent = request.agent(server);
+    expect((await callback(agent)).status).toBe(302);
+    expect((await frontchannelLogout(encodeURIComponent(sid))).status).toBe(200);
+    expect((await agent.get('/me')).status).toBe(401);
+  });
+
   test('a sid longer than 4096 characters is refused at login, saying so, rather than leave a login front-channel logout cannot end', async () => {
     stub.idToken = (claims) => stub.sign({ ...claims, sid: 's'.repeat(4097) });
     const agent = request.agent(server);
-    await expectRefused(await callback(agent), agent, /^the ID token's "sid" is 4097 characters long, longer than 4096/);
+    await expectRefused(await callback(agent), agent, /^the ID token's "sid" is 4097 characters long in a URL, longer than 4096/);
   });
 
   test('a front-channel logout naming a longer sid is told that, not that it has no sid', async () => {
     const res = await frontchannelLogout('s'.repeat(4097)).set('accept', 'application/json');
     expect(res.status).toBe(400);
-    expect(res.body).toMatchObject({ error: 'invalid_request', error_description: 'the front-channel logout request\'s sid is 4097 characters long, longer than any login takes (4096)' });
+    expect(res.body).toMatchObject({ error: 'invalid_request', error_description: 'the front-channel logout request\'s sid is 4097 characters long in a URL, longer than any login takes (4096)' });
   });
 });
