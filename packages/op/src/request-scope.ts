@@ -156,6 +156,25 @@ export async function takeResumeClaim(store: OpStore, id: string): Promise<Resum
   }, { until });
 }
 
+/**
+ * Marks interaction `id` answered (`increment`, atomic in every store) just before a resume's answer is
+ * written: true for the first resume only. A resume that took a lapsed claim over (its holder slow, or its
+ * delete of the interaction slow or failed) sees the mark and is refused, so one authorization request is
+ * answered once (RFC 6749 §4.1.2). What takes the mark back (an answer that never went out: the retry resumes).
+ */
+async function markAnswered(store: OpStore, id: string): Promise<(() => Promise<void>) | undefined> {
+  if (await store.increment(answeredKey(id), RESUME_ANSWERED_SECONDS) > 1) return undefined;
+  let taken = false;
+  return async () => {
+    if (taken) return; // once: by then another resume's mark may be there
+    taken = true;
+    await store.reset(answeredKey(id));
+  };
+}
+const answeredKey = (id: string): string => `openid-express:resume-answered:${id}`;
+/** Longer than any interaction lives (oidc-provider's default is an hour): the mark outlives the record it guards. */
+const RESUME_ANSWERED_SECONDS = 24 * 3600;
+
 /** How long a resume that finds the claim held waits for it (a little more than the claim's life), asking every RESUME_POLL_MS. */
 const RESUME_WAIT_MS = RESUME_CLAIM_SECONDS * 1000 + 1000;
 const RESUME_POLL_MS = 200;
@@ -173,9 +192,16 @@ async function waitForResumeClaim(store: OpStore, id: string, find: Adapter['fin
   const deadline = Date.now() + RESUME_WAIT_MS;
   for (;;) {
     const release = await takeResumeClaim(store, id);
-    // (what oidc-provider loaded before this wait may be stale: the holder may have finished and deleted it)
-    const there = await find(id);
-    if (!there) {
+    // (what oidc-provider loaded before this wait may be stale: the holder may have finished and deleted it,
+    // or answered and not deleted it yet, or not at all: a slow or failed delete, whose claim then lapses)
+    let finished: boolean;
+    try {
+      finished = !(await find(id)) || await store.count(answeredKey(id)) > 0;
+    } catch (err) {
+      await release?.().catch(() => undefined); // the retry must not wait for a claim nobody uses
+      throw err;
+    }
+    if (finished) {
       await release?.();
       leaveSessionAsItIs();
       log('a resume of interaction %s refused: the request that held its claim completed the sign-in', id);
@@ -230,15 +256,33 @@ export function destroyedOnceAnswered(model: string, adapter: Adapter, store?: O
       // taken already when op() claimed this resume before oidc-provider ran (the device flow's, `claimDeviceResume`)
       const early = scope.claimed?.id === id ? scope.claimed : undefined;
       if (early) early.adopted = true;
-      const release = early?.release ?? await takeResumeClaim(claims, id) ?? await waitForResumeClaim(claims, id, wrapped.find as Adapter['find'], scope);
+      const taken = early?.release ?? await takeResumeClaim(claims, id);
+      // a free claim of a sign-in already answered (its claim lapsed, its delete slow or failed): refused as finished
+      if (taken && await claims.count(answeredKey(id)).catch(async (err: unknown) => { await taken(); throw err; }) > 0) {
+        await taken();
+        leaveSessionAsItIs();
+        log('a resume of interaction %s refused: it was answered already (its record not deleted yet)', id);
+        throw new errors.SessionNotFound('interaction session not found (this sign-in was completed)');
+      }
+      const release = taken ?? await waitForResumeClaim(claims, id, wrapped.find as Adapter['find'], scope);
       // given back once: at a store failure before its 503 is written (`undo`, so the retry finds it free), or by `destroyOnceSent`
       scope.undo.push(release);
       scope.releases.push(release);
       // no answer after the claim's life (a store slow at each call): a resume waiting for it would take it over (503 instead)
       scope.settle.push(async () => {
-        if (Date.now() < release.until - RESUME_ANSWER_MARGIN_MS) return true;
-        log('a resume of interaction %s answered 503: its work outlasted its claim (another request may take the claim over)', id);
-        return false;
+        if (Date.now() >= release.until - RESUME_ANSWER_MARGIN_MS) {
+          log('a resume of interaction %s answered 503: its work outlasted its claim (another request may take the claim over)', id);
+          return false;
+        }
+        const unmark = await markAnswered(claims, id);
+        if (!unmark) {
+          log('a resume of interaction %s answered 503: another resume of it has answered (it took over a lapsed claim)', id);
+          return false;
+        }
+        // taken back with the claim when the answer does not go out (a store failure after this, the connection closed)
+        scope.undo.push(unmark);
+        scope.releases.push(unmark);
+        return true;
       });
     }
     scope.destroys.push(() => destroy(id));

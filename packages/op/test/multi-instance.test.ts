@@ -335,24 +335,61 @@ describe('a resume retried while another request holds its claim (two instances 
     expect(tokens.claims()!.sub).toBe('alice');
   }, 30_000);
 
-  test('a live resume slower than its claim\'s life (the store slow at its next step\'s save) answers 503: the resume that waited for it takes over, one code in all', async () => {
+  /** A memory store whose Interaction saves can be slowed, and whose Interaction deletes can be slowed or fail. */
+  function rigged() {
     const store = memoryAdapter();
-    let slowSaves = 0;
+    const knobs = { slowSaves: 0, saveMs: 0, failDeletes: 0, deleteMs: 0 };
     const adapterFor = store.adapterFor.bind(store);
     store.adapterFor = (name) => {
       const adapter = adapterFor(name);
       if (name !== 'Interaction') return adapter;
       const upsert = adapter.upsert.bind(adapter);
       adapter.upsert = async (...args) => {
-        if (slowSaves > 0 && slowSaves--) await new Promise((resolve) => setTimeout(resolve, 10_500));
+        if (knobs.slowSaves > 0 && knobs.slowSaves--) await new Promise((resolve) => setTimeout(resolve, knobs.saveMs));
         return upsert(...args);
+      };
+      const destroy = adapter.destroy.bind(adapter);
+      adapter.destroy = async (id) => {
+        if (knobs.deleteMs) await new Promise((resolve) => setTimeout(resolve, knobs.deleteMs));
+        if (knobs.failDeletes > 0 && knobs.failDeletes--) throw new Error('store: DEL timed out');
+        return destroy(id);
       };
       return adapter;
     };
+    return { store, knobs };
+  }
+
+  test.each([
+    ['its delete of the sign-in fails (a Redis blip)', { slowSaves: 1, saveMs: 1000, failDeletes: 5, deleteMs: 0 }],
+    ['its delete of the sign-in takes 5 s (a store slow within a timeout set above 3 s), its answer ready at 6.5 s', { slowSaves: 1, saveMs: 6000, failDeletes: 0, deleteMs: 5000 }],
+  ])('a resume answered, then %s: the copy that waited takes the lapsed claim and is refused, one code in all (review-57)', async (_label, rig) => {
+    const { store, knobs } = rigged();
+    const cluster = await startCluster(true, store);
+    try {
+      const { auth, browser, resume } = await atResume(cluster);
+      Object.assign(knobs, rig);
+      const first = browser.open(resume); // takes the claim
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const second = browser.open(resume); // the same resume again (a double post, a load balancer's retry): waits
+      const pages = await Promise.all([first, second]);
+      const codes = pages.filter((p) => p.stoppedAt?.includes('code='));
+      // before (the wait without the answered mark): two codes for one authorization request (RFC 6749 §4.1.2)
+      expect(codes).toHaveLength(1);
+      expect(pages[1]!.status).toBe(400);
+      const tokens = await client.authorizationCodeGrant(cluster.web, new URL(codes[0]!.stoppedAt!), { pkceCodeVerifier: auth.verifier, expectedState: auth.state });
+      expect(tokens.claims()!.sub).toBe('alice');
+    } finally {
+      await cluster.close();
+    }
+  }, 60_000);
+
+  test('a live resume slower than its claim\'s life (the store slow at its next step\'s save) answers 503: the resume that waited for it takes over, one code in all', async () => {
+    const { store, knobs } = rigged();
     const slow = await startCluster(true, store);
     try {
       const { auth, browser, resume } = await atResume(slow);
-      slowSaves = 1;
+      knobs.slowSaves = 1;
+      knobs.saveMs = 10_500;
       const first = browser.open(resume); // takes the claim; its consent step's save ends after the claim lapsed
       await new Promise((resolve) => setTimeout(resolve, 500));
       const second = browser.open(resume); // the load balancer's copy: waits, then takes the lapsed claim

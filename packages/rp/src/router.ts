@@ -590,8 +590,12 @@ function withLoginUrl(err: RpError, url: string): RpError {
 /** Where an RP-initiated logout sent the browser (kept a minute under the ended session's id). */
 interface SignedOut { to: string; state: string; returnTo: string }
 const SIGNED_OUT_MS = 60_000;
-/** A login start's lock on its session: renewed while it reads and saves the session; one whose instance died frees it within 3 s. */
-const LOGIN_START_LOCK = { leaseMs: 3000, renewMs: 1000 };
+/**
+ * A login start's lock on its session: renewed while it reads and saves the session; one whose instance died
+ * frees it within 6 s. A renewal is sent `renewMs` after the last one left and may take up to redisCoordination's
+ * `timeout` (2 s by default) to land: the lease outlasts both (review-57: 3 s did not, under a slow Redis).
+ */
+const LOGIN_START_LOCK = { leaseMs: 6000, renewMs: 2000 };
 const signedOutKey = (sessionId: string): string => hashedKey('oidc-lo:', sessionId);
 
 /**
