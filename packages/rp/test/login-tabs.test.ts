@@ -212,35 +212,51 @@ async function secondInstance(t: TestRp, store: session.Store, coordination: Coo
   return server;
 }
 
-describe('two tabs starting a sign-in at the same moment on two instances (connect-redis, redisCoordination)', () => {
+describe('tabs starting a sign-in at the same moment on two instances (connect-redis, redisCoordination)', () => {
   let redis: RedisServer;
   let client: ReturnType<typeof createClient>;
   let t: TestRp;
   let b: Server;
-  let holdRead = false;
+  const SLOW_MS = 2700; // each store call within storeTimeout (3000 ms): nothing fails, the store is only slow
+  // instance B's store, from the login start's read of the stored session on (express-session's load is the first):
+  // 'hold' holds that read's answer until `held()`; 'slow' answers it, and the save after it, SLOW_MS late
+  let mode: 'hold' | 'slow' | undefined;
+  let reads = 0;
   let held: (() => void) | undefined;
   let reached: () => void = () => undefined;
+  const startRead = (next: 'hold' | 'slow'): Promise<void> => {
+    mode = next;
+    reads = 0;
+    return new Promise<void>((resolve) => (reached = resolve));
+  };
   beforeAll(async () => {
     redis = await startRedisServer();
     client = createClient({ url: redis.url });
     await client.connect();
     const coordination = redisCoordination(client, { prefix: 'rp-tabs:' });
     t = await startRp({ store: new RedisStore({ client, prefix: 'sess:' }) as unknown as ListableStore, rp: { coordination } });
-    // instance B: same store (its own connect-redis object), same coordination, a process state of its own;
-    // its store can hold the answer to the login start's read of the stored session (express-session's load is the first)
+    // instance B: same store (its own connect-redis object), same coordination, a process state of its own
     const storeB = new RedisStore({ client, prefix: 'sess:' });
     const get = storeB.get.bind(storeB);
-    let reads = 0;
+    const set = storeB.set.bind(storeB);
     storeB.get = ((sid: string, cb: Cb) => {
-      if (!holdRead) return get(sid, cb);
-      if ((reads += 1) < 2) return get(sid, cb);
-      holdRead = false;
-      reads = 0;
+      if (!mode || (reads += 1) < 2) return get(sid, cb);
+      if (mode === 'slow') {
+        reached();
+        return void setTimeout(() => get(sid, cb), SLOW_MS);
+      }
+      mode = undefined;
+      // read now, answered when released: the request goes on with the session as it was at this moment
       void get(sid, (err, value) => {
         held = () => cb(err, value);
         reached();
       });
     }) as typeof storeB.get;
+    storeB.set = ((sid: string, data: session.SessionData, cb?: Cb) => {
+      if (mode !== 'slow') return set(sid, data, cb);
+      mode = undefined;
+      setTimeout(() => set(sid, data, cb), SLOW_MS);
+    }) as typeof storeB.set;
     b = await secondInstance(t, storeB, coordination);
   }, 20_000);
   afterAll(async () => {
@@ -255,8 +271,7 @@ describe('two tabs starting a sign-in at the same moment on two instances (conne
     const start0 = await agent.get('/auth/login/op?returnTo=/p0'); // the session (and its cookie) exists
     const cookie = agent.jar.getCookie('sid', { domain: '127.0.0.1', path: '/', secure: false, script: false })!.toValueString();
     // tab B's start at instance B read the stored session and is about to save it with its own pending login
-    holdRead = true;
-    const atRead = new Promise<void>((resolve) => (reached = resolve));
+    const atRead = startRead('hold');
     const startB = request(b).get('/auth/login/op?returnTo=/p2').set('cookie', cookie).then((res) => res);
     await atRead;
     // tab A's start at instance A meanwhile: before, it saved at once, and B's save then dropped its pending login
@@ -272,52 +287,12 @@ describe('two tabs starting a sign-in at the same moment on two instances (conne
     await expectTabSignsIn(t, agent, start0.headers.location, 'alice', '/p0');
     expect(await client.keys('rp-tabs:oidc-login-start:*')).toEqual([]); // every lock released
   });
-});
-
-describe('the login-start lock across instances with a slow session store (review-56)', () => {
-  let redis: RedisServer;
-  let client: ReturnType<typeof createClient>;
-  let t: TestRp;
-  let b: Server;
-  let slow = false;
-  let reads = 0;
-  let reachedRead: () => void = () => undefined;
-  const SLOW_MS = 2700; // each store call within storeTimeout (3000 ms): nothing fails, the store is only slow
-  beforeAll(async () => {
-    redis = await startRedisServer();
-    client = createClient({ url: redis.url });
-    await client.connect();
-    const coordination = redisCoordination(client, { prefix: 'rp-slow:' });
-    t = await startRp({ store: new RedisStore({ client, prefix: 'sess-slow:' }) as unknown as ListableStore, rp: { coordination } });
-    const storeB = new RedisStore({ client, prefix: 'sess-slow:' });
-    const get = storeB.get.bind(storeB);
-    const set = storeB.set.bind(storeB);
-    storeB.get = ((sid: string, cb: Cb) => {
-      if (!slow || (reads += 1) < 2) return get(sid, cb);
-      reachedRead();
-      setTimeout(() => get(sid, cb), SLOW_MS); // the start's read of the stored session, slow
-    }) as typeof storeB.get;
-    storeB.set = ((sid: string, data: session.SessionData, cb?: Cb) => {
-      if (!slow) return set(sid, data, cb);
-      slow = false;
-      setTimeout(() => set(sid, data, cb), SLOW_MS); // its save, slow
-    }) as typeof storeB.set;
-    b = await secondInstance(t, storeB, coordination);
-  }, 20_000);
-  afterAll(async () => {
-    await close(b);
-    await t.close();
-    await client.quit();
-    await redis.stop();
-  });
 
   test('a start whose read and save take 5.4 s keeps the lock all along (renewed): the other start waits, and both pending logins are kept', async () => {
     const agent = t.agent();
     expect((await agent.get('/auth/login/op?returnTo=/p0')).status).toBe(302);
     const cookie = agent.jar.getCookie('sid', { domain: '127.0.0.1', path: '/', secure: false, script: false })!.toValueString();
-    slow = true;
-    reads = 0;
-    const atRead = new Promise<void>((resolve) => (reachedRead = resolve));
+    const atRead = startRead('slow');
     const startB = request(b).get('/auth/login/op?returnTo=/p2').set('cookie', cookie).then((res) => res);
     await atRead; // B holds the lock and is reading
     const startA = agent.get('/auth/login/op?returnTo=/p1').then((res) => res);
@@ -327,13 +302,13 @@ describe('the login-start lock across instances with a slow session store (revie
   }, 30_000);
 
   test('a lock held longer than a start waits (another instance alive, its store slow): 503 with Retry-After, nothing saved without it', async () => {
-    const quick = await startRp({ store: t.store, rp: { coordination: redisCoordination(client, { prefix: 'rp-slow:' }), storeTimeout: 400 } });
+    const quick = await startRp({ store: t.store, rp: { coordination: redisCoordination(client, { prefix: 'rp-tabs:' }), storeTimeout: 400 } });
     try {
       const agent = quick.agent();
       expect((await agent.get('/auth/login/op?returnTo=/p0')).status).toBe(302);
       const id = decodeURIComponent(agent.jar.getCookie('sid', { domain: '127.0.0.1', path: '/', secure: false, script: false })!.value).slice(2).split('.')[0]!;
       const { hashedKey } = await import('../src/coordination.js');
-      await client.set(`rp-slow:${hashedKey('oidc-login-start:', id)}`, 'another-instance', { PX: 60_000 });
+      await client.set(`rp-tabs:${hashedKey('oidc-login-start:', id)}`, 'another-instance', { PX: 60_000 });
       const started = Date.now();
       const res = await agent.get('/auth/login/op?returnTo=/p1').set('accept', 'application/json');
       expect([res.status, res.body.error, res.headers['retry-after']]).toEqual([503, 'store_unavailable', '2']);
