@@ -201,12 +201,7 @@ async function waitForResumeClaim(store: OpStore, id: string, find: Adapter['fin
       await release?.().catch(() => undefined); // the retry must not wait for a claim nobody uses
       throw err;
     }
-    if (finished) {
-      await release?.();
-      leaveSessionAsItIs();
-      log('a resume of interaction %s refused: the request that held its claim completed the sign-in', id);
-      throw new errors.SessionNotFound('interaction session not found (another request completed this sign-in)');
-    }
+    if (finished) return refuseCompleted(id, release, 'the request that held its claim completed the sign-in');
     if (release) {
       log('a resume of interaction %s goes on: the claim was given back or lapsed (the request holding it failed, or its instance stopped)', id);
       return release;
@@ -218,6 +213,17 @@ async function waitForResumeClaim(store: OpStore, id: string, find: Adapter['fin
     }
     await sleep(RESUME_POLL_MS);
   }
+}
+
+/**
+ * Refuses a resume of interaction `id` as the resume of a finished sign-in is (SessionNotFound: "expired or
+ * already completed"), giving back the claim it took (`release`) and leaving the OP session as it is.
+ */
+async function refuseCompleted(id: string, release: (() => Promise<void>) | undefined, why: string): Promise<never> {
+  await release?.();
+  leaveSessionAsItIs();
+  log('a resume of interaction %s refused: %s', id, why);
+  throw new errors.SessionNotFound('interaction session not found (another request completed this sign-in)');
 }
 
 /**
@@ -259,10 +265,7 @@ export function destroyedOnceAnswered(model: string, adapter: Adapter, store?: O
       const taken = early?.release ?? await takeResumeClaim(claims, id);
       // a free claim of a sign-in already answered (its claim lapsed, its delete slow or failed): refused as finished
       if (taken && await claims.count(answeredKey(id)).catch(async (err: unknown) => { await taken(); throw err; }) > 0) {
-        await taken();
-        leaveSessionAsItIs();
-        log('a resume of interaction %s refused: it was answered already (its record not deleted yet)', id);
-        throw new errors.SessionNotFound('interaction session not found (this sign-in was completed)');
+        await refuseCompleted(id, taken, 'it was answered already (its record not deleted yet)');
       }
       const release = taken ?? await waitForResumeClaim(claims, id, wrapped.find as Adapter['find'], scope);
       // given back once: at a store failure before its 503 is written (`undo`, so the retry finds it free), or by `destroyOnceSent`
