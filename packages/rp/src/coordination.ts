@@ -172,7 +172,7 @@ function withDeadline<T>(call: Promise<T>, ms: number, onLate: () => void, onFai
     const refusal = redisRefusal(message, 'redisCoordination', 'EVAL and EVALSHA (+@scripting; the scripts call GET, SET, DEL, PEXPIRE, TIME and Z* commands) '
       + 'and every key under its prefix (~openid-express:rp:*)');
     const failure = new RpError('store_unavailable', `redisCoordination: Redis failed: ${message}; ${refusal?.hint ?? 'check that it is running and reachable'}`, { cause: err, lasting: refusal?.lasting });
-    if (refusal) logRefusal(message, failure);
+    if (refusal) logRefusal(failure);
     throw failure;
   }).finally(() => clearTimeout(timer));
 }

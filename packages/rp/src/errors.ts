@@ -343,9 +343,13 @@ const refusalSaidAt = new Map<string, number>();
  * caller: it needs someone to change a setting, and the users only see error pages. (Per reply only,
  * the session store's NOPERM went unsaid after redisCoordination's, which names another key pattern.)
  */
-export function logRefusal(reply: string, failure: RpError): void {
-  sayOncePerMinute(failure.message, `${failure.message}. Requests that need it answer 503 store_unavailable until it is fixed.`);
+export function logRefusal(failure: RpError): void {
+  sayOncePerMinute(failure.message, storeFailureLine(failure));
 }
+
+/** The log line of a failed store: what it answered and what requests get meanwhile. */
+const storeFailureLine = (failure: RpError): string => `${failure.message}. Requests that need it answer 503 store_unavailable `
+  + (failure.lasting ? 'until it is fixed.' : 'while it lasts (said at most once a minute).');
 
 function sayOncePerMinute(key: string, line: string): void {
   if (Date.now() - (refusalSaidAt.get(key) ?? -Infinity) <= 60_000) return;
@@ -357,12 +361,10 @@ function sayOncePerMinute(key: string, line: string): void {
 /**
  * What a visitor is shown of a failed store under `NODE_ENV=production`: not what Redis answered
  * (its ACL user, key patterns, addresses, the advice for its operators), which is said in the log
- * instead, once a minute per failure (a refusal's line there is the same one {@link logRefusal} says).
+ * instead, once a minute per failure (the line {@link logRefusal} says for a refusal).
  */
 export function publicStoreFailure(failure: RpError): RpError {
-  sayOncePerMinute(failure.message, failure.lasting
-    ? `${failure.message}. Requests that need it answer 503 store_unavailable until it is fixed.`
-    : `${failure.message}. Requests that need it answer 503 store_unavailable while it lasts (said at most once a minute).`);
+  sayOncePerMinute(failure.message, storeFailureLine(failure));
   const shown = new RpError('store_unavailable', 'the site\'s session store could not serve this request; what it answered is in the server\'s log',
     { retryAfter: failure.retryAfter, lasting: failure.lasting });
   if (failure.loginUrl) shown.loginUrl = failure.loginUrl;

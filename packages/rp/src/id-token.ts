@@ -243,9 +243,7 @@ export function claimsOfOwnLogoutToken(jwt: string, expect: JwtExpectations): bo
     return false;
   }
   const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
-  const events = claims.events as Record<string, unknown> | undefined;
-  return claims.iss === expect.issuer && audiences.includes(expect.audience)
-    && typeof events === 'object' && events !== null && Object.hasOwn(events, BACKCHANNEL_EVENT);
+  return claims.iss === expect.issuer && audiences.includes(expect.audience) && hasLogoutEvent(claims);
 }
 
 /**
@@ -268,6 +266,11 @@ export const LOGOUT_TOKEN_MAX_AGE = 600;
 
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Whether `claims` carry the back-channel logout event, whose value MUST be a JSON object (§2.4: null and arrays are not). */
+const hasLogoutEvent = (claims: jose.JWTPayload): boolean => isObject(claims.events) && isObject(claims.events[BACKCHANNEL_EVENT]);
+
 /**
  * Verifies a back-channel logout token (OIDC Back-Channel Logout 1.0 §2.6): signature, iss, aud,
  * iat (at most 10 minutes old), jti, the logout event, no nonce, and a `sid` or `sub`.
@@ -279,12 +282,7 @@ export async function verifyLogoutToken(
   provider: ProviderConfig,
 ): Promise<{ sid?: string; sub?: string; jti: string; iat: number }> {
   const claims = await verifyJwt(jwt, expect, keySets, provider, { requiredClaims: ['iat', 'jti'], maxTokenAge: LOGOUT_TOKEN_MAX_AGE });
-  const events = claims.events as Record<string, unknown> | undefined;
-  const isObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
-  // the event's value MUST be a JSON object (§2.4): null and arrays are not
-  if (!isObject(events) || !isObject(events![BACKCHANNEL_EVENT])) {
-    throw new Error('the logout token has no back-channel logout event');
-  }
+  if (!hasLogoutEvent(claims)) throw new Error('the logout token has no back-channel logout event');
   if ('nonce' in claims) throw new Error('a logout token must not contain a nonce');
   const sid = typeof claims.sid === 'string' ? claims.sid : undefined;
   const sub = typeof claims.sub === 'string' ? claims.sub : undefined;

@@ -29,7 +29,7 @@ function storeFailure(err: unknown): RpError {
   const refusal = redisRefusal(message, 'the session store', 'every key under its prefix (~sess:* for connect-redis, or the prefix you gave it)');
   if (!refusal) return unavailable(`failed (${message})`, err);
   const failure = new RpError('store_unavailable', `the session store failed (${message}); ${refusal.hint}`, { cause: err, lasting: refusal.lasting });
-  logRefusal(message, failure);
+  logRefusal(failure);
   return failure;
 }
 
