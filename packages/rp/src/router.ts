@@ -595,7 +595,11 @@ const SIGNED_OUT_MS = 60_000;
  * frees it within 6 s. A renewal is sent `renewMs` after the last one left and may take up to redisCoordination's
  * `timeout` (2 s by default) to land: the lease outlasts both (review-57: 3 s did not, under a slow Redis).
  */
-const LOGIN_START_LOCK = { leaseMs: 6000, renewMs: 2000 };
+/**
+ * The login-start lock's lease: a renewal is sent 2 s after the last and may take redisCoordination's
+ * 2 s `timeout` to land (or land after it, late), so it is in place long before the 6 s run out.
+ */
+export const LOGIN_START_LOCK = { leaseMs: 6000, renewMs: 2000 };
 const signedOutKey = (sessionId: string): string => hashedKey('oidc-lo:', sessionId);
 
 /**

@@ -11,7 +11,8 @@ import express from 'express';
 import request from 'supertest';
 import { boundStore, sessionOp } from '../src/session-guard.js';
 import { RpError, oidc, redisCoordination, rp, type Coordination } from '@openid-express/rp';
-import { holdLease } from '../src/lease.js';
+import { holdLease, underLock } from '../src/lease.js';
+import { LOGIN_START_LOCK } from '../src/router.js';
 import { failOver, redisCli, redisEndpoint, slowRedis, startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import { eventually } from '../../../test/support/eventually.js';
 import { unhandledRejectionsDuring } from '../../../test/support/unhandled.js';
@@ -317,6 +318,36 @@ test('a lease renewal that reaches Redis after the lease ran out and another ins
   await lease.stop();
   expect(await c.get('refresh-lock')).toBe('B'); // before: A's late write put A back, and both held it
 });
+
+test('the login-start lock holds through a slow store: renewals that reach Redis 2.5 s after they were sent (past redisCoordination\'s 2 s timeout) never let another instance in', async () => {
+  const c = redisCoordination(admin, { prefix: `login-lock-${Math.random().toString(36).slice(2)}:` });
+  // each renewal is given up by the caller at the 2 s timeout, and still reaches Redis at 2.5 s (a congested network)
+  const sent: Promise<unknown>[] = [];
+  const slow: Coordination = {
+    ...c,
+    renewIfEquals: (key, owner, ttlMs) => {
+      const landed = sleep(2500).then(() => c.renewIfEquals!(key, owner, ttlMs));
+      sent.push(landed.catch(() => undefined));
+      return Promise.race([landed, sleep(2000).then(() => { throw new RpError('store_unavailable', 'Redis did not answer within 2000 ms'); })]);
+    },
+  };
+  let working = false;
+  const work = underLock(slow, 'start', { ...LOGIN_START_LOCK, waitMs: 5000, what: 'a test start' }, async () => {
+    working = true;
+    await sleep(9000); // a read and a save that each took long, and a GC pause
+    working = false;
+  });
+  await until(() => working);
+  expect(working).toBe(true);
+  let intrusions = 0;
+  while (working) {
+    if (await c.setIfAbsent('start', 'another instance', 50)) intrusions += 1;
+    await sleep(100);
+  }
+  await work;
+  await Promise.all(sent);
+  expect(intrusions).toBe(0); // with a 3 s lease renewed every second, the lease lapsed between renewals
+}, 20_000);
 
 test('the start-up check never fails the app: a client of another shape (its sendCommand throws) leaves no unhandled rejection', async () => {
   const unhandled = await unhandledRejectionsDuring(() => redisCoordination({
