@@ -22,12 +22,15 @@ export class Jar {
   }
 }
 
+/** How long one request may take: under callgrind (MEASURE=instructions) on a busy host a login's steps take seconds. */
+const TIMEOUT_MS = Number(process.env.REQUEST_TIMEOUT_MS ?? (process.env.MEASURE === 'instructions' ? 120_000 : 10_000));
+
 /** GET or POST `url` with the jar's cookies; keeps the answer's cookies; never follows redirects. */
 export async function request(jar, url, init = {}) {
   const headers = new Headers(init.headers);
   const cookie = jar.header();
   if (cookie) headers.set('cookie', cookie);
-  const response = await fetch(url, { ...init, headers, redirect: 'manual', signal: AbortSignal.timeout(10_000) });
+  const response = await fetch(url, { ...init, headers, redirect: 'manual', signal: AbortSignal.timeout(TIMEOUT_MS) });
   jar.take(response);
   return response;
 }
