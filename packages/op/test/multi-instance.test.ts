@@ -338,7 +338,7 @@ describe('a resume retried while another request holds its claim (two instances 
   /** A memory store whose Interaction saves can be slowed, and whose Interaction deletes can be slowed or fail. */
   function rigged() {
     const store = memoryAdapter();
-    const knobs = { slowSaves: 0, saveMs: 0, failDeletes: 0, deleteMs: 0 };
+    const knobs = { slowSaves: 0, saveMs: 0, failDeletes: 0, deleteMs: 0, failFinds: 0 };
     const adapterFor = store.adapterFor.bind(store);
     store.adapterFor = (name) => {
       const adapter = adapterFor(name);
@@ -347,6 +347,11 @@ describe('a resume retried while another request holds its claim (two instances 
       adapter.upsert = async (...args) => {
         if (knobs.slowSaves > 0 && knobs.slowSaves--) await new Promise((resolve) => setTimeout(resolve, knobs.saveMs));
         return upsert(...args);
+      };
+      const find = adapter.find.bind(adapter);
+      adapter.find = async (id) => {
+        if (knobs.failFinds > 0 && knobs.failFinds--) throw new Error('store: GET timed out');
+        return find(id);
       };
       const destroy = adapter.destroy.bind(adapter);
       adapter.destroy = async (id) => {
@@ -403,6 +408,31 @@ describe('a resume retried while another request holds its claim (two instances 
       expect(tokens.claims()!.sub).toBe('alice');
     } finally {
       await slow.close();
+    }
+  }, 30_000);
+
+  test('a resume that takes the claim after its wait and then cannot read the sign-in (a store blip) gives the claim back: the retry signs in at once', async () => {
+    const { store, knobs } = rigged();
+    const blip = await startCluster(true, store);
+    try {
+      const { auth, browser, resume, claim } = await atResume(blip);
+      await blip.store.increment(claim, 60); // another request holds the claim
+      const waiting = browser.open(resume);
+      await new Promise((resolve) => setTimeout(resolve, 700)); // in its wait by now, between two asks
+      await blip.store.reset(claim); // that request failed and gave it back: the waiter's next ask takes it
+      knobs.failFinds = 1; // and its read of the sign-in after taking it fails
+      const failed = await waiting;
+      expect(failed.status).toBeGreaterThanOrEqual(500);
+      expect(failed.stoppedAt).toBeUndefined();
+      const started = Date.now();
+      const retried = await browser.open(resume);
+      expect(retried.stoppedAt).toContain('code=');
+      // before: the claim it took stayed held, and the retry waited the claim's 10 s life for it
+      expect(Date.now() - started).toBeLessThan(3000);
+      const tokens = await client.authorizationCodeGrant(blip.web, new URL(retried.stoppedAt!), { pkceCodeVerifier: auth.verifier, expectedState: auth.state });
+      expect(tokens.claims()!.sub).toBe('alice');
+    } finally {
+      await blip.close();
     }
   }, 30_000);
 });
