@@ -17,7 +17,7 @@ import { failedAfterCodeSpent, RelyingParty } from './relying-party.js';
 import { CLOCKS_DIFFER, LOGOUT_TOKEN_MAX_AGE, isUnpublishedKey } from './id-token.js';
 import { alreadyUsed, answerProof, claimCallback, finishedLogin, type CallbackClaim } from './callback-claim.js';
 import { coordinationOf, endIndexedSessions, hashedKey, keepEndedSessionsEnded, markSessionEnded, type Coordination, type KeepPending, type SessionStoreHooks } from './coordination.js';
-import { checkStore, guardedSession, sessionOp } from './session-guard.js';
+import { checkStore, guardedSession, inThisProcess, sessionOp } from './session-guard.js';
 import { logoutIndexKey, logoutJtiKey, logoutScope, unscopedLogoutIndexKey, type Authentication, type OidcSessionData, type Transaction } from './session.js';
 import { readStoredLogin, toStoredLogin, type StoredLogin } from './stored-login.js';
 import { expiredReturnTo, hasPendingLogin, livePendingLogins, pendingLogins } from './transactions.js';
@@ -778,14 +778,18 @@ const INDEX_PRUNE_SPARE = 10;
  * Also under 0.1.0's unscoped keys, which this version reads only for this provider's sessions
  * (`ofThisProvider`): an instance still running 0.1.0 during a rolling upgrade reads only those, and a
  * logout it answered would have missed every login made on a new instance, for good. To be dropped in a
- * release after the next, once no 0.1.0 instance can take a logout.
+ * release after the next, once no 0.1.0 instance can take a logout. Not with express-session's MemoryStore,
+ * whose sessions no other instance can end: that copy of the index was one more read and write of a
+ * record of up to INDEX_MAX ids at every login, for nobody.
  */
 async function indexForLogout(
   coordination: Coordination, store: Store, auth: Authentication, scope: string, sessionId: string, cookie: { expires?: Date | null } | undefined,
 ): Promise<number> {
   const sid = auth.idTokenClaims?.sid;
-  const keys = [logoutIndexKey(auth.provider, scope, 'sub', auth.user.sub), unscopedLogoutIndexKey(auth.provider, 'sub', auth.user.sub)];
-  if (typeof sid === 'string') keys.push(logoutIndexKey(auth.provider, scope, 'sid', sid), unscopedLogoutIndexKey(auth.provider, 'sid', sid));
+  const shared = !inThisProcess(store);
+  const keys = [logoutIndexKey(auth.provider, scope, 'sub', auth.user.sub)];
+  if (shared) keys.push(unscopedLogoutIndexKey(auth.provider, 'sub', auth.user.sub));
+  if (typeof sid === 'string') keys.push(logoutIndexKey(auth.provider, scope, 'sid', sid), ...(shared ? [unscopedLogoutIndexKey(auth.provider, 'sid', sid)] : []));
   const now = Date.now();
   const end = sessionEnd(cookie, now);
   const ttlMs = end === undefined ? INDEX_TTL_MS : Math.max(end - now, 0) + INDEX_SLACK_MS;
@@ -1016,7 +1020,8 @@ async function loginSession(
  * every sign-in. After loginSession()'s own save, that session's `save` writes only what changed since.
  */
 function savedOnce(session: Session): void {
-  const unchanged = (s: Session) => JSON.stringify(s, (key, value) => (key === 'cookie' ? undefined : value));
+  // (its own members but the cookie; a replacer function would take JSON.stringify off its fast path)
+  const unchanged = ({ cookie, ...data }: Session) => JSON.stringify(data);
   const saved = unchanged(session);
   const save = session.save;
   Object.defineProperty(session, 'save', {

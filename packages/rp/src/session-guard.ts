@@ -183,7 +183,12 @@ export function checkStore(store: Store, timeoutMs: number): void {
  * or a method replaced on the instance gets the deadline.
  */
 function cannotStall(store: Store): boolean {
-  return Object.getPrototypeOf(store) === expressSession.MemoryStore.prototype && METHODS.every((name) => !Object.hasOwn(store, name));
+  return inThisProcess(store) && METHODS.every((name) => !Object.hasOwn(store, name));
+}
+
+/** Whether `store` is express-session's own `MemoryStore`: sessions no other process (no other instance) can read. */
+export function inThisProcess(store: Store): boolean {
+  return Object.getPrototypeOf(store) === expressSession.MemoryStore.prototype;
 }
 
 /**
