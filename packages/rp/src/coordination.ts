@@ -11,7 +11,7 @@ import createDebug from 'debug';
 import type { SessionData, Store } from 'express-session';
 import { RpError, logRefusal, redisFailureMessage, redisRefusal } from './errors.js';
 import { KeyQueue } from './key-queue.js';
-import { sessionOp } from './session-guard.js';
+import { inThisProcess, sessionOp } from './session-guard.js';
 import type { PendingLogin } from './session.js';
 import { connectionLimitReply, recoverReadOnlyConnection, recoverStuckConnection } from './stuck-connection.js';
 
@@ -310,12 +310,77 @@ export function sessionStoreCoordination(store: Store): Coordination {
   };
 }
 
-/** The `coordination` option, else coordination over the session store (one per store). */
+/**
+ * The default with express-session's `MemoryStore`, whose sessions only this process reads (one
+ * instance, nothing to share): the records in a map of this process, each call one step (as atomic as
+ * Redis's scripts), expired when read and swept every 1 000 writes. Kept in the MemoryStore itself, as
+ * with other stores, each call cost a JSON round trip and a turn of the event loop (a sign-in makes
+ * six), and the store's `all()` and `length` counted them among the app's sessions.
+ */
+export function processCoordination(): Coordination {
+  type Entry = { value?: string; members?: string[]; expires: number };
+  const entries = new Map<string, Entry>();
+  let writes = 0;
+  const live = (key: string): Entry | undefined => {
+    const entry = entries.get(key);
+    if (entry && entry.expires <= Date.now()) entries.delete(key);
+    else return entry;
+  };
+  const put = (key: string, entry: Entry): void => {
+    entries.set(key, entry);
+    if ((writes += 1) % 1000 !== 0) return;
+    const now = Date.now();
+    for (const [k, e] of entries) if (e.expires <= now) entries.delete(k);
+  };
+  return {
+    setIfAbsent: async (key, value, ttlMs) => {
+      if (live(key)?.value !== undefined) return false;
+      put(key, { value, expires: Date.now() + ttlMs });
+      return true;
+    },
+    get: async (key) => live(key)?.value,
+    set: async (key, value, ttlMs) => put(key, { value, expires: Date.now() + ttlMs }),
+    deleteIfEquals: async (key, value) => {
+      if (live(key)?.value === value) entries.delete(key);
+    },
+    renewIfEquals: async (key, value, ttlMs) => {
+      const entry = live(key);
+      if (entry?.value !== value) return false;
+      entry.expires = Date.now() + ttlMs;
+      return true;
+    },
+    addToSet: async (key, member, ttlMs, max) => {
+      const entry = live(key);
+      const members = entry?.members ?? [];
+      const at = members.indexOf(member);
+      if (at >= 0) members.splice(at, 1);
+      members.push(member);
+      if (members.length > max) members.splice(0, members.length - max);
+      // extended, never shortened (as redisCoordination's)
+      put(key, { members, expires: Math.max(Date.now() + ttlMs, entry?.expires ?? 0) });
+      return members.length;
+    },
+    takeSet: async (key) => {
+      const members = live(key)?.members ?? [];
+      entries.delete(key);
+      return members;
+    },
+    readSet: async (key) => [...(live(key)?.members ?? [])],
+    removeFromSet: async (key, members) => {
+      const entry = live(key);
+      if (!entry?.members) return;
+      entry.members = entry.members.filter((m) => !members.includes(m));
+      if (!entry.members.length) entries.delete(key);
+    },
+  };
+}
+
+/** The `coordination` option, else coordination over the session store (one per store; in this process for a MemoryStore). */
 const storeCoordinations = new WeakMap<Store, Coordination>();
 export function coordinationOf(rp: { options: { coordination?: Coordination } }, store: Store): Coordination {
   if (rp.options.coordination) return rp.options.coordination;
   let c = storeCoordinations.get(store);
-  if (!c) storeCoordinations.set(store, (c = sessionStoreCoordination(store)));
+  if (!c) storeCoordinations.set(store, (c = inThisProcess(store) ? processCoordination() : sessionStoreCoordination(store)));
   return c;
 }
 
