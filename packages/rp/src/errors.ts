@@ -182,6 +182,18 @@ function isNetworkError(err: unknown, depth = 0): boolean {
   return isNetworkError(err.cause, depth + 1);
 }
 
+/** What a fetch failure was, in words without addresses: refused, timed out, name not found … */
+function networkFailure(err: unknown): string {
+  for (let e = err, depth = 0; isError(e) && depth < 4; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (e.name === 'TimeoutError' || e.name === 'AbortError' || code === 'OAUTH_TIMEOUT' || code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return 'no answer in time';
+    if (code === 'ECONNREFUSED') return 'connection refused';
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'its host name did not resolve';
+    if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') return 'the connection was closed';
+  }
+  return 'the request failed';
+}
+
 /** The HTTP status of an OP answer that openid-client refused (ResponseBodyError.status, or the Response it names as cause). */
 export function opStatus(err: Error & { status?: unknown }): number | undefined {
   if (typeof err.status === 'number') return err.status;
@@ -256,7 +268,7 @@ export function toRpError(err: unknown, idTokenCode: RpErrorCode = 'invalid_id_t
     const code: RpErrorCode = e.name === 'ResponseBodyError' && opError === 'invalid_grant' ? 'invalid_grant' : 'op_error';
     return new RpError(code, `the OpenID Provider answered "${opError}"${detail ? `: ${detail}` : ''}`, { opError, cause: err });
   }
-  if (isNetworkError(e)) return new RpError('op_unreachable', 'the OpenID Provider could not be reached', { cause: err });
+  if (isNetworkError(e)) return new RpError('op_unreachable', `the OpenID Provider could not be reached (${networkFailure(e)})`, { cause: err });
   // openid-client's own alg check (the error, or the one it wraps): its cause names the header and what was expected
   const algError = [e, e.cause as Error | undefined].find((x) => x?.message === 'unexpected JWT "alg" header parameter');
   const algCause = algError?.cause as { header?: { alg?: unknown }; expected?: unknown } | undefined;
@@ -285,6 +297,78 @@ export function toRpError(err: unknown, idTokenCode: RpErrorCode = 'invalid_id_t
     return new RpError('internal_error', `the app failed while handling this (${e.name}, not an answer of the OpenID Provider); the details are in the server's log`, { cause: err });
   }
   return new RpError('invalid_response', `the response was refused: ${e.message}`, { cause: err });
+}
+
+/** The steps of a login or refresh that call the OP, each at its endpoint. */
+export type OpStep = 'code exchange' | 'refresh' | 'userinfo';
+
+/** Codes of an OP's answer (or of its absence), which say nothing of where they came from on their own. */
+const FROM_OP: ReadonlySet<RpErrorCode> = new Set(['op_error', 'invalid_response', 'invalid_id_token', 'invalid_grant', 'op_unreachable', 'op_unavailable', 'refresh_failed']);
+
+/**
+ * `e`, a failure of `step` at provider entry `provider`, saying where and what to do: the provider,
+ * its issuer and the endpoint's URL (without its query: no token or code), and advice when it has
+ * none. Its code, status, `opError`, `retryAfter` and `cause` stay; one that names a provider already,
+ * or is not about the OP's answer (a store failure, a bug), is `e` itself.
+ *
+ * @example
+ * ```ts
+ * throw atProvider(toRpError(err), { provider: 'corp', issuer, step: 'refresh', url: tokenEndpoint });
+ * ```
+ */
+export function atProvider(e: RpError, where: { provider: string; issuer: string; step: OpStep; url?: string }): RpError {
+  if (!FROM_OP.has(e.code) || e.message.startsWith('provider "')) return e;
+  // the authorization response (the user said no at the OP, a wrong state or iss) came through the browser, not from an endpoint
+  const frontChannel = (e.cause as Error | undefined)?.name === 'AuthorizationResponseError' || /response parameter/.test(e.message);
+  const url = where.url && !frontChannel ? withoutQuery(where.url) : undefined;
+  const endpoint = url && !e.message.includes(url) ? `, ${where.step === 'userinfo' ? 'userinfo' : 'token'} endpoint ${url}` : '';
+  const advised = frontChannel || /try again|sign(ing)? in again|check providers|publish the|must |idTokenSignedResponseAlg|pushedAuthorizationRequests/i.test(e.message);
+  const advice = advised ? '' : whatToDo(e, where.provider, where.step);
+  const named = new RpError(e.code, `provider "${where.provider}" (issuer ${where.issuer})${endpoint}: ${e.message}${advice ? `. ${advice}` : ''}`,
+    { opError: e.opError, cause: e.cause ?? e, retryAfter: e.retryAfter, lasting: e.lasting });
+  if (e.loginUrl) named.loginUrl = e.loginUrl;
+  return named;
+}
+
+const withoutQuery = (url: string): string => {
+  try {
+    const u = new URL(url);
+    return `${u.origin}${u.pathname}`;
+  } catch {
+    return '(an invalid URL)';
+  }
+};
+
+/** What to do about a failure of `step` that does not say so itself. */
+function whatToDo(e: RpError, provider: string, step: OpStep): string {
+  switch (e.code) {
+    case 'op_unreachable':
+      return 'Check that the OP is up and that this server can reach it (DNS, firewall, outbound proxy); try again shortly';
+    case 'op_unavailable':
+      return 'Try again shortly; if it lasts, the OP\'s logs say why';
+    case 'invalid_grant':
+      return step === 'code exchange'
+        ? 'The authorization code was used already, has expired, or was issued for another client or redirect_uri: sign in again'
+        : 'Sign in again';
+    case 'refresh_failed':
+      return 'The OP no longer accepts this login\'s refresh token (revoked, expired or used already): sign in again';
+    case 'invalid_id_token':
+      if (/"aud"|audience/.test(e.message)) return `The ID token is for another client: check providers.${provider}.clientId against the client registered at the OP`;
+      if (/"iss"|issuer/.test(e.message)) return `The ID token names another issuer: check providers.${provider}.issuer (the OP's exact issuer identifier)`;
+      if (/auth_time|End-User authentication/.test(e.message)) return 'The OP did not authenticate the user again within the max_age this login asked for: sign in again (an OP that never does ignores max_age)';
+      if (/"exp"|"iat"|"nbf"|timestamp/.test(e.message)) return 'If every login fails so, make the clocks of this server and the OP agree (NTP)';
+      return 'Check the OP\'s settings for this client (its signing keys and algorithms), then sign in again';
+    case 'invalid_response':
+      if (/content-type|a JSON object/.test(e.message)) return 'Check that this URL is the OP\'s endpoint: a proxy or a login page in front of the OP answers so';
+      if (/"sub"|another subject/.test(e.message)) return 'The OP answered about another user than the ID token\'s: sign in again, and if it lasts, tell the OP\'s operators (a cache in front of it may mix up users)';
+      return step === 'userinfo' ? 'The OP\'s userinfo answer does not fit this login: sign in again, and if it lasts, tell the OP\'s operators'
+        : 'The OP\'s answer does not follow OpenID Connect: check the OP\'s settings for this client';
+    case 'op_error':
+      if (e.opError === 'invalid_token') return 'The OP refused the access token (revoked, expired, or for another audience): sign in again';
+      return `Check providers.${provider} against the client registered at the OP (grant types, redirect URIs, scopes)`;
+    default:
+      return '';
+  }
 }
 
 /** Whether the first frame of `e`'s stack is in a file whose path matches `where`. */

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import createDebug from 'debug';
 import * as client from 'openid-client';
 import * as jose from 'jose';
-import { RpError, oneLine, opStatus, toRpError } from './errors.js';
+import { RpError, atProvider, oneLine, opStatus, toRpError, type OpStep } from './errors.js';
 import { DynamicProviderError, DynamicProviders, postLogoutRedirectUri as registeredPostLogoutUri } from './discovery/registration.js';
 import { codeGrantWithTokenIssuer, configurationForIdToken, refreshWithTokenIssuer } from './issuer-per-token.js';
 import { CLOCK_TOLERANCE, KeySets, claimsOfOwnLogoutToken, idTokenAlgorithms, isUnpublishedKey, verifyJwt, verifyLogoutToken, type JwtExpectations } from './id-token.js';
@@ -345,14 +345,18 @@ export class RelyingParty {
     const config = await this.providerInfo(name);
     const currentUrl = new URL(this.callbackUrl(name));
     callbackParams.forEach((value, key) => currentUrl.searchParams.append(key, value));
+    const implicit = p.responseType === 'id_token' || p.responseType === 'id_token token';
     try {
-      const auth = p.responseType === 'id_token' || p.responseType === 'id_token token'
+      const auth = implicit
         ? await this.finishImplicit(name, p, config, currentUrl, transaction, state)
         : await this.finishCode(name, p, config, currentUrl, transaction, state);
       debug('login finished at provider %s', name);
       return auth;
     } catch (err) {
-      const rpError = parRequiredError(name, await this.clientRefused(name, p, config, toRpError(err)));
+      const refused = parRequiredError(name, await this.clientRefused(name, p, config, toRpError(err)));
+      // (an implicit login's ID token comes from the front channel: no endpoint to name)
+      const rpError = atOp(name, config, 'code exchange', refused, !implicit);
+      if (failedAfterCodeSpent(refused)) spentCode(rpError);
       debug('callback of provider %s refused (%s): %s', name, rpError.code, rpError.message);
       throw rpError;
     }
@@ -410,7 +414,7 @@ export class RelyingParty {
       throw new RpError('invalid_id_token', 'the ID token\'s nonce is not the one this login sent');
     }
     const claims = await this.claimSources(name, p, {
-      ...(await this.loginClaims(p, config, accessToken, idTokenClaims, await dpopOptions(config, dpop), t.forResource)), ...idTokenClaims,
+      ...(await this.loginClaims(name, p, config, accessToken, idTokenClaims, await dpopOptions(config, dpop), t.forResource)), ...idTokenClaims,
     });
     return {
       provider: name,
@@ -441,7 +445,7 @@ export class RelyingParty {
       if (!front.accessToken) throw new RpError('invalid_response', 'the response has no access_token (response_type "id_token token")');
       await checkTokenHash(idToken!, 'at_hash', front.accessToken);
       accessToken = storedAccessToken({ access_token: front.accessToken, token_type: (front.tokenType ?? 'bearer') as 'bearer', expires_in: front.expiresIn, scope: front.scope });
-      claims = { ...(await this.loginClaims(p, config, accessToken, idTokenClaims)), ...idTokenClaims };
+      claims = { ...(await this.loginClaims(name, p, config, accessToken, idTokenClaims)), ...idTokenClaims };
     }
     claims = await this.claimSources(name, p, claims);
     return {
@@ -525,7 +529,7 @@ export class RelyingParty {
    * release is missing from the ID token); `fetchUserInfo: true` always, `false` never.
    */
   private loginClaims(
-    p: ProviderConfig, config: client.Configuration, accessToken: StoredAccessToken, idTokenClaims: Record<string, unknown> | undefined, dpop?: client.DPoPOptions,
+    name: string, p: ProviderConfig, config: client.Configuration, accessToken: StoredAccessToken, idTokenClaims: Record<string, unknown> | undefined, dpop?: client.DPoPOptions,
     forResource?: boolean,
   ): Promise<Record<string, unknown>> {
     if (p.fetchUserInfo === undefined && forResource) {
@@ -536,20 +540,25 @@ export class RelyingParty {
       debug('userinfo not fetched: the ID token carries every claim the granted scopes can release');
       return Promise.resolve({});
     }
-    return this.loadClaims(p, config, accessToken.value, idTokenClaims?.sub as string | undefined, dpop);
+    return this.loadClaims(name, p, config, accessToken.value, idTokenClaims?.sub as string | undefined, dpop);
   }
 
   /** Claims from the userinfo endpoint or the provider's `fetchUser` hook. */
   private async loadClaims(
-    p: ProviderConfig, config: client.Configuration, accessToken: string, sub: string | undefined, dpop?: client.DPoPOptions,
+    name: string, p: ProviderConfig, config: client.Configuration, accessToken: string, sub: string | undefined, dpop?: client.DPoPOptions,
   ): Promise<Record<string, unknown>> {
-    if (p.fetchUser) return p.fetchUser(accessToken, p.customFetch ? (p.customFetch as unknown as typeof fetch) : fetch);
-    const expect = this.jwtExpectations(p, config);
-    if (p.fetchUserInfo === false || !expect.userinfoEndpoint) return {};
-    if (needsOwnUserInfo(p)) {
-      return fetchUserInfo(p, { endpoint: expect.userinfoEndpoint, accessToken, expectedSub: sub, expect, keySets: this.keySets, own: await this.ownKeys });
+    try {
+      if (p.fetchUser) return await p.fetchUser(accessToken, p.customFetch ? (p.customFetch as unknown as typeof fetch) : fetch);
+      const expect = this.jwtExpectations(p, config);
+      if (p.fetchUserInfo === false || !expect.userinfoEndpoint) return {};
+      if (needsOwnUserInfo(p)) {
+        return await fetchUserInfo(p, { endpoint: expect.userinfoEndpoint, accessToken, expectedSub: sub, expect, keySets: this.keySets, own: await this.ownKeys });
+      }
+      return await client.fetchUserInfo(config, accessToken, sub ?? client.skipSubjectCheck, dpop);
+    } catch (err) {
+      // (a provider's own fetchUser calls an endpoint of its own: only the provider is named)
+      throw atOp(name, config, 'userinfo', toRpError(err), !p.fetchUser);
     }
-    return client.fetchUserInfo(config, accessToken, sub ?? client.skipSubjectCheck, dpop);
   }
 
   /**
@@ -717,12 +726,13 @@ export class RelyingParty {
       // with a bare 400): the OP refused this grant, and every later refresh would be refused alike
       const gone = rpError.code === 'invalid_id_token' || (rpError.opError !== undefined && GRANT_GONE.has(rpError.opError))
         || (rpError.code === 'invalid_response' && err instanceof Error && [400, 401].includes(opStatus(err) ?? 0));
-      if (gone) throw new RpError('refresh_failed', `the refresh was refused: ${rpError.message}`, { opError: rpError.opError, cause: err });
-      if (rpError.opError !== 'invalid_client') throw rpError;
+      const named = (e: RpError): RpError => atOp(auth.provider, config, 'refresh', e);
+      if (gone) throw named(new RpError('refresh_failed', `the refresh was refused: ${rpError.message}`, { opError: rpError.opError, cause: err }));
+      if (rpError.opError !== 'invalid_client') throw named(rpError);
       // an OP found on the fly that no longer takes its registration: forgotten, and the login ends (the next one registers anew)
       const refused = await this.clientRefused(auth.provider, p, config, rpError);
-      if (refused.code === 'invalid_grant') throw new RpError('refresh_failed', `the refresh was refused: ${refused.message}`, { opError: rpError.opError, cause: err });
-      throw refused;
+      if (refused.code === 'invalid_grant') throw named(new RpError('refresh_failed', `the refresh was refused: ${refused.message}`, { opError: rpError.opError, cause: err }));
+      throw named(refused);
     }
   }
 
@@ -733,7 +743,7 @@ export class RelyingParty {
     const config = await this.providerInfo(auth.provider);
     if (!auth.accessToken) throw noAccessToken(auth);
     try {
-      return await this.loadClaims({ ...p, fetchUserInfo: true }, config, auth.accessToken.value, auth.user.sub, await dpopOptions(config, auth.dpop));
+      return await this.loadClaims(auth.provider, { ...p, fetchUserInfo: true }, config, auth.accessToken.value, auth.user.sub, await dpopOptions(config, auth.dpop));
     } catch (err) {
       throw toRpError(err);
     }
@@ -980,7 +990,7 @@ export class RelyingParty {
     const accessToken = storedAccessToken(tokens);
     let claims: Record<string, unknown>;
     try {
-      claims = await this.claimSources(name, p, { ...(await this.loginClaims(p, config, accessToken, idTokenClaims, await dpopOptions(config, dpop))), ...idTokenClaims });
+      claims = await this.claimSources(name, p, { ...(await this.loginClaims(name, p, config, accessToken, idTokenClaims, await dpopOptions(config, dpop))), ...idTokenClaims });
     } catch (err) {
       throw toRpError(err);
     }
@@ -995,6 +1005,16 @@ export class RelyingParty {
       ...(dpop ? { dpop } : {}),
     };
   }
+}
+
+/**
+ * `e`, a failure of `step` at provider `name`, naming the provider, its issuer and, when `atEndpoint`,
+ * the endpoint of the OP's metadata that was called (the token endpoint, or userinfo's; see `atProvider`).
+ */
+function atOp(name: string, config: client.Configuration, step: OpStep, e: RpError, atEndpoint = true): RpError {
+  const metadata = config.serverMetadata();
+  const url = step === 'userinfo' ? metadata.userinfo_endpoint : metadata.token_endpoint;
+  return atProvider(e, { provider: name, issuer: metadata.issuer, step, url: atEndpoint ? url : undefined });
 }
 
 /** Discovery (or the provider's keys) failed: what was fetched, what came back, and which option to check. */

@@ -248,6 +248,9 @@ describe('GET /auth/callback/:provider', () => {
     const res = await agent.get(path(callback));
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ error: 'op_error', op_error: 'access_denied' });
+    // the provider is named; the answer came through the browser, not from an endpoint, and the user's no needs no fixing
+    expect(res.body.error_description.startsWith(`provider "op" (issuer ${t.op.issuer}): the OpenID Provider answered "access_denied"`)).toBe(true);
+    expect(res.body.error_description).not.toMatch(/endpoint|Check providers/);
     await expectNoLogin(t, agent);
   });
 

@@ -21,7 +21,8 @@ test('an HS512 ID token from an OP that advertises HS512 is refused, naming the 
   const agent = request.agent(t.server);
   const res = await t.callback(agent);
   expect([res.status, res.body.error]).toEqual([401, 'invalid_id_token']);
-  expect(res.body.error_description).toBe('the token was refused: it is signed with "alg" HS512, and tokens from this OP are accepted signed with RS256: '
+  expect(res.body.error_description).toBe(`provider "stub" (issuer ${t.stub.issuer}), token endpoint ${t.stub.issuer}/token: `
+    + 'the token was refused: it is signed with "alg" HS512, and tokens from this OP are accepted signed with RS256: '
     + "HMAC-signed tokens (keyed with the client secret) are accepted only when the provider entry sets idTokenSignedResponseAlg: 'HS512' "
     + "and the client is registered with it at the OP; otherwise have the OP sign this client's tokens with RS256");
   expect((await agent.get('/me')).status).toBe(401);

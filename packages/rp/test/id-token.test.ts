@@ -23,6 +23,8 @@ beforeEach(() => {
 });
 
 const callback = (agent: request.Agent) => t.callback(agent);
+/** How a refused ID token's message begins: the provider entry, its issuer and the token endpoint the token came from. */
+const at = () => `provider "stub" (issuer ${stub.issuer}), token endpoint ${stub.issuer}/token: `;
 
 async function expectRefused(res: request.Response, agent: request.Agent, pattern?: RegExp): Promise<void> {
   expect(res.status).toBe(401);
@@ -53,22 +55,31 @@ describe('the ID token at the callback', () => {
     await expectRefused(res, agent, /nonce/);
   });
 
-  test('a wrong audience does not log in', async () => {
+  test('a wrong audience does not log in, and the error names the provider, its token endpoint and the option to check', async () => {
     stub.idToken = (claims) => stub.sign({ ...claims, aud: 'another-client' });
     const agent = request.agent(server);
-    await expectRefused(await callback(agent), agent, /aud/);
+    const res = await callback(agent);
+    await expectRefused(res, agent, /aud/);
+    expect(res.body.error_description).toBe(`${at()}the token was refused: unexpected JWT "aud" (audience) claim value. `
+      + 'The ID token is for another client: check providers.stub.clientId against the client registered at the OP');
   });
 
   test('a wrong issuer does not log in', async () => {
     stub.idToken = (claims) => stub.sign({ ...claims, iss: 'https://evil.example' });
     const agent = request.agent(server);
-    await expectRefused(await callback(agent), agent, /iss/);
+    const res = await callback(agent);
+    await expectRefused(res, agent, /iss/);
+    expect(res.body.error_description).toBe(`${at()}the token was refused: unexpected JWT "iss" (issuer) claim value. `
+      + 'The ID token names another issuer: check providers.stub.issuer (the OP\'s exact issuer identifier)');
   });
 
   test('an expired ID token does not log in', async () => {
     stub.idToken = (claims) => stub.sign({ ...claims, iat: Number(claims.iat) - 3600, exp: Number(claims.iat) - 600 });
     const agent = request.agent(server);
-    await expectRefused(await callback(agent), agent, /exp|timestamp/);
+    const res = await callback(agent);
+    await expectRefused(res, agent, /exp|timestamp/);
+    expect(res.body.error_description.startsWith(at())).toBe(true);
+    expect(res.body.error_description).toMatch(/clocks of this server and the OP/);
   });
 
   test('an ID token signed with another key (same kid) does not log in', async () => {
@@ -82,7 +93,9 @@ describe('the ID token at the callback', () => {
     const { privateKey } = await generateKeyPair('RS256');
     stub.idToken = (claims) => stub.sign(claims, { key: privateKey, kid: 'attacker-key' });
     const agent = request.agent(server);
-    await expectRefused(await callback(agent), agent, /key/i);
+    const res = await callback(agent);
+    await expectRefused(res, agent, /key/i);
+    expect(res.body.error_description.startsWith(at())).toBe(true);
   });
 
   test('an unsigned (alg none) ID token does not log in', async () => {
@@ -114,7 +127,7 @@ describe('the ID token sid: what a login takes, a front-channel logout can name'
   test('the bound is on the sid as a URL carries it: 1366 "€" (12294 characters percent-encoded) are refused at login (review-56: 4096 of them were taken, and their front-channel logout got 431 from Node); 455 (4095) sign in and are ended by it', async () => {
     stub.idToken = (claims) => stub.sign({ ...claims, sid: '\u20ac'.repeat(1366) });
     const refused = request.agent(server);
-    await expectRefused(await callback(refused), refused, /^the ID token's "sid" is 12294 characters long in a URL, longer than 4096/);
+    await expectRefused(await callback(refused), refused, /^provider "stub" \(issuer [^)]+\), token endpoint \S+: the ID token's "sid" is 12294 characters long in a URL, longer than 4096/);
     const sid = '\u20ac'.repeat(455);
     stub.idToken = (claims) => stub.sign({ ...claims, sid });
     const agent = request.agent(server);
@@ -126,7 +139,7 @@ describe('the ID token sid: what a login takes, a front-channel logout can name'
   test('a sid longer than 4096 characters is refused at login, saying so, rather than leave a login front-channel logout cannot end', async () => {
     stub.idToken = (claims) => stub.sign({ ...claims, sid: 's'.repeat(4097) });
     const agent = request.agent(server);
-    await expectRefused(await callback(agent), agent, /^the ID token's "sid" is 4097 characters long in a URL, longer than 4096/);
+    await expectRefused(await callback(agent), agent, /^provider "stub" \(issuer [^)]+\), token endpoint \S+: the ID token's "sid" is 4097 characters long in a URL, longer than 4096/);
   });
 
   test('a front-channel logout naming a longer sid is told that, not that it has no sid', async () => {

@@ -81,6 +81,10 @@ describe('POST /auth/refresh', () => {
     const res = await agent.post('/auth/refresh');
     expect(res.status).toBe(401);
     expect(res.body).toMatchObject({ error: 'refresh_failed', op_error: 'invalid_grant' });
+    // which provider, which OP and which endpoint refused, and what to do
+    expect(res.body.error_description).toBe(`provider "op" (issuer ${t.op.issuer}), token endpoint ${t.op.issuer}/token: the refresh was refused: `
+      + 'the OpenID Provider answered "invalid_grant": grant request is invalid. '
+      + 'The OP no longer accepts this login\'s refresh token (revoked, expired or used already): sign in again');
     await expectNoLogin(t, agent);
   });
 

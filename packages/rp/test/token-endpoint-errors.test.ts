@@ -7,9 +7,10 @@
  *   the callback no session is written. The OP's own `Retry-After` is passed on (1 s to 2 minutes).
  */
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import request from 'supertest';
 import type { StubOp } from './support/op-stub.js';
+import { close, listen } from './support/rp-app.js';
 import { startStubRp, type StubRp } from './support/stub-rp.js';
 
 let t: StubRp;
@@ -28,6 +29,9 @@ beforeEach(() => {
   stub.requests = [];
   return t.clearStore();
 });
+
+/** The start of a message that names the provider entry, its issuer and the token endpoint (never with a query). */
+const atTokenEndpoint = (): RegExp => new RegExp(`^provider "stub" \\(issuer ${stub.issuer}\\), token endpoint ${stub.issuer}/token: `);
 
 async function loggedIn(): Promise<request.Agent> {
   const agent = request.agent(server);
@@ -53,6 +57,7 @@ describe('a refresh refused without an error body ends the login', () => {
     const res = await refresh(agent);
     expect([res.status, res.body.error]).toEqual([401, 'refresh_failed']);
     expect(res.body.error_description).toMatch(/refresh was refused/);
+    expect(res.body.error_description).toMatch(atTokenEndpoint());
     expect((await agent.get('/me')).status).toBe(401);
     expect(await t.loggedInSessions()).toEqual([]);
   });
@@ -79,6 +84,7 @@ describe('429 from the token endpoint is transient', () => {
     expect([res.status, res.body.error]).toEqual([503, 'op_unavailable']);
     expect(res.headers['retry-after']).toMatch(retryAfter);
     expect(res.body.error_description).toMatch(/HTTP 429/);
+    expect(res.body.error_description).toMatch(atTokenEndpoint());
     stub.tokenAnswer = undefined;
     expect((await agent.get('/me')).status).toBe(200);
     expect(await t.loggedInSessions()).toHaveLength(1);
@@ -100,5 +106,39 @@ describe('429 from the token endpoint is transient', () => {
     expect([res.status, res.body.error, res.headers['retry-after']]).toEqual([503, 'op_unavailable', '5']);
     expect((await agent.get('/me')).status).toBe(401);
     expect(await t.loggedInSessions()).toEqual([]);
+  });
+});
+
+describe('an error of the code exchange says which provider and endpoint failed, and what to do', () => {
+  test('the code refused (invalid_grant): 400, naming the token endpoint, and "sign in again"', async () => {
+    stub.tokenAnswer = { status: 400, body: '{"error":"invalid_grant","error_description":"grant request is invalid"}', headers: { 'content-type': 'application/json' } };
+    const res = await t.callback(request.agent(server).set('accept', 'application/json'));
+    expect([res.status, res.body.error, res.body.op_error]).toEqual([400, 'invalid_grant', 'invalid_grant']);
+    expect(res.body.error_description).toMatch(atTokenEndpoint());
+    expect(res.body.error_description).toMatch(/the OpenID Provider answered "invalid_grant": grant request is invalid\. The authorization code was used already, .*: sign in again$/);
+  });
+
+  test('a login page instead of JSON: 400 invalid_response, saying to check that the URL is the OP\'s', async () => {
+    stub.tokenAnswer = { status: 200, body: '<html>Sign in to the proxy</html>', headers: { 'content-type': 'text/html' } };
+    const res = await t.callback(request.agent(server).set('accept', 'application/json'));
+    expect([res.status, res.body.error]).toEqual([400, 'invalid_response']);
+    expect(res.body.error_description).toMatch(atTokenEndpoint());
+    expect(res.body.error_description).toMatch(/unexpected response content-type\. Check that this URL is the OP's endpoint/);
+  });
+
+  test('a token endpoint nobody listens on: 503 op_unreachable with Retry-After, "connection refused", and what to check', async () => {
+    const closed = createServer();
+    const port = Number(new URL(await listen(closed)).port);
+    await close(closed);
+    const refused = await startStubRp({ clientSecret: 'stub-client-secret-0123456789-0123456789' });
+    refused.stub.metadata = { token_endpoint: `http://127.0.0.1:${port}/token` };
+    try {
+      const res = await refused.callback(request.agent(refused.server).set('accept', 'application/json'));
+      expect([res.status, res.body.error, res.headers['retry-after']]).toEqual([503, 'op_unreachable', '5']);
+      expect(res.body.error_description).toBe(`provider "stub" (issuer ${refused.stub.issuer}), token endpoint http://127.0.0.1:${port}/token: `
+        + 'the OpenID Provider could not be reached (connection refused). Check that the OP is up and that this server can reach it (DNS, firewall, outbound proxy); try again shortly');
+    } finally {
+      await refused.close();
+    }
   });
 });
