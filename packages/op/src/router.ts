@@ -14,7 +14,7 @@ import { completeLogin, completeOnce, interactionRoutes, type InteractionDeps } 
 import { resolveKeys } from './keys.js';
 import { retiredKeyHint } from './retired-hint.js';
 import { formPostPolicy } from './form-post-csp.js';
-import { checkForwardedProto, checkHost, checkMount, corsHeadersSet, ownCors, pinHost, type RequestCheck } from './request-checks.js';
+import { checkHost, checkMount, corsHeadersSet, ownCors, pinHost, type RequestCheck } from './request-checks.js';
 import { claimDeviceResume } from './device-flow.js';
 import { checkLogoutCsrf } from './logout-csrf.js';
 import { requestUriOn, resolveOptions, type OpOptions, type ResolvedOptions } from './options.js';
@@ -365,7 +365,6 @@ export function op(options: OpOptions): OpApp {
     ...(o.trustProxy ? [] : [warnUntrustedProxyOnce(o.issuer)]),
     checkMount(o.mountPath, views, (req, res) => refuse(req, res, { code: 'mount_mismatch', message: `op(): ${mountMismatch(o, req.baseUrl)}` })),
     checkHost(o.trustProxy, views),
-    ...(o.trustProxy && o.issuerUrl.protocol !== 'https:' ? [checkForwardedProto(views)] : []),
     pinHost(o.issuer, o.trustProxy),
     ownCors,
   ];

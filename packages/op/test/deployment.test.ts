@@ -1,6 +1,7 @@
 import http from 'node:http';
 import express from 'express';
-import { memoryAdapter } from '@openid-express/op';
+import request from 'supertest';
+import { generateKeys, memoryAccounts, memoryAdapter, op } from '@openid-express/op';
 import { FormBrowser, signIn } from '../../../test/support/op-forms.js';
 import { ALICE } from './support/op-server.js';
 import { aliceTokens, client, insecure, SECRET, signInThenOutChecked, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
@@ -90,10 +91,24 @@ describe('trustProxy', () => {
     return res.headers.getSetCookie().find((c) => c.startsWith('_interaction='))!;
   };
 
-  test('on: X-Forwarded-Proto https from the proxy makes the OP cookies Secure', async () => {
+  test('on: an https issuer behind a TLS proxy sets its cookies Secure (its scheme is pinned, whatever X-Forwarded-Proto says)', async () => {
+    const app = express().use('/op', op({
+      issuer: 'https://id.example.com/op', trustProxy: true, accounts: memoryAccounts([ALICE]), adapter: memoryAdapter(), ...generateKeys(),
+      clients: [{ client_id: 'web', client_secret: SECRET, redirect_uris: ['https://app.example.com/cb'] }],
+    }));
+    const auth = '/op/auth?client_id=web&response_type=code&scope=openid&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb'
+      + '&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256';
+    for (const proto of ['https', 'http', undefined]) {
+      const res = await (proto ? request(app).get(auth).set('x-forwarded-proto', proto) : request(app).get(auth));
+      const cookie = (res.headers['set-cookie'] as unknown as string[] | undefined)?.find((c) => c.startsWith('_interaction='));
+      expect([proto, res.status, cookie]).toEqual([proto, 303, expect.stringMatching(/;\s*secure/i)]);
+    }
+  });
+
+  test('on: an http issuer (development) sets no Secure cookie, even when a client says X-Forwarded-Proto: https (its scheme is the issuer\'s)', async () => {
     const f = await startFlowFixture(memoryAdapter(), { trustProxy: true });
     try {
-      expect(await interactionCookie(f)).toMatch(/;\s*secure/i);
+      expect(await interactionCookie(f)).not.toMatch(/;\s*secure/i);
     } finally {
       await f.op.close();
     }
