@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import { isLastingRefusal, isResumeInProgress, warnStoreFailure } from './errors.js';
 import { renderPage, type Views } from './views/render.js';
 
 /** Headers of every page the OP's own screens send: never cached, never framed. */
@@ -104,16 +105,23 @@ export const RESUME_IN_PROGRESS = {
 /** A 503 answer: what it says, and when to try again (`Retry-After`). */
 export type UnavailableAnswer = { status: 503; code: string; message: string; retryAfter: number; title?: string };
 
+/** What a visitor is told of `failure`: never what the store answered (that is the log's, `warnStoreFailure`). */
+export function unavailableAnswer(failure: unknown): UnavailableAnswer {
+  return isResumeInProgress(failure) ? RESUME_IN_PROGRESS : isLastingRefusal(failure) ? STORE_REFUSED : STORE_UNAVAILABLE;
+}
+
 /**
- * Answers 503 `store_unavailable` with `Retry-After` and `Cache-Control: no-store`: JSON for API
- * clients, the error page for browsers; in the words of `STORE_REFUSED` when `lasting`, or of `answer`
- * when given one (`RESUME_IN_PROGRESS`). `wantsJson` defaults to Express's negotiation (HTML first);
- * oidc-provider's routes pass their own (JSON first).
+ * Answers 503 `store_unavailable` for `failure` (the store's error) with `Retry-After` and
+ * `Cache-Control: no-store`: JSON for API clients, the error page for browsers; in the words of
+ * `STORE_REFUSED` for a lasting refusal, `RESUME_IN_PROGRESS` for a ResumeInProgressError. The
+ * failure itself is said in the log (at most once a minute per failure), never to the visitor.
+ * `wantsJson` defaults to Express's negotiation (HTML first); oidc-provider's routes pass their own (JSON first).
  */
 export async function sendStoreUnavailable(
-  req: Request, res: Response, views: Views, lasting: boolean | UnavailableAnswer = false, wantsJson = req.accepts(['html', 'json']) === 'json',
+  req: Request, res: Response, views: Views, failure?: unknown, wantsJson = req.accepts(['html', 'json']) === 'json',
 ): Promise<void> {
-  const answer: UnavailableAnswer = typeof lasting === 'object' ? lasting : lasting ? STORE_REFUSED : STORE_UNAVAILABLE;
+  warnStoreFailure(failure);
+  const answer = unavailableAnswer(failure);
   const { status, code, message, retryAfter } = answer;
   res.set({ 'Retry-After': String(retryAfter), 'Cache-Control': 'no-store' });
   // a page allowed to read this answer (an SPA at the token endpoint) must be able to read when to retry too

@@ -115,3 +115,45 @@ export function namedFailure(what: string): (err: unknown) => never {
     throw new Error(`${what} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   };
 }
+
+/** The StoreUnavailableError `err` is or wraps (by its stable code, safe across module copies), if any. */
+function storeFailureIn(err: unknown): { message: string; lasting?: boolean } | undefined {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { code?: unknown }).code === 'store_unavailable') return e as { message: string; lasting?: boolean };
+  }
+  return undefined;
+}
+
+/** When each store failure (by its message) was last said with `console.warn`. */
+const failureSaidAt = new Map<string, number>();
+
+/**
+ * Says a store failure where operators look, without DEBUG: `console.warn`, at most once a minute per
+ * failure (its message names the store, the call, what it answered and what to check), so a stall
+ * shows in the log without a line per request. Visitors never see it: op()'s 503 only says to try
+ * again (`STORE_UNAVAILABLE`, `STORE_REFUSED` in error-page.ts).
+ *
+ * @example
+ * if (isStoreUnavailable(err)) { warnStoreFailure(err); return sendStoreUnavailable(req, res, views, err); }
+ */
+export function warnStoreFailure(err: unknown): void {
+  const failure = storeFailureIn(err);
+  if (!failure) return;
+  const message = withoutSecrets(String(failure.message));
+  if (Date.now() - (failureSaidAt.get(message) ?? -Infinity) <= 60_000) return;
+  if (failureSaidAt.size >= 100) failureSaidAt.clear(); // failures are few kinds; kept bounded all the same
+  failureSaidAt.set(message, Date.now());
+  console.warn(`[@openid-express/op] ${message}. Requests that need the store answer 503 store_unavailable `
+    + `${failure.lasting ? 'until it is fixed' : 'while it lasts'} (said at most once a minute).`);
+}
+
+/**
+ * `text` (a store's error, for the log) on one line and at most 500 characters, without a URL's
+ * credentials (`redis://user:password@host`) or a key's id (`sess:<session id>`, `oidc:AccessToken:<token>`).
+ */
+export function withoutSecrets(text: string): string {
+  const flat = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ')
+    .replace(/\/\/[^\s/@]*@/g, '//…@')
+    .replace(/([:{])[A-Za-z0-9_-]{16,}/g, '$1…');
+  return flat.length > 500 ? `${flat.slice(0, 500)}…` : flat;
+}

@@ -8,7 +8,7 @@ import type { AuthenticationFailure, AuthenticationSuccess, Authenticator } from
 import { clientIp } from './client-ip.js';
 import { pageHeaders, sendErrorPage, sendMethodNotAllowed, sendStoreUnavailable } from './error-page.js';
 import { appCall } from './bounded-store.js';
-import { isLastingRefusal, OpError } from './errors.js';
+import { OpError } from './errors.js';
 import { finishInteraction } from './finish.js';
 import { consentItems, finishConsent } from './grant.js';
 import { csrfMatches, type InteractionState, type InteractionStates } from './interaction-state.js';
@@ -488,7 +488,7 @@ export function interactionRoutes(deps: InteractionDeps, session: express.Reques
     h(deps, req, res).catch((err: unknown) => {
       if (res.headersSent) return next(err);
       if (err instanceof OpError) return sendOpError(deps, req, res, err, req.params.uid === undefined ? undefined : String(req.params.uid));
-      if (isStoreUnavailable(err)) return sendStoreUnavailable(req, res, deps.views, isLastingRefusal(err));
+      if (isStoreUnavailable(err)) return sendStoreUnavailable(req, res, deps.views, err);
       log('interaction error: %s', err instanceof Error ? err.message : String(err));
       console.error(`op(): ${req.method} ${req.baseUrl}${req.path} failed (500 server_error):`, err);
       return sendErrorPage(req, res, deps.views, { status: 500, code: 'server_error', message: 'The sign-in could not be completed. Try again later.' });

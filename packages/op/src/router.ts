@@ -8,7 +8,7 @@ import type { OpStore } from './adapters/types.js';
 import { password } from './authenticators/password.js';
 import { appStore } from './bounded-store.js';
 import { sendErrorPage, sendMethodNotAllowed, sendRefusal, sendStoreUnavailable, shownPath } from './error-page.js';
-import { isLastingRefusal, isResumeInProgress, OpConfigError } from './errors.js';
+import { isResumeInProgress, OpConfigError } from './errors.js';
 import { interactionStates } from './interaction-state.js';
 import { completeLogin, completeOnce, interactionRoutes, type InteractionDeps } from './interactions.js';
 import { resolveKeys } from './keys.js';
@@ -84,7 +84,7 @@ function misconfigured(views: Views) {
  */
 function sessionStep(o: ResolvedOptions, views: Views, refuse: ReturnType<typeof misconfigured>): RequestHandler {
   if (o.session) {
-    const guarded = guardSession(o.session, o.storeTimeout, (req, res) => void sendStoreUnavailable(req, res, views));
+    const guarded = guardSession(o.session, o.storeTimeout, (req, res, err) => void sendStoreUnavailable(req, res, views, err));
     let warned = false;
     return (req, res, next) => {
       // express-session does nothing where a session exists already: the app's, mounted before op()
@@ -149,7 +149,7 @@ function logoutRefused(views: Views, endSession: string) {
 function errorPage(views: Views) {
   return (err: { status?: number; type?: string }, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(err);
-    if (isStoreUnavailable(err)) return void sendStoreUnavailable(req, res, views, isLastingRefusal(err));
+    if (isStoreUnavailable(err)) return void sendStoreUnavailable(req, res, views, err);
     const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
     log('request error %d: %s', status, err.type ?? 'unknown');
     void sendErrorPage(req, res, views, {

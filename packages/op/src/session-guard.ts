@@ -1,6 +1,6 @@
 import debug from 'debug';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { StoreUnavailableError } from './errors.js';
+import { StoreUnavailableError, withoutSecrets } from './errors.js';
 
 const log = debug('openid-express:op');
 
@@ -39,13 +39,14 @@ function boundSessionStore(store: SessionStore | undefined, ms: number): void {
 /**
  * Runs the app's session middleware (express-session) with a deadline: when it has not called
  * `next` within `timeoutMs`, calls `next(err)`, or leaves no `req.session`, the request is answered
- * by `unavailable` (a 503) instead of waiting. The session store's calls are bounded too.
+ * by `unavailable` (a 503) with a StoreUnavailableError naming why, instead of waiting. The session
+ * store's calls are bounded too.
  *
  * @example
  * app.post('/interaction/:uid/login', guardSession(session({ secret, store }), 3000, send503));
  */
 export function guardSession(
-  session: RequestHandler, timeoutMs: number, unavailable: (req: Request, res: Response) => void,
+  session: RequestHandler, timeoutMs: number, unavailable: (req: Request, res: Response, err: StoreUnavailableError) => void,
 ): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     let settled = false;
@@ -57,9 +58,9 @@ export function guardSession(
       settled = true;
       clearTimeout(timer);
       if (!err && req.session) return next();
-      log('session unavailable: %s', err ? (err as Error).message ?? err
-        : 'no req.session (store disconnected, or the session cookie.path does not cover the OP)');
-      unavailable(req, res);
+      const failure = sessionFailure(err);
+      log('session unavailable: %s', failure.message);
+      unavailable(req, res, failure);
     };
     const timer = setTimeout(() => settle(new StoreUnavailableError(`the session middleware did not answer within ${timeoutMs} ms`)), timeoutMs);
     try {
@@ -69,4 +70,15 @@ export function guardSession(
     }
     boundSessionStore((req as unknown as { sessionStore?: SessionStore }).sessionStore, timeoutMs);
   };
+}
+
+/** Why the session step failed, as a StoreUnavailableError whose message names the session store (without its secrets). */
+function sessionFailure(err: unknown): StoreUnavailableError {
+  if ((err as { code?: unknown } | undefined)?.code === 'store_unavailable') return err as StoreUnavailableError;
+  if (!err) {
+    return new StoreUnavailableError('the session middleware left no req.session: its store is disconnected (connect-redis: '
+      + 'check that its Redis is running and reachable), or the session cookie\'s path does not cover the OP');
+  }
+  const message = err instanceof Error ? err.message || err.name : String(err);
+  return new StoreUnavailableError(`the session store failed (${withoutSecrets(message)}): check that it (e.g. Redis) is running and reachable`, { cause: err });
 }

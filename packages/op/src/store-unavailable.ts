@@ -2,8 +2,8 @@ import debug from 'debug';
 import type { Request, Response } from 'express';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { RESUME_IN_PROGRESS, sendStoreUnavailable, STORE_UNAVAILABLE } from './error-page.js';
-import { isLastingRefusal, isResumeInProgress } from './errors.js';
+import { sendStoreUnavailable, unavailableAnswer } from './error-page.js';
+import { isResumeInProgress } from './errors.js';
 import type { Views } from './views/render.js';
 import { consumedInRequest } from './request-scope.js';
 
@@ -54,10 +54,9 @@ export function answerStoreUnavailable(ctx: KoaContextWithOIDC, views: Views, er
   // the request and response Express handed to provider.callback(); JSON unless HTML is
   // preferred, as oidc-provider's own error answers (a bare */* gets JSON)
   const wantsJson = ctx.accepts('json', 'html') !== 'html';
-  const answer = isResumeInProgress(err) ? RESUME_IN_PROGRESS : isLastingRefusal(err);
-  void sendStoreUnavailable(ctx.req as unknown as Request, ctx.res as unknown as Response, views, answer, wantsJson).catch((err: unknown) => {
-    log('the 503 answer failed: %s', (err as Error)?.message);
-    if (!ctx.res.headersSent) ctx.res.writeHead(503, { 'Retry-After': String((typeof answer === 'object' ? answer : STORE_UNAVAILABLE).retryAfter) });
+  void sendStoreUnavailable(ctx.req as unknown as Request, ctx.res as unknown as Response, views, err, wantsJson).catch((failed: unknown) => {
+    log('the 503 answer failed: %s', (failed as Error)?.message);
+    if (!ctx.res.headersSent) ctx.res.writeHead(503, { 'Retry-After': String(unavailableAnswer(err).retryAfter) });
     ctx.res.end();
   });
 }

@@ -2,7 +2,7 @@ import debug from 'debug';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
-import { OpConfigError, StoreUnavailableError } from '../errors.js';
+import { OpConfigError, StoreUnavailableError, warnStoreFailure } from '../errors.js';
 import { GRANTABLE, consumeRefused, ttlSeconds } from './models.js';
 import { holdUntilAnswered, recordConsumed } from '../request-scope.js';
 import { connectionLimitReply, recoverReadOnlyConnection, recoverStuckConnection } from './stuck-connection.js';
@@ -426,7 +426,6 @@ const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'E
 // Replies of a server that refuses this client until someone changes a setting (a password, an ACL, the
 // connection limit): 503 as well (the user can do nothing else), and said in the log with what to change.
 const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|READONLY|OOM|MISCONF|NOREPLICAS|NOAUTH|WRONGPASS|NOPERM|ERR max number of clients)\b/;
-const warnedAt = new Map<string, number>();
 // Of those, the refusals that last until someone changes a setting (a password, an ACL): the others may
 // pass by themselves (a failover's READONLY, a full Redis, the connection limit), as @openid-express/rp has it.
 const LASTING_REPLIES = new Set(['NOAUTH', 'WRONGPASS', 'NOPERM']);
@@ -494,12 +493,9 @@ function unreachable(what: string, error: Error, client: object): StoreUnavailab
   const hint = toFix ?? 'check that Redis is running and reachable at the client\'s '
     + 'address (url, network, firewall, cluster state); the client reconnects on its own once it is back';
   const err = new StoreUnavailableError(`Redis is unavailable (${reason}) for ${what}: ${hint}`, { cause: error, lasting: reply !== undefined && LASTING_REPLIES.has(reply) });
-  // a reply that needs someone to act (not a connection that comes back by itself) is said where operators look, once a minute
-  if (reply && toFix && Date.now() - (warnedAt.get(reason) ?? -Infinity) > 60_000) {
-    if (warnedAt.size >= 100) warnedAt.clear(); // Redis's replies are few; kept bounded all the same
-    warnedAt.set(reason, Date.now());
-    console.warn(`[@openid-express/op] ${err.message}. Requests that need the store answer 503 store_unavailable until it is fixed.`);
-  }
+  // a reply that needs someone to act is said where operators look, once a minute, even for a call no
+  // request waits on (a back-channel retry); the 503 of a request says it too (the same line, once)
+  if (reply && toFix) warnStoreFailure(err);
   return err;
 }
 

@@ -1,0 +1,138 @@
+/**
+ * What an operator sees while the store fails: one `console.warn` line per failure a minute (before:
+ * nothing without DEBUG), naming the store, the call and what to check, never a password or a token;
+ * and what a visitor sees under NODE_ENV=production: a 503 with Retry-After that quotes nothing of Redis.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import session from 'express-session';
+import { createClient } from 'redis';
+import { generateKeys, memoryAdapter, redisAdapter } from '@openid-express/op';
+import { launch, stopProcess } from '../../../test/support/redis-server.js';
+import { accounts, listen, startOp, type RunningOp } from './support/op-server.js';
+
+const REDIS_PORT = 7431;
+const OP_PORT = 7432;
+const PASSWORD = 'redis-password-not-for-logs';
+const SECRET = 'web-secret-web-secret';
+const CODE = 'a-code-that-must-never-be-logged-0123456789';
+const basic = `Basic ${Buffer.from(`web:${SECRET}`).toString('base64')}`;
+
+/** The lines op() said with console.warn. */
+const opLines = (warn: jest.SpyInstance): string[] => warn.mock.calls.map((args) => args.map(String).join(' ')).filter((line) => line.startsWith('[@openid-express/op]'));
+
+describe('Redis stalls (SIGSTOP) under NODE_ENV=production', () => {
+  let redis: ChildProcess;
+  let client: ReturnType<typeof createClient>;
+  let o: RunningOp;
+  let warn: jest.SpyInstance;
+  const env = process.env.NODE_ENV;
+  beforeAll(async () => {
+    redis = await launch(process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server', REDIS_PORT, ['--requirepass', PASSWORD]);
+    client = createClient({ url: `redis://:${PASSWORD}@127.0.0.1:${REDIS_PORT}` }).on('error', () => undefined);
+    await client.connect();
+    process.env.NODE_ENV = 'production';
+    const server = await listen();
+    server.close();
+    await new Promise<void>((resolve) => server.listen(OP_PORT, '127.0.0.1', resolve));
+    o = await startOp((_issuer, origin) => ({
+      accounts, adapter: redisAdapter(client, { timeout: 300 }), authenticators: undefined, ...generateKeys(),
+      clients: [{ client_id: 'web', client_secret: SECRET, redirect_uris: [`${origin}/cb`] }],
+    }), { server });
+  }, 20_000);
+  beforeEach(() => void (warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined)));
+  afterEach(() => {
+    redis.kill('SIGCONT');
+    jest.restoreAllMocks();
+  });
+  afterAll(async () => {
+    process.env.NODE_ENV = env;
+    await o?.close();
+    client?.destroy();
+    if (redis) await stopProcess(redis, 'SIGTERM');
+  });
+
+  const tokenRequest = () => fetch(`${o.issuer}/token`, {
+    method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    body: new URLSearchParams({ grant_type: 'authorization_code', code: CODE, redirect_uri: `${o.origin}/cb`, code_verifier: 'v'.repeat(43) }),
+  });
+  const signInPage = () => fetch(`${o.issuer}/auth?client_id=web&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(`${o.origin}/cb`)}`
+    + '&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&state=s1', { headers: { accept: 'text/html' }, redirect: 'manual' });
+
+  test('the token endpoint and the sign-in page answer 503 with Retry-After, quoting nothing of Redis; the log names Redis, the call and what to check, once a minute', async () => {
+    redis.kill('SIGSTOP');
+    const token = await tokenRequest();
+    expect([token.status, token.headers.get('retry-after')]).toEqual([503, '5']);
+    const json = await token.json() as { error: string; error_description: string };
+    expect(json.error).toBe('store_unavailable');
+    expect(json.error_description).not.toMatch(/redis|AuthorizationCode|within \d+ ms|maxmemory|:7431/i);
+    const page = await signInPage();
+    expect([page.status, page.headers.get('retry-after')]).toEqual([503, '5']);
+    const html = await page.text();
+    expect(html).toContain('store_unavailable');
+    expect(html).not.toMatch(/redis|Interaction\.|within \d+ ms|:7431/i);
+
+    // one line per failure: the store, the call, what it answered (nothing within the timeout), what to check
+    const lines = opLines(warn);
+    expect(lines).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^\[@openid-express\/op\] Redis did not answer AuthorizationCode\.\w+ within 300 ms: check that Redis is running.*503 store_unavailable while it lasts \(said at most once a minute\)/),
+      expect.stringMatching(/^\[@openid-express\/op\] Redis did not answer Interaction\.\w+ within 300 ms/),
+    ]));
+    expect(lines.join('\n')).not.toContain(PASSWORD);
+    expect(lines.join('\n')).not.toContain(CODE);
+
+    // the same failures again within the minute: nothing more
+    expect((await tokenRequest()).status).toBe(503);
+    expect((await signInPage()).status).toBe(503);
+    expect(opLines(warn)).toEqual(lines);
+
+    // a minute later, said again
+    const now = Date.now();
+    jest.spyOn(Date, 'now').mockImplementation(() => now + 61_000);
+    expect((await tokenRequest()).status).toBe(503);
+    expect(opLines(warn)).toHaveLength(lines.length + 1);
+    expect(opLines(warn).at(-1)).toMatch(/Redis did not answer AuthorizationCode\./);
+  });
+});
+
+describe('a session store that fails with its own error', () => {
+  let o: RunningOp;
+  const env = process.env.NODE_ENV;
+  class FailingStore extends session.MemoryStore {
+    override get(_sid: string, cb: (err: unknown) => void): void {
+      cb(new Error(`ECONNREFUSED redis://user:${PASSWORD}@10.0.0.5:6379 reading sess:AbCdEfGhIjKlMnOpQrStUvWx`));
+    }
+  }
+  beforeAll(async () => {
+    process.env.NODE_ENV = 'production';
+    const server = await listen();
+    server.close();
+    await new Promise<void>((resolve) => server.listen(OP_PORT + 1, '127.0.0.1', resolve));
+    o = await startOp((_issuer, origin) => ({
+      accounts, adapter: memoryAdapter(), authenticators: undefined, storeTimeout: 300, ...generateKeys(),
+      session: session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false, store: new FailingStore() }),
+      clients: [{ client_id: 'web', client_secret: SECRET, redirect_uris: [`${origin}/cb`] }],
+    }), { server, session: false });
+  });
+  afterAll(async () => {
+    process.env.NODE_ENV = env;
+    await o?.close();
+  });
+
+  test('its 503 page says nothing of it, and the log says what failed without the password or the session id', async () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const sid = 'a-session-id';
+      const cookie = `connect.sid=${encodeURIComponent(`s:${sid}.${createHmac('sha256', 'test-secret-test-secret').update(sid).digest('base64').replace(/=+$/, '')}`)}`;
+      const res = await fetch(`${o.issuer}/session/end`, { headers: { accept: 'text/html', cookie } });
+      expect([res.status, res.headers.get('retry-after')]).toEqual([503, '5']);
+      expect(await res.text()).not.toMatch(/ECONNREFUSED|10\.0\.0\.5|sess:/);
+      const lines = opLines(warn).join('\n');
+      expect(lines).toMatch(/the session store failed \(ECONNREFUSED redis:\/\/…@10\.0\.0\.5:6379 reading sess:…\): check that it \(e\.g\. Redis\) is running and reachable/);
+      expect(lines).not.toContain(PASSWORD);
+      expect(lines).not.toContain('AbCdEfGhIjKlMnOpQrStUvWx');
+    } finally {
+      warn.mockRestore();
+    }
+  });
+});
