@@ -85,7 +85,7 @@ export const STORE_UNAVAILABLE = {
 
 /**
  * What it gets while the store refuses the OP until its operators change a setting (a password, an
- * ACL user: `StoreUnavailableError.lasting`, said in the log once a minute): the same 503 and
+ * ACL user, a full Redis's maxmemory: `StoreUnavailableError.lasting`, said in the log once a minute): the same 503 and
  * `Retry-After` (as @openid-express/rp answers), but no promise that it passes in a few seconds.
  */
 export const STORE_REFUSED = {

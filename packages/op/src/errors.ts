@@ -64,7 +64,7 @@ export class StoreUnavailableError extends Error {
   readonly retryAfter = 5;
   /**
    * True when the failure lasts until someone changes a setting (Redis refusing the OP's password or
-   * ACL user): still a 503 with `Retry-After`, but its page and JSON do not tell the user it passes by itself.
+   * ACL user, or full: `OOM`): still a 503 with `Retry-After`, but its page and JSON do not tell the user it passes by itself.
    */
   readonly lasting?: boolean;
   constructor(message: string, options?: { cause?: unknown; lasting?: boolean }) {

@@ -93,6 +93,22 @@ describe('Redis stalls (SIGSTOP) under NODE_ENV=production', () => {
     expect(opLines(warn)).toHaveLength(lines.length + 1);
     expect(opLines(warn).at(-1)).toMatch(/Redis did not answer AuthorizationCode\./);
   });
+  // before: "Please try again in a moment … try again in a few seconds" while Redis stayed full (it frees room only as keys expire)
+  test('Redis full (maxmemory reached under noeviction): the sign-in page does not promise it passes in seconds, quotes nothing of Redis; the log says what to raise', async () => {
+    await client.sendCommand(['CONFIG', 'SET', 'maxmemory-policy', 'noeviction']);
+    await client.sendCommand(['CONFIG', 'SET', 'maxmemory', '1']);
+    try {
+      const page = await signInPage();
+      expect([page.status, page.headers.get('retry-after')]).toEqual([503, '5']);
+      const html = await page.text();
+      expect(html).toContain('<title>This service is unavailable');
+      expect(html).toContain('which its operators have been told about. Nothing was lost; please try again later.');
+      expect(html).not.toMatch(/briefly|few seconds|in a moment|redis|maxmemory|OOM/i);
+      expect(opLines(warn).join('\n')).toMatch(/Redis is unavailable \(OOM command not allowed.*\) for Interaction\.\w+: Redis is out of memory \(maxmemory reached.*raise maxmemory, or find which keys grew.*"Running several instances".*until it is fixed/);
+    } finally {
+      await client.sendCommand(['CONFIG', 'SET', 'maxmemory', '0']);
+    }
+  });
 });
 
 describe('a session store that fails with its own error', () => {

@@ -126,7 +126,7 @@ export class RpError extends Error {
 
   /**
    * True when the failure lasts until someone changes a setting (Redis refusing this app's password or
-   * ACL user): still a 503 with `Retry-After`, but the error page does not tell the user it passes by itself.
+   * ACL user, or full: `OOM`): still a 503 with `Retry-After`, but the error page does not tell the user it passes by itself.
    */
   readonly lasting?: boolean;
 
@@ -384,14 +384,16 @@ function isBug(e: Error & { code?: unknown }): boolean {
 }
 
 // Replies of a Redis that is up but refuses, what someone has to change for it to serve again, and
-// whether it lasts until then (a failover's READONLY or a full Redis may pass by themselves).
+// whether it lasts until then (a failover's READONLY may pass by itself; a full Redis under noeviction
+// frees room only as keys expire, in hours: its users are not told it passes in a few seconds).
 const REDIS_REFUSALS: Array<[reply: string, lasting: boolean, hint: (who: string, needs: string) => string]> = [
   ['NOAUTH', true, () => 'Redis needs a password: give it in the client\'s url (redis://:password@host:6379) or its password option'],
   ['WRONGPASS', true, () => 'the password (or user) the client gives is not Redis\'s: check the client\'s url or its username and password options'],
   ['NOPERM', true, (who, needs) => `the Redis user (ACL) may not run a command or touch a key ${who} needs: it needs ${needs}; +@all -@dangerous works`],
   ['READONLY', false, () => 'this connection reaches a read-only replica (after a failover, the old master): when a new connection to the client\'s address '
     + 'reaches the master (an endpoint that follows failovers), the client is reconnected within seconds; otherwise point the client at the current master'],
-  ['OOM', false, () => 'Redis is out of memory: raise maxmemory'],
+  ['OOM', true, () => 'Redis is out of memory: raise maxmemory, or find which keys grew (redis-cli --bigkeys); '
+    + 'until then it refuses writes (README, "Running several instances")'],
   ['MISCONF', false, () => 'Redis refuses writes because it cannot save its snapshot: check its disk and logs'],
   ['NOREPLICAS', false, () => 'Redis refuses writes because too few replicas are connected: check the replicas'],
   ['ERR max number of clients', false, () => 'Redis has as many connections as it allows (maxclients, or the plan\'s connection limit): raise it, or find the clients that hold connections'],

@@ -389,7 +389,7 @@ test('OOM (Redis full under noeviction): a 503 that says to raise maxmemory, wit
   await admin.configSet('maxmemory', '1');
   try {
     const refused = await c.set('k', 'v', 1000).catch((err: unknown) => err as RpError);
-    expect(refused).toMatchObject({ code: 'store_unavailable', message: expect.stringMatching(/^redisCoordination: Redis failed: OOM command not allowed when used memory > 'maxmemory'; Redis is out of memory: raise maxmemory$/) });
+    expect(refused).toMatchObject({ code: 'store_unavailable', message: expect.stringMatching(/^redisCoordination: Redis failed: OOM command not allowed when used memory > 'maxmemory'; Redis is out of memory: raise maxmemory, or find which keys grew \(redis-cli --bigkeys\); until then it refuses writes \(README, "Running several instances"\)$/), lasting: true });
   } finally {
     await admin.configSet('maxmemory', '0');
   }

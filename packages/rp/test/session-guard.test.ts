@@ -157,11 +157,20 @@ describe('a Redis session store that refuses (connect-redis passes Redis\'s repl
     expect(errorPage(failure)).not.toContain('passes by itself');
   });
 
-  test('a refusal that may pass (out of memory) says what to raise and keeps the "passes by itself" page; other failures stay as they were', async () => {
+  test('out of memory says what happened and what an operator does, on a page that does not promise it passes by itself (redacted in production); other failures stay as they were', async () => {
     const oom = (await sessionOp((cb) => cb(new Error("OOM command not allowed when used memory > 'maxmemory'."))).catch((err: unknown) => err)) as RpError;
-    expect(oom).toMatchObject({ code: 'store_unavailable', message: expect.stringContaining('Redis is out of memory: raise maxmemory') });
-    expect(oom.lasting).toBeUndefined();
-    expect(errorPage(oom)).toContain('passes by itself');
+    expect(oom).toMatchObject({ code: 'store_unavailable', lasting: true, message: expect.stringContaining(
+      'Redis is out of memory: raise maxmemory, or find which keys grew (redis-cli --bigkeys); until then it refuses writes (README, "Running several instances")') });
+    const full = errorPage(oom);
+    expect(full).not.toContain('passes by itself'); // before: "This usually passes by itself" while Redis stayed full
+    expect(full).toContain('its operators have been told about');
+    expect(full).toContain('raise maxmemory, or find which keys grew'); // the detail, for whoever fixes it
+    // under NODE_ENV=production: the same wording, and nothing of Redis
+    const shown = errorPage(publicStoreFailure(oom));
+    expect(shown).not.toContain('passes by itself');
+    expect(shown).toContain('its operators have been told about');
+    expect(shown).not.toMatch(/maxmemory|OOM|Redis/);
+    expect(warn.mock.calls.flat().join('\n')).toMatch(/Redis is out of memory: raise maxmemory.*until it is fixed/);
     const lost = (await sessionOp((cb) => cb(new Error('Socket closed unexpectedly'))).catch((err: unknown) => err)) as RpError;
     expect(lost.message).toBe('the session store failed (Socket closed unexpectedly); check that it (e.g. Redis) is running and reachable');
     // outside a sign-in (a sign-out, a page of the app), the page does not speak of signing in

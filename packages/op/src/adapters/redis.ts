@@ -426,14 +426,16 @@ const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'E
 // Replies of a server that refuses this client until someone changes a setting (a password, an ACL, the
 // connection limit): 503 as well (the user can do nothing else), and said in the log with what to change.
 const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|READONLY|OOM|MISCONF|NOREPLICAS|NOAUTH|WRONGPASS|NOPERM|ERR max number of clients)\b/;
-// Of those, the refusals that last until someone changes a setting (a password, an ACL): the others may
-// pass by themselves (a failover's READONLY, a full Redis, the connection limit), as @openid-express/rp has it.
-const LASTING_REPLIES = new Set(['NOAUTH', 'WRONGPASS', 'NOPERM']);
+// Of those, the refusals that last until someone changes a setting (a password, an ACL, maxmemory: a full
+// Redis under noeviction frees room only as keys expire, in hours): the others may pass by themselves (a
+// failover's READONLY, the connection limit), as @openid-express/rp has it.
+const LASTING_REPLIES = new Set(['NOAUTH', 'WRONGPASS', 'NOPERM', 'OOM']);
 /** What to check for the replies that say more than "not reachable". */
 const REPLY_HINTS: Record<string, string> = {
   READONLY: 'this connection reaches a read-only replica (after a failover, the old master): when a new connection to the client\'s address reaches the master '
     + '(an endpoint that follows failovers), the client is reconnected within seconds; otherwise point the client at the current master (Sentinel or Cluster clients follow failovers)',
-  OOM: 'Redis is out of memory (maxmemory reached): raise maxmemory, and keep maxmemory-policy noeviction (an eviction policy would drop sign-ins, tokens and login counters)',
+  OOM: 'Redis is out of memory (maxmemory reached, and noeviction refuses writes): raise maxmemory, or find which keys grew (redis-cli --bigkeys), '
+    + 'and keep maxmemory-policy noeviction (an eviction policy would drop sign-ins, tokens and login counters); see the README, "Running several instances"',
   MISCONF: 'Redis refuses writes because it cannot save its snapshot (stop-writes-on-bgsave-error): check its disk and logs',
   NOREPLICAS: 'Redis refuses writes because too few replicas are connected (min-replicas-to-write): check the replicas',
   NOAUTH: 'Redis needs a password: give it in the client\'s url (redis://:password@host:6379) or its password option',
