@@ -56,7 +56,7 @@ export function resubmitSameOrigin(req: Request, res: Response, params: URLSearc
     })
     .type('html')
     .send(page('Signing in…',
-      `<p>Signing in…</p><form method="post" action="${escapeHtml(req.originalUrl.split('?')[0]!)}">${inputs}` +
+      `<h1>Signing in…</h1><form method="post" action="${escapeHtml(req.originalUrl.split('?')[0]!)}">${inputs}` +
         `<noscript><button type="submit">Continue signing in</button></noscript></form>` +
         `<script nonce="${nonce}">document.forms[0].submit()</script>`));
 }
@@ -84,6 +84,6 @@ export function postFragment(req: Request, res: Response): void {
     .type('html')
     .send(page('Signing in…',
       `<form method="post" action="${escapeHtml(req.originalUrl.split('?')[0])}"><input type="hidden" name="${RESUBMIT_FIELD}" value="1"></form>` +
-        `<p id="m">Signing in…</p><noscript><p>This sign-in needs JavaScript: the provider's answer is in this page's address, which only a script can read. Turn JavaScript on and sign in again.</p></noscript>` +
+        `<h1 id="m">Signing in…</h1><noscript><p>This sign-in needs JavaScript: the provider's answer is in this page's address, which only a script can read. Turn JavaScript on and sign in again.</p></noscript>` +
         `<script>${FRAGMENT_SCRIPT}</script>`));
 }

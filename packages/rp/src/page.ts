@@ -30,10 +30,10 @@ export function pagePolicy(script?: string, formAction = true): string {
     + `${formAction ? "form-action 'self'; " : ''}base-uri 'none'; frame-ancestors 'none'`;
 }
 
-/** A whole page: title, the shared style, and `body` (already escaped HTML). */
+/** A whole page: title, the shared style, and `body` (already escaped HTML, starting with its `<h1>`) as its main landmark. */
 export function page(title: string, body: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">` +
-    `<title>${escapeHtml(title)}</title><style>${PAGE_STYLE}</style></head><body>${body}</body></html>`;
+    `<title>${escapeHtml(title)}</title><style>${PAGE_STYLE}</style></head><body><main>${body}</main></body></html>`;
 }
 
 /** What a person should read for an error: a title and a sentence, by stable code (the technical message goes below). */

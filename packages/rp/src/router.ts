@@ -1107,7 +1107,7 @@ export function wantsHtml(req: Request): boolean {
 }
 
 /** The page a front-channel logout answers in the OP's hidden frame (no style: nobody sees it, but it has a language). */
-const FRONTCHANNEL_PAGE = '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signed out</title></head><body><p>Signed out.</p></body></html>';
+const FRONTCHANNEL_PAGE = '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signed out</title></head><body><main><h1>Signed out</h1></main></body></html>';
 
 /** The headers of the RP's own HTML pages: nothing runs or loads but their style, no framing, no sniffing. */
 const PAGE_HEADERS = {

@@ -90,7 +90,7 @@ test('OP-initiated front-channel logout in Chromium: the OP\'s page frames the R
     await page.goto(`${t.op.issuer}/session/end`);
     await Promise.all([page.waitForURL(`${t.op.issuer}/session/end/success`), page.click('#yes')]);
     const frame = page.frameLocator('#rp-frontchannel');
-    await frame.locator('body', { hasText: 'Signed out.' }).waitFor({ timeout: 10_000 }); // rendered: the CSP let the OP frame it
+    await frame.getByRole('heading', { name: 'Signed out' }).waitFor({ timeout: 10_000 }); // rendered: the CSP let the OP frame it
     expect(frontchannelRequests).toEqual([frontchannelUri(String(aliceSid))]);
 
     expect(await loggedIn()).toEqual([{ sub: 'bob', sid: expect.any(String) }]);
@@ -127,7 +127,7 @@ test('a page of another origin (another port on 127.0.0.1) cannot frame the fron
     expect(violations[0]).toMatch(/blocked/);
     const child = page.frames().find((f) => f !== page.mainFrame())!;
     expect(child.url()).not.toBe(src); // an error page instead of the RP's
-    expect(await child.evaluate(() => document.body?.textContent ?? '')).not.toContain('Signed out.');
+    expect(await child.evaluate(() => document.body?.textContent ?? '')).not.toContain('Signed out');
   } finally {
     await context.close();
     await close(portal);
