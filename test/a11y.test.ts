@@ -34,7 +34,7 @@ beforeAll(async () => {
     clients: [
       {
         client_id: 'app', client_secret: SECRET, client_name: 'Example App', client_uri: appURL,
-        redirect_uris: [`${appURL}/auth/callback/op`], post_logout_redirect_uris: [`${appURL}/bye`],
+        redirect_uris: [`${appURL}/auth/callback/op`, `${appURL}/auth/callback/fp`], post_logout_redirect_uris: [`${appURL}/bye`],
       },
       { client_id: 'tv', client_name: 'Living-room TV', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [] },
       { client_id: 'crm', client_secret: SECRET, client_name: 'CRM', redirect_uris: [`${origin}/cb`], post_logout_redirect_uris: [`${origin}/bye`] },
@@ -51,7 +51,7 @@ beforeAll(async () => {
   const provider = { issuer: op.issuer, clientId: 'app', clientSecret: SECRET, allowInsecureRequests: true };
   web.use(rp({
     baseURL: appURL,
-    providers: { op: oidc(provider), frag: oidc({ ...provider, responseType: 'code id_token', responseMode: 'fragment' }) },
+    providers: { op: oidc(provider), fp: oidc({ ...provider, responseMode: 'form_post' }), frag: oidc({ ...provider, responseType: 'code id_token', responseMode: 'fragment' }) },
   }));
   web.get(['/', '/bye'], (_req, res) => void res.type('text').send('the app'));
   app.on('request', web);
@@ -134,6 +134,11 @@ test('sign-in, a failed sign-in, consent, errors and sign-out, at the OP and the
     await page.keyboard.press('Enter');
     await page.waitForURL(`${appURL}/`);
 
+    // the OP's page that posts its answer to the app (response_mode=form_post), held by an empty answer to that post
+    await page.route((u) => u.pathname === '/auth/callback/fp', (r) => r.fulfill({ status: 204 }), { times: 1 });
+    await page.goto(`${appURL}/auth/login/fp?returnTo=/`, { waitUntil: 'commit' });
+    await page.locator('form input[name=code]').waitFor({ state: 'attached' });
+    found.push(...await audit(page, 'op form_post'));
 
     await page.goto(authorize('https://evil.example/cb'));
     found.push(...await audit(page, 'op error'));
@@ -204,6 +209,20 @@ test('a cancelled sign-in, the fragment and form_post hand-offs at the app: no a
     await other.context.close();
   }
   expect(found).toEqual([]);
+});
+
+test('the page an OP answers when the app\'s own error view fails: no axe violation', async () => {
+  const broken = await startOp(() => ({ adapter: memoryAdapter(), accounts, clients: [], views: { error: () => { throw new Error('the app\'s view is broken'); } } }));
+  const { context, page, blocked } = await open();
+  try {
+    await page.goto(`${broken.issuer}/interaction/no-such-sign-in`);
+    expect(await page.getByRole('heading').textContent()).toBe('Error');
+    expect(await audit(page, 'op bare error')).toEqual([]);
+    expect(blocked).toEqual([]);
+  } finally {
+    await context.close();
+    await broken.close();
+  }
 });
 
 test('the device flow\'s pages, done with the keyboard: no axe violation', async () => {

@@ -44,7 +44,8 @@ export async function sendErrorPage(
       title, status: e.status, code: e.code, message: e.message, backUrl: e.backUrl, backLabel: e.backLabel, clientName: e.clientName,
     });
   } catch {
-    html = `<!DOCTYPE html><title>Error</title><h1>Error</h1><p>${e.code}</p>`; // the app's error view itself failed
+    // the app's error view itself failed
+    html = `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Error</title></head><body><main><h1>Error</h1><p>${e.code}</p></main></body></html>`;
   }
   pageHeaders(res);
   res.status(e.status).type('html').send(html);

@@ -16,7 +16,8 @@ const AUTO_POST = '<title>Submitting Callback</title>';
  * that follow the post too, and the post leads to another origin), `X-Frame-Options: DENY` and
  * `no-store` (the pages hold a code or a CSRF token). An app-wide `helmet()` before op() otherwise left
  * its own policy on them, whose `form-action 'self'` stopped the post: the user saw a blank
- * "Submitting Callback" page. The page also gets `lang` and a viewport (phones, screen readers).
+ * "Submitting Callback" page. The page also gets `lang`, a viewport, and a heading inside a main
+ * landmark (phones, screen readers: axe-core found none, test/a11y.test.ts).
  *
  * @example
  * formPostPolicy(provider);
@@ -29,7 +30,8 @@ export function formPostPolicy(provider: Provider): void {
     if (script === undefined) return;
     const hash = createHash('sha256').update(script).digest('base64');
     ctx.body = ctx.body.replace('<html>', '<html lang="en">')
-      .replace('<head>', '<head>\n  <meta name="viewport" content="width=device-width, initial-scale=1">');
+      .replace('<head>', '<head>\n  <meta name="viewport" content="width=device-width, initial-scale=1">')
+      .replace('<body>', '<body>\n<main>\n  <h1>Continuing…</h1>').replace('</body>', '</main>\n</body>');
     ctx.set('content-security-policy', `default-src 'none'; script-src 'sha256-${hash}'; base-uri 'none'; frame-ancestors 'none'`);
     ctx.set('x-frame-options', 'DENY');
     ctx.set('cache-control', 'no-store');
