@@ -23,7 +23,7 @@ export class Jar {
 }
 
 /** How long one request may take: under callgrind (MEASURE=instructions) on a busy host a login's steps take seconds. */
-const TIMEOUT_MS = Number(process.env.REQUEST_TIMEOUT_MS ?? (process.env.MEASURE === 'instructions' ? 120_000 : 10_000));
+const TIMEOUT_MS = Number(process.env.REQUEST_TIMEOUT_MS || (process.env.MEASURE === 'instructions' ? 120_000 : 10_000));
 
 /** GET or POST `url` with the jar's cookies; keeps the answer's cookies; never follows redirects. */
 export async function request(jar, url, init = {}) {

@@ -321,7 +321,8 @@ export function atProvider(e: RpError, where: { provider: string; issuer: string
   // the authorization response (the user said no at the OP, a wrong state or iss) came through the browser, not from an endpoint
   const frontChannel = (e.cause as Error | undefined)?.name === 'AuthorizationResponseError' || /response parameter/.test(e.message);
   const url = where.url && !frontChannel ? withoutQuery(where.url) : undefined;
-  const endpoint = url && !e.message.includes(url) ? `, ${where.step === 'userinfo' ? 'userinfo' : 'token'} endpoint ${url}` : '';
+  // (a message that names a URL says where already: e.g. the OP's keys, fetched before the grant)
+  const endpoint = url && !/https?:\/\//.test(e.message) ? `, ${where.step === 'userinfo' ? 'userinfo' : 'token'} endpoint ${url}` : '';
   const advised = frontChannel || /try again|sign(ing)? in again|check providers|publish the|must |idTokenSignedResponseAlg|pushedAuthorizationRequests/i.test(e.message);
   const advice = advised ? '' : whatToDo(e, where.provider, where.step);
   const named = new RpError(e.code, `provider "${where.provider}" (issuer ${where.issuer})${endpoint}: ${e.message}${advice ? `. ${advice}` : ''}`,
@@ -351,6 +352,8 @@ function whatToDo(e: RpError, provider: string, step: OpStep): string {
         ? 'The authorization code was used already, has expired, or was issued for another client or redirect_uri: sign in again'
         : 'Sign in again';
     case 'refresh_failed':
+      // the OP answered, and its new ID token failed this RP's checks: no sign of a spent refresh token
+      if (/ID token/.test(e.message)) return 'The OP\'s new ID token does not fit this login: sign in again, and if it lasts, tell the OP\'s operators';
       return 'The OP no longer accepts this login\'s refresh token (revoked, expired or used already): sign in again';
     case 'invalid_id_token':
       if (/"aud"|audience/.test(e.message)) return `The ID token is for another client: check providers.${provider}.clientId against the client registered at the OP`;

@@ -6,7 +6,7 @@
  * downloaded again once when a token names an unknown `kid` (key rotation).
  */
 import * as jose from 'jose';
-import { RpError, algNotAccepted, opRetryAfter } from './errors.js';
+import { RpError, algNotAccepted, opRetryAfter, toRpError } from './errors.js';
 import type { ProviderConfig } from './options.js';
 import { MAX_PER_ISSUER, setCapped } from './capped-map.js';
 
@@ -102,7 +102,12 @@ export class KeySets {
     try {
       await remote.reload();
     } catch (err) {
-      if (!remote.jwks()) throw err;
+      if (remote.jwks()) return;
+      // named as the keys' download: before the grant, where nothing else was asked of the OP yet
+      const failure = toRpError(err);
+      if (failure.message.includes(expect.jwksUri)) throw failure;
+      throw new RpError(failure.code, `the OP's keys at ${expect.jwksUri} could not be downloaded: ${failure.message}`,
+        { cause: err, retryAfter: failure.retryAfter, opError: failure.opError, lasting: failure.lasting });
     }
   }
 }
