@@ -318,7 +318,8 @@ export function sessionStoreCoordination(store: Store): Coordination {
  * six), and the store's `all()` and `length` counted them among the app's sessions.
  */
 export function processCoordination(): Coordination {
-  type Entry = { value?: string; members?: string[]; expires: number };
+  // (a set's members in a Set: in the order added, so the oldest goes first; a user with 500 sessions is one step per login, not a scan)
+  type Entry = { value?: string; members?: Set<string>; expires: number };
   const entries = new Map<string, Entry>();
   let writes = 0;
   const live = (key: string): Entry | undefined => {
@@ -351,17 +352,19 @@ export function processCoordination(): Coordination {
     },
     addToSet: async (key, member, ttlMs, max) => {
       const entry = live(key);
-      const members = entry?.members ?? [];
-      const at = members.indexOf(member);
-      if (at >= 0) members.splice(at, 1);
-      members.push(member);
-      if (members.length > max) members.splice(0, members.length - max);
+      const members = entry?.members ?? new Set<string>();
+      members.delete(member); // added again: now the newest
+      members.add(member);
+      for (const oldest of members) {
+        if (members.size <= max) break;
+        members.delete(oldest);
+      }
       // extended, never shortened (as redisCoordination's)
       put(key, { members, expires: Math.max(Date.now() + ttlMs, entry?.expires ?? 0) });
-      return members.length;
+      return members.size;
     },
     takeSet: async (key) => {
-      const members = live(key)?.members ?? [];
+      const members = [...(live(key)?.members ?? [])];
       entries.delete(key);
       return members;
     },
@@ -369,8 +372,8 @@ export function processCoordination(): Coordination {
     removeFromSet: async (key, members) => {
       const entry = live(key);
       if (!entry?.members) return;
-      entry.members = entry.members.filter((m) => !members.includes(m));
-      if (!entry.members.length) entries.delete(key);
+      for (const m of members) entry.members.delete(m);
+      if (!entry.members.size) entries.delete(key);
     },
   };
 }
