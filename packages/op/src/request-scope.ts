@@ -95,19 +95,24 @@ export function holdUntilAnswered(renew: () => void, everyMs: number): HeldConsu
  * Runs `next` as one request's scope (the response closing ends it) and, before its answer is
  * written, makes what it consumed final. `settled` false when that failed: the caller answers 503
  * instead (and the consumes are given back where they are still this request's), or, when `gone`
- * (a record it consumed no longer exists: no retry can redeem it), `invalid_grant`.
+ * (a record it consumed no longer exists: no retry can redeem it), `invalid_grant`. `failure`: the
+ * store's error when a settle failed (for the 503's log line and wording), not when another request took the consume over.
  */
 export async function runRequestScope(
   res: NodeJS.EventEmitter, next: () => Promise<void>, claimed?: ResumeClaim,
-): Promise<{ settled: boolean; gone: boolean; scope: RequestConsumes }> {
+): Promise<{ settled: boolean; gone: boolean; failure?: unknown; scope: RequestConsumes }> {
   const scope: RequestConsumes = { undo: [], settle: [], stop: [], destroys: [], releases: [], done: false, claimed };
   res.once('close', () => {
     scope.done = true;
     for (const stop of scope.stop.splice(0)) stop();
   });
   await consumedInRequest.run(scope, next);
-  const outcomes = await Promise.all(scope.settle.splice(0).map((settle) => settle().catch((): Settled => false)));
-  return { settled: outcomes.every((o) => o === true), gone: outcomes.includes('gone'), scope };
+  let failure: unknown;
+  const outcomes = await Promise.all(scope.settle.splice(0).map((settle) => settle().catch((err: unknown): Settled => {
+    failure ??= err;
+    return false;
+  })));
+  return { settled: outcomes.every((o) => o === true), gone: outcomes.includes('gone'), failure, scope };
 }
 
 /**

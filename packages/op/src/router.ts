@@ -255,7 +255,7 @@ function answerUnknownPaths(provider: Provider, views: Views, passOn: boolean): 
   provider.use(async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
     // (and the scope in which a store failure undoes what the request consumed, store-unavailable.ts,
     // and which a consume is held for until the answer is written, redisAdapter's consume)
-    const { settled, gone, scope } = await runRequestScope(ctx.res, next, (ctx.req as { [RESUME_CLAIMED]?: ResumeClaim })[RESUME_CLAIMED]);
+    const { settled, gone, failure, scope } = await runRequestScope(ctx.res, next, (ctx.req as { [RESUME_CLAIMED]?: ResumeClaim })[RESUME_CLAIMED]);
     // what the request consumed could not be made final (Redis failed, or the lease ran out and another
     // request took it over): its answer must not carry the tokens, nor leave the code spent
     if (!settled && ctx.respond !== false && !ctx.headerSent) {
@@ -264,7 +264,7 @@ function answerUnknownPaths(provider: Provider, views: Views, passOn: boolean): 
       // the code or refresh token is gone (a replay of it at the same moment revoked its grant): no retry
       // can redeem it, so the token endpoint refuses it as a replay is refused, not 503 "try again"
       if (gone && ctx.oidc?.route === 'token') return answerGrantGone(ctx);
-      return answerStoreUnavailable(ctx, views);
+      return answerStoreUnavailable(ctx, views, failure);
     }
     // RFC 6749 §5.1 (OIDC Core 3.1.3.3): a token answer, tokens or an error, says Pragma: no-cache besides
     // oidc-provider's Cache-Control: no-store (an HTTP/1.0 cache on the way reads only that)

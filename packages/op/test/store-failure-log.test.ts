@@ -6,10 +6,12 @@
 import type { ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import session from 'express-session';
+import * as openid from 'openid-client';
 import { createClient } from 'redis';
 import { generateKeys, memoryAdapter, redisAdapter } from '@openid-express/op';
+import { FormBrowser, signIn } from '../../../test/support/op-forms.js';
 import { launch, stopProcess } from '../../../test/support/redis-server.js';
-import { accounts, listen, startOp, type RunningOp } from './support/op-server.js';
+import { ALICE, accounts, listen, startOp, type RunningOp } from './support/op-server.js';
 
 const REDIS_PORT = 7431;
 const OP_PORT = 7432;
@@ -147,6 +149,64 @@ describe('a session store that fails with its own error', () => {
       expect(lines).toMatch(/the session store failed \(ECONNREFUSED redis:\/\/…@10\.0\.0\.5:6379 reading sess:…\): check that it \(e\.g\. Redis\) is running and reachable/);
       expect(lines).not.toContain(PASSWORD);
       expect(lines).not.toContain('AbCdEfGhIjKlMnOpQrStUvWx');
+    } finally {
+      warn.mockRestore();
+    }
+  });
+});
+
+// before: the 503 was answered but nothing said (the settle's error was dropped on the way, request-scope.ts)
+describe('Redis stalls between a code\'s consume and its settle', () => {
+  const SETTLE_REDIS_PORT = 7450;
+  const SETTLE_OP_PORT = 7451;
+  let redis: ChildProcess;
+  let client: ReturnType<typeof createClient>;
+  let o: RunningOp;
+  let stallSettle = false;
+  beforeAll(async () => {
+    redis = await launch(process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server', SETTLE_REDIS_PORT, []);
+    client = createClient({ url: `redis://127.0.0.1:${SETTLE_REDIS_PORT}` }).on('error', () => undefined);
+    await client.connect();
+    // SETTLE is the one script with one AuthorizationCode key and one argument (the consumer): it never answers
+    const send = client.sendCommand.bind(client) as (args: string[], options?: unknown) => Promise<unknown>;
+    (client as unknown as { sendCommand: typeof send }).sendCommand = (args, options) => {
+      const [command, , keys, key, ...rest] = args;
+      const settle = /^EVAL(SHA)?$/i.test(command) && keys === '1' && key.includes('AuthorizationCode') && rest.length === 1;
+      return stallSettle && settle ? new Promise(() => undefined) : send(args, options);
+    };
+    const server = await listen();
+    server.close();
+    await new Promise<void>((resolve) => server.listen(SETTLE_OP_PORT, '127.0.0.1', resolve));
+    o = await startOp((_issuer, origin) => ({
+      accounts, adapter: redisAdapter(client, { timeout: 1000 }), ...generateKeys(),
+      clients: [{ client_id: 'web', client_secret: SECRET, redirect_uris: [`${origin}/cb`], grant_types: ['authorization_code'] }],
+    }), { server });
+  }, 20_000);
+  afterAll(async () => {
+    await o?.close();
+    client?.destroy();
+    if (redis) await stopProcess(redis, 'SIGTERM');
+  });
+
+  test('the token request\'s 503 is said in the log, naming the settle, as every other store failure answered 503 is', async () => {
+    const config = await openid.discovery(new URL(o.issuer), 'web', SECRET, openid.ClientSecretBasic(), { execute: [openid.allowInsecureRequests] });
+    const verifier = openid.randomPKCECodeVerifier();
+    const url = openid.buildAuthorizationUrl(config, {
+      redirect_uri: `${o.origin}/cb`, scope: 'openid', state: 's', code_challenge: await openid.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    });
+    const page = await signIn(new FormBrowser({ stopAt: (u) => u.pathname === '/cb' }), url.href, { login: ALICE.username, password: ALICE.password });
+    const code = new URL(page.stoppedAt!).searchParams.get('code')!;
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      stallSettle = true;
+      const res = await fetch(`${o.issuer}/token`, {
+        method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+        body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: `${o.origin}/cb`, code_verifier: verifier }),
+      });
+      stallSettle = false;
+      expect(res.status).toBe(503);
+      expect((await res.json() as { error: string }).error).toBe('store_unavailable');
+      expect(opLines(warn)).toEqual([expect.stringMatching(/^\[@openid-express\/op\] Redis did not answer AuthorizationCode\.settle within 1000 ms: .*503 store_unavailable while it lasts/)]);
     } finally {
       warn.mockRestore();
     }
