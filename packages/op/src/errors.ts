@@ -147,13 +147,21 @@ export function warnStoreFailure(err: unknown): void {
     + `${failure.lasting ? 'until it is fixed' : 'while it lasts'} (said at most once a minute).`);
 }
 
+/** A run that may be an id, a token or base64 (a JWT with its dots, a signed session id with its `+` `/` `=`). */
+const LONG_RUN = /[A-Za-z0-9_\-.~%+/=]{16,}/g;
+/** A part of such a run that is a word (`upsert`, `ECONNREFUSED`, `AuthorizationCode`) or a number, not random. */
+const WORD = /^(?:[a-z]+|[A-Z]+|\d+|[a-z]*(?:[A-Z][a-z]{2,})+)$/;
+
 /**
  * `text` (a store's error, for the log) on one line and at most 500 characters, without a URL's
- * credentials (`redis://user:password@host`) or a key's id (`sess:<session id>`, `oidc:AccessToken:<token>`).
+ * credentials (`redis://user:p@ss/word@host`: everything up to the last `@`) or anything that may be an
+ * id or a token: a run of 16 or more letters, digits and `_-.~%+/=` is `…` unless it is made of words
+ * and numbers (`Interaction.upsert`, `maxmemory-policy`, `ERR_SOCKET_CLOSED`), wherever it stands
+ * (`sess:<id>`, `"<id>"`, `Key (sid)=(<id>)`).
  */
 export function withoutSecrets(text: string): string {
   const flat = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ')
-    .replace(/\/\/[^\s/@]*@/g, '//…@')
-    .replace(/([:{])[A-Za-z0-9_-]{16,}/g, '$1…');
+    .replace(/\/\/[^\s"'<>]*@/g, '//…@')
+    .replace(LONG_RUN, (run) => (run.split(/[-_.~%+/=]+/).every((part) => part === '' || WORD.test(part)) ? run : '…'));
   return flat.length > 500 ? `${flat.slice(0, 500)}…` : flat;
 }

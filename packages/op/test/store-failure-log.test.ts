@@ -11,6 +11,7 @@ import { createClient } from 'redis';
 import { generateKeys, memoryAdapter, redisAdapter } from '@openid-express/op';
 import { FormBrowser, signIn } from '../../../test/support/op-forms.js';
 import { launch, stopProcess } from '../../../test/support/redis-server.js';
+import { withoutSecrets } from '../src/errors.js';
 import { ALICE, accounts, listen, startOp, type RunningOp } from './support/op-server.js';
 
 const REDIS_PORT = 7431;
@@ -22,6 +23,31 @@ const basic = `Basic ${Buffer.from(`web:${SECRET}`).toString('base64')}`;
 
 /** The lines op() said with console.warn. */
 const opLines = (warn: jest.SpyInstance): string[] => warn.mock.calls.map((args) => args.map(String).join(' ')).filter((line) => line.startsWith('[@openid-express/op]'));
+
+// before: only an id right after ':' or '{' was masked, and a URL's userinfo only up to its first '@' or '/'
+describe('what a store\'s error may quote is not in the log line', () => {
+  const ID = 'AbCdEfGhIjKlMnOpQrStUvWx';
+  test.each([
+    ['a quoted session id (MongoDB E11000)', `E11000 duplicate key error collection: app.sessions index: _id_ dup key: { _id: "${ID}" }`, ID],
+    ['a PostgreSQL key detail', `duplicate key value violates unique constraint "session_pkey": Key (sid)=(${ID}) already exists`, ID],
+    ['a JSON value', `cannot save {"sid":"${ID}"}`, ID],
+    ['a key\'s id', `WRONGTYPE reading oidc:AccessToken:${ID}`, ID],
+    ['a JWT', 'bad token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg', 'eyJzdWIiOiJhbGljZSJ9'],
+    ['a signed session id in base64', 'cookie s:Qk9xV3J+a2VyL3Rva2VuLXZhbHVl/PT0+ZW5k= refused', 'a2VyL3Rva2V'],
+    ['a UUID', 'no session 123e4567-e89b-12d3-a456-426614174000', '426614174000'],
+    ['a URL password with an unencoded @', 'connect failed redis://:s3cr@t-pass-word@10.0.0.5:6379', 't-pass-word'],
+    ['a URL password with an unencoded /', 'connect failed redis://app:pass/word-secret@10.0.0.5:6379', 'word-secret'],
+  ])('%s', (_label, text, secret) => {
+    expect(withoutSecrets(text)).not.toContain(secret);
+  });
+  test('the rest of the line stays readable: words, Redis\'s commands and settings, model names, hosts and numbers', () => {
+    const text = 'Redis did not answer Interaction.upsert within 2000 ms (ERR_SOCKET_CLOSED, SocketClosedUnexpectedlyError, '
+      + 'WRONGPASS invalid username-password pair, OOM command not allowed when used memory > \'maxmemory\', maxmemory-policy noeviction, '
+      + 'EVALSHA AuthorizationCode.settle, redis-master.prod.svc.cluster.local:6379, 10.0.0.5, 1733563200000123, /usr/local/bin/redis-server)';
+    expect(withoutSecrets(text)).toBe(text);
+    expect(withoutSecrets(`connect redis://user:pw@10.0.0.5:6379 for sess:${ID}`)).toBe('connect redis://…@10.0.0.5:6379 for sess:…');
+  });
+});
 
 describe('Redis stalls (SIGSTOP) under NODE_ENV=production', () => {
   let redis: ChildProcess;
