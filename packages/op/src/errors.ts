@@ -124,12 +124,13 @@ function storeFailureIn(err: unknown): { message: string; lasting?: boolean } | 
   return undefined;
 }
 
-/** When each store failure (by its message) was last said with `console.warn`. */
+/** When each store failure (by its message without ids or numbers) was last said with `console.warn`, the oldest first. */
 const failureSaidAt = new Map<string, number>();
 
 /**
  * Says a store failure where operators look, without DEBUG: `console.warn`, at most once a minute per
- * failure (its message names the store, the call, what it answered and what to check), so a stall
+ * failure (its message names the store, the call, what it answered and what to check; messages that
+ * differ only by an id or a number are one failure), so a stall
  * shows in the log without a line per request. Visitors never see it: op()'s 503 only says to try
  * again (`STORE_UNAVAILABLE`, `STORE_REFUSED` in error-page.ts).
  *
@@ -140,9 +141,12 @@ export function warnStoreFailure(err: unknown): void {
   const failure = storeFailureIn(err);
   if (!failure) return;
   const message = withoutSecrets(String(failure.message));
-  if (Date.now() - (failureSaidAt.get(message) ?? -Infinity) <= 60_000) return;
-  if (failureSaidAt.size >= 100) failureSaidAt.clear(); // failures are few kinds; kept bounded all the same
-  failureSaidAt.set(message, Date.now());
+  // one failure whatever id or number its text quotes (a session id, "connection 12"): not a line per request
+  const kind = message.replace(/\d+/g, '#');
+  if (Date.now() - (failureSaidAt.get(kind) ?? -Infinity) <= 60_000) return;
+  failureSaidAt.delete(kind);
+  if (failureSaidAt.size >= 100) failureSaidAt.delete(failureSaidAt.keys().next().value!); // bounded: the oldest goes
+  failureSaidAt.set(kind, Date.now());
   console.warn(`[@openid-express/op] ${message}. Requests that need the store answer 503 store_unavailable `
     + `${failure.lasting ? 'until it is fixed' : 'while it lasts'} (said at most once a minute).`);
 }

@@ -4,14 +4,14 @@
  * and what a visitor sees under NODE_ENV=production: a 503 with Retry-After that quotes nothing of Redis.
  */
 import type { ChildProcess } from 'node:child_process';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import session from 'express-session';
 import * as openid from 'openid-client';
 import { createClient } from 'redis';
 import { generateKeys, memoryAdapter, redisAdapter } from '@openid-express/op';
 import { FormBrowser, signIn } from '../../../test/support/op-forms.js';
 import { launch, stopProcess } from '../../../test/support/redis-server.js';
-import { withoutSecrets } from '../src/errors.js';
+import { StoreUnavailableError, warnStoreFailure, withoutSecrets } from '../src/errors.js';
 import { ALICE, accounts, listen, startOp, type RunningOp } from './support/op-server.js';
 
 const REDIS_PORT = 7431;
@@ -46,6 +46,58 @@ describe('what a store\'s error may quote is not in the log line', () => {
       + 'EVALSHA AuthorizationCode.settle, redis-master.prod.svc.cluster.local:6379, 10.0.0.5, 1733563200000123, /usr/local/bin/redis-server)';
     expect(withoutSecrets(text)).toBe(text);
     expect(withoutSecrets(`connect redis://user:pw@10.0.0.5:6379 for sess:${ID}`)).toBe('connect redis://…@10.0.0.5:6379 for sess:…');
+  });
+});
+
+// before: the once-a-minute limit was keyed by the exact message, and all of it forgotten at 100 entries
+describe('a failure whose message differs per request is said once a minute, not once per request', () => {
+  let o: RunningOp;
+  const STORE_SECRET = 'test-secret-test-secret';
+  class QuotingStore extends session.MemoryStore {
+    override get(sid: string, cb: (err: unknown) => void): void {
+      cb(new Error(`E11000 duplicate key error collection: app.sessions index: _id_ dup key: { _id: "${sid}" }`));
+    }
+  }
+  beforeAll(async () => {
+    const server = await listen();
+    server.close();
+    await new Promise<void>((resolve) => server.listen(7452, '127.0.0.1', resolve));
+    o = await startOp((_issuer, origin) => ({
+      accounts, adapter: memoryAdapter(), storeTimeout: 2000, ...generateKeys(),
+      session: session({ secret: STORE_SECRET, resave: false, saveUninitialized: false, store: new QuotingStore() }),
+      clients: [{ client_id: 'web', client_secret: SECRET, redirect_uris: [`${origin}/cb`] }],
+    }), { server, session: false });
+  });
+  afterAll(() => o?.close());
+  afterEach(() => jest.restoreAllMocks());
+
+  test('150 requests whose session store error quotes each one\'s session id: one line, with no session id', async () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    const sids: string[] = [];
+    for (let i = 0; i < 150; i++) {
+      const sid = randomBytes(18).toString('base64url');
+      sids.push(sid);
+      const cookie = `connect.sid=${encodeURIComponent(`s:${sid}.${createHmac('sha256', STORE_SECRET).update(sid).digest('base64').replace(/=+$/, '')}`)}`;
+      const res = await fetch(`${o.issuer}/session/end`, { headers: { accept: 'text/html', cookie } });
+      expect(res.status).toBe(503);
+      await res.arrayBuffer();
+    }
+    const lines = opLines(warn);
+    expect(lines).toEqual([expect.stringContaining('the session store failed (E11000 duplicate key error')]);
+    expect(sids.filter((sid) => lines[0].includes(sid))).toEqual([]);
+  }, 60_000);
+  test('150 failures that differ by a number (a connection counter): one line', () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    for (let i = 0; i < 150; i++) warnStoreFailure(new StoreUnavailableError(`connection ${i} to 10.0.0.${i % 9}:6379 closed`));
+    expect(opLines(warn)).toEqual([expect.stringContaining('connection 0 to 10.0.0.0:6379 closed')]);
+  });
+  test('past 100 kinds of failure the oldest is forgotten, not all of them: the 100 said since are not said again', () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    const kind = (i: number) => new StoreUnavailableError(`failure ${String.fromCharCode(97 + (i % 26))}${String.fromCharCode(97 + Math.floor(i / 26))}`);
+    for (let i = 0; i <= 100; i++) warnStoreFailure(kind(i));
+    expect(opLines(warn)).toHaveLength(101);
+    for (let i = 1; i <= 100; i++) warnStoreFailure(kind(i));
+    expect(opLines(warn)).toHaveLength(101);
   });
 });
 
