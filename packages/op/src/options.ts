@@ -183,8 +183,10 @@ export interface OpOptions {
    * op() warns once when requests carry `X-Forwarded-For` while it is off (login throttling would
    * count every client as the proxy's address), and, with an https issuer, once when a request came
    * over http with `X-Forwarded-Proto: https` (every endpoint it publishes would say http://).
-   * When on, every endpoint it publishes takes the issuer's scheme whatever `X-Forwarded-Proto` says
-   * (https for an https issuer, http for an http one).
+   * When on, an https issuer's endpoints are https whatever `X-Forwarded-Proto` says; with an http
+   * issuer, one whose first entry is not `http` or `https` gets a 400, and op() warns once an hour
+   * when it says `https` (a TLS proxy in front: the issuer should be https://, as discovery and
+   * tokens name the issuer as configured).
    */
   trustProxy?: boolean | undefined;
   /** Failed-login limits. */

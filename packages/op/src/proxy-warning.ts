@@ -1,6 +1,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { Request } from 'express';
 import { trustsEveryProxy } from './client-ip.js';
+import { warnAtMostHourly } from './hourly-warning.js';
 
 /** The warning `op()` logs once when it sees `X-Forwarded-For` with `trustProxy` off. */
 export const PROXY_WARNING = 'openid-express op(): a request came with X-Forwarded-For but `trustProxy` is off, so the OP '
@@ -47,6 +48,26 @@ export function warnUntrustedProxyOnce(issuer: string) {
       && String(req.headers['x-forwarded-proto']).split(',')[0]!.trim().toLowerCase() === 'https') {
       warnedProto = true;
       console.warn(insecureEndpointsWarning(issuer));
+    }
+    return true;
+  };
+}
+
+/**
+ * With `trustProxy` and an http issuer, warns (at most once an hour) when the proxy says a request came
+ * over https: the endpoints follow the request's scheme (https://, and cookies Secure), while discovery's
+ * `issuer` and every token's `iss` stay http://, so the issuer should say https. A RequestCheck: always goes on.
+ *
+ * @example
+ * const checks = o.trustProxy && o.issuerUrl.protocol === 'http:' ? [warnHttpIssuerOverHttps(o.issuer)] : [];
+ */
+export function warnHttpIssuerOverHttps(issuer: string) {
+  const https = `https${issuer.slice('http'.length)}`;
+  return (req: Request): true => {
+    const proto = req.headers['x-forwarded-proto'];
+    if (proto !== undefined && String(proto).split(',')[0]!.trim().toLowerCase() === 'https') {
+      warnAtMostHourly(`http-issuer-over-https ${issuer}`, `the issuer is ${issuer} but requests arrive over https (X-Forwarded-Proto): `
+        + `set issuer to ${https} — discovery and tokens name the issuer as configured, while the endpoints it publishes follow the request (https://).`);
     }
     return true;
   };

@@ -50,27 +50,41 @@ export function checkHost(trustProxy: boolean, views: Views): RequestCheck {
 }
 
 /**
+ * Behind a trusted proxy (Koa's `proxy`), the scheme of every URL oidc-provider builds is the first
+ * `X-Forwarded-Proto` entry as it came: `a b` made a URL it could not parse, a 500 with a stack trace,
+ * and `javascript` a discovery document of javascript:// endpoints. Anything but http or https is
+ * refused with a 400. (Used with an http issuer; an https issuer's scheme is pinned, `pinHost`.)
+ */
+export function checkForwardedProto(views: Views): RequestCheck {
+  return (req, res) => {
+    const proto = req.headers['x-forwarded-proto'];
+    if (!proto || /^https?$/i.test(String(proto).split(',')[0]!.trim())) return true;
+    void sendRefusal(req, res, views, {
+      status: 400, code: 'invalid_request', message: 'The request\'s X-Forwarded-Proto header is malformed: its first entry must be http or https.',
+    });
+    return false;
+  };
+}
+
+/**
  * Every URL oidc-provider builds (the discovery document's endpoints, its redirects) takes the
  * issuer's host, whatever the request says. With `trustProxy`, a client's `X-Forwarded-Host` (which
  * nginx passes on unless told not to) named another host in the discovery document: the token
  * endpoint an app sends its secret to, should anything cache that answer. And a proxy that sends
  * `Host` without the port (nginx's `$host`) gave every endpoint the wrong port. The issuer is the
  * OP's one public address: `Host` is set to it, `X-Forwarded-Host` goes, and so does the origin of
- * an absolute-form request target. Behind a trusted proxy (`trustProxy`), the issuer's scheme is
- * pinned too (`X-Forwarded-Proto` set to it): a client's `X-Forwarded-Proto: http`, passed on the
- * same way, made an https issuer's endpoints http:// (a cached discovery document would send secrets
- * in clear), `https` made an http issuer's https:// (OIDC Discovery §4.3: the document is the
- * issuer's, and clients refuse or misroute endpoints under another scheme), and `javascript` or `a b`
- * gave javascript:// endpoints or a 500.
+ * an absolute-form request target. Behind a trusted proxy (`trustProxy`), an https issuer's scheme
+ * is pinned too (`X-Forwarded-Proto: https`): a client's `X-Forwarded-Proto: http`, passed on the
+ * same way, made every endpoint http://, and a cached discovery document would send secrets in clear.
+ * An http issuer's is not: behind a TLS proxy its cookies (and an app's express-session before op(),
+ * which reads the same header) must stay Secure; op() warns instead (`warnHttpIssuerOverHttps`).
  */
 export function pinHost(issuer: string, trustProxy: boolean): RequestCheck {
-  const { host, protocol } = new URL(issuer);
-  // Nothing legitimate needs another scheme: a TLS proxy in front of an http issuer means the issuer
-  // should say https (its ID tokens' `iss` is the issuer as configured, so RPs would refuse them anyway).
-  const scheme = trustProxy ? protocol.slice(0, -1) : undefined;
+  const host = new URL(issuer).host;
+  const https = trustProxy && new URL(issuer).protocol === 'https:';
   return (req) => {
     req.headers.host = host;
-    if (scheme) req.headers['x-forwarded-proto'] = scheme;
+    if (https) req.headers['x-forwarded-proto'] = 'https';
     if (req.headers['x-forwarded-host'] !== undefined) delete req.headers['x-forwarded-host'];
     // an absolute-form target (`GET http://other.example/op/...`), which Koa takes over `Host`: its path only
     if (req.url.charCodeAt(0) !== 47 /* / */) {

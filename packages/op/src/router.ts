@@ -14,7 +14,7 @@ import { completeLogin, completeOnce, interactionRoutes, type InteractionDeps } 
 import { resolveKeys } from './keys.js';
 import { retiredKeyHint } from './retired-hint.js';
 import { formPostPolicy } from './form-post-csp.js';
-import { checkHost, checkMount, corsHeadersSet, ownCors, pinHost, type RequestCheck } from './request-checks.js';
+import { checkForwardedProto, checkHost, checkMount, corsHeadersSet, ownCors, pinHost, type RequestCheck } from './request-checks.js';
 import { claimDeviceResume } from './device-flow.js';
 import { checkLogoutCsrf } from './logout-csrf.js';
 import { requestUriOn, resolveOptions, type OpOptions, type ResolvedOptions } from './options.js';
@@ -22,7 +22,7 @@ import { postToGet } from './post-to-get.js';
 import { createProvider, receivedValues } from './provider.js';
 import { requestUriByReference } from './request-uri.js';
 import { parseAllowedHosts } from './private-hosts.js';
-import { warnUntrustedProxyOnce } from './proxy-warning.js';
+import { warnHttpIssuerOverHttps, warnUntrustedProxyOnce } from './proxy-warning.js';
 import { guardSession } from './session-guard.js';
 import { answerStoreFailuresWith503, answerStoreUnavailable, isStoreUnavailable, undoConsumes } from './store-unavailable.js';
 import { destroyOnceSent, RESUME_CLAIMED, runRequestScope, type ResumeClaim } from './request-scope.js';
@@ -365,6 +365,7 @@ export function op(options: OpOptions): OpApp {
     ...(o.trustProxy ? [] : [warnUntrustedProxyOnce(o.issuer)]),
     checkMount(o.mountPath, views, (req, res) => refuse(req, res, { code: 'mount_mismatch', message: `op(): ${mountMismatch(o, req.baseUrl)}` })),
     checkHost(o.trustProxy, views),
+    ...(o.trustProxy && o.issuerUrl.protocol !== 'https:' ? [checkForwardedProto(views), warnHttpIssuerOverHttps(o.issuer)] : []),
     pinHost(o.issuer, o.trustProxy),
     ownCors,
   ];

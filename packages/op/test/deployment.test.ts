@@ -105,10 +105,10 @@ describe('trustProxy', () => {
     }
   });
 
-  test('on: an http issuer (development) sets no Secure cookie, even when a client says X-Forwarded-Proto: https (its scheme is the issuer\'s)', async () => {
+  test('on: X-Forwarded-Proto https from the proxy makes an http issuer\'s cookies Secure (a TLS proxy in front; op() warns to make the issuer https)', async () => {
     const f = await startFlowFixture(memoryAdapter(), { trustProxy: true });
     try {
-      expect(await interactionCookie(f)).not.toMatch(/;\s*secure/i);
+      expect(await interactionCookie(f)).toMatch(/;\s*secure/i);
     } finally {
       await f.op.close();
     }

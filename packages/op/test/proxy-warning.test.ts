@@ -1,5 +1,7 @@
 /** Behind a load balancer without `trustProxy`, the OP says so once: throttling would see one client. */
+import { createServer } from 'node:http';
 import express from 'express';
+import session from 'express-session';
 import request from 'supertest';
 import { generateKeys, memoryAccounts, memoryAdapter, op, OpConfigError } from '@openid-express/op';
 
@@ -74,21 +76,54 @@ describe('op() behind a proxy it trusts: X-Forwarded-Proto', () => {
     expect(error).not.toHaveBeenCalled();
   });
 
-  test('an http issuer\'s endpoints stay http whatever a client sends (before: https:// endpoints under an http issuer, or a 400)', async () => {
+  test('an http issuer (a development proxy): a first entry other than http or https is a 400 naming the header, never a 500', async () => {
     const error = jest.spyOn(console, 'error');
-    const issuer = 'http://127.0.0.1:3001/op';
-    const app = express().use('/op', op({ ...base, issuer, trustProxy: true }));
-    for (const proto of ['https', 'HTTPS, http', 'javascript', 'a b', 'ht<tp']) {
-      const res = await request(app).get(discovery).set('x-forwarded-proto', proto);
-      expect([proto, res.status, res.body.issuer]).toEqual([proto, 200, issuer]);
-      expect(endpoints(res.body).length).toBeGreaterThan(3);
-      for (const url of endpoints(res.body)) expect([proto, url]).toEqual([proto, expect.stringMatching(/^http:\/\/127\.0\.0\.1:3001\/op\//)]);
+    jest.spyOn(console, 'warn').mockImplementation(() => undefined); // X-Forwarded-Proto: https is warned about (below)
+    const app = express().use('/op', op({ ...base, issuer: 'http://127.0.0.1:3001/op', trustProxy: true }));
+    for (const proto of ['a b', 'ht<tp', 'javascript', ', https']) {
+      const res = await request(app).get(discovery).set('x-forwarded-proto', proto).set('accept', 'application/json');
+      expect([proto, res.status, res.body.error]).toEqual([proto, 400, 'invalid_request']);
+      expect(res.body.error_description).toContain('X-Forwarded-Proto');
     }
-    // the browser's way there too: the sign-in page's redirect stays under the issuer
-    const auth = await request(app).get('/op/auth?client_id=x').set('x-forwarded-proto', 'https').set('accept', 'text/html');
-    expect(auth.status).toBeLessThan(500);
-    expect(auth.headers.location ?? '').not.toMatch(/^https:/);
+    const page = await request(app).get('/op/auth?client_id=x').set('x-forwarded-proto', 'a b').set('accept', 'text/html');
+    expect([page.status, page.headers['content-type']]).toEqual([400, expect.stringMatching(/text\/html/)]);
+    expect(page.text).toContain('X-Forwarded-Proto');
+    // what a TLS proxy in front of it sends is taken as before
+    for (const [proto, scheme] of [['https', 'https:'], ['HTTP, https', 'http:']]) {
+      const res = await request(app).get(discovery).set('x-forwarded-proto', proto!);
+      expect([proto, res.status, new URL(res.body.token_endpoint).protocol]).toEqual([proto, 200, scheme]);
+    }
     expect(error).not.toHaveBeenCalled();
+  });
+
+  // before (37d853b pinned an http issuer's scheme too): no Secure cookie, the app's own session not saved, and nothing said
+  test('an http issuer behind a TLS proxy: the app\'s Secure session cookie is still set on op()\'s routes, and op() says once to make the issuer https', async () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    const issuer = 'http://127.0.0.1:7453/op';
+    const app = express();
+    app.set('trust proxy', 1);
+    app.use(session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false, proxy: true, cookie: { secure: true } }));
+    // the app keeps something in the session on every request (a visit counter, a CSRF token, a flash message)
+    app.use((req, _res, next) => void ((req.session as unknown as { seen?: number }).seen = Date.now(), next()));
+    app.use('/op', op({ ...base, issuer, trustProxy: true }));
+    const server = createServer(app);
+    await new Promise<void>((resolve) => server.listen(7453, '127.0.0.1', resolve));
+    try {
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`${issuer}/session/end`, { headers: { 'x-forwarded-proto': 'https', accept: 'text/html' } });
+        await res.text();
+        expect([res.status, res.headers.getSetCookie().find((c) => c.startsWith('connect.sid='))]).toEqual([200, expect.stringMatching(/;\s*Secure/i)]);
+      }
+      const doc = await (await fetch(`${issuer}/.well-known/openid-configuration`, { headers: { 'x-forwarded-proto': 'https' } })).json() as Record<string, string>;
+      expect([doc.issuer, doc.token_endpoint]).toEqual([issuer, 'https://127.0.0.1:7453/op/token']);
+      expect(warn.mock.calls.map((args) => String(args[0]))).toEqual([
+        'op(): the issuer is http://127.0.0.1:7453/op but requests arrive over https (X-Forwarded-Proto): set issuer to https://127.0.0.1:7453/op '
+        + '— discovery and tokens name the issuer as configured, while the endpoints it publishes follow the request (https://). (Said at most once an hour.)',
+      ]);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   test('op() at the root of a host gives the app\'s own routes the X-Forwarded-Proto that came', async () => {
