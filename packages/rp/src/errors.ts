@@ -323,7 +323,9 @@ export function atProvider(e: RpError, where: { provider: string; issuer: string
   const url = where.url && !frontChannel ? withoutQuery(where.url) : undefined;
   // (a message that names a URL says where already: e.g. the OP's keys, fetched before the grant)
   const endpoint = url && !/https?:\/\//.test(e.message) ? `, ${where.step === 'userinfo' ? 'userinfo' : 'token'} endpoint ${url}` : '';
-  const advised = frontChannel || /try again|sign(ing)? in again|check providers|publish the|must |idTokenSignedResponseAlg|pushedAuthorizationRequests/i.test(e.message);
+  // (read in rp()'s own words: an OP's error_description, quoted after `answered "<error>": `, may say "must" or "try again" too)
+  const own = e.message.replace(/(answered "[^"]*"): [\s\S]*$/, '$1');
+  const advised = frontChannel || /try again|sign(ing)? in again|check providers|publish the|must |idTokenSignedResponseAlg|pushedAuthorizationRequests/i.test(own);
   const advice = advised ? '' : whatToDo(e, where.provider, where.step);
   const named = new RpError(e.code, `provider "${where.provider}" (issuer ${where.issuer})${endpoint}: ${e.message}${advice ? `. ${advice}` : ''}`,
     { opError: e.opError, cause: e.cause ?? e, retryAfter: e.retryAfter, lasting: e.lasting });

@@ -49,3 +49,17 @@ test('a refreshed ID token for another user is not explained as a revoked/expire
     await t.close();
   }
 });
+
+// F3 (review-58): the "advised" regex runs over the OP's own error_description: an OP text containing "must "
+// (or "try again") suppresses rp()'s advice
+test('an OP description with "must " does not drop the "sign in again" advice of a refused code', async () => {
+  const t = await startStubRp({ clientSecret: 'stub-client-secret-0123456789-0123456789' });
+  t.stub.tokenAnswer = { status: 400, body: '{"error":"invalid_grant","error_description":"the code must not be reused"}', headers: { 'content-type': 'application/json' } };
+  try {
+    const res = await t.callback(request.agent(t.server).set('accept', 'application/json'));
+    expect(res.body.error).toBe('invalid_grant');
+    expect(res.body.error_description).toMatch(/sign in again/i);
+  } finally {
+    await t.close();
+  }
+});
