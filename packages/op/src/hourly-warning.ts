@@ -7,7 +7,8 @@ const warnedAt = new Map<string, number>();
 
 /**
  * Says `message` (with op()'s prefix) unless `key` was said within the hour; at most 100 keys are
- * remembered (past that the memory starts again: a few more lines, never unbounded).
+ * remembered (past that the one said longest ago is forgotten: a few more lines, never unbounded, and
+ * not every warning again at once).
  *
  * @example
  * warnAtMostHourly(`shared-namespace ${issuer}`, 'the OP at … was asked for a record of another OP …');
@@ -15,7 +16,8 @@ const warnedAt = new Map<string, number>();
 export function warnAtMostHourly(key: string, message: string): void {
   const last = warnedAt.get(key);
   if (last !== undefined && Date.now() - last < 3600_000) return;
-  if (warnedAt.size >= 100) warnedAt.clear();
+  warnedAt.delete(key);
+  if (warnedAt.size >= 100) warnedAt.delete(warnedAt.keys().next().value!);
   warnedAt.set(key, Date.now());
   console.warn(`op(): ${message} (Said at most once an hour.)`);
 }
