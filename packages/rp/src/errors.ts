@@ -319,7 +319,9 @@ const FROM_OP: ReadonlySet<RpErrorCode> = new Set(['op_error', 'invalid_response
 export function atProvider(e: RpError, where: { provider: string; issuer: string; step: OpStep; url?: string }): RpError {
   if (!FROM_OP.has(e.code) || e.message.startsWith('provider "')) return e;
   // the authorization response (the user said no at the OP, a wrong state or iss) came through the browser, not from an endpoint
-  const frontChannel = (e.cause as Error | undefined)?.name === 'AuthorizationResponseError' || /response parameter/.test(e.message);
+  // (an error rp() rewrapped, such as "use PAR", carries the browser's answer further down its causes)
+  let frontChannel = /response parameter/.test(e.message);
+  for (let c = e.cause, depth = 0; c && !frontChannel && depth < 4; c = (c as Error).cause, depth++) frontChannel = (c as Error).name === 'AuthorizationResponseError';
   const url = where.url && !frontChannel ? withoutQuery(where.url) : undefined;
   // (a message that names a URL says where already: e.g. the OP's keys, fetched before the grant)
   const endpoint = url && !/https?:\/\//.test(e.message) ? `, ${where.step === 'userinfo' ? 'userinfo' : 'token'} endpoint ${url}` : '';

@@ -63,3 +63,20 @@ test('an OP description with "must " does not drop the "sign in again" advice of
     await t.close();
   }
 });
+
+// F2 (review-58): a front-channel error that parRequiredError rewraps (cause is then an RpError, not the
+// AuthorizationResponseError) is attributed to the token endpoint
+test('"PAR required" sent back through the browser is not reported as the token endpoint', async () => {
+  const t = await startStubRp({ clientSecret: 'stub-client-secret-0123456789-0123456789' });
+  try {
+    const agent = request.agent(t.server).set('accept', 'application/json');
+    const login = await agent.get('/auth/login/stub');
+    const state = new URL(login.headers.location).searchParams.get('state')!;
+    const res = await agent.get(`/auth/callback/stub?error=invalid_request&error_description=${encodeURIComponent('Pushed Authorization Request must be used')}&state=${state}`);
+    expect(res.body.error_description).toMatch(/pushedAuthorizationRequests: true/);
+    expect(t.stub.requests.filter((r) => r.path === '/token')).toHaveLength(0);
+    expect(res.body.error_description).not.toContain('token endpoint');
+  } finally {
+    await t.close();
+  }
+});
