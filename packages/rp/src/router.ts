@@ -595,10 +595,6 @@ const SIGNED_OUT_MS = 60_000;
  * frees it within 6 s. A renewal is sent `renewMs` after the last one left and may take up to redisCoordination's
  * `timeout` (2 s by default) to land: the lease outlasts both (review-57: 3 s did not, under a slow Redis).
  */
-/**
- * The login-start lock's lease: a renewal is sent 2 s after the last and may take redisCoordination's
- * 2 s `timeout` to land (or land after it, late), so it is in place long before the 6 s run out.
- */
 export const LOGIN_START_LOCK = { leaseMs: 6000, renewMs: 2000 };
 const signedOutKey = (sessionId: string): string => hashedKey('oidc-lo:', sessionId);
 
@@ -787,9 +783,8 @@ async function indexForLogout(
 ): Promise<number> {
   const sid = auth.idTokenClaims?.sid;
   const shared = !inThisProcess(store);
-  const keys = [logoutIndexKey(auth.provider, scope, 'sub', auth.user.sub)];
-  if (shared) keys.push(unscopedLogoutIndexKey(auth.provider, 'sub', auth.user.sub));
-  if (typeof sid === 'string') keys.push(logoutIndexKey(auth.provider, scope, 'sid', sid), ...(shared ? [unscopedLogoutIndexKey(auth.provider, 'sid', sid)] : []));
+  const named: Array<['sub' | 'sid', string]> = typeof sid === 'string' ? [['sub', auth.user.sub], ['sid', sid]] : [['sub', auth.user.sub]];
+  const keys = named.flatMap(([kind, value]) => [logoutIndexKey(auth.provider, scope, kind, value), ...(shared ? [unscopedLogoutIndexKey(auth.provider, kind, value)] : [])]);
   const now = Date.now();
   const end = sessionEnd(cookie, now);
   const ttlMs = end === undefined ? INDEX_TTL_MS : Math.max(end - now, 0) + INDEX_SLACK_MS;
