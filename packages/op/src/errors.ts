@@ -1,3 +1,5 @@
+import { onceEvery } from './hourly-warning.js';
+
 /**
  * A start-up error: `op()` options that cannot work. `option` names the offending option and the
  * message says how to fix it.
@@ -92,11 +94,18 @@ export class ResumeInProgressError extends Error {
 export const isResumeInProgress = (err: unknown): boolean => (err as { code?: unknown } | undefined)?.code === 'resume_in_progress';
 
 /** True when `err` is (or wraps) a StoreUnavailableError that lasts until someone changes a setting (`lasting`). */
-export function isLastingRefusal(err: unknown): boolean {
+export const isLastingRefusal = (err: unknown): boolean => storeFailureIn(err, true) !== undefined;
+
+/**
+ * The StoreUnavailableError `err` is or wraps (by its stable code, safe across module copies), the first
+ * among its causes; with `lasting`, the first that lasts until someone changes a setting. Undefined: none.
+ */
+export function storeFailureIn(err: unknown, lasting = false): { message: string; lasting?: boolean } | undefined {
   for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if ((e as { code?: unknown }).code === 'store_unavailable' && (e as { lasting?: unknown }).lasting === true) return true;
+    const c = e as { code?: unknown; message: string; lasting?: boolean };
+    if (c.code === 'store_unavailable' && (!lasting || c.lasting === true)) return c;
   }
-  return false;
+  return undefined;
 }
 
 /**
@@ -116,16 +125,8 @@ export function namedFailure(what: string): (err: unknown) => never {
   };
 }
 
-/** The StoreUnavailableError `err` is or wraps (by its stable code, safe across module copies), if any. */
-function storeFailureIn(err: unknown): { message: string; lasting?: boolean } | undefined {
-  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if ((e as { code?: unknown }).code === 'store_unavailable') return e as { message: string; lasting?: boolean };
-  }
-  return undefined;
-}
-
-/** When each store failure (by its message without ids or numbers) was last said with `console.warn`, the oldest first. */
-const failureSaidAt = new Map<string, number>();
+/** Whether a store failure (by its message without ids or numbers) may be said now: once a minute each. */
+const saidThisMinute = onceEvery(60_000);
 
 /**
  * Says a store failure where operators look, without DEBUG: `console.warn`, at most once a minute per
@@ -142,11 +143,7 @@ export function warnStoreFailure(err: unknown): void {
   if (!failure) return;
   const message = withoutSecrets(String(failure.message));
   // one failure whatever id or number its text quotes (a session id, "connection 12"): not a line per request
-  const kind = message.replace(/\d+/g, '#');
-  if (Date.now() - (failureSaidAt.get(kind) ?? -Infinity) <= 60_000) return;
-  failureSaidAt.delete(kind);
-  if (failureSaidAt.size >= 100) failureSaidAt.delete(failureSaidAt.keys().next().value!); // bounded: the oldest goes
-  failureSaidAt.set(kind, Date.now());
+  if (!saidThisMinute(message.replace(/\d+/g, '#'))) return;
   console.warn(`[@openid-express/op] ${message}. Requests that need the store answer 503 store_unavailable `
     + `${failure.lasting ? 'until it is fixed' : 'while it lasts'} (said at most once a minute).`);
 }

@@ -3,19 +3,14 @@ import type { Request, Response } from 'express';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { sendStoreUnavailable, unavailableAnswer } from './error-page.js';
-import { isResumeInProgress } from './errors.js';
+import { isResumeInProgress, storeFailureIn } from './errors.js';
 import type { Views } from './views/render.js';
 import { consumedInRequest } from './request-scope.js';
 
 const log = debug('openid-express:op');
 
 /** True when `err` is (or wraps) a StoreUnavailableError, by its stable code (safe across module copies). */
-export function isStoreUnavailable(err: unknown): boolean {
-  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if ((e as { code?: unknown }).code === 'store_unavailable') return true;
-  }
-  return false;
-}
+export const isStoreUnavailable = (err: unknown): boolean => storeFailureIn(err) !== undefined;
 
 /**
  * Turns oidc-provider's 500 `server_error` for a store failure into our 503 `store_unavailable`,

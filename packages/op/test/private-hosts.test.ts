@@ -86,7 +86,7 @@ describe('back-channel logout from a real op() to an RP on 127.0.0.1 (under jest
 });
 
 describe("plain Node, oidc-provider's SSRF guard installed", () => {
-  const check = plainNodeChild<{ delivered: boolean; error?: string }>('private-hosts', ['private-hosts', 'errors'], () => CHILD);
+  const check = plainNodeChild<{ delivered: boolean; error?: string }>('private-hosts', ['private-hosts', 'errors', 'hourly-warning'], () => CHILD);
 
   test('a listed 127.0.0.1 RP receives the logout token', async () => {
     expect(await check(['127.0.0.1'])).toEqual({ delivered: true });

@@ -272,7 +272,7 @@ test('off (features.requestObjects: false): discovery says request_uri is not su
 });
 
 describe("plain Node, oidc-provider's SSRF guard installed", () => {
-  const check = plainNodeChild<{ fetched: boolean; error: string | null; description: string | null }>('request-uri', ['request-uri', 'private-hosts', 'errors'], () => CHILD);
+  const check = plainNodeChild<{ fetched: boolean; error: string | null; description: string | null }>('request-uri', ['request-uri', 'private-hosts', 'errors', 'hourly-warning'], () => CHILD);
 
   test('a request_uri on a private address (127.0.0.1) is refused, and nothing is fetched', async () => {
     const result = await check(null);
