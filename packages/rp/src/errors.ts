@@ -2,6 +2,7 @@
  * The errors of the RP, each with a stable `code` that apps and tests match on and the HTTP
  * status the router answers with.
  */
+import { setCapped } from './capped-map.js';
 
 /** Every error code the RP answers with (stable; listed in the README). */
 export type RpErrorCode =
@@ -445,9 +446,9 @@ const storeFailureLine = (failure: RpError): string => `${failure.message}. Requ
   + (failure.lasting ? 'until it is fixed.' : 'while it lasts (said at most once a minute).');
 
 function sayOncePerMinute(key: string, line: string): void {
-  if (Date.now() - (refusalSaidAt.get(key) ?? -Infinity) <= 60_000) return;
-  if (refusalSaidAt.size >= 100) refusalSaidAt.clear(); // Redis's replies are few; kept bounded all the same
-  refusalSaidAt.set(key, Date.now());
+  const failure = key.replace(/\d+/g, '#'); // a port, a count, a time in the text: the same failure
+  if (Date.now() - (refusalSaidAt.get(failure) ?? -Infinity) <= 60_000) return;
+  setCapped(refusalSaidAt, failure, Date.now(), 100); // the failure said longest ago goes, not all of them
   console.warn(`[@openid-express/rp] ${line}`);
 }
 

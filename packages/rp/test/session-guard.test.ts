@@ -189,6 +189,18 @@ describe('a Redis session store that refuses (connect-redis passes Redis\'s repl
     expect(warn.mock.calls).toEqual([[expect.stringMatching(/^\[@openid-express\/rp\] the session store failed \(Socket closed unexpectedly .*while it lasts/)]]);
   });
 
+  test('the log\'s once a minute is per failure: one that differs only by its numbers is said once; past 100 failures the one said longest ago goes, not all of them (they were all said again at once)', () => {
+    const failing = (message: string) => new RpError('store_unavailable', message, { retryAfter: 5 });
+    publicStoreFailure(failing('the session store failed (connect ECONNREFUSED 10.0.0.7:6379 after 1203 ms)'));
+    publicStoreFailure(failing('the session store failed (connect ECONNREFUSED 10.0.0.7:6379 after 987 ms)'));
+    expect(warn.mock.calls).toHaveLength(1);
+    const named = (i: number) => failing(`the session store failed (${i.toString(26).replace(/\d/g, (d) => 'qrstuvwxyz'[Number(d)]!)} refused)`);
+    for (let i = 0; i < 101; i += 1) publicStoreFailure(named(i));
+    expect(warn.mock.calls).toHaveLength(102);
+    publicStoreFailure(named(50)); // still within its minute
+    expect(warn.mock.calls).toHaveLength(102);
+  });
+
   test('a failure without a message (node-redis\'s TimeoutError, with the README\'s commandOptions: { timeout }) is named by its kind, not "failed ()" or "failed (Error)"', async () => {
     class TimeoutError extends Error {} // as node-redis's: no message, and its name is "Error"
     const late = (await sessionOp((cb) => cb(new TimeoutError())).catch((err: unknown) => err)) as RpError;
