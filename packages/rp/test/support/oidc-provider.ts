@@ -86,7 +86,13 @@ export class OpBrowser {
   private async request(url: string, init: RequestInit = {}): Promise<Response> {
     const headers = new Headers(init.headers);
     headers.set('cookie', this.jar.header());
-    const response = await fetch(url, { ...init, headers, redirect: 'manual' });
+    const send = () => fetch(url, { ...init, headers, redirect: 'manual' });
+    // a kept-alive connection that the server closed as this request went out (a CI's loaded machine
+    // once: "fetch failed", ECONNRESET): a browser sends an idempotent request again, so does this one
+    const response = await send().catch((err: { cause?: { code?: string } }) => {
+      if ((init.method ?? 'GET') === 'GET' && ['ECONNRESET', 'UND_ERR_SOCKET'].includes(err.cause?.code ?? '')) return send();
+      throw err;
+    });
     this.jar.take(response);
     return response;
   }
