@@ -318,8 +318,10 @@ export function sessionStoreCoordination(store: Store): Coordination {
  * six), and the store's `all()` and `length` counted them among the app's sessions.
  */
 export function processCoordination(): Coordination {
-  // (a set's members in a Set: in the order added, so the oldest goes first; a user with 500 sessions is one step per login, not a scan)
-  type Entry = { value?: string; members?: Set<string>; expires: number };
+  // (a set's members in a Set, in the order added, so the oldest goes first: a user with 500 sessions is one
+  // step per login, not a scan; a set of one member, as most logout indexes are, is that string: a Set took
+  // ≈ 140 bytes more of every login's heap)
+  type Entry = { value?: string; members?: string | Set<string>; expires: number };
   const entries = new Map<string, Entry>();
   let writes = 0;
   const live = (key: string): Entry | undefined => {
@@ -333,6 +335,7 @@ export function processCoordination(): Coordination {
     const now = Date.now();
     for (const [k, e] of entries) if (e.expires <= now) entries.delete(k);
   };
+  const listed = (members: Entry['members']): string[] => (members === undefined ? [] : typeof members === 'string' ? [members] : [...members]);
   return {
     setIfAbsent: async (key, value, ttlMs) => {
       if (live(key)?.value !== undefined) return false;
@@ -352,26 +355,35 @@ export function processCoordination(): Coordination {
     },
     addToSet: async (key, member, ttlMs, max) => {
       const entry = live(key);
-      const members = entry?.members ?? new Set<string>();
-      members.delete(member); // added again: now the newest
-      members.add(member);
-      for (const oldest of members) {
-        if (members.size <= max) break;
-        members.delete(oldest);
+      let members = entry?.members;
+      if (members === undefined || members === member || max <= 1) {
+        members = member;
+      } else {
+        if (typeof members === 'string') members = new Set([members]);
+        members.delete(member); // added again: now the newest
+        members.add(member);
+        for (const oldest of members) {
+          if (members.size <= max) break;
+          members.delete(oldest);
+        }
       }
       // extended, never shortened (as redisCoordination's)
       put(key, { members, expires: Math.max(Date.now() + ttlMs, entry?.expires ?? 0) });
-      return members.size;
+      return typeof members === 'string' ? 1 : members.size;
     },
     takeSet: async (key) => {
-      const members = [...(live(key)?.members ?? [])];
+      const members = listed(live(key)?.members);
       entries.delete(key);
       return members;
     },
-    readSet: async (key) => [...(live(key)?.members ?? [])],
+    readSet: async (key) => listed(live(key)?.members),
     removeFromSet: async (key, members) => {
       const entry = live(key);
-      if (!entry?.members) return;
+      if (entry?.members === undefined) return;
+      if (typeof entry.members === 'string') {
+        if (members.includes(entry.members)) entries.delete(key);
+        return;
+      }
       for (const m of members) entry.members.delete(m);
       if (!entry.members.size) entries.delete(key);
     },
@@ -492,7 +504,7 @@ export interface SessionStoreHooks {
   newerLogin?: (login: SavedLogin) => Promise<NonNullable<NonNullable<SessionData['oidc']>['auth']> | undefined>;
   /**
    * Undefined when the session's back-channel-logout index outlives it; else renews it, and the
-   * promise settles once `session.oidc.indexedUntil` says so (a failure leaves it as it was).
+   * promise settles once `session.oidc.iu` says so (a failure leaves it as it was).
    */
   renewIndex?: (store: Store, sid: string, session: SessionData) => Promise<void> | undefined;
 }

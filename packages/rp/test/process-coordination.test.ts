@@ -78,6 +78,12 @@ test('the session store\'s coordination answers the same to the same calls (the 
     await c.setIfAbsent('k', 'v', 5000), await c.setIfAbsent('k', 'w', 5000), await c.get('k'),
     await c.addToSet('s', 'a', 5000, 2), await c.addToSet('s', 'b', 5000, 2), await c.addToSet('s', 'c', 5000, 2),
     await c.readSet!('s'), await c.takeSet('s'), await c.deleteIfEquals('k', 'v'), await c.get('k'),
+    // a set of one member (kept as that string in the process), growing and shrinking through it
+    await c.addToSet('one', 'x', 5000, 5), await c.addToSet('one', 'x', 5000, 5), await c.readSet!('one'),
+    await c.removeFromSet!('one', ['y']), await c.readSet!('one'), await c.addToSet('one', 'y', 5000, 1), await c.readSet!('one'),
+    await c.addToSet('one', 'z', 5000, 5), await c.removeFromSet!('one', ['y']), await c.readSet!('one'), await c.addToSet('one', 'w', 5000, 5),
+    await c.readSet!('one'), await c.removeFromSet!('one', ['z', 'w']), await c.readSet!('one'),
+    await c.addToSet('two', 'p', 5000, 5), await c.takeSet('two'), await c.readSet!('two'),
   ];
   expect(await script(processCoordination())).toEqual(await script(sessionStoreCoordination(new session.MemoryStore())));
 });
