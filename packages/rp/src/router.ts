@@ -286,7 +286,7 @@ class Routes {
         // the logout index is written before the session: a login the OP's logout could not end is never saved
         const oidc: OidcSessionData = { ...(pending.length ? { transactions: pending } : {}), auth: toStoredLogin(auth) };
         await loginSession(req, oidc,
-          async (sessionId) => void (oidc.indexedUntil = await indexForLogout(coordination, req.sessionStore, auth, logoutScope(this.rp.provider(name)), sessionId, req.session.cookie)),
+          async (sessionId) => void (oidc.iu = await indexForLogout(coordination, req.sessionStore, auth, logoutScope(this.rp.provider(name)), sessionId, req.session.cookie)),
           (sessionId) => claim.signedIn(from, sessionId));
       } finally {
         await claim.spent(); // any other way out (the login could not be saved): final. After an outcome, nothing
@@ -754,6 +754,7 @@ function readCookie(req: Request, name: string): string | undefined {
 const INDEX_TTL_MS = 30 * 24 * 3600 * 1000;
 /** How long an index outlives the session it was written for: it is renewed about once a day. */
 const INDEX_SLACK_MS = 24 * 3600 * 1000;
+const HOUR_MS = 3600_000;
 /** At most this many sessions are remembered per `sid` / `sub` (the newest): a bound on what one user's logins can store. */
 const INDEX_MAX = 500;
 /**
@@ -769,7 +770,7 @@ const INDEX_PRUNE_SPARE = 10;
 /**
  * Remembers which session ids belong to an OP `sid` and `sub` (one atomic add per record), for as long
  * as the session whose cookie is `cookie` can live: a day past its end, or 30 days for a cookie without
- * one (the browser's session). Returns until when (epoch seconds).
+ * one (the browser's session). Returns until when (epoch hours).
  *
  * Also under 0.1.0's unscoped keys, which this version reads only for this provider's sessions
  * (`ofThisProvider`): an instance still running 0.1.0 during a rolling upgrade reads only those, and a
@@ -790,7 +791,7 @@ async function indexForLogout(
   const ttlMs = end === undefined ? INDEX_TTL_MS : Math.max(end - now, 0) + INDEX_SLACK_MS;
   const sizes = await Promise.all(keys.map((key) => coordination.addToSet(key, sessionId, ttlMs, INDEX_MAX)));
   await Promise.all(keys.map((key, i) => (prunesAt(sizes[i] ?? 0) ? pruneIndex(coordination, store, key) : undefined)));
-  return Math.floor((now + ttlMs) / 1000);
+  return Math.floor((now + ttlMs) / HOUR_MS); // (rounded down: a renewal can come early, never late)
 }
 
 /** When a session whose cookie is `cookie` ends (epoch ms), or undefined for a browser-session cookie. */
@@ -812,14 +813,15 @@ function logoutIndexRenewal(rp: RelyingParty): NonNullable<SessionStoreHooks['re
     const oidc = session.oidc;
     if (!oidc?.auth) return undefined;
     const now = Date.now();
-    const until = oidc.indexedUntil;
+    const until = Math.max((oidc.iu ?? -Infinity) * HOUR_MS, (oidc.indexedUntil ?? -Infinity) * 1000);
     const end = sessionEnd(session.cookie, now);
-    if (until !== undefined && until * 1000 > (end ?? now + INDEX_TTL_MS - INDEX_SLACK_MS) + 3600_000) return undefined;
+    if (until > (end ?? now + INDEX_TTL_MS - INDEX_SLACK_MS) + HOUR_MS) return undefined;
     const auth = readStoredLogin(oidc.auth);
     // (a dynamic OP another instance registered is loaded from the registration store first)
     return rp.loadProvider(auth.provider).then(() => indexForLogout(coordinationOf(rp, store), store, auth, logoutScope(rp.provider(auth.provider)), sid, session.cookie)).then((renewed) => {
-      oidc.indexedUntil = renewed;
-      debug('back-channel logout index of a session renewed until %s', new Date(renewed * 1000).toISOString());
+      oidc.iu = renewed;
+      delete oidc.indexedUntil;
+      debug('back-channel logout index of a session renewed until %s', new Date(renewed * HOUR_MS).toISOString());
     }, (err: unknown) => {
       debug('back-channel logout index of a session not renewed: %s', (err as Error).message);
       throw err;

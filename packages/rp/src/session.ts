@@ -85,9 +85,12 @@ export interface OidcSessionData {
   /** The login, in its compact form (read it with `readStoredLogin()`, or use `req.oidc`); logins of earlier versions are whole `Authentication`s. */
   auth?: StoredLogin | Authentication;
   /**
-   * Until when (epoch seconds) the login's back-channel-logout index lives: renewed when the session
-   * comes to outlive it (a rolling cookie, a session in use for weeks). Absent in sessions of earlier versions.
+   * Until when the login's back-channel-logout index lives, in hours since the epoch (rounded down):
+   * renewed when the session comes to outlive it (a rolling cookie, a session in use for weeks).
+   * Named short because every signed-in session carries it (its size is an issue #11 target).
    */
+  iu?: number;
+  /** {@link iu} as earlier versions wrote it, in epoch seconds: still read, and dropped at the next renewal. */
   indexedUntil?: number;
 }
 
