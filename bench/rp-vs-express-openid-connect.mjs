@@ -145,29 +145,72 @@ async function sessionMemory(store, cookie) {
   const [sampleId, sample] = entries.find(([id, s]) => named.includes(id) && /idToken|id_token|"user"/.test(s)) ?? [];
   if (!sample) throw new Error('the cookie names no logged-in session in the store');
   // records that index sessions (back-channel logout by sub and sid): those naming the sample's id;
-  // a user has one of each, here naming only its own session
-  const indexKeys = entries.filter(([k, v]) => k !== sampleId && v.includes(sampleId)).map(([k]) => k);
-  const indexRecord = (k, id) => ({ ...JSON.parse(store.sessions[k]), members: [id] });
-  const indexBytes = indexKeys.reduce((n, k) => n + Buffer.byteLength(k) + Buffer.byteLength(JSON.stringify(indexRecord(k, sampleId))), 0);
+  // a user has one of each, here naming only its own session (each new user's: a record of its own)
+  let index = storeIndex(store, entries, sampleId);
+  if (!index.keys.length) index = await processIndex(store, sample, sampleId) ?? index;
   const sessionHeap = [];
   const withIndex = [];
   for (let i = 0; i < 3; i += 1) {
-    sessionHeap.push(await heapOf10k(store, (id) => store.set(id, JSON.parse(sample), () => {}), []));
-    withIndex.push(await heapOf10k(store, (id) => {
+    sessionHeap.push(await heapOf10k((id) => store.set(id, JSON.parse(sample), () => {}), (id) => store.destroy(id, () => {})));
+    withIndex.push(await heapOf10k((id) => {
       store.set(id, JSON.parse(sample), () => {});
-      for (const k of indexKeys) store.set(`${k}:${id}`, indexRecord(k, id), () => {});
-    }, indexKeys));
+      index.add(id);
+    }, (id) => {
+      store.destroy(id, () => {});
+      index.remove(id);
+    }));
   }
   const mid = (v) => v.sort((a, b) => a - b)[1];
   const sessionBytes = Buffer.byteLength(sample);
-  return { storeBytes: sessionBytes + indexBytes, sessionBytes, indexBytes, heapPer10k: mid(withIndex), sessionHeapPer10k: mid(sessionHeap), sample, indexKeys };
+  return { storeBytes: sessionBytes + index.bytes, sessionBytes, indexBytes: index.bytes, heapPer10k: mid(withIndex), sessionHeapPer10k: mid(sessionHeap), sample, indexKeys: index.keys };
+}
+
+/** The index records kept in the session store itself (every store but express-session's MemoryStore, and rp() before session 51). */
+function storeIndex(store, entries, sampleId) {
+  const keys = entries.filter(([k, v]) => k !== sampleId && v.includes(sampleId)).map(([k]) => k);
+  const record = (k, id) => ({ ...JSON.parse(store.sessions[k]), members: [id] });
+  return {
+    keys,
+    bytes: keys.reduce((n, k) => n + Buffer.byteLength(k) + Buffer.byteLength(JSON.stringify(record(k, sampleId))), 0),
+    add: (id) => { for (const k of keys) store.set(`${k}:${id}`, record(k, id), () => {}); },
+    remove: (id) => { for (const k of keys) store.destroy(`${k}:${id}`, () => {}); },
+  };
+}
+
+/**
+ * With express-session's MemoryStore, rp() keeps its index in a map of the process (processCoordination),
+ * which the store does not list: found through rp()'s own modules (those of the build the app runs),
+ * and new users' records added with the same calls a login makes. Undefined for an app that is not rp().
+ */
+async function processIndex(store, sample, sampleId) {
+  const auth = JSON.parse(sample).oidc?.auth;
+  if (!auth) return undefined;
+  const dist = new URL('.', import.meta.resolve('@openid-express/rp')).href;
+  const [{ coordinationOf }, { logoutIndexKey, logoutScope }, { readStoredLogin }] = await Promise.all(
+    ['coordination', 'session', 'stored-login'].map((m) => import(`${dist}${m}.js`)));
+  const login = readStoredLogin(auth);
+  const claims = login.idTokenClaims ?? {};
+  const coordination = coordinationOf({ options: {} }, store);
+  const scope = logoutScope({ issuer: claims.iss, clientId: typeof claims.aud === 'string' ? claims.aud : claims.azp });
+  const keys = [];
+  for (const [kind, value] of [['sub', login.user.sub], ['sid', claims.sid]]) {
+    const key = typeof value === 'string' ? logoutIndexKey(login.provider, scope, kind, value) : undefined;
+    if (key && (await coordination.readSet(key)).includes(sampleId)) keys.push(key);
+  }
+  const DAY = 86_400_000;
+  return {
+    keys,
+    bytes: keys.reduce((n, k) => n + Buffer.byteLength(k) + Buffer.byteLength(sampleId), 0),
+    add: (id) => { for (const k of keys) void coordination.addToSet(`${k}:${id}`, id, DAY, 500); },
+    remove: (id) => { for (const k of keys) void coordination.takeSet(`${k}:${id}`); },
+  };
 }
 
 /**
  * Heap growth after `add(id)` for new ids, per 10 000 (30 000 added, after full GCs; the store's pending
- * callbacks run first); the records are removed afterwards.
+ * callbacks run first); `remove(id)` takes them out afterwards.
  */
-async function heapOf10k(store, add, indexKeys) {
+async function heapOf10k(add, remove) {
   const N = 30_000;
   const flush = () => new Promise((resolve) => setImmediate(resolve));
   const settle = async () => {
@@ -182,10 +225,7 @@ async function heapOf10k(store, add, indexKeys) {
   for (const id of ids) add(id);
   await settle();
   const heap = ((process.memoryUsage().heapUsed - before) * 10_000) / N;
-  for (const id of ids) {
-    store.destroy(id, () => {});
-    for (const k of indexKeys) store.destroy(`${k}:${id}`, () => {});
-  }
+  for (const id of ids) remove(id);
   await flush();
   return heap;
 }
