@@ -42,6 +42,29 @@ const PLAIN: Record<string, Words> = {
   },
 };
 
+/** oidc-provider's description when a client registered with `require_pushed_authorization_requests` did not push its request. */
+export const PAR_REQUIRED = 'Pushed Authorization Request must be used';
+
+const NOT_PUSHED: Words = {
+  title: 'This application must start its sign-in another way',
+  message: (app) => `${app} sent this sign-in straight here, but it is registered to send it to this identity provider first, so nothing was shared. Tell the people who run ${app}.`,
+};
+
+/**
+ * What the developers of `client` must do when it sent its authorization request straight to the
+ * authorization endpoint although it is registered with `require_pushed_authorization_requests`
+ * (RFC 9126 §5). With its redirect_uri inside a request object, oidc-provider cannot send the
+ * error back to it, and the OP's page (or JSON) is all it gets. Names only what is public.
+ *
+ * @example
+ * notPushedDetails(client, ctx.oidc.urlFor('pushed_authorization_request'))
+ */
+export function notPushedDetails(client: Client, parEndpoint: string): string {
+  return `${PAR_REQUIRED}: client ${JSON.stringify(client.clientId)} is registered with require_pushed_authorization_requests, so it must first POST `
+    + `its authorization request (its parameters, or its request object) to the pushed_authorization_request_endpoint ${parEndpoint} and then send `
+    + 'the browser here with only client_id and the request_uri answered (RFC 9126). With @openid-express/rp: pushedAuthorizationRequests: true in its provider entry.';
+}
+
 const OTHER: Words = {
   title: 'This request cannot be completed',
   message: (app) => `${app} sent a request this identity provider cannot accept, so nothing was shared. Go back and try again; if it happens again, tell the people who run it.`,
@@ -57,7 +80,7 @@ const OTHER: Words = {
  * // code 'session_not_found' (oidc-provider's SessionNotFound, sent as invalid_request) reads "This sign-in has expired"
  */
 export function plainError(status: number, code: string, description: string | undefined, client: Client | undefined): ErrorViewProps {
-  const words = PLAIN[code] ?? OTHER;
+  const words = description?.startsWith(PAR_REQUIRED) ? NOT_PUSHED : PLAIN[code] ?? OTHER;
   const clientName = client ? client.clientName ?? client.clientId : undefined;
   const backUrl = safeHref(client?.clientUri);
   const message = words.message(clientName ? withoutBidiControls(clientName) : 'the application you came from');

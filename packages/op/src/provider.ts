@@ -18,7 +18,7 @@ import { logoutCsrfFor, sameLogoutXsrf } from './logout-csrf.js';
 import { pkceRequired } from './pkce-policy.js';
 import { parWithoutRedirectUris, requestUriOn, type ResolvedOptions } from './options.js';
 import { parseAllowedHosts, privateHostsFetch } from './private-hosts.js';
-import { plainError } from './provider-errors.js';
+import { notPushedDetails, PAR_REQUIRED, plainError } from './provider-errors.js';
 import { revokingReplays } from './replay.js';
 import { withRequestUris } from './request-uri.js';
 import { destroyedOnceAnswered } from './request-scope.js';
@@ -382,6 +382,17 @@ export function buildConfiguration(o: ResolvedOptions, deps: ConfigurationDeps):
           details: `${description} (the OP's log, with DEBUG=openid-express:op, names the address received and the registered ones)`,
           backUrl: ctx.oidc.urlFor('end_session'), backLabel: 'Sign out',
         });
+        return;
+      }
+      if (description === PAR_REQUIRED && ctx.oidc?.client) {
+        // a client that must push its request sent it here: what to do, for its developers (JSON when asked)
+        const details = notPushedDetails(ctx.oidc.client, ctx.oidc.urlFor('pushed_authorization_request'));
+        if (ctx.accepts('html', 'json') === 'json') {
+          ctx.type = 'json';
+          ctx.body = { error: out.error, error_description: details };
+          return;
+        }
+        ctx.body = await errorPage({ ...plainError(ctx.status, String(out.error), details, ctx.oidc.client) });
         return;
       }
       // a lost or finished sign-in (no resume cookie, interaction gone) is oidc-provider's invalid_request too
