@@ -141,7 +141,7 @@ function mountAuthenticators(app: Express, deps: InteractionDeps, o: ResolvedOpt
 }
 
 /** The paths of an Express router's routes. */
-const routePaths = (router: express.Router): string[] => router.stack.flatMap((layer) => (typeof layer.route?.path === 'string' ? [layer.route.path] : []));
+const routePaths = (router: express.Router): string[] => router.stack.flatMap((layer) => (layer.route ? [layer.route.path] : []));
 
 /**
  * oidc-provider's endpoint paths under the mount, and one segment below the endpoints that have such
@@ -408,7 +408,8 @@ export function op(options: OpOptions): OpApp {
   const interactions = interactionRoutes(deps, session);
   app.use('/interaction', interactions);
   const authenticatorPaths = mountAuthenticators(app, deps, o, session);
-  if (atRoot) ownPaths.push(...providerPaths(provider), ...routePaths(interactions).map((path) => `/interaction${path}`), ...authenticatorPaths);
+  // (an authenticator's route given as a RegExp or a list is not matched: op() lets a malformed X-Forwarded-Proto through there, as on the app's paths)
+  if (atRoot) ownPaths.push(...[...providerPaths(provider), ...routePaths(interactions).map((path) => `/interaction${path}`), ...authenticatorPaths].filter((path) => typeof path === 'string'));
   // (at the root of a host, a method these paths do not take goes on to the app's own routes, as any unknown request does)
   if (!atRoot) app.use('/interaction', interactions.wrongMethods);
   const endSession = provider.pathFor('end_session', { mountPath: '' });
