@@ -5,7 +5,7 @@
  * copy is still being answered, a load balancer that sends the GET again to another instance after
  * the first one died. Redeeming its code twice makes the OP revoke what it issued (RFC 6749 §4.1.2),
  * so one request (the owner) claims the answer and the copies wait for how it ended:
- * - **signed in**: a copy from the same browser (the same session and `state`) joins that login, so
+ * - **signed in**: a copy from the same browser (its cookie names the same session, and the same `state`) joins that login, so
  *   the browser ends signed in whichever answer it shows. The new session id is sealed with the old
  *   one, the `state` and the answer's code (or ID token): a copy must be the very answer the OP sent
  *   that browser. The old session id and the `state` alone are not enough: someone who planted their
@@ -68,13 +68,15 @@ export const alreadyUsed = (): RpError =>
 
 /**
  * Claims the login answer of `state` for this request (`{ claim }`), or, when a copy of it from the
- * same browser (session `sessionId`) already signed in, the session of that login (`{ joined }`).
+ * same browser already signed in, the session of that login (`{ joined }`). `sessionIds`: the
+ * browser's session ids, this request's first, then those its cookies name that are gone (a login
+ * replaced the session: a copy whose answer was lost still names it); the owner's must be one of them.
  * `proof`: the answer's secret ({@link answerProof}), which a copy must carry too.
  * Throws "already used" when the answer failed for good or came from another browser, 503 when the
  * owner is still working after `timing.waitMs`, and `store_unavailable` when the store fails.
  */
 export async function claimCallback(
-  coordination: Coordination, state: string, sessionId: string, proof: string, until: number, timing: Timing = TIMING,
+  coordination: Coordination, state: string, sessionIds: readonly string[], proof: string, until: number, timing: Timing = TIMING,
 ): Promise<ClaimResult> {
   const { leaseMs, waitMs, pollMs } = timing;
   const key = hashedKey('oidc-cb:', state);
@@ -98,7 +100,7 @@ export async function claimCallback(
       continue;
     }
     if (value.startsWith(DONE)) {
-      const joined = openSessionId(value.slice(DONE.length), sessionId, state, proof);
+      const joined = joinedFrom(value.slice(DONE.length), sessionIds, state, proof);
       if (joined) return { joined };
       throw alreadyUsed(); // signed in, but from another browser's session
     }
@@ -111,12 +113,16 @@ export async function claimCallback(
  * The session of the login that the answer of `state` finished for the browser of one of
  * `sessionIds`, if it did: read without claiming (that browser no longer holds the pending login).
  */
-export async function finishedLogin(coordination: Coordination, state: string, proof: string, sessionIds: string[]): Promise<string | undefined> {
+export async function finishedLogin(coordination: Coordination, state: string, proof: string, sessionIds: readonly string[]): Promise<string | undefined> {
   if (sessionIds.length === 0) return undefined;
   const value = await coordination.get(hashedKey('oidc-cb:', state));
-  if (!value?.startsWith(DONE)) return undefined;
+  return value?.startsWith(DONE) ? joinedFrom(value.slice(DONE.length), sessionIds, state, proof) : undefined;
+}
+
+/** The session id a finished login's record holds for a copy from the browser of one of `sessionIds`. */
+function joinedFrom(record: string, sessionIds: readonly string[], state: string, proof: string): string | undefined {
   for (const id of sessionIds) {
-    const joined = openSessionId(value.slice(DONE.length), id, state, proof);
+    const joined = openSessionId(record, id, state, proof);
     if (joined) return joined;
   }
   return undefined;

@@ -269,7 +269,9 @@ class Routes {
       transaction = await this.takePendingLogin(req, res, state, name);
       const coordination = coordinationOf(this.rp, req.sessionStore);
       const from = req.sessionID;
-      const claimed = await claimCallback(coordination, state!, from, answerProof(params), transaction.createdAt + this.rp.options.transactionTtl * 1000)
+      // (with the sessions its cookies name that a login replaced: a copy whose answer was lost, e.g. the second of
+      // two tabs that started without a session cookie, its pending login found through its own cookie)
+      const claimed = await claimCallback(coordination, state!, [from, ...cookieSessionIds(req)], answerProof(params), transaction.createdAt + this.rp.options.transactionTtl * 1000)
         .catch(leaveSessionAlone(req));
       // a copy of this answer from this browser signed in already: this request ends signed in too
       if ('joined' in claimed) return await joinLogin(req, res, claimed.joined, transaction.returnTo).catch(leaveSessionAlone(req));

@@ -12,7 +12,7 @@ import { createClient } from 'redis';
 import { oidc, redisCoordination, rp, type Coordination } from '@openid-express/rp';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, type ListableStore, type TestRp } from './support/rp-app.js';
-import { expectTabSignsIn } from './support/expect.js';
+import { expectTabSignsIn, sessionCookieOf } from './support/expect.js';
 import { pendingLogins } from '../src/transactions.js';
 
 type Cb = (err?: unknown, value?: unknown) => void;
@@ -197,7 +197,53 @@ describe.each([
     await refusedIn(callbackA, cookieA);
     expect((await t.authenticatedSessions()).length).toBe(before.length + 1);
   });
+
+  test('a tab whose callback signed in but whose answer was lost (the browser sends it again): the retry joins that login, nothing exchanged again; the same URL without the browser\'s cookies does not (review-54)', async () => {
+    for (const tab of [0, 1]) {
+      const agent = t.agent();
+      const starts = await startTwo(agent);
+      await expectRetryJoins(t, agent, starts[tab]!, ['/p1', '/p2'][tab]!, t.server, t.server);
+    }
+  });
 });
+
+/** The cookies `agent` (a browser) sends with a request to `url`. */
+const cookiesFor = (agent: request.Agent, url: URL): string => {
+  const jar = (agent as unknown as { jar: { getCookies(access: unknown): Array<{ name: string; value: string }> } }).jar;
+  return jar.getCookies({ domain: url.hostname, path: url.pathname, secure: false, script: false }).map((c) => `${c.name}=${c.value}`).join('; ');
+};
+
+/**
+ * The callback of the sign-in `start` runs at `first` with the browser's cookies, and its answer is lost (the
+ * browser keeps the cookies it had); the browser sends the same URL again at `retry`: it joins that login
+ * and lands on `returnTo` (or `/`, when the browser's session cookie was the sign-in's own, as in a single
+ * tab), with no second code exchange. The same URL with only some of the browser's cookies joins nothing.
+ */
+async function expectRetryJoins(t: TestRp, agent: request.Agent, start: request.Response, returnTo: string, first: Server, retry: Server): Promise<void> {
+  const callback = await t.op.browser().authorize(start.headers.location, { account: 'alice' });
+  const cookies = cookiesFor(agent, callback);
+  const ownSession = String(start.headers['set-cookie']).match(/sid=([^;]+)/)![1];
+  const keptOwn = cookies.includes(`sid=${ownSession}`);
+  const signedIn = await t.authenticatedSessions();
+  const lost = await request(first).get(callback.pathname + callback.search).set('cookie', cookies);
+  expect([lost.status, lost.headers.location]).toEqual([302, returnTo]);
+  const grants = t.op.counts.grants.authorization_code ?? 0;
+  const refused = async (cookie: string) => {
+    const res = await request(retry).get(callback.pathname + callback.search).set({ cookie, accept: 'application/json' });
+    expect([res.status, res.body.error]).toEqual([400, 'invalid_state']);
+  };
+  // another browser with the URL and none of this browser's cookies, or its pending-login cookie alone: nothing joined
+  await refused('');
+  const pendingCookie = cookies.split('; ').filter((c) => c.startsWith('oidc_pl_'));
+  for (const cookie of pendingCookie) await refused(cookie);
+  // before: the tab whose session cookie the browser did not keep got 400 "already used", and stayed signed out
+  const again = await request(retry).get(callback.pathname + callback.search).set({ cookie: cookies, accept: 'text/html' });
+  expect([again.status, again.headers.location]).toEqual([302, keptOwn ? '/' : returnTo]);
+  expect(sessionCookieOf(again)).toBe(sessionCookieOf(lost)); // the login's session
+  expect((await request(first).get('/me').set('cookie', sessionCookieOf(again))).body.sub).toBe('alice');
+  expect((t.op.counts.grants.authorization_code ?? 0) - grants).toBe(0);
+  expect((await t.authenticatedSessions()).length).toBe(signedIn.length + 1);
+}
 
 /** A second instance of the app of `t` (same baseURL, client and coordination) on `store`, its own process state. */
 async function secondInstance(t: TestRp, store: session.Store, coordination: Coordination): Promise<Server> {
@@ -286,6 +332,15 @@ describe('tabs starting a sign-in at the same moment on two instances (connect-r
     await expectTabSignsIn(t, agent, bRes.headers.location, 'alice', '/p2');
     await expectTabSignsIn(t, agent, start0.headers.location, 'alice', '/p0');
     expect(await client.keys('rp-tabs:oidc-login-start:*')).toEqual([]); // every lock released
+  });
+
+  test('a browser with no session cookie yet starts two sign-ins; one tab\'s callback signs in at one instance and its answer is lost: the retry at the other instance joins that login (review-54)', async () => {
+    for (const tab of [0, 1]) {
+      const agent = t.agent();
+      const starts = await Promise.all([agent.get('/auth/login/op?returnTo=/p1'), agent.get('/auth/login/op?returnTo=/p2')]);
+      expect(starts.map((res) => res.status)).toEqual([302, 302]);
+      await expectRetryJoins(t, agent, starts[tab]!, ['/p1', '/p2'][tab]!, t.server, b);
+    }
   });
 
   test('a start whose read and save take 5.4 s keeps the lock all along (renewed): the other start waits, and both pending logins are kept', async () => {
