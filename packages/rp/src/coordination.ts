@@ -11,7 +11,7 @@ import createDebug from 'debug';
 import type { SessionData, Store } from 'express-session';
 import { RpError, logRefusal, redisFailureMessage, redisRefusal } from './errors.js';
 import { KeyQueue } from './key-queue.js';
-import { inThisProcess, sessionOp } from './session-guard.js';
+import { inThisProcess, sessionOp, storeWrapper } from './session-guard.js';
 import type { PendingLogin } from './session.js';
 import { connectionLimitReply, recoverReadOnlyConnection, recoverStuckConnection } from './stuck-connection.js';
 
@@ -535,18 +535,18 @@ export function keepEndedSessionsEnded(store: Store, coordination: Coordination,
   // use) renews it before it is written; one that is only touched is written instead, once, so the
   // session remembers the renewal (about once a day)
   if (typeof touch === 'function' && renewIndex) {
-    store.touch = function renewingTouch(this: Store, sid: string, session: SessionData, cb?: (err?: unknown) => void) {
+    store.touch = storeWrapper(function renewingTouch(this: Store, sid: string, session: SessionData, cb?: (err?: unknown) => void) {
       const renewing = session?.oidc?.auth ? renewIndex(this, sid, session) : undefined;
       if (!renewing) return touch.call(this, sid, session, cb);
       void renewing.then(() => this.set(sid, session, cb), () => touch.call(this, sid, session, cb));
-    };
+    }, touch);
   }
-  store.set = function renewedSet(this: Store, sid: string, session: SessionData, cb?: (err?: unknown) => void) {
+  store.set = storeWrapper(function renewedSet(this: Store, sid: string, session: SessionData, cb?: (err?: unknown) => void) {
     const renewing = session?.oidc?.auth && typeof cb === 'function' ? renewIndex?.(this, sid, session) : undefined;
     if (!renewing) return checkedSet.call(this, sid, session, cb);
     // tried once per write: a renewal that fails (a full Redis) leaves the save as it would have been
     void renewing.then(() => checkedSet.call(this, sid, session, cb), () => checkedSet.call(this, sid, session, cb));
-  };
+  }, set);
   function checkedSet(this: Store, sid: string, session: SessionData, cb?: (err?: unknown) => void): void {
     const login = session?.oidc?.auth;
     if (!login || typeof cb !== 'function') return void set.call(this, sid, session, cb);

@@ -185,7 +185,8 @@ export interface RpOptions {
    * Cross-instance coordination (one refresh grant per refresh token, one code exchange per login callback, atomic back-channel-logout index and
    * logout-token replay check). Needed with several instances: `redisCoordination(redisClient)`. Default: over the
    * session store, serialized within this process (exact for one instance); with express-session's `MemoryStore`,
-   * in this process's memory (not among the store's sessions).
+   * in this process's memory (not among the store's sessions), unless its `get`, `set`, `touch` or `destroy` was replaced
+   * on the instance (a library writing it through to a shared store): then among the sessions, as with other stores.
    */
   coordination?: Coordination | undefined;
   /** Milliseconds a session store call may take before the request answers 503 `store_unavailable` (checked by one timer every eighth of it, so a stalled call fails within 1⅛ × this; express-session's own `MemoryStore`, which cannot stall, is left as it is). Default 3000. */

@@ -8,6 +8,7 @@
  * login or the app's own data (a cart), it is written with the app's settings again.
  */
 import type { SessionData, Store } from 'express-session';
+import { storeWrapper } from './session-guard.js';
 
 const WRAPPED = Symbol('openid-express:pending-life');
 /** Where the stored copy keeps the app's own `expires` (the stored one is the shortened life). */
@@ -31,13 +32,13 @@ export function shortLivedPendingLogins(store: Store, lifeMs: number): void {
   if (marked[WRAPPED]) return;
   marked[WRAPPED] = true;
   const { set, touch, createSession } = store as unknown as Record<'set' | 'touch' | 'createSession', ((...args: unknown[]) => unknown) | undefined>;
-  store.set = function shortSet(this: Store, sid: string, session: SessionData, cb?: Cb) {
+  store.set = storeWrapper(function shortSet(this: Store, sid: string, session: SessionData, cb?: Cb) {
     return set!.call(this, sid, shortened(session, lifeMs), cb);
-  };
+  }, set);
   if (typeof touch === 'function') {
-    store.touch = function shortTouch(this: Store, sid: string, session: SessionData, cb?: Cb) {
+    store.touch = storeWrapper(function shortTouch(this: Store, sid: string, session: SessionData, cb?: Cb) {
       return touch.call(this, sid, shortened(session, lifeMs), cb);
-    };
+    }, touch);
   }
   // express-session makes `req.session` of what the store gave back here (no allocation on the way for other sessions)
   (store as unknown as { createSession: unknown }).createSession = function restoringCreate(this: Store, req: unknown, session: Stored) {

@@ -186,9 +186,29 @@ function cannotStall(store: Store): boolean {
   return inThisProcess(store) && METHODS.every((name) => !Object.hasOwn(store, name));
 }
 
-/** Whether `store` is express-session's own `MemoryStore`: sessions no other process (no other instance) can read. */
+/**
+ * Whether `store` is express-session's own `MemoryStore`: sessions no other process (no other instance) can read.
+ * Not when a session method was replaced on the instance (a library writing through to a shared store),
+ * unless by one of rp()'s own wrappers over the MemoryStore's method ({@link storeWrapper}).
+ */
 export function inThisProcess(store: Store): boolean {
-  return Object.getPrototypeOf(store) === expressSession.MemoryStore.prototype;
+  const memory = expressSession.MemoryStore.prototype as unknown as Record<string, unknown>;
+  return Object.getPrototypeOf(store) === memory && METHODS.every((name) => underWrappers((store as unknown as Record<string, unknown>)[name]) === memory[name]);
+}
+
+/** rp()'s own wrappers of a store's methods, each with the method it wraps. */
+const wrapped = new WeakMap<object, unknown>();
+
+/** Registers `wrapper`, which rp() puts on a store in place of `original` (for {@link inThisProcess}); returns it. */
+export function storeWrapper<F extends object>(wrapper: F, original: unknown): F {
+  wrapped.set(wrapper, original);
+  return wrapper;
+}
+
+/** The method under rp()'s wrappers of it. */
+function underWrappers(method: unknown): unknown {
+  while (typeof method === 'function' && wrapped.has(method)) method = wrapped.get(method);
+  return method;
 }
 
 /**
@@ -222,7 +242,7 @@ export function boundStore(store: Store, timeoutMs: number): void {
       return limit ? storeFailure(new Error(limit)) : unavailable(`did not answer within ${timeoutMs} ms (${name})`);
     };
     // (sid, cb) or (sid, session, cb), as express-session calls them: no argument arrays on this path
-    (store as unknown as Record<string, unknown>)[name] = function bounded(this: Store, a: unknown, b: unknown) {
+    (store as unknown as Record<string, unknown>)[name] = storeWrapper(function bounded(this: Store, a: unknown, b: unknown) {
       const n = arguments.length;
       const cb = arguments[n - 1] as unknown;
       if (typeof cb !== 'function') return (original as (...args: unknown[]) => unknown).apply(this, arguments as unknown as unknown[]);
@@ -232,6 +252,6 @@ export function boundStore(store: Store, timeoutMs: number): void {
       if (n === 2) return fn.call(this, a, once);
       if (n === 3) return fn.call(this, a, b, once);
       return fn.apply(this, [...Array.prototype.slice.call(arguments, 0, -1), once]); // other arities: the general way
-    };
+    }, original);
   }
 }

@@ -4,7 +4,9 @@
  * with the contract redisCoordination and the session store's coordination keep.
  */
 import session from 'express-session';
-import { coordinationOf, processCoordination, sessionStoreCoordination } from '../src/coordination.js';
+import { coordinationOf, keepEndedSessionsEnded, processCoordination, sessionStoreCoordination } from '../src/coordination.js';
+import { shortLivedPendingLogins } from '../src/pending-life.js';
+import { boundStore } from '../src/session-guard.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -19,6 +21,34 @@ test('chosen for express-session\'s MemoryStore (one per store); any other store
   const set = own.set.bind(own);
   own.set = (sid, data, cb) => void (calls.push(sid), set(sid, data, cb));
   return coordinationOf({ options: {} }, own).set('k', 'v', 1000).then(() => expect(calls).toEqual(['k']));
+});
+
+/** What rp() puts on the session store it is given: a deadline on its methods, pending logins' short life, the sign-out check. */
+const wrapLikeRp = (store: session.Store): void => {
+  boundStore(store, 3000);
+  keepEndedSessionsEnded(store, processCoordination());
+  shortLivedPendingLogins(store, 60_000);
+};
+const sessionCount = (store: session.MemoryStore): Promise<number> => new Promise((resolve) => store.length((_err, n) => resolve(n ?? 0)));
+
+test('a MemoryStore whose get/set/destroy a library replaced on the instance (writing through to a shared store) keeps the records in that store, also under rp()\'s own wrappers; one only rp() wrapped keeps them in this process (review C1)', async () => {
+  const wrapped = new session.MemoryStore();
+  wrapLikeRp(wrapped);
+  await coordinationOf({ options: {} }, wrapped).set('k', 'v', 60_000);
+  expect(await sessionCount(wrapped)).toBe(0);
+  const shared = new session.MemoryStore();
+  const throughs = [0, 1].map(() => {
+    const through = new session.MemoryStore();
+    through.get = (sid, cb) => shared.get(sid, cb);
+    through.set = (sid, data, cb) => shared.set(sid, data, cb);
+    through.destroy = (sid, cb) => shared.destroy(sid, cb);
+    return through;
+  });
+  wrapLikeRp(throughs[0]!);
+  await coordinationOf({ options: {} }, throughs[0]!).set('k', 'v', 60_000);
+  // before: each kept it in its own process map, and another instance writing through to the same store saw nothing
+  expect(await sessionCount(shared)).toBe(1);
+  expect(await coordinationOf({ options: {} }, throughs[1]!).get('k')).toBe('v');
 });
 
 test('setIfAbsent is atomic: of eight concurrent callers one wins; deleteIfEquals and renewIfEquals only for the holder', async () => {

@@ -32,13 +32,13 @@ afterAll(async () => {
 });
 
 /** A second instance of the app of `t`: same baseURL, session store and client, its own process state. */
-async function secondInstance(t: TestRp, extra: Partial<RpOptions>, routes?: (app: Express) => void): Promise<{ server: Server; app: Express }> {
+async function secondInstance(t: TestRp, extra: Partial<RpOptions>, routes?: (app: Express) => void, store: session.Store = t.store): Promise<{ server: Server; app: Express }> {
   const server = createServer();
   await listen(server);
   const app = express();
   app.use(rp({
     baseURL: t.baseURL,
-    session: session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, store: t.store, name: 'sid' }),
+    session: session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, store, name: 'sid' }),
     providers: { op: oidc({ issuer: t.op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, scope: 'openid profile email offline_access', allowInsecureRequests: true }) },
     ...extra,
   }));
@@ -160,6 +160,44 @@ describe('a narrowed refresh on one instance beside a plain one on another (redi
     expect((await request(b.server).post('/auth/refresh').set('cookie', cookie)).status).toBe(200);
     expect((await request(t.server).post('/auth/refresh').set('cookie', cookie)).status).toBe(200);
     expect((await request(t.server).get('/me').set('cookie', cookie)).status).toBe(200);
+  });
+});
+
+/** A MemoryStore whose get/set/destroy a library replaced on the instance, writing through to `shared` (each instance has its own). */
+function writingThrough(shared: session.Store): ListableStore {
+  const store = new session.MemoryStore();
+  store.get = (sid, cb) => shared.get(sid, cb);
+  store.set = (sid, data, cb) => shared.set(sid, data, cb);
+  store.destroy = (sid, cb) => shared.destroy(sid, cb);
+  return store as ListableStore;
+}
+
+describe('two instances whose MemoryStores a library writes through to one Redis (no coordination option)', () => {
+  let t: TestRp;
+  let b: { server: Server };
+  beforeAll(async () => {
+    const shared = new RedisStore({ client, prefix: 'sess-through:' });
+    t = await startRp({ store: writingThrough(shared) });
+    b = await secondInstance(t, {}, undefined, writingThrough(shared));
+  }, 20_000);
+  afterAll(async () => {
+    await close(b.server);
+    await t.close();
+  });
+
+  test('a sign-in answer lost on its way from instance A, sent again to instance B: B joins the login A made, with no second code exchange (review C1)', async () => {
+    const start = await request(t.server).get('/auth/login/op');
+    const cookie = cookieOf(start);
+    const callback = await t.op.browser().authorize(start.headers.location);
+    const path = callback.pathname + callback.search;
+    const done = await request(t.server).get(path).set('cookie', cookie);
+    expect(done.status).toBe(302);
+    const grants = t.op.counts.grants.authorization_code ?? 0;
+    const again = await request(b.server).get(path).set('cookie', cookie);
+    // before: 400 invalid_state, each instance kept the claim of the answer in its own process's map
+    expect([again.status, again.headers.location, cookieOf(again)]).toEqual([302, '/', cookieOf(done)]);
+    expect((await request(b.server).get('/me').set('cookie', cookieOf(again))).body.sub).toBe('alice');
+    expect((t.op.counts.grants.authorization_code ?? 0) - grants).toBe(0);
   });
 });
 
