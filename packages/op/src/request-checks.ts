@@ -54,35 +54,15 @@ export function checkHost(trustProxy: boolean, views: Views): RequestCheck {
  * `X-Forwarded-Proto` entry as it came: `a b` made a URL it could not parse, a 500 with a stack trace,
  * and `javascript` a discovery document of javascript:// endpoints. Anything but http or https is
  * refused with a 400. (Used with an http issuer; an https issuer's scheme is pinned, `pinHost`.)
- * `isOwnPath`, for op() at the root of a host: only its own paths are refused; the app's routes after
- * it get the request as it came, as they do when op() is mounted under a path.
  */
-export function checkForwardedProto(views: Views, isOwnPath?: (path: string) => boolean): RequestCheck {
+export function checkForwardedProto(views: Views): RequestCheck {
   return (req, res) => {
     const proto = req.headers['x-forwarded-proto'];
     if (!proto || /^https?$/i.test(String(proto).split(',')[0]!.trim())) return true;
-    if (isOwnPath && !isOwnPath(req.path)) return true;
     void sendRefusal(req, res, views, {
       status: 400, code: 'invalid_request', message: 'The request\'s X-Forwarded-Proto header is malformed: its first entry must be http or https.',
     });
     return false;
-  };
-}
-
-/**
- * Whether `path` is one of `patterns` (route paths as Express writes them: `:name` stands for one
- * segment), in any letter case, as Express and oidc-provider match them. `patterns` is read at each call.
- *
- * @example
- * pathMatcher(['/auth', '/auth/:uid'])('/AUTH/abc') // true
- */
-export function pathMatcher(patterns: readonly string[]): (path: string) => boolean {
-  return (path) => {
-    const segments = path.toLowerCase().replace(/(.)\/$/, '$1').split('/');
-    return patterns.some((pattern) => {
-      const wanted = pattern.toLowerCase().split('/');
-      return wanted.length === segments.length && wanted.every((part, i) => (part.startsWith(':') && segments[i] !== '') || part === segments[i]);
-    });
   };
 }
 

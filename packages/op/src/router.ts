@@ -14,7 +14,7 @@ import { completeLogin, completeOnce, interactionRoutes, type InteractionDeps } 
 import { resolveKeys } from './keys.js';
 import { retiredKeyHint } from './retired-hint.js';
 import { formPostPolicy } from './form-post-csp.js';
-import { checkForwardedProto, checkHost, checkMount, corsHeadersSet, ownCors, pathMatcher, pinHost, type RequestCheck } from './request-checks.js';
+import { checkForwardedProto, checkHost, checkMount, corsHeadersSet, ownCors, pinHost, type RequestCheck } from './request-checks.js';
 import { claimDeviceResume } from './device-flow.js';
 import { checkLogoutCsrf } from './logout-csrf.js';
 import { requestUriOn, resolveOptions, type OpOptions, type ResolvedOptions } from './options.js';
@@ -123,8 +123,7 @@ function onMount(app: Express, o: ResolvedOptions) {
 }
 
 /** Gives redirect-based authenticators (upstream) their routes, each after the session step. */
-function mountAuthenticators(app: Express, deps: InteractionDeps, o: ResolvedOptions, session: RequestHandler): string[] {
-  const mounted: string[] = [];
+function mountAuthenticators(app: Express, deps: InteractionDeps, o: ResolvedOptions, session: RequestHandler) {
   for (const authenticator of deps.authenticators) {
     const router = express.Router();
     authenticator.mount?.({
@@ -132,24 +131,10 @@ function mountAuthenticators(app: Express, deps: InteractionDeps, o: ResolvedOpt
       complete: (req, res, uid, result) => completeLogin(deps, req, res, uid, result),
       completeOnce: (req, res, once, outcome) => completeOnce(deps, req, res, once, outcome),
     });
-    const paths = routePaths(router);
+    const paths = router.stack.flatMap((layer) => (layer.route ? [layer.route.path] : []));
     for (const path of new Set(paths)) app.all(path, session);
     app.use(router);
-    mounted.push(...paths);
   }
-  return mounted;
-}
-
-/** The paths of an Express router's routes. */
-const routePaths = (router: express.Router): string[] => router.stack.flatMap((layer) => (layer.route ? [layer.route.path] : []));
-
-/**
- * oidc-provider's endpoint paths under the mount, and one segment below the endpoints that have such
- * routes (a sign-in's resume `/auth/:uid`, the device flow's `/device/:uid`, a registered client's `/reg/:clientId`).
- */
-function providerPaths(provider: Provider): string[] {
-  const below = ['authorization', 'code_verification', 'registration'].flatMap((name) => endpointPath(provider, name) ?? []);
-  return [...allowedMethods(provider).keys(), ...below.map((path) => `${path}/:id`)];
 }
 
 /** `endSession`: the logout page's path, offered to sign out with a fresh form (the user is still signed in). */
@@ -375,14 +360,12 @@ export function op(options: OpOptions): OpApp {
   const session = sessionStep(o, views, refuse);
   // the checks every request passes, in one layer (each layer costs on the API endpoints' hot path)
   const atRoot = o.mountPath === '';
-  // at the root of a host, the paths op() answers itself (filled once its routes are mounted): the others are the app's
-  const ownPaths: string[] = [];
   const checks: RequestCheck[] = [
     ...(atRoot ? [keepAsReceived] : []), // what the checks change is given back to the app's routes after op()
     ...(o.trustProxy ? [] : [warnUntrustedProxyOnce(o.issuer)]),
     checkMount(o.mountPath, views, (req, res) => refuse(req, res, { code: 'mount_mismatch', message: `op(): ${mountMismatch(o, req.baseUrl)}` })),
     checkHost(o.trustProxy, views),
-    ...(o.trustProxy && o.issuerUrl.protocol !== 'https:' ? [checkForwardedProto(views, atRoot ? pathMatcher(ownPaths) : undefined), warnHttpIssuerOverHttps(o.issuer)] : []),
+    ...(o.trustProxy && o.issuerUrl.protocol !== 'https:' ? [checkForwardedProto(views), warnHttpIssuerOverHttps(o.issuer)] : []),
     pinHost(o.issuer, o.trustProxy),
     ownCors,
   ];
@@ -407,9 +390,7 @@ export function op(options: OpOptions): OpApp {
   };
   const interactions = interactionRoutes(deps, session);
   app.use('/interaction', interactions);
-  const authenticatorPaths = mountAuthenticators(app, deps, o, session);
-  // (an authenticator's route given as a RegExp or a list is not matched: op() lets a malformed X-Forwarded-Proto through there, as on the app's paths)
-  if (atRoot) ownPaths.push(...[...providerPaths(provider), ...routePaths(interactions).map((path) => `/interaction${path}`), ...authenticatorPaths].filter((path) => typeof path === 'string'));
+  mountAuthenticators(app, deps, o, session);
   // (at the root of a host, a method these paths do not take goes on to the app's own routes, as any unknown request does)
   if (!atRoot) app.use('/interaction', interactions.wrongMethods);
   const endSession = provider.pathFor('end_session', { mountPath: '' });
