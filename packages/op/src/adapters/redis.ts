@@ -79,8 +79,7 @@ const TOMBSTONE_MIN_MS = 60 * 60 * 1000;
 const TOMBSTONE_MAX_MS = 14 * 24 * 60 * 60 * 1000;
 // A consume made inside a request is held as a lease of CONSUME_LEASE_MS, renewed every
 // CONSUME_RENEW_MS until the request has answered. Another request finding the record meanwhile
-// waits up to LEASE_WAIT_MS (polling every LEASE_POLL_MS) for it to answer or for the lease to run out,
-// and then finds it consumed.
+// waits up to LEASE_WAIT_MS (polling every LEASE_POLL_MS) for it to answer or for the lease to run out.
 const CONSUME_LEASE_MS = 3_000;
 const CONSUME_RENEW_MS = 1_000;
 const LEASE_WAIT_MS = CONSUME_LEASE_MS + 1_000;
@@ -575,9 +574,7 @@ class RedisModelAdapter implements Adapter {
    * The record as `read` finds it, once no other request holds a consume lease on it: while one
    * does (an instance between its consume and its answer), waits for it to answer (then the record
    * is consumed) or for the lease to run out (an instance that died: the record is found unspent,
-   * and this request may consume it again). A lease still held after LEASE_WAIT_MS is a live request's
-   * consume: the record is found as it is, consumed, and this request is refused as a replay (by
-   * oidc-provider, which revokes the grant), not answered 503 and logged as a store failure (Redis answered).
+   * and this request may consume it again). A lease still held after LEASE_WAIT_MS is a 503.
    */
   private async settled(operation: string, read: () => Promise<Found | undefined>): Promise<AdapterPayload | undefined> {
     const until = Date.now() + LEASE_WAIT_MS;
@@ -590,8 +587,7 @@ class RedisModelAdapter implements Adapter {
         return unspent;
       }
       if (Date.now() + Math.min(found.leaseLeft, LEASE_POLL_MS) > until) {
-        log('%s: another request still holds its consume lease after %d ms: found consumed (a replay)', this.model, LEASE_WAIT_MS);
-        return found.payload;
+        throw new StoreUnavailableError(`another request is still using this ${this.model} (it holds its consume lease): try again in a moment`);
       }
       await new Promise((resolve) => setTimeout(resolve, Math.min(found.leaseLeft!, LEASE_POLL_MS)));
     }
