@@ -5,11 +5,13 @@
  * copy is still being answered, a load balancer that sends the GET again to another instance after
  * the first one died. Redeeming its code twice makes the OP revoke what it issued (RFC 6749 §4.1.2),
  * so one request (the owner) claims the answer and the copies wait for how it ended:
- * - **signed in**: a copy from the same browser (its cookie names the same session, and the same `state`) joins that login, so
- *   the browser ends signed in whichever answer it shows. The new session id is sealed with the old
- *   one, the `state` and the answer's code (or ID token): a copy must be the very answer the OP sent
- *   that browser. The old session id and the `state` alone are not enough: someone who planted their
- *   session in the victim's browser (session fixation) and started that sign-in knows both;
+ * - **signed in**: a copy from the same browser (the same session cookie, and the same `state`) joins that login, so
+ *   the browser ends signed in whichever answer it shows. The new session id is sealed with the
+ *   browser's session cookie (whole, as express-session signed it), the `state` and the answer's code
+ *   (or ID token): a copy must be the very answer the OP sent that browser, with that browser's cookie.
+ *   The session id alone is not enough (a store's reader or a log line may know it: review-60), nor are
+ *   the cookie and the `state` (someone who planted their session in the victim's browser, session
+ *   fixation, and started that sign-in knows both);
  * - **failed for good** (the OP refused the code, a check failed): "already used";
  * - **failed for now** (the OP or the store down): a copy takes the claim over and tries again, from
  *   the session as the owner left it (with the OP's token answer when the code was already redeemed);
@@ -35,8 +37,12 @@ const SPENT = 'spent';
 const RETRY = 'retry';
 const RUNNING = 'run:';
 const DONE = 'done:';
-/** A finished login sealed with the answer's code too (see claimCallback); one without it is the previous version's. */
-const WITH_PROOF = 'p.';
+/**
+ * A finished login sealed with the browser's session cookie and the answer's code (see claimCallback).
+ * Earlier versions sealed it with the bare session id (`p.`, or no tag): such a record is joined by no
+ * copy, which is then told "already used" (a lost answer in the minutes of a rolling upgrade).
+ */
+const WITH_COOKIE = 'c.';
 const PURPOSE = 'callback';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -48,7 +54,7 @@ export interface CallbackClaim {
    * than what that request saved (read it again before using its pending login).
    */
   readonly waited: boolean;
-  /** The login is saved under session `to` (the browser's session was `from`): copies from that browser join it. Never rejects. */
+  /** The login is saved under session `to` (`from`: the browser's session cookie, whole): copies from that browser join it. Never rejects. */
   signedIn(from: string, to: string): Promise<void>;
   /** Failed, and the code may be unspent (the OP could not be reached): the next copy tries it. */
   release(): Promise<void>;
@@ -68,15 +74,16 @@ export const alreadyUsed = (): RpError =>
 
 /**
  * Claims the login answer of `state` for this request (`{ claim }`), or, when a copy of it from the
- * same browser already signed in, the session of that login (`{ joined }`). `sessionIds`: the
- * browser's session ids, this request's first, then those its cookies name that are gone (a login
- * replaced the session: a copy whose answer was lost still names it); the owner's must be one of them.
+ * same browser already signed in, the session of that login (`{ joined }`). `cookies`: the
+ * browser's session cookies, whole (`s:<id>.<signature>`): the one its session came with, and those
+ * naming sessions that are gone (a login replaced the session: a copy whose answer was lost still
+ * sends its cookie); the owner's must be one of them.
  * `proof`: the answer's secret ({@link answerProof}), which a copy must carry too.
  * Throws "already used" when the answer failed for good or came from another browser, 503 when the
  * owner is still working after `timing.waitMs`, and `store_unavailable` when the store fails.
  */
 export async function claimCallback(
-  coordination: Coordination, state: string, sessionIds: readonly string[], proof: string, until: number, timing: Timing = TIMING,
+  coordination: Coordination, state: string, cookies: readonly string[], proof: string, until: number, timing: Timing = TIMING,
 ): Promise<ClaimResult> {
   const { leaseMs, waitMs, pollMs } = timing;
   const key = hashedKey('oidc-cb:', state);
@@ -100,7 +107,7 @@ export async function claimCallback(
       continue;
     }
     if (value.startsWith(DONE)) {
-      const joined = joinedFrom(value.slice(DONE.length), sessionIds, state, proof);
+      const joined = joinedFrom(value.slice(DONE.length), cookies, state, proof);
       if (joined) return { joined };
       throw alreadyUsed(); // signed in, but from another browser's session
     }
@@ -111,18 +118,19 @@ export async function claimCallback(
 
 /**
  * The session of the login that the answer of `state` finished for the browser of one of
- * `sessionIds`, if it did: read without claiming (that browser no longer holds the pending login).
+ * `cookies` (its session cookies, whole), if it did: read without claiming (that browser no longer holds the pending login).
  */
-export async function finishedLogin(coordination: Coordination, state: string, proof: string, sessionIds: readonly string[]): Promise<string | undefined> {
-  if (sessionIds.length === 0) return undefined;
+export async function finishedLogin(coordination: Coordination, state: string, proof: string, cookies: readonly string[]): Promise<string | undefined> {
+  if (cookies.length === 0) return undefined;
   const value = await coordination.get(hashedKey('oidc-cb:', state));
-  return value?.startsWith(DONE) ? joinedFrom(value.slice(DONE.length), sessionIds, state, proof) : undefined;
+  return value?.startsWith(DONE) ? joinedFrom(value.slice(DONE.length), cookies, state, proof) : undefined;
 }
 
-/** The session id a finished login's record holds for a copy from the browser of one of `sessionIds`. */
-function joinedFrom(record: string, sessionIds: readonly string[], state: string, proof: string): string | undefined {
-  for (const id of sessionIds) {
-    const joined = openSessionId(record, id, state, proof);
+/** The session id a finished login's record holds for a copy from the browser with one of `cookies`. */
+function joinedFrom(record: string, cookies: readonly string[], state: string, proof: string): string | undefined {
+  if (!record.startsWith(WITH_COOKIE)) return undefined;
+  for (const cookie of cookies) {
+    const joined = openSessionId(record.slice(WITH_COOKIE.length), cookie, state, proof);
     if (joined) return joined;
   }
   return undefined;
@@ -142,7 +150,7 @@ function ownClaim(
     waited,
     async signedIn(from, to) {
       if (!end()) return;
-      const done = DONE + WITH_PROOF + seal(to, `${from}\n${answer}`, PURPOSE);
+      const done = DONE + WITH_COOKIE + seal(to, `${from}\n${answer}`, PURPOSE);
       for (const wait of [0, 300, 1000, 2000]) {
         // tried again within the lease's remaining life: once it expires, a copy would redeem the code again
         if (wait) await sleep(wait);
@@ -160,15 +168,10 @@ function ownClaim(
   };
 }
 
-/**
- * The session id a finished login's record holds for a copy from session `sessionId`. A record of the
- * previous version (no {@link WITH_PROOF}: sealed without the code), met during a rolling upgrade, is
- * opened as that version opens it: its instances would let the copy join all the same.
- */
-function openSessionId(record: string, sessionId: string, state: string, proof: string): string | undefined {
-  const current = record.startsWith(WITH_PROOF);
+/** The session id a finished login's sealed record holds for a copy from the browser with session cookie `cookie`. */
+function openSessionId(sealed: string, cookie: string, state: string, proof: string): string | undefined {
   try {
-    return open(current ? record.slice(WITH_PROOF.length) : record, current ? `${sessionId}\n${state}\n${proof}` : `${sessionId}\n${state}`, PURPOSE);
+    return open(sealed, `${cookie}\n${state}\n${proof}`, PURPOSE);
   } catch {
     return undefined;
   }

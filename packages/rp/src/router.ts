@@ -268,10 +268,13 @@ class Routes {
     try {
       transaction = await this.takePendingLogin(req, res, state, name);
       const coordination = coordinationOf(this.rp, req.sessionStore);
-      const from = req.sessionID;
-      // (with the sessions its cookies name that a login replaced: a copy whose answer was lost, e.g. the second of
-      // two tabs that started without a session cookie, its pending login found through its own cookie)
-      const claimed = await claimCallback(coordination, state!, [from, ...cookieSessionIds(req)], answerProof(params), transaction.createdAt + this.rp.options.transactionTtl * 1000)
+      // the browser's session cookies: the one this request's session came with (a copy whose answer was lost
+      // sends it again), and those naming sessions a login replaced (e.g. the second of two tabs that started
+      // without a session cookie, its pending login found through its own cookie). A session this request
+      // made (no cookie came) can be joined by no copy: nothing the browser holds names it
+      const cookies = sessionCookies(req);
+      const from = cookies.find((signed) => idInCookie(signed) === req.sessionID) ?? `(new session) ${req.sessionID}`;
+      const claimed = await claimCallback(coordination, state!, cookies, answerProof(params), transaction.createdAt + this.rp.options.transactionTtl * 1000)
         .catch(leaveSessionAlone(req));
       // a copy of this answer from this browser signed in already: this request ends signed in too
       if ('joined' in claimed) return await joinLogin(req, res, claimed.joined, transaction.returnTo).catch(leaveSessionAlone(req));
@@ -308,7 +311,7 @@ class Routes {
       // request a new one; the claim of the answer says which session the login is in, for that cookie only
       if (transaction === undefined && err instanceof RpError && err.code === 'invalid_state' && state && !session.oidc?.auth) {
         // (one read of the claim, then every session id of the cookie header: other apps' cookies may come first)
-        const joined = await finishedLogin(coordinationOf(this.rp, req.sessionStore), state, answerProof(params), cookieSessionIds(req)).catch(() => undefined);
+        const joined = await finishedLogin(coordinationOf(this.rp, req.sessionStore), state, answerProof(params), sessionCookies(req)).catch(() => undefined);
         if (joined) {
           return await joinLogin(req, res, joined, '/').catch((failure: unknown) => {
             throw withLoginUrl(toRpError(failure), this.rp.loginPath(name));
@@ -601,18 +604,27 @@ export const LOGIN_START_LOCK = { leaseMs: 6000, renewMs: 2000 };
 const signedOutKey = (sessionId: string): string => hashedKey('oidc-lo:', sessionId);
 
 /**
- * The session ids in the request's cookies (express-session's signed `s:<id>.<signature>` values)
- * other than the request's own: those of sessions that are gone, which express-session has replaced.
+ * The request's cookies that read as express-session's signed session ids (`s:<id>.<signature>`), whole.
+ * Their signatures are not checked here (the app's session secret is express-session's): a finished
+ * login is joined by the whole value (callback-claim.ts), which only that secret can make, never by
+ * the id it names, which a store's reader or a log line may know.
  */
-function cookieSessionIds(req: Request): string[] {
+function sessionCookies(req: Request): string[] {
   return (req.headers.cookie ?? '').split(';').slice(0, 20).map((pair) => {
     const value = pair.slice(pair.indexOf('=') + 1).trim();
     let decoded = '';
     try {
       decoded = decodeURIComponent(value);
     } catch { /* not ours */ }
-    return decoded.startsWith('s:') && decoded.lastIndexOf('.') > 2 ? decoded.slice(2, decoded.lastIndexOf('.')) : '';
-  }).filter((id) => id && id !== req.sessionID);
+    return decoded.startsWith('s:') && decoded.lastIndexOf('.') > 2 ? decoded : '';
+  }).filter(Boolean);
+}
+
+const idInCookie = (signed: string): string => signed.slice(2, signed.lastIndexOf('.'));
+
+/** The session ids the request's cookies name, other than its own: of sessions that are gone, which express-session has replaced. */
+function cookieSessionIds(req: Request): string[] {
+  return sessionCookies(req).map(idInCookie).filter((id) => id !== req.sessionID);
 }
 
 /**

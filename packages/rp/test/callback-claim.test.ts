@@ -105,14 +105,18 @@ test('the first outcome counts: a "spent" after "signed in" (a finally) changes 
   expect((await refusal(claimCallback(c, 'dropped', ['sid'], 'code-1', later, fast))).message).toMatch(/already used/);
 });
 
-test('a rolling upgrade: a finished login recorded by the previous version (sealed without the code) is still joined by a copy from that browser (review-54 F1); one this version records needs the code', async () => {
+test('a rolling upgrade: a finished login recorded by an earlier version (sealed with the bare session id) is joined by no copy ("already used"); one this version records needs the browser\'s session cookie, whole, and the code (review-60)', async () => {
   const c = coordination();
-  // what 0.x before this change wrote: done: + the new session id sealed with the old one and the state
+  // what earlier versions wrote: done: + the new session id sealed with the old one and the state (and `p.` + the code)
   await c.set(hashedKey('oidc-cb:', 'state-old'), `done:${seal('new-session', 'old-session\nstate-old', 'callback')}`, 60_000);
-  expect(await claimCallback(c, 'state-old', ['old-session'], 'code-1', later, fast)).toEqual({ joined: 'new-session' });
-  expect(await finishedLogin(c, 'state-old', 'code-1', ['old-session'])).toBe('new-session');
-  expect((await refusal(claimCallback(c, 'state-old', ['another-session'], 'code-1', later, fast))).message).toMatch(/already used/);
-  await claimOf(await claimCallback(c, 'state-new', ['old-session'], 'code-2', later, fast)).signedIn('old-session', 'newer-session');
-  expect(await c.get(hashedKey('oidc-cb:', 'state-new'))).toMatch(/^done:p\./);
-  expect(await finishedLogin(c, 'state-new', 'forged', ['old-session'])).toBeUndefined();
+  await c.set(hashedKey('oidc-cb:', 'state-p'), `done:p.${seal('new-session', 'old-session\nstate-p\ncode-1', 'callback')}`, 60_000);
+  for (const state of ['state-old', 'state-p']) {
+    expect((await refusal(claimCallback(c, state, ['old-session', 's:old-session.sig'], 'code-1', later, fast))).message).toMatch(/already used/);
+    expect(await finishedLogin(c, state, 'code-1', ['old-session', 's:old-session.sig'])).toBeUndefined();
+  }
+  await claimOf(await claimCallback(c, 'state-new', ['s:old-session.sig'], 'code-2', later, fast)).signedIn('s:old-session.sig', 'newer-session');
+  expect(await c.get(hashedKey('oidc-cb:', 'state-new'))).toMatch(/^done:c\./);
+  expect(await finishedLogin(c, 'state-new', 'code-2', ['s:old-session.sig'])).toBe('newer-session');
+  expect(await finishedLogin(c, 'state-new', 'forged', ['s:old-session.sig'])).toBeUndefined();
+  expect(await finishedLogin(c, 'state-new', 'code-2', ['old-session', 's:old-session.forged'])).toBeUndefined();
 });

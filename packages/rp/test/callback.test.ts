@@ -174,6 +174,14 @@ describe('GET /auth/callback/:provider', () => {
     const lost = await request(t.server).get(path(callback)).set('cookie', before);
     expect(lost.status).toBe(302);
     const grants = t.op.counts.grants.authorization_code ?? 0;
+    // someone with the URL and the session id the cookie names (a log line, a reader of the store), not its
+    // signature: joins nothing, in a cookie of any name (review-60: the id alone joined the victim's login)
+    const signed = decodeURIComponent(before.slice('sid='.length));
+    const forged = `s:${signed.slice(2, signed.lastIndexOf('.'))}.AAAA`;
+    for (const cookie of [`sid=${encodeURIComponent(forged)}`, `x=${encodeURIComponent(forged)}`]) {
+      const copy = await request(t.server).get(path(callback)).set({ cookie, accept: 'application/json' });
+      expect([copy.status, copy.body.error]).toEqual([400, 'invalid_state']);
+    }
     // (other apps' express-session cookies on the host, sent first, do not hide it)
     const others = ['admin.sid', 'shop.sid', 'wiki.sid', 'blog.sid'].map((n, i) => `${n}=s%3Aother-app-${i}.c2lnbmF0dXJl`).join('; ');
     const again = await request(t.server).get(path(callback)).set('cookie', `${others}; ${before}`).set('accept', 'text/html');
