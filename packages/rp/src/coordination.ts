@@ -318,6 +318,18 @@ export function sessionStoreCoordination(store: Store): Coordination {
  * six), and the store's `all()` and `length` counted them among the app's sessions.
  */
 export function processCoordination(): Coordination {
+  const made = processCoordinationOf();
+  inProcess.add(made);
+  return made;
+}
+
+/** The coordinations {@link processCoordination} made. */
+const inProcess = new WeakSet<Coordination>();
+
+/** Whether `coordination` is a map of this process ({@link processCoordination}): no other instance reads its records. */
+export const isProcessCoordination = (coordination: Coordination): boolean => inProcess.has(coordination);
+
+function processCoordinationOf(): Coordination {
   // (a set's members in a Set, in the order added, so the oldest goes first: a user with 500 sessions is one
   // step per login, not a scan; a set of one member, as most logout indexes are, is that string: a Set took
   // ≈ 140 bytes more of every login's heap)

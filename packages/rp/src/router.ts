@@ -16,7 +16,7 @@ import type { ProviderConfig, RpOptions } from './options.js';
 import { failedAfterCodeSpent, RelyingParty } from './relying-party.js';
 import { CLOCKS_DIFFER, LOGOUT_TOKEN_MAX_AGE, isUnpublishedKey } from './id-token.js';
 import { alreadyUsed, answerProof, claimCallback, finishedLogin, type CallbackClaim } from './callback-claim.js';
-import { coordinationOf, endIndexedSessions, hashedKey, keepEndedSessionsEnded, markSessionEnded, type Coordination, type KeepPending, type SessionStoreHooks } from './coordination.js';
+import { coordinationOf, endIndexedSessions, hashedKey, isProcessCoordination, keepEndedSessionsEnded, markSessionEnded, type Coordination, type KeepPending, type SessionStoreHooks } from './coordination.js';
 import { checkStore, guardedSession, inThisProcess, sessionOp } from './session-guard.js';
 import { logoutIndexKey, logoutJtiKey, logoutScope, unscopedLogoutIndexKey, type Authentication, type OidcSessionData, type Transaction } from './session.js';
 import { readStoredLogin, toStoredLogin, type StoredLogin } from './stored-login.js';
@@ -769,6 +769,7 @@ const INDEX_TTL_MS = 30 * 24 * 3600 * 1000;
 /** How long an index outlives the session it was written for: it is renewed about once a day. */
 const INDEX_SLACK_MS = 24 * 3600 * 1000;
 const HOUR_MS = 3600_000;
+const MINUTE_MS = 60_000;
 /** At most this many sessions are remembered per `sid` / `sub` (the newest): a bound on what one user's logins can store. */
 const INDEX_MAX = 500;
 /**
@@ -784,7 +785,7 @@ const INDEX_PRUNE_SPARE = 10;
 /**
  * Remembers which session ids belong to an OP `sid` and `sub` (one atomic add per record), for as long
  * as the session whose cookie is `cookie` can live: a day past its end, or 30 days for a cookie without
- * one (the browser's session). Returns until when (epoch hours).
+ * one (the browser's session). Returns until when (epoch minutes).
  *
  * Also under 0.1.0's unscoped keys, which this version reads only for this provider's sessions
  * (`ofThisProvider`): an instance still running 0.1.0 during a rolling upgrade reads only those, and a
@@ -797,7 +798,8 @@ async function indexForLogout(
   coordination: Coordination, store: Store, auth: Authentication, scope: string, sessionId: string, cookie: { expires?: Date | null } | undefined,
 ): Promise<number> {
   const sid = auth.idTokenClaims?.sid;
-  const shared = !inThisProcess(store);
+  // (the coordination as coordinationOf chose it, once: a store wrapped later keeps the process's map, review-60)
+  const shared = !isProcessCoordination(coordination) && !inThisProcess(store);
   const named: Array<['sub' | 'sid', string]> = typeof sid === 'string' ? [['sub', auth.user.sub], ['sid', sid]] : [['sub', auth.user.sub]];
   const keys = named.flatMap(([kind, value]) => [logoutIndexKey(auth.provider, scope, kind, value), ...(shared ? [unscopedLogoutIndexKey(auth.provider, kind, value)] : [])]);
   const now = Date.now();
@@ -805,7 +807,9 @@ async function indexForLogout(
   const ttlMs = end === undefined ? INDEX_TTL_MS : Math.max(end - now, 0) + INDEX_SLACK_MS;
   const sizes = await Promise.all(keys.map((key) => coordination.addToSet(key, sessionId, ttlMs, INDEX_MAX)));
   await Promise.all(keys.map((key, i) => (prunesAt(sizes[i] ?? 0) ? pruneIndex(coordination, store, key) : undefined)));
-  return Math.floor((now + ttlMs) / HOUR_MS); // (rounded down: a renewal can come early, never late)
+  // (rounded down: a renewal can come a minute early, never late. Not to the hour: every session signed in
+  // within one hour came due at once, at its end, each renewing at its next request: review-60)
+  return Math.floor((now + ttlMs) / MINUTE_MS);
 }
 
 /** When a session whose cookie is `cookie` ends (epoch ms), or undefined for a browser-session cookie. */
@@ -827,7 +831,7 @@ function logoutIndexRenewal(rp: RelyingParty): NonNullable<SessionStoreHooks['re
     const oidc = session.oidc;
     if (!oidc?.auth) return undefined;
     const now = Date.now();
-    const until = Math.max((oidc.iu ?? -Infinity) * HOUR_MS, (oidc.indexedUntil ?? -Infinity) * 1000);
+    const until = Math.max((oidc.iu ?? -Infinity) * MINUTE_MS, (oidc.indexedUntil ?? -Infinity) * 1000);
     const end = sessionEnd(session.cookie, now);
     if (until > (end ?? now + INDEX_TTL_MS - INDEX_SLACK_MS) + HOUR_MS) return undefined;
     const auth = readStoredLogin(oidc.auth);
@@ -835,7 +839,7 @@ function logoutIndexRenewal(rp: RelyingParty): NonNullable<SessionStoreHooks['re
     return rp.loadProvider(auth.provider).then(() => indexForLogout(coordinationOf(rp, store), store, auth, logoutScope(rp.provider(auth.provider)), sid, session.cookie)).then((renewed) => {
       oidc.iu = renewed;
       delete oidc.indexedUntil;
-      debug('back-channel logout index of a session renewed until %s', new Date(renewed * HOUR_MS).toISOString());
+      debug('back-channel logout index of a session renewed until %s', new Date(renewed * MINUTE_MS).toISOString());
     }, (err: unknown) => {
       debug('back-channel logout index of a session not renewed: %s', (err as Error).message);
       throw err;

@@ -85,7 +85,7 @@ export interface OidcSessionData {
   /** The login, in its compact form (read it with `readStoredLogin()`, or use `req.oidc`); logins of earlier versions are whole `Authentication`s. */
   auth?: StoredLogin | Authentication;
   /**
-   * Until when the login's back-channel-logout index lives, in hours since the epoch (rounded down):
+   * Until when the login's back-channel-logout index lives, in minutes since the epoch (rounded down):
    * renewed when the session comes to outlive it (a rolling cookie, a session in use for weeks).
    * Named short because every signed-in session carries it (its size is an issue #11 target).
    */
