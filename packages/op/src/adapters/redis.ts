@@ -141,19 +141,19 @@ export function redisAdapter(client: RedisAdapterClient, options: RedisAdapterOp
     kind: 'redis',
     adapterFor: (model) => new RedisModelAdapter(model, keys, redis),
     increment: (key, ttl) =>
-      redis.guard('increment', async () => {
+      redis.guard('a sign-in counter\'s increment', async () => {
         const seconds = String(Math.max(1, Math.ceil(ttl)));
         return Number(await redis.run(INCREMENT, [keys.counter(key)], [seconds]));
       }),
-    decrement: (key) => redis.guard('decrement', async () => void (await redis.run(DECREMENT, [keys.counter(key)], []))),
-    count: (key) => redis.guard('count', async () => Number((await redis.command(keys.counter(key), ['GET', keys.counter(key)])) ?? 0)),
-    reset: (key) => redis.guard('reset', async () => void (await redis.command(keys.counter(key), ['DEL', keys.counter(key)]))),
+    decrement: (key) => redis.guard('a sign-in counter\'s decrement', async () => void (await redis.run(DECREMENT, [keys.counter(key)], []))),
+    count: (key) => redis.guard('a sign-in counter\'s read', async () => Number((await redis.command(keys.counter(key), ['GET', keys.counter(key)])) ?? 0)),
+    reset: (key) => redis.guard('a sign-in counter\'s reset', async () => void (await redis.command(keys.counter(key), ['DEL', keys.counter(key)]))),
     // due times are kept on Redis's clock (the delay until `dueAt`, then "now" when taking), so
     // instances whose clocks differ take each item when it is due, not early or minutes late
     schedule: (queue, item, dueAt) =>
-      redis.guard('schedule', async () => void (await redis.run(SCHEDULE, [keys.queue(queue)], [String(Math.round(dueAt - Date.now())), item, String(MAX_QUEUED)]))),
+      redis.guard('a back-channel logout\'s retry, to queue it', async () => void (await redis.run(SCHEDULE, [keys.queue(queue)], [String(Math.round(dueAt - Date.now())), item, String(MAX_QUEUED)]))),
     // (polled every second: once the app closed its client, nothing is asked, rather than a failure a second)
-    takeDue: async (queue, _now, max) => (client.isOpen === false ? [] : redis.guard('takeDue',
+    takeDue: async (queue, _now, max) => (client.isOpen === false ? [] : redis.guard('the back-channel logout retries due, to take them',
       async () => ((await redis.run(TAKE_DUE, [keys.queue(queue)], [String(max)])) as string[] | null) ?? [])),
   };
 }
