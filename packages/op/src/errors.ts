@@ -69,10 +69,13 @@ export class StoreUnavailableError extends Error {
    * ACL user, or full: `OOM`): still a 503 with `Retry-After`, but its page and JSON do not tell the user it passes by itself.
    */
   readonly lasting?: boolean;
-  constructor(message: string, options?: { cause?: unknown; lasting?: boolean }) {
+  /** True when the store answered, and another live request holds what this one needs (a consume lease): a 503 to retry, not an outage for the log. */
+  readonly busy?: boolean;
+  constructor(message: string, options?: { cause?: unknown; lasting?: boolean; busy?: boolean }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'StoreUnavailableError';
     if (options?.lasting) this.lasting = true;
+    if (options?.busy) this.busy = true;
   }
 }
 
@@ -100,9 +103,9 @@ export const isLastingRefusal = (err: unknown): boolean => storeFailureIn(err, t
  * The StoreUnavailableError `err` is or wraps (by its stable code, safe across module copies), the first
  * among its causes; with `lasting`, the first that lasts until someone changes a setting. Undefined: none.
  */
-export function storeFailureIn(err: unknown, lasting = false): { message: string; lasting?: boolean } | undefined {
+export function storeFailureIn(err: unknown, lasting = false): { message: string; lasting?: boolean; busy?: boolean } | undefined {
   for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const c = e as { code?: unknown; message: string; lasting?: boolean };
+    const c = e as { code?: unknown; message: string; lasting?: boolean; busy?: boolean };
     if (c.code === 'store_unavailable' && (!lasting || c.lasting === true)) return c;
   }
   return undefined;
@@ -140,7 +143,7 @@ const saidThisMinute = onceEvery(60_000);
  */
 export function warnStoreFailure(err: unknown): void {
   const failure = storeFailureIn(err);
-  if (!failure) return;
+  if (!failure || failure.busy) return; // (Redis answered: nothing for its operators)
   const message = withoutSecrets(String(failure.message));
   // one failure whatever id or number its text quotes (a session id, "connection 12"): not a line per request
   if (!saidThisMinute(message.replace(/\d+/g, '#'))) return;

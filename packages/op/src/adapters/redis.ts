@@ -587,7 +587,7 @@ class RedisModelAdapter implements Adapter {
         return unspent;
       }
       if (Date.now() + Math.min(found.leaseLeft, LEASE_POLL_MS) > until) {
-        throw new StoreUnavailableError(`another request is still using this ${this.model} (it holds its consume lease): try again in a moment`);
+        throw new StoreUnavailableError(`another request is still using this ${this.model} (it holds its consume lease): try again in a moment`, { busy: true });
       }
       await new Promise((resolve) => setTimeout(resolve, Math.min(found.leaseLeft!, LEASE_POLL_MS)));
     }
