@@ -22,6 +22,9 @@
 // targets then compare instructions too; CPU time is still printed. CYCLES=3 (phases b and c): each
 // counted window spans 3 whole GC cycles instead of COUNT requests or LOGINS logins (a fixed count
 // holds one mark-compact more or less by luck, and each one sets off a wave of re-optimisation).
+// The instruction tables also give the part spent in V8's optimizing compilers and the ratio without it: the
+// compiling goes on long after warm-up (a third of a login after 3 300 logins; WARMUP=30000 for those), and
+// moves with code size between builds (RESULTS.md, session 61). CALLGRIND_KEEP=dir keeps each window's dump.
 // SIM=1 (with MEASURE=instructions): callgrind also simulates the caches and branch prediction, and
 // the tables add L1 and last-level misses, mispredicted branches and callgrind's estimate of cycles
 // per request (see bench/lib/instructions.mjs); about twice as slow again.
@@ -290,6 +293,8 @@ const speedColumns = (unit, per) => [
   ...(INSTRUCTIONS ? [
     { head: `instructions/${per} (median)`, value: (r) => fmt(med(r, 'instructions')) },
     { head: `ours / this, instructions/${per} per round`, value: (r, ours) => (ours ? listRatios(perRound(ours, r, 'instructions')) : '–') },
+    { head: `of which V8's optimizing compiler/${per}`, value: (r) => fmt(med(r, 'compiler')) },
+    { head: `ours / this, instructions without the compiler/${per} per round`, value: (r, ours) => (ours ? listRatios(perRound(ours, r, 'withoutCompiler')) : '–') },
   ] : []),
   ...(INSTRUCTIONS && SIM ? [
     { head: `L1 misses/${per}`, value: (r) => fmt(med(r, 'l1')) },
@@ -337,7 +342,7 @@ async function measure(app, op, fn) {
   return out;
 }
 
-const add = (results, name, result) => void (results[name] ??= []).push(result);
+const add = (results, name, result) => void (results[name] ??= []).push(result.compiler === undefined ? result : { ...result, withoutCompiler: result.instructions - result.compiler });
 
 /**
  * measure() with the app's instructions counted by callgrind (MEASURE=instructions), after a full GC
@@ -485,7 +490,7 @@ function printTargets({ roundTrip, protected: prot, memory }) {
     if (PAIRED && rows === prot && field === 'rps') return void lines.push(`- req/s ${of} / ${other}: not measured (PAIRED: every app answered the same fixed rate)`);
     const r = perRound(rows[of], rows[other], field);
     const m = median(r);
-    const what = { rps: 'req/s', opCpuUs: 'OP CPU per login', instructions: 'instructions per request/login' }[field] ?? 'CPU per request/login';
+    const what = { rps: 'req/s', opCpuUs: 'OP CPU per login', instructions: 'instructions per request/login', withoutCompiler: 'instructions per request/login without V8\'s optimizing compiler' }[field] ?? 'CPU per request/login';
     const diagnostic = of !== 'ours' ? ' (diagnostic, not a target)' : '';
     lines.push(`- ${what} ${of} / ${other}: ${listRatios(r)} — ${diagnostic ? '' : 'target '}${cmp} ${limit}×: ${(cmp === '≥' ? m >= limit : m <= limit) ? 'met' : 'NOT met'}${diagnostic}`);
     targets.push({ name: `${what} ${of} / ${other}${diagnostic}`, ratios: r, limit, cmp });
@@ -499,6 +504,7 @@ function printTargets({ roundTrip, protected: prot, memory }) {
   for (const name of Object.keys(prot)) if (name !== 'ours' && name !== 'floor-tokens') vs(prot, 'floor-tokens', 'cpuUs', 1.05, '≤', name);
   vs(roundTrip, 'handwritten', 'cpuUs', 1.0, '≤');
   if (INSTRUCTIONS) vs(roundTrip, 'handwritten', 'instructions', 1.0, '≤');
+  if (INSTRUCTIONS) vs(roundTrip, 'handwritten', 'withoutCompiler', 1.0, '≤');
   vs(roundTrip, 'handwritten', 'opCpuUs', 1.05, '≤');
   if (memory.ours && memory.passport) {
     lines.push(`- session bytes ours / passport: ${ratio(memory.ours.sessionBytes, memory.passport.sessionBytes)} (with the back-channel-logout index ${ratio(memory.ours.storeBytes, memory.passport.storeBytes)}) — target ≤ 1.1×`);

@@ -6,7 +6,7 @@
 // Needs the Debian package `valgrind` (valgrind + callgrind_control). The child runs about 50×
 // slower under it: warm up with enough requests for V8 to optimise the hot paths first.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -97,6 +97,9 @@ async function stopCounting(child, dir) {
   await control(child.pid, '--instr=off');
   await control(child.pid, '--dump');
   const dumps = readdirSync(dir).filter((f) => f.startsWith(`out.${child.pid}`));
+  // CALLGRIND_KEEP=dir (diagnostics): each window's dumps are copied there, for callgrind_annotate (V8's own
+  // C++, the GC, OpenSSL and libuv by symbol; JIT-compiled JavaScript shows as unnamed addresses)
+  if (process.env.CALLGRIND_KEEP) for (const f of dumps) copyFileSync(join(dir, f), join(process.env.CALLGRIND_KEEP, `${f}.${Date.now()}`));
   const sums = {};
   for (const f of dumps) {
     const text = readFileSync(join(dir, f), 'utf8');
@@ -105,11 +108,34 @@ async function stopCounting(child, dir) {
     events.forEach((e, i) => void (sums[e] = (sums[e] ?? 0) + (totals[i] ?? 0)));
   }
   if (!sums.Ir) throw new Error(`callgrind wrote no counts for pid ${child.pid} in ${dir}`);
-  if (!SIM) return { total: sums.Ir };
+  const compiler = await compilerInstructions(dir, dumps);
+  if (!SIM) return { total: sums.Ir, compiler };
   const l1 = (sums.I1mr ?? 0) + (sums.D1mr ?? 0) + (sums.D1mw ?? 0);
   const ll = (sums.ILmr ?? 0) + (sums.DLmr ?? 0) + (sums.DLmw ?? 0);
   const mispredicted = (sums.Bcm ?? 0) + (sums.Bim ?? 0);
-  return { total: sums.Ir, sim: { l1, ll, mispredicted, cycles: sums.Ir + 10 * (l1 + mispredicted) + 100 * ll } };
+  return { total: sums.Ir, compiler, sim: { l1, ll, mispredicted, cycles: sums.Ir + 10 * (l1 + mispredicted) + 100 * ll } };
+}
+
+/** V8's own optimizing compilers (TurboFan, Maglev) and their zones, by the symbols of the node binary. */
+const COMPILER = /v8::internal::(compiler|maglev|turboshaft)::|v8::internal::(Zone|Compiler|OptimizedCompilationInfo|OptimizedCompilationJob|TurbofanCompilationJob)\b|v8::internal::(Register|Instruction|Code)(Allocat|Select|Generat)/;
+
+/**
+ * The instructions of a window spent in V8's optimizing compilers (callgrind_annotate's self cost by
+ * symbol). Under `--single-threaded` they run on the main thread, and they go on long after warm-up:
+ * after 3 300 logins a third of a login window was still TurboFan re-optimizing code that library
+ * deopts (Node's streams, undici's parser) threw away, in ours and the hand-written app alike
+ * (bench/RESULTS.md, session 61). Printed apart, so the code's own cost can be read without that churn.
+ */
+export async function compilerInstructions(dir, dumps) {
+  let sum = 0;
+  for (const f of dumps) {
+    const { stdout } = await run('callgrind_annotate', ['--threshold=100', join(dir, f)], { maxBuffer: 1 << 28 });
+    for (const line of stdout.split('\n')) {
+      const m = /^\s*([\d,]+)\s+\(/.exec(line);
+      if (m && COMPILER.test(line)) sum += Number(m[1].replaceAll(',', ''));
+    }
+  }
+  return sum;
 }
 
 /** Per request: `sim` (SIM=1) divided by `requests`. */
@@ -126,8 +152,8 @@ export async function countInstructions(child, dir, measure) {
   if (process.env.V8_FLAGS) console.log(`--- counting pid ${child.pid}`);
   const result = await measure();
   if (process.env.V8_FLAGS) console.log(`--- counted pid ${child.pid}`);
-  const { total, sim } = await stopCounting(child, dir);
-  return { ...result, instructions: total / result.requests, ...perRequest(sim, result.requests) };
+  const { total, compiler, sim } = await stopCounting(child, dir);
+  return { ...result, instructions: total / result.requests, compiler: compiler / result.requests, ...perRequest(sim, result.requests) };
 }
 
 /**
@@ -159,6 +185,6 @@ export async function countInstructionsOverCycles(child, dir, runBatch, { cycles
   }
   const rps = requests / ((performance.now() - started) / 1000);
   if (process.env.V8_FLAGS) console.log(`--- counted pid ${child.pid}`);
-  const { total, sim } = await stopCounting(child, dir);
-  return { requests, rps, instructions: total / requests, ...perRequest(sim, requests), majorGcs: (await majorGcs()) - start };
+  const { total, compiler, sim } = await stopCounting(child, dir);
+  return { requests, rps, instructions: total / requests, compiler: compiler / requests, ...perRequest(sim, requests), majorGcs: (await majorGcs()) - start };
 }
