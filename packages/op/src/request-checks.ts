@@ -55,15 +55,55 @@ export function checkHost(trustProxy: boolean, views: Views): RequestCheck {
  * and `javascript` a discovery document of javascript:// endpoints. Anything but http or https is
  * refused with a 400. (Used with an http issuer; an https issuer's scheme is pinned, `pinHost`.)
  */
-export function checkForwardedProto(views: Views): RequestCheck {
+export function checkForwardedProto(refuse: RefuseMalformed): RequestCheck {
   return (req, res) => {
     const proto = req.headers['x-forwarded-proto'];
     if (!proto || /^https?$/i.test(String(proto).split(',')[0]!.trim())) return true;
-    void sendRefusal(req, res, views, {
-      status: 400, code: 'invalid_request', message: 'The request\'s X-Forwarded-Proto header is malformed: its first entry must be http or https.',
-    });
+    return refuse(req, res, 'The request\'s X-Forwarded-Proto header is malformed: its first entry must be http or https.');
+  };
+}
+
+/**
+ * What `checkForwardedProto` does with a malformed request: false when it is refused
+ * (a 400 saying what is malformed), true to let it go on. op() under a path refuses it at once
+ * (`refuseAtOnce`); op() at the root of a host only where it answers the request itself (`refuseOwn`).
+ */
+export type RefuseMalformed = (req: Request, res: Response, message: string) => boolean;
+
+/** Refuses a malformed request with a 400 saying what is malformed. */
+export function refuseAtOnce(views: Views): RefuseMalformed {
+  return (req, res, message) => {
+    void sendRefusal(req, res, views, { status: 400, code: 'invalid_request', message });
     return false;
   };
+}
+
+const MALFORMED = Symbol('what is malformed in a request op() at the root of a host let go on');
+type Noted = Request & { [MALFORMED]?: string };
+
+/**
+ * op() at the root of a host sees every request of the app, and the ones it does not answer go on
+ * to the app's routes after it, which must get them as they came (as with op() under a path): a
+ * malformed request oidc-provider answers (`answeredByProvider`) is refused at once; any other goes on,
+ * noted, and is refused only where op() answers it after all (`refuseNoted`): its own Express
+ * routes, and the 404, 405 or 204 it gives an API endpoint's path itself.
+ *
+ * @example
+ * checkForwardedProto(atRoot ? refuseOwn(views, answeredByProvider(provider)) : refuseAtOnce(views));
+ */
+export function refuseOwn(views: Views, answeredByProvider: (req: Request) => boolean): RefuseMalformed {
+  const refuse = refuseAtOnce(views);
+  return (req, res, message) => {
+    if (answeredByProvider(req)) return refuse(req, res, message);
+    (req as Noted)[MALFORMED] ??= message;
+    return true;
+  };
+}
+
+/** Refuses the request `refuseOwn` let go on, now that op() answers it: false then, true for any other. */
+export function refuseNoted(req: Request, res: Response, views: Views): boolean {
+  const message = (req as Noted)[MALFORMED];
+  return message === undefined || refuseAtOnce(views)(req, res, message);
 }
 
 /**

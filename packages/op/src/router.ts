@@ -14,12 +14,15 @@ import { completeLogin, completeOnce, interactionRoutes, type InteractionDeps } 
 import { resolveKeys } from './keys.js';
 import { retiredKeyHint } from './retired-hint.js';
 import { formPostPolicy } from './form-post-csp.js';
-import { checkForwardedProto, checkHost, checkMount, corsHeadersSet, ownCors, pinHost, type RequestCheck } from './request-checks.js';
+import {
+  checkForwardedProto, checkHost, checkMount, corsHeadersSet, ownCors, pinHost, refuseAtOnce, refuseNoted, refuseOwn, type RequestCheck,
+} from './request-checks.js';
 import { claimDeviceResume } from './device-flow.js';
 import { checkLogoutCsrf } from './logout-csrf.js';
 import { requestUriOn, resolveOptions, type OpOptions, type ResolvedOptions } from './options.js';
 import { postToGet } from './post-to-get.js';
 import { createProvider, receivedValues } from './provider.js';
+import { answeredByProvider } from './provider-routes.js';
 import { requestUriByReference } from './request-uri.js';
 import { parseAllowedHosts } from './private-hosts.js';
 import { warnHttpIssuerOverHttps, warnUntrustedProxyOnce } from './proxy-warning.js';
@@ -122,8 +125,8 @@ function onMount(app: Express, o: ResolvedOptions) {
   app.on('mount', check);
 }
 
-/** Gives redirect-based authenticators (upstream) their routes, each after the session step. */
-function mountAuthenticators(app: Express, deps: InteractionDeps, o: ResolvedOptions, session: RequestHandler) {
+/** Gives redirect-based authenticators (upstream) their routes, each after `own` and the session step. */
+function mountAuthenticators(app: Express, deps: InteractionDeps, o: ResolvedOptions, own: RequestHandler, session: RequestHandler) {
   for (const authenticator of deps.authenticators) {
     const router = express.Router();
     authenticator.mount?.({
@@ -132,8 +135,22 @@ function mountAuthenticators(app: Express, deps: InteractionDeps, o: ResolvedOpt
       completeOnce: (req, res, once, outcome) => completeOnce(deps, req, res, once, outcome),
     });
     const paths = router.stack.flatMap((layer) => (layer.route ? [layer.route.path] : []));
+    first(app, router, own);
     for (const path of new Set(paths)) app.all(path, session);
     app.use(router);
+  }
+}
+
+/**
+ * Runs `handler` before each route of `router` (mounted at `mount`), on the methods it takes (`all`
+ * for every method), and on OPTIONS, which Express answers itself (200 with Allow) where a route has
+ * the path. (On `app`: a router of its own would answer OPTIONS at its end, before `router` does.)
+ */
+function first(app: Express, router: express.Router, handler: RequestHandler, mount = ''): void {
+  for (const { route } of router.stack) {
+    if (!route) continue;
+    const path = mount ? `${mount}${route.path}` : route.path;
+    for (const method of new Set([...route.stack.map((layer) => layer.method ?? 'all'), 'options'])) app[method as 'all'](path, handler);
   }
 }
 
@@ -284,6 +301,7 @@ function answerUnknownPaths(provider: Provider, views: Views, passOn: boolean): 
       giveBack(req, res);
       return req[PASS_ON]();
     }
+    if (!refuseNoted(req, res, views)) return; // a malformed request op() answers itself after all
     const methods = allow.get(ctx.path.toLowerCase());
     await (methods ? sendMethodNotAllowed(req, res, views, methods) : sendRefusal(req, res, views, {
       status: 404, code: 'not_found', message: `There is no ${ctx.method} ${shownPath(req)} here. Check the address, or start again from the application you came from.`,
@@ -360,12 +378,14 @@ export function op(options: OpOptions): OpApp {
   const session = sessionStep(o, views, refuse);
   // the checks every request passes, in one layer (each layer costs on the API endpoints' hot path)
   const atRoot = o.mountPath === '';
+  // (at the root of a host, a malformed request op() passes on to the app's routes is theirs, not op()'s to refuse)
+  const malformed = atRoot ? refuseOwn(views, answeredByProvider(provider)) : refuseAtOnce(views);
   const checks: RequestCheck[] = [
     ...(atRoot ? [keepAsReceived] : []), // what the checks change is given back to the app's routes after op()
     ...(o.trustProxy ? [] : [warnUntrustedProxyOnce(o.issuer)]),
     checkMount(o.mountPath, views, (req, res) => refuse(req, res, { code: 'mount_mismatch', message: `op(): ${mountMismatch(o, req.baseUrl)}` })),
     checkHost(o.trustProxy, views),
-    ...(o.trustProxy && o.issuerUrl.protocol !== 'https:' ? [checkForwardedProto(views), warnHttpIssuerOverHttps(o.issuer)] : []),
+    ...(o.trustProxy && o.issuerUrl.protocol !== 'https:' ? [checkForwardedProto(malformed), warnHttpIssuerOverHttps(o.issuer)] : []),
     pinHost(o.issuer, o.trustProxy),
     ownCors,
   ];
@@ -376,6 +396,10 @@ export function op(options: OpOptions): OpApp {
   app.use((req: Request, res: Response, next: NextFunction) => {
     if (passesChecks(req, res)) next();
   });
+  // first on each of op()'s own routes: a malformed request the checks let go on (`refuseOwn`) is refused there
+  const own: RequestHandler = (req, res, next) => {
+    if (refuseNoted(req, res, views)) next();
+  };
   const deps: InteractionDeps = {
     provider, views, accounts: o.accounts,
     authenticators: o.authenticators.length ? o.authenticators : [password()],
@@ -389,18 +413,24 @@ export function op(options: OpOptions): OpApp {
     claims: store,
   };
   const interactions = interactionRoutes(deps, session);
+  first(app, interactions, own, '/interaction');
   app.use('/interaction', interactions);
-  mountAuthenticators(app, deps, o, session);
+  mountAuthenticators(app, deps, o, own, session);
   // (at the root of a host, a method these paths do not take goes on to the app's own routes, as any unknown request does)
   if (!atRoot) app.use('/interaction', interactions.wrongMethods);
   const endSession = provider.pathFor('end_session', { mountPath: '' });
+  // op()'s own routes: `own` first, on OPTIONS too (Express answers it itself where a route has the path)
+  const route = (method: 'get' | 'post', path: string, ...handlers: RequestHandler[]): void => {
+    app.options(path, own);
+    app[method](path, own, ...handlers);
+  };
   // the logout page's CSRF token lives in the browser session; the body is left for oidc-provider to parse
-  app.get(endSession, session, retiredKeyHint(keys.jwks.keys));
-  app.post(provider.pathFor('end_session_confirm', { mountPath: '' }), session, checkLogoutCsrf(logoutRefused(views, `${o.mountPath}${endSession}`)));
+  route('get', endSession, session, retiredKeyHint(keys.jwks.keys));
+  route('post', provider.pathFor('end_session_confirm', { mountPath: '' }), session, checkLogoutCsrf(logoutRefused(views, `${o.mountPath}${endSession}`)));
   const codeVerification = endpointPath(provider, 'code_verification');
-  if (codeVerification) app.get(`${codeVerification}/:uid`, claimDeviceResume(store, provider, views));
+  if (codeVerification) route('get', `${codeVerification}/:uid`, claimDeviceResume(store, provider, views));
   for (const endpoint of ['authorization', 'end_session'] as const) {
-    app.post(provider.pathFor(endpoint, { mountPath: '' }), ...postToGet(o.mountPath));
+    route('post', provider.pathFor(endpoint, { mountPath: '' }), ...postToGet(o.mountPath));
   }
   answerUnknownPaths(provider, views, atRoot);
   formPostPolicy(provider);
