@@ -32,7 +32,7 @@ const absoluteAuthority = (url: string): string | undefined => /^https?:\/\/([^/
  * `X-Forwarded-Host` is malformed with a 400, before oidc-provider turns it into a URL and fails
  * with a 500.
  */
-export function checkHost(trustProxy: boolean, views: Views): RequestCheck {
+export function checkHost(trustProxy: boolean, refuse: RefuseMalformed): RequestCheck {
   // the last Host found well-formed: nearly every request carries the same one, and the check is a
   // pure function of it (this skips a regex and a URL parse per request)
   let lastValid: string | undefined;
@@ -44,8 +44,7 @@ export function checkHost(trustProxy: boolean, views: Views): RequestCheck {
     const target = absoluteAuthority(req.originalUrl);
     if (hostValid && (forwarded === undefined || isValidAuthority(forwarded))
       && (target === undefined || isValidAuthority(target))) return true;
-    void sendRefusal(req, res, views, { status: 400, code: 'invalid_request', message: 'The request\'s Host header is malformed.' });
-    return false;
+    return refuse(req, res, 'The request\'s Host header is malformed.');
   };
 }
 
@@ -64,7 +63,7 @@ export function checkForwardedProto(refuse: RefuseMalformed): RequestCheck {
 }
 
 /**
- * What `checkForwardedProto` does with a malformed request: false when it is refused
+ * What `checkHost` and `checkForwardedProto` do with a malformed request: false when it is refused
  * (a 400 saying what is malformed), true to let it go on. op() under a path refuses it at once
  * (`refuseAtOnce`); op() at the root of a host only where it answers the request itself (`refuseOwn`).
  */

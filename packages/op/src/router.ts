@@ -384,7 +384,7 @@ export function op(options: OpOptions): OpApp {
     ...(atRoot ? [keepAsReceived] : []), // what the checks change is given back to the app's routes after op()
     ...(o.trustProxy ? [] : [warnUntrustedProxyOnce(o.issuer)]),
     checkMount(o.mountPath, views, (req, res) => refuse(req, res, { code: 'mount_mismatch', message: `op(): ${mountMismatch(o, req.baseUrl)}` })),
-    checkHost(o.trustProxy, views),
+    checkHost(o.trustProxy, malformed),
     ...(o.trustProxy && o.issuerUrl.protocol !== 'https:' ? [checkForwardedProto(malformed), warnHttpIssuerOverHttps(o.issuer)] : []),
     pinHost(o.issuer, o.trustProxy),
     ownCors,

@@ -1,6 +1,6 @@
 /**
- * op() at the root of a host (`app.use(op({...}))`) sees every request of the app. A malformed
- * X-Forwarded-Proto (an http issuer behind a trusted proxy) is op()'s 400 on
+ * op() at the root of a host (`app.use(op({...}))`) sees every request of the app. A malformed Host,
+ * X-Forwarded-Host or (an http issuer behind a trusted proxy) X-Forwarded-Proto is op()'s 400 on
  * every request op() answers itself, before oidc-provider builds a URL of it; every request op()
  * passes on reaches the app's routes after it as it came, as it does with op() mounted at /op.
  * Which is which is not listed here: each request is sent once with well-formed headers, and who
@@ -112,6 +112,12 @@ const malformed = (header: string, values: string[], seen: string) => async () =
 // before: op()'s 400 on every request of the app, on its own routes too
 test('a malformed X-Forwarded-Proto is op()\'s 400 on each request op() answers (never javascript:// URLs, never a 500); the app\'s routes get it as sent',
   malformed('x-forwarded-proto', ['javascript', 'a b', 'ht<tp', ', https'], 'x-seen-proto'));
+
+test('a malformed Host is op()\'s 400 on each request op() answers (never a 500); the app\'s routes get it as sent',
+  malformed('host', ['a b', 'exa<mple.com', '127.0.0.1:99999', '[zz]'], 'x-seen-host'));
+
+test('a malformed X-Forwarded-Host is op()\'s 400 on each request op() answers; the app\'s routes get it as sent',
+  malformed('x-forwarded-host', ['a b', 'exa<mple.com:1'], 'x-seen-forwarded-host'));
 
 test('well-formed headers reach the app\'s routes as before, and op()\'s answers use the issuer\'s scheme', async () => {
   jest.spyOn(console, 'warn').mockImplementation(() => undefined); // (X-Forwarded-Proto: https with an http issuer is warned about)
