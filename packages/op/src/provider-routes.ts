@@ -26,14 +26,17 @@ export function answeredByProvider(provider: Provider): (req: Request) => boolea
     const probe = { method, path, params: {}, set router(_router: unknown) { matched = true; throw STOP; } };
     try {
       Promise.resolve(dispatch(probe, () => Promise.resolve())).catch(() => undefined);
-    } catch { /* STOP: the route was not run */ }
+    } catch (error) {
+      if (error !== STOP) matched = true; // (anything else: taken for one of its own, the safe side)
+    }
     return matched;
   };
   if (!routed('GET', '/.well-known/openid-configuration') || routed('GET', '/.well-known/openid-configuration/none')) {
-    log('oidc-provider\'s routes could not be read: at the root of a host, every request with a malformed Host or X-Forwarded-Proto is refused');
+    log('oidc-provider\'s routes could not be read: at the root of a host, every request with a malformed Host, X-Forwarded-Host or X-Forwarded-Proto is refused');
     return () => true;
   }
-  return (req) => (req.method !== 'OPTIONS' || req.headers['access-control-request-method'] !== undefined) && routed(req.method, req.path);
+  // (oidc-provider takes an OPTIONS request for a CORS preflight only with a non-empty Access-Control-Request-Method)
+  return (req) => (req.method !== 'OPTIONS' || Boolean(req.headers['access-control-request-method'])) && routed(req.method, req.path);
 }
 
 const STOP = Symbol('a route matched');

@@ -125,8 +125,13 @@ function onMount(app: Express, o: ResolvedOptions) {
   app.on('mount', check);
 }
 
-/** Gives redirect-based authenticators (upstream) their routes, each after `own` and the session step. */
-function mountAuthenticators(app: Express, deps: InteractionDeps, o: ResolvedOptions, own: RequestHandler, session: RequestHandler) {
+/**
+ * Gives redirect-based authenticators (upstream) their routes, each after `own` and the session step.
+ * False when an authenticator's router has a layer that is no route (`router.use(...)`), which `own`
+ * cannot be put in front of.
+ */
+function mountAuthenticators(app: Express, deps: InteractionDeps, o: ResolvedOptions, own: RequestHandler, session: RequestHandler): boolean {
+  let routesOnly = true;
   for (const authenticator of deps.authenticators) {
     const router = express.Router();
     authenticator.mount?.({
@@ -136,9 +141,11 @@ function mountAuthenticators(app: Express, deps: InteractionDeps, o: ResolvedOpt
     });
     const paths = router.stack.flatMap((layer) => (layer.route ? [layer.route.path] : []));
     first(app, router, own);
+    routesOnly &&= router.stack.every((layer) => layer.route);
     for (const path of new Set(paths)) app.all(path, session);
     app.use(router);
   }
+  return routesOnly;
 }
 
 /**
@@ -379,7 +386,11 @@ export function op(options: OpOptions): OpApp {
   // the checks every request passes, in one layer (each layer costs on the API endpoints' hot path)
   const atRoot = o.mountPath === '';
   // (at the root of a host, a malformed request op() passes on to the app's routes is theirs, not op()'s to refuse)
-  const malformed = atRoot ? refuseOwn(views, answeredByProvider(provider)) : refuseAtOnce(views);
+  // (unless an authenticator answers through `router.use()`: op() cannot tell which requests those are, so every
+  // malformed request is refused at once, as under a path)
+  let refuseEvery = false;
+  const answered = atRoot ? answeredByProvider(provider) : undefined;
+  const malformed = answered ? refuseOwn(views, (req) => refuseEvery || answered(req)) : refuseAtOnce(views);
   const checks: RequestCheck[] = [
     ...(atRoot ? [keepAsReceived] : []), // what the checks change is given back to the app's routes after op()
     ...(o.trustProxy ? [] : [warnUntrustedProxyOnce(o.issuer)]),
@@ -415,7 +426,10 @@ export function op(options: OpOptions): OpApp {
   const interactions = interactionRoutes(deps, session);
   first(app, interactions, own, '/interaction');
   app.use('/interaction', interactions);
-  mountAuthenticators(app, deps, o, own, session);
+  if (!mountAuthenticators(app, deps, o, own, session) && atRoot) {
+    refuseEvery = true;
+    log('an authenticator\'s router has a layer that is no route (router.use): at the root of a host, every request with a malformed Host, X-Forwarded-Host or X-Forwarded-Proto is refused');
+  }
   // (at the root of a host, a method these paths do not take goes on to the app's own routes, as any unknown request does)
   if (!atRoot) app.use('/interaction', interactions.wrongMethods);
   const endSession = provider.pathFor('end_session', { mountPath: '' });

@@ -126,3 +126,34 @@ test('well-formed headers reach the app\'s routes as before, and op()\'s answers
   const doc = await send('GET', '/.well-known/oauth-authorization-server', { 'x-forwarded-proto': 'http' });
   expect(doc.body.token_endpoint).toBe(`${issuer}/token`);
 });
+
+// (review-61: an OPTIONS request with an empty Access-Control-Request-Method is no preflight to oidc-provider)
+test('an OPTIONS request with an empty Access-Control-Request-Method that op() passes on goes on to the app, malformed headers or not', async () => {
+  const options = (proto: string) => send('OPTIONS', '/TOKEN', { 'x-forwarded-proto': proto, 'access-control-request-method': '' });
+  const ok = await options('http');
+  expect([ok.status, ok.headers['x-answered-by']]).toEqual([200, 'app']);
+  const bad = await options('javascript');
+  expect([bad.status, bad.headers['x-answered-by'], bad.headers['x-seen-proto']]).toEqual([200, 'app', 'javascript']);
+});
+
+// (review-61: `own` can be put before an authenticator's routes only, not before its router.use() layers)
+test('an authenticator that answers through router.use(): every malformed request is refused at once, as under a path', async () => {
+  const sso: Authenticator = {
+    id: 'sso', label: 'SSO', fields: () => '', throttleKey: () => undefined, verify: async () => ({ ok: false }),
+    mount: ({ router }) => void router.use('/sso/start', (req, res) => void res.redirect(`${req.protocol}://${req.get('host')}/sso/callback`)),
+  };
+  const app = express();
+  app.use(session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false }));
+  app.use(op({
+    issuer: 'http://127.0.0.1:42302', trustProxy: true, accounts, adapter: memoryAdapter(), ...generateKeys(), authenticators: [password(), sso],
+    clients: [{ client_id: 'app', client_secret: 'app-secret-that-is-long-enough-0123456789', redirect_uris: ['https://app.example.com/cb'] }],
+  }));
+  app.use((_req, res) => void res.set('x-answered-by', 'app').json({}));
+  jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+  const ok = await request(app).get('/sso/start').set('x-forwarded-proto', 'http');
+  expect([ok.status, ok.headers.location]).toEqual([302, 'http://127.0.0.1:42302/sso/callback']);
+  for (const path of ['/sso/start', '/api/data']) {
+    const res = await request(app).get(path).set('x-forwarded-proto', 'javascript').set('accept', 'application/json');
+    expect([path, res.status, res.headers.location, String(res.body.error_description)]).toEqual([path, 400, undefined, expect.stringContaining('X-Forwarded-Proto')]);
+  }
+});
