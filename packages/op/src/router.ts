@@ -130,7 +130,7 @@ function onMount(app: Express, o: ResolvedOptions) {
  * False when an authenticator's router has a layer that is no route (`router.use(...)`), which `own`
  * cannot be put in front of.
  */
-function mountAuthenticators(app: Express, deps: InteractionDeps, o: ResolvedOptions, own: RequestHandler, session: RequestHandler): boolean {
+function mountAuthenticators(app: Express, deps: InteractionDeps, o: ResolvedOptions, own: RequestHandler | undefined, session: RequestHandler): boolean {
   let routesOnly = true;
   for (const authenticator of deps.authenticators) {
     const router = express.Router();
@@ -140,7 +140,7 @@ function mountAuthenticators(app: Express, deps: InteractionDeps, o: ResolvedOpt
       completeOnce: (req, res, once, outcome) => completeOnce(deps, req, res, once, outcome),
     });
     const paths = router.stack.flatMap((layer) => (layer.route ? [layer.route.path] : []));
-    first(app, router, own);
+    if (own) first(app, router, own);
     routesOnly &&= router.stack.every((layer) => layer.route);
     for (const path of new Set(paths)) app.all(path, session);
     app.use(router);
@@ -407,10 +407,11 @@ export function op(options: OpOptions): OpApp {
   app.use((req: Request, res: Response, next: NextFunction) => {
     if (passesChecks(req, res)) next();
   });
-  // first on each of op()'s own routes: a malformed request the checks let go on (`refuseOwn`) is refused there
-  const own: RequestHandler = (req, res, next) => {
+  // first on each of op()'s own routes at the root: a malformed request the checks let go on (`refuseOwn`) is
+  // refused there (under a path the checks let none go on: no layers added there)
+  const own: RequestHandler | undefined = atRoot ? (req, res, next) => {
     if (refuseNoted(req, res, views)) next();
-  };
+  } : undefined;
   const deps: InteractionDeps = {
     provider, views, accounts: o.accounts,
     authenticators: o.authenticators.length ? o.authenticators : [password()],
@@ -424,7 +425,7 @@ export function op(options: OpOptions): OpApp {
     claims: store,
   };
   const interactions = interactionRoutes(deps, session);
-  first(app, interactions, own, '/interaction');
+  if (own) first(app, interactions, own, '/interaction');
   app.use('/interaction', interactions);
   if (!mountAuthenticators(app, deps, o, own, session) && atRoot) {
     refuseEvery = true;
@@ -435,6 +436,7 @@ export function op(options: OpOptions): OpApp {
   const endSession = provider.pathFor('end_session', { mountPath: '' });
   // op()'s own routes: `own` first, on OPTIONS too (Express answers it itself where a route has the path)
   const route = (method: 'get' | 'post', path: string, ...handlers: RequestHandler[]): void => {
+    if (!own) return void app[method](path, ...handlers);
     app.options(path, own);
     app[method](path, own, ...handlers);
   };
