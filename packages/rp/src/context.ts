@@ -10,6 +10,7 @@ import type { Authentication } from './session.js';
 import { sessionOp } from './session-guard.js';
 import { coordinationOf, endedAfterSave, sessionEnded } from './coordination.js';
 import { readStoredLogin, toStoredLogin } from './stored-login.js';
+import { takeOthersWrites } from './concurrent-writes.js';
 
 /**
  * Whether a user info request failed because the OP refused the access token itself: RFC 6750's
@@ -219,8 +220,10 @@ export class RequestContext implements OidcContext {
         }
         const stored = session.oidc.auth;
         session.oidc.auth = toStoredLogin(auth);
-        // saved now, so a store failure is a 503 here rather than new tokens silently lost after the answer
+        // saved now, so a store failure is a 503 here rather than new tokens silently lost after the answer;
+        // with what other requests of the session wrote since this one read it, which the save would undo
         try {
+          await takeOthersWrites(this.req);
           await sessionOp<void>((cb) => session.save(cb));
         } catch (err) {
           // the session keeps its old record (no second save at the end of the request, which would

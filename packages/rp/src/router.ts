@@ -18,6 +18,7 @@ import { CLOCKS_DIFFER, LOGOUT_TOKEN_MAX_AGE, isUnpublishedKey } from './id-toke
 import { alreadyUsed, answerProof, claimCallback, finishedLogin, type CallbackClaim } from './callback-claim.js';
 import { coordinationOf, endIndexedSessions, hashedKey, isProcessCoordination, keepEndedSessionsEnded, markSessionEnded, type Coordination, type KeepPending, type SessionStoreHooks } from './coordination.js';
 import { checkStore, guardedSession, inThisProcess, sessionOp } from './session-guard.js';
+import { noteSessionAsRead } from './concurrent-writes.js';
 import { logoutIndexKey, logoutJtiKey, logoutScope, unscopedLogoutIndexKey, type Authentication, type OidcSessionData, type Transaction } from './session.js';
 import { readStoredLogin, toStoredLogin, type StoredLogin } from './stored-login.js';
 import { expiredReturnTo, hasPendingLogin, livePendingLogins, pendingLogins } from './transactions.js';
@@ -71,6 +72,8 @@ export function rp(options: RpOptions): RpRouter {
         newerLogin: newerStoredLogin(relyingParty), renewIndex: logoutIndexRenewal(relyingParty),
       });
     }
+    // a request that may refresh the login keeps the session as it read it (its save keeps others' writes)
+    noteSessionAsRead(req.session);
     const clash = provideContext(req, res, makeContext);
     if (clash) return onError(clash, req, res, next);
     if (req.method === 'GET' && req.headers.cookie?.includes(LOGOUT_STATE_COOKIE)) {
@@ -385,6 +388,7 @@ class Routes {
     requireSession(req);
     refuseCrossOrigin(req, this.rp);
     const scope = typeof req.body?.scope === 'string' && req.body.scope ? req.body.scope : undefined;
+    noteSessionAsRead(req.session, true);
     const token = await req.oidc.refresh({ scope });
     res.set('cache-control', 'no-store');
     res.json({ tokenType: token.tokenType, scope: token.scope, expiresAt: token.expiresAt });

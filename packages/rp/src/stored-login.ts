@@ -190,7 +190,7 @@ function scopeAndExpiry(token: { scope?: string; expiresAt?: number }): { scope?
 }
 
 /** Deep equality of JSON values, as the session store keeps them (undefined members are absent, key order does not count). */
-function sameJson(a: unknown, b: unknown): boolean {
+export function sameJson(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   if (Array.isArray(a) !== Array.isArray(b)) return false;

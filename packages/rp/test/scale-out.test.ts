@@ -16,6 +16,7 @@ import { CLIENT_ID, CLIENT_SECRET, close, listen, startRp, tokenRoute, type List
 import { logoutToken as signLogoutToken } from './support/logout-token.js';
 import { sessionStoreCoordination } from '../src/coordination.js';
 import { sessionCookieOf } from './support/expect.js';
+import { pendingLogins } from '../src/transactions.js';
 
 let redis: RedisServer;
 let client: ReturnType<typeof createClient>;
@@ -347,11 +348,14 @@ describe('back-channel logout and logout-token replay across instances (redisCoo
  * Two instances on Redis (sessions under `sess-<name>:`, `redisCoordination` under `rp-<name>:`),
  * access tokens of 2 s, whose session writes fail while `failing.saves` is set.
  */
-async function instancesWithFailingSaves(name: string): Promise<{ t: TestRp; b: { server: Server }; failing: { saves: boolean } }> {
-  const failing = { saves: false };
+/** `failing.saves`: every save fails; `failing.readsAfter`: that many reads answer, then every read fails (until it is unset). */
+async function instancesWithFailingSaves(name: string): Promise<{ t: TestRp; b: { server: Server }; failing: { saves: boolean; readsAfter?: number } }> {
+  const failing: { saves: boolean; readsAfter?: number } = { saves: false };
   const store = new RedisStore({ client, prefix: `sess-${name}:` }) as unknown as ListableStore;
   const set = store.set.bind(store);
   store.set = (sid, data, cb) => (failing.saves ? cb?.(new Error('ECONNRESET')) : set(sid, data, cb));
+  const get = store.get.bind(store);
+  store.get = (sid, cb) => (failing.readsAfter !== undefined && failing.readsAfter-- <= 0 ? cb(new Error('ECONNRESET')) : get(sid, cb));
   const coordination = redisCoordination(client, { prefix: `rp-${name}:` });
   const t = await startRp({ store, op: { ttl: { AccessToken: 2 } }, rp: { coordination }, routes: tokenRoute });
   return { t, b: await secondInstance(t, { coordination }), failing };
@@ -360,7 +364,7 @@ async function instancesWithFailingSaves(name: string): Promise<{ t: TestRp; b: 
 describe('a session store that fails while the refreshed tokens are saved (redisCoordination, two instances)', () => {
   let t: TestRp;
   let b: { server: Server };
-  let failing: { saves: boolean };
+  let failing: { saves: boolean; readsAfter?: number };
   beforeAll(async () => {
     ({ t, b, failing } = await instancesWithFailingSaves('keep'));
   }, 20_000);
@@ -394,23 +398,69 @@ describe('a session store that fails while the refreshed tokens are saved (redis
     expect((await request(t.server).get('/me').set('cookie', cookie)).status).toBe(200);
     expect((await request(t.server).get('/token').set('cookie', cookie)).body.value).toBe(later.body.value);
   });
+
+  test('the same when the store fails as the refresh reads the session again before it saves (to keep what other requests wrote meanwhile)', async () => {
+    const cookie = cookieOf(await t.login(t.agent()));
+    await sleep(3100);
+    const grants = t.op.counts.grants.refresh_token ?? 0;
+    failing.readsAfter = 1; // the request's own read of its session answers, the read before the save does not
+    const refused = await request(t.server).get('/token').set('cookie', cookie);
+    failing.readsAfter = undefined;
+    expect({ status: refused.status, error: refused.body.error, retryAfter: refused.headers['retry-after'] }).toEqual({ status: 503, error: 'store_unavailable', retryAfter: '5' });
+    expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(1);
+    const later = await request(b.server).get('/token').set('cookie', cookie);
+    expect(later.status).toBe(200);
+    expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(1); // the kept result: no second grant, no replay
+    expect((await request(t.server).get('/token').set('cookie', cookie)).body.value).toBe(later.body.value);
+  });
 });
 
-/** `POST /slow-write`: an app route that takes a while, then writes something of its own in the session (it read the session at its start). */
+/** A promise and its `resolve`, to hold one request at a chosen point until the test lets it go on. */
+const deferred = (): { promise: Promise<void>; resolve: () => void } => {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => { resolve = r; });
+  return { promise, resolve };
+};
+
+/**
+ * The other request of the session: `POST /slow-write` reads the session, says so (`reached`), waits
+ * until the test lets it go on (`go`), then writes something of its own (`lastSeen`) and removes the
+ * `cart` (`POST /cart` put it there), and with `?visits=N` sets `visits`. `GET /visit-token`: the refreshing request writes something of
+ * its own before it asks for the token.
+ */
+const slowRequest = { reached: deferred(), go: deferred() };
 const slowWrite = (app: Express): void => {
-  app.post('/slow-write', requireAuth(), async (req, res) => {
-    await sleep(700);
-    (req.session as unknown as { lastSeen: string }).lastSeen = 'the app wrote this';
+  app.post('/cart', requireAuth(), (req, res) => {
+    (req.session as unknown as { cart: string }).cart = 'three books';
     res.json({});
+  });
+  app.post('/slow-write', requireAuth(), async (req, res) => {
+    slowRequest.reached.resolve();
+    await slowRequest.go.promise;
+    (req.session as unknown as { lastSeen: string }).lastSeen = 'the app wrote this';
+    delete (req.session as unknown as { cart?: string }).cart;
+    if (req.query.visits) (req.session as unknown as { visits: number }).visits = Number(req.query.visits);
+    res.json({});
+  });
+  app.get('/visit-token', requireAuth(), async (req, res, next) => {
+    (req.session as unknown as { visits: number }).visits = 1;
+    try {
+      res.json({ value: (await req.oidc.getValidAccessToken()).value });
+    } catch (err) {
+      next(err);
+    }
   });
 };
 
 describe.each([
   ['two instances on Redis (redisCoordination)', true],
   ['one instance, MemoryStore, no coordination', false],
-])('a request that read the session before a refresh saves it after: %s', (_label, coordinated) => {
+])('a request that read the session before a refresh saves it: %s', (_label, coordinated) => {
   let t: TestRp;
   let b: { server: Server } | undefined;
+  /** While set, the OP's answer to a refresh waits for it (after resolving `opReached`). */
+  let opHold: Promise<void> | undefined;
+  let opReached = deferred();
   beforeAll(async () => {
     const coordination = coordinated ? redisCoordination(client, { prefix: 'rp-stale:' }) : undefined;
     t = await startRp({
@@ -418,12 +468,26 @@ describe.each([
       op: { ttl: { AccessToken: 2 } },
       rp: { coordination },
       routes: (app) => { slowWrite(app); tokenRoute(app); },
+      provider: {
+        customFetch: async (url, init) => {
+          if (opHold && url.endsWith('/token') && String(init.body).includes('grant_type=refresh_token')) {
+            opReached.resolve();
+            await opHold;
+          }
+          return fetch(url, init as RequestInit);
+        },
+      },
     });
     b = coordinated ? await secondInstance(t, { coordination }, slowWrite) : undefined;
   }, 20_000);
   afterAll(async () => {
     if (b) await close(b.server);
     await t.close();
+  });
+  beforeEach(() => {
+    Object.assign(slowRequest, { reached: deferred(), go: deferred() });
+    opHold = undefined;
+    opReached = deferred();
   });
 
   let sid: string;
@@ -432,52 +496,100 @@ describe.each([
     sid = /^s:([^.]+)\./.exec(decodeURIComponent(cookie.slice('sid='.length)))![1]!;
     return cookie;
   };
-  const storedLogin = async (): Promise<{ refreshToken?: string; lastSeen?: string }> => {
-    const data = await new Promise<session.SessionData & { lastSeen?: string }>((resolve, reject) => t.store.get(sid, (err, s) => (err ? reject(err) : resolve(s as session.SessionData & { lastSeen?: string }))));
-    return { refreshToken: (data.oidc!.auth as { refreshToken?: string }).refreshToken, lastSeen: data.lastSeen };
+  type Stored = { refreshToken?: string; lastSeen?: string; cart?: string; visits?: number; pending: number };
+  const stored = async (): Promise<Stored> => {
+    const data = await new Promise<session.SessionData & Omit<Stored, 'refreshToken' | 'pending'>>((resolve, reject) => t.store.get(sid, (err, s) => (err ? reject(err) : resolve(s as never))));
+    const { lastSeen, cart, visits } = data;
+    return { refreshToken: (data.oidc!.auth as { refreshToken?: string }).refreshToken, lastSeen, cart, visits, pending: pendingLogins(data.oidc).length };
   };
 
-  test('its save keeps the new refresh token, not the spent one (with a rotating OP its next refresh would revoke the grant), and its own write', async () => {
+  test('the refresh saves first, the other request after: its save keeps the new refresh token, not the spent one (with a rotating OP its next refresh would revoke the grant), and its own write', async () => {
     const cookie = await signIn();
-    const before = (await storedLogin()).refreshToken;
+    const before = (await stored()).refreshToken;
     await sleep(2100); // the access token has expired
     const grants = t.op.counts.grants.refresh_token ?? 0;
     const slow = request(b?.server ?? t.server).post('/slow-write').set('cookie', cookie).then((r) => r);
-    await sleep(200); // it has read the session (the spent refresh token to be)
+    await slowRequest.reached.promise; // it has read the session (the spent refresh token to be)
     expect((await request(t.server).get('/token').set('cookie', cookie)).status).toBe(200);
     expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(1);
-    const rotated = (await storedLogin()).refreshToken;
+    const rotated = (await stored()).refreshToken;
     expect(rotated).toBeDefined();
     expect(rotated).not.toBe(before);
+    slowRequest.go.resolve();
     expect((await slow).status).toBe(200);
-    let after = await storedLogin();
-    for (let i = 0; i < 50 && after.refreshToken !== rotated; i++) after = (await sleep(20), await storedLogin());
+    let after = await stored();
+    for (let i = 0; i < 50 && after.refreshToken !== rotated; i++) after = (await sleep(20), await stored());
     // before: the slow route's save put `before` back, and once the shared result was gone (30 s) the
     // next refresh replayed it: the OP revoked the grant and the user was logged out
-    expect(after).toEqual({ refreshToken: rotated, lastSeen: 'the app wrote this' });
+    expect(after).toMatchObject({ refreshToken: rotated, lastSeen: 'the app wrote this' });
     await sleep(2100);
     const later = await request(b?.server ?? t.server).get('/token').set('cookie', cookie);
     expect(later.status).toBe(200);
     expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(2);
-    expect((await storedLogin()).refreshToken).not.toBe(rotated);
+    expect((await stored()).refreshToken).not.toBe(rotated);
   }, 20_000);
 
   test('the same when the refresh asked for a narrower scope (POST /auth/refresh { scope }; review)', async () => {
     const cookie = await signIn();
-    const before = (await storedLogin()).refreshToken;
+    const before = (await stored()).refreshToken;
     const slow = request(b?.server ?? t.server).post('/slow-write').set('cookie', cookie).then((r) => r);
-    await sleep(200);
+    await slowRequest.reached.promise;
     const narrowed = await request(t.server).post('/auth/refresh').set({ cookie, origin: t.baseURL }).type('form').send({ scope: 'openid email' });
     expect(narrowed.status).toBe(200);
-    const rotated = (await storedLogin()).refreshToken;
+    const rotated = (await stored()).refreshToken;
     expect(rotated).not.toBe(before);
+    slowRequest.go.resolve();
     expect((await slow).status).toBe(200);
-    let after = await storedLogin();
-    for (let i = 0; i < 50 && after.refreshToken !== rotated; i++) after = (await sleep(20), await storedLogin());
-    expect(after).toEqual({ refreshToken: rotated, lastSeen: 'the app wrote this' });
+    let after = await stored();
+    for (let i = 0; i < 50 && after.refreshToken !== rotated; i++) after = (await sleep(20), await stored());
+    expect(after).toMatchObject({ refreshToken: rotated, lastSeen: 'the app wrote this' });
+  }, 20_000);
+
+  test('the other request saves while the OP answers the refresh: the refresh\'s save keeps that request\'s write and removal, a login started meanwhile in another tab, and its own request\'s write (before, it put the session back as it read it)', async () => {
+    const cookie = await signIn();
+    expect((await request(t.server).post('/cart').set('cookie', cookie)).status).toBe(200);
+    const before = await stored();
+    expect(before).toMatchObject({ cart: 'three books', pending: 0 });
+    await sleep(2100); // the access token has expired
+    const hold = deferred();
+    opHold = hold.promise;
+    const refreshing = request(t.server).get('/visit-token').set('cookie', cookie).then((r) => r);
+    await opReached.promise; // its request read the session, and the OP has the refresh
+    slowRequest.go.resolve();
+    expect((await request(b?.server ?? t.server).post('/slow-write').set('cookie', cookie)).status).toBe(200);
+    // another tab starts a login (a step-up, say) on the same session meanwhile
+    const otherTab = await request(b?.server ?? t.server).get('/auth/login/op?returnTo=/me').set('cookie', cookie);
+    expect(otherTab.status).toBe(302);
+    expect(await stored()).toMatchObject({ refreshToken: before.refreshToken, lastSeen: 'the app wrote this', pending: 1 });
+    expect((await stored()).cart).toBeUndefined();
+    hold.resolve();
+    expect((await refreshing).status).toBe(200);
+    const after = await stored();
+    expect(after.refreshToken).toBeDefined();
+    expect(after.refreshToken).not.toBe(before.refreshToken);
+    expect(after).toEqual({ refreshToken: after.refreshToken, lastSeen: 'the app wrote this', visits: 1, pending: 1 });
+    // the other tab's login still finishes on this session
+    const callback = await t.op.browser().authorize(otherTab.headers.location as string);
+    const finished = await request(b?.server ?? t.server).get(callback.pathname + callback.search).set('cookie', cookie);
+    expect(finished.status).toBe(302);
+    expect(finished.headers.location).toBe('/me');
+  }, 20_000);
+
+  test('both requests change the same member: the refresh\'s save, the later, keeps its request\'s value (as any later save would)', async () => {
+    const cookie = await signIn();
+    await sleep(2100);
+    const hold = deferred();
+    opHold = hold.promise;
+    const refreshing = request(t.server).get('/visit-token').set('cookie', cookie).then((r) => r);
+    await opReached.promise;
+    slowRequest.go.resolve();
+    expect((await request(b?.server ?? t.server).post('/slow-write?visits=7').set('cookie', cookie)).status).toBe(200);
+    expect(await stored()).toMatchObject({ visits: 7 });
+    hold.resolve();
+    expect((await refreshing).status).toBe(200);
+    expect(await stored()).toMatchObject({ visits: 1, lastSeen: 'the app wrote this' });
   }, 20_000);
 });
-
 describe('a refresh slower than a load balancer waits (slow store and slow OP, two instances)', () => {
   let t: TestRp;
   let b: { server: Server };
