@@ -8,7 +8,7 @@
  * request read it. What this request changed itself, and the new login, are its own and win.
  */
 import type { Request } from 'express';
-import type { Session, SessionData } from 'express-session';
+import type { Session, SessionData, Store } from 'express-session';
 import { sessionOp } from './session-guard.js';
 import { sameJson } from './stored-login.js';
 
@@ -35,9 +35,28 @@ export function noteSessionAsRead(session: Session & Partial<SessionData> | unde
     const expiresAt = auth.accessToken?.expiresAt;
     if (expiresAt === undefined || expiresAt > Date.now() / 1000 + SOON_S) return;
   }
-  if (asRead.has(session!)) return;
-  const { cookie: _cookie, ...members } = session as unknown as Members;
-  asRead.set(session!, JSON.stringify(members));
+  if (!asRead.has(session!)) asRead.set(session!, asReadJson(session!));
+}
+
+const NOTES = Symbol('openid-express:notes sessions as read');
+
+/**
+ * Makes `store` note each session as it is read ({@link noteSessionAsRead}), once per store: at the
+ * moment express-session makes it, so an app's middleware between express-session and rp() that
+ * writes to the session counts as the request's own write. (rp() also notes the session at its first
+ * layer, for the request on which it learns the store.)
+ */
+export function noteSessionsAsRead(store: Store): void {
+  const marked = store as Store & { [NOTES]?: true };
+  if (marked[NOTES]) return;
+  marked[NOTES] = true;
+  const create = store.createSession;
+  if (typeof create !== 'function') return;
+  store.createSession = function createAndNote(this: Store, req, data) {
+    const session = create.call(this, req, data);
+    noteSessionAsRead(session as Session & Partial<SessionData>);
+    return session;
+  };
 }
 
 /**
@@ -55,11 +74,17 @@ export async function takeOthersWrites(req: Request): Promise<void> {
   const stored = await sessionOp<Partial<SessionData> | null | undefined>((cb) => req.sessionStore.get(req.sessionID, cb));
   if (!stored || typeof stored !== 'object') return;
   const before = JSON.parse(read) as Members;
-  // what this request saves from now on is the base of any later merge
-  asRead.delete(session);
   merge(session as unknown as Members, before, stored as Members, 'cookie', 'oidc');
   const oidc = session.oidc as Members | undefined;
   if (oidc) merge(oidc, (before.oidc ?? {}) as Members, (stored.oidc ?? {}) as Members, 'auth');
+  // what this request saves now is the base of a second refresh in the same request (another scope)
+  asRead.set(session, asReadJson(session));
+}
+
+/** The session's members but its cookie, as JSON. */
+function asReadJson(session: Session): string {
+  const { cookie: _cookie, ...members } = session as unknown as Members;
+  return JSON.stringify(members);
 }
 
 /** `mine` gets `theirs`'s value of each member it holds as in `base` (but `skip`); its own changes stay. */

@@ -18,7 +18,7 @@ import { CLOCKS_DIFFER, LOGOUT_TOKEN_MAX_AGE, isUnpublishedKey } from './id-toke
 import { alreadyUsed, answerProof, claimCallback, finishedLogin, type CallbackClaim } from './callback-claim.js';
 import { coordinationOf, endIndexedSessions, hashedKey, isProcessCoordination, keepEndedSessionsEnded, markSessionEnded, type Coordination, type KeepPending, type SessionStoreHooks } from './coordination.js';
 import { checkStore, guardedSession, inThisProcess, sessionOp } from './session-guard.js';
-import { noteSessionAsRead } from './concurrent-writes.js';
+import { noteSessionAsRead, noteSessionsAsRead } from './concurrent-writes.js';
 import { logoutIndexKey, logoutJtiKey, logoutScope, unscopedLogoutIndexKey, type Authentication, type OidcSessionData, type Transaction } from './session.js';
 import { readStoredLogin, toStoredLogin, type StoredLogin } from './stored-login.js';
 import { expiredReturnTo, hasPendingLogin, livePendingLogins, pendingLogins } from './transactions.js';
@@ -71,6 +71,7 @@ export function rp(options: RpOptions): RpRouter {
       keepEndedSessionsEnded(req.sessionStore, coordinationOf(relyingParty, req.sessionStore), {
         newerLogin: newerStoredLogin(relyingParty), renewIndex: logoutIndexRenewal(relyingParty),
       });
+      noteSessionsAsRead(req.sessionStore);
     }
     // a request that may refresh the login keeps the session as it read it (its save keeps others' writes)
     noteSessionAsRead(req.session);

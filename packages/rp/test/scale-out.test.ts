@@ -468,6 +468,11 @@ describe.each([
       op: { ttl: { AccessToken: 2 } },
       rp: { coordination },
       routes: (app) => { slowWrite(app); tokenRoute(app); },
+      // the app's middleware between express-session and rp() writes too, on the refreshing request
+      afterSession: (app) => app.use((req, _res, next) => {
+        if (req.path === '/visit-token') (req.session as unknown as { via: string }).via = 'a middleware before rp()';
+        next();
+      }),
       provider: {
         customFetch: async (url, init) => {
           if (opHold && url.endsWith('/token') && String(init.body).includes('grant_type=refresh_token')) {
@@ -496,11 +501,11 @@ describe.each([
     sid = /^s:([^.]+)\./.exec(decodeURIComponent(cookie.slice('sid='.length)))![1]!;
     return cookie;
   };
-  type Stored = { refreshToken?: string; lastSeen?: string; cart?: string; visits?: number; pending: number };
+  type Stored = { refreshToken?: string; lastSeen?: string; cart?: string; visits?: number; via?: string; pending: number };
   const stored = async (): Promise<Stored> => {
     const data = await new Promise<session.SessionData & Omit<Stored, 'refreshToken' | 'pending'>>((resolve, reject) => t.store.get(sid, (err, s) => (err ? reject(err) : resolve(s as never))));
-    const { lastSeen, cart, visits } = data;
-    return { refreshToken: (data.oidc!.auth as { refreshToken?: string }).refreshToken, lastSeen, cart, visits, pending: pendingLogins(data.oidc).length };
+    const { lastSeen, cart, visits, via } = data;
+    return { refreshToken: (data.oidc!.auth as { refreshToken?: string }).refreshToken, lastSeen, cart, visits, via, pending: pendingLogins(data.oidc).length };
   };
 
   test('the refresh saves first, the other request after: its save keeps the new refresh token, not the spent one (with a rotating OP its next refresh would revoke the grant), and its own write', async () => {
@@ -545,7 +550,7 @@ describe.each([
     expect(after).toMatchObject({ refreshToken: rotated, lastSeen: 'the app wrote this' });
   }, 20_000);
 
-  test('the other request saves while the OP answers the refresh: the refresh\'s save keeps that request\'s write and removal, a login started meanwhile in another tab, and its own request\'s write (before, it put the session back as it read it)', async () => {
+  test('the other request saves while the OP answers the refresh: the refresh\'s save keeps that request\'s write and removal, a login started meanwhile in another tab, and its own request\'s writes, a middleware\'s before rp() included (before, it put the session back as it read it)', async () => {
     const cookie = await signIn();
     expect((await request(t.server).post('/cart').set('cookie', cookie)).status).toBe(200);
     const before = await stored();
@@ -567,7 +572,7 @@ describe.each([
     const after = await stored();
     expect(after.refreshToken).toBeDefined();
     expect(after.refreshToken).not.toBe(before.refreshToken);
-    expect(after).toEqual({ refreshToken: after.refreshToken, lastSeen: 'the app wrote this', visits: 1, pending: 1 });
+    expect(after).toEqual({ refreshToken: after.refreshToken, lastSeen: 'the app wrote this', visits: 1, via: 'a middleware before rp()', pending: 1 });
     // the other tab's login still finishes on this session
     const callback = await t.op.browser().authorize(otherTab.headers.location as string);
     const finished = await request(b?.server ?? t.server).get(callback.pathname + callback.search).set('cookie', cookie);

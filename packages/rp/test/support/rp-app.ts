@@ -66,6 +66,8 @@ export async function startRp(opts: {
   rolling?: boolean;
   /** The app's own middleware before express-session and rp() (e.g. an app-wide body parser). */
   before?: (app: Express) => void;
+  /** The app's own middleware between express-session and rp() (e.g. one that writes to the session). */
+  afterSession?: (app: Express) => void;
 } = {}): Promise<TestRp> {
   const server = createServer();
   const baseURL = await listen(server);
@@ -86,6 +88,7 @@ export async function startRp(opts: {
   const app = express();
   opts.before?.(app);
   app.use(session({ secret: 'test-session-secret', resave: false, saveUninitialized: false, store, name: 'sid', ...(opts.cookie ? { cookie: opts.cookie } : {}), ...(opts.rolling ? { rolling: true } : {}) }));
+  opts.afterSession?.(app);
   const router = rp({
     baseURL,
     providers: {
