@@ -60,25 +60,28 @@ export function noteSessionsAsRead(store: Store): void {
 }
 
 /**
- * Before a refresh saves `req.session`: reads the session in the store, and takes into `req.session`
- * every member (and member of `oidc`, but `auth`) that another request changed, added or removed
- * since this request read it, where this request left it as it was. Nothing when the request's
- * session was not noted as read ({@link noteSessionAsRead}: a refresh the app asked for on a fresh
- * token), or the store has no session (a logout destroyed it: the save's own checks see to that).
- * A store failure rejects (`store_unavailable`), as the save would.
+ * Before a refresh saves `req.session` (or, refused, leaves it to be saved without its login): reads
+ * the session in the store, and takes into `req.session` every member (and member of `oidc`, but
+ * `auth`) that another request changed, added or removed since this request read it, where this
+ * request left it as it was. Nothing when the request's session was not noted as read
+ * ({@link noteSessionAsRead}: a refresh the app asked for on a fresh token). False when the store no
+ * longer has the session: it was destroyed meanwhile (a sign-out, the app's own included; a sign-in
+ * that renewed the session id), and must not be written back. A store failure rejects
+ * (`store_unavailable`), as the save would.
  */
-export async function takeOthersWrites(req: Request): Promise<void> {
+export async function takeOthersWrites(req: Request): Promise<boolean> {
   const session = req.session as (Session & Partial<SessionData>) | undefined;
   const read = session && asRead.get(session);
-  if (!read || !req.sessionStore) return;
+  if (!read || !req.sessionStore) return true;
   const stored = await sessionOp<Partial<SessionData> | null | undefined>((cb) => req.sessionStore.get(req.sessionID, cb));
-  if (!stored || typeof stored !== 'object') return;
+  if (!stored || typeof stored !== 'object') return false;
   const before = JSON.parse(read) as Members;
   merge(session as unknown as Members, before, stored as Members, 'cookie', 'oidc');
   const oidc = session.oidc as Members | undefined;
   if (oidc) merge(oidc, (before.oidc ?? {}) as Members, (stored.oidc ?? {}) as Members, 'auth');
   // what this request saves now is the base of a second refresh in the same request (another scope)
   asRead.set(session, asReadJson(session));
+  return true;
 }
 
 /** The session's members but its cookie, as JSON. */

@@ -193,11 +193,11 @@ export class RequestContext implements OidcContext {
     await this.endedMeanwhile();
   }
 
-  /** A sign-out ended this session while its tokens were being refreshed: it is destroyed, and the request answers 401. */
+  /** A sign-out ended this session while its tokens were being refreshed: it is destroyed (if it was not), and the request answers 401. */
   private async endedMeanwhile(): Promise<never> {
     // express-session's own destroy: the request then has no session left to save at its end
     await sessionOp<void>((cb) => this.req.session.destroy(cb));
-    throw new RpError('not_authenticated', 'this session was ended by a logout (at the OpenID Provider or here) while its tokens were being refreshed');
+    throw new RpError('not_authenticated', 'this session was ended (a logout, at the OpenID Provider or here) while its tokens were being refreshed; sign in again');
   }
 
   /**
@@ -222,9 +222,10 @@ export class RequestContext implements OidcContext {
         session.oidc.auth = toStoredLogin(auth);
         // saved now, so a store failure is a 503 here rather than new tokens silently lost after the answer;
         // with what other requests of the session wrote since this one read it, which the save would undo
+        let gone = false;
         try {
-          await takeOthersWrites(this.req);
-          await sessionOp<void>((cb) => session.save(cb));
+          gone = !(await takeOthersWrites(this.req));
+          if (!gone) await sessionOp<void>((cb) => session.save(cb));
         } catch (err) {
           // the session keeps its old record (no second save at the end of the request, which would
           // wait out another deadline); the refresh result is kept for its next request instead
@@ -233,11 +234,20 @@ export class RequestContext implements OidcContext {
           throw err;
         }
         this.relyingParty.refreshSettled(previous, auth, true, scope);
+        // destroyed while the OP answered (the app's own sign-out, a sign-in that renewed the session id):
+        // not written back, signed in again
+        if (gone) await this.endedMeanwhile();
         await this.notEnded();
       }
       return this.accessToken!;
     } catch (err) {
-      if (err instanceof RpError && (err.code === 'refresh_failed' || err.code === 'login_ended')) throw this.ended(err, previous);
+      if (err instanceof RpError && (err.code === 'refresh_failed' || err.code === 'login_ended')) {
+        // the session is saved without its login at the end of the request: with what other requests wrote
+        // while the OP answered (a sign-in another tab started, which the user now needs), not as it was read
+        // (a session destroyed meanwhile is not written back at all)
+        if (!(await takeOthersWrites(this.req).catch(() => true))) await sessionOp<void>((cb) => this.req.session.destroy(cb)).catch(() => undefined);
+        throw this.ended(err, previous);
+      }
       throw err;
     }
   }

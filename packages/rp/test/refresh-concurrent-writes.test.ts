@@ -1,0 +1,165 @@
+/**
+ * A refresh saves the session in the middle of its request. What other requests of the same session
+ * wrote or destroyed while the OP answered stays as they left it: the refresh reads the session again
+ * and merges (concurrent-writes.ts). One instance, MemoryStore, express-session mounted before rp().
+ * (Two instances on Redis: scale-out.test.ts, "a request that read the session before a refresh saves it".)
+ */
+import type { Express } from 'express';
+import type session from 'express-session';
+import request from 'supertest';
+import { requireAuth } from '@openid-express/rp';
+import { sessionCookieOf } from './support/expect.js';
+import { startRp, tokenRoute, type TestRp } from './support/rp-app.js';
+import { pendingLogins } from '../src/transactions.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const deferred = (): { promise: Promise<void>; resolve: () => void } => {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => { resolve = r; });
+  return { promise, resolve };
+};
+
+/** The OP's answer to a refresh, held while `op.hold` is set (after resolving `op.reached`); with `op.refuse`, invalid_grant. */
+const op = { hold: undefined as Promise<void> | undefined, reached: deferred(), refuse: false };
+/** `GET /slow-token` waits for this before it asks for the access token. */
+let slowToken = deferred();
+
+const routes = (app: Express): void => {
+  app.post('/write', requireAuth(), (req, res) => {
+    (req.session as unknown as { lastSeen: string }).lastSeen = 'another request';
+    res.json({});
+  });
+  // the app's own sign-out, with no word to rp()
+  app.post('/app-signout', (req, res, next) => req.session.destroy((err) => (err ? next(err) : res.json({}))));
+  app.get('/slow-token', requireAuth(), async (req, res, next) => {
+    await slowToken.promise;
+    try {
+      res.json({ value: (await req.oidc.getValidAccessToken()).value });
+    } catch (err) {
+      next(err);
+    }
+  });
+  tokenRoute(app);
+};
+
+const start = (accessTokenTtl: number): Promise<TestRp> => startRp({
+  op: { ttl: { AccessToken: accessTokenTtl } },
+  routes,
+  provider: {
+    customFetch: async (url, init) => {
+      if (op.hold && url.endsWith('/token') && String(init.body).includes('grant_type=refresh_token')) {
+        op.reached.resolve();
+        await op.hold;
+        if (op.refuse) return Response.json({ error: 'invalid_grant', error_description: 'grant request is invalid' }, { status: 400 });
+      }
+      return fetch(url, init as RequestInit);
+    },
+  },
+});
+
+/** Holds the OP's next refresh answer until the returned function is called. */
+const holdRefresh = (refuse = false): (() => void) => {
+  const hold = deferred();
+  Object.assign(op, { hold: hold.promise, reached: deferred(), refuse });
+  return hold.resolve;
+};
+
+afterEach(() => {
+  Object.assign(op, { hold: undefined, refuse: false });
+  slowToken = deferred();
+});
+
+const sidOf = (cookie: string): string => /^s:([^.]+)\./.exec(decodeURIComponent(cookie.slice('sid='.length)))![1]!;
+const storedSession = (t: TestRp, sid: string): Promise<(session.SessionData & { lastSeen?: string }) | null | undefined> =>
+  new Promise((resolve, reject) => t.store.get(sid, (err, s) => (err ? reject(err) : resolve(s as never))));
+
+describe('an access token of 4 s (its refresh is due 3 s after the login)', () => {
+  let t: TestRp;
+  beforeAll(async () => {
+    t = await start(4);
+  }, 20_000);
+  afterAll(() => t.close());
+
+  test('the OP refuses the refresh (the grant was revoked) while another tab starts a sign-in and another request writes: the session loses its login and keeps both, and that sign-in finishes', async () => {
+    const cookie = sessionCookieOf(await t.login(t.agent()));
+    await sleep(3100);
+    const release = holdRefresh(true);
+    const refreshing = request(t.server).get('/token').set('cookie', cookie).then((r) => r);
+    await op.reached.promise;
+    const otherTab = await request(t.server).get('/auth/login/op?returnTo=/me').set('cookie', cookie);
+    expect(otherTab.status).toBe(302);
+    expect((await request(t.server).post('/write').set('cookie', cookie)).status).toBe(200);
+    release();
+    const refused = await refreshing;
+    expect({ status: refused.status, error: refused.body.error }).toEqual({ status: 401, error: 'refresh_failed' });
+    const stored = await storedSession(t, sidOf(cookie));
+    // before: the session was saved as the refreshing request had read it, less its login: no pending sign-in, no lastSeen
+    expect({ login: stored?.oidc?.auth, pending: pendingLogins(stored?.oidc).length, lastSeen: stored?.lastSeen })
+      .toEqual({ login: undefined, pending: 1, lastSeen: 'another request' });
+    const callback = await t.op.browser().authorize(otherTab.headers.location as string);
+    const finished = await request(t.server).get(callback.pathname + callback.search).set('cookie', cookie);
+    expect(finished.status).toBe(302);
+    expect(finished.headers.location).toBe('/me');
+    expect((await request(t.server).get('/me').set('cookie', sessionCookieOf(finished))).status).toBe(200);
+  }, 20_000);
+
+  test('the app destroys the session (its own sign-out) while the OP answers the refresh: it stays destroyed, and the refresh answers 401', async () => {
+    const cookie = sessionCookieOf(await t.login(t.agent()));
+    await sleep(3100);
+    const release = holdRefresh();
+    const refreshing = request(t.server).get('/token').set('cookie', cookie).then((r) => r);
+    await op.reached.promise;
+    expect((await request(t.server).post('/app-signout').set('cookie', cookie)).status).toBe(200);
+    release();
+    const answered = await refreshing;
+    expect({ status: answered.status, error: answered.body.error }).toEqual({ status: 401, error: 'not_authenticated' });
+    // before: the refresh's save wrote the session back, signed in
+    expect(await storedSession(t, sidOf(cookie))).toBeFalsy();
+    expect((await request(t.server).get('/me').set('cookie', cookie)).status).toBe(401);
+  }, 20_000);
+
+  test('the same when the OP refuses that refresh: the destroyed session is not written back without its login either', async () => {
+    const cookie = sessionCookieOf(await t.login(t.agent()));
+    await sleep(3100);
+    const release = holdRefresh(true);
+    const refreshing = request(t.server).get('/token').set('cookie', cookie).then((r) => r);
+    await op.reached.promise;
+    expect((await request(t.server).post('/app-signout').set('cookie', cookie)).status).toBe(200);
+    release();
+    expect((await refreshing).status).toBe(401);
+    expect(await storedSession(t, sidOf(cookie))).toBeFalsy();
+  }, 20_000);
+
+  test('a request that began a minute or less before its access token was due, and refreshes it later in the request, keeps what another request wrote meanwhile', async () => {
+    const cookie = sessionCookieOf(await t.login(t.agent()));
+    // the token is not due yet as the request begins (its refresh comes 3 s after the login)
+    const slow = request(t.server).get('/slow-token').set('cookie', cookie).then((r) => r);
+    await sleep(300);
+    expect((await request(t.server).post('/write').set('cookie', cookie)).status).toBe(200);
+    await sleep(3100);
+    const grants = t.op.counts.grants.refresh_token ?? 0;
+    slowToken.resolve();
+    expect((await slow).status).toBe(200);
+    expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(1);
+    expect((await storedSession(t, sidOf(cookie)))?.lastSeen).toBe('another request');
+  }, 20_000);
+});
+
+describe('an access token of an hour', () => {
+  let t: TestRp;
+  beforeAll(async () => {
+    t = await start(3600);
+  }, 20_000);
+  afterAll(() => t.close());
+
+  test('POST /auth/refresh of a fresh token keeps what another request wrote while the OP answered', async () => {
+    const cookie = sessionCookieOf(await t.login(t.agent()));
+    const release = holdRefresh();
+    const refreshing = request(t.server).post('/auth/refresh').set({ cookie, origin: t.baseURL }).type('form').send({}).then((r) => r);
+    await op.reached.promise;
+    expect((await request(t.server).post('/write').set('cookie', cookie)).status).toBe(200);
+    release();
+    expect((await refreshing).status).toBe(200);
+    expect((await storedSession(t, sidOf(cookie)))?.lastSeen).toBe('another request');
+  }, 20_000);
+});
