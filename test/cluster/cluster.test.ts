@@ -706,6 +706,54 @@ scenario('15. two tabs of a browser with no session cookie yet start a sign-in a
   await expectAllAlive();
 }, 60_000);
 
+scenario('16. another tab starts a sign-in on RP instance B while instance A\'s refresh waits on the OP: A\'s save of the new tokens keeps that pending sign-in (the session read again and merged), and it finishes', async () => {
+  const [a, b] = cluster.instances.rp as [Instance, Instance];
+  const user = browser();
+  await fullLogin(user);
+  const first = await call(user, '/api/token');
+  expect(first.status).toBe(200);
+  await sleep(Math.max(0, first.json.expiresAt * 1000 - Date.now()) + 1100); // the access token has expired
+  // A's refresh grant is held at the OP's proxy until the other tab's sign-in has started (and been saved)
+  const forward = cluster.opProxy.server.listeners('request')[0] as (req: IncomingMessage, res: ServerResponse) => void;
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => { release = resolve; });
+  let held = false;
+  let otherTabAt = '';
+  const restore = intercept(cluster.opProxy, (req, res) => {
+    if (held || req.method !== 'POST' || req.url !== '/op/token') return false;
+    held = true;
+    void gate.then(() => forward.call(cluster.opProxy.server, req, res));
+    return true;
+  });
+  try {
+    cluster.rpProxy.pick = (req) => (req.url?.startsWith('/api/token') ? a.index : req.url?.startsWith('/auth/login/op') ? b.index : undefined);
+    const grantsBefore = cluster.opProxy.counters.refreshGrants;
+    const refreshing = call(user, '/api/token');
+    await waitFor('A sends its refresh grant', async () => (held ? true : undefined));
+    const otherTab = await call(user, '/auth/login/op?returnTo=/me');
+    expect(otherTab.status).toBe(302);
+    otherTabAt = otherTab.headers.get('location')!;
+    release();
+    expect((await refreshing).status).toBe(200);
+    expect(cluster.opProxy.counters.refreshGrants - grantsBefore).toBe(1);
+    const sid = decodeURIComponent(user.jar.header(`${cluster.rpURL}/`).match(/rp\.sid=([^;]+)/)![1]!).slice(2).split('.')[0]!;
+    const stored = JSON.parse(execFileSync('redis-cli', ['-p', String(redis!.port), '--raw', 'GET', `rp-session:${sid}`], { encoding: 'utf8' }));
+    const pending = Array.isArray(stored.oidc.transactions) ? stored.oidc.transactions : Object.values(stored.oidc.transactions ?? {});
+    // before: A saved the session as it had read it, with the new tokens and without the pending sign-in
+    expect(pending.map((t: { returnTo: string }) => t.returnTo)).toEqual(['/me']);
+    expect(stored.oidc.auth.refreshToken).toBeDefined();
+  } finally {
+    restore();
+    release();
+  }
+  // the other tab's sign-in finishes (the user is signed in at the OP already: its consent page, or none)
+  let page = await user.open(otherTabAt);
+  if (page.url.includes('/interaction/') && /name="authenticator"/.test(page.html)) page = await user.submit(page, { value: ['authenticator', 'password'] }, { login: ALICE.login, password: ALICE.password });
+  if (page.url.includes('/interaction/')) page = await user.submit(page, { action: '/confirm' });
+  expectSignedInPage(page, 'alice');
+  await expectAllAlive();
+}, 60_000);
+
 scenario('7. Redis stopped (SIGSTOP): 503 + Retry-After within 5 s, nothing crashes; after SIGCONT the same processes serve logins and the session is intact', async () => {
   const before = browser();
   await fullLogin(before);
