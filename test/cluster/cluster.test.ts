@@ -576,7 +576,8 @@ scenario('11. graceful stop (a rolling restart): SIGTERM while 16 kept-alive con
       }
     };
     const loops = Array.from({ length: 16 }, loop);
-    await sleep(300);
+    // requests flowing on every connection before SIGTERM (a fixed 300 ms gave fewer than 100 on a loaded CI machine)
+    await waitFor('100 requests answered', async () => (outcomes.answered >= 100 ? true : undefined), 10_000);
     stopped = Date.now();
     try {
       await instance.stop();
@@ -586,7 +587,6 @@ scenario('11. graceful stop (a rolling restart): SIGTERM while 16 kept-alive con
       // before: requests sent on connections closed as idle at SIGTERM were reset (4-16 a run), and the
       // instance waited for keep-alive connections until its forced exit at 2 s
       expect({ instance: instance.name, cut: outcomes.cut }).toEqual({ instance: instance.name, cut: [] });
-      expect(outcomes.answered).toBeGreaterThan(100);
       expect(exitedAfter).toBeLessThan(1500);
     } finally {
       await instance.restart(); // (also when a check failed: the scenarios after this one need every instance)
