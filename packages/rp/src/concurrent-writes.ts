@@ -38,15 +38,16 @@ export function noteSessionAsRead(session: Session & Partial<SessionData> | unde
   if (!asRead.has(session!)) asRead.set(session!, asReadJson(session!));
 }
 
-const NOTES = Symbol('openid-express:notes sessions as read');
+const NOTES = Symbol.for('@openid-express/rp notes sessions as read');
 
 /**
  * Makes `store` note each session as it is read ({@link noteSessionAsRead}), once per store: at the
  * moment express-session makes it, so an app's middleware between express-session and rp() that
- * writes to the session counts as the request's own write. (rp() also notes the session at its first
- * layer, for the request on which it learns the store.)
+ * writes to the session counts as the request's own write. `refreshes`: whether a request refreshes
+ * whatever its token's expiry (a POST to the refresh route). (rp() also notes the session at its
+ * first layer, for a request made before it learned the store.)
  */
-export function noteSessionsAsRead(store: Store): void {
+export function noteSessionsAsRead(store: Store, refreshes: (req: Request) => boolean): void {
   const marked = store as Store & { [NOTES]?: true };
   if (marked[NOTES]) return;
   marked[NOTES] = true;
@@ -54,7 +55,7 @@ export function noteSessionsAsRead(store: Store): void {
   if (typeof create !== 'function') return;
   store.createSession = function createAndNote(this: Store, req, data) {
     const session = create.call(this, req, data);
-    noteSessionAsRead(session as Session & Partial<SessionData>);
+    noteSessionAsRead(session as Session & Partial<SessionData>, refreshes(req as Request));
     return session;
   };
 }

@@ -12,6 +12,9 @@ import { coordinationOf, endedAfterSave, sessionEnded } from './coordination.js'
 import { readStoredLogin, toStoredLogin } from './stored-login.js';
 import { takeOthersWrites } from './concurrent-writes.js';
 
+/** How long a refused refresh waits for the session as other requests left it (a store answers in a few ms). */
+const MERGE_WAIT_MS = 250;
+
 /**
  * Whether a user info request failed because the OP refused the access token itself: RFC 6750's
  * `invalid_token` (or a bare 401 challenge), or a provider's user endpoint answering 401 (GitHub's "Bad credentials").
@@ -233,23 +236,45 @@ export class RequestContext implements OidcContext {
           this.relyingParty.refreshSettled(previous, auth, false, scope);
           throw err;
         }
+        if (gone) {
+          // not in the store: destroyed while the OP answered (the app's own sign-out, a sign-in that
+          // renewed the session id), and not written back, signed in again. Not destroyed either: a store
+          // that missed one read still has it, and the result is kept for its next request (as when a save fails)
+          this.relyingParty.refreshSettled(previous, auth, false, scope);
+          this.dropSession();
+          throw new RpError('not_authenticated', 'this session was ended (a logout, at the OpenID Provider or here) while its tokens were being refreshed; sign in again');
+        }
         this.relyingParty.refreshSettled(previous, auth, true, scope);
-        // destroyed while the OP answered (the app's own sign-out, a sign-in that renewed the session id):
-        // not written back, signed in again
-        if (gone) await this.endedMeanwhile();
         await this.notEnded();
       }
       return this.accessToken!;
     } catch (err) {
       if (err instanceof RpError && (err.code === 'refresh_failed' || err.code === 'login_ended')) {
         // the session is saved without its login at the end of the request: with what other requests wrote
-        // while the OP answered (a sign-in another tab started, which the user now needs), not as it was read
-        // (a session destroyed meanwhile is not written back at all)
-        if (!(await takeOthersWrites(this.req).catch(() => true))) await sessionOp<void>((cb) => this.req.session.destroy(cb)).catch(() => undefined);
+        // while the OP answered (a sign-in another tab started, which the user now needs), not as it was
+        // read. Not saved at all when that cannot be had at once: a session destroyed meanwhile, or a store
+        // that fails or stalls (the 401 does not wait on it; the login stays, and is refused again next time)
+        if (!(await this.othersWritesTaken())) this.dropSession();
         throw this.ended(err, previous);
       }
       throw err;
     }
+  }
+
+  /** {@link takeOthersWrites} within {@link MERGE_WAIT_MS}: false when the session is gone, the store failed or was slower. */
+  private async othersWritesTaken(): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((resolve) => { timer = setTimeout(resolve, MERGE_WAIT_MS, false); });
+    try {
+      return await Promise.race([takeOthersWrites(this.req).catch(() => false), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The request's session is not saved at its end (express-session saves nothing without `req.session`). */
+  private dropSession(): void {
+    (this.req as { session?: unknown }).session = undefined;
   }
 
   /** `err`, having ended the session's login `previous`: its way on is a new sign-in at the same provider, back to this page (a page load's). */

@@ -61,7 +61,16 @@ export function rp(options: RpOptions): RpRouter {
   // One layer for every request: the app's session (with its deadline), `req.oidc`, the landing of an
   // RP-initiated logout. A request outside {mountPath} then leaves the router at once (no match, no
   // walk through the routes, no extra event-loop turn at its end).
-  const guarded = session ? guardedSession(session, storeTimeout) : undefined;
+  // a POST to the refresh route refreshes whatever its token's expiry: its session is kept as read too
+  const refreshPath = `${m}/refresh`;
+  const refreshing = (req: Request): boolean => {
+    if (req.method !== 'POST') return false;
+    const url = req.originalUrl ?? req.url;
+    const query = url.indexOf('?');
+    const path = query < 0 ? url : url.slice(0, query);
+    return path.endsWith(refreshPath) || path.endsWith(`${refreshPath}/`);
+  };
+  const guarded = session ? guardedSession(session, storeTimeout, (store) => noteSessionsAsRead(store, refreshing)) : undefined;
   let boundTo: unknown;
   const makeContext = contextMaker(relyingParty);
   const withSession = (err: unknown, req: Request, res: Response, next: NextFunction): void => {
@@ -71,10 +80,12 @@ export function rp(options: RpOptions): RpRouter {
       keepEndedSessionsEnded(req.sessionStore, coordinationOf(relyingParty, req.sessionStore), {
         newerLogin: newerStoredLogin(relyingParty), renewIndex: logoutIndexRenewal(relyingParty),
       });
-      noteSessionsAsRead(req.sessionStore);
+      noteSessionsAsRead(req.sessionStore, refreshing);
     }
-    // a request that may refresh the login keeps the session as it read it (its save keeps others' writes)
-    noteSessionAsRead(req.session);
+    // a request that may refresh the login keeps the session as it read it (its save keeps others' writes):
+    // noted as express-session made it, once the store is known; else (the first request with express-session
+    // mounted by the app before rp()) here, where a write of a middleware between them counts as read
+    noteSessionAsRead(req.session, refreshing(req));
     const clash = provideContext(req, res, makeContext);
     if (clash) return onError(clash, req, res, next);
     if (req.method === 'GET' && req.headers.cookie?.includes(LOGOUT_STATE_COOKIE)) {
@@ -389,7 +400,6 @@ class Routes {
     requireSession(req);
     refuseCrossOrigin(req, this.rp);
     const scope = typeof req.body?.scope === 'string' && req.body.scope ? req.body.scope : undefined;
-    noteSessionAsRead(req.session, true);
     const token = await req.oidc.refresh({ scope });
     res.set('cache-control', 'no-store');
     res.json({ tokenType: token.tokenType, scope: token.scope, expiresAt: token.expiresAt });

@@ -5,11 +5,11 @@
  * (Two instances on Redis: scale-out.test.ts, "a request that read the session before a refresh saves it".)
  */
 import type { Express } from 'express';
-import type session from 'express-session';
+import session from 'express-session';
 import request from 'supertest';
 import { requireAuth } from '@openid-express/rp';
 import { sessionCookieOf } from './support/expect.js';
-import { startRp, tokenRoute, type TestRp } from './support/rp-app.js';
+import { startRp, tokenRoute, type ListableStore, type TestRp } from './support/rp-app.js';
 import { pendingLogins } from '../src/transactions.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -19,8 +19,28 @@ const deferred = (): { promise: Promise<void>; resolve: () => void } => {
   return { promise, resolve };
 };
 
-/** The OP's answer to a refresh, held while `op.hold` is set (after resolving `op.reached`); with `op.refuse`, invalid_grant. */
-const op = { hold: undefined as Promise<void> | undefined, reached: deferred(), refuse: false };
+/**
+ * The OP's answer to a refresh, held while `op.hold` is set (after resolving `op.reached`), once `op.skip`
+ * refreshes went through; with `op.refuse`, invalid_grant.
+ */
+const op = { hold: undefined as Promise<void> | undefined, reached: deferred(), refuse: false, skip: 0 };
+
+/** A MemoryStore whose next read of session `missNext` answers none (a store that misses a read), or of `stallNext` never answers. */
+class ReadFaults extends session.MemoryStore {
+  missNext: string | undefined;
+  stallNext: string | undefined;
+  override get(sid: string, cb: (err: unknown, s?: session.SessionData | null) => void): void {
+    if (this.missNext === sid) {
+      this.missNext = undefined;
+      return void setImmediate(() => cb(null, null));
+    }
+    if (this.stallNext === sid) {
+      this.stallNext = undefined;
+      return; // rp()'s deadline (storeTimeout) answers instead
+    }
+    super.get(sid, cb);
+  }
+}
 /** `GET /slow-token` waits for this before it asks for the access token. */
 let slowToken = deferred();
 
@@ -39,15 +59,31 @@ const routes = (app: Express): void => {
       next(err);
     }
   });
+  // two refreshes in one request: the token's, then one the route asks for
+  app.get('/twice', requireAuth(), async (req, res, next) => {
+    try {
+      await req.oidc.getValidAccessToken();
+      await req.oidc.refresh();
+      res.json({});
+    } catch (err) {
+      next(err);
+    }
+  });
   tokenRoute(app);
 };
 
-const start = (accessTokenTtl: number): Promise<TestRp> => startRp({
+const start = (accessTokenTtl: number, store: ReadFaults): Promise<TestRp> => startRp({
   op: { ttl: { AccessToken: accessTokenTtl } },
+  store: store as unknown as ListableStore,
   routes,
+  // the app's middleware between express-session and rp() writes on the refresh route's requests
+  afterSession: (app) => app.use((req, _res, next) => {
+    if (req.path === '/auth/refresh') (req.session as unknown as { via: string }).via = 'a middleware before rp()';
+    next();
+  }),
   provider: {
     customFetch: async (url, init) => {
-      if (op.hold && url.endsWith('/token') && String(init.body).includes('grant_type=refresh_token')) {
+      if (op.hold && url.endsWith('/token') && String(init.body).includes('grant_type=refresh_token') && op.skip-- <= 0) {
         op.reached.resolve();
         await op.hold;
         if (op.refuse) return Response.json({ error: 'invalid_grant', error_description: 'grant request is invalid' }, { status: 400 });
@@ -58,25 +94,26 @@ const start = (accessTokenTtl: number): Promise<TestRp> => startRp({
 });
 
 /** Holds the OP's next refresh answer until the returned function is called. */
-const holdRefresh = (refuse = false): (() => void) => {
+const holdRefresh = (refuse = false, skip = 0): (() => void) => {
   const hold = deferred();
-  Object.assign(op, { hold: hold.promise, reached: deferred(), refuse });
+  Object.assign(op, { hold: hold.promise, reached: deferred(), refuse, skip });
   return hold.resolve;
 };
 
 afterEach(() => {
-  Object.assign(op, { hold: undefined, refuse: false });
+  Object.assign(op, { hold: undefined, refuse: false, skip: 0 });
   slowToken = deferred();
 });
 
 const sidOf = (cookie: string): string => /^s:([^.]+)\./.exec(decodeURIComponent(cookie.slice('sid='.length)))![1]!;
-const storedSession = (t: TestRp, sid: string): Promise<(session.SessionData & { lastSeen?: string }) | null | undefined> =>
+const storedSession = (t: TestRp, sid: string): Promise<(session.SessionData & { lastSeen?: string; via?: string }) | null | undefined> =>
   new Promise((resolve, reject) => t.store.get(sid, (err, s) => (err ? reject(err) : resolve(s as never))));
 
 describe('an access token of 4 s (its refresh is due 3 s after the login)', () => {
   let t: TestRp;
+  const store = new ReadFaults();
   beforeAll(async () => {
-    t = await start(4);
+    t = await start(4, store);
   }, 20_000);
   afterAll(() => t.close());
 
@@ -130,6 +167,50 @@ describe('an access token of 4 s (its refresh is due 3 s after the login)', () =
     expect(await storedSession(t, sidOf(cookie))).toBeFalsy();
   }, 20_000);
 
+  test('the store misses the session at the refresh\'s read before its save (it is there): 401, the session is neither written nor destroyed, and its next request gets the new tokens (no second grant)', async () => {
+    const cookie = sessionCookieOf(await t.login(t.agent()));
+    await sleep(3100);
+    const grants = t.op.counts.grants.refresh_token ?? 0;
+    const release = holdRefresh();
+    const refreshing = request(t.server).get('/token').set('cookie', cookie).then((r) => r);
+    await op.reached.promise;
+    store.missNext = sidOf(cookie);
+    release();
+    expect((await refreshing).status).toBe(401);
+    expect((await storedSession(t, sidOf(cookie)))?.oidc?.auth).toBeTruthy();
+    const next = await request(t.server).get('/token').set('cookie', cookie);
+    expect(next.status).toBe(200);
+    expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(1); // the kept result: no replay of the rotated token
+  }, 20_000);
+
+  test('the OP refuses the refresh and the store stalls at the read before the save: the 401 does not wait for the store\'s deadline, and nothing is saved', async () => {
+    const cookie = sessionCookieOf(await t.login(t.agent()));
+    await sleep(3100);
+    const release = holdRefresh(true);
+    const refreshing = request(t.server).get('/token').set('cookie', cookie).then((r) => r);
+    await op.reached.promise;
+    store.stallNext = sidOf(cookie);
+    const started = Date.now();
+    release();
+    const refused = await refreshing;
+    expect({ status: refused.status, error: refused.body.error }).toEqual({ status: 401, error: 'refresh_failed' });
+    expect(Date.now() - started).toBeLessThan(1500); // rp()'s storeTimeout is 3 s
+    // not saved as it was read, less its login (the store may hold others' writes): the login stays, to be refused again
+    expect((await storedSession(t, sidOf(cookie)))?.oidc?.auth).toBeTruthy();
+  }, 20_000);
+
+  test('two refreshes in one request (the due token\'s, then one the route asks for): the second\'s save keeps what another request wrote while the OP answered it', async () => {
+    const cookie = sessionCookieOf(await t.login(t.agent()));
+    await sleep(3100);
+    const release = holdRefresh(false, 1);
+    const twice = request(t.server).get('/twice').set('cookie', cookie).then((r) => r);
+    await op.reached.promise;
+    expect((await request(t.server).post('/write').set('cookie', cookie)).status).toBe(200);
+    release();
+    expect((await twice).status).toBe(200);
+    expect((await storedSession(t, sidOf(cookie)))?.lastSeen).toBe('another request');
+  }, 20_000);
+
   test('a request that began a minute or less before its access token was due, and refreshes it later in the request, keeps what another request wrote meanwhile', async () => {
     const cookie = sessionCookieOf(await t.login(t.agent()));
     // the token is not due yet as the request begins (its refresh comes 3 s after the login)
@@ -148,7 +229,7 @@ describe('an access token of 4 s (its refresh is due 3 s after the login)', () =
 describe('an access token of an hour', () => {
   let t: TestRp;
   beforeAll(async () => {
-    t = await start(3600);
+    t = await start(3600, new ReadFaults());
   }, 20_000);
   afterAll(() => t.close());
 
@@ -160,6 +241,15 @@ describe('an access token of an hour', () => {
     expect((await request(t.server).post('/write').set('cookie', cookie)).status).toBe(200);
     release();
     expect((await refreshing).status).toBe(200);
-    expect((await storedSession(t, sidOf(cookie)))?.lastSeen).toBe('another request');
+    const stored = await storedSession(t, sidOf(cookie));
+    expect(stored?.lastSeen).toBe('another request');
+    // and the request's own write, by a middleware between express-session and rp(), is its own: kept
+    expect(stored?.via).toBe('a middleware before rp()');
+  }, 20_000);
+
+  test('POST /auth/refresh of a fresh token, no other request: a middleware\'s write of the same request is kept', async () => {
+    const cookie = sessionCookieOf(await t.login(t.agent()));
+    expect((await request(t.server).post('/auth/refresh').set({ cookie, origin: t.baseURL }).type('form').send({})).status).toBe(200);
+    expect((await storedSession(t, sidOf(cookie)))?.via).toBe('a middleware before rp()');
   }, 20_000);
 });
