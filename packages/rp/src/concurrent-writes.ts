@@ -48,14 +48,15 @@ const NOTES = Symbol.for('@openid-express/rp notes sessions as read');
  * first layer, for a request made before it learned the store.)
  */
 export function noteSessionsAsRead(store: Store, refreshes: (req: Request) => boolean): void {
-  const marked = store as Store & { [NOTES]?: true };
-  if (marked[NOTES]) return;
-  marked[NOTES] = true;
+  const marked = store as Store & { [NOTES]?: Array<(req: Request) => boolean> };
+  // each rp() on the store (another mount path) adds its own refresh route
+  if (marked[NOTES]) return void (marked[NOTES].includes(refreshes) || marked[NOTES].push(refreshes));
+  const routes = (marked[NOTES] = [refreshes]);
   const create = store.createSession;
   if (typeof create !== 'function') return;
   store.createSession = function createAndNote(this: Store, req, data) {
     const session = create.call(this, req, data);
-    noteSessionAsRead(session as Session & Partial<SessionData>, refreshes(req as Request));
+    noteSessionAsRead(session as Session & Partial<SessionData>, routes.some((refreshing) => refreshing(req as Request)));
     return session;
   };
 }
@@ -68,14 +69,15 @@ export function noteSessionsAsRead(store: Store, refreshes: (req: Request) => bo
  * ({@link noteSessionAsRead}: a refresh the app asked for on a fresh token). False when the store no
  * longer has the session: it was destroyed meanwhile (a sign-out, the app's own included; a sign-in
  * that renewed the session id), and must not be written back. A store failure rejects
- * (`store_unavailable`), as the save would.
+ * (`store_unavailable`), as the save would. `wait.over`: the caller stopped waiting (nothing is merged).
  */
-export async function takeOthersWrites(req: Request): Promise<boolean> {
+export async function takeOthersWrites(req: Request, wait?: { over: boolean }): Promise<boolean> {
   const session = req.session as (Session & Partial<SessionData>) | undefined;
   const read = session && asRead.get(session);
   if (!read || !req.sessionStore) return true;
   const stored = await sessionOp<Partial<SessionData> | null | undefined>((cb) => req.sessionStore.get(req.sessionID, cb));
   if (!stored || typeof stored !== 'object') return false;
+  if (wait?.over) return true; // (the caller went on without it)
   const before = JSON.parse(read) as Members;
   merge(session as unknown as Members, before, stored as Members, 'cookie', 'oidc');
   const oidc = session.oidc as Members | undefined;

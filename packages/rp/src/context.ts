@@ -236,38 +236,41 @@ export class RequestContext implements OidcContext {
           this.relyingParty.refreshSettled(previous, auth, false, scope);
           throw err;
         }
+        // (its result is kept as for a saved one, no longer: a session signed out meanwhile keeps nothing for a day)
+        this.relyingParty.refreshSettled(previous, auth, true, scope);
         if (gone) {
           // not in the store: destroyed while the OP answered (the app's own sign-out, a sign-in that
-          // renewed the session id), and not written back, signed in again. Not destroyed either: a store
-          // that missed one read still has it, and the result is kept for its next request (as when a save fails)
-          this.relyingParty.refreshSettled(previous, auth, false, scope);
+          // renewed the session id), and not written back, signed in again
           this.dropSession();
           throw new RpError('not_authenticated', 'this session was ended (a logout, at the OpenID Provider or here) while its tokens were being refreshed; sign in again');
         }
-        this.relyingParty.refreshSettled(previous, auth, true, scope);
         await this.notEnded();
       }
       return this.accessToken!;
     } catch (err) {
       if (err instanceof RpError && (err.code === 'refresh_failed' || err.code === 'login_ended')) {
         // the session is saved without its login at the end of the request: with what other requests wrote
-        // while the OP answered (a sign-in another tab started, which the user now needs), not as it was
-        // read. Not saved at all when that cannot be had at once: a session destroyed meanwhile, or a store
-        // that fails or stalls (the 401 does not wait on it; the login stays, and is refused again next time)
-        if (!(await this.othersWritesTaken())) this.dropSession();
+        // while the OP answered (a sign-in another tab started, which the user now needs), when the store
+        // gives it at once; else as it was read (the refused login must go). Not at all when it is gone.
+        if ((await this.othersWritesTaken()) === 'gone') this.dropSession();
         throw this.ended(err, previous);
       }
       throw err;
     }
   }
 
-  /** {@link takeOthersWrites} within {@link MERGE_WAIT_MS}: false when the session is gone, the store failed or was slower. */
-  private async othersWritesTaken(): Promise<boolean> {
+  /**
+   * {@link takeOthersWrites} within {@link MERGE_WAIT_MS}: 'gone' when the store no longer has the
+   * session; false when the store failed or was slower (a merge that comes later changes nothing).
+   */
+  private async othersWritesTaken(): Promise<boolean | 'gone'> {
     let timer: NodeJS.Timeout | undefined;
+    const wait = { over: false };
     const late = new Promise<false>((resolve) => { timer = setTimeout(resolve, MERGE_WAIT_MS, false); });
     try {
-      return await Promise.race([takeOthersWrites(this.req).catch(() => false), late]);
+      return await Promise.race([takeOthersWrites(this.req, wait).then((kept) => kept || 'gone', () => false as const), late]);
     } finally {
+      wait.over = true;
       clearTimeout(timer);
     }
   }

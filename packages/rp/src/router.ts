@@ -62,15 +62,16 @@ export function rp(options: RpOptions): RpRouter {
   // RP-initiated logout. A request outside {mountPath} then leaves the router at once (no match, no
   // walk through the routes, no extra event-loop turn at its end).
   // a POST to the refresh route refreshes whatever its token's expiry: its session is kept as read too
-  const refreshPath = `${m}/refresh`;
+  // (rp()'s routes take any letter case, as Express's do)
+  const refreshPath = `${m}/refresh`.toLowerCase();
   const refreshing = (req: Request): boolean => {
     if (req.method !== 'POST') return false;
     const url = req.originalUrl ?? req.url;
     const query = url.indexOf('?');
-    const path = query < 0 ? url : url.slice(0, query);
+    const path = (query < 0 ? url : url.slice(0, query)).toLowerCase();
     return path.endsWith(refreshPath) || path.endsWith(`${refreshPath}/`);
   };
-  const guarded = session ? guardedSession(session, storeTimeout, (store) => noteSessionsAsRead(store, refreshing)) : undefined;
+  const guarded = session ? guardedSession(session, storeTimeout) : undefined;
   let boundTo: unknown;
   const makeContext = contextMaker(relyingParty);
   const withSession = (err: unknown, req: Request, res: Response, next: NextFunction): void => {
@@ -400,6 +401,7 @@ class Routes {
     requireSession(req);
     refuseCrossOrigin(req, this.rp);
     const scope = typeof req.body?.scope === 'string' && req.body.scope ? req.body.scope : undefined;
+    noteSessionAsRead(req.session, true); // (a no-op when noted as express-session made it, as it is but on a store's first request)
     const token = await req.oidc.refresh({ scope });
     res.set('cache-control', 'no-store');
     res.json({ tokenType: token.tokenType, scope: token.scope, expiresAt: token.expiresAt });

@@ -120,16 +120,12 @@ class Pending {
 
 /**
  * Runs `session` (the app's express-session middleware) so that a store failure or a store that
- * does not answer within `timeoutMs` becomes `next(RpError store_unavailable)` (a 503). `onStore`
- * gets its store at once, when it can be learned before the first request.
+ * does not answer within `timeoutMs` becomes `next(RpError store_unavailable)` (a 503).
  */
-export function guardedSession(session: RequestHandler, timeoutMs: number, onStore?: (store: Store) => void): RequestHandler {
+export function guardedSession(session: RequestHandler, timeoutMs: number): RequestHandler {
   // bound (and checked) now, not at the first request: a store that refuses this instance is said at start-up
   const store = storeOf(session);
-  if (store) {
-    checkStore(store, timeoutMs);
-    onStore?.(store);
-  }
+  if (store) checkStore(store, timeoutMs);
   const deadlines = new Deadlines(timeoutMs);
   const late = () => unavailable(`did not answer within ${timeoutMs} ms`);
   return (req, res, next) => {
