@@ -58,9 +58,6 @@ export function rp(options: RpOptions): RpRouter {
   const onError = (err: unknown, req: Request, res: Response, next: NextFunction): void => {
     sendError(toRpError(clientInputError(err) ?? err), req, res, next, relyingParty);
   };
-  // One layer for every request: the app's session (with its deadline), `req.oidc`, the landing of an
-  // RP-initiated logout. A request outside {mountPath} then leaves the router at once (no match, no
-  // walk through the routes, no extra event-loop turn at its end).
   // a POST to the refresh route refreshes whatever its token's expiry: its session is kept as read too
   // (rp()'s routes take any letter case, as Express's do)
   const refreshPath = `${m}/refresh`.toLowerCase();
@@ -71,6 +68,9 @@ export function rp(options: RpOptions): RpRouter {
     const path = (query < 0 ? url : url.slice(0, query)).toLowerCase();
     return path.endsWith(refreshPath) || path.endsWith(`${refreshPath}/`);
   };
+  // One layer for every request: the app's session (with its deadline), `req.oidc`, the landing of an
+  // RP-initiated logout. A request outside {mountPath} then leaves the router at once (no match, no
+  // walk through the routes, no extra event-loop turn at its end).
   const guarded = session ? guardedSession(session, storeTimeout) : undefined;
   let boundTo: unknown;
   const makeContext = contextMaker(relyingParty);
