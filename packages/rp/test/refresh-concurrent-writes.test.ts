@@ -109,6 +109,16 @@ const sidOf = (cookie: string): string => /^s:([^.]+)\./.exec(decodeURIComponent
 const storedSession = (t: TestRp, sid: string): Promise<(session.SessionData & { lastSeen?: string; via?: string }) | null | undefined> =>
   new Promise((resolve, reject) => t.store.get(sid, (err, s) => (err ? reject(err) : resolve(s as never))));
 
+/** Signs in, waits until the access token is due, and starts `GET /token`: its refresh reaches the OP, which holds it until `release()`. */
+async function refreshHeld(t: TestRp, refuse = false): Promise<{ cookie: string; release: () => void; refreshing: Promise<request.Response> }> {
+  const cookie = sessionCookieOf(await t.login(t.agent()));
+  await sleep(3100);
+  const release = holdRefresh(refuse);
+  const refreshing = request(t.server).get('/token').set('cookie', cookie).then((r) => r);
+  await op.reached.promise;
+  return { cookie, release, refreshing };
+}
+
 describe('an access token of 4 s (its refresh is due 3 s after the login)', () => {
   let t: TestRp;
   const store = new ReadFaults();
@@ -118,11 +128,7 @@ describe('an access token of 4 s (its refresh is due 3 s after the login)', () =
   afterAll(() => t.close());
 
   test('the OP refuses the refresh (the grant was revoked) while another tab starts a sign-in and another request writes: the session loses its login and keeps both, and that sign-in finishes', async () => {
-    const cookie = sessionCookieOf(await t.login(t.agent()));
-    await sleep(3100);
-    const release = holdRefresh(true);
-    const refreshing = request(t.server).get('/token').set('cookie', cookie).then((r) => r);
-    await op.reached.promise;
+    const { cookie, release, refreshing } = await refreshHeld(t, true);
     const otherTab = await request(t.server).get('/auth/login/op?returnTo=/me').set('cookie', cookie);
     expect(otherTab.status).toBe(302);
     expect((await request(t.server).post('/write').set('cookie', cookie)).status).toBe(200);
@@ -141,11 +147,7 @@ describe('an access token of 4 s (its refresh is due 3 s after the login)', () =
   }, 20_000);
 
   test('the app destroys the session (its own sign-out) while the OP answers the refresh: it stays destroyed, and the refresh answers 401', async () => {
-    const cookie = sessionCookieOf(await t.login(t.agent()));
-    await sleep(3100);
-    const release = holdRefresh();
-    const refreshing = request(t.server).get('/token').set('cookie', cookie).then((r) => r);
-    await op.reached.promise;
+    const { cookie, release, refreshing } = await refreshHeld(t);
     expect((await request(t.server).post('/app-signout').set('cookie', cookie)).status).toBe(200);
     release();
     const answered = await refreshing;
@@ -156,11 +158,7 @@ describe('an access token of 4 s (its refresh is due 3 s after the login)', () =
   }, 20_000);
 
   test('the same when the OP refuses that refresh: the destroyed session is not written back without its login either', async () => {
-    const cookie = sessionCookieOf(await t.login(t.agent()));
-    await sleep(3100);
-    const release = holdRefresh(true);
-    const refreshing = request(t.server).get('/token').set('cookie', cookie).then((r) => r);
-    await op.reached.promise;
+    const { cookie, release, refreshing } = await refreshHeld(t, true);
     expect((await request(t.server).post('/app-signout').set('cookie', cookie)).status).toBe(200);
     release();
     expect((await refreshing).status).toBe(401);
@@ -168,12 +166,8 @@ describe('an access token of 4 s (its refresh is due 3 s after the login)', () =
   }, 20_000);
 
   test('the store misses the session at the refresh\'s read before its save (it is there): 401, the session is neither written nor destroyed, and its next request gets the new tokens (no second grant)', async () => {
-    const cookie = sessionCookieOf(await t.login(t.agent()));
-    await sleep(3100);
-    const grants = t.op.counts.grants.refresh_token ?? 0;
-    const release = holdRefresh();
-    const refreshing = request(t.server).get('/token').set('cookie', cookie).then((r) => r);
-    await op.reached.promise;
+    const grants = t.op.counts.grants.refresh_token ?? 0; // (a sign-in makes no refresh grant)
+    const { cookie, release, refreshing } = await refreshHeld(t);
     store.missNext = sidOf(cookie);
     release();
     expect((await refreshing).status).toBe(401);
@@ -184,11 +178,7 @@ describe('an access token of 4 s (its refresh is due 3 s after the login)', () =
   }, 20_000);
 
   test('the OP refuses the refresh and the store stalls at the read before the save: the 401 waits 250 ms for it, not the store\'s deadline, and the session is saved as read, less the refused login', async () => {
-    const cookie = sessionCookieOf(await t.login(t.agent()));
-    await sleep(3100);
-    const release = holdRefresh(true);
-    const refreshing = request(t.server).get('/token').set('cookie', cookie).then((r) => r);
-    await op.reached.promise;
+    const { cookie, release, refreshing } = await refreshHeld(t, true);
     store.stallNext = sidOf(cookie);
     const started = Date.now();
     release();
