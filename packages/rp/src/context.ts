@@ -11,6 +11,7 @@ import { sessionOp } from './session-guard.js';
 import { coordinationOf, endedAfterSave, sessionEnded } from './coordination.js';
 import { readStoredLogin, toStoredLogin } from './stored-login.js';
 import { takeOthersWrites } from './concurrent-writes.js';
+import { within } from './stuck-connection.js';
 
 /** How long a refused refresh waits for the session as other requests left it (a store answers in a few ms). */
 const MERGE_WAIT_MS = 250;
@@ -264,14 +265,13 @@ export class RequestContext implements OidcContext {
    * session; false when the store failed or was slower (a merge that comes later changes nothing).
    */
   private async othersWritesTaken(): Promise<boolean | 'gone'> {
-    let timer: NodeJS.Timeout | undefined;
     const wait = { over: false };
-    const late = new Promise<false>((resolve) => { timer = setTimeout(resolve, MERGE_WAIT_MS, false); });
     try {
-      return await Promise.race([takeOthersWrites(this.req, wait).then((kept) => kept || 'gone', () => false as const), late]);
+      return (await within(takeOthersWrites(this.req, wait), MERGE_WAIT_MS)) || 'gone';
+    } catch {
+      return false;
     } finally {
       wait.over = true;
-      clearTimeout(timer);
     }
   }
 

@@ -54,7 +54,8 @@ function isSingleClient(client: unknown): client is SingleClient {
     && typeof c.sendCommand === 'function' && c.masters === undefined && c.getMasterNode === undefined;
 }
 
-function within<T>(work: Promise<T>, ms: number): Promise<T> {
+/** `work`, or a rejection once `ms` have passed without its answer (the work goes on). */
+export function within<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
   return Promise.race([work, late]).finally(() => clearTimeout(timer));
