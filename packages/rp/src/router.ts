@@ -61,12 +61,13 @@ export function rp(options: RpOptions): RpRouter {
   // a POST to the refresh route refreshes whatever its token's expiry: its session is kept as read too
   // (rp()'s routes take any letter case, as Express's do)
   const refreshPath = `${m}/refresh`.toLowerCase();
+  const refreshPathSlash = `${refreshPath}/`;
   const refreshing = (req: Request): boolean => {
     if (req.method !== 'POST') return false;
     const url = req.originalUrl ?? req.url;
     const query = url.indexOf('?');
     const path = (query < 0 ? url : url.slice(0, query)).toLowerCase();
-    return path.endsWith(refreshPath) || path.endsWith(`${refreshPath}/`);
+    return path.endsWith(refreshPath) || path.endsWith(refreshPathSlash);
   };
   // One layer for every request: the app's session (with its deadline), `req.oidc`, the landing of an
   // RP-initiated logout. A request outside {mountPath} then leaves the router at once (no match, no
@@ -81,12 +82,12 @@ export function rp(options: RpOptions): RpRouter {
       keepEndedSessionsEnded(req.sessionStore, coordinationOf(relyingParty, req.sessionStore), {
         newerLogin: newerStoredLogin(relyingParty), renewIndex: logoutIndexRenewal(relyingParty),
       });
+      // a request that may refresh the login keeps the session as it read it (its save keeps others' writes):
+      // noted as express-session makes it from now on; this request's session was made already, so here,
+      // where a write of a middleware between express-session and rp() counts as read
       noteSessionsAsRead(req.sessionStore, refreshing);
+      noteSessionAsRead(req.session, refreshing(req));
     }
-    // a request that may refresh the login keeps the session as it read it (its save keeps others' writes):
-    // noted as express-session made it, once the store is known; else (the first request with express-session
-    // mounted by the app before rp()) here, where a write of a middleware between them counts as read
-    noteSessionAsRead(req.session, refreshing(req));
     const clash = provideContext(req, res, makeContext);
     if (clash) return onError(clash, req, res, next);
     if (req.method === 'GET' && req.headers.cookie?.includes(LOGOUT_STATE_COOKIE)) {
