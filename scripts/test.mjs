@@ -38,10 +38,33 @@ function jest(node, label, { packaging = true } = {}) {
   try {
     const r = JSON.parse(readFileSync(out, 'utf8'));
     const failed = r.numFailedTests + r.numRuntimeErrorTestSuites + (r.numTotalTests === 0 ? 1 : 0);
-    return { passed: r.numPassedTests, failed: failed || (status === 0 ? 0 : 1) };
+    return { passed: r.numPassedTests, failed: failed || (status === 0 ? 0 : 1), failures: failuresOf(r) };
   } catch {
-    return { passed: 0, failed: 1 };
+    return { passed: 0, failed: 1, failures: [`jest wrote no results (exit status ${status})`] };
   }
+}
+
+/** "file › test: first line of the error" for each failed test or suite, so the run's last lines say what failed. */
+function failuresOf(r) {
+  const lines = [];
+  for (const suite of r.testResults ?? []) {
+    const file = suite.name.startsWith(root) ? suite.name.slice(root.length + 1) : suite.name;
+    const failedTests = (suite.assertionResults ?? []).filter((t) => t.status === 'failed');
+    for (const t of failedTests) {
+      lines.push(`${file} › ${t.fullName}: ${firstLines(t.failureMessages?.[0])}`);
+    }
+    if (!failedTests.length && suite.status === 'failed') {
+      lines.push(`${file} (the suite failed to run): ${firstLines(suite.message)}`);
+    }
+  }
+  return lines;
+}
+
+/** The first lines of a jest failure message, without colours or the stack, on one line. */
+function firstLines(message = '') {
+  const plain = message.replace(/\u001b\[[0-9;]*m/g, '');
+  const lines = plain.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('at ') && !l.startsWith('●'));
+  return lines.slice(0, 4).join(' | ').slice(0, 400);
 }
 
 function nodeBinary(major) {
@@ -56,13 +79,16 @@ for (const [i, major] of alsoNode.entries()) {
     binary = nodeBinary(major);
   } catch (err) {
     console.error(`Could not get Node ${major} from the npm registry: ${err.message}`);
-    runs.push({ label: `Node ${major}`, passed: 0, failed: 1 });
+    runs.push({ label: `Node ${major}`, passed: 0, failed: 1, failures: [`Node ${major} could not be fetched`] });
     continue;
   }
   runs.push({ label: `Node ${major}`, ...jest(binary, `Node ${major} (${binary})`, { packaging: i === alsoNode.length - 1 }) });
 }
 
-for (const r of runs) console.log(`${r.label}: ${r.passed} passed, ${r.failed} failed`);
+for (const r of runs) {
+  console.log(`${r.label}: ${r.passed} passed, ${r.failed} failed`);
+  for (const f of r.failures ?? []) console.log(`  failed: ${f}`);
+}
 const passed = runs.reduce((n, r) => n + r.passed, 0);
 const failed = runs.reduce((n, r) => n + r.failed, 0) + (typeErrors ? 1 : 0);
 console.log(`${passed} passed, ${failed} failed`);
