@@ -11,7 +11,8 @@
  * - `browser.submit(page, { has, action, id }, fields)`: posts the first form of `page` that has a
  *   field named `has` / an action containing `action` / the id `id`, with its own fields (hidden
  *   inputs, CSRF token included) overridden by `fields`; follows redirects.
- * - `browser.post(url, fields)`: a raw form POST (for forged requests).
+ * - `browser.post(url, fields, headers?)`: a raw form POST (for forged requests); `headers` (also
+ *   the last argument of `submit`) go with that request only, not the redirects it leads to.
  * - `signIn(browser, authorizationUrl, { login, password, consent })`: the whole login (+ consent)
  *   walk; returns the last page (normally `stoppedAt` = the callback URL with code and state).
  * - `parseForms(html, baseUrl)`, `CookieJar`: the pieces.
@@ -151,10 +152,11 @@ export class FormBrowser {
     return this.request(url, { method: 'GET' });
   }
 
-  post(url: string, fields: Record<string, string>): Promise<BrowserPage> {
+  /** `headers`: for this request only (not the redirects it leads to). */
+  post(url: string, fields: Record<string, string>, headers: Record<string, string> = {}): Promise<BrowserPage> {
     return this.request(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams(fields).toString(),
     });
   }
@@ -171,9 +173,9 @@ export class FormBrowser {
     return form;
   }
 
-  submit(page: BrowserPage, match: Parameters<FormBrowser['form']>[1], fields: Record<string, string> = {}): Promise<BrowserPage> {
+  submit(page: BrowserPage, match: Parameters<FormBrowser['form']>[1], fields: Record<string, string> = {}, headers?: Record<string, string>): Promise<BrowserPage> {
     const form = this.form(page, match);
-    return this.post(form.action, { ...form.fields, ...fields });
+    return this.post(form.action, { ...form.fields, ...fields }, headers);
   }
 }
 

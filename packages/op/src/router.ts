@@ -135,7 +135,7 @@ function mountAuthenticators(app: Express, deps: InteractionDeps, o: ResolvedOpt
   for (const authenticator of deps.authenticators) {
     const router = express.Router();
     authenticator.mount?.({
-      issuer: o.issuer, mountPath: o.mountPath, router, storeTimeout: o.storeTimeout,
+      issuer: o.issuer, mountPath: o.mountPath, router, storeTimeout: o.storeTimeout, store: deps.claims,
       complete: (req, res, uid, result) => completeLogin(deps, req, res, uid, result),
       completeOnce: (req, res, once, outcome) => completeOnce(deps, req, res, once, outcome),
     });

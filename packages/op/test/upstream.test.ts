@@ -3,7 +3,7 @@ import session from 'express-session';
 import { createClient } from 'redis';
 import { oidc } from '@openid-express/rp';
 import { generateKeys, memoryAccounts, memoryAdapter, op, password, redisAdapter, upstream } from '@openid-express/op';
-import { FormBrowser } from '../../../test/support/op-forms.js';
+import { FormBrowser, type BrowserPage } from '../../../test/support/op-forms.js';
 import { useRedis } from '../../../test/support/redis-server.js';
 import { callbackOf, client, insecure, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
 import { ALICE, accounts, listen, originOf, startOp, type RunningOp } from './support/op-server.js';
@@ -147,6 +147,22 @@ describe('federation: signing in at our OP through another OP (upstream)', () =>
   });
 });
 
+/** express-session's MemoryStore whose next `count` reads wait for each other: requests that all read a session before any saves it. */
+class HeldReads extends session.MemoryStore {
+  private held?: { count: number; waiting: (() => void)[] };
+  holdNextReads(count: number): void {
+    this.held = { count, waiting: [] };
+  }
+  override get(sid: string, callback: (err: unknown, session?: session.SessionData | null) => void): void {
+    const held = this.held;
+    if (!held) return super.get(sid, callback);
+    held.waiting.push(() => super.get(sid, callback));
+    if (held.waiting.length < held.count) return;
+    this.held = undefined;
+    for (const read of held.waiting) read();
+  }
+}
+
 describe('the upstream callback arriving twice at once, on two op() instances of one Redis (a reload while it is answered, a balancer resending it)', () => {
   const redis = useRedis((url) => createClient({ url }));
   const SECRET = 'web-secret-web-secret';
@@ -155,6 +171,7 @@ describe('the upstream callback arriving twice at once, on two op() instances of
   let second: ReturnType<typeof createClient>;
   let origin: string;
   let web: client.Configuration;
+  const sessions = new HeldReads();
   // account() waits here, so the second copy comes while the first has redeemed the code and is still working
   let entered: () => void = () => undefined;
   let release: () => void = () => undefined;
@@ -177,7 +194,6 @@ describe('the upstream callback arriving twice at once, on two op() instances of
     second = createClient({ url: redis.server.url });
     await second.connect();
     const keys = generateKeys();
-    const sessions = new session.MemoryStore();
     const instance = (redisClient: typeof second) => express().use('/op', op({
       issuer, accounts, adapter: redisAdapter(redisClient, { prefix: 'fed:' }), ...keys, trustProxy: true,
       session: session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false, store: sessions }),
@@ -271,5 +287,94 @@ describe('the upstream callback arriving twice at once, on two op() instances of
       expect(html).toMatch(/href="\/op\/interaction\/[\w-]+"/);
     }
     expect(await failuresCounted()).toBe(before + 1);
+  });
+
+  /** Sends the browser through Corp from `page` (Corp's login page, or straight back when signed in there): the callback to our OP. */
+  async function throughCorp(browser: FormBrowser, page: BrowserPage): Promise<string> {
+    const back = page.stoppedAt ? page : await browser.submit(page, { value: ['authenticator', 'password'] }, { login: 'alice', password: ALICE.password });
+    expect(new URL(back.stoppedAt!).pathname).toBe('/op/upstream/callback/corp');
+    return back.stoppedAt!;
+  }
+  /** A sign-in of client `web` opened in a tab: its login page, and what the client keeps to redeem it. */
+  async function tab(browser: FormBrowser) {
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const url = client.buildAuthorizationUrl(web, {
+      redirect_uri: `${origin}/cb`, scope: 'openid', state,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    });
+    return { login: await browser.open(url.href), verifier, state };
+  }
+  const recordIds = async () => (await redis.client.keys('fed:OpUpstreamTransaction:*')).sort();
+
+  const sidOf = (browser: FormBrowser) => decodeURIComponent(browser.jar.header(`${origin}/op/`).match(/connect\.sid=([^;]+)/)![1]!).slice(2).split('.')[0]!;
+  const storedSession = (sid: string) => new Promise<session.SessionData>((resolve, reject) => sessions.get(sid, (err, s) => (err || !s ? reject(err) : resolve(s))));
+  const storeSession = (sid: string, data: session.SessionData) => new Promise<void>((resolve, reject) => sessions.set(sid, data, (err) => (err ? reject(err) : resolve())));
+
+  test.each([
+    ['an OP session of its own', false],
+    ['a session with nothing of op() in it yet (the app\'s own, or one of an earlier release)', true],
+  ])('two tabs choose Corp at the same moment, each on another instance, both reading the session before either saves (%s): both sign in, one after the other', async (_, bare) => {
+    const browser = browserAt();
+    // the browser has a session already (an earlier sign-in at Corp it left), so both tabs share it
+    await browser.submit((await tab(browser)).login, { value: ['authenticator', 'corp'] });
+    const sid = sidOf(browser);
+    if (bare) {
+      const { openidExpressOpBrowser, ...rest } = (await storedSession(sid)) as session.SessionData & Record<string, unknown>;
+      expect(openidExpressOpBrowser).toEqual(expect.any(String));
+      await storeSession(sid, rest as session.SessionData);
+    }
+    const tabs = [await tab(browser), await tab(browser)];
+    sessions.holdNextReads(2);
+    const atCorp = await Promise.all(tabs.map((t, i) => browser.submit(t.login, { value: ['authenticator', 'corp'] }, {}, { 'x-instance': String(i) })));
+    for (const [i, t] of tabs.entries()) {
+      const callback = await throughCorp(browser, atCorp[i]!);
+      const done = await browser.open(callback);
+      expect([i, done.status, done.html.includes('interaction_expired'), new URL(done.stoppedAt ?? done.url).pathname]).toEqual([i, 303, false, '/cb']);
+      const tokens = await client.authorizationCodeGrant(web, callbackOf(done), { pkceCodeVerifier: t.verifier, expectedState: t.state });
+      expect(tokens.claims()).toMatchObject({ sub: 'alice', amr: ['fed'] });
+    }
+  });
+
+  test('a callback opened in another browser (an answer planted there) is refused, signs no one in, and leaves the sign-in to its own browser', async () => {
+    const browser = browserAt();
+    const t = await tab(browser);
+    const callback = await throughCorp(browser, await browser.submit(t.login, { value: ['authenticator', 'corp'] }));
+    const other = browserAt();
+    await other.submit((await tab(other)).login, { value: ['authenticator', 'corp'] }); // a session of its own
+    const planted = await other.open(callback);
+    expect([planted.status, planted.html.includes('interaction_expired')]).toEqual([400, true]);
+    expect(other.jar.names()).not.toContain('_session');
+    const done = await browser.open(callback);
+    const tokens = await client.authorizationCodeGrant(web, callbackOf(done), { pkceCodeVerifier: t.verifier, expectedState: t.state });
+    expect(tokens.claims()).toMatchObject({ sub: 'alice', amr: ['fed'] });
+  });
+
+  test('a sign-in that an instance of an earlier release started (its transaction in the session, not in the store) still finishes', async () => {
+    const browser = browserAt();
+    const t = await tab(browser);
+    const before = await recordIds();
+    const callback = await throughCorp(browser, await browser.submit(t.login, { value: ['authenticator', 'corp'] }));
+    const [key] = (await recordIds()).filter((k) => !before.includes(k));
+    // moved to where 0.x before this release kept it: the browser's session, under `openidExpressOpUpstream:corp`
+    const records = redisAdapter(redis.client as typeof second, { prefix: 'fed:' }).adapterFor('OpUpstreamTransaction');
+    const id = key!.slice('fed:OpUpstreamTransaction:'.length);
+    const { data } = (await records.find(id)) as unknown as { data: unknown };
+    await records.destroy(id);
+    const sid = sidOf(browser);
+    await storeSession(sid, { ...(await storedSession(sid)), 'openidExpressOpUpstream:corp': data } as session.SessionData);
+    const done = await browser.open(callback);
+    const tokens = await client.authorizationCodeGrant(web, callbackOf(done), { pkceCodeVerifier: t.verifier, expectedState: t.state });
+    expect(tokens.claims()).toMatchObject({ sub: 'alice', amr: ['fed'] });
+  });
+
+  test('a finished sign-in leaves no record in the store', async () => {
+    const before = await recordIds();
+    const browser = browserAt();
+    const t = await tab(browser);
+    const callback = await throughCorp(browser, await browser.submit(t.login, { value: ['authenticator', 'corp'] }));
+    expect((await recordIds()).length).toBe(before.length + 1);
+    await browser.open(callback);
+    expect(await recordIds()).toEqual(before);
   });
 });

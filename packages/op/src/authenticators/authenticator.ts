@@ -1,5 +1,6 @@
 import type { Request, Response, Router } from 'express';
 import type { AccountStore } from '../accounts.js';
+import type { OpStore } from '../adapters/types.js';
 
 /** What an authenticator's part of the login page is drawn from. */
 export interface LoginFormContext {
@@ -74,6 +75,12 @@ export interface AuthenticatorMount {
   ): Promise<void>;
   /** Milliseconds each call of the app's own code may take (op()'s `storeTimeout`): past it, a 503. */
   storeTimeout: number;
+  /**
+   * op()'s `adapter` store, shared by its instances. Keep what a sign-in in progress needs here, one
+   * record per sign-in (`store.adapterFor('MyModel')`), not in `req.session`: express-session saves a
+   * session whole, so two tabs writing it at once keep only the last one's write.
+   */
+  store: OpStore;
 }
 
 /** What an authenticator is given when its form is posted. */

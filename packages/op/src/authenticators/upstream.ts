@@ -1,7 +1,10 @@
+import { createHash } from 'node:crypto';
 import debug from 'debug';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { RelyingParty, type NormalizedUser, type OidcSessionData, type ProviderConfig, type Transaction } from '@openid-express/rp';
 import { appCall } from '../bounded-store.js';
+import { browserId, knownBrowserId } from '../browser-id.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { AuthenticationFailure, AuthenticationSuccess, Authenticator, AuthenticatorMount } from './authenticator.js';
 
@@ -23,13 +26,26 @@ export interface UpstreamOptions {
 
 type Bag = Record<string, OidcSessionData | undefined>;
 
-/** This authenticator's RP transactions, in `req.session`, apart from the app's own `rp()` data. */
-function sessionData(req: Request, name: string): OidcSessionData {
-  const session = req.session as unknown as Bag;
-  const key = `openidExpressOpUpstream:${name}`;
-  session[key] ??= {};
-  return session[key];
+/**
+ * This authenticator's RP transactions in `req.session`, where an instance of 0.x before this
+ * release kept them (a sign-in it started, finished by this one during a rolling upgrade): read only.
+ */
+function sessionData(req: Request, name: string): OidcSessionData | undefined {
+  return (req.session as unknown as Bag | undefined)?.[`openidExpressOpUpstream:${name}`];
 }
+
+/** The store's model name of the sign-ins started at another OP, one record each (apart from oidc-provider's). */
+export const UPSTREAM_TRANSACTION_MODEL = 'OpUpstreamTransaction';
+
+/** One sign-in started at another OP: its RP transaction, and the browser it belongs to. */
+interface StartedSignIn {
+  /** The id of the browser that started it (browser-id.ts). */
+  browser: string;
+  /** The RP transaction, as `RelyingParty.saveTransaction` keeps it. */
+  data: OidcSessionData;
+}
+
+const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url');
 
 function callbackParams(req: Request): URLSearchParams {
   if (req.method === 'POST') return new URLSearchParams(req.body as Record<string, string>);
@@ -58,6 +74,8 @@ function passing(err: unknown): boolean {
 
 export function upstream(options: UpstreamOptions): Authenticator {
   let relyingParty: RelyingParty | undefined;
+  /** The sign-ins started at the other OP, in op()'s store (set in `mount`). */
+  let records: Adapter;
   const { name } = options;
   const provider = options.provider.label ?? name;
 
@@ -65,7 +83,11 @@ export function upstream(options: UpstreamOptions): Authenticator {
     const rp = relyingParty!;
     const params = callbackParams(req);
     const state = params.get('state');
-    const data = sessionData(req, name);
+    const id = state ? sha256(`${name}:${state}`) : undefined;
+    const found = id ? await records.find(id) as StartedSignIn | undefined : undefined;
+    // a sign-in another browser started is none of this one's (its answer planted here signs no one in)
+    const ours = found && found.browser === knownBrowserId(req) ? found.data : undefined;
+    const data = ours ?? (found ? undefined : sessionData(req, name));
     let uid;
     try {
       // read, not taken yet: a copy of this callback (it arrived twice) leaves it, following the first copy
@@ -73,8 +95,13 @@ export function upstream(options: UpstreamOptions): Authenticator {
     } catch {
       return ctx.complete(req, res, undefined, { ok: false }); // unknown, replayed or foreign state
     }
-    return ctx.completeOnce(req, res, { key: `upstream:${name}:${state}`, uid, provider },
-      () => redeem(ctx, rp.takeTransaction(data, state, name), state!, params));
+    try {
+      return await ctx.completeOnce(req, res, { key: `upstream:${name}:${state}`, uid, provider },
+        () => redeem(ctx, rp.takeTransaction(data, state, name), state!, params));
+    } finally {
+      // once answered (a copy meanwhile follows this one: the claim, not the record, keeps the code redeemed once)
+      if (ours) await records.destroy(id!).catch((err: unknown) => log('upstream %s: a finished sign-in\'s record not removed: %s', name, (err as Error)?.message));
+    }
   }
 
   /** The other OP's answer redeemed, and its user mapped to a local account: the sign-in's result. */
@@ -117,6 +144,7 @@ export function upstream(options: UpstreamOptions): Authenticator {
       relyingParty = new RelyingParty({
         baseURL: new URL(ctx.issuer).origin, mountPath: `${ctx.mountPath}/upstream`, providers: { [name]: options.provider },
       });
+      records = ctx.store.adapterFor(UPSTREAM_TRANSACTION_MODEL);
       const path = `/upstream/callback/${name}`;
       // op()'s error page answers failures (a 503 while the store is down), never a stack trace
       const handle = (req: Request, res: Response, next: NextFunction) => void callback(ctx, req, res).catch(next);
@@ -139,7 +167,13 @@ export function upstream(options: UpstreamOptions): Authenticator {
         return { ok: false, reason: 'unavailable', provider };
       }
       const { url, state, transaction } = request;
-      relyingParty.saveTransaction(sessionData(req, name), state, transaction);
+      // one record per sign-in, in op()'s store (shared by its instances), bound to this browser: in the
+      // session itself, two tabs choosing this at once each saved the session as they read it, and the
+      // last save dropped the other's sign-in (that tab came back to "This sign-in has expired")
+      const data: OidcSessionData = {};
+      relyingParty.saveTransaction(data, state, transaction);
+      const record: StartedSignIn = { browser: browserId(req), data };
+      await records.upsert(sha256(`${name}:${state}`), record as unknown as AdapterPayload, relyingParty.options.transactionTtl);
       return { ok: 'redirect', url: url.href };
     },
   };
