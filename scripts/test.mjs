@@ -38,7 +38,10 @@ function jest(node, label, { packaging = true } = {}) {
   try {
     const r = JSON.parse(readFileSync(out, 'utf8'));
     const failed = r.numFailedTests + r.numRuntimeErrorTestSuites + (r.numTotalTests === 0 ? 1 : 0);
-    return { passed: r.numPassedTests, failed: failed || (status === 0 ? 0 : 1), failures: failuresOf(r) };
+    const failures = failuresOf(r);
+    if (r.numTotalTests === 0) failures.push('no test ran');
+    if (!failed && status !== 0) failures.push(`jest exited with status ${status} though every test passed (see its output above: e.g. a coverage threshold, or a worker that crashed)`);
+    return { passed: r.numPassedTests, failed: failed || (status === 0 ? 0 : 1), failures };
   } catch {
     return { passed: 0, failed: 1, failures: [`jest wrote no results (exit status ${status})`] };
   }
@@ -90,6 +93,7 @@ for (const r of runs) {
   for (const f of r.failures ?? []) console.log(`  failed: ${f}`);
 }
 const passed = runs.reduce((n, r) => n + r.passed, 0);
+if (typeErrors) console.log('  failed: the type-check (tsc -p tsconfig.json; its errors are at the top of the run)');
 const failed = runs.reduce((n, r) => n + r.failed, 0) + (typeErrors ? 1 : 0);
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);

@@ -5,7 +5,6 @@ import Provider, { errors } from 'oidc-provider';
 import type { AccountStore } from './accounts.js';
 import type { OpStore } from './adapters/types.js';
 import type { AuthenticationFailure, AuthenticationSuccess, Authenticator } from './authenticators/authenticator.js';
-import { renewed } from './browser-id.js';
 import { clientIp } from './client-ip.js';
 import { pageHeaders, sendErrorPage, sendMethodNotAllowed, sendStoreUnavailable } from './error-page.js';
 import { appCall } from './bounded-store.js';
@@ -266,7 +265,7 @@ async function submitLogin(deps: InteractionDeps, req: Request, res: Response) {
     return showLogin(deps, req, res, d, 429, verdict === 'locked' ? THROTTLED : verdict === 'busy' ? BUSY : ACCOUNT_BUSY);
   }
   // the app's own code (a directory, a code sent by email): one that never answers is a 503, not a login that hangs
-  const result = await appCall(() => auth.verify({ uid: d.uid, body, req, accounts: deps.accounts }), deps.storeTimeout,
+  const result = await appCall(() => auth.verify({ uid: d.uid, body, req, res, accounts: deps.accounts }), deps.storeTimeout,
     `the authenticator "${auth.id}" did not answer within ${deps.storeTimeout} ms (its verify(); storeTimeout)`, `the authenticator "${auth.id}": its verify()`)
     .catch(giveBackOnOutage(deps.throttle, login, ip));
   if (result.ok === 'redirect') {
@@ -460,14 +459,13 @@ async function finishLogin(deps: InteractionDeps, req: Request, res: Response, i
 
 /**
  * A new express-session id once the user has signed in (no session fixation: a cookie planted
- * before the login is not the one in use after it). Only the browser's id is kept (browser-id.ts):
- * another tab's sign-in under way at another OP stays this browser's. The interaction's own state
- * lives in the store.
+ * before the login is not the one in use after it). Nothing in it is needed afterwards: the
+ * interaction's own state lives in the store.
  */
 function renewSession(req: Request): Promise<void> {
   // a session made in this very request was never in anyone else's hands: renewing it would only cost a write
   if (!req.session || !(req.headers.cookie ?? '').includes(encodeURIComponent(`s:${req.sessionID}.`))) return Promise.resolve();
-  return renewed(req);
+  return new Promise((resolve, reject) => req.session.regenerate((err: unknown) => (err ? reject(err) : resolve())));
 }
 
 type Handler = (deps: InteractionDeps, req: Request, res: Response) => Promise<void>;

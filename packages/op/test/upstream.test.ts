@@ -2,7 +2,7 @@ import express from 'express';
 import session from 'express-session';
 import { createClient } from 'redis';
 import { oidc } from '@openid-express/rp';
-import { generateKeys, memoryAccounts, memoryAdapter, op, password, redisAdapter, upstream } from '@openid-express/op';
+import { generateKeys, memoryAccounts, memoryAdapter, op, password, redisAdapter, StoreUnavailableError, upstream, type OpStore } from '@openid-express/op';
 import { FormBrowser, type BrowserPage } from '../../../test/support/op-forms.js';
 import { useRedis } from '../../../test/support/redis-server.js';
 import { callbackOf, client, insecure, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
@@ -172,6 +172,12 @@ describe('the upstream callback arriving twice at once, on two op() instances of
   let origin: string;
   let web: client.Configuration;
   const sessions = new HeldReads();
+  // the next `claimFailures` one-time claims of a callback fail, as on a Redis that stalls at that moment
+  let claimFailures = 0;
+  const failingClaims = (store: OpStore): OpStore => Object.assign(Object.create(store) as OpStore, {
+    increment: (key: string, ttl: number) => (/^openid-express:callback:[^:]+$/.test(key) && claimFailures-- > 0
+      ? Promise.reject(new StoreUnavailableError('redis: connection lost')) : store.increment(key, ttl)),
+  });
   // account() waits here, so the second copy comes while the first has redeemed the code and is still working
   let entered: () => void = () => undefined;
   let release: () => void = () => undefined;
@@ -195,7 +201,7 @@ describe('the upstream callback arriving twice at once, on two op() instances of
     await second.connect();
     const keys = generateKeys();
     const instance = (redisClient: typeof second) => express().use('/op', op({
-      issuer, accounts, adapter: redisAdapter(redisClient, { prefix: 'fed:' }), ...keys, trustProxy: true,
+      issuer, accounts, adapter: failingClaims(redisAdapter(redisClient, { prefix: 'fed:' })), ...keys, trustProxy: true,
       session: session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false, store: sessions }),
       clients: [{ client_id: 'web', client_secret: SECRET, redirect_uris: [`${origin}/cb`], firstParty: true }],
       authenticators: [upstream({
@@ -311,32 +317,33 @@ describe('the upstream callback arriving twice at once, on two op() instances of
   const storedSession = (sid: string) => new Promise<session.SessionData>((resolve, reject) => sessions.get(sid, (err, s) => (err || !s ? reject(err) : resolve(s))));
   const storeSession = (sid: string, data: session.SessionData) => new Promise<void>((resolve, reject) => sessions.set(sid, data, (err) => (err ? reject(err) : resolve())));
 
-  test.each([
-    ['an OP session of its own', false],
-    ['a session with nothing of op() in it yet (the app\'s own, or one of an earlier release)', true],
-  ])('two tabs choose Corp at the same moment, each on another instance, both reading the session before either saves (%s): both sign in, one after the other', async (_, bare) => {
+  const signedIn = async (done: BrowserPage, t: { verifier: string; state: string }) => {
+    expect([done.status, done.html.includes('interaction_expired'), new URL(done.stoppedAt ?? done.url).pathname]).toEqual([303, false, '/cb']);
+    const tokens = await client.authorizationCodeGrant(web, callbackOf(done), { pkceCodeVerifier: t.verifier, expectedState: t.state });
+    expect(tokens.claims()).toMatchObject({ sub: 'alice', amr: ['fed'] });
+  };
+
+  test('two tabs choose Corp at the same moment, each on another instance, both reading the session before either saves: both sign in, one after the other', async () => {
     const browser = browserAt();
     // the browser has a session already (an earlier sign-in at Corp it left), so both tabs share it
     await browser.submit((await tab(browser)).login, { value: ['authenticator', 'corp'] });
-    const sid = sidOf(browser);
-    if (bare) {
-      const { openidExpressOpBrowser, ...rest } = (await storedSession(sid)) as session.SessionData & Record<string, unknown>;
-      expect(openidExpressOpBrowser).toEqual(expect.any(String));
-      await storeSession(sid, rest as session.SessionData);
-    }
+    expect(browser.jar.names()).toContain('connect.sid');
     const tabs = [await tab(browser), await tab(browser)];
     sessions.holdNextReads(2);
     const atCorp = await Promise.all(tabs.map((t, i) => browser.submit(t.login, { value: ['authenticator', 'corp'] }, {}, { 'x-instance': String(i) })));
-    for (const [i, t] of tabs.entries()) {
-      const callback = await throughCorp(browser, atCorp[i]!);
-      const done = await browser.open(callback);
-      expect([i, done.status, done.html.includes('interaction_expired'), new URL(done.stoppedAt ?? done.url).pathname]).toEqual([i, 303, false, '/cb']);
-      const tokens = await client.authorizationCodeGrant(web, callbackOf(done), { pkceCodeVerifier: t.verifier, expectedState: t.state });
-      expect(tokens.claims()).toMatchObject({ sub: 'alice', amr: ['fed'] });
-    }
+    // the first to finish renews the session (a sign-in here): the other one's sign-in is not the session's
+    for (const [i, t] of tabs.entries()) await signedIn(await browser.open(await throughCorp(browser, atCorp[i]!)), t);
   });
 
-  test('a callback opened in another browser (an answer planted there) is refused, signs no one in, and leaves the sign-in to its own browser', async () => {
+  test('two tabs of a browser with no session cookie yet choose Corp at the same moment, one on each instance: both sign in', async () => {
+    const browser = browserAt();
+    const tabs = [await tab(browser), await tab(browser)];
+    expect(browser.jar.names()).not.toContain('connect.sid');
+    const atCorp = await Promise.all(tabs.map((t, i) => browser.submit(t.login, { value: ['authenticator', 'corp'] }, {}, { 'x-instance': String(i) })));
+    for (const [i, t] of tabs.entries()) await signedIn(await browser.open(await throughCorp(browser, atCorp[i]!)), t);
+  });
+
+  test('a callback opened in another browser (an answer planted there) is refused and signs no one in, also with the first browser\'s session cookie; the sign-in stays its own browser\'s', async () => {
     const browser = browserAt();
     const t = await tab(browser);
     const callback = await throughCorp(browser, await browser.submit(t.login, { value: ['authenticator', 'corp'] }));
@@ -344,10 +351,13 @@ describe('the upstream callback arriving twice at once, on two op() instances of
     await other.submit((await tab(other)).login, { value: ['authenticator', 'corp'] }); // a session of its own
     const planted = await other.open(callback);
     expect([planted.status, planted.html.includes('interaction_expired')]).toEqual([400, true]);
+    // the session cookie alone (copied, or planted by someone who can set cookies here) does not make it that browser
+    const sessionCookie = browser.jar.header(callback).split('; ').filter((c) => c.startsWith('connect.sid=')).join('; ');
+    expect(sessionCookie).not.toBe('');
+    const withSession = await fetch(callback, { redirect: 'manual', headers: { accept: 'text/html', cookie: sessionCookie } });
+    expect([withSession.status, (await withSession.text()).includes('interaction_expired')]).toEqual([400, true]);
     expect(other.jar.names()).not.toContain('_session');
-    const done = await browser.open(callback);
-    const tokens = await client.authorizationCodeGrant(web, callbackOf(done), { pkceCodeVerifier: t.verifier, expectedState: t.state });
-    expect(tokens.claims()).toMatchObject({ sub: 'alice', amr: ['fed'] });
+    await signedIn(await browser.open(callback), t);
   });
 
   test('a sign-in that an instance of an earlier release started (its transaction in the session, not in the store) still finishes', async () => {
@@ -355,17 +365,36 @@ describe('the upstream callback arriving twice at once, on two op() instances of
     const t = await tab(browser);
     const before = await recordIds();
     const callback = await throughCorp(browser, await browser.submit(t.login, { value: ['authenticator', 'corp'] }));
+    // as an instance of the earlier release leaves it: no record (the session keeps its copy, `openidExpressOpUpstream:corp`)
     const [key] = (await recordIds()).filter((k) => !before.includes(k));
-    // moved to where 0.x before this release kept it: the browser's session, under `openidExpressOpUpstream:corp`
-    const records = redisAdapter(redis.client as typeof second, { prefix: 'fed:' }).adapterFor('OpUpstreamTransaction');
-    const id = key!.slice('fed:OpUpstreamTransaction:'.length);
-    const { data } = (await records.find(id)) as unknown as { data: unknown };
-    await records.destroy(id);
-    const sid = sidOf(browser);
-    await storeSession(sid, { ...(await storedSession(sid)), 'openidExpressOpUpstream:corp': data } as session.SessionData);
-    const done = await browser.open(callback);
-    const tokens = await client.authorizationCodeGrant(web, callbackOf(done), { pkceCodeVerifier: t.verifier, expectedState: t.state });
-    expect(tokens.claims()).toMatchObject({ sub: 'alice', amr: ['fed'] });
+    await redis.client.del(key!);
+    await signedIn(await browser.open(callback), t);
+  });
+
+  test('the session keeps a copy of the sign-in for instances of the earlier release during an upgrade, and the callback takes it from there too', async () => {
+    const browser = browserAt();
+    const copies = async () => ((await storedSession(sidOf(browser))) as unknown as Record<string, { transactions?: Array<{ state: string }> }>)['openidExpressOpUpstream:corp']?.transactions ?? [];
+    const atCorp = await browser.submit((await tab(browser)).login, { value: ['authenticator', 'corp'] });
+    const back = await browser.submit(atCorp, { value: ['authenticator', 'password'] }, { login: 'carol', password: CAROL.password });
+    expect((await copies()).map((c) => c.state)).toEqual([new URL(back.stoppedAt!).searchParams.get('state')]);
+    // refused (carol has no account here): no sign-in renews the session, and the copy is gone from it
+    // too, so the callback replayed once the record is gone finds nothing there
+    expect((await browser.open(back.stoppedAt!)).status).toBe(401);
+    expect(await copies()).toEqual([]);
+  });
+
+  test('the store failing at the callback\'s one-time claim: 503 with Retry-After, and the reload it asks for signs in (the code was not redeemed)', async () => {
+    const browser = browserAt();
+    const t = await tab(browser);
+    const callback = await throughCorp(browser, await browser.submit(t.login, { value: ['authenticator', 'corp'] }));
+    claimFailures = 1;
+    const failed = await browser.open(callback);
+    expect([claimFailures, failed.status, failed.headers.get('retry-after')]).toEqual([0, 503, '5']);
+    // the record alone carries the reload (the session's copy for earlier releases is dropped, as the next release has none)
+    const { 'openidExpressOpUpstream:corp': copy, ...rest } = (await storedSession(sidOf(browser))) as session.SessionData & Record<string, unknown>;
+    expect(copy).toBeDefined();
+    await storeSession(sidOf(browser), rest as session.SessionData);
+    await signedIn(await browser.open(callback), t);
   });
 
   test('a finished sign-in leaves no record in the store', async () => {

@@ -78,18 +78,21 @@ export interface AuthenticatorMount {
   /**
    * op()'s `adapter` store, shared by its instances. Keep what a sign-in in progress needs here, one
    * record per sign-in (`store.adapterFor('MyModel')`), not in `req.session`: express-session saves a
-   * session whole, so two tabs writing it at once keep only the last one's write.
+   * session whole, so two tabs writing it at once keep only the last one's write. `upstream` binds
+   * each record to the browser with a cookie of its own (set through `verify`'s `res`).
    */
   store: OpStore;
 }
 
 /** What an authenticator is given when its form is posted. */
 export interface VerifyInput {
-  /** The interaction being answered (keep it in the session when leaving the OP). */
+  /** The interaction being answered (keep it with the sign-in's record when leaving the OP). */
   uid: string;
   /** The posted fields (strings only; arrays and missing fields arrive as undefined). */
   body: Record<string, string | undefined>;
   req: Request;
+  /** For headers of the answer, e.g. a cookie binding a sign-in elsewhere to this browser; op() sends the answer itself. */
+  res: Response;
   accounts: AccountStore;
 }
 

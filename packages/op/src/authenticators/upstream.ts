@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import debug from 'debug';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { RelyingParty, type NormalizedUser, type OidcSessionData, type ProviderConfig, type Transaction } from '@openid-express/rp';
 import { appCall } from '../bounded-store.js';
-import { browserId, knownBrowserId } from '../browser-id.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { AuthenticationFailure, AuthenticationSuccess, Authenticator, AuthenticatorMount } from './authenticator.js';
 
@@ -27,11 +26,17 @@ export interface UpstreamOptions {
 type Bag = Record<string, OidcSessionData | undefined>;
 
 /**
- * This authenticator's RP transactions in `req.session`, where an instance of 0.x before this
- * release kept them (a sign-in it started, finished by this one during a rolling upgrade): read only.
+ * This authenticator's RP transactions in `req.session`: read where no record is found (a sign-in an
+ * instance of an earlier release started), and written too, for one release, so an instance of an
+ * earlier release can finish a sign-in this one started during a rolling upgrade.
  */
-function sessionData(req: Request, name: string): OidcSessionData | undefined {
-  return (req.session as unknown as Bag | undefined)?.[`openidExpressOpUpstream:${name}`];
+function sessionData(req: Request, name: string, create: true): OidcSessionData;
+function sessionData(req: Request, name: string, create?: boolean): OidcSessionData | undefined;
+function sessionData(req: Request, name: string, create?: boolean): OidcSessionData | undefined {
+  const session = req.session as unknown as Bag | undefined;
+  const key = `openidExpressOpUpstream:${name}`;
+  if (create && session) session[key] ??= {};
+  return session?.[key];
 }
 
 /** The store's model name of the sign-ins started at another OP, one record each (apart from oidc-provider's). */
@@ -39,13 +44,22 @@ export const UPSTREAM_TRANSACTION_MODEL = 'OpUpstreamTransaction';
 
 /** One sign-in started at another OP: its RP transaction, and the browser it belongs to. */
 interface StartedSignIn {
-  /** The id of the browser that started it (browser-id.ts). */
+  /** SHA-256 of the value of the cookie this sign-in set in the browser that started it. */
   browser: string;
   /** The RP transaction, as `RelyingParty.saveTransaction` keeps it. */
   data: OidcSessionData;
 }
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url');
+
+/** The value of cookie `name` in the request, if it came. */
+function cookieOf(req: Request, name: string): string | undefined {
+  for (const pair of (req.headers.cookie ?? '').split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq > 0 && pair.slice(0, eq).trim() === name) return pair.slice(eq + 1).trim();
+  }
+  return undefined;
+}
 
 function callbackParams(req: Request): URLSearchParams {
   if (req.method === 'POST') return new URLSearchParams(req.body as Record<string, string>);
@@ -76,6 +90,11 @@ export function upstream(options: UpstreamOptions): Authenticator {
   let relyingParty: RelyingParty | undefined;
   /** The sign-ins started at the other OP, in op()'s store (set in `mount`). */
   let records: Adapter;
+  /** The callback's path, where each sign-in's cookie is sent back (set in `mount`). */
+  let callbackPath = '';
+  let secureCookies = false;
+  /** The cookie binding sign-in `id` (the record's id) to the browser that started it. */
+  const cookieName = (id: string) => `op_upstream_${id.slice(0, 16)}`;
   const { name } = options;
   const provider = options.provider.label ?? name;
 
@@ -86,7 +105,8 @@ export function upstream(options: UpstreamOptions): Authenticator {
     const id = state ? sha256(`${name}:${state}`) : undefined;
     const found = id ? await records.find(id) as StartedSignIn | undefined : undefined;
     // a sign-in another browser started is none of this one's (its answer planted here signs no one in)
-    const ours = found && found.browser === knownBrowserId(req) ? found.data : undefined;
+    const proof = id && cookieOf(req, cookieName(id));
+    const ours = found && proof && found.browser === sha256(proof) ? found.data : undefined;
     const data = ours ?? (found ? undefined : sessionData(req, name));
     let uid;
     try {
@@ -95,12 +115,23 @@ export function upstream(options: UpstreamOptions): Authenticator {
     } catch {
       return ctx.complete(req, res, undefined, { ok: false }); // unknown, replayed or foreign state
     }
+    let taken = false;
     try {
-      return await ctx.completeOnce(req, res, { key: `upstream:${name}:${state}`, uid, provider },
-        () => redeem(ctx, rp.takeTransaction(data, state, name), state!, params));
+      return await ctx.completeOnce(req, res, { key: `upstream:${name}:${state}`, uid, provider }, () => {
+        taken = true;
+        const transaction = rp.takeTransaction(data, state, name);
+        // and its copy in the session (for earlier releases), which a replay would find once the record is gone
+        if (ours) {
+          try {
+            rp.takeTransaction(sessionData(req, name), state, name);
+          } catch { /* not there: lost to another tab's save, or the session is another */ }
+        }
+        return redeem(ctx, transaction, state!, params);
+      });
     } finally {
-      // once answered (a copy meanwhile follows this one: the claim, not the record, keeps the code redeemed once)
-      if (ours) await records.destroy(id!).catch((err: unknown) => log('upstream %s: a finished sign-in\'s record not removed: %s', name, (err as Error)?.message));
+      // once answered (a copy meanwhile follows this one: the claim, not the record, keeps the code redeemed
+      // once); not when the claim itself failed (a 503 whose reload may still finish the sign-in)
+      if (ours && taken) await records.destroy(id!).catch((err: unknown) => log('upstream %s: a finished sign-in\'s record not removed: %s', name, (err as Error)?.message));
     }
   }
 
@@ -146,14 +177,16 @@ export function upstream(options: UpstreamOptions): Authenticator {
       });
       records = ctx.store.adapterFor(UPSTREAM_TRANSACTION_MODEL);
       const path = `/upstream/callback/${name}`;
+      callbackPath = `${ctx.mountPath}${path}`;
+      secureCookies = new URL(ctx.issuer).protocol === 'https:';
       // op()'s error page answers failures (a 503 while the store is down), never a stack trace
       const handle = (req: Request, res: Response, next: NextFunction) => void callback(ctx, req, res).catch(next);
       ctx.router.get(path, handle);
       ctx.router.post(path, express.urlencoded({ extended: false, limit: '64kb' }), handle);
     },
-    async verify({ req, uid }) {
+    async verify({ req, res, uid }) {
       if (!relyingParty) throw new Error(`upstream(${name}): not mounted by op()`);
-      // the interaction uid rides in the RP transaction (`returnTo`), kept in this browser's session
+      // the interaction uid rides in the RP transaction (`returnTo`), kept in the sign-in's record
       let request;
       try {
         request = await relyingParty.authorizationRequest(name, { returnTo: uid });
@@ -167,13 +200,19 @@ export function upstream(options: UpstreamOptions): Authenticator {
         return { ok: false, reason: 'unavailable', provider };
       }
       const { url, state, transaction } = request;
-      // one record per sign-in, in op()'s store (shared by its instances), bound to this browser: in the
-      // session itself, two tabs choosing this at once each saved the session as they read it, and the
-      // last save dropped the other's sign-in (that tab came back to "This sign-in has expired")
+      // one record per sign-in, in op()'s store (shared by its instances), bound to this browser by a cookie of
+      // its own: in the session, two tabs choosing this at once each saved the session as they read it, and
+      // the last save dropped the other's sign-in (that tab came back to "This sign-in has expired")
       const data: OidcSessionData = {};
       relyingParty.saveTransaction(data, state, transaction);
-      const record: StartedSignIn = { browser: browserId(req), data };
-      await records.upsert(sha256(`${name}:${state}`), record as unknown as AdapterPayload, relyingParty.options.transactionTtl);
+      const id = sha256(`${name}:${state}`);
+      const proof = randomBytes(24).toString('base64url');
+      const ttl = relyingParty.options.transactionTtl;
+      await records.upsert(id, { browser: sha256(proof), data } as unknown as AdapterPayload, ttl);
+      // (only sent back to the callback; Lax: the other OP sends the browser back with a top-level GET)
+      res.cookie(cookieName(id), proof, { path: callbackPath, httpOnly: true, sameSite: 'lax', secure: secureCookies, maxAge: ttl * 1000 });
+      // TODO(next release): not in the session any more, once no instance of an earlier release reads it there
+      relyingParty.saveTransaction(sessionData(req, name, true), state, transaction);
       return { ok: 'redirect', url: url.href };
     },
   };
