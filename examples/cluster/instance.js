@@ -6,7 +6,8 @@
 // op:    ISSUER (the load balancer's URL + /op), CLIENTS (JSON array of client metadata),
 //        OP_JWKS (JSON {"keys":[...]}), OP_COOKIE_KEYS (JSON array), ACCESS_TOKEN_TTL (seconds),
 //        ALLOW_PRIVATE_HOSTS (comma-separated, default "127.0.0.1,localhost"), HOME_URI (where the OP's
-//        "Signed out" and error pages lead when no application is known)
+//        "Signed out" and error pages lead when no application is known), UPSTREAM (optional, JSON
+//        {"name","issuer","clientId","clientSecret"}: another OP offered on the login page)
 // rp:    BASE_URL (the load balancer's URL), ISSUER, CLIENT_ID, CLIENT_SECRET,
 //        COORDINATION=none (leaves out redisCoordination, to measure its cost; never run several instances so)
 //
@@ -90,6 +91,7 @@ if (role === 'op') {
     accessTokenTtl: process.env.ACCESS_TOKEN_TTL ? Number(process.env.ACCESS_TOKEN_TTL) : undefined,
     allowPrivateHosts: (process.env.ALLOW_PRIVATE_HOSTS ?? '127.0.0.1,localhost').split(',').map((s) => s.trim()).filter(Boolean),
     homeUri: process.env.HOME_URI || undefined,
+    upstream: process.env.UPSTREAM ? json('UPSTREAM') : undefined,
   });
 } else {
   const { createRpInstance } = await import('./rp-instance.js');

@@ -5,7 +5,8 @@
 import express from 'express';
 import session from 'express-session';
 import { RedisStore } from 'connect-redis';
-import { op, memoryAccounts, redisAdapter, webfinger } from '@openid-express/op';
+import { op, memoryAccounts, password, redisAdapter, upstream as upstreamOp, webfinger } from '@openid-express/op';
+import { oidc } from '@openid-express/rp';
 
 /** Stand-ins for your user database. */
 export const demoAccounts = [
@@ -27,11 +28,13 @@ export const demoAccounts = [
  * @param {number} [o.accessTokenTtl]  seconds
  * @param {string[]} [o.allowPrivateHosts]  hosts on a private network that may receive back-channel logout tokens
  * @param {string} [o.homeUri]  where the OP's "Signed out" and error pages lead when no application is known
+ * @param {{ name: string, issuer: string, clientId: string, clientSecret: string }} [o.upstream]  another OP
+ *   to offer next to the password (`upstream()`); its users sign in as the account with their verified email
  * @example
  *   createOpInstance({ issuer, redis, clients, jwks, cookieKeys, sessionSecret }).listen(4001);
  */
 export function createOpInstance({
-  issuer, redis, clients, jwks, cookieKeys, sessionSecret, accessTokenTtl, allowPrivateHosts = ['127.0.0.1', 'localhost'], accounts = demoAccounts, homeUri,
+  issuer, redis, clients, jwks, cookieKeys, sessionSecret, accessTokenTtl, allowPrivateHosts = ['127.0.0.1', 'localhost'], accounts = demoAccounts, homeUri, upstream,
 }) {
   const issuerUrl = new URL(issuer);
   const mountPath = issuerUrl.pathname.replace(/\/$/, '') || '/';
@@ -64,6 +67,13 @@ export function createOpInstance({
       trustProxy: true,
       allowPrivateHosts,
       homeUri,
+      ...(upstream ? { authenticators: [password(), upstreamOp({
+        name: upstream.name,
+        // http only for one on this machine (a test's, a local demo's)
+        provider: oidc({ issuer: upstream.issuer, clientId: upstream.clientId, clientSecret: upstream.clientSecret,
+          allowInsecureRequests: ['127.0.0.1', 'localhost'].includes(new URL(upstream.issuer).hostname) }),
+        account: (user) => (user.emailVerified ? accounts.find((a) => a.claims.email === user.email)?.id : undefined),
+      })] } : {}),
       ...(accessTokenTtl ? { ttl: { AccessToken: accessTokenTtl } } : {}),
     }),
   );
