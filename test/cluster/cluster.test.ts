@@ -2,7 +2,8 @@
  * Several instances, real processes: a real redis-server, two OP and two RP instances of
  * examples/cluster (child processes, built packages), and a round-robin proxy in front of each tier
  * (in this process, examples/cluster/proxy.js) that alternates instances on consecutive requests
- * and fails over when one is down. One deployment serves every scenario, in order; each scenario
+ * and fails over when one is down. The OP instances also offer "Corp", another OP (an op() in this
+ * process), to sign in with (upstream()). One deployment serves every scenario, in order; each scenario
  * also checks that every instance that should be alive answers its /health.
  *
  * Needs: redis-server on PATH (apt-get install -y redis-server), Chromium (apt-get install -y
@@ -22,6 +23,8 @@ import { loadExample } from '../examples/load.js';
 import { repoRoot } from '../examples/run-script.js';
 import { launchChromium } from '../support/chromium.js';
 import { FormBrowser, signIn, type BrowserPage } from '../support/op-forms.js';
+import { generateKeys, memoryAccounts, memoryAdapter } from '@openid-express/op';
+import { listen, startOp, type RunningOp } from '../../packages/op/test/support/op-server.js';
 
 interface Supervised {
   name: string;
@@ -70,6 +73,14 @@ const CAROL = { login: 'carol', password: 'christmas' };
 let redis: Redis | undefined;
 let cluster: Cluster;
 let chromium: Browser | undefined;
+
+// "Corp", the other OP the cluster's OP instances offer (upstream 'corp'): an op() in this process. Its
+// discovery document is held while `heldDiscovery` is set (each OP process fetches it at its first
+// sign-in there, after it read the browser's session): scenario 17's gate.
+const CORP_ALICE = { id: 'corp-alice-7', username: 'alice', password: 'corp-wonderland', claims: { email: 'alice@example.org', email_verified: true } };
+const CORP_SECRET = 'corp-secret-for-the-cluster';
+let corp: RunningOp | undefined;
+let heldDiscovery: Array<() => void> | undefined;
 
 // Each scripted browser has an address of its own (as real users behind a load balancer do): the
 // proxies put it in X-Forwarded-For, so one browser's failed logins lock out nobody else.
@@ -229,15 +240,34 @@ beforeAll(async () => {
   if (once) return;
   redis = await startRedis();
   opTap = await redisTap(() => redis!.port);
+  // Corp listens first (the OP instances are told its issuer); its op() comes once the cluster's issuer is known
+  const corpServer = await listen();
+  const corpIssuer = `http://127.0.0.1:${(corpServer.address() as { port: number }).port}/op`;
+  const upstream = JSON.stringify({ name: 'corp', issuer: corpIssuer, clientId: 'cluster-op', clientSecret: CORP_SECRET });
   cluster = await startCluster({
     redisUrl: redis.url,
     // OP instance 1 reaches Redis through a tap (scenario 13 kills it right after a command left)
-    instanceEnv: (role: string, index: number) => (role === 'op' && index === 0 ? { REDIS_URL: opTap!.url } : {}),
+    instanceEnv: (role: string, index: number) => (role === 'op' ? { UPSTREAM: upstream, ...(index === 0 ? { REDIS_URL: opTap!.url } : {}) } : {}),
     instanceScript: join(repoRoot, 'examples/cluster/instance.js'),
     accessTokenTtl: ACCESS_TOKEN_TTL,
     env: { NODE_ENV: 'production', DEBUG: '' },
     opProxy: { clientAddress },
     rpProxy: { clientAddress },
+  });
+  corp = await startOp(() => ({
+    ...generateKeys(),
+    adapter: memoryAdapter(),
+    accounts: memoryAccounts([CORP_ALICE]),
+    clients: [{ client_id: 'cluster-op', client_secret: CORP_SECRET, redirect_uris: [`${cluster.issuer}/upstream/callback/corp`], firstParty: true }],
+    // one cookie jar holds both OPs' cookies (same host): Corp's have names of their own
+    provider: { cookies: { names: { session: '_corp_session', interaction: '_corp_interaction', resume: '_corp_resume' } } },
+  }), {
+    server: corpServer,
+    sessionName: 'corp.sid',
+    beforeOp: (app) => app.use((req, _res, next) => {
+      if (heldDiscovery && req.path === '/op/.well-known/openid-configuration') heldDiscovery.push(next);
+      else next();
+    }),
   });
 }, 60_000);
 
@@ -249,6 +279,7 @@ afterAll(async () => {
     await redis.stop();
   }
   await opTap?.close();
+  await corp?.close();
 }, 30_000);
 
 process.once('exit', () => {
@@ -751,6 +782,55 @@ scenario('16. another tab starts a sign-in on RP instance B while instance A\'s 
   if (page.url.includes('/interaction/') && /name="authenticator"/.test(page.html)) page = await user.submit(page, { value: ['authenticator', 'password'] }, { login: ALICE.login, password: ALICE.password });
   if (page.url.includes('/interaction/')) page = await user.submit(page, { action: '/confirm' });
   expectSignedInPage(page, 'alice');
+  await expectAllAlive();
+}, 60_000);
+
+scenario('17. two tabs of a browser with an OP session choose Corp (upstream) at the same moment, one on each OP instance, both reading the session before either saves it: both sign in at Corp, come back and end signed in at the app', async () => {
+  const user = browser();
+  // the browser's OP session, stored, got without an upstream sign-in (neither OP instance has fetched
+  // Corp's discovery document yet): alice signed in with her password and left the OP's "Sign out?"
+  // page unconfirmed (it keeps its CSRF token in the session); the app then asks for a fresh sign-in
+  await fullLogin(user);
+  expect((await user.open(`${cluster.issuer}/session/end`)).html).toContain('op.logoutForm');
+  const sid = decodeURIComponent(user.jar.header(`${cluster.issuer}/`).match(/op\.sid=([^;]+)/)![1]!).slice(2).split('.')[0]!;
+  expect(execFileSync('redis-cli', ['-p', String(redis!.port), '--raw', 'EXISTS', `op-session:${sid}`], { encoding: 'utf8' }).trim()).toBe('1');
+  const tabs = [await user.open(`${loginUrl()}&maxAge=0`), await user.open(`${loginUrl()}&maxAge=0`)];
+  const uids = tabs.map((t) => new URL(t.url).pathname.match(/^\/op\/interaction\/([^/]+)$/)?.[1]);
+  expect(uids).toEqual([expect.any(String), expect.any(String)]);
+  // tab i's "corp" goes to OP instance i; Corp holds its discovery document until both instances ask for
+  // it, each after its express-session read the browser's session, and before either has saved it
+  const from = cluster.opProxy.log.length;
+  cluster.opProxy.pick = (req) => {
+    const i = uids.findIndex((uid) => req.method === 'POST' && req.url === `/op/interaction/${uid}/login`);
+    return i < 0 ? undefined : cluster.instances.op[i]!.index;
+  };
+  heldDiscovery = [];
+  const choosing = Promise.all(tabs.map((t) => user.submit(t, { value: ['authenticator', 'corp'] })));
+  choosing.catch(() => undefined); // (awaited below; a failure meanwhile is not an unhandled rejection)
+  try {
+    await waitFor('both OP instances asking Corp for its discovery document', async () => (heldDiscovery!.length === 2 ? true : undefined), 10_000);
+  } finally {
+    const held = heldDiscovery;
+    heldDiscovery = undefined;
+    for (const next of held) next();
+  }
+  const atCorp = await choosing;
+  const posts = uids.map((uid) => entries(cluster.opProxy, from, (e) => e.method === 'POST' && e.path === `/op/interaction/${uid}/login`).map((e) => [e.target, e.status]));
+  expect(posts).toEqual([[[0, 303]], [[1, 303]]]);
+  // in turn: each tab signs in at Corp (the second's page was drawn before the first signed in there), comes back, and the app signs it in
+  for (const [i, start] of atCorp.entries()) {
+    let page = start;
+    for (let steps = 0; page.url.startsWith(corp!.issuer) && steps < 3; steps += 1) {
+      page = /name="password"/.test(page.html)
+        ? await user.submit(page, { value: ['authenticator', 'password'] }, { login: CORP_ALICE.username, password: CORP_ALICE.password })
+        : await user.submit(page, { action: '/confirm' });
+    }
+    if (page.url.startsWith(`${cluster.issuer}/interaction/`)) page = await user.submit(page, { action: '/confirm' }); // the app's consent at the cluster's OP
+    // before (07da6a7, the sign-ins in the session): the last save dropped the other tab's, which came back to "This sign-in has expired"
+    if (page.html.includes('This sign-in has expired')) throw new Error(`tab ${i + 1} of 2 came back to "This sign-in has expired" at ${page.url} (${page.status})`);
+    expectSignedInPage(page, 'alice');
+  }
+  expect((await call(user, '/me')).json).toMatchObject({ sub: 'alice' });
   await expectAllAlive();
 }, 60_000);
 
