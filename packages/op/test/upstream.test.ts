@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import express from 'express';
 import session from 'express-session';
 import { createClient } from 'redis';
 import { oidc } from '@openid-express/rp';
 import { generateKeys, memoryAccounts, memoryAdapter, op, password, redisAdapter, StoreUnavailableError, upstream, type OpStore } from '@openid-express/op';
 import { FormBrowser, type BrowserPage } from '../../../test/support/op-forms.js';
+import { eventually } from '../../../test/support/eventually.js';
 import { useRedis } from '../../../test/support/redis-server.js';
 import { callbackOf, client, insecure, startFlowFixture, type FlowFixture } from './support/flow-suite.js';
 import { ALICE, accounts, listen, originOf, startOp, type RunningOp } from './support/op-server.js';
@@ -311,6 +313,8 @@ describe('the upstream callback arriving twice at once, on two op() instances of
     });
     return { login: await browser.open(url.href), verifier, state };
   }
+  const upstreamRecord = async (state: string) => (await redisAdapter(redis.client as typeof second, { prefix: 'fed:' }).adapterFor('OpUpstreamTransaction')
+    .find(createHash('sha256').update(`corp:${state}`).digest('base64url'))) as { browser?: string; taken?: true } | undefined;
   const recordIds = async () => (await redis.client.keys('fed:OpUpstreamTransaction:*')).sort();
 
   const sidOf = (browser: FormBrowser) => decodeURIComponent(browser.jar.header(`${origin}/op/`).match(/connect\.sid=([^;]+)/)![1]!).slice(2).split('.')[0]!;
@@ -397,13 +401,68 @@ describe('the upstream callback arriving twice at once, on two op() instances of
     await signedIn(await browser.open(callback), t);
   });
 
-  test('a finished sign-in leaves no record in the store', async () => {
+  test('a finished sign-in\'s record keeps nothing of it, and its cookie (sent only to the callback, HttpOnly, Lax on http, as long as the sign-in lives) is cleared', async () => {
     const before = await recordIds();
     const browser = browserAt();
     const t = await tab(browser);
-    const callback = await throughCorp(browser, await browser.submit(t.login, { value: ['authenticator', 'corp'] }));
-    expect((await recordIds()).length).toBe(before.length + 1);
-    await browser.open(callback);
-    expect(await recordIds()).toEqual(before);
+    const login = await browser.form(t.login, { value: ['authenticator', 'corp'] });
+    const choose = await fetch(login.action, {
+      method: 'POST', redirect: 'manual',
+      headers: { accept: 'text/html', 'content-type': 'application/x-www-form-urlencoded', cookie: browser.jar.header(login.action) },
+      body: new URLSearchParams(login.fields),
+    });
+    expect(choose.status).toBe(303);
+    const set = choose.headers.getSetCookie().find((c) => c.startsWith('op_upstream_'));
+    expect(set).toMatch(/^op_upstream_[\w-]{16}=[\w-]{32}; Max-Age=600; Path=\/op\/upstream\/callback\/corp; Expires=[^;]+; HttpOnly; SameSite=Lax$/);
+    browser.jar.store(login.action, choose.headers);
+    const [key] = (await recordIds()).filter((k) => !before.includes(k));
+    const callback = await throughCorp(browser, await browser.open(choose.headers.get('location')!));
+    const answer = await fetch(callback, { redirect: 'manual', headers: { accept: 'text/html', cookie: browser.jar.header(callback) } });
+    expect(answer.status).toBe(303);
+    expect(answer.headers.getSetCookie().find((c) => c.startsWith(set!.split('=')[0]!))).toMatch(/=; Path=\/op\/upstream\/callback\/corp; Expires=Thu, 01 Jan 1970/);
+    expect(key).toBe(`fed:OpUpstreamTransaction:${createHash('sha256').update(`corp:${new URL(callback).searchParams.get('state')}`).digest('base64url')}`);
+    // (marked once the answer is out)
+    await eventually(async () => expect(await upstreamRecord(new URL(callback).searchParams.get('state')!)).toEqual({ taken: true }), 5000);
+  });
+
+  test('a sign-in its own browser ended (cancelled, without its session cookie) cannot be finished later through a copy in its session: a planted session cookie finds nothing', async () => {
+    const browser = browserAt();
+    const t = await tab(browser);
+    const callback = new URL(await throughCorp(browser, await browser.submit(t.login, { value: ['authenticator', 'corp'] })));
+    const state = callback.searchParams.get('state')!;
+    const sessionCookie = browser.jar.header(callback.href).split('; ').filter((c) => c.startsWith('connect.sid=')).join('; ');
+    const proofCookie = browser.jar.header(callback.href).split('; ').filter((c) => c.startsWith('op_upstream_')).join('; ');
+    const at = (query: string, cookie: string) => fetch(`${origin}/op/upstream/callback/corp?${query}`, { redirect: 'manual', headers: { accept: 'text/html', cookie } });
+    const cancelled = await at(`error=access_denied&state=${state}&iss=${encodeURIComponent(upstreamOp.issuer)}`, proofCookie);
+    expect([cancelled.status, (await cancelled.text()).includes('login_cancelled')]).toEqual([400, true]);
+    // once its record is settled, and the one-time claim has lapsed (30 s), a browser holding only that session cookie brings an answer
+    await eventually(async () => expect((await upstreamRecord(state))?.browser).toBeUndefined(), 5000);
+    for (const k of await redis.client.keys('fed:*openid-express:callback:*')) await redis.client.del(k);
+    const planted = await at(`code=someone-elses&state=${state}`, sessionCookie);
+    expect([planted.status, (await planted.text()).includes('interaction_expired')]).toEqual([400, true]);
+  });
+
+  test('on an https issuer the cookie is __Secure- and SameSite=None; Secure (a form_post answer is a cross-site POST, and no page over http can plant it)', async () => {
+    const authenticator = upstream({
+      name: 'corp', account: () => undefined,
+      provider: oidc({ issuer: upstreamOp.issuer, clientId: 'our-op', clientSecret: 'upstream-secret-1', allowInsecureRequests: true }),
+    });
+    authenticator.mount!({
+      issuer: 'https://id.example.com/op', mountPath: '/op', router: express.Router(), storeTimeout: 1000, store: memoryAdapter(),
+      complete: async () => undefined, completeOnce: async () => undefined,
+    });
+    const app = express().use(session({ secret: 'test-secret-test-secret', resave: false, saveUninitialized: false }))
+      .post('/choose', (req, res, next) => void authenticator.verify({ uid: 'uid-1', body: {}, req, res, accounts }).then((r) => res.json(r), next));
+    const https = await listen();
+    https.on('request', app);
+    try {
+      const answer = await fetch(`${originOf(https)}/choose`, { method: 'POST' });
+      expect((await answer.json()).ok).toBe('redirect');
+      expect(answer.headers.getSetCookie().find((c) => c.includes('op_upstream_')))
+        .toMatch(/^__Secure-op_upstream_[\w-]{16}=[\w-]{32}; Max-Age=600; Path=\/op\/upstream\/callback\/corp; Expires=[^;]+; HttpOnly; Secure; SameSite=None$/);
+    } finally {
+      https.closeAllConnections();
+      await new Promise<void>((resolve) => https.close(() => resolve()));
+    }
   });
 });

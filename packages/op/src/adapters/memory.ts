@@ -39,7 +39,7 @@ export interface MemoryAdapterOptions {
    * - an evicted access token, code, refresh token or device code is simply unknown: the client
    *   gets `invalid_token` / `invalid_grant`, as if it had expired (never a wrongful success);
    * - an evicted Grant invalidates the tokens issued under it, an evicted Session logs the user
-   *   out, an evicted Interaction, or a sign-in under way at another OP (`upstream()`), ends that login attempt ("interaction expired");
+   *   out, an evicted Interaction ends that login attempt ("interaction expired");
    * - a code or refresh token evicted *after* its use is still refused when replayed, but the
    *   replay is no longer recognised as one, so it does not revoke the grant (reuse detection
    *   holds only for records still held: size the cap to the logins you expect, or use Redis).

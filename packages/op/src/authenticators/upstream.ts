@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import debug from 'debug';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express, { type CookieOptions, type NextFunction, type Request, type Response } from 'express';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { RelyingParty, type NormalizedUser, type OidcSessionData, type ProviderConfig, type Transaction } from '@openid-express/rp';
 import { appCall } from '../bounded-store.js';
@@ -42,13 +42,18 @@ function sessionData(req: Request, name: string, create?: boolean): OidcSessionD
 /** The store's model name of the sign-ins started at another OP, one record each (apart from oidc-provider's). */
 export const UPSTREAM_TRANSACTION_MODEL = 'OpUpstreamTransaction';
 
-/** One sign-in started at another OP: its RP transaction, and the browser it belongs to. */
-interface StartedSignIn {
+/**
+ * One sign-in started at another OP: its RP transaction, and the browser it belongs to; once its
+ * callback took it, only `taken` (kept as long as the sign-in could have lived: a callback that
+ * found no record would look for a copy in the session, which a planted session cookie carries).
+ */
+type StartedSignIn = {
   /** SHA-256 of the value of the cookie this sign-in set in the browser that started it. */
   browser: string;
   /** The RP transaction, as `RelyingParty.saveTransaction` keeps it. */
   data: OidcSessionData;
-}
+  taken?: undefined;
+} | { taken: true };
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url');
 
@@ -90,11 +95,13 @@ export function upstream(options: UpstreamOptions): Authenticator {
   let relyingParty: RelyingParty | undefined;
   /** The sign-ins started at the other OP, in op()'s store (set in `mount`). */
   let records: Adapter;
-  /** The callback's path, where each sign-in's cookie is sent back (set in `mount`). */
-  let callbackPath = '';
-  let secureCookies = false;
-  /** The cookie binding sign-in `id` (the record's id) to the browser that started it. */
-  const cookieName = (id: string) => `op_upstream_${id.slice(0, 16)}`;
+  /**
+   * The cookie binding each sign-in to the browser that started it (set in `mount`): sent only to the
+   * callback; on https `__Secure-` (no page over http can set one) and SameSite=None, so it also comes
+   * with a `form_post` answer (a cross-site POST); Lax on http, where browsers refuse None.
+   */
+  let cookie: { prefix: string; options: CookieOptions } = { prefix: '', options: {} };
+  const cookieName = (id: string) => `${cookie.prefix}op_upstream_${id.slice(0, 16)}`;
   const { name } = options;
   const provider = options.provider.label ?? name;
 
@@ -106,7 +113,7 @@ export function upstream(options: UpstreamOptions): Authenticator {
     const found = id ? await records.find(id) as StartedSignIn | undefined : undefined;
     // a sign-in another browser started is none of this one's (its answer planted here signs no one in)
     const proof = id && cookieOf(req, cookieName(id));
-    const ours = found && proof && found.browser === sha256(proof) ? found.data : undefined;
+    const ours = found && !found.taken && proof && found.browser === sha256(proof) ? found.data : undefined;
     const data = ours ?? (found ? undefined : sessionData(req, name));
     let uid;
     try {
@@ -119,6 +126,7 @@ export function upstream(options: UpstreamOptions): Authenticator {
     try {
       return await ctx.completeOnce(req, res, { key: `upstream:${name}:${state}`, uid, provider }, () => {
         taken = true;
+        if (proof) res.clearCookie(cookieName(id!), cookie.options); // its work is done, whatever the answer
         const transaction = rp.takeTransaction(data, state, name);
         // and its copy in the session (for earlier releases), which a replay would find once the record is gone
         if (ours) {
@@ -131,7 +139,10 @@ export function upstream(options: UpstreamOptions): Authenticator {
     } finally {
       // once answered (a copy meanwhile follows this one: the claim, not the record, keeps the code redeemed
       // once); not when the claim itself failed (a 503 whose reload may still finish the sign-in)
-      if (ours && taken) await records.destroy(id!).catch((err: unknown) => log('upstream %s: a finished sign-in\'s record not removed: %s', name, (err as Error)?.message));
+      if (ours && taken) {
+        await records.upsert(id!, { taken: true } as AdapterPayload, rp.options.transactionTtl)
+          .catch((err: unknown) => log('upstream %s: a finished sign-in\'s record not marked taken: %s', name, (err as Error)?.message));
+      }
     }
   }
 
@@ -177,8 +188,11 @@ export function upstream(options: UpstreamOptions): Authenticator {
       });
       records = ctx.store.adapterFor(UPSTREAM_TRANSACTION_MODEL);
       const path = `/upstream/callback/${name}`;
-      callbackPath = `${ctx.mountPath}${path}`;
-      secureCookies = new URL(ctx.issuer).protocol === 'https:';
+      const secure = new URL(ctx.issuer).protocol === 'https:';
+      cookie = {
+        prefix: secure ? '__Secure-' : '',
+        options: { path: `${ctx.mountPath}${path}`, httpOnly: true, secure, sameSite: secure ? 'none' : 'lax' },
+      };
       // op()'s error page answers failures (a 503 while the store is down), never a stack trace
       const handle = (req: Request, res: Response, next: NextFunction) => void callback(ctx, req, res).catch(next);
       ctx.router.get(path, handle);
@@ -209,8 +223,7 @@ export function upstream(options: UpstreamOptions): Authenticator {
       const proof = randomBytes(24).toString('base64url');
       const ttl = relyingParty.options.transactionTtl;
       await records.upsert(id, { browser: sha256(proof), data } as unknown as AdapterPayload, ttl);
-      // (only sent back to the callback; Lax: the other OP sends the browser back with a top-level GET)
-      res.cookie(cookieName(id), proof, { path: callbackPath, httpOnly: true, sameSite: 'lax', secure: secureCookies, maxAge: ttl * 1000 });
+      res.cookie(cookieName(id), proof, { ...cookie.options, maxAge: ttl * 1000 });
       // TODO(next release): not in the session any more, once no instance of an earlier release reads it there
       relyingParty.saveTransaction(sessionData(req, name, true), state, transaction);
       return { ok: 'redirect', url: url.href };
