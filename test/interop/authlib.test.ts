@@ -115,7 +115,7 @@ describe('Authlib (python3-authlib) against op()', () => {
     });
     expect(jwks.keys).toEqual([expect.objectContaining({ kty: 'RSA', alg: 'RS256', kid: expect.any(String) })]);
     expect(jwks.keys[0]).not.toHaveProperty('d');
-  }, 20_000);
+  }, 60_000);
 
   it('code flow, confidential client (client_secret_basic), state + nonce, no PKCE: Authlib checks the ID token, reads userinfo', async () => {
     const { request, sent, answer } = await codeFlow(CONFIDENTIAL);
@@ -125,21 +125,21 @@ describe('Authlib (python3-authlib) against op()', () => {
     expectAlice(answer, CONFIDENTIAL.client_id, request.nonce);
     expect(answer).toMatchObject({ token_type: 'Bearer', refresh_token: null });
     expect(tokenRequests.at(-1)).toEqual({ client: CONFIDENTIAL.client_id, grant: 'authorization_code', basic: true, secretInBody: false, codeVerifier: false });
-  }, 20_000);
+  }, 60_000);
 
   it('code flow with PKCE S256, confidential client', async () => {
     const { request, sent, answer } = await codeFlow(CONFIDENTIAL, { pkce: true });
     expect(sent).toMatchObject({ client_id: CONFIDENTIAL.client_id, code_challenge_method: 'S256', code_challenge: expect.any(String) });
     expectAlice(answer, CONFIDENTIAL.client_id, request.nonce);
     expect(tokenRequests.at(-1)).toEqual({ client: CONFIDENTIAL.client_id, grant: 'authorization_code', basic: true, secretInBody: false, codeVerifier: true });
-  }, 20_000);
+  }, 60_000);
 
   it('code flow with PKCE S256, public client (token_endpoint_auth_method none)', async () => {
     const { request, sent, answer } = await codeFlow(PUBLIC, { pkce: true });
     expect(sent).toMatchObject({ client_id: PUBLIC.client_id, code_challenge_method: 'S256', code_challenge: expect.any(String) });
     expectAlice(answer, PUBLIC.client_id, request.nonce);
     expect(tokenRequests.at(-1)).toEqual({ client: PUBLIC.client_id, grant: 'authorization_code', basic: false, secretInBody: false, codeVerifier: true });
-  }, 20_000);
+  }, 60_000);
 
   it('the OP refuses a public client that sends no PKCE', async () => {
     const request = ok(await authlib({ cmd: 'authorize', issuer: opServer.issuer, ...PUBLIC, redirect_uri: REDIRECT_URI, scope: 'openid email' }));
@@ -151,13 +151,13 @@ describe('Authlib (python3-authlib) against op()', () => {
     expect(Object.fromEntries(new URL(page.stoppedAt!).searchParams)).toMatchObject({
       error: 'invalid_request', error_description: expect.stringContaining('PKCE'), state: request.state,
     });
-  }, 20_000);
+  }, 60_000);
 
   it('code flow with client_secret_post', async () => {
     const { request, answer } = await codeFlow(POST);
     expectAlice(answer, POST.client_id, request.nonce);
     expect(tokenRequests.at(-1)).toEqual({ client: POST.client_id, grant: 'authorization_code', basic: false, secretInBody: true, codeVerifier: false });
-  }, 20_000);
+  }, 60_000);
 
   it('client_credentials: a service client gets an access token and nothing else', async () => {
     const { token } = ok(await authlib({ cmd: 'client_credentials', issuer: opServer.issuer, ...SERVICE })) as { token: Record<string, unknown> };
@@ -168,7 +168,7 @@ describe('Authlib (python3-authlib) against op()', () => {
     const issued = await opServer.provider.ClientCredentials.find(token.access_token as string);
     expect(issued?.clientId).toBe(SERVICE.client_id);
     expect(tokenRequests.at(-1)).toMatchObject({ client: SERVICE.client_id, grant: 'client_credentials', basic: true });
-  }, 20_000);
+  }, 60_000);
 
   it('refresh: offline_access with prompt=consent gives a refresh token; Authlib refreshes, and again with the same one (a confidential client\'s is not rotated)', async () => {
     const { request, sent, answer } = await codeFlow(OFFLINE, { scope: 'openid email offline_access', prompt: 'consent' });
@@ -184,7 +184,7 @@ describe('Authlib (python3-authlib) against op()', () => {
     // bound to the client's authentication (RFC 9700 §4.14.2): the same token, usable again (a retry after a lost answer)
     expect(refreshed.refresh_token).toBe(first);
     expect(ok(await authlib(refresh))).toMatchObject({ access_token: expect.any(String), userinfo: { sub: ALICE.id } });
-  }, 20_000);
+  }, 60_000);
 
   it('negatives: Authlib refuses an ID token with another nonce, for another client, or under another key; the OP refuses a replayed code', async () => {
     const { request, exchange, answer } = await codeFlow(CONFIDENTIAL);
@@ -199,5 +199,5 @@ describe('Authlib (python3-authlib) against op()', () => {
     expect(await authlib({ ...check, other_key_kid: kid })).toMatchObject({ error: 'BadSignatureError' });
 
     expect(await authlib(exchange)).toMatchObject({ error: 'OAuthError', code: 'invalid_grant' });
-  }, 20_000);
+  }, 60_000);
 });

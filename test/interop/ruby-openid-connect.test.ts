@@ -82,7 +82,7 @@ describe("nov's openid_connect gem (Ruby) against op()", () => {
       jwks_uri: expect.stringMatching(`^${opServer.issuer}/`),
     });
     expect(config.token_endpoint_auth_methods_supported).toContain('client_secret_basic');
-  }, 20_000);
+  }, 60_000);
 
   it('signs in with state + nonce (no PKCE), verifies the signed ID token and fetches userinfo', async () => {
     const nonce = random();

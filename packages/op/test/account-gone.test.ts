@@ -29,7 +29,7 @@ const accounts: AccountStore = {
 let f: FlowFixture;
 beforeAll(async () => {
   f = await startFlowFixture(memoryAdapter(), { accounts });
-}, 20_000);
+}, 60_000);
 afterAll(() => f?.op.close());
 
 test('a browser signed in as an account since deleted gets the login form (another user signs in), not a 500 for 14 days', async () => {
@@ -47,4 +47,4 @@ test('a browser signed in as an account since deleted gets the login form (anoth
   } finally {
     gone.delete(ALICE.id);
   }
-}, 20_000);
+}, 60_000);

@@ -35,7 +35,7 @@ let f: FlowFixture;
 beforeAll(async () => {
   // storeTimeout: the right password's hash check must fit in it on a loaded CI machine (300 ms did not, once)
   f = await startFlowFixture(memoryAdapter(), { accounts, storeTimeout: 1500, authenticators: [(await import('@openid-express/op')).password(), stuck] });
-}, 20_000);
+}, 60_000);
 afterAll(() => f?.op.close());
 afterEach(() => Object.assign(hang, { verifyPassword: false, findById: false, claims: false }));
 
@@ -71,7 +71,7 @@ test('findById (a signed-in browser\'s next authorization) and claims (the code 
   hang.findById = true;
   const next = await browser.open((await f.authorization(f.first)).url);
   expect(next.status).toBe(503);
-}, 20_000);
+}, 60_000);
 
 test('a refusal the store means (an OpError: "this account is suspended") is answered as it says, not turned into a 500', async () => {
   suspended = true;

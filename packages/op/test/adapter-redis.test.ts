@@ -497,7 +497,7 @@ describe('redisAdapter when Redis stalls or goes away', () => {
       slowClient.destroy();
       await slow.close();
     }
-  }, 20_000);
+  }, 60_000);
 
   it('the same adapter works again once the stalled Redis runs again', async () => {
     const store = redisAdapter(outageClient, { timeout: 300 });
@@ -830,7 +830,7 @@ describe('redisAdapter at a failover behind one endpoint', () => {
     } finally {
       client.destroy();
     }
-  }, 20_000);
+  }, 60_000);
 
   // ROLE is @dangerous: the check used to ask only ROLE, and such a user's client got READONLY until the OP was restarted
   it('the same for an ACL user of the README\'s +@all -@dangerous, which may not run ROLE (the role is read from HELLO)', async () => {

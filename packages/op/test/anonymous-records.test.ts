@@ -15,7 +15,7 @@ const prefix = `anon-${Math.random().toString(36).slice(2)}:`;
 let f: FlowFixture;
 beforeAll(async () => {
   f = await startFlowFixture(redisAdapter(redis.client, { prefix }), { features: { clientCredentials: true, deviceFlow: true } });
-}, 20_000);
+}, 60_000);
 afterAll(() => f?.op.close());
 
 /** The seconds to live of every OP session record (and its uid look-up) in Redis. */

@@ -408,7 +408,7 @@ describe.each([
       },
     };
     f = await startFlowFixture(flaky, { accounts: accountsWithOutage([FULL_ALICE, BOB], () => accountsDown), trustProxy: true, throttle: { maxAccountFailures: 5 } });
-  }, 20_000);
+  }, 60_000);
   afterAll(async () => {
     await f?.op.close();
     await stop?.();

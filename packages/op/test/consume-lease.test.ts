@@ -80,7 +80,7 @@ beforeAll(async () => {
     },
   };
   f = await startFlowFixture(redisAdapter(instance as never, { prefix: `lease-${Math.random().toString(36).slice(2)}:`, timeout: 6000 }));
-}, 20_000);
+}, 60_000);
 afterEach(() => Object.assign(plan, { next: '', dead: false, slowMs: 0, starved: false }));
 afterAll(async () => {
   await f?.op.close();
@@ -127,7 +127,7 @@ test('an authorization code: the instance dies after its consume; the retry gets
   expect(Date.now() - started).toBeLessThan(4500); // the dead consume's lease (3 s), not a hang
   expect(await client.fetchUserInfo(f.web, tokens.access_token, 'alice')).toMatchObject({ sub: 'alice' });
   expect((await refusal(client.authorizationCodeGrant(f.web, callbackOf(page), checks))).error).toBe('invalid_grant'); // used now
-}, 20_000);
+}, 60_000);
 
 test('a refresh token rotated on use (public client): the instance dies after rotating it; the retry gets new tokens and the user stays signed in', async () => {
   const first = await aliceTokens(f, f.pub, { scope: 'openid offline_access', prompt: 'consent' });
@@ -141,7 +141,7 @@ test('a refresh token rotated on use (public client): the instance dies after ro
   expect(await client.fetchUserInfo(f.pub, again.access_token, 'alice')).toMatchObject({ sub: 'alice' }); // not revoked
   const third = await client.refreshTokenGrant(f.pub, again.refresh_token!);
   expect(third.access_token).toEqual(expect.any(String));
-}, 20_000);
+}, 60_000);
 
 test('a live, slow instance is never taken over: the same code sent meanwhile waits for its answer, then is refused as a replay', async () => {
   const { page, checks } = await signedInCode();
@@ -154,7 +154,7 @@ test('a live, slow instance is never taken over: the same code sent meanwhile wa
   expect(await owner).toBe('tokens');
   expect(copy).toMatchObject({ status: 400, error: 'invalid_grant' });
   expect(copyTook).toBeGreaterThan(2500); // it waited for the owner's answer, not for a lease to run out
-}, 20_000);
+}, 60_000);
 
 test('a live instance slower than a copy will wait: the copy gets 503 store_unavailable with Retry-After, never the code', async () => {
   const { page, checks } = await signedInCode();
@@ -171,7 +171,7 @@ test('a live instance slower than a copy will wait: the copy gets 503 store_unav
     warn.mockRestore();
   }
   expect(await owner).toBe('alice');
-}, 20_000);
+}, 60_000);
 
 test('the consume cannot be made final before the answer (SETTLE lost with a dropped connection): 503, never tokens that the same code could get again once the lease runs out', async () => {
   const { exchange } = await signedInCode();
@@ -183,7 +183,7 @@ test('the consume cannot be made final before the answer (SETTLE lost with a dro
   expect(first).toEqual({ status: 503, error: 'store_unavailable', retryAfter: '5' });
   expect(second).toEqual({ sub: 'alice' }); // the 503 gave the code back: the retry gets the tokens
   expect(await exchange()).toMatchObject({ error: 'invalid_grant' });
-}, 20_000);
+}, 60_000);
 
 test('an owner paused past its lease (renewals lost) while a copy took the code over: the owner answers 503, only the copy gets tokens', async () => {
   const { exchange } = await signedInCode();
@@ -194,7 +194,7 @@ test('an owner paused past its lease (renewals lost) while a copy took the code 
   // before: both got tokens for one code
   expect(copy).toEqual({ sub: 'alice' });
   expect(await owner).toEqual({ status: 503, error: 'store_unavailable', retryAfter: '5' });
-}, 20_000);
+}, 60_000);
 
 test('two exchanges of one code at once, both past the read before either consumed: one gets the tokens, the other invalid_grant (not a 503 from a lease it never held)', async () => {
   const { exchange } = await signedInCode();
@@ -204,4 +204,4 @@ test('two exchanges of one code at once, both past the read before either consum
   const second = await exchange();
   expect(second).toEqual({ sub: 'alice' });
   expect(await first).toMatchObject({ status: 400, error: 'invalid_grant' });
-}, 20_000);
+}, 60_000);

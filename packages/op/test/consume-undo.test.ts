@@ -28,7 +28,7 @@ describe.each(stores)('a store failure after the code was consumed (%s store)', 
   beforeAll(async () => {
     failing = storeFailingOnce(makeStore());
     f = await startFlowFixture(failing.store);
-  }, 20_000);
+  }, 60_000);
   afterAll(() => f?.op.close());
 
   test('authorization code: 503 with Retry-After, then the same code exchange gets the tokens', async () => {
@@ -66,7 +66,7 @@ describe.each(stores)('a store failure after the device code was consumed (%s st
       clients: [{ client_id: 'tv', token_endpoint_auth_method: 'none', grant_types: [DEVICE_CODE], response_types: [], redirect_uris: [] }],
     }));
     tv = await client.discovery(new URL(o.issuer), 'tv', { token_endpoint_auth_method: 'none' }, client.None(), { execute: [client.allowInsecureRequests] });
-  }, 20_000);
+  }, 60_000);
   afterAll(() => o?.close());
 
   test('the poll after the user approved: 503, then the next poll gets the tokens', async () => {
@@ -120,7 +120,7 @@ describe('Redis freezing just as the consume is sent (the deadline gives up befo
       },
     };
     f = await startFlowFixture(redisAdapter(freezing as never, { prefix: `inflight-${Math.random().toString(36).slice(2)}:`, timeout: 400 }));
-  }, 20_000);
+  }, 60_000);
   afterAll(async () => {
     redis.server.resume();
     await f?.op.close();

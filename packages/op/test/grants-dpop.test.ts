@@ -28,7 +28,7 @@ beforeAll(async () => {
       { client_id: 'gateway-dpop', client_secret: SECRET, grant_types: [TOKEN_EXCHANGE], response_types: [], dpop_bound_access_tokens: true },
     ],
   }));
-}, 20_000);
+}, 60_000);
 afterAll(async () => {
   warn.mockRestore();
   await f?.op.close();

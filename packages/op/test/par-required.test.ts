@@ -34,7 +34,7 @@ beforeAll(async () => {
     code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256',
   }, keys.privateKey);
   par = { config, url, requestObject: url.searchParams.get('request')!, secret: config.clientMetadata().client_secret as string };
-}, 20_000);
+}, 60_000);
 afterAll(async () => {
   process.env.NODE_ENV = env;
   jest.restoreAllMocks();

@@ -76,7 +76,7 @@ describe.each([
     const made = withRace(makeStore());
     race = made.race;
     f = await startFlowFixture(made.store);
-  }, 20_000);
+  }, 60_000);
   afterAll(() => f?.op.close());
 
   /**
@@ -103,7 +103,7 @@ describe.each([
     const tokens = await atOnce('AuthorizationCode', () => client.authorizationCodeGrant(f.web, callbackOf(page), checks));
     // before: the winner's access token still served userinfo
     if (tokens) expect(await refusal(client.fetchUserInfo(f.web, tokens.access_token, 'alice'))).toMatchObject({ status: 401 });
-  }, 20_000);
+  }, 60_000);
 
   test('a refresh token rotated on use: one is refused (invalid_grant) and the grant is revoked: no token of it works', async () => {
     const signedIn = await aliceTokens(f, f.pub, { scope: 'openid offline_access', prompt: 'consent' });
@@ -114,12 +114,12 @@ describe.each([
     }
     // the grant is gone: the access token the sign-in gave stops working as well
     expect(await refusal(client.fetchUserInfo(f.pub, signedIn.access_token, 'alice'))).toMatchObject({ status: 401 });
-  }, 20_000);
+  }, 60_000);
 
   test('no race, no revocation: a code redeemed once, and a refresh token used once, keep working', async () => {
     const signedIn = await aliceTokens(f, f.pub, { scope: 'openid offline_access', prompt: 'consent' });
     expect(await client.fetchUserInfo(f.pub, signedIn.access_token, 'alice')).toMatchObject({ sub: 'alice' });
     const rotated = await client.refreshTokenGrant(f.pub, signedIn.refresh_token!);
     expect(await client.fetchUserInfo(f.pub, rotated.access_token, 'alice')).toMatchObject({ sub: 'alice' });
-  }, 20_000);
+  }, 60_000);
 });

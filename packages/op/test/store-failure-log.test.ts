@@ -119,7 +119,7 @@ describe('Redis stalls (SIGSTOP) under NODE_ENV=production', () => {
       accounts, adapter: redisAdapter(client, { timeout: 300 }), authenticators: undefined, ...generateKeys(),
       clients: [{ client_id: 'web', client_secret: SECRET, redirect_uris: [`${origin}/cb`] }],
     }), { server });
-  }, 20_000);
+  }, 60_000);
   beforeEach(() => void (warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined)));
   afterEach(() => {
     redis.kill('SIGCONT');
@@ -259,7 +259,7 @@ describe('Redis stalls between a code\'s consume and its settle', () => {
       accounts, adapter: redisAdapter(client, { timeout: 1000 }), ...generateKeys(),
       clients: [{ client_id: 'web', client_secret: SECRET, redirect_uris: [`${origin}/cb`], grant_types: ['authorization_code'] }],
     }), { server });
-  }, 20_000);
+  }, 60_000);
   afterAll(async () => {
     await o?.close();
     client?.destroy();

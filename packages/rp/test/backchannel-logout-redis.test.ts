@@ -26,7 +26,7 @@ beforeAll(async () => {
   client = createClient({ url: redis.url });
   await client.connect();
   t = await startRp({ store: new RedisStore({ client, prefix: 'sess:' }) as unknown as ListableStore });
-}, 20_000);
+}, 60_000);
 afterAll(async () => {
   await t.close();
   await client.quit();

@@ -274,7 +274,7 @@ describe('a back-channel logout while a request of that session is refreshing it
         },
       },
     });
-  }, 20_000);
+  }, 60_000);
   afterAll(() => slow.close());
 
   test('the logout sticks: the refresh that finishes after it does not save the session back', async () => {
@@ -291,7 +291,7 @@ describe('a back-channel logout while a request of that session is refreshing it
     expect([refreshed.status, refreshed.body.error]).toEqual([401, 'not_authenticated']);
     expect((await agent.get('/me')).status).toBe(401);
     expect(await slow.authenticatedSessions()).toEqual([]);
-  }, 20_000);
+  }, 60_000);
 
   test('the refresh that finishes after the logout does not write the session at all: no moment where other requests find it signed in (chaos soak)', async () => {
     const agent = slow.agent();
@@ -314,7 +314,7 @@ describe('a back-channel logout while a request of that session is refreshing it
     } finally {
       slow.store.set = set;
     }
-  }, 20_000);
+  }, 60_000);
 });
 
 describe('a sign-out while another request of that session is under way and then saves the session (a cart, a flash message, resave: true)', () => {
@@ -328,7 +328,7 @@ describe('a sign-out while another request of that session is under way and then
         res.send('done');
       }),
     });
-  }, 20_000);
+  }, 60_000);
   afterAll(() => app.close());
   const cookieOf = (agent: ReturnType<TestRp['agent']>): string => agent.jar.getCookie('sid', { domain: '127.0.0.1', path: '/', secure: false, script: false })!.toValueString();
 
@@ -346,7 +346,7 @@ describe('a sign-out while another request of that session is under way and then
     expect((await slow).status).toBe(200);
     expect((await agent.get('/me')).status).toBe(401); // before: 200, signed in again
     expect(await app.authenticatedSessions()).toEqual([]);
-  }, 20_000);
+  }, 60_000);
 
   test('here (the logout route, from another tab): the ended session id does not work again', async () => {
     const agent = app.agent();
@@ -358,7 +358,7 @@ describe('a sign-out while another request of that session is under way and then
     expect((await slow).status).toBe(200);
     expect((await request(app.server).get('/me').set('cookie', cookie)).status).toBe(401); // before: 200 (a copied cookie outlived the sign-out)
     expect(await app.authenticatedSessions()).toEqual([]);
-  }, 20_000);
+  }, 60_000);
 
   test('a coordination store that cannot be read (or stalls) just after the save does not fail (or hold) the request: the write stands', async () => {
     const store = new session.MemoryStore();
@@ -406,7 +406,7 @@ describe('a sign-out while another request of that session is under way and then
     expect((await anonymous.get('/slow')).status).toBe(200);
     expect((await anonymous.get('/slow')).status).toBe(200);
     expect(await new Promise((resolve) => app.store.length!((_e, n) => resolve(n)))).toBeGreaterThanOrEqual(2);
-  }, 20_000);
+  }, 60_000);
 });
 
 describe('the check for a sign-out after a save of a session, when the store cannot answer it', () => {

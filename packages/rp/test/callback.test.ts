@@ -520,7 +520,7 @@ describe('an OP that accepts connections and never answers (hung while it restar
       hung.closeAllConnections();
       await new Promise((resolve) => hung.close(resolve));
     }
-  }, 25_000);
+  }, 60_000);
 
   test('a login that comes after a discovery request has hung for half a second asks again: the OP is back, it goes on at once; the answer is then shared', async () => {
     let discoveries = 0;
@@ -554,7 +554,7 @@ describe('an OP that accepts connections and never answers (hung while it restar
       op.closeAllConnections();
       await new Promise((resolve) => op.close(resolve));
     }
-  }, 25_000);
+  }, 60_000);
 });
 
 describe('an OP that goes down between login and callback', () => {
@@ -595,7 +595,7 @@ describe('a callback whose claim the store took, with its reply lost (a connecti
         return taken;
       },
     }));
-  }, 20_000);
+  }, 60_000);
   afterAll(() => t.close());
 
   test('503 store_unavailable, and the retry it asks for signs the user in (the claim was taken back)', async () => {
@@ -618,7 +618,7 @@ describe('a login whose back-channel logout index cannot be written (the coordin
     t = await rpWithCoordination((inner) => ({
       addToSet: (key, member, ttlMs, max) => (failIndex ? Promise.reject(CONNECTION_LOST) : inner.addToSet(key, member, ttlMs, max)),
     }));
-  }, 20_000);
+  }, 60_000);
   afterAll(() => t.close());
 
   test('is not saved: 503 store_unavailable (a login the OP\'s logout could not end would outlive "sign out everywhere"), and a new login works once the store is back', async () => {
@@ -663,7 +663,7 @@ describe('a callback whose code exchange fails in passing', () => {
         },
       },
     });
-  }, 20_000);
+  }, 60_000);
   afterAll(() => exchange.close());
   beforeEach(() => clearStore(exchange));
   afterEach(() => void (mode = 'ok'));

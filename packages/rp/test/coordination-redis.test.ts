@@ -30,7 +30,7 @@ beforeAll(async () => {
   redis = await startRedisServer();
   admin = createClient({ url: redis.url });
   await admin.connect();
-}, 20_000);
+}, 60_000);
 beforeEach(() => {
   warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
 });
@@ -260,7 +260,7 @@ test('max number of clients without a password: Redis writes its refusal and clo
     ownAdmin.destroy();
     await own.stop();
   }
-}, 20_000);
+}, 60_000);
 
 test('a Redis not reachable yet is left to reconnect: nothing is said at start-up', async () => {
   const paused = createClient({ url: redis.url, commandOptions: { timeout: 200 } }).on('error', () => undefined);
@@ -347,7 +347,7 @@ test('the login-start lock holds through a slow store: renewals that reach Redis
   await work;
   await Promise.all(sent);
   expect(intrusions).toBe(0); // with a 3 s lease renewed every second, the lease lapsed between renewals
-}, 20_000);
+}, 60_000);
 
 test('the start-up check never fails the app: a client of another shape (its sendCommand throws) leaves no unhandled rejection', async () => {
   const unhandled = await unhandledRejectionsDuring(() => redisCoordination({
@@ -381,7 +381,7 @@ test('a Redis whose replies are each 60 % of `timeout` late, just restarted (its
     client.destroy();
     await slow.close();
   }
-}, 20_000);
+}, 60_000);
 
 test('OOM (Redis full under noeviction): a 503 that says to raise maxmemory, without the script hash Redis adds', async () => {
   const c = redisCoordination(admin, { prefix: `oom-${Math.random()}:` });
@@ -414,7 +414,7 @@ describe('a connection that stops answering while Redis answers (no FIN, no RST)
       client.destroy();
       await relay.close();
     }
-  }, 20_000);
+  }, 60_000);
 
   test('the session store (connect-redis over the same kind of client): its missed deadline reconnects it too', async () => {
     const relay = await slowRedis(redis);
@@ -433,7 +433,7 @@ describe('a connection that stops answering while Redis answers (no FIN, no RST)
       client.destroy();
       await relay.close();
     }
-  }, 20_000);
+  }, 60_000);
 
   test('writes paused (CLIENT PAUSE WRITE, as Redis\'s FAILOVER and managed maintenance do) and the app\'s own blocking command are not a dead connection: nothing reconnected, the app\'s command completes (review)', async () => {
     const client = createClient({ url: redis.url }).on('error', () => undefined);
@@ -455,7 +455,7 @@ describe('a connection that stops answering while Redis answers (no FIN, no RST)
     } finally {
       client.destroy();
     }
-  }, 20_000);
+  }, 60_000);
 
   test('a stalled Redis (SIGSTOP) is not taken for a dead connection: the client is left to itself, and serves once Redis does', async () => {
     const client = createClient({ url: redis.url }).on('error', () => undefined);
@@ -574,5 +574,5 @@ describe('a failover behind one endpoint (the old master\'s connections stay ope
     } finally {
       client.destroy();
     }
-  }, 20_000);
+  }, 60_000);
 });

@@ -98,7 +98,7 @@ describe('an OP whose jwks_uri answers 503 to an instance that holds none of its
           : fetch(url, init as RequestInit)),
       },
     });
-  }, 20_000);
+  }, 60_000);
   afterAll(() => t.close());
   beforeEach(() => clearStore(t));
   afterEach(() => void (jwksDown = false));

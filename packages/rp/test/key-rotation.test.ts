@@ -164,7 +164,7 @@ describe('an OP that signs with a key its JWKS does not publish yet', () => {
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain(`${t.op.issuer}/jwks`);
     expect(warnings[0]).toContain('publish the new key on every OP instance before any of them signs with it');
-  }, 20_000);
+  }, 60_000);
 
   test('a back-channel logout token signed with that key: 503 with Retry-After (the OP sends it again), not a 400 that loses the logout', async () => {
     const agent = t.agent();

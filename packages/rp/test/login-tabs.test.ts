@@ -84,7 +84,7 @@ describe.each([
     const store = client ? new RedisStore({ client, prefix: 'sess:' }) as unknown as ListableStore : undefined;
     t = await startRp({ store });
     holder.wrap(t.store);
-  }, 20_000);
+  }, 60_000);
   afterAll(async () => {
     await t.close();
     await client?.quit();
@@ -144,7 +144,7 @@ describe.each([
       await client.connect();
     }
     t = await startRp({ store: client ? new RedisStore({ client, prefix: 'sess:' }) as unknown as ListableStore : undefined });
-  }, 20_000);
+  }, 60_000);
   afterAll(async () => {
     await t.close();
     await client?.quit();
@@ -304,7 +304,7 @@ describe('tabs starting a sign-in at the same moment on two instances (connect-r
       setTimeout(() => set(sid, data, cb), SLOW_MS);
     }) as typeof storeB.set;
     b = await secondInstance(t, storeB, coordination);
-  }, 20_000);
+  }, 60_000);
   afterAll(async () => {
     await close(b);
     await t.close();

@@ -162,7 +162,7 @@ describe('deviceAuthorization() then poll()', () => {
     expect(auth.user.sub).toBe('alice');
     const [slowed, accepted] = polls.slice(from);
     expect(accepted - slowed).toBeGreaterThanOrEqual(5500); // interval 1 + 5
-  }, 20_000);
+  }, 60_000);
 
   test('a wrong client secret at the device authorization endpoint is client_auth_failed; an unsupported OP says what is missing', async () => {
     const rp = new RelyingParty({

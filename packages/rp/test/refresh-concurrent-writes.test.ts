@@ -124,7 +124,7 @@ describe('an access token of 4 s (its refresh is due 3 s after the login)', () =
   const store = new ReadFaults();
   beforeAll(async () => {
     t = await start(4, store);
-  }, 20_000);
+  }, 60_000);
   afterAll(() => t.close());
 
   test('the OP refuses the refresh (the grant was revoked) while another tab starts a sign-in and another request writes: the session loses its login and keeps both, and that sign-in finishes', async () => {
@@ -144,7 +144,7 @@ describe('an access token of 4 s (its refresh is due 3 s after the login)', () =
     expect(finished.status).toBe(302);
     expect(finished.headers.location).toBe('/me');
     expect((await request(t.server).get('/me').set('cookie', sessionCookieOf(finished))).status).toBe(200);
-  }, 20_000);
+  }, 60_000);
 
   test('the app destroys the session (its own sign-out) while the OP answers the refresh: it stays destroyed, and the refresh answers 401', async () => {
     const { cookie, release, refreshing } = await refreshHeld(t);
@@ -155,7 +155,7 @@ describe('an access token of 4 s (its refresh is due 3 s after the login)', () =
     // before: the refresh's save wrote the session back, signed in
     expect(await storedSession(t, sidOf(cookie))).toBeFalsy();
     expect((await request(t.server).get('/me').set('cookie', cookie)).status).toBe(401);
-  }, 20_000);
+  }, 60_000);
 
   test('the same when the OP refuses that refresh: the destroyed session is not written back without its login either', async () => {
     const { cookie, release, refreshing } = await refreshHeld(t, true);
@@ -163,7 +163,7 @@ describe('an access token of 4 s (its refresh is due 3 s after the login)', () =
     release();
     expect((await refreshing).status).toBe(401);
     expect(await storedSession(t, sidOf(cookie))).toBeFalsy();
-  }, 20_000);
+  }, 60_000);
 
   test('the store misses the session at the refresh\'s read before its save (it is there): 401, the session is neither written nor destroyed, and its next request gets the new tokens (no second grant)', async () => {
     const grants = t.op.counts.grants.refresh_token ?? 0; // (a sign-in makes no refresh grant)
@@ -175,7 +175,7 @@ describe('an access token of 4 s (its refresh is due 3 s after the login)', () =
     const next = await request(t.server).get('/token').set('cookie', cookie);
     expect(next.status).toBe(200);
     expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(1); // the kept result: no replay of the rotated token
-  }, 20_000);
+  }, 60_000);
 
   test('the OP refuses the refresh and the store stalls at the read before the save: the 401 waits 250 ms for it, not the store\'s deadline, and the session is saved as read, less the refused login', async () => {
     const { cookie, release, refreshing } = await refreshHeld(t, true);
@@ -190,7 +190,7 @@ describe('an access token of 4 s (its refresh is due 3 s after the login)', () =
     expect(stored).toBeTruthy();
     expect(stored?.oidc?.auth).toBeUndefined();
     expect((await request(t.server).get('/me').set('cookie', cookie)).status).toBe(401);
-  }, 20_000);
+  }, 60_000);
 
   test('two refreshes in one request (the due token\'s, then one the route asks for): the second\'s save keeps what another request wrote while the OP answered it', async () => {
     const cookie = sessionCookieOf(await t.login(t.agent()));
@@ -202,7 +202,7 @@ describe('an access token of 4 s (its refresh is due 3 s after the login)', () =
     release();
     expect((await twice).status).toBe(200);
     expect((await storedSession(t, sidOf(cookie)))?.lastSeen).toBe('another request');
-  }, 20_000);
+  }, 60_000);
 
   test('a request that began a minute or less before its access token was due, and refreshes it later in the request, keeps what another request wrote meanwhile', async () => {
     const cookie = sessionCookieOf(await t.login(t.agent()));
@@ -216,14 +216,14 @@ describe('an access token of 4 s (its refresh is due 3 s after the login)', () =
     expect((await slow).status).toBe(200);
     expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(1);
     expect((await storedSession(t, sidOf(cookie)))?.lastSeen).toBe('another request');
-  }, 20_000);
+  }, 60_000);
 });
 
 describe('an access token of an hour', () => {
   let t: TestRp;
   beforeAll(async () => {
     t = await start(3600, new ReadFaults());
-  }, 20_000);
+  }, 60_000);
   afterAll(() => t.close());
 
   test.each(['/auth/refresh', '/Auth/Refresh'])('POST %s of a fresh token keeps what another request wrote while the OP answered (rp()\'s routes take any letter case)', async (path) => {
@@ -238,11 +238,11 @@ describe('an access token of an hour', () => {
     expect(stored?.lastSeen).toBe('another request');
     // and the request's own write, by a middleware between express-session and rp() (at the route's usual spelling), is its own: kept
     if (path === '/auth/refresh') expect(stored?.via).toBe('a middleware before rp()');
-  }, 20_000);
+  }, 60_000);
 
   test('POST /auth/refresh of a fresh token, no other request: a middleware\'s write of the same request is kept', async () => {
     const cookie = sessionCookieOf(await t.login(t.agent()));
     expect((await request(t.server).post('/auth/refresh').set({ cookie, origin: t.baseURL }).type('form').send({})).status).toBe(200);
     expect((await storedSession(t, sidOf(cookie)))?.via).toBe('a middleware before rp()');
-  }, 20_000);
+  }, 60_000);
 });

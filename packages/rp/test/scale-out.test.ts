@@ -26,7 +26,7 @@ beforeAll(async () => {
   client = createClient({ url: redis.url });
   client.on('error', () => undefined); // the stall tests stop Redis on purpose
   await client.connect();
-}, 20_000);
+}, 60_000);
 afterAll(async () => {
   await client.quit().catch(() => undefined);
   await redis.stop();
@@ -73,7 +73,7 @@ describe.each([
       routes: tokenRoute,
     });
     b = await secondInstance(t, { coordination });
-  }, 20_000);
+  }, 60_000);
   afterAll(async () => {
     await close(b.server);
     await t.close();
@@ -138,7 +138,7 @@ describe('a narrowed refresh on one instance beside a plain one on another (redi
       coordination,
       providers: { op: oidc({ issuer: t.op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, scope: 'openid profile email offline_access', allowInsecureRequests: true, customFetch }) },
     }, narrow);
-  }, 20_000);
+  }, 60_000);
   afterAll(async () => {
     await close(b.server);
     await t.close();
@@ -180,7 +180,7 @@ describe('two instances whose MemoryStores a library writes through to one Redis
     const shared = new RedisStore({ client, prefix: 'sess-through:' });
     t = await startRp({ store: writingThrough(shared) });
     b = await secondInstance(t, {}, undefined, writingThrough(shared));
-  }, 20_000);
+  }, 60_000);
   afterAll(async () => {
     await close(b.server);
     await t.close();
@@ -209,7 +209,7 @@ describe('back-channel logout and logout-token replay across instances (redisCoo
     const coordination = redisCoordination(client, { prefix: 'rp-bcl:' });
     t = await startRp({ store: new RedisStore({ client, prefix: 'sess-bcl:' }) as unknown as ListableStore, rp: { coordination } });
     b = await secondInstance(t, { coordination });
-  }, 20_000);
+  }, 60_000);
   afterAll(async () => {
     await close(b.server);
     await t.close();
@@ -367,7 +367,7 @@ describe('a session store that fails while the refreshed tokens are saved (redis
   let failing: { saves: boolean; readsAfter?: number };
   beforeAll(async () => {
     ({ t, b, failing } = await instancesWithFailingSaves('keep'));
-  }, 20_000);
+  }, 60_000);
   afterAll(async () => {
     await close(b.server);
     await t.close();
@@ -484,7 +484,7 @@ describe.each([
       },
     });
     b = coordinated ? await secondInstance(t, { coordination }, slowWrite) : undefined;
-  }, 20_000);
+  }, 60_000);
   afterAll(async () => {
     if (b) await close(b.server);
     await t.close();
@@ -532,7 +532,7 @@ describe.each([
     expect(later.status).toBe(200);
     expect((t.op.counts.grants.refresh_token ?? 0) - grants).toBe(2);
     expect((await stored()).refreshToken).not.toBe(rotated);
-  }, 20_000);
+  }, 60_000);
 
   test('the same when the refresh asked for a narrower scope (POST /auth/refresh { scope }; review)', async () => {
     const cookie = await signIn();
@@ -548,7 +548,7 @@ describe.each([
     let after = await stored();
     for (let i = 0; i < 50 && after.refreshToken !== rotated; i++) after = (await sleep(20), await stored());
     expect(after).toMatchObject({ refreshToken: rotated, lastSeen: 'the app wrote this' });
-  }, 20_000);
+  }, 60_000);
 
   test('the other request saves while the OP answers the refresh: the refresh\'s save keeps that request\'s write and removal, a login started meanwhile in another tab, and its own request\'s writes, a middleware\'s before rp() included (before, it put the session back as it read it)', async () => {
     const cookie = await signIn();
@@ -578,7 +578,7 @@ describe.each([
     const finished = await request(b?.server ?? t.server).get(callback.pathname + callback.search).set('cookie', cookie);
     expect(finished.status).toBe(302);
     expect(finished.headers.location).toBe('/me');
-  }, 20_000);
+  }, 60_000);
 
   test('both requests change the same member: the refresh\'s save, the later, keeps its request\'s value (as any later save would)', async () => {
     const cookie = await signIn();
@@ -593,7 +593,7 @@ describe.each([
     hold.resolve();
     expect((await refreshing).status).toBe(200);
     expect(await stored()).toMatchObject({ visits: 1, lastSeen: 'the app wrote this' });
-  }, 20_000);
+  }, 60_000);
 });
 describe('a refresh slower than a load balancer waits (slow store and slow OP, two instances)', () => {
   let t: TestRp;
@@ -627,7 +627,7 @@ describe('a refresh slower than a load balancer waits (slow store and slow OP, t
       },
     });
     b = await secondInstance(t, { coordination, storeTimeout: 500 });
-  }, 20_000);
+  }, 60_000);
   afterAll(async () => {
     await close(b.server);
     await t.close();
@@ -677,7 +677,7 @@ describe('refresh results kept from earlier serve only while their access token 
       await close(b.server);
       await t.close();
     }
-  }, 20_000);
+  }, 60_000);
 
   test('an OP that does not rotate refresh tokens: a refresh after the last result\'s access token expired is a new grant, not that result again', async () => {
     const t = await startRp({ op: { ttl: { AccessToken: 2 }, config: { rotateRefreshToken: false } }, routes: tokenRoute });
@@ -696,7 +696,7 @@ describe('refresh results kept from earlier serve only while their access token 
     } finally {
       await t.close();
     }
-  }, 20_000);
+  }, 60_000);
 });
 
 describe('a transient OP failure during a refresh keeps the login', () => {
@@ -717,7 +717,7 @@ describe('a transient OP failure during a refresh keeps the login', () => {
         },
       },
     });
-  }, 20_000);
+  }, 60_000);
   afterAll(() => t.close());
   afterEach(() => void (mode = 'ok'));
 
