@@ -67,7 +67,7 @@ function failuresOf(r) {
 function firstLines(message = '') {
   const plain = message.replace(/\u001b\[[0-9;]*m/g, '');
   const lines = plain.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('at ') && !l.startsWith('●'));
-  return lines.slice(0, 4).join(' | ').slice(0, 400);
+  return lines.slice(0, 10).join(' | ').slice(0, 700);
 }
 
 function nodeBinary(major) {

@@ -155,7 +155,14 @@ export function createSandbox(): Sandbox {
       child.stdout!.on('data', onData);
       child.stderr!.on('data', onData);
       const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-        child.once('exit', (code, signal) => resolve({ code, signal }));
+        // once what it wrote has been read too: 'exit' may come before the last of its output (a program that
+        // stopped at start-up was seen with an empty output), 'close' not at all while a child of it holds the pipes
+        const drained = (stream: NodeJS.ReadableStream & { readableEnded: boolean }) =>
+          new Promise<void>((done) => (stream.readableEnded ? done() : (stream.once('end', done), stream.once('close', done))));
+        child.once('exit', (code, signal) => {
+          const cap = new Promise<void>((done) => setTimeout(done, 2000).unref());
+          void Promise.race([Promise.all([drained(child.stdout!), drained(child.stderr!)]), cap]).then(() => resolve({ code, signal }));
+        });
         child.once('error', (err) => {
           out += `\n${err.message}`;
           resolve({ code: -1, signal: null });
