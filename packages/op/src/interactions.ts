@@ -6,6 +6,7 @@ import type { AccountStore } from './accounts.js';
 import type { OpStore } from './adapters/types.js';
 import type { AuthenticationFailure, AuthenticationSuccess, Authenticator } from './authenticators/authenticator.js';
 import { clientIp } from './client-ip.js';
+import { cookieOf } from './request-cookie.js';
 import { pageHeaders, sendErrorPage, sendMethodNotAllowed, sendStoreUnavailable } from './error-page.js';
 import { appCall } from './bounded-store.js';
 import { OpError } from './errors.js';
@@ -87,11 +88,6 @@ async function details(deps: InteractionDeps, req: Request, res: Response): Prom
   }
 }
 
-/** Whether the request carries a cookie named `name` (whatever its value). */
-function sendsCookie(req: Request, name: string): boolean {
-  return (req.headers.cookie ?? '').split(';').some((c) => c.trimStart().startsWith(`${name}=`));
-}
-
 /**
  * Why this browser's sign-in was not found: an interaction that is still there but whose cookie the
  * browser did not send (cookies blocked, another browser) is not "expired", and saying so would
@@ -100,7 +96,7 @@ function sendsCookie(req: Request, name: string): boolean {
 async function notFoundReason(deps: InteractionDeps, req: Request): Promise<OpError> {
   // the interaction cookie's name as configured (`provider: { cookies: { names } }` renames it, e.g. for two OPs on one host name)
   const name = deps.provider.cookieName('interaction');
-  if (sendsCookie(req, name)) return EXPIRED;
+  if (cookieOf(req, name) !== undefined) return EXPIRED;
   const live = await deps.provider.Interaction.find(String(req.params.uid)).catch(() => undefined);
   return live ? new InteractionError('cookies_missing', 400, COOKIES_MISSING_MESSAGE, live) : EXPIRED;
 }

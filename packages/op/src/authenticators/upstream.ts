@@ -5,6 +5,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { RelyingParty, type NormalizedUser, type OidcSessionData, type ProviderConfig, type Transaction } from '@openid-express/rp';
 import { appCall } from '../bounded-store.js';
 import { StoreUnavailableError } from '../errors.js';
+import { cookieOf } from '../request-cookie.js';
 import type { AuthenticationFailure, AuthenticationSuccess, Authenticator, AuthenticatorMount } from './authenticator.js';
 
 const log = debug('openid-express:op');
@@ -56,15 +57,6 @@ type StartedSignIn = {
 } | { taken: true };
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url');
-
-/** The value of cookie `name` in the request, if it came. */
-function cookieOf(req: Request, name: string): string | undefined {
-  for (const pair of (req.headers.cookie ?? '').split(';')) {
-    const eq = pair.indexOf('=');
-    if (eq > 0 && pair.slice(0, eq).trim() === name) return pair.slice(eq + 1).trim();
-  }
-  return undefined;
-}
 
 function callbackParams(req: Request): URLSearchParams {
   if (req.method === 'POST') return new URLSearchParams(req.body as Record<string, string>);
@@ -128,7 +120,7 @@ export function upstream(options: UpstreamOptions): Authenticator {
         taken = true;
         if (proof) res.clearCookie(cookieName(id!), cookie.options); // its work is done, whatever the answer
         const transaction = rp.takeTransaction(data, state, name);
-        // and its copy in the session (for earlier releases), which a replay would find once the record is gone
+        // and its copy in the session, which an instance of the earlier release would still take on a replay
         if (ours) {
           try {
             rp.takeTransaction(sessionData(req, name), state, name);
